@@ -1,0 +1,79 @@
+//! The shape of an event: what a caller hands to the log ([`NewEvent`]) and what the log hands back
+//! ([`StoredEvent`]), including the envelope fields the log assigns (sequences, timestamp, the hash
+//! of the previous record). The stored JSON of a `StoredEvent` is the on-disk record format.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the record envelope itself (the fields around `payload`). Bumped only if the
+/// envelope changes shape; payload evolution uses each event's own `schema_version`.
+pub const ENVELOPE_VERSION: u32 = 1;
+
+/// Largest payload the log accepts for one event, serialized. Events carry facts and blob
+/// references, never file bodies, so anything larger is a bug in the caller.
+pub const MAX_PAYLOAD_BYTES: usize = 8 * 1024 * 1024;
+
+/// An event that a caller asks the log to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// The install this event belongs to.
+    pub install_id: String,
+    /// Who caused it: `user@host`, or `daemon@host`.
+    pub actor: String,
+    /// Past-tense type name, e.g. `BaseFetched`.
+    pub event_type: String,
+    /// The payload's schema version for this event type.
+    pub schema_version: u32,
+    /// The payload. It must never hold a secret.
+    pub payload: serde_json::Value,
+}
+
+/// A recorded event exactly as stored: the envelope assigned by the log plus the caller's payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// Envelope format version, see [`ENVELOPE_VERSION`].
+    pub envelope_version: u32,
+    /// Position in the whole log, starting at 1, without gaps.
+    pub global_seq: u64,
+    /// The install this event belongs to.
+    pub install_id: String,
+    /// Position within the install, starting at 1, without gaps.
+    pub install_seq: u64,
+    /// When the log recorded it, RFC 3339 in UTC.
+    pub recorded_at: String,
+    /// Who caused it.
+    pub actor: String,
+    /// Past-tense type name.
+    pub event_type: String,
+    /// Payload schema version.
+    pub schema_version: u32,
+    /// The payload.
+    pub payload: serde_json::Value,
+    /// Hex blake3 hash of the previous record's stored bytes (all zeros for the first record).
+    pub prev_hash: String,
+}
+
+impl NewEvent {
+    /// Builds an event from a serializable payload.
+    pub fn new(
+        install_id: impl Into<String>,
+        actor: impl Into<String>,
+        event_type: impl Into<String>,
+        schema_version: u32,
+        payload: serde_json::Value,
+    ) -> NewEvent {
+        NewEvent {
+            install_id: install_id.into(),
+            actor: actor.into(),
+            event_type: event_type.into(),
+            schema_version,
+            payload,
+        }
+    }
+}
+
+/// The current time as the log records it.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z"))
+}

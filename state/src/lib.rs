@@ -1,0 +1,28 @@
+//! `windlass-state` is the persistence layer: the append-only, hash-chained event log (behind the
+//! [`EventStore`] trait, with a redb backend and an optional sled backend), the content-addressed
+//! [`BlobStore`] for file bodies, the schema table that upcasts old event versions on read, and the
+//! keyed fingerprints that stand in for credentials. It knows nothing about Kubernetes, stages or
+//! the command line; it stores opaque JSON payloads under an event type and a schema version.
+
+pub mod blobs;
+pub mod chain;
+pub mod event;
+pub mod fingerprint;
+pub mod log;
+pub mod redb_store;
+pub mod schema;
+pub mod secret;
+#[cfg(feature = "sled")]
+pub mod sled_store;
+pub mod state_dir;
+pub mod store;
+
+pub use blobs::{BlobError, BlobId, BlobStore};
+pub use chain::{ChainError, ChainReport, RecordHash, verify_chain};
+pub use event::{NewEvent, StoredEvent};
+pub use fingerprint::FingerprintKey;
+pub use log::EventLog;
+pub use schema::{EventSchema, SchemaError, SchemaRegistry, Upcaster};
+pub use secret::SecretString;
+pub use state_dir::{Backend, StateDir, StateDirError};
+pub use store::{EventStore, RawRecord, StoreError};

@@ -1,0 +1,206 @@
+//! The default [`EventStore`] backend, on redb. Every append is one write transaction committed
+//! with redb's immediate durability (fsync before `commit` returns). The database is opened in
+//! redb's multi-process mode, so `windlass history` can read while an install or the daemon writes,
+//! and two writers serialise on redb's write lock instead of failing.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use redb::{
+    ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition, TableError,
+};
+
+use crate::chain::RecordHash;
+use crate::event::{NewEvent, StoredEvent};
+use crate::store::{EventStore, RawRecord, StoreError, build_record, decode_record, validate};
+
+/// global sequence → stored record bytes.
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// (install id, install sequence) → global sequence.
+const BY_INSTALL: TableDefinition<(&str, u64), u64> = TableDefinition::new("by_install");
+/// install id → global sequence of its first event.
+const INSTALLS: TableDefinition<&str, u64> = TableDefinition::new("installs");
+/// "head" → last global sequence (8 bytes, big endian) followed by its record hash (32 bytes).
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+const HEAD_KEY: &str = "head";
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// The redb-backed event log.
+pub struct RedbStore {
+    db: Database,
+    path: PathBuf,
+}
+
+fn backend_error(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+impl RedbStore {
+    /// Opens (creating if needed) the log file at `path`.
+    pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
+        let mut builder = Database::builder();
+        builder.set_cache_size(CACHE_BYTES);
+        builder.set_concurrency_mode(ConcurrencyMode::MultiWriter);
+        let db = builder.create(path).map_err(|error| match error {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
+                path: path.display().to_string(),
+                detail: error.to_string(),
+            },
+            other => backend_error(format!("{}: {other}", path.display())),
+        })?;
+        Ok(RedbStore {
+            db,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The log file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn read_head(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<(u64, RecordHash), StoreError> {
+    match meta.get(HEAD_KEY).map_err(backend_error)? {
+        None => Ok((0, RecordHash::GENESIS)),
+        Some(value) => {
+            let bytes = value.value();
+            if bytes.len() != 40 {
+                return Err(StoreError::Backend("log head record has the wrong size".into()));
+            }
+            let mut seq = [0u8; 8];
+            seq.copy_from_slice(&bytes[..8]);
+            let mut hash = [0u8; 32];
+            hash.copy_from_slice(&bytes[8..]);
+            Ok((u64::from_be_bytes(seq), RecordHash(hash)))
+        }
+    }
+}
+
+impl EventStore for RedbStore {
+    fn append(&self, batch: Vec<NewEvent>) -> Result<Vec<StoredEvent>, StoreError> {
+        for event in &batch {
+            validate(event)?;
+        }
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let txn = self.db.begin_write().map_err(backend_error)?;
+        let mut stored_events = Vec::with_capacity(batch.len());
+        {
+            let mut events = txn.open_table(EVENTS).map_err(backend_error)?;
+            let mut by_install = txn.open_table(BY_INSTALL).map_err(backend_error)?;
+            let mut installs = txn.open_table(INSTALLS).map_err(backend_error)?;
+            let mut meta = txn.open_table(META).map_err(backend_error)?;
+            let (mut last_global, mut prev_hash) = read_head(&meta)?;
+            let mut install_heads: HashMap<String, u64> = HashMap::new();
+            for event in batch {
+                let install_seq = match install_heads.get(&event.install_id) {
+                    Some(last) => last + 1,
+                    None => {
+                        let id = event.install_id.as_str();
+                        let last = by_install
+                            .range((id, 0u64)..=(id, u64::MAX))
+                            .map_err(backend_error)?
+                            .next_back()
+                            .transpose()
+                            .map_err(backend_error)?
+                            .map(|(key, _)| key.value().1)
+                            .unwrap_or(0);
+                        last + 1
+                    }
+                };
+                let global_seq = last_global + 1;
+                let install_id = event.install_id.clone();
+                let (stored, bytes, hash) = build_record(event, global_seq, install_seq, &prev_hash)?;
+                events
+                    .insert(global_seq, bytes.as_slice())
+                    .map_err(backend_error)?;
+                by_install
+                    .insert((install_id.as_str(), install_seq), global_seq)
+                    .map_err(backend_error)?;
+                if install_seq == 1 {
+                    installs
+                        .insert(install_id.as_str(), global_seq)
+                        .map_err(backend_error)?;
+                }
+                install_heads.insert(install_id, install_seq);
+                last_global = global_seq;
+                prev_hash = hash;
+                stored_events.push(stored);
+            }
+            let mut head = [0u8; 40];
+            head[..8].copy_from_slice(&last_global.to_be_bytes());
+            head[8..].copy_from_slice(&prev_hash.0);
+            meta.insert(HEAD_KEY, head.as_slice()).map_err(backend_error)?;
+        }
+        txn.commit().map_err(backend_error)?;
+        Ok(stored_events)
+    }
+
+    fn events_of(&self, install_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend_error)?;
+        let by_install = match txn.open_table(BY_INSTALL) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(error) => return Err(backend_error(error)),
+        };
+        let events = txn.open_table(EVENTS).map_err(backend_error)?;
+        let mut out = Vec::new();
+        for entry in by_install
+            .range((install_id, 0u64)..=(install_id, u64::MAX))
+            .map_err(backend_error)?
+        {
+            let (_, global) = entry.map_err(backend_error)?;
+            let global_seq = global.value();
+            let bytes = events
+                .get(global_seq)
+                .map_err(backend_error)?
+                .ok_or_else(|| StoreError::CorruptRecord {
+                    global_seq,
+                    reason: "indexed but missing".into(),
+                })?;
+            out.push(decode_record(global_seq, bytes.value())?);
+        }
+        Ok(out)
+    }
+
+    fn install_ids(&self) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend_error)?;
+        let installs = match txn.open_table(INSTALLS) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(error) => return Err(backend_error(error)),
+        };
+        let mut ids = Vec::new();
+        for entry in installs.iter().map_err(backend_error)? {
+            let (id, first) = entry.map_err(backend_error)?;
+            ids.push((first.value(), id.value().to_string()));
+        }
+        ids.sort();
+        Ok(ids.into_iter().map(|(_, id)| id).collect())
+    }
+
+    fn scan(&self, from: u64, limit: usize) -> Result<Vec<RawRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend_error)?;
+        let events = match txn.open_table(EVENTS) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(error) => return Err(backend_error(error)),
+        };
+        let mut out = Vec::new();
+        for entry in events.range(from..).map_err(backend_error)?.take(limit) {
+            let (key, value) = entry.map_err(backend_error)?;
+            out.push(RawRecord {
+                global_seq: key.value(),
+                bytes: value.value().to_vec(),
+            });
+        }
+        Ok(out)
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "redb"
+    }
+}

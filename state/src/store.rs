@@ -1,0 +1,140 @@
+//! The [`EventStore`] trait that every log backend implements, the raw record type used by chain
+//! verification, and the shared validation and record-building logic, so that both backends assign
+//! sequences, timestamps and hashes in exactly the same way.
+
+use crate::chain::RecordHash;
+use crate::event::{ENVELOPE_VERSION, MAX_PAYLOAD_BYTES, NewEvent, StoredEvent, now_rfc3339};
+
+/// Errors from an event store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The storage engine failed (I/O, corruption, lock).
+    #[error("event log storage error: {0}")]
+    Backend(String),
+    /// Another process holds the log in a way that excludes this one.
+    #[error("the event log at {path} is in use by another process: {detail}")]
+    Locked {
+        /// The log file or directory.
+        path: String,
+        /// What the storage engine said.
+        detail: String,
+    },
+    /// An event handed to `append` is not acceptable.
+    #[error("refusing to record event {event_type:?}: {reason}")]
+    InvalidEvent {
+        /// The event type that was refused.
+        event_type: String,
+        /// Why.
+        reason: String,
+    },
+    /// A stored record could not be decoded.
+    #[error("stored record {global_seq} is unreadable: {reason}")]
+    CorruptRecord {
+        /// Global sequence of the record.
+        global_seq: u64,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// One stored record as raw bytes, for hash-chain verification.
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    /// The record's global sequence (the storage key).
+    pub global_seq: u64,
+    /// The exact stored bytes (a JSON [`StoredEvent`]).
+    pub bytes: Vec<u8>,
+}
+
+/// An append-only, hash-chained event log.
+///
+/// `append` is atomic and durable: when it returns `Ok`, every event of the batch is on disk, and
+/// after a crash either the whole batch is there or none of it is.
+pub trait EventStore: Send + Sync {
+    /// Appends a batch atomically and durably, returning the stored events in order.
+    fn append(&self, batch: Vec<NewEvent>) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Every event of one install, in install order, exactly as stored (not upcast).
+    fn events_of(&self, install_id: &str) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Every install id, in the order of each install's first event.
+    fn install_ids(&self) -> Result<Vec<String>, StoreError>;
+    /// Up to `limit` raw records starting at global sequence `from`.
+    fn scan(&self, from: u64, limit: usize) -> Result<Vec<RawRecord>, StoreError>;
+    /// The backend's name, for messages.
+    fn backend_name(&self) -> &'static str;
+}
+
+/// Checks an event before it is recorded.
+pub(crate) fn validate(event: &NewEvent) -> Result<(), StoreError> {
+    let refuse = |reason: &str| StoreError::InvalidEvent {
+        event_type: event.event_type.clone(),
+        reason: reason.to_string(),
+    };
+    if event.event_type.is_empty() {
+        return Err(refuse("empty event type"));
+    }
+    if event.schema_version == 0 {
+        return Err(refuse("schema versions start at 1"));
+    }
+    if !is_valid_install_id(&event.install_id) {
+        return Err(refuse(
+            "install id must be 1 to 64 characters of [A-Za-z0-9._-]",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a string is acceptable as an install id (also used as a directory name).
+pub fn is_valid_install_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Builds the stored form of one event and its serialized bytes and hash.
+pub(crate) fn build_record(
+    event: NewEvent,
+    global_seq: u64,
+    install_seq: u64,
+    prev_hash: &RecordHash,
+) -> Result<(StoredEvent, Vec<u8>, RecordHash), StoreError> {
+    let event_type = event.event_type.clone();
+    let stored = StoredEvent {
+        envelope_version: ENVELOPE_VERSION,
+        global_seq,
+        install_id: event.install_id,
+        install_seq,
+        recorded_at: now_rfc3339(),
+        actor: event.actor,
+        event_type: event.event_type,
+        schema_version: event.schema_version,
+        payload: event.payload,
+        prev_hash: prev_hash.to_hex(),
+    };
+    let bytes = serde_json::to_vec(&stored).map_err(|error| StoreError::InvalidEvent {
+        event_type: event_type.clone(),
+        reason: error.to_string(),
+    })?;
+    if bytes.len() > MAX_PAYLOAD_BYTES {
+        return Err(StoreError::InvalidEvent {
+            event_type,
+            reason: format!(
+                "record is {} bytes, the limit is {MAX_PAYLOAD_BYTES}",
+                bytes.len()
+            ),
+        });
+    }
+    let hash = RecordHash::of(&bytes);
+    Ok((stored, bytes, hash))
+}
+
+/// Decodes a stored record.
+pub(crate) fn decode_record(global_seq: u64, bytes: &[u8]) -> Result<StoredEvent, StoreError> {
+    serde_json::from_slice(bytes).map_err(|error| StoreError::CorruptRecord {
+        global_seq,
+        reason: error.to_string(),
+    })
+}
