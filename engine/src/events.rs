@@ -1,0 +1,198 @@
+//! The engine's own events: the lifecycle of an install and of each stage attempt. These structs
+//! are wire formats (stored in the log for ever), so fields are only ever added as optional; any
+//! other change bumps the version and adds an upcaster to [`SCHEMAS`].
+
+use serde::{Deserialize, Serialize};
+use windlass_state::{EventSchema, Upcaster};
+
+use crate::install::LicenseRecord;
+use crate::stage::FailureClass;
+
+/// `InstallStarted`: an install began.
+pub const INSTALL_STARTED: &str = "InstallStarted";
+/// `InstallResumed`: an interrupted install was picked up again.
+pub const INSTALL_RESUMED: &str = "InstallResumed";
+/// `StageStarted`: a stage attempt began.
+pub const STAGE_STARTED: &str = "StageStarted";
+/// `StageCompleted`: a stage attempt succeeded; its facts immediately precede it.
+pub const STAGE_COMPLETED: &str = "StageCompleted";
+/// `StageFailed`: a stage attempt failed.
+pub const STAGE_FAILED: &str = "StageFailed";
+/// `InstallCompleted`: every stage completed.
+pub const INSTALL_COMPLETED: &str = "InstallCompleted";
+/// `InstallFailed`: a stage failed for good.
+pub const INSTALL_FAILED: &str = "InstallFailed";
+
+/// The engine's event types with their upcasters.
+pub const SCHEMAS: &[EventSchema] = &[
+    EventSchema {
+        event_type: INSTALL_STARTED,
+        current_version: 2,
+        upcasters: &[Upcaster {
+            from_version: 1,
+            upcast: install_started_v1_to_v2,
+        }],
+    },
+    EventSchema {
+        event_type: INSTALL_RESUMED,
+        current_version: 1,
+        upcasters: &[],
+    },
+    EventSchema {
+        event_type: STAGE_STARTED,
+        current_version: 1,
+        upcasters: &[],
+    },
+    EventSchema {
+        event_type: STAGE_COMPLETED,
+        current_version: 1,
+        upcasters: &[],
+    },
+    EventSchema {
+        event_type: STAGE_FAILED,
+        current_version: 1,
+        upcasters: &[],
+    },
+    EventSchema {
+        event_type: INSTALL_COMPLETED,
+        current_version: 1,
+        upcasters: &[],
+    },
+    EventSchema {
+        event_type: INSTALL_FAILED,
+        current_version: 1,
+        upcasters: &[],
+    },
+];
+
+/// One stage as declared in the pipeline that an install runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineStageRecord {
+    /// The stage's name.
+    pub name: String,
+    /// Its kind.
+    pub kind: String,
+    /// Names of the stages whose facts it reads.
+    pub inputs: Vec<String>,
+}
+
+/// `InstallStarted` version 2.
+///
+/// Version 1 kept the license as three flat fields (`app_slug`, `license_sequence`,
+/// `license_fingerprint`) that were all null without a license; version 2 groups them in an
+/// optional `license` object so an install without a license is unambiguous.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstallStarted {
+    /// The release directory.
+    pub release_dir: String,
+    /// blake3 digest of the release.
+    pub release_digest: String,
+    /// See [`crate::InstallRequest::install_key`].
+    pub install_key: String,
+    /// The app slug (from the license, else `app`).
+    pub app_slug: String,
+    /// What is recorded about the license.
+    pub license: Option<LicenseRecord>,
+    /// The app namespace.
+    pub namespace: String,
+    /// The output directory.
+    pub out_dir: String,
+    /// The stages of the pipeline, in order.
+    pub pipeline: Vec<PipelineStageRecord>,
+}
+
+fn install_started_v1_to_v2(mut payload: serde_json::Value) -> Result<serde_json::Value, String> {
+    let object = payload
+        .as_object_mut()
+        .ok_or("InstallStarted v1 payload is not an object")?;
+    let app_slug = object.remove("app_slug").unwrap_or(serde_json::Value::Null);
+    let sequence = object
+        .remove("license_sequence")
+        .unwrap_or(serde_json::Value::Null);
+    let fingerprint = object
+        .remove("license_fingerprint")
+        .unwrap_or(serde_json::Value::Null);
+    let license = if fingerprint.is_null() {
+        serde_json::Value::Null
+    } else {
+        serde_json::json!({
+            "app_slug": app_slug.clone(),
+            "sequence": sequence,
+            "fingerprint": fingerprint,
+        })
+    };
+    let app_slug = if app_slug.is_null() {
+        serde_json::Value::from("app")
+    } else {
+        app_slug
+    };
+    object.insert("app_slug".into(), app_slug);
+    object.insert("license".into(), license);
+    Ok(payload)
+}
+
+/// `InstallResumed` version 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstallResumed {
+    /// Stages already completed, which will not run again.
+    pub completed_stages: Vec<String>,
+}
+
+/// `StageStarted` version 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageStarted {
+    /// Stage name.
+    pub stage: String,
+    /// Attempt number, from 1, counted across resumes.
+    pub attempt: u32,
+}
+
+/// `StageCompleted` version 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageCompleted {
+    /// Stage name.
+    pub stage: String,
+    /// Attempt number.
+    pub attempt: u32,
+    /// Wall time of the attempt.
+    pub duration_ms: u64,
+    /// How many fact events immediately precede this one (recorded in the same batch).
+    pub facts: u32,
+    /// One line for humans.
+    pub summary: String,
+}
+
+/// `StageFailed` version 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageFailed {
+    /// Stage name.
+    pub stage: String,
+    /// Attempt number.
+    pub attempt: u32,
+    /// Wall time of the attempt.
+    pub duration_ms: u64,
+    /// How the failure is classified.
+    pub class: FailureClass,
+    /// What went wrong (never a secret).
+    pub message: String,
+    /// When the runner will try again, if it will.
+    pub retry_in_ms: Option<u64>,
+}
+
+/// `InstallCompleted` version 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstallCompleted {
+    /// Wall time of this run (since the install started or resumed).
+    pub duration_ms: u64,
+}
+
+/// `InstallFailed` version 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstallFailed {
+    /// The stage that failed.
+    pub stage: String,
+    /// How.
+    pub class: FailureClass,
+    /// What went wrong.
+    pub message: String,
+}

@@ -1,0 +1,98 @@
+//! What the user asked to install ([`InstallRequest`]) and the license that comes with it. The
+//! license ID lives here only in memory, as a [`SecretString`]; what gets recorded is a
+//! [`LicenseRecord`]: app slug, sequence and a keyed fingerprint.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use windlass_state::SecretString;
+
+/// A customer license, parsed from a KOTS `License` document.
+#[derive(Debug, Clone)]
+pub struct License {
+    /// `spec.appSlug`.
+    pub app_slug: String,
+    /// `spec.licenseID`, the credential.
+    pub license_id: SecretString,
+    /// `spec.licenseSequence`.
+    pub sequence: i64,
+    /// `spec.entitlements.expires_at.value`, if set.
+    pub expires_at: Option<String>,
+    /// The keyed fingerprint of the license ID in this state directory.
+    pub fingerprint: String,
+}
+
+impl License {
+    /// What may be recorded about this license.
+    pub fn record(&self) -> LicenseRecord {
+        LicenseRecord {
+            app_slug: self.app_slug.clone(),
+            sequence: self.sequence,
+            fingerprint: self.fingerprint.clone(),
+            expires_at: self.expires_at.clone(),
+        }
+    }
+}
+
+/// The recordable part of a license (wire format: part of `InstallStarted`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LicenseRecord {
+    /// The app slug.
+    pub app_slug: String,
+    /// The license sequence.
+    pub sequence: i64,
+    /// Keyed fingerprint of the license ID.
+    pub fingerprint: String,
+    /// Expiry, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+/// One install as requested.
+#[derive(Debug, Clone)]
+pub struct InstallRequest {
+    /// The release directory, absolute.
+    pub release_dir: PathBuf,
+    /// blake3 digest over the release's paths and contents (license files excluded).
+    pub release_digest: String,
+    /// The output directory, absolute.
+    pub out_dir: PathBuf,
+    /// The app namespace.
+    pub namespace: String,
+    /// The license, if any.
+    pub license: Option<License>,
+}
+
+impl InstallRequest {
+    /// The app slug: the license's, else `"app"`.
+    pub fn app_slug(&self) -> &str {
+        self.license
+            .as_ref()
+            .map(|license| license.app_slug.as_str())
+            .unwrap_or("app")
+    }
+
+    /// A digest of everything that makes two install requests "the same install", used to find an
+    /// interrupted install to resume.
+    pub fn install_key(&self, stage_names: &[String]) -> String {
+        let mut hasher = blake3::Hasher::new();
+        for part in [
+            self.release_digest.as_str(),
+            &self.release_dir.to_string_lossy(),
+            &self.out_dir.to_string_lossy(),
+            self.namespace.as_str(),
+            self.license
+                .as_ref()
+                .map(|license| license.fingerprint.as_str())
+                .unwrap_or(""),
+        ] {
+            hasher.update(part.as_bytes());
+            hasher.update(&[0]);
+        }
+        for name in stage_names {
+            hasher.update(name.as_bytes());
+            hasher.update(&[1]);
+        }
+        hasher.finalize().to_hex()[..32].to_string()
+    }
+}

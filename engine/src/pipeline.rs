@@ -1,0 +1,278 @@
+//! Pipelines: a list of [`StageSpec`]s (name, kind, inputs, config) turned into a validated DAG of
+//! built stages. Building collects every problem — unknown kind, invalid config, duplicate name,
+//! missing input, cycle — and reports them together, so a user fixes a pipeline in one go.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use petgraph::algo::{tarjan_scc, toposort};
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use crate::events::PipelineStageRecord;
+use crate::stage::{Stage, StageConfig};
+
+/// One stage as written in a pipeline definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageSpec {
+    /// Unique name within the pipeline.
+    pub name: String,
+    /// Which registered stage kind to build.
+    pub kind: String,
+    /// Names of the stages whose facts this one reads; they run first.
+    pub inputs: Vec<String>,
+    /// The kind's configuration.
+    pub config: serde_json::Value,
+}
+
+impl StageSpec {
+    /// A spec with an empty configuration.
+    pub fn new(name: &str, kind: &str, inputs: &[&str]) -> StageSpec {
+        StageSpec {
+            name: name.to_string(),
+            kind: kind.to_string(),
+            inputs: inputs.iter().map(|input| input.to_string()).collect(),
+            config: serde_json::Value::Object(Default::default()),
+        }
+    }
+}
+
+/// Builds a stage config of one kind from its JSON configuration.
+pub type StageFactory = fn(&serde_json::Value) -> Result<Box<dyn StageConfig>, String>;
+
+/// A stage kind that pipelines may use.
+#[derive(Clone, Copy)]
+pub struct StageKind {
+    /// The kind's name, e.g. `fetch_base`.
+    pub kind: &'static str,
+    /// What it does, for `--help`-style listings.
+    pub description: &'static str,
+    /// How to build its config.
+    pub factory: StageFactory,
+}
+
+/// The explicit list of stage kinds available to pipelines.
+#[derive(Clone, Default)]
+pub struct StageRegistry {
+    kinds: BTreeMap<&'static str, StageKind>,
+}
+
+impl StageRegistry {
+    /// Registers the given kinds.
+    pub fn new(kinds: &[StageKind]) -> StageRegistry {
+        StageRegistry {
+            kinds: kinds.iter().map(|kind| (kind.kind, *kind)).collect(),
+        }
+    }
+
+    /// Looks up a kind.
+    pub fn get(&self, kind: &str) -> Option<&StageKind> {
+        self.kinds.get(kind)
+    }
+}
+
+/// One problem with a pipeline definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PipelineError {
+    /// A stage names a kind nobody registered.
+    UnknownKind {
+        /// The stage.
+        stage: String,
+        /// The kind it asked for.
+        kind: String,
+    },
+    /// A stage's configuration is invalid.
+    InvalidConfig {
+        /// The stage.
+        stage: String,
+        /// Every problem found.
+        problems: Vec<String>,
+    },
+    /// Two stages share a name.
+    DuplicateName {
+        /// The name.
+        name: String,
+    },
+    /// A stage names an input that is not in the pipeline.
+    MissingInput {
+        /// The stage.
+        stage: String,
+        /// The missing input.
+        input: String,
+    },
+    /// Stages depend on each other in a cycle.
+    Cycle {
+        /// The stages in the cycle, sorted.
+        stages: Vec<String>,
+    },
+}
+
+impl fmt::Display for PipelineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PipelineError::UnknownKind { stage, kind } => {
+                write!(f, "stage {stage:?}: unknown stage kind {kind:?}")
+            }
+            PipelineError::InvalidConfig { stage, problems } => {
+                write!(f, "stage {stage:?}: invalid configuration: {}", problems.join("; "))
+            }
+            PipelineError::DuplicateName { name } => {
+                write!(f, "stage name {name:?} is used more than once")
+            }
+            PipelineError::MissingInput { stage, input } => {
+                write!(f, "stage {stage:?}: input {input:?} is not a stage of this pipeline")
+            }
+            PipelineError::Cycle { stages } => {
+                write!(f, "stages depend on each other in a cycle: {}", stages.join(" → "))
+            }
+        }
+    }
+}
+
+/// Every problem found while building a pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineErrors(pub Vec<PipelineError>);
+
+impl fmt::Display for PipelineErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the pipeline has {} problem(s):", self.0.len())?;
+        for error in &self.0 {
+            write!(f, "\n  - {error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PipelineErrors {}
+
+/// A built stage in a pipeline.
+pub struct PipelineStage {
+    /// Its name.
+    pub name: String,
+    /// Its kind.
+    pub kind: String,
+    /// Its inputs.
+    pub inputs: Vec<String>,
+    /// The runtime stage.
+    pub stage: Arc<dyn Stage>,
+}
+
+/// A validated, acyclic pipeline.
+pub struct Pipeline {
+    /// The stages in a dependency-respecting order.
+    ordered: Vec<PipelineStage>,
+}
+
+impl Pipeline {
+    /// Builds a pipeline, collecting every problem before failing.
+    pub fn build(specs: &[StageSpec], registry: &StageRegistry) -> Result<Pipeline, PipelineErrors> {
+        let mut errors = Vec::new();
+        // Node weights index into `accepted`: the specs that are not duplicates.
+        let mut graph: DiGraph<usize, ()> = DiGraph::new();
+        let mut by_name: HashMap<&str, NodeIndex> = HashMap::new();
+        let mut accepted: Vec<(&StageSpec, Option<Arc<dyn Stage>>)> = Vec::new();
+        for spec in specs {
+            let stage = build_stage(spec, registry, &mut errors);
+            if by_name.contains_key(spec.name.as_str()) {
+                errors.push(PipelineError::DuplicateName {
+                    name: spec.name.clone(),
+                });
+                continue;
+            }
+            by_name.insert(spec.name.as_str(), graph.add_node(accepted.len()));
+            accepted.push((spec, stage));
+        }
+        for (position, (spec, _)) in accepted.iter().enumerate() {
+            let to = NodeIndex::new(position);
+            for input in &spec.inputs {
+                match by_name.get(input.as_str()) {
+                    Some(&from) => {
+                        graph.add_edge(from, to, ());
+                    }
+                    None => errors.push(PipelineError::MissingInput {
+                        stage: spec.name.clone(),
+                        input: input.clone(),
+                    }),
+                }
+            }
+        }
+        for component in tarjan_scc(&graph) {
+            let self_loop = component.len() == 1 && graph.contains_edge(component[0], component[0]);
+            if component.len() > 1 || self_loop {
+                let mut stages: Vec<String> = component
+                    .iter()
+                    .map(|&index| accepted[graph[index]].0.name.clone())
+                    .collect();
+                stages.sort();
+                errors.push(PipelineError::Cycle { stages });
+            }
+        }
+        if !errors.is_empty() {
+            return Err(PipelineErrors(errors));
+        }
+        let order = toposort(&graph, None).expect("cycles were reported above");
+        let mut slots: Vec<Option<(&StageSpec, Option<Arc<dyn Stage>>)>> =
+            accepted.into_iter().map(Some).collect();
+        let ordered = order
+            .into_iter()
+            .map(|index| {
+                let (spec, stage) = slots[graph[index]].take().expect("each node appears once");
+                PipelineStage {
+                    name: spec.name.clone(),
+                    kind: spec.kind.clone(),
+                    inputs: spec.inputs.clone(),
+                    stage: stage.expect("every stage was built when there are no errors"),
+                }
+            })
+            .collect();
+        Ok(Pipeline { ordered })
+    }
+
+    /// The stages in a dependency-respecting order.
+    pub fn stages(&self) -> impl Iterator<Item = &PipelineStage> {
+        self.ordered.iter()
+    }
+
+    /// Stage names in order.
+    pub fn stage_names(&self) -> Vec<String> {
+        self.stages().map(|stage| stage.name.clone()).collect()
+    }
+
+    /// The pipeline as recorded in `InstallStarted`.
+    pub fn record(&self) -> Vec<PipelineStageRecord> {
+        self.stages()
+            .map(|stage| PipelineStageRecord {
+                name: stage.name.clone(),
+                kind: stage.kind.clone(),
+                inputs: stage.inputs.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Builds one stage from its spec, recording any problem in `errors`.
+fn build_stage(
+    spec: &StageSpec,
+    registry: &StageRegistry,
+    errors: &mut Vec<PipelineError>,
+) -> Option<Arc<dyn Stage>> {
+    let Some(kind) = registry.get(&spec.kind) else {
+        errors.push(PipelineError::UnknownKind {
+            stage: spec.name.clone(),
+            kind: spec.kind.clone(),
+        });
+        return None;
+    };
+    let problems = match (kind.factory)(&spec.config) {
+        Err(problem) => vec![problem],
+        Ok(config) => match config.validate() {
+            Ok(()) => return Some(config.build()),
+            Err(problems) => problems,
+        },
+    };
+    errors.push(PipelineError::InvalidConfig {
+        stage: spec.name.clone(),
+        problems,
+    });
+    None
+}

@@ -1,0 +1,391 @@
+//! The runner: starts or resumes an install and drives its pipeline. Each stage attempt is
+//! recorded as `StageStarted`, then either the stage's facts plus `StageCompleted` in one atomic
+//! batch, or `StageFailed`. Stages whose inputs have all completed run concurrently. Transient
+//! failures are retried as [`retry_delay`] says. When an install of the same release, license,
+//! namespace, output and pipeline was interrupted, `start` resumes it instead of starting a
+//! duplicate: completed stages keep their recorded facts and only the rest run.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+use windlass_state::log::LogError;
+use windlass_state::{BlobStore, EventLog, FingerprintKey, NewEvent, StoredEvent};
+
+use crate::events::{
+    INSTALL_COMPLETED, INSTALL_FAILED, INSTALL_RESUMED, INSTALL_STARTED, InstallCompleted,
+    InstallFailed, InstallResumed, InstallStarted, STAGE_COMPLETED, STAGE_FAILED, STAGE_STARTED,
+    StageCompleted, StageFailed, StageStarted,
+};
+use crate::install::InstallRequest;
+use crate::install_state::{FoldError, InstallState, InstallStatus, StageStatus, fold};
+use crate::pipeline::{Pipeline, PipelineStage};
+use crate::progress::Progress;
+use crate::retry::retry_delay;
+use crate::stage::{StageContext, StageError};
+
+/// Environment variable naming a stage after whose durable completion the runner stops and waits
+/// for ever. Crash tests set it, wait for the announcement on stderr, and kill the process, so that
+/// "killed between stages" is exact rather than a race.
+pub const PAUSE_AFTER_STAGE_ENV: &str = "WINDLASS_PAUSE_AFTER_STAGE";
+
+/// Errors that stop the runner itself (as opposed to a stage failing, which is recorded).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The log could not be read or written.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The install's events do not fold.
+    #[error(transparent)]
+    Fold(#[from] FoldError),
+    /// A payload could not be encoded.
+    #[error("cannot encode event: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// A stage task panicked.
+    #[error("stage {stage} panicked: {message}")]
+    Panicked {
+        /// The stage.
+        stage: String,
+        /// The panic message.
+        message: String,
+    },
+}
+
+/// Runs installs against one state directory.
+#[derive(Clone)]
+pub struct Runner {
+    /// The event log.
+    pub log: EventLog,
+    /// The blob store.
+    pub blobs: Arc<BlobStore>,
+    /// The fingerprint key.
+    pub fingerprint_key: Arc<FingerprintKey>,
+    /// Recorded as each event's actor.
+    pub actor: String,
+    /// Where progress goes.
+    pub progress: Arc<dyn Progress>,
+}
+
+/// How `start` began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartKind {
+    /// A new install.
+    Fresh,
+    /// An interrupted install was resumed.
+    Resumed,
+}
+
+impl Runner {
+    fn event(&self, install_id: &str, event_type: &str, version: u32, payload: &impl serde::Serialize) -> Result<NewEvent, RunError> {
+        Ok(NewEvent::new(
+            install_id,
+            self.actor.clone(),
+            event_type,
+            version,
+            serde_json::to_value(payload)?,
+        ))
+    }
+
+    async fn append(&self, batch: Vec<NewEvent>) -> Result<Vec<StoredEvent>, RunError> {
+        let log = self.log.clone();
+        let result = tokio::task::spawn_blocking(move || log.append(batch))
+            .await
+            .map_err(|error| RunError::Panicked {
+                stage: "event log append".into(),
+                message: error.to_string(),
+            })?;
+        Ok(result?)
+    }
+
+    /// Folds one install.
+    pub fn state_of(&self, install_id: &str) -> Result<InstallState, RunError> {
+        let events = self.log.events_of(install_id)?;
+        Ok(fold(install_id, &events)?)
+    }
+
+    /// The newest install with this install key that did not complete, if any.
+    pub fn find_resumable(&self, install_key: &str) -> Result<Option<InstallState>, RunError> {
+        for install_id in self.log.install_ids()?.iter().rev() {
+            let state = self.state_of(install_id)?;
+            if state.install_key == install_key {
+                return Ok((state.status != InstallStatus::Completed).then_some(state));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Starts a new install with id `new_install_id`, or resumes an interrupted one of the same
+    /// request, and runs it to the end.
+    pub async fn start(
+        &self,
+        pipeline: &Pipeline,
+        request: Arc<InstallRequest>,
+        new_install_id: &str,
+    ) -> Result<(InstallState, StartKind), RunError> {
+        let install_key = request.install_key(&pipeline.stage_names());
+        if let Some(previous) = self.find_resumable(&install_key)? {
+            let completed_stages = previous
+                .stages
+                .iter()
+                .filter(|stage| stage.status == StageStatus::Completed)
+                .map(|stage| stage.name.clone())
+                .collect();
+            let resumed = self.event(
+                &previous.install_id,
+                INSTALL_RESUMED,
+                1,
+                &InstallResumed { completed_stages },
+            )?;
+            self.append(vec![resumed]).await?;
+            let state = self.run(&previous.install_id, pipeline, request).await?;
+            return Ok((state, StartKind::Resumed));
+        }
+        let started = InstallStarted {
+            release_dir: request.release_dir.display().to_string(),
+            release_digest: request.release_digest.clone(),
+            install_key,
+            app_slug: request.app_slug().to_string(),
+            license: request.license.as_ref().map(|license| license.record()),
+            namespace: request.namespace.clone(),
+            out_dir: request.out_dir.display().to_string(),
+            pipeline: pipeline.record(),
+        };
+        let event = self.event(new_install_id, INSTALL_STARTED, 2, &started)?;
+        self.append(vec![event]).await?;
+        let state = self.run(new_install_id, pipeline, request).await?;
+        Ok((state, StartKind::Fresh))
+    }
+
+    /// Runs every stage of `install_id` that has not completed, then records the outcome.
+    pub async fn run(
+        &self,
+        install_id: &str,
+        pipeline: &Pipeline,
+        request: Arc<InstallRequest>,
+    ) -> Result<InstallState, RunError> {
+        let run_started = Instant::now();
+        let state = self.state_of(install_id)?;
+        let mut completed: HashMap<String, Vec<StoredEvent>> = HashMap::new();
+        let mut attempts_so_far: HashMap<String, u32> = HashMap::new();
+        for stage in &state.stages {
+            attempts_so_far.insert(stage.name.clone(), stage.attempts);
+            if stage.status == StageStatus::Completed {
+                completed.insert(stage.name.clone(), stage.fact_events.clone());
+            }
+        }
+        let mut launched: HashSet<String> = completed.keys().cloned().collect();
+        let mut running: JoinSet<Result<StageRunOutcome, RunError>> = JoinSet::new();
+        let mut failure: Option<(String, StageError)> = None;
+        loop {
+            if failure.is_none() {
+                for stage in pipeline.stages() {
+                    let ready = !launched.contains(&stage.name)
+                        && stage.inputs.iter().all(|input| completed.contains_key(input));
+                    if !ready {
+                        continue;
+                    }
+                    launched.insert(stage.name.clone());
+                    let inputs: BTreeMap<String, Vec<StoredEvent>> = stage
+                        .inputs
+                        .iter()
+                        .map(|input| (input.clone(), completed[input].clone()))
+                        .collect();
+                    let first_attempt = attempts_so_far.get(&stage.name).copied().unwrap_or(0) + 1;
+                    let runner = self.clone();
+                    let task = StageTask {
+                        install_id: install_id.to_string(),
+                        stage: PipelineStageHandle::from(stage),
+                        request: request.clone(),
+                        inputs,
+                        first_attempt,
+                    };
+                    running.spawn(async move { runner.run_stage(task).await });
+                }
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            let outcome = joined.map_err(|error| RunError::Panicked {
+                stage: "stage task".into(),
+                message: error.to_string(),
+            })??;
+            match outcome {
+                StageRunOutcome::Completed { stage, facts } => {
+                    completed.insert(stage, facts);
+                }
+                StageRunOutcome::Failed { stage, error } => {
+                    failure.get_or_insert((stage, error));
+                }
+            }
+        }
+        let final_event = match failure {
+            Some((stage, error)) => self.event(
+                install_id,
+                INSTALL_FAILED,
+                1,
+                &InstallFailed {
+                    stage,
+                    class: error.class,
+                    message: error.message,
+                },
+            )?,
+            None => self.event(
+                install_id,
+                INSTALL_COMPLETED,
+                1,
+                &InstallCompleted {
+                    duration_ms: run_started.elapsed().as_millis() as u64,
+                },
+            )?,
+        };
+        self.append(vec![final_event]).await?;
+        self.state_of(install_id)
+    }
+
+    async fn run_stage(&self, task: StageTask) -> Result<StageRunOutcome, RunError> {
+        let StageTask {
+            install_id,
+            stage,
+            request,
+            inputs,
+            first_attempt,
+        } = task;
+        let mut attempt = first_attempt;
+        loop {
+            let started = self.event(
+                &install_id,
+                STAGE_STARTED,
+                1,
+                &StageStarted {
+                    stage: stage.name.clone(),
+                    attempt,
+                },
+            )?;
+            self.append(vec![started]).await?;
+            self.progress.stage_started(&stage.name, attempt);
+            let context = StageContext {
+                install_id: install_id.clone(),
+                stage_name: stage.name.clone(),
+                attempt,
+                request: request.clone(),
+                blobs: self.blobs.clone(),
+                fingerprint_key: self.fingerprint_key.clone(),
+                inputs: inputs.clone(),
+                progress: self.progress.clone(),
+            };
+            let clock = Instant::now();
+            let result = stage.stage.run(&context).await;
+            let duration_ms = clock.elapsed().as_millis() as u64;
+            match result {
+                Ok(output) => {
+                    let mut batch = Vec::with_capacity(output.facts.len() + 1);
+                    for fact in &output.facts {
+                        batch.push(NewEvent::new(
+                            install_id.as_str(),
+                            self.actor.clone(),
+                            fact.event_type,
+                            fact.schema_version,
+                            fact.payload.clone(),
+                        ));
+                    }
+                    batch.push(self.event(
+                        &install_id,
+                        STAGE_COMPLETED,
+                        1,
+                        &StageCompleted {
+                            stage: stage.name.clone(),
+                            attempt,
+                            duration_ms,
+                            facts: output.facts.len() as u32,
+                            summary: output.summary.clone(),
+                        },
+                    )?);
+                    let mut stored = self.append(batch).await?;
+                    stored.pop();
+                    self.progress.stage_finished(&stage.name, true, &output.summary);
+                    pause_if_asked(&stage.name).await;
+                    return Ok(StageRunOutcome::Completed {
+                        stage: stage.name.clone(),
+                        facts: stored,
+                    });
+                }
+                Err(error) => {
+                    let retry = retry_delay(error.class, attempt);
+                    let failed = self.event(
+                        &install_id,
+                        STAGE_FAILED,
+                        1,
+                        &StageFailed {
+                            stage: stage.name.clone(),
+                            attempt,
+                            duration_ms,
+                            class: error.class,
+                            message: error.message.clone(),
+                            retry_in_ms: retry.map(|delay| delay.as_millis() as u64),
+                        },
+                    )?;
+                    self.append(vec![failed]).await?;
+                    self.progress
+                        .stage_finished(&stage.name, false, &error.to_string());
+                    match retry {
+                        Some(delay) => {
+                            tokio::time::sleep(delay).await;
+                            attempt += 1;
+                        }
+                        None => {
+                            return Ok(StageRunOutcome::Failed {
+                                stage: stage.name.clone(),
+                                error,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What one stage task ended with.
+enum StageRunOutcome {
+    Completed {
+        stage: String,
+        facts: Vec<StoredEvent>,
+    },
+    Failed {
+        stage: String,
+        error: StageError,
+    },
+}
+
+/// The owned parts of a pipeline stage that a spawned task needs.
+struct PipelineStageHandle {
+    name: String,
+    stage: Arc<dyn crate::stage::Stage>,
+}
+
+impl From<&PipelineStage> for PipelineStageHandle {
+    fn from(stage: &PipelineStage) -> PipelineStageHandle {
+        PipelineStageHandle {
+            name: stage.name.clone(),
+            stage: stage.stage.clone(),
+        }
+    }
+}
+
+struct StageTask {
+    install_id: String,
+    stage: PipelineStageHandle,
+    request: Arc<InstallRequest>,
+    inputs: BTreeMap<String, Vec<StoredEvent>>,
+    first_attempt: u32,
+}
+
+async fn pause_if_asked(stage: &str) {
+    if std::env::var(PAUSE_AFTER_STAGE_ENV).is_ok_and(|value| value == stage) {
+        eprintln!("windlass: paused after stage {stage} ({PAUSE_AFTER_STAGE_ENV})");
+        loop {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    }
+}

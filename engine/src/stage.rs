@@ -1,0 +1,177 @@
+//! The stage contract. A stage has two halves, like a Vector transform: a [`StageConfig`] that is
+//! deserialized from the pipeline definition and validated without I/O, and the [`Stage`] it
+//! builds, whose async `run` does the work. A stage returns its results as [`Fact`]s, which the
+//! runner records as events in the same atomic batch as `StageCompleted`; it reads the facts of the
+//! stages it declared as inputs from its [`StageContext`], never from anywhere else, so that every
+//! input and output of a stage can be recovered from the log.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use windlass_state::{BlobStore, FingerprintKey, StoredEvent};
+
+use crate::install::InstallRequest;
+use crate::progress::Progress;
+
+/// How a stage failure should be treated; recorded in `StageFailed` and read by the retry policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// Might succeed if tried again (network blips, a lock held briefly).
+    Transient,
+    /// Will fail again the same way (a bug, a full disk).
+    Permanent,
+    /// The user's input is wrong; retrying without changing it is pointless.
+    InvalidInput,
+}
+
+impl fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FailureClass::Transient => "transient",
+            FailureClass::Permanent => "permanent",
+            FailureClass::InvalidInput => "invalid input",
+        })
+    }
+}
+
+/// A classified stage failure. The message is recorded in the log, so it must never contain a
+/// secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageError {
+    /// How to treat it.
+    pub class: FailureClass,
+    /// What went wrong, for a user.
+    pub message: String,
+}
+
+impl StageError {
+    /// A transient failure.
+    pub fn transient(message: impl Into<String>) -> StageError {
+        StageError {
+            class: FailureClass::Transient,
+            message: message.into(),
+        }
+    }
+
+    /// A permanent failure.
+    pub fn permanent(message: impl Into<String>) -> StageError {
+        StageError {
+            class: FailureClass::Permanent,
+            message: message.into(),
+        }
+    }
+
+    /// A failure caused by the user's input.
+    pub fn invalid_input(message: impl Into<String>) -> StageError {
+        StageError {
+            class: FailureClass::InvalidInput,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for StageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.class)
+    }
+}
+
+impl std::error::Error for StageError {}
+
+/// One fact a stage established, to be recorded as an event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fact {
+    /// Past-tense event type, e.g. `BaseFetched`.
+    pub event_type: &'static str,
+    /// The payload's schema version (the current one of that type).
+    pub schema_version: u32,
+    /// The payload. Never a secret.
+    pub payload: serde_json::Value,
+}
+
+impl Fact {
+    /// Builds a fact from a serializable payload.
+    pub fn new(
+        event_type: &'static str,
+        schema_version: u32,
+        payload: &impl Serialize,
+    ) -> Result<Fact, StageError> {
+        let payload = serde_json::to_value(payload).map_err(|error| {
+            StageError::permanent(format!("cannot encode {event_type}: {error}"))
+        })?;
+        Ok(Fact {
+            event_type,
+            schema_version,
+            payload,
+        })
+    }
+}
+
+/// What a successful stage run produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageOutput {
+    /// Facts to record, in order.
+    pub facts: Vec<Fact>,
+    /// One line for humans, e.g. `12 files, 30 documents`.
+    pub summary: String,
+}
+
+/// Everything a running stage may use.
+pub struct StageContext {
+    /// The install being run.
+    pub install_id: String,
+    /// This stage's name in the pipeline.
+    pub stage_name: String,
+    /// This attempt's number, from 1.
+    pub attempt: u32,
+    /// What the user asked for.
+    pub request: Arc<InstallRequest>,
+    /// Where file bodies go.
+    pub blobs: Arc<BlobStore>,
+    /// For fingerprints of secrets.
+    pub fingerprint_key: Arc<FingerprintKey>,
+    /// The recorded facts of each declared input stage, by input stage name.
+    pub inputs: BTreeMap<String, Vec<StoredEvent>>,
+    /// Where to report progress.
+    pub progress: Arc<dyn Progress>,
+}
+
+impl StageContext {
+    /// The single fact of type `event_type` recorded by input stage `input`.
+    pub fn input_fact(&self, input: &str, event_type: &str) -> Result<&StoredEvent, StageError> {
+        let facts = self.inputs.get(input).ok_or_else(|| {
+            StageError::permanent(format!(
+                "stage {} has no input named {input}",
+                self.stage_name
+            ))
+        })?;
+        facts
+            .iter()
+            .rev()
+            .find(|event| event.event_type == event_type)
+            .ok_or_else(|| {
+                StageError::permanent(format!(
+                    "input stage {input} recorded no {event_type} event"
+                ))
+            })
+    }
+}
+
+/// The runtime half of a stage. Runs must be idempotent: a resumed install runs again any stage
+/// that did not complete.
+#[async_trait::async_trait]
+pub trait Stage: Send + Sync {
+    /// Does the work.
+    async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError>;
+}
+
+/// The configuration half of a stage.
+pub trait StageConfig: Send + Sync + fmt::Debug {
+    /// Checks the configuration without any I/O, returning every problem found.
+    fn validate(&self) -> Result<(), Vec<String>>;
+    /// Builds the runtime stage. Called only after `validate` succeeded.
+    fn build(&self) -> Arc<dyn Stage>;
+}
