@@ -1,1 +1,44 @@
-fn main() {}
+//! The `windlass` command line. This is the only place that knows clap, terminals and exit codes:
+//! it parses arguments, sets up logging, opens the state directory with the event schemas and
+//! stage kinds of every crate, and hands off to one module per command family.
+
+mod cli;
+mod exit;
+mod install_command;
+mod read_commands;
+mod state_access;
+mod terminal_progress;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::exit::CliError;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match &cli.command {
+        Command::Install(args) => install_command::run(&cli.global, args),
+        Command::History => read_commands::history(&cli.global),
+        Command::Events { install_id } => read_commands::events(&cli.global, install_id),
+        Command::Show { install_id } => read_commands::show(&cli.global, install_id),
+        Command::VerifyLog => read_commands::verify_log(&cli.global),
+    };
+    match result {
+        Ok(code) => code.into(),
+        Err(CliError { code, error }) => {
+            eprintln!("error: {error:#}");
+            code.into()
+        }
+    }
+}
+
+/// `RUST_LOG`-style filtering, to stderr; warnings only by default.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

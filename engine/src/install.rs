@@ -57,6 +57,10 @@ pub struct InstallRequest {
     pub release_digest: String,
     /// The output directory, absolute.
     pub out_dir: PathBuf,
+    /// The output directory the user asked for; `None` when it defaults to one under the state
+    /// directory named after the install. Part of the install key (the default is not, since it
+    /// differs per install).
+    pub requested_out: Option<PathBuf>,
     /// The app namespace.
     pub namespace: String,
     /// The license, if any.
@@ -79,7 +83,11 @@ impl InstallRequest {
         for part in [
             self.release_digest.as_str(),
             &self.release_dir.to_string_lossy(),
-            &self.out_dir.to_string_lossy(),
+            &self
+                .requested_out
+                .as_ref()
+                .map(|out| out.to_string_lossy())
+                .unwrap_or_default(),
             self.namespace.as_str(),
             self.license
                 .as_ref()

@@ -138,7 +138,10 @@ impl Runner {
                 &InstallResumed { completed_stages },
             )?;
             self.append(vec![resumed]).await?;
-            let state = self.run(&previous.install_id, pipeline, request).await?;
+            // A resumed install keeps writing where it started.
+            let mut request = (*request).clone();
+            request.out_dir = previous.out.clone().into();
+            let state = self.run(&previous.install_id, pipeline, Arc::new(request)).await?;
             return Ok((state, StartKind::Resumed));
         }
         let started = InstallStarted {

@@ -1,0 +1,146 @@
+//! Resume: `Runner::start` with the request of an install that did not complete picks that install
+//! up again under its own id, runs only the stages that did not complete (feeding them the facts
+//! recorded the first time) and records `InstallResumed`; a completed install, or a different
+//! request, gets a new install instead.
+
+use windlass_engine::events::{INSTALL_RESUMED, InstallResumed};
+use windlass_engine::runner::StartKind;
+use windlass_engine::{FailureClass, InstallStatus, StageStatus};
+
+use crate::support::{Probe, TestEnv, payloads, pipeline, scripted};
+
+#[tokio::test]
+async fn failed_install_resumes_under_its_id_without_rerunning_completed_stages() {
+    let env = TestEnv::new();
+    let a = Probe::new().register("resume/a");
+    let b = Probe::new()
+        .failing_with(&[FailureClass::Permanent])
+        .register("resume/b");
+    let pipeline = pipeline(&[
+        scripted("a", &[], Some("resume/a")),
+        scripted("b", &["a"], Some("resume/b")),
+    ]);
+
+    let (first, kind) = env
+        .runner
+        .start(&pipeline, env.request(), "install-1")
+        .await
+        .expect("the runner itself does not fail");
+    assert_eq!(kind, StartKind::Fresh);
+    assert_eq!(first.status, InstallStatus::Failed);
+    assert_eq!((a.runs(), b.runs()), (1, 1));
+
+    let (second, kind) = env
+        .runner
+        .start(&pipeline, env.request(), "install-2")
+        .await
+        .expect("the runner itself does not fail");
+
+    assert_eq!(kind, StartKind::Resumed);
+    assert_eq!(second.install_id, "install-1");
+    assert_eq!(
+        env.state.log.install_ids().unwrap(),
+        vec!["install-1"],
+        "resuming must not create the new install id"
+    );
+    assert_eq!(a.runs(), 1, "completed stage a must not run again");
+    assert_eq!(b.runs(), 2);
+    assert_eq!(
+        b.seen()[1].attempt,
+        2,
+        "attempts are counted across resumes"
+    );
+    assert_eq!(
+        b.seen()[1].inputs["a"],
+        first.stages[0].fact_events,
+        "the resumed stage reads the facts a recorded the first time"
+    );
+
+    let events = env.events("install-1");
+    let resumed: Vec<InstallResumed> = payloads(&events, INSTALL_RESUMED);
+    assert_eq!(
+        resumed,
+        vec![InstallResumed {
+            completed_stages: vec!["a".into()]
+        }]
+    );
+
+    assert_eq!(second.status, InstallStatus::Completed);
+    assert_eq!(second.resumed, 1);
+    assert!(second.failure.is_none());
+    assert_eq!(second.stages[0].status, StageStatus::Completed);
+    assert_eq!(second.stages[0].attempts, 1);
+    assert_eq!(second.stages[1].status, StageStatus::Completed);
+    assert_eq!(second.stages[1].attempts, 2);
+    assert_eq!(second, env.runner.state_of("install-1").unwrap());
+}
+
+#[tokio::test]
+async fn completed_install_with_the_same_request_starts_fresh() {
+    let env = TestEnv::new();
+    let a = Probe::new().register("resume/completed-a");
+    let pipeline = pipeline(&[scripted("a", &[], Some("resume/completed-a"))]);
+
+    let (first, kind) = env
+        .runner
+        .start(&pipeline, env.request(), "install-1")
+        .await
+        .expect("the runner itself does not fail");
+    assert_eq!(kind, StartKind::Fresh);
+    assert_eq!(first.status, InstallStatus::Completed);
+
+    let (second, kind) = env
+        .runner
+        .start(&pipeline, env.request(), "install-2")
+        .await
+        .expect("the runner itself does not fail");
+
+    assert_eq!(kind, StartKind::Fresh);
+    assert_eq!(second.install_id, "install-2");
+    assert_eq!(second.status, InstallStatus::Completed);
+    assert_eq!(second.resumed, 0);
+    assert_eq!(a.runs(), 2);
+    assert_eq!(
+        env.state.log.install_ids().unwrap(),
+        vec!["install-1", "install-2"]
+    );
+    assert!(
+        !env.event_types("install-1")
+            .iter()
+            .any(|event_type| event_type == INSTALL_RESUMED),
+        "the completed install is left alone"
+    );
+}
+
+#[tokio::test]
+async fn a_different_request_does_not_resume_a_failed_install() {
+    let env = TestEnv::new();
+    let probe = Probe::new()
+        .failing_with(&[FailureClass::Permanent])
+        .register("resume/other-request");
+    let pipeline = pipeline(&[scripted("a", &[], Some("resume/other-request"))]);
+    let (first, _) = env
+        .runner
+        .start(&pipeline, env.request(), "install-1")
+        .await
+        .expect("the runner itself does not fail");
+    assert_eq!(first.status, InstallStatus::Failed);
+
+    let mut other = env.unlicensed_request();
+    other.namespace = "acme-staging".into();
+    let (second, kind) = env
+        .runner
+        .start(&pipeline, other.into(), "install-2")
+        .await
+        .expect("the runner itself does not fail");
+
+    assert_eq!(kind, StartKind::Fresh);
+    assert_eq!(second.install_id, "install-2");
+    assert_eq!(second.status, InstallStatus::Completed);
+    assert_eq!(probe.runs(), 2);
+    assert_eq!(
+        env.runner.state_of("install-1").unwrap().status,
+        InstallStatus::Failed,
+        "the failed install of the other request is untouched"
+    );
+}

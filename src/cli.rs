@@ -1,0 +1,74 @@
+//! Command-line arguments (clap derive). Global options (`--state`, `--json`, `--backend`) are
+//! accepted by every command, before or after the subcommand.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Event-sourced deployment pipeline for Kubernetes applications whose images sit in private
+/// registries.
+#[derive(Debug, Parser)]
+#[command(name = "windlass", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Options every command accepts.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 an install failed or an internal error; 2 bad command line; \
+3 invalid input (release, license or pipeline); 4 state directory problem (unreadable, newer format, broken hash chain); \
+5 no such install";
+
+/// Options every command accepts.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// State directory holding the event log and blobs.
+    #[arg(long, global = true, env = "WINDLASS_STATE", default_value = ".windlass")]
+    pub state: PathBuf,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Event log backend: redb (default) or sled (when built with the `sled` feature).
+    #[arg(long, global = true, env = "WINDLASS_BACKEND", default_value = "redb")]
+    pub backend: String,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Install a release: run the pipeline and write the output layout.
+    Install(InstallArgs),
+    /// One line per install: id, app, release digest, status, started, duration.
+    History,
+    /// Every event of one install, in order.
+    Events {
+        /// The install id (see `windlass history`).
+        install_id: String,
+    },
+    /// The state of one install, folded from its events.
+    Show {
+        /// The install id.
+        install_id: String,
+    },
+    /// Check the event log's hash chain and sequence numbers.
+    VerifyLog,
+}
+
+/// Arguments of `windlass install`.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Directory of YAML files and chart archives (a KOTS upstream directory works as it is).
+    pub release_dir: PathBuf,
+    /// License file; defaults to RELEASE_DIR/userdata/license.yaml when that exists.
+    #[arg(long)]
+    pub license: Option<PathBuf>,
+    /// Namespace the application is installed into.
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    /// Output directory; defaults to <state>/installs/<install id>/.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}

@@ -1,0 +1,139 @@
+//! `windlass install`: reads the license and release up front (so bad input is refused before
+//! anything is recorded), builds the default pipeline, then starts a new install or resumes an
+//! interrupted one of the same release, and reports the outcome for humans or as JSON.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use windlass_engine::runner::StartKind;
+use windlass_engine::{
+    FailureClass, InstallRequest, InstallState, InstallStatus, NoProgress, Pipeline, Progress,
+    Runner, StageRegistry,
+};
+use windlass_stages::license::read_license;
+use windlass_stages::release::{Limits, scan};
+
+use crate::cli::{GlobalArgs, InstallArgs};
+use crate::exit::{CliError, CliResult, Code};
+use crate::read_commands::{format_duration, print_json};
+use crate::state_access::{actor, new_install_id, open_state};
+use crate::terminal_progress::TerminalProgress;
+
+fn absolute(path: &Path) -> Result<PathBuf, CliError> {
+    std::path::absolute(path)
+        .with_context(|| format!("cannot resolve {}", path.display()))
+        .map_err(|error| CliError::new(Code::InvalidInput, error))
+}
+
+/// Runs `windlass install`.
+pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
+    let invalid = |error: anyhow::Error| CliError::new(Code::InvalidInput, error);
+    let release_dir = std::fs::canonicalize(&args.release_dir)
+        .with_context(|| format!("release directory {}", args.release_dir.display()))
+        .map_err(invalid)?;
+    if !release_dir.is_dir() {
+        return Err(invalid(anyhow!(
+            "release directory {}: not a directory",
+            args.release_dir.display()
+        )));
+    }
+    let state = open_state(global)?;
+    let license_path = args.license.clone().or_else(|| {
+        let kots_layout = release_dir.join("userdata").join("license.yaml");
+        kots_layout.is_file().then_some(kots_layout)
+    });
+    let license = license_path
+        .map(|path| read_license(&path, &state.fingerprint_key))
+        .transpose()
+        .map_err(|error| invalid(error.into()))?;
+    let release = scan(&release_dir, &Limits::default(), |_, _| {}).map_err(|error| invalid(error.into()))?;
+    let release_digest = release.digest();
+    drop(release);
+    let registry = StageRegistry::new(&windlass_stages::stage_kinds());
+    let pipeline = Pipeline::build(&windlass_stages::default_pipeline(), &registry)
+        .map_err(|errors| invalid(errors.into()))?;
+    let install_id = new_install_id();
+    let requested_out = args.out.as_deref().map(absolute).transpose()?;
+    let out_dir = match &requested_out {
+        Some(out) => out.clone(),
+        None => absolute(&state.default_out(&install_id))?,
+    };
+    let request = InstallRequest {
+        release_dir,
+        release_digest,
+        out_dir,
+        requested_out,
+        namespace: args.namespace.clone(),
+        license,
+    };
+    let progress: Arc<dyn Progress> = match TerminalProgress::for_stderr(global.json) {
+        Some(bars) => Arc::new(bars),
+        None => Arc::new(NoProgress),
+    };
+    let runner = Runner {
+        log: state.log.clone(),
+        blobs: state.blobs.clone(),
+        fingerprint_key: state.fingerprint_key.clone(),
+        actor: actor(),
+        progress,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| CliError::new(Code::Failure, error))?;
+    let (outcome, start_kind) = runtime
+        .block_on(runner.start(&pipeline, Arc::new(request), &install_id))
+        .map_err(|error| CliError::new(Code::State, anyhow!(error).context("install stopped")))?;
+    if global.json {
+        print_json(&outcome)?;
+    } else {
+        print_human(&outcome, start_kind);
+    }
+    Ok(match (&outcome.status, &outcome.failure) {
+        (InstallStatus::Completed, _) => Code::Success,
+        (_, Some(failure)) if failure.class == FailureClass::InvalidInput => Code::InvalidInput,
+        _ => Code::Failure,
+    })
+}
+
+fn print_human(state: &InstallState, start_kind: StartKind) {
+    if start_kind == StartKind::Resumed {
+        println!(
+            "resumed interrupted install {} (resumed {} time(s))",
+            state.install_id, state.resumed
+        );
+    }
+    let duration = state
+        .duration_ms
+        .map(format_duration)
+        .unwrap_or_else(|| "-".into());
+    println!(
+        "install {} of {}: {} in {duration}",
+        state.install_id,
+        state.app_slug,
+        state.status.as_str()
+    );
+    println!("  release  {} ({})", state.release_dir, state.release_digest);
+    println!("  out      {}", state.out);
+    for stage in &state.stages {
+        let detail = match (&stage.summary, &stage.last_error) {
+            (Some(summary), _) => summary.clone(),
+            (None, Some(error)) => format!("{} ({})", error.message, error.class),
+            (None, None) => String::new(),
+        };
+        let duration = stage.duration_ms.map(format_duration).unwrap_or_default();
+        println!(
+            "  stage    {:<12} {:<10} {:>8}  {detail}",
+            stage.name,
+            format!("{:?}", stage.status).to_lowercase(),
+            duration
+        );
+    }
+    if let Some(failure) = &state.failure {
+        eprintln!(
+            "error: stage {} failed ({}): {}",
+            failure.stage, failure.class, failure.message
+        );
+    }
+}

@@ -1,0 +1,71 @@
+//! Opening the state directory with every crate's event schemas, and the pieces of identity the
+//! binary adds to what it records (the actor, new install ids).
+
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use windlass_state::{Backend, SchemaRegistry, StateDir};
+
+use crate::cli::GlobalArgs;
+use crate::exit::{Code, CliError};
+
+/// Every event schema known to this binary.
+pub fn schemas() -> Result<Arc<SchemaRegistry>, CliError> {
+    SchemaRegistry::new(&[windlass_engine::events::SCHEMAS, windlass_stages::SCHEMAS])
+        .map(Arc::new)
+        .map_err(|error| CliError::new(Code::Failure, error))
+}
+
+/// Opens the state directory named by the global options.
+pub fn open_state(global: &GlobalArgs) -> Result<StateDir, CliError> {
+    let backend = Backend::parse(&global.backend).ok_or_else(|| {
+        CliError::new(
+            Code::InvalidInput,
+            anyhow!(
+                "unknown backend {:?}: use redb{}",
+                global.backend,
+                if cfg!(feature = "sled") { " or sled" } else { " (sled needs a build with --features sled)" }
+            ),
+        )
+    })?;
+    StateDir::open(&global.state, backend, schemas()?).map_err(|error| {
+        CliError::new(
+            Code::State,
+            anyhow!(error).context(format!("cannot open state directory {}", global.state.display())),
+        )
+    })
+}
+
+/// Who is acting: `user@host`.
+pub fn actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|host| host.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{user}@{host}")
+}
+
+/// A new install id: UTC time to the second plus 6 random hex digits, e.g. `20261123-071502-3fa2c1`.
+pub fn new_install_id() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let mut random = [0u8; 3];
+    // Falls back to the clock's nanoseconds if the OS random source is unavailable.
+    if getrandom::fill(&mut random).is_err() {
+        random.copy_from_slice(&now.nanosecond().to_be_bytes()[1..]);
+    }
+    format!(
+        "{:04}{:02}{:02}-{:02}{:02}{:02}-{:02x}{:02x}{:02x}",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        random[0],
+        random[1],
+        random[2]
+    )
+}

@@ -1,0 +1,223 @@
+//! Splitting a YAML file into documents and classifying each one. Files are split on `---` document
+//! markers in the text, so each document keeps its exact bytes (comments and formatting included)
+//! when it is written to `base/`; each piece is then parsed on its own with serde-saphyr under a
+//! budget that stops alias bombs and runaway nesting. Errors name the file, the document and the
+//! line.
+
+use serde_saphyr::{Budget, Options};
+
+use crate::events::DocumentClass;
+
+/// A YAML document of a release file.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// The file, relative to the release.
+    pub file: String,
+    /// Position among the file's non-empty documents, from 0.
+    pub index: usize,
+    /// Line where the document's text starts, from 1.
+    pub line: usize,
+    /// The document's exact text, ending with a newline.
+    pub text: String,
+    /// `apiVersion`.
+    pub api_version: String,
+    /// `kind`.
+    pub kind: String,
+    /// `metadata.namespace`.
+    pub namespace: Option<String>,
+    /// `metadata.name`.
+    pub name: Option<String>,
+    /// Classification.
+    pub class: DocumentClass,
+}
+
+impl Document {
+    /// "file (document N, line L)" for messages.
+    pub fn location(&self) -> String {
+        format!(
+            "{} (document {}, line {})",
+            self.file,
+            self.index + 1,
+            self.line
+        )
+    }
+
+    /// Whether this is a KOTS License.
+    pub fn is_license(&self) -> bool {
+        self.class == DocumentClass::KotsKind && self.kind == "License"
+    }
+}
+
+/// A problem with one YAML document.
+#[derive(Debug, thiserror::Error)]
+#[error("{file} (document {document}, line {line}): {problem}")]
+pub struct DocumentError {
+    /// The file.
+    pub file: String,
+    /// The document, from 1.
+    pub document: usize,
+    /// The line in the file, from 1.
+    pub line: usize,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// Most documents one file may hold.
+pub const MAX_DOCUMENTS_PER_FILE: usize = 10_000;
+
+fn parse_options() -> Options {
+    let mut budget = Budget::default();
+    budget.max_aliases = 1_000;
+    budget.max_anchors = 1_000;
+    budget.max_depth = 64;
+    budget.max_nodes = 250_000;
+    budget.max_recorded_anchor_events = 100_000;
+    budget.max_recorded_anchor_bytes = 8 * 1024 * 1024;
+    let mut options = Options::default();
+    options.budget = Some(budget);
+    options.with_snippet = false;
+    options
+}
+
+/// Splits `text` at document markers, returning (first line, text) of every piece that has content.
+pub fn split_documents(text: &str) -> Vec<(usize, String)> {
+    let mut pieces = Vec::new();
+    let mut current = String::new();
+    let mut current_line = 1;
+    for (number, line) in text.split_inclusive('\n').enumerate() {
+        let line_number = number + 1;
+        let bare = line.trim_end_matches(['\n', '\r']);
+        let is_start = bare == "---" || bare.starts_with("--- ") || bare.starts_with("---\t");
+        let is_end = bare == "..." || bare.starts_with("... ");
+        if is_start || is_end {
+            pieces.push((current_line, std::mem::take(&mut current)));
+            current_line = line_number + usize::from(is_end);
+            if is_start {
+                // Content after the marker (`--- !tag` or `--- value`) belongs to the new document.
+                let rest = &bare[3..];
+                if !rest.trim().is_empty() {
+                    current.push_str(rest.trim_start());
+                    current.push('\n');
+                } else {
+                    current_line = line_number + 1;
+                }
+            }
+            continue;
+        }
+        current.push_str(line);
+    }
+    pieces.push((current_line, current));
+    pieces
+        .into_iter()
+        .filter(|(_, piece)| has_content(piece))
+        .map(|(line, mut piece)| {
+            if !piece.ends_with('\n') {
+                piece.push('\n');
+            }
+            (line, piece)
+        })
+        .collect()
+}
+
+/// Whether a piece holds anything besides blank lines, comments and directives.
+fn has_content(piece: &str) -> bool {
+    piece.lines().any(|line| {
+        let trimmed = line.trim();
+        !(trimmed.is_empty() || trimmed.starts_with('#') || line.starts_with('%'))
+    })
+}
+
+fn string_at<'a>(value: &'a serde_json::Value, path: &[&str]) -> Option<&'a serde_json::Value> {
+    path.iter().try_fold(value, |value, key| value.get(key))
+}
+
+/// Parses and classifies every document of a YAML file.
+pub fn parse_documents(file: &str, bytes: &[u8]) -> Result<Vec<Document>, DocumentError> {
+    let error = |document: usize, line: usize, problem: String| DocumentError {
+        file: file.to_string(),
+        document,
+        line,
+        problem,
+    };
+    let text = std::str::from_utf8(bytes)
+        .map_err(|utf8| error(1, 1, format!("not valid UTF-8 ({utf8})")))?;
+    let pieces = split_documents(text);
+    if pieces.len() > MAX_DOCUMENTS_PER_FILE {
+        return Err(error(
+            MAX_DOCUMENTS_PER_FILE + 1,
+            pieces[MAX_DOCUMENTS_PER_FILE].0,
+            format!("more than {MAX_DOCUMENTS_PER_FILE} documents in one file"),
+        ));
+    }
+    let mut documents = Vec::with_capacity(pieces.len());
+    for (line, piece) in pieces {
+        let index = documents.len();
+        let number = index + 1;
+        let value: serde_json::Value = serde_saphyr::from_str_with_options(&piece, parse_options())
+            .map_err(|parse| {
+                let at = parse
+                    .location()
+                    .map(|location| line + location.line() as usize - 1)
+                    .unwrap_or(line);
+                error(number, at, format!("invalid YAML: {}", first_line(&parse.to_string())))
+            })?;
+        if value.is_null() {
+            continue;
+        }
+        let Some(object) = value.as_object() else {
+            return Err(error(
+                number,
+                line,
+                "document is not a mapping (expected a Kubernetes object)".into(),
+            ));
+        };
+        let field = |name: &str| -> Result<String, DocumentError> {
+            match object.get(name) {
+                Some(serde_json::Value::String(text)) if !text.is_empty() => Ok(text.clone()),
+                Some(serde_json::Value::String(_)) | None => {
+                    Err(error(number, line, format!("document has no `{name}`")))
+                }
+                Some(_) => Err(error(number, line, format!("`{name}` is not a string"))),
+            }
+        };
+        let kind = field("kind")?;
+        let api_version = field("apiVersion")?;
+        let optional = |path: &[&str]| -> Result<Option<String>, DocumentError> {
+            match string_at(&value, path) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(text)) => Ok(Some(text.clone())),
+                Some(_) => Err(error(
+                    number,
+                    line,
+                    format!("`{}` is not a string", path.join(".")),
+                )),
+            }
+        };
+        let name = optional(&["metadata", "name"])?;
+        let namespace = optional(&["metadata", "namespace"])?;
+        let class = if api_version.starts_with("kots.io/") {
+            DocumentClass::KotsKind
+        } else {
+            DocumentClass::KubernetesObject
+        };
+        if class == DocumentClass::KubernetesObject && name.as_deref().unwrap_or("").is_empty() {
+            return Err(error(number, line, "document has no `metadata.name`".into()));
+        }
+        documents.push(Document {
+            file: file.to_string(),
+            index,
+            line,
+            text: piece,
+            api_version,
+            kind,
+            namespace,
+            name,
+            class,
+        });
+    }
+    Ok(documents)
+}
+
+fn first_line(message: &str) -> &str {
+    message.lines().next().unwrap_or(message)
+}

@@ -1,0 +1,398 @@
+//! Reading a release directory safely. [`scan`] walks it in path order without following symlinks
+//! blindly: a symlink to a file inside the release is read as that file, a symlink leading outside
+//! is an error, and every file and the release as a whole are held to size limits. YAML files are
+//! split and classified here (see [`crate::documents`]), so that license files can be recognised by
+//! content and kept out of the digest, the blob store and `upstream/`.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::documents::{Document, DocumentError, parse_documents};
+use crate::events::FileClass;
+
+/// Size limits applied while reading a release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest single file, in bytes.
+    pub max_file_bytes: u64,
+    /// Largest release in total, in bytes.
+    pub max_total_bytes: u64,
+    /// Most files in a release.
+    pub max_files: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_file_bytes: 16 * 1024 * 1024,
+            max_total_bytes: 1024 * 1024 * 1024,
+            max_files: 100_000,
+        }
+    }
+}
+
+/// A problem with a release. Every variant names the file involved.
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    /// The release directory itself cannot be read.
+    #[error("release directory {path}: {source}")]
+    Root {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A file cannot be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// Path relative to the release.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A symlink points outside the release.
+    #[error("{path}: symlink leads outside the release directory (to {target})")]
+    SymlinkOutside {
+        /// Path relative to the release.
+        path: String,
+        /// Where it points.
+        target: String,
+    },
+    /// A file is over the per-file limit.
+    #[error("{path}: file is {size} bytes, over the limit of {limit} bytes")]
+    FileTooLarge {
+        /// Path relative to the release.
+        path: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The release is over the total limit.
+    #[error("release is over the limit of {limit} bytes in total (reached at {path})")]
+    ReleaseTooLarge {
+        /// The file at which the limit was passed.
+        path: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// The release has too many files.
+    #[error("release has more than {limit} files")]
+    TooManyFiles {
+        /// The limit.
+        limit: usize,
+    },
+    /// A path is not valid UTF-8 or has an unexpected component.
+    #[error("{path}: unsupported file name")]
+    BadPath {
+        /// The path, lossily converted.
+        path: String,
+    },
+    /// A YAML document is invalid.
+    #[error(transparent)]
+    Document(#[from] DocumentError),
+    /// Two documents describe the same object.
+    #[error("{second} and {first} both define {kind} {name}: each object may appear once")]
+    DuplicateObject {
+        /// Where it is defined first (file and document).
+        first: String,
+        /// Where it is defined again.
+        second: String,
+        /// Its kind (with API group).
+        kind: String,
+        /// Its namespace/name.
+        name: String,
+    },
+    /// The release holds more than one License.
+    #[error("{second} and {first} both hold a License: a release may hold one")]
+    SecondLicense {
+        /// The first license file.
+        first: String,
+        /// The second.
+        second: String,
+    },
+}
+
+/// The contents and classification of one release file.
+#[derive(Debug)]
+pub enum FileContents {
+    /// Parsed YAML documents.
+    Yaml(Vec<Document>),
+    /// A chart archive.
+    ChartArchive,
+    /// A file holding a KOTS License. Its bytes are dropped as soon as it is recognised.
+    License,
+    /// Anything else.
+    Other,
+}
+
+/// One file of a release.
+#[derive(Debug)]
+pub struct ReleaseFile {
+    /// Path relative to the release root, `/`-separated.
+    pub path: String,
+    /// Its bytes (empty for license files, which are never kept).
+    pub bytes: Vec<u8>,
+    /// Size on disk.
+    pub size: u64,
+    /// What it is.
+    pub contents: FileContents,
+}
+
+impl ReleaseFile {
+    /// The file's class as recorded.
+    pub fn class(&self) -> FileClass {
+        match self.contents {
+            FileContents::Yaml(_) => FileClass::Yaml,
+            FileContents::ChartArchive => FileClass::ChartArchive,
+            FileContents::License => FileClass::License,
+            FileContents::Other => FileClass::Other,
+        }
+    }
+}
+
+/// A release as read.
+#[derive(Debug)]
+pub struct Release {
+    /// The release directory.
+    pub root: PathBuf,
+    /// Every file, in path order.
+    pub files: Vec<ReleaseFile>,
+}
+
+impl Release {
+    /// blake3 over every non-license file's path and contents, in path order.
+    pub fn digest(&self) -> String {
+        let mut hasher = blake3::Hasher::new();
+        for file in &self.files {
+            if matches!(file.contents, FileContents::License) {
+                continue;
+            }
+            hasher.update(file.path.as_bytes());
+            hasher.update(&[0]);
+            hasher.update(blake3::hash(&file.bytes).as_bytes());
+        }
+        format!("blake3:{}", hasher.finalize().to_hex())
+    }
+
+    /// The path of the license file inside the release, if any.
+    pub fn license_file(&self) -> Option<&str> {
+        self.files
+            .iter()
+            .find(|file| matches!(file.contents, FileContents::License))
+            .map(|file| file.path.as_str())
+    }
+}
+
+fn relative_path(root: &Path, path: &Path) -> Result<String, ReleaseError> {
+    let relative = path.strip_prefix(root).unwrap_or(path);
+    let mut parts = Vec::new();
+    for component in relative.components() {
+        match component {
+            Component::Normal(part) => parts.push(part.to_str().ok_or_else(|| {
+                ReleaseError::BadPath {
+                    path: relative.to_string_lossy().into_owned(),
+                }
+            })?),
+            _ => {
+                return Err(ReleaseError::BadPath {
+                    path: relative.to_string_lossy().into_owned(),
+                });
+            }
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+fn is_chart_archive(path: &str) -> bool {
+    path.ends_with(".tgz") || path.ends_with(".tar.gz")
+}
+
+fn is_yaml(path: &str) -> bool {
+    path.ends_with(".yaml") || path.ends_with(".yml")
+}
+
+/// Reads at most `limit + 1` bytes so an oversized file is refused without reading it all.
+fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    let file = fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Reads a release directory. `on_file` is called after each file with (files done, files total).
+pub fn scan(
+    root: &Path,
+    limits: &Limits,
+    mut on_file: impl FnMut(u64, u64),
+) -> Result<Release, ReleaseError> {
+    let canonical_root = fs::canonicalize(root).map_err(|source| ReleaseError::Root {
+        path: root.to_path_buf(),
+        source,
+    })?;
+    let mut entries = Vec::new();
+    for entry in walkdir::WalkDir::new(&canonical_root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|entry| entry.file_name() != ".git")
+    {
+        let entry = entry.map_err(|error| {
+            let path = error
+                .path()
+                .map(|path| relative_path(&canonical_root, path).unwrap_or_default())
+                .unwrap_or_default();
+            ReleaseError::Read {
+                path,
+                source: error.into(),
+            }
+        })?;
+        let file_type = entry.file_type();
+        let relative = relative_path(&canonical_root, entry.path())?;
+        if file_type.is_dir() {
+            continue;
+        }
+        let source = if file_type.is_symlink() {
+            let target = fs::canonicalize(entry.path()).map_err(|source| ReleaseError::Read {
+                path: relative.clone(),
+                source,
+            })?;
+            if !target.starts_with(&canonical_root) {
+                return Err(ReleaseError::SymlinkOutside {
+                    path: relative,
+                    target: target.display().to_string(),
+                });
+            }
+            if target.is_dir() {
+                tracing::warn!(path = %relative, "skipping symlink to a directory inside the release");
+                continue;
+            }
+            target
+        } else if file_type.is_file() {
+            entry.path().to_path_buf()
+        } else {
+            tracing::warn!(path = %relative, "skipping special file");
+            continue;
+        };
+        entries.push((relative, source));
+        if entries.len() > limits.max_files {
+            return Err(ReleaseError::TooManyFiles {
+                limit: limits.max_files,
+            });
+        }
+    }
+    let total = entries.len() as u64;
+    let mut files = Vec::with_capacity(entries.len());
+    let mut total_bytes = 0u64;
+    let mut license_at: Option<String> = None;
+    let mut objects: std::collections::HashMap<(String, String, String, String), String> =
+        std::collections::HashMap::new();
+    for (done, (relative, source)) in entries.into_iter().enumerate() {
+        let bytes = read_limited(&source, limits.max_file_bytes).map_err(|source| {
+            ReleaseError::Read {
+                path: relative.clone(),
+                source,
+            }
+        })?;
+        let size = bytes.len() as u64;
+        if size > limits.max_file_bytes {
+            let size = fs::metadata(&source).map(|meta| meta.len()).unwrap_or(size);
+            return Err(ReleaseError::FileTooLarge {
+                path: relative,
+                size,
+                limit: limits.max_file_bytes,
+            });
+        }
+        total_bytes += size;
+        if total_bytes > limits.max_total_bytes {
+            return Err(ReleaseError::ReleaseTooLarge {
+                path: relative,
+                limit: limits.max_total_bytes,
+            });
+        }
+        let contents = if is_yaml(&relative) {
+            let documents = parse_documents(&relative, &bytes)?;
+            if documents.iter().any(Document::is_license) {
+                if let Some(first) = &license_at {
+                    return Err(ReleaseError::SecondLicense {
+                        first: first.clone(),
+                        second: relative,
+                    });
+                }
+                license_at = Some(relative.clone());
+                FileContents::License
+            } else {
+                for document in &documents {
+                    check_unique(&mut objects, document)?;
+                }
+                FileContents::Yaml(documents)
+            }
+        } else if is_chart_archive(&relative) {
+            FileContents::ChartArchive
+        } else {
+            FileContents::Other
+        };
+        let bytes = if matches!(contents, FileContents::License) {
+            Vec::new()
+        } else {
+            bytes
+        };
+        files.push(ReleaseFile {
+            path: relative,
+            bytes,
+            size,
+            contents,
+        });
+        on_file(done as u64 + 1, total);
+    }
+    Ok(Release {
+        root: canonical_root,
+        files,
+    })
+}
+
+fn check_unique(
+    objects: &mut std::collections::HashMap<(String, String, String, String), String>,
+    document: &Document,
+) -> Result<(), ReleaseError> {
+    let Some(name) = &document.name else {
+        return Ok(());
+    };
+    let group = document
+        .api_version
+        .rsplit_once('/')
+        .map(|(group, _)| group)
+        .unwrap_or("");
+    let namespace = document.namespace.clone().unwrap_or_default();
+    let key = (
+        group.to_string(),
+        document.kind.clone(),
+        namespace.clone(),
+        name.clone(),
+    );
+    let here = document.location();
+    if let Some(first) = objects.get(&key) {
+        let kind = if group.is_empty() {
+            document.kind.clone()
+        } else {
+            format!("{}.{group}", document.kind)
+        };
+        let name = if namespace.is_empty() {
+            name.clone()
+        } else {
+            format!("{namespace}/{name}")
+        };
+        return Err(ReleaseError::DuplicateObject {
+            first: first.clone(),
+            second: here,
+            kind,
+            name,
+        });
+    }
+    objects.insert(key, here);
+    Ok(())
+}

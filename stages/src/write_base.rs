@@ -1,0 +1,189 @@
+//! The `write_base` stage: materialises `upstream/` (the release as fetched, license files left
+//! out) and `base/` (one file per Kubernetes document, multi-document files split, KOTS custom
+//! resources left out, and a `kustomization.yaml` listing them) in the install's output directory.
+//! It reads only the `BaseFetched` fact of its input and the blob store, so a recorded install can
+//! be written again byte for byte without the original release. Both directories are regenerated
+//! from scratch on every run, so no stale file survives.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use windlass_engine::{
+    Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput,
+};
+use windlass_state::{BlobId, BlobStore};
+
+use crate::events::{
+    BASE_FETCHED, BASE_WRITTEN, BaseFetched, BaseWritten, DocumentClass, FetchedDocument,
+    WrittenFile,
+};
+use crate::output::OutputDir;
+
+/// Registration of this stage kind.
+pub const KIND: StageKind = StageKind {
+    kind: "write_base",
+    description: "write upstream/ and base/ from the recorded BaseFetched",
+    factory: |config| {
+        let config: WriteBaseConfig = serde_json::from_value(config.clone())
+            .map_err(|error| format!("write_base: {error}"))?;
+        Ok(Box::new(config))
+    },
+};
+
+/// Configuration: none yet.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteBaseConfig {}
+
+impl StageConfig for WriteBaseConfig {
+    fn validate(&self) -> Result<(), Vec<String>> {
+        Ok(())
+    }
+
+    fn build(&self) -> Arc<dyn Stage> {
+        Arc::new(WriteBase)
+    }
+}
+
+/// The runtime stage.
+pub struct WriteBase;
+
+/// `base/kustomization.yaml` as written.
+#[derive(Serialize)]
+struct Kustomization<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'a str,
+    kind: &'a str,
+    resources: Vec<String>,
+}
+
+#[async_trait::async_trait]
+impl Stage for WriteBase {
+    async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
+        let fetched = context
+            .inputs
+            .values()
+            .flatten()
+            .rev()
+            .find(|event| event.event_type == BASE_FETCHED)
+            .ok_or_else(|| {
+                StageError::permanent("write_base needs an input stage that records BaseFetched")
+            })?;
+        let fetched: BaseFetched = serde_json::from_value(fetched.payload.clone())
+            .map_err(|error| StageError::permanent(format!("BaseFetched is unreadable: {error}")))?;
+        let out_dir = context.request.out_dir.clone();
+        let blobs = context.blobs.clone();
+        tokio::task::spawn_blocking(move || write(&fetched, &out_dir, &blobs))
+            .await
+            .map_err(|error| StageError::permanent(format!("write_base task failed: {error}")))?
+    }
+}
+
+/// Names the `base/` file of each Kubernetes document: a single-document file keeps its path, a
+/// document of a multi-document file gets `<stem>-<n><ext>`; clashes get a further `-<k>` suffix.
+pub fn base_file_names(documents: &[FetchedDocument]) -> Vec<(usize, String)> {
+    let mut per_file: BTreeMap<&str, usize> = BTreeMap::new();
+    for document in documents {
+        *per_file.entry(document.file.as_str()).or_default() += 1;
+    }
+    let mut taken: HashSet<String> = HashSet::new();
+    let mut names = Vec::new();
+    for (position, document) in documents.iter().enumerate() {
+        if document.class != DocumentClass::KubernetesObject {
+            continue;
+        }
+        let (stem, extension) = split_extension(&document.file);
+        let mut name = if per_file[document.file.as_str()] == 1 {
+            document.file.clone()
+        } else {
+            format!("{stem}-{}{extension}", document.index + 1)
+        };
+        let mut clash = 1;
+        while taken.contains(&name) || name == "kustomization.yaml" {
+            clash += 1;
+            name = format!("{stem}-{}-{clash}{extension}", document.index + 1);
+        }
+        taken.insert(name.clone());
+        names.push((position, name));
+    }
+    names
+}
+
+fn split_extension(path: &str) -> (&str, &str) {
+    for extension in [".yaml", ".yml"] {
+        if let Some(stem) = path.strip_suffix(extension) {
+            return (stem, extension);
+        }
+    }
+    (path, "")
+}
+
+fn write(fetched: &BaseFetched, out_dir: &std::path::Path, blobs: &BlobStore) -> Result<StageOutput, StageError> {
+    let failure = |error: &dyn std::fmt::Display| StageError::permanent(error.to_string());
+    let blob = |hex: &str| -> Result<Vec<u8>, StageError> {
+        let id = BlobId::parse(hex).map_err(|error| failure(&error))?;
+        blobs.get(&id).map_err(|error| failure(&error))
+    };
+    let out = OutputDir::create(out_dir).map_err(|error| failure(&error))?;
+    out.remove_tree("upstream").map_err(|error| failure(&error))?;
+    out.remove_tree("base").map_err(|error| failure(&error))?;
+    let mut written = Vec::new();
+    for file in &fetched.files {
+        let Some(hex) = &file.blob else { continue };
+        let path = format!("upstream/{}", file.path);
+        out.write(&path, &blob(hex)?, 0o644)
+            .map_err(|error| StageError::invalid_input(error.to_string()))?;
+        written.push(WrittenFile {
+            path,
+            blob: hex.clone(),
+        });
+    }
+    let mut resources = Vec::new();
+    for (position, name) in base_file_names(&fetched.documents) {
+        let document = &fetched.documents[position];
+        let path = format!("base/{name}");
+        out.write(&path, &blob(&document.blob)?, 0o644)
+            .map_err(|error| StageError::invalid_input(error.to_string()))?;
+        written.push(WrittenFile {
+            path,
+            blob: document.blob.clone(),
+        });
+        resources.push(name);
+    }
+    let resource_count = resources.len();
+    let kustomization = serde_saphyr::to_string(&Kustomization {
+        api_version: "kustomize.config.k8s.io/v1beta1",
+        kind: "Kustomization",
+        resources,
+    })
+    .map_err(|error| failure(&error))?;
+    let kustomization_blob = blobs
+        .put(kustomization.as_bytes())
+        .map_err(|error| failure(&error))?;
+    out.write("base/kustomization.yaml", kustomization.as_bytes(), 0o644)
+        .map_err(|error| failure(&error))?;
+    written.push(WrittenFile {
+        path: "base/kustomization.yaml".into(),
+        blob: kustomization_blob.to_string(),
+    });
+    blobs.sync().map_err(|error| failure(&error))?;
+    written.sort_by(|a, b| a.path.cmp(&b.path));
+    let summary = format!(
+        "{resource_count} base resources, {} files written to {}",
+        written.len(),
+        out.root().display()
+    );
+    let fact = Fact::new(
+        BASE_WRITTEN,
+        1,
+        &BaseWritten {
+            out_dir: out.root().display().to_string(),
+            files: written,
+        },
+    )?;
+    Ok(StageOutput {
+        facts: vec![fact],
+        summary,
+    })
+}

@@ -1,0 +1,120 @@
+//! Shared test plumbing: the [`LogBackend`] trait that lets one generic test body run against every
+//! event-log backend (how to name its log, open it, and reach under it to tamper with a stored
+//! record with the store closed), plus small helpers for building events and reading a whole log.
+//! Tampering goes through the storage engine's own API (redb's `events` table, sled's `events`
+//! tree), exactly as someone editing the file with a stock tool would.
+
+use std::path::{Path, PathBuf};
+
+use windlass_state::redb_store::RedbStore;
+use windlass_state::{EventStore, NewEvent, StoredEvent};
+
+/// One event-log backend, as the generic tests see it.
+pub trait LogBackend {
+    /// The store type.
+    type Store: EventStore + 'static;
+    /// The name the `acked_writer` example takes on its command line.
+    const NAME: &'static str;
+    /// Where this backend's log lives inside a scratch directory.
+    fn log_path(dir: &Path) -> PathBuf;
+    /// Opens (creating if needed) the log, panicking with the store error on failure.
+    fn open(path: &Path) -> Self::Store;
+    /// With every store handle on `path` dropped, replaces the stored bytes of record
+    /// `global_seq` (`Some`) or deletes the record (`None`), bypassing the store.
+    fn rewrite_record(path: &Path, global_seq: u64, bytes: Option<&[u8]>);
+}
+
+/// The default redb backend.
+pub struct Redb;
+
+impl LogBackend for Redb {
+    type Store = RedbStore;
+    const NAME: &'static str = "redb";
+
+    fn log_path(dir: &Path) -> PathBuf {
+        dir.join("events.redb")
+    }
+
+    fn open(path: &Path) -> RedbStore {
+        RedbStore::open(path)
+            .unwrap_or_else(|error| panic!("opening redb log {}: {error}", path.display()))
+    }
+
+    fn rewrite_record(path: &Path, global_seq: u64, bytes: Option<&[u8]>) {
+        const EVENTS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("events");
+        let db = redb::Database::create(path).expect("open the log file with plain redb");
+        let txn = db.begin_write().expect("begin a redb write transaction");
+        {
+            let mut events = txn.open_table(EVENTS).expect("open the events table");
+            match bytes {
+                Some(bytes) => {
+                    events.insert(global_seq, bytes).expect("overwrite record");
+                }
+                None => {
+                    events.remove(global_seq).expect("delete record");
+                }
+            }
+        }
+        txn.commit().expect("commit the tampering");
+    }
+}
+
+/// The optional sled backend.
+#[cfg(feature = "sled")]
+pub struct Sled;
+
+#[cfg(feature = "sled")]
+impl LogBackend for Sled {
+    type Store = windlass_state::sled_store::SledStore;
+    const NAME: &'static str = "sled";
+
+    fn log_path(dir: &Path) -> PathBuf {
+        dir.join("events.sled")
+    }
+
+    fn open(path: &Path) -> Self::Store {
+        windlass_state::sled_store::SledStore::open(path)
+            .unwrap_or_else(|error| panic!("opening sled log {}: {error}", path.display()))
+    }
+
+    fn rewrite_record(path: &Path, global_seq: u64, bytes: Option<&[u8]>) {
+        let db = sled::open(path).expect("open the log directory with plain sled");
+        let events = db.open_tree("events").expect("open the events tree");
+        let key = global_seq.to_be_bytes();
+        match bytes {
+            Some(bytes) => {
+                events.insert(key, bytes).expect("overwrite record");
+            }
+            None => {
+                events.remove(key).expect("delete record");
+            }
+        }
+        db.flush().expect("flush the tampering");
+    }
+}
+
+/// A valid event with the given install, type and payload (actor `tester@test`, version 1).
+pub fn event(install_id: &str, event_type: &str, payload: serde_json::Value) -> NewEvent {
+    NewEvent::new(install_id, "tester@test", event_type, 1, payload)
+}
+
+/// Every record of the log, in global order, decoded as stored.
+pub fn read_all(store: &dyn EventStore) -> Vec<StoredEvent> {
+    store
+        .scan(1, usize::MAX)
+        .expect("scan the whole log")
+        .into_iter()
+        .map(|raw| {
+            serde_json::from_slice(&raw.bytes)
+                .unwrap_or_else(|error| panic!("record {} does not decode: {error}", raw.global_seq))
+        })
+        .collect()
+}
+
+/// The exact stored bytes of one record.
+pub fn raw_bytes(store: &dyn EventStore, global_seq: u64) -> Vec<u8> {
+    let mut page = store.scan(global_seq, 1).expect("scan one record");
+    let raw = page.pop().expect("the record exists");
+    assert_eq!(raw.global_seq, global_seq, "scan started at the wrong record");
+    raw.bytes
+}
