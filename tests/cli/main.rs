@@ -1,1 +1,260 @@
-//! placeholder
+//! End-to-end tests of the `windlass` binary: the README's main job on `examples/quickstart`, the
+//! JSON shapes scripts rely on, exit codes, the license ID staying out of the state directory, the
+//! CLI reading the log while another process writes it, and resume after the process is killed
+//! (SIGKILL) between stages.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const QUICKSTART_LICENSE_ID: &str = "qs-2Yw8xT4mK9pLr7VbN3cJ5hQ";
+
+fn quickstart() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart")
+}
+
+fn windlass(state: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_windlass"));
+    command
+        .arg("--state")
+        .arg(state)
+        .env_remove("WINDLASS_STATE")
+        .env_remove("WINDLASS_PAUSE_AFTER_STAGE")
+        .env("RUST_LOG", "warn");
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().expect("windlass runs")
+}
+
+fn json(output: Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "windlass failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "stdout is not JSON ({error}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("readable dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn install_of_the_quickstart_writes_upstream_and_base_and_reports_json() {
+    let state = tempfile::tempdir().unwrap();
+    let install = json(run(windlass(state.path())
+        .args(["install", "--json"])
+        .arg(quickstart())));
+    assert_eq!(install["status"], "completed");
+    let install_id = install["install_id"].as_str().unwrap();
+    let out = PathBuf::from(install["out"].as_str().unwrap());
+    assert_eq!(out, state.path().join("installs").join(install_id));
+    let kustomization = std::fs::read_to_string(out.join("base/kustomization.yaml")).unwrap();
+    for resource in [
+        "manifests/api.yaml",
+        "manifests/networking-1.yaml",
+        "manifests/networking-2.yaml",
+        "manifests/nightly-report.yaml",
+    ] {
+        assert!(kustomization.contains(resource), "{resource} missing from {kustomization}");
+        assert!(out.join("base").join(resource).is_file());
+    }
+    assert!(!kustomization.contains("kots-app"), "KOTS kinds stay out of base");
+    assert!(out.join("upstream/kots-app.yaml").is_file());
+    assert!(
+        !out.join("upstream/userdata/license.yaml").exists(),
+        "the license file is never copied"
+    );
+    assert_eq!(install["license"]["sequence"], 3);
+    assert_eq!(install["app_slug"], "my-app");
+}
+
+#[test]
+fn history_events_and_show_print_the_documented_json() {
+    let state = tempfile::tempdir().unwrap();
+    let install = json(run(windlass(state.path())
+        .args(["install", "--json"])
+        .arg(quickstart())));
+    let install_id = install["install_id"].as_str().unwrap();
+
+    let history = json(run(windlass(state.path()).args(["history", "--json"])));
+    let history = history.as_array().unwrap();
+    assert_eq!(history.len(), 1);
+    for field in ["install_id", "status", "out", "app_slug", "release_digest", "started_at"] {
+        assert!(!history[0][field].is_null(), "history lacks {field}");
+    }
+
+    let events = json(run(windlass(state.path()).args(["events", install_id, "--json"])));
+    let events = events.as_array().unwrap();
+    let types: Vec<&str> = events.iter().map(|event| event["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "InstallStarted",
+            "StageStarted",
+            "BaseFetched",
+            "StageCompleted",
+            "StageStarted",
+            "BaseWritten",
+            "StageCompleted",
+            "InstallCompleted"
+        ]
+    );
+    for (position, event) in events.iter().enumerate() {
+        assert_eq!(event["seq"], position as u64 + 1);
+        assert!(event["schema_version"].as_u64().unwrap() >= 1);
+        assert!(event["recorded_at"].as_str().unwrap().ends_with('Z'));
+        assert!(event["payload"].is_object());
+    }
+
+    let show = json(run(windlass(state.path()).args(["show", install_id, "--json"])));
+    assert_eq!(show["status"], "completed");
+    let stages: Vec<&str> = show["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|stage| stage["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["fetch_base", "write_base"]);
+
+    let verify = json(run(windlass(state.path()).args(["verify-log", "--json"])));
+    assert_eq!(verify["ok"], true);
+    assert_eq!(verify["records"], 8);
+}
+
+#[test]
+fn the_license_id_never_reaches_the_state_directory() {
+    let state = tempfile::tempdir().unwrap();
+    let output = run(windlass(state.path()).arg("install").arg(quickstart()));
+    assert!(output.status.success());
+    let files = files_under(state.path());
+    assert!(files.len() > 10, "expected log, key and blobs, found {files:?}");
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes
+                .windows(QUICKSTART_LICENSE_ID.len())
+                .any(|window| window == QUICKSTART_LICENSE_ID.as_bytes()),
+            "license ID found in {}",
+            file.display()
+        );
+    }
+    for stream in [&output.stdout, &output.stderr] {
+        assert!(!String::from_utf8_lossy(stream).contains(QUICKSTART_LICENSE_ID));
+    }
+}
+
+#[test]
+fn invalid_input_exits_3_naming_file_and_document() {
+    let state = tempfile::tempdir().unwrap();
+    let release = tempfile::tempdir().unwrap();
+    std::fs::write(
+        release.path().join("app.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nmetadata:\n  name: b\n",
+    )
+    .unwrap();
+    let output = run(windlass(state.path()).arg("install").arg(release.path()));
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("app.yaml (document 2, line 6)") && stderr.contains("kind"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unknown_install_exits_5() {
+    let state = tempfile::tempdir().unwrap();
+    let output = run(windlass(state.path()).args(["show", "no-such-install"]));
+    assert_eq!(output.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no-such-install"));
+}
+
+/// Kills `windlass install` with SIGKILL right after `fetch_base` completed (the runner pauses
+/// there when `WINDLASS_PAUSE_AFTER_STAGE` names it), reads the log from other processes while the
+/// writer is alive, then checks that installing the same release again resumes the same install
+/// and runs only the stage that had not completed.
+#[test]
+fn install_killed_between_stages_resumes_instead_of_starting_again() {
+    let state = tempfile::tempdir().unwrap();
+    let mut child = windlass(state.path())
+        .args(["install", "--json"])
+        .arg(quickstart())
+        .env("WINDLASS_PAUSE_AFTER_STAGE", "fetch_base")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines_sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines_sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("windlass announces the pause within 60 s");
+        if line.contains("paused after stage fetch_base") {
+            break;
+        }
+    }
+
+    // The writer is alive and holds the log open: other processes can still read it.
+    let history = json(run(windlass(state.path()).args(["history", "--json"])));
+    assert_eq!(history[0]["status"], "incomplete");
+    let install_id = history[0]["install_id"].as_str().unwrap().to_string();
+    let show = json(run(windlass(state.path()).args(["show", &install_id, "--json"])));
+    assert_eq!(show["stages"][0]["status"], "completed");
+    assert_eq!(show["stages"][1]["status"], "pending");
+
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let resumed = json(run(windlass(state.path())
+        .args(["install", "--json"])
+        .arg(quickstart())));
+    assert_eq!(resumed["install_id"], install_id.as_str(), "the same install is resumed");
+    assert_eq!(resumed["status"], "completed");
+    assert_eq!(resumed["resumed"], 1);
+
+    let events = json(run(windlass(state.path()).args(["events", &install_id, "--json"])));
+    let started: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["type"] == "StageStarted")
+        .map(|event| event["payload"]["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(started, ["fetch_base", "write_base"], "fetch_base ran once");
+    let history = json(run(windlass(state.path()).args(["history", "--json"])));
+    assert_eq!(history.as_array().unwrap().len(), 1, "no duplicate install");
+    let out = PathBuf::from(resumed["out"].as_str().unwrap());
+    assert!(out.join("base/kustomization.yaml").is_file());
+    assert_eq!(json(run(windlass(state.path()).args(["verify-log", "--json"])))["ok"], true);
+}

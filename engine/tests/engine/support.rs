@@ -304,6 +304,7 @@ impl TestEnv {
             release_digest: "9f2c4e1a7b3d5f60812a4c6e8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d"
                 .to_string(),
             out_dir: self.path("out"),
+            requested_out: Some(self.path("out")),
             namespace: "acme".to_string(),
             license: None,
         }
