@@ -114,16 +114,27 @@ impl fmt::Display for PipelineError {
                 write!(f, "stage {stage:?}: unknown stage kind {kind:?}")
             }
             PipelineError::InvalidConfig { stage, problems } => {
-                write!(f, "stage {stage:?}: invalid configuration: {}", problems.join("; "))
+                write!(
+                    f,
+                    "stage {stage:?}: invalid configuration: {}",
+                    problems.join("; ")
+                )
             }
             PipelineError::DuplicateName { name } => {
                 write!(f, "stage name {name:?} is used more than once")
             }
             PipelineError::MissingInput { stage, input } => {
-                write!(f, "stage {stage:?}: input {input:?} is not a stage of this pipeline")
+                write!(
+                    f,
+                    "stage {stage:?}: input {input:?} is not a stage of this pipeline"
+                )
             }
             PipelineError::Cycle { stages } => {
-                write!(f, "stages depend on each other in a cycle: {}", stages.join(" → "))
+                write!(
+                    f,
+                    "stages depend on each other in a cycle: {}",
+                    stages.join(" → ")
+                )
             }
         }
     }
@@ -165,7 +176,10 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Builds a pipeline, collecting every problem before failing.
-    pub fn build(specs: &[StageSpec], registry: &StageRegistry) -> Result<Pipeline, PipelineErrors> {
+    pub fn build(
+        specs: &[StageSpec],
+        registry: &StageRegistry,
+    ) -> Result<Pipeline, PipelineErrors> {
         let mut errors = Vec::new();
         // Node weights index into `accepted`: the specs that are not duplicates.
         let mut graph: DiGraph<usize, ()> = DiGraph::new();

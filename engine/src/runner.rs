@@ -77,7 +77,13 @@ pub enum StartKind {
 }
 
 impl Runner {
-    fn event(&self, install_id: &str, event_type: &str, version: u32, payload: &impl serde::Serialize) -> Result<NewEvent, RunError> {
+    fn event(
+        &self,
+        install_id: &str,
+        event_type: &str,
+        version: u32,
+        payload: &impl serde::Serialize,
+    ) -> Result<NewEvent, RunError> {
         Ok(NewEvent::new(
             install_id,
             self.actor.clone(),
@@ -141,7 +147,9 @@ impl Runner {
             // A resumed install keeps writing where it started.
             let mut request = (*request).clone();
             request.out_dir = previous.out.clone().into();
-            let state = self.run(&previous.install_id, pipeline, Arc::new(request)).await?;
+            let state = self
+                .run(&previous.install_id, pipeline, Arc::new(request))
+                .await?;
             return Ok((state, StartKind::Resumed));
         }
         let started = InstallStarted {
@@ -184,7 +192,10 @@ impl Runner {
             if failure.is_none() {
                 for stage in pipeline.stages() {
                     let ready = !launched.contains(&stage.name)
-                        && stage.inputs.iter().all(|input| completed.contains_key(input));
+                        && stage
+                            .inputs
+                            .iter()
+                            .all(|input| completed.contains_key(input));
                     if !ready {
                         continue;
                     }
@@ -306,7 +317,8 @@ impl Runner {
                     )?);
                     let mut stored = self.append(batch).await?;
                     stored.pop();
-                    self.progress.stage_finished(&stage.name, true, &output.summary);
+                    self.progress
+                        .stage_finished(&stage.name, true, &output.summary);
                     pause_if_asked(&stage.name).await;
                     return Ok(StageRunOutcome::Completed {
                         stage: stage.name.clone(),

@@ -137,7 +137,11 @@ fn find_losses(stored: &Value, decoded: &Value, at: &str, losses: &mut Vec<Strin
 fn every_fixture_upcasts_and_decodes_into_the_current_type() {
     let registry = registry();
     let fixtures = load_fixtures();
-    assert!(!fixtures.is_empty(), "no fixtures found in {:?}", fixtures_dir());
+    assert!(
+        !fixtures.is_empty(),
+        "no fixtures found in {:?}",
+        fixtures_dir()
+    );
     let mut problems = Vec::new();
     for Fixture {
         file_name,
@@ -154,7 +158,9 @@ fn every_fixture_upcasts_and_decodes_into_the_current_type() {
             continue;
         }
         let Some(schema) = registry.get(&event_type) else {
-            problems.push(format!("{file_name}: {event_type} is not an engine event type"));
+            problems.push(format!(
+                "{file_name}: {event_type} is not an engine event type"
+            ));
             continue;
         };
         let current_version = schema.current_version;
@@ -170,7 +176,11 @@ fn every_fixture_upcasts_and_decodes_into_the_current_type() {
             Ok(decoded) => {
                 let mut losses = Vec::new();
                 find_losses(&upcast.payload, &decoded, "payload", &mut losses);
-                problems.extend(losses.into_iter().map(|loss| format!("{file_name}: {loss}")));
+                problems.extend(
+                    losses
+                        .into_iter()
+                        .map(|loss| format!("{file_name}: {loss}")),
+                );
             }
             Err(error) => problems.push(format!(
                 "{file_name}: upcast to version {current_version} but does not decode: {error}"

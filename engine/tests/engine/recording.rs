@@ -44,7 +44,10 @@ async fn completed_run_records_lifecycle_and_facts_in_order() {
         ]
     );
     assert_eq!(
-        events.iter().map(|event| event.install_seq).collect::<Vec<_>>(),
+        events
+            .iter()
+            .map(|event| event.install_seq)
+            .collect::<Vec<_>>(),
         (1..=8).collect::<Vec<u64>>()
     );
     assert!(events.iter().all(|event| event.actor == ACTOR));
@@ -83,7 +86,12 @@ async fn completed_run_records_lifecycle_and_facts_in_order() {
     assert_eq!(
         completed
             .iter()
-            .map(|stage| (stage.stage.as_str(), stage.attempt, stage.facts, stage.summary.as_str()))
+            .map(|stage| (
+                stage.stage.as_str(),
+                stage.attempt,
+                stage.facts,
+                stage.summary.as_str()
+            ))
             .collect::<Vec<_>>(),
         vec![("first", 1, 2, "two facts"), ("second", 1, 0, "0 fact(s)")]
     );

@@ -19,9 +19,7 @@ use windlass_engine::{
     Fact, FailureClass, InstallRequest, License, NoProgress, Pipeline, Runner, Stage, StageConfig,
     StageContext, StageError, StageKind, StageOutput, StageRegistry, StageSpec,
 };
-use windlass_state::{
-    Backend, EventSchema, SchemaRegistry, SecretString, StateDir, StoredEvent,
-};
+use windlass_state::{Backend, EventSchema, SchemaRegistry, SecretString, StateDir, StoredEvent};
 
 /// The fact type every `scripted` stage records.
 pub const FACT_RECORDED: &str = "FactRecorded";
@@ -351,13 +349,19 @@ impl TestEnv {
 }
 
 /// The payloads of every event of type `event_type`, decoded.
-pub fn payloads<T: serde::de::DeserializeOwned>(events: &[StoredEvent], event_type: &str) -> Vec<T> {
+pub fn payloads<T: serde::de::DeserializeOwned>(
+    events: &[StoredEvent],
+    event_type: &str,
+) -> Vec<T> {
     events
         .iter()
         .filter(|event| event.event_type == event_type)
         .map(|event| {
             serde_json::from_value(event.payload.clone()).unwrap_or_else(|error| {
-                panic!("event {} ({event_type}) does not decode: {error}", event.install_seq)
+                panic!(
+                    "event {} ({event_type}) does not decode: {error}",
+                    event.install_seq
+                )
             })
         })
         .collect()

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs windlass's whole test suite on a fresh Debian machine, installing what it needs first.
+# Usage: scripts/test.sh            (from anywhere; CI runs it through .ci/run)
+#
+# What the tests need today: cargo with rustfmt and clippy. Later issues add docker-registry,
+# skopeo, kubectl and helm here, installed by this script, never assumed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+need_component() {
+    if ! cargo "$1" --version >/dev/null 2>&1; then
+        step "installing rustup component $2"
+        rustup component add "$2" || {
+            echo "error: cargo $1 is missing and could not be installed: run 'rustup component add $2'" >&2
+            exit 1
+        }
+    fi
+}
+need_component fmt rustfmt
+need_component clippy clippy
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy (all features, all targets)"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+step "clippy (default features)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
+
+step "tests (all features: redb and sled backends)"
+cargo test --workspace --all-features --locked
+
+step "benches compile"
+cargo bench --workspace --no-run --locked
+
+step "README main command on the bundled example"
+state_dir=$(mktemp -d)
+trap 'rm -rf "$state_dir"' EXIT
+cargo run --quiet --locked -- --state "$state_dir" install examples/quickstart
+cargo run --quiet --locked -- --state "$state_dir" verify-log
+
+step "all checks passed"
