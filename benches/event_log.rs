@@ -65,7 +65,7 @@ fn append_benches(c: &mut Criterion) {
 
 /// An install of `count` events: a start, then stages each with a start, facts and a completion.
 fn install_events(install: &str, count: usize) -> Vec<NewEvent> {
-    const STAGES: usize = 10;
+    const STAGES: usize = 9;
     let pipeline = (0..STAGES)
         .map(|stage| PipelineStageRecord {
             name: format!("stage-{stage}"),
@@ -87,6 +87,8 @@ fn install_events(install: &str, count: usize) -> Vec<NewEvent> {
         NewEvent::new(install, "bench@localhost", event_type, version, payload)
     };
     let mut events = vec![event(INSTALL_STARTED, 2, serde_json::to_value(&started).unwrap())];
+    // One InstallStarted, then per stage a StageStarted, its facts and a StageCompleted.
+    assert_eq!((count - 1) % STAGES, 0, "count must be 1 + a multiple of {STAGES}");
     let facts_per_stage = (count - 1) / STAGES - 2;
     for stage in 0..STAGES {
         let name = format!("stage-{stage}");

@@ -67,6 +67,21 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
         namespace: args.namespace.clone(),
         license,
     };
+    // One process at a time per install: a second `windlass install` of the same request while
+    // the first is still running must not resume it underneath.
+    let install_key = request.install_key(pipeline.fingerprint());
+    let _install_lock = state
+        .try_lock(&install_key)
+        .map_err(|error| CliError::new(Code::State, error))?
+        .ok_or_else(|| {
+            CliError::new(
+                Code::Failure,
+                anyhow!(
+                    "another windlass process is installing this release with the same options into {} right now; wait for it or see `windlass history`",
+                    global.state.display()
+                ),
+            )
+        })?;
     let progress: Arc<dyn Progress> = match TerminalProgress::for_stderr(global.json) {
         Some(bars) => Arc::new(bars),
         None => Arc::new(NoProgress),

@@ -77,8 +77,9 @@ impl InstallRequest {
     }
 
     /// A digest of everything that makes two install requests "the same install", used to find an
-    /// interrupted install to resume.
-    pub fn install_key(&self, stage_names: &[String]) -> String {
+    /// interrupted install to resume: the release (contents and place), the requested output, the
+    /// namespace, the license and the pipeline's [fingerprint](crate::Pipeline::fingerprint).
+    pub fn install_key(&self, pipeline_fingerprint: &str) -> String {
         let mut hasher = blake3::Hasher::new();
         for part in [
             self.release_digest.as_str(),
@@ -97,10 +98,7 @@ impl InstallRequest {
             hasher.update(part.as_bytes());
             hasher.update(&[0]);
         }
-        for name in stage_names {
-            hasher.update(name.as_bytes());
-            hasher.update(&[1]);
-        }
+        hasher.update(pipeline_fingerprint.as_bytes());
         hasher.finalize().to_hex()[..32].to_string()
     }
 }

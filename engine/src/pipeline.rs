@@ -172,7 +172,12 @@ pub struct PipelineStage {
 pub struct Pipeline {
     /// The stages in a dependency-respecting order.
     ordered: Vec<PipelineStage>,
+    /// blake3 over every spec (name, kind, inputs, config), in definition order.
+    fingerprint: String,
 }
+
+/// A spec that is not a duplicate, with its built stage if building succeeded.
+type AcceptedStage<'a> = (&'a StageSpec, Option<Arc<dyn Stage>>);
 
 impl Pipeline {
     /// Builds a pipeline, collecting every problem before failing.
@@ -184,7 +189,7 @@ impl Pipeline {
         // Node weights index into `accepted`: the specs that are not duplicates.
         let mut graph: DiGraph<usize, ()> = DiGraph::new();
         let mut by_name: HashMap<&str, NodeIndex> = HashMap::new();
-        let mut accepted: Vec<(&StageSpec, Option<Arc<dyn Stage>>)> = Vec::new();
+        let mut accepted: Vec<AcceptedStage> = Vec::new();
         for spec in specs {
             let stage = build_stage(spec, registry, &mut errors);
             if by_name.contains_key(spec.name.as_str()) {
@@ -225,8 +230,7 @@ impl Pipeline {
             return Err(PipelineErrors(errors));
         }
         let order = toposort(&graph, None).expect("cycles were reported above");
-        let mut slots: Vec<Option<(&StageSpec, Option<Arc<dyn Stage>>)>> =
-            accepted.into_iter().map(Some).collect();
+        let mut slots: Vec<Option<AcceptedStage>> = accepted.into_iter().map(Some).collect();
         let ordered = order
             .into_iter()
             .map(|index| {
@@ -239,12 +243,21 @@ impl Pipeline {
                 }
             })
             .collect();
-        Ok(Pipeline { ordered })
+        Ok(Pipeline {
+            ordered,
+            fingerprint: fingerprint(specs),
+        })
     }
 
     /// The stages in a dependency-respecting order.
     pub fn stages(&self) -> impl Iterator<Item = &PipelineStage> {
         self.ordered.iter()
+    }
+
+    /// A digest of the whole definition (names, kinds, inputs and configs): two pipelines with the
+    /// same fingerprint run the same stages the same way.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// Stage names in order.
@@ -262,6 +275,23 @@ impl Pipeline {
             })
             .collect()
     }
+}
+
+fn fingerprint(specs: &[StageSpec]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for spec in specs {
+        for part in [&spec.name, &spec.kind] {
+            hasher.update(part.as_bytes());
+            hasher.update(&[0]);
+        }
+        for input in &spec.inputs {
+            hasher.update(input.as_bytes());
+            hasher.update(&[1]);
+        }
+        hasher.update(spec.config.to_string().as_bytes());
+        hasher.update(&[2]);
+    }
+    hasher.finalize().to_hex()[..32].to_string()
 }
 
 /// Builds one stage from its spec, recording any problem in `errors`.

@@ -42,11 +42,11 @@ pub enum RunError {
     /// A payload could not be encoded.
     #[error("cannot encode event: {0}")]
     Encode(#[from] serde_json::Error),
-    /// A stage task panicked.
-    #[error("stage {stage} panicked: {message}")]
+    /// A runner task panicked (stage panics are recorded as stage failures instead).
+    #[error("{task} panicked: {message}")]
     Panicked {
-        /// The stage.
-        stage: String,
+        /// The task.
+        task: String,
         /// The panic message.
         message: String,
     },
@@ -98,7 +98,7 @@ impl Runner {
         let result = tokio::task::spawn_blocking(move || log.append(batch))
             .await
             .map_err(|error| RunError::Panicked {
-                stage: "event log append".into(),
+                task: "event log append".into(),
                 message: error.to_string(),
             })?;
         Ok(result?)
@@ -110,10 +110,18 @@ impl Runner {
         Ok(fold(install_id, &events)?)
     }
 
-    /// The newest install with this install key that did not complete, if any.
+    /// The newest install with this install key that did not complete, if any. Installs whose
+    /// events cannot be read (for example, written by a newer windlass) cannot be resumed by this
+    /// binary and are skipped with a warning rather than blocking every new install.
     pub fn find_resumable(&self, install_key: &str) -> Result<Option<InstallState>, RunError> {
         for install_id in self.log.install_ids()?.iter().rev() {
-            let state = self.state_of(install_id)?;
+            let state = match self.state_of(install_id) {
+                Ok(state) => state,
+                Err(error) => {
+                    tracing::warn!(%install_id, %error, "skipping an unreadable install while looking for one to resume");
+                    continue;
+                }
+            };
             if state.install_key == install_key {
                 return Ok((state.status != InstallStatus::Completed).then_some(state));
             }
@@ -129,7 +137,7 @@ impl Runner {
         request: Arc<InstallRequest>,
         new_install_id: &str,
     ) -> Result<(InstallState, StartKind), RunError> {
-        let install_key = request.install_key(&pipeline.stage_names());
+        let install_key = request.install_key(pipeline.fingerprint());
         if let Some(previous) = self.find_resumable(&install_key)? {
             let completed_stages = previous
                 .stages
@@ -221,7 +229,7 @@ impl Runner {
                 break;
             };
             let outcome = joined.map_err(|error| RunError::Panicked {
-                stage: "stage task".into(),
+                task: "stage runner task".into(),
                 message: error.to_string(),
             })??;
             match outcome {
@@ -289,7 +297,18 @@ impl Runner {
                 progress: self.progress.clone(),
             };
             let clock = Instant::now();
-            let result = stage.stage.run(&context).await;
+            let runtime_stage = stage.stage.clone();
+            // The stage runs in its own task so that a panic becomes a recorded, permanent failure
+            // of this stage instead of tearing down the runner.
+            let result = tokio::spawn(async move { runtime_stage.run(&context).await })
+                .await
+                .unwrap_or_else(|join_error| {
+                    Err(StageError::permanent(format!(
+                        "stage {} crashed: {}",
+                        stage.name,
+                        panic_message(join_error)
+                    )))
+                });
             let duration_ms = clock.elapsed().as_millis() as u64;
             match result {
                 Ok(output) => {
@@ -394,6 +413,18 @@ struct StageTask {
     request: Arc<InstallRequest>,
     inputs: BTreeMap<String, Vec<StoredEvent>>,
     first_attempt: u32,
+}
+
+fn panic_message(join_error: tokio::task::JoinError) -> String {
+    if !join_error.is_panic() {
+        return join_error.to_string();
+    }
+    let payload = join_error.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| text.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic with a non-text payload".to_string())
 }
 
 async fn pause_if_asked(stage: &str) {

@@ -159,7 +159,11 @@ pub fn parse_documents(file: &str, bytes: &[u8]) -> Result<Vec<Document>, Docume
                     .location()
                     .map(|location| line + location.line() as usize - 1)
                     .unwrap_or(line);
-                error(number, at, format!("invalid YAML: {}", first_line(&parse.to_string())))
+                error(
+                    number,
+                    at,
+                    format!("invalid YAML: {}", first_line(&parse.to_string())),
+                )
             })?;
         if value.is_null() {
             continue;
@@ -201,7 +205,11 @@ pub fn parse_documents(file: &str, bytes: &[u8]) -> Result<Vec<Document>, Docume
             DocumentClass::KubernetesObject
         };
         if class == DocumentClass::KubernetesObject && name.as_deref().unwrap_or("").is_empty() {
-            return Err(error(number, line, "document has no `metadata.name`".into()));
+            return Err(error(
+                number,
+                line,
+                "document has no `metadata.name`".into(),
+            ));
         }
         documents.push(Document {
             file: file.to_string(),

@@ -7,9 +7,7 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
-use windlass_engine::{
-    Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput,
-};
+use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput};
 
 use crate::events::{BASE_FETCHED, BaseFetched, FetchedDocument, FetchedFile};
 use crate::release::{FileContents, Limits, Release, ReleaseError, scan};
@@ -46,7 +44,11 @@ impl StageConfig for FetchBaseConfig {
         if self.limits.max_files == 0 {
             problems.push("max_files must be positive".to_string());
         }
-        if problems.is_empty() { Ok(()) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
     }
 
     fn build(&self) -> Arc<dyn Stage> {

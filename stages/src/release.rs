@@ -193,11 +193,11 @@ fn relative_path(root: &Path, path: &Path) -> Result<String, ReleaseError> {
     let mut parts = Vec::new();
     for component in relative.components() {
         match component {
-            Component::Normal(part) => parts.push(part.to_str().ok_or_else(|| {
-                ReleaseError::BadPath {
+            Component::Normal(part) => {
+                parts.push(part.to_str().ok_or_else(|| ReleaseError::BadPath {
                     path: relative.to_string_lossy().into_owned(),
-                }
-            })?),
+                })?)
+            }
             _ => {
                 return Err(ReleaseError::BadPath {
                     path: relative.to_string_lossy().into_owned(),
@@ -292,12 +292,11 @@ pub fn scan(
     let mut objects: std::collections::HashMap<(String, String, String, String), String> =
         std::collections::HashMap::new();
     for (done, (relative, source)) in entries.into_iter().enumerate() {
-        let bytes = read_limited(&source, limits.max_file_bytes).map_err(|source| {
-            ReleaseError::Read {
+        let bytes =
+            read_limited(&source, limits.max_file_bytes).map_err(|source| ReleaseError::Read {
                 path: relative.clone(),
                 source,
-            }
-        })?;
+            })?;
         let size = bytes.len() as u64;
         if size > limits.max_file_bytes {
             let size = fs::metadata(&source).map(|meta| meta.len()).unwrap_or(size);

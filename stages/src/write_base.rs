@@ -9,9 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use windlass_engine::{
-    Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput,
-};
+use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput};
 use windlass_state::{BlobId, BlobStore};
 
 use crate::events::{
@@ -70,8 +68,10 @@ impl Stage for WriteBase {
             .ok_or_else(|| {
                 StageError::permanent("write_base needs an input stage that records BaseFetched")
             })?;
-        let fetched: BaseFetched = serde_json::from_value(fetched.payload.clone())
-            .map_err(|error| StageError::permanent(format!("BaseFetched is unreadable: {error}")))?;
+        let fetched: BaseFetched =
+            serde_json::from_value(fetched.payload.clone()).map_err(|error| {
+                StageError::permanent(format!("BaseFetched is unreadable: {error}"))
+            })?;
         let out_dir = context.request.out_dir.clone();
         let blobs = context.blobs.clone();
         tokio::task::spawn_blocking(move || write(&fetched, &out_dir, &blobs))
@@ -119,14 +119,19 @@ fn split_extension(path: &str) -> (&str, &str) {
     (path, "")
 }
 
-fn write(fetched: &BaseFetched, out_dir: &std::path::Path, blobs: &BlobStore) -> Result<StageOutput, StageError> {
+fn write(
+    fetched: &BaseFetched,
+    out_dir: &std::path::Path,
+    blobs: &BlobStore,
+) -> Result<StageOutput, StageError> {
     let failure = |error: &dyn std::fmt::Display| StageError::permanent(error.to_string());
     let blob = |hex: &str| -> Result<Vec<u8>, StageError> {
         let id = BlobId::parse(hex).map_err(|error| failure(&error))?;
         blobs.get(&id).map_err(|error| failure(&error))
     };
     let out = OutputDir::create(out_dir).map_err(|error| failure(&error))?;
-    out.remove_tree("upstream").map_err(|error| failure(&error))?;
+    out.remove_tree("upstream")
+        .map_err(|error| failure(&error))?;
     out.remove_tree("base").map_err(|error| failure(&error))?;
     let mut written = Vec::new();
     for file in &fetched.files {

@@ -24,5 +24,5 @@ pub use fingerprint::FingerprintKey;
 pub use log::EventLog;
 pub use schema::{EventSchema, SchemaError, SchemaRegistry, Upcaster};
 pub use secret::SecretString;
-pub use state_dir::{Backend, StateDir, StateDirError};
+pub use state_dir::{Backend, StateDir, StateDirError, StateLock};
 pub use store::{EventStore, RawRecord, StoreError};

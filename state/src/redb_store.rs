@@ -11,7 +11,7 @@ use redb::{
 };
 
 use crate::chain::RecordHash;
-use crate::event::{NewEvent, StoredEvent};
+use crate::event::{NewEvent, StoredEvent, now_rfc3339};
 use crate::store::{EventStore, RawRecord, StoreError, build_record, decode_record, validate};
 
 /// global sequence → stored record bytes.
@@ -87,6 +87,7 @@ impl EventStore for RedbStore {
             return Ok(Vec::new());
         }
         let txn = self.db.begin_write().map_err(backend_error)?;
+        let recorded_at = now_rfc3339();
         let mut stored_events = Vec::with_capacity(batch.len());
         {
             let mut events = txn.open_table(EVENTS).map_err(backend_error)?;
@@ -113,7 +114,7 @@ impl EventStore for RedbStore {
                 };
                 let global_seq = last_global + 1;
                 let install_id = event.install_id.clone();
-                let (stored, bytes, hash) = build_record(event, global_seq, install_seq, &prev_hash)?;
+                let (stored, bytes, hash) = build_record(event, global_seq, install_seq, &prev_hash, &recorded_at)?;
                 events
                     .insert(global_seq, bytes.as_slice())
                     .map_err(backend_error)?;

@@ -8,7 +8,7 @@ use std::path::Path;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
 use crate::chain::RecordHash;
-use crate::event::{NewEvent, StoredEvent};
+use crate::event::{NewEvent, StoredEvent, now_rfc3339};
 use crate::store::{EventStore, RawRecord, StoreError, build_record, decode_record, validate};
 
 const HEAD_KEY: &[u8] = b"head";
@@ -75,6 +75,7 @@ impl EventStore for SledStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        let recorded_at = now_rfc3339();
         let result = (&self.events, &self.by_install, &self.installs, &self.meta).transaction(
             |(events, by_install, installs, meta)| {
                 let (mut last_global, mut prev_hash) = match meta.get(HEAD_KEY)? {
@@ -95,7 +96,7 @@ impl EventStore for SledStore {
                     let global_seq = last_global + 1;
                     let install_seq = last_seq + 1;
                     let (stored, bytes, hash) =
-                        build_record(event, global_seq, install_seq, &prev_hash)
+                        build_record(event, global_seq, install_seq, &prev_hash, &recorded_at)
                             .map_err(ConflictableTransactionError::Abort)?;
                     events.insert(&global_seq.to_be_bytes(), bytes)?;
                     by_install.insert(

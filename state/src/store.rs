@@ -3,7 +3,7 @@
 //! sequences, timestamps and hashes in exactly the same way.
 
 use crate::chain::RecordHash;
-use crate::event::{ENVELOPE_VERSION, MAX_PAYLOAD_BYTES, NewEvent, StoredEvent, now_rfc3339};
+use crate::event::{ENVELOPE_VERSION, MAX_PAYLOAD_BYTES, NewEvent, StoredEvent};
 
 /// Errors from an event store.
 #[derive(Debug, thiserror::Error)]
@@ -94,12 +94,14 @@ pub fn is_valid_install_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// Builds the stored form of one event and its serialized bytes and hash.
+/// Builds the stored form of one event and its serialized bytes and hash. Every event of one
+/// batch carries the same `recorded_at`: the batch is committed as one.
 pub(crate) fn build_record(
     event: NewEvent,
     global_seq: u64,
     install_seq: u64,
     prev_hash: &RecordHash,
+    recorded_at: &str,
 ) -> Result<(StoredEvent, Vec<u8>, RecordHash), StoreError> {
     let event_type = event.event_type.clone();
     let stored = StoredEvent {
@@ -107,7 +109,7 @@ pub(crate) fn build_record(
         global_seq,
         install_id: event.install_id,
         install_seq,
-        recorded_at: now_rfc3339(),
+        recorded_at: recorded_at.to_string(),
         actor: event.actor,
         event_type: event.event_type,
         schema_version: event.schema_version,

@@ -233,7 +233,16 @@ fn install_killed_between_stages_resumes_instead_of_starting_again() {
     assert_eq!(show["stages"][0]["status"], "completed");
     assert_eq!(show["stages"][1]["status"], "pending");
 
-    child.kill().unwrap(); // SIGKILL
+    // A second install of the same release while the first is alive must not resume it underneath.
+    let concurrent = run(windlass(state.path()).arg("install").arg(quickstart()));
+    assert_eq!(concurrent.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&concurrent.stderr).contains("another windlass process"),
+        "{}",
+        String::from_utf8_lossy(&concurrent.stderr)
+    );
+
+    child.kill().unwrap(); // SIGKILL: the lock dies with the process
     child.wait().unwrap();
 
     let resumed = json(run(windlass(state.path())

@@ -135,7 +135,7 @@ async fn completed_run_records_lifecycle_and_facts_in_order() {
     assert_eq!(state.app_slug, "acme");
     assert_eq!(
         state.install_key,
-        request.install_key(&pipeline.stage_names())
+        request.install_key(pipeline.fingerprint())
     );
     assert_eq!(state.namespace, "acme");
     assert_eq!(state.resumed, 0);

@@ -1,7 +1,8 @@
 //! Resume: `Runner::start` with the request of an install that did not complete picks that install
 //! up again under its own id, runs only the stages that did not complete (feeding them the facts
 //! recorded the first time) and records `InstallResumed`; a completed install, or a different
-//! request, gets a new install instead.
+//! request, gets a new install instead. An install whose output directory defaulted to one named
+//! after it keeps writing there when resumed.
 
 use windlass_engine::events::{INSTALL_RESUMED, InstallResumed};
 use windlass_engine::runner::StartKind;
@@ -143,4 +144,49 @@ async fn a_different_request_does_not_resume_a_failed_install() {
         InstallStatus::Failed,
         "the failed install of the other request is untouched"
     );
+}
+
+#[tokio::test]
+async fn resumed_install_with_a_default_output_keeps_its_first_output_directory() {
+    let env = TestEnv::new();
+    let probe = Probe::new()
+        .failing_with(&[FailureClass::Permanent])
+        .register("resume/default-out");
+    let pipeline = pipeline(&[scripted("a", &[], Some("resume/default-out"))]);
+    let defaulted_to = |install_id: &str| {
+        let mut request = env.unlicensed_request();
+        request.requested_out = None;
+        request.out_dir = env.dir.path().join("installs").join(install_id);
+        std::sync::Arc::new(request)
+    };
+    let (first, _) = env
+        .runner
+        .start(&pipeline, defaulted_to("install-1"), "install-1")
+        .await
+        .expect("the runner itself does not fail");
+    assert_eq!(first.status, InstallStatus::Failed);
+
+    let (second, kind) = env
+        .runner
+        .start(&pipeline, defaulted_to("install-2"), "install-2")
+        .await
+        .expect("the runner itself does not fail");
+
+    assert_eq!(
+        kind,
+        StartKind::Resumed,
+        "a default output directory is not part of the install key"
+    );
+    assert_eq!(second.install_id, "install-1");
+    assert_eq!(second.status, InstallStatus::Completed);
+    let out_dirs: Vec<_> = probe.seen().into_iter().map(|run| run.out_dir).collect();
+    assert_eq!(
+        out_dirs,
+        vec![
+            env.dir.path().join("installs/install-1"),
+            env.dir.path().join("installs/install-1"),
+        ],
+        "the resumed run writes where the install started"
+    );
+    assert_eq!(second.out, first.out);
 }

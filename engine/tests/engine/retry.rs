@@ -175,3 +175,29 @@ async fn invalid_input_failure_is_not_retried() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_panicking_stage_is_recorded_as_a_permanent_failure_of_that_stage() {
+    let env = TestEnv::new();
+    let probe = Probe::new().panicking().register("retry-panicking-stage");
+    let pipeline = pipeline(&[scripted("explodes", &[], Some("retry-panicking-stage"))]);
+    let (state, _) = env
+        .runner
+        .start(&pipeline, env.request(), "install-panic")
+        .await
+        .expect("a stage panic is a stage failure, not a runner error");
+    assert_eq!(probe.runs(), 1, "a panic is permanent: no retry");
+    assert_eq!(state.status, InstallStatus::Failed);
+    let failure = state.failure.expect("the failure is recorded");
+    assert_eq!(failure.stage, "explodes");
+    assert_eq!(failure.class, FailureClass::Permanent);
+    assert!(
+        failure.message.contains("stage explodes crashed") && failure.message.contains("scripted panic"),
+        "{}",
+        failure.message
+    );
+    assert_eq!(
+        env.event_types("install-panic"),
+        ["InstallStarted", "StageStarted", "StageFailed", "InstallFailed"]
+    );
+}

@@ -62,6 +62,8 @@ pub struct SeenRun {
     pub attempt: u32,
     /// `context.inputs`.
     pub inputs: BTreeMap<String, Vec<StoredEvent>>,
+    /// `context.request.out_dir`.
+    pub out_dir: PathBuf,
 }
 
 /// The test's handle on a `scripted` stage: how it should behave and what happened to it.
@@ -71,6 +73,7 @@ pub struct Probe {
     failures: Mutex<VecDeque<FailureClass>>,
     barrier: Option<Arc<Barrier>>,
     seen: Mutex<Vec<SeenRun>>,
+    panics: bool,
 }
 
 static PROBES: LazyLock<Mutex<HashMap<String, Arc<Probe>>>> = LazyLock::new(Default::default);
@@ -84,6 +87,12 @@ impl Probe {
     /// The stage's next runs fail with these classes, in order, before it succeeds.
     pub fn failing_with(self, classes: &[FailureClass]) -> Probe {
         *self.failures.lock().unwrap() = classes.iter().copied().collect();
+        self
+    }
+
+    /// Every run panics (after being counted).
+    pub fn panicking(mut self) -> Probe {
+        self.panics = true;
         self
     }
 
@@ -198,6 +207,7 @@ impl Stage for ScriptedStage {
             probe.seen.lock().unwrap().push(SeenRun {
                 attempt: context.attempt,
                 inputs: context.inputs.clone(),
+                out_dir: context.request.out_dir.clone(),
             });
             if let Some(barrier) = &probe.barrier {
                 tokio::time::timeout(BARRIER_TIMEOUT, barrier.wait())
@@ -210,6 +220,7 @@ impl Stage for ScriptedStage {
                         ))
                     })?;
             }
+            assert!(!probe.panics, "scripted panic in stage {}", context.stage_name);
             let failure = probe.failures.lock().unwrap().pop_front();
             if let Some(class) = failure {
                 return Err(StageError {

@@ -1,25 +1,15 @@
-//! scratch
-use windlass_stages::release::{scan, Limits};
-use windlass_stages::documents::parse_documents;
-#[test]
-fn scratch() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stages/fixtures/good/release");
-    let release = scan(&root, &Limits::default(), |_, _| {}).unwrap();
-    for f in &release.files { println!("{} {:?} {}", f.path, f.class(), f.size);
-      if let windlass_stages::release::FileContents::Yaml(d) = &f.contents { for d in d { println!("  {} {} {:?} {:?} {}/{} {:?}\n{}", d.index, d.line, d.class, d.namespace, d.api_version, d.kind, d.name, d.text); } } }
-    for (name, text) in [
-      ("kv", "--- kind: x\napiVersion: v1\n"),
-      ("bad", "a: 1\n---\nb: [\n"),
-      ("esc", "spec:\n  licenseID: \"SECRETID\\q\"\n"),
-      ("dup", "spec:\n  SECRETID: 1\n  SECRETID: 2\n"),
-      ("colon", "spec:\n  licenseID: SECRETID: x\n"),
-      ("tab", "spec:\n\tlicenseID: SECRETID\n"),
-      ("anchor", "a: *SECRETID\n"),
-      ("tag", "a: !SECRETID x\n"),
-      ("unterminated", "a: \"SECRETID\n"),
-      ("list", "- a\n- b\n"),
-      ("scalar", "hello\n"),
-    ] {
-      println!("{name}: {:?}", parse_documents("f.yaml", text.as_bytes()).map(|d| d.len()).map_err(|e| e.to_string()));
-    }
-}
+//! The one integration-test binary of `windlass-stages`. Each module covers one surface, driven by
+//! fixture release directories under `fixtures/` (a release in, an expected listing, tree or error
+//! out): [`scan_release`] reads the good release, [`bad_releases`] feeds every kind of bad input to
+//! `release::scan`, [`license`] reads KOTS licenses, [`install`] runs `fetch_base` and `write_base`
+//! through the real engine over a real redb state directory, [`output`] attacks
+//! `output::OutputDir`, and [`base_names`] pins how `base/` files are named. Shared helpers live in
+//! [`support`]; set `UPDATE_EXPECT=1` to rewrite the expected files after a deliberate change.
+
+mod bad_releases;
+mod base_names;
+mod install;
+mod license;
+mod output;
+mod scan_release;
+mod support;

@@ -2,9 +2,10 @@
 //! that after a crash a batch is there whole or not at all. A real process (the `acked_writer`
 //! example) appends batches of 1 to 20 events over three installs and prints each acknowledged
 //! global sequence; the test SIGKILLs it at an arbitrary moment after a few hundred
-//! acknowledgements, reopens the log, and checks that every acknowledged batch is present, the
+//! acknowledgements (plus a random few milliseconds, so the kill lands at different points of an
+//! append), reopens the log, and checks that every acknowledged batch is present, the
 //! hash chain and both sequence numberings verify, no batch is torn, and at most the one in-flight
-//! batch exists beyond the last acknowledgement. Three rounds run on the same log, so recovery
+//! batch exists beyond the last acknowledgement. Four rounds run on the same log, so recovery
 //! after a kill is itself followed by more appends and another kill. SIGKILL loses what the process
 //! had not handed to the kernel, not what the kernel had not written to the disk, so this checks
 //! the backends' commit protocol, not the drive's flush behaviour.
@@ -18,9 +19,24 @@ use windlass_state::{StoredEvent, verify_chain};
 use crate::child_writer::AckedWriter;
 use crate::support::{LogBackend, read_all};
 
-const ROUNDS: usize = 3;
-const ACKS_PER_ROUND: usize = 200;
+const ROUNDS: usize = 4;
+const ACKS_PER_ROUND: usize = 150;
 const ROUND_TIMEOUT: Duration = Duration::from_secs(60);
+/// The kill lands up to this long after the last awaited acknowledgement, about two appends'
+/// worth in a debug build, so that it hits different points of an append: building the batch,
+/// inside the transaction, during the commit's fsync, or between append and acknowledgement.
+const LARGEST_KILL_DELAY: Duration = Duration::from_millis(15);
+
+/// A random delay below [`LARGEST_KILL_DELAY`], from the standard library's per-process random
+/// hash keys.
+fn random_kill_delay() -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let largest = LARGEST_KILL_DELAY.as_micros() as u64;
+    Duration::from_micros(random % largest)
+}
 
 /// One batch as found in the log.
 struct Batch<'log> {
@@ -129,6 +145,7 @@ fn acknowledged_batches_survive_sigkill<B: LogBackend>() {
     for round in 1..=ROUNDS {
         let mut writer = AckedWriter::spawn(&path, B::NAME);
         writer.wait_for_acks(ACKS_PER_ROUND, ROUND_TIMEOUT);
+        std::thread::sleep(random_kill_delay());
         let round_acks = writer.kill();
         assert!(round_acks.len() >= ACKS_PER_ROUND);
         assert!(
