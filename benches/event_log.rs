@@ -86,16 +86,28 @@ fn install_events(install: &str, count: usize) -> Vec<NewEvent> {
     let event = |event_type: &str, version: u32, payload: serde_json::Value| {
         NewEvent::new(install, "bench@localhost", event_type, version, payload)
     };
-    let mut events = vec![event(INSTALL_STARTED, 2, serde_json::to_value(&started).unwrap())];
+    let mut events = vec![event(
+        INSTALL_STARTED,
+        2,
+        serde_json::to_value(&started).unwrap(),
+    )];
     // One InstallStarted, then per stage a StageStarted, its facts and a StageCompleted.
-    assert_eq!((count - 1) % STAGES, 0, "count must be 1 + a multiple of {STAGES}");
+    assert_eq!(
+        (count - 1) % STAGES,
+        0,
+        "count must be 1 + a multiple of {STAGES}"
+    );
     let facts_per_stage = (count - 1) / STAGES - 2;
     for stage in 0..STAGES {
         let name = format!("stage-{stage}");
         events.push(event(
             STAGE_STARTED,
             1,
-            serde_json::to_value(StageStarted { stage: name.clone(), attempt: 1 }).unwrap(),
+            serde_json::to_value(StageStarted {
+                stage: name.clone(),
+                attempt: 1,
+            })
+            .unwrap(),
         ));
         for fact in 0..facts_per_stage {
             events.push(small_event(install, fact));
@@ -128,12 +140,15 @@ fn fold_10k(c: &mut Criterion) {
     group.bench_function(format!("fold an install of {count} events"), |b| {
         b.iter(|| windlass_engine::fold("bench-install", &stored).unwrap())
     });
-    group.bench_function(format!("read, upcast and fold an install of {count} events"), |b| {
-        b.iter(|| {
-            let events = state.log.events_of("bench-install").unwrap();
-            windlass_engine::fold("bench-install", &events).unwrap()
-        })
-    });
+    group.bench_function(
+        format!("read, upcast and fold an install of {count} events"),
+        |b| {
+            b.iter(|| {
+                let events = state.log.events_of("bench-install").unwrap();
+                windlass_engine::fold("bench-install", &events).unwrap()
+            })
+        },
+    );
     group.finish();
 }
 

@@ -26,7 +26,12 @@ const EXIT_CODES: &str = "Exit codes: 0 success; 1 an install failed or an inter
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// State directory holding the event log and blobs.
-    #[arg(long, global = true, env = "WINDLASS_STATE", default_value = ".windlass")]
+    #[arg(
+        long,
+        global = true,
+        env = "WINDLASS_STATE",
+        default_value = ".windlass"
+    )]
     pub state: PathBuf,
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]

@@ -47,7 +47,8 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
         .map(|path| read_license(&path, &state.fingerprint_key))
         .transpose()
         .map_err(|error| invalid(error.into()))?;
-    let release = scan(&release_dir, &Limits::default(), |_, _| {}).map_err(|error| invalid(error.into()))?;
+    let release =
+        scan(&release_dir, &Limits::default(), |_, _| {}).map_err(|error| invalid(error.into()))?;
     let release_digest = release.digest();
     drop(release);
     let registry = StageRegistry::new(&windlass_stages::stage_kinds());
@@ -129,7 +130,10 @@ fn print_human(state: &InstallState, start_kind: StartKind) {
         state.app_slug,
         state.status.as_str()
     );
-    println!("  release  {} ({})", state.release_dir, state.release_digest);
+    println!(
+        "  release  {} ({})",
+        state.release_dir, state.release_digest
+    );
     println!("  out      {}", state.out);
     for stage in &state.stages {
         let detail = match (&stage.summary, &stage.last_error) {

@@ -12,7 +12,8 @@ use crate::state_access::open_state;
 
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json(value: &impl Serialize) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(value).map_err(|error| CliError::new(Code::Failure, error))?;
+    let text =
+        serde_json::to_string_pretty(value).map_err(|error| CliError::new(Code::Failure, error))?;
     println!("{text}");
     Ok(())
 }
@@ -30,13 +31,18 @@ fn state_error(error: impl Into<anyhow::Error>) -> CliError {
     CliError::new(Code::State, error)
 }
 
-fn load_install(state: &windlass_state::StateDir, install_id: &str) -> Result<(Vec<StoredEvent>, InstallState), CliError> {
+fn load_install(
+    state: &windlass_state::StateDir,
+    install_id: &str,
+) -> Result<(Vec<StoredEvent>, InstallState), CliError> {
     let events = state.log.events_of(install_id).map_err(state_error)?;
     match fold(install_id, &events) {
         Ok(folded) => Ok((events, folded)),
         Err(FoldError::UnknownInstall(_)) => Err(CliError::new(
             Code::NotFound,
-            anyhow!("no install with id {install_id:?} in this state directory (see `windlass history`)"),
+            anyhow!(
+                "no install with id {install_id:?} in this state directory (see `windlass history`)"
+            ),
         )),
         Err(error) => Err(state_error(error)),
     }
@@ -70,7 +76,10 @@ pub fn history(global: &GlobalArgs) -> CliResult {
             digest,
             install.status.as_str(),
             install.started_at,
-            install.duration_ms.map(format_duration).unwrap_or_else(|| "-".into())
+            install
+                .duration_ms
+                .map(format_duration)
+                .unwrap_or_else(|| "-".into())
         );
     }
     Ok(Code::Success)
@@ -114,7 +123,10 @@ pub fn events(global: &GlobalArgs, install_id: &str) -> CliResult {
     for event in &events {
         let mut payload = event.payload.to_string();
         if payload.len() > 120 {
-            let cut = (0..=117).rev().find(|&index| payload.is_char_boundary(index)).unwrap_or(0);
+            let cut = (0..=117)
+                .rev()
+                .find(|&index| payload.is_char_boundary(index))
+                .unwrap_or(0);
             payload.truncate(cut);
             payload.push_str("...");
         }
@@ -149,7 +161,10 @@ pub fn show(global: &GlobalArgs, install_id: &str) -> CliResult {
                 .unwrap_or_default()
         );
     }
-    println!("release   {} ({})", install.release_dir, install.release_digest);
+    println!(
+        "release   {} ({})",
+        install.release_dir, install.release_digest
+    );
     println!("namespace {}", install.namespace);
     println!("out       {}", install.out);
     println!("started   {}", install.started_at);
@@ -174,7 +189,10 @@ pub fn show(global: &GlobalArgs, install_id: &str) -> CliResult {
         );
     }
     if let Some(failure) = &install.failure {
-        println!("failure   stage {} ({}): {}", failure.stage, failure.class, failure.message);
+        println!(
+            "failure   stage {} ({}): {}",
+            failure.stage, failure.class, failure.message
+        );
     }
     Ok(Code::Success)
 }
@@ -183,7 +201,10 @@ pub fn show(global: &GlobalArgs, install_id: &str) -> CliResult {
 pub fn verify_log(global: &GlobalArgs) -> CliResult {
     let state = open_state(global)?;
     let report = verify_chain(state.log.store()).map_err(|error| {
-        CliError::new(Code::State, anyhow!(error).context("the event log failed verification"))
+        CliError::new(
+            Code::State,
+            anyhow!(error).context("the event log failed verification"),
+        )
     })?;
     if global.json {
         print_json(&serde_json::json!({

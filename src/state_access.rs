@@ -7,7 +7,7 @@ use anyhow::anyhow;
 use windlass_state::{Backend, SchemaRegistry, StateDir};
 
 use crate::cli::GlobalArgs;
-use crate::exit::{Code, CliError};
+use crate::exit::{CliError, Code};
 
 /// Every event schema known to this binary.
 pub fn schemas() -> Result<Arc<SchemaRegistry>, CliError> {
@@ -24,14 +24,21 @@ pub fn open_state(global: &GlobalArgs) -> Result<StateDir, CliError> {
             anyhow!(
                 "unknown backend {:?}: use redb{}",
                 global.backend,
-                if cfg!(feature = "sled") { " or sled" } else { " (sled needs a build with --features sled)" }
+                if cfg!(feature = "sled") {
+                    " or sled"
+                } else {
+                    " (sled needs a build with --features sled)"
+                }
             ),
         )
     })?;
     StateDir::open(&global.state, backend, schemas()?).map_err(|error| {
         CliError::new(
             Code::State,
-            anyhow!(error).context(format!("cannot open state directory {}", global.state.display())),
+            anyhow!(error).context(format!(
+                "cannot open state directory {}",
+                global.state.display()
+            )),
         )
     })
 }

@@ -24,13 +24,18 @@ impl TerminalProgress {
     }
 
     fn bar(&self, stage: &str) -> ProgressBar {
-        let mut bars = self.by_stage.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut bars = self
+            .by_stage
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         bars.entry(stage.to_string())
             .or_insert_with(|| {
                 let bar = self.bars.add(ProgressBar::new_spinner());
                 bar.set_style(
-                    ProgressStyle::with_template("{spinner} {prefix:>12} {wide_bar} {pos}/{len} {msg}")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    ProgressStyle::with_template(
+                        "{spinner} {prefix:>12} {wide_bar} {pos}/{len} {msg}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
                 );
                 bar.set_prefix(stage.to_string());
                 bar

@@ -139,8 +139,13 @@ pub fn parse_documents(file: &str, bytes: &[u8]) -> Result<Vec<Document>, Docume
         line,
         problem,
     };
-    let text = std::str::from_utf8(bytes)
-        .map_err(|utf8| error(1, 1, format!("not valid UTF-8 ({utf8})")))?;
+    let text = std::str::from_utf8(bytes).map_err(|utf8| {
+        let line = 1 + bytes[..utf8.valid_up_to()]
+            .iter()
+            .filter(|&&byte| byte == b'\n')
+            .count();
+        error(1, line, format!("not valid UTF-8 ({utf8})"))
+    })?;
     let pieces = split_documents(text);
     if pieces.len() > MAX_DOCUMENTS_PER_FILE {
         return Err(error(
@@ -155,15 +160,21 @@ pub fn parse_documents(file: &str, bytes: &[u8]) -> Result<Vec<Document>, Docume
         let number = index + 1;
         let value: serde_json::Value = serde_saphyr::from_str_with_options(&piece, parse_options())
             .map_err(|parse| {
-                let at = parse
-                    .location()
+                let location = parse.location();
+                let at = location
                     .map(|location| line + location.line() as usize - 1)
                     .unwrap_or(line);
-                error(
-                    number,
-                    at,
-                    format!("invalid YAML: {}", first_line(&parse.to_string())),
-                )
+                // serde-saphyr counts lines from the start of this document; report file lines.
+                let message = parse.to_string();
+                let message = first_line(&message);
+                let message = message
+                    .find(" at line ")
+                    .map(|cut| &message[..cut])
+                    .unwrap_or(message);
+                let column = location
+                    .map(|location| format!(" at column {}", location.column()))
+                    .unwrap_or_default();
+                error(number, at, format!("invalid YAML{column}: {message}"))
             })?;
         if value.is_null() {
             continue;

@@ -73,33 +73,59 @@ impl OutputDir {
         Ok(self.root.join(path))
     }
 
+    /// Creates the directories of `relative`'s parent one at a time, refusing any existing
+    /// component that is not a real directory inside the output directory (a symlink planted in
+    /// the output cannot make windlass create or write anything elsewhere).
+    fn create_parents(&self, relative: &str) -> Result<PathBuf, OutputError> {
+        let mut current = self.root.clone();
+        let components: Vec<_> = Path::new(relative).components().collect();
+        for component in &components[..components.len().saturating_sub(1)] {
+            current.push(component);
+            match fs::symlink_metadata(&current) {
+                Ok(metadata) if metadata.is_dir() => {}
+                Ok(_) => {
+                    return Err(OutputError::UnsafePath {
+                        path: relative.to_string(),
+                        reason: format!(
+                            "{} exists and is not a directory (symlinks are not followed)",
+                            current.display()
+                        ),
+                    });
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    fs::create_dir(&current).map_err(io(&current))?;
+                }
+                Err(error) => return Err(io(&current)(error)),
+            }
+        }
+        Ok(current)
+    }
+
     /// Writes `bytes` to `relative` with the given permission bits.
     pub fn write(&self, relative: &str, bytes: &[u8], mode: u32) -> Result<PathBuf, OutputError> {
         let target = self.checked(relative)?;
-        let parent = target.parent().unwrap_or(&self.root).to_path_buf();
-        fs::create_dir_all(&parent).map_err(io(&parent))?;
-        let real_parent = fs::canonicalize(&parent).map_err(io(&parent))?;
-        if !real_parent.starts_with(&self.root) {
-            return Err(OutputError::UnsafePath {
-                path: relative.to_string(),
-                reason: format!("{} resolves outside the output directory", parent.display()),
-            });
-        }
+        let parent = self.create_parents(relative)?;
         let file_name = target
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let temp = real_parent.join(format!(".{file_name}.windlass-tmp"));
+        let temp = parent.join(format!(".{file_name}.windlass-tmp"));
+        // A stale temporary file (or a planted symlink under its name) is removed, never followed.
+        match fs::remove_file(&temp) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(io(&temp)(error)),
+        }
         let mut file = fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .mode(mode)
             .open(&temp)
             .map_err(io(&temp))?;
         file.write_all(bytes).map_err(io(&temp))?;
         drop(file);
-        let final_path = real_parent.join(&file_name);
+        let final_path = parent.join(&file_name);
         fs::rename(&temp, &final_path).map_err(io(&final_path))?;
         Ok(final_path)
     }

@@ -16,7 +16,7 @@ use crate::events::{
     BASE_FETCHED, BASE_WRITTEN, BaseFetched, BaseWritten, DocumentClass, FetchedDocument,
     WrittenFile,
 };
-use crate::output::OutputDir;
+use crate::output::{OutputDir, OutputError};
 
 /// Registration of this stage kind.
 pub const KIND: StageKind = StageKind {
@@ -87,7 +87,7 @@ pub fn base_file_names(documents: &[FetchedDocument]) -> Vec<(usize, String)> {
     for document in documents {
         *per_file.entry(document.file.as_str()).or_default() += 1;
     }
-    let mut taken: HashSet<String> = HashSet::new();
+    let mut taken = TakenPaths::default();
     let mut names = Vec::new();
     for (position, document) in documents.iter().enumerate() {
         if document.class != DocumentClass::KubernetesObject {
@@ -100,14 +100,49 @@ pub fn base_file_names(documents: &[FetchedDocument]) -> Vec<(usize, String)> {
             format!("{stem}-{}{extension}", document.index + 1)
         };
         let mut clash = 1;
-        while taken.contains(&name) || name == "kustomization.yaml" {
+        while taken.clashes(&name) || name == "kustomization.yaml" {
             clash += 1;
             name = format!("{stem}-{}-{clash}{extension}", document.index + 1);
         }
-        taken.insert(name.clone());
+        taken.insert(&name);
         names.push((position, name));
     }
     names
+}
+
+/// File paths already used, and the directories they imply, so that a new name neither repeats
+/// a file nor turns a file into a directory or the other way round.
+#[derive(Default)]
+struct TakenPaths {
+    files: HashSet<String>,
+    directories: HashSet<String>,
+}
+
+impl TakenPaths {
+    fn parents(path: &str) -> impl Iterator<Item = &str> {
+        path.match_indices('/')
+            .map(move |(index, _)| &path[..index])
+    }
+
+    fn clashes(&self, path: &str) -> bool {
+        self.files.contains(path)
+            || self.directories.contains(path)
+            || Self::parents(path).any(|parent| self.files.contains(parent))
+    }
+
+    fn insert(&mut self, path: &str) {
+        self.directories
+            .extend(Self::parents(path).map(str::to_string));
+        self.files.insert(path.to_string());
+    }
+}
+
+/// A path refused for safety is the release's fault; an I/O error is not.
+fn output_failure(error: OutputError) -> StageError {
+    match error {
+        OutputError::UnsafePath { .. } => StageError::invalid_input(error.to_string()),
+        OutputError::Io { .. } => StageError::permanent(error.to_string()),
+    }
 }
 
 fn split_extension(path: &str) -> (&str, &str) {
@@ -138,7 +173,7 @@ fn write(
         let Some(hex) = &file.blob else { continue };
         let path = format!("upstream/{}", file.path);
         out.write(&path, &blob(hex)?, 0o644)
-            .map_err(|error| StageError::invalid_input(error.to_string()))?;
+            .map_err(output_failure)?;
         written.push(WrittenFile {
             path,
             blob: hex.clone(),
@@ -149,7 +184,7 @@ fn write(
         let document = &fetched.documents[position];
         let path = format!("base/{name}");
         out.write(&path, &blob(&document.blob)?, 0o644)
-            .map_err(|error| StageError::invalid_input(error.to_string()))?;
+            .map_err(output_failure)?;
         written.push(WrittenFile {
             path,
             blob: document.blob.clone(),

@@ -29,7 +29,10 @@ fn open_sled(path: &Path) -> Result<Box<dyn EventStore>, String> {
 
 #[cfg(not(feature = "sled"))]
 fn open_sled(_: &Path) -> Result<Box<dyn EventStore>, String> {
-    Err("this example was built without the `sled` feature; rebuild it with `--features sled`".into())
+    Err(
+        "this example was built without the `sled` feature; rebuild it with `--features sled`"
+            .into(),
+    )
 }
 
 fn open(path: &Path, backend: &str) -> Result<Box<dyn EventStore>, String> {

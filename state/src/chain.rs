@@ -50,7 +50,9 @@ pub enum ChainError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A record's `prev_hash` is not the hash of the record before it.
-    #[error("hash chain broken at record {global_seq}: it names {found} as previous hash, but the previous record hashes to {expected}")]
+    #[error(
+        "hash chain broken at record {global_seq}: it names {found} as previous hash, but the previous record hashes to {expected}"
+    )]
     HashMismatch {
         /// Where the break is.
         global_seq: u64,

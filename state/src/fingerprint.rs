@@ -34,7 +34,8 @@ impl FingerprintKey {
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = [0u8; 32];
-                getrandom::fill(&mut key).map_err(|error| std::io::Error::other(error.to_string()))?;
+                getrandom::fill(&mut key)
+                    .map_err(|error| std::io::Error::other(error.to_string()))?;
                 let tmp = path.with_extension("tmp");
                 let mut file = fs::OpenOptions::new()
                     .write(true)

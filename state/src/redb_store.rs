@@ -61,13 +61,17 @@ impl RedbStore {
     }
 }
 
-fn read_head(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<(u64, RecordHash), StoreError> {
+fn read_head(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<(u64, RecordHash), StoreError> {
     match meta.get(HEAD_KEY).map_err(backend_error)? {
         None => Ok((0, RecordHash::GENESIS)),
         Some(value) => {
             let bytes = value.value();
             if bytes.len() != 40 {
-                return Err(StoreError::Backend("log head record has the wrong size".into()));
+                return Err(StoreError::Backend(
+                    "log head record has the wrong size".into(),
+                ));
             }
             let mut seq = [0u8; 8];
             seq.copy_from_slice(&bytes[..8]);
@@ -114,7 +118,8 @@ impl EventStore for RedbStore {
                 };
                 let global_seq = last_global + 1;
                 let install_id = event.install_id.clone();
-                let (stored, bytes, hash) = build_record(event, global_seq, install_seq, &prev_hash, &recorded_at)?;
+                let (stored, bytes, hash) =
+                    build_record(event, global_seq, install_seq, &prev_hash, &recorded_at)?;
                 events
                     .insert(global_seq, bytes.as_slice())
                     .map_err(backend_error)?;
@@ -134,7 +139,8 @@ impl EventStore for RedbStore {
             let mut head = [0u8; 40];
             head[..8].copy_from_slice(&last_global.to_be_bytes());
             head[8..].copy_from_slice(&prev_hash.0);
-            meta.insert(HEAD_KEY, head.as_slice()).map_err(backend_error)?;
+            meta.insert(HEAD_KEY, head.as_slice())
+                .map_err(backend_error)?;
         }
         txn.commit().map_err(backend_error)?;
         Ok(stored_events)

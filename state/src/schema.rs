@@ -32,7 +32,9 @@ pub struct EventSchema {
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     /// The log holds an event written by a newer windlass.
-    #[error("event {global_seq} ({event_type} version {found}) was written by a newer windlass; this binary understands {event_type} up to version {known}; upgrade windlass to read this log")]
+    #[error(
+        "event {global_seq} ({event_type} version {found}) was written by a newer windlass; this binary understands {event_type} up to version {known}; upgrade windlass to read this log"
+    )]
     NewerThanKnown {
         /// Where.
         global_seq: u64,

@@ -152,7 +152,10 @@ impl EventStore for SledStore {
         let mut ids = Vec::new();
         for entry in self.installs.iter() {
             let (id, value) = entry.map_err(backend_error)?;
-            ids.push((be_u64(&value[..8]), String::from_utf8_lossy(&id).into_owned()));
+            ids.push((
+                be_u64(&value[..8]),
+                String::from_utf8_lossy(&id).into_owned(),
+            ));
         }
         ids.sort();
         Ok(ids.into_iter().map(|(_, id)| id).collect())

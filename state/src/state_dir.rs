@@ -66,7 +66,9 @@ pub enum StateDirError {
     #[error(transparent)]
     Blobs(#[from] BlobError),
     /// The directory holds a log of another backend.
-    #[error("state directory {path} holds a {found} event log, but the {requested} backend was requested")]
+    #[error(
+        "state directory {path} holds a {found} event log, but the {requested} backend was requested"
+    )]
     WrongBackend {
         /// The state directory.
         path: PathBuf,
@@ -99,10 +101,13 @@ impl StateDir {
             path: root.to_path_buf(),
             source,
         })?;
-        let found = [("redb", Backend::Redb.log_path(root)), ("sled", root.join("events.sled"))]
-            .into_iter()
-            .find(|(_, path)| path.exists())
-            .map(|(name, _)| name);
+        let found = [
+            ("redb", Backend::Redb.log_path(root)),
+            ("sled", root.join("events.sled")),
+        ]
+        .into_iter()
+        .find(|(_, path)| path.exists())
+        .map(|(name, _)| name);
         let requested = match backend {
             Backend::Redb => "redb",
             #[cfg(feature = "sled")]
@@ -154,7 +159,13 @@ impl StateDir {
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         let safe_name: String = name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let path = dir.join(format!("{safe_name}.lock"));
         let file = fs::OpenOptions::new()

@@ -77,10 +77,16 @@ fn install_of_the_quickstart_writes_upstream_and_base_and_reports_json() {
         "manifests/networking-2.yaml",
         "manifests/nightly-report.yaml",
     ] {
-        assert!(kustomization.contains(resource), "{resource} missing from {kustomization}");
+        assert!(
+            kustomization.contains(resource),
+            "{resource} missing from {kustomization}"
+        );
         assert!(out.join("base").join(resource).is_file());
     }
-    assert!(!kustomization.contains("kots-app"), "KOTS kinds stay out of base");
+    assert!(
+        !kustomization.contains("kots-app"),
+        "KOTS kinds stay out of base"
+    );
     assert!(out.join("upstream/kots-app.yaml").is_file());
     assert!(
         !out.join("upstream/userdata/license.yaml").exists(),
@@ -101,13 +107,25 @@ fn history_events_and_show_print_the_documented_json() {
     let history = json(run(windlass(state.path()).args(["history", "--json"])));
     let history = history.as_array().unwrap();
     assert_eq!(history.len(), 1);
-    for field in ["install_id", "status", "out", "app_slug", "release_digest", "started_at"] {
+    for field in [
+        "install_id",
+        "status",
+        "out",
+        "app_slug",
+        "release_digest",
+        "started_at",
+    ] {
         assert!(!history[0][field].is_null(), "history lacks {field}");
     }
 
-    let events = json(run(windlass(state.path()).args(["events", install_id, "--json"])));
+    let events = json(run(
+        windlass(state.path()).args(["events", install_id, "--json"])
+    ));
     let events = events.as_array().unwrap();
-    let types: Vec<&str> = events.iter().map(|event| event["type"].as_str().unwrap()).collect();
+    let types: Vec<&str> = events
+        .iter()
+        .map(|event| event["type"].as_str().unwrap())
+        .collect();
     assert_eq!(
         types,
         [
@@ -128,7 +146,9 @@ fn history_events_and_show_print_the_documented_json() {
         assert!(event["payload"].is_object());
     }
 
-    let show = json(run(windlass(state.path()).args(["show", install_id, "--json"])));
+    let show = json(run(
+        windlass(state.path()).args(["show", install_id, "--json"])
+    ));
     assert_eq!(show["status"], "completed");
     let stages: Vec<&str> = show["stages"]
         .as_array()
@@ -149,7 +169,10 @@ fn the_license_id_never_reaches_the_state_directory() {
     let output = run(windlass(state.path()).arg("install").arg(quickstart()));
     assert!(output.status.success());
     let files = files_under(state.path());
-    assert!(files.len() > 10, "expected log, key and blobs, found {files:?}");
+    assert!(
+        files.len() > 10,
+        "expected log, key and blobs, found {files:?}"
+    );
     for file in files {
         let bytes = std::fs::read(&file).unwrap();
         assert!(
@@ -229,7 +252,11 @@ fn install_killed_between_stages_resumes_instead_of_starting_again() {
     let history = json(run(windlass(state.path()).args(["history", "--json"])));
     assert_eq!(history[0]["status"], "incomplete");
     let install_id = history[0]["install_id"].as_str().unwrap().to_string();
-    let show = json(run(windlass(state.path()).args(["show", &install_id, "--json"])));
+    let show = json(run(windlass(state.path()).args([
+        "show",
+        &install_id,
+        "--json",
+    ])));
     assert_eq!(show["stages"][0]["status"], "completed");
     assert_eq!(show["stages"][1]["status"], "pending");
 
@@ -248,11 +275,19 @@ fn install_killed_between_stages_resumes_instead_of_starting_again() {
     let resumed = json(run(windlass(state.path())
         .args(["install", "--json"])
         .arg(quickstart())));
-    assert_eq!(resumed["install_id"], install_id.as_str(), "the same install is resumed");
+    assert_eq!(
+        resumed["install_id"],
+        install_id.as_str(),
+        "the same install is resumed"
+    );
     assert_eq!(resumed["status"], "completed");
     assert_eq!(resumed["resumed"], 1);
 
-    let events = json(run(windlass(state.path()).args(["events", &install_id, "--json"])));
+    let events = json(run(windlass(state.path()).args([
+        "events",
+        &install_id,
+        "--json",
+    ])));
     let started: Vec<&str> = events
         .as_array()
         .unwrap()
@@ -265,5 +300,8 @@ fn install_killed_between_stages_resumes_instead_of_starting_again() {
     assert_eq!(history.as_array().unwrap().len(), 1, "no duplicate install");
     let out = PathBuf::from(resumed["out"].as_str().unwrap());
     assert!(out.join("base/kustomization.yaml").is_file());
-    assert_eq!(json(run(windlass(state.path()).args(["verify-log", "--json"])))["ok"], true);
+    assert_eq!(
+        json(run(windlass(state.path()).args(["verify-log", "--json"])))["ok"],
+        true
+    );
 }

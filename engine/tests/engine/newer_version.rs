@@ -75,5 +75,8 @@ async fn event_from_a_newer_windlass_makes_state_of_fail_clearly() {
         env.state.log.install_ids().unwrap(),
         vec!["install-1", "install-2"]
     );
-    assert_eq!(env.state.log.store().events_of("install-1").unwrap().len(), stored_count);
+    assert_eq!(
+        env.state.log.store().events_of("install-1").unwrap().len(),
+        stored_count
+    );
 }

@@ -192,12 +192,18 @@ async fn a_panicking_stage_is_recorded_as_a_permanent_failure_of_that_stage() {
     assert_eq!(failure.stage, "explodes");
     assert_eq!(failure.class, FailureClass::Permanent);
     assert!(
-        failure.message.contains("stage explodes crashed") && failure.message.contains("scripted panic"),
+        failure.message.contains("stage explodes crashed")
+            && failure.message.contains("scripted panic"),
         "{}",
         failure.message
     );
     assert_eq!(
         env.event_types("install-panic"),
-        ["InstallStarted", "StageStarted", "StageFailed", "InstallFailed"]
+        [
+            "InstallStarted",
+            "StageStarted",
+            "StageFailed",
+            "InstallFailed"
+        ]
     );
 }

@@ -220,7 +220,11 @@ impl Stage for ScriptedStage {
                         ))
                     })?;
             }
-            assert!(!probe.panics, "scripted panic in stage {}", context.stage_name);
+            assert!(
+                !probe.panics,
+                "scripted panic in stage {}",
+                context.stage_name
+            );
             let failure = probe.failures.lock().unwrap().pop_front();
             if let Some(class) = failure {
                 return Err(StageError {

@@ -112,3 +112,17 @@ fn the_root_kustomization_name_is_reserved() {
         &[(0, "kustomization-1-2.yaml")],
     );
 }
+
+#[test]
+fn a_name_never_turns_a_file_into_a_directory_or_back() {
+    // `x.yaml` has two documents, so its first becomes `x-1.yaml`, which a directory of the
+    // release already uses as a directory name.
+    check(
+        &[
+            ("x-1.yaml/z.yaml", 0, K8S),
+            ("x.yaml", 0, K8S),
+            ("x.yaml", 1, K8S),
+        ],
+        &[(0, "x-1.yaml/z.yaml"), (1, "x-1-2.yaml"), (2, "x-2.yaml")],
+    );
+}

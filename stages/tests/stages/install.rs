@@ -244,7 +244,11 @@ async fn install_writes_base_and_upstream_and_never_records_the_license_id() {
     assert!(!files_containing(installer.state_root(), b"tagged").is_empty());
     assert_no_license_id(installer.state_root());
     assert_no_license_id(&out);
-    assert!(!LICENSE_ID.is_empty());
+    assert_eq!(
+        files_containing(&release_dir, LICENSE_ID.as_bytes()),
+        [release_dir.join(LICENSE_FILE).display().to_string()],
+        "the release did hold the ID, in its license file only"
+    );
 }
 
 #[tokio::test]

@@ -82,7 +82,7 @@ fn bad_licenses_fail_without_quoting_the_license_id() {
         ("invalid-yaml.yaml", "document 1, line 6: invalid YAML"),
         (
             "duplicate-key.yaml",
-            "document 1, line 7: invalid YAML: duplicate mapping key",
+            "document 1, line 7: invalid YAML at column 3: duplicate mapping key",
         ),
         ("bad-escape.yaml", "document 1, line 6: invalid YAML"),
     ];

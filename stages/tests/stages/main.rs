@@ -3,7 +3,8 @@
 //! out): [`scan_release`] reads the good release, [`bad_releases`] feeds every kind of bad input to
 //! `release::scan`, [`license`] reads KOTS licenses, [`install`] runs `fetch_base` and `write_base`
 //! through the real engine over a real redb state directory, [`output`] attacks
-//! `output::OutputDir`, and [`base_names`] pins how `base/` files are named. Shared helpers live in
+//! `output::OutputDir`, [`base_names`] pins how `base/` files are named, and [`stage_config`]
+//! checks the stages' configuration as a pipeline definition gives it. Shared helpers live in
 //! [`support`]; set `UPDATE_EXPECT=1` to rewrite the expected files after a deliberate change.
 
 mod bad_releases;
@@ -12,4 +13,5 @@ mod install;
 mod license;
 mod output;
 mod scan_release;
+mod stage_config;
 mod support;

@@ -80,16 +80,38 @@ fn unsafe_paths_are_refused_and_nothing_is_written_outside() {
             "only plain relative paths are allowed",
         ),
         ("", "empty path"),
-        ("escape/x.yaml", "resolves outside the output directory"),
-        (
-            "escape/deeper/x.yaml",
-            "resolves outside the output directory",
-        ),
+        ("escape/x.yaml", "symlinks are not followed"),
+        ("escape/deeper/x.yaml", "symlinks are not followed"),
     ];
     for (relative, reason) in cases {
         check_refused(&layout, relative, reason);
     }
     assert!(!absolute.exists());
+    assert!(
+        !layout.outside.join("deeper").exists(),
+        "no directory is created outside either"
+    );
+}
+
+#[test]
+fn a_planted_temporary_symlink_is_replaced_not_followed() {
+    let layout = layout();
+    let output = OutputDir::create(&layout.out).expect("open");
+    fs::create_dir_all(layout.out.join("base")).expect("mkdir");
+    let victim = layout.outside.join("victim");
+    fs::write(&victim, b"untouched\n").expect("write victim");
+    symlink(&victim, layout.out.join("base/.x.yaml.windlass-tmp")).expect("symlink");
+    let written = output
+        .write("base/x.yaml", b"mine\n", 0o644)
+        .expect("write");
+    assert_eq!(fs::read(&victim).expect("read victim"), b"untouched\n");
+    assert!(
+        !fs::symlink_metadata(&written)
+            .expect("stat")
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(fs::read(&written).expect("read"), b"mine\n");
 }
 
 #[test]
@@ -100,11 +122,11 @@ fn a_symlink_planted_deeper_is_refused_too() {
     check_refused(
         &layout,
         "base/manifests/root/tmp/x.yaml",
-        "resolves outside",
+        "symlinks are not followed",
     );
     let relative_link = layout.out.join("base/up");
     symlink("../../outside", &relative_link).expect("symlink");
-    check_refused(&layout, "base/up/x.yaml", "resolves outside");
+    check_refused(&layout, "base/up/x.yaml", "symlinks are not followed");
 }
 
 #[test]
@@ -125,19 +147,20 @@ fn writes_stay_inside_and_replace_whole_files() {
     let mode = fs::metadata(&written).expect("stat").permissions().mode();
     assert_eq!(mode & !0o644 & 0o777, 0, "mode {mode:o} is at most 0644");
 
-    // A symlink that stays inside the output directory may be written through.
+    // Even a symlink that stays inside the output directory is not written through.
     fs::create_dir_all(layout.out.join("real")).expect("mkdir");
     symlink("real", layout.out.join("inside")).expect("symlink");
-    output
+    let refused = output
         .write("inside/b.yaml", b"through a link\n", 0o644)
-        .expect("write through an inside link");
+        .expect_err("symlinked directories in the output are refused");
+    assert!(
+        refused.to_string().contains("symlinks are not followed"),
+        "{refused}"
+    );
 
     assert_eq!(
         files_under(&layout.out),
-        BTreeMap::from([
-            ("base/manifests/a.yaml".to_string(), b"second\n".to_vec()),
-            ("real/b.yaml".to_string(), b"through a link\n".to_vec()),
-        ]),
+        BTreeMap::from([("base/manifests/a.yaml".to_string(), b"second\n".to_vec()),]),
         "no temporary file is left behind"
     );
     assert_eq!(files_under(&layout.outside), sentinel_only());

@@ -33,8 +33,12 @@ fn put_stores_identical_bytes_once() {
     let root = dir.path().join("blobs");
     let blobs = BlobStore::open(&root).expect("open blob store");
 
-    let first = blobs.put(b"apiVersion: v1\nkind: ConfigMap\n").expect("put");
-    let second = blobs.put(b"apiVersion: v1\nkind: ConfigMap\n").expect("put again");
+    let first = blobs
+        .put(b"apiVersion: v1\nkind: ConfigMap\n")
+        .expect("put");
+    let second = blobs
+        .put(b"apiVersion: v1\nkind: ConfigMap\n")
+        .expect("put again");
     assert_eq!(first, second);
     assert_eq!(first, BlobId::of(b"apiVersion: v1\nkind: ConfigMap\n"));
     assert_eq!(blob_files(&root), vec![blobs.path_of(&first)]);
@@ -51,7 +55,10 @@ fn put_stores_identical_bytes_once() {
 
     let reopened = BlobStore::open(&root).expect("reopen");
     assert!(reopened.contains(&first));
-    assert_eq!(reopened.put(b"kind: Secret\n").expect("put after reopen"), other);
+    assert_eq!(
+        reopened.put(b"kind: Secret\n").expect("put after reopen"),
+        other
+    );
     assert_eq!(blob_files(&root).len(), 2);
 }
 
@@ -64,14 +71,20 @@ fn get_returns_what_was_put() {
     assert_eq!(blobs.get(&id).expect("get"), body);
     let empty = blobs.put(b"").expect("put empty");
     assert_eq!(blobs.get(&empty).expect("get empty"), Vec::<u8>::new());
-    assert!(blobs.path_of(&id).starts_with(dir.path().join(&id.as_str()[..2])));
+    assert!(
+        blobs
+            .path_of(&id)
+            .starts_with(dir.path().join(&id.as_str()[..2]))
+    );
 }
 
 #[test]
 fn get_reports_a_corrupted_blob() {
     let dir = tempfile::tempdir().expect("scratch directory");
     let blobs = BlobStore::open(dir.path()).expect("open blob store");
-    let id = blobs.put(b"image: registry.example/app:1.0\n").expect("put");
+    let id = blobs
+        .put(b"image: registry.example/app:1.0\n")
+        .expect("put");
 
     fs::write(blobs.path_of(&id), b"image: evil.example/app:1.0\n").expect("corrupt the blob");
     match blobs.get(&id) {
@@ -124,7 +137,10 @@ fn parse_accepts_only_lowercase_hex_ids() {
     let huge = "z".repeat(10_000);
     match BlobId::parse(&huge) {
         Err(error @ BlobError::BadId(_)) => {
-            assert!(error.to_string().len() < 200, "the message must not echo huge input");
+            assert!(
+                error.to_string().len() < 200,
+                "the message must not echo huge input"
+            );
         }
         other => panic!("expected BadId, got {other:?}"),
     }

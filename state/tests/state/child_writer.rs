@@ -24,9 +24,9 @@ fn example_binary() -> PathBuf {
         .join(format!("acked_writer{}", std::env::consts::EXE_SUFFIX));
     assert!(
         binary.is_file(),
-        "the acked_writer example is not built at {}; `cargo test -p windlass-state` builds it, \
-         or run `cargo build -p windlass-state --example acked_writer` (with the same --features) \
-         before running this test binary on its own",
+        "the acked_writer example is not built at {}; a plain `cargo test -p windlass-state` \
+         builds it, but cargo skips examples when given a test-name filter: run \
+         `cargo build -p windlass-state --examples` (with the same --features) first",
         binary.display()
     );
     binary

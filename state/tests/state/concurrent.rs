@@ -23,7 +23,10 @@ use crate::support::{LogBackend, Redb, event, read_all};
 /// it saw. Installs are read one by one, so the total may include events committed in between.
 fn consistent_snapshot(store: &dyn EventStore) -> usize {
     let mut seen = 0;
-    for install in store.install_ids().expect("install_ids while another handle writes") {
+    for install in store
+        .install_ids()
+        .expect("install_ids while another handle writes")
+    {
         let events = store
             .events_of(&install)
             .expect("events_of while another handle writes");
@@ -67,7 +70,10 @@ fn a_second_redb_handle_reads_while_the_first_writes() {
     while !done.load(Ordering::SeqCst) {
         let seen = consistent_snapshot(&reader);
         let chain = verify_chain(&reader).expect("the chain verifies mid-write");
-        assert!(chain.records as usize >= seen, "the chain lags an earlier snapshot");
+        assert!(
+            chain.records as usize >= seen,
+            "the chain lags an earlier snapshot"
+        );
         observed.push(chain.records);
     }
     let writer = writing.join().expect("writer thread panicked");
@@ -76,8 +82,15 @@ fn a_second_redb_handle_reads_while_the_first_writes() {
         "the reader saw the log shrink: {observed:?}"
     );
 
-    assert_eq!(consistent_snapshot(&reader), 180, "the reader sees every commit");
-    assert_eq!(reader.install_ids().expect("install_ids"), vec!["north", "south"]);
+    assert_eq!(
+        consistent_snapshot(&reader),
+        180,
+        "the reader sees every commit"
+    );
+    assert_eq!(
+        reader.install_ids().expect("install_ids"),
+        vec!["north", "south"]
+    );
 
     // And the second handle may write too; the first sees it.
     let appended = reader
@@ -114,7 +127,10 @@ fn two_redb_handles_writing_at_once_queue_instead_of_failing() {
     let mut all_seqs = BTreeSet::new();
     for handle in handles {
         for seq in handle.join().expect("writer thread panicked") {
-            assert!(all_seqs.insert(seq), "global sequence {seq} handed out twice");
+            assert!(
+                all_seqs.insert(seq),
+                "global sequence {seq} handed out twice"
+            );
         }
     }
     assert_eq!(all_seqs, (1..=100).collect());
@@ -154,7 +170,10 @@ fn redb_log_is_readable_while_another_process_writes() {
     let acked = writer.kill();
     let all = read_all(&reader);
     for seq in acked {
-        assert!(seq as usize <= all.len(), "acknowledged record {seq} is missing");
+        assert!(
+            seq as usize <= all.len(),
+            "acknowledged record {seq} is missing"
+        );
     }
     verify_chain(&reader).expect("the chain verifies after the writer was killed");
 }
@@ -200,7 +219,10 @@ fn sled_refuses_a_second_handle() {
         error.to_string().contains(&path.display().to_string()),
         "the error names the log: {error}"
     );
-    assert!(error.to_string().contains("lock"), "the error says why: {error}");
+    assert!(
+        error.to_string().contains("lock"),
+        "the error says why: {error}"
+    );
     drop(first);
     let reopened = SledStore::open(&path).expect("opens once the first handle is gone");
     assert_eq!(verify_chain(&reopened).expect("verify").records, 1);

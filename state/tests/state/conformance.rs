@@ -36,7 +36,11 @@ pub fn appended_events_read_back_in_order<B: LogBackend>() {
     let batch = vec![
         event("web", "BaseFetched", json!({"step": 1})),
         NewEvent::new("web", "daemon@host", "ImagesProbed", 3, json!({"step": 2})),
-        event("web", "OverridesPlanned", json!({"step": 3, "nested": {"a": [1, 2]}})),
+        event(
+            "web",
+            "OverridesPlanned",
+            json!({"step": 3, "nested": {"a": [1, 2]}}),
+        ),
     ];
     let stored = store.append(batch.clone()).expect("append");
 
@@ -45,7 +49,10 @@ pub fn appended_events_read_back_in_order<B: LogBackend>() {
         let seq = index as u64 + 1;
         assert_eq!(got.global_seq, seq);
         assert_eq!(got.install_seq, seq);
-        assert_eq!(got.envelope_version, windlass_state::event::ENVELOPE_VERSION);
+        assert_eq!(
+            got.envelope_version,
+            windlass_state::event::ENVELOPE_VERSION
+        );
         assert_eq!(got.install_id, sent.install_id);
         assert_eq!(got.actor, sent.actor);
         assert_eq!(got.event_type, sent.event_type);
@@ -55,8 +62,16 @@ pub fn appended_events_read_back_in_order<B: LogBackend>() {
             &got.recorded_at,
             &time::format_description::well_known::Rfc3339,
         )
-        .unwrap_or_else(|error| panic!("recorded_at {:?} is not RFC 3339: {error}", got.recorded_at));
+        .unwrap_or_else(|error| {
+            panic!("recorded_at {:?} is not RFC 3339: {error}", got.recorded_at)
+        });
     }
+    assert!(
+        stored
+            .iter()
+            .all(|e| e.recorded_at == stored[0].recorded_at),
+        "the events of one batch are committed as one and carry one timestamp"
+    );
     assert_eq!(stored[0].prev_hash, genesis_hex());
     for pair in stored.windows(2) {
         let previous_bytes = raw_bytes(&store, pair[0].global_seq);
@@ -75,7 +90,12 @@ pub fn sequences_have_no_gaps<B: LogBackend>() {
         vec![("b", "Started"), ("a", "Progressed"), ("b", "Progressed")],
         vec![("c", "Started"), ("c", "Progressed"), ("a", "Progressed")],
         vec![("b", "Finished")],
-        vec![("a", "Finished"), ("c", "Finished"), ("c", "Audited"), ("b", "Audited")],
+        vec![
+            ("a", "Finished"),
+            ("c", "Finished"),
+            ("c", "Audited"),
+            ("b", "Audited"),
+        ],
     ];
     let mut expected_global = 0u64;
     for batch in &batches {
@@ -117,7 +137,11 @@ pub fn sequences_have_no_gaps<B: LogBackend>() {
         }
         seen += events.len();
     }
-    assert_eq!(seen, all.len(), "every event belongs to exactly one install");
+    assert_eq!(
+        seen,
+        all.len(),
+        "every event belongs to exactly one install"
+    );
 }
 
 pub fn refused_event_records_nothing_of_its_batch<B: LogBackend>() {
@@ -136,10 +160,16 @@ pub fn refused_event_records_nothing_of_its_batch<B: LogBackend>() {
         ("empty event type", event("fresh", "", json!({}))),
         ("install id with a slash", event("../etc", "Bad", json!({}))),
         ("empty install id", event("", "Bad", json!({}))),
-        ("install id of 65 characters", event(&"i".repeat(65), "Bad", json!({}))),
+        (
+            "install id of 65 characters",
+            event(&"i".repeat(65), "Bad", json!({})),
+        ),
         // Passes the up-front checks and is refused only while the batch is being written, after
         // the events before it are already in the transaction.
-        ("payload over the size limit", event("fresh", "Bad", json!({"body": huge}))),
+        (
+            "payload over the size limit",
+            event("fresh", "Bad", json!({"body": huge})),
+        ),
     ];
     for (why, bad) in bad_events {
         let bad_type = bad.event_type.clone();
@@ -156,9 +186,20 @@ pub fn refused_event_records_nothing_of_its_batch<B: LogBackend>() {
             }
             other => panic!("{why}: expected InvalidEvent, got {other:?}"),
         }
-        assert_eq!(read_all(&store).len(), 1, "{why}: part of the batch was recorded");
-        assert_eq!(store.install_ids().expect("install_ids"), vec!["kept"], "{why}");
-        assert!(store.events_of("fresh").expect("events_of").is_empty(), "{why}");
+        assert_eq!(
+            read_all(&store).len(),
+            1,
+            "{why}: part of the batch was recorded"
+        );
+        assert_eq!(
+            store.install_ids().expect("install_ids"),
+            vec!["kept"],
+            "{why}"
+        );
+        assert!(
+            store.events_of("fresh").expect("events_of").is_empty(),
+            "{why}"
+        );
     }
 
     let next = store
@@ -175,10 +216,17 @@ pub fn refused_event_records_nothing_of_its_batch<B: LogBackend>() {
 pub fn install_ids_follow_first_event<B: LogBackend>() {
     let (_dir, path) = scratch::<B>();
     let store = B::open(&path);
-    assert!(store.install_ids().expect("install_ids of empty log").is_empty());
+    assert!(
+        store
+            .install_ids()
+            .expect("install_ids of empty log")
+            .is_empty()
+    );
     assert!(store.events_of("nobody").expect("events_of").is_empty());
 
-    store.append(vec![event("zeta", "Started", json!({}))]).expect("append");
+    store
+        .append(vec![event("zeta", "Started", json!({}))])
+        .expect("append");
     store
         .append(vec![
             event("alpha", "Started", json!({})),
@@ -186,8 +234,12 @@ pub fn install_ids_follow_first_event<B: LogBackend>() {
             event("mid", "Started", json!({})),
         ])
         .expect("append");
-    store.append(vec![event("alpha", "Progressed", json!({}))]).expect("append");
-    store.append(vec![event("beta", "Started", json!({}))]).expect("append");
+    store
+        .append(vec![event("alpha", "Progressed", json!({}))])
+        .expect("append");
+    store
+        .append(vec![event("beta", "Started", json!({}))])
+        .expect("append");
 
     assert_eq!(
         store.install_ids().expect("install_ids"),
@@ -201,7 +253,9 @@ pub fn scan_pages_through_the_log<B: LogBackend>() {
     let (_dir, path) = scratch::<B>();
     let store = B::open(&path);
     assert!(store.scan(1, 10).expect("scan empty log").is_empty());
-    let events = (0..7).map(|i| event("paged", "Tick", json!({"i": i}))).collect();
+    let events = (0..7)
+        .map(|i| event("paged", "Tick", json!({"i": i})))
+        .collect();
     store.append(events).expect("append");
 
     let seqs = |from, limit| -> Vec<u64> {
@@ -229,7 +283,9 @@ pub fn reopen_keeps_everything<B: LogBackend>() {
                 event("two", "Started", json!({"n": 2})),
             ])
             .expect("append");
-        store.append(vec![event("one", "Finished", json!({"n": 3}))]).expect("append");
+        store
+            .append(vec![event("one", "Finished", json!({"n": 3}))])
+            .expect("append");
         (
             read_all(&store),
             store.install_ids().expect("install_ids"),
@@ -240,7 +296,10 @@ pub fn reopen_keeps_everything<B: LogBackend>() {
     let store = B::open(&path);
     assert_eq!(read_all(&store), before);
     assert_eq!(store.install_ids().expect("install_ids"), ids_before);
-    assert_eq!(verify_chain(&store).expect("verify after reopen"), report_before);
+    assert_eq!(
+        verify_chain(&store).expect("verify after reopen"),
+        report_before
+    );
 
     let more = store
         .append(vec![
@@ -250,13 +309,19 @@ pub fn reopen_keeps_everything<B: LogBackend>() {
         .expect("append after reopen");
     assert_eq!((more[0].global_seq, more[0].install_seq), (4, 2));
     assert_eq!((more[1].global_seq, more[1].install_seq), (5, 1));
-    assert_eq!(more[0].prev_hash, report_before.head, "the chain continues from the old head");
+    assert_eq!(
+        more[0].prev_hash, report_before.head,
+        "the chain continues from the old head"
+    );
     drop(store);
 
     let store = B::open(&path);
     let report = verify_chain(&store).expect("verify after second reopen");
     assert_eq!((report.records, report.installs), (5, 3));
-    assert_eq!(store.install_ids().expect("install_ids"), vec!["one", "two", "three"]);
+    assert_eq!(
+        store.install_ids().expect("install_ids"),
+        vec!["one", "two", "three"]
+    );
 }
 
 pub fn concurrent_appends_through_one_handle_serialise<B: LogBackend>() {
@@ -290,7 +355,10 @@ pub fn concurrent_appends_through_one_handle_serialise<B: LogBackend>() {
             .iter()
             .map(|e| e.payload["batch"].clone())
             .collect();
-        assert_eq!(payload_batches, (0..10).map(|b| json!(b)).collect::<Vec<_>>());
+        assert_eq!(
+            payload_batches,
+            (0..10).map(|b| json!(b)).collect::<Vec<_>>()
+        );
     }
 }
 
@@ -360,7 +428,9 @@ fn edit_record(bytes: Vec<u8>, change: impl FnOnce(&mut StoredEvent)) -> Vec<u8>
 
 pub fn edited_payload_breaks_the_chain<B: LogBackend>() {
     let (edited, result) = tamper_with_record_3::<B>(|bytes| {
-        Some(edit_record(bytes, |record| record.payload = json!({"n": 333})))
+        Some(edit_record(bytes, |record| {
+            record.payload = json!({"n": 333})
+        }))
     });
     let edited = edited.expect("record 3 was replaced");
     match result {
@@ -381,7 +451,9 @@ pub fn edited_payload_breaks_the_chain<B: LogBackend>() {
 
 pub fn edited_previous_hash_is_reported_at_that_record<B: LogBackend>() {
     let (_, result) = tamper_with_record_3::<B>(|bytes| {
-        Some(edit_record(bytes, |record| record.prev_hash = "ab".repeat(32)))
+        Some(edit_record(bytes, |record| {
+            record.prev_hash = "ab".repeat(32)
+        }))
     });
     match result {
         Err(error @ ChainError::HashMismatch { global_seq: 3, .. }) => {

@@ -1,14 +1,14 @@
-//! The crash test: the event log promises that when `append` returns `Ok` the batch is durable, and
-//! that after a crash a batch is there whole or not at all. A real process (the `acked_writer`
+//! The crash test: the event log promises that when `append` returns `Ok` the batch is durable,
+//! and that after a crash a batch is there whole or not at all. A real process (the `acked_writer`
 //! example) appends batches of 1 to 20 events over three installs and prints each acknowledged
-//! global sequence; the test SIGKILLs it at an arbitrary moment after a few hundred
-//! acknowledgements (plus a random few milliseconds, so the kill lands at different points of an
-//! append), reopens the log, and checks that every acknowledged batch is present, the
-//! hash chain and both sequence numberings verify, no batch is torn, and at most the one in-flight
-//! batch exists beyond the last acknowledgement. Four rounds run on the same log, so recovery
-//! after a kill is itself followed by more appends and another kill. SIGKILL loses what the process
-//! had not handed to the kernel, not what the kernel had not written to the disk, so this checks
-//! the backends' commit protocol, not the drive's flush behaviour.
+//! global sequence; the test SIGKILLs it after a hundred-odd acknowledgements plus a random few
+//! milliseconds (so the kill lands at different points of an append), reopens the log, and checks
+//! that every acknowledged batch is present, the hash chain and both sequence numberings verify,
+//! no batch is torn, and at most the one in-flight batch exists beyond the last acknowledgement.
+//! Four rounds run on the same log, so recovery after a kill is itself followed by more appends
+//! and another kill. SIGKILL loses what the process had not handed to the kernel, not what the
+//! kernel had not written to the disk, so this checks the backends' commit protocol, not the
+//! drive's flush behaviour.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -57,9 +57,8 @@ fn payload_u64(event: &StoredEvent, field: &str) -> u64 {
 /// have run on it.
 fn check_log_after_kill<B: LogBackend>(path: &Path, acked: &BTreeSet<u64>, writers: usize) {
     let store = B::open(path);
-    let report = verify_chain(&store).unwrap_or_else(|error| {
-        panic!("{} log does not verify after SIGKILL: {error}", B::NAME)
-    });
+    let report = verify_chain(&store)
+        .unwrap_or_else(|error| panic!("{} log does not verify after SIGKILL: {error}", B::NAME));
     let records = read_all(&store);
     assert_eq!(records.len() as u64, report.records);
 
@@ -79,7 +78,11 @@ fn check_log_after_kill<B: LogBackend>(path: &Path, acked: &BTreeSet<u64>, write
             });
         batch.events.push(event);
     }
-    assert_eq!(batches.len(), writers, "every writer process left its batches");
+    assert_eq!(
+        batches.len(),
+        writers,
+        "every writer process left its batches"
+    );
 
     for (writer, writer_batches) in &batches {
         let mut unacknowledged = Vec::new();

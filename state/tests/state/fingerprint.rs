@@ -24,7 +24,10 @@ fn key_file_is_created_owner_only() {
         .map(|entry| entry.expect("entry").file_name())
         .filter(|name| name != "fingerprint.key")
         .collect();
-    assert!(leftovers.is_empty(), "temporary files left behind: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "temporary files left behind: {leftovers:?}"
+    );
 }
 
 #[test]
@@ -41,7 +44,11 @@ fn fingerprints_are_stable_across_reloads() {
     assert_eq!(first, again);
     assert!(first.starts_with("fp1:"), "{first}");
     assert_eq!(first.len(), 4 + 32);
-    assert!(first[4..].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    assert!(
+        first[4..]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
 }
 
 #[test]
@@ -49,7 +56,10 @@ fn different_keys_give_different_fingerprints() {
     let secret = SecretString::new(LICENSE);
     let one = FingerprintKey::from_bytes([1; 32]);
     let two = FingerprintKey::from_bytes([2; 32]);
-    assert_ne!(one.fingerprint("license-id", &secret), two.fingerprint("license-id", &secret));
+    assert_ne!(
+        one.fingerprint("license-id", &secret),
+        two.fingerprint("license-id", &secret)
+    );
     assert_ne!(
         one.fingerprint_bytes("pull-secret", b"{\"auths\":{}}"),
         two.fingerprint_bytes("pull-secret", b"{\"auths\":{}}")
@@ -74,7 +84,10 @@ fn purpose_and_credential_both_change_the_fingerprint() {
     let secret = SecretString::new(LICENSE);
     let base = key.fingerprint("license-id", &secret);
     assert_ne!(base, key.fingerprint("registry-password", &secret));
-    assert_ne!(base, key.fingerprint("license-id", &SecretString::new("LICENSE-other")));
+    assert_ne!(
+        base,
+        key.fingerprint("license-id", &SecretString::new("LICENSE-other"))
+    );
 }
 
 #[test]
@@ -82,9 +95,15 @@ fn fingerprint_never_contains_the_secret() {
     let key = FingerprintKey::from_bytes([9; 32]);
     for secret in [LICENSE, "hunter2", "a-license-with-dashes", "s3cr3t_TOKEN"] {
         let fingerprint = key.fingerprint("license-id", &SecretString::new(secret));
-        assert!(!fingerprint.contains(secret), "{fingerprint} contains {secret}");
+        assert!(
+            !fingerprint.contains(secret),
+            "{fingerprint} contains {secret}"
+        );
         let fingerprint = key.fingerprint_bytes("pull-secret", secret.as_bytes());
-        assert!(!fingerprint.contains(secret), "{fingerprint} contains {secret}");
+        assert!(
+            !fingerprint.contains(secret),
+            "{fingerprint} contains {secret}"
+        );
     }
 }
 
@@ -106,13 +125,19 @@ fn debug_output_reveals_no_secret() {
         format!("{credentials:#?}"),
     ] {
         assert!(!shown.contains(LICENSE), "Debug leaked the secret: {shown}");
-        assert!(!shown.contains("Zq7"), "Debug leaked part of the secret: {shown}");
+        assert!(
+            !shown.contains("Zq7"),
+            "Debug leaked part of the secret: {shown}"
+        );
     }
     assert_eq!(credentials.license.expose(), LICENSE);
 
     let key = FingerprintKey::from_bytes([0xAB; 32]);
     let shown = format!("{key:?}");
-    assert!(!shown.to_lowercase().contains("abab"), "Debug leaked the key: {shown}");
+    assert!(
+        !shown.to_lowercase().contains("abab"),
+        "Debug leaked the key: {shown}"
+    );
     assert!(!shown.contains("171"), "Debug leaked the key: {shown}");
 }
 
@@ -123,5 +148,9 @@ fn a_key_file_of_the_wrong_size_is_refused() {
     fs::write(&path, [0u8; 31]).expect("write short key");
     let error = FingerprintKey::load_or_create(&path).expect_err("a 31-byte key is refused");
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
-    assert_eq!(fs::read(&path).expect("key file").len(), 31, "the bad key is not overwritten");
+    assert_eq!(
+        fs::read(&path).expect("key file").len(),
+        31,
+        "the bad key is not overwritten"
+    );
 }

@@ -10,8 +10,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use windlass_state::redb_store::RedbStore;
 use windlass_state::{
-    EventLog, EventSchema, EventStore, NewEvent, SchemaError, SchemaRegistry, StoredEvent,
-    Upcaster,
+    EventLog, EventSchema, EventStore, NewEvent, SchemaError, SchemaRegistry, StoredEvent, Upcaster,
 };
 
 /// Appends a marker to `payload["trail"]`, so tests can see which upcasters ran and in what order.
@@ -160,8 +159,14 @@ fn registry_lists_every_schema() {
     let registry = registry();
     let mut names: Vec<_> = registry.iter().map(|schema| schema.event_type).collect();
     names.sort();
-    assert_eq!(names, vec!["BrokenUpgrade", "ImagesProbed", "ReleasePlanned"]);
-    assert_eq!(registry.get("ReleasePlanned").map(|s| s.current_version), Some(3));
+    assert_eq!(
+        names,
+        vec!["BrokenUpgrade", "ImagesProbed", "ReleasePlanned"]
+    );
+    assert_eq!(
+        registry.get("ReleasePlanned").map(|s| s.current_version),
+        Some(3)
+    );
     assert!(registry.get("Unknown").is_none());
 }
 
@@ -211,7 +216,10 @@ fn newer_version_than_known_asks_for_an_upgrade() {
             found,
             known,
         } => {
-            assert_eq!((global_seq, event_type.as_str(), found, known), (42, "ReleasePlanned", 4, 3));
+            assert_eq!(
+                (global_seq, event_type.as_str(), found, known),
+                (42, "ReleasePlanned", 4, 3)
+            );
         }
         other => panic!("expected NewerThanKnown, got {other:?}"),
     }
@@ -225,7 +233,10 @@ fn newer_version_than_known_asks_for_an_upgrade() {
 #[test]
 fn unknown_event_types_pass_through() {
     let plugin = stored("HelmChartPulled", 9, json!({"chart": "nginx"}));
-    assert_eq!(registry().upcast(plugin.clone()).expect("pass through"), plugin);
+    assert_eq!(
+        registry().upcast(plugin.clone()).expect("pass through"),
+        plugin
+    );
 }
 
 #[test]
@@ -271,8 +282,20 @@ fn event_log_upcasts_on_read_and_writes_only_current_versions() {
     assert!(refused.is_err(), "writing an old version must be refused");
 
     log.append(vec![
-        NewEvent::new("web", "tester@test", "ReleasePlanned", 3, json!({"title": "v3", "replicas": 2})),
-        NewEvent::new("web", "tester@test", "PluginSaidHello", 5, json!({"hi": true})),
+        NewEvent::new(
+            "web",
+            "tester@test",
+            "ReleasePlanned",
+            3,
+            json!({"title": "v3", "replicas": 2}),
+        ),
+        NewEvent::new(
+            "web",
+            "tester@test",
+            "PluginSaidHello",
+            5,
+            json!({"hi": true}),
+        ),
     ])
     .expect("current versions and unknown types are accepted");
 
@@ -282,6 +305,9 @@ fn event_log_upcasts_on_read_and_writes_only_current_versions() {
     assert_eq!(events[0].payload["title"], json!("web"));
     assert_eq!(events[0].payload["replicas"], json!(1));
     // The stored record is not rewritten by reading.
-    assert_eq!(store.events_of("web").expect("raw read")[0].schema_version, 1);
+    assert_eq!(
+        store.events_of("web").expect("raw read")[0].schema_version,
+        1
+    );
     assert_eq!(log.install_ids().expect("install ids"), vec!["web"]);
 }

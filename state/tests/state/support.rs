@@ -105,8 +105,9 @@ pub fn read_all(store: &dyn EventStore) -> Vec<StoredEvent> {
         .expect("scan the whole log")
         .into_iter()
         .map(|raw| {
-            serde_json::from_slice(&raw.bytes)
-                .unwrap_or_else(|error| panic!("record {} does not decode: {error}", raw.global_seq))
+            serde_json::from_slice(&raw.bytes).unwrap_or_else(|error| {
+                panic!("record {} does not decode: {error}", raw.global_seq)
+            })
         })
         .collect()
 }
@@ -115,6 +116,9 @@ pub fn read_all(store: &dyn EventStore) -> Vec<StoredEvent> {
 pub fn raw_bytes(store: &dyn EventStore, global_seq: u64) -> Vec<u8> {
     let mut page = store.scan(global_seq, 1).expect("scan one record");
     let raw = page.pop().expect("the record exists");
-    assert_eq!(raw.global_seq, global_seq, "scan started at the wrong record");
+    assert_eq!(
+        raw.global_seq, global_seq,
+        "scan started at the wrong record"
+    );
     raw.bytes
 }
