@@ -11,7 +11,7 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 use windlass_state::redb_store::RedbStore;
@@ -51,7 +51,18 @@ fn main() -> ExitCode {
         eprintln!("usage: acked_writer <log path> <redb|sled>");
         return ExitCode::from(2);
     };
-    let store = match open(Path::new(path), backend) {
+    // A sled log closed a moment ago by another handle in the test process may still be locked
+    // by sled's exiting flusher thread (spacejam/sled#1289); wait a little for it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let opened = loop {
+        match open(Path::new(path), backend) {
+            Err(error) if error.contains("could not acquire lock") && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => break result,
+        }
+    };
+    let store = match opened {
         Ok(store) => store,
         Err(error) => {
             eprintln!("acked_writer: cannot open {path}: {error}");

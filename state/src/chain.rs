@@ -1,6 +1,8 @@
 //! The hash chain over the log: every record stores the blake3 hash of the previous record's exact
-//! bytes, so editing, removing or reordering any stored record is detectable. [`verify_chain`]
-//! walks the whole log and reports the first break.
+//! bytes, and the log keeps the last record's sequence and hash as its head, so editing, removing
+//! or reordering any stored record, the last one included, is detectable. [`verify_chain`] walks
+//! the whole log and reports the first break. An edited record `k` is reported at `k + 1`, whose
+//! `prev_hash` no longer matches (or at the head, for the last record).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -77,6 +79,21 @@ pub enum ChainError {
         /// Field value.
         field: u64,
     },
+    /// The records end somewhere other than where the log's head says (the last record was
+    /// removed, edited, or records were appended behind the log's back).
+    #[error(
+        "the log's head names record {head_seq} with hash {head_hash}, but the records end at {last_seq} with hash {last_hash}"
+    )]
+    HeadMismatch {
+        /// Sequence the head names.
+        head_seq: u64,
+        /// Hash the head names.
+        head_hash: String,
+        /// Last record found.
+        last_seq: u64,
+        /// Its hash.
+        last_hash: String,
+    },
     /// Per-install sequence numbers are not 1, 2, 3, ...
     #[error("install {install_id}: event {found} follows event {previous}")]
     InstallGap {
@@ -96,12 +113,18 @@ pub fn verify_chain(store: &dyn EventStore) -> Result<ChainReport, ChainError> {
     let mut previous_global = 0u64;
     let mut install_heads: HashMap<String, u64> = HashMap::new();
     let mut records = 0u64;
-    loop {
+    // The head is read first: records appended while verifying (by another process) lie beyond it
+    // and are left for the next verification.
+    let (head_seq, head_hash) = store.head()?.unwrap_or((0, RecordHash::GENESIS));
+    while previous_global < head_seq {
         let page = store.scan(previous_global + 1, PAGE)?;
         if page.is_empty() {
             break;
         }
-        for raw in page {
+        for raw in page
+            .into_iter()
+            .take_while(|raw| raw.global_seq <= head_seq)
+        {
             let event = decode_record(raw.global_seq, &raw.bytes)?;
             if raw.global_seq != previous_global + 1 {
                 return Err(ChainError::GlobalGap {
@@ -135,6 +158,14 @@ pub fn verify_chain(store: &dyn EventStore) -> Result<ChainReport, ChainError> {
             previous_global = raw.global_seq;
             records += 1;
         }
+    }
+    if head_seq != previous_global || head_hash != expected_prev {
+        return Err(ChainError::HeadMismatch {
+            head_seq,
+            head_hash: head_hash.to_hex(),
+            last_seq: previous_global,
+            last_hash: expected_prev.to_hex(),
+        });
     }
     Ok(ChainReport {
         records,

@@ -36,7 +36,15 @@ impl FingerprintKey {
                 let mut key = [0u8; 32];
                 getrandom::fill(&mut key)
                     .map_err(|error| std::io::Error::other(error.to_string()))?;
-                let tmp = path.with_extension("tmp");
+                // A temporary name of our own, so racing creators never share (and clobber) one.
+                let mut nonce = [0u8; 8];
+                getrandom::fill(&mut nonce)
+                    .map_err(|error| std::io::Error::other(error.to_string()))?;
+                let tmp = path.with_extension(format!(
+                    "tmp-{}-{}",
+                    std::process::id(),
+                    u64::from_le_bytes(nonce)
+                ));
                 let mut file = fs::OpenOptions::new()
                     .write(true)
                     .create(true)
@@ -46,8 +54,8 @@ impl FingerprintKey {
                 file.set_permissions(fs::Permissions::from_mode(0o600))?;
                 file.write_all(&key)?;
                 file.sync_all()?;
-                // Two processes may race to create the key: the first rename wins for both only if
-                // the loser re-reads, so link without replacing and fall back to reading.
+                // Two processes may race to create the key: linking never replaces an existing key,
+                // and the loser reads the winner's.
                 match fs::hard_link(&tmp, path) {
                     Ok(()) => {
                         let _ = fs::remove_file(&tmp);

@@ -207,6 +207,17 @@ impl EventStore for RedbStore {
         Ok(out)
     }
 
+    fn head(&self) -> Result<Option<(u64, RecordHash)>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend_error)?;
+        let meta = match txn.open_table(META) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(error) => return Err(backend_error(error)),
+        };
+        let (seq, hash) = read_head(&meta)?;
+        Ok((seq > 0).then_some((seq, hash)))
+    }
+
     fn backend_name(&self) -> &'static str {
         "redb"
     }

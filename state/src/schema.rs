@@ -122,6 +122,14 @@ impl SchemaRegistry {
                 known: schema.current_version,
             });
         }
+        if event.schema_version == 0 {
+            return Err(SchemaError::UpcastFailed {
+                global_seq: event.global_seq,
+                event_type: event.event_type,
+                version: 0,
+                reason: "schema versions start at 1".into(),
+            });
+        }
         while event.schema_version < schema.current_version {
             let upcaster = schema.upcasters[(event.schema_version - 1) as usize];
             event.payload =

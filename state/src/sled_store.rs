@@ -48,7 +48,11 @@ impl SledStore {
     /// Opens (creating if needed) the log directory at `path`.
     pub fn open(path: &Path) -> Result<SledStore, StoreError> {
         let db = sled::open(path).map_err(|error| match error {
-            sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+            // sled 0.34 reports a held lock as an `Other` I/O error whose message says so.
+            sled::Error::Io(ref io)
+                if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.to_string().contains("could not acquire lock") =>
+            {
                 StoreError::Locked {
                     path: path.display().to_string(),
                     detail: error.to_string(),
@@ -171,6 +175,20 @@ impl EventStore for SledStore {
             });
         }
         Ok(out)
+    }
+
+    fn head(&self) -> Result<Option<(u64, RecordHash)>, StoreError> {
+        match self.meta.get(HEAD_KEY).map_err(backend_error)? {
+            None => Ok(None),
+            Some(value) if value.len() == 40 => {
+                let mut hash = [0u8; 32];
+                hash.copy_from_slice(&value[8..40]);
+                Ok(Some((be_u64(&value[..8]), RecordHash(hash))))
+            }
+            Some(_) => Err(StoreError::Backend(
+                "log head record has the wrong size".into(),
+            )),
+        }
     }
 
     fn backend_name(&self) -> &'static str {

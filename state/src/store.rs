@@ -59,6 +59,9 @@ pub trait EventStore: Send + Sync {
     fn install_ids(&self) -> Result<Vec<String>, StoreError>;
     /// Up to `limit` raw records starting at global sequence `from`.
     fn scan(&self, from: u64, limit: usize) -> Result<Vec<RawRecord>, StoreError>;
+    /// The last record's global sequence and hash as the backend keeps them beside the records
+    /// (`None` for an empty log); chain verification checks the records against it.
+    fn head(&self) -> Result<Option<(u64, RecordHash)>, StoreError>;
     /// The backend's name, for messages.
     fn backend_name(&self) -> &'static str;
 }

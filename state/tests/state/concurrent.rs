@@ -212,7 +212,8 @@ fn sled_refuses_a_second_handle() {
         .append(vec![event("only", "Tick", json!({}))])
         .expect("append");
     let error = match SledStore::open(&path) {
-        Err(error) => error,
+        Err(error @ StoreError::Locked { .. }) => error,
+        Err(other) => panic!("expected Locked, got {other}"),
         Ok(_) => panic!("sled opened a log that another handle holds"),
     };
     assert!(
@@ -224,6 +225,9 @@ fn sled_refuses_a_second_handle() {
         "the error says why: {error}"
     );
     drop(first);
-    let reopened = SledStore::open(&path).expect("opens once the first handle is gone");
+    let reopened =
+        crate::support::wait_for_sled_lock("reopening once the first handle is gone", || {
+            SledStore::open(&path)
+        });
     assert_eq!(verify_chain(&reopened).expect("verify").records, 1);
 }

@@ -393,6 +393,14 @@ pub fn verify_chain_accepts_a_good_log<B: LogBackend>() {
 fn tamper_with_record_3<B: LogBackend>(
     edit: impl FnOnce(Vec<u8>) -> Option<Vec<u8>>,
 ) -> (Option<Vec<u8>>, Result<ChainReport, ChainError>) {
+    tamper_with_record::<B>(3, edit)
+}
+
+/// Like [`tamper_with_record_3`], for any record of the five.
+fn tamper_with_record<B: LogBackend>(
+    target: u64,
+    edit: impl FnOnce(Vec<u8>) -> Option<Vec<u8>>,
+) -> (Option<Vec<u8>>, Result<ChainReport, ChainError>) {
     let (_dir, path) = scratch::<B>();
     let original = {
         let store = B::open(&path);
@@ -410,10 +418,10 @@ fn tamper_with_record_3<B: LogBackend>(
             ])
             .expect("append");
         verify_chain(&store).expect("the log is good before tampering");
-        raw_bytes(&store, 3)
+        raw_bytes(&store, target)
     };
     let replacement = edit(original);
-    B::rewrite_record(&path, 3, replacement.as_deref());
+    B::rewrite_record(&path, target, replacement.as_deref());
     let store = B::open(&path);
     (replacement, verify_chain(&store))
 }
@@ -505,6 +513,37 @@ pub fn edited_install_sequence_is_reported<B: LogBackend>() {
     }
 }
 
+pub fn edited_last_record_is_caught_by_the_head<B: LogBackend>() {
+    let (edited, result) = tamper_with_record::<B>(5, |bytes| {
+        Some(edit_record(bytes, |record| {
+            record.payload = json!({"n": 555})
+        }))
+    });
+    match result {
+        Err(ChainError::HeadMismatch {
+            head_seq: 5,
+            last_seq: 5,
+            last_hash,
+            ..
+        }) => assert_eq!(last_hash, RecordHash::of(&edited.unwrap()).to_hex()),
+        other => panic!("expected HeadMismatch at 5, got {other:?}"),
+    }
+}
+
+pub fn deleted_last_record_is_caught_by_the_head<B: LogBackend>() {
+    let (_, result) = tamper_with_record::<B>(5, |_| None);
+    match result {
+        Err(
+            error @ ChainError::HeadMismatch {
+                head_seq: 5,
+                last_seq: 4,
+                ..
+            },
+        ) => assert!(error.to_string().contains("records end at 4"), "{error}"),
+        other => panic!("expected HeadMismatch 5 vs 4, got {other:?}"),
+    }
+}
+
 macro_rules! conformance_suite {
     ($module:ident, $backend:ty) => {
         mod $module {
@@ -560,6 +599,16 @@ macro_rules! conformance_suite {
             fn renumbered_record_is_reported() {
                 super::renumbered_record_is_reported::<$backend>();
             }
+            #[test]
+            fn edited_last_record_is_caught_by_the_head() {
+                super::edited_last_record_is_caught_by_the_head::<$backend>();
+            }
+
+            #[test]
+            fn deleted_last_record_is_caught_by_the_head() {
+                super::deleted_last_record_is_caught_by_the_head::<$backend>();
+            }
+
             #[test]
             fn edited_install_sequence_is_reported() {
                 super::edited_install_sequence_is_reported::<$backend>();

@@ -154,3 +154,43 @@ fn a_key_file_of_the_wrong_size_is_refused() {
         "the bad key is not overwritten"
     );
 }
+
+/// Many threads creating the same key at once all end up with the key that is on disk.
+#[test]
+fn racing_creators_agree_on_one_key() {
+    for _ in 0..20 {
+        let dir = tempfile::tempdir().expect("scratch directory");
+        let path = dir.path().join("fingerprint.key");
+        let secret = SecretString::new("race");
+        let fingerprints: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        FingerprintKey::load_or_create(&path)
+                            .expect("load or create")
+                            .fingerprint("license-id", &secret)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| handle.join().unwrap())
+                .collect()
+        });
+        let on_disk = FingerprintKey::load_or_create(&path)
+            .expect("reload")
+            .fingerprint("license-id", &secret);
+        assert!(
+            fingerprints
+                .iter()
+                .all(|fingerprint| *fingerprint == on_disk),
+            "{fingerprints:?} vs {on_disk}"
+        );
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .expect("list")
+            .map(|entry| entry.expect("entry").file_name())
+            .filter(|name| name != "fingerprint.key")
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    }
+}

@@ -311,3 +311,12 @@ fn event_log_upcasts_on_read_and_writes_only_current_versions() {
     );
     assert_eq!(log.install_ids().expect("install ids"), vec!["web"]);
 }
+
+#[test]
+fn version_zero_of_a_known_type_is_an_error_not_a_panic() {
+    let broken = stored("ReleasePlanned", 0, json!({}));
+    match registry().upcast(broken) {
+        Err(SchemaError::UpcastFailed { version: 0, .. }) => {}
+        other => panic!("expected UpcastFailed at version 0, got {other:?}"),
+    }
+}

@@ -73,12 +73,15 @@ impl LogBackend for Sled {
     }
 
     fn open(path: &Path) -> Self::Store {
-        windlass_state::sled_store::SledStore::open(path)
-            .unwrap_or_else(|error| panic!("opening sled log {}: {error}", path.display()))
+        wait_for_sled_lock(&format!("opening sled log {}", path.display()), || {
+            windlass_state::sled_store::SledStore::open(path)
+        })
     }
 
     fn rewrite_record(path: &Path, global_seq: u64, bytes: Option<&[u8]>) {
-        let db = sled::open(path).expect("open the log directory with plain sled");
+        let db = wait_for_sled_lock("opening the log directory with plain sled", || {
+            sled::open(path)
+        });
         let events = db.open_tree("events").expect("open the events tree");
         let key = global_seq.to_be_bytes();
         match bytes {
@@ -90,6 +93,30 @@ impl LogBackend for Sled {
             }
         }
         db.flush().expect("flush the tampering");
+    }
+}
+
+/// Runs `open` until it stops failing on sled's directory lock, for up to five seconds. Dropping a
+/// sled database does not release its lock at once: a background flusher thread holds it until
+/// it exits (spacejam/sled#1289, "please do not rapidly open and close the same database"), so a
+/// reopen straight after a drop in the same process can fail with `could not acquire lock`.
+#[cfg(feature = "sled")]
+pub fn wait_for_sled_lock<T, E: std::fmt::Display>(
+    what: &str,
+    mut open: impl FnMut() -> Result<T, E>,
+) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match open() {
+            Ok(opened) => return opened,
+            Err(error)
+                if error.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(error) => panic!("{what}: {error}"),
+        }
     }
 }
 
