@@ -73,7 +73,10 @@ pub struct InstallArgs {
     /// Namespace the application is installed into.
     #[arg(long, default_value = "default")]
     pub namespace: String,
-    /// Output directory; defaults to <state>/installs/<install id>/.
-    #[arg(long)]
+    /// Output directory (see `--help`).
+    #[arg(
+        long,
+        help = "Output directory; defaults to <state>/installs/<install id>/"
+    )]
     pub out: Option<PathBuf>,
 }

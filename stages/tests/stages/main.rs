@@ -9,6 +9,7 @@
 
 mod bad_releases;
 mod base_names;
+mod event_fixtures;
 mod install;
 mod license;
 mod output;

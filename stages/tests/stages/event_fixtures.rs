@@ -1,0 +1,97 @@
+//! Golden fixtures of the built-in stages' events (`fixtures/events/<EventType>.v<N>.json`, never
+//! edited once committed): each stored envelope must upcast through the schema table and decode
+//! into today's typed payload without losing a field, and every `(type, version)` in
+//! `windlass_stages::SCHEMAS` must have a fixture.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use windlass_stages::events::{BASE_FETCHED, BASE_WRITTEN, BaseFetched, BaseWritten, FileClass};
+use windlass_state::{SchemaRegistry, StoredEvent};
+
+fn fixtures() -> Vec<(String, StoredEvent)> {
+    let dir: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stages/fixtures/events");
+    let mut fixtures: Vec<(String, StoredEvent)> = fs::read_dir(&dir)
+        .expect("fixtures directory")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "json")
+        })
+        .map(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let event = serde_json::from_slice(&fs::read(&path).expect("read"))
+                .unwrap_or_else(|error| panic!("{name} is not a stored event: {error}"));
+            (name, event)
+        })
+        .collect();
+    fixtures.sort_by(|a, b| a.0.cmp(&b.0));
+    fixtures
+}
+
+fn decode_losslessly<T: serde::de::DeserializeOwned + serde::Serialize>(
+    name: &str,
+    event: &StoredEvent,
+) -> T {
+    let typed: T = serde_json::from_value(event.payload.clone())
+        .unwrap_or_else(|error| panic!("{name} does not decode: {error}"));
+    assert_eq!(
+        serde_json::to_value(&typed).unwrap(),
+        event.payload,
+        "{name}: decoding dropped or changed a field"
+    );
+    typed
+}
+
+#[test]
+fn every_fixture_decodes_into_the_current_payload() {
+    let registry = SchemaRegistry::new(&[windlass_stages::SCHEMAS]).expect("table");
+    let fixtures = fixtures();
+    assert!(!fixtures.is_empty());
+    for (name, stored) in fixtures {
+        let event = registry.upcast(stored).expect("upcasts");
+        match event.event_type.as_str() {
+            BASE_FETCHED => {
+                let fetched: BaseFetched = decode_losslessly(&name, &event);
+                assert!(fetched.release_digest.starts_with("blake3:"));
+                let license = fetched
+                    .files
+                    .iter()
+                    .find(|file| file.class == FileClass::License)
+                    .expect("the fixture lists the license file");
+                assert_eq!(license.blob, None, "a license file never has a blob");
+                assert!(
+                    fetched
+                        .documents
+                        .iter()
+                        .all(|document| document.blob.len() == 64)
+                );
+            }
+            BASE_WRITTEN => {
+                let written: BaseWritten = decode_losslessly(&name, &event);
+                assert!(
+                    written
+                        .files
+                        .iter()
+                        .any(|file| file.path == "base/kustomization.yaml")
+                );
+            }
+            other => panic!("{name}: unexpected event type {other}"),
+        }
+    }
+}
+
+#[test]
+fn every_schema_version_has_a_fixture() {
+    let present: BTreeSet<String> = fixtures()
+        .into_iter()
+        .map(|(_, event)| format!("{}.v{}", event.event_type, event.schema_version))
+        .collect();
+    for schema in windlass_stages::SCHEMAS {
+        for version in 1..=schema.current_version {
+            let key = format!("{}.v{version}", schema.event_type);
+            assert!(present.contains(&key), "no golden fixture for {key}");
+        }
+    }
+}
