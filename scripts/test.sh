@@ -2,8 +2,9 @@
 # Runs windlass's whole test suite on a fresh Debian machine, installing what it needs first.
 # Usage: scripts/test.sh            (from anywhere; CI runs it through .ci/run)
 #
-# What the tests need today: cargo with rustfmt and clippy. Later issues add docker-registry,
-# skopeo, kubectl and helm here, installed by this script, never assumed.
+# What the tests need today: cargo with rustfmt and clippy, and docker-registry, htpasswd
+# (apache2-utils) and skopeo from apt. Later issues add kubectl and helm here, installed by this
+# script, never assumed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +33,26 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
+
+# Real tools the windlass-registry tests drive (CNCF distribution registry, htpasswd, skopeo).
+need_packages() {
+    local missing=() tool package
+    for pair in docker-registry:docker-registry htpasswd:apache2-utils skopeo:skopeo; do
+        tool=${pair%%:*}
+        package=${pair#*:}
+        command -v "$tool" >/dev/null 2>&1 || missing+=("$package")
+    done
+    if ((${#missing[@]})); then
+        step "installing ${missing[*]}"
+        local sudo=()
+        [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+        { "${sudo[@]}" apt-get update && "${sudo[@]}" apt-get install -y "${missing[@]}"; } || {
+            echo "error: could not install ${missing[*]}: run 'apt-get install -y ${missing[*]}'" >&2
+            exit 1
+        }
+    fi
+}
+need_packages
 
 step "tests (all features: redb and sled backends)"
 cargo test --workspace --all-features --locked

@@ -46,6 +46,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Install a release: run the pipeline and write the output layout.
     Install(InstallArgs),
+    /// List the distinct images of a release; `--why` shows where each one was found.
+    Images(ImagesArgs),
     /// One line per install: id, app, release digest, status, started, duration.
     History,
     /// Every event of one install, in order.
@@ -79,4 +81,33 @@ pub struct InstallArgs {
         help = "Output directory; defaults to <state>/installs/<install id>/"
     )]
     pub out: Option<PathBuf>,
+}
+
+/// Arguments of `windlass images`.
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Directory of YAML files and chart archives.
+    pub release_dir: PathBuf,
+    /// Show every place each image was found (file, document, object, field).
+    #[arg(long)]
+    pub why: bool,
+    /// windlass config file with extra image-field rules for custom resources.
+    #[arg(long, env = "WINDLASS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Ask each image's registry, anonymously, whether the image is public.
+    #[arg(long)]
+    pub probe: bool,
+    /// Registry settings file (endpoints, CAs, credentials per registry host).
+    #[arg(long, requires = "probe")]
+    pub registries: Option<PathBuf>,
+    /// Never touch the network: every image follows the policy for `unreachable`.
+    #[arg(long, requires = "probe")]
+    pub offline: bool,
+    /// How outcomes become decisions: `kots` (anything not public is private) or `strict`
+    /// (unreachable registries and server errors are errors).
+    #[arg(long, default_value = "kots", requires = "probe")]
+    pub probe_policy: String,
+    /// Deadline of each registry request, in seconds.
+    #[arg(long, default_value_t = 10, requires = "probe")]
+    pub request_timeout: u64,
 }

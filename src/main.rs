@@ -4,6 +4,7 @@
 
 mod cli;
 mod exit;
+mod images_command;
 mod install_command;
 mod read_commands;
 mod state_access;
@@ -19,6 +20,7 @@ fn main() -> std::process::ExitCode {
     init_logging();
     let result = match &cli.command {
         Command::Install(args) => install_command::run(&cli.global, args),
+        Command::Images(args) => images_command::run(&cli.global, args),
         Command::History => read_commands::history(&cli.global),
         Command::Events { install_id } => read_commands::events(&cli.global, install_id),
         Command::Show { install_id } => read_commands::show(&cli.global, install_id),

@@ -29,9 +29,24 @@ pub struct Document {
     pub name: Option<String>,
     /// Classification.
     pub class: DocumentClass,
+    /// The parsed document.
+    pub value: serde_json::Value,
 }
 
 impl Document {
+    /// The document as image discovery sees it.
+    pub fn as_source(&self) -> crate::images::discovery::SourceDocument<'_> {
+        crate::images::discovery::SourceDocument {
+            file: &self.file,
+            index: self.index,
+            api_version: &self.api_version,
+            kind: &self.kind,
+            namespace: self.namespace.as_deref(),
+            name: self.name.as_deref(),
+            value: &self.value,
+        }
+    }
+
     /// "file (document N, line L)" for messages.
     pub fn location(&self) -> String {
         format!(
@@ -232,6 +247,7 @@ pub fn parse_documents(file: &str, bytes: &[u8]) -> Result<Vec<Document>, Docume
             namespace,
             name,
             class,
+            value,
         });
     }
     Ok(documents)

@@ -8,6 +8,7 @@
 pub mod documents;
 pub mod events;
 pub mod fetch_base;
+pub mod images;
 pub mod license;
 pub mod output;
 pub mod release;

@@ -305,3 +305,114 @@ fn install_killed_between_stages_resumes_instead_of_starting_again() {
         true
     );
 }
+
+#[test]
+fn images_lists_distinct_images_with_provenance() {
+    let state = tempfile::tempdir().unwrap();
+    let images = json(run(windlass(state.path())
+        .args(["images", "--json"])
+        .arg(quickstart())));
+    let images = images.as_array().unwrap();
+    let written: Vec<&str> = images
+        .iter()
+        .map(|image| image["image"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        written,
+        [
+            "quay.io/my-org/sidecar:1",
+            "quay.io/my-org/api:v1.0.1",
+            "nginx:1.25",
+            "quay.io/my-org/api-migrations:v1.0.1",
+            "myorg/private-reporter:2.0"
+        ]
+    );
+    let nginx = &images[2];
+    assert_eq!(nginx["normalized_name"], "docker.io/library/nginx");
+    assert_eq!(
+        nginx["uses"][0]["field"],
+        "spec.template.spec.containers[1].image"
+    );
+    assert_eq!(images[0]["runtime_only"], true);
+
+    let why = run(windlass(state.path())
+        .args(["images", "--why"])
+        .arg(quickstart()));
+    assert!(why.status.success());
+    let text = String::from_utf8_lossy(&why.stdout);
+    assert!(
+        text.contains("manifests/nightly-report.yaml (document 1) CronJob nightly-report: spec.jobTemplate.spec.template.spec.containers[0].image"),
+        "{text}"
+    );
+    assert!(
+        !state.path().join("events.redb").exists(),
+        "images records nothing"
+    );
+}
+
+#[test]
+fn images_with_a_bad_reference_exits_3_naming_the_field() {
+    let state = tempfile::tempdir().unwrap();
+    let release = tempfile::tempdir().unwrap();
+    std::fs::write(
+        release.path().join("pod.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: ns\nspec:\n  containers:\n    - name: c\n      image: \"\"\n",
+    )
+    .unwrap();
+    let output = run(windlass(state.path()).arg("images").arg(release.path()));
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("pod.yaml (document 1) Pod ns/p: field spec.containers[0].image: the image reference is empty"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn images_probe_offline_follows_the_policy_without_touching_the_network() {
+    let state = tempfile::tempdir().unwrap();
+    let probed = json(run(windlass(state.path())
+        .args(["images", "--probe", "--offline", "--json"])
+        .arg(quickstart())));
+    let probed = probed.as_array().unwrap();
+    assert_eq!(probed.len(), 5);
+    for image in probed {
+        assert_eq!(image["outcome"], "unreachable");
+        assert_eq!(
+            image["private"], true,
+            "KOTS policy: not public means private"
+        );
+        assert!(image["reason"].as_str().unwrap().contains("offline"));
+        assert!(image["image"].is_string());
+    }
+
+    let strict = run(windlass(state.path())
+        .args(["images", "--probe", "--offline", "--probe-policy", "strict"])
+        .arg(quickstart()));
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&strict.stderr).contains("strict probe policy refuses"));
+}
+
+#[test]
+fn proxy_public_images_makes_every_image_private_without_probing() {
+    let state = tempfile::tempdir().unwrap();
+    let release = tempfile::tempdir().unwrap();
+    std::fs::write(
+        release.path().join("app.yaml"),
+        "apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: app\nspec:\n  proxyPublicImages: true\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n    - name: c\n      image: redis:7\n",
+    )
+    .unwrap();
+    // No --offline: if windlass tried the network, the outcome would be `unreachable`.
+    let probed = json(run(windlass(state.path())
+        .args(["images", "--probe", "--json"])
+        .arg(release.path())));
+    assert_eq!(probed[0]["image"], "redis:7");
+    assert_eq!(probed[0]["outcome"], "not_probed");
+    assert_eq!(probed[0]["private"], true);
+    assert!(
+        probed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("proxyPublicImages")
+    );
+}

@@ -10,6 +10,7 @@
 mod bad_releases;
 mod base_names;
 mod event_fixtures;
+mod images;
 mod install;
 mod license;
 mod output;

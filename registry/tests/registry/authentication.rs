@@ -1,0 +1,287 @@
+//! Probes of real registries that require authentication: htpasswd (401 Basic) without and with
+//! credentials from the settings file, and token auth like Docker Hub — the real registry with
+//! `auth: token` trusting the test token server, which grants anonymous pulls of `public/*` only.
+
+use windlass_registry::{ProbeOutcome, Prober};
+
+use crate::oci::build_and_push;
+use crate::support::{RegistryAuth, TestRegistry, probe, quick_config, target, write_settings};
+use crate::token_server::{ADMIN, ISSUER, SERVICE, TokenServer};
+
+async fn htpasswd_registry() -> TestRegistry {
+    TestRegistry::start(
+        RegistryAuth::Htpasswd {
+            username: "reader".to_owned(),
+            password: "reader-password".to_owned(),
+        },
+        None,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn htpasswd_registry_requires_authentication() {
+    let registry = htpasswd_registry().await;
+    let host = registry.host();
+    let scratch = tempfile::tempdir().unwrap();
+    build_and_push(
+        scratch.path(),
+        "htpasswd",
+        &format!("{host}/private/app:v1"),
+        Some("reader:reader-password"),
+    );
+    let settings_dir = tempfile::tempdir().unwrap();
+    let settings = write_settings(
+        settings_dir.path(),
+        &format!("registries:\n  \"{host}\":\n    endpoint: http://{host}\n"),
+    );
+    let (results, requests) = probe(
+        settings,
+        quick_config(),
+        vec![target(
+            &format!("{host}/private/app:v1"),
+            &host,
+            "private/app",
+            "v1",
+        )],
+    )
+    .await;
+    let result = &results[0];
+    assert_eq!(result.outcome, ProbeOutcome::AuthRequired, "{result:?}");
+    assert_eq!(result.evidence.status_codes, vec![401, 401]);
+    let challenge = result.evidence.challenge.as_ref().expect("a challenge");
+    assert_eq!(challenge.scheme, "Basic");
+    assert_eq!(challenge.realm.as_deref(), Some("windlass-test"));
+    assert!(
+        result.evidence.reason.contains("401"),
+        "{}",
+        result.evidence.reason
+    );
+    assert_eq!(requests, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_from_settings_open_an_htpasswd_registry() {
+    let registry = htpasswd_registry().await;
+    let host = registry.host();
+    let scratch = tempfile::tempdir().unwrap();
+    let digest = build_and_push(
+        scratch.path(),
+        "with-credentials",
+        &format!("{host}/private/app:v1"),
+        Some("reader:reader-password"),
+    );
+    let settings_dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(settings_dir.path().join("secrets")).unwrap();
+    std::fs::write(
+        settings_dir.path().join("secrets/reader"),
+        "reader-password\n",
+    )
+    .unwrap();
+    let settings = write_settings(
+        settings_dir.path(),
+        &format!(
+            "registries:\n  \"{host}\":\n    endpoint: http://{host}\n    username: reader\n    password_file: secrets/reader\n"
+        ),
+    );
+    assert!(!format!("{settings:?}").contains("reader-password"));
+    let prober = Prober::new(settings, quick_config()).unwrap();
+    assert!(!format!("{prober:?}").contains("reader-password"));
+    let results = prober
+        .probe_all(
+            vec![target(
+                &format!("{host}/private/app:v1"),
+                &host,
+                "private/app",
+                "v1",
+            )],
+            |_, _| {},
+        )
+        .await;
+    let result = &results[0];
+    assert_eq!(result.outcome, ProbeOutcome::Public, "{result:?}");
+    assert_eq!(result.evidence.digest.as_deref(), Some(digest.as_str()));
+    assert_eq!(result.evidence.status_codes, vec![401, 200]);
+    assert!(
+        result.evidence.reason.contains("credentials configured"),
+        "{}",
+        result.evidence.reason
+    );
+    assert!(!result.evidence.reason.contains("reader-password"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_registry_grants_public_repositories_and_refuses_private_ones() {
+    let tokens = TokenServer::start().await;
+    let registry = TestRegistry::start(
+        RegistryAuth::Token {
+            realm: tokens.realm.clone(),
+            service: SERVICE.to_owned(),
+            issuer: ISSUER.to_owned(),
+            root_certificate: tokens.root_certificate.clone(),
+        },
+        None,
+    )
+    .await;
+    let host = registry.host();
+    let scratch = tempfile::tempdir().unwrap();
+    let admin = format!("{}:{}", ADMIN.0, ADMIN.1);
+    let public_digest = build_and_push(
+        scratch.path(),
+        "token-public",
+        &format!("{host}/public/app:v1"),
+        Some(&admin),
+    );
+    build_and_push(
+        scratch.path(),
+        "token-public-2",
+        &format!("{host}/public/app:v2"),
+        Some(&admin),
+    );
+    build_and_push(
+        scratch.path(),
+        "token-private",
+        &format!("{host}/private/app:v1"),
+        Some(&admin),
+    );
+
+    let settings_dir = tempfile::tempdir().unwrap();
+    let settings = write_settings(
+        settings_dir.path(),
+        &format!("registries:\n  \"{host}\":\n    endpoint: http://{host}\n"),
+    );
+    let token_requests_before = tokens.requests();
+    let (results, requests) = probe(
+        settings,
+        quick_config(),
+        vec![
+            target(&format!("{host}/public/app:v1"), &host, "public/app", "v1"),
+            target(&format!("{host}/public/app:v2"), &host, "public/app", "v2"),
+            target(
+                &format!("{host}/private/app:v1"),
+                &host,
+                "private/app",
+                "v1",
+            ),
+        ],
+    )
+    .await;
+
+    let public = &results[0];
+    assert_eq!(
+        public.outcome,
+        ProbeOutcome::Public,
+        "{public:?}\n{}",
+        registry.log()
+    );
+    assert_eq!(
+        public.evidence.digest.as_deref(),
+        Some(public_digest.as_str())
+    );
+    assert_eq!(public.evidence.status_codes, vec![401, 200, 200]);
+    let challenge = public.evidence.challenge.as_ref().expect("a challenge");
+    assert_eq!(challenge.scheme, "Bearer");
+    assert_eq!(challenge.realm.as_deref(), Some(tokens.realm.as_str()));
+    assert_eq!(challenge.service.as_deref(), Some(SERVICE));
+    assert!(
+        public.evidence.reason.contains("anonymous pull token"),
+        "{}",
+        public.evidence.reason
+    );
+    assert_eq!(results[1].outcome, ProbeOutcome::Public, "{:?}", results[1]);
+
+    let private = &results[2];
+    assert_eq!(private.outcome, ProbeOutcome::AuthRequired, "{private:?}");
+    assert_eq!(private.evidence.status_codes, vec![401, 401]);
+    assert!(
+        private.evidence.reason.contains("insufficient_scope"),
+        "{}",
+        private.evidence.reason
+    );
+
+    // One token per repository: public/app's two tags share one; private/app was refused once.
+    assert_eq!(tokens.requests() - token_requests_before, 2);
+    // /v2/ once, two token requests, two manifest requests (the refused one never gets there).
+    assert_eq!(requests, 1 + 2 + 2);
+
+    // With credentials configured for the host, the token request carries them (Basic) and the
+    // private repository's token grants the pull.
+    std::fs::write(settings_dir.path().join("admin-password"), ADMIN.1).unwrap();
+    let settings = write_settings(
+        settings_dir.path(),
+        &format!(
+            "registries:\n  \"{host}\":\n    endpoint: http://{host}\n    username: {}\n    password_file: admin-password\n",
+            ADMIN.0
+        ),
+    );
+    let (results, _) = probe(
+        settings,
+        quick_config(),
+        vec![target(
+            &format!("{host}/private/app:v1"),
+            &host,
+            "private/app",
+            "v1",
+        )],
+    )
+    .await;
+    let private = &results[0];
+    assert_eq!(private.outcome, ProbeOutcome::Public, "{private:?}");
+    assert!(
+        private
+            .evidence
+            .reason
+            .contains("obtained with the credentials configured"),
+        "{}",
+        private.evidence.reason
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_is_reused_until_it_nears_expiry_then_fetched_again() {
+    let tokens = TokenServer::start_with_expires_in(1).await;
+    let registry = TestRegistry::start(
+        RegistryAuth::Token {
+            realm: tokens.realm.clone(),
+            service: SERVICE.to_owned(),
+            issuer: ISSUER.to_owned(),
+            root_certificate: tokens.root_certificate.clone(),
+        },
+        None,
+    )
+    .await;
+    let host = registry.host();
+    let scratch = tempfile::tempdir().unwrap();
+    let admin = format!("{}:{}", ADMIN.0, ADMIN.1);
+    build_and_push(
+        scratch.path(),
+        "expiring",
+        &format!("{host}/public/app:v1"),
+        Some(&admin),
+    );
+    let settings_dir = tempfile::tempdir().unwrap();
+    let settings = write_settings(
+        settings_dir.path(),
+        &format!("registries:\n  \"{host}\":\n    endpoint: http://{host}\n"),
+    );
+    let prober = Prober::new(settings, quick_config()).unwrap();
+    let probe_target = target(&format!("{host}/public/app:v1"), &host, "public/app", "v1");
+    let before = tokens.requests();
+
+    let first = prober
+        .probe_all(vec![probe_target.clone(), probe_target.clone()], |_, _| {})
+        .await;
+    assert!(
+        first
+            .iter()
+            .all(|result| result.outcome == ProbeOutcome::Public),
+        "{first:?}"
+    );
+    assert_eq!(tokens.requests() - before, 1, "one token for both probes");
+
+    // `expires_in: 1`: the token is reused for 0.9 s, then fetched again.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let second = prober.probe_all(vec![probe_target], |_, _| {}).await;
+    assert_eq!(second[0].outcome, ProbeOutcome::Public, "{second:?}");
+    assert_eq!(tokens.requests() - before, 2);
+}

@@ -1,0 +1,155 @@
+//! Stand-ins for registries misbehaving in ways the real registry cannot be made to: a stub HTTP
+//! registry whose manifest answers are scripted (403, 429 with `Retry-After`, 500, slow answers),
+//! a socket that accepts connections and never answers, and one that closes every connection
+//! without answering. `/v2/` of the stub answers 200 without a challenge.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use tokio::io::AsyncReadExt as _;
+
+/// A scripted manifest answer: status, headers, and a delay before answering.
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub delay: Duration,
+}
+
+impl Answer {
+    /// `status` at once, no headers.
+    pub fn status(status: u16) -> Answer {
+        Answer {
+            status,
+            headers: Vec::new(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &'static str, value: &str) -> Answer {
+        self.headers.push((name, value.to_owned()));
+        self
+    }
+
+    /// Answers after `delay`.
+    pub fn after(mut self, delay: Duration) -> Answer {
+        self.delay = delay;
+        self
+    }
+}
+
+/// A running stub registry.
+pub struct StubRegistry {
+    /// `127.0.0.1:<port>`.
+    pub host: String,
+    manifest_requests: Arc<AtomicUsize>,
+    in_flight: Arc<AtomicUsize>,
+    most_in_flight: Arc<AtomicUsize>,
+}
+
+impl StubRegistry {
+    /// Starts a stub whose n-th manifest request (0-based) gets `script(n)`.
+    pub async fn start(script: impl Fn(usize) -> Answer + Send + Sync + 'static) -> StubRegistry {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind stub registry");
+        let host = listener.local_addr().expect("stub address").to_string();
+        let manifest_requests = Arc::new(AtomicUsize::new(0));
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let most_in_flight = Arc::new(AtomicUsize::new(0));
+        let script = Arc::new(script);
+        let (requests, current, most) = (
+            Arc::clone(&manifest_requests),
+            Arc::clone(&in_flight),
+            Arc::clone(&most_in_flight),
+        );
+        let manifests = move || {
+            let (script, requests, current, most) = (
+                Arc::clone(&script),
+                Arc::clone(&requests),
+                Arc::clone(&current),
+                Arc::clone(&most),
+            );
+            async move {
+                let index = requests.fetch_add(1, Ordering::SeqCst);
+                let now = current.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                let answer = script(index);
+                tokio::time::sleep(answer.delay).await;
+                current.fetch_sub(1, Ordering::SeqCst);
+                let mut response = StatusCode::from_u16(answer.status)
+                    .expect("valid status")
+                    .into_response();
+                for (name, value) in answer.headers {
+                    response.headers_mut().insert(
+                        HeaderName::from_static(name),
+                        HeaderValue::from_str(&value).expect("header value"),
+                    );
+                }
+                response
+            }
+        };
+        let app = axum::Router::new()
+            .route("/v2/", axum::routing::get(|| async { "{}" }))
+            .fallback(manifests);
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("stub registry");
+        });
+        StubRegistry {
+            host,
+            manifest_requests,
+            in_flight,
+            most_in_flight,
+        }
+    }
+
+    /// Manifest requests received so far.
+    pub fn manifest_requests(&self) -> usize {
+        self.manifest_requests.load(Ordering::SeqCst)
+    }
+
+    /// The most manifest requests that were in progress at once.
+    pub fn most_in_flight(&self) -> usize {
+        debug_assert_eq!(self.in_flight.load(Ordering::SeqCst), 0);
+        self.most_in_flight.load(Ordering::SeqCst)
+    }
+}
+
+/// A listener that accepts connections and holds them open without ever answering.
+/// Returns `127.0.0.1:<port>`.
+pub async fn silent_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind silent server");
+    let host = listener.local_addr().expect("address").to_string();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    host
+}
+
+/// A listener that reads each request and closes the connection without answering, counting
+/// connections. Returns `127.0.0.1:<port>` and the counter.
+pub async fn closing_server() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind closing server");
+    let host = listener.local_addr().expect("address").to_string();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&connections);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut buffer = [0u8; 1024];
+            let _ = stream.read(&mut buffer).await;
+            drop(stream);
+        }
+    });
+    (host, connections)
+}

@@ -1,0 +1,195 @@
+//! A Docker-Hub-like token server written for the tests (no packaged one exists): it signs ES256
+//! JWTs with `x5c` headers that the real registry (`auth: token`) verifies against its
+//! `rootcertbundle`. Anonymous callers get pull access to repositories under `public/` and a 401
+//! `insufficient_scope` for anything else; the admin (Basic credentials) gets what it asks for.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::Serialize;
+
+use crate::certs::token_signing_identity;
+
+pub const SERVICE: &str = "windlass-test-registry";
+pub const ISSUER: &str = "windlass-test-issuer";
+pub const ADMIN: (&str, &str) = ("admin", "admin-password");
+
+/// A running token server; stops with the test's runtime.
+pub struct TokenServer {
+    pub realm: String,
+    pub root_certificate: PathBuf,
+    requests: Arc<AtomicUsize>,
+    _directory: tempfile::TempDir,
+}
+
+struct Issuing {
+    realm: String,
+    encoding_key: jsonwebtoken::EncodingKey,
+    certificate_der_base64: String,
+    requests: Arc<AtomicUsize>,
+    next_id: AtomicUsize,
+    expires_in: u64,
+}
+
+#[derive(Serialize)]
+struct Claims {
+    iss: &'static str,
+    sub: String,
+    aud: &'static str,
+    exp: u64,
+    nbf: u64,
+    iat: u64,
+    jti: String,
+    access: Vec<Access>,
+}
+
+#[derive(Serialize)]
+struct Access {
+    #[serde(rename = "type")]
+    kind: String,
+    name: String,
+    actions: Vec<String>,
+}
+
+impl TokenServer {
+    /// Starts the server on 127.0.0.1 with a fresh signing key; tokens say `expires_in: 300`.
+    pub async fn start() -> TokenServer {
+        TokenServer::start_with_expires_in(300).await
+    }
+
+    /// Starts the server with tokens announcing `expires_in` seconds (the JWTs themselves stay
+    /// valid for 300 s, so the registry accepts them either way).
+    pub async fn start_with_expires_in(expires_in: u64) -> TokenServer {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let identity = token_signing_identity();
+        let root_certificate = directory.path().join("token-root.pem");
+        std::fs::write(&root_certificate, &identity.certificate_pem).expect("write root cert");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind token server");
+        let address: SocketAddr = listener.local_addr().expect("token server address");
+        let realm = format!("http://{address}/token");
+        let requests = Arc::new(AtomicUsize::new(0));
+        let issuing = Arc::new(Issuing {
+            realm: realm.clone(),
+            encoding_key: jsonwebtoken::EncodingKey::from_ec_pem(identity.key_pem.as_bytes())
+                .expect("load signing key"),
+            certificate_der_base64: STANDARD.encode(&identity.certificate_der),
+            requests: Arc::clone(&requests),
+            next_id: AtomicUsize::new(0),
+            expires_in,
+        });
+        let app = axum::Router::new()
+            .route("/token", axum::routing::get(issue))
+            .with_state(issuing);
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("token server");
+        });
+        TokenServer {
+            realm,
+            root_certificate,
+            requests,
+            _directory: directory,
+        }
+    }
+
+    /// Token requests answered so far (granted or refused).
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+fn is_admin(headers: &HeaderMap) -> bool {
+    let expected = format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{}", ADMIN.0, ADMIN.1))
+    );
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value == expected)
+}
+
+async fn issue(
+    State(issuing): State<Arc<Issuing>>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    issuing.requests.fetch_add(1, Ordering::SeqCst);
+    let admin = is_admin(&headers);
+    if headers.contains_key(header::AUTHORIZATION) && !admin {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let mut access = Vec::new();
+    for (key, scope) in &query {
+        if key != "scope" {
+            continue;
+        }
+        // repository:<name>:<actions>
+        let mut parts = scope.splitn(2, ':');
+        let kind = parts.next().unwrap_or_default();
+        let rest = parts.next().unwrap_or_default();
+        let Some((name, actions)) = rest.rsplit_once(':') else {
+            return StatusCode::BAD_REQUEST.into_response();
+        };
+        let requested: Vec<String> = actions.split(',').map(str::to_owned).collect();
+        let granted: Vec<String> = if admin {
+            requested
+        } else if name.starts_with("public/") {
+            requested
+                .into_iter()
+                .filter(|action| action == "pull")
+                .collect()
+        } else {
+            let challenge = format!(
+                r#"Bearer realm="{}",service="{SERVICE}",scope="{scope}",error="insufficient_scope""#,
+                issuing.realm
+            );
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, challenge)],
+                axum::Json(serde_json::json!({"errors": [{"code": "UNAUTHORIZED", "message": "anonymous pull refused"}]})),
+            )
+                .into_response();
+        };
+        access.push(Access {
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            actions: granted,
+        });
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    let claims = Claims {
+        iss: ISSUER,
+        sub: if admin {
+            ADMIN.0.to_owned()
+        } else {
+            String::new()
+        },
+        aud: SERVICE,
+        exp: now + 300,
+        nbf: now - 10,
+        iat: now,
+        jti: format!("token-{}", issuing.next_id.fetch_add(1, Ordering::SeqCst)),
+        access,
+    };
+    let mut jwt_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    jwt_header.x5c = Some(vec![issuing.certificate_der_base64.clone()]);
+    let token =
+        jsonwebtoken::encode(&jwt_header, &claims, &issuing.encoding_key).expect("sign token");
+    axum::Json(
+        serde_json::json!({"token": token, "access_token": token, "expires_in": issuing.expires_in}),
+    )
+        .into_response()
+}

@@ -1,0 +1,133 @@
+//! Image-field rules: where images live in objects. The built-in rules cover pod specs
+//! (`spec` of a Pod, `spec.template.spec` and `spec.jobTemplate.spec.template.spec` of any kind;
+//! `containers`, `initContainers`, `ephemeralContainers`) and `Application.spec.additionalImages`.
+//! Users add rules for custom resources (e.g. `spec.image` of `MyDB`) in a windlass config file:
+//!
+//! ```yaml
+//! images:
+//!   rules:
+//!     - kind: MyDB
+//!       apiVersion: db.example.com/v1   # optional: any version of the kind when absent
+//!       path: spec.image                 # `[]` walks every element of a list: spec.sidecars[].image
+//! ```
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// One user rule: the images of `kind` (and `api_version`, if given) at `path`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageRule {
+    /// The kind the rule applies to.
+    pub kind: String,
+    /// The apiVersion, if the rule is for one version only.
+    #[serde(default, rename = "apiVersion")]
+    pub api_version: Option<String>,
+    /// Dotted field path; a segment ending in `[]` walks every element of a list.
+    pub path: String,
+}
+
+/// The windlass config file (the parts about images).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindlassConfig {
+    /// Image settings.
+    #[serde(default)]
+    pub images: ImageSettings,
+}
+
+/// `images:` of the config file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSettings {
+    /// Extra image-field rules.
+    #[serde(default)]
+    pub rules: Vec<ImageRule>,
+}
+
+/// A problem with the config file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// It cannot be read.
+    #[error("config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// It is not valid.
+    #[error("config file {path}: {problem}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// Largest config file accepted.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+impl WindlassConfig {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<WindlassConfig, ConfigError> {
+        let shown = path.display().to_string();
+        let invalid = |problem: String| ConfigError::Invalid {
+            path: shown.clone(),
+            problem,
+        };
+        let metadata = std::fs::metadata(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        if metadata.len() > MAX_CONFIG_BYTES {
+            return Err(invalid(format!(
+                "over the limit of {MAX_CONFIG_BYTES} bytes"
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let config: WindlassConfig =
+            serde_saphyr::from_str(&text).map_err(|error| invalid(error.to_string()))?;
+        for (index, rule) in config.images.rules.iter().enumerate() {
+            if let Err(problem) = parse_path(&rule.path) {
+                return Err(invalid(format!("images.rules[{index}].path: {problem}")));
+            }
+            if rule.kind.is_empty() {
+                return Err(invalid(format!("images.rules[{index}].kind is empty")));
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// One step of a field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathStep {
+    /// A mapping key.
+    Key(String),
+    /// A mapping key whose value is a list, every element of which is visited.
+    EachOf(String),
+}
+
+/// Parses `spec.sidecars[].image` into steps.
+pub fn parse_path(path: &str) -> Result<Vec<PathStep>, String> {
+    if path.is_empty() {
+        return Err("empty path".into());
+    }
+    path.split('.')
+        .map(|segment| match segment.strip_suffix("[]") {
+            Some("") => Err(format!("{path:?} has an empty segment before []")),
+            Some(key) => Ok(PathStep::EachOf(key.to_string())),
+            None if segment.is_empty() => Err(format!("{path:?} has an empty segment")),
+            None if segment.contains(['[', ']']) => Err(format!(
+                "{path:?}: only `[]` (every element) is supported in a segment"
+            )),
+            None => Ok(PathStep::Key(segment.to_string())),
+        })
+        .collect()
+}
