@@ -34,7 +34,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
 
-# Real tools the windlass-registry tests drive (CNCF distribution registry, htpasswd, skopeo).
+# Real tools the registry and end-to-end tests drive (CNCF distribution registry, htpasswd, skopeo).
 need_packages() {
     local missing=() tool package
     for pair in docker-registry:docker-registry htpasswd:apache2-utils skopeo:skopeo; do

@@ -81,6 +81,15 @@ pub struct InstallArgs {
         help = "Output directory; defaults to <state>/installs/<install id>/"
     )]
     pub out: Option<PathBuf>,
+    /// windlass config file with extra image-field rules for custom resources.
+    #[arg(long, env = "WINDLASS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// How long an earlier install's probe result is reused, in seconds (0: always probe).
+    #[arg(long, default_value_t = 86_400)]
+    pub probe_cache_ttl: u64,
+    /// How to probe.
+    #[command(flatten)]
+    pub probing: ProbeArgs,
 }
 
 /// Arguments of `windlass images`.
@@ -97,17 +106,30 @@ pub struct ImagesArgs {
     /// Ask each image's registry, anonymously, whether the image is public.
     #[arg(long)]
     pub probe: bool,
+    /// How to probe.
+    #[command(flatten)]
+    pub probing: ProbeArgs,
+}
+
+/// How images are probed (`install`, and `images --probe`).
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
     /// Registry settings file (endpoints, CAs, credentials per registry host).
-    #[arg(long, requires = "probe")]
+    #[arg(long)]
     pub registries: Option<PathBuf>,
-    /// Never touch the network: every image follows the policy for `unreachable`.
-    #[arg(long, requires = "probe")]
+    /// Never touch the network: images without a known or cached result follow the policy for
+    /// `unreachable`.
+    #[arg(long)]
     pub offline: bool,
     /// How outcomes become decisions: `kots` (anything not public is private) or `strict`
-    /// (unreachable registries and server errors are errors).
-    #[arg(long, default_value = "kots", requires = "probe")]
+    /// (unreachable registries and server errors stop the install).
+    #[arg(long, default_value = "kots")]
     pub probe_policy: String,
+    /// A KOTS Installation YAML whose `spec.knownImages[].{image,isPrivate}` are used instead of
+    /// probing those images.
+    #[arg(long)]
+    pub known_images: Option<PathBuf>,
     /// Deadline of each registry request, in seconds.
-    #[arg(long, default_value_t = 10, requires = "probe")]
+    #[arg(long, default_value_t = 10)]
     pub request_timeout: u64,
 }

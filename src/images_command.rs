@@ -6,16 +6,20 @@
 
 use anyhow::anyhow;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::time::Duration;
 
-use windlass_registry::{ProbeConfig, ProbeOutcome, Prober, RegistrySettings};
+use windlass_registry::RegistrySettings;
 use windlass_stages::images::discovery::{FoundImage, ImageUse, discover, proxies_public_images};
-use windlass_stages::images::policy::{Decision, ProbePolicy};
+use windlass_stages::images::known_images::read_known_images;
+use windlass_stages::images::policy::Decision;
 use windlass_stages::images::rules::WindlassConfig;
+use windlass_stages::probe_images::{ResolveInputs, resolve_images, summarise};
 use windlass_stages::release::{FileContents, Limits, scan};
 
 use crate::cli::{GlobalArgs, ImagesArgs};
 use crate::exit::{CliError, CliResult, Code};
+use crate::install_command::parse_policy;
 use crate::read_commands::print_json;
 
 /// One image as printed by `windlass images --json`.
@@ -118,130 +122,76 @@ fn print_human(images: &[FoundImage], why: bool) {
     }
 }
 
-/// One probed image as printed by `windlass images --probe --json`.
-#[derive(Serialize)]
-struct ProbedView<'a> {
-    image: &'a str,
-    outcome: &'static str,
-    decision: Decision,
-    private: bool,
-    digest: Option<String>,
-    reason: String,
-    normalized_name: String,
-    runtime_only: bool,
-    evidence: Option<windlass_registry::ProbeEvidence>,
-}
-
 fn probe(
     global: &GlobalArgs,
     args: &ImagesArgs,
     images: &[FoundImage],
-    proxy_everything: bool,
+    proxy_public_images: bool,
 ) -> CliResult {
-    let policy = ProbePolicy::parse(&args.probe_policy).ok_or_else(|| {
-        CliError::new(
-            Code::InvalidInput,
-            anyhow!(
-                "unknown probe policy {:?}: use kots or strict",
-                args.probe_policy
-            ),
-        )
-    })?;
-    let settings = match &args.registries {
-        Some(path) => RegistrySettings::load(path)
-            .map_err(|error| CliError::new(Code::InvalidInput, anyhow!(error)))?,
+    let invalid = |error: anyhow::Error| CliError::new(Code::InvalidInput, error);
+    let probing = &args.probing;
+    let policy = parse_policy(&probing.probe_policy)?;
+    let settings = match &probing.registries {
+        Some(path) => RegistrySettings::load(path).map_err(|error| invalid(error.into()))?,
         None => RegistrySettings::empty(),
     };
-    let mut views = Vec::with_capacity(images.len());
-    if proxy_everything || args.offline {
-        let (outcome, reason) = if proxy_everything {
-            (
-                "not_probed",
-                "Application.spec.proxyPublicImages is true: every image is private",
-            )
-        } else {
-            ("unreachable", "offline: the registry was not asked")
-        };
-        for image in images {
-            let decision = if proxy_everything {
-                Decision::Private
-            } else {
-                policy.decide(ProbeOutcome::Unreachable)
-            };
-            views.push(ProbedView {
-                image: image.reference.written(),
-                outcome,
-                decision,
-                private: decision == Decision::Private,
-                digest: None,
-                reason: reason.to_string(),
-                normalized_name: image.reference.normalized_name(),
-                runtime_only: image.runtime_only(),
-                evidence: None,
-            });
-        }
-    } else {
-        let config = ProbeConfig {
-            request_deadline: Duration::from_secs(args.request_timeout.max(1)),
-            ..ProbeConfig::default()
-        };
-        let prober = Prober::new(settings, config)
-            .map_err(|error| CliError::new(Code::InvalidInput, anyhow!(error)))?;
-        let targets = images
-            .iter()
-            .map(|image| image.reference.probe_target())
-            .collect();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|error| CliError::new(Code::Failure, error))?;
-        let results = runtime.block_on(prober.probe_all(targets, |_, _| {}));
-        for (image, result) in images.iter().zip(results) {
-            let decision = policy.decide(result.outcome);
-            views.push(ProbedView {
-                image: image.reference.written(),
-                outcome: result.outcome.as_str(),
-                decision,
-                private: decision == Decision::Private,
-                digest: result.evidence.digest.clone(),
-                reason: result.evidence.reason.clone(),
-                normalized_name: image.reference.normalized_name(),
-                runtime_only: image.runtime_only(),
-                evidence: Some(result.evidence),
-            });
-        }
-    }
+    let known = match &probing.known_images {
+        Some(path) => read_known_images(path).map_err(|error| invalid(error.into()))?,
+        None => HashMap::new(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| CliError::new(Code::Failure, error))?;
+    let no_progress = |_: u64, _: u64| {};
+    let resolved = runtime
+        .block_on(resolve_images(
+            images,
+            ResolveInputs {
+                policy,
+                offline: probing.offline,
+                proxy_public_images,
+                known: &known,
+                cached: &HashMap::new(),
+                settings,
+                request_timeout: Duration::from_secs(probing.request_timeout.max(1)),
+                on_probed: &no_progress,
+            },
+        ))
+        .map_err(|error| invalid(anyhow!(error)))?;
     if global.json {
-        print_json(&views)?;
+        print_json(&resolved.images)?;
     } else {
-        for view in &views {
+        for image in &resolved.images {
             println!(
                 "{:<8} {:<14} {}  ({})",
-                match view.decision {
+                match image.decision {
                     Decision::Public => "public",
                     Decision::Private => "private",
                     Decision::Error => "ERROR",
                 },
-                view.outcome,
-                view.image,
-                view.reason
+                image.outcome,
+                image.image,
+                image.reason
             );
         }
+        println!("{}", summarise(&resolved.images, resolved.requests_made));
     }
-    let errors: Vec<&str> = views
+    let refused: Vec<&str> = resolved
+        .images
         .iter()
-        .filter(|view| view.decision == Decision::Error)
-        .map(|view| view.image)
+        .filter(|image| image.decision == Decision::Error)
+        .map(|image| image.image.as_str())
         .collect();
-    if errors.is_empty() {
+    if refused.is_empty() {
         Ok(Code::Success)
     } else {
         Err(CliError::new(
             Code::Failure,
             anyhow!(
                 "the {} probe policy refuses to decide for: {}",
-                args.probe_policy,
-                errors.join(", ")
+                probing.probe_policy,
+                refused.join(", ")
             ),
         ))
     }

@@ -11,7 +11,9 @@ use windlass_engine::{
     FailureClass, InstallRequest, InstallState, InstallStatus, NoProgress, Pipeline, Progress,
     Runner, StageRegistry,
 };
+use windlass_stages::images::policy::ProbePolicy;
 use windlass_stages::license::read_license;
+use windlass_stages::probe_images::ProbeImagesConfig;
 use windlass_stages::release::{Limits, scan};
 
 use crate::cli::{GlobalArgs, InstallArgs};
@@ -24,6 +26,16 @@ fn absolute(path: &Path) -> Result<PathBuf, CliError> {
     std::path::absolute(path)
         .with_context(|| format!("cannot resolve {}", path.display()))
         .map_err(|error| CliError::new(Code::InvalidInput, error))
+}
+
+/// Parses `--probe-policy`.
+pub fn parse_policy(name: &str) -> Result<ProbePolicy, CliError> {
+    ProbePolicy::parse(name).ok_or_else(|| {
+        CliError::new(
+            Code::InvalidInput,
+            anyhow!("unknown probe policy {name:?}: use kots or strict"),
+        )
+    })
 }
 
 /// Runs `windlass install`.
@@ -52,7 +64,26 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
     let release_digest = release.digest();
     drop(release);
     let registry = StageRegistry::new(&windlass_stages::stage_kinds());
-    let pipeline = Pipeline::build(&windlass_stages::default_pipeline(), &registry)
+    let probe = ProbeImagesConfig {
+        policy: parse_policy(&args.probing.probe_policy)?,
+        offline: args.probing.offline,
+        cache_ttl_seconds: args.probe_cache_ttl,
+        registries_file: args
+            .probing
+            .registries
+            .as_deref()
+            .map(absolute)
+            .transpose()?,
+        known_images_file: args
+            .probing
+            .known_images
+            .as_deref()
+            .map(absolute)
+            .transpose()?,
+        config_file: args.config.as_deref().map(absolute).transpose()?,
+        request_timeout_seconds: args.probing.request_timeout.max(1),
+    };
+    let pipeline = Pipeline::build(&windlass_stages::default_pipeline(&probe), &registry)
         .map_err(|errors| invalid(errors.into()))?;
     let install_id = new_install_id();
     let requested_out = args.out.as_deref().map(absolute).transpose()?;

@@ -20,4 +20,6 @@ pub use pipeline::{Pipeline, PipelineError, PipelineErrors, StageKind, StageRegi
 pub use progress::{NoProgress, Progress};
 pub use retry::retry_delay;
 pub use runner::{RunError, Runner};
-pub use stage::{Fact, FailureClass, Stage, StageConfig, StageContext, StageError, StageOutput};
+pub use stage::{
+    Fact, FactHistory, FailureClass, Stage, StageConfig, StageContext, StageError, StageOutput,
+};

@@ -23,7 +23,7 @@ use crate::install_state::{FoldError, InstallState, InstallStatus, StageStatus, 
 use crate::pipeline::{Pipeline, PipelineStage};
 use crate::progress::Progress;
 use crate::retry::retry_delay;
-use crate::stage::{StageContext, StageError};
+use crate::stage::{FactHistory, StageContext, StageError};
 
 /// Environment variable naming a stage after whose durable completion the runner stops and waits
 /// for ever. Crash tests set it, wait for the announcement on stderr, and kill the process, so that
@@ -295,6 +295,9 @@ impl Runner {
                 fingerprint_key: self.fingerprint_key.clone(),
                 inputs: inputs.clone(),
                 progress: self.progress.clone(),
+                history: Arc::new(LogHistory {
+                    log: self.log.clone(),
+                }),
             };
             let clock = Instant::now();
             let runtime_stage = stage.stage.clone();
@@ -377,6 +380,45 @@ impl Runner {
                 }
             }
         }
+    }
+}
+
+/// [`FactHistory`] over the event log.
+struct LogHistory {
+    log: EventLog,
+}
+
+impl FactHistory for LogHistory {
+    fn recent_facts(
+        &self,
+        event_type: &str,
+        since: time::OffsetDateTime,
+        exclude_install: &str,
+    ) -> Result<Vec<StoredEvent>, String> {
+        use time::format_description::well_known::Rfc3339;
+        let mut found = Vec::new();
+        for install_id in self
+            .log
+            .install_ids()
+            .map_err(|error| error.to_string())?
+            .iter()
+            .rev()
+        {
+            if install_id == exclude_install {
+                continue;
+            }
+            // An install this binary cannot read contributes nothing.
+            let Ok(events) = self.log.events_of(install_id) else {
+                continue;
+            };
+            found.extend(events.into_iter().filter(|event| {
+                event.event_type == event_type
+                    && time::OffsetDateTime::parse(&event.recorded_at, &Rfc3339)
+                        .is_ok_and(|recorded| recorded >= since)
+            }));
+        }
+        found.sort_by_key(|event| std::cmp::Reverse(event.global_seq));
+        Ok(found)
     }
 }
 

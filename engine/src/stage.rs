@@ -137,6 +137,22 @@ pub struct StageContext {
     pub inputs: BTreeMap<String, Vec<StoredEvent>>,
     /// Where to report progress.
     pub progress: Arc<dyn Progress>,
+    /// Facts recorded by earlier installs, for stages that reuse earlier results.
+    pub history: Arc<dyn FactHistory>,
+}
+
+/// Read access to facts recorded by other installs, for stages that reuse earlier results (such as
+/// a probe cache). Whatever a stage takes from here it must copy into its own facts, so that the
+/// install's own log is enough to explain and replay it.
+pub trait FactHistory: Send + Sync {
+    /// Facts of `event_type` recorded at or after `since` by installs other than
+    /// `exclude_install`, newest first.
+    fn recent_facts(
+        &self,
+        event_type: &str,
+        since: time::OffsetDateTime,
+        exclude_install: &str,
+    ) -> Result<Vec<StoredEvent>, String>;
 }
 
 impl StageContext {

@@ -2,12 +2,19 @@
 //! optional fields; anything else bumps the version and adds an upcaster to [`SCHEMAS`].
 
 use serde::{Deserialize, Serialize};
+use windlass_registry::ProbeEvidence;
 use windlass_state::EventSchema;
+
+use crate::images::discovery::ImageUse;
+use crate::images::policy::{Decision, ProbePolicy};
+use crate::images::rules::ImageRule;
 
 /// `BaseFetched`: the release as read, with every file and document and their blobs.
 pub const BASE_FETCHED: &str = "BaseFetched";
 /// `BaseWritten`: the `upstream/` and `base/` files written to the output directory.
 pub const BASE_WRITTEN: &str = "BaseWritten";
+/// `ImagesProbed`: every image of the release, where it was found, and whether it is private.
+pub const IMAGES_PROBED: &str = "ImagesProbed";
 
 /// The built-in stages' event types.
 pub const SCHEMAS: &[EventSchema] = &[
@@ -18,6 +25,11 @@ pub const SCHEMAS: &[EventSchema] = &[
     },
     EventSchema {
         event_type: BASE_WRITTEN,
+        current_version: 1,
+        upcasters: &[],
+    },
+    EventSchema {
+        event_type: IMAGES_PROBED,
         current_version: 1,
         upcasters: &[],
     },
@@ -110,4 +122,76 @@ pub struct BaseWritten {
     pub out_dir: String,
     /// Every file written under `upstream/` and `base/`, in path order.
     pub files: Vec<WrittenFile>,
+}
+
+/// Where an image's result came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ResultSource {
+    /// The registry was asked during this install.
+    Probed,
+    /// An earlier install's probe, younger than the cache TTL, was reused.
+    Cache {
+        /// The install that probed it.
+        install_id: String,
+        /// The global sequence of its `ImagesProbed`.
+        global_seq: u64,
+    },
+    /// `--known-images` (a KOTS `Installation`'s `spec.knownImages`) said so.
+    KnownImages,
+    /// `Application.spec.proxyPublicImages` is true: private without asking.
+    ProxyPublicImages,
+    /// `--offline`: the registry was not asked; the policy for `unreachable` applied.
+    Offline,
+}
+
+/// One image in `ImagesProbed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbedImage {
+    /// The reference as written.
+    pub image: String,
+    /// `registry/repository`, normalised like Docker.
+    pub normalized_name: String,
+    /// The normalised registry host.
+    pub registry: String,
+    /// The normalised repository.
+    pub repository: String,
+    /// The probe outcome (`public`, `auth_required`, `denied`, `not_found`, `rate_limited`,
+    /// `server_error`, `unreachable`), or `known` / `not_probed` when the registry was not asked.
+    pub outcome: String,
+    /// What the policy (or the known result) decided.
+    pub decision: Decision,
+    /// Whether the image is pulled through the proxy.
+    pub private: bool,
+    /// Where the result came from.
+    pub source: ResultSource,
+    /// When the deciding evidence was obtained (for a cached result, the original probe).
+    pub probed_at: Option<String>,
+    /// The manifest digest the registry reported, when public.
+    pub manifest_digest: Option<String>,
+    /// One line explaining the outcome.
+    pub reason: String,
+    /// The registry's evidence, when a probe (now or cached) produced the result.
+    pub evidence: Option<ProbeEvidence>,
+    /// Only listed in `Application.spec.additionalImages`: started at run time, never patched.
+    pub runtime_only: bool,
+    /// Every place the image was found.
+    pub uses: Vec<ImageUse>,
+}
+
+/// `ImagesProbed` version 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImagesProbed {
+    /// The policy that made the decisions.
+    pub policy: ProbePolicy,
+    /// Whether the network was off limits.
+    pub offline: bool,
+    /// Whether `Application.spec.proxyPublicImages` was set.
+    pub proxy_public_images: bool,
+    /// HTTP requests made to registries during this install.
+    pub requests_made: u64,
+    /// User image-field rules in force.
+    pub rules: Vec<ImageRule>,
+    /// Every distinct image, in the order first found.
+    pub images: Vec<ProbedImage>,
 }

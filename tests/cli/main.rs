@@ -3,6 +3,8 @@
 //! CLI reading the log while another process writes it, and resume after the process is killed
 //! (SIGKILL) between stages.
 
+mod probe;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -13,6 +15,9 @@ const QUICKSTART_LICENSE_ID: &str = "qs-2Yw8xT4mK9pLr7VbN3cJ5hQ";
 fn quickstart() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart")
 }
+
+/// `install --offline <quickstart>`: these tests must not depend on reaching public registries.
+const OFFLINE_INSTALL: [&str; 2] = ["install", "--offline"];
 
 fn windlass(state: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_windlass"));
@@ -64,7 +69,8 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 fn install_of_the_quickstart_writes_upstream_and_base_and_reports_json() {
     let state = tempfile::tempdir().unwrap();
     let install = json(run(windlass(state.path())
-        .args(["install", "--json"])
+        .args(OFFLINE_INSTALL)
+        .arg("--json")
         .arg(quickstart())));
     assert_eq!(install["status"], "completed");
     let install_id = install["install_id"].as_str().unwrap();
@@ -100,7 +106,8 @@ fn install_of_the_quickstart_writes_upstream_and_base_and_reports_json() {
 fn history_events_and_show_print_the_documented_json() {
     let state = tempfile::tempdir().unwrap();
     let install = json(run(windlass(state.path())
-        .args(["install", "--json"])
+        .args(OFFLINE_INSTALL)
+        .arg("--json")
         .arg(quickstart())));
     let install_id = install["install_id"].as_str().unwrap();
 
@@ -126,19 +133,47 @@ fn history_events_and_show_print_the_documented_json() {
         .iter()
         .map(|event| event["type"].as_str().unwrap())
         .collect();
+    // write_base and probe_images both need only fetch_base, so they run concurrently and their
+    // events interleave; each stage's facts still sit right before its StageCompleted.
     assert_eq!(
-        types,
+        types[..4],
         [
             "InstallStarted",
             "StageStarted",
             "BaseFetched",
-            "StageCompleted",
-            "StageStarted",
-            "BaseWritten",
-            "StageCompleted",
-            "InstallCompleted"
+            "StageCompleted"
         ]
     );
+    assert_eq!(types.last(), Some(&"InstallCompleted"));
+    let mut sorted = types.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            "BaseFetched",
+            "BaseWritten",
+            "ImagesProbed",
+            "InstallCompleted",
+            "InstallStarted",
+            "StageCompleted",
+            "StageCompleted",
+            "StageCompleted",
+            "StageStarted",
+            "StageStarted",
+            "StageStarted"
+        ]
+    );
+    for (position, event) in events.iter().enumerate() {
+        if event["type"] == "StageCompleted" {
+            let fact = match event["payload"]["stage"].as_str().unwrap() {
+                "fetch_base" => "BaseFetched",
+                "write_base" => "BaseWritten",
+                "probe_images" => "ImagesProbed",
+                other => panic!("unexpected stage {other}"),
+            };
+            assert_eq!(events[position - 1]["type"], fact);
+        }
+    }
     for (position, event) in events.iter().enumerate() {
         assert_eq!(event["seq"], position as u64 + 1);
         assert!(event["schema_version"].as_u64().unwrap() >= 1);
@@ -156,17 +191,20 @@ fn history_events_and_show_print_the_documented_json() {
         .iter()
         .map(|stage| stage["name"].as_str().unwrap())
         .collect();
-    assert_eq!(stages, ["fetch_base", "write_base"]);
+    assert_eq!(stages.len(), 3);
+    assert_eq!(stages[0], "fetch_base");
 
     let verify = json(run(windlass(state.path()).args(["verify-log", "--json"])));
     assert_eq!(verify["ok"], true);
-    assert_eq!(verify["records"], 8);
+    assert_eq!(verify["records"], 11);
 }
 
 #[test]
 fn the_license_id_never_reaches_the_state_directory() {
     let state = tempfile::tempdir().unwrap();
-    let output = run(windlass(state.path()).arg("install").arg(quickstart()));
+    let output = run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg(quickstart()));
     assert!(output.status.success());
     let files = files_under(state.path());
     assert!(
@@ -222,7 +260,8 @@ fn unknown_install_exits_5() {
 fn install_killed_between_stages_resumes_instead_of_starting_again() {
     let state = tempfile::tempdir().unwrap();
     let mut child = windlass(state.path())
-        .args(["install", "--json"])
+        .args(OFFLINE_INSTALL)
+        .arg("--json")
         .arg(quickstart())
         .env("WINDLASS_PAUSE_AFTER_STAGE", "fetch_base")
         .stdout(Stdio::null())
@@ -261,7 +300,9 @@ fn install_killed_between_stages_resumes_instead_of_starting_again() {
     assert_eq!(show["stages"][1]["status"], "pending");
 
     // A second install of the same release while the first is alive must not resume it underneath.
-    let concurrent = run(windlass(state.path()).arg("install").arg(quickstart()));
+    let concurrent = run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg(quickstart()));
     assert_eq!(concurrent.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&concurrent.stderr).contains("another windlass process"),
@@ -273,7 +314,8 @@ fn install_killed_between_stages_resumes_instead_of_starting_again() {
     child.wait().unwrap();
 
     let resumed = json(run(windlass(state.path())
-        .args(["install", "--json"])
+        .args(OFFLINE_INSTALL)
+        .arg("--json")
         .arg(quickstart())));
     assert_eq!(
         resumed["install_id"],
@@ -295,7 +337,13 @@ fn install_killed_between_stages_resumes_instead_of_starting_again() {
         .filter(|event| event["type"] == "StageStarted")
         .map(|event| event["payload"]["stage"].as_str().unwrap())
         .collect();
-    assert_eq!(started, ["fetch_base", "write_base"], "fetch_base ran once");
+    let mut started = started;
+    started.sort();
+    assert_eq!(
+        started,
+        ["fetch_base", "probe_images", "write_base"],
+        "fetch_base ran once; the other two ran after the resume"
+    );
     let history = json(run(windlass(state.path()).args(["history", "--json"])));
     assert_eq!(history.as_array().unwrap().len(), 1, "no duplicate install");
     let out = PathBuf::from(resumed["out"].as_str().unwrap());

@@ -4,36 +4,21 @@
 
 use windlass_registry::{ProbeOutcome, Prober};
 
-use crate::oci::build_and_push;
-use crate::support::{RegistryAuth, TestRegistry, probe, quick_config, target, write_settings};
-use crate::token_server::{ADMIN, ISSUER, SERVICE, TokenServer};
+use windlass_testkit::{
+    HTPASSWD_PASSWORD, RegistriesFile, TOKEN_SERVICE, TestRegistry, TokenServer,
+};
 
-async fn htpasswd_registry() -> TestRegistry {
-    TestRegistry::start(
-        RegistryAuth::Htpasswd {
-            username: "reader".to_owned(),
-            password: "reader-password".to_owned(),
-        },
-        None,
-    )
-    .await
-}
+use crate::support::{load_settings, probe, quick_config, target};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn htpasswd_registry_requires_authentication() {
-    let registry = htpasswd_registry().await;
+    let registry = TestRegistry::htpasswd().await;
     let host = registry.host();
-    let scratch = tempfile::tempdir().unwrap();
-    build_and_push(
-        scratch.path(),
-        "htpasswd",
-        &format!("{host}/private/app:v1"),
-        Some("reader:reader-password"),
-    );
+    registry.push_image("private/app:v1", "htpasswd");
     let settings_dir = tempfile::tempdir().unwrap();
-    let settings = write_settings(
+    let settings = load_settings(
         settings_dir.path(),
-        &format!("registries:\n  \"{host}\":\n    endpoint: http://{host}\n"),
+        &RegistriesFile::new().plain_http(&host),
     );
     let (results, requests) = probe(
         settings,
@@ -62,31 +47,18 @@ async fn htpasswd_registry_requires_authentication() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn credentials_from_settings_open_an_htpasswd_registry() {
-    let registry = htpasswd_registry().await;
+    let registry = TestRegistry::htpasswd().await;
     let host = registry.host();
-    let scratch = tempfile::tempdir().unwrap();
-    let digest = build_and_push(
-        scratch.path(),
-        "with-credentials",
-        &format!("{host}/private/app:v1"),
-        Some("reader:reader-password"),
-    );
+    let digest = registry.push_image("private/app:v1", "with-credentials");
     let settings_dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(settings_dir.path().join("secrets")).unwrap();
-    std::fs::write(
-        settings_dir.path().join("secrets/reader"),
-        "reader-password\n",
-    )
-    .unwrap();
-    let settings = write_settings(
+    // Username `reader`, the password in a file ending with a newline.
+    let settings = load_settings(
         settings_dir.path(),
-        &format!(
-            "registries:\n  \"{host}\":\n    endpoint: http://{host}\n    username: reader\n    password_file: secrets/reader\n"
-        ),
+        &RegistriesFile::new().route_with_credentials(&host, &registry),
     );
-    assert!(!format!("{settings:?}").contains("reader-password"));
+    assert!(!format!("{settings:?}").contains(HTPASSWD_PASSWORD));
     let prober = Prober::new(settings, quick_config()).unwrap();
-    assert!(!format!("{prober:?}").contains("reader-password"));
+    assert!(!format!("{prober:?}").contains(HTPASSWD_PASSWORD));
     let results = prober
         .probe_all(
             vec![target(
@@ -107,48 +79,23 @@ async fn credentials_from_settings_open_an_htpasswd_registry() {
         "{}",
         result.evidence.reason
     );
-    assert!(!result.evidence.reason.contains("reader-password"));
+    assert!(!result.evidence.reason.contains(HTPASSWD_PASSWORD));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn token_registry_grants_public_repositories_and_refuses_private_ones() {
     let tokens = TokenServer::start().await;
-    let registry = TestRegistry::start(
-        RegistryAuth::Token {
-            realm: tokens.realm.clone(),
-            service: SERVICE.to_owned(),
-            issuer: ISSUER.to_owned(),
-            root_certificate: tokens.root_certificate.clone(),
-        },
-        None,
-    )
-    .await;
+    let registry = TestRegistry::token(&tokens).await;
     let host = registry.host();
-    let scratch = tempfile::tempdir().unwrap();
-    let admin = format!("{}:{}", ADMIN.0, ADMIN.1);
-    let public_digest = build_and_push(
-        scratch.path(),
-        "token-public",
-        &format!("{host}/public/app:v1"),
-        Some(&admin),
-    );
-    build_and_push(
-        scratch.path(),
-        "token-public-2",
-        &format!("{host}/public/app:v2"),
-        Some(&admin),
-    );
-    build_and_push(
-        scratch.path(),
-        "token-private",
-        &format!("{host}/private/app:v1"),
-        Some(&admin),
-    );
+    // Pushed as the token server's admin.
+    let public_digest = registry.push_image("public/app:v1", "token-public");
+    registry.push_image("public/app:v2", "token-public-2");
+    registry.push_image("private/app:v1", "token-private");
 
     let settings_dir = tempfile::tempdir().unwrap();
-    let settings = write_settings(
+    let settings = load_settings(
         settings_dir.path(),
-        &format!("registries:\n  \"{host}\":\n    endpoint: http://{host}\n"),
+        &RegistriesFile::new().plain_http(&host),
     );
     let token_requests_before = tokens.requests();
     let (results, requests) = probe(
@@ -181,8 +128,8 @@ async fn token_registry_grants_public_repositories_and_refuses_private_ones() {
     assert_eq!(public.evidence.status_codes, vec![401, 200, 200]);
     let challenge = public.evidence.challenge.as_ref().expect("a challenge");
     assert_eq!(challenge.scheme, "Bearer");
-    assert_eq!(challenge.realm.as_deref(), Some(tokens.realm.as_str()));
-    assert_eq!(challenge.service.as_deref(), Some(SERVICE));
+    assert_eq!(challenge.realm.as_deref(), Some(tokens.realm()));
+    assert_eq!(challenge.service.as_deref(), Some(TOKEN_SERVICE));
     assert!(
         public.evidence.reason.contains("anonymous pull token"),
         "{}",
@@ -206,13 +153,9 @@ async fn token_registry_grants_public_repositories_and_refuses_private_ones() {
 
     // With credentials configured for the host, the token request carries them (Basic) and the
     // private repository's token grants the pull.
-    std::fs::write(settings_dir.path().join("admin-password"), ADMIN.1).unwrap();
-    let settings = write_settings(
+    let settings = load_settings(
         settings_dir.path(),
-        &format!(
-            "registries:\n  \"{host}\":\n    endpoint: http://{host}\n    username: {}\n    password_file: admin-password\n",
-            ADMIN.0
-        ),
+        &RegistriesFile::new().route_with_credentials(&host, &registry),
     );
     let (results, _) = probe(
         settings,
@@ -240,29 +183,13 @@ async fn token_registry_grants_public_repositories_and_refuses_private_ones() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_is_reused_until_it_nears_expiry_then_fetched_again() {
     let tokens = TokenServer::start_with_expires_in(1).await;
-    let registry = TestRegistry::start(
-        RegistryAuth::Token {
-            realm: tokens.realm.clone(),
-            service: SERVICE.to_owned(),
-            issuer: ISSUER.to_owned(),
-            root_certificate: tokens.root_certificate.clone(),
-        },
-        None,
-    )
-    .await;
+    let registry = TestRegistry::token(&tokens).await;
     let host = registry.host();
-    let scratch = tempfile::tempdir().unwrap();
-    let admin = format!("{}:{}", ADMIN.0, ADMIN.1);
-    build_and_push(
-        scratch.path(),
-        "expiring",
-        &format!("{host}/public/app:v1"),
-        Some(&admin),
-    );
+    registry.push_image("public/app:v1", "expiring");
     let settings_dir = tempfile::tempdir().unwrap();
-    let settings = write_settings(
+    let settings = load_settings(
         settings_dir.path(),
-        &format!("registries:\n  \"{host}\":\n    endpoint: http://{host}\n"),
+        &RegistriesFile::new().plain_http(&host),
     );
     let prober = Prober::new(settings, quick_config()).unwrap();
     let probe_target = target(&format!("{host}/public/app:v1"), &host, "public/app", "v1");

@@ -1,14 +1,12 @@
-//! Outcomes a real registry cannot be made to produce on demand, from stubs (see
-//! `stub_server`): 403, 429 with `Retry-After`, 500, a refused connection, a socket that never
+//! Outcomes a real registry cannot be made to produce on demand, from the testkit's stubs: 403, 429 with `Retry-After`, 500, a refused connection, a socket that never
 //! answers, connections closed without an answer — plus the per-endpoint concurrency bound.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use windlass_registry::{ProbeConfig, ProbeOutcome, ProbeResult};
+use windlass_testkit::{Answer, ClosingServer, SilentServer, StubRegistry, free_port};
 
-use crate::stub_server::{Answer, StubRegistry, closing_server, silent_server};
-use crate::support::{free_port, plain_http, probe, quick_config, target};
+use crate::support::{plain_http, probe, quick_config, target};
 
 async fn probe_one(host: &str, config: ProbeConfig) -> (ProbeResult, u64) {
     let (_settings_dir, settings) = plain_http(&[host]);
@@ -29,7 +27,7 @@ async fn probe_one(host: &str, config: ProbeConfig) -> (ProbeResult, u64) {
 #[tokio::test]
 async fn stub_403_is_denied() {
     let stub = StubRegistry::start(|_| Answer::status(403)).await;
-    let (result, _) = probe_one(&stub.host, quick_config()).await;
+    let (result, _) = probe_one(&stub.host(), quick_config()).await;
     assert_eq!(result.outcome, ProbeOutcome::Denied, "{result:?}");
     assert_eq!(result.evidence.status_codes, vec![200, 403]);
     assert_eq!(stub.manifest_requests(), 1, "403 is final");
@@ -38,7 +36,7 @@ async fn stub_403_is_denied() {
 #[tokio::test]
 async fn stub_500_is_a_server_error_after_the_retries() {
     let stub = StubRegistry::start(|_| Answer::status(500)).await;
-    let (result, requests) = probe_one(&stub.host, quick_config()).await;
+    let (result, requests) = probe_one(&stub.host(), quick_config()).await;
     assert_eq!(result.outcome, ProbeOutcome::ServerError, "{result:?}");
     assert_eq!(result.evidence.status_codes, vec![200, 500, 500, 500]);
     assert_eq!(result.evidence.attempts, 3);
@@ -55,7 +53,7 @@ async fn stub_500_then_200_is_public() {
         }
     })
     .await;
-    let (result, _) = probe_one(&stub.host, quick_config()).await;
+    let (result, _) = probe_one(&stub.host(), quick_config()).await;
     assert_eq!(result.outcome, ProbeOutcome::Public, "{result:?}");
     assert_eq!(result.evidence.digest.as_deref(), Some("sha256:feed"));
     assert_eq!(result.evidence.attempts, 2);
@@ -76,7 +74,7 @@ async fn stub_429_honours_retry_after_then_succeeds() {
         ..quick_config()
     };
     let started = Instant::now();
-    let (result, _) = probe_one(&stub.host, config).await;
+    let (result, _) = probe_one(&stub.host(), config).await;
     assert_eq!(result.outcome, ProbeOutcome::Public, "{result:?}");
     assert_eq!(result.evidence.status_codes, vec![200, 429, 200]);
     assert!(
@@ -94,7 +92,7 @@ async fn stub_429_forever_is_rate_limited_with_retry_after_capped() {
         ..quick_config()
     };
     let started = Instant::now();
-    let (result, _) = probe_one(&stub.host, config).await;
+    let (result, _) = probe_one(&stub.host(), config).await;
     assert_eq!(result.outcome, ProbeOutcome::RateLimited, "{result:?}");
     assert_eq!(result.evidence.status_codes, vec![200, 429, 429, 429]);
     assert_eq!(result.evidence.attempts, 3);
@@ -122,7 +120,8 @@ async fn connection_refused_is_unreachable_without_retries() {
 
 #[tokio::test]
 async fn silent_server_is_unreachable_within_the_deadline() {
-    let host = silent_server().await;
+    let silent = SilentServer::start().await;
+    let host = silent.host();
     let deadline = Duration::from_millis(300);
     let config = ProbeConfig {
         request_deadline: deadline,
@@ -158,12 +157,12 @@ async fn silent_server_is_unreachable_within_the_deadline() {
 
 #[tokio::test]
 async fn connections_closed_without_an_answer_are_retried_then_unreachable() {
-    let (host, connections) = closing_server().await;
-    let (result, requests) = probe_one(&host, quick_config()).await;
+    let closing = ClosingServer::start().await;
+    let (result, requests) = probe_one(&closing.host(), quick_config()).await;
     assert_eq!(result.outcome, ProbeOutcome::Unreachable, "{result:?}");
     assert_eq!(result.evidence.attempts, 3);
     assert_eq!(requests, 3);
-    assert!(connections.load(Ordering::SeqCst) >= 3);
+    assert!(closing.connections() >= 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -179,7 +178,7 @@ async fn concurrency_per_endpoint_is_bounded() {
         max_in_flight: 32,
         ..quick_config()
     };
-    let host = stub.host.clone();
+    let host = stub.host();
     let (_settings_dir, settings) = plain_http(&[&host]);
     let targets = (0..20)
         .map(|n| {

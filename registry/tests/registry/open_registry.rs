@@ -6,19 +6,17 @@ use std::sync::Mutex;
 
 use windlass_registry::{ProbeOutcome, Prober, RegistrySettings};
 
-use crate::certs::server_certificates;
-use crate::oci::{build_and_push, build_layout, push};
-use crate::support::{
-    RegistryAuth, RegistryTls, TestRegistry, plain_http, probe, quick_config, target,
-    write_settings,
-};
+use windlass_testkit::certs::server_certificates;
+use windlass_testkit::oci::{build_layout, push};
+use windlass_testkit::{HostSettings, RegistriesFile, RegistryAuth, TestRegistry};
+
+use crate::support::{load_settings, plain_http, probe, quick_config, target};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn open_registry_image_is_public_with_the_pushed_digest() {
     let registry = TestRegistry::open().await;
-    let scratch = tempfile::tempdir().unwrap();
     let host = registry.host();
-    let digest = build_and_push(scratch.path(), "open", &format!("{host}/team/app:v1"), None);
+    let digest = registry.push_image("team/app:v1", "open");
 
     let (_settings_dir, settings) = plain_http(&[&host]);
     let image = format!("{host}/team/app:v1");
@@ -141,20 +139,11 @@ async fn tag_digest_tag_and_digest_and_no_tag_name_the_same_manifest() {
 #[tokio::test(flavor = "multi_thread")]
 async fn endpoint_override_routes_a_vendor_host_to_the_registry() {
     let registry = TestRegistry::open().await;
-    let scratch = tempfile::tempdir().unwrap();
-    let digest = build_and_push(
-        scratch.path(),
-        "vendor",
-        &format!("{}/app:1", registry.host()),
-        None,
-    );
+    let digest = registry.push_image("app:1", "vendor");
     let settings_dir = tempfile::tempdir().unwrap();
-    let settings = write_settings(
+    let settings = load_settings(
         settings_dir.path(),
-        &format!(
-            "registries:\n  vendor.example:\n    endpoint: http://127.0.0.1:{}\n",
-            registry.port
-        ),
+        &RegistriesFile::new().route("vendor.example", &registry),
     );
     let (results, _) = probe(
         settings,
@@ -167,7 +156,7 @@ async fn endpoint_override_routes_a_vendor_host_to_the_registry() {
     assert_eq!(result.evidence.digest.as_deref(), Some(digest.as_str()));
     assert_eq!(
         result.evidence.endpoint,
-        format!("http://127.0.0.1:{}", registry.port)
+        format!("http://127.0.0.1:{}", registry.port())
     );
 }
 
@@ -175,22 +164,9 @@ async fn endpoint_override_routes_a_vendor_host_to_the_registry() {
 async fn host_with_port_over_tls_is_trusted_through_ca_file_only() {
     let certificates_dir = tempfile::tempdir().unwrap();
     let certificates = server_certificates(certificates_dir.path());
-    let registry = TestRegistry::start(
-        RegistryAuth::Open,
-        Some(RegistryTls {
-            certificate: certificates.server_certificate.clone(),
-            key: certificates.server_key.clone(),
-        }),
-    )
-    .await;
+    let registry = TestRegistry::start(RegistryAuth::Open, Some(certificates.registry_tls())).await;
     let host = registry.host();
-    let scratch = tempfile::tempdir().unwrap();
-    let digest = build_and_push(
-        scratch.path(),
-        "tls",
-        &format!("{host}/secure/app:v1"),
-        None,
-    );
+    let digest = registry.push_image("secure/app:v1", "tls");
     let image = format!("{host}/secure/app:v1");
     let probe_target = target(&image, &host, "secure/app", "v1");
 
@@ -201,9 +177,9 @@ async fn host_with_port_over_tls_is_trusted_through_ca_file_only() {
         settings_dir.path().join("ca.pem"),
     )
     .unwrap();
-    let settings = write_settings(
+    let settings = load_settings(
         settings_dir.path(),
-        &format!("registries:\n  \"{host}\":\n    ca_file: ca.pem\n"),
+        &RegistriesFile::new().host(&host, HostSettings::new().ca_file("ca.pem")),
     );
     let (results, _) = probe(settings, quick_config(), vec![probe_target.clone()]).await;
     let result = &results[0];

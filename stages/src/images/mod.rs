@@ -3,6 +3,7 @@
 //! and finding every image with its provenance ([`discovery`]).
 
 pub mod discovery;
+pub mod known_images;
 pub mod policy;
 pub mod reference;
 pub mod rules;

@@ -15,14 +15,19 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-/// One user rule: the images of `kind` (and `api_version`, if given) at `path`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// One user rule: the images of `kind` (and `api_version`, if given) at `path`. Recorded in
+/// `ImagesProbed`, so a wire format.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageRule {
     /// The kind the rule applies to.
     pub kind: String,
     /// The apiVersion, if the rule is for one version only.
-    #[serde(default, rename = "apiVersion")]
+    #[serde(
+        default,
+        rename = "apiVersion",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub api_version: Option<String>,
     /// Dotted field path; a segment ending in `[]` walks every element of a list.
     pub path: String,

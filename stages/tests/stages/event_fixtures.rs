@@ -7,7 +7,10 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use windlass_stages::events::{BASE_FETCHED, BASE_WRITTEN, BaseFetched, BaseWritten, FileClass};
+use windlass_stages::events::{
+    BASE_FETCHED, BASE_WRITTEN, BaseFetched, BaseWritten, FileClass, IMAGES_PROBED, ImagesProbed,
+    ResultSource,
+};
 use windlass_state::{SchemaRegistry, StoredEvent};
 
 fn fixtures() -> Vec<(String, StoredEvent)> {
@@ -76,6 +79,18 @@ fn every_fixture_decodes_into_the_current_payload() {
                         .iter()
                         .any(|file| file.path == "base/kustomization.yaml")
                 );
+            }
+            IMAGES_PROBED => {
+                let probed: ImagesProbed = decode_losslessly(&name, &event);
+                let sources: Vec<&ResultSource> =
+                    probed.images.iter().map(|image| &image.source).collect();
+                assert!(sources.contains(&&ResultSource::Probed));
+                assert!(
+                    sources
+                        .iter()
+                        .any(|source| matches!(source, ResultSource::Cache { .. }))
+                );
+                assert!(probed.images.iter().all(|image| !image.uses.is_empty()));
             }
             other => panic!("{name}: unexpected event type {other}"),
         }

@@ -11,7 +11,7 @@ use windlass_engine::{FailureClass, InstallStatus, Pipeline, StageRegistry, Stag
 use crate::support::{Installer, fixture, temp_dir};
 
 fn pipeline_with(fetch_base: serde_json::Value, write_base: serde_json::Value) -> Vec<StageSpec> {
-    let mut specs = windlass_stages::default_pipeline();
+    let mut specs = windlass_stages::base_pipeline();
     specs[0].config = fetch_base;
     specs[1].config = write_base;
     specs

@@ -167,13 +167,18 @@ pub struct Installer {
     pub state: StateDir,
     /// The runner over it.
     pub runner: Runner,
-    /// `windlass_stages::default_pipeline()`, built.
+    /// The pipeline, built.
     pub pipeline: Pipeline,
 }
 
 impl Installer {
-    /// Opens a fresh state directory and builds the default pipeline.
+    /// Opens a fresh state directory and builds the fetch and write stages.
     pub fn new() -> Installer {
+        Installer::with_pipeline(&windlass_stages::base_pipeline())
+    }
+
+    /// Opens a fresh state directory and builds `specs`.
+    pub fn with_pipeline(specs: &[windlass_engine::StageSpec]) -> Installer {
         let dir = temp_dir();
         let schemas =
             SchemaRegistry::new(&[windlass_engine::events::SCHEMAS, windlass_stages::SCHEMAS])
@@ -187,11 +192,8 @@ impl Installer {
             actor: "tester@ci".into(),
             progress: Arc::new(NoProgress),
         };
-        let pipeline = Pipeline::build(
-            &windlass_stages::default_pipeline(),
-            &StageRegistry::new(&windlass_stages::stage_kinds()),
-        )
-        .expect("the default pipeline builds");
+        let pipeline = Pipeline::build(specs, &StageRegistry::new(&windlass_stages::stage_kinds()))
+            .expect("the pipeline builds");
         Installer {
             _dir: dir,
             state,

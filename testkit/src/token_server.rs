@@ -1,10 +1,10 @@
-//! A Docker-Hub-like token server written for the tests (no packaged one exists): it signs ES256
+//! A Docker-Hub-like token server written for tests (no packaged one exists): it signs ES256
 //! JWTs with `x5c` headers that the real registry (`auth: token`) verifies against its
 //! `rootcertbundle`. Anonymous callers get pull access to repositories under `public/` and a 401
 //! `insufficient_scope` for anything else; the admin (Basic credentials) gets what it asks for.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,16 +17,25 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 
 use crate::certs::token_signing_identity;
+use crate::registry::{Credentials, RegistryAuth};
+use crate::server_task::ServerTask;
 
-pub const SERVICE: &str = "windlass-test-registry";
-pub const ISSUER: &str = "windlass-test-issuer";
-pub const ADMIN: (&str, &str) = ("admin", "admin-password");
+/// The `service` tokens are issued for and the registry's challenge names.
+pub const TOKEN_SERVICE: &str = "windlass-test-registry";
+/// The issuer tokens name.
+pub const TOKEN_ISSUER: &str = "windlass-test-issuer";
+/// The token server's admin, who is granted every action asked for (Basic credentials).
+pub const TOKEN_ADMIN_USERNAME: &str = "admin";
+/// The password of [`TOKEN_ADMIN_USERNAME`].
+pub const TOKEN_ADMIN_PASSWORD: &str = "admin-password";
 
-/// A running token server; stops with the test's runtime.
+/// A running token server on 127.0.0.1 (`GET /token`); stops when dropped.
+#[derive(Debug)]
 pub struct TokenServer {
-    pub realm: String,
-    pub root_certificate: PathBuf,
+    realm: String,
+    root_certificate: PathBuf,
     requests: Arc<AtomicUsize>,
+    _task: ServerTask,
     _directory: tempfile::TempDir,
 }
 
@@ -61,6 +70,7 @@ struct Access {
 
 impl TokenServer {
     /// Starts the server on 127.0.0.1 with a fresh signing key; tokens say `expires_in: 300`.
+    /// [`crate::TestRegistry::token`] starts a registry trusting it.
     pub async fn start() -> TokenServer {
         TokenServer::start_with_expires_in(300).await
     }
@@ -90,15 +100,41 @@ impl TokenServer {
         let app = axum::Router::new()
             .route("/token", axum::routing::get(issue))
             .with_state(issuing);
-        tokio::spawn(async move {
+        let task = ServerTask::spawn(async move {
             axum::serve(listener, app).await.expect("token server");
         });
         TokenServer {
             realm,
             root_certificate,
             requests,
+            _task: task,
             _directory: directory,
         }
+    }
+
+    /// `http://127.0.0.1:<port>/token`, the realm of the registry's challenge.
+    pub fn realm(&self) -> &str {
+        &self.realm
+    }
+
+    /// The certificate (PEM) whose key signs the tokens.
+    pub fn root_certificate(&self) -> &Path {
+        &self.root_certificate
+    }
+
+    /// The authentication of a registry that trusts this server's tokens.
+    pub fn registry_auth(&self) -> RegistryAuth {
+        RegistryAuth::Token {
+            realm: self.realm.clone(),
+            service: TOKEN_SERVICE.to_owned(),
+            issuer: TOKEN_ISSUER.to_owned(),
+            root_certificate: self.root_certificate.clone(),
+        }
+    }
+
+    /// The admin's credentials ([`TOKEN_ADMIN_USERNAME`], [`TOKEN_ADMIN_PASSWORD`]).
+    pub fn admin_credentials(&self) -> Credentials {
+        Credentials::new(TOKEN_ADMIN_USERNAME, TOKEN_ADMIN_PASSWORD)
     }
 
     /// Token requests answered so far (granted or refused).
@@ -110,7 +146,7 @@ impl TokenServer {
 fn is_admin(headers: &HeaderMap) -> bool {
     let expected = format!(
         "Basic {}",
-        STANDARD.encode(format!("{}:{}", ADMIN.0, ADMIN.1))
+        STANDARD.encode(format!("{TOKEN_ADMIN_USERNAME}:{TOKEN_ADMIN_PASSWORD}"))
     );
     headers
         .get(header::AUTHORIZATION)
@@ -150,7 +186,7 @@ async fn issue(
                 .collect()
         } else {
             let challenge = format!(
-                r#"Bearer realm="{}",service="{SERVICE}",scope="{scope}",error="insufficient_scope""#,
+                r#"Bearer realm="{}",service="{TOKEN_SERVICE}",scope="{scope}",error="insufficient_scope""#,
                 issuing.realm
             );
             return (
@@ -171,13 +207,13 @@ async fn issue(
         .expect("clock after 1970")
         .as_secs();
     let claims = Claims {
-        iss: ISSUER,
+        iss: TOKEN_ISSUER,
         sub: if admin {
-            ADMIN.0.to_owned()
+            TOKEN_ADMIN_USERNAME.to_owned()
         } else {
             String::new()
         },
-        aud: SERVICE,
+        aud: TOKEN_SERVICE,
         exp: now + 300,
         nbf: now - 10,
         iat: now,

@@ -1,7 +1,8 @@
 //! Stand-ins for registries misbehaving in ways the real registry cannot be made to: a stub HTTP
 //! registry whose manifest answers are scripted (403, 429 with `Retry-After`, 500, slow answers),
 //! a socket that accepts connections and never answers, and one that closes every connection
-//! without answering. `/v2/` of the stub answers 200 without a challenge.
+//! without answering. `/v2/` of the stub answers 200 without a challenge. Each listens on
+//! 127.0.0.1 and stops when dropped.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,10 +12,16 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use tokio::io::AsyncReadExt as _;
 
+use crate::server_task::ServerTask;
+
 /// A scripted manifest answer: status, headers, and a delay before answering.
+#[derive(Clone, Debug)]
 pub struct Answer {
+    /// The HTTP status code.
     pub status: u16,
+    /// Headers (lower-case names) and their values.
     pub headers: Vec<(&'static str, String)>,
+    /// How long to wait before answering.
     pub delay: Duration,
 }
 
@@ -28,7 +35,7 @@ impl Answer {
         }
     }
 
-    /// Adds a header.
+    /// Adds a header; `name` must be lower case.
     pub fn header(mut self, name: &'static str, value: &str) -> Answer {
         self.headers.push((name, value.to_owned()));
         self
@@ -41,17 +48,24 @@ impl Answer {
     }
 }
 
-/// A running stub registry.
+/// A running stub registry: `/v2/` answers 200, any other request is a manifest request answered
+/// by the script.
+#[derive(Debug)]
 pub struct StubRegistry {
-    /// `127.0.0.1:<port>`.
-    pub host: String,
+    host: String,
     manifest_requests: Arc<AtomicUsize>,
     in_flight: Arc<AtomicUsize>,
     most_in_flight: Arc<AtomicUsize>,
+    _task: ServerTask,
 }
 
 impl StubRegistry {
     /// Starts a stub whose n-th manifest request (0-based) gets `script(n)`.
+    ///
+    /// # Panics
+    ///
+    /// When 127.0.0.1 has no free port, or (while serving) `script` gives an invalid status or
+    /// header.
     pub async fn start(script: impl Fn(usize) -> Answer + Send + Sync + 'static) -> StubRegistry {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -95,7 +109,7 @@ impl StubRegistry {
         let app = axum::Router::new()
             .route("/v2/", axum::routing::get(|| async { "{}" }))
             .fallback(manifests);
-        tokio::spawn(async move {
+        let task = ServerTask::spawn(async move {
             axum::serve(listener, app).await.expect("stub registry");
         });
         StubRegistry {
@@ -103,7 +117,13 @@ impl StubRegistry {
             manifest_requests,
             in_flight,
             most_in_flight,
+            _task: task,
         }
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn host(&self) -> String {
+        self.host.clone()
     }
 
     /// Manifest requests received so far.
@@ -119,37 +139,84 @@ impl StubRegistry {
 }
 
 /// A listener that accepts connections and holds them open without ever answering.
-/// Returns `127.0.0.1:<port>`.
-pub async fn silent_server() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind silent server");
-    let host = listener.local_addr().expect("address").to_string();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = listener.accept().await {
-            held.push(stream);
-        }
-    });
-    host
+#[derive(Debug)]
+pub struct SilentServer {
+    host: String,
+    _task: ServerTask,
+}
+
+impl SilentServer {
+    /// Starts the listener on 127.0.0.1.
+    ///
+    /// # Panics
+    ///
+    /// When 127.0.0.1 has no free port.
+    pub async fn start() -> SilentServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind silent server");
+        let host = listener.local_addr().expect("address").to_string();
+        let task = ServerTask::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        SilentServer { host, _task: task }
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn host(&self) -> String {
+        self.host.clone()
+    }
 }
 
 /// A listener that reads each request and closes the connection without answering, counting
-/// connections. Returns `127.0.0.1:<port>` and the counter.
-pub async fn closing_server() -> (String, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind closing server");
-    let host = listener.local_addr().expect("address").to_string();
-    let connections = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&connections);
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let mut buffer = [0u8; 1024];
-            let _ = stream.read(&mut buffer).await;
-            drop(stream);
+/// connections.
+#[derive(Debug)]
+pub struct ClosingServer {
+    host: String,
+    connections: Arc<AtomicUsize>,
+    _task: ServerTask,
+}
+
+impl ClosingServer {
+    /// Starts the listener on 127.0.0.1.
+    ///
+    /// # Panics
+    ///
+    /// When 127.0.0.1 has no free port.
+    pub async fn start() -> ClosingServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind closing server");
+        let host = listener.local_addr().expect("address").to_string();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&connections);
+        let task = ServerTask::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut buffer = [0u8; 1024];
+                // Bounded: a client that never sends anything does not stall the others for long.
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer)).await;
+                drop(stream);
+            }
+        });
+        ClosingServer {
+            host,
+            connections,
+            _task: task,
         }
-    });
-    (host, connections)
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn host(&self) -> String {
+        self.host.clone()
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
 }

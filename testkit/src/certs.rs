@@ -1,16 +1,32 @@
-//! Certificates made with `rcgen` for the tests: a CA and a server certificate for 127.0.0.1 (a TLS
-//! registry the prober reaches through `ca_file`), and the self-signed certificate whose key signs
+//! Certificates made with `rcgen` for tests: a CA and a server certificate for 127.0.0.1 (a TLS
+//! registry a client trusts through `ca_file`), and the self-signed certificate whose key signs
 //! the token server's JWTs (the registry's `rootcertbundle`).
 
 use std::path::{Path, PathBuf};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
+use crate::registry::RegistryTls;
+
 /// PEM files of a test CA and a server certificate it signed for 127.0.0.1.
+#[derive(Clone, Debug)]
 pub struct ServerCertificates {
+    /// The CA's certificate, what a client must trust (`ca_file`).
     pub ca_certificate: PathBuf,
+    /// The server certificate, valid for the IP address 127.0.0.1.
     pub server_certificate: PathBuf,
+    /// The server certificate's private key.
     pub server_key: PathBuf,
+}
+
+impl ServerCertificates {
+    /// The server certificate and key as a registry's TLS settings.
+    pub fn registry_tls(&self) -> RegistryTls {
+        RegistryTls {
+            certificate: self.server_certificate.clone(),
+            key: self.server_key.clone(),
+        }
+    }
 }
 
 fn params(common_name: &str, names: &[&str]) -> CertificateParams {
@@ -28,7 +44,12 @@ fn params(common_name: &str, names: &[&str]) -> CertificateParams {
     params
 }
 
-/// Writes a CA and a 127.0.0.1 server certificate into `directory`.
+/// Writes a fresh CA and a 127.0.0.1 server certificate into `directory` (`ca.pem`,
+/// `server.pem`, `server-key.pem`).
+///
+/// # Panics
+///
+/// When the files cannot be written.
 pub fn server_certificates(directory: &Path) -> ServerCertificates {
     let ca_key = KeyPair::generate().expect("CA key");
     let mut ca_params = params("windlass test CA", &[]);
@@ -54,8 +75,11 @@ pub fn server_certificates(directory: &Path) -> ServerCertificates {
 
 /// A signing key with its self-signed certificate (PEM and DER).
 pub struct SigningIdentity {
+    /// The P-256 private key (PKCS#8 PEM).
     pub key_pem: String,
+    /// The self-signed certificate (PEM).
     pub certificate_pem: String,
+    /// The same certificate (DER), as JWT `x5c` headers carry it.
     pub certificate_der: Vec<u8>,
 }
 

@@ -1,0 +1,507 @@
+//! The `probe_images` stage: finds every image of the fetched release (with provenance), decides
+//! for each whether it is private, and records one `ImagesProbed` fact. A result comes, in order of
+//! preference, from `Application.spec.proxyPublicImages` (private without asking), `--known-images`
+//! (a KOTS `Installation`'s `spec.knownImages`), an earlier install's probe younger than the cache
+//! TTL, `--offline` (the policy for `unreachable`), or an anonymous probe of the registry now.
+//! [`resolve_images`] is the same decision procedure without the event log, used by
+//! `windlass images --probe`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput};
+use windlass_registry::{ProbeConfig, ProbeEvidence, ProbeOutcome, Prober, RegistrySettings};
+use windlass_state::{BlobId, StoredEvent};
+
+use crate::documents::{Document, parse_documents};
+use crate::events::{
+    BASE_FETCHED, BaseFetched, IMAGES_PROBED, ImagesProbed, ProbedImage, ResultSource,
+};
+use crate::images::discovery::{FoundImage, discover, proxies_public_images};
+use crate::images::known_images::read_known_images;
+use crate::images::policy::{Decision, ProbePolicy};
+use crate::images::rules::{ImageRule, WindlassConfig};
+
+/// Registration of this stage kind.
+pub const KIND: StageKind = StageKind {
+    kind: "probe_images",
+    description: "find every image and record whether it is private (ImagesProbed)",
+    factory: |config| {
+        let config: ProbeImagesConfig = serde_json::from_value(config.clone())
+            .map_err(|error| format!("probe_images: {error}"))?;
+        Ok(Box::new(config))
+    },
+};
+
+/// Configuration of `probe_images`.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeImagesConfig {
+    /// How outcomes become decisions.
+    pub policy: ProbePolicy,
+    /// Never touch the network.
+    pub offline: bool,
+    /// How long an earlier install's probe result may be reused, in seconds (0: never).
+    pub cache_ttl_seconds: u64,
+    /// The `--registries` settings file.
+    pub registries_file: Option<PathBuf>,
+    /// A KOTS `Installation` whose `spec.knownImages` seeds results.
+    pub known_images_file: Option<PathBuf>,
+    /// A windlass config file with image-field rules.
+    pub config_file: Option<PathBuf>,
+    /// Deadline of each registry request, in seconds.
+    pub request_timeout_seconds: u64,
+}
+
+impl Default for ProbeImagesConfig {
+    fn default() -> ProbeImagesConfig {
+        ProbeImagesConfig {
+            policy: ProbePolicy::Kots,
+            offline: false,
+            cache_ttl_seconds: 24 * 60 * 60,
+            registries_file: None,
+            known_images_file: None,
+            config_file: None,
+            request_timeout_seconds: 10,
+        }
+    }
+}
+
+impl StageConfig for ProbeImagesConfig {
+    fn validate(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if self.request_timeout_seconds == 0 {
+            problems.push("request_timeout_seconds must be positive".to_string());
+        }
+        for (name, path) in [
+            ("registries_file", &self.registries_file),
+            ("known_images_file", &self.known_images_file),
+            ("config_file", &self.config_file),
+        ] {
+            if path
+                .as_ref()
+                .is_some_and(|path| path.as_os_str().is_empty())
+            {
+                problems.push(format!("{name} is empty"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    fn build(&self) -> Arc<dyn Stage> {
+        Arc::new(ProbeImages {
+            config: self.clone(),
+        })
+    }
+}
+
+/// The runtime stage.
+pub struct ProbeImages {
+    config: ProbeImagesConfig,
+}
+
+/// A reusable earlier result.
+#[derive(Debug, Clone)]
+pub struct CachedResult {
+    /// The outcome then.
+    pub outcome: ProbeOutcome,
+    /// The evidence then.
+    pub evidence: ProbeEvidence,
+    /// When it was probed.
+    pub probed_at: String,
+    /// Which install and event it came from.
+    pub source: ResultSource,
+}
+
+/// Everything [`resolve_images`] decides with, besides the images.
+pub struct ResolveInputs<'a> {
+    /// The policy.
+    pub policy: ProbePolicy,
+    /// Never touch the network.
+    pub offline: bool,
+    /// `Application.spec.proxyPublicImages`.
+    pub proxy_public_images: bool,
+    /// Known results: image as written → private.
+    pub known: &'a HashMap<String, bool>,
+    /// Reusable earlier results by image as written.
+    pub cached: &'a HashMap<String, CachedResult>,
+    /// Registry settings.
+    pub settings: RegistrySettings,
+    /// Deadline of each request.
+    pub request_timeout: Duration,
+    /// Called with (done, total) as probes finish.
+    pub on_probed: &'a (dyn Fn(u64, u64) + Send + Sync),
+}
+
+/// What [`resolve_images`] found.
+pub struct Resolved {
+    /// One entry per image, in the order given.
+    pub images: Vec<ProbedImage>,
+    /// Requests made to registries.
+    pub requests_made: u64,
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Decides, for each found image, whether it is private.
+pub async fn resolve_images(
+    found: &[FoundImage],
+    inputs: ResolveInputs<'_>,
+) -> Result<Resolved, String> {
+    let mut images: Vec<Option<ProbedImage>> = Vec::with_capacity(found.len());
+    let mut to_probe = Vec::new();
+    let record = |image: &FoundImage,
+                  outcome: &str,
+                  decision: Decision,
+                  source: ResultSource,
+                  reason: String,
+                  evidence: Option<ProbeEvidence>,
+                  probed_at: Option<String>| ProbedImage {
+        image: image.reference.written().to_string(),
+        normalized_name: image.reference.normalized_name(),
+        registry: image.reference.registry().to_string(),
+        repository: image.reference.repository().to_string(),
+        outcome: outcome.to_string(),
+        decision,
+        private: decision == Decision::Private,
+        source,
+        probed_at,
+        manifest_digest: evidence
+            .as_ref()
+            .and_then(|evidence| evidence.digest.clone()),
+        reason,
+        evidence,
+        runtime_only: image.runtime_only(),
+        uses: image.uses.clone(),
+    };
+    for (position, image) in found.iter().enumerate() {
+        let written = image.reference.written();
+        let resolved = if inputs.proxy_public_images {
+            Some(record(
+                image,
+                "not_probed",
+                Decision::Private,
+                ResultSource::ProxyPublicImages,
+                "Application.spec.proxyPublicImages is true: every image is private".into(),
+                None,
+                None,
+            ))
+        } else if let Some(&private) = inputs.known.get(written) {
+            let decision = if private {
+                Decision::Private
+            } else {
+                Decision::Public
+            };
+            Some(record(
+                image,
+                "known",
+                decision,
+                ResultSource::KnownImages,
+                format!("known image: isPrivate {private}"),
+                None,
+                None,
+            ))
+        } else if let Some(cached) = inputs.cached.get(written) {
+            Some(record(
+                image,
+                cached.outcome.as_str(),
+                inputs.policy.decide(cached.outcome),
+                cached.source.clone(),
+                format!("cached: {}", cached.evidence.reason),
+                Some(cached.evidence.clone()),
+                Some(cached.probed_at.clone()),
+            ))
+        } else if inputs.offline {
+            Some(record(
+                image,
+                ProbeOutcome::Unreachable.as_str(),
+                inputs.policy.decide(ProbeOutcome::Unreachable),
+                ResultSource::Offline,
+                "offline: the registry was not asked".into(),
+                None,
+                None,
+            ))
+        } else {
+            to_probe.push(position);
+            None
+        };
+        images.push(resolved);
+    }
+    let mut requests_made = 0;
+    if !to_probe.is_empty() {
+        let config = ProbeConfig {
+            request_deadline: inputs.request_timeout,
+            ..ProbeConfig::default()
+        };
+        let prober = Prober::new(inputs.settings, config).map_err(|error| error.to_string())?;
+        let targets = to_probe
+            .iter()
+            .map(|&position| found[position].reference.probe_target())
+            .collect();
+        let on_probed = inputs.on_probed;
+        let results = prober
+            .probe_all(targets, |done, total| on_probed(done as u64, total as u64))
+            .await;
+        let probed_at = now_rfc3339();
+        for (&position, result) in to_probe.iter().zip(results) {
+            images[position] = Some(record(
+                &found[position],
+                result.outcome.as_str(),
+                inputs.policy.decide(result.outcome),
+                ResultSource::Probed,
+                result.evidence.reason.clone(),
+                Some(result.evidence),
+                Some(probed_at.clone()),
+            ));
+        }
+        requests_made = prober.requests_made();
+    }
+    Ok(Resolved {
+        images: images
+            .into_iter()
+            .map(|image| image.expect("every image resolved"))
+            .collect(),
+        requests_made,
+    })
+}
+
+/// Outcomes worth reusing: a transient failure is asked again next time.
+fn reusable(outcome: ProbeOutcome) -> bool {
+    !matches!(
+        outcome,
+        ProbeOutcome::Unreachable | ProbeOutcome::ServerError | ProbeOutcome::RateLimited
+    )
+}
+
+fn parse_outcome(text: &str) -> Option<ProbeOutcome> {
+    serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
+}
+
+/// Earlier probe results still inside the TTL, newest first wins.
+pub fn cached_results(history: &[StoredEvent], ttl: Duration) -> HashMap<String, CachedResult> {
+    use time::format_description::well_known::Rfc3339;
+    let oldest = time::OffsetDateTime::now_utc() - ttl;
+    let mut cached = HashMap::new();
+    for event in history {
+        let Ok(probed) = serde_json::from_value::<ImagesProbed>(event.payload.clone()) else {
+            continue;
+        };
+        for image in probed.images {
+            let (Some(evidence), Some(probed_at)) = (image.evidence, image.probed_at) else {
+                continue;
+            };
+            let fresh =
+                time::OffsetDateTime::parse(&probed_at, &Rfc3339).is_ok_and(|at| at >= oldest);
+            let Some(outcome) = parse_outcome(&image.outcome) else {
+                continue;
+            };
+            let source = match image.source {
+                ResultSource::Probed => ResultSource::Cache {
+                    install_id: event.install_id.clone(),
+                    global_seq: event.global_seq,
+                },
+                cache @ ResultSource::Cache { .. } => cache,
+                _ => continue,
+            };
+            if fresh && reusable(outcome) {
+                cached.entry(image.image).or_insert(CachedResult {
+                    outcome,
+                    evidence,
+                    probed_at,
+                    source,
+                });
+            }
+        }
+    }
+    cached
+}
+
+/// Reads every YAML document recorded in `BaseFetched` back from the blob store.
+fn documents_of(
+    fetched: &BaseFetched,
+    blobs: &windlass_state::BlobStore,
+) -> Result<Vec<Document>, StageError> {
+    let mut documents = Vec::with_capacity(fetched.documents.len());
+    for recorded in &fetched.documents {
+        let id = BlobId::parse(&recorded.blob)
+            .map_err(|error| StageError::permanent(error.to_string()))?;
+        let bytes = blobs
+            .get(&id)
+            .map_err(|error| StageError::permanent(error.to_string()))?;
+        let mut parsed = parse_documents(&recorded.file, &bytes).map_err(|error| {
+            StageError::permanent(format!("recorded document no longer parses: {error}"))
+        })?;
+        let Some(mut document) = parsed.pop() else {
+            continue;
+        };
+        document.index = recorded.index;
+        document.line = recorded.line;
+        documents.push(document);
+    }
+    Ok(documents)
+}
+
+#[async_trait::async_trait]
+impl Stage for ProbeImages {
+    async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
+        let config = &self.config;
+        let fetched = context
+            .inputs
+            .values()
+            .flatten()
+            .rev()
+            .find(|event| event.event_type == BASE_FETCHED)
+            .ok_or_else(|| {
+                StageError::permanent("probe_images needs an input stage that records BaseFetched")
+            })?;
+        let fetched: BaseFetched =
+            serde_json::from_value(fetched.payload.clone()).map_err(|error| {
+                StageError::permanent(format!("BaseFetched is unreadable: {error}"))
+            })?;
+        let clock = std::time::Instant::now();
+        let documents = documents_of(&fetched, &context.blobs)?;
+        tracing::debug!(documents = documents.len(), elapsed = ?clock.elapsed(), "read recorded documents");
+        let rules: Vec<ImageRule> = match &config.config_file {
+            Some(path) => {
+                WindlassConfig::load(path)
+                    .map_err(|error| StageError::invalid_input(error.to_string()))?
+                    .images
+                    .rules
+            }
+            None => Vec::new(),
+        };
+        let found = discover(documents.iter().map(Document::as_source), &rules)
+            .map_err(|error| StageError::invalid_input(error.to_string()))?;
+        let proxy_public_images = proxies_public_images(documents.iter().map(Document::as_source));
+        tracing::debug!(images = found.len(), elapsed = ?clock.elapsed(), "discovered images");
+        let known = match &config.known_images_file {
+            Some(path) => read_known_images(path)
+                .map_err(|error| StageError::invalid_input(error.to_string()))?,
+            None => HashMap::new(),
+        };
+        let settings = match &config.registries_file {
+            Some(path) => RegistrySettings::load(path)
+                .map_err(|error| StageError::invalid_input(error.to_string()))?,
+            None => RegistrySettings::empty(),
+        };
+        let cached = if config.cache_ttl_seconds == 0 {
+            HashMap::new()
+        } else {
+            let ttl = Duration::from_secs(config.cache_ttl_seconds);
+            let since = time::OffsetDateTime::now_utc() - ttl;
+            let history = context
+                .history
+                .recent_facts(IMAGES_PROBED, since, &context.install_id)
+                .map_err(StageError::transient)?;
+            cached_results(&history, ttl)
+        };
+        tracing::debug!(cached = cached.len(), elapsed = ?clock.elapsed(), "loaded earlier results");
+        let progress = context.progress.clone();
+        let stage_name = context.stage_name.clone();
+        let on_probed =
+            move |done: u64, total: u64| progress.stage_advanced(&stage_name, done, total);
+        let resolved = resolve_images(
+            &found,
+            ResolveInputs {
+                policy: config.policy,
+                offline: config.offline,
+                proxy_public_images,
+                known: &known,
+                cached: &cached,
+                settings,
+                request_timeout: Duration::from_secs(config.request_timeout_seconds),
+                on_probed: &on_probed,
+            },
+        )
+        .await
+        .map_err(StageError::invalid_input)?;
+        let refused: Vec<String> = resolved
+            .images
+            .iter()
+            .filter(|image| image.decision == Decision::Error)
+            .map(|image| format!("{} ({}: {})", image.image, image.outcome, image.reason))
+            .collect();
+        if !refused.is_empty() {
+            return Err(StageError::permanent(format!(
+                "the strict probe policy refuses to decide for {} image(s): {}",
+                refused.len(),
+                refused.join("; ")
+            )));
+        }
+        let summary = summarise(&resolved.images, resolved.requests_made);
+        let fact = Fact::new(
+            IMAGES_PROBED,
+            1,
+            &ImagesProbed {
+                policy: config.policy,
+                offline: config.offline,
+                proxy_public_images,
+                requests_made: resolved.requests_made,
+                rules,
+                images: resolved.images,
+            },
+        )?;
+        Ok(StageOutput {
+            facts: vec![fact],
+            summary,
+        })
+    }
+}
+
+/// `5 images: 1 public, 4 private (4 unreachable); 12 registry requests`, plus a note when
+/// images are private only because their registry could not be asked.
+pub fn summarise(images: &[ProbedImage], requests_made: u64) -> String {
+    let public = images.iter().filter(|image| !image.private).count();
+    let private = images.len() - public;
+    let mut by_outcome: Vec<(String, usize)> = Vec::new();
+    for image in images.iter().filter(|image| image.private) {
+        match by_outcome
+            .iter_mut()
+            .find(|(outcome, _)| *outcome == image.outcome)
+        {
+            Some((_, count)) => *count += 1,
+            None => by_outcome.push((image.outcome.clone(), 1)),
+        }
+    }
+    let detail = by_outcome
+        .iter()
+        .map(|(outcome, count)| format!("{count} {outcome}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let cached = images
+        .iter()
+        .filter(|image| matches!(image.source, ResultSource::Cache { .. }))
+        .count();
+    let mut summary = format!(
+        "{} images: {public} public, {private} private",
+        images.len()
+    );
+    if !detail.is_empty() {
+        summary.push_str(&format!(" ({detail})"));
+    }
+    if cached > 0 {
+        summary.push_str(&format!("; {cached} from cache"));
+    }
+    summary.push_str(&format!("; {requests_made} registry requests"));
+    let unanswered = images
+        .iter()
+        .filter(|image| image.private && image.outcome == "unreachable")
+        .count();
+    if unanswered > 0 {
+        summary.push_str(&format!(
+            " — {unanswered} unreachable image(s) proxied, as KOTS does (--probe-policy strict refuses instead)"
+        ));
+    }
+    summary
+}
