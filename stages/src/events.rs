@@ -168,7 +168,7 @@ pub struct ProbedImage {
     /// When the deciding evidence was obtained (for a cached result, the original probe).
     pub probed_at: Option<String>,
     /// The manifest digest the registry reported, when public.
-    pub manifest_digest: Option<String>,
+    pub digest: Option<String>,
     /// One line explaining the outcome.
     pub reason: String,
     /// The registry's evidence, when a probe (now or cached) produced the result.

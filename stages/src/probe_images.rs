@@ -177,7 +177,7 @@ pub async fn resolve_images(
         private: decision == Decision::Private,
         source,
         probed_at,
-        manifest_digest: evidence
+        digest: evidence
             .as_ref()
             .and_then(|evidence| evidence.digest.clone()),
         reason,

@@ -68,7 +68,7 @@ async fn install_probes_real_registries_and_reuses_results_in_the_next_install()
     assert_eq!(images[0]["image"], "public.example/team/web:1.0");
     assert_eq!(images[0]["outcome"], "public");
     assert_eq!(images[0]["private"], false);
-    assert_eq!(images[0]["manifest_digest"], public_digest.as_str());
+    assert_eq!(images[0]["digest"], public_digest.as_str());
     assert_eq!(images[1]["image"], "vendor.example/team/api:2.0");
     assert_eq!(images[1]["outcome"], "auth_required");
     assert_eq!(images[1]["private"], true);
@@ -122,7 +122,7 @@ async fn images_probe_reports_outcomes_and_digests_from_a_real_registry() {
         .arg(&registries)
         .arg(release.path())));
     assert_eq!(probed[0]["outcome"], "public");
-    assert_eq!(probed[0]["manifest_digest"], digest.as_str());
+    assert_eq!(probed[0]["digest"], digest.as_str());
     assert_eq!(probed[1]["outcome"], "not_found");
     assert_eq!(
         probed[1]["private"], true,

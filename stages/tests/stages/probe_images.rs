@@ -260,7 +260,7 @@ fn image(
     json!({
         "image": name, "normalized_name": name, "registry": "quay.io", "repository": "x",
         "outcome": outcome, "decision": "private", "private": true, "source": source,
-        "probed_at": probed_at, "manifest_digest": null, "reason": "r", "runtime_only": false,
+        "probed_at": probed_at, "digest": null, "reason": "r", "runtime_only": false,
         "uses": [],
         "evidence": {"status_codes": [401], "challenge": null, "digest": null, "attempts": 1,
                       "latency_ms": 3, "endpoint": "https://quay.io", "reason": "401"}
