@@ -2,9 +2,9 @@
 # Runs windlass's whole test suite on a fresh Debian machine, installing what it needs first.
 # Usage: scripts/test.sh            (from anywhere; CI runs it through .ci/run)
 #
-# What the tests need today: cargo with rustfmt and clippy, and docker-registry, htpasswd
-# (apache2-utils) and skopeo from apt. Later issues add kubectl and helm here, installed by this
-# script, never assumed.
+# What the tests need: cargo with rustfmt and clippy; docker-registry, htpasswd (apache2-utils) and
+# skopeo from apt; kubectl 1.33 (kustomize v5.6) and helm, installed under target/tools/bin by
+# scripts/install-kube-tools.sh. All are installed by this script, never assumed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,6 +53,9 @@ need_packages() {
     fi
 }
 need_packages
+
+# kubectl 1.33 (kustomize v5.6) and helm into target/tools/bin/, the oracles of the kustomize/helm tests.
+scripts/install-kube-tools.sh
 
 step "tests (all features: redb and sled backends)"
 cargo test --workspace --all-features --locked

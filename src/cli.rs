@@ -87,6 +87,13 @@ pub struct InstallArgs {
     /// How long an earlier install's probe result is reused, in seconds (0: always probe).
     #[arg(long, default_value_t = 86_400)]
     pub probe_cache_ttl: u64,
+    /// Custom proxy host (default: Installation/Application settings, else proxy.replicated.com).
+    #[arg(long)]
+    pub proxy_domain: Option<String>,
+    /// Custom registry host (default: Installation/Application settings, else
+    /// registry.replicated.com).
+    #[arg(long)]
+    pub registry_domain: Option<String>,
     /// How to probe.
     #[command(flatten)]
     pub probing: ProbeArgs,

@@ -11,8 +11,10 @@ use windlass_engine::{
     FailureClass, InstallRequest, InstallState, InstallStatus, NoProgress, Pipeline, Progress,
     Runner, StageRegistry,
 };
+use windlass_stages::PipelineOptions;
 use windlass_stages::images::policy::ProbePolicy;
 use windlass_stages::license::read_license;
+use windlass_stages::plan_overrides::PlanOverridesConfig;
 use windlass_stages::probe_images::ProbeImagesConfig;
 use windlass_stages::release::{Limits, scan};
 
@@ -83,7 +85,15 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
         config_file: args.config.as_deref().map(absolute).transpose()?,
         request_timeout_seconds: args.probing.request_timeout.max(1),
     };
-    let pipeline = Pipeline::build(&windlass_stages::default_pipeline(&probe), &registry)
+    let options = PipelineOptions {
+        probe,
+        plan: PlanOverridesConfig {
+            proxy_domain: args.proxy_domain.clone(),
+            registry_domain: args.registry_domain.clone(),
+            config_file: args.config.as_deref().map(absolute).transpose()?,
+        },
+    };
+    let pipeline = Pipeline::build(&windlass_stages::default_pipeline(&options), &registry)
         .map_err(|errors| invalid(errors.into()))?;
     let install_id = new_install_id();
     let requested_out = args.out.as_deref().map(absolute).transpose()?;
@@ -174,7 +184,7 @@ fn print_human(state: &InstallState, start_kind: StartKind) {
         };
         let duration = stage.duration_ms.map(format_duration).unwrap_or_default();
         println!(
-            "  stage    {:<12} {:<10} {:>8}  {detail}",
+            "  stage    {:<14} {:<10} {:>8}  {detail}",
             stage.name,
             format!("{:?}", stage.status).to_lowercase(),
             duration

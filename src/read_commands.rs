@@ -4,6 +4,7 @@
 use anyhow::anyhow;
 use serde::Serialize;
 use windlass_engine::{FoldError, InstallState, fold};
+use windlass_stages::plan_overrides::{OVERRIDES_PLANNED, OverridesPlanned};
 use windlass_state::{StoredEvent, verify_chain};
 
 use crate::cli::GlobalArgs;
@@ -176,7 +177,7 @@ pub fn show(global: &GlobalArgs, install_id: &str) -> CliResult {
     }
     for stage in &install.stages {
         println!(
-            "stage     {:<12} {:<10} attempts {}  {}{}",
+            "stage     {:<14} {:<10} attempts {}  {}{}",
             stage.name,
             format!("{:?}", stage.status).to_lowercase(),
             stage.attempts,
@@ -194,7 +195,38 @@ pub fn show(global: &GlobalArgs, install_id: &str) -> CliResult {
             failure.stage, failure.class, failure.message
         );
     }
+    print_plan(&install);
     Ok(Code::Success)
+}
+
+/// Answers "why was this image proxied?": every planned `images:` entry with the probe evidence
+/// that caused it, and every image left alone with the reason.
+fn print_plan(install: &InstallState) {
+    let planned = install
+        .stages
+        .iter()
+        .flat_map(|stage| &stage.fact_events)
+        .find(|event| event.event_type == OVERRIDES_PLANNED)
+        .and_then(|event| serde_json::from_value::<OverridesPlanned>(event.payload.clone()).ok());
+    let Some(planned) = planned else {
+        return;
+    };
+    println!(
+        "images    proxy host {} ({:?}), registry host {} ({:?})",
+        planned.domains.proxy_host,
+        planned.domains.proxy_source,
+        planned.domains.registry_host,
+        planned.domains.registry_source
+    );
+    for entry in &planned.plan.entries {
+        println!(
+            "  rewrite {} → {}  (for {}: {})",
+            entry.name, entry.new_name, entry.image, entry.because
+        );
+    }
+    for skipped in &planned.plan.skipped {
+        println!("  keep    {}  ({})", skipped.image, skipped.reason);
+    }
 }
 
 /// `windlass verify-log`.

@@ -156,6 +156,27 @@ pub trait FactHistory: Send + Sync {
 }
 
 impl StageContext {
+    /// The newest fact of type `event_type` recorded by any input stage, decoded.
+    pub fn input_payload<T: serde::de::DeserializeOwned>(
+        &self,
+        event_type: &str,
+    ) -> Result<T, StageError> {
+        let event = self
+            .inputs
+            .values()
+            .flatten()
+            .rev()
+            .find(|event| event.event_type == event_type)
+            .ok_or_else(|| {
+                StageError::permanent(format!(
+                    "stage {} needs an input stage that records {event_type}",
+                    self.stage_name
+                ))
+            })?;
+        serde_json::from_value(event.payload.clone())
+            .map_err(|error| StageError::permanent(format!("{event_type} is unreadable: {error}")))
+    }
+
     /// The single fact of type `event_type` recorded by input stage `input`.
     pub fn input_fact(&self, input: &str, event_type: &str) -> Result<&StoredEvent, StageError> {
         let facts = self.inputs.get(input).ok_or_else(|| {

@@ -33,6 +33,11 @@ pub const SCHEMAS: &[EventSchema] = &[
         current_version: 1,
         upcasters: &[],
     },
+    EventSchema {
+        event_type: crate::plan_overrides::OVERRIDES_PLANNED,
+        current_version: 1,
+        upcasters: &[],
+    },
 ];
 
 /// How a release file was classified.

@@ -12,6 +12,8 @@ pub mod fetch_base;
 pub mod images;
 pub mod license;
 pub mod output;
+pub mod plan;
+pub mod plan_overrides;
 pub mod probe_images;
 pub mod release;
 pub mod write_base;
@@ -23,7 +25,12 @@ pub use events::SCHEMAS;
 
 /// The stage kinds this crate provides.
 pub fn stage_kinds() -> Vec<StageKind> {
-    vec![fetch_base::KIND, write_base::KIND, probe_images::KIND]
+    vec![
+        fetch_base::KIND,
+        write_base::KIND,
+        probe_images::KIND,
+        plan_overrides::KIND,
+    ]
 }
 
 /// The fetch and write stages alone: `fetch_base` → `write_base`.
@@ -34,13 +41,31 @@ pub fn base_pipeline() -> Vec<StageSpec> {
     ]
 }
 
-/// The default install pipeline, every stage that exists: `fetch_base`, then `write_base` and
-/// `probe_images` (which both read only `fetch_base`'s facts, so they run concurrently).
-pub fn default_pipeline(probe: &probe_images::ProbeImagesConfig) -> Vec<StageSpec> {
+/// What the default pipeline's stages are configured with.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineOptions {
+    /// `probe_images`.
+    pub probe: probe_images::ProbeImagesConfig,
+    /// `plan_overrides`.
+    pub plan: plan_overrides::PlanOverridesConfig,
+}
+
+fn spec(name: &str, inputs: &[&str], config: &impl serde::Serialize) -> StageSpec {
+    let mut spec = StageSpec::new(name, name, inputs);
+    spec.config = serde_json::to_value(config).expect("stage configurations are plain data");
+    spec
+}
+
+/// The default install pipeline, every stage that exists: `fetch_base`; then `write_base` and
+/// `probe_images` (both read only `fetch_base`'s facts, so they run concurrently); then
+/// `plan_overrides`.
+pub fn default_pipeline(options: &PipelineOptions) -> Vec<StageSpec> {
     let mut stages = base_pipeline();
-    let mut probe_images = StageSpec::new("probe_images", "probe_images", &["fetch_base"]);
-    probe_images.config =
-        serde_json::to_value(probe).expect("the probe configuration is plain data");
-    stages.push(probe_images);
+    stages.push(spec("probe_images", &["fetch_base"], &options.probe));
+    stages.push(spec(
+        "plan_overrides",
+        &["fetch_base", "probe_images"],
+        &options.plan,
+    ));
     stages
 }

@@ -328,7 +328,7 @@ pub fn cached_results(history: &[StoredEvent], ttl: Duration) -> HashMap<String,
 }
 
 /// Reads every YAML document recorded in `BaseFetched` back from the blob store.
-fn documents_of(
+pub(crate) fn documents_of(
     fetched: &BaseFetched,
     blobs: &windlass_state::BlobStore,
 ) -> Result<Vec<Document>, StageError> {
@@ -356,19 +356,7 @@ fn documents_of(
 impl Stage for ProbeImages {
     async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
         let config = &self.config;
-        let fetched = context
-            .inputs
-            .values()
-            .flatten()
-            .rev()
-            .find(|event| event.event_type == BASE_FETCHED)
-            .ok_or_else(|| {
-                StageError::permanent("probe_images needs an input stage that records BaseFetched")
-            })?;
-        let fetched: BaseFetched =
-            serde_json::from_value(fetched.payload.clone()).map_err(|error| {
-                StageError::permanent(format!("BaseFetched is unreadable: {error}"))
-            })?;
+        let fetched: BaseFetched = context.input_payload(BASE_FETCHED)?;
         let clock = std::time::Instant::now();
         let documents = documents_of(&fetched, &context.blobs)?;
         tracing::debug!(documents = documents.len(), elapsed = ?clock.elapsed(), "read recorded documents");

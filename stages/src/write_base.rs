@@ -59,19 +59,7 @@ struct Kustomization<'a> {
 #[async_trait::async_trait]
 impl Stage for WriteBase {
     async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
-        let fetched = context
-            .inputs
-            .values()
-            .flatten()
-            .rev()
-            .find(|event| event.event_type == BASE_FETCHED)
-            .ok_or_else(|| {
-                StageError::permanent("write_base needs an input stage that records BaseFetched")
-            })?;
-        let fetched: BaseFetched =
-            serde_json::from_value(fetched.payload.clone()).map_err(|error| {
-                StageError::permanent(format!("BaseFetched is unreadable: {error}"))
-            })?;
+        let fetched: BaseFetched = context.input_payload(BASE_FETCHED)?;
         let out_dir = context.request.out_dir.clone();
         let blobs = context.blobs.clone();
         tokio::task::spawn_blocking(move || write(&fetched, &out_dir, &blobs))

@@ -12,6 +12,11 @@
 //! ([`StubRegistry`], [`SilentServer`], [`ClosingServer`]), certificates ([`certs`]) and a
 //! builder for `--registries` settings files ([`RegistriesFile`]).
 //!
+//! The real `kubectl` 1.33 (kustomize v5.6) and `helm` are oracles ([`kube_tools`]):
+//! [`kustomize_build`] and [`helm_template`] run them and parse what they print, and
+//! [`assert_same_objects`] compares two sets of Kubernetes objects by identity. They live in
+//! `target/tools/bin/`, where `scripts/install-kube-tools.sh` puts them.
+//!
 //! Everything listens on 127.0.0.1 only; every wait (a registry starting, a tool running) is
 //! bounded, and failures panic with a message that says what went wrong, as test helpers should.
 //!
@@ -32,6 +37,7 @@
 //! ```
 
 pub mod certs;
+pub mod kube_tools;
 pub mod oci;
 mod process;
 mod registry;
@@ -41,6 +47,9 @@ mod stub_server;
 mod token_server;
 mod tools;
 
+pub use kube_tools::{
+    assert_same_objects, helm, helm_template, kubectl, kustomize_build, objects_by_identity,
+};
 pub use registry::{
     Credentials, HTPASSWD_PASSWORD, HTPASSWD_USERNAME, RegistryAuth, RegistryTls, TestRegistry,
     free_port,

@@ -155,9 +155,12 @@ fn history_events_and_show_print_the_documented_json() {
             "ImagesProbed",
             "InstallCompleted",
             "InstallStarted",
+            "OverridesPlanned",
             "StageCompleted",
             "StageCompleted",
             "StageCompleted",
+            "StageCompleted",
+            "StageStarted",
             "StageStarted",
             "StageStarted",
             "StageStarted"
@@ -169,6 +172,7 @@ fn history_events_and_show_print_the_documented_json() {
                 "fetch_base" => "BaseFetched",
                 "write_base" => "BaseWritten",
                 "probe_images" => "ImagesProbed",
+                "plan_overrides" => "OverridesPlanned",
                 other => panic!("unexpected stage {other}"),
             };
             assert_eq!(events[position - 1]["type"], fact);
@@ -191,12 +195,23 @@ fn history_events_and_show_print_the_documented_json() {
         .iter()
         .map(|stage| stage["name"].as_str().unwrap())
         .collect();
-    assert_eq!(stages.len(), 3);
+    assert_eq!(stages.len(), 4);
     assert_eq!(stages[0], "fetch_base");
+
+    let shown = run(windlass(state.path()).args(["show", install_id]));
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("rewrite quay.io/my-org/api → proxy.replicated.com/proxy/my-app/quay.io/my-org/api  (for quay.io/my-org/api:v1.0.1: unreachable: offline: the registry was not asked)"),
+        "show explains why an image is proxied: {shown}"
+    );
+    assert!(
+        shown.contains("keep    quay.io/my-org/sidecar:1"),
+        "{shown}"
+    );
 
     let verify = json(run(windlass(state.path()).args(["verify-log", "--json"])));
     assert_eq!(verify["ok"], true);
-    assert_eq!(verify["records"], 11);
+    assert_eq!(verify["records"], 14);
 }
 
 #[test]
@@ -341,8 +356,8 @@ fn install_killed_between_stages_resumes_instead_of_starting_again() {
     started.sort();
     assert_eq!(
         started,
-        ["fetch_base", "probe_images", "write_base"],
-        "fetch_base ran once; the other two ran after the resume"
+        ["fetch_base", "plan_overrides", "probe_images", "write_base"],
+        "fetch_base ran once; the others ran after the resume"
     );
     let history = json(run(windlass(state.path()).args(["history", "--json"])));
     assert_eq!(history.as_array().unwrap().len(), 1, "no duplicate install");

@@ -16,6 +16,12 @@ fn release_with(dir: &Path, images: &[&str]) {
         .enumerate()
         .map(|(index, image)| format!("        - name: c{index}\n          image: {image}\n"))
         .collect();
+    std::fs::create_dir_all(dir.join("userdata")).unwrap();
+    std::fs::write(
+        dir.join("userdata/license.yaml"),
+        "apiVersion: kots.io/v1beta1\nkind: License\nmetadata:\n  name: l\nspec:\n  appSlug: my-app\n  licenseID: cli-probe-license\n  licenseSequence: 1\n",
+    )
+    .unwrap();
     std::fs::write(
         dir.join("app.yaml"),
         format!(

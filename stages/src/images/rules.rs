@@ -9,6 +9,8 @@
 //!     - kind: MyDB
 //!       apiVersion: db.example.com/v1   # optional: any version of the kind when absent
 //!       path: spec.image                 # `[]` walks every element of a list: spec.sidecars[].image
+//!   host_aliases:                        # for hosts with a port, which cannot sit in a proxy path
+//!     registry.example.com:5000: vendor-5000
 //! ```
 
 use std::path::Path;
@@ -49,6 +51,10 @@ pub struct ImageSettings {
     /// Extra image-field rules.
     #[serde(default)]
     pub rules: Vec<ImageRule>,
+    /// Registry hosts that cannot appear in a proxy path as written (a host with a port), mapped to
+    /// the upstream name the proxy knows them by, e.g. `registry.example.com:5000: vendor-5000`.
+    #[serde(default)]
+    pub host_aliases: std::collections::BTreeMap<String, String>,
 }
 
 /// A problem with the config file.

@@ -11,6 +11,7 @@ use windlass_stages::events::{
     BASE_FETCHED, BASE_WRITTEN, BaseFetched, BaseWritten, FileClass, IMAGES_PROBED, ImagesProbed,
     ResultSource,
 };
+use windlass_stages::plan_overrides::{OVERRIDES_PLANNED, OverridesPlanned};
 use windlass_state::{SchemaRegistry, StoredEvent};
 
 fn fixtures() -> Vec<(String, StoredEvent)> {
@@ -91,6 +92,18 @@ fn every_fixture_decodes_into_the_current_payload() {
                         .any(|source| matches!(source, ResultSource::Cache { .. }))
                 );
                 assert!(probed.images.iter().all(|image| !image.uses.is_empty()));
+            }
+            OVERRIDES_PLANNED => {
+                let planned: OverridesPlanned = decode_losslessly(&name, &event);
+                assert_eq!(planned.domains.proxy_host, "proxy.replicated.com");
+                assert!(
+                    planned
+                        .plan
+                        .entries
+                        .iter()
+                        .all(|entry| !entry.because.is_empty())
+                );
+                assert!(!planned.plan.skipped.is_empty());
             }
             other => panic!("{name}: unexpected event type {other}"),
         }

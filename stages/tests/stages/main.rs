@@ -14,6 +14,7 @@ mod images;
 mod install;
 mod license;
 mod output;
+mod plan;
 mod probe_images;
 mod scan_release;
 mod stage_config;

@@ -47,9 +47,13 @@ spec:
               image: quay.io/my-org/api:v1.0.1
 ";
 
+const LICENSE: &str = "apiVersion: kots.io/v1beta1\nkind: License\nmetadata:\n  name: l\nspec:\n  appSlug: my-app\n  licenseID: probe-test-license\n  licenseSequence: 1\n";
+
 fn release(extra: &str) -> tempfile::TempDir {
     let dir = temp_dir();
     std::fs::write(dir.path().join("app.yaml"), RELEASE).unwrap();
+    std::fs::create_dir(dir.path().join("userdata")).unwrap();
+    std::fs::write(dir.path().join("userdata/license.yaml"), LICENSE).unwrap();
     if !extra.is_empty() {
         std::fs::write(dir.path().join("kots-app.yaml"), extra).unwrap();
     }
@@ -57,7 +61,11 @@ fn release(extra: &str) -> tempfile::TempDir {
 }
 
 async fn install(config: ProbeImagesConfig, release: &Path) -> (Installer, InstallState) {
-    let installer = Installer::with_pipeline(&windlass_stages::default_pipeline(&config));
+    let options = windlass_stages::PipelineOptions {
+        probe: config,
+        ..Default::default()
+    };
+    let installer = Installer::with_pipeline(&windlass_stages::default_pipeline(&options));
     let out = temp_dir();
     let request = installer.request(release, out.path());
     let state = installer.install(request, "probe-test").await;
@@ -355,4 +363,55 @@ fn the_cache_reuses_fresh_decisive_results_newest_first() {
         },
         "a reused result keeps pointing at the install that probed it"
     );
+}
+
+#[tokio::test]
+async fn plan_overrides_records_entries_with_their_evidence() {
+    use windlass_stages::plan_overrides::{
+        OVERRIDES_PLANNED, OverridesPlanned, PlanOverridesConfig,
+    };
+    let release = release("");
+    let options = windlass_stages::PipelineOptions {
+        probe: offline(),
+        plan: PlanOverridesConfig {
+            proxy_domain: Some("images.example.com".into()),
+            ..Default::default()
+        },
+    };
+    let installer = Installer::with_pipeline(&windlass_stages::default_pipeline(&options));
+    let out = temp_dir();
+    let state = installer
+        .install(installer.request(release.path(), out.path()), "plan-test")
+        .await;
+    assert_eq!(state.status, InstallStatus::Completed);
+    let planned: OverridesPlanned = fact(&state, "plan_overrides", OVERRIDES_PLANNED);
+    assert_eq!(planned.app_slug, "my-app");
+    assert_eq!(planned.domains.proxy_host, "images.example.com");
+    let first = &planned.plan.entries[0];
+    assert_eq!(
+        (first.name.as_str(), first.new_name.as_str()),
+        (
+            "quay.io/my-org/api",
+            "images.example.com/proxy/my-app/quay.io/my-org/api"
+        )
+    );
+    assert_eq!(
+        first.because,
+        "unreachable: offline: the registry was not asked"
+    );
+}
+
+#[tokio::test]
+async fn plan_overrides_refuses_a_host_with_a_port_naming_where_it_is() {
+    let dir = release("");
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n    - name: c\n      image: registry.example.com:5000/team/app:2\n",
+    )
+    .unwrap();
+    let (_installer, state) = install(offline(), dir.path()).await;
+    let failure = state.failure.expect("recorded");
+    assert_eq!(failure.stage, "plan_overrides");
+    assert_eq!(failure.class, FailureClass::InvalidInput);
+    assert!(failure.message.contains("registry.example.com:5000/team/app:2 (found at app.yaml (document 1) Pod p: spec.containers[0].image)"), "{}", failure.message);
 }

@@ -1,0 +1,239 @@
+//! The override plan: the kustomize `images:` entries that send private images through the proxy,
+//! exactly as KOTS plans them (section 4 of the behaviour notes), with the places where windlass
+//! does better: an `index.docker.io/...` alias, no double prefix when a custom proxy domain is set,
+//! and no invalid reference for a registry host with a port (refused, or mapped through a
+//! configured host alias). [`plan_overrides`] is pure: images and domains in, entries out.
+
+pub mod domains;
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::ProbedImage;
+use crate::images::reference::{DOCKER_HUB, ImageReference};
+
+pub use domains::{DEFAULT_PROXY_HOST, DEFAULT_REGISTRY_HOST, DomainSource, Domains};
+
+/// Why an entry exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryRule {
+    /// A private image, sent through the proxy.
+    Proxy,
+    /// A private image on a host with a port, sent through the proxy under its configured alias.
+    ProxyByHostAlias,
+    /// An image already on the proxy host: kept as it is.
+    AlreadyProxied,
+    /// An image on `registry.replicated.com` moved to the custom registry domain.
+    CustomRegistryDomain,
+}
+
+/// One kustomize `images:` entry with the evidence that caused it (wire format: `OverridesPlanned`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedEntry {
+    /// The name kustomize matches literally.
+    pub name: String,
+    /// The replacement name (tag and digest are kept from each reference).
+    pub new_name: String,
+    /// The image, as written, that caused the entry.
+    pub image: String,
+    /// Which rule made it.
+    pub rule: EntryRule,
+    /// Why the image is private: its probe outcome and reason.
+    pub because: String,
+}
+
+/// An image that got no entry, and why (wire format).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedImage {
+    /// The image as written.
+    pub image: String,
+    /// Why it is not rewritten.
+    pub reason: String,
+}
+
+/// The plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverridePlan {
+    /// Entries in the order their images were first found; one per `name`.
+    pub entries: Vec<PlannedEntry>,
+    /// Images left alone.
+    pub skipped: Vec<SkippedImage>,
+}
+
+/// A private image that cannot be planned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// A host with a port would make an invalid proxied reference.
+    #[error(
+        "{image} (found at {found_at}): its registry host {host} has a port, so `{proxy_path}/{host}/...` would not be a valid image reference; map the host to the upstream name the proxy knows it by with `images.host_aliases` in the windlass config file"
+    )]
+    HostWithPort {
+        /// The image.
+        image: String,
+        /// Where it was found.
+        found_at: String,
+        /// The host.
+        host: String,
+        /// The proxy path prefix.
+        proxy_path: String,
+    },
+    /// A recorded image no longer parses (the log is inconsistent).
+    #[error("{image}: {reason}")]
+    Unparsable {
+        /// The image.
+        image: String,
+        /// The parser's message.
+        reason: String,
+    },
+}
+
+/// The names kustomize must match for one image, all mapped to the same `newName`: the normalised
+/// name, and for Docker Hub every other spelling (`library/x`, `x`, `docker.io/x`,
+/// `index.docker.io/...`), because kustomize compares names literally.
+pub fn names_for(reference: &ImageReference) -> Vec<String> {
+    let normalized = reference.normalized_name();
+    if !reference.is_docker_hub() {
+        return vec![normalized];
+    }
+    let repository = reference.repository();
+    let mut names = vec![normalized];
+    match repository.strip_prefix("library/") {
+        Some(short) => {
+            names.push(format!("library/{short}"));
+            names.push(short.to_string());
+            names.push(format!("{DOCKER_HUB}/{short}"));
+            names.push(format!("index.docker.io/library/{short}"));
+            names.push(format!("index.docker.io/{short}"));
+        }
+        None => {
+            names.push(repository.to_string());
+            names.push(format!("index.docker.io/{repository}"));
+        }
+    }
+    names
+}
+
+fn found_at(image: &ProbedImage) -> String {
+    image
+        .uses
+        .first()
+        .map(|first| {
+            format!(
+                "{} (document {}) {} {}: {}",
+                first.file,
+                first.document + 1,
+                first.kind,
+                first.name.as_deref().unwrap_or("(unnamed)"),
+                first.field
+            )
+        })
+        .unwrap_or_else(|| "(no recorded use)".into())
+}
+
+/// Plans the `images:` entries for `images` (in the order they were found).
+pub fn plan_overrides(
+    images: &[ProbedImage],
+    app_slug: &str,
+    domains: &Domains,
+    host_aliases: &BTreeMap<String, String>,
+) -> Result<OverridePlan, Vec<PlanError>> {
+    let proxy_path = format!("{}/proxy/{app_slug}", domains.proxy_host);
+    let proxy_hosts: HashSet<&str> = [DEFAULT_PROXY_HOST, domains.proxy_host.as_str()].into();
+    let mut taken: HashSet<String> = HashSet::new();
+    let mut entries = Vec::new();
+    let mut skipped = Vec::new();
+    let mut errors = Vec::new();
+    for image in images {
+        let skip = |reason: &str| SkippedImage {
+            image: image.image.clone(),
+            reason: reason.to_string(),
+        };
+        if !image.private {
+            skipped.push(skip("public: pulled directly"));
+            continue;
+        }
+        if image.runtime_only {
+            skipped.push(skip(
+                "listed in Application.spec.additionalImages only: started at run time, not patched",
+            ));
+            continue;
+        }
+        let reference = match ImageReference::parse(&image.image) {
+            Ok(reference) => reference,
+            Err(error) => {
+                errors.push(PlanError::Unparsable {
+                    image: image.image.clone(),
+                    reason: error.to_string(),
+                });
+                continue;
+            }
+        };
+        let host = reference.registry();
+        let because = format!("{}: {}", image.outcome, image.reason);
+        let mut entry = |name: String, new_name: String, rule: EntryRule| {
+            // One entry per name: the first image found wins.
+            if taken.insert(name.clone()) {
+                entries.push(PlannedEntry {
+                    name,
+                    new_name,
+                    image: image.image.clone(),
+                    rule,
+                    because: because.clone(),
+                });
+            }
+        };
+        if host == DEFAULT_REGISTRY_HOST && domains.registry_host != DEFAULT_REGISTRY_HOST {
+            entry(
+                reference.normalized_name(),
+                format!("{}/{}", domains.registry_host, reference.repository()),
+                EntryRule::CustomRegistryDomain,
+            );
+            continue;
+        }
+        if host == domains.registry_host {
+            skipped.push(skip(
+                "already on the registry host: not rewritten, pulled with the pull secret",
+            ));
+            continue;
+        }
+        if proxy_hosts.contains(host) {
+            let as_written = reference.name_as_written().to_string();
+            entry(
+                reference.normalized_name(),
+                as_written,
+                EntryRule::AlreadyProxied,
+            );
+            continue;
+        }
+        let (written_name, rule) = if host.contains(':') {
+            match host_aliases.get(host) {
+                Some(alias) => (
+                    format!("{alias}/{}", reference.repository()),
+                    EntryRule::ProxyByHostAlias,
+                ),
+                None => {
+                    errors.push(PlanError::HostWithPort {
+                        image: image.image.clone(),
+                        found_at: found_at(image),
+                        host: host.to_string(),
+                        proxy_path: proxy_path.clone(),
+                    });
+                    continue;
+                }
+            }
+        } else {
+            (reference.name_as_written().to_string(), EntryRule::Proxy)
+        };
+        let new_name = format!("{proxy_path}/{written_name}");
+        for name in names_for(&reference) {
+            entry(name, new_name.clone(), rule);
+        }
+    }
+    if errors.is_empty() {
+        Ok(OverridePlan { entries, skipped })
+    } else {
+        Err(errors)
+    }
+}

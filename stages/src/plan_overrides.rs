@@ -1,0 +1,167 @@
+//! The `plan_overrides` stage: turns the private images recorded by `probe_images` into the
+//! kustomize `images:` entries of the midstream overlay (see [`crate::plan`]), with the proxy and
+//! registry hosts resolved from the command line, the release's KOTS `Installation` and
+//! `Application`, and records them, each with the evidence that caused it, as `OverridesPlanned` —
+//! so `windlass show` can answer "why was this image proxied?".
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput};
+
+use crate::events::{BASE_FETCHED, BaseFetched, IMAGES_PROBED, ImagesProbed};
+use crate::images::rules::WindlassConfig;
+use crate::plan::{Domains, OverridePlan, PlanError, plan_overrides};
+use crate::probe_images::documents_of;
+
+/// `OverridesPlanned`: the `images:` entries and why each exists.
+pub const OVERRIDES_PLANNED: &str = "OverridesPlanned";
+
+/// Registration of this stage kind.
+pub const KIND: StageKind = StageKind {
+    kind: "plan_overrides",
+    description: "plan the kustomize images: entries that send private images through the proxy",
+    factory: |config| {
+        let config: PlanOverridesConfig = serde_json::from_value(config.clone())
+            .map_err(|error| format!("plan_overrides: {error}"))?;
+        Ok(Box::new(config))
+    },
+};
+
+/// Configuration of `plan_overrides`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlanOverridesConfig {
+    /// `--proxy-domain`.
+    pub proxy_domain: Option<String>,
+    /// `--registry-domain`.
+    pub registry_domain: Option<String>,
+    /// A windlass config file (for `images.host_aliases`).
+    pub config_file: Option<PathBuf>,
+}
+
+fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && !host.contains("://")
+        && !host.contains('/')
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
+}
+
+impl StageConfig for PlanOverridesConfig {
+    fn validate(&self) -> Result<(), Vec<String>> {
+        let problems: Vec<String> = [
+            ("proxy_domain", &self.proxy_domain),
+            ("registry_domain", &self.registry_domain),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| {
+            value
+                .as_deref()
+                .filter(|host| !valid_host(host))
+                .map(|host| format!("{name} {host:?} is not a host name (no scheme, no path)"))
+        })
+        .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    fn build(&self) -> Arc<dyn Stage> {
+        Arc::new(PlanOverrides {
+            config: self.clone(),
+        })
+    }
+}
+
+/// The runtime stage.
+pub struct PlanOverrides {
+    config: PlanOverridesConfig,
+}
+
+/// `OverridesPlanned` version 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverridesPlanned {
+    /// The app slug in the proxy path.
+    pub app_slug: String,
+    /// The hosts in force and where they came from.
+    pub domains: Domains,
+    /// The registry host aliases in force.
+    pub host_aliases: BTreeMap<String, String>,
+    /// The entries and the images left alone.
+    #[serde(flatten)]
+    pub plan: OverridePlan,
+}
+
+#[async_trait::async_trait]
+impl Stage for PlanOverrides {
+    async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
+        let fetched: BaseFetched = context.input_payload(BASE_FETCHED)?;
+        let probed: ImagesProbed = context.input_payload(IMAGES_PROBED)?;
+        let documents = documents_of(&fetched, &context.blobs)?;
+        let domains = Domains::resolve(
+            self.config.proxy_domain.as_deref(),
+            self.config.registry_domain.as_deref(),
+            &documents,
+        );
+        let host_aliases = match &self.config.config_file {
+            Some(path) => {
+                WindlassConfig::load(path)
+                    .map_err(|error| StageError::invalid_input(error.to_string()))?
+                    .images
+                    .host_aliases
+            }
+            None => BTreeMap::new(),
+        };
+        let needs_license = probed
+            .images
+            .iter()
+            .any(|image| image.private && !image.runtime_only);
+        let app_slug = match &context.request.license {
+            Some(license) => license.app_slug.clone(),
+            None if needs_license => {
+                return Err(StageError::invalid_input(
+                    "private images must be pulled through the proxy at <proxy host>/proxy/<app slug>, and the app slug comes from the license: pass --license FILE (or put it at RELEASE_DIR/userdata/license.yaml)",
+                ));
+            }
+            None => context.request.app_slug().to_string(),
+        };
+        let plan = plan_overrides(&probed.images, &app_slug, &domains, &host_aliases).map_err(
+            |errors: Vec<PlanError>| {
+                StageError::invalid_input(
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
+            },
+        )?;
+        let summary = format!(
+            "{} kustomize image entries, {} images left alone (proxy host {}, registry host {})",
+            plan.entries.len(),
+            plan.skipped.len(),
+            domains.proxy_host,
+            domains.registry_host
+        );
+        let fact = Fact::new(
+            OVERRIDES_PLANNED,
+            1,
+            &OverridesPlanned {
+                app_slug,
+                domains,
+                host_aliases,
+                plan,
+            },
+        )?;
+        Ok(StageOutput {
+            facts: vec![fact],
+            summary,
+        })
+    }
+}
