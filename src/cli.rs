@@ -94,6 +94,13 @@ pub struct InstallArgs {
     /// registry.replicated.com).
     #[arg(long)]
     pub registry_domain: Option<String>,
+    /// Also write the legacy `kotsadm-replicated-registry` pull secret, as KOTS does.
+    #[arg(long)]
+    pub kots_compat: bool,
+    /// Command that builds overlays using kustomize features windlass's native build lacks; the
+    /// overlay directory is appended.
+    #[arg(long, default_value = "kubectl kustomize", env = "WINDLASS_KUSTOMIZE")]
+    pub external_kustomize: String,
     /// How to probe.
     #[command(flatten)]
     pub probing: ProbeArgs,

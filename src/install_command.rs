@@ -16,7 +16,9 @@ use windlass_stages::images::policy::ProbePolicy;
 use windlass_stages::license::read_license;
 use windlass_stages::plan_overrides::PlanOverridesConfig;
 use windlass_stages::probe_images::ProbeImagesConfig;
+use windlass_stages::provision_secrets::ProvisionSecretsConfig;
 use windlass_stages::release::{Limits, scan};
+use windlass_stages::render_midstream::RenderMidstreamConfig;
 
 use crate::cli::{GlobalArgs, InstallArgs};
 use crate::exit::{CliError, CliResult, Code};
@@ -91,6 +93,16 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
             proxy_domain: args.proxy_domain.clone(),
             registry_domain: args.registry_domain.clone(),
             config_file: args.config.as_deref().map(absolute).transpose()?,
+        },
+        secrets: ProvisionSecretsConfig {
+            kots_compat: args.kots_compat,
+        },
+        render: RenderMidstreamConfig {
+            external_kustomize: args
+                .external_kustomize
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
         },
     };
     let pipeline = Pipeline::build(&windlass_stages::default_pipeline(&options), &registry)

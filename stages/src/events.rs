@@ -38,6 +38,16 @@ pub const SCHEMAS: &[EventSchema] = &[
         current_version: 1,
         upcasters: &[],
     },
+    EventSchema {
+        event_type: crate::provision_secrets::SECRETS_PROVISIONED,
+        current_version: 1,
+        upcasters: &[],
+    },
+    EventSchema {
+        event_type: crate::render_midstream::MIDSTREAM_RENDERED,
+        current_version: 1,
+        upcasters: &[],
+    },
 ];
 
 /// How a release file was classified.

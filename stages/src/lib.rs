@@ -10,12 +10,16 @@ pub mod documents;
 pub mod events;
 pub mod fetch_base;
 pub mod images;
+pub mod kustomize;
 pub mod license;
 pub mod output;
 pub mod plan;
 pub mod plan_overrides;
 pub mod probe_images;
+pub mod provision_secrets;
 pub mod release;
+pub mod render_midstream;
+pub mod secrets;
 pub mod write_base;
 
 use windlass_engine::{StageKind, StageSpec};
@@ -30,6 +34,8 @@ pub fn stage_kinds() -> Vec<StageKind> {
         write_base::KIND,
         probe_images::KIND,
         plan_overrides::KIND,
+        provision_secrets::KIND,
+        render_midstream::KIND,
     ]
 }
 
@@ -48,6 +54,10 @@ pub struct PipelineOptions {
     pub probe: probe_images::ProbeImagesConfig,
     /// `plan_overrides`.
     pub plan: plan_overrides::PlanOverridesConfig,
+    /// `provision_secrets`.
+    pub secrets: provision_secrets::ProvisionSecretsConfig,
+    /// `render_midstream`.
+    pub render: render_midstream::RenderMidstreamConfig,
 }
 
 fn spec(name: &str, inputs: &[&str], config: &impl serde::Serialize) -> StageSpec {
@@ -58,7 +68,7 @@ fn spec(name: &str, inputs: &[&str], config: &impl serde::Serialize) -> StageSpe
 
 /// The default install pipeline, every stage that exists: `fetch_base`; then `write_base` and
 /// `probe_images` (both read only `fetch_base`'s facts, so they run concurrently); then
-/// `plan_overrides`.
+/// `plan_overrides`, `provision_secrets` and `render_midstream`.
 pub fn default_pipeline(options: &PipelineOptions) -> Vec<StageSpec> {
     let mut stages = base_pipeline();
     stages.push(spec("probe_images", &["fetch_base"], &options.probe));
@@ -66,6 +76,21 @@ pub fn default_pipeline(options: &PipelineOptions) -> Vec<StageSpec> {
         "plan_overrides",
         &["fetch_base", "probe_images"],
         &options.plan,
+    ));
+    stages.push(spec(
+        "provision_secrets",
+        &["fetch_base", "plan_overrides"],
+        &options.secrets,
+    ));
+    stages.push(spec(
+        "render_midstream",
+        &[
+            "write_base",
+            "probe_images",
+            "plan_overrides",
+            "provision_secrets",
+        ],
+        &options.render,
     ));
     stages
 }

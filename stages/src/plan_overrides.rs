@@ -14,7 +14,7 @@ use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageK
 use crate::events::{BASE_FETCHED, BaseFetched, IMAGES_PROBED, ImagesProbed};
 use crate::images::rules::WindlassConfig;
 use crate::plan::{Domains, OverridePlan, PlanError, plan_overrides};
-use crate::probe_images::documents_of;
+use crate::probe_images::kots_documents_of;
 
 /// `OverridesPlanned`: the `images:` entries and why each exists.
 pub const OVERRIDES_PLANNED: &str = "OverridesPlanned";
@@ -103,7 +103,7 @@ impl Stage for PlanOverrides {
     async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
         let fetched: BaseFetched = context.input_payload(BASE_FETCHED)?;
         let probed: ImagesProbed = context.input_payload(IMAGES_PROBED)?;
-        let documents = documents_of(&fetched, &context.blobs)?;
+        let documents = kots_documents_of(&fetched, &context.blobs)?;
         let domains = Domains::resolve(
             self.config.proxy_domain.as_deref(),
             self.config.registry_domain.as_deref(),

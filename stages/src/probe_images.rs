@@ -332,8 +332,26 @@ pub(crate) fn documents_of(
     fetched: &BaseFetched,
     blobs: &windlass_state::BlobStore,
 ) -> Result<Vec<Document>, StageError> {
-    let mut documents = Vec::with_capacity(fetched.documents.len());
-    for recorded in &fetched.documents {
+    recorded_documents(fetched, blobs, |_| true)
+}
+
+/// The release's KOTS custom resources (`Application`, `Installation`, ...), read back.
+pub(crate) fn kots_documents_of(
+    fetched: &BaseFetched,
+    blobs: &windlass_state::BlobStore,
+) -> Result<Vec<Document>, StageError> {
+    recorded_documents(fetched, blobs, |recorded| {
+        recorded.class == crate::events::DocumentClass::KotsKind
+    })
+}
+
+fn recorded_documents(
+    fetched: &BaseFetched,
+    blobs: &windlass_state::BlobStore,
+    wanted: impl Fn(&crate::events::FetchedDocument) -> bool,
+) -> Result<Vec<Document>, StageError> {
+    let mut documents = Vec::new();
+    for recorded in fetched.documents.iter().filter(|recorded| wanted(recorded)) {
         let id = BlobId::parse(&recorded.blob)
             .map_err(|error| StageError::permanent(error.to_string()))?;
         let bytes = blobs

@@ -11,6 +11,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const QUICKSTART_LICENSE_ID: &str = "qs-2Yw8xT4mK9pLr7VbN3cJ5hQ";
+/// base64 of `LICENSE_ID:<quickstart license id>`, the `auth` of the pull secret.
+const QUICKSTART_LICENSE_AUTH: &str = "TElDRU5TRV9JRDpxcy0yWXc4eFQ0bUs5cExyN1ZiTjNjSjVoUQ==";
 
 fn quickstart() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart")
@@ -155,11 +157,17 @@ fn history_events_and_show_print_the_documented_json() {
             "ImagesProbed",
             "InstallCompleted",
             "InstallStarted",
+            "MidstreamRendered",
             "OverridesPlanned",
+            "SecretsProvisioned",
             "StageCompleted",
             "StageCompleted",
             "StageCompleted",
             "StageCompleted",
+            "StageCompleted",
+            "StageCompleted",
+            "StageStarted",
+            "StageStarted",
             "StageStarted",
             "StageStarted",
             "StageStarted",
@@ -173,6 +181,8 @@ fn history_events_and_show_print_the_documented_json() {
                 "write_base" => "BaseWritten",
                 "probe_images" => "ImagesProbed",
                 "plan_overrides" => "OverridesPlanned",
+                "provision_secrets" => "SecretsProvisioned",
+                "render_midstream" => "MidstreamRendered",
                 other => panic!("unexpected stage {other}"),
             };
             assert_eq!(events[position - 1]["type"], fact);
@@ -195,7 +205,7 @@ fn history_events_and_show_print_the_documented_json() {
         .iter()
         .map(|stage| stage["name"].as_str().unwrap())
         .collect();
-    assert_eq!(stages.len(), 4);
+    assert_eq!(stages.len(), 6);
     assert_eq!(stages[0], "fetch_base");
 
     let shown = run(windlass(state.path()).args(["show", install_id]));
@@ -211,7 +221,7 @@ fn history_events_and_show_print_the_documented_json() {
 
     let verify = json(run(windlass(state.path()).args(["verify-log", "--json"])));
     assert_eq!(verify["ok"], true);
-    assert_eq!(verify["records"], 14);
+    assert_eq!(verify["records"], 20);
 }
 
 #[test]
@@ -226,16 +236,40 @@ fn the_license_id_never_reaches_the_state_directory() {
         files.len() > 10,
         "expected log, key and blobs, found {files:?}"
     );
+    let contains = |bytes: &[u8], needle: &str| {
+        bytes
+            .windows(needle.len())
+            .any(|window| window == needle.as_bytes())
+    };
+    let mut secret_files = 0;
     for file in files {
         let bytes = std::fs::read(&file).unwrap();
-        assert!(
-            !bytes
-                .windows(QUICKSTART_LICENSE_ID.len())
-                .any(|window| window == QUICKSTART_LICENSE_ID.as_bytes()),
-            "license ID found in {}",
-            file.display()
-        );
+        // The rendered pull secret necessarily carries the license, base64-encoded: it lives only
+        // in the install's output, in files readable by their owner alone. Nothing else (log,
+        // blobs, indexes, other output) may hold the license in any form.
+        if contains(&bytes, ".dockerconfigjson") {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{} holds a secret", file.display());
+            assert!(
+                file.starts_with(state.path().join("installs")),
+                "{}",
+                file.display()
+            );
+            secret_files += 1;
+        }
+        for needle in [QUICKSTART_LICENSE_ID, QUICKSTART_LICENSE_AUTH] {
+            assert!(
+                !contains(&bytes, needle),
+                "license found in {}",
+                file.display()
+            );
+        }
     }
+    assert_eq!(
+        secret_files, 2,
+        "overlays/midstream/secret.yaml and the rendered secret"
+    );
     for stream in [&output.stdout, &output.stderr] {
         assert!(!String::from_utf8_lossy(stream).contains(QUICKSTART_LICENSE_ID));
     }
@@ -356,7 +390,14 @@ fn install_killed_between_stages_resumes_instead_of_starting_again() {
     started.sort();
     assert_eq!(
         started,
-        ["fetch_base", "plan_overrides", "probe_images", "write_base"],
+        [
+            "fetch_base",
+            "plan_overrides",
+            "probe_images",
+            "provision_secrets",
+            "render_midstream",
+            "write_base"
+        ],
         "fetch_base ran once; the others ran after the resume"
     );
     let history = json(run(windlass(state.path()).args(["history", "--json"])));

@@ -12,6 +12,8 @@ use windlass_stages::events::{
     ResultSource,
 };
 use windlass_stages::plan_overrides::{OVERRIDES_PLANNED, OverridesPlanned};
+use windlass_stages::provision_secrets::{SECRETS_PROVISIONED, SecretsProvisioned};
+use windlass_stages::render_midstream::{MIDSTREAM_RENDERED, MidstreamRendered};
 use windlass_state::{SchemaRegistry, StoredEvent};
 
 fn fixtures() -> Vec<(String, StoredEvent)> {
@@ -104,6 +106,25 @@ fn every_fixture_decodes_into_the_current_payload() {
                         .all(|entry| !entry.because.is_empty())
                 );
                 assert!(!planned.plan.skipped.is_empty());
+            }
+            SECRETS_PROVISIONED => {
+                let provisioned: SecretsProvisioned = decode_losslessly(&name, &event);
+                assert!(
+                    provisioned
+                        .secrets
+                        .iter()
+                        .all(|secret| secret.content_fingerprint.starts_with("fp1:"))
+                );
+            }
+            MIDSTREAM_RENDERED => {
+                let rendered: MidstreamRendered = decode_losslessly(&name, &event);
+                assert!(
+                    rendered
+                        .rendered_files
+                        .iter()
+                        .any(|file| file.blob.is_none() && file.fingerprint.is_some()),
+                    "a rendered secret is recorded by fingerprint only"
+                );
             }
             other => panic!("{name}: unexpected event type {other}"),
         }

@@ -377,6 +377,7 @@ async fn plan_overrides_records_entries_with_their_evidence() {
             proxy_domain: Some("images.example.com".into()),
             ..Default::default()
         },
+        ..Default::default()
     };
     let installer = Installer::with_pipeline(&windlass_stages::default_pipeline(&options));
     let out = temp_dir();

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Benchmark for issue 4: generate releases of 1,000 and 10,000 Deployments (each with an init
+# container and two containers; 50 private repositories and a public sidecar), run
+# `windlass install --offline --known-images ...` end to end (release build), then run the real
+# `kubectl kustomize` (kustomize v5.6) on windlass's own overlays/downstreams/this-cluster for the
+# same release, in the same run. Prints wall time and peak memory (GNU time) of each and the ratio.
+#
+# Usage: benches/render_vs_kustomize.sh [COUNT ...]     (default: 1000 10000)
+# Needs: cargo, python3, /usr/bin/time (Debian package `time`), and target/tools/bin/kubectl from
+# scripts/install-kube-tools.sh. kubectl is skipped for counts above $KUSTOMIZE_MAX (default 1000)
+# because it takes minutes there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+counts=("$@")
+[[ ${#counts[@]} -gt 0 ]] || counts=(1000 10000)
+kustomize_max=${KUSTOMIZE_MAX:-1000}
+kubectl=target/tools/bin/kubectl
+[[ -x /usr/bin/time ]] || { echo "error: /usr/bin/time is missing: apt-get install -y time" >&2; exit 1; }
+[[ -x $kubectl ]] || scripts/install-kube-tools.sh
+
+cargo build --release --quiet
+windlass=$PWD/target/release/windlass
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+measure() { # label, command...: prints "label: <seconds> s, <peak MiB> MiB peak"
+    local label=$1
+    shift
+    /usr/bin/time -f '%e %M' -o "$work/time" "$@" >"$work/stdout" 2>"$work/stderr" || {
+        echo "error: $label failed:" >&2
+        tail -20 "$work/stderr" >&2
+        exit 1
+    }
+    read -r seconds kilobytes <"$work/time"
+    printf '%-44s %8.2f s %8.1f MiB peak\n' "$label:" "$seconds" "$(echo "$kilobytes / 1024" | bc -l)"
+    echo "$seconds" >"$work/last-seconds"
+}
+
+for count in "${counts[@]}"; do
+    release=$work/release-$count
+    python3 - "$release" "$count" <<'PY'
+import os, sys
+release, count = sys.argv[1], int(sys.argv[2])
+os.makedirs(f"{release}/manifests", exist_ok=True)
+os.makedirs(f"{release}/userdata", exist_ok=True)
+with open(f"{release}/userdata/license.yaml", "w") as f:
+    f.write("apiVersion: kots.io/v1beta1\nkind: License\nmetadata:\n  name: bench\nspec:\n"
+            "  appSlug: bench-app\n  licenseID: bench-license-id\n  licenseSequence: 1\n")
+known = []
+for repo in range(50):
+    known.append((f"quay.io/vendor/service-{repo}:1.0", True))
+    known.append((f"quay.io/vendor/init-{repo}:1.0", True))
+known.append(("nginx:1.25", False))
+with open(f"{release}/installation.yaml", "w") as f:
+    f.write("apiVersion: kots.io/v1beta1\nkind: Installation\nmetadata:\n  name: bench\nspec:\n  knownImages:\n")
+    for image, private in known:
+        f.write(f"    - image: {image}\n      isPrivate: {'true' if private else 'false'}\n")
+for index in range(count):
+    repo = index % 50
+    with open(f"{release}/manifests/deployment-{index}.yaml", "w") as f:
+        f.write(f"""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app-{index}
+spec:
+  selector:
+    matchLabels:
+      app: app-{index}
+  template:
+    metadata:
+      labels:
+        app: app-{index}
+    spec:
+      initContainers:
+        - name: init
+          image: quay.io/vendor/init-{repo}:1.0
+      containers:
+        - name: main
+          image: quay.io/vendor/service-{repo}:1.0
+        - name: sidecar
+          image: nginx:1.25
+""")
+PY
+    # The Installation used for --known-images lives outside the release.
+    mv "$release/installation.yaml" "$work/installation-$count.yaml"
+    echo "== $count Deployments"
+    measure "windlass install --offline --known-images" \
+        "$windlass" --state "$work/state-$count" install --offline \
+        --known-images "$work/installation-$count.yaml" --out "$work/out-$count" "$release"
+    windlass_seconds=$(cat "$work/last-seconds")
+    if ((count <= kustomize_max)); then
+        measure "kubectl kustomize overlays/downstreams/this-cluster" \
+            "$kubectl" kustomize "$work/out-$count/overlays/downstreams/this-cluster"
+        kustomize_seconds=$(cat "$work/last-seconds")
+        printf '%-44s %8.1f x\n' "ratio (kubectl kustomize / windlass):" \
+            "$(echo "$kustomize_seconds / $windlass_seconds" | bc -l)"
+    else
+        echo "kubectl kustomize skipped above $kustomize_max Deployments (set KUSTOMIZE_MAX to run it)"
+    fi
+done

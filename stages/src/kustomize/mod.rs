@@ -1,0 +1,679 @@
+//! windlass's own build of a kustomization tree, for exactly the kustomize features windlass
+//! writes: `resources` and the legacy `bases` (files, multi-document or not, and directories with
+//! their own kustomization), `images` (`name`, `newName`, `newTag`, `digest`), strategic-merge
+//! patches from `patches: [{path}]` and `patchesStrategicMerge`, and `namespace`. [`build`]
+//! produces the objects `kubectl kustomize` (kustomize v5.6) produces, in its (legacy) order,
+//! without starting a process or re-serializing YAML, so a release of 10,000 workloads builds in a
+//! fraction of a second. Anything else in a kustomization is reported as
+//! [`BuildError::Unsupported`] with every field named, so the caller can run the real kustomize
+//! instead and say so; nothing is silently ignored.
+//!
+//! Each kustomization is built the way kustomize's `KustTarget` does: its resources are
+//! accumulated depth-first in listed order (`bases` after `resources`), then its transformers run
+//! over everything accumulated beneath it in kustomize's order — strategic-merge patches
+//! (`patchesStrategicMerge`, then `patches`), `namespace`, `images` — so an outer overlay's entries
+//! apply after inner ones. At the end, `{name, namespace}` references follow the objects a
+//! `namespace:` moved, and the objects are sorted into kustomize's legacy order. The rules matched
+//! are documented in the private modules `resource` (identity, scope, namespace, order), `image`,
+//! `patch` and `reference`; `parse` parses files on every core.
+
+mod image;
+mod parse;
+mod patch;
+mod reference;
+mod resource;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Component, Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::documents::DocumentError;
+use image::{ImageEntry, ImageTransformer, has_regex_syntax};
+use parse::{parallel_map, parse_file};
+use resource::{IdKey, ResId, Resource, set_namespace, sort_legacy};
+
+/// Largest file [`build`] reads: kustomization, resource or patch.
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The names kustomize accepts for a kustomization file, in the order it looks for them.
+pub const KUSTOMIZATION_FILE_NAMES: [&str; 3] =
+    ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// Why a kustomization tree could not be built natively.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A kustomization uses features the native build does not implement; run the real kustomize.
+    #[error(
+        "{}: kustomize features windlass does not build natively: {}",
+        file.display(),
+        fields.join(", ")
+    )]
+    Unsupported {
+        /// The kustomization (or patch) file.
+        file: PathBuf,
+        /// Every unsupported field or construct found in it.
+        fields: Vec<String>,
+    },
+    /// A file or directory could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A file is larger than [`MAX_FILE_BYTES`].
+    #[error("{}: {size} bytes, more than the {MAX_FILE_BYTES} a file may have", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+    },
+    /// A directory named as a resource or base has no kustomization file.
+    #[error("{}: no kustomization.yaml, kustomization.yml or Kustomization", dir.display())]
+    MissingKustomization {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A directory has more than one kustomization file.
+    #[error("{}: more than one kustomization file", dir.display())]
+    MultipleKustomizations {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A kustomization file is not what kustomize accepts (bad YAML, wrong types).
+    #[error("{}: {problem}", file.display())]
+    InvalidKustomization {
+        /// The kustomization file.
+        file: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A resource or patch document is not valid YAML or not a Kubernetes object.
+    #[error(transparent)]
+    Document(#[from] DocumentError),
+    /// A path leads outside the layout being built.
+    #[error("{}: `{reference}` leads outside {}", file.display(), root.display())]
+    OutsideRoot {
+        /// The kustomization naming the path.
+        file: PathBuf,
+        /// The path as written.
+        reference: String,
+        /// The root of the layout.
+        root: PathBuf,
+    },
+    /// A resource or patch file is not in or below its kustomization's directory (kustomize's
+    /// default load restrictor refuses it too).
+    #[error(
+        "{}: file `{reference}` is not in or below the kustomization's directory",
+        file.display()
+    )]
+    FileOutsideKustomization {
+        /// The kustomization naming the file.
+        file: PathBuf,
+        /// The path as written.
+        reference: String,
+    },
+    /// Kustomizations include each other in a cycle.
+    #[error("{}: cycle: the kustomization includes itself", dir.display())]
+    Cycle {
+        /// A directory of the cycle.
+        dir: PathBuf,
+    },
+    /// Two objects have the same identity.
+    #[error("{origin}: {id} is already defined ({problem})")]
+    DuplicateObject {
+        /// Where the second one comes from.
+        origin: String,
+        /// The identity.
+        id: String,
+        /// How the conflict arose.
+        problem: &'static str,
+    },
+    /// A strategic-merge patch does not name exactly one object.
+    #[error("{origin}: patch target {id}: {problem}")]
+    PatchTarget {
+        /// The patch file and document.
+        origin: String,
+        /// The identity the patch names.
+        id: String,
+        /// `no object matches` or `several objects match`.
+        problem: &'static str,
+    },
+    /// An object's containers are malformed where kustomize's image transformer fails too.
+    #[error("{origin}: {problem}")]
+    InvalidObject {
+        /// The object's file and document.
+        origin: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// Builds the kustomization in `overlay` (and everything it includes) natively, returning the
+/// objects `kubectl kustomize <overlay>` prints, in the same order. Paths may not lead outside
+/// the layout: the parent of the nearest `overlays` directory above `overlay`, or `overlay`
+/// itself when there is none (see [`build_within`]).
+pub fn build(overlay: &Path) -> Result<Vec<Value>, BuildError> {
+    let overlay = canonical(overlay)?;
+    let root = overlay
+        .ancestors()
+        .find(|ancestor| ancestor.file_name().is_some_and(|name| name == "overlays"))
+        .and_then(Path::parent)
+        .unwrap_or(&overlay)
+        .to_path_buf();
+    build_within(&overlay, &root)
+}
+
+/// [`build`] with an explicit root: every file and directory read must be inside `root`.
+pub fn build_within(overlay: &Path, root: &Path) -> Result<Vec<Value>, BuildError> {
+    let overlay = canonical(overlay)?;
+    let root = canonical(root)?;
+    let mut builder = Builder {
+        root,
+        stack: Vec::new(),
+    };
+    let mut resources = builder.kustomization(&overlay)?;
+    reference::fix_references(&mut resources).map_err(|ambiguous| BuildError::Unsupported {
+        file: overlay.clone(),
+        fields: vec![ambiguous.0],
+    })?;
+    sort_legacy(&mut resources);
+    Ok(resources
+        .into_iter()
+        .map(|resource| resource.value)
+        .collect())
+}
+
+fn canonical(path: &Path) -> Result<PathBuf, BuildError> {
+    path.canonicalize().map_err(|source| BuildError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn read_limited(path: &Path) -> Result<Vec<u8>, BuildError> {
+    let io = |source| BuildError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(BuildError::TooLarge {
+            path: path.to_path_buf(),
+            size,
+        });
+    }
+    std::fs::read(path).map_err(io)
+}
+
+/// What a kustomization file asks for, once checked.
+#[derive(Default)]
+struct Kustomization {
+    /// `resources`, then `bases`.
+    resources: Vec<String>,
+    images: Vec<ImageEntry>,
+    /// `patchesStrategicMerge` files, then `patches` paths.
+    patches: Vec<String>,
+    namespace: Option<String>,
+}
+
+fn parse_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_aliases = 1_000;
+    budget.max_anchors = 1_000;
+    budget.max_depth = 64;
+    budget.max_nodes = 250_000;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options.with_snippet = false;
+    options
+}
+
+fn strings(file: &Path, field: &str, value: &Value) -> Result<Vec<String>, BuildError> {
+    let invalid = || BuildError::InvalidKustomization {
+        file: file.to_path_buf(),
+        problem: format!("`{field}` is not a list of strings"),
+    };
+    match value {
+        Value::Null => Ok(Vec::new()),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_string).ok_or_else(invalid))
+            .collect(),
+        _ => Err(invalid()),
+    }
+}
+
+/// Reads and checks one kustomization file, collecting every unsupported field.
+fn read_kustomization(file: &Path) -> Result<Kustomization, BuildError> {
+    let bytes = read_limited(file)?;
+    let invalid = |problem: String| BuildError::InvalidKustomization {
+        file: file.to_path_buf(),
+        problem,
+    };
+    let text =
+        std::str::from_utf8(&bytes).map_err(|error| invalid(format!("not UTF-8: {error}")))?;
+    let value: Value =
+        serde_saphyr::from_str_with_options(text, parse_options()).map_err(|error| {
+            let message = error.to_string();
+            invalid(format!(
+                "invalid YAML: {}",
+                message.lines().next().unwrap_or(&message)
+            ))
+        })?;
+    let map = match value {
+        Value::Object(map) => map,
+        Value::Null => return Err(invalid("the kustomization is empty".into())),
+        _ => return Err(invalid("not a mapping".into())),
+    };
+    let mut kustomization = Kustomization::default();
+    let mut unsupported = Vec::new();
+    let mut bases = Vec::new();
+    let mut strategic_merge = Vec::new();
+    let mut patches = Vec::new();
+    for (key, value) in &map {
+        match key.as_str() {
+            "apiVersion" | "metadata" => {}
+            "kind" => match value.as_str() {
+                Some("Kustomization") => {}
+                _ => unsupported.push(format!("kind: {}", display_scalar(value))),
+            },
+            "resources" => kustomization.resources = strings(file, key, value)?,
+            "bases" => bases = strings(file, key, value)?,
+            "namespace" => match value {
+                Value::String(namespace) if !namespace.is_empty() => {
+                    kustomization.namespace = Some(namespace.clone());
+                }
+                Value::String(_) | Value::Null => {}
+                _ => return Err(invalid("`namespace` is not a string".into())),
+            },
+            "images" => {
+                kustomization.images = images(file, value, &mut unsupported)?;
+            }
+            "patchesStrategicMerge" => {
+                for entry in strings(file, key, value)? {
+                    if entry.contains('\n') {
+                        unsupported.push("patchesStrategicMerge (inline patch)".into());
+                    } else {
+                        strategic_merge.push(entry);
+                    }
+                }
+            }
+            "patches" => {
+                let Value::Array(entries) = value else {
+                    if value.is_null() {
+                        continue;
+                    }
+                    return Err(invalid("`patches` is not a list".into()));
+                };
+                for (index, entry) in entries.iter().enumerate() {
+                    let Value::Object(entry) = entry else {
+                        return Err(invalid(format!("`patches[{index}]` is not a mapping")));
+                    };
+                    let mut path = None;
+                    for (field, field_value) in entry {
+                        match (field.as_str(), field_value) {
+                            ("path", Value::String(text)) => path = Some(text.clone()),
+                            _ => unsupported.push(format!("patches[{index}].{field}")),
+                        }
+                    }
+                    if let Some(path) = path {
+                        patches.push(path);
+                    } else if !unsupported
+                        .iter()
+                        .any(|field| field.starts_with(&format!("patches[{index}].")))
+                    {
+                        return Err(invalid(format!("`patches[{index}]` has no `path`")));
+                    }
+                }
+            }
+            other => unsupported.push(other.to_string()),
+        }
+    }
+    if !unsupported.is_empty() {
+        return Err(BuildError::Unsupported {
+            file: file.to_path_buf(),
+            fields: unsupported,
+        });
+    }
+    kustomization.resources.extend(bases);
+    kustomization.patches = strategic_merge;
+    kustomization.patches.extend(patches);
+    Ok(kustomization)
+}
+
+fn display_scalar(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn images(
+    file: &Path,
+    value: &Value,
+    unsupported: &mut Vec<String>,
+) -> Result<Vec<ImageEntry>, BuildError> {
+    let invalid = |problem: String| BuildError::InvalidKustomization {
+        file: file.to_path_buf(),
+        problem,
+    };
+    let entries = match value {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(entries) => entries,
+        _ => return Err(invalid("`images` is not a list".into())),
+    };
+    let mut result = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.iter().enumerate() {
+        let Value::Object(entry) = entry else {
+            return Err(invalid(format!("`images[{index}]` is not a mapping")));
+        };
+        let mut image = ImageEntry::default();
+        for (field, field_value) in entry {
+            let slot = match field.as_str() {
+                "name" => &mut image.name,
+                "newName" => &mut image.new_name,
+                "newTag" => &mut image.new_tag,
+                "digest" => &mut image.digest,
+                _ => {
+                    unsupported.push(format!("images[{index}].{field}"));
+                    continue;
+                }
+            };
+            match field_value {
+                Value::String(text) => *slot = text.clone(),
+                Value::Null => {}
+                _ => {
+                    return Err(invalid(format!(
+                        "`images[{index}].{field}` is not a string"
+                    )));
+                }
+            }
+        }
+        if has_regex_syntax(&image.name) {
+            unsupported.push(format!(
+                "images[{index}].name `{}` (regular-expression syntax)",
+                image.name
+            ));
+        }
+        result.push(image);
+    }
+    Ok(result)
+}
+
+/// Whether `reference` looks like a remote resource kustomize would fetch.
+fn is_remote(reference: &str) -> bool {
+    reference.contains("://")
+        || reference.starts_with("git@")
+        || reference.starts_with("github.com/")
+        || reference.starts_with("gitlab.com/")
+        || reference.starts_with("bitbucket.org/")
+}
+
+/// A `resources` entry, resolved: a kustomization directory, or the position of a file among
+/// the files parsed together.
+enum Entry {
+    Directory(PathBuf),
+    File(usize),
+}
+
+struct Builder {
+    root: PathBuf,
+    /// The kustomization directories being built, innermost last.
+    stack: Vec<PathBuf>,
+}
+
+impl Builder {
+    fn kustomization_file(&self, dir: &Path) -> Result<PathBuf, BuildError> {
+        let found: Vec<PathBuf> = KUSTOMIZATION_FILE_NAMES
+            .iter()
+            .map(|name| dir.join(name))
+            .filter(|path| path.is_file())
+            .collect();
+        match found.len() {
+            0 => Err(BuildError::MissingKustomization {
+                dir: dir.to_path_buf(),
+            }),
+            1 => Ok(found.into_iter().next().expect("one")),
+            _ => Err(BuildError::MultipleKustomizations {
+                dir: dir.to_path_buf(),
+            }),
+        }
+    }
+
+    /// Resolves `reference` (as written in `file`, in directory `dir`) to a canonical path inside
+    /// the root.
+    fn resolve(&self, file: &Path, dir: &Path, reference: &str) -> Result<PathBuf, BuildError> {
+        let joined = dir.join(reference);
+        let path = joined.canonicalize().map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound && is_remote(reference) {
+                BuildError::Unsupported {
+                    file: file.to_path_buf(),
+                    fields: vec![format!("remote resource `{reference}`")],
+                }
+            } else {
+                BuildError::Io {
+                    path: joined.clone(),
+                    source,
+                }
+            }
+        })?;
+        if !path.starts_with(&self.root) {
+            return Err(BuildError::OutsideRoot {
+                file: file.to_path_buf(),
+                reference: reference.to_string(),
+                root: self.root.clone(),
+            });
+        }
+        Ok(path)
+    }
+
+    /// A file named by a kustomization must be in or below its directory.
+    fn resolve_file(
+        &self,
+        file: &Path,
+        dir: &Path,
+        reference: &str,
+    ) -> Result<PathBuf, BuildError> {
+        let path = self.resolve(file, dir, reference)?;
+        if !path.starts_with(dir) {
+            return Err(BuildError::FileOutsideKustomization {
+                file: file.to_path_buf(),
+                reference: reference.to_string(),
+            });
+        }
+        Ok(path)
+    }
+
+    /// Builds the kustomization in `dir` (canonical).
+    fn kustomization(&mut self, dir: &Path) -> Result<Vec<Resource>, BuildError> {
+        if self.stack.iter().any(|open| open == dir) {
+            return Err(BuildError::Cycle {
+                dir: dir.to_path_buf(),
+            });
+        }
+        let file = self.kustomization_file(dir)?;
+        let kustomization = read_kustomization(&file)?;
+        self.stack.push(dir.to_path_buf());
+        let mut resources: Vec<Resource> = Vec::new();
+        let mut seen: HashSet<IdKey> = HashSet::new();
+        // Resolve every entry first, so the files can be parsed in parallel.
+        let mut entries = Vec::with_capacity(kustomization.resources.len());
+        let mut files = Vec::new();
+        for reference in &kustomization.resources {
+            let path = self.resolve(&file, dir, reference)?;
+            if path.is_dir() {
+                entries.push(Entry::Directory(path));
+            } else {
+                files.push(self.resolve_file(&file, dir, reference)?);
+                entries.push(Entry::File(files.len() - 1));
+            }
+        }
+        let mut parsed = parallel_map(&files, |path| load_objects(path, &self.root))
+            .into_iter()
+            .map(Some)
+            .collect::<Vec<_>>();
+        for entry in entries {
+            let loaded = match entry {
+                Entry::Directory(directory) => self.kustomization(&directory)?,
+                Entry::File(index) => parsed[index].take().expect("each file is used once")?,
+            };
+            for resource in loaded {
+                if !seen.insert(resource.id().key()) {
+                    return Err(BuildError::DuplicateObject {
+                        id: resource.id().to_string(),
+                        origin: resource.origin,
+                        problem: "the same object is listed twice",
+                    });
+                }
+                resources.push(resource);
+            }
+        }
+        self.stack.pop();
+        self.patch(&file, dir, &kustomization.patches, &mut resources)?;
+        if let Some(namespace) = &kustomization.namespace {
+            let mut seen = HashSet::with_capacity(resources.len());
+            for resource in &mut resources {
+                set_namespace(resource, namespace);
+                if !seen.insert(resource.id().key()) {
+                    return Err(BuildError::DuplicateObject {
+                        id: resource.id().to_string(),
+                        origin: resource.origin.clone(),
+                        problem: "setting the namespace makes two objects one",
+                    });
+                }
+            }
+        }
+        let mut transformer = ImageTransformer::new(&kustomization.images);
+        for resource in &mut resources {
+            transformer.apply(&mut resource.value).map_err(|problem| {
+                BuildError::InvalidObject {
+                    origin: resource.origin.clone(),
+                    problem: problem.0,
+                }
+            })?;
+        }
+        Ok(resources)
+    }
+
+    /// Applies strategic-merge patch files, each document to the one object whose current or
+    /// earlier identity it names (kustomize's `GetById(patch.OrgId())`).
+    fn patch(
+        &self,
+        file: &Path,
+        dir: &Path,
+        patches: &[String],
+        resources: &mut [Resource],
+    ) -> Result<(), BuildError> {
+        if patches.is_empty() {
+            return Ok(());
+        }
+        let mut index: HashMap<IdKey, Vec<usize>> = HashMap::with_capacity(resources.len());
+        for (position, resource) in resources.iter().enumerate() {
+            let mut keys: Vec<IdKey> = Vec::with_capacity(resource.previous.len() + 1);
+            for key in resource
+                .previous
+                .iter()
+                .map(ResId::key)
+                .chain([resource.id().key()])
+            {
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+            for key in keys {
+                index.entry(key).or_default().push(position);
+            }
+        }
+        for reference in patches {
+            let path = self.resolve_file(file, dir, reference)?;
+            let shown = display_relative(&path, &self.root);
+            let bytes = read_limited(&path)?;
+            for document in parse_file(&shown, &bytes)? {
+                let origin = document.location();
+                let id = ResId::of(&document.value);
+                let matches = index.get(&id.key()).map(Vec::as_slice).unwrap_or(&[]);
+                let position = match matches {
+                    [one] => *one,
+                    [] => {
+                        return Err(BuildError::PatchTarget {
+                            origin,
+                            id: id.to_string(),
+                            problem: "no object matches",
+                        });
+                    }
+                    _ => {
+                        return Err(BuildError::PatchTarget {
+                            origin,
+                            id: id.to_string(),
+                            problem: "several objects match",
+                        });
+                    }
+                };
+                let resource = &mut resources[position];
+                // A patch changes the object's identity only by naming another namespace (it names
+                // the object by its group, version, kind and name).
+                let moves = document.namespace.as_deref().unwrap_or("")
+                    != resource.value["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or("");
+                patch::apply(&mut resource.value, &document.value).map_err(|unsupported| {
+                    BuildError::Unsupported {
+                        file: path.clone(),
+                        fields: vec![format!(
+                            "{} (document {})",
+                            unsupported.0,
+                            document.index + 1
+                        )],
+                    }
+                })?;
+                if moves {
+                    index.entry(resource.id().key()).or_default().push(position);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `path` relative to `root` with `/` separators, for messages.
+fn display_relative(path: &Path, root: &Path) -> String {
+    let relative = path.strip_prefix(root).unwrap_or(path);
+    let parts: Vec<String> = relative
+        .components()
+        .filter_map(|component| match component {
+            Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    parts.join("/")
+}
+
+/// The objects of one resource file.
+fn load_objects(path: &Path, root: &Path) -> Result<Vec<Resource>, BuildError> {
+    let bytes = read_limited(path)?;
+    let shown = display_relative(path, root);
+    let documents = parse_file(&shown, &bytes)?;
+    let mut objects = Vec::with_capacity(documents.len());
+    for document in documents {
+        if document.kind.ends_with("List") && document.value.get("items").is_some() {
+            return Err(BuildError::Unsupported {
+                file: path.to_path_buf(),
+                fields: vec![format!(
+                    "kind: {} (document {})",
+                    document.kind,
+                    document.index + 1
+                )],
+            });
+        }
+        objects.push(Resource {
+            origin: document.location(),
+            value: document.value,
+            previous: Vec::new(),
+        });
+    }
+    Ok(objects)
+}

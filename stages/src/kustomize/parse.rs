@@ -1,0 +1,101 @@
+//! Parsing the YAML of a build on every core. serde-saphyr needs tens of microseconds per
+//! workload document, so a release of 10,000 files (and a patch file of 10,000 documents) is
+//! parsed in parallel: files side by side, and a large file in pieces cut at its `---` lines
+//! (where [`crate::documents::split_documents`] cuts it too), with document numbers and lines
+//! shifted back so messages name the file's own.
+
+use crate::documents::{Document, DocumentError, parse_documents};
+
+/// Files smaller than this are parsed in one piece.
+const PIECE_BYTES: usize = 256 * 1024;
+
+/// The number of cores, asked once (the standard library reads cgroup files every time).
+fn threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+/// `work` over `items`, in order, on up to one thread per core.
+pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = threads().min(items.len());
+    if threads <= 1 || items.len() < 2 {
+        return items.iter().map(work).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let work = &work;
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(work).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().expect("a parsing thread panicked"))
+            .collect()
+    })
+}
+
+/// A piece of a file: its text and the line it starts on (from 0).
+struct Piece<'a> {
+    text: &'a str,
+    first_line: usize,
+}
+
+/// Cuts `text` into about `count` pieces at lines that are exactly `---`.
+fn cut(text: &str, count: usize) -> Vec<Piece<'_>> {
+    let target = text.len().div_ceil(count.max(1));
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    let mut start_line = 0;
+    let mut offset = 0;
+    for (number, line) in text.split_inclusive('\n').enumerate() {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        if bare == "---" && offset > start && offset - start >= target {
+            pieces.push(Piece {
+                text: &text[start..offset],
+                first_line: start_line,
+            });
+            start = offset;
+            start_line = number;
+        }
+        offset += line.len();
+    }
+    pieces.push(Piece {
+        text: &text[start..],
+        first_line: start_line,
+    });
+    pieces
+}
+
+/// [`parse_documents`] of one file, large files in parallel pieces.
+pub(crate) fn parse_file(file: &str, bytes: &[u8]) -> Result<Vec<Document>, DocumentError> {
+    if bytes.len() < PIECE_BYTES || threads() < 2 {
+        return parse_documents(file, bytes);
+    }
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return parse_documents(file, bytes);
+    };
+    let pieces = cut(text, threads() * 4);
+    let parsed = parallel_map(&pieces, |piece| {
+        parse_documents(file, piece.text.as_bytes())
+    });
+    let mut documents = Vec::new();
+    for (piece, result) in pieces.iter().zip(parsed) {
+        let before = documents.len();
+        match result {
+            Ok(piece_documents) => {
+                documents.extend(piece_documents.into_iter().map(|mut document| {
+                    document.index += before;
+                    document.line += piece.first_line;
+                    document
+                }));
+            }
+            Err(mut error) => {
+                error.document += before;
+                error.line += piece.first_line;
+                return Err(error);
+            }
+        }
+    }
+    Ok(documents)
+}

@@ -1,0 +1,186 @@
+//! The `provision_secrets` stage: refuses an expired license, then writes the pull secret(s) of
+//! section 5 to `overlays/midstream/secret.yaml` (mode 0600) and records `SecretsProvisioned` —
+//! names, namespaces, hosts and a keyed fingerprint of the content, never the content. The
+//! namespaces to create and whether the secret goes to every namespace (`"*"`) are recorded for the
+//! apply stage.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput};
+
+use crate::events::{BASE_FETCHED, BaseFetched};
+use crate::output::OutputDir;
+use crate::plan_overrides::{OVERRIDES_PLANNED, OverridesPlanned};
+use crate::probe_images::kots_documents_of;
+use crate::secrets::{SecretNamespaces, SecretRecord, pull_secrets};
+
+/// `SecretsProvisioned`: the pull secrets written, without their content.
+pub const SECRETS_PROVISIONED: &str = "SecretsProvisioned";
+/// Where the secrets go, relative to the output directory.
+pub const SECRET_FILE: &str = "overlays/midstream/secret.yaml";
+
+/// Registration of this stage kind.
+pub const KIND: StageKind = StageKind {
+    kind: "provision_secrets",
+    description: "write the license-derived pull secrets (0600) and record their fingerprints",
+    factory: |config| {
+        let config: ProvisionSecretsConfig = serde_json::from_value(config.clone())
+            .map_err(|error| format!("provision_secrets: {error}"))?;
+        Ok(Box::new(config))
+    },
+};
+
+/// Configuration of `provision_secrets`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvisionSecretsConfig {
+    /// Also write the legacy `kotsadm-replicated-registry` secret.
+    pub kots_compat: bool,
+}
+
+impl StageConfig for ProvisionSecretsConfig {
+    fn validate(&self) -> Result<(), Vec<String>> {
+        Ok(())
+    }
+
+    fn build(&self) -> Arc<dyn Stage> {
+        Arc::new(ProvisionSecrets {
+            config: self.clone(),
+        })
+    }
+}
+
+/// The runtime stage.
+pub struct ProvisionSecrets {
+    config: ProvisionSecretsConfig,
+}
+
+/// `SecretsProvisioned` version 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretsProvisioned {
+    /// The file written.
+    pub file: String,
+    /// Every secret in it.
+    pub secrets: Vec<SecretRecord>,
+    /// Where they go, and what apply must create or copy.
+    pub namespaces: SecretNamespaces,
+}
+
+/// `Application.spec.additionalNamespaces` of the release.
+fn additional_namespaces(
+    documents: &[crate::documents::Document],
+) -> Result<Vec<String>, StageError> {
+    let mut namespaces = Vec::new();
+    for document in documents.iter().filter(|document| {
+        document.kind == "Application" && document.api_version.starts_with("kots.io/")
+    }) {
+        let Some(list) = document.value.pointer("/spec/additionalNamespaces") else {
+            continue;
+        };
+        let list = list.as_array().ok_or_else(|| {
+            StageError::invalid_input(format!(
+                "{}: spec.additionalNamespaces is not a list",
+                document.location()
+            ))
+        })?;
+        for (index, namespace) in list.iter().enumerate() {
+            let namespace = namespace
+                .as_str()
+                .filter(|name| !name.is_empty())
+                .ok_or_else(|| {
+                    StageError::invalid_input(format!(
+                        "{}: spec.additionalNamespaces[{index}] is not a namespace name",
+                        document.location()
+                    ))
+                })?;
+            namespaces.push(namespace.to_string());
+        }
+    }
+    Ok(namespaces)
+}
+
+fn check_expiry(expires_at: Option<&str>) -> Result<(), StageError> {
+    use time::format_description::well_known::Rfc3339;
+    let Some(expires_at) = expires_at else {
+        return Ok(());
+    };
+    let expiry = time::OffsetDateTime::parse(expires_at, &Rfc3339).map_err(|_| {
+        StageError::invalid_input(format!(
+            "the license expiry {expires_at:?} is not an RFC 3339 time"
+        ))
+    })?;
+    if expiry < time::OffsetDateTime::now_utc() {
+        return Err(StageError::invalid_input(format!(
+            "the license expired at {expires_at}: ask the vendor for a renewed license"
+        )));
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl Stage for ProvisionSecrets {
+    async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
+        let license = context.request.license.as_ref().ok_or_else(|| {
+            StageError::invalid_input(
+                "the pull secret is derived from the license: pass --license FILE (or put it at RELEASE_DIR/userdata/license.yaml)",
+            )
+        })?;
+        check_expiry(license.expires_at.as_deref())?;
+        let fetched: BaseFetched = context.input_payload(BASE_FETCHED)?;
+        let planned: OverridesPlanned = context.input_payload(OVERRIDES_PLANNED)?;
+        let documents = kots_documents_of(&fetched, &context.blobs)?;
+        let namespaces = SecretNamespaces::resolve(
+            &context.request.namespace,
+            &additional_namespaces(&documents)?,
+        );
+        let (objects, records) = pull_secrets(
+            &license.app_slug,
+            &license.license_id,
+            &planned.domains,
+            &namespaces,
+            self.config.kots_compat,
+            &context.fingerprint_key,
+        );
+        let mut text = String::new();
+        for object in &objects {
+            text.push_str("---\n");
+            text.push_str(
+                &serde_saphyr::to_string(object)
+                    .map_err(|error| StageError::permanent(error.to_string()))?,
+            );
+        }
+        let out_dir: PathBuf = context.request.out_dir.clone();
+        let out = OutputDir::create(&out_dir)
+            .map_err(|error| StageError::permanent(error.to_string()))?;
+        out.write(SECRET_FILE, text.as_bytes(), 0o600)
+            .map_err(|error| StageError::permanent(error.to_string()))?;
+        let summary = format!(
+            "{} pull secret(s) in {}{} (0600)",
+            records.len(),
+            std::iter::once(namespaces.app.as_str())
+                .chain(namespaces.additional.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if namespaces.every_namespace {
+                ", and every namespace at apply"
+            } else {
+                ""
+            }
+        );
+        let fact = Fact::new(
+            SECRETS_PROVISIONED,
+            1,
+            &SecretsProvisioned {
+                file: SECRET_FILE.to_string(),
+                secrets: records,
+                namespaces,
+            },
+        )?;
+        Ok(StageOutput {
+            facts: vec![fact],
+            summary,
+        })
+    }
+}

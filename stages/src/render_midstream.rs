@@ -1,0 +1,495 @@
+//! The `render_midstream` stage: writes the KOTS layout of section 6 — the midstream overlay
+//! (`kustomization.yaml` with the planned `images:` entries, `pullsecrets.yaml` with one
+//! strategic-merge patch per workload that has images), the user-owned downstream overlay (written
+//! only if absent) — and builds `overlays/downstreams/this-cluster` into
+//! `rendered/this-cluster/<name>-<kind>.yaml`. The build is windlass's own
+//! ([`crate::kustomize::build`]); when the downstream overlay uses kustomize features the native
+//! build does not implement, the configured external kustomize runs instead and the summary and
+//! `MidstreamRendered` say so. Rendered secrets are written 0600 and recorded by fingerprint only.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput};
+
+use crate::events::{IMAGES_PROBED, ImagesProbed};
+use crate::kustomize::{BuildError, build};
+use crate::output::OutputDir;
+use crate::plan_overrides::{OVERRIDES_PLANNED, OverridesPlanned};
+
+/// `MidstreamRendered`: the overlay files written and the built result.
+pub const MIDSTREAM_RENDERED: &str = "MidstreamRendered";
+
+/// Registration of this stage kind.
+pub const KIND: StageKind = StageKind {
+    kind: "render_midstream",
+    description: "write the midstream and downstream overlays and build rendered/this-cluster",
+    factory: |config| {
+        let config: RenderMidstreamConfig = serde_json::from_value(config.clone())
+            .map_err(|error| format!("render_midstream: {error}"))?;
+        Ok(Box::new(config))
+    },
+};
+
+/// Configuration of `render_midstream`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RenderMidstreamConfig {
+    /// The external build command for overlays the native build cannot do: a program and its
+    /// leading arguments, the overlay directory is appended (default `kubectl kustomize`).
+    pub external_kustomize: Vec<String>,
+}
+
+impl Default for RenderMidstreamConfig {
+    fn default() -> RenderMidstreamConfig {
+        RenderMidstreamConfig {
+            external_kustomize: vec!["kubectl".into(), "kustomize".into()],
+        }
+    }
+}
+
+impl StageConfig for RenderMidstreamConfig {
+    fn validate(&self) -> Result<(), Vec<String>> {
+        if self.external_kustomize.is_empty() || self.external_kustomize[0].is_empty() {
+            return Err(vec!["external_kustomize needs a program".into()]);
+        }
+        Ok(())
+    }
+
+    fn build(&self) -> Arc<dyn Stage> {
+        Arc::new(RenderMidstream {
+            config: self.clone(),
+        })
+    }
+}
+
+/// The runtime stage.
+pub struct RenderMidstream {
+    config: RenderMidstreamConfig,
+}
+
+/// How the result was built.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Builder {
+    /// windlass's own build.
+    Native,
+    /// The external kustomize, because the overlay uses features the native build lacks.
+    External {
+        /// The command run.
+        command: Vec<String>,
+        /// The features that required it.
+        unsupported: Vec<String>,
+    },
+}
+
+/// One file written (wire format).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenderedFile {
+    /// Path relative to the output directory.
+    pub path: String,
+    /// Blob of its bytes; absent for files holding secrets.
+    pub blob: Option<String>,
+    /// Keyed fingerprint of its bytes, for files holding secrets.
+    pub fingerprint: Option<String>,
+}
+
+/// `MidstreamRendered` version 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MidstreamRendered {
+    /// Overlay files written by this stage (the downstream one only when it was absent).
+    pub overlay_files: Vec<RenderedFile>,
+    /// Whether the downstream overlay already existed and was left as the user had it.
+    pub downstream_kept: bool,
+    /// Workloads patched with the pull secret, as `kind/namespace/name`.
+    pub patched_workloads: Vec<String>,
+    /// How the result was built.
+    pub builder: Builder,
+    /// The built result under `rendered/this-cluster/`.
+    pub rendered_files: Vec<RenderedFile>,
+}
+
+const MIDSTREAM: &str = "overlays/midstream";
+const DOWNSTREAM: &str = "overlays/downstreams/this-cluster";
+const RENDERED: &str = "rendered/this-cluster";
+
+/// One workload that gets the pull secret.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Workload {
+    api_version: String,
+    kind: String,
+    namespace: Option<String>,
+    name: String,
+    /// Dotted path of the pod spec, e.g. `spec.template.spec`.
+    pod_spec: String,
+}
+
+/// The pod-spec path of an image field, e.g. `spec.template.spec` for
+/// `spec.template.spec.containers[0].image`; `None` for fields outside a pod spec.
+fn pod_spec_of(field: &str) -> Option<&str> {
+    ["containers[", "initContainers[", "ephemeralContainers["]
+        .iter()
+        .filter_map(|list| field.find(&format!(".{list}")))
+        .min()
+        .map(|cut| &field[..cut])
+        .filter(|prefix| {
+            matches!(
+                *prefix,
+                "spec" | "spec.template.spec" | "spec.jobTemplate.spec.template.spec"
+            )
+        })
+}
+
+fn workloads(probed: &ImagesProbed) -> Vec<Workload> {
+    let mut found = BTreeSet::new();
+    for image in &probed.images {
+        for image_use in image
+            .uses
+            .iter()
+            .filter(|image_use| !image_use.runtime_only)
+        {
+            let (Some(pod_spec), Some(name)) = (pod_spec_of(&image_use.field), &image_use.name)
+            else {
+                continue;
+            };
+            found.insert(Workload {
+                api_version: image_use.api_version.clone(),
+                kind: image_use.kind.clone(),
+                namespace: image_use.namespace.clone(),
+                name: name.clone(),
+                pod_spec: pod_spec.to_string(),
+            });
+        }
+    }
+    found.into_iter().collect()
+}
+
+fn pull_secret_patch(workload: &Workload, secret: &str) -> Value {
+    let mut metadata = json!({ "name": workload.name });
+    if let Some(namespace) = &workload.namespace {
+        metadata["namespace"] = json!(namespace);
+    }
+    let mut body = json!({ "imagePullSecrets": [{ "name": secret }] });
+    for key in workload.pod_spec.rsplit('.') {
+        body = json!({ key: body });
+    }
+    let mut patch = json!({
+        "apiVersion": workload.api_version,
+        "kind": workload.kind,
+        "metadata": metadata,
+    });
+    if let (Some(object), Some(spec)) = (patch.as_object_mut(), body.as_object()) {
+        for (key, value) in spec {
+            object.insert(key.clone(), value.clone());
+        }
+    }
+    patch
+}
+
+fn yaml(value: &impl Serialize) -> Result<String, StageError> {
+    serde_saphyr::to_string(value).map_err(|error| StageError::permanent(error.to_string()))
+}
+
+fn multi_document(values: &[Value]) -> Result<String, StageError> {
+    let mut text = String::new();
+    for value in values {
+        text.push_str("---\n");
+        text.push_str(&yaml(value)?);
+    }
+    Ok(text)
+}
+
+fn midstream_kustomization(planned: &OverridesPlanned, has_patches: bool) -> Value {
+    let mut kustomization = json!({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "bases": ["../../base"],
+        "resources": ["secret.yaml"],
+    });
+    if !planned.plan.entries.is_empty() {
+        kustomization["images"] = Value::Array(
+            planned
+                .plan
+                .entries
+                .iter()
+                .map(|entry| json!({ "name": entry.name, "newName": entry.new_name }))
+                .collect(),
+        );
+    }
+    if has_patches {
+        kustomization["patches"] = json!([{ "path": "pullsecrets.yaml" }]);
+    }
+    kustomization
+}
+
+/// `<name>-<kind>.yaml`, with `-<namespace>` when two objects would share a name.
+fn rendered_names(objects: &[Value]) -> Vec<String> {
+    let base = |object: &Value| {
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("unnamed");
+        let kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("object");
+        format!("{name}-{}", kind.to_lowercase())
+    };
+    let mut counts = std::collections::HashMap::new();
+    for object in objects {
+        *counts.entry(base(object)).or_insert(0) += 1;
+    }
+    let mut taken = BTreeSet::new();
+    objects
+        .iter()
+        .map(|object| {
+            let stem = base(object);
+            let mut name = if counts[&stem] > 1 {
+                let namespace = object
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("default");
+                format!("{stem}-{namespace}.yaml")
+            } else {
+                format!("{stem}.yaml")
+            };
+            let mut suffix = 1;
+            while !taken.insert(name.clone()) {
+                suffix += 1;
+                name = format!("{stem}-{suffix}.yaml");
+            }
+            // Names come from object metadata: never let one leave the directory.
+            name.replace(['/', '\\'], "_")
+        })
+        .collect()
+}
+
+fn external_build(command: &[String], overlay: &Path) -> Result<Vec<Value>, StageError> {
+    let output = Command::new(&command[0])
+        .args(&command[1..])
+        .arg(overlay)
+        .output()
+        .map_err(|error| {
+            StageError::permanent(format!(
+                "the downstream overlay needs the external kustomize, and `{}` could not run: {error}",
+                command.join(" ")
+            ))
+        })?;
+    if !output.status.success() {
+        return Err(StageError::invalid_input(format!(
+            "`{} {}` failed: {}",
+            command.join(" "),
+            overlay.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let documents = crate::documents::parse_documents("kustomize output", text.as_bytes())
+        .map_err(|error| StageError::permanent(error.to_string()))?;
+    Ok(documents
+        .into_iter()
+        .map(|document| document.value)
+        .collect())
+}
+
+#[async_trait::async_trait]
+impl Stage for RenderMidstream {
+    async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
+        let probed: ImagesProbed = context.input_payload(IMAGES_PROBED)?;
+        let planned: OverridesPlanned = context.input_payload(OVERRIDES_PLANNED)?;
+        let secret_name = format!("{}-registry", planned.app_slug);
+        let out_dir: PathBuf = context.request.out_dir.clone();
+        let out = OutputDir::create(&out_dir)
+            .map_err(|error| StageError::permanent(error.to_string()))?;
+        let write_failure =
+            |error: crate::output::OutputError| StageError::permanent(error.to_string());
+        let blobs = context.blobs.clone();
+        let mut overlay_files = Vec::new();
+        let mut write_recorded = |path: String, text: String| -> Result<(), StageError> {
+            let blob = blobs
+                .put(text.as_bytes())
+                .map_err(|error| StageError::permanent(error.to_string()))?;
+            out.write(&path, text.as_bytes(), 0o644)
+                .map_err(write_failure)?;
+            overlay_files.push(RenderedFile {
+                path,
+                blob: Some(blob.to_string()),
+                fingerprint: None,
+            });
+            Ok(())
+        };
+
+        let workloads = workloads(&probed);
+        let patches: Vec<Value> = workloads
+            .iter()
+            .map(|workload| pull_secret_patch(workload, &secret_name))
+            .collect();
+        if patches.is_empty() {
+            out.remove_tree(&format!("{MIDSTREAM}/pullsecrets.yaml"))
+                .map_err(write_failure)?;
+        } else {
+            write_recorded(
+                format!("{MIDSTREAM}/pullsecrets.yaml"),
+                multi_document(&patches)?,
+            )?;
+        }
+        write_recorded(
+            format!("{MIDSTREAM}/kustomization.yaml"),
+            yaml(&midstream_kustomization(&planned, !patches.is_empty()))?,
+        )?;
+        let downstream = out.root().join(DOWNSTREAM).join("kustomization.yaml");
+        let downstream_kept = downstream.exists();
+        if !downstream_kept {
+            write_recorded(
+                format!("{DOWNSTREAM}/kustomization.yaml"),
+                yaml(&json!({
+                    "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                    "kind": "Kustomization",
+                    "bases": ["../../midstream"],
+                }))?,
+            )?;
+        }
+
+        let overlay = out.root().join(DOWNSTREAM);
+        let (objects, builder) = match build(&overlay) {
+            Ok(objects) => (objects, Builder::Native),
+            Err(BuildError::Unsupported { file, fields }) => {
+                let objects = external_build(&self.config.external_kustomize, &overlay)?;
+                let unsupported = fields
+                    .iter()
+                    .map(|field| format!("{field} (in {})", file.display()))
+                    .collect();
+                (
+                    objects,
+                    Builder::External {
+                        command: self.config.external_kustomize.clone(),
+                        unsupported,
+                    },
+                )
+            }
+            Err(error) => return Err(StageError::invalid_input(error.to_string())),
+        };
+
+        out.remove_tree(RENDERED).map_err(write_failure)?;
+        let mut rendered_files = Vec::with_capacity(objects.len());
+        for (object, name) in objects.iter().zip(rendered_names(&objects)) {
+            let path = format!("{RENDERED}/{name}");
+            let text = yaml(object)?;
+            let is_secret = object.get("kind").and_then(Value::as_str) == Some("Secret");
+            if is_secret {
+                out.write(&path, text.as_bytes(), 0o600)
+                    .map_err(write_failure)?;
+                rendered_files.push(RenderedFile {
+                    path,
+                    blob: None,
+                    fingerprint: Some(
+                        context
+                            .fingerprint_key
+                            .fingerprint_bytes("rendered-secret", text.as_bytes()),
+                    ),
+                });
+            } else {
+                let blob = context
+                    .blobs
+                    .put(text.as_bytes())
+                    .map_err(|error| StageError::permanent(error.to_string()))?;
+                out.write(&path, text.as_bytes(), 0o644)
+                    .map_err(write_failure)?;
+                rendered_files.push(RenderedFile {
+                    path,
+                    blob: Some(blob.to_string()),
+                    fingerprint: None,
+                });
+            }
+        }
+        context
+            .blobs
+            .sync()
+            .map_err(|error| StageError::permanent(error.to_string()))?;
+        let summary = match &builder {
+            Builder::Native => format!(
+                "{} objects rendered to {RENDERED} (native build), {} workloads patched",
+                rendered_files.len(),
+                workloads.len()
+            ),
+            Builder::External {
+                command,
+                unsupported,
+            } => format!(
+                "{} objects rendered to {RENDERED} by `{}` because the overlay uses {}, which the native build does not implement; {} workloads patched",
+                rendered_files.len(),
+                command.join(" "),
+                unsupported.join(", "),
+                workloads.len()
+            ),
+        };
+        let fact = Fact::new(
+            MIDSTREAM_RENDERED,
+            1,
+            &MidstreamRendered {
+                overlay_files,
+                downstream_kept,
+                patched_workloads: workloads
+                    .iter()
+                    .map(|workload| {
+                        format!(
+                            "{}/{}/{}",
+                            workload.kind,
+                            workload.namespace.as_deref().unwrap_or(""),
+                            workload.name
+                        )
+                    })
+                    .collect(),
+                builder,
+                rendered_files,
+            },
+        )?;
+        Ok(StageOutput {
+            facts: vec![fact],
+            summary,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_spec_paths_follow_the_kind() {
+        assert_eq!(pod_spec_of("spec.containers[0].image"), Some("spec"));
+        assert_eq!(
+            pod_spec_of("spec.template.spec.initContainers[1].image"),
+            Some("spec.template.spec")
+        );
+        assert_eq!(
+            pod_spec_of("spec.jobTemplate.spec.template.spec.containers[0].image"),
+            Some("spec.jobTemplate.spec.template.spec")
+        );
+        assert_eq!(pod_spec_of("spec.image"), None);
+        assert_eq!(pod_spec_of("spec.sidecars[0].image"), None);
+    }
+
+    #[test]
+    fn a_patch_nests_the_secret_at_the_pod_spec() {
+        let workload = Workload {
+            api_version: "batch/v1".into(),
+            kind: "CronJob".into(),
+            namespace: Some("jobs".into()),
+            name: "report".into(),
+            pod_spec: "spec.jobTemplate.spec.template.spec".into(),
+        };
+        assert_eq!(
+            pull_secret_patch(&workload, "my-app-registry"),
+            json!({
+                "apiVersion": "batch/v1", "kind": "CronJob",
+                "metadata": {"name": "report", "namespace": "jobs"},
+                "spec": {"jobTemplate": {"spec": {"template": {"spec": {"imagePullSecrets": [{"name": "my-app-registry"}]}}}}}
+            })
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! The pull secret of section 5 of the behaviour notes: a `kubernetes.io/dockerconfigjson` Secret
+//! named `<app slug>-registry` whose `.dockerconfigjson` authenticates to the proxy and registry
+//! hosts with `LICENSE_ID:<license id>`, in the app namespace and copied into each named
+//! `additionalNamespaces` entry (`"*"` is recorded for the apply stage, never expanded here), plus
+//! the legacy `kotsadm-replicated-registry` when KOTS compatibility is asked for. The license ID
+//! only ever lives in the rendered secret text; what may be recorded is in [`SecretRecord`].
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use windlass_state::{FingerprintKey, SecretString};
+
+use crate::plan::Domains;
+
+/// The fingerprint purpose for rendered secret contents.
+pub const SECRET_CONTENT_PURPOSE: &str = "pull-secret-content";
+
+/// What may be recorded about one rendered secret (wire format: part of `SecretsProvisioned`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRecord {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// Keyed fingerprint of the secret's `.dockerconfigjson`.
+    pub content_fingerprint: String,
+    /// The registry hosts it authenticates to.
+    pub hosts: Vec<String>,
+}
+
+/// The namespaces the secret goes to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretNamespaces {
+    /// The app namespace.
+    pub app: String,
+    /// Named `additionalNamespaces` entries (each gets a copy; apply creates them if missing).
+    pub additional: Vec<String>,
+    /// `additionalNamespaces` holds `"*"`: apply copies the secret into every namespace, existing
+    /// and future, and creates none.
+    pub every_namespace: bool,
+}
+
+impl SecretNamespaces {
+    /// Reads `Application.spec.additionalNamespaces`.
+    pub fn resolve(app: &str, additional_namespaces: &[String]) -> SecretNamespaces {
+        let mut additional = Vec::new();
+        let mut every_namespace = false;
+        for namespace in additional_namespaces {
+            if namespace == "*" {
+                every_namespace = true;
+            } else if namespace != app && !additional.contains(namespace) {
+                additional.push(namespace.clone());
+            }
+        }
+        SecretNamespaces {
+            app: app.to_string(),
+            additional,
+            every_namespace,
+        }
+    }
+}
+
+/// The `auth` value: base64 of `LICENSE_ID:<license id>`.
+pub fn registry_auth(license_id: &SecretString) -> String {
+    STANDARD.encode(format!("LICENSE_ID:{}", license_id.expose()))
+}
+
+/// The `.dockerconfigjson` document, hosts in order (proxy, then registry).
+pub fn docker_config_json(license_id: &SecretString, hosts: &[String]) -> String {
+    let auth = registry_auth(license_id);
+    let mut auths = serde_json::Map::new();
+    for host in hosts {
+        auths.insert(host.clone(), serde_json::json!({ "auth": auth }));
+    }
+    serde_json::to_string(&serde_json::json!({ "auths": auths }))
+        .expect("a JSON object always serializes")
+}
+
+/// The pull secret object.
+pub fn pull_secret(name: &str, namespace: &str, docker_config: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "annotations": {
+                "kots.io/creation-phase": "-9999",
+                "helm.sh/hook": "pre-install,pre-upgrade",
+                "helm.sh/hook-weight": "-9999",
+            },
+        },
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": { ".dockerconfigjson": STANDARD.encode(docker_config) },
+    })
+}
+
+/// Every secret object to render, and what may be recorded about each.
+pub fn pull_secrets(
+    app_slug: &str,
+    license_id: &SecretString,
+    domains: &Domains,
+    namespaces: &SecretNamespaces,
+    kots_compat: bool,
+    key: &FingerprintKey,
+) -> (Vec<serde_json::Value>, Vec<SecretRecord>) {
+    let hosts = vec![domains.proxy_host.clone(), domains.registry_host.clone()];
+    let docker_config = docker_config_json(license_id, &hosts);
+    let fingerprint = key.fingerprint_bytes(SECRET_CONTENT_PURPOSE, docker_config.as_bytes());
+    let mut names = vec![format!("{app_slug}-registry")];
+    if kots_compat {
+        names.push("kotsadm-replicated-registry".to_string());
+    }
+    let mut objects = Vec::new();
+    let mut records = Vec::new();
+    for namespace in std::iter::once(&namespaces.app).chain(&namespaces.additional) {
+        for name in &names {
+            objects.push(pull_secret(name, namespace, &docker_config));
+            records.push(SecretRecord {
+                name: name.clone(),
+                namespace: namespace.clone(),
+                content_fingerprint: fingerprint.clone(),
+                hosts: hosts.clone(),
+            });
+        }
+    }
+    (objects, records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_auth_and_config() {
+        let license = SecretString::new("abc");
+        assert_eq!(registry_auth(&license), "TElDRU5TRV9JRDphYmM=");
+        assert_eq!(
+            docker_config_json(
+                &license,
+                &[
+                    "proxy.replicated.com".into(),
+                    "registry.replicated.com".into()
+                ]
+            ),
+            r#"{"auths":{"proxy.replicated.com":{"auth":"TElDRU5TRV9JRDphYmM="},"registry.replicated.com":{"auth":"TElDRU5TRV9JRDphYmM="}}}"#
+        );
+    }
+
+    #[test]
+    fn namespaces_copy_named_entries_and_record_the_wildcard() {
+        let resolved = SecretNamespaces::resolve(
+            "default",
+            &[
+                "monitoring".into(),
+                "*".into(),
+                "default".into(),
+                "monitoring".into(),
+            ],
+        );
+        assert_eq!(resolved.additional, vec!["monitoring".to_string()]);
+        assert!(resolved.every_namespace);
+    }
+}

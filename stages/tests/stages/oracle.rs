@@ -1,0 +1,459 @@
+//! The real kustomize as the oracle for the whole render: for every case of section 9 of the
+//! behaviour notes (and generated ones), windlass installs a release through the real engine —
+//! offline, with `--known-images` deciding which images are private — and `kubectl kustomize
+//! overlays/downstreams/this-cluster` (kustomize v5.6, installed by `scripts/install-kube-tools.sh`)
+//! run on windlass's own output must produce exactly the objects of windlass's native
+//! `rendered/this-cluster/` (compared as parsed YAML). Each case also pins the images and pull
+//! secrets the section documents.
+
+use std::path::Path;
+
+use proptest::prelude::*;
+use serde_json::Value;
+use windlass_engine::InstallStatus;
+use windlass_stages::PipelineOptions;
+use windlass_stages::plan_overrides::PlanOverridesConfig;
+use windlass_stages::probe_images::ProbeImagesConfig;
+use windlass_testkit::kube_tools::{assert_same_objects, kustomize_build};
+
+use crate::support::{Installer, temp_dir};
+
+const LICENSE: &str = "apiVersion: kots.io/v1beta1\nkind: License\nmetadata:\n  name: l\nspec:\n  appSlug: my-app\n  licenseID: abc\n  licenseSequence: 1\n";
+const DIGEST: &str = "sha256:4c8f8d6e6a0b3f2c9d1e7a5b8c0d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a1b3c5d";
+
+/// A release: manifests, which images are private, and plan settings.
+struct Case {
+    manifests: String,
+    private: Vec<String>,
+    public: Vec<String>,
+    proxy_domain: Option<String>,
+    registry_domain: Option<String>,
+}
+
+fn deployment(name: &str, namespace: Option<&str>, images: &[&str], init: &[&str]) -> String {
+    let namespace = namespace
+        .map(|ns| format!("  namespace: {ns}\n"))
+        .unwrap_or_default();
+    let list = |images: &[&str], prefix: &str| -> String {
+        images
+            .iter()
+            .enumerate()
+            .map(|(index, image)| {
+                format!("        - name: {prefix}{index}\n          image: {image}\n")
+            })
+            .collect()
+    };
+    let init = if init.is_empty() {
+        String::new()
+    } else {
+        format!("      initContainers:\n{}", list(init, "init"))
+    };
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n{namespace}spec:\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n{init}      containers:\n{}",
+        list(images, "c")
+    )
+}
+
+fn known_images(case: &Case) -> String {
+    let mut text = String::from(
+        "apiVersion: kots.io/v1beta1\nkind: Installation\nmetadata:\n  name: my-app\nspec:\n  knownImages:\n",
+    );
+    for (images, private) in [(&case.private, true), (&case.public, false)] {
+        for image in images {
+            text.push_str(&format!(
+                "    - image: \"{image}\"\n      isPrivate: {private}\n"
+            ));
+        }
+    }
+    text
+}
+
+/// Installs `case`, checks kustomize agrees with the native render, returns the rendered objects.
+fn render(case: &Case) -> Vec<Value> {
+    let release = temp_dir();
+    std::fs::write(release.path().join("app.yaml"), &case.manifests).unwrap();
+    std::fs::create_dir(release.path().join("userdata")).unwrap();
+    std::fs::write(release.path().join("userdata/license.yaml"), LICENSE).unwrap();
+    let work = temp_dir();
+    let known = work.path().join("installation.yaml");
+    std::fs::write(&known, known_images(case)).unwrap();
+    let options = PipelineOptions {
+        probe: ProbeImagesConfig {
+            offline: true,
+            known_images_file: Some(known),
+            ..Default::default()
+        },
+        plan: PlanOverridesConfig {
+            proxy_domain: case.proxy_domain.clone(),
+            registry_domain: case.registry_domain.clone(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let installer = Installer::with_pipeline(&windlass_stages::default_pipeline(&options));
+    let out = work.path().join("out");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let state =
+        runtime.block_on(installer.install(installer.request(release.path(), &out), "oracle"));
+    assert_eq!(
+        state.status,
+        InstallStatus::Completed,
+        "{:?}",
+        state.failure
+    );
+    let native = read_rendered(&out.join("rendered/this-cluster"));
+    let oracle = kustomize_build(&out.join("overlays/downstreams/this-cluster"));
+    assert_same_objects(&oracle, &native);
+    native
+}
+
+fn read_rendered(dir: &Path) -> Vec<Value> {
+    let mut objects = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        objects.push(serde_saphyr_value(&text));
+    }
+    objects
+}
+
+fn serde_saphyr_value(text: &str) -> Value {
+    windlass_stages::documents::parse_documents("rendered", text.as_bytes())
+        .unwrap()
+        .pop()
+        .unwrap()
+        .value
+}
+
+fn images_of(objects: &[Value], kind: &str, name: &str) -> Vec<String> {
+    let object = objects
+        .iter()
+        .find(|object| object["kind"] == kind && object["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"));
+    let spec = if kind == "CronJob" {
+        &object["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    } else if kind == "Pod" {
+        &object["spec"]
+    } else {
+        &object["spec"]["template"]["spec"]
+    };
+    ["initContainers", "containers"]
+        .iter()
+        .flat_map(|list| spec[list].as_array().cloned().unwrap_or_default())
+        .map(|container| container["image"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn pull_secrets_of(objects: &[Value], kind: &str, name: &str) -> Vec<String> {
+    let object = objects
+        .iter()
+        .find(|object| object["kind"] == kind && object["metadata"]["name"] == name)
+        .unwrap();
+    let spec = if kind == "CronJob" {
+        &object["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    } else if kind == "Pod" {
+        &object["spec"]
+    } else {
+        &object["spec"]["template"]["spec"]
+    };
+    spec["imagePullSecrets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|secret| secret["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn case(manifests: String, private: &[&str], public: &[&str]) -> Case {
+    Case {
+        manifests,
+        private: private.iter().map(|image| image.to_string()).collect(),
+        public: public.iter().map(|image| image.to_string()).collect(),
+        proxy_domain: None,
+        registry_domain: None,
+    }
+}
+
+const P: &str = "proxy.replicated.com/proxy/my-app";
+
+#[test]
+fn section_9_images_render_as_documented_and_kustomize_agrees() {
+    let with_digest = format!("quay.io/my-org/api@{DIGEST}");
+    let with_both = format!("quay.io/my-org/api:v1@{DIGEST}");
+    let rows: Vec<(&str, &str, String)> = vec![
+        (
+            "1",
+            "quay.io/my-org/api:v1.0.1",
+            format!("{P}/quay.io/my-org/api:v1.0.1"),
+        ),
+        ("3", "myorg/private:2.0", format!("{P}/myorg/private:2.0")),
+        (
+            "4",
+            "docker.io/myorg/private:2.0",
+            format!("{P}/docker.io/myorg/private:2.0"),
+        ),
+        ("5", "redis:7", format!("{P}/redis:7")),
+        (
+            "6",
+            &with_digest,
+            format!("{P}/quay.io/my-org/api@{DIGEST}"),
+        ),
+        (
+            "7",
+            &with_both,
+            format!("{P}/quay.io/my-org/api:v1@{DIGEST}"),
+        ),
+        ("8", "quay.io/my-org/api", format!("{P}/quay.io/my-org/api")),
+        (
+            "9",
+            "registry.replicated.com/my-app/api:1",
+            "registry.replicated.com/my-app/api:1".into(),
+        ),
+        (
+            "13",
+            "proxy.replicated.com/proxy/my-app/quay.io/my-org/api:1",
+            "proxy.replicated.com/proxy/my-app/quay.io/my-org/api:1".into(),
+        ),
+        (
+            "16",
+            "ghcr.io/my-org/init:0.3",
+            format!("{P}/ghcr.io/my-org/init:0.3"),
+        ),
+        (
+            "windlass: index.docker.io alias",
+            "index.docker.io/org/x:1",
+            format!("{P}/index.docker.io/org/x:1"),
+        ),
+    ];
+    for (row, image, expected) in rows {
+        let objects = render(&case(deployment("app", None, &[image], &[]), &[image], &[]));
+        assert_eq!(
+            images_of(&objects, "Deployment", "app"),
+            vec![expected],
+            "case {row}"
+        );
+        assert_eq!(
+            pull_secrets_of(&objects, "Deployment", "app"),
+            ["my-app-registry"],
+            "case {row}"
+        );
+    }
+    // 2: public, unchanged, still patched.
+    let objects = render(&case(
+        deployment("web", None, &["nginx:1.25"], &[]),
+        &[],
+        &["nginx:1.25"],
+    ));
+    assert_eq!(images_of(&objects, "Deployment", "web"), ["nginx:1.25"]);
+    assert_eq!(
+        pull_secrets_of(&objects, "Deployment", "web"),
+        ["my-app-registry"]
+    );
+}
+
+#[test]
+fn custom_domains_cronjobs_tags_and_the_secret_render_as_documented() {
+    // 10 and 12: custom registry and proxy domains.
+    let mut custom = case(
+        deployment(
+            "app",
+            None,
+            &[
+                "registry.replicated.com/my-app/api:1",
+                "quay.io/my-org/api:1",
+            ],
+            &[],
+        ),
+        &[
+            "registry.replicated.com/my-app/api:1",
+            "quay.io/my-org/api:1",
+        ],
+        &[],
+    );
+    custom.proxy_domain = Some("images.example.com".into());
+    custom.registry_domain = Some("registry.example.com".into());
+    let objects = render(&custom);
+    assert_eq!(
+        images_of(&objects, "Deployment", "app"),
+        [
+            "registry.example.com/my-app/api:1",
+            "images.example.com/proxy/my-app/quay.io/my-org/api:1"
+        ]
+    );
+    let secret = objects
+        .iter()
+        .find(|object| object["kind"] == "Secret")
+        .unwrap();
+    let config = base64_decode(secret["data"][".dockerconfigjson"].as_str().unwrap());
+    assert_eq!(
+        config,
+        r#"{"auths":{"images.example.com":{"auth":"TElDRU5TRV9JRDphYmM="},"registry.example.com":{"auth":"TElDRU5TRV9JRDphYmM="}}}"#
+    );
+
+    // 14 and 15: one image in a Deployment and a CronJob, two tags of one repository.
+    let cronjob = "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: report\nspec:\n  schedule: \"0 3 * * *\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: OnFailure\n          containers:\n            - name: r\n              image: quay.io/my-org/api:2\n";
+    let manifests = format!(
+        "{}---\n{cronjob}",
+        deployment("app", None, &["quay.io/my-org/api:1"], &[])
+    );
+    let objects = render(&case(
+        manifests,
+        &["quay.io/my-org/api:1", "quay.io/my-org/api:2"],
+        &[],
+    ));
+    assert_eq!(
+        images_of(&objects, "Deployment", "app"),
+        [format!("{P}/quay.io/my-org/api:1")]
+    );
+    assert_eq!(
+        images_of(&objects, "CronJob", "report"),
+        [format!("{P}/quay.io/my-org/api:2")]
+    );
+    assert_eq!(
+        pull_secrets_of(&objects, "CronJob", "report"),
+        ["my-app-registry"]
+    );
+
+    // 21: the secret of license `abc` with the default domains.
+    let objects = render(&case(
+        deployment("app", None, &["nginx:1"], &[]),
+        &[],
+        &["nginx:1"],
+    ));
+    let secret = objects
+        .iter()
+        .find(|object| object["kind"] == "Secret")
+        .unwrap();
+    assert_eq!(secret["metadata"]["name"], "my-app-registry");
+    assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+    assert_eq!(
+        secret["metadata"]["annotations"]["kots.io/creation-phase"],
+        "-9999"
+    );
+    assert_eq!(
+        base64_decode(secret["data"][".dockerconfigjson"].as_str().unwrap()),
+        r#"{"auths":{"proxy.replicated.com":{"auth":"TElDRU5TRV9JRDphYmM="},"registry.replicated.com":{"auth":"TElDRU5TRV9JRDphYmM="}}}"#
+    );
+}
+
+#[test]
+fn vendor_pull_secrets_are_kept_and_additional_namespaces_get_copies() {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: agent\n  namespace: monitoring\nspec:\n  imagePullSecrets:\n    - name: vendor-secret\n  containers:\n    - name: a\n      image: ghcr.io/my-org/agent:1\n";
+    let application = "apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: my-app\nspec:\n  additionalNamespaces:\n    - monitoring\n";
+    let manifests = format!("{pod}---\n{application}");
+    let objects = render(&case(manifests, &["ghcr.io/my-org/agent:1"], &[]));
+    assert_eq!(
+        images_of(&objects, "Pod", "agent"),
+        [format!("{P}/ghcr.io/my-org/agent:1")]
+    );
+    // Both kept; kustomize puts the patched entry first.
+    assert_eq!(
+        pull_secrets_of(&objects, "Pod", "agent"),
+        ["my-app-registry", "vendor-secret"]
+    );
+    let namespaces: Vec<&str> = objects
+        .iter()
+        .filter(|object| object["kind"] == "Secret")
+        .map(|object| object["metadata"]["namespace"].as_str().unwrap())
+        .collect();
+    assert_eq!(namespaces.len(), 2);
+    // The app namespace of the test installer is `example`.
+    assert!(
+        namespaces.contains(&"example") && namespaces.contains(&"monitoring"),
+        "{namespaces:?}"
+    );
+}
+
+fn base64_decode(text: &str) -> String {
+    use std::process::Command;
+    let output = Command::new("base64")
+        .arg("-d")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn image_spelling() -> impl Strategy<Value = String> {
+    let repository = prop_oneof![
+        Just("redis".to_string()),
+        Just("library/redis".to_string()),
+        Just("docker.io/library/redis".to_string()),
+        Just("myorg/app".to_string()),
+        Just("docker.io/myorg/app".to_string()),
+        Just("index.docker.io/myorg/app".to_string()),
+        Just("quay.io/my-org/api".to_string()),
+        Just("quay.io/my-org/api-extra".to_string()),
+        Just("ghcr.io/team/tool".to_string()),
+        Just("registry.replicated.com/my-app/api".to_string()),
+    ];
+    let suffix = prop_oneof![
+        Just(String::new()),
+        Just(":1".to_string()),
+        Just(":v2.3".to_string()),
+        Just(format!("@{DIGEST}")),
+        Just(format!(":v1@{DIGEST}")),
+    ];
+    (repository, suffix).prop_map(|(repository, suffix)| format!("{repository}{suffix}"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+
+    /// Random mixes of kinds, namespaces, image spellings, tags, digests and privacy: kustomize
+    /// and the native build agree, and every workload carries the pull secret.
+    #[test]
+    fn generated_releases_render_like_kustomize(
+        workloads in proptest::collection::vec(
+            (prop_oneof![Just("Deployment"), Just("CronJob"), Just("Pod")],
+             prop_oneof![Just(None), Just(Some("apps")), Just(Some("monitoring"))],
+             proptest::collection::vec((image_spelling(), any::<bool>()), 1..4)),
+            1..5),
+    ) {
+        let mut manifests = String::new();
+        let mut private = Vec::new();
+        let mut public = Vec::new();
+        for (index, (kind, namespace, images)) in workloads.iter().enumerate() {
+            let name = format!("w{index}");
+            let refs: Vec<&str> = images.iter().map(|(image, _)| image.as_str()).collect();
+            for (image, is_private) in images {
+                // One decision per image string: the first one drawn wins.
+                if !private.contains(image) && !public.contains(image) {
+                    if *is_private { private.push(image.clone()) } else { public.push(image.clone()) }
+                }
+            }
+            let ns = namespace.map(|ns| format!("  namespace: {ns}\n")).unwrap_or_default();
+            let containers: String = refs.iter().enumerate()
+                .map(|(i, image)| format!("CONTAINER- name: c{i}\nCONTAINER  image: \"{image}\"\n"))
+                .collect();
+            let document = match *kind {
+                "Pod" => format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n{ns}spec:\n  containers:\n{}", containers.replace("CONTAINER", "    ")),
+                "CronJob" => format!("apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: {name}\n{ns}spec:\n  schedule: \"0 * * * *\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers:\n{}", containers.replace("CONTAINER", "            ")),
+                _ => format!("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n{ns}spec:\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      containers:\n{}", containers.replace("CONTAINER", "        ")),
+            };
+            manifests.push_str("---\n");
+            manifests.push_str(&document);
+        }
+        let objects = render(&Case {
+            manifests,
+            private: private.clone(),
+            public,
+            proxy_domain: None,
+            registry_domain: None,
+        });
+        for (index, (kind, _, _)) in workloads.iter().enumerate() {
+            let secrets = pull_secrets_of(&objects, kind, &format!("w{index}"));
+            prop_assert_eq!(secrets, vec!["my-app-registry".to_string()]);
+        }
+    }
+}

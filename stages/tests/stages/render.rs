@@ -1,0 +1,182 @@
+//! `provision_secrets` and `render_midstream` beyond what the oracle cases cover: an expired
+//! license stops the install, `--kots-compat` adds the legacy secret, secret files are 0600, a
+//! user-owned downstream overlay is never overwritten, and when it uses a kustomize feature the
+//! native build lacks, the real kustomize builds it and the install says so.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use windlass_engine::{FailureClass, InstallState, InstallStatus};
+use windlass_stages::PipelineOptions;
+use windlass_stages::probe_images::ProbeImagesConfig;
+use windlass_stages::provision_secrets::ProvisionSecretsConfig;
+use windlass_stages::render_midstream::{
+    Builder, MIDSTREAM_RENDERED, MidstreamRendered, RenderMidstreamConfig,
+};
+use windlass_testkit::kube_tools::kubectl;
+
+use crate::support::{Installer, fact, temp_dir};
+
+const APP: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  selector:\n    matchLabels:\n      app: app\n  template:\n    metadata:\n      labels:\n        app: app\n    spec:\n      containers:\n        - name: c\n          image: quay.io/my-org/api:1\n";
+
+fn license(expires_at: &str) -> String {
+    format!(
+        "apiVersion: kots.io/v1beta1\nkind: License\nmetadata:\n  name: l\nspec:\n  appSlug: my-app\n  licenseID: render-test-license\n  licenseSequence: 1\n  entitlements:\n    expires_at:\n      value: \"{expires_at}\"\n"
+    )
+}
+
+fn release(expires_at: &str) -> tempfile::TempDir {
+    let dir = temp_dir();
+    std::fs::write(dir.path().join("app.yaml"), APP).unwrap();
+    std::fs::create_dir(dir.path().join("userdata")).unwrap();
+    std::fs::write(
+        dir.path().join("userdata/license.yaml"),
+        license(expires_at),
+    )
+    .unwrap();
+    dir
+}
+
+fn options() -> PipelineOptions {
+    PipelineOptions {
+        probe: ProbeImagesConfig {
+            offline: true,
+            ..Default::default()
+        },
+        render: RenderMidstreamConfig {
+            external_kustomize: vec![kubectl().display().to_string(), "kustomize".into()],
+        },
+        ..Default::default()
+    }
+}
+
+async fn install(options: &PipelineOptions, release: &Path, out: &Path, id: &str) -> InstallState {
+    let installer = Installer::with_pipeline(&windlass_stages::default_pipeline(options));
+    installer.install(installer.request(release, out), id).await
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn an_expired_license_stops_the_install() {
+    let release = release("2020-01-01T00:00:00Z");
+    let out = temp_dir();
+    let state = install(&options(), release.path(), out.path(), "expired").await;
+    assert_eq!(state.status, InstallStatus::Failed);
+    let failure = state.failure.unwrap();
+    assert_eq!(failure.stage, "provision_secrets");
+    assert_eq!(failure.class, FailureClass::InvalidInput);
+    assert!(
+        failure
+            .message
+            .contains("the license expired at 2020-01-01T00:00:00Z"),
+        "{}",
+        failure.message
+    );
+    assert!(!out.path().join("overlays/midstream/secret.yaml").exists());
+}
+
+#[tokio::test]
+async fn secrets_are_owner_only_and_kots_compat_adds_the_legacy_one() {
+    let release = release("");
+    let out = temp_dir();
+    let mut options = options();
+    options.secrets = ProvisionSecretsConfig { kots_compat: true };
+    let state = install(&options, release.path(), out.path(), "compat").await;
+    assert_eq!(
+        state.status,
+        InstallStatus::Completed,
+        "{:?}",
+        state.failure
+    );
+    assert_eq!(
+        mode(&out.path().join("overlays/midstream/secret.yaml")),
+        0o600
+    );
+    for name in [
+        "my-app-registry-secret.yaml",
+        "kotsadm-replicated-registry-secret.yaml",
+    ] {
+        assert_eq!(
+            mode(&out.path().join("rendered/this-cluster").join(name)),
+            0o600,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        mode(&out.path().join("rendered/this-cluster/app-deployment.yaml")),
+        0o644
+    );
+    let rendered: MidstreamRendered = fact(&state, "render_midstream", MIDSTREAM_RENDERED);
+    assert_eq!(rendered.builder, Builder::Native);
+    let secrets: Vec<_> = rendered
+        .rendered_files
+        .iter()
+        .filter(|file| file.blob.is_none())
+        .collect();
+    assert_eq!(secrets.len(), 2, "secrets are recorded by fingerprint only");
+}
+
+#[tokio::test]
+async fn a_user_downstream_overlay_is_kept_and_built_by_kustomize_when_needed() {
+    let release = release("");
+    let out = temp_dir();
+    let first = install(&options(), release.path(), out.path(), "first").await;
+    assert_eq!(
+        first.status,
+        InstallStatus::Completed,
+        "{:?}",
+        first.failure
+    );
+    let downstream = out
+        .path()
+        .join("overlays/downstreams/this-cluster/kustomization.yaml");
+    let user_overlay = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../midstream\ncommonLabels:\n  team: payments\n";
+    std::fs::write(&downstream, user_overlay).unwrap();
+
+    let second = install(&options(), release.path(), out.path(), "second").await;
+    assert_eq!(
+        second.status,
+        InstallStatus::Completed,
+        "{:?}",
+        second.failure
+    );
+    assert_eq!(
+        std::fs::read_to_string(&downstream).unwrap(),
+        user_overlay,
+        "never overwritten"
+    );
+    let rendered: MidstreamRendered = fact(&second, "render_midstream", MIDSTREAM_RENDERED);
+    assert!(rendered.downstream_kept);
+    let Builder::External { unsupported, .. } = &rendered.builder else {
+        panic!("expected the external build, got {:?}", rendered.builder)
+    };
+    assert!(
+        unsupported
+            .iter()
+            .any(|field| field.starts_with("commonLabels")),
+        "{unsupported:?}"
+    );
+    let summary = second
+        .stages
+        .iter()
+        .find(|stage| stage.name == "render_midstream")
+        .unwrap();
+    assert!(
+        summary
+            .summary
+            .as_deref()
+            .unwrap()
+            .contains("which the native build does not implement")
+    );
+    let deployment =
+        std::fs::read_to_string(out.path().join("rendered/this-cluster/app-deployment.yaml"))
+            .unwrap();
+    assert!(deployment.contains("team: payments"), "{deployment}");
+    assert!(
+        deployment.contains("proxy.replicated.com/proxy/my-app/quay.io/my-org/api:1"),
+        "{deployment}"
+    );
+}
