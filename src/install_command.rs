@@ -17,7 +17,7 @@ use windlass_stages::license::read_license;
 use windlass_stages::plan_overrides::PlanOverridesConfig;
 use windlass_stages::probe_images::ProbeImagesConfig;
 use windlass_stages::provision_secrets::ProvisionSecretsConfig;
-use windlass_stages::release::{Limits, scan};
+use windlass_stages::release::{Limits, digest};
 use windlass_stages::render_midstream::RenderMidstreamConfig;
 
 use crate::cli::{GlobalArgs, InstallArgs};
@@ -63,10 +63,10 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
         .map(|path| read_license(&path, &state.fingerprint_key))
         .transpose()
         .map_err(|error| invalid(error.into()))?;
-    let release =
-        scan(&release_dir, &Limits::default(), |_, _| {}).map_err(|error| invalid(error.into()))?;
-    let release_digest = release.digest();
-    drop(release);
+    // Only the digest is needed to find an interrupted install; fetch_base reads the release fully
+    // and reports bad input (recorded in the log).
+    let release_digest =
+        digest(&release_dir, &Limits::default()).map_err(|error| invalid(error.into()))?;
     let registry = StageRegistry::new(&windlass_stages::stage_kinds());
     let probe = ProbeImagesConfig {
         policy: parse_policy(&args.probing.probe_policy)?,

@@ -350,22 +350,54 @@ fn recorded_documents(
     blobs: &windlass_state::BlobStore,
     wanted: impl Fn(&crate::events::FetchedDocument) -> bool,
 ) -> Result<Vec<Document>, StageError> {
-    let mut documents = Vec::new();
-    for recorded in fetched.documents.iter().filter(|recorded| wanted(recorded)) {
-        let id = BlobId::parse(&recorded.blob)
-            .map_err(|error| StageError::permanent(error.to_string()))?;
-        let bytes = blobs
-            .get(&id)
-            .map_err(|error| StageError::permanent(error.to_string()))?;
-        let mut parsed = parse_documents(&recorded.file, &bytes).map_err(|error| {
+    let recorded: Vec<&crate::events::FetchedDocument> = fetched
+        .documents
+        .iter()
+        .filter(|recorded| wanted(recorded))
+        .collect();
+    let ids = recorded
+        .iter()
+        .map(|recorded| BlobId::parse(&recorded.blob))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| StageError::permanent(error.to_string()))?;
+    let bodies = blobs
+        .get_many(&ids)
+        .map_err(|error| StageError::permanent(error.to_string()))?;
+    let parse = |(recorded, bytes): (&&crate::events::FetchedDocument, &Vec<u8>)| {
+        let mut parsed = parse_documents(&recorded.file, bytes).map_err(|error| {
             StageError::permanent(format!("recorded document no longer parses: {error}"))
         })?;
-        let Some(mut document) = parsed.pop() else {
-            continue;
-        };
-        document.index = recorded.index;
-        document.line = recorded.line;
-        documents.push(document);
+        Ok(parsed.pop().map(|mut document| {
+            document.index = recorded.index;
+            document.line = recorded.line;
+            document
+        }))
+    };
+    let pairs: Vec<_> = recorded.iter().zip(bodies.iter()).collect();
+    let threads = std::thread::available_parallelism()
+        .map(|count| count.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let parsed: Vec<Result<Option<Document>, StageError>> = if threads == 1 || pairs.len() < 64 {
+        pairs.into_iter().map(parse).collect()
+    } else {
+        let chunk = pairs.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = pairs
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || part.iter().copied().map(parse).collect::<Vec<_>>())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|handle| handle.join().expect("a YAML parsing thread panicked"))
+                .collect()
+        })
+    };
+    let mut documents = Vec::with_capacity(parsed.len());
+    for document in parsed {
+        documents.extend(document?);
     }
     Ok(documents)
 }

@@ -234,87 +234,18 @@ pub fn scan(
         path: root.to_path_buf(),
         source,
     })?;
-    let mut entries = Vec::new();
-    for entry in walkdir::WalkDir::new(&canonical_root)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|entry| entry.file_name() != ".git")
-    {
-        let entry = entry.map_err(|error| {
-            let path = error
-                .path()
-                .map(|path| relative_path(&canonical_root, path).unwrap_or_default())
-                .unwrap_or_default();
-            ReleaseError::Read {
-                path,
-                source: error.into(),
-            }
-        })?;
-        let file_type = entry.file_type();
-        let relative = relative_path(&canonical_root, entry.path())?;
-        if file_type.is_dir() {
-            continue;
-        }
-        let source = if file_type.is_symlink() {
-            let target = fs::canonicalize(entry.path()).map_err(|source| ReleaseError::Read {
-                path: relative.clone(),
-                source,
-            })?;
-            if !target.starts_with(&canonical_root) {
-                return Err(ReleaseError::SymlinkOutside {
-                    path: relative,
-                    target: target.display().to_string(),
-                });
-            }
-            if target.is_dir() {
-                tracing::warn!(path = %relative, "skipping symlink to a directory inside the release");
-                continue;
-            }
-            target
-        } else if file_type.is_file() {
-            entry.path().to_path_buf()
-        } else {
-            tracing::warn!(path = %relative, "skipping special file");
-            continue;
-        };
-        entries.push((relative, source));
-        if entries.len() > limits.max_files {
-            return Err(ReleaseError::TooManyFiles {
-                limit: limits.max_files,
-            });
-        }
-    }
+    let entries = walk(&canonical_root, limits)?;
     let total = entries.len() as u64;
-    let mut files = Vec::with_capacity(entries.len());
-    let mut total_bytes = 0u64;
+    let read = read_all(entries, limits)?;
+    // Parsing dominates on large releases: spread it over the cores, then classify in order.
+    let parsed = parse_in_parallel(&read);
+    let mut files = Vec::with_capacity(read.len());
     let mut license_at: Option<String> = None;
     let mut objects: std::collections::HashMap<(String, String, String, String), String> =
         std::collections::HashMap::new();
-    for (done, (relative, source)) in entries.into_iter().enumerate() {
-        let bytes =
-            read_limited(&source, limits.max_file_bytes).map_err(|source| ReleaseError::Read {
-                path: relative.clone(),
-                source,
-            })?;
-        let size = bytes.len() as u64;
-        if size > limits.max_file_bytes {
-            let size = fs::metadata(&source).map(|meta| meta.len()).unwrap_or(size);
-            return Err(ReleaseError::FileTooLarge {
-                path: relative,
-                size,
-                limit: limits.max_file_bytes,
-            });
-        }
-        total_bytes += size;
-        if total_bytes > limits.max_total_bytes {
-            return Err(ReleaseError::ReleaseTooLarge {
-                path: relative,
-                limit: limits.max_total_bytes,
-            });
-        }
-        let contents = if is_yaml(&relative) {
-            let documents = parse_documents(&relative, &bytes)?;
+    for (done, ((relative, bytes, size), documents)) in read.into_iter().zip(parsed).enumerate() {
+        let contents = if let Some(documents) = documents {
+            let documents = documents?;
             if documents.iter().any(Document::is_license) {
                 if let Some(first) = &license_at {
                     return Err(ReleaseError::SecondLicense {
@@ -352,6 +283,151 @@ pub fn scan(
         root: canonical_root,
         files,
     })
+}
+
+/// Every file of the release, relative path and the path to read (a symlink's target), in
+/// path order.
+fn walk(canonical_root: &Path, limits: &Limits) -> Result<Vec<(String, PathBuf)>, ReleaseError> {
+    let mut entries = Vec::new();
+    for entry in walkdir::WalkDir::new(canonical_root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|entry| entry.file_name() != ".git")
+    {
+        let entry = entry.map_err(|error| {
+            let path = error
+                .path()
+                .map(|path| relative_path(canonical_root, path).unwrap_or_default())
+                .unwrap_or_default();
+            ReleaseError::Read {
+                path,
+                source: error.into(),
+            }
+        })?;
+        let file_type = entry.file_type();
+        let relative = relative_path(canonical_root, entry.path())?;
+        if file_type.is_dir() {
+            continue;
+        }
+        let source = if file_type.is_symlink() {
+            let target = fs::canonicalize(entry.path()).map_err(|source| ReleaseError::Read {
+                path: relative.clone(),
+                source,
+            })?;
+            if !target.starts_with(canonical_root) {
+                return Err(ReleaseError::SymlinkOutside {
+                    path: relative,
+                    target: target.display().to_string(),
+                });
+            }
+            if target.is_dir() {
+                tracing::warn!(path = %relative, "skipping symlink to a directory inside the release");
+                continue;
+            }
+            target
+        } else if file_type.is_file() {
+            entry.path().to_path_buf()
+        } else {
+            tracing::warn!(path = %relative, "skipping special file");
+            continue;
+        };
+        entries.push((relative, source));
+        if entries.len() > limits.max_files {
+            return Err(ReleaseError::TooManyFiles {
+                limit: limits.max_files,
+            });
+        }
+    }
+    Ok(entries)
+}
+
+/// A file's path relative to the release, bytes and size on disk.
+type ReadFile = (String, Vec<u8>, u64);
+
+/// Reads every file, holding each to the per-file and total limits.
+fn read_all(
+    entries: Vec<(String, PathBuf)>,
+    limits: &Limits,
+) -> Result<Vec<ReadFile>, ReleaseError> {
+    let mut read = Vec::with_capacity(entries.len());
+    let mut total_bytes = 0u64;
+    for (relative, source) in entries {
+        let bytes =
+            read_limited(&source, limits.max_file_bytes).map_err(|source| ReleaseError::Read {
+                path: relative.clone(),
+                source,
+            })?;
+        let size = bytes.len() as u64;
+        if size > limits.max_file_bytes {
+            let size = fs::metadata(&source).map(|meta| meta.len()).unwrap_or(size);
+            return Err(ReleaseError::FileTooLarge {
+                path: relative,
+                size,
+                limit: limits.max_file_bytes,
+            });
+        }
+        total_bytes += size;
+        if total_bytes > limits.max_total_bytes {
+            return Err(ReleaseError::ReleaseTooLarge {
+                path: relative,
+                limit: limits.max_total_bytes,
+            });
+        }
+        read.push((relative, bytes, size));
+    }
+    Ok(read)
+}
+
+/// Parses every YAML file (`None` for other files), on as many threads as there are cores.
+fn parse_in_parallel(read: &[ReadFile]) -> Vec<Option<Result<Vec<Document>, DocumentError>>> {
+    let threads = std::thread::available_parallelism()
+        .map(|count| count.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let chunk = read.len().div_ceil(threads).max(1);
+    let parse = |file: &ReadFile| is_yaml(&file.0).then(|| parse_documents(&file.0, &file.1));
+    if threads == 1 || read.len() < 64 {
+        return read.iter().map(parse).collect();
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = read
+            .chunks(chunk)
+            .map(|files| scope.spawn(move || files.iter().map(parse).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().expect("a YAML parsing thread panicked"))
+            .collect()
+    })
+}
+
+/// The release digest alone, as [`scan`] computes it, without parsing files that cannot hold a
+/// License (fast enough to run before deciding whether an install can be resumed). A file that
+/// fails to parse counts as a plain file here; [`scan`] reports it.
+pub fn digest(root: &Path, limits: &Limits) -> Result<String, ReleaseError> {
+    let canonical_root = fs::canonicalize(root).map_err(|source| ReleaseError::Root {
+        path: root.to_path_buf(),
+        source,
+    })?;
+    let entries = walk(&canonical_root, limits)?;
+    let mut hasher = blake3::Hasher::new();
+    for (relative, bytes, _) in read_all(entries, limits)? {
+        let may_be_license = is_yaml(&relative)
+            && bytes
+                .windows(b"License".len())
+                .any(|window| window == b"License");
+        if may_be_license
+            && parse_documents(&relative, &bytes)
+                .is_ok_and(|documents| documents.iter().any(Document::is_license))
+        {
+            continue;
+        }
+        hasher.update(relative.as_bytes());
+        hasher.update(&[0]);
+        hasher.update(blake3::hash(&bytes).as_bytes());
+    }
+    Ok(format!("blake3:{}", hasher.finalize().to_hex()))
 }
 
 fn check_unique(

@@ -148,9 +148,32 @@ fn write(
     blobs: &BlobStore,
 ) -> Result<StageOutput, StageError> {
     let failure = |error: &dyn std::fmt::Display| StageError::permanent(error.to_string());
-    let blob = |hex: &str| -> Result<Vec<u8>, StageError> {
-        let id = BlobId::parse(hex).map_err(|error| failure(&error))?;
-        blobs.get(&id).map_err(|error| failure(&error))
+    // Every body this stage writes, read in one blob-store transaction.
+    let wanted: Vec<&str> = fetched
+        .files
+        .iter()
+        .filter_map(|file| file.blob.as_deref())
+        .chain(
+            fetched
+                .documents
+                .iter()
+                .map(|document| document.blob.as_str()),
+        )
+        .collect();
+    let ids = wanted
+        .iter()
+        .map(|hex| BlobId::parse(hex))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| failure(&error))?;
+    let bodies: std::collections::HashMap<&str, Vec<u8>> = wanted
+        .iter()
+        .copied()
+        .zip(blobs.get_many(&ids).map_err(|error| failure(&error))?)
+        .collect();
+    let blob = |hex: &str| -> Result<&Vec<u8>, StageError> {
+        bodies
+            .get(hex)
+            .ok_or_else(|| StageError::permanent(format!("blob {hex} was not read")))
     };
     let out = OutputDir::create(out_dir).map_err(|error| failure(&error))?;
     out.remove_tree("upstream")
@@ -160,7 +183,7 @@ fn write(
     for file in &fetched.files {
         let Some(hex) = &file.blob else { continue };
         let path = format!("upstream/{}", file.path);
-        out.write(&path, &blob(hex)?, 0o644)
+        out.write(&path, blob(hex)?, 0o644)
             .map_err(output_failure)?;
         written.push(WrittenFile {
             path,
@@ -171,7 +194,7 @@ fn write(
     for (position, name) in base_file_names(&fetched.documents) {
         let document = &fetched.documents[position];
         let path = format!("base/{name}");
-        out.write(&path, &blob(&document.blob)?, 0o644)
+        out.write(&path, blob(&document.blob)?, 0o644)
             .map_err(output_failure)?;
         written.push(WrittenFile {
             path,

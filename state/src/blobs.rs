@@ -1,15 +1,27 @@
-//! The content-addressed blob store: file bodies (release files, rendered output) live under
-//! `blobs/<first two hex digits>/<rest of the blake3 hex>`, written once and shared by every install
-//! that has the same bytes. Events refer to them by [`BlobId`]. Writes go to a temporary file and are
-//! renamed into place, so a reader never sees half a blob; [`BlobStore::sync`] makes every blob
-//! written so far durable with one filesystem sync, and callers sync before recording an event that
-//! names a blob. Reads check the hash, so a corrupted blob is reported, never served.
+//! The content-addressed blob store: file bodies (release files, rendered output) keyed by their
+//! blake3 hash, stored once and shared by every install that has the same bytes. Events refer to
+//! them by [`BlobId`].
+//!
+//! Blobs live in their own redb database (`<state>/blobs/blobs.redb`) rather than one file each:
+//! a release of thousands of manifests then costs one durable commit instead of thousands of file
+//! creations and a filesystem-wide sync. [`BlobStore::put`] only stages a blob in memory;
+//! [`BlobStore::sync`] commits everything staged in one durable transaction, and callers sync
+//! before recording an event that names a blob. Reads see staged blobs too, and check the hash, so
+//! a corrupted blob is reported, never served.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use redb::{
+    ConcurrencyMode, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, TableError,
+};
+
+/// blob id (hex) → bytes.
+const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// A blob's identity: the lowercase hex blake3 hash of its bytes.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -51,13 +63,13 @@ impl fmt::Debug for BlobId {
 /// Errors from the blob store.
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
-    /// Reading or writing a blob file failed.
-    #[error("blob store I/O error at {path}: {source}")]
-    Io {
-        /// The file involved.
+    /// The blob database could not be opened, read or written.
+    #[error("blob store {path}: {detail}")]
+    Storage {
+        /// The database file.
         path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
+        /// What the storage engine said.
+        detail: String,
     },
     /// A blob named by an event is not in the store.
     #[error("blob {0} is missing from the blob store")]
@@ -70,85 +82,188 @@ pub enum BlobError {
     BadId(String),
 }
 
-/// The blob store rooted at one directory.
-#[derive(Debug)]
+/// The blob store of one state directory.
 pub struct BlobStore {
-    root: PathBuf,
-    temp_counter: AtomicU64,
+    db: Database,
+    path: PathBuf,
+    /// Blobs put but not yet committed by [`BlobStore::sync`].
+    staged: Mutex<HashMap<BlobId, Arc<[u8]>>>,
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> BlobError + '_ {
-    move |source| BlobError::Io {
-        path: path.to_path_buf(),
-        source,
+impl fmt::Debug for BlobStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlobStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
 impl BlobStore {
-    /// Opens (creating if needed) the store at `root`.
+    /// Opens (creating if needed) the store in directory `root`.
     pub fn open(root: &Path) -> Result<BlobStore, BlobError> {
-        fs::create_dir_all(root.join("tmp")).map_err(io_error(root))?;
+        let path = root.join("blobs.redb");
+        let storage = |detail: String| BlobError::Storage {
+            path: path.clone(),
+            detail,
+        };
+        std::fs::create_dir_all(root).map_err(|error| storage(error.to_string()))?;
+        let mut builder = Database::builder();
+        builder.set_cache_size(CACHE_BYTES);
+        builder.set_concurrency_mode(ConcurrencyMode::MultiWriter);
+        let db = builder
+            .create(&path)
+            .map_err(|error| storage(error.to_string()))?;
         Ok(BlobStore {
-            root: root.to_path_buf(),
-            temp_counter: AtomicU64::new(0),
+            db,
+            path,
+            staged: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Where a blob lives.
-    pub fn path_of(&self, id: &BlobId) -> PathBuf {
-        self.root.join(&id.0[..2]).join(&id.0[2..])
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
-    /// Stores `bytes` (once: an existing blob is left alone) and returns its id. The blob is not
-    /// durable until [`BlobStore::sync`] returns.
+    fn storage_error(&self, error: impl fmt::Display) -> BlobError {
+        BlobError::Storage {
+            path: self.path.clone(),
+            detail: error.to_string(),
+        }
+    }
+
+    fn staged(&self) -> std::sync::MutexGuard<'_, HashMap<BlobId, Arc<[u8]>>> {
+        self.staged
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Stages `bytes` and returns its id. It is not durable until [`BlobStore::sync`] returns.
     pub fn put(&self, bytes: &[u8]) -> Result<BlobId, BlobError> {
         let id = BlobId::of(bytes);
-        let path = self.path_of(&id);
-        if path.exists() {
-            return Ok(id);
-        }
-        let dir = path.parent().unwrap_or(&self.root);
-        fs::create_dir_all(dir).map_err(io_error(dir))?;
-        let temp = self.root.join("tmp").join(format!(
-            "{}-{}-{}",
-            std::process::id(),
-            self.temp_counter.fetch_add(1, Ordering::Relaxed),
-            &id.0[..16]
-        ));
-        let mut file = fs::File::create(&temp).map_err(io_error(&temp))?;
-        file.write_all(bytes).map_err(io_error(&temp))?;
-        drop(file);
-        fs::rename(&temp, &path).map_err(io_error(&path))?;
+        self.staged()
+            .entry(id.clone())
+            .or_insert_with(|| Arc::from(bytes));
         Ok(id)
     }
 
-    /// Makes every blob written so far durable (one `syncfs` of the store's filesystem).
+    /// Commits every staged blob in one durable transaction (blobs already stored are skipped).
     pub fn sync(&self) -> Result<(), BlobError> {
-        let dir = fs::File::open(&self.root).map_err(io_error(&self.root))?;
-        rustix::fs::syncfs(&dir).map_err(|errno| BlobError::Io {
-            path: self.root.clone(),
-            source: errno.into(),
-        })
+        let staged: Vec<(BlobId, Arc<[u8]>)> = self.staged().drain().collect();
+        if staged.is_empty() {
+            return Ok(());
+        }
+        let result = (|| {
+            let txn = self
+                .db
+                .begin_write()
+                .map_err(|error| self.storage_error(error))?;
+            {
+                let mut table = txn
+                    .open_table(BLOBS)
+                    .map_err(|error| self.storage_error(error))?;
+                for (id, bytes) in &staged {
+                    let known = table
+                        .get(id.as_str())
+                        .map_err(|error| self.storage_error(error))?
+                        .is_some();
+                    if !known {
+                        table
+                            .insert(id.as_str(), bytes.as_ref())
+                            .map_err(|error| self.storage_error(error))?;
+                    }
+                }
+            }
+            txn.commit().map_err(|error| self.storage_error(error))
+        })();
+        if result.is_err() {
+            // Nothing was committed: keep the blobs staged so a retry can commit them.
+            self.staged().extend(staged);
+        }
+        result
     }
 
-    /// Reads a blob and checks its hash.
+    /// Reads a blob (staged or stored) and checks its hash.
     pub fn get(&self, id: &BlobId) -> Result<Vec<u8>, BlobError> {
-        let path = self.path_of(id);
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Err(BlobError::Missing(id.clone()));
-            }
-            Err(error) => return Err(io_error(&path)(error)),
+        if let Some(bytes) = self.staged().get(id) {
+            return Ok(bytes.to_vec());
+        }
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|error| self.storage_error(error))?;
+        let table = match txn.open_table(BLOBS) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Err(BlobError::Missing(id.clone())),
+            Err(error) => return Err(self.storage_error(error)),
         };
+        let bytes = table
+            .get(id.as_str())
+            .map_err(|error| self.storage_error(error))?
+            .ok_or_else(|| BlobError::Missing(id.clone()))?
+            .value()
+            .to_vec();
         if BlobId::of(&bytes) != *id {
             return Err(BlobError::Corrupted(id.clone()));
         }
         Ok(bytes)
     }
 
-    /// Whether the store has a blob.
+    /// Reads many blobs in one read transaction (much cheaper than one `get` each), checking every
+    /// hash.
+    pub fn get_many(&self, ids: &[BlobId]) -> Result<Vec<Vec<u8>>, BlobError> {
+        let staged = self.staged().clone();
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|error| self.storage_error(error))?;
+        let table = match txn.open_table(BLOBS) {
+            Ok(table) => Some(table),
+            Err(TableError::TableDoesNotExist(_)) => None,
+            Err(error) => return Err(self.storage_error(error)),
+        };
+        ids.iter()
+            .map(|id| {
+                if let Some(bytes) = staged.get(id) {
+                    return Ok(bytes.to_vec());
+                }
+                let bytes = table
+                    .as_ref()
+                    .map(|table| table.get(id.as_str()))
+                    .transpose()
+                    .map_err(|error| self.storage_error(error))?
+                    .flatten()
+                    .ok_or_else(|| BlobError::Missing(id.clone()))?
+                    .value()
+                    .to_vec();
+                if BlobId::of(&bytes) != *id {
+                    return Err(BlobError::Corrupted(id.clone()));
+                }
+                Ok(bytes)
+            })
+            .collect()
+    }
+
+    /// Whether the store has a blob (staged or stored).
     pub fn contains(&self, id: &BlobId) -> bool {
-        self.path_of(id).is_file()
+        self.get(id).is_ok()
+    }
+
+    /// How many blobs are stored (committed).
+    pub fn len(&self) -> Result<u64, BlobError> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|error| self.storage_error(error))?;
+        match txn.open_table(BLOBS) {
+            Ok(table) => table.len().map_err(|error| self.storage_error(error)),
+            Err(TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(error) => Err(self.storage_error(error)),
+        }
+    }
+
+    /// Whether no blob is stored.
+    pub fn is_empty(&self) -> Result<bool, BlobError> {
+        Ok(self.len()? == 0)
     }
 }

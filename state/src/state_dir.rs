@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! <state>/events.redb        the event log (redb backend)   or  <state>/events.sled/ (sled backend)
-//! <state>/blobs/             the content-addressed blob store
+//! <state>/blobs/blobs.redb   the content-addressed blob store
 //! <state>/fingerprint.key    the key behind keyed fingerprints (0600)
 //! <state>/installs/<id>/     default output directory of each install
 //! ```

@@ -457,3 +457,71 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn custom_resources_with_a_pod_template_are_rewritten_and_patched() {
+    // Case 19: a custom resource shaped like a workload (an Argo Rollout).
+    let rollout = "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n        - name: web\n          image: quay.io/my-org/web:3\n";
+    let objects = render(&case(rollout.to_string(), &["quay.io/my-org/web:3"], &[]));
+    assert_eq!(
+        images_of(&objects, "Rollout", "web"),
+        [format!("{P}/quay.io/my-org/web:3")]
+    );
+    assert_eq!(
+        pull_secrets_of(&objects, "Rollout", "web"),
+        ["my-app-registry"]
+    );
+}
+
+#[test]
+fn every_namespace_is_recorded_for_apply_not_expanded() {
+    // Case 18: `additionalNamespaces: ["*"]` — no copy in the render, recorded for apply.
+    use windlass_stages::provision_secrets::{SECRETS_PROVISIONED, SecretsProvisioned};
+    let application = "apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: my-app\nspec:\n  additionalNamespaces:\n    - \"*\"\n    - tools\n";
+    let manifests = format!(
+        "{}---\n{application}",
+        deployment("app", None, &["nginx:1"], &[])
+    );
+    let release = temp_dir();
+    std::fs::write(release.path().join("app.yaml"), &manifests).unwrap();
+    std::fs::create_dir(release.path().join("userdata")).unwrap();
+    std::fs::write(release.path().join("userdata/license.yaml"), LICENSE).unwrap();
+    let options = PipelineOptions {
+        probe: ProbeImagesConfig {
+            offline: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let installer = Installer::with_pipeline(&windlass_stages::default_pipeline(&options));
+    let out = temp_dir();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let state =
+        runtime.block_on(installer.install(installer.request(release.path(), out.path()), "star"));
+    let provisioned: SecretsProvisioned =
+        crate::support::fact(&state, "provision_secrets", SECRETS_PROVISIONED);
+    assert!(provisioned.namespaces.every_namespace);
+    assert_eq!(
+        provisioned.namespaces.additional,
+        ["tools"],
+        "named namespaces still get a copy, to be created if missing"
+    );
+    let native = read_rendered(&out.path().join("rendered/this-cluster"));
+    let secret_namespaces: Vec<&str> = native
+        .iter()
+        .filter(|object| object["kind"] == "Secret")
+        .map(|object| object["metadata"]["namespace"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        secret_namespaces.len(),
+        2,
+        "app namespace and tools, nothing for \"*\": {secret_namespaces:?}"
+    );
+    assert_same_objects(
+        &kustomize_build(&out.path().join("overlays/downstreams/this-cluster")),
+        &native,
+    );
+}

@@ -1,34 +1,17 @@
-//! The content-addressed blob store: identical bytes are stored once under their blake3 id, reads
-//! check the hash so a blob corrupted on disk is reported (`Corrupted`) rather than served, an
-//! absent blob is `Missing`, and `BlobId::parse` accepts only what `BlobId::of` produces (64
-//! lowercase hex digits), since ids come back out of events and are turned into paths.
+//! The content-addressed blob store: identical bytes are stored once under their blake3 id, staged
+//! blobs become durable together on `sync` (and survive reopening), reads check the hash so a blob
+//! corrupted in storage is reported (`Corrupted`) rather than served, an absent blob is `Missing`,
+//! and `BlobId::parse` accepts only what `BlobId::of` produces (64 lowercase hex digits), since ids
+//! come back out of events.
 
-use std::fs;
-use std::path::Path;
-
+use redb::{Database, TableDefinition};
 use windlass_state::{BlobError, BlobId, BlobStore};
 
-/// Every regular file under `root`, outside the temporary directory.
-fn blob_files(root: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in fs::read_dir(&dir).expect("read blob directory") {
-            let path = entry.expect("directory entry").path();
-            if path.is_dir() {
-                if path != root.join("tmp") {
-                    pending.push(path);
-                }
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files
-}
+/// The table the store keeps blobs in, for tampering from outside.
+const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
 
 #[test]
-fn put_stores_identical_bytes_once() {
+fn put_stores_identical_bytes_once_and_sync_makes_them_durable() {
     let dir = tempfile::tempdir().expect("scratch directory");
     let root = dir.path().join("blobs");
     let blobs = BlobStore::open(&root).expect("open blob store");
@@ -41,17 +24,24 @@ fn put_stores_identical_bytes_once() {
         .expect("put again");
     assert_eq!(first, second);
     assert_eq!(first, BlobId::of(b"apiVersion: v1\nkind: ConfigMap\n"));
-    assert_eq!(blob_files(&root), vec![blobs.path_of(&first)]);
-
     let other = blobs.put(b"kind: Secret\n").expect("put other bytes");
     assert_ne!(other, first);
-    assert_eq!(blob_files(&root).len(), 2);
+    assert!(
+        blobs.contains(&first),
+        "staged blobs are readable before sync"
+    );
     assert_eq!(
-        fs::read_dir(root.join("tmp")).expect("read tmp").count(),
+        blobs.len().expect("len"),
         0,
-        "no temporary files are left behind"
+        "nothing is stored before sync"
     );
     blobs.sync().expect("sync");
+    assert_eq!(
+        blobs.len().expect("len"),
+        2,
+        "identical bytes are stored once"
+    );
+    drop(blobs);
 
     let reopened = BlobStore::open(&root).expect("reopen");
     assert!(reopened.contains(&first));
@@ -59,7 +49,18 @@ fn put_stores_identical_bytes_once() {
         reopened.put(b"kind: Secret\n").expect("put after reopen"),
         other
     );
-    assert_eq!(blob_files(&root).len(), 2);
+    reopened.sync().expect("sync again");
+    assert_eq!(reopened.len().expect("len"), 2);
+}
+
+#[test]
+fn unsynced_blobs_are_not_durable() {
+    let dir = tempfile::tempdir().expect("scratch directory");
+    let blobs = BlobStore::open(dir.path()).expect("open blob store");
+    let id = blobs.put(b"staged only\n").expect("put");
+    drop(blobs);
+    let reopened = BlobStore::open(dir.path()).expect("reopen");
+    assert!(matches!(reopened.get(&id), Err(BlobError::Missing(_))));
 }
 
 #[test]
@@ -68,14 +69,10 @@ fn get_returns_what_was_put() {
     let blobs = BlobStore::open(dir.path()).expect("open blob store");
     let body: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
     let id = blobs.put(&body).expect("put");
-    assert_eq!(blobs.get(&id).expect("get"), body);
     let empty = blobs.put(b"").expect("put empty");
+    blobs.sync().expect("sync");
+    assert_eq!(blobs.get(&id).expect("get"), body);
     assert_eq!(blobs.get(&empty).expect("get empty"), Vec::<u8>::new());
-    assert!(
-        blobs
-            .path_of(&id)
-            .starts_with(dir.path().join(&id.as_str()[..2]))
-    );
 }
 
 #[test]
@@ -85,15 +82,26 @@ fn get_reports_a_corrupted_blob() {
     let id = blobs
         .put(b"image: registry.example/app:1.0\n")
         .expect("put");
+    blobs.sync().expect("sync");
+    let path = blobs.path().to_path_buf();
+    drop(blobs);
 
-    fs::write(blobs.path_of(&id), b"image: evil.example/app:1.0\n").expect("corrupt the blob");
-    match blobs.get(&id) {
-        Err(BlobError::Corrupted(named)) => assert_eq!(named, id),
-        other => panic!("expected Corrupted, got {other:?}"),
+    for corrupted in [&b"image: evil.example/app:1.0\n"[..], b""] {
+        {
+            let db = Database::create(&path).expect("open the blob database directly");
+            let txn = db.begin_write().expect("write");
+            txn.open_table(BLOBS)
+                .expect("table")
+                .insert(id.as_str(), corrupted)
+                .expect("corrupt the blob");
+            txn.commit().expect("commit");
+        }
+        let blobs = BlobStore::open(path.parent().unwrap()).expect("reopen");
+        match blobs.get(&id) {
+            Err(BlobError::Corrupted(named)) => assert_eq!(named, id),
+            other => panic!("expected Corrupted, got {other:?}"),
+        }
     }
-
-    fs::write(blobs.path_of(&id), b"").expect("truncate the blob");
-    assert!(matches!(blobs.get(&id), Err(BlobError::Corrupted(_))));
 }
 
 #[test]
