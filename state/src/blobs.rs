@@ -185,28 +185,8 @@ impl BlobStore {
 
     /// Reads a blob (staged or stored) and checks its hash.
     pub fn get(&self, id: &BlobId) -> Result<Vec<u8>, BlobError> {
-        if let Some(bytes) = self.staged().get(id) {
-            return Ok(bytes.to_vec());
-        }
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|error| self.storage_error(error))?;
-        let table = match txn.open_table(BLOBS) {
-            Ok(table) => table,
-            Err(TableError::TableDoesNotExist(_)) => return Err(BlobError::Missing(id.clone())),
-            Err(error) => return Err(self.storage_error(error)),
-        };
-        let bytes = table
-            .get(id.as_str())
-            .map_err(|error| self.storage_error(error))?
-            .ok_or_else(|| BlobError::Missing(id.clone()))?
-            .value()
-            .to_vec();
-        if BlobId::of(&bytes) != *id {
-            return Err(BlobError::Corrupted(id.clone()));
-        }
-        Ok(bytes)
+        let mut bodies = self.get_many(std::slice::from_ref(id))?;
+        Ok(bodies.pop().expect("one body per id"))
     }
 
     /// Reads many blobs in one read transaction (much cheaper than one `get` each), checking every

@@ -128,18 +128,21 @@ fn serde_saphyr_value(text: &str) -> Value {
         .value
 }
 
-fn images_of(objects: &[Value], kind: &str, name: &str) -> Vec<String> {
+/// The pod spec of the `kind` object called `name`.
+fn pod_spec<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
     let object = objects
         .iter()
         .find(|object| object["kind"] == kind && object["metadata"]["name"] == name)
         .unwrap_or_else(|| panic!("no {kind} {name}"));
-    let spec = if kind == "CronJob" {
-        &object["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    } else if kind == "Pod" {
-        &object["spec"]
-    } else {
-        &object["spec"]["template"]["spec"]
-    };
+    match kind {
+        "CronJob" => &object["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+        "Pod" => &object["spec"],
+        _ => &object["spec"]["template"]["spec"],
+    }
+}
+
+fn images_of(objects: &[Value], kind: &str, name: &str) -> Vec<String> {
+    let spec = pod_spec(objects, kind, name);
     ["initContainers", "containers"]
         .iter()
         .flat_map(|list| spec[list].as_array().cloned().unwrap_or_default())
@@ -148,18 +151,7 @@ fn images_of(objects: &[Value], kind: &str, name: &str) -> Vec<String> {
 }
 
 fn pull_secrets_of(objects: &[Value], kind: &str, name: &str) -> Vec<String> {
-    let object = objects
-        .iter()
-        .find(|object| object["kind"] == kind && object["metadata"]["name"] == name)
-        .unwrap();
-    let spec = if kind == "CronJob" {
-        &object["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    } else if kind == "Pod" {
-        &object["spec"]
-    } else {
-        &object["spec"]["template"]["spec"]
-    };
-    spec["imagePullSecrets"]
+    pod_spec(objects, kind, name)["imagePullSecrets"]
         .as_array()
         .cloned()
         .unwrap_or_default()
