@@ -185,12 +185,12 @@ impl Runner {
     ) -> Result<InstallState, RunError> {
         let run_started = Instant::now();
         let state = self.state_of(install_id)?;
-        let mut completed: HashMap<String, Vec<StoredEvent>> = HashMap::new();
+        let mut completed: HashMap<String, Arc<[StoredEvent]>> = HashMap::new();
         let mut attempts_so_far: HashMap<String, u32> = HashMap::new();
         for stage in &state.stages {
             attempts_so_far.insert(stage.name.clone(), stage.attempts);
             if stage.status == StageStatus::Completed {
-                completed.insert(stage.name.clone(), stage.fact_events.clone());
+                completed.insert(stage.name.clone(), Arc::from(stage.fact_events.as_slice()));
             }
         }
         let mut launched: HashSet<String> = completed.keys().cloned().collect();
@@ -208,7 +208,8 @@ impl Runner {
                         continue;
                     }
                     launched.insert(stage.name.clone());
-                    let inputs: BTreeMap<String, Vec<StoredEvent>> = stage
+                    // Shared, not copied: fact payloads of large releases are big.
+                    let inputs: BTreeMap<String, Arc<[StoredEvent]>> = stage
                         .inputs
                         .iter()
                         .map(|input| (input.clone(), completed[input].clone()))
@@ -234,7 +235,7 @@ impl Runner {
             })??;
             match outcome {
                 StageRunOutcome::Completed { stage, facts } => {
-                    completed.insert(stage, facts);
+                    completed.insert(stage, Arc::from(facts));
                 }
                 StageRunOutcome::Failed { stage, error } => {
                     failure.get_or_insert((stage, error));
@@ -453,7 +454,7 @@ struct StageTask {
     install_id: String,
     stage: PipelineStageHandle,
     request: Arc<InstallRequest>,
-    inputs: BTreeMap<String, Vec<StoredEvent>>,
+    inputs: BTreeMap<String, Arc<[StoredEvent]>>,
     first_attempt: u32,
 }
 

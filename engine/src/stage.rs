@@ -134,7 +134,7 @@ pub struct StageContext {
     /// For fingerprints of secrets.
     pub fingerprint_key: Arc<FingerprintKey>,
     /// The recorded facts of each declared input stage, by input stage name.
-    pub inputs: BTreeMap<String, Vec<StoredEvent>>,
+    pub inputs: BTreeMap<String, Arc<[StoredEvent]>>,
     /// Where to report progress.
     pub progress: Arc<dyn Progress>,
     /// Facts recorded by earlier installs, for stages that reuse earlier results.
@@ -164,7 +164,7 @@ impl StageContext {
         let event = self
             .inputs
             .values()
-            .flatten()
+            .flat_map(|facts| facts.iter())
             .rev()
             .find(|event| event.event_type == event_type)
             .ok_or_else(|| {
@@ -173,7 +173,7 @@ impl StageContext {
                     self.stage_name
                 ))
             })?;
-        serde_json::from_value(event.payload.clone())
+        T::deserialize(&event.payload)
             .map_err(|error| StageError::permanent(format!("{event_type} is unreadable: {error}")))
     }
 

@@ -206,7 +206,11 @@ impl Stage for ScriptedStage {
             probe.runs.fetch_add(1, Ordering::SeqCst);
             probe.seen.lock().unwrap().push(SeenRun {
                 attempt: context.attempt,
-                inputs: context.inputs.clone(),
+                inputs: context
+                    .inputs
+                    .iter()
+                    .map(|(name, facts)| (name.clone(), facts.to_vec()))
+                    .collect(),
                 out_dir: context.request.out_dir.clone(),
             });
             if let Some(barrier) = &probe.barrier {
