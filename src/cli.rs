@@ -62,6 +62,8 @@ pub enum Command {
     },
     /// Check the event log's hash chain and sequence numbers.
     VerifyLog,
+    /// Run the license-authenticated pull-through registry proxy, or manage its licenses.
+    Proxy(ProxyArgs),
 }
 
 /// Arguments of `windlass install`.
@@ -146,4 +148,56 @@ pub struct ProbeArgs {
     /// Deadline of each registry request, in seconds.
     #[arg(long, default_value_t = 10)]
     pub request_timeout: u64,
+}
+
+/// Arguments of `windlass proxy`.
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ProxyCommand,
+}
+
+/// `windlass proxy` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ProxyCommand {
+    /// Serve the OCI distribution API for pulls through the proxy.
+    Serve {
+        /// The proxy configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Manage the licenses the proxy accepts (works while the proxy runs).
+    License {
+        /// What to do.
+        #[command(subcommand)]
+        command: LicenseCommand,
+    },
+}
+
+/// `windlass proxy license` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LicenseCommand {
+    /// Accept a license (a KOTS License YAML file); only a keyed hash of its ID is stored.
+    Add {
+        /// The proxy configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The license file.
+        file: PathBuf,
+    },
+    /// Stop accepting a license; its pulls stop within a second.
+    Revoke {
+        /// The proxy configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The license ID.
+        license_id: String,
+    },
+    /// List the licenses (fingerprints, apps, expiry, revocation).
+    List {
+        /// The proxy configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
 }

@@ -6,6 +6,7 @@ mod cli;
 mod exit;
 mod images_command;
 mod install_command;
+mod proxy_command;
 mod read_commands;
 mod state_access;
 mod terminal_progress;
@@ -25,6 +26,7 @@ fn main() -> std::process::ExitCode {
         Command::Events { install_id } => read_commands::events(&cli.global, install_id),
         Command::Show { install_id } => read_commands::show(&cli.global, install_id),
         Command::VerifyLog => read_commands::verify_log(&cli.global),
+        Command::Proxy(args) => proxy_command::run(&cli.global, args),
     };
     match result {
         Ok(code) => code.into(),

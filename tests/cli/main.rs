@@ -4,6 +4,7 @@
 //! (SIGKILL) between stages.
 
 mod probe;
+mod proxy;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,395 @@
+//! [`ProxyConfig`]: the proxy's YAML configuration file (listen address, plain HTTP or TLS, the
+//! state directory, and the upstream registries with their read-only credentials). Relative paths
+//! are resolved against the file's directory. Passwords are read from a file or an environment
+//! variable, held as [`SecretString`], and never appear in errors or `Debug` output.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use windlass_state::SecretString;
+
+/// Largest configuration file accepted.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// A problem with the configuration file. Messages name the file and the key, never a password.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file (or a file it names) cannot be read.
+    #[error("{path}: {key}: {source}")]
+    Read {
+        /// The configuration file.
+        path: String,
+        /// The key that named the unreadable file (`file` for the configuration itself).
+        key: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A key is missing or has an invalid value.
+    #[error("{path}: {key}: {problem}")]
+    Invalid {
+        /// The configuration file.
+        path: String,
+        /// The key, e.g. `upstreams.vendor.example.endpoint`.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// The proxy's configuration.
+#[derive(Debug)]
+pub struct ProxyConfig {
+    /// Where the server listens.
+    pub listen: SocketAddr,
+    /// Whether plain HTTP is served (only when the file says `plain_http: true`).
+    pub plain_http: bool,
+    /// The certificate and key to serve TLS with, when not plain HTTP.
+    pub tls: Option<TlsFiles>,
+    /// The proxy's state directory (license store, pull log, fingerprint key).
+    pub state: PathBuf,
+    /// Upstream registries by the host written in image references.
+    pub upstreams: BTreeMap<String, Upstream>,
+}
+
+/// The TLS certificate chain and private key files (PEM).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain.
+    pub cert_file: PathBuf,
+    /// The private key.
+    pub key_file: PathBuf,
+}
+
+/// One upstream registry.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Its base URL, e.g. `http://127.0.0.1:5101` (an `http://` endpoint means plain HTTP).
+    pub endpoint: reqwest::Url,
+    /// Read-only credentials, if the upstream needs any.
+    pub credentials: Option<UpstreamCredentials>,
+    /// Extra CA certificates (PEM bundle, from `ca_file`) trusted for this upstream only.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+/// A username and password for an upstream. `Debug` redacts the password.
+#[derive(Debug, Clone)]
+pub struct UpstreamCredentials {
+    /// The username.
+    pub username: String,
+    /// The password, from `password_file` or `password_env`.
+    pub password: SecretString,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    plain_http: Option<bool>,
+    tls: Option<RawTls>,
+    state: Option<String>,
+    #[serde(default)]
+    upstreams: BTreeMap<String, RawUpstream>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: Option<String>,
+    key_file: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    endpoint: Option<String>,
+    username: Option<String>,
+    password_file: Option<String>,
+    password_env: Option<String>,
+    ca_file: Option<String>,
+}
+
+impl ProxyConfig {
+    /// Reads and validates the configuration file at `path`.
+    pub fn load(path: &Path) -> Result<ProxyConfig, ConfigError> {
+        let shown = path.display().to_string();
+        let read_error = |key: &str, source| ConfigError::Read {
+            path: shown.clone(),
+            key: key.to_string(),
+            source,
+        };
+        let metadata = std::fs::metadata(path).map_err(|source| read_error("file", source))?;
+        if metadata.len() > MAX_CONFIG_BYTES {
+            return Err(ConfigError::Invalid {
+                path: shown,
+                key: "file".into(),
+                problem: format!("over the limit of {MAX_CONFIG_BYTES} bytes"),
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| read_error("file", source))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        ProxyConfig::parse(&shown, &text, base)
+    }
+
+    /// Parses configuration `text` (named `shown` in errors), resolving relative paths against
+    /// `base`.
+    pub fn parse(shown: &str, text: &str, base: &Path) -> Result<ProxyConfig, ConfigError> {
+        let invalid = |key: &str, problem: String| ConfigError::Invalid {
+            path: shown.to_string(),
+            key: key.to_string(),
+            problem,
+        };
+        let raw: RawConfig = serde_saphyr::from_str(text)
+            .map_err(|error| invalid("file", format!("not a valid configuration: {error}")))?;
+        let listen_text = raw
+            .listen
+            .ok_or_else(|| invalid("listen", "missing".into()))?;
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            invalid(
+                "listen",
+                format!("`{listen_text}` is not an address like 127.0.0.1:5443"),
+            )
+        })?;
+        let plain_http = raw.plain_http.unwrap_or(false);
+        let tls = match raw.tls {
+            None => None,
+            Some(tls) => {
+                let cert = tls
+                    .cert_file
+                    .ok_or_else(|| invalid("tls.cert_file", "missing".into()))?;
+                let key = tls
+                    .key_file
+                    .ok_or_else(|| invalid("tls.key_file", "missing".into()))?;
+                Some(TlsFiles {
+                    cert_file: base.join(cert),
+                    key_file: base.join(key),
+                })
+            }
+        };
+        if plain_http && tls.is_some() {
+            return Err(invalid(
+                "plain_http",
+                "set either `plain_http: true` or `tls`, not both".into(),
+            ));
+        }
+        if !plain_http && tls.is_none() {
+            return Err(invalid(
+                "tls",
+                "missing: set `tls: {cert_file, key_file}`, or `plain_http: true` to serve plain HTTP"
+                    .into(),
+            ));
+        }
+        if let Some(tls) = &tls {
+            for (key, file) in [
+                ("tls.cert_file", &tls.cert_file),
+                ("tls.key_file", &tls.key_file),
+            ] {
+                if !file.is_file() {
+                    return Err(invalid(key, format!("{} is not a file", file.display())));
+                }
+            }
+        }
+        let state = raw
+            .state
+            .ok_or_else(|| invalid("state", "missing".into()))?;
+        let mut upstreams = BTreeMap::new();
+        for (host, upstream) in raw.upstreams {
+            let key = |field: &str| format!("upstreams.{host}.{field}");
+            if !is_valid_host(&host) {
+                return Err(invalid(
+                    &format!("upstreams.{host}"),
+                    "not a registry host (letters, digits, `.`, `-`, optional `:port`)".into(),
+                ));
+            }
+            let endpoint_text = upstream
+                .endpoint
+                .ok_or_else(|| invalid(&key("endpoint"), "missing".into()))?;
+            let endpoint = reqwest::Url::parse(&endpoint_text)
+                .ok()
+                .filter(|url| {
+                    matches!(url.scheme(), "http" | "https")
+                        && url.host().is_some()
+                        && url.username().is_empty()
+                        && url.password().is_none()
+                })
+                .ok_or_else(|| {
+                    invalid(
+                        &key("endpoint"),
+                        "not an http:// or https:// URL without credentials".into(),
+                    )
+                })?;
+            let password = match (upstream.password_file, upstream.password_env) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        &key("password_file"),
+                        "set either password_file or password_env, not both".into(),
+                    ));
+                }
+                (Some(file), None) => {
+                    let file = base.join(file);
+                    let text =
+                        std::fs::read_to_string(&file).map_err(|source| ConfigError::Read {
+                            path: shown.to_string(),
+                            key: key("password_file"),
+                            source,
+                        })?;
+                    Some(SecretString::new(text.trim_end_matches(['\r', '\n'])))
+                }
+                (None, Some(variable)) => {
+                    let value = std::env::var(&variable).map_err(|_| {
+                        invalid(
+                            &key("password_env"),
+                            format!("environment variable {variable} is not set"),
+                        )
+                    })?;
+                    Some(SecretString::new(value))
+                }
+                (None, None) => None,
+            };
+            let credentials = match (upstream.username, password) {
+                (Some(username), Some(password)) => {
+                    Some(UpstreamCredentials { username, password })
+                }
+                (None, None) => None,
+                (Some(_), None) => {
+                    return Err(invalid(
+                        &key("password_file"),
+                        "a username needs password_file or password_env".into(),
+                    ));
+                }
+                (None, Some(_)) => {
+                    return Err(invalid(&key("username"), "missing".into()));
+                }
+            };
+            let ca_pem = match upstream.ca_file {
+                None => None,
+                Some(file) => {
+                    let file = base.join(file);
+                    let pem = std::fs::read(&file).map_err(|source| ConfigError::Read {
+                        path: shown.to_string(),
+                        key: key("ca_file"),
+                        source,
+                    })?;
+                    if reqwest::Certificate::from_pem_bundle(&pem).is_err() {
+                        return Err(invalid(
+                            &key("ca_file"),
+                            format!("{} is not a PEM certificate bundle", file.display()),
+                        ));
+                    }
+                    Some(pem)
+                }
+            };
+            upstreams.insert(
+                host,
+                Upstream {
+                    endpoint,
+                    credentials,
+                    ca_pem,
+                },
+            );
+        }
+        Ok(ProxyConfig {
+            listen,
+            plain_http,
+            tls,
+            state: base.join(state),
+            upstreams,
+        })
+    }
+}
+
+/// Whether `host` looks like a registry host as written in image references.
+pub(crate) fn is_valid_host(host: &str) -> bool {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
+    };
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && port.is_none_or(|port| {
+            !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_issue_example_and_names_keys_in_errors() {
+        let directory = tempfile::tempdir().unwrap();
+        std::fs::write(directory.path().join("reader.password"), "s3cret\n").unwrap();
+        let text = "listen: 127.0.0.1:5443\nplain_http: true\nstate: ./proxy-state\nupstreams:\n  vendor.example:\n    endpoint: http://127.0.0.1:5101\n    username: reader\n    password_file: ./reader.password\n";
+        let config = ProxyConfig::parse("proxy.yaml", text, directory.path()).unwrap();
+        let upstream = &config.upstreams["vendor.example"];
+        let credentials = upstream.credentials.as_ref().unwrap();
+        assert_eq!(credentials.password.expose(), "s3cret");
+        assert!(!format!("{config:?}").contains("s3cret"));
+
+        let error = ProxyConfig::parse(
+            "proxy.yaml",
+            "listen: 127.0.0.1:1\nplain_http: true\nstate: s\nupstreams:\n  v.example:\n    username: u\n",
+            directory.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("proxy.yaml") && error.contains("upstreams.v.example.endpoint"),
+            "{error}"
+        );
+
+        let error = ProxyConfig::parse(
+            "proxy.yaml",
+            "listen: 127.0.0.1:1\nstate: s\n",
+            directory.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("tls"), "{error}");
+    }
+
+    #[test]
+    fn password_sources_and_tls_files_are_checked() {
+        let directory = tempfile::tempdir().unwrap();
+        let error = ProxyConfig::parse(
+            "proxy.yaml",
+            "listen: 127.0.0.1:1\nplain_http: true\nstate: s\nupstreams:\n  v.example:\n    endpoint: http://127.0.0.1:2\n    username: u\n    password_env: WINDLASS_PROXY_TEST_UNSET_VARIABLE\n",
+            directory.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("upstreams.v.example.password_env")
+                && error.contains("WINDLASS_PROXY_TEST_UNSET_VARIABLE"),
+            "{error}"
+        );
+
+        let error = ProxyConfig::parse(
+            "proxy.yaml",
+            "listen: 127.0.0.1:1\nstate: s\ntls:\n  cert_file: missing.pem\n  key_file: key.pem\n",
+            directory.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("tls.cert_file"), "{error}");
+
+        let error = ProxyConfig::parse(
+            "proxy.yaml",
+            "listen: 127.0.0.1:1\nplain_http: true\nstate: s\nupstreams:\n  v.example:\n    endpoint: http://user:hunter2@127.0.0.1:2\n",
+            directory.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("endpoint") && !error.contains("hunter2"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,29 @@
+//! windlass-proxy: the license-authenticated pull-through registry proxy that the images windlass
+//! renders point at (`<proxy host>/proxy/<app slug>/<upstream host>/<repository>`).
+//!
+//! - [`ProxyConfig`] reads the proxy's YAML configuration (listen address, plain HTTP or TLS, state
+//!   directory, upstream registries with read-only credentials).
+//! - [`ProxyStore`] is the proxy's embedded store: licenses keyed by a keyed hash of their ID (the
+//!   ID is never written) and the append-only pull log. The CLI adds, revokes and lists licenses
+//!   with it while the proxy runs.
+//! - [`ProxyServer`] answers the OCI distribution API for pulls: HTTP Basic with `LICENSE_ID` and
+//!   the license ID, the license checked on every request, manifests and blobs fetched from the
+//!   upstream with its credentials ([`UpstreamClient`]), streamed back and digest-verified.
+
+mod config;
+mod errors;
+mod path;
+mod server;
+mod store;
+mod tls;
+mod upstream;
+
+pub use config::{ConfigError, ProxyConfig, TlsFiles, Upstream, UpstreamCredentials};
+pub use path::{PathProblem, PullKind, PullPath, parse_pull_path};
+pub use server::{ProxyServer, ServeError};
+pub use store::{
+    LICENSE_ID_PURPOSE, LicenseFile, LicenseRecord, ProxyStore, PullRecord, StoreError,
+    read_license_file,
+};
+pub use tls::TlsError;
+pub use upstream::{UpstreamClient, UpstreamError, UpstreamLimits, UpstreamResponse};

@@ -1,0 +1,494 @@
+//! [`ProxyStore`]: the proxy's embedded store in its state directory — the licenses it accepts and
+//! the append-only pull log. Licenses are keyed by a keyed hash of the license ID (key in
+//! `<state>/fingerprint.key`, mode 0600), as a password store would keep them; the license ID itself
+//! is never written. The redb file is opened in multi-writer mode so `windlass proxy license
+//! add|revoke|list` work while the proxy runs, and the proxy reads the license table on every
+//! request, so a revoke takes effect at the next request.
+
+use std::path::{Path, PathBuf};
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use windlass_state::{FingerprintKey, SecretString};
+
+/// The fingerprint purpose of license IDs in the proxy's store.
+pub const LICENSE_ID_PURPOSE: &str = "proxy-license-id";
+
+/// Largest license file accepted.
+const MAX_LICENSE_BYTES: u64 = 1024 * 1024;
+
+const LICENSES: TableDefinition<&str, &[u8]> = TableDefinition::new("licenses");
+const PULLS: TableDefinition<u64, &[u8]> = TableDefinition::new("pulls");
+
+/// A problem with the store or a license file. Messages never contain a license ID.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The state directory or its key cannot be read or created.
+    #[error("proxy state {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The embedded database failed (including: another process holds it in single-writer mode).
+    #[error("proxy state {path}: {detail}")]
+    Database {
+        /// The database file.
+        path: String,
+        /// What failed.
+        detail: String,
+    },
+    /// A license file is not a valid KOTS License.
+    #[error("license file {path}: {problem}")]
+    InvalidLicense {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// `revoke` was given an ID the store does not hold.
+    #[error("no license with that ID in the proxy's store")]
+    UnknownLicense,
+}
+
+/// A license as the store keeps it: everything but the ID.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct LicenseRecord {
+    /// The keyed fingerprint of the license ID (`fp1:` and 32 hex digits).
+    pub fingerprint: String,
+    /// `spec.appSlug`: the only app this license may pull.
+    pub app_slug: String,
+    /// `spec.entitlements.expires_at.value` (RFC 3339), if the license expires.
+    pub expires_at: Option<String>,
+    /// Whether the license was revoked.
+    pub revoked: bool,
+    /// When it was added (RFC 3339).
+    pub added_at: String,
+    /// When it was revoked (RFC 3339).
+    pub revoked_at: Option<String>,
+}
+
+impl LicenseRecord {
+    /// Whether the license has expired at `now`.
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        match &self.expires_at {
+            None => false,
+            // Stored values were checked when added; an unreadable one counts as expired.
+            Some(text) => OffsetDateTime::parse(text, &Rfc3339).map_or(true, |at| at <= now),
+        }
+    }
+}
+
+/// One entry of the pull log. Never contains a license ID.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct PullRecord {
+    /// Position in the log, from 1.
+    pub seq: u64,
+    /// When the request was answered (RFC 3339).
+    pub time: String,
+    /// The keyed fingerprint of the license ID presented, if any credentials were presented.
+    pub license_fingerprint: Option<String>,
+    /// The app slug of the path.
+    pub app: Option<String>,
+    /// `<upstream host>/<repository>` of the path.
+    pub image: Option<String>,
+    /// `manifest` or `blob`.
+    pub kind: Option<String>,
+    /// `GET` or `HEAD`.
+    pub method: String,
+    /// The reference requested (tag or digest).
+    pub reference: Option<String>,
+    /// The digest served (verified), if known.
+    pub digest: Option<String>,
+    /// Bytes of body sent to the client.
+    pub bytes: u64,
+    /// `served`, or why not: `unauthenticated`, `revoked`, `expired`, `wrong_app`, `unknown_upstream`,
+    /// `upstream_status_<code>`, `upstream_unreachable`, `digest_mismatch`, `bad_request`.
+    pub result: String,
+}
+
+/// A license read from a KOTS License file, with its ID held only in memory.
+#[derive(Debug)]
+pub struct LicenseFile {
+    /// `spec.licenseID`.
+    pub license_id: SecretString,
+    /// `spec.appSlug`.
+    pub app_slug: String,
+    /// `spec.entitlements.expires_at.value`, if set and not empty.
+    pub expires_at: Option<String>,
+}
+
+/// Reads a KOTS License YAML file (the first `kind: License` document of a multi-document file).
+pub fn read_license_file(path: &Path) -> Result<LicenseFile, StoreError> {
+    let shown = path.display().to_string();
+    let invalid = |problem: &str| StoreError::InvalidLicense {
+        path: shown.clone(),
+        problem: problem.to_string(),
+    };
+    let io = |source| StoreError::Io {
+        path: shown.clone(),
+        source,
+    };
+    let metadata = std::fs::metadata(path).map_err(io)?;
+    if metadata.len() > MAX_LICENSE_BYTES {
+        return Err(invalid("file is over the limit of 1 MiB"));
+    }
+    let text = std::fs::read_to_string(path).map_err(io)?;
+    // Parse errors are not quoted: they could echo the document's text.
+    let documents: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&text).map_err(|_| invalid("not valid YAML"))?;
+    let document = documents
+        .iter()
+        .find(|document| {
+            document.get("kind").and_then(|kind| kind.as_str()) == Some("License")
+                && document
+                    .get("apiVersion")
+                    .and_then(|version| version.as_str())
+                    .is_some_and(|version| version.starts_with("kots.io/"))
+        })
+        .ok_or_else(|| invalid("no `kind: License` document with `apiVersion: kots.io/...`"))?;
+    let spec = document
+        .get("spec")
+        .ok_or_else(|| invalid("License has no `spec`"))?;
+    let license_id = match spec.get("licenseID") {
+        Some(serde_json::Value::String(id)) if !id.trim().is_empty() => {
+            SecretString::new(id.trim())
+        }
+        Some(serde_json::Value::String(_)) | None => {
+            return Err(invalid("License has no `spec.licenseID`"));
+        }
+        Some(_) => return Err(invalid("`spec.licenseID` is not a string")),
+    };
+    let app_slug = match spec.get("appSlug") {
+        Some(serde_json::Value::String(slug)) if crate::path::is_valid_slug(slug) => slug.clone(),
+        Some(serde_json::Value::String(_)) => {
+            return Err(invalid(
+                "`spec.appSlug` must be lowercase letters, digits and dashes",
+            ));
+        }
+        _ => return Err(invalid("License has no `spec.appSlug`")),
+    };
+    let expires_at = match spec.pointer("/entitlements/expires_at/value") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(text)) if text.trim().is_empty() => None,
+        Some(serde_json::Value::String(text)) => {
+            OffsetDateTime::parse(text.trim(), &Rfc3339).map_err(|_| {
+                invalid("`spec.entitlements.expires_at.value` is not an RFC 3339 time")
+            })?;
+            Some(text.trim().to_string())
+        }
+        Some(_) => {
+            return Err(invalid(
+                "`spec.entitlements.expires_at.value` is not a string",
+            ));
+        }
+    };
+    Ok(LicenseFile {
+        license_id,
+        app_slug,
+        expires_at,
+    })
+}
+
+/// The proxy's store: `<state>/proxy.redb` and `<state>/fingerprint.key`.
+pub struct ProxyStore {
+    db: redb::Database,
+    path: PathBuf,
+    key: FingerprintKey,
+}
+
+impl std::fmt::Debug for ProxyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn now_text() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+impl ProxyStore {
+    /// Opens (creating if needed) the store in the state directory `state`.
+    pub fn open(state: &Path) -> Result<ProxyStore, StoreError> {
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| StoreError::Io { path, source }
+        };
+        std::fs::create_dir_all(state).map_err(io(state))?;
+        let key_path = state.join("fingerprint.key");
+        let key = FingerprintKey::load_or_create(&key_path).map_err(io(&key_path))?;
+        let path = state.join("proxy.redb");
+        let mut builder = redb::Database::builder();
+        builder.set_concurrency_mode(redb::ConcurrencyMode::MultiWriter);
+        let db = builder
+            .create(&path)
+            .map_err(|error| StoreError::Database {
+                path: path.display().to_string(),
+                detail: error.to_string(),
+            })?;
+        let store = ProxyStore { db, path, key };
+        // Create both tables, so readers never meet a missing one.
+        store.write(|transaction| {
+            transaction.open_table(LICENSES)?;
+            transaction.open_table(PULLS)?;
+            Ok(())
+        })?;
+        Ok(store)
+    }
+
+    fn database_error(&self, error: impl std::fmt::Display) -> StoreError {
+        StoreError::Database {
+            path: self.path.display().to_string(),
+            detail: error.to_string(),
+        }
+    }
+
+    fn write<T>(
+        &self,
+        body: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>,
+    ) -> Result<T, StoreError> {
+        let transaction = self
+            .db
+            .begin_write()
+            .map_err(|error| self.database_error(error))?;
+        let value = body(&transaction).map_err(|error| self.database_error(error))?;
+        transaction
+            .commit()
+            .map_err(|error| self.database_error(error))?;
+        Ok(value)
+    }
+
+    /// The keyed fingerprint of a license ID in this state directory.
+    pub fn fingerprint(&self, license_id: &SecretString) -> String {
+        self.key.fingerprint(LICENSE_ID_PURPOSE, license_id)
+    }
+
+    /// Adds (or replaces, un-revoking) the license in the KOTS License file at `path`.
+    pub fn add_license(&self, path: &Path) -> Result<LicenseRecord, StoreError> {
+        let license = read_license_file(path)?;
+        self.add(&license)
+    }
+
+    /// Adds (or replaces, un-revoking) a license already read.
+    pub fn add(&self, license: &LicenseFile) -> Result<LicenseRecord, StoreError> {
+        let record = LicenseRecord {
+            fingerprint: self.fingerprint(&license.license_id),
+            app_slug: license.app_slug.clone(),
+            expires_at: license.expires_at.clone(),
+            revoked: false,
+            added_at: now_text(),
+            revoked_at: None,
+        };
+        let bytes = serde_json::to_vec(&record).map_err(|error| self.database_error(error))?;
+        self.write(|transaction| {
+            let mut table = transaction.open_table(LICENSES)?;
+            table.insert(record.fingerprint.as_str(), bytes.as_slice())?;
+            Ok(())
+        })?;
+        Ok(record)
+    }
+
+    /// Revokes the license with this ID; its pulls stop at the next request.
+    pub fn revoke(&self, license_id: &SecretString) -> Result<LicenseRecord, StoreError> {
+        let fingerprint = self.fingerprint(license_id);
+        let mut record = self
+            .get_by_fingerprint(&fingerprint)?
+            .ok_or(StoreError::UnknownLicense)?;
+        record.revoked = true;
+        record.revoked_at = Some(now_text());
+        let bytes = serde_json::to_vec(&record).map_err(|error| self.database_error(error))?;
+        self.write(|transaction| {
+            let mut table = transaction.open_table(LICENSES)?;
+            table.insert(fingerprint.as_str(), bytes.as_slice())?;
+            Ok(())
+        })?;
+        Ok(record)
+    }
+
+    /// The license with this ID, if the store holds it.
+    pub fn get(&self, license_id: &SecretString) -> Result<Option<LicenseRecord>, StoreError> {
+        self.get_by_fingerprint(&self.fingerprint(license_id))
+    }
+
+    fn get_by_fingerprint(&self, fingerprint: &str) -> Result<Option<LicenseRecord>, StoreError> {
+        let transaction = self
+            .db
+            .begin_read()
+            .map_err(|error| self.database_error(error))?;
+        let table = transaction
+            .open_table(LICENSES)
+            .map_err(|error| self.database_error(error))?;
+        let Some(value) = table
+            .get(fingerprint)
+            .map_err(|error| self.database_error(error))?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_slice(value.value())
+            .map(Some)
+            .map_err(|error| self.database_error(error))
+    }
+
+    /// Every license the store holds, ordered by fingerprint.
+    pub fn list(&self) -> Result<Vec<LicenseRecord>, StoreError> {
+        let transaction = self
+            .db
+            .begin_read()
+            .map_err(|error| self.database_error(error))?;
+        let table = transaction
+            .open_table(LICENSES)
+            .map_err(|error| self.database_error(error))?;
+        let mut records = Vec::new();
+        for entry in table.iter().map_err(|error| self.database_error(error))? {
+            let (_, value) = entry.map_err(|error| self.database_error(error))?;
+            records.push(
+                serde_json::from_slice(value.value())
+                    .map_err(|error| self.database_error(error))?,
+            );
+        }
+        Ok(records)
+    }
+
+    /// Appends `record` to the pull log, setting its `seq` and `time`; returns the stored record.
+    pub fn record_pull(&self, mut record: PullRecord) -> Result<PullRecord, StoreError> {
+        record.time = now_text();
+        let stored = self.write(|transaction| {
+            let mut table = transaction.open_table(PULLS)?;
+            let next = table.last()?.map_or(1, |(key, _)| key.value() + 1);
+            record.seq = next;
+            let bytes = serde_json::to_vec(&record)
+                .map_err(|error| redb::Error::Io(std::io::Error::other(error.to_string())))?;
+            table.insert(next, bytes.as_slice())?;
+            Ok(record)
+        })?;
+        Ok(stored)
+    }
+
+    /// The whole pull log, oldest first.
+    pub fn pulls(&self) -> Result<Vec<PullRecord>, StoreError> {
+        let transaction = self
+            .db
+            .begin_read()
+            .map_err(|error| self.database_error(error))?;
+        let table = transaction
+            .open_table(PULLS)
+            .map_err(|error| self.database_error(error))?;
+        let mut records = Vec::new();
+        for entry in table.iter().map_err(|error| self.database_error(error))? {
+            let (_, value) = entry.map_err(|error| self.database_error(error))?;
+            records.push(
+                serde_json::from_slice(value.value())
+                    .map_err(|error| self.database_error(error))?,
+            );
+        }
+        Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    const ID: &str = "abc123-the-license-id";
+
+    fn license_file(directory: &Path, expires: &str) -> PathBuf {
+        let path = directory.join("license.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: kots.io/v1beta1\nkind: License\nspec:\n  appSlug: my-app\n  licenseID: {ID}\n  entitlements:\n    expires_at:\n      value: \"{expires}\"\n"
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    #[test]
+    fn licenses_are_added_revoked_and_listed_without_their_id() {
+        let directory = tempfile::tempdir().unwrap();
+        let state = directory.path().join("state");
+        let store = ProxyStore::open(&state).unwrap();
+        let added = store
+            .add_license(&license_file(directory.path(), ""))
+            .unwrap();
+        assert_eq!(added.app_slug, "my-app");
+        assert_eq!(added.expires_at, None);
+        assert!(!added.revoked);
+        assert_eq!(store.list().unwrap(), vec![added.clone()]);
+        assert_eq!(store.get(&SecretString::new(ID)).unwrap(), Some(added));
+
+        let revoked = store.revoke(&SecretString::new(ID)).unwrap();
+        assert!(revoked.revoked && revoked.revoked_at.is_some());
+        assert!(matches!(
+            store.revoke(&SecretString::new("other")),
+            Err(StoreError::UnknownLicense)
+        ));
+        store
+            .record_pull(PullRecord {
+                seq: 0,
+                time: String::new(),
+                license_fingerprint: Some(revoked.fingerprint.clone()),
+                app: Some("my-app".into()),
+                image: None,
+                kind: None,
+                method: "GET".into(),
+                reference: None,
+                digest: None,
+                bytes: 0,
+                result: "revoked".into(),
+            })
+            .unwrap();
+        assert_eq!(store.pulls().unwrap()[0].seq, 1);
+        drop(store);
+
+        let key = state.join("fingerprint.key");
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        for entry in std::fs::read_dir(&state).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            assert!(
+                !bytes
+                    .windows(ID.len())
+                    .any(|window| window == ID.as_bytes())
+            );
+        }
+    }
+
+    #[test]
+    fn expiry_is_checked_and_bad_files_never_quote_the_id() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = ProxyStore::open(directory.path()).unwrap();
+        let added = store
+            .add_license(&license_file(directory.path(), "2020-01-01T00:00:00Z"))
+            .unwrap();
+        assert!(added.is_expired(OffsetDateTime::now_utc()));
+
+        let error = store
+            .add_license(&license_file(directory.path(), "next tuesday"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("expires_at") && !error.contains(ID),
+            "{error}"
+        );
+
+        let path = directory.path().join("broken.yaml");
+        std::fs::write(&path, format!("kind: License\nspec: [{ID}\n")).unwrap();
+        let error = store.add_license(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("broken.yaml") && !error.contains(ID),
+            "{error}"
+        );
+    }
+}
