@@ -49,6 +49,9 @@ pub struct ProxyConfig {
     pub tls: Option<TlsFiles>,
     /// The proxy's state directory (license store, pull log, fingerprint key).
     pub state: PathBuf,
+    /// How long a client may take to send a request's headers before the connection is closed
+    /// (`client_header_timeout_seconds`, default 30).
+    pub client_header_timeout: std::time::Duration,
     /// Upstream registries by the host written in image references.
     pub upstreams: BTreeMap<String, Upstream>,
 }
@@ -89,6 +92,7 @@ struct RawConfig {
     plain_http: Option<bool>,
     tls: Option<RawTls>,
     state: Option<String>,
+    client_header_timeout_seconds: Option<u64>,
     #[serde(default)]
     upstreams: BTreeMap<String, RawUpstream>,
 }
@@ -289,11 +293,23 @@ impl ProxyConfig {
                 },
             );
         }
+        let client_header_timeout = match raw.client_header_timeout_seconds {
+            None => std::time::Duration::from_secs(30),
+            Some(0) => {
+                return Err(ConfigError::Invalid {
+                    path: shown.to_string(),
+                    key: "client_header_timeout_seconds".into(),
+                    problem: "must be at least 1".into(),
+                });
+            }
+            Some(seconds) => std::time::Duration::from_secs(seconds),
+        };
         Ok(ProxyConfig {
             listen,
             plain_http,
             tls,
             state: base.join(state),
+            client_header_timeout,
             upstreams,
         })
     }

@@ -72,6 +72,7 @@ pub struct ProxyServer {
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
+    client_header_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for ProxyServer {
@@ -113,6 +114,7 @@ impl ProxyServer {
             listener,
             tls,
             shared: Arc::new(Shared { store, upstreams }),
+            client_header_timeout: config.client_header_timeout,
         })
     }
 
@@ -127,18 +129,13 @@ impl ProxyServer {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let router = Router::new().fallback(handle).with_state(self.shared);
+        let timeout = self.client_header_timeout;
         match self.tls {
-            None => axum::serve(self.listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-                .map_err(ServeError::Serve),
+            None => serve_connections(self.listener, router, shutdown, timeout).await,
             Some(acceptor) => {
                 let listener = crate::tls::TlsListener::new(self.listener, acceptor)
                     .map_err(ServeError::Serve)?;
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                    .map_err(ServeError::Serve)
+                serve_connections(listener, router, shutdown, timeout).await
             }
         }
     }
@@ -146,6 +143,42 @@ impl ProxyServer {
     /// Serves for ever.
     pub async fn run(self) -> Result<(), ServeError> {
         self.run_until(std::future::pending()).await
+    }
+}
+
+/// Accepts connections until `shutdown` and serves each with hyper, closing any connection whose
+/// client takes longer than `header_timeout` to send a request's headers (a client trickling
+/// bytes cannot hold a connection open for ever). `axum::serve` sets no such timer.
+async fn serve_connections<L>(
+    mut listener: L,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    header_timeout: std::time::Duration,
+) -> Result<(), ServeError>
+where
+    L: axum::serve::Listener,
+{
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (io, _peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => return Ok(()),
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            if let Err(error) = builder
+                .serve_connection_with_upgrades(TokioIo::new(io), service)
+                .await
+            {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
     }
 }
 

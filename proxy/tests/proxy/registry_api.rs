@@ -286,3 +286,51 @@ async fn traversal_and_malformed_paths_are_answered_with_400() {
         "{status}"
     );
 }
+
+/// A client that starts a request and never finishes its headers is disconnected after the
+/// configured timeout instead of holding a connection for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_trickling_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let harness = crate::support::Harness::start_with(crate::support::Options {
+        client_header_timeout_seconds: Some(1),
+        ..Default::default()
+    })
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(harness.address)
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .expect("send part of the headers");
+    let started = std::time::Instant::now();
+    let mut buffer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        stream.read_to_end(&mut buffer),
+    )
+    .await
+    .expect("the proxy closes the connection well before 20 s");
+    // Closed cleanly or with a reset: either way the read ended before the deadline above.
+    drop(read);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    // A client that completes its request in time is served.
+    let mut prompt = tokio::net::TcpStream::connect(harness.address)
+        .await
+        .expect("connect");
+    prompt
+        .write_all(b"GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send a whole request");
+    let mut answer = String::new();
+    prompt
+        .read_to_string(&mut answer)
+        .await
+        .expect("read the answer");
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+}

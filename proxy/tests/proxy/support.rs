@@ -49,6 +49,8 @@ pub struct Options {
     pub upstream_tls: bool,
     /// The proxy is configured with a wrong password for the upstream.
     pub wrong_upstream_password: bool,
+    /// `client_header_timeout_seconds` for the proxy, when not the default.
+    pub client_header_timeout_seconds: Option<u64>,
 }
 
 impl Drop for Harness {
@@ -123,7 +125,12 @@ impl Harness {
         std::fs::write(
             &config_path,
             format!(
-                "listen: 127.0.0.1:0\n{transport}state: ./proxy-state\nupstreams:\n  vendor.example:\n    endpoint: {}\n    username: {}\n    password_file: ./reader.password\n{}",
+                "listen: 127.0.0.1:0\n{transport}{}state: ./proxy-state\nupstreams:\n  vendor.example:\n    endpoint: {}\n    username: {}\n    password_file: ./reader.password\n{}",
+                options
+                    .client_header_timeout_seconds
+                    .map_or(String::new(), |seconds| format!(
+                        "client_header_timeout_seconds: {seconds}\n"
+                    )),
                 registry.endpoint(),
                 credentials.username,
                 upstream_certificates.as_ref().map_or(String::new(), |certificates| format!(
