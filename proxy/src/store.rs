@@ -338,22 +338,7 @@ impl ProxyStore {
 
     /// Every license the store holds, ordered by fingerprint.
     pub fn list(&self) -> Result<Vec<LicenseRecord>, StoreError> {
-        let transaction = self
-            .db
-            .begin_read()
-            .map_err(|error| self.database_error(error))?;
-        let table = transaction
-            .open_table(LICENSES)
-            .map_err(|error| self.database_error(error))?;
-        let mut records = Vec::new();
-        for entry in table.iter().map_err(|error| self.database_error(error))? {
-            let (_, value) = entry.map_err(|error| self.database_error(error))?;
-            records.push(
-                serde_json::from_slice(value.value())
-                    .map_err(|error| self.database_error(error))?,
-            );
-        }
-        Ok(records)
+        self.read_all(LICENSES)
     }
 
     /// Appends `record` to the pull log, setting its `seq` and `time`; returns the stored record.
@@ -373,12 +358,20 @@ impl ProxyStore {
 
     /// The whole pull log, oldest first.
     pub fn pulls(&self) -> Result<Vec<PullRecord>, StoreError> {
+        self.read_all(PULLS)
+    }
+
+    /// Every JSON value of `definition`, in key order.
+    fn read_all<K: redb::Key + 'static, T: serde::de::DeserializeOwned>(
+        &self,
+        definition: TableDefinition<K, &[u8]>,
+    ) -> Result<Vec<T>, StoreError> {
         let transaction = self
             .db
             .begin_read()
             .map_err(|error| self.database_error(error))?;
         let table = transaction
-            .open_table(PULLS)
+            .open_table(definition)
             .map_err(|error| self.database_error(error))?;
         let mut records = Vec::new();
         for entry in table.iter().map_err(|error| self.database_error(error))? {

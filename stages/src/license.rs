@@ -69,9 +69,8 @@ pub fn read_license(path: &Path, key: &FingerprintKey) -> Result<License, Licens
         .iter()
         .find(|document| document.is_license())
         .ok_or_else(|| invalid("no `kind: License` document with `apiVersion: kots.io/...`"))?;
-    let value: serde_json::Value = serde_saphyr::from_str(&document.text)
-        .map_err(|_| invalid("the License document cannot be re-read"))?;
-    let spec = value
+    let spec = document
+        .value
         .get("spec")
         .ok_or_else(|| invalid("License has no `spec`"))?;
     let license_id = match spec.get("licenseID") {
