@@ -146,6 +146,7 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
         fingerprint_key: state.fingerprint_key.clone(),
         actor: actor(),
         progress,
+        memo: Default::default(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

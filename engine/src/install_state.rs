@@ -199,6 +199,32 @@ fn millis_between(start: &str, end: &str) -> Option<u64> {
 
 /// Folds an install's events (already upcast, in install order) into its state.
 pub fn fold(install_id: &str, events: &[StoredEvent]) -> Result<InstallState, FoldError> {
+    let (mut state, fact_ranges) = fold_lifecycle(install_id, events)?;
+    for (stage, range) in state.stages.iter_mut().zip(fact_ranges) {
+        if let Some(range) = range {
+            stage.fact_events = events[range].to_vec();
+        }
+    }
+    Ok(state)
+}
+
+/// [`fold`], moving the facts out of `events` instead of copying them (facts of big releases are
+/// large).
+pub fn fold_owned(install_id: &str, events: Vec<StoredEvent>) -> Result<InstallState, FoldError> {
+    let (mut state, fact_ranges) = fold_lifecycle(install_id, &events)?;
+    let mut events: Vec<Option<StoredEvent>> = events.into_iter().map(Some).collect();
+    for (stage, range) in state.stages.iter_mut().zip(fact_ranges) {
+        if let Some(range) = range {
+            stage.fact_events = events[range].iter_mut().filter_map(Option::take).collect();
+        }
+    }
+    Ok(state)
+}
+
+/// The state without `fact_events`, and for each stage the positions of its facts in `events`.
+type Folded = (InstallState, Vec<Option<std::ops::Range<usize>>>);
+
+fn fold_lifecycle(install_id: &str, events: &[StoredEvent]) -> Result<Folded, FoldError> {
     let first = events
         .first()
         .ok_or_else(|| FoldError::UnknownInstall(install_id.to_string()))?;
@@ -242,6 +268,7 @@ pub fn fold(install_id: &str, events: &[StoredEvent]) -> Result<InstallState, Fo
         failure: None,
         events: events.len() as u64,
     };
+    let mut fact_ranges: Vec<Option<std::ops::Range<usize>>> = vec![None; state.stages.len()];
     for (position, event) in events.iter().enumerate().skip(1) {
         let stage_index = |stage: &str| {
             state
@@ -270,9 +297,8 @@ pub fn fold(install_id: &str, events: &[StoredEvent]) -> Result<InstallState, Fo
                 stage.status = StageStatus::Completed;
                 stage.duration_ms = Some(completed.duration_ms);
                 stage.summary = Some(completed.summary);
-                stage.fact_events = events[facts_start..position].to_vec();
-                stage.facts = stage
-                    .fact_events
+                fact_ranges[index] = Some(facts_start..position);
+                stage.facts = events[facts_start..position]
                     .iter()
                     .map(|fact| FactRef {
                         seq: fact.install_seq,
@@ -318,5 +344,5 @@ pub fn fold(install_id: &str, events: &[StoredEvent]) -> Result<InstallState, Fo
         .finished_at
         .as_deref()
         .and_then(|finished| millis_between(&state.started_at, finished));
-    Ok(state)
+    Ok((state, fact_ranges))
 }

@@ -8,6 +8,7 @@
 pub mod events;
 pub mod install;
 pub mod install_state;
+pub mod memo;
 pub mod pipeline;
 pub mod progress;
 pub mod retry;
@@ -15,7 +16,10 @@ pub mod runner;
 pub mod stage;
 
 pub use install::{InstallRequest, License, LicenseRecord};
-pub use install_state::{FoldError, InstallState, InstallStatus, StageState, StageStatus, fold};
+pub use install_state::{
+    FoldError, InstallState, InstallStatus, StageState, StageStatus, fold, fold_owned,
+};
+pub use memo::Memo;
 pub use pipeline::{Pipeline, PipelineError, PipelineErrors, StageKind, StageRegistry, StageSpec};
 pub use progress::{NoProgress, Progress};
 pub use retry::retry_delay;

@@ -19,7 +19,7 @@ use crate::events::{
     StageCompleted, StageFailed, StageStarted,
 };
 use crate::install::InstallRequest;
-use crate::install_state::{FoldError, InstallState, InstallStatus, StageStatus, fold};
+use crate::install_state::{FoldError, InstallState, InstallStatus, StageStatus, fold_owned};
 use crate::pipeline::{Pipeline, PipelineStage};
 use crate::progress::Progress;
 use crate::retry::retry_delay;
@@ -65,6 +65,8 @@ pub struct Runner {
     pub actor: String,
     /// Where progress goes.
     pub progress: Arc<dyn Progress>,
+    /// Derived data the stages share while this runner runs (see [`crate::Memo`]).
+    pub memo: Arc<crate::Memo>,
 }
 
 /// How `start` began.
@@ -107,7 +109,7 @@ impl Runner {
     /// Folds one install.
     pub fn state_of(&self, install_id: &str) -> Result<InstallState, RunError> {
         let events = self.log.events_of(install_id)?;
-        Ok(fold(install_id, &events)?)
+        Ok(fold_owned(install_id, events)?)
     }
 
     /// The newest install with this install key that did not complete, if any. Installs whose
@@ -299,6 +301,7 @@ impl Runner {
                 history: Arc::new(LogHistory {
                     log: self.log.clone(),
                 }),
+                memo: self.memo.clone(),
             };
             let clock = Instant::now();
             let runtime_stage = stage.stage.clone();

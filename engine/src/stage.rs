@@ -139,6 +139,8 @@ pub struct StageContext {
     pub progress: Arc<dyn Progress>,
     /// Facts recorded by earlier installs, for stages that reuse earlier results.
     pub history: Arc<dyn FactHistory>,
+    /// Derived data shared by the stages of this runner (never a fact; see [`crate::Memo`]).
+    pub memo: Arc<crate::Memo>,
 }
 
 /// Read access to facts recorded by other installs, for stages that reuse earlier results (such as

@@ -2,7 +2,12 @@
 //! markers in the text, so each document keeps its exact bytes (comments and formatting included)
 //! when it is written to `base/`; each piece is then parsed on its own with serde-saphyr under a
 //! budget that stops alias bombs and runaway nesting. Errors name the file, the document and the
-//! line.
+//! line. A [`ParsedCache`] (kept in the engine's memo) lets later stages reuse what an earlier
+//! stage parsed: documents are looked up by the hash of their exact text.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde_saphyr::{Budget, Options};
 
@@ -29,8 +34,8 @@ pub struct Document {
     pub name: Option<String>,
     /// Classification.
     pub class: DocumentClass,
-    /// The parsed document.
-    pub value: serde_json::Value,
+    /// The parsed document, shared with the [`ParsedCache`] that may hold it.
+    pub value: Arc<serde_json::Value>,
 }
 
 impl Document {
@@ -43,7 +48,7 @@ impl Document {
             kind: &self.kind,
             namespace: self.namespace.as_deref(),
             name: self.name.as_deref(),
-            value: &self.value,
+            value: self.value.as_ref(),
         }
     }
 
@@ -146,8 +151,117 @@ fn string_at<'a>(value: &'a serde_json::Value, path: &[&str]) -> Option<&'a serd
     path.iter().try_fold(value, |value, key| value.get(key))
 }
 
+/// Parses one document's text (starting at file line `line`); an error is (file line, problem).
+fn parse_piece(piece: &str, line: usize) -> Result<serde_json::Value, (usize, String)> {
+    serde_saphyr::from_str_with_options(piece, parse_options()).map_err(|parse| {
+        let location = parse.location();
+        // serde-saphyr counts lines from the start of this document; report file lines.
+        let at = location
+            .map(|location| line + location.line() as usize - 1)
+            .unwrap_or(line);
+        let message = parse.to_string();
+        let message = first_line(&message);
+        let message = message
+            .find(" at line ")
+            .map(|cut| &message[..cut])
+            .unwrap_or(message);
+        let column = location
+            .map(|location| format!(" at column {}", location.column()))
+            .unwrap_or_default();
+        (at, format!("invalid YAML{column}: {message}"))
+    })
+}
+
+/// Parsed documents by the blake3 hash of their exact text. Parsing is the largest cost of a big
+/// release and the same text is parsed by `fetch_base`, `probe_images` and the native build; with
+/// this cache (shared through the engine's memo) only the first of them parses. Only documents
+/// that parsed are kept, and only up to [`ParsedCache::MAX_TEXT_BYTES`] of text in all.
+#[derive(Debug, Default)]
+pub struct ParsedCache {
+    values: Mutex<HashMap<[u8; 32], Arc<serde_json::Value>>>,
+    text_bytes: AtomicUsize,
+    reused: AtomicUsize,
+}
+
+impl ParsedCache {
+    /// The most document text (in bytes) whose parsed form is kept.
+    pub const MAX_TEXT_BYTES: usize = 256 * 1024 * 1024;
+
+    fn key(text: &str) -> [u8; 32] {
+        *blake3::hash(text.as_bytes()).as_bytes()
+    }
+
+    fn locked(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<serde_json::Value>>> {
+        // A panic elsewhere cannot leave the map half-changed (each change is one insert).
+        self.values
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<Arc<serde_json::Value>> {
+        let found = self.locked().get(key).cloned();
+        self.count_reuse(found.is_some());
+        found
+    }
+
+    fn take(&self, key: &[u8; 32]) -> Option<Arc<serde_json::Value>> {
+        let found = self.locked().remove(key);
+        self.count_reuse(found.is_some());
+        found
+    }
+
+    fn count_reuse(&self, found: bool) {
+        if found {
+            self.reused.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// How many times a document was reused instead of parsed.
+    pub fn reused(&self) -> usize {
+        self.reused.load(Ordering::Relaxed)
+    }
+
+    fn insert(&self, key: [u8; 32], text_len: usize, value: &Arc<serde_json::Value>) {
+        let before = self.text_bytes.fetch_add(text_len, Ordering::Relaxed);
+        if before + text_len <= Self::MAX_TEXT_BYTES {
+            self.locked().insert(key, value.clone());
+        }
+    }
+
+    /// How many documents are held.
+    pub fn len(&self) -> usize {
+        self.locked().len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// How [`parse_documents_with`] uses a [`ParsedCache`].
+#[derive(Debug, Clone, Copy)]
+pub enum Reuse<'a> {
+    /// Parse everything.
+    Nothing,
+    /// Share documents found in the cache and add those parsed.
+    Share(&'a ParsedCache),
+    /// Take documents out of the cache (for their last reader, which may then own them without a
+    /// copy); add nothing.
+    Take(&'a ParsedCache),
+}
+
 /// Parses and classifies every document of a YAML file.
 pub fn parse_documents(file: &str, bytes: &[u8]) -> Result<Vec<Document>, DocumentError> {
+    parse_documents_with(file, bytes, Reuse::Nothing)
+}
+
+/// [`parse_documents`], reusing already parsed documents as `reuse` says.
+pub fn parse_documents_with(
+    file: &str,
+    bytes: &[u8],
+    reuse: Reuse<'_>,
+) -> Result<Vec<Document>, DocumentError> {
     let error = |document: usize, line: usize, problem: String| DocumentError {
         file: file.to_string(),
         document,
@@ -173,24 +287,28 @@ pub fn parse_documents(file: &str, bytes: &[u8]) -> Result<Vec<Document>, Docume
     for (line, piece) in pieces {
         let index = documents.len();
         let number = index + 1;
-        let value: serde_json::Value = serde_saphyr::from_str_with_options(&piece, parse_options())
-            .map_err(|parse| {
-                let location = parse.location();
-                let at = location
-                    .map(|location| line + location.line() as usize - 1)
-                    .unwrap_or(line);
-                // serde-saphyr counts lines from the start of this document; report file lines.
-                let message = parse.to_string();
-                let message = first_line(&message);
-                let message = message
-                    .find(" at line ")
-                    .map(|cut| &message[..cut])
-                    .unwrap_or(message);
-                let column = location
-                    .map(|location| format!(" at column {}", location.column()))
-                    .unwrap_or_default();
-                error(number, at, format!("invalid YAML{column}: {message}"))
-            })?;
+        let key = match reuse {
+            Reuse::Nothing => None,
+            Reuse::Share(_) | Reuse::Take(_) => Some(ParsedCache::key(&piece)),
+        };
+        let cached = match (reuse, &key) {
+            (Reuse::Share(cache), Some(key)) => cache.get(key),
+            (Reuse::Take(cache), Some(key)) => cache.take(key),
+            _ => None,
+        };
+        let value = match cached {
+            Some(value) => value,
+            None => {
+                let value = Arc::new(
+                    parse_piece(&piece, line)
+                        .map_err(|(at, problem)| error(number, at, problem))?,
+                );
+                if let (Reuse::Share(cache), Some(key)) = (reuse, key) {
+                    cache.insert(key, piece.len(), &value);
+                }
+                value
+            }
+        };
         if value.is_null() {
             continue;
         }

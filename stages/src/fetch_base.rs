@@ -9,8 +9,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput};
 
+use crate::documents::ParsedCache;
 use crate::events::{BASE_FETCHED, BaseFetched, FetchedDocument, FetchedFile};
-use crate::release::{FileContents, Limits, Release, ReleaseError, scan};
+use crate::release::{FileContents, Limits, Release, ReleaseError, scan_cached};
 
 /// Registration of this stage kind.
 pub const KIND: StageKind = StageKind {
@@ -82,8 +83,9 @@ impl Stage for FetchBase {
         let stage_name = context.stage_name.clone();
         let blobs = context.blobs.clone();
         let expected_digest = context.request.release_digest.clone();
+        let parsed_cache = context.memo.get::<ParsedCache>();
         tokio::task::spawn_blocking(move || {
-            let release = scan(&root, &limits, |done, total| {
+            let release = scan_cached(&root, &limits, Some(&parsed_cache), |done, total| {
                 progress.stage_advanced(&stage_name, done, total)
             })
             .map_err(release_failure)?;

@@ -103,7 +103,7 @@ impl Stage for PlanOverrides {
     async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
         let fetched: BaseFetched = context.input_payload(BASE_FETCHED)?;
         let probed: ImagesProbed = context.input_payload(IMAGES_PROBED)?;
-        let documents = kots_documents_of(&fetched, &context.blobs)?;
+        let documents = kots_documents_of(&fetched, context)?;
         let domains = Domains::resolve(
             self.config.proxy_domain.as_deref(),
             self.config.registry_domain.as_deref(),

@@ -16,7 +16,7 @@ use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageK
 use windlass_registry::{ProbeConfig, ProbeEvidence, ProbeOutcome, Prober, RegistrySettings};
 use windlass_state::{BlobId, StoredEvent};
 
-use crate::documents::{Document, parse_documents};
+use crate::documents::{Document, ParsedCache, Reuse, parse_documents_with};
 use crate::events::{
     BASE_FETCHED, BaseFetched, IMAGES_PROBED, ImagesProbed, ProbedImage, ResultSource,
 };
@@ -327,27 +327,28 @@ pub fn cached_results(history: &[StoredEvent], ttl: Duration) -> HashMap<String,
     cached
 }
 
-/// Reads every YAML document recorded in `BaseFetched` back from the blob store.
+/// Reads every YAML document recorded in `BaseFetched` back from the blob store (parsed ones
+/// are taken from the memo's [`ParsedCache`]).
 pub(crate) fn documents_of(
     fetched: &BaseFetched,
-    blobs: &windlass_state::BlobStore,
+    context: &StageContext,
 ) -> Result<Vec<Document>, StageError> {
-    recorded_documents(fetched, blobs, |_| true)
+    recorded_documents(fetched, context, |_| true)
 }
 
 /// The release's KOTS custom resources (`Application`, `Installation`, ...), read back.
 pub(crate) fn kots_documents_of(
     fetched: &BaseFetched,
-    blobs: &windlass_state::BlobStore,
+    context: &StageContext,
 ) -> Result<Vec<Document>, StageError> {
-    recorded_documents(fetched, blobs, |recorded| {
+    recorded_documents(fetched, context, |recorded| {
         recorded.class == crate::events::DocumentClass::KotsKind
     })
 }
 
 fn recorded_documents(
     fetched: &BaseFetched,
-    blobs: &windlass_state::BlobStore,
+    context: &StageContext,
     wanted: impl Fn(&crate::events::FetchedDocument) -> bool,
 ) -> Result<Vec<Document>, StageError> {
     let recorded: Vec<&crate::events::FetchedDocument> = fetched
@@ -360,11 +361,14 @@ fn recorded_documents(
         .map(|recorded| BlobId::parse(&recorded.blob))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| StageError::permanent(error.to_string()))?;
-    let bodies = blobs
+    let cache = context.memo.get::<ParsedCache>();
+    let reuse = Reuse::Share(&cache);
+    let bodies = context
+        .blobs
         .get_many(&ids)
         .map_err(|error| StageError::permanent(error.to_string()))?;
     let parse = |(recorded, bytes): (&&crate::events::FetchedDocument, &Vec<u8>)| {
-        let mut parsed = parse_documents(&recorded.file, bytes).map_err(|error| {
+        let mut parsed = parse_documents_with(&recorded.file, bytes, reuse).map_err(|error| {
             StageError::permanent(format!("recorded document no longer parses: {error}"))
         })?;
         Ok(parsed.pop().map(|mut document| {
@@ -408,7 +412,7 @@ impl Stage for ProbeImages {
         let config = &self.config;
         let fetched: BaseFetched = context.input_payload(BASE_FETCHED)?;
         let clock = std::time::Instant::now();
-        let documents = documents_of(&fetched, &context.blobs)?;
+        let documents = documents_of(&fetched, context)?;
         tracing::debug!(documents = documents.len(), elapsed = ?clock.elapsed(), "read recorded documents");
         let rules: Vec<ImageRule> = match &config.config_file {
             Some(path) => {

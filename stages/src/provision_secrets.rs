@@ -130,7 +130,7 @@ impl Stage for ProvisionSecrets {
         check_expiry(license.expires_at.as_deref())?;
         let fetched: BaseFetched = context.input_payload(BASE_FETCHED)?;
         let planned: OverridesPlanned = context.input_payload(OVERRIDES_PLANNED)?;
-        let documents = kots_documents_of(&fetched, &context.blobs)?;
+        let documents = kots_documents_of(&fetched, context)?;
         let namespaces = SecretNamespaces::resolve(
             &context.request.namespace,
             &additional_namespaces(&documents)?,

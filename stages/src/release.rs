@@ -10,7 +10,9 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::documents::{Document, DocumentError, parse_documents};
+use crate::documents::{
+    Document, DocumentError, ParsedCache, Reuse, parse_documents, parse_documents_with,
+};
 use crate::events::FileClass;
 
 /// Size limits applied while reading a release.
@@ -228,6 +230,16 @@ fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
 pub fn scan(
     root: &Path,
     limits: &Limits,
+    on_file: impl FnMut(u64, u64),
+) -> Result<Release, ReleaseError> {
+    scan_cached(root, limits, None, on_file)
+}
+
+/// [`scan`], reusing and filling `cache` with the parsed documents.
+pub fn scan_cached(
+    root: &Path,
+    limits: &Limits,
+    cache: Option<&ParsedCache>,
     mut on_file: impl FnMut(u64, u64),
 ) -> Result<Release, ReleaseError> {
     let canonical_root = fs::canonicalize(root).map_err(|source| ReleaseError::Root {
@@ -238,7 +250,7 @@ pub fn scan(
     let total = entries.len() as u64;
     let read = read_all(entries, limits)?;
     // Parsing dominates on large releases: spread it over the cores, then classify in order.
-    let parsed = parse_in_parallel(&read);
+    let parsed = parse_in_parallel(&read, cache);
     let mut files = Vec::with_capacity(read.len());
     let mut license_at: Option<String> = None;
     let mut objects: std::collections::HashMap<(String, String, String, String), String> =
@@ -380,13 +392,21 @@ fn read_all(
 }
 
 /// Parses every YAML file (`None` for other files), on as many threads as there are cores.
-fn parse_in_parallel(read: &[ReadFile]) -> Vec<Option<Result<Vec<Document>, DocumentError>>> {
+fn parse_in_parallel(
+    read: &[ReadFile],
+    cache: Option<&ParsedCache>,
+) -> Vec<Option<Result<Vec<Document>, DocumentError>>> {
     let threads = std::thread::available_parallelism()
         .map(|count| count.get())
         .unwrap_or(1)
         .clamp(1, 8);
     let chunk = read.len().div_ceil(threads).max(1);
-    let parse = |file: &ReadFile| is_yaml(&file.0).then(|| parse_documents(&file.0, &file.1));
+    let parse = |file: &ReadFile| {
+        is_yaml(&file.0).then(|| {
+            let reuse = cache.map_or(Reuse::Nothing, Reuse::Share);
+            parse_documents_with(&file.0, &file.1, reuse)
+        })
+    };
     if threads == 1 || read.len() < 64 {
         return read.iter().map(parse).collect();
     }

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput};
 
 use crate::events::{IMAGES_PROBED, ImagesProbed};
-use crate::kustomize::{BuildError, build};
+use crate::kustomize::{BuildError, build_cached};
 use crate::output::OutputDir;
 use crate::plan_overrides::{OVERRIDES_PLANNED, OverridesPlanned};
 
@@ -292,7 +292,7 @@ fn external_build(command: &[String], overlay: &Path) -> Result<Vec<Value>, Stag
         .map_err(|error| StageError::permanent(error.to_string()))?;
     Ok(documents
         .into_iter()
-        .map(|document| document.value)
+        .map(|document| std::sync::Arc::unwrap_or_clone(document.value))
         .collect())
 }
 
@@ -355,7 +355,8 @@ impl Stage for RenderMidstream {
         }
 
         let overlay = out.root().join(DOWNSTREAM);
-        let (objects, builder) = match build(&overlay) {
+        let parsed_cache = context.memo.get::<crate::documents::ParsedCache>();
+        let (objects, builder) = match build_cached(&overlay, &parsed_cache) {
             Ok(objects) => (objects, Builder::Native),
             Err(BuildError::Unsupported { file, fields }) => {
                 let objects = external_build(&self.config.external_kustomize, &overlay)?;

@@ -305,6 +305,7 @@ impl TestEnv {
             fingerprint_key: state.fingerprint_key.clone(),
             actor: ACTOR.to_string(),
             progress: Arc::new(NoProgress),
+            memo: Default::default(),
         };
         TestEnv { dir, state, runner }
     }

@@ -28,7 +28,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::documents::DocumentError;
+use crate::documents::{DocumentError, ParsedCache, Reuse};
 use image::{ImageEntry, ImageTransformer, has_regex_syntax};
 use parse::{parallel_map, parse_file};
 use resource::{IdKey, ResId, Resource, set_namespace, sort_legacy};
@@ -157,6 +157,12 @@ pub enum BuildError {
 /// the layout: the parent of the nearest `overlays` directory above `overlay`, or `overlay`
 /// itself when there is none (see [`build_within`]).
 pub fn build(overlay: &Path) -> Result<Vec<Value>, BuildError> {
+    build_cached(overlay, &ParsedCache::default())
+}
+
+/// [`build`], taking the resources' documents out of `cache` when it holds them (the build is their
+/// last reader). Patch files are always parsed.
+pub fn build_cached(overlay: &Path, cache: &ParsedCache) -> Result<Vec<Value>, BuildError> {
     let overlay = canonical(overlay)?;
     let root = overlay
         .ancestors()
@@ -164,16 +170,25 @@ pub fn build(overlay: &Path) -> Result<Vec<Value>, BuildError> {
         .and_then(Path::parent)
         .unwrap_or(&overlay)
         .to_path_buf();
-    build_within(&overlay, &root)
+    build_within_cached(&overlay, &root, cache)
 }
 
 /// [`build`] with an explicit root: every file and directory read must be inside `root`.
 pub fn build_within(overlay: &Path, root: &Path) -> Result<Vec<Value>, BuildError> {
+    build_within_cached(overlay, root, &ParsedCache::default())
+}
+
+fn build_within_cached(
+    overlay: &Path,
+    root: &Path,
+    cache: &ParsedCache,
+) -> Result<Vec<Value>, BuildError> {
     let overlay = canonical(overlay)?;
     let root = canonical(root)?;
     let mut builder = Builder {
         root,
         stack: Vec::new(),
+        cache,
     };
     let mut resources = builder.kustomization(&overlay)?;
     reference::fix_references(&mut resources).map_err(|ambiguous| BuildError::Unsupported {
@@ -420,13 +435,14 @@ enum Entry {
     File(usize),
 }
 
-struct Builder {
+struct Builder<'cache> {
+    cache: &'cache ParsedCache,
     root: PathBuf,
     /// The kustomization directories being built, innermost last.
     stack: Vec<PathBuf>,
 }
 
-impl Builder {
+impl Builder<'_> {
     fn kustomization_file(&self, dir: &Path) -> Result<PathBuf, BuildError> {
         let found: Vec<PathBuf> = KUSTOMIZATION_FILE_NAMES
             .iter()
@@ -512,7 +528,7 @@ impl Builder {
                 entries.push(Entry::File(files.len() - 1));
             }
         }
-        let mut parsed = parallel_map(&files, |path| load_objects(path, &self.root))
+        let mut parsed = parallel_map(&files, |path| load_objects(path, &self.root, self.cache))
             .into_iter()
             .map(Some)
             .collect::<Vec<_>>();
@@ -592,7 +608,7 @@ impl Builder {
             let path = self.resolve_file(file, dir, reference)?;
             let shown = display_relative(&path, &self.root);
             let bytes = read_limited(&path)?;
-            for document in parse_file(&shown, &bytes)? {
+            for document in parse_file(&shown, &bytes, Reuse::Nothing)? {
                 let origin = document.location();
                 let id = ResId::of(&document.value);
                 let matches = index.get(&id.key()).map(Vec::as_slice).unwrap_or(&[]);
@@ -653,10 +669,14 @@ fn display_relative(path: &Path, root: &Path) -> String {
 }
 
 /// The objects of one resource file.
-fn load_objects(path: &Path, root: &Path) -> Result<Vec<Resource>, BuildError> {
+fn load_objects(
+    path: &Path,
+    root: &Path,
+    cache: &ParsedCache,
+) -> Result<Vec<Resource>, BuildError> {
     let bytes = read_limited(path)?;
     let shown = display_relative(path, root);
-    let documents = parse_file(&shown, &bytes)?;
+    let documents = parse_file(&shown, &bytes, Reuse::Take(cache))?;
     let mut objects = Vec::with_capacity(documents.len());
     for document in documents {
         if document.kind.ends_with("List") && document.value.get("items").is_some() {
@@ -671,7 +691,7 @@ fn load_objects(path: &Path, root: &Path) -> Result<Vec<Resource>, BuildError> {
         }
         objects.push(Resource {
             origin: document.location(),
-            value: document.value,
+            value: std::sync::Arc::unwrap_or_clone(document.value),
             previous: Vec::new(),
         });
     }

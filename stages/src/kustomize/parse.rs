@@ -4,7 +4,7 @@
 //! (where [`crate::documents::split_documents`] cuts it too), with document numbers and lines
 //! shifted back so messages name the file's own.
 
-use crate::documents::{Document, DocumentError, parse_documents};
+use crate::documents::{Document, DocumentError, Reuse, parse_documents_with};
 
 /// Files smaller than this are parsed in one piece.
 const PIECE_BYTES: usize = 256 * 1024;
@@ -67,17 +67,21 @@ fn cut(text: &str, count: usize) -> Vec<Piece<'_>> {
     pieces
 }
 
-/// [`parse_documents`] of one file, large files in parallel pieces.
-pub(crate) fn parse_file(file: &str, bytes: &[u8]) -> Result<Vec<Document>, DocumentError> {
+/// [`parse_documents_with`] of one file, large files in parallel pieces.
+pub(crate) fn parse_file(
+    file: &str,
+    bytes: &[u8],
+    reuse: Reuse<'_>,
+) -> Result<Vec<Document>, DocumentError> {
     if bytes.len() < PIECE_BYTES || threads() < 2 {
-        return parse_documents(file, bytes);
+        return parse_documents_with(file, bytes, reuse);
     }
     let Ok(text) = std::str::from_utf8(bytes) else {
-        return parse_documents(file, bytes);
+        return parse_documents_with(file, bytes, reuse);
     };
     let pieces = cut(text, threads() * 4);
     let parsed = parallel_map(&pieces, |piece| {
-        parse_documents(file, piece.text.as_bytes())
+        parse_documents_with(file, piece.text.as_bytes(), reuse)
     });
     let mut documents = Vec::new();
     for (piece, result) in pieces.iter().zip(parsed) {

@@ -4,7 +4,8 @@
 //! `release::scan`, [`license`] reads KOTS licenses, [`install`] runs `fetch_base` and `write_base`
 //! through the real engine over a real redb state directory, [`output`] attacks
 //! `output::OutputDir`, [`base_names`] pins how `base/` files are named, and [`stage_config`]
-//! checks the stages' configuration as a pipeline definition gives it. Shared helpers live in
+//! checks the stages' configuration as a pipeline definition gives it, and [`parsed_cache`] shows
+//! that reusing parsed documents never changes what an install records. Shared helpers live in
 //! [`support`]; set `UPDATE_EXPECT=1` to rewrite the expected files after a deliberate change.
 
 mod bad_releases;
@@ -16,6 +17,7 @@ mod kustomize;
 mod license;
 mod oracle;
 mod output;
+mod parsed_cache;
 mod plan;
 mod probe_images;
 mod render;

@@ -121,11 +121,11 @@ fn read_rendered(dir: &Path) -> Vec<Value> {
 }
 
 fn serde_saphyr_value(text: &str) -> Value {
-    windlass_stages::documents::parse_documents("rendered", text.as_bytes())
+    let document = windlass_stages::documents::parse_documents("rendered", text.as_bytes())
         .unwrap()
         .pop()
-        .unwrap()
-        .value
+        .unwrap();
+    std::sync::Arc::unwrap_or_clone(document.value)
 }
 
 /// The pod spec of the `kind` object called `name`.

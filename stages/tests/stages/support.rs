@@ -191,6 +191,7 @@ impl Installer {
             fingerprint_key: state.fingerprint_key.clone(),
             actor: "tester@ci".into(),
             progress: Arc::new(NoProgress),
+            memo: Default::default(),
         };
         let pipeline = Pipeline::build(specs, &StageRegistry::new(&windlass_stages::stage_kinds()))
             .expect("the pipeline builds");
