@@ -319,14 +319,15 @@ impl Runner {
             let duration_ms = clock.elapsed().as_millis() as u64;
             match result {
                 Ok(output) => {
+                    let fact_count = output.facts.len() as u32;
                     let mut batch = Vec::with_capacity(output.facts.len() + 1);
-                    for fact in &output.facts {
+                    for fact in output.facts {
                         batch.push(NewEvent::new(
                             install_id.as_str(),
                             self.actor.clone(),
                             fact.event_type,
                             fact.schema_version,
-                            fact.payload.clone(),
+                            fact.payload,
                         ));
                     }
                     batch.push(self.event(
@@ -337,7 +338,7 @@ impl Runner {
                             stage: stage.name.clone(),
                             attempt,
                             duration_ms,
-                            facts: output.facts.len() as u32,
+                            facts: fact_count,
                             summary: output.summary.clone(),
                         },
                     )?);

@@ -178,20 +178,25 @@ fn parse_piece(piece: &str, line: usize) -> Result<serde_json::Value, (usize, St
 /// that parsed are kept, and only up to [`ParsedCache::MAX_TEXT_BYTES`] of text in all.
 #[derive(Debug, Default)]
 pub struct ParsedCache {
-    values: Mutex<HashMap<[u8; 32], Arc<serde_json::Value>>>,
+    /// Each document with the length of its text.
+    values: Mutex<HashMap<[u8; 32], Held>>,
+    /// The text length of the documents held.
     text_bytes: AtomicUsize,
     reused: AtomicUsize,
 }
 
+/// A document held by a [`ParsedCache`], with the length of its text.
+type Held = (Arc<serde_json::Value>, usize);
+
 impl ParsedCache {
-    /// The most document text (in bytes) whose parsed form is kept.
+    /// The most document text (in bytes) whose parsed form is held at once.
     pub const MAX_TEXT_BYTES: usize = 256 * 1024 * 1024;
 
     fn key(text: &str) -> [u8; 32] {
         *blake3::hash(text.as_bytes()).as_bytes()
     }
 
-    fn locked(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<serde_json::Value>>> {
+    fn locked(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Held>> {
         // A panic elsewhere cannot leave the map half-changed (each change is one insert).
         self.values
             .lock()
@@ -199,7 +204,7 @@ impl ParsedCache {
     }
 
     fn get(&self, key: &[u8; 32]) -> Option<Arc<serde_json::Value>> {
-        let found = self.locked().get(key).cloned();
+        let found = self.locked().get(key).map(|(value, _)| value.clone());
         self.count_reuse(found.is_some());
         found
     }
@@ -207,7 +212,10 @@ impl ParsedCache {
     fn take(&self, key: &[u8; 32]) -> Option<Arc<serde_json::Value>> {
         let found = self.locked().remove(key);
         self.count_reuse(found.is_some());
-        found
+        found.map(|(value, text_len)| {
+            self.text_bytes.fetch_sub(text_len, Ordering::Relaxed);
+            value
+        })
     }
 
     fn count_reuse(&self, found: bool) {
@@ -222,9 +230,30 @@ impl ParsedCache {
     }
 
     fn insert(&self, key: [u8; 32], text_len: usize, value: &Arc<serde_json::Value>) {
-        let before = self.text_bytes.fetch_add(text_len, Ordering::Relaxed);
-        if before + text_len <= Self::MAX_TEXT_BYTES {
-            self.locked().insert(key, value.clone());
+        let mut values = self.locked();
+        let held = self.text_bytes.load(Ordering::Relaxed);
+        if held + text_len <= Self::MAX_TEXT_BYTES && !values.contains_key(&key) {
+            values.insert(key, (value.clone(), text_len));
+            self.text_bytes.fetch_add(text_len, Ordering::Relaxed);
+        }
+    }
+
+    /// Remembers `values` as the documents of `text`, which this process has just serialised from
+    /// them, so that whoever parses `text` next can take them instead (one value per document as
+    /// [`split_documents`] cuts the text; if they do not pair up, nothing is remembered). Debug
+    /// builds check that each piece parses back to its value.
+    pub fn remember_written(&self, text: &str, values: Vec<serde_json::Value>) {
+        let pieces = split_documents(text);
+        if pieces.len() != values.len() {
+            return;
+        }
+        for ((line, piece), value) in pieces.into_iter().zip(values) {
+            debug_assert_eq!(
+                parse_piece(&piece, line).ok().as_ref(),
+                Some(&value),
+                "{piece:?} does not parse back to the value it was written from"
+            );
+            self.insert(Self::key(&piece), piece.len(), &Arc::new(value));
         }
     }
 

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput};
 
+use crate::documents::ParsedCache;
 use crate::events::{IMAGES_PROBED, ImagesProbed};
 use crate::kustomize::{BuildError, build_cached};
 use crate::output::OutputDir;
@@ -328,18 +329,20 @@ impl Stage for RenderMidstream {
             .iter()
             .map(|workload| pull_secret_patch(workload, &secret_name))
             .collect();
-        if patches.is_empty() {
+        let has_patches = !patches.is_empty();
+        let parsed_cache = context.memo.get::<ParsedCache>();
+        if has_patches {
+            let text = multi_document(&patches)?;
+            // The native build reads this file next: let it take the patches instead of parsing.
+            parsed_cache.remember_written(&text, patches);
+            write_recorded(format!("{MIDSTREAM}/pullsecrets.yaml"), text)?;
+        } else {
             out.remove_tree(&format!("{MIDSTREAM}/pullsecrets.yaml"))
                 .map_err(write_failure)?;
-        } else {
-            write_recorded(
-                format!("{MIDSTREAM}/pullsecrets.yaml"),
-                multi_document(&patches)?,
-            )?;
         }
         write_recorded(
             format!("{MIDSTREAM}/kustomization.yaml"),
-            yaml(&midstream_kustomization(&planned, !patches.is_empty()))?,
+            yaml(&midstream_kustomization(&planned, has_patches))?,
         )?;
         let downstream = out.root().join(DOWNSTREAM).join("kustomization.yaml");
         let downstream_kept = downstream.exists();
@@ -355,7 +358,6 @@ impl Stage for RenderMidstream {
         }
 
         let overlay = out.root().join(DOWNSTREAM);
-        let parsed_cache = context.memo.get::<crate::documents::ParsedCache>();
         let (objects, builder) = match build_cached(&overlay, &parsed_cache) {
             Ok(objects) => (objects, Builder::Native),
             Err(BuildError::Unsupported { file, fields }) => {

@@ -138,13 +138,6 @@ impl Collector<'_> {
                 ),
             ));
         };
-        let reference = ImageReference::parse(written).map_err(|error| {
-            let problem = match error {
-                ReferenceError::Empty => "the image reference is empty".to_string(),
-                other => other.to_string(),
-            };
-            Self::error(document, &field, problem)
-        })?;
         let image_use = ImageUse {
             file: document.file.to_string(),
             document: document.index,
@@ -155,14 +148,25 @@ impl Collector<'_> {
             field,
             runtime_only,
         };
-        self.found
-            .entry(written.to_string())
-            .or_insert_with(|| FoundImage {
+        // A release names few images many times: parse each spelling once.
+        if let Some(found) = self.found.get_mut(written) {
+            found.uses.push(image_use);
+            return Ok(());
+        }
+        let reference = ImageReference::parse(written).map_err(|error| {
+            let problem = match error {
+                ReferenceError::Empty => "the image reference is empty".to_string(),
+                other => other.to_string(),
+            };
+            Self::error(document, &image_use.field, problem)
+        })?;
+        self.found.insert(
+            written.to_string(),
+            FoundImage {
                 reference,
-                uses: Vec::new(),
-            })
-            .uses
-            .push(image_use);
+                uses: vec![image_use],
+            },
+        );
         Ok(())
     }
 

@@ -160,8 +160,8 @@ pub fn build(overlay: &Path) -> Result<Vec<Value>, BuildError> {
     build_cached(overlay, &ParsedCache::default())
 }
 
-/// [`build`], taking the resources' documents out of `cache` when it holds them (the build is their
-/// last reader). Patch files are always parsed.
+/// [`build`], taking the documents of resources and patches out of `cache` when it holds them
+/// (the build is their last reader).
 pub fn build_cached(overlay: &Path, cache: &ParsedCache) -> Result<Vec<Value>, BuildError> {
     let overlay = canonical(overlay)?;
     let root = overlay
@@ -608,7 +608,7 @@ impl Builder<'_> {
             let path = self.resolve_file(file, dir, reference)?;
             let shown = display_relative(&path, &self.root);
             let bytes = read_limited(&path)?;
-            for document in parse_file(&shown, &bytes, Reuse::Nothing)? {
+            for document in parse_file(&shown, &bytes, Reuse::Take(self.cache))? {
                 let origin = document.location();
                 let id = ResId::of(&document.value);
                 let matches = index.get(&id.key()).map(Vec::as_slice).unwrap_or(&[]);

@@ -1,5 +1,6 @@
 //! `documents::ParsedCache`, the engine-memo cache that lets `probe_images` and the native build
-//! reuse what `fetch_base` parsed, changes speed and never results: a reused document equals a
+//! reuse what `fetch_base` parsed (and the native build the patches `render_midstream` wrote),
+//! changes speed and never results: a reused document equals a
 //! fresh parse, `Take` hands a document out once, and an install whose runner memo already holds
 //! every document records the same facts and renders the same files as one that parses them.
 
@@ -132,12 +133,12 @@ async fn an_install_with_every_document_already_parsed_records_and_renders_the_s
         )
         .await;
     let parsing_cache = parsing.runner.memo.get::<ParsedCache>();
-    // Three documents outside the license: probe_images shares them all and the native build
-    // takes the three Kubernetes objects.
+    // Three documents outside the license: probe_images shares them all, and the native build
+    // takes the three Kubernetes objects and the two pull-secret patches render_midstream wrote.
     assert_eq!(
         parsing_cache.reused(),
-        6,
-        "probe and render reuse fetch_base's parse"
+        8,
+        "probe and render reuse what was parsed"
     );
 
     let reusing = Installer::with_pipeline(&pipeline);
@@ -154,7 +155,7 @@ async fn an_install_with_every_document_already_parsed_records_and_renders_the_s
         .await;
     assert_eq!(
         reusing_cache.reused(),
-        9,
+        11,
         "fetch_base found every document parsed as well"
     );
 
