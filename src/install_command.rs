@@ -8,8 +8,8 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow};
 use windlass_engine::runner::StartKind;
 use windlass_engine::{
-    FailureClass, InstallRequest, InstallState, InstallStatus, NoProgress, Pipeline, Progress,
-    Runner, StageRegistry,
+    FailureClass, InstallRequest, InstallState, InstallStatus, Memo, NoProgress, Pipeline,
+    Progress, Runner, StageRegistry,
 };
 use windlass_stages::PipelineOptions;
 use windlass_stages::images::policy::ProbePolicy;
@@ -17,7 +17,7 @@ use windlass_stages::license::read_license;
 use windlass_stages::plan_overrides::PlanOverridesConfig;
 use windlass_stages::probe_images::ProbeImagesConfig;
 use windlass_stages::provision_secrets::ProvisionSecretsConfig;
-use windlass_stages::release::{Limits, digest};
+use windlass_stages::release::{Limits, ReleaseSnapshot, digest_keeping};
 use windlass_stages::render_midstream::RenderMidstreamConfig;
 
 use crate::cli::{GlobalArgs, InstallArgs};
@@ -65,8 +65,11 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
         .map_err(|error| invalid(error.into()))?;
     // Only the digest is needed to find an interrupted install; fetch_base reads the release fully
     // and reports bad input (recorded in the log).
-    let release_digest =
-        digest(&release_dir, &Limits::default()).map_err(|error| invalid(error.into()))?;
+    // The files read for it are kept for fetch_base, which then need not read them again.
+    let memo = Arc::new(Memo::default());
+    let snapshot = memo.get::<ReleaseSnapshot>();
+    let release_digest = digest_keeping(&release_dir, &Limits::default(), &snapshot)
+        .map_err(|error| invalid(error.into()))?;
     let registry = StageRegistry::new(&windlass_stages::stage_kinds());
     let probe = ProbeImagesConfig {
         policy: parse_policy(&args.probing.probe_policy)?,
@@ -146,7 +149,7 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
         fingerprint_key: state.fingerprint_key.clone(),
         actor: actor(),
         progress,
-        memo: Default::default(),
+        memo,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -11,7 +11,7 @@ use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageK
 
 use crate::documents::ParsedCache;
 use crate::events::{BASE_FETCHED, BaseFetched, FetchedDocument, FetchedFile};
-use crate::release::{FileContents, Limits, Release, ReleaseError, scan_cached};
+use crate::release::{FileContents, Limits, Release, ReleaseError, ReleaseSnapshot, scan_cached};
 
 /// Registration of this stage kind.
 pub const KIND: StageKind = StageKind {
@@ -84,10 +84,16 @@ impl Stage for FetchBase {
         let blobs = context.blobs.clone();
         let expected_digest = context.request.release_digest.clone();
         let parsed_cache = context.memo.get::<ParsedCache>();
+        let snapshot = context.memo.get::<ReleaseSnapshot>();
         tokio::task::spawn_blocking(move || {
-            let release = scan_cached(&root, &limits, Some(&parsed_cache), |done, total| {
-                progress.stage_advanced(&stage_name, done, total)
-            })
+            let on_file = |done, total| progress.stage_advanced(&stage_name, done, total);
+            let release = scan_cached(
+                &root,
+                &limits,
+                Some(&parsed_cache),
+                Some(&snapshot),
+                on_file,
+            )
             .map_err(release_failure)?;
             let digest = release.digest();
             if digest != expected_digest {

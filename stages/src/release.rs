@@ -232,23 +232,71 @@ pub fn scan(
     limits: &Limits,
     on_file: impl FnMut(u64, u64),
 ) -> Result<Release, ReleaseError> {
-    scan_cached(root, limits, None, on_file)
+    scan_cached(root, limits, None, None, on_file)
 }
 
-/// [`scan`], reusing and filling `cache` with the parsed documents.
+/// The files of a release as [`digest_keeping`] read them, kept (in the engine's memo) so that
+/// `fetch_base` in the same process takes them instead of reading the release a second time.
+#[derive(Debug, Default)]
+pub struct ReleaseSnapshot {
+    read: std::sync::Mutex<Option<SnapshotFiles>>,
+}
+
+#[derive(Debug)]
+struct SnapshotFiles {
+    canonical_root: PathBuf,
+    limits: Limits,
+    files: Vec<ReadFile>,
+}
+
+impl ReleaseSnapshot {
+    /// The files read from `canonical_root` under `limits`, if this snapshot holds them; they are
+    /// handed out once.
+    fn take(&self, canonical_root: &Path, limits: &Limits) -> Option<Vec<ReadFile>> {
+        let mut read = self
+            .read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let matches = read.as_ref().is_some_and(|snapshot| {
+            snapshot.canonical_root == canonical_root && snapshot.limits == *limits
+        });
+        if matches {
+            read.take().map(|snapshot| snapshot.files)
+        } else {
+            None
+        }
+    }
+
+    fn keep(&self, canonical_root: PathBuf, limits: Limits, files: Vec<ReadFile>) {
+        *self
+            .read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(SnapshotFiles {
+            canonical_root,
+            limits,
+            files,
+        });
+    }
+}
+
+/// [`scan`], reusing and filling `cache` with the parsed documents, and taking the files from
+/// `snapshot` when it holds this release read under the same limits.
 pub fn scan_cached(
     root: &Path,
     limits: &Limits,
     cache: Option<&ParsedCache>,
+    snapshot: Option<&ReleaseSnapshot>,
     mut on_file: impl FnMut(u64, u64),
 ) -> Result<Release, ReleaseError> {
     let canonical_root = fs::canonicalize(root).map_err(|source| ReleaseError::Root {
         path: root.to_path_buf(),
         source,
     })?;
-    let entries = walk(&canonical_root, limits)?;
-    let total = entries.len() as u64;
-    let read = read_all(entries, limits)?;
+    let read = match snapshot.and_then(|snapshot| snapshot.take(&canonical_root, limits)) {
+        Some(read) => read,
+        None => read_all(walk(&canonical_root, limits)?, limits)?,
+    };
+    let total = read.len() as u64;
     // Parsing dominates on large releases: spread it over the cores, then classify in order.
     let parsed = parse_in_parallel(&read, cache);
     let mut files = Vec::with_capacity(read.len());
@@ -426,27 +474,38 @@ fn parse_in_parallel(
 /// License (fast enough to run before deciding whether an install can be resumed). A file that
 /// fails to parse counts as a plain file here; [`scan`] reports it.
 pub fn digest(root: &Path, limits: &Limits) -> Result<String, ReleaseError> {
+    digest_keeping(root, limits, &ReleaseSnapshot::default())
+}
+
+/// [`digest`], keeping the files read in `snapshot` for [`scan_cached`].
+pub fn digest_keeping(
+    root: &Path,
+    limits: &Limits,
+    snapshot: &ReleaseSnapshot,
+) -> Result<String, ReleaseError> {
     let canonical_root = fs::canonicalize(root).map_err(|source| ReleaseError::Root {
         path: root.to_path_buf(),
         source,
     })?;
     let entries = walk(&canonical_root, limits)?;
+    let read = read_all(entries, limits)?;
     let mut hasher = blake3::Hasher::new();
-    for (relative, bytes, _) in read_all(entries, limits)? {
+    for (relative, bytes, _) in &read {
         let may_be_license = is_yaml(&relative)
             && bytes
                 .windows(b"License".len())
                 .any(|window| window == b"License");
         if may_be_license
-            && parse_documents(&relative, &bytes)
+            && parse_documents(relative, bytes)
                 .is_ok_and(|documents| documents.iter().any(Document::is_license))
         {
             continue;
         }
         hasher.update(relative.as_bytes());
         hasher.update(&[0]);
-        hasher.update(blake3::hash(&bytes).as_bytes());
+        hasher.update(blake3::hash(bytes).as_bytes());
     }
+    snapshot.keep(canonical_root, *limits, read);
     Ok(format!("blake3:{}", hasher.finalize().to_hex()))
 }
 

@@ -3,14 +3,17 @@
 //! document, a `--- !!map` marker with content and a `...` end marker, a KOTS `Application`, a KOTS
 //! `License` recognised by content, a chart archive and a README. The classification and document
 //! identities are compared with `fixtures/good/expected/scan.txt`; document texts are checked
-//! against the original file line by line.
+//! against the original file line by line. A scan takes the files the digest pre-scan kept
+//! (`ReleaseSnapshot`) only once and only when read under the same limits.
 
 use std::fmt::Write as _;
 use std::fs;
 
 use windlass_stages::documents::Document;
 use windlass_stages::events::FileClass;
-use windlass_stages::release::{FileContents, Limits, Release, scan};
+use windlass_stages::release::{
+    FileContents, Limits, Release, ReleaseSnapshot, digest_keeping, scan, scan_cached,
+};
 
 use crate::support::{LICENSE_ID, copy_fixture, expect_file, fixture, scan_ok};
 
@@ -211,5 +214,50 @@ fn progress_counts_every_file() {
     assert_eq!(
         calls,
         (1..=total).map(|done| (done, total)).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_scan_takes_the_files_its_digest_kept_once_and_only_under_the_same_limits() {
+    let (_dir, release_dir) = copy_fixture("good/release");
+    let before = scan_ok(&release_dir);
+    let snapshot = ReleaseSnapshot::default();
+    let limits = Limits::default();
+    let kept_digest = digest_keeping(&release_dir, &limits, &snapshot).expect("digest");
+    assert_eq!(kept_digest, before.digest(), "the digest is scan's digest");
+
+    let manifest = release_dir.join("manifests/configmap.yaml");
+    let text = fs::read_to_string(&manifest).expect("read a manifest");
+    fs::write(&manifest, text.replace("hello", "goodbye")).expect("rewrite a manifest");
+    let mut other_limits = limits;
+    other_limits.max_files += 1;
+    let reread = scan_cached(
+        &release_dir,
+        &other_limits,
+        None,
+        Some(&snapshot),
+        |_, _| {},
+    )
+    .expect("scan");
+    assert_ne!(
+        reread.digest(),
+        kept_digest,
+        "other limits read the disk, where the manifest changed"
+    );
+
+    let from_snapshot =
+        scan_cached(&release_dir, &limits, None, Some(&snapshot), |_, _| {}).expect("scan");
+    assert_eq!(
+        from_snapshot.digest(),
+        kept_digest,
+        "the kept files were used"
+    );
+    assert_eq!(render(&from_snapshot), render(&before));
+
+    let again = scan_cached(&release_dir, &limits, None, Some(&snapshot), |_, _| {}).expect("scan");
+    assert_eq!(
+        again.digest(),
+        reread.digest(),
+        "the snapshot is handed out once"
     );
 }
