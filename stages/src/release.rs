@@ -491,7 +491,7 @@ pub fn digest_keeping(
     let read = read_all(entries, limits)?;
     let mut hasher = blake3::Hasher::new();
     for (relative, bytes, _) in &read {
-        let may_be_license = is_yaml(&relative)
+        let may_be_license = is_yaml(relative)
             && bytes
                 .windows(b"License".len())
                 .any(|window| window == b"License");

@@ -1,11 +1,11 @@
 //! Image references. Parsing and Docker-compatible normalisation (`redis` → `docker.io/library/redis`,
-//! `index.docker.io` → `docker.io`, ports kept) come from `oci-spec`; this wrapper also keeps the
-//! string exactly as written, and whether a tag was written at all, because kustomize matches image
-//! names literally and a reference without a tag must stay without one.
+//! `index.docker.io` → `docker.io`, ports kept) follow Docker's grammar ([`super::grammar`]); this
+//! type also keeps the string exactly as written, and whether a tag was written at all, because
+//! kustomize matches image names literally and a reference without a tag must stay without one.
 
 use std::fmt;
 
-use oci_spec::distribution::Reference;
+use super::grammar;
 
 /// The Docker Hub registry as written in normalised references.
 pub const DOCKER_HUB: &str = "docker.io";
@@ -42,22 +42,16 @@ impl ImageReference {
         if written.trim().is_empty() {
             return Err(ReferenceError::Empty);
         }
-        let parsed = Reference::try_from(written).map_err(|error| ReferenceError::Invalid {
+        let parsed = grammar::parse(written).map_err(|error| ReferenceError::Invalid {
             written: written.chars().take(300).collect(),
             reason: error.to_string(),
         })?;
-        let name = name_as_written(written);
-        let tag_written = written[name.len()..].starts_with(':');
         Ok(ImageReference {
             written: written.to_string(),
-            registry: parsed.registry().to_string(),
-            repository: parsed.repository().to_string(),
-            tag: if tag_written {
-                parsed.tag().map(str::to_string)
-            } else {
-                None
-            },
-            digest: parsed.digest().map(str::to_string),
+            registry: parsed.registry,
+            repository: parsed.repository,
+            tag: parsed.tag.map(str::to_string),
+            digest: parsed.digest.map(str::to_string),
         })
     }
 

@@ -5,7 +5,8 @@
 //! through the real engine over a real redb state directory, [`output`] attacks
 //! `output::OutputDir`, [`base_names`] pins how `base/` files are named, and [`stage_config`]
 //! checks the stages' configuration as a pipeline definition gives it, and [`parsed_cache`] shows
-//! that reusing parsed documents never changes what an install records. Shared helpers live in
+//! that reusing parsed documents never changes what an install records, and [`reference_grammar`]
+//! holds the image-reference parser to `oci-spec`. Shared helpers live in
 //! [`support`]; set `UPDATE_EXPECT=1` to rewrite the expected files after a deliberate change.
 
 mod bad_releases;
@@ -20,6 +21,7 @@ mod output;
 mod parsed_cache;
 mod plan;
 mod probe_images;
+mod reference_grammar;
 mod render;
 mod scan_release;
 mod stage_config;
