@@ -1,17 +1,33 @@
-//! Writing into an install's output directory without ever leaving it. Every path is relative,
-//! made only of normal components, and its parent directory is checked after creation to resolve
-//! inside the output directory (so a pre-existing symlink cannot redirect a write). Files are
-//! written to a temporary name and renamed into place, so a crash never leaves half a file.
+//! Writing into an install's output directory without ever leaving it. Every path is relative and
+//! made only of normal components; directories are opened one component at a time, each relative
+//! to the one before and with `O_NOFOLLOW`, so no symlink (planted before or during a write) can
+//! make windlass create, write or remove anything elsewhere.
+//!
+//! There are two ways to write. [`OutputDir::write`] writes one file to a temporary name and
+//! renames it into place, so a crash never leaves half a file; it suits the few single files of an
+//! install. [`OutputDir::replace_tree`] writes a whole directory tree (thousands of documents) into
+//! a fresh staging directory next to the target, each file with one `openat` relative to a cached
+//! directory descriptor (no temporary name, no rename, no stat per file), and
+//! [`TreeWriter::commit`] swaps the staging directory into place with one atomic rename (an
+//! exchange when the target exists) before removing the old tree. A crash or an error before the
+//! commit leaves the old target untouched, so the target is always the whole old tree or the whole
+//! new one, never a half-written mix; a leftover staging directory is removed by the next
+//! `replace_tree` of the same target.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, RenameFlags};
+use rustix::io::Errno;
 
 /// A problem writing output.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
-    /// A path would leave the output directory or is malformed.
+    /// A path would leave the output directory or is malformed, or an existing component of it is
+    /// not a real directory (a symlink is never followed).
     #[error("refusing to write {path:?}: {reason}")]
     UnsafePath {
         /// The relative path asked for.
@@ -19,10 +35,17 @@ pub enum OutputError {
         /// Why it was refused.
         reason: String,
     },
+    /// The same path was written twice into one [`TreeWriter`] (or a file was written where the
+    /// tree already has a directory).
+    #[error("cannot write {path}: already written in this tree")]
+    AlreadyWritten {
+        /// The path, relative to the output directory.
+        path: String,
+    },
     /// The filesystem failed.
     #[error("cannot write {path}: {source}")]
     Io {
-        /// The file.
+        /// The file (relative to the output directory when written through a [`TreeWriter`]).
         path: PathBuf,
         /// The OS error.
         source: std::io::Error,
@@ -42,6 +65,129 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
     }
 }
 
+fn errno(path: &Path) -> impl FnOnce(Errno) -> OutputError + '_ {
+    move |error| OutputError::Io {
+        path: path.to_path_buf(),
+        source: error.into(),
+    }
+}
+
+/// The flags every directory is opened with: never through a symlink.
+fn directory_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+}
+
+/// The flags every file is created with: a new file, never through a symlink.
+fn new_file_flags() -> OFlags {
+    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC
+}
+
+/// The normal components of `relative`, or why it is refused.
+fn plain_components(relative: &str) -> Result<Vec<&str>, &'static str> {
+    if relative.is_empty() {
+        return Err("empty path");
+    }
+    Path::new(relative)
+        .components()
+        .map(|component| match component {
+            Component::Normal(name) => Ok(name.to_str().expect("a component of a str is UTF-8")),
+            _ => Err("only plain relative paths are allowed"),
+        })
+        .collect()
+}
+
+/// An opened directory, or the error for it: a symlink or a non-directory where a directory was
+/// expected is refused as unsafe. `shown` is the directory's path relative to the output
+/// directory, `asked` the path being written.
+fn refuse_non_directories(
+    opened: Result<OwnedFd, Errno>,
+    shown: &str,
+    asked: &str,
+) -> Result<OwnedFd, OutputError> {
+    match opened {
+        Ok(directory) => Ok(directory),
+        Err(Errno::LOOP | Errno::NOTDIR) => Err(OutputError::UnsafePath {
+            path: asked.to_string(),
+            reason: format!("{shown} exists and is not a directory (symlinks are not followed)"),
+        }),
+        Err(error) => Err(errno(Path::new(shown))(error)),
+    }
+}
+
+/// Opens the directory `name` inside `parent`, never through a symlink, creating it first if it is
+/// missing and `create` is set (`None` if it is missing and not created).
+fn open_directory(
+    parent: impl AsFd,
+    name: &str,
+    create: bool,
+    shown: &str,
+    asked: &str,
+) -> Result<Option<OwnedFd>, OutputError> {
+    let open = || rustix::fs::openat(&parent, name, directory_flags(), Mode::empty());
+    let opened = match open() {
+        Err(Errno::NOENT) if !create => return Ok(None),
+        Err(Errno::NOENT) => match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(Errno::EXIST) => open(),
+            Err(error) => return Err(errno(Path::new(shown))(error)),
+        },
+        opened => opened,
+    };
+    refuse_non_directories(opened, shown, asked).map(Some)
+}
+
+/// Removes `name` inside `parent` and, if it is a directory, everything under it. Symlinks are
+/// removed, never followed; a missing `name` is fine. `shown` names it in errors.
+fn remove_at(
+    parent: impl AsFd,
+    name: impl rustix::path::Arg + Copy,
+    shown: &Path,
+) -> Result<(), OutputError> {
+    match rustix::fs::unlinkat(&parent, name, AtFlags::empty()) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(Errno::ISDIR) => {
+            let directory =
+                match rustix::fs::openat(&parent, name, directory_flags(), Mode::empty()) {
+                    Ok(directory) => directory,
+                    Err(Errno::NOENT) => return Ok(()),
+                    Err(error) => return Err(errno(shown)(error)),
+                };
+            remove_contents(directory, shown)?;
+            match rustix::fs::unlinkat(&parent, name, AtFlags::REMOVEDIR) {
+                Ok(()) | Err(Errno::NOENT) => Ok(()),
+                Err(error) => Err(errno(shown)(error)),
+            }
+        }
+        Err(error) => Err(errno(shown)(error)),
+    }
+}
+
+/// Removes everything inside the open directory `directory`, never following a symlink.
+fn remove_contents(directory: OwnedFd, shown: &Path) -> Result<(), OutputError> {
+    let mut entries = Dir::new(directory).map_err(errno(shown))?;
+    let mut names = Vec::new();
+    for entry in entries.by_ref() {
+        let entry = entry.map_err(errno(shown))?;
+        let name = entry.file_name();
+        if name != c"." && name != c".." {
+            names.push((name.to_owned(), entry.file_type()));
+        }
+    }
+    let directory = entries.fd().map_err(errno(shown))?;
+    for (name, file_type) in names {
+        let child = shown.join(name.to_string_lossy().as_ref());
+        if file_type == FileType::Directory {
+            let inner = rustix::fs::openat(directory, &name, directory_flags(), Mode::empty())
+                .map_err(errno(&child))?;
+            remove_contents(inner, &child)?;
+            rustix::fs::unlinkat(directory, &name, AtFlags::REMOVEDIR).map_err(errno(&child))?;
+        } else {
+            // Files, symlinks, and entries whose type the filesystem does not report.
+            remove_at(directory, &*name, &child)?;
+        }
+    }
+    Ok(())
+}
+
 impl OutputDir {
     /// Creates (if needed) and opens the output directory.
     pub fn create(root: &Path) -> Result<OutputDir, OutputError> {
@@ -55,89 +201,242 @@ impl OutputDir {
         &self.root
     }
 
-    fn checked(&self, relative: &str) -> Result<PathBuf, OutputError> {
-        let unsafe_path = |reason: &str| OutputError::UnsafePath {
+    /// The normal components of `relative` (never empty), or [`OutputError::UnsafePath`].
+    fn checked(relative: &str) -> Result<Vec<&str>, OutputError> {
+        plain_components(relative).map_err(|reason| OutputError::UnsafePath {
             path: relative.to_string(),
             reason: reason.to_string(),
-        };
-        if relative.is_empty() {
-            return Err(unsafe_path("empty path"));
-        }
-        let path = Path::new(relative);
-        if !path
-            .components()
-            .all(|component| matches!(component, Component::Normal(_)))
-        {
-            return Err(unsafe_path("only plain relative paths are allowed"));
-        }
-        Ok(self.root.join(path))
+        })
     }
 
-    /// Creates the directories of `relative`'s parent one at a time, refusing any existing
-    /// component that is not a real directory inside the output directory (a symlink planted in
-    /// the output cannot make windlass create or write anything elsewhere).
-    fn create_parents(&self, relative: &str) -> Result<PathBuf, OutputError> {
-        let mut current = self.root.clone();
-        let components: Vec<_> = Path::new(relative).components().collect();
-        for component in &components[..components.len().saturating_sub(1)] {
-            current.push(component);
-            match fs::symlink_metadata(&current) {
-                Ok(metadata) if metadata.is_dir() => {}
-                Ok(_) => {
-                    return Err(OutputError::UnsafePath {
-                        path: relative.to_string(),
-                        reason: format!(
-                            "{} exists and is not a directory (symlinks are not followed)",
-                            current.display()
-                        ),
-                    });
-                }
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                    fs::create_dir(&current).map_err(io(&current))?;
-                }
-                Err(error) => return Err(io(&current)(error)),
+    /// Opens the parent directory of `relative`, one component at a time relative to the one
+    /// before, refusing any existing component that is not a real directory (a symlink planted in
+    /// the output cannot make windlass create, write or remove anything elsewhere). Missing
+    /// directories are created if `create`, otherwise the answer is `None`. Returns the directory,
+    /// its path relative to the output directory and the last component of `relative`.
+    fn open_parent<'a>(
+        &self,
+        relative: &'a str,
+        create: bool,
+    ) -> Result<Option<(OwnedFd, String, &'a str)>, OutputError> {
+        let components = Self::checked(relative)?;
+        let (name, parents) = components.split_last().expect("never empty");
+        let mut directory = rustix::fs::open(&self.root, directory_flags(), Mode::empty())
+            .map_err(errno(&self.root))?;
+        let mut shown = String::new();
+        for component in parents {
+            if !shown.is_empty() {
+                shown.push('/');
+            }
+            shown.push_str(component);
+            match open_directory(&directory, component, create, &shown, relative)? {
+                Some(opened) => directory = opened,
+                None => return Ok(None),
             }
         }
-        Ok(current)
+        Ok(Some((directory, shown, name)))
     }
 
     /// Writes `bytes` to `relative` with the given permission bits.
     pub fn write(&self, relative: &str, bytes: &[u8], mode: u32) -> Result<PathBuf, OutputError> {
-        let target = self.checked(relative)?;
-        let parent = self.create_parents(relative)?;
-        let file_name = target
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let temp = parent.join(format!(".{file_name}.windlass-tmp"));
+        let (parent, _, name) = self
+            .open_parent(relative, true)?
+            .expect("missing parents are created");
+        let final_path = self.root.join(relative);
+        let temp = format!(".{name}.windlass-tmp");
+        let temp_path = final_path.with_file_name(&temp);
         // A stale temporary file (or a planted symlink under its name) is removed, never followed.
-        match fs::remove_file(&temp) {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => return Err(io(&temp)(error)),
+        match rustix::fs::unlinkat(&parent, temp.as_str(), AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(error) => return Err(errno(&temp_path)(error)),
         }
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .mode(mode)
-            .open(&temp)
-            .map_err(io(&temp))?;
-        file.write_all(bytes).map_err(io(&temp))?;
-        drop(file);
-        let final_path = parent.join(&file_name);
-        fs::rename(&temp, &final_path).map_err(io(&final_path))?;
+        let file = rustix::fs::openat(
+            &parent,
+            temp.as_str(),
+            new_file_flags(),
+            Mode::from_raw_mode(mode),
+        )
+        .map_err(errno(&temp_path))?;
+        fs::File::from(file)
+            .write_all(bytes)
+            .map_err(io(&temp_path))?;
+        rustix::fs::renameat(&parent, temp.as_str(), &parent, name).map_err(errno(&final_path))?;
         Ok(final_path)
     }
 
-    /// Removes `relative` and everything under it, if it exists (symlinks are removed, not followed).
+    /// Removes `relative` and everything under it, if it exists (symlinks are removed, not
+    /// followed, whether at `relative` itself, under it, or among its parents, which are refused).
     pub fn remove_tree(&self, relative: &str) -> Result<(), OutputError> {
-        let target = self.checked(relative)?;
-        match fs::symlink_metadata(&target) {
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(error) => Err(io(&target)(error)),
-            Ok(metadata) if metadata.is_dir() => fs::remove_dir_all(&target).map_err(io(&target)),
-            Ok(_) => fs::remove_file(&target).map_err(io(&target)),
+        match self.open_parent(relative, false)? {
+            Some((parent, _, name)) => remove_at(&parent, name, &self.root.join(relative)),
+            None => Ok(()),
         }
+    }
+
+    /// Starts writing the directory tree `relative` afresh: files go into a new staging directory
+    /// next to it, and [`TreeWriter::commit`] puts that in place of `relative` (whatever was there,
+    /// symlinks included, is replaced, never followed). Dropping the writer without committing
+    /// leaves `relative` as it was.
+    pub fn replace_tree(&self, relative: &str) -> Result<TreeWriter, OutputError> {
+        let (parent, parent_shown, name) = self
+            .open_parent(relative, true)?
+            .expect("missing parents are created");
+        let staging_name = format!(".{name}.windlass-staging");
+        let staging_shown = if parent_shown.is_empty() {
+            staging_name.clone()
+        } else {
+            format!("{parent_shown}/{staging_name}")
+        };
+        let staging_error = || errno(Path::new(&staging_shown));
+        // A stale staging directory (or a symlink planted under its name) is removed, not followed.
+        remove_at(&parent, staging_name.as_str(), Path::new(&staging_shown))?;
+        rustix::fs::mkdirat(&parent, staging_name.as_str(), Mode::from_raw_mode(0o755))
+            .map_err(staging_error())?;
+        let staging = rustix::fs::openat(
+            &parent,
+            staging_name.as_str(),
+            directory_flags(),
+            Mode::empty(),
+        )
+        .map_err(staging_error())?;
+        let relative = if parent_shown.is_empty() {
+            name.to_string()
+        } else {
+            format!("{parent_shown}/{name}")
+        };
+        Ok(TreeWriter {
+            final_path: self.root.join(&relative),
+            relative,
+            parent,
+            name: name.to_string(),
+            staging_name,
+            staging_shown,
+            staging,
+            directories: HashMap::new(),
+        })
+    }
+}
+
+/// How many sub-directories a [`TreeWriter`] keeps open at most (well under the usual limit of
+/// 1024 open files); beyond it the cache starts over and directories are opened again.
+const MAX_CACHED_DIRECTORIES: usize = 256;
+
+/// A directory tree being written by [`OutputDir::replace_tree`], invisible until
+/// [`TreeWriter::commit`].
+#[derive(Debug)]
+pub struct TreeWriter {
+    /// Where the tree ends up.
+    final_path: PathBuf,
+    /// The tree's path relative to the output directory, normalised; errors name files by it.
+    relative: String,
+    /// The directory holding the tree and its staging directory.
+    parent: OwnedFd,
+    /// The tree's own name inside `parent`.
+    name: String,
+    /// The staging directory's name inside `parent`.
+    staging_name: String,
+    /// The staging directory's path relative to the output directory, for errors.
+    staging_shown: String,
+    /// The staging directory, open.
+    staging: OwnedFd,
+    /// Sub-directories of the staging directory already opened, by `/`-separated relative path.
+    directories: HashMap<String, OwnedFd>,
+}
+
+impl TreeWriter {
+    /// How `path_in_tree` is named in errors: relative to the output directory.
+    fn shown(&self, path_in_tree: &str) -> String {
+        format!("{}/{path_in_tree}", self.relative)
+    }
+
+    /// Opens (creating it) the directory `components` of the staging tree, from the cache when it
+    /// was opened before.
+    fn directory(&mut self, components: &[&str], asked: &str) -> Result<&OwnedFd, OutputError> {
+        let Some((name, parents)) = components.split_last() else {
+            return Ok(&self.staging);
+        };
+        let key = components.join("/");
+        if !self.directories.contains_key(&key) {
+            if self.directories.len() >= MAX_CACHED_DIRECTORIES {
+                self.directories.clear();
+            }
+            let shown = self.shown(&key);
+            let parent = self.directory(parents, asked)?;
+            let opened =
+                open_directory(parent, name, true, &shown, asked)?.expect("created when missing");
+            self.directories.insert(key.clone(), opened);
+        }
+        Ok(&self.directories[&key])
+    }
+
+    /// Writes `bytes` to `path_in_tree` (relative to the tree) with the given permission bits:
+    /// one `openat` creating the file, the write, the close. Each path may be written once.
+    pub fn write(
+        &mut self,
+        path_in_tree: &str,
+        bytes: &[u8],
+        mode: u32,
+    ) -> Result<(), OutputError> {
+        let shown = self.shown(path_in_tree);
+        let components =
+            plain_components(path_in_tree).map_err(|reason| OutputError::UnsafePath {
+                path: shown.clone(),
+                reason: reason.to_string(),
+            })?;
+        let (name, parents) = components.split_last().expect("never empty");
+        let directory = self.directory(parents, &shown)?;
+        let file = match rustix::fs::openat(
+            directory,
+            *name,
+            new_file_flags(),
+            Mode::from_raw_mode(mode),
+        ) {
+            Ok(file) => file,
+            Err(Errno::EXIST) => return Err(OutputError::AlreadyWritten { path: shown }),
+            Err(error) => return Err(errno(Path::new(&shown))(error)),
+        };
+        fs::File::from(file)
+            .write_all(bytes)
+            .map_err(io(Path::new(&shown)))
+    }
+
+    /// Puts the written tree in place of the target atomically (an exchange when something, of
+    /// any type, is there; a symlink is replaced, never followed), then removes the old tree.
+    /// Returns the tree's path. If removing the old tree fails, the new tree is already in place
+    /// and the error names the leftover, which the next `replace_tree` removes.
+    pub fn commit(self) -> Result<PathBuf, OutputError> {
+        let TreeWriter {
+            final_path,
+            relative,
+            parent,
+            name,
+            staging_name,
+            staging_shown,
+            ..
+        } = self;
+        let target_error = || errno(Path::new(&relative));
+        let rename = || {
+            rustix::fs::renameat(&parent, staging_name.as_str(), &parent, name.as_str())
+                .map_err(target_error())
+        };
+        match rustix::fs::renameat_with(
+            &parent,
+            staging_name.as_str(),
+            &parent,
+            name.as_str(),
+            RenameFlags::EXCHANGE,
+        ) {
+            // The old tree is now under the staging name.
+            Ok(()) => remove_at(&parent, staging_name.as_str(), Path::new(&staging_shown))?,
+            // Nothing to exchange with.
+            Err(Errno::NOENT) => rename()?,
+            // A filesystem without exchange: the old target goes first, so this is not atomic.
+            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+                remove_at(&parent, name.as_str(), Path::new(&relative))?;
+                rename()?;
+            }
+            Err(error) => return Err(target_error()(error)),
+        }
+        Ok(final_path)
     }
 }

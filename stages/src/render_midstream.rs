@@ -377,14 +377,16 @@ impl Stage for RenderMidstream {
             Err(error) => return Err(StageError::invalid_input(error.to_string())),
         };
 
-        out.remove_tree(RENDERED).map_err(write_failure)?;
+        // Written beside the old tree and swapped in whole, so a failure leaves the old one intact.
+        let mut rendered = out.replace_tree(RENDERED).map_err(write_failure)?;
         let mut rendered_files = Vec::with_capacity(objects.len());
         for (object, name) in objects.iter().zip(rendered_names(&objects)) {
             let path = format!("{RENDERED}/{name}");
             let text = yaml(object)?;
             let is_secret = object.get("kind").and_then(Value::as_str) == Some("Secret");
             if is_secret {
-                out.write(&path, text.as_bytes(), 0o600)
+                rendered
+                    .write(&name, text.as_bytes(), 0o600)
                     .map_err(write_failure)?;
                 rendered_files.push(RenderedFile {
                     path,
@@ -400,7 +402,8 @@ impl Stage for RenderMidstream {
                     .blobs
                     .put(text.as_bytes())
                     .map_err(|error| StageError::permanent(error.to_string()))?;
-                out.write(&path, text.as_bytes(), 0o644)
+                rendered
+                    .write(&name, text.as_bytes(), 0o644)
                     .map_err(write_failure)?;
                 rendered_files.push(RenderedFile {
                     path,
@@ -409,6 +412,7 @@ impl Stage for RenderMidstream {
                 });
             }
         }
+        rendered.commit().map_err(write_failure)?;
         context
             .blobs
             .sync()

@@ -3,7 +3,8 @@
 //! resources left out, and a `kustomization.yaml` listing them) in the install's output directory.
 //! It reads only the `BaseFetched` fact of its input and the blob store, so a recorded install can
 //! be written again byte for byte without the original release. Both directories are regenerated
-//! from scratch on every run, so no stale file survives.
+//! from scratch on every run, each written beside the old one and swapped in whole, so no stale
+//! file survives and a run that fails leaves the previous trees intact.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -125,11 +126,14 @@ impl TakenPaths {
     }
 }
 
-/// A path refused for safety is the release's fault; an I/O error is not.
+/// A path refused for safety is the release's fault; a path written twice (a naming bug) or an
+/// I/O error is not.
 fn output_failure(error: OutputError) -> StageError {
     match error {
         OutputError::UnsafePath { .. } => StageError::invalid_input(error.to_string()),
-        OutputError::Io { .. } => StageError::permanent(error.to_string()),
+        OutputError::AlreadyWritten { .. } | OutputError::Io { .. } => {
+            StageError::permanent(error.to_string())
+        }
     }
 }
 
@@ -176,28 +180,27 @@ fn write(
             .ok_or_else(|| StageError::permanent(format!("blob {hex} was not read")))
     };
     let out = OutputDir::create(out_dir).map_err(|error| failure(&error))?;
-    out.remove_tree("upstream")
-        .map_err(|error| failure(&error))?;
-    out.remove_tree("base").map_err(|error| failure(&error))?;
+    // Each tree is written afresh beside the old one and swapped in whole on commit.
+    let mut upstream = out.replace_tree("upstream").map_err(output_failure)?;
+    let mut base = out.replace_tree("base").map_err(output_failure)?;
     let mut written = Vec::new();
     for file in &fetched.files {
         let Some(hex) = &file.blob else { continue };
-        let path = format!("upstream/{}", file.path);
-        out.write(&path, blob(hex)?, 0o644)
+        upstream
+            .write(&file.path, blob(hex)?, 0o644)
             .map_err(output_failure)?;
         written.push(WrittenFile {
-            path,
+            path: format!("upstream/{}", file.path),
             blob: hex.clone(),
         });
     }
     let mut resources = Vec::new();
     for (position, name) in base_file_names(&fetched.documents) {
         let document = &fetched.documents[position];
-        let path = format!("base/{name}");
-        out.write(&path, blob(&document.blob)?, 0o644)
+        base.write(&name, blob(&document.blob)?, 0o644)
             .map_err(output_failure)?;
         written.push(WrittenFile {
-            path,
+            path: format!("base/{name}"),
             blob: document.blob.clone(),
         });
         resources.push(name);
@@ -212,12 +215,14 @@ fn write(
     let kustomization_blob = blobs
         .put(kustomization.as_bytes())
         .map_err(|error| failure(&error))?;
-    out.write("base/kustomization.yaml", kustomization.as_bytes(), 0o644)
+    base.write("kustomization.yaml", kustomization.as_bytes(), 0o644)
         .map_err(|error| failure(&error))?;
     written.push(WrittenFile {
         path: "base/kustomization.yaml".into(),
         blob: kustomization_blob.to_string(),
     });
+    upstream.commit().map_err(output_failure)?;
+    base.commit().map_err(output_failure)?;
     blobs.sync().map_err(|error| failure(&error))?;
     written.sort_by(|a, b| a.path.cmp(&b.path));
     let summary = format!(

@@ -1,7 +1,9 @@
 //! `output::OutputDir`, attacked: relative paths that climb out, absolute paths, and symlinks
 //! planted in the output directory that point outside it must all be refused, with nothing
 //! written outside; symlinks that stay inside are fine; `remove_tree` removes a symlink rather than
-//! what it points to. Each test lays out `out/` and a sibling `outside/` in a temporary directory.
+//! what it points to. `replace_tree` writes whole trees that appear only on commit, replacing
+//! (never following) whatever is at the target or staging name. Each test lays out `out/` and a
+//! sibling `outside/` in a temporary directory.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -191,4 +193,390 @@ fn remove_tree_removes_symlinks_without_following_them() {
     let error = output.remove_tree("../outside").expect_err("refused");
     assert!(matches!(error, OutputError::UnsafePath { .. }), "{error}");
     assert_eq!(files_under(&layout.outside), sentinel_only());
+}
+
+// `replace_tree`: whole trees written into a staging directory and swapped in on commit.
+
+/// Every regular file under the output directory, by relative path.
+fn output_files(layout: &Layout) -> BTreeMap<String, Vec<u8>> {
+    files_under(&layout.out)
+}
+
+/// Every entry (files, directories, symlinks) directly inside `directory`, by name.
+fn entries(directory: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(directory)
+        .expect("read the directory")
+        .map(|entry| {
+            entry
+                .expect("an entry")
+                .file_name()
+                .into_string()
+                .expect("UTF-8")
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+fn tree(files: &[(&str, &str)]) -> BTreeMap<String, Vec<u8>> {
+    files
+        .iter()
+        .map(|(path, body)| (path.to_string(), body.as_bytes().to_vec()))
+        .collect()
+}
+
+fn commit_tree(output: &OutputDir, relative: &str, files: &[(&str, &str)]) -> PathBuf {
+    let mut writer = output.replace_tree(relative).expect("start the tree");
+    for (path, body) in files {
+        writer
+            .write(path, body.as_bytes(), 0o644)
+            .unwrap_or_else(|error| panic!("write {path}: {error}"));
+    }
+    writer.commit().expect("commit")
+}
+
+#[test]
+fn a_tree_is_written_whole_and_appears_only_on_commit() {
+    let layout = layout();
+    let output = OutputDir::create(&layout.out).expect("open");
+    let mut writer = output
+        .replace_tree("rendered/this-cluster")
+        .expect("start the tree");
+    writer.write("a.yaml", b"a\n", 0o644).expect("write a");
+    writer
+        .write("manifests/b.yaml", b"b\n", 0o644)
+        .expect("write b");
+    writer
+        .write("manifests/deep/er/c.yaml", b"c\n", 0o644)
+        .expect("write c");
+    writer
+        .write("manifests/d.yaml", b"d\n", 0o644)
+        .expect("write d into a cached directory");
+    assert!(
+        !layout.out.join("rendered/this-cluster").exists(),
+        "nothing is in place before the commit"
+    );
+    let committed = writer.commit().expect("commit");
+    assert_eq!(committed, output.root().join("rendered/this-cluster"));
+    assert_eq!(
+        output_files(&layout),
+        tree(&[
+            ("rendered/this-cluster/a.yaml", "a\n"),
+            ("rendered/this-cluster/manifests/b.yaml", "b\n"),
+            ("rendered/this-cluster/manifests/d.yaml", "d\n"),
+            ("rendered/this-cluster/manifests/deep/er/c.yaml", "c\n"),
+        ])
+    );
+    assert_eq!(
+        entries(&layout.out.join("rendered")),
+        ["this-cluster"],
+        "no staging directory is left behind"
+    );
+    assert_eq!(files_under(&layout.outside), sentinel_only());
+}
+
+#[test]
+fn replacing_a_tree_removes_its_stale_files() {
+    let layout = layout();
+    let output = OutputDir::create(&layout.out).expect("open");
+    commit_tree(
+        &output,
+        "base",
+        &[
+            ("old.yaml", "old\n"),
+            ("gone/deep/old.yaml", "old\n"),
+            ("kept.yaml", "first\n"),
+        ],
+    );
+    commit_tree(
+        &output,
+        "base",
+        &[("kept.yaml", "second\n"), ("new/x.yaml", "new\n")],
+    );
+    assert_eq!(
+        output_files(&layout),
+        tree(&[("base/kept.yaml", "second\n"), ("base/new/x.yaml", "new\n")])
+    );
+    assert_eq!(
+        entries(&layout.out),
+        ["base", "escape"],
+        "the old tree is removed, not left under the staging name"
+    );
+    assert_eq!(files_under(&layout.outside), sentinel_only());
+}
+
+#[test]
+fn a_symlink_or_file_at_the_target_is_replaced_not_followed() {
+    let layout = layout();
+    let output = OutputDir::create(&layout.out).expect("open");
+    // `escape` is a symlink to `outside/`.
+    let committed = commit_tree(&output, "escape", &[("x.yaml", "mine\n")]);
+    let metadata = fs::symlink_metadata(&committed).expect("stat");
+    assert!(metadata.is_dir(), "the link became a real directory");
+    assert_eq!(fs::read(committed.join("x.yaml")).expect("read"), b"mine\n");
+    assert!(layout.outside.is_dir(), "the link's target still exists");
+    assert_eq!(files_under(&layout.outside), sentinel_only());
+
+    // A symlink to a file outside, and a plain file, are replaced the same way.
+    let victim = layout.outside.join("victim");
+    fs::write(&victim, b"untouched\n").expect("write victim");
+    symlink(&victim, layout.out.join("linked")).expect("symlink");
+    fs::write(layout.out.join("plain"), b"a file\n").expect("write");
+    commit_tree(&output, "linked", &[("y.yaml", "y\n")]);
+    commit_tree(&output, "plain", &[("z.yaml", "z\n")]);
+    assert_eq!(fs::read(&victim).expect("read victim"), b"untouched\n");
+    assert_eq!(
+        output_files(&layout),
+        tree(&[
+            ("escape/x.yaml", "mine\n"),
+            ("linked/y.yaml", "y\n"),
+            ("plain/z.yaml", "z\n"),
+        ])
+    );
+    assert_eq!(entries(&layout.out), ["escape", "linked", "plain"]);
+}
+
+#[test]
+fn a_symlink_or_stale_directory_at_the_staging_name_is_removed_not_followed() {
+    let layout = layout();
+    let output = OutputDir::create(&layout.out).expect("open");
+    symlink(&layout.outside, layout.out.join(".base.windlass-staging")).expect("symlink");
+    // A stale staging directory holding a link outside, as a crash might leave (with a planted
+    // link added).
+    let stale = layout.out.join("rendered/.this-cluster.windlass-staging");
+    fs::create_dir_all(stale.join("deep")).expect("mkdir");
+    fs::write(stale.join("deep/half.yaml"), b"half\n").expect("write");
+    symlink(&layout.outside, stale.join("deep/link")).expect("symlink");
+
+    commit_tree(&output, "base", &[("a.yaml", "a\n")]);
+    commit_tree(&output, "rendered/this-cluster", &[("b.yaml", "b\n")]);
+    assert_eq!(
+        output_files(&layout),
+        tree(&[
+            ("base/a.yaml", "a\n"),
+            ("rendered/this-cluster/b.yaml", "b\n"),
+        ])
+    );
+    assert_eq!(entries(&layout.out), ["base", "escape", "rendered"]);
+    assert_eq!(entries(&layout.out.join("rendered")), ["this-cluster"]);
+    assert_eq!(
+        files_under(&layout.outside),
+        sentinel_only(),
+        "nothing outside was written or removed"
+    );
+}
+
+/// Starts `relative` as a tree and checks that it is refused with `reason`.
+fn check_tree_refused(output: &OutputDir, relative: &str, reason: &str) {
+    match output.replace_tree(relative) {
+        Ok(_) => panic!("{relative:?} was accepted as a tree"),
+        Err(error @ OutputError::UnsafePath { .. }) => {
+            let message = error.to_string();
+            assert!(
+                message.starts_with(&format!("refusing to write {relative:?}: ")),
+                "{message}"
+            );
+            assert!(
+                message.contains(reason),
+                "{message:?} does not contain {reason:?}"
+            );
+        }
+        Err(error) => panic!("{relative:?}: expected UnsafePath, got {error}"),
+    }
+}
+
+#[test]
+fn trees_under_symlinks_or_outside_are_refused() {
+    let layout = layout();
+    let output = OutputDir::create(&layout.out).expect("open");
+    check_tree_refused(&output, "escape/tree", "symlinks are not followed");
+    check_tree_refused(&output, "escape/deeper/tree", "symlinks are not followed");
+    fs::create_dir_all(layout.out.join("real")).expect("mkdir");
+    symlink("real", layout.out.join("inside")).expect("symlink");
+    check_tree_refused(&output, "inside/tree", "symlinks are not followed");
+    fs::write(layout.out.join("file"), b"a file\n").expect("write");
+    check_tree_refused(&output, "file/tree", "is not a directory");
+    check_tree_refused(
+        &output,
+        "../outside",
+        "only plain relative paths are allowed",
+    );
+    check_tree_refused(&output, "/abs", "only plain relative paths are allowed");
+    check_tree_refused(&output, "", "empty path");
+    assert_eq!(files_under(&layout.outside), sentinel_only());
+    assert!(!layout.outside.join("deeper").exists());
+    assert!(entries(&layout.out.join("real")).is_empty());
+}
+
+#[test]
+fn bad_paths_inside_a_tree_are_refused() {
+    let layout = layout();
+    let output = OutputDir::create(&layout.out).expect("open");
+    let mut writer = output.replace_tree("base").expect("start the tree");
+    let cases: &[(&str, &str)] = &[
+        ("../x", "only plain relative paths are allowed"),
+        ("../../outside/x", "only plain relative paths are allowed"),
+        ("a/../../x", "only plain relative paths are allowed"),
+        ("./x", "only plain relative paths are allowed"),
+        ("/abs", "only plain relative paths are allowed"),
+        ("", "empty path"),
+    ];
+    for (path, reason) in cases {
+        let error = writer
+            .write(path, b"kind: Escaped\n", 0o644)
+            .expect_err("refused");
+        assert!(matches!(error, OutputError::UnsafePath { .. }), "{error}");
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&format!("refusing to write \"base/{path}\": ")),
+            "{message}"
+        );
+        assert!(message.contains(reason), "{message:?} lacks {reason:?}");
+    }
+    writer.commit().expect("commit the empty tree");
+    assert!(output_files(&layout).is_empty());
+    assert_eq!(files_under(&layout.outside), sentinel_only());
+}
+
+#[test]
+fn writing_a_path_twice_in_one_tree_is_an_error() {
+    let layout = layout();
+    let output = OutputDir::create(&layout.out).expect("open");
+    let mut writer = output
+        .replace_tree("rendered/this-cluster")
+        .expect("start the tree");
+    writer
+        .write("dir/x.yaml", b"first\n", 0o644)
+        .expect("write");
+    let error = writer
+        .write("dir/x.yaml", b"second\n", 0o644)
+        .expect_err("a second write of one path");
+    assert!(
+        matches!(error, OutputError::AlreadyWritten { .. }),
+        "{error}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "cannot write rendered/this-cluster/dir/x.yaml: already written in this tree"
+    );
+    let error = writer
+        .write("dir", b"a file over a directory\n", 0o644)
+        .expect_err("a file where a directory is");
+    assert!(
+        error.to_string().contains("rendered/this-cluster/dir"),
+        "{error}"
+    );
+    let error = writer
+        .write("dir/x.yaml/y.yaml", b"a directory over a file\n", 0o644)
+        .expect_err("a directory where a file is");
+    assert!(
+        error
+            .to_string()
+            .contains("rendered/this-cluster/dir/x.yaml"),
+        "{error}"
+    );
+    writer.commit().expect("commit");
+    assert_eq!(
+        output_files(&layout),
+        tree(&[("rendered/this-cluster/dir/x.yaml", "first\n")]),
+        "the first write stands"
+    );
+}
+
+#[test]
+fn an_uncommitted_tree_leaves_the_old_one_intact() {
+    let layout = layout();
+    let output = OutputDir::create(&layout.out).expect("open");
+    commit_tree(
+        &output,
+        "base",
+        &[("old.yaml", "old\n"), ("sub/old.yaml", "old\n")],
+    );
+    let before = output_files(&layout);
+    {
+        let mut writer = output.replace_tree("base").expect("start the tree");
+        writer.write("new.yaml", b"new\n", 0o644).expect("write");
+        writer
+            .write("sub/new.yaml", b"new\n", 0o644)
+            .expect("write");
+        // Dropped: as if the stage failed half way.
+    }
+    let old_tree: BTreeMap<_, _> = output_files(&layout)
+        .into_iter()
+        .filter(|(path, _)| path.starts_with("base/"))
+        .collect();
+    assert_eq!(old_tree, before, "the old tree is untouched");
+    assert!(
+        layout.out.join(".base.windlass-staging").is_dir(),
+        "the staging directory remains until the next replace_tree"
+    );
+    commit_tree(&output, "base", &[("next.yaml", "next\n")]);
+    assert_eq!(output_files(&layout), tree(&[("base/next.yaml", "next\n")]));
+    assert_eq!(entries(&layout.out), ["base", "escape"]);
+}
+
+#[test]
+fn tree_files_keep_their_modes() {
+    let layout = layout();
+    let output = OutputDir::create(&layout.out).expect("open");
+    let mut writer = output.replace_tree("rendered/this-cluster").expect("start");
+    writer
+        .write("secret.yaml", b"kind: Secret\n", 0o600)
+        .expect("write the secret");
+    writer
+        .write("nested/config.yaml", b"kind: ConfigMap\n", 0o644)
+        .expect("write the config map");
+    let committed = writer.commit().expect("commit");
+    let mode = |path: &str| {
+        fs::metadata(committed.join(path))
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("secret.yaml"), 0o600);
+    let config = mode("nested/config.yaml");
+    assert_eq!(config & !0o644, 0, "mode {config:o} is at most 0644");
+    assert_ne!(
+        config & 0o400,
+        0,
+        "mode {config:o} is readable by its owner"
+    );
+}
+
+#[test]
+fn remove_tree_refuses_symlinked_parents() {
+    let layout = layout();
+    let output = OutputDir::create(&layout.out).expect("open");
+    let error = output
+        .remove_tree("escape/sentinel")
+        .expect_err("a path through a symlink");
+    assert!(
+        error.to_string().contains("symlinks are not followed"),
+        "{error}"
+    );
+    assert_eq!(files_under(&layout.outside), sentinel_only());
+    output
+        .remove_tree("missing/parent/tree")
+        .expect("a missing parent means nothing to remove");
+}
+
+#[test]
+fn many_directories_in_one_tree_are_written_and_revisited() {
+    let layout = layout();
+    let output = OutputDir::create(&layout.out).expect("open");
+    let mut writer = output.replace_tree("base").expect("start");
+    let mut expected = BTreeMap::new();
+    // More directories than the writer keeps open, then each one again.
+    for round in ["a", "b"] {
+        for index in 0..300 {
+            let path = format!("group-{}/dir-{index}/{round}.yaml", index % 7);
+            writer
+                .write(&path, path.as_bytes(), 0o644)
+                .unwrap_or_else(|error| panic!("{path}: {error}"));
+            expected.insert(format!("base/{path}"), path.into_bytes());
+        }
+    }
+    writer.commit().expect("commit");
+    assert_eq!(output_files(&layout), expected);
 }
