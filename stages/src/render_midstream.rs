@@ -19,7 +19,7 @@ use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageK
 use crate::documents::ParsedCache;
 use crate::events::{IMAGES_PROBED, ImagesProbed};
 use crate::kustomize::{BuildError, build_cached};
-use crate::output::OutputDir;
+use crate::output::{OutputDir, TreeWriter};
 use crate::plan_overrides::{OVERRIDES_PLANNED, OverridesPlanned};
 
 /// `MidstreamRendered`: the overlay files written and the built result.
@@ -297,6 +297,74 @@ fn external_build(command: &[String], overlay: &Path) -> Result<Vec<Value>, Stag
         .collect())
 }
 
+/// Writes each built object to `rendered/this-cluster/<name>-<kind>.yaml` (secrets 0600, recorded
+/// by fingerprint only; everything else stored as a blob) and commits the tree. Serialising and
+/// hashing run on this thread while a second thread creates the files, which is most of the time
+/// for big releases.
+fn write_rendered(
+    objects: &[Value],
+    mut rendered: TreeWriter,
+    context: &StageContext,
+) -> Result<Vec<RenderedFile>, StageError> {
+    let write_failure =
+        |error: crate::output::OutputError| StageError::permanent(error.to_string());
+    let (send, receive) = std::sync::mpsc::sync_channel::<(String, String, u32)>(1024);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> Result<TreeWriter, StageError> {
+            for (name, text, mode) in receive {
+                rendered
+                    .write(&name, text.as_bytes(), mode)
+                    .map_err(write_failure)?;
+            }
+            Ok(rendered)
+        });
+        let mut rendered_files = Vec::with_capacity(objects.len());
+        let mut serialised = || -> Result<(), StageError> {
+            for (object, name) in objects.iter().zip(rendered_names(objects)) {
+                let path = format!("{RENDERED}/{name}");
+                let text = yaml(object)?;
+                let is_secret = object.get("kind").and_then(Value::as_str) == Some("Secret");
+                let mode = if is_secret {
+                    rendered_files.push(RenderedFile {
+                        path,
+                        blob: None,
+                        fingerprint: Some(
+                            context
+                                .fingerprint_key
+                                .fingerprint_bytes("rendered-secret", text.as_bytes()),
+                        ),
+                    });
+                    0o600
+                } else {
+                    let blob = context
+                        .blobs
+                        .put(text.as_bytes())
+                        .map_err(|error| StageError::permanent(error.to_string()))?;
+                    rendered_files.push(RenderedFile {
+                        path,
+                        blob: Some(blob.to_string()),
+                        fingerprint: None,
+                    });
+                    0o644
+                };
+                if send.send((name, text, mode)).is_err() {
+                    // The writer stopped on an error; it is reported below.
+                    break;
+                }
+            }
+            Ok(())
+        };
+        let serialising = serialised();
+        drop(send);
+        let rendered = writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        serialising?;
+        rendered.commit().map_err(write_failure)?;
+        Ok(rendered_files)
+    })
+}
+
 #[async_trait::async_trait]
 impl Stage for RenderMidstream {
     async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
@@ -378,41 +446,8 @@ impl Stage for RenderMidstream {
         };
 
         // Written beside the old tree and swapped in whole, so a failure leaves the old one intact.
-        let mut rendered = out.replace_tree(RENDERED).map_err(write_failure)?;
-        let mut rendered_files = Vec::with_capacity(objects.len());
-        for (object, name) in objects.iter().zip(rendered_names(&objects)) {
-            let path = format!("{RENDERED}/{name}");
-            let text = yaml(object)?;
-            let is_secret = object.get("kind").and_then(Value::as_str) == Some("Secret");
-            if is_secret {
-                rendered
-                    .write(&name, text.as_bytes(), 0o600)
-                    .map_err(write_failure)?;
-                rendered_files.push(RenderedFile {
-                    path,
-                    blob: None,
-                    fingerprint: Some(
-                        context
-                            .fingerprint_key
-                            .fingerprint_bytes("rendered-secret", text.as_bytes()),
-                    ),
-                });
-            } else {
-                let blob = context
-                    .blobs
-                    .put(text.as_bytes())
-                    .map_err(|error| StageError::permanent(error.to_string()))?;
-                rendered
-                    .write(&name, text.as_bytes(), 0o644)
-                    .map_err(write_failure)?;
-                rendered_files.push(RenderedFile {
-                    path,
-                    blob: Some(blob.to_string()),
-                    fingerprint: None,
-                });
-            }
-        }
-        rendered.commit().map_err(write_failure)?;
+        let rendered = out.replace_tree(RENDERED).map_err(write_failure)?;
+        let rendered_files = write_rendered(&objects, rendered, context)?;
         context
             .blobs
             .sync()

@@ -189,6 +189,7 @@ fn build_within_cached(
         root,
         stack: Vec::new(),
         cache,
+        canonical_dirs: Default::default(),
     };
     let mut resources = builder.kustomization(&overlay)?;
     reference::fix_references(&mut resources).map_err(|ambiguous| BuildError::Unsupported {
@@ -440,6 +441,14 @@ struct Builder<'cache> {
     root: PathBuf,
     /// The kustomization directories being built, innermost last.
     stack: Vec<PathBuf>,
+    /// Canonical forms of the directories resources were found in, by their joined path.
+    canonical_dirs: std::cell::RefCell<HashMap<PathBuf, PathBuf>>,
+}
+
+/// A resolved path and whether it is a directory.
+struct Resolved {
+    path: PathBuf,
+    is_dir: bool,
 }
 
 impl Builder<'_> {
@@ -461,30 +470,69 @@ impl Builder<'_> {
     }
 
     /// Resolves `reference` (as written in `file`, in directory `dir`) to a canonical path inside
-    /// the root.
-    fn resolve(&self, file: &Path, dir: &Path, reference: &str) -> Result<PathBuf, BuildError> {
+    /// the root. A plain relative reference whose last component is not a symlink is resolved by
+    /// canonicalising only its directory (cached: a release has thousands of files in a few
+    /// directories); anything else is canonicalised whole.
+    fn resolve(&self, file: &Path, dir: &Path, reference: &str) -> Result<Resolved, BuildError> {
         let joined = dir.join(reference);
-        let path = joined.canonicalize().map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound && is_remote(reference) {
-                BuildError::Unsupported {
-                    file: file.to_path_buf(),
-                    fields: vec![format!("remote resource `{reference}`")],
-                }
-            } else {
-                BuildError::Io {
-                    path: joined.clone(),
-                    source,
-                }
+        let resolved = match self.resolve_in_known_directory(&joined, reference) {
+            Some(resolved) => resolved,
+            None => {
+                let path = joined.canonicalize().map_err(|source| {
+                    if source.kind() == std::io::ErrorKind::NotFound && is_remote(reference) {
+                        BuildError::Unsupported {
+                            file: file.to_path_buf(),
+                            fields: vec![format!("remote resource `{reference}`")],
+                        }
+                    } else {
+                        BuildError::Io {
+                            path: joined.clone(),
+                            source,
+                        }
+                    }
+                })?;
+                let is_dir = path.is_dir();
+                Resolved { path, is_dir }
             }
-        })?;
-        if !path.starts_with(&self.root) {
+        };
+        if !resolved.path.starts_with(&self.root) {
             return Err(BuildError::OutsideRoot {
                 file: file.to_path_buf(),
                 reference: reference.to_string(),
                 root: self.root.clone(),
             });
         }
-        Ok(path)
+        Ok(resolved)
+    }
+
+    fn resolve_in_known_directory(&self, joined: &Path, reference: &str) -> Option<Resolved> {
+        let plain = Path::new(reference)
+            .components()
+            .all(|component| matches!(component, Component::Normal(_)));
+        if !plain {
+            return None;
+        }
+        let (parent, name) = (joined.parent()?, joined.file_name()?);
+        let cached = self.canonical_dirs.borrow().get(parent).cloned();
+        let canonical_parent = match cached {
+            Some(canonical) => canonical,
+            None => {
+                let canonical = parent.canonicalize().ok()?;
+                self.canonical_dirs
+                    .borrow_mut()
+                    .insert(parent.to_path_buf(), canonical.clone());
+                canonical
+            }
+        };
+        let path = canonical_parent.join(name);
+        let metadata = std::fs::symlink_metadata(&path).ok()?;
+        if metadata.file_type().is_symlink() {
+            return None;
+        }
+        Some(Resolved {
+            path,
+            is_dir: metadata.is_dir(),
+        })
     }
 
     /// A file named by a kustomization must be in or below its directory.
@@ -494,7 +542,16 @@ impl Builder<'_> {
         dir: &Path,
         reference: &str,
     ) -> Result<PathBuf, BuildError> {
-        let path = self.resolve(file, dir, reference)?;
+        let resolved = self.resolve(file, dir, reference)?;
+        Self::inside(resolved.path, file, dir, reference)
+    }
+
+    fn inside(
+        path: PathBuf,
+        file: &Path,
+        dir: &Path,
+        reference: &str,
+    ) -> Result<PathBuf, BuildError> {
         if !path.starts_with(dir) {
             return Err(BuildError::FileOutsideKustomization {
                 file: file.to_path_buf(),
@@ -520,11 +577,11 @@ impl Builder<'_> {
         let mut entries = Vec::with_capacity(kustomization.resources.len());
         let mut files = Vec::new();
         for reference in &kustomization.resources {
-            let path = self.resolve(&file, dir, reference)?;
-            if path.is_dir() {
-                entries.push(Entry::Directory(path));
+            let resolved = self.resolve(&file, dir, reference)?;
+            if resolved.is_dir {
+                entries.push(Entry::Directory(resolved.path));
             } else {
-                files.push(self.resolve_file(&file, dir, reference)?);
+                files.push(Self::inside(resolved.path, &file, dir, reference)?);
                 entries.push(Entry::File(files.len() - 1));
             }
         }

@@ -223,6 +223,54 @@ fn paths_leading_outside_the_layout_are_refused() {
 }
 
 #[test]
+fn symlinked_resources_are_followed_only_while_they_stay_inside_the_layout() {
+    use std::os::unix::fs::symlink;
+    let dir = temp_dir();
+    let layout = dir.path().join("install");
+    copy_tree(&fixture("kustomize/kots-layout"), &layout);
+    let overlay = layout.join(OVERLAY);
+    fs::create_dir_all(dir.path().join("outside")).expect("mkdir");
+    fs::write(
+        dir.path().join("outside/elsewhere.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: elsewhere\n",
+    )
+    .expect("write");
+    fs::write(
+        overlay.join("real.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: real\n",
+    )
+    .expect("write");
+    symlink("real.yaml", overlay.join("inside.yaml")).expect("symlink");
+    symlink(
+        "../../../../outside/elsewhere.yaml",
+        overlay.join("escape.yaml"),
+    )
+    .expect("symlink");
+    symlink("../../../../outside", overlay.join("escape-dir")).expect("symlink");
+    let build_with = |resource: &str| {
+        fs::write(
+            overlay.join("kustomization.yaml"),
+            format!("resources:\n- ../../midstream\n- {resource}\n"),
+        )
+        .expect("write");
+        build(&overlay)
+    };
+    let objects = build_with("inside.yaml").expect("a link inside the overlay is followed");
+    assert!(
+        objects
+            .iter()
+            .any(|object| object["metadata"]["name"] == "real")
+    );
+    for escaping in ["escape.yaml", "escape-dir/elsewhere.yaml"] {
+        let error = build_with(escaping).expect_err("a link out of the layout is refused");
+        assert!(
+            matches!(&error, BuildError::OutsideRoot { reference, .. } if reference == escaping),
+            "{escaping}: {error}"
+        );
+    }
+}
+
+#[test]
 fn oversized_files_are_refused() {
     let dir = temp_dir();
     fs::write(
