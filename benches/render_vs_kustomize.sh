@@ -4,8 +4,14 @@
 # `windlass install --offline --known-images ...` end to end (release build), then run the real
 # `kubectl kustomize` (kustomize v5.6) on windlass's own overlays/downstreams/this-cluster for the
 # same release, in the same run. Prints wall time and peak memory (GNU time) of each and the ratio.
+# windlass runs $REPEAT times (default 5), each into a fresh state and output directory, and the
+# median is used; kubectl runs $KUBECTL_REPEAT times (default 1), median likewise.
 #
 # Usage: benches/render_vs_kustomize.sh [COUNT ...]     (default: 1000 10000)
+#
+# On ext4, creating files right after many were deleted is several times slower (the allocator
+# skips recently freed inodes), so timings right after a large `rm -rf` (including the previous
+# run of this script, which removes its work directory) are inflated; wait a minute between runs.
 # Needs: cargo, python3, /usr/bin/time (Debian package `time`), and target/tools/bin/kubectl from
 # scripts/install-kube-tools.sh. kubectl is skipped for counts above $KUSTOMIZE_MAX (default 1000)
 # because it takes minutes there.
@@ -15,6 +21,8 @@ cd "$(dirname "$0")/.."
 counts=("$@")
 [[ ${#counts[@]} -gt 0 ]] || counts=(1000 10000)
 kustomize_max=${KUSTOMIZE_MAX:-1000}
+repeat=${REPEAT:-5}
+kubectl_repeat=${KUBECTL_REPEAT:-1}
 kubectl=target/tools/bin/kubectl
 [[ -x /usr/bin/time ]] || { echo "error: /usr/bin/time is missing: apt-get install -y time" >&2; exit 1; }
 [[ -x $kubectl ]] || scripts/install-kube-tools.sh
@@ -24,9 +32,16 @@ windlass=$PWD/target/release/windlass
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+median() { # values...: prints the median
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 measure() { # label, command...: prints "label: <seconds> s, <peak MiB> MiB peak"
     local label=$1
     shift
+    # Earlier writes (the generated release, earlier runs) are flushed first, so that their
+    # write-back does not land in the middle of the measured command.
+    sync
     /usr/bin/time -f '%e %M' -o "$work/time" "$@" >"$work/stdout" 2>"$work/stderr" || {
         echo "error: $label failed:" >&2
         tail -20 "$work/stderr" >&2
@@ -85,14 +100,23 @@ PY
     # The Installation used for --known-images lives outside the release.
     mv "$release/installation.yaml" "$work/installation-$count.yaml"
     echo "== $count Deployments"
-    measure "windlass install --offline --known-images" \
-        "$windlass" --state "$work/state-$count" install --offline \
-        --known-images "$work/installation-$count.yaml" --out "$work/out-$count" "$release"
-    windlass_seconds=$(cat "$work/last-seconds")
+    seconds=()
+    for run in $(seq 1 "$repeat"); do
+        measure "windlass install --offline --known-images (run $run)" \
+            "$windlass" --state "$work/state-$count-$run" install --offline \
+            --known-images "$work/installation-$count.yaml" --out "$work/out-$count-$run" "$release"
+        seconds+=("$(cat "$work/last-seconds")")
+    done
+    windlass_seconds=$(median "${seconds[@]}")
+    printf '%-44s %8.2f s\n' "windlass median of $repeat:" "$windlass_seconds"
     if ((count <= kustomize_max)); then
-        measure "kubectl kustomize overlays/downstreams/this-cluster" \
-            "$kubectl" kustomize "$work/out-$count/overlays/downstreams/this-cluster"
-        kustomize_seconds=$(cat "$work/last-seconds")
+        seconds=()
+        for run in $(seq 1 "$kubectl_repeat"); do
+            measure "kubectl kustomize overlays/downstreams/this-cluster" \
+                "$kubectl" kustomize "$work/out-$count-1/overlays/downstreams/this-cluster"
+            seconds+=("$(cat "$work/last-seconds")")
+        done
+        kustomize_seconds=$(median "${seconds[@]}")
         printf '%-44s %8.1f x\n' "ratio (kubectl kustomize / windlass):" \
             "$(echo "$kustomize_seconds / $windlass_seconds" | bc -l)"
     else
