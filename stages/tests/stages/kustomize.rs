@@ -187,17 +187,23 @@ fn unsupported_features_are_all_listed() {
     }
 }
 
-#[test]
-fn paths_leading_outside_the_layout_are_refused() {
-    let dir = temp_dir();
-    let layout = dir.path().join("install");
+/// `<dir>/install` (the `kots-layout` fixture) beside `<dir>/outside/elsewhere.yaml` (a ConfigMap).
+fn layout_beside_outside(dir: &Path) -> PathBuf {
+    let layout = dir.join("install");
     copy_tree(&fixture("kustomize/kots-layout"), &layout);
-    fs::create_dir_all(dir.path().join("outside")).expect("mkdir");
+    fs::create_dir_all(dir.join("outside")).expect("mkdir");
     fs::write(
-        dir.path().join("outside/elsewhere.yaml"),
+        dir.join("outside/elsewhere.yaml"),
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: elsewhere\n",
     )
     .expect("write");
+    layout
+}
+
+#[test]
+fn paths_leading_outside_the_layout_are_refused() {
+    let dir = temp_dir();
+    let layout = layout_beside_outside(dir.path());
     fs::write(
         dir.path().join("outside/kustomization.yaml"),
         "resources: [elsewhere.yaml]\n",
@@ -226,15 +232,8 @@ fn paths_leading_outside_the_layout_are_refused() {
 fn symlinked_resources_are_followed_only_while_they_stay_inside_the_layout() {
     use std::os::unix::fs::symlink;
     let dir = temp_dir();
-    let layout = dir.path().join("install");
-    copy_tree(&fixture("kustomize/kots-layout"), &layout);
+    let layout = layout_beside_outside(dir.path());
     let overlay = layout.join(OVERLAY);
-    fs::create_dir_all(dir.path().join("outside")).expect("mkdir");
-    fs::write(
-        dir.path().join("outside/elsewhere.yaml"),
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: elsewhere\n",
-    )
-    .expect("write");
     fs::write(
         overlay.join("real.yaml"),
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: real\n",

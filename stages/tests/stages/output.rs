@@ -44,21 +44,11 @@ fn sentinel_only() -> BTreeMap<String, Vec<u8>> {
 /// Writes `relative` and checks that it is refused with `reason`, leaving no file anywhere.
 fn check_refused(layout: &Layout, relative: &str, reason: &str) {
     let output = OutputDir::create(&layout.out).expect("open the output directory");
-    match output.write(relative, b"kind: Escaped\n", 0o644) {
-        Ok(path) => panic!("{relative:?} was written to {}", path.display()),
-        Err(error @ OutputError::UnsafePath { .. }) => {
-            let message = error.to_string();
-            assert!(
-                message.starts_with(&format!("refusing to write {relative:?}: ")),
-                "{message}"
-            );
-            assert!(
-                message.contains(reason),
-                "{message:?} does not contain {reason:?}"
-            );
-        }
-        Err(error) => panic!("{relative:?}: expected UnsafePath, got {error}"),
-    }
+    assert_unsafe_path(
+        output.write(relative, b"kind: Escaped\n", 0o644),
+        relative,
+        reason,
+    );
     assert_eq!(
         files_under(&layout.outside),
         sentinel_only(),
@@ -368,8 +358,17 @@ fn a_symlink_or_stale_directory_at_the_staging_name_is_removed_not_followed() {
 
 /// Starts `relative` as a tree and checks that it is refused with `reason`.
 fn check_tree_refused(output: &OutputDir, relative: &str, reason: &str) {
-    match output.replace_tree(relative) {
-        Ok(_) => panic!("{relative:?} was accepted as a tree"),
+    assert_unsafe_path(output.replace_tree(relative), relative, reason);
+}
+
+/// Checks that `result` is the `UnsafePath` refusal of `relative`, giving `reason`.
+fn assert_unsafe_path<T: std::fmt::Debug>(
+    result: Result<T, OutputError>,
+    relative: &str,
+    reason: &str,
+) {
+    match result {
+        Ok(done) => panic!("{relative:?} was accepted: {done:?}"),
         Err(error @ OutputError::UnsafePath { .. }) => {
             let message = error.to_string();
             assert!(
