@@ -19,6 +19,7 @@ use std::fs;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
@@ -312,7 +313,7 @@ impl OutputDir {
             staging_name,
             staging_shown,
             staging,
-            directories: HashMap::new(),
+            directories: Mutex::new(HashMap::new()),
         })
     }
 }
@@ -339,8 +340,9 @@ pub struct TreeWriter {
     staging_shown: String,
     /// The staging directory, open.
     staging: OwnedFd,
-    /// Sub-directories of the staging directory already opened, by `/`-separated relative path.
-    directories: HashMap<String, OwnedFd>,
+    /// Sub-directories of the staging directory already opened, by `/`-separated relative path
+    /// (behind a lock so that several threads can write one tree).
+    directories: Mutex<HashMap<String, Arc<OwnedFd>>>,
 }
 
 impl TreeWriter {
@@ -350,33 +352,45 @@ impl TreeWriter {
     }
 
     /// Opens (creating it) the directory `components` of the staging tree, from the cache when it
-    /// was opened before.
-    fn directory(&mut self, components: &[&str], asked: &str) -> Result<&OwnedFd, OutputError> {
+    /// was opened before. `None` is the staging directory itself.
+    fn directory(
+        &self,
+        components: &[&str],
+        asked: &str,
+    ) -> Result<Option<Arc<OwnedFd>>, OutputError> {
         let Some((name, parents)) = components.split_last() else {
-            return Ok(&self.staging);
+            return Ok(None);
         };
         let key = components.join("/");
-        if !self.directories.contains_key(&key) {
-            if self.directories.len() >= MAX_CACHED_DIRECTORIES {
-                self.directories.clear();
-            }
-            let shown = self.shown(&key);
-            let parent = self.directory(parents, asked)?;
-            let opened =
-                open_directory(parent, name, true, &shown, asked)?.expect("created when missing");
-            self.directories.insert(key.clone(), opened);
+        let mut directories = self
+            .directories
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(opened) = directories.get(&key) {
+            return Ok(Some(opened.clone()));
         }
-        Ok(&self.directories[&key])
+        drop(directories);
+        let shown = self.shown(&key);
+        let parent = self.directory(parents, asked)?;
+        let parent: &OwnedFd = parent.as_deref().unwrap_or(&self.staging);
+        let opened = Arc::new(
+            open_directory(parent, name, true, &shown, asked)?.expect("created when missing"),
+        );
+        directories = self
+            .directories
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if directories.len() >= MAX_CACHED_DIRECTORIES {
+            directories.clear();
+        }
+        directories.insert(key, opened.clone());
+        Ok(Some(opened))
     }
 
     /// Writes `bytes` to `path_in_tree` (relative to the tree) with the given permission bits:
     /// one `openat` creating the file, the write, the close. Each path may be written once.
-    pub fn write(
-        &mut self,
-        path_in_tree: &str,
-        bytes: &[u8],
-        mode: u32,
-    ) -> Result<(), OutputError> {
+    /// Several threads may write one tree at once.
+    pub fn write(&self, path_in_tree: &str, bytes: &[u8], mode: u32) -> Result<(), OutputError> {
         let shown = self.shown(path_in_tree);
         let components =
             plain_components(path_in_tree).map_err(|reason| OutputError::UnsafePath {
@@ -385,6 +399,7 @@ impl TreeWriter {
             })?;
         let (name, parents) = components.split_last().expect("never empty");
         let directory = self.directory(parents, &shown)?;
+        let directory: &OwnedFd = directory.as_deref().unwrap_or(&self.staging);
         let file = match rustix::fs::openat(
             directory,
             *name,

@@ -299,28 +299,37 @@ fn external_build(command: &[String], overlay: &Path) -> Result<Vec<Value>, Stag
 
 /// Writes each built object to `rendered/this-cluster/<name>-<kind>.yaml` (secrets 0600, recorded
 /// by fingerprint only; everything else stored as a blob) and commits the tree. Serialising and
-/// hashing run on this thread while a second thread creates the files, which is most of the time
-/// for big releases.
+/// hashing run on this thread while two more create the files, which is most of the time for big
+/// releases.
 fn write_rendered(
     objects: &[Value],
-    mut rendered: TreeWriter,
+    rendered: TreeWriter,
     context: &StageContext,
 ) -> Result<Vec<RenderedFile>, StageError> {
+    const WRITERS: usize = 2;
     let write_failure =
         |error: crate::output::OutputError| StageError::permanent(error.to_string());
-    let (send, receive) = std::sync::mpsc::sync_channel::<(String, String, u32)>(1024);
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..WRITERS)
+        .map(|_| std::sync::mpsc::sync_channel::<(String, String, u32)>(512))
+        .unzip();
     std::thread::scope(|scope| {
-        let writer = scope.spawn(move || -> Result<TreeWriter, StageError> {
-            for (name, text, mode) in receive {
-                rendered
-                    .write(&name, text.as_bytes(), mode)
-                    .map_err(write_failure)?;
-            }
-            Ok(rendered)
-        });
+        let tree = &rendered;
+        let writers: Vec<_> = receivers
+            .into_iter()
+            .map(|receive| {
+                scope.spawn(move || -> Result<(), StageError> {
+                    for (name, text, mode) in receive {
+                        tree.write(&name, text.as_bytes(), mode)
+                            .map_err(write_failure)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
         let mut rendered_files = Vec::with_capacity(objects.len());
-        let mut serialised = || -> Result<(), StageError> {
-            for (object, name) in objects.iter().zip(rendered_names(objects)) {
+        let mut serialise = || -> Result<(), StageError> {
+            let names = rendered_names(objects);
+            for (position, (object, name)) in objects.iter().zip(names).enumerate() {
                 let path = format!("{RENDERED}/{name}");
                 let text = yaml(object)?;
                 let is_secret = object.get("kind").and_then(Value::as_str) == Some("Secret");
@@ -347,19 +356,27 @@ fn write_rendered(
                     });
                     0o644
                 };
-                if send.send((name, text, mode)).is_err() {
-                    // The writer stopped on an error; it is reported below.
+                if senders[position % WRITERS]
+                    .send((name, text, mode))
+                    .is_err()
+                {
+                    // A writer stopped on an error; it is reported below.
                     break;
                 }
             }
             Ok(())
         };
-        let serialising = serialised();
-        drop(send);
-        let rendered = writer
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-        serialising?;
+        let serialised = serialise();
+        drop(senders);
+        for writer in writers {
+            writer
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        }
+        serialised?;
+        Ok(rendered_files)
+    })
+    .and_then(|rendered_files| {
         rendered.commit().map_err(write_failure)?;
         Ok(rendered_files)
     })

@@ -144,7 +144,7 @@ fn write_upstream(
     out: &OutputDir,
     bodies: &Bodies,
 ) -> Result<Vec<WrittenFile>, StageError> {
-    let mut upstream = out.replace_tree("upstream").map_err(output_failure)?;
+    let upstream = out.replace_tree("upstream").map_err(output_failure)?;
     let mut written = Vec::with_capacity(fetched.files.len());
     for file in &fetched.files {
         let Some(hex) = &file.blob else { continue };
@@ -169,7 +169,7 @@ fn write_base_tree(
     bodies: &Bodies,
 ) -> Result<(Vec<WrittenFile>, usize), StageError> {
     let failure = |error: &dyn std::fmt::Display| StageError::permanent(error.to_string());
-    let mut base = out.replace_tree("base").map_err(output_failure)?;
+    let base = out.replace_tree("base").map_err(output_failure)?;
     let mut written = Vec::with_capacity(fetched.documents.len() + 1);
     let mut resources = Vec::new();
     for (position, name) in base_file_names(&fetched.documents) {

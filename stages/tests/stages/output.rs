@@ -216,7 +216,7 @@ fn tree(files: &[(&str, &str)]) -> BTreeMap<String, Vec<u8>> {
 }
 
 fn commit_tree(output: &OutputDir, relative: &str, files: &[(&str, &str)]) -> PathBuf {
-    let mut writer = output.replace_tree(relative).expect("start the tree");
+    let writer = output.replace_tree(relative).expect("start the tree");
     for (path, body) in files {
         writer
             .write(path, body.as_bytes(), 0o644)
@@ -229,7 +229,7 @@ fn commit_tree(output: &OutputDir, relative: &str, files: &[(&str, &str)]) -> Pa
 fn a_tree_is_written_whole_and_appears_only_on_commit() {
     let layout = layout();
     let output = OutputDir::create(&layout.out).expect("open");
-    let mut writer = output
+    let writer = output
         .replace_tree("rendered/this-cluster")
         .expect("start the tree");
     writer.write("a.yaml", b"a\n", 0o644).expect("write a");
@@ -411,7 +411,7 @@ fn trees_under_symlinks_or_outside_are_refused() {
 fn bad_paths_inside_a_tree_are_refused() {
     let layout = layout();
     let output = OutputDir::create(&layout.out).expect("open");
-    let mut writer = output.replace_tree("base").expect("start the tree");
+    let writer = output.replace_tree("base").expect("start the tree");
     let cases: &[(&str, &str)] = &[
         ("../x", "only plain relative paths are allowed"),
         ("../../outside/x", "only plain relative paths are allowed"),
@@ -441,7 +441,7 @@ fn bad_paths_inside_a_tree_are_refused() {
 fn writing_a_path_twice_in_one_tree_is_an_error() {
     let layout = layout();
     let output = OutputDir::create(&layout.out).expect("open");
-    let mut writer = output
+    let writer = output
         .replace_tree("rendered/this-cluster")
         .expect("start the tree");
     writer
@@ -493,7 +493,7 @@ fn an_uncommitted_tree_leaves_the_old_one_intact() {
     );
     let before = output_files(&layout);
     {
-        let mut writer = output.replace_tree("base").expect("start the tree");
+        let writer = output.replace_tree("base").expect("start the tree");
         writer.write("new.yaml", b"new\n", 0o644).expect("write");
         writer
             .write("sub/new.yaml", b"new\n", 0o644)
@@ -518,7 +518,7 @@ fn an_uncommitted_tree_leaves_the_old_one_intact() {
 fn tree_files_keep_their_modes() {
     let layout = layout();
     let output = OutputDir::create(&layout.out).expect("open");
-    let mut writer = output.replace_tree("rendered/this-cluster").expect("start");
+    let writer = output.replace_tree("rendered/this-cluster").expect("start");
     writer
         .write("secret.yaml", b"kind: Secret\n", 0o600)
         .expect("write the secret");
@@ -564,7 +564,7 @@ fn remove_tree_refuses_symlinked_parents() {
 fn many_directories_in_one_tree_are_written_and_revisited() {
     let layout = layout();
     let output = OutputDir::create(&layout.out).expect("open");
-    let mut writer = output.replace_tree("base").expect("start");
+    let writer = output.replace_tree("base").expect("start");
     let mut expected = BTreeMap::new();
     // More directories than the writer keeps open, then each one again.
     for round in ["a", "b"] {
@@ -578,4 +578,34 @@ fn many_directories_in_one_tree_are_written_and_revisited() {
     }
     writer.commit().expect("commit");
     assert_eq!(output_files(&layout), expected);
+}
+
+#[test]
+fn several_threads_can_write_one_tree() {
+    let layout = layout();
+    let output = OutputDir::create(&layout.out).expect("open");
+    let writer = output.replace_tree("rendered/this-cluster").expect("start");
+    std::thread::scope(|scope| {
+        for thread in 0..4 {
+            let writer = &writer;
+            scope.spawn(move || {
+                for index in 0..100 {
+                    // Shared directories are created by whichever thread gets there first.
+                    let path = format!("dir-{}/file-{thread}-{index}.yaml", index % 5);
+                    writer
+                        .write(&path, path.as_bytes(), 0o644)
+                        .unwrap_or_else(|error| panic!("{path}: {error}"));
+                }
+            });
+        }
+    });
+    writer.commit().expect("commit");
+    let files = output_files(&layout);
+    assert_eq!(files.len(), 400);
+    for (path, bytes) in &files {
+        let in_tree = path
+            .strip_prefix("rendered/this-cluster/")
+            .unwrap_or_else(|| panic!("{path} is outside the tree"));
+        assert_eq!(bytes.as_slice(), in_tree.as_bytes(), "{path}");
+    }
 }
