@@ -19,7 +19,7 @@ use crate::events::{
     StageCompleted, StageFailed, StageStarted,
 };
 use crate::install::InstallRequest;
-use crate::install_state::{FoldError, InstallState, InstallStatus, StageStatus, fold_owned};
+use crate::install_state::{FoldError, InstallState, InstallStatus, StageStatus, fold, fold_owned};
 use crate::pipeline::{Pipeline, PipelineStage};
 use crate::progress::Progress;
 use crate::retry::retry_delay;
@@ -186,7 +186,8 @@ impl Runner {
         request: Arc<InstallRequest>,
     ) -> Result<InstallState, RunError> {
         let run_started = Instant::now();
-        let state = self.state_of(install_id)?;
+        let earlier_events = self.log.events_of(install_id)?;
+        let state = fold(install_id, &earlier_events)?;
         let mut completed: HashMap<String, Arc<[StoredEvent]>> = HashMap::new();
         let mut attempts_so_far: HashMap<String, u32> = HashMap::new();
         for stage in &state.stages {
@@ -198,6 +199,9 @@ impl Runner {
         let mut launched: HashSet<String> = completed.keys().cloned().collect();
         let mut running: JoinSet<Result<StageRunOutcome, RunError>> = JoinSet::new();
         let mut failure: Option<(String, StageError)> = None;
+        // What this run records, so that the final state is folded without reading it back.
+        let mut recorded: Vec<StoredEvent> = Vec::new();
+        let mut completed_now: Vec<String> = Vec::new();
         loop {
             if failure.is_none() {
                 for stage in pipeline.stages() {
@@ -236,10 +240,21 @@ impl Runner {
                 message: error.to_string(),
             })??;
             match outcome {
-                StageRunOutcome::Completed { stage, facts } => {
+                StageRunOutcome::Completed {
+                    stage,
+                    facts,
+                    lifecycle,
+                } => {
+                    recorded.extend(lifecycle);
+                    completed_now.push(stage.clone());
                     completed.insert(stage, Arc::from(facts));
                 }
-                StageRunOutcome::Failed { stage, error } => {
+                StageRunOutcome::Failed {
+                    stage,
+                    error,
+                    lifecycle,
+                } => {
+                    recorded.extend(lifecycle);
                     failure.get_or_insert((stage, error));
                 }
             }
@@ -264,8 +279,16 @@ impl Runner {
                 },
             )?,
         };
-        self.append(vec![final_event]).await?;
-        self.state_of(install_id)
+        recorded.extend(self.append(vec![final_event]).await?);
+        let mut events = earlier_events;
+        events.extend(recorded);
+        for stage in completed_now {
+            if let Some(facts) = completed.remove(&stage) {
+                events.extend(into_owned(facts));
+            }
+        }
+        events.sort_by_key(|event| event.install_seq);
+        Ok(fold_owned(install_id, events)?)
     }
 
     async fn run_stage(&self, task: StageTask) -> Result<StageRunOutcome, RunError> {
@@ -277,6 +300,7 @@ impl Runner {
             first_attempt,
         } = task;
         let mut attempt = first_attempt;
+        let mut lifecycle = Vec::new();
         loop {
             let started = self.event(
                 &install_id,
@@ -287,7 +311,7 @@ impl Runner {
                     attempt,
                 },
             )?;
-            self.append(vec![started]).await?;
+            lifecycle.extend(self.append(vec![started]).await?);
             self.progress.stage_started(&stage.name, attempt);
             let context = StageContext {
                 install_id: install_id.clone(),
@@ -343,13 +367,14 @@ impl Runner {
                         },
                     )?);
                     let mut stored = self.append(batch).await?;
-                    stored.pop();
+                    lifecycle.extend(stored.pop());
                     self.progress
                         .stage_finished(&stage.name, true, &output.summary);
                     pause_if_asked(&stage.name).await;
                     return Ok(StageRunOutcome::Completed {
                         stage: stage.name.clone(),
                         facts: stored,
+                        lifecycle,
                     });
                 }
                 Err(error) => {
@@ -367,7 +392,7 @@ impl Runner {
                             retry_in_ms: retry.map(|delay| delay.as_millis() as u64),
                         },
                     )?;
-                    self.append(vec![failed]).await?;
+                    lifecycle.extend(self.append(vec![failed]).await?);
                     self.progress
                         .stage_finished(&stage.name, false, &error.to_string());
                     match retry {
@@ -379,12 +404,22 @@ impl Runner {
                             return Ok(StageRunOutcome::Failed {
                                 stage: stage.name.clone(),
                                 error,
+                                lifecycle,
                             });
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// The events of `shared`, moved out when nothing else holds them (the stages that read them as
+/// inputs have finished), copied otherwise.
+fn into_owned(mut shared: Arc<[StoredEvent]>) -> Vec<StoredEvent> {
+    match Arc::get_mut(&mut shared) {
+        Some(events) => events.iter_mut().map(std::mem::take).collect(),
+        None => shared.to_vec(),
     }
 }
 
@@ -432,10 +467,13 @@ enum StageRunOutcome {
     Completed {
         stage: String,
         facts: Vec<StoredEvent>,
+        /// The stage's lifecycle events (`StageStarted`, `StageFailed`, `StageCompleted`).
+        lifecycle: Vec<StoredEvent>,
     },
     Failed {
         stage: String,
         error: StageError,
+        lifecycle: Vec<StoredEvent>,
     },
 }
 

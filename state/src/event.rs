@@ -28,7 +28,7 @@ pub struct NewEvent {
 }
 
 /// A recorded event exactly as stored: the envelope assigned by the log plus the caller's payload.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StoredEvent {
     /// Envelope format version, see [`ENVELOPE_VERSION`].
     pub envelope_version: u32,

@@ -34,6 +34,11 @@ async fn independent_stages_run_concurrently_and_their_dependent_sees_both() {
         .start(&pipeline, env.request(), "concurrent-1")
         .await
         .expect("the runner itself does not fail");
+    assert_eq!(
+        state,
+        env.runner.state_of("concurrent-1").unwrap(),
+        "the state the run returns is what its recorded events fold to"
+    );
 
     assert_eq!(
         state.status,

@@ -48,6 +48,11 @@ async fn transient_failures_are_retried_with_backoff_until_success() {
     assert_eq!(state.status, InstallStatus::Completed);
     assert_eq!(state.stages[0].status, StageStatus::Completed);
     assert_eq!(state.stages[0].attempts, 3);
+    assert_eq!(
+        state,
+        env.runner.state_of("flaky-1").unwrap(),
+        "the state the run returns is what its recorded events fold to"
+    );
 
     let events = env.events("flaky-1");
     let started: Vec<StageStarted> = payloads(&events, STAGE_STARTED);
@@ -95,6 +100,7 @@ async fn transient_failures_give_up_after_the_attempt_budget() {
     assert_eq!(probe.runs(), MAX_ATTEMPTS);
     assert_eq!(state.status, InstallStatus::Failed);
     assert_eq!(state.stages[0].attempts, MAX_ATTEMPTS);
+    assert_eq!(state, env.runner.state_of("exhausted-1").unwrap());
     let events = env.events("exhausted-1");
     let failed: Vec<StageFailed> = payloads(&events, STAGE_FAILED);
     assert_eq!(
