@@ -7,6 +7,7 @@
 use std::fs;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Deserialize;
 
@@ -405,36 +406,76 @@ fn walk(canonical_root: &Path, limits: &Limits) -> Result<Vec<(String, PathBuf)>
 /// A file's path relative to the release, bytes and size on disk.
 type ReadFile = (String, Vec<u8>, u64);
 
-/// Reads every file, holding each to the per-file and total limits.
+/// Reads every file, holding each to the per-file and total limits. Big releases are read on as
+/// many threads as there are cores, each taking a run of files in path order; errors are still
+/// reported for the first file in path order (a release over the total limit is read again on
+/// one thread to name the file where the limit was passed).
 fn read_all(
     entries: Vec<(String, PathBuf)>,
     limits: &Limits,
 ) -> Result<Vec<ReadFile>, ReleaseError> {
+    let threads = std::thread::available_parallelism()
+        .map(|count| count.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    if threads == 1 || entries.len() < 64 {
+        return read_in_order(&entries, limits, &AtomicU64::new(0));
+    }
+    let total = AtomicU64::new(0);
+    let chunk = entries.len().div_ceil(threads);
+    let parts: Vec<Result<Vec<ReadFile>, ReleaseError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = entries
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| read_in_order(part, limits, &total)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("a release reading thread panicked"))
+            .collect()
+    });
     let mut read = Vec::with_capacity(entries.len());
-    let mut total_bytes = 0u64;
+    for part in parts {
+        match part {
+            Ok(files) => read.extend(files),
+            Err(ReleaseError::ReleaseTooLarge { .. }) => {
+                return read_in_order(&entries, limits, &AtomicU64::new(0));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(read)
+}
+
+/// Reads `entries` in order, adding their sizes to `total` (shared by every thread reading the
+/// release) and stopping at the first file over a limit.
+fn read_in_order(
+    entries: &[(String, PathBuf)],
+    limits: &Limits,
+    total: &AtomicU64,
+) -> Result<Vec<ReadFile>, ReleaseError> {
+    let mut read = Vec::with_capacity(entries.len());
     for (relative, source) in entries {
         let bytes =
-            read_limited(&source, limits.max_file_bytes).map_err(|source| ReleaseError::Read {
+            read_limited(source, limits.max_file_bytes).map_err(|source| ReleaseError::Read {
                 path: relative.clone(),
                 source,
             })?;
         let size = bytes.len() as u64;
         if size > limits.max_file_bytes {
-            let size = fs::metadata(&source).map(|meta| meta.len()).unwrap_or(size);
+            let size = fs::metadata(source).map(|meta| meta.len()).unwrap_or(size);
             return Err(ReleaseError::FileTooLarge {
-                path: relative,
+                path: relative.clone(),
                 size,
                 limit: limits.max_file_bytes,
             });
         }
-        total_bytes += size;
-        if total_bytes > limits.max_total_bytes {
+        if total.fetch_add(size, Ordering::Relaxed) + size > limits.max_total_bytes {
             return Err(ReleaseError::ReleaseTooLarge {
-                path: relative,
+                path: relative.clone(),
                 limit: limits.max_total_bytes,
             });
         }
-        read.push((relative, bytes, size));
+        read.push((relative.clone(), bytes, size));
     }
     Ok(read)
 }

@@ -306,3 +306,43 @@ fn symlinks_inside_the_release_are_read_as_their_target() {
         "a symlink to a directory inside is skipped, not walked twice"
     );
 }
+
+/// A release big enough to be read on several threads: 200 files of 100 bytes (`f-000.yaml` ...).
+fn many_files() -> tempfile::TempDir {
+    let dir = temp_dir();
+    for index in 0..200 {
+        let text = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: f-{index:03}\n");
+        fs::write(
+            dir.path().join(format!("f-{index:03}.yaml")),
+            format!("{text:<99}\n"),
+        )
+        .expect("write");
+    }
+    dir
+}
+
+#[test]
+fn a_release_read_on_several_threads_reports_the_first_file_in_path_order() {
+    let dir = many_files();
+    let limits = |max_file_bytes, max_total_bytes| Limits {
+        max_file_bytes,
+        max_total_bytes,
+        max_files: 1000,
+    };
+    // The total is passed at the 151st file whichever thread gets there first.
+    check(
+        dir.path(),
+        &limits(100, 15_050),
+        &["release is over the limit of 15050 bytes in total (reached at f-150.yaml)"],
+    );
+    // Two files over the per-file limit, in different threads' runs: the first one is named.
+    for index in [40, 170] {
+        let path = dir.path().join(format!("f-{index:03}.yaml"));
+        fs::write(&path, format!("{:<149}\n", "# too long")).expect("write");
+    }
+    check(
+        dir.path(),
+        &limits(100, 1_000_000),
+        &["f-040.yaml: file is 150 bytes, over the limit of 100 bytes"],
+    );
+}
