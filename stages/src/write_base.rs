@@ -4,7 +4,7 @@
 //! It reads only the `BaseFetched` fact of its input and the blob store, so a recorded install can
 //! be written again byte for byte without the original release. Both directories are regenerated
 //! from scratch on every run, each written beside the old one and swapped in whole, so no stale
-//! file survives and a run that fails leaves the previous trees intact.
+//! file survives and each directory always holds either its previous or its new contents.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
