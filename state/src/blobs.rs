@@ -88,7 +88,20 @@ pub struct BlobStore {
     path: PathBuf,
     /// Blobs put but not yet committed by [`BlobStore::sync`].
     staged: Mutex<HashMap<BlobId, Arc<[u8]>>>,
+    /// Blobs this process committed lately, kept for reads: a stage often reads back what the one
+    /// before it stored. Their ids were computed from these very bytes, so no hash check is needed.
+    recent: Mutex<RecentBlobs>,
 }
+
+/// The blobs of [`BlobStore::recent`], at most [`RECENT_BYTES`] of them in all.
+#[derive(Default)]
+struct RecentBlobs {
+    blobs: HashMap<BlobId, Arc<[u8]>>,
+    bytes: usize,
+}
+
+/// How many bytes of recently committed blobs a store keeps in memory for reads.
+const RECENT_BYTES: usize = 64 * 1024 * 1024;
 
 impl fmt::Debug for BlobStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -117,6 +130,7 @@ impl BlobStore {
             db,
             path,
             staged: Mutex::new(HashMap::new()),
+            recent: Mutex::new(RecentBlobs::default()),
         })
     }
 
@@ -179,8 +193,30 @@ impl BlobStore {
         if result.is_err() {
             // Nothing was committed: keep the blobs staged so a retry can commit them.
             self.staged().extend(staged);
+        } else {
+            self.keep_recent(staged, RECENT_BYTES);
         }
         result
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, RecentBlobs> {
+        self.recent
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Keeps committed blobs for reads, starting over when `budget` bytes would be passed.
+    fn keep_recent(&self, committed: Vec<(BlobId, Arc<[u8]>)>, budget: usize) {
+        let mut recent = self.recent();
+        for (id, bytes) in committed {
+            if recent.bytes + bytes.len() > budget {
+                *recent = RecentBlobs::default();
+            }
+            if bytes.len() <= budget {
+                recent.bytes += bytes.len();
+                recent.blobs.insert(id, bytes);
+            }
+        }
     }
 
     /// Reads a blob (staged or stored) and checks its hash.
@@ -189,10 +225,18 @@ impl BlobStore {
         Ok(bodies.pop().expect("one body per id"))
     }
 
-    /// Reads many blobs in one read transaction (much cheaper than one `get` each), checking every
-    /// hash.
+    /// Reads many blobs in one read transaction (much cheaper than one `get` each), checking the
+    /// hash of every blob read from disk (blobs still in memory were hashed when they were put).
     pub fn get_many(&self, ids: &[BlobId]) -> Result<Vec<Vec<u8>>, BlobError> {
-        let staged = self.staged().clone();
+        let mut in_memory = self.staged().clone();
+        {
+            let recent = self.recent();
+            in_memory.extend(
+                ids.iter()
+                    .filter_map(|id| Some((id.clone(), recent.blobs.get(id)?.clone()))),
+            );
+        }
+        let staged = in_memory;
         let txn = self
             .db
             .begin_read()
@@ -245,5 +289,49 @@ impl BlobStore {
     /// Whether no blob is stored.
     pub fn is_empty(&self) -> Result<bool, BlobError> {
         Ok(self.len()? == 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_blobs_are_kept_for_reads_within_the_memory_budget() {
+        let dir = tempfile::tempdir().expect("scratch directory");
+        let store = BlobStore::open(dir.path()).expect("open");
+        let bodies: Vec<Vec<u8>> = (0..10u8).map(|index| vec![index; 1000]).collect();
+        let ids: Vec<BlobId> = bodies
+            .iter()
+            .map(|body| store.put(body).expect("put"))
+            .collect();
+        store.sync().expect("sync");
+        assert_eq!(
+            store.recent().blobs.len(),
+            10,
+            "all kept under the real budget"
+        );
+
+        let committed: Vec<(BlobId, Arc<[u8]>)> = ids
+            .iter()
+            .zip(&bodies)
+            .map(|(id, body)| (id.clone(), Arc::from(body.as_slice())))
+            .collect();
+        *store.recent() = RecentBlobs::default();
+        store.keep_recent(committed, 3500);
+        {
+            let recent = store.recent();
+            assert!(recent.bytes <= 3500, "{} bytes kept", recent.bytes);
+            assert!(
+                (1..=3).contains(&recent.blobs.len()),
+                "{}",
+                recent.blobs.len()
+            );
+        }
+        assert_eq!(
+            store.get_many(&ids).expect("read all back"),
+            bodies,
+            "from memory or from disk, every body comes back"
+        );
     }
 }
