@@ -5,13 +5,12 @@
 //! line. A [`ParsedCache`] (kept in the engine's memo) lets later stages reuse what an earlier
 //! stage parsed: documents are looked up by the hash of their exact text.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_saphyr::{Budget, Options};
 
 use crate::events::DocumentClass;
+pub use crate::parsed_cache::{ParsedCache, Reuse};
 
 /// A YAML document of a release file.
 #[derive(Debug, Clone)]
@@ -152,7 +151,7 @@ fn string_at<'a>(value: &'a serde_json::Value, path: &[&str]) -> Option<&'a serd
 }
 
 /// Parses one document's text (starting at file line `line`); an error is (file line, problem).
-fn parse_piece(piece: &str, line: usize) -> Result<serde_json::Value, (usize, String)> {
+pub(crate) fn parse_piece(piece: &str, line: usize) -> Result<serde_json::Value, (usize, String)> {
     serde_saphyr::from_str_with_options(piece, parse_options()).map_err(|parse| {
         let location = parse.location();
         // serde-saphyr counts lines from the start of this document; report file lines.
@@ -170,114 +169,6 @@ fn parse_piece(piece: &str, line: usize) -> Result<serde_json::Value, (usize, St
             .unwrap_or_default();
         (at, format!("invalid YAML{column}: {message}"))
     })
-}
-
-/// Parsed documents by the blake3 hash of their exact text. Parsing is the largest cost of a big
-/// release and the same text is parsed by `fetch_base`, `probe_images` and the native build; with
-/// this cache (shared through the engine's memo) only the first of them parses. Only documents
-/// that parsed are kept, and only up to [`ParsedCache::MAX_TEXT_BYTES`] of text in all.
-#[derive(Debug, Default)]
-pub struct ParsedCache {
-    /// Each document with the length of its text.
-    values: Mutex<HashMap<[u8; 32], Held>>,
-    /// The text length of the documents held.
-    text_bytes: AtomicUsize,
-    reused: AtomicUsize,
-}
-
-/// A document held by a [`ParsedCache`], with the length of its text.
-type Held = (Arc<serde_json::Value>, usize);
-
-impl ParsedCache {
-    /// The most document text (in bytes) whose parsed form is held at once.
-    pub const MAX_TEXT_BYTES: usize = 256 * 1024 * 1024;
-
-    fn key(text: &str) -> [u8; 32] {
-        *blake3::hash(text.as_bytes()).as_bytes()
-    }
-
-    fn locked(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Held>> {
-        // A panic elsewhere cannot leave the map half-changed (each change is one insert).
-        self.values
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn get(&self, key: &[u8; 32]) -> Option<Arc<serde_json::Value>> {
-        let found = self.locked().get(key).map(|(value, _)| value.clone());
-        self.count_reuse(found.is_some());
-        found
-    }
-
-    fn take(&self, key: &[u8; 32]) -> Option<Arc<serde_json::Value>> {
-        let found = self.locked().remove(key);
-        self.count_reuse(found.is_some());
-        found.map(|(value, text_len)| {
-            self.text_bytes.fetch_sub(text_len, Ordering::Relaxed);
-            value
-        })
-    }
-
-    fn count_reuse(&self, found: bool) {
-        if found {
-            self.reused.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// How many times a document was reused instead of parsed.
-    pub fn reused(&self) -> usize {
-        self.reused.load(Ordering::Relaxed)
-    }
-
-    fn insert(&self, key: [u8; 32], text_len: usize, value: &Arc<serde_json::Value>) {
-        let mut values = self.locked();
-        let held = self.text_bytes.load(Ordering::Relaxed);
-        if held + text_len <= Self::MAX_TEXT_BYTES && !values.contains_key(&key) {
-            values.insert(key, (value.clone(), text_len));
-            self.text_bytes.fetch_add(text_len, Ordering::Relaxed);
-        }
-    }
-
-    /// Remembers `values` as the documents of `text`, which this process has just serialised from
-    /// them, so that whoever parses `text` next can take them instead (one value per document as
-    /// [`split_documents`] cuts the text; if they do not pair up, nothing is remembered). Debug
-    /// builds check that each piece parses back to its value.
-    pub fn remember_written(&self, text: &str, values: Vec<serde_json::Value>) {
-        let pieces = split_documents(text);
-        if pieces.len() != values.len() {
-            return;
-        }
-        for ((line, piece), value) in pieces.into_iter().zip(values) {
-            debug_assert_eq!(
-                parse_piece(&piece, line).ok().as_ref(),
-                Some(&value),
-                "{piece:?} does not parse back to the value it was written from"
-            );
-            self.insert(Self::key(&piece), piece.len(), &Arc::new(value));
-        }
-    }
-
-    /// How many documents are held.
-    pub fn len(&self) -> usize {
-        self.locked().len()
-    }
-
-    /// Whether nothing is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// How [`parse_documents_with`] uses a [`ParsedCache`].
-#[derive(Debug, Clone, Copy)]
-pub enum Reuse<'a> {
-    /// Parse everything.
-    Nothing,
-    /// Share documents found in the cache and add those parsed.
-    Share(&'a ParsedCache),
-    /// Take documents out of the cache (for their last reader, which may then own them without a
-    /// copy); add nothing.
-    Take(&'a ParsedCache),
 }
 
 /// Parses and classifies every document of a YAML file.

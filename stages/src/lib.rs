@@ -1,10 +1,12 @@
 //! `windlass-stages` holds the built-in pipeline stages and the release model they share: reading a
 //! release directory safely ([`release`]), splitting and classifying its YAML documents
-//! ([`documents`]), reading a KOTS license ([`license`]), and the stages themselves —
+//! ([`documents`], parsed once per process thanks to [`parsed_cache`]), reading a KOTS license
+//! ([`license`]), writing into an output directory ([`output`]), and the stages themselves —
 //! [`fetch_base`] records the release in the log and blob store, [`write_base`] materialises
 //! `upstream/` and `base/` from what was recorded, [`probe_images`] finds every image and decides
-//! whether it is private. [`stage_kinds`] is the explicit registration list and
-//! [`default_pipeline`] the stages that exist today.
+//! whether it is private, [`plan_overrides`] plans the image rewrites, [`provision_secrets`] writes
+//! the pull secrets and [`render_midstream`] the overlays and the built result. [`stage_kinds`] is
+//! the explicit registration list and [`default_pipeline`] the stages that exist today.
 
 pub mod documents;
 pub mod events;
@@ -13,6 +15,7 @@ pub mod images;
 pub mod kustomize;
 pub mod license;
 pub mod output;
+pub mod parsed_cache;
 pub mod plan;
 pub mod plan_overrides;
 pub mod probe_images;
