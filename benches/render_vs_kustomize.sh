@@ -37,7 +37,7 @@ median() { # values...: prints the median
 }
 
 measure() { # label, command...: prints "label: <seconds> s, <peak MiB> MiB peak"
-    local label=$1
+    local label=$1 seconds kilobytes
     shift
     # Earlier writes (the generated release, earlier runs) are flushed first, so that their
     # write-back does not land in the middle of the measured command.
@@ -100,23 +100,23 @@ PY
     # The Installation used for --known-images lives outside the release.
     mv "$release/installation.yaml" "$work/installation-$count.yaml"
     echo "== $count Deployments"
-    seconds=()
+    runs=()
     for run in $(seq 1 "$repeat"); do
         measure "windlass install --offline --known-images (run $run)" \
             "$windlass" --state "$work/state-$count-$run" install --offline \
             --known-images "$work/installation-$count.yaml" --out "$work/out-$count-$run" "$release"
-        seconds+=("$(cat "$work/last-seconds")")
+        runs+=("$(cat "$work/last-seconds")")
     done
-    windlass_seconds=$(median "${seconds[@]}")
+    windlass_seconds=$(median "${runs[@]}")
     printf '%-44s %8.2f s\n' "windlass median of $repeat:" "$windlass_seconds"
     if ((count <= kustomize_max)); then
-        seconds=()
+        runs=()
         for run in $(seq 1 "$kubectl_repeat"); do
             measure "kubectl kustomize overlays/downstreams/this-cluster" \
                 "$kubectl" kustomize "$work/out-$count-1/overlays/downstreams/this-cluster"
-            seconds+=("$(cat "$work/last-seconds")")
+            runs+=("$(cat "$work/last-seconds")")
         done
-        kustomize_seconds=$(median "${seconds[@]}")
+        kustomize_seconds=$(median "${runs[@]}")
         printf '%-44s %8.1f x\n' "ratio (kubectl kustomize / windlass):" \
             "$(echo "$kustomize_seconds / $windlass_seconds" | bc -l)"
     else
