@@ -15,6 +15,7 @@ pub mod images;
 pub mod kustomize;
 pub mod license;
 pub mod output;
+mod parallel;
 pub mod parsed_cache;
 pub mod plan;
 pub mod plan_overrides;

@@ -378,27 +378,7 @@ fn recorded_documents(
         }))
     };
     let pairs: Vec<_> = recorded.iter().zip(bodies.iter()).collect();
-    let threads = std::thread::available_parallelism()
-        .map(|count| count.get())
-        .unwrap_or(1)
-        .clamp(1, 8);
-    let parsed: Vec<Result<Option<Document>, StageError>> = if threads == 1 || pairs.len() < 64 {
-        pairs.into_iter().map(parse).collect()
-    } else {
-        let chunk = pairs.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = pairs
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || part.iter().copied().map(parse).collect::<Vec<_>>())
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|handle| handle.join().expect("a YAML parsing thread panicked"))
-                .collect()
-        })
-    };
+    let parsed = crate::parallel::parallel_map(&pairs, 64, |pair| parse(*pair));
     let mut documents = Vec::with_capacity(parsed.len());
     for document in parsed {
         documents.extend(document?);

@@ -15,6 +15,10 @@ use crate::documents::{
     Document, DocumentError, ParsedCache, Reuse, parse_documents, parse_documents_with,
 };
 use crate::events::FileClass;
+use crate::parallel::parallel_map;
+
+/// Releases with fewer files than this are read and parsed on one thread.
+const PARALLEL_FROM: usize = 64;
 
 /// Size limits applied while reading a release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -407,77 +411,61 @@ fn walk(canonical_root: &Path, limits: &Limits) -> Result<Vec<(String, PathBuf)>
 type ReadFile = (String, Vec<u8>, u64);
 
 /// Reads every file, holding each to the per-file and total limits. Big releases are read on as
-/// many threads as there are cores, each taking a run of files in path order; errors are still
-/// reported for the first file in path order (a release over the total limit is read again on
-/// one thread to name the file where the limit was passed).
+/// many threads as there are cores; the error is still the one of the first bad file in path order
+/// (a release over the total limit is read again on one thread to name the file where the limit
+/// was passed, since the threads pass it in no particular order).
 fn read_all(
     entries: Vec<(String, PathBuf)>,
     limits: &Limits,
 ) -> Result<Vec<ReadFile>, ReleaseError> {
-    let threads = std::thread::available_parallelism()
-        .map(|count| count.get())
-        .unwrap_or(1)
-        .clamp(1, 8);
-    if threads == 1 || entries.len() < 64 {
-        return read_in_order(&entries, limits, &AtomicU64::new(0));
-    }
     let total = AtomicU64::new(0);
-    let chunk = entries.len().div_ceil(threads);
-    let parts: Vec<Result<Vec<ReadFile>, ReleaseError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = entries
-            .chunks(chunk)
-            .map(|part| scope.spawn(|| read_in_order(part, limits, &total)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().expect("a release reading thread panicked"))
-            .collect()
+    let read = parallel_map(&entries, PARALLEL_FROM, |entry| {
+        read_one(entry, limits, &total)
     });
-    let mut read = Vec::with_capacity(entries.len());
-    for part in parts {
-        match part {
-            Ok(files) => read.extend(files),
-            Err(ReleaseError::ReleaseTooLarge { .. }) => {
-                return read_in_order(&entries, limits, &AtomicU64::new(0));
-            }
-            Err(error) => return Err(error),
+    match read.into_iter().collect::<Result<Vec<_>, _>>() {
+        Err(ReleaseError::ReleaseTooLarge { .. }) => {
+            let total = AtomicU64::new(0);
+            entries
+                .iter()
+                .map(|entry| read_one(entry, limits, &total))
+                .collect()
         }
+        read => read,
     }
-    Ok(read)
 }
 
-/// Reads `entries` in order, adding their sizes to `total` (shared by every thread reading the
-/// release) and stopping at the first file over a limit.
-fn read_in_order(
-    entries: &[(String, PathBuf)],
+/// Reads one file, adding its size to `total` (shared by every thread reading the release). Once
+/// the total limit is passed, nothing more is read.
+fn read_one(
+    (relative, source): &(String, PathBuf),
     limits: &Limits,
     total: &AtomicU64,
-) -> Result<Vec<ReadFile>, ReleaseError> {
-    let mut read = Vec::with_capacity(entries.len());
-    for (relative, source) in entries {
-        let bytes =
-            read_limited(source, limits.max_file_bytes).map_err(|source| ReleaseError::Read {
-                path: relative.clone(),
-                source,
-            })?;
-        let size = bytes.len() as u64;
-        if size > limits.max_file_bytes {
-            let size = fs::metadata(source).map(|meta| meta.len()).unwrap_or(size);
-            return Err(ReleaseError::FileTooLarge {
-                path: relative.clone(),
-                size,
-                limit: limits.max_file_bytes,
-            });
-        }
-        if total.fetch_add(size, Ordering::Relaxed) + size > limits.max_total_bytes {
-            return Err(ReleaseError::ReleaseTooLarge {
-                path: relative.clone(),
-                limit: limits.max_total_bytes,
-            });
-        }
-        read.push((relative.clone(), bytes, size));
+) -> Result<ReadFile, ReleaseError> {
+    let too_large = || ReleaseError::ReleaseTooLarge {
+        path: relative.clone(),
+        limit: limits.max_total_bytes,
+    };
+    if total.load(Ordering::Relaxed) > limits.max_total_bytes {
+        return Err(too_large());
     }
-    Ok(read)
+    let bytes =
+        read_limited(source, limits.max_file_bytes).map_err(|source| ReleaseError::Read {
+            path: relative.clone(),
+            source,
+        })?;
+    let size = bytes.len() as u64;
+    if size > limits.max_file_bytes {
+        let size = fs::metadata(source).map(|meta| meta.len()).unwrap_or(size);
+        return Err(ReleaseError::FileTooLarge {
+            path: relative.clone(),
+            size,
+            limit: limits.max_file_bytes,
+        });
+    }
+    if total.fetch_add(size, Ordering::Relaxed) + size > limits.max_total_bytes {
+        return Err(too_large());
+    }
+    Ok((relative.clone(), bytes, size))
 }
 
 /// Parses every YAML file (`None` for other files), on as many threads as there are cores.
@@ -485,29 +473,9 @@ fn parse_in_parallel(
     read: &[ReadFile],
     cache: Option<&ParsedCache>,
 ) -> Vec<Option<Result<Vec<Document>, DocumentError>>> {
-    let threads = std::thread::available_parallelism()
-        .map(|count| count.get())
-        .unwrap_or(1)
-        .clamp(1, 8);
-    let chunk = read.len().div_ceil(threads).max(1);
-    let parse = |file: &ReadFile| {
-        is_yaml(&file.0).then(|| {
-            let reuse = cache.map_or(Reuse::Nothing, Reuse::Share);
-            parse_documents_with(&file.0, &file.1, reuse)
-        })
-    };
-    if threads == 1 || read.len() < 64 {
-        return read.iter().map(parse).collect();
-    }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = read
-            .chunks(chunk)
-            .map(|files| scope.spawn(move || files.iter().map(parse).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| handle.join().expect("a YAML parsing thread panicked"))
-            .collect()
+    let reuse = cache.map_or(Reuse::Nothing, Reuse::Share);
+    parallel_map(read, PARALLEL_FROM, |file| {
+        is_yaml(&file.0).then(|| parse_documents_with(&file.0, &file.1, reuse))
     })
 }
 

@@ -29,8 +29,9 @@ use std::path::{Component, Path, PathBuf};
 use serde_json::Value;
 
 use crate::documents::{DocumentError, ParsedCache, Reuse};
+use crate::parallel::parallel_map;
 use image::{ImageEntry, ImageTransformer, has_regex_syntax};
-use parse::{parallel_map, parse_file};
+use parse::parse_file;
 use resource::{IdKey, ResId, Resource, set_namespace, sort_legacy};
 
 /// Largest file [`build`] reads: kustomization, resource or patch.
@@ -585,7 +586,7 @@ impl Builder<'_> {
                 entries.push(Entry::File(files.len() - 1));
             }
         }
-        let mut parsed = parallel_map(&files, |path| load_objects(path, &self.root, self.cache))
+        let mut parsed = parallel_map(&files, 2, |path| load_objects(path, &self.root, self.cache))
             .into_iter()
             .map(Some)
             .collect::<Vec<_>>();

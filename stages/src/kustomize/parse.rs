@@ -5,35 +5,10 @@
 //! shifted back so messages name the file's own.
 
 use crate::documents::{Document, DocumentError, Reuse, parse_documents_with};
+use crate::parallel::{parallel_map, threads};
 
 /// Files smaller than this are parsed in one piece.
 const PIECE_BYTES: usize = 256 * 1024;
-
-/// The number of cores, asked once (the standard library reads cgroup files every time).
-fn threads() -> usize {
-    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
-}
-
-/// `work` over `items`, in order, on up to one thread per core.
-pub(crate) fn parallel_map<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = threads().min(items.len());
-    if threads <= 1 || items.len() < 2 {
-        return items.iter().map(work).collect();
-    }
-    let chunk = items.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let work = &work;
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(work).collect::<Vec<R>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| handle.join().expect("a parsing thread panicked"))
-            .collect()
-    })
-}
 
 /// A piece of a file: its text and the line it starts on (from 0).
 struct Piece<'a> {
@@ -80,7 +55,7 @@ pub(crate) fn parse_file(
         return parse_documents_with(file, bytes, reuse);
     };
     let pieces = cut(text, threads() * 4);
-    let parsed = parallel_map(&pieces, |piece| {
+    let parsed = parallel_map(&pieces, 2, |piece| {
         parse_documents_with(file, piece.text.as_bytes(), reuse)
     });
     let mut documents = Vec::new();

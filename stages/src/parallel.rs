@@ -1,0 +1,57 @@
+//! Work spread over the cores: [`parallel_map`] runs a function over a slice on up to one scoped
+//! thread per core, each taking a run of items, and returns the results in the slice's order, so
+//! callers can report the first error in order as a serial loop would. Parsing and reading big
+//! releases use it.
+
+/// The number of cores, asked once (the standard library reads cgroup files every time).
+pub(crate) fn threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+/// `work` over `items`, in order, on up to one thread per core. Fewer than `min_items` items
+/// are done on this thread (starting threads costs more than small work saves).
+pub(crate) fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    min_items: usize,
+    work: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let threads = threads().min(items.len());
+    if threads <= 1 || items.len() < min_items.max(2) {
+        return items.iter().map(work).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let work = &work;
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(work).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_come_back_in_order_however_the_work_is_split() {
+        let items: Vec<u32> = (0..1000).collect();
+        for min_items in [0, 64, 2000] {
+            let doubled = parallel_map(&items, min_items, |item| item * 2);
+            assert_eq!(
+                doubled,
+                items.iter().map(|item| item * 2).collect::<Vec<_>>()
+            );
+        }
+        assert!(parallel_map(&[] as &[u32], 0, |item| *item).is_empty());
+    }
+}
