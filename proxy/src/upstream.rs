@@ -105,28 +105,14 @@ fn bearer_header(token: &str) -> Option<HeaderValue> {
 
 /// The `realm` and `service` of a `Bearer` challenge, if the response carries one.
 fn bearer_challenge(headers: &HeaderMap) -> Option<(String, Option<String>)> {
-    for value in headers.get_all(WWW_AUTHENTICATE) {
-        let Ok(text) = value.to_str() else { continue };
-        let Ok(challenges) = http_auth::parse_challenges(text) else {
-            continue;
-        };
-        for challenge in challenges {
-            if !challenge.scheme.eq_ignore_ascii_case("bearer") {
-                continue;
-            }
-            let param = |name: &str| {
-                challenge
-                    .params
-                    .iter()
-                    .find(|(key, _)| key.eq_ignore_ascii_case(name))
-                    .map(|(_, value)| value.to_unescaped())
-            };
-            if let Some(realm) = param("realm") {
-                return Some((realm, param("service")));
-            }
-        }
-    }
-    None
+    let values = headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|value| value.to_str().ok());
+    windlass_registry::parse_challenges(values)
+        .into_iter()
+        .filter(windlass_registry::Challenge::is_bearer)
+        .find_map(|challenge| Some((challenge.realm?, challenge.service)))
 }
 
 impl UpstreamClient {

@@ -31,7 +31,7 @@ impl Challenge {
 
 /// The challenges of every `WWW-Authenticate` value, in order. Values that do not parse are
 /// skipped; a registry that sends garbage is then treated as asking for nothing.
-pub(crate) fn parse_challenges<'a>(values: impl Iterator<Item = &'a str>) -> Vec<Challenge> {
+pub fn parse_challenges<'a>(values: impl Iterator<Item = &'a str>) -> Vec<Challenge> {
     let mut challenges = Vec::new();
     for value in values {
         let Ok(parsed) = http_auth::parse_challenges(value) else {

@@ -18,7 +18,7 @@ mod prober;
 mod settings;
 mod transport;
 
-pub use challenge::Challenge;
+pub use challenge::{Challenge, parse_challenges};
 pub use config::ProbeConfig;
 pub use outcome::{ProbeEvidence, ProbeOutcome, ProbeResult, ProbeTarget};
 pub use prober::{ProbeSetupError, Prober};
