@@ -1,31 +1,19 @@
 //! Pulls that succeed: `skopeo inspect` and `skopeo copy` through the proxy get the upstream's
 //! manifest digest, and the pull log records them without the license ID.
 
-use crate::support::{APP, Harness, LICENSE_ID, copy, creds, inspect, stderr};
+use crate::support::{
+    APP, Harness, LICENSE_ID, assert_copy_gets, assert_inspect_gets, inspect, stderr,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skopeo_inspect_and_copy_through_the_proxy_get_the_upstream_digest() {
     let harness = Harness::start().await;
     let image = harness.image(APP, "team/app:v1");
 
-    let output = inspect(&image, &creds(LICENSE_ID)).await;
-    assert!(
-        output.status.success(),
-        "inspect failed: {}",
-        stderr(&output)
-    );
-    let inspected: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("inspect JSON");
-    assert_eq!(inspected["Digest"], harness.digest.as_str());
+    assert_inspect_gets(&image, &harness.digest).await;
 
     let destination = harness.directory.path().join("copy");
-    let output = copy(&image, &creds(LICENSE_ID), &destination).await;
-    assert!(output.status.success(), "copy failed: {}", stderr(&output));
-    let manifest = std::fs::read(destination.join("manifest.json")).expect("copied manifest");
-    assert_eq!(
-        windlass_testkit::oci::sha256_digest(&manifest),
-        harness.digest
-    );
+    assert_copy_gets(&image, &destination, &harness.digest).await;
 
     let pulls = harness.pulls();
     let served: Vec<_> = pulls

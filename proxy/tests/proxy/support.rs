@@ -257,6 +257,29 @@ pub async fn copy(image: &str, creds: &str, destination: &Path) -> Output {
     .await
 }
 
+/// Inspects `image` through the proxy with the test license and checks that the upstream's
+/// manifest digest comes back.
+pub async fn assert_inspect_gets(image: &str, digest: &str) {
+    let output = inspect(image, &creds(LICENSE_ID)).await;
+    assert!(
+        output.status.success(),
+        "inspect failed: {}",
+        stderr(&output)
+    );
+    let inspected: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("inspect JSON");
+    assert_eq!(inspected["Digest"], digest);
+}
+
+/// Copies `image` through the proxy with the test license into `dir:<destination>` and checks that
+/// the copied manifest has the upstream's digest.
+pub async fn assert_copy_gets(image: &str, destination: &Path, digest: &str) {
+    let output = copy(image, &creds(LICENSE_ID), destination).await;
+    assert!(output.status.success(), "copy failed: {}", stderr(&output));
+    let manifest = std::fs::read(destination.join("manifest.json")).expect("copied manifest");
+    assert_eq!(windlass_testkit::oci::sha256_digest(&manifest), digest);
+}
+
 /// `LICENSE_ID:<id>`.
 pub fn creds(id: &str) -> String {
     format!("LICENSE_ID:{id}")

@@ -3,7 +3,10 @@
 
 use reqwest::StatusCode;
 
-use crate::support::{APP, Harness, LICENSE_ID, Options, copy, creds, inspect, stderr};
+use crate::support::{
+    APP, Harness, LICENSE_ID, Options, assert_copy_gets, assert_inspect_gets, creds, inspect,
+    stderr,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_serves_tls_with_the_configured_certificate() {
@@ -41,15 +44,7 @@ async fn the_proxy_serves_tls_with_the_configured_certificate() {
             .is_err()
     );
 
-    let output = inspect(&harness.image(APP, "team/app:v1"), &creds(LICENSE_ID)).await;
-    assert!(
-        output.status.success(),
-        "inspect failed: {}",
-        stderr(&output)
-    );
-    let inspected: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("inspect JSON");
-    assert_eq!(inspected["Digest"], harness.digest.as_str());
+    assert_inspect_gets(&harness.image(APP, "team/app:v1"), &harness.digest).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,13 +56,7 @@ async fn an_upstream_with_bearer_tokens_is_pulled_through() {
     .await;
     let image = harness.image(APP, "team/app:v1");
     let destination = harness.directory.path().join("copy");
-    let output = copy(&image, &creds(LICENSE_ID), &destination).await;
-    assert!(output.status.success(), "copy failed: {}", stderr(&output));
-    let manifest = std::fs::read(destination.join("manifest.json")).expect("copied manifest");
-    assert_eq!(
-        windlass_testkit::oci::sha256_digest(&manifest),
-        harness.digest
-    );
+    assert_copy_gets(&image, &destination, &harness.digest).await;
     // A second pull reuses the cached token and still succeeds.
     let output = inspect(&image, &creds(LICENSE_ID)).await;
     assert!(
@@ -84,13 +73,5 @@ async fn an_upstream_serving_tls_is_trusted_through_its_ca_file() {
         ..Options::default()
     })
     .await;
-    let output = inspect(&harness.image(APP, "team/app:v1"), &creds(LICENSE_ID)).await;
-    assert!(
-        output.status.success(),
-        "inspect failed: {}",
-        stderr(&output)
-    );
-    let inspected: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("inspect JSON");
-    assert_eq!(inspected["Digest"], harness.digest.as_str());
+    assert_inspect_gets(&harness.image(APP, "team/app:v1"), &harness.digest).await;
 }
