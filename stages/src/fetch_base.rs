@@ -86,6 +86,7 @@ impl Stage for FetchBase {
         let parsed_cache = context.memo.get::<ParsedCache>();
         let snapshot = context.memo.get::<ReleaseSnapshot>();
         tokio::task::spawn_blocking(move || {
+            let clock = std::time::Instant::now();
             let on_file = |done, total| progress.stage_advanced(&stage_name, done, total);
             let release = scan_cached(
                 &root,
@@ -95,6 +96,7 @@ impl Stage for FetchBase {
                 on_file,
             )
             .map_err(release_failure)?;
+            tracing::debug!(files = release.files.len(), elapsed = ?clock.elapsed(), "read and parsed the release");
             let digest = release.digest();
             if digest != expected_digest {
                 return Err(StageError::invalid_input(format!(
@@ -102,7 +104,9 @@ impl Stage for FetchBase {
                     root.display()
                 )));
             }
-            record(&release, &blobs, digest)
+            let recorded = record(&release, &blobs, digest);
+            tracing::debug!(elapsed = ?clock.elapsed(), "stored the release");
+            recorded
         })
         .await
         .map_err(|error| StageError::permanent(format!("fetch_base task failed: {error}")))?

@@ -385,6 +385,7 @@ fn write_rendered(
 #[async_trait::async_trait]
 impl Stage for RenderMidstream {
     async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
+        let clock = std::time::Instant::now();
         let probed: ImagesProbed = context.input_payload(IMAGES_PROBED)?;
         let planned: OverridesPlanned = context.input_payload(OVERRIDES_PLANNED)?;
         let secret_name = format!("{}-registry", planned.app_slug);
@@ -442,6 +443,7 @@ impl Stage for RenderMidstream {
             )?;
         }
 
+        tracing::debug!(patches = workloads.len(), elapsed = ?clock.elapsed(), "wrote overlays");
         let overlay = out.root().join(DOWNSTREAM);
         let (objects, builder) = match build_cached(&overlay, &parsed_cache) {
             Ok(objects) => (objects, Builder::Native),
@@ -462,13 +464,16 @@ impl Stage for RenderMidstream {
             Err(error) => return Err(StageError::invalid_input(error.to_string())),
         };
 
+        tracing::debug!(objects = objects.len(), elapsed = ?clock.elapsed(), "built overlay");
         // Written beside the old tree and swapped in whole, so a failure leaves the old one intact.
         let rendered = out.replace_tree(RENDERED).map_err(write_failure)?;
         let rendered_files = write_rendered(&objects, rendered, context)?;
+        tracing::debug!(files = rendered_files.len(), elapsed = ?clock.elapsed(), "wrote rendered files");
         context
             .blobs
             .sync()
             .map_err(|error| StageError::permanent(error.to_string()))?;
+        tracing::debug!(elapsed = ?clock.elapsed(), "stored rendered blobs");
         let summary = match &builder {
             Builder::Native => format!(
                 "{} objects rendered to {RENDERED} (native build), {} workloads patched",
