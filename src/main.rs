@@ -18,6 +18,9 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use crate::cli::{Cli, Command};
+use crate::exit::CliError;
+
 /// Turns transparent huge pages off for this process. mimalloc asks for them on its arenas, and
 /// then every first touch of a 2 MiB region makes the kernel zero all of it: at 1,000 manifests
 /// that was a tenth of the install's CPU time, for memory the install never used. The flag is
@@ -28,9 +31,6 @@ fn disable_transparent_huge_pages() {
         tracing::debug!("transparent huge pages stay on: {error}");
     }
 }
-
-use crate::cli::{Cli, Command};
-use crate::exit::CliError;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
