@@ -26,16 +26,17 @@ use crate::exit::CliError;
 /// that was a tenth of the install's CPU time, for memory the install never used. The flag is
 /// checked at page-fault time, so it also covers the arena mimalloc mapped before `main`. A kernel
 /// that refuses it only costs that time.
-fn disable_transparent_huge_pages() {
-    if let Err(error) = rustix::thread::disable_transparent_huge_pages(true) {
-        tracing::debug!("transparent huge pages stay on: {error}");
-    }
+fn disable_transparent_huge_pages() -> Result<(), rustix::io::Errno> {
+    rustix::thread::disable_transparent_huge_pages(true)
 }
 
 fn main() -> std::process::ExitCode {
+    let huge_pages = disable_transparent_huge_pages();
     let cli = Cli::parse();
     init_logging();
-    disable_transparent_huge_pages();
+    if let Err(error) = huge_pages {
+        tracing::debug!("transparent huge pages stay on: {error}");
+    }
     let result = match &cli.command {
         Command::Install(args) => install_command::run(&cli.global, args),
         Command::Images(args) => images_command::run(&cli.global, args),
