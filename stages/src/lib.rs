@@ -1,6 +1,7 @@
 //! `windlass-stages` holds the built-in pipeline stages and the release model they share: reading a
 //! release directory safely ([`release`]), splitting and classifying its YAML documents
-//! ([`documents`], parsed once per process thanks to [`parsed_cache`]), reading a KOTS license
+//! ([`documents`], parsed once per process thanks to [`parsed_cache`], and files written by one
+//! stage handed to the next in memory by [`written_files`]), reading a KOTS license
 //! ([`license`]), writing into an output directory ([`output`]), and the stages themselves —
 //! [`fetch_base`] records the release in the log and blob store, [`write_base`] materialises
 //! `upstream/` and `base/` from what was recorded, [`probe_images`] finds every image and decides
@@ -25,6 +26,7 @@ pub mod release;
 pub mod render_midstream;
 pub mod secrets;
 pub mod write_base;
+pub mod written_files;
 
 use windlass_engine::{StageKind, StageSpec};
 

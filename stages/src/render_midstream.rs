@@ -21,6 +21,7 @@ use crate::events::{IMAGES_PROBED, ImagesProbed};
 use crate::kustomize::{BuildError, build_cached};
 use crate::output::{OutputDir, TreeWriter};
 use crate::plan_overrides::{OVERRIDES_PLANNED, OverridesPlanned};
+use crate::written_files::WrittenFiles;
 
 /// `MidstreamRendered`: the overlay files written and the built result.
 pub const MIDSTREAM_RENDERED: &str = "MidstreamRendered";
@@ -445,7 +446,8 @@ impl Stage for RenderMidstream {
 
         tracing::debug!(patches = workloads.len(), elapsed = ?clock.elapsed(), "wrote overlays");
         let overlay = out.root().join(DOWNSTREAM);
-        let (objects, builder) = match build_cached(&overlay, &parsed_cache) {
+        let written_files = context.memo.get::<WrittenFiles>();
+        let (objects, builder) = match build_cached(&overlay, &parsed_cache, &written_files) {
             Ok(objects) => (objects, Builder::Native),
             Err(BuildError::Unsupported { file, fields }) => {
                 let objects = external_build(&self.config.external_kustomize, &overlay)?;

@@ -18,6 +18,7 @@ use crate::events::{
     WrittenFile,
 };
 use crate::output::{OutputDir, OutputError};
+use crate::written_files::WrittenFiles;
 
 /// Registration of this stage kind.
 pub const KIND: StageKind = StageKind {
@@ -63,7 +64,8 @@ impl Stage for WriteBase {
         let fetched: BaseFetched = context.input_payload(BASE_FETCHED)?;
         let out_dir = context.request.out_dir.clone();
         let blobs = context.blobs.clone();
-        tokio::task::spawn_blocking(move || write(&fetched, &out_dir, &blobs))
+        let written_files = context.memo.get::<WrittenFiles>();
+        tokio::task::spawn_blocking(move || write(&fetched, &out_dir, &blobs, &written_files))
             .await
             .map_err(|error| StageError::permanent(format!("write_base task failed: {error}")))?
     }
@@ -160,13 +162,15 @@ fn write_upstream(
     Ok(written)
 }
 
-/// Writes `base/`: one file per Kubernetes document and the `kustomization.yaml` listing them.
-/// Returns the files written and the number of resources.
+/// Writes `base/`: one file per Kubernetes document and the `kustomization.yaml` listing them,
+/// and remembers the documents' files in `written_files` for the native build, which reads them
+/// next. Returns the files written and the number of resources.
 fn write_base_tree(
     fetched: &BaseFetched,
     out: &OutputDir,
     blobs: &BlobStore,
     bodies: &Bodies,
+    written_files: &WrittenFiles,
 ) -> Result<(Vec<WrittenFile>, usize), StageError> {
     let failure = |error: &dyn std::fmt::Display| StageError::permanent(error.to_string());
     let base = out.replace_tree("base").map_err(output_failure)?;
@@ -198,7 +202,13 @@ fn write_base_tree(
         path: "base/kustomization.yaml".into(),
         blob: kustomization_blob.to_string(),
     });
-    base.commit().map_err(output_failure)?;
+    let base_dir = base.commit().map_err(output_failure)?;
+    for (name, file) in written.iter().take(resource_count).map(|file| {
+        let name = file.path.strip_prefix("base/").unwrap_or(&file.path);
+        (name, file)
+    }) {
+        written_files.remember(base_dir.join(name), Arc::from(bodies.get(&file.blob)?));
+    }
     Ok((written, resource_count))
 }
 
@@ -226,6 +236,7 @@ fn write(
     fetched: &BaseFetched,
     out_dir: &std::path::Path,
     blobs: &BlobStore,
+    written_files: &WrittenFiles,
 ) -> Result<StageOutput, StageError> {
     let failure = |error: &dyn std::fmt::Display| StageError::permanent(error.to_string());
     let wanted: Vec<&str> = fetched
@@ -256,7 +267,7 @@ fn write(
     // files is most of this stage's time, so the two trees are written on two threads.
     let (upstream_written, base_written) = std::thread::scope(|scope| {
         let upstream = scope.spawn(|| write_upstream(fetched, &out, &bodies));
-        let base = write_base_tree(fetched, &out, blobs, &bodies);
+        let base = write_base_tree(fetched, &out, blobs, &bodies, written_files);
         let upstream = upstream
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));

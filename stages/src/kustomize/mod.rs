@@ -25,11 +25,13 @@ mod resource;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use crate::documents::{DocumentError, ParsedCache, Reuse};
 use crate::parallel::parallel_map;
+use crate::written_files::WrittenFiles;
 use image::{ImageEntry, ImageTransformer, has_regex_syntax};
 use parse::parse_file;
 use resource::{IdKey, ResId, Resource, set_namespace, sort_legacy};
@@ -158,12 +160,16 @@ pub enum BuildError {
 /// the layout: the parent of the nearest `overlays` directory above `overlay`, or `overlay`
 /// itself when there is none (see [`build_within`]).
 pub fn build(overlay: &Path) -> Result<Vec<Value>, BuildError> {
-    build_cached(overlay, &ParsedCache::default())
+    build_cached(overlay, &ParsedCache::default(), &WrittenFiles::default())
 }
 
-/// [`build`], taking the documents of resources and patches out of `cache` when it holds them
-/// (the build is their last reader).
-pub fn build_cached(overlay: &Path, cache: &ParsedCache) -> Result<Vec<Value>, BuildError> {
+/// [`build`], taking the documents of resources and patches out of `cache`, and the bytes of
+/// resource files out of `written`, when they hold them (the build is their last reader).
+pub fn build_cached(
+    overlay: &Path,
+    cache: &ParsedCache,
+    written: &WrittenFiles,
+) -> Result<Vec<Value>, BuildError> {
     let overlay = canonical(overlay)?;
     let root = overlay
         .ancestors()
@@ -171,18 +177,24 @@ pub fn build_cached(overlay: &Path, cache: &ParsedCache) -> Result<Vec<Value>, B
         .and_then(Path::parent)
         .unwrap_or(&overlay)
         .to_path_buf();
-    build_within_cached(&overlay, &root, cache)
+    build_within_cached(&overlay, &root, cache, written)
 }
 
 /// [`build`] with an explicit root: every file and directory read must be inside `root`.
 pub fn build_within(overlay: &Path, root: &Path) -> Result<Vec<Value>, BuildError> {
-    build_within_cached(overlay, root, &ParsedCache::default())
+    build_within_cached(
+        overlay,
+        root,
+        &ParsedCache::default(),
+        &WrittenFiles::default(),
+    )
 }
 
 fn build_within_cached(
     overlay: &Path,
     root: &Path,
     cache: &ParsedCache,
+    written: &WrittenFiles,
 ) -> Result<Vec<Value>, BuildError> {
     let overlay = canonical(overlay)?;
     let root = canonical(root)?;
@@ -190,6 +202,7 @@ fn build_within_cached(
         root,
         stack: Vec::new(),
         cache,
+        written,
         canonical_dirs: Default::default(),
     };
     let mut resources = builder.kustomization(&overlay)?;
@@ -216,14 +229,18 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, BuildError> {
         path: path.to_path_buf(),
         source,
     };
-    let size = std::fs::metadata(path).map_err(io)?.len();
+    within_limit(path, std::fs::metadata(path).map_err(io)?.len())?;
+    std::fs::read(path).map_err(io)
+}
+
+fn within_limit(path: &Path, size: u64) -> Result<(), BuildError> {
     if size > MAX_FILE_BYTES {
         return Err(BuildError::TooLarge {
             path: path.to_path_buf(),
             size,
         });
     }
-    std::fs::read(path).map_err(io)
+    Ok(())
 }
 
 /// What a kustomization file asks for, once checked.
@@ -439,6 +456,8 @@ enum Entry {
 
 struct Builder<'cache> {
     cache: &'cache ParsedCache,
+    /// Files this process wrote: known to be regular files, and read from memory.
+    written: &'cache WrittenFiles,
     root: PathBuf,
     /// The kustomization directories being built, innermost last.
     stack: Vec<PathBuf>,
@@ -526,6 +545,12 @@ impl Builder<'_> {
             }
         };
         let path = canonical_parent.join(name);
+        if self.written.contains(&path) {
+            return Some(Resolved {
+                path,
+                is_dir: false,
+            });
+        }
         let metadata = std::fs::symlink_metadata(&path).ok()?;
         if metadata.file_type().is_symlink() {
             return None;
@@ -586,10 +611,12 @@ impl Builder<'_> {
                 entries.push(Entry::File(files.len() - 1));
             }
         }
-        let mut parsed = parallel_map(&files, 2, |path| load_objects(path, &self.root, self.cache))
-            .into_iter()
-            .map(Some)
-            .collect::<Vec<_>>();
+        let mut parsed = parallel_map(&files, 2, |path| {
+            load_objects(path, &self.root, self.cache, self.written)
+        })
+        .into_iter()
+        .map(Some)
+        .collect::<Vec<_>>();
         for entry in entries {
             let loaded = match entry {
                 Entry::Directory(directory) => self.kustomization(&directory)?,
@@ -731,8 +758,12 @@ fn load_objects(
     path: &Path,
     root: &Path,
     cache: &ParsedCache,
+    written: &WrittenFiles,
 ) -> Result<Vec<Resource>, BuildError> {
-    let bytes = read_limited(path)?;
+    let bytes = match written.take(path) {
+        Some(bytes) => within_limit(path, bytes.len() as u64).map(|()| bytes)?,
+        None => Arc::from(read_limited(path)?),
+    };
     let shown = display_relative(path, root);
     let documents = parse_file(&shown, &bytes, Reuse::Take(cache))?;
     let mut objects = Vec::with_capacity(documents.len());
