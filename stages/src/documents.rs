@@ -84,7 +84,11 @@ pub struct DocumentError {
 /// Most documents one file may hold.
 pub const MAX_DOCUMENTS_PER_FILE: usize = 10_000;
 
-fn parse_options() -> Options {
+/// How every YAML text windlass reads is parsed: with limits for untrusted input, and with plain
+/// scalars resolved as kustomize (kyaml, on go-yaml v3) resolves them, so that the native build
+/// keeps what `kubectl kustomize` keeps: only `true`/`false` spellings are booleans (`yes`, `no`,
+/// `on`, `off`, `y` and `n` stay strings), and an integer with a leading `0` is octal.
+pub(crate) fn parse_options() -> Options {
     let mut budget = Budget::default();
     budget.max_aliases = 1_000;
     budget.max_anchors = 1_000;
@@ -95,6 +99,8 @@ fn parse_options() -> Options {
     let mut options = Options::default();
     options.budget = Some(budget);
     options.with_snippet = false;
+    options.strict_booleans = true;
+    options.legacy_octal_numbers = true;
     options
 }
 

@@ -254,18 +254,6 @@ struct Kustomization {
     namespace: Option<String>,
 }
 
-fn parse_options() -> serde_saphyr::Options {
-    let mut budget = serde_saphyr::Budget::default();
-    budget.max_aliases = 1_000;
-    budget.max_anchors = 1_000;
-    budget.max_depth = 64;
-    budget.max_nodes = 250_000;
-    let mut options = serde_saphyr::Options::default();
-    options.budget = Some(budget);
-    options.with_snippet = false;
-    options
-}
-
 fn strings(file: &Path, field: &str, value: &Value) -> Result<Vec<String>, BuildError> {
     let invalid = || BuildError::InvalidKustomization {
         file: file.to_path_buf(),
@@ -290,8 +278,8 @@ fn read_kustomization(file: &Path) -> Result<Kustomization, BuildError> {
     };
     let text =
         std::str::from_utf8(&bytes).map_err(|error| invalid(format!("not UTF-8: {error}")))?;
-    let value: Value =
-        serde_saphyr::from_str_with_options(text, parse_options()).map_err(|error| {
+    let value: Value = serde_saphyr::from_str_with_options(text, crate::documents::parse_options())
+        .map_err(|error| {
             let message = error.to_string();
             invalid(format!(
                 "invalid YAML: {}",

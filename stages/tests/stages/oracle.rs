@@ -517,3 +517,29 @@ fn every_namespace_is_recorded_for_apply_not_expanded() {
         &native,
     );
 }
+
+/// Plain scalars resolve as kustomize (go-yaml v3) resolves them: YAML 1.1 words such as `yes`
+/// and `off` stay strings, only `true`/`false` spellings are booleans, and `0777` is octal. windlass once read
+/// `yes` as `true` and `0777` as `777.0`, which made a ConfigMap's `data` invalid. Known
+/// differences left out here: kustomize turns `2024-01-01` into a timestamp string and `1e3`
+/// into an integer, and windlass refuses `.inf`.
+#[test]
+fn yaml_1_1_spellings_render_as_kustomize_keeps_them() {
+    let config_map = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: flags\ndata:\n  yes1: yes\n  no1: No\n  on1: ON\n  off1: off\n  y1: y\n  n1: N\n  t1: True\n  f1: FALSE\n  oct: 0777\n  hex: 0x1F\n  octo: 0o17\n  bin: 0b101\n  under: 1_000\n  half: .5\n  plus: +5\n  neg: -12\n  tilde: ~\n  empty:\n";
+    let manifests = format!(
+        "{}---\n{config_map}",
+        deployment("web", None, &["nginx:1.25"], &[])
+    );
+    let objects = render(&case(manifests, &[], &["nginx:1.25"]));
+    let data = objects
+        .iter()
+        .find(|object| object["kind"] == "ConfigMap")
+        .map(|object| &object["data"])
+        .expect("the ConfigMap is rendered");
+    let expected = serde_json::json!({
+        "yes1": "yes", "no1": "No", "on1": "ON", "off1": "off", "y1": "y", "n1": "N",
+        "t1": true, "f1": false, "oct": 511, "hex": 31, "octo": 15, "bin": 5, "under": 1000,
+        "half": 0.5, "plus": 5, "neg": -12, "tilde": null, "empty": null,
+    });
+    assert_eq!(data, &expected);
+}
