@@ -158,6 +158,14 @@ fn string_at<'a>(value: &'a serde_json::Value, path: &[&str]) -> Option<&'a serd
 
 /// Parses one document's text (starting at file line `line`); an error is (file line, problem).
 pub(crate) fn parse_piece(piece: &str, line: usize) -> Result<serde_json::Value, (usize, String)> {
+    if let Some(value) = crate::yaml_fast_path::parse(piece) {
+        debug_assert_eq!(
+            serde_saphyr::from_str_with_options::<serde_json::Value>(piece, parse_options()).ok(),
+            Some(value.clone()),
+            "the YAML fast path disagrees with serde-saphyr on {piece:?}"
+        );
+        return Ok(value);
+    }
     serde_saphyr::from_str_with_options(piece, parse_options()).map_err(|parse| {
         let location = parse.location();
         // serde-saphyr counts lines from the start of this document; report file lines.

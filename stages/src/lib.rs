@@ -27,6 +27,7 @@ pub mod render_midstream;
 pub mod secrets;
 pub mod write_base;
 pub mod written_files;
+mod yaml_fast_path;
 
 use windlass_engine::{StageKind, StageSpec};
 

@@ -1,0 +1,348 @@
+//! The fast path against serde-saphyr, its oracle: on any text, whenever the fast path gives a
+//! value, serde-saphyr (with the same options) must give the same one; and documents of the
+//! common shape must take the fast path, so that agreement is not reached by always declining.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::documents::parse_options;
+
+fn general(text: &str) -> Option<Value> {
+    serde_saphyr::from_str_with_options(text, parse_options()).ok()
+}
+
+/// Plain scalars, among them every spelling whose meaning differs between YAML versions or
+/// parsers, numbers in every radix and form, and text that only looks like numbers.
+const PLAIN: &[&str] = &[
+    "yes",
+    "no",
+    "on",
+    "off",
+    "y",
+    "n",
+    "Y",
+    "N",
+    "true",
+    "True",
+    "TRUE",
+    "false",
+    "False",
+    "FALSE",
+    "null",
+    "Null",
+    "NULL",
+    "~",
+    "0",
+    "7",
+    "42",
+    "0777",
+    "0x1F",
+    "0X1f",
+    "0o17",
+    "0b101",
+    "1_000",
+    "1__0",
+    "_1",
+    "1_",
+    "1.5",
+    ".5",
+    "5.",
+    "1e3",
+    "1E-3",
+    "-.5e-3",
+    "-12",
+    "+5",
+    "-0",
+    "+0",
+    "00",
+    "0_1",
+    "-.inf",
+    ".inf",
+    "+.INF",
+    ".nan",
+    ".NaN",
+    "1e999",
+    "-1e999",
+    "1:30",
+    "12:00:00",
+    "2024-01-01",
+    "2024-01-01T00:00:00Z",
+    "500m",
+    "128Mi",
+    "1.5Gi",
+    "nginx:1.25",
+    "/data",
+    "--flag=x",
+    "-Xmx1g",
+    "-",
+    "a b c",
+    "inf",
+    "nan",
+    "Infinity",
+    "-inf",
+    "1.2.3",
+    "0.0.0.0",
+    "v1",
+    "apps/v1",
+    "a#b",
+    "deadbeef",
+    "face1",
+    "0xGG",
+    "0b2",
+    "0o8",
+    "+.",
+    "-.",
+    ".",
+    "._",
+    "18446744073709551615",
+    "18446744073709551616",
+    "-9223372036854775808",
+    "-9223372036854775809",
+    "1e",
+    "e1",
+    "0e0",
+    "+-1",
+    "1-2",
+    "3.14.15",
+];
+
+/// Keys, including ones the fast path declines (numbers, booleans, null, merge keys).
+const KEYS: &[&str] = &[
+    "name",
+    "image",
+    "app.kubernetes.io/name",
+    "a",
+    "b",
+    "replicas",
+    "'quoted'",
+    "\"dq\"",
+    "true",
+    "1",
+    "~",
+    "<<",
+    "-k",
+    "x y",
+    "on",
+    "0x1",
+];
+
+/// A scalar as written: plain, quoted either way, or a block scalar.
+fn scalar_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => proptest::sample::select(PLAIN).prop_map(str::to_string),
+        1 => "[a-z0-9 ._:/+-]{0,10}",
+        1 => "[a-z0-9 ._:#-]{0,8}".prop_map(|text| format!("'{}'", text.replace('\'', "''"))),
+        1 => "[a-z0-9 ._:#-]{0,8}".prop_map(|text| format!("\"{text}\"")),
+        1 => proptest::sample::select(PLAIN).prop_map(|text| format!("\"{text}\"")),
+    ]
+}
+
+/// A YAML node, written in block style at `indent` (flow style for small collections).
+#[derive(Debug, Clone)]
+enum Node {
+    Scalar(String),
+    Block(String),
+    Mapping(Vec<(String, Node)>),
+    Sequence(Vec<Node>),
+}
+
+fn node() -> impl Strategy<Value = Node> {
+    let leaf = prop_oneof![
+        6 => scalar_text().prop_map(Node::Scalar),
+        1 => "[a-z ]{0,12}".prop_map(Node::Block),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            (proptest::collection::vec(
+                (
+                    proptest::sample::select(KEYS).prop_map(str::to_string),
+                    inner.clone()
+                ),
+                1..6
+            ))
+            .prop_map(Node::Mapping),
+            proptest::collection::vec(inner, 1..5).prop_map(Node::Sequence),
+        ]
+    })
+}
+
+fn write(node: &Node, indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent);
+    match node {
+        Node::Scalar(text) => {
+            out.push(' ');
+            out.push_str(text);
+            out.push('\n');
+        }
+        Node::Block(text) => {
+            out.push_str(" |\n");
+            out.push_str(&pad);
+            out.push_str("  ");
+            out.push_str(text);
+            out.push('\n');
+        }
+        Node::Mapping(entries) => {
+            out.push('\n');
+            for (key, value) in entries {
+                out.push_str(&pad);
+                out.push_str(key);
+                out.push(':');
+                write(value, indent + 2, out);
+            }
+        }
+        Node::Sequence(items) => {
+            out.push('\n');
+            for item in items {
+                out.push_str(&pad);
+                out.push('-');
+                write(item, indent + 2, out);
+            }
+        }
+    }
+}
+
+fn document(root: &Node) -> String {
+    let mut text = String::new();
+    match root {
+        Node::Mapping(_) | Node::Sequence(_) => {
+            write(root, 0, &mut text);
+            text.remove(0);
+        }
+        _ => {
+            text.push_str("root:");
+            write(root, 2, &mut text);
+        }
+    }
+    text
+}
+
+/// Whether the fast path is expected to take `node` (every key a plain word, no repeats).
+fn common_shape(node: &Node) -> bool {
+    match node {
+        Node::Scalar(_) | Node::Block(_) => true,
+        Node::Mapping(entries) => {
+            let mut keys: Vec<&str> = entries.iter().map(|(key, _)| key.as_str()).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            keys.len() == entries.len()
+                && keys
+                    .iter()
+                    .all(|key| matches!(*key, "name" | "image" | "a" | "b" | "replicas"))
+                && entries.iter().all(|(_, value)| common_shape(value))
+        }
+        Node::Sequence(items) => items.iter().all(common_shape),
+    }
+}
+
+fn common_scalar() -> impl Strategy<Value = String> {
+    proptest::sample::select(
+        &[
+            "web",
+            "nginx:1.25",
+            "500m",
+            "128Mi",
+            "80",
+            "0",
+            "true",
+            "'80'",
+            "\"yes\"",
+            "/data",
+            "--port=80",
+            "1.5",
+            "apps/v1",
+            "",
+        ][..],
+    )
+    .prop_map(str::to_string)
+}
+
+fn common_node() -> impl Strategy<Value = Node> {
+    common_scalar()
+        .prop_map(Node::Scalar)
+        .prop_recursive(4, 32, 5, |inner| {
+            prop_oneof![
+                proptest::collection::btree_map(
+                    proptest::sample::select(&["name", "image", "a", "b", "replicas"][..]),
+                    inner.clone(),
+                    1..5
+                )
+                .prop_map(|entries| Node::Mapping(
+                    entries
+                        .into_iter()
+                        .map(|(key, value)| (key.to_string(), value))
+                        .collect()
+                )),
+                proptest::collection::vec(inner, 1..4).prop_map(Node::Sequence),
+            ]
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    #[test]
+    fn whenever_the_fast_path_answers_serde_saphyr_agrees(root in node()) {
+        let text = document(&root);
+        if let Some(fast) = parse(&text) {
+            prop_assert_eq!(Some(fast), general(&text), "{}", text);
+        }
+    }
+
+    #[test]
+    fn arbitrary_text_never_makes_the_paths_disagree(text in "[a-z0-9 :\\-\\[\\]{},.'\"#\n&*!|>~]{0,60}") {
+        if let Some(fast) = parse(&text) {
+            prop_assert_eq!(Some(fast), general(&text), "{:?}", text);
+        }
+    }
+
+    #[test]
+    fn documents_of_the_common_shape_take_the_fast_path(root in common_node()) {
+        prop_assume!(common_shape(&root));
+        let text = document(&root);
+        let fast = parse(&text);
+        prop_assert!(fast.is_some(), "declined:\n{}", text);
+        prop_assert_eq!(fast, general(&text), "{}", text);
+    }
+}
+
+#[test]
+fn the_common_shape_is_built_directly() {
+    let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  labels: {app: web, 'tier': \"front\"}\nspec:\n  replicas: 3\n  paused: false\n  template:\n    spec:\n      containers:\n        - name: main\n          image: nginx:1.25\n          args: [--port, '80']\n          resources: {limits: {cpu: 500m, memory: 1.5}}\n          command: |\n            run\n      nodeSelector:\n";
+    let value = parse(text).expect("the common shape");
+    assert_eq!(Some(value.clone()), general(text));
+    assert_eq!(value["spec"]["replicas"], 3);
+    assert_eq!(
+        value["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"],
+        1.5
+    );
+}
+
+#[test]
+fn every_listed_plain_scalar_means_the_same_on_both_paths() {
+    for plain in PLAIN {
+        let text = format!("value: {plain}\n");
+        if let Some(fast) = parse(&text) {
+            assert_eq!(Some(fast), general(&text), "{text:?}");
+        }
+    }
+}
+
+#[test]
+fn other_shapes_take_the_general_path() {
+    for text in [
+        "a: &x 1\nb: *x\n",
+        "a: !!str 1\n",
+        "base: &b {x: 1}\nderived:\n  <<: *b\n",
+        "a: 1\na: 2\n",
+        "? [complex]\n: key\n",
+        "1: numeric key\n",
+        "true: boolean key\n",
+        "a: .inf\n",
+        "a: 99999999999999999999999\n",
+        "a: [unclosed\n",
+        "a: 1\n---\nb: 2\n",
+        "",
+    ] {
+        assert_eq!(parse(text), None, "{text:?}");
+    }
+}
