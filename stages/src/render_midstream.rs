@@ -299,9 +299,10 @@ fn external_build(command: &[String], overlay: &Path) -> Result<Vec<Value>, Stag
 }
 
 /// Writes each built object to `rendered/this-cluster/<name>-<kind>.yaml` (secrets 0600, recorded
-/// by fingerprint only; everything else stored as a blob) and commits the tree. Serialising and
-/// hashing run on this thread while two more create the files, which is most of the time for big
-/// releases.
+/// by fingerprint only; everything else stored as a blob), makes the blobs durable and commits the
+/// tree. The objects are serialised on every core first; then the blob store's commit, which
+/// mostly waits for the disk, runs beside the two threads creating the files, which is most of
+/// the time for big releases.
 fn write_rendered(
     objects: &[Value],
     rendered: TreeWriter,
@@ -310,77 +311,66 @@ fn write_rendered(
     const WRITERS: usize = 2;
     let write_failure =
         |error: crate::output::OutputError| StageError::permanent(error.to_string());
-    let (senders, receivers): (Vec<_>, Vec<_>) = (0..WRITERS)
-        .map(|_| std::sync::mpsc::sync_channel::<(String, String, u32)>(512))
-        .unzip();
+    let blob_failure = |error: windlass_state::BlobError| StageError::permanent(error.to_string());
+    let texts = crate::parallel::parallel_map(objects, 64, yaml);
+    let mut rendered_files = Vec::with_capacity(objects.len());
+    let mut files = Vec::with_capacity(objects.len());
+    for ((object, name), text) in objects.iter().zip(rendered_names(objects)).zip(texts) {
+        let text = text?;
+        let path = format!("{RENDERED}/{name}");
+        let is_secret = object.get("kind").and_then(Value::as_str) == Some("Secret");
+        let mode = if is_secret {
+            rendered_files.push(RenderedFile {
+                path,
+                blob: None,
+                fingerprint: Some(
+                    context
+                        .fingerprint_key
+                        .fingerprint_bytes("rendered-secret", text.as_bytes()),
+                ),
+            });
+            0o600
+        } else {
+            let blob = context.blobs.put(text.as_bytes()).map_err(blob_failure)?;
+            rendered_files.push(RenderedFile {
+                path,
+                blob: Some(blob.to_string()),
+                fingerprint: None,
+            });
+            0o644
+        };
+        files.push((name, text, mode));
+    }
+    let chunk = files.len().div_ceil(WRITERS).max(1);
     std::thread::scope(|scope| {
         let tree = &rendered;
-        let writers: Vec<_> = receivers
-            .into_iter()
-            .map(|receive| {
+        let blobs_synced = scope.spawn(|| context.blobs.sync().map_err(blob_failure));
+        let writers: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
                 scope.spawn(move || -> Result<(), StageError> {
-                    for (name, text, mode) in receive {
-                        tree.write(&name, text.as_bytes(), mode)
+                    for (name, text, mode) in part {
+                        tree.write(name, text.as_bytes(), *mode)
                             .map_err(write_failure)?;
                     }
                     Ok(())
                 })
             })
             .collect();
-        let mut rendered_files = Vec::with_capacity(objects.len());
-        let mut serialise = || -> Result<(), StageError> {
-            let names = rendered_names(objects);
-            for (position, (object, name)) in objects.iter().zip(names).enumerate() {
-                let path = format!("{RENDERED}/{name}");
-                let text = yaml(object)?;
-                let is_secret = object.get("kind").and_then(Value::as_str) == Some("Secret");
-                let mode = if is_secret {
-                    rendered_files.push(RenderedFile {
-                        path,
-                        blob: None,
-                        fingerprint: Some(
-                            context
-                                .fingerprint_key
-                                .fingerprint_bytes("rendered-secret", text.as_bytes()),
-                        ),
-                    });
-                    0o600
-                } else {
-                    let blob = context
-                        .blobs
-                        .put(text.as_bytes())
-                        .map_err(|error| StageError::permanent(error.to_string()))?;
-                    rendered_files.push(RenderedFile {
-                        path,
-                        blob: Some(blob.to_string()),
-                        fingerprint: None,
-                    });
-                    0o644
-                };
-                if senders[position % WRITERS]
-                    .send((name, text, mode))
-                    .is_err()
-                {
-                    // A writer stopped on an error; it is reported below.
-                    break;
-                }
-            }
-            Ok(())
-        };
-        let serialised = serialise();
-        drop(senders);
+        let mut outcome = Ok(());
         for writer in writers {
-            writer
+            let written = writer
                 .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            outcome = outcome.and(written);
         }
-        serialised?;
-        Ok(rendered_files)
-    })
-    .and_then(|rendered_files| {
-        rendered.commit().map_err(write_failure)?;
-        Ok(rendered_files)
-    })
+        let synced = blobs_synced
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        outcome.and(synced)
+    })?;
+    rendered.commit().map_err(write_failure)?;
+    Ok(rendered_files)
 }
 
 #[async_trait::async_trait]
@@ -470,12 +460,7 @@ impl Stage for RenderMidstream {
         // Written beside the old tree and swapped in whole, so a failure leaves the old one intact.
         let rendered = out.replace_tree(RENDERED).map_err(write_failure)?;
         let rendered_files = write_rendered(&objects, rendered, context)?;
-        tracing::debug!(files = rendered_files.len(), elapsed = ?clock.elapsed(), "wrote rendered files");
-        context
-            .blobs
-            .sync()
-            .map_err(|error| StageError::permanent(error.to_string()))?;
-        tracing::debug!(elapsed = ?clock.elapsed(), "stored rendered blobs");
+        tracing::debug!(files = rendered_files.len(), elapsed = ?clock.elapsed(), "wrote rendered files and stored their blobs");
         let summary = match &builder {
             Builder::Native => format!(
                 "{} objects rendered to {RENDERED} (native build), {} workloads patched",
