@@ -196,11 +196,12 @@ fn yaml(value: &impl Serialize) -> Result<String, StageError> {
     serde_saphyr::to_string(value).map_err(|error| StageError::permanent(error.to_string()))
 }
 
+/// `values` as one multi-document text, each document serialised on any core.
 fn multi_document(values: &[Value]) -> Result<String, StageError> {
     let mut text = String::new();
-    for value in values {
+    for document in crate::parallel::parallel_map(values, 64, yaml) {
         text.push_str("---\n");
-        text.push_str(&yaml(value)?);
+        text.push_str(&document?);
     }
     Ok(text)
 }
