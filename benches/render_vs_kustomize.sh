@@ -3,7 +3,8 @@
 # container and two containers; 50 private repositories and a public sidecar), run
 # `windlass install --offline --known-images ...` end to end (release build), then run the real
 # `kubectl kustomize` (kustomize v5.6) on windlass's own overlays/downstreams/this-cluster for the
-# same release, in the same run. Prints wall time and peak memory (GNU time) of each and the ratio.
+# same release, in the same run, and on a copy of that layout with just the images: list (no
+# pull-secret patches). Prints wall time and peak memory of each and both ratios.
 # windlass runs $REPEAT times (default 5), each into a fresh state and output directory, and the
 # median is used; kubectl runs $KUBECTL_REPEAT times (default 1), median likewise.
 #
@@ -130,6 +131,24 @@ PY
         kustomize_seconds=$(median "${runs[@]}")
         printf '%-44s %8.1f x\n' "ratio (kubectl kustomize / windlass):" \
             "$(echo "$kustomize_seconds / $windlass_seconds" | bc -l)"
+        # The same layout with just the images: list (no pull-secret patches), the lighter of the
+        # two references in issue 4.
+        images_only=$work/images-only-$count
+        cp -r "$work/out-$count-1" "$images_only"
+        sed -i '/^patches:/,$d' "$images_only/overlays/midstream/kustomization.yaml"
+        if grep -q pullsecrets "$images_only/overlays/midstream/kustomization.yaml"; then
+            echo "error: could not remove the patches from $images_only/overlays/midstream" >&2
+            exit 1
+        fi
+        runs=()
+        for run in $(seq 1 "$kubectl_repeat"); do
+            measure "kubectl kustomize, images: list only" \
+                "$kubectl" kustomize "$images_only/overlays/downstreams/this-cluster"
+            runs+=("$(cat "$work/last-seconds")")
+        done
+        images_only_seconds=$(median "${runs[@]}")
+        printf '%-44s %8.1f x\n' "ratio (images: list only / windlass):" \
+            "$(echo "$images_only_seconds / $windlass_seconds" | bc -l)"
     else
         echo "kubectl kustomize skipped above $kustomize_max Deployments (set KUSTOMIZE_MAX to run it)"
     fi
