@@ -10,9 +10,11 @@
 #
 # Usage: benches/render_vs_kustomize.sh [COUNT ...]     (default: 1000 10000)
 #
-# On ext4, creating files right after many were deleted is several times slower (the allocator
-# skips recently freed inodes), so timings right after a large `rm -rf` (including the previous
-# run of this script, which removes its work directory) are inflated; wait a minute between runs.
+# On ext4, creating files right after many were deleted is several times slower: the inode
+# allocator skips inodes freed in the last 60 s, or 300 s while their inode table block has not
+# been written back, and scans on. Timings within five minutes of a large `rm -rf` (including the
+# end of the previous run of this script, which removes its work directory) are inflated, by up
+# to 4x at 1,000 Deployments; wait five minutes between runs.
 # Needs: cargo, python3, /usr/bin/time (Debian package `time`), and target/tools/bin/kubectl from
 # scripts/install-kube-tools.sh. kubectl is skipped for counts above $KUSTOMIZE_MAX (default 1000)
 # because it takes minutes there.
