@@ -114,6 +114,21 @@ PY
     # The Installation used for --known-images lives outside the release.
     mv "$release/installation.yaml" "$work/installation-$count.yaml"
     echo "== $count Deployments"
+    # The floor the disk sets: creating as many small files as windlass writes (upstream/, base/,
+    # rendered/), from one process, in this work directory. When this is slow, so is windlass.
+    sync
+    python3 - "$work/floor-$count" "$((3 * count))" <<'PY'
+import os, sys, time
+directory, count = sys.argv[1], int(sys.argv[2])
+os.makedirs(directory)
+body = b"x" * 700
+started = time.perf_counter()
+for index in range(count):
+    descriptor = os.open(f"{directory}/{index}.yaml", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    os.write(descriptor, body)
+    os.close(descriptor)
+print(f"{'floor: creating ' + str(count) + ' files of 700 bytes here:':44s} {time.perf_counter() - started:8.3f} s")
+PY
     runs=()
     for run in $(seq 1 "$repeat"); do
         measure "windlass install --offline --known-images (run $run)" \
