@@ -66,6 +66,16 @@ measure() { # label, command...: prints "label: <seconds> s, <peak MiB> MiB peak
     echo "$seconds" >"$work/last-seconds"
 }
 
+kubectl_ratio() { # label, ratio label, output directory: kubectl kustomize on its downstream overlay
+    local label=$1 ratio_label=$2 out=$3 runs=() run seconds
+    for run in $(seq 1 "$kubectl_repeat"); do
+        measure "$label" "$kubectl" kustomize "$out/overlays/downstreams/this-cluster"
+        runs+=("$(cat "$work/last-seconds")")
+    done
+    seconds=$(median "${runs[@]}")
+    printf '%-44s %8.1f x\n' "$ratio_label" "$(echo "$seconds / $windlass_seconds" | bc -l)"
+}
+
 for count in "${counts[@]}"; do
     release=$work/release-$count
     python3 - "$release" "$count" <<'PY'
@@ -139,15 +149,8 @@ PY
     windlass_seconds=$(median "${runs[@]}")
     printf '%-44s %8.3f s\n' "windlass median of $repeat:" "$windlass_seconds"
     if ((count <= kustomize_max)); then
-        runs=()
-        for run in $(seq 1 "$kubectl_repeat"); do
-            measure "kubectl kustomize overlays/downstreams/this-cluster" \
-                "$kubectl" kustomize "$work/out-$count-1/overlays/downstreams/this-cluster"
-            runs+=("$(cat "$work/last-seconds")")
-        done
-        kustomize_seconds=$(median "${runs[@]}")
-        printf '%-44s %8.1f x\n' "ratio (kubectl kustomize / windlass):" \
-            "$(echo "$kustomize_seconds / $windlass_seconds" | bc -l)"
+        kubectl_ratio "kubectl kustomize overlays/downstreams/this-cluster" \
+            "ratio (kubectl kustomize / windlass):" "$work/out-$count-1"
         # The same layout with just the images: list (no pull-secret patches), the lighter of the
         # two references in issue 4.
         images_only=$work/images-only-$count
@@ -157,15 +160,8 @@ PY
             echo "error: could not remove the patches from $images_only/overlays/midstream" >&2
             exit 1
         fi
-        runs=()
-        for run in $(seq 1 "$kubectl_repeat"); do
-            measure "kubectl kustomize, images: list only" \
-                "$kubectl" kustomize "$images_only/overlays/downstreams/this-cluster"
-            runs+=("$(cat "$work/last-seconds")")
-        done
-        images_only_seconds=$(median "${runs[@]}")
-        printf '%-44s %8.1f x\n' "ratio (images: list only / windlass):" \
-            "$(echo "$images_only_seconds / $windlass_seconds" | bc -l)"
+        kubectl_ratio "kubectl kustomize, images: list only" \
+            "ratio (images: list only / windlass):" "$images_only"
     else
         echo "kubectl kustomize skipped above $kustomize_max Deployments (set KUSTOMIZE_MAX to run it)"
     fi

@@ -519,10 +519,10 @@ fn every_namespace_is_recorded_for_apply_not_expanded() {
 }
 
 /// Plain scalars resolve as kustomize (go-yaml v3) resolves them: YAML 1.1 words such as `yes`
-/// and `off` stay strings, only `true`/`false` spellings are booleans, and `0777` is octal. windlass once read
-/// `yes` as `true` and `0777` as `777.0`, which made a ConfigMap's `data` invalid. Known
-/// differences left out here: kustomize turns `2024-01-01` into a timestamp string and `1e3`
-/// into an integer, and windlass refuses `.inf`.
+/// and `off` stay strings, only `true`/`false` spellings are booleans, and `0777` is octal.
+/// windlass once read `yes` as `true` and `0777` as `777.0`, which made a ConfigMap's `data`
+/// invalid. Known differences left out here: kustomize turns `2024-01-01` into a timestamp
+/// string and `1e3` into an integer, and windlass refuses `.inf`.
 #[test]
 fn yaml_1_1_spellings_render_as_kustomize_keeps_them() {
     let config_map = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: flags\ndata:\n  yes1: yes\n  no1: No\n  on1: ON\n  off1: off\n  y1: y\n  n1: N\n  t1: True\n  f1: FALSE\n  oct: 0777\n  hex: 0x1F\n  octo: 0o17\n  bin: 0b101\n  under: 1_000\n  half: .5\n  plus: +5\n  neg: -12\n  tilde: ~\n  empty:\n";
