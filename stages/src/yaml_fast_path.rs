@@ -36,7 +36,9 @@ pub(crate) fn parse(text: &str) -> Option<Value> {
         let node = match event {
             Event::StreamStart | Event::DocumentEnd => continue,
             Event::StreamEnd => break,
-            Event::DocumentStart(..) => {
+            // A `%YAML` directive, or a second document, takes the general path.
+            Event::DocumentStart(_, Some(_)) => return None,
+            Event::DocumentStart(_, None) => {
                 documents += 1;
                 if documents > 1 {
                     return None;

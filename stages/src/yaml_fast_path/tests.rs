@@ -341,6 +341,7 @@ fn other_shapes_take_the_general_path() {
         "a: 99999999999999999999999\n",
         "a: [unclosed\n",
         "a: 1\n---\nb: 2\n",
+        "%YAML 1.2\n---\na: 1\n",
         "",
     ] {
         assert_eq!(parse(text), None, "{text:?}");
