@@ -21,11 +21,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use crate::cli::{Cli, Command};
 use crate::exit::CliError;
 
-/// Turns transparent huge pages off for this process. mimalloc asks for them on its arenas, and
-/// then every first touch of a 2 MiB region makes the kernel zero all of it: at 1,000 manifests
-/// that was a tenth of the install's CPU time, for memory the install never used. The flag is
-/// checked at page-fault time, so it also covers the arena mimalloc mapped before `main`. A kernel
-/// that refuses it only costs that time.
+/// Turns transparent huge pages off for this process, first thing in `main` (clap and logging
+/// allocate too). With them, every first touch of a 2 MiB region of mimalloc's arena makes the
+/// kernel zero all of it: at 1,000 manifests that was a tenth of the install's CPU time, for
+/// memory the install never used. mimalloc is built without its own huge-page advice (`no_thp`),
+/// which covers the allocations before `main`; this switch covers a kernel set to use huge pages
+/// always. The flag is checked at page-fault time. A kernel that refuses it only costs that time.
 fn disable_transparent_huge_pages() -> Result<(), rustix::io::Errno> {
     rustix::thread::disable_transparent_huge_pages(true)
 }

@@ -203,10 +203,8 @@ fn write_base_tree(
         blob: kustomization_blob.to_string(),
     });
     let base_dir = base.commit().map_err(output_failure)?;
-    for (name, file) in written.iter().take(resource_count).map(|file| {
+    for file in &written[..resource_count] {
         let name = file.path.strip_prefix("base/").unwrap_or(&file.path);
-        (name, file)
-    }) {
         written_files.remember(base_dir.join(name), Arc::from(bodies.get(&file.blob)?));
     }
     Ok((written, resource_count))
