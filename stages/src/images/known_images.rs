@@ -61,16 +61,67 @@ pub fn read_known_images(path: &Path) -> Result<HashMap<String, bool>, KnownImag
                     "`spec.knownImages[{index}].image` is missing or not a string"
                 ))
             })?;
+        let not_a_boolean = || {
+            error(format!(
+                "`spec.knownImages[{index}].isPrivate` is not a boolean"
+            ))
+        };
         let is_private = match entry.get("isPrivate") {
             None | Some(serde_json::Value::Null) => false,
             Some(serde_json::Value::Bool(value)) => *value,
-            Some(_) => {
-                return Err(error(format!(
-                    "`spec.knownImages[{index}].isPrivate` is not a boolean"
-                )));
+            Some(serde_json::Value::String(word)) => {
+                yaml_1_1_bool(word).ok_or_else(not_a_boolean)?
             }
+            Some(_) => return Err(not_a_boolean()),
         };
         known.insert(image.to_string(), is_private);
     }
     Ok(known)
+}
+
+/// The YAML 1.1 boolean words (`yes`, `no`, `on`, `off`, `y`, `n`, any case). windlass reads YAML
+/// as kustomize does, where they are strings; KOTS reads its own kinds as YAML 1.1, where they
+/// are booleans, so a KOTS file written that way still means what it meant to KOTS.
+fn yaml_1_1_bool(word: &str) -> Option<bool> {
+    match word.to_ascii_lowercase().as_str() {
+        "yes" | "on" | "y" | "true" => Some(true),
+        "no" | "off" | "n" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_private_takes_the_boolean_words_kots_takes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("installation.yaml");
+        std::fs::write(
+            &path,
+            "apiVersion: kots.io/v1beta1\nkind: Installation\nmetadata:\n  name: a\nspec:\n  knownImages:\n    - image: a:1\n      isPrivate: yes\n    - image: b:1\n      isPrivate: Off\n    - image: c:1\n      isPrivate: true\n    - image: d:1\n",
+        )
+        .unwrap();
+        let known = read_known_images(&path).unwrap();
+        let expected = [("a:1", true), ("b:1", false), ("c:1", true), ("d:1", false)];
+        assert_eq!(
+            known,
+            expected
+                .iter()
+                .map(|(image, private)| (image.to_string(), *private))
+                .collect::<HashMap<_, _>>()
+        );
+
+        std::fs::write(
+            &path,
+            "apiVersion: kots.io/v1beta1\nkind: Installation\nmetadata:\n  name: a\nspec:\n  knownImages:\n    - image: a:1\n      isPrivate: maybe\n",
+        )
+        .unwrap();
+        let refused = read_known_images(&path).unwrap_err().to_string();
+        assert!(
+            refused.contains("`spec.knownImages[0].isPrivate` is not a boolean"),
+            "{refused}"
+        );
+    }
 }
