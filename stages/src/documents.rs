@@ -156,17 +156,23 @@ fn string_at<'a>(value: &'a serde_json::Value, path: &[&str]) -> Option<&'a serd
     path.iter().try_fold(value, |value, key| value.get(key))
 }
 
-/// Parses one document's text (starting at file line `line`); an error is (file line, problem).
-pub(crate) fn parse_piece(piece: &str, line: usize) -> Result<serde_json::Value, (usize, String)> {
-    if let Some(value) = crate::yaml_fast_path::parse(piece) {
+/// The value of one YAML document: from the fast path when the document has its shape (checked
+/// against serde-saphyr in debug builds), else from serde-saphyr, which also reports every error.
+pub(crate) fn parse_value(text: &str) -> Result<serde_json::Value, serde_saphyr::Error> {
+    if let Some(value) = crate::yaml_fast_path::parse(text) {
         debug_assert_eq!(
-            serde_saphyr::from_str_with_options::<serde_json::Value>(piece, parse_options()).ok(),
+            serde_saphyr::from_str_with_options::<serde_json::Value>(text, parse_options()).ok(),
             Some(value.clone()),
-            "the YAML fast path disagrees with serde-saphyr on {piece:?}"
+            "the YAML fast path disagrees with serde-saphyr on {text:?}"
         );
         return Ok(value);
     }
-    serde_saphyr::from_str_with_options(piece, parse_options()).map_err(|parse| {
+    serde_saphyr::from_str_with_options(text, parse_options())
+}
+
+/// Parses one document's text (starting at file line `line`); an error is (file line, problem).
+pub(crate) fn parse_piece(piece: &str, line: usize) -> Result<serde_json::Value, (usize, String)> {
+    parse_value(piece).map_err(|parse| {
         let location = parse.location();
         // serde-saphyr counts lines from the start of this document; report file lines.
         let at = location

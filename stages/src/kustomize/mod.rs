@@ -278,12 +278,7 @@ fn read_kustomization(file: &Path) -> Result<Kustomization, BuildError> {
     };
     let text =
         std::str::from_utf8(&bytes).map_err(|error| invalid(format!("not UTF-8: {error}")))?;
-    let parsed = crate::yaml_fast_path::parse(text)
-        .map(Ok)
-        .unwrap_or_else(|| {
-            serde_saphyr::from_str_with_options(text, crate::documents::parse_options())
-        });
-    let value: Value = parsed.map_err(|error| {
+    let value = crate::documents::parse_value(text).map_err(|error| {
         let message = error.to_string();
         invalid(format!(
             "invalid YAML: {}",
