@@ -78,51 +78,8 @@ kubectl_ratio() { # label, ratio label, output directory: kubectl kustomize on i
 
 for count in "${counts[@]}"; do
     release=$work/release-$count
-    python3 - "$release" "$count" <<'PY'
-import os, sys
-release, count = sys.argv[1], int(sys.argv[2])
-os.makedirs(f"{release}/manifests", exist_ok=True)
-os.makedirs(f"{release}/userdata", exist_ok=True)
-with open(f"{release}/userdata/license.yaml", "w") as f:
-    f.write("apiVersion: kots.io/v1beta1\nkind: License\nmetadata:\n  name: bench\nspec:\n"
-            "  appSlug: bench-app\n  licenseID: bench-license-id\n  licenseSequence: 1\n")
-known = []
-for repo in range(50):
-    known.append((f"quay.io/vendor/service-{repo}:1.0", True))
-    known.append((f"quay.io/vendor/init-{repo}:1.0", True))
-known.append(("nginx:1.25", False))
-with open(f"{release}/installation.yaml", "w") as f:
-    f.write("apiVersion: kots.io/v1beta1\nkind: Installation\nmetadata:\n  name: bench\nspec:\n  knownImages:\n")
-    for image, private in known:
-        f.write(f"    - image: {image}\n      isPrivate: {'true' if private else 'false'}\n")
-for index in range(count):
-    repo = index % 50
-    with open(f"{release}/manifests/deployment-{index}.yaml", "w") as f:
-        f.write(f"""apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: app-{index}
-spec:
-  selector:
-    matchLabels:
-      app: app-{index}
-  template:
-    metadata:
-      labels:
-        app: app-{index}
-    spec:
-      initContainers:
-        - name: init
-          image: quay.io/vendor/init-{repo}:1.0
-      containers:
-        - name: main
-          image: quay.io/vendor/service-{repo}:1.0
-        - name: sidecar
-          image: nginx:1.25
-""")
-PY
     # The Installation used for --known-images lives outside the release.
-    mv "$release/installation.yaml" "$work/installation-$count.yaml"
+    python3 benches/generate_release.py "$release" "$count" "$work/installation-$count.yaml"
     echo "== $count Deployments"
     # The floor the disk sets: creating as many small files as windlass writes (upstream/, base/,
     # rendered/), from one process, in this work directory. When this is slow, so is windlass.
