@@ -106,7 +106,7 @@ pub struct PullRecord {
     /// Bytes of body sent to the client.
     pub bytes: u64,
     /// `served`, or why not: `unauthenticated`, `revoked`, `expired`, `wrong_app`, `unknown_upstream`,
-    /// `upstream_status_<code>`, `upstream_unreachable`, `digest_mismatch`, `bad_request`.
+    /// `app_not_bound_to_upstream`, `repository_not_allowed`, `upstream_status_<code>`, `upstream_unreachable`, `digest_mismatch`, `bad_request`.
     pub result: String,
 }
 

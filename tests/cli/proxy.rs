@@ -64,7 +64,7 @@ async fn a_rendered_pull_secret_pulls_through_the_proxy() {
     write(
         &config,
         &format!(
-            "listen: 127.0.0.1:{port}\nplain_http: true\nstate: ./proxy-state\nupstreams:\n  vendor.example:\n    endpoint: {}\n    username: {}\n    password_file: ./reader.password\n",
+            "listen: 127.0.0.1:{port}\nplain_http: true\nstate: ./proxy-state\nupstreams:\n  vendor.example:\n    endpoint: {}\n    username: {}\n    password_file: ./reader.password\n    apps: [my-app]\n",
             upstream.endpoint(),
             credentials.username
         ),
