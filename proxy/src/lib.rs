@@ -14,6 +14,7 @@
 mod access;
 mod config;
 mod errors;
+mod license_yaml;
 mod path;
 mod server;
 mod store;
@@ -25,8 +26,8 @@ pub use config::{ConfigError, ProxyConfig, TlsFiles, Upstream, UpstreamCredentia
 pub use path::{PathProblem, PullKind, PullPath, parse_pull_path};
 pub use server::{ProxyServer, ServeError};
 pub use store::{
-    LICENSE_ID_PURPOSE, LicenseFile, LicenseRecord, ProxyStore, PullRecord, StoreError,
-    read_license_file,
+    LICENSE_ID_PURPOSE, LicenseFile, LicenseRecord, LicenseStatus, ProxyStore, PullRecord,
+    StoreError, read_license_file,
 };
 pub use tls::TlsError;
 pub use upstream::{UpstreamClient, UpstreamError, UpstreamLimits, UpstreamResponse};
