@@ -88,7 +88,7 @@ pub fn run(global: &GlobalArgs, args: &ProxyArgs) -> CliResult {
             let config = load(path)?;
             for host in config.upstreams_serving_no_app() {
                 eprintln!(
-                    "warning: {}: upstreams.{host}.apps: missing, so this upstream serves no app (list the app slugs whose licenses may pull through it)",
+                    "warning: {}: upstreams.{host}.apps: missing or empty, so this upstream serves no app (list the app slugs whose licenses may pull through it)",
                     path.display()
                 );
             }
