@@ -87,7 +87,7 @@ async fn run() {
     std::fs::write(
         &config,
         format!(
-            "listen: 127.0.0.1:{port}\nplain_http: true\nstate: ./proxy-state\nupstreams:\n  vendor.example:\n    endpoint: {}\n    username: {}\n    password_file: ./reader.password\n",
+            "listen: 127.0.0.1:{port}\nplain_http: true\nstate: ./proxy-state\nupstreams:\n  vendor.example:\n    endpoint: {}\n    username: {}\n    password_file: ./reader.password\n    apps: [bench-app]\n",
             registry.endpoint(),
             credentials.username
         ),

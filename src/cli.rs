@@ -20,7 +20,7 @@ pub struct Cli {
 
 const EXIT_CODES: &str = "Exit codes: 0 success; 1 an install failed or an internal error; 2 bad command line; \
 3 invalid input (release, license or pipeline); 4 state directory problem (unreadable, newer format, broken hash chain); \
-5 no such install";
+5 no such install (or proxy license)";
 
 /// Options every command accepts.
 #[derive(Debug, Args)]
@@ -185,16 +185,32 @@ pub enum LicenseCommand {
         config: PathBuf,
         /// The license file.
         file: PathBuf,
+        /// Accept the license again even though it was revoked (without this, adding a revoked
+        /// license is refused).
+        #[arg(long)]
+        reinstate: bool,
     },
-    /// Stop accepting a license; its pulls stop within a second.
+    /// Stop accepting a license; its pulls stop within a second. Name the license by its file,
+    /// its fingerprint or its ID on standard input, never by its ID on the command line.
     Revoke {
         /// The proxy configuration file.
         #[arg(long)]
         config: PathBuf,
-        /// The license ID.
-        license_id: String,
+        /// The license file of the license to revoke.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["fingerprint", "id_stdin"])]
+        license_file: Option<PathBuf>,
+        /// The license's fingerprint, exactly as `license list` prints it (`fp1:...`).
+        #[arg(long, conflicts_with = "id_stdin")]
+        fingerprint: Option<String>,
+        /// Read the license ID from the first line of standard input.
+        #[arg(long)]
+        id_stdin: bool,
+        /// Refused with an error that does not repeat it: a license ID on the command line shows
+        /// in process lists and shell history.
+        #[arg(hide = true, num_args = 0.., value_name = "LICENSE_ID")]
+        refused_license_id: Vec<String>,
     },
-    /// List the licenses (fingerprints, apps, expiry, revocation).
+    /// List the licenses (fingerprints, apps, status: active, expired or revoked, expiry).
     List {
         /// The proxy configuration file.
         #[arg(long)]

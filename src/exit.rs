@@ -10,6 +10,8 @@ pub enum Code {
     Success = 0,
     /// An install failed, or something unexpected went wrong.
     Failure = 1,
+    /// The command line is wrong in a way clap cannot check (clap's own errors also exit 2).
+    CommandLine = 2,
     /// The release, license or pipeline is invalid.
     InvalidInput = 3,
     /// The state directory cannot be used.

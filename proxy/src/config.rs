@@ -1,7 +1,9 @@
 //! [`ProxyConfig`]: the proxy's YAML configuration file (listen address, plain HTTP or TLS, the
 //! state directory, and the upstream registries with their read-only credentials). Relative paths
 //! are resolved against the file's directory. Passwords are read from a file or an environment
-//! variable, held as [`SecretString`], and never appear in errors or `Debug` output.
+//! variable, held as [`SecretString`], and never appear in errors or `Debug` output. Each upstream
+//! names the apps whose licenses may pull through it (`apps:`, optionally narrowed by
+//! `repositories:`); an upstream without `apps:` serves no app.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -9,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use windlass_state::SecretString;
+
+use crate::access::UpstreamAccess;
 
 /// Largest configuration file accepted.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
@@ -74,6 +78,9 @@ pub struct Upstream {
     pub credentials: Option<UpstreamCredentials>,
     /// Extra CA certificates (PEM bundle, from `ca_file`) trusted for this upstream only.
     pub ca_pem: Option<Vec<u8>>,
+    /// The apps whose licenses may pull through it (`apps:`), and which repositories
+    /// (`repositories:`).
+    pub access: UpstreamAccess,
 }
 
 /// A username and password for an upstream. `Debug` redacts the password.
@@ -112,6 +119,8 @@ struct RawUpstream {
     password_file: Option<String>,
     password_env: Option<String>,
     ca_file: Option<String>,
+    apps: Option<Vec<String>>,
+    repositories: Option<Vec<String>>,
 }
 
 impl ProxyConfig {
@@ -284,12 +293,25 @@ impl ProxyConfig {
                     Some(pem)
                 }
             };
+            let apps = upstream.apps.unwrap_or_default();
+            crate::access::check_apps(&apps).map_err(|(index, problem)| {
+                invalid(&key(&format!("apps[{index}]")), problem.into())
+            })?;
+            if let Some(repositories) = &upstream.repositories {
+                crate::access::check_repositories(repositories).map_err(|(index, problem)| {
+                    invalid(&key(&format!("repositories[{index}]")), problem.into())
+                })?;
+            }
             upstreams.insert(
                 host,
                 Upstream {
                     endpoint,
                     credentials,
                     ca_pem,
+                    access: UpstreamAccess {
+                        apps,
+                        repositories: upstream.repositories,
+                    },
                 },
             );
         }
@@ -312,6 +334,18 @@ impl ProxyConfig {
             client_header_timeout,
             upstreams,
         })
+    }
+}
+
+impl ProxyConfig {
+    /// The upstreams no app may pull through (no `apps:`, or an empty list): the proxy warns about
+    /// each when it starts.
+    pub fn upstreams_serving_no_app(&self) -> Vec<&str> {
+        self.upstreams
+            .iter()
+            .filter(|(_, upstream)| upstream.access.apps.is_empty())
+            .map(|(host, _)| host.as_str())
+            .collect()
     }
 }
 
@@ -407,5 +441,49 @@ mod tests {
             error.contains("endpoint") && !error.contains("hunter2"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn apps_and_repositories_bind_an_upstream_and_bad_entries_are_named() {
+        let directory = tempfile::tempdir().unwrap();
+        let parse = |upstream: &str| {
+            ProxyConfig::parse(
+                "proxy.yaml",
+                &format!(
+                    "listen: 127.0.0.1:1\nplain_http: true\nstate: s\nupstreams:\n  vendor.example:\n    endpoint: http://127.0.0.1:2\n{upstream}  open.example:\n    endpoint: http://127.0.0.1:3\n"
+                ),
+                directory.path(),
+            )
+        };
+        let config =
+            parse("    apps: [my-app, second]\n    repositories: [team/app, shared]\n").unwrap();
+        let access = &config.upstreams["vendor.example"].access;
+        assert_eq!(access.apps, ["my-app", "second"]);
+        assert_eq!(
+            access.repositories.as_deref(),
+            Some(&["team/app".to_string(), "shared".to_string()][..])
+        );
+        assert_eq!(config.upstreams_serving_no_app(), ["open.example"]);
+
+        for (upstream, key) in [
+            (
+                "    apps: [my-app, Other_App]\n",
+                "upstreams.vendor.example.apps[1]",
+            ),
+            (
+                "    apps: [my-app]\n    repositories: [team/app, team//x]\n",
+                "upstreams.vendor.example.repositories[1]",
+            ),
+            (
+                "    apps: [my-app]\n    repositories: []\n",
+                "upstreams.vendor.example.repositories[0]",
+            ),
+        ] {
+            let error = parse(upstream).unwrap_err().to_string();
+            assert!(
+                error.starts_with(&format!("proxy.yaml: {key}: ")),
+                "{error}"
+            );
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! renders point at (`<proxy host>/proxy/<app slug>/<upstream host>/<repository>`).
 //!
 //! - [`ProxyConfig`] reads the proxy's YAML configuration (listen address, plain HTTP or TLS, state
-//!   directory, upstream registries with read-only credentials).
+//!   directory, upstream registries with read-only credentials and the apps each one serves,
+//!   [`UpstreamAccess`]).
 //! - [`ProxyStore`] is the proxy's embedded store: licenses keyed by a keyed hash of their ID (the
 //!   ID is never written) and the append-only pull log. The CLI adds, revokes and lists licenses
 //!   with it while the proxy runs.
@@ -10,20 +11,23 @@
 //!   the license ID, the license checked on every request, manifests and blobs fetched from the
 //!   upstream with its credentials ([`UpstreamClient`]), streamed back and digest-verified.
 
+mod access;
 mod config;
 mod errors;
+mod license_yaml;
 mod path;
 mod server;
 mod store;
 mod tls;
 mod upstream;
 
+pub use access::{AccessDenial, UpstreamAccess};
 pub use config::{ConfigError, ProxyConfig, TlsFiles, Upstream, UpstreamCredentials};
 pub use path::{PathProblem, PullKind, PullPath, parse_pull_path};
 pub use server::{ProxyServer, ServeError};
 pub use store::{
-    LICENSE_ID_PURPOSE, LicenseFile, LicenseRecord, ProxyStore, PullRecord, StoreError,
-    read_license_file,
+    LICENSE_ID_PURPOSE, LicenseFile, LicenseRecord, LicenseStatus, ProxyStore, PullRecord,
+    StoreError, read_license_file,
 };
 pub use tls::TlsError;
 pub use upstream::{UpstreamClient, UpstreamError, UpstreamLimits, UpstreamResponse};

@@ -134,7 +134,7 @@ pub(crate) fn is_valid_slug(slug: &str) -> bool {
 
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, simplified: lowercase alphanumerics and separators, not at
 /// either end.
-fn is_repository_component(component: &str) -> bool {
+pub(crate) fn is_repository_component(component: &str) -> bool {
     let bytes = component.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 255

@@ -1,10 +1,11 @@
 //! [`ProxyServer`]: the axum server that answers pulls. Every request under `/v2/` is
 //! authenticated with HTTP Basic (`LICENSE_ID` and the license ID, or the older `<id>:<id>`) against
 //! the license store, read afresh on each request so a revoke or an expiry takes effect at once.
-//! Pull paths are then checked against the license's app slug, mapped to their upstream, fetched
-//! with the upstream's credentials, digest-verified and streamed back; every pull and every denied
+//! Pull paths are then checked against the license's app slug and against the apps (and
+//! repositories) their upstream serves, mapped to that upstream, fetched with its credentials, digest-verified and streamed back; every pull and every denied
 //! attempt is appended to the pull log. Anything else gets the registry error format.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use windlass_state::SecretString;
 
+use crate::access::{AccessDenial, UpstreamAccess};
 use crate::config::ProxyConfig;
 use crate::errors::{API_VERSION_HEADER, registry_error};
 use crate::path::{PathProblem, PullKind, PullPath, is_sha256_digest, parse_pull_path};
@@ -65,6 +67,8 @@ pub enum ServeError {
 struct Shared {
     store: Arc<ProxyStore>,
     upstreams: UpstreamClient,
+    /// Which apps and repositories each upstream serves, by upstream host.
+    access: BTreeMap<String, UpstreamAccess>,
 }
 
 /// A bound proxy server; [`ProxyServer::run`] serves until the process ends.
@@ -104,6 +108,11 @@ impl ProxyServer {
             (None, false) => return Err(ServeError::NoTransport),
         };
         let upstreams = UpstreamClient::new(config.upstreams.clone(), limits)?;
+        let access = config
+            .upstreams
+            .iter()
+            .map(|(host, upstream)| (host.clone(), upstream.access.clone()))
+            .collect();
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServeError::Bind {
@@ -113,7 +122,11 @@ impl ProxyServer {
         Ok(ProxyServer {
             listener,
             tls,
-            shared: Arc::new(Shared { store, upstreams }),
+            shared: Arc::new(Shared {
+                store,
+                upstreams,
+                access,
+            }),
             client_header_timeout: config.client_header_timeout,
         })
     }
@@ -387,6 +400,18 @@ async fn answer(shared: Arc<Shared>, request: Request) -> Response {
             "NAME_UNKNOWN",
             "unknown upstream registry",
         );
+    }
+    // The license is for this app; the upstream must also serve this app (and this repository).
+    if let Err(denial) = shared
+        .access
+        .get(&pull.upstream_host)
+        .map_or(Err(AccessDenial::AppNotBound), |access| {
+            access.check(&pull.app_slug, &pull.repository)
+        })
+    {
+        entry.result = denial.result().into();
+        record(&shared.store, entry).await;
+        return registry_error(StatusCode::FORBIDDEN, "DENIED", denial.message());
     }
     let accept: Vec<HeaderValue> = headers.get_all(header::ACCEPT).iter().cloned().collect();
     let upstream_method = if method == Method::HEAD {

@@ -42,16 +42,29 @@ pub enum StoreError {
         detail: String,
     },
     /// A license file is not a valid KOTS License.
-    #[error("license file {path}: {problem}")]
+    #[error("{path}{}: {problem}", line.map(|line| format!(":{line}")).unwrap_or_default())]
     InvalidLicense {
         /// The file.
         path: String,
+        /// The line of the problem (from 1), when there is one.
+        line: Option<usize>,
         /// What is wrong.
         problem: String,
     },
-    /// `revoke` was given an ID the store does not hold.
-    #[error("no license with that ID in the proxy's store")]
-    UnknownLicense,
+    /// `revoke` was given a license the store does not hold.
+    #[error("no license with fingerprint {fingerprint} in the proxy's store")]
+    UnknownLicense {
+        /// The fingerprint looked for.
+        fingerprint: String,
+    },
+    /// `add` was given a license that was revoked: only [`ProxyStore::reinstate`] accepts it again.
+    #[error("license {fingerprint} was revoked at {revoked_at}")]
+    Revoked {
+        /// The license's fingerprint.
+        fingerprint: String,
+        /// When it was revoked (RFC 3339).
+        revoked_at: String,
+    },
 }
 
 /// A license as the store keeps it: everything but the ID.
@@ -71,7 +84,40 @@ pub struct LicenseRecord {
     pub revoked_at: Option<String>,
 }
 
+/// What a license allows at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LicenseStatus {
+    /// It pulls.
+    Active,
+    /// Its expiry has passed.
+    Expired,
+    /// It was revoked (whatever its expiry).
+    Revoked,
+}
+
+impl LicenseStatus {
+    /// `active`, `expired` or `revoked`, as `license list` prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LicenseStatus::Active => "active",
+            LicenseStatus::Expired => "expired",
+            LicenseStatus::Revoked => "revoked",
+        }
+    }
+}
+
 impl LicenseRecord {
+    /// Whether the license is active, expired or revoked at `now`.
+    pub fn status(&self, now: OffsetDateTime) -> LicenseStatus {
+        if self.revoked {
+            LicenseStatus::Revoked
+        } else if self.is_expired(now) {
+            LicenseStatus::Expired
+        } else {
+            LicenseStatus::Active
+        }
+    }
+
     /// Whether the license has expired at `now`.
     pub fn is_expired(&self, now: OffsetDateTime) -> bool {
         match &self.expires_at {
@@ -106,7 +152,7 @@ pub struct PullRecord {
     /// Bytes of body sent to the client.
     pub bytes: u64,
     /// `served`, or why not: `unauthenticated`, `revoked`, `expired`, `wrong_app`, `unknown_upstream`,
-    /// `upstream_status_<code>`, `upstream_unreachable`, `digest_mismatch`, `bad_request`.
+    /// `app_not_bound_to_upstream`, `repository_not_allowed`, `upstream_status_<code>`, `upstream_unreachable`, `digest_mismatch`, `bad_request`.
     pub result: String,
 }
 
@@ -121,76 +167,24 @@ pub struct LicenseFile {
     pub expires_at: Option<String>,
 }
 
-/// Reads a KOTS License YAML file (the first `kind: License` document of a multi-document file).
+/// Reads a KOTS License YAML file (the first `kind: License` document of a multi-document file);
+/// problems are reported with the file and line.
 pub fn read_license_file(path: &Path) -> Result<LicenseFile, StoreError> {
     let shown = path.display().to_string();
-    let invalid = |problem: &str| StoreError::InvalidLicense {
-        path: shown.clone(),
-        problem: problem.to_string(),
-    };
     let io = |source| StoreError::Io {
         path: shown.clone(),
         source,
     };
     let metadata = std::fs::metadata(path).map_err(io)?;
     if metadata.len() > MAX_LICENSE_BYTES {
-        return Err(invalid("file is over the limit of 1 MiB"));
+        return Err(StoreError::InvalidLicense {
+            path: shown,
+            line: None,
+            problem: "file is over the limit of 1 MiB".into(),
+        });
     }
     let text = std::fs::read_to_string(path).map_err(io)?;
-    // Parse errors are not quoted: they could echo the document's text.
-    let documents: Vec<serde_json::Value> =
-        serde_saphyr::from_multiple(&text).map_err(|_| invalid("not valid YAML"))?;
-    let document = documents
-        .iter()
-        .find(|document| {
-            document.get("kind").and_then(|kind| kind.as_str()) == Some("License")
-                && document
-                    .get("apiVersion")
-                    .and_then(|version| version.as_str())
-                    .is_some_and(|version| version.starts_with("kots.io/"))
-        })
-        .ok_or_else(|| invalid("no `kind: License` document with `apiVersion: kots.io/...`"))?;
-    let spec = document
-        .get("spec")
-        .ok_or_else(|| invalid("License has no `spec`"))?;
-    let license_id = match spec.get("licenseID") {
-        Some(serde_json::Value::String(id)) if !id.trim().is_empty() => {
-            SecretString::new(id.trim())
-        }
-        Some(serde_json::Value::String(_)) | None => {
-            return Err(invalid("License has no `spec.licenseID`"));
-        }
-        Some(_) => return Err(invalid("`spec.licenseID` is not a string")),
-    };
-    let app_slug = match spec.get("appSlug") {
-        Some(serde_json::Value::String(slug)) if crate::path::is_valid_slug(slug) => slug.clone(),
-        Some(serde_json::Value::String(_)) => {
-            return Err(invalid(
-                "`spec.appSlug` must be lowercase letters, digits and dashes",
-            ));
-        }
-        _ => return Err(invalid("License has no `spec.appSlug`")),
-    };
-    let expires_at = match spec.pointer("/entitlements/expires_at/value") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(text)) if text.trim().is_empty() => None,
-        Some(serde_json::Value::String(text)) => {
-            OffsetDateTime::parse(text.trim(), &Rfc3339).map_err(|_| {
-                invalid("`spec.entitlements.expires_at.value` is not an RFC 3339 time")
-            })?;
-            Some(text.trim().to_string())
-        }
-        Some(_) => {
-            return Err(invalid(
-                "`spec.entitlements.expires_at.value` is not a string",
-            ));
-        }
-    };
-    Ok(LicenseFile {
-        license_id,
-        app_slug,
-        expires_at,
-    })
+    crate::license_yaml::parse_license(&shown, &text)
 }
 
 /// The proxy's store: `<state>/proxy.redb` and `<state>/fingerprint.key`.
@@ -270,14 +264,25 @@ impl ProxyStore {
         self.key.fingerprint(LICENSE_ID_PURPOSE, license_id)
     }
 
-    /// Adds (or replaces, un-revoking) the license in the KOTS License file at `path`.
+    /// Adds (or replaces) the license in the KOTS License file at `path`; a revoked license is
+    /// refused ([`StoreError::Revoked`]).
     pub fn add_license(&self, path: &Path) -> Result<LicenseRecord, StoreError> {
         let license = read_license_file(path)?;
         self.add(&license)
     }
 
-    /// Adds (or replaces, un-revoking) a license already read.
+    /// Adds (or replaces) a license already read; a revoked license is refused
+    /// ([`StoreError::Revoked`]), so re-adding an old file never silently reactivates it.
     pub fn add(&self, license: &LicenseFile) -> Result<LicenseRecord, StoreError> {
+        self.put(license, false)
+    }
+
+    /// Adds a license, reactivating it if it was revoked.
+    pub fn reinstate(&self, license: &LicenseFile) -> Result<LicenseRecord, StoreError> {
+        self.put(license, true)
+    }
+
+    fn put(&self, license: &LicenseFile, reinstate: bool) -> Result<LicenseRecord, StoreError> {
         let record = LicenseRecord {
             fingerprint: self.fingerprint(&license.license_id),
             app_slug: license.app_slug.clone(),
@@ -287,26 +292,50 @@ impl ProxyStore {
             revoked_at: None,
         };
         let bytes = serde_json::to_vec(&record).map_err(|error| self.database_error(error))?;
-        self.write(|transaction| {
+        // Checked and written in one transaction, so a concurrent revoke is never undone.
+        let revoked = self.write(|transaction| {
             let mut table = transaction.open_table(LICENSES)?;
+            let existing = table
+                .get(record.fingerprint.as_str())?
+                .and_then(|value| serde_json::from_slice::<LicenseRecord>(value.value()).ok());
+            if let Some(existing) = existing
+                && existing.revoked
+                && !reinstate
+            {
+                return Ok(Some(existing));
+            }
             table.insert(record.fingerprint.as_str(), bytes.as_slice())?;
-            Ok(())
+            Ok(None)
         })?;
-        Ok(record)
+        match revoked {
+            Some(existing) => Err(StoreError::Revoked {
+                fingerprint: existing.fingerprint,
+                revoked_at: existing
+                    .revoked_at
+                    .unwrap_or_else(|| "an unknown time".into()),
+            }),
+            None => Ok(record),
+        }
     }
 
     /// Revokes the license with this ID; its pulls stop at the next request.
     pub fn revoke(&self, license_id: &SecretString) -> Result<LicenseRecord, StoreError> {
-        let fingerprint = self.fingerprint(license_id);
-        let mut record = self
-            .get_by_fingerprint(&fingerprint)?
-            .ok_or(StoreError::UnknownLicense)?;
+        self.revoke_fingerprint(&self.fingerprint(license_id))
+    }
+
+    /// Revokes the license with this fingerprint (as `license list` prints it).
+    pub fn revoke_fingerprint(&self, fingerprint: &str) -> Result<LicenseRecord, StoreError> {
+        let mut record =
+            self.get_by_fingerprint(fingerprint)?
+                .ok_or_else(|| StoreError::UnknownLicense {
+                    fingerprint: fingerprint.to_string(),
+                })?;
         record.revoked = true;
         record.revoked_at = Some(now_text());
         let bytes = serde_json::to_vec(&record).map_err(|error| self.database_error(error))?;
         self.write(|transaction| {
             let mut table = transaction.open_table(LICENSES)?;
-            table.insert(fingerprint.as_str(), bytes.as_slice())?;
+            table.insert(fingerprint, bytes.as_slice())?;
             Ok(())
         })?;
         Ok(record)
@@ -423,8 +452,22 @@ mod tests {
         assert!(revoked.revoked && revoked.revoked_at.is_some());
         assert!(matches!(
             store.revoke(&SecretString::new("other")),
-            Err(StoreError::UnknownLicense)
+            Err(StoreError::UnknownLicense { .. })
         ));
+        // Re-adding the revoked license does not reactivate it; reinstating does.
+        let license = read_license_file(&license_file(directory.path(), "")).unwrap();
+        assert!(matches!(
+            store.add(&license),
+            Err(StoreError::Revoked { fingerprint, .. }) if fingerprint == revoked.fingerprint
+        ));
+        assert!(store.list().unwrap()[0].revoked);
+        assert!(!store.reinstate(&license).unwrap().revoked);
+        assert!(!store.list().unwrap()[0].revoked);
+        store.revoke_fingerprint(&revoked.fingerprint).unwrap();
+        assert_eq!(
+            store.list().unwrap()[0].status(OffsetDateTime::now_utc()),
+            LicenseStatus::Revoked
+        );
         store
             .record_pull(PullRecord {
                 seq: 0,
@@ -466,6 +509,10 @@ mod tests {
             .add_license(&license_file(directory.path(), "2020-01-01T00:00:00Z"))
             .unwrap();
         assert!(added.is_expired(OffsetDateTime::now_utc()));
+        assert_eq!(
+            added.status(OffsetDateTime::now_utc()),
+            LicenseStatus::Expired
+        );
 
         let error = store
             .add_license(&license_file(directory.path(), "next tuesday"))

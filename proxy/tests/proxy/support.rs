@@ -1,5 +1,5 @@
 //! The harness shared by the proxy tests: an htpasswd upstream holding `team/app:v1`, a proxy
-//! in front of it, KOTS License files, and `skopeo` run with a deadline.
+//! in front of it (the upstream bound to the app `my-app`), KOTS License files, and `skopeo` run with a deadline.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,7 +51,14 @@ pub struct Options {
     pub wrong_upstream_password: bool,
     /// `client_header_timeout_seconds` for the proxy, when not the default.
     pub client_header_timeout_seconds: Option<u64>,
+    /// The upstream's `apps:` / `repositories:` lines (indented under it), instead of
+    /// [`DEFAULT_BINDING`].
+    pub upstream_binding: Option<&'static str>,
 }
+
+/// The upstream's binding unless [`Options::upstream_binding`] says otherwise: the main license's
+/// app may pull every repository.
+pub const DEFAULT_BINDING: &str = "    apps: [my-app]\n";
 
 impl Drop for Harness {
     fn drop(&mut self) {
@@ -125,7 +132,7 @@ impl Harness {
         std::fs::write(
             &config_path,
             format!(
-                "listen: 127.0.0.1:0\n{transport}{}state: ./proxy-state\nupstreams:\n  vendor.example:\n    endpoint: {}\n    username: {}\n    password_file: ./reader.password\n{}",
+                "listen: 127.0.0.1:0\n{transport}{}state: ./proxy-state\nupstreams:\n  vendor.example:\n    endpoint: {}\n    username: {}\n    password_file: ./reader.password\n{}{}",
                 options
                     .client_header_timeout_seconds
                     .map_or(String::new(), |seconds| format!(
@@ -137,6 +144,7 @@ impl Harness {
                     "    ca_file: {}\n",
                     certificates.ca_certificate.display()
                 )),
+                options.upstream_binding.unwrap_or(DEFAULT_BINDING),
             ),
         )
         .expect("write config");
