@@ -17,7 +17,7 @@ use windlass_state::{FingerprintKey, SecretString};
 pub const LICENSE_ID_PURPOSE: &str = "proxy-license-id";
 
 /// Largest license file accepted.
-const MAX_LICENSE_BYTES: u64 = 1024 * 1024;
+const MAX_LICENSE_BYTES: u64 = windlass_files::MIB;
 
 const LICENSES: TableDefinition<&str, &[u8]> = TableDefinition::new("licenses");
 const PULLS: TableDefinition<u64, &[u8]> = TableDefinition::new("pulls");
@@ -128,15 +128,8 @@ pub fn read_license_file(path: &Path) -> Result<LicenseFile, StoreError> {
         path: shown.clone(),
         problem: problem.to_string(),
     };
-    let io = |source| StoreError::Io {
-        path: shown.clone(),
-        source,
-    };
-    let metadata = std::fs::metadata(path).map_err(io)?;
-    if metadata.len() > MAX_LICENSE_BYTES {
-        return Err(invalid("file is over the limit of 1 MiB"));
-    }
-    let text = std::fs::read_to_string(path).map_err(io)?;
+    let text = windlass_files::read_regular_text(path, MAX_LICENSE_BYTES)
+        .map_err(|problem| invalid(&problem.to_string()))?;
     // Parse errors are not quoted: they could echo the document's text.
     let documents: Vec<serde_json::Value> =
         serde_saphyr::from_multiple(&text).map_err(|_| invalid("not valid YAML"))?;
