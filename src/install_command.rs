@@ -11,8 +11,11 @@ use windlass_engine::{
     FailureClass, InstallRequest, InstallState, InstallStatus, Memo, NoProgress, Pipeline,
     Progress, Runner, StageRegistry,
 };
+use windlass_registry::RegistrySettings;
 use windlass_stages::PipelineOptions;
+use windlass_stages::images::known_images::read_known_images;
 use windlass_stages::images::policy::ProbePolicy;
+use windlass_stages::images::rules::WindlassConfig;
 use windlass_stages::license::read_license;
 use windlass_stages::plan_overrides::PlanOverridesConfig;
 use windlass_stages::probe_images::ProbeImagesConfig;
@@ -42,6 +45,20 @@ pub fn parse_policy(name: &str) -> Result<ProbePolicy, CliError> {
     })
 }
 
+/// Reads `--registries`, `--known-images` and `--config` as the stages will.
+fn check_stage_files(args: &InstallArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.probing.registries {
+        RegistrySettings::load(path)?;
+    }
+    if let Some(path) = &args.probing.known_images {
+        read_known_images(path)?;
+    }
+    if let Some(path) = &args.config {
+        WindlassConfig::load(path)?;
+    }
+    Ok(())
+}
+
 /// Runs `windlass install`.
 pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
     let invalid = |error: anyhow::Error| CliError::new(Code::InvalidInput, error);
@@ -63,6 +80,9 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
         .map(|path| read_license(&path, &state.fingerprint_key))
         .transpose()
         .map_err(|error| invalid(error.into()))?;
+    // The files the stages read are checked now too, so that a bad one (unreadable, not a regular
+    // file, too large, invalid) is refused before anything is recorded. The stages read them again.
+    check_stage_files(args).map_err(invalid)?;
     // Only the digest is needed to find an interrupted install; fetch_base reads the release fully
     // and reports bad input (recorded in the log).
     // The files read for it are kept for fetch_base, which then need not read them again.

@@ -50,10 +50,28 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(code) => code.into(),
         Err(CliError { code, error }) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", one_line(&error));
             code.into()
         }
     }
+}
+
+/// The error and its causes on one line, each said once: a cause whose text the line already
+/// holds (a message that embeds its source, as many do so that recorded messages are complete) is
+/// not repeated, so an OS error never prints twice.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// `RUST_LOG`-style filtering, to stderr; warnings only by default.

@@ -1,7 +1,9 @@
 //! [`ProxyConfig`]: the proxy's YAML configuration file (listen address, plain HTTP or TLS, the
 //! state directory, and the upstream registries with their read-only credentials). Relative paths
 //! are resolved against the file's directory. Passwords are read from a file or an environment
-//! variable, held as [`SecretString`], and never appear in errors or `Debug` output. Each upstream
+//! variable (an inline `password:` is refused), held as [`SecretString`], and never appear in errors
+//! or `Debug` output; a parse error names line, column and keys but quotes nothing from the file.
+//! Every file is read through `windlass-files`: regular files only, with a size cap. Each upstream
 //! names the apps whose licenses may pull through it (`apps:`, optionally narrowed by
 //! `repositories:`); an upstream without `apps:` serves no app.
 
@@ -15,21 +17,28 @@ use windlass_state::SecretString;
 use crate::access::UpstreamAccess;
 
 /// Largest configuration file accepted.
-const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+const MAX_CONFIG_BYTES: u64 = windlass_files::MIB;
+
+/// Largest `password_file`, `ca_file`, `tls.cert_file` or `tls.key_file` accepted.
+pub const MAX_REFERENCED_BYTES: u64 = windlass_files::MIB;
 
 /// A problem with the configuration file. Messages name the file and the key, never a password.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file (or a file it names) cannot be read.
-    #[error("{path}: {key}: {source}")]
+    /// The file (or a file it names) cannot be read: missing, not a regular file, too large.
+    #[error("{path}: {key}: {problem}")]
     Read {
         /// The configuration file.
         path: String,
         /// The key that named the unreadable file (`file` for the configuration itself).
         key: String,
-        /// The OS error.
-        source: std::io::Error,
+        /// What is wrong.
+        problem: windlass_files::ReadError,
     },
+    /// The file is not YAML of the expected shape. The message holds the line, column and key
+    /// path, never a value from the file.
+    #[error("{0}")]
+    Parse(windlass_files::YamlProblem),
     /// A key is missing or has an invalid value.
     #[error("{path}: {key}: {problem}")]
     Invalid {
@@ -118,6 +127,9 @@ struct RawUpstream {
     username: Option<String>,
     password_file: Option<String>,
     password_env: Option<String>,
+    /// Only to refuse it by name: passwords are never written in this file. The value is
+    /// skipped unread.
+    password: Option<serde::de::IgnoredAny>,
     ca_file: Option<String>,
     apps: Option<Vec<String>>,
     repositories: Option<Vec<String>>,
@@ -127,20 +139,14 @@ impl ProxyConfig {
     /// Reads and validates the configuration file at `path`.
     pub fn load(path: &Path) -> Result<ProxyConfig, ConfigError> {
         let shown = path.display().to_string();
-        let read_error = |key: &str, source| ConfigError::Read {
-            path: shown.clone(),
-            key: key.to_string(),
-            source,
-        };
-        let metadata = std::fs::metadata(path).map_err(|source| read_error("file", source))?;
-        if metadata.len() > MAX_CONFIG_BYTES {
-            return Err(ConfigError::Invalid {
-                path: shown,
-                key: "file".into(),
-                problem: format!("over the limit of {MAX_CONFIG_BYTES} bytes"),
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(|source| read_error("file", source))?;
+        let text =
+            windlass_files::read_regular_text(path, MAX_CONFIG_BYTES).map_err(|problem| {
+                ConfigError::Read {
+                    path: shown.clone(),
+                    key: "file".into(),
+                    problem,
+                }
+            })?;
         let base = path.parent().unwrap_or(Path::new("."));
         ProxyConfig::parse(&shown, &text, base)
     }
@@ -153,8 +159,15 @@ impl ProxyConfig {
             key: key.to_string(),
             problem,
         };
-        let raw: RawConfig = serde_saphyr::from_str(text)
-            .map_err(|error| invalid("file", format!("not a valid configuration: {error}")))?;
+        // The file holds credentials or their names: the parser's message and snippet are
+        // reduced to line, column, key path and kind.
+        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|error| {
+            let at = error
+                .location()
+                .map(|location| (location.line(), location.column()));
+            let message = error.without_snippet().to_string();
+            ConfigError::Parse(windlass_files::yaml_problem(shown, text, &message, at))
+        })?;
         let listen_text = raw
             .listen
             .ok_or_else(|| invalid("listen", "missing".into()))?;
@@ -198,9 +211,9 @@ impl ProxyConfig {
                 ("tls.cert_file", &tls.cert_file),
                 ("tls.key_file", &tls.key_file),
             ] {
-                if !file.is_file() {
-                    return Err(invalid(key, format!("{} is not a file", file.display())));
-                }
+                // Opened (not read) here to name a bad key early; `tls.rs` reads them.
+                windlass_files::open_regular_file(file)
+                    .map_err(|problem| invalid(key, format!("{}: {problem}", file.display())))?;
             }
         }
         let state = raw
@@ -232,6 +245,12 @@ impl ProxyConfig {
                         "not an http:// or https:// URL without credentials".into(),
                     )
                 })?;
+            if upstream.password.is_some() {
+                return Err(invalid(
+                    &key("password"),
+                    "passwords are not written in this file: name a file holding it with password_file, or an environment variable with password_env".into(),
+                ));
+            }
             let password = match (upstream.password_file, upstream.password_env) {
                 (Some(_), Some(_)) => {
                     return Err(invalid(
@@ -241,11 +260,11 @@ impl ProxyConfig {
                 }
                 (Some(file), None) => {
                     let file = base.join(file);
-                    let text =
-                        std::fs::read_to_string(&file).map_err(|source| ConfigError::Read {
+                    let text = windlass_files::read_regular_text(&file, MAX_REFERENCED_BYTES)
+                        .map_err(|problem| ConfigError::Read {
                             path: shown.to_string(),
                             key: key("password_file"),
-                            source,
+                            problem,
                         })?;
                     Some(SecretString::new(text.trim_end_matches(['\r', '\n'])))
                 }
@@ -279,11 +298,12 @@ impl ProxyConfig {
                 None => None,
                 Some(file) => {
                     let file = base.join(file);
-                    let pem = std::fs::read(&file).map_err(|source| ConfigError::Read {
-                        path: shown.to_string(),
-                        key: key("ca_file"),
-                        source,
-                    })?;
+                    let pem = windlass_files::read_regular_file(&file, MAX_REFERENCED_BYTES)
+                        .map_err(|problem| ConfigError::Read {
+                            path: shown.to_string(),
+                            key: key("ca_file"),
+                            problem,
+                        })?;
                     if reqwest::Certificate::from_pem_bundle(&pem).is_err() {
                         return Err(invalid(
                             &key("ca_file"),
@@ -403,6 +423,41 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("tls"), "{error}");
+    }
+
+    #[test]
+    fn an_inline_password_is_refused_and_parse_errors_quote_nothing() {
+        let directory = tempfile::tempdir().unwrap();
+        let head = "listen: 127.0.0.1:1\nplain_http: true\nstate: s\nupstreams:\n  v.example:\n    endpoint: http://127.0.0.1:2\n    username: u\n";
+        let error = ProxyConfig::parse(
+            "proxy.yaml",
+            &format!("{head}    password: hunter2-secret\n"),
+            directory.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("proxy.yaml: upstreams.v.example.password: ")
+                && error.contains("password_file")
+                && error.contains("password_env")
+                && !error.contains("hunter2"),
+            "{error}"
+        );
+        for line in [
+            "    password: \"hunter2-secret\n",
+            "    password: hunter2-secret: x\n",
+            "    username: [hunter2-secret\n",
+            "    endpoint: {hunter2-secret: [\n",
+        ] {
+            let error =
+                ProxyConfig::parse("proxy.yaml", &format!("{head}{line}"), directory.path())
+                    .unwrap_err()
+                    .to_string();
+            assert!(
+                error.starts_with("proxy.yaml:") && !error.contains("hunter2"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

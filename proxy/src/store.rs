@@ -17,7 +17,7 @@ use windlass_state::{FingerprintKey, SecretString};
 pub const LICENSE_ID_PURPOSE: &str = "proxy-license-id";
 
 /// Largest license file accepted.
-const MAX_LICENSE_BYTES: u64 = 1024 * 1024;
+const MAX_LICENSE_BYTES: u64 = windlass_files::MIB;
 
 const LICENSES: TableDefinition<&str, &[u8]> = TableDefinition::new("licenses");
 const PULLS: TableDefinition<u64, &[u8]> = TableDefinition::new("pulls");
@@ -171,19 +171,13 @@ pub struct LicenseFile {
 /// problems are reported with the file and line.
 pub fn read_license_file(path: &Path) -> Result<LicenseFile, StoreError> {
     let shown = path.display().to_string();
-    let io = |source| StoreError::Io {
-        path: shown.clone(),
-        source,
-    };
-    let metadata = std::fs::metadata(path).map_err(io)?;
-    if metadata.len() > MAX_LICENSE_BYTES {
-        return Err(StoreError::InvalidLicense {
-            path: shown,
+    let text = windlass_files::read_regular_text(path, MAX_LICENSE_BYTES).map_err(|problem| {
+        StoreError::InvalidLicense {
+            path: shown.clone(),
             line: None,
-            problem: "file is over the limit of 1 MiB".into(),
-        });
-    }
-    let text = std::fs::read_to_string(path).map_err(io)?;
+            problem: problem.to_string(),
+        }
+    })?;
     crate::license_yaml::parse_license(&shown, &text)
 }
 

@@ -37,6 +37,16 @@ pub enum TlsError {
         /// The file.
         path: String,
     },
+    /// A file cannot be read: missing, not a regular file, over 1 MiB.
+    #[error("{key} {path}: {problem}")]
+    Unreadable {
+        /// `tls.cert_file` or `tls.key_file`.
+        key: &'static str,
+        /// The file.
+        path: String,
+        /// What is wrong.
+        problem: windlass_files::ReadError,
+    },
     /// rustls refused the pair (e.g. the key does not match the certificate).
     #[error("tls: the certificate and key cannot be used together: {0}")]
     Config(String),
@@ -47,16 +57,30 @@ pub(crate) fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
     let certificate_error = || TlsError::Certificate {
         path: files.cert_file.display().to_string(),
     };
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert_file)
-        .map_err(|_| certificate_error())?
+    let key_error = || TlsError::Key {
+        path: files.key_file.display().to_string(),
+    };
+    let certificates =
+        windlass_files::read_regular_file(&files.cert_file, crate::config::MAX_REFERENCED_BYTES)
+            .map_err(|problem| TlsError::Unreadable {
+                key: "tls.cert_file",
+                path: files.cert_file.display().to_string(),
+                problem,
+            })?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&certificates)
         .collect::<Result<_, _>>()
         .map_err(|_| certificate_error())?;
     if chain.is_empty() {
         return Err(certificate_error());
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key_file).map_err(|_| TlsError::Key {
-        path: files.key_file.display().to_string(),
-    })?;
+    let key_pem =
+        windlass_files::read_regular_file(&files.key_file, crate::config::MAX_REFERENCED_BYTES)
+            .map_err(|problem| TlsError::Unreadable {
+                key: "tls.key_file",
+                path: files.key_file.display().to_string(),
+                problem,
+            })?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| key_error())?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

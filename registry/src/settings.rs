@@ -1,7 +1,9 @@
 //! [`RegistrySettings`]: the `--registries` file — per registry host an endpoint override, an
 //! extra CA and optional credentials. Everything is read and checked in [`RegistrySettings::load`],
-//! so a bad file fails before any probe, naming the file and the key. Passwords live in a
-//! redacting wrapper and never reach an error, a log line or `Debug` output.
+//! so a bad file fails before any probe, naming the file and the key. A password comes from
+//! `password_file` or `password_env`, never from this file (an inline `password:` is refused), lives
+//! in a redacting wrapper and never reaches an error, a log line or `Debug` output; a parse error
+//! names line, column and keys but quotes nothing from the file.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -34,7 +36,7 @@ pub(crate) struct CaBundle {
     pub(crate) pem: Vec<u8>,
 }
 
-/// A username and the password read from `password_file`.
+/// A username and the password read from `password_file` or `password_env`.
 #[derive(Clone, Debug)]
 pub(crate) struct Credentials {
     pub(crate) username: String,
@@ -67,24 +69,23 @@ impl fmt::Debug for Secret {
 /// key; they never contain a password.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    /// The settings file itself could not be read.
-    #[error("cannot read registry settings {}: {source}", path.display())]
+    /// The settings file itself could not be read: missing, not a regular file, over 1 MiB.
+    #[error("cannot read registry settings {}: {problem}", path.display())]
     Read {
         /// The settings file.
         path: PathBuf,
         /// Why reading failed.
-        source: std::io::Error,
+        problem: windlass_files::ReadError,
     },
-    /// The file is not YAML of the expected shape (unknown keys are refused too).
-    #[error("invalid registry settings {}: {message}", path.display())]
+    /// The file is not YAML of the expected shape (unknown keys are refused too). The message
+    /// holds the line, column and key path, never a value from the file.
+    #[error("invalid registry settings {problem}")]
     Parse {
-        /// The settings file.
-        path: PathBuf,
-        /// The parser's message, with the line.
-        message: String,
+        /// Where and what, without the file's text.
+        problem: windlass_files::YamlProblem,
     },
-    /// A value is unusable, e.g. an endpoint that is not an `http://` or `https://` URL, or a
-    /// username without a `password_file`.
+    /// A value is unusable, e.g. an endpoint that is not an `http://` or `https://` URL, a
+    /// username without a `password_file`, or an inline `password`.
     #[error("invalid registry settings {}: {key}: {message}", path.display())]
     Invalid {
         /// The settings file.
@@ -108,6 +109,12 @@ pub enum SettingsError {
     },
 }
 
+/// Largest settings file accepted.
+const MAX_SETTINGS_BYTES: u64 = windlass_files::MIB;
+
+/// Largest `ca_file` or `password_file` accepted.
+const MAX_REFERENCED_BYTES: u64 = windlass_files::MIB;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SettingsFile {
@@ -122,6 +129,10 @@ struct HostEntry {
     ca_file: Option<PathBuf>,
     username: Option<String>,
     password_file: Option<PathBuf>,
+    password_env: Option<String>,
+    /// Only to refuse it by name: passwords are never written in this file. The value is
+    /// skipped unread.
+    password: Option<serde::de::IgnoredAny>,
 }
 
 impl RegistrySettings {
@@ -134,15 +145,29 @@ impl RegistrySettings {
     /// Reads a settings file and every file it names (`ca_file`, `password_file`, relative to the
     /// settings file's directory), checking them all.
     pub fn load(path: &Path) -> Result<RegistrySettings, SettingsError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let file: SettingsFile =
-            serde_saphyr::from_str(&text).map_err(|error| SettingsError::Parse {
-                path: path.to_owned(),
-                message: error.to_string(),
+        let text =
+            windlass_files::read_regular_text(path, MAX_SETTINGS_BYTES).map_err(|problem| {
+                SettingsError::Read {
+                    path: path.to_owned(),
+                    problem,
+                }
             })?;
+        // The file may hold credentials (a mistyped key, a password written inline): the parser's
+        // message and snippet are reduced to line, column, key path and kind.
+        let file: SettingsFile = serde_saphyr::from_str(&text).map_err(|error| {
+            let at = error
+                .location()
+                .map(|location| (location.line(), location.column()));
+            let message = error.without_snippet().to_string();
+            SettingsError::Parse {
+                problem: windlass_files::yaml_problem(
+                    &path.display().to_string(),
+                    &text,
+                    &message,
+                    at,
+                ),
+            }
+        })?;
         let directory = path.parent().unwrap_or(Path::new("."));
         let mut hosts = BTreeMap::new();
         for (host, entry) in file.registries {
@@ -174,7 +199,8 @@ impl RegistrySettings {
                         file: file.clone(),
                         message,
                     };
-                    let pem = std::fs::read(&file).map_err(|e| referenced(e.to_string()))?;
+                    let pem = windlass_files::read_regular_file(&file, MAX_REFERENCED_BYTES)
+                        .map_err(|problem| referenced(problem.to_string()))?;
                     match reqwest::Certificate::from_pem_bundle(&pem) {
                         Ok(certificates) if !certificates.is_empty() => {}
                         Ok(_) => return Err(referenced("no PEM certificate in it".to_owned())),
@@ -183,44 +209,77 @@ impl RegistrySettings {
                     Some(CaBundle { path: file, pem })
                 }
             };
-            let credentials = match (entry.username, entry.password_file) {
+            if entry.password.is_some() {
+                return Err(invalid(
+                    "password",
+                    "passwords are not written in this file: name a file holding it with password_file, or an environment variable with password_env".to_owned(),
+                ));
+            }
+            let password = match (entry.password_file, entry.password_env) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        "password_file",
+                        "set either password_file or password_env, not both".to_owned(),
+                    ));
+                }
+                (Some(file), None) => {
+                    let file = directory.join(file);
+                    let referenced = |message: String| SettingsError::ReferencedFile {
+                        path: path.to_owned(),
+                        key: key("password_file"),
+                        file: file.clone(),
+                        message,
+                    };
+                    // The error text of a failed read never includes the contents.
+                    let text = windlass_files::read_regular_text(&file, MAX_REFERENCED_BYTES)
+                        .map_err(|problem| referenced(problem.to_string()))?;
+                    let password = text.trim_end_matches(['\n', '\r']);
+                    if password.is_empty() {
+                        return Err(referenced("the password is empty".to_owned()));
+                    }
+                    Some(password.to_owned())
+                }
+                (None, Some(variable)) => {
+                    let value = std::env::var(&variable).map_err(|_| {
+                        invalid(
+                            "password_env",
+                            format!("environment variable {variable} is not set (or not UTF-8)"),
+                        )
+                    })?;
+                    if value.is_empty() {
+                        return Err(invalid(
+                            "password_env",
+                            format!("environment variable {variable} is empty"),
+                        ));
+                    }
+                    Some(value)
+                }
+                (None, None) => None,
+            };
+            let credentials = match (entry.username, password) {
                 (None, None) => None,
                 (Some(_), None) => {
                     return Err(invalid(
                         "password_file",
-                        "missing: a username needs a password_file".to_owned(),
+                        "missing: a username needs a password_file or password_env".to_owned(),
                     ));
                 }
                 (None, Some(_)) => {
                     return Err(invalid(
                         "username",
-                        "missing: a password_file needs a username".to_owned(),
+                        "missing: a password needs a username".to_owned(),
                     ));
                 }
-                (Some(username), Some(file)) => {
+                (Some(username), Some(password)) => {
                     if username.is_empty() || username.contains(':') {
                         return Err(invalid(
                             "username",
                             "must be non-empty and contain no `:`".to_owned(),
                         ));
                     }
-                    let file = directory.join(file);
-                    let referenced = |message: &str| SettingsError::ReferencedFile {
-                        path: path.to_owned(),
-                        key: key("password_file"),
-                        file: file.clone(),
-                        message: message.to_owned(),
-                    };
-                    // The error text of a failed read never includes the contents.
-                    let text =
-                        std::fs::read_to_string(&file).map_err(|e| referenced(&e.to_string()))?;
-                    let password = text.trim_end_matches(['\n', '\r']);
-                    if password.is_empty() {
-                        return Err(referenced("the password is empty"));
-                    }
                     Some(Credentials {
                         username,
-                        password: Secret(password.to_owned()),
+                        password: Secret(password),
                     })
                 }
             };
@@ -347,6 +406,63 @@ mod tests {
         )
         .unwrap_err();
         assert!(!error.to_string().contains("sekrit"), "{error}");
+    }
+
+    #[test]
+    fn an_inline_password_is_refused_without_quoting_it() {
+        let error = load(
+            "registries:\n  a.example:\n    username: u\n    password: hunter2-secret\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains(r#"registries["a.example"].password"#)
+                && error.contains("password_file")
+                && error.contains("password_env")
+                && !error.contains("hunter2"),
+            "{error}"
+        );
+        for broken in [
+            "registries:\n  a.example:\n    username: u\n    password: \"hunter2-secret\n",
+            "registries:\n  a.example:\n    username: u\n    password: hunter2-secret: x\n",
+            "registries:\n  a.example:\n    username: [hunter2-secret\n",
+            "registries:\n  a.example: hunter2-secret\n",
+        ] {
+            let error = load(broken, &[]).unwrap_err().to_string();
+            assert!(
+                error.contains("registries.yaml:") && !error.contains("hunter2"),
+                "{error}"
+            );
+        }
+        let error = load(
+            "registries:\n  a.example:\n    username: u\n    password: \"hunter2-secret\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("registries.a.example.password"), "{error}");
+    }
+
+    #[test]
+    fn a_password_comes_from_an_environment_variable() {
+        let error = load(
+            "registries:\n  a.example:\n    username: u\n    password_env: WINDLASS_REGISTRY_TEST_UNSET\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("password_env") && error.contains("WINDLASS_REGISTRY_TEST_UNSET"),
+            "{error}"
+        );
+        let error = load(
+            "registries:\n  a.example:\n    username: u\n    password_env: X\n    password_file: y\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("not both"), "{error}");
     }
 
     #[test]

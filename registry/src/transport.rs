@@ -1,7 +1,8 @@
 //! Sending one request with the probe's retry rules: count it, retry transient failures (a
 //! connection closed or reset without an answer, 5xx, 429 honouring a capped `Retry-After`) up to
-//! `max_attempts`, and describe transport failures in one line. Deadlines, refused connections,
-//! DNS and TLS failures are final at once: retrying them only multiplies the wait.
+//! `max_attempts`, and describe transport failures in one line (a failed name lookup as "no network
+//! (DNS lookup failed)"). Deadlines, refused connections, DNS and TLS failures are final at once:
+//! retrying them only multiplies the wait.
 
 use std::error::Error as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -104,6 +105,12 @@ impl Transport {
                 self.deadline.as_millis()
             );
         }
+        // A failed name lookup, nearly always a machine without network: said plainly, instead of
+        // the resolver's chain ("client error (Connect): dns error: failed to lookup address
+        // information: ...").
+        if is_dns_failure(error) {
+            return "no network (DNS lookup failed)".to_owned();
+        }
         // The chain of causes, without reqwest's own "error sending request for url (...)".
         let mut parts: Vec<String> = Vec::new();
         let mut source = error.source();
@@ -120,6 +127,18 @@ impl Transport {
             parts.join(": ")
         }
     }
+}
+
+/// Whether connecting failed in the name lookup (the connector reports it as `dns error`).
+fn is_dns_failure(error: &reqwest::Error) -> bool {
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if cause.to_string() == "dns error" {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// A failure worth another attempt: the connection was made but closed or reset without an

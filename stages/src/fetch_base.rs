@@ -67,9 +67,12 @@ pub struct FetchBase {
 /// Maps a release problem to a stage failure.
 pub fn release_failure(error: ReleaseError) -> StageError {
     match error {
-        ReleaseError::Root { .. } | ReleaseError::Read { .. } => {
-            StageError::permanent(error.to_string())
-        }
+        ReleaseError::Root { .. }
+        | ReleaseError::Read { .. }
+        | ReleaseError::Unreadable {
+            problem: windlass_files::ReadError::Io { .. },
+            ..
+        } => StageError::permanent(error.to_string()),
         other => StageError::invalid_input(other.to_string()),
     }
 }

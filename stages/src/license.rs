@@ -13,18 +13,18 @@ use crate::documents::parse_documents;
 pub const LICENSE_ID_PURPOSE: &str = "license-id";
 
 /// Largest license file accepted.
-const MAX_LICENSE_BYTES: u64 = 1024 * 1024;
+const MAX_LICENSE_BYTES: u64 = windlass_files::MIB;
 
 /// A problem with a license file. Messages never contain the license ID.
 #[derive(Debug, thiserror::Error)]
 pub enum LicenseError {
-    /// The file cannot be read.
-    #[error("license file {path}: {source}")]
+    /// The file cannot be read: missing, not a regular file, over the size limit.
+    #[error("license file {path}: {problem}")]
     Read {
         /// The file.
         path: String,
-        /// The OS error.
-        source: std::io::Error,
+        /// What is wrong.
+        problem: windlass_files::ReadError,
     },
     /// The file is not a valid License.
     #[error("license file {path}: {problem}")]
@@ -43,19 +43,11 @@ pub fn read_license(path: &Path, key: &FingerprintKey) -> Result<License, Licens
         path: shown.clone(),
         problem: problem.to_string(),
     };
-    let metadata = std::fs::metadata(path).map_err(|source| LicenseError::Read {
-        path: shown.clone(),
-        source,
-    })?;
-    if metadata.len() > MAX_LICENSE_BYTES {
-        return Err(invalid(&format!(
-            "file is {} bytes, over the limit of {MAX_LICENSE_BYTES}",
-            metadata.len()
-        )));
-    }
-    let bytes = std::fs::read(path).map_err(|source| LicenseError::Read {
-        path: shown.clone(),
-        source,
+    let bytes = windlass_files::read_regular_file(path, MAX_LICENSE_BYTES).map_err(|problem| {
+        LicenseError::Read {
+            path: shown.clone(),
+            problem,
+        }
     })?;
     // Parse errors would name lines, never values; but the document text itself is dropped here.
     let documents = parse_documents(&shown, &bytes).map_err(|error| LicenseError::Invalid {

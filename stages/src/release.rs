@@ -5,7 +5,6 @@
 //! content and kept out of the digest, the blob store and `upstream/`.
 
 use std::fs;
-use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -60,6 +59,14 @@ pub enum ReleaseError {
         path: String,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// A file (or a symlink's target) is not a regular file, or opening or reading it failed.
+    #[error("{path}: {problem}")]
+    Unreadable {
+        /// Path relative to the release.
+        path: String,
+        /// What is wrong.
+        problem: windlass_files::ReadError,
     },
     /// A symlink points outside the release.
     #[error("{path}: symlink leads outside the release directory (to {target})")]
@@ -221,14 +228,6 @@ fn is_chart_archive(path: &str) -> bool {
 
 fn is_yaml(path: &str) -> bool {
     path.ends_with(".yaml") || path.ends_with(".yml")
-}
-
-/// Reads at most `limit + 1` bytes so an oversized file is refused without reading it all.
-fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
-    let file = fs::File::open(path)?;
-    let mut bytes = Vec::new();
-    file.take(limit + 1).read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 /// Reads a release directory. `on_file` is called after each file with (files done, files total).
@@ -448,20 +447,24 @@ fn read_one(
     if total.load(Ordering::Relaxed) > limits.max_total_bytes {
         return Err(too_large());
     }
+    // Only regular files are read (a symlink's target is checked once opened, so a symlink to a
+    // FIFO or device is refused instead of blocking or reading without end), and at most one byte
+    // past the limit.
     let bytes =
-        read_limited(source, limits.max_file_bytes).map_err(|source| ReleaseError::Read {
-            path: relative.clone(),
-            source,
+        windlass_files::read_regular_file(source, limits.max_file_bytes).map_err(|problem| {
+            match problem {
+                windlass_files::ReadError::TooLarge { size, cap } => ReleaseError::FileTooLarge {
+                    path: relative.clone(),
+                    size,
+                    limit: cap,
+                },
+                problem => ReleaseError::Unreadable {
+                    path: relative.clone(),
+                    problem,
+                },
+            }
         })?;
     let size = bytes.len() as u64;
-    if size > limits.max_file_bytes {
-        let size = fs::metadata(source).map(|meta| meta.len()).unwrap_or(size);
-        return Err(ReleaseError::FileTooLarge {
-            path: relative.clone(),
-            size,
-            limit: limits.max_file_bytes,
-        });
-    }
     if total.fetch_add(size, Ordering::Relaxed) + size > limits.max_total_bytes {
         return Err(too_large());
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::documents::parse_documents;
 
 /// Largest known-images file accepted.
-const MAX_BYTES: u64 = 16 * 1024 * 1024;
+const MAX_BYTES: u64 = 16 * windlass_files::MIB;
 
 /// A problem with a known-images file.
 #[derive(Debug, thiserror::Error)]
@@ -26,15 +26,8 @@ pub fn read_known_images(path: &Path) -> Result<HashMap<String, bool>, KnownImag
         path: shown.clone(),
         problem,
     };
-    let size = std::fs::metadata(path)
-        .map_err(|io| error(io.to_string()))?
-        .len();
-    if size > MAX_BYTES {
-        return Err(error(format!(
-            "file is {size} bytes, over the limit of {MAX_BYTES}"
-        )));
-    }
-    let bytes = std::fs::read(path).map_err(|io| error(io.to_string()))?;
+    let bytes = windlass_files::read_regular_file(path, MAX_BYTES)
+        .map_err(|read| error(read.to_string()))?;
     let documents = parse_documents(&shown, &bytes).map_err(|parse| error(parse.to_string()))?;
     let installation = documents
         .iter()

@@ -60,14 +60,17 @@ pub struct ImageSettings {
 /// A problem with the config file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// It cannot be read.
-    #[error("config file {path}: {source}")]
+    /// It cannot be read: missing, not a regular file, over the size limit, not UTF-8.
+    #[error("config file {path}: {problem}")]
     Read {
         /// The file.
         path: String,
-        /// The OS error.
-        source: std::io::Error,
+        /// What is wrong.
+        problem: windlass_files::ReadError,
     },
+    /// It is not YAML of the expected shape.
+    #[error("config file {0}")]
+    Parse(windlass_files::YamlProblem),
     /// It is not valid.
     #[error("config file {path}: {problem}")]
     Invalid {
@@ -79,7 +82,7 @@ pub enum ConfigError {
 }
 
 /// Largest config file accepted.
-const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+const MAX_CONFIG_BYTES: u64 = windlass_files::MIB;
 
 impl WindlassConfig {
     /// Reads and checks a config file.
@@ -89,21 +92,22 @@ impl WindlassConfig {
             path: shown.clone(),
             problem,
         };
-        let metadata = std::fs::metadata(path).map_err(|source| ConfigError::Read {
-            path: shown.clone(),
-            source,
+        let text =
+            windlass_files::read_regular_text(path, MAX_CONFIG_BYTES).map_err(|problem| {
+                ConfigError::Read {
+                    path: shown.clone(),
+                    problem,
+                }
+            })?;
+        // The parser's message is reduced to line, column, key path and kind: this message is
+        // recorded when the `probe_images` stage fails, and the file's text stays out of the log.
+        let config: WindlassConfig = serde_saphyr::from_str(&text).map_err(|error| {
+            let at = error
+                .location()
+                .map(|location| (location.line(), location.column()));
+            let message = error.without_snippet().to_string();
+            ConfigError::Parse(windlass_files::yaml_problem(&shown, &text, &message, at))
         })?;
-        if metadata.len() > MAX_CONFIG_BYTES {
-            return Err(invalid(format!(
-                "over the limit of {MAX_CONFIG_BYTES} bytes"
-            )));
-        }
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        let config: WindlassConfig =
-            serde_saphyr::from_str(&text).map_err(|error| invalid(error.to_string()))?;
         for (index, rule) in config.images.rules.iter().enumerate() {
             if let Err(problem) = parse_path(&rule.path) {
                 return Err(invalid(format!("images.rules[{index}].path: {problem}")));

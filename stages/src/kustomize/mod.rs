@@ -66,6 +66,14 @@ pub enum BuildError {
         /// The error.
         source: std::io::Error,
     },
+    /// A file is not a regular file, or opening or reading it failed.
+    #[error("{}: {problem}", path.display())]
+    Unreadable {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong.
+        problem: windlass_files::ReadError,
+    },
     /// A file is larger than [`MAX_FILE_BYTES`].
     #[error("{}: {size} bytes, more than the {MAX_FILE_BYTES} a file may have", path.display())]
     TooLarge {
@@ -225,12 +233,16 @@ fn canonical(path: &Path) -> Result<PathBuf, BuildError> {
 }
 
 fn read_limited(path: &Path) -> Result<Vec<u8>, BuildError> {
-    let io = |source| BuildError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    within_limit(path, std::fs::metadata(path).map_err(io)?.len())?;
-    std::fs::read(path).map_err(io)
+    windlass_files::read_regular_file(path, MAX_FILE_BYTES).map_err(|problem| match problem {
+        windlass_files::ReadError::TooLarge { size, .. } => BuildError::TooLarge {
+            path: path.to_path_buf(),
+            size,
+        },
+        problem => BuildError::Unreadable {
+            path: path.to_path_buf(),
+            problem,
+        },
+    })
 }
 
 fn within_limit(path: &Path, size: u64) -> Result<(), BuildError> {

@@ -97,7 +97,7 @@ fn oversized_and_missing_license_files_fail_without_quoting_the_license_id() {
     let big = dir.path().join("big.yaml");
     let line = format!("# {LICENSE_ID}\n");
     fs::write(&big, line.repeat(1024 * 1024 / line.len() + 1)).expect("write");
-    check(&big, &["over the limit of 1048576"]);
+    check(&big, &["larger than 1 MiB"]);
 
     let missing = dir.path().join("missing.yaml");
     let error = read_license(&missing, &key(7)).expect_err("a missing file is an error");

@@ -416,3 +416,51 @@ async fn plan_overrides_refuses_a_host_with_a_port_naming_where_it_is() {
     assert_eq!(failure.class, FailureClass::InvalidInput);
     assert!(failure.message.contains("registry.example.com:5000/team/app:2 (found at app.yaml (document 1) Pod p: spec.containers[0].image)"), "{}", failure.message);
 }
+
+/// A `--registries` file with a password written inline, or with a YAML error on the password
+/// line, fails `probe_images` as invalid input naming the file and key; the recorded failure (and
+/// every byte of the state directory) holds no part of the password.
+#[tokio::test]
+async fn a_registries_file_with_a_password_in_it_fails_without_recording_the_password() {
+    const SECRET: &str = "hunter2-secret";
+    let release = release("");
+    let settings = temp_dir();
+    let cases = [
+        (
+            "inline.yaml",
+            format!(
+                "registries:\n  vendor.example:\n    username: reader\n    password: {SECRET}\n"
+            ),
+            r#"registries["vendor.example"].password: passwords are not written in this file"#,
+        ),
+        (
+            "broken.yaml",
+            format!(
+                "registries:\n  vendor.example:\n    username: reader\n    password: \"{SECRET}\n"
+            ),
+            "broken.yaml:4:15: registries.vendor.example.password: not valid YAML",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let path = settings.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let (installer, state) = install(
+            ProbeImagesConfig {
+                registries_file: Some(path),
+                ..offline()
+            },
+            release.path(),
+        )
+        .await;
+        let failure = state.failure.expect("the install fails");
+        assert_eq!(failure.stage, "probe_images");
+        assert_eq!(failure.class, FailureClass::InvalidInput);
+        assert!(
+            failure.message.contains(expected) && !failure.message.contains("hunter2"),
+            "{}",
+            failure.message
+        );
+        let leaks = crate::support::files_containing(installer.state_root(), SECRET.as_bytes());
+        assert!(leaks.is_empty(), "the password leaked into {leaks:?}");
+    }
+}
