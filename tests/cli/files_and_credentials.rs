@@ -227,6 +227,7 @@ fn a_password_in_the_proxy_config_is_refused_and_never_printed_or_stored() {
     }
 }
 
+/// The proxy's `--config`, the files it names, and `proxy license add`'s file.
 #[test]
 fn special_files_in_the_proxy_config_are_refused_at_once() {
     let work = tempfile::tempdir().unwrap();
@@ -257,6 +258,14 @@ fn special_files_in_the_proxy_config_are_refused_at_once() {
             let config = write_proxy_config(work.path(), &upstream);
             assert_refused(&serve(&config), &[key, &problem]);
         }
+        let config = write_proxy_config(work.path(), "");
+        let added = run_bounded(
+            windlass(&state)
+                .args(["proxy", "license", "add", "--config"])
+                .arg(&config)
+                .arg(path),
+        );
+        assert_refused(&added, &[&format!("license file {path}"), &problem]);
         for key in ["cert_file", "key_file"] {
             let other = work.path().join("other.pem");
             std::fs::write(&other, "not used").unwrap();
