@@ -52,6 +52,8 @@ pub struct ProxyConfig {
     /// How long a client may take to send a request's headers before the connection is closed
     /// (`client_header_timeout_seconds`, default 30).
     pub client_header_timeout: std::time::Duration,
+    /// What floods may cost: connections, the pull log, upstream slots (the `limits:` mapping).
+    pub limits: Limits,
     /// Upstream registries by the host written in image references.
     pub upstreams: BTreeMap<String, Upstream>,
 }
@@ -74,6 +76,9 @@ pub struct Upstream {
     pub credentials: Option<UpstreamCredentials>,
     /// Extra CA certificates (PEM bundle, from `ca_file`) trusted for this upstream only.
     pub ca_pem: Option<Vec<u8>>,
+    /// Requests to this upstream in flight at once (`max_concurrent_requests`, else
+    /// `limits.upstream_max_concurrent_requests`).
+    pub max_concurrent_requests: usize,
 }
 
 /// A username and password for an upstream. `Debug` redacts the password.
@@ -93,6 +98,7 @@ struct RawConfig {
     tls: Option<RawTls>,
     state: Option<String>,
     client_header_timeout_seconds: Option<u64>,
+    limits: Option<RawLimits>,
     #[serde(default)]
     upstreams: BTreeMap<String, RawUpstream>,
 }
@@ -112,6 +118,7 @@ struct RawUpstream {
     password_file: Option<String>,
     password_env: Option<String>,
     ca_file: Option<String>,
+    max_concurrent_requests: Option<u64>,
 }
 
 impl ProxyConfig {
@@ -197,6 +204,7 @@ impl ProxyConfig {
         let state = raw
             .state
             .ok_or_else(|| invalid("state", "missing".into()))?;
+        let limits = Limits::from_raw(raw.limits, &invalid)?;
         let mut upstreams = BTreeMap::new();
         for (host, upstream) in raw.upstreams {
             let key = |field: &str| format!("upstreams.{host}.{field}");
@@ -284,12 +292,23 @@ impl ProxyConfig {
                     Some(pem)
                 }
             };
+            let max_concurrent_requests = match upstream.max_concurrent_requests {
+                None => limits.upstream_max_concurrent_requests,
+                Some(count) => in_range(
+                    count,
+                    1,
+                    MAX_UPSTREAM_SLOTS,
+                    &key("max_concurrent_requests"),
+                    &invalid,
+                )?,
+            };
             upstreams.insert(
                 host,
                 Upstream {
                     endpoint,
                     credentials,
                     ca_pem,
+                    max_concurrent_requests,
                 },
             );
         }
@@ -310,8 +329,155 @@ impl ProxyConfig {
             tls,
             state: base.join(state),
             client_header_timeout,
+            limits,
             upstreams,
         })
+    }
+}
+
+// ---- `limits:` — what a flood may cost (connections, pull log, upstream slots) ----
+
+/// Largest `limits.max_connections`.
+const MAX_CONNECTIONS: u64 = 1_000_000;
+
+/// Largest per-upstream request cap.
+const MAX_UPSTREAM_SLOTS: u64 = 10_000;
+
+/// What floods may cost, from the `limits:` mapping. Every key is optional.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Client connections open at once (`max_connections`; default: 4096, or half the process's
+    /// open-file limit when that is lower). At the cap the oldest connection without a request in
+    /// flight is closed to make room; a new connection is refused only when every one is busy.
+    pub max_connections: usize,
+    /// How often the in-memory counts of refused and malformed requests are written to the pull
+    /// log as aggregated records (`denied_log_interval_seconds`, default 10).
+    pub denied_log_interval: std::time::Duration,
+    /// The pull log keeps the newest records whose JSON totals at most this many bytes
+    /// (`pull_log_max_mib`, default 64 MiB); older records are deleted as new ones are written.
+    pub pull_log_max_bytes: u64,
+    /// Default cap of requests in flight to one upstream (`upstream_max_concurrent_requests`,
+    /// default 32), overridden by an upstream's `max_concurrent_requests`.
+    pub upstream_max_concurrent_requests: usize,
+    /// How long a request waits for a free slot of its upstream before it is answered 503
+    /// (`upstream_slot_wait_ms`, default 2000).
+    pub upstream_slot_wait: std::time::Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_connections: Option<u64>,
+    denied_log_interval_seconds: Option<u64>,
+    pull_log_max_mib: Option<u64>,
+    upstream_max_concurrent_requests: Option<u64>,
+    upstream_slot_wait_ms: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: default_max_connections(),
+            denied_log_interval: std::time::Duration::from_secs(10),
+            pull_log_max_bytes: 64 * 1024 * 1024,
+            upstream_max_concurrent_requests: 32,
+            upstream_slot_wait: std::time::Duration::from_millis(2000),
+        }
+    }
+}
+
+impl Limits {
+    fn from_raw(
+        raw: Option<RawLimits>,
+        invalid: &impl Fn(&str, String) -> ConfigError,
+    ) -> Result<Limits, ConfigError> {
+        let mut limits = Limits::default();
+        let Some(raw) = raw else {
+            return Ok(limits);
+        };
+        if let Some(count) = raw.max_connections {
+            limits.max_connections = in_range(
+                count,
+                16,
+                MAX_CONNECTIONS,
+                "limits.max_connections",
+                invalid,
+            )?;
+        }
+        if let Some(seconds) = raw.denied_log_interval_seconds {
+            let seconds = in_range(
+                seconds,
+                1,
+                3600,
+                "limits.denied_log_interval_seconds",
+                invalid,
+            )?;
+            limits.denied_log_interval = std::time::Duration::from_secs(seconds as u64);
+        }
+        if let Some(mib) = raw.pull_log_max_mib {
+            let mib = in_range(mib, 1, 1024 * 1024, "limits.pull_log_max_mib", invalid)?;
+            limits.pull_log_max_bytes = mib as u64 * 1024 * 1024;
+        }
+        if let Some(count) = raw.upstream_max_concurrent_requests {
+            limits.upstream_max_concurrent_requests = in_range(
+                count,
+                1,
+                MAX_UPSTREAM_SLOTS,
+                "limits.upstream_max_concurrent_requests",
+                invalid,
+            )?;
+        }
+        if let Some(milliseconds) = raw.upstream_slot_wait_ms {
+            let milliseconds = in_range(
+                milliseconds,
+                0,
+                60_000,
+                "limits.upstream_slot_wait_ms",
+                invalid,
+            )?;
+            limits.upstream_slot_wait = std::time::Duration::from_millis(milliseconds as u64);
+        }
+        Ok(limits)
+    }
+}
+
+/// `value` as a `usize` when within `low..=high`, else an error naming `key`.
+fn in_range(
+    value: u64,
+    low: u64,
+    high: u64,
+    key: &str,
+    invalid: &impl Fn(&str, String) -> ConfigError,
+) -> Result<usize, ConfigError> {
+    if value < low || value > high {
+        return Err(invalid(
+            key,
+            format!("{value} is not between {low} and {high}"),
+        ));
+    }
+    usize::try_from(value).map_err(|_| invalid(key, format!("{value} is too large")))
+}
+
+/// 4096, or half the process's soft open-file limit when that is lower, so connections can never
+/// take the descriptors the store, upstream connections and accepting need.
+pub(crate) fn default_max_connections() -> usize {
+    let limit = open_file_limit().unwrap_or(1024);
+    (limit / 2).clamp(16, 4096) as usize
+}
+
+/// The soft `Max open files` limit from `/proc/self/limits` (Linux), if readable.
+pub(crate) fn open_file_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("Max open files"))?;
+    let soft = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?;
+    match soft {
+        "unlimited" => Some(u64::MAX),
+        number => number.parse().ok(),
     }
 }
 

@@ -2,8 +2,11 @@
 //! authenticated with HTTP Basic (`LICENSE_ID` and the license ID, or the older `<id>:<id>`) against
 //! the license store, read afresh on each request so a revoke or an expiry takes effect at once.
 //! Pull paths are then checked against the license's app slug, mapped to their upstream, fetched
-//! with the upstream's credentials, digest-verified and streamed back; every pull and every denied
-//! attempt is appended to the pull log. Anything else gets the registry error format.
+//! with the upstream's credentials, digest-verified and streamed back; every pull and every refusal
+//! of a license is appended to the pull log, while requests refused before a license is known
+//! (anonymous, unknown, revoked or expired licenses) and malformed ones are only counted in memory
+//! and written in aggregate ([`crate::pull_log`]). Anything else gets the registry error format.
+//! Connections are accepted and limited in [`crate::connections`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,8 +23,10 @@ use time::OffsetDateTime;
 use windlass_state::SecretString;
 
 use crate::config::ProxyConfig;
+use crate::connections::{ClientAddress, ConnectionLimits};
 use crate::errors::{API_VERSION_HEADER, registry_error};
 use crate::path::{PathProblem, PullKind, PullPath, is_sha256_digest, parse_pull_path};
+use crate::pull_log::{DeniedRequest, DeniedRequests};
 use crate::store::{LicenseRecord, ProxyStore, PullRecord, StoreError};
 use crate::upstream::{UpstreamClient, UpstreamError, UpstreamLimits};
 
@@ -65,6 +70,7 @@ pub enum ServeError {
 struct Shared {
     store: Arc<ProxyStore>,
     upstreams: UpstreamClient,
+    denied: DeniedRequests,
 }
 
 /// A bound proxy server; [`ProxyServer::run`] serves until the process ends.
@@ -72,7 +78,8 @@ pub struct ProxyServer {
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
-    client_header_timeout: std::time::Duration,
+    connection_limits: ConnectionLimits,
+    denied_log_interval: std::time::Duration,
 }
 
 impl std::fmt::Debug for ProxyServer {
@@ -103,18 +110,31 @@ impl ProxyServer {
             (_, true) => None,
             (None, false) => return Err(ServeError::NoTransport),
         };
-        let upstreams = UpstreamClient::new(config.upstreams.clone(), limits)?;
+        let upstreams = UpstreamClient::new(
+            config.upstreams.clone(),
+            limits,
+            config.limits.upstream_slot_wait,
+        )?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServeError::Bind {
                 address: config.listen,
                 source,
             })?;
+        store.set_pull_log_max_bytes(config.limits.pull_log_max_bytes);
         Ok(ProxyServer {
             listener,
             tls,
-            shared: Arc::new(Shared { store, upstreams }),
-            client_header_timeout: config.client_header_timeout,
+            shared: Arc::new(Shared {
+                denied: DeniedRequests::new(store.clone()),
+                store,
+                upstreams,
+            }),
+            connection_limits: ConnectionLimits {
+                max_connections: config.limits.max_connections,
+                idle_timeout: config.client_header_timeout,
+            },
+            denied_log_interval: config.limits.denied_log_interval,
         })
     }
 
@@ -123,21 +143,37 @@ impl ProxyServer {
         self.listener.local_addr().map_err(ServeError::Serve)
     }
 
-    /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes, writing the counts of refused requests to the pull log
+    /// every `limits.denied_log_interval_seconds` and once more at the end.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let router = Router::new().fallback(handle).with_state(self.shared);
-        let timeout = self.client_header_timeout;
-        match self.tls {
-            None => serve_connections(self.listener, router, shutdown, timeout).await,
-            Some(acceptor) => {
-                let listener = crate::tls::TlsListener::new(self.listener, acceptor)
-                    .map_err(ServeError::Serve)?;
-                serve_connections(listener, router, shutdown, timeout).await
+        let router = Router::new()
+            .fallback(handle)
+            .with_state(self.shared.clone());
+        let shared = self.shared.clone();
+        let interval = self.denied_log_interval;
+        let flusher = AbortOnDrop(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                shared.denied.flush().await;
             }
-        }
+        }));
+        let served = crate::connections::serve(
+            self.listener,
+            self.tls,
+            router,
+            shutdown,
+            self.connection_limits,
+        )
+        .await;
+        drop(flusher);
+        self.shared.denied.flush().await;
+        served
     }
 
     /// Serves for ever.
@@ -146,39 +182,12 @@ impl ProxyServer {
     }
 }
 
-/// Accepts connections until `shutdown` and serves each with hyper, closing any connection whose
-/// client takes longer than `header_timeout` to send a request's headers (a client trickling
-/// bytes cannot hold a connection open for ever). `axum::serve` sets no such timer.
-async fn serve_connections<L>(
-    mut listener: L,
-    router: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    header_timeout: std::time::Duration,
-) -> Result<(), ServeError>
-where
-    L: axum::serve::Listener,
-{
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (io, _peer) = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = &mut shutdown => return Ok(()),
-        };
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
-        tokio::spawn(async move {
-            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout);
-            if let Err(error) = builder
-                .serve_connection_with_upgrades(TokioIo::new(io), service)
-                .await
-            {
-                tracing::debug!(%error, "connection ended with an error");
-            }
-        });
+/// Aborts a background task when dropped (when the server stops or its task is aborted).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -263,17 +272,12 @@ async fn check_license(shared: &Arc<Shared>, headers: &HeaderMap) -> Access {
 
 fn base_record(method: &Method, path: Option<&PullPath>) -> PullRecord {
     PullRecord {
-        seq: 0,
-        time: String::new(),
-        license_fingerprint: None,
         app: path.map(|path| path.app_slug.clone()),
         image: path.map(|path| format!("{}/{}", path.upstream_host, path.repository)),
         kind: path.map(|path| path.kind.name().to_string()),
         method: method.as_str().to_string(),
         reference: path.map(|path| path.reference.clone()),
-        digest: None,
-        bytes: 0,
-        result: String::new(),
+        ..PullRecord::default()
     }
 }
 
@@ -299,13 +303,51 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     }
 }
 
+/// Counts a refused or malformed request in memory, for the pull log's aggregated records.
+fn count_denied(
+    shared: &Shared,
+    source: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+    method: &Method,
+    path: &str,
+    reason: &'static str,
+    fingerprint: Option<String>,
+) {
+    shared.denied.count(DeniedRequest {
+        source,
+        reason,
+        fingerprint,
+        method: method.as_str(),
+        path,
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|agent| agent.to_str().ok()),
+    });
+}
+
 async fn answer(shared: Arc<Shared>, request: Request) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let headers = request.headers().clone();
+    let source = request
+        .extensions()
+        .get::<ClientAddress>()
+        .map(|address| address.0.ip());
     drop(request);
+    let denied = |reason: &'static str, fingerprint: Option<String>| {
+        count_denied(
+            &shared,
+            source,
+            &headers,
+            &method,
+            &path,
+            reason,
+            fingerprint,
+        );
+    };
 
     if path != "/v2" && !path.starts_with("/v2/") {
+        denied("not_found", None);
         return registry_error(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
@@ -313,6 +355,7 @@ async fn answer(shared: Arc<Shared>, request: Request) -> Response {
         );
     }
     if method != Method::GET && method != Method::HEAD {
+        denied("method_not_allowed", None);
         return registry_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "UNSUPPORTED",
@@ -320,7 +363,6 @@ async fn answer(shared: Arc<Shared>, request: Request) -> Response {
         );
     }
     let parsed = parse_pull_path(&path);
-    let pull = parsed.as_ref().ok();
     let license = match check_license(&shared, &headers).await {
         Access::Granted(license) => license,
         Access::Denied {
@@ -328,12 +370,10 @@ async fn answer(shared: Arc<Shared>, request: Request) -> Response {
             result,
             message,
         } => {
-            if pull.is_some() {
-                let mut entry = base_record(&method, pull);
-                entry.license_fingerprint = fingerprint;
-                entry.result = result.to_string();
-                record(&shared.store, entry).await;
-            }
+            // Counted, not written one by one: anyone can send these, as fast as they like.
+            // Fingerprints are kept only for licenses the store holds (a bounded set).
+            let known = matches!(result, "revoked" | "expired");
+            denied(result, fingerprint.filter(|_| known));
             return registry_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message);
         }
         Access::StoreFailed => {
@@ -358,6 +398,7 @@ async fn answer(shared: Arc<Shared>, request: Request) -> Response {
     let pull = match parsed {
         Ok(pull) => pull,
         Err(PathProblem::NotFound) => {
+            denied("not_found", None);
             return registry_error(
                 StatusCode::NOT_FOUND,
                 "UNSUPPORTED",
@@ -365,6 +406,7 @@ async fn answer(shared: Arc<Shared>, request: Request) -> Response {
             );
         }
         Err(PathProblem::Malformed(problem)) => {
+            denied("bad_request", None);
             return registry_error(StatusCode::BAD_REQUEST, "NAME_INVALID", problem);
         }
     };
@@ -406,9 +448,21 @@ async fn answer(shared: Arc<Shared>, request: Request) -> Response {
                 UpstreamError::Unreachable => "upstream_unreachable",
                 UpstreamError::Token => "upstream_token_failed",
                 UpstreamError::Certificate => "upstream_unreachable",
+                UpstreamError::Busy { .. } => "upstream_busy",
             }
             .into();
             record(&shared.store, entry).await;
+            if let UpstreamError::Busy { .. } = error {
+                let mut response = registry_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "UNAVAILABLE",
+                    &error.to_string(),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                return response;
+            }
             return registry_error(StatusCode::BAD_GATEWAY, "UNAVAILABLE", &error.to_string());
         }
     };
