@@ -574,4 +574,61 @@ mod tests {
             "{error}"
         );
     }
+
+    #[test]
+    fn limits_have_defaults_and_bad_values_name_the_file_and_key() {
+        let directory = tempfile::tempdir().unwrap();
+        let base = "listen: 127.0.0.1:1\nplain_http: true\nstate: s\n";
+        let config = ProxyConfig::parse("proxy.yaml", base, directory.path()).unwrap();
+        let limits = &config.limits;
+        assert!((16..=4096).contains(&limits.max_connections));
+        if let Some(files) = open_file_limit() {
+            assert!(limits.max_connections as u64 <= files / 2 || limits.max_connections == 16);
+        }
+        assert_eq!(limits.denied_log_interval.as_secs(), 10);
+        assert_eq!(limits.pull_log_max_bytes, 64 * 1024 * 1024);
+        assert_eq!(limits.upstream_max_concurrent_requests, 32);
+
+        let text = format!(
+            "{base}limits:\n  max_connections: 200\n  pull_log_max_mib: 2\n  upstream_max_concurrent_requests: 4\n  upstream_slot_wait_ms: 0\nupstreams:\n  a.example:\n    endpoint: http://127.0.0.1:2\n  b.example:\n    endpoint: http://127.0.0.1:3\n    max_concurrent_requests: 9\n"
+        );
+        let config = ProxyConfig::parse("proxy.yaml", &text, directory.path()).unwrap();
+        assert_eq!(config.limits.max_connections, 200);
+        assert_eq!(config.limits.pull_log_max_bytes, 2 * 1024 * 1024);
+        assert_eq!(config.upstreams["a.example"].max_concurrent_requests, 4);
+        assert_eq!(config.upstreams["b.example"].max_concurrent_requests, 9);
+
+        for (snippet, key) in [
+            ("limits:\n  max_connections: 3\n", "limits.max_connections"),
+            (
+                "limits:\n  pull_log_max_mib: 0\n",
+                "limits.pull_log_max_mib",
+            ),
+            (
+                "limits:\n  denied_log_interval_seconds: 0\n",
+                "limits.denied_log_interval_seconds",
+            ),
+            (
+                "upstreams:\n  a.example:\n    endpoint: http://127.0.0.1:2\n    max_concurrent_requests: 0\n",
+                "upstreams.a.example.max_concurrent_requests",
+            ),
+        ] {
+            let error =
+                ProxyConfig::parse("proxy.yaml", &format!("{base}{snippet}"), directory.path())
+                    .unwrap_err()
+                    .to_string();
+            assert!(
+                error.starts_with(&format!("proxy.yaml: {key}: ")) && error.contains("between"),
+                "{error}"
+            );
+        }
+        let error = ProxyConfig::parse(
+            "proxy.yaml",
+            &format!("{base}limits:\n  max_conections: 5\n"),
+            directory.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("max_conections"), "{error}");
+    }
 }

@@ -190,6 +190,11 @@ pub(crate) async fn serve(
                 continue;
             }
         };
+        // Responses are written whole; waiting for the client's ACK before sending would only
+        // add delay.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
         let registration = tracker.register();
         tokio::spawn(serve_one(
             stream,

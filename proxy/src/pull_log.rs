@@ -6,8 +6,9 @@
 //!   the file stops growing near the cap).
 //! - Every text field of a record is cut to [`MAX_LOGGED_BYTES`] and the record marked
 //!   `truncated`, so a 4 KiB path costs at most a few hundred bytes.
-//! - [`DeniedRequests`] counts refused and malformed requests in memory, per client address,
-//!   reason and (for known licenses) fingerprint, and [`DeniedRequests::flush`] writes one
+//! - [`DeniedRequests`] counts the requests anyone can send without a license the store holds
+//!   (anonymous, unknown credentials) and malformed ones in memory, per client address, reason
+//!   and (for known licenses) fingerprint, and [`DeniedRequests::flush`] writes one
 //!   aggregated record per such key with its count and first and last time. The server flushes
 //!   every `limits.denied_log_interval_seconds`, so a flood of anonymous requests costs one
 //!   durable write per interval, not one per request.
@@ -112,18 +113,17 @@ pub(crate) fn append(
                 total
             }
         };
-        let mut next = table.last()?.map_or(1, |(key, _)| key.value() + 1);
+        let first_seq = table.last()?.map_or(1, |(key, _)| key.value() + 1);
         let mut stored = Vec::with_capacity(records.len());
-        for mut record in records {
+        for (seq, mut record) in (first_seq..).zip(records) {
             cap_record(&mut record);
-            record.seq = next;
+            record.seq = seq;
             if record.time.is_empty() {
                 record.time = now.clone();
             }
             let bytes = serde_json::to_vec(&record).map_err(to_redb_error)?;
-            table.insert(next, bytes.as_slice())?;
+            table.insert(seq, bytes.as_slice())?;
             total += bytes.len() as u64;
-            next += 1;
             stored.push(record);
         }
         while total > max_bytes && table.len()? > 1 {

@@ -3,9 +3,9 @@
 //! the license store, read afresh on each request so a revoke or an expiry takes effect at once.
 //! Pull paths are then checked against the license's app slug, mapped to their upstream, fetched
 //! with the upstream's credentials, digest-verified and streamed back; every pull and every refusal
-//! of a license is appended to the pull log, while requests refused before a license is known
-//! (anonymous, unknown, revoked or expired licenses) and malformed ones are only counted in memory
-//! and written in aggregate ([`crate::pull_log`]). Anything else gets the registry error format.
+//! of a license the store holds is appended to the pull log, while anonymous requests, unknown
+//! credentials and malformed requests are only counted in memory and written in aggregate
+//! ([`crate::pull_log`]). Anything else gets the registry error format.
 //! Connections are accepted and limited in [`crate::connections`].
 
 use std::net::SocketAddr;
@@ -370,10 +370,18 @@ async fn answer(shared: Arc<Shared>, request: Request) -> Response {
             result,
             message,
         } => {
-            // Counted, not written one by one: anyone can send these, as fast as they like.
-            // Fingerprints are kept only for licenses the store holds (a bounded set).
+            // A license the store holds (revoked or expired) pulling: logged like any pull.
+            // Anything else anyone can send, as fast as they like: counted, not written one by one.
             let known = matches!(result, "revoked" | "expired");
-            denied(result, fingerprint.filter(|_| known));
+            match parsed.as_ref() {
+                Ok(pull) if known => {
+                    let mut entry = base_record(&method, Some(pull));
+                    entry.license_fingerprint = fingerprint;
+                    entry.result = result.to_string();
+                    record(&shared.store, entry).await;
+                }
+                _ => denied(result, fingerprint.filter(|_| known)),
+            }
             return registry_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message);
         }
         Access::StoreFailed => {

@@ -39,7 +39,7 @@ pub struct Harness {
 }
 
 /// How the harness's upstream and proxy are set up.
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone)]
 pub struct Options {
     /// The upstream uses token auth (the testkit's token server) instead of htpasswd.
     pub token_auth: bool,
@@ -51,6 +51,10 @@ pub struct Options {
     pub wrong_upstream_password: bool,
     /// `client_header_timeout_seconds` for the proxy, when not the default.
     pub client_header_timeout_seconds: Option<u64>,
+    /// The keys of a `limits:` mapping (each line indented by two spaces), when not the defaults.
+    pub limits: Option<String>,
+    /// More entries under `upstreams:` (each indented by two spaces).
+    pub more_upstreams: Option<String>,
 }
 
 impl Drop for Harness {
@@ -125,7 +129,11 @@ impl Harness {
         std::fs::write(
             &config_path,
             format!(
-                "listen: 127.0.0.1:0\n{transport}{}state: ./proxy-state\nupstreams:\n  vendor.example:\n    endpoint: {}\n    username: {}\n    password_file: ./reader.password\n{}",
+                "listen: 127.0.0.1:0\n{transport}{}{}state: ./proxy-state\nupstreams:\n  vendor.example:\n    endpoint: {}\n    username: {}\n    password_file: ./reader.password\n{}{}",
+                options
+                    .limits
+                    .as_ref()
+                    .map_or(String::new(), |limits| format!("limits:\n{limits}")),
                 options
                     .client_header_timeout_seconds
                     .map_or(String::new(), |seconds| format!(
@@ -137,6 +145,7 @@ impl Harness {
                     "    ca_file: {}\n",
                     certificates.ca_certificate.display()
                 )),
+                options.more_upstreams.as_deref().unwrap_or_default(),
             ),
         )
         .expect("write config");
@@ -189,6 +198,22 @@ impl Harness {
     /// The pull log.
     pub fn pulls(&self) -> Vec<PullRecord> {
         self.store.pulls().expect("read pull log")
+    }
+
+    /// The total size of the state directory's files, in bytes.
+    pub fn state_size(&self) -> u64 {
+        std::fs::read_dir(self.directory.path().join("proxy-state"))
+            .expect("state dir")
+            .map(|entry| entry.expect("entry").metadata().expect("metadata").len())
+            .sum()
+    }
+
+    /// `http://<proxy>/v2/proxy/<app>/<upstream>/<repository>/manifests/<reference>`.
+    pub fn manifest_url(&self, upstream: &str, repository: &str, reference: &str) -> String {
+        format!(
+            "http://{}/v2/proxy/{APP}/{upstream}/{repository}/manifests/{reference}",
+            self.address
+        )
     }
 
     /// The whole state directory's bytes, concatenated, for "never written" checks.
