@@ -252,6 +252,8 @@ async fn a_hanging_upstream_fails_fast_and_never_delays_a_healthy_one() {
             "  stuck.example:\n    endpoint: http://{}\n",
             silent.host()
         )),
+        // The hanging requests then last until the proxy's 90 s response deadline.
+        upstream_request_timeout: Some(Duration::from_secs(300)),
         ..Options::default()
     })
     .await;
@@ -296,8 +298,8 @@ async fn a_hanging_upstream_fails_fast_and_never_delays_a_healthy_one() {
     println!(
         "healthy-upstream pull while {DEFAULT_UPSTREAM_SLOTS} requests hang on another upstream: {healthy:?}"
     );
-    // Those requests are still hanging (their upstream timeout is 30 s): the pull did not wait
-    // for them.
+    // Those requests are still hanging (until the proxy's 90 s response deadline): the pull did
+    // not wait for them.
     assert!(
         answered.try_recv().is_err(),
         "a hanging request ended before the healthy pull finished"

@@ -55,6 +55,8 @@ pub struct Options {
     pub limits: Option<String>,
     /// More entries under `upstreams:` (each indented by two spaces).
     pub more_upstreams: Option<String>,
+    /// The proxy's deadline for an upstream's answer, when not the default 30 s.
+    pub upstream_request_timeout: Option<std::time::Duration>,
 }
 
 impl Drop for Harness {
@@ -151,10 +153,13 @@ impl Harness {
         .expect("write config");
         let config = ProxyConfig::load(&config_path).expect("load config");
         let store = Arc::new(ProxyStore::open(&config.state).expect("open store"));
-        let server =
-            ProxyServer::bind_with_store(&config, store.clone(), UpstreamLimits::default())
-                .await
-                .expect("bind proxy");
+        let mut limits = UpstreamLimits::default();
+        if let Some(timeout) = options.upstream_request_timeout {
+            limits.request_timeout = timeout;
+        }
+        let server = ProxyServer::bind_with_store(&config, store.clone(), limits)
+            .await
+            .expect("bind proxy");
         let address = server.local_addr().expect("local address");
         let server = tokio::spawn(async move {
             server.run().await.expect("proxy serves");
