@@ -372,8 +372,8 @@ mod tests {
         assert!(!tracker.lock().contains_key(&idle.id));
         assert!(tracker.lock().contains_key(&busy.id));
         drop(idle);
-        let _second_busy = tracker.register();
-        let _request = InFlight::start(_second_busy.state.clone(), tracker.clone());
+        let second_busy = tracker.register();
+        let _request = InFlight::start(second_busy.state.clone(), tracker.clone());
         assert!(
             !tracker.make_room(),
             "every connection is serving a request"
