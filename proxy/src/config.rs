@@ -65,6 +65,8 @@ pub struct ProxyConfig {
     /// How long a client may take to send a request's headers before the connection is closed
     /// (`client_header_timeout_seconds`, default 30).
     pub client_header_timeout: std::time::Duration,
+    /// What floods may cost: connections, the pull log, upstream slots (the `limits:` mapping).
+    pub limits: Limits,
     /// Upstream registries by the host written in image references.
     pub upstreams: BTreeMap<String, Upstream>,
 }
@@ -90,6 +92,9 @@ pub struct Upstream {
     /// The apps whose licenses may pull through it (`apps:`), and which repositories
     /// (`repositories:`).
     pub access: UpstreamAccess,
+    /// Requests to this upstream in flight at once (`max_concurrent_requests`, else
+    /// `limits.upstream_max_concurrent_requests`).
+    pub max_concurrent_requests: usize,
 }
 
 /// A username and password for an upstream. `Debug` redacts the password.
@@ -109,6 +114,7 @@ struct RawConfig {
     tls: Option<RawTls>,
     state: Option<String>,
     client_header_timeout_seconds: Option<u64>,
+    limits: Option<RawLimits>,
     #[serde(default)]
     upstreams: BTreeMap<String, RawUpstream>,
 }
@@ -133,6 +139,7 @@ struct RawUpstream {
     ca_file: Option<String>,
     apps: Option<Vec<String>>,
     repositories: Option<Vec<String>>,
+    max_concurrent_requests: Option<u64>,
 }
 
 impl ProxyConfig {
@@ -219,6 +226,7 @@ impl ProxyConfig {
         let state = raw
             .state
             .ok_or_else(|| invalid("state", "missing".into()))?;
+        let limits = Limits::from_raw(raw.limits, &invalid)?;
         let mut upstreams = BTreeMap::new();
         for (host, upstream) in raw.upstreams {
             let key = |field: &str| format!("upstreams.{host}.{field}");
@@ -322,6 +330,16 @@ impl ProxyConfig {
                     invalid(&key(&format!("repositories[{index}]")), problem.into())
                 })?;
             }
+            let max_concurrent_requests = match upstream.max_concurrent_requests {
+                None => limits.upstream_max_concurrent_requests,
+                Some(count) => in_range(
+                    count,
+                    1,
+                    MAX_UPSTREAM_SLOTS,
+                    &key("max_concurrent_requests"),
+                    &invalid,
+                )?,
+            };
             upstreams.insert(
                 host,
                 Upstream {
@@ -332,6 +350,7 @@ impl ProxyConfig {
                         apps,
                         repositories: upstream.repositories,
                     },
+                    max_concurrent_requests,
                 },
             );
         }
@@ -352,6 +371,7 @@ impl ProxyConfig {
             tls,
             state: base.join(state),
             client_header_timeout,
+            limits,
             upstreams,
         })
     }
@@ -366,6 +386,152 @@ impl ProxyConfig {
             .filter(|(_, upstream)| upstream.access.apps.is_empty())
             .map(|(host, _)| host.as_str())
             .collect()
+    }
+}
+
+// ---- `limits:` — what a flood may cost (connections, pull log, upstream slots) ----
+
+/// Largest `limits.max_connections`.
+const MAX_CONNECTIONS: u64 = 1_000_000;
+
+/// Largest per-upstream request cap.
+const MAX_UPSTREAM_SLOTS: u64 = 10_000;
+
+/// What floods may cost, from the `limits:` mapping. Every key is optional.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Client connections open at once (`max_connections`; default: 4096, or half the process's
+    /// open-file limit when that is lower). At the cap the oldest connection without a request in
+    /// flight is closed to make room; a new connection is refused only when every one is busy.
+    pub max_connections: usize,
+    /// How often the in-memory counts of refused and malformed requests are written to the pull
+    /// log as aggregated records (`denied_log_interval_seconds`, default 10).
+    pub denied_log_interval: std::time::Duration,
+    /// The pull log keeps the newest records whose JSON totals at most this many bytes
+    /// (`pull_log_max_mib`, default 64 MiB); older records are deleted as new ones are written.
+    pub pull_log_max_bytes: u64,
+    /// Default cap of requests in flight to one upstream (`upstream_max_concurrent_requests`,
+    /// default 32), overridden by an upstream's `max_concurrent_requests`.
+    pub upstream_max_concurrent_requests: usize,
+    /// How long a request waits for a free slot of its upstream before it is answered 503
+    /// (`upstream_slot_wait_ms`, default 2000).
+    pub upstream_slot_wait: std::time::Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_connections: Option<u64>,
+    denied_log_interval_seconds: Option<u64>,
+    pull_log_max_mib: Option<u64>,
+    upstream_max_concurrent_requests: Option<u64>,
+    upstream_slot_wait_ms: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: default_max_connections(),
+            denied_log_interval: std::time::Duration::from_secs(10),
+            pull_log_max_bytes: 64 * 1024 * 1024,
+            upstream_max_concurrent_requests: 32,
+            upstream_slot_wait: std::time::Duration::from_millis(2000),
+        }
+    }
+}
+
+impl Limits {
+    fn from_raw(
+        raw: Option<RawLimits>,
+        invalid: &impl Fn(&str, String) -> ConfigError,
+    ) -> Result<Limits, ConfigError> {
+        let mut limits = Limits::default();
+        let Some(raw) = raw else {
+            return Ok(limits);
+        };
+        if let Some(count) = raw.max_connections {
+            limits.max_connections = in_range(
+                count,
+                16,
+                MAX_CONNECTIONS,
+                "limits.max_connections",
+                invalid,
+            )?;
+        }
+        if let Some(seconds) = raw.denied_log_interval_seconds {
+            let seconds = in_range(
+                seconds,
+                1,
+                3600,
+                "limits.denied_log_interval_seconds",
+                invalid,
+            )?;
+            limits.denied_log_interval = std::time::Duration::from_secs(seconds as u64);
+        }
+        if let Some(mib) = raw.pull_log_max_mib {
+            let mib = in_range(mib, 1, 1024 * 1024, "limits.pull_log_max_mib", invalid)?;
+            limits.pull_log_max_bytes = mib as u64 * 1024 * 1024;
+        }
+        if let Some(count) = raw.upstream_max_concurrent_requests {
+            limits.upstream_max_concurrent_requests = in_range(
+                count,
+                1,
+                MAX_UPSTREAM_SLOTS,
+                "limits.upstream_max_concurrent_requests",
+                invalid,
+            )?;
+        }
+        if let Some(milliseconds) = raw.upstream_slot_wait_ms {
+            let milliseconds = in_range(
+                milliseconds,
+                0,
+                60_000,
+                "limits.upstream_slot_wait_ms",
+                invalid,
+            )?;
+            limits.upstream_slot_wait = std::time::Duration::from_millis(milliseconds as u64);
+        }
+        Ok(limits)
+    }
+}
+
+/// `value` as a `usize` when within `low..=high`, else an error naming `key`.
+fn in_range(
+    value: u64,
+    low: u64,
+    high: u64,
+    key: &str,
+    invalid: &impl Fn(&str, String) -> ConfigError,
+) -> Result<usize, ConfigError> {
+    if value < low || value > high {
+        return Err(invalid(
+            key,
+            format!("{value} is not between {low} and {high}"),
+        ));
+    }
+    usize::try_from(value).map_err(|_| invalid(key, format!("{value} is too large")))
+}
+
+/// 4096, or half the process's soft open-file limit when that is lower, so connections can never
+/// take the descriptors the store, upstream connections and accepting need.
+pub(crate) fn default_max_connections() -> usize {
+    let limit = open_file_limit().unwrap_or(1024);
+    (limit / 2).clamp(16, 4096) as usize
+}
+
+/// The soft `Max open files` limit from `/proc/self/limits` (Linux), if readable.
+pub(crate) fn open_file_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("Max open files"))?;
+    let soft = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?;
+    match soft {
+        "unlimited" => Some(u64::MAX),
+        number => number.parse().ok(),
     }
 }
 
@@ -540,5 +706,62 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn limits_have_defaults_and_bad_values_name_the_file_and_key() {
+        let directory = tempfile::tempdir().unwrap();
+        let base = "listen: 127.0.0.1:1\nplain_http: true\nstate: s\n";
+        let config = ProxyConfig::parse("proxy.yaml", base, directory.path()).unwrap();
+        let limits = &config.limits;
+        assert!((16..=4096).contains(&limits.max_connections));
+        if let Some(files) = open_file_limit() {
+            assert!(limits.max_connections as u64 <= files / 2 || limits.max_connections == 16);
+        }
+        assert_eq!(limits.denied_log_interval.as_secs(), 10);
+        assert_eq!(limits.pull_log_max_bytes, 64 * 1024 * 1024);
+        assert_eq!(limits.upstream_max_concurrent_requests, 32);
+
+        let text = format!(
+            "{base}limits:\n  max_connections: 200\n  pull_log_max_mib: 2\n  upstream_max_concurrent_requests: 4\n  upstream_slot_wait_ms: 0\nupstreams:\n  a.example:\n    endpoint: http://127.0.0.1:2\n  b.example:\n    endpoint: http://127.0.0.1:3\n    max_concurrent_requests: 9\n"
+        );
+        let config = ProxyConfig::parse("proxy.yaml", &text, directory.path()).unwrap();
+        assert_eq!(config.limits.max_connections, 200);
+        assert_eq!(config.limits.pull_log_max_bytes, 2 * 1024 * 1024);
+        assert_eq!(config.upstreams["a.example"].max_concurrent_requests, 4);
+        assert_eq!(config.upstreams["b.example"].max_concurrent_requests, 9);
+
+        for (snippet, key) in [
+            ("limits:\n  max_connections: 3\n", "limits.max_connections"),
+            (
+                "limits:\n  pull_log_max_mib: 0\n",
+                "limits.pull_log_max_mib",
+            ),
+            (
+                "limits:\n  denied_log_interval_seconds: 0\n",
+                "limits.denied_log_interval_seconds",
+            ),
+            (
+                "upstreams:\n  a.example:\n    endpoint: http://127.0.0.1:2\n    max_concurrent_requests: 0\n",
+                "upstreams.a.example.max_concurrent_requests",
+            ),
+        ] {
+            let error =
+                ProxyConfig::parse("proxy.yaml", &format!("{base}{snippet}"), directory.path())
+                    .unwrap_err()
+                    .to_string();
+            assert!(
+                error.starts_with(&format!("proxy.yaml: {key}: ")) && error.contains("between"),
+                "{error}"
+            );
+        }
+        let error = ProxyConfig::parse(
+            "proxy.yaml",
+            &format!("{base}limits:\n  max_conections: 5\n"),
+            directory.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("max_conections"), "{error}");
     }
 }

@@ -13,17 +13,21 @@
 
 mod access;
 mod config;
+mod connections;
 mod errors;
 mod license_yaml;
 mod path;
+mod pull_log;
 mod server;
 mod store;
 mod tls;
 mod upstream;
+mod upstream_slots;
 
 pub use access::{AccessDenial, UpstreamAccess};
-pub use config::{ConfigError, ProxyConfig, TlsFiles, Upstream, UpstreamCredentials};
+pub use config::{ConfigError, Limits, ProxyConfig, TlsFiles, Upstream, UpstreamCredentials};
 pub use path::{PathProblem, PullKind, PullPath, parse_pull_path};
+pub use pull_log::MAX_LOGGED_BYTES;
 pub use server::{ProxyServer, ServeError};
 pub use store::{
     LICENSE_ID_PURPOSE, LicenseFile, LicenseRecord, LicenseStatus, ProxyStore, PullRecord,

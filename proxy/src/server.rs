@@ -2,8 +2,12 @@
 //! authenticated with HTTP Basic (`LICENSE_ID` and the license ID, or the older `<id>:<id>`) against
 //! the license store, read afresh on each request so a revoke or an expiry takes effect at once.
 //! Pull paths are then checked against the license's app slug and against the apps (and
-//! repositories) their upstream serves, mapped to that upstream, fetched with its credentials, digest-verified and streamed back; every pull and every denied
-//! attempt is appended to the pull log. Anything else gets the registry error format.
+//! repositories) their upstream serves, mapped to that upstream, fetched
+//! with the upstream's credentials, digest-verified and streamed back; every pull and every refusal
+//! of a license the store holds is appended to the pull log, while anonymous requests, unknown
+//! credentials and malformed requests are only counted in memory and written in aggregate
+//! ([`crate::pull_log`]). Anything else gets the registry error format.
+//! Connections are accepted and limited in [`crate::connections`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,8 +26,10 @@ use windlass_state::SecretString;
 
 use crate::access::{AccessDenial, UpstreamAccess};
 use crate::config::ProxyConfig;
+use crate::connections::{ClientAddress, ConnectionLimits};
 use crate::errors::{API_VERSION_HEADER, registry_error};
 use crate::path::{PathProblem, PullKind, PullPath, is_sha256_digest, parse_pull_path};
+use crate::pull_log::{DeniedRequest, DeniedRequests};
 use crate::store::{LicenseRecord, ProxyStore, PullRecord, StoreError};
 use crate::upstream::{UpstreamClient, UpstreamError, UpstreamLimits};
 
@@ -69,6 +75,7 @@ struct Shared {
     upstreams: UpstreamClient,
     /// Which apps and repositories each upstream serves, by upstream host.
     access: BTreeMap<String, UpstreamAccess>,
+    denied: DeniedRequests,
 }
 
 /// A bound proxy server; [`ProxyServer::run`] serves until the process ends.
@@ -76,7 +83,8 @@ pub struct ProxyServer {
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
-    client_header_timeout: std::time::Duration,
+    connection_limits: ConnectionLimits,
+    denied_log_interval: std::time::Duration,
 }
 
 impl std::fmt::Debug for ProxyServer {
@@ -107,7 +115,11 @@ impl ProxyServer {
             (_, true) => None,
             (None, false) => return Err(ServeError::NoTransport),
         };
-        let upstreams = UpstreamClient::new(config.upstreams.clone(), limits)?;
+        let upstreams = UpstreamClient::new(
+            config.upstreams.clone(),
+            limits,
+            config.limits.upstream_slot_wait,
+        )?;
         let access = config
             .upstreams
             .iter()
@@ -119,15 +131,21 @@ impl ProxyServer {
                 address: config.listen,
                 source,
             })?;
+        store.set_pull_log_max_bytes(config.limits.pull_log_max_bytes);
         Ok(ProxyServer {
             listener,
             tls,
             shared: Arc::new(Shared {
+                denied: DeniedRequests::new(store.clone()),
                 store,
                 upstreams,
                 access,
             }),
-            client_header_timeout: config.client_header_timeout,
+            connection_limits: ConnectionLimits {
+                max_connections: config.limits.max_connections,
+                idle_timeout: config.client_header_timeout,
+            },
+            denied_log_interval: config.limits.denied_log_interval,
         })
     }
 
@@ -136,21 +154,37 @@ impl ProxyServer {
         self.listener.local_addr().map_err(ServeError::Serve)
     }
 
-    /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes, writing the counts of refused requests to the pull log
+    /// every `limits.denied_log_interval_seconds` and once more at the end.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let router = Router::new().fallback(handle).with_state(self.shared);
-        let timeout = self.client_header_timeout;
-        match self.tls {
-            None => serve_connections(self.listener, router, shutdown, timeout).await,
-            Some(acceptor) => {
-                let listener = crate::tls::TlsListener::new(self.listener, acceptor)
-                    .map_err(ServeError::Serve)?;
-                serve_connections(listener, router, shutdown, timeout).await
+        let router = Router::new()
+            .fallback(handle)
+            .with_state(self.shared.clone());
+        let shared = self.shared.clone();
+        let interval = self.denied_log_interval;
+        let flusher = AbortOnDrop(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                shared.denied.flush().await;
             }
-        }
+        }));
+        let served = crate::connections::serve(
+            self.listener,
+            self.tls,
+            router,
+            shutdown,
+            self.connection_limits,
+        )
+        .await;
+        drop(flusher);
+        self.shared.denied.flush().await;
+        served
     }
 
     /// Serves for ever.
@@ -159,39 +193,12 @@ impl ProxyServer {
     }
 }
 
-/// Accepts connections until `shutdown` and serves each with hyper, closing any connection whose
-/// client takes longer than `header_timeout` to send a request's headers (a client trickling
-/// bytes cannot hold a connection open for ever). `axum::serve` sets no such timer.
-async fn serve_connections<L>(
-    mut listener: L,
-    router: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    header_timeout: std::time::Duration,
-) -> Result<(), ServeError>
-where
-    L: axum::serve::Listener,
-{
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (io, _peer) = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = &mut shutdown => return Ok(()),
-        };
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
-        tokio::spawn(async move {
-            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout);
-            if let Err(error) = builder
-                .serve_connection_with_upgrades(TokioIo::new(io), service)
-                .await
-            {
-                tracing::debug!(%error, "connection ended with an error");
-            }
-        });
+/// Aborts a background task when dropped (when the server stops or its task is aborted).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -276,17 +283,12 @@ async fn check_license(shared: &Arc<Shared>, headers: &HeaderMap) -> Access {
 
 fn base_record(method: &Method, path: Option<&PullPath>) -> PullRecord {
     PullRecord {
-        seq: 0,
-        time: String::new(),
-        license_fingerprint: None,
         app: path.map(|path| path.app_slug.clone()),
         image: path.map(|path| format!("{}/{}", path.upstream_host, path.repository)),
         kind: path.map(|path| path.kind.name().to_string()),
         method: method.as_str().to_string(),
         reference: path.map(|path| path.reference.clone()),
-        digest: None,
-        bytes: 0,
-        result: String::new(),
+        ..PullRecord::default()
     }
 }
 
@@ -312,13 +314,51 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     }
 }
 
+/// Counts a refused or malformed request in memory, for the pull log's aggregated records.
+fn count_denied(
+    shared: &Shared,
+    source: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+    method: &Method,
+    path: &str,
+    reason: &'static str,
+    fingerprint: Option<String>,
+) {
+    shared.denied.count(DeniedRequest {
+        source,
+        reason,
+        fingerprint,
+        method: method.as_str(),
+        path,
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|agent| agent.to_str().ok()),
+    });
+}
+
 async fn answer(shared: Arc<Shared>, request: Request) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let headers = request.headers().clone();
+    let source = request
+        .extensions()
+        .get::<ClientAddress>()
+        .map(|address| address.0.ip());
     drop(request);
+    let denied = |reason: &'static str, fingerprint: Option<String>| {
+        count_denied(
+            &shared,
+            source,
+            &headers,
+            &method,
+            &path,
+            reason,
+            fingerprint,
+        );
+    };
 
     if path != "/v2" && !path.starts_with("/v2/") {
+        denied("not_found", None);
         return registry_error(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
@@ -326,6 +366,7 @@ async fn answer(shared: Arc<Shared>, request: Request) -> Response {
         );
     }
     if method != Method::GET && method != Method::HEAD {
+        denied("method_not_allowed", None);
         return registry_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "UNSUPPORTED",
@@ -333,7 +374,6 @@ async fn answer(shared: Arc<Shared>, request: Request) -> Response {
         );
     }
     let parsed = parse_pull_path(&path);
-    let pull = parsed.as_ref().ok();
     let license = match check_license(&shared, &headers).await {
         Access::Granted(license) => license,
         Access::Denied {
@@ -341,11 +381,17 @@ async fn answer(shared: Arc<Shared>, request: Request) -> Response {
             result,
             message,
         } => {
-            if pull.is_some() {
-                let mut entry = base_record(&method, pull);
-                entry.license_fingerprint = fingerprint;
-                entry.result = result.to_string();
-                record(&shared.store, entry).await;
+            // A license the store holds (revoked or expired) pulling: logged like any pull.
+            // Anything else anyone can send, as fast as they like: counted, not written one by one.
+            let known = matches!(result, "revoked" | "expired");
+            match parsed.as_ref() {
+                Ok(pull) if known => {
+                    let mut entry = base_record(&method, Some(pull));
+                    entry.license_fingerprint = fingerprint;
+                    entry.result = result.to_string();
+                    record(&shared.store, entry).await;
+                }
+                _ => denied(result, fingerprint.filter(|_| known)),
             }
             return registry_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message);
         }
@@ -371,6 +417,7 @@ async fn answer(shared: Arc<Shared>, request: Request) -> Response {
     let pull = match parsed {
         Ok(pull) => pull,
         Err(PathProblem::NotFound) => {
+            denied("not_found", None);
             return registry_error(
                 StatusCode::NOT_FOUND,
                 "UNSUPPORTED",
@@ -378,6 +425,7 @@ async fn answer(shared: Arc<Shared>, request: Request) -> Response {
             );
         }
         Err(PathProblem::Malformed(problem)) => {
+            denied("bad_request", None);
             return registry_error(StatusCode::BAD_REQUEST, "NAME_INVALID", problem);
         }
     };
@@ -431,9 +479,21 @@ async fn answer(shared: Arc<Shared>, request: Request) -> Response {
                 UpstreamError::Unreachable => "upstream_unreachable",
                 UpstreamError::Token => "upstream_token_failed",
                 UpstreamError::Certificate => "upstream_unreachable",
+                UpstreamError::Busy { .. } => "upstream_busy",
             }
             .into();
             record(&shared.store, entry).await;
+            if let UpstreamError::Busy { .. } = error {
+                let mut response = registry_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "UNAVAILABLE",
+                    &error.to_string(),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                return response;
+            }
             return registry_error(StatusCode::BAD_GATEWAY, "UNAVAILABLE", &error.to_string());
         }
     };

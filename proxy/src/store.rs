@@ -20,7 +20,7 @@ pub const LICENSE_ID_PURPOSE: &str = "proxy-license-id";
 const MAX_LICENSE_BYTES: u64 = windlass_files::MIB;
 
 const LICENSES: TableDefinition<&str, &[u8]> = TableDefinition::new("licenses");
-const PULLS: TableDefinition<u64, &[u8]> = TableDefinition::new("pulls");
+pub(crate) const PULLS: TableDefinition<u64, &[u8]> = TableDefinition::new("pulls");
 
 /// A problem with the store or a license file. Messages never contain a license ID.
 #[derive(Debug, thiserror::Error)]
@@ -128,8 +128,11 @@ impl LicenseRecord {
     }
 }
 
-/// One entry of the pull log. Never contains a license ID.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// One entry of the pull log. Never contains a license ID. Text fields are at most
+/// [`crate::MAX_LOGGED_BYTES`] long. An aggregated record (refused or malformed requests, counted
+/// in memory and written once per interval) has `count`, `source`, `first_time` and a sample
+/// `path`; `time` is then the last request's time.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 pub struct PullRecord {
     /// Position in the log, from 1.
     pub seq: u64,
@@ -152,8 +155,29 @@ pub struct PullRecord {
     /// Bytes of body sent to the client.
     pub bytes: u64,
     /// `served`, or why not: `unauthenticated`, `revoked`, `expired`, `wrong_app`, `unknown_upstream`,
-    /// `app_not_bound_to_upstream`, `repository_not_allowed`, `upstream_status_<code>`, `upstream_unreachable`, `digest_mismatch`, `bad_request`.
+    /// `app_not_bound_to_upstream`, `repository_not_allowed`, `upstream_status_<code>`,
+    /// `upstream_unreachable`, `upstream_busy`, `digest_mismatch`, `bad_request`, `not_found`,
+    /// `method_not_allowed`.
     pub result: String,
+    /// The client's address (`other` for requests counted past the aggregation's key limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// How many requests an aggregated record stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// When the first request of an aggregated record came (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_time: Option<String>,
+    /// The path of an aggregated record's first request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The `User-Agent` of an aggregated record's first request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// Whether a text field was cut to [`crate::MAX_LOGGED_BYTES`] (it then ends in
+    /// `...[truncated]`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// A license read from a KOTS License file, with its ID held only in memory.
@@ -186,6 +210,8 @@ pub struct ProxyStore {
     db: redb::Database,
     path: PathBuf,
     key: FingerprintKey,
+    /// The pull log's cap in JSON bytes (see [`crate::pull_log`]).
+    pull_log_max_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for ProxyStore {
@@ -221,7 +247,14 @@ impl ProxyStore {
                 path: path.display().to_string(),
                 detail: error.to_string(),
             })?;
-        let store = ProxyStore { db, path, key };
+        let store = ProxyStore {
+            db,
+            path,
+            key,
+            pull_log_max_bytes: std::sync::atomic::AtomicU64::new(
+                crate::config::Limits::default().pull_log_max_bytes,
+            ),
+        };
         // Create both tables, so readers never meet a missing one.
         store.write(|transaction| {
             transaction.open_table(LICENSES)?;
@@ -238,7 +271,7 @@ impl ProxyStore {
         }
     }
 
-    fn write<T>(
+    pub(crate) fn write<T>(
         &self,
         body: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>,
     ) -> Result<T, StoreError> {
@@ -364,19 +397,26 @@ impl ProxyStore {
         self.read_all(LICENSES)
     }
 
-    /// Appends `record` to the pull log, setting its `seq` and `time`; returns the stored record.
+    /// Appends `record` to the pull log, setting its `seq` and `time` and cutting long text
+    /// fields; the oldest records go when the log outgrows its cap. Returns the stored record.
     pub fn record_pull(&self, mut record: PullRecord) -> Result<PullRecord, StoreError> {
-        record.time = now_text();
-        let stored = self.write(|transaction| {
-            let mut table = transaction.open_table(PULLS)?;
-            let next = table.last()?.map_or(1, |(key, _)| key.value() + 1);
-            record.seq = next;
-            let bytes = serde_json::to_vec(&record)
-                .map_err(|error| redb::Error::Io(std::io::Error::other(error.to_string())))?;
-            table.insert(next, bytes.as_slice())?;
-            Ok(record)
-        })?;
-        Ok(stored)
+        record.time = String::new();
+        let mut stored = crate::pull_log::append(self, vec![record])?;
+        stored
+            .pop()
+            .ok_or_else(|| self.database_error("nothing was appended"))
+    }
+
+    /// Sets the pull log's cap: the JSON bytes of the records it keeps (`limits.pull_log_max_mib`).
+    pub fn set_pull_log_max_bytes(&self, bytes: u64) {
+        self.pull_log_max_bytes
+            .store(bytes.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The pull log's cap in JSON bytes.
+    pub fn pull_log_max_bytes(&self) -> u64 {
+        self.pull_log_max_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The whole pull log, oldest first.
@@ -475,6 +515,7 @@ mod tests {
                 digest: None,
                 bytes: 0,
                 result: "revoked".into(),
+                ..PullRecord::default()
             })
             .unwrap();
         assert_eq!(store.pulls().unwrap()[0].seq, 1);

@@ -1,14 +1,11 @@
 //! Serving TLS: the certificate chain and key from the configuration loaded into a rustls server
-//! configuration (aws-lc-rs, the workspace's one crypto provider), and [`TlsListener`], an axum
-//! listener that runs each handshake in its own task under a deadline, so a slow or broken client
-//! never holds up the others.
+//! configuration (aws-lc-rs, the workspace's one crypto provider). Handshakes run in each
+//! connection's own task ([`crate::connections`]) under [`HANDSHAKE_TIMEOUT`], so a slow or broken
+//! client never holds up the others.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -16,11 +13,8 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::TlsFiles;
 
-/// Deadline of one TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Handshaken connections waiting for the server to take them.
-const PENDING_CONNECTIONS: usize = 64;
+/// Deadline of one TLS handshake (the connection's idle deadline may end it sooner).
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the TLS files cannot be used. Messages name the file, never key material.
 #[derive(Debug, thiserror::Error)]
@@ -89,73 +83,4 @@ pub(crate) fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
         .with_single_cert(chain, key)
         .map_err(|error| TlsError::Config(error.to_string()))?;
     Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-/// An axum listener serving TLS over a TCP listener.
-pub(crate) struct TlsListener {
-    local_addr: SocketAddr,
-    ready: mpsc::Receiver<(tokio_rustls::server::TlsStream<TcpStream>, SocketAddr)>,
-    accepting: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.accepting.abort();
-    }
-}
-
-impl TlsListener {
-    /// Accepts on `listener`, handshaking with `acceptor`.
-    pub(crate) fn new(
-        listener: TcpListener,
-        acceptor: TlsAcceptor,
-    ) -> std::io::Result<TlsListener> {
-        let local_addr = listener.local_addr()?;
-        let (sender, ready) = mpsc::channel(PENDING_CONNECTIONS);
-        let accepting = tokio::spawn(async move {
-            loop {
-                let (stream, peer) = match listener.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        tracing::debug!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let sender = sender.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => {
-                            let _ = sender.send((stream, peer)).await;
-                        }
-                        Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(TlsListener {
-            local_addr,
-            ready,
-            accepting,
-        })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(accepted) => accepted,
-            // The accepting task only ends when the listener is dropped.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local_addr)
-    }
 }

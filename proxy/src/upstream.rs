@@ -1,18 +1,19 @@
 //! [`UpstreamClient`]: fetching manifests and blobs from the configured upstream registries with
 //! their read-only credentials — HTTP Basic, or the Bearer token flow when the upstream challenges
 //! with `Bearer` (tokens cached per upstream and repository until they expire). Every request has
-//! a deadline, concurrent upstream requests are capped, and errors never carry credentials or
-//! upstream URLs, because they may reach clients.
+//! a deadline, requests in flight are capped per upstream ([`crate::upstream_slots`]), and errors
+//! never carry credentials or upstream URLs, because they may reach clients.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::config::{Upstream, UpstreamCredentials};
 use crate::path::PullPath;
+use crate::upstream_slots::UpstreamSlots;
 
 /// Limits of upstream requests.
 #[derive(Debug, Clone)]
@@ -23,8 +24,6 @@ pub struct UpstreamLimits {
     pub request_timeout: Duration,
     /// Deadline between two reads of a blob body.
     pub read_timeout: Duration,
-    /// Upstream requests (including streaming bodies) in flight at once.
-    pub max_concurrent: usize,
 }
 
 impl Default for UpstreamLimits {
@@ -33,7 +32,6 @@ impl Default for UpstreamLimits {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(30),
-            max_concurrent: 64,
         }
     }
 }
@@ -53,9 +51,20 @@ pub enum UpstreamError {
     /// An upstream's `ca_file` cannot be used to build its HTTP client.
     #[error("an upstream's ca_file cannot be used")]
     Certificate,
+    /// Every request slot of the upstream stayed busy for the whole wait (it answers slowly or
+    /// not at all); other upstreams are not affected.
+    #[error(
+        "upstream {upstream} is busy: all {slots} of its request slots are in use, try again later"
+    )]
+    Busy {
+        /// The upstream's host as configured.
+        upstream: String,
+        /// Its `max_concurrent_requests`.
+        slots: usize,
+    },
 }
 
-/// A response from an upstream, with the permit that counts it against the concurrency cap.
+/// A response from an upstream, with the permit that counts it against its upstream's cap.
 pub struct UpstreamResponse {
     /// The upstream's response.
     pub response: reqwest::Response,
@@ -72,7 +81,7 @@ struct CachedToken {
 pub struct UpstreamClient {
     upstreams: BTreeMap<String, (Upstream, reqwest::Client)>,
     tokens: Mutex<HashMap<(String, String), CachedToken>>,
-    permits: Arc<Semaphore>,
+    slots: UpstreamSlots,
     limits: UpstreamLimits,
 }
 
@@ -116,11 +125,20 @@ fn bearer_challenge(headers: &HeaderMap) -> Option<(String, Option<String>)> {
 }
 
 impl UpstreamClient {
-    /// A client for `upstreams` with `limits`.
+    /// A client for `upstreams` with `limits`; a request waits at most `slot_wait` for a free slot
+    /// of its upstream (each upstream's `max_concurrent_requests`) before it fails with
+    /// [`UpstreamError::Busy`].
     pub fn new(
         upstreams: BTreeMap<String, Upstream>,
         limits: UpstreamLimits,
+        slot_wait: Duration,
     ) -> Result<UpstreamClient, UpstreamError> {
+        let slots = UpstreamSlots::new(
+            upstreams
+                .iter()
+                .map(|(host, upstream)| (host.clone(), upstream.max_concurrent_requests)),
+            slot_wait,
+        );
         // One client per upstream, so an upstream's extra CA is trusted for that upstream only.
         let mut clients = BTreeMap::new();
         for (host, upstream) in upstreams {
@@ -139,7 +157,7 @@ impl UpstreamClient {
         Ok(UpstreamClient {
             upstreams: clients,
             tokens: Mutex::new(HashMap::new()),
-            permits: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
+            slots,
             limits,
         })
     }
@@ -162,11 +180,14 @@ impl UpstreamClient {
             .get(&path.upstream_host)
             .ok_or(UpstreamError::UnknownUpstream)?;
         let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
+            .slots
+            .acquire(&path.upstream_host)
             .await
-            .map_err(|_| UpstreamError::Unreachable)?;
+            .ok_or(UpstreamError::UnknownUpstream)?
+            .map_err(|busy| UpstreamError::Busy {
+                upstream: path.upstream_host.clone(),
+                slots: busy.slots,
+            })?;
         let url = format!(
             "{}/v2/{}/{}/{}",
             upstream.endpoint.as_str().trim_end_matches('/'),

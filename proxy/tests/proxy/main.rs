@@ -7,6 +7,7 @@
 mod support;
 
 mod access;
+mod floods;
 mod integrity;
 mod pulls;
 mod registry_api;

@@ -39,7 +39,7 @@ pub struct Harness {
 }
 
 /// How the harness's upstream and proxy are set up.
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone)]
 pub struct Options {
     /// The upstream uses token auth (the testkit's token server) instead of htpasswd.
     pub token_auth: bool,
@@ -54,6 +54,12 @@ pub struct Options {
     /// The upstream's `apps:` / `repositories:` lines (indented under it), instead of
     /// [`DEFAULT_BINDING`].
     pub upstream_binding: Option<&'static str>,
+    /// The keys of a `limits:` mapping (each line indented by two spaces), when not the defaults.
+    pub limits: Option<String>,
+    /// More entries under `upstreams:` (each indented by two spaces).
+    pub more_upstreams: Option<String>,
+    /// The proxy's deadline for an upstream's answer, when not the default 30 s.
+    pub upstream_request_timeout: Option<std::time::Duration>,
 }
 
 /// The upstream's binding unless [`Options::upstream_binding`] says otherwise: the main license's
@@ -132,7 +138,11 @@ impl Harness {
         std::fs::write(
             &config_path,
             format!(
-                "listen: 127.0.0.1:0\n{transport}{}state: ./proxy-state\nupstreams:\n  vendor.example:\n    endpoint: {}\n    username: {}\n    password_file: ./reader.password\n{}{}",
+                "listen: 127.0.0.1:0\n{transport}{}{}state: ./proxy-state\nupstreams:\n  vendor.example:\n    endpoint: {}\n    username: {}\n    password_file: ./reader.password\n{}{}{}",
+                options
+                    .limits
+                    .as_ref()
+                    .map_or(String::new(), |limits| format!("limits:\n{limits}")),
                 options
                     .client_header_timeout_seconds
                     .map_or(String::new(), |seconds| format!(
@@ -145,15 +155,19 @@ impl Harness {
                     certificates.ca_certificate.display()
                 )),
                 options.upstream_binding.unwrap_or(DEFAULT_BINDING),
+                options.more_upstreams.as_deref().unwrap_or_default(),
             ),
         )
         .expect("write config");
         let config = ProxyConfig::load(&config_path).expect("load config");
         let store = Arc::new(ProxyStore::open(&config.state).expect("open store"));
-        let server =
-            ProxyServer::bind_with_store(&config, store.clone(), UpstreamLimits::default())
-                .await
-                .expect("bind proxy");
+        let mut limits = UpstreamLimits::default();
+        if let Some(timeout) = options.upstream_request_timeout {
+            limits.request_timeout = timeout;
+        }
+        let server = ProxyServer::bind_with_store(&config, store.clone(), limits)
+            .await
+            .expect("bind proxy");
         let address = server.local_addr().expect("local address");
         let server = tokio::spawn(async move {
             server.run().await.expect("proxy serves");
@@ -197,6 +211,22 @@ impl Harness {
     /// The pull log.
     pub fn pulls(&self) -> Vec<PullRecord> {
         self.store.pulls().expect("read pull log")
+    }
+
+    /// The total size of the state directory's files, in bytes.
+    pub fn state_size(&self) -> u64 {
+        std::fs::read_dir(self.directory.path().join("proxy-state"))
+            .expect("state dir")
+            .map(|entry| entry.expect("entry").metadata().expect("metadata").len())
+            .sum()
+    }
+
+    /// `http://<proxy>/v2/proxy/<app>/<upstream>/<repository>/manifests/<reference>`.
+    pub fn manifest_url(&self, upstream: &str, repository: &str, reference: &str) -> String {
+        format!(
+            "http://{}/v2/proxy/{APP}/{upstream}/{repository}/manifests/{reference}",
+            self.address
+        )
     }
 
     /// The whole state directory's bytes, concatenated, for "never written" checks.
