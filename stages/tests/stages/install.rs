@@ -189,6 +189,7 @@ async fn install_writes_base_and_upstream_and_never_records_the_license_id() {
         documents,
         [
             "kots-app.yaml[0]@1 KotsKind kots.io/v1beta1/Application None/Some(\"example-app\")",
+            "kots-helmchart.yaml[0]@1 KotsKind kots.io/v1beta2/HelmChart None/Some(\"redis\")",
             "manifests/configmap.yaml[0]@1 KubernetesObject v1/ConfigMap Some(\"example\")/Some(\"settings\")",
             "manifests/multi.yaml[0]@1 KubernetesObject apps/v1/Deployment None/Some(\"web\")",
             "manifests/multi.yaml[1]@9 KubernetesObject v1/ServiceAccount None/Some(\"web\")",
