@@ -76,12 +76,12 @@ pub struct FetchBase {
     limits: Limits,
 }
 
-/// Maps a release problem to a stage failure.
+/// Maps a release problem to a stage failure: a release directory that cannot be opened is a
+/// permanent failure, anything wrong with what it holds (an unreadable file included) is invalid
+/// input.
 pub fn release_failure(error: ReleaseError) -> StageError {
     match error {
-        ReleaseError::Root { .. } | ReleaseError::Read { .. } => {
-            StageError::permanent(error.to_string())
-        }
+        ReleaseError::Root { .. } => StageError::permanent(error.to_string()),
         other => StageError::invalid_input(other.to_string()),
     }
 }

@@ -763,6 +763,11 @@ pub fn digest(root: &Path, limits: &Limits) -> Result<String, ReleaseError> {
 }
 
 /// [`digest`], keeping the files read in `snapshot` for [`scan_cached`].
+///
+/// Only a release directory that cannot be opened is an error here. A release that cannot be read
+/// whole (a file over a limit, a symlink leading outside, an unreadable file) gets a digest of
+/// that problem, `unreadable:blake3:<hex>`, so that the install starts and `fetch_base`, reading
+/// the release again, fails with the problem and records it like any other bad input.
 pub fn digest_keeping(
     root: &Path,
     limits: &Limits,
@@ -772,8 +777,15 @@ pub fn digest_keeping(
         path: root.to_path_buf(),
         source,
     })?;
-    let entries = walk(&canonical_root, limits)?;
-    let read = read_all(entries, limits)?;
+    let read = match walk(&canonical_root, limits).and_then(|entries| read_all(entries, limits)) {
+        Ok(read) => read,
+        Err(error) => {
+            let mut hasher = blake3::Hasher::new();
+            hasher.update(b"unreadable release\0");
+            hasher.update(error.to_string().as_bytes());
+            return Ok(format!("unreadable:blake3:{}", hasher.finalize().to_hex()));
+        }
+    };
     let mut hasher = blake3::Hasher::new();
     for (relative, bytes, _) in &read {
         if license_documents(relative, bytes).is_some() {
