@@ -5,6 +5,7 @@
 
 mod probe;
 mod proxy;
+mod release_input;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
