@@ -166,7 +166,7 @@ pub enum ReleaseError {
     HoldsLicenseId {
         /// The file.
         path: String,
-        /// Which license: "the license in use" or "the License in <file>".
+        /// Which license: "the license in use" or "the License in `<file>`".
         whose: String,
     },
     /// A chart archive cannot be read, or is over its limits.
