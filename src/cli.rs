@@ -74,8 +74,9 @@ pub struct InstallArgs {
     /// License file; defaults to RELEASE_DIR/userdata/license.yaml when that exists.
     #[arg(long)]
     pub license: Option<PathBuf>,
-    /// Namespace the application is installed into.
-    #[arg(long, default_value = "default")]
+    /// Namespace the application is installed into (a DNS-1123 label: at most 63 lowercase
+    /// letters, digits and '-').
+    #[arg(long, default_value = "default", value_parser = parse_namespace)]
     pub namespace: String,
     /// Output directory (see `--help`).
     #[arg(
@@ -106,6 +107,13 @@ pub struct InstallArgs {
     /// How to probe.
     #[command(flatten)]
     pub probing: ProbeArgs,
+}
+
+/// `--namespace`: a name Kubernetes accepts for a namespace, refused before anything runs.
+fn parse_namespace(value: &str) -> Result<String, String> {
+    windlass_stages::names::check_dns_label(value)
+        .map(|()| value.to_string())
+        .map_err(|problem| format!("not a valid namespace: {problem}"))
 }
 
 /// Arguments of `windlass images`.

@@ -119,6 +119,22 @@ pub struct BaseFetched {
     pub files: Vec<FetchedFile>,
     /// Every YAML document of every non-license file, in file then document order.
     pub documents: Vec<FetchedDocument>,
+    /// Chart archives no KOTS `HelmChart` document refers to: stored and copied to `upstream/`,
+    /// never deployed (an optional field: absent when there are none, and in events recorded
+    /// before windlass looked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreferenced_charts: Vec<UnreferencedChart>,
+}
+
+/// A chart archive in `BaseFetched` that no `HelmChart` document refers to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreferencedChart {
+    /// The archive, relative to the release root.
+    pub path: String,
+    /// `name` of its top-level `Chart.yaml`, if it has one.
+    pub chart_name: Option<String>,
+    /// `version` of its top-level `Chart.yaml`, if it has one.
+    pub chart_version: Option<String>,
 }
 
 /// One file written by `write_base`.

@@ -1,8 +1,11 @@
 //! The `fetch_base` stage: reads the release (see [`crate::release::scan`]), checks that it is the
-//! release the install was started with, stores every file and document body in the blob store, and
-//! records one `BaseFetched` fact listing files, documents (apiVersion, kind, namespace, name) and
-//! blobs. License files are recognised by content and never stored. It writes nothing to the output
-//! directory; [`crate::write_base`] does that from the recorded facts.
+//! release the install was started with, that it holds Kubernetes objects, that the license is for
+//! its `Application`, and that the namespace is one Kubernetes accepts, stores every file and
+//! document body in the blob store, and records one `BaseFetched` fact listing files, documents
+//! (apiVersion, kind, namespace, name), blobs and the chart archives no `HelmChart` refers to.
+//! License files are recognised by content and never stored, and no file holding the license ID
+//! is. It writes nothing to the output directory; [`crate::write_base`] does that from the
+//! recorded facts.
 
 use std::sync::Arc;
 
@@ -10,7 +13,10 @@ use serde::Deserialize;
 use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput};
 
 use crate::documents::ParsedCache;
-use crate::events::{BASE_FETCHED, BaseFetched, FetchedDocument, FetchedFile};
+use crate::events::{
+    BASE_FETCHED, BaseFetched, DocumentClass, FetchedDocument, FetchedFile, UnreferencedChart,
+};
+use crate::names::{check_dns_label, shown};
 use crate::release::{FileContents, Limits, Release, ReleaseError, ReleaseSnapshot, scan_cached};
 
 /// Registration of this stage kind.
@@ -45,6 +51,12 @@ impl StageConfig for FetchBaseConfig {
         if self.limits.max_files == 0 {
             problems.push("max_files must be positive".to_string());
         }
+        if self.limits.max_chart_unpacked_bytes == 0 {
+            problems.push("max_chart_unpacked_bytes must be positive".to_string());
+        }
+        if self.limits.max_chart_entries == 0 {
+            problems.push("max_chart_entries must be positive".to_string());
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -64,15 +76,12 @@ pub struct FetchBase {
     limits: Limits,
 }
 
-/// Maps a release problem to a stage failure.
+/// Maps a release problem to a stage failure: a release directory that cannot be opened is a
+/// permanent failure, anything wrong with what it holds (an unreadable file included) is invalid
+/// input.
 pub fn release_failure(error: ReleaseError) -> StageError {
     match error {
-        ReleaseError::Root { .. }
-        | ReleaseError::Read { .. }
-        | ReleaseError::Unreadable {
-            problem: windlass_files::ReadError::Io { .. },
-            ..
-        } => StageError::permanent(error.to_string()),
+        ReleaseError::Root { .. } => StageError::permanent(error.to_string()),
         other => StageError::invalid_input(other.to_string()),
     }
 }
@@ -88,14 +97,23 @@ impl Stage for FetchBase {
         let expected_digest = context.request.release_digest.clone();
         let parsed_cache = context.memo.get::<ParsedCache>();
         let snapshot = context.memo.get::<ReleaseSnapshot>();
+        let request = context.request.clone();
+        check_dns_label(&request.namespace).map_err(|problem| {
+            StageError::invalid_input(format!(
+                "namespace {} is not a valid namespace: {problem}",
+                shown(&request.namespace)
+            ))
+        })?;
         tokio::task::spawn_blocking(move || {
             let clock = std::time::Instant::now();
             let on_file = |done, total| progress.stage_advanced(&stage_name, done, total);
+            let license_id = request.license.as_ref().map(|license| &license.license_id);
             let release = scan_cached(
                 &root,
                 &limits,
                 Some(&parsed_cache),
                 Some(&snapshot),
+                license_id,
                 on_file,
             )
             .map_err(release_failure)?;
@@ -107,12 +125,60 @@ impl Stage for FetchBase {
                     root.display()
                 )));
             }
+            check_has_kubernetes_objects(&release)?;
+            if let Some(license) = &request.license {
+                check_license_is_for_the_app(&release, &license.app_slug)?;
+            }
             let recorded = record(&release, &blobs, digest);
             tracing::debug!(elapsed = ?clock.elapsed(), "stored the release");
             recorded
         })
         .await
         .map_err(|error| StageError::permanent(format!("fetch_base task failed: {error}")))?
+    }
+}
+
+/// A release with nothing to deploy is refused rather than "installed".
+fn check_has_kubernetes_objects(release: &Release) -> Result<(), StageError> {
+    if release
+        .documents()
+        .any(|document| document.class == DocumentClass::KubernetesObject)
+    {
+        return Ok(());
+    }
+    let holds = if release.files.is_empty() {
+        "is empty".to_string()
+    } else {
+        format!(
+            "holds {} file(s) but no Kubernetes object (only KOTS custom resources, licenses, chart archives or other files)",
+            release.files.len()
+        )
+    };
+    Err(StageError::invalid_input(format!(
+        "release directory {} {holds}: nothing to install",
+        release.root.display()
+    )))
+}
+
+/// The license's `spec.appSlug` must be the release's app: KOTS's slug is the `metadata.name` of
+/// the release's `Application`, compared exactly.
+fn check_license_is_for_the_app(release: &Release, license_slug: &str) -> Result<(), StageError> {
+    let application = release.documents().find(|document| {
+        document.class == DocumentClass::KotsKind
+            && document.kind == "Application"
+            && document
+                .name
+                .as_deref()
+                .is_some_and(|name| name != license_slug)
+    });
+    match application {
+        None => Ok(()),
+        Some(application) => Err(StageError::invalid_input(format!(
+            "the license is for app {license_slug:?}, but this release is app {:?} (the Application in {}): use a license for {:?}",
+            application.name.as_deref().unwrap_or_default(),
+            application.location(),
+            application.name.as_deref().unwrap_or_default(),
+        ))),
     }
 }
 
@@ -157,7 +223,16 @@ fn record(
     }
     // Blobs must be durable before the event that names them.
     blobs.sync().map_err(blob_failure)?;
-    let summary = format!("{} files, {} documents", files.len(), documents.len());
+    let unreferenced_charts: Vec<UnreferencedChart> = release
+        .unreferenced_archives()
+        .into_iter()
+        .map(|(path, chart)| UnreferencedChart {
+            path: path.to_string(),
+            chart_name: chart.name.clone(),
+            chart_version: chart.version.clone(),
+        })
+        .collect();
+    let summary = summary(release, &files, &documents, &unreferenced_charts);
     let fact = Fact::new(
         BASE_FETCHED,
         1,
@@ -165,10 +240,41 @@ fn record(
             release_digest,
             files,
             documents,
+            unreferenced_charts,
         },
     )?;
     Ok(StageOutput {
         facts: vec![fact],
         summary,
     })
+}
+
+/// "N files, M documents", the license files left out, and a warning per chart archive no
+/// HelmChart refers to.
+fn summary(
+    release: &Release,
+    files: &[FetchedFile],
+    documents: &[FetchedDocument],
+    unreferenced_charts: &[UnreferencedChart],
+) -> String {
+    let mut summary = format!("{} files, {} documents", files.len(), documents.len());
+    let licenses: Vec<&str> = release.license_files().collect();
+    if !licenses.is_empty() {
+        summary.push_str(&format!(
+            "; left out as license files: {}",
+            licenses.join(", ")
+        ));
+    }
+    for chart in unreferenced_charts {
+        let named = match (&chart.chart_name, &chart.chart_version) {
+            (Some(name), Some(version)) => format!(" (chart {name} {version})"),
+            (Some(name), None) => format!(" (chart {name})"),
+            _ => " (no Chart.yaml with a name)".to_string(),
+        };
+        summary.push_str(&format!(
+            "; warning: no HelmChart refers to {}{named}: it is copied to upstream/ but not deployed",
+            chart.path
+        ));
+    }
+    summary
 }

@@ -1,5 +1,6 @@
 //! `windlass-stages` holds the built-in pipeline stages and the release model they share: reading a
-//! release directory safely ([`release`]), splitting and classifying its YAML documents
+//! release directory safely ([`release`], checking chart archives with [`charts`] and object names
+//! with [`names`]), splitting and classifying its YAML documents
 //! ([`documents`], parsed once per process thanks to [`parsed_cache`], and files written by one
 //! stage handed to the next in memory by [`written_files`]), reading a KOTS license
 //! ([`license`]), writing into an output directory ([`output`]), and the stages themselves —
@@ -9,12 +10,14 @@
 //! the pull secrets and [`render_midstream`] the overlays and the built result. [`stage_kinds`] is
 //! the explicit registration list and [`default_pipeline`] the stages that exist today.
 
+pub mod charts;
 pub mod documents;
 pub mod events;
 pub mod fetch_base;
 pub mod images;
 pub mod kustomize;
 pub mod license;
+pub mod names;
 pub mod output;
 mod parallel;
 pub mod parsed_cache;

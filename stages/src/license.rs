@@ -61,6 +61,26 @@ pub fn read_license(path: &Path, key: &FingerprintKey) -> Result<License, Licens
         .iter()
         .find(|document| document.is_license())
         .ok_or_else(|| invalid("no `kind: License` document with `apiVersion: kots.io/...`"))?;
+    // Everything beside the License would be dropped unseen (a license file is never stored).
+    let others: Vec<String> = documents
+        .iter()
+        .filter(|other| other.index != document.index)
+        .map(|other| {
+            format!(
+                "{}/{} (document {}, line {})",
+                other.kind,
+                other.name.as_deref().unwrap_or("-"),
+                other.index + 1,
+                other.line
+            )
+        })
+        .collect();
+    if !others.is_empty() {
+        return Err(invalid(&format!(
+            "a license file may hold only its License, but it also holds {}: move them to a file of their own",
+            others.join(", ")
+        )));
+    }
     let spec = document
         .value
         .get("spec")

@@ -1,19 +1,26 @@
 //! Reading a release directory safely. [`scan`] walks it in path order without following symlinks
 //! blindly: a symlink to a file inside the release is read as that file, a symlink leading outside
 //! is an error, and every file and the release as a whole are held to size limits. YAML files are
-//! split and classified here (see [`crate::documents`]), so that license files can be recognised by
-//! content and kept out of the digest, the blob store and `upstream/`.
+//! split and classified here (see [`crate::documents`]), and the names of Kubernetes objects
+//! checked (see [`crate::names`]). License files are recognised by content, whatever their file
+//! name, and kept out of the digest, the blob store and `upstream/`; a license file must hold its
+//! License alone, copies of one license may appear under several names, and no other file may
+//! contain a license ID (chart archives are searched unpacked, see [`crate::charts`]).
 
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use memchr::memmem;
 use serde::Deserialize;
+use windlass_state::SecretString;
 
+use crate::charts::{ChartArchive, ChartError, ChartLimits, Needle, read_chart_archive};
 use crate::documents::{
     Document, DocumentError, ParsedCache, Reuse, parse_documents, parse_documents_with,
 };
-use crate::events::FileClass;
+use crate::events::{DocumentClass, FileClass};
+use crate::names::{NameProblem, api_group, check_dns_label, check_object_name, shown};
 use crate::parallel::parallel_map;
 
 /// Releases with fewer files than this are read and parsed on one thread.
@@ -29,14 +36,32 @@ pub struct Limits {
     pub max_total_bytes: u64,
     /// Most files in a release.
     pub max_files: usize,
+    /// Most bytes one chart archive may unpack to.
+    pub max_chart_unpacked_bytes: u64,
+    /// Most entries one chart archive may hold.
+    pub max_chart_entries: usize,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits {
-            max_file_bytes: 16 * 1024 * 1024,
-            max_total_bytes: 1024 * 1024 * 1024,
-            max_files: 100_000,
+        Limits::DEFAULT
+    }
+}
+
+impl Limits {
+    /// The default limits (usable in constants).
+    pub const DEFAULT: Limits = Limits {
+        max_file_bytes: 16 * 1024 * 1024,
+        max_total_bytes: 1024 * 1024 * 1024,
+        max_files: 100_000,
+        max_chart_unpacked_bytes: ChartLimits::DEFAULT.max_unpacked_bytes,
+        max_chart_entries: ChartLimits::DEFAULT.max_entries,
+    };
+
+    fn charts(&self) -> ChartLimits {
+        ChartLimits {
+            max_unpacked_bytes: self.max_chart_unpacked_bytes,
+            max_entries: self.max_chart_entries,
         }
     }
 }
@@ -121,13 +146,57 @@ pub enum ReleaseError {
         /// Its namespace/name.
         name: String,
     },
-    /// The release holds more than one License.
-    #[error("{second} and {first} both hold a License: a release may hold one")]
+    /// The release holds two different licenses (copies of one license are allowed).
+    #[error(
+        "{second} and {first} hold different licenses: a release may hold one license (copies of it are left out)"
+    )]
     SecondLicense {
         /// The first license file.
         first: String,
         /// The second.
         second: String,
+    },
+    /// A license file also holds other documents, which would otherwise be left out with it.
+    #[error(
+        "{path}: a license file may hold only its License, but it also holds {others}: move them to a file of their own"
+    )]
+    LicenseWithOtherDocuments {
+        /// The license file.
+        path: String,
+        /// The other documents: `kind/name (document N, line L)`, comma-separated.
+        others: String,
+    },
+    /// A file that is not a license file contains a license ID.
+    #[error(
+        "{path}: holds the license ID of {whose}; windlass never stores or copies a license ID, so a release file may not contain one: remove it"
+    )]
+    HoldsLicenseId {
+        /// The file.
+        path: String,
+        /// Which license: "the license in use" or "the License in `<file>`".
+        whose: String,
+    },
+    /// A chart archive cannot be read, or is over its limits.
+    #[error("{path}: {source}")]
+    ChartArchive {
+        /// The archive.
+        path: String,
+        /// What is wrong.
+        source: ChartError,
+    },
+    /// A Kubernetes object's name or namespace is one Kubernetes refuses.
+    #[error("{location}: `{field}` {value} is not a valid {what}: {problem}")]
+    InvalidName {
+        /// File, document and line.
+        location: String,
+        /// `metadata.name` or `metadata.namespace`.
+        field: &'static str,
+        /// The value, quoted and cut (see [`crate::names::shown`]).
+        value: String,
+        /// "ConfigMap name", "namespace", ...
+        what: String,
+        /// Which rule it breaks.
+        problem: NameProblem,
     },
 }
 
@@ -136,9 +205,10 @@ pub enum ReleaseError {
 pub enum FileContents {
     /// Parsed YAML documents.
     Yaml(Vec<Document>),
-    /// A chart archive.
-    ChartArchive,
-    /// A file holding a KOTS License. Its bytes are dropped as soon as it is recognised.
+    /// A chart archive, read and found to be a gzip-compressed tar.
+    ChartArchive(ChartArchive),
+    /// A file holding a KOTS License (alone), whatever its name. Its bytes are dropped as soon as
+    /// it is recognised.
     License,
     /// Anything else.
     Other,
@@ -162,7 +232,7 @@ impl ReleaseFile {
     pub fn class(&self) -> FileClass {
         match self.contents {
             FileContents::Yaml(_) => FileClass::Yaml,
-            FileContents::ChartArchive => FileClass::ChartArchive,
+            FileContents::ChartArchive(_) => FileClass::ChartArchive,
             FileContents::License => FileClass::License,
             FileContents::Other => FileClass::Other,
         }
@@ -193,12 +263,59 @@ impl Release {
         format!("blake3:{}", hasher.finalize().to_hex())
     }
 
-    /// The path of the license file inside the release, if any.
+    /// The path of the (first) license file inside the release, if any.
     pub fn license_file(&self) -> Option<&str> {
+        self.license_files().next()
+    }
+
+    /// Every license file inside the release (copies of one license), in path order.
+    pub fn license_files(&self) -> impl Iterator<Item = &str> {
         self.files
             .iter()
-            .find(|file| matches!(file.contents, FileContents::License))
+            .filter(|file| matches!(file.contents, FileContents::License))
             .map(|file| file.path.as_str())
+    }
+
+    /// Every YAML document of the release, in file then document order.
+    pub fn documents(&self) -> impl Iterator<Item = &Document> {
+        self.files.iter().flat_map(|file| match &file.contents {
+            FileContents::Yaml(documents) => documents.as_slice(),
+            _ => &[],
+        })
+    }
+
+    /// The chart archives no KOTS `HelmChart` document refers to, in path order. A HelmChart
+    /// refers to an archive whose top-level `Chart.yaml` has its `spec.chart.name` and (when the
+    /// HelmChart gives one) `spec.chart.chartVersion`.
+    pub fn unreferenced_archives(&self) -> Vec<(&str, &ChartArchive)> {
+        let wanted: Vec<(&str, Option<&str>)> = self
+            .documents()
+            .filter(|document| {
+                document.class == DocumentClass::KotsKind && document.kind == "HelmChart"
+            })
+            .filter_map(|document| {
+                let chart = document.value.pointer("/spec/chart")?;
+                let name = chart.get("name")?.as_str()?;
+                let version = chart
+                    .get("chartVersion")
+                    .and_then(|version| version.as_str())
+                    .filter(|version| !version.is_empty());
+                Some((name, version))
+            })
+            .collect();
+        self.files
+            .iter()
+            .filter_map(|file| match &file.contents {
+                FileContents::ChartArchive(chart) => Some((file.path.as_str(), chart)),
+                _ => None,
+            })
+            .filter(|(_, chart)| {
+                !wanted.iter().any(|(name, version)| {
+                    chart.name.as_deref() == Some(*name)
+                        && version.is_none_or(|version| chart.version.as_deref() == Some(version))
+                })
+            })
+            .collect()
     }
 }
 
@@ -236,7 +353,7 @@ pub fn scan(
     limits: &Limits,
     on_file: impl FnMut(u64, u64),
 ) -> Result<Release, ReleaseError> {
-    scan_cached(root, limits, None, None, on_file)
+    scan_cached(root, limits, None, None, None, on_file)
 }
 
 /// The files of a release as [`digest_keeping`] read them, kept (in the engine's memo) so that
@@ -284,12 +401,15 @@ impl ReleaseSnapshot {
 }
 
 /// [`scan`], reusing and filling `cache` with the parsed documents, and taking the files from
-/// `snapshot` when it holds this release read under the same limits.
+/// `snapshot` when it holds this release read under the same limits. `license_id`, the ID of the
+/// license in use, is searched for in every file besides those found to hold a License, as are the
+/// IDs of the Licenses found.
 pub fn scan_cached(
     root: &Path,
     limits: &Limits,
     cache: Option<&ParsedCache>,
     snapshot: Option<&ReleaseSnapshot>,
+    license_id: Option<&SecretString>,
     mut on_file: impl FnMut(u64, u64),
 ) -> Result<Release, ReleaseError> {
     let canonical_root = fs::canonicalize(root).map_err(|source| ReleaseError::Root {
@@ -304,29 +424,34 @@ pub fn scan_cached(
     // Parsing dominates on large releases: spread it over the cores, then classify in order.
     let parsed = parse_in_parallel(&read, cache);
     let mut files = Vec::with_capacity(read.len());
-    let mut license_at: Option<String> = None;
+    // The first license file and its ID; later ones must be copies of it.
+    let mut license_at: Option<(String, Option<SecretString>)> = None;
     let mut objects: std::collections::HashMap<(String, String, String, String), String> =
         std::collections::HashMap::new();
     for (done, ((relative, bytes, size), documents)) in read.into_iter().zip(parsed).enumerate() {
         let contents = if let Some(documents) = documents {
             let documents = documents?;
             if documents.iter().any(Document::is_license) {
-                if let Some(first) = &license_at {
-                    return Err(ReleaseError::SecondLicense {
-                        first: first.clone(),
-                        second: relative,
-                    });
+                check_license_alone(&relative, &documents)?;
+                let id = license_id_of(&documents[0]);
+                match &license_at {
+                    Some((first, first_id)) if *first_id != id => {
+                        return Err(ReleaseError::SecondLicense {
+                            first: first.clone(),
+                            second: relative,
+                        });
+                    }
+                    Some(_) => {}
+                    None => license_at = Some((relative.clone(), id)),
                 }
-                license_at = Some(relative.clone());
                 FileContents::License
             } else {
                 for document in &documents {
+                    check_names(document)?;
                     check_unique(&mut objects, document)?;
                 }
                 FileContents::Yaml(documents)
             }
-        } else if is_chart_archive(&relative) {
-            FileContents::ChartArchive
         } else {
             FileContents::Other
         };
@@ -343,10 +468,147 @@ pub fn scan_cached(
         });
         on_file(done as u64 + 1, total);
     }
+    let mut needles: Vec<Needle<'_>> = Vec::new();
+    if let Some(id) = license_id {
+        needles.push(Needle {
+            bytes: id.expose().as_bytes(),
+            what: "the license in use".into(),
+        });
+    }
+    if let Some((first, Some(id))) = &license_at
+        && license_id != Some(id)
+    {
+        needles.push(Needle {
+            bytes: id.expose().as_bytes(),
+            what: format!("the License in {first}"),
+        });
+    }
+    check_files_without_license_ids(&mut files, limits, &needles)?;
     Ok(Release {
         root: canonical_root,
         files,
     })
+}
+
+/// Searches every file that is not a license file for `needles`, and reads chart archives (which
+/// are searched unpacked). The first problem in path order is reported.
+fn check_files_without_license_ids(
+    files: &mut [ReleaseFile],
+    limits: &Limits,
+    needles: &[Needle<'_>],
+) -> Result<(), ReleaseError> {
+    let finders: Vec<(memmem::Finder<'_>, &str)> = needles
+        .iter()
+        .filter(|needle| !needle.bytes.is_empty())
+        .map(|needle| (memmem::Finder::new(needle.bytes), needle.what.as_str()))
+        .collect();
+    let charts = limits.charts();
+    let checked = parallel_map(files, PARALLEL_FROM, |file| {
+        if matches!(file.contents, FileContents::License) {
+            return Ok(None);
+        }
+        if let Some((_, what)) = finders
+            .iter()
+            .find(|(finder, _)| finder.find(&file.bytes).is_some())
+        {
+            return Err(ReleaseError::HoldsLicenseId {
+                path: file.path.clone(),
+                whose: what.to_string(),
+            });
+        }
+        if matches!(file.contents, FileContents::Other) && is_chart_archive(&file.path) {
+            return read_chart_archive(&file.bytes, &charts, needles)
+                .map(Some)
+                .map_err(|source| match source {
+                    ChartError::Holds { what, .. } => ReleaseError::HoldsLicenseId {
+                        path: file.path.clone(),
+                        whose: format!("{what} (inside the archive)"),
+                    },
+                    source => ReleaseError::ChartArchive {
+                        path: file.path.clone(),
+                        source,
+                    },
+                });
+        }
+        Ok(None)
+    });
+    for (file, checked) in files.iter_mut().zip(checked) {
+        if let Some(chart) = checked? {
+            file.contents = FileContents::ChartArchive(chart);
+        }
+    }
+    Ok(())
+}
+
+/// A license file holds its License and nothing else: anything beside it would be left out
+/// with it, unseen.
+fn check_license_alone(path: &str, documents: &[Document]) -> Result<(), ReleaseError> {
+    let first_license = documents.iter().position(Document::is_license);
+    let others: Vec<String> = documents
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| Some(*index) != first_license)
+        .map(|(_, document)| {
+            format!(
+                "{}/{} (document {}, line {})",
+                document.kind,
+                document.name.as_deref().unwrap_or("-"),
+                document.index + 1,
+                document.line
+            )
+        })
+        .collect();
+    if others.is_empty() {
+        Ok(())
+    } else {
+        Err(ReleaseError::LicenseWithOtherDocuments {
+            path: path.to_string(),
+            others: others.join(", "),
+        })
+    }
+}
+
+/// `spec.licenseID` of a License document, trimmed as [`crate::license::read_license`] reads it.
+fn license_id_of(document: &Document) -> Option<SecretString> {
+    document
+        .value
+        .pointer("/spec/licenseID")
+        .and_then(|id| id.as_str())
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(SecretString::new)
+}
+
+/// A Kubernetes object's name and namespace are ones Kubernetes accepts (see [`crate::names`]).
+fn check_names(document: &Document) -> Result<(), ReleaseError> {
+    if document.class != DocumentClass::KubernetesObject {
+        return Ok(());
+    }
+    let invalid = |field, value: &str, what: String, problem| ReleaseError::InvalidName {
+        location: document.location(),
+        field,
+        value: shown(value),
+        what,
+        problem,
+    };
+    if let Some(name) = &document.name {
+        check_object_name(api_group(&document.api_version), &document.kind, name).map_err(
+            |problem| {
+                invalid(
+                    "metadata.name",
+                    name,
+                    format!("{} name", document.kind),
+                    problem,
+                )
+            },
+        )?;
+    }
+    if let Some(namespace) = &document.namespace {
+        check_dns_label(namespace).map_err(|problem| {
+            invalid("metadata.namespace", namespace, "namespace".into(), problem)
+        })?;
+    }
+    Ok(())
 }
 
 /// Every file of the release, relative path and the path to read (a symlink's target), in
@@ -471,25 +733,44 @@ fn read_one(
     Ok((relative.clone(), bytes, size))
 }
 
-/// Parses every YAML file (`None` for other files), on as many threads as there are cores.
+/// Parses every YAML file, and every other file that holds a License (`None` for other files), on
+/// as many threads as there are cores.
 fn parse_in_parallel(
     read: &[ReadFile],
     cache: Option<&ParsedCache>,
 ) -> Vec<Option<Result<Vec<Document>, DocumentError>>> {
     let reuse = cache.map_or(Reuse::Nothing, Reuse::Share);
     parallel_map(read, PARALLEL_FROM, |file| {
-        is_yaml(&file.0).then(|| parse_documents_with(&file.0, &file.1, reuse))
+        if is_yaml(&file.0) {
+            Some(parse_documents_with(&file.0, &file.1, reuse))
+        } else {
+            license_documents(&file.0, &file.1).map(Ok)
+        }
     })
 }
 
-/// The release digest alone, as [`scan`] computes it, without parsing files that cannot hold a
-/// License (fast enough to run before deciding whether an install can be resumed). A file that
+/// The documents of a file, whatever its name, if they parse and one is a License (a copy of a
+/// license under a name such as `license.yaml.bak` or `license.txt` is still a license).
+fn license_documents(relative: &str, bytes: &[u8]) -> Option<Vec<Document>> {
+    memmem::find(bytes, b"License")?;
+    parse_documents(relative, bytes)
+        .ok()
+        .filter(|documents| documents.iter().any(Document::is_license))
+}
+
+/// The release digest alone, as [`scan`] computes it (license files, recognised by content in
+/// every file, left out), without parsing files that cannot hold a License (fast enough to run before deciding whether an install can be resumed). A file that
 /// fails to parse counts as a plain file here; [`scan`] reports it.
 pub fn digest(root: &Path, limits: &Limits) -> Result<String, ReleaseError> {
     digest_keeping(root, limits, &ReleaseSnapshot::default())
 }
 
 /// [`digest`], keeping the files read in `snapshot` for [`scan_cached`].
+///
+/// Only a release directory that cannot be opened is an error here. A release that cannot be read
+/// whole (a file over a limit, a symlink leading outside, an unreadable file) gets a digest of
+/// that problem, `unreadable:blake3:<hex>`, so that the install starts and `fetch_base`, reading
+/// the release again, fails with the problem and records it like any other bad input.
 pub fn digest_keeping(
     root: &Path,
     limits: &Limits,
@@ -499,18 +780,18 @@ pub fn digest_keeping(
         path: root.to_path_buf(),
         source,
     })?;
-    let entries = walk(&canonical_root, limits)?;
-    let read = read_all(entries, limits)?;
+    let read = match walk(&canonical_root, limits).and_then(|entries| read_all(entries, limits)) {
+        Ok(read) => read,
+        Err(error) => {
+            let mut hasher = blake3::Hasher::new();
+            hasher.update(b"unreadable release\0");
+            hasher.update(error.to_string().as_bytes());
+            return Ok(format!("unreadable:blake3:{}", hasher.finalize().to_hex()));
+        }
+    };
     let mut hasher = blake3::Hasher::new();
     for (relative, bytes, _) in &read {
-        let may_be_license = is_yaml(relative)
-            && bytes
-                .windows(b"License".len())
-                .any(|window| window == b"License");
-        if may_be_license
-            && parse_documents(relative, bytes)
-                .is_ok_and(|documents| documents.iter().any(Document::is_license))
-        {
+        if license_documents(relative, bytes).is_some() {
             continue;
         }
         hasher.update(relative.as_bytes());
@@ -528,11 +809,7 @@ fn check_unique(
     let Some(name) = &document.name else {
         return Ok(());
     };
-    let group = document
-        .api_version
-        .rsplit_once('/')
-        .map(|(group, _)| group)
-        .unwrap_or("");
+    let group = api_group(&document.api_version);
     let namespace = document.namespace.clone().unwrap_or_default();
     let key = (
         group.to_string(),

@@ -6,6 +6,7 @@
 mod files_and_credentials;
 mod probe;
 mod proxy;
+mod release_input;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

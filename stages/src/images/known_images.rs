@@ -1,5 +1,7 @@
 //! Known images from a KOTS `Installation` document (`spec.knownImages: [{image, isPrivate}]`): the
 //! results of an earlier probe, used instead of asking the registry again (`--known-images`).
+//! Images are matched as written, as KOTS matches them; two entries for the same image string that
+//! disagree (one private, one public) are an error naming both.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -38,6 +40,8 @@ pub fn read_known_images(path: &Path) -> Result<HashMap<String, bool>, KnownImag
             error("no `kind: Installation` document with `apiVersion: kots.io/...`".into())
         })?;
     let mut known = HashMap::new();
+    // The first entry for each image, to name it when a later one contradicts it.
+    let mut first_entry: HashMap<&str, (usize, bool)> = HashMap::new();
     let Some(entries) = installation.value.pointer("/spec/knownImages") else {
         return Ok(known);
     };
@@ -67,6 +71,19 @@ pub fn read_known_images(path: &Path) -> Result<HashMap<String, bool>, KnownImag
             }
             Some(_) => return Err(not_a_boolean()),
         };
+        match first_entry.get(image) {
+            Some(&(first, first_private)) if first_private != is_private => {
+                return Err(error(format!(
+                    "`spec.knownImages[{first}]` (isPrivate {first_private}) and \
+                     `spec.knownImages[{index}]` (isPrivate {is_private}) disagree about image \
+                     {image:?}: keep one of them"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                first_entry.insert(image, (index, is_private));
+            }
+        }
         known.insert(image.to_string(), is_private);
     }
     Ok(known)
@@ -86,6 +103,26 @@ fn yaml_1_1_bool(word: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_disagreeing_about_an_image_are_refused_naming_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("installation.yaml");
+        std::fs::write(
+            &path,
+            "apiVersion: kots.io/v1beta1\nkind: Installation\nmetadata:\n  name: a\nspec:\n  knownImages:\n    - image: a:1\n      isPrivate: true\n    - image: b:1\n    - image: a:1\n      isPrivate: true\n    - image: a:1\n      isPrivate: false\n",
+        )
+        .unwrap();
+        let refused = read_known_images(&path).unwrap_err().to_string();
+        assert_eq!(
+            refused,
+            format!(
+                "known-images file {}: `spec.knownImages[0]` (isPrivate true) and \
+                 `spec.knownImages[3]` (isPrivate false) disagree about image \"a:1\": keep one of them",
+                path.display()
+            )
+        );
+    }
 
     #[test]
     fn is_private_takes_the_boolean_words_kots_takes() {

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use windlass_stages::events::FileClass;
 use windlass_stages::release::{Limits, scan};
 
-use crate::support::{assert_no_license_id_in, fixture, scan_ok, temp_dir};
+use crate::support::{
+    LICENSE_ID, assert_no_license_id_in, chart_archive, fixture, scan_ok, temp_dir,
+};
 
 /// CPU time one failing scan may use. The alias bomb would take hours (and all memory) if
 /// expanded; parsed under its budget it fails in a fraction of this, even in a debug build.
@@ -124,7 +126,9 @@ const CASES: &[Case] = &[
     ),
     case(
         "bad/two-licenses",
-        &["b-license.yaml and a-license.yaml both hold a License: a release may hold one"],
+        &[
+            "b-license.yaml and a-license.yaml hold different licenses: a release may hold one license",
+        ],
     ),
     limited(
         "bad/limits",
@@ -132,6 +136,7 @@ const CASES: &[Case] = &[
             max_file_bytes: 100,
             max_total_bytes: 1000,
             max_files: 10,
+            ..Limits::DEFAULT
         },
         &["b.yaml: file is 108 bytes, over the limit of 100 bytes"],
     ),
@@ -141,6 +146,7 @@ const CASES: &[Case] = &[
             max_file_bytes: 150,
             max_total_bytes: 150,
             max_files: 10,
+            ..Limits::DEFAULT
         },
         &["release is over the limit of 150 bytes in total (reached at b.yaml)"],
     ),
@@ -150,6 +156,7 @@ const CASES: &[Case] = &[
             max_file_bytes: 150,
             max_total_bytes: 1000,
             max_files: 2,
+            ..Limits::DEFAULT
         },
         &["release has more than 2 files"],
     ),
@@ -175,6 +182,7 @@ fn the_limits_fixture_is_fine_within_its_limits() {
             max_file_bytes: 108,
             max_total_bytes: 210,
             max_files: 3,
+            ..Limits::DEFAULT
         },
         |_, _| {},
     )
@@ -279,7 +287,8 @@ fn symlinks_inside_the_release_are_read_as_their_target() {
     let root = dir.path();
     fs::create_dir_all(root.join("charts")).expect("mkdir");
     fs::create_dir_all(root.join("docs")).expect("mkdir");
-    fs::write(root.join("charts/real.tgz"), b"\x1f\x8bchart").expect("write");
+    let chart = chart_archive("real", "0.1.0");
+    fs::write(root.join("charts/real.tgz"), &chart).expect("write");
     fs::write(root.join("docs/readme.txt"), "read me\n").expect("write");
     symlink("charts/real.tgz", root.join("chart.tgz")).expect("symlink");
     symlink(root.join("docs/readme.txt"), root.join("notes.txt")).expect("absolute symlink");
@@ -294,12 +303,8 @@ fn symlinks_inside_the_release_are_read_as_their_target() {
     assert_eq!(
         listed,
         [
-            ("chart.tgz", FileClass::ChartArchive, &b"\x1f\x8bchart"[..]),
-            (
-                "charts/real.tgz",
-                FileClass::ChartArchive,
-                &b"\x1f\x8bchart"[..]
-            ),
+            ("chart.tgz", FileClass::ChartArchive, chart.as_slice()),
+            ("charts/real.tgz", FileClass::ChartArchive, chart.as_slice()),
             ("docs/readme.txt", FileClass::Other, &b"read me\n"[..]),
             ("notes.txt", FileClass::Other, &b"read me\n"[..]),
         ],
@@ -328,6 +333,7 @@ fn a_release_read_on_several_threads_reports_the_first_file_in_path_order() {
         max_file_bytes,
         max_total_bytes,
         max_files: 1000,
+        ..Limits::DEFAULT
     };
     // The total is passed at the 151st file whichever thread gets there first.
     check(
@@ -345,4 +351,242 @@ fn a_release_read_on_several_threads_reports_the_first_file_in_path_order() {
         &limits(100, 1_000_000),
         &["f-040.yaml: file is 150 bytes, over the limit of 100 bytes"],
     );
+}
+
+/// A License and, after `---`, a Deployment: both would be left out with the license file.
+const LICENSE_AND_DEPLOYMENT: &str = "apiVersion: kots.io/v1beta1
+kind: License
+metadata:
+  name: customer
+spec:
+  licenseID: 2Xq9LicenseIdMustNeverLeak7Kp
+  appSlug: example-app
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+";
+
+#[test]
+fn a_license_file_holding_other_documents_is_refused_naming_them() {
+    let dir = temp_dir();
+    fs::create_dir_all(dir.path().join("userdata")).expect("mkdir");
+    fs::write(
+        dir.path().join("userdata/license.yaml"),
+        LICENSE_AND_DEPLOYMENT,
+    )
+    .expect("write");
+    check(
+        dir.path(),
+        &Limits::default(),
+        &[
+            "userdata/license.yaml: a license file may hold only its License, \
+             but it also holds Deployment/web (document 2, line 9)",
+        ],
+    );
+}
+
+#[test]
+fn a_file_holding_a_license_id_is_refused_without_quoting_it() {
+    let license = fs::read(fixture("good/release/userdata/license.yaml")).expect("read");
+    let with_license = |name: &str, contents: &[u8]| {
+        let dir = temp_dir();
+        fs::create_dir_all(dir.path().join("userdata")).expect("mkdir");
+        fs::write(dir.path().join("userdata/license.yaml"), &license).expect("write");
+        let path = dir.path().join(name);
+        fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+        fs::write(path, contents).expect("write");
+        dir
+    };
+    let quoting = format!("Your license is {LICENSE_ID}, keep it safe.\n");
+    let readme = with_license("README.txt", quoting.as_bytes());
+    check(
+        readme.path(),
+        &Limits::default(),
+        &["README.txt: holds the license ID of the License in userdata/license.yaml"],
+    );
+    let config_map = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: leak\ndata:\n  id: {LICENSE_ID}\n"
+    );
+    let yaml = with_license("manifests/leak.yaml", config_map.as_bytes());
+    check(
+        yaml.path(),
+        &Limits::default(),
+        &["manifests/leak.yaml: holds the license ID of the License in userdata/license.yaml"],
+    );
+    let archive = crate::support::tar_gz(&[
+        ("c/Chart.yaml", b"name: c\nversion: 1.0.0\n"),
+        ("c/templates/secret.yaml", quoting.as_bytes()),
+    ]);
+    let chart = with_license("charts/c-1.0.0.tgz", &archive);
+    check(
+        chart.path(),
+        &Limits::default(),
+        &[
+            "charts/c-1.0.0.tgz: holds the license ID of the License in userdata/license.yaml (inside the archive)",
+        ],
+    );
+
+    // The license in use need not be in the release: fetch_base hands its ID to the scan.
+    let dir = temp_dir();
+    fs::write(dir.path().join("notes.md"), quoting.as_bytes()).expect("write");
+    let in_use = windlass_state::SecretString::new(LICENSE_ID);
+    let error = windlass_stages::release::scan_cached(
+        dir.path(),
+        &Limits::default(),
+        None,
+        None,
+        Some(&in_use),
+        |_, _| {},
+    )
+    .expect_err("a file holding the ID of the license in use is refused")
+    .to_string();
+    assert!(
+        error.starts_with("notes.md: holds the license ID of the license in use"),
+        "{error}"
+    );
+    assert_no_license_id_in(&error);
+}
+
+#[test]
+fn chart_archives_that_are_not_gzip_tars_or_too_big_are_refused() {
+    let dir = temp_dir();
+    fs::write(
+        dir.path().join("chart.tgz"),
+        b"\x1f\x8bnot really a gzip archive",
+    )
+    .expect("write");
+    check(
+        dir.path(),
+        &Limits::default(),
+        &["chart.tgz: not a valid chart archive (a gzip-compressed tar): "],
+    );
+
+    let good = chart_archive("c", "1.0.0");
+    let dir = temp_dir();
+    fs::write(dir.path().join("c.tar.gz"), &good[..good.len() - 10]).expect("write");
+    check(
+        dir.path(),
+        &Limits::default(),
+        &["c.tar.gz: not a valid chart archive (a gzip-compressed tar): "],
+    );
+
+    // 4 MiB of zeros packs into a few KiB; under a 1 MiB limit it is refused without unpacking
+    // the rest.
+    let zeros = vec![0u8; 4 << 20];
+    let dir = temp_dir();
+    fs::write(
+        dir.path().join("bomb.tgz"),
+        crate::support::tar_gz(&[
+            ("c/Chart.yaml", b"name: c\nversion: 1.0.0\n"),
+            ("c/zeros", &zeros),
+        ]),
+    )
+    .expect("write");
+    let small = Limits {
+        max_chart_unpacked_bytes: 1 << 20,
+        max_chart_entries: 3,
+        ..Limits::DEFAULT
+    };
+    check(
+        dir.path(),
+        &small,
+        &["bomb.tgz: chart archive unpacks to more than 1048576 bytes"],
+    );
+
+    let dir = temp_dir();
+    let entries: Vec<(String, &[u8])> = (0..4)
+        .map(|index| (format!("c/file-{index}"), &b"x"[..]))
+        .collect();
+    let entries: Vec<(&str, &[u8])> = entries
+        .iter()
+        .map(|(path, bytes)| (path.as_str(), *bytes))
+        .collect();
+    fs::write(
+        dir.path().join("many.tgz"),
+        crate::support::tar_gz(&entries),
+    )
+    .expect("write");
+    check(
+        dir.path(),
+        &small,
+        &["many.tgz: chart archive holds more than 3 entries"],
+    );
+}
+
+#[test]
+fn names_kubernetes_would_refuse_are_refused_with_file_document_and_line() {
+    let object = |kind: &str, name: &str| {
+        format!("apiVersion: v1\nkind: {kind}\nmetadata:\n  name: {name}\n")
+    };
+    let long = "a".repeat(254);
+    let cases: Vec<(String, String)> = vec![
+        (
+            object("ConfigMap", "\"../x\""),
+            "`metadata.name` \"../x\" is not a valid ConfigMap name".into(),
+        ),
+        (
+            object("ConfigMap", "a/b"),
+            "`metadata.name` \"a/b\" is not a valid ConfigMap name: it contains '/'".into(),
+        ),
+        (
+            object("Secret", "\"x\\0y\""),
+            "`metadata.name` \"x\\0y\" is not a valid Secret name: it contains a NUL byte".into(),
+        ),
+        (
+            object("ConfigMap", "Settings"),
+            "`metadata.name` \"Settings\" is not a valid ConfigMap name: a DNS-1123 subdomain"
+                .into(),
+        ),
+        (
+            object("ConfigMap", &long),
+            "is not a valid ConfigMap name: it is 254 characters long, over the limit of 253"
+                .into(),
+        ),
+        (
+            object("Service", "1st"),
+            "`metadata.name` \"1st\" is not a valid Service name".into(),
+        ),
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ok\n  namespace: My_Space\n"
+                .into(),
+            "`metadata.namespace` \"My_Space\" is not a valid namespace: a DNS-1123 label".into(),
+        ),
+        (
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: ..\n"
+                .into(),
+            "`metadata.name` \"..\" is not a valid ClusterRole name: it may not be \"..\"".into(),
+        ),
+    ];
+    for (bad, expected) in cases {
+        let dir = temp_dir();
+        fs::write(
+            dir.path().join("app.yaml"),
+            format!("{}---\n{bad}", object("ConfigMap", "fine")),
+        )
+        .expect("write");
+        check(
+            dir.path(),
+            &Limits::default(),
+            &["app.yaml (document 2, line 6): ", &expected],
+        );
+    }
+}
+
+#[test]
+fn names_kubernetes_accepts_pass() {
+    let dir = temp_dir();
+    fs::write(
+        dir.path().join("app.yaml"),
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {}\n  namespace: team-1\n---\n\
+             apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: system:controller:Web_Admin\n---\n\
+             apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-1\n",
+            "a.b-c".repeat(50) + "abc"
+        ),
+    )
+    .expect("write");
+    let release = scan_ok(dir.path());
+    assert_eq!(release.documents().count(), 3);
 }

@@ -5,7 +5,9 @@
 //! against the release itself; and every byte of the state and output directories is searched for
 //! the license ID. Then: a second install after changing the release leaves nothing stale, and a
 //! release that changed since the install started, or that is invalid, fails `fetch_base` as
-//! invalid input.
+//! invalid input: so do a file holding the license ID (never stored), an empty release or one
+//! without Kubernetes objects, a license for another app and an invalid namespace. License copies
+//! are left out and never stored; a chart no HelmChart refers to is a warning, recorded.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -189,6 +191,7 @@ async fn install_writes_base_and_upstream_and_never_records_the_license_id() {
         documents,
         [
             "kots-app.yaml[0]@1 KotsKind kots.io/v1beta1/Application None/Some(\"example-app\")",
+            "kots-helmchart.yaml[0]@1 KotsKind kots.io/v1beta2/HelmChart None/Some(\"redis\")",
             "manifests/configmap.yaml[0]@1 KubernetesObject v1/ConfigMap Some(\"example\")/Some(\"settings\")",
             "manifests/multi.yaml[0]@1 KubernetesObject apps/v1/Deployment None/Some(\"web\")",
             "manifests/multi.yaml[1]@9 KubernetesObject v1/ServiceAccount None/Some(\"web\")",
@@ -373,5 +376,193 @@ async fn an_invalid_release_fails_fetch_base_as_invalid_input() {
     assert_eq!(
         failure.message,
         "objects.yaml (document 2, line 6): document has no `kind`"
+    );
+}
+
+/// Installs `release` with the good release's license (whatever `release` holds), and returns
+/// the final state; `install_id` names the install.
+async fn install_with_good_license(
+    installer: &Installer,
+    release: &Path,
+    install_id: &str,
+) -> InstallState {
+    let out_parent = temp_dir();
+    let mut request = installer.request(&fixture("good/release"), &out_parent.path().join("out"));
+    request.release_dir = release.to_path_buf();
+    request.release_digest = windlass_stages::release::digest(release, &Default::default())
+        .expect("the digest pre-scan never fails on release contents");
+    installer.install(request, install_id).await
+}
+
+fn assert_fetch_base_refused(state: &InstallState, expected: &[&str]) {
+    assert_eq!(state.status, InstallStatus::Failed, "{:?}", state.failure);
+    let failure = state.failure.as_ref().expect("a failure is recorded");
+    assert_eq!(failure.stage, "fetch_base");
+    assert_eq!(failure.class, FailureClass::InvalidInput);
+    for wanted in expected {
+        assert!(
+            failure.message.contains(wanted),
+            "{:?} does not contain {wanted:?}",
+            failure.message
+        );
+    }
+    assert!(!failure.message.contains(LICENSE_ID), "{}", failure.message);
+}
+
+#[tokio::test]
+async fn license_copies_are_left_out_and_never_stored() {
+    let (_dir, release_dir) = copy_fixture("good/release");
+    let license = fs::read(release_dir.join(LICENSE_FILE)).expect("read");
+    for copy in [
+        "userdata/license.yaml.orig",
+        "userdata/license.yaml.bak",
+        "license.txt",
+    ] {
+        fs::write(release_dir.join(copy), &license).expect("copy the license");
+    }
+    let installer = Installer::new();
+    let out_parent = temp_dir();
+    let out = out_parent.path().join("out");
+    let request = installer.request(&release_dir, &out);
+    let state = installer.install(request, "copies").await;
+    assert_completed(&state);
+    let fetched: BaseFetched = fact(&state, "fetch_base", BASE_FETCHED);
+    let licenses: Vec<(&str, Option<&String>)> = fetched
+        .files
+        .iter()
+        .filter(|file| file.class == FileClass::License)
+        .map(|file| (file.path.as_str(), file.blob.as_ref()))
+        .collect();
+    assert_eq!(
+        licenses,
+        [
+            ("license.txt", None),
+            ("userdata/license.yaml", None),
+            ("userdata/license.yaml.bak", None),
+            ("userdata/license.yaml.orig", None),
+        ]
+    );
+    let summary = state.stages[0].summary.as_deref().unwrap_or_default();
+    assert!(
+        summary.contains(
+            "left out as license files: license.txt, userdata/license.yaml, \
+             userdata/license.yaml.bak, userdata/license.yaml.orig"
+        ),
+        "{summary}"
+    );
+    assert!(!out.join("upstream/license.txt").exists());
+    assert!(!out.join("upstream/userdata/license.yaml.bak").exists());
+    assert_no_license_id(installer.state_root());
+    assert_no_license_id(&out);
+}
+
+#[tokio::test]
+async fn a_file_holding_the_license_id_fails_fetch_base_and_is_never_stored() {
+    let (_dir, release_dir) = copy_fixture("good/release");
+    // Not YAML, and the license in use is not in the release: only its ID in a plain file.
+    fs::remove_file(release_dir.join(LICENSE_FILE)).expect("remove the license");
+    fs::write(
+        release_dir.join("support-notes.md"),
+        format!("Support: quote {LICENSE_ID} when you call.\n"),
+    )
+    .expect("write");
+    let installer = Installer::new();
+    let state = install_with_good_license(&installer, &release_dir, "holds-id").await;
+    assert_fetch_base_refused(
+        &state,
+        &["support-notes.md: holds the license ID of the license in use"],
+    );
+    assert_no_license_id(installer.state_root());
+}
+
+#[tokio::test]
+async fn an_empty_release_or_one_without_kubernetes_objects_fails_fetch_base() {
+    let installer = Installer::new();
+    let empty = temp_dir();
+    let state = install_with_good_license(&installer, empty.path(), "empty").await;
+    assert_fetch_base_refused(
+        &state,
+        &[&format!(
+            "release directory {} is empty: nothing to install",
+            fs::canonicalize(empty.path()).expect("canonical").display()
+        )],
+    );
+
+    let kots_only = temp_dir();
+    fs::copy(
+        fixture("good/release/kots-app.yaml"),
+        kots_only.path().join("kots-app.yaml"),
+    )
+    .expect("copy");
+    fs::write(kots_only.path().join("README.md"), "read me\n").expect("write");
+    let state = install_with_good_license(&installer, kots_only.path(), "kots-only").await;
+    assert_fetch_base_refused(
+        &state,
+        &[
+            "holds 2 file(s) but no Kubernetes object",
+            "nothing to install",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn a_license_for_another_app_fails_fetch_base_naming_both_apps() {
+    let (_dir, release_dir) = copy_fixture("good/release");
+    let application = release_dir.join("kots-app.yaml");
+    let text = fs::read_to_string(&application).expect("read");
+    fs::write(&application, text.replace("example-app", "other-app")).expect("write");
+    let installer = Installer::new();
+    let state = install_with_good_license(&installer, &release_dir, "other-app").await;
+    assert_fetch_base_refused(
+        &state,
+        &[
+            "the license is for app \"example-app\", but this release is app \"other-app\" \
+             (the Application in kots-app.yaml (document 1, line 1))",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn a_chart_no_helm_chart_refers_to_is_a_warning_in_the_summary_and_the_event() {
+    let (_dir, release_dir) = copy_fixture("good/release");
+    fs::write(
+        release_dir.join("charts/postgres-15.0.1.tgz"),
+        crate::support::chart_archive("postgres", "15.0.1"),
+    )
+    .expect("write");
+    let installer = Installer::new();
+    let out_parent = temp_dir();
+    let request = installer.request(&release_dir, &out_parent.path().join("out"));
+    let state = installer.install(request, "unreferenced").await;
+    assert_completed(&state);
+    let fetched: BaseFetched = fact(&state, "fetch_base", BASE_FETCHED);
+    assert_eq!(
+        fetched.unreferenced_charts,
+        [windlass_stages::events::UnreferencedChart {
+            path: "charts/postgres-15.0.1.tgz".into(),
+            chart_name: Some("postgres".into()),
+            chart_version: Some("15.0.1".into()),
+        }]
+    );
+    let summary = state.stages[0].summary.as_deref().unwrap_or_default();
+    assert!(
+        summary.contains(
+            "warning: no HelmChart refers to charts/postgres-15.0.1.tgz (chart postgres 15.0.1): \
+             it is copied to upstream/ but not deployed"
+        ),
+        "{summary}"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_namespace_fails_fetch_base() {
+    let installer = Installer::new();
+    let out_parent = temp_dir();
+    let mut request = installer.request(&fixture("good/release"), &out_parent.path().join("out"));
+    request.namespace = "../etc".into();
+    let state = installer.install(request, "bad-namespace").await;
+    assert_fetch_base_refused(
+        &state,
+        &["namespace \"../etc\" is not a valid namespace: a DNS-1123 label"],
     );
 }

@@ -85,6 +85,11 @@ fn bad_licenses_fail_without_quoting_the_license_id() {
             "document 1, line 7: invalid YAML at column 3: duplicate mapping key",
         ),
         ("bad-escape.yaml", "document 1, line 6: invalid YAML"),
+        (
+            "with-deployment.yaml",
+            "a license file may hold only its License, but it also holds \
+             Deployment/web (document 2, line 9), ConfigMap/settings (document 3, line 14)",
+        ),
     ];
     for (file, expected) in cases {
         check(&fixture(&format!("licenses/{file}")), &[expected]);

@@ -1,10 +1,12 @@
 //! `release::scan` and `documents::parse_documents` on the good fixture release
 //! (`fixtures/good/release`): nested folders, a multi-document file with comments, an empty
 //! document, a `--- !!map` marker with content and a `...` end marker, a KOTS `Application`, a KOTS
-//! `License` recognised by content, a chart archive and a README. The classification and document
+//! `License` recognised by content, a chart archive a KOTS `HelmChart` refers to, and a README. The classification and document
 //! identities are compared with `fixtures/good/expected/scan.txt`; document texts are checked
 //! against the original file line by line. A scan takes the files the digest pre-scan kept
-//! (`ReleaseSnapshot`) only once and only when read under the same limits.
+//! (`ReleaseSnapshot`) only once and only when read under the same limits. Copies of the license
+//! under any name are left out like the license itself, and chart archives no `HelmChart` refers
+//! to are listed.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -108,7 +110,7 @@ fn document_text_is_the_exact_original_text() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 7, "every YAML document of the fixture was checked");
+    assert_eq!(checked, 8, "every YAML document of the fixture was checked");
 
     // And spelled out for the multi-document file, so the splitting rules are visible here.
     let texts: Vec<&str> = documents_of(&release, "manifests/multi.yaml")
@@ -210,7 +212,7 @@ fn progress_counts_every_file() {
     )
     .expect("scan");
     let total = release.files.len() as u64;
-    assert_eq!(total, 7);
+    assert_eq!(total, 8);
     assert_eq!(
         calls,
         (1..=total).map(|done| (done, total)).collect::<Vec<_>>()
@@ -236,6 +238,7 @@ fn a_scan_takes_the_files_its_digest_kept_once_and_only_under_the_same_limits() 
         &other_limits,
         None,
         Some(&snapshot),
+        None,
         |_, _| {},
     )
     .expect("scan");
@@ -245,8 +248,15 @@ fn a_scan_takes_the_files_its_digest_kept_once_and_only_under_the_same_limits() 
         "other limits read the disk, where the manifest changed"
     );
 
-    let from_snapshot =
-        scan_cached(&release_dir, &limits, None, Some(&snapshot), |_, _| {}).expect("scan");
+    let from_snapshot = scan_cached(
+        &release_dir,
+        &limits,
+        None,
+        Some(&snapshot),
+        None,
+        |_, _| {},
+    )
+    .expect("scan");
     assert_eq!(
         from_snapshot.digest(),
         kept_digest,
@@ -254,10 +264,128 @@ fn a_scan_takes_the_files_its_digest_kept_once_and_only_under_the_same_limits() 
     );
     assert_eq!(render(&from_snapshot), render(&before));
 
-    let again = scan_cached(&release_dir, &limits, None, Some(&snapshot), |_, _| {}).expect("scan");
+    let again = scan_cached(
+        &release_dir,
+        &limits,
+        None,
+        Some(&snapshot),
+        None,
+        |_, _| {},
+    )
+    .expect("scan");
     assert_eq!(
         again.digest(),
         reread.digest(),
         "the snapshot is handed out once"
+    );
+}
+
+#[test]
+fn license_copies_under_any_name_are_left_out_of_the_release() {
+    let (_dir, release_dir) = copy_fixture("good/release");
+    let original = scan_ok(&release_dir).digest();
+    let license = fs::read(release_dir.join("userdata/license.yaml")).expect("read");
+    let copies = [
+        "userdata/license.yaml.orig",
+        "userdata/license.yaml.bak",
+        "license.txt",
+        "notes/LICENSE-COPY",
+    ];
+    for copy in copies {
+        let path = release_dir.join(copy);
+        fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+        fs::write(path, &license).expect("copy the license");
+    }
+    let release = scan_ok(&release_dir);
+    let mut expected: Vec<&str> = copies.to_vec();
+    expected.push("userdata/license.yaml");
+    expected.sort();
+    assert_eq!(release.license_files().collect::<Vec<_>>(), expected);
+    for file in &release.files {
+        if expected.contains(&file.path.as_str()) {
+            assert_eq!(file.class(), FileClass::License, "{}", file.path);
+            assert!(file.bytes.is_empty(), "{}: bytes kept", file.path);
+        }
+    }
+    assert!(!format!("{release:?}").contains(LICENSE_ID));
+    assert_eq!(
+        release.digest(),
+        original,
+        "license copies are not part of the release"
+    );
+    let snapshot = ReleaseSnapshot::default();
+    assert_eq!(
+        digest_keeping(&release_dir, &Limits::default(), &snapshot).expect("digest"),
+        original,
+        "the digest pre-scan recognises the copies by content too"
+    );
+}
+
+#[test]
+fn chart_archives_no_helm_chart_refers_to_are_listed() {
+    let (_dir, release_dir) = copy_fixture("good/release");
+    let release = scan_ok(&release_dir);
+    assert!(
+        release.unreferenced_archives().is_empty(),
+        "the HelmChart refers to charts/redis-1.2.3.tgz by name and chartVersion"
+    );
+    let FileContents::ChartArchive(chart) = &release
+        .files
+        .iter()
+        .find(|file| file.path == "charts/redis-1.2.3.tgz")
+        .expect("the chart is listed")
+        .contents
+    else {
+        panic!("charts/redis-1.2.3.tgz is not a chart archive")
+    };
+    assert_eq!(
+        (chart.name.as_deref(), chart.version.as_deref()),
+        (Some("redis"), Some("1.2.3"))
+    );
+
+    fs::write(
+        release_dir.join("charts/redis-2.0.0.tgz"),
+        crate::support::chart_archive("redis", "2.0.0"),
+    )
+    .expect("write");
+    fs::write(
+        release_dir.join("charts/postgres.tar.gz"),
+        crate::support::chart_archive("postgres", "15.0.1"),
+    )
+    .expect("write");
+    fs::write(
+        release_dir.join("charts/empty.tgz"),
+        crate::support::tar_gz(&[]),
+    )
+    .expect("write");
+    let unreferenced = |release: &Release| -> Vec<String> {
+        release
+            .unreferenced_archives()
+            .into_iter()
+            .map(|(path, chart)| format!("{path} {:?} {:?}", chart.name, chart.version))
+            .collect()
+    };
+    assert_eq!(
+        unreferenced(&scan_ok(&release_dir)),
+        [
+            "charts/empty.tgz None None",
+            "charts/postgres.tar.gz Some(\"postgres\") Some(\"15.0.1\")",
+            "charts/redis-2.0.0.tgz Some(\"redis\") Some(\"2.0.0\")",
+        ],
+        "another version of a referenced chart is not referenced"
+    );
+
+    // A HelmChart without `chartVersion` refers to its chart by name, any version.
+    fs::write(
+        release_dir.join("postgres-chart.yaml"),
+        "apiVersion: kots.io/v1beta1\nkind: HelmChart\nmetadata:\n  name: postgres\nspec:\n  chart:\n    name: postgres\n",
+    )
+    .expect("write");
+    assert_eq!(
+        unreferenced(&scan_ok(&release_dir)),
+        [
+            "charts/empty.tgz None None",
+            "charts/redis-2.0.0.tgz Some(\"redis\") Some(\"2.0.0\")",
+        ]
     );
 }

@@ -1,6 +1,6 @@
 //! Shared test support: fixture paths, copying a fixture release into a temporary directory so a
 //! test may change it, snapshot comparison of text files and whole directory trees (rewritten when
-//! `UPDATE_EXPECT=1`), the raw-bytes search for the license ID, and [`Installer`]: the real engine
+//! `UPDATE_EXPECT=1`), chart archives built in memory, the raw-bytes search for the license ID, and [`Installer`]: the real engine
 //! (`Pipeline`, `Runner`) over a real redb-backed `StateDir` in a temporary directory, with the
 //! stages of this crate registered exactly as the binary registers them.
 
@@ -30,6 +30,37 @@ pub fn fixture(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/stages/fixtures")
         .join(relative)
+}
+
+/// A gzip-compressed tar holding `entries` (path, contents), as `helm package` writes a chart.
+pub fn tar_gz(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (path, contents) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, path, *contents)
+            .expect("add a tar entry");
+    }
+    builder
+        .into_inner()
+        .expect("finish the tar")
+        .finish()
+        .expect("finish the gzip stream")
+}
+
+/// A chart archive of chart `name` at `version`: `<name>/Chart.yaml` and `<name>/values.yaml`.
+pub fn chart_archive(name: &str, version: &str) -> Vec<u8> {
+    let chart_yaml = format!("apiVersion: v2\nname: {name}\nversion: {version}\n");
+    tar_gz(&[
+        (&format!("{name}/Chart.yaml"), chart_yaml.as_bytes()),
+        (&format!("{name}/values.yaml"), b"replicas: 1\n"),
+    ])
 }
 
 /// Whether expected files should be rewritten instead of compared.
