@@ -19,7 +19,7 @@ use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageK
 use crate::documents::ParsedCache;
 use crate::events::{IMAGES_PROBED, ImagesProbed};
 use crate::kustomize::{BuildError, build_cached};
-use crate::output::{OutputDir, TreeWriter};
+use crate::output::{OutputDir, TreeWriter, fit_file_name};
 use crate::plan_overrides::{OVERRIDES_PLANNED, OverridesPlanned};
 use crate::written_files::WrittenFiles;
 
@@ -229,7 +229,9 @@ fn midstream_kustomization(planned: &OverridesPlanned, has_patches: bool) -> Val
     kustomization
 }
 
-/// `<name>-<kind>.yaml`, with `-<namespace>` when two objects would share a name.
+/// `<name>-<kind>.yaml`, with `-<namespace>` when two objects would share a name, `/` and `\`
+/// replaced by `_`, and shortened with a hash by [`fit_file_name`] when longer than a file system
+/// takes (a Kubernetes name may have 253 characters).
 fn rendered_names(objects: &[Value]) -> Vec<String> {
     let base = |object: &Value| {
         let name = object
@@ -250,8 +252,11 @@ fn rendered_names(objects: &[Value]) -> Vec<String> {
     objects
         .iter()
         .map(|object| {
+            // Names come from object metadata: never let one leave the directory.
+            let file_name =
+                |name: String| fit_file_name(&name.replace(['/', '\\'], "_")).into_owned();
             let stem = base(object);
-            let mut name = if counts[&stem] > 1 {
+            let mut name = file_name(if counts[&stem] > 1 {
                 let namespace = object
                     .pointer("/metadata/namespace")
                     .and_then(Value::as_str)
@@ -259,14 +264,13 @@ fn rendered_names(objects: &[Value]) -> Vec<String> {
                 format!("{stem}-{namespace}.yaml")
             } else {
                 format!("{stem}.yaml")
-            };
+            });
             let mut suffix = 1;
             while !taken.insert(name.clone()) {
                 suffix += 1;
-                name = format!("{stem}-{suffix}.yaml");
+                name = file_name(format!("{stem}-{suffix}.yaml"));
             }
-            // Names come from object metadata: never let one leave the directory.
-            name.replace(['/', '\\'], "_")
+            name
         })
         .collect()
 }
