@@ -10,6 +10,8 @@ pub enum Code {
     Success = 0,
     /// An install failed, or something unexpected went wrong.
     Failure = 1,
+    /// A command-line argument cannot be used as given (clap's own parse errors exit 2 as well).
+    BadCommandLine = 2,
     /// The release, license or pipeline is invalid.
     InvalidInput = 3,
     /// The state directory cannot be used.

@@ -16,6 +16,7 @@ pub mod images;
 pub mod kustomize;
 pub mod license;
 pub mod output;
+pub mod output_claim;
 mod parallel;
 pub mod parsed_cache;
 pub mod plan;

@@ -62,7 +62,8 @@ async fn failed_install_resumes_under_its_id_without_rerunning_completed_stages(
     assert_eq!(
         resumed,
         vec![InstallResumed {
-            completed_stages: vec!["a".into()]
+            completed_stages: vec!["a".into()],
+            rederived: vec![],
         }]
     );
 
