@@ -441,10 +441,10 @@ fn rederived(state: &Path, install_id: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Kills an install with SIGKILL after `write_base`, damages its output with `damage`, resumes,
-/// and checks the output equals that of an undisturbed install and the resume said what it
-/// re-derived.
-fn check_rederived_after_kill(damage: impl FnOnce(&Path), expected_note: &str) {
+/// Kills an install with SIGKILL after `stage`, damages its output with `damage`, resumes, and
+/// checks the output equals that of an undisturbed install and the resume said what it
+/// re-derived: `expected` lists each stage that re-derived something with part of its note.
+fn check_rederived_after_kill(stage: &str, damage: impl FnOnce(&Path), expected: &[(&str, &str)]) {
     let reference_state = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let reference_out = work.path().join("reference");
@@ -457,7 +457,7 @@ fn check_rederived_after_kill(damage: impl FnOnce(&Path), expected_note: &str) {
 
     let state = tempfile::tempdir().unwrap();
     let out = work.path().join("out");
-    paused_install(state.path(), &out, "default", "write_base").kill();
+    paused_install(state.path(), &out, "default", stage).kill();
     damage(&out);
 
     let resumed = run(windlass(state.path())
@@ -470,22 +470,30 @@ fn check_rederived_after_kill(damage: impl FnOnce(&Path), expected_note: &str) {
     let resumed = json(resumed);
     assert_eq!(resumed["status"], "completed", "{message}");
     assert_eq!(resumed["resumed"], 1);
-    assert!(
-        message.contains("windlass: write_base: ") && message.contains(expected_note),
-        "the resume says what it re-derived: {message}"
-    );
     let install_id = resumed["install_id"].as_str().unwrap();
     let recorded = rederived(state.path(), install_id);
-    assert_eq!(recorded.len(), 1, "{recorded:?}");
-    assert_eq!(recorded[0]["stage"], "write_base");
-    assert!(
-        recorded[0]["detail"]
-            .as_str()
-            .unwrap()
-            .contains(expected_note),
-        "{recorded:?}"
-    );
-    for tree in ["upstream", "base", "rendered/this-cluster"] {
+    assert_eq!(recorded.len(), expected.len(), "{recorded:?}");
+    for (stage, note) in expected {
+        assert!(
+            message.contains(&format!("windlass: {stage}: ")) && message.contains(note),
+            "the resume says what {stage} re-derived: {message}"
+        );
+        let detail = recorded
+            .iter()
+            .find(|entry| entry["stage"] == *stage)
+            .unwrap_or_else(|| panic!("no rederived entry for {stage}: {recorded:?}"));
+        assert!(
+            detail["detail"].as_str().unwrap().contains(note),
+            "{recorded:?}"
+        );
+    }
+    for tree in [
+        "upstream",
+        "base",
+        "overlays/midstream",
+        "overlays/downstreams",
+        "rendered/this-cluster",
+    ] {
         assert_eq!(
             snapshot(&out.join(tree)),
             snapshot(&reference_out.join(tree)),
@@ -497,14 +505,19 @@ fn check_rederived_after_kill(damage: impl FnOnce(&Path), expected_note: &str) {
 #[test]
 fn a_lost_base_after_kill_9_is_rederived_on_resume() {
     check_rederived_after_kill(
+        "write_base",
         |out| std::fs::remove_dir_all(out.join("base")).unwrap(),
-        "were missing or changed (first: base/kustomization.yaml); re-derived upstream/ and base/ from the recorded blobs",
+        &[(
+            "write_base",
+            "were missing or changed (first: base/kustomization.yaml); re-derived upstream/ and base/ from the recorded blobs",
+        )],
     );
 }
 
 #[test]
 fn a_truncated_or_removed_base_file_after_kill_9_is_rederived_on_resume() {
     check_rederived_after_kill(
+        "write_base",
         |out| {
             let truncated = out.join("base/manifests/api.yaml");
             let length = std::fs::metadata(&truncated).unwrap().len();
@@ -516,6 +529,34 @@ fn a_truncated_or_removed_base_file_after_kill_9_is_rederived_on_resume() {
                 .unwrap();
             std::fs::remove_file(out.join("base/manifests/nightly-report.yaml")).unwrap();
         },
-        "2 of 9 recorded files in upstream/ and base/ were missing or changed (first: base/manifests/api.yaml)",
+        &[(
+            "write_base",
+            "2 of 9 recorded files in upstream/ and base/ were missing or changed (first: base/manifests/api.yaml)",
+        )],
+    );
+}
+
+/// Killed after the last stage completed but before the install was recorded as completed: the
+/// whole output directory but the marker lost (as after a power loss), then resumed.
+#[test]
+fn output_lost_after_the_last_stage_is_rederived_by_every_stage_on_resume() {
+    check_rederived_after_kill(
+        "render_midstream",
+        |out| {
+            for tree in ["upstream", "base", "overlays", "rendered"] {
+                std::fs::remove_dir_all(out.join(tree)).unwrap();
+            }
+        },
+        &[
+            ("write_base", "9 of 9 recorded files in upstream/ and base/"),
+            (
+                "provision_secrets",
+                "overlays/midstream/secret.yaml was missing; re-derived it",
+            ),
+            (
+                "render_midstream",
+                "in overlays/midstream/ and rendered/this-cluster/ were missing or changed",
+            ),
+        ],
     );
 }
