@@ -212,7 +212,9 @@ fn claim_output(
     })
     .map_err(|error| {
         let code = match error {
-            ClaimError::Busy { .. } | ClaimError::Io { .. } => Code::Failure,
+            ClaimError::Busy { .. } | ClaimError::Io { .. } | ClaimError::Marker { .. } => {
+                Code::Failure
+            }
             _ => Code::BadCommandLine,
         };
         // The path leads every message; say which option it came from.

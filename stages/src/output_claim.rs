@@ -95,6 +95,14 @@ pub enum ClaimError {
         /// Who holds the lock, as recorded in the lock file.
         holder: String,
     },
+    /// Writing the marker failed.
+    #[error("{path}: {source}")]
+    Marker {
+        /// The directory.
+        path: PathBuf,
+        /// What went wrong (it names the marker file).
+        source: crate::output::OutputError,
+    },
     /// The filesystem failed.
     #[error("{path}: {source}")]
     Io {
@@ -368,21 +376,16 @@ pub fn claim(request: &ClaimRequest<'_>) -> Result<OutputClaim, ClaimError> {
         });
     }
     let lock = lock(&directory, path, request.install_id)?;
-    let out = OutputDir::create(&target).map_err(|error| ClaimError::Io {
+    let marker_error = |source| ClaimError::Marker {
         path: path.to_path_buf(),
-        source: std::io::Error::other(error.to_string()),
-    })?;
-    let previous = out.read_file(MARKER_FILE).map_err(|error| ClaimError::Io {
-        path: path.join(MARKER_FILE),
-        source: std::io::Error::other(error.to_string()),
-    })?;
+        source,
+    };
+    let out = OutputDir::create(&target).map_err(marker_error)?;
+    let previous = out.read_file(MARKER_FILE).map_err(marker_error)?;
     let text = marker_text(previous.as_deref(), request.install_id);
     if previous.as_deref() != Some(text.as_bytes()) {
         out.write(MARKER_FILE, text.as_bytes(), 0o644)
-            .map_err(|error| ClaimError::Io {
-                path: path.join(MARKER_FILE),
-                source: std::io::Error::other(error.to_string()),
-            })?;
+            .map_err(marker_error)?;
         // The marker is what lets the next install use this directory: it must survive a crash.
         let marker_path = target.join(MARKER_FILE);
         fs::File::open(&marker_path)
