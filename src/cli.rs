@@ -18,7 +18,8 @@ pub struct Cli {
     pub command: Command,
 }
 
-const EXIT_CODES: &str = "Exit codes: 0 success; 1 an install failed or an internal error; 2 bad command line; \
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 an install failed, an internal error, or another install is writing into --out; \
+2 bad command line (also --out or --state naming a file, and --out naming a directory windlass may not write); \
 3 invalid input (release, license or pipeline); 4 state directory problem (unreadable, newer format, broken hash chain); \
 5 no such install (or proxy license)";
 
@@ -81,9 +82,15 @@ pub struct InstallArgs {
     /// Output directory (see `--help`).
     #[arg(
         long,
-        help = "Output directory; defaults to <state>/installs/<install id>/"
+        help = "Output directory; defaults to <state>/installs/<install id>/. It must be new, empty, \
+                or one windlass wrote (it holds a .windlass-output marker)"
     )]
     pub out: Option<PathBuf>,
+    /// Write into a non-empty `--out` directory windlass did not write: windlass then replaces
+    /// upstream/, base/ and rendered/this-cluster/ in it (never `/`, the release or the state
+    /// directory).
+    #[arg(long)]
+    pub force: bool,
     /// windlass config file with extra image-field rules for custom resources.
     #[arg(long, env = "WINDLASS_CONFIG")]
     pub config: Option<PathBuf>,

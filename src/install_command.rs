@@ -1,15 +1,17 @@
 //! `windlass install`: reads the license and release up front (so bad input is refused before
-//! anything is recorded), builds the default pipeline, then starts a new install or resumes an
-//! interrupted one of the same release, and reports the outcome for humans or as JSON.
+//! anything is recorded), builds the default pipeline, decides whether to start a new install or
+//! resume an interrupted one of the same release, claims the output directory that install writes
+//! into (refusing directories windlass may not write, and locking it for the whole install), runs
+//! it, and reports the outcome for humans or as JSON.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
-use windlass_engine::runner::StartKind;
+use windlass_engine::runner::{StartKind, StartPlan};
 use windlass_engine::{
-    FailureClass, InstallRequest, InstallState, InstallStatus, Memo, NoProgress, Pipeline,
-    Progress, Runner, StageRegistry,
+    FailureClass, InstallRequest, InstallState, InstallStatus, Memo, Pipeline, Progress, Runner,
+    StageRegistry,
 };
 use windlass_registry::RegistrySettings;
 use windlass_stages::PipelineOptions;
@@ -17,6 +19,7 @@ use windlass_stages::images::known_images::read_known_images;
 use windlass_stages::images::policy::ProbePolicy;
 use windlass_stages::images::rules::WindlassConfig;
 use windlass_stages::license::read_license;
+use windlass_stages::output_claim::{ClaimError, ClaimRequest, OutputClaim, Protected, claim};
 use windlass_stages::plan_overrides::PlanOverridesConfig;
 use windlass_stages::probe_images::ProbeImagesConfig;
 use windlass_stages::provision_secrets::ProvisionSecretsConfig;
@@ -27,7 +30,7 @@ use crate::cli::{GlobalArgs, InstallArgs};
 use crate::exit::{CliError, CliResult, Code};
 use crate::read_commands::{format_duration, print_json};
 use crate::state_access::{actor, new_install_id, open_state};
-use crate::terminal_progress::TerminalProgress;
+use crate::terminal_progress::{NotesOnly, TerminalProgress};
 
 fn absolute(path: &Path) -> Result<PathBuf, CliError> {
     std::path::absolute(path)
@@ -161,7 +164,7 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
         })?;
     let progress: Arc<dyn Progress> = match TerminalProgress::for_stderr(global.json) {
         Some(bars) => Arc::new(bars),
-        None => Arc::new(NoProgress),
+        None => Arc::new(NotesOnly),
     };
     let runner = Runner {
         log: state.log.clone(),
@@ -175,8 +178,12 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
         .enable_all()
         .build()
         .map_err(|error| CliError::new(Code::Failure, error))?;
+    let plan = runner
+        .plan_start(&pipeline, &request, &install_id)
+        .map_err(|error| CliError::new(Code::State, anyhow!(error).context("install stopped")))?;
+    let _output_claim = claim_output(global, args, &request, &state, &plan)?;
     let (outcome, start_kind) = runtime
-        .block_on(runner.start(&pipeline, Arc::new(request), &install_id))
+        .block_on(runner.start_planned(&pipeline, Arc::new(request), plan))
         .map_err(|error| CliError::new(Code::State, anyhow!(error).context("install stopped")))?;
     if global.json {
         print_json(&outcome)?;
@@ -187,6 +194,56 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
         (InstallStatus::Completed, _) => Code::Success,
         (_, Some(failure)) if failure.class == FailureClass::InvalidInput => Code::InvalidInput,
         _ => Code::Failure,
+    })
+}
+
+/// Claims the output directory `plan` writes into for the whole install: never `/`, the release
+/// directory, the state directory (other than its `installs/`), a file, or a non-empty directory
+/// windlass did not write (unless `--force`, or the install being resumed wrote there).
+fn claim_output(
+    global: &GlobalArgs,
+    args: &InstallArgs,
+    request: &InstallRequest,
+    state: &windlass_state::StateDir,
+    plan: &StartPlan,
+) -> Result<OutputClaim, CliError> {
+    let state_dir = std::fs::canonicalize(state.root())
+        .with_context(|| format!("cannot resolve state directory {}", global.state.display()))
+        .map_err(|error| CliError::new(Code::State, error))?;
+    let protected = [
+        Protected {
+            what: "release directory".into(),
+            path: request.release_dir.clone(),
+            allowed_inside: None,
+        },
+        Protected {
+            what: "state directory".into(),
+            allowed_inside: Some(state_dir.join("installs")),
+            path: state_dir,
+        },
+    ];
+    let resumed = plan.kind() == StartKind::Resumed;
+    claim(&ClaimRequest {
+        out_dir: &plan.out_dir,
+        install_id: &plan.install_id,
+        force: args.force,
+        known_output: resumed,
+        protected: &protected,
+    })
+    .map_err(|error| {
+        let code = match error {
+            ClaimError::Busy { .. } | ClaimError::Io { .. } | ClaimError::Marker { .. } => {
+                Code::Failure
+            }
+            _ => Code::CommandLine,
+        };
+        // The path leads every message; say which option it came from.
+        let flag = if request.requested_out.is_some() {
+            "--out"
+        } else {
+            "output directory"
+        };
+        CliError::new(code, anyhow!("{flag} {error}"))
     })
 }
 

@@ -16,8 +16,29 @@ pub fn schemas() -> Result<Arc<SchemaRegistry>, CliError> {
         .map_err(|error| CliError::new(Code::Failure, error))
 }
 
+/// The first part of `path` that exists, if it is not a directory: `path` itself, or the parent
+/// that stops it from being created.
+pub fn file_in_the_way(path: &std::path::Path) -> Option<std::path::PathBuf> {
+    let existing = path
+        .ancestors()
+        .find(|ancestor| std::fs::symlink_metadata(ancestor).is_ok())?;
+    (!existing.is_dir()).then(|| existing.to_path_buf())
+}
+
 /// Opens the state directory named by the global options.
 pub fn open_state(global: &GlobalArgs) -> Result<StateDir, CliError> {
+    if let Some(file) = file_in_the_way(&global.state) {
+        let shown = global.state.display();
+        let message = if file == global.state {
+            format!("--state {shown}: is a file, not a directory")
+        } else {
+            format!(
+                "--state {shown}: {} is a file, not a directory",
+                file.display()
+            )
+        };
+        return Err(CliError::new(Code::CommandLine, anyhow!(message)));
+    }
     let backend = Backend::parse(&global.backend).ok_or_else(|| {
         CliError::new(
             Code::InvalidInput,

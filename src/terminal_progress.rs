@@ -1,5 +1,6 @@
 //! Progress bars on a terminal: one spinner or bar per stage on stderr, via indicatif. When stderr
-//! is not a terminal (scripts, CI) or `--json` is given, nothing is drawn.
+//! is not a terminal (scripts, CI) or `--json` is given, nothing is drawn ([`NotesOnly`]); notes
+//! (such as output written again on resume) are printed on stderr either way.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -63,5 +64,20 @@ impl Progress for TerminalProgress {
         let bar = self.bar(stage);
         let mark = if succeeded { "✓" } else { "✗" };
         bar.finish_with_message(format!("{mark} {outcome}"));
+    }
+
+    fn note(&self, message: &str) {
+        if self.bars.println(format!("windlass: {message}")).is_err() {
+            eprintln!("windlass: {message}");
+        }
+    }
+}
+
+/// No bars; notes go to stderr as `windlass: <note>` lines.
+pub struct NotesOnly;
+
+impl Progress for NotesOnly {
+    fn note(&self, message: &str) {
+        eprintln!("windlass: {message}");
     }
 }

@@ -136,6 +136,19 @@ fn install_started_v1_to_v2(mut payload: serde_json::Value) -> Result<serde_json
 pub struct InstallResumed {
     /// Stages already completed, which will not run again.
     pub completed_stages: Vec<String>,
+    /// Output a completed stage had written that was missing or damaged and was written again
+    /// from its recorded facts and blobs before the resume (added later: absent when nothing was).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rederived: Vec<RederivedOutput>,
+}
+
+/// Output of a completed stage written again on resume (part of `InstallResumed`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RederivedOutput {
+    /// The stage whose output it was.
+    pub stage: String,
+    /// What was wrong and what was written again, for humans.
+    pub detail: String,
 }
 
 /// `StageStarted` version 1.

@@ -9,6 +9,9 @@ pub trait Progress: Send + Sync {
     fn stage_advanced(&self, _stage: &str, _done: u64, _total: u64) {}
     /// A stage attempt ended; `outcome` is a short human summary.
     fn stage_finished(&self, _stage: &str, _succeeded: bool, _outcome: &str) {}
+    /// Something the user should know that is not a stage's outcome (e.g. output written again
+    /// from the log on resume).
+    fn note(&self, _message: &str) {}
 }
 
 /// Ignores every report.

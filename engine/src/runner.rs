@@ -3,9 +3,14 @@
 //! batch, or `StageFailed`. Stages whose inputs have all completed run concurrently. Transient
 //! failures are retried as [`retry_delay`] says. When an install of the same release, license,
 //! namespace, output and pipeline was interrupted, `start` resumes it instead of starting a
-//! duplicate: completed stages keep their recorded facts and only the rest run.
+//! duplicate: completed stages keep their recorded facts and only the rest run. Before a resume,
+//! each completed stage [restores](crate::Stage::restore) the output it wrote (derived data a crash
+//! can lose) from its recorded facts; what was written again is recorded in `InstallResumed` and
+//! reported through [`Progress::note`]. [`Runner::plan_start`] and [`Runner::start_planned`] split
+//! `start` so that a caller can prepare the output directory the install will use in between.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,8 +20,8 @@ use windlass_state::{BlobStore, EventLog, FingerprintKey, NewEvent, StoredEvent}
 
 use crate::events::{
     INSTALL_COMPLETED, INSTALL_FAILED, INSTALL_RESUMED, INSTALL_STARTED, InstallCompleted,
-    InstallFailed, InstallResumed, InstallStarted, STAGE_COMPLETED, STAGE_FAILED, STAGE_STARTED,
-    StageCompleted, StageFailed, StageStarted,
+    InstallFailed, InstallResumed, InstallStarted, RederivedOutput, STAGE_COMPLETED, STAGE_FAILED,
+    STAGE_STARTED, StageCompleted, StageFailed, StageStarted,
 };
 use crate::install::InstallRequest;
 use crate::install_state::{FoldError, InstallState, InstallStatus, StageStatus, fold, fold_owned};
@@ -76,6 +81,30 @@ pub enum StartKind {
     Fresh,
     /// An interrupted install was resumed.
     Resumed,
+}
+
+/// What [`Runner::plan_start`] found: whether a new install starts or an interrupted one resumes,
+/// under which id, and where it writes.
+#[derive(Debug)]
+pub struct StartPlan {
+    /// The install that will run: the new id, or the resumed install's.
+    pub install_id: String,
+    /// Where it writes: the request's output directory, or the one the resumed install recorded.
+    pub out_dir: PathBuf,
+    /// The interrupted install to resume, if any.
+    resume: Option<InstallState>,
+    /// The request's install key.
+    install_key: String,
+}
+
+impl StartPlan {
+    /// Whether the plan starts a new install or resumes one.
+    pub fn kind(&self) -> StartKind {
+        match self.resume {
+            Some(_) => StartKind::Resumed,
+            None => StartKind::Fresh,
+        }
+    }
 }
 
 impl Runner {
@@ -139,27 +168,86 @@ impl Runner {
         request: Arc<InstallRequest>,
         new_install_id: &str,
     ) -> Result<(InstallState, StartKind), RunError> {
+        let plan = self.plan_start(pipeline, &request, new_install_id)?;
+        self.start_planned(pipeline, request, plan).await
+    }
+
+    /// Decides what [`Runner::start`] would do, recording nothing: resume the interrupted install
+    /// of the same request (writing where it wrote before) or start `new_install_id`.
+    pub fn plan_start(
+        &self,
+        pipeline: &Pipeline,
+        request: &InstallRequest,
+        new_install_id: &str,
+    ) -> Result<StartPlan, RunError> {
         let install_key = request.install_key(pipeline.fingerprint());
-        if let Some(previous) = self.find_resumable(&install_key)? {
+        Ok(match self.find_resumable(&install_key)? {
+            Some(previous) => StartPlan {
+                install_id: previous.install_id.clone(),
+                out_dir: previous.out.clone().into(),
+                resume: Some(previous),
+                install_key,
+            },
+            None => StartPlan {
+                install_id: new_install_id.to_string(),
+                out_dir: request.out_dir.clone(),
+                resume: None,
+                install_key,
+            },
+        })
+    }
+
+    /// Carries out `plan` (from [`Runner::plan_start`] with the same pipeline and request) and
+    /// runs the install to the end.
+    pub async fn start_planned(
+        &self,
+        pipeline: &Pipeline,
+        request: Arc<InstallRequest>,
+        plan: StartPlan,
+    ) -> Result<(InstallState, StartKind), RunError> {
+        let StartPlan {
+            install_id,
+            out_dir,
+            resume,
+            install_key,
+        } = plan;
+        if let Some(previous) = resume {
+            // A resumed install keeps writing where it started.
+            let mut request = (*request).clone();
+            request.out_dir = out_dir;
+            let request = Arc::new(request);
             let completed_stages = previous
                 .stages
                 .iter()
                 .filter(|stage| stage.status == StageStatus::Completed)
                 .map(|stage| stage.name.clone())
                 .collect();
+            let (rederived, failure) = self.restore_outputs(previous, pipeline, &request).await?;
             let resumed = self.event(
-                &previous.install_id,
+                &install_id,
                 INSTALL_RESUMED,
                 1,
-                &InstallResumed { completed_stages },
+                &InstallResumed {
+                    completed_stages,
+                    rederived,
+                },
             )?;
             self.append(vec![resumed]).await?;
-            // A resumed install keeps writing where it started.
-            let mut request = (*request).clone();
-            request.out_dir = previous.out.clone().into();
-            let state = self
-                .run(&previous.install_id, pipeline, Arc::new(request))
-                .await?;
+            if let Some((stage, error)) = failure {
+                let failed = self.event(
+                    &install_id,
+                    INSTALL_FAILED,
+                    1,
+                    &InstallFailed {
+                        stage,
+                        class: error.class,
+                        message: error.message,
+                    },
+                )?;
+                self.append(vec![failed]).await?;
+                return Ok((self.state_of(&install_id)?, StartKind::Resumed));
+            }
+            let state = self.run(&install_id, pipeline, request).await?;
             return Ok((state, StartKind::Resumed));
         }
         let started = InstallStarted {
@@ -172,10 +260,85 @@ impl Runner {
             out_dir: request.out_dir.display().to_string(),
             pipeline: pipeline.record(),
         };
-        let event = self.event(new_install_id, INSTALL_STARTED, 2, &started)?;
+        let event = self.event(&install_id, INSTALL_STARTED, 2, &started)?;
         self.append(vec![event]).await?;
-        let state = self.run(new_install_id, pipeline, request).await?;
+        let state = self.run(&install_id, pipeline, request).await?;
         Ok((state, StartKind::Fresh))
+    }
+
+    /// Has every completed stage of `previous`, in pipeline order, restore the output it wrote.
+    /// Returns what was written again and, if a stage could not restore its output, that stage
+    /// and its error (the stages after it are not asked).
+    async fn restore_outputs(
+        &self,
+        mut previous: InstallState,
+        pipeline: &Pipeline,
+        request: &Arc<InstallRequest>,
+    ) -> Result<(Vec<RederivedOutput>, Option<(String, StageError)>), RunError> {
+        let mut completed: HashMap<String, Arc<[StoredEvent]>> = HashMap::new();
+        for stage in &mut previous.stages {
+            if stage.status == StageStatus::Completed {
+                // Moved, not copied: fact payloads of large releases are big.
+                completed.insert(
+                    stage.name.clone(),
+                    Arc::from(std::mem::take(&mut stage.fact_events)),
+                );
+            }
+        }
+        let mut rederived = Vec::new();
+        for stage in pipeline.stages() {
+            let Some(recorded) = completed.get(&stage.name).cloned() else {
+                continue;
+            };
+            let context = StageContext {
+                install_id: previous.install_id.clone(),
+                stage_name: stage.name.clone(),
+                attempt: 0,
+                request: request.clone(),
+                blobs: self.blobs.clone(),
+                fingerprint_key: self.fingerprint_key.clone(),
+                inputs: stage
+                    .inputs
+                    .iter()
+                    .filter_map(|input| Some((input.clone(), completed.get(input)?.clone())))
+                    .collect(),
+                progress: self.progress.clone(),
+                history: Arc::new(LogHistory {
+                    log: self.log.clone(),
+                }),
+                memo: self.memo.clone(),
+            };
+            let runtime_stage = stage.stage.clone();
+            let name = stage.name.clone();
+            // In its own task, so that a panic becomes this stage's failure.
+            let restored =
+                tokio::spawn(async move { runtime_stage.restore(&context, &recorded).await })
+                    .await
+                    .unwrap_or_else(|join_error| {
+                        Err(StageError::permanent(format!(
+                            "stage {name} crashed while checking its output: {}",
+                            panic_message(join_error)
+                        )))
+                    });
+            match restored {
+                Ok(None) => {}
+                Ok(Some(detail)) => {
+                    self.progress.note(&format!("{}: {detail}", stage.name));
+                    rederived.push(RederivedOutput {
+                        stage: stage.name.clone(),
+                        detail,
+                    });
+                }
+                Err(error) => {
+                    self.progress.note(&format!(
+                        "{}: cannot restore its output: {}",
+                        stage.name, error.message
+                    ));
+                    return Ok((rederived, Some((stage.name.clone(), error))));
+                }
+            }
+        }
+        Ok((rederived, None))
     }
 
     /// Runs every stage of `install_id` that has not completed, then records the outcome.

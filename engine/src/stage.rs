@@ -205,6 +205,20 @@ impl StageContext {
 pub trait Stage: Send + Sync {
     /// Does the work.
     async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError>;
+
+    /// Called when an install is resumed, for a stage that completed before, with the facts it
+    /// `recorded` then: checks that what it wrote outside the log (files in the output directory,
+    /// which are derived data a crash can lose) still matches those facts, and writes it again
+    /// from the facts and the blob store where it does not. Returns what was written again, for
+    /// the user, or `None` when everything was intact. Records nothing. The default: nothing to
+    /// check.
+    async fn restore(
+        &self,
+        _context: &StageContext,
+        _recorded: &[StoredEvent],
+    ) -> Result<Option<String>, StageError> {
+        Ok(None)
+    }
 }
 
 /// The configuration half of a stage.

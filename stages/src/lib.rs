@@ -19,6 +19,7 @@ pub mod kustomize;
 pub mod license;
 pub mod names;
 pub mod output;
+pub mod output_claim;
 mod parallel;
 pub mod parsed_cache;
 pub mod plan;

@@ -11,14 +11,22 @@
 //! [`TreeWriter::commit`] swaps the staging directory into place with one atomic rename (an
 //! exchange when the target exists) before removing the old tree. A crash or an error before the
 //! commit leaves the old target untouched, so the target is always the whole old tree or the whole
-//! new one, never a half-written mix; a leftover staging directory is removed by the next
-//! `replace_tree` of the same target.
+//! new one, never a half-written mix. Staging directories and temporary files are named after the
+//! process (`.<name>.windlass-staging-<pid>-<n>`), so two writers never share one; a writer dropped
+//! without committing removes its staging directory, and what a killed process left behind is
+//! removed by the next `replace_tree` or `write` of the same target (the output directory's lock,
+//! [`crate::output_claim`], makes sure no other process is writing there).
+//!
+//! Output file names derived from object names go through [`fit_file_name`], which shortens a name
+//! too long for a file system deterministically, with a hash suffix.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, RenameFlags};
@@ -81,6 +89,87 @@ fn directory_flags() -> OFlags {
 /// The flags every file is created with: a new file, never through a symlink.
 fn new_file_flags() -> OFlags {
     OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC
+}
+
+/// The longest file name windlass gives a file it names after an object, in bytes. File systems
+/// allow 255; the margin leaves room for the suffixes of temporary names.
+pub const MAX_FILE_NAME_BYTES: usize = 200;
+
+/// `name` itself when it is at most [`MAX_FILE_NAME_BYTES`] long; otherwise its first bytes (cut at
+/// a character boundary), `-`, the first 16 hex digits of the blake3 hash of the whole name, and
+/// its `.yaml` or `.yml` extension, [`MAX_FILE_NAME_BYTES`] long in all. The same name always gives
+/// the same result, and two long names differing anywhere get different hashes.
+pub fn fit_file_name(name: &str) -> Cow<'_, str> {
+    if name.len() <= MAX_FILE_NAME_BYTES {
+        return Cow::Borrowed(name);
+    }
+    let extension = [".yaml", ".yml"]
+        .into_iter()
+        .find(|extension| name.ends_with(extension))
+        .unwrap_or("");
+    let hash = blake3::hash(name.as_bytes()).to_hex();
+    let hash = &hash[..16];
+    let mut keep = MAX_FILE_NAME_BYTES - extension.len() - 1 - hash.len();
+    while !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    Cow::Owned(format!("{}-{hash}{extension}", &name[..keep]))
+}
+
+/// Numbers this process's staging directories and temporary files.
+static NEXT_WRITE: AtomicU64 = AtomicU64::new(0);
+
+/// `<prefix>-<pid>-<n>`: a name no other writer uses, in this process or another.
+fn unique_name(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT_WRITE.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Whether `name` was made by [`unique_name`] from `prefix` in another process (a killed one: the
+/// output directory's lock keeps live ones out), or is `prefix` itself, as older versions named
+/// it. This process's own names belong to writers still at work (a dropped writer removes its
+/// own).
+fn is_leftover(name: &[u8], prefix: &str) -> bool {
+    let Some(rest) = name.strip_prefix(prefix.as_bytes()) else {
+        return false;
+    };
+    match rest.strip_prefix(b"-") {
+        None => rest.is_empty(),
+        Some(numbers) => {
+            let own = format!("{}-", std::process::id());
+            let is_unique_name = numbers
+                .iter()
+                .all(|byte| byte.is_ascii_digit() || *byte == b'-');
+            is_unique_name && !numbers.starts_with(own.as_bytes())
+        }
+    }
+}
+
+/// Removes every leftover of `prefix` (see [`is_leftover`]) in `parent`, never following a
+/// symlink. `parent_shown` names `parent` relative to the output directory, for errors.
+fn remove_leftovers(parent: &OwnedFd, prefix: &str, parent_shown: &str) -> Result<(), OutputError> {
+    let shown = |name: &str| {
+        if parent_shown.is_empty() {
+            PathBuf::from(name)
+        } else {
+            Path::new(parent_shown).join(name)
+        }
+    };
+    let entries = Dir::read_from(parent).map_err(errno(&shown(".")))?;
+    let mut leftovers = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(errno(&shown(".")))?;
+        if is_leftover(entry.file_name().to_bytes(), prefix) {
+            leftovers.push(entry.file_name().to_owned());
+        }
+    }
+    for name in leftovers {
+        remove_at(parent, &*name, &shown(&name.to_string_lossy()))?;
+    }
+    Ok(())
 }
 
 /// The normal components of `relative`, or why it is refused.
@@ -240,17 +329,16 @@ impl OutputDir {
 
     /// Writes `bytes` to `relative` with the given permission bits.
     pub fn write(&self, relative: &str, bytes: &[u8], mode: u32) -> Result<PathBuf, OutputError> {
-        let (parent, _, name) = self
+        let (parent, parent_shown, name) = self
             .open_parent(relative, true)?
             .expect("missing parents are created");
         let final_path = self.root.join(relative);
-        let temp = format!(".{name}.windlass-tmp");
+        let prefix = format!(".{name}.windlass-tmp");
+        // Stale temporary files of killed processes (or symlinks planted under their names) are
+        // removed, never followed.
+        remove_leftovers(&parent, &prefix, &parent_shown)?;
+        let temp = unique_name(&prefix);
         let temp_path = final_path.with_file_name(&temp);
-        // A stale temporary file (or a planted symlink under its name) is removed, never followed.
-        match rustix::fs::unlinkat(&parent, temp.as_str(), AtFlags::empty()) {
-            Ok(()) | Err(Errno::NOENT) => {}
-            Err(error) => return Err(errno(&temp_path)(error)),
-        }
         let file = rustix::fs::openat(
             &parent,
             temp.as_str(),
@@ -263,6 +351,35 @@ impl OutputDir {
             .map_err(io(&temp_path))?;
         rustix::fs::renameat(&parent, temp.as_str(), &parent, name).map_err(errno(&final_path))?;
         Ok(final_path)
+    }
+
+    /// The bytes of the regular file `relative`, or `None` when there is no regular file there to
+    /// read: it is missing, it is something else (a symlink is never followed), or one of its
+    /// parents is not a real directory. Callers checking output against what was recorded treat
+    /// all of these as damaged.
+    pub fn read_file(&self, relative: &str) -> Result<Option<Vec<u8>>, OutputError> {
+        Self::checked(relative)?;
+        let (parent, _, name) = match self.open_parent(relative, false) {
+            Ok(Some(opened)) => opened,
+            Ok(None) | Err(OutputError::UnsafePath { .. }) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let path = self.root.join(relative);
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        let file = match rustix::fs::openat(&parent, name, flags, Mode::empty()) {
+            Ok(file) => file,
+            Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR | Errno::NXIO) => return Ok(None),
+            Err(error) => return Err(errno(&path)(error)),
+        };
+        let metadata = rustix::fs::fstat(&file).map_err(errno(&path))?;
+        if FileType::from_raw_mode(metadata.st_mode) != FileType::RegularFile {
+            return Ok(None);
+        }
+        let mut bytes = Vec::new();
+        fs::File::from(file)
+            .read_to_end(&mut bytes)
+            .map_err(io(&path))?;
+        Ok(Some(bytes))
     }
 
     /// Removes `relative` and everything under it, if it exists (symlinks are removed, not
@@ -282,15 +399,17 @@ impl OutputDir {
         let (parent, parent_shown, name) = self
             .open_parent(relative, true)?
             .expect("missing parents are created");
-        let staging_name = format!(".{name}.windlass-staging");
+        let prefix = format!(".{name}.windlass-staging");
+        // Staging directories a killed process left (or symlinks planted under their names) are
+        // removed, not followed.
+        remove_leftovers(&parent, &prefix, &parent_shown)?;
+        let staging_name = unique_name(&prefix);
         let staging_shown = if parent_shown.is_empty() {
             staging_name.clone()
         } else {
             format!("{parent_shown}/{staging_name}")
         };
         let staging_error = || errno(Path::new(&staging_shown));
-        // A stale staging directory (or a symlink planted under its name) is removed, not followed.
-        remove_at(&parent, staging_name.as_str(), Path::new(&staging_shown))?;
         rustix::fs::mkdirat(&parent, staging_name.as_str(), Mode::from_raw_mode(0o755))
             .map_err(staging_error())?;
         let staging = rustix::fs::openat(
@@ -314,6 +433,7 @@ impl OutputDir {
             staging_shown,
             staging,
             directories: Mutex::new(HashMap::new()),
+            committed: false,
         })
     }
 }
@@ -343,6 +463,22 @@ pub struct TreeWriter {
     /// Sub-directories of the staging directory already opened, by `/`-separated relative path
     /// (behind a lock so that several threads can write one tree).
     directories: Mutex<HashMap<String, Arc<OwnedFd>>>,
+    /// Whether the tree is in place and the staging name is gone.
+    committed: bool,
+}
+
+impl Drop for TreeWriter {
+    /// A tree never committed (the stage failed half way) leaves no staging directory behind; if
+    /// removing it fails, the next `replace_tree` by another process removes it.
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = remove_at(
+                &self.parent,
+                self.staging_name.as_str(),
+                Path::new(&self.staging_shown),
+            );
+        }
+    }
 }
 
 impl TreeWriter {
@@ -418,40 +554,47 @@ impl TreeWriter {
     /// Puts the written tree in place of the target atomically (an exchange when something, of
     /// any type, is there; a symlink is replaced, never followed), then removes the old tree.
     /// Returns the tree's path. If removing the old tree fails, the new tree is already in place
-    /// and the error names the leftover, which the next `replace_tree` removes.
-    pub fn commit(self) -> Result<PathBuf, OutputError> {
-        let TreeWriter {
-            final_path,
-            relative,
-            parent,
-            name,
-            staging_name,
-            staging_shown,
-            ..
-        } = self;
-        let target_error = || errno(Path::new(&relative));
-        let rename = || {
-            rustix::fs::renameat(&parent, staging_name.as_str(), &parent, name.as_str())
-                .map_err(target_error())
+    /// and the error names the leftover, which dropping the writer tries again to remove.
+    pub fn commit(mut self) -> Result<PathBuf, OutputError> {
+        let target_error = |error: Errno| errno(Path::new(&self.relative))(error);
+        let rename = |writer: &TreeWriter| {
+            rustix::fs::renameat(
+                &writer.parent,
+                writer.staging_name.as_str(),
+                &writer.parent,
+                writer.name.as_str(),
+            )
+            .map_err(target_error)
         };
         match rustix::fs::renameat_with(
-            &parent,
-            staging_name.as_str(),
-            &parent,
-            name.as_str(),
+            &self.parent,
+            self.staging_name.as_str(),
+            &self.parent,
+            self.name.as_str(),
             RenameFlags::EXCHANGE,
         ) {
             // The old tree is now under the staging name.
-            Ok(()) => remove_at(&parent, staging_name.as_str(), Path::new(&staging_shown))?,
+            Ok(()) => {
+                remove_at(
+                    &self.parent,
+                    self.staging_name.as_str(),
+                    Path::new(&self.staging_shown),
+                )?;
+                self.committed = true;
+            }
             // Nothing to exchange with.
-            Err(Errno::NOENT) => rename()?,
+            Err(Errno::NOENT) => {
+                rename(&self)?;
+                self.committed = true;
+            }
             // A filesystem without exchange: the old target goes first, so this is not atomic.
             Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
-                remove_at(&parent, name.as_str(), Path::new(&relative))?;
-                rename()?;
+                remove_at(&self.parent, self.name.as_str(), Path::new(&self.relative))?;
+                rename(&self)?;
+                self.committed = true;
             }
-            Err(error) => return Err(target_error()(error)),
+            Err(error) => return Err(target_error(error)),
         }
-        Ok(final_path)
+        Ok(self.final_path.clone())
     }
 }

@@ -2,13 +2,15 @@
 //! section 5 to `overlays/midstream/secret.yaml` (mode 0600) and records `SecretsProvisioned` —
 //! names, namespaces, hosts and a keyed fingerprint of the content, never the content. The
 //! namespaces to create and whether the secret goes to every namespace (`"*"`) are recorded for the
-//! apply stage.
+//! apply stage. When an install resumes, [`Stage::restore`] writes the file again if it is missing
+//! or changed (it is derived from the license, the release and the recorded plan).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput};
+use windlass_state::StoredEvent;
 
 use crate::events::{BASE_FETCHED, BaseFetched};
 use crate::output::OutputDir;
@@ -119,15 +121,22 @@ fn check_expiry(expires_at: Option<&str>) -> Result<(), StageError> {
     Ok(())
 }
 
-#[async_trait::async_trait]
-impl Stage for ProvisionSecrets {
-    async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
-        let license = context.request.license.as_ref().ok_or_else(|| {
+/// The secret file's text, its secrets' records and their namespaces.
+type SecretFile = (String, Vec<SecretRecord>, SecretNamespaces);
+
+impl ProvisionSecrets {
+    /// The license, or the error saying one is needed.
+    fn license(context: &StageContext) -> Result<&windlass_engine::License, StageError> {
+        context.request.license.as_ref().ok_or_else(|| {
             StageError::invalid_input(
                 "the pull secret is derived from the license: pass --license FILE (or put it at RELEASE_DIR/userdata/license.yaml)",
             )
-        })?;
-        check_expiry(license.expires_at.as_deref())?;
+        })
+    }
+
+    /// What `overlays/midstream/secret.yaml` holds for this install.
+    fn secret_file(&self, context: &StageContext) -> Result<SecretFile, StageError> {
+        let license = Self::license(context)?;
         let fetched: BaseFetched = context.input_payload(BASE_FETCHED)?;
         let planned: OverridesPlanned = context.input_payload(OVERRIDES_PLANNED)?;
         let documents = kots_documents_of(&fetched, context)?;
@@ -151,6 +160,15 @@ impl Stage for ProvisionSecrets {
                     .map_err(|error| StageError::permanent(error.to_string()))?,
             );
         }
+        Ok((text, records, namespaces))
+    }
+}
+
+#[async_trait::async_trait]
+impl Stage for ProvisionSecrets {
+    async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
+        check_expiry(Self::license(context)?.expires_at.as_deref())?;
+        let (text, records, namespaces) = self.secret_file(context)?;
         let out_dir: PathBuf = context.request.out_dir.clone();
         let out = OutputDir::create(&out_dir)
             .map_err(|error| StageError::permanent(error.to_string()))?;
@@ -182,5 +200,45 @@ impl Stage for ProvisionSecrets {
             facts: vec![fact],
             summary,
         })
+    }
+
+    async fn restore(
+        &self,
+        context: &StageContext,
+        recorded: &[StoredEvent],
+    ) -> Result<Option<String>, StageError> {
+        let recorded = recorded
+            .iter()
+            .rev()
+            .find(|event| event.event_type == SECRETS_PROVISIONED)
+            .ok_or_else(|| {
+                StageError::permanent("provision_secrets recorded no SecretsProvisioned")
+            })?;
+        let recorded: SecretsProvisioned = serde_json::from_value(recorded.payload.clone())
+            .map_err(|error| {
+                StageError::permanent(format!("SecretsProvisioned is unreadable: {error}"))
+            })?;
+        let (text, records, _) = self.secret_file(context)?;
+        if records != recorded.secrets {
+            return Err(StageError::permanent(format!(
+                "{SECRET_FILE} cannot be written again: the pull secrets derived now differ from the recorded ones"
+            )));
+        }
+        let out = OutputDir::create(&context.request.out_dir)
+            .map_err(|error| StageError::permanent(error.to_string()))?;
+        let on_disk = out
+            .read_file(&recorded.file)
+            .map_err(|error| StageError::permanent(error.to_string()))?;
+        let problem = match on_disk {
+            Some(bytes) if bytes == text.as_bytes() => return Ok(None),
+            Some(_) => "was changed",
+            None => "was missing",
+        };
+        out.write(&recorded.file, text.as_bytes(), 0o600)
+            .map_err(|error| StageError::permanent(error.to_string()))?;
+        Ok(Some(format!(
+            "{} {problem}; re-derived it from the license and the recorded plan",
+            recorded.file
+        )))
     }
 }

@@ -6,6 +6,9 @@
 //! ([`crate::kustomize::build`]); when the downstream overlay uses kustomize features the native
 //! build does not implement, the configured external kustomize runs instead and the summary and
 //! `MidstreamRendered` say so. Rendered secrets are written 0600 and recorded by fingerprint only.
+//! When an install resumes after this stage completed, [`Stage::restore`] checks the midstream
+//! overlay and `rendered/this-cluster/` against what was recorded and renders them again if a file
+//! is missing or changed.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -15,11 +18,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput};
+use windlass_state::{BlobId, StoredEvent};
 
 use crate::documents::ParsedCache;
 use crate::events::{IMAGES_PROBED, ImagesProbed};
 use crate::kustomize::{BuildError, build_cached};
-use crate::output::{OutputDir, TreeWriter};
+use crate::output::{OutputDir, TreeWriter, fit_file_name};
 use crate::plan_overrides::{OVERRIDES_PLANNED, OverridesPlanned};
 use crate::written_files::WrittenFiles;
 
@@ -229,7 +233,9 @@ fn midstream_kustomization(planned: &OverridesPlanned, has_patches: bool) -> Val
     kustomization
 }
 
-/// `<name>-<kind>.yaml`, with `-<namespace>` when two objects would share a name.
+/// `<name>-<kind>.yaml`, with `-<namespace>` when two objects would share a name, `/` and `\`
+/// replaced by `_`, and shortened with a hash by [`fit_file_name`] when longer than a file system
+/// takes (a Kubernetes name may have 253 characters).
 fn rendered_names(objects: &[Value]) -> Vec<String> {
     let base = |object: &Value| {
         let name = object
@@ -250,8 +256,11 @@ fn rendered_names(objects: &[Value]) -> Vec<String> {
     objects
         .iter()
         .map(|object| {
+            // Names come from object metadata: never let one leave the directory.
+            let file_name =
+                |name: String| fit_file_name(&name.replace(['/', '\\'], "_")).into_owned();
             let stem = base(object);
-            let mut name = if counts[&stem] > 1 {
+            let mut name = file_name(if counts[&stem] > 1 {
                 let namespace = object
                     .pointer("/metadata/namespace")
                     .and_then(Value::as_str)
@@ -259,14 +268,13 @@ fn rendered_names(objects: &[Value]) -> Vec<String> {
                 format!("{stem}-{namespace}.yaml")
             } else {
                 format!("{stem}.yaml")
-            };
+            });
             let mut suffix = 1;
             while !taken.insert(name.clone()) {
                 suffix += 1;
-                name = format!("{stem}-{suffix}.yaml");
+                name = file_name(format!("{stem}-{suffix}.yaml"));
             }
-            // Names come from object metadata: never let one leave the directory.
-            name.replace(['/', '\\'], "_")
+            name
         })
         .collect()
 }
@@ -504,6 +512,62 @@ impl Stage for RenderMidstream {
             facts: vec![fact],
             summary,
         })
+    }
+
+    async fn restore(
+        &self,
+        context: &StageContext,
+        recorded: &[StoredEvent],
+    ) -> Result<Option<String>, StageError> {
+        let recorded = recorded
+            .iter()
+            .rev()
+            .find(|event| event.event_type == MIDSTREAM_RENDERED)
+            .ok_or_else(|| {
+                StageError::permanent("render_midstream recorded no MidstreamRendered")
+            })?;
+        let recorded: MidstreamRendered = serde_json::from_value(recorded.payload.clone())
+            .map_err(|error| {
+                StageError::permanent(format!("MidstreamRendered is unreadable: {error}"))
+            })?;
+        let out = OutputDir::create(&context.request.out_dir)
+            .map_err(|error| StageError::permanent(error.to_string()))?;
+        // The downstream overlay is the user's: whatever it holds now is what they want.
+        let files: Vec<&RenderedFile> = recorded
+            .overlay_files
+            .iter()
+            .filter(|file| !file.path.starts_with(DOWNSTREAM))
+            .chain(&recorded.rendered_files)
+            .collect();
+        let checked = crate::parallel::parallel_map(&files, 64, |file| {
+            let bytes = out.read_file(&file.path)?;
+            Ok::<bool, crate::output::OutputError>(match (bytes, &file.blob, &file.fingerprint) {
+                (Some(bytes), Some(blob), _) => BlobId::of(&bytes).to_string() == *blob,
+                (Some(bytes), None, Some(fingerprint)) => {
+                    context
+                        .fingerprint_key
+                        .fingerprint_bytes("rendered-secret", &bytes)
+                        == *fingerprint
+                }
+                _ => false,
+            })
+        });
+        let mut damaged = Vec::new();
+        for (file, intact) in files.iter().zip(checked) {
+            if !intact.map_err(|error| StageError::permanent(error.to_string()))? {
+                damaged.push(file.path.as_str());
+            }
+        }
+        let Some(first) = damaged.first() else {
+            return Ok(None);
+        };
+        self.run(context).await?;
+        Ok(Some(format!(
+            "{} of {} recorded files in {MIDSTREAM}/ and {RENDERED}/ were missing or changed \
+             (first: {first}); rendered them again from the recorded facts",
+            damaged.len(),
+            files.len()
+        )))
     }
 }
 

@@ -4,20 +4,23 @@
 //! It reads only the `BaseFetched` fact of its input and the blob store, so a recorded install can
 //! be written again byte for byte without the original release. Both directories are regenerated
 //! from scratch on every run, each written beside the old one and swapped in whole, so no stale
-//! file survives and each directory always holds either its previous or its new contents.
+//! file survives and each directory always holds either its previous or its new contents. When an
+//! install resumes, [`Stage::restore`] checks every recorded file against its blob and writes both
+//! directories again if any is missing or changed. A `base/` file name too long for a file system
+//! is shortened with a hash ([`fit_file_name`]).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput};
-use windlass_state::{BlobId, BlobStore};
+use windlass_state::{BlobId, BlobStore, StoredEvent};
 
 use crate::events::{
     BASE_FETCHED, BASE_WRITTEN, BaseFetched, BaseWritten, DocumentClass, FetchedDocument,
     WrittenFile,
 };
-use crate::output::{OutputDir, OutputError};
+use crate::output::{OutputDir, OutputError, fit_file_name};
 use crate::written_files::WrittenFiles;
 
 /// Registration of this stage kind.
@@ -69,10 +72,92 @@ impl Stage for WriteBase {
             .await
             .map_err(|error| StageError::permanent(format!("write_base task failed: {error}")))?
     }
+
+    async fn restore(
+        &self,
+        context: &StageContext,
+        recorded: &[StoredEvent],
+    ) -> Result<Option<String>, StageError> {
+        let recorded_written = recorded
+            .iter()
+            .rev()
+            .find(|event| event.event_type == BASE_WRITTEN)
+            .ok_or_else(|| StageError::permanent("write_base recorded no BaseWritten"))?;
+        let recorded_written: BaseWritten =
+            serde_json::from_value(recorded_written.payload.clone()).map_err(|error| {
+                StageError::permanent(format!("BaseWritten is unreadable: {error}"))
+            })?;
+        let fetched: BaseFetched = context.input_payload(BASE_FETCHED)?;
+        let out_dir = context.request.out_dir.clone();
+        let blobs = context.blobs.clone();
+        let written_files = context.memo.get::<WrittenFiles>();
+        tokio::task::spawn_blocking(move || {
+            restore(
+                &recorded_written,
+                &fetched,
+                &out_dir,
+                &blobs,
+                &written_files,
+            )
+        })
+        .await
+        .map_err(|error| StageError::permanent(format!("write_base task failed: {error}")))?
+    }
+}
+
+/// The recorded files of `written` that are missing from `out` or differ from their blob.
+fn damaged_files<'a>(
+    written: &'a BaseWritten,
+    out: &OutputDir,
+) -> Result<Vec<&'a str>, StageError> {
+    let checked = crate::parallel::parallel_map(&written.files, 64, |file| {
+        out.read_file(&file.path)
+            .map(|bytes| bytes.is_some_and(|bytes| BlobId::of(&bytes).to_string() == file.blob))
+    });
+    let mut damaged = Vec::new();
+    for (file, intact) in written.files.iter().zip(checked) {
+        if !intact.map_err(output_failure)? {
+            damaged.push(file.path.as_str());
+        }
+    }
+    Ok(damaged)
+}
+
+/// Checks the files `recorded` lists; if any is missing or changed, writes `upstream/` and `base/`
+/// again from `fetched` and the blobs, and says so.
+fn restore(
+    recorded: &BaseWritten,
+    fetched: &BaseFetched,
+    out_dir: &std::path::Path,
+    blobs: &BlobStore,
+    written_files: &WrittenFiles,
+) -> Result<Option<String>, StageError> {
+    let out = OutputDir::create(out_dir).map_err(output_failure)?;
+    let damaged = damaged_files(recorded, &out)?;
+    let Some(first) = damaged.first() else {
+        return Ok(None);
+    };
+    let output = write(fetched, out_dir, blobs, written_files)?;
+    let rewritten: BaseWritten = serde_json::from_value(output.facts[0].payload.clone())
+        .map_err(|error| StageError::permanent(error.to_string()))?;
+    if rewritten.files != recorded.files {
+        return Err(StageError::permanent(format!(
+            "upstream/ and base/ written again from the recorded blobs differ from what write_base recorded in {}",
+            out.root().display()
+        )));
+    }
+    Ok(Some(format!(
+        "{} of {} recorded files in upstream/ and base/ were missing or changed (first: {first}); \
+         re-derived upstream/ and base/ from the recorded blobs",
+        damaged.len(),
+        recorded.files.len()
+    )))
 }
 
 /// Names the `base/` file of each Kubernetes document: a single-document file keeps its path, a
 /// document of a multi-document file gets `<stem>-<n><ext>`; clashes get a further `-<k>` suffix.
+/// A file name (the last component) longer than [`crate::output::MAX_FILE_NAME_BYTES`] is
+/// shortened with [`fit_file_name`].
 pub fn base_file_names(documents: &[FetchedDocument]) -> Vec<(usize, String)> {
     let mut per_file: BTreeMap<&str, usize> = BTreeMap::new();
     for document in documents {
@@ -85,20 +170,33 @@ pub fn base_file_names(documents: &[FetchedDocument]) -> Vec<(usize, String)> {
             continue;
         }
         let (stem, extension) = split_extension(&document.file);
-        let mut name = if per_file[document.file.as_str()] == 1 {
+        let mut name = fitted(if per_file[document.file.as_str()] == 1 {
             document.file.clone()
         } else {
             format!("{stem}-{}{extension}", document.index + 1)
-        };
+        });
         let mut clash = 1;
         while taken.clashes(&name) || name == "kustomization.yaml" {
             clash += 1;
-            name = format!("{stem}-{}-{clash}{extension}", document.index + 1);
+            name = fitted(format!("{stem}-{}-{clash}{extension}", document.index + 1));
         }
         taken.insert(&name);
         names.push((position, name));
     }
     names
+}
+
+/// `path` with its last component passed through [`fit_file_name`].
+fn fitted(path: String) -> String {
+    let (directory, name) = match path.rsplit_once('/') {
+        Some((directory, name)) => (Some(directory), name),
+        None => (None, path.as_str()),
+    };
+    match (fit_file_name(name), directory) {
+        (std::borrow::Cow::Borrowed(_), _) => path,
+        (fitted, Some(directory)) => format!("{directory}/{fitted}"),
+        (fitted, None) => fitted.into_owned(),
+    }
 }
 
 /// File paths already used, and the directories they imply, so that a new name neither repeats

@@ -4,6 +4,7 @@
 //! (SIGKILL) between stages.
 
 mod files_and_credentials;
+mod output_dir;
 mod probe;
 mod proxy;
 mod release_input;

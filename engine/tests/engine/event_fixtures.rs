@@ -298,3 +298,16 @@ fn stage_failed_v1_reads_its_class_and_retry_delay() {
         windlass_engine::FailureClass::InvalidInput
     );
 }
+
+#[test]
+fn install_resumed_v1_reads_with_and_without_rederived_output() {
+    let before: InstallResumed = upcast_into("InstallResumed.v1.json");
+    assert_eq!(before.completed_stages, ["fetch_base"]);
+    assert!(
+        before.rederived.is_empty(),
+        "written before the field existed"
+    );
+    let rederived: InstallResumed = upcast_into("InstallResumed.v1.rederived.json");
+    assert_eq!(rederived.rederived.len(), 1);
+    assert_eq!(rederived.rederived[0].stage, "write_base");
+}

@@ -2,11 +2,13 @@
 //! up again under its own id, runs only the stages that did not complete (feeding them the facts
 //! recorded the first time) and records `InstallResumed`; a completed install, or a different
 //! request, gets a new install instead. An install whose output directory defaulted to one named
-//! after it keeps writing there when resumed.
+//! after it keeps writing there when resumed. Before a resume, every completed stage restores its
+//! output from what it recorded; what was written again is recorded in `InstallResumed`, and a
+//! stage that cannot restore its output fails the install.
 
-use windlass_engine::events::{INSTALL_RESUMED, InstallResumed};
+use windlass_engine::events::{INSTALL_RESUMED, InstallResumed, RederivedOutput};
 use windlass_engine::runner::StartKind;
-use windlass_engine::{FailureClass, InstallStatus, StageStatus};
+use windlass_engine::{FailureClass, InstallStatus, StageError, StageStatus};
 
 use crate::support::{Probe, TestEnv, payloads, pipeline, scripted};
 
@@ -62,7 +64,8 @@ async fn failed_install_resumes_under_its_id_without_rerunning_completed_stages(
     assert_eq!(
         resumed,
         vec![InstallResumed {
-            completed_stages: vec!["a".into()]
+            completed_stages: vec!["a".into()],
+            rederived: vec![],
         }]
     );
 
@@ -189,4 +192,101 @@ async fn resumed_install_with_a_default_output_keeps_its_first_output_directory(
         "the resumed run writes where the install started"
     );
     assert_eq!(second.out, first.out);
+}
+
+#[tokio::test]
+async fn a_resume_has_completed_stages_restore_their_output_and_records_what_was_rederived() {
+    let env = TestEnv::new();
+    let a = Probe::new()
+        .restoring(vec![Ok(Some("a/ was missing; written again".into()))])
+        .register("resume/restore-a");
+    let b = Probe::new()
+        .failing_with(&[FailureClass::Permanent])
+        .register("resume/restore-b");
+    let pipeline = pipeline(&[
+        scripted("a", &[], Some("resume/restore-a")),
+        scripted("b", &["a"], Some("resume/restore-b")),
+    ]);
+    let (first, _) = env
+        .runner
+        .start(&pipeline, env.request(), "install-1")
+        .await
+        .unwrap();
+    assert_eq!(first.status, InstallStatus::Failed);
+    assert!(a.restored().is_empty(), "a fresh install restores nothing");
+
+    let (second, kind) = env
+        .runner
+        .start(&pipeline, env.request(), "install-2")
+        .await
+        .unwrap();
+    assert_eq!(kind, StartKind::Resumed);
+    assert_eq!(second.status, InstallStatus::Completed);
+    assert_eq!(
+        a.restored(),
+        vec![first.stages[0].fact_events.clone()],
+        "the completed stage is asked once, with the facts it recorded"
+    );
+    assert!(
+        b.restored().is_empty(),
+        "b had not completed: it runs instead"
+    );
+    assert_eq!((a.runs(), b.runs()), (1, 2));
+    let resumed: Vec<InstallResumed> = payloads(&env.events("install-1"), INSTALL_RESUMED);
+    assert_eq!(
+        resumed,
+        vec![InstallResumed {
+            completed_stages: vec!["a".into()],
+            rederived: vec![RederivedOutput {
+                stage: "a".into(),
+                detail: "a/ was missing; written again".into(),
+            }],
+        }]
+    );
+}
+
+#[tokio::test]
+async fn a_stage_that_cannot_restore_its_output_fails_the_resumed_install_until_it_can() {
+    let env = TestEnv::new();
+    let a = Probe::new()
+        .restoring(vec![Err(StageError::permanent("blob 00ff is missing"))])
+        .register("resume/unrestorable-a");
+    let b = Probe::new()
+        .failing_with(&[FailureClass::Permanent])
+        .register("resume/unrestorable-b");
+    let pipeline = pipeline(&[
+        scripted("a", &[], Some("resume/unrestorable-a")),
+        scripted("b", &["a"], Some("resume/unrestorable-b")),
+    ]);
+    env.runner
+        .start(&pipeline, env.request(), "install-1")
+        .await
+        .unwrap();
+    let (second, kind) = env
+        .runner
+        .start(&pipeline, env.request(), "install-2")
+        .await
+        .unwrap();
+    assert_eq!(kind, StartKind::Resumed);
+    assert_eq!(second.status, InstallStatus::Failed);
+    let failure = second.failure.expect("the failure is recorded");
+    assert_eq!(
+        (failure.stage.as_str(), failure.message.as_str()),
+        ("a", "blob 00ff is missing")
+    );
+    assert_eq!(
+        b.runs(),
+        1,
+        "nothing runs on output that could not be restored"
+    );
+
+    let (third, _) = env
+        .runner
+        .start(&pipeline, env.request(), "install-3")
+        .await
+        .unwrap();
+    assert_eq!(third.install_id, "install-1");
+    assert_eq!(third.status, InstallStatus::Completed);
+    assert_eq!(a.restored().len(), 2);
+    assert_eq!((a.runs(), b.runs()), (1, 2));
 }

@@ -74,6 +74,8 @@ pub struct Probe {
     barrier: Option<Arc<Barrier>>,
     seen: Mutex<Vec<SeenRun>>,
     panics: bool,
+    restores: Mutex<VecDeque<Result<Option<String>, StageError>>>,
+    restored: Mutex<Vec<Vec<StoredEvent>>>,
 }
 
 static PROBES: LazyLock<Mutex<HashMap<String, Arc<Probe>>>> = LazyLock::new(Default::default);
@@ -88,6 +90,17 @@ impl Probe {
     pub fn failing_with(self, classes: &[FailureClass]) -> Probe {
         *self.failures.lock().unwrap() = classes.iter().copied().collect();
         self
+    }
+
+    /// The stage's next `restore` calls answer these, in order (then `Ok(None)`: intact).
+    pub fn restoring(self, answers: Vec<Result<Option<String>, StageError>>) -> Probe {
+        *self.restores.lock().unwrap() = answers.into();
+        self
+    }
+
+    /// The recorded facts each `restore` call was given, in order.
+    pub fn restored(&self) -> Vec<Vec<StoredEvent>> {
+        self.restored.lock().unwrap().clone()
     }
 
     /// Every run panics (after being counted).
@@ -255,6 +268,23 @@ impl Stage for ScriptedStage {
             .clone()
             .unwrap_or_else(|| format!("{} fact(s)", self.facts));
         Ok(StageOutput { facts, summary })
+    }
+
+    async fn restore(
+        &self,
+        _context: &StageContext,
+        recorded: &[StoredEvent],
+    ) -> Result<Option<String>, StageError> {
+        let Some(probe) = &self.probe else {
+            return Ok(None);
+        };
+        probe.restored.lock().unwrap().push(recorded.to_vec());
+        probe
+            .restores
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(Ok(None))
     }
 }
 

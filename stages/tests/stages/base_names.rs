@@ -126,3 +126,25 @@ fn a_name_never_turns_a_file_into_a_directory_or_back() {
         &[(0, "x-1.yaml/z.yaml"), (1, "x-1-2.yaml"), (2, "x-2.yaml")],
     );
 }
+
+#[test]
+fn a_split_file_name_too_long_for_a_file_system_is_shortened() {
+    use windlass_stages::output::{MAX_FILE_NAME_BYTES, fit_file_name};
+    // 255 bytes: the longest name a release file can have; `-<n>` made it 257 (too long).
+    let long = format!("dir/{}.yaml", "l".repeat(250));
+    let first = format!("{}-1.yaml", "l".repeat(250));
+    let second = format!("{}-2.yaml", "l".repeat(250));
+    let expected = [
+        format!("dir/{}", fit_file_name(&first)),
+        format!("dir/{}", fit_file_name(&second)),
+    ];
+    check(
+        &[(&long, 0, K8S), (&long, 1, K8S)],
+        &[(0, &expected[0]), (1, &expected[1])],
+    );
+    for name in &expected {
+        let file_name = name.strip_prefix("dir/").unwrap();
+        assert_eq!(file_name.len(), MAX_FILE_NAME_BYTES, "{name}");
+        assert!(file_name.ends_with(".yaml"));
+    }
+}

@@ -70,6 +70,11 @@ fn known_images(case: &Case) -> String {
 
 /// Installs `case`, checks kustomize agrees with the native render, returns the rendered objects.
 fn render(case: &Case) -> Vec<Value> {
+    render_keeping_output(case).2
+}
+
+/// [`render`], also returning the output directory (kept while the `TempDir` lives).
+fn render_keeping_output(case: &Case) -> (tempfile::TempDir, std::path::PathBuf, Vec<Value>) {
     let release = temp_dir();
     std::fs::write(release.path().join("app.yaml"), &case.manifests).unwrap();
     std::fs::create_dir(release.path().join("userdata")).unwrap();
@@ -107,7 +112,7 @@ fn render(case: &Case) -> Vec<Value> {
     let native = read_rendered(&out.join("rendered/this-cluster"));
     let oracle = kustomize_build(&out.join("overlays/downstreams/this-cluster"));
     assert_same_objects(&oracle, &native);
-    native
+    (work, out, native)
 }
 
 fn read_rendered(dir: &Path) -> Vec<Value> {
@@ -542,4 +547,53 @@ fn yaml_1_1_spellings_render_as_kustomize_keeps_them() {
         "half": 0.5, "plus": 5, "neg": -12, "tilde": null, "empty": null,
     });
     assert_eq!(data, &expected);
+}
+
+/// Kubernetes names may have 253 characters, and `<name>-<kind>.yaml` then exceeds the 255 bytes a
+/// file name may have: the rendered files get shortened names (with a hash), the build still
+/// works, and kustomize agrees with it.
+#[test]
+fn objects_with_253_character_names_render_to_shortened_file_names() {
+    use windlass_stages::output::MAX_FILE_NAME_BYTES;
+    let config_map_name = format!("c{}", "o".repeat(252));
+    let deployment_name = format!("d{}", "e".repeat(252));
+    let manifests = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {config_map_name}\ndata:\n  key: value\n---\n{}",
+        deployment(
+            &deployment_name,
+            Some("apps"),
+            &["quay.io/my-org/api:v1"],
+            &[]
+        )
+    );
+    let (_work, out, objects) =
+        render_keeping_output(&case(manifests, &["quay.io/my-org/api:v1"], &[]));
+    assert_eq!(
+        images_of(&objects, "Deployment", &deployment_name),
+        [format!("{P}/quay.io/my-org/api:v1")]
+    );
+    let mut names: Vec<String> = std::fs::read_dir(out.join("rendered/this-cluster"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 3, "{names:?}");
+    for name in &names {
+        assert!(name.len() <= MAX_FILE_NAME_BYTES, "{name}");
+    }
+    for (prefix, object_name) in [("coo", &config_map_name), ("dee", &deployment_name)] {
+        let shortened: Vec<&String> = names
+            .iter()
+            .filter(|name| name.starts_with(prefix))
+            .collect();
+        assert_eq!(shortened.len(), 1, "{names:?}");
+        assert_eq!(
+            shortened[0].len(),
+            MAX_FILE_NAME_BYTES,
+            "shortened: {}",
+            shortened[0]
+        );
+        assert!(shortened[0].ends_with(".yaml"));
+        assert!(!shortened[0].contains(object_name.as_str()));
+    }
 }

@@ -505,9 +505,10 @@ fn an_uncommitted_tree_leaves_the_old_one_intact() {
         .filter(|(path, _)| path.starts_with("base/"))
         .collect();
     assert_eq!(old_tree, before, "the old tree is untouched");
-    assert!(
-        layout.out.join(".base.windlass-staging").is_dir(),
-        "the staging directory remains until the next replace_tree"
+    assert_eq!(
+        entries(&layout.out),
+        ["base", "escape"],
+        "a dropped writer removes its staging directory"
     );
     commit_tree(&output, "base", &[("next.yaml", "next\n")]);
     assert_eq!(output_files(&layout), tree(&[("base/next.yaml", "next\n")]));
@@ -608,4 +609,153 @@ fn several_threads_can_write_one_tree() {
             .unwrap_or_else(|| panic!("{path} is outside the tree"));
         assert_eq!(bytes.as_slice(), in_tree.as_bytes(), "{path}");
     }
+}
+
+/// The staging directories `directory` holds, by name.
+fn staging_entries(directory: &std::path::Path) -> Vec<String> {
+    entries(directory)
+        .into_iter()
+        .filter(|name| name.contains(".windlass-staging"))
+        .collect()
+}
+
+#[test]
+fn staging_directories_are_unique_per_process_and_writer() {
+    let layout = layout();
+    let output = OutputDir::create(&layout.out).expect("open");
+    let first = output.replace_tree("base").expect("start the first tree");
+    first.write("first.yaml", b"first\n", 0o644).expect("write");
+    // A second writer of the same target (before, it removed the first one's staging directory
+    // under its feet, as a second install into the same directory did).
+    let second = output.replace_tree("base").expect("start the second tree");
+    second
+        .write("second.yaml", b"second\n", 0o644)
+        .expect("write");
+    let staging = staging_entries(&layout.out);
+    assert_eq!(staging.len(), 2, "{staging:?}");
+    let own = format!(".base.windlass-staging-{}-", std::process::id());
+    assert!(
+        staging.iter().all(|name| name.starts_with(&own)),
+        "named after the process: {staging:?}"
+    );
+    first.commit().expect("commit the first tree");
+    assert_eq!(
+        files_under(&layout.out.join("base")),
+        tree(&[("first.yaml", "first\n")])
+    );
+    second.commit().expect("commit the second tree");
+    assert_eq!(
+        output_files(&layout),
+        tree(&[("base/second.yaml", "second\n")])
+    );
+    assert_eq!(entries(&layout.out), ["base", "escape"], "no staging left");
+}
+
+#[test]
+fn leftovers_of_killed_processes_are_removed_and_a_live_writer_keeps_its_own() {
+    let layout = layout();
+    let output = OutputDir::create(&layout.out).expect("open");
+    // What a killed process (another pid) left: a half-written staging directory, a temporary
+    // file, and an older windlass's fixed staging name.
+    let stale = layout.out.join(".base.windlass-staging-4194999-7");
+    fs::create_dir_all(stale.join("deep")).expect("mkdir");
+    fs::write(stale.join("deep/half.yaml"), b"half\n").expect("write");
+    fs::create_dir_all(layout.out.join(".base.windlass-staging")).expect("mkdir");
+    fs::create_dir_all(layout.out.join("overlays")).expect("mkdir");
+    fs::write(
+        layout.out.join("overlays/.k.yaml.windlass-tmp-4194999-2"),
+        b"half\n",
+    )
+    .expect("write");
+    // Another target whose name merely starts alike is not a leftover.
+    fs::create_dir_all(layout.out.join(".base.windlass-staging-notes")).expect("mkdir");
+
+    let live = output.replace_tree("base").expect("start a tree");
+    live.write("a.yaml", b"a\n", 0o644).expect("write");
+    assert_eq!(
+        staging_entries(&layout.out).len(),
+        2,
+        "the stale ones are gone: {:?}",
+        entries(&layout.out)
+    );
+    // Starting another tree of the same target in this process leaves the live one alone.
+    let other = output.replace_tree("base").expect("start another tree");
+    drop(other);
+    output
+        .write("overlays/k.yaml", b"k\n", 0o644)
+        .expect("write a file");
+    assert_eq!(entries(&layout.out.join("overlays")), ["k.yaml"]);
+    live.commit().expect("commit the live tree");
+    assert_eq!(
+        entries(&layout.out),
+        [".base.windlass-staging-notes", "base", "escape", "overlays"]
+    );
+    assert_eq!(
+        output_files(&layout),
+        tree(&[("base/a.yaml", "a\n"), ("overlays/k.yaml", "k\n")])
+    );
+}
+
+#[test]
+fn read_file_reads_regular_files_only_and_never_follows_a_symlink() {
+    let layout = layout();
+    let output = OutputDir::create(&layout.out).expect("open");
+    output.write("base/a.yaml", b"a\n", 0o644).expect("write");
+    symlink(
+        layout.outside.join("sentinel"),
+        layout.out.join("base/link.yaml"),
+    )
+    .expect("symlink");
+    assert_eq!(
+        output.read_file("base/a.yaml").expect("read"),
+        Some(b"a\n".to_vec())
+    );
+    for missing in [
+        "base/none.yaml",
+        "none/a.yaml",
+        "base/link.yaml",
+        "escape/sentinel",
+        "base",
+    ] {
+        assert_eq!(output.read_file(missing).expect("read"), None, "{missing}");
+    }
+    assert!(matches!(
+        output.read_file("../outside/sentinel"),
+        Err(OutputError::UnsafePath { .. })
+    ));
+}
+
+#[test]
+fn long_file_names_are_shortened_deterministically_with_a_hash() {
+    use windlass_stages::output::{MAX_FILE_NAME_BYTES, fit_file_name};
+    assert_eq!(
+        fit_file_name("short-configmap.yaml"),
+        "short-configmap.yaml"
+    );
+    let exact = format!("{}.yaml", "a".repeat(MAX_FILE_NAME_BYTES - 5));
+    assert_eq!(fit_file_name(&exact), exact.as_str());
+    let long = format!("{}-configmap.yaml", "b".repeat(253));
+    let fitted = fit_file_name(&long);
+    assert_eq!(fitted.len(), MAX_FILE_NAME_BYTES);
+    assert!(
+        fitted.starts_with("bbbb") && fitted.ends_with(".yaml"),
+        "{fitted}"
+    );
+    assert_eq!(fit_file_name(&long), fitted, "deterministic");
+    let other = format!("{}-configmap-2.yaml", "b".repeat(253));
+    assert_ne!(
+        fit_file_name(&other),
+        fitted,
+        "another long name, another hash"
+    );
+    // Multi-byte characters are never cut in half.
+    let wide = "é".repeat(150);
+    let fitted_wide = fit_file_name(&wide);
+    assert!(fitted_wide.len() <= MAX_FILE_NAME_BYTES);
+    assert!(fitted_wide.starts_with("éé"));
+    let layout = layout();
+    let output = OutputDir::create(&layout.out).expect("open");
+    output
+        .write(&format!("rendered/{fitted}"), b"x\n", 0o644)
+        .expect("a shortened name can be written");
 }
