@@ -18,6 +18,7 @@ use crate::events::{
     WrittenFile,
 };
 use crate::output::{OutputDir, OutputError};
+use crate::recorded_blobs::ReleaseBlobs;
 use crate::written_files::WrittenFiles;
 
 /// Registration of this stage kind.
@@ -63,11 +64,22 @@ impl Stage for WriteBase {
     async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
         let fetched: BaseFetched = context.input_payload(BASE_FETCHED)?;
         let out_dir = context.request.out_dir.clone();
+        let release_dir = context.request.release_dir.clone();
+        let recorded_by = context
+            .input_stage_recording(BASE_FETCHED)
+            .map(str::to_string);
         let blobs = context.blobs.clone();
         let written_files = context.memo.get::<WrittenFiles>();
-        tokio::task::spawn_blocking(move || write(&fetched, &out_dir, &blobs, &written_files))
-            .await
-            .map_err(|error| StageError::permanent(format!("write_base task failed: {error}")))?
+        tokio::task::spawn_blocking(move || {
+            let source = ReleaseBlobs {
+                fetched: &fetched,
+                release_dir: &release_dir,
+                recorded_by: recorded_by.as_deref(),
+            };
+            write(&source, &out_dir, &blobs, &written_files)
+        })
+        .await
+        .map_err(|error| StageError::permanent(format!("write_base task failed: {error}")))?
     }
 }
 
@@ -231,11 +243,12 @@ fn split_extension(path: &str) -> (&str, &str) {
 }
 
 fn write(
-    fetched: &BaseFetched,
+    source: &ReleaseBlobs,
     out_dir: &std::path::Path,
     blobs: &BlobStore,
     written_files: &WrittenFiles,
 ) -> Result<StageOutput, StageError> {
+    let fetched = source.fetched;
     let failure = |error: &dyn std::fmt::Display| StageError::permanent(error.to_string());
     let wanted: Vec<&str> = fetched
         .files
@@ -257,7 +270,7 @@ fn write(
         wanted
             .iter()
             .map(|hex| hex.to_string())
-            .zip(blobs.get_many(&ids).map_err(|error| failure(&error))?)
+            .zip(source.read(blobs, &ids)?)
             .collect(),
     );
     let out = OutputDir::create(out_dir).map_err(|error| failure(&error))?;

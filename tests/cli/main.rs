@@ -5,6 +5,7 @@
 
 mod probe;
 mod proxy;
+mod state_integrity;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
