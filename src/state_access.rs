@@ -21,10 +21,14 @@ pub fn open_state(global: &GlobalArgs) -> Result<StateDir, CliError> {
     StateDir::open(&global.state, backend(global)?, schemas()?).map_err(|error| {
         CliError::new(
             Code::State,
-            anyhow!(error).context(format!(
-                "cannot open state directory {}",
-                global.state.display()
-            )),
+            match error {
+                // Already names the directory.
+                windlass_state::StateDirError::NotADirectory(_) => anyhow!(error),
+                other => anyhow!(other).context(format!(
+                    "cannot open state directory {}",
+                    global.state.display()
+                )),
+            },
         )
     })
 }

@@ -108,6 +108,9 @@ impl StateDir {
         backend: Backend,
         schemas: Arc<SchemaRegistry>,
     ) -> Result<StateDir, StateDirError> {
+        if fs::metadata(root).is_ok_and(|metadata| !metadata.is_dir()) {
+            return Err(StateDirError::NotADirectory(root.to_path_buf()));
+        }
         fs::create_dir_all(root).map_err(|source| StateDirError::Io {
             path: root.to_path_buf(),
             source,

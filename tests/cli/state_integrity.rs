@@ -207,6 +207,26 @@ fn a_corrupted_blob_is_named_by_verify_log_and_a_second_install_repairs_it() {
         repaired["install_id"], install_id,
         "the same install resumed"
     );
+    let events = json(run_within(
+        windlass(state.path()).args(["events", install_id, "--json"]),
+        60,
+    ));
+    let failed = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["type"] == "StageFailed")
+        .expect("the damaged blob failed a stage");
+    assert_eq!(failed["payload"]["stale_inputs"][0], "fetch_base");
+    let fetches = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| {
+            event["type"] == "StageStarted" && event["payload"]["stage"] == "fetch_base"
+        })
+        .count();
+    assert_eq!(fetches, 2, "the second resume fetched the release again");
     let out = PathBuf::from(repaired["out"].as_str().unwrap());
     assert_eq!(
         std::fs::read(out.join("base/manifests/api.yaml")).unwrap(),
@@ -510,18 +530,25 @@ fn read_only_commands_never_create_the_state_directory() {
         );
         assert!(!missing.exists(), "{args:?} created {}", missing.display());
     }
+}
+
+#[test]
+fn a_state_path_naming_a_file_is_refused_saying_so() {
+    let scratch = tempfile::tempdir().unwrap();
     let file = scratch.path().join("a-file");
     std::fs::write(&file, "not a directory").unwrap();
-    let output = run_within(windlass(&file).arg("history"), 60);
-    assert_eq!(output.status.code(), Some(4));
-    assert!(
-        text(&output.stderr).contains(&format!(
-            "state directory {} is not a directory",
-            file.display()
-        )),
-        "{}",
-        text(&output.stderr)
-    );
+    let expected = format!("state directory {} is not a directory", file.display());
+    for output in [
+        run_within(windlass(&file).arg("history"), 60),
+        run_within(windlass(&file).arg("verify-log"), 60),
+        run_within(windlass(&file).args(OFFLINE_INSTALL).arg(quickstart()), 120),
+    ] {
+        assert_eq!(output.status.code(), Some(4));
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains(&expected), "{stderr}");
+        assert!(!stderr.contains("File exists"), "{stderr}");
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory");
 }
 
 #[test]

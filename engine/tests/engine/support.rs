@@ -74,6 +74,7 @@ pub struct Probe {
     barrier: Option<Arc<Barrier>>,
     seen: Mutex<Vec<SeenRun>>,
     panics: bool,
+    stale_input: Option<String>,
 }
 
 static PROBES: LazyLock<Mutex<HashMap<String, Arc<Probe>>>> = LazyLock::new(Default::default);
@@ -87,6 +88,12 @@ impl Probe {
     /// The stage's next runs fail with these classes, in order, before it succeeds.
     pub fn failing_with(self, classes: &[FailureClass]) -> Probe {
         *self.failures.lock().unwrap() = classes.iter().copied().collect();
+        self
+    }
+
+    /// Its scripted failures name input stage `input` as stale (its recorded results damaged).
+    pub fn blaming_input(mut self, input: &str) -> Probe {
+        self.stale_input = Some(input.to_string());
         self
     }
 
@@ -231,9 +238,14 @@ impl Stage for ScriptedStage {
             );
             let failure = probe.failures.lock().unwrap().pop_front();
             if let Some(class) = failure {
-                return Err(StageError {
+                let error = StageError {
                     class,
                     message: format!("scripted {class} failure on attempt {}", context.attempt),
+                    stale_inputs: Vec::new(),
+                };
+                return Err(match &probe.stale_input {
+                    Some(input) => error.with_stale_input(input.clone()),
+                    None => error,
                 });
             }
         }
