@@ -486,16 +486,18 @@ fn verify(state: &StateView) -> VerifyReport {
     let chain = verify_chain(state.log.store());
     let scan = scan_log(state);
     let blob_check = state.blobs.verify();
-    let (records, installs, unreadable, references, release_dirs) = match scan {
-        Ok(scan) => (
-            scan.records,
-            scan.installs.len(),
-            scan.unreadable,
-            scan.references,
-            scan.release_dirs,
-        ),
-        Err(_) => Default::default(),
+    let (scan, scan_error) = match scan {
+        Ok(scan) => (scan, None),
+        Err(error) => (LogScan::default(), Some(error.to_string())),
     };
+    let LogScan {
+        records,
+        installs,
+        unreadable,
+        references,
+        release_dirs,
+    } = scan;
+    let installs = installs.len();
     let mut report = VerifyReport {
         ok: true,
         records,
@@ -516,6 +518,9 @@ fn verify(state: &StateView) -> VerifyReport {
             report.head = Some(chain.head);
         }
         Err(error) => report.chain_error = Some(error.to_string()),
+    }
+    if report.chain_error.is_none() {
+        report.chain_error = scan_error;
     }
     let mut bad: BTreeMap<String, &'static str> = BTreeMap::new();
     match blob_check {

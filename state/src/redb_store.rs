@@ -67,7 +67,7 @@ impl RedbStore {
     /// Opens the log file at `path` for reading only: the file is opened read-only and never
     /// created (a missing file reads as an empty log), so this works on a read-only state
     /// directory and alongside a writer in another process. The one write is redb's repair of a
-    /// file a killed writer left unclean (see [`open_read_only`]). [`EventStore::append`] is
+    /// file a killed writer left unclean. [`EventStore::append`] is
     /// refused.
     pub fn open_read_only(path: &Path) -> Result<RedbStore, StoreError> {
         let db = match open_read_only(path, CACHE_BYTES) {
