@@ -92,25 +92,46 @@ pub fn history(global: &GlobalArgs) -> CliResult {
     ))
 }
 
+/// One line per install, every column as wide as its widest value (app slugs and install ids
+/// vary in length, and timestamps carry up to nine digits of fraction).
 fn print_history(installs: &[InstallState]) {
-    println!(
-        "{:<24} {:<16} {:<20} {:<11} {:<26} DURATION",
-        "INSTALL", "APP", "RELEASE", "STATUS", "STARTED"
-    );
-    for install in installs {
-        let digest: String = install.release_digest.chars().take(19).collect();
-        println!(
-            "{:<24} {:<16} {:<20} {:<11} {:<26} {}",
-            install.install_id,
-            install.app_slug,
-            digest,
-            install.status.as_str(),
-            install.started_at,
-            install
-                .duration_ms
-                .map(format_duration)
-                .unwrap_or_else(|| "-".into())
-        );
+    let header = ["INSTALL", "APP", "RELEASE", "STATUS", "STARTED", "DURATION"];
+    let rows: Vec<[String; 6]> = installs
+        .iter()
+        .map(|install| {
+            [
+                install.install_id.clone(),
+                install.app_slug.clone(),
+                install.release_digest.chars().take(19).collect(),
+                install.status.as_str().to_string(),
+                install.started_at.clone(),
+                install
+                    .duration_ms
+                    .map(format_duration)
+                    .unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; 6]| {
+        let mut line = String::new();
+        for (index, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            if index + 1 == cells.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        line
+    };
+    println!("{}", line(header));
+    for row in &rows {
+        println!("{}", line(row.each_ref().map(String::as_str)));
     }
 }
 

@@ -655,7 +655,7 @@ fn status_columns(output: &str, prefix: &str) -> Vec<usize> {
 }
 
 #[test]
-fn install_and_show_align_stage_columns_and_show_gives_one_reason_per_image() {
+fn install_show_and_history_align_their_columns_and_show_gives_one_reason_per_image() {
     let state = tempfile::tempdir().unwrap();
     let install = run_within(
         windlass(state.path())
@@ -678,6 +678,34 @@ fn install_and_show_align_stage_columns_and_show_gives_one_reason_per_image() {
         60,
     ));
     let install_id = history[0]["install_id"].as_str().unwrap().to_string();
+
+    // history: every value starts under its column's heading.
+    let second = run_within(
+        windlass(state.path())
+            .args(OFFLINE_INSTALL)
+            .args(["--namespace", "second"])
+            .arg(quickstart()),
+        120,
+    );
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    let listed = text(&run_within(windlass(state.path()).arg("history"), 60).stdout);
+    let mut lines = listed.lines();
+    let header = lines.next().unwrap();
+    let starts: Vec<usize> = ["APP", "RELEASE", "STATUS", "STARTED", "DURATION"]
+        .iter()
+        .map(|heading| header.find(heading).unwrap())
+        .collect();
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 2, "{listed}");
+    for row in rows {
+        for start in &starts {
+            let bytes = row.as_bytes();
+            assert!(
+                bytes[start - 1] == b' ' && bytes[*start] != b' ',
+                "column at {start} misaligned:\n{listed}"
+            );
+        }
+    }
     let show = run_within(windlass(state.path()).args(["show", &install_id]), 60);
     assert!(show.status.success());
     let shown = text(&show.stdout);
