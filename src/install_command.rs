@@ -269,6 +269,7 @@ fn print_human(state: &InstallState, start_kind: StartKind) {
         state.release_dir, state.release_digest
     );
     println!("  out      {}", state.out);
+    let name_width = crate::read_commands::stage_name_width(state);
     for stage in &state.stages {
         let detail = match (&stage.summary, &stage.last_error) {
             (Some(summary), _) => summary.clone(),
@@ -277,7 +278,7 @@ fn print_human(state: &InstallState, start_kind: StartKind) {
         };
         let duration = stage.duration_ms.map(format_duration).unwrap_or_default();
         println!(
-            "  stage    {:<14} {:<10} {:>8}  {detail}",
+            "  stage    {:<name_width$} {:<10} {:>8}  {detail}",
             stage.name,
             format!("{:?}", stage.status).to_lowercase(),
             duration

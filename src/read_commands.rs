@@ -1,15 +1,22 @@
-//! The commands that only read the log: `history`, `events`, `show` and `verify-log`. They open the
-//! log in redb's multi-process mode, so they work while an install or the daemon is writing.
+//! The commands that only read the state directory: `history`, `events`, `show` and `verify-log`.
+//! They open it read-only (nothing is created or written, so they work on a directory the user
+//! cannot write, and a missing one is an error rather than a new empty one), in redb's
+//! multi-process mode, so they work while an install is writing. `verify-log` checks the hash
+//! chain and every stored blob against its hash, and names the installs whose recorded files are
+//! damaged.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::anyhow;
 use serde::Serialize;
 use windlass_engine::{FoldError, InstallState, fold};
+use windlass_stages::plan::PlannedEntry;
 use windlass_stages::plan_overrides::{OVERRIDES_PLANNED, OverridesPlanned};
-use windlass_state::{StoredEvent, verify_chain};
+use windlass_state::{BlobId, EventLog, StateView, StoredEvent, verify_chain};
 
 use crate::cli::GlobalArgs;
 use crate::exit::{CliError, CliResult, Code};
-use crate::state_access::open_state;
+use crate::state_access::open_state_read_only;
 
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json(value: &impl Serialize) -> Result<(), CliError> {
@@ -33,10 +40,10 @@ fn state_error(error: impl Into<anyhow::Error>) -> CliError {
 }
 
 fn load_install(
-    state: &windlass_state::StateDir,
+    log: &EventLog,
     install_id: &str,
 ) -> Result<(Vec<StoredEvent>, InstallState), CliError> {
-    let events = state.log.events_of(install_id).map_err(state_error)?;
+    let events = log.events_of(install_id).map_err(state_error)?;
     match fold(install_id, &events) {
         Ok(folded) => Ok((events, folded)),
         Err(FoldError::UnknownInstall(_)) => Err(CliError::new(
@@ -49,41 +56,83 @@ fn load_install(
     }
 }
 
-/// `windlass history`.
+/// `windlass history`. An install whose records cannot be read is left out and named on stderr
+/// (the others are still listed), and the command then exits 4.
 pub fn history(global: &GlobalArgs) -> CliResult {
-    let state = open_state(global)?;
+    let state = open_state_read_only(global)?;
     let mut installs = Vec::new();
+    let mut unreadable = Vec::new();
     for install_id in state.log.install_ids().map_err(state_error)? {
-        installs.push(load_install(&state, &install_id)?.1);
+        match load_install(&state.log, &install_id) {
+            Ok((_, install)) => installs.push(install),
+            Err(failure) => unreadable.push((install_id, failure.error)),
+        }
     }
     if global.json {
         print_json(&installs)?;
-        return Ok(Code::Success);
-    }
-    if installs.is_empty() {
+    } else if installs.is_empty() && unreadable.is_empty() {
         println!("no installs yet in {}", state.root().display());
+    } else if !installs.is_empty() {
+        print_history(&installs);
+    }
+    if unreadable.is_empty() {
         return Ok(Code::Success);
     }
-    println!(
-        "{:<24} {:<16} {:<20} {:<11} {:<26} DURATION",
-        "INSTALL", "APP", "RELEASE", "STATUS", "STARTED"
-    );
-    for install in installs {
-        let digest: String = install.release_digest.chars().take(19).collect();
-        println!(
-            "{:<24} {:<16} {:<20} {:<11} {:<26} {}",
-            install.install_id,
-            install.app_slug,
-            digest,
-            install.status.as_str(),
-            install.started_at,
-            install
-                .duration_ms
-                .map(format_duration)
-                .unwrap_or_else(|| "-".into())
-        );
+    for (install_id, error) in &unreadable {
+        eprintln!("warning: install {install_id} is not listed: {error:#}");
     }
-    Ok(Code::Success)
+    Err(CliError::new(
+        Code::State,
+        anyhow!(
+            "{} of {} installs in {} could not be read (unreadable event records); run `windlass verify-log` for details",
+            unreadable.len(),
+            unreadable.len() + installs.len(),
+            state.root().display()
+        ),
+    ))
+}
+
+/// One line per install, every column as wide as its widest value (app slugs and install ids
+/// vary in length, and timestamps carry up to nine digits of fraction).
+fn print_history(installs: &[InstallState]) {
+    let header = ["INSTALL", "APP", "RELEASE", "STATUS", "STARTED", "DURATION"];
+    let rows: Vec<[String; 6]> = installs
+        .iter()
+        .map(|install| {
+            [
+                install.install_id.clone(),
+                install.app_slug.clone(),
+                install.release_digest.chars().take(19).collect(),
+                install.status.as_str().to_string(),
+                install.started_at.clone(),
+                install
+                    .duration_ms
+                    .map(format_duration)
+                    .unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; 6]| {
+        let mut line = String::new();
+        for (index, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            if index + 1 == cells.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        line
+    };
+    println!("{}", line(header));
+    for row in &rows {
+        println!("{}", line(row.each_ref().map(String::as_str)));
+    }
 }
 
 /// One event as printed by `windlass events --json`.
@@ -102,8 +151,8 @@ struct EventView<'a> {
 
 /// `windlass events <id>`.
 pub fn events(global: &GlobalArgs, install_id: &str) -> CliResult {
-    let state = open_state(global)?;
-    let (events, _) = load_install(&state, install_id)?;
+    let state = open_state_read_only(global)?;
+    let (events, _) = load_install(&state.log, install_id)?;
     if global.json {
         let views: Vec<EventView> = events
             .iter()
@@ -141,8 +190,8 @@ pub fn events(global: &GlobalArgs, install_id: &str) -> CliResult {
 
 /// `windlass show <id>`.
 pub fn show(global: &GlobalArgs, install_id: &str) -> CliResult {
-    let state = open_state(global)?;
-    let (_, install) = load_install(&state, install_id)?;
+    let state = open_state_read_only(global)?;
+    let (_, install) = load_install(&state.log, install_id)?;
     if global.json {
         print_json(&install)?;
         return Ok(Code::Success);
@@ -175,9 +224,10 @@ pub fn show(global: &GlobalArgs, install_id: &str) -> CliResult {
     if install.resumed > 0 {
         println!("resumed   {} time(s)", install.resumed);
     }
+    let name_width = stage_name_width(&install);
     for stage in &install.stages {
         println!(
-            "stage     {:<14} {:<10} attempts {}  {}{}",
+            "stage     {:<name_width$} {:<10} attempts {}  {}{}",
             stage.name,
             format!("{:?}", stage.status).to_lowercase(),
             stage.attempts,
@@ -199,8 +249,19 @@ pub fn show(global: &GlobalArgs, install_id: &str) -> CliResult {
     Ok(Code::Success)
 }
 
-/// Answers "why was this image proxied?": every planned `images:` entry with the probe evidence
-/// that caused it, and every image left alone with the reason.
+/// The width of the stage-name column: the longest stage name of the install.
+pub fn stage_name_width(install: &InstallState) -> usize {
+    install
+        .stages
+        .iter()
+        .map(|stage| stage.name.chars().count())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Answers "why was this image proxied?": every image rewritten, with the probe evidence that
+/// caused it once, and under it each of its `images:` entries (an image gets one per name
+/// kustomize may see it written as); then every image left alone with the reason.
 fn print_plan(install: &InstallState) {
     let planned = install
         .stages
@@ -218,38 +279,380 @@ fn print_plan(install: &InstallState) {
         planned.domains.registry_host,
         planned.domains.registry_source
     );
-    for entry in &planned.plan.entries {
-        println!(
-            "  rewrite {} → {}  (for {}: {})",
-            entry.name, entry.new_name, entry.image, entry.because
-        );
+    for ((image, because), entries) in group_entries(&planned.plan.entries) {
+        println!("  rewrite {image}  ({because})");
+        let width = entries
+            .iter()
+            .map(|entry| entry.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        for entry in entries {
+            println!("            {:<width$} → {}", entry.name, entry.new_name);
+        }
     }
     for skipped in &planned.plan.skipped {
         println!("  keep    {}  ({})", skipped.image, skipped.reason);
     }
 }
 
-/// `windlass verify-log`.
+/// The planned entries grouped by the image (and evidence) that caused them, in the order the
+/// images were first found.
+fn group_entries(entries: &[PlannedEntry]) -> Vec<((&str, &str), Vec<&PlannedEntry>)> {
+    let mut groups: Vec<((&str, &str), Vec<&PlannedEntry>)> = Vec::new();
+    for entry in entries {
+        let key = (entry.image.as_str(), entry.because.as_str());
+        match groups.iter_mut().find(|(existing, _)| *existing == key) {
+            Some((_, group)) => group.push(entry),
+            None => groups.push((key, vec![entry])),
+        }
+    }
+    groups
+}
+
+/// One place an event names a blob, as `verify-log --json` prints it.
+#[derive(Debug, Clone, Serialize)]
+struct BlobReference {
+    install_id: String,
+    /// The install sequence of the event.
+    seq: u64,
+    event_type: String,
+    /// The file the blob holds: the `path` (or `file`) beside the reference.
+    file: Option<String>,
+}
+
+/// A blob that fails verification, as `verify-log --json` prints it.
+#[derive(Debug, Serialize)]
+struct BadBlob {
+    blob: String,
+    /// `corrupted` (stored bytes do not hash to the id) or `missing` (named by an event, not
+    /// stored).
+    problem: &'static str,
+    referenced_by: Vec<BlobReference>,
+}
+
+/// `verify-log --json`.
+#[derive(Debug, Serialize)]
+struct VerifyReport {
+    ok: bool,
+    records: u64,
+    installs: usize,
+    head: Option<String>,
+    chain_error: Option<String>,
+    unreadable_records: Vec<u64>,
+    blobs_checked: u64,
+    blob_bytes: u64,
+    blob_error: Option<String>,
+    bad_blobs: Vec<BadBlob>,
+    affected_installs: Vec<AffectedInstall>,
+}
+
+/// An install that names a damaged or missing blob, and the release to install again to repair it.
+#[derive(Debug, Serialize)]
+struct AffectedInstall {
+    install_id: String,
+    release_dir: Option<String>,
+}
+
+/// What a scan of every record found: blob references and each install's release directory.
+#[derive(Default)]
+struct LogScan {
+    records: u64,
+    installs: BTreeSet<String>,
+    unreadable: Vec<u64>,
+    references: BTreeMap<String, Vec<BlobReference>>,
+    release_dirs: BTreeMap<String, String>,
+}
+
+/// Reads every record of the log (raw, so nothing needs to upcast) and collects every blob an
+/// event names: any object field `blob` holding a blob id, with the `path` or `file` beside it.
+fn scan_log(state: &StateView) -> Result<LogScan, windlass_state::StoreError> {
+    const PAGE: usize = 1024;
+    let mut scan = LogScan::default();
+    let mut next = 1;
+    loop {
+        let page = state.log.store().scan(next, PAGE)?;
+        let Some(last) = page.last() else { break };
+        next = last.global_seq + 1;
+        for raw in page {
+            scan.records += 1;
+            let Ok(event) = serde_json::from_slice::<StoredEvent>(&raw.bytes) else {
+                scan.unreadable.push(raw.global_seq);
+                continue;
+            };
+            scan.installs.insert(event.install_id.clone());
+            if event.event_type == windlass_engine::events::INSTALL_STARTED
+                && let Some(release_dir) = event.payload["release_dir"].as_str()
+            {
+                scan.release_dirs
+                    .insert(event.install_id.clone(), release_dir.to_string());
+            }
+            collect_references(&event.payload, &event, &mut scan.references);
+        }
+    }
+    Ok(scan)
+}
+
+fn collect_references(
+    value: &serde_json::Value,
+    event: &StoredEvent,
+    found: &mut BTreeMap<String, Vec<BlobReference>>,
+) {
+    match value {
+        serde_json::Value::Object(object) => {
+            if let Some(hex) = object.get("blob").and_then(|blob| blob.as_str())
+                && BlobId::parse(hex).is_ok()
+            {
+                let file = ["path", "file"]
+                    .iter()
+                    .find_map(|key| object.get(*key)?.as_str())
+                    .map(str::to_string);
+                found
+                    .entry(hex.to_string())
+                    .or_default()
+                    .push(BlobReference {
+                        install_id: event.install_id.clone(),
+                        seq: event.install_seq,
+                        event_type: event.event_type.clone(),
+                        file,
+                    });
+            }
+            for child in object.values() {
+                collect_references(child, event, found);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                collect_references(item, event, found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Runs `check`, turning a panic of the storage engine on a damaged database into an error
+/// (redb may panic on some damaged pages) without printing the panic.
+fn without_panics<T>(check: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check));
+    std::panic::set_hook(hook);
+    result.unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|message| message.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        Err(format!(
+            "the database is damaged: the storage engine failed reading it ({message})"
+        ))
+    })
+}
+
+/// `windlass verify-log`: the hash chain and numbering of the log, every record readable, every
+/// stored blob's bytes hashing to its id, and every blob an event names present. Exits 4 naming
+/// what is damaged and which installs it affects.
 pub fn verify_log(global: &GlobalArgs) -> CliResult {
-    let state = open_state(global)?;
-    let report = verify_chain(state.log.store()).map_err(|error| {
+    let state = open_state_read_only(global)?;
+    let report = without_panics(|| Ok(verify(&state))).map_err(|error| {
         CliError::new(
             Code::State,
-            anyhow!(error).context("the event log failed verification"),
+            anyhow!(error).context(format!(
+                "cannot verify the state directory {}",
+                global.state.display()
+            )),
         )
     })?;
     if global.json {
-        print_json(&serde_json::json!({
-            "ok": true,
-            "records": report.records,
-            "installs": report.installs,
-            "head": report.head,
-        }))?;
+        print_json(&report)?;
     } else {
+        print_verify_report(&report);
+    }
+    if report.ok {
+        return Ok(Code::Success);
+    }
+    let mut problems = Vec::new();
+    if report.chain_error.is_some() || !report.unreadable_records.is_empty() {
+        problems.push("the event log is damaged".to_string());
+    }
+    if report.blob_error.is_some() {
+        problems.push("the blob store cannot be read".to_string());
+    }
+    if !report.bad_blobs.is_empty() {
+        problems.push(format!(
+            "{} blob(s) damaged or missing, affecting install(s) {}",
+            report.bad_blobs.len(),
+            if report.affected_installs.is_empty() {
+                "none".to_string()
+            } else {
+                report
+                    .affected_installs
+                    .iter()
+                    .map(|install| install.install_id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ));
+    }
+    Err(CliError::new(
+        Code::State,
+        anyhow!(
+            "verification of {} failed: {}",
+            global.state.display(),
+            problems.join("; ")
+        ),
+    ))
+}
+
+fn verify(state: &StateView) -> VerifyReport {
+    let chain = verify_chain(state.log.store());
+    let scan = scan_log(state);
+    let blob_check = state.blobs.verify();
+    let (scan, scan_error) = match scan {
+        Ok(scan) => (scan, None),
+        Err(error) => (LogScan::default(), Some(error.to_string())),
+    };
+    let LogScan {
+        records,
+        installs,
+        unreadable,
+        references,
+        release_dirs,
+    } = scan;
+    let installs = installs.len();
+    let mut report = VerifyReport {
+        ok: true,
+        records,
+        installs,
+        head: None,
+        chain_error: None,
+        unreadable_records: unreadable,
+        blobs_checked: 0,
+        blob_bytes: 0,
+        blob_error: None,
+        bad_blobs: Vec::new(),
+        affected_installs: Vec::new(),
+    };
+    match chain {
+        Ok(chain) => {
+            report.records = chain.records;
+            report.installs = chain.installs;
+            report.head = Some(chain.head);
+        }
+        Err(error) => report.chain_error = Some(error.to_string()),
+    }
+    if report.chain_error.is_none() {
+        report.chain_error = scan_error;
+    }
+    let mut bad: BTreeMap<String, &'static str> = BTreeMap::new();
+    match blob_check {
+        Ok(check) => {
+            report.blobs_checked = check.checked;
+            report.blob_bytes = check.bytes;
+            bad.extend(check.damaged.into_iter().map(|key| (key, "corrupted")));
+            let referenced: Vec<BlobId> = references
+                .keys()
+                .filter_map(|hex| BlobId::parse(hex).ok())
+                .collect();
+            match state.blobs.missing(&referenced) {
+                Ok(missing) => bad.extend(
+                    missing
+                        .into_iter()
+                        .map(|id| (id.as_str().to_string(), "missing")),
+                ),
+                Err(error) => report.blob_error = Some(error.to_string()),
+            }
+        }
+        Err(error) => report.blob_error = Some(error.to_string()),
+    }
+    let mut affected = BTreeSet::new();
+    for (blob, problem) in bad {
+        let referenced_by = references.get(&blob).cloned().unwrap_or_default();
+        affected.extend(
+            referenced_by
+                .iter()
+                .map(|reference| reference.install_id.clone()),
+        );
+        report.bad_blobs.push(BadBlob {
+            blob,
+            problem,
+            referenced_by,
+        });
+    }
+    report.affected_installs = affected
+        .into_iter()
+        .map(|install_id| AffectedInstall {
+            release_dir: release_dirs.get(&install_id).cloned(),
+            install_id,
+        })
+        .collect();
+    report.ok = report.chain_error.is_none()
+        && report.unreadable_records.is_empty()
+        && report.blob_error.is_none()
+        && report.bad_blobs.is_empty();
+    report
+}
+
+fn print_verify_report(report: &VerifyReport) {
+    match (&report.chain_error, &report.head) {
+        (None, Some(head)) => println!(
+            "event log ok: {} records, {} installs, head {head}",
+            report.records, report.installs
+        ),
+        (Some(error), _) => println!("event log damaged: {error}"),
+        (None, None) => {}
+    }
+    if !report.unreadable_records.is_empty() {
         println!(
-            "event log ok: {} records, {} installs, head {}",
-            report.records, report.installs, report.head
+            "unreadable records: {}",
+            report
+                .unreadable_records
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
-    Ok(Code::Success)
+    if let Some(error) = &report.blob_error {
+        println!("blob store damaged: {error}");
+    } else if report.bad_blobs.is_empty() {
+        println!(
+            "blobs ok: {} blobs ({} bytes) match their hashes, every blob an event names is stored",
+            report.blobs_checked, report.blob_bytes
+        );
+    }
+    for bad in &report.bad_blobs {
+        let problem = match bad.problem {
+            "missing" => "is named by the log but missing from the blob store",
+            _ => "is corrupted: its bytes no longer match its hash",
+        };
+        println!("blob {} {problem}", bad.blob);
+        if bad.referenced_by.is_empty() {
+            println!("  named by no event");
+        }
+        for reference in &bad.referenced_by {
+            println!(
+                "  install {} event {} ({}){}",
+                reference.install_id,
+                reference.seq,
+                reference.event_type,
+                reference
+                    .file
+                    .as_deref()
+                    .map(|file| format!(": {file}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    for install in &report.affected_installs {
+        match &install.release_dir {
+            Some(release_dir) => println!(
+                "to repair install {}: re-run `windlass install {release_dir}` with the same options to store its files again",
+                install.install_id
+            ),
+            None => println!(
+                "install {} is affected; re-run its `windlass install` to store its files again",
+                install.install_id
+            ),
+        }
+    }
 }

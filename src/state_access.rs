@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::anyhow;
-use windlass_state::{Backend, SchemaRegistry, StateDir};
+use windlass_state::{Backend, SchemaRegistry, StateDir, StateView};
 
 use crate::cli::GlobalArgs;
 use crate::exit::{CliError, Code};
@@ -27,6 +27,44 @@ pub fn file_in_the_way(path: &std::path::Path) -> Option<std::path::PathBuf> {
 
 /// Opens the state directory named by the global options.
 pub fn open_state(global: &GlobalArgs) -> Result<StateDir, CliError> {
+    refuse_a_file_as_state(global)?;
+    StateDir::open(&global.state, backend(global)?, schemas()?).map_err(|error| {
+        CliError::new(
+            Code::State,
+            match error {
+                // Already names the directory.
+                windlass_state::StateDirError::NotADirectory(_) => anyhow!(error),
+                other => anyhow!(other).context(format!(
+                    "cannot open state directory {}",
+                    global.state.display()
+                )),
+            },
+        )
+    })
+}
+
+/// Opens the state directory named by the global options for reading only (the read-only
+/// commands): nothing is created or written, and a missing directory is an error.
+pub fn open_state_read_only(global: &GlobalArgs) -> Result<StateView, CliError> {
+    refuse_a_file_as_state(global)?;
+    StateDir::open_read_only(&global.state, backend(global)?, schemas()?).map_err(|error| {
+        CliError::new(
+            Code::State,
+            match error {
+                // Already names the directory.
+                windlass_state::StateDirError::Missing(_)
+                | windlass_state::StateDirError::NotADirectory(_) => anyhow!(error),
+                other => anyhow!(other).context(format!(
+                    "cannot open state directory {}",
+                    global.state.display()
+                )),
+            },
+        )
+    })
+}
+
+/// `--state` naming a file (or a path under one) is a bad command line, said as such.
+fn refuse_a_file_as_state(global: &GlobalArgs) -> Result<(), CliError> {
     if let Some(file) = file_in_the_way(&global.state) {
         let shown = global.state.display();
         let message = if file == global.state {
@@ -39,7 +77,11 @@ pub fn open_state(global: &GlobalArgs) -> Result<StateDir, CliError> {
         };
         return Err(CliError::new(Code::CommandLine, anyhow!(message)));
     }
-    let backend = Backend::parse(&global.backend).ok_or_else(|| {
+    Ok(())
+}
+
+fn backend(global: &GlobalArgs) -> Result<Backend, CliError> {
+    Backend::parse(&global.backend).ok_or_else(|| {
         CliError::new(
             Code::InvalidInput,
             anyhow!(
@@ -51,15 +93,6 @@ pub fn open_state(global: &GlobalArgs) -> Result<StateDir, CliError> {
                     " (sled needs a build with --features sled)"
                 }
             ),
-        )
-    })?;
-    StateDir::open(&global.state, backend, schemas()?).map_err(|error| {
-        CliError::new(
-            Code::State,
-            anyhow!(error).context(format!(
-                "cannot open state directory {}",
-                global.state.display()
-            )),
         )
     })
 }

@@ -190,6 +190,10 @@ pub struct StageFailed {
     pub message: String,
     /// When the runner will try again, if it will.
     pub retry_in_ms: Option<u64>,
+    /// Input stages whose recorded results were found damaged; the install's next run runs them
+    /// again (optional: absent in records written before it existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stale_inputs: Vec<String>,
 }
 
 /// `InstallCompleted` version 1.

@@ -309,6 +309,20 @@ fn fold_lifecycle(install_id: &str, events: &[StoredEvent]) -> Result<Folded, Fo
             STAGE_FAILED => {
                 let failed: StageFailed = decode(event)?;
                 let index = stage_index(&failed.stage)?;
+                // Inputs whose recorded results the stage found damaged run again next time.
+                let stale_indices = failed
+                    .stale_inputs
+                    .iter()
+                    .map(|stale| stage_index(stale))
+                    .collect::<Result<Vec<_>, _>>()?;
+                for stale_index in stale_indices {
+                    let stage = &mut state.stages[stale_index];
+                    stage.status = StageStatus::Pending;
+                    stage.duration_ms = None;
+                    stage.summary = None;
+                    stage.facts.clear();
+                    fact_ranges[stale_index] = None;
+                }
                 let stage = &mut state.stages[index];
                 stage.status = StageStatus::Failed;
                 stage.last_error = Some(FailureRecord {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 use windlass_state::log::LogError;
-use windlass_state::{BlobStore, EventLog, FingerprintKey, NewEvent, StoredEvent};
+use windlass_state::{BlobStore, ChainError, EventLog, FingerprintKey, NewEvent, StoredEvent};
 
 use crate::events::{
     INSTALL_COMPLETED, INSTALL_FAILED, INSTALL_RESUMED, INSTALL_STARTED, InstallCompleted,
@@ -41,6 +41,12 @@ pub enum RunError {
     /// The log could not be read or written.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// The event log fails verification (a record is unreadable, or the hash chain or numbering
+    /// is broken), so nothing is appended to it.
+    #[error(
+        "refusing to append to the event log: it failed verification ({0}); run `windlass verify-log` for details"
+    )]
+    DamagedLog(ChainError),
     /// The install's events do not fold.
     #[error(transparent)]
     Fold(#[from] FoldError),
@@ -180,6 +186,8 @@ impl Runner {
         request: &InstallRequest,
         new_install_id: &str,
     ) -> Result<StartPlan, RunError> {
+        // Appending to a damaged log would chain new records onto a break and bury it.
+        windlass_state::verify_chain(self.log.store()).map_err(RunError::DamagedLog)?;
         let install_key = request.install_key(pipeline.fingerprint());
         Ok(match self.find_resumable(&install_key)? {
             Some(previous) => StartPlan {
@@ -553,6 +561,7 @@ impl Runner {
                             class: error.class,
                             message: error.message.clone(),
                             retry_in_ms: retry.map(|delay| delay.as_millis() as u64),
+                            stale_inputs: error.stale_inputs.clone(),
                         },
                     )?;
                     lifecycle.extend(self.append(vec![failed]).await?);

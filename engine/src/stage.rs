@@ -45,6 +45,10 @@ pub struct StageError {
     pub class: FailureClass,
     /// What went wrong, for a user.
     pub message: String,
+    /// Input stages whose recorded results turned out to be damaged (a blob they stored no longer
+    /// matches its hash, or is gone). Recorded in `StageFailed`; the install's next run runs them
+    /// again before this stage, instead of failing on the same damage for ever.
+    pub stale_inputs: Vec<String>,
 }
 
 impl StageError {
@@ -53,6 +57,7 @@ impl StageError {
         StageError {
             class: FailureClass::Transient,
             message: message.into(),
+            stale_inputs: Vec::new(),
         }
     }
 
@@ -61,6 +66,7 @@ impl StageError {
         StageError {
             class: FailureClass::Permanent,
             message: message.into(),
+            stale_inputs: Vec::new(),
         }
     }
 
@@ -69,7 +75,20 @@ impl StageError {
         StageError {
             class: FailureClass::InvalidInput,
             message: message.into(),
+            stale_inputs: Vec::new(),
         }
+    }
+}
+
+impl StageError {
+    /// Marks the results of input stage `stage` as damaged: the next run of the install runs it
+    /// again (see [`StageError::stale_inputs`]).
+    pub fn with_stale_input(mut self, stage: impl Into<String>) -> StageError {
+        let stage = stage.into();
+        if !self.stale_inputs.contains(&stage) {
+            self.stale_inputs.push(stage);
+        }
+        self
     }
 }
 
@@ -158,7 +177,8 @@ pub trait FactHistory: Send + Sync {
 }
 
 impl StageContext {
-    /// The newest fact of type `event_type` recorded by any input stage, decoded.
+    /// The newest fact of type `event_type` recorded by any input stage, decoded (the last such
+    /// fact of the last input stage, in name order, that records one).
     pub fn input_payload<T: serde::de::DeserializeOwned>(
         &self,
         event_type: &str,
@@ -177,6 +197,16 @@ impl StageContext {
             })?;
         T::deserialize(&event.payload)
             .map_err(|error| StageError::permanent(format!("{event_type} is unreadable: {error}")))
+    }
+
+    /// The name of the input stage that recorded the newest fact of type `event_type` (the one
+    /// [`StageContext::input_payload`] reads), for [`StageError::with_stale_input`].
+    pub fn input_stage_recording(&self, event_type: &str) -> Option<&str> {
+        self.inputs
+            .iter()
+            .rev()
+            .find(|(_, facts)| facts.iter().any(|event| event.event_type == event_type))
+            .map(|(name, _)| name.as_str())
     }
 
     /// The single fact of type `event_type` recorded by input stage `input`.

@@ -26,6 +26,7 @@ pub mod plan;
 pub mod plan_overrides;
 pub mod probe_images;
 pub mod provision_secrets;
+mod recorded_blobs;
 pub mod release;
 pub mod render_midstream;
 pub mod secrets;

@@ -363,10 +363,12 @@ fn recorded_documents(
         .map_err(|error| StageError::permanent(error.to_string()))?;
     let cache = context.memo.get::<ParsedCache>();
     let reuse = Reuse::Share(&cache);
-    let bodies = context
-        .blobs
-        .get_many(&ids)
-        .map_err(|error| StageError::permanent(error.to_string()))?;
+    let source = crate::recorded_blobs::ReleaseBlobs {
+        fetched,
+        release_dir: &context.request.release_dir,
+        recorded_by: context.input_stage_recording(crate::events::BASE_FETCHED),
+    };
+    let bodies = source.read(&context.blobs, &ids)?;
     let parse = |(recorded, bytes): (&&crate::events::FetchedDocument, &Vec<u8>)| {
         let mut parsed = parse_documents_with(&recorded.file, bytes, reuse).map_err(|error| {
             StageError::permanent(format!("recorded document no longer parses: {error}"))

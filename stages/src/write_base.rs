@@ -21,6 +21,7 @@ use crate::events::{
     WrittenFile,
 };
 use crate::output::{OutputDir, OutputError, fit_file_name};
+use crate::recorded_blobs::ReleaseBlobs;
 use crate::written_files::WrittenFiles;
 
 /// Registration of this stage kind.
@@ -66,11 +67,22 @@ impl Stage for WriteBase {
     async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
         let fetched: BaseFetched = context.input_payload(BASE_FETCHED)?;
         let out_dir = context.request.out_dir.clone();
+        let release_dir = context.request.release_dir.clone();
+        let recorded_by = context
+            .input_stage_recording(BASE_FETCHED)
+            .map(str::to_string);
         let blobs = context.blobs.clone();
         let written_files = context.memo.get::<WrittenFiles>();
-        tokio::task::spawn_blocking(move || write(&fetched, &out_dir, &blobs, &written_files))
-            .await
-            .map_err(|error| StageError::permanent(format!("write_base task failed: {error}")))?
+        tokio::task::spawn_blocking(move || {
+            let source = ReleaseBlobs {
+                fetched: &fetched,
+                release_dir: &release_dir,
+                recorded_by: recorded_by.as_deref(),
+            };
+            write(&source, &out_dir, &blobs, &written_files)
+        })
+        .await
+        .map_err(|error| StageError::permanent(format!("write_base task failed: {error}")))?
     }
 
     async fn restore(
@@ -89,16 +101,19 @@ impl Stage for WriteBase {
             })?;
         let fetched: BaseFetched = context.input_payload(BASE_FETCHED)?;
         let out_dir = context.request.out_dir.clone();
+        let release_dir = context.request.release_dir.clone();
+        let recorded_by = context
+            .input_stage_recording(BASE_FETCHED)
+            .map(str::to_string);
         let blobs = context.blobs.clone();
         let written_files = context.memo.get::<WrittenFiles>();
         tokio::task::spawn_blocking(move || {
-            restore(
-                &recorded_written,
-                &fetched,
-                &out_dir,
-                &blobs,
-                &written_files,
-            )
+            let source = ReleaseBlobs {
+                fetched: &fetched,
+                release_dir: &release_dir,
+                recorded_by: recorded_by.as_deref(),
+            };
+            restore(&recorded_written, &source, &out_dir, &blobs, &written_files)
         })
         .await
         .map_err(|error| StageError::permanent(format!("write_base task failed: {error}")))?
@@ -124,10 +139,10 @@ fn damaged_files<'a>(
 }
 
 /// Checks the files `recorded` lists; if any is missing or changed, writes `upstream/` and `base/`
-/// again from `fetched` and the blobs, and says so.
+/// again from the recorded release blobs, and says so.
 fn restore(
     recorded: &BaseWritten,
-    fetched: &BaseFetched,
+    source: &ReleaseBlobs,
     out_dir: &std::path::Path,
     blobs: &BlobStore,
     written_files: &WrittenFiles,
@@ -137,7 +152,7 @@ fn restore(
     let Some(first) = damaged.first() else {
         return Ok(None);
     };
-    let output = write(fetched, out_dir, blobs, written_files)?;
+    let output = write(source, out_dir, blobs, written_files)?;
     let rewritten: BaseWritten = serde_json::from_value(output.facts[0].payload.clone())
         .map_err(|error| StageError::permanent(error.to_string()))?;
     if rewritten.files != recorded.files {
@@ -329,11 +344,12 @@ fn split_extension(path: &str) -> (&str, &str) {
 }
 
 fn write(
-    fetched: &BaseFetched,
+    source: &ReleaseBlobs,
     out_dir: &std::path::Path,
     blobs: &BlobStore,
     written_files: &WrittenFiles,
 ) -> Result<StageOutput, StageError> {
+    let fetched = source.fetched;
     let failure = |error: &dyn std::fmt::Display| StageError::permanent(error.to_string());
     let wanted: Vec<&str> = fetched
         .files
@@ -355,7 +371,7 @@ fn write(
         wanted
             .iter()
             .map(|hex| hex.to_string())
-            .zip(blobs.get_many(&ids).map_err(|error| failure(&error))?)
+            .zip(source.read(blobs, &ids)?)
             .collect(),
     );
     let out = OutputDir::create(out_dir).map_err(|error| failure(&error))?;

@@ -7,7 +7,10 @@
 //! creations and a filesystem-wide sync. [`BlobStore::put`] only stages a blob in memory;
 //! [`BlobStore::sync`] commits everything staged in one durable transaction, and callers sync
 //! before recording an event that names a blob. Reads see staged blobs too, and check the hash, so
-//! a corrupted blob is reported, never served.
+//! a corrupted blob is reported, never served. Storing bytes whose blob is already stored but
+//! damaged (its stored bytes no longer hash to its id) replaces the damaged copy, so reading the
+//! release again repairs the store. [`BlobStore::verify`] checks every stored blob against its id,
+//! for `windlass verify-log`; [`BlobStore::open_read_only`] never creates or writes the file.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use redb::{
-    ConcurrencyMode, Database, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableDefinition, TableError,
+    ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, TableDefinition, TableError,
 };
 
 /// blob id (hex) → bytes.
@@ -80,11 +83,36 @@ pub enum BlobError {
     /// A string is not a blob id.
     #[error("{0:?} is not a blob id (64 lowercase hex digits)")]
     BadId(String),
+    /// The store was opened read-only and something asked to store a blob.
+    #[error("blob store {0} was opened read-only")]
+    ReadOnly(PathBuf),
+}
+
+/// What [`BlobStore::verify`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlobCheck {
+    /// How many stored blobs were read and hashed.
+    pub checked: u64,
+    /// Their total size in bytes.
+    pub bytes: u64,
+    /// The keys of stored blobs whose bytes do not hash to the key (a damaged key is listed as
+    /// found, so it may not be a valid [`BlobId`]), in key order.
+    pub damaged: Vec<String>,
+}
+
+/// How the blob database is open.
+enum Opened {
+    /// For reading and storing.
+    Writable(Database),
+    /// For reading only (the read-only commands).
+    ReadOnly(ReadOnlyDatabase),
+    /// Opened read-only where no blob database exists yet: an empty store.
+    Absent,
 }
 
 /// The blob store of one state directory.
 pub struct BlobStore {
-    db: Database,
+    db: Opened,
     path: PathBuf,
     /// Blobs put but not yet committed by [`BlobStore::sync`].
     staged: Mutex<HashMap<BlobId, Arc<[u8]>>>,
@@ -127,6 +155,30 @@ impl BlobStore {
             .create(&path)
             .map_err(|error| storage(error.to_string()))?;
         Ok(BlobStore {
+            db: Opened::Writable(db),
+            path,
+            staged: Mutex::new(HashMap::new()),
+            recent: Mutex::new(RecentBlobs::default()),
+        })
+    }
+
+    /// Opens the store in directory `root` for reading only: nothing is created (a missing
+    /// database is an empty store) and nothing is written, except redb's repair of a database a
+    /// killed writer left unclean, so this works on a read-only state directory.
+    /// [`BlobStore::sync`] of anything put is refused.
+    pub fn open_read_only(root: &Path) -> Result<BlobStore, BlobError> {
+        let path = root.join("blobs.redb");
+        let db = match crate::redb_store::open_read_only(&path, CACHE_BYTES) {
+            Ok(Some(db)) => Opened::ReadOnly(db),
+            Ok(None) => Opened::Absent,
+            Err(error) => {
+                return Err(BlobError::Storage {
+                    path,
+                    detail: error.to_string(),
+                });
+            }
+        };
+        Ok(BlobStore {
             db,
             path,
             staged: Mutex::new(HashMap::new()),
@@ -137,6 +189,21 @@ impl BlobStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A read transaction, or `None` for an absent store.
+    fn begin_read(&self) -> Result<Option<ReadTransaction>, BlobError> {
+        match &self.db {
+            Opened::Writable(db) => db
+                .begin_read()
+                .map(Some)
+                .map_err(|error| self.storage_error(error)),
+            Opened::ReadOnly(db) => db
+                .begin_read()
+                .map(Some)
+                .map_err(|error| self.storage_error(error)),
+            Opened::Absent => Ok(None),
+        }
     }
 
     fn storage_error(&self, error: impl fmt::Display) -> BlobError {
@@ -161,15 +228,19 @@ impl BlobStore {
         Ok(id)
     }
 
-    /// Commits every staged blob in one durable transaction (blobs already stored are skipped).
+    /// Commits every staged blob in one durable transaction. A blob already stored intact is
+    /// skipped; one stored with other bytes (damaged on disk: its id is the hash of the staged
+    /// bytes) is replaced, which is how storing the same file again repairs the store.
     pub fn sync(&self) -> Result<(), BlobError> {
         let staged: Vec<(BlobId, Arc<[u8]>)> = self.staged().drain().collect();
         if staged.is_empty() {
             return Ok(());
         }
         let result = (|| {
-            let txn = self
-                .db
+            let Opened::Writable(db) = &self.db else {
+                return Err(BlobError::ReadOnly(self.path.clone()));
+            };
+            let txn = db
                 .begin_write()
                 .map_err(|error| self.storage_error(error))?;
             {
@@ -177,11 +248,11 @@ impl BlobStore {
                     .open_table(BLOBS)
                     .map_err(|error| self.storage_error(error))?;
                 for (id, bytes) in &staged {
-                    let known = table
+                    let intact = table
                         .get(id.as_str())
                         .map_err(|error| self.storage_error(error))?
-                        .is_some();
-                    if !known {
+                        .is_some_and(|stored| stored.value() == bytes.as_ref());
+                    if !intact {
                         table
                             .insert(id.as_str(), bytes.as_ref())
                             .map_err(|error| self.storage_error(error))?;
@@ -237,14 +308,11 @@ impl BlobStore {
             );
         }
         let staged = in_memory;
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|error| self.storage_error(error))?;
-        let table = match txn.open_table(BLOBS) {
-            Ok(table) => Some(table),
-            Err(TableError::TableDoesNotExist(_)) => None,
-            Err(error) => return Err(self.storage_error(error)),
+        let txn = self.begin_read()?;
+        let table = match txn.as_ref().map(|txn| txn.open_table(BLOBS)) {
+            Some(Ok(table)) => Some(table),
+            None | Some(Err(TableError::TableDoesNotExist(_))) => None,
+            Some(Err(error)) => return Err(self.storage_error(error)),
         };
         ids.iter()
             .map(|id| {
@@ -273,12 +341,83 @@ impl BlobStore {
         self.get(id).is_ok()
     }
 
+    /// Reads every stored blob and checks that its bytes hash to its key. Reading a damaged
+    /// database can make the storage engine itself fail (redb panics on some damaged pages, for
+    /// example a key that is no longer UTF-8); that is returned as a [`BlobError::Storage`], not
+    /// a finding and not a crash.
+    pub fn verify(&self) -> Result<BlobCheck, BlobError> {
+        self.guarded(|| self.verify_unguarded())
+    }
+
+    /// Runs a read of the whole database, turning a panic of the storage engine into an error.
+    fn guarded<T>(&self, read: impl FnOnce() -> Result<T, BlobError>) -> Result<T, BlobError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|message| message.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            Err(self.storage_error(format!(
+                "the database is damaged: the storage engine failed reading it ({message})"
+            )))
+        })
+    }
+
+    fn verify_unguarded(&self) -> Result<BlobCheck, BlobError> {
+        let mut check = BlobCheck::default();
+        let Some(txn) = self.begin_read()? else {
+            return Ok(check);
+        };
+        let table = match txn.open_table(BLOBS) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(check),
+            Err(error) => return Err(self.storage_error(error)),
+        };
+        for entry in table.iter().map_err(|error| self.storage_error(error))? {
+            let (key, value) = entry.map_err(|error| self.storage_error(error))?;
+            let bytes = value.value();
+            check.checked += 1;
+            check.bytes += bytes.len() as u64;
+            if blake3::hash(bytes).to_hex().as_str() != key.value() {
+                check.damaged.push(key.value().chars().take(80).collect());
+            }
+        }
+        Ok(check)
+    }
+
+    /// Which of `ids` are not stored (committed) at all. A failure of the storage engine on a
+    /// damaged database is an error, as for [`BlobStore::verify`].
+    pub fn missing(&self, ids: &[BlobId]) -> Result<Vec<BlobId>, BlobError> {
+        self.guarded(|| self.missing_unguarded(ids))
+    }
+
+    fn missing_unguarded(&self, ids: &[BlobId]) -> Result<Vec<BlobId>, BlobError> {
+        let Some(txn) = self.begin_read()? else {
+            return Ok(ids.to_vec());
+        };
+        let table = match txn.open_table(BLOBS) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(ids.to_vec()),
+            Err(error) => return Err(self.storage_error(error)),
+        };
+        let mut missing = Vec::new();
+        for id in ids {
+            if table
+                .get(id.as_str())
+                .map_err(|error| self.storage_error(error))?
+                .is_none()
+            {
+                missing.push(id.clone());
+            }
+        }
+        Ok(missing)
+    }
+
     /// How many blobs are stored (committed).
     pub fn len(&self) -> Result<u64, BlobError> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|error| self.storage_error(error))?;
+        let Some(txn) = self.begin_read()? else {
+            return Ok(0);
+        };
         match txn.open_table(BLOBS) {
             Ok(table) => table.len().map_err(|error| self.storage_error(error)),
             Err(TableError::TableDoesNotExist(_)) => Ok(0),

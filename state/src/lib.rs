@@ -17,12 +17,12 @@ pub mod sled_store;
 pub mod state_dir;
 pub mod store;
 
-pub use blobs::{BlobError, BlobId, BlobStore};
+pub use blobs::{BlobCheck, BlobError, BlobId, BlobStore};
 pub use chain::{ChainError, ChainReport, RecordHash, verify_chain};
 pub use event::{NewEvent, StoredEvent};
 pub use fingerprint::FingerprintKey;
 pub use log::EventLog;
 pub use schema::{EventSchema, SchemaError, SchemaRegistry, Upcaster};
 pub use secret::SecretString;
-pub use state_dir::{Backend, StateDir, StateDirError, StateLock};
+pub use state_dir::{Backend, StateDir, StateDirError, StateLock, StateView};
 pub use store::{EventStore, RawRecord, StoreError};

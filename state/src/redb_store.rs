@@ -1,13 +1,16 @@
 //! The default [`EventStore`] backend, on redb. Every append is one write transaction committed
 //! with redb's immediate durability (fsync before `commit` returns). The database is opened in
 //! redb's multi-process mode, so `windlass history` can read while an install or the daemon writes,
-//! and two writers serialise on redb's write lock instead of failing.
+//! and two writers serialise on redb's write lock instead of failing. The read-only commands open
+//! it with [`RedbStore::open_read_only`], which never creates or writes the file (a missing file is
+//! an empty log), so they work on a state directory the user cannot write.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use redb::{
-    ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition, TableError,
+    ConcurrencyMode, Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
+    TableDefinition, TableError,
 };
 
 use crate::chain::RecordHash;
@@ -28,8 +31,18 @@ const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The redb-backed event log.
 pub struct RedbStore {
-    db: Database,
+    db: Opened,
     path: PathBuf,
+}
+
+/// How the log file is open.
+enum Opened {
+    /// For reading and appending.
+    Writable(Database),
+    /// For reading only; appends are refused.
+    ReadOnly(ReadOnlyDatabase),
+    /// Opened read-only where no log file exists yet: an empty log.
+    Absent,
 }
 
 fn backend_error(error: impl std::fmt::Display) -> StoreError {
@@ -42,13 +55,27 @@ impl RedbStore {
         let mut builder = Database::builder();
         builder.set_cache_size(CACHE_BYTES);
         builder.set_concurrency_mode(ConcurrencyMode::MultiWriter);
-        let db = builder.create(path).map_err(|error| match error {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
-                path: path.display().to_string(),
-                detail: error.to_string(),
-            },
-            other => backend_error(format!("{}: {other}", path.display())),
-        })?;
+        let db = builder
+            .create(path)
+            .map_err(|error| open_error(path, error))?;
+        Ok(RedbStore {
+            db: Opened::Writable(db),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens the log file at `path` for reading only: the file is opened read-only and never
+    /// created (a missing file reads as an empty log), so this works on a read-only state
+    /// directory and alongside a writer in another process. The one write is redb's repair of a
+    /// file a killed writer left unclean. [`EventStore::append`] is
+    /// refused.
+    pub fn open_read_only(path: &Path) -> Result<RedbStore, StoreError> {
+        let db = match open_read_only(path, CACHE_BYTES) {
+            Ok(Some(db)) => Opened::ReadOnly(db),
+            Ok(None) => Opened::Absent,
+            Err(ReadOnlyOpenError::Open(error)) => return Err(open_error(path, error)),
+            Err(error) => return Err(backend_error(format!("{}: {error}", path.display()))),
+        };
         Ok(RedbStore {
             db,
             path: path.to_path_buf(),
@@ -58,6 +85,74 @@ impl RedbStore {
     /// The log file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A read transaction, or `None` for an absent log.
+    fn begin_read(&self) -> Result<Option<ReadTransaction>, StoreError> {
+        match &self.db {
+            Opened::Writable(db) => db.begin_read().map(Some).map_err(backend_error),
+            Opened::ReadOnly(db) => db.begin_read().map(Some).map_err(backend_error),
+            Opened::Absent => Ok(None),
+        }
+    }
+}
+
+/// Opens an existing redb file for reading only, in the multi-process mode windlass writes it in;
+/// `None` when there is no file. A file left unclean by a writer that died (killed mid-write) can
+/// only be read after redb's repair, which writes: it is then opened for writing once (never
+/// created) so that redb repairs it, and opened read-only again.
+pub(crate) fn open_read_only(
+    path: &Path,
+    cache_bytes: usize,
+) -> Result<Option<ReadOnlyDatabase>, ReadOnlyOpenError> {
+    if let Err(error) = std::fs::symlink_metadata(path)
+        && error.kind() == std::io::ErrorKind::NotFound
+    {
+        return Ok(None);
+    }
+    let mut builder = Database::builder();
+    builder.set_cache_size(cache_bytes);
+    builder.set_concurrency_mode(ConcurrencyMode::MultiWriter);
+    match builder.open_read_only(path) {
+        Err(redb::DatabaseError::RepairAborted) => {
+            drop(builder.open(path).map_err(ReadOnlyOpenError::Repair)?);
+            builder
+                .open_read_only(path)
+                .map(Some)
+                .map_err(ReadOnlyOpenError::Open)
+        }
+        other => other.map(Some).map_err(ReadOnlyOpenError::Open),
+    }
+}
+
+/// Why [`open_read_only`] failed.
+#[derive(Debug)]
+pub(crate) enum ReadOnlyOpenError {
+    /// The read-only open failed.
+    Open(redb::DatabaseError),
+    /// The file needed redb's repair, which failed (often: no write access).
+    Repair(redb::DatabaseError),
+}
+
+impl std::fmt::Display for ReadOnlyOpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadOnlyOpenError::Open(error) => write!(f, "{error}"),
+            ReadOnlyOpenError::Repair(error) => write!(
+                f,
+                "it was left unclean by an interrupted windlass process and must be repaired before it can be read, which needs write access: {error}"
+            ),
+        }
+    }
+}
+
+fn open_error(path: &Path, error: redb::DatabaseError) -> StoreError {
+    match error {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
+            path: path.display().to_string(),
+            detail: error.to_string(),
+        },
+        other => backend_error(format!("{}: {other}", path.display())),
     }
 }
 
@@ -90,7 +185,12 @@ impl EventStore for RedbStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let txn = self.db.begin_write().map_err(backend_error)?;
+        let Opened::Writable(db) = &self.db else {
+            return Err(StoreError::ReadOnly {
+                path: self.path.display().to_string(),
+            });
+        };
+        let txn = db.begin_write().map_err(backend_error)?;
         let recorded_at = now_rfc3339();
         let mut stored_events = Vec::with_capacity(batch.len());
         {
@@ -147,7 +247,9 @@ impl EventStore for RedbStore {
     }
 
     fn events_of(&self, install_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend_error)?;
+        let Some(txn) = self.begin_read()? else {
+            return Ok(Vec::new());
+        };
         let by_install = match txn.open_table(BY_INSTALL) {
             Ok(table) => table,
             Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -174,7 +276,9 @@ impl EventStore for RedbStore {
     }
 
     fn install_ids(&self) -> Result<Vec<String>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend_error)?;
+        let Some(txn) = self.begin_read()? else {
+            return Ok(Vec::new());
+        };
         let installs = match txn.open_table(INSTALLS) {
             Ok(table) => table,
             Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -190,7 +294,9 @@ impl EventStore for RedbStore {
     }
 
     fn scan(&self, from: u64, limit: usize) -> Result<Vec<RawRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend_error)?;
+        let Some(txn) = self.begin_read()? else {
+            return Ok(Vec::new());
+        };
         let events = match txn.open_table(EVENTS) {
             Ok(table) => table,
             Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -208,7 +314,9 @@ impl EventStore for RedbStore {
     }
 
     fn head(&self) -> Result<Option<(u64, RecordHash)>, StoreError> {
-        let txn = self.db.begin_read().map_err(backend_error)?;
+        let Some(txn) = self.begin_read()? else {
+            return Ok(None);
+        };
         let meta = match txn.open_table(META) {
             Ok(table) => table,
             Err(TableError::TableDoesNotExist(_)) => return Ok(None),

@@ -5,7 +5,12 @@
 //! <state>/blobs/blobs.redb   the content-addressed blob store
 //! <state>/fingerprint.key    the key behind keyed fingerprints (0600)
 //! <state>/installs/<id>/     default output directory of each install
+//! <state>/locks/             lock files of running installs
 //! ```
+//!
+//! [`StateDir::open`] creates what is missing; [`StateDir::open_read_only`] (the read-only
+//! commands) creates nothing, writes nothing and opens every file read-only, so it works on a
+//! state directory the user may not write and never leaves one behind.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -65,6 +70,12 @@ pub enum StateDirError {
     /// The blob store could not be opened.
     #[error(transparent)]
     Blobs(#[from] BlobError),
+    /// A read-only open found no state directory (read-only commands never create one).
+    #[error("state directory {0} does not exist")]
+    Missing(PathBuf),
+    /// The state directory path names something other than a directory.
+    #[error("state directory {0} is not a directory")]
+    NotADirectory(PathBuf),
     /// The directory holds a log of another backend.
     #[error(
         "state directory {path} holds a {found} event log, but the {requested} backend was requested"
@@ -97,31 +108,14 @@ impl StateDir {
         backend: Backend,
         schemas: Arc<SchemaRegistry>,
     ) -> Result<StateDir, StateDirError> {
+        if fs::metadata(root).is_ok_and(|metadata| !metadata.is_dir()) {
+            return Err(StateDirError::NotADirectory(root.to_path_buf()));
+        }
         fs::create_dir_all(root).map_err(|source| StateDirError::Io {
             path: root.to_path_buf(),
             source,
         })?;
-        let found = [
-            ("redb", Backend::Redb.log_path(root)),
-            ("sled", root.join("events.sled")),
-        ]
-        .into_iter()
-        .find(|(_, path)| path.exists())
-        .map(|(name, _)| name);
-        let requested = match backend {
-            Backend::Redb => "redb",
-            #[cfg(feature = "sled")]
-            Backend::Sled => "sled",
-        };
-        if let Some(found) = found
-            && found != requested
-        {
-            return Err(StateDirError::WrongBackend {
-                path: root.to_path_buf(),
-                found,
-                requested,
-            });
-        }
+        check_backend(root, backend)?;
         let store: Arc<dyn EventStore> = match backend {
             Backend::Redb => Arc::new(RedbStore::open(&backend.log_path(root))?),
             #[cfg(feature = "sled")]
@@ -139,6 +133,47 @@ impl StateDir {
             log: EventLog::new(store, schemas),
             blobs: Arc::new(blobs),
             fingerprint_key: Arc::new(fingerprint_key),
+        })
+    }
+
+    /// Opens the existing state directory at `root` for reading only: nothing is created or
+    /// written, every database is opened read-only, and no fingerprint key is loaded or made. A
+    /// directory without a log reads as an empty log; a missing `root` is an error.
+    pub fn open_read_only(
+        root: &Path,
+        backend: Backend,
+        schemas: Arc<SchemaRegistry>,
+    ) -> Result<StateView, StateDirError> {
+        match fs::metadata(root) {
+            Ok(metadata) if metadata.is_dir() => {}
+            Ok(_) => return Err(StateDirError::NotADirectory(root.to_path_buf())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StateDirError::Missing(root.to_path_buf()));
+            }
+            Err(source) => {
+                return Err(StateDirError::Io {
+                    path: root.to_path_buf(),
+                    source,
+                });
+            }
+        }
+        check_backend(root, backend)?;
+        let store: Arc<dyn EventStore> = match backend {
+            Backend::Redb => Arc::new(RedbStore::open_read_only(&backend.log_path(root))?),
+            // sled has no read-only mode: an existing sled log is opened as usual (it may write),
+            // an absent one reads as empty without creating it.
+            #[cfg(feature = "sled")]
+            Backend::Sled if backend.log_path(root).exists() => {
+                Arc::new(crate::sled_store::SledStore::open(&backend.log_path(root))?)
+            }
+            #[cfg(feature = "sled")]
+            Backend::Sled => Arc::new(RedbStore::open_read_only(&Backend::Redb.log_path(root))?),
+        };
+        let blobs = BlobStore::open_read_only(&root.join("blobs"))?;
+        Ok(StateView {
+            root: root.to_path_buf(),
+            log: EventLog::new(store, schemas),
+            blobs: Arc::new(blobs),
         })
     }
 
@@ -184,6 +219,46 @@ impl StateDir {
     /// The default output directory of an install.
     pub fn default_out(&self, install_id: &str) -> PathBuf {
         self.root.join("installs").join(install_id)
+    }
+}
+
+/// Fails when `root` holds the log of a backend other than `backend`.
+fn check_backend(root: &Path, backend: Backend) -> Result<(), StateDirError> {
+    let found = [
+        ("redb", Backend::Redb.log_path(root)),
+        ("sled", root.join("events.sled")),
+    ]
+    .into_iter()
+    .find(|(_, path)| path.exists())
+    .map(|(name, _)| name);
+    let requested = match backend {
+        Backend::Redb => "redb",
+        #[cfg(feature = "sled")]
+        Backend::Sled => "sled",
+    };
+    match found {
+        Some(found) if found != requested => Err(StateDirError::WrongBackend {
+            path: root.to_path_buf(),
+            found,
+            requested,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A state directory opened for reading only (see [`StateDir::open_read_only`]).
+pub struct StateView {
+    root: PathBuf,
+    /// The event log, upcasting on read; appends are refused.
+    pub log: EventLog,
+    /// The blob store; storing is refused.
+    pub blobs: Arc<BlobStore>,
+}
+
+impl StateView {
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 }
 

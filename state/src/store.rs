@@ -19,6 +19,12 @@ pub enum StoreError {
         /// What the storage engine said.
         detail: String,
     },
+    /// The log was opened read-only (by a read-only command) and cannot be appended to.
+    #[error("the event log at {path} was opened read-only")]
+    ReadOnly {
+        /// The log file or directory.
+        path: String,
+    },
     /// An event handed to `append` is not acceptable.
     #[error("refusing to record event {event_type:?}: {reason}")]
     InvalidEvent {

@@ -8,6 +8,7 @@ mod output_dir;
 mod probe;
 mod proxy;
 mod release_input;
+mod state_integrity;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -215,7 +216,7 @@ fn history_events_and_show_print_the_documented_json() {
     let shown = run(windlass(state.path()).args(["show", install_id]));
     let shown = String::from_utf8_lossy(&shown.stdout);
     assert!(
-        shown.contains("rewrite quay.io/my-org/api → proxy.replicated.com/proxy/my-app/quay.io/my-org/api  (for quay.io/my-org/api:v1.0.1: unreachable: offline: the registry was not asked)"),
+        shown.contains("  rewrite quay.io/my-org/api:v1.0.1  (unreachable: offline: the registry was not asked)\n            quay.io/my-org/api → proxy.replicated.com/proxy/my-app/quay.io/my-org/api\n"),
         "show explains why an image is proxied: {shown}"
     );
     assert!(

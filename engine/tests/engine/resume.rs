@@ -4,7 +4,8 @@
 //! request, gets a new install instead. An install whose output directory defaulted to one named
 //! after it keeps writing there when resumed. Before a resume, every completed stage restores its
 //! output from what it recorded; what was written again is recorded in `InstallResumed`, and a
-//! stage that cannot restore its output fails the install.
+//! stage that cannot restore its output fails the install. A stage that fails naming an input as
+//! stale makes the next resume run that input again.
 
 use windlass_engine::events::{INSTALL_RESUMED, InstallResumed, RederivedOutput};
 use windlass_engine::runner::StartKind;
@@ -289,4 +290,47 @@ async fn a_stage_that_cannot_restore_its_output_fails_the_resumed_install_until_
     assert_eq!(third.status, InstallStatus::Completed);
     assert_eq!(a.restored().len(), 2);
     assert_eq!((a.runs(), b.runs()), (1, 2));
+}
+
+#[tokio::test]
+async fn a_failure_naming_a_stale_input_makes_the_resume_run_that_input_again() {
+    let env = TestEnv::new();
+    let a = Probe::new().register("stale/a");
+    let b = Probe::new()
+        .failing_with(&[FailureClass::Permanent])
+        .blaming_input("a")
+        .register("stale/b");
+    let pipeline = pipeline(&[
+        scripted("a", &[], Some("stale/a")),
+        scripted("b", &["a"], Some("stale/b")),
+    ]);
+
+    let (first, _) = env
+        .runner
+        .start(&pipeline, env.request(), "install-1")
+        .await
+        .expect("the runner itself does not fail");
+    assert_eq!(first.status, InstallStatus::Failed);
+    assert_eq!(
+        first.stages[0].status,
+        StageStatus::Pending,
+        "a's results are stale: it runs again next time"
+    );
+    assert!(first.stages[0].facts.is_empty());
+
+    let (second, kind) = env
+        .runner
+        .start(&pipeline, env.request(), "install-2")
+        .await
+        .expect("the runner itself does not fail");
+    assert_eq!(kind, StartKind::Resumed);
+    assert_eq!(second.status, InstallStatus::Completed);
+    assert_eq!((a.runs(), b.runs()), (2, 2), "a ran again before b");
+    let resumed = env
+        .events("install-1")
+        .into_iter()
+        .find(|event| event.event_type == INSTALL_RESUMED)
+        .expect("InstallResumed recorded");
+    let resumed: InstallResumed = serde_json::from_value(resumed.payload).unwrap();
+    assert!(resumed.completed_stages.is_empty(), "{resumed:?}");
 }

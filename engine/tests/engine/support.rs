@@ -76,6 +76,7 @@ pub struct Probe {
     panics: bool,
     restores: Mutex<VecDeque<Result<Option<String>, StageError>>>,
     restored: Mutex<Vec<Vec<StoredEvent>>>,
+    stale_input: Option<String>,
 }
 
 static PROBES: LazyLock<Mutex<HashMap<String, Arc<Probe>>>> = LazyLock::new(Default::default);
@@ -101,6 +102,12 @@ impl Probe {
     /// The recorded facts each `restore` call was given, in order.
     pub fn restored(&self) -> Vec<Vec<StoredEvent>> {
         self.restored.lock().unwrap().clone()
+    }
+
+    /// Its scripted failures name input stage `input` as stale (its recorded results damaged).
+    pub fn blaming_input(mut self, input: &str) -> Probe {
+        self.stale_input = Some(input.to_string());
+        self
     }
 
     /// Every run panics (after being counted).
@@ -244,9 +251,14 @@ impl Stage for ScriptedStage {
             );
             let failure = probe.failures.lock().unwrap().pop_front();
             if let Some(class) = failure {
-                return Err(StageError {
+                let error = StageError {
                     class,
                     message: format!("scripted {class} failure on attempt {}", context.attempt),
+                    stale_inputs: Vec::new(),
+                };
+                return Err(match &probe.stale_input {
+                    Some(input) => error.with_stale_input(input.clone()),
+                    None => error,
                 });
             }
         }

@@ -105,6 +105,66 @@ fn get_reports_a_corrupted_blob() {
 }
 
 #[test]
+fn verify_names_a_damaged_blob_and_storing_the_bytes_again_repairs_it() {
+    let dir = tempfile::tempdir().expect("scratch directory");
+    let blobs = BlobStore::open(dir.path()).expect("open blob store");
+    let body = b"image: registry.example/app:1.0\n";
+    let id = blobs.put(body).expect("put");
+    let other = blobs.put(b"kind: Service\n").expect("put");
+    blobs.sync().expect("sync");
+    let path = blobs.path().to_path_buf();
+    drop(blobs);
+    {
+        let db = Database::create(&path).expect("open the blob database directly");
+        let txn = db.begin_write().expect("write");
+        txn.open_table(BLOBS)
+            .expect("table")
+            .insert(id.as_str(), &b"image: evil.example/app:1.0\n"[..])
+            .expect("corrupt the blob");
+        txn.commit().expect("commit");
+    }
+
+    let read_only = BlobStore::open_read_only(dir.path()).expect("open read-only");
+    let check = read_only.verify().expect("verify");
+    assert_eq!(check.checked, 2);
+    assert_eq!(check.damaged, vec![id.to_string()]);
+    assert!(
+        read_only
+            .missing(&[id.clone(), other.clone()])
+            .expect("missing")
+            .is_empty()
+    );
+    assert!(matches!(
+        read_only
+            .missing(&[BlobId::of(b"never stored")])
+            .expect("missing")
+            .as_slice(),
+        [_]
+    ));
+    read_only.put(body).expect("put stages in memory");
+    assert!(matches!(read_only.sync(), Err(BlobError::ReadOnly(_))));
+    drop(read_only);
+
+    let blobs = BlobStore::open(dir.path()).expect("reopen");
+    assert_eq!(blobs.put(body).expect("put the same bytes again"), id);
+    blobs.sync().expect("sync replaces the damaged copy");
+    drop(blobs);
+    let blobs = BlobStore::open(dir.path()).expect("reopen");
+    assert_eq!(blobs.get(&id).expect("repaired"), body);
+    assert!(blobs.verify().expect("verify").damaged.is_empty());
+}
+
+#[test]
+fn open_read_only_of_a_missing_store_creates_nothing() {
+    let dir = tempfile::tempdir().expect("scratch directory");
+    let root = dir.path().join("blobs");
+    let blobs = BlobStore::open_read_only(&root).expect("open read-only");
+    assert_eq!(blobs.len().expect("len"), 0);
+    assert_eq!(blobs.verify().expect("verify").checked, 0);
+    assert!(!root.exists(), "nothing created");
+}
+
+#[test]
 fn get_reports_a_missing_blob() {
     let dir = tempfile::tempdir().expect("scratch directory");
     let blobs = BlobStore::open(dir.path()).expect("open blob store");
