@@ -92,7 +92,8 @@ fn license_copies_and_files_quoting_the_id_never_reach_the_state_or_output() {
         std::fs::write(release.join(copy), &license).unwrap();
     }
     let state = tempfile::tempdir().unwrap();
-    let out = state.path().join("out");
+    let out_parent = tempfile::tempdir().unwrap();
+    let out = out_parent.path().join("out");
     let output = install(state.path(), &release, &["--out", out.to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
