@@ -27,15 +27,16 @@ trap 'rm -rf "$work"' EXIT
 release=$work/release
 known=$work/installation.yaml
 python3 benches/generate_release.py "$release" "$count" "$known"
-install() { # state, out: the install command every run uses
-    "$windlass" --state "$1" install --offline --known-images "$known" --out "$2" "$release"
+install() { # state, out: the install command every run uses (exec: in the background, the pid
+    # that gets killed must be windlass itself, not a subshell around it)
+    exec "$windlass" --state "$1" install --offline --known-images "$known" --out "$2" "$release"
 }
 same_tree() { # reference, candidate: byte-identical apart from windlass's marker and lock files
     diff -r --exclude='.windlass*' "$1" "$2" >"$work/diff" 2>&1
 }
 
 started=$EPOCHREALTIME
-install "$work/ref-state" "$work/ref-out" >/dev/null
+(install "$work/ref-state" "$work/ref-out") >/dev/null
 reference_ms=$(echo "($EPOCHREALTIME - $started) * 1000 / 1" | bc)
 echo "reference install of $count Deployments: $reference_ms ms"
 
@@ -68,7 +69,7 @@ for trial in $(seq 1 "$trials"); do
         continue
     fi
     interrupted=$((interrupted + 1))
-    if ! install "$state" "$out" >"$work/rerun.out" 2>&1; then
+    if ! (install "$state" "$out") >"$work/rerun.out" 2>&1; then
         echo "trial $trial (${landed[*]}): the rerun failed:" >&2
         tail -20 "$work/rerun.out" >&2
         exit 1
