@@ -1,0 +1,4 @@
+//! The `windlass-kots` suite: the license reader and the classification of documents.
+
+mod classify;
+mod license;
