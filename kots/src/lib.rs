@@ -1,5 +1,5 @@
 //! The KOTS model: what windlass knows about KOTS releases, kept apart from the stages that use it.
-//! [`classify`] says which documents of a release KOTS reads itself and never deploys (and which
+//! [`classify()`] says which documents of a release KOTS reads itself and never deploys (and which
 //! of them a release may hold only once), [`license`] is the one reader of KOTS license files (the
 //! install and the proxy both use it), and [`resources`] has the KOTS custom resources windlass
 //! reads as typed structs. This crate knows nothing about stages, events or the proxy's store.

@@ -75,7 +75,7 @@ pub enum DocumentClass {
     KotsKind,
     /// A document of a tool around KOTS that KOTS reads and never deploys (troubleshoot, kURL, the
     /// embedded cluster, `app.k8s.io`, Velero `Backup` and `Restore`; see
-    /// [`windlass_kots::classify`]). A new value: events recorded before it classified these
+    /// [`windlass_kots::classify()`]). A new value: events recorded before it classified these
     /// documents as Kubernetes objects, and decode unchanged.
     NotDeployed,
 }
