@@ -1,5 +1,6 @@
 //! Documents KOTS never deploys, as the whole default pipeline treats them: troubleshoot
-//! preflights, support bundles and redactors (two sharing a name), a kURL installer, a Velero
+//! preflights, support bundles and redactors (two sharing a name, one named as no Kubernetes object
+//! may be, one with no name at all), a kURL installer, a Velero
 //! `Backup`, an `app.k8s.io` Application and KOTS's own kinds never reach `base/` or `rendered/`,
 //! while a Velero `Schedule` does; a `kots.io/v1beta1` HelmChart that a `kots.io/v1beta2` one with
 //! the same release name supersedes is recorded as set aside; two KOTS Applications (Configs,
@@ -31,7 +32,7 @@ const NOT_DEPLOYED: &[(&str, &str)] = &[
     ),
     (
         "support-bundle.yaml",
-        "apiVersion: troubleshoot.sh/v1beta2\nkind: SupportBundle\nmetadata:\n  name: bundle\nspec:\n  collectors:\n    - clusterInfo: {}\n",
+        "apiVersion: troubleshoot.sh/v1beta2\nkind: SupportBundle\nmetadata:\n  name: Support_Bundle\nspec:\n  collectors:\n    - clusterInfo: {}\n",
     ),
     (
         "redactors.yaml",
@@ -39,7 +40,7 @@ const NOT_DEPLOYED: &[(&str, &str)] = &[
     ),
     (
         "old-redactor.yaml",
-        "apiVersion: troubleshoot.replicated.com/v1beta1\nkind: Redactor\nmetadata:\n  name: redact\n",
+        "apiVersion: troubleshoot.replicated.com/v1beta1\nkind: Redactor\nspec:\n  redactors: []\n",
     ),
     (
         "installer.yaml",
