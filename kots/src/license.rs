@@ -253,31 +253,6 @@ pub fn parse_license(shown: &str, text: &str) -> Result<LicenseFile, LicenseErro
                 "no `kind: License` document with `apiVersion: kots.io/...`",
             )
         })?;
-    let others: Vec<String> = documents
-        .iter()
-        .filter(|(index, _)| *index != position)
-        .map(|(index, other)| {
-            format!(
-                "{}/{} (document {}, line {})",
-                other.string("kind").unwrap_or("-"),
-                other
-                    .entry("metadata")
-                    .and_then(|(_, metadata)| metadata.string("name"))
-                    .unwrap_or("-"),
-                index + 1,
-                other.line
-            )
-        })
-        .collect();
-    if !others.is_empty() {
-        return Err(invalid(
-            Some(others_line(&documents, position)),
-            &format!(
-                "a license file may hold only its License, but it also holds {}: move them to a file of their own",
-                others.join(", ")
-            ),
-        ));
-    }
     let (spec_key, spec) = document
         .entry("spec")
         .ok_or_else(|| invalid(Some(document.line), "License has no `spec`"))?;
@@ -312,6 +287,41 @@ pub fn parse_license(shown: &str, text: &str) -> Result<LicenseFile, LicenseErro
             ));
         }
     };
+    // Other documents are named by kind and name, unless one of those holds the license ID.
+    let withheld = |text: &'_ str| -> String {
+        if text.contains(license_id.expose()) {
+            "(withheld: holds the license ID)".to_string()
+        } else {
+            text.to_string()
+        }
+    };
+    let others: Vec<String> = documents
+        .iter()
+        .filter(|(index, _)| *index != position)
+        .map(|(index, other)| {
+            format!(
+                "{}/{} (document {}, line {})",
+                withheld(other.string("kind").unwrap_or("-")),
+                withheld(
+                    other
+                        .entry("metadata")
+                        .and_then(|(_, metadata)| metadata.string("name"))
+                        .unwrap_or("-")
+                ),
+                index + 1,
+                other.line
+            )
+        })
+        .collect();
+    if !others.is_empty() {
+        return Err(invalid(
+            Some(others_line(&documents, position)),
+            &format!(
+                "a license file may hold only its License, but it also holds {}: move them to a file of their own",
+                others.join(", ")
+            ),
+        ));
+    }
     let app_slug = match spec.entry("appSlug") {
         Some((
             _,

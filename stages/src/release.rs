@@ -585,6 +585,12 @@ fn check_files_without_license_ids(
 /// with it, unseen.
 fn check_license_alone(path: &str, documents: &[Document]) -> Result<(), ReleaseError> {
     let first_license = documents.iter().position(Document::is_license);
+    // Other documents are named by kind and name, unless one of those holds the license ID.
+    let license_id = first_license.and_then(|index| license_id_of(&documents[index]));
+    let withheld = |text: &str| match &license_id {
+        Some(id) if text.contains(id.expose()) => "(withheld: holds the license ID)".to_string(),
+        _ => text.to_string(),
+    };
     let others: Vec<String> = documents
         .iter()
         .enumerate()
@@ -592,8 +598,8 @@ fn check_license_alone(path: &str, documents: &[Document]) -> Result<(), Release
         .map(|(_, document)| {
             format!(
                 "{}/{} (document {}, line {})",
-                document.kind,
-                document.name.as_deref().unwrap_or("-"),
+                withheld(&document.kind),
+                withheld(document.name.as_deref().unwrap_or("-")),
                 document.index + 1,
                 document.line
             )

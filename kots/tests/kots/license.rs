@@ -110,6 +110,18 @@ fn a_license_file_holding_other_documents_is_refused() {
 }
 
 #[test]
+fn another_document_named_with_the_license_id_is_not_quoted() {
+    let text = format!(
+        "apiVersion: kots.io/v1beta1\nkind: License\nspec:\n  appSlug: a\n  licenseID: {ID}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: x{ID}\n"
+    );
+    let message = error(&text);
+    assert!(
+        message.contains("Secret/(withheld: holds the license ID) (document 2, line 7)"),
+        "{message}"
+    );
+}
+
+#[test]
 fn unreadable_files_are_refused_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.yaml");
