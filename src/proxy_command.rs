@@ -10,7 +10,7 @@ use anyhow::anyhow;
 use serde::Serialize;
 use time::OffsetDateTime;
 use windlass_proxy::{
-    LicenseFile, LicenseRecord, ProxyConfig, ProxyServer, ProxyStore, StoreError, read_license_file,
+    LicenseFile, ProxyConfig, ProxyServer, ProxyStore, StoreError, StoredLicense, read_license_file,
 };
 use windlass_state::SecretString;
 
@@ -47,7 +47,7 @@ struct LicenseView<'a> {
     revoked_at: Option<&'a str>,
 }
 
-fn view(record: &LicenseRecord, now: OffsetDateTime) -> LicenseView<'_> {
+fn view(record: &StoredLicense, now: OffsetDateTime) -> LicenseView<'_> {
     LicenseView {
         fingerprint: &record.fingerprint,
         app_slug: &record.app_slug,
@@ -59,7 +59,7 @@ fn view(record: &LicenseRecord, now: OffsetDateTime) -> LicenseView<'_> {
     }
 }
 
-fn print_licenses(global: &GlobalArgs, records: &[LicenseRecord]) -> Result<(), CliError> {
+fn print_licenses(global: &GlobalArgs, records: &[StoredLicense]) -> Result<(), CliError> {
     let now = OffsetDateTime::now_utc();
     if global.json {
         let views: Vec<LicenseView> = records.iter().map(|record| view(record, now)).collect();

@@ -15,7 +15,6 @@ mod access;
 mod config;
 mod connections;
 mod errors;
-mod license_yaml;
 mod path;
 mod pull_log;
 mod server;
@@ -30,8 +29,9 @@ pub use path::{PathProblem, PullKind, PullPath, parse_pull_path};
 pub use pull_log::MAX_LOGGED_BYTES;
 pub use server::{ProxyServer, ServeError};
 pub use store::{
-    LICENSE_ID_PURPOSE, LicenseFile, LicenseRecord, LicenseStatus, ProxyStore, PullRecord,
-    StoreError, read_license_file,
+    LICENSE_ID_PURPOSE, LicenseStatus, ProxyStore, PullRecord, StoreError, StoredLicense,
+    read_license_file,
 };
 pub use tls::TlsError;
 pub use upstream::{UpstreamClient, UpstreamError, UpstreamLimits, UpstreamResponse};
+pub use windlass_kots::{LicenseError, LicenseFile};

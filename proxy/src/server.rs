@@ -30,7 +30,7 @@ use crate::connections::{ClientAddress, ConnectionLimits};
 use crate::errors::{API_VERSION_HEADER, registry_error};
 use crate::path::{PathProblem, PullKind, PullPath, is_sha256_digest, parse_pull_path};
 use crate::pull_log::{DeniedRequest, DeniedRequests};
-use crate::store::{LicenseRecord, ProxyStore, PullRecord, StoreError};
+use crate::store::{ProxyStore, PullRecord, StoreError, StoredLicense};
 use crate::upstream::{UpstreamClient, UpstreamError, UpstreamLimits};
 
 /// Largest manifest the proxy buffers (manifests are verified before they are sent).
@@ -227,7 +227,7 @@ fn license_id_from(headers: &HeaderMap) -> Option<SecretString> {
 
 /// What the license check concluded.
 enum Access {
-    Granted(LicenseRecord),
+    Granted(StoredLicense),
     Denied {
         fingerprint: Option<String>,
         result: &'static str,

@@ -11,13 +11,11 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use windlass_kots::{LicenseError, LicenseFile};
 use windlass_state::{FingerprintKey, SecretString};
 
 /// The fingerprint purpose of license IDs in the proxy's store.
 pub const LICENSE_ID_PURPOSE: &str = "proxy-license-id";
-
-/// Largest license file accepted.
-const MAX_LICENSE_BYTES: u64 = windlass_files::MIB;
 
 const LICENSES: TableDefinition<&str, &[u8]> = TableDefinition::new("licenses");
 pub(crate) const PULLS: TableDefinition<u64, &[u8]> = TableDefinition::new("pulls");
@@ -41,16 +39,9 @@ pub enum StoreError {
         /// What failed.
         detail: String,
     },
-    /// A license file is not a valid KOTS License.
-    #[error("{path}{}: {problem}", line.map(|line| format!(":{line}")).unwrap_or_default())]
-    InvalidLicense {
-        /// The file.
-        path: String,
-        /// The line of the problem (from 1), when there is one.
-        line: Option<usize>,
-        /// What is wrong.
-        problem: String,
-    },
+    /// A license file cannot be read or is not a valid KOTS License (see [`windlass_kots::license`]).
+    #[error(transparent)]
+    License(#[from] LicenseError),
     /// `revoke` was given a license the store does not hold.
     #[error("no license with fingerprint {fingerprint} in the proxy's store")]
     UnknownLicense {
@@ -67,9 +58,9 @@ pub enum StoreError {
     },
 }
 
-/// A license as the store keeps it: everything but the ID.
+/// A license as the proxy's store keeps it: everything but the ID.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct LicenseRecord {
+pub struct StoredLicense {
     /// The keyed fingerprint of the license ID (`fp1:` and 32 hex digits).
     pub fingerprint: String,
     /// `spec.appSlug`: the only app this license may pull.
@@ -106,7 +97,7 @@ impl LicenseStatus {
     }
 }
 
-impl LicenseRecord {
+impl StoredLicense {
     /// Whether the license is active, expired or revoked at `now`.
     pub fn status(&self, now: OffsetDateTime) -> LicenseStatus {
         if self.revoked {
@@ -180,29 +171,10 @@ pub struct PullRecord {
     pub truncated: bool,
 }
 
-/// A license read from a KOTS License file, with its ID held only in memory.
-#[derive(Debug)]
-pub struct LicenseFile {
-    /// `spec.licenseID`.
-    pub license_id: SecretString,
-    /// `spec.appSlug`.
-    pub app_slug: String,
-    /// `spec.entitlements.expires_at.value`, if set and not empty.
-    pub expires_at: Option<String>,
-}
-
-/// Reads a KOTS License YAML file (the first `kind: License` document of a multi-document file);
-/// problems are reported with the file and line.
+/// Reads a KOTS license file with the one License reader ([`windlass_kots::read_license_file`]):
+/// problems are reported with the file and line, and a file holding other documents is refused.
 pub fn read_license_file(path: &Path) -> Result<LicenseFile, StoreError> {
-    let shown = path.display().to_string();
-    let text = windlass_files::read_regular_text(path, MAX_LICENSE_BYTES).map_err(|problem| {
-        StoreError::InvalidLicense {
-            path: shown.clone(),
-            line: None,
-            problem: problem.to_string(),
-        }
-    })?;
-    crate::license_yaml::parse_license(&shown, &text)
+    Ok(windlass_kots::read_license_file(path)?)
 }
 
 /// The proxy's store: `<state>/proxy.redb` and `<state>/fingerprint.key`.
@@ -293,24 +265,24 @@ impl ProxyStore {
 
     /// Adds (or replaces) the license in the KOTS License file at `path`; a revoked license is
     /// refused ([`StoreError::Revoked`]).
-    pub fn add_license(&self, path: &Path) -> Result<LicenseRecord, StoreError> {
+    pub fn add_license(&self, path: &Path) -> Result<StoredLicense, StoreError> {
         let license = read_license_file(path)?;
         self.add(&license)
     }
 
     /// Adds (or replaces) a license already read; a revoked license is refused
     /// ([`StoreError::Revoked`]), so re-adding an old file never silently reactivates it.
-    pub fn add(&self, license: &LicenseFile) -> Result<LicenseRecord, StoreError> {
+    pub fn add(&self, license: &LicenseFile) -> Result<StoredLicense, StoreError> {
         self.put(license, false)
     }
 
     /// Adds a license, reactivating it if it was revoked.
-    pub fn reinstate(&self, license: &LicenseFile) -> Result<LicenseRecord, StoreError> {
+    pub fn reinstate(&self, license: &LicenseFile) -> Result<StoredLicense, StoreError> {
         self.put(license, true)
     }
 
-    fn put(&self, license: &LicenseFile, reinstate: bool) -> Result<LicenseRecord, StoreError> {
-        let record = LicenseRecord {
+    fn put(&self, license: &LicenseFile, reinstate: bool) -> Result<StoredLicense, StoreError> {
+        let record = StoredLicense {
             fingerprint: self.fingerprint(&license.license_id),
             app_slug: license.app_slug.clone(),
             expires_at: license.expires_at.clone(),
@@ -324,7 +296,7 @@ impl ProxyStore {
             let mut table = transaction.open_table(LICENSES)?;
             let existing = table
                 .get(record.fingerprint.as_str())?
-                .and_then(|value| serde_json::from_slice::<LicenseRecord>(value.value()).ok());
+                .and_then(|value| serde_json::from_slice::<StoredLicense>(value.value()).ok());
             if let Some(existing) = existing
                 && existing.revoked
                 && !reinstate
@@ -346,12 +318,12 @@ impl ProxyStore {
     }
 
     /// Revokes the license with this ID; its pulls stop at the next request.
-    pub fn revoke(&self, license_id: &SecretString) -> Result<LicenseRecord, StoreError> {
+    pub fn revoke(&self, license_id: &SecretString) -> Result<StoredLicense, StoreError> {
         self.revoke_fingerprint(&self.fingerprint(license_id))
     }
 
     /// Revokes the license with this fingerprint (as `license list` prints it).
-    pub fn revoke_fingerprint(&self, fingerprint: &str) -> Result<LicenseRecord, StoreError> {
+    pub fn revoke_fingerprint(&self, fingerprint: &str) -> Result<StoredLicense, StoreError> {
         let mut record =
             self.get_by_fingerprint(fingerprint)?
                 .ok_or_else(|| StoreError::UnknownLicense {
@@ -369,11 +341,11 @@ impl ProxyStore {
     }
 
     /// The license with this ID, if the store holds it.
-    pub fn get(&self, license_id: &SecretString) -> Result<Option<LicenseRecord>, StoreError> {
+    pub fn get(&self, license_id: &SecretString) -> Result<Option<StoredLicense>, StoreError> {
         self.get_by_fingerprint(&self.fingerprint(license_id))
     }
 
-    fn get_by_fingerprint(&self, fingerprint: &str) -> Result<Option<LicenseRecord>, StoreError> {
+    fn get_by_fingerprint(&self, fingerprint: &str) -> Result<Option<StoredLicense>, StoreError> {
         let transaction = self
             .db
             .begin_read()
@@ -393,7 +365,7 @@ impl ProxyStore {
     }
 
     /// Every license the store holds, ordered by fingerprint.
-    pub fn list(&self) -> Result<Vec<LicenseRecord>, StoreError> {
+    pub fn list(&self) -> Result<Vec<StoredLicense>, StoreError> {
         self.read_all(LICENSES)
     }
 

@@ -61,9 +61,15 @@ impl Document {
         )
     }
 
-    /// Whether this is a KOTS License.
+    /// Whether this is a KOTS License (any `kots.io/` version: a license is never mistaken for
+    /// something to store).
     pub fn is_license(&self) -> bool {
-        self.class == DocumentClass::KotsKind && self.kind == "License"
+        self.kind == "License" && self.api_version.starts_with("kots.io/")
+    }
+
+    /// The Helm release name of a KOTS `HelmChart` (see [`windlass_kots::helm_chart_release_name`]).
+    pub fn helm_chart_release_name(&self) -> Option<&str> {
+        windlass_kots::helm_chart_release_name(&self.api_version, &self.kind, &self.value)
     }
 }
 
@@ -283,11 +289,7 @@ pub fn parse_documents_with(
         };
         let name = optional(&["metadata", "name"])?;
         let namespace = optional(&["metadata", "namespace"])?;
-        let class = if api_version.starts_with("kots.io/") {
-            DocumentClass::KotsKind
-        } else {
-            DocumentClass::KubernetesObject
-        };
+        let class = DocumentClass::of(&api_version, &kind);
         if class == DocumentClass::KubernetesObject && name.as_deref().unwrap_or("").is_empty() {
             return Err(error(
                 number,

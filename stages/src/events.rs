@@ -70,8 +70,25 @@ pub enum FileClass {
 pub enum DocumentClass {
     /// A Kubernetes object: goes to `base/`.
     KubernetesObject,
-    /// A KOTS custom resource (`apiVersion: kots.io/...`): steers the pipeline, not deployed.
+    /// A KOTS custom resource (`kots.io/v1beta1`, `kots.io/v1beta2`): steers the pipeline, never
+    /// deployed.
     KotsKind,
+    /// A document of a tool around KOTS that KOTS reads and never deploys (troubleshoot, kURL, the
+    /// embedded cluster, `app.k8s.io`, Velero `Backup` and `Restore`; see
+    /// [`windlass_kots::classify()`]). A new value: events recorded before it classified these
+    /// documents as Kubernetes objects, and decode unchanged.
+    NotDeployed,
+}
+
+impl DocumentClass {
+    /// The class of a document with `api_version` and `kind`, as KOTS treats it.
+    pub fn of(api_version: &str, kind: &str) -> DocumentClass {
+        match windlass_kots::classify(api_version, kind) {
+            windlass_kots::Classification::KubernetesObject => DocumentClass::KubernetesObject,
+            windlass_kots::Classification::KotsKind => DocumentClass::KotsKind,
+            windlass_kots::Classification::NotDeployed => DocumentClass::NotDeployed,
+        }
+    }
 }
 
 /// One release file in `BaseFetched`.
@@ -124,6 +141,27 @@ pub struct BaseFetched {
     /// before windlass looked).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreferenced_charts: Vec<UnreferencedChart>,
+    /// `kots.io/v1beta1` HelmCharts set aside because a `kots.io/v1beta2` HelmChart has the same
+    /// release name, as KOTS does (an optional field: absent when there are none, and in events
+    /// recorded before windlass looked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superseded_helm_charts: Vec<SupersededHelmChart>,
+}
+
+/// A `kots.io/v1beta1` HelmChart in `BaseFetched` that a `kots.io/v1beta2` HelmChart with the same
+/// release name supersedes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupersededHelmChart {
+    /// The release name both have.
+    pub release_name: String,
+    /// The file of the v1beta1 HelmChart.
+    pub file: String,
+    /// Its position among the file's documents, from 0.
+    pub index: usize,
+    /// The file of the v1beta2 HelmChart used instead.
+    pub superseded_by_file: String,
+    /// Its position among that file's documents, from 0.
+    pub superseded_by_index: usize,
 }
 
 /// A chart archive in `BaseFetched` that no `HelmChart` document refers to.

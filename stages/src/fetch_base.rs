@@ -2,7 +2,8 @@
 //! release the install was started with, that it holds Kubernetes objects, that the license is for
 //! its `Application`, and that the namespace is one Kubernetes accepts, stores every file and
 //! document body in the blob store, and records one `BaseFetched` fact listing files, documents
-//! (apiVersion, kind, namespace, name), blobs and the chart archives no `HelmChart` refers to.
+//! (apiVersion, kind, namespace, name), blobs, the chart archives no `HelmChart` refers to and the
+//! `kots.io/v1beta1` HelmCharts a `kots.io/v1beta2` one supersedes.
 //! License files are recognised by content and never stored, and no file holding the license ID
 //! is. It writes nothing to the output directory; [`crate::write_base`] does that from the
 //! recorded facts.
@@ -14,7 +15,8 @@ use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageK
 
 use crate::documents::ParsedCache;
 use crate::events::{
-    BASE_FETCHED, BaseFetched, DocumentClass, FetchedDocument, FetchedFile, UnreferencedChart,
+    BASE_FETCHED, BaseFetched, DocumentClass, FetchedDocument, FetchedFile, SupersededHelmChart,
+    UnreferencedChart,
 };
 use crate::names::{check_dns_label, shown};
 use crate::release::{FileContents, Limits, Release, ReleaseError, ReleaseSnapshot, scan_cached};
@@ -232,7 +234,27 @@ fn record(
             chart_version: chart.version.clone(),
         })
         .collect();
-    let summary = summary(release, &files, &documents, &unreferenced_charts);
+    let superseded_helm_charts: Vec<SupersededHelmChart> = release
+        .superseded_helm_charts()
+        .into_iter()
+        .map(|(old, new)| SupersededHelmChart {
+            release_name: old
+                .helm_chart_release_name()
+                .unwrap_or_default()
+                .to_string(),
+            file: old.file.clone(),
+            index: old.index,
+            superseded_by_file: new.file.clone(),
+            superseded_by_index: new.index,
+        })
+        .collect();
+    let summary = summary(
+        release,
+        &files,
+        &documents,
+        &unreferenced_charts,
+        &superseded_helm_charts,
+    );
     let fact = Fact::new(
         BASE_FETCHED,
         1,
@@ -241,6 +263,7 @@ fn record(
             files,
             documents,
             unreferenced_charts,
+            superseded_helm_charts,
         },
     )?;
     Ok(StageOutput {
@@ -249,13 +272,14 @@ fn record(
     })
 }
 
-/// "N files, M documents", the license files left out, and a warning per chart archive no
-/// HelmChart refers to.
+/// "N files, M documents", the license files left out, a warning per chart archive no
+/// HelmChart refers to, and a note per HelmChart set aside for a newer one.
 fn summary(
     release: &Release,
     files: &[FetchedFile],
     documents: &[FetchedDocument],
     unreferenced_charts: &[UnreferencedChart],
+    superseded_helm_charts: &[SupersededHelmChart],
 ) -> String {
     let mut summary = format!("{} files, {} documents", files.len(), documents.len());
     let licenses: Vec<&str> = release.license_files().collect();
@@ -274,6 +298,16 @@ fn summary(
         summary.push_str(&format!(
             "; warning: no HelmChart refers to {}{named}: it is copied to upstream/ but not deployed",
             chart.path
+        ));
+    }
+    for chart in superseded_helm_charts {
+        summary.push_str(&format!(
+            "; set aside: the kots.io/v1beta1 HelmChart in {} (document {}) for the kots.io/v1beta2 one in {} (document {}), both release {}",
+            chart.file,
+            chart.index + 1,
+            chart.superseded_by_file,
+            chart.superseded_by_index + 1,
+            chart.release_name
         ));
     }
     summary

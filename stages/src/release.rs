@@ -146,6 +146,19 @@ pub enum ReleaseError {
         /// Its namespace/name.
         name: String,
     },
+    /// The release holds two documents of a KOTS kind it may hold once (see
+    /// [`windlass_kots::is_single_instance`]).
+    #[error(
+        "{second} and {first} are both a KOTS {kind}: a release may hold one (KOTS would use only one of them)"
+    )]
+    SecondSingleInstance {
+        /// Where the first is (file and document).
+        first: String,
+        /// Where the second is.
+        second: String,
+        /// Its kind.
+        kind: String,
+    },
     /// The release holds two different licenses (copies of one license are allowed).
     #[error(
         "{second} and {first} hold different licenses: a release may hold one license (copies of it are left out)"
@@ -284,14 +297,39 @@ impl Release {
         })
     }
 
+    /// The `kots.io/v1beta1` HelmCharts set aside because a `kots.io/v1beta2` HelmChart has the
+    /// same release name (KOTS then uses the v1beta2 one), each with that v1beta2 HelmChart, in
+    /// document order.
+    pub fn superseded_helm_charts(&self) -> Vec<(&Document, &Document)> {
+        let helm_charts = |version: &'static str| {
+            self.documents().filter(move |document| {
+                document.kind == "HelmChart" && document.api_version == version
+            })
+        };
+        helm_charts("kots.io/v1beta1")
+            .filter_map(|old| {
+                let name = old.helm_chart_release_name()?;
+                let new = helm_charts("kots.io/v1beta2")
+                    .find(|new| new.helm_chart_release_name() == Some(name))?;
+                Some((old, new))
+            })
+            .collect()
+    }
+
     /// The chart archives no KOTS `HelmChart` document refers to, in path order. A HelmChart
     /// refers to an archive whose top-level `Chart.yaml` has its `spec.chart.name` and (when the
     /// HelmChart gives one) `spec.chart.chartVersion`.
     pub fn unreferenced_archives(&self) -> Vec<(&str, &ChartArchive)> {
+        let superseded = self.superseded_helm_charts();
         let wanted: Vec<(&str, Option<&str>)> = self
             .documents()
             .filter(|document| {
                 document.class == DocumentClass::KotsKind && document.kind == "HelmChart"
+            })
+            .filter(|document| {
+                !superseded
+                    .iter()
+                    .any(|(old, _)| std::ptr::eq(*old, *document))
             })
             .filter_map(|document| {
                 let chart = document.value.pointer("/spec/chart")?;
@@ -428,6 +466,8 @@ pub fn scan_cached(
     let mut license_at: Option<(String, Option<SecretString>)> = None;
     let mut objects: std::collections::HashMap<(String, String, String, String), String> =
         std::collections::HashMap::new();
+    let mut single_instances: std::collections::HashMap<String, String> =
+        std::collections::HashMap::new();
     for (done, ((relative, bytes, size), documents)) in read.into_iter().zip(parsed).enumerate() {
         let contents = if let Some(documents) = documents {
             let documents = documents?;
@@ -449,6 +489,7 @@ pub fn scan_cached(
                 for document in &documents {
                     check_names(document)?;
                     check_unique(&mut objects, document)?;
+                    check_single_instance(&mut single_instances, document)?;
                 }
                 FileContents::Yaml(documents)
             }
@@ -544,6 +585,12 @@ fn check_files_without_license_ids(
 /// with it, unseen.
 fn check_license_alone(path: &str, documents: &[Document]) -> Result<(), ReleaseError> {
     let first_license = documents.iter().position(Document::is_license);
+    // Other documents are named by kind and name, unless one of those holds the license ID.
+    let license_id = first_license.and_then(|index| license_id_of(&documents[index]));
+    let withheld = |text: &str| match &license_id {
+        Some(id) if text.contains(id.expose()) => "(withheld: holds the license ID)".to_string(),
+        _ => text.to_string(),
+    };
     let others: Vec<String> = documents
         .iter()
         .enumerate()
@@ -551,8 +598,8 @@ fn check_license_alone(path: &str, documents: &[Document]) -> Result<(), Release
         .map(|(_, document)| {
             format!(
                 "{}/{} (document {}, line {})",
-                document.kind,
-                document.name.as_deref().unwrap_or("-"),
+                withheld(&document.kind),
+                withheld(document.name.as_deref().unwrap_or("-")),
                 document.index + 1,
                 document.line
             )
@@ -802,10 +849,35 @@ pub fn digest_keeping(
     Ok(format!("blake3:{}", hasher.finalize().to_hex()))
 }
 
+/// Two documents of a KOTS kind a release may hold once are refused, naming both.
+fn check_single_instance(
+    seen: &mut std::collections::HashMap<String, String>,
+    document: &Document,
+) -> Result<(), ReleaseError> {
+    if !windlass_kots::is_single_instance(&document.api_version, &document.kind) {
+        return Ok(());
+    }
+    let here = document.location();
+    if let Some(first) = seen.get(&document.kind) {
+        return Err(ReleaseError::SecondSingleInstance {
+            first: first.clone(),
+            second: here,
+            kind: document.kind.clone(),
+        });
+    }
+    seen.insert(document.kind.clone(), here);
+    Ok(())
+}
+
+/// Each Kubernetes object may appear once. Documents KOTS never deploys (its own kinds, support
+/// bundles, redactors, ...) are not objects of the cluster and may share names.
 fn check_unique(
     objects: &mut std::collections::HashMap<(String, String, String, String), String>,
     document: &Document,
 ) -> Result<(), ReleaseError> {
+    if document.class != DocumentClass::KubernetesObject {
+        return Ok(());
+    }
     let Some(name) = &document.name else {
         return Ok(());
     };

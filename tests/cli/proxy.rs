@@ -520,6 +520,13 @@ fn license_add_errors_give_the_file_and_line() {
             10,
             "RFC 3339",
         ),
+        (
+            format!(
+                "  licenseID: {LICENSE_ID}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n"
+            ),
+            9,
+            "a license file may hold only its License, but it also holds ConfigMap/extra (document 2, line 9)",
+        ),
     ] {
         let file = licenses.file("license.yaml");
         write(&file, &format!("{head}{body}"));

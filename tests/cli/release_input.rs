@@ -1,7 +1,8 @@
 //! What the `windlass` binary does with releases that hold more, or other, than a plain set of
 //! manifests: license copies under other names (left out, the ID never reaching the state or
 //! output directory), a file quoting the license ID, a license file hiding a Deployment, chart
-//! archives (garbage refused, an archive no HelmChart refers to reported), names and namespaces
+//! archives (garbage refused, an archive no HelmChart refers to reported), documents KOTS never
+//! deploys (kept out of `base/` and `rendered/`, a second Application refused), names and namespaces
 //! Kubernetes refuses, an empty release, a license for another app, contradictory known images,
 //! and a release over a limit — each refused with the exit code the README documents, and the
 //! failed `fetch_base` recorded with its error where an install started.
@@ -149,8 +150,74 @@ fn a_license_file_hiding_a_deployment_exits_3_naming_it() {
     assert_refused(
         &install(state.path(), &release, &[]),
         &[
-            "license.yaml: a license file may hold only its License, but it also holds",
+            &format!(
+                "license.yaml:{line}: a license file may hold only its License, but it also holds"
+            ),
             &format!("Deployment/sneaky (document 2, line {line})"),
+        ],
+    );
+}
+
+#[test]
+fn documents_kots_never_deploys_stay_out_and_a_second_application_exits_3() {
+    let (_dir, release) = quickstart_copy();
+    std::fs::write(
+        release.join("troubleshoot.yaml"),
+        "apiVersion: troubleshoot.sh/v1beta2\nkind: Preflight\nmetadata:\n  name: checks\n---\n\
+         apiVersion: troubleshoot.sh/v1beta2\nkind: SupportBundle\nmetadata:\n  name: bundle\n---\n\
+         apiVersion: troubleshoot.sh/v1beta2\nkind: Redactor\nmetadata:\n  name: redact\n---\n\
+         apiVersion: troubleshoot.sh/v1beta2\nkind: Redactor\nmetadata:\n  name: redact\n",
+    )
+    .unwrap();
+    std::fs::write(
+        release.join("velero.yaml"),
+        "apiVersion: velero.io/v1\nkind: Backup\nmetadata:\n  name: backup\n---\n\
+         apiVersion: velero.io/v1\nkind: Schedule\nmetadata:\n  name: nightly-backup\nspec:\n  schedule: 0 3 * * *\n",
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("out");
+    let output = install(state.path(), &release, &["--out", out.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let deployed: Vec<String> = files_under(&out.join("base"))
+        .into_iter()
+        .chain(files_under(&out.join("rendered")))
+        .flat_map(|file| {
+            std::fs::read_to_string(file)
+                .unwrap()
+                .lines()
+                .filter_map(|line| line.strip_prefix("kind: ").map(str::to_string))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        deployed.iter().any(|kind| kind == "Schedule"),
+        "{deployed:?}"
+    );
+    for never in [
+        "Preflight",
+        "SupportBundle",
+        "Redactor",
+        "Backup",
+        "Application",
+    ] {
+        assert!(
+            !deployed.iter().any(|kind| kind == never),
+            "{never} in {deployed:?}"
+        );
+    }
+
+    std::fs::copy(
+        release.join("kots-app.yaml"),
+        release.join("kots-app-copy.yaml"),
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    assert_refused(
+        &install(state.path(), &release, &[]),
+        &[
+            "kots-app.yaml (document 1, line 1) and kots-app-copy.yaml (document 1, line 1) are both a KOTS Application: a release may hold one",
         ],
     );
 }

@@ -385,6 +385,20 @@ fn a_license_file_holding_other_documents_is_refused_naming_them() {
              but it also holds Deployment/web (document 2, line 9)",
         ],
     );
+    // A document named with the license ID is named without it (`check` also asserts that).
+    let license = fs::read_to_string(fixture("good/release/userdata/license.yaml")).expect("read");
+    fs::write(
+        dir.path().join("userdata/license.yaml"),
+        format!(
+            "{license}---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: copy-{LICENSE_ID}\n"
+        ),
+    )
+    .expect("write");
+    check(
+        dir.path(),
+        &Limits::default(),
+        &["but it also holds Secret/(withheld: holds the license ID) (document 2"],
+    );
 }
 
 #[test]

@@ -20,6 +20,7 @@ fn document(file: &str, index: usize, class: DocumentClass) -> FetchedDocument {
         api_version: match class {
             DocumentClass::KubernetesObject => "v1".into(),
             DocumentClass::KotsKind => "kots.io/v1beta1".into(),
+            DocumentClass::NotDeployed => "troubleshoot.sh/v1beta2".into(),
         },
         kind: "ConfigMap".into(),
         namespace: None,

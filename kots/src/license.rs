@@ -1,14 +1,81 @@
-//! Reading the KOTS License document of a license file with the line of every YAML node, so that a
-//! problem is reported as `file:line` (the line of the bad value, of the key whose value is
-//! missing, or of the YAML error). Messages never quote the file's text: it holds the license ID.
+//! The one reader of KOTS license files, used by the install and by the proxy. A license file holds
+//! one `kind: License` document (`apiVersion: kots.io/...`) and nothing else: anything beside it
+//! would be dropped unseen, since a license file is never stored. Every YAML node is read with its
+//! line, so a problem is reported as `file:line` (the line of the bad value, of the key whose value
+//! is missing, or of the YAML error). Messages never quote the file's text: it holds the license
+//! ID, which is wrapped in a [`SecretString`] the moment it is read.
+
+use std::path::Path;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::Spanned;
+use serde_saphyr::{Budget, Options, Spanned};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use windlass_state::SecretString;
 
-use crate::store::{LicenseFile, StoreError};
+/// Largest license file accepted.
+pub const MAX_LICENSE_BYTES: u64 = windlass_files::MIB;
+
+/// A problem with a license file. Messages never contain the license ID nor quote the file.
+#[derive(Debug, thiserror::Error)]
+pub enum LicenseError {
+    /// The file cannot be read: missing, not a regular file, over [`MAX_LICENSE_BYTES`], not UTF-8.
+    #[error("license file {path}: {problem}")]
+    Read {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        problem: windlass_files::ReadError,
+    },
+    /// The file is not a valid KOTS License, or holds other documents beside it.
+    #[error("license file {path}{}: {problem}", line.map(|line| format!(":{line}")).unwrap_or_default())]
+    Invalid {
+        /// The file.
+        path: String,
+        /// The line of the problem (from 1), when there is one.
+        line: Option<usize>,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// A License read from a license file, with its ID held only in memory.
+#[derive(Debug)]
+pub struct LicenseFile {
+    /// `spec.licenseID`, trimmed.
+    pub license_id: SecretString,
+    /// `spec.appSlug`.
+    pub app_slug: String,
+    /// `spec.licenseSequence` (0 when absent).
+    pub sequence: i64,
+    /// `spec.entitlements.expires_at.value` (RFC 3339, trimmed), if set and not empty.
+    pub expires_at: Option<String>,
+}
+
+/// Reads the KOTS license file at `path` (a regular file of at most [`MAX_LICENSE_BYTES`]).
+pub fn read_license_file(path: &Path) -> Result<LicenseFile, LicenseError> {
+    let shown = path.display().to_string();
+    let text = windlass_files::read_regular_text(path, MAX_LICENSE_BYTES).map_err(|problem| {
+        LicenseError::Read {
+            path: shown.clone(),
+            problem,
+        }
+    })?;
+    parse_license(&shown, &text)
+}
+
+/// Limits for reading untrusted YAML: no alias bombs, no runaway nesting.
+fn options() -> Options {
+    let mut budget = Budget::default();
+    budget.max_aliases = 1_000;
+    budget.max_anchors = 1_000;
+    budget.max_depth = 64;
+    budget.max_nodes = 250_000;
+    let mut options = Options::default();
+    options.budget = Some(budget);
+    options.with_snippet = false;
+    options
+}
 
 /// A YAML node and the line it starts on (from 1).
 struct Node {
@@ -21,6 +88,7 @@ enum Value {
     Mapping(Vec<(Node, Node)>),
     Sequence,
     String(String),
+    Integer(i64),
     Null,
     OtherScalar,
 }
@@ -48,16 +116,16 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::OtherScalar)
     }
 
-    fn visit_i64<E>(self, _: i64) -> Result<Value, E> {
-        Ok(Value::OtherScalar)
+    fn visit_i64<E>(self, number: i64) -> Result<Value, E> {
+        Ok(Value::Integer(number))
     }
 
     fn visit_i128<E>(self, _: i128) -> Result<Value, E> {
         Ok(Value::OtherScalar)
     }
 
-    fn visit_u64<E>(self, _: u64) -> Result<Value, E> {
-        Ok(Value::OtherScalar)
+    fn visit_u64<E>(self, number: u64) -> Result<Value, E> {
+        Ok(i64::try_from(number).map_or(Value::OtherScalar, Value::Integer))
     }
 
     fn visit_u128<E>(self, _: u128) -> Result<Value, E> {
@@ -132,6 +200,14 @@ impl Node {
             .map(|(name, value)| (name, value))
     }
 
+    /// Whether this is a KOTS License document.
+    fn is_license(&self) -> bool {
+        self.string("kind") == Some("License")
+            && self
+                .string("apiVersion")
+                .is_some_and(|version| version.starts_with("kots.io/"))
+    }
+
     /// The value of `key` when it is a string.
     fn string(&self, key: &str) -> Option<&str> {
         match self.entry(key) {
@@ -147,29 +223,30 @@ impl Node {
     }
 }
 
-/// Reads the first `kind: License` document (`apiVersion: kots.io/...`) of `text`, the contents of
-/// the license file `shown`.
-pub(crate) fn parse_license(shown: &str, text: &str) -> Result<LicenseFile, StoreError> {
-    let invalid = |line: Option<usize>, problem: &str| StoreError::InvalidLicense {
+/// Reads the License of `text`, the contents of the license file `shown`.
+pub fn parse_license(shown: &str, text: &str) -> Result<LicenseFile, LicenseError> {
+    let invalid = |line: Option<usize>, problem: &str| LicenseError::Invalid {
         path: shown.to_string(),
         line,
         problem: problem.to_string(),
     };
     // Parse errors are not quoted: they could echo the document's text.
-    let documents: Vec<Node> = serde_saphyr::from_multiple(text).map_err(|error| {
-        invalid(
-            error.location().map(|location| location.line() as usize),
-            "not valid YAML",
-        )
-    })?;
-    let document = documents
+    let documents: Vec<Node> =
+        serde_saphyr::from_multiple_with_options(text, options()).map_err(|error| {
+            invalid(
+                error.location().map(|location| location.line() as usize),
+                "not valid YAML",
+            )
+        })?;
+    let documents: Vec<(usize, &Node)> = documents
         .iter()
-        .find(|document| {
-            document.string("kind") == Some("License")
-                && document
-                    .string("apiVersion")
-                    .is_some_and(|version| version.starts_with("kots.io/"))
-        })
+        .filter(|document| !matches!(document.value, Value::Null))
+        .enumerate()
+        .collect();
+    let (position, document) = documents
+        .iter()
+        .find(|(_, document)| document.is_license())
+        .copied()
         .ok_or_else(|| {
             invalid(
                 None,
@@ -210,6 +287,41 @@ pub(crate) fn parse_license(shown: &str, text: &str) -> Result<LicenseFile, Stor
             ));
         }
     };
+    // Other documents are named by kind and name, unless one of those holds the license ID.
+    let withheld = |text: &'_ str| -> String {
+        if text.contains(license_id.expose()) {
+            "(withheld: holds the license ID)".to_string()
+        } else {
+            text.to_string()
+        }
+    };
+    let others: Vec<String> = documents
+        .iter()
+        .filter(|(index, _)| *index != position)
+        .map(|(index, other)| {
+            format!(
+                "{}/{} (document {}, line {})",
+                withheld(other.string("kind").unwrap_or("-")),
+                withheld(
+                    other
+                        .entry("metadata")
+                        .and_then(|(_, metadata)| metadata.string("name"))
+                        .unwrap_or("-")
+                ),
+                index + 1,
+                other.line
+            )
+        })
+        .collect();
+    if !others.is_empty() {
+        return Err(invalid(
+            Some(others_line(&documents, position)),
+            &format!(
+                "a license file may hold only its License, but it also holds {}: move them to a file of their own",
+                others.join(", ")
+            ),
+        ));
+    }
     let app_slug = match spec.entry("appSlug") {
         Some((
             _,
@@ -217,7 +329,7 @@ pub(crate) fn parse_license(shown: &str, text: &str) -> Result<LicenseFile, Stor
                 value: Value::String(slug),
                 ..
             },
-        )) if crate::path::is_valid_slug(slug) => slug.clone(),
+        )) if is_valid_slug(slug) => slug.clone(),
         Some((_, value)) => {
             return Err(invalid(
                 Some(value.line),
@@ -228,6 +340,28 @@ pub(crate) fn parse_license(shown: &str, text: &str) -> Result<LicenseFile, Stor
             return Err(invalid(
                 Some(spec_key.line),
                 "License has no `spec.appSlug`",
+            ));
+        }
+    };
+    let sequence = match spec.entry("licenseSequence") {
+        None
+        | Some((
+            _,
+            Node {
+                value: Value::Null, ..
+            },
+        )) => 0,
+        Some((
+            _,
+            Node {
+                value: Value::Integer(sequence),
+                ..
+            },
+        )) => *sequence,
+        Some((_, value)) => {
+            return Err(invalid(
+                Some(value.line),
+                "`spec.licenseSequence` is not an integer",
             ));
         }
     };
@@ -267,81 +401,24 @@ pub(crate) fn parse_license(shown: &str, text: &str) -> Result<LicenseFile, Stor
     Ok(LicenseFile {
         license_id,
         app_slug,
+        sequence,
         expires_at,
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The line of the first document beside the License.
+fn others_line(documents: &[(usize, &Node)], license: usize) -> usize {
+    documents
+        .iter()
+        .find(|(index, _)| *index != license)
+        .map_or(1, |(_, document)| document.line)
+}
 
-    const ID: &str = "the-id-7Qx";
-
-    fn error(text: &str) -> String {
-        parse_license("license.yaml", text).unwrap_err().to_string()
-    }
-
-    #[test]
-    fn reads_the_license_document_among_others() {
-        let text = format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n---\napiVersion: kots.io/v1beta1\nkind: License\nspec:\n  appSlug: my-app\n  licenseID: {ID}\n  entitlements:\n    expires_at:\n      value: \"2030-01-01T00:00:00Z\"\n"
-        );
-        let license = parse_license("license.yaml", &text).unwrap();
-        assert_eq!(license.license_id.expose(), ID);
-        assert_eq!(license.app_slug, "my-app");
-        assert_eq!(license.expires_at.as_deref(), Some("2030-01-01T00:00:00Z"));
-    }
-
-    #[test]
-    fn problems_name_the_file_and_line_and_never_quote_the_id() {
-        let head = "# a comment\napiVersion: kots.io/v1beta1\nkind: License\nmetadata:\n  name: l\nspec:\n";
-        for (body, line, problem) in [
-            (
-                format!("  appSlug: my-app\n  licenseID: [{ID}\n"),
-                8,
-                "not valid YAML",
-            ),
-            ("  appSlug: my-app\n".to_string(), 6, "no `spec.licenseID`"),
-            (format!("  licenseID: {ID}\n"), 6, "no `spec.appSlug`"),
-            (
-                format!("  licenseID: {ID}\n  appSlug: My_App\n"),
-                8,
-                "`spec.appSlug` must be",
-            ),
-            (
-                format!(
-                    "  licenseID: {ID}\n  appSlug: a\n  entitlements:\n    expires_at:\n      value: soon {ID}\n"
-                ),
-                11,
-                "RFC 3339",
-            ),
-            (
-                "  licenseID: \"\"\n  appSlug: a\n".to_string(),
-                7,
-                "is empty",
-            ),
-            (
-                "  licenseID: [1]\n  appSlug: a\n".to_string(),
-                7,
-                "not a string",
-            ),
-        ] {
-            let message = error(&format!("{head}{body}"));
-            assert!(
-                message.starts_with(&format!("license.yaml:{line}: ")) && message.contains(problem),
-                "{message}"
-            );
-            assert!(!message.contains(ID), "{message}");
-        }
-        let message = error("apiVersion: kots.io/v1beta1\nkind: License\n");
-        assert!(
-            message.starts_with("license.yaml:1: ") && message.contains("no `spec`"),
-            "{message}"
-        );
-        let message = error("kind: ConfigMap\n");
-        assert!(
-            message.starts_with("license.yaml: no `kind: License`"),
-            "{message}"
-        );
-    }
+/// A KOTS app slug: 1 to 253 lowercase letters, digits and dashes.
+pub fn is_valid_slug(slug: &str) -> bool {
+    !slug.is_empty()
+        && slug.len() <= 253
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
