@@ -203,12 +203,7 @@ pub fn run(global: &GlobalArgs, args: &ProxyArgs) -> CliResult {
 
 /// Reads a license file; its problems (with file and line) are invalid input.
 fn read_license(file: &Path) -> Result<LicenseFile, CliError> {
-    read_license_file(file).map_err(|error| {
-        CliError::new(
-            Code::InvalidInput,
-            anyhow!("cannot read the license: {error}"),
-        )
-    })
+    read_license_file(file).map_err(|error| CliError::new(Code::InvalidInput, anyhow!(error)))
 }
 
 /// Whether `text` is a fingerprint as `license list` prints it: `fp1:` and 32 hex digits.

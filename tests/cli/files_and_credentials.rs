@@ -265,7 +265,7 @@ fn special_files_in_the_proxy_config_are_refused_at_once() {
                 .arg(&config)
                 .arg(path),
         );
-        assert_refused(&added, &[&format!("cannot read the license: {path}: "), &problem]);
+        assert_refused(&added, &[&format!("license file {path}: "), &problem]);
         for key in ["cert_file", "key_file"] {
             let other = work.path().join("other.pem");
             std::fs::write(&other, "not used").unwrap();

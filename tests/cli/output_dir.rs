@@ -106,7 +106,9 @@ fn a_second_install_into_an_output_directory_in_use_is_refused_naming_the_holder
     let state = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("out");
-    let first = paused_install(state.path(), &out, "team-a", "write_base");
+    // Paused after the last stage, so that no other stage of the first install is still writing
+    // while the second one is refused (a pause holds only the stage it follows).
+    let first = paused_install(state.path(), &out, "team-a", "render_midstream");
     let first_id = json(run(windlass(state.path()).args(["history", "--json"])))[0]["install_id"]
         .as_str()
         .unwrap()
