@@ -84,7 +84,7 @@ pub(crate) fn check(object: &Value, what: &dyn std::fmt::Display) -> Result<(), 
     let mut path = Vec::new();
     walk_map(map, false, &mut path).map_err(|problem| {
         UnsupportedPatch(format!(
-            "`{}` of {what}: {problem}, which kustomize's strategic merge drops, merges or repeats",
+            "`{}` of {what}: {problem} (a list kustomize's strategic merge re-builds)",
             show(&path)
         ))
     })

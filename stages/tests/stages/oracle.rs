@@ -715,7 +715,7 @@ const UNKEYED: &[(&str, &str)] = &[
     ),
     (
         "containers:\n- name: a\n  image: redis:1\n  ports: [{containerPort: 80}, {containerPort: 80}]\n",
-        "element 1 shares `containerPort` with another element and lacks `protocol`",
+        "element 0 shares `containerPort` with another element and lacks `protocol`",
     ),
     (
         "containers:\n- name: a\n  image: redis:1\n  ports: [{containerPort: 53, protocol: UDP}, {containerPort: 53, protocol: UDP}]\n",
@@ -727,15 +727,15 @@ const UNKEYED: &[(&str, &str)] = &[
     ),
     (
         "containers:\n- name: a\n  image: redis:1\n  env: [{name: A, value: \"1\"}, {name: A, value: \"2\"}]\n",
-        "`spec.template.spec.containers[0].env`: elements 0 and 1 have the same `name`",
+        "`spec.template.spec.containers[0].env` of apps/v1 Deployment `d`: elements 0 and 1 have the same `name`",
     ),
     (
         "containers:\n- name: a\n  image: redis:1\n  env: [{value: \"1\"}]\n",
-        "`spec.template.spec.containers[0].env`: element 0 has no merge key `name`",
+        "`spec.template.spec.containers[0].env` of apps/v1 Deployment `d`: element 0 has no merge key `name`",
     ),
     (
         "containers:\n- name: a\n  image: redis:1\n  volumeMounts: [{name: v, mountPath: /a}, {name: w, mountPath: /a}]\n",
-        "`spec.template.spec.containers[0].volumeMounts`: elements 0 and 1 have the same `mountPath`",
+        "`spec.template.spec.containers[0].volumeMounts` of apps/v1 Deployment `d`: elements 0 and 1 have the same `mountPath`",
     ),
     (
         "initContainers:\n- name: i\n  image: redis:1\n  env: [{value: \"1\"}, {value: \"2\"}]\ncontainers:\n- {name: a, image: redis:1}\n",
@@ -743,7 +743,7 @@ const UNKEYED: &[(&str, &str)] = &[
     ),
     (
         "containers:\n- {name: a, image: redis:1}\nvolumes: [{emptyDir: {}}, {name: v, emptyDir: {}}]\n",
-        "`spec.template.spec.volumes`: element 0 has no merge key `name`",
+        "`spec.template.spec.volumes` of apps/v1 Deployment `d`: element 0 has no merge key `name`",
     ),
     (
         "containers:\n- {name: a, image: redis:1}\nhostAliases: [{hostnames: [a]}, {ip: 1.2.3.4, hostnames: [b]}]\n",
