@@ -865,3 +865,50 @@ proptest! {
         prop_assert_eq!(external_reasons(&state).is_none(), all_keyed, "{}", text);
     }
 }
+
+#[test]
+fn merge_lists_of_metadata_and_of_every_workload_kind_are_checked() {
+    // (manifest, a piece of the reason, or None where kustomize has no schema and builds natively)
+    let cases: &[(&str, Option<&str>)] = &[
+        (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n  finalizers: [a, b, a]\nspec:\n  template:\n    spec:\n      containers: [{name: a, image: redis:1}]\n",
+            Some("`metadata.finalizers` of apps/v1 Deployment `d`: elements 0 and 2 are the same"),
+        ),
+        (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n  ownerReferences: [{apiVersion: v1, kind: X, name: n}, {apiVersion: v1, kind: Y, name: m}]\nspec:\n  template:\n    spec:\n      containers: [{name: a, image: redis:1}]\n",
+            Some(
+                "`metadata.ownerReferences` of apps/v1 Deployment `d`: element 0 has no merge key `uid`",
+            ),
+        ),
+        (
+            "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: d\nspec:\n  schedule: \"@daily\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{image: redis:1}, {image: redis:2}]\n",
+            Some("`spec.jobTemplate.spec.template.spec.containers` of batch/v1 CronJob `d`"),
+        ),
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: d\nspec:\n  containers:\n  - name: a\n    image: redis:1\n    env: [{name: A, value: x}, {name: B}, {name: A}]\n",
+            Some("`spec.containers[0].env` of v1 Pod `d`: elements 0 and 2 have the same `name`"),
+        ),
+        (
+            "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: d\nspec:\n  serviceName: d\n  template:\n    spec:\n      containers: [{name: a, image: redis:1}]\n      volumes: [{name: v, emptyDir: {}}, {name: v, configMap: {name: c}}]\n",
+            Some(
+                "`spec.template.spec.volumes` of apps/v1 StatefulSet `d`: elements 0 and 1 have the same `name`",
+            ),
+        ),
+        (
+            "apiVersion: apps/v1beta2\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  template:\n    spec:\n      containers: [{image: redis:1}, {image: redis:2}]\n",
+            None,
+        ),
+    ];
+    for (manifest, reason) in cases {
+        let (state, _work, _out, _objects) =
+            install_case(&case(manifest.to_string(), &[], &["redis:1", "redis:2"]));
+        match (external_reasons(&state), reason) {
+            (None, None) => {}
+            (Some(reasons), Some(reason)) => assert!(
+                reasons.iter().any(|given| given.contains(reason)),
+                "{manifest}: {reasons:?} does not mention {reason}"
+            ),
+            (reasons, _) => panic!("{manifest}: expected {reason:?}, got {reasons:?}"),
+        }
+    }
+}
