@@ -161,12 +161,16 @@ fn merge_map(
 }
 
 fn element_name<'a>(element: &'a Value, path: &[String]) -> Result<&'a str, UnsupportedPatch> {
-    element.get("name").and_then(Value::as_str).ok_or_else(|| {
-        UnsupportedPatch(format!(
-            "an element of `{}` without a string `name`",
-            path.join(".")
-        ))
-    })
+    element
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| {
+            UnsupportedPatch(format!(
+                "an element of `{}` without a non-empty string `name`",
+                path.join(".")
+            ))
+        })
 }
 
 fn merge_by_name(
