@@ -84,7 +84,7 @@ pub(crate) fn check(object: &Value, what: &dyn std::fmt::Display) -> Result<(), 
     let mut path = Vec::new();
     walk_map(map, false, &mut path).map_err(|problem| {
         UnsupportedPatch(format!(
-            "`{}` of {what}: {problem} (a list kustomize's strategic merge re-builds)",
+            "a list kustomize's strategic merge re-builds, `{}` of {what}, whose {problem}",
             show(&path)
         ))
     })

@@ -691,7 +691,7 @@ fn init_containers_without_a_name_render_as_kustomize_merges_them() {
 const UNKEYED: &[(&str, &str)] = &[
     (
         "containers:\n- {name: a, image: redis:1}\n- {image: redis:2}\n- {name: b, image: redis:3}\n",
-        "`spec.template.spec.containers` of apps/v1 Deployment `d`: element 1 has no merge key `name`",
+        "`spec.template.spec.containers` of apps/v1 Deployment `d`, whose element 1 has no merge key `name`",
     ),
     (
         "containers:\n- {image: redis:2}\n- {name: a, image: redis:1}\n",
@@ -727,15 +727,15 @@ const UNKEYED: &[(&str, &str)] = &[
     ),
     (
         "containers:\n- name: a\n  image: redis:1\n  env: [{name: A, value: \"1\"}, {name: A, value: \"2\"}]\n",
-        "`spec.template.spec.containers[0].env` of apps/v1 Deployment `d`: elements 0 and 1 have the same `name`",
+        "`spec.template.spec.containers[0].env` of apps/v1 Deployment `d`, whose elements 0 and 1 have the same `name`",
     ),
     (
         "containers:\n- name: a\n  image: redis:1\n  env: [{value: \"1\"}]\n",
-        "`spec.template.spec.containers[0].env` of apps/v1 Deployment `d`: element 0 has no merge key `name`",
+        "`spec.template.spec.containers[0].env` of apps/v1 Deployment `d`, whose element 0 has no merge key `name`",
     ),
     (
         "containers:\n- name: a\n  image: redis:1\n  volumeMounts: [{name: v, mountPath: /a}, {name: w, mountPath: /a}]\n",
-        "`spec.template.spec.containers[0].volumeMounts` of apps/v1 Deployment `d`: elements 0 and 1 have the same `mountPath`",
+        "`spec.template.spec.containers[0].volumeMounts` of apps/v1 Deployment `d`, whose elements 0 and 1 have the same `mountPath`",
     ),
     (
         "initContainers:\n- name: i\n  image: redis:1\n  env: [{value: \"1\"}, {value: \"2\"}]\ncontainers:\n- {name: a, image: redis:1}\n",
@@ -743,7 +743,7 @@ const UNKEYED: &[(&str, &str)] = &[
     ),
     (
         "containers:\n- {name: a, image: redis:1}\nvolumes: [{emptyDir: {}}, {name: v, emptyDir: {}}]\n",
-        "`spec.template.spec.volumes` of apps/v1 Deployment `d`: element 0 has no merge key `name`",
+        "`spec.template.spec.volumes` of apps/v1 Deployment `d`, whose element 0 has no merge key `name`",
     ),
     (
         "containers:\n- {name: a, image: redis:1}\nhostAliases: [{hostnames: [a]}, {ip: 1.2.3.4, hostnames: [b]}]\n",
@@ -872,12 +872,14 @@ fn merge_lists_of_metadata_and_of_every_workload_kind_are_checked() {
     let cases: &[(&str, Option<&str>)] = &[
         (
             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n  finalizers: [a, b, a]\nspec:\n  template:\n    spec:\n      containers: [{name: a, image: redis:1}]\n",
-            Some("`metadata.finalizers` of apps/v1 Deployment `d`: elements 0 and 2 are the same"),
+            Some(
+                "`metadata.finalizers` of apps/v1 Deployment `d`, whose elements 0 and 2 are the same",
+            ),
         ),
         (
             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n  ownerReferences: [{apiVersion: v1, kind: X, name: n}, {apiVersion: v1, kind: Y, name: m}]\nspec:\n  template:\n    spec:\n      containers: [{name: a, image: redis:1}]\n",
             Some(
-                "`metadata.ownerReferences` of apps/v1 Deployment `d`: element 0 has no merge key `uid`",
+                "`metadata.ownerReferences` of apps/v1 Deployment `d`, whose element 0 has no merge key `uid`",
             ),
         ),
         (
@@ -886,12 +888,14 @@ fn merge_lists_of_metadata_and_of_every_workload_kind_are_checked() {
         ),
         (
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: d\nspec:\n  containers:\n  - name: a\n    image: redis:1\n    env: [{name: A, value: x}, {name: B}, {name: A}]\n",
-            Some("`spec.containers[0].env` of v1 Pod `d`: elements 0 and 2 have the same `name`"),
+            Some(
+                "`spec.containers[0].env` of v1 Pod `d`, whose elements 0 and 2 have the same `name`",
+            ),
         ),
         (
             "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: d\nspec:\n  serviceName: d\n  template:\n    spec:\n      containers: [{name: a, image: redis:1}]\n      volumes: [{name: v, emptyDir: {}}, {name: v, configMap: {name: c}}]\n",
             Some(
-                "`spec.template.spec.volumes` of apps/v1 StatefulSet `d`: elements 0 and 1 have the same `name`",
+                "`spec.template.spec.volumes` of apps/v1 StatefulSet `d`, whose elements 0 and 1 have the same `name`",
             ),
         ),
         (
