@@ -19,7 +19,7 @@
 //! object once, copying nothing but the keys of the lists it checks.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
@@ -186,32 +186,32 @@ fn check_list(items: &[Value], keys: &[&str]) -> Result<(), String> {
         ));
     }
     // Elements sharing the first key pair up unless each carries every key and they differ.
-    let full = |index: usize| -> Option<Vec<Cow<'_, str>>> {
-        let map = items[index].as_object().expect("checked above");
-        secondary
-            .iter()
-            .map(|key| key_text(map.get(*key)))
-            .collect()
-    };
-    for index in 0..items.len() {
-        let shares =
-            (0..items.len()).any(|other| other != index && primaries[other] == primaries[index]);
-        if !shares {
+    // (Only reached when a first key repeats; linear, so a long list cannot stall the build.)
+    let mut sharing: HashMap<&str, usize> = HashMap::with_capacity(primaries.len());
+    for primary_text in &primaries {
+        *sharing.entry(primary_text.as_ref()).or_default() += 1;
+    }
+    let mut seen: HashMap<Vec<Cow<'_, str>>, usize> = HashMap::new();
+    for (index, item) in items.iter().enumerate() {
+        if sharing[primaries[index].as_ref()] < 2 {
             continue;
         }
-        let Some(mine) = full(index) else {
-            return Err(format!(
-                "element {index} shares `{primary}` with another element and lacks `{}`",
-                secondary.join("`, `")
-            ));
-        };
-        for other in 0..index {
-            if primaries[other] == primaries[index] && full(other).as_ref() == Some(&mine) {
+        let map = item.as_object().expect("checked above");
+        let mut tuple = Vec::with_capacity(keys.len());
+        tuple.push(primaries[index].clone());
+        for key in secondary {
+            let Some(text) = key_text(map.get(*key)) else {
                 return Err(format!(
-                    "elements {other} and {index} have the same `{}`",
-                    keys.join("`, `")
+                    "element {index} shares `{primary}` with another element and lacks `{key}`"
                 ));
-            }
+            };
+            tuple.push(text);
+        }
+        if let Some(other) = seen.insert(tuple, index) {
+            return Err(format!(
+                "elements {other} and {index} have the same `{}`",
+                keys.join("`, `")
+            ));
         }
     }
     Ok(())
@@ -255,4 +255,45 @@ fn first_repeat(texts: &[Cow<'_, str>]) -> Option<(usize, usize)> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::check;
+
+    fn reason(object: serde_json::Value) -> Option<String> {
+        check(&object, &"the object").err().map(|error| error.0)
+    }
+
+    #[test]
+    fn a_long_list_of_repeated_keys_is_reported_in_linear_time() {
+        let ports: Vec<_> = (0..200_000)
+            .map(|index| json!({"containerPort": 53, "protocol": format!("P{}", index % 100_000)}))
+            .collect();
+        let object = json!({"spec": {"containers": [{"name": "a", "ports": ports}]}});
+        let started = std::time::Instant::now();
+        let reason = reason(object).expect("a repeat");
+        assert!(
+            reason.contains("`spec.containers[0].ports` of the object, whose elements 0 and 100000 have the same `containerPort`, `protocol`"),
+            "{reason}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    fn keyed_lists_pass_and_service_ports_use_port() {
+        assert_eq!(
+            reason(
+                json!({"spec": {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}, {"port": 80}]}})
+            ),
+            None
+        );
+        assert!(
+            reason(json!({"spec": {"ports": [{"port": 80}, {"port": 80, "protocol": "TCP"}]}}))
+                .is_some_and(|reason| reason
+                    .contains("element 0 shares `port` with another element and lacks `protocol`"))
+        );
+    }
 }
