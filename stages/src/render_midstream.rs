@@ -4,7 +4,9 @@
 //! only if absent) — and builds `overlays/downstreams/this-cluster` into
 //! `rendered/this-cluster/<name>-<kind>.yaml`. The build is windlass's own
 //! ([`crate::kustomize::build`]); when the downstream overlay uses kustomize features the native
-//! build does not implement, the configured external kustomize runs instead and the summary and
+//! build does not implement, or a patched workload has a list kustomize merges by key with an
+//! element lacking or repeating its key (which kustomize's strategic merge drops, merges or
+//! repeats), the configured external kustomize runs instead and the summary and
 //! `MidstreamRendered` say so. Rendered secrets are written 0600 and recorded by fingerprint only.
 //! When an install resumes after this stage completed, [`Stage::restore`] checks the midstream
 //! overlay and `rendered/this-cluster/` against what was recorded and renders them again if a file
@@ -84,11 +86,12 @@ pub struct RenderMidstream {
 pub enum Builder {
     /// windlass's own build.
     Native,
-    /// The external kustomize, because the overlay uses features the native build lacks.
+    /// The external kustomize, because the overlay uses features the native build lacks (or
+    /// patches an object whose merge lists the native build does not reproduce).
     External {
         /// The command run.
         command: Vec<String>,
-        /// The features that required it.
+        /// The features (or object lists) that required it.
         unsupported: Vec<String>,
     },
 }

@@ -18,6 +18,7 @@
 //! `patch` and `reference`; `parse` parses files on every core.
 
 mod image;
+mod merge_keys;
 mod parse;
 mod patch;
 mod reference;

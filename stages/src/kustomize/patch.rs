@@ -12,12 +12,16 @@
 //!   workload versions kustomize has no schema for (`apps/v1beta1`, `apps/v1beta2`,
 //!   `extensions/v1beta1`, `batch/v2alpha1`), is replaced by the patch's list.
 //!
-//! Both were verified against `kubectl kustomize` v5.6. Patch directives (`$patch`,
+//! Both were verified against `kubectl kustomize` v5.6. Before merging into an object of a type
+//! kustomize has a schema for, `merge_keys` checks that every list kustomize merges by key (also
+//! the ones the patch does not touch, which kustomize re-builds too) has every element keyed and no
+//! key twice; an object where one does not is left to the real kustomize. Patch directives (`$patch`,
 //! `$setElementOrder`, …) and the `retainKeys` fields of built-in types (`strategy`,
 //! `updateStrategy`) are unsupported.
 
 use serde_json::{Map, Value};
 
+use super::merge_keys;
 use super::resource::ResId;
 
 /// Why a patch cannot be applied natively.
@@ -96,6 +100,9 @@ pub(crate) fn apply(target: &mut Value, patch: &Value) -> Result<(), Unsupported
         pod_spec: merged_pod_spec(&id),
         id: &id,
     };
+    if is_kubernetes_group(&id.group) && !unschematized_workload(&id) {
+        merge_keys::check(target, &id)?;
+    }
     let (Value::Object(target), Value::Object(patch)) = (target, patch) else {
         return Err(UnsupportedPatch("a patch that is not a mapping".into()));
     };
@@ -154,12 +161,16 @@ fn merge_map(
 }
 
 fn element_name<'a>(element: &'a Value, path: &[String]) -> Result<&'a str, UnsupportedPatch> {
-    element.get("name").and_then(Value::as_str).ok_or_else(|| {
-        UnsupportedPatch(format!(
-            "an element of `{}` without a string `name`",
-            path.join(".")
-        ))
-    })
+    element
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| {
+            UnsupportedPatch(format!(
+                "an element of `{}` without a non-empty string `name`",
+                path.join(".")
+            ))
+        })
 }
 
 fn merge_by_name(
@@ -176,6 +187,12 @@ fn merge_by_name(
     let mut named = Vec::with_capacity(patch_list.len());
     for element in patch_list {
         let name = element_name(element, path)?;
+        if named.contains(&name) {
+            return Err(UnsupportedPatch(format!(
+                "two elements of `{}` named `{name}` in one patch",
+                path.join(".")
+            )));
+        }
         named.push(name);
         let mut result = original
             .iter()

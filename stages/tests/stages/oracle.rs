@@ -10,13 +10,16 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use serde_json::Value;
-use windlass_engine::InstallStatus;
+use windlass_engine::{InstallState, InstallStatus};
 use windlass_stages::PipelineOptions;
 use windlass_stages::plan_overrides::PlanOverridesConfig;
 use windlass_stages::probe_images::ProbeImagesConfig;
-use windlass_testkit::kube_tools::{assert_same_objects, kustomize_build};
+use windlass_stages::render_midstream::{
+    Builder, MIDSTREAM_RENDERED, MidstreamRendered, RenderMidstreamConfig,
+};
+use windlass_testkit::kube_tools::{assert_same_objects, kubectl, kustomize_build};
 
-use crate::support::{Installer, temp_dir};
+use crate::support::{Installer, fact, temp_dir};
 
 const LICENSE: &str = "apiVersion: kots.io/v1beta1\nkind: License\nmetadata:\n  name: l\nspec:\n  appSlug: my-app\n  licenseID: abc\n  licenseSequence: 1\n";
 const DIGEST: &str = "sha256:4c8f8d6e6a0b3f2c9d1e7a5b8c0d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a1b3c5d";
@@ -75,6 +78,19 @@ fn render(case: &Case) -> Vec<Value> {
 
 /// [`render`], also returning the output directory (kept while the `TempDir` lives).
 fn render_keeping_output(case: &Case) -> (tempfile::TempDir, std::path::PathBuf, Vec<Value>) {
+    let (_, work, out, native) = install_case(case);
+    (work, out, native)
+}
+
+/// [`render_keeping_output`], also returning the install's state.
+fn install_case(
+    case: &Case,
+) -> (
+    InstallState,
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Vec<Value>,
+) {
     let release = temp_dir();
     std::fs::write(release.path().join("app.yaml"), &case.manifests).unwrap();
     std::fs::create_dir(release.path().join("userdata")).unwrap();
@@ -92,6 +108,9 @@ fn render_keeping_output(case: &Case) -> (tempfile::TempDir, std::path::PathBuf,
             proxy_domain: case.proxy_domain.clone(),
             registry_domain: case.registry_domain.clone(),
             ..Default::default()
+        },
+        render: RenderMidstreamConfig {
+            external_kustomize: vec![kubectl().display().to_string(), "kustomize".into()],
         },
         ..Default::default()
     };
@@ -112,7 +131,7 @@ fn render_keeping_output(case: &Case) -> (tempfile::TempDir, std::path::PathBuf,
     let native = read_rendered(&out.join("rendered/this-cluster"));
     let oracle = kustomize_build(&out.join("overlays/downstreams/this-cluster"));
     assert_same_objects(&oracle, &native);
-    (work, out, native)
+    (state, work, out, native)
 }
 
 fn read_rendered(dir: &Path) -> Vec<Value> {
@@ -595,5 +614,305 @@ fn objects_with_253_character_names_render_to_shortened_file_names() {
         );
         assert!(shortened[0].ends_with(".yaml"));
         assert!(!shortened[0].contains(object_name.as_str()));
+    }
+}
+
+/// A Deployment `d` whose pod spec is `pod_spec` (YAML at column 0), and every image it names
+/// (`image: <ref>` lines), public.
+fn deployment_with(pod_spec: &str) -> Case {
+    let indented: String = pod_spec
+        .lines()
+        .map(|line| format!("      {line}\n"))
+        .collect();
+    let manifests = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  selector:\n    matchLabels:\n      app: d\n  template:\n    metadata:\n      labels:\n        app: d\n    spec:\n{indented}"
+    );
+    let mut images: Vec<String> = Vec::new();
+    for line in pod_spec.lines() {
+        if let Some((_, image)) = line.split_once("image: ") {
+            let image = image.trim_end_matches('}').trim().to_string();
+            if !images.contains(&image) {
+                images.push(image);
+            }
+        }
+    }
+    let images: Vec<&str> = images.iter().map(String::as_str).collect();
+    case(manifests, &[], &images)
+}
+
+/// How `render_midstream` built `rendered/`: `None` for the native build, else the reasons it gave
+/// for running the external kustomize.
+fn external_reasons(state: &InstallState) -> Option<Vec<String>> {
+    let rendered: MidstreamRendered = fact(state, "render_midstream", MIDSTREAM_RENDERED);
+    match rendered.builder {
+        Builder::Native => None,
+        Builder::External { unsupported, .. } => Some(unsupported),
+    }
+}
+
+fn names_of(objects: &[Value], list: &str) -> Vec<Value> {
+    pod_spec(objects, "Deployment", "d")[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list}"))
+        .iter()
+        .map(|item| item.get("name").cloned().unwrap_or(Value::Null))
+        .collect()
+}
+
+#[test]
+fn init_containers_without_a_name_render_as_kustomize_merges_them() {
+    // Issue 12 item 7: a chart whose two initContainers have no `name`. kustomize's strategic merge
+    // (run because the pull secret is patched in) keeps only the last; windlass used to keep both.
+    let case = deployment_with(
+        "initContainers:\n- image: busybox:1\n  command: [a]\n- image: busybox:2\n  command: [b]\ncontainers:\n- name: app\n  image: redis:7\n",
+    );
+    let (state, _work, _out, objects) = install_case(&case);
+    let init = pod_spec(&objects, "Deployment", "d")["initContainers"]
+        .as_array()
+        .unwrap();
+    assert_eq!(init.len(), 1, "{init:?}");
+    assert_eq!(init[0]["image"], "busybox:2");
+    let reasons = external_reasons(&state).expect("the external kustomize built it");
+    assert!(
+        reasons.iter().any(|reason| reason
+            .contains("`spec.template.spec.initContainers` of apps/v1 Deployment `d`")
+            && reason.contains("no merge key `name`")),
+        "{reasons:?}"
+    );
+    assert_eq!(
+        pull_secrets_of(&objects, "Deployment", "d"),
+        ["my-app-registry"]
+    );
+}
+
+/// Pod specs whose merge lists kustomize re-builds (each rendered through the external kustomize,
+/// which the oracle check in [`install_case`] compares with `kubectl kustomize`), with a piece of
+/// the reason windlass gives.
+const UNKEYED: &[(&str, &str)] = &[
+    (
+        "containers:\n- {name: a, image: redis:1}\n- {image: redis:2}\n- {name: b, image: redis:3}\n",
+        "`spec.template.spec.containers` of apps/v1 Deployment `d`, whose element 1 has no merge key `name`",
+    ),
+    (
+        "containers:\n- {image: redis:2}\n- {name: a, image: redis:1}\n",
+        "element 0 has no merge key `name`",
+    ),
+    (
+        "containers:\n- {image: redis:2}\n- {image: redis:4}\n- {name: a, image: redis:1}\n- {name: a, image: redis:5}\n",
+        "element 0 has no merge key `name`",
+    ),
+    (
+        "containers:\n- {name: \"\", image: redis:2}\n- {name: a, image: redis:1}\n",
+        "element 0 has an empty or non-scalar merge key `name`",
+    ),
+    (
+        "containers:\n- {name: a, image: redis:1}\n- {name: a, image: redis:2}\n",
+        "elements 0 and 1 have the same `name`",
+    ),
+    (
+        "containers:\n- name: a\n  image: redis:1\n  ports: [{containerPort: 80, protocol: TCP}, {containerPort: 80}]\n",
+        "`spec.template.spec.containers[0].ports`",
+    ),
+    (
+        "containers:\n- name: a\n  image: redis:1\n  ports: [{containerPort: 80}, {containerPort: 80}]\n",
+        "element 0 shares `containerPort` with another element and lacks `protocol`",
+    ),
+    (
+        "containers:\n- name: a\n  image: redis:1\n  ports: [{containerPort: 53, protocol: UDP}, {containerPort: 53, protocol: UDP}]\n",
+        "elements 0 and 1 have the same `containerPort`, `protocol`",
+    ),
+    (
+        "containers:\n- name: a\n  image: redis:1\n  ports: [{name: http}]\n",
+        "no merge key `containerPort`",
+    ),
+    (
+        "containers:\n- name: a\n  image: redis:1\n  env: [{name: A, value: \"1\"}, {name: A, value: \"2\"}]\n",
+        "`spec.template.spec.containers[0].env` of apps/v1 Deployment `d`, whose elements 0 and 1 have the same `name`",
+    ),
+    (
+        "containers:\n- name: a\n  image: redis:1\n  env: [{value: \"1\"}]\n",
+        "`spec.template.spec.containers[0].env` of apps/v1 Deployment `d`, whose element 0 has no merge key `name`",
+    ),
+    (
+        "containers:\n- name: a\n  image: redis:1\n  volumeMounts: [{name: v, mountPath: /a}, {name: w, mountPath: /a}]\n",
+        "`spec.template.spec.containers[0].volumeMounts` of apps/v1 Deployment `d`, whose elements 0 and 1 have the same `mountPath`",
+    ),
+    (
+        "initContainers:\n- name: i\n  image: redis:1\n  env: [{value: \"1\"}, {value: \"2\"}]\ncontainers:\n- {name: a, image: redis:1}\n",
+        "`spec.template.spec.initContainers[0].env`",
+    ),
+    (
+        "containers:\n- {name: a, image: redis:1}\nvolumes: [{emptyDir: {}}, {name: v, emptyDir: {}}]\n",
+        "`spec.template.spec.volumes` of apps/v1 Deployment `d`, whose element 0 has no merge key `name`",
+    ),
+    (
+        "containers:\n- {name: a, image: redis:1}\nhostAliases: [{hostnames: [a]}, {ip: 1.2.3.4, hostnames: [b]}]\n",
+        "`spec.template.spec.hostAliases`",
+    ),
+    (
+        "containers:\n- {name: a, image: redis:1}\ntopologySpreadConstraints:\n- {topologyKey: zone, whenUnsatisfiable: DoNotSchedule, maxSkew: 1}\n- {topologyKey: zone, maxSkew: 2}\n",
+        "`spec.template.spec.topologySpreadConstraints`",
+    ),
+];
+
+#[test]
+fn merge_lists_kustomize_rebuilds_are_left_to_kustomize_and_rendered_as_it_does() {
+    for (pod_spec_text, reason) in UNKEYED {
+        let (state, _work, _out, objects) = install_case(&deployment_with(pod_spec_text));
+        let reasons =
+            external_reasons(&state).unwrap_or_else(|| panic!("built natively: {pod_spec_text}"));
+        assert!(
+            reasons.iter().any(|given| given.contains(reason)),
+            "{pod_spec_text}: {reasons:?} does not mention {reason}"
+        );
+        assert_eq!(
+            pull_secrets_of(&objects, "Deployment", "d"),
+            ["my-app-registry"],
+            "{pod_spec_text}"
+        );
+    }
+}
+
+#[test]
+fn the_lead_s_observed_container_lists_render_as_kustomize_left_them() {
+    // What `kubectl kustomize` v5.6 was seen to make of these lists (a Deployment patched with
+    // `imagePullSecrets` only); rendered/ must show the same.
+    let observed: &[(&str, Value)] = &[
+        (UNKEYED[0].0, serde_json::json!([null])),
+        (UNKEYED[1].0, serde_json::json!([null])),
+        (UNKEYED[2].0, serde_json::json!([null])),
+        (UNKEYED[3].0, serde_json::json!(["", "", "a"])),
+    ];
+    for (pod_spec_text, names) in observed {
+        let (_, _work, _out, objects) = install_case(&deployment_with(pod_spec_text));
+        assert_eq!(
+            Value::Array(names_of(&objects, "containers")),
+            *names,
+            "{pod_spec_text}"
+        );
+    }
+}
+
+#[test]
+fn keyed_merge_lists_and_custom_resources_build_natively_as_kustomize_does() {
+    let keyed = "containers:\n- name: a\n  image: redis:1\n  ports:\n  - {containerPort: 53, protocol: UDP}\n  - {containerPort: 53, protocol: TCP}\n  - {containerPort: 80}\n  - {containerPort: \"81\", name: m}\n  env:\n  - {name: B, value: \"1\"}\n  - name: A\n    valueFrom: {fieldRef: {fieldPath: metadata.name}}\n  volumeMounts:\n  - {mountPath: /b, name: v}\n  - {mountPath: /a, name: v}\n- {name: \"0\", image: redis:2}\ntopologySpreadConstraints:\n- {topologyKey: b, whenUnsatisfiable: DoNotSchedule, maxSkew: 1}\n- {topologyKey: a, whenUnsatisfiable: DoNotSchedule, maxSkew: 1}\n- {topologyKey: a, whenUnsatisfiable: ScheduleAnyway, maxSkew: 1}\nhostAliases:\n- {ip: 1.2.3.4, hostnames: [a, a]}\nvolumes:\n- {name: v, emptyDir: {}}\n- {name: 1, configMap: {name: c}}\n";
+    let (state, _work, _out, objects) = install_case(&deployment_with(keyed));
+    assert_eq!(external_reasons(&state), None);
+    assert_eq!(
+        Value::Array(names_of(&objects, "containers")),
+        serde_json::json!(["a", "0"])
+    );
+    // A custom resource has no schema in kustomize: its lists are never merged by key.
+    let rollout = "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      initContainers:\n        - image: redis:1\n        - image: redis:2\n      containers:\n        - image: redis:3\n        - name: \"\"\n          image: redis:4\n";
+    let (state, _work, _out, objects) = install_case(&case(
+        rollout.to_string(),
+        &[],
+        &["redis:1", "redis:2", "redis:3", "redis:4"],
+    ));
+    assert_eq!(external_reasons(&state), None);
+    assert_eq!(images_of(&objects, "Rollout", "web").len(), 4);
+}
+
+fn container_name() -> impl Strategy<Value = Option<&'static str>> {
+    prop_oneof![
+        Just(None),
+        Just(Some("")),
+        Just(Some("a")),
+        Just(Some("b")),
+        Just(Some("c"))
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, .. ProptestConfig::default() })]
+
+    /// Containers, init containers and env entries with or without their names, repeated or not:
+    /// `rendered/` equals `kubectl kustomize` (checked by [`install_case`]), and the native build
+    /// is used exactly when every list is keyed.
+    #[test]
+    fn generated_merge_lists_render_like_kustomize(
+        containers in proptest::collection::vec((container_name(), proptest::collection::vec(container_name(), 0..3)), 1..4),
+        init in proptest::collection::vec(container_name(), 0..3),
+    ) {
+        let entry = |name: &Option<&str>| match name {
+            Some(name) => format!("name: \"{name}\", "),
+            None => String::new(),
+        };
+        let keyed = |names: &[Option<&str>]| {
+            names.iter().all(|name| name.is_some_and(|name| !name.is_empty()))
+                && names.iter().enumerate().all(|(index, name)| !names[..index].contains(name))
+        };
+        let mut text = String::new();
+        if !init.is_empty() {
+            text.push_str("initContainers:\n");
+            for (index, name) in init.iter().enumerate() {
+                text.push_str(&format!("- {{{}image: busybox:{index}}}\n", entry(name)));
+            }
+        }
+        text.push_str("containers:\n");
+        let mut all_keyed = keyed(&init) && keyed(&containers.iter().map(|(name, _)| *name).collect::<Vec<_>>());
+        for (index, (name, env)) in containers.iter().enumerate() {
+            text.push_str(&format!("- {}image: redis:{index}\n", entry(name).replace(", ", "\n  ")));
+            if !env.is_empty() {
+                text.push_str("  env:\n");
+                for name in env {
+                    text.push_str(&format!("  - {{{}value: x}}\n", entry(name)));
+                }
+                all_keyed &= keyed(env);
+            }
+        }
+        let (state, _work, _out, _objects) = install_case(&deployment_with(&text));
+        prop_assert_eq!(external_reasons(&state).is_none(), all_keyed, "{}", text);
+    }
+}
+
+#[test]
+fn merge_lists_of_metadata_and_of_every_workload_kind_are_checked() {
+    // (manifest, a piece of the reason, or None where kustomize has no schema and builds natively)
+    let cases: &[(&str, Option<&str>)] = &[
+        (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n  finalizers: [a, b, a]\nspec:\n  template:\n    spec:\n      containers: [{name: a, image: redis:1}]\n",
+            Some(
+                "`metadata.finalizers` of apps/v1 Deployment `d`, whose elements 0 and 2 are the same",
+            ),
+        ),
+        (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n  ownerReferences: [{apiVersion: v1, kind: X, name: n}, {apiVersion: v1, kind: Y, name: m}]\nspec:\n  template:\n    spec:\n      containers: [{name: a, image: redis:1}]\n",
+            Some(
+                "`metadata.ownerReferences` of apps/v1 Deployment `d`, whose element 0 has no merge key `uid`",
+            ),
+        ),
+        (
+            "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: d\nspec:\n  schedule: \"@daily\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{image: redis:1}, {image: redis:2}]\n",
+            Some("`spec.jobTemplate.spec.template.spec.containers` of batch/v1 CronJob `d`"),
+        ),
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: d\nspec:\n  containers:\n  - name: a\n    image: redis:1\n    env: [{name: A, value: x}, {name: B}, {name: A}]\n",
+            Some(
+                "`spec.containers[0].env` of v1 Pod `d`, whose elements 0 and 2 have the same `name`",
+            ),
+        ),
+        (
+            "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: d\nspec:\n  serviceName: d\n  template:\n    spec:\n      containers: [{name: a, image: redis:1}]\n      volumes: [{name: v, emptyDir: {}}, {name: v, configMap: {name: c}}]\n",
+            Some(
+                "`spec.template.spec.volumes` of apps/v1 StatefulSet `d`, whose elements 0 and 1 have the same `name`",
+            ),
+        ),
+        (
+            "apiVersion: apps/v1beta2\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  template:\n    spec:\n      containers: [{image: redis:1}, {image: redis:2}]\n",
+            None,
+        ),
+    ];
+    for (manifest, reason) in cases {
+        let (state, _work, _out, _objects) =
+            install_case(&case(manifest.to_string(), &[], &["redis:1", "redis:2"]));
+        match (external_reasons(&state), reason) {
+            (None, None) => {}
+            (Some(reasons), Some(reason)) => assert!(
+                reasons.iter().any(|given| given.contains(reason)),
+                "{manifest}: {reasons:?} does not mention {reason}"
+            ),
+            (reasons, _) => panic!("{manifest}: expected {reason:?}, got {reasons:?}"),
+        }
     }
 }
