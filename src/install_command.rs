@@ -173,6 +173,7 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
         actor: actor(),
         progress,
         memo,
+        services: Default::default(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -42,12 +42,12 @@ pub use events::SCHEMAS;
 /// The stage kinds this crate provides.
 pub fn stage_kinds() -> Vec<StageKind> {
     vec![
-        fetch_base::KIND,
-        write_base::KIND,
-        probe_images::KIND,
-        plan_overrides::KIND,
-        provision_secrets::KIND,
-        render_midstream::KIND,
+        fetch_base::kind(),
+        write_base::kind(),
+        probe_images::kind(),
+        plan_overrides::kind(),
+        provision_secrets::kind(),
+        render_midstream::kind(),
     ]
 }
 

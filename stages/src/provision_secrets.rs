@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput};
+use windlass_engine::{
+    BuildContext, Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput,
+};
 use windlass_state::StoredEvent;
 
 use crate::events::{BASE_FETCHED, BaseFetched};
@@ -24,15 +26,17 @@ pub const SECRETS_PROVISIONED: &str = "SecretsProvisioned";
 pub const SECRET_FILE: &str = "overlays/midstream/secret.yaml";
 
 /// Registration of this stage kind.
-pub const KIND: StageKind = StageKind {
-    kind: "provision_secrets",
-    description: "write the license-derived pull secrets (0600) and record their fingerprints",
-    factory: |config| {
-        let config: ProvisionSecretsConfig = serde_json::from_value(config.clone())
-            .map_err(|error| format!("provision_secrets: {error}"))?;
-        Ok(Box::new(config))
-    },
-};
+pub fn kind() -> StageKind {
+    StageKind::new(
+        "provision_secrets",
+        "write the license-derived pull secrets (0600) and record their fingerprints",
+        |config| {
+            let config: ProvisionSecretsConfig = serde_json::from_value(config.clone())
+                .map_err(|error| format!("provision_secrets: {error}"))?;
+            Ok(Box::new(config))
+        },
+    )
+}
 
 /// Configuration of `provision_secrets`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -42,15 +46,16 @@ pub struct ProvisionSecretsConfig {
     pub kots_compat: bool,
 }
 
+#[async_trait::async_trait]
 impl StageConfig for ProvisionSecretsConfig {
     fn validate(&self) -> Result<(), Vec<String>> {
         Ok(())
     }
 
-    fn build(&self) -> Arc<dyn Stage> {
-        Arc::new(ProvisionSecrets {
+    async fn build(&self, _context: &BuildContext) -> Result<Arc<dyn Stage>, StageError> {
+        Ok(Arc::new(ProvisionSecrets {
             config: self.clone(),
-        })
+        }))
     }
 }
 
