@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
+use windlass_engine::pipeline_file::load_pipeline;
 use windlass_engine::runner::{StartKind, StartPlan};
 use windlass_engine::{
     FailureClass, InstallRequest, InstallState, InstallStatus, Memo, Pipeline, Progress, Runner,
@@ -131,8 +132,14 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
                 .collect(),
         },
     };
-    let pipeline = Pipeline::build(&windlass_stages::default_pipeline(&options), &registry)
-        .map_err(|errors| invalid(errors.into()))?;
+    let pipeline = match &args.pipeline {
+        None => Pipeline::build(&windlass_stages::default_pipeline(&options), &registry)
+            .map_err(|errors| invalid(errors.into()))?,
+        Some(path) => {
+            refuse_stage_options_with_pipeline_file(&options)?;
+            load_pipeline(path, &registry).map_err(|error| invalid(error.into()))?
+        }
+    };
     let install_id = new_install_id();
     let requested_out = args.out.as_deref().map(absolute).transpose()?;
     let out_dir = match &requested_out {
@@ -196,6 +203,30 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
         (_, Some(failure)) if failure.class == FailureClass::InvalidInput => Code::InvalidInput,
         _ => Code::Failure,
     })
+}
+
+/// With `--pipeline`, the file configures every stage: options that configure the built-in
+/// pipeline's stages (`--offline`, `--probe-policy`, `--proxy-domain`, ...) would be silently
+/// ignored, so they are refused, naming the stages they configure.
+fn refuse_stage_options_with_pipeline_file(options: &PipelineOptions) -> Result<(), CliError> {
+    let given = windlass_stages::default_pipeline(options);
+    let defaults = windlass_stages::default_pipeline(&PipelineOptions::default());
+    let configured: Vec<&str> = given
+        .iter()
+        .zip(&defaults)
+        .filter(|(given, default)| given.config != default.config)
+        .map(|(given, _)| given.name.as_str())
+        .collect();
+    if configured.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::new(
+        Code::CommandLine,
+        anyhow!(
+            "--pipeline: options that configure the built-in pipeline's {} stage(s) were given too; with --pipeline, set them in the pipeline file's stage configs",
+            configured.join(", ")
+        ),
+    ))
 }
 
 /// Claims the output directory `plan` writes into for the whole install: never `/`, the release

@@ -12,6 +12,7 @@ pub mod install;
 pub mod install_state;
 pub mod memo;
 pub mod pipeline;
+pub mod pipeline_file;
 pub mod progress;
 pub mod retry;
 pub mod runner;

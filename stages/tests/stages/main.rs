@@ -19,6 +19,7 @@ mod license;
 mod oracle;
 mod output;
 mod parsed_cache;
+mod pipeline_file;
 mod plan;
 mod probe_images;
 mod reference_grammar;
