@@ -14,6 +14,7 @@ mod base_names;
 mod event_fixtures;
 mod images;
 mod install;
+mod install_api;
 mod kustomize;
 mod license;
 mod oracle;
