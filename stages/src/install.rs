@@ -253,7 +253,9 @@ fn check_stage_files(files: &StageFiles) -> Result<(), InstallError> {
 }
 
 /// Starts a new install of `options`, or resumes the interrupted install of the same request, and
-/// runs it to the end.
+/// runs it to the end. The up-front checks (license, the stages' files, the release digest, the
+/// output claim) read files synchronously before the stages run; a caller serving other work on
+/// the same runtime (a daemon) should give each install its own task on a multi-threaded runtime.
 pub async fn install(
     options: &InstallOptions,
     environment: InstallEnvironment<'_>,
