@@ -108,7 +108,9 @@ fn additional_namespaces(
     Ok(namespaces)
 }
 
-fn check_expiry(expires_at: Option<&str>) -> Result<(), StageError> {
+/// Refuses a license that expired before `now` (the injected clock's time, so a replay judges it
+/// as the original run did).
+fn check_expiry(expires_at: Option<&str>, now: time::OffsetDateTime) -> Result<(), StageError> {
     use time::format_description::well_known::Rfc3339;
     let Some(expires_at) = expires_at else {
         return Ok(());
@@ -118,7 +120,7 @@ fn check_expiry(expires_at: Option<&str>) -> Result<(), StageError> {
             "the license expiry {expires_at:?} is not an RFC 3339 time"
         ))
     })?;
-    if expiry < time::OffsetDateTime::now_utc() {
+    if expiry < now {
         return Err(StageError::invalid_input(format!(
             "the license expired at {expires_at}: ask the vendor for a renewed license"
         )));
@@ -172,7 +174,10 @@ impl ProvisionSecrets {
 #[async_trait::async_trait]
 impl Stage for ProvisionSecrets {
     async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
-        check_expiry(Self::license(context)?.expires_at.as_deref())?;
+        check_expiry(
+            Self::license(context)?.expires_at.as_deref(),
+            context.services.clock.now(),
+        )?;
         let (text, records, namespaces) = self.secret_file(context)?;
         let out_dir: PathBuf = context.request.out_dir.clone();
         let out = OutputDir::create(&out_dir)
