@@ -71,6 +71,7 @@ fn install_events(install: &str, count: usize) -> Vec<NewEvent> {
             name: format!("stage-{stage}"),
             kind: "bench".into(),
             inputs: vec![],
+            config: serde_json::json!({}),
         })
         .collect();
     let started = InstallStarted {
@@ -88,7 +89,7 @@ fn install_events(install: &str, count: usize) -> Vec<NewEvent> {
     };
     let mut events = vec![event(
         INSTALL_STARTED,
-        2,
+        InstallStarted::VERSION,
         serde_json::to_value(&started).unwrap(),
     )];
     // One InstallStarted, then per stage a StageStarted, its facts and a StageCompleted.

@@ -114,6 +114,11 @@ pub struct InstallArgs {
     /// How to probe.
     #[command(flatten)]
     pub probing: ProbeArgs,
+    /// Pipeline file (YAML) listing the stages to run, their kinds, inputs and configs, instead
+    /// of the built-in pipeline; the stage options above then must not be given (set them in the
+    /// file).
+    #[arg(long, value_name = "FILE")]
+    pub pipeline: Option<PathBuf>,
 }
 
 /// `--namespace`: a name Kubernetes accepts for a namespace, refused before anything runs.

@@ -1,29 +1,24 @@
-//! `windlass install`: reads the license and release up front (so bad input is refused before
-//! anything is recorded), builds the default pipeline, decides whether to start a new install or
-//! resume an interrupted one of the same release, claims the output directory that install writes
-//! into (refusing directories windlass may not write, and locking it for the whole install), runs
-//! it, and reports the outcome for humans or as JSON.
+//! `windlass install`: turns the command line into [`windlass_stages::install::InstallOptions`]
+//! (the built-in pipeline's stage options, or `--pipeline FILE`, refusing stage options given with
+//! it), calls the install API — which reads the input up front, starts or resumes the install,
+//! claims the output directory and runs it — with progress bars on a terminal, and reports the
+//! outcome for humans or as JSON with the exit code the README documents.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
-use windlass_engine::runner::{StartKind, StartPlan};
-use windlass_engine::{
-    FailureClass, InstallRequest, InstallState, InstallStatus, Memo, Pipeline, Progress, Runner,
-    StageRegistry,
-};
-use windlass_registry::RegistrySettings;
+use windlass_engine::runner::StartKind;
+use windlass_engine::{FailureClass, InstallState, InstallStatus, Progress, Services};
 use windlass_stages::PipelineOptions;
-use windlass_stages::images::known_images::read_known_images;
 use windlass_stages::images::policy::ProbePolicy;
-use windlass_stages::images::rules::WindlassConfig;
-use windlass_stages::license::read_license;
-use windlass_stages::output_claim::{ClaimError, ClaimRequest, OutputClaim, Protected, claim};
+use windlass_stages::install::{
+    InstallEnvironment, InstallError, InstallErrorClass, InstallOptions, InstallOutcome,
+    PipelineChoice, StageFiles, check_release_dir, install,
+};
 use windlass_stages::plan_overrides::PlanOverridesConfig;
 use windlass_stages::probe_images::ProbeImagesConfig;
 use windlass_stages::provision_secrets::ProvisionSecretsConfig;
-use windlass_stages::release::{Limits, ReleaseSnapshot, digest_keeping};
 use windlass_stages::render_midstream::RenderMidstreamConfig;
 
 use crate::cli::{GlobalArgs, InstallArgs};
@@ -48,52 +43,11 @@ pub fn parse_policy(name: &str) -> Result<ProbePolicy, CliError> {
     })
 }
 
-/// Reads `--registries`, `--known-images` and `--config` as the stages will.
-fn check_stage_files(args: &InstallArgs) -> anyhow::Result<()> {
-    if let Some(path) = &args.probing.registries {
-        RegistrySettings::load(path)?;
-    }
-    if let Some(path) = &args.probing.known_images {
-        read_known_images(path)?;
-    }
-    if let Some(path) = &args.config {
-        WindlassConfig::load(path)?;
-    }
-    Ok(())
-}
-
-/// Runs `windlass install`.
+/// Runs `windlass install`: maps the options onto [`windlass_stages::install::install`], runs it
+/// with progress bars on a terminal, and reports the outcome for humans or as JSON.
 pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
-    let invalid = |error: anyhow::Error| CliError::new(Code::InvalidInput, error);
-    let release_dir = std::fs::canonicalize(&args.release_dir)
-        .with_context(|| format!("release directory {}", args.release_dir.display()))
-        .map_err(invalid)?;
-    if !release_dir.is_dir() {
-        return Err(invalid(anyhow!(
-            "release directory {}: not a directory",
-            args.release_dir.display()
-        )));
-    }
+    let release_dir = check_release_dir(&args.release_dir).map_err(install_error)?;
     let state = open_state(global)?;
-    let license_path = args.license.clone().or_else(|| {
-        let kots_layout = release_dir.join("userdata").join("license.yaml");
-        kots_layout.is_file().then_some(kots_layout)
-    });
-    let license = license_path
-        .map(|path| read_license(&path, &state.fingerprint_key))
-        .transpose()
-        .map_err(|error| invalid(error.into()))?;
-    // The files the stages read are checked now too, so that a bad one (unreadable, not a regular
-    // file, too large, invalid) is refused before anything is recorded. The stages read them again.
-    check_stage_files(args).map_err(invalid)?;
-    // Only the digest is needed to find an interrupted install; fetch_base reads the release fully
-    // and reports bad input (recorded in the log).
-    // The files read for it are kept for fetch_base, which then need not read them again.
-    let memo = Arc::new(Memo::default());
-    let snapshot = memo.get::<ReleaseSnapshot>();
-    let release_digest = digest_keeping(&release_dir, &Limits::default(), &snapshot)
-        .map_err(|error| invalid(error.into()))?;
-    let registry = StageRegistry::new(&windlass_stages::stage_kinds());
     let probe = ProbeImagesConfig {
         policy: parse_policy(&args.probing.probe_policy)?,
         offline: args.probing.offline,
@@ -113,7 +67,7 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
         config_file: args.config.as_deref().map(absolute).transpose()?,
         request_timeout_seconds: args.probing.request_timeout.max(1),
     };
-    let options = PipelineOptions {
+    let pipeline_options = PipelineOptions {
         probe,
         plan: PlanOverridesConfig {
             proxy_domain: args.proxy_domain.clone(),
@@ -131,60 +85,51 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
                 .collect(),
         },
     };
-    let pipeline = Pipeline::build(&windlass_stages::default_pipeline(&options), &registry)
-        .map_err(|errors| invalid(errors.into()))?;
-    let install_id = new_install_id();
-    let requested_out = args.out.as_deref().map(absolute).transpose()?;
-    let out_dir = match &requested_out {
-        Some(out) => out.clone(),
-        None => absolute(&state.default_out(&install_id))?,
+    let pipeline = match &args.pipeline {
+        None => PipelineChoice::BuiltIn(pipeline_options),
+        Some(path) => {
+            refuse_stage_options_with_pipeline_file(&pipeline_options)?;
+            PipelineChoice::File(path.clone())
+        }
     };
-    let request = InstallRequest {
+    let options = InstallOptions {
         release_dir,
-        release_digest,
-        out_dir,
-        requested_out,
+        license: args.license.clone(),
+        requested_out: args.out.as_deref().map(absolute).transpose()?,
         namespace: args.namespace.clone(),
-        license,
+        force: args.force,
+        pipeline,
+        stage_files: StageFiles {
+            registries: args.probing.registries.clone(),
+            known_images: args.probing.known_images.clone(),
+            config: args.config.clone(),
+        },
     };
-    // One process at a time per install: a second `windlass install` of the same request while
-    // the first is still running must not resume it underneath.
-    let install_key = request.install_key(pipeline.fingerprint());
-    let _install_lock = state
-        .try_lock(&install_key)
-        .map_err(|error| CliError::new(Code::State, error))?
-        .ok_or_else(|| {
-            CliError::new(
-                Code::Failure,
-                anyhow!(
-                    "another windlass process is installing this release with the same options into {} right now; wait for it or see `windlass history`",
-                    global.state.display()
-                ),
-            )
-        })?;
     let progress: Arc<dyn Progress> = match TerminalProgress::for_stderr(global.json) {
         Some(bars) => Arc::new(bars),
         None => Arc::new(NotesOnly),
-    };
-    let runner = Runner {
-        log: state.log.clone(),
-        blobs: state.blobs.clone(),
-        fingerprint_key: state.fingerprint_key.clone(),
-        actor: actor(),
-        progress,
-        memo,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|error| CliError::new(Code::Failure, error))?;
-    let plan = runner
-        .plan_start(&pipeline, &request, &install_id)
-        .map_err(|error| CliError::new(Code::State, anyhow!(error).context("install stopped")))?;
-    let _output_claim = claim_output(global, args, &request, &state, &plan)?;
-    let (outcome, start_kind) = runtime
-        .block_on(runner.start_planned(&pipeline, Arc::new(request), plan))
-        .map_err(|error| CliError::new(Code::State, anyhow!(error).context("install stopped")))?;
+    let outcome = runtime
+        .block_on(install(
+            &options,
+            InstallEnvironment {
+                state: &state,
+                state_shown: &global.state,
+                actor: actor(),
+                new_install_id: new_install_id(),
+                progress,
+                services: Services::default(),
+            },
+        ))
+        .map_err(install_error)?;
+    let InstallOutcome {
+        state: outcome,
+        start: start_kind,
+    } = outcome;
     if global.json {
         print_json(&outcome)?;
     } else {
@@ -197,54 +142,39 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
     })
 }
 
-/// Claims the output directory `plan` writes into for the whole install: never `/`, the release
-/// directory, the state directory (other than its `installs/`), a file, or a non-empty directory
-/// windlass did not write (unless `--force`, or the install being resumed wrote there).
-fn claim_output(
-    global: &GlobalArgs,
-    args: &InstallArgs,
-    request: &InstallRequest,
-    state: &windlass_state::StateDir,
-    plan: &StartPlan,
-) -> Result<OutputClaim, CliError> {
-    let state_dir = std::fs::canonicalize(state.root())
-        .with_context(|| format!("cannot resolve state directory {}", global.state.display()))
-        .map_err(|error| CliError::new(Code::State, error))?;
-    let protected = [
-        Protected {
-            what: "release directory".into(),
-            path: request.release_dir.clone(),
-            allowed_inside: None,
-        },
-        Protected {
-            what: "state directory".into(),
-            allowed_inside: Some(state_dir.join("installs")),
-            path: state_dir,
-        },
-    ];
-    let resumed = plan.kind() == StartKind::Resumed;
-    claim(&ClaimRequest {
-        out_dir: &plan.out_dir,
-        install_id: &plan.install_id,
-        force: args.force,
-        known_output: resumed,
-        protected: &protected,
-    })
-    .map_err(|error| {
-        let code = match error {
-            ClaimError::Busy { .. } | ClaimError::Io { .. } | ClaimError::Marker { .. } => {
-                Code::Failure
-            }
-            _ => Code::CommandLine,
-        };
-        // The path leads every message; say which option it came from.
-        let flag = if request.requested_out.is_some() {
-            "--out"
-        } else {
-            "output directory"
-        };
-        CliError::new(code, anyhow!("{flag} {error}"))
-    })
+/// The exit code of an install that did not run to an outcome.
+fn install_error(error: InstallError) -> CliError {
+    let code = match error.class() {
+        InstallErrorClass::InvalidInput => Code::InvalidInput,
+        InstallErrorClass::Refused => Code::CommandLine,
+        InstallErrorClass::State => Code::State,
+        InstallErrorClass::Failure => Code::Failure,
+    };
+    CliError::new(code, error)
+}
+
+/// With `--pipeline`, the file configures every stage: options that configure the built-in
+/// pipeline's stages (`--offline`, `--probe-policy`, `--proxy-domain`, ...) would be silently
+/// ignored, so they are refused, naming the stages they configure.
+fn refuse_stage_options_with_pipeline_file(options: &PipelineOptions) -> Result<(), CliError> {
+    let given = windlass_stages::default_pipeline(options);
+    let defaults = windlass_stages::default_pipeline(&PipelineOptions::default());
+    let configured: Vec<&str> = given
+        .iter()
+        .zip(&defaults)
+        .filter(|(given, default)| given.config != default.config)
+        .map(|(given, _)| given.name.as_str())
+        .collect();
+    if configured.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::new(
+        Code::CommandLine,
+        anyhow!(
+            "--pipeline: options that configure the built-in pipeline's {} stage(s) were given too; with --pipeline, set them in the pipeline file's stage configs",
+            configured.join(", ")
+        ),
+    ))
 }
 
 fn print_human(state: &InstallState, start_kind: StartKind) {

@@ -18,6 +18,8 @@ pub const STAGE_STARTED: &str = "StageStarted";
 pub const STAGE_COMPLETED: &str = "StageCompleted";
 /// `StageFailed`: a stage attempt failed.
 pub const STAGE_FAILED: &str = "StageFailed";
+/// `StageFactsRecorded`: a running stage recorded facts as it went (they immediately precede it).
+pub const STAGE_FACTS_RECORDED: &str = "StageFactsRecorded";
 /// `InstallCompleted`: every stage completed.
 pub const INSTALL_COMPLETED: &str = "InstallCompleted";
 /// `InstallFailed`: a stage failed for good.
@@ -27,11 +29,17 @@ pub const INSTALL_FAILED: &str = "InstallFailed";
 pub const SCHEMAS: &[EventSchema] = &[
     EventSchema {
         event_type: INSTALL_STARTED,
-        current_version: 2,
-        upcasters: &[Upcaster {
-            from_version: 1,
-            upcast: install_started_v1_to_v2,
-        }],
+        current_version: InstallStarted::VERSION,
+        upcasters: &[
+            Upcaster {
+                from_version: 1,
+                upcast: install_started_v1_to_v2,
+            },
+            Upcaster {
+                from_version: 2,
+                upcast: install_started_v2_to_v3,
+            },
+        ],
     },
     EventSchema {
         event_type: INSTALL_RESUMED,
@@ -46,6 +54,11 @@ pub const SCHEMAS: &[EventSchema] = &[
     EventSchema {
         event_type: STAGE_COMPLETED,
         current_version: 1,
+        upcasters: &[],
+    },
+    EventSchema {
+        event_type: STAGE_FACTS_RECORDED,
+        current_version: StageFactsRecorded::VERSION,
         upcasters: &[],
     },
     EventSchema {
@@ -74,13 +87,19 @@ pub struct PipelineStageRecord {
     pub kind: String,
     /// Names of the stages whose facts it reads.
     pub inputs: Vec<String>,
+    /// The stage's full configuration, exactly as the pipeline gave it to the stage kind (since
+    /// `InstallStarted` version 3; `null` for installs recorded before, whose configuration only
+    /// entered the install key as a digest). Stage configurations hold no secrets.
+    pub config: serde_json::Value,
 }
 
-/// `InstallStarted` version 2.
+/// `InstallStarted` version 3.
 ///
 /// Version 1 kept the license as three flat fields (`app_slug`, `license_sequence`,
 /// `license_fingerprint`) that were all null without a license; version 2 groups them in an
-/// optional `license` object so an install without a license is unambiguous.
+/// optional `license` object so an install without a license is unambiguous. Version 3 records
+/// each stage's full configuration (`pipeline[].config`), so an install can be explained and
+/// replayed from its own log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstallStarted {
     /// The release directory.
@@ -99,6 +118,26 @@ pub struct InstallStarted {
     pub out_dir: String,
     /// The stages of the pipeline, in order.
     pub pipeline: Vec<PipelineStageRecord>,
+}
+
+impl InstallStarted {
+    /// The schema version this binary writes.
+    pub const VERSION: u32 = 3;
+}
+
+/// Version 2 recorded no stage configuration: it becomes `null` ("not recorded").
+fn install_started_v2_to_v3(mut payload: serde_json::Value) -> Result<serde_json::Value, String> {
+    let stages = payload
+        .get_mut("pipeline")
+        .and_then(serde_json::Value::as_array_mut)
+        .ok_or("InstallStarted v2 payload has no pipeline list")?;
+    for stage in stages {
+        let stage = stage
+            .as_object_mut()
+            .ok_or("InstallStarted v2 pipeline entry is not an object")?;
+        stage.entry("config").or_insert(serde_json::Value::Null);
+    }
+    Ok(payload)
 }
 
 fn install_started_v1_to_v2(mut payload: serde_json::Value) -> Result<serde_json::Value, String> {
@@ -158,6 +197,25 @@ pub struct StageStarted {
     pub stage: String,
     /// Attempt number, from 1, counted across resumes.
     pub attempt: u32,
+}
+
+/// `StageFactsRecorded` version 1: the `facts` events immediately before it (in the same atomic
+/// batch) are facts stage `stage` recorded while running (see
+/// [`crate::StageContext::record_fact`]). They belong to the stage from then on, across attempts
+/// and resumes, until the stage completes or an input of it is found stale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageFactsRecorded {
+    /// Stage name.
+    pub stage: String,
+    /// The attempt that recorded them.
+    pub attempt: u32,
+    /// How many fact events immediately precede this one.
+    pub facts: u32,
+}
+
+impl StageFactsRecorded {
+    /// The schema version this binary writes.
+    pub const VERSION: u32 = 1;
 }
 
 /// `StageCompleted` version 1.

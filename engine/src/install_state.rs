@@ -6,8 +6,8 @@ use windlass_state::StoredEvent;
 
 use crate::events::{
     INSTALL_COMPLETED, INSTALL_FAILED, INSTALL_RESUMED, INSTALL_STARTED, InstallFailed,
-    InstallStarted, STAGE_COMPLETED, STAGE_FAILED, STAGE_STARTED, StageCompleted, StageFailed,
-    StageStarted,
+    InstallStarted, STAGE_COMPLETED, STAGE_FACTS_RECORDED, STAGE_FAILED, STAGE_STARTED,
+    StageCompleted, StageFactsRecorded, StageFailed, StageStarted,
 };
 use crate::install::LicenseRecord;
 use crate::stage::FailureClass;
@@ -88,7 +88,8 @@ pub struct StageState {
     pub summary: Option<String>,
     /// The last failure, if any.
     pub last_error: Option<FailureRecord>,
-    /// The facts the successful attempt recorded.
+    /// The stage's facts: those it recorded as it went (also while not completed yet), then those
+    /// its successful attempt returned.
     pub facts: Vec<FactRef>,
     /// Those facts in full.
     #[serde(skip)]
@@ -200,10 +201,11 @@ fn millis_between(start: &str, end: &str) -> Option<u64> {
 /// Folds an install's events (already upcast, in install order) into its state.
 pub fn fold(install_id: &str, events: &[StoredEvent]) -> Result<InstallState, FoldError> {
     let (mut state, fact_ranges) = fold_lifecycle(install_id, events)?;
-    for (stage, range) in state.stages.iter_mut().zip(fact_ranges) {
-        if let Some(range) = range {
-            stage.fact_events = events[range].to_vec();
-        }
+    for (stage, ranges) in state.stages.iter_mut().zip(fact_ranges) {
+        stage.fact_events = ranges
+            .into_iter()
+            .flat_map(|range| events[range].iter().cloned())
+            .collect();
     }
     Ok(state)
 }
@@ -213,16 +215,18 @@ pub fn fold(install_id: &str, events: &[StoredEvent]) -> Result<InstallState, Fo
 pub fn fold_owned(install_id: &str, events: Vec<StoredEvent>) -> Result<InstallState, FoldError> {
     let (mut state, fact_ranges) = fold_lifecycle(install_id, &events)?;
     let mut events: Vec<Option<StoredEvent>> = events.into_iter().map(Some).collect();
-    for (stage, range) in state.stages.iter_mut().zip(fact_ranges) {
-        if let Some(range) = range {
-            stage.fact_events = events[range].iter_mut().filter_map(Option::take).collect();
-        }
+    for (stage, ranges) in state.stages.iter_mut().zip(fact_ranges) {
+        stage.fact_events = ranges
+            .into_iter()
+            .flat_map(|range| range.collect::<Vec<_>>())
+            .filter_map(|position| events[position].take())
+            .collect();
     }
     Ok(state)
 }
 
 /// The state without `fact_events`, and for each stage the positions of its facts in `events`.
-type Folded = (InstallState, Vec<Option<std::ops::Range<usize>>>);
+type Folded = (InstallState, Vec<Vec<std::ops::Range<usize>>>);
 
 fn fold_lifecycle(install_id: &str, events: &[StoredEvent]) -> Result<Folded, FoldError> {
     let first = events
@@ -268,7 +272,7 @@ fn fold_lifecycle(install_id: &str, events: &[StoredEvent]) -> Result<Folded, Fo
         failure: None,
         events: events.len() as u64,
     };
-    let mut fact_ranges: Vec<Option<std::ops::Range<usize>>> = vec![None; state.stages.len()];
+    let mut fact_ranges: Vec<Vec<std::ops::Range<usize>>> = vec![Vec::new(); state.stages.len()];
     for (position, event) in events.iter().enumerate().skip(1) {
         let stage_index = |stage: &str| {
             state
@@ -297,14 +301,13 @@ fn fold_lifecycle(install_id: &str, events: &[StoredEvent]) -> Result<Folded, Fo
                 stage.status = StageStatus::Completed;
                 stage.duration_ms = Some(completed.duration_ms);
                 stage.summary = Some(completed.summary);
-                fact_ranges[index] = Some(facts_start..position);
-                stage.facts = events[facts_start..position]
-                    .iter()
-                    .map(|fact| FactRef {
-                        seq: fact.install_seq,
-                        event_type: fact.event_type.clone(),
-                    })
-                    .collect();
+                fact_ranges[index].push(facts_start..position);
+            }
+            STAGE_FACTS_RECORDED => {
+                let recorded: StageFactsRecorded = decode(event)?;
+                let index = stage_index(&recorded.stage)?;
+                let facts_start = position.saturating_sub(recorded.facts as usize);
+                fact_ranges[index].push(facts_start..position);
             }
             STAGE_FAILED => {
                 let failed: StageFailed = decode(event)?;
@@ -320,8 +323,7 @@ fn fold_lifecycle(install_id: &str, events: &[StoredEvent]) -> Result<Folded, Fo
                     stage.status = StageStatus::Pending;
                     stage.duration_ms = None;
                     stage.summary = None;
-                    stage.facts.clear();
-                    fact_ranges[stale_index] = None;
+                    fact_ranges[stale_index].clear();
                 }
                 let stage = &mut state.stages[index];
                 stage.status = StageStatus::Failed;
@@ -353,6 +355,16 @@ fn fold_lifecycle(install_id: &str, events: &[StoredEvent]) -> Result<Folded, Fo
             // Facts of stages, and event types from newer or plugin code: not lifecycle.
             _ => {}
         }
+    }
+    for (stage, ranges) in state.stages.iter_mut().zip(&fact_ranges) {
+        stage.facts = ranges
+            .iter()
+            .flat_map(|range| &events[range.clone()])
+            .map(|fact| FactRef {
+                seq: fact.install_seq,
+                event_type: fact.event_type.clone(),
+            })
+            .collect();
     }
     state.duration_ms = state
         .finished_at

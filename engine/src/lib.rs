@@ -1,18 +1,22 @@
 //! `windlass-engine` runs pipelines. It defines the [`Stage`] contract (a config half that validates
-//! without I/O and builds a runtime half), builds a pipeline as a `petgraph` DAG while collecting
-//! every configuration error, runs independent stages concurrently on tokio, records each stage's
-//! lifecycle and facts in the event log, retries transient failures through one policy function,
-//! and folds an install's events into its state (used by `show` and by resume). It never depends on
-//! a concrete stage: stages arrive through a [`StageRegistry`] built by the binary.
+//! without I/O and builds a runtime half, asynchronously and with injected [`Services`]), builds a
+//! pipeline as a `petgraph` DAG while collecting every configuration error (from specs in code or
+//! from a pipeline file, [`pipeline_file`]), runs independent stages concurrently on tokio, records
+//! each stage's lifecycle and facts in the event log, retries transient failures through one policy
+//! function, and folds an install's events into its state (used by `show` and by resume). It never
+//! depends on a concrete stage: stage kinds arrive through a [`StageRegistry`], registered by name
+//! with a factory closure.
 
 pub mod events;
 pub mod install;
 pub mod install_state;
 pub mod memo;
 pub mod pipeline;
+pub mod pipeline_file;
 pub mod progress;
 pub mod retry;
 pub mod runner;
+pub mod services;
 pub mod stage;
 
 pub use install::{InstallRequest, License, LicenseRecord};
@@ -20,10 +24,18 @@ pub use install_state::{
     FoldError, InstallState, InstallStatus, StageState, StageStatus, fold, fold_owned,
 };
 pub use memo::Memo;
-pub use pipeline::{Pipeline, PipelineError, PipelineErrors, StageKind, StageRegistry, StageSpec};
+pub use pipeline::{
+    DuplicateKind, Pipeline, PipelineError, PipelineErrors, StageFactory, StageKind, StageRegistry,
+    StageSpec,
+};
 pub use progress::{NoProgress, Progress};
 pub use retry::retry_delay;
 pub use runner::{RunError, Runner};
+pub use services::{
+    Clock, FixedClock, HttpClient, KubernetesClientFactory, NoKubernetes, OsRandom, RandomSource,
+    ServiceError, Services, SystemClock,
+};
 pub use stage::{
-    Fact, FactHistory, FailureClass, Stage, StageConfig, StageContext, StageError, StageOutput,
+    BuildContext, Fact, FactHistory, FailureClass, Stage, StageConfig, StageContext, StageError,
+    StageOutput,
 };

@@ -1,6 +1,9 @@
 //! Pipelines: a list of [`StageSpec`]s (name, kind, inputs, config) turned into a validated DAG of
-//! built stages. Building collects every problem — unknown kind, invalid config, duplicate name,
-//! missing input, cycle — and reports them together, so a user fixes a pipeline in one go.
+//! stage configurations. Building collects every problem — unknown kind, invalid config, duplicate
+//! name, missing input, cycle — and reports them together, so a user fixes a pipeline in one go.
+//! The runtime stages are built later, by the runner, for each install (see
+//! [`StageConfig::build`]). Stage kinds are registered in a [`StageRegistry`] by name, with a
+//! factory closure, so a kind may come from a plugin loaded at run time.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -10,7 +13,7 @@ use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::events::PipelineStageRecord;
-use crate::stage::{Stage, StageConfig};
+use crate::stage::StageConfig;
 
 /// One stage as written in a pipeline definition.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,37 +40,89 @@ impl StageSpec {
     }
 }
 
-/// Builds a stage config of one kind from its JSON configuration.
-pub type StageFactory = fn(&serde_json::Value) -> Result<Box<dyn StageConfig>, String>;
+/// Builds a stage config of one kind from its JSON configuration: a closure, so it may capture
+/// what it needs (a plugin's handle, a test's probe).
+pub type StageFactory =
+    Arc<dyn Fn(&serde_json::Value) -> Result<Box<dyn StageConfig>, String> + Send + Sync>;
 
 /// A stage kind that pipelines may use.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct StageKind {
     /// The kind's name, e.g. `fetch_base`.
-    pub kind: &'static str,
+    pub kind: String,
     /// What it does, for `--help`-style listings.
-    pub description: &'static str,
+    pub description: String,
     /// How to build its config.
     pub factory: StageFactory,
 }
 
+impl StageKind {
+    /// A kind named `kind` whose configurations `factory` reads.
+    pub fn new(
+        kind: impl Into<String>,
+        description: impl Into<String>,
+        factory: impl Fn(&serde_json::Value) -> Result<Box<dyn StageConfig>, String>
+        + Send
+        + Sync
+        + 'static,
+    ) -> StageKind {
+        StageKind {
+            kind: kind.into(),
+            description: description.into(),
+            factory: Arc::new(factory),
+        }
+    }
+}
+
+impl fmt::Debug for StageKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StageKind")
+            .field("kind", &self.kind)
+            .field("description", &self.description)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A second kind was registered under a name already taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stage kind {0:?} is registered twice")]
+pub struct DuplicateKind(pub String);
+
 /// The explicit list of stage kinds available to pipelines.
 #[derive(Clone, Default)]
 pub struct StageRegistry {
-    kinds: BTreeMap<&'static str, StageKind>,
+    kinds: BTreeMap<String, StageKind>,
 }
 
 impl StageRegistry {
-    /// Registers the given kinds.
+    /// Registers the given kinds (a later kind of the same name replaces an earlier one; use
+    /// [`StageRegistry::register`] to be told instead).
     pub fn new(kinds: &[StageKind]) -> StageRegistry {
         StageRegistry {
-            kinds: kinds.iter().map(|kind| (kind.kind, *kind)).collect(),
+            kinds: kinds
+                .iter()
+                .map(|kind| (kind.kind.clone(), kind.clone()))
+                .collect(),
         }
+    }
+
+    /// Adds a kind at run time (from a plugin, say), refusing a name already registered.
+    pub fn register(&mut self, kind: StageKind) -> Result<(), DuplicateKind> {
+        if self.kinds.contains_key(&kind.kind) {
+            return Err(DuplicateKind(kind.kind));
+        }
+        self.kinds.insert(kind.kind.clone(), kind);
+        Ok(())
     }
 
     /// Looks up a kind.
     pub fn get(&self, kind: &str) -> Option<&StageKind> {
         self.kinds.get(kind)
+    }
+
+    /// Every registered kind, by name.
+    pub fn kinds(&self) -> impl Iterator<Item = &StageKind> {
+        self.kinds.values()
     }
 }
 
@@ -156,7 +211,7 @@ impl fmt::Display for PipelineErrors {
 
 impl std::error::Error for PipelineErrors {}
 
-/// A built stage in a pipeline.
+/// A validated stage in a pipeline.
 pub struct PipelineStage {
     /// Its name.
     pub name: String,
@@ -164,8 +219,10 @@ pub struct PipelineStage {
     pub kind: String,
     /// Its inputs.
     pub inputs: Vec<String>,
-    /// The runtime stage.
-    pub stage: Arc<dyn Stage>,
+    /// Its configuration as written (recorded in `InstallStarted`).
+    pub config_value: serde_json::Value,
+    /// Its validated configuration, which builds the runtime stage.
+    pub config: Arc<dyn StageConfig>,
 }
 
 /// A validated, acyclic pipeline.
@@ -176,8 +233,8 @@ pub struct Pipeline {
     fingerprint: String,
 }
 
-/// A spec that is not a duplicate, with its built stage if building succeeded.
-type AcceptedStage<'a> = (&'a StageSpec, Option<Arc<dyn Stage>>);
+/// A spec that is not a duplicate, with its validated configuration if it is valid.
+type AcceptedStage<'a> = (&'a StageSpec, Option<Arc<dyn StageConfig>>);
 
 impl Pipeline {
     /// Builds a pipeline, collecting every problem before failing.
@@ -191,7 +248,7 @@ impl Pipeline {
         let mut by_name: HashMap<&str, NodeIndex> = HashMap::new();
         let mut accepted: Vec<AcceptedStage> = Vec::new();
         for spec in specs {
-            let stage = build_stage(spec, registry, &mut errors);
+            let stage = validate_stage(spec, registry, &mut errors);
             if by_name.contains_key(spec.name.as_str()) {
                 errors.push(PipelineError::DuplicateName {
                     name: spec.name.clone(),
@@ -239,7 +296,8 @@ impl Pipeline {
                     name: spec.name.clone(),
                     kind: spec.kind.clone(),
                     inputs: spec.inputs.clone(),
-                    stage: stage.expect("every stage was built when there are no errors"),
+                    config_value: spec.config.clone(),
+                    config: stage.expect("every stage is valid when there are no errors"),
                 }
             })
             .collect();
@@ -272,6 +330,7 @@ impl Pipeline {
                 name: stage.name.clone(),
                 kind: stage.kind.clone(),
                 inputs: stage.inputs.clone(),
+                config: stage.config_value.clone(),
             })
             .collect()
     }
@@ -294,12 +353,12 @@ fn fingerprint(specs: &[StageSpec]) -> String {
     hasher.finalize().to_hex()[..32].to_string()
 }
 
-/// Builds one stage from its spec, recording any problem in `errors`.
-fn build_stage(
+/// Reads and validates one stage's configuration, recording any problem in `errors`.
+fn validate_stage(
     spec: &StageSpec,
     registry: &StageRegistry,
     errors: &mut Vec<PipelineError>,
-) -> Option<Arc<dyn Stage>> {
+) -> Option<Arc<dyn StageConfig>> {
     let Some(kind) = registry.get(&spec.kind) else {
         errors.push(PipelineError::UnknownKind {
             stage: spec.name.clone(),
@@ -310,7 +369,7 @@ fn build_stage(
     let problems = match (kind.factory)(&spec.config) {
         Err(problem) => vec![problem],
         Ok(config) => match config.validate() {
-            Ok(()) => return Some(config.build()),
+            Ok(()) => return Some(Arc::from(config)),
             Err(problems) => problems,
         },
     };

@@ -28,7 +28,8 @@ use crate::install_state::{FoldError, InstallState, InstallStatus, StageStatus, 
 use crate::pipeline::{Pipeline, PipelineStage};
 use crate::progress::Progress;
 use crate::retry::retry_delay;
-use crate::stage::{FactHistory, StageContext, StageError};
+use crate::services::Services;
+use crate::stage::{BuildContext, FactHistory, RecordedFacts, Stage, StageContext, StageError};
 
 /// Environment variable naming a stage after whose durable completion the runner stops and waits
 /// for ever. Crash tests set it, wait for the announcement on stderr, and kill the process, so that
@@ -78,6 +79,8 @@ pub struct Runner {
     pub progress: Arc<dyn Progress>,
     /// Derived data the stages share while this runner runs (see [`crate::Memo`]).
     pub memo: Arc<crate::Memo>,
+    /// What the stages' `build` and `run` are given (HTTP, Kubernetes, clock, random source).
+    pub services: Services,
 }
 
 /// How `start` began.
@@ -268,7 +271,12 @@ impl Runner {
             out_dir: request.out_dir.display().to_string(),
             pipeline: pipeline.record(),
         };
-        let event = self.event(&install_id, INSTALL_STARTED, 2, &started)?;
+        let event = self.event(
+            &install_id,
+            INSTALL_STARTED,
+            InstallStarted::VERSION,
+            &started,
+        )?;
         self.append(vec![event]).await?;
         let state = self.run(&install_id, pipeline, request).await?;
         Ok((state, StartKind::Fresh))
@@ -315,19 +323,29 @@ impl Runner {
                     log: self.log.clone(),
                 }),
                 memo: self.memo.clone(),
+                services: self.services.clone(),
+                recorded: Arc::new(RecordedFacts::new(None, self.actor.clone(), Vec::new())),
             };
-            let runtime_stage = stage.stage.clone();
+            let build = BuildContext {
+                install_id: previous.install_id.clone(),
+                stage_name: stage.name.clone(),
+                request: request.clone(),
+                services: self.services.clone(),
+            };
+            let config = stage.config.clone();
             let name = stage.name.clone();
             // In its own task, so that a panic becomes this stage's failure.
-            let restored =
-                tokio::spawn(async move { runtime_stage.restore(&context, &recorded).await })
-                    .await
-                    .unwrap_or_else(|join_error| {
-                        Err(StageError::permanent(format!(
-                            "stage {name} crashed while checking its output: {}",
-                            panic_message(join_error)
-                        )))
-                    });
+            let restored = tokio::spawn(async move {
+                let runtime_stage = config.build(&build).await?;
+                runtime_stage.restore(&context, &recorded).await
+            })
+            .await
+            .unwrap_or_else(|join_error| {
+                Err(StageError::permanent(format!(
+                    "stage {name} crashed while checking its output: {}",
+                    panic_message(join_error)
+                )))
+            });
             match restored {
                 Ok(None) => {}
                 Ok(Some(detail)) => {
@@ -361,10 +379,14 @@ impl Runner {
         let state = fold(install_id, &earlier_events)?;
         let mut completed: HashMap<String, Arc<[StoredEvent]>> = HashMap::new();
         let mut attempts_so_far: HashMap<String, u32> = HashMap::new();
+        // Facts stages recorded as they went in earlier runs without completing.
+        let mut recorded_before: HashMap<String, Vec<StoredEvent>> = HashMap::new();
         for stage in &state.stages {
             attempts_so_far.insert(stage.name.clone(), stage.attempts);
             if stage.status == StageStatus::Completed {
                 completed.insert(stage.name.clone(), Arc::from(stage.fact_events.as_slice()));
+            } else if !stage.fact_events.is_empty() {
+                recorded_before.insert(stage.name.clone(), stage.fact_events.clone());
             }
         }
         let mut launched: HashSet<String> = completed.keys().cloned().collect();
@@ -399,6 +421,7 @@ impl Runner {
                         request: request.clone(),
                         inputs,
                         first_attempt,
+                        recorded_before: recorded_before.remove(&stage.name).unwrap_or_default(),
                     };
                     running.spawn(async move { runner.run_stage(task).await });
                 }
@@ -459,6 +482,9 @@ impl Runner {
             }
         }
         events.sort_by_key(|event| event.install_seq);
+        // Facts a stage recorded as it went in an earlier run are both in `earlier_events` and
+        // among its facts.
+        events.dedup_by_key(|event| event.install_seq);
         Ok(fold_owned(install_id, events)?)
     }
 
@@ -469,9 +495,16 @@ impl Runner {
             request,
             inputs,
             first_attempt,
+            recorded_before,
         } = task;
         let mut attempt = first_attempt;
         let mut lifecycle = Vec::new();
+        let recorded = Arc::new(RecordedFacts::new(
+            Some(self.log.clone()),
+            self.actor.clone(),
+            recorded_before,
+        ));
+        let mut built: Option<Arc<dyn Stage>> = None;
         loop {
             let started = self.event(
                 &install_id,
@@ -497,20 +530,44 @@ impl Runner {
                     log: self.log.clone(),
                 }),
                 memo: self.memo.clone(),
+                services: self.services.clone(),
+                recorded: recorded.clone(),
+            };
+            let build = BuildContext {
+                install_id: install_id.clone(),
+                stage_name: stage.name.clone(),
+                request: request.clone(),
+                services: self.services.clone(),
             };
             let clock = Instant::now();
-            let runtime_stage = stage.stage.clone();
-            // The stage runs in its own task so that a panic becomes a recorded, permanent failure
-            // of this stage instead of tearing down the runner.
-            let result = tokio::spawn(async move { runtime_stage.run(&context).await })
-                .await
-                .unwrap_or_else(|join_error| {
-                    Err(StageError::permanent(format!(
-                        "stage {} crashed: {}",
-                        stage.name,
-                        panic_message(join_error)
-                    )))
-                });
+            let config = stage.config.clone();
+            let already_built = built.clone();
+            // The stage is built and runs in its own task so that a panic becomes a recorded,
+            // permanent failure of this stage instead of tearing down the runner. It is built
+            // once per run; a failed build is a failed attempt.
+            let result = tokio::spawn(async move {
+                let runtime_stage = match already_built {
+                    Some(runtime_stage) => runtime_stage,
+                    None => config.build(&build).await.map_err(|error| StageError {
+                        message: format!("cannot build the stage: {}", error.message),
+                        ..error
+                    })?,
+                };
+                let output = runtime_stage.run(&context).await;
+                Ok::<_, StageError>((runtime_stage, output))
+            })
+            .await
+            .unwrap_or_else(|join_error| {
+                Err(StageError::permanent(format!(
+                    "stage {} crashed: {}",
+                    stage.name,
+                    panic_message(join_error)
+                )))
+            })
+            .and_then(|(runtime_stage, output)| {
+                built = Some(runtime_stage);
+                output
+            });
             let duration_ms = clock.elapsed().as_millis() as u64;
             match result {
                 Ok(output) => {
@@ -539,6 +596,12 @@ impl Runner {
                     )?);
                     let mut stored = self.append(batch).await?;
                     lifecycle.extend(stored.pop());
+                    // Facts recorded as the stage went come first; their markers are lifecycle.
+                    let as_it_went = std::mem::take(&mut *recorded.events.lock().await);
+                    lifecycle.extend(as_it_went.markers);
+                    let mut facts = as_it_went.facts;
+                    facts.extend(stored);
+                    let stored = facts;
                     self.progress
                         .stage_finished(&stage.name, true, &output.summary);
                     pause_if_asked(&stage.name).await;
@@ -573,6 +636,10 @@ impl Runner {
                             attempt += 1;
                         }
                         None => {
+                            // What it recorded as it went stays in the log for the next run.
+                            let as_it_went = std::mem::take(&mut *recorded.events.lock().await);
+                            lifecycle.extend(as_it_went.markers);
+                            lifecycle.extend(as_it_went.facts);
                             return Ok(StageRunOutcome::Failed {
                                 stage: stage.name.clone(),
                                 error,
@@ -652,14 +719,14 @@ enum StageRunOutcome {
 /// The owned parts of a pipeline stage that a spawned task needs.
 struct PipelineStageHandle {
     name: String,
-    stage: Arc<dyn crate::stage::Stage>,
+    config: Arc<dyn crate::stage::StageConfig>,
 }
 
 impl From<&PipelineStage> for PipelineStageHandle {
     fn from(stage: &PipelineStage) -> PipelineStageHandle {
         PipelineStageHandle {
             name: stage.name.clone(),
-            stage: stage.stage.clone(),
+            config: stage.config.clone(),
         }
     }
 }
@@ -670,6 +737,8 @@ struct StageTask {
     request: Arc<InstallRequest>,
     inputs: BTreeMap<String, Arc<[StoredEvent]>>,
     first_attempt: u32,
+    /// Facts the stage recorded as it went in earlier runs of the install.
+    recorded_before: Vec<StoredEvent>,
 }
 
 fn panic_message(join_error: tokio::task::JoinError) -> String {

@@ -1,19 +1,25 @@
 //! The stage contract. A stage has two halves, like a Vector transform: a [`StageConfig`] that is
 //! deserialized from the pipeline definition and validated without I/O, and the [`Stage`] it
-//! builds, whose async `run` does the work. A stage returns its results as [`Fact`]s, which the
-//! runner records as events in the same atomic batch as `StageCompleted`; it reads the facts of the
-//! stages it declared as inputs from its [`StageContext`], never from anywhere else, so that every
-//! input and output of a stage can be recovered from the log.
+//! builds — asynchronously, possibly failing, with the injected [`Services`] at hand (see
+//! [`BuildContext`]) — whose async `run` does the work. A stage returns its results as [`Fact`]s,
+//! which the runner records as events in the same atomic batch as `StageCompleted`; a long stage
+//! may also record facts as it goes ([`StageContext::record_fact`], durable at once), and a resumed
+//! stage finds them in [`StageContext::recorded_facts`] so it continues instead of starting over.
+//! It reads the facts of the stages it declared as inputs from its [`StageContext`], never from
+//! anywhere else, so that every input and output of a stage can be recovered from the log.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use windlass_state::{BlobStore, FingerprintKey, StoredEvent};
+use windlass_state::{BlobStore, EventLog, FingerprintKey, NewEvent, StoredEvent};
 
+use crate::events::{STAGE_FACTS_RECORDED, StageFactsRecorded};
 use crate::install::InstallRequest;
 use crate::progress::Progress;
+use crate::services::Services;
 
 /// How a stage failure should be treated; recorded in `StageFailed` and read by the retry policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,8 +109,8 @@ impl std::error::Error for StageError {}
 /// One fact a stage established, to be recorded as an event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fact {
-    /// Past-tense event type, e.g. `BaseFetched`.
-    pub event_type: &'static str,
+    /// Past-tense event type, e.g. `BaseFetched` (owned, so a plugin can name its own types).
+    pub event_type: Cow<'static, str>,
     /// The payload's schema version (the current one of that type).
     pub schema_version: u32,
     /// The payload. Never a secret.
@@ -114,10 +120,11 @@ pub struct Fact {
 impl Fact {
     /// Builds a fact from a serializable payload.
     pub fn new(
-        event_type: &'static str,
+        event_type: impl Into<Cow<'static, str>>,
         schema_version: u32,
         payload: &impl Serialize,
     ) -> Result<Fact, StageError> {
+        let event_type = event_type.into();
         let payload = serde_json::to_value(payload).map_err(|error| {
             StageError::permanent(format!("cannot encode {event_type}: {error}"))
         })?;
@@ -160,6 +167,58 @@ pub struct StageContext {
     pub history: Arc<dyn FactHistory>,
     /// Derived data shared by the stages of this runner (never a fact; see [`crate::Memo`]).
     pub memo: Arc<crate::Memo>,
+    /// The injected services (HTTP, Kubernetes, clock, random source).
+    pub services: Services,
+    /// Facts this stage recorded while running, and where new ones go.
+    pub(crate) recorded: Arc<RecordedFacts>,
+}
+
+/// The facts a stage recorded while running (in earlier attempts, earlier runs of the install and
+/// this one), and the log they are appended to.
+pub(crate) struct RecordedFacts {
+    /// Where [`StageContext::record_fact`] appends; `None` while a stage restores its output,
+    /// which records nothing.
+    pub(crate) log: Option<EventLog>,
+    /// Recorded as each event's actor.
+    pub(crate) actor: String,
+    /// What was recorded so far. Held across an append so facts keep their order.
+    pub(crate) events: tokio::sync::Mutex<Recorded>,
+}
+
+/// The events behind [`RecordedFacts`].
+#[derive(Default)]
+pub(crate) struct Recorded {
+    /// The facts, in order (earlier runs' first).
+    pub(crate) facts: Vec<StoredEvent>,
+    /// The `StageFactsRecorded` markers appended by this run.
+    pub(crate) markers: Vec<StoredEvent>,
+}
+
+impl RecordedFacts {
+    /// Facts recorded earlier, appended to `log` from now on.
+    pub(crate) fn new(log: Option<EventLog>, actor: String, earlier: Vec<StoredEvent>) -> Self {
+        RecordedFacts {
+            log,
+            actor,
+            events: tokio::sync::Mutex::new(Recorded {
+                facts: earlier,
+                markers: Vec::new(),
+            }),
+        }
+    }
+}
+
+/// What a stage's [`StageConfig::build`] may use.
+#[derive(Clone)]
+pub struct BuildContext {
+    /// The install the stage will run in.
+    pub install_id: String,
+    /// The stage's name in the pipeline.
+    pub stage_name: String,
+    /// What the user asked for.
+    pub request: Arc<InstallRequest>,
+    /// The injected services.
+    pub services: Services,
 }
 
 /// Read access to facts recorded by other installs, for stages that reuse earlier results (such as
@@ -177,6 +236,64 @@ pub trait FactHistory: Send + Sync {
 }
 
 impl StageContext {
+    /// Records `fact` now, durably, as this stage's (before the stage completes): for long stages
+    /// that must not lose work when interrupted (apply records each object it applied). The fact
+    /// and a `StageFactsRecorded` marker are appended in one atomic batch. Once the stage
+    /// completes, these facts and the ones it returns are its facts, in that order.
+    pub async fn record_fact(&self, fact: Fact) -> Result<StoredEvent, StageError> {
+        let Some(log) = self.recorded.log.clone() else {
+            return Err(StageError::permanent(format!(
+                "stage {} cannot record facts while restoring its output",
+                self.stage_name
+            )));
+        };
+        let batch = vec![
+            NewEvent::new(
+                self.install_id.as_str(),
+                self.recorded.actor.clone(),
+                fact.event_type.as_ref(),
+                fact.schema_version,
+                fact.payload,
+            ),
+            NewEvent::new(
+                self.install_id.as_str(),
+                self.recorded.actor.clone(),
+                STAGE_FACTS_RECORDED,
+                StageFactsRecorded::VERSION,
+                serde_json::to_value(StageFactsRecorded {
+                    stage: self.stage_name.clone(),
+                    attempt: self.attempt,
+                    facts: 1,
+                })
+                .map_err(|error| StageError::permanent(error.to_string()))?,
+            ),
+        ];
+        let mut recorded = self.recorded.events.lock().await;
+        let stored = tokio::task::spawn_blocking(move || log.append(batch))
+            .await
+            .map_err(|error| StageError::permanent(format!("recording a fact crashed: {error}")))?
+            .map_err(|error| {
+                StageError::permanent(format!(
+                    "stage {} cannot record a fact: {error}",
+                    self.stage_name
+                ))
+            })?;
+        let mut stored = stored.into_iter();
+        let (Some(fact), Some(marker)) = (stored.next(), stored.next()) else {
+            unreachable!("the log returns every event it appended");
+        };
+        recorded.facts.push(fact.clone());
+        recorded.markers.push(marker);
+        Ok(fact)
+    }
+
+    /// The facts this stage recorded with [`StageContext::record_fact`] so far: in this attempt,
+    /// earlier attempts, and earlier runs of the install that were interrupted. A resumed stage
+    /// reads them to continue where it stopped.
+    pub async fn recorded_facts(&self) -> Vec<StoredEvent> {
+        self.recorded.events.lock().await.facts.clone()
+    }
+
     /// The newest fact of type `event_type` recorded by any input stage, decoded (the last such
     /// fact of the last input stage, in name order, that records one).
     pub fn input_payload<T: serde::de::DeserializeOwned>(
@@ -252,9 +369,13 @@ pub trait Stage: Send + Sync {
 }
 
 /// The configuration half of a stage.
+#[async_trait::async_trait]
 pub trait StageConfig: Send + Sync + fmt::Debug {
     /// Checks the configuration without any I/O, returning every problem found.
     fn validate(&self) -> Result<(), Vec<String>>;
-    /// Builds the runtime stage. Called only after `validate` succeeded.
-    fn build(&self) -> Arc<dyn Stage>;
+    /// Builds the runtime stage for one install, with the injected services at hand. Called only
+    /// after `validate` succeeded, by the runner when the stage is about to run (or to restore its
+    /// output); a failure is recorded as a failed attempt of the stage and retried as its class
+    /// says.
+    async fn build(&self, context: &BuildContext) -> Result<Arc<dyn Stage>, StageError>;
 }

@@ -249,7 +249,10 @@ pub fn parse_documents_with(
                     parse_piece(&piece, line)
                         .map_err(|(at, problem)| error(number, at, problem))?,
                 );
-                if let (Reuse::Share(cache), Some(key)) = (reuse, key) {
+                // A License holds the license ID: never kept in the cache, which outlives it.
+                if let (Reuse::Share(cache), Some(key)) = (reuse, key)
+                    && value.get("kind").and_then(serde_json::Value::as_str) != Some("License")
+                {
                     cache.insert(key, piece.len(), &value);
                 }
                 value

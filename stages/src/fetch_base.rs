@@ -11,7 +11,9 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
-use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput};
+use windlass_engine::{
+    BuildContext, Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput,
+};
 
 use crate::documents::ParsedCache;
 use crate::events::{
@@ -22,15 +24,17 @@ use crate::names::{check_dns_label, shown};
 use crate::release::{FileContents, Limits, Release, ReleaseError, ReleaseSnapshot, scan_cached};
 
 /// Registration of this stage kind.
-pub const KIND: StageKind = StageKind {
-    kind: "fetch_base",
-    description: "read the release, store its files as blobs and record BaseFetched",
-    factory: |config| {
-        let config: FetchBaseConfig = serde_json::from_value(config.clone())
-            .map_err(|error| format!("fetch_base: {error}"))?;
-        Ok(Box::new(config))
-    },
-};
+pub fn kind() -> StageKind {
+    StageKind::new(
+        "fetch_base",
+        "read the release, store its files as blobs and record BaseFetched",
+        |config| {
+            let config: FetchBaseConfig = serde_json::from_value(config.clone())
+                .map_err(|error| format!("fetch_base: {error}"))?;
+            Ok(Box::new(config))
+        },
+    )
+}
 
 /// Configuration: the size limits for reading the release.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -41,6 +45,7 @@ pub struct FetchBaseConfig {
     pub limits: Limits,
 }
 
+#[async_trait::async_trait]
 impl StageConfig for FetchBaseConfig {
     fn validate(&self) -> Result<(), Vec<String>> {
         let mut problems = Vec::new();
@@ -66,10 +71,10 @@ impl StageConfig for FetchBaseConfig {
         }
     }
 
-    fn build(&self) -> Arc<dyn Stage> {
-        Arc::new(FetchBase {
+    async fn build(&self, _context: &BuildContext) -> Result<Arc<dyn Stage>, StageError> {
+        Ok(Arc::new(FetchBase {
             limits: self.limits,
-        })
+        }))
     }
 }
 

@@ -9,12 +9,15 @@
 //! whether it is private, [`plan_overrides`] plans the image rewrites, [`provision_secrets`] writes
 //! the pull secrets and [`render_midstream`] the overlays and the built result. [`stage_kinds`] is
 //! the explicit registration list and [`default_pipeline`] the stages that exist today.
+//! [`install::install`] is the install API: it starts or resumes an install with these stages and
+//! runs it, reporting progress through a trait (the binary, a daemon and a replay call it).
 
 pub mod charts;
 pub mod documents;
 pub mod events;
 pub mod fetch_base;
 pub mod images;
+pub mod install;
 pub mod kustomize;
 pub mod license;
 pub mod names;
@@ -42,12 +45,12 @@ pub use events::SCHEMAS;
 /// The stage kinds this crate provides.
 pub fn stage_kinds() -> Vec<StageKind> {
     vec![
-        fetch_base::KIND,
-        write_base::KIND,
-        probe_images::KIND,
-        plan_overrides::KIND,
-        provision_secrets::KIND,
-        render_midstream::KIND,
+        fetch_base::kind(),
+        write_base::kind(),
+        probe_images::kind(),
+        plan_overrides::kind(),
+        provision_secrets::kind(),
+        render_midstream::kind(),
     ]
 }
 

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput};
+use windlass_engine::{
+    BuildContext, Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput,
+};
 
 use crate::events::{BASE_FETCHED, BaseFetched, IMAGES_PROBED, ImagesProbed};
 use crate::images::rules::WindlassConfig;
@@ -20,15 +22,17 @@ use crate::probe_images::kots_documents_of;
 pub const OVERRIDES_PLANNED: &str = "OverridesPlanned";
 
 /// Registration of this stage kind.
-pub const KIND: StageKind = StageKind {
-    kind: "plan_overrides",
-    description: "plan the kustomize images: entries that send private images through the proxy",
-    factory: |config| {
-        let config: PlanOverridesConfig = serde_json::from_value(config.clone())
-            .map_err(|error| format!("plan_overrides: {error}"))?;
-        Ok(Box::new(config))
-    },
-};
+pub fn kind() -> StageKind {
+    StageKind::new(
+        "plan_overrides",
+        "plan the kustomize images: entries that send private images through the proxy",
+        |config| {
+            let config: PlanOverridesConfig = serde_json::from_value(config.clone())
+                .map_err(|error| format!("plan_overrides: {error}"))?;
+            Ok(Box::new(config))
+        },
+    )
+}
 
 /// Configuration of `plan_overrides`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -51,6 +55,7 @@ fn valid_host(host: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
 }
 
+#[async_trait::async_trait]
 impl StageConfig for PlanOverridesConfig {
     fn validate(&self) -> Result<(), Vec<String>> {
         let problems: Vec<String> = [
@@ -72,10 +77,10 @@ impl StageConfig for PlanOverridesConfig {
         }
     }
 
-    fn build(&self) -> Arc<dyn Stage> {
-        Arc::new(PlanOverrides {
+    async fn build(&self, _context: &BuildContext) -> Result<Arc<dyn Stage>, StageError> {
+        Ok(Arc::new(PlanOverrides {
             config: self.clone(),
-        })
+        }))
     }
 }
 

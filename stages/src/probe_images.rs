@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput};
+use windlass_engine::{
+    BuildContext, Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput,
+};
 use windlass_registry::{ProbeConfig, ProbeEvidence, ProbeOutcome, Prober, RegistrySettings};
 use windlass_state::{BlobId, StoredEvent};
 
@@ -26,15 +28,17 @@ use crate::images::policy::{Decision, ProbePolicy};
 use crate::images::rules::{ImageRule, WindlassConfig};
 
 /// Registration of this stage kind.
-pub const KIND: StageKind = StageKind {
-    kind: "probe_images",
-    description: "find every image and record whether it is private (ImagesProbed)",
-    factory: |config| {
-        let config: ProbeImagesConfig = serde_json::from_value(config.clone())
-            .map_err(|error| format!("probe_images: {error}"))?;
-        Ok(Box::new(config))
-    },
-};
+pub fn kind() -> StageKind {
+    StageKind::new(
+        "probe_images",
+        "find every image and record whether it is private (ImagesProbed)",
+        |config| {
+            let config: ProbeImagesConfig = serde_json::from_value(config.clone())
+                .map_err(|error| format!("probe_images: {error}"))?;
+            Ok(Box::new(config))
+        },
+    )
+}
 
 /// Configuration of `probe_images`.
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
@@ -70,6 +74,7 @@ impl Default for ProbeImagesConfig {
     }
 }
 
+#[async_trait::async_trait]
 impl StageConfig for ProbeImagesConfig {
     fn validate(&self) -> Result<(), Vec<String>> {
         let mut problems = Vec::new();
@@ -95,10 +100,10 @@ impl StageConfig for ProbeImagesConfig {
         }
     }
 
-    fn build(&self) -> Arc<dyn Stage> {
-        Arc::new(ProbeImages {
+    async fn build(&self, _context: &BuildContext) -> Result<Arc<dyn Stage>, StageError> {
+        Ok(Arc::new(ProbeImages {
             config: self.clone(),
-        })
+        }))
     }
 }
 

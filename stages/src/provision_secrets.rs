@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput};
+use windlass_engine::{
+    BuildContext, Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput,
+};
 use windlass_state::StoredEvent;
 
 use crate::events::{BASE_FETCHED, BaseFetched};
@@ -24,15 +26,17 @@ pub const SECRETS_PROVISIONED: &str = "SecretsProvisioned";
 pub const SECRET_FILE: &str = "overlays/midstream/secret.yaml";
 
 /// Registration of this stage kind.
-pub const KIND: StageKind = StageKind {
-    kind: "provision_secrets",
-    description: "write the license-derived pull secrets (0600) and record their fingerprints",
-    factory: |config| {
-        let config: ProvisionSecretsConfig = serde_json::from_value(config.clone())
-            .map_err(|error| format!("provision_secrets: {error}"))?;
-        Ok(Box::new(config))
-    },
-};
+pub fn kind() -> StageKind {
+    StageKind::new(
+        "provision_secrets",
+        "write the license-derived pull secrets (0600) and record their fingerprints",
+        |config| {
+            let config: ProvisionSecretsConfig = serde_json::from_value(config.clone())
+                .map_err(|error| format!("provision_secrets: {error}"))?;
+            Ok(Box::new(config))
+        },
+    )
+}
 
 /// Configuration of `provision_secrets`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -42,15 +46,16 @@ pub struct ProvisionSecretsConfig {
     pub kots_compat: bool,
 }
 
+#[async_trait::async_trait]
 impl StageConfig for ProvisionSecretsConfig {
     fn validate(&self) -> Result<(), Vec<String>> {
         Ok(())
     }
 
-    fn build(&self) -> Arc<dyn Stage> {
-        Arc::new(ProvisionSecrets {
+    async fn build(&self, _context: &BuildContext) -> Result<Arc<dyn Stage>, StageError> {
+        Ok(Arc::new(ProvisionSecrets {
             config: self.clone(),
-        })
+        }))
     }
 }
 
@@ -103,7 +108,9 @@ fn additional_namespaces(
     Ok(namespaces)
 }
 
-fn check_expiry(expires_at: Option<&str>) -> Result<(), StageError> {
+/// Refuses a license that expired before `now` (the injected clock's time, so a replay judges it
+/// as the original run did).
+fn check_expiry(expires_at: Option<&str>, now: time::OffsetDateTime) -> Result<(), StageError> {
     use time::format_description::well_known::Rfc3339;
     let Some(expires_at) = expires_at else {
         return Ok(());
@@ -113,7 +120,7 @@ fn check_expiry(expires_at: Option<&str>) -> Result<(), StageError> {
             "the license expiry {expires_at:?} is not an RFC 3339 time"
         ))
     })?;
-    if expiry < time::OffsetDateTime::now_utc() {
+    if expiry < now {
         return Err(StageError::invalid_input(format!(
             "the license expired at {expires_at}: ask the vendor for a renewed license"
         )));
@@ -167,7 +174,10 @@ impl ProvisionSecrets {
 #[async_trait::async_trait]
 impl Stage for ProvisionSecrets {
     async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
-        check_expiry(Self::license(context)?.expires_at.as_deref())?;
+        check_expiry(
+            Self::license(context)?.expires_at.as_deref(),
+            context.services.clock.now(),
+        )?;
         let (text, records, namespaces) = self.secret_file(context)?;
         let out_dir: PathBuf = context.request.out_dir.clone();
         let out = OutputDir::create(&out_dir)

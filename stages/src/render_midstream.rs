@@ -19,7 +19,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput};
+use windlass_engine::{
+    BuildContext, Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput,
+};
 use windlass_state::{BlobId, StoredEvent};
 
 use crate::documents::ParsedCache;
@@ -33,15 +35,17 @@ use crate::written_files::WrittenFiles;
 pub const MIDSTREAM_RENDERED: &str = "MidstreamRendered";
 
 /// Registration of this stage kind.
-pub const KIND: StageKind = StageKind {
-    kind: "render_midstream",
-    description: "write the midstream and downstream overlays and build rendered/this-cluster",
-    factory: |config| {
-        let config: RenderMidstreamConfig = serde_json::from_value(config.clone())
-            .map_err(|error| format!("render_midstream: {error}"))?;
-        Ok(Box::new(config))
-    },
-};
+pub fn kind() -> StageKind {
+    StageKind::new(
+        "render_midstream",
+        "write the midstream and downstream overlays and build rendered/this-cluster",
+        |config| {
+            let config: RenderMidstreamConfig = serde_json::from_value(config.clone())
+                .map_err(|error| format!("render_midstream: {error}"))?;
+            Ok(Box::new(config))
+        },
+    )
+}
 
 /// Configuration of `render_midstream`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -60,6 +64,7 @@ impl Default for RenderMidstreamConfig {
     }
 }
 
+#[async_trait::async_trait]
 impl StageConfig for RenderMidstreamConfig {
     fn validate(&self) -> Result<(), Vec<String>> {
         if self.external_kustomize.is_empty() || self.external_kustomize[0].is_empty() {
@@ -68,10 +73,10 @@ impl StageConfig for RenderMidstreamConfig {
         Ok(())
     }
 
-    fn build(&self) -> Arc<dyn Stage> {
-        Arc::new(RenderMidstream {
+    async fn build(&self, _context: &BuildContext) -> Result<Arc<dyn Stage>, StageError> {
+        Ok(Arc::new(RenderMidstream {
             config: self.clone(),
-        })
+        }))
     }
 }
 

@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use windlass_engine::{Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput};
+use windlass_engine::{
+    BuildContext, Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput,
+};
 use windlass_state::{BlobId, BlobStore, StoredEvent};
 
 use crate::events::{
@@ -25,28 +27,31 @@ use crate::recorded_blobs::ReleaseBlobs;
 use crate::written_files::WrittenFiles;
 
 /// Registration of this stage kind.
-pub const KIND: StageKind = StageKind {
-    kind: "write_base",
-    description: "write upstream/ and base/ from the recorded BaseFetched",
-    factory: |config| {
-        let config: WriteBaseConfig = serde_json::from_value(config.clone())
-            .map_err(|error| format!("write_base: {error}"))?;
-        Ok(Box::new(config))
-    },
-};
+pub fn kind() -> StageKind {
+    StageKind::new(
+        "write_base",
+        "write upstream/ and base/ from the recorded BaseFetched",
+        |config| {
+            let config: WriteBaseConfig = serde_json::from_value(config.clone())
+                .map_err(|error| format!("write_base: {error}"))?;
+            Ok(Box::new(config))
+        },
+    )
+}
 
 /// Configuration: none yet.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WriteBaseConfig {}
 
+#[async_trait::async_trait]
 impl StageConfig for WriteBaseConfig {
     fn validate(&self) -> Result<(), Vec<String>> {
         Ok(())
     }
 
-    fn build(&self) -> Arc<dyn Stage> {
-        Arc::new(WriteBase)
+    async fn build(&self, _context: &BuildContext) -> Result<Arc<dyn Stage>, StageError> {
+        Ok(Arc::new(WriteBase))
     }
 }
 

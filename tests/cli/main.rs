@@ -5,6 +5,7 @@
 
 mod files_and_credentials;
 mod output_dir;
+mod pipeline_file;
 mod probe;
 mod proxy;
 mod release_input;

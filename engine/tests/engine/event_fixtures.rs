@@ -14,7 +14,8 @@ use windlass_engine::LicenseRecord;
 use windlass_engine::events::{
     INSTALL_COMPLETED, INSTALL_FAILED, INSTALL_RESUMED, INSTALL_STARTED, InstallCompleted,
     InstallFailed, InstallResumed, InstallStarted, PipelineStageRecord, SCHEMAS, STAGE_COMPLETED,
-    STAGE_FAILED, STAGE_STARTED, StageCompleted, StageFailed, StageStarted,
+    STAGE_FACTS_RECORDED, STAGE_FAILED, STAGE_STARTED, StageCompleted, StageFactsRecorded,
+    StageFailed, StageStarted,
 };
 use windlass_state::{SchemaRegistry, StoredEvent};
 
@@ -101,6 +102,7 @@ fn decode_current(event: &StoredEvent) -> Result<Value, String> {
         STAGE_STARTED => reencode::<StageStarted>(&event.payload),
         STAGE_COMPLETED => reencode::<StageCompleted>(&event.payload),
         STAGE_FAILED => reencode::<StageFailed>(&event.payload),
+        STAGE_FACTS_RECORDED => reencode::<StageFactsRecorded>(&event.payload),
         INSTALL_COMPLETED => reencode::<InstallCompleted>(&event.payload),
         INSTALL_FAILED => reencode::<InstallFailed>(&event.payload),
         other => Err(format!(
@@ -221,11 +223,13 @@ fn fetch_then_write_pipeline() -> Vec<PipelineStageRecord> {
             name: "fetch_base".into(),
             kind: "fetch_base".into(),
             inputs: vec![],
+            config: Value::Null,
         },
         PipelineStageRecord {
             name: "write_base".into(),
             kind: "write_base".into(),
             inputs: vec!["fetch_base".into()],
+            config: Value::Null,
         },
     ]
 }
@@ -278,6 +282,45 @@ fn install_started_v2_keeps_the_license_expiry() {
         })
     );
     assert_eq!(started.namespace, "acme-prod");
+}
+
+#[test]
+fn install_started_v2_upcasts_to_stage_configurations_not_recorded() {
+    let started: InstallStarted = upcast_into("InstallStarted.v2.json");
+    assert_eq!(started.pipeline, fetch_then_write_pipeline());
+    assert!(
+        started.pipeline.iter().all(|stage| stage.config.is_null()),
+        "version 2 recorded no configuration: null, not an invented one"
+    );
+}
+
+#[test]
+fn install_started_v3_records_each_stage_configuration_in_full() {
+    let started: InstallStarted = upcast_into("InstallStarted.v3.json");
+    assert_eq!(started.pipeline[0].config, serde_json::json!({}));
+    let probe = &started.pipeline[1];
+    assert_eq!(
+        (probe.name.as_str(), probe.kind.as_str()),
+        ("probe_images", "probe_images")
+    );
+    assert_eq!(probe.config["offline"], Value::Bool(true));
+    assert_eq!(
+        probe.config["known_images_file"],
+        Value::from("/etc/windlass/installation.yaml")
+    );
+}
+
+#[test]
+fn stage_facts_recorded_v1_names_the_stage_and_how_many_facts_precede_it() {
+    let recorded: StageFactsRecorded = upcast_into("StageFactsRecorded.v1.json");
+    assert_eq!(
+        recorded,
+        StageFactsRecorded {
+            stage: "apply".into(),
+            attempt: 2,
+            facts: 1,
+        }
+    );
 }
 
 #[test]

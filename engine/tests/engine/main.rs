@@ -12,4 +12,5 @@ mod pipeline_build;
 mod recording;
 mod resume;
 mod retry;
+mod seams;
 mod support;

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use tempfile::TempDir;
 use tokio::sync::Barrier;
 use windlass_engine::{
-    Fact, FailureClass, InstallRequest, License, NoProgress, Pipeline, Runner, Stage, StageConfig,
-    StageContext, StageError, StageKind, StageOutput, StageRegistry, StageSpec,
+    BuildContext, Fact, FailureClass, InstallRequest, License, NoProgress, Pipeline, Runner, Stage,
+    StageConfig, StageContext, StageError, StageKind, StageOutput, StageRegistry, StageSpec,
 };
 use windlass_state::{Backend, EventSchema, SchemaRegistry, SecretString, StateDir, StoredEvent};
 
@@ -185,6 +185,7 @@ fn scripted_factory(config: &serde_json::Value) -> Result<Box<dyn StageConfig>, 
     Ok(Box::new(ScriptedConfig { settings, probe }))
 }
 
+#[async_trait::async_trait]
 impl StageConfig for ScriptedConfig {
     fn validate(&self) -> Result<(), Vec<String>> {
         let mut problems = Vec::new();
@@ -204,12 +205,12 @@ impl StageConfig for ScriptedConfig {
         }
     }
 
-    fn build(&self) -> Arc<dyn Stage> {
-        Arc::new(ScriptedStage {
+    async fn build(&self, _context: &BuildContext) -> Result<Arc<dyn Stage>, StageError> {
+        Ok(Arc::new(ScriptedStage {
             facts: self.settings.facts,
             summary: self.settings.summary.clone(),
             probe: self.probe.clone(),
-        })
+        }))
     }
 }
 
@@ -302,11 +303,11 @@ impl Stage for ScriptedStage {
 
 /// The stage kinds the tests register: only `scripted`.
 pub fn stage_registry() -> StageRegistry {
-    StageRegistry::new(&[StageKind {
-        kind: "scripted",
-        description: "test double of a stage: records facts, reports to a probe",
-        factory: scripted_factory,
-    }])
+    StageRegistry::new(&[StageKind::new(
+        "scripted",
+        "test double of a stage: records facts, reports to a probe",
+        scripted_factory,
+    )])
 }
 
 /// A `scripted` stage spec, reporting to the probe registered as `probe` if given.
@@ -348,6 +349,7 @@ impl TestEnv {
             actor: ACTOR.to_string(),
             progress: Arc::new(NoProgress),
             memo: Default::default(),
+            services: Default::default(),
         };
         TestEnv { dir, state, runner }
     }

@@ -5,6 +5,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use windlass_engine::{FailureClass, InstallState, InstallStatus};
 use windlass_stages::PipelineOptions;
@@ -53,6 +54,30 @@ fn options() -> PipelineOptions {
 async fn install(options: &PipelineOptions, release: &Path, out: &Path, id: &str) -> InstallState {
     let installer = Installer::with_pipeline(&windlass_stages::default_pipeline(options));
     installer.install(installer.request(release, out), id).await
+}
+
+#[tokio::test]
+async fn the_license_expiry_is_judged_by_the_injected_clock() {
+    // A license that expires in 2030 has expired for a run whose clock says 2031 (a replay of a
+    // run from then must refuse it as that run did).
+    let release = release("2030-01-01T00:00:00Z");
+    let out = temp_dir();
+    let mut installer = Installer::with_pipeline(&windlass_stages::default_pipeline(&options()));
+    installer.runner.services.clock = Arc::new(windlass_engine::FixedClock(
+        time::macros::datetime!(2031-06-01 00:00:00 UTC),
+    ));
+    let state = installer
+        .install(installer.request(release.path(), out.path()), "clock")
+        .await;
+    let failure = state.failure.expect("the install fails");
+    assert_eq!(failure.stage, "provision_secrets");
+    assert!(
+        failure
+            .message
+            .contains("the license expired at 2030-01-01T00:00:00Z"),
+        "{}",
+        failure.message
+    );
 }
 
 fn mode(path: &Path) -> u32 {

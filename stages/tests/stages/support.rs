@@ -223,6 +223,7 @@ impl Installer {
             actor: "tester@ci".into(),
             progress: Arc::new(NoProgress),
             memo: Default::default(),
+            services: Default::default(),
         };
         let pipeline = Pipeline::build(specs, &StageRegistry::new(&windlass_stages::stage_kinds()))
             .expect("the pipeline builds");

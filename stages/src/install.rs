@@ -1,0 +1,377 @@
+//! The install API: starts or resumes an install of a release and runs it to the end, reporting
+//! progress through a [`Progress`] sink instead of printing. The `windlass install` command calls
+//! it (and a daemon or a replay will): it reads the license, the files the stages will read and
+//! the release up front, so that bad input is refused before anything is recorded; builds the
+//! pipeline (the built-in default with its options, or a pipeline file); decides whether to start
+//! a new install or resume an interrupted one of the same request, under the state directory's
+//! lock for that request; claims the output directory that install writes into (refusing
+//! directories windlass may not write, and locking it for the whole install); and runs it. Each
+//! install gets its own [`Memo`], so nothing derived from one install's release (and never a
+//! license document: the license is read on its own, not through the parsed cache) outlives it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use windlass_engine::pipeline_file::{PipelineFileError, load_pipeline};
+use windlass_engine::runner::{RunError, StartKind, StartPlan};
+use windlass_engine::{
+    InstallRequest, InstallState, Memo, Pipeline, PipelineErrors, Progress, Runner, Services,
+    StageRegistry,
+};
+use windlass_registry::{RegistrySettings, SettingsError};
+use windlass_state::{StateDir, StateDirError};
+
+use crate::PipelineOptions;
+use crate::images::known_images::{KnownImagesError, read_known_images};
+use crate::images::rules::{ConfigError, WindlassConfig};
+use crate::license::{LicenseError, read_license};
+use crate::output_claim::{ClaimError, ClaimRequest, OutputClaim, Protected, claim};
+use crate::release::{Limits, ReleaseError, ReleaseSnapshot, digest_keeping};
+
+/// Which pipeline an install runs.
+#[derive(Debug, Clone)]
+pub enum PipelineChoice {
+    /// The built-in pipeline ([`crate::default_pipeline`]) with these options.
+    BuiltIn(PipelineOptions),
+    /// The pipeline a pipeline file lists (see [`windlass_engine::pipeline_file`]).
+    File(PathBuf),
+}
+
+/// Files the built-in stages will read, checked before anything is recorded (the stages read
+/// them again).
+#[derive(Debug, Clone, Default)]
+pub struct StageFiles {
+    /// Registry settings (`--registries`).
+    pub registries: Option<PathBuf>,
+    /// A KOTS `Installation` with known images (`--known-images`).
+    pub known_images: Option<PathBuf>,
+    /// A windlass config file (`--config`).
+    pub config: Option<PathBuf>,
+}
+
+/// What to install.
+#[derive(Debug, Clone)]
+pub struct InstallOptions {
+    /// The release directory, as checked by [`check_release_dir`].
+    pub release_dir: PathBuf,
+    /// The license file; `None` looks for `RELEASE_DIR/userdata/license.yaml`.
+    pub license: Option<PathBuf>,
+    /// The output directory asked for, absolute; `None` for one under the state directory named
+    /// after the install.
+    pub requested_out: Option<PathBuf>,
+    /// The app namespace.
+    pub namespace: String,
+    /// Write into a non-empty output directory windlass did not write.
+    pub force: bool,
+    /// The pipeline.
+    pub pipeline: PipelineChoice,
+    /// Files the stages will read, checked up front.
+    pub stage_files: StageFiles,
+}
+
+/// Who runs the install and where it is recorded.
+pub struct InstallEnvironment<'a> {
+    /// The state directory.
+    pub state: &'a StateDir,
+    /// The state directory as the user named it, for messages.
+    pub state_shown: &'a Path,
+    /// Recorded as each event's actor.
+    pub actor: String,
+    /// The id a new install gets (a resumed install keeps its own).
+    pub new_install_id: String,
+    /// Where progress goes.
+    pub progress: Arc<dyn Progress>,
+    /// What the stages are given (HTTP, Kubernetes, clock, random source).
+    pub services: Services,
+}
+
+/// How an install ended (it may have failed: see [`InstallState::status`]).
+#[derive(Debug)]
+pub struct InstallOutcome {
+    /// The install, folded from its events.
+    pub state: InstallState,
+    /// Whether it started fresh or resumed an interrupted install.
+    pub start: StartKind,
+}
+
+/// Why an install did not run to an outcome. A stage failing is not one of these: it is
+/// recorded, and the install ends `failed`.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// The release directory cannot be resolved.
+    #[error("release directory {shown}")]
+    ReleaseDir {
+        /// The directory as given.
+        shown: String,
+        /// Why.
+        #[source]
+        error: std::io::Error,
+    },
+    /// The release directory is not a directory.
+    #[error("release directory {shown}: not a directory")]
+    NotADirectory {
+        /// The directory as given.
+        shown: String,
+    },
+    /// The license file is unreadable or invalid.
+    #[error(transparent)]
+    License(#[from] LicenseError),
+    /// The registry settings file is unreadable or invalid.
+    #[error(transparent)]
+    Registries(#[from] SettingsError),
+    /// The known-images file is unreadable or invalid.
+    #[error(transparent)]
+    KnownImages(#[from] KnownImagesError),
+    /// The windlass config file is unreadable or invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The release cannot be read for its digest.
+    #[error(transparent)]
+    Release(#[from] ReleaseError),
+    /// The built-in pipeline's options are invalid.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineErrors),
+    /// The pipeline file is unreadable or invalid.
+    #[error(transparent)]
+    PipelineFile(#[from] PipelineFileError),
+    /// A path cannot be made absolute.
+    #[error("cannot resolve {shown}")]
+    Resolve {
+        /// The path.
+        shown: String,
+        /// Why.
+        #[source]
+        error: std::io::Error,
+    },
+    /// The state directory cannot be resolved.
+    #[error("cannot resolve state directory {shown}")]
+    StateDir {
+        /// The state directory as given.
+        shown: String,
+        /// Why.
+        #[source]
+        error: std::io::Error,
+    },
+    /// The state directory's lock for this request cannot be taken.
+    #[error(transparent)]
+    Lock(#[from] StateDirError),
+    /// Another process is installing the same request right now.
+    #[error(
+        "another windlass process is installing this release with the same options into {state} right now; wait for it or see `windlass history`"
+    )]
+    Busy {
+        /// The state directory as given.
+        state: String,
+    },
+    /// The output directory was refused or is in use; `flag` says where it came from (`--out` or
+    /// `output directory`).
+    #[error("{flag} {error}")]
+    Claim {
+        /// `--out`, or `output directory` for the default one.
+        flag: &'static str,
+        /// Why.
+        error: ClaimError,
+    },
+    /// The runner stopped (the log is damaged or cannot be written).
+    #[error("install stopped")]
+    Stopped(#[source] RunError),
+}
+
+/// What kind of problem an [`InstallError`] is, for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstallErrorClass {
+    /// The release, license, pipeline or a file the stages read is invalid.
+    InvalidInput,
+    /// The request cannot be carried out as asked (an output directory windlass may not use).
+    Refused,
+    /// The state directory cannot be used.
+    State,
+    /// Something is busy or failed (another install holds a lock, an I/O error on the output).
+    Failure,
+}
+
+impl InstallError {
+    /// The error's class.
+    pub fn class(&self) -> InstallErrorClass {
+        match self {
+            InstallError::ReleaseDir { .. }
+            | InstallError::NotADirectory { .. }
+            | InstallError::License(_)
+            | InstallError::Registries(_)
+            | InstallError::KnownImages(_)
+            | InstallError::Config(_)
+            | InstallError::Release(_)
+            | InstallError::Pipeline(_)
+            | InstallError::PipelineFile(_)
+            | InstallError::Resolve { .. } => InstallErrorClass::InvalidInput,
+            InstallError::StateDir { .. } | InstallError::Lock(_) | InstallError::Stopped(_) => {
+                InstallErrorClass::State
+            }
+            InstallError::Busy { .. } => InstallErrorClass::Failure,
+            InstallError::Claim { error, .. } => match error {
+                ClaimError::Busy { .. } | ClaimError::Io { .. } | ClaimError::Marker { .. } => {
+                    InstallErrorClass::Failure
+                }
+                _ => InstallErrorClass::Refused,
+            },
+        }
+    }
+}
+
+/// The release directory `given`, resolved (symlinks followed) and checked to be a directory.
+pub fn check_release_dir(given: &Path) -> Result<PathBuf, InstallError> {
+    let shown = given.display().to_string();
+    let release_dir = std::fs::canonicalize(given).map_err(|error| InstallError::ReleaseDir {
+        shown: shown.clone(),
+        error,
+    })?;
+    if !release_dir.is_dir() {
+        return Err(InstallError::NotADirectory { shown });
+    }
+    Ok(release_dir)
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, InstallError> {
+    std::path::absolute(path).map_err(|error| InstallError::Resolve {
+        shown: path.display().to_string(),
+        error,
+    })
+}
+
+/// Checks the files the stages will read, as they will read them.
+fn check_stage_files(files: &StageFiles) -> Result<(), InstallError> {
+    if let Some(path) = &files.registries {
+        RegistrySettings::load(path)?;
+    }
+    if let Some(path) = &files.known_images {
+        read_known_images(path)?;
+    }
+    if let Some(path) = &files.config {
+        WindlassConfig::load(path)?;
+    }
+    Ok(())
+}
+
+/// Starts a new install of `options`, or resumes the interrupted install of the same request, and
+/// runs it to the end. The up-front checks (license, the stages' files, the release digest, the
+/// output claim) read files synchronously before the stages run; a caller serving other work on
+/// the same runtime (a daemon) should give each install its own task on a multi-threaded runtime.
+pub async fn install(
+    options: &InstallOptions,
+    environment: InstallEnvironment<'_>,
+) -> Result<InstallOutcome, InstallError> {
+    let state = environment.state;
+    let license_path = options.license.clone().or_else(|| {
+        let kots_layout = options.release_dir.join("userdata").join("license.yaml");
+        kots_layout.is_file().then_some(kots_layout)
+    });
+    let license = license_path
+        .map(|path| read_license(&path, &state.fingerprint_key))
+        .transpose()?;
+    // A bad file the stages read (unreadable, not a regular file, too large, invalid) is refused
+    // before anything is recorded.
+    check_stage_files(&options.stage_files)?;
+    // Only the digest is needed to find an interrupted install; fetch_base reads the release fully
+    // and reports bad input (recorded in the log). The files read for it are kept in this
+    // install's memo for fetch_base, which then need not read them again.
+    let memo = Arc::new(Memo::default());
+    let snapshot = memo.get::<ReleaseSnapshot>();
+    let release_digest = digest_keeping(&options.release_dir, &Limits::default(), &snapshot)?;
+    let registry = StageRegistry::new(&crate::stage_kinds());
+    let pipeline = match &options.pipeline {
+        PipelineChoice::BuiltIn(pipeline_options) => {
+            Pipeline::build(&crate::default_pipeline(pipeline_options), &registry)?
+        }
+        PipelineChoice::File(path) => load_pipeline(path, &registry)?,
+    };
+    let out_dir = match &options.requested_out {
+        Some(out) => out.clone(),
+        None => absolute(&state.default_out(&environment.new_install_id))?,
+    };
+    let request = InstallRequest {
+        release_dir: options.release_dir.clone(),
+        release_digest,
+        out_dir,
+        requested_out: options.requested_out.clone(),
+        namespace: options.namespace.clone(),
+        license,
+    };
+    // One process at a time per install: a second install of the same request while the first
+    // is still running must not resume it underneath.
+    let install_key = request.install_key(pipeline.fingerprint());
+    let _install_lock = state
+        .try_lock(&install_key)?
+        .ok_or_else(|| InstallError::Busy {
+            state: environment.state_shown.display().to_string(),
+        })?;
+    let runner = Runner {
+        log: state.log.clone(),
+        blobs: state.blobs.clone(),
+        fingerprint_key: state.fingerprint_key.clone(),
+        actor: environment.actor,
+        progress: environment.progress,
+        memo,
+        services: environment.services,
+    };
+    let plan = runner
+        .plan_start(&pipeline, &request, &environment.new_install_id)
+        .map_err(InstallError::Stopped)?;
+    let _output_claim = claim_output(
+        state,
+        environment.state_shown,
+        options.force,
+        &request,
+        &plan,
+    )?;
+    let (state, start) = runner
+        .start_planned(&pipeline, Arc::new(request), plan)
+        .await
+        .map_err(InstallError::Stopped)?;
+    Ok(InstallOutcome { state, start })
+}
+
+/// Claims the output directory `plan` writes into for the whole install: never `/`, the release
+/// directory, the state directory (other than its `installs/`), a file, or a non-empty directory
+/// windlass did not write (unless `force`, or the install being resumed wrote there).
+fn claim_output(
+    state: &StateDir,
+    state_shown: &Path,
+    force: bool,
+    request: &InstallRequest,
+    plan: &StartPlan,
+) -> Result<OutputClaim, InstallError> {
+    let state_dir =
+        std::fs::canonicalize(state.root()).map_err(|error| InstallError::StateDir {
+            shown: state_shown.display().to_string(),
+            error,
+        })?;
+    let protected = [
+        Protected {
+            what: "release directory".into(),
+            path: request.release_dir.clone(),
+            allowed_inside: None,
+        },
+        Protected {
+            what: "state directory".into(),
+            allowed_inside: Some(state_dir.join("installs")),
+            path: state_dir,
+        },
+    ];
+    let resumed = plan.kind() == StartKind::Resumed;
+    claim(&ClaimRequest {
+        out_dir: &plan.out_dir,
+        install_id: &plan.install_id,
+        force,
+        known_output: resumed,
+        protected: &protected,
+    })
+    .map_err(|error| InstallError::Claim {
+        // The path leads every message; say which option it came from.
+        flag: if request.requested_out.is_some() {
+            "--out"
+        } else {
+            "output directory"
+        },
+        error,
+    })
+}
