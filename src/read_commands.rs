@@ -6,6 +6,7 @@
 //! damaged.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 
 use anyhow::anyhow;
 use serde::Serialize;
@@ -22,8 +23,16 @@ use crate::state_access::open_state_read_only;
 pub fn print_json(value: &impl Serialize) -> Result<(), CliError> {
     let text =
         serde_json::to_string_pretty(value).map_err(|error| CliError::new(Code::Failure, error))?;
-    println!("{text}");
-    Ok(())
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        // A reader that stopped early (`windlass events ID --json | head`) is not an error.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(error) => Err(CliError::new(
+            Code::Failure,
+            anyhow::anyhow!("cannot write to standard output: {error}"),
+        )),
+        Ok(()) => Ok(()),
+    }
 }
 
 /// `1.234 s` or `87 ms`.

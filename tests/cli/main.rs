@@ -526,3 +526,25 @@ fn proxy_public_images_makes_every_image_private_without_probing() {
             .contains("proxyPublicImages")
     );
 }
+
+/// A reader that stops early (`windlass events ID --json | head -1`) closes the pipe: windlass
+/// exits 0 without a panic about the broken pipe.
+#[test]
+fn json_output_into_a_closed_pipe_exits_quietly() {
+    let state = tempfile::tempdir().unwrap();
+    let installed = json(run(windlass(state.path())
+        .args(["install", "--offline", "--json"])
+        .arg(quickstart())));
+    let install_id = installed["install_id"].as_str().unwrap().to_string();
+    let mut child = windlass(state.path())
+        .args(["events", &install_id, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before windlass writes
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
