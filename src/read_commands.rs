@@ -494,6 +494,8 @@ fn without_panics<T>(check: impl FnOnce() -> Result<T, String>) -> Result<T, Str
 pub fn verify_log(global: &GlobalArgs, rebuild_indexes: bool) -> CliResult {
     let mut rebuilt = None;
     if rebuild_indexes {
+        // Like every read command, refuse a missing state directory rather than create one.
+        drop(open_state_read_only(global)?);
         let state = open_state(global)?;
         let records = without_panics(|| {
             state
