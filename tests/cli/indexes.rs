@@ -34,7 +34,7 @@ fn drop_indexes(state: &Path) {
     const META: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
     let db = redb::Database::builder()
         .set_concurrency_mode(redb::ConcurrencyMode::MultiWriter)
-        .open(&state.join("events.redb"))
+        .open(state.join("events.redb"))
         .expect("open the event log");
     let txn = db.begin_write().unwrap();
     assert!(txn.delete_table(PROJECTIONS).unwrap(), "there were indexes");
