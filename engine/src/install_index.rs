@@ -212,9 +212,14 @@ pub fn summaries(
     if !log.projections_current()? {
         return Ok(None);
     }
+    // One read of the whole table rather than a lookup per install.
+    let mut rows: std::collections::HashMap<String, Vec<u8>> = log
+        .projection_scan(INSTALL_TABLE, "")?
+        .into_iter()
+        .collect();
     let mut out = Vec::with_capacity(install_ids.len());
     for id in install_ids {
-        if let Some(bytes) = log.projection_get(INSTALL_TABLE, id)? {
+        if let Some(bytes) = rows.remove(id) {
             match serde_json::from_slice(&bytes) {
                 Ok(summary) => out.push(summary),
                 Err(_) => return Ok(None),
