@@ -42,7 +42,7 @@ fill() { # state, count, install args...: COUNT installs, prints how long they t
     for _ in $(seq "$count"); do
         "$windlass" --state "$state" install --offline "$@" >/dev/null
     done
-    echo "$(echo "($EPOCHREALTIME - $started) / 1" | bc) s"
+    printf '%.1f s' "$(echo "$EPOCHREALTIME - $started" | bc)"
 }
 
 measure() { # state, label
