@@ -61,8 +61,14 @@ pub enum Command {
         /// The install id.
         install_id: String,
     },
-    /// Check the event log's hash chain and sequence numbers.
-    VerifyLog,
+    /// Check the event log's hash chain and sequence numbers, every blob, and whether the
+    /// indexes reflect the log.
+    VerifyLog {
+        /// Rebuild the indexes (install summaries, install keys, facts by type) from the log
+        /// first; needs write access to the state directory.
+        #[arg(long)]
+        rebuild_indexes: bool,
+    },
     /// Run the license-authenticated pull-through registry proxy, or manage its licenses.
     Proxy(ProxyArgs),
 }

@@ -44,7 +44,9 @@ fn main() -> std::process::ExitCode {
         Command::History => read_commands::history(&cli.global),
         Command::Events { install_id } => read_commands::events(&cli.global, install_id),
         Command::Show { install_id } => read_commands::show(&cli.global, install_id),
-        Command::VerifyLog => read_commands::verify_log(&cli.global),
+        Command::VerifyLog { rebuild_indexes } => {
+            read_commands::verify_log(&cli.global, *rebuild_indexes)
+        }
         Command::Proxy(args) => proxy_command::run(&cli.global, args),
     };
     match result {

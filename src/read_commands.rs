@@ -10,14 +10,14 @@ use std::io::Write;
 
 use anyhow::anyhow;
 use serde::Serialize;
-use windlass_engine::{FoldError, InstallState, fold};
+use windlass_engine::{FoldError, InstallState, InstallStatus, InstallSummary, fold};
 use windlass_stages::plan::PlannedEntry;
 use windlass_stages::plan_overrides::{OVERRIDES_PLANNED, OverridesPlanned};
-use windlass_state::{BlobId, EventLog, StateView, StoredEvent, verify_chain};
+use windlass_state::{BlobId, EventLog, ProjectionStatus, StateView, StoredEvent, verify_chain};
 
 use crate::cli::GlobalArgs;
 use crate::exit::{CliError, CliResult, Code};
-use crate::state_access::open_state_read_only;
+use crate::state_access::{open_state, open_state_read_only};
 
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json(value: &impl Serialize) -> Result<(), CliError> {
@@ -67,11 +67,29 @@ fn load_install(
 
 /// `windlass history`. An install whose records cannot be read is left out and named on stderr
 /// (the others are still listed), and the command then exits 4.
+///
+/// The text listing reads the install summaries the state keeps beside the log (one small row per
+/// install, no event is read); `--json`, which prints every install's stages, and a state whose
+/// indexes do not reflect the log (written by an older windlass, not yet opened for writing) fold
+/// each install's events instead.
 pub fn history(global: &GlobalArgs) -> CliResult {
     let state = open_state_read_only(global)?;
+    let install_ids = state.log.install_ids().map_err(state_error)?;
+    if !global.json
+        && let Some(summaries) = windlass_engine::install_index::summaries(&state.log, &install_ids)
+            .map_err(state_error)?
+        && summaries.len() == install_ids.len()
+    {
+        if summaries.is_empty() {
+            println!("no installs yet in {}", state.root().display());
+        } else {
+            print_history(&summaries.iter().map(summary_row).collect::<Vec<_>>());
+        }
+        return Ok(Code::Success);
+    }
     let mut installs = Vec::new();
     let mut unreadable = Vec::new();
-    for install_id in state.log.install_ids().map_err(state_error)? {
+    for install_id in install_ids {
         match load_install(&state.log, &install_id) {
             Ok((_, install)) => installs.push(install),
             Err(failure) => unreadable.push((install_id, failure.error)),
@@ -82,7 +100,7 @@ pub fn history(global: &GlobalArgs) -> CliResult {
     } else if installs.is_empty() && unreadable.is_empty() {
         println!("no installs yet in {}", state.root().display());
     } else if !installs.is_empty() {
-        print_history(&installs);
+        print_history(&installs.iter().map(state_row).collect::<Vec<_>>());
     }
     if unreadable.is_empty() {
         return Ok(Code::Success);
@@ -101,28 +119,42 @@ pub fn history(global: &GlobalArgs) -> CliResult {
     ))
 }
 
+/// The `history` row of a folded install.
+fn state_row(install: &InstallState) -> [String; 6] {
+    [
+        install.install_id.clone(),
+        install.app_slug.clone(),
+        install.release_digest.chars().take(19).collect(),
+        install.status.as_str().to_string(),
+        install.started_at.clone(),
+        install
+            .duration_ms
+            .map(format_duration)
+            .unwrap_or_else(|| "-".into()),
+    ]
+}
+
+/// The `history` row of an install summary: the same cells as [`state_row`] of its fold.
+fn summary_row(summary: &InstallSummary) -> [String; 6] {
+    [
+        summary.install_id.clone(),
+        summary.app_slug.clone(),
+        summary.release_digest.chars().take(19).collect(),
+        InstallStatus::from(summary.status).as_str().to_string(),
+        summary.started_at.clone(),
+        summary
+            .duration_ms()
+            .map(format_duration)
+            .unwrap_or_else(|| "-".into()),
+    ]
+}
+
 /// One line per install, every column as wide as its widest value (app slugs and install ids
 /// vary in length, and timestamps carry up to nine digits of fraction).
-fn print_history(installs: &[InstallState]) {
+fn print_history(rows: &[[String; 6]]) {
     let header = ["INSTALL", "APP", "RELEASE", "STATUS", "STARTED", "DURATION"];
-    let rows: Vec<[String; 6]> = installs
-        .iter()
-        .map(|install| {
-            [
-                install.install_id.clone(),
-                install.app_slug.clone(),
-                install.release_digest.chars().take(19).collect(),
-                install.status.as_str().to_string(),
-                install.started_at.clone(),
-                install
-                    .duration_ms
-                    .map(format_duration)
-                    .unwrap_or_else(|| "-".into()),
-            ]
-        })
-        .collect();
     let mut widths = header.map(str::len);
-    for row in &rows {
+    for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
@@ -139,7 +171,7 @@ fn print_history(installs: &[InstallState]) {
         line
     };
     println!("{}", line(header));
-    for row in &rows {
+    for row in rows {
         println!("{}", line(row.each_ref().map(String::as_str)));
     }
 }
@@ -353,6 +385,11 @@ struct VerifyReport {
     blob_error: Option<String>,
     bad_blobs: Vec<BadBlob>,
     affected_installs: Vec<AffectedInstall>,
+    /// `current` (the indexes reflect the log), `stale` (they do not: readers fold the log until
+    /// a writable open or `--rebuild-indexes` rebuilds them) or `unsupported` (the sled backend).
+    indexes: &'static str,
+    /// With `--rebuild-indexes`: how many records the indexes were rebuilt from.
+    indexes_rebuilt_from: Option<u64>,
 }
 
 /// An install that names a damaged or missing blob, and the release to install again to repair it.
@@ -460,9 +497,45 @@ fn without_panics<T>(check: impl FnOnce() -> Result<T, String>) -> Result<T, Str
 /// `windlass verify-log`: the hash chain and numbering of the log, every record readable, every
 /// stored blob's bytes hashing to its id, and every blob an event names present. Exits 4 naming
 /// what is damaged and which installs it affects.
-pub fn verify_log(global: &GlobalArgs) -> CliResult {
+///
+/// `--rebuild-indexes` first opens the state for writing and derives the indexes from the log
+/// again; otherwise the report says whether they reflect the log (`indexes`).
+pub fn verify_log(global: &GlobalArgs, rebuild_indexes: bool) -> CliResult {
+    let mut rebuilt = None;
+    if rebuild_indexes {
+        // Like every read command, refuse a missing state directory rather than create one.
+        drop(open_state_read_only(global)?);
+        let state = open_state(global)?;
+        let records = without_panics(|| {
+            state
+                .log
+                .rebuild_projections()
+                .map_err(|error| error.to_string())
+        })
+        .map_err(|error| {
+            CliError::new(
+                Code::State,
+                anyhow!(error).context(format!(
+                    "cannot rebuild the indexes of state directory {}",
+                    global.state.display()
+                )),
+            )
+        })?;
+        rebuilt = Some(records);
+    }
     let state = open_state_read_only(global)?;
-    let report = without_panics(|| Ok(verify(&state))).map_err(|error| {
+    let report = without_panics(|| {
+        let mut report = verify(&state);
+        report.indexes_rebuilt_from = rebuilt;
+        report.indexes = match state.log.ensure_projections(false) {
+            Ok(ProjectionStatus::Current | ProjectionStatus::Rebuilt(_)) => "current",
+            Ok(ProjectionStatus::Stale) => "stale",
+            Ok(ProjectionStatus::Unsupported) => "unsupported",
+            Err(error) => return Err(error.to_string()),
+        };
+        Ok(report)
+    })
+    .map_err(|error| {
         CliError::new(
             Code::State,
             anyhow!(error).context(format!(
@@ -540,6 +613,8 @@ fn verify(state: &StateView) -> VerifyReport {
         blob_error: None,
         bad_blobs: Vec::new(),
         affected_installs: Vec::new(),
+        indexes: "unsupported",
+        indexes_rebuilt_from: None,
     };
     match chain {
         Ok(chain) => {
@@ -609,6 +684,16 @@ fn print_verify_report(report: &VerifyReport) {
         ),
         (Some(error), _) => println!("event log damaged: {error}"),
         (None, None) => {}
+    }
+    if let Some(records) = report.indexes_rebuilt_from {
+        println!("indexes rebuilt from {records} records");
+    }
+    match report.indexes {
+        "current" => println!("indexes ok: they reflect the whole log"),
+        "stale" => println!(
+            "indexes stale: they do not reflect the log (written by an older windlass?); history and resume fold the log until `windlass verify-log --rebuild-indexes` or the next install rebuilds them"
+        ),
+        _ => println!("indexes: none kept by this backend; history and resume fold the log"),
     }
     if !report.unreadable_records.is_empty() {
         println!(

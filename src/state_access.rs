@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::anyhow;
-use windlass_state::{Backend, SchemaRegistry, StateDir, StateView};
+use windlass_state::{Backend, ProjectionStatus, SchemaRegistry, StateDir, StateView};
 
 use crate::cli::GlobalArgs;
 use crate::exit::{CliError, Code};
@@ -26,8 +26,37 @@ pub fn file_in_the_way(path: &std::path::Path) -> Option<std::path::PathBuf> {
 }
 
 /// Opens the state directory named by the global options.
+/// The engine's projections are attached, and rebuilt from the log when they do not reflect it
+/// (a state directory written by an older windlass gets them here).
 pub fn open_state(global: &GlobalArgs) -> Result<StateDir, CliError> {
     refuse_a_file_as_state(global)?;
+    let mut state = open_state_unindexed(global)?;
+    state.log = state
+        .log
+        .clone()
+        .with_projector(Arc::new(windlass_engine::InstallProjector));
+    match state.log.ensure_projections(true) {
+        Ok(ProjectionStatus::Rebuilt(records)) => {
+            tracing::info!(
+                records,
+                "rebuilt the indexes of the state directory from its log"
+            );
+        }
+        Ok(_) => {}
+        Err(error) => {
+            return Err(CliError::new(
+                Code::State,
+                anyhow!(error).context(format!(
+                    "cannot rebuild the indexes of state directory {}",
+                    global.state.display()
+                )),
+            ));
+        }
+    }
+    Ok(state)
+}
+
+fn open_state_unindexed(global: &GlobalArgs) -> Result<StateDir, CliError> {
     StateDir::open(&global.state, backend(global)?, schemas()?).map_err(|error| {
         CliError::new(
             Code::State,
@@ -45,8 +74,19 @@ pub fn open_state(global: &GlobalArgs) -> Result<StateDir, CliError> {
 
 /// Opens the state directory named by the global options for reading only (the read-only
 /// commands): nothing is created or written, and a missing directory is an error.
+/// The engine's projections are attached for reading; when they do not reflect the log the readers
+/// fall back to folding it (nothing is rebuilt: that needs a writable open).
 pub fn open_state_read_only(global: &GlobalArgs) -> Result<StateView, CliError> {
     refuse_a_file_as_state(global)?;
+    let mut state = open_read_only_unindexed(global)?;
+    state.log = state
+        .log
+        .clone()
+        .with_projector(Arc::new(windlass_engine::InstallProjector));
+    Ok(state)
+}
+
+fn open_read_only_unindexed(global: &GlobalArgs) -> Result<StateView, CliError> {
     StateDir::open_read_only(&global.state, backend(global)?, schemas()?).map_err(|error| {
         CliError::new(
             Code::State,

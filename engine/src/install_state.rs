@@ -191,7 +191,7 @@ fn decode<T: serde::de::DeserializeOwned>(event: &StoredEvent) -> Result<T, Fold
     })
 }
 
-fn millis_between(start: &str, end: &str) -> Option<u64> {
+pub(crate) fn millis_between(start: &str, end: &str) -> Option<u64> {
     use time::format_description::well_known::Rfc3339;
     let start = time::OffsetDateTime::parse(start, &Rfc3339).ok()?;
     let end = time::OffsetDateTime::parse(end, &Rfc3339).ok()?;

@@ -3,12 +3,15 @@
 //! pipeline as a `petgraph` DAG while collecting every configuration error (from specs in code or
 //! from a pipeline file, [`pipeline_file`]), runs independent stages concurrently on tokio, records
 //! each stage's lifecycle and facts in the event log, retries transient failures through one policy
-//! function, and folds an install's events into its state (used by `show` and by resume). It never
+//! function, and folds an install's events into its state (used by `show` and by resume), keeping
+//! projections (install summaries, install keys, facts by type) so that `history`, resume and the
+//! probe cache need not fold every install. It never
 //! depends on a concrete stage: stage kinds arrive through a [`StageRegistry`], registered by name
 //! with a factory closure.
 
 pub mod events;
 pub mod install;
+pub mod install_index;
 pub mod install_state;
 pub mod memo;
 pub mod pipeline;
@@ -20,6 +23,7 @@ pub mod services;
 pub mod stage;
 
 pub use install::{InstallRequest, License, LicenseRecord};
+pub use install_index::{InstallProjector, InstallSummary};
 pub use install_state::{
     FoldError, InstallState, InstallStatus, StageState, StageStatus, fold, fold_owned,
 };

@@ -153,7 +153,21 @@ impl Runner {
     /// The newest install with this install key that did not complete, if any. Installs whose
     /// events cannot be read (for example, written by a newer windlass) cannot be resumed by this
     /// binary and are skipped with a warning rather than blocking every new install.
+    ///
+    /// With current projections this reads the `install_key` index and folds that one install;
+    /// otherwise (or when that install does not read) it folds installs newest first.
     pub fn find_resumable(&self, install_key: &str) -> Result<Option<InstallState>, RunError> {
+        match crate::install_index::install_for_key(&self.log, install_key)? {
+            Some(None) => return Ok(None),
+            Some(Some(install_id)) => {
+                if let Ok(state) = self.state_of(&install_id)
+                    && state.install_key == install_key
+                {
+                    return Ok((state.status != InstallStatus::Completed).then_some(state));
+                }
+            }
+            None => {}
+        }
         for install_id in self.log.install_ids()?.iter().rev() {
             let state = match self.state_of(install_id) {
                 Ok(state) => state,
@@ -675,6 +689,12 @@ impl FactHistory for LogHistory {
         exclude_install: &str,
     ) -> Result<Vec<StoredEvent>, String> {
         use time::format_description::well_known::Rfc3339;
+        if let Some(found) =
+            crate::install_index::recent_facts(&self.log, event_type, since, exclude_install)
+                .map_err(|error| error.to_string())?
+        {
+            return Ok(found);
+        }
         let mut found = Vec::new();
         for install_id in self
             .log

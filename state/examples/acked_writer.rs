@@ -7,6 +7,10 @@
 //! Each batch has 1 to 20 events spread over three installs, and every payload names the writer
 //! process (`writer`), the batch (`batch`), the batch size (`batch_size`) and its position in the
 //! batch (`index`), so a checker can tell a whole batch from a torn one.
+//!
+//! Where the backend keeps projections, every batch is appended with a projector that counts each
+//! install's events (table `count`, version [`COUNT_VERSION`]), so the checker can also tell that
+//! the projection rows moved with the batches, never apart from them.
 
 use std::io::Write;
 use std::path::Path;
@@ -15,10 +19,28 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 use windlass_state::redb_store::RedbStore;
-use windlass_state::{EventStore, NewEvent};
+use windlass_state::{
+    EventStore, Indexer, NewEvent, ProjectionHead, ProjectionRows, RecordHash, StoreError,
+    StoredEvent,
+};
 
 const INSTALLS: [&str; 3] = ["alpha", "beta", "gamma"];
 const LARGEST_BATCH: u64 = 20;
+/// The version of the `count` projection.
+const COUNT_VERSION: u32 = 7;
+
+/// Adds one to the `count` row of the event's install.
+fn count_events(event: &StoredEvent, rows: &mut dyn ProjectionRows) -> Result<(), StoreError> {
+    let count = rows
+        .get("count", &event.install_id)?
+        .and_then(|bytes| String::from_utf8(bytes).ok()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    rows.put(
+        "count",
+        &event.install_id,
+        (count + 1).to_string().as_bytes(),
+    )
+}
 
 #[cfg(feature = "sled")]
 fn open_sled(path: &Path) -> Result<Box<dyn EventStore>, String> {
@@ -69,6 +91,30 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let indexer = Indexer {
+        version: COUNT_VERSION,
+        apply: &count_events,
+    };
+    if store.keeps_projections() {
+        let current = store.head().and_then(|head| {
+            let (seq, hash) = head.unwrap_or((0, RecordHash::GENESIS));
+            Ok(store.projection_head()?
+                == Some(ProjectionHead {
+                    version: COUNT_VERSION,
+                    seq,
+                    hash,
+                }))
+        });
+        let rebuilt = match current {
+            Ok(true) => Ok(0),
+            Ok(false) => store.rebuild_projections(&indexer),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = rebuilt {
+            eprintln!("acked_writer: cannot rebuild the projections: {error}");
+            return ExitCode::from(1);
+        }
+    }
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_nanos())
@@ -99,7 +145,7 @@ fn main() -> ExitCode {
                 )
             })
             .collect();
-        let stored = match store.append(events) {
+        let stored = match store.append_indexed(events, &indexer) {
             Ok(stored) => stored,
             Err(error) => {
                 eprintln!("acked_writer: append failed: {error}");

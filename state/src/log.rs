@@ -1,12 +1,14 @@
 //! [`EventLog`]: the read/write façade the rest of windlass uses. It pairs a backend with the schema
 //! registry, so everything read through it is upcast to current versions, and it refuses to write an
-//! event at a version other than the current one of its type.
+//! event at a version other than the current one of its type. Given a [`Projector`], it keeps
+//! the projections in each append's transaction and rebuilds them when they are stale.
 
 use std::sync::Arc;
 
 use crate::event::{NewEvent, StoredEvent};
+use crate::projection::{Indexer, ProjectionHead, ProjectionRows, Projector};
 use crate::schema::{SchemaError, SchemaRegistry};
-use crate::store::{EventStore, StoreError};
+use crate::store::{EventStore, StoreError, decode_record};
 
 /// Errors from reading or writing through an [`EventLog`].
 #[derive(Debug, thiserror::Error)]
@@ -19,17 +21,134 @@ pub enum LogError {
     Schema(#[from] SchemaError),
 }
 
-/// A backend plus the schema registry.
+/// Whether the projections can be read instead of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProjectionStatus {
+    /// They reflect the whole log, under the projector's version.
+    Current,
+    /// They were rebuilt from the log just now; the number of records read.
+    Rebuilt(u64),
+    /// They lag the log, have another version or do not exist (and were not rebuilt: the log is
+    /// read-only, or there is no projector); readers fall back to the log.
+    Stale,
+    /// The backend keeps none.
+    Unsupported,
+}
+
+/// A backend plus the schema registry, and optionally the projector of its projections.
 #[derive(Clone)]
 pub struct EventLog {
     store: Arc<dyn EventStore>,
     schemas: Arc<SchemaRegistry>,
+    projector: Option<Arc<dyn Projector>>,
 }
 
 impl EventLog {
     /// Pairs a store with a registry.
     pub fn new(store: Arc<dyn EventStore>, schemas: Arc<SchemaRegistry>) -> EventLog {
-        EventLog { store, schemas }
+        EventLog {
+            store,
+            schemas,
+            projector: None,
+        }
+    }
+
+    /// The same log, keeping the projections `projector` derives in every append.
+    pub fn with_projector(mut self, projector: Arc<dyn Projector>) -> EventLog {
+        self.projector = Some(projector);
+        self
+    }
+
+    /// Applies one raw stored event to the rows: upcast first; an event that does not upcast is
+    /// skipped (the fold reports it).
+    fn apply_upcast(
+        &self,
+        projector: &dyn Projector,
+        event: &StoredEvent,
+        rows: &mut dyn ProjectionRows,
+    ) -> Result<(), StoreError> {
+        match self.schemas.upcast(event.clone()) {
+            Ok(event) => projector.apply(&event, rows),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Whether the projections reflect the whole log under the projector's version (always
+    /// `false` without a projector).
+    pub fn projections_current(&self) -> Result<bool, LogError> {
+        let Some(projector) = &self.projector else {
+            return Ok(false);
+        };
+        if !self.store.keeps_projections() {
+            return Ok(false);
+        }
+        let (seq, hash) = self
+            .store
+            .head()?
+            .unwrap_or((0, crate::chain::RecordHash::GENESIS));
+        Ok(self.store.projection_head()?
+            == Some(ProjectionHead {
+                version: projector.version(),
+                seq,
+                hash,
+            }))
+    }
+
+    /// Rebuilds the projections from the whole log (needs a writable log and a projector).
+    pub fn rebuild_projections(&self) -> Result<u64, LogError> {
+        let Some(projector) = self.projector.clone() else {
+            return Err(StoreError::Backend("no projector to rebuild indexes with".into()).into());
+        };
+        let apply = |event: &StoredEvent, rows: &mut dyn ProjectionRows| {
+            self.apply_upcast(projector.as_ref(), event, rows)
+        };
+        Ok(self.store.rebuild_projections(&Indexer {
+            version: projector.version(),
+            apply: &apply,
+        })?)
+    }
+
+    /// Checks the projections and, when they are stale and the log is writable, rebuilds them
+    /// (the upgrade path for a state directory written by a windlass without them).
+    pub fn ensure_projections(&self, writable: bool) -> Result<ProjectionStatus, LogError> {
+        if self.projector.is_none() || !self.store.keeps_projections() {
+            return Ok(ProjectionStatus::Unsupported);
+        }
+        if self.projections_current()? {
+            return Ok(ProjectionStatus::Current);
+        }
+        if !writable {
+            return Ok(ProjectionStatus::Stale);
+        }
+        Ok(ProjectionStatus::Rebuilt(self.rebuild_projections()?))
+    }
+
+    /// The row `key` of projection `table` (callers check [`EventLog::projections_current`]).
+    pub fn projection_get(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, LogError> {
+        Ok(self.store.projection_get(table, key)?)
+    }
+
+    /// The rows of projection `table` whose keys start with `prefix`, in key order.
+    pub fn projection_scan(
+        &self,
+        table: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, LogError> {
+        Ok(self.store.projection_scan(table, prefix)?)
+    }
+
+    /// The event at global sequence `global_seq`, upcast, if there is one.
+    pub fn event_at(&self, global_seq: u64) -> Result<Option<StoredEvent>, LogError> {
+        let Some(raw) = self
+            .store
+            .scan(global_seq, 1)?
+            .into_iter()
+            .find(|raw| raw.global_seq == global_seq)
+        else {
+            return Ok(None);
+        };
+        let event = decode_record(raw.global_seq, &raw.bytes)?;
+        Ok(Some(self.schemas.upcast(event)?))
     }
 
     /// The backend, for verification and raw access.
@@ -58,7 +177,21 @@ impl EventLog {
                 .into());
             }
         }
-        Ok(self.store.append(batch)?)
+        match &self.projector {
+            Some(projector) => {
+                let apply = |event: &StoredEvent, rows: &mut dyn ProjectionRows| {
+                    self.apply_upcast(projector.as_ref(), event, rows)
+                };
+                Ok(self.store.append_indexed(
+                    batch,
+                    &Indexer {
+                        version: projector.version(),
+                        apply: &apply,
+                    },
+                )?)
+            }
+            None => Ok(self.store.append(batch)?),
+        }
     }
 
     /// Every event of an install, upcast to current versions.

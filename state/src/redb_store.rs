@@ -15,6 +15,7 @@ use redb::{
 
 use crate::chain::RecordHash;
 use crate::event::{NewEvent, StoredEvent, now_rfc3339};
+use crate::projection::{Indexer, ProjectionHead, ProjectionRows, check_row};
 use crate::store::{EventStore, RawRecord, StoreError, build_record, decode_record, validate};
 
 /// global sequence → stored record bytes.
@@ -26,7 +27,12 @@ const INSTALLS: TableDefinition<&str, u64> = TableDefinition::new("installs");
 /// "head" → last global sequence (8 bytes, big endian) followed by its record hash (32 bytes).
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
+/// (projection table, key) → row bytes, see [`crate::projection`].
+const PROJECTIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("projections");
+
 const HEAD_KEY: &str = "head";
+/// In `META`: the [`ProjectionHead`] of the rows in `PROJECTIONS`.
+const PROJECTION_HEAD_KEY: &str = "projection_head";
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The redb-backed event log.
@@ -177,8 +183,46 @@ fn read_head(
     }
 }
 
-impl EventStore for RedbStore {
-    fn append(&self, batch: Vec<NewEvent>) -> Result<Vec<StoredEvent>, StoreError> {
+/// Projection rows inside a redb write transaction.
+struct RedbRows<'t, 'txn> {
+    table: &'t mut redb::Table<'txn, (&'static str, &'static str), &'static [u8]>,
+}
+
+impl ProjectionRows for RedbRows<'_, '_> {
+    fn get(&mut self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .table
+            .get((table, key))
+            .map_err(backend_error)?
+            .map(|value| value.value().to_vec()))
+    }
+
+    fn put(&mut self, table: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        check_row(table, key, value)?;
+        self.table
+            .insert((table, key), value)
+            .map_err(backend_error)?;
+        Ok(())
+    }
+}
+
+fn read_projection_head(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Option<ProjectionHead>, StoreError> {
+    match meta.get(PROJECTION_HEAD_KEY).map_err(backend_error)? {
+        None => Ok(None),
+        Some(value) => ProjectionHead::from_bytes(value.value())
+            .map(Some)
+            .ok_or_else(|| StoreError::Backend("projection head record has the wrong size".into())),
+    }
+}
+
+impl RedbStore {
+    fn append_with(
+        &self,
+        batch: Vec<NewEvent>,
+        indexer: Option<&Indexer<'_>>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         for event in &batch {
             validate(event)?;
         }
@@ -199,6 +243,24 @@ impl EventStore for RedbStore {
             let mut installs = txn.open_table(INSTALLS).map_err(backend_error)?;
             let mut meta = txn.open_table(META).map_err(backend_error)?;
             let (mut last_global, mut prev_hash) = read_head(&meta)?;
+            // The rows follow this batch only if they reflected the log up to it.
+            let indexer = match indexer {
+                Some(indexer)
+                    if read_projection_head(&meta)?
+                        == Some(ProjectionHead {
+                            version: indexer.version,
+                            seq: last_global,
+                            hash: prev_hash,
+                        }) =>
+                {
+                    Some(indexer)
+                }
+                _ => None,
+            };
+            let mut projections = match indexer {
+                Some(_) => Some(txn.open_table(PROJECTIONS).map_err(backend_error)?),
+                None => None,
+            };
             let mut install_heads: HashMap<String, u64> = HashMap::new();
             for event in batch {
                 let install_seq = match install_heads.get(&event.install_id) {
@@ -234,6 +296,9 @@ impl EventStore for RedbStore {
                 install_heads.insert(install_id, install_seq);
                 last_global = global_seq;
                 prev_hash = hash;
+                if let (Some(indexer), Some(table)) = (indexer, projections.as_mut()) {
+                    (indexer.apply)(&stored, &mut RedbRows { table })?;
+                }
                 stored_events.push(stored);
             }
             let mut head = [0u8; 40];
@@ -241,9 +306,122 @@ impl EventStore for RedbStore {
             head[8..].copy_from_slice(&prev_hash.0);
             meta.insert(HEAD_KEY, head.as_slice())
                 .map_err(backend_error)?;
+            if let Some(indexer) = indexer {
+                let projection_head = ProjectionHead {
+                    version: indexer.version,
+                    seq: last_global,
+                    hash: prev_hash,
+                };
+                meta.insert(PROJECTION_HEAD_KEY, projection_head.to_bytes().as_slice())
+                    .map_err(backend_error)?;
+            }
         }
         txn.commit().map_err(backend_error)?;
         Ok(stored_events)
+    }
+}
+
+impl EventStore for RedbStore {
+    fn append(&self, batch: Vec<NewEvent>) -> Result<Vec<StoredEvent>, StoreError> {
+        self.append_with(batch, None)
+    }
+
+    fn keeps_projections(&self) -> bool {
+        true
+    }
+
+    fn append_indexed(
+        &self,
+        batch: Vec<NewEvent>,
+        indexer: &Indexer<'_>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.append_with(batch, Some(indexer))
+    }
+
+    fn projection_head(&self) -> Result<Option<ProjectionHead>, StoreError> {
+        let Some(txn) = self.begin_read()? else {
+            return Ok(None);
+        };
+        let meta = match txn.open_table(META) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(error) => return Err(backend_error(error)),
+        };
+        read_projection_head(&meta)
+    }
+
+    fn projection_get(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(txn) = self.begin_read()? else {
+            return Ok(None);
+        };
+        let rows = match txn.open_table(PROJECTIONS) {
+            Ok(rows) => rows,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(error) => return Err(backend_error(error)),
+        };
+        Ok(rows
+            .get((table, key))
+            .map_err(backend_error)?
+            .map(|value| value.value().to_vec()))
+    }
+
+    fn projection_scan(
+        &self,
+        table: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let Some(txn) = self.begin_read()? else {
+            return Ok(Vec::new());
+        };
+        let rows = match txn.open_table(PROJECTIONS) {
+            Ok(rows) => rows,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(error) => return Err(backend_error(error)),
+        };
+        let mut out = Vec::new();
+        for entry in rows.range((table, prefix)..).map_err(backend_error)? {
+            let (key, value) = entry.map_err(backend_error)?;
+            let (row_table, row_key) = key.value();
+            if row_table != table || !row_key.starts_with(prefix) {
+                break;
+            }
+            out.push((row_key.to_string(), value.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn rebuild_projections(&self, indexer: &Indexer<'_>) -> Result<u64, StoreError> {
+        let Opened::Writable(db) = &self.db else {
+            return Err(StoreError::ReadOnly {
+                path: self.path.display().to_string(),
+            });
+        };
+        let txn = db.begin_write().map_err(backend_error)?;
+        let mut records = 0;
+        {
+            txn.delete_table(PROJECTIONS).map_err(backend_error)?;
+            let mut table = txn.open_table(PROJECTIONS).map_err(backend_error)?;
+            let events = txn.open_table(EVENTS).map_err(backend_error)?;
+            let mut meta = txn.open_table(META).map_err(backend_error)?;
+            let (seq, hash) = read_head(&meta)?;
+            for entry in events.iter().map_err(backend_error)? {
+                let (key, value) = entry.map_err(backend_error)?;
+                records += 1;
+                let Ok(event) = decode_record(key.value(), value.value()) else {
+                    continue;
+                };
+                (indexer.apply)(&event, &mut RedbRows { table: &mut table })?;
+            }
+            let head = ProjectionHead {
+                version: indexer.version,
+                seq,
+                hash,
+            };
+            meta.insert(PROJECTION_HEAD_KEY, head.to_bytes().as_slice())
+                .map_err(backend_error)?;
+        }
+        txn.commit().map_err(backend_error)?;
+        Ok(records)
     }
 
     fn events_of(&self, install_id: &str) -> Result<Vec<StoredEvent>, StoreError> {

@@ -1,7 +1,8 @@
 //! [`StateDir`]: the on-disk layout of a windlass state directory and how to open it.
 //!
 //! ```text
-//! <state>/events.redb        the event log (redb backend)   or  <state>/events.sled/ (sled backend)
+//! <state>/events.redb        the event log (redb backend), with its projections in the same file
+//!                            or  <state>/events.sled/ (sled backend, no projections)
 //! <state>/blobs/blobs.redb   the content-addressed blob store
 //! <state>/fingerprint.key    the key behind keyed fingerprints (0600)
 //! <state>/installs/<id>/     default output directory of each install

@@ -4,6 +4,7 @@
 
 use crate::chain::RecordHash;
 use crate::event::{ENVELOPE_VERSION, MAX_PAYLOAD_BYTES, NewEvent, StoredEvent};
+use crate::projection::{Indexer, ProjectionHead};
 
 /// Errors from an event store.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,51 @@ pub trait EventStore: Send + Sync {
     fn head(&self) -> Result<Option<(u64, RecordHash)>, StoreError>;
     /// The backend's name, for messages.
     fn backend_name(&self) -> &'static str;
+
+    /// Whether this backend keeps projections. One that does not (sled) never has a current
+    /// [`ProjectionHead`], so readers always fall back to the log.
+    fn keeps_projections(&self) -> bool {
+        false
+    }
+    /// [`EventStore::append`], also applying `indexer` to each stored event in the same write
+    /// transaction. The rows are only touched when they were current before the batch (their head
+    /// equals the log head); stale rows stay stale until [`EventStore::rebuild_projections`].
+    fn append_indexed(
+        &self,
+        batch: Vec<NewEvent>,
+        indexer: &Indexer<'_>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let _ = indexer;
+        self.append(batch)
+    }
+    /// What the projection rows reflect (`None`: there are none).
+    fn projection_head(&self) -> Result<Option<ProjectionHead>, StoreError> {
+        Ok(None)
+    }
+    /// The row `key` of projection `table`.
+    fn projection_get(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let _ = (table, key);
+        Ok(None)
+    }
+    /// Every row of projection `table` whose key starts with `prefix`, in key order.
+    fn projection_scan(
+        &self,
+        table: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let _ = (table, prefix);
+        Ok(Vec::new())
+    }
+    /// Drops every projection row and derives them again from the whole log with `indexer`, in
+    /// one write transaction; returns the number of records read. Records that do not decode are
+    /// skipped (they are `verify_chain`'s to report).
+    fn rebuild_projections(&self, indexer: &Indexer<'_>) -> Result<u64, StoreError> {
+        let _ = indexer;
+        Err(StoreError::Backend(format!(
+            "the {} backend keeps no indexes",
+            self.backend_name()
+        )))
+    }
 }
 
 /// Checks an event before it is recorded.

@@ -4,6 +4,7 @@
 //! (SIGKILL) between stages.
 
 mod files_and_credentials;
+mod indexes;
 mod output_dir;
 mod pipeline_file;
 mod probe;

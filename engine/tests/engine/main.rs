@@ -7,6 +7,7 @@
 
 mod concurrency;
 mod event_fixtures;
+mod indexes;
 mod newer_version;
 mod pipeline_build;
 mod recording;

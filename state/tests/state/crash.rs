@@ -8,13 +8,14 @@
 //! Four rounds run on the same log, so recovery after a kill is itself followed by more appends
 //! and another kill. SIGKILL loses what the process had not handed to the kernel, not what the
 //! kernel had not written to the disk, so this checks the backends' commit protocol, not the
-//! drive's flush behaviour.
+//! drive's flush behaviour. The writer also keeps a projection (each install's event count) in
+//! every append's transaction; after each kill its rows must match the surviving records exactly.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use windlass_state::{StoredEvent, verify_chain};
+use windlass_state::{EventStore, ProjectionHead, StoredEvent, verify_chain};
 
 use crate::child_writer::AckedWriter;
 use crate::support::{LogBackend, read_all};
@@ -123,6 +124,33 @@ fn check_log_after_kill<B: LogBackend>(path: &Path, acked: &BTreeSet<u64>, write
             B::NAME,
             numbers.len()
         );
+    }
+
+    // The projection rows (each install's event count, kept by the writer in every append's
+    // transaction) reflect exactly the records that survived.
+    if store.keeps_projections() {
+        let (seq, hash) = store.head().unwrap().expect("a head");
+        assert_eq!(
+            store.projection_head().unwrap(),
+            Some(ProjectionHead {
+                version: 7,
+                seq,
+                hash
+            }),
+            "{}: the projection head follows the log head",
+            B::NAME
+        );
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for event in &records {
+            *counts.entry(event.install_id.clone()).or_default() += 1;
+        }
+        let rows: BTreeMap<String, u64> = store
+            .projection_scan("count", "")
+            .unwrap()
+            .into_iter()
+            .map(|(key, value)| (key, String::from_utf8(value).unwrap().parse().unwrap()))
+            .collect();
+        assert_eq!(rows, counts, "{}: projection rows after SIGKILL", B::NAME);
     }
 
     for &seq in acked {
