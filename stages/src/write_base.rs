@@ -70,24 +70,7 @@ struct Kustomization<'a> {
 #[async_trait::async_trait]
 impl Stage for WriteBase {
     async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
-        let fetched: BaseFetched = context.input_payload(BASE_FETCHED)?;
-        let out_dir = context.request.out_dir.clone();
-        let release_dir = context.request.release_dir.clone();
-        let recorded_by = context
-            .input_stage_recording(BASE_FETCHED)
-            .map(str::to_string);
-        let blobs = context.blobs.clone();
-        let written_files = context.memo.get::<WrittenFiles>();
-        tokio::task::spawn_blocking(move || {
-            let source = ReleaseBlobs {
-                fetched: &fetched,
-                release_dir: &release_dir,
-                recorded_by: recorded_by.as_deref(),
-            };
-            write(&source, &out_dir, &blobs, &written_files)
-        })
-        .await
-        .map_err(|error| StageError::permanent(format!("write_base task failed: {error}")))?
+        WriteInputs::of(context)?.on_blocking_thread(write).await
     }
 
     async fn restore(
@@ -104,21 +87,58 @@ impl Stage for WriteBase {
             serde_json::from_value(recorded_written.payload.clone()).map_err(|error| {
                 StageError::permanent(format!("BaseWritten is unreadable: {error}"))
             })?;
-        let fetched: BaseFetched = context.input_payload(BASE_FETCHED)?;
-        let out_dir = context.request.out_dir.clone();
-        let release_dir = context.request.release_dir.clone();
-        let recorded_by = context
-            .input_stage_recording(BASE_FETCHED)
-            .map(str::to_string);
-        let blobs = context.blobs.clone();
-        let written_files = context.memo.get::<WrittenFiles>();
+        WriteInputs::of(context)?
+            .on_blocking_thread(move |source, out_dir, blobs, written_files| {
+                restore(&recorded_written, source, out_dir, blobs, written_files)
+            })
+            .await
+    }
+}
+
+/// What writing (or restoring) `upstream/` and `base/` takes from the stage context, owned so that
+/// it can move to a blocking thread.
+struct WriteInputs {
+    fetched: BaseFetched,
+    out_dir: std::path::PathBuf,
+    release_dir: std::path::PathBuf,
+    recorded_by: Option<String>,
+    blobs: Arc<BlobStore>,
+    written_files: Arc<WrittenFiles>,
+}
+
+impl WriteInputs {
+    fn of(context: &StageContext) -> Result<WriteInputs, StageError> {
+        Ok(WriteInputs {
+            fetched: context.input_payload(BASE_FETCHED)?,
+            out_dir: context.request.out_dir.clone(),
+            release_dir: context.request.release_dir.clone(),
+            recorded_by: context
+                .input_stage_recording(BASE_FETCHED)
+                .map(str::to_string),
+            blobs: context.blobs.clone(),
+            written_files: context.memo.get::<WrittenFiles>(),
+        })
+    }
+
+    /// Runs `work` on a blocking thread (it writes thousands of files) with the recorded release.
+    async fn on_blocking_thread<T: Send + 'static>(
+        self,
+        work: impl FnOnce(
+            &ReleaseBlobs,
+            &std::path::Path,
+            &BlobStore,
+            &WrittenFiles,
+        ) -> Result<T, StageError>
+        + Send
+        + 'static,
+    ) -> Result<T, StageError> {
         tokio::task::spawn_blocking(move || {
             let source = ReleaseBlobs {
-                fetched: &fetched,
-                release_dir: &release_dir,
-                recorded_by: recorded_by.as_deref(),
+                fetched: &self.fetched,
+                release_dir: &self.release_dir,
+                recorded_by: self.recorded_by.as_deref(),
             };
-            restore(&recorded_written, &source, &out_dir, &blobs, &written_files)
+            work(&source, &self.out_dir, &self.blobs, &self.written_files)
         })
         .await
         .map_err(|error| StageError::permanent(format!("write_base task failed: {error}")))?
