@@ -40,6 +40,7 @@ pub mod certs;
 pub mod kube_tools;
 pub mod oci;
 mod process;
+pub use process::output_within;
 mod registry;
 mod server_task;
 mod settings;

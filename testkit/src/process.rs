@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 /// Runs `command` with its output captured, killing it and panicking if it runs longer than
 /// `deadline`. `what` names the command in panic messages.
-pub(crate) fn output_within(command: &mut Command, deadline: Duration, what: &str) -> Output {
+pub fn output_within(command: &mut Command, deadline: Duration, what: &str) -> Output {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

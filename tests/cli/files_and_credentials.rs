@@ -5,8 +5,8 @@
 //! once, and an unresolvable registry host reported as "no network".
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use crate::{files_under, quickstart, windlass};
 
@@ -17,27 +17,7 @@ const SECRET: &str = "hunter2-secret";
 
 /// Runs `command` to the end, killing it and failing the test if it outlives [`DEADLINE`].
 fn run_bounded(command: &mut Command) -> Output {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("windlass starts");
-    let started = Instant::now();
-    loop {
-        if child.try_wait().expect("wait for windlass").is_some() {
-            return child.wait_with_output().expect("collect the output");
-        }
-        if started.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let output = child.wait_with_output().expect("collect the output");
-            panic!(
-                "{command:?} still ran after {DEADLINE:?}; stderr: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    windlass_testkit::output_within(command, DEADLINE, "windlass")
 }
 
 fn make_fifo(path: &Path) {
