@@ -41,5 +41,5 @@ pub use services::{
 };
 pub use stage::{
     BuildContext, Fact, FactHistory, FailureClass, Stage, StageConfig, StageContext, StageError,
-    StageOutput,
+    StageOutput, recorded_payload,
 };

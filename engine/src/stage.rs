@@ -235,6 +235,26 @@ pub trait FactHistory: Send + Sync {
     ) -> Result<Vec<StoredEvent>, String>;
 }
 
+/// The newest fact of type `event_type` among `recorded` (what a stage recorded, as
+/// [`Stage::restore`] is given it), decoded.
+pub fn recorded_payload<T: serde::de::DeserializeOwned>(
+    recorded: &[StoredEvent],
+    event_type: &str,
+) -> Result<T, StageError> {
+    let event = recorded
+        .iter()
+        .rev()
+        .find(|event| event.event_type == event_type)
+        .ok_or_else(|| StageError::permanent(format!("no {event_type} was recorded")))?;
+    decode_payload(event)
+}
+
+fn decode_payload<T: serde::de::DeserializeOwned>(event: &StoredEvent) -> Result<T, StageError> {
+    T::deserialize(&event.payload).map_err(|error| {
+        StageError::permanent(format!("{} is unreadable: {error}", event.event_type))
+    })
+}
+
 impl StageContext {
     /// Records `fact` now, durably, as this stage's (before the stage completes): for long stages
     /// that must not lose work when interrupted (apply records each object it applied). The fact
@@ -312,8 +332,7 @@ impl StageContext {
                     self.stage_name
                 ))
             })?;
-        T::deserialize(&event.payload)
-            .map_err(|error| StageError::permanent(format!("{event_type} is unreadable: {error}")))
+        decode_payload(event)
     }
 
     /// The name of the input stage that recorded the newest fact of type `event_type` (the one

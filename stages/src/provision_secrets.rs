@@ -217,17 +217,8 @@ impl Stage for ProvisionSecrets {
         context: &StageContext,
         recorded: &[StoredEvent],
     ) -> Result<Option<String>, StageError> {
-        let recorded = recorded
-            .iter()
-            .rev()
-            .find(|event| event.event_type == SECRETS_PROVISIONED)
-            .ok_or_else(|| {
-                StageError::permanent("provision_secrets recorded no SecretsProvisioned")
-            })?;
-        let recorded: SecretsProvisioned = serde_json::from_value(recorded.payload.clone())
-            .map_err(|error| {
-                StageError::permanent(format!("SecretsProvisioned is unreadable: {error}"))
-            })?;
+        let recorded: SecretsProvisioned =
+            windlass_engine::recorded_payload(recorded, SECRETS_PROVISIONED)?;
         let (text, records, _) = self.secret_file(context)?;
         if records != recorded.secrets {
             return Err(StageError::permanent(format!(

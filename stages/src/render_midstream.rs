@@ -527,17 +527,8 @@ impl Stage for RenderMidstream {
         context: &StageContext,
         recorded: &[StoredEvent],
     ) -> Result<Option<String>, StageError> {
-        let recorded = recorded
-            .iter()
-            .rev()
-            .find(|event| event.event_type == MIDSTREAM_RENDERED)
-            .ok_or_else(|| {
-                StageError::permanent("render_midstream recorded no MidstreamRendered")
-            })?;
-        let recorded: MidstreamRendered = serde_json::from_value(recorded.payload.clone())
-            .map_err(|error| {
-                StageError::permanent(format!("MidstreamRendered is unreadable: {error}"))
-            })?;
+        let recorded: MidstreamRendered =
+            windlass_engine::recorded_payload(recorded, MIDSTREAM_RENDERED)?;
         let out = OutputDir::create(&context.request.out_dir)
             .map_err(|error| StageError::permanent(error.to_string()))?;
         // The downstream overlay is the user's: whatever it holds now is what they want.

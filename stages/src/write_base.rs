@@ -78,15 +78,8 @@ impl Stage for WriteBase {
         context: &StageContext,
         recorded: &[StoredEvent],
     ) -> Result<Option<String>, StageError> {
-        let recorded_written = recorded
-            .iter()
-            .rev()
-            .find(|event| event.event_type == BASE_WRITTEN)
-            .ok_or_else(|| StageError::permanent("write_base recorded no BaseWritten"))?;
         let recorded_written: BaseWritten =
-            serde_json::from_value(recorded_written.payload.clone()).map_err(|error| {
-                StageError::permanent(format!("BaseWritten is unreadable: {error}"))
-            })?;
+            windlass_engine::recorded_payload(recorded, BASE_WRITTEN)?;
         WriteInputs::of(context)?
             .on_blocking_thread(move |source, out_dir, blobs, written_files| {
                 restore(&recorded_written, source, out_dir, blobs, written_files)
