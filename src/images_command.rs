@@ -9,12 +9,12 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use windlass_manifest::images::discovery::{FoundImage, ImageUse, discover, proxies_public_images};
+use windlass_manifest::images::known_images::read_known_images;
+use windlass_manifest::images::rules::WindlassConfig;
 use windlass_registry::RegistrySettings;
-use windlass_stages::images::discovery::{FoundImage, ImageUse, discover, proxies_public_images};
-use windlass_stages::images::known_images::read_known_images;
-use windlass_stages::images::policy::Decision;
-use windlass_stages::images::rules::WindlassConfig;
 use windlass_stages::probe_images::{ResolveInputs, resolve_images, summarise};
+use windlass_stages::probe_policy::Decision;
 use windlass_stages::release::{FileContents, Limits, scan};
 
 use crate::cli::{GlobalArgs, ImagesArgs};

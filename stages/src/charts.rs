@@ -255,7 +255,7 @@ fn is_top_level_chart_yaml(path: &str) -> bool {
 fn chart_yaml(bytes: &[u8]) -> ChartArchive {
     let Some(value) = std::str::from_utf8(bytes)
         .ok()
-        .and_then(|text| crate::documents::parse_value(text).ok())
+        .and_then(|text| windlass_manifest::documents::parse_value(text).ok())
     else {
         return ChartArchive::default();
     };

@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 use windlass_registry::ProbeEvidence;
 use windlass_state::EventSchema;
 
-use crate::images::discovery::ImageUse;
-use crate::images::policy::{Decision, ProbePolicy};
-use crate::images::rules::ImageRule;
+use crate::probe_policy::{Decision, ProbePolicy};
+pub use windlass_manifest::documents::DocumentClass;
+use windlass_manifest::images::discovery::ImageUse;
+use windlass_manifest::images::rules::ImageRule;
 
 /// `BaseFetched`: the release as read, with every file and document and their blobs.
 pub const BASE_FETCHED: &str = "BaseFetched";
@@ -62,33 +63,6 @@ pub enum FileClass {
     License,
     /// Anything else: stored and copied to `upstream/`, not part of `base/`.
     Other,
-}
-
-/// How a YAML document was classified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DocumentClass {
-    /// A Kubernetes object: goes to `base/`.
-    KubernetesObject,
-    /// A KOTS custom resource (`kots.io/v1beta1`, `kots.io/v1beta2`): steers the pipeline, never
-    /// deployed.
-    KotsKind,
-    /// A document of a tool around KOTS that KOTS reads and never deploys (troubleshoot, kURL, the
-    /// embedded cluster, `app.k8s.io`, Velero `Backup` and `Restore`; see
-    /// [`windlass_kots::classify()`]). A new value: events recorded before it classified these
-    /// documents as Kubernetes objects, and decode unchanged.
-    NotDeployed,
-}
-
-impl DocumentClass {
-    /// The class of a document with `api_version` and `kind`, as KOTS treats it.
-    pub fn of(api_version: &str, kind: &str) -> DocumentClass {
-        match windlass_kots::classify(api_version, kind) {
-            windlass_kots::Classification::KubernetesObject => DocumentClass::KubernetesObject,
-            windlass_kots::Classification::KotsKind => DocumentClass::KotsKind,
-            windlass_kots::Classification::NotDeployed => DocumentClass::NotDeployed,
-        }
-    }
 }
 
 /// One release file in `BaseFetched`.

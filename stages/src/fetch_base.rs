@@ -15,13 +15,13 @@ use windlass_engine::{
     BuildContext, Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput,
 };
 
-use crate::documents::ParsedCache;
 use crate::events::{
     BASE_FETCHED, BaseFetched, DocumentClass, FetchedDocument, FetchedFile, SupersededHelmChart,
     UnreferencedChart,
 };
 use crate::names::{check_dns_label, shown};
 use crate::release::{FileContents, Limits, Release, ReleaseError, ReleaseSnapshot, scan_cached};
+use windlass_manifest::documents::ParsedCache;
 
 /// Registration of this stage kind.
 pub fn kind() -> StageKind {

@@ -22,11 +22,11 @@ use windlass_registry::{RegistrySettings, SettingsError};
 use windlass_state::{StateDir, StateDirError};
 
 use crate::PipelineOptions;
-use crate::images::known_images::{KnownImagesError, read_known_images};
-use crate::images::rules::{ConfigError, WindlassConfig};
 use crate::license::{LicenseError, read_license};
 use crate::output_claim::{ClaimError, ClaimRequest, OutputClaim, Protected, claim};
 use crate::release::{Limits, ReleaseError, ReleaseSnapshot, digest_keeping};
+use windlass_manifest::images::known_images::{KnownImagesError, read_known_images};
+use windlass_manifest::images::rules::{ConfigError, WindlassConfig};
 
 /// Which pipeline an install runs.
 #[derive(Debug, Clone)]

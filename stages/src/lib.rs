@@ -13,29 +13,23 @@
 //! runs it, reporting progress through a trait (the binary, a daemon and a replay call it).
 
 pub mod charts;
-pub mod documents;
 pub mod events;
 pub mod fetch_base;
-pub mod images;
 pub mod install;
-pub mod kustomize;
 pub mod license;
 pub mod names;
 pub mod output;
 pub mod output_claim;
-mod parallel;
-pub mod parsed_cache;
 pub mod plan;
 pub mod plan_overrides;
 pub mod probe_images;
+pub mod probe_policy;
 pub mod provision_secrets;
 mod recorded_blobs;
 pub mod release;
 pub mod render_midstream;
 pub mod secrets;
 pub mod write_base;
-pub mod written_files;
-mod yaml_fast_path;
 
 use windlass_engine::{StageKind, StageSpec};
 

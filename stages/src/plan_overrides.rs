@@ -14,9 +14,9 @@ use windlass_engine::{
 };
 
 use crate::events::{BASE_FETCHED, BaseFetched, IMAGES_PROBED, ImagesProbed};
-use crate::images::rules::WindlassConfig;
 use crate::plan::{Domains, OverridePlan, PlanError, plan_overrides};
 use crate::probe_images::kots_documents_of;
+use windlass_manifest::images::rules::WindlassConfig;
 
 /// `OverridesPlanned`: the `images:` entries and why each exists.
 pub const OVERRIDES_PLANNED: &str = "OverridesPlanned";

@@ -18,14 +18,15 @@ use windlass_engine::{
 use windlass_registry::{ProbeConfig, ProbeEvidence, ProbeOutcome, Prober, RegistrySettings};
 use windlass_state::{BlobId, StoredEvent};
 
-use crate::documents::{Document, ParsedCache, Reuse, parse_documents_with};
 use crate::events::{
     BASE_FETCHED, BaseFetched, IMAGES_PROBED, ImagesProbed, ProbedImage, ResultSource,
 };
-use crate::images::discovery::{FoundImage, discover, proxies_public_images};
-use crate::images::known_images::read_known_images;
-use crate::images::policy::{Decision, ProbePolicy};
-use crate::images::rules::{ImageRule, WindlassConfig};
+use crate::probe_policy::{Decision, ProbePolicy};
+use windlass_manifest::documents::{Document, ParsedCache, Reuse, parse_documents_with};
+use windlass_manifest::images::discovery::{FoundImage, discover, proxies_public_images};
+use windlass_manifest::images::known_images::read_known_images;
+use windlass_manifest::images::reference::ImageReference;
+use windlass_manifest::images::rules::{ImageRule, WindlassConfig};
 
 /// Registration of this stage kind.
 pub fn kind() -> StageKind {
@@ -252,7 +253,7 @@ pub async fn resolve_images(
         let prober = Prober::new(inputs.settings, config).map_err(|error| error.to_string())?;
         let targets = to_probe
             .iter()
-            .map(|&position| found[position].reference.probe_target())
+            .map(|&position| probe_target(&found[position].reference))
             .collect();
         let on_probed = inputs.on_probed;
         let results = prober
@@ -385,7 +386,7 @@ fn recorded_documents(
         }))
     };
     let pairs: Vec<_> = recorded.iter().zip(bodies.iter()).collect();
-    let parsed = crate::parallel::parallel_map(&pairs, 64, |pair| parse(*pair));
+    let parsed = windlass_manifest::parallel::parallel_map(&pairs, 64, |pair| parse(*pair));
     let mut documents = Vec::with_capacity(parsed.len());
     for document in parsed {
         documents.extend(document?);
@@ -533,4 +534,14 @@ pub fn summarise(images: &[ProbedImage], requests_made: u64) -> String {
         ));
     }
     summary
+}
+
+/// What the prober needs to ask the registry about `reference`.
+fn probe_target(reference: &ImageReference) -> windlass_registry::ProbeTarget {
+    windlass_registry::ProbeTarget {
+        image: reference.written().to_string(),
+        registry: reference.registry().to_string(),
+        repository: reference.repository().to_string(),
+        reference: reference.manifest_reference().to_string(),
+    }
 }

@@ -77,7 +77,7 @@ pub struct SecretsProvisioned {
 
 /// `Application.spec.additionalNamespaces` of the release.
 fn additional_namespaces(
-    documents: &[crate::documents::Document],
+    documents: &[windlass_manifest::documents::Document],
 ) -> Result<Vec<String>, StageError> {
     let mut namespaces = Vec::new();
     for document in documents.iter().filter(|document| {

@@ -1,7 +1,7 @@
 //! Reading a release directory safely. [`scan`] walks it in path order without following symlinks
 //! blindly: a symlink to a file inside the release is read as that file, a symlink leading outside
 //! is an error, and every file and the release as a whole are held to size limits. YAML files are
-//! split and classified here (see [`crate::documents`]), and the names of Kubernetes objects
+//! split and classified here (see [`windlass_manifest::documents`]), and the names of Kubernetes objects
 //! checked (see [`crate::names`]). License files are recognised by content, whatever their file
 //! name, and kept out of the digest, the blob store and `upstream/`; a license file must hold its
 //! License alone, copies of one license may appear under several names, and no other file may
@@ -16,12 +16,12 @@ use serde::Deserialize;
 use windlass_state::SecretString;
 
 use crate::charts::{ChartArchive, ChartError, ChartLimits, Needle, read_chart_archive};
-use crate::documents::{
-    Document, DocumentError, ParsedCache, Reuse, parse_documents, parse_documents_with,
-};
 use crate::events::{DocumentClass, FileClass};
 use crate::names::{NameProblem, api_group, check_dns_label, check_object_name, shown};
-use crate::parallel::parallel_map;
+use windlass_manifest::documents::{
+    Document, DocumentError, ParsedCache, Reuse, parse_documents, parse_documents_with,
+};
+use windlass_manifest::parallel::parallel_map;
 
 /// Releases with fewer files than this are read and parsed on one thread.
 const PARALLEL_FROM: usize = 64;

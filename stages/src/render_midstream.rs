@@ -3,7 +3,7 @@
 //! strategic-merge patch per workload that has images), the user-owned downstream overlay (written
 //! only if absent) — and builds `overlays/downstreams/this-cluster` into
 //! `rendered/this-cluster/<name>-<kind>.yaml`. The build is windlass's own
-//! ([`crate::kustomize::build`]); when the downstream overlay uses kustomize features the native
+//! ([`windlass_kustomize::build`]); when the downstream overlay uses kustomize features the native
 //! build does not implement, or a patched workload has a list kustomize merges by key with an
 //! element lacking or repeating its key (which kustomize's strategic merge drops, merges or
 //! repeats), the configured external kustomize runs instead and the summary and
@@ -24,12 +24,12 @@ use windlass_engine::{
 };
 use windlass_state::{BlobId, StoredEvent};
 
-use crate::documents::ParsedCache;
 use crate::events::{IMAGES_PROBED, ImagesProbed};
-use crate::kustomize::{BuildError, build_cached};
 use crate::output::{OutputDir, TreeWriter, fit_file_name};
 use crate::plan_overrides::{OVERRIDES_PLANNED, OverridesPlanned};
-use crate::written_files::WrittenFiles;
+use windlass_kustomize::{BuildError, build_cached};
+use windlass_manifest::documents::ParsedCache;
+use windlass_manifest::written_files::WrittenFiles;
 
 /// `MidstreamRendered`: the overlay files written and the built result.
 pub const MIDSTREAM_RENDERED: &str = "MidstreamRendered";
@@ -211,7 +211,7 @@ fn yaml(value: &impl Serialize) -> Result<String, StageError> {
 /// `values` as one multi-document text, each document serialised on any core.
 fn multi_document(values: &[Value]) -> Result<String, StageError> {
     let mut text = String::new();
-    for document in crate::parallel::parallel_map(values, 64, yaml) {
+    for document in windlass_manifest::parallel::parallel_map(values, 64, yaml) {
         text.push_str("---\n");
         text.push_str(&document?);
     }
@@ -307,8 +307,9 @@ fn external_build(command: &[String], overlay: &Path) -> Result<Vec<Value>, Stag
         )));
     }
     let text = String::from_utf8_lossy(&output.stdout);
-    let documents = crate::documents::parse_documents("kustomize output", text.as_bytes())
-        .map_err(|error| StageError::permanent(error.to_string()))?;
+    let documents =
+        windlass_manifest::documents::parse_documents("kustomize output", text.as_bytes())
+            .map_err(|error| StageError::permanent(error.to_string()))?;
     Ok(documents
         .into_iter()
         .map(|document| std::sync::Arc::unwrap_or_clone(document.value))
@@ -329,7 +330,7 @@ fn write_rendered(
     let write_failure =
         |error: crate::output::OutputError| StageError::permanent(error.to_string());
     let blob_failure = |error: windlass_state::BlobError| StageError::permanent(error.to_string());
-    let texts = crate::parallel::parallel_map(objects, 64, yaml);
+    let texts = windlass_manifest::parallel::parallel_map(objects, 64, yaml);
     let mut rendered_files = Vec::with_capacity(objects.len());
     let mut files = Vec::with_capacity(objects.len());
     for ((object, name), text) in objects.iter().zip(rendered_names(objects)).zip(texts) {
@@ -538,7 +539,7 @@ impl Stage for RenderMidstream {
             .filter(|file| !file.path.starts_with(DOWNSTREAM))
             .chain(&recorded.rendered_files)
             .collect();
-        let checked = crate::parallel::parallel_map(&files, 64, |file| {
+        let checked = windlass_manifest::parallel::parallel_map(&files, 64, |file| {
             let bytes = out.read_file(&file.path)?;
             Ok::<bool, crate::output::OutputError>(match (bytes, &file.blob, &file.fingerprint) {
                 (Some(bytes), Some(blob), _) => BlobId::of(&bytes).to_string() == *blob,

@@ -24,7 +24,7 @@ use crate::events::{
 };
 use crate::output::{OutputDir, OutputError, fit_file_name};
 use crate::recorded_blobs::ReleaseBlobs;
-use crate::written_files::WrittenFiles;
+use windlass_manifest::written_files::WrittenFiles;
 
 /// Registration of this stage kind.
 pub fn kind() -> StageKind {
@@ -143,7 +143,7 @@ fn damaged_files<'a>(
     written: &'a BaseWritten,
     out: &OutputDir,
 ) -> Result<Vec<&'a str>, StageError> {
-    let checked = crate::parallel::parallel_map(&written.files, 64, |file| {
+    let checked = windlass_manifest::parallel::parallel_map(&written.files, 64, |file| {
         out.read_file(&file.path)
             .map(|bytes| bytes.is_some_and(|bytes| BlobId::of(&bytes).to_string() == file.blob))
     });

@@ -143,7 +143,8 @@ async fn a_rendered_pull_secret_pulls_through_the_proxy() {
     assert!(deployment.contains(&image), "{deployment}");
 
     let secret = std::fs::read_to_string(out.join("my-app-registry-secret.yaml")).unwrap();
-    let parsed = windlass_stages::documents::parse_documents("secret", secret.as_bytes()).unwrap();
+    let parsed =
+        windlass_manifest::documents::parse_documents("secret", secret.as_bytes()).unwrap();
     let encoded = parsed[0].value["data"][".dockerconfigjson"]
         .as_str()
         .expect("the rendered secret has .dockerconfigjson")

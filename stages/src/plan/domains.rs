@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::documents::Document;
+use windlass_manifest::documents::Document;
 
 /// The proxy host KOTS uses by default.
 pub const DEFAULT_PROXY_HOST: &str = "proxy.replicated.com";

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::events::ProbedImage;
-use crate::images::reference::{DOCKER_HUB, ImageReference};
+use windlass_manifest::images::reference::{DOCKER_HUB, ImageReference};
 
 pub use domains::{DEFAULT_PROXY_HOST, DEFAULT_REGISTRY_HOST, DomainSource, Domains};
 

@@ -5,9 +5,9 @@
 //! and field.
 
 use serde_json::json;
-use windlass_stages::images::discovery::{SourceDocument, discover};
-use windlass_stages::images::reference::ImageReference;
-use windlass_stages::images::rules::{ImageRule, parse_path};
+use windlass_manifest::images::discovery::{SourceDocument, discover};
+use windlass_manifest::images::reference::ImageReference;
+use windlass_manifest::images::rules::{ImageRule, parse_path};
 
 const DIGEST: &str = "sha256:4c8f8d6e6a0b3f2c9d1e7a5b8c0d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a1b3c5d";
 

@@ -162,7 +162,7 @@ async fn install_claims_the_output_directory_and_runs_a_pipeline_file() {
 
 #[test]
 fn license_documents_are_never_kept_in_the_parsed_cache() {
-    use windlass_stages::documents::{ParsedCache, Reuse, parse_documents_with};
+    use windlass_manifest::documents::{ParsedCache, Reuse, parse_documents_with};
     let cache = ParsedCache::default();
     let license = std::fs::read(crate::support::fixture(
         "good/release/userdata/license.yaml",

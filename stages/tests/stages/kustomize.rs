@@ -1,4 +1,4 @@
-//! The native kustomize build (`windlass_stages::kustomize`) over fixture layouts under
+//! The native kustomize build (`windlass_kustomize`) over fixture layouts under
 //! `fixtures/kustomize/<case>/` (`base/`, `overlays/midstream/`,
 //! `overlays/downstreams/this-cluster/`, built from the last). A case holds one of:
 //! `expected.yaml`, the objects the real `kubectl kustomize` (kustomize v5.6) prints for it (with
@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
-use windlass_stages::documents::split_documents;
-use windlass_stages::kustomize::{BuildError, MAX_FILE_BYTES, build, build_within};
+use windlass_kustomize::{BuildError, MAX_FILE_BYTES, build, build_within};
+use windlass_manifest::documents::split_documents;
 
 use crate::support::{copy_tree, fixture, temp_dir};
 
@@ -484,7 +484,7 @@ fn large_files_are_parsed_in_pieces_with_the_file_s_own_document_numbers_and_lin
     let broken = text.replacen("name: settings-3001\n", "name: [settings-3001\n", 1);
     fs::write(dir.path().join("many.yaml"), &broken).expect("write");
     let native = build(dir.path()).expect_err("broken document").to_string();
-    let serial = windlass_stages::documents::parse_documents("many.yaml", broken.as_bytes())
+    let serial = windlass_manifest::documents::parse_documents("many.yaml", broken.as_bytes())
         .expect_err("broken document")
         .to_string();
     assert_eq!(native, serial);

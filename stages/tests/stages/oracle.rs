@@ -145,7 +145,7 @@ fn read_rendered(dir: &Path) -> Vec<Value> {
 }
 
 fn serde_saphyr_value(text: &str) -> Value {
-    let document = windlass_stages::documents::parse_documents("rendered", text.as_bytes())
+    let document = windlass_manifest::documents::parse_documents("rendered", text.as_bytes())
         .unwrap()
         .pop()
         .unwrap();

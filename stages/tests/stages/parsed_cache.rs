@@ -8,8 +8,8 @@ use std::path::Path;
 
 use serde_json::Value;
 use windlass_engine::InstallState;
+use windlass_manifest::documents::{ParsedCache, Reuse, parse_documents, parse_documents_with};
 use windlass_stages::PipelineOptions;
-use windlass_stages::documents::{ParsedCache, Reuse, parse_documents, parse_documents_with};
 use windlass_stages::events::{BASE_FETCHED, BaseFetched, IMAGES_PROBED, ImagesProbed};
 use windlass_stages::probe_images::ProbeImagesConfig;
 use windlass_stages::render_midstream::{MIDSTREAM_RENDERED, MidstreamRendered};

@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
+use windlass_manifest::images::discovery::ImageUse;
 use windlass_stages::events::{ProbedImage, ResultSource};
-use windlass_stages::images::discovery::ImageUse;
-use windlass_stages::images::policy::Decision;
 use windlass_stages::plan::{DomainSource, Domains, EntryRule, PlanError, plan_overrides};
+use windlass_stages::probe_policy::Decision;
 
 const P: &str = "proxy.replicated.com/proxy/my-app";
 const DIGEST: &str = "sha256:4c8f8d6e6a0b3f2c9d1e7a5b8c0d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a1b3c5d";
@@ -315,7 +315,7 @@ fn every_entry_carries_the_evidence_that_caused_it() {
 
 #[test]
 fn domain_precedence_is_flag_then_installation_then_application() {
-    let documents = windlass_stages::documents::parse_documents(
+    let documents = windlass_manifest::documents::parse_documents(
         "kots.yaml",
         b"apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: a\nspec:\n  proxyRegistryDomain: app-proxy.example.com\n  replicatedRegistryDomain: app-registry.example.com\n---\napiVersion: kots.io/v1beta1\nkind: Installation\nmetadata:\n  name: i\nspec:\n  replicatedProxyDomain: inst-proxy.example.com\n",
     )

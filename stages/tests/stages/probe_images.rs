@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde_json::json;
 use windlass_engine::{FailureClass, InstallState, InstallStatus};
 use windlass_stages::events::{IMAGES_PROBED, ImagesProbed, ResultSource};
-use windlass_stages::images::policy::{Decision, ProbePolicy};
 use windlass_stages::probe_images::{ProbeImagesConfig, cached_results};
+use windlass_stages::probe_policy::{Decision, ProbePolicy};
 use windlass_state::StoredEvent;
 
 use crate::support::{Installer, fact, temp_dir};

@@ -5,7 +5,7 @@
 
 use oci_spec::distribution::Reference;
 use proptest::prelude::*;
-use windlass_stages::images::grammar;
+use windlass_manifest::images::grammar;
 
 /// Path and host alphabets with the characters that make a reference invalid mixed in.
 fn segment() -> impl Strategy<Value = String> {

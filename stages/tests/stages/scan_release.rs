@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 use std::fs;
 
-use windlass_stages::documents::Document;
+use windlass_manifest::documents::Document;
 use windlass_stages::events::FileClass;
 use windlass_stages::release::{
     FileContents, Limits, Release, ReleaseSnapshot, digest_keeping, scan, scan_cached,

@@ -5,6 +5,5 @@
 pub mod discovery;
 pub mod grammar;
 pub mod known_images;
-pub mod policy;
 pub mod reference;
 pub mod rules;

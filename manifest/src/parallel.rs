@@ -4,14 +4,14 @@
 //! releases use it.
 
 /// The number of cores, asked once (the standard library reads cgroup files every time).
-pub(crate) fn threads() -> usize {
+pub fn threads() -> usize {
     static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
 /// `work` over `items`, in order, on up to one thread per core. Fewer than `min_items` items
 /// are done on this thread (starting threads costs more than small work saves).
-pub(crate) fn parallel_map<T: Sync, R: Send>(
+pub fn parallel_map<T: Sync, R: Send>(
     items: &[T],
     min_items: usize,
     work: impl Fn(&T) -> R + Sync,

@@ -99,16 +99,6 @@ impl ImageReference {
             .unwrap_or("latest")
     }
 
-    /// What the prober needs to ask the registry about this image.
-    pub fn probe_target(&self) -> windlass_registry::ProbeTarget {
-        windlass_registry::ProbeTarget {
-            image: self.written.clone(),
-            registry: self.registry.clone(),
-            repository: self.repository.clone(),
-            reference: self.manifest_reference().to_string(),
-        }
-    }
-
     /// Whether the image lives on Docker Hub.
     pub fn is_docker_hub(&self) -> bool {
         self.registry == DOCKER_HUB

@@ -30,12 +30,12 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::documents::{DocumentError, ParsedCache, Reuse};
-use crate::parallel::parallel_map;
-use crate::written_files::WrittenFiles;
 use image::{ImageEntry, ImageTransformer, has_regex_syntax};
 use parse::parse_file;
 use resource::{IdKey, ResId, Resource, set_namespace, sort_legacy};
+use windlass_manifest::documents::{DocumentError, ParsedCache, Reuse};
+use windlass_manifest::parallel::parallel_map;
+use windlass_manifest::written_files::WrittenFiles;
 
 /// Largest file [`build`] reads: kustomization, resource or patch.
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
@@ -291,7 +291,7 @@ fn read_kustomization(file: &Path) -> Result<Kustomization, BuildError> {
     };
     let text =
         std::str::from_utf8(&bytes).map_err(|error| invalid(format!("not UTF-8: {error}")))?;
-    let value = crate::documents::parse_value(text).map_err(|error| {
+    let value = windlass_manifest::documents::parse_value(text).map_err(|error| {
         let message = error.to_string();
         invalid(format!(
             "invalid YAML: {}",

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use serde_saphyr::{Budget, Options};
 
-use crate::events::DocumentClass;
 pub use crate::parsed_cache::{ParsedCache, Reuse};
+use serde::{Deserialize, Serialize};
 
 /// A YAML document of a release file.
 #[derive(Debug, Clone)]
@@ -164,7 +164,7 @@ fn string_at<'a>(value: &'a serde_json::Value, path: &[&str]) -> Option<&'a serd
 
 /// The value of one YAML document: from the fast path when the document has its shape (checked
 /// against serde-saphyr in debug builds), else from serde-saphyr, which also reports every error.
-pub(crate) fn parse_value(text: &str) -> Result<serde_json::Value, serde_saphyr::Error> {
+pub fn parse_value(text: &str) -> Result<serde_json::Value, serde_saphyr::Error> {
     if let Some(value) = crate::yaml_fast_path::parse(text) {
         debug_assert_eq!(
             serde_saphyr::from_str_with_options::<serde_json::Value>(text, parse_options()).ok(),
@@ -318,4 +318,31 @@ pub fn parse_documents_with(
 
 fn first_line(message: &str) -> &str {
     message.lines().next().unwrap_or(message)
+}
+
+/// How a YAML document was classified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentClass {
+    /// A Kubernetes object: goes to `base/`.
+    KubernetesObject,
+    /// A KOTS custom resource (`kots.io/v1beta1`, `kots.io/v1beta2`): steers the pipeline, never
+    /// deployed.
+    KotsKind,
+    /// A document of a tool around KOTS that KOTS reads and never deploys (troubleshoot, kURL, the
+    /// embedded cluster, `app.k8s.io`, Velero `Backup` and `Restore`; see
+    /// [`windlass_kots::classify()`]). A new value: events recorded before it classified these
+    /// documents as Kubernetes objects, and decode unchanged.
+    NotDeployed,
+}
+
+impl DocumentClass {
+    /// The class of a document with `api_version` and `kind`, as KOTS treats it.
+    pub fn of(api_version: &str, kind: &str) -> DocumentClass {
+        match windlass_kots::classify(api_version, kind) {
+            windlass_kots::Classification::KubernetesObject => DocumentClass::KubernetesObject,
+            windlass_kots::Classification::KotsKind => DocumentClass::KotsKind,
+            windlass_kots::Classification::NotDeployed => DocumentClass::NotDeployed,
+        }
+    }
 }

@@ -1,11 +1,11 @@
 //! Parsing the YAML of a build on every core. serde-saphyr needs tens of microseconds per
 //! workload document, so a release of 10,000 files (and a patch file of 10,000 documents) is
 //! parsed in parallel: files side by side, and a large file in pieces cut at its `---` lines
-//! (where [`crate::documents::split_documents`] cuts it too), with document numbers and lines
+//! (where [`windlass_manifest::documents::split_documents`] cuts it too), with document numbers and lines
 //! shifted back so messages name the file's own.
 
-use crate::documents::{Document, DocumentError, Reuse, parse_documents_with};
-use crate::parallel::{parallel_map, threads};
+use windlass_manifest::documents::{Document, DocumentError, Reuse, parse_documents_with};
+use windlass_manifest::parallel::{parallel_map, threads};
 
 /// Files smaller than this are parsed in one piece.
 const PIECE_BYTES: usize = 256 * 1024;
