@@ -1,14 +1,14 @@
 //! `windlass-stages` holds the built-in pipeline stages and the release model they share: reading a
 //! release directory safely ([`release`], checking chart archives with [`charts`] and object names
-//! with [`names`]), splitting and classifying its YAML documents
-//! ([`documents`], parsed once per process thanks to [`parsed_cache`], and files written by one
-//! stage handed to the next in memory by [`written_files`]), reading a KOTS license
-//! ([`license`]), writing into an output directory ([`output`]), and the stages themselves —
-//! [`fetch_base`] records the release in the log and blob store, [`write_base`] materialises
-//! `upstream/` and `base/` from what was recorded, [`probe_images`] finds every image and decides
-//! whether it is private, [`plan_overrides`] plans the image rewrites, [`provision_secrets`] writes
-//! the pull secrets and [`render_midstream`] the overlays and the built result. [`stage_kinds`] is
-//! the explicit registration list and [`default_pipeline`] the stages that exist today.
+//! with [`names`]), reading a KOTS license ([`license`]), writing into an output directory
+//! ([`output`]), the facts the stages record ([`events`], a wire-format module that imports no
+//! stage), and the stages themselves — [`fetch_base`] records the release in the log and blob store,
+//! [`write_base`] materialises `upstream/` and `base/` from what was recorded, [`probe_images`]
+//! finds every image and decides whether it is private, [`plan_overrides`] plans the image
+//! rewrites, [`provision_secrets`] writes the pull secrets and [`render_midstream`] the overlays and
+//! the built result. Documents, image references and the parsed cache come from
+//! `windlass-manifest`, the native build from `windlass-kustomize`. [`stage_kinds`] is the explicit
+//! registration list and [`default_pipeline`] the stages that exist today.
 //! [`install::install`] is the install API: it starts or resumes an install with these stages and
 //! runs it, reporting progress through a trait (the binary, a daemon and a replay call it).
 

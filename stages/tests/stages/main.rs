@@ -5,8 +5,7 @@
 //! through the real engine over a real redb state directory, [`output`] attacks
 //! `output::OutputDir`, [`base_names`] pins how `base/` files are named, and [`stage_config`]
 //! checks the stages' configuration as a pipeline definition gives it, and [`parsed_cache`] shows
-//! that reusing parsed documents never changes what an install records, and [`reference_grammar`]
-//! holds the image-reference parser to `oci-spec`. Shared helpers live in
+//! that reusing parsed documents never changes what an install records. Shared helpers live in
 //! [`support`]; set `UPDATE_EXPECT=1` to rewrite the expected files after a deliberate change.
 
 mod bad_releases;
@@ -16,7 +15,6 @@ mod images;
 mod install;
 mod install_api;
 mod kots_kinds;
-mod kustomize;
 mod license;
 mod oracle;
 mod output;
@@ -24,7 +22,6 @@ mod parsed_cache;
 mod pipeline_file;
 mod plan;
 mod probe_images;
-mod reference_grammar;
 mod render;
 mod scan_release;
 mod stage_config;

@@ -17,12 +17,12 @@ use serde_json::{Value, json};
 use windlass_kustomize::{BuildError, MAX_FILE_BYTES, build, build_within};
 use windlass_manifest::documents::split_documents;
 
-use crate::support::{copy_tree, fixture, temp_dir};
+use tempfile::TempDir;
 
 const OVERLAY: &str = "overlays/downstreams/this-cluster";
 
 fn cases() -> Vec<PathBuf> {
-    let mut cases: Vec<PathBuf> = fs::read_dir(fixture("kustomize"))
+    let mut cases: Vec<PathBuf> = fs::read_dir(fixture(""))
         .expect("read the kustomize fixtures")
         .map(|entry| entry.expect("a fixture entry").path())
         .filter(|path| path.is_dir())
@@ -190,7 +190,7 @@ fn unsupported_features_are_all_listed() {
 /// `<dir>/install` (the `kots-layout` fixture) beside `<dir>/outside/elsewhere.yaml` (a ConfigMap).
 fn layout_beside_outside(dir: &Path) -> PathBuf {
     let layout = dir.join("install");
-    copy_tree(&fixture("kustomize/kots-layout"), &layout);
+    copy_tree(&fixture("kots-layout"), &layout);
     fs::create_dir_all(dir.join("outside")).expect("mkdir");
     fs::write(
         dir.join("outside/elsewhere.yaml"),
@@ -423,7 +423,7 @@ fn generated_layouts_agree_with_real_kustomize() {
 #[test]
 fn images_are_rewritten_per_kustomize_rules_without_a_tool() {
     // The same rules, pinned without kubectl so a failure points at the rule.
-    let objects = build(&fixture("kustomize/image-rules").join(OVERLAY)).expect("build");
+    let objects = build(&fixture("image-rules").join(OVERLAY)).expect("build");
     let pod = objects
         .iter()
         .find(|object| object["metadata"]["name"] == "spellings")
@@ -489,4 +489,28 @@ fn large_files_are_parsed_in_pieces_with_the_file_s_own_document_numbers_and_lin
         .to_string();
     assert_eq!(native, serial);
     assert!(native.contains("(document 3002,"), "{native}");
+}
+
+/// `relative` under this suite's `fixtures/`.
+fn fixture(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/kustomize/fixtures")
+        .join(relative)
+}
+
+fn temp_dir() -> TempDir {
+    tempfile::tempdir().expect("create a temporary directory")
+}
+
+/// Copies the directory tree `from` to `to` (created), regular files and directories only.
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.expect("walk the fixture");
+        let target = to.join(entry.path().strip_prefix(from).expect("inside the fixture"));
+        if entry.file_type().is_dir() {
+            fs::create_dir_all(&target).expect("create a directory");
+        } else {
+            fs::copy(entry.path(), &target).expect("copy a fixture file");
+        }
+    }
 }
