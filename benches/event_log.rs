@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use windlass_engine::EventPayload;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use windlass_engine::events::{

@@ -7,14 +7,12 @@
 use anyhow::anyhow;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::time::Duration;
 
+use windlass_engine::StageError;
 use windlass_manifest::images::discovery::{FoundImage, ImageUse, discover, proxies_public_images};
-use windlass_manifest::images::known_images::read_known_images;
 use windlass_manifest::images::rules::WindlassConfig;
-use windlass_registry::RegistrySettings;
-use windlass_stages::probe_images::{ResolveInputs, resolve_images, summarise};
-use windlass_stages::probe_policy::Decision;
+use windlass_stages::events::Decision;
+use windlass_stages::probe_images::{ProbeDriver, ProbeImagesConfig, summarise};
 use windlass_stages::release::{FileContents, Limits, scan};
 
 use crate::cli::{GlobalArgs, ImagesArgs};
@@ -128,37 +126,26 @@ fn probe(
     images: &[FoundImage],
     proxy_public_images: bool,
 ) -> CliResult {
-    let invalid = |error: anyhow::Error| CliError::new(Code::InvalidInput, error);
     let probing = &args.probing;
-    let policy = parse_policy(&probing.probe_policy)?;
-    let settings = match &probing.registries {
-        Some(path) => RegistrySettings::load(path).map_err(|error| invalid(error.into()))?,
-        None => RegistrySettings::empty(),
+    let config = ProbeImagesConfig {
+        policy: parse_policy(&probing.probe_policy)?,
+        offline: probing.offline,
+        cache_ttl_seconds: 0,
+        registries_file: probing.registries.clone(),
+        known_images_file: probing.known_images.clone(),
+        config_file: None,
+        request_timeout_seconds: probing.request_timeout.max(1),
     };
-    let known = match &probing.known_images {
-        Some(path) => read_known_images(path).map_err(|error| invalid(error.into()))?,
-        None => HashMap::new(),
-    };
+    let stage_error = |error: StageError| CliError::new(Code::InvalidInput, anyhow!(error.message));
+    let driver = ProbeDriver::new(&config).map_err(stage_error)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|error| CliError::new(Code::Failure, error))?;
     let no_progress = |_: u64, _: u64| {};
     let resolved = runtime
-        .block_on(resolve_images(
-            images,
-            ResolveInputs {
-                policy,
-                offline: probing.offline,
-                proxy_public_images,
-                known: &known,
-                cached: &HashMap::new(),
-                settings,
-                request_timeout: Duration::from_secs(probing.request_timeout.max(1)),
-                on_probed: &no_progress,
-            },
-        ))
-        .map_err(|error| invalid(anyhow!(error)))?;
+        .block_on(driver.resolve(images, proxy_public_images, &HashMap::new(), &no_progress))
+        .map_err(stage_error)?;
     if global.json {
         print_json(&resolved.images)?;
     } else {
@@ -177,22 +164,8 @@ fn probe(
         }
         println!("{}", summarise(&resolved.images, resolved.requests_made));
     }
-    let refused: Vec<&str> = resolved
-        .images
-        .iter()
-        .filter(|image| image.decision == Decision::Error)
-        .map(|image| image.image.as_str())
-        .collect();
-    if refused.is_empty() {
-        Ok(Code::Success)
-    } else {
-        Err(CliError::new(
-            Code::Failure,
-            anyhow!(
-                "the {} probe policy refuses to decide for: {}",
-                probing.probe_policy,
-                refused.join(", ")
-            ),
-        ))
+    match resolved.refusal() {
+        None => Ok(Code::Success),
+        Some(refusal) => Err(CliError::new(Code::Failure, anyhow!(refusal))),
     }
 }

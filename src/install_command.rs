@@ -11,13 +11,13 @@ use anyhow::{Context, anyhow};
 use windlass_engine::runner::StartKind;
 use windlass_engine::{FailureClass, InstallState, InstallStatus, Progress, Services};
 use windlass_stages::PipelineOptions;
+use windlass_stages::events::ProbePolicy;
 use windlass_stages::install::{
     InstallEnvironment, InstallError, InstallErrorClass, InstallOptions, InstallOutcome,
     PipelineChoice, StageFiles, check_release_dir, install,
 };
 use windlass_stages::plan_overrides::PlanOverridesConfig;
 use windlass_stages::probe_images::ProbeImagesConfig;
-use windlass_stages::probe_policy::ProbePolicy;
 use windlass_stages::provision_secrets::ProvisionSecretsConfig;
 use windlass_stages::render_midstream::RenderMidstreamConfig;
 

@@ -7,12 +7,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
+use windlass_state::EventPayload;
 
 use anyhow::anyhow;
 use serde::Serialize;
 use windlass_engine::{FoldError, InstallState, InstallStatus, InstallSummary, fold};
-use windlass_stages::plan::PlannedEntry;
-use windlass_stages::plan_overrides::{OVERRIDES_PLANNED, OverridesPlanned};
+use windlass_stages::events::{OverridesPlanned, PlannedEntry};
 use windlass_state::{BlobId, EventLog, ProjectionStatus, StateView, StoredEvent, verify_chain};
 
 use crate::cli::GlobalArgs;
@@ -308,7 +308,7 @@ fn print_plan(install: &InstallState) {
         .stages
         .iter()
         .flat_map(|stage| &stage.fact_events)
-        .find(|event| event.event_type == OVERRIDES_PLANNED)
+        .find(|event| event.event_type == OverridesPlanned::EVENT_TYPE)
         .and_then(|event| serde_json::from_value::<OverridesPlanned>(event.payload.clone()).ok());
     let Some(planned) = planned else {
         return;

@@ -3,7 +3,7 @@
 //! other change bumps the version and adds an upcaster to [`SCHEMAS`].
 
 use serde::{Deserialize, Serialize};
-use windlass_state::{EventSchema, Upcaster};
+use windlass_state::{EventPayload, EventSchema, Upcaster};
 
 use crate::install::LicenseRecord;
 use crate::stage::FailureClass;
@@ -27,55 +27,23 @@ pub const INSTALL_FAILED: &str = "InstallFailed";
 
 /// The engine's event types with their upcasters.
 pub const SCHEMAS: &[EventSchema] = &[
-    EventSchema {
-        event_type: INSTALL_STARTED,
-        current_version: InstallStarted::VERSION,
-        upcasters: &[
-            Upcaster {
-                from_version: 1,
-                upcast: install_started_v1_to_v2,
-            },
-            Upcaster {
-                from_version: 2,
-                upcast: install_started_v2_to_v3,
-            },
-        ],
-    },
-    EventSchema {
-        event_type: INSTALL_RESUMED,
-        current_version: 1,
-        upcasters: &[],
-    },
-    EventSchema {
-        event_type: STAGE_STARTED,
-        current_version: 1,
-        upcasters: &[],
-    },
-    EventSchema {
-        event_type: STAGE_COMPLETED,
-        current_version: 1,
-        upcasters: &[],
-    },
-    EventSchema {
-        event_type: STAGE_FACTS_RECORDED,
-        current_version: StageFactsRecorded::VERSION,
-        upcasters: &[],
-    },
-    EventSchema {
-        event_type: STAGE_FAILED,
-        current_version: 1,
-        upcasters: &[],
-    },
-    EventSchema {
-        event_type: INSTALL_COMPLETED,
-        current_version: 1,
-        upcasters: &[],
-    },
-    EventSchema {
-        event_type: INSTALL_FAILED,
-        current_version: 1,
-        upcasters: &[],
-    },
+    EventSchema::of::<InstallStarted>(&[
+        Upcaster {
+            from_version: 1,
+            upcast: install_started_v1_to_v2,
+        },
+        Upcaster {
+            from_version: 2,
+            upcast: install_started_v2_to_v3,
+        },
+    ]),
+    EventSchema::of::<InstallResumed>(&[]),
+    EventSchema::of::<StageStarted>(&[]),
+    EventSchema::of::<StageCompleted>(&[]),
+    EventSchema::of::<StageFactsRecorded>(&[]),
+    EventSchema::of::<StageFailed>(&[]),
+    EventSchema::of::<InstallCompleted>(&[]),
+    EventSchema::of::<InstallFailed>(&[]),
 ];
 
 /// One stage as declared in the pipeline that an install runs.
@@ -120,9 +88,9 @@ pub struct InstallStarted {
     pub pipeline: Vec<PipelineStageRecord>,
 }
 
-impl InstallStarted {
-    /// The schema version this binary writes.
-    pub const VERSION: u32 = 3;
+impl EventPayload for InstallStarted {
+    const EVENT_TYPE: &'static str = INSTALL_STARTED;
+    const VERSION: u32 = 3;
 }
 
 /// Version 2 recorded no stage configuration: it becomes `null` ("not recorded").
@@ -181,6 +149,11 @@ pub struct InstallResumed {
     pub rederived: Vec<RederivedOutput>,
 }
 
+impl EventPayload for InstallResumed {
+    const EVENT_TYPE: &'static str = INSTALL_RESUMED;
+    const VERSION: u32 = 1;
+}
+
 /// Output of a completed stage written again on resume (part of `InstallResumed`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RederivedOutput {
@@ -199,6 +172,11 @@ pub struct StageStarted {
     pub attempt: u32,
 }
 
+impl EventPayload for StageStarted {
+    const EVENT_TYPE: &'static str = STAGE_STARTED;
+    const VERSION: u32 = 1;
+}
+
 /// `StageFactsRecorded` version 1: the `facts` events immediately before it (in the same atomic
 /// batch) are facts stage `stage` recorded while running (see
 /// [`crate::StageContext::record_fact`]). They belong to the stage from then on, across attempts
@@ -213,9 +191,9 @@ pub struct StageFactsRecorded {
     pub facts: u32,
 }
 
-impl StageFactsRecorded {
-    /// The schema version this binary writes.
-    pub const VERSION: u32 = 1;
+impl EventPayload for StageFactsRecorded {
+    const EVENT_TYPE: &'static str = STAGE_FACTS_RECORDED;
+    const VERSION: u32 = 1;
 }
 
 /// `StageCompleted` version 1.
@@ -231,6 +209,11 @@ pub struct StageCompleted {
     pub facts: u32,
     /// One line for humans.
     pub summary: String,
+}
+
+impl EventPayload for StageCompleted {
+    const EVENT_TYPE: &'static str = STAGE_COMPLETED;
+    const VERSION: u32 = 1;
 }
 
 /// `StageFailed` version 1.
@@ -254,11 +237,21 @@ pub struct StageFailed {
     pub stale_inputs: Vec<String>,
 }
 
+impl EventPayload for StageFailed {
+    const EVENT_TYPE: &'static str = STAGE_FAILED;
+    const VERSION: u32 = 1;
+}
+
 /// `InstallCompleted` version 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstallCompleted {
     /// Wall time of this run (since the install started or resumed).
     pub duration_ms: u64,
+}
+
+impl EventPayload for InstallCompleted {
+    const EVENT_TYPE: &'static str = INSTALL_COMPLETED;
+    const VERSION: u32 = 1;
 }
 
 /// `InstallFailed` version 1.
@@ -270,4 +263,9 @@ pub struct InstallFailed {
     pub class: FailureClass,
     /// What went wrong.
     pub message: String,
+}
+
+impl EventPayload for InstallFailed {
+    const EVENT_TYPE: &'static str = INSTALL_FAILED;
+    const VERSION: u32 = 1;
 }

@@ -41,5 +41,6 @@ pub use services::{
 };
 pub use stage::{
     BuildContext, Fact, FactHistory, FailureClass, Stage, StageConfig, StageContext, StageError,
-    StageOutput, recorded_payload,
+    StageOutput, recorded_fact, recorded_payload,
 };
+pub use windlass_state::EventPayload;

@@ -16,12 +16,13 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 use windlass_state::log::LogError;
-use windlass_state::{BlobStore, ChainError, EventLog, FingerprintKey, NewEvent, StoredEvent};
+use windlass_state::{
+    BlobStore, ChainError, EventLog, EventPayload, FingerprintKey, NewEvent, StoredEvent,
+};
 
 use crate::events::{
-    INSTALL_COMPLETED, INSTALL_FAILED, INSTALL_RESUMED, INSTALL_STARTED, InstallCompleted,
-    InstallFailed, InstallResumed, InstallStarted, RederivedOutput, STAGE_COMPLETED, STAGE_FAILED,
-    STAGE_STARTED, StageCompleted, StageFailed, StageStarted,
+    InstallCompleted, InstallFailed, InstallResumed, InstallStarted, RederivedOutput,
+    StageCompleted, StageFailed, StageStarted,
 };
 use crate::install::InstallRequest;
 use crate::install_state::{FoldError, InstallState, InstallStatus, StageStatus, fold, fold_owned};
@@ -117,20 +118,8 @@ impl StartPlan {
 }
 
 impl Runner {
-    fn event(
-        &self,
-        install_id: &str,
-        event_type: &str,
-        version: u32,
-        payload: &impl serde::Serialize,
-    ) -> Result<NewEvent, RunError> {
-        Ok(NewEvent::new(
-            install_id,
-            self.actor.clone(),
-            event_type,
-            version,
-            serde_json::to_value(payload)?,
-        ))
+    fn event<T: EventPayload>(&self, install_id: &str, payload: &T) -> Result<NewEvent, RunError> {
+        Ok(NewEvent::of(install_id, self.actor.clone(), payload)?)
     }
 
     async fn append(&self, batch: Vec<NewEvent>) -> Result<Vec<StoredEvent>, RunError> {
@@ -250,8 +239,6 @@ impl Runner {
             let (rederived, failure) = self.restore_outputs(previous, pipeline, &request).await?;
             let resumed = self.event(
                 &install_id,
-                INSTALL_RESUMED,
-                1,
                 &InstallResumed {
                     completed_stages,
                     rederived,
@@ -261,8 +248,6 @@ impl Runner {
             if let Some((stage, error)) = failure {
                 let failed = self.event(
                     &install_id,
-                    INSTALL_FAILED,
-                    1,
                     &InstallFailed {
                         stage,
                         class: error.class,
@@ -285,12 +270,7 @@ impl Runner {
             out_dir: request.out_dir.display().to_string(),
             pipeline: pipeline.record(),
         };
-        let event = self.event(
-            &install_id,
-            INSTALL_STARTED,
-            InstallStarted::VERSION,
-            &started,
-        )?;
+        let event = self.event(&install_id, &started)?;
         self.append(vec![event]).await?;
         let state = self.run(&install_id, pipeline, request).await?;
         Ok((state, StartKind::Fresh))
@@ -470,8 +450,6 @@ impl Runner {
         let final_event = match failure {
             Some((stage, error)) => self.event(
                 install_id,
-                INSTALL_FAILED,
-                1,
                 &InstallFailed {
                     stage,
                     class: error.class,
@@ -480,8 +458,6 @@ impl Runner {
             )?,
             None => self.event(
                 install_id,
-                INSTALL_COMPLETED,
-                1,
                 &InstallCompleted {
                     duration_ms: run_started.elapsed().as_millis() as u64,
                 },
@@ -522,8 +498,6 @@ impl Runner {
         loop {
             let started = self.event(
                 &install_id,
-                STAGE_STARTED,
-                1,
                 &StageStarted {
                     stage: stage.name.clone(),
                     attempt,
@@ -598,8 +572,6 @@ impl Runner {
                     }
                     batch.push(self.event(
                         &install_id,
-                        STAGE_COMPLETED,
-                        1,
                         &StageCompleted {
                             stage: stage.name.clone(),
                             attempt,
@@ -629,8 +601,6 @@ impl Runner {
                     let retry = retry_delay(error.class, attempt);
                     let failed = self.event(
                         &install_id,
-                        STAGE_FAILED,
-                        1,
                         &StageFailed {
                             stage: stage.name.clone(),
                             attempt,

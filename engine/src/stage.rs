@@ -14,9 +14,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use windlass_state::{BlobStore, EventLog, FingerprintKey, NewEvent, StoredEvent};
+use windlass_state::{BlobStore, EventLog, EventPayload, FingerprintKey, NewEvent, StoredEvent};
 
-use crate::events::{STAGE_FACTS_RECORDED, StageFactsRecorded};
+use crate::events::StageFactsRecorded;
 use crate::install::InstallRequest;
 use crate::progress::Progress;
 use crate::services::Services;
@@ -118,6 +118,11 @@ pub struct Fact {
 }
 
 impl Fact {
+    /// Builds a fact of `payload`'s own event type, at the version this binary writes.
+    pub fn of<T: EventPayload>(payload: &T) -> Result<Fact, StageError> {
+        Fact::new(T::EVENT_TYPE, T::VERSION, payload)
+    }
+
     /// Builds a fact from a serializable payload.
     pub fn new(
         event_type: impl Into<Cow<'static, str>>,
@@ -249,6 +254,11 @@ pub fn recorded_payload<T: serde::de::DeserializeOwned>(
     decode_payload(event)
 }
 
+/// The newest fact of payload type `T` among `recorded` (see [`recorded_payload`]).
+pub fn recorded_fact<T: EventPayload>(recorded: &[StoredEvent]) -> Result<T, StageError> {
+    recorded_payload(recorded, T::EVENT_TYPE)
+}
+
 fn decode_payload<T: serde::de::DeserializeOwned>(event: &StoredEvent) -> Result<T, StageError> {
     T::deserialize(&event.payload).map_err(|error| {
         StageError::permanent(format!("{} is unreadable: {error}", event.event_type))
@@ -275,18 +285,16 @@ impl StageContext {
                 fact.schema_version,
                 fact.payload,
             ),
-            NewEvent::new(
+            NewEvent::of(
                 self.install_id.as_str(),
                 self.recorded.actor.clone(),
-                STAGE_FACTS_RECORDED,
-                StageFactsRecorded::VERSION,
-                serde_json::to_value(StageFactsRecorded {
+                &StageFactsRecorded {
                     stage: self.stage_name.clone(),
                     attempt: self.attempt,
                     facts: 1,
-                })
-                .map_err(|error| StageError::permanent(error.to_string()))?,
-            ),
+                },
+            )
+            .map_err(|error| StageError::permanent(error.to_string()))?,
         ];
         let mut recorded = self.recorded.events.lock().await;
         let stored = tokio::task::spawn_blocking(move || log.append(batch))
@@ -333,6 +341,12 @@ impl StageContext {
                 ))
             })?;
         decode_payload(event)
+    }
+
+    /// The newest fact of payload type `T` recorded by any input stage (see
+    /// [`StageContext::input_payload`]).
+    pub fn input<T: EventPayload>(&self) -> Result<T, StageError> {
+        self.input_payload(T::EVENT_TYPE)
     }
 
     /// The name of the input stage that recorded the newest fact of type `event_type` (the one

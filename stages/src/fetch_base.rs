@@ -16,7 +16,7 @@ use windlass_engine::{
 };
 
 use crate::events::{
-    BASE_FETCHED, BaseFetched, DocumentClass, FetchedDocument, FetchedFile, SupersededHelmChart,
+    BaseFetched, DocumentClass, FetchedDocument, FetchedFile, SupersededHelmChart,
     UnreferencedChart,
 };
 use crate::names::{check_dns_label, shown};
@@ -260,17 +260,13 @@ fn record(
         &unreferenced_charts,
         &superseded_helm_charts,
     );
-    let fact = Fact::new(
-        BASE_FETCHED,
-        1,
-        &BaseFetched {
-            release_digest,
-            files,
-            documents,
-            unreferenced_charts,
-            superseded_helm_charts,
-        },
-    )?;
+    let fact = Fact::of(&BaseFetched {
+        release_digest,
+        files,
+        documents,
+        unreferenced_charts,
+        superseded_helm_charts,
+    })?;
     Ok(StageOutput {
         facts: vec![fact],
         summary,

@@ -13,13 +13,10 @@ use windlass_engine::{
     BuildContext, Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput,
 };
 
-use crate::events::{BASE_FETCHED, BaseFetched, IMAGES_PROBED, ImagesProbed};
-use crate::plan::{Domains, OverridePlan, PlanError, plan_overrides};
+use crate::events::{BaseFetched, Domains, ImagesProbed, OverridesPlanned};
+use crate::plan::{PlanError, plan_overrides};
 use crate::probe_images::kots_documents_of;
 use windlass_manifest::images::rules::WindlassConfig;
-
-/// `OverridesPlanned`: the `images:` entries and why each exists.
-pub const OVERRIDES_PLANNED: &str = "OverridesPlanned";
 
 /// Registration of this stage kind.
 pub fn kind() -> StageKind {
@@ -89,25 +86,11 @@ pub struct PlanOverrides {
     config: PlanOverridesConfig,
 }
 
-/// `OverridesPlanned` version 1.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OverridesPlanned {
-    /// The app slug in the proxy path.
-    pub app_slug: String,
-    /// The hosts in force and where they came from.
-    pub domains: Domains,
-    /// The registry host aliases in force.
-    pub host_aliases: BTreeMap<String, String>,
-    /// The entries and the images left alone.
-    #[serde(flatten)]
-    pub plan: OverridePlan,
-}
-
 #[async_trait::async_trait]
 impl Stage for PlanOverrides {
     async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
-        let fetched: BaseFetched = context.input_payload(BASE_FETCHED)?;
-        let probed: ImagesProbed = context.input_payload(IMAGES_PROBED)?;
+        let fetched: BaseFetched = context.input::<BaseFetched>()?;
+        let probed: ImagesProbed = context.input::<ImagesProbed>()?;
         let documents = kots_documents_of(&fetched, context)?;
         let domains = Domains::resolve(
             self.config.proxy_domain.as_deref(),
@@ -154,16 +137,12 @@ impl Stage for PlanOverrides {
             domains.proxy_host,
             domains.registry_host
         );
-        let fact = Fact::new(
-            OVERRIDES_PLANNED,
-            1,
-            &OverridesPlanned {
-                app_slug,
-                domains,
-                host_aliases,
-                plan,
-            },
-        )?;
+        let fact = Fact::of(&OverridesPlanned {
+            app_slug,
+            domains,
+            host_aliases,
+            plan,
+        })?;
         Ok(StageOutput {
             facts: vec![fact],
             summary,

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use windlass_state::EventPayload;
 
 use serde::Deserialize;
 use windlass_engine::{
@@ -19,9 +20,8 @@ use windlass_registry::{ProbeConfig, ProbeEvidence, ProbeOutcome, Prober, Regist
 use windlass_state::{BlobId, StoredEvent};
 
 use crate::events::{
-    BASE_FETCHED, BaseFetched, IMAGES_PROBED, ImagesProbed, ProbedImage, ResultSource,
+    BaseFetched, Decision, ImageOutcome, ImagesProbed, ProbePolicy, ProbedImage, ResultSource,
 };
-use crate::probe_policy::{Decision, ProbePolicy};
 use windlass_manifest::documents::{Document, ParsedCache, Reuse, parse_documents_with};
 use windlass_manifest::images::discovery::{FoundImage, discover, proxies_public_images};
 use windlass_manifest::images::known_images::read_known_images;
@@ -113,6 +113,67 @@ pub struct ProbeImages {
     config: ProbeImagesConfig,
 }
 
+/// The one probe driver, for the stage and for `windlass images --probe`: it loads what a
+/// configuration names (registry settings, known images), then decides every found image with
+/// [`resolve_images`].
+pub struct ProbeDriver {
+    policy: ProbePolicy,
+    offline: bool,
+    known: HashMap<String, bool>,
+    settings: RegistrySettings,
+    request_timeout: Duration,
+}
+
+impl ProbeDriver {
+    /// Loads the files `config` names; a file that cannot be read is invalid input.
+    pub fn new(config: &ProbeImagesConfig) -> Result<ProbeDriver, StageError> {
+        let known = match &config.known_images_file {
+            Some(path) => read_known_images(path)
+                .map_err(|error| StageError::invalid_input(error.to_string()))?,
+            None => HashMap::new(),
+        };
+        let settings = match &config.registries_file {
+            Some(path) => RegistrySettings::load(path)
+                .map_err(|error| StageError::invalid_input(error.to_string()))?,
+            None => RegistrySettings::empty(),
+        };
+        Ok(ProbeDriver {
+            policy: config.policy,
+            offline: config.offline,
+            known,
+            settings,
+            request_timeout: Duration::from_secs(config.request_timeout_seconds.max(1)),
+        })
+    }
+
+    /// Decides every image of `found`, reusing `cached` results, reporting (done, total) to
+    /// `on_probed` as probes finish.
+    pub async fn resolve(
+        &self,
+        found: &[FoundImage],
+        proxy_public_images: bool,
+        cached: &HashMap<String, CachedResult>,
+        on_probed: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<Resolved, StageError> {
+        let resolved = resolve_images(
+            found,
+            ResolveInputs {
+                policy: self.policy,
+                offline: self.offline,
+                proxy_public_images,
+                known: &self.known,
+                cached,
+                settings: self.settings.clone(),
+                request_timeout: self.request_timeout,
+                on_probed,
+            },
+        )
+        .await
+        .map_err(StageError::invalid_input)?;
+        Ok(resolved)
+    }
+}
+
 /// A reusable earlier result.
 #[derive(Debug, Clone)]
 pub struct CachedResult {
@@ -154,6 +215,26 @@ pub struct Resolved {
     pub requests_made: u64,
 }
 
+impl Resolved {
+    /// The error for images the policy refused to decide, naming each with its outcome and
+    /// reason; `None` when every image was decided.
+    pub fn refusal(&self) -> Option<String> {
+        let refused: Vec<String> = self
+            .images
+            .iter()
+            .filter(|image| image.decision == Decision::Error)
+            .map(|image| format!("{} ({}: {})", image.image, image.outcome, image.reason))
+            .collect();
+        (!refused.is_empty()).then(|| {
+            format!(
+                "the strict probe policy refuses to decide for {} image(s): {}",
+                refused.len(),
+                refused.join("; ")
+            )
+        })
+    }
+}
+
 fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -168,7 +249,7 @@ pub async fn resolve_images(
     let mut images: Vec<Option<ProbedImage>> = Vec::with_capacity(found.len());
     let mut to_probe = Vec::new();
     let record = |image: &FoundImage,
-                  outcome: &str,
+                  outcome: ImageOutcome,
                   decision: Decision,
                   source: ResultSource,
                   reason: String,
@@ -178,7 +259,9 @@ pub async fn resolve_images(
         normalized_name: image.reference.normalized_name(),
         registry: image.reference.registry().to_string(),
         repository: image.reference.repository().to_string(),
-        outcome: outcome.to_string(),
+        tag: image.reference.tag().map(str::to_string),
+        pinned_digest: image.reference.digest().map(str::to_string),
+        outcome,
         decision,
         private: decision == Decision::Private,
         source,
@@ -196,7 +279,7 @@ pub async fn resolve_images(
         let resolved = if inputs.proxy_public_images {
             Some(record(
                 image,
-                "not_probed",
+                ImageOutcome::NotProbed,
                 Decision::Private,
                 ResultSource::ProxyPublicImages,
                 "Application.spec.proxyPublicImages is true: every image is private".into(),
@@ -211,7 +294,7 @@ pub async fn resolve_images(
             };
             Some(record(
                 image,
-                "known",
+                ImageOutcome::Known,
                 decision,
                 ResultSource::KnownImages,
                 format!("known image: isPrivate {private}"),
@@ -221,7 +304,7 @@ pub async fn resolve_images(
         } else if let Some(cached) = inputs.cached.get(written) {
             Some(record(
                 image,
-                cached.outcome.as_str(),
+                cached.outcome.into(),
                 inputs.policy.decide(cached.outcome),
                 cached.source.clone(),
                 format!("cached: {}", cached.evidence.reason),
@@ -231,7 +314,7 @@ pub async fn resolve_images(
         } else if inputs.offline {
             Some(record(
                 image,
-                ProbeOutcome::Unreachable.as_str(),
+                ImageOutcome::Unreachable,
                 inputs.policy.decide(ProbeOutcome::Unreachable),
                 ResultSource::Offline,
                 "offline: the registry was not asked".into(),
@@ -263,7 +346,7 @@ pub async fn resolve_images(
         for (&position, result) in to_probe.iter().zip(results) {
             images[position] = Some(record(
                 &found[position],
-                result.outcome.as_str(),
+                result.outcome.into(),
                 inputs.policy.decide(result.outcome),
                 ResultSource::Probed,
                 result.evidence.reason.clone(),
@@ -290,10 +373,6 @@ fn reusable(outcome: ProbeOutcome) -> bool {
     )
 }
 
-fn parse_outcome(text: &str) -> Option<ProbeOutcome> {
-    serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
-}
-
 /// Earlier probe results still inside the TTL, newest first wins.
 pub fn cached_results(history: &[StoredEvent], ttl: Duration) -> HashMap<String, CachedResult> {
     use time::format_description::well_known::Rfc3339;
@@ -309,7 +388,7 @@ pub fn cached_results(history: &[StoredEvent], ttl: Duration) -> HashMap<String,
             };
             let fresh =
                 time::OffsetDateTime::parse(&probed_at, &Rfc3339).is_ok_and(|at| at >= oldest);
-            let Some(outcome) = parse_outcome(&image.outcome) else {
+            let Some(outcome) = image.outcome.probe_outcome() else {
                 continue;
             };
             let source = match image.source {
@@ -372,7 +451,7 @@ fn recorded_documents(
     let source = crate::recorded_blobs::ReleaseBlobs {
         fetched,
         release_dir: &context.request.release_dir,
-        recorded_by: context.input_stage_recording(crate::events::BASE_FETCHED),
+        recorded_by: context.input_stage_recording(BaseFetched::EVENT_TYPE),
     };
     let bodies = source.read(&context.blobs, &ids)?;
     let parse = |(recorded, bytes): (&&crate::events::FetchedDocument, &Vec<u8>)| {
@@ -398,7 +477,7 @@ fn recorded_documents(
 impl Stage for ProbeImages {
     async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
         let config = &self.config;
-        let fetched: BaseFetched = context.input_payload(BASE_FETCHED)?;
+        let fetched: BaseFetched = context.input::<BaseFetched>()?;
         let clock = std::time::Instant::now();
         let documents = documents_of(&fetched, context)?;
         tracing::debug!(documents = documents.len(), elapsed = ?clock.elapsed(), "read recorded documents");
@@ -415,16 +494,7 @@ impl Stage for ProbeImages {
             .map_err(|error| StageError::invalid_input(error.to_string()))?;
         let proxy_public_images = proxies_public_images(documents.iter().map(Document::as_source));
         tracing::debug!(images = found.len(), elapsed = ?clock.elapsed(), "discovered images");
-        let known = match &config.known_images_file {
-            Some(path) => read_known_images(path)
-                .map_err(|error| StageError::invalid_input(error.to_string()))?,
-            None => HashMap::new(),
-        };
-        let settings = match &config.registries_file {
-            Some(path) => RegistrySettings::load(path)
-                .map_err(|error| StageError::invalid_input(error.to_string()))?,
-            None => RegistrySettings::empty(),
-        };
+        let driver = ProbeDriver::new(config)?;
         let cached = if config.cache_ttl_seconds == 0 {
             HashMap::new()
         } else {
@@ -432,7 +502,7 @@ impl Stage for ProbeImages {
             let since = time::OffsetDateTime::now_utc() - ttl;
             let history = context
                 .history
-                .recent_facts(IMAGES_PROBED, since, &context.install_id)
+                .recent_facts(ImagesProbed::EVENT_TYPE, since, &context.install_id)
                 .map_err(StageError::transient)?;
             cached_results(&history, ttl)
         };
@@ -441,47 +511,21 @@ impl Stage for ProbeImages {
         let stage_name = context.stage_name.clone();
         let on_probed =
             move |done: u64, total: u64| progress.stage_advanced(&stage_name, done, total);
-        let resolved = resolve_images(
-            &found,
-            ResolveInputs {
-                policy: config.policy,
-                offline: config.offline,
-                proxy_public_images,
-                known: &known,
-                cached: &cached,
-                settings,
-                request_timeout: Duration::from_secs(config.request_timeout_seconds),
-                on_probed: &on_probed,
-            },
-        )
-        .await
-        .map_err(StageError::invalid_input)?;
-        let refused: Vec<String> = resolved
-            .images
-            .iter()
-            .filter(|image| image.decision == Decision::Error)
-            .map(|image| format!("{} ({}: {})", image.image, image.outcome, image.reason))
-            .collect();
-        if !refused.is_empty() {
-            return Err(StageError::permanent(format!(
-                "the strict probe policy refuses to decide for {} image(s): {}",
-                refused.len(),
-                refused.join("; ")
-            )));
+        let resolved = driver
+            .resolve(&found, proxy_public_images, &cached, &on_probed)
+            .await?;
+        if let Some(refusal) = resolved.refusal() {
+            return Err(StageError::permanent(refusal));
         }
         let summary = summarise(&resolved.images, resolved.requests_made);
-        let fact = Fact::new(
-            IMAGES_PROBED,
-            1,
-            &ImagesProbed {
-                policy: config.policy,
-                offline: config.offline,
-                proxy_public_images,
-                requests_made: resolved.requests_made,
-                rules,
-                images: resolved.images,
-            },
-        )?;
+        let fact = Fact::of(&ImagesProbed {
+            policy: config.policy,
+            offline: config.offline,
+            proxy_public_images,
+            requests_made: resolved.requests_made,
+            rules,
+            images: resolved.images,
+        })?;
         Ok(StageOutput {
             facts: vec![fact],
             summary,
@@ -494,14 +538,14 @@ impl Stage for ProbeImages {
 pub fn summarise(images: &[ProbedImage], requests_made: u64) -> String {
     let public = images.iter().filter(|image| !image.private).count();
     let private = images.len() - public;
-    let mut by_outcome: Vec<(String, usize)> = Vec::new();
+    let mut by_outcome: Vec<(ImageOutcome, usize)> = Vec::new();
     for image in images.iter().filter(|image| image.private) {
         match by_outcome
             .iter_mut()
             .find(|(outcome, _)| *outcome == image.outcome)
         {
             Some((_, count)) => *count += 1,
-            None => by_outcome.push((image.outcome.clone(), 1)),
+            None => by_outcome.push((image.outcome, 1)),
         }
     }
     let detail = by_outcome
@@ -526,7 +570,7 @@ pub fn summarise(images: &[ProbedImage], requests_made: u64) -> String {
     summary.push_str(&format!("; {requests_made} registry requests"));
     let unanswered = images
         .iter()
-        .filter(|image| image.private && image.outcome == "unreachable")
+        .filter(|image| image.private && image.outcome == ImageOutcome::Unreachable)
         .count();
     if unanswered > 0 {
         summary.push_str(&format!(

@@ -2,31 +2,9 @@
 //! successful anonymous manifest fetch as private (the default here too); the strict policy refuses
 //! to guess when the registry could not be asked (`unreachable`) or answered with a server error.
 
-use serde::{Deserialize, Serialize};
 use windlass_registry::ProbeOutcome;
 
-/// Which policy maps outcomes to decisions.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProbePolicy {
-    /// KOTS's rule: only `public` is public; every other outcome is private.
-    #[default]
-    Kots,
-    /// Like KOTS, except `unreachable` and `server_error` are errors.
-    Strict,
-}
-
-/// What the policy decided for one image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    /// Pulled directly.
-    Public,
-    /// Pulled through the proxy.
-    Private,
-    /// The policy refuses to decide; the install stops.
-    Error,
-}
+use crate::events::{Decision, ProbePolicy};
 
 impl ProbePolicy {
     /// Parses `kots` or `strict`.

@@ -14,14 +14,13 @@ use windlass_engine::{
 };
 use windlass_state::StoredEvent;
 
-use crate::events::{BASE_FETCHED, BaseFetched};
+use crate::events::{
+    BaseFetched, OverridesPlanned, SecretNamespaces, SecretRecord, SecretsProvisioned,
+};
 use crate::output::OutputDir;
-use crate::plan_overrides::{OVERRIDES_PLANNED, OverridesPlanned};
 use crate::probe_images::kots_documents_of;
-use crate::secrets::{SecretNamespaces, SecretRecord, pull_secrets};
+use crate::secrets::pull_secrets;
 
-/// `SecretsProvisioned`: the pull secrets written, without their content.
-pub const SECRETS_PROVISIONED: &str = "SecretsProvisioned";
 /// Where the secrets go, relative to the output directory.
 pub const SECRET_FILE: &str = "overlays/midstream/secret.yaml";
 
@@ -62,17 +61,6 @@ impl StageConfig for ProvisionSecretsConfig {
 /// The runtime stage.
 pub struct ProvisionSecrets {
     config: ProvisionSecretsConfig,
-}
-
-/// `SecretsProvisioned` version 1.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SecretsProvisioned {
-    /// The file written.
-    pub file: String,
-    /// Every secret in it.
-    pub secrets: Vec<SecretRecord>,
-    /// Where they go, and what apply must create or copy.
-    pub namespaces: SecretNamespaces,
 }
 
 /// `Application.spec.additionalNamespaces` of the release.
@@ -144,8 +132,8 @@ impl ProvisionSecrets {
     /// What `overlays/midstream/secret.yaml` holds for this install.
     fn secret_file(&self, context: &StageContext) -> Result<SecretFile, StageError> {
         let license = Self::license(context)?;
-        let fetched: BaseFetched = context.input_payload(BASE_FETCHED)?;
-        let planned: OverridesPlanned = context.input_payload(OVERRIDES_PLANNED)?;
+        let fetched: BaseFetched = context.input::<BaseFetched>()?;
+        let planned: OverridesPlanned = context.input::<OverridesPlanned>()?;
         let documents = kots_documents_of(&fetched, context)?;
         let namespaces = SecretNamespaces::resolve(
             &context.request.namespace,
@@ -197,15 +185,11 @@ impl Stage for ProvisionSecrets {
                 ""
             }
         );
-        let fact = Fact::new(
-            SECRETS_PROVISIONED,
-            1,
-            &SecretsProvisioned {
-                file: SECRET_FILE.to_string(),
-                secrets: records,
-                namespaces,
-            },
-        )?;
+        let fact = Fact::of(&SecretsProvisioned {
+            file: SECRET_FILE.to_string(),
+            secrets: records,
+            namespaces,
+        })?;
         Ok(StageOutput {
             facts: vec![fact],
             summary,
@@ -218,7 +202,7 @@ impl Stage for ProvisionSecrets {
         recorded: &[StoredEvent],
     ) -> Result<Option<String>, StageError> {
         let recorded: SecretsProvisioned =
-            windlass_engine::recorded_payload(recorded, SECRETS_PROVISIONED)?;
+            windlass_engine::recorded_fact::<SecretsProvisioned>(recorded)?;
         let (text, records, _) = self.secret_file(context)?;
         if records != recorded.secrets {
             return Err(StageError::permanent(format!(

@@ -24,15 +24,11 @@ use windlass_engine::{
 };
 use windlass_state::{BlobId, StoredEvent};
 
-use crate::events::{IMAGES_PROBED, ImagesProbed};
+use crate::events::{Builder, ImagesProbed, MidstreamRendered, OverridesPlanned, RenderedFile};
 use crate::output::{OutputDir, TreeWriter, fit_file_name};
-use crate::plan_overrides::{OVERRIDES_PLANNED, OverridesPlanned};
 use windlass_kustomize::{BuildError, build_cached};
 use windlass_manifest::documents::ParsedCache;
 use windlass_manifest::written_files::WrittenFiles;
-
-/// `MidstreamRendered`: the overlay files written and the built result.
-pub const MIDSTREAM_RENDERED: &str = "MidstreamRendered";
 
 /// Registration of this stage kind.
 pub fn kind() -> StageKind {
@@ -85,48 +81,6 @@ pub struct RenderMidstream {
     config: RenderMidstreamConfig,
 }
 
-/// How the result was built.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-pub enum Builder {
-    /// windlass's own build.
-    Native,
-    /// The external kustomize, because the overlay uses features the native build lacks (or
-    /// patches an object whose merge lists the native build does not reproduce).
-    External {
-        /// The command run.
-        command: Vec<String>,
-        /// The features (or object lists) that required it.
-        unsupported: Vec<String>,
-    },
-}
-
-/// One file written (wire format).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RenderedFile {
-    /// Path relative to the output directory.
-    pub path: String,
-    /// Blob of its bytes; absent for files holding secrets.
-    pub blob: Option<String>,
-    /// Keyed fingerprint of its bytes, for files holding secrets.
-    pub fingerprint: Option<String>,
-}
-
-/// `MidstreamRendered` version 1.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MidstreamRendered {
-    /// Overlay files written by this stage (the downstream one only when it was absent).
-    pub overlay_files: Vec<RenderedFile>,
-    /// Whether the downstream overlay already existed and was left as the user had it.
-    pub downstream_kept: bool,
-    /// Workloads patched with the pull secret, as `kind/namespace/name`.
-    pub patched_workloads: Vec<String>,
-    /// How the result was built.
-    pub builder: Builder,
-    /// The built result under `rendered/this-cluster/`.
-    pub rendered_files: Vec<RenderedFile>,
-}
-
 const MIDSTREAM: &str = "overlays/midstream";
 const DOWNSTREAM: &str = "overlays/downstreams/this-cluster";
 const RENDERED: &str = "rendered/this-cluster";
@@ -138,24 +92,8 @@ struct Workload {
     kind: String,
     namespace: Option<String>,
     name: String,
-    /// Dotted path of the pod spec, e.g. `spec.template.spec`.
-    pod_spec: String,
-}
-
-/// The pod-spec path of an image field, e.g. `spec.template.spec` for
-/// `spec.template.spec.containers[0].image`; `None` for fields outside a pod spec.
-fn pod_spec_of(field: &str) -> Option<&str> {
-    ["containers[", "initContainers[", "ephemeralContainers["]
-        .iter()
-        .filter_map(|list| field.find(&format!(".{list}")))
-        .min()
-        .map(|cut| &field[..cut])
-        .filter(|prefix| {
-            matches!(
-                *prefix,
-                "spec" | "spec.template.spec" | "spec.jobTemplate.spec.template.spec"
-            )
-        })
+    /// Keys leading to the pod spec, e.g. `["spec", "template", "spec"]`.
+    pod_spec: Vec<String>,
 }
 
 fn workloads(probed: &ImagesProbed) -> Vec<Workload> {
@@ -166,8 +104,7 @@ fn workloads(probed: &ImagesProbed) -> Vec<Workload> {
             .iter()
             .filter(|image_use| !image_use.runtime_only)
         {
-            let (Some(pod_spec), Some(name)) = (pod_spec_of(&image_use.field), &image_use.name)
-            else {
+            let (Some(pod_spec), Some(name)) = (&image_use.pod_spec, &image_use.name) else {
                 continue;
             };
             found.insert(Workload {
@@ -175,7 +112,7 @@ fn workloads(probed: &ImagesProbed) -> Vec<Workload> {
                 kind: image_use.kind.clone(),
                 namespace: image_use.namespace.clone(),
                 name: name.clone(),
-                pod_spec: pod_spec.to_string(),
+                pod_spec: pod_spec.clone(),
             });
         }
     }
@@ -188,7 +125,7 @@ fn pull_secret_patch(workload: &Workload, secret: &str) -> Value {
         metadata["namespace"] = json!(namespace);
     }
     let mut body = json!({ "imagePullSecrets": [{ "name": secret }] });
-    for key in workload.pod_spec.rsplit('.') {
+    for key in workload.pod_spec.iter().rev() {
         body = json!({ key: body });
     }
     let mut patch = json!({
@@ -395,8 +332,8 @@ fn write_rendered(
 impl Stage for RenderMidstream {
     async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
         let clock = std::time::Instant::now();
-        let probed: ImagesProbed = context.input_payload(IMAGES_PROBED)?;
-        let planned: OverridesPlanned = context.input_payload(OVERRIDES_PLANNED)?;
+        let probed: ImagesProbed = context.input::<ImagesProbed>()?;
+        let planned: OverridesPlanned = context.input::<OverridesPlanned>()?;
         let secret_name = format!("{}-registry", planned.app_slug);
         let out_dir: PathBuf = context.request.out_dir.clone();
         let out = OutputDir::create(&out_dir)
@@ -496,27 +433,23 @@ impl Stage for RenderMidstream {
                 workloads.len()
             ),
         };
-        let fact = Fact::new(
-            MIDSTREAM_RENDERED,
-            1,
-            &MidstreamRendered {
-                overlay_files,
-                downstream_kept,
-                patched_workloads: workloads
-                    .iter()
-                    .map(|workload| {
-                        format!(
-                            "{}/{}/{}",
-                            workload.kind,
-                            workload.namespace.as_deref().unwrap_or(""),
-                            workload.name
-                        )
-                    })
-                    .collect(),
-                builder,
-                rendered_files,
-            },
-        )?;
+        let fact = Fact::of(&MidstreamRendered {
+            overlay_files,
+            downstream_kept,
+            patched_workloads: workloads
+                .iter()
+                .map(|workload| {
+                    format!(
+                        "{}/{}/{}",
+                        workload.kind,
+                        workload.namespace.as_deref().unwrap_or(""),
+                        workload.name
+                    )
+                })
+                .collect(),
+            builder,
+            rendered_files,
+        })?;
         Ok(StageOutput {
             facts: vec![fact],
             summary,
@@ -529,7 +462,7 @@ impl Stage for RenderMidstream {
         recorded: &[StoredEvent],
     ) -> Result<Option<String>, StageError> {
         let recorded: MidstreamRendered =
-            windlass_engine::recorded_payload(recorded, MIDSTREAM_RENDERED)?;
+            windlass_engine::recorded_fact::<MidstreamRendered>(recorded)?;
         let out = OutputDir::create(&context.request.out_dir)
             .map_err(|error| StageError::permanent(error.to_string()))?;
         // The downstream overlay is the user's: whatever it holds now is what they want.
@@ -576,28 +509,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pod_spec_paths_follow_the_kind() {
-        assert_eq!(pod_spec_of("spec.containers[0].image"), Some("spec"));
-        assert_eq!(
-            pod_spec_of("spec.template.spec.initContainers[1].image"),
-            Some("spec.template.spec")
-        );
-        assert_eq!(
-            pod_spec_of("spec.jobTemplate.spec.template.spec.containers[0].image"),
-            Some("spec.jobTemplate.spec.template.spec")
-        );
-        assert_eq!(pod_spec_of("spec.image"), None);
-        assert_eq!(pod_spec_of("spec.sidecars[0].image"), None);
-    }
-
-    #[test]
     fn a_patch_nests_the_secret_at_the_pod_spec() {
         let workload = Workload {
             api_version: "batch/v1".into(),
             kind: "CronJob".into(),
             namespace: Some("jobs".into()),
             name: "report".into(),
-            pod_spec: "spec.jobTemplate.spec.template.spec".into(),
+            pod_spec: ["spec", "jobTemplate", "spec", "template", "spec"]
+                .map(String::from)
+                .to_vec(),
         };
         assert_eq!(
             pull_secret_patch(&workload, "my-app-registry"),

@@ -7,38 +7,12 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::{Deserialize, Serialize};
 use windlass_state::{FingerprintKey, SecretString};
 
-use crate::plan::Domains;
+use crate::events::{Domains, SecretNamespaces, SecretRecord};
 
 /// The fingerprint purpose for rendered secret contents.
 pub const SECRET_CONTENT_PURPOSE: &str = "pull-secret-content";
-
-/// What may be recorded about one rendered secret (wire format: part of `SecretsProvisioned`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SecretRecord {
-    /// `metadata.name`.
-    pub name: String,
-    /// `metadata.namespace`.
-    pub namespace: String,
-    /// Keyed fingerprint of the secret's `.dockerconfigjson`.
-    pub content_fingerprint: String,
-    /// The registry hosts it authenticates to.
-    pub hosts: Vec<String>,
-}
-
-/// The namespaces the secret goes to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SecretNamespaces {
-    /// The app namespace.
-    pub app: String,
-    /// Named `additionalNamespaces` entries (each gets a copy; apply creates them if missing).
-    pub additional: Vec<String>,
-    /// `additionalNamespaces` holds `"*"`: apply copies the secret into every namespace, existing
-    /// and future, and creates none.
-    pub every_namespace: bool,
-}
 
 impl SecretNamespaces {
     /// Reads `Application.spec.additionalNamespaces`.

@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+use windlass_state::EventPayload;
 
 use serde::{Deserialize, Serialize};
 use windlass_engine::{
@@ -18,10 +19,7 @@ use windlass_engine::{
 };
 use windlass_state::{BlobId, BlobStore, StoredEvent};
 
-use crate::events::{
-    BASE_FETCHED, BASE_WRITTEN, BaseFetched, BaseWritten, DocumentClass, FetchedDocument,
-    WrittenFile,
-};
+use crate::events::{BaseFetched, BaseWritten, DocumentClass, FetchedDocument, WrittenFile};
 use crate::output::{OutputDir, OutputError, fit_file_name};
 use crate::recorded_blobs::ReleaseBlobs;
 use windlass_manifest::written_files::WrittenFiles;
@@ -79,7 +77,7 @@ impl Stage for WriteBase {
         recorded: &[StoredEvent],
     ) -> Result<Option<String>, StageError> {
         let recorded_written: BaseWritten =
-            windlass_engine::recorded_payload(recorded, BASE_WRITTEN)?;
+            windlass_engine::recorded_fact::<BaseWritten>(recorded)?;
         WriteInputs::of(context)?
             .on_blocking_thread(move |source, out_dir, blobs, written_files| {
                 restore(&recorded_written, source, out_dir, blobs, written_files)
@@ -102,11 +100,11 @@ struct WriteInputs {
 impl WriteInputs {
     fn of(context: &StageContext) -> Result<WriteInputs, StageError> {
         Ok(WriteInputs {
-            fetched: context.input_payload(BASE_FETCHED)?,
+            fetched: context.input::<BaseFetched>()?,
             out_dir: context.request.out_dir.clone(),
             release_dir: context.request.release_dir.clone(),
             recorded_by: context
-                .input_stage_recording(BASE_FETCHED)
+                .input_stage_recording(BaseFetched::EVENT_TYPE)
                 .map(str::to_string),
             blobs: context.blobs.clone(),
             written_files: context.memo.get::<WrittenFiles>(),
@@ -413,14 +411,10 @@ fn write(
         written.len(),
         out.root().display()
     );
-    let fact = Fact::new(
-        BASE_WRITTEN,
-        1,
-        &BaseWritten {
-            out_dir: out.root().display().to_string(),
-            files: written,
-        },
-    )?;
+    let fact = Fact::of(&BaseWritten {
+        out_dir: out.root().display().to_string(),
+        files: written,
+    })?;
     Ok(StageOutput {
         facts: vec![fact],
         summary,

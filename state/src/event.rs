@@ -69,6 +69,28 @@ impl NewEvent {
             payload,
         }
     }
+
+    /// Builds an event of `payload`'s own type and current version.
+    pub fn of<T: crate::EventPayload>(
+        install_id: impl Into<String>,
+        actor: impl Into<String>,
+        payload: &T,
+    ) -> Result<NewEvent, serde_json::Error> {
+        Ok(NewEvent::new(
+            install_id,
+            actor,
+            T::EVENT_TYPE,
+            T::VERSION,
+            serde_json::to_value(payload)?,
+        ))
+    }
+}
+
+impl StoredEvent {
+    /// Whether this event is of payload type `T`.
+    pub fn is<T: crate::EventPayload>(&self) -> bool {
+        self.event_type == T::EVENT_TYPE
+    }
 }
 
 /// The current time as the log records it.

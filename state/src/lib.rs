@@ -24,7 +24,7 @@ pub use event::{NewEvent, StoredEvent};
 pub use fingerprint::FingerprintKey;
 pub use log::{EventLog, ProjectionStatus};
 pub use projection::{Indexer, ProjectionHead, ProjectionRows, Projector};
-pub use schema::{EventSchema, SchemaError, SchemaRegistry, Upcaster};
+pub use schema::{EventPayload, EventSchema, SchemaError, SchemaRegistry, Upcaster};
 pub use secret::SecretString;
 pub use state_dir::{Backend, StateDir, StateDirError, StateLock, StateView};
 pub use store::{EventStore, RawRecord, StoreError};

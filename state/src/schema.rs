@@ -17,6 +17,16 @@ pub struct Upcaster {
     pub upcast: fn(serde_json::Value) -> Result<serde_json::Value, String>,
 }
 
+/// A payload type stored in the log: it carries its event type name and the schema version this
+/// binary writes, so no call site repeats either. Writers build events with
+/// [`crate::NewEvent::of`]; [`EventSchema::of`] declares the type's history.
+pub trait EventPayload: serde::Serialize + serde::de::DeserializeOwned {
+    /// The past-tense event type name, e.g. `BaseFetched`.
+    const EVENT_TYPE: &'static str;
+    /// The schema version this binary writes (older versions are upcast on read).
+    const VERSION: u32;
+}
+
 /// One event type's schema history.
 #[derive(Clone, Copy)]
 pub struct EventSchema {
@@ -26,6 +36,18 @@ pub struct EventSchema {
     pub current_version: u32,
     /// Upcasters for versions `1..current_version`, in order.
     pub upcasters: &'static [Upcaster],
+}
+
+impl EventSchema {
+    /// The schema of payload type `T`: its name and current version, with `upcasters` for each
+    /// older version in order.
+    pub const fn of<T: EventPayload>(upcasters: &'static [Upcaster]) -> EventSchema {
+        EventSchema {
+            event_type: T::EVENT_TYPE,
+            current_version: T::VERSION,
+            upcasters,
+        }
+    }
 }
 
 /// Errors from schema lookup and upcasting.

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use windlass_engine::EventPayload;
 
 use serde::{Deserialize, Serialize};
 use windlass_engine::events::{

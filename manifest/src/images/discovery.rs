@@ -48,6 +48,11 @@ pub struct ImageUse {
     pub name: Option<String>,
     /// The field, e.g. `spec.template.spec.initContainers[0].image`.
     pub field: String,
+    /// For a container's image: the object keys leading to the pod spec that holds the container,
+    /// e.g. `["spec", "template", "spec"]`, recorded here so that nothing parses `field` back to
+    /// find it. Absent for images outside a pod spec (`additionalImages`, image-field rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_spec: Option<Vec<String>>,
     /// Listed in `Application.spec.additionalImages`: started at run time, never patched.
     pub runtime_only: bool,
 }
@@ -95,6 +100,25 @@ const POD_SPECS: &[(&str, &[&str])] = &[
 ];
 const CONTAINER_LISTS: &[&str] = &["containers", "initContainers", "ephemeralContainers"];
 
+/// The pod spec an image field sits in, read from the field path itself: `spec`,
+/// `spec.template.spec` or `spec.jobTemplate.spec.template.spec` when the field is an image of one
+/// of its container lists, e.g. `spec.template.spec` for `spec.template.spec.containers[0].image`.
+/// Used for image-field rules (whose paths are the user's) and to upcast uses recorded before the
+/// location was recorded; containers found by discovery carry theirs directly.
+pub fn pod_spec_of_field(field: &str) -> Option<&str> {
+    ["containers[", "initContainers[", "ephemeralContainers["]
+        .iter()
+        .filter_map(|list| field.find(&format!(".{list}")))
+        .min()
+        .map(|cut| &field[..cut])
+        .filter(|prefix| {
+            matches!(
+                *prefix,
+                "spec" | "spec.template.spec" | "spec.jobTemplate.spec.template.spec"
+            )
+        })
+}
+
 fn at<'a>(value: &'a serde_json::Value, path: &[&str]) -> Option<&'a serde_json::Value> {
     path.iter().try_fold(value, |value, key| value.get(key))
 }
@@ -127,6 +151,7 @@ impl Collector<'_> {
         field: String,
         value: &serde_json::Value,
         runtime_only: bool,
+        pod_spec: Option<Vec<String>>,
     ) -> Result<(), Box<DiscoveryError>> {
         let Some(written) = value.as_str() else {
             return Err(Self::error(
@@ -147,6 +172,7 @@ impl Collector<'_> {
             name: document.name.map(str::to_string),
             field,
             runtime_only,
+            pod_spec,
         };
         // A release names few images many times: parse each spelling once.
         if let Some(found) = self.found.get_mut(written) {
@@ -173,7 +199,7 @@ impl Collector<'_> {
     fn pod_spec(
         &mut self,
         document: &SourceDocument,
-        prefix: &str,
+        (prefix, path): (&str, &[&str]),
         spec: &serde_json::Value,
     ) -> Result<(), Box<DiscoveryError>> {
         for list_name in CONTAINER_LISTS {
@@ -197,7 +223,8 @@ impl Collector<'_> {
                         "the container has no image".into(),
                     ));
                 }
-                self.add(document, field, image, false)?;
+                let pod_spec = path.iter().map(|key| key.to_string()).collect();
+                self.add(document, field, image, false, Some(pod_spec))?;
             }
         }
         Ok(())
@@ -208,11 +235,11 @@ impl Collector<'_> {
         if document.kind == "Pod"
             && let Some(spec) = value.get("spec")
         {
-            self.pod_spec(document, "spec", spec)?;
+            self.pod_spec(document, ("spec", &["spec"]), spec)?;
         }
         for (prefix, path) in POD_SPECS {
             if let Some(spec) = at(value, path) {
-                self.pod_spec(document, prefix, spec)?;
+                self.pod_spec(document, (prefix, path), spec)?;
             }
         }
         if document.kind == "Application"
@@ -232,6 +259,7 @@ impl Collector<'_> {
                     format!("spec.additionalImages[{position}]"),
                     image,
                     true,
+                    None,
                 )?;
             }
         }
@@ -264,7 +292,11 @@ impl Collector<'_> {
             }
         };
         match steps.split_first() {
-            None => self.add(document, field, value, false),
+            None => {
+                let pod_spec = pod_spec_of_field(&field)
+                    .map(|prefix| prefix.split('.').map(str::to_string).collect());
+                self.add(document, field, value, false, pod_spec)
+            }
             Some((PathStep::Key(key), rest)) => match value.get(key) {
                 None | Some(serde_json::Value::Null) => Ok(()),
                 Some(next) => self.rule(document, next, rest, join(key)),
@@ -326,4 +358,24 @@ pub fn proxies_public_images<'a>(documents: impl IntoIterator<Item = SourceDocum
             && at(document.value, &["spec", "proxyPublicImages"])
                 == Some(&serde_json::Value::Bool(true))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_spec_paths_follow_the_kind() {
+        assert_eq!(pod_spec_of_field("spec.containers[0].image"), Some("spec"));
+        assert_eq!(
+            pod_spec_of_field("spec.template.spec.initContainers[1].image"),
+            Some("spec.template.spec")
+        );
+        assert_eq!(
+            pod_spec_of_field("spec.jobTemplate.spec.template.spec.containers[0].image"),
+            Some("spec.jobTemplate.spec.template.spec")
+        );
+        assert_eq!(pod_spec_of_field("spec.image"), None);
+        assert_eq!(pod_spec_of_field("spec.sidecars[0].image"), None);
+    }
 }

@@ -55,6 +55,24 @@ impl ImageReference {
         })
     }
 
+    /// A reference from parts [`ImageReference::parse`] produced earlier and were recorded (the
+    /// event log holds them), so a later stage does not parse the string again.
+    pub fn from_recorded_parts(
+        written: String,
+        registry: String,
+        repository: String,
+        tag: Option<String>,
+        digest: Option<String>,
+    ) -> ImageReference {
+        ImageReference {
+            written,
+            registry,
+            repository,
+            tag,
+            digest,
+        }
+    }
+
     /// The reference exactly as written.
     pub fn written(&self) -> &str {
         &self.written

@@ -3,41 +3,14 @@
 //! (`spec.replicatedProxyDomain`, `spec.replicatedRegistryDomain`), the deprecated `Application`
 //! fields (`spec.proxyRegistryDomain`, `spec.replicatedRegistryDomain`), then the defaults.
 
-use serde::{Deserialize, Serialize};
-
 use windlass_manifest::documents::Document;
+
+use crate::events::{DomainSource, Domains};
 
 /// The proxy host KOTS uses by default.
 pub const DEFAULT_PROXY_HOST: &str = "proxy.replicated.com";
 /// The registry host KOTS uses by default.
 pub const DEFAULT_REGISTRY_HOST: &str = "registry.replicated.com";
-
-/// Where a domain came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DomainSource {
-    /// `--proxy-domain` / `--registry-domain`.
-    CommandLine,
-    /// `Installation.spec`.
-    Installation,
-    /// `Application.spec` (deprecated fields).
-    Application,
-    /// The KOTS default.
-    Default,
-}
-
-/// The hosts in force (wire format: part of `OverridesPlanned`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Domains {
-    /// Host serving `/v2/proxy/<app slug>/...`.
-    pub proxy_host: String,
-    /// Where it came from.
-    pub proxy_source: DomainSource,
-    /// The vendor's registry host.
-    pub registry_host: String,
-    /// Where it came from.
-    pub registry_source: DomainSource,
-}
 
 fn kots_field<'a>(documents: &'a [Document], kind: &str, field: &str) -> Option<&'a str> {
     documents

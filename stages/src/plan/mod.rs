@@ -8,59 +8,10 @@ pub mod domains;
 
 use std::collections::{BTreeMap, HashSet};
 
-use serde::{Deserialize, Serialize};
-
-use crate::events::ProbedImage;
+use crate::events::{Domains, EntryRule, OverridePlan, PlannedEntry, ProbedImage, SkippedImage};
 use windlass_manifest::images::reference::{DOCKER_HUB, ImageReference};
 
-pub use domains::{DEFAULT_PROXY_HOST, DEFAULT_REGISTRY_HOST, DomainSource, Domains};
-
-/// Why an entry exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EntryRule {
-    /// A private image, sent through the proxy.
-    Proxy,
-    /// A private image on a host with a port, sent through the proxy under its configured alias.
-    ProxyByHostAlias,
-    /// An image already on the proxy host: kept as it is.
-    AlreadyProxied,
-    /// An image on `registry.replicated.com` moved to the custom registry domain.
-    CustomRegistryDomain,
-}
-
-/// One kustomize `images:` entry with the evidence that caused it (wire format: `OverridesPlanned`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlannedEntry {
-    /// The name kustomize matches literally.
-    pub name: String,
-    /// The replacement name (tag and digest are kept from each reference).
-    pub new_name: String,
-    /// The image, as written, that caused the entry.
-    pub image: String,
-    /// Which rule made it.
-    pub rule: EntryRule,
-    /// Why the image is private: its probe outcome and reason.
-    pub because: String,
-}
-
-/// An image that got no entry, and why (wire format).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SkippedImage {
-    /// The image as written.
-    pub image: String,
-    /// Why it is not rewritten.
-    pub reason: String,
-}
-
-/// The plan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OverridePlan {
-    /// Entries in the order their images were first found; one per `name`.
-    pub entries: Vec<PlannedEntry>,
-    /// Images left alone.
-    pub skipped: Vec<SkippedImage>,
-}
+pub use domains::{DEFAULT_PROXY_HOST, DEFAULT_REGISTRY_HOST};
 
 /// A private image that cannot be planned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,14 +29,6 @@ pub enum PlanError {
         host: String,
         /// The proxy path prefix.
         proxy_path: String,
-    },
-    /// A recorded image no longer parses (the log is inconsistent).
-    #[error("{image}: {reason}")]
-    Unparsable {
-        /// The image.
-        image: String,
-        /// The parser's message.
-        reason: String,
     },
 }
 
@@ -160,16 +103,13 @@ pub fn plan_overrides(
             ));
             continue;
         }
-        let reference = match ImageReference::parse(&image.image) {
-            Ok(reference) => reference,
-            Err(error) => {
-                errors.push(PlanError::Unparsable {
-                    image: image.image.clone(),
-                    reason: error.to_string(),
-                });
-                continue;
-            }
-        };
+        let reference = ImageReference::from_recorded_parts(
+            image.image.clone(),
+            image.registry.clone(),
+            image.repository.clone(),
+            image.tag.clone(),
+            image.pinned_digest.clone(),
+        );
         let host = reference.registry();
         let because = format!("{}: {}", image.outcome, image.reason);
         let mut entry = |name: String, new_name: String, rule: EntryRule| {

@@ -6,14 +6,12 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use windlass_state::EventPayload;
 
 use windlass_stages::events::{
-    BASE_FETCHED, BASE_WRITTEN, BaseFetched, BaseWritten, FileClass, IMAGES_PROBED, ImagesProbed,
-    ResultSource,
+    BaseFetched, BaseWritten, FileClass, ImagesProbed, MidstreamRendered, OverridesPlanned,
+    ResultSource, SecretsProvisioned,
 };
-use windlass_stages::plan_overrides::{OVERRIDES_PLANNED, OverridesPlanned};
-use windlass_stages::provision_secrets::{SECRETS_PROVISIONED, SecretsProvisioned};
-use windlass_stages::render_midstream::{MIDSTREAM_RENDERED, MidstreamRendered};
 use windlass_state::{SchemaRegistry, StoredEvent};
 
 fn fixtures() -> Vec<(String, StoredEvent)> {
@@ -58,7 +56,7 @@ fn every_fixture_decodes_into_the_current_payload() {
     for (name, stored) in fixtures {
         let event = registry.upcast(stored).expect("upcasts");
         match event.event_type.as_str() {
-            BASE_FETCHED => {
+            BaseFetched::EVENT_TYPE => {
                 let fetched: BaseFetched = decode_losslessly(&name, &event);
                 assert!(fetched.release_digest.starts_with("blake3:"));
                 let license = fetched
@@ -74,7 +72,7 @@ fn every_fixture_decodes_into_the_current_payload() {
                         .all(|document| document.blob.len() == 64)
                 );
             }
-            BASE_WRITTEN => {
+            BaseWritten::EVENT_TYPE => {
                 let written: BaseWritten = decode_losslessly(&name, &event);
                 assert!(
                     written
@@ -83,7 +81,7 @@ fn every_fixture_decodes_into_the_current_payload() {
                         .any(|file| file.path == "base/kustomization.yaml")
                 );
             }
-            IMAGES_PROBED => {
+            ImagesProbed::EVENT_TYPE => {
                 let probed: ImagesProbed = decode_losslessly(&name, &event);
                 let sources: Vec<&ResultSource> =
                     probed.images.iter().map(|image| &image.source).collect();
@@ -94,8 +92,22 @@ fn every_fixture_decodes_into_the_current_payload() {
                         .any(|source| matches!(source, ResultSource::Cache { .. }))
                 );
                 assert!(probed.images.iter().all(|image| !image.uses.is_empty()));
+                // Version 2 (or the upcaster) keeps each reference's parts and each container
+                // use's pod spec, so no later stage parses a recorded string again.
+                for image in &probed.images {
+                    assert!(image.tag.is_some(), "{name}: {} has no tag", image.image);
+                    for image_use in &image.uses {
+                        let in_pod_spec = image_use.field.contains("ontainers[");
+                        assert_eq!(
+                            image_use.pod_spec.is_some(),
+                            in_pod_spec,
+                            "{name}: {}",
+                            image_use.field
+                        );
+                    }
+                }
             }
-            OVERRIDES_PLANNED => {
+            OverridesPlanned::EVENT_TYPE => {
                 let planned: OverridesPlanned = decode_losslessly(&name, &event);
                 assert_eq!(planned.domains.proxy_host, "proxy.replicated.com");
                 assert!(
@@ -107,7 +119,7 @@ fn every_fixture_decodes_into_the_current_payload() {
                 );
                 assert!(!planned.plan.skipped.is_empty());
             }
-            SECRETS_PROVISIONED => {
+            SecretsProvisioned::EVENT_TYPE => {
                 let provisioned: SecretsProvisioned = decode_losslessly(&name, &event);
                 assert!(
                     provisioned
@@ -116,7 +128,7 @@ fn every_fixture_decodes_into_the_current_payload() {
                         .all(|secret| secret.content_fingerprint.starts_with("fp1:"))
                 );
             }
-            MIDSTREAM_RENDERED => {
+            MidstreamRendered::EVENT_TYPE => {
                 let rendered: MidstreamRendered = decode_losslessly(&name, &event);
                 assert!(
                     rendered

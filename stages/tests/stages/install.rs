@@ -12,9 +12,10 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
+use windlass_state::EventPayload;
 
 use windlass_engine::{FailureClass, InstallState, InstallStatus, StageStatus};
-use windlass_stages::events::{BASE_FETCHED, BASE_WRITTEN, BaseFetched, BaseWritten, FileClass};
+use windlass_stages::events::{BaseFetched, BaseWritten, FileClass};
 use windlass_stages::release::{FileContents, Release};
 use windlass_state::{BlobId, BlobStore};
 
@@ -141,7 +142,7 @@ async fn install_writes_base_and_upstream_and_never_records_the_license_id() {
 
     // BaseFetched: every file and document of the release, with blobs in the store.
     let blobs = &installer.state.blobs;
-    let fetched: BaseFetched = fact(&state, "fetch_base", BASE_FETCHED);
+    let fetched: BaseFetched = fact(&state, "fetch_base", BaseFetched::EVENT_TYPE);
     assert_eq!(fetched.release_digest, release.digest());
     let listed: Vec<(&str, FileClass, u64)> = fetched
         .files
@@ -209,7 +210,7 @@ async fn install_writes_base_and_upstream_and_never_records_the_license_id() {
     );
 
     // BaseWritten: every file under the output directory, with its blob.
-    let written: BaseWritten = fact(&state, "write_base", BASE_WRITTEN);
+    let written: BaseWritten = fact(&state, "write_base", BaseWritten::EVENT_TYPE);
     assert_eq!(
         Path::new(&written.out_dir),
         fs::canonicalize(&out).expect("canonical out")
@@ -320,7 +321,7 @@ async fn a_second_install_leaves_no_stale_file() {
         !out.join("base/manifests/nested").exists(),
         "empty directories go too"
     );
-    let written: BaseWritten = fact(&second, "write_base", BASE_WRITTEN);
+    let written: BaseWritten = fact(&second, "write_base", BaseWritten::EVENT_TYPE);
     assert_eq!(written.files.len(), files_under(&out).len());
 }
 
@@ -426,7 +427,7 @@ async fn license_copies_are_left_out_and_never_stored() {
     let request = installer.request(&release_dir, &out);
     let state = installer.install(request, "copies").await;
     assert_completed(&state);
-    let fetched: BaseFetched = fact(&state, "fetch_base", BASE_FETCHED);
+    let fetched: BaseFetched = fact(&state, "fetch_base", BaseFetched::EVENT_TYPE);
     let licenses: Vec<(&str, Option<&String>)> = fetched
         .files
         .iter()
@@ -535,7 +536,7 @@ async fn a_chart_no_helm_chart_refers_to_is_a_warning_in_the_summary_and_the_eve
     let request = installer.request(&release_dir, &out_parent.path().join("out"));
     let state = installer.install(request, "unreferenced").await;
     assert_completed(&state);
-    let fetched: BaseFetched = fact(&state, "fetch_base", BASE_FETCHED);
+    let fetched: BaseFetched = fact(&state, "fetch_base", BaseFetched::EVENT_TYPE);
     assert_eq!(
         fetched.unreferenced_charts,
         [windlass_stages::events::UnreferencedChart {

@@ -7,10 +7,11 @@
 //! ConfigValues, Installations) are refused naming both.
 
 use std::path::Path;
+use windlass_state::EventPayload;
 
 use windlass_engine::InstallStatus;
 use windlass_stages::PipelineOptions;
-use windlass_stages::events::{BASE_FETCHED, BaseFetched, DocumentClass, SupersededHelmChart};
+use windlass_stages::events::{BaseFetched, DocumentClass, SupersededHelmChart};
 use windlass_stages::probe_images::ProbeImagesConfig;
 use windlass_stages::release::{Limits, scan};
 
@@ -100,7 +101,7 @@ async fn documents_kots_never_deploys_stay_out_of_base_and_rendered() {
         state.failure
     );
 
-    let fetched: BaseFetched = fact(&state, "fetch_base", BASE_FETCHED);
+    let fetched: BaseFetched = fact(&state, "fetch_base", BaseFetched::EVENT_TYPE);
     for document in &fetched.documents {
         let expected = match document.file.as_str() {
             "app.yaml" | "schedule.yaml" => DocumentClass::KubernetesObject,
@@ -175,7 +176,7 @@ async fn a_v1beta2_helm_chart_supersedes_the_v1beta1_one_with_its_release_name()
         "{:?}",
         state.failure
     );
-    let fetched: BaseFetched = fact(&state, "fetch_base", BASE_FETCHED);
+    let fetched: BaseFetched = fact(&state, "fetch_base", BaseFetched::EVENT_TYPE);
     assert_eq!(
         fetched.superseded_helm_charts,
         [SupersededHelmChart {

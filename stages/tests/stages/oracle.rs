@@ -7,16 +7,16 @@
 //! secrets the section documents.
 
 use std::path::Path;
+use windlass_state::EventPayload;
 
 use proptest::prelude::*;
 use serde_json::Value;
 use windlass_engine::{InstallState, InstallStatus};
 use windlass_stages::PipelineOptions;
+use windlass_stages::events::{Builder, MidstreamRendered};
 use windlass_stages::plan_overrides::PlanOverridesConfig;
 use windlass_stages::probe_images::ProbeImagesConfig;
-use windlass_stages::render_midstream::{
-    Builder, MIDSTREAM_RENDERED, MidstreamRendered, RenderMidstreamConfig,
-};
+use windlass_stages::render_midstream::RenderMidstreamConfig;
 use windlass_testkit::kube_tools::{assert_same_objects, kubectl, kustomize_build};
 
 use crate::support::{Installer, fact, temp_dir};
@@ -492,7 +492,7 @@ fn custom_resources_with_a_pod_template_are_rewritten_and_patched() {
 #[test]
 fn every_namespace_is_recorded_for_apply_not_expanded() {
     // Case 18: `additionalNamespaces: ["*"]` — no copy in the render, recorded for apply.
-    use windlass_stages::provision_secrets::{SECRETS_PROVISIONED, SecretsProvisioned};
+    use windlass_stages::events::SecretsProvisioned;
     let application = "apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: my-app\nspec:\n  additionalNamespaces:\n    - \"*\"\n    - tools\n";
     let manifests = format!(
         "{}---\n{application}",
@@ -518,7 +518,7 @@ fn every_namespace_is_recorded_for_apply_not_expanded() {
     let state =
         runtime.block_on(installer.install(installer.request(release.path(), out.path()), "star"));
     let provisioned: SecretsProvisioned =
-        crate::support::fact(&state, "provision_secrets", SECRETS_PROVISIONED);
+        crate::support::fact(&state, "provision_secrets", SecretsProvisioned::EVENT_TYPE);
     assert!(provisioned.namespaces.every_namespace);
     assert_eq!(
         provisioned.namespaces.additional,
@@ -643,7 +643,8 @@ fn deployment_with(pod_spec: &str) -> Case {
 /// How `render_midstream` built `rendered/`: `None` for the native build, else the reasons it gave
 /// for running the external kustomize.
 fn external_reasons(state: &InstallState) -> Option<Vec<String>> {
-    let rendered: MidstreamRendered = fact(state, "render_midstream", MIDSTREAM_RENDERED);
+    let rendered: MidstreamRendered =
+        fact(state, "render_midstream", MidstreamRendered::EVENT_TYPE);
     match rendered.builder {
         Builder::Native => None,
         Builder::External { unsupported, .. } => Some(unsupported),

@@ -5,14 +5,14 @@
 //! every document records the same facts and renders the same files as one that parses them.
 
 use std::path::Path;
+use windlass_state::EventPayload;
 
 use serde_json::Value;
 use windlass_engine::InstallState;
 use windlass_manifest::documents::{ParsedCache, Reuse, parse_documents, parse_documents_with};
 use windlass_stages::PipelineOptions;
-use windlass_stages::events::{BASE_FETCHED, BaseFetched, IMAGES_PROBED, ImagesProbed};
+use windlass_stages::events::{BaseFetched, ImagesProbed, MidstreamRendered};
 use windlass_stages::probe_images::ProbeImagesConfig;
-use windlass_stages::render_midstream::{MIDSTREAM_RENDERED, MidstreamRendered};
 
 use crate::support::{Installer, fact, files_under, temp_dir};
 
@@ -102,13 +102,20 @@ fn options() -> PipelineOptions {
 /// What an install recorded, without what legitimately differs between two state directories
 /// (install ids, times, keyed fingerprints).
 fn recorded(state: &InstallState) -> (BaseFetched, Vec<(String, String, bool)>, Vec<String>) {
-    let fetched: BaseFetched = fact(state, "fetch_base", BASE_FETCHED);
-    let probed: ImagesProbed = fact(state, "probe_images", IMAGES_PROBED);
-    let rendered: MidstreamRendered = fact(state, "render_midstream", MIDSTREAM_RENDERED);
+    let fetched: BaseFetched = fact(state, "fetch_base", BaseFetched::EVENT_TYPE);
+    let probed: ImagesProbed = fact(state, "probe_images", ImagesProbed::EVENT_TYPE);
+    let rendered: MidstreamRendered =
+        fact(state, "render_midstream", MidstreamRendered::EVENT_TYPE);
     let images = probed
         .images
         .iter()
-        .map(|image| (image.image.clone(), image.outcome.clone(), image.private))
+        .map(|image| {
+            (
+                image.image.clone(),
+                image.outcome.to_string(),
+                image.private,
+            )
+        })
         .collect();
     let files = rendered
         .rendered_files

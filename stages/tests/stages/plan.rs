@@ -6,20 +6,30 @@
 use std::collections::BTreeMap;
 
 use windlass_manifest::images::discovery::ImageUse;
-use windlass_stages::events::{ProbedImage, ResultSource};
-use windlass_stages::plan::{DomainSource, Domains, EntryRule, PlanError, plan_overrides};
-use windlass_stages::probe_policy::Decision;
+use windlass_manifest::images::reference::ImageReference;
+use windlass_stages::events::{
+    Decision, DomainSource, Domains, EntryRule, ImageOutcome, ProbedImage, ResultSource,
+};
+use windlass_stages::plan::{PlanError, plan_overrides};
 
 const P: &str = "proxy.replicated.com/proxy/my-app";
 const DIGEST: &str = "sha256:4c8f8d6e6a0b3f2c9d1e7a5b8c0d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a1b3c5d";
 
+/// An image as `probe_images` records it: parsed once, its parts kept beside the string.
 fn probed(image: &str, private: bool) -> ProbedImage {
+    let reference = ImageReference::parse(image).expect("a valid test reference");
     ProbedImage {
         image: image.into(),
-        normalized_name: String::new(),
-        registry: String::new(),
-        repository: String::new(),
-        outcome: if private { "auth_required" } else { "public" }.into(),
+        normalized_name: reference.normalized_name(),
+        registry: reference.registry().into(),
+        repository: reference.repository().into(),
+        tag: reference.tag().map(String::from),
+        pinned_digest: reference.digest().map(String::from),
+        outcome: if private {
+            ImageOutcome::AuthRequired
+        } else {
+            ImageOutcome::Public
+        },
         decision: if private {
             Decision::Private
         } else {
@@ -46,6 +56,7 @@ fn probed(image: &str, private: bool) -> ProbedImage {
             name: Some("api".into()),
             field: "spec.template.spec.containers[0].image".into(),
             runtime_only: false,
+            pod_spec: Some(vec!["spec".into(), "template".into(), "spec".into()]),
         }],
     }
 }
@@ -266,9 +277,10 @@ fn windlass_fixes_for_kots_bugs() {
         &BTreeMap::new(),
     )
     .expect_err("a port cannot sit in a proxy path");
-    let PlanError::HostWithPort { .. } = &errors[0] else {
-        panic!("{errors:?}")
-    };
+    assert!(
+        matches!(errors[..], [PlanError::HostWithPort { .. }]),
+        "{errors:?}"
+    );
     let message = errors[0].to_string();
     assert!(message.contains("registry.example.com:5000/team/app:2 (found at app.yaml (document 1) Deployment api: spec.template.spec.containers[0].image)"), "{message}");
     assert!(message.contains("images.host_aliases"), "{message}");

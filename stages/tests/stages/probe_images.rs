@@ -6,12 +6,12 @@
 
 use std::path::Path;
 use std::time::Duration;
+use windlass_state::EventPayload;
 
 use serde_json::json;
 use windlass_engine::{FailureClass, InstallState, InstallStatus};
-use windlass_stages::events::{IMAGES_PROBED, ImagesProbed, ResultSource};
+use windlass_stages::events::{Decision, ImagesProbed, ProbePolicy, ResultSource};
 use windlass_stages::probe_images::{ProbeImagesConfig, cached_results};
-use windlass_stages::probe_policy::{Decision, ProbePolicy};
 use windlass_state::StoredEvent;
 
 use crate::support::{Installer, fact, temp_dir};
@@ -84,7 +84,7 @@ async fn offline_installs_follow_the_policy_for_unreachable_and_keep_provenance(
     let release = release("");
     let (_installer, state) = install(offline(), release.path()).await;
     assert_eq!(state.status, InstallStatus::Completed);
-    let probed: ImagesProbed = fact(&state, "probe_images", IMAGES_PROBED);
+    let probed: ImagesProbed = fact(&state, "probe_images", ImagesProbed::EVENT_TYPE);
     assert_eq!(probed.requests_made, 0);
     let images: Vec<(&str, &str, bool)> = probed
         .images
@@ -149,7 +149,7 @@ async fn known_images_decide_without_asking_the_registry() {
         ..ProbeImagesConfig::default()
     };
     let (_installer, state) = install(config, release.path()).await;
-    let probed: ImagesProbed = fact(&state, "probe_images", IMAGES_PROBED);
+    let probed: ImagesProbed = fact(&state, "probe_images", ImagesProbed::EVENT_TYPE);
     assert_eq!(probed.requests_made, 0);
     let decided: Vec<(&str, Decision, &ResultSource)> = probed
         .images
@@ -180,7 +180,7 @@ async fn proxy_public_images_makes_everything_private_without_probing() {
         "apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: my-app\nspec:\n  proxyPublicImages: true\n  additionalImages:\n    - quay.io/my-org/operator-worker:1\n",
     );
     let (_installer, state) = install(ProbeImagesConfig::default(), release.path()).await;
-    let probed: ImagesProbed = fact(&state, "probe_images", IMAGES_PROBED);
+    let probed: ImagesProbed = fact(&state, "probe_images", ImagesProbed::EVENT_TYPE);
     assert!(probed.proxy_public_images);
     assert_eq!(probed.requests_made, 0);
     assert_eq!(probed.images.len(), 4);
@@ -249,7 +249,7 @@ fn recorded(install_id: &str, global_seq: u64, images: serde_json::Value) -> Sto
         install_seq: 3,
         recorded_at: "2026-01-01T00:00:00Z".into(),
         actor: "tester@ci".into(),
-        event_type: IMAGES_PROBED.into(),
+        event_type: ImagesProbed::EVENT_TYPE.into(),
         schema_version: 1,
         payload: json!({
             "policy": "kots", "offline": false, "proxy_public_images": false,
@@ -367,9 +367,8 @@ fn the_cache_reuses_fresh_decisive_results_newest_first() {
 
 #[tokio::test]
 async fn plan_overrides_records_entries_with_their_evidence() {
-    use windlass_stages::plan_overrides::{
-        OVERRIDES_PLANNED, OverridesPlanned, PlanOverridesConfig,
-    };
+    use windlass_stages::events::OverridesPlanned;
+    use windlass_stages::plan_overrides::PlanOverridesConfig;
     let release = release("");
     let options = windlass_stages::PipelineOptions {
         probe: offline(),
@@ -385,7 +384,7 @@ async fn plan_overrides_records_entries_with_their_evidence() {
         .install(installer.request(release.path(), out.path()), "plan-test")
         .await;
     assert_eq!(state.status, InstallStatus::Completed);
-    let planned: OverridesPlanned = fact(&state, "plan_overrides", OVERRIDES_PLANNED);
+    let planned: OverridesPlanned = fact(&state, "plan_overrides", OverridesPlanned::EVENT_TYPE);
     assert_eq!(planned.app_slug, "my-app");
     assert_eq!(planned.domains.proxy_host, "images.example.com");
     let first = &planned.plan.entries[0];

@@ -6,14 +6,14 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
+use windlass_state::EventPayload;
 
 use windlass_engine::{FailureClass, InstallState, InstallStatus};
 use windlass_stages::PipelineOptions;
+use windlass_stages::events::{Builder, MidstreamRendered};
 use windlass_stages::probe_images::ProbeImagesConfig;
 use windlass_stages::provision_secrets::ProvisionSecretsConfig;
-use windlass_stages::render_midstream::{
-    Builder, MIDSTREAM_RENDERED, MidstreamRendered, RenderMidstreamConfig,
-};
+use windlass_stages::render_midstream::RenderMidstreamConfig;
 use windlass_testkit::kube_tools::kubectl;
 
 use crate::support::{Installer, fact, temp_dir};
@@ -134,7 +134,8 @@ async fn secrets_are_owner_only_and_kots_compat_adds_the_legacy_one() {
         mode(&out.path().join("rendered/this-cluster/app-deployment.yaml")),
         0o644
     );
-    let rendered: MidstreamRendered = fact(&state, "render_midstream", MIDSTREAM_RENDERED);
+    let rendered: MidstreamRendered =
+        fact(&state, "render_midstream", MidstreamRendered::EVENT_TYPE);
     assert_eq!(rendered.builder, Builder::Native);
     let secrets: Vec<_> = rendered
         .rendered_files
@@ -173,7 +174,8 @@ async fn a_user_downstream_overlay_is_kept_and_built_by_kustomize_when_needed() 
         user_overlay,
         "never overwritten"
     );
-    let rendered: MidstreamRendered = fact(&second, "render_midstream", MIDSTREAM_RENDERED);
+    let rendered: MidstreamRendered =
+        fact(&second, "render_midstream", MidstreamRendered::EVENT_TYPE);
     assert!(rendered.downstream_kept);
     let Builder::External { unsupported, .. } = &rendered.builder else {
         panic!("expected the external build, got {:?}", rendered.builder)

@@ -1,0 +1,132 @@
+//! `BaseFetched` and `BaseWritten`: the release as `fetch_base` read it (every file and document
+//! with its blob) and the `upstream/` and `base/` files `write_base` wrote.
+
+use serde::{Deserialize, Serialize};
+use windlass_manifest::documents::DocumentClass;
+use windlass_state::EventPayload;
+
+/// How a release file was classified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileClass {
+    /// YAML documents.
+    Yaml,
+    /// A chart archive (`.tgz`, `.tar.gz`).
+    ChartArchive,
+    /// A KOTS license: never stored, never copied.
+    License,
+    /// Anything else: stored and copied to `upstream/`, not part of `base/`.
+    Other,
+}
+
+/// One release file in `BaseFetched`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchedFile {
+    /// Path relative to the release root, `/`-separated.
+    pub path: String,
+    /// Classification.
+    pub class: FileClass,
+    /// Size in bytes.
+    pub size: u64,
+    /// Blob of the contents; absent for license files.
+    pub blob: Option<String>,
+}
+
+/// One YAML document in `BaseFetched`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchedDocument {
+    /// The file it came from.
+    pub file: String,
+    /// Its position among the file's documents, from 0 (empty documents are not counted).
+    pub index: usize,
+    /// The line of the file where it starts, from 1.
+    pub line: usize,
+    /// `apiVersion`.
+    pub api_version: String,
+    /// `kind`.
+    pub kind: String,
+    /// `metadata.namespace`, if set.
+    pub namespace: Option<String>,
+    /// `metadata.name`.
+    pub name: Option<String>,
+    /// Classification.
+    pub class: DocumentClass,
+    /// Blob of the document's own text.
+    pub blob: String,
+}
+
+/// `BaseFetched` version 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseFetched {
+    /// Digest of the release (license files excluded).
+    pub release_digest: String,
+    /// Every file, in path order.
+    pub files: Vec<FetchedFile>,
+    /// Every YAML document of every non-license file, in file then document order.
+    pub documents: Vec<FetchedDocument>,
+    /// Chart archives no KOTS `HelmChart` document refers to: stored and copied to `upstream/`,
+    /// never deployed (an optional field: absent when there are none, and in events recorded
+    /// before windlass looked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreferenced_charts: Vec<UnreferencedChart>,
+    /// `kots.io/v1beta1` HelmCharts set aside because a `kots.io/v1beta2` HelmChart has the same
+    /// release name, as KOTS does (an optional field: absent when there are none, and in events
+    /// recorded before windlass looked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superseded_helm_charts: Vec<SupersededHelmChart>,
+}
+
+/// A `kots.io/v1beta1` HelmChart in `BaseFetched` that a `kots.io/v1beta2` HelmChart with the same
+/// release name supersedes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupersededHelmChart {
+    /// The release name both have.
+    pub release_name: String,
+    /// The file of the v1beta1 HelmChart.
+    pub file: String,
+    /// Its position among the file's documents, from 0.
+    pub index: usize,
+    /// The file of the v1beta2 HelmChart used instead.
+    pub superseded_by_file: String,
+    /// Its position among that file's documents, from 0.
+    pub superseded_by_index: usize,
+}
+
+/// A chart archive in `BaseFetched` that no `HelmChart` document refers to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreferencedChart {
+    /// The archive, relative to the release root.
+    pub path: String,
+    /// `name` of its top-level `Chart.yaml`, if it has one.
+    pub chart_name: Option<String>,
+    /// `version` of its top-level `Chart.yaml`, if it has one.
+    pub chart_version: Option<String>,
+}
+
+/// One file written by `write_base`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrittenFile {
+    /// Path relative to the output directory, `/`-separated.
+    pub path: String,
+    /// Blob of its contents.
+    pub blob: String,
+}
+
+/// `BaseWritten` version 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseWritten {
+    /// The output directory.
+    pub out_dir: String,
+    /// Every file written under `upstream/` and `base/`, in path order.
+    pub files: Vec<WrittenFile>,
+}
+
+impl EventPayload for BaseFetched {
+    const EVENT_TYPE: &'static str = "BaseFetched";
+    const VERSION: u32 = 1;
+}
+
+impl EventPayload for BaseWritten {
+    const EVENT_TYPE: &'static str = "BaseWritten";
+    const VERSION: u32 = 1;
+}
