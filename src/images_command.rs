@@ -8,7 +8,7 @@ use anyhow::anyhow;
 use serde::Serialize;
 use std::collections::HashMap;
 
-use windlass_engine::StageError;
+use windlass_engine::{StageError, SystemClock};
 use windlass_manifest::images::discovery::{FoundImage, ImageUse, discover, proxies_public_images};
 use windlass_manifest::images::rules::WindlassConfig;
 use windlass_stages::events::Decision;
@@ -144,7 +144,13 @@ fn probe(
         .map_err(|error| CliError::new(Code::Failure, error))?;
     let no_progress = |_: u64, _: u64| {};
     let resolved = runtime
-        .block_on(driver.resolve(images, proxy_public_images, &HashMap::new(), &no_progress))
+        .block_on(driver.resolve(
+            images,
+            proxy_public_images,
+            &HashMap::new(),
+            &no_progress,
+            &SystemClock,
+        ))
         .map_err(stage_error)?;
     if global.json {
         print_json(&resolved.images)?;

@@ -14,7 +14,7 @@ use windlass_state::EventPayload;
 
 use serde::Deserialize;
 use windlass_engine::{
-    BuildContext, Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput,
+    BuildContext, Clock, Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput,
 };
 use windlass_registry::{ProbeConfig, ProbeEvidence, ProbeOutcome, Prober, RegistrySettings};
 use windlass_state::{BlobId, StoredEvent};
@@ -154,6 +154,7 @@ impl ProbeDriver {
         proxy_public_images: bool,
         cached: &HashMap<String, CachedResult>,
         on_probed: &(dyn Fn(u64, u64) + Send + Sync),
+        clock: &dyn Clock,
     ) -> Result<Resolved, StageError> {
         let resolved = resolve_images(
             found,
@@ -166,6 +167,7 @@ impl ProbeDriver {
                 settings: self.settings.clone(),
                 request_timeout: self.request_timeout,
                 on_probed,
+                clock,
             },
         )
         .await
@@ -205,6 +207,8 @@ pub struct ResolveInputs<'a> {
     pub request_timeout: Duration,
     /// Called with (done, total) as probes finish.
     pub on_probed: &'a (dyn Fn(u64, u64) + Send + Sync),
+    /// The time recorded as each probe's `probed_at` (the injected clock in a stage).
+    pub clock: &'a dyn Clock,
 }
 
 /// What [`resolve_images`] found.
@@ -235,9 +239,8 @@ impl Resolved {
     }
 }
 
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
 
@@ -342,7 +345,7 @@ pub async fn resolve_images(
         let results = prober
             .probe_all(targets, |done, total| on_probed(done as u64, total as u64))
             .await;
-        let probed_at = now_rfc3339();
+        let probed_at = rfc3339(inputs.clock.now());
         for (&position, result) in to_probe.iter().zip(results) {
             images[position] = Some(record(
                 &found[position],
@@ -374,9 +377,13 @@ fn reusable(outcome: ProbeOutcome) -> bool {
 }
 
 /// Earlier probe results still inside the TTL, newest first wins.
-pub fn cached_results(history: &[StoredEvent], ttl: Duration) -> HashMap<String, CachedResult> {
+pub fn cached_results(
+    history: &[StoredEvent],
+    ttl: Duration,
+    now: time::OffsetDateTime,
+) -> HashMap<String, CachedResult> {
     use time::format_description::well_known::Rfc3339;
-    let oldest = time::OffsetDateTime::now_utc() - ttl;
+    let oldest = now - ttl;
     let mut cached = HashMap::new();
     for event in history {
         let Ok(probed) = serde_json::from_value::<ImagesProbed>(event.payload.clone()) else {
@@ -499,12 +506,13 @@ impl Stage for ProbeImages {
             HashMap::new()
         } else {
             let ttl = Duration::from_secs(config.cache_ttl_seconds);
-            let since = time::OffsetDateTime::now_utc() - ttl;
+            let now = context.services.clock.now();
+            let since = now - ttl;
             let history = context
                 .history
                 .recent_facts(ImagesProbed::EVENT_TYPE, since, &context.install_id)
                 .map_err(StageError::transient)?;
-            cached_results(&history, ttl)
+            cached_results(&history, ttl, now)
         };
         tracing::debug!(cached = cached.len(), elapsed = ?clock.elapsed(), "loaded earlier results");
         let progress = context.progress.clone();
@@ -512,7 +520,13 @@ impl Stage for ProbeImages {
         let on_probed =
             move |done: u64, total: u64| progress.stage_advanced(&stage_name, done, total);
         let resolved = driver
-            .resolve(&found, proxy_public_images, &cached, &on_probed)
+            .resolve(
+                &found,
+                proxy_public_images,
+                &cached,
+                &on_probed,
+                context.services.clock.as_ref(),
+            )
             .await?;
         if let Some(refusal) = resolved.refusal() {
             return Err(StageError::permanent(refusal));

@@ -335,7 +335,11 @@ fn the_cache_reuses_fresh_decisive_results_newest_first() {
             ]),
         ),
     ];
-    let cached = cached_results(&history, Duration::from_secs(3600));
+    let cached = cached_results(
+        &history,
+        Duration::from_secs(3600),
+        time::OffsetDateTime::now_utc(),
+    );
     let mut images: Vec<&str> = cached.keys().map(String::as_str).collect();
     images.sort();
     assert_eq!(
