@@ -9,7 +9,7 @@
 //! anywhere else, so that every input and output of a stage can be recovered from the log.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
@@ -254,6 +254,28 @@ pub fn recorded_payload<T: serde::de::DeserializeOwned>(
     decode_payload(event)
 }
 
+/// Decoded input facts of one runner, by global sequence (see [`StageContext::input_shared`]).
+#[derive(Default)]
+struct DecodedFacts(std::sync::Mutex<HashMap<u64, Arc<dyn std::any::Any + Send + Sync>>>);
+
+impl DecodedFacts {
+    fn get<T: Send + Sync + 'static>(&self, global_seq: u64) -> Option<Arc<T>> {
+        let held = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        held.get(&global_seq)?.clone().downcast::<T>().ok()
+    }
+
+    fn insert<T: Send + Sync + 'static>(&self, global_seq: u64, value: Arc<T>) {
+        let mut held = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        held.insert(global_seq, value);
+    }
+}
+
 /// The newest fact of payload type `T` among `recorded` (see [`recorded_payload`]).
 pub fn recorded_fact<T: EventPayload>(recorded: &[StoredEvent]) -> Result<T, StageError> {
     recorded_payload(recorded, T::EVENT_TYPE)
@@ -328,8 +350,11 @@ impl StageContext {
         &self,
         event_type: &str,
     ) -> Result<T, StageError> {
-        let event = self
-            .inputs
+        decode_payload(self.input_event(event_type)?)
+    }
+
+    fn input_event(&self, event_type: &str) -> Result<&StoredEvent, StageError> {
+        self.inputs
             .values()
             .flat_map(|facts| facts.iter())
             .rev()
@@ -339,14 +364,29 @@ impl StageContext {
                     "stage {} needs an input stage that records {event_type}",
                     self.stage_name
                 ))
-            })?;
-        decode_payload(event)
+            })
     }
 
     /// The newest fact of payload type `T` recorded by any input stage (see
     /// [`StageContext::input_payload`]).
     pub fn input<T: EventPayload>(&self) -> Result<T, StageError> {
         self.input_payload(T::EVENT_TYPE)
+    }
+
+    /// [`StageContext::input`], decoded once per runner and shared: the stages of one install that
+    /// read the same recorded fact (four read `BaseFetched`) share one decoded copy, kept in the
+    /// memo under the event's global sequence.
+    pub fn input_shared<T: EventPayload + Send + Sync + 'static>(
+        &self,
+    ) -> Result<Arc<T>, StageError> {
+        let event = self.input_event(T::EVENT_TYPE)?;
+        let decoded = self.memo.get::<DecodedFacts>();
+        if let Some(found) = decoded.get(event.global_seq) {
+            return Ok(found);
+        }
+        let value = Arc::new(decode_payload::<T>(event)?);
+        decoded.insert(event.global_seq, value.clone());
+        Ok(value)
     }
 
     /// The name of the input stage that recorded the newest fact of type `event_type` (the one

@@ -21,7 +21,8 @@ pub struct Document {
     pub index: usize,
     /// Line where the document's text starts, from 1.
     pub line: usize,
-    /// The document's exact text, ending with a newline.
+    /// The document's exact text, ending with a newline (empty in a document a stage rebuilt from
+    /// its record and the parsed cache: the recorded blob holds the text).
     pub text: String,
     /// `apiVersion`.
     pub api_version: String,

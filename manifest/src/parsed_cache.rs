@@ -40,6 +40,13 @@ impl ParsedCache {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The document whose text has blake3 hash `hash` (a blob id of the text names the same
+    /// hash), if held: a stage working from recorded blobs finds parsed documents without reading
+    /// their text back.
+    pub fn get_by_text_hash(&self, hash: &[u8; 32]) -> Option<Arc<serde_json::Value>> {
+        self.get(hash)
+    }
+
     pub(crate) fn get(&self, key: &[u8; 32]) -> Option<Arc<serde_json::Value>> {
         let found = self
             .held()

@@ -89,7 +89,7 @@ pub struct PlanOverrides {
 #[async_trait::async_trait]
 impl Stage for PlanOverrides {
     async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
-        let fetched: BaseFetched = context.input::<BaseFetched>()?;
+        let fetched = context.input_shared::<BaseFetched>()?;
         let probed: ImagesProbed = context.input::<ImagesProbed>()?;
         let documents = kots_documents_of(&fetched, context)?;
         let domains = Domains::resolve(

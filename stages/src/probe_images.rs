@@ -443,48 +443,76 @@ fn recorded_documents(
     context: &StageContext,
     wanted: impl Fn(&crate::events::FetchedDocument) -> bool,
 ) -> Result<Vec<Document>, StageError> {
-    let recorded: Vec<&crate::events::FetchedDocument> = fetched
-        .documents
-        .iter()
-        .filter(|recorded| wanted(recorded))
-        .collect();
-    let ids = recorded
-        .iter()
-        .map(|recorded| BlobId::parse(&recorded.blob))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| StageError::permanent(error.to_string()))?;
     let cache = context.memo.get::<ParsedCache>();
-    let reuse = Reuse::Share(&cache);
-    let source = crate::recorded_blobs::ReleaseBlobs {
-        fetched,
-        release_dir: &context.request.release_dir,
-        recorded_by: context.input_stage_recording(BaseFetched::EVENT_TYPE),
-    };
-    let bodies = source.read(&context.blobs, &ids)?;
-    let parse = |(recorded, bytes): (&&crate::events::FetchedDocument, &Vec<u8>)| {
-        let mut parsed = parse_documents_with(&recorded.file, bytes, reuse).map_err(|error| {
-            StageError::permanent(format!("recorded document no longer parses: {error}"))
-        })?;
-        Ok(parsed.pop().map(|mut document| {
-            document.index = recorded.index;
-            document.line = recorded.line;
-            document
-        }))
-    };
-    let pairs: Vec<_> = recorded.iter().zip(bodies.iter()).collect();
-    let parsed = windlass_manifest::parallel::parallel_map(&pairs, 64, |pair| parse(*pair));
-    let mut documents = Vec::with_capacity(parsed.len());
-    for document in parsed {
-        documents.extend(document?);
+    // A document's blob id is the blake3 hash of its text, which is also the parsed cache's key:
+    // a document this process parsed is rebuilt from its record without reading the blob back.
+    let mut documents: Vec<Option<Document>> = Vec::new();
+    let mut unread: Vec<(usize, &crate::events::FetchedDocument)> = Vec::new();
+    for recorded in fetched.documents.iter().filter(|recorded| wanted(recorded)) {
+        let cached = BlobId::parse(&recorded.blob)
+            .ok()
+            .and_then(|id| id.hash_bytes())
+            .and_then(|hash| cache.get_by_text_hash(&hash));
+        match cached {
+            Some(value) => documents.push(Some(Document {
+                file: recorded.file.clone(),
+                index: recorded.index,
+                line: recorded.line,
+                text: String::new(),
+                api_version: recorded.api_version.clone(),
+                kind: recorded.kind.clone(),
+                namespace: recorded.namespace.clone(),
+                name: recorded.name.clone(),
+                class: recorded.class,
+                value,
+            })),
+            None => {
+                unread.push((documents.len(), recorded));
+                documents.push(None);
+            }
+        }
     }
-    Ok(documents)
+    if !unread.is_empty() {
+        let ids = unread
+            .iter()
+            .map(|(_, recorded)| BlobId::parse(&recorded.blob))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| StageError::permanent(error.to_string()))?;
+        let source = crate::recorded_blobs::ReleaseBlobs {
+            fetched,
+            release_dir: &context.request.release_dir,
+            recorded_by: context.input_stage_recording(BaseFetched::EVENT_TYPE),
+        };
+        let bodies = source.read(&context.blobs, &ids)?;
+        let reuse = Reuse::Share(&cache);
+        let parse =
+            |((_, recorded), bytes): (&(usize, &crate::events::FetchedDocument), &Vec<u8>)| {
+                let mut parsed =
+                    parse_documents_with(&recorded.file, bytes, reuse).map_err(|error| {
+                        StageError::permanent(format!(
+                            "recorded document no longer parses: {error}"
+                        ))
+                    })?;
+                Ok(parsed.pop().map(|mut document| {
+                    document.index = recorded.index;
+                    document.line = recorded.line;
+                    document
+                }))
+            };
+        let pairs: Vec<_> = unread.iter().zip(bodies.iter()).collect();
+        let parsed = windlass_manifest::parallel::parallel_map(&pairs, 64, |pair| parse(*pair));
+        for ((position, _), document) in unread.iter().zip(parsed) {
+            documents[*position] = document?;
+        }
+    }
+    Ok(documents.into_iter().flatten().collect())
 }
 
 #[async_trait::async_trait]
 impl Stage for ProbeImages {
     async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
         let config = &self.config;
-        let fetched: BaseFetched = context.input::<BaseFetched>()?;
+        let fetched = context.input_shared::<BaseFetched>()?;
         let clock = std::time::Instant::now();
         let documents = documents_of(&fetched, context)?;
         tracing::debug!(documents = documents.len(), elapsed = ?clock.elapsed(), "read recorded documents");

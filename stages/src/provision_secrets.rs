@@ -132,7 +132,7 @@ impl ProvisionSecrets {
     /// What `overlays/midstream/secret.yaml` holds for this install.
     fn secret_file(&self, context: &StageContext) -> Result<SecretFile, StageError> {
         let license = Self::license(context)?;
-        let fetched: BaseFetched = context.input::<BaseFetched>()?;
+        let fetched = context.input_shared::<BaseFetched>()?;
         let planned: OverridesPlanned = context.input::<OverridesPlanned>()?;
         let documents = kots_documents_of(&fetched, context)?;
         let namespaces = SecretNamespaces::resolve(

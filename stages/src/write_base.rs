@@ -89,7 +89,7 @@ impl Stage for WriteBase {
 /// What writing (or restoring) `upstream/` and `base/` takes from the stage context, owned so that
 /// it can move to a blocking thread.
 struct WriteInputs {
-    fetched: BaseFetched,
+    fetched: Arc<BaseFetched>,
     out_dir: std::path::PathBuf,
     release_dir: std::path::PathBuf,
     recorded_by: Option<String>,
@@ -100,7 +100,7 @@ struct WriteInputs {
 impl WriteInputs {
     fn of(context: &StageContext) -> Result<WriteInputs, StageError> {
         Ok(WriteInputs {
-            fetched: context.input::<BaseFetched>()?,
+            fetched: context.input_shared::<BaseFetched>()?,
             out_dir: context.request.out_dir.clone(),
             release_dir: context.request.release_dir.clone(),
             recorded_by: context
@@ -367,6 +367,9 @@ fn write(
 ) -> Result<StageOutput, StageError> {
     let fetched = source.fetched;
     let failure = |error: &dyn std::fmt::Display| StageError::permanent(error.to_string());
+    // A file of one document and that document have the same bytes, so the same blob: each blob
+    // is read once.
+    let mut seen = std::collections::HashSet::new();
     let wanted: Vec<&str> = fetched
         .files
         .iter()
@@ -377,6 +380,7 @@ fn write(
                 .iter()
                 .map(|document| document.blob.as_str()),
         )
+        .filter(|hex| seen.insert(*hex))
         .collect();
     let ids = wanted
         .iter()

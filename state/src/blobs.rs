@@ -49,6 +49,13 @@ impl BlobId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The blake3 hash the id spells, as bytes.
+    pub fn hash_bytes(&self) -> Option<[u8; 32]> {
+        blake3::Hash::from_hex(&self.0)
+            .ok()
+            .map(|hash| *hash.as_bytes())
+    }
 }
 
 impl fmt::Display for BlobId {
