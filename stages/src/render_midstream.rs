@@ -28,6 +28,7 @@ use crate::events::{Builder, ImagesProbed, MidstreamRendered, OverridesPlanned, 
 use crate::output::{OutputDir, TreeWriter, fit_file_name};
 use windlass_kustomize::{BuildError, build_cached};
 use windlass_manifest::documents::ParsedCache;
+use windlass_manifest::images::discovery::PodSpec;
 use windlass_manifest::written_files::WrittenFiles;
 
 /// Registration of this stage kind.
@@ -92,8 +93,8 @@ struct Workload {
     kind: String,
     namespace: Option<String>,
     name: String,
-    /// Keys leading to the pod spec, e.g. `["spec", "template", "spec"]`.
-    pod_spec: Vec<String>,
+    /// Where its pod spec sits, as recorded at discovery.
+    pod_spec: PodSpec,
 }
 
 fn workloads(probed: &ImagesProbed) -> Vec<Workload> {
@@ -112,7 +113,7 @@ fn workloads(probed: &ImagesProbed) -> Vec<Workload> {
                 kind: image_use.kind.clone(),
                 namespace: image_use.namespace.clone(),
                 name: name.clone(),
-                pod_spec: pod_spec.clone(),
+                pod_spec: *pod_spec,
             });
         }
     }
@@ -125,7 +126,7 @@ fn pull_secret_patch(workload: &Workload, secret: &str) -> Value {
         metadata["namespace"] = json!(namespace);
     }
     let mut body = json!({ "imagePullSecrets": [{ "name": secret }] });
-    for key in workload.pod_spec.iter().rev() {
+    for &key in workload.pod_spec.keys().iter().rev() {
         body = json!({ key: body });
     }
     let mut patch = json!({
@@ -515,9 +516,7 @@ mod tests {
             kind: "CronJob".into(),
             namespace: Some("jobs".into()),
             name: "report".into(),
-            pod_spec: ["spec", "jobTemplate", "spec", "template", "spec"]
-                .map(String::from)
-                .to_vec(),
+            pod_spec: PodSpec::JobTemplate,
         };
         assert_eq!(
             pull_secret_patch(&workload, "my-app-registry"),

@@ -48,11 +48,11 @@ pub struct ImageUse {
     pub name: Option<String>,
     /// The field, e.g. `spec.template.spec.initContainers[0].image`.
     pub field: String,
-    /// For a container's image: the object keys leading to the pod spec that holds the container,
-    /// e.g. `["spec", "template", "spec"]`, recorded here so that nothing parses `field` back to
-    /// find it. Absent for images outside a pod spec (`additionalImages`, image-field rules).
+    /// For a container's image: where the pod spec holding the container sits, recorded here so
+    /// that nothing parses `field` back to find it. Absent for images outside a pod spec
+    /// (`additionalImages`, image-field rules that point elsewhere).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pod_spec: Option<Vec<String>>,
+    pub pod_spec: Option<PodSpec>,
     /// Listed in `Application.spec.additionalImages`: started at run time, never patched.
     pub runtime_only: bool,
 }
@@ -91,32 +91,59 @@ pub struct DiscoveryError {
     pub problem: String,
 }
 
-const POD_SPECS: &[(&str, &[&str])] = &[
-    ("spec.template.spec", &["spec", "template", "spec"]),
-    (
-        "spec.jobTemplate.spec.template.spec",
-        &["spec", "jobTemplate", "spec", "template", "spec"],
-    ),
-];
+/// Where a pod spec sits in an object (wire format: part of `ImageUse`, written as its dotted
+/// path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PodSpec {
+    /// `spec`: a Pod.
+    #[serde(rename = "spec")]
+    Pod,
+    /// `spec.template.spec`: Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, ...
+    #[serde(rename = "spec.template.spec")]
+    Template,
+    /// `spec.jobTemplate.spec.template.spec`: CronJob.
+    #[serde(rename = "spec.jobTemplate.spec.template.spec")]
+    JobTemplate,
+}
+
+impl PodSpec {
+    /// The object keys leading to the pod spec, from the root.
+    pub fn keys(self) -> &'static [&'static str] {
+        match self {
+            PodSpec::Pod => &["spec"],
+            PodSpec::Template => &["spec", "template", "spec"],
+            PodSpec::JobTemplate => &["spec", "jobTemplate", "spec", "template", "spec"],
+        }
+    }
+
+    /// The dotted path, e.g. `spec.template.spec`.
+    pub fn path(self) -> &'static str {
+        match self {
+            PodSpec::Pod => "spec",
+            PodSpec::Template => "spec.template.spec",
+            PodSpec::JobTemplate => "spec.jobTemplate.spec.template.spec",
+        }
+    }
+}
+
+/// The pod specs every object is searched for (a Pod's own `spec` only for kind Pod).
+const POD_SPECS: &[PodSpec] = &[PodSpec::Template, PodSpec::JobTemplate];
 const CONTAINER_LISTS: &[&str] = &["containers", "initContainers", "ephemeralContainers"];
 
-/// The pod spec an image field sits in, read from the field path itself: `spec`,
-/// `spec.template.spec` or `spec.jobTemplate.spec.template.spec` when the field is an image of one
-/// of its container lists, e.g. `spec.template.spec` for `spec.template.spec.containers[0].image`.
-/// Used for image-field rules (whose paths are the user's) and to upcast uses recorded before the
-/// location was recorded; containers found by discovery carry theirs directly.
-pub fn pod_spec_of_field(field: &str) -> Option<&str> {
-    ["containers[", "initContainers[", "ephemeralContainers["]
+/// The pod spec an image field sits in, read from the field path itself, when the field is an
+/// image of one of its container lists: [`PodSpec::Template`] for
+/// `spec.template.spec.containers[0].image`. Used for image-field rules (whose paths are the
+/// user's) and to upcast uses recorded before the location was; containers found by discovery
+/// carry theirs directly.
+pub fn pod_spec_of_field(field: &str) -> Option<PodSpec> {
+    let prefix = ["containers[", "initContainers[", "ephemeralContainers["]
         .iter()
         .filter_map(|list| field.find(&format!(".{list}")))
         .min()
-        .map(|cut| &field[..cut])
-        .filter(|prefix| {
-            matches!(
-                *prefix,
-                "spec" | "spec.template.spec" | "spec.jobTemplate.spec.template.spec"
-            )
-        })
+        .map(|cut| &field[..cut])?;
+    [PodSpec::Pod, PodSpec::Template, PodSpec::JobTemplate]
+        .into_iter()
+        .find(|pod_spec| pod_spec.path() == prefix)
 }
 
 fn at<'a>(value: &'a serde_json::Value, path: &[&str]) -> Option<&'a serde_json::Value> {
@@ -151,7 +178,7 @@ impl Collector<'_> {
         field: String,
         value: &serde_json::Value,
         runtime_only: bool,
-        pod_spec: Option<Vec<String>>,
+        pod_spec: Option<PodSpec>,
     ) -> Result<(), Box<DiscoveryError>> {
         let Some(written) = value.as_str() else {
             return Err(Self::error(
@@ -199,14 +226,14 @@ impl Collector<'_> {
     fn pod_spec(
         &mut self,
         document: &SourceDocument,
-        (prefix, path): (&str, &[&str]),
+        pod_spec: PodSpec,
         spec: &serde_json::Value,
     ) -> Result<(), Box<DiscoveryError>> {
         for list_name in CONTAINER_LISTS {
             let Some(list) = spec.get(list_name) else {
                 continue;
             };
-            let list_field = format!("{prefix}.{list_name}");
+            let list_field = format!("{}.{list_name}", pod_spec.path());
             let Some(containers) = list.as_array() else {
                 if list.is_null() {
                     continue;
@@ -223,7 +250,6 @@ impl Collector<'_> {
                         "the container has no image".into(),
                     ));
                 }
-                let pod_spec = path.iter().map(|key| key.to_string()).collect();
                 self.add(document, field, image, false, Some(pod_spec))?;
             }
         }
@@ -235,11 +261,11 @@ impl Collector<'_> {
         if document.kind == "Pod"
             && let Some(spec) = value.get("spec")
         {
-            self.pod_spec(document, ("spec", &["spec"]), spec)?;
+            self.pod_spec(document, PodSpec::Pod, spec)?;
         }
-        for (prefix, path) in POD_SPECS {
-            if let Some(spec) = at(value, path) {
-                self.pod_spec(document, (prefix, path), spec)?;
+        for &pod_spec in POD_SPECS {
+            if let Some(spec) = at(value, pod_spec.keys()) {
+                self.pod_spec(document, pod_spec, spec)?;
             }
         }
         if document.kind == "Application"
@@ -293,8 +319,7 @@ impl Collector<'_> {
         };
         match steps.split_first() {
             None => {
-                let pod_spec = pod_spec_of_field(&field)
-                    .map(|prefix| prefix.split('.').map(str::to_string).collect());
+                let pod_spec = pod_spec_of_field(&field);
                 self.add(document, field, value, false, pod_spec)
             }
             Some((PathStep::Key(key), rest)) => match value.get(key) {
@@ -366,14 +391,17 @@ mod tests {
 
     #[test]
     fn pod_spec_paths_follow_the_kind() {
-        assert_eq!(pod_spec_of_field("spec.containers[0].image"), Some("spec"));
+        assert_eq!(
+            pod_spec_of_field("spec.containers[0].image"),
+            Some(PodSpec::Pod)
+        );
         assert_eq!(
             pod_spec_of_field("spec.template.spec.initContainers[1].image"),
-            Some("spec.template.spec")
+            Some(PodSpec::Template)
         );
         assert_eq!(
             pod_spec_of_field("spec.jobTemplate.spec.template.spec.containers[0].image"),
-            Some("spec.jobTemplate.spec.template.spec")
+            Some(PodSpec::JobTemplate)
         );
         assert_eq!(pod_spec_of_field("spec.image"), None);
         assert_eq!(pod_spec_of_field("spec.sidecars[0].image"), None);

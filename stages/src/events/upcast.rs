@@ -47,9 +47,8 @@ fn add_pod_spec(image_use: &mut Value) -> Result<(), String> {
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let field = image_use.get("field").and_then(Value::as_str).unwrap_or("");
-    if let Some(prefix) = pod_spec_of_field(field).filter(|_| !runtime_only) {
-        let path: Vec<Value> = prefix.split('.').map(Value::from).collect();
-        image_use.insert("pod_spec".into(), Value::Array(path));
+    if let Some(pod_spec) = pod_spec_of_field(field).filter(|_| !runtime_only) {
+        image_use.insert("pod_spec".into(), Value::from(pod_spec.path()));
     }
     Ok(())
 }
@@ -80,7 +79,7 @@ mod tests {
         );
         assert_eq!(
             image["uses"][0]["pod_spec"],
-            json!(["spec", "jobTemplate", "spec", "template", "spec"])
+            json!("spec.jobTemplate.spec.template.spec")
         );
         assert!(image["uses"][1].get("pod_spec").is_none());
     }

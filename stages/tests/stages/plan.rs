@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use windlass_manifest::images::discovery::ImageUse;
+use windlass_manifest::images::discovery::{ImageUse, PodSpec};
 use windlass_manifest::images::reference::ImageReference;
 use windlass_stages::events::{
     Decision, DomainSource, Domains, EntryRule, ImageOutcome, ProbedImage, ResultSource,
@@ -56,7 +56,7 @@ fn probed(image: &str, private: bool) -> ProbedImage {
             name: Some("api".into()),
             field: "spec.template.spec.containers[0].image".into(),
             runtime_only: false,
-            pod_spec: Some(vec!["spec".into(), "template".into(), "spec".into()]),
+            pod_spec: Some(PodSpec::Template),
         }],
     }
 }
