@@ -1,12 +1,10 @@
 //! The engine's own events: the lifecycle of an install and of each stage attempt. These structs
 //! are wire formats (stored in the log for ever), so fields are only ever added as optional; any
-//! other change bumps the version and adds an upcaster to [`SCHEMAS`].
+//! other change bumps the version and adds an upcaster to [`SCHEMAS`]. This module imports no
+//! other module of the crate.
 
 use serde::{Deserialize, Serialize};
 use windlass_state::{EventPayload, EventSchema, Upcaster};
-
-use crate::install::LicenseRecord;
-use crate::stage::FailureClass;
 
 /// `InstallStarted`: an install began.
 pub const INSTALL_STARTED: &str = "InstallStarted";
@@ -268,4 +266,40 @@ pub struct InstallFailed {
 impl EventPayload for InstallFailed {
     const EVENT_TYPE: &'static str = INSTALL_FAILED;
     const VERSION: u32 = 1;
+}
+
+/// How a stage failure should be treated; recorded in `StageFailed` and read by the retry policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// Might succeed if tried again (network blips, a lock held briefly).
+    Transient,
+    /// Will fail again the same way (a bug, a full disk).
+    Permanent,
+    /// The user's input is wrong; retrying without changing it is pointless.
+    InvalidInput,
+}
+
+impl std::fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FailureClass::Transient => "transient",
+            FailureClass::Permanent => "permanent",
+            FailureClass::InvalidInput => "invalid input",
+        })
+    }
+}
+
+/// The recordable part of a license (wire format: part of `InstallStarted`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LicenseRecord {
+    /// The app slug.
+    pub app_slug: String,
+    /// The license sequence.
+    pub sequence: i64,
+    /// Keyed fingerprint of the license ID.
+    pub fingerprint: String,
+    /// Expiry, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }

@@ -4,8 +4,9 @@
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
 use windlass_state::SecretString;
+
+pub use crate::events::LicenseRecord;
 
 /// A customer license, parsed from a KOTS `License` document.
 #[derive(Debug, Clone)]
@@ -32,20 +33,6 @@ impl License {
             expires_at: self.expires_at.clone(),
         }
     }
-}
-
-/// The recordable part of a license (wire format: part of `InstallStarted`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LicenseRecord {
-    /// The app slug.
-    pub app_slug: String,
-    /// The license sequence.
-    pub sequence: i64,
-    /// Keyed fingerprint of the license ID.
-    pub fingerprint: String,
-    /// Expiry, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<String>,
 }
 
 /// One install as requested.

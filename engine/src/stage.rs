@@ -13,35 +13,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use windlass_state::{BlobStore, EventLog, EventPayload, FingerprintKey, NewEvent, StoredEvent};
 
+pub use crate::events::FailureClass;
 use crate::events::StageFactsRecorded;
 use crate::install::InstallRequest;
 use crate::progress::Progress;
 use crate::services::Services;
-
-/// How a stage failure should be treated; recorded in `StageFailed` and read by the retry policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureClass {
-    /// Might succeed if tried again (network blips, a lock held briefly).
-    Transient,
-    /// Will fail again the same way (a bug, a full disk).
-    Permanent,
-    /// The user's input is wrong; retrying without changing it is pointless.
-    InvalidInput,
-}
-
-impl fmt::Display for FailureClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            FailureClass::Transient => "transient",
-            FailureClass::Permanent => "permanent",
-            FailureClass::InvalidInput => "invalid input",
-        })
-    }
-}
 
 /// A classified stage failure. The message is recorded in the log, so it must never contain a
 /// secret.
