@@ -5,7 +5,8 @@
 //! through the real engine over a real redb state directory, [`output`] attacks
 //! `output::OutputDir`, [`base_names`] pins how `base/` files are named, and [`stage_config`]
 //! checks the stages' configuration as a pipeline definition gives it, and [`parsed_cache`] shows
-//! that reusing parsed documents never changes what an install records. Shared helpers live in
+//! that reusing parsed documents never changes what an install records, and [`wire_modules`] that
+//! the wire-format modules import no other module of their crate. Shared helpers live in
 //! [`support`]; set `UPDATE_EXPECT=1` to rewrite the expected files after a deliberate change.
 
 mod bad_releases;
@@ -26,3 +27,4 @@ mod render;
 mod scan_release;
 mod stage_config;
 mod support;
+mod wire_modules;
