@@ -376,6 +376,22 @@ fn reusable(outcome: ProbeOutcome) -> bool {
     )
 }
 
+/// The part of an `ImagesProbed` payload a cached result is made of.
+#[derive(Deserialize)]
+struct ProbedForCache {
+    images: Vec<ImageForCache>,
+}
+
+/// The part of one `ProbedImage` a cached result is made of.
+#[derive(Deserialize)]
+struct ImageForCache {
+    image: String,
+    outcome: ImageOutcome,
+    source: ResultSource,
+    probed_at: Option<String>,
+    evidence: Option<ProbeEvidence>,
+}
+
 /// Earlier probe results still inside the TTL, newest first wins.
 pub fn cached_results(
     history: &[StoredEvent],
@@ -386,7 +402,9 @@ pub fn cached_results(
     let oldest = now - ttl;
     let mut cached = HashMap::new();
     for event in history {
-        let Ok(probed) = serde_json::from_value::<ImagesProbed>(event.payload.clone()) else {
+        // Only what a cached result needs is decoded (not every image's uses), from the payload
+        // in place.
+        let Ok(probed) = ProbedForCache::deserialize(&event.payload) else {
             continue;
         };
         for image in probed.images {
