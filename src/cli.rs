@@ -81,6 +81,10 @@ pub struct InstallArgs {
     /// License file; defaults to RELEASE_DIR/userdata/license.yaml when that exists.
     #[arg(long)]
     pub license: Option<PathBuf>,
+    /// KOTS ConfigValues file with the values of the release's Config items; defaults to
+    /// RELEASE_DIR/userdata/config.yaml when that exists (a file given here must exist).
+    #[arg(long, value_name = "FILE")]
+    pub config_values: Option<PathBuf>,
     /// Namespace the application is installed into (a DNS-1123 label: at most 63 lowercase
     /// letters, digits and '-').
     #[arg(long, default_value = "default", value_parser = parse_namespace)]

@@ -33,6 +33,7 @@ mod recorded_blobs;
 pub mod release;
 pub mod render_midstream;
 pub mod secrets;
+pub mod templates;
 pub mod write_base;
 pub mod written_files;
 mod yaml_fast_path;

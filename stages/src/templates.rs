@@ -1,0 +1,325 @@
+//! KOTS templates in the release-reading path (see [`windlass_template`]): before a release's YAML
+//! files are parsed, [`Templates::prepare`] evaluates the release's `Config` with the user's
+//! `ConfigValues` (refusing the install when a required item has no value), and
+//! [`Templates::render`] renders each file's text. What the renders used — the config items each
+//! file read, the instant `Now` saw, the random draws — is collected for the `BaseFetched` fact
+//! ([`TemplatesRecord`]), so a replay can render the same bytes. Password values never leave
+//! memory: a file whose rendering reads a password item is refused, since its text would be stored.
+//!
+//! Files holding a KOTS `Config`, `ConfigValues`, `Installation` or `License` are not rendered
+//! (KOTS renders a Config with its values applied, and the others not at all).
+
+use std::sync::{Arc, LazyLock, Mutex};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use windlass_engine::{InstallRequest, Services};
+use windlass_template::config::{EvaluatedConfig, evaluate, missing_required};
+use windlass_template::config_values::{GivenValues, parse_config_values};
+use windlass_template::{Entropy, Recorder, Scope, TemplateContext, Usage, function_map};
+
+use crate::documents::parse_documents;
+use crate::release::ReleaseError;
+
+/// The default proxy and registry hosts (`ReplicatedProxyDomain`, `ReplicatedRegistryDomain`).
+const PROXY_DOMAIN: &str = "proxy.replicated.com";
+const REGISTRY_DOMAIN: &str = "registry.replicated.com";
+
+static KIND_NOT_RENDERED: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r"(?m)^kind:\s*(Config|ConfigValues|Installation|License)\s*$")
+        .unwrap_or_else(|error| unreachable!("the pattern is valid: {error}"))
+});
+
+/// One templated file in [`TemplatesRecord`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplatedFile {
+    /// The file, relative to the release.
+    pub path: String,
+    /// The Config items its rendering read, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_items: Vec<String>,
+    /// The random draws its rendering made, in order (base64).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub random_draws: Vec<String>,
+}
+
+/// A document left out by `kots.io/exclude` or `kots.io/when`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExcludedDocument {
+    /// The file.
+    pub file: String,
+    /// Its position among the file's documents, from 0.
+    pub index: usize,
+    /// The annotation that left it out.
+    pub annotation: String,
+}
+
+/// One Config item as used (never its value when it is a password).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigItemRecord {
+    /// The item.
+    pub name: String,
+    /// Its group.
+    pub group: String,
+    /// Its type.
+    pub item_type: String,
+    /// Whether the user's ConfigValues gave its value.
+    pub given: bool,
+}
+
+/// What templating did in `BaseFetched` (an optional field: absent when nothing was templated).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplatesRecord {
+    /// Keyed fingerprint of the ConfigValues file used, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_values_fingerprint: Option<String>,
+    /// The Config's items.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_items: Vec<ConfigItemRecord>,
+    /// The instant every `Now` saw (RFC 3339), if any render asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub now: Option<String>,
+    /// The random draws the Config's defaults and values made (base64).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_random_draws: Vec<String>,
+    /// Every file that held a template.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<TemplatedFile>,
+    /// Documents left out by their annotations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<ExcludedDocument>,
+    /// Config defaults and values that failed to render and became empty, as in KOTS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl TemplatesRecord {
+    /// Whether there is anything to record.
+    pub fn is_empty(&self) -> bool {
+        self.config_values_fingerprint.is_none()
+            && self.config_items.is_empty()
+            && self.files.is_empty()
+            && self.excluded.is_empty()
+    }
+}
+
+/// The engine's clock, read once for the whole install, and its random source.
+struct InstallEntropy {
+    now: time::OffsetDateTime,
+    services: Services,
+}
+
+impl Entropy for InstallEntropy {
+    fn now(&self) -> time::OffsetDateTime {
+        self.now
+    }
+
+    fn fill(&self, bytes: &mut [u8]) -> Result<(), String> {
+        self.services.random.fill(bytes).map_err(|error| error.0)
+    }
+}
+
+/// Templating for one install's release.
+pub struct Templates {
+    base: TemplateContext,
+    given: GivenValues,
+    config_values_fingerprint: Option<String>,
+    entropy: Arc<InstallEntropy>,
+    context: Mutex<Option<Arc<TemplateContext>>>,
+    record: Mutex<TemplatesRecord>,
+    now_used: Mutex<bool>,
+}
+
+impl Templates {
+    /// Templating for `request`, with time and randomness from `services`.
+    pub fn new(request: &InstallRequest, services: &Services) -> Result<Templates, ReleaseError> {
+        let given = match &request.config_values {
+            Some(values) => parse_config_values(&values.path, values.text.expose())
+                .map_err(|error| ReleaseError::Template(error.to_string()))?,
+            None => GivenValues::default(),
+        };
+        let base = TemplateContext {
+            config: Arc::default(),
+            license: request
+                .license
+                .as_ref()
+                .map(|license| Arc::new(license.fields.clone())),
+            app_slug: request
+                .license
+                .as_ref()
+                .map(|license| license.app_slug.clone()),
+            namespace: request.namespace.clone(),
+            proxy_domain: PROXY_DOMAIN.into(),
+            registry_domain: REGISTRY_DOMAIN.into(),
+            local_registry: None,
+        };
+        Ok(Templates {
+            base,
+            given,
+            config_values_fingerprint: request
+                .config_values
+                .as_ref()
+                .map(|values| values.fingerprint.clone()),
+            entropy: Arc::new(InstallEntropy {
+                now: services.clock.now(),
+                services: services.clone(),
+            }),
+            context: Mutex::new(None),
+            record: Mutex::new(TemplatesRecord::default()),
+            now_used: Mutex::new(false),
+        })
+    }
+
+    /// Finds the release's `Config` among the raw files (path, bytes), evaluates it with the
+    /// given values, and refuses the install when a required item has no value.
+    pub fn prepare(&self, files: &[(String, Vec<u8>, u64)]) -> Result<(), ReleaseError> {
+        let mut config = None;
+        for (path, bytes, _) in files {
+            if !(path.ends_with(".yaml") || path.ends_with(".yml"))
+                || memchr::memmem::find(bytes, b"Config").is_none()
+            {
+                continue;
+            }
+            let Ok(documents) = parse_documents(path, bytes) else {
+                continue;
+            };
+            for document in documents {
+                if document.api_version == "kots.io/v1beta1" && document.kind == "Config" {
+                    let decoded: windlass_kots::Config =
+                        windlass_kots::resources::from_value(&document.value).map_err(|error| {
+                            ReleaseError::Template(format!(
+                                "{}: not a valid KOTS Config: {error}",
+                                document.location()
+                            ))
+                        })?;
+                    config = Some(decoded);
+                }
+            }
+        }
+        let recorder = Arc::new(Recorder::new(self.entropy.clone()));
+        let evaluated = match &config {
+            Some(config) => evaluate(config, &self.given, &self.base, recorder.clone())
+                .map_err(|error| ReleaseError::Template(error.to_string()))?,
+            None => EvaluatedConfig::default(),
+        };
+        for name in &evaluated.unknown_values {
+            tracing::warn!(item = %name, "the config values give an item the release's Config does not have; ignored");
+        }
+        let missing = missing_required(&evaluated);
+        if !missing.is_empty() {
+            let listed: Vec<String> = missing
+                .iter()
+                .map(|item| {
+                    format!(
+                        "{} ({:?} in group {:?})",
+                        item.name, item.title, item.group_title
+                    )
+                })
+                .collect();
+            return Err(ReleaseError::ConfigNeeded {
+                items: listed.join(", "),
+            });
+        }
+        let recorded = recorder.recorded();
+        {
+            let mut record = self.lock_record();
+            record.config_values_fingerprint = self.config_values_fingerprint.clone();
+            record.config_items = evaluated
+                .items
+                .iter()
+                .map(|item| ConfigItemRecord {
+                    name: item.name.clone(),
+                    group: item.group.clone(),
+                    item_type: item.value.item_type.clone(),
+                    given: item.given,
+                })
+                .collect();
+            record.config_random_draws =
+                recorded.draws.iter().map(|d| STANDARD.encode(d)).collect();
+            record.warnings = evaluated.warnings.clone();
+        }
+        if recorded.now.is_some() {
+            *self.now_used.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        }
+        *self.context.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(TemplateContext {
+            config: Arc::new(evaluated.values()),
+            ..self.base.clone()
+        }));
+        Ok(())
+    }
+
+    /// The rendered text of the YAML file `path`, or `None` when it holds no template (or is a
+    /// file that is not rendered).
+    pub fn render(&self, path: &str, bytes: &[u8]) -> Result<Option<Vec<u8>>, ReleaseError> {
+        let first = memchr::memmem::find(bytes, b"{{repl").is_some();
+        if !first && memchr::memmem::find(bytes, b"repl{{").is_none() {
+            return Ok(None);
+        }
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return Ok(None);
+        };
+        if KIND_NOT_RENDERED.is_match(text) {
+            return Ok(None);
+        }
+        let context = self
+            .context
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| Arc::new(self.base.clone()));
+        let recorder = Arc::new(Recorder::new(self.entropy.clone()));
+        let usage = Arc::new(Usage::default());
+        let scope = Scope {
+            context,
+            entropy: recorder.clone(),
+            usage: usage.clone(),
+        };
+        let rendered = windlass_template::render(path, text, &function_map(&scope))
+            .map_err(|error| ReleaseError::Template(error.to_string()))?;
+        let passwords = usage.password_items();
+        if !passwords.is_empty() {
+            return Err(ReleaseError::Template(format!(
+                "{path}: reads password item(s) {}: a rendered file holding a password value would be stored in the state directory, which windlass does not do yet; put the password in a Secret windlass does not template",
+                passwords.into_iter().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let recorded = recorder.recorded();
+        if recorded.now.is_some() {
+            *self.now_used.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        }
+        self.lock_record().files.push(TemplatedFile {
+            path: path.to_string(),
+            config_items: usage.config_items().into_iter().collect(),
+            random_draws: recorded.draws.iter().map(|d| STANDARD.encode(d)).collect(),
+        });
+        Ok(Some(rendered.text.into_bytes()))
+    }
+
+    /// Notes a document left out by `annotation`.
+    pub fn excluded(&self, file: &str, index: usize, annotation: &str) {
+        self.lock_record().excluded.push(ExcludedDocument {
+            file: file.to_string(),
+            index,
+            annotation: annotation.to_string(),
+        });
+    }
+
+    /// What to record, files in path order.
+    pub fn record(&self) -> TemplatesRecord {
+        let mut record = self.lock_record().clone();
+        record.files.sort_by(|a, b| a.path.cmp(&b.path));
+        if *self.now_used.lock().unwrap_or_else(|p| p.into_inner()) {
+            record.now = self
+                .entropy
+                .now
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok();
+        }
+        record
+    }
+
+    fn lock_record(&self) -> std::sync::MutexGuard<'_, TemplatesRecord> {
+        self.record.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
