@@ -120,6 +120,108 @@ impl Entropy for InstallEntropy {
     }
 }
 
+/// The release's `Config` (`kots.io/v1beta1`), found among its raw files (path, bytes, size); the
+/// last one wins, as in KOTS (a release holding two is refused when it is read).
+pub fn find_config(
+    files: &[(String, Vec<u8>, u64)],
+) -> Result<Option<windlass_kots::Config>, ReleaseError> {
+    let mut config = None;
+    for (path, bytes, _) in files {
+        if !(path.ends_with(".yaml") || path.ends_with(".yml"))
+            || memchr::memmem::find(bytes, b"Config").is_none()
+        {
+            continue;
+        }
+        let Ok(documents) = parse_documents(path, bytes) else {
+            continue;
+        };
+        for document in documents {
+            if document.api_version == "kots.io/v1beta1" && document.kind == "Config" {
+                let decoded: windlass_kots::Config =
+                    windlass_kots::resources::from_value(&document.value).map_err(|error| {
+                        ReleaseError::Template(format!(
+                            "{}: not a valid KOTS Config: {error}",
+                            document.location()
+                        ))
+                    })?;
+                config = Some(decoded);
+            }
+        }
+    }
+    Ok(config)
+}
+
+/// The YAML files of the release directory `root` (path relative to it, bytes, size), in path
+/// order, for [`find_config`] outside an install (`windlass config`). Symlinks and files over
+/// `max_file_bytes` are skipped.
+pub fn yaml_files(
+    root: &std::path::Path,
+    max_file_bytes: u64,
+) -> Result<Vec<(String, Vec<u8>, u64)>, ReleaseError> {
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|entry| entry.file_name() != ".git")
+    {
+        let entry = entry.map_err(|error| ReleaseError::Root {
+            path: root.to_path_buf(),
+            source: error.into(),
+        })?;
+        let name = entry.file_name().to_string_lossy();
+        if !entry.file_type().is_file() || !(name.ends_with(".yaml") || name.ends_with(".yml")) {
+            continue;
+        }
+        let Ok(relative) = entry.path().strip_prefix(root) else {
+            continue;
+        };
+        let relative = relative.to_string_lossy().replace('\\', "/");
+        if let Ok(bytes) = windlass_files::read_regular_file(entry.path(), max_file_bytes) {
+            let size = bytes.len() as u64;
+            files.push((relative, bytes, size));
+        }
+    }
+    Ok(files)
+}
+
+/// A `windlass config` report: the release's Config evaluated with the given values, without an
+/// install. `None` when the release has no Config.
+pub fn evaluate_release_config(
+    files: &[(String, Vec<u8>, u64)],
+    given: &GivenValues,
+    base: &TemplateContext,
+    services: &Services,
+) -> Result<Option<EvaluatedConfig>, ReleaseError> {
+    let Some(config) = find_config(files)? else {
+        return Ok(None);
+    };
+    let entropy = Arc::new(InstallEntropy {
+        now: services.clock.now(),
+        services: services.clone(),
+    });
+    evaluate(&config, given, base, entropy)
+        .map(Some)
+        .map_err(|error| ReleaseError::Template(error.to_string()))
+}
+
+/// The context templates see besides config values: the license's fields and slug, the namespace,
+/// the default proxy and registry hosts.
+pub fn base_context(
+    license: Option<&windlass_engine::License>,
+    namespace: &str,
+) -> TemplateContext {
+    TemplateContext {
+        config: Arc::default(),
+        license: license.map(|license| Arc::new(license.fields.clone())),
+        app_slug: license.map(|license| license.app_slug.clone()),
+        namespace: namespace.to_string(),
+        proxy_domain: PROXY_DOMAIN.into(),
+        registry_domain: REGISTRY_DOMAIN.into(),
+        local_registry: None,
+    }
+}
+
 /// Templating for one install's release.
 pub struct Templates {
     base: TemplateContext,
@@ -139,21 +241,7 @@ impl Templates {
                 .map_err(|error| ReleaseError::Template(error.to_string()))?,
             None => GivenValues::default(),
         };
-        let base = TemplateContext {
-            config: Arc::default(),
-            license: request
-                .license
-                .as_ref()
-                .map(|license| Arc::new(license.fields.clone())),
-            app_slug: request
-                .license
-                .as_ref()
-                .map(|license| license.app_slug.clone()),
-            namespace: request.namespace.clone(),
-            proxy_domain: PROXY_DOMAIN.into(),
-            registry_domain: REGISTRY_DOMAIN.into(),
-            local_registry: None,
-        };
+        let base = base_context(request.license.as_ref(), &request.namespace);
         Ok(Templates {
             base,
             given,
@@ -174,29 +262,7 @@ impl Templates {
     /// Finds the release's `Config` among the raw files (path, bytes), evaluates it with the
     /// given values, and refuses the install when a required item has no value.
     pub fn prepare(&self, files: &[(String, Vec<u8>, u64)]) -> Result<(), ReleaseError> {
-        let mut config = None;
-        for (path, bytes, _) in files {
-            if !(path.ends_with(".yaml") || path.ends_with(".yml"))
-                || memchr::memmem::find(bytes, b"Config").is_none()
-            {
-                continue;
-            }
-            let Ok(documents) = parse_documents(path, bytes) else {
-                continue;
-            };
-            for document in documents {
-                if document.api_version == "kots.io/v1beta1" && document.kind == "Config" {
-                    let decoded: windlass_kots::Config =
-                        windlass_kots::resources::from_value(&document.value).map_err(|error| {
-                            ReleaseError::Template(format!(
-                                "{}: not a valid KOTS Config: {error}",
-                                document.location()
-                            ))
-                        })?;
-                    config = Some(decoded);
-                }
-            }
-        }
+        let config = find_config(files)?;
         let recorder = Arc::new(Recorder::new(self.entropy.clone()));
         let evaluated = match &config {
             Some(config) => evaluate(config, &self.given, &self.base, recorder.clone())
@@ -322,4 +388,31 @@ impl Templates {
     fn lock_record(&self) -> std::sync::MutexGuard<'_, TemplatesRecord> {
         self.record.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Reads the KOTS ConfigValues file at `path` (which must exist) for `windlass config`.
+pub fn read_config_values_file(path: &std::path::Path) -> Result<GivenValues, ReleaseError> {
+    let shown = path.display().to_string();
+    let text = windlass_files::read_regular_text(
+        path,
+        windlass_template::config_values::MAX_CONFIG_VALUES_BYTES as u64,
+    )
+    .map_err(|problem| ReleaseError::Template(format!("config values file {shown}: {problem}")))?;
+    parse_config_values(&shown, &text).map_err(|error| ReleaseError::Template(error.to_string()))
+}
+
+/// Reads the license at `path` for templates only (`windlass config`): its fields and app slug;
+/// nothing is fingerprinted or recorded.
+pub fn read_license_for_templates(
+    path: &std::path::Path,
+) -> Result<windlass_engine::License, crate::license::LicenseError> {
+    let license = windlass_kots::read_license_file(path)?;
+    Ok(windlass_engine::License {
+        app_slug: license.app_slug,
+        license_id: license.license_id,
+        sequence: license.sequence,
+        expires_at: license.expires_at,
+        fingerprint: String::new(),
+        fields: license.fields,
+    })
 }

@@ -481,3 +481,58 @@ fn a_file_reading_a_password_item_is_refused_naming_the_item() {
         );
     }
 }
+
+#[test]
+fn config_prints_items_effective_values_masked_passwords_and_what_is_missing() {
+    let (dir, release) = templated_release();
+    let state = tempfile::tempdir().unwrap();
+    // Nothing given: both required items are missing.
+    let report = json(run(windlass(state.path())
+        .args(["config", "--json"])
+        .arg(&release)));
+    let missing: Vec<&str> = report["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|name| name.as_str().unwrap())
+        .collect();
+    assert_eq!(missing, ["hostname", "api_token"]);
+    // Given: nothing missing, the password masked, read-only items computed.
+    let output = run(windlass(state.path())
+        .args(["config", "--json", "--config-values"])
+        .arg(all_values(dir.path()))
+        .arg(&release));
+    assert!(!contains(&output.stdout, TOKEN), "the password is printed");
+    let report = json(output);
+    assert_eq!(report["missing"], serde_json::json!([]));
+    let item = |name: &str| {
+        report["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|item| item["name"] == name)
+            .unwrap_or_else(|| panic!("no item {name}"))
+            .clone()
+    };
+    assert_eq!(item("api_token")["effective"], "********");
+    assert_eq!(item("api_token")["given"], true);
+    assert_eq!(item("banner")["effective"], "Welcome to shop.example.test");
+    assert_eq!(item("replicas")["effective"], "2");
+    assert_eq!(item("hostname")["group_title"], "Network");
+    // The human form says the same.
+    let output = run(windlass(state.path()).arg("config").arg(&release));
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("  hostname (text) \"Public host name\" = \"\"  [MISSING: required]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("missing required items: hostname, api_token"),
+        "{text}"
+    );
+    assert!(
+        files_under(state.path()).is_empty(),
+        "windlass config records nothing"
+    );
+}
