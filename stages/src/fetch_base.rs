@@ -267,13 +267,14 @@ fn record(
             superseded_by_index: new.index,
         })
         .collect();
-    let summary = summary(
+    let mut summary = summary(
         release,
         &files,
         &documents,
         &unreferenced_charts,
         &superseded_helm_charts,
     );
+    summary.push_str(&templates_summary(&templates));
     let fact = Fact::new(
         BASE_FETCHED,
         1,
@@ -290,6 +291,40 @@ fn record(
         facts: vec![fact],
         summary,
     })
+}
+
+/// What templating did, for the summary `windlass show` prints: the files templated, the config
+/// items they read (names only, never values), the documents left out.
+fn templates_summary(templates: &crate::templates::TemplatesRecord) -> String {
+    let mut summary = String::new();
+    if !templates.files.is_empty() {
+        let mut items: Vec<&str> = templates
+            .files
+            .iter()
+            .flat_map(|file| file.config_items.iter().map(String::as_str))
+            .collect();
+        items.sort_unstable();
+        items.dedup();
+        summary.push_str(&format!("; templated {} file(s)", templates.files.len()));
+        if !items.is_empty() {
+            summary.push_str(&format!(", config items used: {}", items.join(", ")));
+        }
+    }
+    if !templates.excluded.is_empty() {
+        summary.push_str(&format!(
+            "; left out by kots.io/exclude or kots.io/when: {}",
+            templates
+                .excluded
+                .iter()
+                .map(|excluded| format!("{} (document {})", excluded.file, excluded.index + 1))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for warning in &templates.warnings {
+        summary.push_str(&format!("; warning: {warning}"));
+    }
+    summary
 }
 
 /// "N files, M documents", the license files left out, a warning per chart archive no

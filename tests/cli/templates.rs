@@ -299,6 +299,14 @@ fn a_templated_release_installs_end_to_end_with_config_values() {
     );
     assert!(templates["config_values_fingerprint"].is_string());
 
+    // `windlass show` lists the config items used (names, never values).
+    let shown = run(windlass(state.path()).args(["show", id]));
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("templated 2 file(s), config items used: banner, enable_cache, hostname, replicas; left out by kots.io/exclude or kots.io/when: manifests/optional.yaml (document 1), manifests/optional.yaml (document 2)"),
+        "{shown}"
+    );
+
     // The password value is nowhere in the state directory, nor in what windlass printed.
     for file in files_under(state.path()) {
         if file.starts_with(&out) {
