@@ -26,6 +26,9 @@ spec:
         - name: replicas
           type: text
           default: "2"
+        - name: web_repository
+          type: text
+          default: quay.io/my-org/web
     - name: features
       title: Optional features
       items:
@@ -61,7 +64,7 @@ spec:
     spec:
       containers:
         - name: web
-          image: quay.io/my-org/web:1
+          image: 'repl{{ ConfigOption "web_repository" }}:1'
           env:
             - name: PUBLIC_HOST
               value: '{{repl ConfigOption "hostname" }}'
@@ -264,9 +267,15 @@ fn a_templated_release_installs_end_to_end_with_config_values() {
             ),
             (
                 "manifests/web.yaml".to_string(),
-                ["banner", "enable_cache", "hostname", "replicas"]
-                    .map(String::from)
-                    .to_vec()
+                [
+                    "banner",
+                    "enable_cache",
+                    "hostname",
+                    "replicas",
+                    "web_repository"
+                ]
+                .map(String::from)
+                .to_vec()
             ),
         ]
     );
@@ -299,11 +308,30 @@ fn a_templated_release_installs_end_to_end_with_config_values() {
     );
     assert!(templates["config_values_fingerprint"].is_string());
 
+    // The templated image is the one probed and rewritten.
+    let probed = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["type"] == "ImagesProbed")
+        .expect("an ImagesProbed event");
+    let images: Vec<&str> = probed["payload"]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|image| image["image"].as_str().unwrap())
+        .collect();
+    assert_eq!(images, ["quay.io/my-org/web:1"]);
+    assert!(
+        rendered_text.contains("image: proxy.replicated.com/proxy/my-app/quay.io/my-org/web:1"),
+        "{rendered_text}"
+    );
+
     // `windlass show` lists the config items used (names, never values).
     let shown = run(windlass(state.path()).args(["show", id]));
     let shown = String::from_utf8_lossy(&shown.stdout);
     assert!(
-        shown.contains("templated 2 file(s), config items used: banner, enable_cache, hostname, replicas; left out by kots.io/exclude or kots.io/when: manifests/optional.yaml (document 1), manifests/optional.yaml (document 2)"),
+        shown.contains("templated 2 file(s), config items used: banner, enable_cache, hostname, replicas, web_repository; left out by kots.io/exclude or kots.io/when: manifests/optional.yaml (document 1), manifests/optional.yaml (document 2)"),
         "{shown}"
     );
 
