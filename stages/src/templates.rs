@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use windlass_engine::{InstallRequest, Services};
 use windlass_template::config::{EvaluatedConfig, evaluate, missing_required};
 use windlass_template::config_values::{GivenValues, parse_config_values};
-use windlass_template::{Entropy, Recorder, Scope, TemplateContext, Usage, function_map};
+use windlass_template::{Entropy, Recorder, Scope, TemplateContext, Usage};
 
 use crate::documents::parse_documents;
 use crate::release::ReleaseError;
@@ -28,6 +28,11 @@ const REGISTRY_DOMAIN: &str = "registry.replicated.com";
 
 static KIND_NOT_RENDERED: LazyLock<regex::Regex> = LazyLock::new(|| {
     regex::Regex::new(r"(?m)^kind:\s*(Config|ConfigValues|Installation|License)\s*$")
+        .unwrap_or_else(|error| unreachable!("the pattern is valid: {error}"))
+});
+
+static HOLDS_CONFIG: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r#"(?m)^kind:\s*["']?Config["']?\s*$"#)
         .unwrap_or_else(|error| unreachable!("the pattern is valid: {error}"))
 });
 
@@ -129,6 +134,7 @@ pub fn find_config(
     for (path, bytes, _) in files {
         if !(path.ends_with(".yaml") || path.ends_with(".yml"))
             || memchr::memmem::find(bytes, b"Config").is_none()
+            || !std::str::from_utf8(bytes).is_ok_and(|text| HOLDS_CONFIG.is_match(text))
         {
             continue;
         }
@@ -341,7 +347,7 @@ impl Templates {
             entropy: recorder.clone(),
             usage: usage.clone(),
         };
-        let rendered = windlass_template::render(path, text, &function_map(&scope))
+        let rendered = windlass_template::render(path, text, &scope)
             .map_err(|error| ReleaseError::Template(error.to_string()))?;
         let passwords = usage.password_items();
         if !passwords.is_empty() {

@@ -22,7 +22,7 @@ use crate::config_values::GivenValues;
 use crate::context::{ItemValue, TemplateContext, Usage};
 use crate::engine::render;
 use crate::entropy::Entropy;
-use crate::functions::{Scope, function_map};
+use crate::functions::Scope;
 
 /// The item types whose value a user may give (KOTS's editable types).
 const EDITABLE_TYPES: [&str; 11] = [
@@ -221,11 +221,7 @@ pub fn evaluate(
                 entropy: entropy.clone(),
                 usage: Arc::new(Usage::default()),
             };
-            match render(
-                &format!("config item {name} {what}"),
-                text,
-                &function_map(&scope),
-            ) {
+            match render(&format!("config item {name} {what}"), text, &scope) {
                 Ok(rendered) => rendered.text,
                 Err(error) => {
                     evaluated
@@ -279,10 +275,9 @@ pub fn evaluate(
         entropy,
         usage: Arc::new(Usage::default()),
     };
-    let functions = function_map(&scope);
     let when = |what: String, value: Option<&serde_json::Value>, warnings: &mut Vec<String>| {
         let text = quoted_bool(value);
-        match render(&what, &text, &functions) {
+        match render(&what, &text, &scope) {
             Ok(rendered) => rendered.text.trim() != "false",
             Err(error) => {
                 warnings.push(error.to_string());

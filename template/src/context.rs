@@ -1,7 +1,7 @@
 //! What templates can see: the effective Config item values, the license's fields, the app, the
 //! namespace, the registry settings ([`TemplateContext`], shared by every file of one install), and
 //! what one render did with them ([`Usage`]: the config items it read, the password items among
-//! them). [`crate::functions::function_map`] turns a context into the functions of one render.
+//! them). [`crate::engine::render`] makes a [`crate::Scope`] of them current while it renders.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};

@@ -6,7 +6,11 @@
 //! template is *parsed*, naming the file and line, even in a branch that never runs.
 
 use gotmpl::parse::{CommandNode, Expr, ListNode, Node, Parser, PipeNode};
+use std::sync::LazyLock;
+
 use gotmpl::{FuncMap, Template, Value};
+
+use crate::functions::{Scope, enter, function_map};
 
 /// The left delimiter of the first pass.
 pub const FIRST_PASS_LEFT: &str = "{{repl";
@@ -83,25 +87,29 @@ pub struct Rendered {
     pub templated: bool,
 }
 
-/// Renders `text` (named `file` in errors) with KOTS's two passes and the functions in
-/// `functions`.
-pub fn render(file: &str, text: &str, functions: &FuncMap) -> Result<Rendered, RenderError> {
-    let mut templated = false;
-    let first = if text.contains(FIRST_PASS_LEFT) {
-        templated = true;
-        run_pass(file, text, FIRST_PASS_LEFT, functions)?
+/// Renders `text` (named `file` in errors) with KOTS's two passes; the functions read `scope`.
+pub fn render(file: &str, text: &str, scope: &Scope) -> Result<Rendered, RenderError> {
+    let has_first = text.contains(FIRST_PASS_LEFT);
+    if !has_first && !text.contains(SECOND_PASS_LEFT) {
+        return Ok(Rendered {
+            text: text.to_string(),
+            templated: false,
+        });
+    }
+    let _current = enter(scope);
+    let first = if has_first {
+        run_pass(file, text, FIRST_PASS_LEFT, &FIRST_PASS)?
     } else {
         text.to_string()
     };
     let second = if first.contains(SECOND_PASS_LEFT) {
-        templated = true;
-        run_pass(file, &first, SECOND_PASS_LEFT, functions)?
+        run_pass(file, &first, SECOND_PASS_LEFT, &SECOND_PASS)?
     } else {
         first
     };
     Ok(Rendered {
         text: second,
-        templated,
+        templated: true,
     })
 }
 
@@ -109,17 +117,32 @@ pub fn render(file: &str, text: &str, functions: &FuncMap) -> Result<Rendered, R
 /// prints floats with Rust's `Display`: `1000000` where Go prints `1e+06`).
 const PRINT: &str = "_windlass_print";
 
+/// The name the parsed text is executed under.
+const ROOT: &str = "windlass-root";
+
+/// An empty template with the delimiters `left` … `}}` and every function, cloned for each pass
+/// (a clone shares the function map).
+fn blank(left: &str) -> Template {
+    Template::new(ROOT)
+        .delims(left, RIGHT)
+        .funcs(function_map().clone())
+        .func(PRINT, |args: &[Value]| {
+            Ok(Value::String(
+                go_print(args.last().unwrap_or(&Value::Nil)).into(),
+            ))
+        })
+}
+
+static FIRST_PASS: LazyLock<Template> = LazyLock::new(|| blank(FIRST_PASS_LEFT));
+static SECOND_PASS: LazyLock<Template> = LazyLock::new(|| blank(SECOND_PASS_LEFT));
+
 /// Parses `text` with the delimiters `left` … `}}`, checks every function it calls exists, and
 /// executes it with nil data.
-fn run_pass(
-    file: &str,
-    text: &str,
-    left: &str,
-    functions: &FuncMap,
-) -> Result<String, RenderError> {
+fn run_pass(file: &str, text: &str, left: &str, blank: &Template) -> Result<String, RenderError> {
     let (mut tree, mut defines) = Parser::with_name(Some(file), text, left, RIGHT)
         .and_then(Parser::parse)
         .map_err(|error| parse_error(file, error))?;
+    let functions = function_map();
     let mut unknown = None;
     find_unknown_function(&tree, functions, &mut unknown);
     for define in &defines {
@@ -133,22 +156,15 @@ fn run_pass(
         });
     }
     print_as_go(&mut tree);
-    let mut template = Template::new(file)
-        .delims(left, RIGHT)
-        .funcs(functions.clone());
-    template = template.func(PRINT, |args: &[Value]| {
-        Ok(Value::String(
-            go_print(args.last().unwrap_or(&Value::Nil)).into(),
-        ))
-    });
+    let mut template = blank.clone();
     for define in defines.drain(..) {
         let mut body = define.body;
         print_as_go(&mut body);
         template = template.add_parse_tree(define.name.as_str(), body);
     }
-    template = template.add_parse_tree(file, tree);
+    template = template.add_parse_tree(ROOT, tree);
     template
-        .execute_template_to_string(file, &Value::Nil)
+        .execute_template_to_string(ROOT, &Value::Nil)
         .map_err(|error| RenderError::Execute {
             file: file.to_string(),
             message: execution_message(error),

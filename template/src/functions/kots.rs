@@ -12,10 +12,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use gotmpl::{FuncMap, TemplateError, Value};
 
-use super::Scope;
 use super::args::{
     count, failure, go_type, int, parse_go_bool, parse_go_int, string, string_value, uint,
 };
+use super::with_scope;
 
 /// KOTS functions windlass refuses, with the reason.
 pub const REFUSED: &[(&str, &str)] = &[
@@ -95,11 +95,11 @@ fn insert(
     map.insert(name.to_string(), Arc::new(function));
 }
 
-/// Adds KOTS's functions, bound to `scope`, to `map`.
-pub fn add(map: &mut FuncMap, scope: &Scope) {
-    add_static(map, scope);
-    add_config(map, scope);
-    add_license(map, scope);
+/// Adds KOTS's functions to `map`; they read the render's [`Scope`] (see [`super::with_scope`]).
+pub fn add(map: &mut FuncMap) {
+    add_static(map);
+    add_config(map);
+    add_license(map);
     for (name, why) in REFUSED {
         let message = format!("{name} is not supported by windlass: {why}");
         insert(map, name, move |_| {
@@ -108,17 +108,16 @@ pub fn add(map: &mut FuncMap, scope: &Scope) {
     }
 }
 
-fn add_static(map: &mut FuncMap, scope: &Scope) {
-    let entropy = scope.entropy.clone();
+fn add_static(map: &mut FuncMap) {
     insert(map, "Now", move |args| {
         count("Now", args, 0, 0)?;
-        Ok(string_value(format_rfc3339(entropy.now())))
+        let now = with_scope(|scope| scope.entropy.now())?;
+        Ok(string_value(format_rfc3339(now)))
     });
-    let entropy = scope.entropy.clone();
     insert(map, "NowFmt", move |args| {
         count("NowFmt", args, 1, 1)?;
         let layout = string("NowFmt", args, 0)?;
-        let now = entropy.now();
+        let now = with_scope(|scope| scope.entropy.now())?;
         Ok(string_value(if layout.is_empty() {
             format_rfc3339(now)
         } else {
@@ -178,7 +177,6 @@ fn add_static(map: &mut FuncMap, scope: &Scope) {
         };
         Ok(Value::List(parts.into()))
     });
-    let entropy = scope.entropy.clone();
     insert(map, "RandomString", move |args| {
         count("RandomString", args, 1, 2)?;
         let length = uint("RandomString", args, 0)?;
@@ -193,11 +191,11 @@ fn add_static(map: &mut FuncMap, scope: &Scope) {
         if length > 1_000_000 {
             return Err(failure("RandomString", "length over 1000000"));
         }
-        let picked = super::random::pick(&*entropy, &characters, length as usize)
-            .map_err(|error| failure("RandomString", error))?;
+        let picked =
+            with_scope(|scope| super::random::pick(&*scope.entropy, &characters, length as usize))?
+                .map_err(|error| failure("RandomString", error))?;
         Ok(string_value(picked))
     });
-    let entropy = scope.entropy.clone();
     insert(map, "RandomBytes", move |args| {
         count("RandomBytes", args, 1, 1)?;
         let length = uint("RandomBytes", args, 0)?;
@@ -205,8 +203,7 @@ fn add_static(map: &mut FuncMap, scope: &Scope) {
             return Err(failure("RandomBytes", "length over 1000000"));
         }
         let mut bytes = vec![0; length as usize];
-        entropy
-            .fill(&mut bytes)
+        with_scope(|scope| scope.entropy.fill(&mut bytes))?
             .map_err(|error| failure("RandomBytes", error))?;
         Ok(string_value(STANDARD.encode(bytes)))
     });
@@ -257,10 +254,9 @@ fn add_static(map: &mut FuncMap, scope: &Scope) {
         count("HumanSize", args, 1, 1)?;
         Ok(string_value(human_size(super::args::to_float64(&args[0]))))
     });
-    let namespace = scope.context.namespace.clone();
     insert(map, "Namespace", move |args| {
         count("Namespace", args, 0, 0)?;
-        Ok(string_value(namespace.as_str()))
+        with_scope(|scope| string_value(scope.context.namespace.as_str()))
     });
     // No cluster: KOTS's answers without one.
     insert(map, "IsKurl", |_| Ok(Value::Bool(false)));
@@ -286,22 +282,23 @@ fn add_static(map: &mut FuncMap, scope: &Scope) {
     }
     insert(map, "IsRequired", |_| Ok(Value::Bool(false)));
     insert(map, "IsAirgap", |_| Ok(Value::Bool(false)));
-    let proxy = scope.context.proxy_domain.clone();
     insert(map, "ReplicatedProxyDomain", move |_| {
-        Ok(string_value(proxy.as_str()))
+        with_scope(|scope| string_value(scope.context.proxy_domain.as_str()))
     });
-    let registry = scope.context.registry_domain.clone();
     insert(map, "ReplicatedRegistryDomain", move |_| {
-        Ok(string_value(registry.as_str()))
+        with_scope(|scope| string_value(scope.context.registry_domain.as_str()))
     });
-    let license = scope.context.license.clone();
     insert(map, "ChannelName", move |_| {
-        Ok(string_value(
-            license
-                .as_ref()
-                .and_then(|fields| fields.get("channelName").cloned())
-                .unwrap_or_default(),
-        ))
+        with_scope(|scope| {
+            string_value(
+                scope
+                    .context
+                    .license
+                    .as_ref()
+                    .and_then(|fields| fields.get("channelName").cloned())
+                    .unwrap_or_default(),
+            )
+        })
     });
     // kURL: zero values off kURL.
     insert(map, "KurlString", |_| Ok(string_value("")));
@@ -313,58 +310,51 @@ fn add_static(map: &mut FuncMap, scope: &Scope) {
     });
 }
 
-fn add_config(map: &mut FuncMap, scope: &Scope) {
-    let lookup = {
-        let config = scope.context.config.clone();
-        let usage = scope.usage.clone();
-        move |name: &str| {
-            let item = config.get(name);
-            usage.read_item(name, item);
+fn add_config(map: &mut FuncMap) {
+    let lookup = |name: &str| -> Result<Option<crate::context::ItemValue>, TemplateError> {
+        with_scope(|scope| {
+            let item = scope.context.config.get(name);
+            scope.usage.read_item(name, item);
             item.cloned()
-        }
+        })
     };
-    let find = lookup.clone();
     insert(map, "ConfigOption", move |args| {
         count("ConfigOption", args, 1, 1)?;
-        let item = find(string("ConfigOption", args, 0)?);
+        let item = lookup(string("ConfigOption", args, 0)?)?;
         Ok(string_value(
             item.map(|item| item.effective().to_string())
                 .unwrap_or_default(),
         ))
     });
-    let find = lookup.clone();
     insert(map, "ConfigOptionEquals", move |args| {
         count("ConfigOptionEquals", args, 2, 2)?;
-        let item = find(string("ConfigOptionEquals", args, 0)?);
+        let item = lookup(string("ConfigOptionEquals", args, 0)?)?;
         let expected = string("ConfigOptionEquals", args, 1)?;
         Ok(Value::Bool(
             item.is_some_and(|item| item.effective() == expected),
         ))
     });
-    let find = lookup.clone();
     insert(map, "ConfigOptionNotEquals", move |args| {
         count("ConfigOptionNotEquals", args, 2, 2)?;
-        let item = find(string("ConfigOptionNotEquals", args, 0)?);
+        let item = lookup(string("ConfigOptionNotEquals", args, 0)?)?;
         let expected = string("ConfigOptionNotEquals", args, 1)?;
         // An unknown item is false here too, as in KOTS.
         Ok(Value::Bool(
             item.is_some_and(|item| item.effective() != expected),
         ))
     });
-    let find = lookup.clone();
     insert(map, "ConfigOptionData", move |args| {
         count("ConfigOptionData", args, 1, 1)?;
-        let item = find(string("ConfigOptionData", args, 0)?);
+        let item = lookup(string("ConfigOptionData", args, 0)?)?;
         let decoded = item
             .and_then(|item| STANDARD.decode(item.effective()).ok())
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
             .unwrap_or_default();
         Ok(string_value(decoded))
     });
-    let find = lookup;
     insert(map, "ConfigOptionFilename", move |args| {
         count("ConfigOptionFilename", args, 1, 1)?;
-        let item = find(string("ConfigOptionFilename", args, 0)?);
+        let item = lookup(string("ConfigOptionFilename", args, 0)?)?;
         Ok(string_value(
             item.map(|item| item.filename).unwrap_or_default(),
         ))
@@ -373,37 +363,52 @@ fn add_config(map: &mut FuncMap, scope: &Scope) {
         count("ConfigOptionName", args, 1, 1)?;
         Ok(string_value(string("ConfigOptionName", args, 0)?))
     });
-    let registry = scope.context.local_registry.clone().unwrap_or_default();
-    let has = !registry.host.is_empty();
-    insert(map, "HasLocalRegistry", move |_| Ok(Value::Bool(has)));
-    let host = registry.host.clone();
-    insert(map, "LocalRegistryHost", move |_| {
-        Ok(string_value(host.as_str()))
-    });
-    let namespace = registry.namespace.clone();
-    insert(map, "LocalRegistryNamespace", move |_| {
-        Ok(string_value(namespace.as_str()))
-    });
-    let address = if registry.namespace.is_empty() {
-        registry.host.clone()
-    } else {
-        format!("{}/{}", registry.host, registry.namespace)
+    let local = |read: fn(&crate::context::LocalRegistry) -> Value| {
+        move |_: &[Value]| {
+            with_scope(|scope| read(&scope.context.local_registry.clone().unwrap_or_default()))
+        }
     };
-    insert(map, "LocalRegistryAddress", move |_| {
-        Ok(string_value(address.as_str()))
-    });
-    let slug = scope.context.app_slug.clone();
+    insert(
+        map,
+        "HasLocalRegistry",
+        local(|registry| Value::Bool(!registry.host.is_empty())),
+    );
+    insert(
+        map,
+        "LocalRegistryHost",
+        local(|registry| string_value(registry.host.as_str())),
+    );
+    insert(
+        map,
+        "LocalRegistryNamespace",
+        local(|registry| string_value(registry.namespace.as_str())),
+    );
+    insert(
+        map,
+        "LocalRegistryAddress",
+        local(|registry| {
+            string_value(if registry.namespace.is_empty() {
+                registry.host.clone()
+            } else {
+                format!("{}/{}", registry.host, registry.namespace)
+            })
+        }),
+    );
     insert(map, "ImagePullSecretName", move |_| {
-        Ok(string_value(
-            slug.as_ref()
-                .map(|slug| format!("{slug}-registry"))
-                .unwrap_or_default(),
-        ))
+        with_scope(|scope| {
+            string_value(
+                scope
+                    .context
+                    .app_slug
+                    .as_ref()
+                    .map(|slug| format!("{slug}-registry"))
+                    .unwrap_or_default(),
+            )
+        })
     });
 }
 
-fn add_license(map: &mut FuncMap, scope: &Scope) {
-    let license = scope.context.license.clone();
+fn add_license(map: &mut FuncMap) {
     insert(map, "LicenseFieldValue", move |args| {
         count("LicenseFieldValue", args, 1, 1)?;
         let name = string("LicenseFieldValue", args, 0)?;
@@ -415,12 +420,16 @@ fn add_license(map: &mut FuncMap, scope: &Scope) {
                 ),
             ));
         }
-        Ok(string_value(
-            license
-                .as_ref()
-                .and_then(|fields| fields.get(name).cloned())
-                .unwrap_or_default(),
-        ))
+        with_scope(|scope| {
+            string_value(
+                scope
+                    .context
+                    .license
+                    .as_ref()
+                    .and_then(|fields| fields.get(name).cloned())
+                    .unwrap_or_default(),
+            )
+        })
     });
 }
 

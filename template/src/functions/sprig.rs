@@ -11,10 +11,10 @@ use base64::engine::general_purpose::STANDARD;
 use gotmpl::{FuncMap, TemplateError, Value};
 use sha2::Digest;
 
-use super::Scope;
 use super::args::{
     boolean, count, failure, go_quote, int, string, string_value, text_of, to_float64, to_int64,
 };
+use super::with_scope;
 
 /// Every sprig v3 function name windlass does not implement.
 pub const NOT_IMPLEMENTED: &[&str] = &[
@@ -193,8 +193,8 @@ pub fn is_empty(value: &Value) -> bool {
     !gotmpl::is_true(value)
 }
 
-/// Adds the sprig functions, bound to `scope`, to `map`.
-pub fn add(map: &mut FuncMap, scope: &Scope) {
+/// Adds the sprig functions to `map`; the random ones draw from the render's [`super::Scope`].
+pub fn add(map: &mut FuncMap) {
     for name in NOT_IMPLEMENTED {
         let message = format!("sprig function {name} is not supported by windlass");
         insert(map, name, move |_| {
@@ -204,22 +204,19 @@ pub fn add(map: &mut FuncMap, scope: &Scope) {
     add_strings(map);
     add_values(map);
     add_numbers(map);
-    let entropy = scope.entropy.clone();
     insert(map, "randAlphaNum", move |args| {
         count("randAlphaNum", args, 1, 1)?;
         let length =
             usize::try_from(int("randAlphaNum", args, 0)?.clamp(0, 1_000_000)).unwrap_or_default();
         let characters: Vec<char> = ('a'..='z').chain('A'..='Z').chain('0'..='9').collect();
-        let picked = super::random::pick(&*entropy, &characters, length)
+        let picked = with_scope(|scope| super::random::pick(&*scope.entropy, &characters, length))?
             .map_err(|error| failure("randAlphaNum", error))?;
         Ok(string_value(picked))
     });
-    let entropy = scope.entropy.clone();
     insert(map, "uuidv4", move |args| {
         count("uuidv4", args, 0, 0)?;
         let mut bytes = [0u8; 16];
-        entropy
-            .fill(&mut bytes)
+        with_scope(|scope| scope.entropy.fill(&mut bytes))?
             .map_err(|error| failure("uuidv4", error))?;
         bytes[6] = (bytes[6] & 0x0f) | 0x40;
         bytes[8] = (bytes[8] & 0x3f) | 0x80;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use windlass_template::{Entropy, Recorder, Replay, Scope, Usage, function_map, render};
+use windlass_template::{Entropy, Recorder, Replay, Scope, Usage, render};
 
 use crate::support::{FixedEntropy, context};
 
@@ -14,9 +14,7 @@ fn render_with(entropy: Arc<dyn Entropy>) -> String {
         entropy,
         usage: Arc::new(Usage::default()),
     };
-    render("f.yaml", TEXT, &function_map(&scope))
-        .expect("renders")
-        .text
+    render("f.yaml", TEXT, &scope).expect("renders").text
 }
 
 /// The operating system's randomness, so the first render is not predictable.
@@ -55,8 +53,7 @@ fn a_replay_that_runs_out_of_draws_fails() {
         entropy: Arc::new(replay),
         usage: Arc::new(Usage::default()),
     };
-    let error =
-        render("f.yaml", "{{repl RandomString 4 }}", &function_map(&scope)).expect_err("no draws");
+    let error = render("f.yaml", "{{repl RandomString 4 }}", &scope).expect_err("no draws");
     assert!(
         error
             .to_string()

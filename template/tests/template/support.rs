@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use time::OffsetDateTime;
-use windlass_template::{
-    Entropy, ItemValue, RenderError, Scope, TemplateContext, Usage, function_map, render,
-};
+use windlass_template::{Entropy, ItemValue, RenderError, Scope, TemplateContext, Usage, render};
 
 /// 2026-03-04T05:06:07Z, and bytes 0, 1, 2, ... (wrapping).
 pub struct FixedEntropy {
@@ -79,7 +77,7 @@ pub fn render_in(
         entropy: FixedEntropy::new(),
         usage: usage.clone(),
     };
-    let rendered = render("f.yaml", source, &function_map(&scope)).map(|rendered| rendered.text);
+    let rendered = render("f.yaml", source, &scope).map(|rendered| rendered.text);
     (rendered, usage)
 }
 
