@@ -119,7 +119,15 @@ metadata:
 data: {}
 "#;
 
-const APPLICATION: &str = "apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: my-app\nspec:\n  title: Shop\n";
+const APPLICATION: &str = r#"apiVersion: kots.io/v1beta1
+kind: Application
+metadata:
+  name: my-app
+spec:
+  title: 'Shop for {{repl LicenseFieldValue "customerName" }}'
+  additionalImages:
+    - 'repl{{ ConfigOption "web_repository" }}-tools:3'
+"#;
 
 /// A templated release (the quickstart's license in `userdata/`).
 fn templated_release() -> (tempfile::TempDir, PathBuf) {
@@ -262,6 +270,10 @@ fn a_templated_release_installs_end_to_end_with_config_values() {
         files,
         [
             (
+                "kots-app.yaml".to_string(),
+                vec!["web_repository".to_string()]
+            ),
+            (
                 "manifests/optional.yaml".to_string(),
                 vec!["enable_cache".to_string()]
             ),
@@ -321,7 +333,10 @@ fn a_templated_release_installs_end_to_end_with_config_values() {
         .iter()
         .map(|image| image["image"].as_str().unwrap())
         .collect();
-    assert_eq!(images, ["quay.io/my-org/web:1"]);
+    assert_eq!(
+        images,
+        ["quay.io/my-org/web-tools:3", "quay.io/my-org/web:1"]
+    );
     assert!(
         rendered_text.contains("image: proxy.replicated.com/proxy/my-app/quay.io/my-org/web:1"),
         "{rendered_text}"
@@ -331,7 +346,7 @@ fn a_templated_release_installs_end_to_end_with_config_values() {
     let shown = run(windlass(state.path()).args(["show", id]));
     let shown = String::from_utf8_lossy(&shown.stdout);
     assert!(
-        shown.contains("templated 2 file(s), config items used: banner, enable_cache, hostname, replicas, web_repository; left out by kots.io/exclude or kots.io/when: manifests/optional.yaml (document 1), manifests/optional.yaml (document 2)"),
+        shown.contains("templated 3 file(s), config items used: banner, enable_cache, hostname, replicas, web_repository; left out by kots.io/exclude or kots.io/when: manifests/optional.yaml (document 1), manifests/optional.yaml (document 2)"),
         "{shown}"
     );
 
