@@ -587,3 +587,106 @@ fn config_prints_items_effective_values_masked_passwords_and_what_is_missing() {
         "windlass config records nothing"
     );
 }
+
+/// A file using the time and randomness, rendered again from the recorded facts alone (the
+/// instant and the draws in `BaseFetched.templates`, the same ConfigValues and license), gives
+/// the bytes the install wrote to `base/`.
+#[test]
+fn rendering_again_with_the_recorded_time_and_draws_gives_the_same_bytes() {
+    use base64::Engine;
+    use std::sync::Arc;
+    use windlass_template::{Recorded, Replay, Scope, TemplateContext, Usage};
+
+    const GENERATED: &str = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: generated
+data:
+  at: '{{repl Now }}'
+  day: '{{repl NowFmt "Mon Jan 2 2006 15:04:05.000" }}'
+  token: '{{repl RandomString 20 }}'
+  id: 'repl{{ uuidv4 }}'
+  host: '{{repl ConfigOption "hostname" }}'
+"#;
+    let (dir, release) = templated_release();
+    std::fs::write(release.join("manifests/generated.yaml"), GENERATED).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let values = all_values(dir.path());
+    let install = json(run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--json")
+        .arg("--config-values")
+        .arg(&values)
+        .arg(&release)));
+    let out = PathBuf::from(install["out"].as_str().unwrap());
+    let written = std::fs::read_to_string(out.join("base/manifests/generated.yaml")).unwrap();
+    let id = install["install_id"].as_str().unwrap();
+    let events = json(run(windlass(state.path()).args(["events", id, "--json"])));
+    let templates = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["type"] == "BaseFetched")
+        .unwrap()["payload"]["templates"]
+        .clone();
+    let now = time::OffsetDateTime::parse(
+        templates["now"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let draws = |list: &serde_json::Value| -> Vec<Vec<u8>> {
+        list.as_array()
+            .map(|draws| {
+                draws
+                    .iter()
+                    .map(|draw| {
+                        base64::engine::general_purpose::STANDARD
+                            .decode(draw.as_str().unwrap())
+                            .unwrap()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let file = templates["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|file| file["path"] == "manifests/generated.yaml")
+        .unwrap();
+    let file_draws = draws(&file["random_draws"]);
+    assert_eq!(file_draws.len(), 2, "RandomString and uuidv4");
+
+    // The Config again, from the same values, the license and the recorded config draws.
+    let license = windlass_stages::templates::read_license_for_templates(
+        &release.join("userdata/license.yaml"),
+    )
+    .unwrap();
+    let base = windlass_stages::templates::base_context(Some(&license), "default");
+    let files = windlass_stages::templates::yaml_files(&release, 1 << 24).unwrap();
+    let config = windlass_stages::templates::find_config(&files)
+        .unwrap()
+        .unwrap();
+    let given = windlass_stages::templates::read_config_values_file(&values).unwrap();
+    let config_replay = Replay::new(&Recorded {
+        now: Some(now),
+        draws: draws(&templates["config_random_draws"]),
+    });
+    let evaluated =
+        windlass_template::config::evaluate(&config, &given, &base, Arc::new(config_replay))
+            .unwrap();
+    let scope = Scope {
+        context: Arc::new(TemplateContext {
+            config: Arc::new(evaluated.values()),
+            ..base
+        }),
+        entropy: Arc::new(Replay::new(&Recorded {
+            now: Some(now),
+            draws: file_draws,
+        })),
+        usage: Arc::new(Usage::default()),
+    };
+    let again = windlass_template::render("manifests/generated.yaml", GENERATED, &scope).unwrap();
+    assert_eq!(again.text, written);
+    assert!(written.contains("host: 'shop.example.test'"), "{written}");
+}
