@@ -125,6 +125,7 @@ const ROOT: &str = "windlass-root";
 fn blank(left: &str) -> Template {
     Template::new(ROOT)
         .delims(left, RIGHT)
+        .max_range_iters(MAX_RANGE_ITERATIONS)
         .funcs(function_map().clone())
         .func(PRINT, |args: &[Value]| {
             Ok(Value::String(
@@ -163,12 +164,42 @@ fn run_pass(file: &str, text: &str, left: &str, blank: &Template) -> Result<Stri
         template = template.add_parse_tree(define.name.as_str(), body);
     }
     template = template.add_parse_tree(ROOT, tree);
-    template
-        .execute_template_to_string(ROOT, &Value::Nil)
-        .map_err(|error| RenderError::Execute {
+    let mut output = CappedText::default();
+    match template.execute_template_fmt(&mut output, ROOT, &Value::Nil) {
+        Ok(()) => Ok(output.text),
+        Err(gotmpl::TemplateError::Write) if output.over => Err(RenderError::Execute {
+            file: file.to_string(),
+            message: format!("the rendered text is over the limit of {MAX_RENDERED_BYTES} bytes"),
+        }),
+        Err(error) => Err(RenderError::Execute {
             file: file.to_string(),
             message: execution_message(error),
-        })
+        }),
+    }
+}
+
+/// The most bytes one pass may produce (a release file is at most 16 MiB too).
+pub const MAX_RENDERED_BYTES: usize = 16 * 1024 * 1024;
+
+/// Most `range` iterations one pass may run (over all its loops).
+const MAX_RANGE_ITERATIONS: u64 = 1_000_000;
+
+/// Output that refuses to grow past [`MAX_RENDERED_BYTES`].
+#[derive(Default)]
+struct CappedText {
+    text: String,
+    over: bool,
+}
+
+impl std::fmt::Write for CappedText {
+    fn write_str(&mut self, piece: &str) -> std::fmt::Result {
+        if self.text.len() + piece.len() > MAX_RENDERED_BYTES {
+            self.over = true;
+            return Err(std::fmt::Error);
+        }
+        self.text.push_str(piece);
+        Ok(())
+    }
 }
 
 /// Appends [`PRINT`] to every action that prints (not to assignments).

@@ -67,3 +67,24 @@ fn execution_errors_name_the_file() {
         "{error}"
     );
 }
+
+#[test]
+fn output_and_loops_are_bounded() {
+    // 40,000 iterations of 500 bytes: 20 MB, over the 16 MiB limit.
+    let text = format!(
+        "{{{{repl range 40000 }}}}{}{{{{repl end }}}}",
+        "x".repeat(500)
+    );
+    let error = rendered(&text).expect_err("too large");
+    assert!(
+        error
+            .to_string()
+            .contains("over the limit of 16777216 bytes"),
+        "{error}"
+    );
+    let error = rendered("{{repl range 2000000 }}{{repl end }}").expect_err("too many iterations");
+    assert!(
+        error.to_string().contains("range iteration budget"),
+        "{error}"
+    );
+}
