@@ -24,6 +24,10 @@ use crate::engine::render;
 use crate::entropy::Entropy;
 use crate::functions::Scope;
 
+/// Most items a Config may have (evaluation renders each item's templates once per item before
+/// it, with the values so far).
+pub const MAX_ITEMS: usize = 2_000;
+
 /// The item types whose value a user may give (KOTS's editable types).
 const EDITABLE_TYPES: [&str; 11] = [
     "",
@@ -57,6 +61,12 @@ pub enum ConfigError {
         item: String,
         /// Its type.
         item_type: String,
+    },
+    /// The Config has more items than windlass evaluates.
+    #[error("the Config has {count} items, over the limit of {MAX_ITEMS}")]
+    TooManyItems {
+        /// How many it has.
+        count: usize,
     },
     /// The Config uses something windlass does not support.
     #[error("config item {item}: {problem}")]
@@ -170,6 +180,15 @@ pub fn evaluate(
     base: &TemplateContext,
     entropy: Arc<dyn Entropy>,
 ) -> Result<EvaluatedConfig, ConfigError> {
+    let count: usize = config
+        .spec
+        .groups
+        .iter()
+        .map(|group| group.items.len())
+        .sum();
+    if count > MAX_ITEMS {
+        return Err(ConfigError::TooManyItems { count });
+    }
     // Every item by name (the last of a name wins), with its group.
     let mut items: BTreeMap<String, (&ConfigItem, usize)> = BTreeMap::new();
     let mut config_order: Vec<String> = Vec::new();

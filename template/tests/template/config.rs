@@ -376,3 +376,26 @@ fn yaml_booleans_in_default_and_value_are_one_and_zero() {
     assert_eq!(evaluated.items[1].value.effective(), "0");
     let _ = Arc::new(());
 }
+
+#[test]
+fn a_config_over_the_item_limit_is_refused() {
+    let mut yaml = String::from(
+        "apiVersion: kots.io/v1beta1\nkind: Config\nspec:\n  groups:\n    - name: g\n      items:\n",
+    );
+    for index in 0..2_001 {
+        yaml.push_str(&format!(
+            "        - name: item{index}\n          type: text\n"
+        ));
+    }
+    let error = evaluate(
+        &config(&yaml),
+        &values(NO_VALUES),
+        &context(&[]),
+        FixedEntropy::new(),
+    )
+    .expect_err("too many");
+    assert_eq!(
+        error.to_string(),
+        "the Config has 2001 items, over the limit of 2000"
+    );
+}
