@@ -228,8 +228,8 @@ pub fn evaluate(
     let mut values: BTreeMap<String, ItemValue> = BTreeMap::new();
     let mut rendered =
         |name: &str, what: &str, text: &str, values: &BTreeMap<String, ItemValue>| {
-            if text.is_empty() {
-                return String::new();
+            if !text.contains("{{repl") && !text.contains("repl{{") {
+                return text.to_string();
             }
             let context = TemplateContext {
                 config: Arc::new(values.clone()),
