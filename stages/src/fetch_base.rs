@@ -206,9 +206,7 @@ fn record(
     for file in &release.files {
         // A file holding a KOTS ConfigValues (`userdata/config.yaml`) may hold passwords: like a
         // license file, it is never stored (its values reach the install as --config-values do).
-        let withheld = matches!(&file.contents, FileContents::Yaml(parsed) if parsed.iter().any(|document| {
-            document.kind == "ConfigValues" && document.api_version.starts_with("kots.io/")
-        }));
+        let withheld = file.holds_config_values();
         let blob = match file.contents {
             FileContents::License => None,
             _ if withheld => None,

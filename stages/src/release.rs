@@ -254,6 +254,12 @@ pub struct ReleaseFile {
 }
 
 impl ReleaseFile {
+    /// Whether the file holds a KOTS `ConfigValues` (`userdata/config.yaml`): it may hold
+    /// passwords, so, like a license file, it is never stored and not part of the digest.
+    pub fn holds_config_values(&self) -> bool {
+        matches!(&self.contents, FileContents::Yaml(documents) if documents.iter().any(is_config_values))
+    }
+
     /// The file's class as recorded.
     pub fn class(&self) -> FileClass {
         match self.contents {
@@ -263,6 +269,19 @@ impl ReleaseFile {
             FileContents::Other => FileClass::Other,
         }
     }
+}
+
+fn is_config_values(document: &Document) -> bool {
+    document.kind == "ConfigValues" && document.api_version.starts_with("kots.io/")
+}
+
+/// Whether the raw file `relative` holds a KOTS `ConfigValues` (as
+/// [`ReleaseFile::holds_config_values`] finds it once parsed).
+fn config_values_file(relative: &str, bytes: &[u8]) -> bool {
+    is_yaml(relative)
+        && memmem::find(bytes, b"ConfigValues").is_some()
+        && parse_documents(relative, bytes)
+            .is_ok_and(|documents| documents.iter().any(is_config_values))
 }
 
 /// A release as read.
@@ -279,7 +298,7 @@ impl Release {
     pub fn digest(&self) -> String {
         let mut hasher = blake3::Hasher::new();
         for file in &self.files {
-            if matches!(file.contents, FileContents::License) {
+            if matches!(file.contents, FileContents::License) || file.holds_config_values() {
                 continue;
             }
             hasher.update(file.path.as_bytes());
@@ -925,7 +944,7 @@ pub fn digest_keeping(
     };
     let mut hasher = blake3::Hasher::new();
     for (relative, bytes, _) in &read {
-        if license_documents(relative, bytes).is_some() {
+        if license_documents(relative, bytes).is_some() || config_values_file(relative, bytes) {
             continue;
         }
         hasher.update(relative.as_bytes());

@@ -501,6 +501,17 @@ fn config_values_in_the_release_are_read_and_never_stored() {
             file.display()
         );
     }
+    // Like a license file, it is not part of the release digest: the same values given with
+    // --config-values instead give the same digest.
+    let values = release.join("../values.yaml");
+    std::fs::rename(release.join("userdata/config.yaml"), &values).unwrap();
+    let again = json(run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--json")
+        .arg("--config-values")
+        .arg(&values)
+        .arg(&release)));
+    assert_eq!(again["release_digest"], install["release_digest"]);
 }
 
 #[test]
