@@ -49,6 +49,9 @@ pub enum Command {
     Install(InstallArgs),
     /// List the distinct images of a release; `--why` shows where each one was found.
     Images(ImagesArgs),
+    /// Print the release's KOTS Config items, their effective values (passwords masked) and the
+    /// required items still missing, evaluated with a ConfigValues file as an install would.
+    Config(ConfigArgs),
     /// One line per install: id, app, release digest, status, started, duration.
     History,
     /// Every event of one install, in order.
@@ -81,6 +84,10 @@ pub struct InstallArgs {
     /// License file; defaults to RELEASE_DIR/userdata/license.yaml when that exists.
     #[arg(long)]
     pub license: Option<PathBuf>,
+    /// KOTS ConfigValues file with the values of the release's Config items; defaults to
+    /// RELEASE_DIR/userdata/config.yaml when that exists (a file given here must exist).
+    #[arg(long, value_name = "FILE")]
+    pub config_values: Option<PathBuf>,
     /// Namespace the application is installed into (a DNS-1123 label: at most 63 lowercase
     /// letters, digits and '-').
     #[arg(long, default_value = "default", value_parser = parse_namespace)]
@@ -132,6 +139,23 @@ fn parse_namespace(value: &str) -> Result<String, String> {
     windlass_stages::names::check_dns_label(value)
         .map(|()| value.to_string())
         .map_err(|problem| format!("not a valid namespace: {problem}"))
+}
+
+/// Arguments of `windlass config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// The release directory.
+    pub release_dir: PathBuf,
+    /// KOTS ConfigValues file; defaults to RELEASE_DIR/userdata/config.yaml when that exists.
+    #[arg(long, value_name = "FILE")]
+    pub config_values: Option<PathBuf>,
+    /// License file (for `LicenseFieldValue` in defaults); defaults to
+    /// RELEASE_DIR/userdata/license.yaml when that exists.
+    #[arg(long)]
+    pub license: Option<PathBuf>,
+    /// Namespace (what `Namespace` answers).
+    #[arg(long, default_value = "default", value_parser = parse_namespace)]
+    pub namespace: String,
 }
 
 /// Arguments of `windlass images`.

@@ -99,6 +99,7 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
         namespace: args.namespace.clone(),
         force: args.force,
         pipeline,
+        config_values: args.config_values.clone(),
         stage_files: StageFiles {
             registries: args.probing.registries.clone(),
             known_images: args.probing.known_images.clone(),

@@ -3,6 +3,7 @@
 //! stage kinds of every crate, and hands off to one module per command family.
 
 mod cli;
+mod config_command;
 mod exit;
 mod images_command;
 mod install_command;
@@ -41,6 +42,7 @@ fn main() -> std::process::ExitCode {
     let result = match &cli.command {
         Command::Install(args) => install_command::run(&cli.global, args),
         Command::Images(args) => images_command::run(&cli.global, args),
+        Command::Config(args) => config_command::run(&cli.global, args),
         Command::History => read_commands::history(&cli.global),
         Command::Events { install_id } => read_commands::events(&cli.global, install_id),
         Command::Show { install_id } => read_commands::show(&cli.global, install_id),

@@ -21,6 +21,20 @@ pub struct License {
     pub expires_at: Option<String>,
     /// The keyed fingerprint of the license ID in this state directory.
     pub fingerprint: String,
+    /// What KOTS's `LicenseFieldValue` answers, by field name (never the license ID).
+    pub fields: std::collections::BTreeMap<String, String>,
+}
+
+/// The user's KOTS `ConfigValues` file (`--config-values`), held in memory: it may hold password
+/// values, so only its keyed fingerprint is ever recorded.
+#[derive(Debug, Clone)]
+pub struct ConfigValuesInput {
+    /// The file, as the user named it (for messages).
+    pub path: String,
+    /// Its text.
+    pub text: SecretString,
+    /// Keyed fingerprint of its text in this state directory.
+    pub fingerprint: String,
 }
 
 impl License {
@@ -52,6 +66,8 @@ pub struct InstallRequest {
     pub namespace: String,
     /// The license, if any.
     pub license: Option<License>,
+    /// The user's ConfigValues, if any.
+    pub config_values: Option<ConfigValuesInput>,
 }
 
 impl InstallRequest {
@@ -83,6 +99,13 @@ impl InstallRequest {
                 .unwrap_or(""),
         ] {
             hasher.update(part.as_bytes());
+            hasher.update(&[0]);
+        }
+        // Only an install with config values hashes them, so the keys of installs without any stay
+        // what they were.
+        if let Some(values) = &self.config_values {
+            hasher.update(b"config-values\0");
+            hasher.update(values.fingerprint.as_bytes());
             hasher.update(&[0]);
         }
         hasher.update(pipeline_fingerprint.as_bytes());

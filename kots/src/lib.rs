@@ -6,12 +6,14 @@
 
 pub mod classify;
 pub mod license;
+pub mod license_fields;
 pub mod resources;
 
 pub use classify::{
     Classification, KOTS_API_VERSIONS, classify, helm_chart_release_name, is_single_instance,
 };
 pub use license::{LicenseError, LicenseFile, MAX_LICENSE_BYTES, parse_license, read_license_file};
+pub use license_fields::license_fields;
 pub use resources::{
     Application, Config, ConfigValues, HelmChartV1Beta1, HelmChartV1Beta2, Installation,
     LicenseResource, ObjectMeta,

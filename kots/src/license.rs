@@ -50,6 +50,9 @@ pub struct LicenseFile {
     pub sequence: i64,
     /// `spec.entitlements.expires_at.value` (RFC 3339, trimmed), if set and not empty.
     pub expires_at: Option<String>,
+    /// What `LicenseFieldValue` answers, by field name (see [`crate::license_fields`]); never the
+    /// license ID.
+    pub fields: std::collections::BTreeMap<String, String>,
 }
 
 /// Reads the KOTS license file at `path` (a regular file of at most [`MAX_LICENSE_BYTES`]).
@@ -403,6 +406,7 @@ pub fn parse_license(shown: &str, text: &str) -> Result<LicenseFile, LicenseErro
         app_slug,
         sequence,
         expires_at,
+        fields: crate::license_fields::license_fields(text),
     })
 }
 

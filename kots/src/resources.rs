@@ -195,6 +195,8 @@ pub struct ConfigGroup {
     pub title: Option<String>,
     /// `when`: a template that, false, hides the group.
     pub when: Option<serde_json::Value>,
+    /// `description`.
+    pub description: Option<String>,
     /// `items`.
     pub items: Vec<ConfigItem>,
 }
@@ -220,6 +222,52 @@ pub struct ConfigItem {
     pub hidden: Option<bool>,
     /// `when`: a template that, false, hides the item.
     pub when: Option<serde_json::Value>,
+    /// `readonly`: the value is the vendor's `value`, recomputed on every render.
+    pub readonly: Option<bool>,
+    /// `help_text`.
+    pub help_text: Option<String>,
+    /// `filename`: the file name of a `file` item (a template).
+    pub filename: Option<String>,
+    /// `recommended`.
+    pub recommended: Option<bool>,
+    /// `repeatable`: the item may be given several times (not supported by windlass).
+    pub repeatable: Option<bool>,
+    /// `items`: the choices of a `radio`, `dropdown` or `select_one` item.
+    pub items: Vec<ConfigChildItem>,
+    /// `validation`: a check of the value.
+    pub validation: Option<ConfigValidation>,
+}
+
+/// One choice of a `radio`, `dropdown` or `select_one` [`ConfigItem`].
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ConfigChildItem {
+    /// `name`: what the item's value is when this choice is taken.
+    pub name: String,
+    /// `title`.
+    pub title: Option<String>,
+    /// `default`.
+    pub default: Option<serde_json::Value>,
+    /// `value`.
+    pub value: Option<serde_json::Value>,
+}
+
+/// `ConfigItem.validation`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ConfigValidation {
+    /// `regex`: the value must match `pattern`.
+    pub regex: Option<ConfigRegexValidation>,
+}
+
+/// `ConfigItem.validation.regex`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ConfigRegexValidation {
+    /// `pattern` (RE2 syntax).
+    pub pattern: String,
+    /// `message`: shown when the value does not match.
+    pub message: Option<String>,
 }
 
 /// `kots.io/v1beta1` `ConfigValues`: the values given for a `Config`.
@@ -252,6 +300,8 @@ pub struct ConfigValue {
     pub value_plaintext: Option<String>,
     /// `filename`: for `file` items.
     pub filename: Option<String>,
+    /// `repeatableItem`: for repeatable items (not supported by windlass).
+    pub repeatable_item: Option<String>,
 }
 
 /// `kots.io/v1beta1` `License`, without its ID: the fields of a License that are not credentials.

@@ -20,7 +20,10 @@ use crate::events::{
     UnreferencedChart,
 };
 use crate::names::{check_dns_label, shown};
-use crate::release::{FileContents, Limits, Release, ReleaseError, ReleaseSnapshot, scan_cached};
+use crate::release::{
+    FileContents, Limits, Release, ReleaseError, ReleaseSnapshot, scan_templated,
+};
+use crate::templates::Templates;
 use windlass_manifest::documents::ParsedCache;
 
 /// Registration of this stage kind.
@@ -111,16 +114,18 @@ impl Stage for FetchBase {
                 shown(&request.namespace)
             ))
         })?;
+        let templates = Templates::new(&request, &context.services).map_err(release_failure)?;
         tokio::task::spawn_blocking(move || {
             let clock = std::time::Instant::now();
             let on_file = |done, total| progress.stage_advanced(&stage_name, done, total);
             let license_id = request.license.as_ref().map(|license| &license.license_id);
-            let release = scan_cached(
+            let release = scan_templated(
                 &root,
                 &limits,
                 Some(&parsed_cache),
                 Some(&snapshot),
                 license_id,
+                Some(&templates),
                 on_file,
             )
             .map_err(release_failure)?;
@@ -136,7 +141,7 @@ impl Stage for FetchBase {
             if let Some(license) = &request.license {
                 check_license_is_for_the_app(&release, &license.app_slug)?;
             }
-            let recorded = record(&release, &blobs, digest);
+            let recorded = record(&release, &blobs, digest, templates.record());
             tracing::debug!(elapsed = ?clock.elapsed(), "stored the release");
             recorded
         })
@@ -193,13 +198,18 @@ fn record(
     release: &Release,
     blobs: &windlass_state::BlobStore,
     release_digest: String,
+    templates: crate::events::TemplatesRecord,
 ) -> Result<StageOutput, StageError> {
     let blob_failure = |error: windlass_state::BlobError| StageError::permanent(error.to_string());
     let mut files = Vec::with_capacity(release.files.len());
     let mut documents = Vec::new();
     for file in &release.files {
+        // A file holding a KOTS ConfigValues (`userdata/config.yaml`) may hold passwords: like a
+        // license file, it is never stored (its values reach the install as --config-values do).
+        let withheld = file.holds_config_values();
         let blob = match file.contents {
             FileContents::License => None,
+            _ if withheld => None,
             _ => Some(blobs.put(&file.bytes).map_err(blob_failure)?.to_string()),
         };
         files.push(FetchedFile {
@@ -208,7 +218,9 @@ fn record(
             size: file.size,
             blob,
         });
-        if let FileContents::Yaml(parsed) = &file.contents {
+        if let FileContents::Yaml(parsed) = &file.contents
+            && !withheld
+        {
             for document in parsed {
                 let blob = blobs
                     .put(document.text.as_bytes())
@@ -253,24 +265,60 @@ fn record(
             superseded_by_index: new.index,
         })
         .collect();
-    let summary = summary(
+    let mut summary = summary(
         release,
         &files,
         &documents,
         &unreferenced_charts,
         &superseded_helm_charts,
     );
+    summary.push_str(&templates_summary(&templates));
     let fact = Fact::of(&BaseFetched {
         release_digest,
         files,
         documents,
         unreferenced_charts,
         superseded_helm_charts,
+        templates: (!templates.is_empty()).then_some(templates),
     })?;
     Ok(StageOutput {
         facts: vec![fact],
         summary,
     })
+}
+
+/// What templating did, for the summary `windlass show` prints: the files templated, the config
+/// items they read (names only, never values), the documents left out.
+fn templates_summary(templates: &crate::events::TemplatesRecord) -> String {
+    let mut summary = String::new();
+    if !templates.files.is_empty() {
+        let mut items: Vec<&str> = templates
+            .files
+            .iter()
+            .flat_map(|file| file.config_items.iter().map(String::as_str))
+            .collect();
+        items.sort_unstable();
+        items.dedup();
+        summary.push_str(&format!("; templated {} file(s)", templates.files.len()));
+        if !items.is_empty() {
+            summary.push_str(&format!(", config items used: {}", items.join(", ")));
+        }
+    }
+    if !templates.excluded.is_empty() {
+        summary.push_str(&format!(
+            "; left out by kots.io/exclude or kots.io/when: {}",
+            templates
+                .excluded
+                .iter()
+                .map(|excluded| format!("{} (document {})", excluded.file, excluded.index + 1))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for warning in &templates.warnings {
+        summary.push_str(&format!("; warning: {warning}"));
+    }
+    summary
 }
 
 /// "N files, M documents", the license files left out, a warning per chart archive no

@@ -67,6 +67,8 @@ pub struct InstallOptions {
     pub pipeline: PipelineChoice,
     /// Files the stages will read, checked up front.
     pub stage_files: StageFiles,
+    /// The user's KOTS ConfigValues file; `None` looks for `RELEASE_DIR/userdata/config.yaml`.
+    pub config_values: Option<PathBuf>,
 }
 
 /// Who runs the install and where it is recorded.
@@ -116,6 +118,9 @@ pub enum InstallError {
     /// The license file is unreadable or invalid.
     #[error(transparent)]
     License(#[from] LicenseError),
+    /// The ConfigValues file is missing, unreadable or invalid.
+    #[error("{0}")]
+    ConfigValues(String),
     /// The registry settings file is unreadable or invalid.
     #[error(transparent)]
     Registries(#[from] SettingsError),
@@ -197,6 +202,7 @@ impl InstallError {
             InstallError::ReleaseDir { .. }
             | InstallError::NotADirectory { .. }
             | InstallError::License(_)
+            | InstallError::ConfigValues(_)
             | InstallError::Registries(_)
             | InstallError::KnownImages(_)
             | InstallError::Config(_)
@@ -268,6 +274,7 @@ pub async fn install(
     let license = license_path
         .map(|path| read_license(&path, &state.fingerprint_key))
         .transpose()?;
+    let config_values = read_config_values(options, state)?;
     // A bad file the stages read (unreadable, not a regular file, too large, invalid) is refused
     // before anything is recorded.
     check_stage_files(&options.stage_files)?;
@@ -295,6 +302,7 @@ pub async fn install(
         requested_out: options.requested_out.clone(),
         namespace: options.namespace.clone(),
         license,
+        config_values,
     };
     // One process at a time per install: a second install of the same request while the first
     // is still running must not resume it underneath.
@@ -328,6 +336,47 @@ pub async fn install(
         .await
         .map_err(InstallError::Stopped)?;
     Ok(InstallOutcome { state, start })
+}
+
+/// The fingerprint purpose for ConfigValues files.
+pub const CONFIG_VALUES_PURPOSE: &str = "config-values";
+
+/// Reads the ConfigValues file (`--config-values`, which must exist, else
+/// `RELEASE_DIR/userdata/config.yaml` when there is one), checks it is a valid KOTS ConfigValues,
+/// and fingerprints it. Its text stays in memory: it may hold passwords.
+fn read_config_values(
+    options: &InstallOptions,
+    state: &StateDir,
+) -> Result<Option<windlass_engine::ConfigValuesInput>, InstallError> {
+    let path = match &options.config_values {
+        Some(path) => path.clone(),
+        None => {
+            let kots_layout = options.release_dir.join("userdata").join("config.yaml");
+            if !kots_layout.is_file() {
+                return Ok(None);
+            }
+            kots_layout
+        }
+    };
+    let shown = path.display().to_string();
+    let text = windlass_files::read_regular_text(
+        &path,
+        windlass_template::config_values::MAX_CONFIG_VALUES_BYTES as u64,
+    )
+    .map_err(|problem| {
+        InstallError::ConfigValues(format!("config values file {shown}: {problem}"))
+    })?;
+    windlass_template::config_values::parse_config_values(&shown, &text)
+        .map_err(|error| InstallError::ConfigValues(error.to_string()))?;
+    let text = windlass_state::SecretString::new(text);
+    let fingerprint = state
+        .fingerprint_key
+        .fingerprint(CONFIG_VALUES_PURPOSE, &text);
+    Ok(Some(windlass_engine::ConfigValuesInput {
+        path: shown,
+        text,
+        fingerprint,
+    }))
 }
 
 /// Claims the output directory `plan` writes into for the whole install: never `/`, the release

@@ -29,6 +29,7 @@ mod recorded_blobs;
 pub mod release;
 pub mod render_midstream;
 pub mod secrets;
+pub mod templates;
 pub mod write_base;
 
 use windlass_engine::{StageKind, StageSpec};

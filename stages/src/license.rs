@@ -23,5 +23,6 @@ pub fn read_license(path: &Path, key: &FingerprintKey) -> Result<License, Licens
         sequence: license.sequence,
         expires_at: license.expires_at,
         fingerprint,
+        fields: license.fields,
     })
 }

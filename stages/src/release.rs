@@ -18,6 +18,7 @@ use windlass_state::SecretString;
 use crate::charts::{ChartArchive, ChartError, ChartLimits, Needle, read_chart_archive};
 use crate::events::{DocumentClass, FileClass};
 use crate::names::{NameProblem, api_group, check_dns_label, check_object_name, shown};
+use crate::templates::Templates;
 use windlass_manifest::documents::{
     Document, DocumentError, ParsedCache, Reuse, parse_documents, parse_documents_with,
 };
@@ -197,6 +198,18 @@ pub enum ReleaseError {
         /// What is wrong.
         source: ChartError,
     },
+    /// A template cannot be rendered, a `kots.io/exclude`/`kots.io/when` annotation is not a bool,
+    /// or the Config or ConfigValues cannot be used (the message names the file or item).
+    #[error("{0}")]
+    Template(String),
+    /// Required Config items have no value: the install stops before anything is written.
+    #[error(
+        "required config items have no value: {items}; give them in a ConfigValues file (--config-values)"
+    )]
+    ConfigNeeded {
+        /// Every missing item: `name ("title" in group "group title")`, comma-separated.
+        items: String,
+    },
     /// A Kubernetes object's name or namespace is one Kubernetes refuses.
     #[error("{location}: `{field}` {value} is not a valid {what}: {problem}")]
     InvalidName {
@@ -241,6 +254,12 @@ pub struct ReleaseFile {
 }
 
 impl ReleaseFile {
+    /// Whether the file holds a KOTS `ConfigValues` (`userdata/config.yaml`): it may hold
+    /// passwords, so, like a license file, it is never stored and not part of the digest.
+    pub fn holds_config_values(&self) -> bool {
+        matches!(&self.contents, FileContents::Yaml(documents) if documents.iter().any(is_config_values))
+    }
+
     /// The file's class as recorded.
     pub fn class(&self) -> FileClass {
         match self.contents {
@@ -250,6 +269,19 @@ impl ReleaseFile {
             FileContents::Other => FileClass::Other,
         }
     }
+}
+
+fn is_config_values(document: &Document) -> bool {
+    document.kind == "ConfigValues" && document.api_version.starts_with("kots.io/")
+}
+
+/// Whether the raw file `relative` holds a KOTS `ConfigValues` (as
+/// [`ReleaseFile::holds_config_values`] finds it once parsed).
+fn config_values_file(relative: &str, bytes: &[u8]) -> bool {
+    is_yaml(relative)
+        && memmem::find(bytes, b"ConfigValues").is_some()
+        && parse_documents(relative, bytes)
+            .is_ok_and(|documents| documents.iter().any(is_config_values))
 }
 
 /// A release as read.
@@ -266,7 +298,7 @@ impl Release {
     pub fn digest(&self) -> String {
         let mut hasher = blake3::Hasher::new();
         for file in &self.files {
-            if matches!(file.contents, FileContents::License) {
+            if matches!(file.contents, FileContents::License) || file.holds_config_values() {
                 continue;
             }
             hasher.update(file.path.as_bytes());
@@ -448,6 +480,21 @@ pub fn scan_cached(
     cache: Option<&ParsedCache>,
     snapshot: Option<&ReleaseSnapshot>,
     license_id: Option<&SecretString>,
+    on_file: impl FnMut(u64, u64),
+) -> Result<Release, ReleaseError> {
+    scan_templated(root, limits, cache, snapshot, license_id, None, on_file)
+}
+
+/// [`scan_cached`], rendering every YAML file's KOTS templates with `templates` before it is
+/// parsed (the file's own bytes, what `upstream/` gets, stay as written; its documents are the
+/// rendered text) and leaving out the documents `kots.io/exclude` or `kots.io/when` exclude.
+pub fn scan_templated(
+    root: &Path,
+    limits: &Limits,
+    cache: Option<&ParsedCache>,
+    snapshot: Option<&ReleaseSnapshot>,
+    license_id: Option<&SecretString>,
+    templates: Option<&Templates>,
     mut on_file: impl FnMut(u64, u64),
 ) -> Result<Release, ReleaseError> {
     let canonical_root = fs::canonicalize(root).map_err(|source| ReleaseError::Root {
@@ -459,8 +506,23 @@ pub fn scan_cached(
         None => read_all(walk(&canonical_root, limits)?, limits)?,
     };
     let total = read.len() as u64;
+    let rendered: Vec<Option<Vec<u8>>> = match templates {
+        Some(templates) => {
+            templates.prepare(&read)?;
+            parallel_map(&read, PARALLEL_FROM, |file| {
+                if is_yaml(&file.0) {
+                    templates.render(&file.0, &file.1)
+                } else {
+                    Ok(None)
+                }
+            })
+            .into_iter()
+            .collect::<Result<_, _>>()?
+        }
+        None => Vec::new(),
+    };
     // Parsing dominates on large releases: spread it over the cores, then classify in order.
-    let parsed = parse_in_parallel(&read, cache);
+    let parsed = parse_in_parallel(&read, &rendered, cache);
     let mut files = Vec::with_capacity(read.len());
     // The first license file and its ID; later ones must be copies of it.
     let mut license_at: Option<(String, Option<SecretString>)> = None;
@@ -486,6 +548,10 @@ pub fn scan_cached(
                 }
                 FileContents::License
             } else {
+                let documents = match templates {
+                    Some(templates) => leave_out_excluded(templates, documents)?,
+                    None => documents,
+                };
                 for document in &documents {
                     check_names(document)?;
                     check_unique(&mut objects, document)?;
@@ -780,20 +846,60 @@ fn read_one(
     Ok((relative.clone(), bytes, size))
 }
 
-/// Parses every YAML file, and every other file that holds a License (`None` for other files), on
-/// as many threads as there are cores.
+/// Parses every YAML file (its `rendered` text when it has one), and every other file that holds a
+/// License (`None` for other files), on as many threads as there are cores.
 fn parse_in_parallel(
     read: &[ReadFile],
+    rendered: &[Option<Vec<u8>>],
     cache: Option<&ParsedCache>,
 ) -> Vec<Option<Result<Vec<Document>, DocumentError>>> {
     let reuse = cache.map_or(Reuse::Nothing, Reuse::Share);
-    parallel_map(read, PARALLEL_FROM, |file| {
-        if is_yaml(&file.0) {
-            Some(parse_documents_with(&file.0, &file.1, reuse))
+    let texts: Vec<(&str, &[u8])> = read
+        .iter()
+        .enumerate()
+        .map(|(index, file)| {
+            let bytes = match rendered.get(index) {
+                Some(Some(text)) => text.as_slice(),
+                _ => file.1.as_slice(),
+            };
+            (file.0.as_str(), bytes)
+        })
+        .collect();
+    parallel_map(&texts, PARALLEL_FROM, |(path, bytes)| {
+        if is_yaml(path) {
+            Some(parse_documents_with(path, bytes, reuse))
         } else {
-            license_documents(&file.0, &file.1).map(Ok)
+            license_documents(path, bytes).map(Ok)
         }
     })
+}
+
+/// The documents `kots.io/exclude` and `kots.io/when` keep (KOTS's own kinds are not judged), the
+/// others noted in `templates`.
+fn leave_out_excluded(
+    templates: &Templates,
+    documents: Vec<Document>,
+) -> Result<Vec<Document>, ReleaseError> {
+    let mut kept = Vec::with_capacity(documents.len());
+    for document in documents {
+        if document.class == DocumentClass::KotsKind {
+            kept.push(document);
+            continue;
+        }
+        match windlass_template::annotations::excluded(&document.value) {
+            Ok(None) => kept.push(document),
+            Ok(Some(excluded)) => {
+                templates.excluded(&document.file, document.index, excluded.annotation)
+            }
+            Err(error) => {
+                return Err(ReleaseError::Template(format!(
+                    "{}: {error}",
+                    document.location()
+                )));
+            }
+        }
+    }
+    Ok(kept)
 }
 
 /// The documents of a file, whatever its name, if they parse and one is a License (a copy of a
@@ -838,7 +944,7 @@ pub fn digest_keeping(
     };
     let mut hasher = blake3::Hasher::new();
     for (relative, bytes, _) in &read {
-        if license_documents(relative, bytes).is_some() {
+        if license_documents(relative, bytes).is_some() || config_values_file(relative, bytes) {
             continue;
         }
         hasher.update(relative.as_bytes());

@@ -11,6 +11,7 @@ mod probe;
 mod proxy;
 mod release_input;
 mod state_integrity;
+mod templates;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -369,6 +369,7 @@ impl TestEnv {
             requested_out: Some(self.path("out")),
             namespace: "acme".to_string(),
             license: None,
+            config_values: None,
         }
     }
 
@@ -386,6 +387,7 @@ impl TestEnv {
                 sequence: 7,
                 expires_at: Some("2030-01-01T00:00:00Z".to_string()),
                 fingerprint,
+                fields: Default::default(),
             }),
             ..self.unlicensed_request()
         })

@@ -74,6 +74,12 @@ pub struct BaseFetched {
     /// recorded before windlass looked).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub superseded_helm_charts: Vec<SupersededHelmChart>,
+    /// What KOTS templating did: the files templated and the config items each read, the
+    /// documents left out by `kots.io/exclude`/`kots.io/when`, and the time and random draws the
+    /// renders used (an optional field: absent when the release holds no template, no Config and
+    /// no excluded document, and in events recorded before windlass rendered templates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub templates: Option<super::TemplatesRecord>,
 }
 
 /// A `kots.io/v1beta1` HelmChart in `BaseFetched` that a `kots.io/v1beta2` HelmChart with the same

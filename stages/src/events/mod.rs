@@ -8,6 +8,7 @@ mod plan;
 mod probe;
 mod render;
 mod secrets;
+mod templates;
 mod upcast;
 
 pub use base::*;
@@ -15,6 +16,7 @@ pub use plan::*;
 pub use probe::*;
 pub use render::*;
 pub use secrets::*;
+pub use templates::*;
 pub use windlass_manifest::documents::DocumentClass;
 
 use windlass_state::{EventSchema, Upcaster};

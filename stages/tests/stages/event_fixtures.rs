@@ -71,6 +71,16 @@ fn every_fixture_decodes_into_the_current_payload() {
                         .iter()
                         .all(|document| document.blob.len() == 64)
                 );
+                if let Some(templates) = &fetched.templates {
+                    assert!(!templates.files.is_empty(), "{name}");
+                    assert!(
+                        templates
+                            .config_values_fingerprint
+                            .as_deref()
+                            .is_some_and(|fingerprint| fingerprint.starts_with("fp1:")),
+                        "{name}: config values are recorded by fingerprint only"
+                    );
+                }
             }
             BaseWritten::EVENT_TYPE => {
                 let written: BaseWritten = decode_losslessly(&name, &event);

@@ -58,6 +58,7 @@ fn options(release: &Path, out: Option<&Path>, pipeline: PipelineChoice) -> Inst
         namespace: "acme".into(),
         force: false,
         pipeline,
+        config_values: None,
         stage_files: StageFiles::default(),
     }
 }

@@ -260,6 +260,7 @@ impl Installer {
             requested_out: None,
             namespace: NAMESPACE.into(),
             license,
+            config_values: None,
         }
     }
 

@@ -1,0 +1,78 @@
+//! `BaseFetched.templates`: what KOTS templating did while the release was read — the files
+//! templated and the Config items each read, the documents `kots.io/exclude` / `kots.io/when` left
+//! out, and the time and random draws the renders used, so a replay renders the same bytes.
+
+use serde::{Deserialize, Serialize};
+
+/// One templated file in [`TemplatesRecord`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplatedFile {
+    /// The file, relative to the release.
+    pub path: String,
+    /// The Config items its rendering read, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_items: Vec<String>,
+    /// The random draws its rendering made, in order (base64).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub random_draws: Vec<String>,
+}
+
+/// A document left out by `kots.io/exclude` or `kots.io/when`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExcludedDocument {
+    /// The file.
+    pub file: String,
+    /// Its position among the file's documents, from 0.
+    pub index: usize,
+    /// The annotation that left it out.
+    pub annotation: String,
+}
+
+/// One Config item as used (never its value when it is a password).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigItemRecord {
+    /// The item.
+    pub name: String,
+    /// Its group.
+    pub group: String,
+    /// Its type.
+    pub item_type: String,
+    /// Whether the user's ConfigValues gave its value.
+    pub given: bool,
+}
+
+/// What templating did in `BaseFetched` (an optional field: absent when nothing was templated).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplatesRecord {
+    /// Keyed fingerprint of the ConfigValues file used, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_values_fingerprint: Option<String>,
+    /// The Config's items.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_items: Vec<ConfigItemRecord>,
+    /// The instant every `Now` saw (RFC 3339), if any render asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub now: Option<String>,
+    /// The random draws the Config's defaults and values made (base64).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_random_draws: Vec<String>,
+    /// Every file that held a template.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<TemplatedFile>,
+    /// Documents left out by their annotations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<ExcludedDocument>,
+    /// Config defaults and values that failed to render and became empty, as in KOTS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl TemplatesRecord {
+    /// Whether there is anything to record.
+    pub fn is_empty(&self) -> bool {
+        self.config_values_fingerprint.is_none()
+            && self.config_items.is_empty()
+            && self.files.is_empty()
+            && self.excluded.is_empty()
+    }
+}

@@ -1,0 +1,351 @@
+//! KOTS templates in the release-reading path (see [`windlass_template`]): before a release's YAML
+//! files are parsed, [`Templates::prepare`] evaluates the release's `Config` with the user's
+//! `ConfigValues` (refusing the install when a required item has no value), and
+//! [`Templates::render`] renders each file's text. What the renders used — the config items each
+//! file read, the instant `Now` saw, the random draws — is collected for the `BaseFetched` fact
+//! ([`TemplatesRecord`]), so a replay can render the same bytes. Password values never leave
+//! memory: a file whose rendering reads a password item is refused, since its text would be stored.
+//!
+//! Files holding a KOTS `Config`, `ConfigValues`, `Installation` or `License` are not rendered
+//! (KOTS renders a Config with its values applied, and the others not at all).
+
+use std::sync::{Arc, LazyLock, Mutex};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use windlass_engine::{InstallRequest, Services};
+use windlass_template::config::{EvaluatedConfig, evaluate, missing_required};
+use windlass_template::config_values::{GivenValues, parse_config_values};
+use windlass_template::{Entropy, Recorder, Scope, TemplateContext, Usage};
+
+use crate::events::{ConfigItemRecord, ExcludedDocument, TemplatedFile, TemplatesRecord};
+use crate::release::ReleaseError;
+use windlass_manifest::documents::parse_documents;
+
+/// The default proxy and registry hosts (`ReplicatedProxyDomain`, `ReplicatedRegistryDomain`).
+const PROXY_DOMAIN: &str = "proxy.replicated.com";
+const REGISTRY_DOMAIN: &str = "registry.replicated.com";
+
+static KIND_NOT_RENDERED: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r"(?m)^kind:\s*(Config|ConfigValues|Installation|License)\s*$")
+        .unwrap_or_else(|error| unreachable!("the pattern is valid: {error}"))
+});
+
+static HOLDS_CONFIG: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r#"(?m)^kind:\s*["']?Config["']?\s*$"#)
+        .unwrap_or_else(|error| unreachable!("the pattern is valid: {error}"))
+});
+
+/// The engine's clock, read once for the whole install, and its random source.
+struct InstallEntropy {
+    now: time::OffsetDateTime,
+    services: Services,
+}
+
+impl Entropy for InstallEntropy {
+    fn now(&self) -> time::OffsetDateTime {
+        self.now
+    }
+
+    fn fill(&self, bytes: &mut [u8]) -> Result<(), String> {
+        self.services.random.fill(bytes).map_err(|error| error.0)
+    }
+}
+
+/// The release's `Config` (`kots.io/v1beta1`), found among its raw files (path, bytes, size); the
+/// last one wins, as in KOTS (a release holding two is refused when it is read).
+pub fn find_config(
+    files: &[(String, Vec<u8>, u64)],
+) -> Result<Option<windlass_kots::Config>, ReleaseError> {
+    let mut config = None;
+    for (path, bytes, _) in files {
+        if !(path.ends_with(".yaml") || path.ends_with(".yml"))
+            || memchr::memmem::find(bytes, b"Config").is_none()
+            || !std::str::from_utf8(bytes).is_ok_and(|text| HOLDS_CONFIG.is_match(text))
+        {
+            continue;
+        }
+        let Ok(documents) = parse_documents(path, bytes) else {
+            continue;
+        };
+        for document in documents {
+            if document.api_version == "kots.io/v1beta1" && document.kind == "Config" {
+                let decoded: windlass_kots::Config =
+                    windlass_kots::resources::from_value(&document.value).map_err(|error| {
+                        ReleaseError::Template(format!(
+                            "{}: not a valid KOTS Config: {error}",
+                            document.location()
+                        ))
+                    })?;
+                config = Some(decoded);
+            }
+        }
+    }
+    Ok(config)
+}
+
+/// The YAML files of the release directory `root` (path relative to it, bytes, size), in path
+/// order, for [`find_config`] outside an install (`windlass config`). Symlinks and files over
+/// `max_file_bytes` are skipped.
+pub fn yaml_files(
+    root: &std::path::Path,
+    max_file_bytes: u64,
+) -> Result<Vec<(String, Vec<u8>, u64)>, ReleaseError> {
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|entry| entry.file_name() != ".git")
+    {
+        let entry = entry.map_err(|error| ReleaseError::Root {
+            path: root.to_path_buf(),
+            source: error.into(),
+        })?;
+        let name = entry.file_name().to_string_lossy();
+        if !entry.file_type().is_file() || !(name.ends_with(".yaml") || name.ends_with(".yml")) {
+            continue;
+        }
+        let Ok(relative) = entry.path().strip_prefix(root) else {
+            continue;
+        };
+        let relative = relative.to_string_lossy().replace('\\', "/");
+        if let Ok(bytes) = windlass_files::read_regular_file(entry.path(), max_file_bytes) {
+            let size = bytes.len() as u64;
+            files.push((relative, bytes, size));
+        }
+    }
+    Ok(files)
+}
+
+/// A `windlass config` report: the release's Config evaluated with the given values, without an
+/// install. `None` when the release has no Config.
+pub fn evaluate_release_config(
+    files: &[(String, Vec<u8>, u64)],
+    given: &GivenValues,
+    base: &TemplateContext,
+    services: &Services,
+) -> Result<Option<EvaluatedConfig>, ReleaseError> {
+    let Some(config) = find_config(files)? else {
+        return Ok(None);
+    };
+    let entropy = Arc::new(InstallEntropy {
+        now: services.clock.now(),
+        services: services.clone(),
+    });
+    evaluate(&config, given, base, entropy)
+        .map(Some)
+        .map_err(|error| ReleaseError::Template(error.to_string()))
+}
+
+/// The context templates see besides config values: the license's fields and slug, the namespace,
+/// the default proxy and registry hosts.
+pub fn base_context(
+    license: Option<&windlass_engine::License>,
+    namespace: &str,
+) -> TemplateContext {
+    TemplateContext {
+        config: Arc::default(),
+        license: license.map(|license| Arc::new(license.fields.clone())),
+        app_slug: license.map(|license| license.app_slug.clone()),
+        namespace: namespace.to_string(),
+        proxy_domain: PROXY_DOMAIN.into(),
+        registry_domain: REGISTRY_DOMAIN.into(),
+        local_registry: None,
+    }
+}
+
+/// Templating for one install's release.
+pub struct Templates {
+    base: TemplateContext,
+    given: GivenValues,
+    config_values_fingerprint: Option<String>,
+    entropy: Arc<InstallEntropy>,
+    context: Mutex<Option<Arc<TemplateContext>>>,
+    record: Mutex<TemplatesRecord>,
+    now_used: Mutex<bool>,
+}
+
+impl Templates {
+    /// Templating for `request`, with time and randomness from `services`.
+    pub fn new(request: &InstallRequest, services: &Services) -> Result<Templates, ReleaseError> {
+        let given = match &request.config_values {
+            Some(values) => parse_config_values(&values.path, values.text.expose())
+                .map_err(|error| ReleaseError::Template(error.to_string()))?,
+            None => GivenValues::default(),
+        };
+        let base = base_context(request.license.as_ref(), &request.namespace);
+        Ok(Templates {
+            base,
+            given,
+            config_values_fingerprint: request
+                .config_values
+                .as_ref()
+                .map(|values| values.fingerprint.clone()),
+            entropy: Arc::new(InstallEntropy {
+                now: services.clock.now(),
+                services: services.clone(),
+            }),
+            context: Mutex::new(None),
+            record: Mutex::new(TemplatesRecord::default()),
+            now_used: Mutex::new(false),
+        })
+    }
+
+    /// Finds the release's `Config` among the raw files (path, bytes), evaluates it with the
+    /// given values, and refuses the install when a required item has no value.
+    pub fn prepare(&self, files: &[(String, Vec<u8>, u64)]) -> Result<(), ReleaseError> {
+        let config = find_config(files)?;
+        let recorder = Arc::new(Recorder::new(self.entropy.clone()));
+        let evaluated = match &config {
+            Some(config) => evaluate(config, &self.given, &self.base, recorder.clone())
+                .map_err(|error| ReleaseError::Template(error.to_string()))?,
+            None => EvaluatedConfig::default(),
+        };
+        for name in &evaluated.unknown_values {
+            tracing::warn!(item = %name, "the config values give an item the release's Config does not have; ignored");
+        }
+        let missing = missing_required(&evaluated);
+        if !missing.is_empty() {
+            let listed: Vec<String> = missing
+                .iter()
+                .map(|item| {
+                    format!(
+                        "{} ({:?} in group {:?})",
+                        item.name, item.title, item.group_title
+                    )
+                })
+                .collect();
+            return Err(ReleaseError::ConfigNeeded {
+                items: listed.join(", "),
+            });
+        }
+        let recorded = recorder.recorded();
+        {
+            let mut record = self.lock_record();
+            record.config_values_fingerprint = self.config_values_fingerprint.clone();
+            record.config_items = evaluated
+                .items
+                .iter()
+                .map(|item| ConfigItemRecord {
+                    name: item.name.clone(),
+                    group: item.group.clone(),
+                    item_type: item.value.item_type.clone(),
+                    given: item.given,
+                })
+                .collect();
+            record.config_random_draws =
+                recorded.draws.iter().map(|d| STANDARD.encode(d)).collect();
+            record.warnings = evaluated.warnings.clone();
+        }
+        if recorded.now.is_some() {
+            *self.now_used.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        }
+        *self.context.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(TemplateContext {
+            config: Arc::new(evaluated.values()),
+            ..self.base.clone()
+        }));
+        Ok(())
+    }
+
+    /// The rendered text of the YAML file `path`, or `None` when it holds no template (or is a
+    /// file that is not rendered).
+    pub fn render(&self, path: &str, bytes: &[u8]) -> Result<Option<Vec<u8>>, ReleaseError> {
+        let first = memchr::memmem::find(bytes, b"{{repl").is_some();
+        if !first && memchr::memmem::find(bytes, b"repl{{").is_none() {
+            return Ok(None);
+        }
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return Ok(None);
+        };
+        if KIND_NOT_RENDERED.is_match(text) {
+            return Ok(None);
+        }
+        let context = self
+            .context
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| Arc::new(self.base.clone()));
+        let recorder = Arc::new(Recorder::new(self.entropy.clone()));
+        let usage = Arc::new(Usage::default());
+        let scope = Scope {
+            context,
+            entropy: recorder.clone(),
+            usage: usage.clone(),
+        };
+        let rendered = windlass_template::render(path, text, &scope)
+            .map_err(|error| ReleaseError::Template(error.to_string()))?;
+        let passwords = usage.password_items();
+        if !passwords.is_empty() {
+            return Err(ReleaseError::Template(format!(
+                "{path}: reads password item(s) {}: a rendered file holding a password value would be stored in the state directory, which windlass does not do yet; put the password in a Secret windlass does not template",
+                passwords.into_iter().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let recorded = recorder.recorded();
+        if recorded.now.is_some() {
+            *self.now_used.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        }
+        self.lock_record().files.push(TemplatedFile {
+            path: path.to_string(),
+            config_items: usage.config_items().into_iter().collect(),
+            random_draws: recorded.draws.iter().map(|d| STANDARD.encode(d)).collect(),
+        });
+        Ok(Some(rendered.text.into_bytes()))
+    }
+
+    /// Notes a document left out by `annotation`.
+    pub fn excluded(&self, file: &str, index: usize, annotation: &str) {
+        self.lock_record().excluded.push(ExcludedDocument {
+            file: file.to_string(),
+            index,
+            annotation: annotation.to_string(),
+        });
+    }
+
+    /// What to record, files in path order.
+    pub fn record(&self) -> TemplatesRecord {
+        let mut record = self.lock_record().clone();
+        record.files.sort_by(|a, b| a.path.cmp(&b.path));
+        if *self.now_used.lock().unwrap_or_else(|p| p.into_inner()) {
+            record.now = self
+                .entropy
+                .now
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok();
+        }
+        record
+    }
+
+    fn lock_record(&self) -> std::sync::MutexGuard<'_, TemplatesRecord> {
+        self.record.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Reads the KOTS ConfigValues file at `path` (which must exist) for `windlass config`.
+pub fn read_config_values_file(path: &std::path::Path) -> Result<GivenValues, ReleaseError> {
+    let shown = path.display().to_string();
+    let text = windlass_files::read_regular_text(
+        path,
+        windlass_template::config_values::MAX_CONFIG_VALUES_BYTES as u64,
+    )
+    .map_err(|problem| ReleaseError::Template(format!("config values file {shown}: {problem}")))?;
+    parse_config_values(&shown, &text).map_err(|error| ReleaseError::Template(error.to_string()))
+}
+
+/// Reads the license at `path` for templates only (`windlass config`): its fields and app slug;
+/// nothing is fingerprinted or recorded.
+pub fn read_license_for_templates(
+    path: &std::path::Path,
+) -> Result<windlass_engine::License, crate::license::LicenseError> {
+    let license = windlass_kots::read_license_file(path)?;
+    Ok(windlass_engine::License {
+        app_slug: license.app_slug,
+        license_id: license.license_id,
+        sequence: license.sequence,
+        expires_at: license.expires_at,
+        fingerprint: String::new(),
+        fields: license.fields,
+    })
+}

@@ -1,0 +1,108 @@
+//! What templates can see: the effective Config item values, the license's fields, the app, the
+//! namespace, the registry settings ([`TemplateContext`], shared by every file of one install), and
+//! what one render did with them ([`Usage`]: the config items it read, the password items among
+//! them). [`crate::engine::render`] makes a [`crate::Scope`] of them current while it renders.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+/// The effective value of one Config item, as KOTS's config context holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemValue {
+    /// The item's type (`text`, `password`, `bool`, ...; empty when not set).
+    pub item_type: String,
+    /// The value: the user's, or the rendered vendor `value` (empty when neither).
+    pub value: String,
+    /// The rendered `default`.
+    pub default: String,
+    /// The file name of a `file` item.
+    pub filename: String,
+}
+
+impl ItemValue {
+    /// What `ConfigOption` answers: the value if not empty, else the default.
+    pub fn effective(&self) -> &str {
+        if self.value.is_empty() {
+            &self.default
+        } else {
+            &self.value
+        }
+    }
+
+    /// Whether the item is a password (its value is a credential).
+    pub fn is_password(&self) -> bool {
+        self.item_type == "password"
+    }
+}
+
+/// A customer's own registry (local-registry mode).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocalRegistry {
+    /// The registry host (`HasLocalRegistry` is true when it is not empty).
+    pub host: String,
+    /// The namespace images go under (may be empty).
+    pub namespace: String,
+}
+
+/// Everything templates can see in one install.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateContext {
+    /// Every Config item by name.
+    pub config: Arc<BTreeMap<String, ItemValue>>,
+    /// The license's fields as `LicenseFieldValue` prints them (never the license ID); `None`
+    /// without a license.
+    pub license: Option<Arc<BTreeMap<String, String>>>,
+    /// The app slug (the license's, or the `Application`'s name), if known.
+    pub app_slug: Option<String>,
+    /// The namespace the app is installed into (`Namespace`).
+    pub namespace: String,
+    /// The proxy host (`ReplicatedProxyDomain`).
+    pub proxy_domain: String,
+    /// The Replicated registry host (`ReplicatedRegistryDomain`).
+    pub registry_domain: String,
+    /// The customer's registry, in local-registry mode.
+    pub local_registry: Option<LocalRegistry>,
+}
+
+/// What one render did with its context.
+#[derive(Debug, Default)]
+pub struct Usage {
+    inner: Mutex<UsageSets>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct UsageSets {
+    config_items: BTreeSet<String>,
+    password_items: BTreeSet<String>,
+}
+
+impl Usage {
+    /// Notes that the render read the Config item `name` (`item` when it exists).
+    pub fn read_item(&self, name: &str, item: Option<&ItemValue>) {
+        let mut sets = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        sets.config_items.insert(name.to_string());
+        if item.is_some_and(|item| item.is_password() && !item.effective().is_empty()) {
+            sets.password_items.insert(name.to_string());
+        }
+    }
+
+    /// The Config items read, by name.
+    pub fn config_items(&self) -> BTreeSet<String> {
+        self.sets().config_items
+    }
+
+    /// The password items with a value that were read: the render's output may hold their values.
+    pub fn password_items(&self) -> BTreeSet<String> {
+        self.sets().password_items
+    }
+
+    fn sets(&self) -> UsageSets {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}

@@ -1,0 +1,401 @@
+//! Config evaluation: reference order, cycles, value else default, read-only items recomputed,
+//! when/hidden/required, every item type.
+
+use std::sync::Arc;
+
+use windlass_kots::resources::Config;
+use windlass_template::config::{ConfigError, evaluate, missing_required};
+use windlass_template::config_values::parse_config_values;
+
+use crate::support::{FixedEntropy, context};
+
+fn config(yaml: &str) -> Config {
+    let value: serde_json::Value = serde_saphyr::from_str(yaml).expect("test Config parses");
+    windlass_kots::resources::from_value(&value).expect("test Config decodes")
+}
+
+fn values(yaml: &str) -> windlass_template::config_values::GivenValues {
+    parse_config_values("values.yaml", yaml).expect("test ConfigValues parse")
+}
+
+const NO_VALUES: &str = "apiVersion: kots.io/v1beta1\nkind: ConfigValues\nspec:\n  values: {}\n";
+
+const EVERY_TYPE: &str = r#"
+apiVersion: kots.io/v1beta1
+kind: Config
+spec:
+  groups:
+    - name: main
+      title: Main settings
+      items:
+        - name: url
+          type: text
+          default: 'https://repl{{ ConfigOption "host" }}:repl{{ ConfigOption "port" }}'
+          readonly: true
+        - name: host
+          title: Host name
+          type: text
+          default: example.test
+        - name: port
+          type: text
+          value: "8080"
+        - name: notes
+          type: textarea
+          default: "line one"
+        - name: admin_password
+          type: password
+          required: true
+        - name: tls
+          type: bool
+          default: true
+        - name: mode
+          type: radio
+          default: fast
+          items:
+            - name: fast
+            - name: safe
+        - name: size
+          type: dropdown
+          value: small
+          items:
+            - name: small
+            - name: large
+        - name: legacy
+          type: select_one
+          default: a
+          items:
+            - name: a
+        - name: cert
+          type: file
+          filename: cert.pem
+        - name: heading
+          type: heading
+          title: Advanced
+        - name: info
+          type: label
+          value: 'host is repl{{ ConfigOption "host" }}'
+"#;
+
+#[test]
+fn every_item_type_gets_its_effective_value() {
+    let given = values(
+        "apiVersion: kots.io/v1beta1\nkind: ConfigValues\nspec:\n  values:\n    host:\n      value: shop.test\n    admin_password:\n      valuePlaintext: pw\n    tls:\n      value: \"0\"\n    size:\n      value: large\n    cert:\n      value: Y2VydA==\n      filename: mine.pem\n    url:\n      value: ignored-for-readonly\n    info:\n      value: ignored-for-label\n",
+    );
+    let evaluated = evaluate(
+        &config(EVERY_TYPE),
+        &given,
+        &context(&[]),
+        FixedEntropy::new(),
+    )
+    .expect("evaluates");
+    let effective = |name: &str| {
+        evaluated
+            .items
+            .iter()
+            .find(|item| item.name == name)
+            .map(|item| item.value.effective().to_string())
+            .unwrap_or_else(|| panic!("no item {name}"))
+    };
+    assert_eq!(effective("url"), "https://shop.test:8080");
+    assert_eq!(effective("host"), "shop.test");
+    assert_eq!(effective("port"), "8080");
+    assert_eq!(effective("notes"), "line one");
+    assert_eq!(effective("admin_password"), "pw");
+    assert_eq!(effective("tls"), "0");
+    assert_eq!(effective("mode"), "fast");
+    assert_eq!(effective("size"), "large");
+    assert_eq!(effective("legacy"), "a");
+    assert_eq!(effective("cert"), "Y2VydA==");
+    assert_eq!(effective("heading"), "");
+    assert_eq!(effective("info"), "host is shop.test");
+    let cert = evaluated
+        .items
+        .iter()
+        .find(|item| item.name == "cert")
+        .expect("cert");
+    assert_eq!(cert.value.filename, "mine.pem");
+    // References first: url after host and port, info after host.
+    let position = |name: &str| {
+        evaluated
+            .order
+            .iter()
+            .position(|n| n == name)
+            .expect("in order")
+    };
+    assert!(position("url") > position("host") && position("url") > position("port"));
+    assert!(position("info") > position("host"));
+    assert!(missing_required(&evaluated).is_empty());
+}
+
+#[test]
+fn a_user_value_of_empty_falls_back_to_the_default() {
+    let given = values(
+        "apiVersion: kots.io/v1beta1\nkind: ConfigValues\nspec:\n  values:\n    host:\n      value: \"\"\n",
+    );
+    let evaluated = evaluate(
+        &config(EVERY_TYPE),
+        &given,
+        &context(&[]),
+        FixedEntropy::new(),
+    )
+    .expect("evaluates");
+    let host = evaluated
+        .items
+        .iter()
+        .find(|item| item.name == "host")
+        .expect("host");
+    assert_eq!(host.value.effective(), "example.test");
+}
+
+#[test]
+fn required_items_without_a_value_are_listed_with_group_and_title() {
+    let yaml = r#"
+apiVersion: kots.io/v1beta1
+kind: Config
+spec:
+  groups:
+    - name: db
+      title: Database
+      items:
+        - name: db_password
+          title: Database password
+          type: password
+          required: true
+        - name: db_host
+          type: text
+          required: true
+          default: localhost
+        - name: hidden_one
+          type: text
+          required: true
+          hidden: true
+        - name: off_one
+          type: text
+          required: true
+          when: 'repl{{ ConfigOptionEquals "db_host" "elsewhere" }}'
+    - name: extra
+      when: "false"
+      items:
+        - name: in_hidden_group
+          type: text
+          required: true
+    - name: other
+      items:
+        - name: api_key
+          title: API key
+          type: text
+          required: true
+"#;
+    let evaluated = evaluate(
+        &config(yaml),
+        &values(NO_VALUES),
+        &context(&[]),
+        FixedEntropy::new(),
+    )
+    .expect("evaluates");
+    let missing: Vec<(String, String, String)> = missing_required(&evaluated)
+        .into_iter()
+        .map(|item| (item.name, item.title, item.group_title))
+        .collect();
+    assert_eq!(
+        missing,
+        [
+            (
+                "db_password".into(),
+                "Database password".into(),
+                "Database".into()
+            ),
+            ("api_key".into(), "API key".into(), "other".into()),
+        ]
+    );
+}
+
+#[test]
+fn a_cycle_of_references_is_an_error_naming_it() {
+    let yaml = r#"
+apiVersion: kots.io/v1beta1
+kind: Config
+spec:
+  groups:
+    - name: g
+      items:
+        - name: free
+          type: text
+          default: x
+        - name: a
+          type: text
+          default: 'repl{{ ConfigOption "b" }}'
+        - name: b
+          type: text
+          value: '{{repl ConfigOptionData "a" }}'
+"#;
+    let error = evaluate(
+        &config(yaml),
+        &values(NO_VALUES),
+        &context(&[]),
+        FixedEntropy::new(),
+    )
+    .expect_err("a cycle");
+    assert_eq!(
+        error,
+        ConfigError::Cycle {
+            cycle: "a -> b -> a".into()
+        }
+    );
+}
+
+#[test]
+fn hidden_and_when_false_items_still_answer_config_option() {
+    let yaml = r#"
+apiVersion: kots.io/v1beta1
+kind: Config
+spec:
+  groups:
+    - name: g
+      items:
+        - name: toggled_off
+          type: text
+          when: "false"
+          value: "off"
+        - name: secret_default
+          type: text
+          hidden: true
+          default: "d"
+        - name: uses
+          type: label
+          value: 'repl{{ ConfigOption "toggled_off" }}-repl{{ ConfigOption "secret_default" }}'
+"#;
+    let evaluated = evaluate(
+        &config(yaml),
+        &values(NO_VALUES),
+        &context(&[]),
+        FixedEntropy::new(),
+    )
+    .expect("evaluates");
+    let uses = evaluated
+        .items
+        .iter()
+        .find(|item| item.name == "uses")
+        .expect("uses");
+    assert_eq!(uses.value.effective(), "off-d");
+}
+
+#[test]
+fn a_read_only_random_value_is_recomputed_and_an_editable_one_kept_from_the_values() {
+    let yaml = r#"
+apiVersion: kots.io/v1beta1
+kind: Config
+spec:
+  groups:
+    - name: g
+      items:
+        - name: generated
+          type: text
+          readonly: true
+          value: '{{repl RandomString 8 }}'
+        - name: kept
+          type: password
+          value: '{{repl RandomString 8 }}'
+"#;
+    let given = values(
+        "apiVersion: kots.io/v1beta1\nkind: ConfigValues\nspec:\n  values:\n    generated:\n      value: from-file\n    kept:\n      value: from-file\n",
+    );
+    let evaluated =
+        evaluate(&config(yaml), &given, &context(&[]), FixedEntropy::new()).expect("evaluates");
+    let generated = evaluated
+        .items
+        .iter()
+        .find(|item| item.name == "generated")
+        .expect("item");
+    let kept = evaluated
+        .items
+        .iter()
+        .find(|item| item.name == "kept")
+        .expect("item");
+    assert_eq!(generated.value.effective().len(), 8);
+    assert_ne!(generated.value.effective(), "from-file");
+    assert_eq!(kept.value.effective(), "from-file");
+}
+
+#[test]
+fn a_failing_default_becomes_empty_with_a_warning_as_in_kots() {
+    let yaml = r#"
+apiVersion: kots.io/v1beta1
+kind: Config
+spec:
+  groups:
+    - name: g
+      items:
+        - name: broken
+          type: text
+          default: '{{repl Div 1 0 }}'
+"#;
+    let evaluated = evaluate(
+        &config(yaml),
+        &values(NO_VALUES),
+        &context(&[]),
+        FixedEntropy::new(),
+    )
+    .expect("evaluates");
+    assert_eq!(evaluated.items[0].value.effective(), "");
+    assert_eq!(evaluated.warnings.len(), 1, "{:?}", evaluated.warnings);
+    assert!(evaluated.warnings[0].contains("config item broken default"));
+}
+
+#[test]
+fn value_plaintext_is_for_password_items_only() {
+    let given = values(
+        "apiVersion: kots.io/v1beta1\nkind: ConfigValues\nspec:\n  values:\n    host:\n      valuePlaintext: x\n",
+    );
+    let error = evaluate(
+        &config(EVERY_TYPE),
+        &given,
+        &context(&[]),
+        FixedEntropy::new(),
+    )
+    .expect_err("refused");
+    assert!(
+        error
+            .to_string()
+            .contains("valuePlaintext is for password items"),
+        "{error}"
+    );
+}
+
+#[test]
+fn yaml_booleans_in_default_and_value_are_one_and_zero() {
+    let yaml = "apiVersion: kots.io/v1beta1\nkind: Config\nspec:\n  groups:\n    - name: g\n      items:\n        - name: t\n          type: bool\n          default: true\n        - name: f\n          type: bool\n          value: false\n";
+    let evaluated = evaluate(
+        &config(yaml),
+        &values(NO_VALUES),
+        &context(&[]),
+        FixedEntropy::new(),
+    )
+    .expect("evaluates");
+    assert_eq!(evaluated.items[0].value.effective(), "1");
+    assert_eq!(evaluated.items[1].value.effective(), "0");
+    let _ = Arc::new(());
+}
+
+#[test]
+fn a_config_over_the_item_limit_is_refused() {
+    let mut yaml = String::from(
+        "apiVersion: kots.io/v1beta1\nkind: Config\nspec:\n  groups:\n    - name: g\n      items:\n",
+    );
+    for index in 0..2_001 {
+        yaml.push_str(&format!(
+            "        - name: item{index}\n          type: text\n"
+        ));
+    }
+    let error = evaluate(
+        &config(&yaml),
+        &values(NO_VALUES),
+        &context(&[]),
+        FixedEntropy::new(),
+    )
+    .expect_err("too many");
+    assert_eq!(
+        error.to_string(),
+        "the Config has 2001 items, over the limit of 2000"
+    );
+}

@@ -1,0 +1,291 @@
+//! KOTS's and sprig's functions as a data table: template in, output out (or an error that must
+//! contain a phrase). Cases follow the behaviour notes, including their traps.
+
+use crate::support::rendered;
+
+/// (template, expected output)
+const CASES: &[(&str, &str)] = &[
+    // Config context
+    (
+        r#"host: repl{{ ConfigOption "hostname" }}"#,
+        "host: shop.example.test",
+    ),
+    (
+        r#"host: {{repl ConfigOption "hostname" }}"#,
+        "host: shop.example.test",
+    ),
+    (r#"{{repl ConfigOption "empty_with_default" }}"#, "fallback"),
+    (r#"[{{repl ConfigOption "no_such_item" }}]"#, "[]"),
+    (r#"{{repl ConfigOptionEquals "flag_on" "1" }}"#, "true"),
+    (r#"{{repl ConfigOptionEquals "flag_off" "1" }}"#, "false"),
+    // trap: unknown items are false for both Equals and NotEquals
+    (r#"{{repl ConfigOptionEquals "no_such_item" "" }}"#, "false"),
+    (
+        r#"{{repl ConfigOptionNotEquals "no_such_item" "x" }}"#,
+        "false",
+    ),
+    (r#"{{repl ConfigOptionNotEquals "flag_off" "1" }}"#, "true"),
+    // trap: "0" is a non-empty string, so `if` takes it as true
+    (
+        r#"{{repl if ConfigOption "flag_off" }}on{{repl else }}off{{repl end }}"#,
+        "on",
+    ),
+    (
+        r#"{{repl if ConfigOptionEquals "flag_off" "1" }}on{{repl else }}off{{repl end }}"#,
+        "off",
+    ),
+    // trap: quotes around templates are kept
+    (r#"port: 'repl{{ ConfigOption "port" }}'"#, "port: '8888'"),
+    (r#"port: "{{repl ConfigOption "port" }}""#, "port: \"8888\""),
+    (r#"{{repl ConfigOptionData "certificate" }}"#, "-----BEGIN"),
+    (r#"{{repl ConfigOptionFilename "certificate" }}"#, "tls.crt"),
+    (r#"{{repl ConfigOptionName "hostname" }}"#, "hostname"),
+    (r#"{{repl HasLocalRegistry }}"#, "false"),
+    (r#"[{{repl LocalRegistryHost }}]"#, "[]"),
+    (r#"{{repl ImagePullSecretName }}"#, "acme-registry"),
+    // License context
+    (r#"{{repl LicenseFieldValue "customerName" }}"#, "Ada"),
+    (r#"{{repl LicenseFieldValue "seats" }}"#, "25"),
+    (
+        r#"{{repl LicenseFieldValue "isSnapshotSupported" }}"#,
+        "true",
+    ),
+    (r#"[{{repl LicenseFieldValue "nothing" }}]"#, "[]"),
+    // Static context
+    (r#"{{repl Now }}"#, "2026-03-04T05:06:07Z"),
+    (r#"{{repl NowFmt "2006-01-02 15:04" }}"#, "2026-03-04 05:06"),
+    (r#"{{repl NowFmt "" }}"#, "2026-03-04T05:06:07Z"),
+    (
+        r#"{{repl ToLower "AbC" }} {{repl ToUpper "aBc" }}"#,
+        "abc ABC",
+    ),
+    (
+        r#"[{{repl TrimSpace "  x  " }}] [{{repl Trim "xxhixx" "x" }}] [{{repl Trim " y " }}]"#,
+        "[x] [hi] [y]",
+    ),
+    (r#"{{repl UrlEncode "a b&c/d" }}"#, "a+b%26c%2Fd"),
+    (
+        r#"{{repl Base64Encode "hello" }} {{repl Base64Decode "aGVsbG8=" }} [{{repl Base64Decode "!!" }}]"#,
+        "aGVsbG8= hello []",
+    ),
+    (r#"{{repl Split "a,b,c" "," }}"#, "[a b c]"),
+    (r#"{{repl index (Split "a,b,c" ",") 1 }}"#, "b"),
+    (
+        r#"{{repl Add 2 3 }} {{repl Sub 2 3 }} {{repl Mult 4 5 }} {{repl Div 7 2 }}"#,
+        "5 -1 20 3",
+    ),
+    (r#"{{repl Add 2.5 5 }} {{repl Div 15 2.0 }}"#, "7.5 7.5"),
+    (r#"{{repl Mult 1000.0 1000 }}"#, "1e+06"),
+    (
+        r#"{{repl ParseFloat "1234567.5" }} {{repl ParseFloat "0.00001" }} {{repl list 1.5 "a" 3 }}"#,
+        "1.2345675e+06 1e-05 [1.5 a 3]",
+    ),
+    (
+        r#"{{repl ParseBool "true" }} {{repl ParseBool "nope" }}"#,
+        "true false",
+    ),
+    (
+        r#"{{repl ParseInt "42" }} {{repl ParseInt "ff" 16 }} {{repl ParseInt "x" }}"#,
+        "42 255 0",
+    ),
+    (
+        r#"{{repl ParseFloat "2.5" }} {{repl ParseUint "7" }}"#,
+        "2.5 7",
+    ),
+    (
+        r#"{{repl HumanSize 387300000000 }} {{repl HumanSize 1000 }} {{repl HumanSize 12 }}"#,
+        "387.3GB 1kB 12B",
+    ),
+    (r#"{{repl Namespace }}"#, "shop"),
+    (
+        r#"{{repl IsKurl }} [{{repl Distribution }}] {{repl NodeCount }}"#,
+        "false [] 0",
+    ),
+    (r#"{{repl KubernetesVersion }}"#, "0.0.0+unknown"),
+    (r#"{{repl Sequence }} {{repl IsAirgap }}"#, "0 false"),
+    (r#"{{repl ReplicatedProxyDomain }}"#, "proxy.example.test"),
+    (r#"{{repl len (RandomString 32) }}"#, "32"),
+    (r#"{{repl len (RandomString 10 "[a-c]") }}"#, "10"),
+    // Go builtins and semantics
+    (r#"{{repl . }}"#, "<no value>"),
+    (r#"{{repl eq "a" "b" "a" }}"#, "true"),
+    (r#"{{repl and "x" "" }}|{{repl or "" "y" }}"#, "|y"),
+    (r#"{{repl printf "%s-%d" "a" 7 }}"#, "a-7"),
+    (r#"{{repl $x := "v" }}{{repl $x }}"#, "v"),
+    (
+        r#"{{repl range $i, $v := Split "a b" " " }}{{repl $i }}={{repl $v }};{{repl end }}"#,
+        "0=a;1=b;",
+    ),
+    (
+        r#"{{repl define "t" }}T{{repl end }}{{repl template "t" }}"#,
+        "T",
+    ),
+    // trim markers and comments with custom delimiters
+    ("a  {{repl- \"b\" -}}  c", "abc"),
+    ("a  repl{{- \"b\" -}}  c", "abc"),
+    ("x{{repl/* a comment */}}y", "xy"),
+    // Helm's plain braces are left alone; `{{ repl` is text
+    (
+        "name: {{ .Values.name }} {{ repl X }}",
+        "name: {{ .Values.name }} {{ repl X }}",
+    ),
+    // pass 1's output is the source of pass 2
+    (
+        r#"{{repl print "repl{{ ConfigOption \"hostname\" }}" }}"#,
+        "shop.example.test",
+    ),
+    // sprig
+    (
+        r#"a:{{repl ConfigOption "hostname" | nindent 2 }}"#,
+        "a:\n  shop.example.test",
+    ),
+    (r#"{{repl "x\ny" | indent 2 }}"#, "  x\n  y"),
+    (
+        r#"{{repl quote "a\"b" 3 }} {{repl squote "a" }}"#,
+        r#""a\"b" "3" 'a'"#,
+    ),
+    (
+        r#"{{repl ternary "yes" "no" true }} {{repl ternary "yes" "no" (eq 1 2) }}"#,
+        "yes no",
+    ),
+    (
+        r#"{{repl default "d" "" }} {{repl default "d" "given" }} {{repl "" | default "p" }}"#,
+        "d given p",
+    ),
+    (
+        r#"{{repl empty "" }} {{repl empty 0 }} {{repl empty "x" }}"#,
+        "true true false",
+    ),
+    (r#"{{repl replace "a" "b" "banana" }}"#, "bbnbnb"),
+    (
+        r#"{{repl upper "a" }}{{repl lower "B" }}{{repl title "hello world" }}"#,
+        "AbHello World",
+    ),
+    (
+        r#"{{repl contains "an" "banana" }} {{repl hasPrefix "ba" "banana" }} {{repl hasSuffix "x" "banana" }}"#,
+        "true true false",
+    ),
+    (
+        r#"{{repl b64enc "hi" }} {{repl b64dec "aGk=" }}"#,
+        "aGk= hi",
+    ),
+    (
+        r#"{{repl toJson (dict "b" 1 "a" (list "x" true)) }}"#,
+        r#"{"a":["x",true],"b":1}"#,
+    ),
+    (
+        r#"{{repl get (dict "k" "v") "k" }} {{repl hasKey (dict "k" "v") "z" }}"#,
+        "v false",
+    ),
+    (
+        r#"{{repl atoi "12" }} {{repl int "7" }} {{repl add 1 2 3 }} {{repl sub 5 2 }} {{repl mul 2 3 }} {{repl div 7 2 }} {{repl mod 7 2 }}"#,
+        "12 7 6 3 6 3 1",
+    ),
+    (
+        r#"{{repl sha256sum "abc" }}"#,
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+    ),
+    (r#"{{repl join "," (splitList "-" "a-b-c") }}"#, "a,b,c"),
+    (
+        r#"{{repl regexMatch "^[a-z]+$" "abc" }} {{repl regexReplaceAll "[0-9]" "a1b2" "X" }}"#,
+        "true aXbX",
+    ),
+    (
+        r#"{{repl trunc 3 "abcdef" }} {{repl repeat 3 "ab" }} {{repl trimPrefix "a" "abc" }} {{repl trimSuffix "c" "abc" }}"#,
+        "abc ababab bc ab",
+    ),
+    (
+        r#"{{repl len (randAlphaNum 12) }} {{repl len uuidv4 }}"#,
+        "12 36",
+    ),
+];
+
+#[test]
+fn functions_render_as_kots_renders_them() {
+    let mut failures = Vec::new();
+    for (template, expected) in CASES {
+        match rendered(template) {
+            Ok(output) if output == *expected => {}
+            Ok(output) => failures.push(format!(
+                "{template}\n  want {expected:?}\n  got  {output:?}"
+            )),
+            Err(error) => {
+                failures.push(format!("{template}\n  want {expected:?}\n  error {error}"))
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// (template, phrase the error must contain)
+const ERRORS: &[(&str, &str)] = &[
+    (r#"{{repl Div 1 0 }}"#, "integer divide by zero"),
+    (r#"{{repl eq "1" 1 }}"#, "incompatible"),
+    (
+        r#"{{repl genCA "x" 3 }}"#,
+        "sprig function genCA is not supported by windlass",
+    ),
+    (
+        r#"{{repl semverCompare ">1" "2" }}"#,
+        "sprig function semverCompare is not supported by windlass",
+    ),
+    (
+        r#"{{repl LicenseDockerCfg }}"#,
+        "LicenseDockerCfg is not supported by windlass",
+    ),
+    (r#"{{repl LicenseFieldValue "licenseID" }}"#, "credential"),
+    (
+        r#"{{repl TLSCert "a" "b" }}"#,
+        "TLSCert is not supported by windlass",
+    ),
+    (r#"{{repl ToLower 5 }}"#, "expected string"),
+    (r#"{{repl RandomString "x" }}"#, "expected uint64"),
+    (
+        r#"{{repl ConfigOption }}"#,
+        "wrong number of args for ConfigOption",
+    ),
+];
+
+#[test]
+fn failing_functions_say_why() {
+    let mut failures = Vec::new();
+    for (template, phrase) in ERRORS {
+        match rendered(template) {
+            Err(error) if error.to_string().contains(phrase) => {}
+            other => failures.push(format!(
+                "{template}: want an error with {phrase:?}, got {other:?}"
+            )),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_password_item_read_is_noted() {
+    let context = crate::support::context(&[(
+        "admin_password",
+        windlass_template::ItemValue {
+            item_type: "password".into(),
+            value: "hunter2".into(),
+            ..Default::default()
+        },
+    )]);
+    let (output, usage) = crate::support::render_in(
+        &context,
+        r#"{{repl ConfigOption "admin_password" }} {{repl ConfigOptionEquals "other" "x" }}"#,
+    );
+    assert_eq!(output.expect("renders"), "hunter2 false");
+    assert_eq!(
+        usage.config_items().into_iter().collect::<Vec<_>>(),
+        ["admin_password", "other"]
+    );
+    assert_eq!(
+        usage.password_items().into_iter().collect::<Vec<_>>(),
+        ["admin_password"]
+    );
+}

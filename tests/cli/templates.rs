@@ -1,0 +1,703 @@
+//! KOTS templates through the real `windlass` binary: a release whose manifests use KOTS template
+//! functions installs end to end with `--config-values` (the rendered text in `base/`, the file as
+//! written in `upstream/`, Helm's braces untouched, documents left out by `kots.io/when` and
+//! `kots.io/exclude`, the event naming the templated files and the config items each read); a
+//! required item without a value, a `kots.io/when` that is not a bool, an unknown function and a
+//! missing `--config-values` file each exit 3 before anything is written; a ConfigValues file inside
+//! the release is read and never stored.
+
+use std::path::{Path, PathBuf};
+
+use super::{OFFLINE_INSTALL, files_under, json, quickstart, run, windlass};
+
+const CONFIG: &str = r#"apiVersion: kots.io/v1beta1
+kind: Config
+metadata:
+  name: shop-config
+spec:
+  groups:
+    - name: network
+      title: Network
+      items:
+        - name: hostname
+          title: Public host name
+          type: text
+          required: true
+        - name: replicas
+          type: text
+          default: "2"
+        - name: web_repository
+          type: text
+          default: quay.io/my-org/web
+    - name: features
+      title: Optional features
+      items:
+        - name: enable_cache
+          title: Run a cache
+          type: bool
+          default: "0"
+        - name: api_token
+          title: API token
+          type: password
+          required: true
+        - name: banner
+          type: label
+          value: 'Welcome to repl{{ ConfigOption "hostname" }}'
+"#;
+
+const WEB: &str = r#"# {{ .Values.comment }} stays: Helm's braces are not KOTS's
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels:
+    customer: '{{repl LicenseFieldValue "customerName" | ToLower | replace " " "-" }}'
+spec:
+  replicas: repl{{ ConfigOption "replicas" }}
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+        - name: web
+          image: 'repl{{ ConfigOption "web_repository" }}:1'
+          env:
+            - name: PUBLIC_HOST
+              value: '{{repl ConfigOption "hostname" }}'
+            - name: BANNER
+              value: 'repl{{ ConfigOption "banner" }}'
+            - name: HELM_STYLE
+              value: "{{ .Values.untouched }}"
+{{repl if ConfigOptionEquals "enable_cache" "1" }}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cache-settings
+data:
+  size: 1Gi
+{{repl end }}
+"#;
+
+const OPTIONAL: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: cache
+  annotations:
+    kots.io/when: '{{repl ConfigOptionEquals "enable_cache" "1" }}'
+spec:
+  selector:
+    matchLabels:
+      app: cache
+  template:
+    metadata:
+      labels:
+        app: cache
+    spec:
+      containers:
+        - name: cache
+          image: quay.io/my-org/cache:1
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: always-left-out
+  annotations:
+    kots.io/exclude: "true"
+data: {}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: kept
+  annotations:
+    kots.io/when: "true"
+data: {}
+"#;
+
+const APPLICATION: &str = r#"apiVersion: kots.io/v1beta1
+kind: Application
+metadata:
+  name: my-app
+spec:
+  title: 'Shop for {{repl LicenseFieldValue "customerName" }}'
+  additionalImages:
+    - 'repl{{ ConfigOption "web_repository" }}-tools:3'
+"#;
+
+/// A templated release (the quickstart's license in `userdata/`).
+fn templated_release() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let release = dir.path().join("release");
+    std::fs::create_dir_all(release.join("manifests")).unwrap();
+    std::fs::create_dir_all(release.join("userdata")).unwrap();
+    std::fs::write(release.join("kots-app.yaml"), APPLICATION).unwrap();
+    std::fs::write(release.join("config.yaml"), CONFIG).unwrap();
+    std::fs::write(release.join("manifests/web.yaml"), WEB).unwrap();
+    std::fs::write(release.join("manifests/optional.yaml"), OPTIONAL).unwrap();
+    std::fs::copy(
+        quickstart().join("userdata/license.yaml"),
+        release.join("userdata/license.yaml"),
+    )
+    .unwrap();
+    (dir, release)
+}
+
+const TOKEN: &str = "tok-7Hq2Xv9LmP4sKd";
+
+fn values(dir: &Path, entries: &str) -> PathBuf {
+    let path = dir.join("values.yaml");
+    std::fs::write(
+        &path,
+        format!("apiVersion: kots.io/v1beta1\nkind: ConfigValues\nspec:\n  values:\n{entries}"),
+    )
+    .unwrap();
+    path
+}
+
+fn all_values(dir: &Path) -> PathBuf {
+    values(
+        dir,
+        &format!(
+            "    hostname:\n      value: shop.example.test\n    api_token:\n      valuePlaintext: {TOKEN}\n"
+        ),
+    )
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+#[test]
+fn a_templated_release_installs_end_to_end_with_config_values() {
+    let (dir, release) = templated_release();
+    let state = tempfile::tempdir().unwrap();
+    let values = all_values(dir.path());
+    let install = json(run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--json")
+        .arg("--config-values")
+        .arg(&values)
+        .arg(&release)));
+    assert_eq!(install["status"], "completed", "{install}");
+    let out = PathBuf::from(install["out"].as_str().unwrap());
+    let web = std::fs::read_to_string(out.join("base/manifests/web.yaml")).unwrap();
+    for wanted in [
+        "replicas: 2\n",
+        "customer: 'quickstart-customer'",
+        "value: 'shop.example.test'",
+        "value: 'Welcome to shop.example.test'",
+        "value: \"{{ .Values.untouched }}\"",
+        "# {{ .Values.comment }} stays",
+    ] {
+        assert!(
+            web.contains(wanted),
+            "{wanted:?} not in base/manifests/web.yaml:\n{web}"
+        );
+    }
+    assert!(!web.contains("repl{{") && !web.contains("{{repl"), "{web}");
+    // The file as written goes to upstream/.
+    let upstream = std::fs::read_to_string(out.join("upstream/manifests/web.yaml")).unwrap();
+    assert_eq!(upstream, WEB);
+    // `kots.io/when` false and `kots.io/exclude` true leave documents out; `when: "true"` keeps.
+    let kustomization = std::fs::read_to_string(out.join("base/kustomization.yaml")).unwrap();
+    // The one document left of the file keeps the file's name (windlass's base/ naming).
+    assert!(
+        kustomization.contains("manifests/optional.yaml"),
+        "{kustomization}"
+    );
+    assert!(!kustomization.contains("optional-"), "{kustomization}");
+    let optional = std::fs::read_to_string(out.join("base/manifests/optional.yaml")).unwrap();
+    assert!(optional.contains("name: kept"), "{optional}");
+    assert!(
+        !kustomization.contains("web-2"),
+        "the cache ConfigMap is off: {kustomization}"
+    );
+    let rendered = files_under(&out.join("rendered"));
+    let rendered_text: String = rendered
+        .iter()
+        .map(|file| std::fs::read_to_string(file).unwrap_or_default())
+        .collect();
+    assert!(
+        rendered_text.contains("name: web"),
+        "rendered/ holds the Deployment"
+    );
+    assert!(
+        !rendered_text.contains("name: cache\n"),
+        "the cache is left out of rendered/"
+    );
+
+    // The event names the templated files, the config items each read, and what was left out.
+    let id = install["install_id"].as_str().unwrap();
+    let events = json(run(windlass(state.path()).args(["events", id, "--json"])));
+    let fetched = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["type"] == "BaseFetched")
+        .expect("a BaseFetched event");
+    let templates = &fetched["payload"]["templates"];
+    let files: Vec<(String, Vec<String>)> = templates["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|file| {
+            (
+                file["path"].as_str().unwrap().to_string(),
+                file["config_items"]
+                    .as_array()
+                    .map(|items| {
+                        items
+                            .iter()
+                            .map(|i| i.as_str().unwrap().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        files,
+        [
+            (
+                "kots-app.yaml".to_string(),
+                vec!["web_repository".to_string()]
+            ),
+            (
+                "manifests/optional.yaml".to_string(),
+                vec!["enable_cache".to_string()]
+            ),
+            (
+                "manifests/web.yaml".to_string(),
+                [
+                    "banner",
+                    "enable_cache",
+                    "hostname",
+                    "replicas",
+                    "web_repository"
+                ]
+                .map(String::from)
+                .to_vec()
+            ),
+        ]
+    );
+    let excluded: Vec<(String, u64, String)> = templates["excluded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["file"].as_str().unwrap().to_string(),
+                e["index"].as_u64().unwrap(),
+                e["annotation"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        excluded,
+        [
+            (
+                "manifests/optional.yaml".to_string(),
+                0,
+                "kots.io/when".to_string()
+            ),
+            (
+                "manifests/optional.yaml".to_string(),
+                1,
+                "kots.io/exclude".to_string()
+            ),
+        ]
+    );
+    assert!(templates["config_values_fingerprint"].is_string());
+
+    // The templated image is the one probed and rewritten.
+    let probed = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["type"] == "ImagesProbed")
+        .expect("an ImagesProbed event");
+    let images: Vec<&str> = probed["payload"]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|image| image["image"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        images,
+        ["quay.io/my-org/web-tools:3", "quay.io/my-org/web:1"]
+    );
+    assert!(
+        rendered_text.contains("image: proxy.replicated.com/proxy/my-app/quay.io/my-org/web:1"),
+        "{rendered_text}"
+    );
+
+    // `windlass show` lists the config items used (names, never values).
+    let shown = run(windlass(state.path()).args(["show", id]));
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("templated 3 file(s), config items used: banner, enable_cache, hostname, replicas, web_repository; left out by kots.io/exclude or kots.io/when: manifests/optional.yaml (document 1), manifests/optional.yaml (document 2)"),
+        "{shown}"
+    );
+
+    // The password value is nowhere in the state directory, nor in what windlass printed.
+    for file in files_under(state.path()) {
+        if file.starts_with(&out) {
+            continue;
+        }
+        assert!(
+            !contains(&std::fs::read(&file).unwrap(), TOKEN),
+            "{}",
+            file.display()
+        );
+    }
+    assert!(!contains(&serde_json::to_vec(&install).unwrap(), TOKEN));
+}
+
+#[test]
+fn required_items_without_a_value_exit_3_listing_each_before_anything_is_written() {
+    let (dir, release) = templated_release();
+    let state = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let output = run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--out")
+        .arg(&out)
+        .arg(&release));
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    for wanted in [
+        "required config items have no value",
+        r#"hostname ("Public host name" in group "Network")"#,
+        r#"api_token ("API token" in group "Optional features")"#,
+        "--config-values",
+    ] {
+        assert!(stderr.contains(wanted), "{stderr:?} lacks {wanted:?}");
+    }
+    for written in ["upstream", "base", "rendered"] {
+        assert!(!out.join(written).exists(), "{written}/ was written");
+    }
+    // One of the two given: only the other is listed.
+    let values = values(dir.path(), "    hostname:\n      value: h.example.test\n");
+    let output = run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--config-values")
+        .arg(&values)
+        .arg(&release));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("api_token") && !stderr.contains("hostname ("),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_when_annotation_that_is_not_a_bool_exits_3_naming_the_document() {
+    let (dir, release) = templated_release();
+    std::fs::write(
+        release.join("manifests/optional.yaml"),
+        OPTIONAL.replace(
+            r#"'{{repl ConfigOptionEquals "enable_cache" "1" }}'"#,
+            r#"'{{repl ConfigOption "hostname" }}'"#,
+        ),
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let output = run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--config-values")
+        .arg(all_values(dir.path()))
+        .arg(&release));
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(
+            "manifests/optional.yaml (document 1, line 1): annotation kots.io/when is \"shop.example.test\", not a bool"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unknown_function_exits_3_naming_file_and_line_even_in_a_dead_branch() {
+    let (dir, release) = templated_release();
+    std::fs::write(
+        release.join("manifests/web.yaml"),
+        WEB.replace("  size: 1Gi\n", "  size: '{{repl CacheSize }}'\n"),
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let output = run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--config-values")
+        .arg(all_values(dir.path()))
+        .arg(&release));
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("manifests/web.yaml:35: function \"CacheSize\" not defined"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_config_values_file_that_does_not_exist_is_refused() {
+    let (dir, release) = templated_release();
+    let state = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-values.yaml");
+    let output = run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--config-values")
+        .arg(&missing)
+        .arg(&release));
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!("config values file {}", missing.display())),
+        "{stderr}"
+    );
+    assert!(
+        files_under(state.path())
+            .iter()
+            .all(|file| !file.ends_with("log")),
+        "nothing recorded"
+    );
+}
+
+#[test]
+fn config_values_in_the_release_are_read_and_never_stored() {
+    let (_dir, release) = templated_release();
+    std::fs::write(
+        release.join("userdata/config.yaml"),
+        format!(
+            "apiVersion: kots.io/v1beta1\nkind: ConfigValues\nspec:\n  values:\n    hostname:\n      value: from-userdata.example.test\n    api_token:\n      valuePlaintext: {TOKEN}\n"
+        ),
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let install = json(run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--json")
+        .arg(&release)));
+    let out = PathBuf::from(install["out"].as_str().unwrap());
+    let web = std::fs::read_to_string(out.join("base/manifests/web.yaml")).unwrap();
+    assert!(web.contains("from-userdata.example.test"), "{web}");
+    assert!(!out.join("upstream/userdata/config.yaml").exists());
+    for file in files_under(state.path()) {
+        assert!(
+            !contains(&std::fs::read(&file).unwrap(), TOKEN),
+            "{}",
+            file.display()
+        );
+    }
+    // Like a license file, it is not part of the release digest: the same values given with
+    // --config-values instead give the same digest.
+    let values = release.join("../values.yaml");
+    std::fs::rename(release.join("userdata/config.yaml"), &values).unwrap();
+    let again = json(run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--json")
+        .arg("--config-values")
+        .arg(&values)
+        .arg(&release)));
+    assert_eq!(again["release_digest"], install["release_digest"]);
+}
+
+#[test]
+fn a_file_reading_a_password_item_is_refused_naming_the_item() {
+    let (dir, release) = templated_release();
+    std::fs::write(
+        release.join("manifests/secret.yaml"),
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: token\nstringData:\n  token: '{{repl ConfigOption \"api_token\" }}'\n",
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let output = run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--config-values")
+        .arg(all_values(dir.path()))
+        .arg(&release));
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("manifests/secret.yaml: reads password item(s) api_token"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(TOKEN));
+    for file in files_under(state.path()) {
+        assert!(
+            !contains(&std::fs::read(&file).unwrap(), TOKEN),
+            "{}",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn config_prints_items_effective_values_masked_passwords_and_what_is_missing() {
+    let (dir, release) = templated_release();
+    let state = tempfile::tempdir().unwrap();
+    // Nothing given: both required items are missing.
+    let report = json(run(windlass(state.path())
+        .args(["config", "--json"])
+        .arg(&release)));
+    let missing: Vec<&str> = report["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|name| name.as_str().unwrap())
+        .collect();
+    assert_eq!(missing, ["hostname", "api_token"]);
+    // Given: nothing missing, the password masked, read-only items computed.
+    let output = run(windlass(state.path())
+        .args(["config", "--json", "--config-values"])
+        .arg(all_values(dir.path()))
+        .arg(&release));
+    assert!(!contains(&output.stdout, TOKEN), "the password is printed");
+    let report = json(output);
+    assert_eq!(report["missing"], serde_json::json!([]));
+    let item = |name: &str| {
+        report["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|item| item["name"] == name)
+            .unwrap_or_else(|| panic!("no item {name}"))
+            .clone()
+    };
+    assert_eq!(item("api_token")["effective"], "********");
+    assert_eq!(item("api_token")["given"], true);
+    assert_eq!(item("banner")["effective"], "Welcome to shop.example.test");
+    assert_eq!(item("replicas")["effective"], "2");
+    assert_eq!(item("hostname")["group_title"], "Network");
+    // The human form says the same.
+    let output = run(windlass(state.path()).arg("config").arg(&release));
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("  hostname (text) \"Public host name\" = \"\"  [MISSING: required]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("missing required items: hostname, api_token"),
+        "{text}"
+    );
+    assert!(
+        files_under(state.path()).is_empty(),
+        "windlass config records nothing"
+    );
+}
+
+/// A file using the time and randomness, rendered again from the recorded facts alone (the
+/// instant and the draws in `BaseFetched.templates`, the same ConfigValues and license), gives
+/// the bytes the install wrote to `base/`.
+#[test]
+fn rendering_again_with_the_recorded_time_and_draws_gives_the_same_bytes() {
+    use base64::Engine;
+    use std::sync::Arc;
+    use windlass_template::{Recorded, Replay, Scope, TemplateContext, Usage};
+
+    const GENERATED: &str = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: generated
+data:
+  at: '{{repl Now }}'
+  day: '{{repl NowFmt "Mon Jan 2 2006 15:04:05.000" }}'
+  token: '{{repl RandomString 20 }}'
+  id: 'repl{{ uuidv4 }}'
+  host: '{{repl ConfigOption "hostname" }}'
+"#;
+    let (dir, release) = templated_release();
+    std::fs::write(release.join("manifests/generated.yaml"), GENERATED).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let values = all_values(dir.path());
+    let install = json(run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--json")
+        .arg("--config-values")
+        .arg(&values)
+        .arg(&release)));
+    let out = PathBuf::from(install["out"].as_str().unwrap());
+    let written = std::fs::read_to_string(out.join("base/manifests/generated.yaml")).unwrap();
+    let id = install["install_id"].as_str().unwrap();
+    let events = json(run(windlass(state.path()).args(["events", id, "--json"])));
+    let templates = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["type"] == "BaseFetched")
+        .unwrap()["payload"]["templates"]
+        .clone();
+    let now = time::OffsetDateTime::parse(
+        templates["now"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let draws = |list: &serde_json::Value| -> Vec<Vec<u8>> {
+        list.as_array()
+            .map(|draws| {
+                draws
+                    .iter()
+                    .map(|draw| {
+                        base64::engine::general_purpose::STANDARD
+                            .decode(draw.as_str().unwrap())
+                            .unwrap()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let file = templates["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|file| file["path"] == "manifests/generated.yaml")
+        .unwrap();
+    let file_draws = draws(&file["random_draws"]);
+    assert_eq!(file_draws.len(), 2, "RandomString and uuidv4");
+
+    // The Config again, from the same values, the license and the recorded config draws.
+    let license = windlass_stages::templates::read_license_for_templates(
+        &release.join("userdata/license.yaml"),
+    )
+    .unwrap();
+    let base = windlass_stages::templates::base_context(Some(&license), "default");
+    let files = windlass_stages::templates::yaml_files(&release, 1 << 24).unwrap();
+    let config = windlass_stages::templates::find_config(&files)
+        .unwrap()
+        .unwrap();
+    let given = windlass_stages::templates::read_config_values_file(&values).unwrap();
+    let config_replay = Replay::new(&Recorded {
+        now: Some(now),
+        draws: draws(&templates["config_random_draws"]),
+    });
+    let evaluated =
+        windlass_template::config::evaluate(&config, &given, &base, Arc::new(config_replay))
+            .unwrap();
+    let scope = Scope {
+        context: Arc::new(TemplateContext {
+            config: Arc::new(evaluated.values()),
+            ..base
+        }),
+        entropy: Arc::new(Replay::new(&Recorded {
+            now: Some(now),
+            draws: file_draws,
+        })),
+        usage: Arc::new(Usage::default()),
+    };
+    let again = windlass_template::render("manifests/generated.yaml", GENERATED, &scope).unwrap();
+    assert_eq!(again.text, written);
+    assert!(written.contains("host: 'shop.example.test'"), "{written}");
+}
