@@ -189,15 +189,16 @@ impl FieldSet {
         out
     }
 
+    /// Members of a level come before what is below it, as structured-merge-diff iterates.
     fn collect_paths(&self, prefix: &mut Vec<PathElement>, out: &mut Vec<Vec<PathElement>>) {
-        for element in self.elements() {
+        for member in &self.members {
+            prefix.push(member.clone());
+            out.push(prefix.clone());
+            prefix.pop();
+        }
+        for (element, child) in &self.children {
             prefix.push(element.clone());
-            if self.members.contains(element) {
-                out.push(prefix.clone());
-            }
-            if let Some(child) = self.children.get(element) {
-                child.collect_paths(prefix, out);
-            }
+            child.collect_paths(prefix, out);
             prefix.pop();
         }
     }

@@ -4,3 +4,4 @@
 //! `tests/merge_cases.yaml`) and against the real kubectl 1.33 driving it (`kubectl.rs`).
 
 mod kubectl;
+mod merge_cases;
