@@ -250,6 +250,9 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
                     shared.body_limit
                 ))
                 .into_response(),
+                Ok(_) if content_type.contains("protobuf") || content_type.contains("cbor") => {
+                    ApiError::unsupported_media_type(&content_type).into_response()
+                }
                 Ok(bytes) => {
                     let request = Incoming {
                         method: parts.method.clone(),
