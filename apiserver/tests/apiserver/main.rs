@@ -3,5 +3,6 @@
 //! scenarios of structured-merge-diff's merge tests (`merge_cases.rs`, data in
 //! `tests/merge_cases.yaml`) and against the real kubectl 1.33 driving it (`kubectl.rs`).
 
+mod http;
 mod kubectl;
 mod merge_cases;
