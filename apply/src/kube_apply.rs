@@ -55,6 +55,8 @@ pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration
 const CONCURRENCY: usize = 16;
 /// Objects recorded per `ObjectsApplied` batch at most.
 const BATCH: usize = 100;
+/// How long an answered object waits at most to be recorded.
+const BATCH_AGE: Duration = Duration::from_millis(250);
 /// From how many objects in one collection a LIST replaces GETs.
 const LIST_FROM: usize = 8;
 
@@ -264,7 +266,13 @@ fn conflicts_of(failure: &ApiFailure) -> Vec<Conflict> {
     let mut conflicts: Vec<Conflict> = failure
         .causes
         .iter()
-        .filter(|cause| cause.get("reason").and_then(Value::as_str) == Some("FieldManagerConflict"))
+        // The real server writes a cause's type under `reason` (metav1.StatusCause); `type` is
+        // accepted too.
+        .filter(|cause| {
+            ["reason", "type"].iter().any(|field| {
+                cause.get(*field).and_then(Value::as_str) == Some("FieldManagerConflict")
+            })
+        })
         .map(|cause| {
             let message = cause.get("message").and_then(Value::as_str).unwrap_or("");
             Conflict {
@@ -297,12 +305,16 @@ fn meta(object: &Value, field: &str) -> Option<String> {
 struct Recorder<'a> {
     context: &'a StageContext,
     pending: Vec<AppliedObject>,
+    oldest: Instant,
 }
 
 impl Recorder<'_> {
     async fn push(&mut self, object: AppliedObject) -> Result<(), StageError> {
+        if self.pending.is_empty() {
+            self.oldest = Instant::now();
+        }
         self.pending.push(object);
-        if self.pending.len() >= BATCH {
+        if self.pending.len() >= BATCH || self.oldest.elapsed() >= BATCH_AGE {
             self.flush().await?;
         }
         Ok(())
@@ -353,6 +365,7 @@ impl KubeApply<'_> {
         let mut recorder = Recorder {
             context: self.context,
             pending: Vec::new(),
+            oldest: Instant::now(),
         };
         let mut applied: BTreeMap<String, (AppliedObject, InventoryEntry)> = BTreeMap::new();
 

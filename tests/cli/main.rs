@@ -4,6 +4,7 @@
 //! (SIGKILL) between stages.
 
 mod apply;
+mod apply_kube;
 mod files_and_credentials;
 mod indexes;
 mod output_dir;
