@@ -644,3 +644,305 @@ fn prune_deletes_dropped_objects_keeps_what_it_must_and_remembers_refusals() {
         "not windlass's any more"
     );
 }
+
+#[test]
+fn a_killed_apply_resumes_without_sending_again_what_it_recorded() {
+    let cluster = fake_cluster(Options::default());
+    // Slow writes, so that the kill lands mid-apply.
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("patch").resource("configmaps"),
+        action: FaultAction::Delay(Duration::from_millis(150)),
+        remaining: None,
+    });
+    let state = tempfile::tempdir().unwrap();
+    let texts: Vec<(String, String)> = (0..160)
+        .map(|index| {
+            (
+                format!("cm-{index:03}.yaml"),
+                configmap(&format!("cm-{index:03}"), "v"),
+            )
+        })
+        .collect();
+    let files: Vec<(&str, &str)> = texts
+        .iter()
+        .map(|(name, text)| (name.as_str(), text.as_str()))
+        .collect();
+    let release = release(&files, "");
+    let mut child = windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg(release.path())
+        .args(["--target", "kube", "--kubeconfig"])
+        .arg(&cluster.kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (install_id, _) = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no ObjectsApplied was recorded in time"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "windlass ended before it was killed"
+        );
+        let history = run(windlass(state.path()).args(["history", "--json"]));
+        if let Ok(history) = serde_json::from_slice::<Value>(&history.stdout)
+            && let Some(install_id) = history[0]["install_id"].as_str()
+        {
+            let recorded = applied(&events(state.path(), install_id));
+            if !recorded.is_empty() {
+                break (install_id.to_string(), recorded);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // What the killed run recorded, read after it died (it may have recorded more meanwhile).
+    let recorded: Vec<String> = applied(&events(state.path(), &install_id))
+        .into_values()
+        .map(|object| object["key"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        of_type(&events(state.path(), &install_id), "ApplyCompleted").is_empty(),
+        "the kill landed mid-apply ({} of 161 recorded)",
+        recorded.len()
+    );
+    cluster.server.reset_requests();
+
+    let resumed = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(resumed["status"], "completed", "{resumed}");
+    assert_eq!(
+        resumed["install_id"],
+        install_id.as_str(),
+        "the same install resumed"
+    );
+    assert_eq!(resumed["resumed"], 1);
+    let touched: Vec<String> = cluster
+        .server
+        .requests()
+        .into_iter()
+        .filter(|request| !request.name.is_empty())
+        .map(|request| request.name)
+        .collect();
+    for name in &recorded {
+        assert!(
+            !touched.contains(name),
+            "{name} was recorded as applied, yet sent again"
+        );
+    }
+    for index in 0..160 {
+        assert!(
+            cluster
+                .server
+                .get("v1", "ConfigMap", "default", &format!("cm-{index:03}"))
+                .is_some()
+        );
+    }
+    let completed = &of_type(&events(state.path(), &install_id), "ApplyCompleted")[0];
+    assert_eq!(
+        completed["inventory"].as_array().unwrap().len(),
+        161,
+        "160 maps and the pull secret"
+    );
+}
+
+#[test]
+fn objects_kots_applied_client_side_are_taken_over() {
+    let cluster = fake_cluster(Options::default());
+    let scratch = tempfile::tempdir().unwrap();
+    let kots_version = scratch.path().join("settings.yaml");
+    std::fs::write(
+        &kots_version,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: default\ndata:\n  kept: \"1\"\n  dropped: \"1\"\n",
+    )
+    .unwrap();
+    let kubectl = windlass_testkit::kube_tools::kubectl();
+    let output = Command::new(&kubectl)
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .args(["apply", "-f"])
+        .arg(&kots_version)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let before = cluster
+        .server
+        .get("v1", "ConfigMap", "default", "settings")
+        .unwrap();
+    assert!(
+        before["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .is_string()
+    );
+
+    let state = tempfile::tempdir().unwrap();
+    let release = release(
+        &[(
+            "settings.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  kept: \"1\"\n",
+        )],
+        "",
+    );
+    let install = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(install["status"], "completed", "{install}");
+    let recorded = applied(&events(
+        state.path(),
+        install["install_id"].as_str().unwrap(),
+    ));
+    assert_eq!(recorded["ConfigMap/settings"]["taken_over"], true);
+    let output = Command::new(&kubectl)
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .args([
+            "get",
+            "configmap",
+            "settings",
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let after: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        after["data"],
+        json!({"kept": "1"}),
+        "the field the release dropped is gone"
+    );
+    assert!(
+        after["metadata"]["annotations"]
+            .get("kubectl.kubernetes.io/last-applied-configuration")
+            .is_none()
+    );
+    let managers: Vec<&str> = after["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["manager"].as_str().unwrap())
+        .collect();
+    assert!(
+        !managers
+            .iter()
+            .any(|manager| manager.starts_with("kubectl")),
+        "{managers:?}"
+    );
+    assert!(managers.contains(&"windlass"));
+}
+
+const WEB: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n{annotations}spec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n        - name: web\n          image: nginx:1.25\n";
+
+#[test]
+fn waits_have_deadlines_and_status_informers_give_the_app_state() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let waited = WEB.replace(
+        "{annotations}",
+        "  annotations:\n    kots.io/wait-for-ready: \"true\"\n",
+    );
+    let release = release(&[("web.yaml", &waited)], "");
+    let started = Instant::now();
+    let timed_out = install_kube(
+        state.path(),
+        release.path(),
+        &cluster,
+        &["--wait-timeout", "2s"],
+    );
+    assert_eq!(timed_out.status.code(), Some(1));
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let failed: Value = serde_json::from_slice(&timed_out.stdout).unwrap();
+    let message = failed["failure"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("Deployment default/web (rendered/this-cluster/web-deployment.yaml): kots.io/wait-for-ready: not met after 2s"),
+        "{message}"
+    );
+    let waits = of_type(
+        &events(state.path(), failed["install_id"].as_str().unwrap()),
+        "WaitFinished",
+    );
+    assert!(
+        waits
+            .iter()
+            .any(|wait| wait["wait"] == "ready" && wait["outcome"] == "timed_out"),
+        "{waits:?}"
+    );
+
+    // Ready while windlass waits: the wait is met, and the app state follows the informers.
+    rewrite(
+        release.path(),
+        &[
+            ("web.yaml", &waited),
+            (
+                "svc.yaml",
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n",
+            ),
+        ],
+    );
+    std::fs::write(
+        release.path().join("kots-app.yaml"),
+        "apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: my-app\nspec:\n  statusInformers:\n    - deployment/web\n    - svc/web\n",
+    )
+    .unwrap();
+    let server = &cluster.server;
+    let install = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if server
+                    .make_ready("apps/v1", "Deployment", "default", "web")
+                    .is_ok()
+                {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        install_kube(
+            state.path(),
+            release.path(),
+            &cluster,
+            &["--wait-timeout", "2"],
+        )
+    });
+    let install = json(install);
+    assert_eq!(install["status"], "completed", "{install}");
+    let install_id = install["install_id"].as_str().unwrap();
+    let all = events(state.path(), install_id);
+    let observed = &of_type(&all, "AppStateObserved")[0];
+    // No endpoint slice serves the Service yet: the app is unavailable, and says why.
+    assert_eq!(observed["state"], "unavailable", "{observed}");
+    assert_eq!(
+        observed["resources"],
+        json!([{"informer": "deployment/web", "state": "ready"}, {"informer": "svc/web", "state": "unavailable"}])
+    );
+    let shown = run(windlass(state.path()).args(["show", install_id]));
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("app state unavailable"));
+
+    server
+        .create_as("endpointslice-controller", json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "web-abc", "namespace": "default", "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4", "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": true}}]}))
+        .unwrap();
+    let again = json(apply_kube(
+        state.path(),
+        install_id,
+        &cluster,
+        &["--wait-timeout", "5"],
+    ));
+    assert_eq!(again["status"], "completed", "{again}");
+    let observed = &of_type(
+        &events(state.path(), again["install_id"].as_str().unwrap()),
+        "AppStateObserved",
+    )[0];
+    assert_eq!(observed["state"], "ready", "{observed}");
+}
