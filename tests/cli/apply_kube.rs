@@ -946,3 +946,81 @@ fn waits_have_deadlines_and_status_informers_give_the_app_state() {
     )[0];
     assert_eq!(observed["state"], "ready", "{observed}");
 }
+
+#[test]
+fn every_namespace_gets_the_pull_secret_and_properties_are_waited_for() {
+    let cluster = fake_cluster(Options::default());
+    cluster
+        .server
+        .create_as(
+            "someone",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}),
+        )
+        .unwrap();
+    let namespaces_before = cluster.server.list("v1", "Namespace", None).len();
+    let claim = "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\n  annotations:\n    kots.io/wait-for-properties: \".status.phase=Bound\"\nspec:\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n      storage: 1Gi\n";
+    let release = release(
+        &[("claim.yaml", claim)],
+        "  additionalNamespaces:\n    - \"*\"\n",
+    );
+    let state = tempfile::tempdir().unwrap();
+    let server = &cluster.server;
+    let install = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(300));
+                if server
+                    .set_status(
+                        "v1",
+                        "PersistentVolumeClaim",
+                        "default",
+                        "data",
+                        json!({"phase": "Bound"}),
+                    )
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+        });
+        install_kube(
+            state.path(),
+            release.path(),
+            &cluster,
+            &["--wait-timeout", "20"],
+        )
+    });
+    let install = json(install);
+    assert_eq!(install["status"], "completed", "{install}");
+    for namespace in [
+        "default",
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "team-a",
+    ] {
+        assert!(
+            cluster
+                .server
+                .get("v1", "Secret", namespace, "my-app-registry")
+                .is_some(),
+            "no pull secret in {namespace}"
+        );
+    }
+    assert_eq!(
+        cluster.server.list("v1", "Namespace", None).len(),
+        namespaces_before,
+        "\"*\" creates no namespace"
+    );
+    let waits = of_type(
+        &events(state.path(), install["install_id"].as_str().unwrap()),
+        "WaitFinished",
+    );
+    let properties = waits
+        .iter()
+        .find(|wait| wait["wait"] == "properties")
+        .expect("the property wait is recorded");
+    assert_eq!(properties["outcome"], "met", "{properties}");
+    assert_eq!(properties["detail"], ".status.phase=Bound");
+}
