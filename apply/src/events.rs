@@ -87,6 +87,8 @@ pub struct ObjectsApplied {
 }
 
 impl ObjectsApplied {
+    /// The event type name (the shape of `EventPayload::EVENT_TYPE`).
+    pub const EVENT_TYPE: &'static str = OBJECTS_APPLIED;
     /// The current version.
     pub const VERSION: u32 = 1;
 }
@@ -180,6 +182,8 @@ pub struct WaitFinished {
 }
 
 impl WaitFinished {
+    /// The event type name (the shape of `EventPayload::EVENT_TYPE`).
+    pub const EVENT_TYPE: &'static str = WAIT_FINISHED;
     /// The current version.
     pub const VERSION: u32 = 1;
 }
@@ -225,6 +229,8 @@ pub struct ObjectPruned {
 }
 
 impl ObjectPruned {
+    /// The event type name (the shape of `EventPayload::EVENT_TYPE`).
+    pub const EVENT_TYPE: &'static str = OBJECT_PRUNED;
     /// The current version.
     pub const VERSION: u32 = 1;
 }
@@ -277,6 +283,8 @@ pub struct AppStateObserved {
 }
 
 impl AppStateObserved {
+    /// The event type name (the shape of `EventPayload::EVENT_TYPE`).
+    pub const EVENT_TYPE: &'static str = APP_STATE_OBSERVED;
     /// The current version.
     pub const VERSION: u32 = 1;
 }
@@ -343,6 +351,8 @@ pub struct ApplyCompleted {
 }
 
 impl ApplyCompleted {
+    /// The event type name (the shape of `EventPayload::EVENT_TYPE`).
+    pub const EVENT_TYPE: &'static str = APPLY_COMPLETED;
     /// The current version.
     pub const VERSION: u32 = 1;
 }

@@ -378,6 +378,24 @@ impl KubeApply<'_> {
         )
         .await?;
 
+        // Kinds the release's own CRDs define: in a dry run those CRDs are not created, so
+        // their objects cannot be sent; they are reported as to be created.
+        let release_kinds: BTreeSet<(String, String)> = planned
+            .iter()
+            .filter(|object| {
+                object.key.group == "apiextensions.k8s.io"
+                    && object.key.kind == "CustomResourceDefinition"
+            })
+            .filter_map(|crd| {
+                Some((
+                    crd.object.pointer("/spec/group")?.as_str()?.to_string(),
+                    crd.object
+                        .pointer("/spec/names/kind")?
+                        .as_str()?
+                        .to_string(),
+                ))
+            })
+            .collect();
         let total = planned.len() as u64;
         let mut finished = 0u64;
         let mut failures: Vec<String> = Vec::new();
@@ -400,11 +418,15 @@ impl KubeApply<'_> {
             index = group_end;
             let mut prepared = Vec::with_capacity(group.len());
             for object in group {
-                match self.prepare(object).await? {
+                match self.prepare(object, &release_kinds).await? {
                     Ok(object) => prepared.push(object),
-                    Err(failed) => {
-                        failures.push(failed.error.clone().unwrap_or_default());
-                        recorder.push(failed).await?;
+                    Err(record) => {
+                        if record.outcome == ApplyOutcome::Failed {
+                            failures.push(record.error.clone().unwrap_or_default());
+                        } else {
+                            count(&mut counts, record.outcome);
+                        }
+                        recorder.push(record).await?;
                     }
                 }
             }
@@ -646,10 +668,12 @@ impl KubeApply<'_> {
         Ok(())
     }
 
-    /// The object's resource, namespace and body, or its failure record.
+    /// The object's resource, namespace and body, or its record when it cannot be sent (a kind
+    /// the server does not serve: failed, or in a dry run to be created with its CRD).
     async fn prepare(
         &self,
         object: &PlannedObject,
+        release_kinds: &BTreeSet<(String, String)>,
     ) -> Result<Result<Prepared, AppliedObject>, StageError> {
         let info = self
             .cluster
@@ -657,6 +681,14 @@ impl KubeApply<'_> {
             .await
             .map_err(|failure| transient(&failure, &format!("discovery for {}", object.key)))?;
         let Some(info) = info else {
+            if self.dry_run
+                && release_kinds.contains(&(object.key.group.clone(), object.key.kind.clone()))
+            {
+                let mut record = self.failed(object, String::new(), String::new());
+                record.outcome = ApplyOutcome::Created;
+                record.error = None;
+                return Ok(Err(record));
+            }
             return Ok(Err(self.failed(
                 object,
                 String::new(),

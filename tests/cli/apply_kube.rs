@@ -321,6 +321,20 @@ fn crds_and_namespaces_come_first_and_are_waited_for() {
         ],
         "",
     );
+    // A dry run first: the CRD is not created, so its Widget is reported as to be created.
+    let dry = json(install_kube(
+        state.path(),
+        release.path(),
+        &cluster,
+        &["--dry-run"],
+    ));
+    assert_eq!(dry["status"], "completed", "{dry}");
+    assert_eq!(cluster.server.counts().writes, 0);
+    let recorded = applied(&events(state.path(), dry["install_id"].as_str().unwrap()));
+    assert_eq!(recorded["Widget/w"]["outcome"], "created");
+    assert_eq!(recorded["Widget/w"]["dry_run"], true);
+    cluster.server.reset_requests();
+
     let install = json(install_kube(state.path(), release.path(), &cluster, &[]));
     assert_eq!(install["status"], "completed", "{install}");
     let order: Vec<String> = cluster
