@@ -135,3 +135,35 @@ fn cluster_options_and_bad_targets_are_refused_on_the_command_line() {
     let output = run(windlass(state.path()).args(["apply", "nope"]));
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn a_pipeline_file_may_use_the_apply_stage_kind() {
+    let state = tempfile::tempdir().unwrap();
+    let target = state.path().join("from-pipeline");
+    let mut pipeline = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("stages/default-pipeline.yaml"),
+    )
+    .unwrap()
+    .replace("offline: false", "offline: true");
+    pipeline.push_str(&format!(
+        "  - name: apply\n    kind: apply\n    inputs: [fetch_base, provision_secrets, render_midstream]\n    config:\n      target: dir:{}\n",
+        target.display()
+    ));
+    let file = state.path().join("pipeline.yaml");
+    std::fs::write(&file, pipeline).unwrap();
+    let install = json(run(windlass(state.path())
+        .args(["install", "--json"])
+        .arg("--pipeline")
+        .arg(&file)
+        .arg(quickstart())));
+    assert_eq!(install["status"], "completed", "{install}");
+    assert_eq!(listing(&target).len(), 6);
+    let output = run(windlass(state.path())
+        .arg("install")
+        .arg("--pipeline")
+        .arg(&file)
+        .arg(quickstart())
+        .args(["--target", "kube"]));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--target with --pipeline"));
+}
