@@ -5,7 +5,6 @@
 //! directory target ([`crate::dir`]) or the cluster ([`crate::kube_apply`]). The stage completes
 //! with `ApplyCompleted`, the inventory the next install of the same app prunes against.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -343,12 +342,4 @@ pub fn pipeline_stage(config: &ApplyConfig) -> windlass_engine::StageSpec {
     );
     spec.config = serde_json::to_value(config).expect("stage configurations are plain data");
     spec
-}
-
-/// The directory a `dir:` target names, if any (for the binary to check before anything runs).
-pub fn dir_of(target: &Target) -> Option<&PathBuf> {
-    match target {
-        Target::Dir(path) => Some(path),
-        _ => None,
-    }
 }
