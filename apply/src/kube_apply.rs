@@ -54,7 +54,7 @@ pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration
 /// How many objects are in flight at once.
 const CONCURRENCY: usize = 16;
 /// Objects recorded per `ObjectsApplied` batch at most.
-const BATCH: usize = 100;
+const BATCH: usize = 1000;
 /// How long an answered object waits at most to be recorded.
 const BATCH_AGE: Duration = Duration::from_millis(250);
 /// From how many objects in one collection a LIST replaces GETs.

@@ -167,3 +167,31 @@ fn a_pipeline_file_may_use_the_apply_stage_kind() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--target with --pipeline"));
 }
+
+#[test]
+fn a_rendered_file_changed_after_rendering_is_not_applied() {
+    let state = tempfile::tempdir().unwrap();
+    let install = json(run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--json")
+        .arg(quickstart())));
+    let install_id = install["install_id"].as_str().unwrap();
+    let out = PathBuf::from(install["out"].as_str().unwrap());
+    std::fs::write(
+        out.join("rendered/this-cluster/api-settings-configmap.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api-settings\ndata:\n  injected: x\n",
+    )
+    .unwrap();
+    let target = state.path().join("gitops");
+    let output = run(windlass(state.path())
+        .args(["apply", install_id, "--target"])
+        .arg(format!("dir:{}", target.display())));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("rendered/this-cluster/api-settings-configmap.yaml in")
+            && stderr.contains("changed since it was rendered"),
+        "{stderr}"
+    );
+    assert!(!target.exists(), "nothing was written");
+}
