@@ -969,8 +969,24 @@ impl KubeApply<'_> {
         let started = Instant::now();
         let deadline = started + self.wait_timeout;
         let mut delay = Duration::from_millis(50);
+        let mut announced = false;
         loop {
             let (met, detail, resource_version) = check().await?;
+            if !met && !announced {
+                // Said once, on the terminal, when a wait does not hold at once.
+                announced = true;
+                self.context.progress.note(&format!(
+                    "{}: waiting up to {}s for {} ({}; now {detail})",
+                    self.context.stage_name,
+                    self.wait_timeout.as_secs(),
+                    key.as_ref()
+                        .map_or_else(|| "the app".to_string(), ToString::to_string),
+                    serde_json::to_value(wait)
+                        .ok()
+                        .and_then(|value| value.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                ));
+            }
             let timed_out = !met && Instant::now() >= deadline;
             if met || timed_out {
                 let finished = WaitFinished {

@@ -874,6 +874,12 @@ fn waits_have_deadlines_and_status_informers_give_the_app_state() {
     );
     assert_eq!(timed_out.status.code(), Some(1));
     assert!(started.elapsed() < Duration::from_secs(30));
+    let progress = String::from_utf8_lossy(&timed_out.stderr);
+    assert!(
+        progress
+            .contains("apply: waiting up to 2s for Deployment default/web (ready; now updating)"),
+        "{progress}"
+    );
     let failed: Value = serde_json::from_slice(&timed_out.stdout).unwrap();
     let message = failed["failure"]["message"].as_str().unwrap();
     assert!(
