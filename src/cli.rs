@@ -46,7 +46,7 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Install a release: run the pipeline and write the output layout.
-    Install(InstallArgs),
+    Install(Box<InstallArgs>),
     /// List the distinct images of a release; `--why` shows where each one was found.
     Images(ImagesArgs),
     /// Print the release's KOTS Config items, their effective values (passwords masked) and the
@@ -74,6 +74,73 @@ pub enum Command {
     },
     /// Run the license-authenticated pull-through registry proxy, or manage its licenses.
     Proxy(ProxyArgs),
+    /// Apply what a completed install rendered (`--target dir:PATH` or `kube[:CONTEXT]`).
+    Apply(ApplyArgs),
+}
+
+/// Arguments of `windlass apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The install whose rendered output to apply (see `windlass history`).
+    pub install_id: String,
+    /// Where and how to apply.
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// Where and how to apply (`install` and `apply`).
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Where to apply: `none` (render only), `dir:PATH` (one file per object in apply order), or
+    /// `kube[:CONTEXT]` (server-side apply through the kubeconfig context; the current one when
+    /// not named).
+    #[arg(long, default_value = "none", value_parser = parse_target)]
+    pub target: windlass_apply::Target,
+    /// Kubeconfig file for `--target kube` (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// With `--target kube`: a server-side dry run that reports what would change and writes
+    /// nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Deadline of every wait (CRDs Established, Namespaces Active, kots.io/wait-for-ready and
+    /// wait-for-properties, the app state): seconds, or with a unit (`90s`, `10m`, `1h`).
+    #[arg(long, default_value = "10m", value_parser = parse_wait_timeout)]
+    pub wait_timeout: u64,
+    /// Prune every object of the previous install even though the new release applies nothing.
+    #[arg(long)]
+    pub allow_empty_prune: bool,
+}
+
+/// `--target`.
+fn parse_target(value: &str) -> Result<windlass_apply::Target, String> {
+    windlass_apply::Target::parse(value).map_err(|error| error.to_string())
+}
+
+/// `--wait-timeout`: seconds, or a number with `s`, `m` or `h`.
+fn parse_wait_timeout(value: &str) -> Result<u64, String> {
+    let (number, unit) = match value.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => value.split_at(at),
+        None => (value, "s"),
+    };
+    let factor = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => {
+            return Err(format!(
+                "{value:?} is not a duration: use seconds or 90s, 10m, 1h"
+            ));
+        }
+    };
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{value:?} is not a duration: use seconds or 90s, 10m, 1h"))?;
+    match number.checked_mul(factor) {
+        Some(0) => Err("the wait timeout must be at least one second".into()),
+        Some(seconds) => Ok(seconds),
+        None => Err(format!("{value:?} is too long")),
+    }
 }
 
 /// Arguments of `windlass install`.
@@ -132,6 +199,9 @@ pub struct InstallArgs {
     /// file).
     #[arg(long, value_name = "FILE")]
     pub pipeline: Option<PathBuf>,
+    /// Where and how to apply the rendered objects.
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 /// `--namespace`: a name Kubernetes accepts for a namespace, refused before anything runs.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use windlass_engine::runner::StartKind;
-use windlass_engine::{FailureClass, InstallState, InstallStatus, Progress, Services};
+use windlass_engine::{InstallState, Progress};
 use windlass_stages::PipelineOptions;
 use windlass_stages::events::ProbePolicy;
 use windlass_stages::install::{
@@ -85,11 +85,30 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
                 .collect(),
         },
     };
-    let pipeline = match &args.pipeline {
-        None => PipelineChoice::BuiltIn(pipeline_options),
-        Some(path) => {
+    let apply = crate::apply_command::apply_config(&args.target)?;
+    let pipeline = match (&args.pipeline, apply) {
+        (None, None) => PipelineChoice::BuiltIn(pipeline_options),
+        (None, Some(apply)) => PipelineChoice::Extended {
+            base: Box::new(PipelineChoice::BuiltIn(pipeline_options)),
+            kinds: vec![windlass_apply::kind()],
+            stages: vec![windlass_apply::pipeline_stage(&apply)],
+        },
+        (Some(_), Some(_)) => {
+            return Err(CliError::new(
+                Code::CommandLine,
+                anyhow!(
+                    "--target with --pipeline: add a stage of kind apply to the pipeline file instead"
+                ),
+            ));
+        }
+        (Some(path), None) => {
             refuse_stage_options_with_pipeline_file(&pipeline_options)?;
-            PipelineChoice::File(path.clone())
+            // A pipeline file may use the apply stage kind too.
+            PipelineChoice::Extended {
+                base: Box::new(PipelineChoice::File(path.clone())),
+                kinds: vec![windlass_apply::kind()],
+                stages: Vec::new(),
+            }
         }
     };
     let options = InstallOptions {
@@ -123,7 +142,7 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
                 actor: actor(),
                 new_install_id: new_install_id(),
                 progress,
-                services: Services::default(),
+                services: crate::apply_command::services(&args.target),
             },
         ))
         .map_err(install_error)?;
@@ -135,12 +154,9 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
         print_json(&outcome)?;
     } else {
         print_human(&outcome, start_kind);
+        crate::apply_command::print_changes(&outcome);
     }
-    Ok(match (&outcome.status, &outcome.failure) {
-        (InstallStatus::Completed, _) => Code::Success,
-        (_, Some(failure)) if failure.class == FailureClass::InvalidInput => Code::InvalidInput,
-        _ => Code::Failure,
-    })
+    Ok(crate::apply_command::exit_code(&outcome))
 }
 
 /// The exit code of an install that did not run to an outcome.
@@ -178,7 +194,8 @@ fn refuse_stage_options_with_pipeline_file(options: &PipelineOptions) -> Result<
     ))
 }
 
-fn print_human(state: &InstallState, start_kind: StartKind) {
+/// For humans: the install's outcome, stage by stage.
+pub fn print_human(state: &InstallState, start_kind: StartKind) {
     if start_kind == StartKind::Resumed {
         println!(
             "resumed interrupted install {} (resumed {} time(s))",

@@ -2,6 +2,7 @@
 //! it parses arguments, sets up logging, opens the state directory with the event schemas and
 //! stage kinds of every crate, and hands off to one module per command family.
 
+mod apply_command;
 mod cli;
 mod config_command;
 mod exit;
@@ -50,6 +51,7 @@ fn main() -> std::process::ExitCode {
             read_commands::verify_log(&cli.global, *rebuild_indexes)
         }
         Command::Proxy(args) => proxy_command::run(&cli.global, args),
+        Command::Apply(args) => apply_command::run(&cli.global, args),
     };
     match result {
         Ok(code) => code.into(),

@@ -233,8 +233,24 @@ pub fn events(global: &GlobalArgs, install_id: &str) -> CliResult {
 pub fn show(global: &GlobalArgs, install_id: &str) -> CliResult {
     let state = open_state_read_only(global)?;
     let (_, install) = load_install(&state.log, install_id)?;
+    let applied = windlass_apply::view::apply_view(
+        install
+            .stages
+            .iter()
+            .filter(|stage| stage.name == windlass_apply::stage::KIND)
+            .flat_map(|stage| stage.fact_events.iter()),
+    );
     if global.json {
-        print_json(&install)?;
+        let mut value =
+            serde_json::to_value(&install).map_err(|error| CliError::new(Code::Failure, error))?;
+        if let (Some(applied), Some(object)) = (&applied, value.as_object_mut()) {
+            object.insert(
+                "apply".into(),
+                serde_json::to_value(applied)
+                    .map_err(|error| CliError::new(Code::Failure, error))?,
+            );
+        }
+        print_json(&value)?;
         return Ok(Code::Success);
     }
     println!("install   {}", install.install_id);
@@ -287,7 +303,63 @@ pub fn show(global: &GlobalArgs, install_id: &str) -> CliResult {
         );
     }
     print_plan(&install);
+    if let Some(applied) = &applied {
+        print_applied(applied);
+    }
     Ok(Code::Success)
+}
+
+/// `show`'s apply section: the app state, then every object applied and pruned.
+fn print_applied(applied: &windlass_apply::view::ApplyView) {
+    if let Some(state) = applied.state() {
+        println!("app state {}", state.as_str());
+    }
+    if let Some(observed) = &applied.app_state {
+        for resource in &observed.resources {
+            println!(
+                "  informer {} {}",
+                resource.informer,
+                resource.state.as_str()
+            );
+        }
+    }
+    for object in &applied.objects {
+        println!(
+            "applied   {:<11} {}{}{}",
+            outcome_name(&object.outcome),
+            object.key,
+            object
+                .uid
+                .as_deref()
+                .map(|uid| format!(" uid {uid}"))
+                .unwrap_or_default(),
+            object
+                .resource_version
+                .as_deref()
+                .map(|version| format!(" rv {version}"))
+                .unwrap_or_default()
+        );
+    }
+    for pruned in &applied.pruned {
+        println!(
+            "pruned    {:<11} {}{}",
+            outcome_name(&pruned.outcome),
+            pruned.key,
+            pruned
+                .detail
+                .as_deref()
+                .map(|detail| format!(": {detail}"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+/// The wire name of an outcome enum (`created`, `refused`, ...).
+fn outcome_name(outcome: &impl serde::Serialize) -> String {
+    serde_json::to_value(outcome)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// The width of the stage-name column: the longest stage name of the install.

@@ -16,7 +16,7 @@ use windlass_engine::pipeline_file::{PipelineFileError, load_pipeline};
 use windlass_engine::runner::{RunError, StartKind, StartPlan};
 use windlass_engine::{
     InstallRequest, InstallState, Memo, Pipeline, PipelineErrors, Progress, Runner, Services,
-    StageRegistry,
+    StageKind, StageRegistry, StageSpec,
 };
 use windlass_registry::{RegistrySettings, SettingsError};
 use windlass_state::{StateDir, StateDirError};
@@ -35,6 +35,58 @@ pub enum PipelineChoice {
     BuiltIn(PipelineOptions),
     /// The pipeline a pipeline file lists (see [`windlass_engine::pipeline_file`]).
     File(PathBuf),
+    /// Another choice with stage kinds from other crates registered too (the apply stage), and
+    /// stages appended after its last one.
+    Extended {
+        /// The pipeline extended.
+        base: Box<PipelineChoice>,
+        /// Kinds registered besides this crate's.
+        kinds: Vec<StageKind>,
+        /// Stages appended.
+        stages: Vec<StageSpec>,
+    },
+}
+
+impl PipelineChoice {
+    /// Builds the pipeline with this crate's stage kinds and `kinds`.
+    fn build(&self, kinds: &[StageKind]) -> Result<Pipeline, InstallError> {
+        let mut all = crate::stage_kinds();
+        all.extend(kinds.iter().cloned());
+        let registry = StageRegistry::new(&all);
+        Ok(match self {
+            PipelineChoice::BuiltIn(pipeline_options) => {
+                Pipeline::build(&crate::default_pipeline(pipeline_options), &registry)?
+            }
+            PipelineChoice::File(path) => load_pipeline(path, &registry)?,
+            PipelineChoice::Extended {
+                base,
+                kinds: more,
+                stages,
+            } => {
+                let mut kinds = kinds.to_vec();
+                kinds.extend(more.iter().cloned());
+                match (base.as_ref(), stages.first()) {
+                    (_, None) => return base.build(&kinds),
+                    (PipelineChoice::BuiltIn(pipeline_options), Some(_)) => {
+                        all.extend(more.iter().cloned());
+                        let mut specs = crate::default_pipeline(pipeline_options);
+                        specs.extend(stages.iter().cloned());
+                        Pipeline::build(&specs, &StageRegistry::new(&all))?
+                    }
+                    (_, Some(first)) => {
+                        return Err(InstallError::Pipeline(PipelineErrors(vec![
+                            windlass_engine::PipelineError::InvalidConfig {
+                                stage: first.name.clone(),
+                                problems: vec![
+                                    "stages are appended to the built-in pipeline only".into(),
+                                ],
+                            },
+                        ])));
+                    }
+                }
+            }
+        })
+    }
 }
 
 /// Files the built-in stages will read, checked before anything is recorded (the stages read
@@ -284,13 +336,7 @@ pub async fn install(
     let memo = Arc::new(Memo::default());
     let snapshot = memo.get::<ReleaseSnapshot>();
     let release_digest = digest_keeping(&options.release_dir, &Limits::default(), &snapshot)?;
-    let registry = StageRegistry::new(&crate::stage_kinds());
-    let pipeline = match &options.pipeline {
-        PipelineChoice::BuiltIn(pipeline_options) => {
-            Pipeline::build(&crate::default_pipeline(pipeline_options), &registry)?
-        }
-        PipelineChoice::File(path) => load_pipeline(path, &registry)?,
-    };
+    let pipeline = options.pipeline.build(&[])?;
     let out_dir = match &options.requested_out {
         Some(out) => out.clone(),
         None => absolute(&state.default_out(&environment.new_install_id))?,

@@ -1,0 +1,680 @@
+//! HTTP in and out: parses the request path into a route (discovery, OpenAPI, or a resource
+//! with optional namespace, name and subresource), works out the verb, applies injected faults,
+//! decodes the body by content type (JSON, YAML, the four patch types), calls the write path,
+//! and records the request in the log.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{Method, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use crate::catalog::ResourceType;
+use crate::discovery;
+use crate::error::ApiError;
+use crate::faults::{self, Injected};
+use crate::objects::{DeleteOptions, WriteContext};
+use crate::patch;
+use crate::requests::RequestRecord;
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::server::Shared;
+use crate::table;
+use crate::watch;
+
+/// What a path names.
+#[derive(Debug, Clone, PartialEq)]
+enum Route {
+    Version,
+    Health,
+    CoreVersions,
+    Groups,
+    Group(String),
+    Resources(String, String),
+    OpenApiRoot,
+    OpenApi(String, String),
+    Resource {
+        group: String,
+        version: String,
+        namespace: Option<String>,
+        resource: String,
+        name: Option<String>,
+        subresource: Option<String>,
+    },
+    Unknown,
+}
+
+fn resource_route(group: &str, version: &str, rest: &[&str]) -> Route {
+    let (namespace, rest) = match rest {
+        ["namespaces", namespace, third, ..]
+            if !(rest.len() == 3 && ["status", "finalize"].contains(third)) =>
+        {
+            (Some((*namespace).to_owned()), &rest[2..])
+        }
+        _ => (None, rest),
+    };
+    if rest.is_empty() || rest.len() > 3 {
+        return Route::Unknown;
+    }
+    Route::Resource {
+        group: group.to_owned(),
+        version: version.to_owned(),
+        namespace,
+        resource: rest[0].to_owned(),
+        name: rest.get(1).map(|s| (*s).to_owned()),
+        subresource: rest.get(2).map(|s| (*s).to_owned()),
+    }
+}
+
+fn route(path: &str) -> Route {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        ["version"] => Route::Version,
+        ["healthz" | "livez" | "readyz"] => Route::Health,
+        ["api"] => Route::CoreVersions,
+        ["api", "v1"] => Route::Resources(String::new(), "v1".to_owned()),
+        ["api", "v1", rest @ ..] => resource_route("", "v1", rest),
+        ["apis"] => Route::Groups,
+        ["apis", group] => Route::Group((*group).to_owned()),
+        ["apis", group, version] => Route::Resources((*group).to_owned(), (*version).to_owned()),
+        ["apis", group, version, rest @ ..] => resource_route(group, version, rest),
+        ["openapi", "v3"] => Route::OpenApiRoot,
+        ["openapi", "v3", "api", "v1"] => Route::OpenApi(String::new(), "v1".to_owned()),
+        ["openapi", "v3", "apis", group, version] => {
+            Route::OpenApi((*group).to_owned(), (*version).to_owned())
+        }
+        _ => Route::Unknown,
+    }
+}
+
+fn query_map(query: Option<&str>) -> HashMap<String, String> {
+    let Some(query) = query else {
+        return HashMap::new();
+    };
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode_component(key), decode_component(value))
+        })
+        .collect()
+}
+
+fn decode_component(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'+' => out.push(b' '),
+            b'%' => match bytes
+                .get(index + 1..index + 3)
+                .and_then(|hex| std::str::from_utf8(hex).ok())
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            {
+                Some(byte) => {
+                    out.push(byte);
+                    index += 2;
+                }
+                None => out.push(b'%'),
+            },
+            byte => out.push(byte),
+        }
+        index += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn is_true(query: &HashMap<String, String>, name: &str) -> bool {
+    query
+        .get(name)
+        .is_some_and(|value| value == "true" || value == "1")
+}
+
+fn json_response(code: u16, value: &Value) -> Response {
+    let status = axum::http::StatusCode::from_u16(code).unwrap_or(axum::http::StatusCode::OK);
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+/// The default field manager: the User-Agent up to its first `/` (as the API server does).
+fn manager_from(query: &HashMap<String, String>, user_agent: &str) -> String {
+    match query.get("fieldManager") {
+        Some(manager) if !manager.is_empty() => manager.clone(),
+        _ => user_agent
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(128)
+            .collect(),
+    }
+}
+
+/// Parses a JSON or YAML body.
+fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request("the request has an empty body"));
+    }
+    if let Ok(value) = serde_json::from_slice::<Value>(bytes) {
+        return Ok(value);
+    }
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| ApiError::bad_request("the request body is neither JSON nor UTF-8 YAML"))?;
+    serde_saphyr::from_str::<Value>(text).map_err(|error| {
+        ApiError::bad_request(format!(
+            "the request body does not parse as JSON or YAML: {error}"
+        ))
+    })
+}
+
+/// The one request handler.
+pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    let query = query_map(parts.uri.query());
+    let header_text = |name: header::HeaderName| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let user_agent = header_text(header::USER_AGENT);
+    let accept = header_text(header::ACCEPT);
+    let content_type = header_text(header::CONTENT_TYPE);
+    let route = route(&path);
+    let mut record = RequestRecord {
+        method: parts.method.to_string(),
+        uri: parts.uri.to_string(),
+        verb: "discovery".to_owned(),
+        group: String::new(),
+        resource: String::new(),
+        subresource: String::new(),
+        namespace: String::new(),
+        name: String::new(),
+        dry_run: query.get("dryRun").is_some_and(|v| v == "All"),
+        field_manager: query.get("fieldManager").cloned().unwrap_or_default(),
+        content_type: content_type.clone(),
+        user_agent: user_agent.clone(),
+        status: 0,
+    };
+    if let Route::Resource {
+        group,
+        namespace,
+        resource,
+        name,
+        subresource,
+        ..
+    } = &route
+    {
+        record.group = group.clone();
+        record.resource = resource.clone();
+        record.namespace = namespace.clone().unwrap_or_default();
+        record.name = name.clone().unwrap_or_default();
+        record.subresource = subresource.clone().unwrap_or_default();
+        record.verb = match (&parts.method, name.is_some()) {
+            (&Method::GET, true) => "get",
+            (&Method::GET, false) if is_true(&query, "watch") => "watch",
+            (&Method::GET, false) => "list",
+            (&Method::POST, _) => "create",
+            (&Method::PUT, _) => "update",
+            (&Method::PATCH, _) => "patch",
+            (&Method::DELETE, true) => "delete",
+            (&Method::DELETE, false) => "deletecollection",
+            _ => "unknown",
+        }
+        .to_owned();
+    }
+    let injected = {
+        let mut faults = shared.faults.lock().expect("fault list lock");
+        faults::take(&mut faults, &record)
+    };
+    let response = match injected {
+        Some(Injected::Fail(error)) => error.into_response(),
+        other => {
+            if let Some(Injected::Delay(duration)) = other {
+                tokio::time::sleep(duration).await;
+            }
+            match axum::body::to_bytes(body, shared.body_limit).await {
+                Err(_) => ApiError::too_large(format!(
+                    "the request body is larger than {} bytes",
+                    shared.body_limit
+                ))
+                .into_response(),
+                Ok(_) if content_type.contains("protobuf") || content_type.contains("cbor") => {
+                    ApiError::unsupported_media_type(&content_type).into_response()
+                }
+                Ok(bytes) => {
+                    let request = Incoming {
+                        method: parts.method.clone(),
+                        route: route.clone(),
+                        query,
+                        accept,
+                        content_type,
+                        user_agent,
+                        body: bytes.to_vec(),
+                    };
+                    match dispatch(&shared, request, &record).await {
+                        Ok(response) => response,
+                        Err(error) => error.into_response(),
+                    }
+                }
+            }
+        }
+    };
+    record.status = response.status().as_u16();
+    shared.log.lock().expect("request log lock").record(record);
+    response
+}
+
+struct Incoming {
+    method: Method,
+    route: Route,
+    query: HashMap<String, String>,
+    accept: String,
+    content_type: String,
+    user_agent: String,
+    body: Vec<u8>,
+}
+
+async fn dispatch(
+    shared: &Arc<Shared>,
+    request: Incoming,
+    record: &RequestRecord,
+) -> Result<Response, ApiError> {
+    let path_text = record.uri.clone();
+    let state_lock = || shared.state.lock().expect("server state lock");
+    let route = request.route.clone();
+    match &route {
+        Route::Version => Ok(json_response(200, &discovery::version())),
+        Route::Health => Ok((axum::http::StatusCode::OK, "ok").into_response()),
+        Route::CoreVersions | Route::Groups => {
+            let core = request.route == Route::CoreVersions;
+            let state = state_lock();
+            if let Some(version) = discovery::aggregated_version(&request.accept) {
+                let body = discovery::aggregated(&state.catalog, core, version);
+                return Ok((
+                    axum::http::StatusCode::OK,
+                    [(
+                        header::CONTENT_TYPE,
+                        discovery::aggregated_content_type(version),
+                    )],
+                    body.to_string(),
+                )
+                    .into_response());
+            }
+            Ok(json_response(
+                200,
+                &if core {
+                    discovery::core_versions(&shared.address.to_string())
+                } else {
+                    discovery::group_list(&state.catalog)
+                },
+            ))
+        }
+        Route::Group(group) => discovery::group(&state_lock().catalog, group)
+            .map(|body| json_response(200, &body))
+            .ok_or_else(|| ApiError::no_route(&path_text)),
+        Route::Resources(group, version) => {
+            discovery::resource_list(&state_lock().catalog, group, version)
+                .map(|body| json_response(200, &body))
+                .ok_or_else(|| ApiError::no_route(&path_text))
+        }
+        Route::OpenApiRoot => Ok(json_response(
+            200,
+            &discovery::openapi_v3_root(&state_lock().catalog),
+        )),
+        Route::OpenApi(group, version) => {
+            discovery::openapi_v3_group_version(&state_lock().catalog, group, version)
+                .map(|body| json_response(200, &body))
+                .ok_or_else(|| ApiError::no_route(&path_text))
+        }
+        Route::Unknown => Err(ApiError::no_route(&path_text)),
+        Route::Resource {
+            group,
+            version,
+            namespace,
+            resource,
+            name,
+            subresource,
+        } => {
+            let t = state_lock()
+                .catalog
+                .find(group, version, resource)
+                .cloned()
+                .ok_or_else(|| ApiError::no_route(&path_text))?;
+            let namespace = namespace.clone().unwrap_or_default();
+            if !t.namespaced && !namespace.is_empty() {
+                return Err(ApiError::no_route(&path_text));
+            }
+            let subresource = subresource.clone().unwrap_or_default();
+            match subresource.as_str() {
+                "" => {}
+                "status" if t.status_subresource => {}
+                "finalize" if t.group.is_empty() && t.kind == "Namespace" => {}
+                _ => return Err(ApiError::no_route(&path_text)),
+            }
+            resource_request(
+                shared,
+                &t,
+                &namespace,
+                name.as_deref(),
+                &subresource,
+                request,
+                record,
+            )
+            .await
+        }
+    }
+}
+
+fn list_options(
+    query: &HashMap<String, String>,
+) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
+    let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+    Ok((labels, fields))
+}
+
+async fn resource_request(
+    shared: &Arc<Shared>,
+    t: &ResourceType,
+    namespace: &str,
+    name: Option<&str>,
+    subresource: &str,
+    request: Incoming,
+    record: &RequestRecord,
+) -> Result<Response, ApiError> {
+    let query = &request.query;
+    let context = WriteContext {
+        manager: manager_from(query, &request.user_agent),
+        dry_run: record.dry_run,
+        force: is_true(query, "force"),
+        subresource: subresource.to_owned(),
+    };
+    let wants_table = request.accept.contains("as=Table");
+    let mut state = shared.state.lock().expect("server state lock");
+    match (&request.method, name) {
+        (&Method::GET, Some(name)) => {
+            let object = state.get(t, namespace, name)?;
+            if wants_table {
+                return Ok(json_response(
+                    200,
+                    &table::table(t, &[object], state.store.revision(), None),
+                ));
+            }
+            Ok(json_response(200, &object))
+        }
+        (&Method::GET, None) => {
+            let (labels, fields) = list_options(query)?;
+            let scope = if t.namespaced && !namespace.is_empty() {
+                Some(namespace)
+            } else {
+                None
+            };
+            if is_true(query, "watch") {
+                drop(state);
+                return watch::serve(shared, t, scope, labels, fields, query).await;
+            }
+            let revision = state.store.revision();
+            let mut items: Vec<(String, Value)> = state
+                .store
+                .list(&t.group, &t.plural, scope)
+                .into_iter()
+                .filter(|(_, object)| labels.matches(object) && fields.matches(object))
+                .map(|(key, object)| {
+                    (
+                        format!("{}/{}", key.namespace, key.name),
+                        crate::objects::State::present(t, object),
+                    )
+                })
+                .collect();
+            let mut token_revision = revision;
+            if let Some(token) = query.get("continue").filter(|token| !token.is_empty()) {
+                let (after, from_revision) = decode_continue(token)?;
+                if from_revision < state.store.compacted() {
+                    return Err(ApiError::expired(
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+                    ));
+                }
+                token_revision = from_revision;
+                items.retain(|(key, _)| *key > after);
+            }
+            let limit = query
+                .get("limit")
+                .and_then(|limit| limit.parse::<usize>().ok())
+                .filter(|limit| *limit > 0);
+            let mut metadata = json!({"resourceVersion": revision.to_string()});
+            if let Some(limit) = limit
+                && items.len() > limit
+            {
+                let remaining = items.len() - limit;
+                items.truncate(limit);
+                let last = items.last().map(|(key, _)| key.clone()).unwrap_or_default();
+                metadata["continue"] = json!(encode_continue(&last, token_revision));
+                metadata["remainingItemCount"] = json!(remaining);
+            }
+            let objects: Vec<Value> = items.into_iter().map(|(_, object)| object).collect();
+            if wants_table {
+                let continue_token = metadata
+                    .get("continue")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                return Ok(json_response(
+                    200,
+                    &table::table(t, &objects, revision, continue_token),
+                ));
+            }
+            Ok(json_response(
+                200,
+                &json!({
+                    "kind": format!("{}List", t.kind),
+                    "apiVersion": t.api_version(),
+                    "metadata": metadata,
+                    "items": objects,
+                }),
+            ))
+        }
+        (&Method::POST, None) => {
+            let body = parse_body(&request.body)?;
+            let created = state.create(t, namespace, body, &context)?;
+            Ok(json_response(201, &created))
+        }
+        (&Method::PUT, Some(name)) => {
+            let body = parse_body(&request.body)?;
+            let updated = state.update(t, namespace, name, body, &context)?;
+            Ok(json_response(200, &updated))
+        }
+        (&Method::PATCH, Some(name)) => {
+            let media = request
+                .content_type
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned();
+            let body = parse_body(&request.body)?;
+            let result = match media.as_str() {
+                "application/apply-patch+yaml" | "application/apply-patch+json" => {
+                    if context.manager.is_empty() || !query.contains_key("fieldManager") {
+                        return Err(ApiError::invalid(
+                            "PatchOptions",
+                            "meta.k8s.io",
+                            "",
+                            &[(
+                                "fieldManager".to_owned(),
+                                "FieldValueRequired".to_owned(),
+                                "Required value: is required for apply patch".to_owned(),
+                            )],
+                        ));
+                    }
+                    state.apply(t, namespace, name, body, &context)?
+                }
+                "application/merge-patch+json" => state.patch_live(
+                    t,
+                    namespace,
+                    name,
+                    |live| Ok(patch::merge_patch(live, &body)),
+                    &context,
+                )?,
+                "application/json-patch+json" => state.patch_live(
+                    t,
+                    namespace,
+                    name,
+                    |live| patch::json_patch(live, &body),
+                    &context,
+                )?,
+                "application/strategic-merge-patch+json" if t.crd.is_none() => {
+                    let schema = t.schema.clone();
+                    state.patch_live(
+                        t,
+                        namespace,
+                        name,
+                        |live| Ok(patch::strategic_merge_patch(live, &body, &schema)),
+                        &context,
+                    )?
+                }
+                _ => return Err(ApiError::unsupported_media_type(&request.content_type)),
+            };
+            Ok(json_response(200, &result))
+        }
+        (&Method::DELETE, Some(name)) => {
+            let options = delete_options(&request.body, query)?;
+            let deleted = state.delete(t, namespace, name, &options, &context)?;
+            Ok(json_response(200, &deleted))
+        }
+        (&Method::DELETE, None) => {
+            let options = delete_options(&request.body, query)?;
+            let (labels, fields) = list_options(query)?;
+            let scope = if t.namespaced && !namespace.is_empty() {
+                Some(namespace)
+            } else {
+                None
+            };
+            let names: Vec<(String, String)> = state
+                .store
+                .list(&t.group, &t.plural, scope)
+                .into_iter()
+                .filter(|(_, object)| labels.matches(object) && fields.matches(object))
+                .map(|(key, _)| (key.namespace.clone(), key.name.clone()))
+                .collect();
+            let mut items = Vec::new();
+            for (object_namespace, object_name) in names {
+                items.push(state.delete(t, &object_namespace, &object_name, &options, &context)?);
+            }
+            Ok(json_response(
+                200,
+                &json!({
+                    "kind": format!("{}List", t.kind),
+                    "apiVersion": t.api_version(),
+                    "metadata": {"resourceVersion": state.store.revision().to_string()},
+                    "items": items,
+                }),
+            ))
+        }
+        _ => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({} {})",
+            request.method, record.uri
+        ))),
+    }
+}
+
+fn delete_options(body: &[u8], query: &HashMap<String, String>) -> Result<DeleteOptions, ApiError> {
+    let mut options = DeleteOptions {
+        propagation_policy: query.get("propagationPolicy").cloned(),
+        ..DeleteOptions::default()
+    };
+    if !body.is_empty() {
+        let value = parse_body(body)?;
+        if let Some(policy) = value.get("propagationPolicy").and_then(Value::as_str) {
+            options.propagation_policy = Some(policy.to_owned());
+        }
+        if value.get("orphanDependents") == Some(&json!(true)) {
+            options.propagation_policy = Some("Orphan".to_owned());
+        }
+        if let Some(uid) = value.pointer("/preconditions/uid").and_then(Value::as_str) {
+            options.uid = Some(uid.to_owned());
+        }
+        if let Some(version) = value
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+        {
+            options.resource_version = Some(version.to_owned());
+        }
+    }
+    if let Some(policy) = &options.propagation_policy
+        && !["Foreground", "Background", "Orphan"].contains(&policy.as_str())
+    {
+        return Err(ApiError::bad_request(format!(
+            "propagationPolicy: Unsupported value: {policy:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+        )));
+    }
+    Ok(options)
+}
+
+fn encode_continue(after: &str, revision: u64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(json!({"after": after, "rv": revision}).to_string())
+}
+
+fn decode_continue(token: &str) -> Result<(String, u64), ApiError> {
+    let invalid = || ApiError::bad_request(format!("continue key {token:?} is not valid"));
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| invalid())?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let after = value
+        .get("after")
+        .and_then(Value::as_str)
+        .ok_or_else(invalid)?;
+    let revision = value
+        .get("rv")
+        .and_then(Value::as_u64)
+        .ok_or_else(invalid)?;
+    Ok((after.to_owned(), revision))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_route_like_the_api_server() {
+        assert_eq!(
+            route("/api/v1/namespaces/demo/configmaps/a"),
+            Route::Resource {
+                group: String::new(),
+                version: "v1".into(),
+                namespace: Some("demo".into()),
+                resource: "configmaps".into(),
+                name: Some("a".into()),
+                subresource: None
+            }
+        );
+        assert_eq!(
+            route("/api/v1/namespaces/demo/status"),
+            Route::Resource {
+                group: String::new(),
+                version: "v1".into(),
+                namespace: None,
+                resource: "namespaces".into(),
+                name: Some("demo".into()),
+                subresource: Some("status".into())
+            }
+        );
+        assert_eq!(
+            route("/apis/apps/v1"),
+            Route::Resources("apps".into(), "v1".into())
+        );
+        assert_eq!(decode_component("a%3Db+c"), "a=b c");
+    }
+}

@@ -1,0 +1,84 @@
+//! A test double of the Kubernetes API server, for tests that need a cluster where no real API
+//! server can run (no package on these machines ships kube-apiserver). It speaks HTTP+JSON on
+//! loopback, so kube-rs and the real kubectl 1.33 reach it through a kubeconfig
+//! ([`TestApiServer::write_kubeconfig`]); the binary `windlass-test-apiserver` serves it to any
+//! client.
+//!
+//! # What it implements
+//!
+//! - Discovery: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/<g>`, `/apis/<g>/<v>`, aggregated
+//!   discovery (`apidiscovery.k8s.io` v2 and v2beta1), and OpenAPI v3 documents that declare the
+//!   `fieldValidation` parameter (kubectl then validates on the server). A CRD's resources are
+//!   served once it is Established, after [`Options::crd_established_delay`].
+//! - Verbs: get, list (label selectors with `=`, `==`, `!=`, `in`, `notin`, exists, `!key`;
+//!   field selectors on any dotted path; `limit`/`continue`), watch, create (`generateName`,
+//!   409 AlreadyExists), update (409 on a stale resourceVersion), patch (apply, merge, JSON,
+//!   strategic merge for built-in types), delete (preconditions on uid and resourceVersion,
+//!   `propagationPolicy`, finalizers), deletecollection, `dryRun=All`, `/status`, and `Table`
+//!   output for `kubectl get`.
+//! - Metadata: uid, one global monotonic resourceVersion, creationTimestamp, generation bumped
+//!   only when something outside metadata and status changes, deletionTimestamp with
+//!   finalizers, namespaces Terminating with `spec.finalizers: [kubernetes]`; creating in a
+//!   missing namespace is 404, in a Terminating one 403.
+//! - Server-side apply with real `managedFields` (`FieldsV1`), following structured-merge-diff:
+//!   schema-driven merge (atomic/set/map lists with keys, granular/atomic maps) with
+//!   hand-written schemas for the built-in types and CRD schemas read from
+//!   `x-kubernetes-list-type`/`-list-map-keys`/`-map-type`; conflicts (409 with
+//!   `FieldManagerConflict` causes); `force`; removal of fields no longer applied by their sole
+//!   owner; Update operations taking over the fields they change; managedFields written
+//!   directly by an update replace the recorded ones (kubectl's client-side to server-side
+//!   migration relies on it); `before-first-apply`; the last-applied annotation kept in sync
+//!   for manager `kubectl`.
+//! - Immutable fields (422): Secret and ConfigMap with `immutable: true`, Service
+//!   `spec.clusterIP`, workload `spec.selector`, Job `spec.selector` and `spec.template`, CRD
+//!   `spec.scope`. A few defaults of the real server (Service type/clusterIP/ports, Deployment
+//!   replicas/strategy, pod template defaults, Namespace phase) so objects read back look real.
+//! - Watch (ndjson, bookmarks, `timeoutSeconds`, `sendInitialEvents`, 410 Expired past the kept
+//!   history), `Status` errors as kube-rs and kubectl parse them, and fault injection
+//!   ([`Fault`]): delays, 429 with `Retry-After`, 5xx, refused requests (webhook-style).
+//!
+//! # What it does not implement
+//!
+//! No controllers: Deployments never become ready by themselves (tests call
+//! [`TestApiServer::make_ready`] or [`TestApiServer::set_status`]), no Pods, no Endpoints or
+//! EndpointSlices are derived from Services. Garbage collection and the namespace controller are
+//! off unless enabled in [`Options`]. No authentication, authorization, admission webhooks
+//! (beyond injected refusals), validation of object contents beyond names and the immutable
+//! fields above, unknown-field detection (`fieldValidation` is accepted and ignored), version
+//! conversion (every served version of a CRD stores the same object), protobuf or CBOR,
+//! `resourceVersionMatch` semantics, or consistent snapshots for `continue` (later pages reflect
+//! current state). Strategic merge patch ignores `$setElementOrder`. Apply does not resolve
+//! conflicts with `kubectl-client-side-apply` through the last-applied annotation as the real
+//! server's `lastAppliedManager` does. Watches filtered by a selector do not report an object
+//! leaving the selector as DELETED. Schemas of built-in types describe only the fields that
+//! matter for merging; others are merged as structured-merge-diff's deduced type.
+
+mod builtin_schemas;
+mod catalog;
+mod discovery;
+mod error;
+mod faults;
+pub mod fieldset;
+mod handlers;
+pub mod managed;
+mod objects;
+mod patch;
+mod requests;
+pub mod schema;
+mod selectors;
+mod server;
+mod store;
+mod table;
+pub mod typed;
+mod watch;
+
+pub use error::ApiError;
+pub use faults::{Fault, FaultAction, FaultMatch};
+pub use requests::{RequestCounts, RequestRecord};
+pub use server::{Options, StartError, TestApiServer};
+
+/// The merge schema of a built-in kind (group `""` for the core group), for data-driven tests
+/// of the merge rules.
+pub fn builtin_schema(group: &str, kind: &str) -> std::sync::Arc<schema::Schema> {
+    builtin_schemas::schema_for(group, kind)
+}

@@ -1,0 +1,129 @@
+//! `windlass apply INSTALL_ID`: applies what a completed install rendered, as an install of its
+//! own whose pipeline is the apply stage alone (configured with the source install), so that it
+//! is recorded, resumable and listed like any other install. The new install carries the source
+//! install's release, namespace, output directory and license record (app slug, sequence and
+//! fingerprint — the license ID itself is neither known nor needed here), so running the same
+//! command again after an interruption finds and resumes it.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use windlass_engine::runner::{RunError, StartKind};
+use windlass_engine::{
+    InstallRequest, InstallState, InstallStatus, License, Pipeline, PipelineErrors, Progress,
+    Runner, Services, StageRegistry,
+};
+use windlass_state::{SecretString, StateDir, StateDirError};
+
+use crate::stage::{ApplyConfig, KIND};
+
+/// Why `windlass apply` did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyInstallError {
+    /// No install has this id.
+    #[error("no install {0} (see `windlass history`)")]
+    NoSuchInstall(String),
+    /// The install did not complete, so its rendered output is not whole.
+    #[error(
+        "install {install} is {status}, not completed: only a completed install's rendered output can be applied"
+    )]
+    NotCompleted {
+        /// The install.
+        install: String,
+        /// Its status.
+        status: String,
+    },
+    /// The apply configuration is invalid.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineErrors),
+    /// The state directory's lock cannot be taken.
+    #[error(transparent)]
+    Lock(#[from] StateDirError),
+    /// The same apply runs in another process.
+    #[error("another windlass process is applying install {0} with the same options right now")]
+    Busy(String),
+    /// The runner stopped (the log is damaged or cannot be written).
+    #[error("apply stopped")]
+    Stopped(#[source] RunError),
+}
+
+/// Who runs it.
+pub struct ApplyEnvironment<'a> {
+    /// The state directory.
+    pub state: &'a StateDir,
+    /// Recorded as each event's actor.
+    pub actor: String,
+    /// The id a new apply install gets.
+    pub new_install_id: String,
+    /// Where progress goes.
+    pub progress: Arc<dyn Progress>,
+    /// The services (the Kubernetes client factory above all).
+    pub services: Services,
+}
+
+/// Applies the rendered output of `source` with `config` (its `source_install` is set here).
+pub async fn apply_install(
+    source: &str,
+    config: &ApplyConfig,
+    environment: ApplyEnvironment<'_>,
+) -> Result<(InstallState, StartKind), ApplyInstallError> {
+    let state = environment.state;
+    let runner = Runner {
+        log: state.log.clone(),
+        blobs: state.blobs.clone(),
+        fingerprint_key: state.fingerprint_key.clone(),
+        actor: environment.actor,
+        progress: environment.progress,
+        memo: Arc::default(),
+        services: environment.services,
+    };
+    let installs = state
+        .log
+        .install_ids()
+        .map_err(|error| ApplyInstallError::Stopped(error.into()))?;
+    if !installs.iter().any(|known| known == source) {
+        return Err(ApplyInstallError::NoSuchInstall(source.to_string()));
+    }
+    let rendered = runner
+        .state_of(source)
+        .map_err(ApplyInstallError::Stopped)?;
+    if rendered.status != InstallStatus::Completed {
+        return Err(ApplyInstallError::NotCompleted {
+            install: source.to_string(),
+            status: rendered.status.as_str().to_string(),
+        });
+    }
+    let mut config = config.clone();
+    config.source_install = Some(source.to_string());
+    let mut spec = windlass_engine::StageSpec::new(KIND, KIND, &[]);
+    spec.config = serde_json::to_value(&config).expect("stage configurations are plain data");
+    let pipeline = Pipeline::build(&[spec], &StageRegistry::new(&[crate::kind()]))?;
+    let out = Path::new(&rendered.out).to_path_buf();
+    let request = InstallRequest {
+        release_dir: rendered.release_dir.clone().into(),
+        release_digest: rendered.release_digest.clone(),
+        out_dir: out.clone(),
+        requested_out: Some(out),
+        namespace: rendered.namespace.clone(),
+        license: rendered.license.as_ref().map(|record| License {
+            app_slug: record.app_slug.clone(),
+            // Not known here and not needed: no stage of this pipeline derives anything from
+            // it. Only the record (slug, sequence, fingerprint) is written.
+            license_id: SecretString::new(""),
+            sequence: record.sequence,
+            expires_at: record.expires_at.clone(),
+            fingerprint: record.fingerprint.clone(),
+            fields: Default::default(),
+        }),
+        // Templates are rendered by fetch_base, which this pipeline does not run.
+        config_values: None,
+    };
+    let key = request.install_key(pipeline.fingerprint());
+    let _lock = state
+        .try_lock(&key)?
+        .ok_or_else(|| ApplyInstallError::Busy(source.to_string()))?;
+    runner
+        .start(&pipeline, Arc::new(request), &environment.new_install_id)
+        .await
+        .map_err(ApplyInstallError::Stopped)
+}

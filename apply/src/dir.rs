@@ -1,0 +1,127 @@
+//! The directory target: one file per object, named `NNNN-<kind>-<name>.yaml` so that a listing
+//! sorts in apply order, for GitOps tools to pick up. The directory is written the way the output
+//! directory is ([`windlass_stages::output`]): into a staging directory beside it, swapped in
+//! whole, so it is always the whole old set or the whole new one; secrets are written 0600. It
+//! must be new, empty, or one windlass wrote before (it holds [`DIR_MARKER`]): a directory of
+//! someone else's files is never replaced.
+
+use std::path::Path;
+
+use windlass_stages::output::{OutputDir, fit_file_name};
+
+use crate::order::PlannedObject;
+
+/// The marker file in every directory target windlass wrote.
+pub const DIR_MARKER: &str = ".windlass-target";
+
+/// Why the directory target cannot be written.
+#[derive(Debug, thiserror::Error)]
+pub enum DirTargetError {
+    /// The path is a file, or a non-empty directory windlass did not write.
+    #[error("target dir:{path}: {reason}")]
+    Refused {
+        /// The directory.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// Writing failed.
+    #[error("target dir:{path}: {source}")]
+    Write {
+        /// The directory.
+        path: String,
+        /// What failed.
+        source: windlass_stages::output::OutputError,
+    },
+    /// An object could not be serialised.
+    #[error("target dir:{path}: cannot write {object} as YAML: {message}")]
+    Yaml {
+        /// The directory.
+        path: String,
+        /// The object.
+        object: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The file name of the `position`-th object (from 1) among `count`.
+pub fn file_name(position: usize, count: usize, object: &PlannedObject) -> String {
+    let width = count.to_string().len().max(4);
+    let name = format!(
+        "{position:0width$}-{}-{}.yaml",
+        object.key.kind.to_lowercase(),
+        object.key.name
+    );
+    fit_file_name(&name.replace(['/', '\\'], "_")).into_owned()
+}
+
+/// Writes `objects` (already in apply order) into `path`; returns the file names, in order.
+pub fn write_dir(path: &Path, objects: &[PlannedObject]) -> Result<Vec<String>, DirTargetError> {
+    let shown = path.display().to_string();
+    let refused = |reason: &str| DirTargetError::Refused {
+        path: shown.clone(),
+        reason: reason.to_string(),
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) if !metadata.is_dir() => return Err(refused("not a directory")),
+        Ok(_) => {
+            let mut entries = std::fs::read_dir(path).map_err(|error| DirTargetError::Write {
+                path: shown.clone(),
+                source: windlass_stages::output::OutputError::Io {
+                    path: path.to_path_buf(),
+                    source: error,
+                },
+            })?;
+            let empty = entries.next().is_none();
+            if !empty && !path.join(DIR_MARKER).is_file() {
+                return Err(refused(
+                    "the directory is not empty and windlass did not write it (no .windlass-target file); name a new or empty directory",
+                ));
+            }
+        }
+        Err(_) => {}
+    }
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(refused("not a directory windlass can write"));
+    };
+    let write_error = |source| DirTargetError::Write {
+        path: shown.clone(),
+        source,
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let out = OutputDir::create(parent).map_err(write_error)?;
+    let tree = out
+        .replace_tree(&name.to_string_lossy())
+        .map_err(write_error)?;
+    tree.write(
+        DIR_MARKER,
+        b"written by windlass apply --target dir: replaced whole by the next apply\n",
+        0o644,
+    )
+    .map_err(write_error)?;
+    let mut names = Vec::with_capacity(objects.len());
+    for (position, object) in objects.iter().enumerate() {
+        let file = file_name(position + 1, objects.len(), object);
+        let text =
+            serde_saphyr::to_string(&object.object).map_err(|error| DirTargetError::Yaml {
+                path: shown.clone(),
+                object: object.key.to_string(),
+                message: error.to_string(),
+            })?;
+        let mode = if object.key.kind == "Secret" {
+            0o600
+        } else {
+            0o644
+        };
+        tree.write(&file, text.as_bytes(), mode)
+            .map_err(write_error)?;
+        names.push(file);
+    }
+    tree.commit().map_err(write_error)?;
+    Ok(names)
+}

@@ -1,0 +1,328 @@
+//! The facts the apply stage records. These structs are wire formats stored for ever: add only
+//! optional fields; anything else bumps the version and adds an upcaster to [`SCHEMAS`]. Objects
+//! and waits are recorded as the stage goes (`ObjectsApplied` for each batch of objects the server
+//! answered, `WaitFinished`, `ObjectPruned`, each durable at once, so a resumed apply does not send
+//! again what was recorded), the app state once
+//! it is known (`AppStateObserved`), and the inventory when the stage completes
+//! (`ApplyCompleted`), which the next install of the same app prunes against. No event holds an
+//! object's content: secrets are applied, never recorded.
+
+use serde::{Deserialize, Serialize};
+use windlass_state::{EventPayload, EventSchema};
+
+use crate::order::{InventoryEntry, KeepReason, ObjectKey, Step};
+
+/// `ObjectsApplied`: a batch of objects applied (or written, or found unchanged, or refused).
+pub const OBJECTS_APPLIED: &str = "ObjectsApplied";
+/// `WaitFinished`: one wait ended (met, timed out or failed).
+pub const WAIT_FINISHED: &str = "WaitFinished";
+/// `ObjectPruned`: one object of the previous install deleted, kept or left.
+pub const OBJECT_PRUNED: &str = "ObjectPruned";
+/// `AppStateObserved`: the app state from the status informers.
+pub const APP_STATE_OBSERVED: &str = "AppStateObserved";
+/// `ApplyCompleted`: the inventory of what this install applied.
+pub const APPLY_COMPLETED: &str = "ApplyCompleted";
+
+/// The apply stage's event types.
+pub const SCHEMAS: &[EventSchema] = &[
+    EventSchema::of::<ObjectsApplied>(&[]),
+    EventSchema::of::<WaitFinished>(&[]),
+    EventSchema::of::<ObjectPruned>(&[]),
+    EventSchema::of::<AppStateObserved>(&[]),
+    EventSchema::of::<ApplyCompleted>(&[]),
+];
+
+/// What happened to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplyOutcome {
+    /// It did not exist and was created.
+    Created,
+    /// It existed and was changed.
+    Configured,
+    /// It existed as the release has it: nothing was written.
+    Unchanged,
+    /// The server refused it (the error says why).
+    Failed,
+    /// Written to the directory target (no cluster involved).
+    Written,
+}
+
+/// Another field manager owned a field windlass applies (found by the non-forced dry run; the
+/// forced apply then took the field over).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conflict {
+    /// The other manager.
+    pub manager: String,
+    /// The field, as the server names it.
+    pub field: String,
+}
+
+/// `ObjectsApplied` version 1: one batch (recorded as the apply goes, a batch at a time, so that
+/// a thousand objects do not cost a thousand durable commits).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectsApplied {
+    /// The objects, in the order the server answered.
+    pub objects: Vec<AppliedObject>,
+}
+
+impl EventPayload for ObjectsApplied {
+    const EVENT_TYPE: &'static str = OBJECTS_APPLIED;
+    const VERSION: u32 = 1;
+}
+
+/// One object in `ObjectsApplied`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedObject {
+    /// Which object.
+    pub key: ObjectKey,
+    /// The rendered file it came from, relative to the output directory.
+    pub file: String,
+    /// The apply step.
+    pub step: Step,
+    /// What happened.
+    pub outcome: ApplyOutcome,
+    /// blake3 of the applied configuration (as sent, ownership annotation included): a resumed
+    /// apply skips an object recorded with the same digest.
+    pub digest: String,
+    /// The server's uid (absent for the directory target, a dry run and failures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// The server's resourceVersion after the apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
+    /// Fields other managers owned, taken over by the forced apply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<Conflict>,
+    /// The object was last applied client-side by kubectl (KOTS's way) and was taken over: the
+    /// kubectl managedFields entries were folded into windlass's and the
+    /// `last-applied-configuration` annotation dropped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub taken_over: bool,
+    /// The server refused an immutable field change, and the object was deleted and created again
+    /// because it is annotated to allow that.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recreated: bool,
+    /// Where the directory target wrote it, relative to the target directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_to: Option<String>,
+    /// The server's refusal (HTTP status and message) when the outcome is `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Only a server-side dry run: nothing was written.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
+/// What was waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitKind {
+    /// A CustomResourceDefinition's `Established` condition.
+    Established,
+    /// A Namespace's `status.phase: Active`.
+    Active,
+    /// `kots.io/wait-for-ready`.
+    Ready,
+    /// `kots.io/wait-for-properties`.
+    Properties,
+    /// The app state from `statusInformers` reaching `ready`.
+    AppReady,
+}
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitOutcome {
+    /// The condition held.
+    Met,
+    /// The deadline passed first.
+    TimedOut,
+}
+
+/// `WaitFinished` version 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitFinished {
+    /// The object waited for (absent for the app state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<ObjectKey>,
+    /// What was waited for.
+    pub wait: WaitKind,
+    /// How it ended.
+    pub outcome: WaitOutcome,
+    /// How long it took, in milliseconds.
+    pub elapsed_ms: u64,
+    /// The last thing seen (a state, a property's value), for a user.
+    pub detail: String,
+    /// The object's resourceVersion when the wait ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
+}
+
+impl EventPayload for WaitFinished {
+    const EVENT_TYPE: &'static str = WAIT_FINISHED;
+    const VERSION: u32 = 1;
+}
+
+/// What prune did with one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PruneOutcome {
+    /// Deleted.
+    Deleted,
+    /// Left in place on purpose (see the reason); it stays in the inventory.
+    Kept,
+    /// Already gone.
+    Gone,
+    /// Not deleted: its uid changed or it no longer carries the ownership annotation, so it is
+    /// not the object windlass applied. Dropped from the inventory.
+    NotOwned,
+    /// The server refused the delete; it stays in the inventory.
+    Refused,
+}
+
+/// `ObjectPruned` version 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectPruned {
+    /// Which object.
+    pub key: ObjectKey,
+    /// The uid the inventory recorded.
+    pub uid: String,
+    /// What happened.
+    pub outcome: PruneOutcome,
+    /// Why it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_because: Option<KeepReason>,
+    /// The server's refusal, or what differed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The resourceVersion read just before deleting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
+    /// Only a server-side dry run: nothing was deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
+impl EventPayload for ObjectPruned {
+    const EVENT_TYPE: &'static str = OBJECT_PRUNED;
+    const VERSION: u32 = 1;
+}
+
+/// An app or resource state, worst first (KOTS's order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppState {
+    /// The object does not exist (or its kind is not supported).
+    Missing,
+    /// Not serving.
+    Unavailable,
+    /// Serving, below the desired count.
+    Degraded,
+    /// Rolling out.
+    Updating,
+    /// As desired.
+    Ready,
+}
+
+impl AppState {
+    /// The name used on the wire and in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppState::Missing => "missing",
+            AppState::Unavailable => "unavailable",
+            AppState::Degraded => "degraded",
+            AppState::Updating => "updating",
+            AppState::Ready => "ready",
+        }
+    }
+}
+
+/// One status informer's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceState {
+    /// The informer as written (`[namespace/]kind/name`).
+    pub informer: String,
+    /// Its state.
+    pub state: AppState,
+}
+
+/// `AppStateObserved` version 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppStateObserved {
+    /// The app state: the worst of the resources' (`ready` when there are no informers).
+    pub state: AppState,
+    /// Each informer's state.
+    pub resources: Vec<ResourceState>,
+}
+
+impl EventPayload for AppStateObserved {
+    const EVENT_TYPE: &'static str = APP_STATE_OBSERVED;
+    const VERSION: u32 = 1;
+}
+
+/// Where an apply went (wire format: part of `ApplyCompleted`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum TargetRecord {
+    /// A directory.
+    Dir {
+        /// The directory, absolute.
+        path: String,
+    },
+    /// A cluster.
+    Kube {
+        /// The kubeconfig context (absent: the current one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context: Option<String>,
+        /// The API server's URL.
+        server: String,
+    },
+}
+
+/// Counts of one apply, for a user.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyCounts {
+    /// Created.
+    pub created: u64,
+    /// Configured.
+    pub configured: u64,
+    /// Unchanged.
+    pub unchanged: u64,
+    /// Written to a directory.
+    pub written: u64,
+    /// Pruned.
+    pub pruned: u64,
+    /// Kept by prune.
+    pub kept: u64,
+    /// Deletes the server refused.
+    pub refused: u64,
+}
+
+/// `ApplyCompleted` version 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyCompleted {
+    /// The app.
+    pub app_slug: String,
+    /// Where it went.
+    pub target: TargetRecord,
+    /// The install whose rendered output was applied (this one, or the one `windlass apply`
+    /// named).
+    pub rendered_by: String,
+    /// What the cluster now holds for this app: every object applied, plus pruned objects that
+    /// were kept or whose delete was refused. Empty for the directory target and a dry run.
+    pub inventory: Vec<InventoryEntry>,
+    /// Counts.
+    pub counts: ApplyCounts,
+    /// The app state at the end (absent for the directory target and a dry run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_state: Option<AppState>,
+    /// Only a server-side dry run: the inventory is not to be pruned against.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
+impl EventPayload for ApplyCompleted {
+    const EVENT_TYPE: &'static str = APPLY_COMPLETED;
+    const VERSION: u32 = 1;
+}

@@ -1,0 +1,394 @@
+//! Readiness, as pure functions over objects read from the server: CRDs `Established`, Namespaces
+//! `Active`, the KOTS resource states of `statusInformers` and `kots.io/wait-for-ready` (section
+//! 1.6 of the reference notes: Deployment, StatefulSet, DaemonSet, Service — from its
+//! EndpointSlices, not the deprecated Endpoints —, Ingress from its backend Services, PVC), the
+//! `kots.io/wait-for-properties` paths, and the informer syntax `[namespace/]kind/name`.
+
+use serde_json::Value;
+
+use crate::events::AppState;
+
+fn int(object: &Value, pointer: &str) -> Option<i64> {
+    object.pointer(pointer).and_then(Value::as_i64)
+}
+
+fn generation_observed(object: &Value) -> bool {
+    match (
+        int(object, "/metadata/generation"),
+        int(object, "/status/observedGeneration"),
+    ) {
+        (Some(generation), Some(observed)) => generation == observed,
+        (Some(_), None) => false,
+        _ => true,
+    }
+}
+
+/// Whether a condition of type `kind` is `True`.
+pub fn condition_true(object: &Value, kind: &str) -> bool {
+    object
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|conditions| {
+            conditions.iter().any(|condition| {
+                condition.get("type").and_then(Value::as_str) == Some(kind)
+                    && condition.get("status").and_then(Value::as_str) == Some("True")
+            })
+        })
+}
+
+/// A CustomResourceDefinition is `Established`.
+pub fn crd_established(object: &Value) -> bool {
+    condition_true(object, "Established")
+}
+
+/// A Namespace is `Active`.
+pub fn namespace_active(object: &Value) -> bool {
+    object.pointer("/status/phase").and_then(Value::as_str) == Some("Active")
+}
+
+/// A Deployment's state.
+pub fn deployment_state(object: &Value) -> AppState {
+    if !generation_observed(object) {
+        return AppState::Updating;
+    }
+    let desired = int(object, "/spec/replicas").unwrap_or(1);
+    let ready = int(object, "/status/readyReplicas").unwrap_or(0);
+    if ready >= desired {
+        if int(object, "/status/unavailableReplicas").unwrap_or(0) > 0 {
+            return AppState::Updating;
+        }
+        return AppState::Ready;
+    }
+    if ready > 0 {
+        AppState::Degraded
+    } else {
+        AppState::Unavailable
+    }
+}
+
+/// A StatefulSet's state (a rollout in progress shows as differing current and update revisions).
+pub fn statefulset_state(object: &Value) -> AppState {
+    if !generation_observed(object) {
+        return AppState::Updating;
+    }
+    let revision = |field: &str| object.pointer(field).and_then(Value::as_str);
+    if let (Some(current), Some(update)) = (
+        revision("/status/currentRevision"),
+        revision("/status/updateRevision"),
+    ) && current != update
+    {
+        return AppState::Updating;
+    }
+    let desired = int(object, "/spec/replicas").unwrap_or(1);
+    let ready = int(object, "/status/readyReplicas").unwrap_or(0);
+    if ready >= desired {
+        AppState::Ready
+    } else if ready > 0 {
+        AppState::Degraded
+    } else {
+        AppState::Unavailable
+    }
+}
+
+/// A DaemonSet's state.
+pub fn daemonset_state(object: &Value) -> AppState {
+    if !generation_observed(object) {
+        return AppState::Updating;
+    }
+    let desired = int(object, "/status/desiredNumberScheduled").unwrap_or(0);
+    let scheduled = int(object, "/status/currentNumberScheduled").unwrap_or(0);
+    let ready = int(object, "/status/numberReady").unwrap_or(0);
+    if int(object, "/status/updatedNumberScheduled").is_some_and(|updated| updated < desired) {
+        return AppState::Updating;
+    }
+    if int(object, "/status/numberUnavailable").unwrap_or(0) > 0
+        || int(object, "/status/numberMisscheduled").unwrap_or(0) > 0
+        || scheduled != desired
+    {
+        return if ready > 0 {
+            AppState::Degraded
+        } else {
+            AppState::Unavailable
+        };
+    }
+    if ready >= desired {
+        AppState::Ready
+    } else if ready > 0 {
+        AppState::Degraded
+    } else {
+        AppState::Unavailable
+    }
+}
+
+/// A PersistentVolumeClaim's state.
+pub fn pvc_state(object: &Value) -> AppState {
+    if object.pointer("/status/phase").and_then(Value::as_str) == Some("Bound") {
+        AppState::Ready
+    } else {
+        AppState::Unavailable
+    }
+}
+
+/// Whether a Service is a LoadBalancer without an address yet.
+fn load_balancer_pending(service: &Value) -> bool {
+    service.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer")
+        && service
+            .pointer("/spec/externalIPs")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+        && service
+            .pointer("/status/loadBalancer/ingress")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+}
+
+/// A Service's state from its EndpointSlices (`kubernetes.io/service-name=<name>`): per port,
+/// no ready endpoint is unavailable and some not-ready ones degraded; a LoadBalancer without an
+/// address is unavailable. A Service without a selector (endpoints managed by hand) is ready when
+/// it has no slices either.
+pub fn service_state(service: &Value, slices: &[Value]) -> AppState {
+    let mut state = AppState::Ready;
+    if service.pointer("/spec/type").and_then(Value::as_str) == Some("ExternalName") {
+        return AppState::Ready;
+    }
+    let has_selector = service
+        .pointer("/spec/selector")
+        .and_then(Value::as_object)
+        .is_some_and(|selector| !selector.is_empty());
+    if has_selector {
+        let endpoints: Vec<&Value> = slices
+            .iter()
+            .filter_map(|slice| slice.get("endpoints").and_then(Value::as_array))
+            .flatten()
+            .collect();
+        let ready = |endpoint: &&Value| {
+            endpoint
+                .pointer("/conditions/ready")
+                .and_then(Value::as_bool)
+                .unwrap_or(true)
+        };
+        let ready_count = endpoints.iter().filter(|endpoint| ready(endpoint)).count();
+        state = if ready_count == 0 {
+            AppState::Unavailable
+        } else if ready_count < endpoints.len() {
+            AppState::Degraded
+        } else {
+            AppState::Ready
+        };
+    }
+    if load_balancer_pending(service) {
+        state = state.min(AppState::Unavailable);
+    }
+    state
+}
+
+/// The backend Service names of an Ingress (default backend and every rule path).
+pub fn ingress_backends(ingress: &Value) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut add = |backend: Option<&Value>| {
+        if let Some(name) = backend
+            .and_then(|backend| backend.pointer("/service/name"))
+            .and_then(Value::as_str)
+            && !names.iter().any(|known| known == name)
+        {
+            names.push(name.to_string());
+        }
+    };
+    add(ingress.pointer("/spec/defaultBackend"));
+    for rule in ingress
+        .pointer("/spec/rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for path in rule
+            .pointer("/http/paths")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            add(path.get("backend"));
+        }
+    }
+    names
+}
+
+/// One `kots.io/wait-for-properties` pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropertyWait {
+    /// The path, e.g. `.status.phase`.
+    pub path: String,
+    /// The value it must have, compared as text.
+    pub value: String,
+}
+
+/// Reads `<path>=<value>[,...]`; pairs without `=` are skipped, as KOTS does.
+pub fn parse_property_waits(text: &str) -> Vec<PropertyWait> {
+    text.split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(path, value)| PropertyWait {
+            path: path.trim().to_string(),
+            value: value.trim().to_string(),
+        })
+        .collect()
+}
+
+/// The value at a jsonpath-style path (`.a.b[0].c`, with or without braces and a leading `$`), as
+/// text: strings as they are, other scalars and structures as JSON.
+pub fn property(object: &Value, path: &str) -> Option<String> {
+    let path = path
+        .trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .trim()
+        .trim_start_matches('$');
+    let mut current = object;
+    for segment in path.split('.').filter(|segment| !segment.is_empty()) {
+        let (name, indexes) = match segment.find('[') {
+            Some(at) => (&segment[..at], &segment[at..]),
+            None => (segment, ""),
+        };
+        if !name.is_empty() {
+            current = current.get(name)?;
+        }
+        for index in indexes.split(['[', ']']).filter(|index| !index.is_empty()) {
+            current = current.get(index.parse::<usize>().ok()?)?;
+        }
+    }
+    Some(match current {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    })
+}
+
+/// A status informer: which object, and of which supported kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Informer {
+    /// As written.
+    pub text: String,
+    /// The canonical kind (`Deployment`, ...), or `None` when KOTS does not support it.
+    pub kind: Option<&'static str>,
+    /// The namespace (the app namespace when not written).
+    pub namespace: String,
+    /// The name.
+    pub name: String,
+}
+
+/// Reads `[namespace/]kind/name` with KOTS's kind aliases; `None` when malformed.
+pub fn parse_informer(text: &str, app_namespace: &str) -> Option<Informer> {
+    let parts: Vec<&str> = text.trim().split('/').collect();
+    let (namespace, kind, name) = match parts.as_slice() {
+        [kind, name] => (app_namespace, *kind, *name),
+        [namespace, kind, name] => (*namespace, *kind, *name),
+        _ => return None,
+    };
+    if name.is_empty() || kind.is_empty() {
+        return None;
+    }
+    let kind = match kind.to_lowercase().as_str() {
+        "deployment" | "deployments" | "deploy" => Some("Deployment"),
+        "statefulset" | "statefulsets" | "sts" => Some("StatefulSet"),
+        "daemonset" | "daemonsets" | "ds" => Some("DaemonSet"),
+        "service" | "services" | "svc" => Some("Service"),
+        "ingress" | "ingresses" | "ing" => Some("Ingress"),
+        "persistentvolumeclaim" | "persistentvolumeclaims" | "pvc" => Some("PersistentVolumeClaim"),
+        _ => None,
+    };
+    Some(Informer {
+        text: text.to_string(),
+        kind,
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn deployment_states_follow_kots() {
+        let deployment = |generation: i64, observed: i64, ready: i64, unavailable: i64| {
+            json!({"metadata": {"generation": generation}, "spec": {"replicas": 2},
+                   "status": {"observedGeneration": observed, "readyReplicas": ready, "unavailableReplicas": unavailable}})
+        };
+        assert_eq!(
+            deployment_state(&deployment(2, 1, 2, 0)),
+            AppState::Updating
+        );
+        assert_eq!(deployment_state(&deployment(1, 1, 2, 0)), AppState::Ready);
+        assert_eq!(
+            deployment_state(&deployment(1, 1, 2, 1)),
+            AppState::Updating
+        );
+        assert_eq!(
+            deployment_state(&deployment(1, 1, 1, 1)),
+            AppState::Degraded
+        );
+        assert_eq!(
+            deployment_state(&deployment(1, 1, 0, 2)),
+            AppState::Unavailable
+        );
+    }
+
+    #[test]
+    fn services_read_their_endpoint_slices() {
+        let service = json!({"spec": {"selector": {"app": "web"}}});
+        let slice = |ready: &[bool]| json!({"endpoints": ready.iter().map(|ready| json!({"conditions": {"ready": ready}})).collect::<Vec<_>>()});
+        assert_eq!(service_state(&service, &[]), AppState::Unavailable);
+        assert_eq!(
+            service_state(&service, &[slice(&[true, false])]),
+            AppState::Degraded
+        );
+        assert_eq!(service_state(&service, &[slice(&[true])]), AppState::Ready);
+        let balancer = json!({"spec": {"type": "LoadBalancer", "selector": {"app": "web"}}});
+        assert_eq!(
+            service_state(&balancer, &[slice(&[true])]),
+            AppState::Unavailable
+        );
+    }
+
+    #[test]
+    fn properties_and_informers_parse() {
+        let object =
+            json!({"status": {"phase": "Running", "replicas": 3, "conditions": [{"type": "A"}]}});
+        assert_eq!(
+            property(&object, ".status.phase").as_deref(),
+            Some("Running")
+        );
+        assert_eq!(
+            property(&object, "{.status.replicas}").as_deref(),
+            Some("3")
+        );
+        assert_eq!(
+            property(&object, ".status.conditions[0].type").as_deref(),
+            Some("A")
+        );
+        assert_eq!(property(&object, ".status.missing"), None);
+        assert_eq!(
+            parse_property_waits(".status.phase=Running,junk, .a = b"),
+            vec![
+                PropertyWait {
+                    path: ".status.phase".into(),
+                    value: "Running".into()
+                },
+                PropertyWait {
+                    path: ".a".into(),
+                    value: "b".into()
+                },
+            ]
+        );
+        let informer = parse_informer("tools/sts/db", "default").unwrap();
+        assert_eq!(
+            (informer.kind, informer.namespace.as_str()),
+            (Some("StatefulSet"), "tools")
+        );
+        assert_eq!(
+            parse_informer("deploy/web", "app").unwrap().namespace,
+            "app"
+        );
+        assert_eq!(parse_informer("configmap/x", "app").unwrap().kind, None);
+        assert_eq!(parse_informer("web", "app"), None);
+    }
+}

@@ -1,0 +1,1440 @@
+//! The kube target: server-side apply as field manager `windlass`, step by step in the order of
+//! [`crate::order`], with the waits, the app state and the prune that follow.
+//!
+//! Per object: the live object is read (one LIST per collection when a kind has many objects,
+//! else a GET). An object that carries windlass's digest annotation with the digest of what would
+//! be sent now, whose only manager of the main resource is windlass, is unchanged: no request
+//! writes it (any other writer of a field windlass owns would show as a manager). An object last
+//! applied client-side by kubectl (KOTS's way) is taken over first: its `kubectl` Update entries
+//! are folded into windlass's Apply entry and `last-applied-configuration` is dropped, so fields a
+//! later release removes are removed. Then a non-forced dry run: a conflict is recorded as
+//! evidence (the other manager, the field), a result equal to the live object means unchanged;
+//! otherwise the object is applied with `force`. A missing object is applied at once (nothing can
+//! conflict). Immutable-field refusals recreate the object only when it is annotated
+//! [`RECREATE_ANNOTATION`]`: "true"`; other refusals fail that object, naming it and its file.
+//!
+//! Every object carries [`OWNER_ANNOTATION`] naming the app and [`DIGEST_ANNOTATION`]. Results are
+//! recorded in batches as the server answers ([`crate::events::ObjectsApplied`]); a resumed apply
+//! skips what was recorded with the same digest. Objects of one kind are applied concurrently,
+//! kinds one after another.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use windlass_engine::{Fact, StageContext, StageError};
+
+use crate::cluster::{ApiFailure, Cluster, FIELD_MANAGER, ResourceInfo};
+use crate::events::{
+    AppState, AppStateObserved, AppliedObject, ApplyCounts, ApplyOutcome, Conflict, OBJECT_PRUNED,
+    OBJECTS_APPLIED, ObjectPruned, ObjectsApplied, PruneOutcome, ResourceState, WaitFinished,
+    WaitKind, WaitOutcome,
+};
+use crate::health;
+use crate::order::{
+    DELETION_PHASE, InventoryEntry, ObjectKey, PlannedObject, PruneAction, Step, annotation_of,
+    is_kept, phase,
+};
+
+/// The ownership annotation: the app that applied the object.
+pub const OWNER_ANNOTATION: &str = "windlass.io/app";
+/// The digest of the applied configuration.
+pub const DIGEST_ANNOTATION: &str = "windlass.io/applied-digest";
+/// Opt-in to delete and create again an object whose immutable fields changed.
+pub const RECREATE_ANNOTATION: &str = "windlass.io/recreate-on-immutable";
+/// `kots.io/wait-for-ready`.
+pub const WAIT_FOR_READY: &str = "kots.io/wait-for-ready";
+/// `kots.io/wait-for-properties`.
+pub const WAIT_FOR_PROPERTIES: &str = "kots.io/wait-for-properties";
+/// kubectl's client-side apply annotation.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// How many objects are in flight at once.
+const CONCURRENCY: usize = 16;
+/// Objects recorded per `ObjectsApplied` batch at most.
+const BATCH: usize = 1000;
+/// How long an answered object waits at most to be recorded.
+const BATCH_AGE: Duration = Duration::from_millis(250);
+/// From how many objects in one collection a LIST replaces GETs.
+const LIST_FROM: usize = 8;
+
+/// What the kube apply is asked to do.
+pub struct KubeApply<'a> {
+    /// The cluster.
+    pub cluster: &'a Cluster,
+    /// The stage's context (recording, progress, clock).
+    pub context: &'a StageContext,
+    /// The app slug (the ownership annotation's value).
+    pub app_slug: String,
+    /// The app namespace (for namespaced objects that name none).
+    pub app_namespace: String,
+    /// Server-side dry run only.
+    pub dry_run: bool,
+    /// Every wait's deadline.
+    pub wait_timeout: Duration,
+    /// Named `additionalNamespaces` (created if missing before anything else).
+    pub additional_namespaces: Vec<String>,
+    /// `additionalNamespaces` holds `"*"`: pull secrets go to every existing namespace.
+    pub every_namespace: bool,
+    /// `statusInformers`.
+    pub status_informers: Vec<String>,
+    /// The previous inventory of this app on this cluster, to prune against (`None`: no prune).
+    pub previous: Option<Vec<InventoryEntry>>,
+    /// Prune even when the new set is empty.
+    pub allow_empty_prune: bool,
+}
+
+/// What the kube apply ended with.
+pub struct KubeApplied {
+    /// What the cluster holds for the app now.
+    pub inventory: Vec<InventoryEntry>,
+    /// Counts.
+    pub counts: ApplyCounts,
+    /// The app state.
+    pub app_state: Option<AppState>,
+    /// Waits that timed out without failing the apply (the app state).
+    pub notes: Vec<String>,
+}
+
+/// An object ready to send.
+#[derive(Clone)]
+struct Prepared {
+    planned: PlannedObject,
+    info: ResourceInfo,
+    body: Value,
+    digest: String,
+}
+
+fn api_error(key: &ObjectKey, file: &str, failure: &ApiFailure) -> String {
+    format!("{key} ({file}): the server refused it: {failure}")
+}
+
+fn transient(failure: &ApiFailure, what: &str) -> StageError {
+    StageError::transient(format!("{what}: {failure} (after retries)"))
+}
+
+/// The digest of a configuration (without the digest annotation itself).
+fn digest_of(body: &Value) -> String {
+    blake3::hash(&serde_json::to_vec(body).expect("a JSON value always serializes"))
+        .to_hex()
+        .to_string()
+}
+
+fn annotations_mut(object: &mut Value) -> &mut serde_json::Map<String, Value> {
+    let metadata = object
+        .as_object_mut()
+        .expect("an object")
+        .entry("metadata")
+        .or_insert_with(|| json!({}));
+    if !metadata.is_object() {
+        *metadata = json!({});
+    }
+    let annotations = metadata
+        .as_object_mut()
+        .expect("just made an object")
+        .entry("annotations")
+        .or_insert_with(|| json!({}));
+    if !annotations.is_object() {
+        *annotations = json!({});
+    }
+    annotations.as_object_mut().expect("just made an object")
+}
+
+/// Whether a managedFields entry is kubectl's client-side apply (or another kubectl Update),
+/// which windlass takes over.
+fn is_kubectl_update(entry: &Value) -> bool {
+    let manager = entry.get("manager").and_then(Value::as_str).unwrap_or("");
+    let operation = entry.get("operation").and_then(Value::as_str).unwrap_or("");
+    let subresource = entry
+        .get("subresource")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    subresource.is_empty()
+        && operation == "Update"
+        && (manager.starts_with("kubectl") || manager == "before-first-apply")
+}
+
+fn managed_fields(object: &Value) -> &[Value] {
+    object
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+fn is_windlass_apply(entry: &Value) -> bool {
+    entry.get("manager").and_then(Value::as_str) == Some(FIELD_MANAGER)
+        && entry.get("operation").and_then(Value::as_str) == Some("Apply")
+        && entry
+            .get("subresource")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+}
+
+/// Whether `live` is exactly what windlass applied last with `digest`, untouched by anyone else.
+fn unchanged_without_asking(live: &Value, digest: &str) -> bool {
+    annotation_of(live, DIGEST_ANNOTATION) == Some(digest)
+        && managed_fields(live).iter().any(is_windlass_apply)
+        && managed_fields(live).iter().all(|entry| {
+            is_windlass_apply(entry)
+                || !entry
+                    .get("subresource")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .is_empty()
+        })
+}
+
+fn needs_takeover(live: &Value) -> bool {
+    annotation_of(live, LAST_APPLIED).is_some()
+        || managed_fields(live).iter().any(is_kubectl_update)
+}
+
+/// The union of two FieldsV1 sets.
+fn union_fields(into: &mut Value, from: &Value) {
+    let (Some(into), Some(from)) = (into.as_object_mut(), from.as_object()) else {
+        return;
+    };
+    for (key, value) in from {
+        match into.get_mut(key) {
+            Some(existing) => union_fields(existing, value),
+            None => {
+                into.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// The JSON patch that takes `live` over from kubectl.
+fn takeover_patch(live: &Value, api_version: &str, now: &str) -> Value {
+    let mut merged = json!({});
+    let mut kept = Vec::new();
+    for entry in managed_fields(live) {
+        if is_kubectl_update(entry) || is_windlass_apply(entry) {
+            union_fields(&mut merged, entry.get("fieldsV1").unwrap_or(&Value::Null));
+        } else {
+            kept.push(entry.clone());
+        }
+    }
+    if let Some(annotations) = merged
+        .pointer_mut("/f:metadata/f:annotations")
+        .and_then(Value::as_object_mut)
+    {
+        annotations.remove(&format!("f:{LAST_APPLIED}"));
+        if annotations.is_empty()
+            && let Some(metadata) = merged
+                .pointer_mut("/f:metadata")
+                .and_then(Value::as_object_mut)
+        {
+            metadata.remove("f:annotations");
+        }
+    }
+    kept.push(json!({
+        "manager": FIELD_MANAGER,
+        "operation": "Apply",
+        "apiVersion": api_version,
+        "time": now,
+        "fieldsType": "FieldsV1",
+        "fieldsV1": merged,
+    }));
+    let mut patch = vec![
+        json!({"op": "test", "path": "/metadata/resourceVersion",
+               "value": live.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null)}),
+        json!({"op": "replace", "path": "/metadata/managedFields", "value": kept}),
+    ];
+    if annotation_of(live, LAST_APPLIED).is_some() {
+        patch.push(json!({"op": "remove",
+            "path": "/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration"}));
+    }
+    Value::Array(patch)
+}
+
+/// `object` without what changes on every write (managedFields, resourceVersion).
+fn comparable(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.remove("managedFields");
+        metadata.remove("resourceVersion");
+    }
+    object
+}
+
+fn conflicts_of(failure: &ApiFailure) -> Vec<Conflict> {
+    let mut conflicts: Vec<Conflict> = failure
+        .causes
+        .iter()
+        // The real server writes a cause's type under `reason` (metav1.StatusCause); `type` is
+        // accepted too.
+        .filter(|cause| {
+            ["reason", "type"].iter().any(|field| {
+                cause.get(*field).and_then(Value::as_str) == Some("FieldManagerConflict")
+            })
+        })
+        .map(|cause| {
+            let message = cause.get("message").and_then(Value::as_str).unwrap_or("");
+            Conflict {
+                manager: message.split('"').nth(1).unwrap_or(message).to_string(),
+                field: cause
+                    .get("field")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            }
+        })
+        .collect();
+    if conflicts.is_empty() {
+        conflicts.push(Conflict {
+            manager: String::new(),
+            field: failure.message.clone(),
+        });
+    }
+    conflicts
+}
+
+fn meta(object: &Value, field: &str) -> Option<String> {
+    object
+        .pointer(&format!("/metadata/{field}"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// Collects applied objects and records them in batches.
+struct Recorder<'a> {
+    context: &'a StageContext,
+    pending: Vec<AppliedObject>,
+    oldest: Instant,
+}
+
+impl Recorder<'_> {
+    async fn push(&mut self, object: AppliedObject) -> Result<(), StageError> {
+        if self.pending.is_empty() {
+            self.oldest = Instant::now();
+        }
+        self.pending.push(object);
+        if self.pending.len() >= BATCH || self.oldest.elapsed() >= BATCH_AGE {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), StageError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let objects = std::mem::take(&mut self.pending);
+        self.context
+            .record_fact(Fact::of(&ObjectsApplied { objects })?)
+            .await?;
+        Ok(())
+    }
+}
+
+impl KubeApply<'_> {
+    /// Runs the apply, waits and prune over `planned` (in apply order).
+    pub async fn run(&self, mut planned: Vec<PlannedObject>) -> Result<KubeApplied, StageError> {
+        // What earlier runs of this stage recorded: objects applied, prunes done.
+        let mut done: HashMap<String, AppliedObject> = HashMap::new();
+        let mut pruned_before: HashMap<String, ObjectPruned> = HashMap::new();
+        for event in self.context.recorded_facts().await {
+            match event.event_type.as_str() {
+                OBJECTS_APPLIED => {
+                    let batch: ObjectsApplied = serde_json::from_value(event.payload)
+                        .map_err(|error| StageError::permanent(error.to_string()))?;
+                    for object in batch.objects {
+                        if object.outcome != ApplyOutcome::Failed && !object.dry_run {
+                            done.insert(object.key.inventory_id(), object);
+                        }
+                    }
+                }
+                OBJECT_PRUNED => {
+                    let pruned: ObjectPruned = serde_json::from_value(event.payload)
+                        .map_err(|error| StageError::permanent(error.to_string()))?;
+                    pruned_before.insert(pruned.key.inventory_id(), pruned);
+                }
+                _ => {}
+            }
+        }
+        let mut counts = ApplyCounts::default();
+        let mut recorder = Recorder {
+            context: self.context,
+            pending: Vec::new(),
+            oldest: Instant::now(),
+        };
+        let mut applied: BTreeMap<String, (AppliedObject, InventoryEntry)> = BTreeMap::new();
+
+        self.prepare_namespaces(
+            &mut planned,
+            &mut recorder,
+            &mut applied,
+            &done,
+            &mut counts,
+        )
+        .await?;
+
+        // Kinds the release's own CRDs define: in a dry run those CRDs are not created, so
+        // their objects cannot be sent; they are reported as to be created.
+        let release_kinds: BTreeSet<(String, String)> = planned
+            .iter()
+            .filter(|object| {
+                object.key.group == "apiextensions.k8s.io"
+                    && object.key.kind == "CustomResourceDefinition"
+            })
+            .filter_map(|crd| {
+                Some((
+                    crd.object.pointer("/spec/group")?.as_str()?.to_string(),
+                    crd.object
+                        .pointer("/spec/names/kind")?
+                        .as_str()?
+                        .to_string(),
+                ))
+            })
+            .collect();
+        let total = planned.len() as u64;
+        let mut finished = 0u64;
+        let mut failures: Vec<String> = Vec::new();
+        let mut index = 0;
+        let mut previous_step: Option<Step> = None;
+        while index < planned.len() {
+            let first = &planned[index];
+            if previous_step == Some(Step::Foundations) && first.step != Step::Foundations {
+                self.wait_for_foundations(&applied).await?;
+            }
+            previous_step = Some(first.step);
+            let group_end = planned[index..]
+                .iter()
+                .position(|object| {
+                    (object.step, object.creation_phase, &object.key.kind)
+                        != (first.step, first.creation_phase, &first.key.kind)
+                })
+                .map_or(planned.len(), |length| index + length);
+            let group = &planned[index..group_end];
+            index = group_end;
+            let mut prepared = Vec::with_capacity(group.len());
+            for object in group {
+                match self.prepare(object, &release_kinds).await? {
+                    Ok(object) => prepared.push(object),
+                    Err(record) => {
+                        if record.outcome == ApplyOutcome::Failed {
+                            failures.push(record.error.clone().unwrap_or_default());
+                        } else {
+                            count(&mut counts, record.outcome);
+                        }
+                        recorder.push(record).await?;
+                    }
+                }
+            }
+            let (skipped, to_send): (Vec<Prepared>, Vec<Prepared>) =
+                prepared.into_iter().partition(|object| {
+                    done.get(&object.planned.key.inventory_id())
+                        .is_some_and(|recorded| recorded.digest == object.digest)
+                });
+            for object in skipped {
+                let recorded = done[&object.planned.key.inventory_id()].clone();
+                count(&mut counts, recorded.outcome);
+                applied.insert(
+                    object.planned.key.inventory_id(),
+                    (recorded.clone(), inventory_entry(&object, &recorded)),
+                );
+                finished += 1;
+            }
+            let live = self.read_live(&to_send).await?;
+            let mut results = futures_util::stream::iter(to_send.into_iter().map(|object| {
+                let live = live.get(&object.planned.key.inventory_id()).cloned();
+                async move {
+                    let result = self.apply_one(&object, live).await;
+                    (object, result)
+                }
+            }))
+            .buffer_unordered(CONCURRENCY);
+            let mut waits = Vec::new();
+            while let Some((object, result)) = results.next().await {
+                let record = result.map_err(|failure| {
+                    transient(
+                        &failure,
+                        &format!("{} ({})", object.planned.key, object.planned.file),
+                    )
+                })?;
+                count(&mut counts, record.outcome);
+                if record.outcome == ApplyOutcome::Failed {
+                    failures.push(record.error.clone().unwrap_or_default());
+                } else {
+                    if annotation_of(&object.body, WAIT_FOR_READY) == Some("true")
+                        || annotation_of(&object.body, WAIT_FOR_PROPERTIES).is_some()
+                    {
+                        waits.push(object.clone());
+                    }
+                    applied.insert(
+                        object.planned.key.inventory_id(),
+                        (record.clone(), inventory_entry(&object, &record)),
+                    );
+                }
+                recorder.push(record).await?;
+                finished += 1;
+                self.context
+                    .progress
+                    .stage_advanced(&self.context.stage_name, finished, total);
+            }
+            drop(results);
+            recorder.flush().await?;
+            if !failures.is_empty() {
+                return Err(StageError::invalid_input(format!(
+                    "{} object(s) refused; first: {}",
+                    failures.len(),
+                    failures[0]
+                )));
+            }
+            if !self.dry_run {
+                for object in waits {
+                    self.wait_for_annotated(&object).await?;
+                }
+            }
+        }
+        if previous_step == Some(Step::Foundations) {
+            self.wait_for_foundations(&applied).await?;
+        }
+        let mut notes = Vec::new();
+        let app_state = if self.dry_run {
+            None
+        } else {
+            Some(self.observe_app_state(&mut notes).await?)
+        };
+        let mut inventory: Vec<InventoryEntry> =
+            applied.values().map(|(_, entry)| entry.clone()).collect();
+        if let Some(previous) = &self.previous {
+            let current: BTreeSet<String> = applied.keys().cloned().collect();
+            let actions = crate::order::plan_prune(
+                previous,
+                &current,
+                &self.additional_namespaces,
+                self.allow_empty_prune,
+            )
+            .map_err(|refusal| StageError::invalid_input(refusal.to_string()))?;
+            for action in actions {
+                let entry = match &action {
+                    PruneAction::Delete(entry) | PruneAction::Keep(entry, _) => entry.clone(),
+                };
+                let pruned = match pruned_before.get(&entry.key.inventory_id()) {
+                    Some(pruned) if !pruned.dry_run => pruned.clone(),
+                    _ => {
+                        let pruned = self.prune_one(&action).await?;
+                        self.context.record_fact(Fact::of(&pruned)?).await?;
+                        pruned
+                    }
+                };
+                match pruned.outcome {
+                    PruneOutcome::Deleted => counts.pruned += 1,
+                    PruneOutcome::Kept => {
+                        counts.kept += 1;
+                        inventory.push(entry);
+                    }
+                    PruneOutcome::Refused => {
+                        counts.refused += 1;
+                        inventory.push(entry);
+                    }
+                    PruneOutcome::Gone | PruneOutcome::NotOwned => {}
+                }
+            }
+        }
+        Ok(KubeApplied {
+            inventory,
+            counts,
+            app_state,
+            notes,
+        })
+    }
+
+    /// Creates the named additional namespaces that are missing and, for `"*"`, adds a copy of
+    /// each app-namespace pull secret for every other existing namespace.
+    async fn prepare_namespaces(
+        &self,
+        planned: &mut Vec<PlannedObject>,
+        recorder: &mut Recorder<'_>,
+        applied: &mut BTreeMap<String, (AppliedObject, InventoryEntry)>,
+        done: &HashMap<String, AppliedObject>,
+        counts: &mut ApplyCounts,
+    ) -> Result<(), StageError> {
+        let namespace_key = |name: &str| ObjectKey {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "Namespace".into(),
+            namespace: None,
+            name: name.to_string(),
+        };
+        let info = ResourceInfo {
+            plural: "namespaces".into(),
+            namespaced: false,
+        };
+        for name in &self.additional_namespaces {
+            if name == "*" || name == &self.app_namespace {
+                continue;
+            }
+            let key = namespace_key(name);
+            if let Some(recorded) = done.get(&key.inventory_id()) {
+                applied.insert(
+                    key.inventory_id(),
+                    (
+                        recorded.clone(),
+                        InventoryEntry {
+                            key: key.clone(),
+                            uid: recorded.uid.clone().unwrap_or_default(),
+                            deletion_phase: 0,
+                            keep: false,
+                        },
+                    ),
+                );
+                continue;
+            }
+            if self
+                .cluster
+                .get(&key, &info)
+                .await
+                .map_err(|failure| transient(&failure, &format!("reading {key}")))?
+                .is_some()
+            {
+                continue;
+            }
+            let object = PlannedObject {
+                file: "additionalNamespaces".into(),
+                object: json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+                key: key.clone(),
+                step: Step::PullSecrets,
+                creation_phase: i64::MIN,
+                index: 0,
+            };
+            let prepared = self.body_for(object, info.clone());
+            let record = self
+                .apply_one(&prepared, None)
+                .await
+                .map_err(|failure| transient(&failure, &format!("creating {key}")))?;
+            if record.outcome == ApplyOutcome::Failed {
+                return Err(StageError::invalid_input(record.error.unwrap_or_default()));
+            }
+            count(counts, record.outcome);
+            applied.insert(
+                key.inventory_id(),
+                (record.clone(), inventory_entry(&prepared, &record)),
+            );
+            recorder.push(record).await?;
+        }
+        recorder.flush().await?;
+        if self.every_namespace {
+            let namespaces = self
+                .cluster
+                .list("/api/v1/namespaces")
+                .await
+                .map_err(|failure| transient(&failure, "listing namespaces"))?;
+            let secrets: Vec<PlannedObject> = planned
+                .iter()
+                .filter(|object| {
+                    object.step == Step::PullSecrets
+                        && object
+                            .key
+                            .namespace
+                            .as_deref()
+                            .unwrap_or(&self.app_namespace)
+                            == self.app_namespace
+                })
+                .cloned()
+                .collect();
+            let mut copies = Vec::new();
+            for namespace in namespaces.iter().filter_map(|object| meta(object, "name")) {
+                if namespace == self.app_namespace {
+                    continue;
+                }
+                for secret in &secrets {
+                    let mut copy = secret.clone();
+                    copy.object["metadata"]["namespace"] = json!(namespace);
+                    copy.key.namespace = Some(namespace.clone());
+                    if !planned.iter().any(|object| object.key == copy.key) {
+                        copies.push(copy);
+                    }
+                }
+            }
+            let at = planned
+                .iter()
+                .position(|object| object.step != Step::PullSecrets)
+                .unwrap_or(planned.len());
+            planned.splice(at..at, copies);
+        }
+        Ok(())
+    }
+
+    /// The object's resource, namespace and body, or its record when it cannot be sent (a kind
+    /// the server does not serve: failed, or in a dry run to be created with its CRD).
+    async fn prepare(
+        &self,
+        object: &PlannedObject,
+        release_kinds: &BTreeSet<(String, String)>,
+    ) -> Result<Result<Prepared, AppliedObject>, StageError> {
+        let info = self
+            .cluster
+            .resource(&object.key)
+            .await
+            .map_err(|failure| transient(&failure, &format!("discovery for {}", object.key)))?;
+        let Some(info) = info else {
+            if self.dry_run
+                && release_kinds.contains(&(object.key.group.clone(), object.key.kind.clone()))
+            {
+                let mut record = self.failed(object, String::new(), String::new());
+                record.outcome = ApplyOutcome::Created;
+                record.error = None;
+                return Ok(Err(record));
+            }
+            return Ok(Err(self.failed(
+                object,
+                String::new(),
+                format!(
+                    "{} ({}): the server has no resource for kind {} in {} (is its CustomResourceDefinition installed?)",
+                    object.key,
+                    object.file,
+                    object.key.kind,
+                    object.key.api_version()
+                ),
+            )));
+        };
+        let mut object = object.clone();
+        if info.namespaced && object.key.namespace.is_none() {
+            object.key.namespace = Some(self.app_namespace.clone());
+            object.object["metadata"]["namespace"] = json!(self.app_namespace);
+        } else if !info.namespaced && object.key.namespace.is_some() {
+            object.key.namespace = None;
+            if let Some(metadata) = object
+                .object
+                .get_mut("metadata")
+                .and_then(Value::as_object_mut)
+            {
+                metadata.remove("namespace");
+            }
+        }
+        Ok(Ok(self.body_for(object, info)))
+    }
+
+    fn body_for(&self, planned: PlannedObject, info: ResourceInfo) -> Prepared {
+        let mut body = planned.object.clone();
+        annotations_mut(&mut body).insert(OWNER_ANNOTATION.into(), json!(self.app_slug));
+        let digest = digest_of(&body);
+        annotations_mut(&mut body).insert(DIGEST_ANNOTATION.into(), json!(digest));
+        Prepared {
+            planned,
+            info,
+            body,
+            digest,
+        }
+    }
+
+    fn failed(&self, object: &PlannedObject, digest: String, error: String) -> AppliedObject {
+        AppliedObject {
+            key: object.key.clone(),
+            file: object.file.clone(),
+            step: object.step,
+            outcome: ApplyOutcome::Failed,
+            digest,
+            uid: None,
+            resource_version: None,
+            conflicts: Vec::new(),
+            taken_over: false,
+            recreated: false,
+            written_to: None,
+            error: Some(error),
+            dry_run: self.dry_run,
+        }
+    }
+
+    /// The live objects of `objects`, by inventory id: a LIST per collection holding many of
+    /// them, a GET each otherwise.
+    async fn read_live(&self, objects: &[Prepared]) -> Result<HashMap<String, Value>, StageError> {
+        let mut by_collection: BTreeMap<String, Vec<&Prepared>> = BTreeMap::new();
+        for object in objects {
+            by_collection
+                .entry(Cluster::collection_path(
+                    &object.planned.key,
+                    &object.info,
+                    object.planned.key.namespace.as_deref(),
+                ))
+                .or_default()
+                .push(object);
+        }
+        let mut live = HashMap::new();
+        let mut singles = Vec::new();
+        for (collection, members) in by_collection {
+            if members.len() < LIST_FROM {
+                singles.extend(members);
+                continue;
+            }
+            let items = self
+                .cluster
+                .list(&collection)
+                .await
+                .map_err(|failure| transient(&failure, &format!("listing {collection}")))?;
+            let wanted: HashMap<&str, &Prepared> = members
+                .iter()
+                .map(|object| (object.planned.key.name.as_str(), *object))
+                .collect();
+            for item in items {
+                if let Some(name) = meta(&item, "name")
+                    && let Some(object) = wanted.get(name.as_str())
+                {
+                    live.insert(object.planned.key.inventory_id(), item);
+                }
+            }
+        }
+        let singles: Vec<(ObjectKey, ResourceInfo)> = singles
+            .into_iter()
+            .map(|object| (object.planned.key.clone(), object.info.clone()))
+            .collect();
+        let cluster = self.cluster;
+        let found: Vec<Result<Option<(String, Value)>, StageError>> =
+            futures_util::stream::iter(singles.into_iter().map(|(key, info)| async move {
+                cluster
+                    .get(&key, &info)
+                    .await
+                    .map(|found| found.map(|found| (key.inventory_id(), found)))
+                    .map_err(|failure| transient(&failure, &format!("reading {key}")))
+            }))
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        for result in found {
+            if let Some((id, object)) = result? {
+                live.insert(id, object);
+            }
+        }
+        Ok(live)
+    }
+
+    /// Applies one object; `Err` only for transient failures that outlasted the retries.
+    async fn apply_one(
+        &self,
+        object: &Prepared,
+        live: Option<Value>,
+    ) -> Result<AppliedObject, ApiFailure> {
+        let key = &object.planned.key;
+        let file = &object.planned.file;
+        let mut record = AppliedObject {
+            key: key.clone(),
+            file: file.clone(),
+            step: object.planned.step,
+            outcome: ApplyOutcome::Created,
+            digest: object.digest.clone(),
+            uid: None,
+            resource_version: None,
+            conflicts: Vec::new(),
+            taken_over: false,
+            recreated: false,
+            written_to: None,
+            error: None,
+            dry_run: self.dry_run,
+        };
+        let refused = |mut record: AppliedObject, failure: &ApiFailure| {
+            if failure.is_transient() {
+                return Err(failure.clone());
+            }
+            record.outcome = ApplyOutcome::Failed;
+            record.error = Some(api_error(key, file, failure));
+            Ok(record)
+        };
+        if let Some(mut live) = live {
+            record.outcome = ApplyOutcome::Configured;
+            record.uid = meta(&live, "uid");
+            record.resource_version = meta(&live, "resourceVersion");
+            if unchanged_without_asking(&live, &object.digest) {
+                record.outcome = ApplyOutcome::Unchanged;
+                return Ok(record);
+            }
+            if !self.dry_run && needs_takeover(&live) {
+                let now = self
+                    .context
+                    .services
+                    .clock
+                    .now()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default();
+                let patch = takeover_patch(&live, &key.api_version(), &now);
+                match self.cluster.json_patch(key, &object.info, &patch).await {
+                    Ok(patched) => {
+                        live = patched;
+                        record.taken_over = true;
+                    }
+                    Err(failure) => return refused(record, &failure),
+                }
+            }
+            match self
+                .cluster
+                .apply(key, &object.info, &object.body, false, true)
+                .await
+            {
+                Ok(result) => {
+                    if comparable(&result) == comparable(&live) {
+                        record.outcome = ApplyOutcome::Unchanged;
+                        record.resource_version = meta(&live, "resourceVersion");
+                        return Ok(record);
+                    }
+                }
+                Err(failure) if failure.status == 409 => {
+                    record.conflicts = conflicts_of(&failure);
+                }
+                Err(failure) if failure.is_immutable_field() => {}
+                Err(failure) => return refused(record, &failure),
+            }
+            if self.dry_run {
+                return Ok(record);
+            }
+        }
+        match self
+            .cluster
+            .apply(key, &object.info, &object.body, true, self.dry_run)
+            .await
+        {
+            Ok(result) => {
+                record.uid = meta(&result, "uid");
+                record.resource_version = meta(&result, "resourceVersion");
+                Ok(record)
+            }
+            Err(failure)
+                if failure.is_immutable_field()
+                    && annotation_of(&object.body, RECREATE_ANNOTATION) == Some("true")
+                    && !self.dry_run =>
+            {
+                let uid = record.uid.clone().unwrap_or_default();
+                match self.cluster.delete(key, &object.info, &uid, false).await {
+                    Ok(_) => {}
+                    Err(failure) if failure.status == 404 => {}
+                    Err(failure) => return refused(record, &failure),
+                }
+                let deadline = Instant::now() + self.wait_timeout;
+                while self.cluster.get(key, &object.info).await?.is_some() {
+                    if Instant::now() >= deadline {
+                        record.outcome = ApplyOutcome::Failed;
+                        record.error = Some(format!(
+                            "{key} ({file}): deleted to recreate it (immutable field changed), but it was still there after {}s",
+                            self.wait_timeout.as_secs()
+                        ));
+                        return Ok(record);
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                match self
+                    .cluster
+                    .apply(key, &object.info, &object.body, true, false)
+                    .await
+                {
+                    Ok(result) => {
+                        record.recreated = true;
+                        record.uid = meta(&result, "uid");
+                        record.resource_version = meta(&result, "resourceVersion");
+                        Ok(record)
+                    }
+                    Err(failure) => refused(record, &failure),
+                }
+            }
+            Err(failure) if failure.is_immutable_field() => {
+                let mut failure = failure;
+                failure.message.push_str(&format!(
+                    " (annotate the object {RECREATE_ANNOTATION}: \"true\" to let windlass delete and create it again)"
+                ));
+                refused(record, &failure)
+            }
+            Err(failure) => refused(record, &failure),
+        }
+    }
+
+    async fn record_wait(&self, wait: WaitFinished) -> Result<(), StageError> {
+        self.context.record_fact(Fact::of(&wait)?).await?;
+        Ok(())
+    }
+
+    /// Polls `check` (which returns whether the condition holds and what it saw) until it holds
+    /// or the deadline passes; records the outcome.
+    async fn wait_until<F, Fut>(
+        &self,
+        key: Option<ObjectKey>,
+        wait: WaitKind,
+        mut check: F,
+    ) -> Result<WaitFinished, StageError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(bool, String, Option<String>), StageError>>,
+    {
+        let started = Instant::now();
+        let deadline = started + self.wait_timeout;
+        let mut delay = Duration::from_millis(50);
+        let mut announced = false;
+        loop {
+            let (met, detail, resource_version) = check().await?;
+            if !met && !announced {
+                // Said once, on the terminal, when a wait does not hold at once.
+                announced = true;
+                self.context.progress.note(&format!(
+                    "{}: waiting up to {}s for {} ({}; now {detail})",
+                    self.context.stage_name,
+                    self.wait_timeout.as_secs(),
+                    key.as_ref()
+                        .map_or_else(|| "the app".to_string(), ToString::to_string),
+                    serde_json::to_value(wait)
+                        .ok()
+                        .and_then(|value| value.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                ));
+            }
+            let timed_out = !met && Instant::now() >= deadline;
+            if met || timed_out {
+                let finished = WaitFinished {
+                    key,
+                    wait,
+                    outcome: if met {
+                        WaitOutcome::Met
+                    } else {
+                        WaitOutcome::TimedOut
+                    },
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                    detail,
+                    resource_version,
+                };
+                self.record_wait(finished.clone()).await?;
+                return Ok(finished);
+            }
+            tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    fn timed_out(finished: &WaitFinished, what: &str, wait_timeout: Duration) -> StageError {
+        StageError::permanent(format!(
+            "{what}: not met after {}s (--wait-timeout); last seen: {}",
+            wait_timeout.as_secs(),
+            finished.detail
+        ))
+    }
+
+    /// Waits for the CRDs applied to be Established and the Namespaces Active.
+    async fn wait_for_foundations(
+        &self,
+        applied: &BTreeMap<String, (AppliedObject, InventoryEntry)>,
+    ) -> Result<(), StageError> {
+        if self.dry_run {
+            return Ok(());
+        }
+        for (record, _) in applied.values() {
+            let key = &record.key;
+            let (wait, info, holds): (WaitKind, ResourceInfo, fn(&Value) -> bool) =
+                match (key.group.as_str(), key.kind.as_str()) {
+                    ("apiextensions.k8s.io", "CustomResourceDefinition") => (
+                        WaitKind::Established,
+                        ResourceInfo {
+                            plural: "customresourcedefinitions".into(),
+                            namespaced: false,
+                        },
+                        health::crd_established,
+                    ),
+                    ("", "Namespace") => (
+                        WaitKind::Active,
+                        ResourceInfo {
+                            plural: "namespaces".into(),
+                            namespaced: false,
+                        },
+                        health::namespace_active,
+                    ),
+                    _ => continue,
+                };
+            let finished = self
+                .wait_until(Some(key.clone()), wait, || {
+                    let info = info.clone();
+                    async move {
+                        let live =
+                            self.cluster.get(key, &info).await.map_err(|failure| {
+                                transient(&failure, &format!("reading {key}"))
+                            })?;
+                        Ok(match live {
+                            Some(live) => (
+                                holds(&live),
+                                if holds(&live) { "ready" } else { "not yet" }.to_string(),
+                                meta(&live, "resourceVersion"),
+                            ),
+                            None => (false, "missing".into(), None),
+                        })
+                    }
+                })
+                .await?;
+            if finished.outcome == WaitOutcome::TimedOut {
+                return Err(Self::timed_out(
+                    &finished,
+                    &format!("waiting for {key} to be {wait:?}"),
+                    self.wait_timeout,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `kots.io/wait-for-ready` and `kots.io/wait-for-properties` of one applied object.
+    async fn wait_for_annotated(&self, object: &Prepared) -> Result<(), StageError> {
+        let key = &object.planned.key;
+        if annotation_of(&object.body, WAIT_FOR_READY) == Some("true") {
+            let finished = self
+                .wait_until(Some(key.clone()), WaitKind::Ready, || async {
+                    let state = self.object_state(key, &object.info).await?;
+                    Ok((
+                        state.0 == AppState::Ready,
+                        state.0.as_str().to_string(),
+                        state.1,
+                    ))
+                })
+                .await?;
+            if finished.outcome == WaitOutcome::TimedOut {
+                return Err(Self::timed_out(
+                    &finished,
+                    &format!("{key} ({}): {WAIT_FOR_READY}", object.planned.file),
+                    self.wait_timeout,
+                ));
+            }
+        }
+        if let Some(text) = annotation_of(&object.body, WAIT_FOR_PROPERTIES) {
+            let wanted = health::parse_property_waits(text);
+            let finished = self
+                .wait_until(Some(key.clone()), WaitKind::Properties, || async {
+                    let live = self
+                        .cluster
+                        .get(key, &object.info)
+                        .await
+                        .map_err(|failure| transient(&failure, &format!("reading {key}")))?;
+                    let Some(live) = live else {
+                        return Ok((false, "missing".to_string(), None));
+                    };
+                    let mut seen = Vec::new();
+                    let mut met = true;
+                    for pair in &wanted {
+                        let value = health::property(&live, &pair.path);
+                        met &= value.as_deref() == Some(pair.value.as_str());
+                        seen.push(format!("{}={}", pair.path, value.unwrap_or_default()));
+                    }
+                    Ok((met, seen.join(","), meta(&live, "resourceVersion")))
+                })
+                .await?;
+            if finished.outcome == WaitOutcome::TimedOut {
+                return Err(Self::timed_out(
+                    &finished,
+                    &format!(
+                        "{key} ({}): {WAIT_FOR_PROPERTIES} {text:?}",
+                        object.planned.file
+                    ),
+                    self.wait_timeout,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The KOTS state of one object (and its resourceVersion); kinds without rules are ready
+    /// once they exist.
+    async fn object_state(
+        &self,
+        key: &ObjectKey,
+        info: &ResourceInfo,
+    ) -> Result<(AppState, Option<String>), StageError> {
+        let read = |failure: ApiFailure| transient(&failure, &format!("reading {key}"));
+        let Some(live) = self.cluster.get(key, info).await.map_err(read)? else {
+            return Ok((AppState::Missing, None));
+        };
+        let resource_version = meta(&live, "resourceVersion");
+        let state = match key.kind.as_str() {
+            "Deployment" => health::deployment_state(&live),
+            "StatefulSet" => health::statefulset_state(&live),
+            "DaemonSet" => health::daemonset_state(&live),
+            "PersistentVolumeClaim" => health::pvc_state(&live),
+            "Service" => self.service_state(&live, key).await?,
+            "Ingress" => {
+                let mut state = AppState::Ready;
+                for backend in health::ingress_backends(&live) {
+                    let service_key = ObjectKey {
+                        group: String::new(),
+                        version: "v1".into(),
+                        kind: "Service".into(),
+                        namespace: key.namespace.clone(),
+                        name: backend,
+                    };
+                    let service_info = ResourceInfo {
+                        plural: "services".into(),
+                        namespaced: true,
+                    };
+                    let backend_state = match self
+                        .cluster
+                        .get(&service_key, &service_info)
+                        .await
+                        .map_err(read)?
+                    {
+                        Some(service) => self.service_state(&service, &service_key).await?,
+                        None => AppState::Missing,
+                    };
+                    state = state.min(backend_state);
+                }
+                state
+            }
+            _ => AppState::Ready,
+        };
+        Ok((state, resource_version))
+    }
+
+    async fn service_state(
+        &self,
+        service: &Value,
+        key: &ObjectKey,
+    ) -> Result<AppState, StageError> {
+        let namespace = key.namespace.as_deref().unwrap_or(&self.app_namespace);
+        let path = format!(
+            "/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3D{}",
+            key.name
+        );
+        let slices = match self
+            .cluster
+            .call(http::Method::GET, &path, None, None)
+            .await
+        {
+            Ok(list) => list
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+            Err(failure) if failure.status == 404 => Vec::new(),
+            Err(failure) => {
+                return Err(transient(
+                    &failure,
+                    &format!("listing endpoint slices of {key}"),
+                ));
+            }
+        };
+        Ok(health::service_state(service, &slices))
+    }
+
+    /// The app state from the status informers, waited for until ready or the deadline (a
+    /// deadline passing is recorded and noted, not a failure: the app is installed, not ready).
+    async fn observe_app_state(&self, notes: &mut Vec<String>) -> Result<AppState, StageError> {
+        let informers: Vec<health::Informer> = self
+            .status_informers
+            .iter()
+            .filter_map(|text| health::parse_informer(text, &self.app_namespace))
+            .collect();
+        let last: Arc<tokio::sync::Mutex<Vec<ResourceState>>> = Arc::default();
+        let finished = self
+            .wait_until(None, WaitKind::AppReady, || {
+                let informers = informers.clone();
+                let last = last.clone();
+                async move {
+                    let mut states = Vec::new();
+                    for informer in &informers {
+                        let state = match informer.kind {
+                            None => AppState::Missing,
+                            Some(kind) => {
+                                let (group, version, plural) = match kind {
+                                    "Deployment" => ("apps", "v1", "deployments"),
+                                    "StatefulSet" => ("apps", "v1", "statefulsets"),
+                                    "DaemonSet" => ("apps", "v1", "daemonsets"),
+                                    "Service" => ("", "v1", "services"),
+                                    "Ingress" => ("networking.k8s.io", "v1", "ingresses"),
+                                    _ => ("", "v1", "persistentvolumeclaims"),
+                                };
+                                let key = ObjectKey {
+                                    group: group.into(),
+                                    version: version.into(),
+                                    kind: kind.into(),
+                                    namespace: Some(informer.namespace.clone()),
+                                    name: informer.name.clone(),
+                                };
+                                let info = ResourceInfo {
+                                    plural: plural.into(),
+                                    namespaced: true,
+                                };
+                                self.object_state(&key, &info).await?.0
+                            }
+                        };
+                        states.push(ResourceState {
+                            informer: informer.text.clone(),
+                            state,
+                        });
+                    }
+                    let app = states
+                        .iter()
+                        .map(|state| state.state)
+                        .min()
+                        .unwrap_or(AppState::Ready);
+                    let detail = states
+                        .iter()
+                        .map(|state| format!("{} {}", state.informer, state.state.as_str()))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    *last.lock().await = states;
+                    Ok((
+                        app == AppState::Ready,
+                        format!("app {}; {detail}", app.as_str()),
+                        None,
+                    ))
+                }
+            })
+            .await?;
+        let resources = std::mem::take(&mut *last.lock().await);
+        let state = resources
+            .iter()
+            .map(|state| state.state)
+            .min()
+            .unwrap_or(AppState::Ready);
+        self.context
+            .record_fact(Fact::of(&AppStateObserved { state, resources })?)
+            .await?;
+        if finished.outcome == WaitOutcome::TimedOut {
+            notes.push(format!(
+                "the app is {} after {}s (--wait-timeout): {}",
+                state.as_str(),
+                self.wait_timeout.as_secs(),
+                finished.detail
+            ));
+        }
+        Ok(state)
+    }
+
+    /// Carries out one prune action: re-reads the object and deletes it only if it is still the
+    /// one applied (same uid) and still carries the ownership annotation.
+    async fn prune_one(&self, action: &PruneAction) -> Result<ObjectPruned, StageError> {
+        let (entry, kept_because) = match action {
+            PruneAction::Delete(entry) => (entry, None),
+            PruneAction::Keep(entry, reason) => (entry, Some(*reason)),
+        };
+        let mut pruned = ObjectPruned {
+            key: entry.key.clone(),
+            uid: entry.uid.clone(),
+            outcome: PruneOutcome::Kept,
+            kept_because,
+            detail: None,
+            resource_version: None,
+            dry_run: self.dry_run,
+        };
+        if kept_because.is_some() {
+            return Ok(pruned);
+        }
+        let key = &entry.key;
+        let read = |failure: ApiFailure| transient(&failure, &format!("reading {key}"));
+        let Some(info) = self.cluster.resource(key).await.map_err(read)? else {
+            pruned.outcome = PruneOutcome::Gone;
+            pruned.detail = Some(format!("the server no longer serves {}", key.api_version()));
+            return Ok(pruned);
+        };
+        let Some(live) = self.cluster.get(key, &info).await.map_err(read)? else {
+            pruned.outcome = PruneOutcome::Gone;
+            return Ok(pruned);
+        };
+        pruned.resource_version = meta(&live, "resourceVersion");
+        let live_uid = meta(&live, "uid").unwrap_or_default();
+        if live_uid != entry.uid {
+            pruned.outcome = PruneOutcome::NotOwned;
+            pruned.detail = Some(format!(
+                "its uid is now {live_uid}: another object of the same name"
+            ));
+            return Ok(pruned);
+        }
+        if annotation_of(&live, OWNER_ANNOTATION) != Some(self.app_slug.as_str()) {
+            pruned.outcome = PruneOutcome::NotOwned;
+            pruned.detail = Some(format!(
+                "it no longer carries {OWNER_ANNOTATION}: {}",
+                self.app_slug
+            ));
+            return Ok(pruned);
+        }
+        if is_kept(&live) {
+            pruned.kept_because = Some(crate::order::KeepReason::KeepAnnotation);
+            return Ok(pruned);
+        }
+        match self
+            .cluster
+            .delete(key, &info, &entry.uid, self.dry_run)
+            .await
+        {
+            Ok(_) => pruned.outcome = PruneOutcome::Deleted,
+            Err(failure) if failure.status == 404 => pruned.outcome = PruneOutcome::Gone,
+            Err(failure) if failure.status == 409 => {
+                pruned.outcome = PruneOutcome::NotOwned;
+                pruned.detail = Some(failure.to_string());
+            }
+            Err(failure) if failure.is_transient() => {
+                return Err(transient(&failure, &format!("deleting {key}")));
+            }
+            Err(failure) => {
+                pruned.outcome = PruneOutcome::Refused;
+                pruned.detail = Some(failure.to_string());
+            }
+        }
+        Ok(pruned)
+    }
+}
+
+fn count(counts: &mut ApplyCounts, outcome: ApplyOutcome) {
+    match outcome {
+        ApplyOutcome::Created => counts.created += 1,
+        ApplyOutcome::Configured => counts.configured += 1,
+        ApplyOutcome::Unchanged => counts.unchanged += 1,
+        ApplyOutcome::Written => counts.written += 1,
+        ApplyOutcome::Failed => {}
+    }
+}
+
+fn inventory_entry(object: &Prepared, record: &AppliedObject) -> InventoryEntry {
+    InventoryEntry {
+        key: record.key.clone(),
+        uid: record.uid.clone().unwrap_or_default(),
+        deletion_phase: phase(&object.body, DELETION_PHASE),
+        keep: is_kept(&object.body),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn takeover_folds_kubectl_entries_and_drops_the_annotation() {
+        let live = json!({
+            "metadata": {
+                "resourceVersion": "7",
+                "annotations": {LAST_APPLIED: "{}", "keep": "x"},
+                "managedFields": [
+                    {"manager": "kubectl-client-side-apply", "operation": "Update",
+                     "fieldsV1": {"f:metadata": {"f:annotations": {".": {}, "f:kubectl.kubernetes.io/last-applied-configuration": {}}},
+                                  "f:data": {"f:a": {}, "f:b": {}}}},
+                    {"manager": "other", "operation": "Update", "fieldsV1": {"f:data": {"f:c": {}}}},
+                ]
+            }
+        });
+        assert!(needs_takeover(&live));
+        let patch = takeover_patch(&live, "v1", "2026-01-01T00:00:00Z");
+        let entries = patch[1]["value"].as_array().unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0]["manager"], "other");
+        assert_eq!(entries[1]["manager"], "windlass");
+        assert_eq!(entries[1]["operation"], "Apply");
+        assert_eq!(
+            entries[1]["fieldsV1"],
+            json!({"f:metadata": {"f:annotations": {".": {}}}, "f:data": {"f:a": {}, "f:b": {}}})
+        );
+        assert_eq!(patch[0]["value"], "7");
+        assert_eq!(patch[2]["op"], "remove");
+    }
+
+    #[test]
+    fn only_an_object_nobody_else_touched_is_unchanged_without_asking() {
+        let live = |managers: Value| json!({"metadata": {"annotations": {DIGEST_ANNOTATION: "d"}, "managedFields": managers}});
+        let windlass = json!({"manager": "windlass", "operation": "Apply"});
+        let status =
+            json!({"manager": "controller", "operation": "Update", "subresource": "status"});
+        let editor = json!({"manager": "kubectl-edit", "operation": "Update"});
+        assert!(unchanged_without_asking(
+            &live(json!([windlass, status])),
+            "d"
+        ));
+        assert!(!unchanged_without_asking(
+            &live(json!([windlass, editor])),
+            "d"
+        ));
+        assert!(!unchanged_without_asking(&live(json!([windlass])), "other"));
+        assert!(!unchanged_without_asking(&live(json!([])), "d"));
+    }
+}

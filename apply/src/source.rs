@@ -1,0 +1,269 @@
+//! What an apply applies: the objects `render_midstream` wrote to `rendered/this-cluster/` (read
+//! back from the output directory and checked against the recorded blob hashes and secret
+//! fingerprints, so a changed or missing file is refused rather than applied), which of them are
+//! the pull secrets and where those go (`provision_secrets`), and the app's
+//! `Application.spec.statusInformers` (`fetch_base`). They come from the apply stage's input stages
+//! in an install, or — for `windlass apply INSTALL_ID` — from the facts the named install
+//! recorded, read through the stage's fact history.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use windlass_engine::{StageContext, StageError};
+use windlass_stages::events::{
+    BaseFetched, DocumentClass, MidstreamRendered, RenderedFile, SecretNamespaces,
+    SecretsProvisioned,
+};
+use windlass_stages::output::OutputDir;
+use windlass_state::{BlobId, EventPayload, StoredEvent};
+
+/// The fingerprint purpose `render_midstream` records rendered secret files under.
+const RENDERED_SECRET_PURPOSE: &str = "rendered-secret";
+
+/// Everything an apply needs from the rendering.
+#[derive(Debug, Clone)]
+pub struct ApplySource {
+    /// The install that rendered it.
+    pub rendered_by: String,
+    /// Its output directory.
+    pub out_dir: PathBuf,
+    /// The rendered objects with their files (relative to the output directory), in file order.
+    pub objects: Vec<(String, Value)>,
+    /// The pull secrets, as `(namespace, name)`.
+    pub pull_secrets: BTreeSet<(String, String)>,
+    /// Where the pull secrets go (absent when the pipeline provisions none).
+    pub secret_namespaces: Option<SecretNamespaces>,
+    /// `Application.spec.additionalNamespaces`, as written (`"*"` included).
+    pub additional_namespaces: Vec<String>,
+    /// `Application.spec.statusInformers`.
+    pub status_informers: Vec<String>,
+}
+
+/// Finds facts: from the input stages, or from another install's recorded facts.
+enum Facts<'a> {
+    Inputs(&'a StageContext),
+    Install(&'a StageContext, &'a str),
+}
+
+impl Facts<'_> {
+    fn newest<T: DeserializeOwned>(&self, event_type: &str) -> Result<Option<T>, StageError> {
+        let event: Option<StoredEvent> = match self {
+            Facts::Inputs(context) => context
+                .inputs
+                .values()
+                .flat_map(|facts| facts.iter())
+                .rev()
+                .find(|event| event.event_type == event_type)
+                .cloned(),
+            Facts::Install(context, install) => context
+                .history
+                .recent_facts(
+                    event_type,
+                    time::OffsetDateTime::UNIX_EPOCH,
+                    &context.install_id,
+                )
+                .map_err(StageError::permanent)?
+                .into_iter()
+                .find(|event| event.install_id == *install),
+        };
+        event
+            .map(|event| {
+                serde_json::from_value(event.payload).map_err(|error| {
+                    StageError::permanent(format!("{event_type} is unreadable: {error}"))
+                })
+            })
+            .transpose()
+    }
+}
+
+/// Reads the source of an apply: the input stages' facts, or those of `install` when given.
+pub fn read_source(
+    context: &StageContext,
+    install: Option<&str>,
+) -> Result<ApplySource, StageError> {
+    let facts = match install {
+        Some(install) => Facts::Install(context, install),
+        None => Facts::Inputs(context),
+    };
+    let rendered: MidstreamRendered =
+        facts
+            .newest(MidstreamRendered::EVENT_TYPE)?
+            .ok_or_else(|| {
+                StageError::invalid_input(match install {
+                    Some(install) => format!(
+                        "install {install} rendered nothing to apply (no {}): did it complete?",
+                        MidstreamRendered::EVENT_TYPE
+                    ),
+                    None => format!(
+                        "stage {} needs an input stage that records {} (render_midstream)",
+                        context.stage_name,
+                        MidstreamRendered::EVENT_TYPE
+                    ),
+                })
+            })?;
+    let provisioned: Option<SecretsProvisioned> = facts.newest(SecretsProvisioned::EVENT_TYPE)?;
+    let fetched: Option<BaseFetched> = facts.newest(BaseFetched::EVENT_TYPE)?;
+    let out_dir = context.request.out_dir.clone();
+    let out =
+        OutputDir::create(&out_dir).map_err(|error| StageError::permanent(error.to_string()))?;
+    let stale = |message: String| {
+        let error = StageError::permanent(message);
+        match install {
+            None => error.with_stale_input(
+                context
+                    .input_stage_recording(MidstreamRendered::EVENT_TYPE)
+                    .unwrap_or("render_midstream"),
+            ),
+            Some(_) => error,
+        }
+    };
+    // Read, checked and parsed on every core: a thousand files one after another took most of
+    // an unchanged apply's time.
+    let files = &rendered.rendered_files;
+    let workers = std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let chunk = files.len().div_ceil(workers).max(1);
+    let parts: Vec<Result<Vec<(String, Value)>, StageError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                let out = &out;
+                let stale = &stale;
+                let out_dir = &out_dir;
+                scope.spawn(move || {
+                    let mut objects = Vec::with_capacity(part.len());
+                    for file in part {
+                        objects.extend(read_rendered(out, out_dir, file, context, stale)?);
+                    }
+                    Ok(objects)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut objects = Vec::with_capacity(files.len());
+    for part in parts {
+        objects.extend(part?);
+    }
+    let (additional_namespaces, status_informers) = match &fetched {
+        Some(fetched) => application_lists(fetched, context)?,
+        None => (Vec::new(), Vec::new()),
+    };
+    Ok(ApplySource {
+        rendered_by: install.unwrap_or(&context.install_id).to_string(),
+        out_dir,
+        objects,
+        pull_secrets: provisioned
+            .as_ref()
+            .map(|provisioned| {
+                provisioned
+                    .secrets
+                    .iter()
+                    .map(|secret| (secret.namespace.clone(), secret.name.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        secret_namespaces: provisioned.map(|provisioned| provisioned.namespaces),
+        additional_namespaces,
+        status_informers,
+    })
+}
+
+/// One rendered file: read, checked against what was recorded, parsed.
+fn read_rendered(
+    out: &OutputDir,
+    out_dir: &std::path::Path,
+    file: &RenderedFile,
+    context: &StageContext,
+    stale: &(dyn Fn(String) -> StageError + Sync),
+) -> Result<Vec<(String, Value)>, StageError> {
+    let bytes = out
+        .read_file(&file.path)
+        .map_err(|error| StageError::permanent(error.to_string()))?
+        .ok_or_else(|| {
+            stale(format!(
+                "{} is missing from {}: render the install again",
+                file.path,
+                out_dir.display()
+            ))
+        })?;
+    let intact = match (&file.blob, &file.fingerprint) {
+        (Some(blob), _) => BlobId::of(&bytes).to_string() == *blob,
+        (None, Some(fingerprint)) => {
+            context
+                .fingerprint_key
+                .fingerprint_bytes(RENDERED_SECRET_PURPOSE, &bytes)
+                == *fingerprint
+        }
+        (None, None) => false,
+    };
+    if !intact {
+        return Err(stale(format!(
+            "{} in {} changed since it was rendered: render the install again",
+            file.path,
+            out_dir.display()
+        )));
+    }
+    let documents = windlass_manifest::documents::parse_documents(&file.path, &bytes)
+        .map_err(|error| StageError::invalid_input(error.to_string()))?;
+    Ok(documents
+        .into_iter()
+        .map(|document| {
+            (
+                file.path.clone(),
+                std::sync::Arc::unwrap_or_clone(document.value),
+            )
+        })
+        .collect())
+}
+
+/// `additionalNamespaces` and `statusInformers` of the release's KOTS `Application`.
+fn application_lists(
+    fetched: &BaseFetched,
+    context: &StageContext,
+) -> Result<(Vec<String>, Vec<String>), StageError> {
+    let Some(recorded) = fetched.documents.iter().find(|document| {
+        document.class == DocumentClass::KotsKind
+            && document.kind == "Application"
+            && document.api_version.starts_with("kots.io/")
+    }) else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let blob =
+        BlobId::parse(&recorded.blob).map_err(|error| StageError::permanent(error.to_string()))?;
+    let bytes = context
+        .blobs
+        .get(&blob)
+        .map_err(|error| StageError::permanent(error.to_string()))?;
+    let document = windlass_manifest::documents::parse_documents(&recorded.file, &bytes)
+        .map_err(|error| StageError::invalid_input(error.to_string()))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            StageError::permanent(format!("{}: the Application is empty", recorded.file))
+        })?;
+    let application: windlass_kots::resources::Application =
+        windlass_kots::resources::from_value(&document.value).map_err(|error| {
+            StageError::invalid_input(format!("{}: Application: {error}", recorded.file))
+        })?;
+    Ok((
+        application.spec.additional_namespaces,
+        application
+            .spec
+            .status_informers
+            .into_iter()
+            .filter(|informer| !informer.trim().is_empty())
+            .collect(),
+    ))
+}

@@ -1,0 +1,333 @@
+//! The `apply` stage: its configuration (the target as `--target` writes it, dry run, the wait
+//! deadline, empty-prune consent, and — for `windlass apply INSTALL_ID` — the install whose
+//! rendered output to apply), validated without I/O, and the runtime stage that reads the
+//! rendered objects ([`crate::source`]), orders them ([`crate::order`]) and hands them to the
+//! directory target ([`crate::dir`]) or the cluster ([`crate::kube_apply`]). The stage completes
+//! with `ApplyCompleted`, the inventory the next install of the same app prunes against.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use windlass_engine::{
+    BuildContext, Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput,
+};
+
+use crate::cluster::{Cluster, KubeConnection};
+use crate::events::{
+    APPLY_COMPLETED, AppliedObject, ApplyCompleted, ApplyCounts, ApplyOutcome, ObjectsApplied,
+    TargetRecord,
+};
+use crate::kube_apply::KubeApply;
+use crate::order::{InventoryEntry, plan_apply};
+use crate::target::Target;
+
+/// The stage kind's name.
+pub const KIND: &str = "apply";
+
+/// Registration of this stage kind.
+pub fn kind() -> StageKind {
+    StageKind::new(
+        KIND,
+        "apply the rendered objects: server-side apply to a cluster, or one file per object to a directory",
+        |config| {
+            let config: ApplyConfig = serde_json::from_value(config.clone())
+                .map_err(|error| format!("apply: {error}"))?;
+            Ok(Box::new(config))
+        },
+    )
+}
+
+/// Configuration of `apply`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApplyConfig {
+    /// `none`, `dir:PATH` (absolute) or `kube[:CONTEXT]`.
+    pub target: String,
+    /// Server-side dry run: report what would change, write nothing.
+    pub dry_run: bool,
+    /// Every wait's deadline, in seconds.
+    pub wait_timeout_seconds: u64,
+    /// Prune even when the new release applies nothing.
+    pub allow_empty_prune: bool,
+    /// Apply the rendered output of this (completed) install instead of the input stages'.
+    pub source_install: Option<String>,
+}
+
+impl Default for ApplyConfig {
+    fn default() -> ApplyConfig {
+        ApplyConfig {
+            target: "none".into(),
+            dry_run: false,
+            wait_timeout_seconds: 600,
+            allow_empty_prune: false,
+            source_install: None,
+        }
+    }
+}
+
+impl ApplyConfig {
+    /// The target, parsed.
+    pub fn parsed_target(&self) -> Result<Target, String> {
+        let target = Target::parse(&self.target).map_err(|error| error.to_string())?;
+        if let Target::Dir(path) = &target
+            && !path.is_absolute()
+        {
+            return Err(format!(
+                "target {}: the directory must be absolute",
+                self.target
+            ));
+        }
+        Ok(target)
+    }
+}
+
+#[async_trait::async_trait]
+impl StageConfig for ApplyConfig {
+    fn validate(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if let Err(problem) = self.parsed_target() {
+            problems.push(problem);
+        }
+        if self.wait_timeout_seconds == 0 {
+            problems.push("wait_timeout_seconds must be at least 1".into());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    async fn build(&self, _context: &BuildContext) -> Result<Arc<dyn Stage>, StageError> {
+        let target = self.parsed_target().map_err(StageError::invalid_input)?;
+        Ok(Arc::new(ApplyStage {
+            config: self.clone(),
+            target,
+        }))
+    }
+}
+
+/// The runtime stage.
+pub struct ApplyStage {
+    config: ApplyConfig,
+    target: Target,
+}
+
+#[async_trait::async_trait]
+impl Stage for ApplyStage {
+    async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
+        if self.target.is_none() {
+            return Ok(StageOutput {
+                facts: Vec::new(),
+                summary: "target none: nothing applied".into(),
+            });
+        }
+        let source = crate::source::read_source(context, self.config.source_install.as_deref())?;
+        let app_namespace = context.request.namespace.clone();
+        let pull_secrets = source.pull_secrets.clone();
+        let planned = plan_apply(source.objects.clone(), |key| {
+            pull_secrets.contains(&(
+                key.namespace
+                    .clone()
+                    .unwrap_or_else(|| app_namespace.clone()),
+                key.name.clone(),
+            ))
+        })
+        .map_err(StageError::invalid_input)?;
+        let app_slug = context.request.app_slug().to_string();
+        match &self.target {
+            Target::None => unreachable!("handled above"),
+            Target::Dir(path) => {
+                let names = crate::dir::write_dir(path, &planned)
+                    .map_err(|error| StageError::invalid_input(error.to_string()))?;
+                let objects: Vec<AppliedObject> = planned
+                    .iter()
+                    .zip(&names)
+                    .map(|(object, name)| AppliedObject {
+                        key: object.key.clone(),
+                        file: object.file.clone(),
+                        step: object.step,
+                        outcome: ApplyOutcome::Written,
+                        digest: blake3::hash(
+                            &serde_json::to_vec(&object.object).unwrap_or_default(),
+                        )
+                        .to_hex()
+                        .to_string(),
+                        uid: None,
+                        resource_version: None,
+                        conflicts: Vec::new(),
+                        taken_over: false,
+                        recreated: false,
+                        written_to: Some(name.clone()),
+                        error: None,
+                        dry_run: false,
+                    })
+                    .collect();
+                let written = objects.len() as u64;
+                context
+                    .record_fact(Fact::of(&ObjectsApplied { objects })?)
+                    .await?;
+                let completed = ApplyCompleted {
+                    app_slug,
+                    target: TargetRecord::Dir {
+                        path: path.display().to_string(),
+                    },
+                    rendered_by: source.rendered_by.clone(),
+                    inventory: Vec::new(),
+                    counts: ApplyCounts {
+                        written,
+                        ..ApplyCounts::default()
+                    },
+                    app_state: None,
+                    dry_run: false,
+                };
+                Ok(StageOutput {
+                    facts: vec![Fact::of(&completed)?],
+                    summary: format!(
+                        "{written} objects written to {} in apply order",
+                        path.display()
+                    ),
+                })
+            }
+            Target::Kube {
+                context: kube_context,
+            } => {
+                let client = context
+                    .services
+                    .kubernetes
+                    .client(kube_context.as_deref())
+                    .await
+                    .map_err(|error| StageError::invalid_input(error.0))?;
+                let connection = client.downcast::<KubeConnection>().map_err(|_| {
+                    StageError::permanent(
+                        "the injected kubernetes client factory does not hand out windlass-apply connections",
+                    )
+                })?;
+                let cluster = Cluster::new((*connection).clone());
+                let previous = previous_inventory(context, &app_slug, cluster.server())?;
+                let namespaces = source.secret_namespaces.clone();
+                let mut additional = source.additional_namespaces.clone();
+                if let Some(namespaces) = &namespaces {
+                    for name in &namespaces.additional {
+                        if !additional.contains(name) {
+                            additional.push(name.clone());
+                        }
+                    }
+                }
+                let every_namespace = namespaces
+                    .as_ref()
+                    .is_some_and(|namespaces| namespaces.every_namespace)
+                    || additional.iter().any(|name| name == "*");
+                let apply = KubeApply {
+                    cluster: &cluster,
+                    context,
+                    app_slug: app_slug.clone(),
+                    app_namespace: context.request.namespace.clone(),
+                    dry_run: self.config.dry_run,
+                    wait_timeout: Duration::from_secs(self.config.wait_timeout_seconds),
+                    additional_namespaces: additional,
+                    every_namespace,
+                    status_informers: source.status_informers.clone(),
+                    previous,
+                    allow_empty_prune: self.config.allow_empty_prune,
+                };
+                let result = apply.run(planned).await?;
+                for note in &result.notes {
+                    context.progress.note(note);
+                }
+                let counts = result.counts.clone();
+                let summary = summary(
+                    &counts,
+                    cluster.server(),
+                    self.config.dry_run,
+                    result.app_state,
+                );
+                let completed = ApplyCompleted {
+                    app_slug,
+                    target: TargetRecord::Kube {
+                        context: kube_context.clone(),
+                        server: cluster.server().to_string(),
+                    },
+                    rendered_by: source.rendered_by.clone(),
+                    inventory: if self.config.dry_run {
+                        Vec::new()
+                    } else {
+                        result.inventory
+                    },
+                    counts,
+                    app_state: result.app_state,
+                    dry_run: self.config.dry_run,
+                };
+                Ok(StageOutput {
+                    facts: vec![Fact::of(&completed)?],
+                    summary,
+                })
+            }
+        }
+    }
+}
+
+fn summary(
+    counts: &ApplyCounts,
+    server: &str,
+    dry_run: bool,
+    app_state: Option<crate::events::AppState>,
+) -> String {
+    if dry_run {
+        return format!(
+            "dry run against {server}: would create {}, configure {}; {} unchanged; would prune {}",
+            counts.created, counts.configured, counts.unchanged, counts.pruned
+        );
+    }
+    format!(
+        "applied to {server}: {} created, {} configured, {} unchanged; {} pruned, {} kept, {} deletes refused; app {}",
+        counts.created,
+        counts.configured,
+        counts.unchanged,
+        counts.pruned,
+        counts.kept,
+        counts.refused,
+        app_state.map_or("-", |state| state.as_str())
+    )
+}
+
+/// The inventory of the newest completed, real apply of `app_slug` to `server` by another
+/// install, if any.
+fn previous_inventory(
+    context: &StageContext,
+    app_slug: &str,
+    server: &str,
+) -> Result<Option<Vec<InventoryEntry>>, StageError> {
+    let facts = context
+        .history
+        .recent_facts(
+            APPLY_COMPLETED,
+            time::OffsetDateTime::UNIX_EPOCH,
+            &context.install_id,
+        )
+        .map_err(StageError::permanent)?;
+    for event in facts {
+        let Ok(completed) = serde_json::from_value::<ApplyCompleted>(event.payload) else {
+            continue;
+        };
+        let same_cluster = matches!(&completed.target, TargetRecord::Kube { server: known, .. } if known == server);
+        if completed.app_slug == app_slug && same_cluster && !completed.dry_run {
+            return Ok(Some(completed.inventory));
+        }
+    }
+    Ok(None)
+}
+
+/// The stage spec that appends apply to an install pipeline, reading the rendered output of
+/// `render_midstream`, the pull secrets of `provision_secrets` and the Application of
+/// `fetch_base`.
+pub fn pipeline_stage(config: &ApplyConfig) -> windlass_engine::StageSpec {
+    let mut spec = windlass_engine::StageSpec::new(
+        KIND,
+        KIND,
+        &["fetch_base", "provision_secrets", "render_midstream"],
+    );
+    spec.config = serde_json::to_value(config).expect("stage configurations are plain data");
+    spec
+}

@@ -1,0 +1,67 @@
+//! What `windlass show` says about an apply: every object applied (outcome, uid,
+//! resourceVersion), every object pruned, the waits, and the app state, folded from the apply
+//! stage's facts. Part of `show --json` (a wire format: add fields only).
+
+use serde::Serialize;
+use windlass_state::StoredEvent;
+
+use crate::events::{
+    APP_STATE_OBSERVED, APPLY_COMPLETED, AppState, AppStateObserved, AppliedObject, ApplyCompleted,
+    OBJECT_PRUNED, OBJECTS_APPLIED, ObjectPruned, ObjectsApplied, WAIT_FINISHED, WaitFinished,
+};
+
+/// The apply of one install, as `show` prints it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApplyView {
+    /// Every object, latest record per object, in the order first recorded.
+    pub objects: Vec<AppliedObject>,
+    /// Every prune decision.
+    pub pruned: Vec<ObjectPruned>,
+    /// Every wait.
+    pub waits: Vec<WaitFinished>,
+    /// The latest app state observed.
+    pub app_state: Option<AppStateObserved>,
+    /// The completion record (absent while the apply has not completed).
+    pub completed: Option<ApplyCompleted>,
+}
+
+impl ApplyView {
+    /// The app state, if known.
+    pub fn state(&self) -> Option<AppState> {
+        self.app_state.as_ref().map(|observed| observed.state)
+    }
+}
+
+/// Folds the apply facts among `events`; `None` when there are none.
+pub fn apply_view<'a>(events: impl IntoIterator<Item = &'a StoredEvent>) -> Option<ApplyView> {
+    let mut view = ApplyView::default();
+    let mut seen = false;
+    let mut position: std::collections::HashMap<String, usize> = Default::default();
+    for event in events {
+        let payload = event.payload.clone();
+        match event.event_type.as_str() {
+            OBJECTS_APPLIED => {
+                let Ok(batch) = serde_json::from_value::<ObjectsApplied>(payload) else {
+                    continue;
+                };
+                for object in batch.objects {
+                    let id = object.key.inventory_id();
+                    match position.get(&id) {
+                        Some(at) => view.objects[*at] = object,
+                        None => {
+                            position.insert(id, view.objects.len());
+                            view.objects.push(object);
+                        }
+                    }
+                }
+            }
+            OBJECT_PRUNED => view.pruned.extend(serde_json::from_value(payload).ok()),
+            WAIT_FINISHED => view.waits.extend(serde_json::from_value(payload).ok()),
+            APP_STATE_OBSERVED => view.app_state = serde_json::from_value(payload).ok(),
+            APPLY_COMPLETED => view.completed = serde_json::from_value(payload).ok(),
+            _ => continue,
+        }
+        seen = true;
+    }
+    seen.then_some(view)
+}

@@ -1,0 +1,195 @@
+//! `windlass apply INSTALL_ID` and the apply options of `windlass install` (`--target`,
+//! `--kubeconfig`, `--dry-run`, `--wait-timeout`, `--allow-empty-prune`): turns them into the
+//! apply stage's configuration and the Kubernetes client factory the stage is given, runs
+//! [`windlass_apply::apply_install::apply_install`] for an install rendered earlier, and prints
+//! what was (or, for a dry run, would be) changed, for humans or as JSON.
+
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use windlass_apply::apply_install::{ApplyEnvironment, ApplyInstallError, apply_install};
+use windlass_apply::cluster::KubeClients;
+use windlass_apply::events::ApplyOutcome;
+use windlass_apply::{ApplyConfig, Target};
+use windlass_engine::{FailureClass, InstallState, InstallStatus, Progress, Services};
+
+use crate::cli::{ApplyArgs, GlobalArgs, TargetArgs};
+use crate::exit::{CliError, CliResult, Code};
+use crate::read_commands::print_json;
+use crate::state_access::{actor, new_install_id, open_state};
+use crate::terminal_progress::{NotesOnly, TerminalProgress};
+
+/// The apply stage's configuration for these options; `None` for `--target none`. Options that
+/// only make sense with a cluster are refused without one.
+pub fn apply_config(args: &TargetArgs) -> Result<Option<ApplyConfig>, CliError> {
+    let refuse = |message: String| Err(CliError::new(Code::CommandLine, anyhow!(message)));
+    let cluster = matches!(args.target, Target::Kube { .. });
+    if !cluster {
+        for (given, flag) in [
+            (args.dry_run, "--dry-run"),
+            (args.kubeconfig.is_some(), "--kubeconfig"),
+            (args.allow_empty_prune, "--allow-empty-prune"),
+        ] {
+            if given {
+                return refuse(format!("{flag} needs --target kube or kube:CONTEXT"));
+            }
+        }
+    }
+    let target = match &args.target {
+        Target::None => return Ok(None),
+        Target::Dir(path) => Target::Dir(std::path::absolute(path).map_err(|error| {
+            CliError::new(
+                Code::CommandLine,
+                anyhow!("--target dir:{}: {error}", path.display()),
+            )
+        })?),
+        other => other.clone(),
+    };
+    if let Target::Dir(path) = &target
+        && let Ok(mut entries) = std::fs::read_dir(path)
+        && entries.next().is_some()
+        && !path.join(windlass_apply::dir::DIR_MARKER).is_file()
+    {
+        return refuse(format!(
+            "--target dir:{}: the directory is not empty and windlass did not write it (no {} file); name a new or empty directory",
+            path.display(),
+            windlass_apply::dir::DIR_MARKER
+        ));
+    }
+    if let Target::Dir(path) = &target
+        && path.exists()
+        && !path.is_dir()
+    {
+        return refuse(format!("--target dir:{}: not a directory", path.display()));
+    }
+    Ok(Some(ApplyConfig {
+        target: target.to_string(),
+        dry_run: args.dry_run,
+        wait_timeout_seconds: args.wait_timeout,
+        allow_empty_prune: args.allow_empty_prune,
+        source_install: None,
+    }))
+}
+
+/// The services for an install or apply with these options: the real world, with a Kubernetes
+/// client factory reading `--kubeconfig` (else `$KUBECONFIG`, else `~/.kube/config`).
+pub fn services(args: &TargetArgs) -> Services {
+    Services {
+        kubernetes: Arc::new(KubeClients {
+            kubeconfig: args.kubeconfig.clone(),
+        }),
+        ..Services::default()
+    }
+}
+
+/// Runs `windlass apply`.
+pub fn run(global: &GlobalArgs, args: &ApplyArgs) -> CliResult {
+    let Some(config) = apply_config(&args.target)? else {
+        return Err(CliError::new(
+            Code::CommandLine,
+            anyhow!("windlass apply needs --target dir:PATH, kube or kube:CONTEXT"),
+        ));
+    };
+    let state = open_state(global)?;
+    let progress: Arc<dyn Progress> = match TerminalProgress::for_stderr(global.json) {
+        Some(bars) => Arc::new(bars),
+        None => Arc::new(NotesOnly),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| CliError::new(Code::Failure, error))?;
+    let (outcome, start) = runtime
+        .block_on(apply_install(
+            &args.install_id,
+            &config,
+            ApplyEnvironment {
+                state: &state,
+                actor: actor(),
+                new_install_id: new_install_id(),
+                progress,
+                services: services(&args.target),
+            },
+        ))
+        .map_err(|error| {
+            let code = match &error {
+                ApplyInstallError::NoSuchInstall(_) => Code::NotFound,
+                ApplyInstallError::NotCompleted { .. } => Code::State,
+                ApplyInstallError::Pipeline(_) => Code::InvalidInput,
+                ApplyInstallError::Lock(_) | ApplyInstallError::Stopped(_) => Code::State,
+                ApplyInstallError::Busy(_) => Code::Failure,
+            };
+            CliError::new(code, error)
+        })?;
+    if global.json {
+        print_json(&outcome)?;
+    } else {
+        crate::install_command::print_human(&outcome, start);
+        print_changes(&outcome);
+    }
+    Ok(exit_code(&outcome))
+}
+
+/// The exit code of a finished install or apply.
+pub fn exit_code(outcome: &InstallState) -> Code {
+    match (&outcome.status, &outcome.failure) {
+        (InstallStatus::Completed, _) => Code::Success,
+        (_, Some(failure)) if failure.class == FailureClass::InvalidInput => Code::InvalidInput,
+        _ => Code::Failure,
+    }
+}
+
+/// For humans: the objects an apply created, configured (or, in a dry run, would) or failed on,
+/// and what it pruned.
+pub fn print_changes(outcome: &InstallState) {
+    let Some(view) = windlass_apply::view::apply_view(
+        outcome
+            .stages
+            .iter()
+            .filter(|stage| stage.name == windlass_apply::stage::KIND)
+            .flat_map(|stage| stage.fact_events.iter()),
+    ) else {
+        return;
+    };
+    for object in &view.objects {
+        let verb = match (object.outcome, object.dry_run) {
+            (ApplyOutcome::Created, true) => "would create",
+            (ApplyOutcome::Configured, true) => "would configure",
+            (ApplyOutcome::Created, false) => "created",
+            (ApplyOutcome::Configured, false) => "configured",
+            (ApplyOutcome::Failed, _) => "failed",
+            _ => continue,
+        };
+        println!("  {verb:<15} {}", object.key);
+        for conflict in &object.conflicts {
+            println!(
+                "    conflict: {} owned by {}",
+                conflict.field,
+                if conflict.manager.is_empty() {
+                    "another manager"
+                } else {
+                    conflict.manager.as_str()
+                }
+            );
+        }
+    }
+    for pruned in &view.pruned {
+        println!(
+            "  {:<15} {}{}",
+            format!(
+                "{}{}",
+                if pruned.dry_run { "would be " } else { "" },
+                serde_json::to_value(pruned.outcome)
+                    .ok()
+                    .and_then(|value| value.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            ),
+            pruned.key,
+            pruned
+                .detail
+                .as_deref()
+                .map(|detail| format!(": {detail}"))
+                .unwrap_or_default()
+        );
+    }
+}

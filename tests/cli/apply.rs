@@ -1,0 +1,197 @@
+//! `--target`: `none` by default (nothing applied, the pipeline of old), `dir:PATH` (one file per
+//! object in apply order, written safely), and `windlass apply INSTALL_ID` for an install rendered
+//! earlier; the options that need a cluster are refused without one.
+
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn target_none_is_the_default_and_applies_nothing() {
+    let state = tempfile::tempdir().unwrap();
+    let install = json(run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--json")
+        .arg(quickstart())));
+    let stages: Vec<&str> = install["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|stage| stage["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !stages.contains(&"apply"),
+        "no apply stage without --target: {stages:?}"
+    );
+}
+
+#[test]
+fn target_dir_writes_one_file_per_object_in_apply_order() {
+    let state = tempfile::tempdir().unwrap();
+    let target = state.path().join("gitops");
+    let install = json(run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--json")
+        .arg(quickstart())
+        .arg("--target")
+        .arg(format!("dir:{}", target.display()))));
+    assert_eq!(install["status"], "completed");
+    assert_eq!(
+        listing(&target),
+        [
+            ".windlass-target",
+            "0001-secret-my-app-registry.yaml",
+            "0002-configmap-api-settings.yaml",
+            "0003-service-api.yaml",
+            "0004-deployment-api.yaml",
+            "0005-cronjob-nightly-report.yaml",
+        ]
+    );
+    let secret = target.join("0001-secret-my-app-registry.yaml");
+    assert_eq!(
+        std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let deployment: serde_json::Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(target.join("0004-deployment-api.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(deployment["kind"], "Deployment");
+    assert_eq!(deployment["metadata"]["name"], "api");
+
+    // `windlass apply` of the same install into another directory, and again into the first (a
+    // directory windlass wrote is replaced whole).
+    let install_id = install["install_id"].as_str().unwrap();
+    let second = state.path().join("second");
+    let applied = json(run(windlass(state.path())
+        .args(["apply", install_id, "--json", "--target"])
+        .arg(format!("dir:{}", second.display()))));
+    assert_eq!(applied["status"], "completed");
+    assert_eq!(listing(&second), listing(&target));
+    std::fs::write(target.join("stray.yaml"), "x").unwrap();
+    let again = json(run(windlass(state.path())
+        .args(["apply", install_id, "--json", "--target"])
+        .arg(format!("dir:{}", target.display()))));
+    assert_eq!(again["status"], "completed");
+    assert!(
+        !target.join("stray.yaml").exists(),
+        "the directory is replaced whole"
+    );
+}
+
+#[test]
+fn target_dir_refuses_a_directory_windlass_did_not_write() {
+    let state = tempfile::tempdir().unwrap();
+    let target = state.path().join("mine");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(target.join("notes.txt"), "mine").unwrap();
+    let output = run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg(quickstart())
+        .arg("--target")
+        .arg(format!("dir:{}", target.display())));
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--target dir:")
+            && stderr.contains("not empty and windlass did not write it"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("notes.txt")).unwrap(),
+        "mine"
+    );
+}
+
+#[test]
+fn cluster_options_and_bad_targets_are_refused_on_the_command_line() {
+    let state = tempfile::tempdir().unwrap();
+    for (arguments, expected) in [
+        (vec!["--target", "cluster"], "unknown target \"cluster\""),
+        (vec!["--target", "kube:"], "needs a value after the colon"),
+        (vec!["--dry-run"], "--dry-run needs --target kube"),
+        (vec!["--wait-timeout", "5y"], "is not a duration"),
+    ] {
+        let output = run(windlass(state.path())
+            .args(OFFLINE_INSTALL)
+            .arg(quickstart())
+            .args(&arguments));
+        assert_eq!(output.status.code(), Some(2), "{arguments:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{arguments:?}: {stderr}");
+    }
+    let output = run(windlass(state.path()).args(["apply", "nope", "--target", "kube"]));
+    assert_eq!(output.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no install nope"));
+    let output = run(windlass(state.path()).args(["apply", "nope"]));
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn a_pipeline_file_may_use_the_apply_stage_kind() {
+    let state = tempfile::tempdir().unwrap();
+    let target = state.path().join("from-pipeline");
+    let mut pipeline = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("stages/default-pipeline.yaml"),
+    )
+    .unwrap()
+    .replace("offline: false", "offline: true");
+    pipeline.push_str(&format!(
+        "  - name: apply\n    kind: apply\n    inputs: [fetch_base, provision_secrets, render_midstream]\n    config:\n      target: dir:{}\n",
+        target.display()
+    ));
+    let file = state.path().join("pipeline.yaml");
+    std::fs::write(&file, pipeline).unwrap();
+    let install = json(run(windlass(state.path())
+        .args(["install", "--json"])
+        .arg("--pipeline")
+        .arg(&file)
+        .arg(quickstart())));
+    assert_eq!(install["status"], "completed", "{install}");
+    assert_eq!(listing(&target).len(), 6);
+    let output = run(windlass(state.path())
+        .arg("install")
+        .arg("--pipeline")
+        .arg(&file)
+        .arg(quickstart())
+        .args(["--target", "kube"]));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--target with --pipeline"));
+}
+
+#[test]
+fn a_rendered_file_changed_after_rendering_is_not_applied() {
+    let state = tempfile::tempdir().unwrap();
+    let install = json(run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--json")
+        .arg(quickstart())));
+    let install_id = install["install_id"].as_str().unwrap();
+    let out = PathBuf::from(install["out"].as_str().unwrap());
+    std::fs::write(
+        out.join("rendered/this-cluster/api-settings-configmap.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api-settings\ndata:\n  injected: x\n",
+    )
+    .unwrap();
+    let target = state.path().join("gitops");
+    let output = run(windlass(state.path())
+        .args(["apply", install_id, "--target"])
+        .arg(format!("dir:{}", target.display())));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("rendered/this-cluster/api-settings-configmap.yaml in")
+            && stderr.contains("changed since it was rendered"),
+        "{stderr}"
+    );
+    assert!(!target.exists(), "nothing was written");
+}

@@ -1,0 +1,1046 @@
+//! `--target kube` end to end: the real `windlass` binary applies to `windlass-test-apiserver`,
+//! which is a FAKE Kubernetes API server (a test double from this workspace, `apiserver/`): no
+//! real kube-apiserver can be installed on these machines, so these tests show what windlass sends
+//! and how it reacts to the answers a real server gives (server-side apply with managedFields and
+//! conflicts, Status errors, faults), as far as the fake follows the Kubernetes API conventions.
+//! The KOTS takeover case uses the real `kubectl` 1.33 for the client-side apply KOTS does.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use windlass_test_apiserver::{Fault, FaultAction, FaultMatch, Options, TestApiServer};
+
+use super::*;
+
+/// A fake API server with a kubeconfig pointing at it.
+struct FakeCluster {
+    server: TestApiServer,
+    kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn fake_cluster(options: Options) -> FakeCluster {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestApiServer::start(options).expect("the fake API server starts");
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    FakeCluster {
+        server,
+        kubeconfig,
+        _dir: dir,
+    }
+}
+
+/// A release directory: `files` under `manifests/`, the quickstart license, and a KOTS
+/// Application with `spec` (YAML lines indented two spaces).
+fn release(files: &[(&str, &str)], application_spec: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("manifests")).unwrap();
+    std::fs::create_dir_all(dir.path().join("userdata")).unwrap();
+    std::fs::copy(
+        quickstart().join("userdata/license.yaml"),
+        dir.path().join("userdata/license.yaml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("kots-app.yaml"),
+        format!(
+            "apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: my-app\nspec:\n  title: Test\n{application_spec}"
+        ),
+    )
+    .unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join("manifests").join(name), text).unwrap();
+    }
+    dir
+}
+
+fn rewrite(release: &Path, files: &[(&str, &str)]) {
+    let manifests = release.join("manifests");
+    std::fs::remove_dir_all(&manifests).unwrap();
+    std::fs::create_dir_all(&manifests).unwrap();
+    for (name, text) in files {
+        std::fs::write(manifests.join(name), text).unwrap();
+    }
+}
+
+fn install_kube(state: &Path, release: &Path, cluster: &FakeCluster, extra: &[&str]) -> Output {
+    output_within(
+        windlass(state)
+            .args(OFFLINE_INSTALL)
+            .arg("--json")
+            .arg(release)
+            .arg("--target")
+            .arg("kube")
+            .arg("--kubeconfig")
+            .arg(&cluster.kubeconfig)
+            .args(extra),
+    )
+}
+
+fn apply_kube(state: &Path, install_id: &str, cluster: &FakeCluster, extra: &[&str]) -> Output {
+    output_within(
+        windlass(state)
+            .args([
+                "apply",
+                install_id,
+                "--json",
+                "--target",
+                "kube",
+                "--kubeconfig",
+            ])
+            .arg(&cluster.kubeconfig)
+            .args(extra),
+    )
+}
+
+fn output_within(command: &mut Command) -> Output {
+    windlass_testkit::output_within(command, Duration::from_secs(60), "windlass")
+}
+
+fn events(state: &Path, install_id: &str) -> Vec<Value> {
+    json(run(windlass(state).args(["events", install_id, "--json"])))
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn of_type(events: &[Value], event_type: &str) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|event| event["type"] == event_type)
+        .map(|event| event["payload"].clone())
+        .collect()
+}
+
+/// Every object of every `ObjectsApplied`, by `Kind/name`.
+fn applied(events: &[Value]) -> BTreeMap<String, Value> {
+    of_type(events, "ObjectsApplied")
+        .iter()
+        .flat_map(|batch| batch["objects"].as_array().unwrap().clone())
+        .map(|object| {
+            (
+                format!(
+                    "{}/{}",
+                    object["key"]["kind"].as_str().unwrap(),
+                    object["key"]["name"].as_str().unwrap()
+                ),
+                object,
+            )
+        })
+        .collect()
+}
+
+const CONFIGMAP: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: {value}\n";
+
+fn configmap(name: &str, value: &str) -> String {
+    CONFIGMAP.replace("{name}", name).replace("{value}", value)
+}
+
+#[test]
+fn kube_apply_creates_objects_then_an_unchanged_apply_writes_nothing() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let install = json(install_kube(state.path(), &quickstart(), &cluster, &[]));
+    assert_eq!(install["status"], "completed", "{install}");
+    let install_id = install["install_id"].as_str().unwrap();
+    let recorded = applied(&events(state.path(), install_id));
+    assert_eq!(
+        recorded.keys().cloned().collect::<Vec<_>>(),
+        [
+            "ConfigMap/api-settings",
+            "CronJob/nightly-report",
+            "Deployment/api",
+            "Secret/my-app-registry",
+            "Service/api"
+        ]
+    );
+    for object in recorded.values() {
+        assert_eq!(object["outcome"], "created");
+        assert!(object["uid"].as_str().is_some_and(|uid| !uid.is_empty()));
+        assert!(object["resource_version"].is_string());
+    }
+    let deployment = cluster
+        .server
+        .get("apps/v1", "Deployment", "default", "api")
+        .expect("the Deployment was applied into the app namespace");
+    assert_eq!(
+        deployment["metadata"]["annotations"]["windlass.io/app"],
+        "my-app"
+    );
+    let managers: Vec<(&str, &str)> = deployment["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            (
+                entry["manager"].as_str().unwrap(),
+                entry["operation"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(managers, [("windlass", "Apply")]);
+    // The pull secret went first.
+    let writes: Vec<String> = cluster
+        .server
+        .requests()
+        .into_iter()
+        .filter(|request| request.is_write())
+        .map(|request| request.resource)
+        .collect();
+    assert_eq!(
+        writes.first().map(String::as_str),
+        Some("secrets"),
+        "{writes:?}"
+    );
+    let version = deployment["metadata"]["resourceVersion"].clone();
+
+    // The same rendered install applied again: nothing is written.
+    let before = cluster.server.counts();
+    let again = json(apply_kube(state.path(), install_id, &cluster, &[]));
+    assert_eq!(again["status"], "completed", "{again}");
+    let after = cluster.server.counts();
+    assert_eq!(
+        after.writes, before.writes,
+        "an unchanged apply writes nothing"
+    );
+    assert_eq!(
+        after.dry_runs, before.dry_runs,
+        "nor dry-runs what it knows is unchanged"
+    );
+    let second = applied(&events(state.path(), again["install_id"].as_str().unwrap()));
+    assert!(
+        second
+            .values()
+            .all(|object| object["outcome"] == "unchanged"),
+        "{second:?}"
+    );
+    assert_eq!(
+        cluster
+            .server
+            .get("apps/v1", "Deployment", "default", "api")
+            .unwrap()["metadata"]["resourceVersion"],
+        version
+    );
+
+    // `show` lists the applied objects and the app state (no informers: ready).
+    let shown = run(windlass(state.path()).args(["show", install_id]));
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("app state ready"), "{text}");
+    assert!(
+        text.contains("applied   created     Deployment default/api uid "),
+        "{text}"
+    );
+    let shown = json(run(
+        windlass(state.path()).args(["show", install_id, "--json"])
+    ));
+    assert_eq!(shown["apply"]["objects"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        shown["apply"]["completed"]["inventory"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    assert_eq!(shown["apply"]["app_state"]["state"], "ready");
+}
+
+#[test]
+fn a_dry_run_writes_nothing_and_says_what_would_change() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let output = install_kube(state.path(), &quickstart(), &cluster, &["--dry-run"]);
+    let install = json(output);
+    assert_eq!(install["status"], "completed", "{install}");
+    assert_eq!(cluster.server.counts().writes, 0);
+    assert!(cluster.server.counts().dry_runs >= 5);
+    assert!(
+        cluster
+            .server
+            .get("apps/v1", "Deployment", "default", "api")
+            .is_none()
+    );
+    let install_id = install["install_id"].as_str().unwrap();
+    let human = run(windlass(state.path())
+        .args([
+            "apply",
+            install_id,
+            "--target",
+            "kube",
+            "--dry-run",
+            "--kubeconfig",
+        ])
+        .arg(&cluster.kubeconfig));
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("would create    Deployment default/api"),
+        "{text}"
+    );
+    assert_eq!(cluster.server.counts().writes, 0);
+}
+
+const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          x-kubernetes-preserve-unknown-fields: true
+"#;
+
+#[test]
+fn crds_and_namespaces_come_first_and_are_waited_for() {
+    let cluster = fake_cluster(Options {
+        crd_established_delay: Duration::from_millis(400),
+        ..Options::default()
+    });
+    let state = tempfile::tempdir().unwrap();
+    let release = release(
+        &[
+            (
+                "widget.yaml",
+                "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: tools\nspec:\n  size: 3\n",
+            ),
+            ("config.yaml", &configmap("early", "x")),
+            ("crd.yaml", CRD),
+            (
+                "namespace.yaml",
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: tools\n",
+            ),
+        ],
+        "",
+    );
+    // A dry run first: the CRD is not created, so its Widget is reported as to be created.
+    let dry = json(install_kube(
+        state.path(),
+        release.path(),
+        &cluster,
+        &["--dry-run"],
+    ));
+    assert_eq!(dry["status"], "completed", "{dry}");
+    assert_eq!(cluster.server.counts().writes, 0);
+    let recorded = applied(&events(state.path(), dry["install_id"].as_str().unwrap()));
+    assert_eq!(recorded["Widget/w"]["outcome"], "created");
+    assert_eq!(recorded["Widget/w"]["dry_run"], true);
+    cluster.server.reset_requests();
+
+    let install = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(install["status"], "completed", "{install}");
+    let order: Vec<String> = cluster
+        .server
+        .requests()
+        .into_iter()
+        .filter(|request| request.is_write())
+        .map(|request| format!("{}/{}", request.resource, request.name))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "secrets/my-app-registry",
+            "namespaces/tools",
+            "customresourcedefinitions/widgets.example.com",
+            "configmaps/early",
+            "widgets/w",
+        ]
+    );
+    let waits = of_type(
+        &events(state.path(), install["install_id"].as_str().unwrap()),
+        "WaitFinished",
+    );
+    let established = waits
+        .iter()
+        .find(|wait| wait["wait"] == "established")
+        .expect("the CRD's establishment is waited for");
+    assert_eq!(established["outcome"], "met");
+    assert!(
+        established["elapsed_ms"].as_u64().unwrap() >= 300,
+        "{established}"
+    );
+    assert!(
+        waits
+            .iter()
+            .any(|wait| wait["wait"] == "active" && wait["outcome"] == "met")
+    );
+    assert!(
+        cluster
+            .server
+            .get("example.com/v1", "Widget", "tools", "w")
+            .is_some()
+    );
+}
+
+#[test]
+fn conflicts_are_recorded_then_forced_and_refusals_name_object_and_file() {
+    let cluster = fake_cluster(Options::default());
+    cluster
+        .server
+        .apply_as(
+            "someone-else",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "shared", "namespace": "default"}, "data": {"value": "theirs"}}),
+            true,
+        )
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let release = release(&[("shared.yaml", &configmap("shared", "ours"))], "");
+    let install = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(install["status"], "completed", "{install}");
+    let recorded = applied(&events(
+        state.path(),
+        install["install_id"].as_str().unwrap(),
+    ));
+    let shared = &recorded["ConfigMap/shared"];
+    assert_eq!(shared["outcome"], "configured");
+    assert_eq!(
+        shared["conflicts"][0]["manager"], "someone-else",
+        "{shared}"
+    );
+    assert!(
+        shared["conflicts"][0]["field"]
+            .as_str()
+            .unwrap()
+            .contains("data.value"),
+        "{shared}"
+    );
+    let live = cluster
+        .server
+        .get("v1", "ConfigMap", "default", "shared")
+        .unwrap();
+    assert_eq!(live["data"]["value"], "ours");
+
+    // An immutable field: refused, naming the object and its file, unless the object allows a
+    // recreate.
+    let frozen = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: frozen\nimmutable: true\ndata:\n  value: {value}\n";
+    rewrite(
+        release.path(),
+        &[("frozen.yaml", &frozen.replace("{value}", "one"))],
+    );
+    let first = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(first["status"], "completed", "{first}");
+    let uid = cluster
+        .server
+        .get("v1", "ConfigMap", "default", "frozen")
+        .unwrap()["metadata"]["uid"]
+        .clone();
+    rewrite(
+        release.path(),
+        &[("frozen.yaml", &frozen.replace("{value}", "two"))],
+    );
+    let refused = install_kube(state.path(), release.path(), &cluster, &[]);
+    assert_eq!(refused.status.code(), Some(3));
+    let refused: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    let message = refused["failure"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("ConfigMap default/frozen (rendered/this-cluster/frozen-configmap.yaml): the server refused it: 422")
+            && message.contains("windlass.io/recreate-on-immutable"),
+        "{message}"
+    );
+    let allowed = frozen.replace(
+        "  name: frozen\n",
+        "  name: frozen\n  annotations:\n    windlass.io/recreate-on-immutable: \"true\"\n",
+    );
+    rewrite(
+        release.path(),
+        &[("frozen.yaml", &allowed.replace("{value}", "two"))],
+    );
+    let recreated = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(recreated["status"], "completed", "{recreated}");
+    let recorded = applied(&events(
+        state.path(),
+        recreated["install_id"].as_str().unwrap(),
+    ));
+    assert_eq!(recorded["ConfigMap/frozen"]["recreated"], true);
+    let live = cluster
+        .server
+        .get("v1", "ConfigMap", "default", "frozen")
+        .unwrap();
+    assert_eq!(live["data"]["value"], "two");
+    assert_ne!(live["metadata"]["uid"], uid);
+}
+
+#[test]
+fn throttling_and_server_errors_are_retried() {
+    let cluster = fake_cluster(Options::default());
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("patch").resource("configmaps"),
+        action: FaultAction::TooManyRequests {
+            retry_after_seconds: 1,
+        },
+        remaining: Some(1),
+    });
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("patch").resource("services"),
+        action: FaultAction::ServerError(503),
+        remaining: Some(2),
+    });
+    let state = tempfile::tempdir().unwrap();
+    let install = json(install_kube(state.path(), &quickstart(), &cluster, &[]));
+    assert_eq!(install["status"], "completed", "{install}");
+    let statuses: Vec<(String, u16)> = cluster
+        .server
+        .requests()
+        .into_iter()
+        .filter(|request| request.verb == "patch")
+        .map(|request| (request.resource, request.status))
+        .collect();
+    assert!(
+        statuses.contains(&("configmaps".into(), 429)),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|(resource, status)| resource == "services" && *status == 503)
+            .count(),
+        2
+    );
+    assert!(
+        cluster
+            .server
+            .get("v1", "Service", "default", "api")
+            .is_some()
+    );
+}
+
+#[test]
+fn prune_deletes_dropped_objects_keeps_what_it_must_and_remembers_refusals() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let kept = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  annotations:\n    kots.io/keep: \"true\"\ndata:\n  value: k\n";
+    let release = release(
+        &[
+            ("a.yaml", &configmap("a", "1")),
+            ("b.yaml", &configmap("b", "1")),
+            ("guarded.yaml", &configmap("guarded", "1")),
+            ("kept.yaml", kept),
+        ],
+        "  additionalNamespaces:\n    - extra\n",
+    );
+    let first = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(first["status"], "completed", "{first}");
+    assert!(
+        cluster.server.get("v1", "Namespace", "", "extra").is_some(),
+        "additionalNamespaces are created"
+    );
+    assert!(
+        cluster
+            .server
+            .get("v1", "Secret", "extra", "my-app-registry")
+            .is_some(),
+        "with the pull secret"
+    );
+    // Someone else's object with a name windlass applied before, and a delete a webhook refuses.
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("delete").name("guarded"),
+        action: FaultAction::Refuse("admission webhook \"guard\" denied the request".into()),
+        remaining: None,
+    });
+
+    rewrite(release.path(), &[("a.yaml", &configmap("a", "1"))]);
+    let second = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(second["status"], "completed", "{second}");
+    let second_id = second["install_id"].as_str().unwrap();
+    let second_events = events(state.path(), second_id);
+    let pruned: BTreeMap<String, String> = of_type(&second_events, "ObjectPruned")
+        .iter()
+        .map(|pruned| {
+            (
+                pruned["key"]["name"].as_str().unwrap().to_string(),
+                pruned["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pruned.get("b").map(String::as_str),
+        Some("deleted"),
+        "{pruned:?}"
+    );
+    assert_eq!(pruned.get("kept").map(String::as_str), Some("kept"));
+    assert_eq!(pruned.get("guarded").map(String::as_str), Some("refused"));
+    assert_eq!(
+        pruned.get("extra").map(String::as_str),
+        Some("kept"),
+        "an additionalNamespaces namespace stays"
+    );
+    assert!(
+        cluster
+            .server
+            .get("v1", "ConfigMap", "default", "b")
+            .is_none()
+    );
+    assert!(
+        cluster
+            .server
+            .get("v1", "ConfigMap", "default", "kept")
+            .is_some()
+    );
+    let deletes: Vec<String> = cluster
+        .server
+        .requests()
+        .into_iter()
+        .filter(|request| request.verb == "delete")
+        .map(|request| request.name)
+        .collect();
+    assert!(
+        !deletes.contains(&"a".to_string()) && !deletes.contains(&"kept".to_string()),
+        "{deletes:?}"
+    );
+    let completed = &of_type(&second_events, "ApplyCompleted")[0];
+    let inventory: Vec<&str> = completed["inventory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["key"]["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        inventory.contains(&"guarded"),
+        "a refused delete stays in the inventory: {inventory:?}"
+    );
+    assert!(inventory.contains(&"kept"));
+
+    // The refusal lifted, the next install prunes it; an object replaced by someone else (new uid,
+    // no ownership annotation) is not deleted.
+    cluster.server.clear_faults();
+    cluster
+        .server
+        .delete("v1", "ConfigMap", "default", "kept")
+        .unwrap();
+    cluster
+        .server
+        .apply_as(
+            "someone-else",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "kept", "namespace": "default"}, "data": {"value": "mine"}}),
+            true,
+        )
+        .unwrap();
+    let third = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(third["status"], "completed", "{third}");
+    let pruned: BTreeMap<String, String> = of_type(
+        &events(state.path(), third["install_id"].as_str().unwrap()),
+        "ObjectPruned",
+    )
+    .iter()
+    .map(|pruned| {
+        (
+            pruned["key"]["name"].as_str().unwrap().to_string(),
+            pruned["outcome"].as_str().unwrap().to_string(),
+        )
+    })
+    .collect();
+    assert_eq!(
+        pruned.get("guarded").map(String::as_str),
+        Some("deleted"),
+        "{pruned:?}"
+    );
+    assert!(
+        cluster
+            .server
+            .get("v1", "ConfigMap", "default", "guarded")
+            .is_none()
+    );
+    assert!(
+        cluster
+            .server
+            .get("v1", "ConfigMap", "default", "kept")
+            .is_some(),
+        "not windlass's any more"
+    );
+}
+
+#[test]
+fn a_killed_apply_resumes_without_sending_again_what_it_recorded() {
+    let cluster = fake_cluster(Options::default());
+    // Slow writes, so that the kill lands mid-apply.
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("patch").resource("configmaps"),
+        action: FaultAction::Delay(Duration::from_millis(150)),
+        remaining: None,
+    });
+    let state = tempfile::tempdir().unwrap();
+    let texts: Vec<(String, String)> = (0..160)
+        .map(|index| {
+            (
+                format!("cm-{index:03}.yaml"),
+                configmap(&format!("cm-{index:03}"), "v"),
+            )
+        })
+        .collect();
+    let files: Vec<(&str, &str)> = texts
+        .iter()
+        .map(|(name, text)| (name.as_str(), text.as_str()))
+        .collect();
+    let release = release(&files, "");
+    let mut child = windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg(release.path())
+        .args(["--target", "kube", "--kubeconfig"])
+        .arg(&cluster.kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (install_id, _) = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no ObjectsApplied was recorded in time"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "windlass ended before it was killed"
+        );
+        let history = run(windlass(state.path()).args(["history", "--json"]));
+        if let Ok(history) = serde_json::from_slice::<Value>(&history.stdout)
+            && let Some(install_id) = history[0]["install_id"].as_str()
+        {
+            let recorded = applied(&events(state.path(), install_id));
+            if !recorded.is_empty() {
+                break (install_id.to_string(), recorded);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // What the killed run recorded, read after it died (it may have recorded more meanwhile).
+    let recorded: Vec<String> = applied(&events(state.path(), &install_id))
+        .into_values()
+        .map(|object| object["key"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        of_type(&events(state.path(), &install_id), "ApplyCompleted").is_empty(),
+        "the kill landed mid-apply ({} of 161 recorded)",
+        recorded.len()
+    );
+    cluster.server.reset_requests();
+
+    let resumed = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(resumed["status"], "completed", "{resumed}");
+    assert_eq!(
+        resumed["install_id"],
+        install_id.as_str(),
+        "the same install resumed"
+    );
+    assert_eq!(resumed["resumed"], 1);
+    let touched: Vec<String> = cluster
+        .server
+        .requests()
+        .into_iter()
+        .filter(|request| !request.name.is_empty())
+        .map(|request| request.name)
+        .collect();
+    for name in &recorded {
+        assert!(
+            !touched.contains(name),
+            "{name} was recorded as applied, yet sent again"
+        );
+    }
+    for index in 0..160 {
+        assert!(
+            cluster
+                .server
+                .get("v1", "ConfigMap", "default", &format!("cm-{index:03}"))
+                .is_some()
+        );
+    }
+    let completed = &of_type(&events(state.path(), &install_id), "ApplyCompleted")[0];
+    assert_eq!(
+        completed["inventory"].as_array().unwrap().len(),
+        161,
+        "160 maps and the pull secret"
+    );
+}
+
+#[test]
+fn objects_kots_applied_client_side_are_taken_over() {
+    let cluster = fake_cluster(Options::default());
+    let scratch = tempfile::tempdir().unwrap();
+    let kots_version = scratch.path().join("settings.yaml");
+    std::fs::write(
+        &kots_version,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: default\ndata:\n  kept: \"1\"\n  dropped: \"1\"\n",
+    )
+    .unwrap();
+    let kubectl = windlass_testkit::kube_tools::kubectl();
+    let output = Command::new(&kubectl)
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .args(["apply", "-f"])
+        .arg(&kots_version)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let before = cluster
+        .server
+        .get("v1", "ConfigMap", "default", "settings")
+        .unwrap();
+    assert!(
+        before["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .is_string()
+    );
+
+    let state = tempfile::tempdir().unwrap();
+    let release = release(
+        &[(
+            "settings.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  kept: \"1\"\n",
+        )],
+        "",
+    );
+    let install = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(install["status"], "completed", "{install}");
+    let recorded = applied(&events(
+        state.path(),
+        install["install_id"].as_str().unwrap(),
+    ));
+    assert_eq!(recorded["ConfigMap/settings"]["taken_over"], true);
+    let output = Command::new(&kubectl)
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .args([
+            "get",
+            "configmap",
+            "settings",
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let after: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        after["data"],
+        json!({"kept": "1"}),
+        "the field the release dropped is gone"
+    );
+    assert!(
+        after["metadata"]["annotations"]
+            .get("kubectl.kubernetes.io/last-applied-configuration")
+            .is_none()
+    );
+    let managers: Vec<&str> = after["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["manager"].as_str().unwrap())
+        .collect();
+    assert!(
+        !managers
+            .iter()
+            .any(|manager| manager.starts_with("kubectl")),
+        "{managers:?}"
+    );
+    assert!(managers.contains(&"windlass"));
+}
+
+const WEB: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n{annotations}spec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n        - name: web\n          image: nginx:1.25\n";
+
+#[test]
+fn waits_have_deadlines_and_status_informers_give_the_app_state() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let waited = WEB.replace(
+        "{annotations}",
+        "  annotations:\n    kots.io/wait-for-ready: \"true\"\n",
+    );
+    let release = release(&[("web.yaml", &waited)], "");
+    let started = Instant::now();
+    let timed_out = install_kube(
+        state.path(),
+        release.path(),
+        &cluster,
+        &["--wait-timeout", "2s"],
+    );
+    assert_eq!(timed_out.status.code(), Some(1));
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let progress = String::from_utf8_lossy(&timed_out.stderr);
+    assert!(
+        progress
+            .contains("apply: waiting up to 2s for Deployment default/web (ready; now updating)"),
+        "{progress}"
+    );
+    let failed: Value = serde_json::from_slice(&timed_out.stdout).unwrap();
+    let message = failed["failure"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("Deployment default/web (rendered/this-cluster/web-deployment.yaml): kots.io/wait-for-ready: not met after 2s"),
+        "{message}"
+    );
+    let waits = of_type(
+        &events(state.path(), failed["install_id"].as_str().unwrap()),
+        "WaitFinished",
+    );
+    assert!(
+        waits
+            .iter()
+            .any(|wait| wait["wait"] == "ready" && wait["outcome"] == "timed_out"),
+        "{waits:?}"
+    );
+
+    // Ready while windlass waits: the wait is met, and the app state follows the informers.
+    rewrite(
+        release.path(),
+        &[
+            ("web.yaml", &waited),
+            (
+                "svc.yaml",
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n",
+            ),
+        ],
+    );
+    std::fs::write(
+        release.path().join("kots-app.yaml"),
+        "apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: my-app\nspec:\n  statusInformers:\n    - deployment/web\n    - svc/web\n",
+    )
+    .unwrap();
+    let server = &cluster.server;
+    let install = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if server
+                    .make_ready("apps/v1", "Deployment", "default", "web")
+                    .is_ok()
+                {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        install_kube(
+            state.path(),
+            release.path(),
+            &cluster,
+            &["--wait-timeout", "2"],
+        )
+    });
+    let install = json(install);
+    assert_eq!(install["status"], "completed", "{install}");
+    let install_id = install["install_id"].as_str().unwrap();
+    let all = events(state.path(), install_id);
+    let observed = &of_type(&all, "AppStateObserved")[0];
+    // No endpoint slice serves the Service yet: the app is unavailable, and says why.
+    assert_eq!(observed["state"], "unavailable", "{observed}");
+    assert_eq!(
+        observed["resources"],
+        json!([{"informer": "deployment/web", "state": "ready"}, {"informer": "svc/web", "state": "unavailable"}])
+    );
+    let shown = run(windlass(state.path()).args(["show", install_id]));
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("app state unavailable"));
+
+    server
+        .create_as("endpointslice-controller", json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "web-abc", "namespace": "default", "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4", "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": true}}]}))
+        .unwrap();
+    let again = json(apply_kube(
+        state.path(),
+        install_id,
+        &cluster,
+        &["--wait-timeout", "5"],
+    ));
+    assert_eq!(again["status"], "completed", "{again}");
+    let observed = &of_type(
+        &events(state.path(), again["install_id"].as_str().unwrap()),
+        "AppStateObserved",
+    )[0];
+    assert_eq!(observed["state"], "ready", "{observed}");
+}
+
+#[test]
+fn every_namespace_gets_the_pull_secret_and_properties_are_waited_for() {
+    let cluster = fake_cluster(Options::default());
+    cluster
+        .server
+        .create_as(
+            "someone",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}),
+        )
+        .unwrap();
+    let namespaces_before = cluster.server.list("v1", "Namespace", None).len();
+    let claim = "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\n  annotations:\n    kots.io/wait-for-properties: \".status.phase=Bound\"\nspec:\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n      storage: 1Gi\n";
+    let release = release(
+        &[("claim.yaml", claim)],
+        "  additionalNamespaces:\n    - \"*\"\n",
+    );
+    let state = tempfile::tempdir().unwrap();
+    let server = &cluster.server;
+    let install = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(300));
+                if server
+                    .set_status(
+                        "v1",
+                        "PersistentVolumeClaim",
+                        "default",
+                        "data",
+                        json!({"phase": "Bound"}),
+                    )
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+        });
+        install_kube(
+            state.path(),
+            release.path(),
+            &cluster,
+            &["--wait-timeout", "20"],
+        )
+    });
+    let install = json(install);
+    assert_eq!(install["status"], "completed", "{install}");
+    for namespace in [
+        "default",
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "team-a",
+    ] {
+        assert!(
+            cluster
+                .server
+                .get("v1", "Secret", namespace, "my-app-registry")
+                .is_some(),
+            "no pull secret in {namespace}"
+        );
+    }
+    assert_eq!(
+        cluster.server.list("v1", "Namespace", None).len(),
+        namespaces_before,
+        "\"*\" creates no namespace"
+    );
+    let waits = of_type(
+        &events(state.path(), install["install_id"].as_str().unwrap()),
+        "WaitFinished",
+    );
+    let properties = waits
+        .iter()
+        .find(|wait| wait["wait"] == "properties")
+        .expect("the property wait is recorded");
+    assert_eq!(properties["outcome"], "met", "{properties}");
+    assert_eq!(properties["detail"], ".status.phase=Bound");
+}
