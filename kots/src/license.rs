@@ -50,7 +50,7 @@ pub struct LicenseFile {
     pub sequence: i64,
     /// `spec.entitlements.expires_at.value` (RFC 3339, trimmed), if set and not empty.
     pub expires_at: Option<String>,
-    /// What `LicenseFieldValue` answers, by field name (see [`crate::license_fields`]); never the
+    /// What `LicenseFieldValue` answers, by field name (see [`crate::license_fields()`]); never the
     /// license ID.
     pub fields: std::collections::BTreeMap<String, String>,
 }

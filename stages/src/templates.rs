@@ -234,8 +234,29 @@ impl Templates {
                     given: item.given,
                 })
                 .collect();
-            record.config_random_draws =
-                recorded.draws.iter().map(|d| STANDARD.encode(d)).collect();
+            // A password item whose default or value is a template may be made of these draws
+            // (`RandomString` for a generated password): then they are credentials, and withheld.
+            let password_generated = config.as_ref().is_some_and(|config| {
+                config
+                    .spec
+                    .groups
+                    .iter()
+                    .flat_map(|group| &group.items)
+                    .any(|item| {
+                        item.item_type.as_deref() == Some("password")
+                            && [&item.default, &item.value].into_iter().any(|field| {
+                                let text =
+                                    windlass_template::config::bool_or_string(field.as_ref());
+                                text.contains("{{repl") || text.contains("repl{{")
+                            })
+                    })
+            });
+            if password_generated && !recorded.draws.is_empty() {
+                record.config_random_draws_withheld = true;
+            } else {
+                record.config_random_draws =
+                    recorded.draws.iter().map(|d| STANDARD.encode(d)).collect();
+            }
             record.warnings = evaluated.warnings.clone();
         }
         if recorded.now.is_some() {

@@ -56,6 +56,10 @@ pub struct TemplatesRecord {
     /// The random draws the Config's defaults and values made (base64).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config_random_draws: Vec<String>,
+    /// The Config's random draws were not recorded: a password item's default or value is a
+    /// template, so they may make up a password (a replay then needs the same ConfigValues).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub config_random_draws_withheld: bool,
     /// Every file that held a template.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<TemplatedFile>,

@@ -95,7 +95,7 @@ fn insert(
     map.insert(name.to_string(), Arc::new(function));
 }
 
-/// Adds KOTS's functions to `map`; they read the render's [`Scope`] (see [`super::with_scope`]).
+/// Adds KOTS's functions to `map`; they read the render's [`super::Scope`].
 pub fn add(map: &mut FuncMap) {
     add_static(map);
     add_config(map);
