@@ -69,6 +69,22 @@ pub enum Command {
         #[arg(long)]
         rebuild_indexes: bool,
     },
+    /// Write the event log as JSON lines (one record a line, with its hash, the previous hash and
+    /// its exact stored bytes) on stdout, for an audit system.
+    Export {
+        /// Only records after this global sequence (the last one an earlier export held).
+        #[arg(long, value_name = "SEQ", default_value_t = 0)]
+        since: u64,
+        /// Only this install's records.
+        #[arg(long, value_name = "ID")]
+        install: Option<String>,
+    },
+    /// Check a file `windlass export` wrote, offline (no state directory): every record's hash
+    /// and every link of the chain; names the first bad line, its byte offset and record.
+    VerifyExport {
+        /// The exported file.
+        file: PathBuf,
+    },
     /// Run the license-authenticated pull-through registry proxy, or manage its licenses.
     Proxy(ProxyArgs),
 }

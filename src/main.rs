@@ -2,6 +2,7 @@
 //! it parses arguments, sets up logging, opens the state directory with the event schemas and
 //! stage kinds of every crate, and hands off to one module per command family.
 
+mod audit_commands;
 mod cli;
 mod exit;
 mod images_command;
@@ -47,6 +48,10 @@ fn main() -> std::process::ExitCode {
         Command::VerifyLog { rebuild_indexes } => {
             read_commands::verify_log(&cli.global, *rebuild_indexes)
         }
+        Command::Export { since, install } => {
+            audit_commands::export_log(&cli.global, *since, install.as_deref())
+        }
+        Command::VerifyExport { file } => audit_commands::verify_export_file(&cli.global, file),
         Command::Proxy(args) => proxy_command::run(&cli.global, args),
     };
     match result {

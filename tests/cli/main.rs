@@ -3,6 +3,7 @@
 //! CLI reading the log while another process writes it, and resume after the process is killed
 //! (SIGKILL) between stages.
 
+mod audit;
 mod files_and_credentials;
 mod indexes;
 mod output_dir;

@@ -18,11 +18,11 @@ use windlass_state::{BlobId, BlobStore};
 use super::{OFFLINE_INSTALL, files_under, json, quickstart, windlass};
 
 /// Runs `command` to completion, killing it and failing the test after `seconds`.
-fn run_within(command: &mut Command, seconds: u64) -> Output {
+pub(crate) fn run_within(command: &mut Command, seconds: u64) -> Output {
     windlass_testkit::output_within(command, Duration::from_secs(seconds), "windlass")
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
@@ -44,7 +44,7 @@ fn quickstart_files() -> BTreeMap<String, Vec<u8>> {
 }
 
 /// Every offset at which `needle` occurs in `haystack`.
-fn offsets_of(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
+pub(crate) fn offsets_of(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
     haystack
         .windows(needle.len())
         .enumerate()
