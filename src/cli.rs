@@ -69,6 +69,12 @@ pub enum Command {
         #[arg(long)]
         rebuild_indexes: bool,
     },
+    /// Re-run a recorded install offline (no network, no release directory, no cluster) and
+    /// compare every file and fact with what it recorded; exits 0 only when identical, and
+    /// records `ReplayVerified` or `ReplayDiffered`. With a what-if option (`--proxy-domain`,
+    /// `--registry-domain`, `--probe-policy`, `--known-images`, `--namespace`, `--kots-compat`),
+    /// prints what would differ instead and records nothing.
+    Replay(ReplayArgs),
     /// Write the event log as JSON lines (one record a line, with its hash, the previous hash and
     /// its exact stored bytes) on stdout, for an audit system.
     Export {
@@ -141,6 +147,35 @@ pub struct InstallArgs {
     /// file).
     #[arg(long, value_name = "FILE")]
     pub pipeline: Option<PathBuf>,
+}
+
+/// Arguments of `windlass replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The install to replay (see `windlass history`).
+    pub install_id: String,
+    /// The license the install ran with: the files holding secrets are then compared by keyed
+    /// fingerprint (without it they are not compared).
+    #[arg(long)]
+    pub license: Option<PathBuf>,
+    /// What-if: this proxy host instead of the recorded one.
+    #[arg(long)]
+    pub proxy_domain: Option<String>,
+    /// What-if: this registry host instead of the recorded one.
+    #[arg(long)]
+    pub registry_domain: Option<String>,
+    /// What-if: this probe policy (`kots` or `strict`) instead of the recorded one.
+    #[arg(long)]
+    pub probe_policy: Option<String>,
+    /// What-if: these known images (a KOTS Installation YAML) instead of the recorded ones.
+    #[arg(long)]
+    pub known_images: Option<PathBuf>,
+    /// What-if: this app namespace instead of the recorded one.
+    #[arg(long, value_parser = parse_namespace)]
+    pub namespace: Option<String>,
+    /// What-if: also write the legacy `kotsadm-replicated-registry` pull secret.
+    #[arg(long)]
+    pub kots_compat: bool,
 }
 
 /// `--namespace`: a name Kubernetes accepts for a namespace, refused before anything runs.

@@ -9,6 +9,7 @@ mod images_command;
 mod install_command;
 mod proxy_command;
 mod read_commands;
+mod replay_command;
 mod state_access;
 mod terminal_progress;
 
@@ -48,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::VerifyLog { rebuild_indexes } => {
             read_commands::verify_log(&cli.global, *rebuild_indexes)
         }
+        Command::Replay(args) => replay_command::run(&cli.global, args),
         Command::Export { since, install } => {
             audit_commands::export_log(&cli.global, *since, install.as_deref())
         }

@@ -11,9 +11,13 @@ use crate::exit::{CliError, Code};
 
 /// Every event schema known to this binary.
 pub fn schemas() -> Result<Arc<SchemaRegistry>, CliError> {
-    SchemaRegistry::new(&[windlass_engine::events::SCHEMAS, windlass_stages::SCHEMAS])
-        .map(Arc::new)
-        .map_err(|error| CliError::new(Code::Failure, error))
+    SchemaRegistry::new(&[
+        windlass_engine::events::SCHEMAS,
+        windlass_stages::SCHEMAS,
+        windlass_replay::SCHEMAS,
+    ])
+    .map(Arc::new)
+    .map_err(|error| CliError::new(Code::Failure, error))
 }
 
 /// The first part of `path` that exists, if it is not a directory: `path` itself, or the parent
