@@ -119,13 +119,15 @@ pub fn json_differences(
                     return;
                 }
             }
-            if left.len() != right.len() {
-                out.push(format!(
-                    "{}: {} entries → {} entries",
-                    if path.is_empty() { "(list)" } else { path },
-                    left.len(),
-                    right.len()
-                ));
+            for (index, value) in left.iter().enumerate().skip(right.len()) {
+                if out.len() < limit {
+                    out.push(format!("{path}[{index}]: {} → (absent)", short(value)));
+                }
+            }
+            for (index, value) in right.iter().enumerate().skip(left.len()) {
+                if out.len() < limit {
+                    out.push(format!("{path}[{index}]: (absent) → {}", short(value)));
+                }
             }
         }
         _ => out.push(format!(

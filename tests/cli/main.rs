@@ -11,6 +11,7 @@ mod pipeline_file;
 mod probe;
 mod proxy;
 mod release_input;
+mod replay;
 mod state_integrity;
 
 use std::io::{BufRead, BufReader};

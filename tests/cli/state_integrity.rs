@@ -53,7 +53,7 @@ pub(crate) fn offsets_of(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
         .collect()
 }
 
-fn flip_byte(path: &Path, offset: usize, mask: u8) {
+pub(crate) fn flip_byte(path: &Path, offset: usize, mask: u8) {
     let mut bytes = std::fs::read(path).unwrap();
     bytes[offset] ^= mask;
     std::fs::write(path, bytes).unwrap();
@@ -222,7 +222,7 @@ impl Flips {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     for file in files_under(from) {
         let target = to.join(file.strip_prefix(from).unwrap());
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();
