@@ -49,8 +49,25 @@ pub enum Command {
     Install(InstallArgs),
     /// List the distinct images of a release; `--why` shows where each one was found.
     Images(ImagesArgs),
-    /// One line per install: id, app, release digest, status, started, duration.
-    History,
+    /// One line per install: id, app, release digest, status, started, duration; with `--app`,
+    /// that app's installs as a chain of upgrades.
+    History {
+        /// Only this app's installs, each with the install it upgrades.
+        #[arg(long, value_name = "SLUG")]
+        app: Option<String>,
+    },
+    /// Compare two installs stage by stage (files, probe outcomes, overrides, pull secrets,
+    /// rendered objects), each change attributed; with one install, compare it with the install
+    /// it upgraded.
+    Diff {
+        /// The older install (or, alone, the install to compare with the one it upgraded).
+        first: String,
+        /// The newer install.
+        second: Option<String>,
+        /// Only this stage's changes.
+        #[arg(long)]
+        stage: Option<String>,
+    },
     /// Every event of one install, in order.
     Events {
         /// The install id (see `windlass history`).

@@ -4,6 +4,7 @@
 
 mod audit_commands;
 mod cli;
+mod diff_command;
 mod exit;
 mod images_command;
 mod install_command;
@@ -43,7 +44,13 @@ fn main() -> std::process::ExitCode {
     let result = match &cli.command {
         Command::Install(args) => install_command::run(&cli.global, args),
         Command::Images(args) => images_command::run(&cli.global, args),
-        Command::History => read_commands::history(&cli.global),
+        Command::History { app: None } => read_commands::history(&cli.global),
+        Command::History { app: Some(app) } => diff_command::app_history(&cli.global, app),
+        Command::Diff {
+            first,
+            second,
+            stage,
+        } => diff_command::diff(&cli.global, first, second.as_deref(), stage.as_deref()),
         Command::Events { install_id } => read_commands::events(&cli.global, install_id),
         Command::Show { install_id } => read_commands::show(&cli.global, install_id),
         Command::VerifyLog { rebuild_indexes } => {

@@ -9,6 +9,7 @@
 //! kinds) and below the binary; it never touches the network, a release directory or a cluster.
 
 pub mod compare;
+pub mod diff;
 pub mod events;
 pub mod run;
 pub mod scratch;

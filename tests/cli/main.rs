@@ -4,6 +4,7 @@
 //! (SIGKILL) between stages.
 
 mod audit;
+mod diff;
 mod files_and_credentials;
 mod indexes;
 mod output_dir;

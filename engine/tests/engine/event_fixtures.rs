@@ -254,6 +254,7 @@ fn install_started_v1_with_a_license_upcasts_to_a_license_record() {
             namespace: "acme".into(),
             out_dir: "/var/lib/windlass/installs/01HZX5Q9K3T7VW2B8C4D6F0GJM".into(),
             pipeline: fetch_then_write_pipeline(),
+            upgrades: None,
         }
     );
 }
