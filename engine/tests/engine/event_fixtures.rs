@@ -312,6 +312,17 @@ fn install_started_v3_records_each_stage_configuration_in_full() {
 }
 
 #[test]
+fn install_started_v3_names_the_install_it_upgrades_when_there_is_one() {
+    let upgrade: InstallStarted = upcast_into("InstallStarted.v3.upgrades.json");
+    assert_eq!(
+        upgrade.upgrades.as_deref(),
+        Some("01HZX5Q9K3T7VW2B8C4D6F0GJK")
+    );
+    let first: InstallStarted = upcast_into("InstallStarted.v3.json");
+    assert_eq!(first.upgrades, None, "absent in installs recorded before");
+}
+
+#[test]
 fn stage_facts_recorded_v1_names_the_stage_and_how_many_facts_precede_it() {
     let recorded: StageFactsRecorded = upcast_into("StageFactsRecorded.v1.json");
     assert_eq!(
