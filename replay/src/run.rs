@@ -160,6 +160,7 @@ pub async fn replay(
         .then(|| license.as_ref().map(|l| l.fingerprint.clone()))
         .flatten();
 
+    tracing::debug!(elapsed = ?began.elapsed(), "verified the log and folded the install");
     let scratch = Scratch::new()?;
     let (fetch_stage, fetched) = recorded_install
         .stages
@@ -182,6 +183,7 @@ pub async fn replay(
         options.license_bytes.as_deref(),
     )?;
 
+    tracing::debug!(elapsed = ?began.elapsed(), "rebuilt the release from its blobs");
     let specs = replay_specs(&started, &recorded_facts, &options.what_if);
     let registry = StageRegistry::new(&windlass_stages::stage_kinds());
     let pipeline = Pipeline::build(&specs, &registry)
@@ -232,6 +234,7 @@ pub async fn replay(
         .await
         .map_err(|error| ReplayError::Scratch(format!("the replayed run stopped: {error}")))?;
 
+    tracing::debug!(elapsed = ?began.elapsed(), "ran the pipeline");
     let mut report = ReplayReport {
         install_id: install_id.to_string(),
         what_if: !options.what_if.is_empty(),
@@ -263,6 +266,7 @@ pub async fn replay(
         license_given,
         &mut report,
     )?;
+    tracing::debug!(elapsed = ?began.elapsed(), "compared every stage");
     report.duration_ms = began.elapsed().as_millis() as u64;
     Ok(report)
 }
@@ -498,21 +502,27 @@ fn compare_stages(
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let bodies = read_blobs(&state.blobs, &ids, name, |index| {
-            with_blobs[index].path.clone()
-        })?;
-        for (file, body) in with_blobs.iter().zip(bodies) {
+        // Each produced file is read and hashed: equal to the blob id the install recorded (in
+        // its hash-chained fact), its bytes are the recorded bytes. Only a file that differs has
+        // its recorded blob read, to show where.
+        for (file, id) in with_blobs.iter().zip(&ids) {
             listed.insert(file.path.clone());
             verdict.files += 1;
             report.files_compared += 1;
             match read_produced(scratch, &file.path)? {
-                Some(produced) if produced == body => {}
-                Some(produced) => report.differences.push(Difference {
-                    stage: name.clone(),
-                    file: Some(file.path.clone()),
-                    kind: "changed".into(),
-                    detail: first_differing_line(&body, &produced),
-                }),
+                Some(produced) if BlobId::of(&produced) == *id => {}
+                Some(produced) => {
+                    let recorded =
+                        read_blobs(&state.blobs, std::slice::from_ref(id), name, |_| {
+                            file.path.clone()
+                        })?;
+                    report.differences.push(Difference {
+                        stage: name.clone(),
+                        file: Some(file.path.clone()),
+                        kind: "changed".into(),
+                        detail: first_differing_line(&recorded[0], &produced),
+                    });
+                }
                 None => report.differences.push(Difference {
                     stage: name.clone(),
                     file: Some(file.path.clone()),
@@ -537,8 +547,12 @@ fn compare_stages(
                 report,
             )?;
         }
+        let recorded_paths: std::collections::HashSet<&str> = recorded_files
+            .iter()
+            .map(|file| file.path.as_str())
+            .collect();
         for path in replayed_files.keys() {
-            if !recorded_files.iter().any(|file| &file.path == path) {
+            if !recorded_paths.contains(path.as_str()) {
                 listed.insert(path.clone());
                 report.differences.push(Difference {
                     stage: name.clone(),

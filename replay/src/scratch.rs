@@ -11,18 +11,36 @@ use windlass_state::{Backend, BlobError, BlobId, BlobStore, SchemaRegistry, Stat
 
 use crate::ReplayError;
 
+/// The environment variable naming the directory scratch directories are made in.
+pub const SCRATCH_ENV: &str = "WINDLASS_REPLAY_SCRATCH";
+
 /// A scratch directory, removed on drop.
 pub struct Scratch {
     dir: tempfile::TempDir,
 }
 
 impl Scratch {
-    /// A new scratch directory under the system's temporary directory.
+    /// A new scratch directory: under `$WINDLASS_REPLAY_SCRATCH` when set, else in `/dev/shm`
+    /// when that is a writable directory (memory: a replay writes as many files as the install
+    /// did and deletes them at once, which a disk file system makes the slowest part), else under
+    /// the system's temporary directory.
     pub fn new() -> Result<Scratch, ReplayError> {
-        let dir = tempfile::Builder::new()
-            .prefix("windlass-replay-")
-            .tempdir()
-            .map_err(|error| ReplayError::Scratch(error.to_string()))?;
+        let make = |parent: &Path| {
+            tempfile::Builder::new()
+                .prefix("windlass-replay-")
+                .tempdir_in(parent)
+        };
+        let dir = match std::env::var_os(SCRATCH_ENV) {
+            Some(parent) => make(Path::new(&parent)).map_err(|error| {
+                ReplayError::Scratch(format!(
+                    "{SCRATCH_ENV} {}: {error}",
+                    Path::new(&parent).display()
+                ))
+            })?,
+            None => make(Path::new("/dev/shm"))
+                .or_else(|_| make(&std::env::temp_dir()))
+                .map_err(|error| ReplayError::Scratch(error.to_string()))?,
+        };
         Ok(Scratch { dir })
     }
 
