@@ -12,7 +12,7 @@ use windlass_replay::diff::{diff_installs, upgraded_by};
 use crate::cli::GlobalArgs;
 use crate::exit::{CliError, CliResult, Code};
 use crate::read_commands::print_json;
-use crate::state_access::{open_state, open_state_read_only};
+use crate::state_access::open_state_read_only;
 
 fn replay_error(error: ReplayError) -> CliError {
     let code = match &error {
@@ -29,11 +29,10 @@ pub fn diff(
     second: Option<&str>,
     stage: Option<&str>,
 ) -> CliResult {
-    drop(open_state_read_only(global)?);
-    let state = open_state(global)?;
+    let state = open_state_read_only(global)?;
     let (from, to) = match second {
         Some(second) => (first.to_string(), second.to_string()),
-        None => match upgraded_by(&state, first).map_err(replay_error)? {
+        None => match upgraded_by(&state.log, first).map_err(replay_error)? {
             Some(previous) => (previous, first.to_string()),
             None => {
                 return Err(CliError::new(
@@ -45,7 +44,7 @@ pub fn diff(
             }
         },
     };
-    let diff = diff_installs(&state, &from, &to, stage).map_err(replay_error)?;
+    let diff = diff_installs(&state.log, &state.blobs, &from, &to, stage).map_err(replay_error)?;
     if global.json {
         print_json(&diff)?;
         return Ok(Code::Success);

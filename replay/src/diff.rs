@@ -10,12 +10,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::Deserialize;
 use serde::Serialize;
 use serde_json::Value;
 use windlass_engine::events::InstallStarted;
-use windlass_engine::{InstallState, fold};
+use windlass_engine::{InstallState, fold_owned};
 use windlass_stages::events::{ImagesProbed, OverridesPlanned, SecretsProvisioned};
-use windlass_state::{BlobId, StateDir, StoredEvent};
+use windlass_state::{BlobId, BlobStore, EventLog, StoredEvent};
 
 use crate::ReplayError;
 use crate::compare::{OutputFile, output_files};
@@ -96,18 +97,17 @@ struct Recorded {
     started: InstallStarted,
 }
 
-fn load(state: &StateDir, install_id: &str) -> Result<Recorded, ReplayError> {
-    let events = state
-        .log
+fn load(log: &EventLog, install_id: &str) -> Result<Recorded, ReplayError> {
+    let events = log
         .events_of(install_id)
         .map_err(|error| ReplayError::Log(error.to_string()))?;
     if events.is_empty() {
         return Err(ReplayError::NotFound(install_id.to_string()));
     }
-    let started: InstallStarted = serde_json::from_value(events[0].payload.clone())
+    let started = InstallStarted::deserialize(&events[0].payload)
         .map_err(|error| ReplayError::Recorded(format!("InstallStarted: {error}")))?;
     let state =
-        fold(install_id, &events).map_err(|error| ReplayError::Recorded(error.to_string()))?;
+        fold_owned(install_id, events).map_err(|error| ReplayError::Recorded(error.to_string()))?;
     Ok(Recorded { state, started })
 }
 
@@ -127,7 +127,7 @@ impl Recorded {
     ) -> Option<(String, T)> {
         self.facts().find_map(|(stage, fact)| {
             fact.is::<T>()
-                .then(|| serde_json::from_value(fact.payload.clone()).ok())
+                .then(|| T::deserialize(&fact.payload).ok())
                 .flatten()
                 .map(|value| (stage.to_string(), value))
         })
@@ -154,19 +154,20 @@ impl Recorded {
 }
 
 /// The install `install_id` upgrades, as it recorded.
-pub fn upgraded_by(state: &StateDir, install_id: &str) -> Result<Option<String>, ReplayError> {
-    Ok(load(state, install_id)?.started.upgrades)
+pub fn upgraded_by(log: &EventLog, install_id: &str) -> Result<Option<String>, ReplayError> {
+    Ok(load(log, install_id)?.started.upgrades)
 }
 
 /// Compares install `from` (older) with `to` (newer); only `stage`'s changes when given.
 pub fn diff_installs(
-    state: &StateDir,
+    log: &EventLog,
+    blobs: &BlobStore,
     from: &str,
     to: &str,
     stage: Option<&str>,
 ) -> Result<InstallDiff, ReplayError> {
-    let old = load(state, from)?;
-    let new = load(state, to)?;
+    let old = load(log, from)?;
+    let new = load(log, to)?;
     let upstream_changed = old.started.release_digest != new.started.release_digest;
     let options_changed =
         old.started.namespace != new.started.namespace || old.configs() != new.configs();
@@ -421,7 +422,7 @@ pub fn diff_installs(
                 .map_err(|_| ReplayError::Recorded("a fact names an invalid blob id".into()))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let bodies = crate::scratch::read_blobs(&state.blobs, &ids, "diff", |index| {
+    let bodies = crate::scratch::read_blobs(blobs, &ids, "diff", |index| {
         with_text[index / 2].0.1.clone()
     })?;
     for ((key, _, _), pair) in with_text.iter().zip(bodies.chunks(2)) {

@@ -12,13 +12,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use windlass_engine::events::InstallStarted;
 use windlass_engine::{
     FixedClock, HttpClient, InstallRequest, InstallState, InstallStatus, License, Memo,
     NoKubernetes, NoProgress, NoRandom, Pipeline, RecordedRun, Runner, Services, StageRegistry,
-    StageSpec, StageStatus, fold,
+    StageSpec, StageStatus, fold_owned,
 };
 use windlass_stages::events::{BaseFetched, ImagesProbed, ProbePolicy, SecretsProvisioned};
 use windlass_stages::release::{Limits, ReleaseSnapshot, digest_keeping};
@@ -139,16 +139,17 @@ pub async fn replay(
     if events.is_empty() {
         return Err(ReplayError::NotFound(install_id.to_string()));
     }
+    let started = InstallStarted::deserialize(&events[0].payload)
+        .map_err(|error| ReplayError::Recorded(format!("InstallStarted: {error}")))?;
+    let started_at = events[0].recorded_at.clone();
     let recorded_install =
-        fold(install_id, &events).map_err(|error| ReplayError::Recorded(error.to_string()))?;
+        fold_owned(install_id, events).map_err(|error| ReplayError::Recorded(error.to_string()))?;
     if recorded_install.status != InstallStatus::Completed {
         return Err(ReplayError::NotCompleted {
             install_id: install_id.to_string(),
             status: recorded_install.status.as_str().to_string(),
         });
     }
-    let started: InstallStarted = serde_json::from_value(events[0].payload.clone())
-        .map_err(|error| ReplayError::Recorded(format!("InstallStarted: {error}")))?;
     let recorded_facts: HashMap<String, Vec<StoredEvent>> = recorded_install
         .stages
         .iter()
@@ -193,11 +194,11 @@ pub async fn replay(
     let release_digest = digest_keeping(&scratch.release(), &Limits::default(), &snapshot)
         .map_err(|error| ReplayError::Recorded(format!("the rebuilt release: {error}")))?;
     let scratch_state = scratch.state(schemas)?;
-    let started_at = time::OffsetDateTime::parse(
-        &events[0].recorded_at,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .map_err(|error| ReplayError::Recorded(format!("InstallStarted.recorded_at: {error}")))?;
+    let started_at =
+        time::OffsetDateTime::parse(&started_at, &time::format_description::well_known::Rfc3339)
+            .map_err(|error| {
+                ReplayError::Recorded(format!("InstallStarted.recorded_at: {error}"))
+            })?;
     let runner = Runner {
         log: scratch_state.log.clone(),
         blobs: scratch_state.blobs.clone(),
@@ -212,7 +213,7 @@ pub async fn replay(
             random: Arc::new(NoRandom),
             recorded: Some(Arc::new(RecordedRun {
                 install_id: install_id.to_string(),
-                facts: recorded_facts.clone(),
+                facts: recorded_facts,
             })),
         },
     };
