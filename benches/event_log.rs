@@ -84,6 +84,7 @@ fn install_events(install: &str, count: usize) -> Vec<NewEvent> {
         namespace: "default".into(),
         out_dir: "/tmp/out".into(),
         pipeline,
+        upgrades: None,
     };
     let event = |event_type: &str, version: u32, payload: serde_json::Value| {
         NewEvent::new(install, "bench@localhost", event_type, version, payload)

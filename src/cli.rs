@@ -52,8 +52,25 @@ pub enum Command {
     /// Print the release's KOTS Config items, their effective values (passwords masked) and the
     /// required items still missing, evaluated with a ConfigValues file as an install would.
     Config(ConfigArgs),
-    /// One line per install: id, app, release digest, status, started, duration.
-    History,
+    /// One line per install: id, app, release digest, status, started, duration; with `--app`,
+    /// that app's installs as a chain of upgrades.
+    History {
+        /// Only this app's installs, each with the install it upgrades.
+        #[arg(long, value_name = "SLUG")]
+        app: Option<String>,
+    },
+    /// Compare two installs stage by stage (files, probe outcomes, overrides, pull secrets,
+    /// rendered objects), each change attributed; with one install, compare it with the install
+    /// it upgraded.
+    Diff {
+        /// The older install (or, alone, the install to compare with the one it upgraded).
+        first: String,
+        /// The newer install.
+        second: Option<String>,
+        /// Only this stage's changes.
+        #[arg(long)]
+        stage: Option<String>,
+    },
     /// Every event of one install, in order.
     Events {
         /// The install id (see `windlass history`).
@@ -71,6 +88,28 @@ pub enum Command {
         /// first; needs write access to the state directory.
         #[arg(long)]
         rebuild_indexes: bool,
+    },
+    /// Re-run a recorded install offline (no network, no release directory, no cluster) and
+    /// compare every file and fact with what it recorded; exits 0 only when identical, and
+    /// records `ReplayVerified` or `ReplayDiffered`. With a what-if option (`--proxy-domain`,
+    /// `--registry-domain`, `--probe-policy`, `--known-images`, `--namespace`, `--kots-compat`),
+    /// prints what would differ instead and records nothing.
+    Replay(ReplayArgs),
+    /// Write the event log as JSON lines (one record a line, with its hash, the previous hash and
+    /// its exact stored bytes) on stdout, for an audit system.
+    Export {
+        /// Only records after this global sequence (the last one an earlier export held).
+        #[arg(long, value_name = "SEQ", default_value_t = 0)]
+        since: u64,
+        /// Only this install's records.
+        #[arg(long, value_name = "ID")]
+        install: Option<String>,
+    },
+    /// Check a file `windlass export` wrote, offline (no state directory): every record's hash
+    /// and every link of the chain; names the first bad line, its byte offset and record.
+    VerifyExport {
+        /// The exported file.
+        file: PathBuf,
     },
     /// Run the license-authenticated pull-through registry proxy, or manage its licenses.
     Proxy(ProxyArgs),
@@ -202,6 +241,35 @@ pub struct InstallArgs {
     /// Where and how to apply the rendered objects.
     #[command(flatten)]
     pub target: TargetArgs,
+}
+
+/// Arguments of `windlass replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The install to replay (see `windlass history`).
+    pub install_id: String,
+    /// The license the install ran with: the files holding secrets are then compared by keyed
+    /// fingerprint (without it they are not compared).
+    #[arg(long)]
+    pub license: Option<PathBuf>,
+    /// What-if: this proxy host instead of the recorded one.
+    #[arg(long)]
+    pub proxy_domain: Option<String>,
+    /// What-if: this registry host instead of the recorded one.
+    #[arg(long)]
+    pub registry_domain: Option<String>,
+    /// What-if: this probe policy (`kots` or `strict`) instead of the recorded one.
+    #[arg(long)]
+    pub probe_policy: Option<String>,
+    /// What-if: these known images (a KOTS Installation YAML) instead of the recorded ones.
+    #[arg(long)]
+    pub known_images: Option<PathBuf>,
+    /// What-if: this app namespace instead of the recorded one.
+    #[arg(long, value_parser = parse_namespace)]
+    pub namespace: Option<String>,
+    /// What-if: also write the legacy `kotsadm-replicated-registry` pull secret.
+    #[arg(long)]
+    pub kots_compat: bool,
 }
 
 /// `--namespace`: a name Kubernetes accepts for a namespace, refused before anything runs.

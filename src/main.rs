@@ -3,13 +3,16 @@
 //! stage kinds of every crate, and hands off to one module per command family.
 
 mod apply_command;
+mod audit_commands;
 mod cli;
 mod config_command;
+mod diff_command;
 mod exit;
 mod images_command;
 mod install_command;
 mod proxy_command;
 mod read_commands;
+mod replay_command;
 mod state_access;
 mod terminal_progress;
 
@@ -44,12 +47,23 @@ fn main() -> std::process::ExitCode {
         Command::Install(args) => install_command::run(&cli.global, args),
         Command::Images(args) => images_command::run(&cli.global, args),
         Command::Config(args) => config_command::run(&cli.global, args),
-        Command::History => read_commands::history(&cli.global),
+        Command::History { app: None } => read_commands::history(&cli.global),
+        Command::History { app: Some(app) } => diff_command::app_history(&cli.global, app),
+        Command::Diff {
+            first,
+            second,
+            stage,
+        } => diff_command::diff(&cli.global, first, second.as_deref(), stage.as_deref()),
         Command::Events { install_id } => read_commands::events(&cli.global, install_id),
         Command::Show { install_id } => read_commands::show(&cli.global, install_id),
         Command::VerifyLog { rebuild_indexes } => {
             read_commands::verify_log(&cli.global, *rebuild_indexes)
         }
+        Command::Replay(args) => replay_command::run(&cli.global, args),
+        Command::Export { since, install } => {
+            audit_commands::export_log(&cli.global, *since, install.as_deref())
+        }
+        Command::VerifyExport { file } => audit_commands::verify_export_file(&cli.global, file),
         Command::Proxy(args) => proxy_command::run(&cli.global, args),
         Command::Apply(args) => apply_command::run(&cli.global, args),
     };

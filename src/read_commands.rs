@@ -451,6 +451,10 @@ struct VerifyReport {
     installs: usize,
     head: Option<String>,
     chain_error: Option<String>,
+    /// The first record the chain break concerns: its global sequence, its install (when the
+    /// record decodes) and its byte offset (always `null`: the redb and sled backends store
+    /// records by key, not at offsets in a file).
+    first_bad_record: Option<BadRecord>,
     unreadable_records: Vec<u64>,
     blobs_checked: u64,
     blob_bytes: u64,
@@ -462,6 +466,14 @@ struct VerifyReport {
     indexes: &'static str,
     /// With `--rebuild-indexes`: how many records the indexes were rebuilt from.
     indexes_rebuilt_from: Option<u64>,
+}
+
+/// Where the chain first breaks, as `verify-log --json` prints it.
+#[derive(Debug, Serialize)]
+struct BadRecord {
+    global_seq: u64,
+    install_id: Option<String>,
+    byte_offset: Option<u64>,
 }
 
 /// An install that names a damaged or missing blob, and the release to install again to repair it.
@@ -626,7 +638,17 @@ pub fn verify_log(global: &GlobalArgs, rebuild_indexes: bool) -> CliResult {
     }
     let mut problems = Vec::new();
     if report.chain_error.is_some() || !report.unreadable_records.is_empty() {
-        problems.push("the event log is damaged".to_string());
+        problems.push(match &report.first_bad_record {
+            Some(bad) => format!(
+                "the event log is damaged from record {}{}",
+                bad.global_seq,
+                bad.install_id
+                    .as_deref()
+                    .map(|install| format!(" (install {install})"))
+                    .unwrap_or_default()
+            ),
+            None => "the event log is damaged".to_string(),
+        });
     }
     if report.blob_error.is_some() {
         problems.push("the blob store cannot be read".to_string());
@@ -679,6 +701,7 @@ fn verify(state: &StateView) -> VerifyReport {
         installs,
         head: None,
         chain_error: None,
+        first_bad_record: None,
         unreadable_records: unreadable,
         blobs_checked: 0,
         blob_bytes: 0,
@@ -694,7 +717,14 @@ fn verify(state: &StateView) -> VerifyReport {
             report.installs = chain.installs;
             report.head = Some(chain.head);
         }
-        Err(error) => report.chain_error = Some(error.to_string()),
+        Err(error) => {
+            report.first_bad_record = error.global_seq().map(|global_seq| BadRecord {
+                global_seq,
+                install_id: install_of_record(state, global_seq),
+                byte_offset: None,
+            });
+            report.chain_error = Some(error.to_string());
+        }
     }
     if report.chain_error.is_none() {
         report.chain_error = scan_error;
@@ -748,6 +778,23 @@ fn verify(state: &StateView) -> VerifyReport {
     report
 }
 
+/// The install a stored record names, read from its raw bytes (a record too damaged to decode
+/// as an event may still name its install).
+fn install_of_record(state: &StateView, global_seq: u64) -> Option<String> {
+    let raw = state
+        .log
+        .store()
+        .scan(global_seq, 1)
+        .ok()?
+        .into_iter()
+        .next()?;
+    if raw.global_seq != global_seq {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(&raw.bytes).ok()?;
+    value.get("install_id")?.as_str().map(str::to_string)
+}
+
 fn print_verify_report(report: &VerifyReport) {
     match (&report.chain_error, &report.head) {
         (None, Some(head)) => println!(
@@ -756,6 +803,15 @@ fn print_verify_report(report: &VerifyReport) {
         ),
         (Some(error), _) => println!("event log damaged: {error}"),
         (None, None) => {}
+    }
+    if let Some(bad) = &report.first_bad_record {
+        println!(
+            "first bad record: sequence {}, install {}, byte offset unknown (the log stores records by key)",
+            bad.global_seq,
+            bad.install_id
+                .as_deref()
+                .unwrap_or("unknown (the record does not decode)")
+        );
     }
     if let Some(records) = report.indexes_rebuilt_from {
         println!("indexes rebuilt from {records} records");

@@ -15,6 +15,7 @@ pub fn schemas() -> Result<Arc<SchemaRegistry>, CliError> {
         windlass_engine::events::SCHEMAS,
         windlass_stages::SCHEMAS,
         windlass_apply::SCHEMAS,
+        windlass_replay::SCHEMAS,
     ])
     .map(Arc::new)
     .map_err(|error| CliError::new(Code::Failure, error))

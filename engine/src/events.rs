@@ -84,6 +84,11 @@ pub struct InstallStarted {
     pub out_dir: String,
     /// The stages of the pipeline, in order.
     pub pipeline: Vec<PipelineStageRecord>,
+    /// The install this one upgrades: the newest completed install of the same app in this state
+    /// directory, when it installed another release (an optional field: absent when there is
+    /// none, and in events recorded before windlass looked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrades: Option<String>,
 }
 
 impl EventPayload for InstallStarted {

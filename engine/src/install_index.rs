@@ -57,6 +57,9 @@ pub struct InstallSummary {
     pub resumed: u32,
     /// How many events it has.
     pub events: u64,
+    /// The install it upgrades, if any.
+    #[serde(default)]
+    pub upgrades: Option<String>,
 }
 
 /// [`InstallStatus`] as stored in a summary.
@@ -104,6 +107,8 @@ struct StartedFields {
     app_slug: String,
     release_dir: String,
     release_digest: String,
+    #[serde(default)]
+    upgrades: Option<String>,
 }
 
 /// Keeps the engine's projections (see the module documentation).
@@ -112,7 +117,7 @@ pub struct InstallProjector;
 
 impl InstallProjector {
     /// The rows' format version; bump it when a table or [`InstallSummary`] changes shape.
-    pub const VERSION: u32 = 1;
+    pub const VERSION: u32 = 2;
 }
 
 fn encode(value: &impl Serialize) -> Result<Vec<u8>, StoreError> {
@@ -160,6 +165,7 @@ impl Projector for InstallProjector {
                 finished_at: None,
                 resumed: 0,
                 events: 1,
+                upgrades: started.upgrades,
             };
             rows.put(INSTALL_KEY_TABLE, &summary.install_key, id.as_bytes())?;
             rows.put(APP_LATEST_TABLE, &summary.app_slug, id.as_bytes())?;
@@ -227,6 +233,33 @@ pub fn summaries(
         }
     }
     Ok(Some(out))
+}
+
+/// The install a new install of `release_digest` for app `app_slug` upgrades: the newest
+/// completed install of that app, when it installed another release. Reads the summaries when
+/// the projections are current, else folds installs newest first.
+pub fn upgraded_install(
+    log: &EventLog,
+    app_slug: &str,
+    release_digest: &str,
+) -> Result<Option<String>, LogError> {
+    let ids = log.install_ids()?;
+    let newest = match summaries(log, &ids)? {
+        Some(summaries) => summaries
+            .into_iter()
+            .rev()
+            .find(|summary| {
+                summary.app_slug == app_slug && summary.status == SummaryStatus::Completed
+            })
+            .map(|summary| (summary.install_id, summary.release_digest)),
+        None => ids.iter().rev().find_map(|id| {
+            let events = log.events_of(id).ok()?;
+            let state = crate::install_state::fold(id, &events).ok()?;
+            (state.app_slug == app_slug && state.status == InstallStatus::Completed)
+                .then_some((state.install_id, state.release_digest))
+        }),
+    };
+    Ok(newest.and_then(|(id, digest)| (digest != release_digest).then_some(id)))
 }
 
 /// The id of the newest install with `install_key` (`Some(None)`: there is none), or `None` when

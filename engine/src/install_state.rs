@@ -131,6 +131,8 @@ pub struct InstallState {
     pub failure: Option<InstallFailureRecord>,
     /// How many events it has.
     pub events: u64,
+    /// The install it upgrades, if any.
+    pub upgrades: Option<String>,
 }
 
 /// Why an install failed.
@@ -271,6 +273,7 @@ fn fold_lifecycle(install_id: &str, events: &[StoredEvent]) -> Result<Folded, Fo
             .collect(),
         failure: None,
         events: events.len() as u64,
+        upgrades: started.upgrades,
     };
     let mut fact_ranges: Vec<Vec<std::ops::Range<usize>>> = vec![Vec::new(); state.stages.len()];
     for (position, event) in events.iter().enumerate().skip(1) {

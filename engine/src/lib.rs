@@ -17,6 +17,7 @@ pub mod memo;
 pub mod pipeline;
 pub mod pipeline_file;
 pub mod progress;
+pub mod recorded_run;
 pub mod retry;
 pub mod runner;
 pub mod services;
@@ -33,11 +34,12 @@ pub use pipeline::{
     StageSpec,
 };
 pub use progress::{NoProgress, Progress};
+pub use recorded_run::RecordedRun;
 pub use retry::retry_delay;
 pub use runner::{RunError, Runner};
 pub use services::{
-    Clock, FixedClock, HttpClient, KubernetesClientFactory, NoKubernetes, OsRandom, RandomSource,
-    ServiceError, Services, SystemClock,
+    Clock, FixedClock, HttpClient, KubernetesClientFactory, NoKubernetes, NoRandom, OsRandom,
+    RandomSource, ServiceError, Services, SystemClock,
 };
 pub use stage::{
     BuildContext, Fact, FactHistory, FailureClass, Stage, StageConfig, StageContext, StageError,

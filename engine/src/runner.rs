@@ -269,6 +269,11 @@ impl Runner {
             namespace: request.namespace.clone(),
             out_dir: request.out_dir.display().to_string(),
             pipeline: pipeline.record(),
+            upgrades: crate::install_index::upgraded_install(
+                &self.log,
+                request.app_slug(),
+                &request.release_digest,
+            )?,
         };
         let event = self.event(&install_id, &started)?;
         self.append(vec![event]).await?;

@@ -30,6 +30,20 @@ impl Clock for SystemClock {
     }
 }
 
+/// A random source for runs that must draw nothing new (a replay whose stages recorded no random
+/// values): every request fails.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoRandom;
+
+impl RandomSource for NoRandom {
+    fn fill(&self, _bytes: &mut [u8]) -> Result<(), ServiceError> {
+        Err(ServiceError(
+            "no random source for this run: a replay takes random values from the recorded facts"
+                .into(),
+        ))
+    }
+}
+
 /// A clock stopped at one instant (for replays and tests).
 #[derive(Debug, Clone, Copy)]
 pub struct FixedClock(pub time::OffsetDateTime);
@@ -90,18 +104,34 @@ impl KubernetesClientFactory for NoKubernetes {
 #[derive(Clone, Default)]
 pub struct HttpClient {
     client: Arc<OnceLock<reqwest::Client>>,
+    /// Set for runs that must not touch the network (a replay): every request for the client
+    /// fails.
+    refused: Option<&'static str>,
 }
 
 impl HttpClient {
+    /// A client that is never handed out: [`HttpClient::client`] fails saying `why` (a replay uses
+    /// it, so that a stage reaching for the network fails instead of asking).
+    pub fn refusing(why: &'static str) -> HttpClient {
+        HttpClient {
+            client: Arc::default(),
+            refused: Some(why),
+        }
+    }
+
     /// Wraps a client the caller configured (proxies, certificates, timeouts).
     pub fn from_client(client: reqwest::Client) -> HttpClient {
         HttpClient {
             client: Arc::new(OnceLock::from(client)),
+            refused: None,
         }
     }
 
     /// The client: the supplied one, or one with windlass's user agent built now.
     pub fn client(&self) -> Result<&reqwest::Client, ServiceError> {
+        if let Some(why) = self.refused {
+            return Err(ServiceError(format!("no network for this run: {why}")));
+        }
         if let Some(client) = self.client.get() {
             return Ok(client);
         }
@@ -133,6 +163,9 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     /// Random bytes; a replay supplies the recorded bytes.
     pub random: Arc<dyn RandomSource>,
+    /// Set by a replay: the facts the original run recorded, from which a stage answers what it
+    /// would otherwise ask the world (see [`crate::recorded_run`]).
+    pub recorded: Option<Arc<crate::recorded_run::RecordedRun>>,
 }
 
 impl Default for Services {
@@ -144,6 +177,7 @@ impl Default for Services {
             kubernetes: Arc::new(NoKubernetes),
             clock: Arc::new(SystemClock),
             random: Arc::new(OsRandom),
+            recorded: None,
         }
     }
 }
@@ -153,6 +187,7 @@ impl fmt::Debug for Services {
         formatter
             .debug_struct("Services")
             .field("http", &self.http)
+            .field("replaying", &self.recorded.is_some())
             .finish_non_exhaustive()
     }
 }

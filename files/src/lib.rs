@@ -76,6 +76,12 @@ impl RegularFile {
         self.size
     }
 
+    /// The opened file, for a caller that streams it and caps what it reads itself (a line at a
+    /// time, say).
+    pub fn into_file(self) -> File {
+        self.file
+    }
+
     /// Reads the whole file, refusing it once it holds more than `cap` bytes (a file reporting a
     /// larger size is refused without reading it).
     pub fn read_capped(self, cap: u64) -> Result<Vec<u8>, ReadError> {

@@ -97,7 +97,16 @@ impl Stage for PlanOverrides {
             self.config.registry_domain.as_deref(),
             &documents,
         );
+        // A replay takes the host aliases the original run read from its config file.
+        let recorded = context
+            .services
+            .recorded
+            .as_ref()
+            .and_then(|run| run.fact::<OverridesPlanned>(&context.stage_name));
         let host_aliases = match &self.config.config_file {
+            Some(_) if recorded.is_some() => recorded
+                .map(|recorded| recorded.host_aliases)
+                .unwrap_or_default(),
             Some(path) => {
                 WindlassConfig::load(path)
                     .map_err(|error| StageError::invalid_input(error.to_string()))?

@@ -146,6 +146,22 @@ impl ProbeDriver {
         })
     }
 
+    /// Adds known results (image as written → private) for images the loaded known-images file
+    /// does not name: a replay passes those the original run recorded.
+    pub fn with_known(mut self, extra: HashMap<String, bool>) -> ProbeDriver {
+        for (image, private) in extra {
+            self.known.entry(image).or_insert(private);
+        }
+        self
+    }
+
+    /// Never asks a registry: images without a known or cached result follow the policy for
+    /// `unreachable` (a replay, which answers from the record and touches no network).
+    pub fn without_network(mut self) -> ProbeDriver {
+        self.offline = true;
+        self
+    }
+
     /// Decides every image of `found`, reusing `cached` results, reporting (done, total) to
     /// `on_probed` as probes finish.
     pub async fn resolve(
@@ -187,6 +203,9 @@ pub struct CachedResult {
     pub probed_at: String,
     /// Which install and event it came from.
     pub source: ResultSource,
+    /// The reason recorded for the image (`cached: <the probe's reason>`, or in a replay the
+    /// reason the original run recorded).
+    pub reason: String,
 }
 
 /// Everything [`resolve_images`] decides with, besides the images.
@@ -310,7 +329,7 @@ pub async fn resolve_images(
                 cached.outcome.into(),
                 inputs.policy.decide(cached.outcome),
                 cached.source.clone(),
-                format!("cached: {}", cached.evidence.reason),
+                cached.reason.clone(),
                 Some(cached.evidence.clone()),
                 Some(cached.probed_at.clone()),
             ))
@@ -427,6 +446,7 @@ pub fn cached_results(
             if fresh && reusable(outcome) {
                 cached.entry(image.image).or_insert(CachedResult {
                     outcome,
+                    reason: format!("cached: {}", evidence.reason),
                     evidence,
                     probed_at,
                     source,
@@ -530,11 +550,23 @@ fn recorded_documents(
 impl Stage for ProbeImages {
     async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
         let config = &self.config;
+        // In a replay, what the registries answered (and which images were known) comes from
+        // this stage's recorded fact; no registry is asked.
+        let replaying = context
+            .services
+            .recorded
+            .as_ref()
+            .map(|run| run.fact::<ImagesProbed>(&context.stage_name));
+        let recorded = replaying.clone().flatten();
         let fetched = context.input_shared::<BaseFetched>()?;
         let clock = std::time::Instant::now();
         let documents = documents_of(&fetched, context)?;
         tracing::debug!(documents = documents.len(), elapsed = ?clock.elapsed(), "read recorded documents");
         let rules: Vec<ImageRule> = match &config.config_file {
+            Some(_) if recorded.is_some() => recorded
+                .as_ref()
+                .map(|recorded| recorded.rules.clone())
+                .unwrap_or_default(),
             Some(path) => {
                 WindlassConfig::load(path)
                     .map_err(|error| StageError::invalid_input(error.to_string()))?
@@ -547,8 +579,16 @@ impl Stage for ProbeImages {
             .map_err(|error| StageError::invalid_input(error.to_string()))?;
         let proxy_public_images = proxies_public_images(documents.iter().map(Document::as_source));
         tracing::debug!(images = found.len(), elapsed = ?clock.elapsed(), "discovered images");
-        let driver = ProbeDriver::new(config)?;
-        let cached = if config.cache_ttl_seconds == 0 {
+        let mut driver = ProbeDriver::new(config)?;
+        if replaying.is_some() {
+            driver = driver.without_network();
+        }
+        if let (Some(recorded), None) = (&recorded, &config.known_images_file) {
+            driver = driver.with_known(recorded_known(recorded));
+        }
+        let cached = if let Some(recorded) = &recorded {
+            recorded_answers(recorded)
+        } else if replaying.is_some() || config.cache_ttl_seconds == 0 {
             HashMap::new()
         } else {
             let ttl = Duration::from_secs(config.cache_ttl_seconds);
@@ -577,12 +617,16 @@ impl Stage for ProbeImages {
         if let Some(refusal) = resolved.refusal() {
             return Err(StageError::permanent(refusal));
         }
-        let summary = summarise(&resolved.images, resolved.requests_made);
+        // A replay made no request: it reports what the original run cost.
+        let requests_made = recorded
+            .as_ref()
+            .map_or(resolved.requests_made, |recorded| recorded.requests_made);
+        let summary = summarise(&resolved.images, requests_made);
         let fact = Fact::of(&ImagesProbed {
             policy: config.policy,
             offline: config.offline,
             proxy_public_images,
-            requests_made: resolved.requests_made,
+            requests_made,
             rules,
             images: resolved.images,
         })?;
@@ -591,6 +635,45 @@ impl Stage for ProbeImages {
             summary,
         })
     }
+}
+
+/// What the registries answered in the recorded run, as results to reuse: every image whose
+/// result came from a probe (then or from the cache), with its recorded source and reason.
+fn recorded_answers(recorded: &ImagesProbed) -> HashMap<String, CachedResult> {
+    let mut answers = HashMap::new();
+    for image in &recorded.images {
+        if !matches!(
+            image.source,
+            ResultSource::Probed | ResultSource::Cache { .. }
+        ) {
+            continue;
+        }
+        let (Some(evidence), Some(probed_at), Some(outcome)) = (
+            &image.evidence,
+            &image.probed_at,
+            image.outcome.probe_outcome(),
+        ) else {
+            continue;
+        };
+        answers.entry(image.image.clone()).or_insert(CachedResult {
+            outcome,
+            evidence: evidence.clone(),
+            probed_at: probed_at.clone(),
+            source: image.source.clone(),
+            reason: image.reason.clone(),
+        });
+    }
+    answers
+}
+
+/// The known results of the recorded run (image as written → private).
+fn recorded_known(recorded: &ImagesProbed) -> HashMap<String, bool> {
+    recorded
+        .images
+        .iter()
+        .filter(|image| image.source == ResultSource::KnownImages)
+        .map(|image| (image.image.clone(), image.private))
+        .collect()
 }
 
 /// `5 images: 1 public, 4 private (4 unreachable); 12 registry requests`, plus a note when

@@ -95,8 +95,10 @@ pub enum ChainError {
         last_hash: String,
     },
     /// Per-install sequence numbers are not 1, 2, 3, ...
-    #[error("install {install_id}: event {found} follows event {previous}")]
+    #[error("record {global_seq}: install {install_id}: event {found} follows event {previous}")]
     InstallGap {
+        /// The record where the gap shows.
+        global_seq: u64,
         /// The install.
         install_id: String,
         /// The sequence before.
@@ -104,6 +106,22 @@ pub enum ChainError {
         /// The sequence found.
         found: u64,
     },
+}
+
+impl ChainError {
+    /// The sequence of the first record the break concerns, when there is one: the record whose
+    /// `prev_hash`, key or numbering is wrong, or the last record when the head disagrees.
+    pub fn global_seq(&self) -> Option<u64> {
+        match self {
+            ChainError::Store(StoreError::CorruptRecord { global_seq, .. }) => Some(*global_seq),
+            ChainError::Store(_) => None,
+            ChainError::HashMismatch { global_seq, .. } => Some(*global_seq),
+            ChainError::GlobalGap { found, .. } => Some(*found),
+            ChainError::KeyMismatch { key, .. } => Some(*key),
+            ChainError::HeadMismatch { last_seq, .. } => Some(*last_seq),
+            ChainError::InstallGap { global_seq, .. } => Some(*global_seq),
+        }
+    }
 }
 
 /// Walks the whole log and checks the hash chain and both sequence numberings.
@@ -148,6 +166,7 @@ pub fn verify_chain(store: &dyn EventStore) -> Result<ChainReport, ChainError> {
             let head = install_heads.entry(event.install_id.clone()).or_insert(0);
             if event.install_seq != *head + 1 {
                 return Err(ChainError::InstallGap {
+                    global_seq: raw.global_seq,
                     install_id: event.install_id,
                     previous: *head,
                     found: event.install_seq,

@@ -7,6 +7,7 @@
 pub mod blobs;
 pub mod chain;
 pub mod event;
+pub mod export;
 pub mod fingerprint;
 pub mod log;
 pub mod projection;
@@ -21,6 +22,9 @@ pub mod store;
 pub use blobs::{BlobCheck, BlobError, BlobId, BlobStore};
 pub use chain::{ChainError, ChainReport, RecordHash, verify_chain};
 pub use event::{NewEvent, StoredEvent};
+pub use export::{
+    ExportCheck, ExportError, ExportFilter, ExportProblem, ExportSummary, export, verify_export,
+};
 pub use fingerprint::FingerprintKey;
 pub use log::{EventLog, ProjectionStatus};
 pub use projection::{Indexer, ProjectionHead, ProjectionRows, Projector};

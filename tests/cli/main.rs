@@ -5,6 +5,8 @@
 
 mod apply;
 mod apply_kube;
+mod audit;
+mod diff;
 mod files_and_credentials;
 mod indexes;
 mod output_dir;
@@ -12,6 +14,7 @@ mod pipeline_file;
 mod probe;
 mod proxy;
 mod release_input;
+mod replay;
 mod state_integrity;
 mod templates;
 

@@ -18,11 +18,11 @@ use windlass_state::{BlobId, BlobStore};
 use super::{OFFLINE_INSTALL, files_under, json, quickstart, windlass};
 
 /// Runs `command` to completion, killing it and failing the test after `seconds`.
-fn run_within(command: &mut Command, seconds: u64) -> Output {
+pub(crate) fn run_within(command: &mut Command, seconds: u64) -> Output {
     windlass_testkit::output_within(command, Duration::from_secs(seconds), "windlass")
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
@@ -44,7 +44,7 @@ fn quickstart_files() -> BTreeMap<String, Vec<u8>> {
 }
 
 /// Every offset at which `needle` occurs in `haystack`.
-fn offsets_of(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
+pub(crate) fn offsets_of(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
     haystack
         .windows(needle.len())
         .enumerate()
@@ -53,7 +53,7 @@ fn offsets_of(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
         .collect()
 }
 
-fn flip_byte(path: &Path, offset: usize, mask: u8) {
+pub(crate) fn flip_byte(path: &Path, offset: usize, mask: u8) {
     let mut bytes = std::fs::read(path).unwrap();
     bytes[offset] ^= mask;
     std::fs::write(path, bytes).unwrap();
@@ -222,7 +222,7 @@ impl Flips {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     for file in files_under(from) {
         let target = to.join(file.strip_prefix(from).unwrap());
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();

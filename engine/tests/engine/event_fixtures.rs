@@ -254,6 +254,7 @@ fn install_started_v1_with_a_license_upcasts_to_a_license_record() {
             namespace: "acme".into(),
             out_dir: "/var/lib/windlass/installs/01HZX5Q9K3T7VW2B8C4D6F0GJM".into(),
             pipeline: fetch_then_write_pipeline(),
+            upgrades: None,
         }
     );
 }
@@ -308,6 +309,17 @@ fn install_started_v3_records_each_stage_configuration_in_full() {
         probe.config["known_images_file"],
         Value::from("/etc/windlass/installation.yaml")
     );
+}
+
+#[test]
+fn install_started_v3_names_the_install_it_upgrades_when_there_is_one() {
+    let upgrade: InstallStarted = upcast_into("InstallStarted.v3.upgrades.json");
+    assert_eq!(
+        upgrade.upgrades.as_deref(),
+        Some("01HZX5Q9K3T7VW2B8C4D6F0GJK")
+    );
+    let first: InstallStarted = upcast_into("InstallStarted.v3.json");
+    assert_eq!(first.upgrades, None, "absent in installs recorded before");
 }
 
 #[test]

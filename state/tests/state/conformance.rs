@@ -505,6 +505,7 @@ pub fn edited_install_sequence_is_reported<B: LogBackend>() {
     });
     match result {
         Err(ChainError::InstallGap {
+            global_seq: 3,
             install_id,
             previous: 1,
             found: 5,

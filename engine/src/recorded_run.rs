@@ -1,0 +1,31 @@
+//! What a replay hands the stages instead of the world: the facts the original run of the install
+//! recorded, by stage. A stage that asks the world something (a registry whether an image is
+//! public, a cluster what it holds, a template function the time or random bytes) looks here first
+//! through `Services::recorded` and, when it is set, answers from its own recorded fact and asks
+//! the world nothing. A stage that cannot answer from the record fails rather than reaching out.
+//! This holds facts (data the log already has), never credentials.
+
+use std::collections::HashMap;
+
+use windlass_state::{EventPayload, StoredEvent};
+
+/// The recorded facts of one install, by stage name, upcast to the versions this binary reads.
+#[derive(Debug, Clone, Default)]
+pub struct RecordedRun {
+    /// The install being replayed.
+    pub install_id: String,
+    /// Every stage's facts, in the order it recorded them.
+    pub facts: HashMap<String, Vec<StoredEvent>>,
+}
+
+impl RecordedRun {
+    /// The first fact of type `T` that stage `stage` recorded, decoded; `None` when it recorded
+    /// none (or it does not decode as `T`: a replay then answers nothing from it).
+    pub fn fact<T: EventPayload + serde::de::DeserializeOwned>(&self, stage: &str) -> Option<T> {
+        self.facts
+            .get(stage)?
+            .iter()
+            .find(|event| event.is::<T>())
+            .and_then(|event| serde_json::from_value(event.payload.clone()).ok())
+    }
+}

@@ -1,0 +1,201 @@
+//! How a replay compares what it produced with what the install recorded. Facts are compared as
+//! JSON, field by field, with the lists of output files taken out (those are compared as files)
+//! and with what a replay cannot reproduce without the license ID taken out when no license was
+//! given. [`OUTPUT_FILES`] says, per event type, where a fact lists files it wrote under the
+//! output directory: a stage that writes files must list them there (path plus `blob`, or
+//! `fingerprint` for files holding secrets) and be named in this table to be compared.
+
+use serde_json::Value;
+
+/// Event type → JSON pointers of its lists of written files (`{path, blob | fingerprint}`).
+pub const OUTPUT_FILES: &[(&str, &[&str])] = &[
+    ("BaseWritten", &["/files"]),
+    ("MidstreamRendered", &["/overlay_files", "/rendered_files"]),
+];
+
+/// One output file a fact names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFile {
+    /// Relative to the output directory.
+    pub path: String,
+    /// Blob of its bytes.
+    pub blob: Option<String>,
+    /// Keyed fingerprint of its bytes, for files holding secrets.
+    pub fingerprint: Option<String>,
+}
+
+/// The output files `payload` (a fact of `event_type`) names.
+pub fn output_files(event_type: &str, payload: &Value) -> Vec<OutputFile> {
+    let Some((_, pointers)) = OUTPUT_FILES.iter().find(|(kind, _)| *kind == event_type) else {
+        return Vec::new();
+    };
+    let mut files = Vec::new();
+    for pointer in *pointers {
+        let Some(list) = payload.pointer(pointer).and_then(Value::as_array) else {
+            continue;
+        };
+        for entry in list {
+            let text = |key: &str| entry.get(key).and_then(Value::as_str).map(str::to_string);
+            if let Some(path) = text("path") {
+                files.push(OutputFile {
+                    path,
+                    blob: text("blob"),
+                    fingerprint: text("fingerprint"),
+                });
+            }
+        }
+    }
+    files
+}
+
+/// `payload` as compared: without its output-file lists and the output directory (a replay
+/// writes elsewhere); without `--license`, also without what derives from the license ID (the
+/// secrets' content fingerprints) and the license files of the release (never stored).
+pub fn comparable(event_type: &str, payload: &Value, license_given: bool) -> Value {
+    let mut value = payload.clone();
+    if let Some((_, pointers)) = OUTPUT_FILES.iter().find(|(kind, _)| *kind == event_type) {
+        for pointer in *pointers {
+            if let Some(slot) = value.pointer_mut(pointer) {
+                *slot = Value::Null;
+            }
+        }
+    }
+    if let Some(object) = value.as_object_mut() {
+        object.remove("out_dir");
+    }
+    if !license_given {
+        if event_type == "SecretsProvisioned"
+            && let Some(secrets) = value.get_mut("secrets").and_then(Value::as_array_mut)
+        {
+            for secret in secrets {
+                if let Some(secret) = secret.as_object_mut() {
+                    secret.remove("content_fingerprint");
+                }
+            }
+        }
+        if event_type == "BaseFetched"
+            && let Some(files) = value.get_mut("files").and_then(Value::as_array_mut)
+        {
+            files.retain(|file| file.get("class").and_then(Value::as_str) != Some("license"));
+        }
+    }
+    value
+}
+
+/// Appends to `out` (up to `limit` entries) where `replayed` differs from `recorded`, as
+/// `path: recorded → replayed`.
+pub fn json_differences(
+    recorded: &Value,
+    replayed: &Value,
+    path: &str,
+    out: &mut Vec<String>,
+    limit: usize,
+) {
+    if out.len() >= limit || recorded == replayed {
+        return;
+    }
+    match (recorded, replayed) {
+        (Value::Object(left), Value::Object(right)) => {
+            for (key, value) in left {
+                let child = join(path, key);
+                match right.get(key) {
+                    Some(other) => json_differences(value, other, &child, out, limit),
+                    None => out.push(format!("{child}: {} → (absent)", short(value))),
+                }
+                if out.len() >= limit {
+                    return;
+                }
+            }
+            for (key, value) in right {
+                if !left.contains_key(key) && out.len() < limit {
+                    out.push(format!("{}: (absent) → {}", join(path, key), short(value)));
+                }
+            }
+        }
+        (Value::Array(left), Value::Array(right)) => {
+            for (index, (a, b)) in left.iter().zip(right).enumerate() {
+                json_differences(a, b, &format!("{path}[{index}]"), out, limit);
+                if out.len() >= limit {
+                    return;
+                }
+            }
+            for (index, value) in left.iter().enumerate().skip(right.len()) {
+                if out.len() < limit {
+                    out.push(format!("{path}[{index}]: {} → (absent)", short(value)));
+                }
+            }
+            for (index, value) in right.iter().enumerate().skip(left.len()) {
+                if out.len() < limit {
+                    out.push(format!("{path}[{index}]: (absent) → {}", short(value)));
+                }
+            }
+        }
+        _ => out.push(format!(
+            "{}: {} → {}",
+            if path.is_empty() { "(value)" } else { path },
+            short(recorded),
+            short(replayed)
+        )),
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// A value for a one-line message: at most 120 characters.
+fn short(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 120 {
+        let cut: String = text.chars().take(117).collect();
+        format!("{cut}...")
+    } else {
+        text
+    }
+}
+
+/// The first line where two texts differ, as `line N: "old" → "new"`.
+pub fn first_differing_line(recorded: &[u8], produced: &[u8]) -> String {
+    let recorded = String::from_utf8_lossy(recorded);
+    let produced = String::from_utf8_lossy(produced);
+    let mut left = recorded.lines();
+    let mut right = produced.lines();
+    let mut number = 1;
+    loop {
+        match (left.next(), right.next()) {
+            (Some(a), Some(b)) if a == b => number += 1,
+            (None, None) => return "the bytes differ (line endings)".into(),
+            (a, b) => {
+                let show = |line: Option<&str>| {
+                    line.map_or("(end of file)".to_string(), |line| {
+                        short(&Value::String(line.to_string()))
+                    })
+                };
+                return format!("line {number}: {} → {}", show(a), show(b));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn differences_name_the_field_path() {
+        let mut out = Vec::new();
+        json_differences(
+            &json!({"images": [{"decision": "private"}], "n": 1}),
+            &json!({"images": [{"decision": "public"}], "n": 1}),
+            "",
+            &mut out,
+            10,
+        );
+        assert_eq!(out, ["images[0].decision: \"private\" → \"public\""]);
+    }
+}

@@ -1,0 +1,529 @@
+//! `windlass diff`: two installs compared stage by stage from their recorded facts and blobs,
+//! nothing re-run. Files the stages wrote (those listed in [`crate::compare::OUTPUT_FILES`]) are
+//! added, removed or changed, a changed text file with a unified diff (files under `rendered/` are
+//! the rendered objects); images whose probe outcome or decision changed, or that appeared or went;
+//! kustomize image overrides added and removed; pull secrets by name, namespace and keyed
+//! fingerprint, never content. Each change is attributed: `registry visibility changed` (an image's
+//! probe answer changed, or a file mentions such an image), `upstream changed` (the release
+//! differs), or `options changed` (the namespace or a stage's configuration differs). A summary
+//! line counts files changed and lines added and removed, like KOTS's.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+use serde::Serialize;
+use serde_json::Value;
+use windlass_engine::events::InstallStarted;
+use windlass_engine::{InstallState, fold_owned};
+use windlass_stages::events::{ImagesProbed, OverridesPlanned, SecretsProvisioned};
+use windlass_state::{BlobId, BlobStore, EventLog, StoredEvent};
+
+use crate::ReplayError;
+use crate::compare::{OutputFile, output_files};
+use crate::text_diff::unified_diff;
+
+/// The change is explained by an image's registry answer.
+pub const VISIBILITY: &str = "registry visibility changed";
+/// The change is explained by the release.
+pub const UPSTREAM: &str = "upstream changed";
+/// The change is explained by the install's options.
+pub const OPTIONS: &str = "options changed";
+
+/// One change between two installs (wire format: `diff --json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    /// The stage whose facts changed.
+    pub stage: String,
+    /// `file_added`, `file_removed`, `file_changed`, `object_added`, `object_removed`,
+    /// `object_changed` (files under `rendered/`), `image_added`, `image_removed`,
+    /// `image_outcome_changed`, `override_added`, `override_removed`, `pull_secret_added`,
+    /// `pull_secret_removed`, `pull_secret_changed`.
+    pub kind: String,
+    /// The file, image, override or secret.
+    pub subject: String,
+    /// What changed, on one line.
+    pub detail: String,
+    /// For a changed text file: the unified diff.
+    pub unified_diff: Option<String>,
+    /// `registry visibility changed`, `upstream changed` or `options changed`.
+    pub attribution: &'static str,
+    /// For a changed text file: lines only in the newer install's version.
+    pub lines_added: u64,
+    /// For a changed text file: lines only in the older install's version.
+    pub lines_removed: u64,
+}
+
+/// Files changed and lines added and removed, like KOTS's diff summary.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DiffSummary {
+    /// Files added, removed or changed.
+    pub files_changed: u64,
+    /// Lines only in the newer install's files.
+    pub lines_added: u64,
+    /// Lines only in the older install's files.
+    pub lines_removed: u64,
+}
+
+impl DiffSummary {
+    /// `3 files changed, 4 lines added, 2 lines removed`.
+    pub fn line(&self) -> String {
+        format!(
+            "{} files changed, {} lines added, {} lines removed",
+            self.files_changed, self.lines_added, self.lines_removed
+        )
+    }
+}
+
+/// Two installs compared (wire format: `diff --json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct InstallDiff {
+    /// The older install.
+    pub from: String,
+    /// The newer install.
+    pub to: String,
+    /// Whether the releases differ.
+    pub upstream_changed: bool,
+    /// Whether the namespace or a stage's configuration differs.
+    pub options_changed: bool,
+    /// The summary.
+    pub summary: DiffSummary,
+    /// Every change, stage by stage.
+    pub changes: Vec<Change>,
+}
+
+/// One install's recorded facts, by stage.
+struct Recorded {
+    state: InstallState,
+    started: InstallStarted,
+}
+
+fn load(log: &EventLog, install_id: &str) -> Result<Recorded, ReplayError> {
+    let events = log
+        .events_of(install_id)
+        .map_err(|error| ReplayError::Log(error.to_string()))?;
+    if events.is_empty() {
+        return Err(ReplayError::NotFound(install_id.to_string()));
+    }
+    let started = InstallStarted::deserialize(&events[0].payload)
+        .map_err(|error| ReplayError::Recorded(format!("InstallStarted: {error}")))?;
+    let state =
+        fold_owned(install_id, events).map_err(|error| ReplayError::Recorded(error.to_string()))?;
+    Ok(Recorded { state, started })
+}
+
+impl Recorded {
+    /// `(stage, fact)` for every fact, in pipeline order.
+    fn facts(&self) -> impl Iterator<Item = (&str, &StoredEvent)> {
+        self.state.stages.iter().flat_map(|stage| {
+            stage
+                .fact_events
+                .iter()
+                .map(move |fact| (stage.name.as_str(), fact))
+        })
+    }
+
+    fn fact<T: windlass_state::EventPayload + serde::de::DeserializeOwned>(
+        &self,
+    ) -> Option<(String, T)> {
+        self.facts().find_map(|(stage, fact)| {
+            fact.is::<T>()
+                .then(|| T::deserialize(&fact.payload).ok())
+                .flatten()
+                .map(|value| (stage.to_string(), value))
+        })
+    }
+
+    /// Every written file, by stage then path.
+    fn files(&self) -> BTreeMap<(String, String), OutputFile> {
+        let mut files = BTreeMap::new();
+        for (stage, fact) in self.facts() {
+            for file in output_files(&fact.event_type, &fact.payload) {
+                files.insert((stage.to_string(), file.path.clone()), file);
+            }
+        }
+        files
+    }
+
+    fn configs(&self) -> BTreeMap<String, Value> {
+        self.started
+            .pipeline
+            .iter()
+            .map(|stage| (stage.name.clone(), stage.config.clone()))
+            .collect()
+    }
+}
+
+/// The install `install_id` upgrades, as it recorded.
+pub fn upgraded_by(log: &EventLog, install_id: &str) -> Result<Option<String>, ReplayError> {
+    Ok(load(log, install_id)?.started.upgrades)
+}
+
+/// Compares install `from` (older) with `to` (newer); only `stage`'s changes when given.
+pub fn diff_installs(
+    log: &EventLog,
+    blobs: &BlobStore,
+    from: &str,
+    to: &str,
+    stage: Option<&str>,
+) -> Result<InstallDiff, ReplayError> {
+    let old = load(log, from)?;
+    let new = load(log, to)?;
+    let upstream_changed = old.started.release_digest != new.started.release_digest;
+    let options_changed =
+        old.started.namespace != new.started.namespace || old.configs() != new.configs();
+    let mut changes = Vec::new();
+
+    // Images.
+    let old_probed = old.fact::<ImagesProbed>();
+    let new_probed = new.fact::<ImagesProbed>();
+    let mut visibility_changed: BTreeSet<String> = BTreeSet::new();
+    let mut release_images: (BTreeSet<String>, BTreeSet<String>) = Default::default();
+    if let (Some((_, old_probed)), Some((probe_stage, new_probed))) = (&old_probed, &new_probed) {
+        let before: BTreeMap<&str, _> = old_probed
+            .images
+            .iter()
+            .map(|image| (image.image.as_str(), image))
+            .collect();
+        let after: BTreeMap<&str, _> = new_probed
+            .images
+            .iter()
+            .map(|image| (image.image.as_str(), image))
+            .collect();
+        release_images = (
+            before.keys().map(|image| image.to_string()).collect(),
+            after.keys().map(|image| image.to_string()).collect(),
+        );
+        for (image, was) in &before {
+            match after.get(image) {
+                Some(now) if now.outcome != was.outcome || now.decision != was.decision => {
+                    visibility_changed.insert(image.to_string());
+                    changes.push(Change {
+                        stage: probe_stage.clone(),
+                        kind: "image_outcome_changed".into(),
+                        subject: image.to_string(),
+                        detail: format!(
+                            "{} ({}) → {} ({}): {}",
+                            was.outcome,
+                            if was.private { "private" } else { "public" },
+                            now.outcome,
+                            if now.private { "private" } else { "public" },
+                            now.reason
+                        ),
+                        unified_diff: None,
+                        lines_added: 0,
+                        lines_removed: 0,
+                        attribution: if now.outcome != was.outcome {
+                            VISIBILITY
+                        } else {
+                            OPTIONS
+                        },
+                    });
+                }
+                Some(_) => {}
+                None => changes.push(Change {
+                    stage: probe_stage.clone(),
+                    kind: "image_removed".into(),
+                    subject: image.to_string(),
+                    detail: "no longer in the release".into(),
+                    unified_diff: None,
+                    lines_added: 0,
+                    lines_removed: 0,
+                    attribution: UPSTREAM,
+                }),
+            }
+        }
+        for (image, now) in &after {
+            if !before.contains_key(image) {
+                changes.push(Change {
+                    stage: probe_stage.clone(),
+                    kind: "image_added".into(),
+                    subject: image.to_string(),
+                    detail: format!(
+                        "{} ({})",
+                        now.outcome,
+                        if now.private { "private" } else { "public" }
+                    ),
+                    unified_diff: None,
+                    lines_added: 0,
+                    lines_removed: 0,
+                    attribution: UPSTREAM,
+                });
+            }
+        }
+    }
+    let attribute_image = |image: &str| {
+        if visibility_changed.contains(image) {
+            VISIBILITY
+        } else if release_images.0.contains(image) != release_images.1.contains(image) {
+            UPSTREAM
+        } else if options_changed {
+            OPTIONS
+        } else {
+            UPSTREAM
+        }
+    };
+
+    // Overrides.
+    if let (Some((_, old_plan)), Some((plan_stage, new_plan))) = (
+        old.fact::<OverridesPlanned>(),
+        new.fact::<OverridesPlanned>(),
+    ) {
+        let entry = |entry: &windlass_stages::events::PlannedEntry| {
+            (
+                format!("{} → {}", entry.name, entry.new_name),
+                entry.image.clone(),
+            )
+        };
+        let before: BTreeMap<String, String> = old_plan.plan.entries.iter().map(entry).collect();
+        let after: BTreeMap<String, String> = new_plan.plan.entries.iter().map(entry).collect();
+        for (subject, image) in &before {
+            if !after.contains_key(subject) {
+                changes.push(Change {
+                    stage: plan_stage.clone(),
+                    kind: "override_removed".into(),
+                    subject: subject.clone(),
+                    detail: format!("for {image}"),
+                    unified_diff: None,
+                    lines_added: 0,
+                    lines_removed: 0,
+                    attribution: attribute_image(image),
+                });
+            }
+        }
+        for (subject, image) in &after {
+            if !before.contains_key(subject) {
+                changes.push(Change {
+                    stage: plan_stage.clone(),
+                    kind: "override_added".into(),
+                    subject: subject.clone(),
+                    detail: format!("for {image}"),
+                    unified_diff: None,
+                    lines_added: 0,
+                    lines_removed: 0,
+                    attribution: attribute_image(image),
+                });
+            }
+        }
+    }
+
+    // Pull secrets: names, namespaces, fingerprints.
+    if let (Some((_, old_secrets)), Some((secret_stage, new_secrets))) = (
+        old.fact::<SecretsProvisioned>(),
+        new.fact::<SecretsProvisioned>(),
+    ) {
+        let attribution = if options_changed && !upstream_changed {
+            OPTIONS
+        } else if upstream_changed {
+            UPSTREAM
+        } else {
+            OPTIONS
+        };
+        let key = |secret: &windlass_stages::events::SecretRecord| {
+            format!("{}/{}", secret.namespace, secret.name)
+        };
+        let before: BTreeMap<String, _> = old_secrets
+            .secrets
+            .iter()
+            .map(|secret| (key(secret), secret))
+            .collect();
+        let after: BTreeMap<String, _> = new_secrets
+            .secrets
+            .iter()
+            .map(|secret| (key(secret), secret))
+            .collect();
+        for (subject, was) in &before {
+            match after.get(subject) {
+                None => changes.push(Change {
+                    stage: secret_stage.clone(),
+                    kind: "pull_secret_removed".into(),
+                    subject: subject.clone(),
+                    detail: format!("fingerprint {}", was.content_fingerprint),
+                    unified_diff: None,
+                    lines_added: 0,
+                    lines_removed: 0,
+                    attribution,
+                }),
+                Some(now) if now != was => changes.push(Change {
+                    stage: secret_stage.clone(),
+                    kind: "pull_secret_changed".into(),
+                    subject: subject.clone(),
+                    detail: format!(
+                        "fingerprint {} → {}, hosts {} → {}",
+                        was.content_fingerprint,
+                        now.content_fingerprint,
+                        was.hosts.join(","),
+                        now.hosts.join(",")
+                    ),
+                    unified_diff: None,
+                    lines_added: 0,
+                    lines_removed: 0,
+                    attribution,
+                }),
+                Some(_) => {}
+            }
+        }
+        for (subject, now) in &after {
+            if !before.contains_key(subject) {
+                changes.push(Change {
+                    stage: secret_stage.clone(),
+                    kind: "pull_secret_added".into(),
+                    subject: subject.clone(),
+                    detail: format!("fingerprint {}", now.content_fingerprint),
+                    unified_diff: None,
+                    lines_added: 0,
+                    lines_removed: 0,
+                    attribution,
+                });
+            }
+        }
+    }
+
+    // Files.
+    let old_files = old.files();
+    let new_files = new.files();
+    let mut changed: Vec<(&(String, String), &OutputFile, &OutputFile)> = Vec::new();
+    for (key, was) in &old_files {
+        match new_files.get(key) {
+            Some(now) if now.blob != was.blob || now.fingerprint != was.fingerprint => {
+                changed.push((key, was, now));
+            }
+            Some(_) => {}
+            None => {
+                changes.push(file_change(
+                    key,
+                    "removed",
+                    "only in the older install".into(),
+                    None,
+                    UPSTREAM,
+                ));
+            }
+        }
+    }
+    for key in new_files.keys() {
+        if !old_files.contains_key(key) {
+            changes.push(file_change(
+                key,
+                "added",
+                "only in the newer install".into(),
+                None,
+                UPSTREAM,
+            ));
+        }
+    }
+    let with_text: Vec<_> = changed
+        .iter()
+        .filter(|(_, was, now)| was.blob.is_some() && now.blob.is_some())
+        .collect();
+    let ids = with_text
+        .iter()
+        .flat_map(|(_, was, now)| [was.blob.as_deref(), now.blob.as_deref()])
+        .map(|blob| {
+            BlobId::parse(blob.unwrap_or_default())
+                .map_err(|_| ReplayError::Recorded("a fact names an invalid blob id".into()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let bodies = crate::scratch::read_blobs(blobs, &ids, "diff", |index| {
+        with_text[index / 2].0.1.clone()
+    })?;
+    for ((key, _, _), pair) in with_text.iter().zip(bodies.chunks(2)) {
+        let (before, after) = (
+            String::from_utf8_lossy(&pair[0]),
+            String::from_utf8_lossy(&pair[1]),
+        );
+        let text = unified_diff(
+            &format!("{from}/{}", key.1),
+            &format!("{to}/{}", key.1),
+            &before,
+            &after,
+        );
+        let attribution = if visibility_changed
+            .iter()
+            .any(|image| before.contains(image.as_str()) || after.contains(image.as_str()))
+        {
+            VISIBILITY
+        } else if upstream_changed {
+            UPSTREAM
+        } else {
+            OPTIONS
+        };
+        let mut change = file_change(
+            key,
+            "changed",
+            format!("{} lines added, {} lines removed", text.added, text.removed),
+            Some(text.unified),
+            attribution,
+        );
+        change.lines_added = text.added;
+        change.lines_removed = text.removed;
+        changes.push(change);
+    }
+    for (key, _, _) in changed
+        .iter()
+        .filter(|(_, was, now)| was.blob.is_none() || now.blob.is_none())
+    {
+        changes.push(file_change(
+            key,
+            "changed",
+            "holds secrets: its keyed fingerprint changed".into(),
+            None,
+            if upstream_changed { UPSTREAM } else { OPTIONS },
+        ));
+    }
+    if let Some(stage) = stage {
+        changes.retain(|change| change.stage == stage);
+    }
+    let mut summary = DiffSummary::default();
+    for change in changes
+        .iter()
+        .filter(|change| change.kind.starts_with("file_") || change.kind.starts_with("object_"))
+    {
+        summary.files_changed += 1;
+        summary.lines_added += change.lines_added;
+        summary.lines_removed += change.lines_removed;
+    }
+    let order: BTreeMap<&str, usize> = new
+        .state
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(index, stage)| (stage.name.as_str(), index))
+        .collect();
+    changes.sort_by_key(|change| {
+        order
+            .get(change.stage.as_str())
+            .copied()
+            .unwrap_or(usize::MAX)
+    });
+    Ok(InstallDiff {
+        from: from.to_string(),
+        to: to.to_string(),
+        upstream_changed,
+        options_changed,
+        summary,
+        changes,
+    })
+}
+
+fn file_change(
+    (stage, path): &(String, String),
+    what: &str,
+    detail: String,
+    unified: Option<String>,
+    attribution: &'static str,
+) -> Change {
+    let noun = if path.starts_with("rendered/") {
+        "object"
+    } else {
+        "file"
+    };
+    Change {
+        stage: stage.clone(),
+        kind: format!("{noun}_{what}"),
+        subject: path.clone(),
+        detail,
+        unified_diff: unified,
+        attribution,
+        lines_added: 0,
+        lines_removed: 0,
+    }
+}

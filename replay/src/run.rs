@@ -1,0 +1,727 @@
+//! The replay itself: re-runs a recorded install offline through the stages' own code, into a
+//! scratch directory, from what the log holds, and compares what it produced with what the install
+//! recorded, stage by stage. The release comes from the blobs `BaseFetched` names; each stage gets
+//! the configuration `InstallStarted` recorded (for installs recorded before configurations were,
+//! what the facts say and the defaults otherwise); the clock is stopped at the install's start;
+//! there is no network (a refusing HTTP client, and `probe_images` answers from its recorded
+//! `ImagesProbed`), no cluster and no random source; the facts the install recorded reach every
+//! stage through `Services::recorded`. A what-if is the same run with some options changed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use windlass_engine::events::InstallStarted;
+use windlass_engine::{
+    FixedClock, HttpClient, InstallRequest, InstallState, InstallStatus, License, Memo,
+    NoKubernetes, NoProgress, NoRandom, Pipeline, RecordedRun, Runner, Services, StageRegistry,
+    StageSpec, StageStatus, fold_owned,
+};
+use windlass_stages::events::{BaseFetched, ImagesProbed, ProbePolicy, SecretsProvisioned};
+use windlass_stages::release::{Limits, ReleaseSnapshot, digest_keeping};
+use windlass_state::{
+    BlobId, EventPayload, NewEvent, SchemaRegistry, SecretString, StateDir, StoredEvent,
+    verify_chain,
+};
+
+use crate::ReplayError;
+use crate::compare::{comparable, first_differing_line, json_differences, output_files};
+use crate::events::{Difference, ReplayDiffered, ReplayVerified};
+use crate::scratch::{Scratch, read_blobs, rebuild_release};
+
+/// Options a what-if changes; `None` keeps what the install recorded.
+#[derive(Debug, Clone, Default)]
+pub struct WhatIf {
+    /// `plan_overrides`' proxy host.
+    pub proxy_domain: Option<String>,
+    /// `plan_overrides`' registry host.
+    pub registry_domain: Option<String>,
+    /// `probe_images`' policy.
+    pub probe_policy: Option<ProbePolicy>,
+    /// A KOTS `Installation` whose known images replace the recorded ones.
+    pub known_images: Option<PathBuf>,
+    /// The app namespace.
+    pub namespace: Option<String>,
+    /// `provision_secrets`' legacy secret.
+    pub kots_compat: Option<bool>,
+}
+
+impl WhatIf {
+    /// Whether nothing is changed (a plain replay).
+    pub fn is_empty(&self) -> bool {
+        self.proxy_domain.is_none()
+            && self.registry_domain.is_none()
+            && self.probe_policy.is_none()
+            && self.known_images.is_none()
+            && self.namespace.is_none()
+            && self.kots_compat.is_none()
+    }
+}
+
+/// How to replay.
+#[derive(Default)]
+pub struct ReplayOptions {
+    /// The license (`--license`), read by the caller; its fingerprint must be the recorded one.
+    pub license: Option<License>,
+    /// Its file's bytes, put where the release held its license file.
+    pub license_bytes: Option<Vec<u8>>,
+    /// Options changed for a what-if.
+    pub what_if: WhatIf,
+}
+
+/// One stage's verdict (wire format: `replay --json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct StageVerdict {
+    /// The stage.
+    pub stage: String,
+    /// `identical`, `differs`, `failed` (in the replay) or `not_run`.
+    pub status: &'static str,
+    /// Facts compared.
+    pub facts: u64,
+    /// Files compared (byte for byte or by fingerprint).
+    pub files: u64,
+}
+
+/// What a replay found (wire format: `replay --json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayReport {
+    /// The install replayed.
+    pub install_id: String,
+    /// Whether options were changed (a what-if).
+    pub what_if: bool,
+    /// Per stage, in pipeline order.
+    pub stages: Vec<StageVerdict>,
+    /// Every difference, in pipeline order.
+    pub differences: Vec<Difference>,
+    /// Files compared byte for byte.
+    pub files_compared: u64,
+    /// Files holding secrets compared by keyed fingerprint.
+    pub secret_files_compared: u64,
+    /// Files holding secrets left unchecked (no `--license`).
+    pub secret_files_unchecked: u64,
+    /// Facts compared.
+    pub facts_compared: u64,
+    /// The fingerprint of the license given, if one was.
+    pub license_fingerprint: Option<String>,
+    /// How long the replay took.
+    pub duration_ms: u64,
+}
+
+impl ReplayReport {
+    /// Whether the replay produced exactly what was recorded.
+    pub fn identical(&self) -> bool {
+        self.differences.is_empty()
+    }
+}
+
+/// At most this many differences are listed per fact.
+const FIELD_LIMIT: usize = 20;
+
+/// Replays `install_id` of `state` (see the module documentation). Records nothing.
+pub async fn replay(
+    state: &StateDir,
+    schemas: Arc<SchemaRegistry>,
+    install_id: &str,
+    options: ReplayOptions,
+) -> Result<ReplayReport, ReplayError> {
+    let began = Instant::now();
+    verify_chain(state.log.store()).map_err(|error| ReplayError::DamagedLog {
+        global_seq: error.global_seq(),
+        message: error.to_string(),
+    })?;
+    let events = state
+        .log
+        .events_of(install_id)
+        .map_err(|error| ReplayError::Log(error.to_string()))?;
+    if events.is_empty() {
+        return Err(ReplayError::NotFound(install_id.to_string()));
+    }
+    let started = InstallStarted::deserialize(&events[0].payload)
+        .map_err(|error| ReplayError::Recorded(format!("InstallStarted: {error}")))?;
+    let started_at = events[0].recorded_at.clone();
+    let recorded_install =
+        fold_owned(install_id, events).map_err(|error| ReplayError::Recorded(error.to_string()))?;
+    if recorded_install.status != InstallStatus::Completed {
+        return Err(ReplayError::NotCompleted {
+            install_id: install_id.to_string(),
+            status: recorded_install.status.as_str().to_string(),
+        });
+    }
+    let recorded_facts: HashMap<String, Vec<StoredEvent>> = recorded_install
+        .stages
+        .iter()
+        .map(|stage| (stage.name.clone(), stage.fact_events.clone()))
+        .collect();
+    let license_given = options.license.is_some();
+    let license = replay_license(&started, options.license)?;
+    let license_fingerprint = license_given
+        .then(|| license.as_ref().map(|l| l.fingerprint.clone()))
+        .flatten();
+
+    tracing::debug!(elapsed = ?began.elapsed(), "verified the log and folded the install");
+    let scratch = Scratch::new()?;
+    let (fetch_stage, fetched) = recorded_install
+        .stages
+        .iter()
+        .find_map(|stage| {
+            stage
+                .fact_events
+                .iter()
+                .find(|event| event.is::<BaseFetched>())
+                .map(|event| (stage.name.clone(), event))
+        })
+        .ok_or_else(|| ReplayError::Recorded("the install recorded no BaseFetched".into()))?;
+    let fetched: BaseFetched = serde_json::from_value(fetched.payload.clone())
+        .map_err(|error| ReplayError::Recorded(format!("BaseFetched: {error}")))?;
+    rebuild_release(
+        &fetched,
+        &fetch_stage,
+        &state.blobs,
+        &scratch.release(),
+        options.license_bytes.as_deref(),
+    )?;
+
+    tracing::debug!(elapsed = ?began.elapsed(), "rebuilt the release from its blobs");
+    let specs = replay_specs(&started, &recorded_facts, &options.what_if);
+    let registry = StageRegistry::new(&windlass_stages::stage_kinds());
+    let pipeline = Pipeline::build(&specs, &registry)
+        .map_err(|error| ReplayError::Recorded(format!("the recorded pipeline: {error}")))?;
+    let memo = Arc::new(Memo::default());
+    let snapshot = memo.get::<ReleaseSnapshot>();
+    let release_digest = digest_keeping(&scratch.release(), &Limits::default(), &snapshot)
+        .map_err(|error| ReplayError::Recorded(format!("the rebuilt release: {error}")))?;
+    let scratch_state = scratch.state(schemas)?;
+    let started_at =
+        time::OffsetDateTime::parse(&started_at, &time::format_description::well_known::Rfc3339)
+            .map_err(|error| {
+                ReplayError::Recorded(format!("InstallStarted.recorded_at: {error}"))
+            })?;
+    let runner = Runner {
+        log: scratch_state.log.clone(),
+        blobs: scratch_state.blobs.clone(),
+        fingerprint_key: state.fingerprint_key.clone(),
+        actor: "windlass replay".into(),
+        progress: Arc::new(NoProgress),
+        memo,
+        services: Services {
+            http: HttpClient::refusing("a replay answers from the recorded facts"),
+            kubernetes: Arc::new(NoKubernetes),
+            clock: Arc::new(FixedClock(started_at)),
+            random: Arc::new(NoRandom),
+            recorded: Some(Arc::new(RecordedRun {
+                install_id: install_id.to_string(),
+                facts: recorded_facts,
+            })),
+        },
+    };
+    let request = InstallRequest {
+        release_dir: std::fs::canonicalize(scratch.release())
+            .map_err(|error| ReplayError::Scratch(error.to_string()))?,
+        release_digest: release_digest.clone(),
+        out_dir: scratch.out(),
+        requested_out: None,
+        namespace: options
+            .what_if
+            .namespace
+            .clone()
+            .unwrap_or_else(|| started.namespace.clone()),
+        license,
+        // A ConfigValues file may hold passwords and is never stored, so a replay runs without
+        // one: an install whose templates read the user's ConfigValues is not yet replayable.
+        config_values: None,
+    };
+    let (replayed, _) = runner
+        .start(&pipeline, Arc::new(request), "replay")
+        .await
+        .map_err(|error| ReplayError::Scratch(format!("the replayed run stopped: {error}")))?;
+
+    tracing::debug!(elapsed = ?began.elapsed(), "ran the pipeline");
+    let mut report = ReplayReport {
+        install_id: install_id.to_string(),
+        what_if: !options.what_if.is_empty(),
+        stages: Vec::new(),
+        differences: Vec::new(),
+        files_compared: 0,
+        secret_files_compared: 0,
+        secret_files_unchecked: 0,
+        facts_compared: 0,
+        license_fingerprint,
+        duration_ms: 0,
+    };
+    if release_digest != started.release_digest {
+        report.differences.push(Difference {
+            stage: fetch_stage.clone(),
+            file: None,
+            kind: "fact".into(),
+            detail: format!(
+                "release digest: {} → {release_digest}",
+                started.release_digest
+            ),
+        });
+    }
+    compare_stages(
+        state,
+        &scratch,
+        &recorded_install,
+        &replayed,
+        license_given,
+        &mut report,
+    )?;
+    tracing::debug!(elapsed = ?began.elapsed(), "compared every stage");
+    report.duration_ms = began.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// The license the replayed run gets: the one given (which must be the recorded one), or, without
+/// `--license`, the recorded app slug, sequence, expiry and fingerprint with a placeholder ID
+/// (then the files holding secrets cannot be compared).
+fn replay_license(
+    started: &InstallStarted,
+    given: Option<License>,
+) -> Result<Option<License>, ReplayError> {
+    let recorded = started.license.as_ref();
+    match (given, recorded) {
+        (Some(given), Some(recorded)) if given.fingerprint != recorded.fingerprint => {
+            Err(ReplayError::LicenseMismatch {
+                given: given.fingerprint,
+                recorded: recorded.fingerprint.clone(),
+            })
+        }
+        (Some(_), None) => Err(ReplayError::LicenseMismatch {
+            given: "a license".into(),
+            recorded: "none (the install ran without a license)".into(),
+        }),
+        (Some(given), Some(_)) => Ok(Some(given)),
+        (None, Some(recorded)) => Ok(Some(License {
+            app_slug: recorded.app_slug.clone(),
+            license_id: SecretString::new("windlass-replay-without-a-license"),
+            sequence: recorded.sequence,
+            expires_at: recorded.expires_at.clone(),
+            fingerprint: recorded.fingerprint.clone(),
+            // Without --license there are no license fields: templates reading them are not yet
+            // replayable this way.
+            fields: Default::default(),
+        })),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The pipeline as recorded, made to run offline: files naming registries and known images are
+/// not read (their answers come from the record), and the what-if's changes applied. A stage
+/// recorded without its configuration (before `InstallStarted` version 3) gets what its facts say
+/// (`probe_images`: policy and offline) and the defaults otherwise.
+fn replay_specs(
+    started: &InstallStarted,
+    recorded: &HashMap<String, Vec<StoredEvent>>,
+    what_if: &WhatIf,
+) -> Vec<StageSpec> {
+    started
+        .pipeline
+        .iter()
+        .map(|stage| {
+            let mut config = match &stage.config {
+                Value::Object(_) => stage.config.clone(),
+                _ => Value::Object(Default::default()),
+            };
+            let object = config.as_object_mut().expect("an object");
+            match stage.kind.as_str() {
+                "probe_images" => {
+                    if stage.config.is_null()
+                        && let Some(probed) = recorded.get(&stage.name).and_then(|facts| {
+                            facts
+                                .iter()
+                                .find(|event| event.is::<ImagesProbed>())
+                                .and_then(|event| {
+                                    serde_json::from_value::<ImagesProbed>(event.payload.clone())
+                                        .ok()
+                                })
+                        })
+                    {
+                        object.insert("policy".into(), serde_json::json!(probed.policy));
+                        object.insert("offline".into(), Value::Bool(probed.offline));
+                    }
+                    object.remove("registries_file");
+                    object.remove("known_images_file");
+                    if let Some(policy) = what_if.probe_policy {
+                        object.insert("policy".into(), serde_json::json!(policy));
+                    }
+                    if let Some(path) = &what_if.known_images {
+                        object.insert("known_images_file".into(), serde_json::json!(path));
+                    }
+                }
+                "plan_overrides" => {
+                    if let Some(host) = &what_if.proxy_domain {
+                        object.insert("proxy_domain".into(), Value::String(host.clone()));
+                    }
+                    if let Some(host) = &what_if.registry_domain {
+                        object.insert("registry_domain".into(), Value::String(host.clone()));
+                    }
+                }
+                "provision_secrets" => {
+                    if let Some(kots_compat) = what_if.kots_compat {
+                        object.insert("kots_compat".into(), Value::Bool(kots_compat));
+                    }
+                }
+                _ => {}
+            }
+            StageSpec {
+                name: stage.name.clone(),
+                kind: stage.kind.clone(),
+                inputs: stage.inputs.clone(),
+                config,
+            }
+        })
+        .collect()
+}
+
+/// Compares every stage of `replayed` with `recorded`, in pipeline order.
+fn compare_stages(
+    state: &StateDir,
+    scratch: &Scratch,
+    recorded: &InstallState,
+    replayed: &InstallState,
+    license_given: bool,
+    report: &mut ReplayReport,
+) -> Result<(), ReplayError> {
+    let mut listed: BTreeSet<String> = BTreeSet::new();
+    for recorded_stage in &recorded.stages {
+        let name = &recorded_stage.name;
+        let before = report.differences.len();
+        let mut verdict = StageVerdict {
+            stage: name.clone(),
+            status: "identical",
+            facts: 0,
+            files: 0,
+        };
+        let Some(replayed_stage) = replayed.stages.iter().find(|stage| &stage.name == name) else {
+            verdict.status = "not_run";
+            report.stages.push(verdict);
+            continue;
+        };
+        match replayed_stage.status {
+            StageStatus::Completed => {}
+            StageStatus::Failed => {
+                report.differences.push(Difference {
+                    stage: name.clone(),
+                    file: None,
+                    kind: "failed".into(),
+                    detail: replayed_stage
+                        .last_error
+                        .as_ref()
+                        .map_or("failed".into(), |error| error.message.clone()),
+                });
+                verdict.status = "failed";
+                report.stages.push(verdict);
+                continue;
+            }
+            _ => {
+                report.differences.push(Difference {
+                    stage: name.clone(),
+                    file: None,
+                    kind: "failed".into(),
+                    detail: "not run: an input stage did not complete".into(),
+                });
+                verdict.status = "not_run";
+                report.stages.push(verdict);
+                continue;
+            }
+        }
+        // Facts, by type and position.
+        let by_type = |facts: &[StoredEvent]| {
+            let mut grouped: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+            for fact in facts {
+                grouped
+                    .entry(fact.event_type.clone())
+                    .or_default()
+                    .push(fact.payload.clone());
+            }
+            grouped
+        };
+        let recorded_facts = by_type(&recorded_stage.fact_events);
+        let replayed_facts = by_type(&replayed_stage.fact_events);
+        for (event_type, payloads) in &recorded_facts {
+            let others = replayed_facts.get(event_type).cloned().unwrap_or_default();
+            for (index, payload) in payloads.iter().enumerate() {
+                verdict.facts += 1;
+                report.facts_compared += 1;
+                let Some(other) = others.get(index) else {
+                    report.differences.push(Difference {
+                        stage: name.clone(),
+                        file: None,
+                        kind: "fact".into(),
+                        detail: format!("{event_type}: recorded, not produced by the replay"),
+                    });
+                    continue;
+                };
+                let mut fields = Vec::new();
+                json_differences(
+                    &comparable(event_type, payload, license_given),
+                    &comparable(event_type, other, license_given),
+                    "",
+                    &mut fields,
+                    FIELD_LIMIT,
+                );
+                for field in fields {
+                    report.differences.push(Difference {
+                        stage: name.clone(),
+                        file: None,
+                        kind: "fact".into(),
+                        detail: format!("{event_type}: {field}"),
+                    });
+                }
+            }
+        }
+        for (event_type, payloads) in &replayed_facts {
+            let recorded_count = recorded_facts.get(event_type).map_or(0, Vec::len);
+            if payloads.len() > recorded_count {
+                report.differences.push(Difference {
+                    stage: name.clone(),
+                    file: None,
+                    kind: "fact".into(),
+                    detail: format!("{event_type}: produced by the replay, not recorded"),
+                });
+            }
+        }
+        // Files.
+        let recorded_files: Vec<_> = recorded_stage
+            .fact_events
+            .iter()
+            .flat_map(|fact| output_files(&fact.event_type, &fact.payload))
+            .collect();
+        let replayed_files: BTreeMap<String, _> = replayed_stage
+            .fact_events
+            .iter()
+            .flat_map(|fact| output_files(&fact.event_type, &fact.payload))
+            .map(|file| (file.path.clone(), file))
+            .collect();
+        let with_blobs: Vec<_> = recorded_files
+            .iter()
+            .filter(|file| file.blob.is_some())
+            .collect();
+        let ids = with_blobs
+            .iter()
+            .map(|file| {
+                BlobId::parse(file.blob.as_deref().unwrap_or_default()).map_err(|_| {
+                    ReplayError::Recorded(format!("{name}: invalid blob id for {}", file.path))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // Each produced file is read and hashed: equal to the blob id the install recorded (in
+        // its hash-chained fact), its bytes are the recorded bytes. Only a file that differs has
+        // its recorded blob read, to show where.
+        for (file, id) in with_blobs.iter().zip(&ids) {
+            listed.insert(file.path.clone());
+            verdict.files += 1;
+            report.files_compared += 1;
+            match read_produced(scratch, &file.path)? {
+                Some(produced) if BlobId::of(&produced) == *id => {}
+                Some(produced) => {
+                    let recorded =
+                        read_blobs(&state.blobs, std::slice::from_ref(id), name, |_| {
+                            file.path.clone()
+                        })?;
+                    report.differences.push(Difference {
+                        stage: name.clone(),
+                        file: Some(file.path.clone()),
+                        kind: "changed".into(),
+                        detail: first_differing_line(&recorded[0], &produced),
+                    });
+                }
+                None => report.differences.push(Difference {
+                    stage: name.clone(),
+                    file: Some(file.path.clone()),
+                    kind: "removed".into(),
+                    detail: "recorded, not produced by the replay".into(),
+                }),
+            }
+        }
+        for file in recorded_files.iter().filter(|file| file.blob.is_none()) {
+            listed.insert(file.path.clone());
+            let Some(fingerprint) = &file.fingerprint else {
+                continue;
+            };
+            compare_secret_file(
+                state,
+                scratch,
+                name,
+                &file.path,
+                Some(fingerprint),
+                license_given,
+                &mut verdict,
+                report,
+            )?;
+        }
+        let recorded_paths: std::collections::HashSet<&str> = recorded_files
+            .iter()
+            .map(|file| file.path.as_str())
+            .collect();
+        for path in replayed_files.keys() {
+            if !recorded_paths.contains(path.as_str()) {
+                listed.insert(path.clone());
+                report.differences.push(Difference {
+                    stage: name.clone(),
+                    file: Some(path.clone()),
+                    kind: "added".into(),
+                    detail: "produced by the replay, not recorded".into(),
+                });
+            }
+        }
+        // The pull-secret file: its secrets are recorded by fingerprint in the fact compared
+        // above; the file itself counts as a secret file.
+        for fact in &recorded_stage.fact_events {
+            if let Ok(secrets) = serde_json::from_value::<SecretsProvisioned>(fact.payload.clone())
+                && fact.is::<SecretsProvisioned>()
+            {
+                listed.insert(secrets.file.clone());
+                compare_secret_file(
+                    state,
+                    scratch,
+                    name,
+                    &secrets.file,
+                    None,
+                    license_given,
+                    &mut verdict,
+                    report,
+                )?;
+            }
+        }
+        if report.differences.len() > before {
+            verdict.status = "differs";
+        }
+        report.stages.push(verdict);
+    }
+    // Anything else the replay wrote that no fact lists.
+    for path in files_under(&scratch.out()) {
+        if !listed.contains(&path) {
+            report.differences.push(Difference {
+                stage: "(none)".into(),
+                file: Some(path),
+                kind: "added".into(),
+                detail: "written by the replay and listed by no fact".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Counts a file holding secrets: compared by keyed fingerprint when the license was given
+/// (`fingerprint` names the recorded one; `None` when the fact compared above covers it), left
+/// unchecked otherwise.
+#[allow(clippy::too_many_arguments)]
+fn compare_secret_file(
+    state: &StateDir,
+    scratch: &Scratch,
+    stage: &str,
+    path: &str,
+    fingerprint: Option<&String>,
+    license_given: bool,
+    verdict: &mut StageVerdict,
+    report: &mut ReplayReport,
+) -> Result<(), ReplayError> {
+    verdict.files += 1;
+    if !license_given {
+        report.secret_files_unchecked += 1;
+        return Ok(());
+    }
+    report.secret_files_compared += 1;
+    let produced = read_produced(scratch, path)?;
+    let Some(produced) = produced else {
+        report.differences.push(Difference {
+            stage: stage.to_string(),
+            file: Some(path.to_string()),
+            kind: "removed".into(),
+            detail: "recorded, not produced by the replay".into(),
+        });
+        return Ok(());
+    };
+    if let Some(fingerprint) = fingerprint {
+        let now = state
+            .fingerprint_key
+            .fingerprint_bytes("rendered-secret", &produced);
+        if &now != fingerprint {
+            report.differences.push(Difference {
+                stage: stage.to_string(),
+                file: Some(path.to_string()),
+                kind: "changed".into(),
+                detail: format!("keyed fingerprint {fingerprint} → {now}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn read_produced(scratch: &Scratch, path: &str) -> Result<Option<Vec<u8>>, ReplayError> {
+    match std::fs::read(scratch.out().join(path)) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(ReplayError::Scratch(format!("{path}: {error}"))),
+    }
+}
+
+/// Every file under `root`, relative and `/`-separated.
+fn files_under(root: &std::path::Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                stack.push(path);
+            } else if let Ok(relative) = path.strip_prefix(root) {
+                files.push(relative.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Appends the replay's verdict to the replayed install's stream: `ReplayVerified` when it was
+/// identical, `ReplayDiffered` with the first differences otherwise. A what-if records nothing.
+pub fn record_verdict(
+    state: &StateDir,
+    actor: &str,
+    report: &ReplayReport,
+) -> Result<Option<StoredEvent>, ReplayError> {
+    if report.what_if {
+        return Ok(None);
+    }
+    let event = if report.identical() {
+        NewEvent::of(
+            &report.install_id,
+            actor.to_string(),
+            &ReplayVerified {
+                files_compared: report.files_compared,
+                secret_files_compared: report.secret_files_compared,
+                secret_files_unchecked: report.secret_files_unchecked,
+                facts_compared: report.facts_compared,
+                license_fingerprint: report.license_fingerprint.clone(),
+                duration_ms: report.duration_ms,
+            },
+        )
+    } else {
+        NewEvent::of(
+            &report.install_id,
+            actor.to_string(),
+            &ReplayDiffered {
+                total: report.differences.len() as u64,
+                differences: report.differences.iter().take(100).cloned().collect(),
+                license_fingerprint: report.license_fingerprint.clone(),
+                duration_ms: report.duration_ms,
+            },
+        )
+    }
+    .map_err(|error| ReplayError::Log(error.to_string()))?;
+    let _ = ReplayVerified::EVENT_TYPE;
+    let stored = state
+        .log
+        .append(vec![event])
+        .map_err(|error| ReplayError::Log(error.to_string()))?;
+    Ok(stored.into_iter().next())
+}
