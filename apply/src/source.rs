@@ -17,10 +17,8 @@ use windlass_stages::events::{
     SecretsProvisioned,
 };
 use windlass_stages::output::OutputDir;
+use windlass_stages::render_midstream::RENDERED_SECRET_PURPOSE;
 use windlass_state::{BlobId, EventPayload, StoredEvent};
-
-/// The fingerprint purpose `render_midstream` records rendered secret files under.
-const RENDERED_SECRET_PURPOSE: &str = "rendered-secret";
 
 /// Everything an apply needs from the rendering.
 #[derive(Debug, Clone)]

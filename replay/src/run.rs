@@ -638,9 +638,10 @@ fn compare_secret_file(
         return Ok(());
     };
     if let Some(fingerprint) = fingerprint {
-        let now = state
-            .fingerprint_key
-            .fingerprint_bytes("rendered-secret", &produced);
+        let now = state.fingerprint_key.fingerprint_bytes(
+            windlass_stages::render_midstream::RENDERED_SECRET_PURPOSE,
+            &produced,
+        );
         if &now != fingerprint {
             report.differences.push(Difference {
                 stage: stage.to_string(),

@@ -82,6 +82,10 @@ pub struct RenderMidstream {
     config: RenderMidstreamConfig,
 }
 
+/// The fingerprint purpose of rendered secret files (`RenderedFile::fingerprint`): apply and
+/// replay check the files against it.
+pub const RENDERED_SECRET_PURPOSE: &str = "rendered-secret";
+
 const MIDSTREAM: &str = "overlays/midstream";
 const DOWNSTREAM: &str = "overlays/downstreams/this-cluster";
 const RENDERED: &str = "rendered/this-cluster";
@@ -282,7 +286,7 @@ fn write_rendered(
                 fingerprint: Some(
                     context
                         .fingerprint_key
-                        .fingerprint_bytes("rendered-secret", text.as_bytes()),
+                        .fingerprint_bytes(RENDERED_SECRET_PURPOSE, text.as_bytes()),
                 ),
             });
             0o600
@@ -480,7 +484,7 @@ impl Stage for RenderMidstream {
                 (Some(bytes), None, Some(fingerprint)) => {
                     context
                         .fingerprint_key
-                        .fingerprint_bytes("rendered-secret", &bytes)
+                        .fingerprint_bytes(RENDERED_SECRET_PURPOSE, &bytes)
                         == *fingerprint
                 }
                 _ => false,
