@@ -5,10 +5,8 @@
 //! `verify-log` without being written, and indexed by `verify-log --rebuild-indexes` or by the first
 //! writable open (an install, which then resumes through the index).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use crate::{OFFLINE_INSTALL, files_under, json, quickstart, run, windlass};
 
@@ -83,24 +81,7 @@ fn install_killed_after_fetch_base(state: &Path, namespace: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (sender, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let line = lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("windlass announces the pause within 60 s");
-        if line.contains("paused after stage fetch_base") {
-            break;
-        }
-    }
+    crate::wait_for_pause(&mut child, "fetch_base");
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -330,24 +330,7 @@ fn install_killed_between_stages_resumes_instead_of_starting_again() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (lines_sender, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines_sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let line = lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("windlass announces the pause within 60 s");
-        if line.contains("paused after stage fetch_base") {
-            break;
-        }
-    }
+    wait_for_pause(&mut child, "fetch_base");
 
     // The writer is alive and holds the log open: other processes can still read it.
     let history = json(run(windlass(state.path()).args(["history", "--json"])));
@@ -554,4 +537,28 @@ fn json_output_into_a_closed_pipe_exits_quietly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Waits (at most 60 s) until `child`, started with `WINDLASS_PAUSE_AFTER_STAGE=<stage>` and a
+/// piped stderr, announces that it paused after `stage`.
+fn wait_for_pause(child: &mut std::process::Child, stage: &str) {
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (lines_sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines_sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let announced = format!("paused after stage {stage}");
+    loop {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("windlass announces the pause within 60 s");
+        if line.contains(&announced) {
+            return;
+        }
+    }
 }

@@ -6,10 +6,8 @@
 //! log and says so.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use crate::{OFFLINE_INSTALL, json, quickstart, run, windlass};
 
@@ -79,26 +77,8 @@ fn paused_install(state: &Path, out: &Path, namespace: &str, stage: &str) -> Pau
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let child = PausedInstall(child);
-    let (lines_sender, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines_sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let announced = format!("paused after stage {stage}");
-    loop {
-        let line = lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("windlass announces the pause within 60 s");
-        if line.contains(&announced) {
-            return child;
-        }
-    }
+    crate::wait_for_pause(&mut child, stage);
+    PausedInstall(child)
 }
 
 #[test]
