@@ -6,13 +6,7 @@ use super::*;
 use crate::state_integrity::{offsets_of, run_within, text};
 
 fn two_installs(state: &Path) -> (String, String) {
-    let first = json(run_within(
-        windlass(state)
-            .args(OFFLINE_INSTALL)
-            .arg("--json")
-            .arg(quickstart()),
-        120,
-    ));
+    let first = crate::install_quickstart(state);
     let second = json(run_within(
         windlass(state)
             .args(OFFLINE_INSTALL)

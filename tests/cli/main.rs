@@ -562,3 +562,15 @@ fn wait_for_pause(child: &mut std::process::Child, stage: &str) {
         }
     }
 }
+
+/// `windlass install --offline ... --json` of the quickstart into `state` (at most 120 s), its
+/// JSON outcome.
+fn install_quickstart(state: &Path) -> serde_json::Value {
+    json(state_integrity::run_within(
+        windlass(state)
+            .args(OFFLINE_INSTALL)
+            .arg("--json")
+            .arg(quickstart()),
+        120,
+    ))
+}

@@ -192,13 +192,7 @@ async fn a_replay_needs_neither_the_registries_nor_the_release_directory() {
 #[test]
 fn a_tampered_blob_fails_the_replay_naming_stage_file_and_blob() {
     let state = tempfile::tempdir().unwrap();
-    let install = json(run_within(
-        windlass(state.path())
-            .args(OFFLINE_INSTALL)
-            .arg("--json")
-            .arg(quickstart()),
-        120,
-    ));
+    let install = crate::install_quickstart(state.path());
     let install_id = install["install_id"].as_str().unwrap();
     let blobs_file = state.path().join("blobs/blobs.redb");
     let api = std::fs::read(quickstart().join("manifests/api.yaml")).unwrap();
@@ -225,13 +219,7 @@ fn a_tampered_blob_fails_the_replay_naming_stage_file_and_blob() {
 #[test]
 fn a_tampered_event_fails_the_replay_naming_the_record() {
     let state = tempfile::tempdir().unwrap();
-    let install = json(run_within(
-        windlass(state.path())
-            .args(OFFLINE_INSTALL)
-            .arg("--json")
-            .arg(quickstart()),
-        120,
-    ));
+    let install = crate::install_quickstart(state.path());
     let install_id = install["install_id"].as_str().unwrap();
     let events = json(run_within(
         windlass(state.path()).args(["events", install_id, "--json"]),
@@ -297,13 +285,7 @@ fn as_older_version(
 #[test]
 fn an_install_recorded_with_older_event_versions_replays_through_the_upcasters() {
     let recorded = tempfile::tempdir().unwrap();
-    let install = json(run_within(
-        windlass(recorded.path())
-            .args(OFFLINE_INSTALL)
-            .arg("--json")
-            .arg(quickstart()),
-        120,
-    ));
+    let install = crate::install_quickstart(recorded.path());
     let install_id = install["install_id"].as_str().unwrap();
     let exported = run_within(windlass(recorded.path()).arg("export"), 60);
     assert!(exported.status.success());
@@ -418,13 +400,7 @@ fn details(report: &serde_json::Value, stage: &str) -> Vec<String> {
 #[test]
 fn each_what_if_option_prints_its_stage_by_stage_difference_and_records_nothing() {
     let state = tempfile::tempdir().unwrap();
-    let install = json(run_within(
-        windlass(state.path())
-            .args(OFFLINE_INSTALL)
-            .arg("--json")
-            .arg(quickstart()),
-        120,
-    ));
+    let install = crate::install_quickstart(state.path());
     let install_id = install["install_id"].as_str().unwrap();
     let history_before = text(&run_within(windlass(state.path()).arg("history"), 60).stdout);
 

@@ -161,13 +161,7 @@ fn a_corrupted_blob_is_named_by_verify_log_and_a_second_install_repairs_it() {
     );
 
     // Doing what it says stores the file's bytes again over the damaged blob.
-    let repaired = json(run_within(
-        windlass(state.path())
-            .args(OFFLINE_INSTALL)
-            .arg("--json")
-            .arg(quickstart()),
-        120,
-    ));
+    let repaired = crate::install_quickstart(state.path());
     assert_eq!(repaired["status"], "completed");
     assert_eq!(
         repaired["install_id"], install_id,
@@ -244,13 +238,7 @@ fn every_named_blob_intact(state: &Path, named: &[BlobId]) -> bool {
 #[test]
 fn fifty_random_byte_flips_in_the_blob_values_are_each_detected_or_harmless() {
     let pristine = tempfile::tempdir().unwrap();
-    let install = json(run_within(
-        windlass(pristine.path())
-            .args(OFFLINE_INSTALL)
-            .arg("--json")
-            .arg(quickstart()),
-        120,
-    ));
+    let install = crate::install_quickstart(pristine.path());
     let install_id = install["install_id"].as_str().unwrap().to_string();
     let events = json(run_within(
         windlass(pristine.path()).args(["events", &install_id, "--json"]),
@@ -346,13 +334,7 @@ fn fifty_random_byte_flips_in_the_blob_values_are_each_detected_or_harmless() {
 #[test]
 fn an_unreadable_event_record_is_named_by_show_and_history_json_and_install_refuses() {
     let state = tempfile::tempdir().unwrap();
-    let first = json(run_within(
-        windlass(state.path())
-            .args(OFFLINE_INSTALL)
-            .arg("--json")
-            .arg(quickstart()),
-        120,
-    ));
+    let first = crate::install_quickstart(state.path());
     let second = json(run_within(
         windlass(state.path())
             .args(OFFLINE_INSTALL)
@@ -530,13 +512,7 @@ fn a_state_path_naming_a_file_is_refused_saying_so() {
 fn read_only_commands_change_nothing_and_work_without_write_access() {
     let scratch = tempfile::tempdir().unwrap();
     let state = scratch.path().join("state");
-    let install = json(run_within(
-        windlass(&state)
-            .args(OFFLINE_INSTALL)
-            .arg("--json")
-            .arg(quickstart()),
-        120,
-    ));
+    let install = crate::install_quickstart(&state);
     let install_id = install["install_id"].as_str().unwrap().to_string();
     let before = snapshot(&state);
     for args in read_commands(&install_id) {
