@@ -55,16 +55,26 @@ impl Facts<'_> {
                 .rev()
                 .find(|event| event.event_type == event_type)
                 .cloned(),
-            Facts::Install(context, install) => context
-                .history
-                .recent_facts(
-                    event_type,
-                    time::OffsetDateTime::UNIX_EPOCH,
-                    &context.install_id,
-                )
-                .map_err(StageError::permanent)?
-                .into_iter()
-                .find(|event| event.install_id == *install),
+            Facts::Install(context, install) => {
+                let mut found = None;
+                context
+                    .history
+                    .visit_recent_facts(
+                        event_type,
+                        time::OffsetDateTime::UNIX_EPOCH,
+                        &context.install_id,
+                        &mut |event| {
+                            if event.install_id == *install {
+                                found = Some(event);
+                                std::ops::ControlFlow::Break(())
+                            } else {
+                                std::ops::ControlFlow::Continue(())
+                            }
+                        },
+                    )
+                    .map_err(StageError::permanent)?;
+                found
+            }
         };
         event
             .map(|event| {

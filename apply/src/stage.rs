@@ -5,6 +5,7 @@
 //! directory target ([`crate::dir`]) or the cluster ([`crate::kube_apply`]). The stage completes
 //! with `ApplyCompleted`, the inventory the next install of the same app prunes against.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -299,24 +300,27 @@ fn previous_inventory(
     app_slug: &str,
     server: &str,
 ) -> Result<Option<Vec<InventoryEntry>>, StageError> {
-    let facts = context
+    let mut inventory = None;
+    context
         .history
-        .recent_facts(
+        .visit_recent_facts(
             APPLY_COMPLETED,
             time::OffsetDateTime::UNIX_EPOCH,
             &context.install_id,
+            &mut |event| {
+                let Ok(completed) = serde_json::from_value::<ApplyCompleted>(event.payload) else {
+                    return ControlFlow::Continue(());
+                };
+                let same_cluster = matches!(&completed.target, TargetRecord::Kube { server: known, .. } if known == server);
+                if completed.app_slug == app_slug && same_cluster && !completed.dry_run {
+                    inventory = Some(completed.inventory);
+                    return ControlFlow::Break(());
+                }
+                ControlFlow::Continue(())
+            },
         )
         .map_err(StageError::permanent)?;
-    for event in facts {
-        let Ok(completed) = serde_json::from_value::<ApplyCompleted>(event.payload) else {
-            continue;
-        };
-        let same_cluster = matches!(&completed.target, TargetRecord::Kube { server: known, .. } if known == server);
-        if completed.app_slug == app_slug && same_cluster && !completed.dry_run {
-            return Ok(Some(completed.inventory));
-        }
-    }
-    Ok(None)
+    Ok(inventory)
 }
 
 /// The stage spec that appends apply to an install pipeline, reading the rendered output of

@@ -13,6 +13,8 @@
 //! older windlass and opened read-only, or the sled backend), and the caller then folds the log as
 //! before, so the answers never depend on which path was taken.
 
+use std::ops::ControlFlow;
+
 use serde::{Deserialize, Serialize};
 use windlass_state::log::LogError;
 use windlass_state::{EventLog, ProjectionRows, Projector, StoreError, StoredEvent};
@@ -301,12 +303,32 @@ pub fn recent_facts(
     since: time::OffsetDateTime,
     exclude_install: &str,
 ) -> Result<Option<Vec<StoredEvent>>, LogError> {
+    let mut found = Vec::new();
+    let visited = visit_recent_facts(log, event_type, since, exclude_install, &mut |event| {
+        found.push(event);
+        ControlFlow::Continue(())
+    })?;
+    Ok(visited.map(|()| found))
+}
+
+/// [`recent_facts`], handing each fact to `visit` as it is read, newest first, and stopping when
+/// `visit` breaks: a caller that needs only the newest facts does not read the older ones. `None`
+/// (nothing visited) when the projection is not current.
+pub fn visit_recent_facts(
+    log: &EventLog,
+    event_type: &str,
+    since: time::OffsetDateTime,
+    exclude_install: &str,
+    visit: &mut dyn FnMut(StoredEvent) -> ControlFlow<()>,
+) -> Result<Option<()>, LogError> {
     use time::format_description::well_known::Rfc3339;
     if !log.projections_current()? {
         return Ok(None);
     }
     let prefix = format!("{event_type}\n");
-    let mut found = Vec::new();
+    // The candidates are settled from the projection rows first, so that a row that does not
+    // read sends the caller to the fold before anything was visited.
+    let mut sequences = Vec::new();
     for (key, value) in log.projection_scan(FACT_TYPE_TABLE, &prefix)?.iter().rev() {
         let Ok(entry) = serde_json::from_slice::<FactEntry>(value) else {
             return Ok(None);
@@ -320,9 +342,14 @@ pub fn recent_facts(
         let Ok(seq) = key[prefix.len()..].parse::<u64>() else {
             return Ok(None);
         };
-        if let Ok(Some(event)) = log.event_at(seq) {
-            found.push(event);
+        sequences.push(seq);
+    }
+    for seq in sequences {
+        if let Ok(Some(event)) = log.event_at(seq)
+            && visit(event).is_break()
+        {
+            break;
         }
     }
-    Ok(Some(found))
+    Ok(Some(()))
 }

@@ -657,18 +657,25 @@ struct LogHistory {
 }
 
 impl FactHistory for LogHistory {
-    fn recent_facts(
+    fn visit_recent_facts(
         &self,
         event_type: &str,
         since: time::OffsetDateTime,
         exclude_install: &str,
-    ) -> Result<Vec<StoredEvent>, String> {
+        visit: &mut dyn FnMut(StoredEvent) -> std::ops::ControlFlow<()>,
+    ) -> Result<(), String> {
         use time::format_description::well_known::Rfc3339;
-        if let Some(found) =
-            crate::install_index::recent_facts(&self.log, event_type, since, exclude_install)
-                .map_err(|error| error.to_string())?
+        if crate::install_index::visit_recent_facts(
+            &self.log,
+            event_type,
+            since,
+            exclude_install,
+            visit,
+        )
+        .map_err(|error| error.to_string())?
+        .is_some()
         {
-            return Ok(found);
+            return Ok(());
         }
         let mut found = Vec::new();
         for install_id in self
@@ -692,7 +699,12 @@ impl FactHistory for LogHistory {
             }));
         }
         found.sort_by_key(|event| std::cmp::Reverse(event.global_seq));
-        Ok(found)
+        for event in found {
+            if visit(event).is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
 }
 

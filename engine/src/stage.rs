@@ -209,14 +209,31 @@ pub struct BuildContext {
 /// a probe cache). Whatever a stage takes from here it must copy into its own facts, so that the
 /// install's own log is enough to explain and replay it.
 pub trait FactHistory: Send + Sync {
-    /// Facts of `event_type` recorded at or after `since` by installs other than
-    /// `exclude_install`, newest first.
+    /// Hands `visit` the facts of `event_type` recorded at or after `since` by installs other than
+    /// `exclude_install`, newest first, until it breaks. Facts after the break are never read,
+    /// so a stage that needs only the newest ones does not pay for a long history.
+    fn visit_recent_facts(
+        &self,
+        event_type: &str,
+        since: time::OffsetDateTime,
+        exclude_install: &str,
+        visit: &mut dyn FnMut(StoredEvent) -> std::ops::ControlFlow<()>,
+    ) -> Result<(), String>;
+
+    /// Every fact [`FactHistory::visit_recent_facts`] would visit, newest first.
     fn recent_facts(
         &self,
         event_type: &str,
         since: time::OffsetDateTime,
         exclude_install: &str,
-    ) -> Result<Vec<StoredEvent>, String>;
+    ) -> Result<Vec<StoredEvent>, String> {
+        let mut found = Vec::new();
+        self.visit_recent_facts(event_type, since, exclude_install, &mut |event| {
+            found.push(event);
+            std::ops::ControlFlow::Continue(())
+        })?;
+        Ok(found)
+    }
 }
 
 /// The newest fact of type `event_type` among `recorded` (what a stage recorded, as

@@ -6,7 +6,8 @@
 //! [`resolve_images`] is the same decision procedure without the event log, used by
 //! `windlass images --probe`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -144,6 +145,11 @@ impl ProbeDriver {
             settings,
             request_timeout: Duration::from_secs(config.request_timeout_seconds.max(1)),
         })
+    }
+
+    /// Whether `image` (as written) is answered by the known images, without asking.
+    pub fn knows(&self, image: &str) -> bool {
+        self.known.contains_key(image)
     }
 
     /// Adds known results (image as written → private) for images the loaded known-images file
@@ -417,44 +423,91 @@ pub fn cached_results(
     ttl: Duration,
     now: time::OffsetDateTime,
 ) -> HashMap<String, CachedResult> {
-    use time::format_description::well_known::Rfc3339;
-    let oldest = now - ttl;
     let mut cached = HashMap::new();
     for event in history {
-        // Only what a cached result needs is decoded (not every image's uses), from the payload
-        // in place.
-        let Ok(probed) = ProbedForCache::deserialize(&event.payload) else {
-            continue;
-        };
-        for image in probed.images {
-            let (Some(evidence), Some(probed_at)) = (image.evidence, image.probed_at) else {
-                continue;
-            };
-            let fresh =
-                time::OffsetDateTime::parse(&probed_at, &Rfc3339).is_ok_and(|at| at >= oldest);
-            let Some(outcome) = image.outcome.probe_outcome() else {
-                continue;
-            };
-            let source = match image.source {
-                ResultSource::Probed => ResultSource::Cache {
-                    install_id: event.install_id.clone(),
-                    global_seq: event.global_seq,
-                },
-                cache @ ResultSource::Cache { .. } => cache,
-                _ => continue,
-            };
-            if fresh && reusable(outcome) {
-                cached.entry(image.image).or_insert(CachedResult {
-                    outcome,
-                    reason: format!("cached: {}", evidence.reason),
-                    evidence,
-                    probed_at,
-                    source,
-                });
-            }
-        }
+        add_cached_results(&mut cached, event, now - ttl);
     }
     cached
+}
+
+/// Adds to `cached` the reusable results of one `ImagesProbed` fact probed at or after `oldest`,
+/// for images it has no result for yet (facts are taken newest first).
+fn add_cached_results(
+    cached: &mut HashMap<String, CachedResult>,
+    event: &StoredEvent,
+    oldest: time::OffsetDateTime,
+) {
+    use time::format_description::well_known::Rfc3339;
+    // Only what a cached result needs is decoded (not every image's uses), from the payload in
+    // place.
+    let Ok(probed) = ProbedForCache::deserialize(&event.payload) else {
+        return;
+    };
+    for image in probed.images {
+        let (Some(evidence), Some(probed_at)) = (image.evidence, image.probed_at) else {
+            continue;
+        };
+        let fresh = time::OffsetDateTime::parse(&probed_at, &Rfc3339).is_ok_and(|at| at >= oldest);
+        let Some(outcome) = image.outcome.probe_outcome() else {
+            continue;
+        };
+        let source = match image.source {
+            ResultSource::Probed => ResultSource::Cache {
+                install_id: event.install_id.clone(),
+                global_seq: event.global_seq,
+            },
+            cache @ ResultSource::Cache { .. } => cache,
+            _ => continue,
+        };
+        if fresh && reusable(outcome) {
+            cached.entry(image.image).or_insert(CachedResult {
+                outcome,
+                reason: format!("cached: {}", evidence.reason),
+                evidence,
+                probed_at,
+                source,
+            });
+        }
+    }
+}
+
+/// Earlier installs' reusable results for the images in `found` that `driver` does not already
+/// know, read newest first and only as far back as needed: reading stops once every such image
+/// has a result, so a long history of large installs costs one fact, not all of them.
+fn load_cached_results(
+    context: &StageContext,
+    driver: &ProbeDriver,
+    found: &[FoundImage],
+    ttl: Duration,
+) -> Result<HashMap<String, CachedResult>, StageError> {
+    let mut cached = HashMap::new();
+    let mut wanted: HashSet<&str> = found
+        .iter()
+        .map(|image| image.reference.written())
+        .filter(|written| !driver.knows(written))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(cached);
+    }
+    let now = context.services.clock.now();
+    context
+        .history
+        .visit_recent_facts(
+            ImagesProbed::EVENT_TYPE,
+            now - ttl,
+            &context.install_id,
+            &mut |event| {
+                add_cached_results(&mut cached, &event, now - ttl);
+                wanted.retain(|written| !cached.contains_key(*written));
+                if wanted.is_empty() {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        )
+        .map_err(StageError::transient)?;
+    Ok(cached)
 }
 
 /// Reads every YAML document recorded in `BaseFetched` back from the blob store (parsed ones
@@ -590,15 +643,12 @@ impl Stage for ProbeImages {
             recorded_answers(recorded)
         } else if replaying.is_some() || config.cache_ttl_seconds == 0 {
             HashMap::new()
+        } else if proxy_public_images {
+            // Every image is private without asking: nothing earlier is needed.
+            HashMap::new()
         } else {
             let ttl = Duration::from_secs(config.cache_ttl_seconds);
-            let now = context.services.clock.now();
-            let since = now - ttl;
-            let history = context
-                .history
-                .recent_facts(ImagesProbed::EVENT_TYPE, since, &context.install_id)
-                .map_err(StageError::transient)?;
-            cached_results(&history, ttl, now)
+            load_cached_results(context, &driver, &found, ttl)?
         };
         tracing::debug!(cached = cached.len(), elapsed = ?clock.elapsed(), "loaded earlier results");
         let progress = context.progress.clone();

@@ -1,7 +1,8 @@
 //! `windlass install` and `windlass images --probe` against real registries on loopback (Debian's
 //! `docker-registry`, images pushed with skopeo, via `windlass-testkit`): a public image stays
 //! public with the digest the registry reports, a private one is proxied, a second install reuses
-//! the first one's results without a single request, and the strict policy stops an install whose
+//! the first one's results without a single request (each image's from the newest install that
+//! probed it), and the strict policy stops an install whose
 //! registry cannot be reached.
 
 use std::path::Path;
@@ -105,8 +106,30 @@ async fn install_probes_real_registries_and_reuses_results_in_the_next_install()
         ])
         .arg(&registries)
         .arg(release.path())));
-    let asked = probed_images(state.path(), third["install_id"].as_str().unwrap());
+    let third_id = third["install_id"].as_str().unwrap();
+    let asked = probed_images(state.path(), third_id);
     assert!(asked["requests_made"].as_u64().unwrap() >= 4);
+
+    // A release with only the public image, probed afresh: the newest fact now covers one of the
+    // two images, so the next install takes that one from it and reads on, past it, for the other.
+    let public_only = tempfile::tempdir().unwrap();
+    release_with(public_only.path(), &["public.example/team/web:1.0"]);
+    let fourth = json(run(windlass(state.path())
+        .args([
+            "install",
+            "--json",
+            "--probe-cache-ttl",
+            "0",
+            "--registries",
+        ])
+        .arg(&registries)
+        .arg(public_only.path())));
+    let fourth_id = fourth["install_id"].as_str().unwrap();
+    let fifth = install(state.path());
+    let reused = probed_images(state.path(), fifth["install_id"].as_str().unwrap());
+    assert_eq!(reused["requests_made"], 0, "no registry was asked again");
+    assert_eq!(reused["images"][0]["source"]["install_id"], fourth_id);
+    assert_eq!(reused["images"][1]["source"]["install_id"], third_id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

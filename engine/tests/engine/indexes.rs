@@ -145,6 +145,21 @@ async fn projections_answer_what_the_fold_answers() {
     expected.sort_by_key(|event| std::cmp::Reverse(event.global_seq));
     assert!(!expected.is_empty());
     assert_eq!(indexed, expected);
+    // A visitor that breaks is handed nothing after the break.
+    let mut visited = Vec::new();
+    install_index::visit_recent_facts(
+        &env.runner.log,
+        FACT_RECORDED,
+        since,
+        "install-2",
+        &mut |event| {
+            visited.push(event.global_seq);
+            std::ops::ControlFlow::Break(())
+        },
+    )
+    .unwrap()
+    .expect("current");
+    assert_eq!(visited, [expected[0].global_seq]);
 
     // The same log without the projector's rows: stale, and rebuilt to the same rows.
     let before = env.runner.log.projection_scan("install", "").unwrap();
