@@ -67,6 +67,11 @@ impl EventLog {
         event: &StoredEvent,
         rows: &mut dyn ProjectionRows,
     ) -> Result<(), StoreError> {
+        // Events are indexed as they are appended, almost always at their current version:
+        // those are not copied (a payload can be megabytes).
+        if self.schemas.is_current(event) {
+            return projector.apply(event, rows);
+        }
         match self.schemas.upcast(event.clone()) {
             Ok(event) => projector.apply(&event, rows),
             Err(_) => Ok(()),

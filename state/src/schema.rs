@@ -130,6 +130,14 @@ impl SchemaRegistry {
         self.schemas.values()
     }
 
+    /// Whether `event` is already what [`SchemaRegistry::upcast`] would return: its type is
+    /// unknown here or it is at its type's current version.
+    pub fn is_current(&self, event: &StoredEvent) -> bool {
+        self.schemas
+            .get(event.event_type.as_str())
+            .is_none_or(|schema| event.schema_version == schema.current_version)
+    }
+
     /// Brings a stored event's payload to the current version of its type. Events of types this
     /// binary does not know (for example from a plugin) pass through unchanged.
     pub fn upcast(&self, mut event: StoredEvent) -> Result<StoredEvent, SchemaError> {
