@@ -52,6 +52,11 @@ pub struct InProcessPlugin {
     /// The event types its stage records, with their upcasters (empty when it records none of
     /// its own).
     pub schemas: &'static [EventSchema],
+    /// Where it goes when no declaration names its kind: a plugin that is part of every pipeline
+    /// it fits (a packaging kind) sets this; one that runs only when declared leaves it `None`.
+    /// It is placed first, named after its kind, with an empty configuration; a pipeline without
+    /// the stage it names simply does not get it.
+    pub default_placement: Option<Placement>,
 }
 
 /// The in-process plugins a binary is built with, plus the exec plugin host: what it registers
@@ -99,12 +104,38 @@ impl PluginSet {
         schemas
     }
 
-    /// `specs` with the stages of `declarations` inserted (see [`placement::insert_plugins`]).
+    /// `specs` with the stages of `declarations` inserted (see [`placement::insert_plugins`]),
+    /// after the plugins placed by default ([`InProcessPlugin::default_placement`]) that no
+    /// declaration names.
     pub fn insert(
         &self,
         specs: Vec<StageSpec>,
         declarations: &[PluginDeclaration],
     ) -> Result<Vec<StageSpec>, Vec<String>> {
-        placement::insert_plugins(specs, declarations, self)
+        let declared = |kind: &str| {
+            declarations.iter().any(|declaration| {
+                matches!(&declaration.run, PluginRun::Stage { kind: declared } if declared == kind)
+            })
+        };
+        let mut all: Vec<PluginDeclaration> = self
+            .plugins
+            .iter()
+            .filter_map(|plugin| {
+                let placement = plugin.default_placement.clone()?;
+                let kind = &plugin.kind.kind;
+                let present = specs.iter().any(|spec| spec.name == placement.stage());
+                (present && !declared(kind)).then(|| PluginDeclaration {
+                    name: kind.clone(),
+                    run: PluginRun::Stage { kind: kind.clone() },
+                    placement,
+                    timeout_seconds: declaration::DEFAULT_TIMEOUT_SECONDS,
+                    max_output_bytes: declaration::DEFAULT_MAX_OUTPUT_BYTES,
+                    config: serde_json::Value::Object(Default::default()),
+                    declared_at: format!("in-process plugin {kind}"),
+                })
+            })
+            .collect();
+        all.extend(declarations.iter().cloned());
+        placement::insert_plugins(specs, &all, self)
     }
 }

@@ -26,13 +26,18 @@ fn exec(name: &str, placement: Placement) -> PluginDeclaration {
     }
 }
 
+fn test_kind(name: &str) -> windlass_engine::StageKind {
+    windlass_engine::StageKind::new(name, "a test plugin", |_| {
+        Err("not built in this test".into())
+    })
+}
+
 fn check_plugin() -> PluginSet {
     PluginSet::new(vec![InProcessPlugin {
-        kind: windlass_engine::StageKind::new("gate", "a test check", |_| {
-            Err("not built in this test".into())
-        }),
+        kind: test_kind("gate"),
         role: PluginRole::Check,
         schemas: &[],
+        default_placement: None,
     }])
 }
 
@@ -151,4 +156,43 @@ fn misplaced_plugins_are_refused_naming_the_declaration() {
             "{problem} (expected {expected})"
         );
     }
+}
+
+#[test]
+fn a_plugin_with_a_default_placement_joins_every_pipeline_that_has_its_stage() {
+    // The shape a packaging kind takes: an in-process transform of the base documents, placed
+    // without a declaration.
+    let plugins = PluginSet::new(vec![InProcessPlugin {
+        kind: test_kind("package_charts"),
+        role: PluginRole::Transform(windlass_plugin_host::DocumentSet::Base),
+        schemas: &[],
+        default_placement: Some(Placement::After("fetch_base".into())),
+    }]);
+    let specs = plugins
+        .insert(
+            pipeline(),
+            &[exec("label", Placement::Before("probe_images".into()))],
+        )
+        .expect("placed");
+    assert_eq!(inputs(&specs, "package_charts"), ["fetch_base"]);
+    assert_eq!(
+        inputs(&specs, "label"),
+        ["package_charts"],
+        "declared plugins come after"
+    );
+    assert_eq!(inputs(&specs, "write_base"), ["label"]);
+    let charts = specs
+        .iter()
+        .find(|spec| spec.name == "package_charts")
+        .unwrap();
+    assert_eq!(charts.kind, "package_charts");
+    // A pipeline without fetch_base does not get it.
+    let only_render = vec![StageSpec::new("render_midstream", "render_midstream", &[])];
+    assert_eq!(
+        plugins
+            .insert(only_render, &[])
+            .expect("nothing to place")
+            .len(),
+        1
+    );
 }

@@ -43,6 +43,8 @@ pub fn plugin() -> InProcessPlugin {
         ),
         role: PluginRole::Check,
         schemas: &[],
+        // Runs only where a declaration puts it, with the list it gives.
+        default_placement: None,
     }
 }
 
