@@ -2,7 +2,8 @@
 //! function in Python) placed after `render_midstream` and before `plan_overrides`, declared in
 //! the `--config` file and in a pipeline file; what is recorded (`PluginRan` with the
 //! executable's sha256, the input and output `ResourceList` blobs, the results); a replay with the
-//! plugin made unrunnable and then deleted; every failure mode (a non-zero exit, a signal, a
+//! plugin made unrunnable and then deleted; a resume after the process is killed past the
+//! plugin; every failure mode (a non-zero exit, a signal, a
 //! timeout, malformed output, output over the cap, an `error` result, a program that cannot
 //! run); declaration errors refused before anything is recorded; and the in-process
 //! `image_allowlist` plugin.
@@ -521,4 +522,43 @@ fn the_in_process_image_allowlist_plugin_fails_an_install_with_an_image_off_its_
         &declare("quay.io/my-org/, docker.io/library/nginx, docker.io/myorg/private-reporter"),
     ));
     assert_eq!(install["status"], "completed", "{install}");
+}
+
+#[test]
+fn an_install_killed_after_a_rendered_plugin_resumes_with_what_the_plugin_returned() {
+    let work = tempfile::tempdir().unwrap();
+    let config = config_file(
+        work.path(),
+        &format!(
+            "  - name: audit-label\n    exec: {}\n    after: render_midstream\n    config: {{team: platform}}\n",
+            audit_label().display()
+        ),
+    );
+    let state = tempfile::tempdir().unwrap();
+    let mut child = windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--config")
+        .arg(&config)
+        .arg(quickstart())
+        .env("WINDLASS_PAUSE_AFTER_STAGE", "audit-label")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::wait_for_pause(&mut child, "audit-label");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The resume restores render_midstream's files (which the plugin had changed) and then the
+    // plugin's, from its recorded output: the plugin does not run again.
+    let install = json(install_with(state.path(), &config));
+    assert_eq!(install["status"], "completed", "{install}");
+    assert_eq!(install["resumed"], 1, "{install}");
+    let out = PathBuf::from(install["out"].as_str().unwrap());
+    assert!(rendered(&out, "api-deployment.yaml").contains("audit.example.com/team: platform"));
+    let install_id = install["install_id"].as_str().unwrap();
+    assert_eq!(
+        payloads(&events_of(state.path(), install_id), "PluginRan").len(),
+        1,
+        "the plugin ran once"
+    );
 }
