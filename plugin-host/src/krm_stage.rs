@@ -114,11 +114,19 @@ enum Output<'a> {
     Recorded(&'a PluginRan),
 }
 
+/// What an item was before the plugin: its text, blob, first line and position among the items.
+struct Original {
+    text: Vec<u8>,
+    blob: String,
+    line: usize,
+    position: usize,
+}
+
 /// The input of one run: the items and what is carried past the plugin.
 struct Gathered {
     items: Vec<InputItem>,
-    /// Each item's original text, by (path, index).
-    texts: HashMap<(String, usize), (Vec<u8>, String, usize)>,
+    /// Each item's original text, blob, line and position in `items`, by (path, index).
+    texts: HashMap<(String, usize), Original>,
 }
 
 #[async_trait::async_trait]
@@ -373,7 +381,12 @@ fn gather_base(context: &StageContext, fetched: &BaseFetched) -> Result<Gathered
         })?;
         texts.insert(
             (document.file.clone(), document.index),
-            (body, document.blob.clone(), document.line),
+            Original {
+                text: body,
+                blob: document.blob.clone(),
+                line: document.line,
+                position: items.len(),
+            },
         );
         items.push(InputItem {
             object,
@@ -416,7 +429,12 @@ fn gather_rendered(
             .map_err(|error| permanent(plugin, format!("{}: {error}", file.path)))?;
         texts.insert(
             (path.clone(), 0),
-            (body, file.blob.clone().unwrap_or_default(), 1),
+            Original {
+                text: body,
+                blob: file.blob.clone().unwrap_or_default(),
+                line: 1,
+                position: items.len(),
+            },
         );
         items.push(InputItem {
             object,
@@ -475,18 +493,19 @@ fn item_text(
     location: &(String, usize),
     object: &Value,
 ) -> Result<(Vec<u8>, Option<String>, usize), StageError> {
-    if let Some((text, blob, line)) = gathered.texts.get(location) {
-        let original = gathered
-            .items
-            .iter()
-            .find(|item| item.path == location.0 && item.index == location.1);
-        if original.is_some_and(|original| krm::without_location(&original.object) == *object) {
-            return Ok((text.clone(), Some(blob.clone()), *line));
-        }
+    let original = gathered.texts.get(location);
+    if let Some(original) = original
+        && krm::without_location(&gathered.items[original.position].object) == *object
+    {
+        return Ok((
+            original.text.clone(),
+            Some(original.blob.clone()),
+            original.line,
+        ));
     }
     let text = serde_saphyr::to_string(object)
         .map_err(|error| permanent(plugin, format!("writing {}: {error}", describe(object))))?;
-    let line = gathered.texts.get(location).map_or(1, |(_, _, line)| *line);
+    let line = original.map_or(1, |original| original.line);
     Ok((text.into_bytes(), None, line))
 }
 
