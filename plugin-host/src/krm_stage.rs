@@ -371,9 +371,9 @@ fn gather_base(context: &StageContext, fetched: &BaseFetched) -> Result<Gathered
     })?;
     let mut items = Vec::with_capacity(documents.len());
     let mut texts = HashMap::new();
-    for (document, body) in documents.iter().zip(bodies) {
-        let text = String::from_utf8_lossy(&body);
-        let object = windlass_manifest::documents::parse_value(&text).map_err(|error| {
+    let parsed = parse_all(&bodies);
+    for ((document, body), object) in documents.iter().zip(bodies).zip(parsed) {
+        let object = object.map_err(|error| {
             permanent(
                 plugin,
                 format!("document {} of {}: {error}", document.index, document.file),
@@ -419,14 +419,15 @@ fn gather_rendered(
         .map_err(|error| permanent(plugin, format!("reading the rendered objects: {error}")))?;
     let mut items = Vec::with_capacity(files.len());
     let mut texts = HashMap::new();
-    for (file, body) in files.iter().zip(bodies) {
+    let parsed = parse_all(&bodies);
+    for ((file, body), object) in files.iter().zip(bodies).zip(parsed) {
         let path = file
             .path
             .strip_prefix(&format!("{RENDERED}/"))
             .unwrap_or(&file.path)
             .to_string();
-        let object = windlass_manifest::documents::parse_value(&String::from_utf8_lossy(&body))
-            .map_err(|error| permanent(plugin, format!("{}: {error}", file.path)))?;
+        let object =
+            object.map_err(|error| permanent(plugin, format!("{}: {error}", file.path)))?;
         texts.insert(
             (path.clone(), 0),
             Original {
@@ -443,6 +444,14 @@ fn gather_rendered(
         });
     }
     Ok(Gathered { items, texts })
+}
+
+/// Each body parsed as one YAML document, on every core.
+fn parse_all(bodies: &[Vec<u8>]) -> Vec<Result<Value, String>> {
+    windlass_manifest::parallel::parallel_map(bodies, 64, |body| {
+        windlass_manifest::documents::parse_value(&String::from_utf8_lossy(body))
+            .map_err(|error| error.to_string())
+    })
 }
 
 fn text_at<'a>(object: &'a Value, pointer: &str) -> Option<&'a str> {
@@ -526,6 +535,7 @@ fn base_documents(
         .cloned()
         .collect();
     let mut generated: HashMap<String, usize> = HashMap::new();
+    let mut located = Vec::with_capacity(items.len());
     for item in items {
         let object = &item.object;
         let location = match &item.path {
@@ -545,7 +555,15 @@ fn base_documents(
                 (file, *index - 1)
             }
         };
-        let (text, blob, line) = item_text(plugin, gathered, &location, object)?;
+        located.push((item, location));
+    }
+    // Serialising the changed objects is most of this stage's own time: on every core.
+    let texts = windlass_manifest::parallel::parallel_map(&located, 64, |(item, location)| {
+        item_text(plugin, gathered, location, &item.object)
+    });
+    for ((item, location), text) in located.into_iter().zip(texts) {
+        let object = &item.object;
+        let (text, blob, line) = text?;
         let blob = match blob {
             Some(blob) => blob,
             None => context
@@ -627,6 +645,7 @@ fn write_rendered(
         secret_bodies.push((file.path.clone(), bytes, file.fingerprint.clone()));
     }
     let mut written: Vec<(String, Vec<u8>, Option<String>)> = Vec::new();
+    let mut located = Vec::with_capacity(items.len());
     for item in items {
         let object = &item.object;
         if text_at(object, "/kind") == Some("Secret") {
@@ -661,7 +680,13 @@ fn write_rendered(
             item.path.clone().unwrap_or_default(),
             item.index.unwrap_or(0),
         );
-        let (text, blob, _) = item_text(plugin, gathered, &location, object)?;
+        located.push((path, item, location));
+    }
+    let texts = windlass_manifest::parallel::parallel_map(&located, 64, |(_, item, location)| {
+        item_text(plugin, gathered, location, &item.object)
+    });
+    for ((path, _, _), text) in located.into_iter().zip(texts) {
+        let (text, blob, _) = text?;
         let blob = match blob {
             Some(blob) => blob,
             None => context
