@@ -332,6 +332,16 @@ mod tests {
     }
 
     #[test]
+    fn a_plugins_list_beside_the_stages_is_let_through_for_the_plugin_host() {
+        let specs = parse_pipeline(
+            "p.yaml",
+            "stages:\n  - name: a\n    kind: k\nplugins:\n  - name: p\n    exec: ./p.py\n    after: a\n",
+        )
+        .expect("valid");
+        assert_eq!(specs.len(), 1, "plugins are not stages of the file");
+    }
+
+    #[test]
     fn a_file_without_stages_says_so() {
         assert_eq!(
             problems("{}"),
