@@ -6,7 +6,8 @@
 //! KOTS never deploys are kept as they were and never sent). With the rendered objects, it reads
 //! the input's `MidstreamRendered`, sends every rendered object but the secrets (which hold the
 //! license ID and are never given to a plugin), writes `rendered/this-cluster/` afresh with the
-//! items returned and the secrets as they were, and records a `MidstreamRendered` listing them.
+//! items returned and the secrets as they were, and records a `MidstreamRendered` listing them
+//! (and no overlay file: it writes none).
 //! Either way it records `PluginRan`. In a replay (`Services::recorded`) the plugin never runs:
 //! the input is rebuilt, checked to be the recorded one, and the recorded output used.
 
@@ -304,6 +305,8 @@ impl KrmFunction {
                 let files = write_rendered(context, plugin, rendered, &gathered, &returned.items)?;
                 let mut rendered = rendered.clone();
                 rendered.rendered_files = files;
+                // This stage wrote no overlay: render_midstream's stay listed by it alone.
+                rendered.overlay_files = Vec::new();
                 (
                     Fact::of(&rendered)?,
                     format!("{} rendered objects returned", returned.items.len()),

@@ -562,3 +562,55 @@ fn an_install_killed_after_a_rendered_plugin_resumes_with_what_the_plugin_return
         "the plugin ran once"
     );
 }
+
+#[test]
+fn a_what_if_that_changes_a_plugins_input_says_the_recorded_output_does_not_apply() {
+    let work = tempfile::tempdir().unwrap();
+    let label = work.path().join("audit-label.py");
+    std::fs::copy(audit_label(), &label).unwrap();
+    let config = config_file(
+        work.path(),
+        "  - name: audit-label\n    exec: ./audit-label.py\n    after: render_midstream\n    config: {team: platform}\n",
+    );
+    let state = tempfile::tempdir().unwrap();
+    let install = json(install_with(state.path(), &config));
+    let install_id = install["install_id"].as_str().unwrap();
+    std::fs::remove_file(&label).unwrap();
+    let what_if = json(run_within(
+        windlass(state.path()).args([
+            "replay",
+            install_id,
+            "--json",
+            "--proxy-domain",
+            "proxy.other.example",
+        ]),
+        120,
+    ));
+    let plugin = what_if["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|difference| difference["stage"] == "audit-label")
+        .unwrap_or_else(|| panic!("no difference for the plugin: {what_if}"));
+    assert_eq!(plugin["kind"], "failed");
+    let detail = plugin["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("plugin audit-label: its input differs from the recorded run's"),
+        "{detail}"
+    );
+    // render_midstream's own files are compared on disk (the plugin lists none of its overlay).
+    assert!(
+        what_if["differences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|difference| {
+                difference["file"] == "overlays/midstream/kustomization.yaml"
+                    && difference["detail"]
+                        .as_str()
+                        .unwrap()
+                        .contains("proxy.other.example")
+            }),
+        "{what_if}"
+    );
+}
