@@ -96,7 +96,7 @@ fn an_exec_plugin_after_render_midstream_labels_the_rendered_objects_and_is_reco
     let config = config_file(
         work.path(),
         &format!(
-            "  - name: audit-label\n    exec: {}\n    after: render_midstream\n    timeout_seconds: 30\n    config: {{team: platform}}\n",
+            "  - name: audit-label\n    exec: {}\n    args: [--verbose]\n    after: render_midstream\n    timeout_seconds: 30\n    config: {{team: platform}}\n",
             audit_label().display()
         ),
     );
@@ -144,6 +144,7 @@ fn an_exec_plugin_after_render_midstream_labels_the_rendered_objects_and_is_reco
     assert_eq!(ran["documents"], "rendered");
     assert_eq!(ran["executable"], audit_label().display().to_string());
     assert_eq!(ran["executable_sha256"], sha256_of(&audit_label()));
+    assert_eq!(ran["args"], serde_json::json!(["--verbose"]));
     assert_eq!(
         ran["input"]["items"], 4,
         "every rendered object but the secret"
