@@ -18,6 +18,10 @@ pub const ENVIRONMENT_ALLOW_LIST: &[&str] = &["PATH", "LANG", "LC_ALL", "LC_CTYP
 /// How much of a plugin's stderr is kept for an error message.
 const STDERR_KEPT: usize = 2048;
 
+/// How long, once a plugin's process group is gone, its output may take to reach its end: a
+/// process that left the group (a daemon) and holds the output open is not waited for longer.
+const OUTPUT_GRACE: Duration = Duration::from_secs(5);
+
 /// One run of a program.
 #[derive(Debug, Clone)]
 pub struct ExecRequest {
@@ -66,6 +70,12 @@ pub enum ExecError {
         /// The cap.
         cap: u64,
     },
+    /// It ended, but a process it started outside its process group still holds its stdout or
+    /// stderr open.
+    #[error(
+        "ended, but a process it started outside its process group still holds its output open"
+    )]
+    OutputHeldOpen,
     /// It exited with a non-zero status.
     #[error("exited with status {code}{}", stderr_suffix(.stderr))]
     Exited {
@@ -135,24 +145,29 @@ pub fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let input = request.stdin.clone();
     // A plugin that exits without reading its input makes this write fail: that is its business.
-    let writer = std::thread::spawn(move || {
+    let (written_sender, written) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let _ = stdin.write_all(&input);
+        drop(stdin);
+        let _ = written_sender.send(());
     });
     let overflow = Arc::new(AtomicBool::new(false));
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let cap = request.max_output_bytes;
     let overflowed = overflow.clone();
-    let reader = std::thread::spawn(move || {
+    let (stdout_sender, stdout_read) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let mut kept = Vec::new();
         let read = (&mut stdout).take(cap + 1).read_to_end(&mut kept);
         if kept.len() as u64 > cap {
             overflowed.store(true, Ordering::SeqCst);
             kept.clear();
         }
-        read.map(|_| kept)
+        let _ = stdout_sender.send(read.map(|_| kept));
     });
     let mut stderr = child.stderr.take().expect("stderr is piped");
-    let error_reader = std::thread::spawn(move || {
+    let (stderr_sender, stderr_read) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let mut all = Vec::new();
         let mut chunk = [0u8; 8192];
         while let Ok(read) = stderr.read(&mut chunk) {
@@ -164,7 +179,7 @@ pub fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
                 all.drain(..all.len() - STDERR_KEPT);
             }
         }
-        all
+        let _ = stderr_sender.send(all);
     });
     let deadline = Instant::now() + request.timeout;
     let mut timed_out = false;
@@ -192,10 +207,27 @@ pub fn run(request: &ExecRequest) -> Result<ExecOutput, ExecError> {
     };
     // Whatever the plugin left running in its group would hold the pipes open.
     kill_group();
-    let _ = writer.join();
-    let stdout = reader.join().unwrap_or_else(|_| Ok(Vec::new()));
-    let stderr = error_reader.join().unwrap_or_default();
+    // The readers end when the last holder of the pipes does; one that does not within the grace
+    // is left behind (blocked on a pipe, it holds nothing else).
+    let grace = Instant::now() + OUTPUT_GRACE;
+    let stdout = stdout_read.recv_timeout(grace.saturating_duration_since(Instant::now()));
+    let stderr = stderr_read
+        .recv_timeout(grace.saturating_duration_since(Instant::now()))
+        .ok();
     drop(workdir);
+    let written = written
+        .recv_timeout(grace.saturating_duration_since(Instant::now()))
+        .is_ok();
+    if !written || stdout.is_err() || stderr.is_none() {
+        if timed_out {
+            return Err(ExecError::Timeout {
+                seconds: request.timeout.as_secs(),
+            });
+        }
+        return Err(ExecError::OutputHeldOpen);
+    }
+    let stdout = stdout.unwrap_or_else(|_| Ok(Vec::new()));
+    let stderr = stderr.unwrap_or_default();
     if timed_out {
         return Err(ExecError::Timeout {
             seconds: request.timeout.as_secs(),
