@@ -104,7 +104,15 @@ impl PipelineChoice {
 
     /// Builds the pipeline with this crate's stage kinds and `kinds`.
     fn build(&self, kinds: &[StageKind]) -> Result<Pipeline, InstallError> {
-        if let PipelineChoice::Edited { .. } = self {
+        if let PipelineChoice::Edited {
+            base, kinds: extra, ..
+        } = self
+        {
+            // The pipeline before the edit is checked as it is first, so that a pipeline file's
+            // own problems are named by its keys.
+            let mut with_extra = kinds.to_vec();
+            with_extra.extend(extra.iter().cloned());
+            base.build(&with_extra)?;
             let (specs, more) = self.specs()?;
             let mut all = crate::stage_kinds();
             all.extend(kinds.iter().cloned());

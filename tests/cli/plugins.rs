@@ -615,3 +615,32 @@ fn a_what_if_that_changes_a_plugins_input_says_the_recorded_output_does_not_appl
         "{what_if}"
     );
 }
+
+#[test]
+fn a_pipeline_file_with_plugins_still_names_its_own_problems_by_key() {
+    let work = tempfile::tempdir().unwrap();
+    executable(work.path(), "fn.sh", "#!/bin/sh\ncat\n");
+    let pipeline = work.path().join("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        "stages:\n  - name: fetch_base\n    kind: fetch_base\n  - name: render\n    kind: render_everything\nplugins:\n  - name: x\n    exec: fn.sh\n    after: fetch_base\n",
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let output = run_within(
+        windlass(state.path())
+            .args(["install", "--pipeline"])
+            .arg(&pipeline)
+            .arg(quickstart()),
+        60,
+    );
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains(&format!(
+            "pipeline file {}: stages[1]: stage \"render\": unknown stage kind \"render_everything\"",
+            pipeline.display()
+        )),
+        "{}",
+        text(&output.stderr)
+    );
+}
