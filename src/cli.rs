@@ -210,7 +210,8 @@ pub struct InstallArgs {
     /// directory).
     #[arg(long)]
     pub force: bool,
-    /// windlass config file with extra image-field rules for custom resources.
+    /// windlass config file with extra image-field rules for custom resources and plugin
+    /// declarations (`plugins:`).
     #[arg(long, env = "WINDLASS_CONFIG")]
     pub config: Option<PathBuf>,
     /// How long an earlier install's probe result is reused, in seconds (0: always probe).

@@ -14,7 +14,7 @@ use windlass_stages::PipelineOptions;
 use windlass_stages::events::ProbePolicy;
 use windlass_stages::install::{
     InstallEnvironment, InstallError, InstallErrorClass, InstallOptions, InstallOutcome,
-    PipelineChoice, StageFiles, check_release_dir, install,
+    PipelineChoice, PipelineEdit, StageFiles, check_release_dir, install,
 };
 use windlass_stages::plan_overrides::PlanOverridesConfig;
 use windlass_stages::probe_images::ProbeImagesConfig;
@@ -109,6 +109,17 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
                 kinds: vec![windlass_apply::kind()],
                 stages: Vec::new(),
             }
+        }
+    };
+    let declarations = crate::plugins::declared(args.config.as_deref(), args.pipeline.as_deref())?;
+    let pipeline = if declarations.is_empty() {
+        pipeline
+    } else {
+        let plugins = crate::plugins::plugin_set();
+        PipelineChoice::Edited {
+            base: Box::new(pipeline),
+            kinds: plugins.stage_kinds(),
+            edit: PipelineEdit(Arc::new(move |specs| plugins.insert(specs, &declarations))),
         }
     };
     let options = InstallOptions {

@@ -10,6 +10,7 @@ mod diff_command;
 mod exit;
 mod images_command;
 mod install_command;
+mod plugins;
 mod proxy_command;
 mod read_commands;
 mod replay_command;

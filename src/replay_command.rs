@@ -82,6 +82,7 @@ pub fn run(global: &GlobalArgs, args: &ReplayArgs) -> CliResult {
                 license,
                 license_bytes,
                 what_if,
+                kinds: crate::plugins::plugin_set().stage_kinds(),
             },
         ))
         .map_err(replay_error)?;

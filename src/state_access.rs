@@ -11,14 +11,16 @@ use crate::exit::{CliError, Code};
 
 /// Every event schema known to this binary.
 pub fn schemas() -> Result<Arc<SchemaRegistry>, CliError> {
-    SchemaRegistry::new(&[
+    let mut tables = vec![
         windlass_engine::events::SCHEMAS,
         windlass_stages::SCHEMAS,
         windlass_apply::SCHEMAS,
         windlass_replay::SCHEMAS,
-    ])
-    .map(Arc::new)
-    .map_err(|error| CliError::new(Code::Failure, error))
+    ];
+    tables.extend(crate::plugins::plugin_set().schemas());
+    SchemaRegistry::new(&tables)
+        .map(Arc::new)
+        .map_err(|error| CliError::new(Code::Failure, error))
 }
 
 /// The first part of `path` that exists, if it is not a directory: `path` itself, or the parent

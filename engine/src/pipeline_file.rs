@@ -13,6 +13,9 @@
 //!       offline: true
 //! ```
 //!
+//! A `plugins` list may sit beside `stages`: the engine lets it through unread, and the binary
+//! hands it to `windlass-plugin-host`, which inserts the plugin stages it declares.
+//!
 //! Reading it collects every problem before failing, each named by the file and the key it is at
 //! (`stages[1].inputs[0]`): first the shape of the file, then — when the shape is right — every
 //! problem [`Pipeline::build`] finds (unknown kind, invalid configuration, duplicate name, missing
@@ -167,9 +170,14 @@ fn read_document(document: &Value, problems: &mut Vec<String>) -> Vec<StageSpec>
         ));
         return Vec::new();
     };
-    for key in top.keys().filter(|key| key.as_str() != "stages") {
+    // `plugins` is read by whoever inserts plugin stages (the binary, through
+    // `windlass-plugin-host`); the engine only lets it through.
+    for key in top
+        .keys()
+        .filter(|key| !["stages", "plugins"].contains(&key.as_str()))
+    {
         problems.push(format!(
-            "{key}: unknown key (a pipeline file has only `stages`)"
+            "{key}: unknown key (a pipeline file has only `stages` and `plugins`)"
         ));
     }
     let stages = match top.get("stages") {
@@ -309,7 +317,7 @@ mod tests {
                 "stage: 1\nstages:\n  - name: a\n  - kind: k\n    inputs: a\n  - name: c\n    kind: [1]\n    inputs: ['', 3]\n    config: 4\n    when: never\n  - 5\n"
             ),
             [
-                "stage: unknown key (a pipeline file has only `stages`)",
+                "stage: unknown key (a pipeline file has only `stages` and `plugins`)",
                 "stages[0].kind: missing",
                 "stages[1].name: missing",
                 "stages[1].inputs: must be a list of stage names, not a string",
@@ -321,6 +329,16 @@ mod tests {
                 "stages[3]: must be a mapping with name, kind, inputs and config, not a number",
             ]
         );
+    }
+
+    #[test]
+    fn a_plugins_list_beside_the_stages_is_let_through_for_the_plugin_host() {
+        let specs = parse_pipeline(
+            "p.yaml",
+            "stages:\n  - name: a\n    kind: k\nplugins:\n  - name: p\n    exec: ./p.py\n    after: a\n",
+        )
+        .expect("valid");
+        assert_eq!(specs.len(), 1, "plugins are not stages of the file");
     }
 
     #[test]

@@ -7,15 +7,30 @@
 
 use std::collections::HashMap;
 
-use windlass_state::{EventPayload, StoredEvent};
+use std::sync::Arc;
+
+use windlass_state::{BlobStore, EventPayload, StoredEvent};
 
 /// The recorded facts of one install, by stage name, upcast to the versions this binary reads.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RecordedRun {
     /// The install being replayed.
     pub install_id: String,
     /// Every stage's facts, in the order it recorded them.
     pub facts: HashMap<String, Vec<StoredEvent>>,
+    /// The replayed install's blob store (the replay's own run writes to another), for a stage
+    /// whose recorded answer is a blob rather than a fact: a plugin's recorded output. Read only.
+    pub blobs: Option<Arc<BlobStore>>,
+}
+
+impl std::fmt::Debug for RecordedRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordedRun")
+            .field("install_id", &self.install_id)
+            .field("facts", &self.facts)
+            .field("blobs", &self.blobs.as_ref().map(|_| "BlobStore"))
+            .finish()
+    }
 }
 
 impl RecordedRun {

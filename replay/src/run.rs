@@ -70,6 +70,9 @@ pub struct ReplayOptions {
     pub license_bytes: Option<Vec<u8>>,
     /// Options changed for a what-if.
     pub what_if: WhatIf,
+    /// Stage kinds registered besides the built-in ones (the plugin host's and the in-process
+    /// plugins the binary was built with), so that an install that ran them replays.
+    pub kinds: Vec<windlass_engine::StageKind>,
 }
 
 /// One stage's verdict (wire format: `replay --json`).
@@ -186,7 +189,9 @@ pub async fn replay(
 
     tracing::debug!(elapsed = ?began.elapsed(), "rebuilt the release from its blobs");
     let specs = replay_specs(&started, &recorded_facts, &options.what_if);
-    let registry = StageRegistry::new(&windlass_stages::stage_kinds());
+    let mut kinds = windlass_stages::stage_kinds();
+    kinds.extend(options.kinds.iter().cloned());
+    let registry = StageRegistry::new(&kinds);
     let pipeline = Pipeline::build(&specs, &registry)
         .map_err(|error| ReplayError::Recorded(format!("the recorded pipeline: {error}")))?;
     let memo = Arc::new(Memo::default());
@@ -214,6 +219,7 @@ pub async fn replay(
             recorded: Some(Arc::new(RecordedRun {
                 install_id: install_id.to_string(),
                 facts: recorded_facts,
+                blobs: Some(state.blobs.clone()),
             })),
         },
     };
@@ -387,6 +393,19 @@ fn compare_stages(
     report: &mut ReplayReport,
 ) -> Result<(), ReplayError> {
     let mut listed: BTreeSet<String> = BTreeSet::new();
+    // A file a later stage wrote again (a plugin placed after render_midstream rewrites
+    // rendered/) is compared on disk for the last stage that lists it; for the earlier ones, the
+    // replayed fact's blob or fingerprint is compared with the recorded one.
+    let mut last_lister: HashMap<String, &str> = HashMap::new();
+    for stage in &recorded.stages {
+        for fact in &stage.fact_events {
+            for file in output_files(&fact.event_type, &fact.payload) {
+                last_lister.insert(file.path, stage.name.as_str());
+            }
+        }
+    }
+    let superseded =
+        |stage: &str, path: &str| last_lister.get(path).is_some_and(|last| *last != stage);
     for recorded_stage in &recorded.stages {
         let name = &recorded_stage.name;
         let before = report.differences.len();
@@ -516,6 +535,12 @@ fn compare_stages(
             listed.insert(file.path.clone());
             verdict.files += 1;
             report.files_compared += 1;
+            if superseded(name, &file.path) {
+                if let Some(difference) = superseded_difference(name, file, &replayed_files) {
+                    report.differences.push(difference);
+                }
+                continue;
+            }
             match read_produced(scratch, &file.path)? {
                 Some(produced) if BlobId::of(&produced) == *id => {}
                 Some(produced) => {
@@ -543,6 +568,18 @@ fn compare_stages(
             let Some(fingerprint) = &file.fingerprint else {
                 continue;
             };
+            if superseded(name, &file.path) {
+                verdict.files += 1;
+                if !license_given {
+                    report.secret_files_unchecked += 1;
+                    continue;
+                }
+                report.secret_files_compared += 1;
+                if let Some(difference) = superseded_difference(name, file, &replayed_files) {
+                    report.differences.push(difference);
+                }
+                continue;
+            }
             compare_secret_file(
                 state,
                 scratch,
@@ -605,6 +642,48 @@ fn compare_stages(
         }
     }
     Ok(())
+}
+
+/// For a file a later stage wrote again: where the replayed fact of `stage` names other bytes for
+/// it than the recorded one (compared by blob id or keyed fingerprint).
+fn superseded_difference(
+    stage: &str,
+    recorded: &crate::compare::OutputFile,
+    replayed: &BTreeMap<String, crate::compare::OutputFile>,
+) -> Option<Difference> {
+    let difference = |kind: &str, detail: String| Difference {
+        stage: stage.to_string(),
+        file: Some(recorded.path.clone()),
+        kind: kind.into(),
+        detail,
+    };
+    match replayed.get(&recorded.path) {
+        None => Some(difference(
+            "removed",
+            "recorded, not produced by the replay".into(),
+        )),
+        Some(produced)
+            if produced.blob == recorded.blob && produced.fingerprint == recorded.fingerprint =>
+        {
+            None
+        }
+        Some(produced) => Some(difference(
+            "changed",
+            format!(
+                "{} → {} (a later stage wrote the file again; compared by the facts)",
+                recorded
+                    .blob
+                    .as_deref()
+                    .or(recorded.fingerprint.as_deref())
+                    .unwrap_or("-"),
+                produced
+                    .blob
+                    .as_deref()
+                    .or(produced.fingerprint.as_deref())
+                    .unwrap_or("-")
+            ),
+        )),
+    }
 }
 
 /// Counts a file holding secrets: compared by keyed fingerprint when the license was given

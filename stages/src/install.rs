@@ -45,11 +45,80 @@ pub enum PipelineChoice {
         /// Stages appended.
         stages: Vec<StageSpec>,
     },
+    /// Another choice whose stage list `edit` changes before it is built (the binary inserts
+    /// plugin stages this way), with `kinds` registered too.
+    Edited {
+        /// The pipeline edited.
+        base: Box<PipelineChoice>,
+        /// Kinds registered besides this crate's and `base`'s.
+        kinds: Vec<StageKind>,
+        /// The change.
+        edit: PipelineEdit,
+    },
+}
+
+/// A change to a pipeline's stage list, made before it is built: every problem it finds, each
+/// one line naming where it was declared.
+#[derive(Clone)]
+pub struct PipelineEdit(pub Arc<EditStages>);
+
+/// The function behind a [`PipelineEdit`].
+pub type EditStages = dyn Fn(Vec<StageSpec>) -> Result<Vec<StageSpec>, Vec<String>> + Send + Sync;
+
+impl std::fmt::Debug for PipelineEdit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PipelineEdit")
+    }
 }
 
 impl PipelineChoice {
+    /// The stage list of this choice as specs (the file's shape checked, not its kinds) and the
+    /// kinds it registers besides this crate's.
+    fn specs(&self) -> Result<(Vec<StageSpec>, Vec<StageKind>), InstallError> {
+        Ok(match self {
+            PipelineChoice::BuiltIn(pipeline_options) => {
+                (crate::default_pipeline(pipeline_options), Vec::new())
+            }
+            PipelineChoice::File(path) => (
+                windlass_engine::pipeline_file::read_pipeline_file(path)?,
+                Vec::new(),
+            ),
+            PipelineChoice::Extended {
+                base,
+                kinds,
+                stages,
+            } => {
+                let (mut specs, mut all) = base.specs()?;
+                specs.extend(stages.iter().cloned());
+                all.extend(kinds.iter().cloned());
+                (specs, all)
+            }
+            PipelineChoice::Edited { base, kinds, edit } => {
+                let (specs, mut all) = base.specs()?;
+                all.extend(kinds.iter().cloned());
+                let specs = (edit.0)(specs).map_err(InstallError::PipelineEdit)?;
+                (specs, all)
+            }
+        })
+    }
+
     /// Builds the pipeline with this crate's stage kinds and `kinds`.
     fn build(&self, kinds: &[StageKind]) -> Result<Pipeline, InstallError> {
+        if let PipelineChoice::Edited {
+            base, kinds: extra, ..
+        } = self
+        {
+            // The pipeline before the edit is checked as it is first, so that a pipeline file's
+            // own problems are named by its keys.
+            let mut with_extra = kinds.to_vec();
+            with_extra.extend(extra.iter().cloned());
+            base.build(&with_extra)?;
+            let (specs, more) = self.specs()?;
+            let mut all = crate::stage_kinds();
+            all.extend(kinds.iter().cloned());
+            all.extend(more);
+            return Ok(Pipeline::build(&specs, &StageRegistry::new(&all))?);
+        }
         let mut all = crate::stage_kinds();
         all.extend(kinds.iter().cloned());
         let registry = StageRegistry::new(&all);
@@ -85,6 +154,7 @@ impl PipelineChoice {
                     }
                 }
             }
+            PipelineChoice::Edited { .. } => unreachable!("an edited pipeline is built above"),
         })
     }
 }
@@ -191,6 +261,10 @@ pub enum InstallError {
     /// The pipeline file is unreadable or invalid.
     #[error(transparent)]
     PipelineFile(#[from] PipelineFileError),
+    /// The pipeline's stage list could not be changed as asked (a plugin declaration names a
+    /// stage the pipeline lacks, say): every problem, one per line.
+    #[error("{}", .0.join("\n"))]
+    PipelineEdit(Vec<String>),
     /// A path cannot be made absolute.
     #[error("cannot resolve {shown}")]
     Resolve {
@@ -261,6 +335,7 @@ impl InstallError {
             | InstallError::Release(_)
             | InstallError::Pipeline(_)
             | InstallError::PipelineFile(_)
+            | InstallError::PipelineEdit(_)
             | InstallError::Resolve { .. } => InstallErrorClass::InvalidInput,
             InstallError::StateDir { .. } | InstallError::Lock(_) | InstallError::Stopped(_) => {
                 InstallErrorClass::State

@@ -11,6 +11,7 @@ mod files_and_credentials;
 mod indexes;
 mod output_dir;
 mod pipeline_file;
+mod plugins;
 mod probe;
 mod proxy;
 mod release_input;

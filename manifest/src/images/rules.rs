@@ -42,6 +42,10 @@ pub struct WindlassConfig {
     /// Image settings.
     #[serde(default)]
     pub images: ImageSettings,
+    /// `plugins:`, the plugin stages to insert into the pipeline: not read here (the binary hands
+    /// the list to `windlass-plugin-host`, which checks it), only let through.
+    #[serde(default)]
+    pub plugins: Option<serde_json::Value>,
 }
 
 /// `images:` of the config file.
