@@ -3,7 +3,8 @@
 # Usage: scripts/test.sh            (from anywhere; CI runs it through .ci/run)
 #
 # What the tests need: cargo with rustfmt and clippy; docker-registry, htpasswd (apache2-utils) and
-# skopeo from apt; kubectl 1.33 (kustomize v5.6) and helm, installed under target/tools/bin by
+# skopeo from apt; chromium and chromium-driver from apt (the daemon's web console is tested in
+# headless Chromium); kubectl 1.33 (kustomize v5.6) and helm, installed under target/tools/bin by
 # scripts/install-kube-tools.sh. All are installed by this script, never assumed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,10 +35,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
 
-# Real tools the registry and end-to-end tests drive (CNCF distribution registry, htpasswd, skopeo).
+# Real tools the registry and end-to-end tests drive (CNCF distribution registry, htpasswd, skopeo,
+# headless Chromium and its WebDriver for the daemon's web console).
 need_packages() {
     local missing=() tool package
-    for pair in docker-registry:docker-registry htpasswd:apache2-utils skopeo:skopeo; do
+    for pair in docker-registry:docker-registry htpasswd:apache2-utils skopeo:skopeo \
+        chromium:chromium chromedriver:chromium-driver; do
         tool=${pair%%:*}
         package=${pair#*:}
         command -v "$tool" >/dev/null 2>&1 || missing+=("$package")

@@ -16,6 +16,7 @@ pub fn schemas() -> Result<Arc<SchemaRegistry>, CliError> {
         windlass_stages::SCHEMAS,
         windlass_apply::SCHEMAS,
         windlass_replay::SCHEMAS,
+        windlass_daemon::events::SCHEMAS,
     ])
     .map(Arc::new)
     .map_err(|error| CliError::new(Code::Failure, error))
