@@ -30,14 +30,51 @@ const DEBOUNCE: Duration = Duration::from_millis(200);
 /// How often the debouncer looks for settled events.
 const TICK: Duration = Duration::from_millis(100);
 
-/// The running watcher; dropping it stops watching.
+/// The running watchers; dropping them stops watching.
 pub struct FileWatcher {
     _debouncer: Debouncer<notify::RecommendedWatcher, NoCache>,
+    _renames: notify::RecommendedWatcher,
+}
+
+/// The name of the direct child of `root` that `event` renamed into it, if it is such a rename.
+fn renamed_into(root: &Path, event: &notify::Event) -> Option<String> {
+    let renamed_in = matches!(
+        event.kind,
+        EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+    );
+    let target = event.paths.last()?;
+    if !renamed_in || target.parent() != Some(root) {
+        return None;
+    }
+    target
+        .file_name()
+        .and_then(|name| name.to_str())
+        .map(str::to_string)
 }
 
 /// Watches `dir` (recursively, so that a `.ready` marker inside a release is seen) and sends
-/// hints to `hints`.
+/// hints to `hints`. Renames into `dir` are taken from a second, undebounced watcher of `dir`
+/// alone: the debouncer reports a file created and renamed within its window as created at its
+/// final name, which would hide that it arrived whole.
 pub fn watch(dir: &Path, hints: UnboundedSender<Hint>) -> notify::Result<FileWatcher> {
+    let rename_root: PathBuf = dir.to_path_buf();
+    let rename_hints = hints.clone();
+    let mut renames =
+        notify::recommended_watcher(move |result: notify::Result<notify::Event>| match result {
+            Ok(event) if event.need_rescan() => {
+                let _ = rename_hints.send(Hint::Overflow);
+            }
+            Ok(event) => {
+                if let Some(name) = renamed_into(&rename_root, &event) {
+                    let _ = rename_hints.send(Hint::Renamed(name));
+                }
+            }
+            Err(error) => {
+                tracing::warn!("file watcher: {error}");
+                let _ = rename_hints.send(Hint::Overflow);
+            }
+        })?;
+    renames.watch(dir, RecursiveMode::NonRecursive)?;
     let root: PathBuf = dir.to_path_buf();
     let handler = move |result: DebounceEventResult| match result {
         Ok(events) => {
@@ -47,16 +84,8 @@ pub fn watch(dir: &Path, hints: UnboundedSender<Hint>) -> notify::Result<FileWat
                     let _ = hints.send(Hint::Overflow);
                     continue;
                 }
-                let renamed_in = matches!(
-                    event.kind,
-                    EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
-                );
-                if renamed_in
-                    && let Some(target) = event.paths.last()
-                    && target.parent() == Some(root.as_path())
-                    && let Some(name) = target.file_name().and_then(|name| name.to_str())
-                {
-                    let _ = hints.send(Hint::Renamed(name.to_string()));
+                if let Some(name) = renamed_into(&root, &event) {
+                    let _ = hints.send(Hint::Renamed(name));
                     continue;
                 }
                 changed = true;
@@ -80,9 +109,8 @@ pub fn watch(dir: &Path, hints: UnboundedSender<Hint>) -> notify::Result<FileWat
         notify::Config::default(),
     )?;
     debouncer.watch(dir, RecursiveMode::Recursive)?;
-    // The watcher type is named so the trait import is used on every platform.
-    let _ = <notify::RecommendedWatcher as Watcher>::kind();
     Ok(FileWatcher {
         _debouncer: debouncer,
+        _renames: renames,
     })
 }
