@@ -273,11 +273,12 @@ async fn install_page(State(state): State<ApiState>, Path(id): Path<String>) -> 
     }
 
     // Images with probe outcome, evidence and rewrite.
+    // `OverridesPlanned` holds its plan's `entries` and `skipped` at the top level.
     let rewrites: Vec<&Value> = facts(&install, "OverridesPlanned")
-        .flat_map(|plan| plan["plan"]["entries"].as_array().into_iter().flatten())
+        .flat_map(|plan| plan["entries"].as_array().into_iter().flatten())
         .collect();
     let skipped: Vec<&Value> = facts(&install, "OverridesPlanned")
-        .flat_map(|plan| plan["plan"]["skipped"].as_array().into_iter().flatten())
+        .flat_map(|plan| plan["skipped"].as_array().into_iter().flatten())
         .collect();
     body.push_str("<h2>Images</h2><table id=\"images\"><thead><tr><th>image</th><th>outcome</th><th>decision</th><th>why</th><th>evidence</th><th>rewrite</th></tr></thead><tbody>");
     for image in facts(&install, "ImagesProbed")

@@ -156,7 +156,18 @@ fn send_signal(pid: u32, signal: libc::c_int) -> i32 {
 
 /// A minimal HTTP/1.1 request over loopback (bounded by a 30 s timeout).
 pub(crate) fn http(address: &str, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).expect("the status API accepts");
+    http_with_body(address, method, path, token, "")
+}
+
+/// [`http`] with a JSON body.
+pub(crate) fn http_with_body(
+    address: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).expect("the server accepts");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
@@ -165,25 +176,45 @@ pub(crate) fn http(address: &str, method: &str, path: &str, token: Option<&str>)
         .unwrap_or_default();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{authorization}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let mut reader = BufReader::new(stream);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
     let status: u16 = head
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
         .unwrap_or(0);
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
+    let lower = head.to_ascii_lowercase();
+    let length = lower
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse::<usize>().ok());
+    // Some servers keep the connection open: read exactly the body announced.
+    let mut body = Vec::new();
+    match length {
+        Some(length) => {
+            body.resize(length, 0);
+            reader.read_exact(&mut body).unwrap();
+        }
+        None => {
+            reader.read_to_end(&mut body).unwrap();
+        }
+    }
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let body = if lower.contains("transfer-encoding: chunked") {
+        dechunk(&body)
     } else {
-        body.to_string()
+        body
     };
     (status, body)
 }
@@ -231,7 +262,7 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-fn releases_named<'a>(releases: &'a Value, name: &str) -> Option<&'a Value> {
+pub(crate) fn releases_named<'a>(releases: &'a Value, name: &str) -> Option<&'a Value> {
     releases["releases"]
         .as_array()
         .unwrap()
@@ -239,7 +270,7 @@ fn releases_named<'a>(releases: &'a Value, name: &str) -> Option<&'a Value> {
         .find(|release| release["name"] == name)
 }
 
-fn status_of(releases: &Value, name: &str) -> String {
+pub(crate) fn status_of(releases: &Value, name: &str) -> String {
     releases_named(releases, name)
         .map(|release| release["status"].as_str().unwrap().to_string())
         .unwrap_or_default()
@@ -265,7 +296,7 @@ fn recorded(state: &Path, event_type: &str) -> Vec<Value> {
         .collect()
 }
 
-fn installs(watcher: &Watcher) -> Vec<Value> {
+pub(crate) fn installs(watcher: &Watcher) -> Vec<Value> {
     watcher.json("/api/installs").as_array().unwrap().clone()
 }
 

@@ -6,6 +6,7 @@
 mod apply;
 mod apply_kube;
 mod audit;
+mod console;
 mod daemon;
 mod diff;
 mod files_and_credentials;
