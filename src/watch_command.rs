@@ -96,6 +96,12 @@ pub fn run_watch(global: &GlobalArgs, args: &WatchArgs) -> CliResult {
         services: crate::apply_command::services(&args.install.target),
         actor: actor(),
         new_install_id,
+        kube_context: match &args.install.target.target {
+            windlass_apply::Target::Kube { context } if !args.install.target.dry_run => {
+                Some(context.clone())
+            }
+            _ => None,
+        },
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

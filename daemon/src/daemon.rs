@@ -59,6 +59,9 @@ pub struct InstallTemplate {
     pub actor: String,
     /// Makes a new install id.
     pub new_install_id: fn() -> String,
+    /// With a Kubernetes target (not a dry run): its kubeconfig context (`None`: the current
+    /// one). Pull secrets of apps with `additionalNamespaces: ["*"]` then follow new namespaces.
+    pub kube_context: Option<Option<String>>,
 }
 
 /// What the watcher sees in one entry of the directory and why it is or is not taken
@@ -130,6 +133,8 @@ pub struct Shared {
     stopping: AtomicBool,
     stopped: Notify,
     running_stages: AtomicUsize,
+    /// The task copying each app's pull secrets into new namespaces, by app.
+    followers: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
 }
 
 impl Shared {
@@ -184,6 +189,7 @@ pub fn shared(
             stopping: AtomicBool::new(false),
             stopped: Notify::new(),
             running_stages: AtomicUsize::new(0),
+            followers: Mutex::new(HashMap::new()),
         }),
         receiver,
     ))
@@ -218,6 +224,9 @@ pub async fn run(
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
             .map_err(|error| DaemonError::Record(format!("cannot handle SIGINT: {error}")))?;
 
+    if template.kube_context.is_some() {
+        resume_followers(&shared, &template);
+    }
     let mut cache = Some(DigestCache::default());
     let mut tracked: HashMap<String, Tracked> = HashMap::new();
     let mut renamed: BTreeSet<String> = BTreeSet::new();
@@ -365,6 +374,63 @@ pub async fn run(
             _ = interrupt.recv() => stop(&shared, running.is_some()),
             _ = shared.stopped.notified() => return Ok(()),
         }
+    }
+}
+
+/// Starts the pull-secret followers of the newest completed install of each app the log holds
+/// (after a restart).
+fn resume_followers(shared: &Arc<Shared>, template: &Arc<InstallTemplate>) {
+    let mut finished: Vec<(String, String)> = shared
+        .ledger
+        .read()
+        .map(|ledger| {
+            ledger
+                .releases
+                .values()
+                .flat_map(|record| record.finishes.iter())
+                .filter(|(finish, _)| finish.result == ReleaseResult::Completed)
+                .map(|(finish, at)| (at.clone(), finish.install_id.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    finished.sort();
+    for (_, install_id) in finished {
+        let Ok(events) = shared.state.log.events_of(&install_id) else {
+            continue;
+        };
+        if let Ok(state) = windlass_engine::fold(&install_id, &events) {
+            start_follower(shared, template, &state);
+        }
+    }
+}
+
+/// With a Kubernetes target: when `install` wants its pull secrets in every namespace, starts
+/// copying them into new ones (replacing the app's earlier follower).
+fn start_follower(shared: &Arc<Shared>, template: &Arc<InstallTemplate>, install: &InstallState) {
+    let Some(context) = &template.kube_context else {
+        return;
+    };
+    if install.status != InstallStatus::Completed {
+        return;
+    }
+    let copies = match crate::namespaces::copies_for(install) {
+        Ok(Some(copies)) => copies,
+        Ok(None) => return,
+        Err(error) => {
+            eprintln!("windlass watch: pull secrets will not follow new namespaces: {error}");
+            return;
+        }
+    };
+    let task = tokio::spawn(crate::namespaces::follow(
+        shared.clone(),
+        template.services.clone(),
+        context.clone(),
+        copies,
+    ));
+    if let Ok(mut followers) = shared.followers.lock()
+        && let Some(previous) = followers.insert(install.app_slug.clone(), task)
+    {
+        previous.abort();
     }
 }
 
@@ -703,6 +769,7 @@ async fn install_release(
     let (install_id, result, error) = match outcome {
         Ok(state) => {
             shared.metrics.probes(probe_outcomes(&state));
+            start_follower(&shared, &template, &state);
             let error = state.failure.as_ref().map(|failure| {
                 format!(
                     "stage {} failed ({}): {}",

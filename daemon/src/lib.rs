@@ -9,5 +9,6 @@ pub mod daemon;
 pub mod events;
 pub mod ledger;
 pub mod metrics;
+pub mod namespaces;
 pub mod reads;
 pub mod watch;

@@ -27,6 +27,7 @@ struct Values {
     probes: BTreeMap<String, u64>,
     rescans: BTreeMap<&'static str, u64>,
     last_success_unix: Option<f64>,
+    pull_secret_copies: u64,
 }
 
 /// The daemon's counters and histograms.
@@ -87,6 +88,11 @@ impl Metrics {
         self.with(|values| *values.rescans.entry(cause).or_default() += 1);
     }
 
+    /// A pull secret was copied into a namespace created after its install.
+    pub fn pull_secret_copied(&self) {
+        self.with(|values| values.pull_secret_copies += 1);
+    }
+
     /// How many installs ended with `result`.
     pub fn installs(&self, result: &str) -> u64 {
         self.with(|values| values.installs.get(result).copied().unwrap_or(0))
@@ -101,9 +107,10 @@ impl Metrics {
                 values.probes.clone(),
                 values.rescans.clone(),
                 values.last_success_unix,
+                values.pull_secret_copies,
             )
         });
-        let (installs, stages, probes, rescans, last_success) = values;
+        let (installs, stages, probes, rescans, last_success, copies) = values;
         let mut out = String::new();
         out.push_str(
             "# HELP windlass_installs_total Installs the daemon ran to an end, by result.\n",
@@ -165,6 +172,9 @@ impl Metrics {
                 "windlass_watch_rescans_total{{cause=\"{cause}\"}} {count}"
             );
         }
+        out.push_str("# HELP windlass_pull_secret_copies_total Pull secrets copied into namespaces created after their install (additionalNamespaces: [\"*\"]).\n");
+        out.push_str("# TYPE windlass_pull_secret_copies_total counter\n");
+        let _ = writeln!(out, "windlass_pull_secret_copies_total {copies}");
         out.push_str("# HELP windlass_release_last_applied_timestamp Unix time of the last install that completed.\n");
         out.push_str("# TYPE windlass_release_last_applied_timestamp gauge\n");
         let _ = writeln!(

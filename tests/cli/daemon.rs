@@ -734,3 +734,86 @@ fn without_a_token_file_the_api_is_read_only() {
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("--api-token-file"), "{body}");
 }
+
+/// With `additionalNamespaces: ["*"]` and `--target kube`, the pull secret reaches namespaces
+/// that existed at the install (the apply stage copies it) and, while the daemon runs, namespaces
+/// created afterwards. The cluster is `windlass-test-apiserver`, a FAKE Kubernetes API server
+/// from this workspace (no real kube-apiserver can be installed here); it serves watches.
+#[test]
+fn pull_secrets_follow_namespaces_created_while_the_daemon_runs() {
+    use windlass_test_apiserver::{Options, TestApiServer};
+    let server = TestApiServer::start(Options::default()).expect("the fake API server starts");
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = state.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let namespace = |name: &str| serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+    server.create_as("test", namespace("before")).unwrap();
+    let release = dir.path().join("app");
+    std::fs::create_dir_all(release.join("manifests")).unwrap();
+    std::fs::create_dir_all(release.join("userdata")).unwrap();
+    std::fs::copy(
+        quickstart().join("userdata/license.yaml"),
+        release.join("userdata/license.yaml"),
+    )
+    .unwrap();
+    std::fs::write(
+        release.join("kots-app.yaml"),
+        "apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: my-app\nspec:\n  title: Test\n  additionalNamespaces:\n    - \"*\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        release.join("manifests/config.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: fast\n",
+    )
+    .unwrap();
+    std::fs::write(release.join(".ready"), "").unwrap();
+    let watcher = Watcher::start(
+        state.path(),
+        dir.path(),
+        &[
+            "--target",
+            "kube",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--wait-timeout",
+            "30s",
+        ],
+        &[],
+    );
+    watcher.wait_for_releases(60, |releases| status_of(releases, "app") == "completed");
+    assert!(
+        server
+            .get("v1", "Secret", "before", "my-app-registry")
+            .is_some(),
+        "the apply stage copied the pull secret into the namespace that existed"
+    );
+    server.create_as("test", namespace("late")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server
+        .get("v1", "Secret", "late", "my-app-registry")
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the pull secret did not reach the namespace created later within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let copied = server
+        .get("v1", "Secret", "late", "my-app-registry")
+        .unwrap();
+    let original = server
+        .get("v1", "Secret", "default", "my-app-registry")
+        .unwrap();
+    assert_eq!(copied["type"], original["type"]);
+    assert_eq!(copied["data"], original["data"], "the same pull secret");
+    let (_, metrics) = watcher.get("/metrics");
+    assert!(
+        metrics.lines().any(
+            |line| line.starts_with("windlass_pull_secret_copies_total ")
+                && line != "windlass_pull_secret_copies_total 0"
+        ),
+        "{metrics}"
+    );
+}
