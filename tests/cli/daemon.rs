@@ -817,3 +817,60 @@ fn pull_secrets_follow_namespaces_created_while_the_daemon_runs() {
         "{metrics}"
     );
 }
+
+/// Bad command lines and inputs are refused with the documented exit codes, naming what is wrong;
+/// a second daemon on the same state directory is refused while the first runs.
+#[test]
+fn watch_refuses_bad_input_naming_it() {
+    let state = tempfile::tempdir().unwrap();
+    let missing = state.path().join("no-such-dir");
+    let output =
+        crate::state_integrity::run_within(windlass(state.path()).arg("watch").arg(&missing), 30);
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = crate::state_integrity::text(&output.stderr);
+    assert!(
+        stderr.contains("watched directory") && stderr.contains("no-such-dir"),
+        "{stderr}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let output = crate::state_integrity::run_within(
+        windlass(state.path())
+            .arg("watch")
+            .arg(dir.path())
+            .args(["--reinstall", "abc"]),
+        30,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        crate::state_integrity::text(&output.stderr)
+            .contains("--reinstall abc: not a release digest")
+    );
+
+    let empty_token = state.path().join("token");
+    std::fs::write(&empty_token, "\n").unwrap();
+    let output = crate::state_integrity::run_within(
+        windlass(state.path())
+            .arg("watch")
+            .arg(dir.path())
+            .arg("--api-token-file")
+            .arg(&empty_token),
+        30,
+    );
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = crate::state_integrity::text(&output.stderr);
+    assert!(
+        stderr.contains("--api-token-file") && stderr.contains("empty"),
+        "{stderr}"
+    );
+
+    let _first = Watcher::start(state.path(), dir.path(), &[], &[]);
+    let output =
+        crate::state_integrity::run_within(windlass(state.path()).arg("watch").arg(dir.path()), 30);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        crate::state_integrity::text(&output.stderr).contains("another windlass watch is running"),
+        "{}",
+        crate::state_integrity::text(&output.stderr)
+    );
+}
