@@ -328,7 +328,7 @@ pub async fn run(
         tokio::select! {
             hint = hints.recv() => {
                 match hint {
-                    Some(Hint::Changed) => scan_cause = Some("event"),
+                    Some(Hint::Changed | Hint::Marker) => scan_cause = Some("event"),
                     Some(Hint::Overflow) => scan_cause = Some("overflow"),
                     Some(Hint::Renamed(name)) => {
                         renamed.insert(name);
@@ -346,7 +346,7 @@ pub async fn run(
                         Hint::Overflow => scan_cause = Some("overflow"),
                         Hint::Renamed(name) => { renamed.insert(name); }
                         Hint::Reinstall(digest) => { reinstall.insert(digest); }
-                        Hint::Changed => {}
+                        Hint::Changed | Hint::Marker => {}
                     }
                 }
             }

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use notify::event::{EventKind, ModifyKind, RenameMode};
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 use notify::{RecursiveMode, Watcher};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, NoCache, new_debouncer_opt};
 use tokio::sync::mpsc::UnboundedSender;
@@ -21,6 +21,8 @@ pub enum Hint {
     Overflow,
     /// `name` was renamed into the directory: take it at the next scan when it is complete.
     Renamed(String),
+    /// A `.ready` marker appeared: rescan at once.
+    Marker,
     /// Install the release with this digest again (`POST /api/releases/{digest}/reinstall`).
     Reinstall(String),
 }
@@ -34,6 +36,37 @@ const TICK: Duration = Duration::from_millis(100);
 pub struct FileWatcher {
     _debouncer: Debouncer<notify::RecommendedWatcher, NoCache>,
     _renames: notify::RecommendedWatcher,
+}
+
+/// Whether `event` wrote a `.ready` marker: `DIR/<release>/.ready` or `DIR/<bundle>.ready`.
+fn wrote_marker(root: &Path, event: &notify::Event) -> bool {
+    let written = matches!(
+        event.kind,
+        EventKind::Create(_)
+            | EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+    );
+    written
+        && event.paths.last().is_some_and(|path| {
+            let name = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .unwrap_or("");
+            let parent = path.parent();
+            (name == crate::content::READY_MARKER && parent.and_then(Path::parent) == Some(root))
+                || (name.ends_with(crate::content::READY_MARKER) && parent == Some(root))
+        })
+}
+
+/// Whether an event may mean content changed. Opening and reading are not changes — and the
+/// daemon's own scans and installs open every file, so counting them would rescan for ever; a
+/// file closed after writing is.
+fn is_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
 }
 
 /// The name of the direct child of `root` that `event` renamed into it, if it is such a rename.
@@ -53,9 +86,9 @@ fn renamed_into(root: &Path, event: &notify::Event) -> Option<String> {
 }
 
 /// Watches `dir` (recursively, so that a `.ready` marker inside a release is seen) and sends
-/// hints to `hints`. Renames into `dir` are taken from a second, undebounced watcher of `dir`
-/// alone: the debouncer reports a file created and renamed within its window as created at its
-/// final name, which would hide that it arrived whole.
+/// hints to `hints`. Renames into `dir` and `.ready` markers are taken from a second, undebounced
+/// watcher: the debouncer reports a file created and renamed within its window as created at its
+/// final name, which would hide that it arrived whole, and its window would delay a marker.
 pub fn watch(dir: &Path, hints: UnboundedSender<Hint>) -> notify::Result<FileWatcher> {
     let rename_root: PathBuf = dir.to_path_buf();
     let rename_hints = hints.clone();
@@ -67,6 +100,8 @@ pub fn watch(dir: &Path, hints: UnboundedSender<Hint>) -> notify::Result<FileWat
             Ok(event) => {
                 if let Some(name) = renamed_into(&rename_root, &event) {
                     let _ = rename_hints.send(Hint::Renamed(name));
+                } else if wrote_marker(&rename_root, &event) {
+                    let _ = rename_hints.send(Hint::Marker);
                 }
             }
             Err(error) => {
@@ -74,7 +109,7 @@ pub fn watch(dir: &Path, hints: UnboundedSender<Hint>) -> notify::Result<FileWat
                 let _ = rename_hints.send(Hint::Overflow);
             }
         })?;
-    renames.watch(dir, RecursiveMode::NonRecursive)?;
+    renames.watch(dir, RecursiveMode::Recursive)?;
     let root: PathBuf = dir.to_path_buf();
     let handler = move |result: DebounceEventResult| match result {
         Ok(events) => {
@@ -88,7 +123,7 @@ pub fn watch(dir: &Path, hints: UnboundedSender<Hint>) -> notify::Result<FileWat
                     let _ = hints.send(Hint::Renamed(name));
                     continue;
                 }
-                changed = true;
+                changed |= is_change(&event.kind);
             }
             if changed {
                 let _ = hints.send(Hint::Changed);

@@ -874,3 +874,36 @@ fn watch_refuses_bad_input_naming_it() {
         crate::state_integrity::text(&output.stderr)
     );
 }
+
+/// The daemon's own reads (its scans open every directory and file, its installs read the
+/// release) are not changes: once everything is installed, an idle daemon does not rescan until
+/// its timer.
+#[test]
+fn an_idle_daemon_does_not_rescan_because_of_its_own_reads() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for index in 0..3 {
+        let release = release_copy(dir.path(), &format!("app-{index}"), &format!("1.0.{index}"));
+        std::fs::write(release.join(".ready"), "").unwrap();
+    }
+    let watcher = Watcher::start(state.path(), dir.path(), &[], &[]);
+    watcher.wait_for_releases(120, |releases| {
+        (0..3).all(|index| status_of(releases, &format!("app-{index}")) == "completed")
+    });
+    let rescans = || -> u64 {
+        let (_, metrics) = watcher.get("/metrics");
+        metrics
+            .lines()
+            .filter(|line| line.starts_with("windlass_watch_rescans_total{"))
+            .map(|line| line.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let before = rescans();
+    // Reading the releases from outside is not a change either.
+    for file in crate::files_under(dir.path()) {
+        std::fs::read(file).unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(rescans(), before, "rescanned while idle");
+}
