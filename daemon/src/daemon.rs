@@ -368,7 +368,7 @@ pub async fn run(
                     Ok(result) => result?,
                     Err(join_error) => tracing::error!("release install task failed: {join_error}"),
                 }
-                scan_cause = Some("event");
+                scan_cause = Some("after_install");
             }
             _ = terminate.recv() => stop(&shared, running.is_some()),
             _ = interrupt.recv() => stop(&shared, running.is_some()),

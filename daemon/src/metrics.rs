@@ -82,8 +82,8 @@ impl Metrics {
         });
     }
 
-    /// The watched directory was rescanned in full, because of `cause` (`start`, `timer`,
-    /// `event`, `overflow`, `poll`).
+    /// The watched directory was rescanned in full, because of `cause` (`start`, `event`,
+    /// `overflow`, `timer`, `poll`, `quiet_period`, `after_install`).
     pub fn rescanned(&self, cause: &'static str) {
         self.with(|values| *values.rescans.entry(cause).or_default() += 1);
     }

@@ -907,3 +907,72 @@ fn an_idle_daemon_does_not_rescan_because_of_its_own_reads() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(rescans(), before, "rescanned while idle");
 }
+
+/// `--poll` watches without file-system events: releases are found by the periodic rescans.
+#[test]
+fn poll_mode_finds_releases_by_rescanning() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let watcher = Watcher::start(
+        state.path(),
+        dir.path(),
+        &["--poll", "200ms", "--quiet-period", "500ms"],
+        &[],
+    );
+    release_copy(dir.path(), "app", "1.0.0");
+    watcher.wait_for_releases(60, |releases| status_of(releases, "app") == "completed");
+    let (_, metrics) = watcher.get("/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("windlass_watch_rescans_total{cause=\"poll\"}")),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("cause=\"event\""),
+        "no file-system events in poll mode:\n{metrics}"
+    );
+}
+
+/// A digest taken before is installed again only when asked: a restart leaves it alone, a restart
+/// with `--reinstall DIGEST` installs it once more.
+#[test]
+fn a_taken_digest_is_installed_again_only_with_reinstall() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let release = release_copy(dir.path(), "app", "1.0.0");
+    std::fs::write(release.join(".ready"), "").unwrap();
+    let first = Watcher::start(state.path(), dir.path(), &[], &[]);
+    let releases =
+        first.wait_for_releases(60, |releases| status_of(releases, "app") == "completed");
+    let digest = releases_named(&releases, "app").unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    drop(first);
+    let second = Watcher::start(state.path(), dir.path(), &[], &[]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(status_of(&second.json("/api/releases"), "app"), "completed");
+    assert_eq!(
+        installs(&second).len(),
+        1,
+        "not installed again after a restart"
+    );
+    drop(second);
+    let third = Watcher::start(state.path(), dir.path(), &["--reinstall", &digest], &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while installs(&third).len() < 2
+        || status_of(&third.json("/api/releases"), "app") != "completed"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "--reinstall did not install again"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let detected = detections(state.path());
+    assert_eq!(detected.len(), 2);
+    assert_eq!(detected[1]["taken_because"], "reinstall");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(installs(&third).len(), 2, "reinstalled once, not again");
+}
