@@ -907,8 +907,17 @@ fn unpacked_bundle(shared: &Shared, detected: &ReleaseDetected) -> Result<PathBu
     if target.is_dir() {
         return Ok(target);
     }
-    let staging = root.join(format!(".{hex}.{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
+    // Staging directories a killed daemon left (one daemon per state directory holds the lock,
+    // so none is in use).
+    let prefix = format!(".{hex}.");
+    if let Ok(entries) = std::fs::read_dir(&root) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let staging = root.join(format!("{prefix}{}", std::process::id()));
     let content = unpack_bundle(
         Path::new(&detected.path),
         &shared.config.bundle_limits,
