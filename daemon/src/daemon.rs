@@ -380,7 +380,7 @@ pub async fn run(
 /// Starts the pull-secret followers of the newest completed install of each app the log holds
 /// (after a restart).
 fn resume_followers(shared: &Arc<Shared>, template: &Arc<InstallTemplate>) {
-    let mut finished: Vec<(String, String)> = shared
+    let mut finished: Vec<(String, String, String)> = shared
         .ledger
         .read()
         .map(|ledger| {
@@ -389,31 +389,36 @@ fn resume_followers(shared: &Arc<Shared>, template: &Arc<InstallTemplate>) {
                 .values()
                 .flat_map(|record| record.finishes.iter())
                 .filter(|(finish, _)| finish.result == ReleaseResult::Completed)
-                .map(|(finish, at)| (at.clone(), finish.install_id.clone()))
+                .map(|(finish, at)| (at.clone(), finish.install_id.clone(), finish.digest.clone()))
                 .collect()
         })
         .unwrap_or_default();
     finished.sort();
-    for (_, install_id) in finished {
+    for (_, install_id, digest) in finished {
         let Ok(events) = shared.state.log.events_of(&install_id) else {
             continue;
         };
         if let Ok(state) = windlass_engine::fold(&install_id, &events) {
-            start_follower(shared, template, &state);
+            start_follower(shared, template, &state, &digest);
         }
     }
 }
 
 /// With a Kubernetes target: when `install` wants its pull secrets in every namespace, starts
 /// copying them into new ones (replacing the app's earlier follower).
-fn start_follower(shared: &Arc<Shared>, template: &Arc<InstallTemplate>, install: &InstallState) {
+fn start_follower(
+    shared: &Arc<Shared>,
+    template: &Arc<InstallTemplate>,
+    install: &InstallState,
+    digest: &str,
+) {
     let Some(context) = &template.kube_context else {
         return;
     };
     if install.status != InstallStatus::Completed {
         return;
     }
-    let copies = match crate::namespaces::copies_for(install) {
+    let copies = match crate::namespaces::copies_for(install, digest) {
         Ok(Some(copies)) => copies,
         Ok(None) => return,
         Err(error) => {
@@ -709,7 +714,7 @@ fn judge(
 }
 
 /// Appends one release event to the release's stream and to the ledger.
-fn record<T: windlass_state::EventPayload>(
+pub(crate) fn record<T: windlass_state::EventPayload>(
     shared: &Shared,
     digest: &str,
     payload: &T,
@@ -769,7 +774,7 @@ async fn install_release(
     let (install_id, result, error) = match outcome {
         Ok(state) => {
             shared.metrics.probes(probe_outcomes(&state));
-            start_follower(&shared, &template, &state);
+            start_follower(&shared, &template, &state, &detected.digest);
             let error = state.failure.as_ref().map(|failure| {
                 format!(
                     "stage {} failed ({}): {}",

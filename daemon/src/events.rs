@@ -1,6 +1,7 @@
 //! The events the daemon records, each in the stream of the release it is about
 //! ([`release_stream`]): `ReleaseDetected` when a release is taken, committed before any work on it,
-//! and `ReleaseFinished` when its install ended (or was refused before it began). Wire formats:
+//! and `ReleaseFinished` when its install ended (or was refused before it began), and
+//! `PullSecretsCopied` when it copied the install's pull secrets into a namespace created later. Wire formats:
 //! add only optional fields; anything else bumps a version and adds an upcaster to [`SCHEMAS`].
 
 use serde::{Deserialize, Serialize};
@@ -101,6 +102,26 @@ pub struct ReleaseFinished {
     pub duration_ms: u64,
 }
 
+/// `PullSecretsCopied` version 1: the daemon copied an install's pull secrets into a namespace
+/// created after that install (its Application lists `additionalNamespaces: ["*"]`). Names only,
+/// never content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullSecretsCopied {
+    /// The release's content digest.
+    pub digest: String,
+    /// The install whose pull secrets were copied.
+    pub install_id: String,
+    /// The namespace they were copied into.
+    pub namespace: String,
+    /// The secrets' names.
+    pub secrets: Vec<String>,
+}
+
+impl EventPayload for PullSecretsCopied {
+    const EVENT_TYPE: &'static str = "PullSecretsCopied";
+    const VERSION: u32 = 1;
+}
+
 impl EventPayload for ReleaseDetected {
     const EVENT_TYPE: &'static str = "ReleaseDetected";
     const VERSION: u32 = 1;
@@ -115,4 +136,5 @@ impl EventPayload for ReleaseFinished {
 pub const SCHEMAS: &[EventSchema] = &[
     EventSchema::of::<ReleaseDetected>(&[]),
     EventSchema::of::<ReleaseFinished>(&[]),
+    EventSchema::of::<PullSecretsCopied>(&[]),
 ];

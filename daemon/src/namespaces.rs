@@ -29,6 +29,8 @@ const MAX_SECRET_FILE_BYTES: u64 = 1024 * 1024;
 pub struct PullSecretCopies {
     /// The install they come from.
     pub install_id: String,
+    /// The release digest that install took (whose stream records the copies).
+    pub digest: String,
     /// The app's namespace (never copied into: the secrets are there).
     pub app_namespace: String,
     /// The pull secrets, as rendered (their namespace is replaced in each copy).
@@ -49,7 +51,10 @@ impl std::fmt::Debug for PullSecretCopies {
 
 /// The pull secrets a completed install wants copied into every namespace, or `None` when its
 /// Application does not list `"*"` in `additionalNamespaces`.
-pub fn copies_for(install: &InstallState) -> Result<Option<PullSecretCopies>, String> {
+pub fn copies_for(
+    install: &InstallState,
+    digest: &str,
+) -> Result<Option<PullSecretCopies>, String> {
     let Some(provisioned) = install
         .stages
         .iter()
@@ -92,9 +97,23 @@ pub fn copies_for(install: &InstallState) -> Result<Option<PullSecretCopies>, St
         .collect();
     Ok((!secrets.is_empty()).then(|| PullSecretCopies {
         install_id: install.install_id.clone(),
+        digest: digest.to_string(),
         app_namespace,
         secrets,
     }))
+}
+
+/// Whether every pull secret of `copies` is in namespace `namespace` already.
+async fn already_there(client: &kube::Client, namespace: &str, copies: &PullSecretCopies) -> bool {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    for secret in &copies.secrets {
+        let name = secret["metadata"]["name"].as_str().unwrap_or_default();
+        match api.get_opt(name).await {
+            Ok(Some(_)) => {}
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// Watches namespaces through the cluster `kube_context` names and copies `copies` into each one,
@@ -125,8 +144,9 @@ pub async fn follow(
         .default_backoff()
         .boxed();
     while let Some(event) = events.next().await {
-        let namespace = match event {
-            Ok(Event::Apply(namespace) | Event::InitApply(namespace)) => namespace,
+        let (namespace, listed) = match event {
+            Ok(Event::Apply(namespace)) => (namespace, false),
+            Ok(Event::InitApply(namespace)) => (namespace, true),
             Ok(Event::Delete(namespace)) => {
                 if let Some(name) = namespace.metadata.name {
                     copied.remove(&name);
@@ -149,6 +169,12 @@ pub async fn follow(
                 .and_then(|status| status.phase.as_deref())
                 == Some("Terminating");
         if name == copies.app_namespace || terminating || copied.contains(&name) {
+            continue;
+        }
+        // A namespace listed (at start, or after a lost watch) may have its copies already (the
+        // apply stage makes them for the namespaces that exist): only missing ones are applied.
+        if listed && already_there(&client, &name, &copies).await {
+            copied.insert(name);
             continue;
         }
         let mut all_copied = true;
@@ -178,6 +204,20 @@ pub async fn follow(
             }
         }
         if all_copied {
+            let copied_event = crate::events::PullSecretsCopied {
+                digest: copies.digest.clone(),
+                install_id: copies.install_id.clone(),
+                namespace: name.clone(),
+                secrets: copies
+                    .secrets
+                    .iter()
+                    .filter_map(|secret| secret["metadata"]["name"].as_str())
+                    .map(str::to_string)
+                    .collect(),
+            };
+            if let Err(error) = crate::daemon::record(&shared, &copies.digest, &copied_event) {
+                eprintln!("windlass watch: {error}");
+            }
             eprintln!(
                 "windlass watch: copied {} pull secret(s) of install {} into new namespace {name}",
                 copies.secrets.len(),

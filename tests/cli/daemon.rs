@@ -808,6 +808,18 @@ fn pull_secrets_follow_namespaces_created_while_the_daemon_runs() {
         .unwrap();
     assert_eq!(copied["type"], original["type"]);
     assert_eq!(copied["data"], original["data"], "the same pull secret");
+    // The copy is on the record; the namespace that had its copy already is not.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let copies = loop {
+        let copies = recorded(state.path(), "PullSecretsCopied");
+        if !copies.is_empty() || Instant::now() > deadline {
+            break copies;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(copies.len(), 1, "{copies:#?}");
+    assert_eq!(copies[0]["namespace"], "late");
+    assert_eq!(copies[0]["secrets"], serde_json::json!(["my-app-registry"]));
     let (_, metrics) = watcher.get("/metrics");
     assert!(
         metrics.lines().any(

@@ -9,7 +9,7 @@ mod content;
 use std::path::{Path, PathBuf};
 
 use windlass_daemon::events::{
-    ReleaseDetected, ReleaseFinished, ReleaseKind, ReleaseResult, TakenBecause,
+    PullSecretsCopied, ReleaseDetected, ReleaseFinished, ReleaseKind, ReleaseResult, TakenBecause,
 };
 use windlass_state::{EventPayload, SchemaRegistry, StoredEvent};
 
@@ -46,6 +46,13 @@ fn release_finished_v1_fixture_decodes() {
     let finished: ReleaseFinished = round_trips("ReleaseFinished.v1.json");
     assert_eq!(finished.result, ReleaseResult::Failed);
     assert!(finished.error.unwrap().contains("invalid YAML"));
+}
+
+#[test]
+fn pull_secrets_copied_v1_fixture_decodes() {
+    let copied: PullSecretsCopied = round_trips("PullSecretsCopied.v1.json");
+    assert_eq!(copied.namespace, "team-b");
+    assert_eq!(copied.secrets, ["my-app-registry"]);
 }
 
 #[test]
