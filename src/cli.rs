@@ -115,6 +115,10 @@ pub enum Command {
     Proxy(ProxyArgs),
     /// Apply what a completed install rendered (`--target dir:PATH` or `kube[:CONTEXT]`).
     Apply(ApplyArgs),
+    /// Watch a directory and install each release dropped into it (a subdirectory or a `.tar.gz`
+    /// bundle) exactly once per release digest, one at a time in version order; with `--listen`,
+    /// serve status, metrics and a read-only web console.
+    Watch(Box<WatchArgs>),
 }
 
 /// Arguments of `windlass apply`.
@@ -187,17 +191,6 @@ fn parse_wait_timeout(value: &str) -> Result<u64, String> {
 pub struct InstallArgs {
     /// Directory of YAML files and chart archives (a KOTS upstream directory works as it is).
     pub release_dir: PathBuf,
-    /// License file; defaults to RELEASE_DIR/userdata/license.yaml when that exists.
-    #[arg(long)]
-    pub license: Option<PathBuf>,
-    /// KOTS ConfigValues file with the values of the release's Config items; defaults to
-    /// RELEASE_DIR/userdata/config.yaml when that exists (a file given here must exist).
-    #[arg(long, value_name = "FILE")]
-    pub config_values: Option<PathBuf>,
-    /// Namespace the application is installed into (a DNS-1123 label: at most 63 lowercase
-    /// letters, digits and '-').
-    #[arg(long, default_value = "default", value_parser = parse_namespace)]
-    pub namespace: String,
     /// Output directory (see `--help`).
     #[arg(
         long,
@@ -210,6 +203,25 @@ pub struct InstallArgs {
     /// directory).
     #[arg(long)]
     pub force: bool,
+    /// How to install.
+    #[command(flatten)]
+    pub install: InstallOptionArgs,
+}
+
+/// How to install a release (`install` and `watch`).
+#[derive(Debug, Args)]
+pub struct InstallOptionArgs {
+    /// License file; defaults to RELEASE_DIR/userdata/license.yaml when that exists.
+    #[arg(long)]
+    pub license: Option<PathBuf>,
+    /// KOTS ConfigValues file with the values of the release's Config items; defaults to
+    /// RELEASE_DIR/userdata/config.yaml when that exists (a file given here must exist).
+    #[arg(long, value_name = "FILE")]
+    pub config_values: Option<PathBuf>,
+    /// Namespace the application is installed into (a DNS-1123 label: at most 63 lowercase
+    /// letters, digits and '-').
+    #[arg(long, default_value = "default", value_parser = parse_namespace)]
+    pub namespace: String,
     /// windlass config file with extra image-field rules for custom resources and plugin
     /// declarations (`plugins:`).
     #[arg(long, env = "WINDLASS_CONFIG")]
@@ -242,6 +254,66 @@ pub struct InstallArgs {
     /// Where and how to apply the rendered objects.
     #[command(flatten)]
     pub target: TargetArgs,
+}
+
+/// Arguments of `windlass watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The directory to watch: each subdirectory or `.tar.gz` bundle in it is a release.
+    pub dir: PathBuf,
+    /// How long a release's content must stay unchanged before it is taken, when it was neither
+    /// renamed in nor marked with `.ready`: seconds, or with a unit (`500ms`, `5s`, `1m`).
+    #[arg(long, default_value = "5s", value_parser = parse_interval)]
+    pub quiet_period: std::time::Duration,
+    /// How often the whole directory is rescanned, events or not.
+    #[arg(long, default_value = "60s", value_parser = parse_interval)]
+    pub rescan_interval: std::time::Duration,
+    /// Poll the directory at this interval instead of watching for file-system events (for
+    /// network file systems, which send none).
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2s", value_parser = parse_interval)]
+    pub poll: Option<std::time::Duration>,
+    /// Install the release with this digest again, once (it was taken before); repeatable.
+    #[arg(long, value_name = "DIGEST")]
+    pub reinstall: Vec<String>,
+    /// Serve the status API, metrics and the web console on this address (loopback unless an
+    /// address says otherwise), e.g. 127.0.0.1:9440.
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// File holding the token that state-changing API requests must send
+    /// (`Authorization: Bearer TOKEN`); without it the API is read-only.
+    #[arg(long, value_name = "FILE")]
+    pub api_token_file: Option<PathBuf>,
+    /// How to install each release.
+    #[command(flatten)]
+    pub install: InstallOptionArgs,
+}
+
+/// `--listen`: `HOST:PORT`, or a bare port on loopback.
+fn parse_listen(value: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(port) = value.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    value
+        .parse()
+        .map_err(|_| format!("{value:?} is not an address: use 127.0.0.1:9440 or a bare port"))
+}
+
+/// `--quiet-period`, `--rescan-interval`, `--poll`: seconds, or a number with `ms`, `s` or `m`.
+fn parse_interval(value: &str) -> Result<std::time::Duration, String> {
+    let invalid = || format!("{value:?} is not a duration: use seconds or 500ms, 5s, 1m");
+    let (number, unit) = match value.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => value.split_at(at),
+        None => (value, "s"),
+    };
+    let number: u64 = number.parse().map_err(|_| invalid())?;
+    let millis = match unit {
+        "ms" => Some(number),
+        "s" => number.checked_mul(1000),
+        "m" => number.checked_mul(60_000),
+        _ => return Err(invalid()),
+    }
+    .ok_or_else(|| format!("{value:?} is too long"))?;
+    Ok(std::time::Duration::from_millis(millis))
 }
 
 /// Arguments of `windlass replay`.

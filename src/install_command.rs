@@ -21,13 +21,13 @@ use windlass_stages::probe_images::ProbeImagesConfig;
 use windlass_stages::provision_secrets::ProvisionSecretsConfig;
 use windlass_stages::render_midstream::RenderMidstreamConfig;
 
-use crate::cli::{GlobalArgs, InstallArgs};
+use crate::cli::{GlobalArgs, InstallArgs, InstallOptionArgs};
 use crate::exit::{CliError, CliResult, Code};
 use crate::read_commands::{format_duration, print_json};
 use crate::state_access::{actor, new_install_id, open_state};
 use crate::terminal_progress::{NotesOnly, TerminalProgress};
 
-fn absolute(path: &Path) -> Result<PathBuf, CliError> {
+pub fn absolute(path: &Path) -> Result<PathBuf, CliError> {
     std::path::absolute(path)
         .with_context(|| format!("cannot resolve {}", path.display()))
         .map_err(|error| CliError::new(Code::InvalidInput, error))
@@ -48,6 +48,55 @@ pub fn parse_policy(name: &str) -> Result<ProbePolicy, CliError> {
 pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
     let release_dir = check_release_dir(&args.release_dir).map_err(install_error)?;
     let state = open_state(global)?;
+    let options = install_options(
+        &args.install,
+        release_dir,
+        args.out.as_deref().map(absolute).transpose()?,
+        args.force,
+    )?;
+    let progress: Arc<dyn Progress> = match TerminalProgress::for_stderr(global.json) {
+        Some(bars) => Arc::new(bars),
+        None => Arc::new(NotesOnly),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| CliError::new(Code::Failure, error))?;
+    let outcome = runtime
+        .block_on(install(
+            &options,
+            InstallEnvironment {
+                state: &state,
+                state_shown: &global.state,
+                actor: actor(),
+                new_install_id: new_install_id(),
+                progress,
+                services: crate::apply_command::services(&args.install.target),
+            },
+        ))
+        .map_err(install_error)?;
+    let InstallOutcome {
+        state: outcome,
+        start: start_kind,
+    } = outcome;
+    if global.json {
+        print_json(&outcome)?;
+    } else {
+        print_human(&outcome, start_kind);
+        crate::apply_command::print_changes(&outcome);
+    }
+    Ok(crate::apply_command::exit_code(&outcome))
+}
+
+/// The install API's options for these command-line options (`install` and `watch`): the
+/// built-in pipeline with its stage options (and the apply stage with `--target`), or
+/// `--pipeline FILE`, refusing stage options given with it.
+pub fn install_options(
+    args: &InstallOptionArgs,
+    release_dir: PathBuf,
+    requested_out: Option<PathBuf>,
+    force: bool,
+) -> Result<InstallOptions, CliError> {
     let probe = ProbeImagesConfig {
         policy: parse_policy(&args.probing.probe_policy)?,
         offline: args.probing.offline,
@@ -122,12 +171,12 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
             edit: PipelineEdit(Arc::new(move |specs| plugins.insert(specs, &declarations))),
         }
     };
-    let options = InstallOptions {
+    Ok(InstallOptions {
         release_dir,
         license: args.license.clone(),
-        requested_out: args.out.as_deref().map(absolute).transpose()?,
+        requested_out,
         namespace: args.namespace.clone(),
-        force: args.force,
+        force,
         pipeline,
         config_values: args.config_values.clone(),
         stage_files: StageFiles {
@@ -135,43 +184,11 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
             known_images: args.probing.known_images.clone(),
             config: args.config.clone(),
         },
-    };
-    let progress: Arc<dyn Progress> = match TerminalProgress::for_stderr(global.json) {
-        Some(bars) => Arc::new(bars),
-        None => Arc::new(NotesOnly),
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|error| CliError::new(Code::Failure, error))?;
-    let outcome = runtime
-        .block_on(install(
-            &options,
-            InstallEnvironment {
-                state: &state,
-                state_shown: &global.state,
-                actor: actor(),
-                new_install_id: new_install_id(),
-                progress,
-                services: crate::apply_command::services(&args.target),
-            },
-        ))
-        .map_err(install_error)?;
-    let InstallOutcome {
-        state: outcome,
-        start: start_kind,
-    } = outcome;
-    if global.json {
-        print_json(&outcome)?;
-    } else {
-        print_human(&outcome, start_kind);
-        crate::apply_command::print_changes(&outcome);
-    }
-    Ok(crate::apply_command::exit_code(&outcome))
+    })
 }
 
 /// The exit code of an install that did not run to an outcome.
-fn install_error(error: InstallError) -> CliError {
+pub fn install_error(error: InstallError) -> CliError {
     let code = match error.class() {
         InstallErrorClass::InvalidInput => Code::InvalidInput,
         InstallErrorClass::Refused => Code::CommandLine,

@@ -16,6 +16,7 @@ mod read_commands;
 mod replay_command;
 mod state_access;
 mod terminal_progress;
+mod watch_command;
 
 use clap::Parser;
 
@@ -67,6 +68,7 @@ fn main() -> std::process::ExitCode {
         Command::VerifyExport { file } => audit_commands::verify_export_file(&cli.global, file),
         Command::Proxy(args) => proxy_command::run(&cli.global, args),
         Command::Apply(args) => apply_command::run(&cli.global, args),
+        Command::Watch(args) => watch_command::run_watch(&cli.global, args),
     };
     match result {
         Ok(code) => code.into(),

@@ -74,7 +74,14 @@ fn load_install(
 /// each install's events instead.
 pub fn history(global: &GlobalArgs) -> CliResult {
     let state = open_state_read_only(global)?;
-    let install_ids = state.log.install_ids().map_err(state_error)?;
+    // The daemon's release streams (`windlass watch`) are not installs.
+    let install_ids: Vec<String> = state
+        .log
+        .install_ids()
+        .map_err(state_error)?
+        .into_iter()
+        .filter(|id| !windlass_daemon::events::is_release_stream(id))
+        .collect();
     if !global.json
         && let Some(summaries) = windlass_engine::install_index::summaries(&state.log, &install_ids)
             .map_err(state_error)?

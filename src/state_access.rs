@@ -16,6 +16,7 @@ pub fn schemas() -> Result<Arc<SchemaRegistry>, CliError> {
         windlass_stages::SCHEMAS,
         windlass_apply::SCHEMAS,
         windlass_replay::SCHEMAS,
+        windlass_daemon::events::SCHEMAS,
     ];
     tables.extend(crate::plugins::plugin_set().schemas());
     SchemaRegistry::new(&tables)

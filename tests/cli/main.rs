@@ -6,6 +6,8 @@
 mod apply;
 mod apply_kube;
 mod audit;
+mod console;
+mod daemon;
 mod diff;
 mod files_and_credentials;
 mod indexes;

@@ -1,0 +1,229 @@
+//! Pull secrets follow new namespaces. When an install with a Kubernetes target completes and its
+//! Application lists `additionalNamespaces: ["*"]` (recorded as `SecretsProvisioned.namespaces.
+//! every_namespace`), the apply stage has copied the pull secrets into every namespace that
+//! existed then; the daemon keeps doing so for namespaces created later, for as long as it runs:
+//! it watches namespaces (kube's `watcher`, which re-lists after a lost watch) and applies a copy
+//! of each pull secret (server-side apply as `windlass`) into every namespace other than the app's
+//! that it has not copied into yet. The secrets are read from the install's rendered secret file
+//! (mode 0600); their content is never logged.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use serde_json::Value;
+use windlass_engine::{InstallState, Services};
+
+use crate::daemon::Shared;
+
+/// The largest rendered secret file read.
+const MAX_SECRET_FILE_BYTES: u64 = 1024 * 1024;
+
+/// What to copy into new namespaces for one app.
+#[derive(Clone)]
+pub struct PullSecretCopies {
+    /// The install they come from.
+    pub install_id: String,
+    /// The release digest that install took (whose stream records the copies).
+    pub digest: String,
+    /// The app's namespace (never copied into: the secrets are there).
+    pub app_namespace: String,
+    /// The pull secrets, as rendered (their namespace is replaced in each copy).
+    secrets: Vec<Value>,
+}
+
+impl std::fmt::Debug for PullSecretCopies {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secrets' content.
+        formatter
+            .debug_struct("PullSecretCopies")
+            .field("install_id", &self.install_id)
+            .field("app_namespace", &self.app_namespace)
+            .field("secrets", &self.secrets.len())
+            .finish()
+    }
+}
+
+/// The pull secrets a completed install wants copied into every namespace, or `None` when its
+/// Application does not list `"*"` in `additionalNamespaces`.
+pub fn copies_for(
+    install: &InstallState,
+    digest: &str,
+) -> Result<Option<PullSecretCopies>, String> {
+    let Some(provisioned) = install
+        .stages
+        .iter()
+        .flat_map(|stage| stage.fact_events.iter())
+        .find(|event| event.event_type == "SecretsProvisioned")
+    else {
+        return Ok(None);
+    };
+    let payload = &provisioned.payload;
+    if payload["namespaces"]["every_namespace"] != Value::Bool(true) {
+        return Ok(None);
+    }
+    let app_namespace = payload["namespaces"]["app"]
+        .as_str()
+        .unwrap_or(&install.namespace)
+        .to_string();
+    let names: BTreeSet<&str> = payload["secrets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|secret| secret["namespace"].as_str() == Some(app_namespace.as_str()))
+        .filter_map(|secret| secret["name"].as_str())
+        .collect();
+    let file = payload["file"].as_str().unwrap_or_default();
+    let path = Path::new(&install.out).join(file);
+    let text = windlass_files::read_regular_text(&path, MAX_SECRET_FILE_BYTES)
+        .map_err(|problem| format!("pull secret file {}: {problem}", path.display()))?;
+    let documents: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|_| {
+        // The parser's message may quote the file, which holds credentials.
+        format!("pull secret file {}: not valid YAML", path.display())
+    })?;
+    let secrets: Vec<Value> = documents
+        .into_iter()
+        .filter(|document| {
+            document["kind"] == "Secret"
+                && document["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|name| names.contains(name))
+        })
+        .collect();
+    Ok((!secrets.is_empty()).then(|| PullSecretCopies {
+        install_id: install.install_id.clone(),
+        digest: digest.to_string(),
+        app_namespace,
+        secrets,
+    }))
+}
+
+/// Whether every pull secret of `copies` is in namespace `namespace` already.
+async fn already_there(client: &kube::Client, namespace: &str, copies: &PullSecretCopies) -> bool {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    for secret in &copies.secrets {
+        let name = secret["metadata"]["name"].as_str().unwrap_or_default();
+        match api.get_opt(name).await {
+            Ok(Some(_)) => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Watches namespaces through the cluster `kube_context` names and copies `copies` into each one,
+/// until the task is aborted (a newer install of the app replaces it) or the process ends.
+pub async fn follow(
+    shared: Arc<Shared>,
+    services: Services,
+    kube_context: Option<String>,
+    copies: PullSecretCopies,
+) {
+    let client = match services.kubernetes.client(kube_context.as_deref()).await {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("windlass watch: pull secrets will not follow new namespaces: {error}");
+            return;
+        }
+    };
+    let Some(connection) = client.downcast_ref::<windlass_apply::cluster::KubeConnection>() else {
+        eprintln!(
+            "windlass watch: pull secrets will not follow new namespaces: no Kubernetes client"
+        );
+        return;
+    };
+    let client = connection.client.clone();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let mut copied: BTreeSet<String> = BTreeSet::new();
+    let mut events = watcher::watcher(namespaces, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    while let Some(event) = events.next().await {
+        let (namespace, listed) = match event {
+            Ok(Event::Apply(namespace)) => (namespace, false),
+            Ok(Event::InitApply(namespace)) => (namespace, true),
+            Ok(Event::Delete(namespace)) => {
+                if let Some(name) = namespace.metadata.name {
+                    copied.remove(&name);
+                }
+                continue;
+            }
+            Ok(Event::Init | Event::InitDone) => continue,
+            Err(error) => {
+                tracing::warn!("watching namespaces: {error}");
+                continue;
+            }
+        };
+        let Some(name) = namespace.metadata.name.clone() else {
+            continue;
+        };
+        let terminating = namespace.metadata.deletion_timestamp.is_some()
+            || namespace
+                .status
+                .as_ref()
+                .and_then(|status| status.phase.as_deref())
+                == Some("Terminating");
+        if name == copies.app_namespace || terminating || copied.contains(&name) {
+            continue;
+        }
+        // A namespace listed (at start, or after a lost watch) may have its copies already (the
+        // apply stage makes them for the namespaces that exist): only missing ones are applied.
+        if listed && already_there(&client, &name, &copies).await {
+            copied.insert(name);
+            continue;
+        }
+        let mut all_copied = true;
+        for secret in &copies.secrets {
+            let mut copy = secret.clone();
+            copy["metadata"]["namespace"] = Value::String(name.clone());
+            let secret_name = copy["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let api: Api<Secret> = Api::namespaced(client.clone(), &name);
+            match api
+                .patch(
+                    &secret_name,
+                    &PatchParams::apply(windlass_apply::cluster::FIELD_MANAGER).force(),
+                    &Patch::Apply(&copy),
+                )
+                .await
+            {
+                Ok(_) => shared.metrics.pull_secret_copied(),
+                Err(error) => {
+                    all_copied = false;
+                    eprintln!(
+                        "windlass watch: cannot copy pull secret {secret_name} into namespace {name}: {error}"
+                    );
+                }
+            }
+        }
+        if all_copied {
+            let copied_event = crate::events::PullSecretsCopied {
+                digest: copies.digest.clone(),
+                install_id: copies.install_id.clone(),
+                namespace: name.clone(),
+                secrets: copies
+                    .secrets
+                    .iter()
+                    .filter_map(|secret| secret["metadata"]["name"].as_str())
+                    .map(str::to_string)
+                    .collect(),
+            };
+            if let Err(error) = crate::daemon::record(&shared, &copies.digest, &copied_event) {
+                eprintln!("windlass watch: {error}");
+            }
+            eprintln!(
+                "windlass watch: copied {} pull secret(s) of install {} into new namespace {name}",
+                copies.secrets.len(),
+                copies.install_id
+            );
+            copied.insert(name);
+        }
+    }
+}
