@@ -1,7 +1,8 @@
 //! Finding a HelmChart's archive in a release, as KOTS's `FindHelmChartArchiveInRelease` does: any
 //! release file that is a gzip-compressed tar is a candidate, its common leading directory is
 //! stripped, and the first (in path order) whose root `Chart.yaml` has the HelmChart's
-//! `chart.name` **and** `chart.chartVersion` wins. Archives are read in memory only, under limits
+//! `chart.name` **and** `chart.chartVersion` wins (a HelmChart without `chartVersion` takes the
+//! first archive of that name). Archives are read in memory only, under limits
 //! on their size, the bytes they unpack to and their entries; an entry whose path is absolute or
 //! climbs out with `..`, or that is a link or a device, refuses the archive (helm reads the archive
 //! itself later, so nothing here is ever extracted to disk).
@@ -54,7 +55,8 @@ pub struct ChartWanted {
     pub helm_chart: String,
     /// `spec.chart.name`.
     pub name: String,
-    /// `spec.chart.chartVersion` (KOTS compares it as written; empty matches only an empty version).
+    /// `spec.chart.chartVersion`, compared as written; empty matches any version (the first
+    /// archive of that name in path order), as windlass's unreferenced-archive check reads it.
     pub version: String,
 }
 
@@ -221,7 +223,9 @@ pub fn find_chart_archive<'a>(
             });
             continue;
         };
-        if chart.name == wanted.name && chart.version == wanted.version {
+        if chart.name == wanted.name
+            && (wanted.version.is_empty() || chart.version == wanted.version)
+        {
             let mut metadata_files = BTreeMap::new();
             for name in ["Chart.yaml", "Chart.lock"] {
                 if let Some(bytes) = contents.get(name) {

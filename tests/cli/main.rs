@@ -8,6 +8,7 @@ mod apply_kube;
 mod audit;
 mod diff;
 mod files_and_credentials;
+mod helm;
 mod indexes;
 mod output_dir;
 mod pipeline_file;
