@@ -188,7 +188,15 @@ pub fn render_release_charts(
             }
         };
         record.archive = Some(rendered.archive.path.clone());
-        record.values = Some(serde_json::Value::Object(rendered.values.clone()));
+        // The values it is installed with (for a v1beta2 chart, helm/<release>/values.yaml);
+        // `builder` over them only listed its images.
+        let install_values = match values_for {
+            ValuesFor::Install => rendered.values.clone(),
+            ValuesFor::Builder => chart
+                .merged_values()
+                .map_err(|error| format!("{}: {error}", chart.helm_chart))?,
+        };
+        record.values = Some(serde_json::Value::Object(install_values));
         record.rendered_with = Some(
             match values_for {
                 ValuesFor::Install => "values",
@@ -352,8 +360,43 @@ pub fn not_patched_reason<'a>(
     });
     (all && !charts.is_empty()).then(|| {
         format!(
-            "in kots.io/v1beta2 HelmChart {}: installed as shipped, never patched; the vendor's values must set this image to its proxied reference and imagePullSecrets to [{{name: {slug}-registry}}] (ImagePullSecretName)",
+            "in kots.io/v1beta2 HelmChart {}: installed as shipped, not patched; the vendor's values must set this image to its proxied reference and imagePullSecrets to [{{name: {slug}-registry}}] (ImagePullSecretName)",
             charts.join(", ")
         )
     })
+}
+
+/// The documents of every `kots.io/v1beta2` HelmChart's builder render, read back from helm's
+/// recorded output, files named `helm/<directory>/<path>`.
+pub fn builder_documents(
+    records: &[HelmChartRendered],
+    read_blob: &ReadBlob<'_>,
+    parsed_cache: Option<&ParsedCache>,
+) -> Result<Vec<Document>, String> {
+    let mut documents = Vec::new();
+    for record in records
+        .iter()
+        .filter(|record| record.api_version == "kots.io/v1beta2" && !record.excluded)
+    {
+        let Some(blob) = record.output_blob.as_deref() else {
+            continue;
+        };
+        let chart = format!("HelmChart {} ({})", record.name, record.file);
+        let stdout = read_blob(blob).ok_or_else(|| {
+            format!("{chart}: the recorded helm output (blob {blob}) is missing or damaged")
+        })?;
+        let files = split_output(&stdout).map_err(|error| format!("{chart}: {error}"))?;
+        for file in files {
+            let path = format!("helm/{}/{}", record.directory, file.path);
+            let reuse = match parsed_cache {
+                Some(cache) => Reuse::Share(cache),
+                None => Reuse::Nothing,
+            };
+            documents.extend(
+                parse_documents_with(&path, file.text.as_bytes(), reuse)
+                    .map_err(|error| format!("{chart}: helm rendered {error}"))?,
+            );
+        }
+    }
+    Ok(documents)
 }

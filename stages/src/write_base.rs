@@ -339,6 +339,68 @@ fn write_base_tree(
     Ok((written, resource_count))
 }
 
+/// Writes `helm/<release>/` for every `kots.io/v1beta2` HelmChart, as KOTS does: the chart
+/// archive as shipped (`<chart>-<version>.tgz`) and the merged `values.yaml`, for `helm upgrade -i`.
+/// Nothing is written when the release has no such chart.
+fn write_helm_tree(
+    fetched: &BaseFetched,
+    out: &OutputDir,
+    blobs: &BlobStore,
+    bodies: &Bodies,
+) -> Result<Vec<WrittenFile>, StageError> {
+    let failure = |error: &dyn std::fmt::Display| StageError::permanent(error.to_string());
+    let charts: Vec<_> = fetched
+        .helm_charts
+        .iter()
+        .filter(|chart| chart.api_version == "kots.io/v1beta2" && !chart.excluded)
+        .collect();
+    if charts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tree = out.replace_tree("helm").map_err(output_failure)?;
+    let mut written = Vec::new();
+    for chart in charts {
+        let archive = fetched
+            .files
+            .iter()
+            .find(|file| Some(&file.path) == chart.archive.as_ref())
+            .and_then(|file| file.blob.as_deref())
+            .ok_or_else(|| {
+                StageError::permanent(format!(
+                    "HelmChart {} ({}): its archive {} is not among the recorded release files",
+                    chart.name,
+                    chart.file,
+                    chart.archive.as_deref().unwrap_or("(none)")
+                ))
+            })?;
+        let archive_name = format!(
+            "{}/{}-{}.tgz",
+            chart.directory, chart.chart_name, chart.chart_version
+        );
+        tree.write(&archive_name, bodies.get(archive)?, 0o644)
+            .map_err(output_failure)?;
+        written.push(WrittenFile {
+            path: format!("helm/{archive_name}"),
+            blob: archive.to_string(),
+        });
+        let values =
+            serde_saphyr::to_string(chart.values.as_ref().unwrap_or(&serde_json::json!({})))
+                .map_err(|error| failure(&error))?;
+        let values_blob = blobs
+            .put(values.as_bytes())
+            .map_err(|error| failure(&error))?;
+        let values_name = format!("{}/values.yaml", chart.directory);
+        tree.write(&values_name, values.as_bytes(), 0o644)
+            .map_err(output_failure)?;
+        written.push(WrittenFile {
+            path: format!("helm/{values_name}"),
+            blob: values_blob.to_string(),
+        });
+    }
+    tree.commit().map_err(output_failure)?;
+    Ok(written)
+}
+
 /// A path refused for safety is the release's fault; a path written twice (a naming bug) or an
 /// I/O error is not.
 fn output_failure(error: OutputError) -> StageError {
@@ -408,6 +470,7 @@ fn write(
     let mut written = upstream_written?;
     let (base_written, resource_count) = base_written?;
     written.extend(base_written);
+    written.extend(write_helm_tree(fetched, &out, blobs, &bodies)?);
     blobs.sync().map_err(|error| failure(&error))?;
     written.sort_by(|a, b| a.path.cmp(&b.path));
     let summary = format!(

@@ -275,7 +275,7 @@ fn a_v1beta2_chart_is_templated_with_builder_values_and_its_images_listed_as_not
     assert_eq!(web["uses"][0]["template"], "templates/deployment.yaml");
     let reason = web["not_patched"].as_str().unwrap();
     assert!(
-        reason.starts_with("in kots.io/v1beta2 HelmChart web: installed as shipped, never patched"),
+        reason.starts_with("in kots.io/v1beta2 HelmChart web: installed as shipped, not patched"),
         "{reason}"
     );
     assert!(reason.contains("[{name: my-app-registry}]"), "{reason}");
@@ -337,4 +337,58 @@ fn a_helm_chart_without_its_archive_or_with_a_bad_when_is_refused_naming_it() {
         "{}",
         stderr(&output)
     );
+}
+
+#[test]
+fn a_v1beta2_chart_is_written_as_shipped_and_each_image_reported_with_the_values_to_set() {
+    let state = tempfile::tempdir().unwrap();
+    let (_dir, release) = release_with_chart(V1BETA2);
+    let install = json(install(state.path(), &release, &helm()));
+    assert_eq!(install["status"], "completed", "{install:#}");
+    let out = PathBuf::from(install["out"].as_str().unwrap());
+
+    // helm/<release>/: the archive as shipped and the merged values (builder values only list
+    // the images).
+    assert_eq!(
+        std::fs::read(out.join("helm/web/app-1.2.0.tgz")).unwrap(),
+        std::fs::read(release.join("charts/app-1.2.0.tgz")).unwrap()
+    );
+    let values: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(out.join("helm/web/values.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(values, serde_json::json!({"replicas": 1}));
+
+    // Not patched: nothing of the chart in base/, the midstream or rendered/.
+    assert!(!out.join("base/charts").exists());
+    let midstream =
+        std::fs::read_to_string(out.join("overlays/midstream/kustomization.yaml")).unwrap();
+    assert!(!midstream.contains("team/web"), "{midstream}");
+    let rendered = objects_in(&out.join("rendered/this-cluster"));
+    assert!(
+        !rendered
+            .iter()
+            .any(|object| object["metadata"]["name"] == "web-web"),
+        "a v1beta2 chart is never rendered into rendered/"
+    );
+
+    // The install summary names every image windlass could not patch, and why; for a v1beta2
+    // chart's image, the exact reference and pull secret its values must give it.
+    let plan = install["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|stage| stage["name"] == "plan_overrides")
+        .unwrap()["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for expected in [
+        "not patched: registry.vendor.example/team/web:builder (in kots.io/v1beta2 HelmChart web: installed as shipped, not patched; the vendor's values must set this image to proxy.replicated.com/proxy/my-app/registry.vendor.example/team/web:builder and imagePullSecrets to [{name: my-app-registry}] (ImagePullSecretName))",
+        "not patched: registry.vendor.example/team/postgres:16 (in kots.io/v1beta2 HelmChart web: installed as shipped, not patched; the vendor's values must set this image to proxy.replicated.com/proxy/my-app/registry.vendor.example/team/postgres:16 and",
+        "not patched: docker.io/library/redis:7 (in kots.io/v1beta2 HelmChart web: installed as shipped, not patched; the vendor's values must set this image to proxy.replicated.com/proxy/my-app/docker.io/library/redis:7 and",
+        // An operator's image in Application.spec.additionalImages: probed, reported.
+        "not patched: quay.io/my-org/sidecar:1 (listed in Application.spec.additionalImages only",
+    ] {
+        assert!(plan.contains(expected), "{plan}\nlacks {expected}");
+    }
 }

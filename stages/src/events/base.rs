@@ -118,7 +118,9 @@ pub struct HelmChartRendered {
     pub excluded: bool,
     /// The release file of its archive.
     pub archive: Option<String>,
-    /// The values helm was given.
+    /// Its values and true `optionalValues`, merged: what it is installed with (for a
+    /// `kots.io/v1beta2` chart, `helm/<directory>/values.yaml`; helm listed its images with
+    /// `builder` merged over these).
     pub values: Option<serde_json::Value>,
     /// `values` (its values and true optionalValues) or `builder` (those with `builder` over
     /// them: a `kots.io/v1beta2` chart, rendered only to list its images).
