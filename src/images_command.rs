@@ -76,6 +76,7 @@ pub fn run(global: &GlobalArgs, args: &ImagesArgs) -> CliResult {
             namespace: &args.namespace,
             recorded: None,
             parsed_cache: None,
+            refuse_helm_install: false,
         },
     )
     .map_err(|error| invalid(anyhow!(error)))?;

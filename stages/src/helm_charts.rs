@@ -54,6 +54,9 @@ pub struct ChartRendering<'a> {
     pub recorded: Option<(&'a [HelmChartRendered], &'a ReadBlob<'a>)>,
     /// Where parsed documents are shared with later stages.
     pub parsed_cache: Option<&'a ParsedCache>,
+    /// Whether a `useHelmInstall: true` chart is refused (an install cannot deploy it yet) or
+    /// rendered like the others (`windlass images` lists its images).
+    pub refuse_helm_install: bool,
 }
 
 /// The helm `fetch_base` uses when its configuration names none (see [`HelmTool::default_path`]).
@@ -123,7 +126,10 @@ pub fn render_release_charts(
             });
             continue;
         }
-        if chart.api_version == "kots.io/v1beta1" && chart.use_helm_install {
+        if chart.api_version == "kots.io/v1beta1"
+            && chart.use_helm_install
+            && rendering.refuse_helm_install
+        {
             return Err(format!(
                 "{}: useHelmInstall: true is not supported by windlass yet (its charts would be installed with helm upgrade -i); set useHelmInstall: false, or use a kots.io/v1beta2 HelmChart",
                 chart.helm_chart

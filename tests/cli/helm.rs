@@ -392,3 +392,31 @@ fn a_v1beta2_chart_is_written_as_shipped_and_each_image_reported_with_the_values
         assert!(plan.contains(expected), "{plan}\nlacks {expected}");
     }
 }
+
+#[test]
+fn use_helm_install_true_is_refused_by_install_but_its_images_are_listed() {
+    let chart = V1BETA1.replace("spec:\n  chart:", "spec:\n  useHelmInstall: true\n  chart:");
+    let state = tempfile::tempdir().unwrap();
+    let (_dir, release) = release_with_chart(&chart);
+    let output = install_text(state.path(), &release, &helm());
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(
+            "HelmChart app (kots/chart.yaml): useHelmInstall: true is not supported by windlass yet"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    let images = json(run(windlass(state.path())
+        .args(["images", "--json", "--helm"])
+        .arg(helm())
+        .arg(&release)));
+    let web = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|image| image["image"] == "registry.vendor.example/team/web:1.1")
+        .expect("the chart's image is listed");
+    assert_eq!(web["uses"][0]["chart"], "app");
+    assert_eq!(web["uses"][0]["template"], "templates/deployment.yaml");
+}
