@@ -133,6 +133,7 @@ impl Charts<'_> {
             self.records,
             self.slug,
         )
+        .or_else(|| windlass_stages::plan_overrides::outside_containers_reason(&image.uses))
     }
 
     /// The chart and the template file inside it of a use's file.

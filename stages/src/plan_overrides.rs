@@ -158,6 +158,22 @@ impl Stage for PlanOverrides {
                 skipped.image, skipped.reason
             ));
         }
+        for image in &probed.images {
+            let Some(new_name) = plan
+                .entries
+                .iter()
+                .find(|entry| entry.image == image.image)
+                .map(|entry| entry.new_name.as_str())
+            else {
+                continue;
+            };
+            if let Some(reason) = outside_containers_reason(&image.uses) {
+                summary.push_str(&format!(
+                    "; not patched: {} ({reason}; it must name {new_name} instead)",
+                    image.image
+                ));
+            }
+        }
         let fact = Fact::of(&OverridesPlanned {
             app_slug,
             domains,
@@ -224,4 +240,36 @@ fn set_aside_helm_v1beta2_images(
             ),
         });
     }
+}
+
+/// Why kustomize's `images:` cannot rewrite an image, when none of its uses (besides
+/// `additionalImages`) is the `image` of an element of a `containers` or `initContainers` list —
+/// an operator's custom-resource field found by an image rule, or an ephemeral container.
+pub fn outside_containers_reason(
+    uses: &[windlass_manifest::images::discovery::ImageUse],
+) -> Option<String> {
+    let deployed: Vec<_> = uses
+        .iter()
+        .filter(|image_use| !image_use.runtime_only)
+        .collect();
+    let patchable = |field: &str| {
+        let Some(rest) = field.strip_suffix(".image") else {
+            return false;
+        };
+        let list = rest.rsplit('.').next().unwrap_or(rest);
+        let name = list.split('[').next().unwrap_or(list);
+        list.ends_with(']') && (name == "containers" || name == "initContainers")
+    };
+    if deployed.is_empty() || deployed.iter().any(|image_use| patchable(&image_use.field)) {
+        return None;
+    }
+    let first = deployed[0];
+    Some(format!(
+        "found only outside containers and initContainers, first at {} (document {}) {} {}: {}, which kustomize's images: does not rewrite",
+        first.file,
+        first.document + 1,
+        first.kind,
+        first.name.as_deref().unwrap_or("(unnamed)"),
+        first.field
+    ))
 }

@@ -420,3 +420,67 @@ fn use_helm_install_true_is_refused_by_install_but_its_images_are_listed() {
     assert_eq!(web["uses"][0]["chart"], "app");
     assert_eq!(web["uses"][0]["template"], "templates/deployment.yaml");
 }
+
+/// An operator's custom resource naming an image in a field an image rule points at: probed and
+/// planned, but kustomize's `images:` rewrites only `containers`/`initContainers`, so the install
+/// summary and `windlass images` say it is not patched, and what it must name instead.
+#[test]
+fn an_operator_image_in_a_custom_resource_field_is_reported_as_not_patched() {
+    let state = tempfile::tempdir().unwrap();
+    let (dir, release) = release_with_chart(V1BETA1);
+    std::fs::write(
+        release.join("manifests/database.yaml"),
+        "apiVersion: db.example.com/v1\nkind: MyDB\nmetadata:\n  name: main\nspec:\n  image: registry.vendor.example/team/db:5\n",
+    )
+    .unwrap();
+    let config = dir.path().join("windlass.yaml");
+    std::fs::write(
+        &config,
+        "images:\n  rules:\n    - kind: MyDB\n      path: spec.image\n",
+    )
+    .unwrap();
+    let install = json(run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .args(["--json", "--helm"])
+        .arg(helm())
+        .arg("--config")
+        .arg(&config)
+        .arg(&release)));
+    assert_eq!(install["status"], "completed", "{install:#}");
+    let plan = install["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|stage| stage["name"] == "plan_overrides")
+        .unwrap()["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let expected = "not patched: registry.vendor.example/team/db:5 (found only outside containers and initContainers, first at manifests/database.yaml (document 1) MyDB main: spec.image, which kustomize's images: does not rewrite; it must name proxy.replicated.com/proxy/my-app/registry.vendor.example/team/db instead)";
+    assert!(plan.contains(expected), "{plan}");
+    // The chart's own images are patched, so they are not in that list.
+    assert!(
+        !plan.contains("not patched: registry.vendor.example/team/web"),
+        "{plan}"
+    );
+
+    let images = json(run(windlass(state.path())
+        .args(["images", "--json", "--helm"])
+        .arg(helm())
+        .arg("--config")
+        .arg(&config)
+        .arg(&release)));
+    let database = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|image| image["image"] == "registry.vendor.example/team/db:5")
+        .unwrap();
+    assert!(
+        database["not_patched"]
+            .as_str()
+            .unwrap()
+            .starts_with("found only outside containers and initContainers"),
+        "{database:#}"
+    );
+}
