@@ -117,6 +117,15 @@ fn numbered(path: &str, number: usize) -> String {
     }
 }
 
+/// The sub-base of a file at `path` inside a chart's directory (`templates/a.yaml` → `""`,
+/// `charts/db/templates/a.yaml` → `charts/db`, `charts/db/crds/c.yaml` → `charts/db/crds`), or
+/// `None` for a path windlass would not write.
+pub fn sub_base_of(path: &str) -> Option<String> {
+    place(&format!("chart/{path}"))
+        .ok()
+        .map(|(_, sub_base)| sub_base)
+}
+
 /// The path inside the chart's directory and the sub-base of a `# Source:` path.
 fn place(source: &str) -> Result<(String, String), LayoutError> {
     let bad = || LayoutError::BadSource {

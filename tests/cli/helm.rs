@@ -145,6 +145,42 @@ fn a_v1beta1_chart_joins_the_common_base_and_its_images_are_proxied() {
     ] {
         assert!(out.join(file).is_file(), "{file} was not written");
     }
+    // Sub-bases as KOTS lays them out: the chart, each subchart, each crds/.
+    let resources = |directory: &str| -> Vec<String> {
+        let text = std::fs::read_to_string(out.join(directory).join("kustomization.yaml"))
+            .unwrap_or_else(|error| panic!("{directory}/kustomization.yaml: {error}"));
+        let value: Value = serde_saphyr::from_str(&text).unwrap();
+        let mut resources: Vec<String> = value["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|resource| resource.as_str().unwrap().to_string())
+            .collect();
+        resources.sort();
+        resources
+    };
+    assert!(resources("base").contains(&"charts/app".to_string()));
+    assert_eq!(
+        resources("base/charts/app"),
+        [
+            "charts/cache",
+            "charts/database",
+            "crds",
+            "templates/config-2.yaml",
+            "templates/config.yaml",
+            "templates/deployment.yaml",
+            "templates/hook-job.yaml"
+        ]
+    );
+    assert_eq!(
+        resources("base/charts/app/charts/database"),
+        ["crds", "templates/statefulset.yaml"]
+    );
+    assert_eq!(
+        resources("base/charts/app/charts/database/crds"),
+        ["backup.yaml"]
+    );
+    assert_eq!(resources("base/charts/app/crds"), ["widget.yaml"]);
     let summary = install["stages"][0]["summary"].as_str().unwrap();
     assert!(
         summary.contains(
