@@ -278,11 +278,24 @@ fn a_v1beta1_chart_joins_the_common_base_and_its_images_are_proxied() {
 fn a_replay_of_a_chart_install_never_runs_helm() {
     let state = tempfile::tempdir().unwrap();
     let (dir, release) = release_with_chart(V1BETA1);
+    // And a kots.io/v1beta2 chart beside it (helm/web/ written, its images reported).
+    std::fs::write(
+        release.join("kots/web.yaml"),
+        V1BETA2.replace("1.2.0", "1.0.0"),
+    )
+    .unwrap();
     // A copy of helm that is deleted after the install: the replay cannot run it.
     let copy = dir.path().join("helm");
     std::fs::copy(helm(), &copy).unwrap();
     let install = json(install(state.path(), &release, &copy));
     let install_id = install["install_id"].as_str().unwrap().to_string();
+    assert_eq!(install["status"], "completed", "{install:#}");
+    let out = PathBuf::from(install["out"].as_str().unwrap());
+    assert!(out.join("helm/web/app-1.0.0.tgz").is_file());
+    assert!(
+        out.join("base/charts/app/templates/deployment.yaml")
+            .is_file()
+    );
     std::fs::remove_file(&copy).unwrap();
     let replayed = run(windlass(state.path())
         .args(["replay", &install_id, "--json"])
