@@ -533,3 +533,21 @@ fn an_operator_image_in_a_custom_resource_field_is_reported_as_not_patched() {
         "{database:#}"
     );
 }
+
+#[test]
+fn helm_with_a_pipeline_file_is_refused_naming_fetch_base() {
+    let state = tempfile::tempdir().unwrap();
+    let pipeline = Path::new(env!("CARGO_MANIFEST_DIR")).join("stages/default-pipeline.yaml");
+    let output = run(windlass(state.path())
+        .args(["install", "--offline", "--pipeline"])
+        .arg(&pipeline)
+        .arg("--helm")
+        .arg(helm())
+        .arg(quickstart()));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("fetch_base"),
+        "{}",
+        stderr(&output)
+    );
+}
