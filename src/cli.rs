@@ -243,6 +243,10 @@ pub struct InstallOptionArgs {
     /// overlay directory is appended.
     #[arg(long, default_value = "kubectl kustomize", env = "WINDLASS_KUSTOMIZE")]
     pub external_kustomize: String,
+    /// The helm (Helm 4) that renders the release's HelmCharts; default: `tools/bin/helm` beside
+    /// the binary's directory, else `helm` on PATH.
+    #[arg(long, value_name = "PATH", env = "WINDLASS_HELM")]
+    pub helm: Option<PathBuf>,
     /// How to probe.
     #[command(flatten)]
     pub probing: ProbeArgs,
@@ -383,6 +387,13 @@ pub struct ImagesArgs {
     /// Ask each image's registry, anonymously, whether the image is public.
     #[arg(long)]
     pub probe: bool,
+    /// The helm (Helm 4) that renders the release's HelmCharts to list their images; default:
+    /// `tools/bin/helm` beside the binary's directory, else `helm` on PATH.
+    #[arg(long, value_name = "PATH", env = "WINDLASS_HELM")]
+    pub helm: Option<PathBuf>,
+    /// The namespace charts are templated in (as `install --namespace`).
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
     /// How to probe.
     #[command(flatten)]
     pub probing: ProbeArgs,

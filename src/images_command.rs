@@ -9,9 +9,11 @@ use serde::Serialize;
 use std::collections::HashMap;
 
 use windlass_engine::{StageError, SystemClock};
+use windlass_manifest::documents::Document;
 use windlass_manifest::images::discovery::{FoundImage, ImageUse, discover, proxies_public_images};
 use windlass_manifest::images::rules::WindlassConfig;
-use windlass_stages::events::Decision;
+use windlass_stages::events::{Decision, HelmChartRendered};
+use windlass_stages::helm_charts;
 use windlass_stages::probe_images::{ProbeDriver, ProbeImagesConfig, summarise};
 use windlass_stages::release::{FileContents, Limits, scan};
 
@@ -23,6 +25,9 @@ use crate::read_commands::print_json;
 /// One image as printed by `windlass images --json`.
 #[derive(Serialize)]
 struct ImageView<'a> {
+    /// Why windlass cannot patch it, when it cannot (a `kots.io/v1beta2` chart's image).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_patched: Option<String>,
     image: &'a str,
     registry: &'a str,
     repository: &'a str,
@@ -30,7 +35,22 @@ struct ImageView<'a> {
     tag: Option<&'a str>,
     digest: Option<&'a str>,
     runtime_only: bool,
-    uses: &'a [ImageUse],
+    uses: Vec<UseView<'a>>,
+}
+
+/// One use of an image: where it was found and, inside a rendered HelmChart, which chart and
+/// which template file of it.
+#[derive(Serialize)]
+struct UseView<'a> {
+    #[serde(flatten)]
+    found: &'a ImageUse,
+    /// The HelmChart (`metadata.name`) whose rendering holds it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chart: Option<&'a str>,
+    /// The template file inside the chart (`templates/deployment.yaml`,
+    /// `charts/<subchart>/templates/...`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    template: Option<&'a str>,
 }
 
 /// Runs `windlass images`.
@@ -48,31 +68,88 @@ pub fn run(global: &GlobalArgs, args: &ImagesArgs) -> CliResult {
     }
     let release = scan(&args.release_dir, &Limits::default(), |_, _| {})
         .map_err(|error| invalid(error.into()))?;
-    let documents = release.files.iter().flat_map(|file| match &file.contents {
-        FileContents::Yaml(documents) => documents.as_slice(),
-        _ => &[],
-    });
+    let tool = helm_charts::helm_tool(args.helm.as_ref());
+    let charts = helm_charts::render_release_charts(
+        &release,
+        &helm_charts::ChartRendering {
+            tool: &tool,
+            namespace: &args.namespace,
+            recorded: None,
+            parsed_cache: None,
+            refuse_helm_install: false,
+        },
+    )
+    .map_err(|error| invalid(anyhow!(error)))?;
+    let records: Vec<HelmChartRendered> = charts.iter().map(|chart| chart.record.clone()).collect();
+    let slug = release
+        .documents()
+        .find(|document| {
+            document.kind == "Application" && document.api_version.starts_with("kots.io/")
+        })
+        .and_then(|document| document.name.clone())
+        .unwrap_or_else(|| "<app slug>".into());
+    let documents: Vec<&Document> = release
+        .files
+        .iter()
+        .flat_map(|file| match &file.contents {
+            FileContents::Yaml(documents) => documents.as_slice(),
+            _ => &[],
+        })
+        .chain(charts.iter().flat_map(|chart| chart.documents.iter()))
+        .collect();
     let images = discover(
-        documents.clone().map(|document| document.as_source()),
+        documents.iter().map(|document| document.as_source()),
         &config.images.rules,
     )
     .map_err(|error| invalid(error.into()))?;
     if args.probe {
         let proxy_everything =
-            proxies_public_images(documents.map(|document| document.as_source()));
+            proxies_public_images(documents.iter().map(|document| document.as_source()));
         return probe(global, args, &images, proxy_everything);
     }
+    let charts = Charts {
+        records: &records,
+        slug: &slug,
+    };
     if global.json {
-        let views: Vec<ImageView> = images.iter().map(view).collect();
+        let views: Vec<ImageView> = images.iter().map(|image| view(image, &charts)).collect();
         print_json(&views)?;
     } else {
-        print_human(&images, args.why);
+        print_human(&images, args.why, &charts);
     }
     Ok(Code::Success)
 }
 
-fn view(image: &FoundImage) -> ImageView<'_> {
+/// The release's rendered HelmCharts, to say which chart and template an image is in.
+struct Charts<'a> {
+    records: &'a [HelmChartRendered],
+    slug: &'a str,
+}
+
+impl Charts<'_> {
+    fn not_patched(&self, image: &FoundImage) -> Option<String> {
+        helm_charts::not_patched_reason(
+            image.uses.iter().map(|image_use| image_use.file.as_str()),
+            self.records,
+            self.slug,
+        )
+        .or_else(|| windlass_stages::plan_overrides::outside_containers_reason(&image.uses))
+    }
+
+    /// The chart and the template file inside it of a use's file.
+    fn place<'a>(&'a self, file: &'a str) -> Option<(&'a str, &'a str)> {
+        let record = helm_charts::chart_of(file, self.records)?;
+        let template = file
+            .split_once('/')
+            .and_then(|(_, rest)| rest.strip_prefix(record.directory.as_str()))
+            .and_then(|rest| rest.strip_prefix('/'))?;
+        Some((record.name.as_str(), template))
+    }
+}
+
+fn view<'a>(image: &'a FoundImage, charts: &'a Charts<'a>) -> ImageView<'a> {
     ImageView {
+        not_patched: charts.not_patched(image),
         image: image.reference.written(),
         registry: image.reference.registry(),
         repository: image.reference.repository(),
@@ -80,20 +157,33 @@ fn view(image: &FoundImage) -> ImageView<'_> {
         tag: image.reference.tag(),
         digest: image.reference.digest(),
         runtime_only: image.runtime_only(),
-        uses: &image.uses,
+        uses: image
+            .uses
+            .iter()
+            .map(|found| {
+                let place = charts.place(&found.file);
+                UseView {
+                    found,
+                    chart: place.map(|(chart, _)| chart),
+                    template: place.map(|(_, template)| template),
+                }
+            })
+            .collect(),
     }
 }
 
-fn print_human(images: &[FoundImage], why: bool) {
+fn print_human(images: &[FoundImage], why: bool, charts: &Charts<'_>) {
     if images.is_empty() {
         println!("no images found");
         return;
     }
     for image in images {
         let note = if image.runtime_only() {
-            "  (additionalImages: started at run time, not patched)"
+            "  (additionalImages: started at run time, not patched)".to_string()
+        } else if let Some(reason) = charts.not_patched(image) {
+            format!("  (not patched: {reason})")
         } else {
-            ""
+            String::new()
         };
         println!(
             "{}  [{} use{}]{note}",
@@ -108,8 +198,12 @@ fn print_human(images: &[FoundImage], why: bool) {
                     (None, Some(name)) => name.clone(),
                     _ => "(unnamed)".into(),
                 };
+                let chart = match charts.place(&image_use.file) {
+                    Some((chart, template)) => format!(" [HelmChart {chart}, template {template}]"),
+                    None => String::new(),
+                };
                 println!(
-                    "    {} (document {}) {} {object}: {}",
+                    "    {} (document {}) {} {object}: {}{chart}",
                     image_use.file,
                     image_use.document + 1,
                     image_use.kind,

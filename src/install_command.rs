@@ -117,6 +117,7 @@ pub fn install_options(
         request_timeout_seconds: args.probing.request_timeout.max(1),
     };
     let pipeline_options = PipelineOptions {
+        helm: args.helm.as_deref().map(absolute).transpose()?,
         probe,
         plan: PlanOverridesConfig {
             proxy_domain: args.proxy_domain.clone(),

@@ -15,6 +15,6 @@ pub use classify::{
 pub use license::{LicenseError, LicenseFile, MAX_LICENSE_BYTES, parse_license, read_license_file};
 pub use license_fields::license_fields;
 pub use resources::{
-    Application, Config, ConfigValues, HelmChartV1Beta1, HelmChartV1Beta2, Installation,
-    LicenseResource, ObjectMeta,
+    Application, ChartIdentifier, Config, ConfigValues, HelmChartV1Beta1, HelmChartV1Beta2,
+    Installation, LicenseResource, ObjectMeta, OptionalValues,
 };

@@ -121,6 +121,25 @@ pub struct HelmChartV1Beta1Spec {
     pub builder: BTreeMap<String, serde_json::Value>,
     /// `useHelmInstall`: deploy with `helm install` instead of `kubectl apply`.
     pub use_helm_install: Option<bool>,
+    /// `optionalValues`: values merged over `values` when their `when` is true.
+    pub optional_values: Vec<OptionalValues>,
+    /// `helmVersion`: `v2`, or `v3`/`v4`/empty (all Helm 4 today).
+    pub helm_version: Option<String>,
+    /// `helmUpgradeFlags`: extra flags for `helm upgrade`.
+    pub helm_upgrade_flags: Vec<String>,
+}
+
+/// One entry of `HelmChart.spec.optionalValues` (both versions).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct OptionalValues {
+    /// `when`: a (templated) boolean as Go's `strconv.ParseBool` reads it; KOTS keeps it as a
+    /// string, a YAML boolean is accepted too.
+    pub when: Option<serde_json::Value>,
+    /// `recursiveMerge`: merge maps recursively instead of replacing top-level keys.
+    pub recursive_merge: bool,
+    /// `values`: the values merged when `when` is true.
+    pub values: BTreeMap<String, serde_json::Value>,
 }
 
 /// `kots.io/v1beta2` `HelmChart`: the Helm-native form.
@@ -153,6 +172,8 @@ pub struct HelmChartV1Beta2Spec {
     pub builder: BTreeMap<String, serde_json::Value>,
     /// `helmUpgradeFlags`: extra flags for `helm upgrade`.
     pub helm_upgrade_flags: Vec<String>,
+    /// `optionalValues`: values merged over `values` when their `when` is true.
+    pub optional_values: Vec<OptionalValues>,
 }
 
 /// `HelmChart.spec.chart`: the chart archive a HelmChart refers to.

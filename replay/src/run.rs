@@ -199,6 +199,36 @@ pub async fn replay(
     let release_digest = digest_keeping(&scratch.release(), &Limits::default(), &snapshot)
         .map_err(|error| ReplayError::Recorded(format!("the rebuilt release: {error}")))?;
     let scratch_state = scratch.state(schemas)?;
+    // helm's recorded output for each HelmChart: fetch_base takes it from the blob store instead
+    // of running helm.
+    let chart_outputs: Vec<BlobId> = fetched
+        .helm_charts
+        .iter()
+        .filter_map(|chart| chart.output_blob.as_deref())
+        .map(|hex| {
+            BlobId::parse(hex).map_err(|_| {
+                ReplayError::Recorded(format!("BaseFetched: invalid helm output blob id {hex}"))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    if !chart_outputs.is_empty() {
+        let outputs = read_blobs(&state.blobs, &chart_outputs, &fetch_stage, |index| {
+            format!(
+                "helm output of HelmChart {}",
+                fetched.helm_charts[index].name
+            )
+        })?;
+        for output in &outputs {
+            scratch_state
+                .blobs
+                .put(output)
+                .map_err(|error| ReplayError::Scratch(error.to_string()))?;
+        }
+        scratch_state
+            .blobs
+            .sync()
+            .map_err(|error| ReplayError::Scratch(error.to_string()))?;
+    }
     let started_at =
         time::OffsetDateTime::parse(&started_at, &time::format_description::well_known::Rfc3339)
             .map_err(|error| {

@@ -39,13 +39,17 @@ pub fn kind() -> StageKind {
     )
 }
 
-/// Configuration: the size limits for reading the release.
+/// Configuration: the size limits for reading the release, and the helm that renders its
+/// HelmCharts.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FetchBaseConfig {
     /// Limits for the release.
     #[serde(flatten)]
     pub limits: Limits,
+    /// The helm executable (Helm 4); when absent, `$WINDLASS_HELM`, else `tools/bin/helm` beside
+    /// the binary's directory, else `helm` on `PATH` (see `windlass_helm::HelmTool::default_path`).
+    pub helm: Option<std::path::PathBuf>,
 }
 
 #[async_trait::async_trait]
@@ -77,6 +81,7 @@ impl StageConfig for FetchBaseConfig {
     async fn build(&self, _context: &BuildContext) -> Result<Arc<dyn Stage>, StageError> {
         Ok(Arc::new(FetchBase {
             limits: self.limits,
+            helm: crate::helm_charts::helm_tool(self.helm.as_ref()),
         }))
     }
 }
@@ -84,6 +89,7 @@ impl StageConfig for FetchBaseConfig {
 /// The runtime stage.
 pub struct FetchBase {
     limits: Limits,
+    helm: windlass_helm::HelmTool,
 }
 
 /// Maps a release problem to a stage failure: a release directory that cannot be opened is a
@@ -115,6 +121,14 @@ impl Stage for FetchBase {
             ))
         })?;
         let templates = Templates::new(&request, &context.services).map_err(release_failure)?;
+        let helm = self.helm.clone();
+        let recorded_charts: Option<Vec<crate::events::HelmChartRendered>> =
+            context.services.recorded.as_ref().map(|recorded| {
+                recorded
+                    .fact::<BaseFetched>(&context.stage_name)
+                    .map(|fetched| fetched.helm_charts)
+                    .unwrap_or_default()
+            });
         tokio::task::spawn_blocking(move || {
             let clock = std::time::Instant::now();
             let on_file = |done, total| progress.stage_advanced(&stage_name, done, total);
@@ -137,11 +151,38 @@ impl Stage for FetchBase {
                     root.display()
                 )));
             }
-            check_has_kubernetes_objects(&release)?;
             if let Some(license) = &request.license {
                 check_license_is_for_the_app(&release, &license.app_slug)?;
             }
-            let recorded = record(&release, &blobs, digest, templates.record());
+            let read_blob = |hex: &str| {
+                let id = windlass_state::BlobId::parse(hex).ok()?;
+                String::from_utf8(blobs.get(&id).ok()?).ok()
+            };
+            let charts = crate::helm_charts::render_release_charts(
+                &release,
+                &crate::helm_charts::ChartRendering {
+                    tool: &helm,
+                    namespace: &request.namespace,
+                    recorded: recorded_charts
+                        .as_deref()
+                        .map(|records| (records, &read_blob as &crate::helm_charts::ReadBlob)),
+                    parsed_cache: Some(&parsed_cache),
+                    refuse_helm_install: true,
+                },
+            )
+            .map_err(StageError::invalid_input)?;
+            tracing::debug!(charts = charts.len(), elapsed = ?clock.elapsed(), "rendered the HelmCharts");
+            let chart_objects = charts.iter().any(|chart| {
+                crate::helm_charts::joins_common_base(chart)
+                    && chart
+                        .documents
+                        .iter()
+                        .any(|document| document.class == DocumentClass::KubernetesObject)
+            });
+            if !chart_objects {
+                check_has_kubernetes_objects(&release)?;
+            }
+            let recorded = record(&release, &blobs, digest, templates.record(), charts);
             tracing::debug!(elapsed = ?clock.elapsed(), "stored the release");
             recorded
         })
@@ -199,6 +240,7 @@ fn record(
     blobs: &windlass_state::BlobStore,
     release_digest: String,
     templates: crate::events::TemplatesRecord,
+    charts: Vec<crate::helm_charts::ChartRender>,
 ) -> Result<StageOutput, StageError> {
     let blob_failure = |error: windlass_state::BlobError| StageError::permanent(error.to_string());
     let mut files = Vec::with_capacity(release.files.len());
@@ -240,6 +282,37 @@ fn record(
             }
         }
     }
+    let mut helm_charts = Vec::with_capacity(charts.len());
+    for mut chart in charts {
+        if !chart.record.excluded {
+            chart.record.output_blob = Some(
+                blobs
+                    .put(chart.output.as_bytes())
+                    .map_err(blob_failure)?
+                    .to_string(),
+            );
+        }
+        if crate::helm_charts::joins_common_base(&chart) {
+            for document in &chart.documents {
+                let blob = blobs
+                    .put(document.text.as_bytes())
+                    .map_err(blob_failure)?
+                    .to_string();
+                documents.push(FetchedDocument {
+                    file: document.file.clone(),
+                    index: document.index,
+                    line: document.line,
+                    api_version: document.api_version.clone(),
+                    kind: document.kind.clone(),
+                    namespace: document.namespace.clone(),
+                    name: document.name.clone(),
+                    class: document.class,
+                    blob,
+                });
+            }
+        }
+        helm_charts.push(chart.record);
+    }
     // Blobs must be durable before the event that names them.
     blobs.sync().map_err(blob_failure)?;
     let unreferenced_charts: Vec<UnreferencedChart> = release
@@ -273,6 +346,7 @@ fn record(
         &superseded_helm_charts,
     );
     summary.push_str(&templates_summary(&templates));
+    summary.push_str(&crate::helm_charts::summary(&helm_charts, &documents));
     let fact = Fact::of(&BaseFetched {
         release_digest,
         files,
@@ -280,6 +354,7 @@ fn record(
         unreferenced_charts,
         superseded_helm_charts,
         templates: (!templates.is_empty()).then_some(templates),
+        helm_charts,
     })?;
     Ok(StageOutput {
         facts: vec![fact],

@@ -15,6 +15,7 @@
 pub mod charts;
 pub mod events;
 pub mod fetch_base;
+pub mod helm_charts;
 pub mod install;
 pub mod license;
 pub mod names;
@@ -60,6 +61,9 @@ pub fn base_pipeline() -> Vec<StageSpec> {
 /// What the default pipeline's stages are configured with.
 #[derive(Debug, Clone, Default)]
 pub struct PipelineOptions {
+    /// `fetch_base`: the helm that renders HelmCharts (`None`: found as
+    /// [`windlass_helm::HelmTool::default_path`] says).
+    pub helm: Option<std::path::PathBuf>,
     /// `probe_images`.
     pub probe: probe_images::ProbeImagesConfig,
     /// `plan_overrides`.
@@ -81,6 +85,9 @@ fn spec(name: &str, inputs: &[&str], config: &impl serde::Serialize) -> StageSpe
 /// `plan_overrides`, `provision_secrets` and `render_midstream`.
 pub fn default_pipeline(options: &PipelineOptions) -> Vec<StageSpec> {
     let mut stages = base_pipeline();
+    if let Some(helm) = &options.helm {
+        stages[0].config = serde_json::json!({ "helm": helm });
+    }
     stages.push(spec("probe_images", &["fetch_base"], &options.probe));
     stages.push(spec(
         "plan_overrides",

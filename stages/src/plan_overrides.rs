@@ -139,13 +139,41 @@ impl Stage for PlanOverrides {
                 )
             },
         )?;
-        let summary = format!(
+        let mut plan = plan;
+        set_aside_helm_v1beta2_images(&mut plan, &probed, &fetched, &app_slug);
+        let mut summary = format!(
             "{} kustomize image entries, {} images left alone (proxy host {}, registry host {})",
             plan.entries.len(),
             plan.skipped.len(),
             domains.proxy_host,
             domains.registry_host
         );
+        for skipped in plan
+            .skipped
+            .iter()
+            .filter(|skipped| is_not_patched(skipped))
+        {
+            summary.push_str(&format!(
+                "; not patched: {} ({})",
+                skipped.image, skipped.reason
+            ));
+        }
+        for image in &probed.images {
+            let Some(new_name) = plan
+                .entries
+                .iter()
+                .find(|entry| entry.image == image.image)
+                .map(|entry| entry.new_name.as_str())
+            else {
+                continue;
+            };
+            if let Some(reason) = outside_containers_reason(&image.uses) {
+                summary.push_str(&format!(
+                    "; not patched: {} ({reason}; it must name {new_name} instead)",
+                    image.image
+                ));
+            }
+        }
         let fact = Fact::of(&OverridesPlanned {
             app_slug,
             domains,
@@ -157,4 +185,91 @@ impl Stage for PlanOverrides {
             summary,
         })
     }
+}
+
+/// Whether a skipped image is one windlass cannot patch (as opposed to one that needs no patch:
+/// public, or already on the registry host).
+pub fn is_not_patched(skipped: &crate::events::SkippedImage) -> bool {
+    skipped.reason.contains("not patched")
+}
+
+/// Takes the `images:` entries of every image found only in `kots.io/v1beta2` HelmCharts out of
+/// the plan (KOTS never patches those charts) and lists the image as skipped, with the exact
+/// reference the vendor's values must give it and the pull secret to name.
+fn set_aside_helm_v1beta2_images(
+    plan: &mut crate::events::OverridePlan,
+    probed: &ImagesProbed,
+    fetched: &BaseFetched,
+    app_slug: &str,
+) {
+    if fetched.helm_charts.is_empty() {
+        return;
+    }
+    for image in &probed.images {
+        let Some(reason) = crate::helm_charts::not_patched_reason(
+            image.uses.iter().map(|image_use| image_use.file.as_str()),
+            &fetched.helm_charts,
+            app_slug,
+        ) else {
+            continue;
+        };
+        let new_name = plan
+            .entries
+            .iter()
+            .find(|entry| entry.image == image.image)
+            .map(|entry| entry.new_name.clone());
+        let before = plan.entries.len();
+        plan.entries.retain(|entry| entry.image != image.image);
+        if plan.entries.len() == before {
+            continue; // public, additionalImages, or already skipped for its own reason
+        }
+        let suffix = match (&image.pinned_digest, &image.tag) {
+            (Some(digest), _) => format!("@{digest}"),
+            (None, Some(tag)) => format!(":{tag}"),
+            (None, None) => String::new(),
+        };
+        let reference = new_name
+            .map(|name| format!("{name}{suffix}"))
+            .unwrap_or_default();
+        plan.skipped.push(crate::events::SkippedImage {
+            image: image.image.clone(),
+            reason: reason.replacen(
+                "this image to its proxied reference",
+                &format!("this image to {reference}"),
+                1,
+            ),
+        });
+    }
+}
+
+/// Why kustomize's `images:` cannot rewrite an image, when none of its uses (besides
+/// `additionalImages`) is the `image` of an element of a `containers` or `initContainers` list —
+/// an operator's custom-resource field found by an image rule, or an ephemeral container.
+pub fn outside_containers_reason(
+    uses: &[windlass_manifest::images::discovery::ImageUse],
+) -> Option<String> {
+    let deployed: Vec<_> = uses
+        .iter()
+        .filter(|image_use| !image_use.runtime_only)
+        .collect();
+    let patchable = |field: &str| {
+        let Some(rest) = field.strip_suffix(".image") else {
+            return false;
+        };
+        let list = rest.rsplit('.').next().unwrap_or(rest);
+        let name = list.split('[').next().unwrap_or(list);
+        list.ends_with(']') && (name == "containers" || name == "initContainers")
+    };
+    if deployed.is_empty() || deployed.iter().any(|image_use| patchable(&image_use.field)) {
+        return None;
+    }
+    let first = deployed[0];
+    Some(format!(
+        "found only outside containers and initContainers, first at {} (document {}) {} {}: {}, which kustomize's images: does not rewrite",
+        first.file,
+        first.document + 1,
+        first.kind,
+        first.name.as_deref().unwrap_or("(unnamed)"),
+        first.field
+    ))
 }

@@ -511,12 +511,33 @@ fn load_cached_results(
 }
 
 /// Reads every YAML document recorded in `BaseFetched` back from the blob store (parsed ones
-/// are taken from the memo's [`ParsedCache`]).
+/// are taken from the memo's [`ParsedCache`]), and the documents of each `kots.io/v1beta2`
+/// HelmChart's builder render (from helm's recorded output), so that their images are probed and
+/// reported although they are never patched.
 pub(crate) fn documents_of(
     fetched: &BaseFetched,
     context: &StageContext,
 ) -> Result<Vec<Document>, StageError> {
-    recorded_documents(fetched, context, |_| true)
+    let mut documents = recorded_documents(fetched, context, |_| true)?;
+    if fetched.helm_charts.is_empty() {
+        return Ok(documents);
+    }
+    let read_blob = |hex: &str| {
+        let id = BlobId::parse(hex).ok()?;
+        String::from_utf8(context.blobs.get(&id).ok()?).ok()
+    };
+    let cache = context.memo.get::<ParsedCache>();
+    documents.extend(
+        crate::helm_charts::builder_documents(&fetched.helm_charts, &read_blob, Some(&cache))
+            .map_err(|problem| {
+                let failure = StageError::permanent(problem);
+                match context.input_stage_recording(BaseFetched::EVENT_TYPE) {
+                    Some(stage) => failure.with_stale_input(stage),
+                    None => failure,
+                }
+            })?,
+    );
+    Ok(documents)
 }
 
 /// The release's KOTS custom resources (`Application`, `Installation`, ...), read back.
@@ -628,8 +649,24 @@ impl Stage for ProbeImages {
             }
             None => Vec::new(),
         };
-        let found = discover(documents.iter().map(Document::as_source), &rules)
+        let mut found = discover(documents.iter().map(Document::as_source), &rules)
             .map_err(|error| StageError::invalid_input(error.to_string()))?;
+        // The documents after the recorded ones are kots.io/v1beta2 charts' builder renders: their
+        // images are probed and reported, but no object of theirs is patched (no pull secret).
+        let reported_only: std::collections::HashSet<&str> = documents
+            [fetched.documents.len().min(documents.len())..]
+            .iter()
+            .map(|document| document.file.as_str())
+            .collect();
+        if !reported_only.is_empty() {
+            for image in &mut found {
+                for image_use in &mut image.uses {
+                    if reported_only.contains(image_use.file.as_str()) {
+                        image_use.pod_spec = None;
+                    }
+                }
+            }
+        }
         let proxy_public_images = proxies_public_images(documents.iter().map(Document::as_source));
         tracing::debug!(images = found.len(), elapsed = ?clock.elapsed(), "discovered images");
         let mut driver = ProbeDriver::new(config)?;

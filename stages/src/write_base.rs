@@ -316,27 +316,156 @@ fn write_base_tree(
         resources.push(name);
     }
     let resource_count = resources.len();
-    let kustomization = serde_saphyr::to_string(&Kustomization {
-        api_version: "kustomize.config.k8s.io/v1beta1",
-        kind: "Kustomization",
-        resources,
-    })
-    .map_err(|error| failure(&error))?;
-    let kustomization_blob = blobs
-        .put(kustomization.as_bytes())
+    for (directory, resources) in kustomizations(fetched, resources) {
+        let kustomization = serde_saphyr::to_string(&Kustomization {
+            api_version: "kustomize.config.k8s.io/v1beta1",
+            kind: "Kustomization",
+            resources,
+        })
         .map_err(|error| failure(&error))?;
-    base.write("kustomization.yaml", kustomization.as_bytes(), 0o644)
-        .map_err(output_failure)?;
-    written.push(WrittenFile {
-        path: "base/kustomization.yaml".into(),
-        blob: kustomization_blob.to_string(),
-    });
+        let kustomization_blob = blobs
+            .put(kustomization.as_bytes())
+            .map_err(|error| failure(&error))?;
+        let path = if directory.is_empty() {
+            "kustomization.yaml".to_string()
+        } else {
+            format!("{directory}/kustomization.yaml")
+        };
+        base.write(&path, kustomization.as_bytes(), 0o644)
+            .map_err(output_failure)?;
+        written.push(WrittenFile {
+            path: format!("base/{path}"),
+            blob: kustomization_blob.to_string(),
+        });
+    }
     let base_dir = base.commit().map_err(output_failure)?;
     for file in &written[..resource_count] {
         let name = file.path.strip_prefix("base/").unwrap_or(&file.path);
         written_files.remember(base_dir.join(name), Arc::from(bodies.get(&file.blob)?));
     }
     Ok((written, resource_count))
+}
+
+/// The kustomization files of `base/` (directory, resources): `base/` itself, and for each
+/// `kots.io/v1beta1` HelmChart, as KOTS lays a chart out, `charts/<directory>/` with a sub-base per
+/// subchart (`charts/<alias>/`) and per `crds/` directory, each listed by the nearest kustomization
+/// above it.
+fn kustomizations(fetched: &BaseFetched, resources: Vec<String>) -> Vec<(String, Vec<String>)> {
+    let charts: Vec<String> = fetched
+        .helm_charts
+        .iter()
+        .filter(|chart| chart.api_version == "kots.io/v1beta1" && !chart.excluded)
+        .map(|chart| format!("charts/{}", chart.directory))
+        .collect();
+    let mut directories: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    directories.insert(String::new(), Vec::new());
+    for resource in resources {
+        let sub_base = charts.iter().find_map(|chart| {
+            let inside = resource.strip_prefix(chart.as_str())?.strip_prefix('/')?;
+            let sub_base = windlass_helm::layout::sub_base_of(inside)?;
+            Some(if sub_base.is_empty() {
+                chart.clone()
+            } else {
+                format!("{chart}/{sub_base}")
+            })
+        });
+        match sub_base {
+            Some(directory) => {
+                let relative = resource[directory.len() + 1..].to_string();
+                directories.entry(directory).or_default().push(relative);
+            }
+            None => directories.entry(String::new()).or_default().push(resource),
+        }
+    }
+    // Every chart directory has a kustomization, even with no file of its own.
+    for chart in &charts {
+        if directories
+            .keys()
+            .any(|directory| directory.starts_with(&format!("{chart}/")))
+        {
+            directories.entry(chart.clone()).or_default();
+        }
+    }
+    let names: Vec<String> = directories.keys().cloned().collect();
+    for name in names.iter().filter(|name| !name.is_empty()) {
+        let parent = names
+            .iter()
+            .filter(|other| {
+                *other != name && (other.is_empty() || name.starts_with(&format!("{other}/")))
+            })
+            .max_by_key(|other| other.len())
+            .cloned()
+            .unwrap_or_default();
+        let relative = if parent.is_empty() {
+            name.clone()
+        } else {
+            name[parent.len() + 1..].to_string()
+        };
+        directories.entry(parent).or_default().push(relative);
+    }
+    directories.into_iter().collect()
+}
+
+/// Writes `helm/<release>/` for every `kots.io/v1beta2` HelmChart, as KOTS does: the chart
+/// archive as shipped (`<chart>-<version>.tgz`) and the merged `values.yaml`, for `helm upgrade -i`.
+/// Nothing is written when the release has no such chart.
+fn write_helm_tree(
+    fetched: &BaseFetched,
+    out: &OutputDir,
+    blobs: &BlobStore,
+    bodies: &Bodies,
+) -> Result<Vec<WrittenFile>, StageError> {
+    let failure = |error: &dyn std::fmt::Display| StageError::permanent(error.to_string());
+    let charts: Vec<_> = fetched
+        .helm_charts
+        .iter()
+        .filter(|chart| chart.api_version == "kots.io/v1beta2" && !chart.excluded)
+        .collect();
+    if charts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tree = out.replace_tree("helm").map_err(output_failure)?;
+    let mut written = Vec::new();
+    for chart in charts {
+        let archive = fetched
+            .files
+            .iter()
+            .find(|file| Some(&file.path) == chart.archive.as_ref())
+            .and_then(|file| file.blob.as_deref())
+            .ok_or_else(|| {
+                StageError::permanent(format!(
+                    "HelmChart {} ({}): its archive {} is not among the recorded release files",
+                    chart.name,
+                    chart.file,
+                    chart.archive.as_deref().unwrap_or("(none)")
+                ))
+            })?;
+        let archive_name = format!(
+            "{}/{}-{}.tgz",
+            chart.directory, chart.chart_name, chart.chart_version
+        );
+        tree.write(&archive_name, bodies.get(archive)?, 0o644)
+            .map_err(output_failure)?;
+        written.push(WrittenFile {
+            path: format!("helm/{archive_name}"),
+            blob: archive.to_string(),
+        });
+        let values =
+            serde_saphyr::to_string(chart.values.as_ref().unwrap_or(&serde_json::json!({})))
+                .map_err(|error| failure(&error))?;
+        let values_blob = blobs
+            .put(values.as_bytes())
+            .map_err(|error| failure(&error))?;
+        let values_name = format!("{}/values.yaml", chart.directory);
+        tree.write(&values_name, values.as_bytes(), 0o644)
+            .map_err(output_failure)?;
+        written.push(WrittenFile {
+            path: format!("helm/{values_name}"),
+            blob: values_blob.to_string(),
+        });
+    }
+    tree.commit().map_err(output_failure)?;
+    Ok(written)
 }
 
 /// A path refused for safety is the release's fault; a path written twice (a naming bug) or an
@@ -408,6 +537,7 @@ fn write(
     let mut written = upstream_written?;
     let (base_written, resource_count) = base_written?;
     written.extend(base_written);
+    written.extend(write_helm_tree(fetched, &out, blobs, &bodies)?);
     blobs.sync().map_err(|error| failure(&error))?;
     written.sort_by(|a, b| a.path.cmp(&b.path));
     let summary = format!(

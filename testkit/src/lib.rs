@@ -37,6 +37,7 @@
 //! ```
 
 pub mod certs;
+pub mod charts;
 pub mod kube_tools;
 pub mod oci;
 mod process;

@@ -10,6 +10,7 @@ mod console;
 mod daemon;
 mod diff;
 mod files_and_credentials;
+mod helm;
 mod indexes;
 mod output_dir;
 mod pipeline_file;

@@ -80,6 +80,57 @@ pub struct BaseFetched {
     /// no excluded document, and in events recorded before windlass rendered templates).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub templates: Option<super::TemplatesRecord>,
+    /// The release's KOTS HelmCharts as rendered with helm: the archive, the values, helm's
+    /// version and arguments and its whole output as a blob (so a replay never runs helm). The
+    /// documents of a `kots.io/v1beta1` chart are in `documents` under `charts/<directory>/`
+    /// (an optional field: absent when the release has no HelmChart, and in events recorded
+    /// before windlass rendered charts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub helm_charts: Vec<HelmChartRendered>,
+}
+
+/// One KOTS HelmChart in `BaseFetched`, as rendered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelmChartRendered {
+    /// The file of the HelmChart document.
+    pub file: String,
+    /// Its position among the file's documents, from 0.
+    pub index: usize,
+    /// `kots.io/v1beta1` or `kots.io/v1beta2`.
+    pub api_version: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// `spec.chart.name`.
+    pub chart_name: String,
+    /// `spec.chart.chartVersion`.
+    pub chart_version: String,
+    /// The directory its files are under (`charts/<directory>/`, `helm/<directory>/`).
+    pub directory: String,
+    /// The Helm release name.
+    pub release_name: String,
+    /// `spec.namespace`, if set.
+    pub namespace: Option<String>,
+    /// `spec.useHelmInstall` (always true for `kots.io/v1beta2`).
+    pub use_helm_install: bool,
+    /// `spec.weight`.
+    pub weight: i64,
+    /// Whether `spec.exclude` left it out (then nothing below is set).
+    pub excluded: bool,
+    /// The release file of its archive.
+    pub archive: Option<String>,
+    /// Its values and true `optionalValues`, merged: what it is installed with (for a
+    /// `kots.io/v1beta2` chart, `helm/<directory>/values.yaml`; helm listed its images with
+    /// `builder` merged over these).
+    pub values: Option<serde_json::Value>,
+    /// `values` (its values and true optionalValues) or `builder` (those with `builder` over
+    /// them: a `kots.io/v1beta2` chart, rendered only to list its images).
+    pub rendered_with: Option<String>,
+    /// `helm version --short` of the helm that rendered it.
+    pub helm_version: Option<String>,
+    /// The arguments helm ran with.
+    pub helm_arguments: Vec<String>,
+    /// Blob of helm's whole stdout.
+    pub output_blob: Option<String>,
 }
 
 /// A `kots.io/v1beta1` HelmChart in `BaseFetched` that a `kots.io/v1beta2` HelmChart with the same

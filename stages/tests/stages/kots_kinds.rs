@@ -165,6 +165,29 @@ async fn a_v1beta2_helm_chart_supersedes_the_v1beta1_one_with_its_release_name()
             ),
         ],
     );
+    // The archives both HelmCharts name: helm renders the ones windlass keeps.
+    let chart = |name: &str, version: &str| {
+        windlass_testkit::charts::chart_archive(&[
+            (
+                format!("{name}/Chart.yaml"),
+                format!("apiVersion: v2\nname: {name}\nversion: {version}\n"),
+            ),
+            (
+                format!("{name}/templates/config.yaml"),
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n".into(),
+            ),
+        ])
+    };
+    std::fs::write(
+        release.path().join("charts/web-chart-1.0.0.tgz"),
+        chart("web-chart", "1.0.0"),
+    )
+    .unwrap();
+    std::fs::write(
+        release.path().join("charts/other-chart-2.0.0.tgz"),
+        chart("other-chart", "2.0.0"),
+    )
+    .unwrap();
     let out = temp_dir();
     let installer = Installer::with_pipeline(&windlass_stages::default_pipeline(&options()));
     let state = installer

@@ -1,0 +1,308 @@
+//! Running the real `helm` in a bounded subprocess: a cleared environment (only `HOME` and Helm's
+//! cache, configuration and data directories, all inside a fresh temporary directory, which is
+//! also the working directory), no stdin, a deadline after which the process is killed, and a cap
+//! on what it may print. The chart archive and the values are written into that directory; nothing
+//! else of the caller's is visible to helm.
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
+/// The environment variable that names the helm binary (the `windlass` binary's `--helm` flag
+/// sets the same thing).
+pub const HELM_ENV: &str = "WINDLASS_HELM";
+
+/// Which helm to run and the bounds it runs under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelmTool {
+    /// The helm executable.
+    pub path: PathBuf,
+    /// How long one helm command may run.
+    pub timeout: Duration,
+    /// Most bytes helm may print on stdout (stderr is kept to 64 KiB).
+    pub max_output_bytes: usize,
+}
+
+/// Most bytes of helm's stderr kept for an error message.
+const MAX_STDERR_BYTES: usize = 64 * 1024;
+
+impl HelmTool {
+    /// Five minutes, 256 MiB of output.
+    pub fn new(path: PathBuf) -> HelmTool {
+        HelmTool {
+            path,
+            timeout: Duration::from_secs(300),
+            max_output_bytes: 256 * 1024 * 1024,
+        }
+    }
+
+    /// The helm to use when none is named: `$WINDLASS_HELM`; else `tools/bin/helm` beside the
+    /// running executable's directory (where `scripts/install-kube-tools.sh` puts it for a build
+    /// under `target/`); else `helm` on `PATH`.
+    pub fn default_path() -> PathBuf {
+        if let Some(path) = std::env::var_os(HELM_ENV).filter(|path| !path.is_empty()) {
+            return PathBuf::from(path);
+        }
+        if let Ok(exe) = std::env::current_exe() {
+            for dir in exe.ancestors().skip(1).take(3) {
+                let candidate = dir.join("tools/bin/helm");
+                if candidate.is_file() {
+                    return candidate;
+                }
+            }
+        }
+        PathBuf::from("helm")
+    }
+}
+
+/// Why helm could not give its output.
+#[derive(Debug, thiserror::Error)]
+pub enum HelmError {
+    /// The temporary directory or a file in it could not be written.
+    #[error("helm: could not prepare its working directory: {0}")]
+    Prepare(String),
+    /// The executable could not be started.
+    #[error("helm {path} could not be started: {error} (set --helm or ${HELM_ENV} to a Helm 4 binary)", path = .path.display())]
+    Start {
+        /// The executable.
+        path: PathBuf,
+        /// The OS error.
+        error: String,
+    },
+    /// It ran past the deadline and was killed.
+    #[error("{what} ran longer than {seconds} s and was stopped")]
+    TimedOut {
+        /// The command, e.g. `helm template my-release chart.tgz`.
+        what: String,
+        /// The deadline.
+        seconds: u64,
+    },
+    /// It printed more than allowed and was stopped.
+    #[error("{what} printed more than {limit} bytes and was stopped")]
+    OutputTooLarge {
+        /// The command.
+        what: String,
+        /// The cap.
+        limit: usize,
+    },
+    /// It exited with a failure.
+    #[error("{what} failed ({status}): {stderr}")]
+    Failed {
+        /// The command.
+        what: String,
+        /// How it exited.
+        status: String,
+        /// Its stderr, trimmed and cut to 64 KiB.
+        stderr: String,
+    },
+    /// Its output is not UTF-8.
+    #[error("{what} printed output that is not UTF-8")]
+    NotText {
+        /// The command.
+        what: String,
+    },
+    /// It is not Helm 4 (or its version could not be read).
+    #[error("helm {path} is version {version:?}: windlass needs Helm 4 (v4.x)", path = .path.display())]
+    WrongVersion {
+        /// The executable.
+        path: PathBuf,
+        /// What it said.
+        version: String,
+    },
+}
+
+/// One `helm template` to run.
+#[derive(Debug, Clone)]
+pub struct TemplateRequest<'a> {
+    /// The chart archive's bytes as shipped.
+    pub archive: &'a [u8],
+    /// The release name passed to helm.
+    pub release_name: &'a str,
+    /// `--namespace`.
+    pub namespace: &'a str,
+    /// The merged values (written as `values.yaml` and passed with `--values`).
+    pub values: &'a Map<String, Value>,
+}
+
+/// What helm printed for a request, and the command that printed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateOutput {
+    /// stdout, whole.
+    pub stdout: String,
+    /// The arguments helm ran with (paths relative to its working directory), for the record.
+    pub arguments: Vec<String>,
+}
+
+/// The result of running a command: its status and what it printed.
+struct Ran {
+    status: ExitStatus,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl HelmTool {
+    /// `helm version --short`, checked to be Helm 4.
+    pub fn version(&self) -> Result<String, HelmError> {
+        let work = scratch()?;
+        let ran = self.run(work.path(), &["version".into(), "--short".into()])?;
+        let what = "helm version --short".to_string();
+        if !ran.status.success() {
+            return Err(failed(what, &ran));
+        }
+        let version = String::from_utf8_lossy(&ran.stdout).trim().to_string();
+        if !version.starts_with("v4.") {
+            return Err(HelmError::WrongVersion {
+                path: self.path.clone(),
+                version,
+            });
+        }
+        Ok(version)
+    }
+
+    /// `helm template <release> chart.tgz --namespace <ns> --values values.yaml --include-crds`:
+    /// every template, hooks and every chart's `crds/` included, as KOTS renders a chart.
+    pub fn template(&self, request: &TemplateRequest<'_>) -> Result<TemplateOutput, HelmError> {
+        let work = scratch()?;
+        let prepare = |error: std::io::Error| HelmError::Prepare(error.to_string());
+        std::fs::write(work.path().join("chart.tgz"), request.archive).map_err(prepare)?;
+        let values = serde_json::to_string(&Value::Object(request.values.clone()))
+            .map_err(|error| HelmError::Prepare(error.to_string()))?;
+        // JSON is YAML: helm reads it as its values file.
+        std::fs::write(work.path().join("values.yaml"), values).map_err(prepare)?;
+        let arguments: Vec<String> = vec![
+            "template".into(),
+            request.release_name.into(),
+            "chart.tgz".into(),
+            "--namespace".into(),
+            request.namespace.into(),
+            "--values".into(),
+            "values.yaml".into(),
+            "--include-crds".into(),
+        ];
+        let ran = self.run(work.path(), &arguments)?;
+        let what = format!("helm template {} chart.tgz", request.release_name);
+        if !ran.status.success() {
+            return Err(failed(what, &ran));
+        }
+        let stdout = String::from_utf8(ran.stdout).map_err(|_| HelmError::NotText { what })?;
+        Ok(TemplateOutput { stdout, arguments })
+    }
+
+    /// Runs helm with `arguments` in `work`, bounded.
+    fn run(&self, work: &Path, arguments: &[String]) -> Result<Ran, HelmError> {
+        let what = format!(
+            "helm {}",
+            arguments.first().map(String::as_str).unwrap_or("")
+        );
+        let mut child = Command::new(&self.path)
+            .args(arguments)
+            .env_clear()
+            .env("HOME", work)
+            .env("HELM_CACHE_HOME", work.join(".cache"))
+            .env("HELM_CONFIG_HOME", work.join(".config"))
+            .env("HELM_DATA_HOME", work.join(".data"))
+            .current_dir(work)
+            // Its own process group, so that a deadline stops whatever helm started too.
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|error| HelmError::Start {
+                path: self.path.clone(),
+                error: error.to_string(),
+            })?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let cap = self.max_output_bytes;
+        let over = Arc::new(AtomicBool::new(false));
+        let stdout_over = over.clone();
+        let stdout_reader = std::thread::spawn(move || read_capped(stdout, cap, &stdout_over));
+        let stderr_reader = std::thread::spawn(move || {
+            read_capped(stderr, MAX_STDERR_BYTES, &AtomicBool::new(false))
+        });
+        let started = Instant::now();
+        let mut timed_out = false;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if over.load(Ordering::Relaxed) => {
+                    stop(&mut child);
+                    break None;
+                }
+                Ok(None) if started.elapsed() > self.timeout => {
+                    timed_out = true;
+                    stop(&mut child);
+                    break None;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Err(error) => {
+                    stop(&mut child);
+                    return Err(HelmError::Failed {
+                        what,
+                        status: "unknown".into(),
+                        stderr: error.to_string(),
+                    });
+                }
+            }
+        };
+        let stdout = stdout_reader.join().unwrap_or_default();
+        let stderr = stderr_reader.join().unwrap_or_default();
+        if timed_out {
+            return Err(HelmError::TimedOut {
+                what,
+                seconds: self.timeout.as_secs(),
+            });
+        }
+        if over.load(Ordering::Relaxed) {
+            return Err(HelmError::OutputTooLarge { what, limit: cap });
+        }
+        let status = status.expect("helm exited when neither timed out nor over the cap");
+        Ok(Ran {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+/// Kills the child's whole process group and reaps the child.
+fn stop(child: &mut std::process::Child) {
+    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Reads up to `cap` bytes; past that, sets `over` and stops reading (the process is then killed).
+fn read_capped(reader: impl Read, cap: usize, over: &AtomicBool) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let _ = reader.take(cap as u64 + 1).read_to_end(&mut bytes);
+    if bytes.len() > cap {
+        bytes.truncate(cap);
+        over.store(true, Ordering::Relaxed);
+    }
+    bytes
+}
+
+fn failed(what: String, ran: &Ran) -> HelmError {
+    HelmError::Failed {
+        what,
+        status: ran.status.to_string(),
+        stderr: String::from_utf8_lossy(&ran.stderr).trim().to_string(),
+    }
+}
+
+fn scratch() -> Result<tempfile::TempDir, HelmError> {
+    tempfile::Builder::new()
+        .prefix("windlass-helm-")
+        .tempdir()
+        .map_err(|error| HelmError::Prepare(error.to_string()))
+}
