@@ -7,7 +7,7 @@
 //! `ImagesProbed`), no cluster and no random source; the facts the install recorded reach every
 //! stage through `Services::recorded`. A what-if is the same run with some options changed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,7 +28,7 @@ use windlass_state::{
 };
 
 use crate::ReplayError;
-use crate::compare::{comparable, first_differing_line, json_differences, output_files};
+use crate::compare::{comparable_fields, field_differences, first_differing_line, output_files};
 use crate::events::{Difference, ReplayDiffered, ReplayVerified};
 use crate::scratch::{Scratch, read_blobs, rebuild_release};
 
@@ -121,6 +121,10 @@ impl ReplayReport {
 const FIELD_LIMIT: usize = 20;
 
 /// Replays `install_id` of `state` (see the module documentation). Records nothing.
+///
+/// The log's hash chain is checked on a thread of its own while the replay runs (it reads the
+/// whole log, the replay only the install's records); a damaged log is the answer whatever the
+/// replay found.
 pub async fn replay(
     state: &StateDir,
     schemas: Arc<SchemaRegistry>,
@@ -128,10 +132,33 @@ pub async fn replay(
     options: ReplayOptions,
 ) -> Result<ReplayReport, ReplayError> {
     let began = Instant::now();
-    verify_chain(state.log.store()).map_err(|error| ReplayError::DamagedLog {
-        global_seq: error.global_seq(),
-        message: error.to_string(),
-    })?;
+    let chain_log = state.log.clone();
+    let chain_check = std::thread::spawn(move || {
+        verify_chain(chain_log.store())
+            .map(|_| ())
+            .map_err(|error| ReplayError::DamagedLog {
+                global_seq: error.global_seq(),
+                message: error.to_string(),
+            })
+    });
+    let result = replay_unchecked(state, schemas, install_id, options, began).await;
+    chain_check
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+    tracing::debug!(elapsed = ?began.elapsed(), "verified the log");
+    let mut report = result?;
+    report.duration_ms = began.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// [`replay`] without the chain check.
+async fn replay_unchecked(
+    state: &StateDir,
+    schemas: Arc<SchemaRegistry>,
+    install_id: &str,
+    options: ReplayOptions,
+    began: Instant,
+) -> Result<ReplayReport, ReplayError> {
     let events = state
         .log
         .events_of(install_id)
@@ -142,7 +169,7 @@ pub async fn replay(
     let started = InstallStarted::deserialize(&events[0].payload)
         .map_err(|error| ReplayError::Recorded(format!("InstallStarted: {error}")))?;
     let started_at = events[0].recorded_at.clone();
-    let recorded_install =
+    let mut recorded_install =
         fold_owned(install_id, events).map_err(|error| ReplayError::Recorded(error.to_string()))?;
     if recorded_install.status != InstallStatus::Completed {
         return Err(ReplayError::NotCompleted {
@@ -150,10 +177,12 @@ pub async fn replay(
             status: recorded_install.status.as_str().to_string(),
         });
     }
+    // The facts move into what the replayed stages consult, and are compared from there (the
+    // facts of a big release are large: they are never copied).
     let recorded_facts: HashMap<String, Vec<StoredEvent>> = recorded_install
         .stages
-        .iter()
-        .map(|stage| (stage.name.clone(), stage.fact_events.clone()))
+        .iter_mut()
+        .map(|stage| (stage.name.clone(), std::mem::take(&mut stage.fact_events)))
         .collect();
     let license_given = options.license.is_some();
     let license = replay_license(&started, options.license)?;
@@ -161,20 +190,20 @@ pub async fn replay(
         .then(|| license.as_ref().map(|l| l.fingerprint.clone()))
         .flatten();
 
-    tracing::debug!(elapsed = ?began.elapsed(), "verified the log and folded the install");
+    tracing::debug!(elapsed = ?began.elapsed(), "folded the install");
     let scratch = Scratch::new()?;
     let (fetch_stage, fetched) = recorded_install
         .stages
         .iter()
         .find_map(|stage| {
-            stage
-                .fact_events
+            recorded_facts
+                .get(&stage.name)?
                 .iter()
                 .find(|event| event.is::<BaseFetched>())
                 .map(|event| (stage.name.clone(), event))
         })
         .ok_or_else(|| ReplayError::Recorded("the install recorded no BaseFetched".into()))?;
-    let fetched: BaseFetched = serde_json::from_value(fetched.payload.clone())
+    let fetched = BaseFetched::deserialize(&fetched.payload)
         .map_err(|error| ReplayError::Recorded(format!("BaseFetched: {error}")))?;
     rebuild_release(
         &fetched,
@@ -199,6 +228,10 @@ pub async fn replay(
             .map_err(|error| {
                 ReplayError::Recorded(format!("InstallStarted.recorded_at: {error}"))
             })?;
+    let recorded_run = Arc::new(RecordedRun {
+        install_id: install_id.to_string(),
+        facts: recorded_facts,
+    });
     let runner = Runner {
         log: scratch_state.log.clone(),
         blobs: scratch_state.blobs.clone(),
@@ -211,10 +244,7 @@ pub async fn replay(
             kubernetes: Arc::new(NoKubernetes),
             clock: Arc::new(FixedClock(started_at)),
             random: Arc::new(NoRandom),
-            recorded: Some(Arc::new(RecordedRun {
-                install_id: install_id.to_string(),
-                facts: recorded_facts,
-            })),
+            recorded: Some(recorded_run.clone()),
         },
     };
     let request = InstallRequest {
@@ -266,12 +296,14 @@ pub async fn replay(
         state,
         &scratch,
         &recorded_install,
+        &recorded_run.facts,
         &replayed,
         license_given,
         &mut report,
     )?;
     tracing::debug!(elapsed = ?began.elapsed(), "compared every stage");
-    report.duration_ms = began.elapsed().as_millis() as u64;
+    drop(scratch);
+    tracing::debug!(elapsed = ?began.elapsed(), "removed the scratch directory");
     Ok(report)
 }
 
@@ -377,18 +409,25 @@ fn replay_specs(
         .collect()
 }
 
-/// Compares every stage of `replayed` with `recorded`, in pipeline order.
+/// Compares every stage of `replayed` with `recorded` (whose facts are `recorded_facts`), in
+/// pipeline order. Facts are compared field by field without being copied; a file is identical
+/// when the blob id the replayed stage computed from the bytes it wrote is the recorded one (both
+/// facts are hash-chained records), and only a file whose ids differ is read, with its recorded
+/// blob, to show where.
 fn compare_stages(
     state: &StateDir,
     scratch: &Scratch,
     recorded: &InstallState,
+    recorded_facts: &HashMap<String, Vec<StoredEvent>>,
     replayed: &InstallState,
     license_given: bool,
     report: &mut ReplayReport,
 ) -> Result<(), ReplayError> {
-    let mut listed: BTreeSet<String> = BTreeSet::new();
+    let mut listed: HashSet<String> = HashSet::new();
+    let no_facts = Vec::new();
     for recorded_stage in &recorded.stages {
         let name = &recorded_stage.name;
+        let recorded_events = recorded_facts.get(name).unwrap_or(&no_facts);
         let before = report.differences.len();
         let mut verdict = StageVerdict {
             stage: name.clone(),
@@ -430,24 +469,14 @@ fn compare_stages(
             }
         }
         // Facts, by type and position.
-        let by_type = |facts: &[StoredEvent]| {
-            let mut grouped: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-            for fact in facts {
-                grouped
-                    .entry(fact.event_type.clone())
-                    .or_default()
-                    .push(fact.payload.clone());
-            }
-            grouped
-        };
-        let recorded_facts = by_type(&recorded_stage.fact_events);
-        let replayed_facts = by_type(&replayed_stage.fact_events);
-        for (event_type, payloads) in &recorded_facts {
-            let others = replayed_facts.get(event_type).cloned().unwrap_or_default();
+        let recorded_by_type = by_type(recorded_events);
+        let replayed_by_type = by_type(&replayed_stage.fact_events);
+        for (event_type, payloads) in &recorded_by_type {
+            let others = replayed_by_type.get(event_type);
             for (index, payload) in payloads.iter().enumerate() {
                 verdict.facts += 1;
                 report.facts_compared += 1;
-                let Some(other) = others.get(index) else {
+                let Some(other) = others.and_then(|others| others.get(index)) else {
                     report.differences.push(Difference {
                         stage: name.clone(),
                         file: None,
@@ -457,10 +486,9 @@ fn compare_stages(
                     continue;
                 };
                 let mut fields = Vec::new();
-                json_differences(
-                    &comparable(event_type, payload, license_given),
-                    &comparable(event_type, other, license_given),
-                    "",
+                field_differences(
+                    &comparable_fields(event_type, payload, license_given),
+                    &comparable_fields(event_type, other, license_given),
                     &mut fields,
                     FIELD_LIMIT,
                 );
@@ -474,8 +502,8 @@ fn compare_stages(
                 }
             }
         }
-        for (event_type, payloads) in &replayed_facts {
-            let recorded_count = recorded_facts.get(event_type).map_or(0, Vec::len);
+        for (event_type, payloads) in &replayed_by_type {
+            let recorded_count = recorded_by_type.get(event_type).map_or(0, Vec::len);
             if payloads.len() > recorded_count {
                 report.differences.push(Difference {
                     stage: name.clone(),
@@ -486,41 +514,34 @@ fn compare_stages(
             }
         }
         // Files.
-        let recorded_files: Vec<_> = recorded_stage
-            .fact_events
+        let recorded_files: Vec<_> = recorded_events
             .iter()
             .flat_map(|fact| output_files(&fact.event_type, &fact.payload))
             .collect();
-        let replayed_files: BTreeMap<String, _> = replayed_stage
+        let replayed_files: HashMap<String, _> = replayed_stage
             .fact_events
             .iter()
             .flat_map(|fact| output_files(&fact.event_type, &fact.payload))
             .map(|file| (file.path.clone(), file))
             .collect();
-        let with_blobs: Vec<_> = recorded_files
-            .iter()
-            .filter(|file| file.blob.is_some())
-            .collect();
-        let ids = with_blobs
-            .iter()
-            .map(|file| {
-                BlobId::parse(file.blob.as_deref().unwrap_or_default()).map_err(|_| {
-                    ReplayError::Recorded(format!("{name}: invalid blob id for {}", file.path))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        // Each produced file is read and hashed: equal to the blob id the install recorded (in
-        // its hash-chained fact), its bytes are the recorded bytes. Only a file that differs has
-        // its recorded blob read, to show where.
-        for (file, id) in with_blobs.iter().zip(&ids) {
-            listed.insert(file.path.clone());
+        for file in recorded_files.iter().filter(|file| file.blob.is_some()) {
+            let blob = file.blob.as_deref().unwrap_or_default();
             verdict.files += 1;
             report.files_compared += 1;
+            if replayed_files
+                .get(&file.path)
+                .is_some_and(|produced| produced.blob.as_deref() == Some(blob))
+            {
+                continue;
+            }
+            let id = BlobId::parse(blob).map_err(|_| {
+                ReplayError::Recorded(format!("{name}: invalid blob id for {}", file.path))
+            })?;
             match read_produced(scratch, &file.path)? {
-                Some(produced) if BlobId::of(&produced) == *id => {}
+                Some(produced) if BlobId::of(&produced) == id => {}
                 Some(produced) => {
                     let recorded =
-                        read_blobs(&state.blobs, std::slice::from_ref(id), name, |_| {
+                        read_blobs(&state.blobs, std::slice::from_ref(&id), name, |_| {
                             file.path.clone()
                         })?;
                     report.differences.push(Difference {
@@ -539,7 +560,6 @@ fn compare_stages(
             }
         }
         for file in recorded_files.iter().filter(|file| file.blob.is_none()) {
-            listed.insert(file.path.clone());
             let Some(fingerprint) = &file.fingerprint else {
                 continue;
             };
@@ -554,26 +574,30 @@ fn compare_stages(
                 report,
             )?;
         }
-        let recorded_paths: std::collections::HashSet<&str> = recorded_files
+        let recorded_paths: HashSet<&str> = recorded_files
             .iter()
             .map(|file| file.path.as_str())
             .collect();
-        for path in replayed_files.keys() {
-            if !recorded_paths.contains(path.as_str()) {
-                listed.insert(path.clone());
-                report.differences.push(Difference {
-                    stage: name.clone(),
-                    file: Some(path.clone()),
-                    kind: "added".into(),
-                    detail: "produced by the replay, not recorded".into(),
-                });
-            }
+        let mut added: Vec<&String> = replayed_files
+            .keys()
+            .filter(|path| !recorded_paths.contains(path.as_str()))
+            .collect();
+        added.sort();
+        for path in added {
+            report.differences.push(Difference {
+                stage: name.clone(),
+                file: Some(path.clone()),
+                kind: "added".into(),
+                detail: "produced by the replay, not recorded".into(),
+            });
         }
+        listed.extend(recorded_files.into_iter().map(|file| file.path));
+        listed.extend(replayed_files.into_keys());
         // The pull-secret file: its secrets are recorded by fingerprint in the fact compared
         // above; the file itself counts as a secret file.
-        for fact in &recorded_stage.fact_events {
-            if let Ok(secrets) = serde_json::from_value::<SecretsProvisioned>(fact.payload.clone())
-                && fact.is::<SecretsProvisioned>()
+        for fact in recorded_events {
+            if fact.is::<SecretsProvisioned>()
+                && let Ok(secrets) = SecretsProvisioned::deserialize(&fact.payload)
             {
                 listed.insert(secrets.file.clone());
                 compare_secret_file(
@@ -605,6 +629,18 @@ fn compare_stages(
         }
     }
     Ok(())
+}
+
+/// Facts by event type, in recorded order.
+fn by_type(facts: &[StoredEvent]) -> BTreeMap<&str, Vec<&Value>> {
+    let mut grouped: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
+    for fact in facts {
+        grouped
+            .entry(fact.event_type.as_str())
+            .or_default()
+            .push(&fact.payload);
+    }
+    grouped
 }
 
 /// Counts a file holding secrets: compared by keyed fingerprint when the license was given
