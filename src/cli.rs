@@ -252,6 +252,11 @@ pub struct ReplayArgs {
     /// fingerprint (without it they are not compared).
     #[arg(long)]
     pub license: Option<PathBuf>,
+    /// The ConfigValues file the install ran with: it must be the same file (its keyed
+    /// fingerprint is checked); files rendered from password values are then re-rendered and
+    /// compared. Without it, the values the install recorded (all but passwords) are used.
+    #[arg(long, value_name = "FILE")]
+    pub config_values: Option<PathBuf>,
     /// What-if: this proxy host instead of the recorded one.
     #[arg(long)]
     pub proxy_domain: Option<String>,

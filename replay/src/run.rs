@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use windlass_engine::events::InstallStarted;
 use windlass_engine::{
-    FixedClock, HttpClient, InstallRequest, InstallState, InstallStatus, License, Memo,
-    NoKubernetes, NoProgress, NoRandom, Pipeline, RecordedRun, Runner, Services, StageRegistry,
-    StageSpec, StageStatus, fold_owned,
+    ConfigValuesInput, FixedClock, HttpClient, InstallRequest, InstallState, InstallStatus,
+    License, Memo, NoKubernetes, NoProgress, NoRandom, Pipeline, RecordedRun, Runner, Services,
+    StageRegistry, StageSpec, StageStatus, fold_owned,
 };
 use windlass_stages::events::{BaseFetched, ImagesProbed, ProbePolicy, SecretsProvisioned};
 use windlass_stages::release::{Limits, ReleaseSnapshot, digest_keeping};
@@ -68,6 +68,9 @@ pub struct ReplayOptions {
     pub license: Option<License>,
     /// Its file's bytes, put where the release held its license file.
     pub license_bytes: Option<Vec<u8>>,
+    /// The user's ConfigValues (`--config-values`), read by the caller; its fingerprint must be
+    /// the recorded one. Without it the install's recorded values are used (all but passwords).
+    pub config_values: Option<ConfigValuesInput>,
     /// Options changed for a what-if.
     pub what_if: WhatIf,
 }
@@ -108,6 +111,8 @@ pub struct ReplayReport {
     pub license_fingerprint: Option<String>,
     /// How long the replay took.
     pub duration_ms: u64,
+    /// What could not be verified, and why.
+    pub unverified: Vec<String>,
 }
 
 impl ReplayReport {
@@ -205,6 +210,35 @@ async fn replay_unchecked(
         .ok_or_else(|| ReplayError::Recorded("the install recorded no BaseFetched".into()))?;
     let fetched = BaseFetched::deserialize(&fetched.payload)
         .map_err(|error| ReplayError::Recorded(format!("BaseFetched: {error}")))?;
+    let templates = fetched.templates.clone().unwrap_or_default();
+    let mut license = license;
+    if !license_given && let Some(license) = &mut license {
+        // Without the license file, templates read the fields the install recorded.
+        license.fields = templates.license_fields.clone();
+    }
+    if let Some(values) = &options.config_values
+        && templates.config_values_fingerprint.as_ref() != Some(&values.fingerprint)
+    {
+        return Err(ReplayError::ConfigValuesMismatch {
+            given: values.fingerprint.clone(),
+            recorded: templates
+                .config_values_fingerprint
+                .clone()
+                .unwrap_or_else(|| "none (the install ran without ConfigValues)".into()),
+        });
+    }
+    let mut unverified = Vec::new();
+    if options.config_values.is_none() && !templates.given_password_fingerprints.is_empty() {
+        unverified.push(format!(
+            "the password values the install's ConfigValues gave ({}) are recorded by keyed fingerprint only: their fingerprints are carried over, not checked, and a render reading them is not reproduced (pass --config-values FILE)",
+            templates
+                .given_password_fingerprints
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     rebuild_release(
         &fetched,
         &fetch_stage,
@@ -259,9 +293,8 @@ async fn replay_unchecked(
             .clone()
             .unwrap_or_else(|| started.namespace.clone()),
         license,
-        // A ConfigValues file may hold passwords and is never stored, so a replay runs without
-        // one: an install whose templates read the user's ConfigValues is not yet replayable.
-        config_values: None,
+        // Without the file, fetch_base renders with the values the install recorded.
+        config_values: options.config_values.clone(),
     };
     let (replayed, _) = runner
         .start(&pipeline, Arc::new(request), "replay")
@@ -280,6 +313,7 @@ async fn replay_unchecked(
         facts_compared: 0,
         license_fingerprint,
         duration_ms: 0,
+        unverified,
     };
     if release_digest != started.release_digest {
         report.differences.push(Difference {
@@ -333,8 +367,7 @@ fn replay_license(
             sequence: recorded.sequence,
             expires_at: recorded.expires_at.clone(),
             fingerprint: recorded.fingerprint.clone(),
-            // Without --license there are no license fields: templates reading them are not yet
-            // replayable this way.
+            // Filled from BaseFetched's record of the fields templates could read.
             fields: Default::default(),
         })),
         (None, None) => Ok(None),
@@ -740,6 +773,7 @@ pub fn record_verdict(
                 facts_compared: report.facts_compared,
                 license_fingerprint: report.license_fingerprint.clone(),
                 duration_ms: report.duration_ms,
+                unverified: report.unverified.clone(),
             },
         )
     } else {
@@ -751,6 +785,7 @@ pub fn record_verdict(
                 differences: report.differences.iter().take(100).cloned().collect(),
                 license_fingerprint: report.license_fingerprint.clone(),
                 duration_ms: report.duration_ms,
+                unverified: report.unverified.clone(),
             },
         )
     }
