@@ -315,6 +315,17 @@ pub struct ImagesArgs {
     /// Ask each image's registry, anonymously, whether the image is public.
     #[arg(long)]
     pub probe: bool,
+    /// KOTS ConfigValues file the templates read; defaults to RELEASE_DIR/userdata/config.yaml
+    /// when that exists.
+    #[arg(long, value_name = "FILE")]
+    pub config_values: Option<PathBuf>,
+    /// License file (for `LicenseFieldValue`); defaults to RELEASE_DIR/userdata/license.yaml
+    /// when that exists.
+    #[arg(long)]
+    pub license: Option<PathBuf>,
+    /// Namespace (what `Namespace` answers).
+    #[arg(long, default_value = "default", value_parser = parse_namespace)]
+    pub namespace: String,
     /// How to probe.
     #[command(flatten)]
     pub probing: ProbeArgs,

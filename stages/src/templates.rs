@@ -278,6 +278,31 @@ impl Templates {
         })
     }
 
+    /// Templating outside an install (`windlass images`): the user's `given` values, the
+    /// `license`'s fields and `namespace`, time and randomness from `services`. Nothing it
+    /// renders is recorded, so its fingerprints use a throwaway key.
+    pub fn for_release(
+        given: GivenValues,
+        license: Option<&windlass_engine::License>,
+        namespace: &str,
+        services: &Services,
+    ) -> Templates {
+        Templates {
+            base: base_context(license, namespace),
+            given,
+            config_values_fingerprint: None,
+            fingerprint_key: Arc::new(FingerprintKey::from_bytes([0; 32])),
+            replayed: None,
+            entropy: Arc::new(InstallEntropy {
+                now: services.clock.now(),
+                services: services.clone(),
+            }),
+            context: Mutex::new(None),
+            record: Mutex::new(TemplatesRecord::default()),
+            now_used: Mutex::new(false),
+        }
+    }
+
     /// Where a render gets time and random bytes: the engine's clock and random source, or in a
     /// replay the recorded instant and `draws`.
     fn entropy_for(&self, draws: Option<&Vec<Vec<u8>>>) -> Arc<dyn Entropy> {

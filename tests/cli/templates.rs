@@ -882,3 +882,53 @@ fn an_install_reading_config_values_and_license_fields_replays_with_and_without_
             .contains("api_token")
     );
 }
+
+#[test]
+fn images_renders_templates_first_and_lists_the_rendered_image_fields() {
+    let (dir, release) = templated_release();
+    let state = tempfile::tempdir().unwrap();
+    let values = values(
+        dir.path(),
+        &format!(
+            "    hostname:\n      value: shop.example.test\n    api_token:\n      valuePlaintext: {TOKEN}\n    web_repository:\n      value: registry.example.test/shop/web\n"
+        ),
+    );
+    let listed = json(run(windlass(state.path())
+        .args(["images", "--json", "--config-values"])
+        .arg(&values)
+        .arg(&release)));
+    let images: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|image| image["image"].as_str().unwrap())
+        .collect();
+    assert!(
+        images.contains(&"registry.example.test/shop/web:1"),
+        "{listed:#}"
+    );
+    assert!(
+        images.contains(&"registry.example.test/shop/web-tools:3"),
+        "additionalImages are rendered too: {listed:#}"
+    );
+    assert!(
+        !images.iter().any(|image| image.contains("repl")),
+        "{listed:#}"
+    );
+    // Without the values file the Config's defaults apply; a required item without a value
+    // stops it as it stops an install.
+    let output = windlass(state.path())
+        .args(["images"])
+        .arg(&release)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(stderr(&output).contains("hostname"), "{}", stderr(&output));
+    let defaults = all_values(dir.path());
+    let output = run(windlass(state.path())
+        .args(["images", "--config-values"])
+        .arg(&defaults)
+        .arg(&release));
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(said.contains("quay.io/my-org/web:1"), "{said}");
+}
