@@ -268,7 +268,8 @@ async fn replay_unchecked(
     });
     let runner = Runner {
         log: scratch_state.log.clone(),
-        blobs: scratch_state.blobs.clone(),
+        // The replayed run's blobs are thrown away: held in memory, never written.
+        blobs: Arc::new(windlass_state::BlobStore::in_memory()),
         fingerprint_key: state.fingerprint_key.clone(),
         actor: "windlass replay".into(),
         progress: Arc::new(NoProgress),
