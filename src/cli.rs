@@ -329,6 +329,11 @@ pub struct ReplayArgs {
     /// fingerprint (without it they are not compared).
     #[arg(long)]
     pub license: Option<PathBuf>,
+    /// The ConfigValues file the install ran with: it must be the same file (its keyed
+    /// fingerprint is checked); files rendered from password values are then re-rendered and
+    /// compared. Without it, the values the install recorded (all but passwords) are used.
+    #[arg(long, value_name = "FILE")]
+    pub config_values: Option<PathBuf>,
     /// What-if: this proxy host instead of the recorded one.
     #[arg(long)]
     pub proxy_domain: Option<String>,
@@ -391,8 +396,17 @@ pub struct ImagesArgs {
     /// `tools/bin/helm` beside the binary's directory, else `helm` on PATH.
     #[arg(long, value_name = "PATH", env = "WINDLASS_HELM")]
     pub helm: Option<PathBuf>,
-    /// The namespace charts are templated in (as `install --namespace`).
-    #[arg(long, default_value = "default")]
+    /// KOTS ConfigValues file the templates read; defaults to RELEASE_DIR/userdata/config.yaml
+    /// when that exists.
+    #[arg(long, value_name = "FILE")]
+    pub config_values: Option<PathBuf>,
+    /// License file (for `LicenseFieldValue`); defaults to RELEASE_DIR/userdata/license.yaml
+    /// when that exists.
+    #[arg(long)]
+    pub license: Option<PathBuf>,
+    /// Namespace: what `Namespace` answers, and the namespace charts are templated in (as
+    /// `install --namespace`).
+    #[arg(long, default_value = "default", value_parser = parse_namespace)]
     pub namespace: String,
     /// How to probe.
     #[command(flatten)]

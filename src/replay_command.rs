@@ -18,7 +18,9 @@ use crate::state_access::{actor, open_state, open_state_read_only, schemas};
 fn replay_error(error: ReplayError) -> CliError {
     let code = match &error {
         ReplayError::NotFound(_) => Code::NotFound,
-        ReplayError::LicenseMismatch { .. } => Code::InvalidInput,
+        ReplayError::LicenseMismatch { .. } | ReplayError::ConfigValuesMismatch { .. } => {
+            Code::InvalidInput
+        }
         ReplayError::Scratch(_) => Code::Failure,
         ReplayError::NotCompleted { .. }
         | ReplayError::DamagedLog { .. }
@@ -69,6 +71,15 @@ pub fn run(global: &GlobalArgs, args: &ReplayArgs) -> CliResult {
         }
         None => (None, None),
     };
+    let config_values = args
+        .config_values
+        .as_ref()
+        .map(|path| {
+            windlass_stages::install::config_values_input(path, &state.fingerprint_key).map_err(
+                |error| CliError::new(Code::InvalidInput, anyhow!("--config-values: {error}")),
+            )
+        })
+        .transpose()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -81,6 +92,7 @@ pub fn run(global: &GlobalArgs, args: &ReplayArgs) -> CliResult {
             ReplayOptions {
                 license,
                 license_bytes,
+                config_values,
                 what_if,
                 kinds: crate::plugins::plugin_set().stage_kinds(),
             },
@@ -138,6 +150,9 @@ fn print_report(report: &ReplayReport) {
         )
     };
     let _ = writeln!(out, "{heading}");
+    for unverified in &report.unverified {
+        let _ = writeln!(out, "not verified: {unverified}");
+    }
     if report.secret_files_unchecked > 0 {
         let _ = writeln!(
             out,

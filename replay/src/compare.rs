@@ -5,6 +5,8 @@
 //! output directory: a stage that writes files must list them there (path plus `blob`, or
 //! `fingerprint` for files holding secrets) and be named in this table to be compared.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 /// Event type → JSON pointers of its lists of written files (`{path, blob | fingerprint}`).
@@ -48,38 +50,99 @@ pub fn output_files(event_type: &str, payload: &Value) -> Vec<OutputFile> {
     files
 }
 
-/// `payload` as compared: without its output-file lists and the output directory (a replay
-/// writes elsewhere); without `--license`, also without what derives from the license ID (the
-/// secrets' content fingerprints) and the license files of the release (never stored).
-pub fn comparable(event_type: &str, payload: &Value, license_given: bool) -> Value {
-    let mut value = payload.clone();
-    if let Some((_, pointers)) = OUTPUT_FILES.iter().find(|(kind, _)| *kind == event_type) {
-        for pointer in *pointers {
-            if let Some(slot) = value.pointer_mut(pointer) {
-                *slot = Value::Null;
+/// The top-level fields of `payload` as compared, borrowed where nothing is taken out (the facts
+/// of big releases are large: copying them costs more than comparing them): without its
+/// output-file lists and the output directory (a replay writes elsewhere); without `--license`,
+/// also without what derives from the license ID (the secrets' content fingerprints) and the
+/// license files of the release (never stored). A payload that is not an object is one field
+/// named `""`.
+pub fn comparable_fields<'a>(
+    event_type: &str,
+    payload: &'a Value,
+    license_given: bool,
+) -> Vec<(&'a str, Cow<'a, Value>)> {
+    let Some(object) = payload.as_object() else {
+        return vec![("", Cow::Borrowed(payload))];
+    };
+    let output_lists: &[&str] = OUTPUT_FILES
+        .iter()
+        .find(|(kind, _)| *kind == event_type)
+        .map_or(&[], |(_, pointers)| pointers);
+    object
+        .iter()
+        .filter(|(key, _)| key.as_str() != "out_dir")
+        .map(|(key, value)| {
+            if output_lists
+                .iter()
+                .any(|pointer| pointer.strip_prefix('/') == Some(key.as_str()))
+            {
+                return (key.as_str(), Cow::Owned(Value::Null));
             }
-        }
-    }
-    if let Some(object) = value.as_object_mut() {
-        object.remove("out_dir");
-    }
-    if !license_given {
-        if event_type == "SecretsProvisioned"
-            && let Some(secrets) = value.get_mut("secrets").and_then(Value::as_array_mut)
-        {
-            for secret in secrets {
-                if let Some(secret) = secret.as_object_mut() {
-                    secret.remove("content_fingerprint");
+            if license_given {
+                return (key.as_str(), Cow::Borrowed(value));
+            }
+            let adjusted = match (event_type, key.as_str()) {
+                ("SecretsProvisioned", "secrets") => {
+                    let mut secrets = value.clone();
+                    for secret in secrets.as_array_mut().into_iter().flatten() {
+                        if let Some(secret) = secret.as_object_mut() {
+                            secret.remove("content_fingerprint");
+                        }
+                    }
+                    Some(secrets)
                 }
-            }
+                ("BaseFetched", "files") => {
+                    let is_license =
+                        |file: &Value| file.get("class").and_then(Value::as_str) == Some("license");
+                    value
+                        .as_array()
+                        .filter(|files| files.iter().any(is_license))
+                        .map(|files| {
+                            Value::Array(
+                                files
+                                    .iter()
+                                    .filter(|file| !is_license(file))
+                                    .cloned()
+                                    .collect(),
+                            )
+                        })
+                }
+                _ => None,
+            };
+            (
+                key.as_str(),
+                adjusted.map_or(Cow::Borrowed(value), Cow::Owned),
+            )
+        })
+        .collect()
+}
+
+/// Appends to `out` (up to `limit` entries) where `replayed`'s fields differ from `recorded`'s
+/// (both from [`comparable_fields`]), as `field.path: recorded → replayed`.
+pub fn field_differences(
+    recorded: &[(&str, Cow<'_, Value>)],
+    replayed: &[(&str, Cow<'_, Value>)],
+    out: &mut Vec<String>,
+    limit: usize,
+) {
+    for (key, value) in recorded {
+        if out.len() >= limit {
+            return;
         }
-        if event_type == "BaseFetched"
-            && let Some(files) = value.get_mut("files").and_then(Value::as_array_mut)
-        {
-            files.retain(|file| file.get("class").and_then(Value::as_str) != Some("license"));
+        match replayed.iter().find(|(name, _)| name == key) {
+            Some((_, other)) => json_differences(value, other, key, out, limit),
+            None => out.push(format!(
+                "{}: {} → (absent)",
+                if key.is_empty() { "(value)" } else { key },
+                short(value)
+            )),
         }
     }
-    value
+    for (key, value) in replayed {
+        if out.len() < limit && !recorded.iter().any(|(name, _)| name == key) {
+            out.push(format!("{key}: (absent) → {}", short(value)));
+        }
+    }
 }
 
 /// Appends to `out` (up to `limit` entries) where `replayed` differs from `recorded`, as

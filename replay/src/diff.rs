@@ -3,7 +3,9 @@
 //! added, removed or changed, a changed text file with a unified diff (files under `rendered/` are
 //! the rendered objects); images whose probe outcome or decision changed, or that appeared or went;
 //! kustomize image overrides added and removed; pull secrets by name, namespace and keyed
-//! fingerprint, never content. Each change is attributed: `registry visibility changed` (an image's
+//! fingerprint, never content; objects the apply stage applied (added, no longer applied, or
+//! applied with another configuration) and objects it pruned, from its `ObjectsApplied` and
+//! `ObjectPruned` facts. Each change is attributed: `registry visibility changed` (an image's
 //! probe answer changed, or a file mentions such an image), `upstream changed` (the release
 //! differs), or `options changed` (the namespace or a stage's configuration differs). A summary
 //! line counts files changed and lines added and removed, like KOTS's.
@@ -13,6 +15,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use serde::Serialize;
 use serde_json::Value;
+use windlass_apply::events::{
+    AppliedObject, ApplyOutcome, ObjectPruned, ObjectsApplied, PruneOutcome,
+};
+use windlass_apply::order::KeepReason;
 use windlass_engine::events::InstallStarted;
 use windlass_engine::{InstallState, fold_owned};
 use windlass_stages::events::{ImagesProbed, OverridesPlanned, SecretsProvisioned};
@@ -37,7 +43,8 @@ pub struct Change {
     /// `file_added`, `file_removed`, `file_changed`, `object_added`, `object_removed`,
     /// `object_changed` (files under `rendered/`), `image_added`, `image_removed`,
     /// `image_outcome_changed`, `override_added`, `override_removed`, `pull_secret_added`,
-    /// `pull_secret_removed`, `pull_secret_changed`.
+    /// `pull_secret_removed`, `pull_secret_changed`, `applied_object_added`,
+    /// `applied_object_removed`, `applied_object_changed`, `pruned_object`.
     pub kind: String,
     /// The file, image, override or secret.
     pub subject: String,
@@ -144,6 +151,37 @@ impl Recorded {
         files
     }
 
+    /// Every object the apply stage applied (the last record of each), by `Kind namespace/name`,
+    /// with the stage.
+    fn applied(&self) -> BTreeMap<String, (String, AppliedObject)> {
+        let mut applied = BTreeMap::new();
+        for (stage, fact) in self.facts() {
+            if !fact.is::<ObjectsApplied>() {
+                continue;
+            }
+            let Ok(batch) = ObjectsApplied::deserialize(&fact.payload) else {
+                continue;
+            };
+            for object in batch.objects {
+                applied.insert(object.key.to_string(), (stage.to_string(), object));
+            }
+        }
+        applied
+    }
+
+    /// Every object the apply stage pruned, with the stage, in recorded order.
+    fn pruned(&self) -> Vec<(String, ObjectPruned)> {
+        self.facts()
+            .filter(|(_, fact)| fact.is::<ObjectPruned>())
+            .filter_map(|(stage, fact)| {
+                Some((
+                    stage.to_string(),
+                    ObjectPruned::deserialize(&fact.payload).ok()?,
+                ))
+            })
+            .collect()
+    }
+
     fn configs(&self) -> BTreeMap<String, Value> {
         self.started
             .pipeline
@@ -166,8 +204,18 @@ pub fn diff_installs(
     to: &str,
     stage: Option<&str>,
 ) -> Result<InstallDiff, ReplayError> {
-    let old = load(log, from)?;
-    let new = load(log, to)?;
+    // The two installs are read and decoded side by side: decoding their facts is most of a
+    // diff's work.
+    let (old, new) = std::thread::scope(|scope| {
+        let old = scope.spawn(|| load(log, from));
+        let new = load(log, to);
+        (
+            old.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            new,
+        )
+    });
+    let (old, new) = (old?, new?);
     let upstream_changed = old.started.release_digest != new.started.release_digest;
     let options_changed =
         old.started.namespace != new.started.namespace || old.configs() != new.configs();
@@ -469,6 +517,18 @@ pub fn diff_installs(
             if upstream_changed { UPSTREAM } else { OPTIONS },
         ));
     }
+    // Applied and pruned objects.
+    let file_attribution: BTreeMap<String, &'static str> = changes
+        .iter()
+        .filter(|change| change.kind.starts_with("object_"))
+        .map(|change| (change.subject.clone(), change.attribution))
+        .collect();
+    changes.extend(applied_changes(
+        &old,
+        &new,
+        &file_attribution,
+        if upstream_changed { UPSTREAM } else { OPTIONS },
+    ));
     if let Some(stage) = stage {
         changes.retain(|change| change.stage == stage);
     }
@@ -502,6 +562,120 @@ pub fn diff_installs(
         summary,
         changes,
     })
+}
+
+/// The objects the apply stage applied in either install, by object, and the objects `new`'s
+/// apply pruned: `applied_object_added`, `applied_object_removed` (no longer applied and not
+/// pruned either), `applied_object_changed` (the applied configuration's digest differs) and
+/// `pruned_object` (what prune did with it). An object's change takes the attribution of the
+/// change to the rendered file it came from, and `otherwise` when that file did not change (the
+/// object changed without its file: the options did) or for pruned objects.
+fn applied_changes(
+    old: &Recorded,
+    new: &Recorded,
+    file_attribution: &BTreeMap<String, &'static str>,
+    otherwise: &'static str,
+) -> Vec<Change> {
+    let before = old.applied();
+    let after = new.applied();
+    let pruned = new.pruned();
+    let pruned_keys: BTreeSet<String> = pruned
+        .iter()
+        .map(|(_, pruned)| pruned.key.to_string())
+        .collect();
+    let attribution = |file: &str| file_attribution.get(file).copied().unwrap_or(otherwise);
+    let change = |stage: &str, kind: &str, subject: &str, detail: String, attribution| Change {
+        stage: stage.to_string(),
+        kind: kind.into(),
+        subject: subject.to_string(),
+        detail,
+        unified_diff: None,
+        attribution,
+        lines_added: 0,
+        lines_removed: 0,
+    };
+    let mut changes = Vec::new();
+    for (key, (stage, was)) in &before {
+        match after.get(key) {
+            Some((stage, now)) if now.digest != was.digest => changes.push(change(
+                stage,
+                "applied_object_changed",
+                key,
+                format!(
+                    "from {}: applied configuration {} → {} ({})",
+                    now.file,
+                    was.digest,
+                    now.digest,
+                    outcome(now.outcome)
+                ),
+                attribution(&now.file),
+            )),
+            Some(_) => {}
+            None if pruned_keys.contains(key) => {}
+            None => changes.push(change(
+                stage,
+                "applied_object_removed",
+                key,
+                format!(
+                    "was applied from {}; no longer applied, not pruned",
+                    was.file
+                ),
+                attribution(&was.file),
+            )),
+        }
+    }
+    for (key, (stage, now)) in &after {
+        if !before.contains_key(key) {
+            changes.push(change(
+                stage,
+                "applied_object_added",
+                key,
+                format!("from {} ({})", now.file, outcome(now.outcome)),
+                attribution(&now.file),
+            ));
+        }
+    }
+    for (stage, pruned) in &pruned {
+        let mut detail = match pruned.outcome {
+            PruneOutcome::Deleted => "deleted".into(),
+            PruneOutcome::Kept => format!(
+                "kept{}",
+                match pruned.kept_because {
+                    Some(KeepReason::KeepAnnotation) => " (annotated kots.io/keep)",
+                    Some(KeepReason::AdditionalNamespace) => " (an additionalNamespaces namespace)",
+                    None => "",
+                }
+            ),
+            PruneOutcome::Gone => "already gone".into(),
+            PruneOutcome::NotOwned => "not deleted: no longer the object windlass applied".into(),
+            PruneOutcome::Refused => "the server refused the delete".into(),
+        } + &pruned
+            .detail
+            .as_deref()
+            .map(|detail| format!(": {detail}"))
+            .unwrap_or_default();
+        if pruned.dry_run {
+            detail.push_str(" (dry run)");
+        }
+        changes.push(change(
+            stage,
+            "pruned_object",
+            &pruned.key.to_string(),
+            detail,
+            otherwise,
+        ));
+    }
+    changes
+}
+
+fn outcome(outcome: ApplyOutcome) -> &'static str {
+    match outcome {
+        ApplyOutcome::Created => "created",
+        ApplyOutcome::Configured => "configured",
+        ApplyOutcome::Unchanged => "unchanged",
+        ApplyOutcome::Failed => "failed",
+        ApplyOutcome::Written => "written",
+    }
 }
 
 fn file_change(

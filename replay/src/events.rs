@@ -37,6 +37,10 @@ pub struct ReplayVerified {
     pub license_fingerprint: Option<String>,
     /// How long the replay took.
     pub duration_ms: u64,
+    /// What could not be verified, and why (e.g. files reading password values the replay was
+    /// not given).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unverified: Vec<String>,
 }
 
 /// `ReplayDiffered` version 1: a replay produced something other than what the install recorded.
@@ -50,6 +54,10 @@ pub struct ReplayDiffered {
     pub license_fingerprint: Option<String>,
     /// How long the replay took.
     pub duration_ms: u64,
+    /// What could not be verified, and why (e.g. files reading password values the replay was
+    /// not given).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unverified: Vec<String>,
 }
 
 impl EventPayload for ReplayVerified {

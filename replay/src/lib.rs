@@ -60,6 +60,16 @@ pub enum ReplayError {
         /// Fingerprint recorded.
         recorded: String,
     },
+    /// The ConfigValues file given is not the one the install ran with.
+    #[error(
+        "--config-values: the file's fingerprint is {given}, but the install ran with {recorded}"
+    )]
+    ConfigValuesMismatch {
+        /// Fingerprint of the file given.
+        given: String,
+        /// Fingerprint recorded.
+        recorded: String,
+    },
     /// What the install recorded cannot be replayed (a fact that does not decode, a pipeline
     /// this binary cannot build).
     #[error("cannot replay what was recorded: {0}")]

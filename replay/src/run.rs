@@ -7,7 +7,7 @@
 //! `ImagesProbed`), no cluster and no random source; the facts the install recorded reach every
 //! stage through `Services::recorded`. A what-if is the same run with some options changed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use windlass_engine::events::InstallStarted;
 use windlass_engine::{
-    FixedClock, HttpClient, InstallRequest, InstallState, InstallStatus, License, Memo,
-    NoKubernetes, NoProgress, NoRandom, Pipeline, RecordedRun, Runner, Services, StageRegistry,
-    StageSpec, StageStatus, fold_owned,
+    ConfigValuesInput, FixedClock, HttpClient, InstallRequest, InstallState, InstallStatus,
+    License, Memo, NoKubernetes, NoProgress, NoRandom, Pipeline, RecordedRun, Runner, Services,
+    StageRegistry, StageSpec, StageStatus, fold_owned,
 };
 use windlass_stages::events::{BaseFetched, ImagesProbed, ProbePolicy, SecretsProvisioned};
 use windlass_stages::release::{Limits, ReleaseSnapshot, digest_keeping};
@@ -28,7 +28,7 @@ use windlass_state::{
 };
 
 use crate::ReplayError;
-use crate::compare::{comparable, first_differing_line, json_differences, output_files};
+use crate::compare::{comparable_fields, field_differences, first_differing_line, output_files};
 use crate::events::{Difference, ReplayDiffered, ReplayVerified};
 use crate::scratch::{Scratch, read_blobs, rebuild_release};
 
@@ -68,6 +68,9 @@ pub struct ReplayOptions {
     pub license: Option<License>,
     /// Its file's bytes, put where the release held its license file.
     pub license_bytes: Option<Vec<u8>>,
+    /// The user's ConfigValues (`--config-values`), read by the caller; its fingerprint must be
+    /// the recorded one. Without it the install's recorded values are used (all but passwords).
+    pub config_values: Option<ConfigValuesInput>,
     /// Options changed for a what-if.
     pub what_if: WhatIf,
     /// Stage kinds registered besides the built-in ones (the plugin host's and the in-process
@@ -111,6 +114,8 @@ pub struct ReplayReport {
     pub license_fingerprint: Option<String>,
     /// How long the replay took.
     pub duration_ms: u64,
+    /// What could not be verified, and why.
+    pub unverified: Vec<String>,
 }
 
 impl ReplayReport {
@@ -124,6 +129,10 @@ impl ReplayReport {
 const FIELD_LIMIT: usize = 20;
 
 /// Replays `install_id` of `state` (see the module documentation). Records nothing.
+///
+/// The log's hash chain is checked on a thread of its own while the replay runs (it reads the
+/// whole log, the replay only the install's records); a damaged log is the answer whatever the
+/// replay found.
 pub async fn replay(
     state: &StateDir,
     schemas: Arc<SchemaRegistry>,
@@ -131,10 +140,33 @@ pub async fn replay(
     options: ReplayOptions,
 ) -> Result<ReplayReport, ReplayError> {
     let began = Instant::now();
-    verify_chain(state.log.store()).map_err(|error| ReplayError::DamagedLog {
-        global_seq: error.global_seq(),
-        message: error.to_string(),
-    })?;
+    let chain_log = state.log.clone();
+    let chain_check = std::thread::spawn(move || {
+        verify_chain(chain_log.store())
+            .map(|_| ())
+            .map_err(|error| ReplayError::DamagedLog {
+                global_seq: error.global_seq(),
+                message: error.to_string(),
+            })
+    });
+    let result = replay_unchecked(state, schemas, install_id, options, began).await;
+    chain_check
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+    tracing::debug!(elapsed = ?began.elapsed(), "verified the log");
+    let mut report = result?;
+    report.duration_ms = began.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// [`replay`] without the chain check.
+async fn replay_unchecked(
+    state: &StateDir,
+    schemas: Arc<SchemaRegistry>,
+    install_id: &str,
+    options: ReplayOptions,
+    began: Instant,
+) -> Result<ReplayReport, ReplayError> {
     let events = state
         .log
         .events_of(install_id)
@@ -145,7 +177,7 @@ pub async fn replay(
     let started = InstallStarted::deserialize(&events[0].payload)
         .map_err(|error| ReplayError::Recorded(format!("InstallStarted: {error}")))?;
     let started_at = events[0].recorded_at.clone();
-    let recorded_install =
+    let mut recorded_install =
         fold_owned(install_id, events).map_err(|error| ReplayError::Recorded(error.to_string()))?;
     if recorded_install.status != InstallStatus::Completed {
         return Err(ReplayError::NotCompleted {
@@ -153,10 +185,12 @@ pub async fn replay(
             status: recorded_install.status.as_str().to_string(),
         });
     }
+    // The facts move into what the replayed stages consult, and are compared from there (the
+    // facts of a big release are large: they are never copied).
     let recorded_facts: HashMap<String, Vec<StoredEvent>> = recorded_install
         .stages
-        .iter()
-        .map(|stage| (stage.name.clone(), stage.fact_events.clone()))
+        .iter_mut()
+        .map(|stage| (stage.name.clone(), std::mem::take(&mut stage.fact_events)))
         .collect();
     let license_given = options.license.is_some();
     let license = replay_license(&started, options.license)?;
@@ -164,21 +198,50 @@ pub async fn replay(
         .then(|| license.as_ref().map(|l| l.fingerprint.clone()))
         .flatten();
 
-    tracing::debug!(elapsed = ?began.elapsed(), "verified the log and folded the install");
+    tracing::debug!(elapsed = ?began.elapsed(), "folded the install");
     let scratch = Scratch::new()?;
     let (fetch_stage, fetched) = recorded_install
         .stages
         .iter()
         .find_map(|stage| {
-            stage
-                .fact_events
+            recorded_facts
+                .get(&stage.name)?
                 .iter()
                 .find(|event| event.is::<BaseFetched>())
                 .map(|event| (stage.name.clone(), event))
         })
         .ok_or_else(|| ReplayError::Recorded("the install recorded no BaseFetched".into()))?;
-    let fetched: BaseFetched = serde_json::from_value(fetched.payload.clone())
+    let fetched = BaseFetched::deserialize(&fetched.payload)
         .map_err(|error| ReplayError::Recorded(format!("BaseFetched: {error}")))?;
+    let templates = fetched.templates.clone().unwrap_or_default();
+    let mut license = license;
+    if !license_given && let Some(license) = &mut license {
+        // Without the license file, templates read the fields the install recorded.
+        license.fields = templates.license_fields.clone();
+    }
+    if let Some(values) = &options.config_values
+        && templates.config_values_fingerprint.as_ref() != Some(&values.fingerprint)
+    {
+        return Err(ReplayError::ConfigValuesMismatch {
+            given: values.fingerprint.clone(),
+            recorded: templates
+                .config_values_fingerprint
+                .clone()
+                .unwrap_or_else(|| "none (the install ran without ConfigValues)".into()),
+        });
+    }
+    let mut unverified = Vec::new();
+    if options.config_values.is_none() && !templates.given_password_fingerprints.is_empty() {
+        unverified.push(format!(
+            "the password values the install's ConfigValues gave ({}) are recorded by keyed fingerprint only: their fingerprints are carried over, not checked, and a render reading them is not reproduced (pass --config-values FILE)",
+            templates
+                .given_password_fingerprints
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     rebuild_release(
         &fetched,
         &fetch_stage,
@@ -199,6 +262,8 @@ pub async fn replay(
     let release_digest = digest_keeping(&scratch.release(), &Limits::default(), &snapshot)
         .map_err(|error| ReplayError::Recorded(format!("the rebuilt release: {error}")))?;
     let scratch_state = scratch.state(schemas)?;
+    // The replayed run's blobs are thrown away: held in memory, never written.
+    let replay_blobs = Arc::new(windlass_state::BlobStore::in_memory());
     // helm's recorded output for each HelmChart: fetch_base takes it from the blob store instead
     // of running helm.
     let chart_outputs: Vec<BlobId> = fetched
@@ -219,13 +284,11 @@ pub async fn replay(
             )
         })?;
         for output in &outputs {
-            scratch_state
-                .blobs
+            replay_blobs
                 .put(output)
                 .map_err(|error| ReplayError::Scratch(error.to_string()))?;
         }
-        scratch_state
-            .blobs
+        replay_blobs
             .sync()
             .map_err(|error| ReplayError::Scratch(error.to_string()))?;
     }
@@ -234,9 +297,14 @@ pub async fn replay(
             .map_err(|error| {
                 ReplayError::Recorded(format!("InstallStarted.recorded_at: {error}"))
             })?;
+    let recorded_run = Arc::new(RecordedRun {
+        install_id: install_id.to_string(),
+        facts: recorded_facts,
+        blobs: Some(state.blobs.clone()),
+    });
     let runner = Runner {
         log: scratch_state.log.clone(),
-        blobs: scratch_state.blobs.clone(),
+        blobs: replay_blobs,
         fingerprint_key: state.fingerprint_key.clone(),
         actor: "windlass replay".into(),
         progress: Arc::new(NoProgress),
@@ -246,11 +314,7 @@ pub async fn replay(
             kubernetes: Arc::new(NoKubernetes),
             clock: Arc::new(FixedClock(started_at)),
             random: Arc::new(NoRandom),
-            recorded: Some(Arc::new(RecordedRun {
-                install_id: install_id.to_string(),
-                facts: recorded_facts,
-                blobs: Some(state.blobs.clone()),
-            })),
+            recorded: Some(recorded_run.clone()),
         },
     };
     let request = InstallRequest {
@@ -265,9 +329,8 @@ pub async fn replay(
             .clone()
             .unwrap_or_else(|| started.namespace.clone()),
         license,
-        // A ConfigValues file may hold passwords and is never stored, so a replay runs without
-        // one: an install whose templates read the user's ConfigValues is not yet replayable.
-        config_values: None,
+        // Without the file, fetch_base renders with the values the install recorded.
+        config_values: options.config_values.clone(),
     };
     let (replayed, _) = runner
         .start(&pipeline, Arc::new(request), "replay")
@@ -286,6 +349,7 @@ pub async fn replay(
         facts_compared: 0,
         license_fingerprint,
         duration_ms: 0,
+        unverified,
     };
     if release_digest != started.release_digest {
         report.differences.push(Difference {
@@ -302,12 +366,14 @@ pub async fn replay(
         state,
         &scratch,
         &recorded_install,
+        &recorded_run.facts,
         &replayed,
         license_given,
         &mut report,
     )?;
     tracing::debug!(elapsed = ?began.elapsed(), "compared every stage");
-    report.duration_ms = began.elapsed().as_millis() as u64;
+    drop(scratch);
+    tracing::debug!(elapsed = ?began.elapsed(), "removed the scratch directory");
     Ok(report)
 }
 
@@ -337,8 +403,7 @@ fn replay_license(
             sequence: recorded.sequence,
             expires_at: recorded.expires_at.clone(),
             fingerprint: recorded.fingerprint.clone(),
-            // Without --license there are no license fields: templates reading them are not yet
-            // replayable this way.
+            // Filled from BaseFetched's record of the fields templates could read.
             fields: Default::default(),
         })),
         (None, None) => Ok(None),
@@ -413,22 +478,28 @@ fn replay_specs(
         .collect()
 }
 
-/// Compares every stage of `replayed` with `recorded`, in pipeline order.
+/// Compares every stage of `replayed` with `recorded` (whose facts are `recorded_facts`), in
+/// pipeline order. Facts are compared field by field without being copied; a file is identical
+/// when the blob id the replayed stage computed from the bytes it wrote is the recorded one (both
+/// facts are hash-chained records), and only a file whose ids differ is read, with its recorded
+/// blob, to show where.
 fn compare_stages(
     state: &StateDir,
     scratch: &Scratch,
     recorded: &InstallState,
+    recorded_facts: &HashMap<String, Vec<StoredEvent>>,
     replayed: &InstallState,
     license_given: bool,
     report: &mut ReplayReport,
 ) -> Result<(), ReplayError> {
-    let mut listed: BTreeSet<String> = BTreeSet::new();
+    let mut listed: HashSet<String> = HashSet::new();
+    let no_facts = Vec::new();
     // A file a later stage wrote again (a plugin placed after render_midstream rewrites
     // rendered/) is compared on disk for the last stage that lists it; for the earlier ones, the
     // replayed fact's blob or fingerprint is compared with the recorded one.
     let mut last_lister: HashMap<String, &str> = HashMap::new();
     for stage in &recorded.stages {
-        for fact in &stage.fact_events {
+        for fact in recorded_facts.get(&stage.name).unwrap_or(&no_facts) {
             for file in output_files(&fact.event_type, &fact.payload) {
                 last_lister.insert(file.path, stage.name.as_str());
             }
@@ -438,6 +509,7 @@ fn compare_stages(
         |stage: &str, path: &str| last_lister.get(path).is_some_and(|last| *last != stage);
     for recorded_stage in &recorded.stages {
         let name = &recorded_stage.name;
+        let recorded_events = recorded_facts.get(name).unwrap_or(&no_facts);
         let before = report.differences.len();
         let mut verdict = StageVerdict {
             stage: name.clone(),
@@ -479,24 +551,14 @@ fn compare_stages(
             }
         }
         // Facts, by type and position.
-        let by_type = |facts: &[StoredEvent]| {
-            let mut grouped: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-            for fact in facts {
-                grouped
-                    .entry(fact.event_type.clone())
-                    .or_default()
-                    .push(fact.payload.clone());
-            }
-            grouped
-        };
-        let recorded_facts = by_type(&recorded_stage.fact_events);
-        let replayed_facts = by_type(&replayed_stage.fact_events);
-        for (event_type, payloads) in &recorded_facts {
-            let others = replayed_facts.get(event_type).cloned().unwrap_or_default();
+        let recorded_by_type = by_type(recorded_events);
+        let replayed_by_type = by_type(&replayed_stage.fact_events);
+        for (event_type, payloads) in &recorded_by_type {
+            let others = replayed_by_type.get(event_type);
             for (index, payload) in payloads.iter().enumerate() {
                 verdict.facts += 1;
                 report.facts_compared += 1;
-                let Some(other) = others.get(index) else {
+                let Some(other) = others.and_then(|others| others.get(index)) else {
                     report.differences.push(Difference {
                         stage: name.clone(),
                         file: None,
@@ -506,10 +568,9 @@ fn compare_stages(
                     continue;
                 };
                 let mut fields = Vec::new();
-                json_differences(
-                    &comparable(event_type, payload, license_given),
-                    &comparable(event_type, other, license_given),
-                    "",
+                field_differences(
+                    &comparable_fields(event_type, payload, license_given),
+                    &comparable_fields(event_type, other, license_given),
                     &mut fields,
                     FIELD_LIMIT,
                 );
@@ -523,8 +584,8 @@ fn compare_stages(
                 }
             }
         }
-        for (event_type, payloads) in &replayed_facts {
-            let recorded_count = recorded_facts.get(event_type).map_or(0, Vec::len);
+        for (event_type, payloads) in &replayed_by_type {
+            let recorded_count = recorded_by_type.get(event_type).map_or(0, Vec::len);
             if payloads.len() > recorded_count {
                 report.differences.push(Difference {
                     stage: name.clone(),
@@ -535,34 +596,18 @@ fn compare_stages(
             }
         }
         // Files.
-        let recorded_files: Vec<_> = recorded_stage
-            .fact_events
+        let recorded_files: Vec<_> = recorded_events
             .iter()
             .flat_map(|fact| output_files(&fact.event_type, &fact.payload))
             .collect();
-        let replayed_files: BTreeMap<String, _> = replayed_stage
+        let replayed_files: HashMap<String, _> = replayed_stage
             .fact_events
             .iter()
             .flat_map(|fact| output_files(&fact.event_type, &fact.payload))
             .map(|file| (file.path.clone(), file))
             .collect();
-        let with_blobs: Vec<_> = recorded_files
-            .iter()
-            .filter(|file| file.blob.is_some())
-            .collect();
-        let ids = with_blobs
-            .iter()
-            .map(|file| {
-                BlobId::parse(file.blob.as_deref().unwrap_or_default()).map_err(|_| {
-                    ReplayError::Recorded(format!("{name}: invalid blob id for {}", file.path))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        // Each produced file is read and hashed: equal to the blob id the install recorded (in
-        // its hash-chained fact), its bytes are the recorded bytes. Only a file that differs has
-        // its recorded blob read, to show where.
-        for (file, id) in with_blobs.iter().zip(&ids) {
-            listed.insert(file.path.clone());
+        for file in recorded_files.iter().filter(|file| file.blob.is_some()) {
+            let blob = file.blob.as_deref().unwrap_or_default();
             verdict.files += 1;
             report.files_compared += 1;
             if superseded(name, &file.path) {
@@ -571,11 +616,20 @@ fn compare_stages(
                 }
                 continue;
             }
+            if replayed_files
+                .get(&file.path)
+                .is_some_and(|produced| produced.blob.as_deref() == Some(blob))
+            {
+                continue;
+            }
+            let id = BlobId::parse(blob).map_err(|_| {
+                ReplayError::Recorded(format!("{name}: invalid blob id for {}", file.path))
+            })?;
             match read_produced(scratch, &file.path)? {
-                Some(produced) if BlobId::of(&produced) == *id => {}
+                Some(produced) if BlobId::of(&produced) == id => {}
                 Some(produced) => {
                     let recorded =
-                        read_blobs(&state.blobs, std::slice::from_ref(id), name, |_| {
+                        read_blobs(&state.blobs, std::slice::from_ref(&id), name, |_| {
                             file.path.clone()
                         })?;
                     report.differences.push(Difference {
@@ -594,7 +648,6 @@ fn compare_stages(
             }
         }
         for file in recorded_files.iter().filter(|file| file.blob.is_none()) {
-            listed.insert(file.path.clone());
             let Some(fingerprint) = &file.fingerprint else {
                 continue;
             };
@@ -621,26 +674,30 @@ fn compare_stages(
                 report,
             )?;
         }
-        let recorded_paths: std::collections::HashSet<&str> = recorded_files
+        let recorded_paths: HashSet<&str> = recorded_files
             .iter()
             .map(|file| file.path.as_str())
             .collect();
-        for path in replayed_files.keys() {
-            if !recorded_paths.contains(path.as_str()) {
-                listed.insert(path.clone());
-                report.differences.push(Difference {
-                    stage: name.clone(),
-                    file: Some(path.clone()),
-                    kind: "added".into(),
-                    detail: "produced by the replay, not recorded".into(),
-                });
-            }
+        let mut added: Vec<&String> = replayed_files
+            .keys()
+            .filter(|path| !recorded_paths.contains(path.as_str()))
+            .collect();
+        added.sort();
+        for path in added {
+            report.differences.push(Difference {
+                stage: name.clone(),
+                file: Some(path.clone()),
+                kind: "added".into(),
+                detail: "produced by the replay, not recorded".into(),
+            });
         }
+        listed.extend(recorded_files.into_iter().map(|file| file.path));
+        listed.extend(replayed_files.into_keys());
         // The pull-secret file: its secrets are recorded by fingerprint in the fact compared
         // above; the file itself counts as a secret file.
-        for fact in &recorded_stage.fact_events {
-            if let Ok(secrets) = serde_json::from_value::<SecretsProvisioned>(fact.payload.clone())
-                && fact.is::<SecretsProvisioned>()
+        for fact in recorded_events {
+            if fact.is::<SecretsProvisioned>()
+                && let Ok(secrets) = SecretsProvisioned::deserialize(&fact.payload)
             {
                 listed.insert(secrets.file.clone());
                 compare_secret_file(
@@ -679,7 +736,7 @@ fn compare_stages(
 fn superseded_difference(
     stage: &str,
     recorded: &crate::compare::OutputFile,
-    replayed: &BTreeMap<String, crate::compare::OutputFile>,
+    replayed: &HashMap<String, crate::compare::OutputFile>,
 ) -> Option<Difference> {
     let difference = |kind: &str, detail: String| Difference {
         stage: stage.to_string(),
@@ -714,6 +771,18 @@ fn superseded_difference(
             ),
         )),
     }
+}
+
+/// Facts by event type, in recorded order.
+fn by_type(facts: &[StoredEvent]) -> BTreeMap<&str, Vec<&Value>> {
+    let mut grouped: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
+    for fact in facts {
+        grouped
+            .entry(fact.event_type.as_str())
+            .or_default()
+            .push(&fact.payload);
+    }
+    grouped
 }
 
 /// Counts a file holding secrets: compared by keyed fingerprint when the license was given
@@ -813,6 +882,7 @@ pub fn record_verdict(
                 facts_compared: report.facts_compared,
                 license_fingerprint: report.license_fingerprint.clone(),
                 duration_ms: report.duration_ms,
+                unverified: report.unverified.clone(),
             },
         )
     } else {
@@ -824,6 +894,7 @@ pub fn record_verdict(
                 differences: report.differences.iter().take(100).cloned().collect(),
                 license_fingerprint: report.license_fingerprint.clone(),
                 duration_ms: report.duration_ms,
+                unverified: report.unverified.clone(),
             },
         )
     }

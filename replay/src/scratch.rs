@@ -124,8 +124,24 @@ pub fn rebuild_release(
         .collect::<Result<Vec<_>, _>>()?;
     let bodies = read_blobs(blobs, &ids, stage, |index| stored[index].path.clone())?;
     std::fs::create_dir_all(root).map_err(|error| ReplayError::Scratch(error.to_string()))?;
-    for (file, body) in stored.iter().zip(bodies) {
-        write_inside(root, &file.path, &body)?;
+    // Directories first, each once; then the files, on every core.
+    let targets = stored
+        .iter()
+        .map(|file| inside(root, &file.path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let parents: std::collections::BTreeSet<&Path> = targets
+        .iter()
+        .filter_map(|target| target.parent())
+        .collect();
+    for parent in parents {
+        std::fs::create_dir_all(parent).map_err(|error| ReplayError::Scratch(error.to_string()))?;
+    }
+    let writes: Vec<_> = targets.iter().zip(&bodies).collect();
+    for written in windlass_manifest::parallel::parallel_map(&writes, 256, |(target, body)| {
+        std::fs::write(target, body)
+            .map_err(|error| ReplayError::Scratch(format!("{}: {error}", target.display())))
+    }) {
+        written?;
     }
     if let Some(license) = license {
         for file in fetched
@@ -141,6 +157,15 @@ pub fn rebuild_release(
 
 /// Writes `bytes` at `relative` under `root`, refusing a recorded path that would leave it.
 fn write_inside(root: &Path, relative: &str, bytes: &[u8]) -> Result<(), ReplayError> {
+    let target = inside(root, relative)?;
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent).map_err(|error| ReplayError::Scratch(error.to_string()))?;
+    }
+    std::fs::write(&target, bytes).map_err(|error| ReplayError::Scratch(error.to_string()))
+}
+
+/// `relative` under `root`, refusing a recorded path that would leave it.
+fn inside(root: &Path, relative: &str) -> Result<PathBuf, ReplayError> {
     let path = Path::new(relative);
     if relative.is_empty()
         || path.is_absolute()
@@ -152,9 +177,5 @@ fn write_inside(root: &Path, relative: &str, bytes: &[u8]) -> Result<(), ReplayE
             "BaseFetched names a file outside the release: {relative:?}"
         )));
     }
-    let target = root.join(path);
-    if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent).map_err(|error| ReplayError::Scratch(error.to_string()))?;
-    }
-    std::fs::write(&target, bytes).map_err(|error| ReplayError::Scratch(error.to_string()))
+    Ok(root.join(path))
 }

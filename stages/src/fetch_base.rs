@@ -120,7 +120,32 @@ impl Stage for FetchBase {
                 shown(&request.namespace)
             ))
         })?;
-        let templates = Templates::new(&request, &context.services).map_err(release_failure)?;
+        // A replay renders with what the install recorded (time, random draws, the values of
+        // the user's ConfigValues that are not passwords).
+        let recorded_templates = context
+            .services
+            .recorded
+            .as_ref()
+            .and_then(|run| run.facts.get(&context.stage_name))
+            .and_then(|facts| facts.iter().find(|fact| fact.is::<BaseFetched>()))
+            .map(|fact| {
+                fact.payload
+                    .get("templates")
+                    .map(crate::events::TemplatesRecord::deserialize)
+                    .transpose()
+                    .map(Option::unwrap_or_default)
+            })
+            .transpose()
+            .map_err(|error| {
+                StageError::permanent(format!("the recorded BaseFetched.templates: {error}"))
+            })?;
+        let templates = Templates::new(
+            &request,
+            &context.services,
+            context.fingerprint_key.clone(),
+            recorded_templates.as_ref(),
+        )
+        .map_err(release_failure)?;
         let helm = self.helm.clone();
         let recorded_charts: Option<Vec<crate::events::HelmChartRendered>> =
             context.services.recorded.as_ref().map(|recorded| {

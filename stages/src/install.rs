@@ -479,9 +479,19 @@ fn read_config_values(
             kots_layout
         }
     };
+    config_values_input(&path, &state.fingerprint_key).map(Some)
+}
+
+/// Reads the ConfigValues file `path`, checks it is a valid KOTS ConfigValues, and fingerprints
+/// it with `key` (`windlass install` and `windlass replay --config-values`). Its text stays in
+/// memory: it may hold passwords.
+pub fn config_values_input(
+    path: &Path,
+    key: &windlass_state::FingerprintKey,
+) -> Result<windlass_engine::ConfigValuesInput, InstallError> {
     let shown = path.display().to_string();
     let text = windlass_files::read_regular_text(
-        &path,
+        path,
         windlass_template::config_values::MAX_CONFIG_VALUES_BYTES as u64,
     )
     .map_err(|problem| {
@@ -490,14 +500,12 @@ fn read_config_values(
     windlass_template::config_values::parse_config_values(&shown, &text)
         .map_err(|error| InstallError::ConfigValues(error.to_string()))?;
     let text = windlass_state::SecretString::new(text);
-    let fingerprint = state
-        .fingerprint_key
-        .fingerprint(CONFIG_VALUES_PURPOSE, &text);
-    Ok(Some(windlass_engine::ConfigValuesInput {
+    let fingerprint = key.fingerprint(CONFIG_VALUES_PURPOSE, &text);
+    Ok(windlass_engine::ConfigValuesInput {
         path: shown,
         text,
         fingerprint,
-    }))
+    })
 }
 
 /// Claims the output directory `plan` writes into for the whole install: never `/`, the release

@@ -14,11 +14,14 @@ use std::sync::{Arc, LazyLock, Mutex};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use windlass_engine::{InstallRequest, Services};
+use windlass_state::{FingerprintKey, SecretString};
 use windlass_template::config::{EvaluatedConfig, evaluate, missing_required};
 use windlass_template::config_values::{GivenValues, parse_config_values};
-use windlass_template::{Entropy, Recorder, Scope, TemplateContext, Usage};
+use windlass_template::{Entropy, Recorded, Recorder, Replay, Scope, TemplateContext, Usage};
 
-use crate::events::{ConfigItemRecord, ExcludedDocument, TemplatedFile, TemplatesRecord};
+use crate::events::{
+    ConfigItemRecord, ExcludedDocument, GivenValueRecord, TemplatedFile, TemplatesRecord,
+};
 use crate::release::ReleaseError;
 use windlass_manifest::documents::parse_documents;
 
@@ -155,11 +158,26 @@ pub fn base_context(
     }
 }
 
+/// The fingerprint purpose of the password values a ConfigValues file gives.
+pub const GIVEN_PASSWORD_PURPOSE: &str = "config-value-password";
+
+/// What a replay renders with: the recorded instant and draws instead of the clock and random
+/// source, and, without the user's ConfigValues file, what the install recorded of it.
+struct Replayed {
+    now: Option<time::OffsetDateTime>,
+    config_draws: Vec<Vec<u8>>,
+    file_draws: std::collections::HashMap<String, Vec<Vec<u8>>>,
+    /// Password fingerprints recorded by the install, carried when the file is not given.
+    carried_password_fingerprints: std::collections::BTreeMap<String, String>,
+}
+
 /// Templating for one install's release.
 pub struct Templates {
     base: TemplateContext,
     given: GivenValues,
     config_values_fingerprint: Option<String>,
+    fingerprint_key: Arc<FingerprintKey>,
+    replayed: Option<Replayed>,
     entropy: Arc<InstallEntropy>,
     context: Mutex<Option<Arc<TemplateContext>>>,
     record: Mutex<TemplatesRecord>,
@@ -167,21 +185,89 @@ pub struct Templates {
 }
 
 impl Templates {
-    /// Templating for `request`, with time and randomness from `services`.
-    pub fn new(request: &InstallRequest, services: &Services) -> Result<Templates, ReleaseError> {
-        let given = match &request.config_values {
-            Some(values) => parse_config_values(&values.path, values.text.expose())
-                .map_err(|error| ReleaseError::Template(error.to_string()))?,
-            None => GivenValues::default(),
+    /// Templating for `request`, with time and randomness from `services`. In a replay,
+    /// `recorded` is what the install recorded: its instant and random draws are handed back,
+    /// and without a ConfigValues file in `request` the values it recorded (all but passwords)
+    /// are the user's.
+    pub fn new(
+        request: &InstallRequest,
+        services: &Services,
+        fingerprint_key: Arc<FingerprintKey>,
+        recorded: Option<&TemplatesRecord>,
+    ) -> Result<Templates, ReleaseError> {
+        let decode = |draws: &[String]| -> Result<Vec<Vec<u8>>, ReleaseError> {
+            draws
+                .iter()
+                .map(|draw| {
+                    STANDARD.decode(draw).map_err(|error| {
+                        ReleaseError::Template(format!("a recorded random draw: {error}"))
+                    })
+                })
+                .collect()
+        };
+        let replayed = match recorded {
+            Some(recorded) => Some(Replayed {
+                now: recorded
+                    .now
+                    .as_deref()
+                    .map(|now| {
+                        time::OffsetDateTime::parse(
+                            now,
+                            &time::format_description::well_known::Rfc3339,
+                        )
+                        .map_err(|error| {
+                            ReleaseError::Template(format!("the recorded instant {now:?}: {error}"))
+                        })
+                    })
+                    .transpose()?,
+                config_draws: decode(&recorded.config_random_draws)?,
+                file_draws: recorded
+                    .files
+                    .iter()
+                    .map(|file| Ok((file.path.clone(), decode(&file.random_draws)?)))
+                    .collect::<Result<_, ReleaseError>>()?,
+                carried_password_fingerprints: if request.config_values.is_none() {
+                    recorded.given_password_fingerprints.clone()
+                } else {
+                    Default::default()
+                },
+            }),
+            None => None,
+        };
+        let (given, config_values_fingerprint) = match (&request.config_values, recorded) {
+            (Some(values), _) => (
+                parse_config_values(&values.path, values.text.expose())
+                    .map_err(|error| ReleaseError::Template(error.to_string()))?,
+                Some(values.fingerprint.clone()),
+            ),
+            (None, Some(recorded)) => (
+                GivenValues {
+                    values: recorded
+                        .given_values
+                        .iter()
+                        .map(|(name, given)| {
+                            (
+                                name.clone(),
+                                windlass_template::config_values::GivenValue {
+                                    value: given.value.clone(),
+                                    plaintext: false,
+                                    filename: given.filename.clone(),
+                                },
+                            )
+                        })
+                        .collect(),
+                },
+                recorded.config_values_fingerprint.clone(),
+            ),
+            (None, None) => (GivenValues::default(), None),
         };
         let base = base_context(request.license.as_ref(), &request.namespace);
         Ok(Templates {
             base,
             given,
-            config_values_fingerprint: request
-                .config_values
-                .as_ref()
-                .map(|values| values.fingerprint.clone()),
+            config_values_fingerprint,
+            fingerprint_key,
+            replayed,
             entropy: Arc::new(InstallEntropy {
                 now: services.clock.now(),
                 services: services.clone(),
@@ -192,11 +278,54 @@ impl Templates {
         })
     }
 
+    /// Templating outside an install (`windlass images`): the user's `given` values, the
+    /// `license`'s fields and `namespace`, time and randomness from `services`. Nothing it
+    /// renders is recorded, so its fingerprints use a throwaway key.
+    pub fn for_release(
+        given: GivenValues,
+        license: Option<&windlass_engine::License>,
+        namespace: &str,
+        services: &Services,
+    ) -> Templates {
+        Templates {
+            base: base_context(license, namespace),
+            given,
+            config_values_fingerprint: None,
+            fingerprint_key: Arc::new(FingerprintKey::from_bytes([0; 32])),
+            replayed: None,
+            entropy: Arc::new(InstallEntropy {
+                now: services.clock.now(),
+                services: services.clone(),
+            }),
+            context: Mutex::new(None),
+            record: Mutex::new(TemplatesRecord::default()),
+            now_used: Mutex::new(false),
+        }
+    }
+
+    /// Where a render gets time and random bytes: the engine's clock and random source, or in a
+    /// replay the recorded instant and `draws`.
+    fn entropy_for(&self, draws: Option<&Vec<Vec<u8>>>) -> Arc<dyn Entropy> {
+        match &self.replayed {
+            Some(replayed) => Arc::new(Replay::new(&Recorded {
+                now: replayed.now,
+                draws: draws.cloned().unwrap_or_default(),
+            })),
+            None => self.entropy.clone(),
+        }
+    }
+
     /// Finds the release's `Config` among the raw files (path, bytes), evaluates it with the
     /// given values, and refuses the install when a required item has no value.
     pub fn prepare(&self, files: &[(String, Vec<u8>, u64)]) -> Result<(), ReleaseError> {
         let config = find_config(files)?;
-        let recorder = Arc::new(Recorder::new(self.entropy.clone()));
+        let recorder = Arc::new(Recorder::new(
+            self.entropy_for(
+                self.replayed
+                    .as_ref()
+                    .map(|replayed| &replayed.config_draws),
+            ),
+        ));
         let evaluated = match &config {
             Some(config) => evaluate(config, &self.given, &self.base, recorder.clone())
                 .map_err(|error| ReleaseError::Template(error.to_string()))?,
@@ -205,7 +334,15 @@ impl Templates {
         for name in &evaluated.unknown_values {
             tracing::warn!(item = %name, "the config values give an item the release's Config does not have; ignored");
         }
-        let missing = missing_required(&evaluated);
+        let mut missing = missing_required(&evaluated);
+        if let Some(replayed) = &self.replayed {
+            // A password the install was given, which a replay without the file cannot know.
+            missing.retain(|item| {
+                !replayed
+                    .carried_password_fingerprints
+                    .contains_key(&item.name)
+            });
+        }
         if !missing.is_empty() {
             let listed: Vec<String> = missing
                 .iter()
@@ -231,7 +368,12 @@ impl Templates {
                     name: item.name.clone(),
                     group: item.group.clone(),
                     item_type: item.value.item_type.clone(),
-                    given: item.given,
+                    given: item.given
+                        || self.replayed.as_ref().is_some_and(|replayed| {
+                            replayed
+                                .carried_password_fingerprints
+                                .contains_key(&item.name)
+                        }),
                 })
                 .collect();
             // A password item whose default or value is a template may be made of these draws
@@ -258,6 +400,43 @@ impl Templates {
                     recorded.draws.iter().map(|d| STANDARD.encode(d)).collect();
             }
             record.warnings = evaluated.warnings.clone();
+            // What a replay needs of the user's values: the values themselves, except passwords,
+            // which are fingerprinted.
+            let types: std::collections::HashMap<&str, &str> = evaluated
+                .items
+                .iter()
+                .map(|item| (item.name.as_str(), item.value.item_type.as_str()))
+                .collect();
+            for (name, given) in &self.given.values {
+                match types.get(name.as_str()) {
+                    Some(&"password") => {
+                        if let Some(value) = &given.value {
+                            record.given_password_fingerprints.insert(
+                                name.clone(),
+                                self.fingerprint_key.fingerprint(
+                                    GIVEN_PASSWORD_PURPOSE,
+                                    &SecretString::new(value.clone()),
+                                ),
+                            );
+                        }
+                    }
+                    Some(_) => {
+                        record.given_values.insert(
+                            name.clone(),
+                            GivenValueRecord {
+                                value: given.value.clone(),
+                                filename: given.filename.clone(),
+                            },
+                        );
+                    }
+                    None => {}
+                }
+            }
+            if let Some(replayed) = &self.replayed {
+                record
+                    .given_password_fingerprints
+                    .extend(replayed.carried_password_fingerprints.clone());
+            }
         }
         if recorded.now.is_some() {
             *self.now_used.lock().unwrap_or_else(|p| p.into_inner()) = true;
@@ -288,7 +467,13 @@ impl Templates {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .unwrap_or_else(|| Arc::new(self.base.clone()));
-        let recorder = Arc::new(Recorder::new(self.entropy.clone()));
+        let recorder = Arc::new(Recorder::new(
+            self.entropy_for(
+                self.replayed
+                    .as_ref()
+                    .and_then(|replayed| replayed.file_draws.get(path)),
+            ),
+        ));
         let usage = Arc::new(Usage::default());
         let scope = Scope {
             context,
@@ -330,11 +515,16 @@ impl Templates {
         let mut record = self.lock_record().clone();
         record.files.sort_by(|a, b| a.path.cmp(&b.path));
         if *self.now_used.lock().unwrap_or_else(|p| p.into_inner()) {
-            record.now = self
-                .entropy
-                .now
+            let now = match &self.replayed {
+                Some(replayed) => replayed.now.unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+                None => self.entropy.now,
+            };
+            record.now = now
                 .format(&time::format_description::well_known::Rfc3339)
                 .ok();
+        }
+        if !record.is_empty() {
+            record.license_fields = self.base.license.as_deref().cloned().unwrap_or_default();
         }
         record
     }

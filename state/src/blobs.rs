@@ -115,6 +115,8 @@ enum Opened {
     ReadOnly(ReadOnlyDatabase),
     /// Opened read-only where no blob database exists yet: an empty store.
     Absent,
+    /// Held in memory only, never written ([`BlobStore::in_memory`]).
+    Memory,
 }
 
 /// The blob store of one state directory.
@@ -193,6 +195,18 @@ impl BlobStore {
         })
     }
 
+    /// A store held in memory only, for a run whose blobs are thrown away (a replay's scratch
+    /// run): [`BlobStore::sync`] keeps every blob put for reads and writes nothing, so storing
+    /// the blobs of a big release again costs no database writes.
+    pub fn in_memory() -> BlobStore {
+        BlobStore {
+            db: Opened::Memory,
+            path: PathBuf::from("(in memory)"),
+            staged: Mutex::new(HashMap::new()),
+            recent: Mutex::new(RecentBlobs::default()),
+        }
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -209,7 +223,7 @@ impl BlobStore {
                 .begin_read()
                 .map(Some)
                 .map_err(|error| self.storage_error(error)),
-            Opened::Absent => Ok(None),
+            Opened::Absent | Opened::Memory => Ok(None),
         }
     }
 
@@ -241,6 +255,10 @@ impl BlobStore {
     pub fn sync(&self) -> Result<(), BlobError> {
         let staged: Vec<(BlobId, Arc<[u8]>)> = self.staged().drain().collect();
         if staged.is_empty() {
+            return Ok(());
+        }
+        if let Opened::Memory = self.db {
+            self.keep_recent(staged, usize::MAX);
             return Ok(());
         }
         let result = (|| {
@@ -441,6 +459,25 @@ impl BlobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_in_memory_store_keeps_every_blob_synced_and_writes_nothing() {
+        let store = BlobStore::in_memory();
+        let bodies: Vec<Vec<u8>> = (0..100u8).map(|index| vec![index; 1_000_000]).collect();
+        let ids: Vec<BlobId> = bodies
+            .iter()
+            .map(|body| store.put(body).expect("put"))
+            .collect();
+        store.sync().expect("sync");
+        assert!(store.staged().is_empty());
+        assert_eq!(
+            store
+                .get_many(&ids)
+                .expect("every blob, beyond the 64 MiB of a store on disk"),
+            bodies
+        );
+        assert!(!store.path().exists());
+    }
 
     #[test]
     fn committed_blobs_are_kept_for_reads_within_the_memory_budget() {

@@ -1044,3 +1044,125 @@ fn every_namespace_gets_the_pull_secret_and_properties_are_waited_for() {
     assert_eq!(properties["outcome"], "met", "{properties}");
     assert_eq!(properties["detail"], ".status.phase=Bound");
 }
+
+#[test]
+fn diff_lists_applied_and_pruned_objects_with_attribution() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let kept = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  annotations:\n    kots.io/keep: \"true\"\ndata:\n  value: k\n";
+    let release = release(
+        &[
+            ("a.yaml", &configmap("a", "1")),
+            ("b.yaml", &configmap("b", "1")),
+            ("same.yaml", &configmap("same", "1")),
+            ("kept.yaml", kept),
+        ],
+        "",
+    );
+    let first = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(first["status"], "completed", "{first}");
+    let first_id = first["install_id"].as_str().unwrap().to_string();
+    rewrite(
+        release.path(),
+        &[
+            ("a.yaml", &configmap("a", "2")),
+            ("same.yaml", &configmap("same", "1")),
+            ("d.yaml", &configmap("d", "1")),
+        ],
+    );
+    let second = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(second["status"], "completed", "{second}");
+    let second_id = second["install_id"].as_str().unwrap().to_string();
+
+    let diff = json(run(
+        windlass(state.path()).args(["diff", &first_id, &second_id, "--json"])
+    ));
+    let of_kind = |kind: &str| -> BTreeMap<String, Value> {
+        diff["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|change| change["kind"] == kind)
+            .map(|change| {
+                (
+                    change["subject"].as_str().unwrap().to_string(),
+                    change.clone(),
+                )
+            })
+            .collect()
+    };
+    let changed = of_kind("applied_object_changed");
+    assert_eq!(
+        changed.keys().collect::<Vec<_>>(),
+        ["ConfigMap default/a"],
+        "{diff:#}"
+    );
+    let a = &changed["ConfigMap default/a"];
+    assert_eq!(a["stage"], "apply", "{a}");
+    assert_eq!(a["attribution"], "upstream changed", "{a}");
+    assert!(
+        a["detail"]
+            .as_str()
+            .unwrap()
+            .contains("rendered/this-cluster/a-configmap.yaml"),
+        "{a}"
+    );
+    assert!(
+        a["detail"].as_str().unwrap().ends_with("(configured)"),
+        "{a}"
+    );
+    let added = of_kind("applied_object_added");
+    assert_eq!(
+        added.keys().collect::<Vec<_>>(),
+        ["ConfigMap default/d"],
+        "{diff:#}"
+    );
+    assert!(
+        added["ConfigMap default/d"]["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("(created)")
+    );
+    let pruned = of_kind("pruned_object");
+    assert_eq!(
+        pruned
+            .iter()
+            .map(|(subject, change)| (subject.as_str(), change["detail"].as_str().unwrap()))
+            .collect::<Vec<_>>(),
+        [
+            ("ConfigMap default/b", "deleted"),
+            ("ConfigMap default/kept", "kept (annotated kots.io/keep)"),
+        ],
+        "{diff:#}"
+    );
+    assert!(
+        pruned
+            .values()
+            .all(|change| change["attribution"] == "upstream changed")
+    );
+    // An object applied again unchanged is no change; nothing is listed as removed without
+    // having been pruned.
+    assert!(
+        !diff.to_string().contains("ConfigMap default/same"),
+        "{diff:#}"
+    );
+    assert!(of_kind("applied_object_removed").is_empty(), "{diff:#}");
+    // `--stage apply` keeps the apply stage's changes only.
+    let only_apply =
+        json(run(windlass(state.path()).args([
+            "diff", &first_id, &second_id, "--json", "--stage", "apply",
+        ])));
+    assert_eq!(
+        only_apply["changes"].as_array().unwrap().len(),
+        4,
+        "{only_apply:#}"
+    );
+    // The text output names them too.
+    let text =
+        String::from_utf8(run(windlass(state.path()).args(["diff", &first_id, &second_id])).stdout)
+            .unwrap();
+    assert!(
+        text.contains("pruned_object ConfigMap default/b: deleted (upstream changed)"),
+        "{text}"
+    );
+}

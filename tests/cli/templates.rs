@@ -741,3 +741,194 @@ fn random_draws_that_may_make_a_password_are_not_recorded() {
     );
     assert!(templates["config_random_draws"].is_null(), "{templates}");
 }
+
+/// A file using the clock and the random source besides config values and license fields.
+const STAMP: &str = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: stamp
+data:
+  host: 'repl{{ ConfigOption "hostname" }}'
+  cache: '{{repl ConfigOption "enable_cache" }}'
+  token: '{{repl RandomString 12 }}'
+  at: '{{repl Now }}'
+  customer: '{{repl LicenseFieldValue "customerName" }}'
+"#;
+
+#[test]
+fn an_install_reading_config_values_and_license_fields_replays_with_and_without_the_files() {
+    let (dir, release) = templated_release();
+    std::fs::write(release.join("manifests/stamp.yaml"), STAMP).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let values = values(
+        dir.path(),
+        &format!(
+            "    hostname:\n      value: shop.example.test\n    enable_cache:\n      value: \"1\"\n    api_token:\n      valuePlaintext: {TOKEN}\n"
+        ),
+    );
+    let install = json(run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--json")
+        .arg("--config-values")
+        .arg(&values)
+        .arg(&release)));
+    assert_eq!(install["status"], "completed", "{install}");
+    let install_id = install["install_id"].as_str().unwrap().to_string();
+    // What a replay needs is recorded, the password by keyed fingerprint only.
+    let events = json(run(windlass(state.path()).args([
+        "events",
+        &install_id,
+        "--json",
+    ])));
+    let fetched = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["type"] == "BaseFetched")
+        .unwrap();
+    let templates = &fetched["payload"]["templates"];
+    assert_eq!(
+        templates["given_values"]["hostname"]["value"], "shop.example.test",
+        "{templates}"
+    );
+    assert!(templates["given_values"].get("api_token").is_none());
+    assert!(
+        templates["given_password_fingerprints"]["api_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("fp1:"),
+        "{templates}"
+    );
+    assert_eq!(
+        templates["license_fields"]["customerName"], "Quickstart Customer",
+        "{templates}"
+    );
+    for file in files_under(state.path()) {
+        assert!(
+            !contains(&std::fs::read(&file).unwrap(), TOKEN),
+            "{} holds the password value",
+            file.display()
+        );
+    }
+
+    // Without the files: rendered with what was recorded; what cannot be checked is said.
+    let output = windlass(state.path())
+        .args(["replay", &install_id, "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["differences"], serde_json::json!([]), "{report:#}");
+    let unverified = report["unverified"].to_string();
+    assert!(
+        unverified.contains("api_token") && unverified.contains("--config-values"),
+        "{report:#}"
+    );
+    let text = windlass(state.path())
+        .args(["replay", &install_id])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("not verified: the password values"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+
+    // With the same ConfigValues and license: nothing left unverified.
+    let license = release.join("userdata/license.yaml");
+    let output = windlass(state.path())
+        .args(["replay", &install_id, "--json", "--config-values"])
+        .arg(&values)
+        .arg("--license")
+        .arg(&license)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["differences"], serde_json::json!([]), "{report:#}");
+    assert_eq!(report["unverified"], serde_json::json!([]), "{report:#}");
+
+    // Another ConfigValues file is refused, naming the flag.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = all_values(other_dir.path());
+    let output = windlass(state.path())
+        .args(["replay", &install_id, "--config-values"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--config-values: the file's fingerprint is"),
+        "{}",
+        stderr(&output)
+    );
+    // The verdicts are in the log, the unchecked part with them.
+    let events = json(run(windlass(state.path()).args([
+        "events",
+        &install_id,
+        "--json",
+    ])));
+    let verdicts: Vec<&serde_json::Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["type"] == "ReplayVerified")
+        .collect();
+    assert_eq!(verdicts.len(), 3, "{events:#}");
+    assert!(
+        verdicts[0]["payload"]["unverified"][0]
+            .as_str()
+            .unwrap()
+            .contains("api_token")
+    );
+}
+
+#[test]
+fn images_renders_templates_first_and_lists_the_rendered_image_fields() {
+    let (dir, release) = templated_release();
+    let state = tempfile::tempdir().unwrap();
+    let values = values(
+        dir.path(),
+        &format!(
+            "    hostname:\n      value: shop.example.test\n    api_token:\n      valuePlaintext: {TOKEN}\n    web_repository:\n      value: registry.example.test/shop/web\n"
+        ),
+    );
+    let listed = json(run(windlass(state.path())
+        .args(["images", "--json", "--config-values"])
+        .arg(&values)
+        .arg(&release)));
+    let images: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|image| image["image"].as_str().unwrap())
+        .collect();
+    assert!(
+        images.contains(&"registry.example.test/shop/web:1"),
+        "{listed:#}"
+    );
+    assert!(
+        images.contains(&"registry.example.test/shop/web-tools:3"),
+        "additionalImages are rendered too: {listed:#}"
+    );
+    assert!(
+        !images.iter().any(|image| image.contains("repl")),
+        "{listed:#}"
+    );
+    // Without the values file the Config's defaults apply; a required item without a value
+    // stops it as it stops an install.
+    let output = windlass(state.path())
+        .args(["images"])
+        .arg(&release)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(stderr(&output).contains("hostname"), "{}", stderr(&output));
+    let defaults = all_values(dir.path());
+    let output = run(windlass(state.path())
+        .args(["images", "--config-values"])
+        .arg(&defaults)
+        .arg(&release));
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(said.contains("quay.io/my-org/web:1"), "{said}");
+}

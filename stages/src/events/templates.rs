@@ -2,6 +2,8 @@
 //! templated and the Config items each read, the documents `kots.io/exclude` / `kots.io/when` left
 //! out, and the time and random draws the renders used, so a replay renders the same bytes.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// One templated file in [`TemplatesRecord`].
@@ -69,6 +71,29 @@ pub struct TemplatesRecord {
     /// Config defaults and values that failed to render and became empty, as in KOTS.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// What the user's ConfigValues gave for the items that are not passwords, by item (what
+    /// KOTS's admin console shows too), so that a replay without the file renders the same.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub given_values: BTreeMap<String, GivenValueRecord>,
+    /// Keyed fingerprints of the password values the user's ConfigValues gave, by item (never
+    /// the values): a replay given the file (`--config-values`) checks them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub given_password_fingerprints: BTreeMap<String, String>,
+    /// The license fields `LicenseFieldValue` answers (never the license ID), so that a replay
+    /// without the license file renders the same.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub license_fields: BTreeMap<String, String>,
+}
+
+/// One value of the user's ConfigValues in [`TemplatesRecord::given_values`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GivenValueRecord {
+    /// `value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// `filename` (file items).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
 }
 
 impl TemplatesRecord {
