@@ -3,7 +3,7 @@
 //! and prints every item, its effective value (password values masked) and which required items
 //! are missing, so a headless install can be prepared. Nothing is recorded.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 use serde::Serialize;
@@ -59,6 +59,49 @@ fn masked(item_type: &str, value: &str) -> String {
     }
 }
 
+/// What a release's templates read, found as an install finds it: the ConfigValues
+/// (`--config-values`, else `RELEASE_DIR/userdata/config.yaml` when it exists) and the license
+/// (`--license`, else `RELEASE_DIR/userdata/license.yaml` when it exists).
+pub struct TemplateInputs {
+    /// The ConfigValues file read, if any.
+    pub values_path: Option<PathBuf>,
+    /// Its values (none without a file).
+    pub given: GivenValues,
+    /// The license, if any.
+    pub license: Option<windlass_engine::License>,
+}
+
+/// Reads [`TemplateInputs`]; a file that cannot be read is invalid input.
+pub fn template_inputs(
+    release_dir: &Path,
+    config_values: Option<&PathBuf>,
+    license: Option<&PathBuf>,
+) -> Result<TemplateInputs, CliError> {
+    let invalid = |error: anyhow::Error| CliError::new(Code::InvalidInput, error);
+    let in_userdata = |name: &str| {
+        let kots_layout = release_dir.join("userdata").join(name);
+        kots_layout.is_file().then_some(kots_layout)
+    };
+    let values_path = config_values
+        .cloned()
+        .or_else(|| in_userdata("config.yaml"));
+    let given = match &values_path {
+        Some(path) => read_config_values_file(path).map_err(|error| invalid(error.into()))?,
+        None => GivenValues::default(),
+    };
+    let license = license
+        .cloned()
+        .or_else(|| in_userdata("license.yaml"))
+        .map(|path| read_license_for_templates(&path))
+        .transpose()
+        .map_err(|error| invalid(error.into()))?;
+    Ok(TemplateInputs {
+        values_path,
+        given,
+        license,
+    })
+}
+
 /// Runs `windlass config`.
 pub fn run(global: &GlobalArgs, args: &ConfigArgs) -> CliResult {
     let invalid = |error: anyhow::Error| CliError::new(Code::InvalidInput, error);
@@ -68,22 +111,15 @@ pub fn run(global: &GlobalArgs, args: &ConfigArgs) -> CliResult {
             args.release_dir.display()
         )));
     }
-    let values_path: Option<PathBuf> = args.config_values.clone().or_else(|| {
-        let kots_layout = args.release_dir.join("userdata").join("config.yaml");
-        kots_layout.is_file().then_some(kots_layout)
-    });
-    let given = match &values_path {
-        Some(path) => read_config_values_file(path).map_err(|error| invalid(error.into()))?,
-        None => GivenValues::default(),
-    };
-    let license_path = args.license.clone().or_else(|| {
-        let kots_layout = args.release_dir.join("userdata").join("license.yaml");
-        kots_layout.is_file().then_some(kots_layout)
-    });
-    let license = license_path
-        .map(|path| read_license_for_templates(&path))
-        .transpose()
-        .map_err(|error| invalid(error.into()))?;
+    let TemplateInputs {
+        values_path,
+        given,
+        license,
+    } = template_inputs(
+        &args.release_dir,
+        args.config_values.as_ref(),
+        args.license.as_ref(),
+    )?;
     let files =
         yaml_files(&args.release_dir, 16 * 1024 * 1024).map_err(|error| invalid(error.into()))?;
     let base = base_context(license.as_ref(), &args.namespace);

@@ -8,7 +8,6 @@ use anyhow::anyhow;
 use serde::Serialize;
 use std::collections::HashMap;
 
-use std::path::PathBuf;
 use windlass_engine::{StageError, SystemClock};
 use windlass_manifest::documents::Document;
 use windlass_manifest::images::discovery::{FoundImage, ImageUse, discover, proxies_public_images};
@@ -19,8 +18,7 @@ use windlass_stages::probe_images::{ProbeDriver, ProbeImagesConfig, summarise};
 
 use windlass_engine::Services;
 use windlass_stages::release::{FileContents, Limits, scan_templated};
-use windlass_stages::templates::{Templates, read_config_values_file, read_license_for_templates};
-use windlass_template::config_values::GivenValues;
+use windlass_stages::templates::Templates;
 
 use crate::cli::{GlobalArgs, ImagesArgs};
 use crate::exit::{CliError, CliResult, Code};
@@ -74,22 +72,12 @@ pub fn run(global: &GlobalArgs, args: &ImagesArgs) -> CliResult {
     // Templates are rendered first, as an install renders them: an image field may be a
     // template (`repl{{ ConfigOption "web_repository" }}:1`), and what is discovered is its
     // rendered value.
-    let values_path: Option<PathBuf> = args.config_values.clone().or_else(|| {
-        let kots_layout = args.release_dir.join("userdata").join("config.yaml");
-        kots_layout.is_file().then_some(kots_layout)
-    });
-    let given = match &values_path {
-        Some(path) => read_config_values_file(path).map_err(|error| invalid(error.into()))?,
-        None => GivenValues::default(),
-    };
-    let license_path = args.license.clone().or_else(|| {
-        let kots_layout = args.release_dir.join("userdata").join("license.yaml");
-        kots_layout.is_file().then_some(kots_layout)
-    });
-    let license = license_path
-        .map(|path| read_license_for_templates(&path))
-        .transpose()
-        .map_err(|error| invalid(error.into()))?;
+    let crate::config_command::TemplateInputs { given, license, .. } =
+        crate::config_command::template_inputs(
+            &args.release_dir,
+            args.config_values.as_ref(),
+            args.license.as_ref(),
+        )?;
     let templates = Templates::for_release(
         given,
         license.as_ref(),
