@@ -289,21 +289,7 @@ fn record(
             && !withheld
         {
             for document in parsed {
-                let blob = blobs
-                    .put(document.text.as_bytes())
-                    .map_err(blob_failure)?
-                    .to_string();
-                documents.push(FetchedDocument {
-                    file: document.file.clone(),
-                    index: document.index,
-                    line: document.line,
-                    api_version: document.api_version.clone(),
-                    kind: document.kind.clone(),
-                    namespace: document.namespace.clone(),
-                    name: document.name.clone(),
-                    class: document.class,
-                    blob,
-                });
+                documents.push(fetched_document(document, blobs)?);
             }
         }
     }
@@ -319,21 +305,7 @@ fn record(
         }
         if crate::helm_charts::joins_common_base(&chart) {
             for document in &chart.documents {
-                let blob = blobs
-                    .put(document.text.as_bytes())
-                    .map_err(blob_failure)?
-                    .to_string();
-                documents.push(FetchedDocument {
-                    file: document.file.clone(),
-                    index: document.index,
-                    line: document.line,
-                    api_version: document.api_version.clone(),
-                    kind: document.kind.clone(),
-                    namespace: document.namespace.clone(),
-                    name: document.name.clone(),
-                    class: document.class,
-                    blob,
-                });
+                documents.push(fetched_document(document, blobs)?);
             }
         }
         helm_charts.push(chart.record);
@@ -460,4 +432,26 @@ fn summary(
         ));
     }
     summary
+}
+
+/// The record of one parsed document, its text stored as a blob.
+fn fetched_document(
+    document: &windlass_manifest::documents::Document,
+    blobs: &windlass_state::BlobStore,
+) -> Result<FetchedDocument, StageError> {
+    let blob = blobs
+        .put(document.text.as_bytes())
+        .map_err(|error| StageError::permanent(error.to_string()))?
+        .to_string();
+    Ok(FetchedDocument {
+        file: document.file.clone(),
+        index: document.index,
+        line: document.line,
+        api_version: document.api_version.clone(),
+        kind: document.kind.clone(),
+        namespace: document.namespace.clone(),
+        name: document.name.clone(),
+        class: document.class,
+        blob,
+    })
 }
