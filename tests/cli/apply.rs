@@ -18,10 +18,7 @@ fn listing(dir: &Path) -> Vec<String> {
 #[test]
 fn target_none_is_the_default_and_applies_nothing() {
     let state = tempfile::tempdir().unwrap();
-    let install = json(run(windlass(state.path())
-        .args(OFFLINE_INSTALL)
-        .arg("--json")
-        .arg(quickstart())));
+    let install = install_quickstart(state.path());
     let stages: Vec<&str> = install["stages"]
         .as_array()
         .unwrap()
@@ -171,10 +168,7 @@ fn a_pipeline_file_may_use_the_apply_stage_kind() {
 #[test]
 fn a_rendered_file_changed_after_rendering_is_not_applied() {
     let state = tempfile::tempdir().unwrap();
-    let install = json(run(windlass(state.path())
-        .args(OFFLINE_INSTALL)
-        .arg("--json")
-        .arg(quickstart())));
+    let install = install_quickstart(state.path());
     let install_id = install["install_id"].as_str().unwrap();
     let out = PathBuf::from(install["out"].as_str().unwrap());
     std::fs::write(

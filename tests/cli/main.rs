@@ -87,10 +87,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn install_of_the_quickstart_writes_upstream_and_base_and_reports_json() {
     let state = tempfile::tempdir().unwrap();
-    let install = json(run(windlass(state.path())
-        .args(OFFLINE_INSTALL)
-        .arg("--json")
-        .arg(quickstart())));
+    let install = install_quickstart(state.path());
     assert_eq!(install["status"], "completed");
     let install_id = install["install_id"].as_str().unwrap();
     let out = PathBuf::from(install["out"].as_str().unwrap());
@@ -124,10 +121,7 @@ fn install_of_the_quickstart_writes_upstream_and_base_and_reports_json() {
 #[test]
 fn history_events_and_show_print_the_documented_json() {
     let state = tempfile::tempdir().unwrap();
-    let install = json(run(windlass(state.path())
-        .args(OFFLINE_INSTALL)
-        .arg("--json")
-        .arg(quickstart())));
+    let install = install_quickstart(state.path());
     let install_id = install["install_id"].as_str().unwrap();
 
     let history = json(run(windlass(state.path()).args(["history", "--json"])));
@@ -362,10 +356,7 @@ fn install_killed_between_stages_resumes_instead_of_starting_again() {
     child.kill().unwrap(); // SIGKILL: the lock dies with the process
     child.wait().unwrap();
 
-    let resumed = json(run(windlass(state.path())
-        .args(OFFLINE_INSTALL)
-        .arg("--json")
-        .arg(quickstart())));
+    let resumed = install_quickstart(state.path());
     assert_eq!(
         resumed["install_id"],
         install_id.as_str(),
