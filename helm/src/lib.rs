@@ -66,20 +66,32 @@ pub enum ChartSpecError {
     },
 }
 
+/// A HelmChart's `metadata.name`, how messages name it (`HelmChart NAME (FILE)`) and its
+/// `spec.chart.name`, which must be given.
+fn named(
+    metadata_name: Option<&str>,
+    chart_name: Option<&str>,
+    file: &str,
+) -> Result<(String, String, String), ChartSpecError> {
+    let name = metadata_name.unwrap_or_default().to_string();
+    let helm_chart = format!("HelmChart {name} ({file})");
+    let chart_name = chart_name
+        .filter(|name| !name.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| ChartSpecError::NoChartName {
+            helm_chart: helm_chart.clone(),
+        })?;
+    Ok((name, helm_chart, chart_name))
+}
+
 impl ChartToRender {
     /// A `kots.io/v1beta1` HelmChart found in `file`.
     pub fn from_v1beta1(chart: &HelmChartV1Beta1, file: &str) -> Result<Self, ChartSpecError> {
-        let name = chart.metadata.name.clone().unwrap_or_default();
-        let helm_chart = format!("HelmChart {name} ({file})");
-        let chart_name = chart
-            .spec
-            .chart
-            .name
-            .clone()
-            .filter(|name| !name.is_empty())
-            .ok_or_else(|| ChartSpecError::NoChartName {
-                helm_chart: helm_chart.clone(),
-            })?;
+        let (name, helm_chart, chart_name) = named(
+            chart.metadata.name.as_deref(),
+            chart.spec.chart.name.as_deref(),
+            file,
+        )?;
         let release = chart
             .spec
             .chart
@@ -106,17 +118,11 @@ impl ChartToRender {
 
     /// A `kots.io/v1beta2` HelmChart found in `file`.
     pub fn from_v1beta2(chart: &HelmChartV1Beta2, file: &str) -> Result<Self, ChartSpecError> {
-        let name = chart.metadata.name.clone().unwrap_or_default();
-        let helm_chart = format!("HelmChart {name} ({file})");
-        let chart_name = chart
-            .spec
-            .chart
-            .name
-            .clone()
-            .filter(|name| !name.is_empty())
-            .ok_or_else(|| ChartSpecError::NoChartName {
-                helm_chart: helm_chart.clone(),
-            })?;
+        let (_, helm_chart, chart_name) = named(
+            chart.metadata.name.as_deref(),
+            chart.spec.chart.name.as_deref(),
+            file,
+        )?;
         let release = chart
             .spec
             .release_name
