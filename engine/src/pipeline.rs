@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
-use petgraph::algo::{tarjan_scc, toposort};
+use petgraph::Direction;
+use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::events::PipelineStageRecord;
@@ -227,7 +228,8 @@ pub struct PipelineStage {
 
 /// A validated, acyclic pipeline.
 pub struct Pipeline {
-    /// The stages in a dependency-respecting order.
+    /// The stages in a dependency-respecting order: the definition order wherever it respects
+    /// the inputs.
     ordered: Vec<PipelineStage>,
     /// blake3 over every spec (name, kind, inputs, config), in definition order.
     fingerprint: String,
@@ -286,7 +288,26 @@ impl Pipeline {
         if !errors.is_empty() {
             return Err(PipelineErrors(errors));
         }
-        let order = toposort(&graph, None).expect("cycles were reported above");
+        // Kahn's algorithm, always taking the earliest-defined stage whose inputs are all placed:
+        // the definition order wherever it respects the inputs.
+        let mut waiting_on: Vec<usize> = graph
+            .node_indices()
+            .map(|node| graph.neighbors_directed(node, Direction::Incoming).count())
+            .collect();
+        let mut ready: std::collections::BTreeSet<NodeIndex> = graph
+            .node_indices()
+            .filter(|node| waiting_on[node.index()] == 0)
+            .collect();
+        let mut order = Vec::with_capacity(waiting_on.len());
+        while let Some(node) = ready.pop_first() {
+            order.push(node);
+            for next in graph.neighbors_directed(node, Direction::Outgoing) {
+                waiting_on[next.index()] -= 1;
+                if waiting_on[next.index()] == 0 {
+                    ready.insert(next);
+                }
+            }
+        }
         let mut slots: Vec<Option<AcceptedStage>> = accepted.into_iter().map(Some).collect();
         let ordered = order
             .into_iter()
@@ -307,7 +328,8 @@ impl Pipeline {
         })
     }
 
-    /// The stages in a dependency-respecting order.
+    /// The stages in a dependency-respecting order: the definition order wherever it respects
+    /// the inputs.
     pub fn stages(&self) -> impl Iterator<Item = &PipelineStage> {
         self.ordered.iter()
     }

@@ -21,6 +21,7 @@ mod image;
 mod merge_keys;
 mod parse;
 mod patch;
+mod planned;
 mod reference;
 mod resource;
 
@@ -32,10 +33,11 @@ use serde_json::Value;
 
 use image::{ImageEntry, ImageTransformer, has_regex_syntax};
 use parse::parse_file;
+use planned::Planned;
+pub use planned::PlannedTree;
 use resource::{IdKey, ResId, Resource, set_namespace, sort_legacy};
 use windlass_manifest::documents::{DocumentError, ParsedCache, Reuse};
 use windlass_manifest::parallel::parallel_map;
-use windlass_manifest::written_files::WrittenFiles;
 
 /// Largest file [`build`] reads: kustomization, resource or patch.
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
@@ -169,15 +171,16 @@ pub enum BuildError {
 /// the layout: the parent of the nearest `overlays` directory above `overlay`, or `overlay`
 /// itself when there is none (see [`build_within`]).
 pub fn build(overlay: &Path) -> Result<Vec<Value>, BuildError> {
-    build_cached(overlay, &ParsedCache::default(), &WrittenFiles::default())
+    build_cached(overlay, &ParsedCache::default(), &PlannedTree::default())
 }
 
-/// [`build`], taking the documents of resources and patches out of `cache`, and the bytes of
-/// resource files out of `written`, when they hold them (the build is their last reader).
+/// [`build`], taking the documents of resources and patches out of `cache` when it holds them
+/// (the build is their last reader), and every file and directory inside a directory of
+/// `planned` from it, never from the disk.
 pub fn build_cached(
     overlay: &Path,
     cache: &ParsedCache,
-    written: &WrittenFiles,
+    planned: &PlannedTree,
 ) -> Result<Vec<Value>, BuildError> {
     let overlay = canonical(overlay)?;
     let root = overlay
@@ -186,7 +189,7 @@ pub fn build_cached(
         .and_then(Path::parent)
         .unwrap_or(&overlay)
         .to_path_buf();
-    build_within_cached(&overlay, &root, cache, written)
+    build_within_cached(&overlay, &root, cache, planned)
 }
 
 /// [`build`] with an explicit root: every file and directory read must be inside `root`.
@@ -195,7 +198,7 @@ pub fn build_within(overlay: &Path, root: &Path) -> Result<Vec<Value>, BuildErro
         overlay,
         root,
         &ParsedCache::default(),
-        &WrittenFiles::default(),
+        &PlannedTree::default(),
     )
 }
 
@@ -203,7 +206,7 @@ fn build_within_cached(
     overlay: &Path,
     root: &Path,
     cache: &ParsedCache,
-    written: &WrittenFiles,
+    planned: &PlannedTree,
 ) -> Result<Vec<Value>, BuildError> {
     let overlay = canonical(overlay)?;
     let root = canonical(root)?;
@@ -211,7 +214,7 @@ fn build_within_cached(
         root,
         stack: Vec::new(),
         cache,
-        written,
+        planned,
         canonical_dirs: Default::default(),
     };
     let mut resources = builder.kustomization(&overlay)?;
@@ -231,6 +234,18 @@ fn canonical(path: &Path) -> Result<PathBuf, BuildError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// The bytes of the file at `path` (canonical, or inside a directory of `planned`).
+fn read_file(planned: &PlannedTree, path: &Path) -> Result<Arc<[u8]>, BuildError> {
+    match planned.lookup(path) {
+        Some(Planned::File(bytes)) => within_limit(path, bytes.len() as u64).map(|()| bytes),
+        Some(_) => Err(BuildError::Io {
+            path: path.to_path_buf(),
+            source: std::io::ErrorKind::NotFound.into(),
+        }),
+        None => Ok(Arc::from(read_limited(path)?)),
+    }
 }
 
 fn read_limited(path: &Path) -> Result<Vec<u8>, BuildError> {
@@ -283,14 +298,13 @@ fn strings(file: &Path, field: &str, value: &Value) -> Result<Vec<String>, Build
 }
 
 /// Reads and checks one kustomization file, collecting every unsupported field.
-fn read_kustomization(file: &Path) -> Result<Kustomization, BuildError> {
-    let bytes = read_limited(file)?;
+fn read_kustomization(file: &Path, bytes: &[u8]) -> Result<Kustomization, BuildError> {
     let invalid = |problem: String| BuildError::InvalidKustomization {
         file: file.to_path_buf(),
         problem,
     };
     let text =
-        std::str::from_utf8(&bytes).map_err(|error| invalid(format!("not UTF-8: {error}")))?;
+        std::str::from_utf8(bytes).map_err(|error| invalid(format!("not UTF-8: {error}")))?;
     let value = windlass_manifest::documents::parse_value(text).map_err(|error| {
         let message = error.to_string();
         invalid(format!(
@@ -456,8 +470,8 @@ enum Entry {
 
 struct Builder<'cache> {
     cache: &'cache ParsedCache,
-    /// Files this process wrote: known to be regular files, and read from memory.
-    written: &'cache WrittenFiles,
+    /// Directories answered from memory, never from the disk.
+    planned: &'cache PlannedTree,
     root: PathBuf,
     /// The kustomization directories being built, innermost last.
     stack: Vec<PathBuf>,
@@ -473,10 +487,14 @@ struct Resolved {
 
 impl Builder<'_> {
     fn kustomization_file(&self, dir: &Path) -> Result<PathBuf, BuildError> {
+        let is_file = |path: &PathBuf| match self.planned.lookup(path) {
+            Some(planned) => matches!(planned, Planned::File(_)),
+            None => path.is_file(),
+        };
         let found: Vec<PathBuf> = KUSTOMIZATION_FILE_NAMES
             .iter()
             .map(|name| dir.join(name))
-            .filter(|path| path.is_file())
+            .filter(is_file)
             .collect();
         match found.len() {
             0 => Err(BuildError::MissingKustomization {
@@ -495,25 +513,28 @@ impl Builder<'_> {
     /// directories); anything else is canonicalised whole.
     fn resolve(&self, file: &Path, dir: &Path, reference: &str) -> Result<Resolved, BuildError> {
         let joined = dir.join(reference);
-        let resolved = match self.resolve_in_known_directory(&joined, reference) {
-            Some(resolved) => resolved,
-            None => {
-                let path = joined.canonicalize().map_err(|source| {
-                    if source.kind() == std::io::ErrorKind::NotFound && is_remote(reference) {
-                        BuildError::Unsupported {
-                            file: file.to_path_buf(),
-                            fields: vec![format!("remote resource `{reference}`")],
+        let resolved = match self.resolve_planned(dir, reference) {
+            Some(resolved) => resolved?,
+            None => match self.resolve_in_known_directory(&joined, reference) {
+                Some(resolved) => resolved,
+                None => {
+                    let path = joined.canonicalize().map_err(|source| {
+                        if source.kind() == std::io::ErrorKind::NotFound && is_remote(reference) {
+                            BuildError::Unsupported {
+                                file: file.to_path_buf(),
+                                fields: vec![format!("remote resource `{reference}`")],
+                            }
+                        } else {
+                            BuildError::Io {
+                                path: joined.clone(),
+                                source,
+                            }
                         }
-                    } else {
-                        BuildError::Io {
-                            path: joined.clone(),
-                            source,
-                        }
-                    }
-                })?;
-                let is_dir = path.is_dir();
-                Resolved { path, is_dir }
-            }
+                    })?;
+                    let is_dir = path.is_dir();
+                    Resolved { path, is_dir }
+                }
+            },
         };
         if !resolved.path.starts_with(&self.root) {
             return Err(BuildError::OutsideRoot {
@@ -523,6 +544,26 @@ impl Builder<'_> {
             });
         }
         Ok(resolved)
+    }
+
+    /// Resolves `reference` inside a planned directory, from memory alone: `None` when it does
+    /// not lead into one (or is not a reference [`PlannedTree::lexical_join`] can follow).
+    fn resolve_planned(&self, dir: &Path, reference: &str) -> Option<Result<Resolved, BuildError>> {
+        if self.planned.is_empty() {
+            return None;
+        }
+        let path = PlannedTree::lexical_join(dir, reference)?;
+        Some(match self.planned.lookup(&path)? {
+            Planned::File(_) => Ok(Resolved {
+                path,
+                is_dir: false,
+            }),
+            Planned::Directory => Ok(Resolved { path, is_dir: true }),
+            Planned::Missing => Err(BuildError::Io {
+                path,
+                source: std::io::ErrorKind::NotFound.into(),
+            }),
+        })
     }
 
     fn resolve_in_known_directory(&self, joined: &Path, reference: &str) -> Option<Resolved> {
@@ -545,12 +586,6 @@ impl Builder<'_> {
             }
         };
         let path = canonical_parent.join(name);
-        if self.written.contains(&path) {
-            return Some(Resolved {
-                path,
-                is_dir: false,
-            });
-        }
         let metadata = std::fs::symlink_metadata(&path).ok()?;
         if metadata.file_type().is_symlink() {
             return None;
@@ -595,7 +630,7 @@ impl Builder<'_> {
             });
         }
         let file = self.kustomization_file(dir)?;
-        let kustomization = read_kustomization(&file)?;
+        let kustomization = read_kustomization(&file, &read_file(self.planned, &file)?)?;
         self.stack.push(dir.to_path_buf());
         let mut resources: Vec<Resource> = Vec::new();
         let mut seen: HashSet<IdKey> = HashSet::new();
@@ -612,7 +647,7 @@ impl Builder<'_> {
             }
         }
         let mut parsed = parallel_map(&files, 2, |path| {
-            load_objects(path, &self.root, self.cache, self.written)
+            load_objects(path, &self.root, self.cache, read_file(self.planned, path))
         })
         .into_iter()
         .map(Some)
@@ -692,7 +727,7 @@ impl Builder<'_> {
         for reference in patches {
             let path = self.resolve_file(file, dir, reference)?;
             let shown = display_relative(&path, &self.root);
-            let bytes = read_limited(&path)?;
+            let bytes = read_file(self.planned, &path)?;
             for document in parse_file(&shown, &bytes, Reuse::Take(self.cache))? {
                 let origin = document.location();
                 let id = ResId::of(&document.value);
@@ -758,12 +793,9 @@ fn load_objects(
     path: &Path,
     root: &Path,
     cache: &ParsedCache,
-    written: &WrittenFiles,
+    bytes: Result<Arc<[u8]>, BuildError>,
 ) -> Result<Vec<Resource>, BuildError> {
-    let bytes = match written.take(path) {
-        Some(bytes) => within_limit(path, bytes.len() as u64).map(|()| bytes)?,
-        None => Arc::from(read_limited(path)?),
-    };
+    let bytes = bytes?;
     let shown = display_relative(path, root);
     let documents = parse_file(&shown, &bytes, Reuse::Take(cache))?;
     let mut objects = Vec::with_capacity(documents.len());

@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::skim::{Skim, skimmed_events_of};
 use serde::Deserialize;
 use serde::Serialize;
 use serde_json::Value;
@@ -21,8 +22,8 @@ use windlass_apply::events::{
 use windlass_apply::order::KeepReason;
 use windlass_engine::events::InstallStarted;
 use windlass_engine::{InstallState, fold_owned};
-use windlass_stages::events::{ImagesProbed, OverridesPlanned, SecretsProvisioned};
-use windlass_state::{BlobId, BlobStore, EventLog, StoredEvent};
+use windlass_stages::events::{BaseFetched, ImagesProbed, OverridesPlanned, SecretsProvisioned};
+use windlass_state::{BlobId, BlobStore, EventLog, EventPayload, StoredEvent};
 
 use crate::ReplayError;
 use crate::compare::{OutputFile, output_files};
@@ -104,10 +105,18 @@ struct Recorded {
     started: InstallStarted,
 }
 
+/// What a diff never reads, left out when an install is loaded: the recorded release's documents
+/// (base files are compared from `BaseWritten`) and every place each image was found.
+fn diff_skim(event_type: &str) -> Option<Skim> {
+    match event_type {
+        BaseFetched::EVENT_TYPE => Some(Skim::Payload),
+        ImagesProbed::EVENT_TYPE => Some(Skim::Emptied(&["uses"])),
+        _ => None,
+    }
+}
+
 fn load(log: &EventLog, install_id: &str) -> Result<Recorded, ReplayError> {
-    let events = log
-        .events_of(install_id)
-        .map_err(|error| ReplayError::Log(error.to_string()))?;
+    let events = skimmed_events_of(log, install_id, diff_skim)?;
     if events.is_empty() {
         return Err(ReplayError::NotFound(install_id.to_string()));
     }

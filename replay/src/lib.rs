@@ -5,7 +5,8 @@
 //! ([`run::WhatIf`]) the same run answers "what would this install have produced if ...".
 //! [`events`] holds the two events a replay records (`ReplayVerified`, `ReplayDiffered`),
 //! [`compare`] how facts and files are compared, [`scratch`] the throwaway directory a replay runs
-//! in, [`text_diff`] unified diffs. The crate sits above `stages` (it runs the built-in stage
+//! in, [`text_diff`] unified diffs, and `skim` reads an install leaving out what a diff never
+//! reads. The crate sits above `stages` (it runs the built-in stage
 //! kinds) and below the binary; it never touches the network, a release directory or a cluster.
 
 pub mod compare;
@@ -13,6 +14,7 @@ pub mod diff;
 pub mod events;
 pub mod run;
 pub mod scratch;
+mod skim;
 pub mod text_diff;
 
 pub use events::SCHEMAS;

@@ -102,7 +102,7 @@ pub fn default_pipeline(options: &PipelineOptions) -> Vec<StageSpec> {
     stages.push(spec(
         "render_midstream",
         &[
-            "write_base",
+            "fetch_base",
             "probe_images",
             "plan_overrides",
             "provision_secrets",

@@ -22,14 +22,17 @@ use serde_json::{Value, json};
 use windlass_engine::{
     BuildContext, Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput,
 };
-use windlass_state::{BlobId, StoredEvent};
+use windlass_state::{BlobId, EventPayload, StoredEvent};
 
-use crate::events::{Builder, ImagesProbed, MidstreamRendered, OverridesPlanned, RenderedFile};
+use crate::events::{
+    BaseFetched, Builder, ImagesProbed, MidstreamRendered, OverridesPlanned, RenderedFile,
+};
 use crate::output::{OutputDir, TreeWriter, fit_file_name};
-use windlass_kustomize::{BuildError, build_cached};
+use crate::recorded_blobs::ReleaseBlobs;
+use crate::write_base::{BaseSource, base_layout};
+use windlass_kustomize::{BuildError, PlannedTree, build_cached};
 use windlass_manifest::documents::ParsedCache;
 use windlass_manifest::images::discovery::PodSpec;
-use windlass_manifest::written_files::WrittenFiles;
 
 /// Registration of this stage kind.
 pub fn kind() -> StageKind {
@@ -229,6 +232,85 @@ fn rendered_names(objects: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// Files by path relative to their directory, with their bytes.
+type Files = Vec<(String, Arc<[u8]>)>;
+
+/// The files `base/` holds once `write_base` is done, from the recorded release: the native build
+/// takes `base/` from here, so it need not wait for the files.
+fn planned_base(context: &StageContext) -> Result<Files, StageError> {
+    let fetched = context.input_shared::<BaseFetched>()?;
+    let layout = base_layout(&fetched)?;
+    let ids = layout
+        .iter()
+        .filter_map(|(_, source)| match source {
+            BaseSource::Document(blob) => Some(BlobId::parse(blob)),
+            BaseSource::Kustomization(_) => None,
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| StageError::permanent(error.to_string()))?;
+    let source = ReleaseBlobs {
+        fetched: &fetched,
+        release_dir: &context.request.release_dir,
+        recorded_by: context.input_stage_recording(BaseFetched::EVENT_TYPE),
+    };
+    let mut bodies = source.read(&context.blobs, &ids)?.into_iter();
+    Ok(layout
+        .into_iter()
+        .map(|(path, source)| {
+            let bytes: Arc<[u8]> = match source {
+                BaseSource::Document(_) => Arc::from(bodies.next().expect("one body per id")),
+                BaseSource::Kustomization(text) => Arc::from(text.into_bytes()),
+            };
+            (path, bytes)
+        })
+        .collect())
+}
+
+/// [`external_build`] when `base/` is only planned (`write_base` may still be writing it): runs
+/// the external kustomize on a copy of `overlays/` beside a `base/` written from the plan, in a
+/// scratch directory of the output directory that is removed afterwards.
+fn external_build_on_copy(
+    command: &[String],
+    out: &OutputDir,
+    base: &Files,
+) -> Result<Vec<Value>, StageError> {
+    let failure = |error: &dyn std::fmt::Display| StageError::permanent(error.to_string());
+    let scratch_root = out.root().join(".windlass-external-build");
+    let remove = || match std::fs::remove_dir_all(&scratch_root) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            Err(failure(&format!("{}: {error}", scratch_root.display())))
+        }
+        _ => Ok(()),
+    };
+    remove()?;
+    let scratch = OutputDir::create(&scratch_root).map_err(|error| failure(&error))?;
+    for (path, bytes) in base {
+        scratch
+            .write(&format!("base/{path}"), bytes, 0o644)
+            .map_err(|error| failure(&error))?;
+    }
+    let overlays = out.root().join("overlays");
+    for entry in walkdir::WalkDir::new(&overlays) {
+        let entry = entry.map_err(|error| failure(&error))?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let relative = entry
+            .path()
+            .strip_prefix(out.root())
+            .map_err(|error| failure(&error))?;
+        let bytes =
+            windlass_files::read_regular_file(entry.path(), windlass_kustomize::MAX_FILE_BYTES)
+                .map_err(|error| failure(&error))?;
+        scratch
+            .write(&relative.to_string_lossy(), &bytes, 0o644)
+            .map_err(|error| failure(&error))?;
+    }
+    let built = external_build(command, &scratch_root.join(DOWNSTREAM));
+    remove()?;
+    built
+}
+
 fn external_build(command: &[String], overlay: &Path) -> Result<Vec<Value>, StageError> {
     let output = Command::new(&command[0])
         .args(&command[1..])
@@ -396,11 +478,25 @@ impl Stage for RenderMidstream {
 
         tracing::debug!(patches = workloads.len(), elapsed = ?clock.elapsed(), "wrote overlays");
         let overlay = out.root().join(DOWNSTREAM);
-        let written_files = context.memo.get::<WrittenFiles>();
-        let (objects, builder) = match build_cached(&overlay, &parsed_cache, &written_files) {
+        // With the recorded release among the inputs, `base/` comes from it; a pipeline recorded
+        // when this stage ran after `write_base` instead reads `base/` from the disk.
+        let base = match context.input_stage_recording(BaseFetched::EVENT_TYPE) {
+            Some(_) => Some(planned_base(context)?),
+            None => None,
+        };
+        let mut planned = PlannedTree::default();
+        if let Some(base) = &base {
+            planned.add_directory(out.root().join("base"), base.iter().cloned());
+        }
+        let (objects, builder) = match build_cached(&overlay, &parsed_cache, &planned) {
             Ok(objects) => (objects, Builder::Native),
             Err(BuildError::Unsupported { file, fields }) => {
-                let objects = external_build(&self.config.external_kustomize, &overlay)?;
+                let objects = match &base {
+                    Some(base) => {
+                        external_build_on_copy(&self.config.external_kustomize, &out, base)?
+                    }
+                    None => external_build(&self.config.external_kustomize, &overlay)?,
+                };
                 let unsupported = fields
                     .iter()
                     .map(|field| format!("{field} (in {})", file.display()))

@@ -22,7 +22,6 @@ use windlass_state::{BlobId, BlobStore, StoredEvent};
 use crate::events::{BaseFetched, BaseWritten, DocumentClass, FetchedDocument, WrittenFile};
 use crate::output::{OutputDir, OutputError, fit_file_name};
 use crate::recorded_blobs::ReleaseBlobs;
-use windlass_manifest::written_files::WrittenFiles;
 
 /// Registration of this stage kind.
 pub fn kind() -> StageKind {
@@ -79,8 +78,8 @@ impl Stage for WriteBase {
         let recorded_written: BaseWritten =
             windlass_engine::recorded_fact::<BaseWritten>(recorded)?;
         WriteInputs::of(context)?
-            .on_blocking_thread(move |source, out_dir, blobs, written_files| {
-                restore(&recorded_written, source, out_dir, blobs, written_files)
+            .on_blocking_thread(move |source, out_dir, blobs| {
+                restore(&recorded_written, source, out_dir, blobs)
             })
             .await
     }
@@ -94,7 +93,6 @@ struct WriteInputs {
     release_dir: std::path::PathBuf,
     recorded_by: Option<String>,
     blobs: Arc<BlobStore>,
-    written_files: Arc<WrittenFiles>,
 }
 
 impl WriteInputs {
@@ -107,19 +105,13 @@ impl WriteInputs {
                 .input_stage_recording(BaseFetched::EVENT_TYPE)
                 .map(str::to_string),
             blobs: context.blobs.clone(),
-            written_files: context.memo.get::<WrittenFiles>(),
         })
     }
 
     /// Runs `work` on a blocking thread (it writes thousands of files) with the recorded release.
     async fn on_blocking_thread<T: Send + 'static>(
         self,
-        work: impl FnOnce(
-            &ReleaseBlobs,
-            &std::path::Path,
-            &BlobStore,
-            &WrittenFiles,
-        ) -> Result<T, StageError>
+        work: impl FnOnce(&ReleaseBlobs, &std::path::Path, &BlobStore) -> Result<T, StageError>
         + Send
         + 'static,
     ) -> Result<T, StageError> {
@@ -129,7 +121,7 @@ impl WriteInputs {
                 release_dir: &self.release_dir,
                 recorded_by: self.recorded_by.as_deref(),
             };
-            work(&source, &self.out_dir, &self.blobs, &self.written_files)
+            work(&source, &self.out_dir, &self.blobs)
         })
         .await
         .map_err(|error| StageError::permanent(format!("write_base task failed: {error}")))?
@@ -161,14 +153,13 @@ fn restore(
     source: &ReleaseBlobs,
     out_dir: &std::path::Path,
     blobs: &BlobStore,
-    written_files: &WrittenFiles,
 ) -> Result<Option<String>, StageError> {
     let out = OutputDir::create(out_dir).map_err(output_failure)?;
     let damaged = damaged_files(recorded, &out)?;
     let Some(first) = damaged.first() else {
         return Ok(None);
     };
-    let output = write(source, out_dir, blobs, written_files)?;
+    let output = write(source, out_dir, blobs)?;
     let rewritten: BaseWritten = serde_json::from_value(output.facts[0].payload.clone())
         .map_err(|error| StageError::permanent(error.to_string()))?;
     if rewritten.files != recorded.files {
@@ -291,58 +282,81 @@ fn write_upstream(
     Ok(written)
 }
 
-/// Writes `base/`: one file per Kubernetes document and the `kustomization.yaml` listing them,
-/// and remembers the documents' files in `written_files` for the native build, which reads them
-/// next. Returns the files written and the number of resources.
-fn write_base_tree(
-    fetched: &BaseFetched,
-    out: &OutputDir,
-    blobs: &BlobStore,
-    bodies: &Bodies,
-    written_files: &WrittenFiles,
-) -> Result<(Vec<WrittenFile>, usize), StageError> {
-    let failure = |error: &dyn std::fmt::Display| StageError::permanent(error.to_string());
-    let base = out.replace_tree("base").map_err(output_failure)?;
-    let mut written = Vec::with_capacity(fetched.documents.len() + 1);
+/// Where the bytes of one `base/` file come from.
+pub(crate) enum BaseSource {
+    /// A recorded release document, by blob id.
+    Document(String),
+    /// A `kustomization.yaml` written for the layout.
+    Kustomization(String),
+}
+
+/// Every file of `base/` (path relative to `base/`, source): one per Kubernetes document, in the
+/// order of [`base_file_names`], then the `kustomization.yaml` files listing them. A function of
+/// the recorded release alone, so `render_midstream` builds from it while this stage is still
+/// writing the same files.
+pub(crate) fn base_layout(fetched: &BaseFetched) -> Result<Vec<(String, BaseSource)>, StageError> {
+    let mut layout = Vec::with_capacity(fetched.documents.len() + 1);
     let mut resources = Vec::new();
     for (position, name) in base_file_names(&fetched.documents) {
-        let document = &fetched.documents[position];
-        base.write(&name, bodies.get(&document.blob)?, 0o644)
-            .map_err(output_failure)?;
-        written.push(WrittenFile {
-            path: format!("base/{name}"),
-            blob: document.blob.clone(),
-        });
+        layout.push((
+            name.clone(),
+            BaseSource::Document(fetched.documents[position].blob.clone()),
+        ));
         resources.push(name);
     }
-    let resource_count = resources.len();
     for (directory, resources) in kustomizations(fetched, resources) {
         let kustomization = serde_saphyr::to_string(&Kustomization {
             api_version: "kustomize.config.k8s.io/v1beta1",
             kind: "Kustomization",
             resources,
         })
-        .map_err(|error| failure(&error))?;
-        let kustomization_blob = blobs
-            .put(kustomization.as_bytes())
-            .map_err(|error| failure(&error))?;
+        .map_err(|error| StageError::permanent(error.to_string()))?;
         let path = if directory.is_empty() {
             "kustomization.yaml".to_string()
         } else {
             format!("{directory}/kustomization.yaml")
         };
-        base.write(&path, kustomization.as_bytes(), 0o644)
-            .map_err(output_failure)?;
+        layout.push((path, BaseSource::Kustomization(kustomization)));
+    }
+    Ok(layout)
+}
+
+/// Writes `base/` as [`base_layout`] lays it out. Returns the files written and the number of
+/// resources.
+fn write_base_tree(
+    fetched: &BaseFetched,
+    out: &OutputDir,
+    blobs: &BlobStore,
+    bodies: &Bodies,
+) -> Result<(Vec<WrittenFile>, usize), StageError> {
+    let failure = |error: &dyn std::fmt::Display| StageError::permanent(error.to_string());
+    let base = out.replace_tree("base").map_err(output_failure)?;
+    let layout = base_layout(fetched)?;
+    let mut written = Vec::with_capacity(layout.len());
+    let mut resource_count = 0;
+    for (path, source) in layout {
+        let blob = match source {
+            BaseSource::Document(blob) => {
+                base.write(&path, bodies.get(&blob)?, 0o644)
+                    .map_err(output_failure)?;
+                resource_count += 1;
+                blob
+            }
+            BaseSource::Kustomization(text) => {
+                base.write(&path, text.as_bytes(), 0o644)
+                    .map_err(output_failure)?;
+                blobs
+                    .put(text.as_bytes())
+                    .map_err(|error| failure(&error))?
+                    .to_string()
+            }
+        };
         written.push(WrittenFile {
             path: format!("base/{path}"),
-            blob: kustomization_blob.to_string(),
+            blob,
         });
     }
-    let base_dir = base.commit().map_err(output_failure)?;
-    for file in &written[..resource_count] {
-        let name = file.path.strip_prefix("base/").unwrap_or(&file.path);
-        written_files.remember(base_dir.join(name), Arc::from(bodies.get(&file.blob)?));
-    }
+    base.commit().map_err(output_failure)?;
     Ok((written, resource_count))
 }
 
@@ -492,7 +506,6 @@ fn write(
     source: &ReleaseBlobs,
     out_dir: &std::path::Path,
     blobs: &BlobStore,
-    written_files: &WrittenFiles,
 ) -> Result<StageOutput, StageError> {
     let fetched = source.fetched;
     let failure = |error: &dyn std::fmt::Display| StageError::permanent(error.to_string());
@@ -528,7 +541,7 @@ fn write(
     // files is most of this stage's time, so the two trees are written on two threads.
     let (upstream_written, base_written) = std::thread::scope(|scope| {
         let upstream = scope.spawn(|| write_upstream(fetched, &out, &bodies));
-        let base = write_base_tree(fetched, &out, blobs, &bodies, written_files);
+        let base = write_base_tree(fetched, &out, blobs, &bodies);
         let upstream = upstream
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));

@@ -424,7 +424,7 @@ impl EventStore for RedbStore {
         Ok(records)
     }
 
-    fn events_of(&self, install_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+    fn raw_events_of(&self, install_id: &str) -> Result<Vec<RawRecord>, StoreError> {
         let Some(txn) = self.begin_read()? else {
             return Ok(Vec::new());
         };
@@ -448,7 +448,10 @@ impl EventStore for RedbStore {
                     global_seq,
                     reason: "indexed but missing".into(),
                 })?;
-            out.push(decode_record(global_seq, bytes.value())?);
+            out.push(RawRecord {
+                global_seq,
+                bytes: bytes.value().to_vec(),
+            });
         }
         Ok(out)
     }

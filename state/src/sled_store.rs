@@ -9,7 +9,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 use crate::chain::RecordHash;
 use crate::event::{NewEvent, StoredEvent, now_rfc3339};
-use crate::store::{EventStore, RawRecord, StoreError, build_record, decode_record, validate};
+use crate::store::{EventStore, RawRecord, StoreError, build_record, validate};
 
 const HEAD_KEY: &[u8] = b"head";
 
@@ -132,7 +132,7 @@ impl EventStore for SledStore {
         Ok(stored)
     }
 
-    fn events_of(&self, install_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+    fn raw_events_of(&self, install_id: &str) -> Result<Vec<RawRecord>, StoreError> {
         let start = install_key(install_id, 0);
         let end = install_key(install_id, u64::MAX);
         let mut out = Vec::new();
@@ -147,7 +147,10 @@ impl EventStore for SledStore {
                     global_seq,
                     reason: "indexed but missing".into(),
                 })?;
-            out.push(decode_record(global_seq, &bytes)?);
+            out.push(RawRecord {
+                global_seq,
+                bytes: bytes.to_vec(),
+            });
         }
         Ok(out)
     }

@@ -60,8 +60,15 @@ pub struct RawRecord {
 pub trait EventStore: Send + Sync {
     /// Appends a batch atomically and durably, returning the stored events in order.
     fn append(&self, batch: Vec<NewEvent>) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Every record of one install, in install order, as raw bytes.
+    fn raw_events_of(&self, install_id: &str) -> Result<Vec<RawRecord>, StoreError>;
     /// Every event of one install, in install order, exactly as stored (not upcast).
-    fn events_of(&self, install_id: &str) -> Result<Vec<StoredEvent>, StoreError>;
+    fn events_of(&self, install_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        self.raw_events_of(install_id)?
+            .iter()
+            .map(|raw| decode_record(raw.global_seq, &raw.bytes))
+            .collect()
+    }
     /// Every install id, in the order of each install's first event.
     fn install_ids(&self) -> Result<Vec<String>, StoreError>;
     /// Up to `limit` raw records starting at global sequence `from`.

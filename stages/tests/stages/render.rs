@@ -206,4 +206,58 @@ async fn a_user_downstream_overlay_is_kept_and_built_by_kustomize_when_needed() 
         deployment.contains("proxy.replicated.com/proxy/my-app/quay.io/my-org/api:1"),
         "{deployment}"
     );
+    assert!(
+        !out.path().join(".windlass-external-build").exists(),
+        "the copy the external build ran on is removed"
+    );
+}
+
+/// `render_midstream` builds `base/` from the recorded release, never from the disk: without
+/// `write_base` in the pipeline, and with a broken `base/` left on disk, it renders the release.
+#[tokio::test]
+async fn the_midstream_is_built_from_the_recorded_release_not_from_base_on_disk() {
+    let release = release("");
+    let out = temp_dir();
+    std::fs::create_dir(out.path().join("base")).unwrap();
+    std::fs::write(
+        out.path().join("base/kustomization.yaml"),
+        "resources:\n  - not-there.yaml\n",
+    )
+    .unwrap();
+    let pipeline: Vec<_> = windlass_stages::default_pipeline(&options())
+        .into_iter()
+        .filter(|stage| stage.name != "write_base")
+        .collect();
+    assert!(
+        pipeline
+            .iter()
+            .all(|stage| !stage.inputs.contains(&"write_base".to_string())),
+        "nothing in the default pipeline waits for write_base"
+    );
+    let installer = Installer::with_pipeline(&pipeline);
+    let state = installer
+        .install(installer.request(release.path(), out.path()), "no-base")
+        .await;
+    assert_eq!(
+        state.status,
+        InstallStatus::Completed,
+        "{:?}",
+        state.failure
+    );
+    let rendered: MidstreamRendered =
+        fact(&state, "render_midstream", MidstreamRendered::EVENT_TYPE);
+    assert_eq!(rendered.builder, Builder::Native);
+    let deployment =
+        std::fs::read_to_string(out.path().join("rendered/this-cluster/app-deployment.yaml"))
+            .unwrap();
+    assert!(
+        deployment.contains("proxy.replicated.com/proxy/my-app/quay.io/my-org/api:1"),
+        "{deployment}"
+    );
+    assert!(deployment.contains("imagePullSecrets"), "{deployment}");
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("base/kustomization.yaml")).unwrap(),
+        "resources:\n  - not-there.yaml\n",
+        "base/ on disk was neither read nor written"
+    );
 }
