@@ -53,13 +53,15 @@ pub fn output_files(event_type: &str, payload: &Value) -> Vec<OutputFile> {
 /// The top-level fields of `payload` as compared, borrowed where nothing is taken out (the facts
 /// of big releases are large: copying them costs more than comparing them): without its
 /// output-file lists and the output directory (a replay writes elsewhere); without `--license`,
-/// also without what derives from the license ID (the secrets' content fingerprints) and the
-/// license files of the release (never stored). A payload that is not an object is one field
+/// also without the license files of the release (never stored); when the secrets cannot be
+/// derived again (no `--license`, or in local-registry mode no `--registry-password-file`),
+/// without the secrets' content fingerprints. A payload that is not an object is one field
 /// named `""`.
 pub fn comparable_fields<'a>(
     event_type: &str,
     payload: &'a Value,
     license_given: bool,
+    secrets_known: bool,
 ) -> Vec<(&'a str, Cow<'a, Value>)> {
     let Some(object) = payload.as_object() else {
         return vec![("", Cow::Borrowed(payload))];
@@ -78,11 +80,11 @@ pub fn comparable_fields<'a>(
             {
                 return (key.as_str(), Cow::Owned(Value::Null));
             }
-            if license_given {
+            if license_given && secrets_known {
                 return (key.as_str(), Cow::Borrowed(value));
             }
             let adjusted = match (event_type, key.as_str()) {
-                ("SecretsProvisioned", "secrets") => {
+                ("SecretsProvisioned", "secrets") if !secrets_known => {
                     let mut secrets = value.clone();
                     for secret in secrets.as_array_mut().into_iter().flatten() {
                         if let Some(secret) = secret.as_object_mut() {
@@ -91,7 +93,7 @@ pub fn comparable_fields<'a>(
                     }
                     Some(secrets)
                 }
-                ("BaseFetched", "files") => {
+                ("BaseFetched", "files") if !license_given => {
                     let is_license =
                         |file: &Value| file.get("class").and_then(Value::as_str) == Some("license");
                     value

@@ -158,6 +158,22 @@ pub fn base_context(
     }
 }
 
+/// What templates see of a local registry: host, namespace, and the pull secret's
+/// `.dockerconfigjson` for `LocalRegistryImagePullSecret`.
+pub fn local_registry_context(
+    registry: &windlass_engine::LocalRegistryInput,
+) -> windlass_template::LocalRegistry {
+    windlass_template::LocalRegistry {
+        host: registry.host.clone(),
+        namespace: registry.namespace.clone(),
+        docker_config: windlass_template::Credential(crate::secrets::local_docker_config_json(
+            &registry.host,
+            registry.username.as_deref(),
+            registry.password.as_ref(),
+        )),
+    }
+}
+
 /// The fingerprint purpose of the password values a ConfigValues file gives.
 pub const GIVEN_PASSWORD_PURPOSE: &str = "config-value-password";
 
@@ -261,7 +277,8 @@ impl Templates {
             ),
             (None, None) => (GivenValues::default(), None),
         };
-        let base = base_context(request.license.as_ref(), &request.namespace);
+        let mut base = base_context(request.license.as_ref(), &request.namespace);
+        base.local_registry = request.local_registry.as_ref().map(local_registry_context);
         Ok(Templates {
             base,
             given,
@@ -483,10 +500,23 @@ impl Templates {
         let rendered = windlass_template::render(path, text, &scope)
             .map_err(|error| ReleaseError::Template(error.to_string()))?;
         let passwords = usage.password_items();
+        let mut credentials: Vec<String> = Vec::new();
         if !passwords.is_empty() {
-            return Err(ReleaseError::Template(format!(
-                "{path}: reads password item(s) {}: a rendered file holding a password value would be stored in the state directory, which windlass does not do yet; put the password in a Secret windlass does not template",
+            credentials.push(format!(
+                "password item(s) {}",
                 passwords.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        credentials.extend(
+            usage
+                .credentials()
+                .into_iter()
+                .map(|what| format!("the local registry's password ({what})")),
+        );
+        if !credentials.is_empty() {
+            return Err(ReleaseError::Template(format!(
+                "{path}: reads {}: a rendered file holding a password would be stored in the state directory, which windlass does not do yet; put the password in a Secret windlass does not template",
+                credentials.join(" and ")
             )));
         }
         let recorded = recorder.recorded();
