@@ -30,7 +30,9 @@ use windlass_state::{
 };
 
 use crate::ReplayError;
-use crate::compare::{comparable_fields, field_differences, first_differing_line, output_files};
+use crate::compare::{
+    Known, comparable_fields, field_differences, first_differing_line, output_files,
+};
 use crate::events::{Difference, ReplayDiffered, ReplayVerified};
 use crate::scratch::{Scratch, read_blobs, rebuild_release};
 
@@ -245,6 +247,19 @@ async fn replay_unchecked(
         });
     }
     let mut unverified = Vec::new();
+    let password_files: Vec<&str> = templates
+        .files
+        .iter()
+        .filter(|file| file.holds_password)
+        .map(|file| file.path.as_str())
+        .collect();
+    let passwords_known = password_files.is_empty() || options.config_values.is_some();
+    if !passwords_known {
+        unverified.push(format!(
+            "the rendered text of {} held password values, which are recorded by keyed fingerprint only: the files holding secrets are not compared (pass --config-values FILE)",
+            password_files.join(", ")
+        ));
+    }
     if options.config_values.is_none() && !templates.given_password_fingerprints.is_empty() {
         unverified.push(format!(
             "the password values the install's ConfigValues gave ({}) are recorded by keyed fingerprint only: their fingerprints are carried over, not checked, and a render reading them is not reproduced (pass --config-values FILE)",
@@ -393,6 +408,7 @@ async fn replay_unchecked(
         Known {
             license: license_given,
             secrets: secrets_known,
+            passwords: passwords_known,
         },
         &mut report,
     )?;
@@ -433,14 +449,6 @@ fn replay_license(
         })),
         (None, None) => Ok(None),
     }
-}
-
-/// What a replay knows of the install's credentials: whether the license file was given, and
-/// whether every secret the install wrote can be derived again (so compared by fingerprint).
-#[derive(Debug, Clone, Copy)]
-struct Known {
-    license: bool,
-    secrets: bool,
 }
 
 /// The local registry the replayed run gets: the one `OverridesPlanned` recorded (with the
@@ -677,8 +685,8 @@ fn compare_stages(
                 };
                 let mut fields = Vec::new();
                 field_differences(
-                    &comparable_fields(event_type, payload, known.license, known.secrets),
-                    &comparable_fields(event_type, other, known.license, known.secrets),
+                    &comparable_fields(event_type, payload, known),
+                    &comparable_fields(event_type, other, known),
                     &mut fields,
                     FIELD_LIMIT,
                 );
@@ -761,7 +769,7 @@ fn compare_stages(
             };
             if superseded(name, &file.path) {
                 verdict.files += 1;
-                if !known.secrets {
+                if !known.every_secret() {
                     report.secret_files_unchecked += 1;
                     continue;
                 }
@@ -777,7 +785,7 @@ fn compare_stages(
                 name,
                 &file.path,
                 Some(fingerprint),
-                known.secrets,
+                known.every_secret(),
                 &mut verdict,
                 report,
             )?;
@@ -814,7 +822,7 @@ fn compare_stages(
                     name,
                     &secrets.file,
                     None,
-                    known.secrets,
+                    known.every_secret(),
                     &mut verdict,
                     report,
                 )?;

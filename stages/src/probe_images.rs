@@ -560,9 +560,36 @@ fn recorded_documents(
     // a document this process parsed is rebuilt from its record without reading the blob back.
     let mut documents: Vec<Option<Document>> = Vec::new();
     let mut unread: Vec<(usize, &crate::events::FetchedDocument)> = Vec::new();
+    let texts = context
+        .memo
+        .get::<crate::credential_texts::CredentialTexts>();
     for recorded in fetched.documents.iter().filter(|recorded| wanted(recorded)) {
-        let cached = BlobId::parse(&recorded.blob)
-            .ok()
+        // A document holding a password value has no blob: its text is in this process's memory.
+        if let Some(fingerprint) = &recorded.fingerprint {
+            let text = texts.get(fingerprint).ok_or_else(|| {
+                crate::credential_texts::text_not_in_memory(
+                    crate::credential_texts::fetched_by(context),
+                    &recorded.file,
+                )
+            })?;
+            let mut parsed =
+                parse_documents_with(&recorded.file, text.as_bytes(), Reuse::Share(&cache))
+                    .map_err(|error| {
+                        StageError::permanent(format!(
+                            "recorded document no longer parses: {error}"
+                        ))
+                    })?;
+            documents.push(parsed.pop().map(|mut document| {
+                document.index = recorded.index;
+                document.line = recorded.line;
+                document
+            }));
+            continue;
+        }
+        let cached = recorded
+            .blob
+            .as_deref()
+            .and_then(|blob| BlobId::parse(blob).ok())
             .and_then(|id| id.hash_bytes())
             .and_then(|hash| cache.get_by_text_hash(&hash));
         match cached {
@@ -587,7 +614,7 @@ fn recorded_documents(
     if !unread.is_empty() {
         let ids = unread
             .iter()
-            .map(|(_, recorded)| BlobId::parse(&recorded.blob))
+            .map(|(_, recorded)| BlobId::parse(recorded.blob.as_deref().unwrap_or_default()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| StageError::permanent(error.to_string()))?;
         let source = crate::recorded_blobs::ReleaseBlobs {

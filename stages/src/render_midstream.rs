@@ -12,7 +12,7 @@
 //! overlay and `rendered/this-cluster/` against what was recorded and renders them again if a file
 //! is missing or changed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -258,6 +258,40 @@ fn external_build(command: &[String], overlay: &Path) -> Result<Vec<Value>, Stag
         .collect())
 }
 
+/// The (kind, name) of every object in a `base/` file holding a password value (listed by
+/// fingerprint in `BaseWritten`): their rendered files are recorded by fingerprint and written
+/// 0600, like secrets.
+fn credential_objects(
+    context: &StageContext,
+    out: &OutputDir,
+) -> Result<HashSet<(String, String)>, StageError> {
+    let mut objects = HashSet::new();
+    let Ok(written) = context.input_shared::<crate::events::BaseWritten>() else {
+        return Ok(objects);
+    };
+    for file in written
+        .files
+        .iter()
+        .filter(|file| file.fingerprint.is_some())
+    {
+        let bytes = out
+            .read_file(&file.path)
+            .map_err(|error| StageError::permanent(error.to_string()))?
+            .ok_or_else(|| {
+                StageError::permanent(format!(
+                    "{} is missing from the output directory",
+                    file.path
+                ))
+            })?;
+        let documents = windlass_manifest::documents::parse_documents(&file.path, &bytes)
+            .map_err(|error| StageError::permanent(error.to_string()))?;
+        for document in documents {
+            objects.insert((document.kind, document.name.unwrap_or_default()));
+        }
+    }
+    Ok(objects)
+}
+
 /// Writes each built object to `rendered/this-cluster/<name>-<kind>.yaml` (secrets 0600, recorded
 /// by fingerprint only; everything else stored as a blob), makes the blobs durable and commits the
 /// tree. The objects are serialised on every core first; then the blob store's commit, which
@@ -267,6 +301,7 @@ fn write_rendered(
     objects: &[Value],
     rendered: TreeWriter,
     context: &StageContext,
+    credential_objects: &HashSet<(String, String)>,
 ) -> Result<Vec<RenderedFile>, StageError> {
     const WRITERS: usize = 2;
     let write_failure =
@@ -278,7 +313,17 @@ fn write_rendered(
     for ((object, name), text) in objects.iter().zip(rendered_names(objects)).zip(texts) {
         let text = text?;
         let path = format!("{RENDERED}/{name}");
-        let is_secret = object.get("kind").and_then(Value::as_str) == Some("Secret");
+        let object_kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let object_name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        // Secrets, and the objects of base documents holding a password value.
+        let is_secret = object_kind == "Secret"
+            || credential_objects.contains(&(object_kind.to_string(), object_name.to_string()));
         let mode = if is_secret {
             rendered_files.push(RenderedFile {
                 path,
@@ -419,7 +464,8 @@ impl Stage for RenderMidstream {
         tracing::debug!(objects = objects.len(), elapsed = ?clock.elapsed(), "built overlay");
         // Written beside the old tree and swapped in whole, so a failure leaves the old one intact.
         let rendered = out.replace_tree(RENDERED).map_err(write_failure)?;
-        let rendered_files = write_rendered(&objects, rendered, context)?;
+        let credential_objects = credential_objects(context, &out)?;
+        let rendered_files = write_rendered(&objects, rendered, context, &credential_objects)?;
         tracing::debug!(files = rendered_files.len(), elapsed = ?clock.elapsed(), "wrote rendered files and stored their blobs");
         let summary = match &builder {
             Builder::Native => format!(

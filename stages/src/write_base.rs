@@ -7,7 +7,9 @@
 //! file survives and each directory always holds either its previous or its new contents. When an
 //! install resumes, [`Stage::restore`] checks every recorded file against its blob and writes both
 //! directories again if any is missing or changed. A `base/` file name too long for a file system
-//! is shortened with a hash ([`fit_file_name`]).
+//! is shortened with a hash ([`fit_file_name`]). A document holding a password value (recorded by
+//! `fetch_base` by fingerprint) is written 0600 from the text `fetch_base` kept in memory
+//! ([`CredentialTexts`]) and listed by fingerprint.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -17,8 +19,9 @@ use serde::{Deserialize, Serialize};
 use windlass_engine::{
     BuildContext, Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput,
 };
-use windlass_state::{BlobId, BlobStore, StoredEvent};
+use windlass_state::{BlobId, BlobStore, FingerprintKey, StoredEvent};
 
+use crate::credential_texts::{CredentialTexts, PASSWORD_TEXT_PURPOSE, text_not_in_memory};
 use crate::events::{BaseFetched, BaseWritten, DocumentClass, FetchedDocument, WrittenFile};
 use crate::output::{OutputDir, OutputError, fit_file_name};
 use crate::recorded_blobs::ReleaseBlobs;
@@ -78,9 +81,11 @@ impl Stage for WriteBase {
     ) -> Result<Option<String>, StageError> {
         let recorded_written: BaseWritten =
             windlass_engine::recorded_fact::<BaseWritten>(recorded)?;
+        let key = context.fingerprint_key.clone();
         WriteInputs::of(context)?
-            .on_blocking_thread(move |source, out_dir, blobs, written_files| {
-                restore(&recorded_written, source, out_dir, blobs, written_files)
+            .on_blocking_thread(move |source, out_dir, blobs, written_files, texts| {
+                let written = (written_files, texts);
+                restore(&recorded_written, source, out_dir, blobs, written, &key)
             })
             .await
     }
@@ -95,6 +100,7 @@ struct WriteInputs {
     recorded_by: Option<String>,
     blobs: Arc<BlobStore>,
     written_files: Arc<WrittenFiles>,
+    credential_texts: Arc<CredentialTexts>,
 }
 
 impl WriteInputs {
@@ -108,6 +114,7 @@ impl WriteInputs {
                 .map(str::to_string),
             blobs: context.blobs.clone(),
             written_files: context.memo.get::<WrittenFiles>(),
+            credential_texts: context.memo.get::<CredentialTexts>(),
         })
     }
 
@@ -119,6 +126,7 @@ impl WriteInputs {
             &std::path::Path,
             &BlobStore,
             &WrittenFiles,
+            &CredentialTexts,
         ) -> Result<T, StageError>
         + Send
         + 'static,
@@ -129,21 +137,36 @@ impl WriteInputs {
                 release_dir: &self.release_dir,
                 recorded_by: self.recorded_by.as_deref(),
             };
-            work(&source, &self.out_dir, &self.blobs, &self.written_files)
+            work(
+                &source,
+                &self.out_dir,
+                &self.blobs,
+                &self.written_files,
+                &self.credential_texts,
+            )
         })
         .await
         .map_err(|error| StageError::permanent(format!("write_base task failed: {error}")))?
     }
 }
 
-/// The recorded files of `written` that are missing from `out` or differ from their blob.
+/// The recorded files of `written` that are missing from `out` or differ from their blob (or,
+/// for a file holding a password value, their keyed fingerprint).
 fn damaged_files<'a>(
     written: &'a BaseWritten,
     out: &OutputDir,
+    key: &FingerprintKey,
 ) -> Result<Vec<&'a str>, StageError> {
     let checked = windlass_manifest::parallel::parallel_map(&written.files, 64, |file| {
-        out.read_file(&file.path)
-            .map(|bytes| bytes.is_some_and(|bytes| BlobId::of(&bytes).to_string() == file.blob))
+        out.read_file(&file.path).map(|bytes| {
+            bytes.is_some_and(|bytes| match (&file.blob, &file.fingerprint) {
+                (Some(blob), _) => BlobId::of(&bytes).to_string() == *blob,
+                (None, Some(fingerprint)) => {
+                    key.fingerprint_bytes(PASSWORD_TEXT_PURPOSE, &bytes) == *fingerprint
+                }
+                (None, None) => false,
+            })
+        })
     });
     let mut damaged = Vec::new();
     for (file, intact) in written.files.iter().zip(checked) {
@@ -161,14 +184,15 @@ fn restore(
     source: &ReleaseBlobs,
     out_dir: &std::path::Path,
     blobs: &BlobStore,
-    written_files: &WrittenFiles,
+    (written_files, texts): (&WrittenFiles, &CredentialTexts),
+    key: &FingerprintKey,
 ) -> Result<Option<String>, StageError> {
     let out = OutputDir::create(out_dir).map_err(output_failure)?;
-    let damaged = damaged_files(recorded, &out)?;
+    let damaged = damaged_files(recorded, &out, key)?;
     let Some(first) = damaged.first() else {
         return Ok(None);
     };
-    let output = write(source, out_dir, blobs, written_files)?;
+    let output = write(source, out_dir, blobs, written_files, texts)?;
     let rewritten: BaseWritten = serde_json::from_value(output.facts[0].payload.clone())
         .map_err(|error| StageError::permanent(error.to_string()))?;
     if rewritten.files != recorded.files {
@@ -284,7 +308,8 @@ fn write_upstream(
             .map_err(output_failure)?;
         written.push(WrittenFile {
             path: format!("upstream/{}", file.path),
-            blob: hex.clone(),
+            blob: Some(hex.clone()),
+            fingerprint: None,
         });
     }
     upstream.commit().map_err(output_failure)?;
@@ -307,11 +332,18 @@ fn write_base_tree(
     let mut resources = Vec::new();
     for (position, name) in base_file_names(&fetched.documents) {
         let document = &fetched.documents[position];
-        base.write(&name, bodies.get(&document.blob)?, 0o644)
+        // A document holding a password value is written 0600 and listed by fingerprint.
+        let mode = if document.fingerprint.is_some() {
+            0o600
+        } else {
+            0o644
+        };
+        base.write(&name, bodies.get(document.content_key())?, mode)
             .map_err(output_failure)?;
         written.push(WrittenFile {
             path: format!("base/{name}"),
             blob: document.blob.clone(),
+            fingerprint: document.fingerprint.clone(),
         });
         resources.push(name);
     }
@@ -335,13 +367,19 @@ fn write_base_tree(
             .map_err(output_failure)?;
         written.push(WrittenFile {
             path: format!("base/{path}"),
-            blob: kustomization_blob.to_string(),
+            blob: Some(kustomization_blob.to_string()),
+            fingerprint: None,
         });
     }
     let base_dir = base.commit().map_err(output_failure)?;
     for file in &written[..resource_count] {
         let name = file.path.strip_prefix("base/").unwrap_or(&file.path);
-        written_files.remember(base_dir.join(name), Arc::from(bodies.get(&file.blob)?));
+        let content_key = file
+            .blob
+            .as_deref()
+            .or(file.fingerprint.as_deref())
+            .unwrap_or_default();
+        written_files.remember(base_dir.join(name), Arc::from(bodies.get(content_key)?));
     }
     Ok((written, resource_count))
 }
@@ -448,7 +486,8 @@ fn write_helm_tree(
             .map_err(output_failure)?;
         written.push(WrittenFile {
             path: format!("helm/{archive_name}"),
-            blob: archive.to_string(),
+            blob: Some(archive.to_string()),
+            fingerprint: None,
         });
         let values =
             serde_saphyr::to_string(chart.values.as_ref().unwrap_or(&serde_json::json!({})))
@@ -461,7 +500,8 @@ fn write_helm_tree(
             .map_err(output_failure)?;
         written.push(WrittenFile {
             path: format!("helm/{values_name}"),
-            blob: values_blob.to_string(),
+            blob: Some(values_blob.to_string()),
+            fingerprint: None,
         });
     }
     tree.commit().map_err(output_failure)?;
@@ -493,6 +533,7 @@ fn write(
     out_dir: &std::path::Path,
     blobs: &BlobStore,
     written_files: &WrittenFiles,
+    texts: &CredentialTexts,
 ) -> Result<StageOutput, StageError> {
     let fetched = source.fetched;
     let failure = |error: &dyn std::fmt::Display| StageError::permanent(error.to_string());
@@ -507,7 +548,7 @@ fn write(
             fetched
                 .documents
                 .iter()
-                .map(|document| document.blob.as_str()),
+                .filter_map(|document| document.blob.as_deref()),
         )
         .filter(|hex| seen.insert(*hex))
         .collect();
@@ -516,13 +557,25 @@ fn write(
         .map(|hex| BlobId::parse(hex))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| failure(&error))?;
-    let bodies = Bodies(
+    let mut bodies = Bodies(
         wanted
             .iter()
             .map(|hex| hex.to_string())
             .zip(source.read(blobs, &ids)?)
             .collect(),
     );
+    // The texts holding password values, from this process's memory.
+    for document in &fetched.documents {
+        let Some(fingerprint) = &document.fingerprint else {
+            continue;
+        };
+        let text = texts
+            .get(fingerprint)
+            .ok_or_else(|| text_not_in_memory(source.recorded_by, &document.file))?;
+        bodies
+            .0
+            .insert(fingerprint.clone(), text.as_bytes().to_vec());
+    }
     let out = OutputDir::create(out_dir).map_err(|error| failure(&error))?;
     // Each tree is written afresh beside the old one and swapped in whole on commit. Creating
     // files is most of this stage's time, so the two trees are written on two threads.
