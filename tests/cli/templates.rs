@@ -1070,3 +1070,70 @@ fn images_renders_templates_first_and_lists_the_rendered_image_fields() {
     let said = String::from_utf8_lossy(&output.stdout);
     assert!(said.contains("quay.io/my-org/web:1"), "{said}");
 }
+
+/// A resumed install in a new process has no rendered text of a file holding a password value
+/// (it is never stored): `write_base` fails once, saying so and marking `fetch_base` stale, and
+/// the next run of the same install renders the release again and completes.
+#[test]
+fn a_resume_in_a_new_process_renders_a_file_holding_a_password_again() {
+    let (dir, release) = templated_release();
+    std::fs::write(
+        release.join("manifests/token.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: token\ndata:\n  token: '{{repl ConfigOption \"api_token\" }}'\n",
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let values = all_values(dir.path());
+    let install = |state: &Path| {
+        let mut command = windlass(state);
+        command
+            .args(OFFLINE_INSTALL)
+            .arg("--json")
+            .arg("--out")
+            .arg(&out)
+            .arg("--config-values")
+            .arg(&values)
+            .arg(&release);
+        command
+    };
+    let mut child = install(state.path())
+        .env("WINDLASS_PAUSE_AFTER_STAGE", "fetch_base")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::wait_for_pause(&mut child, "fetch_base");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let resumed = crate::state_integrity::run_within(&mut install(state.path()), 120);
+    let report: serde_json::Value = serde_json::from_slice(&resumed.stdout).unwrap();
+    assert_eq!(report["status"], "failed", "{report:#}");
+    assert!(
+        report.to_string().contains(
+            "manifests/token.yaml holds a password value, which windlass never stores, and this process did not render it"
+        ),
+        "{report:#}"
+    );
+    let again = json(crate::state_integrity::run_within(
+        &mut install(state.path()),
+        120,
+    ));
+    assert_eq!(again["status"], "completed", "{again:#}");
+    assert_eq!(
+        again["install_id"], report["install_id"],
+        "the same install"
+    );
+    assert!(contains(
+        &std::fs::read(out.join("base/manifests/token.yaml")).unwrap(),
+        TOKEN
+    ));
+    for file in files_under(state.path()) {
+        assert!(
+            !contains(&std::fs::read(&file).unwrap(), TOKEN),
+            "{} holds the password value",
+            file.display()
+        );
+    }
+}
