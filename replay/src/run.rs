@@ -247,19 +247,6 @@ async fn replay_unchecked(
         });
     }
     let mut unverified = Vec::new();
-    let password_files: Vec<&str> = templates
-        .files
-        .iter()
-        .filter(|file| file.holds_password)
-        .map(|file| file.path.as_str())
-        .collect();
-    let passwords_known = password_files.is_empty() || options.config_values.is_some();
-    if !passwords_known {
-        unverified.push(format!(
-            "the rendered text of {} held password values, which are recorded by keyed fingerprint only: the files holding secrets are not compared (pass --config-values FILE)",
-            password_files.join(", ")
-        ));
-    }
     if options.config_values.is_none() && !templates.given_password_fingerprints.is_empty() {
         unverified.push(format!(
             "the password values the install's ConfigValues gave ({}) are recorded by keyed fingerprint only: their fingerprints are carried over, not checked, and a render reading them is not reproduced (pass --config-values FILE)",
@@ -278,6 +265,35 @@ async fn replay_unchecked(
         license_given,
         &mut unverified,
     )?;
+    // The files whose rendered text held a password value render the same only when every
+    // password they may hold is known: the user's (--config-values), a generated one (its draws
+    // are withheld: only the user's file, which wins over them, helps) and, in local-registry
+    // mode, the registry's (--registry-password-file).
+    let password_files: Vec<&str> = templates
+        .files
+        .iter()
+        .filter(|file| file.holds_password)
+        .map(|file| file.path.as_str())
+        .collect();
+    let config_given = options.config_values.is_some();
+    let mut missing = Vec::new();
+    if !config_given
+        && (!templates.given_password_fingerprints.is_empty()
+            || templates.config_random_draws_withheld)
+    {
+        missing.push("--config-values FILE");
+    }
+    if local_registry.is_some() && !secrets_known {
+        missing.push("--registry-password-file FILE");
+    }
+    let passwords_known = password_files.is_empty() || missing.is_empty();
+    if !passwords_known {
+        unverified.push(format!(
+            "the rendered text of {} held password values, which are recorded by keyed fingerprint only: the files holding secrets are not compared (pass {})",
+            password_files.join(", "),
+            missing.join(" and ")
+        ));
+    }
     rebuild_release(
         &fetched,
         &fetch_stage,

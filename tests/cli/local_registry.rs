@@ -73,6 +73,16 @@ fn said(output: &Output) -> String {
     format!("{}{}", text(&output.stdout), text(&output.stderr))
 }
 
+/// A vendor's own pull secret made with `LocalRegistryImagePullSecret`: its rendered text holds
+/// the registry password.
+fn vendor_secret(release: &Path) {
+    std::fs::write(
+        release.join("vendor-secret.yaml"),
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: vendor-pull\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: 'repl{{ LocalRegistryImagePullSecret }}'\n",
+    )
+    .unwrap();
+}
+
 fn password_file(dir: &Path) -> PathBuf {
     let file = dir.join("registry-password");
     std::fs::write(&file, format!("{HTPASSWD_PASSWORD}\n")).unwrap();
@@ -141,6 +151,7 @@ async fn every_image_is_rewritten_and_the_rendered_pull_secret_alone_pulls_each_
         ],
         &["docker.io/library/busybox:1.36"],
     );
+    vendor_secret(release.path());
     let work = tempfile::tempdir().unwrap();
     let password = password_file(work.path());
     let state = tempfile::tempdir().unwrap();
@@ -231,11 +242,48 @@ async fn every_image_is_rewritten_and_the_rendered_pull_secret_alone_pulls_each_
         "{planned:#}"
     );
 
-    // The password, plain or as the secret's auth, is nowhere in the state directory.
+    // The vendor's secret made with LocalRegistryImagePullSecret holds the same credentials; its
+    // documents are recorded by keyed fingerprint, its files written 0600.
+    let vendor = std::fs::read_to_string(out.join("base/vendor-secret.yaml")).unwrap();
+    let docker_config_base64 = STANDARD.encode(rendered_docker_config(&out));
+    assert!(vendor.contains(&docker_config_base64), "{vendor}");
+    let fetched = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["type"] == "BaseFetched")
+        .unwrap();
+    let document = fetched["payload"]["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|document| document["file"] == "vendor-secret.yaml")
+        .unwrap();
+    assert!(document.get("blob").is_none(), "{document}");
+    assert!(document["fingerprint"].is_string(), "{document}");
+    for path in [
+        "base/vendor-secret.yaml",
+        "rendered/this-cluster/vendor-pull-secret.yaml",
+    ] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(out.join(path))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{path}");
+    }
+
+    // The password, plain, as the secret's auth or as the whole encoded config, is nowhere in
+    // the state directory.
     let auth = STANDARD.encode(format!("{HTPASSWD_USERNAME}:{HTPASSWD_PASSWORD}"));
     for file in files_under(state.path()) {
         let bytes = std::fs::read(&file).unwrap();
-        for needle in [HTPASSWD_PASSWORD.as_bytes(), auth.as_bytes()] {
+        for needle in [
+            HTPASSWD_PASSWORD.as_bytes(),
+            auth.as_bytes(),
+            docker_config_base64.as_bytes(),
+        ] {
             assert!(
                 offsets_of(&bytes, needle).is_empty(),
                 "{} holds the registry password",
@@ -349,6 +397,7 @@ async fn a_local_registry_install_replays_with_and_without_the_password_file() {
         &["nginx:1.25", "vendor.example/acme/api:2.0"],
         &["busybox:1.36"],
     );
+    vendor_secret(release.path());
     let work = tempfile::tempdir().unwrap();
     let password = password_file(work.path());
     let state = tempfile::tempdir().unwrap();
@@ -402,8 +451,9 @@ async fn a_local_registry_install_replays_with_and_without_the_password_file() {
     let report: serde_json::Value = serde_json::from_slice(&replayed.stdout).unwrap();
     assert_eq!(report["differences"], serde_json::json!([]), "{report:#}");
     assert_eq!(report["secret_files_unchecked"], 0, "{report:#}");
+    // The pull secret files, and the vendor's secret in base/ and rendered/.
     assert!(
-        report["secret_files_compared"].as_u64().unwrap() >= 2,
+        report["secret_files_compared"].as_u64().unwrap() >= 4,
         "{report:#}"
     );
 
