@@ -1137,3 +1137,77 @@ fn a_resume_in_a_new_process_renders_a_file_holding_a_password_again() {
         );
     }
 }
+
+/// A file holding a password value never reaches a plugin: a plugin on the base documents is
+/// refused naming the file (exit 3); one after `render_midstream` runs, the file holding the
+/// password carried past it like a Secret, and the value stays out of the state directory.
+#[test]
+fn a_file_holding_a_password_value_is_never_sent_to_a_plugin() {
+    let (dir, release) = templated_release();
+    std::fs::write(
+        release.join("manifests/token.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: token\ndata:\n  token: '{{repl ConfigOption \"api_token\" }}'\n",
+    )
+    .unwrap();
+    let values = all_values(dir.path());
+    let audit_label =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/audit-label/audit-label.py");
+    for (placement, expected_code) in [("before: write_base", 3), ("after: render_midstream", 0)] {
+        let config = dir.path().join("windlass.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "plugins:\n  - name: label\n    exec: {}\n    {placement}\n    config: {{team: platform}}\n",
+                audit_label.display()
+            ),
+        )
+        .unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let out = dir.path().join(format!("out-{expected_code}"));
+        let output = crate::state_integrity::run_within(
+            windlass(state.path())
+                .args(OFFLINE_INSTALL)
+                .arg("--json")
+                .arg("--out")
+                .arg(&out)
+                .arg("--config")
+                .arg(&config)
+                .arg("--config-values")
+                .arg(&values)
+                .arg(&release),
+            120,
+        );
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            stderr(&output)
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(expected_code),
+            "{placement}: {said}"
+        );
+        if expected_code == 3 {
+            assert!(
+                said.contains("manifests/token.yaml holds a password value, which windlass never sends to a plugin"),
+                "{said}"
+            );
+        } else {
+            let rendered =
+                std::fs::read_to_string(out.join("rendered/this-cluster/token-configmap.yaml"))
+                    .unwrap();
+            assert!(rendered.contains(TOKEN), "{rendered}");
+            let web =
+                std::fs::read_to_string(out.join("rendered/this-cluster/web-deployment.yaml"))
+                    .unwrap();
+            assert!(web.contains("platform"), "the plugin ran: {web}");
+        }
+        for file in files_under(state.path()) {
+            assert!(
+                !contains(&std::fs::read(&file).unwrap(), TOKEN),
+                "{placement}: {} holds the password value",
+                file.display()
+            );
+        }
+    }
+}
