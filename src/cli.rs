@@ -268,9 +268,9 @@ pub struct InstallOptionArgs {
 /// which these options override).
 #[derive(Debug, Args)]
 pub struct LocalRegistryArgs {
-    /// Local-registry mode: rewrite every image, public or private, to
-    /// HOST[/NAMESPACE]/<last path component of the image> (tag and digest kept), with a pull
-    /// secret for this registry only.
+    /// Local-registry mode: rewrite every image, public or private, to HOST[/NAMESPACE]/NAME,
+    /// NAME being the last path component of the image (tag and digest kept), with a pull secret
+    /// for this registry only.
     #[arg(long, value_name = "HOST")]
     pub registry_host: Option<String>,
     /// The namespace images go under on the local registry (may have several segments).
