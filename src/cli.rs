@@ -92,7 +92,8 @@ pub enum Command {
     /// Re-run a recorded install offline (no network, no release directory, no cluster) and
     /// compare every file and fact with what it recorded; exits 0 only when identical, and
     /// records `ReplayVerified` or `ReplayDiffered`. With a what-if option (`--proxy-domain`,
-    /// `--registry-domain`, `--probe-policy`, `--known-images`, `--namespace`, `--kots-compat`),
+    /// `--registry-domain`, `--probe-policy`, `--known-images`, `--namespace`, `--kots-compat`,
+    /// `--registry-host`, `--registry-namespace`),
     /// prints what would differ instead and records nothing.
     Replay(ReplayArgs),
     /// Write the event log as JSON lines (one record a line, with its hash, the previous hash and
@@ -239,6 +240,9 @@ pub struct InstallOptionArgs {
     /// Also write the legacy `kotsadm-replicated-registry` pull secret, as KOTS does.
     #[arg(long)]
     pub kots_compat: bool,
+    /// How to use a local registry.
+    #[command(flatten)]
+    pub local_registry: LocalRegistryArgs,
     /// Command that builds overlays using kustomize features windlass's native build lacks; the
     /// overlay directory is appended.
     #[arg(long, default_value = "kubectl kustomize", env = "WINDLASS_KUSTOMIZE")]
@@ -258,6 +262,27 @@ pub struct InstallOptionArgs {
     /// Where and how to apply the rendered objects.
     #[command(flatten)]
     pub target: TargetArgs,
+}
+
+/// Local-registry mode (`install` and `watch`; also `local_registry:` in the `--config` file,
+/// which these options override).
+#[derive(Debug, Args)]
+pub struct LocalRegistryArgs {
+    /// Local-registry mode: rewrite every image, public or private, to HOST[/NAMESPACE]/NAME,
+    /// NAME being the last path component of the image (tag and digest kept), with a pull secret
+    /// for this registry only.
+    #[arg(long, value_name = "HOST")]
+    pub registry_host: Option<String>,
+    /// The namespace images go under on the local registry (may have several segments).
+    #[arg(long, value_name = "NS")]
+    pub registry_namespace: Option<String>,
+    /// The user name the pull secret authenticates with (with --registry-password-file).
+    #[arg(long, value_name = "USER")]
+    pub registry_username: Option<String>,
+    /// File holding the local registry's password (one line; never recorded, only its keyed
+    /// fingerprint).
+    #[arg(long, value_name = "FILE")]
+    pub registry_password_file: Option<PathBuf>,
 }
 
 /// Arguments of `windlass watch`.
@@ -352,6 +377,16 @@ pub struct ReplayArgs {
     /// What-if: also write the legacy `kotsadm-replicated-registry` pull secret.
     #[arg(long)]
     pub kots_compat: bool,
+    /// The local registry's password file the install ran with (local-registry mode): its keyed
+    /// fingerprint must be the recorded one; the pull secrets are then compared by fingerprint.
+    #[arg(long, value_name = "FILE")]
+    pub registry_password_file: Option<PathBuf>,
+    /// What-if: this local registry host (local-registry mode) instead of the recorded mode.
+    #[arg(long, value_name = "HOST")]
+    pub registry_host: Option<String>,
+    /// What-if: this local registry namespace instead of the recorded one.
+    #[arg(long, value_name = "NS")]
+    pub registry_namespace: Option<String>,
 }
 
 /// `--namespace`: a name Kubernetes accepts for a namespace, refused before anything runs.

@@ -10,11 +10,12 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow};
 use windlass_engine::runner::StartKind;
 use windlass_engine::{InstallState, Progress};
+use windlass_manifest::images::rules::WindlassConfig;
 use windlass_stages::PipelineOptions;
 use windlass_stages::events::ProbePolicy;
 use windlass_stages::install::{
     InstallEnvironment, InstallError, InstallErrorClass, InstallOptions, InstallOutcome,
-    PipelineChoice, PipelineEdit, StageFiles, check_release_dir, install,
+    LocalRegistryOptions, PipelineChoice, PipelineEdit, StageFiles, check_release_dir, install,
 };
 use windlass_stages::plan_overrides::PlanOverridesConfig;
 use windlass_stages::probe_images::ProbeImagesConfig;
@@ -172,7 +173,9 @@ pub fn install_options(
             edit: PipelineEdit(Arc::new(move |specs| plugins.insert(specs, &declarations))),
         }
     };
+    let local_registry = local_registry_options(args)?;
     Ok(InstallOptions {
+        local_registry,
         release_dir,
         license: args.license.clone(),
         requested_out,
@@ -186,6 +189,61 @@ pub fn install_options(
             config: args.config.clone(),
         },
     })
+}
+
+/// Local-registry mode from `--registry-host` and friends, each over the `--config` file's
+/// `local_registry:`; `None` without a host. A namespace, username or password file without a
+/// host, and a username without a password file (or the reverse), are refused.
+fn local_registry_options(
+    args: &InstallOptionArgs,
+) -> Result<Option<LocalRegistryOptions>, CliError> {
+    let flags = &args.local_registry;
+    let from_file = match &args.config {
+        Some(path) => WindlassConfig::load(path)
+            .map_err(|error| CliError::new(Code::InvalidInput, error))?
+            .local_registry
+            .unwrap_or_default(),
+        None => Default::default(),
+    };
+    let host = flags.registry_host.clone().or(from_file.host);
+    let namespace = flags.registry_namespace.clone().or(from_file.namespace);
+    let username = flags.registry_username.clone().or(from_file.username);
+    let password_file = match &flags.registry_password_file {
+        Some(path) => Some(absolute(path)?),
+        None => from_file.password_file,
+    };
+    let Some(host) = host else {
+        let flag_given = flags.registry_namespace.is_some()
+            || flags.registry_username.is_some()
+            || flags.registry_password_file.is_some();
+        if flag_given || namespace.is_some() || username.is_some() || password_file.is_some() {
+            return Err(CliError::new(
+                if flag_given {
+                    Code::CommandLine
+                } else {
+                    Code::InvalidInput
+                },
+                anyhow!(
+                    "a local registry's namespace, username or password file needs its host: give --registry-host HOST (or local_registry.host in the config file)"
+                ),
+            ));
+        }
+        return Ok(None);
+    };
+    if username.is_some() != password_file.is_some() {
+        return Err(CliError::new(
+            Code::CommandLine,
+            anyhow!(
+                "--registry-username and --registry-password-file go together (on the command line or as local_registry.username and local_registry.password_file in the config file): give both or neither"
+            ),
+        ));
+    }
+    Ok(Some(LocalRegistryOptions {
+        host,
+        namespace: namespace.unwrap_or_default(),
+        username,
+        password_file,
+    }))
 }
 
 /// The exit code of an install that did not run to an outcome.

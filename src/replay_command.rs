@@ -18,9 +18,9 @@ use crate::state_access::{actor, open_state, open_state_read_only, schemas};
 fn replay_error(error: ReplayError) -> CliError {
     let code = match &error {
         ReplayError::NotFound(_) => Code::NotFound,
-        ReplayError::LicenseMismatch { .. } | ReplayError::ConfigValuesMismatch { .. } => {
-            Code::InvalidInput
-        }
+        ReplayError::LicenseMismatch { .. }
+        | ReplayError::ConfigValuesMismatch { .. }
+        | ReplayError::RegistryPasswordMismatch { .. } => Code::InvalidInput,
         ReplayError::Scratch(_) => Code::Failure,
         ReplayError::NotCompleted { .. }
         | ReplayError::DamagedLog { .. }
@@ -56,6 +56,8 @@ pub fn run(global: &GlobalArgs, args: &ReplayArgs) -> CliResult {
             .transpose()?,
         namespace: args.namespace.clone(),
         kots_compat: args.kots_compat.then_some(true),
+        registry_host: args.registry_host.clone(),
+        registry_namespace: args.registry_namespace.clone(),
     };
     let (license, license_bytes) = match &args.license {
         Some(path) => {
@@ -80,6 +82,19 @@ pub fn run(global: &GlobalArgs, args: &ReplayArgs) -> CliResult {
             )
         })
         .transpose()?;
+    let registry_password = args
+        .registry_password_file
+        .as_deref()
+        .map(|path| {
+            let password = windlass_stages::install::read_password_file(path)
+                .map_err(|error| CliError::new(Code::InvalidInput, error))?;
+            let fingerprint = state.fingerprint_key.fingerprint(
+                windlass_stages::install::REGISTRY_PASSWORD_PURPOSE,
+                &password,
+            );
+            Ok::<_, CliError>((password, fingerprint))
+        })
+        .transpose()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -93,6 +108,7 @@ pub fn run(global: &GlobalArgs, args: &ReplayArgs) -> CliResult {
                 license,
                 license_bytes,
                 config_values,
+                registry_password,
                 what_if,
                 kinds: crate::plugins::plugin_set().stage_kinds(),
             },

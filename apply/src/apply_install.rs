@@ -117,6 +117,7 @@ pub async fn apply_install(
         }),
         // Templates are rendered by fetch_base, which this pipeline does not run.
         config_values: None,
+        local_registry: None,
     };
     let key = request.install_key(pipeline.fingerprint());
     let _lock = state

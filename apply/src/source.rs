@@ -248,8 +248,15 @@ fn application_lists(
     }) else {
         return Ok((Vec::new(), Vec::new()));
     };
-    let blob =
-        BlobId::parse(&recorded.blob).map_err(|error| StageError::permanent(error.to_string()))?;
+    // An Application holding a password value is not stored (KOTS never deploys it, and its
+    // lists hold names): without its blob there is nothing to read.
+    let Some(blob) = recorded.blob.as_deref() else {
+        return Err(StageError::invalid_input(format!(
+            "{}: the KOTS Application's text holds a password value and is not stored: its additionalNamespaces and statusInformers cannot be read back",
+            recorded.file
+        )));
+    };
+    let blob = BlobId::parse(blob).map_err(|error| StageError::permanent(error.to_string()))?;
     let bytes = context
         .blobs
         .get(&blob)

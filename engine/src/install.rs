@@ -1,6 +1,7 @@
 //! What the user asked to install ([`InstallRequest`]) and the license that comes with it. The
 //! license ID lives here only in memory, as a [`SecretString`]; what gets recorded is a
-//! [`LicenseRecord`]: app slug, sequence and a keyed fingerprint.
+//! [`LicenseRecord`]: app slug, sequence and a keyed fingerprint. The same holds for a local
+//! registry's password ([`LocalRegistryInput`]).
 
 use std::path::PathBuf;
 
@@ -37,6 +38,33 @@ pub struct ConfigValuesInput {
     pub fingerprint: String,
 }
 
+/// A customer's own registry (local-registry mode: `--registry-host` and friends), held in
+/// memory: its password is a credential, so only a keyed fingerprint of it is ever recorded.
+#[derive(Clone)]
+pub struct LocalRegistryInput {
+    /// The registry host (`host[:port]`).
+    pub host: String,
+    /// The namespace images go under (may be empty, or several segments).
+    pub namespace: String,
+    /// The user name in the pull secret, if any.
+    pub username: Option<String>,
+    /// The password in the pull secret, if any.
+    pub password: Option<SecretString>,
+    /// Keyed fingerprint of the password in this state directory, if there is one.
+    pub password_fingerprint: Option<String>,
+}
+
+impl std::fmt::Debug for LocalRegistryInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalRegistryInput")
+            .field("host", &self.host)
+            .field("namespace", &self.namespace)
+            .field("username", &self.username)
+            .field("password_fingerprint", &self.password_fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
 impl License {
     /// What may be recorded about this license.
     pub fn record(&self) -> LicenseRecord {
@@ -68,6 +96,9 @@ pub struct InstallRequest {
     pub license: Option<License>,
     /// The user's ConfigValues, if any.
     pub config_values: Option<ConfigValuesInput>,
+    /// The customer's own registry, in local-registry mode: every image is rewritten to it and
+    /// the pull secret carries its credentials only.
+    pub local_registry: Option<LocalRegistryInput>,
 }
 
 impl InstallRequest {
@@ -107,6 +138,19 @@ impl InstallRequest {
             hasher.update(b"config-values\0");
             hasher.update(values.fingerprint.as_bytes());
             hasher.update(&[0]);
+        }
+        // Likewise for local-registry mode.
+        if let Some(registry) = &self.local_registry {
+            hasher.update(b"local-registry\0");
+            for part in [
+                registry.host.as_str(),
+                registry.namespace.as_str(),
+                registry.username.as_deref().unwrap_or(""),
+                registry.password_fingerprint.as_deref().unwrap_or(""),
+            ] {
+                hasher.update(part.as_bytes());
+                hasher.update(&[0]);
+            }
         }
         hasher.update(pipeline_fingerprint.as_bytes());
         hasher.finalize().to_hex()[..32].to_string()

@@ -23,7 +23,7 @@ pub mod runner;
 pub mod services;
 pub mod stage;
 
-pub use install::{ConfigValuesInput, InstallRequest, License, LicenseRecord};
+pub use install::{ConfigValuesInput, InstallRequest, License, LicenseRecord, LocalRegistryInput};
 pub use install_index::{InstallProjector, InstallSummary};
 pub use install_state::{
     FoldError, InstallState, InstallStatus, StageState, StageStatus, fold, fold_owned,

@@ -360,9 +360,20 @@ fn gather_base(context: &StageContext, fetched: &BaseFetched) -> Result<Gathered
         .iter()
         .filter(|document| document.class == DocumentClass::KubernetesObject)
         .collect();
+    // A document holding a password value (recorded by fingerprint, never stored) is never sent
+    // to a plugin.
+    if let Some(document) = documents
+        .iter()
+        .find(|document| document.fingerprint.is_some())
+    {
+        return Err(StageError::invalid_input(format!(
+            "plugin {plugin}: {} holds a password value, which windlass never sends to a plugin; place the plugin after render_midstream (documents: rendered), where files holding passwords are kept out of what it is sent",
+            document.file
+        )));
+    }
     let ids = documents
         .iter()
-        .map(|document| BlobId::parse(&document.blob))
+        .map(|document| BlobId::parse(document.blob.as_deref().unwrap_or_default()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| permanent(plugin, error))?;
     let bodies = context.blobs.get_many(&ids).map_err(|error| {
@@ -386,7 +397,7 @@ fn gather_base(context: &StageContext, fetched: &BaseFetched) -> Result<Gathered
             (document.file.clone(), document.index),
             Original {
                 text: body,
-                blob: document.blob.clone(),
+                blob: document.blob.clone().unwrap_or_default(),
                 line: document.line,
                 position: items.len(),
             },
@@ -588,7 +599,8 @@ fn base_documents(
             kind,
             namespace: text_at(object, "/metadata/namespace").map(str::to_string),
             name: text_at(object, "/metadata/name").map(str::to_string),
-            blob,
+            blob: Some(blob),
+            fingerprint: None,
         });
     }
     Ok(documents)

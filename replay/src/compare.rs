@@ -15,6 +15,26 @@ pub const OUTPUT_FILES: &[(&str, &[&str])] = &[
     ("MidstreamRendered", &["/overlay_files", "/rendered_files"]),
 ];
 
+/// What a replay knows of the credentials the install used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Known {
+    /// The license file was given (`--license`).
+    pub license: bool,
+    /// The pull secrets can be derived again: the license was given, or in local-registry mode
+    /// the registry password (`--registry-password-file`) or none was used.
+    pub secrets: bool,
+    /// The password values the templates read are known: `--config-values` was given, or no
+    /// rendered file held one.
+    pub passwords: bool,
+}
+
+impl Known {
+    /// Whether every file holding secrets can be produced again, so compared by fingerprint.
+    pub fn every_secret(self) -> bool {
+        self.secrets && self.passwords
+    }
+}
+
 /// One output file a fact names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputFile {
@@ -53,14 +73,21 @@ pub fn output_files(event_type: &str, payload: &Value) -> Vec<OutputFile> {
 /// The top-level fields of `payload` as compared, borrowed where nothing is taken out (the facts
 /// of big releases are large: copying them costs more than comparing them): without its
 /// output-file lists and the output directory (a replay writes elsewhere); without `--license`,
-/// also without what derives from the license ID (the secrets' content fingerprints) and the
-/// license files of the release (never stored). A payload that is not an object is one field
-/// named `""`.
+/// also without the license files of the release (never stored); when the secrets cannot be
+/// derived again (no `--license`, or in local-registry mode no `--registry-password-file`),
+/// without the secrets' content fingerprints; when the password values the install's templates
+/// read are not known (no `--config-values`), without the fingerprints of the documents holding
+/// them. A payload that is not an object is one field named `""`.
 pub fn comparable_fields<'a>(
     event_type: &str,
     payload: &'a Value,
-    license_given: bool,
+    known: Known,
 ) -> Vec<(&'a str, Cow<'a, Value>)> {
+    let Known {
+        license: license_given,
+        secrets: secrets_known,
+        passwords: passwords_known,
+    } = known;
     let Some(object) = payload.as_object() else {
         return vec![("", Cow::Borrowed(payload))];
     };
@@ -78,11 +105,11 @@ pub fn comparable_fields<'a>(
             {
                 return (key.as_str(), Cow::Owned(Value::Null));
             }
-            if license_given {
+            if license_given && secrets_known && passwords_known {
                 return (key.as_str(), Cow::Borrowed(value));
             }
             let adjusted = match (event_type, key.as_str()) {
-                ("SecretsProvisioned", "secrets") => {
+                ("SecretsProvisioned", "secrets") if !secrets_known => {
                     let mut secrets = value.clone();
                     for secret in secrets.as_array_mut().into_iter().flatten() {
                         if let Some(secret) = secret.as_object_mut() {
@@ -91,7 +118,7 @@ pub fn comparable_fields<'a>(
                     }
                     Some(secrets)
                 }
-                ("BaseFetched", "files") => {
+                ("BaseFetched", "files") if !license_given => {
                     let is_license =
                         |file: &Value| file.get("class").and_then(Value::as_str) == Some("license");
                     value
@@ -106,6 +133,15 @@ pub fn comparable_fields<'a>(
                                     .collect(),
                             )
                         })
+                }
+                ("BaseFetched", "documents") if !passwords_known => {
+                    let mut documents = value.clone();
+                    for document in documents.as_array_mut().into_iter().flatten() {
+                        if let Some(document) = document.as_object_mut() {
+                            document.remove("fingerprint");
+                        }
+                    }
+                    Some(documents)
                 }
                 _ => None,
             };

@@ -72,6 +72,17 @@ pub enum ReplayError {
         /// Fingerprint recorded.
         recorded: String,
     },
+    /// The registry password file given is not the one the install ran with (or the install did
+    /// not run in local-registry mode with a password).
+    #[error(
+        "--registry-password-file: the password's fingerprint is {given}, but the install ran with {recorded}"
+    )]
+    RegistryPasswordMismatch {
+        /// Fingerprint of the password given.
+        given: String,
+        /// Fingerprint recorded.
+        recorded: String,
+    },
     /// What the install recorded cannot be replayed (a fact that does not decode, a pipeline
     /// this binary cannot build).
     #[error("cannot replay what was recorded: {0}")]

@@ -20,7 +20,9 @@ use windlass_engine::{
     License, Memo, NoKubernetes, NoProgress, NoRandom, Pipeline, RecordedRun, Runner, Services,
     StageRegistry, StageSpec, StageStatus, fold_owned,
 };
-use windlass_stages::events::{BaseFetched, ImagesProbed, ProbePolicy, SecretsProvisioned};
+use windlass_stages::events::{
+    BaseFetched, ImagesProbed, OverridesPlanned, ProbePolicy, SecretsProvisioned,
+};
 use windlass_stages::release::{Limits, ReleaseSnapshot, digest_keeping};
 use windlass_state::{
     BlobId, EventPayload, NewEvent, SchemaRegistry, SecretString, StateDir, StoredEvent,
@@ -28,7 +30,9 @@ use windlass_state::{
 };
 
 use crate::ReplayError;
-use crate::compare::{comparable_fields, field_differences, first_differing_line, output_files};
+use crate::compare::{
+    Known, comparable_fields, field_differences, first_differing_line, output_files,
+};
 use crate::events::{Difference, ReplayDiffered, ReplayVerified};
 use crate::scratch::{Scratch, read_blobs, rebuild_release};
 
@@ -47,6 +51,11 @@ pub struct WhatIf {
     pub namespace: Option<String>,
     /// `provision_secrets`' legacy secret.
     pub kots_compat: Option<bool>,
+    /// Local-registry mode with this host (an install recorded in proxy mode gets no
+    /// credentials).
+    pub registry_host: Option<String>,
+    /// This local registry namespace.
+    pub registry_namespace: Option<String>,
 }
 
 impl WhatIf {
@@ -58,6 +67,8 @@ impl WhatIf {
             && self.known_images.is_none()
             && self.namespace.is_none()
             && self.kots_compat.is_none()
+            && self.registry_host.is_none()
+            && self.registry_namespace.is_none()
     }
 }
 
@@ -71,6 +82,11 @@ pub struct ReplayOptions {
     /// The user's ConfigValues (`--config-values`), read by the caller; its fingerprint must be
     /// the recorded one. Without it the install's recorded values are used (all but passwords).
     pub config_values: Option<ConfigValuesInput>,
+    /// The local registry's password (`--registry-password-file`), read by the caller, with its
+    /// keyed fingerprint, which must be the recorded one. Without it, an install in
+    /// local-registry mode with a password replays with a placeholder and its pull secrets are
+    /// not compared.
+    pub registry_password: Option<(SecretString, String)>,
     /// Options changed for a what-if.
     pub what_if: WhatIf,
     /// Stage kinds registered besides the built-in ones (the plugin host's and the in-process
@@ -242,6 +258,42 @@ async fn replay_unchecked(
                 .join(", ")
         ));
     }
+    let (local_registry, secrets_known) = replay_local_registry(
+        &recorded_facts,
+        options.registry_password,
+        &options.what_if,
+        license_given,
+        &mut unverified,
+    )?;
+    // The files whose rendered text held a password value render the same only when every
+    // password they may hold is known: the user's (--config-values), a generated one (its draws
+    // are withheld: only the user's file, which wins over them, helps) and, in local-registry
+    // mode, the registry's (--registry-password-file).
+    let password_files: Vec<&str> = templates
+        .files
+        .iter()
+        .filter(|file| file.holds_password)
+        .map(|file| file.path.as_str())
+        .collect();
+    let config_given = options.config_values.is_some();
+    let mut missing = Vec::new();
+    if !config_given
+        && (!templates.given_password_fingerprints.is_empty()
+            || templates.config_random_draws_withheld)
+    {
+        missing.push("--config-values FILE");
+    }
+    if local_registry.is_some() && !secrets_known {
+        missing.push("--registry-password-file FILE");
+    }
+    let passwords_known = password_files.is_empty() || missing.is_empty();
+    if !passwords_known {
+        unverified.push(format!(
+            "the rendered text of {} held password values, which are recorded by keyed fingerprint only: the files holding secrets are not compared (pass {})",
+            password_files.join(", "),
+            missing.join(" and ")
+        ));
+    }
     rebuild_release(
         &fetched,
         &fetch_stage,
@@ -331,6 +383,7 @@ async fn replay_unchecked(
         license,
         // Without the file, fetch_base renders with the values the install recorded.
         config_values: options.config_values.clone(),
+        local_registry,
     };
     let (replayed, _) = runner
         .start(&pipeline, Arc::new(request), "replay")
@@ -368,7 +421,11 @@ async fn replay_unchecked(
         &recorded_install,
         &recorded_run.facts,
         &replayed,
-        license_given,
+        Known {
+            license: license_given,
+            secrets: secrets_known,
+            passwords: passwords_known,
+        },
         &mut report,
     )?;
     tracing::debug!(elapsed = ?began.elapsed(), "compared every stage");
@@ -408,6 +465,81 @@ fn replay_license(
         })),
         (None, None) => Ok(None),
     }
+}
+
+/// The local registry the replayed run gets: the one `OverridesPlanned` recorded (with the
+/// password given, whose fingerprint must be the recorded one, else a placeholder), or the
+/// what-if's. Also whether the secrets can be compared: in local-registry mode they derive from
+/// the registry's credentials, not the license.
+fn replay_local_registry(
+    recorded_facts: &HashMap<String, Vec<StoredEvent>>,
+    password: Option<(SecretString, String)>,
+    what_if: &WhatIf,
+    license_given: bool,
+    unverified: &mut Vec<String>,
+) -> Result<(Option<windlass_engine::LocalRegistryInput>, bool), ReplayError> {
+    let recorded = recorded_facts
+        .values()
+        .flatten()
+        .find(|event| event.is::<OverridesPlanned>())
+        .map(|event| {
+            OverridesPlanned::deserialize(&event.payload)
+                .map_err(|error| ReplayError::Recorded(format!("OverridesPlanned: {error}")))
+        })
+        .transpose()?
+        .and_then(|planned| planned.local_registry);
+    let recorded_fingerprint = recorded
+        .as_ref()
+        .and_then(|registry| registry.password_fingerprint.clone());
+    if let Some((_, given)) = &password
+        && recorded_fingerprint.as_ref() != Some(given)
+    {
+        return Err(ReplayError::RegistryPasswordMismatch {
+            given: given.clone(),
+            recorded: recorded_fingerprint.unwrap_or_else(|| {
+                "none (the install did not run in local-registry mode with a password)".into()
+            }),
+        });
+    }
+    let Some(recorded) = recorded else {
+        let registry =
+            what_if
+                .registry_host
+                .as_ref()
+                .map(|host| windlass_engine::LocalRegistryInput {
+                    host: host.clone(),
+                    namespace: what_if.registry_namespace.clone().unwrap_or_default(),
+                    username: None,
+                    password: None,
+                    password_fingerprint: None,
+                });
+        return Ok((registry, license_given));
+    };
+    let secrets_known = recorded.password_fingerprint.is_none() || password.is_some();
+    if !secrets_known {
+        unverified.push(
+            "the local registry's password is recorded by keyed fingerprint only: the pull secrets are not compared (pass --registry-password-file FILE)".into(),
+        );
+    }
+    let password_secret = password.map(|(password, _)| password).or_else(|| {
+        recorded
+            .password_fingerprint
+            .as_ref()
+            .map(|_| SecretString::new("windlass-replay-without-the-registry-password"))
+    });
+    Ok((
+        Some(windlass_engine::LocalRegistryInput {
+            host: what_if.registry_host.clone().unwrap_or(recorded.host),
+            namespace: what_if
+                .registry_namespace
+                .clone()
+                .unwrap_or(recorded.namespace),
+            username: recorded.username,
+            password: password_secret,
+            password_fingerprint: recorded.password_fingerprint,
+        }),
+        secrets_known,
+    ))
 }
 
 /// The pipeline as recorded, made to run offline: files naming registries and known images are
@@ -489,7 +621,7 @@ fn compare_stages(
     recorded: &InstallState,
     recorded_facts: &HashMap<String, Vec<StoredEvent>>,
     replayed: &InstallState,
-    license_given: bool,
+    known: Known,
     report: &mut ReplayReport,
 ) -> Result<(), ReplayError> {
     let mut listed: HashSet<String> = HashSet::new();
@@ -569,8 +701,8 @@ fn compare_stages(
                 };
                 let mut fields = Vec::new();
                 field_differences(
-                    &comparable_fields(event_type, payload, license_given),
-                    &comparable_fields(event_type, other, license_given),
+                    &comparable_fields(event_type, payload, known),
+                    &comparable_fields(event_type, other, known),
                     &mut fields,
                     FIELD_LIMIT,
                 );
@@ -653,7 +785,7 @@ fn compare_stages(
             };
             if superseded(name, &file.path) {
                 verdict.files += 1;
-                if !license_given {
+                if !known.every_secret() {
                     report.secret_files_unchecked += 1;
                     continue;
                 }
@@ -669,7 +801,7 @@ fn compare_stages(
                 name,
                 &file.path,
                 Some(fingerprint),
-                license_given,
+                known.every_secret(),
                 &mut verdict,
                 report,
             )?;
@@ -706,7 +838,7 @@ fn compare_stages(
                     name,
                     &secrets.file,
                     None,
-                    license_given,
+                    known.every_secret(),
                     &mut verdict,
                     report,
                 )?;
@@ -785,8 +917,9 @@ fn by_type(facts: &[StoredEvent]) -> BTreeMap<&str, Vec<&Value>> {
     grouped
 }
 
-/// Counts a file holding secrets: compared by keyed fingerprint when the license was given
-/// (`fingerprint` names the recorded one; `None` when the fact compared above covers it), left
+/// Counts a file holding secrets: compared by keyed fingerprint when the secrets can be derived
+/// again (the license was given, or in local-registry mode the registry password) —
+/// `fingerprint` names the recorded one; `None` when the fact compared above covers it — left
 /// unchecked otherwise.
 #[allow(clippy::too_many_arguments)]
 fn compare_secret_file(
@@ -795,12 +928,12 @@ fn compare_secret_file(
     stage: &str,
     path: &str,
     fingerprint: Option<&String>,
-    license_given: bool,
+    secrets_known: bool,
     verdict: &mut StageVerdict,
     report: &mut ReplayReport,
 ) -> Result<(), ReplayError> {
     verdict.files += 1;
-    if !license_given {
+    if !secrets_known {
         report.secret_files_unchecked += 1;
         return Ok(());
     }

@@ -15,6 +15,7 @@ use windlass_engine::{
     BuildContext, Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput,
 };
 
+use crate::credential_texts::CredentialTexts;
 use crate::events::{
     BaseFetched, DocumentClass, FetchedDocument, FetchedFile, SupersededHelmChart,
     UnreferencedChart,
@@ -114,6 +115,10 @@ impl Stage for FetchBase {
         let parsed_cache = context.memo.get::<ParsedCache>();
         let snapshot = context.memo.get::<ReleaseSnapshot>();
         let request = context.request.clone();
+        let credentials = Credentials {
+            key: context.fingerprint_key.clone(),
+            texts: context.memo.get::<CredentialTexts>(),
+        };
         check_dns_label(&request.namespace).map_err(|problem| {
             StageError::invalid_input(format!(
                 "namespace {} is not a valid namespace: {problem}",
@@ -207,7 +212,21 @@ impl Stage for FetchBase {
             if !chart_objects {
                 check_has_kubernetes_objects(&release)?;
             }
-            let recorded = record(&release, &blobs, digest, templates.record(), charts);
+            let password_files: std::collections::HashSet<String> = release
+                .files
+                .iter()
+                .filter(|file| templates.holds_password(&file.path))
+                .map(|file| file.path.clone())
+                .collect();
+            let recorded = record(
+                &release,
+                &blobs,
+                digest,
+                templates.record(),
+                charts,
+                &password_files,
+                &credentials,
+            );
             tracing::debug!(elapsed = ?clock.elapsed(), "stored the release");
             recorded
         })
@@ -260,12 +279,20 @@ fn check_license_is_for_the_app(release: &Release, license_slug: &str) -> Result
     }
 }
 
+/// Where the texts holding password values go: fingerprinted with `key`, kept in `texts`.
+struct Credentials {
+    key: Arc<windlass_state::FingerprintKey>,
+    texts: Arc<CredentialTexts>,
+}
+
 fn record(
     release: &Release,
     blobs: &windlass_state::BlobStore,
     release_digest: String,
     templates: crate::events::TemplatesRecord,
     charts: Vec<crate::helm_charts::ChartRender>,
+    password_files: &std::collections::HashSet<String>,
+    credentials: &Credentials,
 ) -> Result<StageOutput, StageError> {
     let blob_failure = |error: windlass_state::BlobError| StageError::permanent(error.to_string());
     let mut files = Vec::with_capacity(release.files.len());
@@ -288,8 +315,15 @@ fn record(
         if let FileContents::Yaml(parsed) = &file.contents
             && !withheld
         {
+            // A file whose rendered text holds a password value: its documents are recorded by
+            // keyed fingerprint and their texts kept in memory only.
+            let holds_password = password_files.contains(&file.path);
             for document in parsed {
-                documents.push(fetched_document(document, blobs)?);
+                documents.push(fetched_document(
+                    document,
+                    blobs,
+                    holds_password.then_some(credentials),
+                )?);
             }
         }
     }
@@ -305,7 +339,7 @@ fn record(
         }
         if crate::helm_charts::joins_common_base(&chart) {
             for document in &chart.documents {
-                documents.push(fetched_document(document, blobs)?);
+                documents.push(fetched_document(document, blobs, None)?);
             }
         }
         helm_charts.push(chart.record);
@@ -375,6 +409,18 @@ fn templates_summary(templates: &crate::events::TemplatesRecord) -> String {
         if !items.is_empty() {
             summary.push_str(&format!(", config items used: {}", items.join(", ")));
         }
+        let holding: Vec<&str> = templates
+            .files
+            .iter()
+            .filter(|file| file.holds_password)
+            .map(|file| file.path.as_str())
+            .collect();
+        if !holding.is_empty() {
+            summary.push_str(&format!(
+                "; holding password values (recorded by keyed fingerprint, never stored): {}",
+                holding.join(", ")
+            ));
+        }
     }
     if !templates.excluded.is_empty() {
         summary.push_str(&format!(
@@ -434,15 +480,28 @@ fn summary(
     summary
 }
 
-/// The record of one parsed document, its text stored as a blob.
+/// The record of one parsed document, its text stored as a blob, or, when it holds a password
+/// value (`credentials` given), fingerprinted and kept in memory only.
 fn fetched_document(
     document: &windlass_manifest::documents::Document,
     blobs: &windlass_state::BlobStore,
+    credentials: Option<&Credentials>,
 ) -> Result<FetchedDocument, StageError> {
-    let blob = blobs
-        .put(document.text.as_bytes())
-        .map_err(|error| StageError::permanent(error.to_string()))?
-        .to_string();
+    let (blob, fingerprint) = match credentials {
+        Some(credentials) => (
+            None,
+            Some(credentials.texts.remember(&credentials.key, &document.text)),
+        ),
+        None => (
+            Some(
+                blobs
+                    .put(document.text.as_bytes())
+                    .map_err(|error| StageError::permanent(error.to_string()))?
+                    .to_string(),
+            ),
+            None,
+        ),
+    };
     Ok(FetchedDocument {
         file: document.file.clone(),
         index: document.index,
@@ -453,5 +512,6 @@ fn fetched_document(
         name: document.name.clone(),
         class: document.class,
         blob,
+        fingerprint,
     })
 }

@@ -191,6 +191,23 @@ pub struct InstallOptions {
     pub stage_files: StageFiles,
     /// The user's KOTS ConfigValues file; `None` looks for `RELEASE_DIR/userdata/config.yaml`.
     pub config_values: Option<PathBuf>,
+    /// Local-registry mode: the customer's own registry every image is rewritten to.
+    pub local_registry: Option<LocalRegistryOptions>,
+}
+
+/// Local-registry mode as asked for (`--registry-host` and friends, or the config file's
+/// `local_registry:`); the password file is read when the install starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocalRegistryOptions {
+    /// `--registry-host`: `host[:port]`.
+    pub host: String,
+    /// `--registry-namespace` (may be empty).
+    pub namespace: String,
+    /// `--registry-username`.
+    pub username: Option<String>,
+    /// `--registry-password-file`: a file holding the password (one trailing newline is not
+    /// part of it).
+    pub password_file: Option<PathBuf>,
 }
 
 /// Who runs the install and where it is recorded.
@@ -243,6 +260,10 @@ pub enum InstallError {
     /// The ConfigValues file is missing, unreadable or invalid.
     #[error("{0}")]
     ConfigValues(String),
+    /// The local registry's settings are invalid, or its password file is missing, unreadable
+    /// or empty.
+    #[error("{0}")]
+    LocalRegistry(String),
     /// The registry settings file is unreadable or invalid.
     #[error(transparent)]
     Registries(#[from] SettingsError),
@@ -329,6 +350,7 @@ impl InstallError {
             | InstallError::NotADirectory { .. }
             | InstallError::License(_)
             | InstallError::ConfigValues(_)
+            | InstallError::LocalRegistry(_)
             | InstallError::Registries(_)
             | InstallError::KnownImages(_)
             | InstallError::Config(_)
@@ -402,6 +424,11 @@ pub async fn install(
         .map(|path| read_license(&path, &state.fingerprint_key))
         .transpose()?;
     let config_values = read_config_values(options, state)?;
+    let local_registry = options
+        .local_registry
+        .as_ref()
+        .map(|registry| local_registry_input(registry, &state.fingerprint_key))
+        .transpose()?;
     // A bad file the stages read (unreadable, not a regular file, too large, invalid) is refused
     // before anything is recorded.
     check_stage_files(&options.stage_files)?;
@@ -424,6 +451,7 @@ pub async fn install(
         namespace: options.namespace.clone(),
         license,
         config_values,
+        local_registry,
     };
     // One process at a time per install: a second install of the same request while the first
     // is still running must not resume it underneath.
@@ -506,6 +534,99 @@ pub fn config_values_input(
         text,
         fingerprint,
     })
+}
+
+/// The fingerprint purpose for a local registry's password.
+pub const REGISTRY_PASSWORD_PURPOSE: &str = "registry-password";
+
+/// Largest password file accepted.
+const MAX_PASSWORD_FILE_BYTES: u64 = 64 * 1024;
+
+/// Checks local-registry settings and reads the password file (`windlass install`, and `windlass
+/// replay --registry-password-file` for the password alone). Nothing of the file's text reaches an
+/// error.
+pub fn local_registry_input(
+    options: &LocalRegistryOptions,
+    key: &windlass_state::FingerprintKey,
+) -> Result<windlass_engine::LocalRegistryInput, InstallError> {
+    let invalid = |problem: String| InstallError::LocalRegistry(problem);
+    let host = options.host.trim();
+    if host.is_empty()
+        || host.contains("://")
+        || host.contains('/')
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+    {
+        return Err(invalid(format!(
+            "local registry host {host:?} is not a host name (host or host:port, no scheme, no path: give a namespace with --registry-namespace)"
+        )));
+    }
+    let namespace = options.namespace.trim_matches('/');
+    if !namespace.is_empty()
+        && !namespace.split('/').all(|segment| {
+            !segment.is_empty()
+                && segment.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+                })
+        })
+    {
+        return Err(invalid(format!(
+            "local registry namespace {namespace:?} is not a repository path (lowercase letters, digits, '.', '_', '-', segments separated by '/')"
+        )));
+    }
+    if let Some(username) = &options.username
+        && (username.is_empty() || username.contains(':') || username.chars().any(char::is_control))
+    {
+        return Err(invalid(
+            "local registry username must be non-empty, without ':' or control characters".into(),
+        ));
+    }
+    if options.username.is_some() != options.password_file.is_some() {
+        return Err(invalid(
+            "a local registry's username and password file go together: give both (--registry-username and --registry-password-file) or neither".into(),
+        ));
+    }
+    let password = options
+        .password_file
+        .as_deref()
+        .map(read_password_file)
+        .transpose()?;
+    let password_fingerprint = password
+        .as_ref()
+        .map(|password| key.fingerprint(REGISTRY_PASSWORD_PURPOSE, password));
+    Ok(windlass_engine::LocalRegistryInput {
+        host: host.to_string(),
+        namespace: namespace.to_string(),
+        username: options.username.clone(),
+        password,
+        password_fingerprint,
+    })
+}
+
+/// Reads a registry password file: at most 64 KiB of UTF-8, one trailing newline dropped, not
+/// empty. The error names the file, never its content.
+pub fn read_password_file(path: &Path) -> Result<windlass_state::SecretString, InstallError> {
+    let shown = path.display().to_string();
+    let text =
+        windlass_files::read_regular_text(path, MAX_PASSWORD_FILE_BYTES).map_err(|problem| {
+            InstallError::LocalRegistry(format!("registry password file {shown}: {problem}"))
+        })?;
+    let password = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(&text);
+    if password.is_empty() {
+        return Err(InstallError::LocalRegistry(format!(
+            "registry password file {shown}: empty"
+        )));
+    }
+    if password.contains('\n') {
+        return Err(InstallError::LocalRegistry(format!(
+            "registry password file {shown}: holds more than one line"
+        )));
+    }
+    Ok(windlass_state::SecretString::new(password.to_string()))
 }
 
 /// Claims the output directory `plan` writes into for the whole install: never `/`, the release

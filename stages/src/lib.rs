@@ -13,6 +13,7 @@
 //! runs it, reporting progress through a trait (the binary, a daemon and a replay call it).
 
 pub mod charts;
+pub mod credential_texts;
 pub mod events;
 pub mod fetch_base;
 pub mod helm_charts;

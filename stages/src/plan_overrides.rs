@@ -2,7 +2,9 @@
 //! kustomize `images:` entries of the midstream overlay (see [`crate::plan`]), with the proxy and
 //! registry hosts resolved from the command line, the release's KOTS `Installation` and
 //! `Application`, and records them, each with the evidence that caused it, as `OverridesPlanned` —
-//! so `windlass show` can answer "why was this image proxied?".
+//! so `windlass show` can answer "why was this image proxied?". In local-registry mode (the
+//! request's `local_registry`) every image is renamed to the customer's registry instead
+//! ([`crate::plan::plan_local_registry`]) and the mode is recorded in the fact.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,8 +15,8 @@ use windlass_engine::{
     BuildContext, Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput,
 };
 
-use crate::events::{BaseFetched, Domains, ImagesProbed, OverridesPlanned};
-use crate::plan::{PlanError, plan_overrides};
+use crate::events::{BaseFetched, Domains, ImagesProbed, LocalRegistryRecord, OverridesPlanned};
+use crate::plan::{PlanError, plan_local_registry, plan_overrides};
 use crate::probe_images::kots_documents_of;
 use windlass_manifest::images::rules::WindlassConfig;
 
@@ -115,10 +117,12 @@ impl Stage for PlanOverrides {
             }
             None => BTreeMap::new(),
         };
-        let needs_license = probed
-            .images
-            .iter()
-            .any(|image| image.private && !image.runtime_only);
+        let local_registry = context.request.local_registry.as_ref();
+        let needs_license = local_registry.is_none()
+            && probed
+                .images
+                .iter()
+                .any(|image| image.private && !image.runtime_only);
         let app_slug = match &context.request.license {
             Some(license) => license.app_slug.clone(),
             None if needs_license => {
@@ -128,26 +132,42 @@ impl Stage for PlanOverrides {
             }
             None => context.request.app_slug().to_string(),
         };
-        let plan = plan_overrides(&probed.images, &app_slug, &domains, &host_aliases).map_err(
-            |errors: Vec<PlanError>| {
-                StageError::invalid_input(
-                    errors
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                )
-            },
-        )?;
-        let mut plan = plan;
+        let planned = match local_registry {
+            Some(registry) => {
+                plan_local_registry(&probed.images, &registry.host, &registry.namespace)
+            }
+            None => plan_overrides(&probed.images, &app_slug, &domains, &host_aliases),
+        };
+        let mut plan = planned.map_err(|errors: Vec<PlanError>| {
+            StageError::invalid_input(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
         set_aside_helm_v1beta2_images(&mut plan, &probed, &fetched, &app_slug);
-        let mut summary = format!(
-            "{} kustomize image entries, {} images left alone (proxy host {}, registry host {})",
-            plan.entries.len(),
-            plan.skipped.len(),
-            domains.proxy_host,
-            domains.registry_host
-        );
+        let mut summary = match local_registry {
+            Some(registry) => format!(
+                "{} kustomize image entries: local-registry mode, every image ({}) pulled from {}, {} images left alone",
+                plan.entries.len(),
+                probed.images.len(),
+                [registry.host.as_str(), registry.namespace.trim_matches('/')]
+                    .into_iter()
+                    .filter(|part| !part.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+                plan.skipped.len(),
+            ),
+            None => format!(
+                "{} kustomize image entries, {} images left alone (proxy host {}, registry host {})",
+                plan.entries.len(),
+                plan.skipped.len(),
+                domains.proxy_host,
+                domains.registry_host
+            ),
+        };
         for skipped in plan
             .skipped
             .iter()
@@ -179,6 +199,12 @@ impl Stage for PlanOverrides {
             domains,
             host_aliases,
             plan,
+            local_registry: local_registry.map(|registry| LocalRegistryRecord {
+                host: registry.host.clone(),
+                namespace: registry.namespace.clone(),
+                username: registry.username.clone(),
+                password_fingerprint: registry.password_fingerprint.clone(),
+            }),
         })?;
         Ok(StageOutput {
             facts: vec![fact],

@@ -560,9 +560,36 @@ fn recorded_documents(
     // a document this process parsed is rebuilt from its record without reading the blob back.
     let mut documents: Vec<Option<Document>> = Vec::new();
     let mut unread: Vec<(usize, &crate::events::FetchedDocument)> = Vec::new();
+    let texts = context
+        .memo
+        .get::<crate::credential_texts::CredentialTexts>();
     for recorded in fetched.documents.iter().filter(|recorded| wanted(recorded)) {
-        let cached = BlobId::parse(&recorded.blob)
-            .ok()
+        // A document holding a password value has no blob: its text is in this process's memory.
+        if let Some(fingerprint) = &recorded.fingerprint {
+            let text = texts.get(fingerprint).ok_or_else(|| {
+                crate::credential_texts::text_not_in_memory(
+                    crate::credential_texts::fetched_by(context),
+                    &recorded.file,
+                )
+            })?;
+            let mut parsed =
+                parse_documents_with(&recorded.file, text.as_bytes(), Reuse::Share(&cache))
+                    .map_err(|error| {
+                        StageError::permanent(format!(
+                            "recorded document no longer parses: {error}"
+                        ))
+                    })?;
+            documents.push(parsed.pop().map(|mut document| {
+                document.index = recorded.index;
+                document.line = recorded.line;
+                document
+            }));
+            continue;
+        }
+        let cached = recorded
+            .blob
+            .as_deref()
+            .and_then(|blob| BlobId::parse(blob).ok())
             .and_then(|id| id.hash_bytes())
             .and_then(|hash| cache.get_by_text_hash(&hash));
         match cached {
@@ -587,7 +614,7 @@ fn recorded_documents(
     if !unread.is_empty() {
         let ids = unread
             .iter()
-            .map(|(_, recorded)| BlobId::parse(&recorded.blob))
+            .map(|(_, recorded)| BlobId::parse(recorded.blob.as_deref().unwrap_or_default()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| StageError::permanent(error.to_string()))?;
         let source = crate::recorded_blobs::ReleaseBlobs {
@@ -701,14 +728,26 @@ impl Stage for ProbeImages {
                 context.services.clock.as_ref(),
             )
             .await?;
-        if let Some(refusal) = resolved.refusal() {
+        // In local-registry mode every image is rewritten whatever its probe says: a decision
+        // the policy refuses to make stops nothing.
+        if let Some(refusal) = resolved.refusal()
+            && context.request.local_registry.is_none()
+        {
             return Err(StageError::permanent(refusal));
         }
         // A replay made no request: it reports what the original run cost.
         let requests_made = recorded
             .as_ref()
             .map_or(resolved.requests_made, |recorded| recorded.requests_made);
-        let summary = summarise(&resolved.images, requests_made);
+        let summary = match &context.request.local_registry {
+            // The outcomes only report: every image is pulled from the local registry.
+            Some(registry) => format!(
+                "{}; local-registry mode: reported only, every image is pulled from {}",
+                summarise_outcomes(&resolved.images, requests_made),
+                registry.host
+            ),
+            None => summarise(&resolved.images, requests_made),
+        };
         let fact = Fact::of(&ImagesProbed {
             policy: config.policy,
             offline: config.offline,
@@ -766,6 +805,21 @@ fn recorded_known(recorded: &ImagesProbed) -> HashMap<String, bool> {
 /// `5 images: 1 public, 4 private (4 unreachable); 12 registry requests`, plus a note when
 /// images are private only because their registry could not be asked.
 pub fn summarise(images: &[ProbedImage], requests_made: u64) -> String {
+    let mut summary = summarise_outcomes(images, requests_made);
+    let unanswered = images
+        .iter()
+        .filter(|image| image.private && image.outcome == ImageOutcome::Unreachable)
+        .count();
+    if unanswered > 0 {
+        summary.push_str(&format!(
+            " — {unanswered} unreachable image(s) proxied, as KOTS does (--probe-policy strict refuses instead)"
+        ));
+    }
+    summary
+}
+
+/// `5 images: 1 public, 4 private (4 unreachable); 12 registry requests`.
+fn summarise_outcomes(images: &[ProbedImage], requests_made: u64) -> String {
     let public = images.iter().filter(|image| !image.private).count();
     let private = images.len() - public;
     let mut by_outcome: Vec<(ImageOutcome, usize)> = Vec::new();
@@ -798,15 +852,6 @@ pub fn summarise(images: &[ProbedImage], requests_made: u64) -> String {
         summary.push_str(&format!("; {cached} from cache"));
     }
     summary.push_str(&format!("; {requests_made} registry requests"));
-    let unanswered = images
-        .iter()
-        .filter(|image| image.private && image.outcome == ImageOutcome::Unreachable)
-        .count();
-    if unanswered > 0 {
-        summary.push_str(&format!(
-            " — {unanswered} unreachable image(s) proxied, as KOTS does (--probe-policy strict refuses instead)"
-        ));
-    }
     summary
 }
 

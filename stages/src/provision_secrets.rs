@@ -3,7 +3,8 @@
 //! names, namespaces, hosts and a keyed fingerprint of the content, never the content. The
 //! namespaces to create and whether the secret goes to every namespace (`"*"`) are recorded for the
 //! apply stage. When an install resumes, [`Stage::restore`] writes the file again if it is missing
-//! or changed (it is derived from the license, the release and the recorded plan).
+//! or changed (it is derived from the license, the release and the recorded plan). In
+//! local-registry mode the secrets carry the local registry's credentials instead of the license's.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use crate::events::{
 };
 use crate::output::OutputDir;
 use crate::probe_images::kots_documents_of;
-use crate::secrets::pull_secrets;
+use crate::secrets::{PullSecretCredentials, pull_secrets};
 
 /// Where the secrets go, relative to the output directory.
 pub const SECRET_FILE: &str = "overlays/midstream/secret.yaml";
@@ -131,7 +132,6 @@ impl ProvisionSecrets {
 
     /// What `overlays/midstream/secret.yaml` holds for this install.
     fn secret_file(&self, context: &StageContext) -> Result<SecretFile, StageError> {
-        let license = Self::license(context)?;
         let fetched = context.input_shared::<BaseFetched>()?;
         let planned: OverridesPlanned = context.input::<OverridesPlanned>()?;
         let documents = kots_documents_of(&fetched, context)?;
@@ -139,10 +139,25 @@ impl ProvisionSecrets {
             &context.request.namespace,
             &additional_namespaces(&documents)?,
         );
+        let (app_slug, credentials) = match &context.request.local_registry {
+            Some(registry) => (
+                planned.app_slug.as_str(),
+                PullSecretCredentials::LocalRegistry(registry),
+            ),
+            None => {
+                let license = Self::license(context)?;
+                (
+                    license.app_slug.as_str(),
+                    PullSecretCredentials::License {
+                        license_id: &license.license_id,
+                        domains: &planned.domains,
+                    },
+                )
+            }
+        };
         let (objects, records) = pull_secrets(
-            &license.app_slug,
-            &license.license_id,
-            &planned.domains,
+            app_slug,
+            credentials,
             &namespaces,
             self.config.kots_compat,
             &context.fingerprint_key,
@@ -162,10 +177,14 @@ impl ProvisionSecrets {
 #[async_trait::async_trait]
 impl Stage for ProvisionSecrets {
     async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
-        check_expiry(
-            Self::license(context)?.expires_at.as_deref(),
-            context.services.clock.now(),
-        )?;
+        // Local-registry mode needs no license for the secret; one given is still judged.
+        let license = match &context.request.local_registry {
+            Some(_) => context.request.license.as_ref(),
+            None => Some(Self::license(context)?),
+        };
+        if let Some(license) = license {
+            check_expiry(license.expires_at.as_deref(), context.services.clock.now())?;
+        }
         let (text, records, namespaces) = self.secret_file(context)?;
         let out_dir: PathBuf = context.request.out_dir.clone();
         let out = OutputDir::create(&out_dir)

@@ -41,7 +41,7 @@ impl ReleaseBlobs<'_> {
                 self.fetched
                     .documents
                     .iter()
-                    .find(|document| document.blob == hex)
+                    .find(|document| document.blob.as_deref() == Some(hex))
                     .map(|document| document.file.as_str())
             })
     }

@@ -12,7 +12,7 @@
 //! overlay and `rendered/this-cluster/` against what was recorded and renders them again if a file
 //! is missing or changed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -22,8 +22,9 @@ use serde_json::{Value, json};
 use windlass_engine::{
     BuildContext, Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput,
 };
-use windlass_state::{BlobId, EventPayload, StoredEvent};
+use windlass_state::{BlobId, StoredEvent};
 
+use crate::credential_texts::{CredentialTexts, fetched_by, text_not_in_memory};
 use crate::events::{
     BaseFetched, Builder, ImagesProbed, MidstreamRendered, OverridesPlanned, RenderedFile,
 };
@@ -235,35 +236,44 @@ fn rendered_names(objects: &[Value]) -> Vec<String> {
 /// Files by path relative to their directory, with their bytes.
 type Files = Vec<(String, Arc<[u8]>)>;
 
-/// The files `base/` holds once `write_base` is done, from the recorded release: the native build
-/// takes `base/` from here, so it need not wait for the files.
-fn planned_base(context: &StageContext) -> Result<Files, StageError> {
-    let fetched = context.input_shared::<BaseFetched>()?;
-    let layout = base_layout(&fetched)?;
+/// The files `base/` holds once `write_base` is done, from the recorded release (a document
+/// holding a password value from the text `fetch_base` kept in memory): the native build takes
+/// `base/` from here, so it need not wait for the files.
+fn planned_base(context: &StageContext, fetched: &BaseFetched) -> Result<Files, StageError> {
+    let layout = base_layout(fetched)?;
     let ids = layout
         .iter()
         .filter_map(|(_, source)| match source {
-            BaseSource::Document(blob) => Some(BlobId::parse(blob)),
+            BaseSource::Document(document) => document.blob.as_deref().map(BlobId::parse),
             BaseSource::Kustomization(_) => None,
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| StageError::permanent(error.to_string()))?;
     let source = ReleaseBlobs {
-        fetched: &fetched,
+        fetched,
         release_dir: &context.request.release_dir,
-        recorded_by: context.input_stage_recording(BaseFetched::EVENT_TYPE),
+        recorded_by: fetched_by(context),
     };
     let mut bodies = source.read(&context.blobs, &ids)?.into_iter();
-    Ok(layout
+    let texts = context.memo.get::<CredentialTexts>();
+    layout
         .into_iter()
         .map(|(path, source)| {
             let bytes: Arc<[u8]> = match source {
-                BaseSource::Document(_) => Arc::from(bodies.next().expect("one body per id")),
+                BaseSource::Document(document) => match &document.fingerprint {
+                    Some(fingerprint) if document.blob.is_none() => {
+                        let text = texts.get(fingerprint).ok_or_else(|| {
+                            text_not_in_memory(fetched_by(context), &document.file)
+                        })?;
+                        Arc::from(text.as_bytes())
+                    }
+                    _ => Arc::from(bodies.next().expect("one body per id")),
+                },
                 BaseSource::Kustomization(text) => Arc::from(text.into_bytes()),
             };
-            (path, bytes)
+            Ok((path, bytes))
         })
-        .collect())
+        .collect()
 }
 
 /// [`external_build`] when `base/` is only planned (`write_base` may still be writing it): runs
@@ -340,6 +350,55 @@ fn external_build(command: &[String], overlay: &Path) -> Result<Vec<Value>, Stag
         .collect())
 }
 
+/// The (kind, name) of every object of a `base/` document holding a password value (recorded
+/// by fingerprint in `BaseFetched`, or listed so in `BaseWritten` when this stage reads that
+/// instead): their rendered files are recorded by fingerprint and written 0600, like secrets.
+fn credential_objects(
+    context: &StageContext,
+    out: &OutputDir,
+) -> Result<HashSet<(String, String)>, StageError> {
+    let mut objects = HashSet::new();
+    if fetched_by(context).is_some() {
+        let fetched = context.input_shared::<BaseFetched>()?;
+        for document in fetched
+            .documents
+            .iter()
+            .filter(|document| document.fingerprint.is_some())
+        {
+            objects.insert((
+                document.kind.clone(),
+                document.name.clone().unwrap_or_default(),
+            ));
+        }
+        return Ok(objects);
+    }
+    // A pipeline where this stage reads `write_base` instead: from the files it wrote.
+    let Ok(written) = context.input_shared::<crate::events::BaseWritten>() else {
+        return Ok(objects);
+    };
+    for file in written
+        .files
+        .iter()
+        .filter(|file| file.fingerprint.is_some())
+    {
+        let bytes = out
+            .read_file(&file.path)
+            .map_err(|error| StageError::permanent(error.to_string()))?
+            .ok_or_else(|| {
+                StageError::permanent(format!(
+                    "{} is missing from the output directory",
+                    file.path
+                ))
+            })?;
+        let documents = windlass_manifest::documents::parse_documents(&file.path, &bytes)
+            .map_err(|error| StageError::permanent(error.to_string()))?;
+        for document in documents {
+            objects.insert((document.kind, document.name.unwrap_or_default()));
+        }
+    }
+    Ok(objects)
+}
+
 /// Writes each built object to `rendered/this-cluster/<name>-<kind>.yaml` (secrets 0600, recorded
 /// by fingerprint only; everything else stored as a blob), makes the blobs durable and commits the
 /// tree. The objects are serialised on every core first; then the blob store's commit, which
@@ -349,6 +408,7 @@ fn write_rendered(
     objects: &[Value],
     rendered: TreeWriter,
     context: &StageContext,
+    credential_objects: &HashSet<(String, String)>,
 ) -> Result<Vec<RenderedFile>, StageError> {
     const WRITERS: usize = 2;
     let write_failure =
@@ -360,7 +420,17 @@ fn write_rendered(
     for ((object, name), text) in objects.iter().zip(rendered_names(objects)).zip(texts) {
         let text = text?;
         let path = format!("{RENDERED}/{name}");
-        let is_secret = object.get("kind").and_then(Value::as_str) == Some("Secret");
+        let object_kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let object_name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        // Secrets, and the objects of base documents holding a password value.
+        let is_secret = object_kind == "Secret"
+            || credential_objects.contains(&(object_kind.to_string(), object_name.to_string()));
         let mode = if is_secret {
             rendered_files.push(RenderedFile {
                 path,
@@ -480,8 +550,11 @@ impl Stage for RenderMidstream {
         let overlay = out.root().join(DOWNSTREAM);
         // With the recorded release among the inputs, `base/` comes from it; a pipeline recorded
         // when this stage ran after `write_base` instead reads `base/` from the disk.
-        let base = match context.input_stage_recording(BaseFetched::EVENT_TYPE) {
-            Some(_) => Some(planned_base(context)?),
+        let base = match fetched_by(context) {
+            Some(_) => Some(planned_base(
+                context,
+                &*context.input_shared::<BaseFetched>()?,
+            )?),
             None => None,
         };
         let mut planned = PlannedTree::default();
@@ -515,7 +588,8 @@ impl Stage for RenderMidstream {
         tracing::debug!(objects = objects.len(), elapsed = ?clock.elapsed(), "built overlay");
         // Written beside the old tree and swapped in whole, so a failure leaves the old one intact.
         let rendered = out.replace_tree(RENDERED).map_err(write_failure)?;
-        let rendered_files = write_rendered(&objects, rendered, context)?;
+        let credential_objects = credential_objects(context, &out)?;
+        let rendered_files = write_rendered(&objects, rendered, context, &credential_objects)?;
         tracing::debug!(files = rendered_files.len(), elapsed = ?clock.elapsed(), "wrote rendered files and stored their blobs");
         let summary = match &builder {
             Builder::Native => format!(

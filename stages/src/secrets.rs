@@ -4,6 +4,8 @@
 //! `additionalNamespaces` entry (`"*"` is recorded for the apply stage, never expanded here), plus
 //! the legacy `kotsadm-replicated-registry` when KOTS compatibility is asked for. The license ID
 //! only ever lives in the rendered secret text; what may be recorded is in [`SecretRecord`].
+//! In local-registry mode the same secrets authenticate to the customer's registry alone, with its
+//! user name and password (section 4.3 of the templating notes).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -50,6 +52,31 @@ pub fn docker_config_json(license_id: &SecretString, hosts: &[String]) -> String
         .expect("a JSON object always serializes")
 }
 
+/// The registry host a local registry's pull secret authenticates to: what KOTS keeps of the
+/// host, anything after its first `/` cut.
+pub fn local_registry_auth_host(host: &str) -> &str {
+    host.split('/').next().unwrap_or(host)
+}
+
+/// The `.dockerconfigjson` of local-registry mode: only the local registry's host, with
+/// base64 of `<username>:<password>` (no credentials: an empty `auths`).
+pub fn local_docker_config_json(
+    host: &str,
+    username: Option<&str>,
+    password: Option<&SecretString>,
+) -> String {
+    let mut auths = serde_json::Map::new();
+    if let (Some(username), Some(password)) = (username, password) {
+        let auth = STANDARD.encode(format!("{username}:{}", password.expose()));
+        auths.insert(
+            local_registry_auth_host(host).to_string(),
+            serde_json::json!({ "auth": auth }),
+        );
+    }
+    serde_json::to_string(&serde_json::json!({ "auths": auths }))
+        .expect("a JSON object always serializes")
+}
+
 /// The pull secret object.
 pub fn pull_secret(name: &str, namespace: &str, docker_config: &str) -> serde_json::Value {
     serde_json::json!({
@@ -69,17 +96,45 @@ pub fn pull_secret(name: &str, namespace: &str, docker_config: &str) -> serde_js
     })
 }
 
+/// What a pull secret authenticates with.
+pub enum PullSecretCredentials<'a> {
+    /// Proxy mode: the proxy and registry hosts with `LICENSE_ID:<license id>`.
+    License {
+        /// The license ID.
+        license_id: &'a SecretString,
+        /// The hosts.
+        domains: &'a Domains,
+    },
+    /// Local-registry mode: the local registry's host alone, with its credentials.
+    LocalRegistry(&'a windlass_engine::LocalRegistryInput),
+}
+
 /// Every secret object to render, and what may be recorded about each.
 pub fn pull_secrets(
     app_slug: &str,
-    license_id: &SecretString,
-    domains: &Domains,
+    credentials: PullSecretCredentials<'_>,
     namespaces: &SecretNamespaces,
     kots_compat: bool,
     key: &FingerprintKey,
 ) -> (Vec<serde_json::Value>, Vec<SecretRecord>) {
-    let hosts = vec![domains.proxy_host.clone(), domains.registry_host.clone()];
-    let docker_config = docker_config_json(license_id, &hosts);
+    let (hosts, docker_config) = match credentials {
+        PullSecretCredentials::License {
+            license_id,
+            domains,
+        } => {
+            let hosts = vec![domains.proxy_host.clone(), domains.registry_host.clone()];
+            let docker_config = docker_config_json(license_id, &hosts);
+            (hosts, docker_config)
+        }
+        PullSecretCredentials::LocalRegistry(registry) => (
+            vec![local_registry_auth_host(&registry.host).to_string()],
+            local_docker_config_json(
+                &registry.host,
+                registry.username.as_deref(),
+                registry.password.as_ref(),
+            ),
+        ),
+    };
     let fingerprint = key.fingerprint_bytes(SECRET_CONTENT_PURPOSE, docker_config.as_bytes());
     let mut names = vec![format!("{app_slug}-registry")];
     if kots_compat {
@@ -118,6 +173,19 @@ mod tests {
                 ]
             ),
             r#"{"auths":{"proxy.replicated.com":{"auth":"TElDRU5TRV9JRDphYmM="},"registry.replicated.com":{"auth":"TElDRU5TRV9JRDphYmM="}}}"#
+        );
+    }
+
+    #[test]
+    fn local_registry_config_names_only_the_host_with_user_and_password() {
+        let password = SecretString::new("fake-pass");
+        assert_eq!(
+            local_docker_config_json("ttl.sh", Some("test"), Some(&password)),
+            r#"{"auths":{"ttl.sh":{"auth":"dGVzdDpmYWtlLXBhc3M="}}}"#
+        );
+        assert_eq!(
+            local_docker_config_json("ttl.sh", None, None),
+            r#"{"auths":{}}"#
         );
     }
 

@@ -4,7 +4,9 @@
 //! [`Templates::render`] renders each file's text. What the renders used — the config items each
 //! file read, the instant `Now` saw, the random draws — is collected for the `BaseFetched` fact
 //! ([`TemplatesRecord`]), so a replay can render the same bytes. Password values never leave
-//! memory: a file whose rendering reads a password item is refused, since its text would be stored.
+//! memory: a file whose rendering reads a password item with a value (or the local registry's
+//! password) is marked `holds_password`, and `fetch_base` records its documents by keyed
+//! fingerprint instead of storing them ([`crate::credential_texts`]).
 //!
 //! Files holding a KOTS `Config`, `ConfigValues`, `Installation` or `License` are not rendered
 //! (KOTS renders a Config with its values applied, and the others not at all).
@@ -158,6 +160,22 @@ pub fn base_context(
     }
 }
 
+/// What templates see of a local registry: host, namespace, and the pull secret's
+/// `.dockerconfigjson` for `LocalRegistryImagePullSecret`.
+pub fn local_registry_context(
+    registry: &windlass_engine::LocalRegistryInput,
+) -> windlass_template::LocalRegistry {
+    windlass_template::LocalRegistry {
+        host: registry.host.clone(),
+        namespace: registry.namespace.clone(),
+        docker_config: windlass_template::Credential(crate::secrets::local_docker_config_json(
+            &registry.host,
+            registry.username.as_deref(),
+            registry.password.as_ref(),
+        )),
+    }
+}
+
 /// The fingerprint purpose of the password values a ConfigValues file gives.
 pub const GIVEN_PASSWORD_PURPOSE: &str = "config-value-password";
 
@@ -169,6 +187,8 @@ struct Replayed {
     file_draws: std::collections::HashMap<String, Vec<Vec<u8>>>,
     /// Password fingerprints recorded by the install, carried when the file is not given.
     carried_password_fingerprints: std::collections::BTreeMap<String, String>,
+    /// The files whose text held a password value in the install.
+    password_files: std::collections::HashSet<String>,
 }
 
 /// Templating for one install's release.
@@ -182,6 +202,8 @@ pub struct Templates {
     context: Mutex<Option<Arc<TemplateContext>>>,
     record: Mutex<TemplatesRecord>,
     now_used: Mutex<bool>,
+    /// The files whose rendered text holds a password value.
+    password_files: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Templates {
@@ -226,6 +248,12 @@ impl Templates {
                     .iter()
                     .map(|file| Ok((file.path.clone(), decode(&file.random_draws)?)))
                     .collect::<Result<_, ReleaseError>>()?,
+                password_files: recorded
+                    .files
+                    .iter()
+                    .filter(|file| file.holds_password)
+                    .map(|file| file.path.clone())
+                    .collect(),
                 carried_password_fingerprints: if request.config_values.is_none() {
                     recorded.given_password_fingerprints.clone()
                 } else {
@@ -261,7 +289,8 @@ impl Templates {
             ),
             (None, None) => (GivenValues::default(), None),
         };
-        let base = base_context(request.license.as_ref(), &request.namespace);
+        let mut base = base_context(request.license.as_ref(), &request.namespace);
+        base.local_registry = request.local_registry.as_ref().map(local_registry_context);
         Ok(Templates {
             base,
             given,
@@ -275,6 +304,7 @@ impl Templates {
             context: Mutex::new(None),
             record: Mutex::new(TemplatesRecord::default()),
             now_used: Mutex::new(false),
+            password_files: Mutex::default(),
         })
     }
 
@@ -300,6 +330,7 @@ impl Templates {
             context: Mutex::new(None),
             record: Mutex::new(TemplatesRecord::default()),
             now_used: Mutex::new(false),
+            password_files: Mutex::default(),
         }
     }
 
@@ -482,13 +513,15 @@ impl Templates {
         };
         let rendered = windlass_template::render(path, text, &scope)
             .map_err(|error| ReleaseError::Template(error.to_string()))?;
-        let passwords = usage.password_items();
-        if !passwords.is_empty() {
-            return Err(ReleaseError::Template(format!(
-                "{path}: reads password item(s) {}: a rendered file holding a password value would be stored in the state directory, which windlass does not do yet; put the password in a Secret windlass does not template",
-                passwords.into_iter().collect::<Vec<_>>().join(", ")
-            )));
-        }
+        // A file whose text holds a password value is recorded by fingerprint, never stored. In a
+        // replay without the user's ConfigValues the password is not known (the render reads
+        // an empty value): the install's record says which files held one.
+        let holds_password = !usage.password_items().is_empty()
+            || !usage.credentials().is_empty()
+            || self
+                .replayed
+                .as_ref()
+                .is_some_and(|replayed| replayed.password_files.contains(path));
         let recorded = recorder.recorded();
         if recorded.now.is_some() {
             *self.now_used.lock().unwrap_or_else(|p| p.into_inner()) = true;
@@ -497,8 +530,23 @@ impl Templates {
             path: path.to_string(),
             config_items: usage.config_items().into_iter().collect(),
             random_draws: recorded.draws.iter().map(|d| STANDARD.encode(d)).collect(),
+            holds_password,
         });
+        if holds_password {
+            self.password_files
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(path.to_string());
+        }
         Ok(Some(rendered.text.into_bytes()))
+    }
+
+    /// Whether the rendered text of `path` holds a password value (see [`TemplatedFile`]).
+    pub fn holds_password(&self, path: &str) -> bool {
+        self.password_files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(path)
     }
 
     /// Notes a document left out by `annotation`.

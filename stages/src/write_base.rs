@@ -7,7 +7,9 @@
 //! file survives and each directory always holds either its previous or its new contents. When an
 //! install resumes, [`Stage::restore`] checks every recorded file against its blob and writes both
 //! directories again if any is missing or changed. A `base/` file name too long for a file system
-//! is shortened with a hash ([`fit_file_name`]).
+//! is shortened with a hash ([`fit_file_name`]). A document holding a password value (recorded by
+//! `fetch_base` by fingerprint) is written 0600 from the text `fetch_base` kept in memory
+//! ([`CredentialTexts`]) and listed by fingerprint.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -17,8 +19,9 @@ use serde::{Deserialize, Serialize};
 use windlass_engine::{
     BuildContext, Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput,
 };
-use windlass_state::{BlobId, BlobStore, StoredEvent};
+use windlass_state::{BlobId, BlobStore, FingerprintKey, StoredEvent};
 
+use crate::credential_texts::{CredentialTexts, PASSWORD_TEXT_PURPOSE, text_not_in_memory};
 use crate::events::{BaseFetched, BaseWritten, DocumentClass, FetchedDocument, WrittenFile};
 use crate::output::{OutputDir, OutputError, fit_file_name};
 use crate::recorded_blobs::ReleaseBlobs;
@@ -77,9 +80,10 @@ impl Stage for WriteBase {
     ) -> Result<Option<String>, StageError> {
         let recorded_written: BaseWritten =
             windlass_engine::recorded_fact::<BaseWritten>(recorded)?;
+        let key = context.fingerprint_key.clone();
         WriteInputs::of(context)?
-            .on_blocking_thread(move |source, out_dir, blobs| {
-                restore(&recorded_written, source, out_dir, blobs)
+            .on_blocking_thread(move |source, out_dir, blobs, texts| {
+                restore(&recorded_written, source, out_dir, blobs, texts, &key)
             })
             .await
     }
@@ -93,6 +97,7 @@ struct WriteInputs {
     release_dir: std::path::PathBuf,
     recorded_by: Option<String>,
     blobs: Arc<BlobStore>,
+    credential_texts: Arc<CredentialTexts>,
 }
 
 impl WriteInputs {
@@ -105,13 +110,19 @@ impl WriteInputs {
                 .input_stage_recording(BaseFetched::EVENT_TYPE)
                 .map(str::to_string),
             blobs: context.blobs.clone(),
+            credential_texts: context.memo.get::<CredentialTexts>(),
         })
     }
 
     /// Runs `work` on a blocking thread (it writes thousands of files) with the recorded release.
     async fn on_blocking_thread<T: Send + 'static>(
         self,
-        work: impl FnOnce(&ReleaseBlobs, &std::path::Path, &BlobStore) -> Result<T, StageError>
+        work: impl FnOnce(
+            &ReleaseBlobs,
+            &std::path::Path,
+            &BlobStore,
+            &CredentialTexts,
+        ) -> Result<T, StageError>
         + Send
         + 'static,
     ) -> Result<T, StageError> {
@@ -121,21 +132,30 @@ impl WriteInputs {
                 release_dir: &self.release_dir,
                 recorded_by: self.recorded_by.as_deref(),
             };
-            work(&source, &self.out_dir, &self.blobs)
+            work(&source, &self.out_dir, &self.blobs, &self.credential_texts)
         })
         .await
         .map_err(|error| StageError::permanent(format!("write_base task failed: {error}")))?
     }
 }
 
-/// The recorded files of `written` that are missing from `out` or differ from their blob.
+/// The recorded files of `written` that are missing from `out` or differ from their blob (or,
+/// for a file holding a password value, their keyed fingerprint).
 fn damaged_files<'a>(
     written: &'a BaseWritten,
     out: &OutputDir,
+    key: &FingerprintKey,
 ) -> Result<Vec<&'a str>, StageError> {
     let checked = windlass_manifest::parallel::parallel_map(&written.files, 64, |file| {
-        out.read_file(&file.path)
-            .map(|bytes| bytes.is_some_and(|bytes| BlobId::of(&bytes).to_string() == file.blob))
+        out.read_file(&file.path).map(|bytes| {
+            bytes.is_some_and(|bytes| match (&file.blob, &file.fingerprint) {
+                (Some(blob), _) => BlobId::of(&bytes).to_string() == *blob,
+                (None, Some(fingerprint)) => {
+                    key.fingerprint_bytes(PASSWORD_TEXT_PURPOSE, &bytes) == *fingerprint
+                }
+                (None, None) => false,
+            })
+        })
     });
     let mut damaged = Vec::new();
     for (file, intact) in written.files.iter().zip(checked) {
@@ -153,13 +173,15 @@ fn restore(
     source: &ReleaseBlobs,
     out_dir: &std::path::Path,
     blobs: &BlobStore,
+    texts: &CredentialTexts,
+    key: &FingerprintKey,
 ) -> Result<Option<String>, StageError> {
     let out = OutputDir::create(out_dir).map_err(output_failure)?;
-    let damaged = damaged_files(recorded, &out)?;
+    let damaged = damaged_files(recorded, &out, key)?;
     let Some(first) = damaged.first() else {
         return Ok(None);
     };
-    let output = write(source, out_dir, blobs)?;
+    let output = write(source, out_dir, blobs, texts)?;
     let rewritten: BaseWritten = serde_json::from_value(output.facts[0].payload.clone())
         .map_err(|error| StageError::permanent(error.to_string()))?;
     if rewritten.files != recorded.files {
@@ -275,7 +297,8 @@ fn write_upstream(
             .map_err(output_failure)?;
         written.push(WrittenFile {
             path: format!("upstream/{}", file.path),
-            blob: hex.clone(),
+            blob: Some(hex.clone()),
+            fingerprint: None,
         });
     }
     upstream.commit().map_err(output_failure)?;
@@ -283,9 +306,10 @@ fn write_upstream(
 }
 
 /// Where the bytes of one `base/` file come from.
-pub(crate) enum BaseSource {
-    /// A recorded release document, by blob id.
-    Document(String),
+pub(crate) enum BaseSource<'a> {
+    /// A recorded release document (its text is a blob, or, when it holds a password value, kept
+    /// in memory under its keyed fingerprint).
+    Document(&'a FetchedDocument),
     /// A `kustomization.yaml` written for the layout.
     Kustomization(String),
 }
@@ -294,13 +318,15 @@ pub(crate) enum BaseSource {
 /// order of [`base_file_names`], then the `kustomization.yaml` files listing them. A function of
 /// the recorded release alone, so `render_midstream` builds from it while this stage is still
 /// writing the same files.
-pub(crate) fn base_layout(fetched: &BaseFetched) -> Result<Vec<(String, BaseSource)>, StageError> {
+pub(crate) fn base_layout(
+    fetched: &BaseFetched,
+) -> Result<Vec<(String, BaseSource<'_>)>, StageError> {
     let mut layout = Vec::with_capacity(fetched.documents.len() + 1);
     let mut resources = Vec::new();
     for (position, name) in base_file_names(&fetched.documents) {
         layout.push((
             name.clone(),
-            BaseSource::Document(fetched.documents[position].blob.clone()),
+            BaseSource::Document(&fetched.documents[position]),
         ));
         resources.push(name);
     }
@@ -321,8 +347,8 @@ pub(crate) fn base_layout(fetched: &BaseFetched) -> Result<Vec<(String, BaseSour
     Ok(layout)
 }
 
-/// Writes `base/` as [`base_layout`] lays it out. Returns the files written and the number of
-/// resources.
+/// Writes `base/` as [`base_layout`] lays it out; a document holding a password value is written
+/// 0600 and listed by fingerprint. Returns the files written and the number of resources.
 fn write_base_tree(
     fetched: &BaseFetched,
     out: &OutputDir,
@@ -335,26 +361,36 @@ fn write_base_tree(
     let mut written = Vec::with_capacity(layout.len());
     let mut resource_count = 0;
     for (path, source) in layout {
-        let blob = match source {
-            BaseSource::Document(blob) => {
-                base.write(&path, bodies.get(&blob)?, 0o644)
+        let file = match source {
+            BaseSource::Document(document) => {
+                let mode = if document.fingerprint.is_some() {
+                    0o600
+                } else {
+                    0o644
+                };
+                base.write(&path, bodies.get(document.content_key())?, mode)
                     .map_err(output_failure)?;
                 resource_count += 1;
-                blob
+                WrittenFile {
+                    path: format!("base/{path}"),
+                    blob: document.blob.clone(),
+                    fingerprint: document.fingerprint.clone(),
+                }
             }
             BaseSource::Kustomization(text) => {
                 base.write(&path, text.as_bytes(), 0o644)
                     .map_err(output_failure)?;
-                blobs
+                let blob = blobs
                     .put(text.as_bytes())
-                    .map_err(|error| failure(&error))?
-                    .to_string()
+                    .map_err(|error| failure(&error))?;
+                WrittenFile {
+                    path: format!("base/{path}"),
+                    blob: Some(blob.to_string()),
+                    fingerprint: None,
+                }
             }
         };
-        written.push(WrittenFile {
-            path: format!("base/{path}"),
-            blob,
-        });
+        written.push(file);
     }
     base.commit().map_err(output_failure)?;
     Ok((written, resource_count))
@@ -462,7 +498,8 @@ fn write_helm_tree(
             .map_err(output_failure)?;
         written.push(WrittenFile {
             path: format!("helm/{archive_name}"),
-            blob: archive.to_string(),
+            blob: Some(archive.to_string()),
+            fingerprint: None,
         });
         let values =
             serde_saphyr::to_string(chart.values.as_ref().unwrap_or(&serde_json::json!({})))
@@ -475,7 +512,8 @@ fn write_helm_tree(
             .map_err(output_failure)?;
         written.push(WrittenFile {
             path: format!("helm/{values_name}"),
-            blob: values_blob.to_string(),
+            blob: Some(values_blob.to_string()),
+            fingerprint: None,
         });
     }
     tree.commit().map_err(output_failure)?;
@@ -506,6 +544,7 @@ fn write(
     source: &ReleaseBlobs,
     out_dir: &std::path::Path,
     blobs: &BlobStore,
+    texts: &CredentialTexts,
 ) -> Result<StageOutput, StageError> {
     let fetched = source.fetched;
     let failure = |error: &dyn std::fmt::Display| StageError::permanent(error.to_string());
@@ -520,7 +559,7 @@ fn write(
             fetched
                 .documents
                 .iter()
-                .map(|document| document.blob.as_str()),
+                .filter_map(|document| document.blob.as_deref()),
         )
         .filter(|hex| seen.insert(*hex))
         .collect();
@@ -529,13 +568,25 @@ fn write(
         .map(|hex| BlobId::parse(hex))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|error| failure(&error))?;
-    let bodies = Bodies(
+    let mut bodies = Bodies(
         wanted
             .iter()
             .map(|hex| hex.to_string())
             .zip(source.read(blobs, &ids)?)
             .collect(),
     );
+    // The texts holding password values, from this process's memory.
+    for document in &fetched.documents {
+        let Some(fingerprint) = &document.fingerprint else {
+            continue;
+        };
+        let text = texts
+            .get(fingerprint)
+            .ok_or_else(|| text_not_in_memory(source.recorded_by, &document.file))?;
+        bodies
+            .0
+            .insert(fingerprint.clone(), text.as_bytes().to_vec());
+    }
     let out = OutputDir::create(out_dir).map_err(|error| failure(&error))?;
     // Each tree is written afresh beside the old one and swapped in whole on commit. Creating
     // files is most of this stage's time, so the two trees are written on two threads.

@@ -42,6 +42,19 @@ pub struct LocalRegistry {
     pub host: String,
     /// The namespace images go under (may be empty).
     pub namespace: String,
+    /// The pull secret's `.dockerconfigjson` (it holds the registry password): what
+    /// `LocalRegistryImagePullSecret` answers, base64-encoded.
+    pub docker_config: Credential,
+}
+
+/// Text that is a credential: never printed by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Credential(pub String);
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credential(<redacted>)")
+    }
 }
 
 /// Everything templates can see in one install.
@@ -74,6 +87,7 @@ pub struct Usage {
 struct UsageSets {
     config_items: BTreeSet<String>,
     password_items: BTreeSet<String>,
+    credentials: BTreeSet<String>,
 }
 
 impl Usage {
@@ -87,6 +101,22 @@ impl Usage {
         if item.is_some_and(|item| item.is_password() && !item.effective().is_empty()) {
             sets.password_items.insert(name.to_string());
         }
+    }
+
+    /// Notes that the render put a credential other than a Config item into its output (`what`
+    /// names it, e.g. the function that did).
+    pub fn read_credential(&self, what: &str) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .credentials
+            .insert(what.to_string());
+    }
+
+    /// The credentials other than Config items the render's output may hold (see
+    /// [`Usage::read_credential`]).
+    pub fn credentials(&self) -> BTreeSet<String> {
+        self.sets().credentials
     }
 
     /// The Config items read, by name.

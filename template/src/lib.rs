@@ -17,7 +17,7 @@ pub mod engine;
 pub mod entropy;
 pub mod functions;
 
-pub use context::{ItemValue, LocalRegistry, TemplateContext, Usage};
+pub use context::{Credential, ItemValue, LocalRegistry, TemplateContext, Usage};
 pub use engine::{RenderError, Rendered, render};
 pub use entropy::{Entropy, Recorded, Recorder, Replay};
 pub use functions::{Scope, function_map};

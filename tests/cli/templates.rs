@@ -514,34 +514,172 @@ fn config_values_in_the_release_are_read_and_never_stored() {
     assert_eq!(again["release_digest"], install["release_digest"]);
 }
 
+/// The mode bits of `path`'s permissions.
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
 #[test]
-fn a_file_reading_a_password_item_is_refused_naming_the_item() {
+fn a_file_holding_a_password_value_is_recorded_by_fingerprint_written_0600_and_replays() {
     let (dir, release) = templated_release();
+    // A ConfigMap (not a Secret) whose rendered text holds the password value.
     std::fs::write(
-        release.join("manifests/secret.yaml"),
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: token\nstringData:\n  token: '{{repl ConfigOption \"api_token\" }}'\n",
+        release.join("manifests/token.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: token\ndata:\n  token: '{{repl ConfigOption \"api_token\" }}'\n  host: 'repl{{ ConfigOption \"hostname\" }}'\n",
     )
     .unwrap();
     let state = tempfile::tempdir().unwrap();
-    let output = run(windlass(state.path())
+    let out = dir.path().join("out");
+    let values = all_values(dir.path());
+    let install = json(run(windlass(state.path())
         .args(OFFLINE_INSTALL)
+        .arg("--json")
+        .arg("--out")
+        .arg(&out)
         .arg("--config-values")
-        .arg(all_values(dir.path()))
-        .arg(&release));
-    let stderr = stderr(&output);
-    assert_eq!(output.status.code(), Some(3), "{stderr}");
-    assert!(
-        stderr.contains("manifests/secret.yaml: reads password item(s) api_token"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains(TOKEN));
+        .arg(&values)
+        .arg(&release)));
+    assert_eq!(install["status"], "completed", "{install}");
+    let install_id = install["install_id"].as_str().unwrap().to_string();
+
+    // The files holding it are written 0600 (base/ and rendered/), the others as before.
+    for path in [
+        "base/manifests/token.yaml",
+        "rendered/this-cluster/token-configmap.yaml",
+    ] {
+        let file = out.join(path);
+        assert!(file.exists(), "{path} missing: {:?}", files_under(&out));
+        assert!(
+            contains(&std::fs::read(&file).unwrap(), TOKEN),
+            "{path} holds the rendered password"
+        );
+        assert_eq!(mode_of(&file), 0o600, "{path}");
+    }
+    assert_eq!(mode_of(&out.join("base/manifests/web.yaml")), 0o644);
+    // The password value is nowhere in the state directory.
     for file in files_under(state.path()) {
         assert!(
             !contains(&std::fs::read(&file).unwrap(), TOKEN),
-            "{}",
+            "{} holds the password value",
             file.display()
         );
     }
+    // Its documents and files are recorded by keyed fingerprint, never as blobs.
+    let events = json(run(windlass(state.path()).args([
+        "events",
+        &install_id,
+        "--json",
+    ])));
+    let payload = |event_type: &str| {
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|event| event["type"] == event_type)
+            .unwrap_or_else(|| panic!("{event_type} recorded"))["payload"]
+            .clone()
+    };
+    let fetched = payload("BaseFetched");
+    let document = fetched["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|document| document["file"] == "manifests/token.yaml")
+        .unwrap();
+    assert!(document.get("blob").is_none(), "{document}");
+    assert!(
+        document["fingerprint"]
+            .as_str()
+            .unwrap()
+            .starts_with("fp1:")
+    );
+    let templated = fetched["templates"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|file| file["path"] == "manifests/token.yaml")
+        .unwrap();
+    assert_eq!(templated["holds_password"], true, "{templated}");
+    for (event_type, list, path) in [
+        ("BaseWritten", "files", "base/manifests/token.yaml"),
+        (
+            "MidstreamRendered",
+            "rendered_files",
+            "rendered/this-cluster/token-configmap.yaml",
+        ),
+    ] {
+        let written = payload(event_type);
+        let file = written[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|file| file["path"] == path)
+            .unwrap_or_else(|| panic!("{path} listed in {event_type}"));
+        assert!(file["blob"].is_null(), "{file}");
+        assert!(file["fingerprint"].as_str().unwrap().starts_with("fp1:"));
+    }
+
+    // `windlass show` lists the item and the file, never the value.
+    let shown = run(windlass(state.path()).args(["show", &install_id]));
+    let shown_text = String::from_utf8_lossy(&shown.stdout).into_owned();
+    assert!(
+        shown_text.contains("api_token")
+            && shown_text.contains("holding password values (recorded by keyed fingerprint, never stored): manifests/token.yaml"),
+        "{shown_text}"
+    );
+    assert!(!shown_text.contains(TOKEN));
+
+    // Replay without the ConfigValues: identical facts, the files holding secrets unchecked and
+    // said so.
+    let output = windlass(state.path())
+        .args(["replay", &install_id, "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["differences"], serde_json::json!([]), "{report:#}");
+    assert_eq!(report["secret_files_compared"], 0, "{report:#}");
+    assert!(
+        report["unverified"]
+            .to_string()
+            .contains("manifests/token.yaml held password values"),
+        "{report:#}"
+    );
+    // With it (and the license): every file holding secrets compared by keyed fingerprint,
+    // that is byte for byte, the base/ and rendered/ files holding the password included.
+    let output = windlass(state.path())
+        .args(["replay", &install_id, "--json", "--config-values"])
+        .arg(&values)
+        .arg("--license")
+        .arg(release.join("userdata/license.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["differences"], serde_json::json!([]), "{report:#}");
+    assert_eq!(report["secret_files_unchecked"], 0, "{report:#}");
+    assert!(
+        report["secret_files_compared"].as_u64().unwrap() >= 4,
+        "base/, rendered/ and the pull-secret files: {report:#}"
+    );
+    // A changed password value is a changed file: the replay with other values is refused by
+    // the ConfigValues fingerprint before anything runs, and an edited base/ file is restored by
+    // the next install of the same request from the text it renders again.
+    std::fs::write(out.join("base/manifests/token.yaml"), "edited").unwrap();
+    let again = json(run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--json")
+        .arg("--out")
+        .arg(&out)
+        .arg("--config-values")
+        .arg(&values)
+        .arg(&release)));
+    assert_eq!(again["status"], "completed", "{again}");
+    assert!(contains(
+        &std::fs::read(out.join("base/manifests/token.yaml")).unwrap(),
+        TOKEN
+    ));
 }
 
 #[test]
@@ -931,4 +1069,145 @@ fn images_renders_templates_first_and_lists_the_rendered_image_fields() {
         .arg(&release));
     let said = String::from_utf8_lossy(&output.stdout);
     assert!(said.contains("quay.io/my-org/web:1"), "{said}");
+}
+
+/// A resumed install in a new process has no rendered text of a file holding a password value
+/// (it is never stored): `write_base` fails once, saying so and marking `fetch_base` stale, and
+/// the next run of the same install renders the release again and completes.
+#[test]
+fn a_resume_in_a_new_process_renders_a_file_holding_a_password_again() {
+    let (dir, release) = templated_release();
+    std::fs::write(
+        release.join("manifests/token.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: token\ndata:\n  token: '{{repl ConfigOption \"api_token\" }}'\n",
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let values = all_values(dir.path());
+    let install = |state: &Path| {
+        let mut command = windlass(state);
+        command
+            .args(OFFLINE_INSTALL)
+            .arg("--json")
+            .arg("--out")
+            .arg(&out)
+            .arg("--config-values")
+            .arg(&values)
+            .arg(&release);
+        command
+    };
+    let mut child = install(state.path())
+        .env("WINDLASS_PAUSE_AFTER_STAGE", "fetch_base")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::wait_for_pause(&mut child, "fetch_base");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let resumed = crate::state_integrity::run_within(&mut install(state.path()), 120);
+    let report: serde_json::Value = serde_json::from_slice(&resumed.stdout).unwrap();
+    assert_eq!(report["status"], "failed", "{report:#}");
+    assert!(
+        report.to_string().contains(
+            "manifests/token.yaml holds a password value, which windlass never stores, and this process did not render it"
+        ),
+        "{report:#}"
+    );
+    let again = json(crate::state_integrity::run_within(
+        &mut install(state.path()),
+        120,
+    ));
+    assert_eq!(again["status"], "completed", "{again:#}");
+    assert_eq!(
+        again["install_id"], report["install_id"],
+        "the same install"
+    );
+    assert!(contains(
+        &std::fs::read(out.join("base/manifests/token.yaml")).unwrap(),
+        TOKEN
+    ));
+    for file in files_under(state.path()) {
+        assert!(
+            !contains(&std::fs::read(&file).unwrap(), TOKEN),
+            "{} holds the password value",
+            file.display()
+        );
+    }
+}
+
+/// A file holding a password value never reaches a plugin: a plugin on the base documents is
+/// refused naming the file (exit 3); one after `render_midstream` runs, the file holding the
+/// password carried past it like a Secret, and the value stays out of the state directory.
+#[test]
+fn a_file_holding_a_password_value_is_never_sent_to_a_plugin() {
+    let (dir, release) = templated_release();
+    std::fs::write(
+        release.join("manifests/token.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: token\ndata:\n  token: '{{repl ConfigOption \"api_token\" }}'\n",
+    )
+    .unwrap();
+    let values = all_values(dir.path());
+    let audit_label =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/audit-label/audit-label.py");
+    for (placement, expected_code) in [("before: write_base", 3), ("after: render_midstream", 0)] {
+        let config = dir.path().join("windlass.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "plugins:\n  - name: label\n    exec: {}\n    {placement}\n    config: {{team: platform}}\n",
+                audit_label.display()
+            ),
+        )
+        .unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let out = dir.path().join(format!("out-{expected_code}"));
+        let output = crate::state_integrity::run_within(
+            windlass(state.path())
+                .args(OFFLINE_INSTALL)
+                .arg("--json")
+                .arg("--out")
+                .arg(&out)
+                .arg("--config")
+                .arg(&config)
+                .arg("--config-values")
+                .arg(&values)
+                .arg(&release),
+            120,
+        );
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            stderr(&output)
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(expected_code),
+            "{placement}: {said}"
+        );
+        if expected_code == 3 {
+            assert!(
+                said.contains("manifests/token.yaml holds a password value, which windlass never sends to a plugin"),
+                "{said}"
+            );
+        } else {
+            let rendered =
+                std::fs::read_to_string(out.join("rendered/this-cluster/token-configmap.yaml"))
+                    .unwrap();
+            assert!(rendered.contains(TOKEN), "{rendered}");
+            let web =
+                std::fs::read_to_string(out.join("rendered/this-cluster/web-deployment.yaml"))
+                    .unwrap();
+            assert!(web.contains("platform"), "the plugin ran: {web}");
+        }
+        for file in files_under(state.path()) {
+            assert!(
+                !contains(&std::fs::read(&file).unwrap(), TOKEN),
+                "{placement}: {} holds the password value",
+                file.display()
+            );
+        }
+    }
 }

@@ -370,6 +370,7 @@ impl TestEnv {
             namespace: "acme".to_string(),
             license: None,
             config_values: None,
+            local_registry: None,
         }
     }
 

@@ -46,6 +46,50 @@ pub struct WindlassConfig {
     /// the list to `windlass-plugin-host`, which checks it), only let through.
     #[serde(default)]
     pub plugins: Option<serde_json::Value>,
+    /// `local_registry:`, local-registry mode (the command line's `--registry-*` options win).
+    #[serde(default)]
+    pub local_registry: Option<LocalRegistrySettings>,
+}
+
+/// `local_registry:` of the config file:
+///
+/// ```yaml
+/// local_registry:
+///   host: registry.internal:5000
+///   namespace: myapp                    # optional
+///   username: deployer                  # optional, with password_file
+///   password_file: registry-password    # relative to the config file's directory
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalRegistrySettings {
+    /// The registry host.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// The namespace images go under.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// The user name for the pull secret.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The file holding the password (resolved against the config file's directory by
+    /// [`WindlassConfig::load`]).
+    #[serde(default)]
+    pub password_file: Option<std::path::PathBuf>,
+    /// An inline `password:`, refused by name: its value is skipped unread.
+    #[serde(default)]
+    password: Option<Refused>,
+}
+
+/// A key whose value is skipped unread, present only to be refused by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Refused;
+
+impl<'de> Deserialize<'de> for Refused {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Refused, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer)?;
+        Ok(Refused)
+    }
 }
 
 /// `images:` of the config file.
@@ -112,6 +156,20 @@ impl WindlassConfig {
             let message = error.without_snippet().to_string();
             ConfigError::Parse(windlass_files::yaml_problem(&shown, &text, &message, at))
         })?;
+        let mut config = config;
+        if let Some(registry) = &mut config.local_registry {
+            if registry.password.is_some() {
+                return Err(invalid(
+                    "local_registry.password: a password is never written in a config file; put it in a file of its own and name it with local_registry.password_file".into(),
+                ));
+            }
+            if let Some(file) = &registry.password_file
+                && file.is_relative()
+            {
+                let directory = path.parent().unwrap_or(Path::new("."));
+                registry.password_file = Some(directory.join(file));
+            }
+        }
         for (index, rule) in config.images.rules.iter().enumerate() {
             if let Err(problem) = parse_path(&rule.path) {
                 return Err(invalid(format!("images.rules[{index}].path: {problem}")));

@@ -51,11 +51,31 @@ pub struct FetchedDocument {
     pub name: Option<String>,
     /// Classification.
     pub class: DocumentClass,
-    /// Blob of the document's own text.
-    pub blob: String,
+    /// Blob of the document's own text; absent (since version 2) when its text holds a password
+    /// value, which is never stored: then `fingerprint` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob: Option<String>,
+    /// Keyed fingerprint of the document's text when it holds a password value (its file's
+    /// rendering read a password item or the local registry's password), since version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
-/// `BaseFetched` version 1.
+impl FetchedDocument {
+    /// The blob id or, for a document holding a password value, the fingerprint: what names its
+    /// text.
+    pub fn content_key(&self) -> &str {
+        self.blob
+            .as_deref()
+            .or(self.fingerprint.as_deref())
+            .unwrap_or_default()
+    }
+}
+
+/// `BaseFetched` version 2. Version 1 always stored a document's text as a blob
+/// (`documents[].blob` was a string); version 2 records a document holding a password value by
+/// keyed fingerprint instead (`documents[].fingerprint`, no `blob`). A version 1 record decodes
+/// unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BaseFetched {
     /// Digest of the release (license files excluded).
@@ -165,11 +185,18 @@ pub struct UnreferencedChart {
 pub struct WrittenFile {
     /// Path relative to the output directory, `/`-separated.
     pub path: String,
-    /// Blob of its contents.
-    pub blob: String,
+    /// Blob of its contents; absent (since version 2) for a `base/` file holding a password value
+    /// (then `fingerprint` is set and the file is mode 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob: Option<String>,
+    /// Keyed fingerprint of its contents when they hold a password value (since version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
-/// `BaseWritten` version 1.
+/// `BaseWritten` version 2. Version 1 listed every file with a blob (`files[].blob` was a
+/// string); version 2 lists a file holding a password value by keyed fingerprint instead. A
+/// version 1 record decodes unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BaseWritten {
     /// The output directory.
@@ -180,10 +207,10 @@ pub struct BaseWritten {
 
 impl EventPayload for BaseFetched {
     const EVENT_TYPE: &'static str = "BaseFetched";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
 }
 
 impl EventPayload for BaseWritten {
     const EVENT_TYPE: &'static str = "BaseWritten";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
 }

@@ -23,8 +23,14 @@ use windlass_state::{EventSchema, Upcaster};
 
 /// The built-in stages' event types.
 pub const SCHEMAS: &[EventSchema] = &[
-    EventSchema::of::<BaseFetched>(&[]),
-    EventSchema::of::<BaseWritten>(&[]),
+    EventSchema::of::<BaseFetched>(&[Upcaster {
+        from_version: 1,
+        upcast: upcast::unchanged,
+    }]),
+    EventSchema::of::<BaseWritten>(&[Upcaster {
+        from_version: 1,
+        upcast: upcast::unchanged,
+    }]),
     EventSchema::of::<ImagesProbed>(&[Upcaster {
         from_version: 1,
         upcast: upcast::images_probed_v1_to_v2,

@@ -18,6 +18,27 @@ pub struct OverridesPlanned {
     /// The entries and the images left alone.
     #[serde(flatten)]
     pub plan: OverridePlan,
+    /// Local-registry mode: every image was rewritten to this registry instead of being sent
+    /// through the proxy (an optional field: absent in proxy mode, and in events recorded before
+    /// windlass had the mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_registry: Option<LocalRegistryRecord>,
+}
+
+/// What is recorded about a local registry (wire format: part of `OverridesPlanned`): never the
+/// password, only its keyed fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalRegistryRecord {
+    /// The registry host.
+    pub host: String,
+    /// The namespace images go under (may be empty).
+    pub namespace: String,
+    /// The user name in the pull secret, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Keyed fingerprint of the password in the pull secret, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_fingerprint: Option<String>,
 }
 
 /// Where a domain came from.
@@ -59,6 +80,9 @@ pub enum EntryRule {
     AlreadyProxied,
     /// An image on `registry.replicated.com` moved to the custom registry domain.
     CustomRegistryDomain,
+    /// Local-registry mode: every image, public or private, moved to
+    /// `<host>/<namespace>/<last path component>`.
+    LocalRegistry,
 }
 
 /// One kustomize `images:` entry with the evidence that caused it (wire format: `OverridesPlanned`).

@@ -17,6 +17,11 @@ pub struct TemplatedFile {
     /// The random draws its rendering made, in order (base64).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub random_draws: Vec<String>,
+    /// Its rendered text holds a password value (it read a password item with a value, or the
+    /// local registry's password): its documents and `base/` files are recorded by keyed
+    /// fingerprint, never stored.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub holds_password: bool,
 }
 
 /// A document left out by `kots.io/exclude` or `kots.io/when`.

@@ -3,6 +3,8 @@
 //! does better: an `index.docker.io/...` alias, no double prefix when a custom proxy domain is set,
 //! and no invalid reference for a registry host with a port (refused, or mapped through a
 //! configured host alias). [`plan_overrides`] is pure: images and domains in, entries out.
+//! [`plan_local_registry`] plans local-registry mode instead (section 4 of the templating notes):
+//! every image renamed to the customer's registry, collisions refused.
 
 pub mod domains;
 
@@ -29,6 +31,23 @@ pub enum PlanError {
         host: String,
         /// The proxy path prefix.
         proxy_path: String,
+    },
+    /// Local-registry mode: two different images have the same last path component, so both
+    /// would become the same image on the local registry (KOTS lets that happen silently).
+    #[error(
+        "{first} (found at {first_found_at}) and {second} (found at {second_found_at}) would both become {new_name} on the local registry: local-registry mode keeps only the last path component of each image, so two different images must not share it"
+    )]
+    LocalRegistryCollision {
+        /// The image found first.
+        first: String,
+        /// Where.
+        first_found_at: String,
+        /// The other image.
+        second: String,
+        /// Where.
+        second_found_at: String,
+        /// The name both would get.
+        new_name: String,
     },
 }
 
@@ -73,6 +92,96 @@ fn found_at(image: &ProbedImage) -> String {
             )
         })
         .unwrap_or_else(|| "(no recorded use)".into())
+}
+
+/// The name an image gets on a local registry: `<host>/<namespace>/<last path component>`
+/// (no namespace: `<host>/<last>`), as KOTS's `DestImage` and kustomize rewrite plan it.
+pub fn local_registry_name(reference: &ImageReference, host: &str, namespace: &str) -> String {
+    let repository = reference.repository();
+    let last = repository.rsplit('/').next().unwrap_or(repository);
+    let namespace = namespace.trim_matches('/');
+    if namespace.is_empty() {
+        format!("{host}/{last}")
+    } else {
+        format!("{host}/{namespace}/{last}")
+    }
+}
+
+/// Plans local-registry mode, as KOTS does: **every** image, public or private, those of
+/// `Application.spec.additionalImages` included, gets `images:` entries renaming it to
+/// `<host>/<namespace>/<last path component>` (tag and digest stay as written); the names matched
+/// are the image as written without tag and digest, its normalised name and, for Docker Hub, every
+/// other spelling. Two different images with the same last component are refused, both named.
+pub fn plan_local_registry(
+    images: &[ProbedImage],
+    host: &str,
+    namespace: &str,
+) -> Result<OverridePlan, Vec<PlanError>> {
+    let mut taken: HashSet<String> = HashSet::new();
+    let mut by_new_name: BTreeMap<String, &ProbedImage> = BTreeMap::new();
+    let mut reported: HashSet<String> = HashSet::new();
+    let mut entries = Vec::new();
+    let mut errors = Vec::new();
+    for image in images {
+        let reference = ImageReference::from_recorded_parts(
+            image.image.clone(),
+            image.registry.clone(),
+            image.repository.clone(),
+            image.tag.clone(),
+            image.pinned_digest.clone(),
+        );
+        let new_name = local_registry_name(&reference, host, namespace);
+        match by_new_name.get(&new_name) {
+            Some(first) if first.normalized_name != image.normalized_name => {
+                // Once per image: another spelling of an image already named is not named again.
+                if !reported.insert(image.normalized_name.clone()) {
+                    continue;
+                }
+                errors.push(PlanError::LocalRegistryCollision {
+                    first: first.image.clone(),
+                    first_found_at: found_at(first),
+                    second: image.image.clone(),
+                    second_found_at: found_at(image),
+                    new_name: new_name.clone(),
+                });
+                continue;
+            }
+            Some(_) => {}
+            None => {
+                by_new_name.insert(new_name.clone(), image);
+            }
+        }
+        let because = if image.runtime_only {
+            "local-registry mode: every image is pulled from the local registry (listed in Application.spec.additionalImages)".to_string()
+        } else {
+            "local-registry mode: every image is pulled from the local registry".to_string()
+        };
+        let mut names = vec![reference.name_as_written().to_string()];
+        for name in names_for(&reference) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        for name in names {
+            if taken.insert(name.clone()) {
+                entries.push(PlannedEntry {
+                    name,
+                    new_name: new_name.clone(),
+                    image: image.image.clone(),
+                    rule: EntryRule::LocalRegistry,
+                    because: because.clone(),
+                });
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(OverridePlan {
+            entries,
+            skipped: Vec::new(),
+        })
+    } else {
+        Err(errors)
+    }
 }
 
 /// Plans the `images:` entries for `images` (in the order they were found).

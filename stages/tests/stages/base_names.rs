@@ -26,7 +26,8 @@ fn document(file: &str, index: usize, class: DocumentClass) -> FetchedDocument {
         namespace: None,
         name: Some(format!("{file}-{index}")),
         class,
-        blob: "0".repeat(64),
+        blob: Some("0".repeat(64)),
+        fingerprint: None,
     }
 }
 

@@ -172,7 +172,8 @@ async fn install_writes_base_and_upstream_and_never_records_the_license_id() {
         .iter()
         .map(|document| {
             assert_eq!(
-                String::from_utf8(blob(blobs, &document.blob)).expect("UTF-8"),
+                String::from_utf8(blob(blobs, document.blob.as_deref().unwrap_or_default()))
+                    .expect("UTF-8"),
                 document_text(&release, &document.file, document.index)
             );
             format!(
@@ -226,7 +227,7 @@ async fn install_writes_base_and_upstream_and_never_records_the_license_id() {
     );
     for file in &written.files {
         assert_eq!(
-            blob(blobs, &file.blob),
+            blob(blobs, file.blob.as_deref().unwrap_or_default()),
             on_disk[&file.path],
             "{}",
             file.path

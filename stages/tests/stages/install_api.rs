@@ -59,6 +59,7 @@ fn options(release: &Path, out: Option<&Path>, pipeline: PipelineChoice) -> Inst
         force: false,
         pipeline,
         config_values: None,
+        local_registry: None,
         stage_files: StageFiles::default(),
     }
 }

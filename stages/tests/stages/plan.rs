@@ -10,7 +10,7 @@ use windlass_manifest::images::reference::ImageReference;
 use windlass_stages::events::{
     Decision, DomainSource, Domains, EntryRule, ImageOutcome, ProbedImage, ResultSource,
 };
-use windlass_stages::plan::{PlanError, plan_overrides};
+use windlass_stages::plan::{PlanError, plan_local_registry, plan_overrides};
 
 const P: &str = "proxy.replicated.com/proxy/my-app";
 const DIGEST: &str = "sha256:4c8f8d6e6a0b3f2c9d1e7a5b8c0d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a1b3c5d";
@@ -351,4 +351,70 @@ fn domain_precedence_is_flag_then_installation_then_application() {
         (none.proxy_host.as_str(), none.proxy_source),
         ("proxy.replicated.com", DomainSource::Default)
     );
+}
+
+/// Local-registry mode (section 4.2 of the templating notes, KOTS's `taganddigest-rewrite` and
+/// `airgap` pull cases): every image, public or private, `additionalImages` included, is renamed
+/// to `<host>/<namespace>/<last component>`, matched as written and by every Docker Hub spelling;
+/// an empty namespace gives `<host>/<last>`; ports and deep paths are fine; two images with the
+/// same last component are refused naming both, once.
+#[test]
+fn local_registry_mode_renames_every_image_and_refuses_collisions() {
+    let mut additional = probed("quay.io/org/sidecar:2", false);
+    additional.runtime_only = true;
+    let images = vec![
+        probed("nginx", false),
+        probed(&format!("docker.io/library/nginx:1@{DIGEST}"), false),
+        probed("reg.example:5000/deep/path/api:1", true),
+        additional,
+    ];
+    let plan = plan_local_registry(&images, "ttl.sh", "test").expect("plans");
+    assert!(plan.skipped.is_empty());
+    let planned: Vec<(String, String)> = plan
+        .entries
+        .iter()
+        .map(|entry| (entry.name.clone(), entry.new_name.clone()))
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("nginx", "ttl.sh/test/nginx"),
+        ("docker.io/library/nginx", "ttl.sh/test/nginx"),
+        ("library/nginx", "ttl.sh/test/nginx"),
+        ("docker.io/nginx", "ttl.sh/test/nginx"),
+        ("index.docker.io/library/nginx", "ttl.sh/test/nginx"),
+        ("index.docker.io/nginx", "ttl.sh/test/nginx"),
+        ("reg.example:5000/deep/path/api", "ttl.sh/test/api"),
+        ("quay.io/org/sidecar", "ttl.sh/test/sidecar"),
+    ]
+    .iter()
+    .map(|(name, new_name)| (name.to_string(), new_name.to_string()))
+    .collect();
+    assert_eq!(planned, expected);
+    assert!(
+        plan.entries
+            .iter()
+            .all(|entry| entry.rule == EntryRule::LocalRegistry)
+    );
+    assert!(plan.entries[7].because.contains("additionalImages"));
+
+    let bare = plan_local_registry(&images[..1], "registry.internal:5000", "").unwrap();
+    assert_eq!(bare.entries[0].new_name, "registry.internal:5000/nginx");
+
+    let errors = plan_local_registry(
+        &[
+            probed("quay.io/a/redis:7", true),
+            probed("docker.io/library/redis:7", false),
+            probed("redis:6", false),
+        ],
+        "ttl.sh",
+        "test",
+    )
+    .expect_err("a collision");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(matches!(
+        &errors[0],
+        PlanError::LocalRegistryCollision { first, second, new_name, .. }
+            if first == "quay.io/a/redis:7"
+                && second == "docker.io/library/redis:7"
+                && new_name == "ttl.sh/test/redis"
+    ));
 }

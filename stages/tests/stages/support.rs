@@ -261,6 +261,7 @@ impl Installer {
             namespace: NAMESPACE.into(),
             license,
             config_values: None,
+            local_registry: None,
         }
     }
 

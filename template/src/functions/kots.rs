@@ -24,14 +24,6 @@ pub const REFUSED: &[(&str, &str)] = &[
         "it puts the license ID into a manifest; windlass writes the pull secret itself (see provision_secrets)",
     ),
     (
-        "LocalRegistryImagePullSecret",
-        "windlass writes the pull secret itself (see provision_secrets)",
-    ),
-    (
-        "LocalImageName",
-        "without a local registry it needs a registry probe at render time",
-    ),
-    (
         "TLSCert",
         "windlass does not generate TLS key pairs in templates",
     ),
@@ -394,6 +386,35 @@ fn add_config(map: &mut FuncMap) {
             })
         }),
     );
+    insert(map, "LocalImageName", move |args| {
+        count("LocalImageName", args, 1, 1)?;
+        let image = string("LocalImageName", args, 0)?.to_string();
+        let registry = with_scope(|scope| scope.context.local_registry.clone())?;
+        match registry.filter(|registry| !registry.host.is_empty()) {
+            Some(registry) => Ok(string_value(local_image_name(&image, &registry))),
+            None => Err(TemplateError::Exec(
+                "LocalImageName is not supported by windlass without a local registry (--registry-host): it would need a registry probe at render time".into(),
+            )),
+        }
+    });
+    insert(map, "LocalRegistryImagePullSecret", move |_| {
+        let registry = with_scope(|scope| {
+            let registry = scope.context.local_registry.clone();
+            if registry
+                .as_ref()
+                .is_some_and(|registry| !registry.host.is_empty())
+            {
+                scope.usage.read_credential("LocalRegistryImagePullSecret");
+            }
+            registry
+        })?;
+        match registry.filter(|registry| !registry.host.is_empty()) {
+            Some(registry) => Ok(string_value(STANDARD.encode(&registry.docker_config.0))),
+            None => Err(TemplateError::Exec(
+                "LocalRegistryImagePullSecret is not supported by windlass without a local registry (--registry-host): it would put the license ID into a manifest; windlass writes the pull secret itself (see provision_secrets)".into(),
+            )),
+        }
+    });
     insert(map, "ImagePullSecretName", move |_| {
         with_scope(|scope| {
             string_value(
@@ -406,6 +427,42 @@ fn add_config(map: &mut FuncMap) {
             )
         })
     });
+}
+
+/// KOTS's `DestImage` for a local registry: the image parsed as Docker does (no tag: `latest`;
+/// a tag and a digest: the digest alone), renamed to `<host>/<namespace>/<last path component>`.
+pub fn local_image_name(image: &str, registry: &crate::context::LocalRegistry) -> String {
+    let (name, digest) = match image.split_once('@') {
+        Some((name, digest)) => (name, Some(digest)),
+        None => (image, None),
+    };
+    let last_slash = name.rfind('/').map_or(0, |index| index + 1);
+    let (name, tag) = match name[last_slash..].find(':') {
+        Some(colon) => (
+            &name[..last_slash + colon],
+            Some(&name[last_slash + colon + 1..]),
+        ),
+        None => (name, None),
+    };
+    let last = name.rsplit('/').next().unwrap_or(name);
+    let namespace = registry.namespace.trim_matches('/');
+    let mut renamed = if namespace.is_empty() {
+        format!("{}/{last}", registry.host)
+    } else {
+        format!("{}/{namespace}/{last}", registry.host)
+    };
+    match (digest, tag) {
+        (Some(digest), _) => {
+            renamed.push('@');
+            renamed.push_str(digest);
+        }
+        (None, Some(tag)) => {
+            renamed.push(':');
+            renamed.push_str(tag);
+        }
+        (None, None) => renamed.push_str(":latest"),
+    }
+    renamed
 }
 
 fn add_license(map: &mut FuncMap) {

@@ -289,3 +289,65 @@ fn a_password_item_read_is_noted() {
         ["admin_password"]
     );
 }
+
+/// KOTS's `Test_localImageName` and the registry functions with a local registry set: the image
+/// is renamed to `<host>/<namespace>/<last component>`, a missing tag becomes `latest`, a tag and
+/// a digest keep the digest alone; `LocalRegistryImagePullSecret` answers the pull secret's
+/// `.dockerconfigjson` and notes that the render read a credential.
+#[test]
+fn registry_functions_follow_a_local_registry() {
+    let mut context = crate::support::context(&[]);
+    context.local_registry = Some(windlass_template::LocalRegistry {
+        host: "my.registry.com".into(),
+        namespace: "my_namespace".into(),
+        docker_config: windlass_template::Credential(
+            r#"{"auths":{"my.registry.com":{"auth":"dTpw"}}}"#.into(),
+        ),
+    });
+    for (template, expected) in [
+        (r#"{{repl HasLocalRegistry }}"#, "true"),
+        (r#"{{repl LocalRegistryHost }}"#, "my.registry.com"),
+        (r#"{{repl LocalRegistryNamespace }}"#, "my_namespace"),
+        (
+            r#"{{repl LocalRegistryAddress }}"#,
+            "my.registry.com/my_namespace",
+        ),
+        (
+            r#"{{repl LocalImageName "nginx" }}"#,
+            "my.registry.com/my_namespace/nginx:latest",
+        ),
+        (
+            r#"{{repl LocalImageName "quay.io/org/team/app:1.2" }}"#,
+            "my.registry.com/my_namespace/app:1.2",
+        ),
+        (
+            r#"{{repl LocalImageName "reg:5000/team/app:1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" }}"#,
+            "my.registry.com/my_namespace/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ),
+        (r#"{{repl ImagePullSecretName }}"#, "acme-registry"),
+    ] {
+        let (output, usage) = crate::support::render_in(&context, template);
+        assert_eq!(output.expect("renders"), expected, "{template}");
+        assert!(usage.credentials().is_empty(), "{template}");
+    }
+    let (output, usage) =
+        crate::support::render_in(&context, r#"{{repl LocalRegistryImagePullSecret }}"#);
+    assert_eq!(
+        output.expect("renders"),
+        "eyJhdXRocyI6eyJteS5yZWdpc3RyeS5jb20iOnsiYXV0aCI6ImRUcHcifX19"
+    );
+    assert_eq!(
+        usage.credentials().into_iter().collect::<Vec<_>>(),
+        ["LocalRegistryImagePullSecret"]
+    );
+    // Without a local registry both are refused by name, saying why.
+    for function in ["LocalImageName \"nginx\"", "LocalRegistryImagePullSecret"] {
+        let error = rendered(&format!("{{{{repl {function} }}}}")).unwrap_err();
+        assert!(
+            error.to_string().contains(
+                "is not supported by windlass without a local registry (--registry-host)"
+            ),
+            "{function}: {error}"
+        );
+    }
+}
