@@ -11,6 +11,7 @@ mod daemon;
 mod diff;
 mod files_and_credentials;
 mod helm;
+mod helm_install;
 mod indexes;
 mod output_dir;
 mod pipeline_file;
