@@ -524,3 +524,80 @@ fn the_directory_target_writes_each_helm_install_chart_for_helm() {
     assert_eq!(written[1]["outcome"], "written");
     assert_eq!(written[1]["written_to"], "charts/shop");
 }
+
+/// The testkit's sample chart (CRDs in the chart's and a subchart's `crds/`, a `pre-install` Job
+/// hook) with `useHelmInstall: true`: the `crds/` bases are rendered into each chart's `crds/`,
+/// which helm creates first; then helm waits for the Job hook to complete, which never happens
+/// on the FAKE API server (no controllers), so helm stops at its `--timeout` (`--wait-timeout`)
+/// and the apply stage fails naming the HelmChart, after recording the failure.
+#[test]
+fn a_failing_helm_install_is_recorded_and_fails_the_apply_naming_the_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestApiServer::start(Options::default()).expect("the fake API server starts");
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let (_release_dir, release) = release_with_charts();
+    std::fs::remove_file(release.join("kots/shop.yaml")).unwrap();
+    std::fs::remove_file(release.join("kots/tiny.yaml")).unwrap();
+    std::fs::write(
+        release.join("charts/app-1.2.0.tgz"),
+        chart_archive(&windlass_testkit::charts::sample_chart("1.2.0")),
+    )
+    .unwrap();
+    std::fs::write(
+        release.join("kots/app.yaml"),
+        "apiVersion: kots.io/v1beta1\nkind: HelmChart\nmetadata:\n  name: app\nspec:\n  chart:\n    name: app\n    chartVersion: 1.2.0\n  useHelmInstall: true\n",
+    )
+    .unwrap();
+    let output = output_within(
+        windlass(state.path())
+            .args(OFFLINE_INSTALL)
+            .args(["--helm"])
+            .arg(helm())
+            .arg(&release)
+            .args(["--target", "kube", "--wait-timeout", "2", "--kubeconfig"])
+            .arg(&kubeconfig),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("HelmChart app (chart rendered/this-cluster/charts/app): helm upgrade --install app failed")
+            && stderr.contains("app-migrate"),
+        "{stderr}"
+    );
+    // Both crds/ directories reached the cluster through helm.
+    for crd in ["widgets.example.com", "backups.db.example.com"] {
+        assert!(
+            server
+                .get(
+                    "apiextensions.k8s.io/v1",
+                    "CustomResourceDefinition",
+                    "",
+                    crd
+                )
+                .is_some(),
+            "{crd}"
+        );
+    }
+    let history = json(run(windlass(state.path()).args(["history", "--json"])));
+    let install_id = history[0]["install_id"].as_str().unwrap().to_string();
+    let events = json(run(windlass(state.path()).args([
+        "events",
+        &install_id,
+        "--json",
+    ])));
+    let failed: Vec<&Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["type"] == "HelmReleaseInstalled")
+        .map(|event| &event["payload"])
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["outcome"], "failed");
+    assert!(
+        failed[0]["error"].as_str().unwrap().contains("app-migrate"),
+        "{failed:#?}"
+    );
+}
