@@ -452,6 +452,19 @@ impl RenderMidstream {
                 ));
             }
         }
+        if bases.is_empty() {
+            // helm rendered nothing for it: still a chart helm can install (an empty release).
+            let top = crate::helm_install::ChartBase {
+                base: format!("charts/{}", chart.directory),
+                is_crds: false,
+                secret: None,
+            };
+            files.push((
+                format!("{}/Chart.yaml", top.base),
+                yaml(&chart_yaml(chart, &top))?,
+                false,
+            ));
+        }
         Ok(ChartRendered {
             record: RenderedHelmChart {
                 name: chart.name.clone(),
@@ -651,7 +664,7 @@ impl Stage for RenderMidstream {
         };
         for chart in &helm_charts {
             summary.push_str(&format!(
-                "; HelmChart {} (useHelmInstall): {} files in {}, {} workloads patched with {}, installed by apply with helm upgrade -i {}",
+                "; HelmChart {} (useHelmInstall): {} files in {}, {} workloads patched, pull secrets [{}], installed by apply with helm upgrade -i {}",
                 chart.name,
                 chart.files.len(),
                 chart.chart_dir,
