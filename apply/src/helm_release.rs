@@ -83,6 +83,7 @@ pub fn install_chart(
         kubeconfig: std::path::Path::new(cluster.kubeconfig),
         kube_context: cluster.context,
         timeout_seconds: cluster.timeout_seconds,
+        extra_arguments: &chart.chart.helm_upgrade_flags,
     });
     record.elapsed_ms = started.elapsed().as_millis() as u64;
     match result {

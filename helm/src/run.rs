@@ -155,6 +155,8 @@ pub struct UpgradeRequest<'a> {
     pub kube_context: Option<&'a str>,
     /// helm's own `--timeout` for hooks, in seconds.
     pub timeout_seconds: u64,
+    /// More arguments, after windlass's (a HelmChart's `spec.helmUpgradeFlags`).
+    pub extra_arguments: &'a [String],
 }
 
 /// What `helm upgrade --install` reported.
@@ -265,6 +267,7 @@ impl HelmTool {
             arguments.push("--kube-context".into());
             arguments.push(context.into());
         }
+        arguments.extend(request.extra_arguments.iter().cloned());
         let environment = [(
             "KUBECONFIG".to_string(),
             request.kubeconfig.as_os_str().to_os_string(),

@@ -115,6 +115,7 @@ pub fn render_release_charts(
             helm_version: None,
             helm_arguments: Vec::new(),
             output_blob: None,
+            helm_upgrade_flags: chart.helm_upgrade_flags.clone(),
         };
         if windlass_helm::is_excluded(&chart).map_err(|error| error.to_string())? {
             record.excluded = true;

@@ -223,6 +223,7 @@ mod tests {
             weight: 0,
             chart_name: "app".into(),
             chart_version: "1.0.0".into(),
+            helm_upgrade_flags: Vec::new(),
             bases: vec![
                 "charts/app".into(),
                 "charts/app/charts/database".into(),

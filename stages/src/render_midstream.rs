@@ -473,6 +473,7 @@ impl RenderMidstream {
                 weight: chart.weight,
                 chart_name: chart.chart_name.clone(),
                 chart_version: chart.chart_version.clone(),
+                helm_upgrade_flags: chart.helm_upgrade_flags.clone(),
                 chart_dir: format!("{RENDERED}/charts/{}", chart.directory),
                 pull_secrets,
                 patched_workloads,

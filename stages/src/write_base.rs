@@ -463,6 +463,7 @@ fn helm_install_bases(fetched: &BaseFetched, written: &[WrittenFile]) -> Vec<Hel
                 weight: chart.weight,
                 chart_name: chart.chart_name.clone(),
                 chart_version: chart.chart_version.clone(),
+                helm_upgrade_flags: chart.helm_upgrade_flags.clone(),
                 bases,
             }
         })

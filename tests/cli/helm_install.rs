@@ -95,7 +95,7 @@ fn release_with_charts() -> (tempfile::TempDir, PathBuf) {
     .unwrap();
     std::fs::write(
         release.join("kots/shop.yaml"),
-        "apiVersion: kots.io/v1beta1\nkind: HelmChart\nmetadata:\n  name: shop\nspec:\n  chart:\n    name: shop\n    chartVersion: 0.3.0\n  useHelmInstall: true\n  weight: 10\n",
+        "apiVersion: kots.io/v1beta1\nkind: HelmChart\nmetadata:\n  name: shop\nspec:\n  chart:\n    name: shop\n    chartVersion: 0.3.0\n  useHelmInstall: true\n  weight: 10\n  helmUpgradeFlags: [--description, shop by windlass]\n",
     )
     .unwrap();
     std::fs::write(
@@ -467,6 +467,19 @@ fn helm_install_charts_go_to_the_cluster_with_helm_after_the_manifests_by_weight
     assert_eq!(installed[1]["status"], "deployed");
     assert_eq!(installed[1]["chart"], "shop-0.3.0");
     assert_eq!(installed[0]["weight"], -5);
+    // spec.helmUpgradeFlags come after windlass's arguments, and helm took them.
+    let arguments = installed[1]["arguments"].as_array().unwrap();
+    assert_eq!(
+        arguments[arguments.len() - 2..],
+        [
+            Value::from("--description"),
+            Value::from("shop by windlass")
+        ]
+    );
+    let release_secret = server
+        .get("v1", "Secret", "default", "sh.helm.release.v1.shop.v1")
+        .unwrap();
+    assert_eq!(release_secret["metadata"]["labels"]["status"], "deployed");
     let record_text = installed[1].to_string();
     assert!(!record_text.contains("dockerconfigjson"), "{record_text}");
 }

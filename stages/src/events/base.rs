@@ -131,6 +131,9 @@ pub struct HelmChartRendered {
     pub helm_arguments: Vec<String>,
     /// Blob of helm's whole stdout.
     pub output_blob: Option<String>,
+    /// `spec.helmUpgradeFlags`, passed to `helm upgrade --install` (absent in older records).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub helm_upgrade_flags: Vec<String>,
 }
 
 /// A `kots.io/v1beta1` HelmChart in `BaseFetched` that a `kots.io/v1beta2` HelmChart with the same
@@ -201,6 +204,9 @@ pub struct HelmInstallBase {
     pub chart_name: String,
     /// `spec.chart.chartVersion`.
     pub chart_version: String,
+    /// `spec.helmUpgradeFlags`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub helm_upgrade_flags: Vec<String>,
     /// Its kustomization directories relative to `base/`, parents first: `charts/<directory>`,
     /// `charts/<directory>/charts/<alias>`, `charts/<directory>/crds`, ...
     pub bases: Vec<String>,

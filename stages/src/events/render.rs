@@ -39,6 +39,9 @@ pub struct RenderedHelmChart {
     pub chart_name: String,
     /// `spec.chart.chartVersion`.
     pub chart_version: String,
+    /// `spec.helmUpgradeFlags`, passed to `helm upgrade --install` after windlass's arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub helm_upgrade_flags: Vec<String>,
     /// The chart's directory relative to the output directory,
     /// `rendered/this-cluster/charts/<directory>`.
     pub chart_dir: String,
