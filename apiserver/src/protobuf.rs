@@ -8,7 +8,7 @@
 //! the rest of the server works on. Unknown fields are skipped; a body of any other kind is
 //! refused (415) by the caller.
 //!
-//! The wire format is read by hand ([`Fields`]: varints, length-delimited fields, fixed 32- and
+//! The wire format is read by hand (`Fields`: varints, length-delimited fields, fixed 32- and
 //! 64-bit fields skipped) rather than with a protobuf crate: the messages are few and flat, and
 //! a derive-based crate would change the feature set of the proc-macro stack every other crate
 //! of the workspace is built with.
