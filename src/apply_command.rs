@@ -68,6 +68,7 @@ pub fn apply_config(args: &TargetArgs) -> Result<Option<ApplyConfig>, CliError> 
         wait_timeout_seconds: args.wait_timeout,
         allow_empty_prune: args.allow_empty_prune,
         source_install: None,
+        helm: None,
     }))
 }
 

@@ -102,7 +102,6 @@ pub fn run(global: &GlobalArgs, args: &ImagesArgs) -> CliResult {
             namespace: &args.namespace,
             recorded: None,
             parsed_cache: None,
-            refuse_helm_install: false,
         },
     )
     .map_err(|error| invalid(anyhow!(error)))?;

@@ -136,7 +136,10 @@ pub fn install_options(
                 .collect(),
         },
     };
-    let apply = crate::apply_command::apply_config(&args.target)?;
+    let apply = crate::apply_command::apply_config(&args.target)?.map(|mut apply| {
+        apply.helm = pipeline_options.helm.clone();
+        apply
+    });
     let pipeline = match (&args.pipeline, apply) {
         (None, None) => PipelineChoice::BuiltIn(pipeline_options),
         (None, Some(apply)) => PipelineChoice::Extended {

@@ -174,6 +174,11 @@ impl ApiError {
         )
     }
 
+    /// 415 UnsupportedMediaType for a protobuf body this server does not decode.
+    pub fn unsupported_protobuf(message: impl Into<String>) -> Self {
+        Self::new(415, "UnsupportedMediaType", message)
+    }
+
     /// 429 TooManyRequests with `Retry-After`.
     pub fn too_many_requests(retry_after: u64) -> Self {
         let mut error = Self::new(

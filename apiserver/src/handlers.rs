@@ -250,30 +250,94 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
                     shared.body_limit
                 ))
                 .into_response(),
-                Ok(_) if content_type.contains("protobuf") || content_type.contains("cbor") => {
+                Ok(_) if content_type.contains("cbor") => {
                     ApiError::unsupported_media_type(&content_type).into_response()
                 }
-                Ok(bytes) => {
-                    let request = Incoming {
-                        method: parts.method.clone(),
-                        route: route.clone(),
-                        query,
-                        accept,
-                        content_type,
-                        user_agent,
-                        body: bytes.to_vec(),
-                    };
-                    match dispatch(&shared, request, &record).await {
-                        Ok(response) => response,
-                        Err(error) => error.into_response(),
+                Ok(bytes) => match decoded_body(&parts.method, &route, &content_type, &bytes) {
+                    Err(error) => error.into_response(),
+                    Ok((body, content_type)) => {
+                        let request = Incoming {
+                            method: parts.method.clone(),
+                            route: route.clone(),
+                            query,
+                            accept,
+                            content_type,
+                            user_agent,
+                            body,
+                        };
+                        match dispatch(&shared, request, &record).await {
+                            Ok(response) => response,
+                            Err(error) => error.into_response(),
+                        }
                     }
-                }
+                },
             }
         }
     };
     record.status = response.status().as_u16();
     shared.log.lock().expect("request log lock").record(record);
     response
+}
+
+/// The body and its media type as the handlers read them: a protobuf body of a kind
+/// [`crate::protobuf`] decodes becomes its JSON form; any other protobuf body is refused (415).
+fn decoded_body(
+    method: &Method,
+    route: &Route,
+    content_type: &str,
+    bytes: &[u8],
+) -> Result<(Vec<u8>, String), ApiError> {
+    if !content_type.contains("protobuf") || bytes.is_empty() {
+        return Ok((bytes.to_vec(), content_type.to_owned()));
+    }
+    let refuse = |error: crate::protobuf::ProtobufError| {
+        ApiError::unsupported_protobuf(format!("{error} (got {content_type:?})"))
+    };
+    let value = match (method, route) {
+        (&Method::DELETE, Route::Resource { .. }) => {
+            crate::protobuf::decode_delete_options(bytes).map_err(refuse)?
+        }
+        (
+            &Method::POST | &Method::PUT,
+            Route::Resource {
+                group,
+                resource,
+                subresource: None,
+                ..
+            },
+        ) if group.is_empty() && (resource == "secrets" || resource == "configmaps") => {
+            let value = crate::protobuf::decode_object(bytes).map_err(refuse)?;
+            let expected = if resource == "secrets" {
+                "Secret"
+            } else {
+                "ConfigMap"
+            };
+            if value.get("kind").and_then(Value::as_str) != Some(expected) {
+                return Err(ApiError::bad_request(format!(
+                    "the protobuf body holds a {} but the request is for {resource}",
+                    value.get("kind").and_then(Value::as_str).unwrap_or("")
+                )));
+            }
+            value
+        }
+        _ => {
+            return Err(ApiError::unsupported_protobuf(format!(
+                "the test API server decodes protobuf bodies only for creates and updates of core/v1 secrets and configmaps, and DeleteOptions; send this request as application/json (got {content_type:?} for {method} {})",
+                match route {
+                    Route::Resource {
+                        group, resource, ..
+                    } if group.is_empty() => resource.clone(),
+                    Route::Resource {
+                        group, resource, ..
+                    } => format!("{resource}.{group}"),
+                    _ => "this path".to_owned(),
+                }
+            )));
+        }
+    };
+    let body = serde_json::to_vec(&value)
+        .map_err(|error| ApiError::bad_request(format!("the decoded body: {error}")))?;
+    Ok((body, "application/json".to_owned()))
 }
 
 struct Incoming {

@@ -33,6 +33,11 @@
 //!   `spec.clusterIP`, workload `spec.selector`, Job `spec.selector` and `spec.template`, CRD
 //!   `spec.scope`. A few defaults of the real server (Service type/clusterIP/ports, Deployment
 //!   replicas/strategy, pod template defaults, Namespace phase) so objects read back look real.
+//! - Protobuf request bodies (`application/vnd.kubernetes.protobuf`, [`protobuf`]) for creates
+//!   and updates of core/v1 Secrets and ConfigMaps and for `DeleteOptions`: what client-go's
+//!   typed clients send for Helm 4's release storage. They are decoded into the JSON model;
+//!   responses are always JSON (clients list JSON after protobuf in `Accept`). A protobuf body of
+//!   any other kind is refused with 415 naming what is decoded.
 //! - Watch (ndjson, bookmarks, `timeoutSeconds`, `sendInitialEvents`, 410 Expired past the kept
 //!   history), `Status` errors as kube-rs and kubectl parse them, and fault injection
 //!   ([`Fault`]): delays, 429 with `Retry-After`, 5xx, refused requests (webhook-style).
@@ -45,7 +50,8 @@
 //! off unless enabled in [`Options`]. No authentication, authorization, admission webhooks
 //! (beyond injected refusals), validation of object contents beyond names and the immutable
 //! fields above, unknown-field detection (`fieldValidation` is accepted and ignored), version
-//! conversion (every served version of a CRD stores the same object), protobuf or CBOR,
+//! conversion (every served version of a CRD stores the same object), protobuf beyond the kinds
+//! above, protobuf responses or CBOR,
 //! `resourceVersionMatch` semantics, or consistent snapshots for `continue` (later pages reflect
 //! current state). Strategic merge patch ignores `$setElementOrder`. Apply does not resolve
 //! conflicts with `kubectl-client-side-apply` through the last-applied annotation as the real
@@ -63,6 +69,7 @@ mod handlers;
 pub mod managed;
 mod objects;
 mod patch;
+pub mod protobuf;
 mod requests;
 pub mod schema;
 mod selectors;

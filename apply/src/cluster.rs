@@ -31,6 +31,11 @@ pub struct KubeConnection {
     pub client: kube::Client,
     /// The API server's URL, as the kubeconfig names it.
     pub server: String,
+    /// The kubeconfig the client was built from (a file, or `$KUBECONFIG`'s `:`-separated
+    /// list), for the tools that reach the same cluster (helm).
+    pub kubeconfig: std::ffi::OsString,
+    /// The context asked for (absent: the kubeconfig's current one).
+    pub context: Option<String>,
 }
 
 /// The [`KubernetesClientFactory`] of the binary: reads the kubeconfig named by `--kubeconfig`,
@@ -68,7 +73,30 @@ impl KubernetesClientFactory for KubeClients {
         let server = config.cluster_url.to_string();
         let client = kube::Client::try_from(config)
             .map_err(|error| ServiceError(format!("{shown}: cannot build a client: {error}")))?;
-        Ok(Arc::new(KubeConnection { client, server }))
+        // Absolute, for tools run in a directory of their own.
+        let absolute = |path: &std::path::Path| {
+            std::path::absolute(path)
+                .unwrap_or_else(|_| path.to_path_buf())
+                .into_os_string()
+        };
+        let kubeconfig = match &self.kubeconfig {
+            Some(path) => absolute(path),
+            None => match std::env::var_os("KUBECONFIG").filter(|value| !value.is_empty()) {
+                Some(list) => {
+                    std::env::join_paths(std::env::split_paths(&list).map(|path| absolute(&path)))
+                        .unwrap_or(list)
+                }
+                None => std::env::var_os("HOME")
+                    .map(|home| PathBuf::from(home).join(".kube/config").into_os_string())
+                    .unwrap_or_default(),
+            },
+        };
+        Ok(Arc::new(KubeConnection {
+            client,
+            server,
+            kubeconfig,
+            context: kube_context.map(str::to_string),
+        }))
     }
 }
 

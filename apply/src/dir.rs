@@ -1,5 +1,6 @@
 //! The directory target: one file per object, named `NNNN-<kind>-<name>.yaml` so that a listing
-//! sorts in apply order, for GitOps tools to pick up. The directory is written the way the output
+//! sorts in apply order, for GitOps tools to pick up, and each `useHelmInstall: true` chart as
+//! rendered under `charts/<release>/` (a chart directory a GitOps tool installs with helm). The directory is written the way the output
 //! directory is ([`windlass_stages::output`]): into a staging directory beside it, swapped in
 //! whole, so it is always the whole old set or the whole new one; secrets are written 0600. It
 //! must be new, empty, or one windlass wrote before (it holds [`DIR_MARKER`]): a directory of
@@ -56,8 +57,17 @@ pub fn file_name(position: usize, count: usize, object: &PlannedObject) -> Strin
     fit_file_name(&name.replace(['/', '\\'], "_")).into_owned()
 }
 
-/// Writes `objects` (already in apply order) into `path`; returns the file names, in order.
-pub fn write_dir(path: &Path, objects: &[PlannedObject]) -> Result<Vec<String>, DirTargetError> {
+/// A chart to write beside the objects: its directory in the target and its files (path relative
+/// to that directory, bytes, whether the file holds a secret).
+pub type ChartFiles<'a> = (String, &'a [(String, Vec<u8>, bool)]);
+
+/// Writes `objects` (already in apply order) into `path`, and each of `charts` under its
+/// directory; returns the objects' file names, in order.
+pub fn write_dir(
+    path: &Path,
+    objects: &[PlannedObject],
+    charts: &[ChartFiles<'_>],
+) -> Result<Vec<String>, DirTargetError> {
     let shown = path.display().to_string();
     let refused = |reason: &str| DirTargetError::Refused {
         path: shown.clone(),
@@ -121,6 +131,13 @@ pub fn write_dir(path: &Path, objects: &[PlannedObject]) -> Result<Vec<String>, 
         tree.write(&file, text.as_bytes(), mode)
             .map_err(write_error)?;
         names.push(file);
+    }
+    for (directory, files) in charts {
+        for (file, bytes, secret) in files.iter() {
+            let mode = if *secret { 0o600 } else { 0o644 };
+            tree.write(&format!("{directory}/{file}"), bytes, mode)
+                .map_err(write_error)?;
+        }
     }
     tree.commit().map_err(write_error)?;
     Ok(names)

@@ -3,8 +3,9 @@
 //! and waits are recorded as the stage goes (`ObjectsApplied` for each batch of objects the server
 //! answered, `WaitFinished`, `ObjectPruned`, each durable at once, so a resumed apply does not send
 //! again what was recorded), the app state once
-//! it is known (`AppStateObserved`), and the inventory when the stage completes
-//! (`ApplyCompleted`), which the next install of the same app prunes against. No event holds an
+//! it is known (`AppStateObserved`), each `useHelmInstall: true` chart handed to helm
+//! (`HelmReleaseInstalled`), and the inventory when the stage completes (`ApplyCompleted`), which
+//! the next install of the same app prunes against. No event holds an
 //! object's content: secrets are applied, never recorded.
 
 use serde::{Deserialize, Serialize};
@@ -23,8 +24,12 @@ pub const APP_STATE_OBSERVED: &str = "AppStateObserved";
 /// `ApplyCompleted`: the inventory of what this install applied.
 pub const APPLY_COMPLETED: &str = "ApplyCompleted";
 
+/// `HelmReleaseInstalled`: one `useHelmInstall: true` chart installed (or written, or refused).
+pub const HELM_RELEASE_INSTALLED: &str = "HelmReleaseInstalled";
+
 /// The apply stage's event types.
 pub const SCHEMAS: &[EventSchema] = &[
+    EventSchema::of::<HelmReleaseInstalled>(&[]),
     EventSchema::of::<ObjectsApplied>(&[]),
     EventSchema::of::<WaitFinished>(&[]),
     EventSchema::of::<ObjectPruned>(&[]),
@@ -324,5 +329,69 @@ pub struct ApplyCompleted {
 
 impl EventPayload for ApplyCompleted {
     const EVENT_TYPE: &'static str = APPLY_COMPLETED;
+    const VERSION: u32 = 1;
+}
+
+/// What became of one `useHelmInstall: true` chart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HelmReleaseOutcome {
+    /// `helm upgrade --install` succeeded.
+    Installed,
+    /// `helm upgrade --install` failed (the error says how).
+    Failed,
+    /// Written to the directory target for a GitOps tool to install.
+    Written,
+    /// A server-side dry run: helm was not run.
+    NotRunDryRun,
+}
+
+/// `HelmReleaseInstalled` version 1: one `useHelmInstall: true` HelmChart's chart, as rendered
+/// under `rendered/this-cluster/charts/<directory>/`, handed to `helm upgrade --install` after
+/// the plain manifests (or written to the directory target). Neither the chart's contents nor
+/// helm's output are recorded (they may hold secrets): its digest is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelmReleaseInstalled {
+    /// The HelmChart's `metadata.name`.
+    pub helm_chart: String,
+    /// The Helm release name.
+    pub release_name: String,
+    /// The namespace it was installed in.
+    pub namespace: String,
+    /// `spec.weight` (charts go in ascending weight, then by name).
+    pub weight: i64,
+    /// `spec.chart.name` and `spec.chart.chartVersion`, as `name-version`.
+    pub chart: String,
+    /// The rendered chart's directory, relative to the output directory.
+    pub chart_dir: String,
+    /// blake3 over the chart's files (each path, a NUL, its bytes, a NUL, in path order).
+    pub chart_digest: String,
+    /// What happened.
+    pub outcome: HelmReleaseOutcome,
+    /// `helm version --short` of the helm that ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helm_version: Option<String>,
+    /// The arguments helm ran with (the chart as `chart`, relative to its working directory).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arguments: Vec<String>,
+    /// The release revision helm reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+    /// The release status helm reported (`deployed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Where the directory target wrote the chart, relative to the target directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_to: Option<String>,
+    /// helm's error when the outcome is `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// How long helm ran, in milliseconds.
+    #[serde(default)]
+    pub elapsed_ms: u64,
+}
+
+impl EventPayload for HelmReleaseInstalled {
+    const EVENT_TYPE: &'static str = HELM_RELEASE_INSTALLED;
     const VERSION: u32 = 1;
 }

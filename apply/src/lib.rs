@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod dir;
 pub mod events;
 pub mod health;
+pub mod helm_release;
 pub mod kube_apply;
 pub mod order;
 pub mod source;

@@ -1,7 +1,8 @@
 //! What an apply applies: the objects `render_midstream` wrote to `rendered/this-cluster/` (read
 //! back from the output directory and checked against the recorded blob hashes and secret
 //! fingerprints, so a changed or missing file is refused rather than applied), which of them are
-//! the pull secrets and where those go (`provision_secrets`), and the app's
+//! the pull secrets and where those go (`provision_secrets`), the `useHelmInstall: true` charts
+//! rendered under `rendered/this-cluster/charts/` (checked the same way), and the app's
 //! `Application.spec.statusInformers` (`fetch_base`). They come from the apply stage's input stages
 //! in an install, or — for `windlass apply INSTALL_ID` — from the facts the named install
 //! recorded, read through the stage's fact history.
@@ -13,8 +14,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use windlass_engine::{StageContext, StageError};
 use windlass_stages::events::{
-    BaseFetched, DocumentClass, MidstreamRendered, RenderedFile, SecretNamespaces,
-    SecretsProvisioned,
+    BaseFetched, DocumentClass, MidstreamRendered, RenderedFile, RenderedHelmChart,
+    SecretNamespaces, SecretsProvisioned,
 };
 use windlass_stages::output::OutputDir;
 use windlass_stages::render_midstream::RENDERED_SECRET_PURPOSE;
@@ -37,6 +38,33 @@ pub struct ApplySource {
     pub additional_namespaces: Vec<String>,
     /// `Application.spec.statusInformers`.
     pub status_informers: Vec<String>,
+    /// The `useHelmInstall: true` charts, their files read and checked like the objects.
+    pub helm_charts: Vec<HelmChartSource>,
+}
+
+/// One rendered `useHelmInstall: true` chart.
+#[derive(Debug, Clone)]
+pub struct HelmChartSource {
+    /// What `render_midstream` recorded of it.
+    pub chart: RenderedHelmChart,
+    /// Its files, paths relative to the chart's directory, with whether each holds a secret.
+    pub files: Vec<(String, Vec<u8>, bool)>,
+}
+
+impl HelmChartSource {
+    /// blake3 over the files (each path, a NUL, its bytes, a NUL, in path order).
+    pub fn digest(&self) -> String {
+        let mut files: Vec<&(String, Vec<u8>, bool)> = self.files.iter().collect();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut hasher = blake3::Hasher::new();
+        for (path, bytes, _) in files {
+            hasher.update(path.as_bytes());
+            hasher.update(&[0]);
+            hasher.update(bytes);
+            hasher.update(&[0]);
+        }
+        hasher.finalize().to_hex().to_string()
+    }
 }
 
 /// Finds facts: from the input stages, or from another install's recorded facts.
@@ -164,6 +192,25 @@ pub fn read_source(
     for part in parts {
         objects.extend(part?);
     }
+    let mut helm_charts = Vec::with_capacity(rendered.helm_charts.len());
+    for chart in &rendered.helm_charts {
+        let prefix = format!("{}/", chart.chart_dir);
+        let mut files = Vec::with_capacity(chart.files.len());
+        for file in &chart.files {
+            let relative = file.path.strip_prefix(&prefix).ok_or_else(|| {
+                StageError::permanent(format!(
+                    "{} of HelmChart {} is not under its chart directory {}",
+                    file.path, chart.name, chart.chart_dir
+                ))
+            })?;
+            let bytes = read_checked(&out, &out_dir, file, context, &stale)?;
+            files.push((relative.to_string(), bytes, file.blob.is_none()));
+        }
+        helm_charts.push(HelmChartSource {
+            chart: chart.clone(),
+            files,
+        });
+    }
     let (additional_namespaces, status_informers) = match &fetched {
         Some(fetched) => application_lists(fetched, context)?,
         None => (Vec::new(), Vec::new()),
@@ -185,6 +232,7 @@ pub fn read_source(
         secret_namespaces: provisioned.map(|provisioned| provisioned.namespaces),
         additional_namespaces,
         status_informers,
+        helm_charts,
     })
 }
 
@@ -196,6 +244,28 @@ fn read_rendered(
     context: &StageContext,
     stale: &(dyn Fn(String) -> StageError + Sync),
 ) -> Result<Vec<(String, Value)>, StageError> {
+    let bytes = read_checked(out, out_dir, file, context, stale)?;
+    let documents = windlass_manifest::documents::parse_documents(&file.path, &bytes)
+        .map_err(|error| StageError::invalid_input(error.to_string()))?;
+    Ok(documents
+        .into_iter()
+        .map(|document| {
+            (
+                file.path.clone(),
+                std::sync::Arc::unwrap_or_clone(document.value),
+            )
+        })
+        .collect())
+}
+
+/// One rendered file's bytes, checked against its recorded blob id or secret fingerprint.
+fn read_checked(
+    out: &OutputDir,
+    out_dir: &std::path::Path,
+    file: &RenderedFile,
+    context: &StageContext,
+    stale: &(dyn Fn(String) -> StageError + Sync),
+) -> Result<Vec<u8>, StageError> {
     let bytes = out
         .read_file(&file.path)
         .map_err(|error| StageError::permanent(error.to_string()))?
@@ -223,17 +293,7 @@ fn read_rendered(
             out_dir.display()
         )));
     }
-    let documents = windlass_manifest::documents::parse_documents(&file.path, &bytes)
-        .map_err(|error| StageError::invalid_input(error.to_string()))?;
-    Ok(documents
-        .into_iter()
-        .map(|document| {
-            (
-                file.path.clone(),
-                std::sync::Arc::unwrap_or_clone(document.value),
-            )
-        })
-        .collect())
+    Ok(bytes)
 }
 
 /// `additionalNamespaces` and `statusInformers` of the release's KOTS `Application`.

@@ -2,7 +2,8 @@
 //! deadline, empty-prune consent, and — for `windlass apply INSTALL_ID` — the install whose
 //! rendered output to apply), validated without I/O, and the runtime stage that reads the
 //! rendered objects ([`crate::source`]), orders them ([`crate::order`]) and hands them to the
-//! directory target ([`crate::dir`]) or the cluster ([`crate::kube_apply`]). The stage completes
+//! directory target ([`crate::dir`]) or the cluster ([`crate::kube_apply`]), then the
+//! `useHelmInstall: true` charts ([`crate::helm_release`]). The stage completes
 //! with `ApplyCompleted`, the inventory the next install of the same app prunes against.
 
 use std::ops::ControlFlow;
@@ -16,8 +17,8 @@ use windlass_engine::{
 
 use crate::cluster::{Cluster, KubeConnection};
 use crate::events::{
-    APPLY_COMPLETED, AppliedObject, ApplyCompleted, ApplyCounts, ApplyOutcome, ObjectsApplied,
-    TargetRecord,
+    APPLY_COMPLETED, AppliedObject, ApplyCompleted, ApplyCounts, ApplyOutcome, HelmReleaseOutcome,
+    ObjectsApplied, TargetRecord,
 };
 use crate::kube_apply::KubeApply;
 use crate::order::{InventoryEntry, plan_apply};
@@ -53,6 +54,10 @@ pub struct ApplyConfig {
     pub allow_empty_prune: bool,
     /// Apply the rendered output of this (completed) install instead of the input stages'.
     pub source_install: Option<String>,
+    /// The helm (Helm 4) that installs `useHelmInstall: true` charts; default: `$WINDLASS_HELM`,
+    /// else `tools/bin/helm` beside the binary's directory, else `helm` on PATH.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub helm: Option<std::path::PathBuf>,
 }
 
 impl Default for ApplyConfig {
@@ -63,6 +68,7 @@ impl Default for ApplyConfig {
             wait_timeout_seconds: 600,
             allow_empty_prune: false,
             source_install: None,
+            helm: None,
         }
     }
 }
@@ -140,7 +146,17 @@ impl Stage for ApplyStage {
         match &self.target {
             Target::None => unreachable!("handled above"),
             Target::Dir(path) => {
-                let names = crate::dir::write_dir(path, &planned)
+                let charts: Vec<crate::dir::ChartFiles<'_>> = source
+                    .helm_charts
+                    .iter()
+                    .map(|chart| {
+                        (
+                            format!("charts/{}", chart.chart.release_name),
+                            chart.files.as_slice(),
+                        )
+                    })
+                    .collect();
+                let names = crate::dir::write_dir(path, &planned, &charts)
                     .map_err(|error| StageError::invalid_input(error.to_string()))?;
                 let objects: Vec<AppliedObject> = planned
                     .iter()
@@ -169,6 +185,17 @@ impl Stage for ApplyStage {
                 context
                     .record_fact(Fact::of(&ObjectsApplied { objects })?)
                     .await?;
+                for chart in crate::helm_release::install_order(&source.helm_charts) {
+                    let namespace = chart
+                        .chart
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| app_namespace.clone());
+                    let mut record = crate::helm_release::record_of(chart, &namespace);
+                    record.outcome = HelmReleaseOutcome::Written;
+                    record.written_to = Some(format!("charts/{}", chart.chart.release_name));
+                    context.record_fact(Fact::of(&record)?).await?;
+                }
                 let completed = ApplyCompleted {
                     app_slug,
                     target: TargetRecord::Dir {
@@ -186,8 +213,16 @@ impl Stage for ApplyStage {
                 Ok(StageOutput {
                     facts: vec![Fact::of(&completed)?],
                     summary: format!(
-                        "{written} objects written to {} in apply order",
-                        path.display()
+                        "{written} objects written to {} in apply order{}",
+                        path.display(),
+                        if source.helm_charts.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                ", and {} chart(s) for helm upgrade --install under charts/",
+                                source.helm_charts.len()
+                            )
+                        }
                     ),
                 })
             }
@@ -205,6 +240,7 @@ impl Stage for ApplyStage {
                         "the injected kubernetes client factory does not hand out windlass-apply connections",
                     )
                 })?;
+                let kubeconfig = connection.kubeconfig.clone();
                 let cluster = Cluster::new((*connection).clone());
                 let previous = previous_inventory(context, &app_slug, cluster.server())?;
                 let namespaces = source.secret_namespaces.clone();
@@ -237,13 +273,21 @@ impl Stage for ApplyStage {
                 for note in &result.notes {
                     context.progress.note(note);
                 }
+                let helm_summary = self
+                    .install_helm_charts(
+                        context,
+                        &source.helm_charts,
+                        &kubeconfig,
+                        kube_context.as_deref(),
+                    )
+                    .await?;
                 let counts = result.counts.clone();
                 let summary = summary(
                     &counts,
                     cluster.server(),
                     self.config.dry_run,
                     result.app_state,
-                );
+                ) + &helm_summary;
                 let completed = ApplyCompleted {
                     app_slug,
                     target: TargetRecord::Kube {
@@ -266,6 +310,107 @@ impl Stage for ApplyStage {
                 })
             }
         }
+    }
+}
+
+impl ApplyStage {
+    /// After the plain manifests: each `useHelmInstall: true` chart through
+    /// `helm upgrade --install`, in install order, each outcome recorded as it comes. A failed
+    /// chart fails the stage (after its record); a dry run runs no helm. Returns what the
+    /// summary adds.
+    async fn install_helm_charts(
+        &self,
+        context: &StageContext,
+        charts: &[crate::source::HelmChartSource],
+        kubeconfig: &std::ffi::OsStr,
+        kube_context: Option<&str>,
+    ) -> Result<String, StageError> {
+        if charts.is_empty() {
+            return Ok(String::new());
+        }
+        let app_namespace = context.request.namespace.clone();
+        let namespace_of = |chart: &crate::source::HelmChartSource| {
+            chart
+                .chart
+                .namespace
+                .clone()
+                .unwrap_or_else(|| app_namespace.clone())
+        };
+        if self.config.dry_run {
+            for chart in crate::helm_release::install_order(charts) {
+                let record = crate::helm_release::record_of(chart, &namespace_of(chart));
+                context.record_fact(Fact::of(&record)?).await?;
+            }
+            return Ok(format!(
+                "; dry run: {} chart(s) not handed to helm upgrade --install",
+                charts.len()
+            ));
+        }
+        let tool = windlass_helm::HelmTool::new(
+            self.config
+                .helm
+                .clone()
+                .unwrap_or_else(windlass_helm::HelmTool::default_path),
+        );
+        let version = {
+            let tool = tool.clone();
+            tokio::task::spawn_blocking(move || tool.version())
+                .await
+                .map_err(|error| StageError::permanent(format!("helm task failed: {error}")))?
+                .map_err(|error| {
+                    StageError::invalid_input(format!(
+                        "the useHelmInstall charts are installed with helm: {error}"
+                    ))
+                })?
+        };
+        let mut installed = Vec::new();
+        for chart in crate::helm_release::install_order(charts) {
+            let namespace = namespace_of(chart);
+            let record = {
+                let tool = tool.clone();
+                let version = version.clone();
+                let chart = chart.clone();
+                let kubeconfig = kubeconfig.to_os_string();
+                let kube_context = kube_context.map(str::to_string);
+                let timeout_seconds = self.config.wait_timeout_seconds;
+                tokio::task::spawn_blocking(move || {
+                    crate::helm_release::install_chart(
+                        &tool,
+                        &version,
+                        &chart,
+                        &namespace,
+                        &crate::helm_release::HelmCluster {
+                            kubeconfig: &kubeconfig,
+                            context: kube_context.as_deref(),
+                            timeout_seconds,
+                        },
+                    )
+                })
+                .await
+                .map_err(|error| StageError::permanent(format!("helm task failed: {error}")))?
+            };
+            context.record_fact(Fact::of(&record)?).await?;
+            if record.outcome == HelmReleaseOutcome::Failed {
+                return Err(StageError::permanent(format!(
+                    "HelmChart {} (chart {}): {}",
+                    record.helm_chart,
+                    record.chart_dir,
+                    record.error.as_deref().unwrap_or("helm failed")
+                )));
+            }
+            installed.push(format!(
+                "{} revision {} in {}",
+                record.release_name,
+                record
+                    .revision
+                    .map_or_else(|| "?".to_string(), |revision| revision.to_string()),
+                record.namespace
+            ));
+        }
+        Ok(format!(
+            "; helm upgrade --install ({version}): {}",
+            installed.join(", ")
+        ))
     }
 }
 

@@ -1,8 +1,9 @@
 //! Running the real `helm` in a bounded subprocess: a cleared environment (only `HOME` and Helm's
 //! cache, configuration and data directories, all inside a fresh temporary directory, which is
 //! also the working directory), no stdin, a deadline after which the process is killed, and a cap
-//! on what it may print. The chart archive and the values are written into that directory; nothing
-//! else of the caller's is visible to helm.
+//! on what it may print. The chart archive and the values (or, for `helm upgrade --install`, the
+//! rendered chart's files) are written into that directory; nothing else of the caller's is
+//! visible to helm, except the kubeconfig an upgrade is handed as `KUBECONFIG`.
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -139,6 +140,36 @@ pub struct TemplateOutput {
     pub arguments: Vec<String>,
 }
 
+/// One `helm upgrade --install` to run.
+#[derive(Debug, Clone)]
+pub struct UpgradeRequest<'a> {
+    /// The release name.
+    pub release_name: &'a str,
+    /// `--namespace`.
+    pub namespace: &'a str,
+    /// The chart's files, paths relative to the chart's directory (`Chart.yaml`, `templates/…`).
+    pub files: &'a [(String, Vec<u8>)],
+    /// The kubeconfig (or `:`-separated list) helm reads, as `KUBECONFIG`.
+    pub kubeconfig: &'a Path,
+    /// `--kube-context`, when one is named.
+    pub kube_context: Option<&'a str>,
+    /// helm's own `--timeout` for hooks, in seconds.
+    pub timeout_seconds: u64,
+    /// More arguments, after windlass's (a HelmChart's `spec.helmUpgradeFlags`).
+    pub extra_arguments: &'a [String],
+}
+
+/// What `helm upgrade --install` reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpgradeOutput {
+    /// `REVISION:` as helm printed it.
+    pub revision: Option<u64>,
+    /// `STATUS:` as helm printed it (`deployed`).
+    pub status: Option<String>,
+    /// The arguments helm ran with (the chart as `chart`, relative to its working directory).
+    pub arguments: Vec<String>,
+}
+
 /// The result of running a command: its status and what it printed.
 struct Ran {
     status: ExitStatus,
@@ -194,8 +225,85 @@ impl HelmTool {
         Ok(TemplateOutput { stdout, arguments })
     }
 
+    /// `helm upgrade --install <release> chart --namespace <ns> --kubeconfig <file>
+    /// [--kube-context <context>] --timeout <s>s`, with the chart's files written under
+    /// `chart/` in helm's temporary directory. helm sees the kubeconfig named here and nothing
+    /// else of the caller's environment; it does not `--wait`.
+    pub fn upgrade_install(
+        &self,
+        request: &UpgradeRequest<'_>,
+    ) -> Result<UpgradeOutput, HelmError> {
+        let work = scratch()?;
+        let prepare = |error: std::io::Error| HelmError::Prepare(error.to_string());
+        let chart = work.path().join("chart");
+        for (path, bytes) in request.files {
+            let relative = Path::new(path);
+            if relative.is_absolute()
+                || relative
+                    .components()
+                    .any(|part| !matches!(part, std::path::Component::Normal(_)))
+            {
+                return Err(HelmError::Prepare(format!(
+                    "the chart file {path:?} is not a plain relative path"
+                )));
+            }
+            let target = chart.join(relative);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(prepare)?;
+            }
+            std::fs::write(&target, bytes).map_err(prepare)?;
+        }
+        let mut arguments: Vec<String> = vec![
+            "upgrade".into(),
+            "--install".into(),
+            request.release_name.into(),
+            "chart".into(),
+            "--namespace".into(),
+            request.namespace.into(),
+            "--timeout".into(),
+            format!("{}s", request.timeout_seconds.max(1)),
+        ];
+        if let Some(context) = request.kube_context {
+            arguments.push("--kube-context".into());
+            arguments.push(context.into());
+        }
+        arguments.extend(request.extra_arguments.iter().cloned());
+        let environment = [(
+            "KUBECONFIG".to_string(),
+            request.kubeconfig.as_os_str().to_os_string(),
+        )];
+        let ran = self.run_with(work.path(), &arguments, &environment)?;
+        let what = format!("helm upgrade --install {}", request.release_name);
+        if !ran.status.success() {
+            return Err(failed(what, &ran));
+        }
+        let stdout = String::from_utf8_lossy(&ran.stdout);
+        let field = |name: &str| {
+            stdout
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .map(|value| value.trim().to_string())
+        };
+        Ok(UpgradeOutput {
+            revision: field("REVISION:").and_then(|revision| revision.parse().ok()),
+            status: field("STATUS:"),
+            arguments,
+        })
+    }
+
     /// Runs helm with `arguments` in `work`, bounded.
     fn run(&self, work: &Path, arguments: &[String]) -> Result<Ran, HelmError> {
+        self.run_with(work, arguments, &[])
+    }
+
+    /// Runs helm with `arguments` in `work` and `environment` beside helm's own directories,
+    /// bounded.
+    fn run_with(
+        &self,
+        work: &Path,
+        arguments: &[String],
+        environment: &[(String, std::ffi::OsString)],
+    ) -> Result<Ran, HelmError> {
         let what = format!(
             "helm {}",
             arguments.first().map(String::as_str).unwrap_or("")
@@ -207,6 +315,7 @@ impl HelmTool {
             .env("HELM_CACHE_HOME", work.join(".cache"))
             .env("HELM_CONFIG_HOME", work.join(".config"))
             .env("HELM_DATA_HOME", work.join(".data"))
+            .envs(environment.iter().map(|(name, value)| (name, value)))
             .current_dir(work)
             // Its own process group, so that a deadline stops whatever helm started too.
             .process_group(0)

@@ -3,7 +3,8 @@
 //! and with what a replay cannot reproduce without the license ID taken out when no license was
 //! given. [`OUTPUT_FILES`] says, per event type, where a fact lists files it wrote under the
 //! output directory: a stage that writes files must list them there (path plus `blob`, or
-//! `fingerprint` for files holding secrets) and be named in this table to be compared.
+//! `fingerprint` for files holding secrets) and be named in this table to be compared; a `*`
+//! in a pointer stands for every element of a list (`/helm_charts/*/files`).
 
 use std::borrow::Cow;
 
@@ -12,7 +13,10 @@ use serde_json::Value;
 /// Event type → JSON pointers of its lists of written files (`{path, blob | fingerprint}`).
 pub const OUTPUT_FILES: &[(&str, &[&str])] = &[
     ("BaseWritten", &["/files"]),
-    ("MidstreamRendered", &["/overlay_files", "/rendered_files"]),
+    (
+        "MidstreamRendered",
+        &["/overlay_files", "/rendered_files", "/helm_charts/*/files"],
+    ),
 ];
 
 /// What a replay knows of the credentials the install used.
@@ -35,6 +39,24 @@ impl Known {
     }
 }
 
+/// The lists `pointer` names in `payload`; a `*` component stands for every element of a list.
+fn lists_at<'a>(payload: &'a Value, pointer: &str) -> Vec<&'a Vec<Value>> {
+    match pointer.split_once("/*") {
+        None => payload
+            .pointer(pointer)
+            .and_then(Value::as_array)
+            .into_iter()
+            .collect(),
+        Some((outer, inner)) => payload
+            .pointer(outer)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .flat_map(|element| lists_at(element, inner))
+            .collect(),
+    }
+}
+
 /// One output file a fact names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputFile {
@@ -53,10 +75,7 @@ pub fn output_files(event_type: &str, payload: &Value) -> Vec<OutputFile> {
     };
     let mut files = Vec::new();
     for pointer in *pointers {
-        let Some(list) = payload.pointer(pointer).and_then(Value::as_array) else {
-            continue;
-        };
-        for entry in list {
+        for entry in lists_at(payload, pointer).into_iter().flatten() {
             let text = |key: &str| entry.get(key).and_then(Value::as_str).map(str::to_string);
             if let Some(path) = text("path") {
                 files.push(OutputFile {
@@ -104,6 +123,27 @@ pub fn comparable_fields<'a>(
                 .any(|pointer| pointer.strip_prefix('/') == Some(key.as_str()))
             {
                 return (key.as_str(), Cow::Owned(Value::Null));
+            }
+            // A list of files inside each element of a list (`/helm_charts/*/files`): the
+            // elements are compared without it.
+            if let Some(inner) = output_lists.iter().find_map(|pointer| {
+                pointer
+                    .strip_prefix('/')?
+                    .strip_prefix(key.as_str())?
+                    .strip_prefix("/*/")
+            }) && let Some(elements) = value.as_array()
+            {
+                let stripped = elements
+                    .iter()
+                    .map(|element| {
+                        let mut element = element.clone();
+                        if let Some(object) = element.as_object_mut() {
+                            object.remove(inner);
+                        }
+                        element
+                    })
+                    .collect();
+                return (key.as_str(), Cow::Owned(Value::Array(stripped)));
             }
             if license_given && secrets_known && passwords_known {
                 return (key.as_str(), Cow::Borrowed(value));

@@ -197,7 +197,6 @@ impl Stage for FetchBase {
                         .as_deref()
                         .map(|records| (records, &read_blob as &crate::helm_charts::ReadBlob)),
                     parsed_cache: Some(&parsed_cache),
-                    refuse_helm_install: true,
                 },
             )
             .map_err(StageError::invalid_input)?;

@@ -6,8 +6,10 @@
 //!   `optionalValues`; its output (hooks included, every `crds/`) becomes documents of the common
 //!   base under `charts/<directory>/<path>` (`charts/<directory>/charts/<alias>/…` for a subchart),
 //!   so its images are probed, planned and rewritten like any manifest's.
-//! - `kots.io/v1beta1` with `useHelmInstall: true`: not yet deployed by windlass — refused with a
-//!   clear error rather than silently left out.
+//! - `kots.io/v1beta1` with `useHelmInstall: true`: rendered the same way and recorded under
+//!   `charts/<directory>/<path>`, but `write_base` keeps its bases apart from the common one:
+//!   `render_midstream` gives each chart, subchart and `crds/` its own midstream and builds the
+//!   chart that apply installs with `helm upgrade -i`.
 //! - `kots.io/v1beta2`: never patched (as in KOTS). It is rendered with its `builder` values over
 //!   its values only to list its images; the install reports each one with the values the vendor
 //!   must set.
@@ -54,9 +56,6 @@ pub struct ChartRendering<'a> {
     pub recorded: Option<(&'a [HelmChartRendered], &'a ReadBlob<'a>)>,
     /// Where parsed documents are shared with later stages.
     pub parsed_cache: Option<&'a ParsedCache>,
-    /// Whether a `useHelmInstall: true` chart is refused (an install cannot deploy it yet) or
-    /// rendered like the others (`windlass images` lists its images).
-    pub refuse_helm_install: bool,
 }
 
 /// The helm `fetch_base` uses when its configuration names none (see [`HelmTool::default_path`]).
@@ -116,6 +115,7 @@ pub fn render_release_charts(
             helm_version: None,
             helm_arguments: Vec::new(),
             output_blob: None,
+            helm_upgrade_flags: chart.helm_upgrade_flags.clone(),
         };
         if windlass_helm::is_excluded(&chart).map_err(|error| error.to_string())? {
             record.excluded = true;
@@ -125,15 +125,6 @@ pub fn render_release_charts(
                 documents: Vec::new(),
             });
             continue;
-        }
-        if chart.api_version == "kots.io/v1beta1"
-            && chart.use_helm_install
-            && rendering.refuse_helm_install
-        {
-            return Err(format!(
-                "{}: useHelmInstall: true is not supported by windlass yet (its charts would be installed with helm upgrade -i); set useHelmInstall: false, or use a kots.io/v1beta2 HelmChart",
-                chart.helm_chart
-            ));
         }
         let values_for = if chart.is_v1beta2() {
             ValuesFor::Builder
@@ -285,8 +276,9 @@ fn replayed(
     })
 }
 
-/// Whether `documents` (of a render) are deployed in the common base: `kots.io/v1beta1` charts
-/// only (`useHelmInstall: false`).
+/// Whether `documents` (of a render) are recorded as base documents under `charts/<directory>/`:
+/// `kots.io/v1beta1` charts only (with `useHelmInstall: false` they join the common base; with
+/// `true`, `write_base` keeps their bases apart).
 pub fn joins_common_base(render: &ChartRender) -> bool {
     render.record.api_version == "kots.io/v1beta1" && !render.record.excluded
 }

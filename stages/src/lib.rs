@@ -17,6 +17,7 @@ pub mod credential_texts;
 pub mod events;
 pub mod fetch_base;
 pub mod helm_charts;
+pub mod helm_install;
 pub mod install;
 pub mod license;
 pub mod names;

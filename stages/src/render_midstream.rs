@@ -26,11 +26,16 @@ use windlass_state::{BlobId, StoredEvent};
 
 use crate::credential_texts::{CredentialTexts, fetched_by, text_not_in_memory};
 use crate::events::{
-    BaseFetched, Builder, ImagesProbed, MidstreamRendered, OverridesPlanned, RenderedFile,
+    BaseFetched, BaseWritten, Builder, HelmInstallBase, ImagesProbed, MidstreamRendered,
+    OverridesPlanned, RenderedFile, RenderedHelmChart,
+};
+use crate::helm_install::{
+    CHART_MIDSTREAMS, base_of_file, chart_bases, chart_yaml, check_release_names, escape_braces,
+    images_of,
 };
 use crate::output::{OutputDir, TreeWriter, fit_file_name};
 use crate::recorded_blobs::ReleaseBlobs;
-use crate::write_base::{BaseSource, base_layout};
+use crate::write_base::{BaseSource, base_layout, helm_install_bases};
 use windlass_kustomize::{BuildError, PlannedTree, build_cached};
 use windlass_manifest::documents::ParsedCache;
 use windlass_manifest::images::discovery::PodSpec;
@@ -105,13 +110,14 @@ struct Workload {
     pod_spec: PodSpec,
 }
 
-fn workloads(probed: &ImagesProbed) -> Vec<Workload> {
+/// The workloads with images among the documents whose files `keep` accepts.
+fn workloads(probed: &ImagesProbed, keep: &dyn Fn(&str) -> bool) -> Vec<Workload> {
     let mut found = BTreeSet::new();
     for image in &probed.images {
         for image_use in image
             .uses
             .iter()
-            .filter(|image_use| !image_use.runtime_only)
+            .filter(|image_use| !image_use.runtime_only && keep(&image_use.file))
         {
             let (Some(pod_spec), Some(name)) = (&image_use.pod_spec, &image_use.name) else {
                 continue;
@@ -276,13 +282,15 @@ fn planned_base(context: &StageContext, fetched: &BaseFetched) -> Result<Files, 
         .collect()
 }
 
-/// [`external_build`] when `base/` is only planned (`write_base` may still be writing it): runs
-/// the external kustomize on a copy of `overlays/` beside a `base/` written from the plan, in a
-/// scratch directory of the output directory that is removed afterwards.
+/// [`external_build`] of `overlay` (relative to the output directory, inside `overlays/`) when
+/// `base/` is only planned (`write_base` may still be writing it): runs the external kustomize on
+/// a copy of `overlays/` beside a `base/` written from the plan, in a scratch directory of the
+/// output directory that is removed afterwards.
 fn external_build_on_copy(
     command: &[String],
     out: &OutputDir,
     base: &Files,
+    overlay: &str,
 ) -> Result<Vec<Value>, StageError> {
     let failure = |error: &dyn std::fmt::Display| StageError::permanent(error.to_string());
     let scratch_root = out.root().join(".windlass-external-build");
@@ -316,7 +324,7 @@ fn external_build_on_copy(
             .write(&relative.to_string_lossy(), &bytes, 0o644)
             .map_err(|error| failure(&error))?;
     }
-    let built = external_build(command, &scratch_root.join(DOWNSTREAM));
+    let built = external_build(command, &scratch_root.join(overlay));
     remove()?;
     built
 }
@@ -406,6 +414,7 @@ fn credential_objects(
 /// the time for big releases.
 fn write_rendered(
     objects: &[Value],
+    extra: Vec<(String, String, bool)>,
     rendered: TreeWriter,
     context: &StageContext,
     credential_objects: &HashSet<(String, String)>,
@@ -415,11 +424,10 @@ fn write_rendered(
         |error: crate::output::OutputError| StageError::permanent(error.to_string());
     let blob_failure = |error: windlass_state::BlobError| StageError::permanent(error.to_string());
     let texts = windlass_manifest::parallel::parallel_map(objects, 64, yaml);
-    let mut rendered_files = Vec::with_capacity(objects.len());
-    let mut files = Vec::with_capacity(objects.len());
+    let mut rendered_files = Vec::with_capacity(objects.len() + extra.len());
+    let mut files = Vec::with_capacity(objects.len() + extra.len());
+    let mut all = Vec::with_capacity(objects.len() + extra.len());
     for ((object, name), text) in objects.iter().zip(rendered_names(objects)).zip(texts) {
-        let text = text?;
-        let path = format!("{RENDERED}/{name}");
         let object_kind = object
             .get("kind")
             .and_then(Value::as_str)
@@ -431,6 +439,11 @@ fn write_rendered(
         // Secrets, and the objects of base documents holding a password value.
         let is_secret = object_kind == "Secret"
             || credential_objects.contains(&(object_kind.to_string(), object_name.to_string()));
+        all.push((name, text?, is_secret));
+    }
+    all.extend(extra);
+    for (name, text, is_secret) in all {
+        let path = format!("{RENDERED}/{name}");
         let mode = if is_secret {
             rendered_files.push(RenderedFile {
                 path,
@@ -485,6 +498,152 @@ fn write_rendered(
     Ok(rendered_files)
 }
 
+/// What rendering a `useHelmInstall: true` chart reads.
+struct ChartInputs<'a> {
+    probed: &'a ImagesProbed,
+    planned: &'a OverridesPlanned,
+    docker_config: &'a str,
+    app_namespace: &'a str,
+    out: &'a OutputDir,
+    parsed_cache: &'a ParsedCache,
+    planned_tree: &'a PlannedTree,
+    /// `base/` as planned, when it is (see [`planned_base`]).
+    base: Option<&'a Files>,
+}
+
+/// A `useHelmInstall: true` chart rendered: its record (files still empty) and its files
+/// relative to `rendered/this-cluster/` (path, text, whether it holds a secret).
+struct ChartRendered {
+    record: RenderedHelmChart,
+    files: Vec<(String, String, bool)>,
+}
+
+impl RenderMidstream {
+    /// Writes the midstream of every base of `chart` (see [`crate::helm_install`]) and builds
+    /// each into the files of the chart apply installs.
+    fn chart_midstreams(
+        &self,
+        chart: &HelmInstallBase,
+        inputs: &ChartInputs<'_>,
+        write_recorded: &mut dyn FnMut(String, String, bool) -> Result<(), StageError>,
+    ) -> Result<ChartRendered, StageError> {
+        let bases = chart_bases(chart, &inputs.planned.app_slug);
+        let namespace = chart.namespace.as_deref().unwrap_or(inputs.app_namespace);
+        let mut files = Vec::new();
+        let mut patched_workloads = Vec::new();
+        let mut pull_secrets = Vec::new();
+        for base in &bases {
+            let in_base = |file: &str| {
+                base_of_file(file, chart, &bases).is_some_and(|found| found.base == base.base)
+            };
+            let midstream = base.midstream();
+            let base_workloads = workloads(inputs.probed, &in_base);
+            let patches: Vec<Value> = match &base.secret {
+                Some(secret) => base_workloads
+                    .iter()
+                    .map(|workload| pull_secret_patch(workload, secret))
+                    .collect(),
+                None => Vec::new(),
+            };
+            if !patches.is_empty() {
+                let text = multi_document(&patches)?;
+                inputs.parsed_cache.remember_written(&text, patches.clone());
+                write_recorded(format!("{midstream}/pullsecrets.yaml"), text, false)?;
+                patched_workloads.extend(base_workloads.iter().map(|workload| {
+                    format!(
+                        "{}/{}/{}",
+                        workload.kind,
+                        workload.namespace.as_deref().unwrap_or(""),
+                        workload.name
+                    )
+                }));
+            }
+            if let Some(secret) = &base.secret {
+                let object = crate::secrets::pull_secret(secret, namespace, inputs.docker_config);
+                write_recorded(
+                    format!("{midstream}/secret.yaml"),
+                    format!(
+                        "---
+{}",
+                        yaml(&object)?
+                    ),
+                    true,
+                )?;
+                pull_secrets.push(secret.clone());
+            }
+            let images = images_of(inputs.probed, inputs.planned, in_base);
+            write_recorded(
+                format!("{midstream}/kustomization.yaml"),
+                yaml(&crate::helm_install::kustomization(
+                    base,
+                    images,
+                    !patches.is_empty(),
+                ))?,
+                false,
+            )?;
+            let overlay = inputs.out.root().join(&midstream);
+            let objects = match build_cached(&overlay, inputs.parsed_cache, inputs.planned_tree) {
+                Ok(objects) => objects,
+                Err(BuildError::Unsupported { .. }) => match inputs.base {
+                    Some(base) => external_build_on_copy(
+                        &self.config.external_kustomize,
+                        inputs.out,
+                        base,
+                        &midstream,
+                    )?,
+                    None => external_build(&self.config.external_kustomize, &overlay)?,
+                },
+                Err(error) => return Err(StageError::invalid_input(error.to_string())),
+            };
+            let directory = base.rendered_dir();
+            for (object, name) in objects.iter().zip(rendered_names(&objects)) {
+                let is_secret = object.get("kind").and_then(Value::as_str) == Some("Secret");
+                files.push((
+                    format!("{directory}/{name}"),
+                    escape_braces(&yaml(object)?),
+                    is_secret,
+                ));
+            }
+            if !base.is_crds {
+                files.push((
+                    format!("{}/Chart.yaml", base.base),
+                    yaml(&chart_yaml(chart, base))?,
+                    false,
+                ));
+            }
+        }
+        if bases.is_empty() {
+            // helm rendered nothing for it: still a chart helm can install (an empty release).
+            let top = crate::helm_install::ChartBase {
+                base: format!("charts/{}", chart.directory),
+                is_crds: false,
+                secret: None,
+            };
+            files.push((
+                format!("{}/Chart.yaml", top.base),
+                yaml(&chart_yaml(chart, &top))?,
+                false,
+            ));
+        }
+        Ok(ChartRendered {
+            record: RenderedHelmChart {
+                name: chart.name.clone(),
+                release_name: chart.release_name.clone(),
+                namespace: chart.namespace.clone(),
+                weight: chart.weight,
+                chart_name: chart.chart_name.clone(),
+                chart_version: chart.chart_version.clone(),
+                helm_upgrade_flags: chart.helm_upgrade_flags.clone(),
+                chart_dir: format!("{RENDERED}/charts/{}", chart.directory),
+                pull_secrets,
+                patched_workloads,
+                files: Vec::new(),
+            },
+            files,
+        })
+    }
+}
+
 #[async_trait::async_trait]
 impl Stage for RenderMidstream {
     async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
@@ -499,21 +658,67 @@ impl Stage for RenderMidstream {
             |error: crate::output::OutputError| StageError::permanent(error.to_string());
         let blobs = context.blobs.clone();
         let mut overlay_files = Vec::new();
-        let mut write_recorded = |path: String, text: String| -> Result<(), StageError> {
-            let blob = blobs
-                .put(text.as_bytes())
-                .map_err(|error| StageError::permanent(error.to_string()))?;
-            out.write(&path, text.as_bytes(), 0o644)
-                .map_err(write_failure)?;
-            overlay_files.push(RenderedFile {
-                path,
-                blob: Some(blob.to_string()),
-                fingerprint: None,
-            });
-            Ok(())
-        };
+        let fingerprint_key = context.fingerprint_key.clone();
+        let mut write_recorded =
+            |path: String, text: String, secret: bool| -> Result<(), StageError> {
+                if secret {
+                    out.write(&path, text.as_bytes(), 0o600)
+                        .map_err(write_failure)?;
+                    overlay_files.push(RenderedFile {
+                        path,
+                        blob: None,
+                        fingerprint: Some(
+                            fingerprint_key
+                                .fingerprint_bytes(RENDERED_SECRET_PURPOSE, text.as_bytes()),
+                        ),
+                    });
+                    return Ok(());
+                }
+                let blob = blobs
+                    .put(text.as_bytes())
+                    .map_err(|error| StageError::permanent(error.to_string()))?;
+                out.write(&path, text.as_bytes(), 0o644)
+                    .map_err(write_failure)?;
+                overlay_files.push(RenderedFile {
+                    path,
+                    blob: Some(blob.to_string()),
+                    fingerprint: None,
+                });
+                Ok(())
+            };
 
-        let workloads = workloads(&probed);
+        // With the recorded release among the inputs, `base/` comes from it; a pipeline recorded
+        // when this stage ran after `write_base` instead reads `base/` from the disk.
+        let fetched = match fetched_by(context) {
+            Some(_) => Some(context.input_shared::<BaseFetched>()?),
+            None => None,
+        };
+        let base = match &fetched {
+            Some(fetched) => Some(planned_base(context, fetched)?),
+            None => None,
+        };
+        let mut planned_tree = PlannedTree::default();
+        if let Some(base) = &base {
+            planned_tree.add_directory(out.root().join("base"), base.iter().cloned());
+        }
+        let helm_install: Vec<HelmInstallBase> = match (&fetched, &base) {
+            (Some(fetched), Some(base)) => {
+                helm_install_bases(fetched, base.iter().map(|(path, _)| path.as_str()))
+            }
+            _ => context
+                .input_shared::<BaseWritten>()?
+                .helm_install_charts
+                .clone(),
+        };
+        let helm_install = &helm_install;
+        let in_helm_chart = |file: &str| {
+            helm_install.iter().any(|chart| {
+                file.strip_prefix("charts/")
+                    .and_then(|rest| rest.strip_prefix(chart.directory.as_str()))
+                    .is_some_and(|rest| rest.starts_with('/'))
+            })
+        };
+        let workloads = workloads(&probed, &|file| !in_helm_chart(file));
         let patches: Vec<Value> = workloads
             .iter()
             .map(|workload| pull_secret_patch(workload, &secret_name))
@@ -524,7 +729,7 @@ impl Stage for RenderMidstream {
             let text = multi_document(&patches)?;
             // The native build reads this file next: let it take the patches instead of parsing.
             parsed_cache.remember_written(&text, patches);
-            write_recorded(format!("{MIDSTREAM}/pullsecrets.yaml"), text)?;
+            write_recorded(format!("{MIDSTREAM}/pullsecrets.yaml"), text, false)?;
         } else {
             out.remove_tree(&format!("{MIDSTREAM}/pullsecrets.yaml"))
                 .map_err(write_failure)?;
@@ -532,6 +737,7 @@ impl Stage for RenderMidstream {
         write_recorded(
             format!("{MIDSTREAM}/kustomization.yaml"),
             yaml(&midstream_kustomization(&planned, has_patches))?,
+            false,
         )?;
         let downstream = out.root().join(DOWNSTREAM).join("kustomization.yaml");
         let downstream_kept = downstream.exists();
@@ -543,31 +749,58 @@ impl Stage for RenderMidstream {
                     "kind": "Kustomization",
                     "bases": ["../../midstream"],
                 }))?,
+                false,
             )?;
         }
+        out.remove_tree(CHART_MIDSTREAMS).map_err(write_failure)?;
+        let charts = if helm_install.is_empty() {
+            Vec::new()
+        } else {
+            check_release_names(helm_install, &context.request.namespace)?;
+            let license = context.request.license.as_ref().ok_or_else(|| {
+                StageError::invalid_input(
+                    "the useHelmInstall charts' pull secrets are derived from the license: pass --license FILE",
+                )
+            })?;
+            let docker_config = crate::secrets::docker_config_json(
+                &license.license_id,
+                &[
+                    planned.domains.proxy_host.clone(),
+                    planned.domains.registry_host.clone(),
+                ],
+            );
+            let mut charts = Vec::with_capacity(helm_install.len());
+            for chart in helm_install.iter() {
+                charts.push(self.chart_midstreams(
+                    chart,
+                    &ChartInputs {
+                        probed: &probed,
+                        planned: &planned,
+                        docker_config: &docker_config,
+                        app_namespace: &context.request.namespace,
+                        out: &out,
+                        parsed_cache: &parsed_cache,
+                        planned_tree: &planned_tree,
+                        base: base.as_ref(),
+                    },
+                    &mut write_recorded,
+                )?);
+            }
+            charts
+        };
 
         tracing::debug!(patches = workloads.len(), elapsed = ?clock.elapsed(), "wrote overlays");
         let overlay = out.root().join(DOWNSTREAM);
-        // With the recorded release among the inputs, `base/` comes from it; a pipeline recorded
-        // when this stage ran after `write_base` instead reads `base/` from the disk.
-        let base = match fetched_by(context) {
-            Some(_) => Some(planned_base(
-                context,
-                &*context.input_shared::<BaseFetched>()?,
-            )?),
-            None => None,
-        };
-        let mut planned = PlannedTree::default();
-        if let Some(base) = &base {
-            planned.add_directory(out.root().join("base"), base.iter().cloned());
-        }
-        let (objects, builder) = match build_cached(&overlay, &parsed_cache, &planned) {
+        let (objects, builder) = match build_cached(&overlay, &parsed_cache, &planned_tree) {
             Ok(objects) => (objects, Builder::Native),
             Err(BuildError::Unsupported { file, fields }) => {
                 let objects = match &base {
-                    Some(base) => {
-                        external_build_on_copy(&self.config.external_kustomize, &out, base)?
-                    }
+                    Some(base) => external_build_on_copy(
+                        &self.config.external_kustomize,
+                        &out,
+                        base,
+                        DOWNSTREAM,
+                    )?,
                     None => external_build(&self.config.external_kustomize, &overlay)?,
                 };
                 let unsupported = fields
@@ -588,10 +821,24 @@ impl Stage for RenderMidstream {
         tracing::debug!(objects = objects.len(), elapsed = ?clock.elapsed(), "built overlay");
         // Written beside the old tree and swapped in whole, so a failure leaves the old one intact.
         let rendered = out.replace_tree(RENDERED).map_err(write_failure)?;
+        let extra: Vec<(String, String, bool)> = charts
+            .iter()
+            .flat_map(|chart| chart.files.iter().cloned())
+            .collect();
         let credential_objects = credential_objects(context, &out)?;
-        let rendered_files = write_rendered(&objects, rendered, context, &credential_objects)?;
+        let mut rendered_files =
+            write_rendered(&objects, extra, rendered, context, &credential_objects)?;
+        let mut chart_files = rendered_files.split_off(objects.len()).into_iter();
+        let helm_charts: Vec<RenderedHelmChart> = charts
+            .into_iter()
+            .map(|chart| {
+                let mut record = chart.record;
+                record.files = chart_files.by_ref().take(chart.files.len()).collect();
+                record
+            })
+            .collect();
         tracing::debug!(files = rendered_files.len(), elapsed = ?clock.elapsed(), "wrote rendered files and stored their blobs");
-        let summary = match &builder {
+        let mut summary = match &builder {
             Builder::Native => format!(
                 "{} objects rendered to {RENDERED} (native build), {} workloads patched",
                 rendered_files.len(),
@@ -608,6 +855,17 @@ impl Stage for RenderMidstream {
                 workloads.len()
             ),
         };
+        for chart in &helm_charts {
+            summary.push_str(&format!(
+                "; HelmChart {} (useHelmInstall): {} files in {}, {} workloads patched, pull secrets [{}], installed by apply with helm upgrade -i {}",
+                chart.name,
+                chart.files.len(),
+                chart.chart_dir,
+                chart.patched_workloads.len(),
+                chart.pull_secrets.join(", "),
+                chart.release_name
+            ));
+        }
         let fact = Fact::of(&MidstreamRendered {
             overlay_files,
             downstream_kept,
@@ -624,6 +882,7 @@ impl Stage for RenderMidstream {
                 .collect(),
             builder,
             rendered_files,
+            helm_charts,
         })?;
         Ok(StageOutput {
             facts: vec![fact],
@@ -646,6 +905,7 @@ impl Stage for RenderMidstream {
             .iter()
             .filter(|file| !file.path.starts_with(DOWNSTREAM))
             .chain(&recorded.rendered_files)
+            .chain(recorded.helm_charts.iter().flat_map(|chart| &chart.files))
             .collect();
         let checked = windlass_manifest::parallel::parallel_map(&files, 64, |file| {
             let bytes = out.read_file(&file.path)?;

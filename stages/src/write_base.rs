@@ -22,7 +22,9 @@ use windlass_engine::{
 use windlass_state::{BlobId, BlobStore, FingerprintKey, StoredEvent};
 
 use crate::credential_texts::{CredentialTexts, PASSWORD_TEXT_PURPOSE, text_not_in_memory};
-use crate::events::{BaseFetched, BaseWritten, DocumentClass, FetchedDocument, WrittenFile};
+use crate::events::{
+    BaseFetched, BaseWritten, DocumentClass, FetchedDocument, HelmInstallBase, WrittenFile,
+};
 use crate::output::{OutputDir, OutputError, fit_file_name};
 use crate::recorded_blobs::ReleaseBlobs;
 
@@ -400,6 +402,10 @@ fn write_base_tree(
 /// `kots.io/v1beta1` HelmChart, as KOTS lays a chart out, `charts/<directory>/` with a sub-base per
 /// subchart (`charts/<alias>/`) and per `crds/` directory, each listed by the nearest kustomization
 /// above it.
+///
+/// A `useHelmInstall: true` chart's kustomizations are listed by none: neither `base/` nor the
+/// chart lists its subcharts or `crds/`, since each is built apart into the chart that
+/// `helm upgrade -i` installs.
 fn kustomizations(fetched: &BaseFetched, resources: Vec<String>) -> Vec<(String, Vec<String>)> {
     let charts: Vec<String> = fetched
         .helm_charts
@@ -407,6 +413,12 @@ fn kustomizations(fetched: &BaseFetched, resources: Vec<String>) -> Vec<(String,
         .filter(|chart| chart.api_version == "kots.io/v1beta1" && !chart.excluded)
         .map(|chart| format!("charts/{}", chart.directory))
         .collect();
+    let helm_install: Vec<String> = helm_install_directories(fetched);
+    let stands_apart = |name: &str| {
+        helm_install
+            .iter()
+            .any(|chart| name == chart || name.starts_with(&format!("{chart}/")))
+    };
     let mut directories: BTreeMap<String, Vec<String>> = BTreeMap::new();
     directories.insert(String::new(), Vec::new());
     for resource in resources {
@@ -437,7 +449,10 @@ fn kustomizations(fetched: &BaseFetched, resources: Vec<String>) -> Vec<(String,
         }
     }
     let names: Vec<String> = directories.keys().cloned().collect();
-    for name in names.iter().filter(|name| !name.is_empty()) {
+    for name in names
+        .iter()
+        .filter(|name| !name.is_empty() && !stands_apart(name))
+    {
         let parent = names
             .iter()
             .filter(|other| {
@@ -454,6 +469,57 @@ fn kustomizations(fetched: &BaseFetched, resources: Vec<String>) -> Vec<(String,
         directories.entry(parent).or_default().push(relative);
     }
     directories.into_iter().collect()
+}
+
+/// `charts/<directory>` of every `useHelmInstall: true` HelmChart.
+fn helm_install_directories(fetched: &BaseFetched) -> Vec<String> {
+    fetched
+        .helm_charts
+        .iter()
+        .filter(|chart| {
+            chart.api_version == "kots.io/v1beta1" && chart.use_helm_install && !chart.excluded
+        })
+        .map(|chart| format!("charts/{}", chart.directory))
+        .collect()
+}
+
+/// The `useHelmInstall: true` HelmCharts and their kustomization directories among `base_files`
+/// (paths relative to `base/`).
+pub(crate) fn helm_install_bases<'a>(
+    fetched: &BaseFetched,
+    base_files: impl IntoIterator<Item = &'a str>,
+) -> Vec<HelmInstallBase> {
+    let base_files: Vec<&str> = base_files.into_iter().collect();
+    fetched
+        .helm_charts
+        .iter()
+        .filter(|chart| {
+            chart.api_version == "kots.io/v1beta1" && chart.use_helm_install && !chart.excluded
+        })
+        .map(|chart| {
+            let top = format!("charts/{}", chart.directory);
+            let mut bases: Vec<String> = base_files
+                .iter()
+                .filter_map(|file| {
+                    let directory = file.strip_suffix("/kustomization.yaml")?;
+                    (directory == top || directory.starts_with(&format!("{top}/")))
+                        .then(|| directory.to_string())
+                })
+                .collect();
+            bases.sort();
+            HelmInstallBase {
+                name: chart.name.clone(),
+                directory: chart.directory.clone(),
+                release_name: chart.release_name.clone(),
+                namespace: chart.namespace.clone(),
+                weight: chart.weight,
+                chart_name: chart.chart_name.clone(),
+                chart_version: chart.chart_version.clone(),
+                helm_upgrade_flags: chart.helm_upgrade_flags.clone(),
+                bases,
+            }
+        })
+        .collect()
 }
 
 /// Writes `helm/<release>/` for every `kots.io/v1beta2` HelmChart, as KOTS does: the chart
@@ -609,9 +675,16 @@ fn write(
         written.len(),
         out.root().display()
     );
+    let helm_install_charts = helm_install_bases(
+        fetched,
+        written
+            .iter()
+            .filter_map(|file| file.path.strip_prefix("base/")),
+    );
     let fact = Fact::of(&BaseWritten {
         out_dir: out.root().display().to_string(),
         files: written,
+        helm_install_charts,
     })?;
     Ok(StageOutput {
         facts: vec![fact],

@@ -442,20 +442,13 @@ fn a_v1beta2_chart_is_written_as_shipped_and_each_image_reported_with_the_values
     }
 }
 
+/// `windlass images` lists the images of a `useHelmInstall: true` chart like any other (the
+/// install itself is covered in `helm_install.rs`).
 #[test]
-fn use_helm_install_true_is_refused_by_install_but_its_images_are_listed() {
+fn use_helm_install_true_chart_images_are_listed() {
     let chart = V1BETA1.replace("spec:\n  chart:", "spec:\n  useHelmInstall: true\n  chart:");
     let state = tempfile::tempdir().unwrap();
     let (_dir, release) = release_with_chart(&chart);
-    let output = install_text(state.path(), &release, &helm());
-    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains(
-            "HelmChart app (kots/chart.yaml): useHelmInstall: true is not supported by windlass yet"
-        ),
-        "{}",
-        stderr(&output)
-    );
     let images = json(run(windlass(state.path())
         .args(["images", "--json", "--helm"])
         .arg(helm())

@@ -11,6 +11,7 @@ mod daemon;
 mod diff;
 mod files_and_credentials;
 mod helm;
+mod helm_install;
 mod indexes;
 mod local_registry;
 mod output_dir;

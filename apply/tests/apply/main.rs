@@ -7,8 +7,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use windlass_apply::events::{
-    APP_STATE_OBSERVED, APPLY_COMPLETED, AppStateObserved, ApplyCompleted, OBJECT_PRUNED,
-    OBJECTS_APPLIED, ObjectPruned, ObjectsApplied, WAIT_FINISHED, WaitFinished,
+    APP_STATE_OBSERVED, APPLY_COMPLETED, AppStateObserved, ApplyCompleted, HELM_RELEASE_INSTALLED,
+    HelmReleaseInstalled, OBJECT_PRUNED, OBJECTS_APPLIED, ObjectPruned, ObjectsApplied,
+    WAIT_FINISHED, WaitFinished,
 };
 use windlass_state::{SchemaRegistry, StoredEvent};
 
@@ -46,6 +47,7 @@ fn every_fixture_decodes_into_the_current_payload() {
             OBJECT_PRUNED => decode_losslessly::<ObjectPruned>(&name, &event),
             APP_STATE_OBSERVED => decode_losslessly::<AppStateObserved>(&name, &event),
             APPLY_COMPLETED => decode_losslessly::<ApplyCompleted>(&name, &event),
+            HELM_RELEASE_INSTALLED => decode_losslessly::<HelmReleaseInstalled>(&name, &event),
             other => panic!("{name}: unexpected event type {other}"),
         }
     }

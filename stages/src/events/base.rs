@@ -151,6 +151,9 @@ pub struct HelmChartRendered {
     pub helm_arguments: Vec<String>,
     /// Blob of helm's whole stdout.
     pub output_blob: Option<String>,
+    /// `spec.helmUpgradeFlags`, passed to `helm upgrade --install` (absent in older records).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub helm_upgrade_flags: Vec<String>,
 }
 
 /// A `kots.io/v1beta1` HelmChart in `BaseFetched` that a `kots.io/v1beta2` HelmChart with the same
@@ -203,6 +206,37 @@ pub struct BaseWritten {
     pub out_dir: String,
     /// Every file written under `upstream/` and `base/`, in path order.
     pub files: Vec<WrittenFile>,
+    /// The `kots.io/v1beta1` HelmCharts with `useHelmInstall: true`, whose bases stand apart
+    /// from `base/kustomization.yaml` (absent in records written before they were supported).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub helm_install_charts: Vec<HelmInstallBase>,
+}
+
+/// A `useHelmInstall: true` HelmChart as `write_base` laid it out: one kustomization per chart,
+/// subchart and `crds/` directory, none of them listed by `base/kustomization.yaml` or by each
+/// other (each gets its own midstream and is installed with `helm upgrade -i`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelmInstallBase {
+    /// The HelmChart's `metadata.name`.
+    pub name: String,
+    /// The directory under `base/charts/`.
+    pub directory: String,
+    /// The Helm release name.
+    pub release_name: String,
+    /// `spec.namespace`, if set.
+    pub namespace: Option<String>,
+    /// `spec.weight`.
+    pub weight: i64,
+    /// `spec.chart.name`.
+    pub chart_name: String,
+    /// `spec.chart.chartVersion`.
+    pub chart_version: String,
+    /// `spec.helmUpgradeFlags`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub helm_upgrade_flags: Vec<String>,
+    /// Its kustomization directories relative to `base/`, parents first: `charts/<directory>`,
+    /// `charts/<directory>/charts/<alias>`, `charts/<directory>/crds`, ...
+    pub bases: Vec<String>,
 }
 
 impl EventPayload for BaseFetched {

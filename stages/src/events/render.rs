@@ -17,6 +17,41 @@ pub struct MidstreamRendered {
     pub builder: Builder,
     /// The built result under `rendered/this-cluster/`.
     pub rendered_files: Vec<RenderedFile>,
+    /// The `useHelmInstall: true` HelmCharts, each built into a chart under
+    /// `rendered/this-cluster/charts/<directory>/` that apply installs with `helm upgrade -i`
+    /// (absent in records written before they were supported).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub helm_charts: Vec<RenderedHelmChart>,
+}
+
+/// One `useHelmInstall: true` HelmChart, rendered into an installable chart (wire format).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenderedHelmChart {
+    /// The HelmChart's `metadata.name`.
+    pub name: String,
+    /// The Helm release name.
+    pub release_name: String,
+    /// `spec.namespace`, if set (else the app namespace).
+    pub namespace: Option<String>,
+    /// `spec.weight`: charts are installed in ascending weight, then by name.
+    pub weight: i64,
+    /// `spec.chart.name`.
+    pub chart_name: String,
+    /// `spec.chart.chartVersion`.
+    pub chart_version: String,
+    /// `spec.helmUpgradeFlags`, passed to `helm upgrade --install` after windlass's arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub helm_upgrade_flags: Vec<String>,
+    /// The chart's directory relative to the output directory,
+    /// `rendered/this-cluster/charts/<directory>`.
+    pub chart_dir: String,
+    /// The pull secrets rendered into it as pre-install hooks, one per chart and subchart
+    /// (`<slug>-<chart>-registry`).
+    pub pull_secrets: Vec<String>,
+    /// Workloads patched with their chart's pull secret, as `kind/namespace/name`.
+    pub patched_workloads: Vec<String>,
+    /// Every file of the chart (`Chart.yaml`, `templates/`, `charts/<sub>/…`, `crds/`).
+    pub files: Vec<RenderedFile>,
 }
 
 /// How the result was built.

@@ -1,0 +1,616 @@
+//! `kots.io/v1beta1` HelmCharts with `useHelmInstall: true`, end to end with the real helm 4
+//! (`target/tools/bin/helm`): each chart and subchart gets its own midstream under
+//! `overlays/midstream/charts/<path>/` (its own `images:` and pull secret
+//! `<slug>-<chart>-registry`), built into `rendered/this-cluster/charts/<path>/` — checked against
+//! the real `kubectl kustomize` of each midstream — and `--target kube` installs each chart with
+//! `helm upgrade --install` after the plain manifests, in weight order, against
+//! `windlass-test-apiserver`, a FAKE Kubernetes API server (no real one can be installed on these
+//! machines) that helm's release storage reaches with protobuf bodies. `--target dir:` writes each
+//! chart for a GitOps tool; a replay of the rendering never runs helm (an install with an apply
+//! stage is not replayed at all).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use windlass_test_apiserver::{Options, TestApiServer};
+use windlass_testkit::charts::chart_archive;
+
+use super::{OFFLINE_INSTALL, files_under, json, quickstart, run, windlass};
+
+/// The chart `shop` 0.3.0: a Deployment, a ConfigMap whose rendered text holds `{{ }}`, and the
+/// subchart `worker` under the alias `jobs` with a Deployment of its own.
+fn shop_chart() -> Vec<(String, String)> {
+    let file = |path: &str, contents: &str| (format!("shop/{path}"), contents.to_string());
+    let deployment = |name: &str, image: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{{{ .Release.Name }}}}-{name}\nspec:\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      containers:\n        - name: {name}\n          image: {image}\n"
+        )
+    };
+    vec![
+        file(
+            "Chart.yaml",
+            "apiVersion: v2\nname: shop\nversion: 0.3.0\ndependencies:\n  - name: worker\n    version: 0.1.0\n    alias: jobs\n",
+        ),
+        file(
+            "values.yaml",
+            "image: registry.vendor.example/team/shop:2.0\njobs:\n  image: registry.vendor.example/team/worker:1.5\n",
+        ),
+        file(
+            "templates/deployment.yaml",
+            &deployment("web", "{{ .Values.image }}"),
+        ),
+        file(
+            "templates/greeting.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-greeting\ndata:\n  template: {{ \"Hello {{ name }}\" | quote }}\n",
+        ),
+        file(
+            "charts/worker/Chart.yaml",
+            "apiVersion: v2\nname: worker\nversion: 0.1.0\n",
+        ),
+        file("charts/worker/values.yaml", "image: busybox:1\n"),
+        file(
+            "charts/worker/templates/deployment.yaml",
+            &deployment("worker", "{{ .Values.image }}"),
+        ),
+    ]
+}
+
+/// The chart `tiny` 1.0.0: one ConfigMap.
+fn tiny_chart() -> Vec<(String, String)> {
+    vec![
+        (
+            "tiny/Chart.yaml".into(),
+            "apiVersion: v2\nname: tiny\nversion: 1.0.0\n".into(),
+        ),
+        (
+            "tiny/templates/config.yaml".into(),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-config\ndata:\n  size: small\n".into(),
+        ),
+    ]
+}
+
+/// The quickstart release plus `shop` (weight 10) and `tiny` (weight -5, release `first`), both
+/// `useHelmInstall: true`.
+fn release_with_charts() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let release = dir.path().join("release");
+    for file in files_under(&quickstart()) {
+        let relative = file.strip_prefix(quickstart()).unwrap();
+        let target = release.join(relative);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &target).unwrap();
+    }
+    std::fs::create_dir_all(release.join("charts")).unwrap();
+    std::fs::create_dir_all(release.join("kots")).unwrap();
+    std::fs::write(
+        release.join("charts/shop-0.3.0.tgz"),
+        chart_archive(&shop_chart()),
+    )
+    .unwrap();
+    std::fs::write(
+        release.join("charts/tiny-1.0.0.tgz"),
+        chart_archive(&tiny_chart()),
+    )
+    .unwrap();
+    std::fs::write(
+        release.join("kots/shop.yaml"),
+        "apiVersion: kots.io/v1beta1\nkind: HelmChart\nmetadata:\n  name: shop\nspec:\n  chart:\n    name: shop\n    chartVersion: 0.3.0\n  useHelmInstall: true\n  weight: 10\n  helmUpgradeFlags: [--description, shop by windlass]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        release.join("kots/tiny.yaml"),
+        "apiVersion: kots.io/v1beta1\nkind: HelmChart\nmetadata:\n  name: tiny\nspec:\n  chart:\n    name: tiny\n    chartVersion: 1.0.0\n    releaseName: first\n  useHelmInstall: true\n  weight: -5\n",
+    )
+    .unwrap();
+    (dir, release)
+}
+
+fn helm() -> PathBuf {
+    windlass_testkit::helm()
+}
+
+fn output_within(command: &mut std::process::Command) -> std::process::Output {
+    windlass_testkit::output_within(command, Duration::from_secs(120), "windlass")
+}
+
+fn yaml(path: &Path) -> Value {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    serde_saphyr::from_str(&text).unwrap()
+}
+
+/// The objects of every file directly in `dir`, as helm would print them (braces unescaped).
+fn chart_objects(dir: &Path) -> Vec<Value> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_file())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(file)
+                .unwrap()
+                .replace("{{`{{`}}", "{{")
+                .replace("{{`}}`}}", "}}");
+            serde_saphyr::from_str(&text).unwrap()
+        })
+        .collect()
+}
+
+fn kubectl_kustomize(dir: &Path) -> Vec<Value> {
+    let output = std::process::Command::new(windlass_testkit::kubectl())
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_saphyr::from_multiple(&String::from_utf8(output.stdout).unwrap()).unwrap()
+}
+
+fn sorted(mut objects: Vec<Value>) -> Vec<Value> {
+    objects.sort_by_key(|object| {
+        format!(
+            "{}/{}",
+            object["kind"].as_str().unwrap_or(""),
+            object["metadata"]["name"].as_str().unwrap_or("")
+        )
+    });
+    objects
+}
+
+#[test]
+fn each_helm_install_chart_and_subchart_gets_its_own_midstream_built_as_kubectl_kustomize_does() {
+    let state = tempfile::tempdir().unwrap();
+    let (dir, release) = release_with_charts();
+    // A copy of helm that is deleted after the install: the replay cannot run it.
+    let helm_copy = dir.path().join("helm");
+    std::fs::copy(helm(), &helm_copy).unwrap();
+    let install = json(run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .args(["--json", "--helm"])
+        .arg(&helm_copy)
+        .arg(&release)));
+    assert_eq!(install["status"], "completed", "{install:#}");
+    let out = PathBuf::from(install["out"].as_str().unwrap());
+    let install_id = install["install_id"].as_str().unwrap().to_string();
+
+    // The charts' bases stand apart from the common one and from each other.
+    let base = yaml(&out.join("base/kustomization.yaml"));
+    let resources: Vec<&str> = base["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|resource| resource.as_str().unwrap())
+        .collect();
+    assert!(
+        resources
+            .iter()
+            .all(|resource| !resource.starts_with("charts")),
+        "{resources:?}"
+    );
+    let mut chart_resources: Vec<String> =
+        yaml(&out.join("base/charts/shop/kustomization.yaml"))["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|resource| resource.as_str().unwrap().to_string())
+            .collect();
+    chart_resources.sort();
+    // Not the subchart: it is a base of its own.
+    assert_eq!(
+        chart_resources,
+        ["templates/deployment.yaml", "templates/greeting.yaml"]
+    );
+    // The common midstream patches none of the charts' workloads.
+    let common = std::fs::read_to_string(out.join("overlays/midstream/pullsecrets.yaml")).unwrap();
+    assert!(!common.contains("shop-"), "{common}");
+
+    // One midstream per chart and subchart, each with its own images: and secret.
+    let shop = yaml(&out.join("overlays/midstream/charts/shop/kustomization.yaml"));
+    assert_eq!(
+        shop["bases"],
+        serde_json::json!(["../../../../base/charts/shop"])
+    );
+    assert_eq!(
+        shop["images"],
+        serde_json::json!([{
+            "name": "registry.vendor.example/team/shop",
+            "newName": "proxy.replicated.com/proxy/my-app/registry.vendor.example/team/shop"
+        }])
+    );
+    let jobs = yaml(&out.join("overlays/midstream/charts/shop/charts/jobs/kustomization.yaml"));
+    assert_eq!(
+        jobs["images"][0]["name"],
+        "registry.vendor.example/team/worker"
+    );
+    for (secret, name) in [
+        (
+            "overlays/midstream/charts/shop/secret.yaml",
+            "my-app-shop-registry",
+        ),
+        (
+            "overlays/midstream/charts/shop/charts/jobs/secret.yaml",
+            "my-app-jobs-registry",
+        ),
+        (
+            "overlays/midstream/charts/first/secret.yaml",
+            "my-app-first-registry",
+        ),
+    ] {
+        let path = out.join(secret);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "{secret}"
+        );
+        let object = yaml(&path);
+        assert_eq!(object["metadata"]["name"], name);
+        assert_eq!(
+            object["metadata"]["annotations"]["helm.sh/hook"],
+            "pre-install,pre-upgrade"
+        );
+        assert_eq!(object["type"], "kubernetes.io/dockerconfigjson");
+    }
+
+    // What is rendered for helm is what kubectl kustomize builds of each midstream.
+    for (midstream, rendered) in [
+        ("charts/shop", "charts/shop/templates"),
+        (
+            "charts/shop/charts/jobs",
+            "charts/shop/charts/jobs/templates",
+        ),
+        ("charts/first", "charts/first/templates"),
+    ] {
+        let expected = kubectl_kustomize(&out.join("overlays/midstream").join(midstream));
+        let actual = chart_objects(&out.join("rendered/this-cluster").join(rendered));
+        assert_eq!(sorted(actual), sorted(expected), "{midstream}");
+    }
+    let web =
+        yaml(&out.join("rendered/this-cluster/charts/shop/templates/shop-web-deployment.yaml"));
+    assert_eq!(
+        web["spec"]["template"]["spec"]["containers"][0]["image"],
+        "proxy.replicated.com/proxy/my-app/registry.vendor.example/team/shop:2.0"
+    );
+    assert_eq!(
+        web["spec"]["template"]["spec"]["imagePullSecrets"],
+        serde_json::json!([{"name": "my-app-shop-registry"}])
+    );
+    // Braces helm must print as they are are escaped.
+    let greeting = std::fs::read_to_string(
+        out.join("rendered/this-cluster/charts/shop/templates/shop-greeting-configmap.yaml"),
+    )
+    .unwrap();
+    assert!(
+        greeting.contains("Hello {{`{{`}} name {{`}}`}}"),
+        "{greeting}"
+    );
+    assert_eq!(
+        yaml(&out.join("rendered/this-cluster/charts/shop/Chart.yaml"))["name"],
+        "shop"
+    );
+    assert_eq!(
+        yaml(&out.join("rendered/this-cluster/charts/shop/charts/jobs/Chart.yaml"))["name"],
+        "jobs"
+    );
+    // The plain manifests' rendered/ holds no chart object.
+    assert!(
+        !out.join("rendered/this-cluster/shop-web-deployment.yaml")
+            .exists()
+    );
+
+    // A replay renders the same midstreams and charts without helm.
+    std::fs::remove_file(&helm_copy).unwrap();
+    let report = json(run(windlass(state.path())
+        .args(["replay", &install_id, "--json"])
+        .env("WINDLASS_HELM", "/nonexistent/helm")));
+    assert_eq!(report["differences"], serde_json::json!([]), "{report:#}");
+
+    // windlass images names each chart's images with their chart and template.
+    let images = json(run(windlass(state.path())
+        .args(["images", "--json", "--helm"])
+        .arg(helm())
+        .arg(&release)));
+    let worker = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|image| image["image"] == "registry.vendor.example/team/worker:1.5")
+        .expect("the subchart's image is listed");
+    assert_eq!(worker["uses"][0]["chart"], "shop");
+}
+
+#[test]
+fn helm_install_charts_go_to_the_cluster_with_helm_after_the_manifests_by_weight() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestApiServer::start(Options::default()).expect("the fake API server starts");
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let (_release_dir, release) = release_with_charts();
+    let install = json(output_within(
+        windlass(state.path())
+            .args(OFFLINE_INSTALL)
+            .args(["--json", "--helm"])
+            .arg(helm())
+            .arg(&release)
+            .args(["--target", "kube", "--kubeconfig"])
+            .arg(&kubeconfig),
+    ));
+    assert_eq!(install["status"], "completed", "{install:#}");
+    let install_id = install["install_id"].as_str().unwrap().to_string();
+
+    // The charts' workloads carry the rewritten image and their chart's pull secret.
+    for (name, image, secret) in [
+        (
+            "shop-web",
+            "proxy.replicated.com/proxy/my-app/registry.vendor.example/team/shop:2.0",
+            "my-app-shop-registry",
+        ),
+        (
+            "shop-worker",
+            "proxy.replicated.com/proxy/my-app/registry.vendor.example/team/worker:1.5",
+            "my-app-jobs-registry",
+        ),
+    ] {
+        let deployment = server
+            .get("apps/v1", "Deployment", "default", name)
+            .unwrap_or_else(|| panic!("Deployment {name} is on the server"));
+        let pod = &deployment["spec"]["template"]["spec"];
+        assert_eq!(pod["containers"][0]["image"], image, "{name}");
+        assert_eq!(
+            pod["imagePullSecrets"],
+            serde_json::json!([{"name": secret}]),
+            "{name}"
+        );
+        assert!(
+            server.get("v1", "Secret", "default", secret).is_some(),
+            "secret {secret}"
+        );
+    }
+    let greeting = server
+        .get("v1", "ConfigMap", "default", "shop-greeting")
+        .unwrap();
+    assert_eq!(greeting["data"]["template"], "Hello {{ name }}");
+    // helm's release records, written as protobuf.
+    for release_secret in ["sh.helm.release.v1.shop.v1", "sh.helm.release.v1.first.v1"] {
+        let secret = server
+            .get("v1", "Secret", "default", release_secret)
+            .unwrap_or_else(|| panic!("{release_secret} is on the server"));
+        assert_eq!(secret["type"], "helm.sh/release.v1");
+    }
+    let listed = std::process::Command::new(helm())
+        .args(["list", "--namespace", "default"])
+        .env_clear()
+        .env("HOME", dir.path())
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .unwrap();
+    let listed_text = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    for line in ["shop-0.3.0", "tiny-1.0.0"] {
+        assert!(
+            listed_text
+                .lines()
+                .any(|row| row.contains(line) && row.contains("deployed")),
+            "{listed_text}"
+        );
+    }
+
+    // After the plain manifests, by weight: tiny (release first, -5) before shop (10).
+    let requests = server.requests();
+    let last_windlass = requests
+        .iter()
+        .rposition(|request| {
+            !request.user_agent.to_lowercase().contains("helm") && request.method == "PATCH"
+        })
+        .expect("windlass applied the manifests");
+    let first_helm = requests
+        .iter()
+        .position(|request| {
+            request.user_agent.to_lowercase().contains("helm") && request.method != "GET"
+        })
+        .expect("helm wrote");
+    assert!(
+        last_windlass < first_helm,
+        "helm wrote before the manifests were applied"
+    );
+    // The release `first` was recorded deployed (its record's last write) before helm created
+    // anything of `shop` (its pull secret is its first hook).
+    let version = |kind: &str, name: &str| -> u64 {
+        let api_version = if kind == "Deployment" {
+            "apps/v1"
+        } else {
+            "v1"
+        };
+        server.get(api_version, kind, "default", name).unwrap()["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        version("Secret", "sh.helm.release.v1.first.v1")
+            < version("Secret", "my-app-shop-registry")
+    );
+    assert!(version("Deployment", "api") < version("Secret", "my-app-first-registry"));
+    let events = json(run(windlass(state.path()).args([
+        "events",
+        &install_id,
+        "--json",
+    ])));
+    let installed: Vec<Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["type"] == "HelmReleaseInstalled")
+        .map(|event| event["payload"].clone())
+        .collect();
+    let order: Vec<&str> = installed
+        .iter()
+        .map(|record| record["release_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["first", "shop"]);
+    assert_eq!(installed[1]["outcome"], "installed");
+    assert_eq!(installed[1]["revision"], 1);
+    assert_eq!(installed[1]["status"], "deployed");
+    assert_eq!(installed[1]["chart"], "shop-0.3.0");
+    assert_eq!(installed[0]["weight"], -5);
+    // spec.helmUpgradeFlags come after windlass's arguments, and helm took them.
+    let arguments = installed[1]["arguments"].as_array().unwrap();
+    assert_eq!(
+        arguments[arguments.len() - 2..],
+        [
+            Value::from("--description"),
+            Value::from("shop by windlass")
+        ]
+    );
+    let release_secret = server
+        .get("v1", "Secret", "default", "sh.helm.release.v1.shop.v1")
+        .unwrap();
+    assert_eq!(release_secret["metadata"]["labels"]["status"], "deployed");
+    let record_text = installed[1].to_string();
+    assert!(!record_text.contains("dockerconfigjson"), "{record_text}");
+}
+
+#[test]
+fn the_directory_target_writes_each_helm_install_chart_for_helm() {
+    let state = tempfile::tempdir().unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let target_dir = target.path().join("gitops");
+    let (_dir, release) = release_with_charts();
+    let install = json(run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .args(["--json", "--helm"])
+        .arg(helm())
+        .arg(&release)
+        .arg("--target")
+        .arg(format!("dir:{}", target_dir.display()))));
+    assert_eq!(install["status"], "completed", "{install:#}");
+    for file in [
+        "charts/shop/Chart.yaml",
+        "charts/shop/templates/shop-web-deployment.yaml",
+        "charts/shop/charts/jobs/Chart.yaml",
+        "charts/shop/charts/jobs/templates/shop-worker-deployment.yaml",
+        "charts/first/templates/first-config-configmap.yaml",
+    ] {
+        assert!(target_dir.join(file).is_file(), "{file} was not written");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let secret = target_dir.join("charts/shop/templates/my-app-shop-registry-secret.yaml");
+    assert_eq!(
+        std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // The written chart is one helm renders as it is.
+    let rendered = windlass_testkit::helm_template(&target_dir.join("charts/shop"), "shop", None);
+    assert!(
+        rendered
+            .iter()
+            .any(|object| object["metadata"]["name"] == "shop-greeting"
+                && object["data"]["template"] == "Hello {{ name }}"),
+        "{rendered:#?}"
+    );
+    let install_id = install["install_id"].as_str().unwrap();
+    let events = json(run(
+        windlass(state.path()).args(["events", install_id, "--json"])
+    ));
+    let written: Vec<&Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["type"] == "HelmReleaseInstalled")
+        .map(|event| &event["payload"])
+        .collect();
+    assert_eq!(written.len(), 2);
+    assert_eq!(written[1]["outcome"], "written");
+    assert_eq!(written[1]["written_to"], "charts/shop");
+}
+
+/// The testkit's sample chart (CRDs in the chart's and a subchart's `crds/`, a `pre-install` Job
+/// hook) with `useHelmInstall: true`: the `crds/` bases are rendered into each chart's `crds/`,
+/// which helm creates first; then helm waits for the Job hook to complete, which never happens
+/// on the FAKE API server (no controllers), so helm stops at its `--timeout` (`--wait-timeout`)
+/// and the apply stage fails naming the HelmChart, after recording the failure.
+#[test]
+fn a_failing_helm_install_is_recorded_and_fails_the_apply_naming_the_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestApiServer::start(Options::default()).expect("the fake API server starts");
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let (_release_dir, release) = release_with_charts();
+    std::fs::remove_file(release.join("kots/shop.yaml")).unwrap();
+    std::fs::remove_file(release.join("kots/tiny.yaml")).unwrap();
+    std::fs::write(
+        release.join("charts/app-1.2.0.tgz"),
+        chart_archive(&windlass_testkit::charts::sample_chart("1.2.0")),
+    )
+    .unwrap();
+    std::fs::write(
+        release.join("kots/app.yaml"),
+        "apiVersion: kots.io/v1beta1\nkind: HelmChart\nmetadata:\n  name: app\nspec:\n  chart:\n    name: app\n    chartVersion: 1.2.0\n  useHelmInstall: true\n",
+    )
+    .unwrap();
+    let output = output_within(
+        windlass(state.path())
+            .args(OFFLINE_INSTALL)
+            .args(["--helm"])
+            .arg(helm())
+            .arg(&release)
+            .args(["--target", "kube", "--wait-timeout", "2", "--kubeconfig"])
+            .arg(&kubeconfig),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("HelmChart app (chart rendered/this-cluster/charts/app): helm upgrade --install app failed")
+            && stderr.contains("app-migrate"),
+        "{stderr}"
+    );
+    // Both crds/ directories reached the cluster through helm.
+    for crd in ["widgets.example.com", "backups.db.example.com"] {
+        assert!(
+            server
+                .get(
+                    "apiextensions.k8s.io/v1",
+                    "CustomResourceDefinition",
+                    "",
+                    crd
+                )
+                .is_some(),
+            "{crd}"
+        );
+    }
+    let history = json(run(windlass(state.path()).args(["history", "--json"])));
+    let install_id = history[0]["install_id"].as_str().unwrap().to_string();
+    let events = json(run(windlass(state.path()).args([
+        "events",
+        &install_id,
+        "--json",
+    ])));
+    let failed: Vec<&Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["type"] == "HelmReleaseInstalled")
+        .map(|event| &event["payload"])
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["outcome"], "failed");
+    assert!(
+        failed[0]["error"].as_str().unwrap().contains("app-migrate"),
+        "{failed:#?}"
+    );
+}
