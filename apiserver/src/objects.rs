@@ -922,14 +922,17 @@ impl State {
             self.finish_delete(t, &key, new.clone(), revision);
             return Ok(Self::present(t, &new));
         }
-        self.store.put(key.clone(), new.clone(), revision);
-        if t.group == "apiextensions.k8s.io"
+        let presented = Self::present(t, &new);
+        let new_crd = (t.group == "apiextensions.k8s.io"
             && t.kind == "CustomResourceDefinition"
-            && old.is_none()
-        {
-            self.schedule_crd(&key.name);
+            && old.is_none())
+        .then(|| key.name.clone());
+        // Moved into the store (which copies it once more for the watch history).
+        self.store.put(key, new, revision);
+        if let Some(name) = new_crd {
+            self.schedule_crd(&name);
         }
-        Ok(Self::present(t, &new))
+        Ok(presented)
     }
 
     fn finish_delete(&mut self, t: &ResourceType, key: &ObjectKey, last: Value, revision: u64) {

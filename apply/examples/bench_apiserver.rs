@@ -9,6 +9,11 @@ use std::io::{BufRead, Write};
 
 use windlass_test_apiserver::{Options, TestApiServer};
 
+/// mimalloc instead of the system allocator: with glibc's, a LIST of 1,000 Deployments spent
+/// a third of its time in `malloc` and `free` (the server clones and builds every object it serves).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let kubeconfig = std::env::args()
         .nth(1)

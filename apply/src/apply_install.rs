@@ -13,8 +13,9 @@ use windlass_engine::{
     InstallRequest, InstallState, InstallStatus, License, Pipeline, PipelineErrors, Progress,
     Runner, Services, StageRegistry,
 };
-use windlass_state::{SecretString, StateDir, StateDirError};
+use windlass_state::{SecretString, StateDir, StateDirError, StoredEvent};
 
+use crate::source::SourceFacts;
 use crate::stage::{ApplyConfig, KIND};
 
 /// Why `windlass apply` did not run.
@@ -68,13 +69,14 @@ pub async fn apply_install(
     environment: ApplyEnvironment<'_>,
 ) -> Result<(InstallState, StartKind), ApplyInstallError> {
     let state = environment.state;
+    let memo: Arc<windlass_engine::Memo> = Arc::default();
     let runner = Runner {
         log: state.log.clone(),
         blobs: state.blobs.clone(),
         fingerprint_key: state.fingerprint_key.clone(),
         actor: environment.actor,
         progress: environment.progress,
-        memo: Arc::default(),
+        memo: memo.clone(),
         services: environment.services,
     };
     let installs = state
@@ -84,7 +86,7 @@ pub async fn apply_install(
     if !installs.iter().any(|known| known == source) {
         return Err(ApplyInstallError::NoSuchInstall(source.to_string()));
     }
-    let rendered = runner
+    let mut rendered = runner
         .state_of(source)
         .map_err(ApplyInstallError::Stopped)?;
     if rendered.status != InstallStatus::Completed {
@@ -93,6 +95,14 @@ pub async fn apply_install(
             status: rendered.status.as_str().to_string(),
         });
     }
+    // The facts the stage reads, just decoded: handed to it instead of read again.
+    let facts: Vec<StoredEvent> = rendered
+        .stages
+        .iter_mut()
+        .flat_map(|stage| std::mem::take(&mut stage.fact_events))
+        .filter(|event| SourceFacts::TYPES.contains(&event.event_type.as_str()))
+        .collect();
+    memo.get::<SourceFacts>().keep(source, facts);
     let mut config = config.clone();
     config.source_install = Some(source.to_string());
     let mut spec = windlass_engine::StageSpec::new(KIND, KIND, &[]);

@@ -440,9 +440,10 @@ impl KubeApply<'_> {
                 );
                 finished += 1;
             }
-            let live = self.read_live(&to_send).await?;
+            let mut live = self.read_live(&to_send).await?;
             let mut results = futures_util::stream::iter(to_send.into_iter().map(|object| {
-                let live = live.get(&object.planned.key.inventory_id()).cloned();
+                // Moved out, not copied: each is a whole live object.
+                let live = live.remove(&object.planned.key.inventory_id());
                 async move {
                     let result = self.apply_one(&object, live).await;
                     (object, result)
@@ -712,8 +713,10 @@ impl KubeApply<'_> {
         Ok(Ok(self.body_for(object, info)))
     }
 
-    fn body_for(&self, planned: PlannedObject, info: ResourceInfo) -> Prepared {
-        let mut body = planned.object.clone();
+    /// The body to send for `planned` (moved into it: `planned.object` is left `null`, nothing
+    /// reads it after this).
+    fn body_for(&self, mut planned: PlannedObject, info: ResourceInfo) -> Prepared {
+        let mut body = std::mem::take(&mut planned.object);
         annotations_mut(&mut body).insert(OWNER_ANNOTATION.into(), json!(self.app_slug));
         let digest = digest_of(&body);
         annotations_mut(&mut body).insert(DIGEST_ANNOTATION.into(), json!(digest));

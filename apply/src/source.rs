@@ -67,6 +67,49 @@ impl HelmChartSource {
     }
 }
 
+/// The facts of the install `windlass apply` applies, as [`crate::apply_install`] read them when
+/// it folded that install to check that it completed: kept in the runner's memo so that the stage
+/// does not read and decode them from the log a second time. Only a cache of what the log holds
+/// (see [`windlass_engine::Memo`]): without it the stage reads the same facts through its history.
+#[derive(Default)]
+pub struct SourceFacts(std::sync::Mutex<Option<(String, Vec<StoredEvent>)>>);
+
+impl SourceFacts {
+    /// The event types the stage reads from the source install.
+    pub const TYPES: [&'static str; 3] = [
+        MidstreamRendered::EVENT_TYPE,
+        SecretsProvisioned::EVENT_TYPE,
+        BaseFetched::EVENT_TYPE,
+    ];
+
+    /// Keeps `facts` (of install `install`, in install order).
+    pub fn keep(&self, install: &str, facts: Vec<StoredEvent>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((install.to_string(), facts));
+    }
+
+    /// The newest kept fact of `event_type` of `install`; `None` when nothing of `install` is kept.
+    fn newest(&self, install: &str, event_type: &str) -> Option<Option<StoredEvent>> {
+        let kept = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (id, facts) = kept.as_ref()?;
+        if id != install || !Self::TYPES.contains(&event_type) {
+            return None;
+        }
+        Some(
+            facts
+                .iter()
+                .rev()
+                .find(|event| event.event_type == event_type)
+                .cloned(),
+        )
+    }
+}
+
 /// Finds facts: from the input stages, or from another install's recorded facts.
 enum Facts<'a> {
     Inputs(&'a StageContext),
@@ -84,6 +127,21 @@ impl Facts<'_> {
                 .find(|event| event.event_type == event_type)
                 .cloned(),
             Facts::Install(context, install) => {
+                if let Some(kept) = context
+                    .memo
+                    .get::<SourceFacts>()
+                    .newest(install, event_type)
+                {
+                    return kept
+                        .map(|event| {
+                            serde_json::from_value(event.payload).map_err(|error| {
+                                StageError::permanent(format!(
+                                    "{event_type} is unreadable: {error}"
+                                ))
+                            })
+                        })
+                        .transpose();
+                }
                 let mut found = None;
                 context
                     .history
@@ -341,4 +399,48 @@ fn application_lists(
             .filter(|informer| !informer.trim().is_empty())
             .collect(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(event_type: &str, seq: u64) -> StoredEvent {
+        StoredEvent {
+            install_id: "rendered".into(),
+            install_seq: seq,
+            event_type: event_type.into(),
+            payload: serde_json::json!({"seq": seq}),
+            ..StoredEvent::default()
+        }
+    }
+
+    #[test]
+    fn kept_source_facts_answer_only_for_their_install_and_the_types_read() {
+        let kept = SourceFacts::default();
+        assert_eq!(kept.newest("rendered", MidstreamRendered::EVENT_TYPE), None);
+        kept.keep(
+            "rendered",
+            vec![
+                event(MidstreamRendered::EVENT_TYPE, 3),
+                event(BaseFetched::EVENT_TYPE, 4),
+                event(MidstreamRendered::EVENT_TYPE, 7),
+            ],
+        );
+        // The newest of its type, as the fact history would find it.
+        assert_eq!(
+            kept.newest("rendered", MidstreamRendered::EVENT_TYPE)
+                .flatten()
+                .map(|event| event.install_seq),
+            Some(7)
+        );
+        // Kept, but the install recorded none: none, without asking the log.
+        assert_eq!(
+            kept.newest("rendered", SecretsProvisioned::EVENT_TYPE),
+            Some(None)
+        );
+        // Another install, or a type the stage does not keep: ask the log.
+        assert_eq!(kept.newest("other", MidstreamRendered::EVENT_TYPE), None);
+        assert_eq!(kept.newest("rendered", "ApplyCompleted"), None);
+    }
 }

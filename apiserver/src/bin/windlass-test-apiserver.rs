@@ -11,6 +11,11 @@ use std::time::Duration;
 use clap::Parser;
 use windlass_test_apiserver::{Options, TestApiServer};
 
+/// mimalloc instead of the system allocator: with glibc's, a LIST of 1,000 Deployments spent
+/// a third of its time in `malloc` and `free` (the server clones and builds every object it serves).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Serve the windlass test API server (a test double of the Kubernetes API server).
 #[derive(Parser)]
 #[command(name = "windlass-test-apiserver", version)]
