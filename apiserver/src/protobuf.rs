@@ -107,6 +107,15 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// Inserts string field `wire` under `key`, unless it is empty (proto3 leaves defaults out).
+fn insert_text(value: &mut Map<String, Value>, key: &str, wire: Wire<'_>) -> Result<(), String> {
+    let field = text(wire)?;
+    if !field.is_empty() {
+        value.insert(key.into(), json!(field));
+    }
+    Ok(())
+}
+
 fn text(wire: Wire<'_>) -> Result<String, String> {
     match wire {
         Wire::Bytes(bytes) => {
@@ -392,10 +401,7 @@ fn metadata(message: &[u8]) -> Result<Value, String> {
             _ => "",
         };
         if !key.is_empty() {
-            let field = text(wire)?;
-            if !field.is_empty() {
-                value.insert(key.into(), json!(field));
-            }
+            insert_text(&mut value, key, wire)?;
             continue;
         }
         match number {
@@ -467,10 +473,7 @@ fn managed_fields_entry(message: &[u8]) -> Result<Value, String> {
             _ => "",
         };
         if !key.is_empty() {
-            let field = text(wire)?;
-            if !field.is_empty() {
-                value.insert(key.into(), json!(field));
-            }
+            insert_text(&mut value, key, wire)?;
             continue;
         }
         match number {

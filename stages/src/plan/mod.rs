@@ -123,13 +123,7 @@ pub fn plan_local_registry(
     let mut entries = Vec::new();
     let mut errors = Vec::new();
     for image in images {
-        let reference = ImageReference::from_recorded_parts(
-            image.image.clone(),
-            image.registry.clone(),
-            image.repository.clone(),
-            image.tag.clone(),
-            image.pinned_digest.clone(),
-        );
+        let reference = recorded_reference(image);
         let new_name = local_registry_name(&reference, host, namespace);
         match by_new_name.get(&new_name) {
             Some(first) if first.normalized_name != image.normalized_name => {
@@ -212,13 +206,7 @@ pub fn plan_overrides(
             ));
             continue;
         }
-        let reference = ImageReference::from_recorded_parts(
-            image.image.clone(),
-            image.registry.clone(),
-            image.repository.clone(),
-            image.tag.clone(),
-            image.pinned_digest.clone(),
-        );
+        let reference = recorded_reference(image);
         let host = reference.registry();
         let because = format!("{}: {}", image.outcome, image.reason);
         let mut entry = |name: String, new_name: String, rule: EntryRule| {
@@ -285,4 +273,15 @@ pub fn plan_overrides(
     } else {
         Err(errors)
     }
+}
+
+/// The reference `probe_images` recorded for `image`, rebuilt from its parts (never parsed again).
+fn recorded_reference(image: &ProbedImage) -> ImageReference {
+    ImageReference::from_recorded_parts(
+        image.image.clone(),
+        image.registry.clone(),
+        image.repository.clone(),
+        image.tag.clone(),
+        image.pinned_digest.clone(),
+    )
 }
