@@ -84,7 +84,8 @@ fn spec(name: &str, inputs: &[&str], config: &impl serde::Serialize) -> StageSpe
 
 /// The default install pipeline, every stage that exists: `fetch_base`; then `write_base` and
 /// `probe_images` (both read only `fetch_base`'s facts, so they run concurrently); then
-/// `plan_overrides`, `provision_secrets` and `render_midstream`.
+/// `plan_overrides`, `provision_secrets` and `render_midstream`, which reads `fetch_base` rather
+/// than `write_base` and so runs while `write_base` is still writing.
 pub fn default_pipeline(options: &PipelineOptions) -> Vec<StageSpec> {
     let mut stages = base_pipeline();
     if let Some(helm) = &options.helm {

@@ -3,7 +3,9 @@
 //! strategic-merge patch per workload that has images), the user-owned downstream overlay (written
 //! only if absent) — and builds `overlays/downstreams/this-cluster` into
 //! `rendered/this-cluster/<name>-<kind>.yaml`. The build is windlass's own
-//! ([`windlass_kustomize::build`]); when the downstream overlay uses kustomize features the native
+//! ([`windlass_kustomize::build`]), and takes `base/` from the recorded release in memory
+//! ([`windlass_kustomize::PlannedTree`], laid out by `write_base`'s own function), never from the
+//! disk, so it runs while `write_base` is still writing `base/`; when the downstream overlay uses kustomize features the native
 //! build does not implement, or a patched workload has a list kustomize merges by key with an
 //! element lacking or repeating its key (which kustomize's strategic merge drops, merges or
 //! repeats), the configured external kustomize runs instead and the summary and
