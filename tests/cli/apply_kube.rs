@@ -106,17 +106,9 @@ fn events(state: &Path, install_id: &str) -> Vec<Value> {
         .clone()
 }
 
-fn of_type(events: &[Value], event_type: &str) -> Vec<Value> {
-    events
-        .iter()
-        .filter(|event| event["type"] == event_type)
-        .map(|event| event["payload"].clone())
-        .collect()
-}
-
 /// Every object of every `ObjectsApplied`, by `Kind/name`.
 fn applied(events: &[Value]) -> BTreeMap<String, Value> {
-    of_type(events, "ObjectsApplied")
+    payloads_of_type(events, "ObjectsApplied")
         .iter()
         .flat_map(|batch| batch["objects"].as_array().unwrap().clone())
         .map(|object| {
@@ -354,7 +346,7 @@ fn crds_and_namespaces_come_first_and_are_waited_for() {
             "widgets/w",
         ]
     );
-    let waits = of_type(
+    let waits = payloads_of_type(
         &events(state.path(), install["install_id"].as_str().unwrap()),
         "WaitFinished",
     );
@@ -552,7 +544,7 @@ fn prune_deletes_dropped_objects_keeps_what_it_must_and_remembers_refusals() {
     assert_eq!(second["status"], "completed", "{second}");
     let second_id = second["install_id"].as_str().unwrap();
     let second_events = events(state.path(), second_id);
-    let pruned: BTreeMap<String, String> = of_type(&second_events, "ObjectPruned")
+    let pruned: BTreeMap<String, String> = payloads_of_type(&second_events, "ObjectPruned")
         .iter()
         .map(|pruned| {
             (
@@ -596,7 +588,7 @@ fn prune_deletes_dropped_objects_keeps_what_it_must_and_remembers_refusals() {
         !deletes.contains(&"a".to_string()) && !deletes.contains(&"kept".to_string()),
         "{deletes:?}"
     );
-    let completed = &of_type(&second_events, "ApplyCompleted")[0];
+    let completed = &payloads_of_type(&second_events, "ApplyCompleted")[0];
     let inventory: Vec<&str> = completed["inventory"]
         .as_array()
         .unwrap()
@@ -627,7 +619,7 @@ fn prune_deletes_dropped_objects_keeps_what_it_must_and_remembers_refusals() {
         .unwrap();
     let third = json(install_kube(state.path(), release.path(), &cluster, &[]));
     assert_eq!(third["status"], "completed", "{third}");
-    let pruned: BTreeMap<String, String> = of_type(
+    let pruned: BTreeMap<String, String> = payloads_of_type(
         &events(state.path(), third["install_id"].as_str().unwrap()),
         "ObjectPruned",
     )
@@ -720,7 +712,7 @@ fn a_killed_apply_resumes_without_sending_again_what_it_recorded() {
         .map(|object| object["key"]["name"].as_str().unwrap().to_string())
         .collect();
     assert!(
-        of_type(&events(state.path(), &install_id), "ApplyCompleted").is_empty(),
+        payloads_of_type(&events(state.path(), &install_id), "ApplyCompleted").is_empty(),
         "the kill landed mid-apply ({} of 161 recorded)",
         recorded.len()
     );
@@ -755,7 +747,7 @@ fn a_killed_apply_resumes_without_sending_again_what_it_recorded() {
                 .is_some()
         );
     }
-    let completed = &of_type(&events(state.path(), &install_id), "ApplyCompleted")[0];
+    let completed = &payloads_of_type(&events(state.path(), &install_id), "ApplyCompleted")[0];
     assert_eq!(
         completed["inventory"].as_array().unwrap().len(),
         161,
@@ -886,7 +878,7 @@ fn waits_have_deadlines_and_status_informers_give_the_app_state() {
         message.contains("Deployment default/web (rendered/this-cluster/web-deployment.yaml): kots.io/wait-for-ready: not met after 2s"),
         "{message}"
     );
-    let waits = of_type(
+    let waits = payloads_of_type(
         &events(state.path(), failed["install_id"].as_str().unwrap()),
         "WaitFinished",
     );
@@ -938,7 +930,7 @@ fn waits_have_deadlines_and_status_informers_give_the_app_state() {
     assert_eq!(install["status"], "completed", "{install}");
     let install_id = install["install_id"].as_str().unwrap();
     let all = events(state.path(), install_id);
-    let observed = &of_type(&all, "AppStateObserved")[0];
+    let observed = &payloads_of_type(&all, "AppStateObserved")[0];
     // No endpoint slice serves the Service yet: the app is unavailable, and says why.
     assert_eq!(observed["state"], "unavailable", "{observed}");
     assert_eq!(
@@ -960,7 +952,7 @@ fn waits_have_deadlines_and_status_informers_give_the_app_state() {
         &["--wait-timeout", "5"],
     ));
     assert_eq!(again["status"], "completed", "{again}");
-    let observed = &of_type(
+    let observed = &payloads_of_type(
         &events(state.path(), again["install_id"].as_str().unwrap()),
         "AppStateObserved",
     )[0];
@@ -1033,7 +1025,7 @@ fn every_namespace_gets_the_pull_secret_and_properties_are_waited_for() {
         namespaces_before,
         "\"*\" creates no namespace"
     );
-    let waits = of_type(
+    let waits = payloads_of_type(
         &events(state.path(), install["install_id"].as_str().unwrap()),
         "WaitFinished",
     );

@@ -16,7 +16,7 @@ use serde_json::Value;
 use windlass_test_apiserver::{Options, TestApiServer};
 use windlass_testkit::charts::chart_archive;
 
-use super::{OFFLINE_INSTALL, files_under, json, quickstart, run, windlass};
+use super::{OFFLINE_INSTALL, files_under, json, payloads_of_type, quickstart, run, windlass};
 
 /// The chart `shop` 0.3.0: a Deployment, a ConfigMap whose rendered text holds `{{ }}`, and the
 /// subchart `worker` under the alias `jobs` with a Deployment of its own.
@@ -450,13 +450,7 @@ fn helm_install_charts_go_to_the_cluster_with_helm_after_the_manifests_by_weight
         &install_id,
         "--json",
     ])));
-    let installed: Vec<Value> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|event| event["type"] == "HelmReleaseInstalled")
-        .map(|event| event["payload"].clone())
-        .collect();
+    let installed = payloads_of_type(events.as_array().unwrap(), "HelmReleaseInstalled");
     let order: Vec<&str> = installed
         .iter()
         .map(|record| record["release_name"].as_str().unwrap())
@@ -526,13 +520,7 @@ fn the_directory_target_writes_each_helm_install_chart_for_helm() {
     let events = json(run(
         windlass(state.path()).args(["events", install_id, "--json"])
     ));
-    let written: Vec<&Value> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|event| event["type"] == "HelmReleaseInstalled")
-        .map(|event| &event["payload"])
-        .collect();
+    let written = payloads_of_type(events.as_array().unwrap(), "HelmReleaseInstalled");
     assert_eq!(written.len(), 2);
     assert_eq!(written[1]["outcome"], "written");
     assert_eq!(written[1]["written_to"], "charts/shop");
@@ -600,13 +588,7 @@ fn a_failing_helm_install_is_recorded_and_fails_the_apply_naming_the_chart() {
         &install_id,
         "--json",
     ])));
-    let failed: Vec<&Value> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|event| event["type"] == "HelmReleaseInstalled")
-        .map(|event| &event["payload"])
-        .collect();
+    let failed = payloads_of_type(events.as_array().unwrap(), "HelmReleaseInstalled");
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["outcome"], "failed");
     assert!(

@@ -70,6 +70,16 @@ fn json(output: Output) -> serde_json::Value {
     })
 }
 
+/// The payloads of the events of type `event_type` among `events` (the items of
+/// `windlass events ID --json`), in order.
+fn payloads_of_type(events: &[serde_json::Value], event_type: &str) -> Vec<serde_json::Value> {
+    events
+        .iter()
+        .filter(|event| event["type"] == event_type)
+        .map(|event| event["payload"].clone())
+        .collect()
+}
+
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];

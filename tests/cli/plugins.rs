@@ -55,14 +55,6 @@ fn events_of(state: &Path, install_id: &str) -> Vec<serde_json::Value> {
     .clone()
 }
 
-fn payloads(events: &[serde_json::Value], event_type: &str) -> Vec<serde_json::Value> {
-    events
-        .iter()
-        .filter(|event| event["type"] == event_type)
-        .map(|event| event["payload"].clone())
-        .collect()
-}
-
 fn sha256_of(path: &Path) -> String {
     let output = Command::new("sha256sum").arg(path).output().unwrap();
     text(&output.stdout)
@@ -137,7 +129,7 @@ fn an_exec_plugin_after_render_midstream_labels_the_rendered_objects_and_is_reco
 
     let install_id = install["install_id"].as_str().unwrap();
     let events = events_of(state.path(), install_id);
-    let ran = payloads(&events, "PluginRan");
+    let ran = payloads_of_type(&events, "PluginRan");
     assert_eq!(ran.len(), 1);
     let ran = &ran[0];
     assert_eq!(ran["plugin"], "audit-label");
@@ -165,7 +157,7 @@ fn an_exec_plugin_after_render_midstream_labels_the_rendered_objects_and_is_reco
         .collect();
     assert!(environment.contains(&"HOME") && !environment.contains(&"CARGO"));
     // The plugin's MidstreamRendered lists the files it wrote; apply and replay read that one.
-    let rendered_facts = payloads(&events, "MidstreamRendered");
+    let rendered_facts = payloads_of_type(&events, "MidstreamRendered");
     assert_eq!(rendered_facts.len(), 2);
     let stages: Vec<&str> = install["stages"]
         .as_array()
@@ -218,7 +210,7 @@ fn an_exec_plugin_before_plan_overrides_gets_the_base_documents_and_its_images_a
     );
     let install_id = install["install_id"].as_str().unwrap();
     let events = events_of(state.path(), install_id);
-    let probed = &payloads(&events, "ImagesProbed")[0];
+    let probed = &payloads_of_type(&events, "ImagesProbed")[0];
     assert!(
         probed["images"]
             .as_array()
@@ -227,7 +219,7 @@ fn an_exec_plugin_before_plan_overrides_gets_the_base_documents_and_its_images_a
             .any(|image| image["image"] == "vendor.example/team/added:1.0"),
         "{probed}"
     );
-    let ran = &payloads(&events, "PluginRan")[0];
+    let ran = &payloads_of_type(&events, "PluginRan")[0];
     assert_eq!(ran["documents"], "base");
     assert_eq!(ran["executable"], plugin.display().to_string());
     assert_eq!(ran["results"][0]["severity"], "warning");
@@ -558,7 +550,7 @@ fn an_install_killed_after_a_rendered_plugin_resumes_with_what_the_plugin_return
     assert!(rendered(&out, "api-deployment.yaml").contains("audit.example.com/team: platform"));
     let install_id = install["install_id"].as_str().unwrap();
     assert_eq!(
-        payloads(&events_of(state.path(), install_id), "PluginRan").len(),
+        payloads_of_type(&events_of(state.path(), install_id), "PluginRan").len(),
         1,
         "the plugin ran once"
     );
