@@ -145,8 +145,13 @@ fn a_missing_program_cannot_be_spawned() {
 fn a_process_left_outside_the_group_holding_the_output_is_not_waited_for() {
     let dir = tempfile::tempdir().unwrap();
     // setsid puts the sleeper (outliving the 5 s grace) in a session and group of its own, with
-    // the plugin's stdout.
-    let program = script(dir.path(), "cat >/dev/null; setsid sleep 8 & exit 0");
+    // the plugin's stdout. The plugin exits only once the sleeper has left its group (the marker
+    // is written after setsid): exiting sooner would let the group kill take the sleeper too.
+    let program = script(
+        dir.path(),
+        "cat >/dev/null; setsid sh -c ': >detached; exec sleep 8' & \
+         until [ -e detached ]; do sleep 0.01; done; exit 0",
+    );
     let began = Instant::now();
     let error = run(&request(program)).expect_err("held open");
     assert!(matches!(error, ExecError::OutputHeldOpen), "{error}");
