@@ -118,6 +118,16 @@ pub fn comparable_fields<'a>(
         .iter()
         .filter(|(key, _)| key.as_str() != "out_dir")
         .map(|(key, value)| {
+            // An apply stage's directory target is a scratch directory in the replay.
+            if event_type == "ApplyCompleted"
+                && key == "target"
+                && let Some(target) = value.as_object()
+                && target.get("kind").and_then(Value::as_str) == Some("dir")
+            {
+                let mut target = target.clone();
+                target.remove("path");
+                return (key.as_str(), Cow::Owned(Value::Object(target)));
+            }
             if output_lists
                 .iter()
                 .any(|pointer| pointer.strip_prefix('/') == Some(key.as_str()))
@@ -173,6 +183,25 @@ pub fn comparable_fields<'a>(
                                     .collect(),
                             )
                         })
+                }
+                // The digest of an applied Secret covers its content: a pull secret's derives
+                // from the license ID (or the registry password), and any Secret may hold a
+                // password value the templates read.
+                ("ObjectsApplied", "objects") if !secrets_known || !passwords_known => {
+                    let mut objects = value.clone();
+                    for object in objects.as_array_mut().into_iter().flatten() {
+                        let pull_secret =
+                            object.get("step").and_then(Value::as_str) == Some("pull_secrets");
+                        let secret = object.pointer("/key/kind").and_then(Value::as_str)
+                            == Some("Secret")
+                            && object.pointer("/key/group").and_then(Value::as_str) == Some("");
+                        if (pull_secret && !secrets_known) || (secret && !passwords_known) {
+                            if let Some(object) = object.as_object_mut() {
+                                object.remove("digest");
+                            }
+                        }
+                    }
+                    Some(objects)
                 }
                 ("BaseFetched", "documents") if !passwords_known => {
                     let mut documents = value.clone();

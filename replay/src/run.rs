@@ -99,7 +99,8 @@ pub struct ReplayOptions {
 pub struct StageVerdict {
     /// The stage.
     pub stage: String,
-    /// `identical`, `differs`, `failed` (in the replay) or `not_run`.
+    /// `identical`, `differs`, `failed` (in the replay), `not_run`, or `not_replayed` (an apply
+    /// to a cluster, which a replay never contacts).
     pub status: &'static str,
     /// Facts compared.
     pub facts: u64,
@@ -216,6 +217,15 @@ async fn replay_unchecked(
 
     tracing::debug!(elapsed = ?began.elapsed(), "folded the install");
     let scratch = Scratch::new()?;
+    if let Some(source) = started.pipeline.iter().find_map(|stage| {
+        (stage.kind == windlass_apply::stage::KIND)
+            .then(|| stage.config.get("source_install")?.as_str())
+            .flatten()
+    }) {
+        return Err(ReplayError::Recorded(format!(
+            "install {install_id} is a `windlass apply` of what install {source} rendered: it renders nothing to replay (replay {source})"
+        )));
+    }
     let (fetch_stage, fetched) = recorded_install
         .stages
         .iter()
@@ -303,8 +313,19 @@ async fn replay_unchecked(
     )?;
 
     tracing::debug!(elapsed = ?began.elapsed(), "rebuilt the release from its blobs");
-    let specs = replay_specs(&started, &recorded_facts, &options.what_if);
+    let (specs, not_replayed) = replay_specs(
+        &started,
+        &recorded_facts,
+        &options.what_if,
+        &scratch.apply_targets(),
+    )?;
+    for (stage, target) in &not_replayed {
+        unverified.push(format!(
+            "stage {stage} applied to a cluster ({target}): a replay never contacts a cluster, so it is not run again and its recorded results are not checked (`windlass show` lists them)"
+        ));
+    }
     let mut kinds = windlass_stages::stage_kinds();
+    kinds.push(windlass_apply::stage::kind());
     kinds.extend(options.kinds.iter().cloned());
     let registry = StageRegistry::new(&kinds);
     let pipeline = Pipeline::build(&specs, &registry)
@@ -386,7 +407,9 @@ async fn replay_unchecked(
         local_registry,
     };
     let (replayed, _) = runner
-        .start(&pipeline, Arc::new(request), "replay")
+        // Under the recorded install's id, so that facts naming the install (an apply's
+        // `rendered_by`) are those it recorded.
+        .start(&pipeline, Arc::new(request), install_id)
         .await
         .map_err(|error| ReplayError::Scratch(format!("the replayed run stopped: {error}")))?;
 
@@ -421,6 +444,7 @@ async fn replay_unchecked(
         &recorded_install,
         &recorded_run.facts,
         &replayed,
+        &not_replayed,
         Known {
             license: license_given,
             secrets: secrets_known,
@@ -545,15 +569,35 @@ fn replay_local_registry(
 /// The pipeline as recorded, made to run offline: files naming registries and known images are
 /// not read (their answers come from the record), and the what-if's changes applied. A stage
 /// recorded without its configuration (before `InstallStarted` version 3) gets what its facts say
-/// (`probe_images`: policy and offline) and the defaults otherwise.
+/// (`probe_images`: policy and offline) and the defaults otherwise. An `apply` stage writing to a
+/// directory writes into `apply_targets/<stage>` instead; one applying to a cluster is left out
+/// (a replay never contacts a cluster) and returned with its target, unless another stage reads
+/// its facts, which cannot be replayed.
 fn replay_specs(
     started: &InstallStarted,
     recorded: &HashMap<String, Vec<StoredEvent>>,
     what_if: &WhatIf,
-) -> Vec<StageSpec> {
-    started
+    apply_targets: &std::path::Path,
+) -> Result<(Vec<StageSpec>, Vec<(String, String)>), ReplayError> {
+    let mut not_replayed = Vec::new();
+    let specs = started
         .pipeline
         .iter()
+        .filter(|stage| {
+            let target = (stage.kind == windlass_apply::stage::KIND)
+                .then(|| stage.config.get("target").and_then(Value::as_str))
+                .flatten();
+            let to_a_cluster = target.is_some_and(|target| {
+                matches!(
+                    windlass_apply::target::Target::parse(target),
+                    Ok(windlass_apply::target::Target::Kube { .. })
+                )
+            });
+            if to_a_cluster {
+                not_replayed.push((stage.name.clone(), target.unwrap_or_default().to_string()));
+            }
+            !to_a_cluster
+        })
         .map(|stage| {
             let mut config = match &stage.config {
                 Value::Object(_) => stage.config.clone(),
@@ -598,6 +642,18 @@ fn replay_specs(
                         object.insert("kots_compat".into(), Value::Bool(kots_compat));
                     }
                 }
+                windlass_apply::stage::KIND
+                    if object
+                        .get("target")
+                        .and_then(Value::as_str)
+                        .is_some_and(|target| target.starts_with("dir:")) =>
+                {
+                    let target = apply_targets.join(&stage.name);
+                    object.insert(
+                        "target".into(),
+                        Value::String(format!("dir:{}", target.display())),
+                    );
+                }
                 _ => {}
             }
             StageSpec {
@@ -607,7 +663,19 @@ fn replay_specs(
                 config,
             }
         })
-        .collect()
+        .collect::<Vec<_>>();
+    for spec in &specs {
+        if let Some((left_out, _)) = not_replayed
+            .iter()
+            .find(|(name, _)| spec.inputs.contains(name))
+        {
+            return Err(ReplayError::Recorded(format!(
+                "stage {} reads the facts of stage {left_out}, which applied to a cluster: a replay never contacts a cluster, so neither can be replayed",
+                spec.name
+            )));
+        }
+    }
+    Ok((specs, not_replayed))
 }
 
 /// Compares every stage of `replayed` with `recorded` (whose facts are `recorded_facts`), in
@@ -621,6 +689,7 @@ fn compare_stages(
     recorded: &InstallState,
     recorded_facts: &HashMap<String, Vec<StoredEvent>>,
     replayed: &InstallState,
+    not_replayed: &[(String, String)],
     known: Known,
     report: &mut ReplayReport,
 ) -> Result<(), ReplayError> {
@@ -650,7 +719,11 @@ fn compare_stages(
             files: 0,
         };
         let Some(replayed_stage) = replayed.stages.iter().find(|stage| &stage.name == name) else {
-            verdict.status = "not_run";
+            verdict.status = if not_replayed.iter().any(|(left_out, _)| left_out == name) {
+                "not_replayed"
+            } else {
+                "not_run"
+            };
             report.stages.push(verdict);
             continue;
         };

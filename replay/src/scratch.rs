@@ -54,6 +54,11 @@ impl Scratch {
         self.dir.path().join("out")
     }
 
+    /// Where replayed `apply` stages with a directory target write (`<this>/<stage name>`).
+    pub fn apply_targets(&self) -> PathBuf {
+        self.dir.path().join("apply-targets")
+    }
+
     /// Opens the throwaway state directory.
     pub fn state(&self, schemas: Arc<SchemaRegistry>) -> Result<StateDir, ReplayError> {
         StateDir::open(&self.dir.path().join("state"), Backend::Redb, schemas)

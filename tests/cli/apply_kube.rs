@@ -1158,3 +1158,58 @@ fn diff_lists_applied_and_pruned_objects_with_attribution() {
         "{text}"
     );
 }
+
+/// A replay never contacts a cluster: an install that applied to one (here the fake API server,
+/// stopped before the replay) replays every stage but the apply, which is reported as not
+/// replayed with the reason; an install made by `windlass apply` renders nothing and is refused,
+/// naming the install to replay instead.
+#[test]
+fn a_replay_leaves_out_the_apply_to_a_cluster_and_says_so() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let install = json(install_kube(state.path(), &quickstart(), &cluster, &[]));
+    assert_eq!(install["status"], "completed", "{install}");
+    let install_id = install["install_id"].as_str().unwrap();
+    let applied_again = json(apply_kube(state.path(), install_id, &cluster, &[]));
+    let apply_id = applied_again["install_id"].as_str().unwrap().to_string();
+    drop(cluster);
+
+    let replayed = output_within(windlass(state.path()).args(["replay", install_id, "--json"]));
+    assert_eq!(
+        replayed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&replayed.stderr)
+    );
+    let report = json(replayed);
+    let statuses: BTreeMap<String, String> = report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|stage| {
+            (
+                stage["stage"].as_str().unwrap().to_string(),
+                stage["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(statuses["apply"], "not_replayed", "{report}");
+    assert_eq!(statuses["render_midstream"], "identical", "{report}");
+    assert!(
+        report["unverified"].as_array().unwrap().iter().any(|line| {
+            line.as_str()
+                .is_some_and(|line| line.contains("stage apply applied to a cluster (kube)"))
+        }),
+        "{report}"
+    );
+
+    let refused = output_within(windlass(state.path()).args(["replay", &apply_id]));
+    assert_eq!(refused.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "is a `windlass apply` of what install {install_id} rendered"
+        )),
+        "{stderr}"
+    );
+}

@@ -505,3 +505,70 @@ fn each_what_if_option_prints_its_stage_by_stage_difference_and_records_nothing(
     let history_after = text(&run_within(windlass(state.path()).arg("history"), 60).stdout);
     assert_eq!(history_before, history_after, "no install was recorded");
 }
+
+/// An install whose pipeline ends in an apply to a directory (GitOps) replays that apply too,
+/// into the replay's scratch directory: the directory it wrote is neither needed nor touched, each
+/// applied object's digest is compared (the pull secret's only with the license, from which it
+/// derives), and a what-if namespace shows in the apply stage's facts.
+#[test]
+fn an_apply_to_a_directory_is_replayed_into_the_scratch_directory() {
+    let state = tempfile::tempdir().unwrap();
+    let gitops = tempfile::tempdir().unwrap();
+    let target = gitops.path().join("app");
+    let install = json(run_within(
+        windlass(state.path())
+            .args(OFFLINE_INSTALL)
+            .arg("--json")
+            .arg(quickstart())
+            .arg("--target")
+            .arg(format!("dir:{}", target.display())),
+        120,
+    ));
+    assert_eq!(install["status"], "completed", "{install}");
+    let install_id = install["install_id"].as_str().unwrap();
+    std::fs::remove_dir_all(&target).unwrap();
+
+    for license in [false, true] {
+        let mut command = windlass(state.path());
+        command.args(["replay", install_id, "--json"]);
+        if license {
+            command
+                .arg("--license")
+                .arg(quickstart().join("userdata/license.yaml"));
+        }
+        let replayed = run_within(&mut command, 120);
+        assert_eq!(
+            replayed.status.code(),
+            Some(0),
+            "{}{}",
+            text(&replayed.stdout),
+            text(&replayed.stderr)
+        );
+        let report = json(replayed);
+        let apply = report["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|stage| stage["stage"] == "apply")
+            .cloned()
+            .unwrap_or_else(|| panic!("no apply stage in {report}"));
+        assert_eq!(apply["status"], "identical", "{report}");
+        assert_eq!(
+            apply["facts"], 2,
+            "ObjectsApplied and ApplyCompleted: {report}"
+        );
+    }
+    assert!(
+        !target.exists(),
+        "the replay wrote into the recorded target"
+    );
+
+    let report = what_if(state.path(), install_id, &["--namespace", "elsewhere"]);
+    let apply = details(&report, "apply");
+    assert!(
+        apply
+            .iter()
+            .any(|line| line.contains("ObjectsApplied") && line.contains("elsewhere")),
+        "{apply:?}"
+    );
+}
