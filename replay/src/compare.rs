@@ -195,10 +195,10 @@ pub fn comparable_fields<'a>(
                         let secret = object.pointer("/key/kind").and_then(Value::as_str)
                             == Some("Secret")
                             && object.pointer("/key/group").and_then(Value::as_str) == Some("");
-                        if (pull_secret && !secrets_known) || (secret && !passwords_known) {
-                            if let Some(object) = object.as_object_mut() {
-                                object.remove("digest");
-                            }
+                        if ((pull_secret && !secrets_known) || (secret && !passwords_known))
+                            && let Some(object) = object.as_object_mut()
+                        {
+                            object.remove("digest");
                         }
                     }
                     Some(objects)

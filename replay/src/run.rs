@@ -313,15 +313,16 @@ async fn replay_unchecked(
     )?;
 
     tracing::debug!(elapsed = ?began.elapsed(), "rebuilt the release from its blobs");
-    let (specs, not_replayed) = replay_specs(
+    let ReplaySpecs { specs, left_out } = replay_specs(
         &started,
         &recorded_facts,
         &options.what_if,
         &scratch.apply_targets(),
     )?;
-    for (stage, target) in &not_replayed {
+    for stage in &left_out {
         unverified.push(format!(
-            "stage {stage} applied to a cluster ({target}): a replay never contacts a cluster, so it is not run again and its recorded results are not checked (`windlass show` lists them)"
+            "stage {} applied to a cluster ({}): a replay never contacts a cluster, so it is not run again and its recorded results are not checked (`windlass show` lists them)",
+            stage.name, stage.target
         ));
     }
     let mut kinds = windlass_stages::stage_kinds();
@@ -444,7 +445,6 @@ async fn replay_unchecked(
         &recorded_install,
         &recorded_run.facts,
         &replayed,
-        &not_replayed,
         Known {
             license: license_given,
             secrets: secrets_known,
@@ -452,6 +452,11 @@ async fn replay_unchecked(
         },
         &mut report,
     )?;
+    for verdict in &mut report.stages {
+        if left_out.iter().any(|stage| stage.name == verdict.stage) {
+            verdict.status = "not_replayed";
+        }
+    }
     tracing::debug!(elapsed = ?began.elapsed(), "compared every stage");
     drop(scratch);
     tracing::debug!(elapsed = ?began.elapsed(), "removed the scratch directory");
@@ -578,8 +583,8 @@ fn replay_specs(
     recorded: &HashMap<String, Vec<StoredEvent>>,
     what_if: &WhatIf,
     apply_targets: &std::path::Path,
-) -> Result<(Vec<StageSpec>, Vec<(String, String)>), ReplayError> {
-    let mut not_replayed = Vec::new();
+) -> Result<ReplaySpecs, ReplayError> {
+    let mut left_out = Vec::new();
     let specs = started
         .pipeline
         .iter()
@@ -594,7 +599,10 @@ fn replay_specs(
                 )
             });
             if to_a_cluster {
-                not_replayed.push((stage.name.clone(), target.unwrap_or_default().to_string()));
+                left_out.push(LeftOutStage {
+                    name: stage.name.clone(),
+                    target: target.unwrap_or_default().to_string(),
+                });
             }
             !to_a_cluster
         })
@@ -665,17 +673,30 @@ fn replay_specs(
         })
         .collect::<Vec<_>>();
     for spec in &specs {
-        if let Some((left_out, _)) = not_replayed
+        if let Some(stage) = left_out
             .iter()
-            .find(|(name, _)| spec.inputs.contains(name))
+            .find(|stage| spec.inputs.contains(&stage.name))
         {
             return Err(ReplayError::Recorded(format!(
-                "stage {} reads the facts of stage {left_out}, which applied to a cluster: a replay never contacts a cluster, so neither can be replayed",
-                spec.name
+                "stage {} reads the facts of stage {}, which applied to a cluster: a replay never contacts a cluster, so neither can be replayed",
+                spec.name, stage.name
             )));
         }
     }
-    Ok((specs, not_replayed))
+    Ok(ReplaySpecs { specs, left_out })
+}
+
+/// The pipeline a replay runs, and the recorded stages it leaves out.
+struct ReplaySpecs {
+    specs: Vec<StageSpec>,
+    left_out: Vec<LeftOutStage>,
+}
+
+/// A recorded `apply` stage that applied to a cluster, which a replay never contacts.
+struct LeftOutStage {
+    name: String,
+    /// Its recorded target (`kube` or `kube:CONTEXT`).
+    target: String,
 }
 
 /// Compares every stage of `replayed` with `recorded` (whose facts are `recorded_facts`), in
@@ -689,7 +710,6 @@ fn compare_stages(
     recorded: &InstallState,
     recorded_facts: &HashMap<String, Vec<StoredEvent>>,
     replayed: &InstallState,
-    not_replayed: &[(String, String)],
     known: Known,
     report: &mut ReplayReport,
 ) -> Result<(), ReplayError> {
@@ -719,11 +739,7 @@ fn compare_stages(
             files: 0,
         };
         let Some(replayed_stage) = replayed.stages.iter().find(|stage| &stage.name == name) else {
-            verdict.status = if not_replayed.iter().any(|(left_out, _)| left_out == name) {
-                "not_replayed"
-            } else {
-                "not_run"
-            };
+            verdict.status = "not_run";
             report.stages.push(verdict);
             continue;
         };
