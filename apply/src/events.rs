@@ -4,7 +4,8 @@
 //! answered, `WaitFinished`, `ObjectPruned`, each durable at once, so a resumed apply does not send
 //! again what was recorded), the app state once
 //! it is known (`AppStateObserved`), each `useHelmInstall: true` chart handed to helm
-//! (`HelmReleaseInstalled`), and the inventory when the stage completes (`ApplyCompleted`), which
+//! (`HelmReleaseInstalled`) or uninstalled because the release dropped it
+//! (`HelmReleaseUninstalled`), and the inventory when the stage completes (`ApplyCompleted`), which
 //! the next install of the same app prunes against. No event holds an
 //! object's content: secrets are applied, never recorded.
 
@@ -27,9 +28,14 @@ pub const APPLY_COMPLETED: &str = "ApplyCompleted";
 /// `HelmReleaseInstalled`: one `useHelmInstall: true` chart installed (or written, or refused).
 pub const HELM_RELEASE_INSTALLED: &str = "HelmReleaseInstalled";
 
+/// `HelmReleaseUninstalled`: one `useHelmInstall: true` chart the previous apply installed and
+/// the release no longer has, handed to `helm uninstall`.
+pub const HELM_RELEASE_UNINSTALLED: &str = "HelmReleaseUninstalled";
+
 /// The apply stage's event types.
 pub const SCHEMAS: &[EventSchema] = &[
     EventSchema::of::<HelmReleaseInstalled>(&[]),
+    EventSchema::of::<HelmReleaseUninstalled>(&[]),
     EventSchema::of::<ObjectsApplied>(&[]),
     EventSchema::of::<WaitFinished>(&[]),
     EventSchema::of::<ObjectPruned>(&[]),
@@ -393,5 +399,57 @@ pub struct HelmReleaseInstalled {
 
 impl EventPayload for HelmReleaseInstalled {
     const EVENT_TYPE: &'static str = HELM_RELEASE_INSTALLED;
+    const VERSION: u32 = 1;
+}
+
+/// What became of a chart the previous apply installed that the release no longer has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HelmUninstallOutcome {
+    /// `helm uninstall` deleted the release and what it installed.
+    Uninstalled,
+    /// helm knew no such release there any more (uninstalled by someone else, or by an
+    /// interrupted run of this apply).
+    NotFound,
+    /// `helm uninstall` failed (the error says how).
+    Failed,
+    /// A server-side dry run: helm was not run.
+    NotRunDryRun,
+}
+
+/// `HelmReleaseUninstalled` version 1: a `useHelmInstall: true` chart that the previous real
+/// apply of the app to the same cluster installed and the release applied now no longer has,
+/// handed to `helm uninstall` before any chart is installed, higher `weight` first (as KOTS does).
+/// helm's output is not recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelmReleaseUninstalled {
+    /// The HelmChart's `metadata.name` when it was installed.
+    pub helm_chart: String,
+    /// The Helm release name.
+    pub release_name: String,
+    /// The namespace it was installed in.
+    pub namespace: String,
+    /// `spec.weight` when it was installed.
+    pub weight: i64,
+    /// The install whose apply installed it (its `HelmReleaseInstalled`).
+    pub installed_by: String,
+    /// What happened.
+    pub outcome: HelmUninstallOutcome,
+    /// `helm version --short` of the helm that ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helm_version: Option<String>,
+    /// The arguments helm ran with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arguments: Vec<String>,
+    /// helm's error when the outcome is `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// How long helm ran, in milliseconds.
+    #[serde(default)]
+    pub elapsed_ms: u64,
+}
+
+impl EventPayload for HelmReleaseUninstalled {
+    const EVENT_TYPE: &'static str = HELM_RELEASE_UNINSTALLED;
     const VERSION: u32 = 1;
 }

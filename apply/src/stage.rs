@@ -117,7 +117,7 @@ impl StageConfig for ApplyConfig {
 
 /// The runtime stage.
 pub struct ApplyStage {
-    config: ApplyConfig,
+    pub(crate) config: ApplyConfig,
     target: Target,
 }
 
@@ -244,7 +244,9 @@ impl Stage for ApplyStage {
                 })?;
                 let kubeconfig = connection.kubeconfig.clone();
                 let cluster = Cluster::new((*connection).clone());
-                let previous = previous_inventory(context, &app_slug, cluster.server())?;
+                let previous_apply = previous_apply(context, &app_slug, cluster.server())?;
+                let previous_installer = previous_apply.as_ref().map(|(id, _)| id.clone());
+                let previous = previous_apply.map(|(_, inventory)| inventory);
                 let namespaces = source.secret_namespaces.clone();
                 let mut additional = source.additional_namespaces.clone();
                 if let Some(namespaces) = &namespaces {
@@ -279,6 +281,7 @@ impl Stage for ApplyStage {
                     .install_helm_charts(
                         context,
                         &source.helm_charts,
+                        previous_installer.as_deref(),
                         &kubeconfig,
                         kube_context.as_deref(),
                     )
@@ -315,107 +318,6 @@ impl Stage for ApplyStage {
     }
 }
 
-impl ApplyStage {
-    /// After the plain manifests: each `useHelmInstall: true` chart through
-    /// `helm upgrade --install`, in install order, each outcome recorded as it comes. A failed
-    /// chart fails the stage (after its record); a dry run runs no helm. Returns what the
-    /// summary adds.
-    async fn install_helm_charts(
-        &self,
-        context: &StageContext,
-        charts: &[crate::source::HelmChartSource],
-        kubeconfig: &std::ffi::OsStr,
-        kube_context: Option<&str>,
-    ) -> Result<String, StageError> {
-        if charts.is_empty() {
-            return Ok(String::new());
-        }
-        let app_namespace = context.request.namespace.clone();
-        let namespace_of = |chart: &crate::source::HelmChartSource| {
-            chart
-                .chart
-                .namespace
-                .clone()
-                .unwrap_or_else(|| app_namespace.clone())
-        };
-        if self.config.dry_run {
-            for chart in crate::helm_release::install_order(charts) {
-                let record = crate::helm_release::record_of(chart, &namespace_of(chart));
-                context.record_fact(Fact::of(&record)?).await?;
-            }
-            return Ok(format!(
-                "; dry run: {} chart(s) not handed to helm upgrade --install",
-                charts.len()
-            ));
-        }
-        let tool = windlass_helm::HelmTool::new(
-            self.config
-                .helm
-                .clone()
-                .unwrap_or_else(windlass_helm::HelmTool::default_path),
-        );
-        let version = {
-            let tool = tool.clone();
-            tokio::task::spawn_blocking(move || tool.version())
-                .await
-                .map_err(|error| StageError::permanent(format!("helm task failed: {error}")))?
-                .map_err(|error| {
-                    StageError::invalid_input(format!(
-                        "the useHelmInstall charts are installed with helm: {error}"
-                    ))
-                })?
-        };
-        let mut installed = Vec::new();
-        for chart in crate::helm_release::install_order(charts) {
-            let namespace = namespace_of(chart);
-            let record = {
-                let tool = tool.clone();
-                let version = version.clone();
-                let chart = chart.clone();
-                let kubeconfig = kubeconfig.to_os_string();
-                let kube_context = kube_context.map(str::to_string);
-                let timeout_seconds = self.config.wait_timeout_seconds;
-                tokio::task::spawn_blocking(move || {
-                    crate::helm_release::install_chart(
-                        &tool,
-                        &version,
-                        &chart,
-                        &namespace,
-                        &crate::helm_release::HelmCluster {
-                            kubeconfig: &kubeconfig,
-                            context: kube_context.as_deref(),
-                            timeout_seconds,
-                        },
-                    )
-                })
-                .await
-                .map_err(|error| StageError::permanent(format!("helm task failed: {error}")))?
-            };
-            context.record_fact(Fact::of(&record)?).await?;
-            if record.outcome == HelmReleaseOutcome::Failed {
-                return Err(StageError::permanent(format!(
-                    "HelmChart {} (chart {}): {}",
-                    record.helm_chart,
-                    record.chart_dir,
-                    record.error.as_deref().unwrap_or("helm failed")
-                )));
-            }
-            installed.push(format!(
-                "{} revision {} in {}",
-                record.release_name,
-                record
-                    .revision
-                    .map_or_else(|| "?".to_string(), |revision| revision.to_string()),
-                record.namespace
-            ));
-        }
-        Ok(format!(
-            "; helm upgrade --install ({version}): {}",
-            installed.join(", ")
-        ))
-    }
-}
-
 fn summary(
     counts: &ApplyCounts,
     server: &str,
@@ -440,13 +342,13 @@ fn summary(
     )
 }
 
-/// The inventory of the newest completed, real apply of `app_slug` to `server` by another
-/// install, if any.
-fn previous_inventory(
+/// The newest completed, real apply of `app_slug` to `server` by another install, if any: that
+/// install's id and its inventory.
+fn previous_apply(
     context: &StageContext,
     app_slug: &str,
     server: &str,
-) -> Result<Option<Vec<InventoryEntry>>, StageError> {
+) -> Result<Option<(String, Vec<InventoryEntry>)>, StageError> {
     let mut inventory = None;
     context
         .history
@@ -460,7 +362,7 @@ fn previous_inventory(
                 };
                 let same_cluster = matches!(&completed.target, TargetRecord::Kube { server: known, .. } if known == server);
                 if completed.app_slug == app_slug && same_cluster && !completed.dry_run {
-                    inventory = Some(completed.inventory);
+                    inventory = Some((event.install_id.clone(), completed.inventory));
                     return ControlFlow::Break(());
                 }
                 ControlFlow::Continue(())

@@ -17,7 +17,10 @@ use windlass_kots::{HelmChartV1Beta1, HelmChartV1Beta2, OptionalValues};
 
 pub use archive::{ArchiveError, ArchiveLimits, ChartArchive, ChartWanted, ReleaseFile};
 pub use layout::{LayoutError, RenderedFile};
-pub use run::{HELM_ENV, HelmError, HelmTool, TemplateOutput, UpgradeOutput, UpgradeRequest};
+pub use run::{
+    HELM_ENV, HelmError, HelmTool, TemplateOutput, UninstallOutcome, UninstallRequest,
+    UpgradeOutput, UpgradeRequest,
+};
 pub use values::ValuesError;
 
 /// One HelmChart, either version, in the terms rendering needs.

@@ -159,6 +159,30 @@ pub struct UpgradeRequest<'a> {
     pub extra_arguments: &'a [String],
 }
 
+/// One `helm uninstall` to run.
+#[derive(Debug, Clone)]
+pub struct UninstallRequest<'a> {
+    /// The release name.
+    pub release_name: &'a str,
+    /// `--namespace`.
+    pub namespace: &'a str,
+    /// The kubeconfig (or `:`-separated list) helm reads, as `KUBECONFIG`.
+    pub kubeconfig: &'a Path,
+    /// `--kube-context`, when one is named.
+    pub kube_context: Option<&'a str>,
+    /// helm's own `--timeout` for hooks, in seconds.
+    pub timeout_seconds: u64,
+}
+
+/// What `helm uninstall` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UninstallOutcome {
+    /// The release and the objects it installed were deleted.
+    Uninstalled,
+    /// helm knows no such release there (uninstalled already, or by someone else).
+    NotFound,
+}
+
 /// What `helm upgrade --install` reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpgradeOutput {
@@ -289,6 +313,44 @@ impl HelmTool {
             status: field("STATUS:"),
             arguments,
         })
+    }
+
+    /// `helm uninstall <release> --namespace <ns> --timeout <s>s [--kube-context <context>]`,
+    /// with the kubeconfig named here and nothing else of the caller's environment; a release helm
+    /// does not know is [`UninstallOutcome::NotFound`], not an error. Returns the arguments too.
+    pub fn uninstall(
+        &self,
+        request: &UninstallRequest<'_>,
+    ) -> Result<(UninstallOutcome, Vec<String>), HelmError> {
+        let work = scratch()?;
+        let mut arguments: Vec<String> = vec![
+            "uninstall".into(),
+            request.release_name.into(),
+            "--namespace".into(),
+            request.namespace.into(),
+            "--timeout".into(),
+            format!("{}s", request.timeout_seconds.max(1)),
+        ];
+        if let Some(context) = request.kube_context {
+            arguments.push("--kube-context".into());
+            arguments.push(context.into());
+        }
+        let environment = [(
+            "KUBECONFIG".to_string(),
+            request.kubeconfig.as_os_str().to_os_string(),
+        )];
+        let ran = self.run_with(work.path(), &arguments, &environment)?;
+        if ran.status.success() {
+            return Ok((UninstallOutcome::Uninstalled, arguments));
+        }
+        // helm 4: `Error: uninstall: Release not loaded: <name>: release: not found`.
+        if String::from_utf8_lossy(&ran.stderr).contains("release: not found") {
+            return Ok((UninstallOutcome::NotFound, arguments));
+        }
+        Err(failed(
+            format!("helm uninstall {}", request.release_name),
+            &ran,
+        ))
     }
 
     /// Runs helm with `arguments` in `work`, bounded.

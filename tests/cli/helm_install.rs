@@ -6,8 +6,8 @@
 //! `helm upgrade --install` after the plain manifests, in weight order, against
 //! `windlass-test-apiserver`, a FAKE Kubernetes API server (no real one can be installed on these
 //! machines) that helm's release storage reaches with protobuf bodies. `--target dir:` writes each
-//! chart for a GitOps tool; a replay of the rendering never runs helm (an install with an apply
-//! stage is not replayed at all).
+//! chart for a GitOps tool; a replay of the rendering never runs helm. A chart a later release
+//! drops is removed with `helm uninstall`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -594,5 +594,150 @@ fn a_failing_helm_install_is_recorded_and_fails_the_apply_naming_the_chart() {
     assert!(
         failed[0]["error"].as_str().unwrap().contains("app-migrate"),
         "{failed:#?}"
+    );
+}
+
+/// A chart the previous apply installed that the next release no longer has is uninstalled with
+/// `helm uninstall` before the remaining charts are upgraded (as KOTS does): its objects and its
+/// release records leave the FAKE API server, the chart that stays gets a new revision, the
+/// uninstall is recorded, and an apply after that uninstalls nothing more.
+#[test]
+fn a_chart_dropped_from_the_release_is_uninstalled_with_helm() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestApiServer::start(Options::default()).expect("the fake API server starts");
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let (_release_dir, release) = release_with_charts();
+    let install = |release: &Path| {
+        json(output_within(
+            windlass(state.path())
+                .args(OFFLINE_INSTALL)
+                .args(["--json", "--helm"])
+                .arg(helm())
+                .arg(release)
+                .args(["--target", "kube", "--kubeconfig"])
+                .arg(&kubeconfig),
+        ))
+    };
+    let first = install(&release);
+    assert_eq!(first["status"], "completed", "{first:#}");
+    let first_id = first["install_id"].as_str().unwrap().to_string();
+    assert!(
+        server
+            .get("apps/v1", "Deployment", "default", "shop-web")
+            .is_some()
+    );
+
+    let shop_files: Vec<(PathBuf, Vec<u8>)> = ["kots/shop.yaml", "charts/shop-0.3.0.tgz"]
+        .iter()
+        .map(|file| {
+            (
+                release.join(file),
+                std::fs::read(release.join(file)).unwrap(),
+            )
+        })
+        .collect();
+    let drop_shop = || {
+        for (path, _) in &shop_files {
+            std::fs::remove_file(path).unwrap();
+        }
+    };
+    drop_shop();
+    let second = install(&release);
+    assert_eq!(second["status"], "completed", "{second:#}");
+    let second_id = second["install_id"].as_str().unwrap().to_string();
+    let events = json(run(
+        windlass(state.path()).args(["events", &second_id, "--json"])
+    ));
+    let events = events.as_array().unwrap();
+    let uninstalled = payloads_of_type(events, "HelmReleaseUninstalled");
+    assert_eq!(uninstalled.len(), 1, "{uninstalled:#?}");
+    assert_eq!(uninstalled[0]["release_name"], "shop");
+    assert_eq!(uninstalled[0]["helm_chart"], "shop");
+    assert_eq!(uninstalled[0]["namespace"], "default");
+    assert_eq!(uninstalled[0]["weight"], 10);
+    assert_eq!(uninstalled[0]["installed_by"], first_id.as_str());
+    assert_eq!(
+        uninstalled[0]["outcome"], "uninstalled",
+        "{:#}",
+        uninstalled[0]
+    );
+    assert_eq!(uninstalled[0]["arguments"][0], "uninstall");
+    // Before the charts that stay are upgraded.
+    let position = |event_type: &str| {
+        events
+            .iter()
+            .position(|event| event["type"] == event_type)
+            .unwrap()
+    };
+    assert!(position("HelmReleaseUninstalled") < position("HelmReleaseInstalled"));
+    let installed = payloads_of_type(events, "HelmReleaseInstalled");
+    assert_eq!(installed.len(), 1);
+    assert_eq!(installed[0]["release_name"], "first");
+    assert_eq!(installed[0]["revision"], 2);
+
+    for (api_version, kind, name) in [
+        ("apps/v1", "Deployment", "shop-web"),
+        ("apps/v1", "Deployment", "shop-worker"),
+        ("v1", "ConfigMap", "shop-greeting"),
+        ("v1", "Secret", "sh.helm.release.v1.shop.v1"),
+    ] {
+        assert!(
+            server.get(api_version, kind, "default", name).is_none(),
+            "{kind} {name} is still on the server"
+        );
+    }
+    assert!(
+        server
+            .get("v1", "ConfigMap", "default", "first-config")
+            .is_some()
+    );
+    assert!(
+        server
+            .get("v1", "Secret", "default", "sh.helm.release.v1.first.v2")
+            .is_some()
+    );
+
+    // The next apply compares with the second install, which installed `first` alone.
+    let third = install(&release);
+    assert_eq!(third["status"], "completed", "{third:#}");
+    let third_id = third["install_id"].as_str().unwrap();
+    let events = json(run(
+        windlass(state.path()).args(["events", third_id, "--json"])
+    ));
+    assert!(payloads_of_type(events.as_array().unwrap(), "HelmReleaseUninstalled").is_empty());
+
+    // A dropped release someone already uninstalled is recorded as not found, not as a failure.
+    for (path, bytes) in &shop_files {
+        std::fs::write(path, bytes).unwrap();
+    }
+    assert_eq!(install(&release)["status"], "completed");
+    let by_hand = std::process::Command::new(helm())
+        .args(["uninstall", "shop", "--namespace", "default"])
+        .env_clear()
+        .env("HOME", dir.path())
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .unwrap();
+    assert!(
+        by_hand.status.success(),
+        "{}",
+        String::from_utf8_lossy(&by_hand.stderr)
+    );
+    drop_shop();
+    let fifth = install(&release);
+    assert_eq!(fifth["status"], "completed", "{fifth:#}");
+    let events = json(run(windlass(state.path()).args([
+        "events",
+        fifth["install_id"].as_str().unwrap(),
+        "--json",
+    ])));
+    let uninstalled = payloads_of_type(events.as_array().unwrap(), "HelmReleaseUninstalled");
+    assert_eq!(uninstalled.len(), 1, "{uninstalled:#?}");
+    assert_eq!(
+        uninstalled[0]["outcome"], "not_found",
+        "{:#}",
+        uninstalled[0]
     );
 }

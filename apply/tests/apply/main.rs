@@ -8,8 +8,8 @@ use std::path::Path;
 
 use windlass_apply::events::{
     APP_STATE_OBSERVED, APPLY_COMPLETED, AppStateObserved, ApplyCompleted, HELM_RELEASE_INSTALLED,
-    HelmReleaseInstalled, OBJECT_PRUNED, OBJECTS_APPLIED, ObjectPruned, ObjectsApplied,
-    WAIT_FINISHED, WaitFinished,
+    HELM_RELEASE_UNINSTALLED, HelmReleaseInstalled, HelmReleaseUninstalled, OBJECT_PRUNED,
+    OBJECTS_APPLIED, ObjectPruned, ObjectsApplied, WAIT_FINISHED, WaitFinished,
 };
 use windlass_state::{SchemaRegistry, StoredEvent};
 
@@ -48,6 +48,7 @@ fn every_fixture_decodes_into_the_current_payload() {
             APP_STATE_OBSERVED => decode_losslessly::<AppStateObserved>(&name, &event),
             APPLY_COMPLETED => decode_losslessly::<ApplyCompleted>(&name, &event),
             HELM_RELEASE_INSTALLED => decode_losslessly::<HelmReleaseInstalled>(&name, &event),
+            HELM_RELEASE_UNINSTALLED => decode_losslessly::<HelmReleaseUninstalled>(&name, &event),
             other => panic!("{name}: unexpected event type {other}"),
         }
     }
