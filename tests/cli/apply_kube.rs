@@ -293,8 +293,10 @@ spec:
 
 #[test]
 fn crds_and_namespaces_come_first_and_are_waited_for() {
+    // Established 3 s after creation: the wait starts after a log append and the namespace's
+    // wait, so a shorter delay could be over before it starts on a busy machine.
     let cluster = fake_cluster(Options {
-        crd_established_delay: Duration::from_millis(400),
+        crd_established_delay: Duration::from_secs(3),
         ..Options::default()
     });
     let state = tempfile::tempdir().unwrap();
@@ -654,7 +656,16 @@ fn prune_deletes_dropped_objects_keeps_what_it_must_and_remembers_refusals() {
 #[test]
 fn a_killed_apply_resumes_without_sending_again_what_it_recorded() {
     let cluster = fake_cluster(Options::default());
-    // Slow writes, so that the kill lands mid-apply.
+    // The last map's write is held for ten minutes, so that the kill lands mid-apply however
+    // slow the machine (the others are recorded meanwhile); the faults are gone before the
+    // resumed run. The others are slowed, so that they come back in several batches.
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("patch")
+            .resource("configmaps")
+            .name("cm-159"),
+        action: FaultAction::Delay(Duration::from_secs(600)),
+        remaining: Some(1),
+    });
     cluster.server.add_fault(Fault {
         matcher: FaultMatch::verb("patch").resource("configmaps"),
         action: FaultAction::Delay(Duration::from_millis(150)),
@@ -717,6 +728,7 @@ fn a_killed_apply_resumes_without_sending_again_what_it_recorded() {
         recorded.len()
     );
     cluster.server.reset_requests();
+    cluster.server.clear_faults();
 
     let resumed = json(install_kube(state.path(), release.path(), &cluster, &[]));
     assert_eq!(resumed["status"], "completed", "{resumed}");

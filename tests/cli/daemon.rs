@@ -70,6 +70,13 @@ impl Watcher {
             .unwrap()
             .trim_end_matches('/')
             .to_string();
+        // Ready once its first scan is done, which comes after the file watch is set up: what a
+        // test writes from now on is seen as it happens.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while watcher.get("/readyz").0 != 200 {
+            assert!(Instant::now() < deadline, "windlass watch is not ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         watcher
     }
 
@@ -306,18 +313,19 @@ pub(crate) fn installs(watcher: &Watcher) -> Vec<Value> {
 fn a_partial_copy_is_not_taken_before_its_quiet_period() {
     let state = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let watcher = Watcher::start(state.path(), dir.path(), &["--quiet-period", "1500ms"], &[]);
+    // 4 s of quiet against a file every 800 ms: a stall of seconds stays below it.
+    let watcher = Watcher::start(state.path(), dir.path(), &["--quiet-period", "4s"], &[]);
     let source = release_copy(state.path(), "source", "1.0.0");
     let target = dir.path().join("app");
     std::fs::create_dir(&target).unwrap();
     let files = crate::files_under(&source);
     let started = Instant::now();
-    // One file every 400 ms: each write restarts the quiet period.
+    // One file every 800 ms: each write restarts the quiet period.
     for file in &files {
         let relative = file.strip_prefix(&source).unwrap();
         std::fs::create_dir_all(target.join(relative).parent().unwrap()).unwrap();
         std::fs::copy(file, target.join(relative)).unwrap();
-        std::thread::sleep(Duration::from_millis(400));
+        std::thread::sleep(Duration::from_millis(800));
         let releases = watcher.json("/api/releases");
         assert!(
             ["waiting", "empty", ""].contains(&status_of(&releases, "app").as_str()),
@@ -325,7 +333,10 @@ fn a_partial_copy_is_not_taken_before_its_quiet_period() {
         );
         assert!(installs(&watcher).is_empty(), "installed early");
     }
-    assert!(started.elapsed() > Duration::from_millis(1500));
+    assert!(
+        started.elapsed() > Duration::from_secs(4),
+        "the copy outlasted the quiet period"
+    );
     let releases =
         watcher.wait_for_releases(30, |releases| status_of(releases, "app") == "completed");
     assert_eq!(

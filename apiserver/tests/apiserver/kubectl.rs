@@ -311,7 +311,24 @@ fn delete_wait_returns_when_the_finalizer_is_removed() {
         let waiting = scope.spawn(|| {
             cluster.kubectl(&["delete", "configmap", "guarded", "--wait", "--timeout=30s"])
         });
-        std::thread::sleep(Duration::from_millis(700));
+        // kubectl's own DELETE must arrive before the finalizer goes (else it would find nothing
+        // to delete), and the object must still be there while kubectl waits.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while cluster
+            .server
+            .requests()
+            .iter()
+            .filter(|request| request.verb == "delete" && request.name == "guarded")
+            .count()
+            < 2
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "kubectl sent no DELETE"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
         assert!(
             !waiting.is_finished(),
             "kubectl must wait for the finalizer"
@@ -424,7 +441,8 @@ spec:
 #[test]
 fn custom_resources_are_served_once_the_crd_is_established() {
     let cluster = cluster_with(Options {
-        crd_established_delay: Duration::from_millis(1500),
+        // Long enough that the next kubectl (a process start and discovery) asks before it.
+        crd_established_delay: Duration::from_secs(10),
         ..Options::default()
     });
     let crd = cluster.write("crd.yaml", CRD);

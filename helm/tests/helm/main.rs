@@ -330,7 +330,7 @@ fn fake_helm(dir: &Path, body: &str) -> HelmTool {
     std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut tool = HelmTool::new(path);
-    tool.timeout = Duration::from_secs(2);
+    tool.timeout = Duration::from_secs(30);
     tool.max_output_bytes = 64 * 1024;
     tool
 }
@@ -368,7 +368,8 @@ fn helm_runs_bounded_in_a_cleared_environment_and_a_temporary_directory() {
     assert!(printed.contains("windlass-helm-"), "{printed}");
     assert!(printed.contains("chart.tgz\nvalues.yaml"), "{printed}");
 
-    let slow = fake_helm(dir.path(), "sleep 30");
+    let mut slow = fake_helm(dir.path(), "sleep 30");
+    slow.timeout = Duration::from_secs(2);
     let started = std::time::Instant::now();
     let error = template_with(&slow).unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(10));

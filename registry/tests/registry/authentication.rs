@@ -182,7 +182,7 @@ async fn token_registry_grants_public_repositories_and_refuses_private_ones() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_is_reused_until_it_nears_expiry_then_fetched_again() {
-    let tokens = TokenServer::start_with_expires_in(1).await;
+    let tokens = TokenServer::start_with_expires_in(5).await;
     let registry = TestRegistry::token(&tokens).await;
     let host = registry.host();
     registry.push_image("public/app:v1", "expiring");
@@ -206,8 +206,8 @@ async fn a_token_is_reused_until_it_nears_expiry_then_fetched_again() {
     );
     assert_eq!(tokens.requests() - before, 1, "one token for both probes");
 
-    // `expires_in: 1`: the token is reused for 0.9 s, then fetched again.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // `expires_in: 5`: the token is reused for 4.5 s, then fetched again.
+    tokio::time::sleep(std::time::Duration::from_millis(5100)).await;
     let second = prober.probe_all(vec![probe_target], |_, _| {}).await;
     assert_eq!(second[0].outcome, ProbeOutcome::Public, "{second:?}");
     assert_eq!(tokens.requests() - before, 2);
