@@ -347,6 +347,38 @@ fn print_applied(applied: &windlass_apply::view::ApplyView) {
                 .unwrap_or_default()
         );
     }
+    for release in &applied.helm_uninstalled {
+        println!(
+            "helm      {:<11} {} in {} (HelmChart {}){}",
+            outcome_name(&release.outcome),
+            release.release_name,
+            release.namespace,
+            release.helm_chart,
+            release
+                .error
+                .as_deref()
+                .map(|error| format!(": {error}"))
+                .unwrap_or_default()
+        );
+    }
+    for release in &applied.helm_releases {
+        println!(
+            "helm      {:<11} {} in {} ({}){}{}",
+            outcome_name(&release.outcome),
+            release.release_name,
+            release.namespace,
+            release.chart,
+            release
+                .revision
+                .map(|revision| format!(" revision {revision}"))
+                .unwrap_or_default(),
+            release
+                .error
+                .as_deref()
+                .map(|error| format!(": {error}"))
+                .unwrap_or_default()
+        );
+    }
     for pruned in &applied.pruned {
         println!(
             "pruned    {:<11} {}{}",

@@ -1,12 +1,13 @@
 //! What `windlass show` says about an apply: every object applied (outcome, uid,
-//! resourceVersion), every object pruned, the waits, and the app state, folded from the apply
-//! stage's facts. Part of `show --json` (a wire format: add fields only).
+//! resourceVersion), every object pruned, the waits, the app state, and the `useHelmInstall`
+//! charts handed to helm (installed or uninstalled), folded from the apply stage's facts. Part of `show --json` (a wire format: add fields only).
 
 use serde::Serialize;
 use windlass_state::StoredEvent;
 
 use crate::events::{
     APP_STATE_OBSERVED, APPLY_COMPLETED, AppState, AppStateObserved, AppliedObject, ApplyCompleted,
+    HELM_RELEASE_INSTALLED, HELM_RELEASE_UNINSTALLED, HelmReleaseInstalled, HelmReleaseUninstalled,
     OBJECT_PRUNED, OBJECTS_APPLIED, ObjectPruned, ObjectsApplied, WAIT_FINISHED, WaitFinished,
 };
 
@@ -23,6 +24,12 @@ pub struct ApplyView {
     pub app_state: Option<AppStateObserved>,
     /// The completion record (absent while the apply has not completed).
     pub completed: Option<ApplyCompleted>,
+    /// Every `helm uninstall` of a release the release dropped, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub helm_uninstalled: Vec<HelmReleaseUninstalled>,
+    /// Every `useHelmInstall: true` chart handed to helm (or written), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub helm_releases: Vec<HelmReleaseInstalled>,
 }
 
 impl ApplyView {
@@ -59,6 +66,13 @@ pub fn apply_view<'a>(events: impl IntoIterator<Item = &'a StoredEvent>) -> Opti
             WAIT_FINISHED => view.waits.extend(serde_json::from_value(payload).ok()),
             APP_STATE_OBSERVED => view.app_state = serde_json::from_value(payload).ok(),
             APPLY_COMPLETED => view.completed = serde_json::from_value(payload).ok(),
+            HELM_RELEASE_INSTALLED => view
+                .helm_releases
+                .extend(serde_json::from_value(payload).ok()),
+            HELM_RELEASE_UNINSTALLED => {
+                view.helm_uninstalled
+                    .extend(serde_json::from_value(payload).ok());
+            }
             _ => continue,
         }
         seen = true;

@@ -676,6 +676,26 @@ fn a_chart_dropped_from_the_release_is_uninstalled_with_helm() {
     assert_eq!(installed.len(), 1);
     assert_eq!(installed[0]["release_name"], "first");
     assert_eq!(installed[0]["revision"], 2);
+    // `show` lists both.
+    let shown = run(windlass(state.path()).args(["show", &second_id]));
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    for line in [
+        "helm      uninstalled shop in default (HelmChart shop)",
+        "helm      installed   first in default (tiny-1.0.0) revision 2",
+    ] {
+        assert!(
+            shown.lines().any(|shown| shown == line),
+            "{line:?} in\n{shown}"
+        );
+    }
+    let shown = json(run(
+        windlass(state.path()).args(["show", &second_id, "--json"])
+    ));
+    assert_eq!(
+        shown["apply"]["helm_uninstalled"][0]["release_name"],
+        "shop"
+    );
+    assert_eq!(shown["apply"]["helm_releases"][0]["release_name"], "first");
 
     for (api_version, kind, name) in [
         ("apps/v1", "Deployment", "shop-web"),
