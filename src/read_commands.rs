@@ -347,36 +347,41 @@ fn print_applied(applied: &windlass_apply::view::ApplyView) {
                 .unwrap_or_default()
         );
     }
+    // `helm <outcome> <release> in <namespace> (<what>)<after>[: <error>]`
+    let helm_line = |outcome: String,
+                     release: &str,
+                     namespace: &str,
+                     what: String,
+                     after: String,
+                     error: &Option<String>| {
+        let error = error
+            .as_deref()
+            .map(|error| format!(": {error}"))
+            .unwrap_or_default();
+        println!("helm      {outcome:<11} {release} in {namespace} ({what}){after}{error}");
+    };
     for release in &applied.helm_uninstalled {
-        println!(
-            "helm      {:<11} {} in {} (HelmChart {}){}",
+        helm_line(
             outcome_name(&release.outcome),
-            release.release_name,
-            release.namespace,
-            release.helm_chart,
-            release
-                .error
-                .as_deref()
-                .map(|error| format!(": {error}"))
-                .unwrap_or_default()
+            &release.release_name,
+            &release.namespace,
+            format!("HelmChart {}", release.helm_chart),
+            String::new(),
+            &release.error,
         );
     }
     for release in &applied.helm_releases {
-        println!(
-            "helm      {:<11} {} in {} ({}){}{}",
+        let revision = release
+            .revision
+            .map(|revision| format!(" revision {revision}"))
+            .unwrap_or_default();
+        helm_line(
             outcome_name(&release.outcome),
-            release.release_name,
-            release.namespace,
-            release.chart,
-            release
-                .revision
-                .map(|revision| format!(" revision {revision}"))
-                .unwrap_or_default(),
-            release
-                .error
-                .as_deref()
-                .map(|error| format!(": {error}"))
-                .unwrap_or_default()
+            &release.release_name,
+            &release.namespace,
+            release.chart.clone(),
+            revision,
+            &release.error,
         );
     }
     for pruned in &applied.pruned {

@@ -7,6 +7,7 @@
 use windlass_engine::{Fact, StageContext, StageError};
 
 use crate::events::{HelmReleaseOutcome, HelmReleaseUninstalled, HelmUninstallOutcome};
+use crate::helm_release::HelmCluster;
 use crate::stage::ApplyStage;
 
 impl ApplyStage {
@@ -77,47 +78,24 @@ impl ApplyStage {
                     ))
                 })?
         };
-        let cluster = crate::helm_release::HelmCluster {
-            kubeconfig,
-            context: kube_context,
+        let helm = HelmOnCluster {
+            tool,
+            version: version.clone(),
+            kubeconfig: kubeconfig.to_os_string(),
+            context: kube_context.map(str::to_string),
             timeout_seconds: self.config.wait_timeout_seconds,
         };
-        let uninstalled = self
-            .uninstall_dropped(
-                context,
-                &tool,
-                &version,
-                dropped,
-                previous_apply.unwrap_or_default(),
-                &cluster,
-            )
-            .await?;
+        let uninstalled =
+            uninstall_dropped(context, &helm, dropped, previous_apply.unwrap_or_default()).await?;
         let mut installed = Vec::new();
         for chart in crate::helm_release::install_order(charts) {
             let namespace = namespace_of(chart);
-            let record = {
-                let tool = tool.clone();
-                let version = version.clone();
-                let chart = chart.clone();
-                let kubeconfig = kubeconfig.to_os_string();
-                let kube_context = kube_context.map(str::to_string);
-                let timeout_seconds = self.config.wait_timeout_seconds;
-                tokio::task::spawn_blocking(move || {
-                    crate::helm_release::install_chart(
-                        &tool,
-                        &version,
-                        &chart,
-                        &namespace,
-                        &crate::helm_release::HelmCluster {
-                            kubeconfig: &kubeconfig,
-                            context: kube_context.as_deref(),
-                            timeout_seconds,
-                        },
-                    )
+            let chart = chart.clone();
+            let record = helm
+                .run(move |tool, version, cluster| {
+                    crate::helm_release::install_chart(tool, version, &chart, &namespace, cluster)
                 })
-                .await
-                .map_err(|error| StageError::permanent(format!("helm task failed: {error}")))?
-            };
+                .await?;
             context.record_fact(Fact::of(&record)?).await?;
             if record.outcome == HelmReleaseOutcome::Failed {
                 return Err(StageError::permanent(format!(
@@ -148,74 +126,94 @@ impl ApplyStage {
         }
         Ok(summary)
     }
+}
 
-    /// `helm uninstall` of each of `dropped` (installed by install `installed_by`), in order,
-    /// each outcome recorded; one this stage recorded as gone before it was interrupted is not
-    /// asked again. A failure fails the stage (after its record). Returns the summary's words.
-    async fn uninstall_dropped(
+/// helm as the step runs it, owned so that each run can move to a blocking thread (helm is a
+/// subprocess): the tool, its `version --short`, and the cluster.
+#[derive(Clone)]
+struct HelmOnCluster {
+    tool: windlass_helm::HelmTool,
+    version: String,
+    kubeconfig: std::ffi::OsString,
+    context: Option<String>,
+    timeout_seconds: u64,
+}
+
+impl HelmOnCluster {
+    /// Runs `job` with the tool, its version and the cluster on a blocking thread.
+    async fn run<T: Send + 'static>(
         &self,
-        context: &StageContext,
-        tool: &windlass_helm::HelmTool,
-        version: &str,
-        dropped: Vec<crate::events::HelmReleaseInstalled>,
-        installed_by: &str,
-        cluster: &crate::helm_release::HelmCluster<'_>,
-    ) -> Result<Vec<String>, StageError> {
-        let mut gone_before = std::collections::BTreeSet::new();
-        for event in context.recorded_facts().await {
-            if let Ok(record) = serde_json::from_value::<HelmReleaseUninstalled>(event.payload)
-                && event.event_type == crate::events::HELM_RELEASE_UNINSTALLED
-                && record.outcome != HelmUninstallOutcome::Failed
-            {
-                gone_before.insert((record.release_name, record.namespace));
-            }
-        }
-        let mut uninstalled = Vec::new();
-        for release in dropped {
-            if gone_before.contains(&(release.release_name.clone(), release.namespace.clone())) {
-                continue;
-            }
-            let record = {
-                let tool = tool.clone();
-                let version = version.to_string();
-                let installed_by = installed_by.to_string();
-                let kubeconfig = cluster.kubeconfig.to_os_string();
-                let kube_context = cluster.context.map(str::to_string);
-                let timeout_seconds = cluster.timeout_seconds;
-                tokio::task::spawn_blocking(move || {
-                    crate::helm_release::uninstall_release(
-                        &tool,
-                        &version,
-                        &release,
-                        &installed_by,
-                        &crate::helm_release::HelmCluster {
-                            kubeconfig: &kubeconfig,
-                            context: kube_context.as_deref(),
-                            timeout_seconds,
-                        },
-                    )
-                })
-                .await
-                .map_err(|error| StageError::permanent(format!("helm task failed: {error}")))?
-            };
-            context.record_fact(Fact::of(&record)?).await?;
-            match record.outcome {
-                HelmUninstallOutcome::Failed => {
-                    return Err(StageError::permanent(format!(
-                        "helm uninstall of release {} in {} (HelmChart {}, no longer in the release): {}",
-                        record.release_name,
-                        record.namespace,
-                        record.helm_chart,
-                        record.error.as_deref().unwrap_or("helm failed")
-                    )));
-                }
-                HelmUninstallOutcome::NotFound => uninstalled.push(format!(
-                    "{} in {} (already gone)",
-                    record.release_name, record.namespace
-                )),
-                _ => uninstalled.push(format!("{} in {}", record.release_name, record.namespace)),
-            }
-        }
-        Ok(uninstalled)
+        job: impl FnOnce(&windlass_helm::HelmTool, &str, &HelmCluster<'_>) -> T + Send + 'static,
+    ) -> Result<T, StageError> {
+        let helm = self.clone();
+        tokio::task::spawn_blocking(move || {
+            job(
+                &helm.tool,
+                &helm.version,
+                &HelmCluster {
+                    kubeconfig: &helm.kubeconfig,
+                    context: helm.context.as_deref(),
+                    timeout_seconds: helm.timeout_seconds,
+                },
+            )
+        })
+        .await
+        .map_err(|error| StageError::permanent(format!("helm task failed: {error}")))
     }
+}
+
+/// `helm uninstall` of each of `dropped` (installed by install `installed_by`), in order, each
+/// outcome recorded; one this stage recorded as gone before it was interrupted is not asked
+/// again. A failure fails the stage (after its record). Returns the summary's words.
+async fn uninstall_dropped(
+    context: &StageContext,
+    helm: &HelmOnCluster,
+    dropped: Vec<crate::events::HelmReleaseInstalled>,
+    installed_by: &str,
+) -> Result<Vec<String>, StageError> {
+    let mut gone_before = std::collections::BTreeSet::new();
+    for event in context.recorded_facts().await {
+        if let Ok(record) = serde_json::from_value::<HelmReleaseUninstalled>(event.payload)
+            && event.event_type == crate::events::HELM_RELEASE_UNINSTALLED
+            && record.outcome != HelmUninstallOutcome::Failed
+        {
+            gone_before.insert((record.release_name, record.namespace));
+        }
+    }
+    let mut uninstalled = Vec::new();
+    for release in dropped {
+        if gone_before.contains(&(release.release_name.clone(), release.namespace.clone())) {
+            continue;
+        }
+        let installed_by = installed_by.to_string();
+        let record = helm
+            .run(move |tool, version, cluster| {
+                crate::helm_release::uninstall_release(
+                    tool,
+                    version,
+                    &release,
+                    &installed_by,
+                    cluster,
+                )
+            })
+            .await?;
+        context.record_fact(Fact::of(&record)?).await?;
+        match record.outcome {
+            HelmUninstallOutcome::Failed => {
+                return Err(StageError::permanent(format!(
+                    "helm uninstall of release {} in {} (HelmChart {}, no longer in the release): {}",
+                    record.release_name,
+                    record.namespace,
+                    record.helm_chart,
+                    record.error.as_deref().unwrap_or("helm failed")
+                )));
+            }
+            HelmUninstallOutcome::NotFound => uninstalled.push(format!(
+                "{} in {} (already gone)",
+                record.release_name, record.namespace
+            )),
+            _ => uninstalled.push(format!("{} in {}", record.release_name, record.namespace)),
+        }
+    }
+    Ok(uninstalled)
 }

@@ -287,16 +287,13 @@ impl HelmTool {
             "--timeout".into(),
             format!("{}s", request.timeout_seconds.max(1)),
         ];
-        if let Some(context) = request.kube_context {
-            arguments.push("--kube-context".into());
-            arguments.push(context.into());
-        }
+        arguments.extend(kube_context_arguments(request.kube_context));
         arguments.extend(request.extra_arguments.iter().cloned());
-        let environment = [(
-            "KUBECONFIG".to_string(),
-            request.kubeconfig.as_os_str().to_os_string(),
-        )];
-        let ran = self.run_with(work.path(), &arguments, &environment)?;
+        let ran = self.run_with(
+            work.path(),
+            &arguments,
+            &kubeconfig_environment(request.kubeconfig),
+        )?;
         let what = format!("helm upgrade --install {}", request.release_name);
         if !ran.status.success() {
             return Err(failed(what, &ran));
@@ -331,15 +328,12 @@ impl HelmTool {
             "--timeout".into(),
             format!("{}s", request.timeout_seconds.max(1)),
         ];
-        if let Some(context) = request.kube_context {
-            arguments.push("--kube-context".into());
-            arguments.push(context.into());
-        }
-        let environment = [(
-            "KUBECONFIG".to_string(),
-            request.kubeconfig.as_os_str().to_os_string(),
-        )];
-        let ran = self.run_with(work.path(), &arguments, &environment)?;
+        arguments.extend(kube_context_arguments(request.kube_context));
+        let ran = self.run_with(
+            work.path(),
+            &arguments,
+            &kubeconfig_environment(request.kubeconfig),
+        )?;
         if ran.status.success() {
             return Ok((UninstallOutcome::Uninstalled, arguments));
         }
@@ -461,6 +455,21 @@ fn read_capped(reader: impl Read, cap: usize, over: &AtomicBool) -> Vec<u8> {
         over.store(true, Ordering::Relaxed);
     }
     bytes
+}
+
+/// `--kube-context <context>` when a context is named.
+fn kube_context_arguments(context: Option<&str>) -> Vec<String> {
+    context
+        .map(|context| vec!["--kube-context".to_string(), context.to_string()])
+        .unwrap_or_default()
+}
+
+/// The environment helm gets beside its own directories: only `KUBECONFIG`.
+fn kubeconfig_environment(kubeconfig: &Path) -> [(String, std::ffi::OsString); 1] {
+    [(
+        "KUBECONFIG".to_string(),
+        kubeconfig.as_os_str().to_os_string(),
+    )]
 }
 
 fn failed(what: String, ran: &Ran) -> HelmError {

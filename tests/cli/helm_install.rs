@@ -106,6 +106,27 @@ fn release_with_charts() -> (tempfile::TempDir, PathBuf) {
     (dir, release)
 }
 
+/// The FAKE API server, with a kubeconfig for it written in `dir`.
+fn fake_cluster(dir: &Path) -> (TestApiServer, PathBuf) {
+    let server = TestApiServer::start(Options::default()).expect("the fake API server starts");
+    let kubeconfig = dir.join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    (server, kubeconfig)
+}
+
+/// `windlass install --offline --json --helm <helm> RELEASE --target kube --kubeconfig FILE`.
+fn install_with_helm(state: &Path, release: &Path, kubeconfig: &Path) -> Value {
+    json(output_within(
+        windlass(state)
+            .args(OFFLINE_INSTALL)
+            .args(["--json", "--helm"])
+            .arg(helm())
+            .arg(release)
+            .args(["--target", "kube", "--kubeconfig"])
+            .arg(kubeconfig),
+    ))
+}
+
 fn helm() -> PathBuf {
     windlass_testkit::helm()
 }
@@ -330,20 +351,10 @@ fn each_helm_install_chart_and_subchart_gets_its_own_midstream_built_as_kubectl_
 #[test]
 fn helm_install_charts_go_to_the_cluster_with_helm_after_the_manifests_by_weight() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestApiServer::start(Options::default()).expect("the fake API server starts");
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).unwrap();
+    let (server, kubeconfig) = fake_cluster(dir.path());
     let state = tempfile::tempdir().unwrap();
     let (_release_dir, release) = release_with_charts();
-    let install = json(output_within(
-        windlass(state.path())
-            .args(OFFLINE_INSTALL)
-            .args(["--json", "--helm"])
-            .arg(helm())
-            .arg(&release)
-            .args(["--target", "kube", "--kubeconfig"])
-            .arg(&kubeconfig),
-    ));
+    let install = install_with_helm(state.path(), &release, &kubeconfig);
     assert_eq!(install["status"], "completed", "{install:#}");
     let install_id = install["install_id"].as_str().unwrap().to_string();
 
@@ -534,9 +545,7 @@ fn the_directory_target_writes_each_helm_install_chart_for_helm() {
 #[test]
 fn a_failing_helm_install_is_recorded_and_fails_the_apply_naming_the_chart() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestApiServer::start(Options::default()).expect("the fake API server starts");
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).unwrap();
+    let (server, kubeconfig) = fake_cluster(dir.path());
     let state = tempfile::tempdir().unwrap();
     let (_release_dir, release) = release_with_charts();
     std::fs::remove_file(release.join("kots/shop.yaml")).unwrap();
@@ -604,22 +613,10 @@ fn a_failing_helm_install_is_recorded_and_fails_the_apply_naming_the_chart() {
 #[test]
 fn a_chart_dropped_from_the_release_is_uninstalled_with_helm() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestApiServer::start(Options::default()).expect("the fake API server starts");
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).unwrap();
+    let (server, kubeconfig) = fake_cluster(dir.path());
     let state = tempfile::tempdir().unwrap();
     let (_release_dir, release) = release_with_charts();
-    let install = |release: &Path| {
-        json(output_within(
-            windlass(state.path())
-                .args(OFFLINE_INSTALL)
-                .args(["--json", "--helm"])
-                .arg(helm())
-                .arg(release)
-                .args(["--target", "kube", "--kubeconfig"])
-                .arg(&kubeconfig),
-        ))
-    };
+    let install = |release: &Path| install_with_helm(state.path(), release, &kubeconfig);
     let first = install(&release);
     assert_eq!(first["status"], "completed", "{first:#}");
     let first_id = first["install_id"].as_str().unwrap().to_string();
