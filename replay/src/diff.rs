@@ -45,7 +45,8 @@ pub struct Change {
     /// `object_changed` (files under `rendered/`), `image_added`, `image_removed`,
     /// `image_outcome_changed`, `override_added`, `override_removed`, `pull_secret_added`,
     /// `pull_secret_removed`, `pull_secret_changed`, `applied_object_added`,
-    /// `applied_object_removed`, `applied_object_changed`, `pruned_object`.
+    /// `applied_object_removed`, `applied_object_changed`, `pruned_object`, `helm_release_added`,
+    /// `helm_release_removed`, `helm_release_changed`, `helm_release_uninstalled`.
     pub kind: String,
     /// The file, image, override or secret.
     pub subject: String,
@@ -535,6 +536,12 @@ pub fn diff_installs(
     changes.extend(applied_changes(
         &old,
         &new,
+        &file_attribution,
+        if upstream_changed { UPSTREAM } else { OPTIONS },
+    ));
+    changes.extend(crate::helm_diff::helm_changes(
+        old.facts(),
+        &new.facts().collect::<Vec<_>>(),
         &file_attribution,
         if upstream_changed { UPSTREAM } else { OPTIONS },
     ));

@@ -12,6 +12,7 @@
 pub mod compare;
 pub mod diff;
 pub mod events;
+mod helm_diff;
 pub mod run;
 pub mod scratch;
 mod skim;

@@ -685,6 +685,26 @@ fn a_chart_dropped_from_the_release_is_uninstalled_with_helm() {
             "{line:?} in\n{shown}"
         );
     }
+    // `diff` lists the uninstall, attributed to the release's change.
+    let diff = json(run(
+        windlass(state.path()).args(["diff", &first_id, &second_id, "--json"])
+    ));
+    let helm_changes: Vec<&Value> = diff["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|change| {
+            change["kind"]
+                .as_str()
+                .unwrap()
+                .starts_with("helm_release_")
+        })
+        .collect();
+    assert_eq!(helm_changes.len(), 1, "{helm_changes:#?}");
+    assert_eq!(helm_changes[0]["kind"], "helm_release_uninstalled");
+    assert_eq!(helm_changes[0]["subject"], "release shop in default");
+    assert_eq!(helm_changes[0]["detail"], "HelmChart shop: uninstalled");
+    assert_eq!(helm_changes[0]["attribution"], "upstream changed");
     let shown = json(run(
         windlass(state.path()).args(["show", &second_id, "--json"])
     ));
@@ -729,7 +749,22 @@ fn a_chart_dropped_from_the_release_is_uninstalled_with_helm() {
     for (path, bytes) in &shop_files {
         std::fs::write(path, bytes).unwrap();
     }
-    assert_eq!(install(&release)["status"], "completed");
+    let fourth = install(&release);
+    assert_eq!(fourth["status"], "completed");
+    let diff = json(run(windlass(state.path()).args([
+        "diff",
+        third_id,
+        fourth["install_id"].as_str().unwrap(),
+        "--json",
+    ])));
+    let added: Vec<&Value> = diff["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|change| change["kind"] == "helm_release_added")
+        .collect();
+    assert_eq!(added.len(), 1, "{diff:#}");
+    assert_eq!(added[0]["subject"], "release shop in default");
     let by_hand = std::process::Command::new(helm())
         .args(["uninstall", "shop", "--namespace", "default"])
         .env_clear()
