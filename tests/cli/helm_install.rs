@@ -641,6 +641,30 @@ fn a_chart_dropped_from_the_release_is_uninstalled_with_helm() {
         }
     };
     drop_shop();
+    // A dry run records what it would uninstall and runs no helm.
+    let dry = json(output_within(
+        windlass(state.path())
+            .args(OFFLINE_INSTALL)
+            .args(["--json", "--helm"])
+            .arg(helm())
+            .arg(&release)
+            .args(["--target", "kube", "--dry-run", "--kubeconfig"])
+            .arg(&kubeconfig),
+    ));
+    assert_eq!(dry["status"], "completed", "{dry:#}");
+    let events = json(run(windlass(state.path()).args([
+        "events",
+        dry["install_id"].as_str().unwrap(),
+        "--json",
+    ])));
+    let would = payloads_of_type(events.as_array().unwrap(), "HelmReleaseUninstalled");
+    assert_eq!(would.len(), 1, "{would:#?}");
+    assert_eq!(would[0]["outcome"], "not_run_dry_run");
+    assert!(
+        server
+            .get("apps/v1", "Deployment", "default", "shop-web")
+            .is_some()
+    );
     let second = install(&release);
     assert_eq!(second["status"], "completed", "{second:#}");
     let second_id = second["install_id"].as_str().unwrap().to_string();
