@@ -242,7 +242,13 @@ impl TestRegistry {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
                 }
-                if client.get(&url).send().await.is_ok() {
+                // docker-registry answers /v2/ (200, or 401 with auth) with this header; any
+                // other answer is another server that took the port first.
+                if client.get(&url).send().await.is_ok_and(|answer| {
+                    answer
+                        .headers()
+                        .contains_key("docker-distribution-api-version")
+                }) {
                     return TestRegistry {
                         child,
                         port,
