@@ -62,6 +62,28 @@ pub struct Change {
     pub lines_removed: u64,
 }
 
+impl Change {
+    /// A change without a text diff.
+    pub fn of(
+        stage: &str,
+        kind: &str,
+        subject: &str,
+        detail: String,
+        attribution: &'static str,
+    ) -> Change {
+        Change {
+            stage: stage.to_string(),
+            kind: kind.into(),
+            subject: subject.to_string(),
+            detail,
+            unified_diff: None,
+            attribution,
+            lines_added: 0,
+            lines_removed: 0,
+        }
+    }
+}
+
 /// Files changed and lines added and removed, like KOTS's diff summary.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DiffSummary {
@@ -600,16 +622,7 @@ fn applied_changes(
         .map(|(_, pruned)| pruned.key.to_string())
         .collect();
     let attribution = |file: &str| file_attribution.get(file).copied().unwrap_or(otherwise);
-    let change = |stage: &str, kind: &str, subject: &str, detail: String, attribution| Change {
-        stage: stage.to_string(),
-        kind: kind.into(),
-        subject: subject.to_string(),
-        detail,
-        unified_diff: None,
-        attribution,
-        lines_added: 0,
-        lines_removed: 0,
-    };
+    let change = Change::of;
     let mut changes = Vec::new();
     for (key, (stage, was)) in &before {
         match after.get(key) {

@@ -71,16 +71,7 @@ pub fn helm_changes<'a>(
             .next()
             .unwrap_or(otherwise)
     };
-    let change = |stage: &str, kind: &str, subject: &str, detail: String, attribution| Change {
-        stage: stage.to_string(),
-        kind: kind.into(),
-        subject: subject.to_string(),
-        detail,
-        unified_diff: None,
-        attribution,
-        lines_added: 0,
-        lines_removed: 0,
-    };
+    let change = Change::of;
     let mut changes = Vec::new();
     for (key, (stage, was)) in &before {
         match after.get(key) {

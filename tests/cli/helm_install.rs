@@ -114,8 +114,9 @@ fn fake_cluster(dir: &Path) -> (TestApiServer, PathBuf) {
     (server, kubeconfig)
 }
 
-/// `windlass install --offline --json --helm <helm> RELEASE --target kube --kubeconfig FILE`.
-fn install_with_helm(state: &Path, release: &Path, kubeconfig: &Path) -> Value {
+/// `windlass install --offline --json --helm <helm> RELEASE --target kube --kubeconfig FILE
+/// EXTRA...`.
+fn install_with_helm(state: &Path, release: &Path, kubeconfig: &Path, extra: &[&str]) -> Value {
     json(output_within(
         windlass(state)
             .args(OFFLINE_INSTALL)
@@ -123,7 +124,8 @@ fn install_with_helm(state: &Path, release: &Path, kubeconfig: &Path) -> Value {
             .arg(helm())
             .arg(release)
             .args(["--target", "kube", "--kubeconfig"])
-            .arg(kubeconfig),
+            .arg(kubeconfig)
+            .args(extra),
     ))
 }
 
@@ -354,7 +356,7 @@ fn helm_install_charts_go_to_the_cluster_with_helm_after_the_manifests_by_weight
     let (server, kubeconfig) = fake_cluster(dir.path());
     let state = tempfile::tempdir().unwrap();
     let (_release_dir, release) = release_with_charts();
-    let install = install_with_helm(state.path(), &release, &kubeconfig);
+    let install = install_with_helm(state.path(), &release, &kubeconfig, &[]);
     assert_eq!(install["status"], "completed", "{install:#}");
     let install_id = install["install_id"].as_str().unwrap().to_string();
 
@@ -616,7 +618,7 @@ fn a_chart_dropped_from_the_release_is_uninstalled_with_helm() {
     let (server, kubeconfig) = fake_cluster(dir.path());
     let state = tempfile::tempdir().unwrap();
     let (_release_dir, release) = release_with_charts();
-    let install = |release: &Path| install_with_helm(state.path(), release, &kubeconfig);
+    let install = |release: &Path| install_with_helm(state.path(), release, &kubeconfig, &[]);
     let first = install(&release);
     assert_eq!(first["status"], "completed", "{first:#}");
     let first_id = first["install_id"].as_str().unwrap().to_string();
@@ -642,15 +644,7 @@ fn a_chart_dropped_from_the_release_is_uninstalled_with_helm() {
     };
     drop_shop();
     // A dry run records what it would uninstall and runs no helm.
-    let dry = json(output_within(
-        windlass(state.path())
-            .args(OFFLINE_INSTALL)
-            .args(["--json", "--helm"])
-            .arg(helm())
-            .arg(&release)
-            .args(["--target", "kube", "--dry-run", "--kubeconfig"])
-            .arg(&kubeconfig),
-    ));
+    let dry = install_with_helm(state.path(), &release, &kubeconfig, &["--dry-run"]);
     assert_eq!(dry["status"], "completed", "{dry:#}");
     let events = json(run(windlass(state.path()).args([
         "events",
