@@ -183,12 +183,9 @@ fn a_templated_release_installs_end_to_end_with_config_values() {
     let (dir, release) = templated_release();
     let state = tempfile::tempdir().unwrap();
     let values = all_values(dir.path());
-    let install = json(run(windlass(state.path())
-        .args(OFFLINE_INSTALL)
-        .arg("--json")
-        .arg("--config-values")
-        .arg(&values)
-        .arg(&release)));
+    let install = json(run(
+        install_with_values(state.path(), &values, &release).arg("--json")
+    ));
     assert_eq!(install["status"], "completed", "{install}");
     let out = PathBuf::from(install["out"].as_str().unwrap());
     let web = std::fs::read_to_string(out.join("base/manifests/web.yaml")).unwrap();
@@ -389,11 +386,7 @@ fn required_items_without_a_value_exit_3_listing_each_before_anything_is_written
     }
     // One of the two given: only the other is listed.
     let values = values(dir.path(), "    hostname:\n      value: h.example.test\n");
-    let output = run(windlass(state.path())
-        .args(OFFLINE_INSTALL)
-        .arg("--config-values")
-        .arg(&values)
-        .arg(&release));
+    let output = run(&mut install_with_values(state.path(), &values, &release));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(
@@ -456,11 +449,7 @@ fn a_config_values_file_that_does_not_exist_is_refused() {
     let (dir, release) = templated_release();
     let state = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-values.yaml");
-    let output = run(windlass(state.path())
-        .args(OFFLINE_INSTALL)
-        .arg("--config-values")
-        .arg(&missing)
-        .arg(&release));
+    let output = run(&mut install_with_values(state.path(), &missing, &release));
     let stderr = stderr(&output);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(
@@ -505,13 +494,25 @@ fn config_values_in_the_release_are_read_and_never_stored() {
     // --config-values instead give the same digest.
     let values = release.join("../values.yaml");
     std::fs::rename(release.join("userdata/config.yaml"), &values).unwrap();
-    let again = json(run(windlass(state.path())
-        .args(OFFLINE_INSTALL)
-        .arg("--json")
-        .arg("--config-values")
-        .arg(&values)
-        .arg(&release)));
+    let again = json(run(
+        install_with_values(state.path(), &values, &release).arg("--json")
+    ));
     assert_eq!(again["release_digest"], install["release_digest"]);
+}
+
+/// `windlass install --offline --config-values VALUES RELEASE`, for more options to be added.
+fn install_with_values(
+    state: &Path,
+    values: impl AsRef<std::ffi::OsStr>,
+    release: &Path,
+) -> std::process::Command {
+    let mut command = windlass(state);
+    command
+        .args(OFFLINE_INSTALL)
+        .arg("--config-values")
+        .arg(values)
+        .arg(release);
+    command
 }
 
 /// The mode bits of `path`'s permissions.
@@ -532,14 +533,10 @@ fn a_file_holding_a_password_value_is_recorded_by_fingerprint_written_0600_and_r
     let state = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let values = all_values(dir.path());
-    let install = json(run(windlass(state.path())
-        .args(OFFLINE_INSTALL)
+    let install = json(run(install_with_values(state.path(), &values, &release)
         .arg("--json")
         .arg("--out")
-        .arg(&out)
-        .arg("--config-values")
-        .arg(&values)
-        .arg(&release)));
+        .arg(&out)));
     assert_eq!(install["status"], "completed", "{install}");
     let install_id = install["install_id"].as_str().unwrap().to_string();
 
@@ -667,14 +664,10 @@ fn a_file_holding_a_password_value_is_recorded_by_fingerprint_written_0600_and_r
     // the ConfigValues fingerprint before anything runs, and an edited base/ file is restored by
     // the next install of the same request from the text it renders again.
     std::fs::write(out.join("base/manifests/token.yaml"), "edited").unwrap();
-    let again = json(run(windlass(state.path())
-        .args(OFFLINE_INSTALL)
+    let again = json(run(install_with_values(state.path(), &values, &release)
         .arg("--json")
         .arg("--out")
-        .arg(&out)
-        .arg("--config-values")
-        .arg(&values)
-        .arg(&release)));
+        .arg(&out)));
     assert_eq!(again["status"], "completed", "{again}");
     assert!(contains(
         &std::fs::read(out.join("base/manifests/token.yaml")).unwrap(),
@@ -761,12 +754,9 @@ data:
     std::fs::write(release.join("manifests/generated.yaml"), GENERATED).unwrap();
     let state = tempfile::tempdir().unwrap();
     let values = all_values(dir.path());
-    let install = json(run(windlass(state.path())
-        .args(OFFLINE_INSTALL)
-        .arg("--json")
-        .arg("--config-values")
-        .arg(&values)
-        .arg(&release)));
+    let install = json(run(
+        install_with_values(state.path(), &values, &release).arg("--json")
+    ));
     let out = PathBuf::from(install["out"].as_str().unwrap());
     let written = std::fs::read_to_string(out.join("base/manifests/generated.yaml")).unwrap();
     let id = install["install_id"].as_str().unwrap();
@@ -858,12 +848,9 @@ fn random_draws_that_may_make_a_password_are_not_recorded() {
         "    hostname:\n      value: shop.example.test\n",
     );
     let state = tempfile::tempdir().unwrap();
-    let install = json(run(windlass(state.path())
-        .args(OFFLINE_INSTALL)
-        .arg("--json")
-        .arg("--config-values")
-        .arg(&values)
-        .arg(&release)));
+    let install = json(run(
+        install_with_values(state.path(), &values, &release).arg("--json")
+    ));
     assert_eq!(install["status"], "completed", "{install}");
     let id = install["install_id"].as_str().unwrap();
     let events = json(run(windlass(state.path()).args(["events", id, "--json"])));
@@ -904,12 +891,9 @@ fn an_install_reading_config_values_and_license_fields_replays_with_and_without_
             "    hostname:\n      value: shop.example.test\n    enable_cache:\n      value: \"1\"\n    api_token:\n      valuePlaintext: {TOKEN}\n"
         ),
     );
-    let install = json(run(windlass(state.path())
-        .args(OFFLINE_INSTALL)
-        .arg("--json")
-        .arg("--config-values")
-        .arg(&values)
-        .arg(&release)));
+    let install = json(run(
+        install_with_values(state.path(), &values, &release).arg("--json")
+    ));
     assert_eq!(install["status"], "completed", "{install}");
     let install_id = install["install_id"].as_str().unwrap().to_string();
     // What a replay needs is recorded, the password by keyed fingerprint only.
@@ -1086,15 +1070,8 @@ fn a_resume_in_a_new_process_renders_a_file_holding_a_password_again() {
     let out = dir.path().join("out");
     let values = all_values(dir.path());
     let install = |state: &Path| {
-        let mut command = windlass(state);
-        command
-            .args(OFFLINE_INSTALL)
-            .arg("--json")
-            .arg("--out")
-            .arg(&out)
-            .arg("--config-values")
-            .arg(&values)
-            .arg(&release);
+        let mut command = install_with_values(state, &values, &release);
+        command.arg("--json").arg("--out").arg(&out);
         command
     };
     let mut child = install(state.path())
