@@ -173,8 +173,8 @@ async fn uninstall_dropped(
 ) -> Result<Vec<String>, StageError> {
     let mut gone_before = std::collections::BTreeSet::new();
     for event in context.recorded_facts().await {
-        if let Ok(record) = serde_json::from_value::<HelmReleaseUninstalled>(event.payload)
-            && event.event_type == crate::events::HELM_RELEASE_UNINSTALLED
+        if event.event_type == crate::events::HELM_RELEASE_UNINSTALLED
+            && let Ok(record) = serde_json::from_value::<HelmReleaseUninstalled>(event.payload)
             && record.outcome != HelmUninstallOutcome::Failed
         {
             gone_before.insert((record.release_name, record.namespace));

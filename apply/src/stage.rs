@@ -245,8 +245,7 @@ impl Stage for ApplyStage {
                 let kubeconfig = connection.kubeconfig.clone();
                 let cluster = Cluster::new((*connection).clone());
                 let previous_apply = previous_apply(context, &app_slug, cluster.server())?;
-                let previous_installer = previous_apply.as_ref().map(|(id, _)| id.clone());
-                let previous = previous_apply.map(|(_, inventory)| inventory);
+                let (previous_installer, previous) = previous_apply.unzip();
                 let namespaces = source.secret_namespaces.clone();
                 let mut additional = source.additional_namespaces.clone();
                 if let Some(namespaces) = &namespaces {

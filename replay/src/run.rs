@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use windlass_apply::target::Target;
 use windlass_engine::events::InstallStarted;
 use windlass_engine::{
     ConfigValuesInput, FixedClock, HttpClient, InstallRequest, InstallState, InstallStatus,
@@ -589,19 +590,14 @@ fn replay_specs(
         .pipeline
         .iter()
         .filter(|stage| {
-            let target = (stage.kind == windlass_apply::stage::KIND)
-                .then(|| stage.config.get("target").and_then(Value::as_str))
-                .flatten();
-            let to_a_cluster = target.is_some_and(|target| {
-                matches!(
-                    windlass_apply::target::Target::parse(target),
-                    Ok(windlass_apply::target::Target::Kube { .. })
-                )
-            });
+            let to_a_cluster = matches!(apply_target(stage), Some(Target::Kube { .. }));
             if to_a_cluster {
                 left_out.push(LeftOutStage {
                     name: stage.name.clone(),
-                    target: target.unwrap_or_default().to_string(),
+                    target: stage.config["target"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
                 });
             }
             !to_a_cluster
@@ -651,10 +647,7 @@ fn replay_specs(
                     }
                 }
                 windlass_apply::stage::KIND
-                    if object
-                        .get("target")
-                        .and_then(Value::as_str)
-                        .is_some_and(|target| target.starts_with("dir:")) =>
+                    if matches!(apply_target(stage), Some(Target::Dir(_))) =>
                 {
                     let target = apply_targets.join(&stage.name);
                     object.insert(
@@ -684,6 +677,14 @@ fn replay_specs(
         }
     }
     Ok(ReplaySpecs { specs, left_out })
+}
+
+/// The target of a recorded `apply` stage (`None` for other stages, or an unreadable target,
+/// which the stage itself then refuses).
+fn apply_target(stage: &windlass_engine::events::PipelineStageRecord) -> Option<Target> {
+    (stage.kind == windlass_apply::stage::KIND)
+        .then(|| Target::parse(stage.config.get("target")?.as_str()?).ok())
+        .flatten()
 }
 
 /// The pipeline a replay runs, and the recorded stages it leaves out.
