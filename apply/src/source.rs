@@ -91,7 +91,19 @@ impl SourceFacts {
     }
 
     /// The newest kept fact of `event_type` of `install`; `None` when nothing of `install` is kept.
+    #[cfg(test)]
     fn newest(&self, install: &str, event_type: &str) -> Option<Option<StoredEvent>> {
+        self.with_newest(install, event_type, |event| event.cloned())
+    }
+
+    /// `read` of the newest kept fact of `event_type` of `install` (a fact of these megabytes is
+    /// read where it lies, never copied); `None` when nothing of `install` is kept.
+    fn with_newest<R>(
+        &self,
+        install: &str,
+        event_type: &str,
+        read: impl FnOnce(Option<&StoredEvent>) -> R,
+    ) -> Option<R> {
         let kept = self
             .0
             .lock()
@@ -100,13 +112,12 @@ impl SourceFacts {
         if id != install || !Self::TYPES.contains(&event_type) {
             return None;
         }
-        Some(
+        Some(read(
             facts
                 .iter()
                 .rev()
-                .find(|event| event.event_type == event_type)
-                .cloned(),
-        )
+                .find(|event| event.event_type == event_type),
+        ))
     }
 }
 
@@ -118,29 +129,34 @@ enum Facts<'a> {
 
 impl Facts<'_> {
     fn newest<T: DeserializeOwned>(&self, event_type: &str) -> Result<Option<T>, StageError> {
+        // Decoded from the fact where it lies: a release's facts are megabytes.
+        let decode = |event: Option<&StoredEvent>| {
+            event
+                .map(|event| {
+                    T::deserialize(&event.payload).map_err(|error| {
+                        StageError::permanent(format!("{event_type} is unreadable: {error}"))
+                    })
+                })
+                .transpose()
+        };
         let event: Option<StoredEvent> = match self {
-            Facts::Inputs(context) => context
-                .inputs
-                .values()
-                .flat_map(|facts| facts.iter())
-                .rev()
-                .find(|event| event.event_type == event_type)
-                .cloned(),
+            Facts::Inputs(context) => {
+                return decode(
+                    context
+                        .inputs
+                        .values()
+                        .flat_map(|facts| facts.iter())
+                        .rev()
+                        .find(|event| event.event_type == event_type),
+                );
+            }
             Facts::Install(context, install) => {
                 if let Some(kept) = context
                     .memo
                     .get::<SourceFacts>()
-                    .newest(install, event_type)
+                    .with_newest(install, event_type, decode)
                 {
-                    return kept
-                        .map(|event| {
-                            serde_json::from_value(event.payload).map_err(|error| {
-                                StageError::permanent(format!(
-                                    "{event_type} is unreadable: {error}"
-                                ))
-                            })
-                        })
-                        .transpose();
+                    return kept;
                 }
                 let mut found = None;
                 context
@@ -162,13 +178,7 @@ impl Facts<'_> {
                 found
             }
         };
-        event
-            .map(|event| {
-                serde_json::from_value(event.payload).map_err(|error| {
-                    StageError::permanent(format!("{event_type} is unreadable: {error}"))
-                })
-            })
-            .transpose()
+        decode(event.as_ref())
     }
 }
 
