@@ -211,7 +211,7 @@ pub fn read_source(
     let fetched: Option<BaseFetched> = facts.newest(BaseFetched::EVENT_TYPE)?;
     let out_dir = context.request.out_dir.clone();
     let out =
-        OutputDir::create(&out_dir).map_err(|error| StageError::permanent(error.to_string()))?;
+        OutputDir::for_stage(context).map_err(|error| StageError::permanent(error.to_string()))?;
     let stale = |message: String| {
         let error = StageError::permanent(message);
         match install {

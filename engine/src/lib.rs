@@ -14,6 +14,7 @@ pub mod install;
 pub mod install_index;
 pub mod install_state;
 pub mod memo;
+pub mod memory_output;
 pub mod pipeline;
 pub mod pipeline_file;
 pub mod progress;
@@ -29,6 +30,7 @@ pub use install_state::{
     FoldError, InstallState, InstallStatus, StageState, StageStatus, fold, fold_owned,
 };
 pub use memo::Memo;
+pub use memory_output::{MemoryFile, MemoryOutput};
 pub use pipeline::{
     DuplicateKind, Pipeline, PipelineError, PipelineErrors, StageFactory, StageKind, StageRegistry,
     StageSpec,

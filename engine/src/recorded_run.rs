@@ -41,6 +41,6 @@ impl RecordedRun {
             .get(stage)?
             .iter()
             .find(|event| event.is::<T>())
-            .and_then(|event| serde_json::from_value(event.payload.clone()).ok())
+            .and_then(|event| T::deserialize(&event.payload).ok())
     }
 }

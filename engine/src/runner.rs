@@ -562,6 +562,7 @@ impl Runner {
                 output
             });
             let duration_ms = clock.elapsed().as_millis() as u64;
+            tracing::debug!(stage = %stage.name, attempt, duration_ms, ok = result.is_ok(), "stage ran");
             match result {
                 Ok(output) => {
                     let fact_count = output.facts.len() as u32;
@@ -586,6 +587,7 @@ impl Runner {
                         },
                     )?);
                     let mut stored = self.append(batch).await?;
+                    tracing::debug!(stage = %stage.name, recorded_ms = clock.elapsed().as_millis() as u64, "stage recorded");
                     lifecycle.extend(stored.pop());
                     // Facts recorded as the stage went come first; their markers are lifecycle.
                     let as_it_went = std::mem::take(&mut *recorded.events.lock().await);

@@ -166,6 +166,9 @@ pub struct Services {
     /// Set by a replay: the facts the original run recorded, from which a stage answers what it
     /// would otherwise ask the world (see [`crate::recorded_run`]).
     pub recorded: Option<Arc<crate::recorded_run::RecordedRun>>,
+    /// Set by a replay: the stages' output directory is kept here instead of on the disk (see
+    /// [`crate::memory_output`]).
+    pub output_in_memory: Option<Arc<crate::memory_output::MemoryOutput>>,
 }
 
 impl Default for Services {
@@ -178,6 +181,7 @@ impl Default for Services {
             clock: Arc::new(SystemClock),
             random: Arc::new(OsRandom),
             recorded: None,
+            output_in_memory: None,
         }
     }
 }
@@ -188,6 +192,7 @@ impl fmt::Debug for Services {
             .debug_struct("Services")
             .field("http", &self.http)
             .field("replaying", &self.recorded.is_some())
+            .field("output_in_memory", &self.output_in_memory.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -182,7 +182,7 @@ pub fn build_cached(
     cache: &ParsedCache,
     planned: &PlannedTree,
 ) -> Result<Vec<Value>, BuildError> {
-    let overlay = canonical(overlay)?;
+    let overlay = canonical(overlay, planned)?;
     let root = overlay
         .ancestors()
         .find(|ancestor| ancestor.file_name().is_some_and(|name| name == "overlays"))
@@ -208,8 +208,8 @@ fn build_within_cached(
     cache: &ParsedCache,
     planned: &PlannedTree,
 ) -> Result<Vec<Value>, BuildError> {
-    let overlay = canonical(overlay)?;
-    let root = canonical(root)?;
+    let overlay = canonical(overlay, planned)?;
+    let root = canonical(root, planned)?;
     let mut builder = Builder {
         root,
         stack: Vec::new(),
@@ -229,7 +229,12 @@ fn build_within_cached(
         .collect())
 }
 
-fn canonical(path: &Path) -> Result<PathBuf, BuildError> {
+/// `path` canonical: as it is when it is a planned directory (planned directories are given by
+/// canonical paths, and may exist in memory only), else as the file system resolves it.
+fn canonical(path: &Path, planned: &PlannedTree) -> Result<PathBuf, BuildError> {
+    if matches!(planned.lookup(path), Some(Planned::Directory)) {
+        return Ok(path.to_path_buf());
+    }
     path.canonicalize().map_err(|source| BuildError::Io {
         path: path.to_path_buf(),
         source,

@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 /// Whole directories, by absolute path, with every file they hold.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct PlannedTree {
     roots: Vec<PathBuf>,
     files: HashMap<PathBuf, Arc<[u8]>>,

@@ -157,7 +157,7 @@ impl Stage for KrmFunction {
         let ran: PluginRan = windlass_engine::recorded_fact::<PluginRan>(recorded)?;
         let rendered: MidstreamRendered =
             windlass_engine::recorded_fact::<MidstreamRendered>(recorded)?;
-        let out = OutputDir::create(&context.request.out_dir)
+        let out = OutputDir::for_stage(context)
             .map_err(|error| StageError::permanent(error.to_string()))?;
         let mut damaged = 0;
         for file in &rendered.rendered_files {
@@ -618,7 +618,7 @@ fn write_rendered(
 ) -> Result<Vec<RenderedFile>, StageError> {
     check_unique(plugin, items)?;
     let failure = |error: windlass_stages::output::OutputError| permanent(plugin, error);
-    let out = OutputDir::create(&context.request.out_dir).map_err(failure)?;
+    let out = OutputDir::for_stage(context).map_err(failure)?;
     let secrets: Vec<&RenderedFile> = rendered
         .rendered_files
         .iter()

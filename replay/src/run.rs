@@ -24,7 +24,7 @@ use windlass_engine::{
 use windlass_stages::events::{
     BaseFetched, ImagesProbed, OverridesPlanned, ProbePolicy, SecretsProvisioned,
 };
-use windlass_stages::release::{Limits, ReleaseSnapshot, digest_keeping};
+use windlass_stages::release::{Limits, ReleaseSnapshot, digest_keeping_files};
 use windlass_state::{
     BlobId, EventPayload, NewEvent, SchemaRegistry, SecretString, StateDir, StoredEvent,
     verify_chain,
@@ -35,7 +35,7 @@ use crate::compare::{
     Known, comparable_fields, field_differences, first_differing_line, output_files,
 };
 use crate::events::{Difference, ReplayDiffered, ReplayVerified};
-use crate::scratch::{Scratch, read_blobs, rebuild_release};
+use crate::scratch::{Scratch, read_blobs, release_files};
 
 /// Options a what-if changes; `None` keeps what the install recorded.
 #[derive(Debug, Clone, Default)]
@@ -305,13 +305,14 @@ async fn replay_unchecked(
             missing.join(" and ")
         ));
     }
-    rebuild_release(
+    let release = release_files(
         &fetched,
         &fetch_stage,
         &state.blobs,
-        &scratch.release(),
         options.license_bytes.as_deref(),
     )?;
+    let release_dir = std::fs::canonicalize(scratch.release())
+        .map_err(|error| ReplayError::Scratch(error.to_string()))?;
 
     tracing::debug!(elapsed = ?began.elapsed(), "rebuilt the release from its blobs");
     let ReplaySpecs { specs, left_out } = replay_specs(
@@ -334,8 +335,9 @@ async fn replay_unchecked(
         .map_err(|error| ReplayError::Recorded(format!("the recorded pipeline: {error}")))?;
     let memo = Arc::new(Memo::default());
     let snapshot = memo.get::<ReleaseSnapshot>();
-    let release_digest = digest_keeping(&scratch.release(), &Limits::default(), &snapshot)
-        .map_err(|error| ReplayError::Recorded(format!("the rebuilt release: {error}")))?;
+    // fetch_base takes the release from the snapshot: nothing is written or read on the disk.
+    let release_digest =
+        digest_keeping_files(release_dir.clone(), &Limits::default(), release, &snapshot);
     let scratch_state = scratch.state(schemas)?;
     // The replayed run's blobs are thrown away: held in memory, never written.
     let replay_blobs = Arc::new(windlass_state::BlobStore::in_memory());
@@ -390,11 +392,11 @@ async fn replay_unchecked(
             clock: Arc::new(FixedClock(started_at)),
             random: Arc::new(NoRandom),
             recorded: Some(recorded_run.clone()),
+            output_in_memory: Some(scratch.output().clone()),
         },
     };
     let request = InstallRequest {
-        release_dir: std::fs::canonicalize(scratch.release())
-            .map_err(|error| ReplayError::Scratch(error.to_string()))?,
+        release_dir,
         release_digest: release_digest.clone(),
         out_dir: scratch.out(),
         requested_out: None,
@@ -459,9 +461,23 @@ async fn replay_unchecked(
         }
     }
     tracing::debug!(elapsed = ?began.elapsed(), "compared every stage");
+    // Freeing what both runs recorded and produced (tens of megabytes of JSON trees on a big
+    // release) takes a while and decides nothing: it happens on a thread of its own.
+    free_apart((
+        recorded_install,
+        recorded_run,
+        replayed,
+        runner,
+        scratch_state,
+    ));
     drop(scratch);
     tracing::debug!(elapsed = ?began.elapsed(), "removed the scratch directory");
     Ok(report)
+}
+
+/// Drops `value` on a thread of its own (a process ending first frees it all at once).
+fn free_apart<T: Send + 'static>(value: T) {
+    std::thread::spawn(move || drop(value));
 }
 
 /// The license the replayed run gets: the one given (which must be the recorded one), or, without
@@ -847,7 +863,7 @@ fn compare_stages(
             let id = BlobId::parse(blob).map_err(|_| {
                 ReplayError::Recorded(format!("{name}: invalid blob id for {}", file.path))
             })?;
-            match read_produced(scratch, &file.path)? {
+            match read_produced(scratch, &file.path) {
                 Some(produced) if BlobId::of(&produced) == id => {}
                 Some(produced) => {
                     let recorded =
@@ -940,7 +956,7 @@ fn compare_stages(
         report.stages.push(verdict);
     }
     // Anything else the replay wrote that no fact lists.
-    for path in files_under(&scratch.out()) {
+    for path in scratch.output().paths() {
         if !listed.contains(&path) {
             report.differences.push(Difference {
                 stage: "(none)".into(),
@@ -1028,7 +1044,7 @@ fn compare_secret_file(
         return Ok(());
     }
     report.secret_files_compared += 1;
-    let produced = read_produced(scratch, path)?;
+    let produced = read_produced(scratch, path);
     let Some(produced) = produced else {
         report.differences.push(Difference {
             stage: stage.to_string(),
@@ -1055,33 +1071,9 @@ fn compare_secret_file(
     Ok(())
 }
 
-fn read_produced(scratch: &Scratch, path: &str) -> Result<Option<Vec<u8>>, ReplayError> {
-    match std::fs::read(scratch.out().join(path)) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(ReplayError::Scratch(format!("{path}: {error}"))),
-    }
-}
-
-/// Every file under `root`, relative and `/`-separated.
-fn files_under(root: &std::path::Path) -> Vec<String> {
-    let mut files = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
-                stack.push(path);
-            } else if let Ok(relative) = path.strip_prefix(root) {
-                files.push(relative.to_string_lossy().replace('\\', "/"));
-            }
-        }
-    }
-    files.sort();
-    files
+/// The bytes the replayed stages wrote at `path` of the output directory, if any.
+fn read_produced(scratch: &Scratch, path: &str) -> Option<std::sync::Arc<[u8]>> {
+    scratch.output().get(path).map(|file| file.bytes)
 }
 
 /// Appends the replay's verdict to the replayed install's stream: `ReplayVerified` when it was

@@ -1,11 +1,16 @@
-//! The scratch directory a replay runs in, deleted when it ends: `release/` rebuilt from the
-//! blobs `BaseFetched` names (the release directory itself is never read), `out/` for what the
-//! stages write, and `state/`, a throwaway state directory whose log the replayed run records
-//! into (the real log only gets the replay's verdict).
+//! The scratch directory a replay runs in, deleted when it ends: `release/`, an empty directory
+//! standing for the release (its files are rebuilt in memory from the blobs `BaseFetched` names and
+//! handed to `fetch_base` as if read from there; the release directory itself is never read),
+//! `out/`, the output directory, empty too: the stages write their output into memory
+//! ([`windlass_engine::MemoryOutput`]), where the replay compares it (a replay wrote and deleted as
+//! many files as the install wrote, which was most of its time), `apply-targets/` for the apply
+//! stages with a directory target, and `state/`, a throwaway state directory whose log the replayed
+//! run records into (the real log only gets the replay's verdict).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use windlass_engine::MemoryOutput;
 use windlass_stages::events::{BaseFetched, FileClass};
 use windlass_state::{Backend, BlobError, BlobId, BlobStore, SchemaRegistry, StateDir};
 
@@ -14,9 +19,11 @@ use crate::ReplayError;
 /// The environment variable naming the directory scratch directories are made in.
 pub const SCRATCH_ENV: &str = "WINDLASS_REPLAY_SCRATCH";
 
-/// A scratch directory, removed on drop.
+/// A scratch directory, removed on drop, and the output directory the replayed stages write in
+/// memory.
 pub struct Scratch {
     dir: tempfile::TempDir,
+    output: Arc<MemoryOutput>,
 }
 
 impl Scratch {
@@ -41,15 +48,27 @@ impl Scratch {
                 .or_else(|_| make(&std::env::temp_dir()))
                 .map_err(|error| ReplayError::Scratch(error.to_string()))?,
         };
-        Ok(Scratch { dir })
+        for inside in ["release", "out"] {
+            std::fs::create_dir(dir.path().join(inside))
+                .map_err(|error| ReplayError::Scratch(format!("{inside}: {error}")))?;
+        }
+        Ok(Scratch {
+            dir,
+            output: Arc::default(),
+        })
     }
 
-    /// The rebuilt release.
+    /// The output directory's files, in memory.
+    pub fn output(&self) -> &Arc<MemoryOutput> {
+        &self.output
+    }
+
+    /// The directory standing for the release (empty).
     pub fn release(&self) -> PathBuf {
         self.dir.path().join("release")
     }
 
-    /// The replayed output directory.
+    /// The replayed output directory (empty on the disk: see [`Scratch::output`]).
     pub fn out(&self) -> PathBuf {
         self.dir.path().join("out")
     }
@@ -102,15 +121,15 @@ pub fn read_blobs(
     }
 }
 
-/// Writes every release file `fetched` recorded into `root` from its blob; a license file gets
-/// `license` (the `--license` file's bytes) or is left out.
-pub fn rebuild_release(
+/// Every release file `fetched` recorded, by path relative to the release, from its blob; a
+/// license file gets `license` (the `--license` file's bytes) or is left out. A recorded path that
+/// would leave the release is refused.
+pub fn release_files(
     fetched: &BaseFetched,
     stage: &str,
     blobs: &BlobStore,
-    root: &Path,
     license: Option<&[u8]>,
-) -> Result<(), ReplayError> {
+) -> Result<Vec<(String, Vec<u8>)>, ReplayError> {
     let stored: Vec<_> = fetched
         .files
         .iter()
@@ -128,25 +147,10 @@ pub fn rebuild_release(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let bodies = read_blobs(blobs, &ids, stage, |index| stored[index].path.clone())?;
-    std::fs::create_dir_all(root).map_err(|error| ReplayError::Scratch(error.to_string()))?;
-    // Directories first, each once; then the files, on every core.
-    let targets = stored
-        .iter()
-        .map(|file| inside(root, &file.path))
-        .collect::<Result<Vec<_>, _>>()?;
-    let parents: std::collections::BTreeSet<&Path> = targets
-        .iter()
-        .filter_map(|target| target.parent())
-        .collect();
-    for parent in parents {
-        std::fs::create_dir_all(parent).map_err(|error| ReplayError::Scratch(error.to_string()))?;
-    }
-    let writes: Vec<_> = targets.iter().zip(&bodies).collect();
-    for written in windlass_manifest::parallel::parallel_map(&writes, 256, |(target, body)| {
-        std::fs::write(target, body)
-            .map_err(|error| ReplayError::Scratch(format!("{}: {error}", target.display())))
-    }) {
-        written?;
+    let mut files = Vec::with_capacity(stored.len() + 1);
+    for (file, body) in stored.iter().zip(bodies) {
+        check_inside(&file.path)?;
+        files.push((file.path.clone(), body));
     }
     if let Some(license) = license {
         for file in fetched
@@ -154,23 +158,15 @@ pub fn rebuild_release(
             .iter()
             .filter(|file| file.class == FileClass::License)
         {
-            write_inside(root, &file.path, license)?;
+            check_inside(&file.path)?;
+            files.push((file.path.clone(), license.to_vec()));
         }
     }
-    Ok(())
+    Ok(files)
 }
 
-/// Writes `bytes` at `relative` under `root`, refusing a recorded path that would leave it.
-fn write_inside(root: &Path, relative: &str, bytes: &[u8]) -> Result<(), ReplayError> {
-    let target = inside(root, relative)?;
-    if let Some(parent) = target.parent() {
-        std::fs::create_dir_all(parent).map_err(|error| ReplayError::Scratch(error.to_string()))?;
-    }
-    std::fs::write(&target, bytes).map_err(|error| ReplayError::Scratch(error.to_string()))
-}
-
-/// `relative` under `root`, refusing a recorded path that would leave it.
-fn inside(root: &Path, relative: &str) -> Result<PathBuf, ReplayError> {
+/// Refuses a recorded release path that is not plain and relative (it would leave the release).
+fn check_inside(relative: &str) -> Result<(), ReplayError> {
     let path = Path::new(relative);
     if relative.is_empty()
         || path.is_absolute()
@@ -182,5 +178,5 @@ fn inside(root: &Path, relative: &str) -> Result<PathBuf, ReplayError> {
             "BaseFetched names a file outside the release: {relative:?}"
         )));
     }
-    Ok(root.join(path))
+    Ok(())
 }

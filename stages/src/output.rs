@@ -19,6 +19,10 @@
 //!
 //! Output file names derived from object names go through [`fit_file_name`], which shortens a name
 //! too long for a file system deterministically, with a hash suffix.
+//!
+//! A replay keeps the output directory in memory ([`windlass_engine::MemoryOutput`], set in
+//! `Services::output_in_memory`): stages open it with [`OutputDir::for_stage`], which then writes,
+//! reads and replaces trees in that map under the same path checks, and touches no file.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -31,6 +35,7 @@ use std::sync::{Arc, Mutex};
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
+use windlass_engine::{MemoryFile, MemoryOutput, StageContext};
 
 /// A problem writing output.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +70,8 @@ pub enum OutputError {
 #[derive(Debug, Clone)]
 pub struct OutputDir {
     root: PathBuf,
+    /// Set when the directory is kept in memory (a replay): nothing under `root` is touched.
+    memory: Option<Arc<MemoryOutput>>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
@@ -283,12 +290,52 @@ impl OutputDir {
     pub fn create(root: &Path) -> Result<OutputDir, OutputError> {
         fs::create_dir_all(root).map_err(io(root))?;
         let root = fs::canonicalize(root).map_err(io(root))?;
-        Ok(OutputDir { root })
+        Ok(OutputDir { root, memory: None })
+    }
+
+    /// The output directory of the run `context` belongs to: the request's, on the disk, or the
+    /// one kept in memory when the run's services say so (a replay; the directory itself is still
+    /// created, empty, so that its path is canonical).
+    pub fn for_stage(context: &StageContext) -> Result<OutputDir, OutputError> {
+        match &context.services.output_in_memory {
+            Some(memory) => OutputDir::in_memory(&context.request.out_dir, memory.clone()),
+            None => OutputDir::create(&context.request.out_dir),
+        }
+    }
+
+    /// An output directory kept in `memory`, standing for `root` (created, empty, so that its
+    /// path is canonical; nothing is written under it).
+    pub fn in_memory(root: &Path, memory: Arc<MemoryOutput>) -> Result<OutputDir, OutputError> {
+        let mut out = OutputDir::create(root)?;
+        out.memory = Some(memory);
+        Ok(out)
     }
 
     /// The directory, canonical.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Whether the directory is kept in memory: nothing reads it from the disk.
+    pub fn is_in_memory(&self) -> bool {
+        self.memory.is_some()
+    }
+
+    /// Every file inside the directory `relative`, by path relative to it, when the output
+    /// directory is kept in memory.
+    pub fn memory_files_under(&self, relative: &str) -> Option<Vec<(String, Arc<[u8]>)>> {
+        self.memory
+            .as_ref()
+            .map(|memory| memory.files_under(relative))
+    }
+
+    /// Whether something (a file or a directory; on the disk, through symlinks) is at `relative`.
+    pub fn exists(&self, relative: &str) -> Result<bool, OutputError> {
+        let key = Self::checked(relative)?.join("/");
+        Ok(match &self.memory {
+            Some(memory) => memory.exists(&key),
+            None => self.root.join(key).exists(),
+        })
     }
 
     /// The normal components of `relative` (never empty), or [`OutputError::UnsafePath`].
@@ -329,6 +376,13 @@ impl OutputDir {
 
     /// Writes `bytes` to `relative` with the given permission bits.
     pub fn write(&self, relative: &str, bytes: &[u8], mode: u32) -> Result<PathBuf, OutputError> {
+        if let Some(memory) = &self.memory {
+            let key = Self::checked(relative)?.join("/");
+            let final_path = self.root.join(&key);
+            let bytes = Arc::from(bytes);
+            memory.insert(key, MemoryFile { bytes, mode });
+            return Ok(final_path);
+        }
         let (parent, parent_shown, name) = self
             .open_parent(relative, true)?
             .expect("missing parents are created");
@@ -358,7 +412,12 @@ impl OutputDir {
     /// parents is not a real directory. Callers checking output against what was recorded treat
     /// all of these as damaged.
     pub fn read_file(&self, relative: &str) -> Result<Option<Vec<u8>>, OutputError> {
-        Self::checked(relative)?;
+        let components = Self::checked(relative)?;
+        if let Some(memory) = &self.memory {
+            return Ok(memory
+                .get(&components.join("/"))
+                .map(|file| file.bytes.to_vec()));
+        }
         let (parent, _, name) = match self.open_parent(relative, false) {
             Ok(Some(opened)) => opened,
             Ok(None) | Err(OutputError::UnsafePath { .. }) => return Ok(None),
@@ -385,6 +444,10 @@ impl OutputDir {
     /// Removes `relative` and everything under it, if it exists (symlinks are removed, not
     /// followed, whether at `relative` itself, under it, or among its parents, which are refused).
     pub fn remove_tree(&self, relative: &str) -> Result<(), OutputError> {
+        if let Some(memory) = &self.memory {
+            memory.remove_tree(&Self::checked(relative)?.join("/"));
+            return Ok(());
+        }
         match self.open_parent(relative, false)? {
             Some((parent, _, name)) => remove_at(&parent, name, &self.root.join(relative)),
             None => Ok(()),
@@ -396,6 +459,15 @@ impl OutputDir {
     /// symlinks included, is replaced, never followed). Dropping the writer without committing
     /// leaves `relative` as it was.
     pub fn replace_tree(&self, relative: &str) -> Result<TreeWriter, OutputError> {
+        if let Some(memory) = &self.memory {
+            let relative = Self::checked(relative)?.join("/");
+            return Ok(TreeWriter::Memory(MemoryTreeWriter {
+                final_path: self.root.join(&relative),
+                relative,
+                memory: memory.clone(),
+                written: Mutex::new(std::collections::BTreeMap::new()),
+            }));
+        }
         let (parent, parent_shown, name) = self
             .open_parent(relative, true)?
             .expect("missing parents are created");
@@ -424,7 +496,7 @@ impl OutputDir {
         } else {
             format!("{parent_shown}/{name}")
         };
-        Ok(TreeWriter {
+        Ok(TreeWriter::Disk(DiskTreeWriter {
             final_path: self.root.join(&relative),
             relative,
             parent,
@@ -434,7 +506,7 @@ impl OutputDir {
             staging,
             directories: Mutex::new(HashMap::new()),
             committed: false,
-        })
+        }))
     }
 }
 
@@ -445,7 +517,86 @@ const MAX_CACHED_DIRECTORIES: usize = 256;
 /// A directory tree being written by [`OutputDir::replace_tree`], invisible until
 /// [`TreeWriter::commit`].
 #[derive(Debug)]
-pub struct TreeWriter {
+pub enum TreeWriter {
+    /// Into a staging directory on the disk.
+    Disk(DiskTreeWriter),
+    /// Into memory, for an output directory kept there.
+    Memory(MemoryTreeWriter),
+}
+
+impl TreeWriter {
+    /// Writes `bytes` to `path_in_tree` (relative to the tree) with the given permission bits.
+    /// Each path may be written once. Several threads may write one tree at once.
+    pub fn write(&self, path_in_tree: &str, bytes: &[u8], mode: u32) -> Result<(), OutputError> {
+        match self {
+            TreeWriter::Disk(writer) => writer.write(path_in_tree, bytes, mode),
+            TreeWriter::Memory(writer) => writer.write(path_in_tree, bytes, mode),
+        }
+    }
+
+    /// Puts the written tree in place of the target, whole; returns the tree's path.
+    pub fn commit(self) -> Result<PathBuf, OutputError> {
+        match self {
+            TreeWriter::Disk(writer) => writer.commit(),
+            TreeWriter::Memory(writer) => Ok(writer.commit()),
+        }
+    }
+}
+
+/// A [`TreeWriter`] into memory: the files are gathered and replace the tree when committed.
+#[derive(Debug)]
+pub struct MemoryTreeWriter {
+    /// Where the tree would be on the disk.
+    final_path: PathBuf,
+    /// The tree's path relative to the output directory, normalised.
+    relative: String,
+    /// The output directory.
+    memory: Arc<MemoryOutput>,
+    /// What was written, by path relative to the tree.
+    written: Mutex<std::collections::BTreeMap<String, MemoryFile>>,
+}
+
+impl MemoryTreeWriter {
+    fn write(&self, path_in_tree: &str, bytes: &[u8], mode: u32) -> Result<(), OutputError> {
+        let shown = format!("{}/{path_in_tree}", self.relative);
+        let key = plain_components(path_in_tree)
+            .map_err(|reason| OutputError::UnsafePath {
+                path: shown.clone(),
+                reason: reason.to_string(),
+            })?
+            .join("/");
+        let file = MemoryFile {
+            bytes: Arc::from(bytes),
+            mode,
+        };
+        let mut written = self
+            .written
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match written.entry(key) {
+            std::collections::btree_map::Entry::Occupied(_) => {
+                Err(OutputError::AlreadyWritten { path: shown })
+            }
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(file);
+                Ok(())
+            }
+        }
+    }
+
+    fn commit(self) -> PathBuf {
+        let written = self
+            .written
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.memory.replace_tree(&self.relative, written);
+        self.final_path
+    }
+}
+
+/// A [`TreeWriter`] on the disk.
+#[derive(Debug)]
+pub struct DiskTreeWriter {
     /// Where the tree ends up.
     final_path: PathBuf,
     /// The tree's path relative to the output directory, normalised; errors name files by it.
@@ -467,7 +618,7 @@ pub struct TreeWriter {
     committed: bool,
 }
 
-impl Drop for TreeWriter {
+impl Drop for DiskTreeWriter {
     /// A tree never committed (the stage failed half way) leaves no staging directory behind; if
     /// removing it fails, the next `replace_tree` by another process removes it.
     fn drop(&mut self) {
@@ -481,7 +632,7 @@ impl Drop for TreeWriter {
     }
 }
 
-impl TreeWriter {
+impl DiskTreeWriter {
     /// How `path_in_tree` is named in errors: relative to the output directory.
     fn shown(&self, path_in_tree: &str) -> String {
         format!("{}/{path_in_tree}", self.relative)
@@ -526,7 +677,7 @@ impl TreeWriter {
     /// Writes `bytes` to `path_in_tree` (relative to the tree) with the given permission bits:
     /// one `openat` creating the file, the write, the close. Each path may be written once.
     /// Several threads may write one tree at once.
-    pub fn write(&self, path_in_tree: &str, bytes: &[u8], mode: u32) -> Result<(), OutputError> {
+    fn write(&self, path_in_tree: &str, bytes: &[u8], mode: u32) -> Result<(), OutputError> {
         let shown = self.shown(path_in_tree);
         let components =
             plain_components(path_in_tree).map_err(|reason| OutputError::UnsafePath {
@@ -555,9 +706,9 @@ impl TreeWriter {
     /// any type, is there; a symlink is replaced, never followed), then removes the old tree.
     /// Returns the tree's path. If removing the old tree fails, the new tree is already in place
     /// and the error names the leftover, which dropping the writer tries again to remove.
-    pub fn commit(mut self) -> Result<PathBuf, OutputError> {
+    fn commit(mut self) -> Result<PathBuf, OutputError> {
         let target_error = |error: Errno| errno(Path::new(&self.relative))(error);
-        let rename = |writer: &TreeWriter| {
+        let rename = |writer: &DiskTreeWriter| {
             rustix::fs::renameat(
                 &writer.parent,
                 writer.staging_name.as_str(),

@@ -6,7 +6,6 @@
 //! or changed (it is derived from the license, the release and the recorded plan). In
 //! local-registry mode the secrets carry the local registry's credentials instead of the license's.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -186,8 +185,7 @@ impl Stage for ProvisionSecrets {
             check_expiry(license.expires_at.as_deref(), context.services.clock.now())?;
         }
         let (text, records, namespaces) = self.secret_file(context)?;
-        let out_dir: PathBuf = context.request.out_dir.clone();
-        let out = OutputDir::create(&out_dir)
+        let out = OutputDir::for_stage(context)
             .map_err(|error| StageError::permanent(error.to_string()))?;
         out.write(SECRET_FILE, text.as_bytes(), 0o600)
             .map_err(|error| StageError::permanent(error.to_string()))?;
@@ -228,7 +226,7 @@ impl Stage for ProvisionSecrets {
                 "{SECRET_FILE} cannot be written again: the pull secrets derived now differ from the recorded ones"
             )));
         }
-        let out = OutputDir::create(&context.request.out_dir)
+        let out = OutputDir::for_stage(context)
             .map_err(|error| StageError::permanent(error.to_string()))?;
         let on_disk = out
             .read_file(&recorded.file)

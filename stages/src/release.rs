@@ -942,6 +942,38 @@ pub fn digest_keeping(
             return Ok(format!("unreadable:blake3:{}", hasher.finalize().to_hex()));
         }
     };
+    Ok(digest_of_read(canonical_root, limits, read, snapshot))
+}
+
+/// [`digest_keeping`] of a release held in memory (a replay rebuilds it from the recorded blobs):
+/// `files`, by path relative to the release, as if read from a directory `canonical_root` (which
+/// must exist: `fetch_base` canonicalises it) that holds them and nothing else. [`scan_cached`] of
+/// `canonical_root` with `snapshot` then reads no file.
+pub fn digest_keeping_files(
+    canonical_root: PathBuf,
+    limits: &Limits,
+    files: Vec<(String, Vec<u8>)>,
+    snapshot: &ReleaseSnapshot,
+) -> String {
+    let mut read: Vec<ReadFile> = files
+        .into_iter()
+        .map(|(relative, bytes)| {
+            let size = bytes.len() as u64;
+            (relative, bytes, size)
+        })
+        .collect();
+    // The order a walk of the directory gives: by path component, each directory's files after it.
+    read.sort_by(|a, b| Path::new(&a.0).cmp(Path::new(&b.0)));
+    digest_of_read(canonical_root, limits, read, snapshot)
+}
+
+/// The digest of the files `read` from `canonical_root`, which `snapshot` then keeps.
+fn digest_of_read(
+    canonical_root: PathBuf,
+    limits: &Limits,
+    read: Vec<ReadFile>,
+    snapshot: &ReleaseSnapshot,
+) -> String {
     let mut hasher = blake3::Hasher::new();
     for (relative, bytes, _) in &read {
         if license_documents(relative, bytes).is_some() || config_values_file(relative, bytes) {
@@ -952,7 +984,7 @@ pub fn digest_keeping(
         hasher.update(blake3::hash(bytes).as_bytes());
     }
     snapshot.keep(canonical_root, *limits, read);
-    Ok(format!("blake3:{}", hasher.finalize().to_hex()))
+    format!("blake3:{}", hasher.finalize().to_hex())
 }
 
 /// Two documents of a KOTS kind a release may hold once are refused, naming both.

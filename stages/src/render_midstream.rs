@@ -15,7 +15,7 @@
 //! is missing or changed.
 
 use std::collections::{BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -284,14 +284,34 @@ fn planned_base(context: &StageContext, fetched: &BaseFetched) -> Result<Files, 
         .collect()
 }
 
+/// What a build of the output directory reads from memory: `planned` (the planned `base/`, if
+/// it is) and, when the output directory is kept in memory, `overlays/` (and `base/` when it is
+/// not planned) as written there so far.
+fn readable_tree<'a>(
+    out: &OutputDir,
+    planned: &'a PlannedTree,
+    base_planned: bool,
+) -> std::borrow::Cow<'a, PlannedTree> {
+    let Some(overlays) = out.memory_files_under("overlays") else {
+        return std::borrow::Cow::Borrowed(planned);
+    };
+    let mut tree = planned.clone();
+    tree.add_directory(out.root().join("overlays"), overlays);
+    if !base_planned && let Some(base) = out.memory_files_under("base") {
+        tree.add_directory(out.root().join("base"), base);
+    }
+    std::borrow::Cow::Owned(tree)
+}
+
 /// [`external_build`] of `overlay` (relative to the output directory, inside `overlays/`) when
-/// `base/` is only planned (`write_base` may still be writing it): runs the external kustomize on
-/// a copy of `overlays/` beside a `base/` written from the plan, in a scratch directory of the
-/// output directory that is removed afterwards.
+/// `base/` is only planned (`write_base` may still be writing it) or the output directory is kept
+/// in memory: runs the external kustomize on a copy of `overlays/` beside a `base/` written from
+/// the plan (or copied with the overlays from memory), in a scratch directory of the output
+/// directory on the disk that is removed afterwards.
 fn external_build_on_copy(
     command: &[String],
     out: &OutputDir,
-    base: &Files,
+    base: Option<&Files>,
     overlay: &str,
 ) -> Result<Vec<Value>, StageError> {
     let failure = |error: &dyn std::fmt::Display| StageError::permanent(error.to_string());
@@ -304,10 +324,27 @@ fn external_build_on_copy(
     };
     remove()?;
     let scratch = OutputDir::create(&scratch_root).map_err(|error| failure(&error))?;
-    for (path, bytes) in base {
+    for (path, bytes) in base.into_iter().flatten() {
         scratch
             .write(&format!("base/{path}"), bytes, 0o644)
             .map_err(|error| failure(&error))?;
+    }
+    if out.is_in_memory() {
+        let copied = if base.is_some() {
+            &["overlays"][..]
+        } else {
+            &["overlays", "base"][..]
+        };
+        for directory in copied {
+            for (path, bytes) in out.memory_files_under(directory).into_iter().flatten() {
+                scratch
+                    .write(&format!("{directory}/{path}"), &bytes, 0o644)
+                    .map_err(|error| failure(&error))?;
+            }
+        }
+        let built = external_build(command, &scratch_root.join(overlay));
+        remove()?;
+        return built;
     }
     let overlays = out.root().join("overlays");
     for entry in walkdir::WalkDir::new(&overlays) {
@@ -584,17 +621,20 @@ impl RenderMidstream {
                 false,
             )?;
             let overlay = inputs.out.root().join(&midstream);
-            let objects = match build_cached(&overlay, inputs.parsed_cache, inputs.planned_tree) {
+            let readable = readable_tree(inputs.out, inputs.planned_tree, inputs.base.is_some());
+            let objects = match build_cached(&overlay, inputs.parsed_cache, &readable) {
                 Ok(objects) => objects,
-                Err(BuildError::Unsupported { .. }) => match inputs.base {
-                    Some(base) => external_build_on_copy(
-                        &self.config.external_kustomize,
-                        inputs.out,
-                        base,
-                        &midstream,
-                    )?,
-                    None => external_build(&self.config.external_kustomize, &overlay)?,
-                },
+                Err(BuildError::Unsupported { .. })
+                    if inputs.base.is_none() && !inputs.out.is_in_memory() =>
+                {
+                    external_build(&self.config.external_kustomize, &overlay)?
+                }
+                Err(BuildError::Unsupported { .. }) => external_build_on_copy(
+                    &self.config.external_kustomize,
+                    inputs.out,
+                    inputs.base,
+                    &midstream,
+                )?,
                 Err(error) => return Err(StageError::invalid_input(error.to_string())),
             };
             let directory = base.rendered_dir();
@@ -653,8 +693,7 @@ impl Stage for RenderMidstream {
         let probed: ImagesProbed = context.input::<ImagesProbed>()?;
         let planned: OverridesPlanned = context.input::<OverridesPlanned>()?;
         let secret_name = format!("{}-registry", planned.app_slug);
-        let out_dir: PathBuf = context.request.out_dir.clone();
-        let out = OutputDir::create(&out_dir)
+        let out = OutputDir::for_stage(context)
             .map_err(|error| StageError::permanent(error.to_string()))?;
         let write_failure =
             |error: crate::output::OutputError| StageError::permanent(error.to_string());
@@ -741,8 +780,9 @@ impl Stage for RenderMidstream {
             yaml(&midstream_kustomization(&planned, has_patches))?,
             false,
         )?;
-        let downstream = out.root().join(DOWNSTREAM).join("kustomization.yaml");
-        let downstream_kept = downstream.exists();
+        let downstream_kept = out
+            .exists(&format!("{DOWNSTREAM}/kustomization.yaml"))
+            .map_err(write_failure)?;
         if !downstream_kept {
             write_recorded(
                 format!("{DOWNSTREAM}/kustomization.yaml"),
@@ -793,18 +833,23 @@ impl Stage for RenderMidstream {
 
         tracing::debug!(patches = workloads.len(), elapsed = ?clock.elapsed(), "wrote overlays");
         let overlay = out.root().join(DOWNSTREAM);
-        let (objects, builder) = match build_cached(&overlay, &parsed_cache, &planned_tree) {
+        let readable = readable_tree(&out, &planned_tree, base.is_some());
+        let (objects, builder) = match build_cached(&overlay, &parsed_cache, &readable) {
             Ok(objects) => (objects, Builder::Native),
             Err(BuildError::Unsupported { file, fields }) => {
-                let objects = match &base {
-                    Some(base) => external_build_on_copy(
+                let objects = if base.is_none() && !out.is_in_memory() {
+                    external_build(&self.config.external_kustomize, &overlay)?
+                } else {
+                    external_build_on_copy(
                         &self.config.external_kustomize,
                         &out,
-                        base,
+                        base.as_ref(),
                         DOWNSTREAM,
-                    )?,
-                    None => external_build(&self.config.external_kustomize, &overlay)?,
+                    )?
                 };
+                // The file is named relative to the output directory, so that the fact is the
+                // same wherever the output went (a replay renders elsewhere).
+                let file = file.strip_prefix(out.root()).unwrap_or(&file);
                 let unsupported = fields
                     .iter()
                     .map(|field| format!("{field} (in {})", file.display()))
@@ -899,7 +944,7 @@ impl Stage for RenderMidstream {
     ) -> Result<Option<String>, StageError> {
         let recorded: MidstreamRendered =
             windlass_engine::recorded_fact::<MidstreamRendered>(recorded)?;
-        let out = OutputDir::create(&context.request.out_dir)
+        let out = OutputDir::for_stage(context)
             .map_err(|error| StageError::permanent(error.to_string()))?;
         // The downstream overlay is the user's: whatever it holds now is what they want.
         let files: Vec<&RenderedFile> = recorded

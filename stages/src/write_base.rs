@@ -84,8 +84,8 @@ impl Stage for WriteBase {
             windlass_engine::recorded_fact::<BaseWritten>(recorded)?;
         let key = context.fingerprint_key.clone();
         WriteInputs::of(context)?
-            .on_blocking_thread(move |source, out_dir, blobs, texts| {
-                restore(&recorded_written, source, out_dir, blobs, texts, &key)
+            .on_blocking_thread(move |source, out, blobs, texts| {
+                restore(&recorded_written, source, out, blobs, texts, &key)
             })
             .await
     }
@@ -95,7 +95,7 @@ impl Stage for WriteBase {
 /// it can move to a blocking thread.
 struct WriteInputs {
     fetched: Arc<BaseFetched>,
-    out_dir: std::path::PathBuf,
+    out: OutputDir,
     release_dir: std::path::PathBuf,
     recorded_by: Option<String>,
     blobs: Arc<BlobStore>,
@@ -106,7 +106,7 @@ impl WriteInputs {
     fn of(context: &StageContext) -> Result<WriteInputs, StageError> {
         Ok(WriteInputs {
             fetched: context.input_shared::<BaseFetched>()?,
-            out_dir: context.request.out_dir.clone(),
+            out: OutputDir::for_stage(context).map_err(output_failure)?,
             release_dir: context.request.release_dir.clone(),
             recorded_by: context
                 .input_stage_recording(BaseFetched::EVENT_TYPE)
@@ -121,7 +121,7 @@ impl WriteInputs {
         self,
         work: impl FnOnce(
             &ReleaseBlobs,
-            &std::path::Path,
+            &OutputDir,
             &BlobStore,
             &CredentialTexts,
         ) -> Result<T, StageError>
@@ -134,7 +134,7 @@ impl WriteInputs {
                 release_dir: &self.release_dir,
                 recorded_by: self.recorded_by.as_deref(),
             };
-            work(&source, &self.out_dir, &self.blobs, &self.credential_texts)
+            work(&source, &self.out, &self.blobs, &self.credential_texts)
         })
         .await
         .map_err(|error| StageError::permanent(format!("write_base task failed: {error}")))?
@@ -173,17 +173,16 @@ fn damaged_files<'a>(
 fn restore(
     recorded: &BaseWritten,
     source: &ReleaseBlobs,
-    out_dir: &std::path::Path,
+    out: &OutputDir,
     blobs: &BlobStore,
     texts: &CredentialTexts,
     key: &FingerprintKey,
 ) -> Result<Option<String>, StageError> {
-    let out = OutputDir::create(out_dir).map_err(output_failure)?;
-    let damaged = damaged_files(recorded, &out, key)?;
+    let damaged = damaged_files(recorded, out, key)?;
     let Some(first) = damaged.first() else {
         return Ok(None);
     };
-    let output = write(source, out_dir, blobs, texts)?;
+    let output = write(source, out, blobs, texts)?;
     let rewritten: BaseWritten = serde_json::from_value(output.facts[0].payload.clone())
         .map_err(|error| StageError::permanent(error.to_string()))?;
     if rewritten.files != recorded.files {
@@ -608,7 +607,7 @@ fn split_extension(path: &str) -> (&str, &str) {
 
 fn write(
     source: &ReleaseBlobs,
-    out_dir: &std::path::Path,
+    out: &OutputDir,
     blobs: &BlobStore,
     texts: &CredentialTexts,
 ) -> Result<StageOutput, StageError> {
@@ -653,12 +652,11 @@ fn write(
             .0
             .insert(fingerprint.clone(), text.as_bytes().to_vec());
     }
-    let out = OutputDir::create(out_dir).map_err(|error| failure(&error))?;
     // Each tree is written afresh beside the old one and swapped in whole on commit. Creating
     // files is most of this stage's time, so the two trees are written on two threads.
     let (upstream_written, base_written) = std::thread::scope(|scope| {
-        let upstream = scope.spawn(|| write_upstream(fetched, &out, &bodies));
-        let base = write_base_tree(fetched, &out, blobs, &bodies);
+        let upstream = scope.spawn(|| write_upstream(fetched, out, &bodies));
+        let base = write_base_tree(fetched, out, blobs, &bodies);
         let upstream = upstream
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -667,7 +665,7 @@ fn write(
     let mut written = upstream_written?;
     let (base_written, resource_count) = base_written?;
     written.extend(base_written);
-    written.extend(write_helm_tree(fetched, &out, blobs, &bodies)?);
+    written.extend(write_helm_tree(fetched, out, blobs, &bodies)?);
     blobs.sync().map_err(|error| failure(&error))?;
     written.sort_by(|a, b| a.path.cmp(&b.path));
     let summary = format!(

@@ -64,10 +64,7 @@ pub trait EventStore: Send + Sync {
     fn raw_events_of(&self, install_id: &str) -> Result<Vec<RawRecord>, StoreError>;
     /// Every event of one install, in install order, exactly as stored (not upcast).
     fn events_of(&self, install_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
-        self.raw_events_of(install_id)?
-            .iter()
-            .map(|raw| decode_record(raw.global_seq, &raw.bytes))
-            .collect()
+        decode_records(&self.raw_events_of(install_id)?)
     }
     /// Every install id, in the order of each install's first event.
     fn install_ids(&self) -> Result<Vec<String>, StoreError>;
@@ -193,6 +190,46 @@ pub(crate) fn build_record(
     }
     let hash = RecordHash::of(&bytes);
     Ok((stored, bytes, hash))
+}
+
+/// Records at least this large are decoded on threads of their own by [`decode_records`].
+const DECODED_APART_FROM_BYTES: usize = 256 * 1024;
+
+/// Decodes `raws` in order. The large ones (a big release's facts run to megabytes of JSON) are
+/// decoded on threads of their own while this one decodes the rest.
+pub(crate) fn decode_records(raws: &[RawRecord]) -> Result<Vec<StoredEvent>, StoreError> {
+    let apart = |raw: &RawRecord| raw.bytes.len() >= DECODED_APART_FROM_BYTES;
+    if raws.len() < 2 || !raws.iter().any(apart) {
+        return raws
+            .iter()
+            .map(|raw| decode_record(raw.global_seq, &raw.bytes))
+            .collect();
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = raws
+            .iter()
+            .map(|raw| {
+                apart(raw).then(|| scope.spawn(move || decode_record(raw.global_seq, &raw.bytes)))
+            })
+            .collect();
+        let mut decoded: Vec<Option<Result<StoredEvent, StoreError>>> = raws
+            .iter()
+            .map(|raw| (!apart(raw)).then(|| decode_record(raw.global_seq, &raw.bytes)))
+            .collect();
+        for (slot, handle) in decoded.iter_mut().zip(handles) {
+            if let Some(handle) = handle {
+                *slot = Some(
+                    handle
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                );
+            }
+        }
+        decoded
+            .into_iter()
+            .map(|event| event.expect("every record decoded, here or apart"))
+            .collect()
+    })
 }
 
 /// Decodes a stored record.

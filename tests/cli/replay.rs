@@ -572,3 +572,119 @@ fn an_apply_to_a_directory_is_replayed_into_the_scratch_directory() {
         "{apply:?}"
     );
 }
+
+/// The files under `dir`, relative, sorted.
+fn relative_files(dir: &Path) -> Vec<String> {
+    let mut files: Vec<String> = crate::files_under(dir)
+        .iter()
+        .map(|path| path.strip_prefix(dir).unwrap().display().to_string())
+        .collect();
+    files.sort();
+    files
+}
+
+/// A replay keeps the release and the output directory in memory: paused after its last stage,
+/// its scratch directory holds only its throwaway state (no release file, no output file), and
+/// it still reproduces every file, including a `rendered/` the external kustomize built (two
+/// `initContainers` without a `name`), which it builds on a copy of the overlays taken from
+/// memory.
+#[test]
+fn a_replay_writes_neither_release_nor_output_files_even_for_the_external_kustomize() {
+    let release = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(release.path().join("userdata")).unwrap();
+    std::fs::write(release.path().join("userdata/license.yaml"), LICENSE).unwrap();
+    std::fs::write(
+        release.path().join("web.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      initContainers:\n      - image: busybox:1\n        command: [a]\n      - image: busybox:2\n        command: [b]\n      containers:\n      - name: app\n        image: vendor.example/team/web:1.0\n",
+    )
+    .unwrap();
+    let known = tempfile::tempdir().unwrap();
+    let known_images = known.path().join("installation.yaml");
+    std::fs::write(
+        &known_images,
+        "apiVersion: kots.io/v1beta1\nkind: Installation\nmetadata:\n  name: i\nspec:\n  knownImages:\n  - image: vendor.example/team/web:1.0\n    isPrivate: true\n",
+    )
+    .unwrap();
+    let kubectl_dir = windlass_testkit::kube_tools::kubectl()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        kubectl_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let state = tempfile::tempdir().unwrap();
+    let installed = run_within(
+        windlass(state.path())
+            .args(OFFLINE_INSTALL)
+            .arg("--json")
+            .arg("--known-images")
+            .arg(&known_images)
+            .arg(release.path())
+            .env("PATH", &path),
+        120,
+    );
+    assert!(installed.status.success(), "{}", text(&installed.stdout));
+    let install = json(installed);
+    assert_eq!(install["status"], "completed", "{install}");
+    let install_id = install["install_id"].as_str().unwrap();
+    let events = json(run_within(
+        windlass(state.path()).args(["events", install_id, "--json"]),
+        60,
+    ));
+    let rendered = payloads_of_type(events.as_array().unwrap(), "MidstreamRendered");
+    assert!(
+        rendered[0]["builder"]["kind"] == "external",
+        "the external kustomize built it: {}",
+        rendered[0]["builder"]
+    );
+
+    let scratch = tempfile::tempdir().unwrap();
+    let mut paused = windlass(state.path())
+        .args(["replay", install_id])
+        .env("WINDLASS_REPLAY_SCRATCH", scratch.path())
+        .env("WINDLASS_PAUSE_AFTER_STAGE", "render_midstream")
+        .env("PATH", &path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::wait_for_pause(&mut paused, "render_midstream");
+    let scratch_dirs: Vec<_> = std::fs::read_dir(scratch.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    paused.kill().unwrap();
+    paused.wait().unwrap();
+    assert_eq!(scratch_dirs.len(), 1, "{scratch_dirs:?}");
+    let files = relative_files(&scratch_dirs[0]);
+    assert!(!files.is_empty(), "the throwaway state is on the disk");
+    assert!(
+        files.iter().all(|file| file.starts_with("state/")),
+        "only the throwaway state is written: {files:?}"
+    );
+
+    let replayed = run_within(
+        windlass(state.path())
+            .args(["replay", install_id, "--json"])
+            .env("PATH", &path),
+        120,
+    );
+    assert_eq!(
+        replayed.status.code(),
+        Some(0),
+        "{}{}",
+        text(&replayed.stdout),
+        text(&replayed.stderr)
+    );
+    let report = json(replayed);
+    let render = report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|stage| stage["stage"] == "render_midstream")
+        .unwrap();
+    assert_eq!(render["status"], "identical", "{report}");
+    assert!(render["files"].as_u64().unwrap() >= 2, "{report}");
+}

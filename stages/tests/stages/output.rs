@@ -759,3 +759,61 @@ fn long_file_names_are_shortened_deterministically_with_a_hash() {
         .write(&format!("rendered/{fitted}"), b"x\n", 0o644)
         .expect("a shortened name can be written");
 }
+
+/// An output directory kept in memory (a replay's) writes, replaces, reads and removes trees under
+/// the same path checks, and never touches the disk under its root.
+#[test]
+fn an_output_directory_in_memory_touches_no_file() {
+    let layout = layout();
+    let before = files_under(&layout.out);
+    let memory = std::sync::Arc::new(windlass_engine::MemoryOutput::default());
+    let output = OutputDir::in_memory(&layout.out, memory.clone()).expect("open");
+    assert!(output.is_in_memory());
+    let written = output
+        .write("overlays/midstream/kustomization.yaml", b"k\n", 0o644)
+        .expect("write");
+    assert_eq!(
+        written,
+        output.root().join("overlays/midstream/kustomization.yaml")
+    );
+    let tree = output.replace_tree("rendered").expect("start a tree");
+    tree.write("this-cluster/a.yaml", b"a\n", 0o644)
+        .expect("write in the tree");
+    let twice = tree
+        .write("this-cluster/a.yaml", b"again\n", 0o644)
+        .expect_err("one write per path");
+    assert!(
+        matches!(twice, OutputError::AlreadyWritten { .. }),
+        "{twice}"
+    );
+    assert!(
+        !output.exists("rendered/this-cluster/a.yaml").unwrap(),
+        "invisible before the commit"
+    );
+    assert_eq!(
+        tree.commit().expect("commit"),
+        output.root().join("rendered")
+    );
+    assert_eq!(
+        output
+            .read_file("rendered/this-cluster/a.yaml")
+            .expect("read"),
+        Some(b"a\n".to_vec())
+    );
+    assert!(output.exists("overlays/midstream").unwrap());
+    let refused = output
+        .write("../outside/x.yaml", b"x\n", 0o644)
+        .expect_err("refused");
+    assert!(
+        matches!(refused, OutputError::UnsafePath { .. }),
+        "{refused}"
+    );
+    output.remove_tree("overlays").expect("remove");
+    assert_eq!(memory.paths(), ["rendered/this-cluster/a.yaml"]);
+    assert_eq!(
+        files_under(&layout.out),
+        before,
+        "nothing on the disk changed"
+    );
+    assert_eq!(files_under(&layout.outside), sentinel_only());
+}
