@@ -137,25 +137,32 @@ fn workloads(probed: &ImagesProbed, keep: &dyn Fn(&str) -> bool) -> Vec<Workload
 }
 
 fn pull_secret_patch(workload: &Workload, secret: &str) -> Value {
-    let mut metadata = json!({ "name": workload.name });
+    // Built field by field: `json!` around a `Value` serialises it again, and this runs once per
+    // workload (ten thousand times on a big release).
+    let object = |entries: Vec<(&str, Value)>| {
+        Value::Object(
+            entries
+                .into_iter()
+                .map(|(key, value)| (key.to_string(), value))
+                .collect(),
+        )
+    };
+    let mut metadata = vec![("name", Value::String(workload.name.clone()))];
     if let Some(namespace) = &workload.namespace {
-        metadata["namespace"] = json!(namespace);
+        metadata.push(("namespace", Value::String(namespace.clone())));
     }
-    let mut body = json!({ "imagePullSecrets": [{ "name": secret }] });
-    for &key in workload.pod_spec.keys().iter().rev() {
-        body = json!({ key: body });
+    let secret_ref = object(vec![("name", Value::String(secret.to_string()))]);
+    let mut body = object(vec![("imagePullSecrets", Value::Array(vec![secret_ref]))]);
+    let keys = workload.pod_spec.keys();
+    for &key in keys[1..].iter().rev() {
+        body = object(vec![(key, body)]);
     }
-    let mut patch = json!({
-        "apiVersion": workload.api_version,
-        "kind": workload.kind,
-        "metadata": metadata,
-    });
-    if let (Some(object), Some(spec)) = (patch.as_object_mut(), body.as_object()) {
-        for (key, value) in spec {
-            object.insert(key.clone(), value.clone());
-        }
-    }
-    patch
+    object(vec![
+        ("apiVersion", Value::String(workload.api_version.clone())),
+        ("kind", Value::String(workload.kind.clone())),
+        ("metadata", object(metadata)),
+        (keys[0], body),
+    ])
 }
 
 fn yaml(value: &impl Serialize) -> Result<String, StageError> {
@@ -876,6 +883,8 @@ impl Stage for RenderMidstream {
         let mut rendered_files =
             write_rendered(&objects, extra, rendered, context, &credential_objects)?;
         let mut chart_files = rendered_files.split_off(objects.len()).into_iter();
+        // Ten thousand built objects take a while to free, and nothing waits for it.
+        windlass_manifest::parallel::free_apart(objects);
         let helm_charts: Vec<RenderedHelmChart> = charts
             .into_iter()
             .map(|chart| {
