@@ -182,6 +182,18 @@ impl Cluster {
         content_type: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Result<Value, ApiFailure> {
+        self.call_as(method, path, content_type, body).await
+    }
+
+    /// [`Cluster::call`], decoding the answer as `T` (a shape that reads only what the caller
+    /// needs is much cheaper than a [`Value`] of a page of a thousand objects).
+    pub async fn call_as<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, ApiFailure> {
         let mut attempt = 1;
         loop {
             let mut builder = Request::builder()
@@ -363,6 +375,43 @@ impl Cluster {
             Ok(object) => Ok(Some(object)),
             Err(failure) if failure.status == 404 => Ok(None),
             Err(failure) => Err(failure),
+        }
+    }
+
+    /// Every object at a collection path, page by page, each as the server wrote it (checked to
+    /// be JSON, not decoded: most are only looked at through [`LiveObject`]).
+    pub async fn list_raw(
+        &self,
+        collection: &str,
+    ) -> Result<Vec<Box<serde_json::value::RawValue>>, ApiFailure> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            items: Option<Vec<Box<serde_json::value::RawValue>>>,
+            #[serde(default)]
+            metadata: Option<PageMetadata>,
+        }
+        #[derive(serde::Deserialize)]
+        struct PageMetadata {
+            #[serde(default, rename = "continue")]
+            next: Option<String>,
+        }
+        let mut items = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let path = match &next {
+                Some(token) => format!("{collection}?limit=500&continue={}", encode(token)),
+                None => format!("{collection}?limit=500"),
+            };
+            let page: Page = self.call_as(Method::GET, &path, None, None).await?;
+            items.extend(page.items.unwrap_or_default());
+            next = page
+                .metadata
+                .and_then(|metadata| metadata.next)
+                .filter(|token| !token.is_empty());
+            if next.is_none() {
+                return Ok(items);
+            }
         }
     }
 

@@ -28,7 +28,11 @@ pub struct ApplySource {
     pub rendered_by: String,
     /// Its output directory.
     pub out_dir: PathBuf,
-    /// The rendered objects with their files (relative to the output directory), in file order.
+    /// The rendered files (relative to the output directory), in file order, read and checked
+    /// against what was recorded; parsed by [`ApplySource::parse_objects`].
+    pub files: Vec<(String, Vec<u8>)>,
+    /// The rendered objects with their files, in file order: empty until
+    /// [`ApplySource::parse_objects`] (an unchanged apply may never need them).
     pub objects: Vec<(String, Value)>,
     /// The pull secrets, as `(namespace, name)`.
     pub pull_secrets: BTreeSet<(String, String)>,
@@ -223,43 +227,11 @@ pub fn read_source(
             Some(_) => error,
         }
     };
-    // Read, checked and parsed on every core: a thousand files one after another took most of
-    // an unchanged apply's time.
-    let files = &rendered.rendered_files;
-    let workers = std::thread::available_parallelism()
-        .map(usize::from)
-        .unwrap_or(1)
-        .clamp(1, 8);
-    let chunk = files.len().div_ceil(workers).max(1);
-    let parts: Vec<Result<Vec<(String, Value)>, StageError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| {
-                let out = &out;
-                let stale = &stale;
-                let out_dir = &out_dir;
-                scope.spawn(move || {
-                    let mut objects = Vec::with_capacity(part.len());
-                    for file in part {
-                        objects.extend(read_rendered(out, out_dir, file, context, stale)?);
-                    }
-                    Ok(objects)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
-    let mut objects = Vec::with_capacity(files.len());
-    for part in parts {
-        objects.extend(part?);
-    }
+    // Read and checked on every core: a thousand files one after another took most of an
+    // unchanged apply's time.
+    let files = on_every_core(&rendered.rendered_files, |file| {
+        read_checked(&out, &out_dir, file, context, &stale).map(|bytes| (file.path.clone(), bytes))
+    })?;
     let mut helm_charts = Vec::with_capacity(rendered.helm_charts.len());
     for chart in &rendered.helm_charts {
         let prefix = format!("{}/", chart.chart_dir);
@@ -286,7 +258,8 @@ pub fn read_source(
     Ok(ApplySource {
         rendered_by: install.unwrap_or(&context.install_id).to_string(),
         out_dir,
-        objects,
+        files,
+        objects: Vec::new(),
         pull_secrets: provisioned
             .as_ref()
             .map(|provisioned| {
@@ -304,26 +277,64 @@ pub fn read_source(
     })
 }
 
-/// One rendered file: read, checked against what was recorded, parsed.
-fn read_rendered(
-    out: &OutputDir,
-    out_dir: &std::path::Path,
-    file: &RenderedFile,
-    context: &StageContext,
-    stale: &(dyn Fn(String) -> StageError + Sync),
-) -> Result<Vec<(String, Value)>, StageError> {
-    let bytes = read_checked(out, out_dir, file, context, stale)?;
-    let documents = windlass_manifest::documents::parse_documents(&file.path, &bytes)
-        .map_err(|error| StageError::invalid_input(error.to_string()))?;
-    Ok(documents
-        .into_iter()
-        .map(|document| {
-            (
-                file.path.clone(),
-                std::sync::Arc::unwrap_or_clone(document.value),
-            )
-        })
-        .collect())
+impl ApplySource {
+    /// Parses the rendered files into [`ApplySource::objects`] (on every core), once.
+    pub fn parse_objects(&mut self) -> Result<(), StageError> {
+        if !self.objects.is_empty() {
+            return Ok(());
+        }
+        let parsed = on_every_core(&self.files, |(path, bytes)| {
+            let documents = windlass_manifest::documents::parse_documents(path, bytes)
+                .map_err(|error| StageError::invalid_input(error.to_string()))?;
+            Ok(documents
+                .into_iter()
+                .map(|document| {
+                    (
+                        path.clone(),
+                        std::sync::Arc::unwrap_or_clone(document.value),
+                    )
+                })
+                .collect::<Vec<_>>())
+        })?;
+        self.objects = parsed.into_iter().flatten().collect();
+        Ok(())
+    }
+}
+
+/// `work` over `items` on up to eight threads, results in the order of `items`; the first error
+/// in that order wins.
+fn on_every_core<T: Sync, R: Send>(
+    items: &[T],
+    work: impl Fn(&T) -> Result<R, StageError> + Sync,
+) -> Result<Vec<R>, StageError> {
+    let workers = std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let chunk = items.len().div_ceil(workers).max(1);
+    if items.len() <= chunk {
+        return items.iter().map(&work).collect();
+    }
+    let work = &work;
+    let parts: Vec<Result<Vec<R>, StageError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(work).collect()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut results = Vec::with_capacity(items.len());
+    for part in parts {
+        results.extend(part?);
+    }
+    Ok(results)
 }
 
 /// One rendered file's bytes, checked against its recorded blob id or secret fingerprint.
