@@ -448,6 +448,18 @@ impl Cluster {
         force: bool,
         dry_run: bool,
     ) -> Result<Value, ApiFailure> {
+        self.apply_as(key, info, body, force, dry_run).await
+    }
+
+    /// [`Cluster::apply`], decoding the answer as `T`.
+    pub async fn apply_as<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &ObjectKey,
+        info: &ResourceInfo,
+        body: &Value,
+        force: bool,
+        dry_run: bool,
+    ) -> Result<T, ApiFailure> {
         let mut path = format!(
             "{}?fieldManager={FIELD_MANAGER}&force={force}",
             Self::object_path(key, info)
@@ -456,7 +468,7 @@ impl Cluster {
             path.push_str("&dryRun=All");
         }
         let bytes = serde_json::to_vec(body).expect("a JSON value always serializes");
-        self.call(Method::PATCH, &path, Some(content_type::APPLY), Some(bytes))
+        self.call_as(Method::PATCH, &path, Some(content_type::APPLY), Some(bytes))
             .await
     }
 

@@ -553,7 +553,8 @@ impl KubeApply<'_> {
                         != (first.step, first.creation_phase, &first.key.kind)
                 })
                 .map_or(planned.len(), |length| index + length);
-            let group = &planned[index..group_end];
+            let kind = first.key.kind.clone();
+            let group = &mut planned[index..group_end];
             index = group_end;
             let mut prepared = Vec::with_capacity(group.len());
             for object in group {
@@ -583,14 +584,14 @@ impl KubeApply<'_> {
                 );
                 finished += 1;
             }
-            tracing::debug!(kind = %first.key.kind, objects = to_send.len(), "apply: group prepared");
+            tracing::debug!(%kind, objects = to_send.len(), "apply: group prepared");
             let targets: Vec<(&ObjectKey, &ResourceInfo)> = to_send
                 .iter()
                 .map(|object| (&object.planned.key, &object.info))
                 .collect();
             let mut live = self.read_live(&targets).await?;
             drop(targets);
-            tracing::debug!(kind = %first.key.kind, found = live.len(), "apply: live objects read");
+            tracing::debug!(%kind, found = live.len(), "apply: live objects read");
             let mut results = futures_util::stream::iter(to_send.into_iter().map(|object| {
                 // Moved out, not copied: each is a whole live object.
                 let live = live.remove(&object.planned.key.inventory_id());
@@ -827,9 +828,11 @@ impl KubeApply<'_> {
 
     /// The object's resource, namespace and body, or its record when it cannot be sent (a kind
     /// the server does not serve: failed, or in a dry run to be created with its CRD).
+    /// (The object is moved out of `object`, which is left `null`: a thousand objects are not
+    /// copied.)
     async fn prepare(
         &self,
-        object: &PlannedObject,
+        object: &mut PlannedObject,
         release_kinds: &BTreeSet<(String, String)>,
     ) -> Result<Result<Prepared, AppliedObject>, StageError> {
         let info = self
@@ -858,7 +861,11 @@ impl KubeApply<'_> {
                 ),
             )));
         };
-        let mut object = object.clone();
+        let value = std::mem::take(&mut object.object);
+        let mut object = PlannedObject {
+            object: value,
+            ..object.clone()
+        };
         if info.namespaced && object.key.namespace.is_none() {
             object.key.namespace = Some(self.app_namespace.clone());
             object.object["metadata"]["namespace"] = json!(self.app_namespace);
@@ -1065,14 +1072,15 @@ impl KubeApply<'_> {
                 return Ok(record);
             }
         }
+        // Only the uid and resourceVersion of the answer are read.
         match self
             .cluster
-            .apply(key, &object.info, &object.body, true, self.dry_run)
+            .apply_as::<LiveObject>(key, &object.info, &object.body, true, self.dry_run)
             .await
         {
             Ok(result) => {
-                record.uid = meta(&result, "uid");
-                record.resource_version = meta(&result, "resourceVersion");
+                record.uid = result.metadata.uid;
+                record.resource_version = result.metadata.resource_version;
                 Ok(record)
             }
             Err(failure)
