@@ -41,6 +41,8 @@ use crate::order::{
 
 mod unchanged;
 
+pub use unchanged::Unchanged;
+
 /// The ownership annotation: the app that applied the object.
 pub const OWNER_ANNOTATION: &str = "windlass.io/app";
 /// The digest of the applied configuration.

@@ -134,7 +134,7 @@ impl Stage for ApplyStage {
         let started = std::time::Instant::now();
         let mut source =
             crate::source::read_source(context, self.config.source_install.as_deref())?;
-        tracing::debug!(elapsed = ?started.elapsed(), files = source.files.len(), "apply: source read and checked");
+        tracing::debug!(elapsed = ?started.elapsed(), files = source.file_paths.len(), "apply: source facts read");
         let app_namespace = context.request.namespace.clone();
         let app_slug = context.request.app_slug().to_string();
         match &self.target {
@@ -226,20 +226,33 @@ impl Stage for ApplyStage {
             Target::Kube {
                 context: kube_context,
             } => {
+                // The rendered files are read and checked on their own threads while the
+                // cluster and the log are asked (reads only until the files are checked).
+                let mut reading = source
+                    .reader
+                    .take()
+                    .map(|reader| tokio::task::spawn_blocking(move || reader.read()));
                 let client = context
                     .services
                     .kubernetes
                     .client(kube_context.as_deref())
                     .await
-                    .map_err(|error| StageError::invalid_input(error.0))?;
+                    .map_err(|error| StageError::invalid_input(error.0));
+                let client = after_files(client, &mut reading, &mut source).await?;
                 let connection = client.downcast::<KubeConnection>().map_err(|_| {
                     StageError::permanent(
                         "the injected kubernetes client factory does not hand out windlass-apply connections",
                     )
-                })?;
+                });
+                let connection = after_files(connection, &mut reading, &mut source).await?;
                 let kubeconfig = connection.kubeconfig.clone();
                 let cluster = Cluster::new((*connection).clone());
-                let previous_apply = previous_apply(context, &app_slug, cluster.server())?;
+                let previous_apply = after_files(
+                    previous_apply(context, &app_slug, cluster.server()),
+                    &mut reading,
+                    &mut source,
+                )
+                .await?;
                 tracing::debug!(elapsed = ?started.elapsed(), "apply: previous apply read");
                 let previous_installer = previous_apply
                     .as_ref()
@@ -278,12 +291,14 @@ impl Stage for ApplyStage {
                     Some((installer, completed))
                         if completed.rendered_by == source.rendered_by && !self.config.dry_run =>
                     {
-                        apply.unchanged(&source, installer, completed).await?
+                        let found = apply.find_unchanged(&source, installer, completed).await;
+                        after_files(found, &mut reading, &mut source).await?
                     }
                     _ => None,
                 };
+                join_files(&mut reading, &mut source).await?;
                 let result = match unchanged {
-                    Some(result) => result,
+                    Some(unchanged) => apply.record_unchanged(unchanged).await?,
                     None => {
                         let planned = plan(&mut source, &app_namespace)?;
                         apply.run(planned).await?
@@ -339,6 +354,32 @@ impl Stage for ApplyStage {
             }
         }
     }
+}
+
+/// The rendered files being read and checked on their own threads.
+type Reading = Option<tokio::task::JoinHandle<Result<Vec<(String, Vec<u8>)>, StageError>>>;
+
+/// Waits for the rendered files into `source`.
+async fn join_files(reading: &mut Reading, source: &mut ApplySource) -> Result<(), StageError> {
+    if let Some(handle) = reading.take() {
+        source.files = handle.await.map_err(|error| {
+            StageError::permanent(format!("reading the rendered files crashed: {error}"))
+        })??;
+    }
+    Ok(())
+}
+
+/// `result`, unless reading the rendered files failed: a damaged file is the error to report,
+/// as when the files were read before anything else.
+async fn after_files<T>(
+    result: Result<T, StageError>,
+    reading: &mut Reading,
+    source: &mut ApplySource,
+) -> Result<T, StageError> {
+    if result.is_err() {
+        join_files(reading, source).await?;
+    }
+    result
 }
 
 /// The rendered objects of `source`, parsed and in apply order (moved out of `source`, not

@@ -17,16 +17,21 @@ use super::*;
 use crate::events::ApplyCompleted;
 use crate::source::ApplySource;
 
+/// Objects recorded per `ObjectsApplied` batch at most by the unchanged apply.
+const UNCHANGED_BATCH: usize = 5000;
+
 impl KubeApply<'_> {
-    /// The apply of `source` when the previous apply (`installer`, which completed with
-    /// `previous`) applied the same rendering and the cluster still holds every object as it
-    /// left it; `None` when the full apply must run.
-    pub async fn unchanged(
+    /// The objects of the rendering `source` applies (its files not read yet: that can go on
+    /// meanwhile) when the previous apply (`installer`, which completed with `previous`) applied
+    /// the same rendering and the cluster still holds every object as it left it; `None` when
+    /// the full apply must run. Reads only: [`KubeApply::record_unchanged`] records the result
+    /// once the files are read and checked.
+    pub async fn find_unchanged(
         &self,
         source: &ApplySource,
         installer: &str,
         previous: &ApplyCompleted,
-    ) -> Result<Option<KubeApplied>, StageError> {
+    ) -> Result<Option<Unchanged>, StageError> {
         if self.dry_run
             || previous.dry_run
             || previous.body_version != Some(BODY_VERSION)
@@ -46,7 +51,7 @@ impl KubeApply<'_> {
             records = records.len(),
             "apply: the previous apply's records read"
         );
-        let files: HashSet<&str> = source.files.iter().map(|(path, _)| path.as_str()).collect();
+        let files: HashSet<&str> = source.file_paths.iter().map(String::as_str).collect();
         let covered: HashSet<&str> = records.iter().map(|record| record.file.as_str()).collect();
         if files != covered || records.iter().any(|record| record.waits) {
             return Ok(None);
@@ -129,17 +134,33 @@ impl KubeApply<'_> {
             applied.insert(id, (now.clone(), inventory_entry));
             found.push(now);
         }
-        let total = found.len() as u64;
         tracing::debug!("apply: live objects compared");
-        let mut recorder = Recorder {
-            context: self.context,
-            pending: Vec::new(),
-            oldest: Instant::now(),
-        };
-        for record in found {
-            recorder.push(record).await?;
+        Ok(Some(Unchanged {
+            installer: installer.to_string(),
+            found,
+            applied,
+        }))
+    }
+
+    /// Records what [`KubeApply::find_unchanged`] found (the rendered files read and checked
+    /// since), then the waits for CRDs and namespaces, the app state and the prune as
+    /// [`KubeApply::run`] ends.
+    pub async fn record_unchanged(&self, unchanged: Unchanged) -> Result<KubeApplied, StageError> {
+        let Unchanged {
+            installer,
+            found,
+            applied,
+        } = unchanged;
+        let total = found.len() as u64;
+        // Nothing waits on a server here: recorded in as few durable commits as the size of an
+        // event allows (an `ObjectsApplied` of 5,000 objects is about 2 MB).
+        let mut found = found.into_iter().peekable();
+        while found.peek().is_some() {
+            let objects: Vec<AppliedObject> = found.by_ref().take(UNCHANGED_BATCH).collect();
+            self.context
+                .record_fact(Fact::of(&ObjectsApplied { objects })?)
+                .await?;
         }
-        recorder.flush().await?;
         tracing::debug!("apply: recorded");
         self.context
             .progress
@@ -150,9 +171,19 @@ impl KubeApply<'_> {
             ..ApplyCounts::default()
         };
         let mut result = self.finish(applied, counts, &HashMap::new()).await?;
-        result.unchanged_since = Some(installer.to_string());
-        Ok(Some(result))
+        result.unchanged_since = Some(installer);
+        Ok(result)
     }
+}
+
+/// What [`KubeApply::find_unchanged`] found: every object as the previous apply left it.
+pub struct Unchanged {
+    /// The previous apply.
+    installer: String,
+    /// Each object's record, in the order that apply recorded them.
+    found: Vec<AppliedObject>,
+    /// The same with their inventory entries, by inventory id.
+    applied: BTreeMap<String, (AppliedObject, InventoryEntry)>,
 }
 
 /// The objects install `installer` applied (`expected` of them, each its newest record that did
