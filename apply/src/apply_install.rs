@@ -8,12 +8,17 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use windlass_engine::events::{
+    INSTALL_COMPLETED, INSTALL_FAILED, INSTALL_RESUMED, INSTALL_STARTED, STAGE_COMPLETED,
+    STAGE_FACTS_RECORDED, STAGE_FAILED, STAGE_STARTED,
+};
 use windlass_engine::runner::{RunError, StartKind};
 use windlass_engine::{
     InstallRequest, InstallState, InstallStatus, License, Pipeline, PipelineErrors, Progress,
     Runner, Services, StageRegistry,
 };
-use windlass_state::{SecretString, StateDir, StateDirError, StoredEvent};
+use windlass_state::log::LogError;
+use windlass_state::{EventLog, SecretString, StateDir, StateDirError, StoreError, StoredEvent};
 
 use crate::source::SourceFacts;
 use crate::stage::{ApplyConfig, KIND};
@@ -69,6 +74,7 @@ pub async fn apply_install(
     environment: ApplyEnvironment<'_>,
 ) -> Result<(InstallState, StartKind), ApplyInstallError> {
     let state = environment.state;
+    let started = std::time::Instant::now();
     let memo: Arc<windlass_engine::Memo> = Arc::default();
     let runner = Runner {
         log: state.log.clone(),
@@ -86,8 +92,8 @@ pub async fn apply_install(
     if !installs.iter().any(|known| known == source) {
         return Err(ApplyInstallError::NoSuchInstall(source.to_string()));
     }
-    let mut rendered = runner
-        .state_of(source)
+    let mut rendered = source_events(&state.log, source)
+        .and_then(|events| Ok(windlass_engine::fold_owned(source, events)?))
         .map_err(ApplyInstallError::Stopped)?;
     if rendered.status != InstallStatus::Completed {
         return Err(ApplyInstallError::NotCompleted {
@@ -103,6 +109,7 @@ pub async fn apply_install(
         .filter(|event| SourceFacts::TYPES.contains(&event.event_type.as_str()))
         .collect();
     memo.get::<SourceFacts>().keep(source, facts);
+    tracing::debug!(elapsed = ?started.elapsed(), "apply: source install folded");
     let mut config = config.clone();
     config.source_install = Some(source.to_string());
     let mut spec = windlass_engine::StageSpec::new(KIND, KIND, &[]);
@@ -137,4 +144,67 @@ pub async fn apply_install(
         .start(&pipeline, Arc::new(request), &environment.new_install_id)
         .await
         .map_err(ApplyInstallError::Stopped)
+}
+
+/// The events of install `source` as the fold and the apply stage read them: the install's
+/// lifecycle and the facts the stage reads ([`SourceFacts::TYPES`]) decoded and upcast as
+/// [`EventLog::events_of`] decodes them; every other fact (the big ones: what the release holds,
+/// every image probed, every file written) in its place without its payload, which nothing here
+/// reads (a fold reads only the lifecycle events' payloads).
+fn source_events(log: &EventLog, source: &str) -> Result<Vec<StoredEvent>, RunError> {
+    /// A stored record without its payload (skipped, not decoded).
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        envelope_version: u32,
+        global_seq: u64,
+        install_id: String,
+        install_seq: u64,
+        recorded_at: String,
+        actor: String,
+        event_type: String,
+        schema_version: u32,
+        prev_hash: String,
+    }
+    const READ: [&str; 8] = [
+        INSTALL_STARTED,
+        INSTALL_RESUMED,
+        INSTALL_COMPLETED,
+        INSTALL_FAILED,
+        STAGE_STARTED,
+        STAGE_COMPLETED,
+        STAGE_FAILED,
+        STAGE_FACTS_RECORDED,
+    ];
+    let corrupt = |global_seq: u64, error: serde_json::Error| {
+        RunError::from(LogError::from(StoreError::CorruptRecord {
+            global_seq,
+            reason: error.to_string(),
+        }))
+    };
+    let raw = log.store().raw_events_of(source).map_err(LogError::from)?;
+    let mut events = Vec::with_capacity(raw.len());
+    for record in raw {
+        let envelope: Envelope = serde_json::from_slice(&record.bytes)
+            .map_err(|error| corrupt(record.global_seq, error))?;
+        let event_type = envelope.event_type.as_str();
+        if READ.contains(&event_type) || SourceFacts::TYPES.contains(&event_type) {
+            let event: StoredEvent = serde_json::from_slice(&record.bytes)
+                .map_err(|error| corrupt(record.global_seq, error))?;
+            events.push(log.schemas().upcast(event).map_err(LogError::from)?);
+        } else {
+            events.push(StoredEvent {
+                envelope_version: envelope.envelope_version,
+                global_seq: envelope.global_seq,
+                install_id: envelope.install_id,
+                install_seq: envelope.install_seq,
+                recorded_at: envelope.recorded_at,
+                actor: envelope.actor,
+                event_type: envelope.event_type,
+                schema_version: envelope.schema_version,
+                payload: serde_json::Value::Null,
+                prev_hash: envelope.prev_hash,
+            });
+        }
+    }
+    Ok(events)
 }

@@ -182,6 +182,18 @@ impl Cluster {
         content_type: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Result<Value, ApiFailure> {
+        self.call_as(method, path, content_type, body).await
+    }
+
+    /// [`Cluster::call`], decoding the answer as `T` (a shape that reads only what the caller
+    /// needs is much cheaper than a [`Value`] of a page of a thousand objects).
+    pub async fn call_as<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, ApiFailure> {
         let mut attempt = 1;
         loop {
             let mut builder = Request::builder()
@@ -366,6 +378,43 @@ impl Cluster {
         }
     }
 
+    /// Every object at a collection path, page by page, each as the server wrote it (checked to
+    /// be JSON, not decoded: most are only looked at through [`LiveObject`]).
+    pub async fn list_raw(
+        &self,
+        collection: &str,
+    ) -> Result<Vec<Box<serde_json::value::RawValue>>, ApiFailure> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            items: Option<Vec<Box<serde_json::value::RawValue>>>,
+            #[serde(default)]
+            metadata: Option<PageMetadata>,
+        }
+        #[derive(serde::Deserialize)]
+        struct PageMetadata {
+            #[serde(default, rename = "continue")]
+            next: Option<String>,
+        }
+        let mut items = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let path = match &next {
+                Some(token) => format!("{collection}?limit=500&continue={}", encode(token)),
+                None => format!("{collection}?limit=500"),
+            };
+            let page: Page = self.call_as(Method::GET, &path, None, None).await?;
+            items.extend(page.items.unwrap_or_default());
+            next = page
+                .metadata
+                .and_then(|metadata| metadata.next)
+                .filter(|token| !token.is_empty());
+            if next.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
     /// Every object at a collection path, page by page.
     pub async fn list(&self, collection: &str) -> Result<Vec<Value>, ApiFailure> {
         let mut items = Vec::new();
@@ -399,6 +448,18 @@ impl Cluster {
         force: bool,
         dry_run: bool,
     ) -> Result<Value, ApiFailure> {
+        self.apply_as(key, info, body, force, dry_run).await
+    }
+
+    /// [`Cluster::apply`], decoding the answer as `T`.
+    pub async fn apply_as<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &ObjectKey,
+        info: &ResourceInfo,
+        body: &Value,
+        force: bool,
+        dry_run: bool,
+    ) -> Result<T, ApiFailure> {
         let mut path = format!(
             "{}?fieldManager={FIELD_MANAGER}&force={force}",
             Self::object_path(key, info)
@@ -407,7 +468,7 @@ impl Cluster {
             path.push_str("&dryRun=All");
         }
         let bytes = serde_json::to_vec(body).expect("a JSON value always serializes");
-        self.call(Method::PATCH, &path, Some(content_type::APPLY), Some(bytes))
+        self.call_as(Method::PATCH, &path, Some(content_type::APPLY), Some(bytes))
             .await
     }
 

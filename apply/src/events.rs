@@ -123,6 +123,10 @@ pub struct AppliedObject {
     /// Only a server-side dry run: nothing was written.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
+    /// The object carries `kots.io/wait-for-ready` or `kots.io/wait-for-properties` (recorded
+    /// by applies to a cluster with a `body_version` in their `ApplyCompleted`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub waits: bool,
 }
 
 /// What was waited for.
@@ -331,6 +335,12 @@ pub struct ApplyCompleted {
     /// Only a server-side dry run: the inventory is not to be pruned against.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
+    /// How the objects' bodies and digests were built ([`crate::kube_apply::BODY_VERSION`]; a
+    /// real apply to a cluster only): a later apply of the same rendering trusts the digests this
+    /// apply recorded instead of parsing the rendered files again only when its own version is
+    /// the same. Absent in records of windlass versions before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_version: Option<u32>,
 }
 
 impl EventPayload for ApplyCompleted {

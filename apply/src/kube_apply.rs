@@ -33,10 +33,15 @@ use crate::events::{
     WaitKind, WaitOutcome,
 };
 use crate::health;
+
 use crate::order::{
     DELETION_PHASE, InventoryEntry, ObjectKey, PlannedObject, PruneAction, Step, annotation_of,
     is_kept, phase,
 };
+
+mod unchanged;
+
+pub use unchanged::Unchanged;
 
 /// The ownership annotation: the app that applied the object.
 pub const OWNER_ANNOTATION: &str = "windlass.io/app";
@@ -50,6 +55,12 @@ pub const WAIT_FOR_READY: &str = "kots.io/wait-for-ready";
 pub const WAIT_FOR_PROPERTIES: &str = "kots.io/wait-for-properties";
 /// kubectl's client-side apply annotation.
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// How windlass builds the body it sends from a rendered object (the annotations it adds, the
+/// digest over the result). Recorded in `ApplyCompleted`; bump it with any change to
+/// [`KubeApply`]'s `body_for` or to what a rendered file turns into, so that an unchanged apply
+/// never trusts a digest built another way.
+pub const BODY_VERSION: u32 = 1;
 
 /// How many objects are in flight at once.
 const CONCURRENCY: usize = 16;
@@ -96,6 +107,9 @@ pub struct KubeApplied {
     pub app_state: Option<AppState>,
     /// Waits that timed out without failing the apply (the app state).
     pub notes: Vec<String>,
+    /// Every object was found as this install (the previous apply of the same rendering) left
+    /// it, compared by the digests it recorded: no rendered file was parsed.
+    pub unchanged_since: Option<String>,
 }
 
 /// An object ready to send.
@@ -186,6 +200,137 @@ fn unchanged_without_asking(live: &Value, digest: &str) -> bool {
                     .unwrap_or("")
                     .is_empty()
         })
+}
+
+/// What the unchanged check reads of a live object: its metadata without the field sets
+/// (decoding a page of a thousand whole objects into [`Value`]s cost more than the rest of an
+/// unchanged apply's reading).
+#[derive(Debug, Default, serde::Deserialize)]
+struct LiveObject {
+    #[serde(default)]
+    metadata: LiveMetadata,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct LiveMetadata {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    uid: Option<String>,
+    #[serde(default, rename = "resourceVersion")]
+    resource_version: Option<String>,
+    #[serde(default)]
+    annotations: Option<HashMap<String, Value>>,
+    #[serde(default, rename = "managedFields")]
+    managed_fields: Option<Vec<LiveManager>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct LiveManager {
+    #[serde(default)]
+    manager: Option<String>,
+    #[serde(default)]
+    operation: Option<String>,
+    #[serde(default)]
+    subresource: Option<String>,
+}
+
+impl LiveManager {
+    fn is_windlass_apply(&self) -> bool {
+        self.manager.as_deref() == Some(FIELD_MANAGER)
+            && self.operation.as_deref() == Some("Apply")
+            && self.subresource.as_deref().unwrap_or("").is_empty()
+    }
+}
+
+impl LiveObject {
+    /// [`unchanged_without_asking`] on what was read.
+    fn unchanged(&self, digest: &str) -> bool {
+        let metadata = &self.metadata;
+        let managers = metadata.managed_fields.as_deref().unwrap_or(&[]);
+        metadata
+            .annotations
+            .as_ref()
+            .and_then(|annotations| annotations.get(DIGEST_ANNOTATION))
+            .and_then(Value::as_str)
+            == Some(digest)
+            && managers.iter().any(LiveManager::is_windlass_apply)
+            && managers.iter().all(|entry| {
+                entry.is_windlass_apply() || !entry.subresource.as_deref().unwrap_or("").is_empty()
+            })
+    }
+}
+
+/// A live object as the server sent it: from a LIST, its text, looked at through
+/// [`LiveObject`] and decoded whole only when it must be compared or patched; from a GET, decoded.
+struct Live {
+    /// What the unchanged check reads (absent when it does not read as that shape).
+    seen: Option<LiveObject>,
+    body: LiveBody,
+}
+
+enum LiveBody {
+    Text(Box<serde_json::value::RawValue>),
+    Value(Value),
+}
+
+impl Live {
+    fn from_text(text: Box<serde_json::value::RawValue>) -> Live {
+        Live {
+            seen: serde_json::from_str(text.get()).ok(),
+            body: LiveBody::Text(text),
+        }
+    }
+
+    fn from_value(value: Value) -> Live {
+        Live {
+            seen: serde::Deserialize::deserialize(&value).ok(),
+            body: LiveBody::Value(value),
+        }
+    }
+
+    /// Its name (decoding it when the light read failed).
+    fn name(&self) -> Option<String> {
+        match &self.seen {
+            Some(seen) => seen.metadata.name.clone(),
+            None => meta(&self.value().ok()?, "name"),
+        }
+    }
+
+    /// Whether it is exactly what windlass applied last with `digest` (see
+    /// [`unchanged_without_asking`], which a light read that failed falls back to).
+    fn unchanged(&self, digest: &str) -> bool {
+        match &self.seen {
+            Some(seen) => seen.unchanged(digest),
+            None => self
+                .value()
+                .is_ok_and(|value| unchanged_without_asking(&value, digest)),
+        }
+    }
+
+    fn value(&self) -> Result<Value, ApiFailure> {
+        match &self.body {
+            LiveBody::Value(value) => Ok(value.clone()),
+            LiveBody::Text(text) => decode_live(text),
+        }
+    }
+
+    /// The whole object.
+    fn into_value(self) -> Result<Value, ApiFailure> {
+        match self.body {
+            LiveBody::Value(value) => Ok(value),
+            LiveBody::Text(text) => decode_live(&text),
+        }
+    }
+}
+
+fn decode_live(text: &serde_json::value::RawValue) -> Result<Value, ApiFailure> {
+    serde_json::from_str(text.get()).map_err(|error| ApiFailure {
+        status: 0,
+        reason: "BadResponse".into(),
+        message: format!("a listed object is not JSON: {error}"),
+        causes: Vec::new(),
+    })
 }
 
 fn needs_takeover(live: &Value) -> bool {
@@ -410,7 +555,8 @@ impl KubeApply<'_> {
                         != (first.step, first.creation_phase, &first.key.kind)
                 })
                 .map_or(planned.len(), |length| index + length);
-            let group = &planned[index..group_end];
+            let kind = first.key.kind.clone();
+            let group = &mut planned[index..group_end];
             index = group_end;
             let mut prepared = Vec::with_capacity(group.len());
             for object in group {
@@ -440,7 +586,14 @@ impl KubeApply<'_> {
                 );
                 finished += 1;
             }
-            let mut live = self.read_live(&to_send).await?;
+            tracing::debug!(%kind, objects = to_send.len(), "apply: group prepared");
+            let targets: Vec<(&ObjectKey, &ResourceInfo)> = to_send
+                .iter()
+                .map(|object| (&object.planned.key, &object.info))
+                .collect();
+            let mut live = self.read_live(&targets).await?;
+            drop(targets);
+            tracing::debug!(%kind, found = live.len(), "apply: live objects read");
             let mut results = futures_util::stream::iter(to_send.into_iter().map(|object| {
                 // Moved out, not copied: each is a whole live object.
                 let live = live.remove(&object.planned.key.inventory_id());
@@ -462,9 +615,7 @@ impl KubeApply<'_> {
                 if record.outcome == ApplyOutcome::Failed {
                     failures.push(record.error.clone().unwrap_or_default());
                 } else {
-                    if annotation_of(&object.body, WAIT_FOR_READY) == Some("true")
-                        || annotation_of(&object.body, WAIT_FOR_PROPERTIES).is_some()
-                    {
+                    if record.waits {
                         waits.push(object.clone());
                     }
                     applied.insert(
@@ -479,7 +630,9 @@ impl KubeApply<'_> {
                     .stage_advanced(&self.context.stage_name, finished, total);
             }
             drop(results);
+            tracing::debug!("apply: group answered");
             recorder.flush().await?;
+            tracing::debug!("apply: group recorded");
             if !failures.is_empty() {
                 return Err(StageError::invalid_input(format!(
                     "{} object(s) refused; first: {}",
@@ -496,6 +649,17 @@ impl KubeApply<'_> {
         if previous_step == Some(Step::Foundations) {
             self.wait_for_foundations(&applied).await?;
         }
+        self.finish(applied, counts, &pruned_before).await
+    }
+
+    /// What follows the objects: the app state, then the prune against the previous inventory
+    /// (prunes `pruned_before`, recorded by an earlier run of this stage, are not done again).
+    async fn finish(
+        &self,
+        applied: BTreeMap<String, (AppliedObject, InventoryEntry)>,
+        mut counts: ApplyCounts,
+        pruned_before: &HashMap<String, ObjectPruned>,
+    ) -> Result<KubeApplied, StageError> {
         let mut notes = Vec::new();
         let app_state = if self.dry_run {
             None
@@ -544,6 +708,7 @@ impl KubeApply<'_> {
             counts,
             app_state,
             notes,
+            unchanged_since: None,
         })
     }
 
@@ -665,9 +830,11 @@ impl KubeApply<'_> {
 
     /// The object's resource, namespace and body, or its record when it cannot be sent (a kind
     /// the server does not serve: failed, or in a dry run to be created with its CRD).
+    /// (The object is moved out of `object`, which is left `null`: a thousand objects are not
+    /// copied.)
     async fn prepare(
         &self,
-        object: &PlannedObject,
+        object: &mut PlannedObject,
         release_kinds: &BTreeSet<(String, String)>,
     ) -> Result<Result<Prepared, AppliedObject>, StageError> {
         let info = self
@@ -696,7 +863,11 @@ impl KubeApply<'_> {
                 ),
             )));
         };
-        let mut object = object.clone();
+        let value = std::mem::take(&mut object.object);
+        let mut object = PlannedObject {
+            object: value,
+            ..object.clone()
+        };
         if info.namespaced && object.key.namespace.is_none() {
             object.key.namespace = Some(self.app_namespace.clone());
             object.object["metadata"]["namespace"] = json!(self.app_namespace);
@@ -743,22 +914,26 @@ impl KubeApply<'_> {
             written_to: None,
             error: Some(error),
             dry_run: self.dry_run,
+            waits: false,
         }
     }
 
     /// The live objects of `objects`, by inventory id: a LIST per collection holding many of
     /// them, a GET each otherwise.
-    async fn read_live(&self, objects: &[Prepared]) -> Result<HashMap<String, Value>, StageError> {
-        let mut by_collection: BTreeMap<String, Vec<&Prepared>> = BTreeMap::new();
-        for object in objects {
+    async fn read_live(
+        &self,
+        objects: &[(&ObjectKey, &ResourceInfo)],
+    ) -> Result<HashMap<String, Live>, StageError> {
+        let mut by_collection: BTreeMap<String, Vec<(&ObjectKey, &ResourceInfo)>> = BTreeMap::new();
+        for (key, info) in objects {
             by_collection
                 .entry(Cluster::collection_path(
-                    &object.planned.key,
-                    &object.info,
-                    object.planned.key.namespace.as_deref(),
+                    key,
+                    info,
+                    key.namespace.as_deref(),
                 ))
                 .or_default()
-                .push(object);
+                .push((key, info));
         }
         let mut live = HashMap::new();
         let mut singles = Vec::new();
@@ -769,24 +944,25 @@ impl KubeApply<'_> {
             }
             let items = self
                 .cluster
-                .list(&collection)
+                .list_raw(&collection)
                 .await
                 .map_err(|failure| transient(&failure, &format!("listing {collection}")))?;
-            let wanted: HashMap<&str, &Prepared> = members
+            let wanted: HashMap<&str, &ObjectKey> = members
                 .iter()
-                .map(|object| (object.planned.key.name.as_str(), *object))
+                .map(|(key, _)| (key.name.as_str(), *key))
                 .collect();
             for item in items {
-                if let Some(name) = meta(&item, "name")
-                    && let Some(object) = wanted.get(name.as_str())
+                let item = Live::from_text(item);
+                if let Some(name) = item.name()
+                    && let Some(key) = wanted.get(name.as_str())
                 {
-                    live.insert(object.planned.key.inventory_id(), item);
+                    live.insert(key.inventory_id(), item);
                 }
             }
         }
         let singles: Vec<(ObjectKey, ResourceInfo)> = singles
             .into_iter()
-            .map(|object| (object.planned.key.clone(), object.info.clone()))
+            .map(|(key, info)| (key.clone(), info.clone()))
             .collect();
         let cluster = self.cluster;
         let found: Vec<Result<Option<(String, Value)>, StageError>> =
@@ -802,7 +978,7 @@ impl KubeApply<'_> {
             .await;
         for result in found {
             if let Some((id, object)) = result? {
-                live.insert(id, object);
+                live.insert(id, Live::from_value(object));
             }
         }
         Ok(live)
@@ -812,7 +988,7 @@ impl KubeApply<'_> {
     async fn apply_one(
         &self,
         object: &Prepared,
-        live: Option<Value>,
+        live: Option<Live>,
     ) -> Result<AppliedObject, ApiFailure> {
         let key = &object.planned.key;
         let file = &object.planned.file;
@@ -830,6 +1006,7 @@ impl KubeApply<'_> {
             written_to: None,
             error: None,
             dry_run: self.dry_run,
+            waits: has_waits(&object.body),
         };
         let refused = |mut record: AppliedObject, failure: &ApiFailure| {
             if failure.is_transient() {
@@ -839,8 +1016,19 @@ impl KubeApply<'_> {
             record.error = Some(api_error(key, file, failure));
             Ok(record)
         };
-        if let Some(mut live) = live {
+        if let Some(live) = live {
             record.outcome = ApplyOutcome::Configured;
+            if let Some(seen) = live
+                .seen
+                .as_ref()
+                .filter(|seen| seen.unchanged(&object.digest))
+            {
+                record.outcome = ApplyOutcome::Unchanged;
+                record.uid = seen.metadata.uid.clone();
+                record.resource_version = seen.metadata.resource_version.clone();
+                return Ok(record);
+            }
+            let mut live = live.into_value()?;
             record.uid = meta(&live, "uid");
             record.resource_version = meta(&live, "resourceVersion");
             if unchanged_without_asking(&live, &object.digest) {
@@ -886,14 +1074,15 @@ impl KubeApply<'_> {
                 return Ok(record);
             }
         }
+        // Only the uid and resourceVersion of the answer are read.
         match self
             .cluster
-            .apply(key, &object.info, &object.body, true, self.dry_run)
+            .apply_as::<LiveObject>(key, &object.info, &object.body, true, self.dry_run)
             .await
         {
             Ok(result) => {
-                record.uid = meta(&result, "uid");
-                record.resource_version = meta(&result, "resourceVersion");
+                record.uid = result.metadata.uid;
+                record.resource_version = result.metadata.resource_version;
                 Ok(record)
             }
             Err(failure)
@@ -1370,6 +1559,12 @@ impl KubeApply<'_> {
     }
 }
 
+/// Whether `body` carries a wait windlass carries out after applying it.
+fn has_waits(body: &Value) -> bool {
+    annotation_of(body, WAIT_FOR_READY) == Some("true")
+        || annotation_of(body, WAIT_FOR_PROPERTIES).is_some()
+}
+
 fn count(counts: &mut ApplyCounts, outcome: ApplyOutcome) {
     match outcome {
         ApplyOutcome::Created => counts.created += 1,
@@ -1439,5 +1634,45 @@ mod tests {
         ));
         assert!(!unchanged_without_asking(&live(json!([windlass])), "other"));
         assert!(!unchanged_without_asking(&live(json!([])), "d"));
+        // The light read of a listed object answers as the whole object does.
+        let cases = [
+            (live(json!([windlass, status])), "d"),
+            (live(json!([windlass, editor])), "d"),
+            (live(json!([windlass])), "other"),
+            (live(json!([])), "d"),
+            (
+                live(json!([{"manager": "windlass", "operation": "Apply", "subresource": ""}])),
+                "d",
+            ),
+            (
+                live(json!([{"manager": "windlass", "operation": "Update"}])),
+                "d",
+            ),
+            (json!({"metadata": {"managedFields": [windlass]}}), "d"),
+            (
+                json!({"metadata": {"annotations": {DIGEST_ANNOTATION: 7}, "managedFields": [windlass]}}),
+                "d",
+            ),
+        ];
+        for (object, digest) in cases {
+            let text = serde_json::value::to_raw_value(&object).unwrap();
+            let listed = Live::from_text(text);
+            assert!(listed.seen.is_some(), "{object}");
+            assert_eq!(
+                listed.unchanged(digest),
+                unchanged_without_asking(&object, digest),
+                "{object}"
+            );
+            assert_eq!(
+                Live::from_value(object.clone()).unchanged(digest),
+                unchanged_without_asking(&object, digest),
+                "{object}"
+            );
+        }
+        // A shape the light read does not take is decoded whole.
+        let odd = json!({"metadata": {"name": 3, "annotations": {DIGEST_ANNOTATION: "d"}, "managedFields": [windlass]}});
+        let listed = Live::from_text(serde_json::value::to_raw_value(&odd).unwrap());
+        assert!(listed.seen.is_none());
+        assert!(listed.unchanged("d"));
     }
 }

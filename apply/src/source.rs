@@ -22,13 +22,21 @@ use windlass_stages::render_midstream::RENDERED_SECRET_PURPOSE;
 use windlass_state::{BlobId, EventPayload, StoredEvent};
 
 /// Everything an apply needs from the rendering.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ApplySource {
     /// The install that rendered it.
     pub rendered_by: String,
     /// Its output directory.
     pub out_dir: PathBuf,
-    /// The rendered objects with their files (relative to the output directory), in file order.
+    /// The rendered files' paths (relative to the output directory), in file order.
+    pub file_paths: Vec<String>,
+    /// The rendered files with their bytes, read and checked against what was recorded: empty
+    /// until [`ApplySource::read_files`]; parsed by [`ApplySource::parse_objects`].
+    pub files: Vec<(String, Vec<u8>)>,
+    /// What reads them (taken by [`ApplySource::read_files`] or [`ApplySource::file_reader`]).
+    pub reader: Option<FileReader>,
+    /// The rendered objects with their files, in file order: empty until
+    /// [`ApplySource::parse_objects`] (an unchanged apply may never need them).
     pub objects: Vec<(String, Value)>,
     /// The pull secrets, as `(namespace, name)`.
     pub pull_secrets: BTreeSet<(String, String)>,
@@ -212,54 +220,16 @@ pub fn read_source(
     let out_dir = context.request.out_dir.clone();
     let out =
         OutputDir::for_stage(context).map_err(|error| StageError::permanent(error.to_string()))?;
-    let stale = |message: String| {
-        let error = StageError::permanent(message);
-        match install {
-            None => error.with_stale_input(
-                context
-                    .input_stage_recording(MidstreamRendered::EVENT_TYPE)
-                    .unwrap_or("render_midstream"),
-            ),
-            Some(_) => error,
-        }
+    let stale_input = match install {
+        None => Some(
+            context
+                .input_stage_recording(MidstreamRendered::EVENT_TYPE)
+                .unwrap_or("render_midstream")
+                .to_string(),
+        ),
+        Some(_) => None,
     };
-    // Read, checked and parsed on every core: a thousand files one after another took most of
-    // an unchanged apply's time.
-    let files = &rendered.rendered_files;
-    let workers = std::thread::available_parallelism()
-        .map(usize::from)
-        .unwrap_or(1)
-        .clamp(1, 8);
-    let chunk = files.len().div_ceil(workers).max(1);
-    let parts: Vec<Result<Vec<(String, Value)>, StageError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| {
-                let out = &out;
-                let stale = &stale;
-                let out_dir = &out_dir;
-                scope.spawn(move || {
-                    let mut objects = Vec::with_capacity(part.len());
-                    for file in part {
-                        objects.extend(read_rendered(out, out_dir, file, context, stale)?);
-                    }
-                    Ok(objects)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
-    let mut objects = Vec::with_capacity(files.len());
-    for part in parts {
-        objects.extend(part?);
-    }
+    let stale = |message: String| stale_error(stale_input.as_deref(), message);
     let mut helm_charts = Vec::with_capacity(rendered.helm_charts.len());
     for chart in &rendered.helm_charts {
         let prefix = format!("{}/", chart.chart_dir);
@@ -271,7 +241,7 @@ pub fn read_source(
                     file.path, chart.name, chart.chart_dir
                 ))
             })?;
-            let bytes = read_checked(&out, &out_dir, file, context, &stale)?;
+            let bytes = read_checked(&out, &out_dir, file, &context.fingerprint_key, &stale)?;
             files.push((relative.to_string(), bytes, file.blob.is_none()));
         }
         helm_charts.push(HelmChartSource {
@@ -283,10 +253,20 @@ pub fn read_source(
         Some(fetched) => application_lists(fetched, context)?,
         None => (Vec::new(), Vec::new()),
     };
+    let reader = FileReader {
+        out,
+        out_dir: out_dir.clone(),
+        files: rendered.rendered_files,
+        key: context.fingerprint_key.clone(),
+        stale_input,
+    };
     Ok(ApplySource {
         rendered_by: install.unwrap_or(&context.install_id).to_string(),
         out_dir,
-        objects,
+        file_paths: reader.files.iter().map(|file| file.path.clone()).collect(),
+        files: Vec::new(),
+        reader: Some(reader),
+        objects: Vec::new(),
         pull_secrets: provisioned
             .as_ref()
             .map(|provisioned| {
@@ -304,26 +284,114 @@ pub fn read_source(
     })
 }
 
-/// One rendered file: read, checked against what was recorded, parsed.
-fn read_rendered(
-    out: &OutputDir,
-    out_dir: &std::path::Path,
-    file: &RenderedFile,
-    context: &StageContext,
-    stale: &(dyn Fn(String) -> StageError + Sync),
-) -> Result<Vec<(String, Value)>, StageError> {
-    let bytes = read_checked(out, out_dir, file, context, stale)?;
-    let documents = windlass_manifest::documents::parse_documents(&file.path, &bytes)
-        .map_err(|error| StageError::invalid_input(error.to_string()))?;
-    Ok(documents
-        .into_iter()
-        .map(|document| {
-            (
-                file.path.clone(),
-                std::sync::Arc::unwrap_or_clone(document.value),
-            )
+/// Reads the rendered files and checks each against its recorded blob id or secret
+/// fingerprint (owned, so that it can run on its own thread while the cluster is asked).
+pub struct FileReader {
+    out: OutputDir,
+    out_dir: PathBuf,
+    files: Vec<RenderedFile>,
+    key: std::sync::Arc<windlass_state::FingerprintKey>,
+    /// The input stage to mark stale when a file is damaged (an install's own apply).
+    stale_input: Option<String>,
+}
+
+impl std::fmt::Debug for FileReader {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("FileReader")
+            .field("out_dir", &self.out_dir)
+            .field("files", &self.files.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileReader {
+    /// Every file's bytes, in file order, read and checked on every core (a thousand files one
+    /// after another took most of an unchanged apply's time).
+    pub fn read(self) -> Result<Vec<(String, Vec<u8>)>, StageError> {
+        let stale = |message: String| stale_error(self.stale_input.as_deref(), message);
+        on_every_core(&self.files, |file| {
+            read_checked(&self.out, &self.out_dir, file, &self.key, &stale)
+                .map(|bytes| (file.path.clone(), bytes))
         })
-        .collect())
+    }
+}
+
+fn stale_error(stale_input: Option<&str>, message: String) -> StageError {
+    let error = StageError::permanent(message);
+    match stale_input {
+        Some(stage) => error.with_stale_input(stage),
+        None => error,
+    }
+}
+
+impl ApplySource {
+    /// Reads and checks the rendered files into [`ApplySource::files`] (once).
+    pub fn read_files(&mut self) -> Result<(), StageError> {
+        if let Some(reader) = self.reader.take() {
+            self.files = reader.read()?;
+        }
+        Ok(())
+    }
+
+    /// Parses the rendered files into [`ApplySource::objects`] (on every core), once.
+    pub fn parse_objects(&mut self) -> Result<(), StageError> {
+        self.read_files()?;
+        if !self.objects.is_empty() {
+            return Ok(());
+        }
+        let parsed = on_every_core(&self.files, |(path, bytes)| {
+            let documents = windlass_manifest::documents::parse_documents(path, bytes)
+                .map_err(|error| StageError::invalid_input(error.to_string()))?;
+            Ok(documents
+                .into_iter()
+                .map(|document| {
+                    (
+                        path.clone(),
+                        std::sync::Arc::unwrap_or_clone(document.value),
+                    )
+                })
+                .collect::<Vec<_>>())
+        })?;
+        self.objects = parsed.into_iter().flatten().collect();
+        Ok(())
+    }
+}
+
+/// `work` over `items` on up to eight threads, results in the order of `items`; the first error
+/// in that order wins.
+fn on_every_core<T: Sync, R: Send>(
+    items: &[T],
+    work: impl Fn(&T) -> Result<R, StageError> + Sync,
+) -> Result<Vec<R>, StageError> {
+    let workers = std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let chunk = items.len().div_ceil(workers).max(1);
+    if items.len() <= chunk {
+        return items.iter().map(&work).collect();
+    }
+    let work = &work;
+    let parts: Vec<Result<Vec<R>, StageError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(work).collect()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut results = Vec::with_capacity(items.len());
+    for part in parts {
+        results.extend(part?);
+    }
+    Ok(results)
 }
 
 /// One rendered file's bytes, checked against its recorded blob id or secret fingerprint.
@@ -331,7 +399,7 @@ fn read_checked(
     out: &OutputDir,
     out_dir: &std::path::Path,
     file: &RenderedFile,
-    context: &StageContext,
+    key: &windlass_state::FingerprintKey,
     stale: &(dyn Fn(String) -> StageError + Sync),
 ) -> Result<Vec<u8>, StageError> {
     let bytes = out
@@ -347,10 +415,7 @@ fn read_checked(
     let intact = match (&file.blob, &file.fingerprint) {
         (Some(blob), _) => BlobId::of(&bytes).to_string() == *blob,
         (None, Some(fingerprint)) => {
-            context
-                .fingerprint_key
-                .fingerprint_bytes(RENDERED_SECRET_PURPOSE, &bytes)
-                == *fingerprint
+            key.fingerprint_bytes(RENDERED_SECRET_PURPOSE, &bytes) == *fingerprint
         }
         (None, None) => false,
     };

@@ -20,8 +20,9 @@ use crate::events::{
     APPLY_COMPLETED, AppliedObject, ApplyCompleted, ApplyCounts, ApplyOutcome, HelmReleaseOutcome,
     ObjectsApplied, TargetRecord,
 };
-use crate::kube_apply::KubeApply;
-use crate::order::{InventoryEntry, plan_apply};
+use crate::kube_apply::{BODY_VERSION, KubeApply};
+use crate::order::{PlannedObject, plan_apply};
+use crate::source::ApplySource;
 use crate::target::Target;
 
 /// The stage kind's name.
@@ -130,24 +131,16 @@ impl Stage for ApplyStage {
                 summary: "target none: nothing applied".into(),
             });
         }
+        let started = std::time::Instant::now();
         let mut source =
             crate::source::read_source(context, self.config.source_install.as_deref())?;
+        tracing::debug!(elapsed = ?started.elapsed(), files = source.file_paths.len(), "apply: source facts read");
         let app_namespace = context.request.namespace.clone();
-        let pull_secrets = source.pull_secrets.clone();
-        // Moved, not copied: a thousand objects.
-        let planned = plan_apply(std::mem::take(&mut source.objects), |key| {
-            pull_secrets.contains(&(
-                key.namespace
-                    .clone()
-                    .unwrap_or_else(|| app_namespace.clone()),
-                key.name.clone(),
-            ))
-        })
-        .map_err(StageError::invalid_input)?;
         let app_slug = context.request.app_slug().to_string();
         match &self.target {
             Target::None => unreachable!("handled above"),
             Target::Dir(path) => {
+                let planned = plan(&mut source, &app_namespace)?;
                 let charts: Vec<crate::dir::ChartFiles<'_>> = source
                     .helm_charts
                     .iter()
@@ -181,6 +174,7 @@ impl Stage for ApplyStage {
                         written_to: Some(name.clone()),
                         error: None,
                         dry_run: false,
+                        waits: false,
                     })
                     .collect();
                 let written = objects.len() as u64;
@@ -211,6 +205,7 @@ impl Stage for ApplyStage {
                     },
                     app_state: None,
                     dry_run: false,
+                    body_version: None,
                 };
                 Ok(StageOutput {
                     facts: vec![Fact::of(&completed)?],
@@ -231,21 +226,37 @@ impl Stage for ApplyStage {
             Target::Kube {
                 context: kube_context,
             } => {
+                // The rendered files are read and checked on their own threads while the
+                // cluster and the log are asked (reads only until the files are checked).
+                let mut reading = source
+                    .reader
+                    .take()
+                    .map(|reader| tokio::task::spawn_blocking(move || reader.read()));
                 let client = context
                     .services
                     .kubernetes
                     .client(kube_context.as_deref())
                     .await
-                    .map_err(|error| StageError::invalid_input(error.0))?;
+                    .map_err(|error| StageError::invalid_input(error.0));
+                let client = after_files(client, &mut reading, &mut source).await?;
                 let connection = client.downcast::<KubeConnection>().map_err(|_| {
                     StageError::permanent(
                         "the injected kubernetes client factory does not hand out windlass-apply connections",
                     )
-                })?;
+                });
+                let connection = after_files(connection, &mut reading, &mut source).await?;
                 let kubeconfig = connection.kubeconfig.clone();
                 let cluster = Cluster::new((*connection).clone());
-                let previous_apply = previous_apply(context, &app_slug, cluster.server())?;
-                let (previous_installer, previous) = previous_apply.unzip();
+                let previous_apply = after_files(
+                    previous_apply(context, &app_slug, cluster.server()),
+                    &mut reading,
+                    &mut source,
+                )
+                .await?;
+                tracing::debug!(elapsed = ?started.elapsed(), "apply: previous apply read");
+                let previous_installer = previous_apply
+                    .as_ref()
+                    .map(|(installer, _)| installer.clone());
                 let namespaces = source.secret_namespaces.clone();
                 let mut additional = source.additional_namespaces.clone();
                 if let Some(namespaces) = &namespaces {
@@ -269,10 +280,31 @@ impl Stage for ApplyStage {
                     additional_namespaces: additional,
                     every_namespace,
                     status_informers: source.status_informers.clone(),
-                    previous,
+                    previous: previous_apply
+                        .as_ref()
+                        .map(|(_, completed)| completed.inventory.clone()),
                     allow_empty_prune: self.config.allow_empty_prune,
                 };
-                let result = apply.run(planned).await?;
+                // The rendered files as the previous apply of the same rendering applied them,
+                // found unchanged in the cluster: nothing to parse or send.
+                let unchanged = match &previous_apply {
+                    Some((installer, completed))
+                        if completed.rendered_by == source.rendered_by && !self.config.dry_run =>
+                    {
+                        let found = apply.find_unchanged(&source, installer, completed).await;
+                        after_files(found, &mut reading, &mut source).await?
+                    }
+                    _ => None,
+                };
+                join_files(&mut reading, &mut source).await?;
+                let result = match unchanged {
+                    Some(unchanged) => apply.record_unchanged(unchanged).await?,
+                    None => {
+                        let planned = plan(&mut source, &app_namespace)?;
+                        apply.run(planned).await?
+                    }
+                };
+                tracing::debug!(elapsed = ?started.elapsed(), "apply: objects applied");
                 for note in &result.notes {
                     context.progress.note(note);
                 }
@@ -286,12 +318,18 @@ impl Stage for ApplyStage {
                     )
                     .await?;
                 let counts = result.counts.clone();
-                let summary = summary(
+                let mut summary = summary(
                     &counts,
                     cluster.server(),
                     self.config.dry_run,
                     result.app_state,
-                ) + &helm_summary;
+                );
+                if let Some(installer) = &result.unchanged_since {
+                    summary.push_str(&format!(
+                        "; every rendered file as install {installer} applied it and every object as it left it: compared by recorded digest, nothing parsed"
+                    ));
+                }
+                summary.push_str(&helm_summary);
                 let completed = ApplyCompleted {
                     app_slug,
                     target: TargetRecord::Kube {
@@ -307,6 +345,7 @@ impl Stage for ApplyStage {
                     counts,
                     app_state: result.app_state,
                     dry_run: self.config.dry_run,
+                    body_version: (!self.config.dry_run).then_some(BODY_VERSION),
                 };
                 Ok(StageOutput {
                     facts: vec![Fact::of(&completed)?],
@@ -315,6 +354,48 @@ impl Stage for ApplyStage {
             }
         }
     }
+}
+
+/// The rendered files being read and checked on their own threads.
+type Reading = Option<tokio::task::JoinHandle<Result<Vec<(String, Vec<u8>)>, StageError>>>;
+
+/// Waits for the rendered files into `source`.
+async fn join_files(reading: &mut Reading, source: &mut ApplySource) -> Result<(), StageError> {
+    if let Some(handle) = reading.take() {
+        source.files = handle.await.map_err(|error| {
+            StageError::permanent(format!("reading the rendered files crashed: {error}"))
+        })??;
+    }
+    Ok(())
+}
+
+/// `result`, unless reading the rendered files failed: a damaged file is the error to report,
+/// as when the files were read before anything else.
+async fn after_files<T>(
+    result: Result<T, StageError>,
+    reading: &mut Reading,
+    source: &mut ApplySource,
+) -> Result<T, StageError> {
+    if result.is_err() {
+        join_files(reading, source).await?;
+    }
+    result
+}
+
+/// The rendered objects of `source`, parsed and in apply order (moved out of `source`, not
+/// copied: a thousand objects).
+fn plan(source: &mut ApplySource, app_namespace: &str) -> Result<Vec<PlannedObject>, StageError> {
+    source.parse_objects()?;
+    let pull_secrets = &source.pull_secrets;
+    plan_apply(std::mem::take(&mut source.objects), |key| {
+        pull_secrets.contains(&(
+            key.namespace
+                .clone()
+                .unwrap_or_else(|| app_namespace.to_string()),
+            key.name.clone(),
+        ))
+    })
+    .map_err(StageError::invalid_input)
 }
 
 fn summary(
@@ -342,12 +423,12 @@ fn summary(
 }
 
 /// The newest completed, real apply of `app_slug` to `server` by another install, if any: that
-/// install's id and its inventory.
+/// install's id and what it completed with.
 fn previous_apply(
     context: &StageContext,
     app_slug: &str,
     server: &str,
-) -> Result<Option<(String, Vec<InventoryEntry>)>, StageError> {
+) -> Result<Option<(String, ApplyCompleted)>, StageError> {
     let mut inventory = None;
     context
         .history
@@ -361,7 +442,7 @@ fn previous_apply(
                 };
                 let same_cluster = matches!(&completed.target, TargetRecord::Kube { server: known, .. } if known == server);
                 if completed.app_slug == app_slug && same_cluster && !completed.dry_run {
-                    inventory = Some((event.install_id.clone(), completed.inventory));
+                    inventory = Some((event.install_id.clone(), completed));
                     return ControlFlow::Break(());
                 }
                 ControlFlow::Continue(())

@@ -2,7 +2,7 @@
 //! resourceVersion), every object pruned, the waits, the app state, and the `useHelmInstall`
 //! charts handed to helm (installed or uninstalled), folded from the apply stage's facts. Part of `show --json` (a wire format: add fields only).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use windlass_state::StoredEvent;
 
 use crate::events::{
@@ -45,10 +45,11 @@ pub fn apply_view<'a>(events: impl IntoIterator<Item = &'a StoredEvent>) -> Opti
     let mut seen = false;
     let mut position: std::collections::HashMap<String, usize> = Default::default();
     for event in events {
-        let payload = event.payload.clone();
+        // Decoded where it lies: an ObjectsApplied of a thousand objects is big.
+        let payload = &event.payload;
         match event.event_type.as_str() {
             OBJECTS_APPLIED => {
-                let Ok(batch) = serde_json::from_value::<ObjectsApplied>(payload) else {
+                let Ok(batch) = ObjectsApplied::deserialize(payload) else {
                     continue;
                 };
                 for object in batch.objects {
@@ -62,16 +63,16 @@ pub fn apply_view<'a>(events: impl IntoIterator<Item = &'a StoredEvent>) -> Opti
                     }
                 }
             }
-            OBJECT_PRUNED => view.pruned.extend(serde_json::from_value(payload).ok()),
-            WAIT_FINISHED => view.waits.extend(serde_json::from_value(payload).ok()),
-            APP_STATE_OBSERVED => view.app_state = serde_json::from_value(payload).ok(),
-            APPLY_COMPLETED => view.completed = serde_json::from_value(payload).ok(),
+            OBJECT_PRUNED => view.pruned.extend(Deserialize::deserialize(payload).ok()),
+            WAIT_FINISHED => view.waits.extend(Deserialize::deserialize(payload).ok()),
+            APP_STATE_OBSERVED => view.app_state = Deserialize::deserialize(payload).ok(),
+            APPLY_COMPLETED => view.completed = Deserialize::deserialize(payload).ok(),
             HELM_RELEASE_INSTALLED => view
                 .helm_releases
-                .extend(serde_json::from_value(payload).ok()),
+                .extend(Deserialize::deserialize(payload).ok()),
             HELM_RELEASE_UNINSTALLED => {
                 view.helm_uninstalled
-                    .extend(serde_json::from_value(payload).ok());
+                    .extend(Deserialize::deserialize(payload).ok());
             }
             _ => continue,
         }

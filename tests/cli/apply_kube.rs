@@ -1225,3 +1225,142 @@ fn a_replay_leaves_out_the_apply_to_a_cluster_and_says_so() {
         "{stderr}"
     );
 }
+
+/// The apply stage's summary of install `install_id`.
+fn apply_summary(state: &Path, install_id: &str) -> String {
+    payloads_of_type(&events(state, install_id), "StageCompleted")
+        .iter()
+        .find(|completed| completed["stage"] == "apply")
+        .and_then(|completed| completed["summary"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn an_unchanged_apply_compares_recorded_digests_and_still_reapplies_what_drifted() {
+    // Nine ConfigMaps: read with a LIST, as a big release's objects are.
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let files: Vec<(String, String)> = (0..9)
+        .map(|index| {
+            (
+                format!("cm-{index}.yaml"),
+                configmap(&format!("cm-{index}"), "ours"),
+            )
+        })
+        .collect();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(name, text)| (name.as_str(), text.as_str()))
+        .collect();
+    let release = release(&files, "");
+    let install = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(install["status"], "completed", "{install}");
+    let install_id = install["install_id"].as_str().unwrap();
+    let first = applied(&events(state.path(), install_id));
+    assert!(first.contains_key("ConfigMap/cm-8"), "{first:?}");
+    let trusted = |apply: &str| format!("as install {apply} applied it");
+
+    // Applied again unchanged: the digests the install's apply recorded are compared with the
+    // cluster's, no rendered file is parsed, nothing is written.
+    let writes = cluster.server.counts().writes;
+    let again = json(apply_kube(state.path(), install_id, &cluster, &[]));
+    assert_eq!(again["status"], "completed", "{again}");
+    let again_id = again["install_id"].as_str().unwrap();
+    assert_eq!(cluster.server.counts().writes, writes, "nothing is written");
+    let summary = apply_summary(state.path(), again_id);
+    assert!(
+        summary.contains(&trusted(install_id)) && summary.contains("nothing parsed"),
+        "{summary}"
+    );
+    let second = applied(&events(state.path(), again_id));
+    assert_eq!(
+        second.keys().collect::<Vec<_>>(),
+        first.keys().collect::<Vec<_>>()
+    );
+    for (name, object) in &second {
+        assert_eq!(object["outcome"], "unchanged", "{name}");
+        assert_eq!(object["digest"], first[name]["digest"], "{name}");
+        assert_eq!(object["file"], first[name]["file"], "{name}");
+        assert!(object["uid"].is_string() && object["resource_version"].is_string());
+    }
+    let completed = payloads_of_type(&events(state.path(), again_id), "ApplyCompleted");
+    assert_eq!(
+        completed[0]["inventory"].as_array().unwrap().len(),
+        first.len()
+    );
+    assert_eq!(completed[0]["counts"]["unchanged"], first.len());
+
+    // Someone else changes one object: the next apply finds it and applies it again, exactly as
+    // an apply that parses everything would.
+    cluster
+        .server
+        .merge_patch_as(
+            "someone-else",
+            "v1",
+            "ConfigMap",
+            "default",
+            "cm-3",
+            json!({"data": {"value": "theirs"}}),
+        )
+        .unwrap();
+    let third = json(apply_kube(state.path(), install_id, &cluster, &[]));
+    assert_eq!(third["status"], "completed", "{third}");
+    let third_id = third["install_id"].as_str().unwrap();
+    let recorded = applied(&events(state.path(), third_id));
+    assert_eq!(recorded["ConfigMap/cm-3"]["outcome"], "configured");
+    assert_eq!(recorded["ConfigMap/cm-4"]["outcome"], "unchanged");
+    assert!(!apply_summary(state.path(), third_id).contains("nothing parsed"));
+    assert_eq!(
+        cluster
+            .server
+            .get("v1", "ConfigMap", "default", "cm-3")
+            .unwrap()["data"]["value"],
+        "ours"
+    );
+
+    // Someone deletes one: it is created again.
+    cluster
+        .server
+        .delete("v1", "ConfigMap", "default", "cm-5")
+        .unwrap();
+    let fourth = json(apply_kube(state.path(), install_id, &cluster, &[]));
+    assert_eq!(fourth["status"], "completed", "{fourth}");
+    let fourth_id = fourth["install_id"].as_str().unwrap();
+    let recorded = applied(&events(state.path(), fourth_id));
+    assert_eq!(recorded["ConfigMap/cm-5"]["outcome"], "created");
+    assert!(
+        cluster
+            .server
+            .get("v1", "ConfigMap", "default", "cm-5")
+            .is_some()
+    );
+    assert!(!apply_summary(state.path(), fourth_id).contains("nothing parsed"));
+
+    // Nothing changed since: the digests of that last apply are trusted.
+    let fifth = json(apply_kube(state.path(), install_id, &cluster, &[]));
+    let fifth_id = fifth["install_id"].as_str().unwrap();
+    assert!(apply_summary(state.path(), fifth_id).contains(&trusted(fourth_id)));
+
+    // A rendered file changed on disk is refused, fast path or not, and nothing is written.
+    let out = PathBuf::from(install["out"].as_str().unwrap());
+    let file = out.join(first["ConfigMap/cm-7"]["file"].as_str().unwrap());
+    std::fs::write(&file, configmap("cm-7", "injected")).unwrap();
+    let writes = cluster.server.counts().writes;
+    let refused = apply_kube(state.path(), install_id, &cluster, &[]);
+    assert_eq!(refused.status.code(), Some(1));
+    let failed = String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        failed.contains(first["ConfigMap/cm-7"]["file"].as_str().unwrap())
+            && failed.contains("changed since it was rendered"),
+        "{failed}"
+    );
+    assert_eq!(cluster.server.counts().writes, writes);
+    assert_eq!(
+        cluster
+            .server
+            .get("v1", "ConfigMap", "default", "cm-7")
+            .unwrap()["data"]["value"],
+        "ours"
+    );
+}
