@@ -7,11 +7,12 @@
 //! `ImagesProbed`), no cluster and no random source; the facts the install recorded reach every
 //! stage through `Services::recorded`. A what-if is the same run with some options changed.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use windlass_apply::target::Target;
@@ -725,7 +726,8 @@ fn compare_stages(
     known: Known,
     report: &mut ReplayReport,
 ) -> Result<(), ReplayError> {
-    let mut listed: HashSet<String> = HashSet::new();
+    // Tens of thousands of paths on a big release: hashed with Fx, not SipHash.
+    let mut listed: FxHashSet<String> = FxHashSet::default();
     let no_facts = Vec::new();
     // A file a later stage wrote again (a plugin placed after render_midstream rewrites
     // rendered/) is compared on disk for the last stage that lists it; for the earlier ones, the
@@ -837,7 +839,7 @@ fn compare_stages(
             .iter()
             .flat_map(|fact| output_files(&fact.event_type, &fact.payload))
             .collect();
-        let replayed_files: HashMap<String, _> = replayed_stage
+        let replayed_files: FxHashMap<String, _> = replayed_stage
             .fact_events
             .iter()
             .flat_map(|fact| output_files(&fact.event_type, &fact.payload))
@@ -911,7 +913,7 @@ fn compare_stages(
                 report,
             )?;
         }
-        let recorded_paths: HashSet<&str> = recorded_files
+        let recorded_paths: FxHashSet<&str> = recorded_files
             .iter()
             .map(|file| file.path.as_str())
             .collect();
@@ -973,7 +975,7 @@ fn compare_stages(
 fn superseded_difference(
     stage: &str,
     recorded: &crate::compare::OutputFile,
-    replayed: &HashMap<String, crate::compare::OutputFile>,
+    replayed: &FxHashMap<String, crate::compare::OutputFile>,
 ) -> Option<Difference> {
     let difference = |kind: &str, detail: String| Difference {
         stage: stage.to_string(),
