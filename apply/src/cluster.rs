@@ -379,7 +379,8 @@ impl Cluster {
     }
 
     /// Every object at a collection path, page by page, each as the server wrote it (checked to
-    /// be JSON, not decoded: most are only looked at through [`LiveObject`]).
+    /// be JSON, not decoded: most are only looked at through their metadata, `kube_apply`'s
+    /// `LiveObject`).
     pub async fn list_raw(
         &self,
         collection: &str,

@@ -33,7 +33,8 @@ pub struct ApplySource {
     /// The rendered files with their bytes, read and checked against what was recorded: empty
     /// until [`ApplySource::read_files`]; parsed by [`ApplySource::parse_objects`].
     pub files: Vec<(String, Vec<u8>)>,
-    /// What reads them (taken by [`ApplySource::read_files`] or [`ApplySource::file_reader`]).
+    /// What reads them (taken by [`ApplySource::read_files`], or by the apply stage to read them
+    /// on a thread of its own while the cluster is asked).
     pub reader: Option<FileReader>,
     /// The rendered objects with their files, in file order: empty until
     /// [`ApplySource::parse_objects`] (an unchanged apply may never need them).
