@@ -18,7 +18,9 @@ use windlass_engine::{
     Runner, Services, StageRegistry,
 };
 use windlass_state::log::LogError;
-use windlass_state::{EventLog, SecretString, StateDir, StateDirError, StoreError, StoredEvent};
+use windlass_state::{
+    EventLog, SecretString, StateDir, StateDirError, StoreError, StoredEnvelope, StoredEvent,
+};
 
 use crate::source::SourceFacts;
 use crate::stage::{ApplyConfig, KIND};
@@ -152,19 +154,6 @@ pub async fn apply_install(
 /// every image probed, every file written) in its place without its payload, which nothing here
 /// reads (a fold reads only the lifecycle events' payloads).
 fn source_events(log: &EventLog, source: &str) -> Result<Vec<StoredEvent>, RunError> {
-    /// A stored record without its payload (skipped, not decoded).
-    #[derive(serde::Deserialize)]
-    struct Envelope {
-        envelope_version: u32,
-        global_seq: u64,
-        install_id: String,
-        install_seq: u64,
-        recorded_at: String,
-        actor: String,
-        event_type: String,
-        schema_version: u32,
-        prev_hash: String,
-    }
     const READ: [&str; 8] = [
         INSTALL_STARTED,
         INSTALL_RESUMED,
@@ -184,7 +173,7 @@ fn source_events(log: &EventLog, source: &str) -> Result<Vec<StoredEvent>, RunEr
     let raw = log.store().raw_events_of(source).map_err(LogError::from)?;
     let mut events = Vec::with_capacity(raw.len());
     for record in raw {
-        let envelope: Envelope = serde_json::from_slice(&record.bytes)
+        let envelope: StoredEnvelope = serde_json::from_slice(&record.bytes)
             .map_err(|error| corrupt(record.global_seq, error))?;
         let event_type = envelope.event_type.as_str();
         if READ.contains(&event_type) || SourceFacts::TYPES.contains(&event_type) {
@@ -192,18 +181,7 @@ fn source_events(log: &EventLog, source: &str) -> Result<Vec<StoredEvent>, RunEr
                 .map_err(|error| corrupt(record.global_seq, error))?;
             events.push(log.schemas().upcast(event).map_err(LogError::from)?);
         } else {
-            events.push(StoredEvent {
-                envelope_version: envelope.envelope_version,
-                global_seq: envelope.global_seq,
-                install_id: envelope.install_id,
-                install_seq: envelope.install_seq,
-                recorded_at: envelope.recorded_at,
-                actor: envelope.actor,
-                event_type: envelope.event_type,
-                schema_version: envelope.schema_version,
-                payload: serde_json::Value::Null,
-                prev_hash: envelope.prev_hash,
-            });
+            events.push(envelope.with_payload(serde_json::Value::Null));
         }
     }
     Ok(events)

@@ -6,9 +6,8 @@
 //! [`EventLog::events_of`] does.
 
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value};
-use windlass_state::{EventLog, StoredEvent};
+use windlass_state::{EventLog, StoredEnvelope, StoredEvent};
 
 use crate::ReplayError;
 
@@ -19,22 +18,6 @@ pub(crate) enum Skim {
     Payload,
     /// The values of these keys, at any depth: each decodes as an empty list.
     Emptied(&'static [&'static str]),
-}
-
-/// A stored record with its payload left undecoded.
-#[derive(serde::Deserialize)]
-struct Envelope<'a> {
-    envelope_version: u32,
-    global_seq: u64,
-    install_id: String,
-    install_seq: u64,
-    recorded_at: String,
-    actor: String,
-    event_type: String,
-    schema_version: u32,
-    #[serde(borrow)]
-    payload: &'a RawValue,
-    prev_hash: String,
 }
 
 /// Every event of `install_id`, in install order, upcast, with the payloads `skim` names (by
@@ -57,7 +40,7 @@ pub(crate) fn skimmed_events_of(
                 record.global_seq
             ))
         };
-        let envelope: Envelope = serde_json::from_slice(&record.bytes).map_err(unreadable)?;
+        let envelope: StoredEnvelope = serde_json::from_slice(&record.bytes).map_err(unreadable)?;
         let current = log
             .schemas()
             .get(&envelope.event_type)
@@ -81,18 +64,7 @@ pub(crate) fn skimmed_events_of(
                 continue;
             }
         };
-        events.push(StoredEvent {
-            envelope_version: envelope.envelope_version,
-            global_seq: envelope.global_seq,
-            install_id: envelope.install_id,
-            install_seq: envelope.install_seq,
-            recorded_at: envelope.recorded_at,
-            actor: envelope.actor,
-            event_type: envelope.event_type,
-            schema_version: envelope.schema_version,
-            payload,
-            prev_hash: envelope.prev_hash,
-        });
+        events.push(envelope.with_payload(payload));
     }
     Ok(events)
 }

@@ -52,6 +52,52 @@ pub struct StoredEvent {
     pub prev_hash: String,
 }
 
+/// A stored record read with its payload left undecoded (the JSON text borrowed from the stored
+/// bytes): for readers that decode only some payloads, or decode them their own way (a big
+/// release's facts run to megabytes).
+#[derive(Debug, Deserialize)]
+pub struct StoredEnvelope<'a> {
+    /// Envelope format version.
+    pub envelope_version: u32,
+    /// Position in the whole log.
+    pub global_seq: u64,
+    /// The install this event belongs to.
+    pub install_id: String,
+    /// Position within the install.
+    pub install_seq: u64,
+    /// When the log recorded it.
+    pub recorded_at: String,
+    /// Who caused it.
+    pub actor: String,
+    /// Past-tense type name.
+    pub event_type: String,
+    /// Payload schema version.
+    pub schema_version: u32,
+    /// The payload's JSON text, undecoded.
+    #[serde(borrow)]
+    pub payload: &'a serde_json::value::RawValue,
+    /// Hex blake3 hash of the previous record's stored bytes.
+    pub prev_hash: String,
+}
+
+impl StoredEnvelope<'_> {
+    /// The stored event with `payload` (decoded or stood in for by the caller) as its payload.
+    pub fn with_payload(self, payload: serde_json::Value) -> StoredEvent {
+        StoredEvent {
+            envelope_version: self.envelope_version,
+            global_seq: self.global_seq,
+            install_id: self.install_id,
+            install_seq: self.install_seq,
+            recorded_at: self.recorded_at,
+            actor: self.actor,
+            event_type: self.event_type,
+            schema_version: self.schema_version,
+            payload,
+            prev_hash: self.prev_hash,
+        }
+    }
+}
+
 impl NewEvent {
     /// Builds an event from a serializable payload.
     pub fn new(

@@ -54,6 +54,30 @@ fn last_event(state: &Path, install_id: &str) -> serde_json::Value {
     events.as_array().unwrap().last().unwrap().clone()
 }
 
+/// The `--json` report of a replay `command` runs, which must exit 0 (identical).
+fn identical_report(command: &mut Command) -> serde_json::Value {
+    let replayed = run_within(command, 120);
+    assert_eq!(
+        replayed.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&replayed.stdout),
+        text(&replayed.stderr)
+    );
+    serde_json::from_slice(&replayed.stdout).unwrap()
+}
+
+/// The verdict of stage `name` in a replay's report.
+fn stage_verdict(report: &serde_json::Value, name: &str) -> serde_json::Value {
+    report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|stage| stage["stage"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no stage {name} in {report}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_needs_neither_the_registries_nor_the_release_directory() {
     let open = TestRegistry::open().await;
@@ -121,17 +145,7 @@ async fn a_replay_needs_neither_the_registries_nor_the_release_directory() {
     std::fs::remove_file(&registries).unwrap();
 
     let before = event_count(state.path(), &install_id);
-    let replayed = run_within(
-        windlass(state.path()).args(["replay", &install_id, "--json"]),
-        120,
-    );
-    assert_eq!(
-        replayed.status.code(),
-        Some(0),
-        "{}",
-        text(&replayed.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&replayed.stdout).unwrap();
+    let report = identical_report(windlass(state.path()).args(["replay", &install_id, "--json"]));
     assert_eq!(report["differences"], serde_json::json!([]), "{report:#}");
     assert!(
         report["files_compared"].as_u64().unwrap() >= 4,
@@ -342,18 +356,7 @@ fn an_install_recorded_with_older_event_versions_replays_through_the_upcasters()
             .any(|event| event["type"] == "ImagesProbed"),
         "{events:#}"
     );
-    let replayed = run_within(
-        windlass(older.path()).args(["replay", install_id, "--json"]),
-        120,
-    );
-    assert_eq!(
-        replayed.status.code(),
-        Some(0),
-        "{}\n{}",
-        text(&replayed.stdout),
-        text(&replayed.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&replayed.stdout).unwrap();
+    let report = identical_report(windlass(older.path()).args(["replay", install_id, "--json"]));
     assert_eq!(report["differences"], serde_json::json!([]));
     assert_eq!(
         last_event(older.path(), install_id)["type"],
@@ -536,22 +539,8 @@ fn an_apply_to_a_directory_is_replayed_into_the_scratch_directory() {
                 .arg("--license")
                 .arg(quickstart().join("userdata/license.yaml"));
         }
-        let replayed = run_within(&mut command, 120);
-        assert_eq!(
-            replayed.status.code(),
-            Some(0),
-            "{}{}",
-            text(&replayed.stdout),
-            text(&replayed.stderr)
-        );
-        let report = json(replayed);
-        let apply = report["stages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|stage| stage["stage"] == "apply")
-            .cloned()
-            .unwrap_or_else(|| panic!("no apply stage in {report}"));
+        let report = identical_report(&mut command);
+        let apply = stage_verdict(&report, "apply");
         assert_eq!(apply["status"], "identical", "{report}");
         assert_eq!(
             apply["facts"], 2,
@@ -665,26 +654,12 @@ fn a_replay_writes_neither_release_nor_output_files_even_for_the_external_kustom
         "only the throwaway state is written: {files:?}"
     );
 
-    let replayed = run_within(
+    let report = identical_report(
         windlass(state.path())
             .args(["replay", install_id, "--json"])
             .env("PATH", &path),
-        120,
     );
-    assert_eq!(
-        replayed.status.code(),
-        Some(0),
-        "{}{}",
-        text(&replayed.stdout),
-        text(&replayed.stderr)
-    );
-    let report = json(replayed);
-    let render = report["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|stage| stage["stage"] == "render_midstream")
-        .unwrap();
+    let render = stage_verdict(&report, "render_midstream");
     assert_eq!(render["status"], "identical", "{report}");
     assert!(render["files"].as_u64().unwrap() >= 2, "{report}");
 }
