@@ -178,28 +178,46 @@ fn managed_fields(object: &Value) -> &[Value] {
         .unwrap_or(&[])
 }
 
+/// A `managedFields` entry as the checks below read it: its manager, operation and subresource.
+type ManagerEntry<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
+fn manager_entry(entry: &Value) -> ManagerEntry<'_> {
+    let field = |name: &str| entry.get(name).and_then(Value::as_str);
+    (field("manager"), field("operation"), field("subresource"))
+}
+
+fn is_windlass_apply_entry((manager, operation, subresource): ManagerEntry<'_>) -> bool {
+    manager == Some(FIELD_MANAGER)
+        && operation == Some("Apply")
+        && subresource.unwrap_or("").is_empty()
+}
+
 fn is_windlass_apply(entry: &Value) -> bool {
-    entry.get("manager").and_then(Value::as_str) == Some(FIELD_MANAGER)
-        && entry.get("operation").and_then(Value::as_str) == Some("Apply")
-        && entry
-            .get("subresource")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .is_empty()
+    is_windlass_apply_entry(manager_entry(entry))
+}
+
+/// Whether an object whose digest annotation is `annotated` and whose field managers are
+/// `managers` is exactly what windlass applied last with `digest`, untouched by anyone else (the
+/// one rule, for a whole object and for [`LiveObject`]'s light read alike).
+fn untouched_since_applied<'a>(
+    annotated: Option<&str>,
+    managers: impl Iterator<Item = ManagerEntry<'a>> + Clone,
+    digest: &str,
+) -> bool {
+    annotated == Some(digest)
+        && managers.clone().any(is_windlass_apply_entry)
+        && managers
+            .into_iter()
+            .all(|entry| is_windlass_apply_entry(entry) || !entry.2.unwrap_or("").is_empty())
 }
 
 /// Whether `live` is exactly what windlass applied last with `digest`, untouched by anyone else.
 fn unchanged_without_asking(live: &Value, digest: &str) -> bool {
-    annotation_of(live, DIGEST_ANNOTATION) == Some(digest)
-        && managed_fields(live).iter().any(is_windlass_apply)
-        && managed_fields(live).iter().all(|entry| {
-            is_windlass_apply(entry)
-                || !entry
-                    .get("subresource")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .is_empty()
-        })
+    untouched_since_applied(
+        annotation_of(live, DIGEST_ANNOTATION),
+        managed_fields(live).iter().map(manager_entry),
+        digest,
+    )
 }
 
 /// What the unchanged check reads of a live object: its metadata without the field sets
@@ -236,10 +254,12 @@ struct LiveManager {
 }
 
 impl LiveManager {
-    fn is_windlass_apply(&self) -> bool {
-        self.manager.as_deref() == Some(FIELD_MANAGER)
-            && self.operation.as_deref() == Some("Apply")
-            && self.subresource.as_deref().unwrap_or("").is_empty()
+    fn entry(&self) -> ManagerEntry<'_> {
+        (
+            self.manager.as_deref(),
+            self.operation.as_deref(),
+            self.subresource.as_deref(),
+        )
     }
 }
 
@@ -247,17 +267,20 @@ impl LiveObject {
     /// [`unchanged_without_asking`] on what was read.
     fn unchanged(&self, digest: &str) -> bool {
         let metadata = &self.metadata;
-        let managers = metadata.managed_fields.as_deref().unwrap_or(&[]);
-        metadata
-            .annotations
-            .as_ref()
-            .and_then(|annotations| annotations.get(DIGEST_ANNOTATION))
-            .and_then(Value::as_str)
-            == Some(digest)
-            && managers.iter().any(LiveManager::is_windlass_apply)
-            && managers.iter().all(|entry| {
-                entry.is_windlass_apply() || !entry.subresource.as_deref().unwrap_or("").is_empty()
-            })
+        untouched_since_applied(
+            metadata
+                .annotations
+                .as_ref()
+                .and_then(|annotations| annotations.get(DIGEST_ANNOTATION))
+                .and_then(Value::as_str),
+            metadata
+                .managed_fields
+                .as_deref()
+                .unwrap_or(&[])
+                .iter()
+                .map(LiveManager::entry),
+            digest,
+        )
     }
 }
 

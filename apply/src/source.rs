@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use windlass_engine::{StageContext, StageError};
+use windlass_manifest::parallel::parallel_map;
 use windlass_stages::events::{
     BaseFetched, DocumentClass, MidstreamRendered, RenderedFile, RenderedHelmChart,
     SecretNamespaces, SecretsProvisioned,
@@ -311,10 +312,13 @@ impl FileReader {
     /// after another took most of an unchanged apply's time).
     pub fn read(self) -> Result<Vec<(String, Vec<u8>)>, StageError> {
         let stale = |message: String| stale_error(self.stale_input.as_deref(), message);
-        on_every_core(&self.files, |file| {
+        // The first error in file order wins, as in a loop.
+        parallel_map(&self.files, 2, |file| {
             read_checked(&self.out, &self.out_dir, file, &self.key, &stale)
                 .map(|bytes| (file.path.clone(), bytes))
         })
+        .into_iter()
+        .collect()
     }
 }
 
@@ -341,7 +345,7 @@ impl ApplySource {
         if !self.objects.is_empty() {
             return Ok(());
         }
-        let parsed = on_every_core(&self.files, |(path, bytes)| {
+        let parsed = parallel_map(&self.files, 2, |(path, bytes)| {
             let documents = windlass_manifest::documents::parse_documents(path, bytes)
                 .map_err(|error| StageError::invalid_input(error.to_string()))?;
             Ok(documents
@@ -353,46 +357,12 @@ impl ApplySource {
                     )
                 })
                 .collect::<Vec<_>>())
-        })?;
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>, StageError>>()?;
         self.objects = parsed.into_iter().flatten().collect();
         Ok(())
     }
-}
-
-/// `work` over `items` on up to eight threads, results in the order of `items`; the first error
-/// in that order wins.
-fn on_every_core<T: Sync, R: Send>(
-    items: &[T],
-    work: impl Fn(&T) -> Result<R, StageError> + Sync,
-) -> Result<Vec<R>, StageError> {
-    let workers = std::thread::available_parallelism()
-        .map(usize::from)
-        .unwrap_or(1)
-        .clamp(1, 8);
-    let chunk = items.len().div_ceil(workers).max(1);
-    if items.len() <= chunk {
-        return items.iter().map(&work).collect();
-    }
-    let work = &work;
-    let parts: Vec<Result<Vec<R>, StageError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(work).collect()))
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
-    let mut results = Vec::with_capacity(items.len());
-    for part in parts {
-        results.extend(part?);
-    }
-    Ok(results)
 }
 
 /// One rendered file's bytes, checked against its recorded blob id or secret fingerprint.

@@ -64,26 +64,26 @@ impl MemoryOutput {
 
     /// Removes the file `path`, or the directory `path` with everything under it.
     pub fn remove_tree(&self, path: &str) {
-        let mut files = self.files();
-        files.remove(path);
-        let inside: Vec<String> = Self::under(&files, path).cloned().collect();
-        for key in inside {
-            files.remove(&key);
-        }
+        Self::remove_from(&mut self.files(), path);
     }
 
     /// Replaces the directory `path` with `tree` (paths relative to `path`) in one step.
     pub fn replace_tree(&self, path: &str, tree: BTreeMap<String, MemoryFile>) {
         let mut files = self.files();
-        files.remove(path);
-        let inside: Vec<String> = Self::under(&files, path).cloned().collect();
-        for key in inside {
-            files.remove(&key);
-        }
+        Self::remove_from(&mut files, path);
         files.extend(
             tree.into_iter()
                 .map(|(relative, file)| (format!("{path}/{relative}"), file)),
         );
+    }
+
+    /// Removes the file `path` and everything inside the directory `path` from `files`.
+    fn remove_from(files: &mut BTreeMap<String, MemoryFile>, path: &str) {
+        files.remove(path);
+        let inside: Vec<String> = Self::under(files, path).cloned().collect();
+        for key in inside {
+            files.remove(&key);
+        }
     }
 
     /// The paths strictly inside the directory `path`.

@@ -337,6 +337,7 @@ fn external_build_on_copy(
             .map_err(|error| failure(&error))?;
     }
     if out.is_in_memory() {
+        // `base/` too when it is not planned (then it was written, in memory, before).
         let copied = if base.is_some() {
             &["overlays"][..]
         } else {
@@ -349,26 +350,23 @@ fn external_build_on_copy(
                     .map_err(|error| failure(&error))?;
             }
         }
-        let built = external_build(command, &scratch_root.join(overlay));
-        remove()?;
-        return built;
-    }
-    let overlays = out.root().join("overlays");
-    for entry in walkdir::WalkDir::new(&overlays) {
-        let entry = entry.map_err(|error| failure(&error))?;
-        if !entry.file_type().is_file() {
-            continue;
-        }
-        let relative = entry
-            .path()
-            .strip_prefix(out.root())
-            .map_err(|error| failure(&error))?;
-        let bytes =
-            windlass_files::read_regular_file(entry.path(), windlass_kustomize::MAX_FILE_BYTES)
+    } else {
+        for entry in walkdir::WalkDir::new(out.root().join("overlays")) {
+            let entry = entry.map_err(|error| failure(&error))?;
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let relative = entry
+                .path()
+                .strip_prefix(out.root())
                 .map_err(|error| failure(&error))?;
-        scratch
-            .write(&relative.to_string_lossy(), &bytes, 0o644)
-            .map_err(|error| failure(&error))?;
+            let bytes =
+                windlass_files::read_regular_file(entry.path(), windlass_kustomize::MAX_FILE_BYTES)
+                    .map_err(|error| failure(&error))?;
+            scratch
+                .write(&relative.to_string_lossy(), &bytes, 0o644)
+                .map_err(|error| failure(&error))?;
+        }
     }
     let built = external_build(command, &scratch_root.join(overlay));
     remove()?;
