@@ -347,3 +347,184 @@ fn other_shapes_take_the_general_path() {
         assert_eq!(parse(text), None, "{text:?}");
     }
 }
+
+/// Writes `node` the way people and tools usually do: a mapping in a sequence starts on the
+/// dash's line (`- name: x`), a sequence under a key sits at the key's column, and, when
+/// `comments` is set, every scalar line ends with a comment and blank lines separate entries.
+fn write_compact(node: &Node, indent: usize, comments: bool, out: &mut String) {
+    let pad = " ".repeat(indent);
+    let end_of_scalar_line = |out: &mut String| {
+        if comments {
+            out.push_str("  # note: x");
+        }
+        out.push('\n');
+    };
+    match node {
+        Node::Scalar(text) => {
+            out.push(' ');
+            out.push_str(text);
+            end_of_scalar_line(out);
+        }
+        Node::Block(text) => {
+            out.push_str(" |\n");
+            out.push_str(&pad);
+            out.push_str("  ");
+            out.push_str(text);
+            out.push('\n');
+        }
+        Node::Mapping(entries) => {
+            // The caller has written `- ` (first key goes on that line) or a newline.
+            for (position, (key, value)) in entries.iter().enumerate() {
+                if position > 0 || !out.ends_with("- ") {
+                    out.push_str(&pad);
+                }
+                out.push_str(key);
+                out.push(':');
+                match value {
+                    Node::Sequence(_) => {
+                        out.push('\n');
+                        write_compact(value, indent, comments, out);
+                    }
+                    Node::Mapping(_) => {
+                        out.push('\n');
+                        write_compact(value, indent + 2, comments, out);
+                    }
+                    _ => write_compact(value, indent + 2, comments, out),
+                }
+                if comments {
+                    out.push('\n');
+                }
+            }
+        }
+        Node::Sequence(items) => {
+            for item in items {
+                out.push_str(&pad);
+                match item {
+                    Node::Mapping(_) => {
+                        out.push_str("- ");
+                        write_compact(item, indent + 2, comments, out);
+                    }
+                    Node::Sequence(_) => {
+                        out.push_str("-\n");
+                        write_compact(item, indent + 2, comments, out);
+                    }
+                    _ => {
+                        out.push('-');
+                        write_compact(item, indent + 2, comments, out);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn compact_document(root: &Node, comments: bool) -> String {
+    let mut text = String::new();
+    match root {
+        Node::Mapping(_) | Node::Sequence(_) => write_compact(root, 0, comments, &mut text),
+        _ => {
+            text.push_str("root:");
+            write_compact(root, 2, comments, &mut text);
+        }
+    }
+    text
+}
+
+/// Whether the line reader is expected to take `node`: the common shape, without block scalars.
+fn line_reader_shape(node: &Node) -> bool {
+    common_shape(node)
+        && match node {
+            Node::Scalar(_) => true,
+            Node::Block(_) => false,
+            Node::Mapping(entries) => entries.iter().all(|(_, value)| line_reader_shape(value)),
+            Node::Sequence(items) => items.iter().all(line_reader_shape),
+        }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    #[test]
+    fn whenever_the_line_reader_answers_serde_saphyr_agrees(root in node(), comments in any::<bool>()) {
+        for text in [document(&root), compact_document(&root, comments)] {
+            if let Some(fast) = block_lines::parse(&text) {
+                prop_assert_eq!(Some(fast), general(&text), "{}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn arbitrary_text_never_makes_the_line_reader_disagree(text in "[a-z0-9 :\\-\\[\\]{},.'\"#\n&*!|>~\\\\]{0,60}") {
+        if let Some(fast) = block_lines::parse(&text) {
+            prop_assert_eq!(Some(fast), general(&text), "{:?}", text);
+        }
+    }
+
+    #[test]
+    fn arbitrary_indentation_never_makes_the_line_reader_disagree(
+        lines in proptest::collection::vec(("[ ]{0,5}", "(- )?", "(name|image|a)", "(:|: [a-z0-9'\"]{1,4}|: \\[\\])"), 1..8)
+    ) {
+        let text: String = lines
+            .iter()
+            .map(|(pad, dash, key, value)| format!("{pad}{dash}{key}{value}\n"))
+            .collect();
+        if let Some(fast) = block_lines::parse(&text) {
+            prop_assert_eq!(Some(fast), general(&text), "{:?}", text);
+        }
+    }
+
+    #[test]
+    fn documents_of_the_common_shape_take_the_line_reader(root in common_node(), comments in any::<bool>()) {
+        prop_assume!(line_reader_shape(&root));
+        for text in [document(&root), compact_document(&root, comments)] {
+            let fast = block_lines::parse(&text);
+            prop_assert!(fast.is_some(), "declined:\n{}", text);
+            prop_assert_eq!(fast, general(&text), "{}", text);
+        }
+    }
+}
+
+#[test]
+fn a_deployment_as_people_write_it_takes_the_line_reader() {
+    let text = "# a comment before the document\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web  # trailing comment\n  labels:\n    app.kubernetes.io/name: web\n  annotations:\n    kots.io/creation-phase: '-1'\n    note: \"say \\\"hi\\\"\\n\"\nspec:\n  replicas: 3\n  template:\n    spec:\n      containers:\n      - name: main\n        image: quay.io/my-org/api:1.0\n        args: []\n        env:\n          - name: EMPTY\n            value: ''\n          - name: IT\n            value: 'it''s'\n        resources: {}\n\n      nodeSelector:\n";
+    let value = block_lines::parse(text).expect("the line reader takes it");
+    assert_eq!(Some(value.clone()), general(text));
+    assert_eq!(
+        value["spec"]["template"]["spec"]["containers"][0]["env"][1]["value"],
+        "it's"
+    );
+    assert_eq!(value["metadata"]["annotations"]["note"], "say \"hi\"\n");
+    assert_eq!(
+        value["spec"]["template"]["spec"]["nodeSelector"],
+        Value::Null
+    );
+}
+
+#[test]
+fn shapes_beyond_the_line_reader_go_to_the_other_paths_with_the_same_value() {
+    for text in [
+        "a: |\n  block\n",
+        "a: [x, y]\n",
+        "a: {b: 1}\n",
+        "a: plain\n  continued\n",
+        "a:\n  plain text\n",
+        "a: \"two\n  lines\"\n",
+        "a: \"\\u00e9\"\n",
+        "'quoted': key\n",
+        "a:\tb\n",
+        "a: b\r\n",
+        "- - nested\n",
+        "a: &x 1\n",
+        "a: !t 1\n",
+        "\u{feff}a: 1\n",
+        "a: b: c\n",
+        "a:b\n",
+    ] {
+        assert_eq!(block_lines::parse(text), None, "{text:?}");
+        assert_eq!(
+            crate::documents::parse_value(text).ok(),
+            general(text),
+            "{text:?}"
+        );
+    }
+}
