@@ -339,7 +339,10 @@ async fn replay_unchecked(
     // fetch_base takes the release from the snapshot: nothing is written or read on the disk.
     let release_digest =
         digest_keeping_files(release_dir.clone(), &Limits::default(), release, &snapshot);
-    let scratch_state = scratch.state(schemas)?;
+    // The replayed run's events are compared and thrown away: they are kept in memory, never
+    // written (a stored log would sync each batch to disk).
+    let scratch_log =
+        windlass_state::EventLog::new(Arc::new(windlass_state::MemoryStore::new()), schemas);
     // The replayed run's blobs are thrown away: held in memory, never written.
     let replay_blobs = Arc::new(windlass_state::BlobStore::in_memory());
     // helm's recorded output for each HelmChart: fetch_base takes it from the blob store instead
@@ -381,7 +384,7 @@ async fn replay_unchecked(
         blobs: Some(state.blobs.clone()),
     });
     let runner = Runner {
-        log: scratch_state.log.clone(),
+        log: scratch_log.clone(),
         blobs: replay_blobs,
         fingerprint_key: state.fingerprint_key.clone(),
         actor: "windlass replay".into(),
@@ -469,7 +472,7 @@ async fn replay_unchecked(
         recorded_run,
         replayed,
         runner,
-        scratch_state,
+        scratch_log,
     ));
     drop(scratch);
     tracing::debug!(elapsed = ?began.elapsed(), "removed the scratch directory");

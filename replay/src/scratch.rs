@@ -3,16 +3,16 @@
 //! handed to `fetch_base` as if read from there; the release directory itself is never read),
 //! `out/`, the output directory, empty too: the stages write their output into memory
 //! ([`windlass_engine::MemoryOutput`]), where the replay compares it (a replay wrote and deleted as
-//! many files as the install wrote, which was most of its time), `apply-targets/` for the apply
-//! stages with a directory target, and `state/`, a throwaway state directory whose log the replayed
-//! run records into (the real log only gets the replay's verdict).
+//! many files as the install wrote, which was most of its time), and `apply-targets/` for the apply
+//! stages with a directory target. The replayed run records its events into a log held in memory
+//! ([`windlass_state::MemoryStore`]); the real log only gets the replay's verdict.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use windlass_engine::MemoryOutput;
 use windlass_stages::events::{BaseFetched, FileClass};
-use windlass_state::{Backend, BlobError, BlobId, BlobStore, SchemaRegistry, StateDir};
+use windlass_state::{BlobError, BlobId, BlobStore};
 
 use crate::ReplayError;
 
@@ -76,12 +76,6 @@ impl Scratch {
     /// Where replayed `apply` stages with a directory target write (`<this>/<stage name>`).
     pub fn apply_targets(&self) -> PathBuf {
         self.dir.path().join("apply-targets")
-    }
-
-    /// Opens the throwaway state directory.
-    pub fn state(&self, schemas: Arc<SchemaRegistry>) -> Result<StateDir, ReplayError> {
-        StateDir::open(&self.dir.path().join("state"), Backend::Redb, schemas)
-            .map_err(|error| ReplayError::Scratch(error.to_string()))
     }
 }
 

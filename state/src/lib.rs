@@ -1,5 +1,6 @@
 //! `windlass-state` is the persistence layer: the append-only, hash-chained event log (behind the
-//! [`EventStore`] trait, with a redb backend and an optional sled backend), the content-addressed
+//! [`EventStore`] trait, with a redb backend, an optional sled backend, and an in-memory one for
+//! runs whose events are thrown away), the content-addressed
 //! [`BlobStore`] for file bodies, the schema table that upcasts old event versions on read, and the
 //! keyed fingerprints that stand in for credentials. It knows nothing about Kubernetes, stages or
 //! the command line; it stores opaque JSON payloads under an event type and a schema version.
@@ -10,6 +11,7 @@ pub mod event;
 pub mod export;
 pub mod fingerprint;
 pub mod log;
+pub mod memory_store;
 pub mod projection;
 pub mod redb_store;
 pub mod schema;
@@ -27,6 +29,7 @@ pub use export::{
 };
 pub use fingerprint::FingerprintKey;
 pub use log::{EventLog, ProjectionStatus};
+pub use memory_store::MemoryStore;
 pub use projection::{Indexer, ProjectionHead, ProjectionRows, Projector};
 pub use schema::{EventPayload, EventSchema, SchemaError, SchemaRegistry, Upcaster};
 pub use secret::SecretString;
