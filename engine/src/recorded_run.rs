@@ -43,4 +43,17 @@ impl RecordedRun {
             .find(|event| event.is::<T>())
             .and_then(|event| T::deserialize(&event.payload).ok())
     }
+
+    /// The part `Part` of the first fact of type `T` that stage `stage` recorded: a stage that
+    /// reads a few fields of a large fact decodes only those.
+    pub fn fact_part<T: EventPayload, Part: serde::de::DeserializeOwned>(
+        &self,
+        stage: &str,
+    ) -> Option<Part> {
+        self.facts
+            .get(stage)?
+            .iter()
+            .find(|event| event.is::<T>())
+            .and_then(|event| Part::deserialize(&event.payload).ok())
+    }
 }

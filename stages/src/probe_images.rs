@@ -653,12 +653,11 @@ impl Stage for ProbeImages {
         let config = &self.config;
         // In a replay, what the registries answered (and which images were known) comes from
         // this stage's recorded fact; no registry is asked.
-        let replaying = context
-            .services
-            .recorded
-            .as_ref()
-            .map(|run| run.fact::<ImagesProbed>(&context.stage_name));
-        let recorded = replaying.clone().flatten();
+        let replaying = context.services.recorded.is_some();
+        let recorded =
+            context.services.recorded.as_ref().and_then(|run| {
+                run.fact_part::<ImagesProbed, RecordedAnswers>(&context.stage_name)
+            });
         let fetched = context.input_shared::<BaseFetched>()?;
         let clock = std::time::Instant::now();
         let documents = documents_of(&fetched, context)?;
@@ -697,7 +696,7 @@ impl Stage for ProbeImages {
         let proxy_public_images = proxies_public_images(documents.iter().map(Document::as_source));
         tracing::debug!(images = found.len(), elapsed = ?clock.elapsed(), "discovered images");
         let mut driver = ProbeDriver::new(config)?;
-        if replaying.is_some() {
+        if replaying {
             driver = driver.without_network();
         }
         if let (Some(recorded), None) = (&recorded, &config.known_images_file) {
@@ -705,7 +704,7 @@ impl Stage for ProbeImages {
         }
         let cached = if let Some(recorded) = &recorded {
             recorded_answers(recorded)
-        } else if replaying.is_some() || config.cache_ttl_seconds == 0 {
+        } else if replaying || config.cache_ttl_seconds == 0 {
             HashMap::new()
         } else if proxy_public_images {
             // Every image is private without asking: nothing earlier is needed.
@@ -765,7 +764,28 @@ impl Stage for ProbeImages {
 
 /// What the registries answered in the recorded run, as results to reuse: every image whose
 /// result came from a probe (then or from the cache), with its recorded source and reason.
-fn recorded_answers(recorded: &ImagesProbed) -> HashMap<String, CachedResult> {
+/// What a replay reads of the recorded `ImagesProbed`: the answers, without the uses (a big
+/// release's uses are most of the fact).
+#[derive(Deserialize)]
+struct RecordedAnswers {
+    requests_made: u64,
+    rules: Vec<ImageRule>,
+    images: Vec<RecordedAnswer>,
+}
+
+/// One image's recorded answer (see [`ProbedImage`] for the fields).
+#[derive(Deserialize)]
+struct RecordedAnswer {
+    image: String,
+    outcome: ImageOutcome,
+    private: bool,
+    source: ResultSource,
+    probed_at: Option<String>,
+    reason: String,
+    evidence: Option<ProbeEvidence>,
+}
+
+fn recorded_answers(recorded: &RecordedAnswers) -> HashMap<String, CachedResult> {
     let mut answers = HashMap::new();
     for image in &recorded.images {
         if !matches!(
@@ -793,7 +813,7 @@ fn recorded_answers(recorded: &ImagesProbed) -> HashMap<String, CachedResult> {
 }
 
 /// The known results of the recorded run (image as written → private).
-fn recorded_known(recorded: &ImagesProbed) -> HashMap<String, bool> {
+fn recorded_known(recorded: &RecordedAnswers) -> HashMap<String, bool> {
     recorded
         .images
         .iter()

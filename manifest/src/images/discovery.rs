@@ -364,15 +364,40 @@ pub fn discover<'a>(
                 .map(|steps| (rule.clone(), steps))
         })
         .collect();
-    let mut collector = Collector {
-        found: IndexMap::new(),
-        rules: &parsed_rules,
-    };
-    for document in documents {
-        collector.document(&document)?;
+    let documents: Vec<SourceDocument<'a>> = documents.into_iter().collect();
+    // Each core searches a run of documents; the runs' findings are merged in release order, so
+    // images keep the order they were first found in, uses stay in release order, and the first
+    // error in release order is the one reported.
+    let run_length = documents
+        .len()
+        .div_ceil(crate::parallel::threads())
+        .max(DOCUMENTS_PER_RUN);
+    let runs: Vec<&[SourceDocument<'a>]> = documents.chunks(run_length.max(1)).collect();
+    let mut found: IndexMap<String, FoundImage> = IndexMap::new();
+    for run in crate::parallel::parallel_map(&runs, 2, |run| {
+        let mut collector = Collector {
+            found: IndexMap::new(),
+            rules: &parsed_rules,
+        };
+        for document in *run {
+            collector.document(document)?;
+        }
+        Ok::<_, Box<DiscoveryError>>(collector.found)
+    }) {
+        for (written, image) in run? {
+            match found.get_mut(&written) {
+                Some(earlier) => earlier.uses.extend(image.uses),
+                None => {
+                    found.insert(written, image);
+                }
+            }
+        }
     }
-    Ok(collector.found.into_values().collect())
+    Ok(found.into_values().collect())
 }
+
+/// Fewer documents than this are searched on one thread.
+const DOCUMENTS_PER_RUN: usize = 256;
 
 /// Whether a KOTS `Application` among `documents` sets `spec.proxyPublicImages: true`, which makes
 /// every image private without probing.
