@@ -2,8 +2,8 @@
 //! files are compared byte for byte by replays and diffs, so serde-saphyr's layout is the
 //! contract; this module only makes the common case fast. A document made of mappings, non-empty
 //! sequences, integers, booleans, and keys and strings of the characters that are plain in every
-//! position (a letter, then letters, digits and `. _ / : @ -`, no `:` in keys, never a word YAML
-//! gives a meaning)
+//! position (a letter, then letters, digits and `. _ / : @ -`, at most 80 characters, no `:` in
+//! keys, never a word YAML gives a meaning)
 //! is written here directly; any other document is handed whole to serde-saphyr. The property
 //! tests at the end hold the direct writer to serde-saphyr's output.
 
@@ -109,7 +109,8 @@ fn push_indent(indent: usize, out: &mut String) {
     }
 }
 
-/// Whether `text` is written plain as a value (and, without a `:`, as a key): it starts with a letter, holds only
+/// Whether `text` is written plain as a value (and, without a `:`, as a key): it has at most
+/// [`LONGEST_PLAIN`] characters, starts with a letter, holds only
 /// letters, digits and `. _ / : @ -`, does not end with `:`, and is not a word with a meaning in YAML 1.1 or 1.2 (booleans, nulls,
 /// `inf`, `nan`), which serde-saphyr quotes.
 fn is_plain_everywhere(text: &str) -> bool {
@@ -117,6 +118,10 @@ fn is_plain_everywhere(text: &str) -> bool {
     let Some(first) = bytes.first() else {
         return false;
     };
+    if bytes.len() > LONGEST_PLAIN {
+        // serde-saphyr writes longer strings as folded block scalars (`>-`).
+        return false;
+    }
     if !first.is_ascii_alphabetic() || bytes.last() == Some(&b':') {
         return false;
     }
@@ -125,6 +130,9 @@ fn is_plain_everywhere(text: &str) -> bool {
     });
     characters_fine && !is_special_word(text)
 }
+
+/// The longest string serde-saphyr writes on one line (its folding width).
+const LONGEST_PLAIN: usize = 80;
 
 /// The short words serde-saphyr quotes so that no YAML reader takes them for something else.
 fn is_special_word(text: &str) -> bool {
@@ -145,6 +153,7 @@ mod tests {
     fn text() -> impl Strategy<Value = String> {
         prop_oneof![
             4 => "[a-zA-Z][a-zA-Z0-9._/:@-]{0,12}",
+            1 => "[a-z][a-z0-9./:@-]{70,90}",
             1 => proptest::sample::select(
                 &[
                     "yes", "No", "ON", "off", "Y", "n", "true", "False", "NULL", "Inf", "nan",
