@@ -21,6 +21,10 @@ pub struct RecordedRun {
     /// The replayed install's blob store (the replay's own run writes to another), for a stage
     /// whose recorded answer is a blob rather than a fact: a plugin's recorded output. Read only.
     pub blobs: Option<Arc<BlobStore>>,
+    /// The JSON text of the facts read without decoding their payload (those carry `null` in
+    /// `facts`), by global sequence: a big release's largest facts, decoded only in the parts a
+    /// reader asks for ([`RecordedRun::decode`]).
+    pub raw_payloads: HashMap<u64, Arc<str>>,
 }
 
 impl std::fmt::Debug for RecordedRun {
@@ -41,7 +45,7 @@ impl RecordedRun {
             .get(stage)?
             .iter()
             .find(|event| event.is::<T>())
-            .and_then(|event| T::deserialize(&event.payload).ok())
+            .and_then(|event| self.decode(event).ok())
     }
 
     /// The part `Part` of the first fact of type `T` that stage `stage` recorded: a stage that
@@ -54,6 +58,34 @@ impl RecordedRun {
             .get(stage)?
             .iter()
             .find(|event| event.is::<T>())
-            .and_then(|event| Part::deserialize(&event.payload).ok())
+            .and_then(|event| self.decode(event).ok())
+    }
+
+    /// `event`'s payload (or the part of it `Part` reads), from its JSON text when it was left
+    /// undecoded.
+    pub fn decode<Part: serde::de::DeserializeOwned>(
+        &self,
+        event: &StoredEvent,
+    ) -> Result<Part, serde_json::Error> {
+        match self.raw_payloads.get(&event.global_seq) {
+            Some(text) => serde_json::from_str(text),
+            None => Part::deserialize(&event.payload),
+        }
+    }
+
+    /// `event`'s payload as JSON, decoded from its text when it was left undecoded.
+    pub fn payload<'a>(
+        &self,
+        event: &'a StoredEvent,
+    ) -> Result<std::borrow::Cow<'a, serde_json::Value>, serde_json::Error> {
+        match self.raw_payloads.get(&event.global_seq) {
+            Some(text) => serde_json::from_str(text).map(std::borrow::Cow::Owned),
+            None => Ok(std::borrow::Cow::Borrowed(&event.payload)),
+        }
+    }
+
+    /// The JSON text of `event`'s payload, when it was left undecoded.
+    pub fn raw_payload(&self, event: &StoredEvent) -> Option<&str> {
+        self.raw_payloads.get(&event.global_seq).map(|text| &**text)
     }
 }

@@ -186,10 +186,24 @@ async fn replay_unchecked(
     options: ReplayOptions,
     began: Instant,
 ) -> Result<ReplayReport, ReplayError> {
-    let events = state
+    // The two largest facts of a big release are read as text and decoded only in the parts
+    // read (BaseFetched's files and templates, ImagesProbed's answers); compared as text.
+    let leave_raw = |event_type: &str| {
+        event_type == BaseFetched::EVENT_TYPE || event_type == ImagesProbed::EVENT_TYPE
+    };
+    let mut raw_payloads = HashMap::new();
+    let events: Vec<StoredEvent> = state
         .log
-        .events_of(install_id)
-        .map_err(|error| ReplayError::Log(error.to_string()))?;
+        .events_of_leaving_raw(install_id, &leave_raw)
+        .map_err(|error| ReplayError::Log(error.to_string()))?
+        .into_iter()
+        .map(|(event, raw)| {
+            if let Some(raw) = raw {
+                raw_payloads.insert(event.global_seq, raw);
+            }
+            event
+        })
+        .collect();
     if events.is_empty() {
         return Err(ReplayError::NotFound(install_id.to_string()));
     }
@@ -211,6 +225,13 @@ async fn replay_unchecked(
         .iter_mut()
         .map(|stage| (stage.name.clone(), std::mem::take(&mut stage.fact_events)))
         .collect();
+    let recorded_run = Arc::new(RecordedRun {
+        install_id: install_id.to_string(),
+        facts: recorded_facts,
+        blobs: Some(state.blobs.clone()),
+        raw_payloads,
+    });
+    let recorded_facts = &recorded_run.facts;
     let license_given = options.license.is_some();
     let license = replay_license(&started, options.license)?;
     let license_fingerprint = license_given
@@ -239,7 +260,8 @@ async fn replay_unchecked(
                 .map(|event| (stage.name.clone(), event))
         })
         .ok_or_else(|| ReplayError::Recorded("the install recorded no BaseFetched".into()))?;
-    let fetched = BaseFetched::deserialize(&fetched.payload)
+    let fetched = recorded_run
+        .decode::<BaseFetched>(fetched)
         .map_err(|error| ReplayError::Recorded(format!("BaseFetched: {error}")))?;
     let templates = fetched.templates.clone().unwrap_or_default();
     let mut license = license;
@@ -271,7 +293,7 @@ async fn replay_unchecked(
         ));
     }
     let (local_registry, secrets_known) = replay_local_registry(
-        &recorded_facts,
+        recorded_facts,
         options.registry_password,
         &options.what_if,
         license_given,
@@ -318,7 +340,7 @@ async fn replay_unchecked(
     tracing::debug!(elapsed = ?began.elapsed(), "rebuilt the release from its blobs");
     let ReplaySpecs { specs, left_out } = replay_specs(
         &started,
-        &recorded_facts,
+        &recorded_run,
         &options.what_if,
         &scratch.apply_targets(),
     )?;
@@ -378,11 +400,6 @@ async fn replay_unchecked(
             .map_err(|error| {
                 ReplayError::Recorded(format!("InstallStarted.recorded_at: {error}"))
             })?;
-    let recorded_run = Arc::new(RecordedRun {
-        install_id: install_id.to_string(),
-        facts: recorded_facts,
-        blobs: Some(state.blobs.clone()),
-    });
     let runner = Runner {
         log: scratch_log.clone(),
         blobs: replay_blobs,
@@ -450,7 +467,7 @@ async fn replay_unchecked(
         state,
         &scratch,
         &recorded_install,
-        &recorded_run.facts,
+        &recorded_run,
         &replayed,
         Known {
             license: license_given,
@@ -596,7 +613,7 @@ fn replay_local_registry(
 /// its facts, which cannot be replayed.
 fn replay_specs(
     started: &InstallStarted,
-    recorded: &HashMap<String, Vec<StoredEvent>>,
+    recorded: &RecordedRun,
     what_if: &WhatIf,
     apply_targets: &std::path::Path,
 ) -> Result<ReplaySpecs, ReplayError> {
@@ -626,15 +643,7 @@ fn replay_specs(
             match stage.kind.as_str() {
                 "probe_images" => {
                     if stage.config.is_null()
-                        && let Some(probed) = recorded.get(&stage.name).and_then(|facts| {
-                            facts
-                                .iter()
-                                .find(|event| event.is::<ImagesProbed>())
-                                .and_then(|event| {
-                                    serde_json::from_value::<ImagesProbed>(event.payload.clone())
-                                        .ok()
-                                })
-                        })
+                        && let Some(probed) = recorded.fact::<ImagesProbed>(&stage.name)
                     {
                         object.insert("policy".into(), serde_json::json!(probed.policy));
                         object.insert("offline".into(), Value::Bool(probed.offline));
@@ -724,11 +733,12 @@ fn compare_stages(
     state: &StateDir,
     scratch: &Scratch,
     recorded: &InstallState,
-    recorded_facts: &HashMap<String, Vec<StoredEvent>>,
+    recorded_run: &RecordedRun,
     replayed: &InstallState,
     known: Known,
     report: &mut ReplayReport,
 ) -> Result<(), ReplayError> {
+    let recorded_facts = &recorded_run.facts;
     // Tens of thousands of paths on a big release: hashed with Fx, not SipHash.
     let mut listed: FxHashSet<String> = FxHashSet::default();
     let no_facts = Vec::new();
@@ -791,9 +801,9 @@ fn compare_stages(
         // Facts, by type and position.
         let recorded_by_type = by_type(recorded_events);
         let replayed_by_type = by_type(&replayed_stage.fact_events);
-        for (event_type, payloads) in &recorded_by_type {
+        for (event_type, events) in &recorded_by_type {
             let others = replayed_by_type.get(event_type);
-            for (index, payload) in payloads.iter().enumerate() {
+            for (index, event) in events.iter().enumerate() {
                 verdict.facts += 1;
                 report.facts_compared += 1;
                 let Some(other) = others.and_then(|others| others.get(index)) else {
@@ -807,11 +817,21 @@ fn compare_stages(
                 };
                 let mut fields = Vec::new();
                 // Equal as a whole, they are equal in every field compared (the usual case:
-                // taking the output file lists out of a big fact copies it).
-                if payload != other {
+                // taking the output file lists out of a big fact copies it). A fact read as text
+                // is equal when the replayed one is written the same.
+                let equal = match recorded_run.raw_payload(event) {
+                    Some(text) => {
+                        serde_json::to_string(&other.payload).is_ok_and(|written| written == text)
+                    }
+                    None => event.payload == other.payload,
+                };
+                if !equal {
+                    let payload = recorded_run
+                        .payload(event)
+                        .map_err(|error| ReplayError::Recorded(format!("{event_type}: {error}")))?;
                     field_differences(
-                        &comparable_fields(event_type, payload, known),
-                        &comparable_fields(event_type, other, known),
+                        &comparable_fields(event_type, &payload, known),
+                        &comparable_fields(event_type, &other.payload, known),
                         &mut fields,
                         FIELD_LIMIT,
                     );
@@ -1016,13 +1036,13 @@ fn superseded_difference(
 }
 
 /// Facts by event type, in recorded order.
-fn by_type(facts: &[StoredEvent]) -> BTreeMap<&str, Vec<&Value>> {
-    let mut grouped: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
+fn by_type(facts: &[StoredEvent]) -> BTreeMap<&str, Vec<&StoredEvent>> {
+    let mut grouped: BTreeMap<&str, Vec<&StoredEvent>> = BTreeMap::new();
     for fact in facts {
         grouped
             .entry(fact.event_type.as_str())
             .or_default()
-            .push(&fact.payload);
+            .push(fact);
     }
     grouped
 }

@@ -27,6 +27,12 @@ use crate::release::{
 use crate::templates::Templates;
 use windlass_manifest::documents::ParsedCache;
 
+/// The part of a recorded `BaseFetched` a replay's template rendering reads.
+#[derive(Deserialize)]
+struct RecordedTemplates {
+    templates: Option<crate::events::TemplatesRecord>,
+}
+
 /// Registration of this stage kind.
 pub fn kind() -> StageKind {
     StageKind::new(
@@ -131,14 +137,16 @@ impl Stage for FetchBase {
             .services
             .recorded
             .as_ref()
-            .and_then(|run| run.facts.get(&context.stage_name))
-            .and_then(|facts| facts.iter().find(|fact| fact.is::<BaseFetched>()))
-            .map(|fact| {
-                fact.payload
-                    .get("templates")
-                    .map(crate::events::TemplatesRecord::deserialize)
-                    .transpose()
-                    .map(Option::unwrap_or_default)
+            .and_then(|run| {
+                let fact = run
+                    .facts
+                    .get(&context.stage_name)?
+                    .iter()
+                    .find(|fact| fact.is::<BaseFetched>())?;
+                Some(
+                    run.decode::<RecordedTemplates>(fact)
+                        .map(|recorded| recorded.templates.unwrap_or_default()),
+                )
             })
             .transpose()
             .map_err(|error| {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::event::{NewEvent, StoredEvent};
+use crate::event::{NewEvent, StoredEnvelope, StoredEvent};
 use crate::projection::{Indexer, ProjectionHead, ProjectionRows, Projector};
 use crate::schema::{SchemaError, SchemaRegistry};
 use crate::store::{EventStore, StoreError, decode_record};
@@ -205,6 +205,53 @@ impl EventLog {
             .events_of(install_id)?
             .into_iter()
             .map(|event| self.schemas.upcast(event).map_err(LogError::from))
+            .collect()
+    }
+
+    /// [`EventLog::events_of`], except that the payloads of the events of the types `leave_raw`
+    /// names that are stored at their current version are left undecoded: such an event comes
+    /// with `Value::Null` as its payload and the payload's JSON text beside it. A reader of a
+    /// big install that needs only parts of some facts decodes them its own way.
+    pub fn events_of_leaving_raw(
+        &self,
+        install_id: &str,
+        leave_raw: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<(StoredEvent, Option<Arc<str>>)>, LogError> {
+        let raws = self.store.raw_events_of(install_id)?;
+        let mut left_raw: Vec<Option<(StoredEvent, Arc<str>)>> = Vec::with_capacity(raws.len());
+        let mut to_decode = Vec::new();
+        for raw in raws {
+            let envelope: StoredEnvelope<'_> =
+                serde_json::from_slice(&raw.bytes).map_err(|error| {
+                    LogError::from(StoreError::CorruptRecord {
+                        global_seq: raw.global_seq,
+                        reason: error.to_string(),
+                    })
+                })?;
+            if leave_raw(&envelope.event_type)
+                && self
+                    .schemas
+                    .version_is_current(&envelope.event_type, envelope.schema_version)
+            {
+                let text: Arc<str> = Arc::from(envelope.payload.get());
+                left_raw.push(Some((envelope.with_payload(serde_json::Value::Null), text)));
+            } else {
+                left_raw.push(None);
+                to_decode.push(raw);
+            }
+        }
+        let mut decoded = crate::store::decode_records(&to_decode)?.into_iter();
+        left_raw
+            .into_iter()
+            .map(|slot| match slot {
+                Some((event, text)) => Ok((event, Some(text))),
+                None => {
+                    let event = decoded
+                        .next()
+                        .expect("one decoded record per record not left raw");
+                    Ok((self.schemas.upcast(event)?, None))
+                }
+            })
             .collect()
     }
 

@@ -138,6 +138,13 @@ impl SchemaRegistry {
             .is_none_or(|schema| event.schema_version == schema.current_version)
     }
 
+    /// [`SchemaRegistry::is_current`] for a record not yet decoded: its type and version.
+    pub fn version_is_current(&self, event_type: &str, version: u32) -> bool {
+        self.schemas
+            .get(event_type)
+            .is_none_or(|schema| schema.current_version == version)
+    }
+
     /// Brings a stored event's payload to the current version of its type. Events of types this
     /// binary does not know (for example from a plugin) pass through unchanged.
     pub fn upcast(&self, mut event: StoredEvent) -> Result<StoredEvent, SchemaError> {
