@@ -25,7 +25,9 @@ mod planned;
 mod reference;
 mod resource;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -638,7 +640,7 @@ impl Builder<'_> {
         let kustomization = read_kustomization(&file, &read_file(self.planned, &file)?)?;
         self.stack.push(dir.to_path_buf());
         let mut resources: Vec<Resource> = Vec::new();
-        let mut seen: HashSet<IdKey> = HashSet::new();
+        let mut seen: FxHashSet<IdKey> = FxHashSet::default();
         // Resolve every entry first, so the files can be parsed in parallel.
         let mut entries = Vec::with_capacity(kustomization.resources.len());
         let mut files = Vec::new();
@@ -676,7 +678,7 @@ impl Builder<'_> {
         self.stack.pop();
         self.patch(&file, dir, &kustomization.patches, &mut resources)?;
         if let Some(namespace) = &kustomization.namespace {
-            let mut seen = HashSet::with_capacity(resources.len());
+            let mut seen = FxHashSet::with_capacity_and_hasher(resources.len(), Default::default());
             for resource in &mut resources {
                 set_namespace(resource, namespace);
                 if !seen.insert(resource.id().key()) {
@@ -712,7 +714,9 @@ impl Builder<'_> {
         if patches.is_empty() {
             return Ok(());
         }
-        let mut index: HashMap<IdKey, Vec<usize>> = HashMap::with_capacity(resources.len());
+        // Tens of thousands of identities on a big release: hashed with Fx, not SipHash.
+        let mut index: FxHashMap<IdKey, Vec<usize>> =
+            FxHashMap::with_capacity_and_hasher(resources.len(), Default::default());
         for (position, resource) in resources.iter().enumerate() {
             let mut keys: Vec<IdKey> = Vec::with_capacity(resource.previous.len() + 1);
             for key in resource
