@@ -141,8 +141,16 @@ pub fn exit_code(outcome: &InstallState) -> Code {
 }
 
 /// For humans: the objects an apply created, configured (or, in a dry run, would) or failed on,
-/// and what it pruned.
+/// and what it pruned. (Written through one buffer: a line per object, a thousand of them, one
+/// write each cost milliseconds.)
 pub fn print_changes(outcome: &InstallState) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // A closed standard output is not this command's failure: the apply is recorded.
+    let _ = write_changes(outcome, &mut out).and_then(|()| out.flush());
+}
+
+fn write_changes(outcome: &InstallState, out: &mut impl std::io::Write) -> std::io::Result<()> {
     let Some(view) = windlass_apply::view::apply_view(
         outcome
             .stages
@@ -150,7 +158,7 @@ pub fn print_changes(outcome: &InstallState) {
             .filter(|stage| stage.name == windlass_apply::stage::KIND)
             .flat_map(|stage| stage.fact_events.iter()),
     ) else {
-        return;
+        return Ok(());
     };
     for object in &view.objects {
         let verb = match (object.outcome, object.dry_run) {
@@ -161,9 +169,10 @@ pub fn print_changes(outcome: &InstallState) {
             (ApplyOutcome::Failed, _) => "failed",
             _ => continue,
         };
-        println!("  {verb:<15} {}", object.key);
+        writeln!(out, "  {verb:<15} {}", object.key)?;
         for conflict in &object.conflicts {
-            println!(
+            writeln!(
+                out,
                 "    conflict: {} owned by {}",
                 conflict.field,
                 if conflict.manager.is_empty() {
@@ -171,11 +180,12 @@ pub fn print_changes(outcome: &InstallState) {
                 } else {
                     conflict.manager.as_str()
                 }
-            );
+            )?;
         }
     }
     for pruned in &view.pruned {
-        println!(
+        writeln!(
+            out,
             "  {:<15} {}{}",
             format!(
                 "{}{}",
@@ -191,6 +201,7 @@ pub fn print_changes(outcome: &InstallState) {
                 .as_deref()
                 .map(|detail| format!(": {detail}"))
                 .unwrap_or_default()
-        );
+        )?;
     }
+    Ok(())
 }

@@ -203,6 +203,7 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         field_manager: query.get("fieldManager").cloned().unwrap_or_default(),
         content_type: content_type.clone(),
         user_agent: user_agent.clone(),
+        accept: accept.clone(),
         status: 0,
     };
     if let Route::Resource {
@@ -464,6 +465,7 @@ async fn resource_request(
         subresource: subresource.to_owned(),
     };
     let wants_table = request.accept.contains("as=Table");
+    let wants_metadata = metadata_only(&request.accept, name.is_none());
     // Bodies are parsed before the state is locked, and answers serialized after it is released,
     // so that concurrent requests only queue for the store itself.
     let body = match (&request.method, name) {
@@ -482,6 +484,16 @@ async fn resource_request(
                 return Ok(json_response(
                     200,
                     &table::table(t, &[object], revision, None),
+                ));
+            }
+            if wants_metadata {
+                return Ok(json_response(
+                    200,
+                    &json!({
+                        "kind": "PartialObjectMetadata",
+                        "apiVersion": "meta.k8s.io/v1",
+                        "metadata": object.get("metadata").cloned().unwrap_or_else(|| json!({})),
+                    }),
                 ));
             }
             Ok(json_response(200, &object))
@@ -552,6 +564,7 @@ async fn resource_request(
                 t,
                 metadata: &metadata,
                 items: items.iter().map(|(_, object)| *object).collect(),
+                metadata_only: wants_metadata,
             };
             let body = serde_json::to_vec(&list).expect("a JSON value always serializes");
             drop(state);
@@ -669,18 +682,84 @@ async fn resource_request(
     }
 }
 
+/// Whether `accept` asks first for the metadata-only form of objects the real API server serves
+/// (`application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1` for a LIST,
+/// `...;as=PartialObjectMetadata;...` for a GET): the media ranges are taken in order, and the
+/// first one this server answers decides (a plain JSON one, or `as=Table`, means whole objects).
+fn metadata_only(accept: &str, list: bool) -> bool {
+    let wanted = if list {
+        "PartialObjectMetadataList"
+    } else {
+        "PartialObjectMetadata"
+    };
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("");
+        if !matches!(media, "application/json" | "application/*" | "*/*") {
+            continue;
+        }
+        let parameters: HashMap<&str, &str> = parts
+            .filter_map(|parameter| parameter.split_once('='))
+            .map(|(name, value)| (name.trim(), value.trim()))
+            .collect();
+        match parameters.get("as") {
+            None => return false,
+            Some(&kind)
+                if kind == wanted
+                    && parameters.get("g") == Some(&"meta.k8s.io")
+                    && matches!(parameters.get("v"), Some(&"v1" | &"v1beta1")) =>
+            {
+                return true;
+            }
+            Some(&"Table") => return false,
+            // A form this server does not serve: the next range may be one it does.
+            Some(_) => {}
+        }
+    }
+    false
+}
+
 /// A LIST answer: `{"kind", "apiVersion", "metadata", "items"}`, each item as
-/// [`crate::objects::State::present`] would give it.
+/// [`crate::objects::State::present`] would give it, or only its metadata as a
+/// `PartialObjectMetadata` (a `PartialObjectMetadataList`, as the real API server answers a
+/// client that asks for it in `Accept`).
 struct ListBody<'a> {
     t: &'a ResourceType,
     metadata: &'a Value,
     items: Vec<&'a Value>,
+    metadata_only: bool,
+}
+
+/// One item of a `PartialObjectMetadataList`.
+#[derive(serde::Serialize)]
+struct PartialItem<'a> {
+    kind: &'static str,
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    metadata: &'a Value,
 }
 
 impl serde::Serialize for ListBody<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = serializer.serialize_map(Some(4))?;
+        if self.metadata_only {
+            map.serialize_entry("kind", "PartialObjectMetadataList")?;
+            map.serialize_entry("apiVersion", "meta.k8s.io/v1")?;
+            map.serialize_entry("metadata", self.metadata)?;
+            let empty = json!({});
+            let items: Vec<PartialItem<'_>> = self
+                .items
+                .iter()
+                .map(|object| PartialItem {
+                    kind: "PartialObjectMetadata",
+                    api_version: "meta.k8s.io/v1",
+                    metadata: object.get("metadata").unwrap_or(&empty),
+                })
+                .collect();
+            map.serialize_entry("items", &items)?;
+            return map.end();
+        }
         map.serialize_entry("kind", &format!("{}List", self.t.kind))?;
         map.serialize_entry("apiVersion", &self.t.api_version())?;
         map.serialize_entry("metadata", self.metadata)?;
@@ -787,6 +866,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_first_media_range_served_decides_the_metadata_only_form() {
+        let list = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+        assert!(metadata_only(list, true));
+        assert!(metadata_only(&format!("{list},application/json"), true));
+        assert!(metadata_only(
+            "application/json; as=PartialObjectMetadataList; g=meta.k8s.io; v=v1beta1",
+            true
+        ));
+        // The GET form is another kind; a LIST asked as a GET's form is not served that way.
+        assert!(!metadata_only(list, false));
+        assert!(metadata_only(
+            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+            false
+        ));
+        assert!(!metadata_only(
+            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+            true
+        ));
+        // Plain JSON or a Table first: whole objects.
+        assert!(!metadata_only(&format!("application/json,{list}"), true));
+        assert!(!metadata_only(
+            &format!("application/json;as=Table;g=meta.k8s.io;v=v1,{list}"),
+            true
+        ));
+        // Another group or version is not this form; protobuf is not served at all.
+        assert!(!metadata_only(
+            "application/json;as=PartialObjectMetadataList;g=example.com;v=v1",
+            true
+        ));
+        assert!(metadata_only(
+            &format!(
+                "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,{list}"
+            ),
+            true
+        ));
+        assert!(!metadata_only("", true));
+    }
+
+    #[test]
     fn paths_route_like_the_api_server() {
         assert_eq!(
             route("/api/v1/namespaces/demo/configmaps/a"),
@@ -831,6 +949,7 @@ mod tests {
             t,
             metadata: &metadata,
             items: items.iter().collect(),
+            metadata_only: false,
         })
         .unwrap();
         let presented: Vec<Value> = items

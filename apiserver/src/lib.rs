@@ -14,8 +14,10 @@
 //!   field selectors on any dotted path; `limit`/`continue`), watch, create (`generateName`,
 //!   409 AlreadyExists), update (409 on a stale resourceVersion), patch (apply, merge, JSON,
 //!   strategic merge for built-in types), delete (preconditions on uid and resourceVersion,
-//!   `propagationPolicy`, finalizers), deletecollection, `dryRun=All`, `/status`, and `Table`
-//!   output for `kubectl get`.
+//!   `propagationPolicy`, finalizers), deletecollection, `dryRun=All`, `/status`, `Table`
+//!   output for `kubectl get`, and the metadata-only form of get and list
+//!   (`Accept: application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1`, the media
+//!   ranges taken in order) that controllers and `windlass apply` ask for.
 //! - Metadata: uid, one global monotonic resourceVersion, creationTimestamp, generation bumped
 //!   only when something outside metadata and status changes, deletionTimestamp with
 //!   finalizers, namespaces Terminating with `spec.finalizers: [kubernetes]`; creating in a
@@ -51,7 +53,7 @@
 //! (beyond injected refusals), validation of object contents beyond names and the immutable
 //! fields above, unknown-field detection (`fieldValidation` is accepted and ignored), version
 //! conversion (every served version of a CRD stores the same object), protobuf beyond the kinds
-//! above, protobuf responses or CBOR,
+//! above, protobuf responses or CBOR, metadata-only watches,
 //! `resourceVersionMatch` semantics, or consistent snapshots for `continue` (later pages reflect
 //! current state). Strategic merge patch ignores `$setElementOrder`. Apply does not resolve
 //! conflicts with `kubectl-client-side-apply` through the last-applied annotation as the real

@@ -33,6 +33,8 @@ pub struct RequestRecord {
     pub content_type: String,
     /// The `User-Agent`.
     pub user_agent: String,
+    /// The `Accept` header (which form of the objects the client asked for).
+    pub accept: String,
     /// The HTTP status answered (0 while in flight).
     pub status: u16,
 }

@@ -8,19 +8,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use windlass_engine::events::{
-    INSTALL_COMPLETED, INSTALL_FAILED, INSTALL_RESUMED, INSTALL_STARTED, STAGE_COMPLETED,
-    STAGE_FACTS_RECORDED, STAGE_FAILED, STAGE_STARTED,
-};
 use windlass_engine::runner::{RunError, StartKind};
 use windlass_engine::{
     InstallRequest, InstallState, InstallStatus, License, Pipeline, PipelineErrors, Progress,
     Runner, Services, StageRegistry,
 };
-use windlass_state::log::LogError;
-use windlass_state::{
-    EventLog, SecretString, StateDir, StateDirError, StoreError, StoredEnvelope, StoredEvent,
-};
+use windlass_state::{EventLog, SecretString, StateDir, StateDirError, StoredEvent};
 
 use crate::source::SourceFacts;
 use crate::stage::{ApplyConfig, KIND};
@@ -149,40 +142,11 @@ pub async fn apply_install(
 }
 
 /// The events of install `source` as the fold and the apply stage read them: the install's
-/// lifecycle and the facts the stage reads ([`SourceFacts::TYPES`]) decoded and upcast as
-/// [`EventLog::events_of`] decodes them; every other fact (the big ones: what the release holds,
-/// every image probed, every file written) in its place without its payload, which nothing here
-/// reads (a fold reads only the lifecycle events' payloads).
+/// lifecycle and the facts the stage reads ([`SourceFacts::TYPES`]) decoded; every other fact
+/// (the big ones: what the release holds, every image probed, every file written) in its place
+/// without its payload, which nothing here reads.
 fn source_events(log: &EventLog, source: &str) -> Result<Vec<StoredEvent>, RunError> {
-    const READ: [&str; 8] = [
-        INSTALL_STARTED,
-        INSTALL_RESUMED,
-        INSTALL_COMPLETED,
-        INSTALL_FAILED,
-        STAGE_STARTED,
-        STAGE_COMPLETED,
-        STAGE_FAILED,
-        STAGE_FACTS_RECORDED,
-    ];
-    let corrupt = |global_seq: u64, error: serde_json::Error| {
-        RunError::from(LogError::from(StoreError::CorruptRecord {
-            global_seq,
-            reason: error.to_string(),
-        }))
-    };
-    let raw = log.store().raw_events_of(source).map_err(LogError::from)?;
-    let mut events = Vec::with_capacity(raw.len());
-    for record in raw {
-        let envelope: StoredEnvelope = serde_json::from_slice(&record.bytes)
-            .map_err(|error| corrupt(record.global_seq, error))?;
-        let event_type = envelope.event_type.as_str();
-        if READ.contains(&event_type) || SourceFacts::TYPES.contains(&event_type) {
-            let event: StoredEvent = serde_json::from_slice(&record.bytes)
-                .map_err(|error| corrupt(record.global_seq, error))?;
-            events.push(log.schemas().upcast(event).map_err(LogError::from)?);
-        } else {
-            events.push(envelope.with_payload(serde_json::Value::Null));
-        }
-    }
-    Ok(events)
+    windlass_engine::runner::events_decoding(log, source, &|event_type| {
+        SourceFacts::TYPES.contains(&event_type)
+    })
 }

@@ -33,6 +33,7 @@ use crate::events::{
     WaitKind, WaitOutcome,
 };
 use crate::health;
+use windlass_manifest::parallel::parallel_map;
 
 use crate::order::{
     DELETION_PHASE, InventoryEntry, ObjectKey, PlannedObject, PruneAction, Step, annotation_of,
@@ -119,6 +120,32 @@ struct Prepared {
     info: ResourceInfo,
     body: Value,
     digest: String,
+}
+
+/// An object ready to send but for its digest ([`KubeApply::body_for`] in two steps, so that
+/// the digests of a group are computed on every core).
+struct Undigested {
+    planned: PlannedObject,
+    info: ResourceInfo,
+    body: Value,
+}
+
+impl Prepared {
+    /// `object` with its digest (and the digest annotation).
+    fn new(object: Undigested, digest: String) -> Prepared {
+        let Undigested {
+            planned,
+            info,
+            mut body,
+        } = object;
+        annotations_mut(&mut body).insert(DIGEST_ANNOTATION.into(), json!(digest));
+        Prepared {
+            planned,
+            info,
+            body,
+            digest,
+        }
+    }
 }
 
 fn api_error(key: &ObjectKey, file: &str, failure: &ApiFailure) -> String {
@@ -500,6 +527,55 @@ impl Recorder<'_> {
     }
 }
 
+/// Records the objects answered on `answered` as they come, in [`ObjectsApplied`] batches of at
+/// most [`BATCH`] objects, none waiting longer than [`BATCH_AGE`], until the channel closes.
+async fn record_as_answered(
+    context: &StageContext,
+    mut answered: tokio::sync::mpsc::UnboundedReceiver<AppliedObject>,
+) -> Result<(), StageError> {
+    let mut pending: Vec<AppliedObject> = Vec::new();
+    let mut due: Option<tokio::time::Instant> = None;
+    loop {
+        let next = match due {
+            Some(at) => match tokio::time::timeout_at(at, answered.recv()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    record_batch(context, &mut pending).await?;
+                    due = None;
+                    continue;
+                }
+            },
+            None => answered.recv().await,
+        };
+        let Some(object) = next else {
+            return record_batch(context, &mut pending).await;
+        };
+        if pending.is_empty() {
+            due = Some(tokio::time::Instant::now() + BATCH_AGE);
+        }
+        pending.push(object);
+        if pending.len() >= BATCH {
+            record_batch(context, &mut pending).await?;
+            due = None;
+        }
+    }
+}
+
+/// Records `pending` (emptied) as one [`ObjectsApplied`], if it holds any.
+async fn record_batch(
+    context: &StageContext,
+    pending: &mut Vec<AppliedObject>,
+) -> Result<(), StageError> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let objects = std::mem::take(pending);
+    context
+        .record_fact(Fact::of(&ObjectsApplied { objects })?)
+        .await?;
+    Ok(())
+}
+
 impl KubeApply<'_> {
     /// Runs the apply, waits and prune over `planned` (in apply order).
     pub async fn run(&self, mut planned: Vec<PlannedObject>) -> Result<KubeApplied, StageError> {
@@ -581,10 +657,10 @@ impl KubeApply<'_> {
             let kind = first.key.kind.clone();
             let group = &mut planned[index..group_end];
             index = group_end;
-            let mut prepared = Vec::with_capacity(group.len());
+            let mut bodies = Vec::with_capacity(group.len());
             for object in group {
                 match self.prepare(object, &release_kinds).await? {
-                    Ok(object) => prepared.push(object),
+                    Ok(object) => bodies.push(object),
                     Err(record) => {
                         if record.outcome == ApplyOutcome::Failed {
                             failures.push(record.error.clone().unwrap_or_default());
@@ -595,6 +671,14 @@ impl KubeApply<'_> {
                     }
                 }
             }
+            recorder.flush().await?;
+            // The digests (a serialization and a hash of each body) on every core.
+            let digests = parallel_map(&bodies, 64, |object| digest_of(&object.body));
+            let prepared: Vec<Prepared> = bodies
+                .into_iter()
+                .zip(digests)
+                .map(|(object, digest)| Prepared::new(object, digest))
+                .collect();
             let (skipped, to_send): (Vec<Prepared>, Vec<Prepared>) =
                 prepared.into_iter().partition(|object| {
                     done.get(&object.planned.key.inventory_id())
@@ -614,47 +698,55 @@ impl KubeApply<'_> {
                 .iter()
                 .map(|object| (&object.planned.key, &object.info))
                 .collect();
-            let mut live = self.read_live(&targets).await?;
+            let mut live = self.read_live(&targets, false).await?;
             drop(targets);
             tracing::debug!(%kind, found = live.len(), "apply: live objects read");
-            let mut results = futures_util::stream::iter(to_send.into_iter().map(|object| {
-                // Moved out, not copied: each is a whole live object.
-                let live = live.remove(&object.planned.key.inventory_id());
-                async move {
-                    let result = self.apply_one(&object, live).await;
-                    (object, result)
-                }
-            }))
-            .buffer_unordered(CONCURRENCY);
             let mut waits = Vec::new();
-            while let Some((object, result)) = results.next().await {
-                let record = result.map_err(|failure| {
-                    transient(
-                        &failure,
-                        &format!("{} ({})", object.planned.key, object.planned.file),
-                    )
-                })?;
-                count(&mut counts, record.outcome);
-                if record.outcome == ApplyOutcome::Failed {
-                    failures.push(record.error.clone().unwrap_or_default());
-                } else {
-                    if record.waits {
-                        waits.push(object.clone());
+            // Answers are recorded while the next requests go out: the requests never wait for
+            // the log's durable writes (an object answered but not yet recorded when the process
+            // dies is sent again by the resumed apply, as before).
+            let (answered, to_record) = tokio::sync::mpsc::unbounded_channel();
+            let answers = async {
+                let answered = answered;
+                let mut results = futures_util::stream::iter(to_send.into_iter().map(|object| {
+                    // Moved out, not copied: each is a whole live object.
+                    let live = live.remove(&object.planned.key.inventory_id());
+                    async move {
+                        let result = self.apply_one(&object, live).await;
+                        (object, result)
                     }
-                    applied.insert(
-                        object.planned.key.inventory_id(),
-                        (record.clone(), inventory_entry(&object, &record)),
-                    );
+                }))
+                .buffer_unordered(CONCURRENCY);
+                while let Some((object, result)) = results.next().await {
+                    let record = result.map_err(|failure| {
+                        transient(
+                            &failure,
+                            &format!("{} ({})", object.planned.key, object.planned.file),
+                        )
+                    })?;
+                    count(&mut counts, record.outcome);
+                    if record.outcome == ApplyOutcome::Failed {
+                        failures.push(record.error.clone().unwrap_or_default());
+                    } else {
+                        if record.waits {
+                            waits.push(object.clone());
+                        }
+                        applied.insert(
+                            object.planned.key.inventory_id(),
+                            (record.clone(), inventory_entry(&object, &record)),
+                        );
+                    }
+                    // The recorder stops only on an error, which `try_join!` reports.
+                    let _ = answered.send(record);
+                    finished += 1;
+                    self.context
+                        .progress
+                        .stage_advanced(&self.context.stage_name, finished, total);
                 }
-                recorder.push(record).await?;
-                finished += 1;
-                self.context
-                    .progress
-                    .stage_advanced(&self.context.stage_name, finished, total);
-            }
-            drop(results);
-            tracing::debug!("apply: group answered");
-            recorder.flush().await?;
+                tracing::debug!("apply: group answered");
+                Ok::<(), StageError>(())
+            };
+            tokio::try_join!(answers, record_as_answered(self.context, to_record))?;
             tracing::debug!("apply: group recorded");
             if !failures.is_empty() {
                 return Err(StageError::invalid_input(format!(
@@ -859,7 +951,7 @@ impl KubeApply<'_> {
         &self,
         object: &mut PlannedObject,
         release_kinds: &BTreeSet<(String, String)>,
-    ) -> Result<Result<Prepared, AppliedObject>, StageError> {
+    ) -> Result<Result<Undigested, AppliedObject>, StageError> {
         let info = self
             .cluster
             .resource(&object.key)
@@ -904,21 +996,25 @@ impl KubeApply<'_> {
                 metadata.remove("namespace");
             }
         }
-        Ok(Ok(self.body_for(object, info)))
+        Ok(Ok(self.body_without_digest(object, info)))
     }
 
     /// The body to send for `planned` (moved into it: `planned.object` is left `null`, nothing
     /// reads it after this).
-    fn body_for(&self, mut planned: PlannedObject, info: ResourceInfo) -> Prepared {
+    fn body_for(&self, planned: PlannedObject, info: ResourceInfo) -> Prepared {
+        let object = self.body_without_digest(planned, info);
+        let digest = digest_of(&object.body);
+        Prepared::new(object, digest)
+    }
+
+    /// [`KubeApply::body_for`] but for the digest: the object with the ownership annotation.
+    fn body_without_digest(&self, mut planned: PlannedObject, info: ResourceInfo) -> Undigested {
         let mut body = std::mem::take(&mut planned.object);
         annotations_mut(&mut body).insert(OWNER_ANNOTATION.into(), json!(self.app_slug));
-        let digest = digest_of(&body);
-        annotations_mut(&mut body).insert(DIGEST_ANNOTATION.into(), json!(digest));
-        Prepared {
+        Undigested {
             planned,
             info,
             body,
-            digest,
         }
     }
 
@@ -942,10 +1038,13 @@ impl KubeApply<'_> {
     }
 
     /// The live objects of `objects`, by inventory id: a LIST per collection holding many of
-    /// them, a GET each otherwise.
+    /// them, a GET each otherwise. With `metadata_only`, a LIST reads only the objects'
+    /// metadata (all that [`Live::unchanged`] and the uid and resourceVersion need; not enough
+    /// to compare a dry run's result with).
     async fn read_live(
         &self,
         objects: &[(&ObjectKey, &ResourceInfo)],
+        metadata_only: bool,
     ) -> Result<HashMap<String, Live>, StageError> {
         let mut by_collection: BTreeMap<String, Vec<(&ObjectKey, &ResourceInfo)>> = BTreeMap::new();
         for (key, info) in objects {
@@ -967,7 +1066,7 @@ impl KubeApply<'_> {
             }
             let items = self
                 .cluster
-                .list_raw(&collection)
+                .list_raw(&collection, metadata_only)
                 .await
                 .map_err(|failure| transient(&failure, &format!("listing {collection}")))?;
             let wanted: HashMap<&str, &ObjectKey> = members

@@ -233,6 +233,7 @@ pub fn read_source(
     };
     let stale = |message: String| stale_error(stale_input.as_deref(), message);
     let mut helm_charts = Vec::with_capacity(rendered.helm_charts.len());
+    let mut chart_reader = out.reader();
     for chart in &rendered.helm_charts {
         let prefix = format!("{}/", chart.chart_dir);
         let mut files = Vec::with_capacity(chart.files.len());
@@ -243,7 +244,13 @@ pub fn read_source(
                     file.path, chart.name, chart.chart_dir
                 ))
             })?;
-            let bytes = read_checked(&out, &out_dir, file, &context.fingerprint_key, &stale)?;
+            let bytes = read_checked(
+                &mut chart_reader,
+                &out_dir,
+                file,
+                &context.fingerprint_key,
+                &stale,
+            )?;
             files.push((relative.to_string(), bytes, file.blob.is_none()));
         }
         helm_charts.push(HelmChartSource {
@@ -251,6 +258,7 @@ pub fn read_source(
             files,
         });
     }
+    drop(chart_reader);
     let (additional_namespaces, status_informers) = match &fetched {
         Some(fetched) => application_lists(fetched, context)?,
         None => (Vec::new(), Vec::new()),
@@ -312,12 +320,27 @@ impl FileReader {
     /// after another took most of an unchanged apply's time).
     pub fn read(self) -> Result<Vec<(String, Vec<u8>)>, StageError> {
         let stale = |message: String| stale_error(self.stale_input.as_deref(), message);
-        // The first error in file order wins, as in a loop.
-        parallel_map(&self.files, 2, |file| {
-            read_checked(&self.out, &self.out_dir, file, &self.key, &stale)
-                .map(|bytes| (file.path.clone(), bytes))
+        // In as many runs of files as there are cores, each with one reader (which keeps the
+        // directory of the files it reads open); the first error in file order wins, as in a
+        // loop.
+        let run = self
+            .files
+            .len()
+            .div_ceil(windlass_manifest::parallel::threads())
+            .max(1);
+        let runs: Vec<&[RenderedFile]> = self.files.chunks(run).collect();
+        parallel_map(&runs, 2, |files| {
+            let mut reader = self.out.reader();
+            files
+                .iter()
+                .map(|file| {
+                    read_checked(&mut reader, &self.out_dir, file, &self.key, &stale)
+                        .map(|bytes| (file.path.clone(), bytes))
+                })
+                .collect::<Vec<_>>()
         })
         .into_iter()
+        .flatten()
         .collect()
     }
 }
@@ -367,7 +390,7 @@ impl ApplySource {
 
 /// One rendered file's bytes, checked against its recorded blob id or secret fingerprint.
 fn read_checked(
-    out: &OutputDir,
+    out: &mut windlass_stages::output::OutputReader<'_>,
     out_dir: &std::path::Path,
     file: &RenderedFile,
     key: &windlass_state::FingerprintKey,

@@ -32,6 +32,88 @@ use crate::retry::retry_delay;
 use crate::services::Services;
 use crate::stage::{BuildContext, FactHistory, RecordedFacts, Stage, StageContext, StageError};
 
+/// The lifecycle events a fold reads the payloads of (those of facts it only counts and keeps).
+pub const LIFECYCLE_EVENTS: [&str; 8] = [
+    crate::events::INSTALL_STARTED,
+    crate::events::INSTALL_RESUMED,
+    crate::events::INSTALL_COMPLETED,
+    crate::events::INSTALL_FAILED,
+    crate::events::STAGE_STARTED,
+    crate::events::STAGE_COMPLETED,
+    crate::events::STAGE_FAILED,
+    crate::events::STAGE_FACTS_RECORDED,
+];
+
+/// The events of `install_id` as a fold reads them: the lifecycle events ([`LIFECYCLE_EVENTS`])
+/// and the facts whose type `decode` accepts decoded and upcast as [`EventLog::events_of`]
+/// decodes them; every other fact in its place with a `null` payload (skimmed over, not decoded:
+/// the big facts of an install are most of its bytes).
+pub fn events_decoding(
+    log: &EventLog,
+    install_id: &str,
+    decode: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Vec<StoredEvent>, RunError> {
+    let corrupt = |global_seq: u64, error: serde_json::Error| {
+        RunError::from(LogError::from(windlass_state::StoreError::CorruptRecord {
+            global_seq,
+            reason: error.to_string(),
+        }))
+    };
+    let raw = log
+        .store()
+        .raw_events_of(install_id)
+        .map_err(LogError::from)?;
+    let read = |records: &[windlass_state::RawRecord]| -> Result<Vec<StoredEvent>, RunError> {
+        let mut events = Vec::with_capacity(records.len());
+        for record in records {
+            let envelope: windlass_state::StoredEnvelope = serde_json::from_slice(&record.bytes)
+                .map_err(|error| corrupt(record.global_seq, error))?;
+            let event_type = envelope.event_type.as_str();
+            if LIFECYCLE_EVENTS.contains(&event_type) || decode(event_type) {
+                let event: StoredEvent = serde_json::from_slice(&record.bytes)
+                    .map_err(|error| corrupt(record.global_seq, error))?;
+                events.push(log.schemas().upcast(event).map_err(LogError::from)?);
+            } else {
+                events.push(envelope.with_payload(serde_json::Value::Null));
+            }
+        }
+        Ok(events)
+    };
+    // A rendered install's events are megabytes (skimming them is lexing every byte): the
+    // second half by size is read on a thread of its own.
+    let total: usize = raw.iter().map(|record| record.bytes.len()).sum();
+    if total < SKIMMED_APART_FROM_BYTES || raw.len() < 2 {
+        return read(&raw);
+    }
+    let mut half = 0;
+    let mut seen = 0;
+    for (index, record) in raw.iter().enumerate() {
+        seen += record.bytes.len();
+        half = index + 1;
+        if seen * 2 >= total {
+            break;
+        }
+    }
+    let half = half.min(raw.len() - 1);
+    let (first, second) = raw.split_at(half);
+    let (first, second) = std::thread::scope(|scope| {
+        let second = scope.spawn(|| read(second));
+        let first = read(first);
+        (
+            first,
+            second
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        )
+    });
+    let mut events = first?;
+    events.extend(second?);
+    Ok(events)
+}
+
+/// From how many bytes of records [`events_decoding`] reads on two threads.
+const SKIMMED_APART_FROM_BYTES: usize = 512 * 1024;
+
 /// Environment variable naming a stage after whose durable completion the runner stops and waits
 /// for ever. Crash tests set it, wait for the announcement on stderr, and kill the process, so that
 /// "killed between stages" is exact rather than a race.
@@ -139,6 +221,14 @@ impl Runner {
         Ok(fold_owned(install_id, events)?)
     }
 
+    /// Folds one install's lifecycle: its status, stages and install key as [`Runner::state_of`]
+    /// folds them, each fact in its place with a `null` payload (the facts of an apply of a
+    /// thousand objects are most of its bytes, and nothing here reads them).
+    pub fn lifecycle_of(&self, install_id: &str) -> Result<InstallState, RunError> {
+        let events = events_decoding(&self.log, install_id, &|_| false)?;
+        Ok(fold_owned(install_id, events)?)
+    }
+
     /// The newest install with this install key that did not complete, if any. Installs whose
     /// events cannot be read (for example, written by a newer windlass) cannot be resumed by this
     /// binary and are skipped with a warning rather than blocking every new install.
@@ -149,10 +239,16 @@ impl Runner {
         match crate::install_index::install_for_key(&self.log, install_key)? {
             Some(None) => return Ok(None),
             Some(Some(install_id)) => {
-                if let Ok(state) = self.state_of(&install_id)
+                // Its lifecycle first: a completed install (the common case) is not folded whole.
+                if let Ok(state) = self.lifecycle_of(&install_id)
                     && state.install_key == install_key
                 {
-                    return Ok((state.status != InstallStatus::Completed).then_some(state));
+                    if state.status == InstallStatus::Completed {
+                        return Ok(None);
+                    }
+                    if let Ok(state) = self.state_of(&install_id) {
+                        return Ok(Some(state));
+                    }
                 }
             }
             None => {}

@@ -423,9 +423,29 @@ impl OutputDir {
             Ok(None) | Err(OutputError::UnsafePath { .. }) => return Ok(None),
             Err(error) => return Err(error),
         };
+        self.read_at(&parent, name, relative)
+    }
+
+    /// Reads many files one after another as [`OutputDir::read_file`] does, opening the parent
+    /// directories of files that lie in the same directory once for all of them.
+    pub fn reader(&self) -> OutputReader<'_> {
+        OutputReader {
+            out: self,
+            parent: None,
+        }
+    }
+
+    /// The bytes of the regular file `name` in the directory `parent` (`relative` from the root),
+    /// or `None` when there is none (see [`OutputDir::read_file`]).
+    fn read_at(
+        &self,
+        parent: &OwnedFd,
+        name: &str,
+        relative: &str,
+    ) -> Result<Option<Vec<u8>>, OutputError> {
         let path = self.root.join(relative);
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
-        let file = match rustix::fs::openat(&parent, name, flags, Mode::empty()) {
+        let file = match rustix::fs::openat(parent, name, flags, Mode::empty()) {
             Ok(file) => file,
             Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR | Errno::NXIO) => return Ok(None),
             Err(error) => return Err(errno(&path)(error)),
@@ -434,7 +454,7 @@ impl OutputDir {
         if FileType::from_raw_mode(metadata.st_mode) != FileType::RegularFile {
             return Ok(None);
         }
-        let mut bytes = Vec::new();
+        let mut bytes = Vec::with_capacity(usize::try_from(metadata.st_size).unwrap_or(0) + 1);
         fs::File::from(file)
             .read_to_end(&mut bytes)
             .map_err(io(&path))?;
@@ -747,5 +767,41 @@ impl DiskTreeWriter {
             Err(error) => return Err(target_error(error)),
         }
         Ok(self.final_path.clone())
+    }
+}
+
+/// [`OutputDir::read_file`] for many files in a row ([`OutputDir::reader`]): the parent
+/// directory of the last file read stays open, so a thousand files of `rendered/this-cluster/`
+/// open that directory (and the two above it) once instead of a thousand times. The same rules:
+/// no symlink is followed, a parent that is not a real directory means no file.
+pub struct OutputReader<'a> {
+    out: &'a OutputDir,
+    /// The parent directory of the last file read (its relative path; `None` when it is not a
+    /// real directory).
+    parent: Option<(String, Option<OwnedFd>)>,
+}
+
+impl OutputReader<'_> {
+    /// [`OutputDir::read_file`].
+    pub fn read_file(&mut self, relative: &str) -> Result<Option<Vec<u8>>, OutputError> {
+        let out = self.out;
+        if out.memory.is_some() {
+            return out.read_file(relative);
+        }
+        let components = OutputDir::checked(relative)?;
+        let (name, parents) = components.split_last().expect("never empty");
+        let parent_path = parents.join("/");
+        if self.parent.as_ref().map(|(path, _)| path) != Some(&parent_path) {
+            let opened = match out.open_parent(relative, false) {
+                Ok(Some((directory, _, _))) => Some(directory),
+                Ok(None) | Err(OutputError::UnsafePath { .. }) => None,
+                Err(error) => return Err(error),
+            };
+            self.parent = Some((parent_path, opened));
+        }
+        match &self.parent {
+            Some((_, Some(directory))) => out.read_at(directory, name, relative),
+            _ => Ok(None),
+        }
     }
 }

@@ -1263,11 +1263,26 @@ fn an_unchanged_apply_compares_recorded_digests_and_still_reapplies_what_drifted
 
     // Applied again unchanged: the digests the install's apply recorded are compared with the
     // cluster's, no rendered file is parsed, nothing is written.
-    let writes = cluster.server.counts().writes;
+    cluster.server.reset_requests();
     let again = json(apply_kube(state.path(), install_id, &cluster, &[]));
     assert_eq!(again["status"], "completed", "{again}");
     let again_id = again["install_id"].as_str().unwrap();
-    assert_eq!(cluster.server.counts().writes, writes, "nothing is written");
+    assert_eq!(cluster.server.counts().writes, 0, "nothing is written");
+    // The LIST asks for the objects' metadata only (all the comparison reads).
+    let lists: Vec<_> = cluster
+        .server
+        .requests()
+        .into_iter()
+        .filter(|request| request.verb == "list" && request.resource == "configmaps")
+        .collect();
+    assert!(!lists.is_empty());
+    for list in &lists {
+        assert!(
+            list.accept
+                .starts_with("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,"),
+            "{list:?}"
+        );
+    }
     let summary = apply_summary(state.path(), again_id);
     assert!(
         summary.contains(&trusted(install_id)) && summary.contains("nothing parsed"),
@@ -1304,8 +1319,22 @@ fn an_unchanged_apply_compares_recorded_digests_and_still_reapplies_what_drifted
             json!({"data": {"value": "theirs"}}),
         )
         .unwrap();
+    cluster.server.reset_requests();
     let third = json(apply_kube(state.path(), install_id, &cluster, &[]));
     assert_eq!(third["status"], "completed", "{third}");
+    // The apply that sends what drifted reads whole objects (it compares a dry run's result
+    // with the live object).
+    assert!(
+        cluster
+            .server
+            .requests()
+            .iter()
+            .any(|request| request.verb == "list"
+                && request.resource == "configmaps"
+                && request.accept == "application/json"),
+        "{:?}",
+        cluster.server.requests()
+    );
     let third_id = third["install_id"].as_str().unwrap();
     let recorded = applied(&events(state.path(), third_id));
     assert_eq!(recorded["ConfigMap/cm-3"]["outcome"], "configured");

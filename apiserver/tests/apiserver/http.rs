@@ -346,6 +346,82 @@ async fn watch_streams_changes_and_expires_old_versions() {
 /// Fake API server (no real one can run here): injected faults answer 429 with Retry-After,
 /// 5xx, and webhook-style refusals of DELETE, for as many requests as asked; the request
 /// counts tell writes from reads and dry runs.
+/// Fake API server (no real one can run here): a client that asks in `Accept` for
+/// `PartialObjectMetadataList` (as controllers and `windlass apply` do) gets each object's
+/// metadata only, paged like a full LIST; `PartialObjectMetadata` does the same for a GET; a
+/// client that lists plain JSON first gets whole objects.
+#[tokio::test]
+async fn metadata_only_lists_and_gets() {
+    let server = server();
+    for name in ["a", "b", "c"] {
+        let (status, _, _) = call(
+            &server,
+            Method::POST,
+            CONFIGMAPS,
+            "application/json",
+            Some(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": name, "labels": {"tier": name}},
+                        "data": {"key": "value"}})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let get = |path: String, accept: &'static str| {
+        let url = format!("{}{path}", server.url());
+        async move {
+            let response = Client::new()
+                .get(url)
+                .header("Accept", accept)
+                .send()
+                .await
+                .expect("request sent");
+            assert_eq!(response.status(), StatusCode::OK);
+            response.json::<Value>().await.expect("JSON")
+        }
+    };
+    const LIST: &str =
+        "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json";
+    let page = get(format!("{CONFIGMAPS}?limit=2"), LIST).await;
+    assert_eq!(page["kind"], "PartialObjectMetadataList");
+    assert_eq!(page["apiVersion"], "meta.k8s.io/v1");
+    let items = page["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2);
+    for item in items {
+        assert_eq!(item["kind"], "PartialObjectMetadata");
+        assert_eq!(item["apiVersion"], "meta.k8s.io/v1");
+        assert!(item.get("data").is_none(), "{item}");
+        assert!(item["metadata"]["uid"].is_string(), "{item}");
+        assert!(item["metadata"]["resourceVersion"].is_string(), "{item}");
+        assert_eq!(
+            item["metadata"]["labels"]["tier"], item["metadata"]["name"],
+            "{item}"
+        );
+        assert_eq!(item["metadata"]["managedFields"][0]["operation"], "Update");
+    }
+    let token = page["metadata"]["continue"]
+        .as_str()
+        .expect("a continue token");
+    let rest = get(format!("{CONFIGMAPS}?limit=2&continue={token}"), LIST).await;
+    assert_eq!(rest["kind"], "PartialObjectMetadataList");
+    assert_eq!(rest["items"][0]["metadata"]["name"], "c");
+    let one = get(
+        format!("{CONFIGMAPS}/b"),
+        "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+    )
+    .await;
+    assert_eq!(one["kind"], "PartialObjectMetadata");
+    assert_eq!(one["metadata"]["name"], "b");
+    assert!(one.get("data").is_none(), "{one}");
+    let whole = get(
+        format!("{CONFIGMAPS}?labelSelector=tier%3Da"),
+        "application/json, application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+    )
+    .await;
+    assert_eq!(whole["kind"], "ConfigMapList");
+    assert_eq!(whole["items"][0]["data"]["key"], "value");
+    assert_eq!(whole["items"].as_array().map(Vec::len), Some(1));
+}
+
 #[tokio::test]
 async fn faults_and_request_counts() {
     let server = server();

@@ -85,7 +85,9 @@ impl KubeApply<'_> {
             .zip(&infos)
             .collect();
         tracing::debug!("apply: resources found");
-        let live = self.read_live(&targets).await?;
+        // The metadata alone: whether each object is as the previous apply left it is read from
+        // its digest annotation and its managers.
+        let live = self.read_live(&targets, true).await?;
         drop(targets);
         tracing::debug!(found = live.len(), "apply: live objects read");
         let mut applied: BTreeMap<String, (AppliedObject, InventoryEntry)> = BTreeMap::new();

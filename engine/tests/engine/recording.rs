@@ -174,3 +174,70 @@ async fn completed_run_records_lifecycle_and_facts_in_order() {
     assert_eq!(second.summary.as_deref(), Some("0 fact(s)"));
     assert!(second.facts.is_empty());
 }
+
+/// `events_decoding` (what `find_resumable`'s lifecycle fold and `windlass apply`'s fold of the
+/// rendered install read): every event in log order, the lifecycle events and the facts asked for
+/// decoded as `events_of` decodes them, every other fact with a `null` payload; a log of more
+/// than half a megabyte is skimmed on two threads and still comes back in order.
+#[tokio::test]
+async fn events_decoding_skims_the_facts_not_asked_for_in_order() {
+    let env = TestEnv::new();
+    let mut first = scripted("first", &[], None);
+    first.config = serde_json::json!({ "facts": 3 });
+    let pipeline = pipeline(&[first]);
+    env.runner
+        .start(&pipeline, env.licensed_request(), "skimmed-1")
+        .await
+        .expect("the runner itself does not fail");
+    // Big facts of a type nobody registered (as a rendered install's facts are big).
+    let big = "x".repeat(100 * 1024);
+    let batch = (0..8)
+        .map(|index| {
+            windlass_state::NewEvent::new(
+                "skimmed-1",
+                ACTOR,
+                if index % 2 == 0 {
+                    "test.Big"
+                } else {
+                    "test.Kept"
+                },
+                1,
+                serde_json::json!({ "index": index, "text": big }),
+            )
+        })
+        .collect();
+    env.runner.log.append(batch).expect("appended");
+    let whole = env.runner.log.events_of("skimmed-1").expect("read");
+    for decoded_types in [&["test.Kept"][..], &[][..]] {
+        let skimmed =
+            windlass_engine::runner::events_decoding(&env.runner.log, "skimmed-1", &|event_type| {
+                decoded_types.contains(&event_type)
+            })
+            .expect("read");
+        assert_eq!(skimmed.len(), whole.len());
+        for (skimmed, whole) in skimmed.iter().zip(&whole) {
+            assert_eq!(skimmed.global_seq, whole.global_seq);
+            assert_eq!(skimmed.install_seq, whole.install_seq);
+            assert_eq!(skimmed.event_type, whole.event_type);
+            let kept = windlass_engine::runner::LIFECYCLE_EVENTS
+                .contains(&whole.event_type.as_str())
+                || decoded_types.contains(&whole.event_type.as_str());
+            if kept {
+                assert_eq!(skimmed.payload, whole.payload, "{}", whole.event_type);
+            } else {
+                assert_eq!(
+                    skimmed.payload,
+                    serde_json::Value::Null,
+                    "{}",
+                    whole.event_type
+                );
+            }
+        }
+    }
+    // The lifecycle fold of a completed install says so without the facts' payloads.
+    let lifecycle = env.runner.lifecycle_of("skimmed-1").expect("folded");
+    let state = env.runner.state_of("skimmed-1").expect("folded");
+    assert_eq!(lifecycle.status, InstallStatus::Completed);
+    assert_eq!(lifecycle.install_key, state.install_key);
+    assert_eq!(lifecycle.events, state.events);
+}

@@ -726,6 +726,52 @@ fn read_file_reads_regular_files_only_and_never_follows_a_symlink() {
 }
 
 #[test]
+fn a_reader_reads_many_files_as_read_file_does_keeping_their_directory_open() {
+    let layout = layout();
+    let output = OutputDir::create(&layout.out).expect("open");
+    output.write("base/a.yaml", b"a\n", 0o644).expect("write");
+    output.write("base/b.yaml", b"b\n", 0o644).expect("write");
+    output
+        .write("overlays/x/c.yaml", b"c\n", 0o644)
+        .expect("write");
+    output.write("top.yaml", b"t\n", 0o644).expect("write");
+    symlink(
+        layout.outside.join("sentinel"),
+        layout.out.join("base/link.yaml"),
+    )
+    .expect("symlink");
+    let paths = [
+        "base/a.yaml",
+        "base/b.yaml",
+        "base/link.yaml",
+        "base/none.yaml",
+        "escape/sentinel",
+        "escape/other",
+        "overlays/x/c.yaml",
+        "none/a.yaml",
+        "base/a.yaml",
+        "top.yaml",
+        "base",
+    ];
+    let mut reader = output.reader();
+    for path in paths {
+        assert_eq!(
+            reader.read_file(path).expect("read"),
+            output.read_file(path).expect("read"),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        reader.read_file("base/b.yaml").expect("read"),
+        Some(b"b\n".to_vec())
+    );
+    assert!(matches!(
+        reader.read_file("../outside/sentinel"),
+        Err(OutputError::UnsafePath { .. })
+    ));
+}
+
+#[test]
 fn long_file_names_are_shortened_deterministically_with_a_hash() {
     use windlass_stages::output::{MAX_FILE_NAME_BYTES, fit_file_name};
     assert_eq!(
