@@ -10,6 +10,10 @@ use crate::projection::{Indexer, ProjectionHead, ProjectionRows, Projector};
 use crate::schema::{SchemaError, SchemaRegistry};
 use crate::store::{EventStore, StoreError, decode_record};
 
+/// An event read by [`EventLog::events_of_leaving_raw`], with its payload's JSON text when the
+/// payload was left undecoded.
+pub type LeftRaw = (StoredEvent, Option<Arc<str>>);
+
 /// Errors from reading or writing through an [`EventLog`].
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -216,7 +220,7 @@ impl EventLog {
         &self,
         install_id: &str,
         leave_raw: &dyn Fn(&str) -> bool,
-    ) -> Result<Vec<(StoredEvent, Option<Arc<str>>)>, LogError> {
+    ) -> Result<Vec<LeftRaw>, LogError> {
         let raws = self.store.raw_events_of(install_id)?;
         let mut left_raw: Vec<Option<(StoredEvent, Arc<str>)>> = Vec::with_capacity(raws.len());
         let mut to_decode = Vec::new();
