@@ -1,6 +1,6 @@
 //! An event log held in memory, for a run whose events are thrown away: a replay's scratch run.
 //! It assigns sequences, timestamps and hashes with the same shared code as the stored backends
-//! ([`build_record`]), so its events are exactly what a stored log would hold, but nothing
+//! (`store::build_record`), so its events are exactly what a stored log would hold, but nothing
 //! survives the process: it never claims the durability [`EventStore::append`] promises of a
 //! stored log, and it must never stand in for one.
 
