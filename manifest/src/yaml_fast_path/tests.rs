@@ -166,6 +166,15 @@ fn node() -> impl Strategy<Value = Node> {
     })
 }
 
+/// A literal block scalar (`|`) holding one line, for a node at indentation `pad`.
+fn write_block_scalar(text: &str, pad: &str, out: &mut String) {
+    out.push_str(" |\n");
+    out.push_str(pad);
+    out.push_str("  ");
+    out.push_str(text);
+    out.push('\n');
+}
+
 fn write(node: &Node, indent: usize, out: &mut String) {
     let pad = " ".repeat(indent);
     match node {
@@ -174,13 +183,7 @@ fn write(node: &Node, indent: usize, out: &mut String) {
             out.push_str(text);
             out.push('\n');
         }
-        Node::Block(text) => {
-            out.push_str(" |\n");
-            out.push_str(&pad);
-            out.push_str("  ");
-            out.push_str(text);
-            out.push('\n');
-        }
+        Node::Block(text) => write_block_scalar(text, &pad, out),
         Node::Mapping(entries) => {
             out.push('\n');
             for (key, value) in entries {
@@ -365,13 +368,7 @@ fn write_compact(node: &Node, indent: usize, comments: bool, out: &mut String) {
             out.push_str(text);
             end_of_scalar_line(out);
         }
-        Node::Block(text) => {
-            out.push_str(" |\n");
-            out.push_str(&pad);
-            out.push_str("  ");
-            out.push_str(text);
-            out.push('\n');
-        }
+        Node::Block(text) => write_block_scalar(text, &pad, out),
         Node::Mapping(entries) => {
             // The caller has written `- ` (first key goes on that line) or a newline.
             for (position, (key, value)) in entries.iter().enumerate() {
