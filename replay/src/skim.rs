@@ -43,8 +43,7 @@ pub(crate) fn skimmed_events_of(
         let envelope: StoredEnvelope = serde_json::from_slice(&record.bytes).map_err(unreadable)?;
         let current = log
             .schemas()
-            .get(&envelope.event_type)
-            .is_some_and(|schema| schema.current_version == envelope.schema_version);
+            .version_is_current(&envelope.event_type, envelope.schema_version);
         let payload = match skim(&envelope.event_type).filter(|_| current) {
             Some(Skim::Payload) => Value::Null,
             Some(Skim::Emptied(keys)) => {

@@ -372,7 +372,7 @@ pub fn discover<'a>(
         .len()
         .div_ceil(crate::parallel::threads())
         .max(DOCUMENTS_PER_RUN);
-    let runs: Vec<&[SourceDocument<'a>]> = documents.chunks(run_length.max(1)).collect();
+    let runs: Vec<&[SourceDocument<'a>]> = documents.chunks(run_length).collect();
     let mut found: IndexMap<String, FoundImage> = IndexMap::new();
     for run in crate::parallel::parallel_map(&runs, 2, |run| {
         let mut collector = Collector {
