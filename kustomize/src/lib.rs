@@ -21,13 +21,14 @@ mod image;
 mod merge_keys;
 mod parse;
 mod patch;
+mod patch_targets;
 mod planned;
 mod reference;
 mod resource;
 
 use std::collections::HashMap;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -35,11 +36,15 @@ use serde_json::Value;
 
 use image::{ImageEntry, ImageTransformer, has_regex_syntax};
 use parse::parse_file;
+use patch_targets::{PatchDocument, apply_patches};
 use planned::Planned;
 pub use planned::PlannedTree;
-use resource::{IdKey, ResId, Resource, set_namespace, sort_legacy};
+use resource::{IdKey, Resource, set_namespace, sort_legacy};
 use windlass_manifest::documents::{DocumentError, ParsedCache, Reuse};
-use windlass_manifest::parallel::parallel_map;
+use windlass_manifest::parallel::{parallel_map, parallel_map_mut};
+
+/// Objects per thread at least when a transformer runs over them on every core.
+const OBJECTS_PER_THREAD: usize = 256;
 
 /// Largest file [`build`] reads: kustomization, resource or patch.
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
@@ -665,7 +670,7 @@ impl Builder<'_> {
                 Entry::File(index) => parsed[index].take().expect("each file is used once")?,
             };
             for resource in loaded {
-                if !seen.insert(resource.id().key()) {
+                if !seen.insert(resource.key()) {
                     return Err(BuildError::DuplicateObject {
                         id: resource.id().to_string(),
                         origin: resource.origin,
@@ -681,7 +686,7 @@ impl Builder<'_> {
             let mut seen = FxHashSet::with_capacity_and_hasher(resources.len(), Default::default());
             for resource in &mut resources {
                 set_namespace(resource, namespace);
-                if !seen.insert(resource.id().key()) {
+                if !seen.insert(resource.key()) {
                     return Err(BuildError::DuplicateObject {
                         id: resource.id().to_string(),
                         origin: resource.origin.clone(),
@@ -690,20 +695,32 @@ impl Builder<'_> {
                 }
             }
         }
-        let mut transformer = ImageTransformer::new(&kustomization.images);
-        for resource in &mut resources {
-            transformer.apply(&mut resource.value).map_err(|problem| {
-                BuildError::InvalidObject {
-                    origin: resource.origin.clone(),
-                    problem: problem.0,
-                }
-            })?;
+        if !kustomization.images.is_empty() {
+            // Each run of objects has its own transformer (it remembers each image's result).
+            let problems = parallel_map_mut(
+                &mut resources,
+                OBJECTS_PER_THREAD,
+                || ImageTransformer::new(&kustomization.images),
+                |transformer, resource| {
+                    transformer.apply(&mut resource.value).err().map(|problem| {
+                        BuildError::InvalidObject {
+                            origin: resource.origin.clone(),
+                            problem: problem.0,
+                        }
+                    })
+                },
+            );
+            if let Some(problem) = problems.into_iter().flatten().next() {
+                return Err(problem);
+            }
         }
         Ok(resources)
     }
 
     /// Applies strategic-merge patch files, each document to the one object whose current or
-    /// earlier identity it names (kustomize's `GetById(patch.OrgId())`).
+    /// earlier identity it names (kustomize's `GetById(patch.OrgId())`). Every file is read
+    /// first; a file that cannot be read or parsed is reported after the documents before it were
+    /// merged (as the serial loop would have merged them first).
     fn patch(
         &self,
         file: &Path,
@@ -711,76 +728,38 @@ impl Builder<'_> {
         patches: &[String],
         resources: &mut [Resource],
     ) -> Result<(), BuildError> {
-        if patches.is_empty() {
-            return Ok(());
-        }
-        // Tens of thousands of identities on a big release: hashed with Fx, not SipHash.
-        let mut index: FxHashMap<IdKey, Vec<usize>> =
-            FxHashMap::with_capacity_and_hasher(resources.len(), Default::default());
-        for (position, resource) in resources.iter().enumerate() {
-            let mut keys: Vec<IdKey> = Vec::with_capacity(resource.previous.len() + 1);
-            for key in resource
-                .previous
-                .iter()
-                .map(ResId::key)
-                .chain([resource.id().key()])
-            {
-                if !keys.contains(&key) {
-                    keys.push(key);
-                }
-            }
-            for key in keys {
-                index.entry(key).or_default().push(position);
-            }
-        }
+        let mut documents = Vec::new();
+        let mut unreadable = None;
         for reference in patches {
-            let path = self.resolve_file(file, dir, reference)?;
-            let shown = display_relative(&path, &self.root);
-            let bytes = read_file(self.planned, &path)?;
-            for document in parse_file(&shown, &bytes, Reuse::Take(self.cache))? {
-                let origin = document.location();
-                let id = ResId::of(&document.value);
-                let matches = index.get(&id.key()).map(Vec::as_slice).unwrap_or(&[]);
-                let position = match matches {
-                    [one] => *one,
-                    [] => {
-                        return Err(BuildError::PatchTarget {
-                            origin,
-                            id: id.to_string(),
-                            problem: "no object matches",
-                        });
-                    }
-                    _ => {
-                        return Err(BuildError::PatchTarget {
-                            origin,
-                            id: id.to_string(),
-                            problem: "several objects match",
-                        });
-                    }
-                };
-                let resource = &mut resources[position];
-                // A patch changes the object's identity only by naming another namespace (it names
-                // the object by its group, version, kind and name).
-                let moves = document.namespace.as_deref().unwrap_or("")
-                    != resource.value["metadata"]["namespace"]
-                        .as_str()
-                        .unwrap_or("");
-                patch::apply(&mut resource.value, &document.value).map_err(|unsupported| {
-                    BuildError::Unsupported {
-                        file: path.clone(),
-                        fields: vec![format!(
-                            "{} (document {})",
-                            unsupported.0,
-                            document.index + 1
-                        )],
-                    }
-                })?;
-                if moves {
-                    index.entry(resource.id().key()).or_default().push(position);
+            match self.patch_documents(file, dir, reference) {
+                Ok(read) => documents.extend(read),
+                Err(error) => {
+                    unreadable = Some(error);
+                    break;
                 }
             }
         }
-        Ok(())
+        apply_patches(&documents, resources)?;
+        unreadable.map_or(Ok(()), Err)
+    }
+
+    /// The documents of the patch file `reference` names.
+    fn patch_documents(
+        &self,
+        file: &Path,
+        dir: &Path,
+        reference: &str,
+    ) -> Result<Vec<PatchDocument>, BuildError> {
+        let path = self.resolve_file(file, dir, reference)?;
+        let shown = display_relative(&path, &self.root);
+        let bytes = read_file(self.planned, &path)?;
+        Ok(parse_file(&shown, &bytes, Reuse::Take(self.cache))?
+            .into_iter()
+            .map(|document| PatchDocument {
+                path: path.clone(),
+                document,
+            })
+            .collect())
     }
 }
 

@@ -106,7 +106,24 @@ pub(crate) fn apply(target: &mut Value, patch: &Value) -> Result<(), Unsupported
     let (Value::Object(target), Value::Object(patch)) = (target, patch) else {
         return Err(UnsupportedPatch("a patch that is not a mapping".into()));
     };
-    merge_map(target, patch, &mut Vec::new(), &context)
+    merge_map(target, patch, &mut Vec::new(), &context)?;
+    keep_namespace(target, &id.namespace);
+    Ok(())
+}
+
+/// Puts back the namespace the object had before the patch, as kustomize's `ApplySmPatch` does
+/// (`r.SetNamespace(ns)`): a patch naming another one (`default` for an object without one, or
+/// the namespace the object had before a `namespace:` moved it) does not move the object. Its
+/// kind and name, which kustomize also puts back, are those the patch named already.
+fn keep_namespace(target: &mut Map<String, Value>, namespace: &str) {
+    let Some(Value::Object(metadata)) = target.get_mut("metadata") else {
+        return;
+    };
+    if namespace.is_empty() {
+        metadata.shift_remove("namespace");
+    } else if metadata.get("namespace").and_then(Value::as_str) != Some(namespace) {
+        metadata.insert("namespace".into(), Value::String(namespace.to_string()));
+    }
 }
 
 fn merge_map(

@@ -14,7 +14,7 @@
 //! overlay and `rendered/this-cluster/` against what was recorded and renders them again if a file
 //! is missing or changed.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -114,6 +114,8 @@ struct Workload {
 
 /// The workloads with images among the documents whose files `keep` accepts.
 fn workloads(probed: &ImagesProbed, keep: &dyn Fn(&str) -> bool) -> Vec<Workload> {
+    // Sorted and made unique by borrowed fields (in `Workload`'s field order, so in its order),
+    // copied once each: a big release has tens of thousands of uses.
     let mut found = BTreeSet::new();
     for image in &probed.images {
         for image_use in image
@@ -124,16 +126,25 @@ fn workloads(probed: &ImagesProbed, keep: &dyn Fn(&str) -> bool) -> Vec<Workload
             let (Some(pod_spec), Some(name)) = (&image_use.pod_spec, &image_use.name) else {
                 continue;
             };
-            found.insert(Workload {
-                api_version: image_use.api_version.clone(),
-                kind: image_use.kind.clone(),
-                namespace: image_use.namespace.clone(),
-                name: name.clone(),
-                pod_spec: *pod_spec,
-            });
+            found.insert((
+                image_use.api_version.as_str(),
+                image_use.kind.as_str(),
+                image_use.namespace.as_deref(),
+                name.as_str(),
+                *pod_spec,
+            ));
         }
     }
-    found.into_iter().collect()
+    found
+        .into_iter()
+        .map(|(api_version, kind, namespace, name, pod_spec)| Workload {
+            api_version: api_version.to_string(),
+            kind: kind.to_string(),
+            namespace: namespace.map(str::to_string),
+            name: name.to_string(),
+            pod_spec,
+        })
+        .collect()
 }
 
 fn pull_secret_patch(workload: &Workload, secret: &str) -> Value {
@@ -212,7 +223,8 @@ fn midstream_kustomization(planned: &OverridesPlanned, has_patches: bool) -> Val
 /// replaced by `_`, and shortened with a hash by [`fit_file_name`] when longer than a file system
 /// takes (a Kubernetes name may have 253 characters).
 fn rendered_names(objects: &[Value]) -> Vec<String> {
-    let base = |object: &Value| {
+    // Each object's stem is built once, on every core (ten thousand on a big release).
+    let stems = windlass_manifest::parallel::parallel_map(objects, 256, |object: &Value| {
         let name = object
             .pointer("/metadata/name")
             .and_then(Value::as_str)
@@ -222,20 +234,20 @@ fn rendered_names(objects: &[Value]) -> Vec<String> {
             .and_then(Value::as_str)
             .unwrap_or("object");
         format!("{name}-{}", kind.to_lowercase())
-    };
-    let mut counts = std::collections::HashMap::new();
-    for object in objects {
-        *counts.entry(base(object)).or_insert(0) += 1;
+    });
+    let mut counts: HashMap<&str, usize> = HashMap::with_capacity(stems.len());
+    for stem in &stems {
+        *counts.entry(stem.as_str()).or_insert(0) += 1;
     }
-    let mut taken = BTreeSet::new();
+    let mut taken: HashSet<String> = HashSet::with_capacity(stems.len());
     objects
         .iter()
-        .map(|object| {
+        .zip(&stems)
+        .map(|(object, stem)| {
             // Names come from object metadata: never let one leave the directory.
             let file_name =
                 |name: String| fit_file_name(&name.replace(['/', '\\'], "_")).into_owned();
-            let stem = base(object);
-            let mut name = file_name(if counts[&stem] > 1 {
+            let mut name = file_name(if counts[stem.as_str()] > 1 {
                 let namespace = object
                     .pointer("/metadata/namespace")
                     .and_then(Value::as_str)
@@ -771,10 +783,10 @@ impl Stage for RenderMidstream {
             })
         };
         let workloads = workloads(&probed, &|file| !in_helm_chart(file));
-        let patches: Vec<Value> = workloads
-            .iter()
-            .map(|workload| pull_secret_patch(workload, &secret_name))
-            .collect();
+        let patches: Vec<Value> =
+            windlass_manifest::parallel::parallel_map(&workloads, 256, |workload| {
+                pull_secret_patch(workload, &secret_name)
+            });
         let has_patches = !patches.is_empty();
         let parsed_cache = context.memo.get::<ParsedCache>();
         if has_patches {
