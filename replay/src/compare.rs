@@ -57,26 +57,27 @@ fn lists_at<'a>(payload: &'a Value, pointer: &str) -> Vec<&'a Vec<Value>> {
     }
 }
 
-/// One output file a fact names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputFile {
+/// One output file a fact names, borrowed from the fact (a big release's facts name tens of
+/// thousands).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputFile<'a> {
     /// Relative to the output directory.
-    pub path: String,
+    pub path: &'a str,
     /// Blob of its bytes.
-    pub blob: Option<String>,
+    pub blob: Option<&'a str>,
     /// Keyed fingerprint of its bytes, for files holding secrets.
-    pub fingerprint: Option<String>,
+    pub fingerprint: Option<&'a str>,
 }
 
 /// The output files `payload` (a fact of `event_type`) names.
-pub fn output_files(event_type: &str, payload: &Value) -> Vec<OutputFile> {
+pub fn output_files<'a>(event_type: &str, payload: &'a Value) -> Vec<OutputFile<'a>> {
     let Some((_, pointers)) = OUTPUT_FILES.iter().find(|(kind, _)| *kind == event_type) else {
         return Vec::new();
     };
     let mut files = Vec::new();
     for pointer in *pointers {
         for entry in lists_at(payload, pointer).into_iter().flatten() {
-            let text = |key: &str| entry.get(key).and_then(Value::as_str).map(str::to_string);
+            let text = |key: &str| entry.get(key).and_then(Value::as_str);
             if let Some(path) = text("path") {
                 files.push(OutputFile {
                     path,

@@ -173,11 +173,11 @@ impl Recorded {
     }
 
     /// Every written file, by stage then path.
-    fn files(&self) -> BTreeMap<(String, String), OutputFile> {
+    fn files(&self) -> BTreeMap<(String, String), OutputFile<'_>> {
         let mut files = BTreeMap::new();
         for (stage, fact) in self.facts() {
             for file in output_files(&fact.event_type, &fact.payload) {
-                files.insert((stage.to_string(), file.path.clone()), file);
+                files.insert((stage.to_string(), file.path.to_string()), file);
             }
         }
         files
@@ -461,7 +461,7 @@ pub fn diff_installs(
     // Files.
     let old_files = old.files();
     let new_files = new.files();
-    let mut changed: Vec<(&(String, String), &OutputFile, &OutputFile)> = Vec::new();
+    let mut changed: Vec<(&(String, String), &OutputFile<'_>, &OutputFile<'_>)> = Vec::new();
     for (key, was) in &old_files {
         match new_files.get(key) {
             Some(now) if now.blob != was.blob || now.fingerprint != was.fingerprint => {
@@ -496,7 +496,7 @@ pub fn diff_installs(
         .collect();
     let ids = with_text
         .iter()
-        .flat_map(|(_, was, now)| [was.blob.as_deref(), now.blob.as_deref()])
+        .flat_map(|(_, was, now)| [was.blob, now.blob])
         .map(|blob| {
             BlobId::parse(blob.unwrap_or_default())
                 .map_err(|_| ReplayError::Recorded("a fact names an invalid blob id".into()))

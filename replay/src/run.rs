@@ -740,12 +740,14 @@ fn compare_stages(
 ) -> Result<(), ReplayError> {
     let recorded_facts = &recorded_run.facts;
     // Tens of thousands of paths on a big release: hashed with Fx, not SipHash.
-    let mut listed: FxHashSet<String> = FxHashSet::default();
+    let mut listed: FxHashSet<&str> = FxHashSet::default();
+    // The pull-secret files, listed by a fact decoded here.
+    let mut secret_files_listed: FxHashSet<String> = FxHashSet::default();
     let no_facts = Vec::new();
     // A file a later stage wrote again (a plugin placed after render_midstream rewrites
     // rendered/) is compared on disk for the last stage that lists it; for the earlier ones, the
     // replayed fact's blob or fingerprint is compared with the recorded one.
-    let mut last_lister: HashMap<String, &str> = HashMap::new();
+    let mut last_lister: FxHashMap<&str, &str> = FxHashMap::default();
     for stage in &recorded.stages {
         for fact in recorded_facts.get(&stage.name).unwrap_or(&no_facts) {
             for file in output_files(&fact.event_type, &fact.payload) {
@@ -798,7 +800,9 @@ fn compare_stages(
                 continue;
             }
         }
-        // Facts, by type and position.
+        // Facts, by type and position. When every fact is the one recorded, so are the files
+        // they list, blob ids and fingerprints included.
+        let mut every_fact_equal = true;
         let recorded_by_type = by_type(recorded_events);
         let replayed_by_type = by_type(&replayed_stage.fact_events);
         for (event_type, events) in &recorded_by_type {
@@ -807,6 +811,7 @@ fn compare_stages(
                 verdict.facts += 1;
                 report.facts_compared += 1;
                 let Some(other) = others.and_then(|others| others.get(index)) else {
+                    every_fact_equal = false;
                     report.differences.push(Difference {
                         stage: name.clone(),
                         file: None,
@@ -826,6 +831,7 @@ fn compare_stages(
                     None => event.payload == other.payload,
                 };
                 if !equal {
+                    every_fact_equal = false;
                     let payload = recorded_run
                         .payload(event)
                         .map_err(|error| ReplayError::Recorded(format!("{event_type}: {error}")))?;
@@ -849,6 +855,7 @@ fn compare_stages(
         for (event_type, payloads) in &replayed_by_type {
             let recorded_count = recorded_by_type.get(event_type).map_or(0, Vec::len);
             if payloads.len() > recorded_count {
+                every_fact_equal = false;
                 report.differences.push(Difference {
                     stage: name.clone(),
                     file: None,
@@ -862,65 +869,76 @@ fn compare_stages(
             .iter()
             .flat_map(|fact| output_files(&fact.event_type, &fact.payload))
             .collect();
-        let replayed_files: FxHashMap<String, _> = replayed_stage
-            .fact_events
-            .iter()
-            .flat_map(|fact| output_files(&fact.event_type, &fact.payload))
-            .map(|file| (file.path.clone(), file))
-            .collect();
+        // The replayed stage's files, looked up by path: not needed when its facts are the
+        // recorded ones (then each file is the recorded one).
+        let replayed_files: FxHashMap<&str, _> = if every_fact_equal {
+            FxHashMap::default()
+        } else {
+            replayed_stage
+                .fact_events
+                .iter()
+                .flat_map(|fact| output_files(&fact.event_type, &fact.payload))
+                .map(|file| (file.path, file))
+                .collect()
+        };
         for file in recorded_files.iter().filter(|file| file.blob.is_some()) {
-            let blob = file.blob.as_deref().unwrap_or_default();
+            let blob = file.blob.unwrap_or_default();
             verdict.files += 1;
             report.files_compared += 1;
-            if superseded(name, &file.path) {
+            if every_fact_equal {
+                continue;
+            }
+            if superseded(name, file.path) {
                 if let Some(difference) = superseded_difference(name, file, &replayed_files) {
                     report.differences.push(difference);
                 }
                 continue;
             }
             if replayed_files
-                .get(&file.path)
-                .is_some_and(|produced| produced.blob.as_deref() == Some(blob))
+                .get(file.path)
+                .is_some_and(|produced| produced.blob == Some(blob))
             {
                 continue;
             }
             let id = BlobId::parse(blob).map_err(|_| {
                 ReplayError::Recorded(format!("{name}: invalid blob id for {}", file.path))
             })?;
-            match read_produced(scratch, &file.path) {
+            match read_produced(scratch, file.path) {
                 Some(produced) if BlobId::of(&produced) == id => {}
                 Some(produced) => {
                     let recorded =
                         read_blobs(&state.blobs, std::slice::from_ref(&id), name, |_| {
-                            file.path.clone()
+                            file.path.to_string()
                         })?;
                     report.differences.push(Difference {
                         stage: name.clone(),
-                        file: Some(file.path.clone()),
+                        file: Some(file.path.to_string()),
                         kind: "changed".into(),
                         detail: first_differing_line(&recorded[0], &produced),
                     });
                 }
                 None => report.differences.push(Difference {
                     stage: name.clone(),
-                    file: Some(file.path.clone()),
+                    file: Some(file.path.to_string()),
                     kind: "removed".into(),
                     detail: "recorded, not produced by the replay".into(),
                 }),
             }
         }
         for file in recorded_files.iter().filter(|file| file.blob.is_none()) {
-            let Some(fingerprint) = &file.fingerprint else {
+            let Some(fingerprint) = file.fingerprint else {
                 continue;
             };
-            if superseded(name, &file.path) {
+            if superseded(name, file.path) {
                 verdict.files += 1;
                 if !known.every_secret() {
                     report.secret_files_unchecked += 1;
                     continue;
                 }
                 report.secret_files_compared += 1;
-                if let Some(difference) = superseded_difference(name, file, &replayed_files) {
+                if !every_fact_equal
+                    && let Some(difference) = superseded_difference(name, file, &replayed_files)
+                {
                     report.differences.push(difference);
                 }
                 continue;
@@ -929,26 +947,24 @@ fn compare_stages(
                 state,
                 scratch,
                 name,
-                &file.path,
+                file.path,
                 Some(fingerprint),
                 known.every_secret(),
                 &mut verdict,
                 report,
             )?;
         }
-        let recorded_paths: FxHashSet<&str> = recorded_files
-            .iter()
-            .map(|file| file.path.as_str())
-            .collect();
-        let mut added: Vec<&String> = replayed_files
+        let recorded_paths: FxHashSet<&str> = recorded_files.iter().map(|file| file.path).collect();
+        let mut added: Vec<&str> = replayed_files
             .keys()
-            .filter(|path| !recorded_paths.contains(path.as_str()))
+            .copied()
+            .filter(|path| !recorded_paths.contains(path))
             .collect();
         added.sort();
         for path in added {
             report.differences.push(Difference {
                 stage: name.clone(),
-                file: Some(path.clone()),
+                file: Some(path.to_string()),
                 kind: "added".into(),
                 detail: "produced by the replay, not recorded".into(),
             });
@@ -961,7 +977,7 @@ fn compare_stages(
             if fact.is::<SecretsProvisioned>()
                 && let Ok(secrets) = SecretsProvisioned::deserialize(&fact.payload)
             {
-                listed.insert(secrets.file.clone());
+                secret_files_listed.insert(secrets.file.clone());
                 compare_secret_file(
                     state,
                     scratch,
@@ -981,7 +997,7 @@ fn compare_stages(
     }
     // Anything else the replay wrote that no fact lists.
     for path in scratch.output().paths() {
-        if !listed.contains(&path) {
+        if !listed.contains(path.as_str()) && !secret_files_listed.contains(&path) {
             report.differences.push(Difference {
                 stage: "(none)".into(),
                 file: Some(path),
@@ -997,12 +1013,12 @@ fn compare_stages(
 /// it than the recorded one (compared by blob id or keyed fingerprint).
 fn superseded_difference(
     stage: &str,
-    recorded: &crate::compare::OutputFile,
-    replayed: &FxHashMap<String, crate::compare::OutputFile>,
+    recorded: &crate::compare::OutputFile<'_>,
+    replayed: &FxHashMap<&str, crate::compare::OutputFile<'_>>,
 ) -> Option<Difference> {
     let difference = |kind: &str, detail: String| Difference {
         stage: stage.to_string(),
-        file: Some(recorded.path.clone()),
+        file: Some(recorded.path.to_string()),
         kind: kind.into(),
         detail,
     };
@@ -1020,16 +1036,8 @@ fn superseded_difference(
             "changed",
             format!(
                 "{} → {} (a later stage wrote the file again; compared by the facts)",
-                recorded
-                    .blob
-                    .as_deref()
-                    .or(recorded.fingerprint.as_deref())
-                    .unwrap_or("-"),
-                produced
-                    .blob
-                    .as_deref()
-                    .or(produced.fingerprint.as_deref())
-                    .unwrap_or("-")
+                recorded.blob.or(recorded.fingerprint).unwrap_or("-"),
+                produced.blob.or(produced.fingerprint).unwrap_or("-")
             ),
         )),
     }
@@ -1057,7 +1065,7 @@ fn compare_secret_file(
     scratch: &Scratch,
     stage: &str,
     path: &str,
-    fingerprint: Option<&String>,
+    fingerprint: Option<&str>,
     secrets_known: bool,
     verdict: &mut StageVerdict,
     report: &mut ReplayReport,
@@ -1083,7 +1091,7 @@ fn compare_secret_file(
             windlass_stages::render_midstream::RENDERED_SECRET_PURPOSE,
             &produced,
         );
-        if &now != fingerprint {
+        if now != fingerprint {
             report.differences.push(Difference {
                 stage: stage.to_string(),
                 file: Some(path.to_string()),
