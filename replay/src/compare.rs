@@ -8,7 +8,9 @@
 
 use std::borrow::Cow;
 
+use serde::Deserialize;
 use serde_json::Value;
+use windlass_stages::events::{BaseFetched, FetchedFile, FileClass};
 
 /// Event type → JSON pointers of its lists of written files (`{path, blob | fingerprint}`).
 pub const OUTPUT_FILES: &[(&str, &[&str])] = &[
@@ -223,6 +225,37 @@ pub fn comparable_fields<'a>(
         .collect()
 }
 
+/// Whether the recorded `BaseFetched` and the replayed one (`replayed`, its JSON) are equal in
+/// every field [`comparable_fields`] compares when only the license is unknown: equal but for the
+/// release's license files, which a replay without `--license` does not have. Compared decoded,
+/// which is many times quicker than comparing the JSON trees of a big release; `false` (also for
+/// a replayed fact that does not decode) sends the caller to those.
+pub fn base_fetched_equal_but_for_license(recorded: &BaseFetched, replayed: &Value) -> bool {
+    let Ok(replayed) = BaseFetched::deserialize(replayed) else {
+        return false;
+    };
+    let not_license = |file: &&FetchedFile| file.class != FileClass::License;
+    let BaseFetched {
+        release_digest,
+        files,
+        documents,
+        unreferenced_charts,
+        superseded_helm_charts,
+        templates,
+        helm_charts,
+    } = recorded;
+    *release_digest == replayed.release_digest
+        && files
+            .iter()
+            .filter(not_license)
+            .eq(replayed.files.iter().filter(not_license))
+        && *documents == replayed.documents
+        && *unreferenced_charts == replayed.unreferenced_charts
+        && *superseded_helm_charts == replayed.superseded_helm_charts
+        && *templates == replayed.templates
+        && *helm_charts == replayed.helm_charts
+}
+
 /// Appends to `out` (up to `limit` entries) where `replayed`'s fields differ from `recorded`'s
 /// (both from [`comparable_fields`]), as `field.path: recorded → replayed`.
 pub fn field_differences(
@@ -366,5 +399,49 @@ mod tests {
             10,
         );
         assert_eq!(out, ["images[0].decision: \"private\" → \"public\""]);
+    }
+
+    fn fetched(with_license: bool, replicas_file_blob: &str) -> Value {
+        let mut files = vec![json!({
+            "path": "manifests/app.yaml", "class": "yaml", "size": 120, "blob": replicas_file_blob,
+        })];
+        if with_license {
+            files.push(json!({ "path": "userdata/license.yaml", "class": "license", "size": 900, "blob": null }));
+        }
+        json!({
+            "release_digest": "blake3:00ff",
+            "files": files,
+            "documents": [{
+                "file": "manifests/app.yaml", "index": 0, "line": 1, "api_version": "apps/v1",
+                "kind": "Deployment", "namespace": null, "name": "app", "class": "kubernetes_object",
+                "blob": replicas_file_blob,
+            }],
+        })
+    }
+
+    #[test]
+    fn base_fetched_is_equal_without_its_license_files_and_only_then() {
+        let recorded = BaseFetched::deserialize(&fetched(true, "blake3:aa")).expect("decodes");
+        // The replay without --license has no license file: equal as compared, though the JSON
+        // differs.
+        let replayed = fetched(false, "blake3:aa");
+        assert_ne!(serde_json::to_value(&recorded).expect("encodes"), replayed);
+        assert!(base_fetched_equal_but_for_license(&recorded, &replayed));
+        // Any other difference is one.
+        assert!(!base_fetched_equal_but_for_license(
+            &recorded,
+            &fetched(false, "blake3:bb")
+        ));
+        let mut other_digest = fetched(false, "blake3:aa");
+        other_digest["release_digest"] = "blake3:0100".into();
+        assert!(!base_fetched_equal_but_for_license(
+            &recorded,
+            &other_digest
+        ));
+        // A fact that does not decode is left to the field-by-field comparison.
+        assert!(!base_fetched_equal_but_for_license(
+            &recorded,
+            &json!({"files": 3})
+        ));
     }
 }
