@@ -113,8 +113,10 @@ pub(crate) fn apply(target: &mut Value, patch: &Value) -> Result<(), Unsupported
 
 /// Puts back the namespace the object had before the patch, as kustomize's `ApplySmPatch` does
 /// (`r.SetNamespace(ns)`): a patch naming another one (`default` for an object without one, or
-/// the namespace the object had before a `namespace:` moved it) does not move the object. Its
-/// kind and name, which kustomize also puts back, are those the patch named already.
+/// the namespace the object had before a `namespace:` moved it) does not move the object, and an
+/// object with an empty namespace (none, or `namespace: ""`) comes out without the field, as
+/// kustomize's `SetNamespace("")` leaves it (fixture `patches-of-objects-with-an-empty-namespace`).
+/// Its kind and name, which kustomize also puts back, are those the patch named already.
 fn keep_namespace(target: &mut Map<String, Value>, namespace: &str) {
     let Some(Value::Object(metadata)) = target.get_mut("metadata") else {
         return;

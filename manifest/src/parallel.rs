@@ -29,15 +29,21 @@ pub fn parallel_map<T: Sync, R: Send>(
             .chunks(chunk)
             .map(|part| scope.spawn(move || part.iter().map(work).collect::<Vec<R>>()))
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
+        joined_in_order(handles)
     })
+}
+
+/// The results of the threads `handles` ran (each a run of items), in the order of the runs; a
+/// panic on one of them is resumed here.
+fn joined_in_order<R>(handles: Vec<std::thread::ScopedJoinHandle<'_, Vec<R>>>) -> Vec<R> {
+    handles
+        .into_iter()
+        .flat_map(|handle| {
+            handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+        .collect()
 }
 
 /// [`parallel_map`] over items borrowed mutably: each thread takes its own run of `items`, and
@@ -71,14 +77,7 @@ pub fn parallel_map_mut<T: Send, S, R: Send>(
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
+        joined_in_order(handles)
     })
 }
 
