@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use windlass_engine::{StageContext, StageError};
-use windlass_manifest::parallel::parallel_map;
+use windlass_manifest::parallel::{parallel_map, parallel_map_with};
 use windlass_stages::events::{
     BaseFetched, DocumentClass, MidstreamRendered, RenderedFile, RenderedHelmChart,
     SecretNamespaces, SecretsProvisioned,
@@ -323,24 +323,16 @@ impl FileReader {
         // In as many runs of files as there are cores, each with one reader (which keeps the
         // directory of the files it reads open); the first error in file order wins, as in a
         // loop.
-        let run = self
-            .files
-            .len()
-            .div_ceil(windlass_manifest::parallel::threads())
-            .max(1);
-        let runs: Vec<&[RenderedFile]> = self.files.chunks(run).collect();
-        parallel_map(&runs, 2, |files| {
-            let mut reader = self.out.reader();
-            files
-                .iter()
-                .map(|file| {
-                    read_checked(&mut reader, &self.out_dir, file, &self.key, &stale)
-                        .map(|bytes| (file.path.clone(), bytes))
-                })
-                .collect::<Vec<_>>()
-        })
+        parallel_map_with(
+            &self.files,
+            2,
+            || self.out.reader(),
+            |reader, file| {
+                read_checked(reader, &self.out_dir, file, &self.key, &stale)
+                    .map(|bytes| (file.path.clone(), bytes))
+            },
+        )
         .into_iter()
-        .flatten()
         .collect()
     }
 }

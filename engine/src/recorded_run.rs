@@ -33,6 +33,7 @@ impl std::fmt::Debug for RecordedRun {
             .field("install_id", &self.install_id)
             .field("facts", &self.facts)
             .field("blobs", &self.blobs.as_ref().map(|_| "BlobStore"))
+            .field("raw_payloads", &self.raw_payloads.len())
             .finish()
     }
 }
@@ -41,11 +42,7 @@ impl RecordedRun {
     /// The first fact of type `T` that stage `stage` recorded, decoded; `None` when it recorded
     /// none (or it does not decode as `T`: a replay then answers nothing from it).
     pub fn fact<T: EventPayload + serde::de::DeserializeOwned>(&self, stage: &str) -> Option<T> {
-        self.facts
-            .get(stage)?
-            .iter()
-            .find(|event| event.is::<T>())
-            .and_then(|event| self.decode(event).ok())
+        self.fact_part::<T, T>(stage)
     }
 
     /// The part `Part` of the first fact of type `T` that stage `stage` recorded: a stage that

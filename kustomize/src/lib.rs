@@ -43,7 +43,8 @@ use resource::{IdKey, Resource, set_namespace, sort_legacy};
 use windlass_manifest::documents::{DocumentError, ParsedCache, Reuse};
 use windlass_manifest::parallel::{parallel_map, parallel_map_mut};
 
-/// Objects per thread at least when a transformer runs over them on every core.
+/// Objects (or patch documents) per thread at least when work over them runs on every core:
+/// fewer are done on the calling thread.
 const OBJECTS_PER_THREAD: usize = 256;
 
 /// Largest file [`build`] reads: kustomization, resource or patch.

@@ -12,12 +12,9 @@ use rustc_hash::FxHashMap;
 use windlass_manifest::documents::Document;
 use windlass_manifest::parallel::{parallel_map, parallel_map_mut};
 
-use crate::BuildError;
 use crate::patch;
 use crate::resource::{IdKey, ResId, Resource};
-
-/// Patch documents per thread at least: fewer are merged on the calling thread.
-const PATCHES_PER_THREAD: usize = 256;
+use crate::{BuildError, OBJECTS_PER_THREAD};
 
 /// One document of a patch file, with the file as the build names it.
 pub(crate) struct PatchDocument {
@@ -34,7 +31,7 @@ pub(crate) fn apply_patches(
         return Ok(());
     }
     let index = identity_index(resources);
-    let ids = parallel_map(documents, PATCHES_PER_THREAD, |patch| {
+    let ids = parallel_map(documents, OBJECTS_PER_THREAD, |patch| {
         ResId::of(&patch.document.value)
     });
     let (targets, missing_target) = targets(documents, &ids, &index);
@@ -126,7 +123,7 @@ fn apply_in_parallel(
         .collect();
     let failures = parallel_map_mut(
         &mut work,
-        PATCHES_PER_THREAD,
+        OBJECTS_PER_THREAD,
         || (),
         |(), (resource, document)| {
             patch::apply(&mut resource.value, &documents[*document].document.value)
@@ -195,7 +192,7 @@ mod tests {
     #[test]
     fn a_patch_per_object_is_merged_into_each_on_every_core() {
         // More patches than one thread takes, so that the work is split when there are cores.
-        let count = PATCHES_PER_THREAD * 3;
+        let count = OBJECTS_PER_THREAD * 3;
         let mut objects = resources(count);
         let text: String = (0..count)
             .map(|index| replicas_patch(&format!("app-{index}"), index as u32 + 2))
@@ -208,7 +205,7 @@ mod tests {
 
     #[test]
     fn two_patches_of_one_object_are_merged_in_their_order() {
-        let mut objects = resources(PATCHES_PER_THREAD * 2);
+        let mut objects = resources(OBJECTS_PER_THREAD * 2);
         let text = [
             replicas_patch("app-3", 5),
             replicas_patch("app-4", 6),
@@ -261,7 +258,7 @@ mod tests {
 
     #[test]
     fn the_error_reported_is_the_first_a_serial_merge_meets() {
-        let count = PATCHES_PER_THREAD * 3;
+        let count = OBJECTS_PER_THREAD * 3;
         let unsupported = "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-700\n$patch: delete\n";
         let no_target = replicas_patch("missing", 2);
         // An unsupported patch late in the list (merged on the second thread) comes before a patch

@@ -6,6 +6,7 @@
 use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
+use windlass_manifest::parallel::parallel_map;
 
 /// One object of a build, with the identities it had before a `namespace:` moved it (kustomize's
 /// `PrevIds`, which patches in outer overlays may still name).
@@ -22,20 +23,10 @@ impl Resource {
         ResId::of(&self.value)
     }
 
-    /// `self.id().key()`, without building the identity first (ten thousand objects are keyed
-    /// several times in a build).
+    /// `self.id().key()`, taking the identity's strings instead of copying them (ten thousand
+    /// objects are keyed several times in a build).
     pub fn key(&self) -> IdKey {
-        let value = &self.value;
-        let (group, version) = split_api_version(text(value, &["apiVersion"]));
-        let kind = text(value, &["kind"]);
-        let namespace = text(value, &["metadata", "namespace"]);
-        IdKey {
-            group: group.to_string(),
-            version: version.to_string(),
-            kind: kind.to_string(),
-            name: text(value, &["metadata", "name"]).to_string(),
-            namespace: effective_namespace(group, version, kind, namespace).to_string(),
-        }
+        self.id().into_key()
     }
 }
 
@@ -86,7 +77,13 @@ impl ResId {
     /// kustomize's `EffectiveNamespace`: cluster-scoped objects share one marker, an empty
     /// namespace is `default`.
     pub fn effective_namespace(&self) -> &str {
-        effective_namespace(&self.group, &self.version, &self.kind, &self.namespace)
+        if self.is_cluster_scoped() {
+            CLUSTER
+        } else if self.namespace.is_empty() {
+            "default"
+        } else {
+            &self.namespace
+        }
     }
 
     /// The key under which kustomize's `ResId.Equals` considers two identities the same.
@@ -97,6 +94,18 @@ impl ResId {
             kind: self.kind.clone(),
             name: self.name.clone(),
             namespace: self.effective_namespace().to_string(),
+        }
+    }
+
+    /// [`ResId::key`], taking the identity's strings.
+    pub fn into_key(self) -> IdKey {
+        let namespace = self.effective_namespace().to_string();
+        IdKey {
+            group: self.group,
+            version: self.version,
+            kind: self.kind,
+            name: self.name,
+            namespace,
         }
     }
 }
@@ -114,17 +123,6 @@ impl std::fmt::Display for ResId {
             write!(formatter, " in namespace `{}`", self.namespace)?;
         }
         Ok(())
-    }
-}
-
-/// [`ResId::effective_namespace`] of the parts of an identity.
-fn effective_namespace<'a>(group: &str, version: &str, kind: &str, namespace: &'a str) -> &'a str {
-    if is_cluster_scoped(group, version, kind) {
-        CLUSTER
-    } else if namespace.is_empty() {
-        "default"
-    } else {
-        namespace
     }
 }
 
@@ -322,7 +320,7 @@ fn id_sort_string(id: &ResId) -> String {
 /// Sorts objects into kustomize's legacy order (`legacyIDSorter.Less`).
 pub(crate) fn sort_legacy(resources: &mut Vec<Resource>) {
     // The sort keys of ten thousand objects are worth building on every core.
-    let keys = windlass_manifest::parallel::parallel_map(resources, 256, |resource| {
+    let keys = parallel_map(resources, crate::OBJECTS_PER_THREAD, |resource| {
         let id = resource.id();
         (
             type_order(&id.kind),

@@ -1,8 +1,10 @@
 //! Work spread over the cores: [`parallel_map`] runs a function over a slice on up to one scoped
 //! thread per core, each taking a run of items, and returns the results in the slice's order, so
 //! callers can report the first error in order as a serial loop would. Parsing and reading big
-//! releases use it; [`parallel_map_mut`] does the same with each item borrowed mutably (the
-//! kustomize build patches and rewrites ten thousand objects with it). [`free_apart`] frees a large
+//! releases use it; [`parallel_map_with`] gives each thread's run of items its own scratch state
+//! (apply reads a thousand files with one open directory per run), and [`parallel_map_mut`] does
+//! the same with each item borrowed mutably (the kustomize build patches and rewrites ten thousand
+//! objects with it). [`free_apart`] frees a large
 //! value on a thread of its own.
 
 /// The number of cores, asked once (the standard library reads cgroup files every time).
@@ -18,19 +20,43 @@ pub fn parallel_map<T: Sync, R: Send>(
     min_items: usize,
     work: impl Fn(&T) -> R + Sync,
 ) -> Vec<R> {
-    let threads = threads().min(items.len());
-    if threads <= 1 || items.len() < min_items.max(2) {
-        return items.iter().map(work).collect();
-    }
-    let chunk = items.len().div_ceil(threads);
+    parallel_map_with(items, min_items, || (), |(), item| work(item))
+}
+
+/// [`parallel_map`] where `start` gives each run of items its own scratch state (a cache, an open
+/// directory) that `work` gets with every item of the run.
+pub fn parallel_map_with<T: Sync, S, R: Send>(
+    items: &[T],
+    min_items: usize,
+    start: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, &T) -> R + Sync,
+) -> Vec<R> {
+    let Some(run) = run_length(items.len(), min_items) else {
+        let mut scratch = start();
+        return items.iter().map(|item| work(&mut scratch, item)).collect();
+    };
     std::thread::scope(|scope| {
-        let work = &work;
+        let (work, start) = (&work, &start);
         let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(work).collect::<Vec<R>>()))
+            .chunks(run)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut scratch = start();
+                    part.iter()
+                        .map(|item| work(&mut scratch, item))
+                        .collect::<Vec<R>>()
+                })
+            })
             .collect();
         joined_in_order(handles)
     })
+}
+
+/// How many of `count` items each thread takes, or `None` when they are better done on the
+/// calling thread (one core, or fewer than `min_items` items).
+fn run_length(count: usize, min_items: usize) -> Option<usize> {
+    let threads = threads().min(count);
+    (threads > 1 && count >= min_items.max(2)).then(|| count.div_ceil(threads))
 }
 
 /// The results of the threads `handles` ran (each a run of items), in the order of the runs; a
@@ -46,28 +72,24 @@ fn joined_in_order<R>(handles: Vec<std::thread::ScopedJoinHandle<'_, Vec<R>>>) -
         .collect()
 }
 
-/// [`parallel_map`] over items borrowed mutably: each thread takes its own run of `items`, and
-/// `start` gives each run its own scratch state (a cache, a buffer) that `work` gets with every
-/// item of the run. The results come back in the slice's order.
+/// [`parallel_map_with`] over items borrowed mutably. The results come back in the slice's order.
 pub fn parallel_map_mut<T: Send, S, R: Send>(
     items: &mut [T],
     min_items: usize,
     start: impl Fn() -> S + Sync,
     work: impl Fn(&mut S, &mut T) -> R + Sync,
 ) -> Vec<R> {
-    let threads = threads().min(items.len());
-    if threads <= 1 || items.len() < min_items.max(2) {
+    let Some(run) = run_length(items.len(), min_items) else {
         let mut scratch = start();
         return items
             .iter_mut()
             .map(|item| work(&mut scratch, item))
             .collect();
-    }
-    let chunk = items.len().div_ceil(threads);
+    };
     std::thread::scope(|scope| {
         let (work, start) = (&work, &start);
         let handles: Vec<_> = items
-            .chunks_mut(chunk)
+            .chunks_mut(run)
             .map(|part| {
                 scope.spawn(move || {
                     let mut scratch = start();

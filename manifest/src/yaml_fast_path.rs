@@ -12,9 +12,9 @@
 //! and, in debug builds, on every document parsed.
 
 use granit_parser::{Event, Parser, ScalarStyle};
+use serde_json::{Map, Value};
 
 mod block_lines;
-use serde_json::{Map, Value};
 
 /// Documents larger than this take the general path (whose budgets then apply in full).
 const MAX_TEXT_BYTES: usize = 1024 * 1024;

@@ -3,9 +3,11 @@
 //! contract; this module only makes the common case fast. A document made of mappings, non-empty
 //! sequences, integers, booleans, and keys and strings of the characters that are plain in every
 //! position (a letter, then letters, digits and `. _ / : @ -`, at most 80 characters, no `:` in
-//! keys, never a word YAML gives a meaning)
-//! is written here directly; any other document is handed whole to serde-saphyr. The property
-//! tests at the end hold the direct writer to serde-saphyr's output.
+//! keys, never a word YAML gives a meaning) is written here directly; any other document is
+//! handed whole to serde-saphyr. The property tests at the end hold the direct writer to
+//! serde-saphyr's output.
+
+use std::fmt::Write as _;
 
 use serde_json::Value;
 
@@ -95,7 +97,7 @@ fn write_scalar(value: &Value, out: &mut String) -> Option<()> {
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
         Value::Number(number) if number.is_u64() || number.is_i64() => {
-            out.push_str(&number.to_string());
+            write!(out, "{number}").ok()?;
         }
         Value::String(text) if is_plain_everywhere(text) => out.push_str(text),
         _ => return None,
@@ -110,9 +112,9 @@ fn push_indent(indent: usize, out: &mut String) {
 }
 
 /// Whether `text` is written plain as a value (and, without a `:`, as a key): it has at most
-/// [`LONGEST_PLAIN`] characters, starts with a letter, holds only
-/// letters, digits and `. _ / : @ -`, does not end with `:`, and is not a word with a meaning in YAML 1.1 or 1.2 (booleans, nulls,
-/// `inf`, `nan`), which serde-saphyr quotes.
+/// [`LONGEST_PLAIN`] characters, starts with a letter, holds only letters, digits and
+/// `. _ / : @ -`, does not end with `:`, and is not a word with a meaning in YAML 1.1 or 1.2
+/// (booleans, nulls, `inf`, `nan`), which serde-saphyr quotes.
 fn is_plain_everywhere(text: &str) -> bool {
     let bytes = text.as_bytes();
     let Some(first) = bytes.first() else {
@@ -136,10 +138,11 @@ const LONGEST_PLAIN: usize = 80;
 
 /// The short words serde-saphyr quotes so that no YAML reader takes them for something else.
 fn is_special_word(text: &str) -> bool {
-    matches!(
-        text.to_ascii_lowercase().as_str(),
-        "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null" | "inf" | "nan"
-    )
+    const WORDS: [&str; 11] = [
+        "y", "n", "yes", "no", "on", "off", "true", "false", "null", "inf", "nan",
+    ];
+    // Compared without case and without a lowered copy: this runs for every scalar written.
+    WORDS.iter().any(|word| text.eq_ignore_ascii_case(word))
 }
 
 #[cfg(test)]

@@ -418,12 +418,21 @@ impl OutputDir {
                 .get(&components.join("/"))
                 .map(|file| file.bytes.to_vec()));
         }
-        let (parent, _, name) = match self.open_parent(relative, false) {
-            Ok(Some(opened)) => opened,
-            Ok(None) | Err(OutputError::UnsafePath { .. }) => return Ok(None),
-            Err(error) => return Err(error),
-        };
-        self.read_at(&parent, name, relative)
+        let name = components.last().expect("never empty");
+        match self.parent_to_read(relative)? {
+            Some(parent) => self.read_at(&parent, name, relative),
+            None => Ok(None),
+        }
+    }
+
+    /// The parent directory of `relative`, opened to read the file in it; `None` when one of the
+    /// parents is not a real directory (then there is no file to read).
+    fn parent_to_read(&self, relative: &str) -> Result<Option<OwnedFd>, OutputError> {
+        match self.open_parent(relative, false) {
+            Ok(Some((directory, _, _))) => Ok(Some(directory)),
+            Ok(None) | Err(OutputError::UnsafePath { .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     /// Reads many files one after another as [`OutputDir::read_file`] does, opening the parent
@@ -792,12 +801,7 @@ impl OutputReader<'_> {
         let (name, parents) = components.split_last().expect("never empty");
         let parent_path = parents.join("/");
         if self.parent.as_ref().map(|(path, _)| path) != Some(&parent_path) {
-            let opened = match out.open_parent(relative, false) {
-                Ok(Some((directory, _, _))) => Some(directory),
-                Ok(None) | Err(OutputError::UnsafePath { .. }) => None,
-                Err(error) => return Err(error),
-            };
-            self.parent = Some((parent_path, opened));
+            self.parent = Some((parent_path, out.parent_to_read(relative)?));
         }
         match &self.parent {
             Some((_, Some(directory))) => out.read_at(directory, name, relative),

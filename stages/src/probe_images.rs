@@ -762,8 +762,6 @@ impl Stage for ProbeImages {
     }
 }
 
-/// What the registries answered in the recorded run, as results to reuse: every image whose
-/// result came from a probe (then or from the cache), with its recorded source and reason.
 /// What a replay reads of the recorded `ImagesProbed`: the answers, without the uses (a big
 /// release's uses are most of the fact).
 #[derive(Deserialize)]
@@ -785,6 +783,8 @@ struct RecordedAnswer {
     evidence: Option<ProbeEvidence>,
 }
 
+/// What the registries answered in the recorded run, as results to reuse: every image whose
+/// result came from a probe (then or from the cache), with its recorded source and reason.
 fn recorded_answers(recorded: &RecordedAnswers) -> HashMap<String, CachedResult> {
     let mut answers = HashMap::new();
     for image in &recorded.images {

@@ -337,8 +337,11 @@ impl BlobStore {
         let staged = in_memory;
         // Many blobs (a big release's files) are read on every core, each thread in a read
         // transaction of its own, and returned in order.
+        if ids.len() < PARALLEL_READS_FROM {
+            return self.read_in_order(ids, &staged);
+        }
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        if threads < 2 || ids.len() < PARALLEL_READS_FROM {
+        if threads < 2 {
             return self.read_in_order(ids, &staged);
         }
         let chunk = ids.len().div_ceil(threads);

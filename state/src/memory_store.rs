@@ -48,6 +48,10 @@ impl EventStore for MemoryStore {
         for event in &batch {
             validate(event)?;
         }
+        // As in the stored logs, an empty batch records nothing (not even the head).
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut records = self.lock()?;
         let recorded_at = now_rfc3339();
         let mut prev_hash = records.head.unwrap_or(RecordHash::GENESIS);
@@ -72,7 +76,7 @@ impl EventStore for MemoryStore {
         }
         let mut stored_events = Vec::with_capacity(built.len());
         for (stored, bytes) in built {
-            if !records.by_install.contains_key(&stored.install_id) {
+            if stored.install_seq == 1 {
                 records.installs.push(stored.install_id.clone());
             }
             records
@@ -141,6 +145,14 @@ mod tests {
 
     fn event(install: &str, event_type: &str, step: u64) -> NewEvent {
         NewEvent::new(install, "test", event_type, 1, json!({ "step": step }))
+    }
+
+    #[test]
+    fn an_empty_batch_records_nothing_not_even_a_head() {
+        let store = MemoryStore::new();
+        assert!(store.append(Vec::new()).expect("empty batch").is_empty());
+        assert_eq!(store.head().expect("head"), None);
+        assert!(store.install_ids().expect("ids").is_empty());
     }
 
     #[test]

@@ -133,9 +133,7 @@ impl SchemaRegistry {
     /// Whether `event` is already what [`SchemaRegistry::upcast`] would return: its type is
     /// unknown here or it is at its type's current version.
     pub fn is_current(&self, event: &StoredEvent) -> bool {
-        self.schemas
-            .get(event.event_type.as_str())
-            .is_none_or(|schema| event.schema_version == schema.current_version)
+        self.version_is_current(&event.event_type, event.schema_version)
     }
 
     /// [`SchemaRegistry::is_current`] for a record not yet decoded: its type and version.

@@ -412,7 +412,7 @@ fn indent(text: &str, spaces: usize) -> String {
 #[test]
 fn generated_layouts_agree_with_real_kustomize() {
     let dir = temp_dir();
-    // More patches than one thread merges (`PATCHES_PER_THREAD`), so they are merged on every core.
+    // More patches than one thread merges (`OBJECTS_PER_THREAD`), so they are merged on every core.
     write_generated_layout(dir.path(), 300);
     let overlay = dir.path().join(OVERLAY);
     let (_, real) = real_kustomize(&overlay).expect("kubectl kustomize");

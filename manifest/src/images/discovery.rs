@@ -373,8 +373,7 @@ pub fn discover<'a>(
         .div_ceil(crate::parallel::threads())
         .max(DOCUMENTS_PER_RUN);
     let runs: Vec<&[SourceDocument<'a>]> = documents.chunks(run_length).collect();
-    let mut found: IndexMap<String, FoundImage> = IndexMap::new();
-    for run in crate::parallel::parallel_map(&runs, 2, |run| {
+    let mut runs = crate::parallel::parallel_map(&runs, 2, |run| {
         let mut collector = Collector {
             found: IndexMap::new(),
             rules: &parsed_rules,
@@ -383,12 +382,21 @@ pub fn discover<'a>(
             collector.document(document)?;
         }
         Ok::<_, Box<DiscoveryError>>(collector.found)
-    }) {
+    })
+    .into_iter();
+    // The first run's findings are the start; each later run's are merged into them.
+    let mut found: IndexMap<String, FoundImage> = match runs.next() {
+        Some(first) => first?,
+        None => IndexMap::new(),
+    };
+    for run in runs {
         for (written, image) in run? {
-            match found.get_mut(&written) {
-                Some(earlier) => earlier.uses.extend(image.uses),
-                None => {
-                    found.insert(written, image);
+            match found.entry(written) {
+                indexmap::map::Entry::Occupied(mut earlier) => {
+                    earlier.get_mut().uses.extend(image.uses);
+                }
+                indexmap::map::Entry::Vacant(slot) => {
+                    slot.insert(image);
                 }
             }
         }
