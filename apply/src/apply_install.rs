@@ -13,7 +13,7 @@ use windlass_engine::{
     InstallRequest, InstallState, InstallStatus, License, Pipeline, PipelineErrors, Progress,
     Runner, Services, StageRegistry,
 };
-use windlass_state::{EventLog, SecretString, StateDir, StateDirError, StoredEvent};
+use windlass_state::{EventLog, LazyEvent, SecretString, StateDir, StateDirError};
 
 use crate::source::SourceFacts;
 use crate::stage::{ApplyConfig, KIND};
@@ -87,8 +87,20 @@ pub async fn apply_install(
     if !installs.iter().any(|known| known == source) {
         return Err(ApplyInstallError::NoSuchInstall(source.to_string()));
     }
+    let mut texts = std::collections::HashMap::new();
     let mut rendered = source_events(&state.log, source)
-        .and_then(|events| Ok(windlass_engine::fold_owned(source, events)?))
+        .and_then(|events| {
+            let events = events
+                .into_iter()
+                .map(|lazy| {
+                    if let Some(text) = lazy.payload_text {
+                        texts.insert(lazy.event.global_seq, text);
+                    }
+                    lazy.event
+                })
+                .collect();
+            Ok(windlass_engine::fold_owned(source, events)?)
+        })
         .map_err(ApplyInstallError::Stopped)?;
     if rendered.status != InstallStatus::Completed {
         return Err(ApplyInstallError::NotCompleted {
@@ -96,12 +108,16 @@ pub async fn apply_install(
             status: rendered.status.as_str().to_string(),
         });
     }
-    // The facts the stage reads, just decoded: handed to it instead of read again.
-    let facts: Vec<StoredEvent> = rendered
+    // The facts the stage reads, just read: handed to it instead of read again.
+    let facts: Vec<LazyEvent> = rendered
         .stages
         .iter_mut()
         .flat_map(|stage| std::mem::take(&mut stage.fact_events))
         .filter(|event| SourceFacts::TYPES.contains(&event.event_type.as_str()))
+        .map(|event| LazyEvent {
+            payload_text: texts.remove(&event.global_seq),
+            event,
+        })
         .collect();
     memo.get::<SourceFacts>().keep(source, facts);
     tracing::debug!(elapsed = ?started.elapsed(), "apply: source install folded");
@@ -142,11 +158,11 @@ pub async fn apply_install(
 }
 
 /// The events of install `source` as the fold and the apply stage read them: the install's
-/// lifecycle and the facts the stage reads ([`SourceFacts::TYPES`]) decoded; every other fact
-/// (the big ones: what the release holds, every image probed, every file written) in its place
-/// without its payload, which nothing here reads.
-fn source_events(log: &EventLog, source: &str) -> Result<Vec<StoredEvent>, RunError> {
-    windlass_engine::runner::events_decoding(log, source, &|event_type| {
+/// lifecycle decoded, the facts the stage reads ([`SourceFacts::TYPES`]) as text for the stage
+/// to decode into its own types, and every other fact (the big ones: every image probed, every
+/// file written) in its place without its payload, which nothing here reads.
+fn source_events(log: &EventLog, source: &str) -> Result<Vec<LazyEvent>, RunError> {
+    windlass_engine::runner::events_reading(log, source, &|_| false, &|event_type| {
         SourceFacts::TYPES.contains(&event_type)
     })
 }

@@ -84,11 +84,10 @@ pub fn installed_by(
             time::OffsetDateTime::UNIX_EPOCH,
             &context.install_id,
             &mut |event| {
-                if event.install_id != previous_apply {
+                if event.event.install_id != previous_apply {
                     return ControlFlow::Continue(());
                 }
-                let Ok(record) = serde_json::from_value::<HelmReleaseInstalled>(event.payload)
-                else {
+                let Ok(record) = event.decode::<HelmReleaseInstalled>() else {
                     return ControlFlow::Continue(());
                 };
                 if seen.insert((record.release_name.clone(), record.namespace.clone()))

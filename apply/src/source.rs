@@ -15,12 +15,12 @@ use serde_json::Value;
 use windlass_engine::{StageContext, StageError};
 use windlass_manifest::parallel::{parallel_map, parallel_map_with};
 use windlass_stages::events::{
-    BaseFetched, DocumentClass, MidstreamRendered, RenderedFile, RenderedHelmChart,
-    SecretNamespaces, SecretsProvisioned,
+    BaseFetched, DocumentClass, FetchedDocument, MidstreamRendered, RenderedFile,
+    RenderedHelmChart, SecretNamespaces, SecretsProvisioned,
 };
 use windlass_stages::output::OutputDir;
 use windlass_stages::render_midstream::RENDERED_SECRET_PURPOSE;
-use windlass_state::{BlobId, EventPayload, StoredEvent};
+use windlass_state::{BlobId, EventPayload, LazyEvent};
 
 /// Everything an apply needs from the rendering.
 #[derive(Debug)]
@@ -82,7 +82,7 @@ impl HelmChartSource {
 /// does not read and decode them from the log a second time. Only a cache of what the log holds
 /// (see [`windlass_engine::Memo`]): without it the stage reads the same facts through its history.
 #[derive(Default)]
-pub struct SourceFacts(std::sync::Mutex<Option<(String, Vec<StoredEvent>)>>);
+pub struct SourceFacts(std::sync::Mutex<Option<(String, Vec<LazyEvent>)>>);
 
 impl SourceFacts {
     /// The event types the stage reads from the source install.
@@ -93,7 +93,7 @@ impl SourceFacts {
     ];
 
     /// Keeps `facts` (of install `install`, in install order).
-    pub fn keep(&self, install: &str, facts: Vec<StoredEvent>) {
+    pub fn keep(&self, install: &str, facts: Vec<LazyEvent>) {
         *self
             .0
             .lock()
@@ -102,8 +102,14 @@ impl SourceFacts {
 
     /// The newest kept fact of `event_type` of `install`; `None` when nothing of `install` is kept.
     #[cfg(test)]
-    fn newest(&self, install: &str, event_type: &str) -> Option<Option<StoredEvent>> {
-        self.with_newest(install, event_type, |event| event.cloned())
+    fn newest(
+        &self,
+        install: &str,
+        event_type: &str,
+    ) -> Option<Option<windlass_state::StoredEvent>> {
+        self.with_newest(install, event_type, |event| {
+            event.map(|lazy| lazy.event.clone())
+        })
     }
 
     /// `read` of the newest kept fact of `event_type` of `install` (a fact of these megabytes is
@@ -112,7 +118,7 @@ impl SourceFacts {
         &self,
         install: &str,
         event_type: &str,
-        read: impl FnOnce(Option<&StoredEvent>) -> R,
+        read: impl FnOnce(Option<&LazyEvent>) -> R,
     ) -> Option<R> {
         let kept = self
             .0
@@ -126,7 +132,7 @@ impl SourceFacts {
             facts
                 .iter()
                 .rev()
-                .find(|event| event.event_type == event_type),
+                .find(|lazy| lazy.event.event_type == event_type),
         ))
     }
 }
@@ -139,26 +145,25 @@ enum Facts<'a> {
 
 impl Facts<'_> {
     fn newest<T: DeserializeOwned>(&self, event_type: &str) -> Result<Option<T>, StageError> {
-        // Decoded from the fact where it lies: a release's facts are megabytes.
-        let decode = |event: Option<&StoredEvent>| {
-            event
-                .map(|event| {
-                    T::deserialize(&event.payload).map_err(|error| {
-                        StageError::permanent(format!("{event_type} is unreadable: {error}"))
-                    })
-                })
+        // Decoded from the fact where it lies, into `T` (a release's facts are megabytes; `T`
+        // may read only part of one).
+        let unreadable = |error: serde_json::Error| {
+            StageError::permanent(format!("{event_type} is unreadable: {error}"))
+        };
+        let decode = |lazy: Option<&LazyEvent>| {
+            lazy.map(|lazy| lazy.decode().map_err(unreadable))
                 .transpose()
         };
-        let event: Option<StoredEvent> = match self {
+        let lazy: Option<LazyEvent> = match self {
             Facts::Inputs(context) => {
-                return decode(
-                    context
-                        .inputs
-                        .values()
-                        .flat_map(|facts| facts.iter())
-                        .rev()
-                        .find(|event| event.event_type == event_type),
-                );
+                return context
+                    .inputs
+                    .values()
+                    .flat_map(|facts| facts.iter())
+                    .rev()
+                    .find(|event| event.event_type == event_type)
+                    .map(|event| T::deserialize(&event.payload).map_err(unreadable))
+                    .transpose();
             }
             Facts::Install(context, install) => {
                 if let Some(kept) = context
@@ -176,7 +181,7 @@ impl Facts<'_> {
                         time::OffsetDateTime::UNIX_EPOCH,
                         &context.install_id,
                         &mut |event| {
-                            if event.install_id == *install {
+                            if event.event.install_id == *install {
                                 found = Some(event);
                                 std::ops::ControlFlow::Break(())
                             } else {
@@ -188,7 +193,7 @@ impl Facts<'_> {
                 found
             }
         };
-        decode(event.as_ref())
+        decode(lazy.as_ref())
     }
 }
 
@@ -218,7 +223,7 @@ pub fn read_source(
                 })
             })?;
     let provisioned: Option<SecretsProvisioned> = facts.newest(SecretsProvisioned::EVENT_TYPE)?;
-    let fetched: Option<BaseFetched> = facts.newest(BaseFetched::EVENT_TYPE)?;
+    let fetched: Option<FetchedDocuments> = facts.newest(BaseFetched::EVENT_TYPE)?;
     let out_dir = context.request.out_dir.clone();
     let out =
         OutputDir::for_stage(context).map_err(|error| StageError::permanent(error.to_string()))?;
@@ -415,9 +420,17 @@ fn read_checked(
     Ok(bytes)
 }
 
+/// The part of [`BaseFetched`] the stage reads: what each document of the release is. Every file
+/// and template the fact also lists (thousands in a big release) is skipped over, not decoded.
+#[derive(Debug, serde::Deserialize)]
+struct FetchedDocuments {
+    /// [`BaseFetched::documents`].
+    documents: Vec<FetchedDocument>,
+}
+
 /// `additionalNamespaces` and `statusInformers` of the release's KOTS `Application`.
 fn application_lists(
-    fetched: &BaseFetched,
+    fetched: &FetchedDocuments,
     context: &StageContext,
 ) -> Result<(Vec<String>, Vec<String>), StageError> {
     let Some(recorded) = fetched.documents.iter().find(|document| {
@@ -466,14 +479,14 @@ fn application_lists(
 mod tests {
     use super::*;
 
-    fn event(event_type: &str, seq: u64) -> StoredEvent {
-        StoredEvent {
+    fn event(event_type: &str, seq: u64) -> LazyEvent {
+        LazyEvent::decoded(windlass_state::StoredEvent {
             install_id: "rendered".into(),
             install_seq: seq,
             event_type: event_type.into(),
             payload: serde_json::json!({"seq": seq}),
-            ..StoredEvent::default()
-        }
+            ..windlass_state::StoredEvent::default()
+        })
     }
 
     #[test]

@@ -437,12 +437,12 @@ fn previous_apply(
             time::OffsetDateTime::UNIX_EPOCH,
             &context.install_id,
             &mut |event| {
-                let Ok(completed) = serde_json::from_value::<ApplyCompleted>(event.payload) else {
+                let Ok(completed) = event.decode::<ApplyCompleted>() else {
                     return ControlFlow::Continue(());
                 };
                 let same_cluster = matches!(&completed.target, TargetRecord::Kube { server: known, .. } if known == server);
                 if completed.app_slug == app_slug && same_cluster && !completed.dry_run {
-                    inventory = Some((event.install_id.clone(), completed));
+                    inventory = Some((event.event.install_id, completed));
                     return ControlFlow::Break(());
                 }
                 ControlFlow::Continue(())

@@ -17,7 +17,7 @@ use std::ops::ControlFlow;
 
 use serde::{Deserialize, Serialize};
 use windlass_state::log::LogError;
-use windlass_state::{EventLog, ProjectionRows, Projector, StoreError, StoredEvent};
+use windlass_state::{EventLog, LazyEvent, ProjectionRows, Projector, StoreError, StoredEvent};
 
 use crate::events::{
     INSTALL_COMPLETED, INSTALL_FAILED, INSTALL_RESUMED, INSTALL_STARTED, STAGE_COMPLETED,
@@ -304,8 +304,11 @@ pub fn recent_facts(
     exclude_install: &str,
 ) -> Result<Option<Vec<StoredEvent>>, LogError> {
     let mut found = Vec::new();
-    let visited = visit_recent_facts(log, event_type, since, exclude_install, &mut |event| {
-        found.push(event);
+    let visited = visit_recent_facts(log, event_type, since, exclude_install, &mut |lazy| {
+        // A payload that does not read is left out, as a record that does not read is.
+        if let Ok(event) = lazy.into_event() {
+            found.push(event);
+        }
         ControlFlow::Continue(())
     })?;
     Ok(visited.map(|()| found))
@@ -319,7 +322,7 @@ pub fn visit_recent_facts(
     event_type: &str,
     since: time::OffsetDateTime,
     exclude_install: &str,
-    visit: &mut dyn FnMut(StoredEvent) -> ControlFlow<()>,
+    visit: &mut dyn FnMut(LazyEvent) -> ControlFlow<()>,
 ) -> Result<Option<()>, LogError> {
     use time::format_description::well_known::Rfc3339;
     if !log.projections_current()? {
@@ -345,7 +348,7 @@ pub fn visit_recent_facts(
         sequences.push(seq);
     }
     for seq in sequences {
-        if let Ok(Some(event)) = log.event_at(seq)
+        if let Ok(Some(event)) = log.lazy_event_at(seq)
             && visit(event).is_break()
         {
             break;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use windlass_state::log::LogError;
 use windlass_state::{
-    BlobStore, ChainError, EventLog, EventPayload, FingerprintKey, NewEvent, StoredEvent,
+    BlobStore, ChainError, EventLog, EventPayload, FingerprintKey, LazyEvent, NewEvent, StoredEvent,
 };
 
 use crate::events::{
@@ -53,6 +53,22 @@ pub fn events_decoding(
     install_id: &str,
     decode: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Vec<StoredEvent>, RunError> {
+    Ok(events_reading(log, install_id, decode, &|_| false)?
+        .into_iter()
+        .map(|lazy| lazy.event)
+        .collect())
+}
+
+/// [`events_decoding`], except that the facts whose type `keep_text` accepts (and `decode` does
+/// not) come with their payload's text when they are stored at the current version, for the
+/// reader to decode into its own type ([`LazyEvent::decode`]); at an older version they are
+/// decoded and upcast.
+pub fn events_reading(
+    log: &EventLog,
+    install_id: &str,
+    decode: &(dyn Fn(&str) -> bool + Sync),
+    keep_text: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Vec<LazyEvent>, RunError> {
     let corrupt = |global_seq: u64, error: serde_json::Error| {
         RunError::from(LogError::from(windlass_state::StoreError::CorruptRecord {
             global_seq,
@@ -63,19 +79,36 @@ pub fn events_decoding(
         .store()
         .raw_events_of(install_id)
         .map_err(LogError::from)?;
-    let read = |records: &[windlass_state::RawRecord]| -> Result<Vec<StoredEvent>, RunError> {
+    let read = |records: &[windlass_state::RawRecord]| -> Result<Vec<LazyEvent>, RunError> {
         let mut events = Vec::with_capacity(records.len());
         for record in records {
             let envelope: windlass_state::StoredEnvelope = serde_json::from_slice(&record.bytes)
                 .map_err(|error| corrupt(record.global_seq, error))?;
             let event_type = envelope.event_type.as_str();
-            if LIFECYCLE_EVENTS.contains(&event_type) || decode(event_type) {
-                let event: StoredEvent = serde_json::from_slice(&record.bytes)
-                    .map_err(|error| corrupt(record.global_seq, error))?;
-                events.push(log.schemas().upcast(event).map_err(LogError::from)?);
-            } else {
-                events.push(envelope.with_payload(serde_json::Value::Null));
+            let whole = LIFECYCLE_EVENTS.contains(&event_type) || decode(event_type);
+            if !whole && keep_text(event_type) {
+                if log
+                    .schemas()
+                    .version_is_current(event_type, envelope.schema_version)
+                {
+                    let text: std::sync::Arc<str> = envelope.payload.get().into();
+                    events.push(LazyEvent {
+                        event: envelope.with_payload(serde_json::Value::Null),
+                        payload_text: Some(text),
+                    });
+                    continue;
+                }
+            } else if !whole {
+                events.push(LazyEvent::decoded(
+                    envelope.with_payload(serde_json::Value::Null),
+                ));
+                continue;
             }
+            let event: StoredEvent = serde_json::from_slice(&record.bytes)
+                .map_err(|error| corrupt(record.global_seq, error))?;
+            events.push(LazyEvent::decoded(
+                log.schemas().upcast(event).map_err(LogError::from)?,
+            ));
         }
         Ok(events)
     };
@@ -760,7 +793,7 @@ impl FactHistory for LogHistory {
         event_type: &str,
         since: time::OffsetDateTime,
         exclude_install: &str,
-        visit: &mut dyn FnMut(StoredEvent) -> std::ops::ControlFlow<()>,
+        visit: &mut dyn FnMut(LazyEvent) -> std::ops::ControlFlow<()>,
     ) -> Result<(), String> {
         use time::format_description::well_known::Rfc3339;
         if crate::install_index::visit_recent_facts(
@@ -798,7 +831,7 @@ impl FactHistory for LogHistory {
         }
         found.sort_by_key(|event| std::cmp::Reverse(event.global_seq));
         for event in found {
-            if visit(event).is_break() {
+            if visit(LazyEvent::decoded(event)).is_break() {
                 break;
             }
         }

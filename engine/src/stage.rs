@@ -14,7 +14,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde::Serialize;
-use windlass_state::{BlobStore, EventLog, EventPayload, FingerprintKey, NewEvent, StoredEvent};
+use windlass_state::{
+    BlobStore, EventLog, EventPayload, FingerprintKey, LazyEvent, NewEvent, StoredEvent,
+};
 
 pub use crate::events::FailureClass;
 use crate::events::StageFactsRecorded;
@@ -211,29 +213,16 @@ pub struct BuildContext {
 pub trait FactHistory: Send + Sync {
     /// Hands `visit` the facts of `event_type` recorded at or after `since` by installs other than
     /// `exclude_install`, newest first, until it breaks. Facts after the break are never read,
-    /// so a stage that needs only the newest ones does not pay for a long history.
+    /// so a stage that needs only the newest ones does not pay for a long history. Each comes
+    /// with its payload as text when stored at the current version, for the reader to decode
+    /// into its own type ([`LazyEvent::decode`]).
     fn visit_recent_facts(
         &self,
         event_type: &str,
         since: time::OffsetDateTime,
         exclude_install: &str,
-        visit: &mut dyn FnMut(StoredEvent) -> std::ops::ControlFlow<()>,
+        visit: &mut dyn FnMut(LazyEvent) -> std::ops::ControlFlow<()>,
     ) -> Result<(), String>;
-
-    /// Every fact [`FactHistory::visit_recent_facts`] would visit, newest first.
-    fn recent_facts(
-        &self,
-        event_type: &str,
-        since: time::OffsetDateTime,
-        exclude_install: &str,
-    ) -> Result<Vec<StoredEvent>, String> {
-        let mut found = Vec::new();
-        self.visit_recent_facts(event_type, since, exclude_install, &mut |event| {
-            found.push(event);
-            std::ops::ControlFlow::Continue(())
-        })?;
-        Ok(found)
-    }
 }
 
 /// The newest fact of type `event_type` among `recorded` (what a stage recorded, as

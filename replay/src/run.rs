@@ -198,11 +198,11 @@ async fn replay_unchecked(
         .events_of_leaving_raw(install_id, &leave_raw)
         .map_err(|error| ReplayError::Log(error.to_string()))?
         .into_iter()
-        .map(|(event, raw)| {
-            if let Some(raw) = raw {
-                raw_payloads.insert(event.global_seq, raw);
+        .map(|lazy| {
+            if let Some(text) = lazy.payload_text {
+                raw_payloads.insert(lazy.event.global_seq, text);
             }
-            event
+            lazy.event
         })
         .collect();
     if events.is_empty() {

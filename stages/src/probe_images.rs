@@ -18,7 +18,7 @@ use windlass_engine::{
     BuildContext, Clock, Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput,
 };
 use windlass_registry::{ProbeConfig, ProbeEvidence, ProbeOutcome, Prober, RegistrySettings};
-use windlass_state::{BlobId, StoredEvent};
+use windlass_state::{BlobId, LazyEvent};
 
 use crate::events::{
     BaseFetched, Decision, ImageOutcome, ImagesProbed, ProbePolicy, ProbedImage, ResultSource,
@@ -419,7 +419,7 @@ struct ImageForCache {
 
 /// Earlier probe results still inside the TTL, newest first wins.
 pub fn cached_results(
-    history: &[StoredEvent],
+    history: &[LazyEvent],
     ttl: Duration,
     now: time::OffsetDateTime,
 ) -> HashMap<String, CachedResult> {
@@ -434,13 +434,13 @@ pub fn cached_results(
 /// for images it has no result for yet (facts are taken newest first).
 fn add_cached_results(
     cached: &mut HashMap<String, CachedResult>,
-    event: &StoredEvent,
+    event: &LazyEvent,
     oldest: time::OffsetDateTime,
 ) {
     use time::format_description::well_known::Rfc3339;
     // Only what a cached result needs is decoded (not every image's uses), from the payload in
     // place.
-    let Ok(probed) = ProbedForCache::deserialize(&event.payload) else {
+    let Ok(probed) = event.decode::<ProbedForCache>() else {
         return;
     };
     for image in probed.images {
@@ -453,8 +453,8 @@ fn add_cached_results(
         };
         let source = match image.source {
             ResultSource::Probed => ResultSource::Cache {
-                install_id: event.install_id.clone(),
-                global_seq: event.global_seq,
+                install_id: event.event.install_id.clone(),
+                global_seq: event.event.global_seq,
             },
             cache @ ResultSource::Cache { .. } => cache,
             _ => continue,

@@ -98,6 +98,49 @@ impl StoredEnvelope<'_> {
     }
 }
 
+/// A stored event whose payload is decoded only as its reader asks for it: stored at its type's
+/// current version, the payload's JSON text is kept (`payload_text`, with `event.payload` left
+/// `null`) and decoded straight into the reader's type; stored at an older version, it was upcast,
+/// and `event.payload` holds the result. A reader of a fact of thousands of objects saves building
+/// a JSON tree only to convert it.
+#[derive(Debug, Clone)]
+pub struct LazyEvent {
+    /// The event; its payload is `null` when `payload_text` holds it.
+    pub event: StoredEvent,
+    /// The payload's JSON text, when it was left undecoded.
+    pub payload_text: Option<std::sync::Arc<str>>,
+}
+
+impl LazyEvent {
+    /// An event whose payload is already decoded.
+    pub fn decoded(event: StoredEvent) -> LazyEvent {
+        LazyEvent {
+            event,
+            payload_text: None,
+        }
+    }
+
+    /// The payload as `T`, decoded from the text when there is one.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        match &self.payload_text {
+            Some(text) => serde_json::from_str(text),
+            None => T::deserialize(&self.event.payload),
+        }
+    }
+
+    /// The event with its payload decoded as a JSON tree.
+    pub fn into_event(self) -> Result<StoredEvent, serde_json::Error> {
+        let LazyEvent {
+            mut event,
+            payload_text,
+        } = self;
+        if let Some(text) = payload_text {
+            event.payload = serde_json::from_str(&text)?;
+        }
+        Ok(event)
+    }
+}
+
 impl NewEvent {
     /// Builds an event from a serializable payload.
     pub fn new(

@@ -23,7 +23,7 @@ pub mod store;
 
 pub use blobs::{BlobCheck, BlobError, BlobId, BlobStore};
 pub use chain::{ChainError, ChainReport, RecordHash, verify_chain};
-pub use event::{NewEvent, StoredEnvelope, StoredEvent};
+pub use event::{LazyEvent, NewEvent, StoredEnvelope, StoredEvent};
 pub use export::{
     ExportCheck, ExportError, ExportFilter, ExportProblem, ExportSummary, export, verify_export,
 };

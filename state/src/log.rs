@@ -5,14 +5,10 @@
 
 use std::sync::Arc;
 
-use crate::event::{NewEvent, StoredEnvelope, StoredEvent};
+use crate::event::{LazyEvent, NewEvent, StoredEnvelope, StoredEvent};
 use crate::projection::{Indexer, ProjectionHead, ProjectionRows, Projector};
 use crate::schema::{SchemaError, SchemaRegistry};
-use crate::store::{EventStore, StoreError, decode_record};
-
-/// An event read by [`EventLog::events_of_leaving_raw`], with its payload's JSON text when the
-/// payload was left undecoded.
-pub type LeftRaw = (StoredEvent, Option<Arc<str>>);
+use crate::store::{EventStore, RawRecord, StoreError, decode_record};
 
 /// Errors from reading or writing through an [`EventLog`].
 #[derive(Debug, thiserror::Error)]
@@ -148,16 +144,70 @@ impl EventLog {
 
     /// The event at global sequence `global_seq`, upcast, if there is one.
     pub fn event_at(&self, global_seq: u64) -> Result<Option<StoredEvent>, LogError> {
-        let Some(raw) = self
-            .store
-            .scan(global_seq, 1)?
-            .into_iter()
-            .find(|raw| raw.global_seq == global_seq)
-        else {
+        let Some(raw) = self.raw_record_at(global_seq)? else {
             return Ok(None);
         };
         let event = decode_record(raw.global_seq, &raw.bytes)?;
         Ok(Some(self.schemas.upcast(event)?))
+    }
+
+    /// [`EventLog::event_at`] with its payload left as text when it is stored at its type's
+    /// current version (see [`LazyEvent`]).
+    pub fn lazy_event_at(&self, global_seq: u64) -> Result<Option<LazyEvent>, LogError> {
+        let Some(raw) = self.raw_record_at(global_seq)? else {
+            return Ok(None);
+        };
+        Ok(Some(self.lazy_event(&raw, &|_| true)?))
+    }
+
+    /// The record at `global_seq`, if there is one.
+    fn raw_record_at(&self, global_seq: u64) -> Result<Option<RawRecord>, LogError> {
+        Ok(self
+            .store
+            .scan(global_seq, 1)?
+            .into_iter()
+            .find(|raw| raw.global_seq == global_seq))
+    }
+
+    /// `raw` decoded, its payload left as text when `leave_raw` names its type and it is stored
+    /// at the current version; `None` when it must be decoded whole (and upcast).
+    fn lazy_event_if(
+        &self,
+        raw: &RawRecord,
+        leave_raw: &dyn Fn(&str) -> bool,
+    ) -> Result<Option<LazyEvent>, LogError> {
+        let envelope: StoredEnvelope<'_> =
+            serde_json::from_slice(&raw.bytes).map_err(|error| StoreError::CorruptRecord {
+                global_seq: raw.global_seq,
+                reason: error.to_string(),
+            })?;
+        if !leave_raw(&envelope.event_type)
+            || !self
+                .schemas
+                .version_is_current(&envelope.event_type, envelope.schema_version)
+        {
+            return Ok(None);
+        }
+        let text: Arc<str> = Arc::from(envelope.payload.get());
+        Ok(Some(LazyEvent {
+            event: envelope.with_payload(serde_json::Value::Null),
+            payload_text: Some(text),
+        }))
+    }
+
+    /// `raw` as [`EventLog::lazy_event_if`] leaves it, or decoded whole and upcast.
+    fn lazy_event(
+        &self,
+        raw: &RawRecord,
+        leave_raw: &dyn Fn(&str) -> bool,
+    ) -> Result<LazyEvent, LogError> {
+        match self.lazy_event_if(raw, leave_raw)? {
+            Some(lazy) => Ok(lazy),
+            None => Ok(LazyEvent::decoded(
+                self.schemas
+                    .upcast(decode_record(raw.global_seq, &raw.bytes)?)?,
+            )),
+        }
     }
 
     /// The backend, for verification and raw access.
@@ -213,47 +263,33 @@ impl EventLog {
     }
 
     /// [`EventLog::events_of`], except that the payloads of the events of the types `leave_raw`
-    /// names that are stored at their current version are left undecoded: such an event comes
-    /// with `Value::Null` as its payload and the payload's JSON text beside it. A reader of a
-    /// big install that needs only parts of some facts decodes them its own way.
+    /// names that are stored at their current version are left undecoded (see [`LazyEvent`]). A
+    /// reader of a big install that needs only parts of some facts decodes them its own way.
     pub fn events_of_leaving_raw(
         &self,
         install_id: &str,
         leave_raw: &dyn Fn(&str) -> bool,
-    ) -> Result<Vec<LeftRaw>, LogError> {
+    ) -> Result<Vec<LazyEvent>, LogError> {
         let raws = self.store.raw_events_of(install_id)?;
-        let mut left_raw: Vec<Option<(StoredEvent, Arc<str>)>> = Vec::with_capacity(raws.len());
+        let mut left_raw: Vec<Option<LazyEvent>> = Vec::with_capacity(raws.len());
         let mut to_decode = Vec::new();
         for raw in raws {
-            let envelope: StoredEnvelope<'_> =
-                serde_json::from_slice(&raw.bytes).map_err(|error| {
-                    LogError::from(StoreError::CorruptRecord {
-                        global_seq: raw.global_seq,
-                        reason: error.to_string(),
-                    })
-                })?;
-            if leave_raw(&envelope.event_type)
-                && self
-                    .schemas
-                    .version_is_current(&envelope.event_type, envelope.schema_version)
-            {
-                let text: Arc<str> = Arc::from(envelope.payload.get());
-                left_raw.push(Some((envelope.with_payload(serde_json::Value::Null), text)));
-            } else {
-                left_raw.push(None);
+            let lazy = self.lazy_event_if(&raw, leave_raw)?;
+            if lazy.is_none() {
                 to_decode.push(raw);
             }
+            left_raw.push(lazy);
         }
         let mut decoded = crate::store::decode_records(&to_decode)?.into_iter();
         left_raw
             .into_iter()
             .map(|slot| match slot {
-                Some((event, text)) => Ok((event, Some(text))),
+                Some(lazy) => Ok(lazy),
                 None => {
                     let event = decoded
                         .next()
                         .expect("one decoded record per record not left raw");
-                    Ok((self.schemas.upcast(event)?, None))
+                    Ok(LazyEvent::decoded(self.schemas.upcast(event)?))
                 }
             })
             .collect()

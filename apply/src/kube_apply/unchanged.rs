@@ -206,10 +206,10 @@ fn recorded_objects(
                 time::OffsetDateTime::UNIX_EPOCH,
                 &context.install_id,
                 &mut |event| {
-                    if event.install_id != installer {
+                    if event.event.install_id != installer {
                         return ControlFlow::Continue(());
                     }
-                    let Ok(batch) = serde_json::from_value::<ObjectsApplied>(event.payload) else {
+                    let Ok(batch) = event.decode::<ObjectsApplied>() else {
                         unreadable = true;
                         return ControlFlow::Break(());
                     };

@@ -153,7 +153,7 @@ async fn projections_answer_what_the_fold_answers() {
         since,
         "install-2",
         &mut |event| {
-            visited.push(event.global_seq);
+            visited.push(event.event.global_seq);
             std::ops::ControlFlow::Break(())
         },
     )

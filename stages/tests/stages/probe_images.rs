@@ -12,7 +12,7 @@ use serde_json::json;
 use windlass_engine::{FailureClass, InstallState, InstallStatus};
 use windlass_stages::events::{Decision, ImagesProbed, ProbePolicy, ResultSource};
 use windlass_stages::probe_images::{ProbeImagesConfig, cached_results};
-use windlass_state::StoredEvent;
+use windlass_state::{LazyEvent, StoredEvent};
 
 use crate::support::{Installer, fact, temp_dir};
 
@@ -335,6 +335,24 @@ fn the_cache_reuses_fresh_decisive_results_newest_first() {
             ]),
         ),
     ];
+    // One fact as the log hands over a current one (its payload as text), the others decoded.
+    let history: Vec<LazyEvent> = history
+        .into_iter()
+        .enumerate()
+        .map(|(index, event)| {
+            if index == 0 {
+                LazyEvent {
+                    payload_text: Some(event.payload.to_string().into()),
+                    event: StoredEvent {
+                        payload: serde_json::Value::Null,
+                        ..event
+                    },
+                }
+            } else {
+                LazyEvent::decoded(event)
+            }
+        })
+        .collect();
     let cached = cached_results(
         &history,
         Duration::from_secs(3600),
