@@ -7,14 +7,16 @@
 use std::sync::Arc;
 
 use anyhow::anyhow;
+use serde::Deserialize;
 use windlass_apply::apply_install::{ApplyEnvironment, ApplyInstallError, apply_install};
 use windlass_apply::cluster::KubeClients;
-use windlass_apply::events::ApplyOutcome;
+use windlass_apply::events::{APPLY_COMPLETED, ApplyCounts, ApplyOutcome, OBJECT_PRUNED};
 use windlass_apply::{ApplyConfig, Target};
 use windlass_engine::{FailureClass, InstallState, InstallStatus, Progress, Services};
+use windlass_state::StoredEvent;
 
 use crate::cli::{ApplyArgs, GlobalArgs, TargetArgs};
-use crate::exit::{CliError, CliResult, Code};
+use crate::exit::{CliError, CliResult, Code, end_runtime, leave_to_exit};
 use crate::read_commands::print_json;
 use crate::state_access::{actor, new_install_id, open_state};
 use crate::terminal_progress::{NotesOnly, TerminalProgress};
@@ -122,13 +124,16 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs) -> CliResult {
             };
             CliError::new(code, error)
         })?;
+    end_runtime(runtime);
     if global.json {
         print_json(&outcome)?;
     } else {
         crate::install_command::print_human(&outcome, start);
         print_changes(&outcome);
     }
-    Ok(exit_code(&outcome))
+    let code = exit_code(&outcome);
+    leave_to_exit(outcome);
+    Ok(code)
 }
 
 /// The exit code of a finished install or apply.
@@ -151,13 +156,16 @@ pub fn print_changes(outcome: &InstallState) {
 }
 
 fn write_changes(outcome: &InstallState, out: &mut impl std::io::Write) -> std::io::Result<()> {
-    let Some(view) = windlass_apply::view::apply_view(
-        outcome
-            .stages
-            .iter()
-            .filter(|stage| stage.name == windlass_apply::stage::KIND)
-            .flat_map(|stage| stage.fact_events.iter()),
-    ) else {
+    let facts: Vec<&StoredEvent> = outcome
+        .stages
+        .iter()
+        .filter(|stage| stage.name == windlass_apply::stage::KIND)
+        .flat_map(|stage| stage.fact_events.iter())
+        .collect();
+    if !has_changes(&facts) {
+        return Ok(());
+    }
+    let Some(view) = windlass_apply::view::apply_view(facts) else {
         return Ok(());
     };
     for object in &view.objects {
@@ -204,4 +212,25 @@ fn write_changes(outcome: &InstallState, out: &mut impl std::io::Write) -> std::
         )?;
     }
     Ok(())
+}
+
+/// Whether an apply's facts hold a line for [`write_changes`]: its completion counts name an
+/// object created or configured, or it decided about pruning an object. An apply that did not
+/// complete (an object failed) always has. Read from the small facts, so that an apply that
+/// changed nothing does not decode its records of every object.
+fn has_changes(facts: &[&StoredEvent]) -> bool {
+    if facts.iter().any(|event| event.event_type == OBJECT_PRUNED) {
+        return true;
+    }
+    /// The part of `ApplyCompleted` read here (not its inventory of every object).
+    #[derive(serde::Deserialize)]
+    struct Completed {
+        counts: ApplyCounts,
+    }
+    let completed = facts
+        .iter()
+        .rev()
+        .find(|event| event.event_type == APPLY_COMPLETED)
+        .and_then(|event| Completed::deserialize(&event.payload).ok());
+    completed.is_none_or(|completed| completed.counts.created + completed.counts.configured > 0)
 }

@@ -47,3 +47,18 @@ impl CliError {
 
 /// A command's result: the exit code to use on success.
 pub type CliResult = Result<Code, CliError>;
+
+/// Ends a command's async runtime without waiting for its worker threads to wind down (a few
+/// milliseconds): the command's work is done, every task it waited for has finished, and the
+/// process exits next.
+pub fn end_runtime(runtime: tokio::runtime::Runtime) {
+    runtime.shutdown_background();
+}
+
+/// Leaves `value` to the process's exit instead of dropping it: a command's result that holds
+/// the records of thousands of objects is then freed with the rest of the process's memory,
+/// without first being walked to free it piece by piece (milliseconds at 1,000 objects). Only
+/// for values that own nothing but memory (no file, lock or database to close).
+pub fn leave_to_exit<T>(value: T) {
+    std::mem::forget(value);
+}

@@ -10,7 +10,7 @@ use windlass_replay::ReplayError;
 use windlass_replay::run::{ReplayOptions, ReplayReport, WhatIf, record_verdict, replay};
 
 use crate::cli::{GlobalArgs, ReplayArgs};
-use crate::exit::{CliError, CliResult, Code};
+use crate::exit::{CliError, CliResult, Code, end_runtime};
 use crate::install_command::parse_policy;
 use crate::read_commands::print_json;
 use crate::state_access::{actor, open_state, open_state_read_only, schemas};
@@ -114,6 +114,7 @@ pub fn run(global: &GlobalArgs, args: &ReplayArgs) -> CliResult {
             },
         ))
         .map_err(replay_error)?;
+    end_runtime(runtime);
     record_verdict(&state, &actor(), &report).map_err(replay_error)?;
     if global.json {
         print_json(&report)?;

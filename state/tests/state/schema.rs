@@ -312,6 +312,76 @@ fn event_log_upcasts_on_read_and_writes_only_current_versions() {
     assert_eq!(log.install_ids().expect("install ids"), vec!["web"]);
 }
 
+/// Lazy reads (`lazy_event_at`, `events_of_leaving_raw`): a payload stored at its type's current
+/// version comes as its text, decoded into the reader's type only when asked; one stored at an
+/// older version comes upcast, as `events_of` gives it; both decode to the same thing.
+#[test]
+fn lazy_reads_keep_current_payloads_as_text_and_upcast_old_ones() {
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Planned {
+        title: String,
+        replicas: u32,
+    }
+    let dir = tempfile::tempdir().expect("scratch directory");
+    let store = Arc::new(RedbStore::open(&dir.path().join("events.redb")).expect("open log"));
+    store
+        .append(vec![NewEvent::new(
+            "web",
+            "tester@test",
+            "ReleasePlanned",
+            1,
+            json!({"name": "web", "trail": []}),
+        )])
+        .expect("raw append at version 1");
+    let log = EventLog::new(store.clone(), Arc::new(registry()));
+    log.append(vec![NewEvent::new(
+        "web",
+        "tester@test",
+        "ReleasePlanned",
+        3,
+        json!({"title": "v3", "replicas": 2}),
+    )])
+    .expect("current version");
+
+    let old = log.lazy_event_at(1).expect("read").expect("record 1");
+    assert_eq!(
+        old.payload_text, None,
+        "an old version is upcast, not left as text"
+    );
+    assert_eq!(old.event.schema_version, 3);
+    assert_eq!(
+        old.decode::<Planned>().expect("decodes"),
+        Planned {
+            title: "web".into(),
+            replicas: 1
+        }
+    );
+    let current = log.lazy_event_at(2).expect("read").expect("record 2");
+    assert_eq!(current.event.payload, serde_json::Value::Null);
+    assert_eq!(
+        current.payload_text.as_deref(),
+        Some(r#"{"title":"v3","replicas":2}"#)
+    );
+    assert_eq!(
+        current.decode::<Planned>().expect("decodes"),
+        Planned {
+            title: "v3".into(),
+            replicas: 2
+        }
+    );
+    assert!(log.lazy_event_at(3).expect("read").is_none(), "no record 3");
+
+    // Whole, both are what `events_of` reads.
+    let whole = log.events_of("web").expect("read");
+    let lazy: Vec<_> = log
+        .events_of_leaving_raw("web", &|event_type| event_type == "ReleasePlanned")
+        .expect("read")
+        .into_iter()
+        .map(|lazy| lazy.into_event().expect("the text decodes"))
+        .collect();
+    assert_eq!(lazy, whole);
+}
+
 #[test]
 fn version_zero_of_a_known_type_is_an_error_not_a_panic() {
     let broken = stored("ReleasePlanned", 0, json!({}));
