@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use windlass_engine::runner::{RunError, StartKind};
+use windlass_engine::runner::{ChainCheck, RunError, StartKind};
 use windlass_engine::{
     InstallRequest, InstallState, InstallStatus, License, Pipeline, PipelineErrors, Progress,
     Runner, Services, StageRegistry,
@@ -80,6 +80,8 @@ pub async fn apply_install(
         memo: memo.clone(),
         services: environment.services,
     };
+    // The log's chain is checked while the source install is read (it is read whole).
+    let chain = ChainCheck::start(&state.log);
     let installs = state
         .log
         .install_ids()
@@ -152,7 +154,12 @@ pub async fn apply_install(
         .try_lock(&key)?
         .ok_or_else(|| ApplyInstallError::Busy(source.to_string()))?;
     runner
-        .start(&pipeline, Arc::new(request), &environment.new_install_id)
+        .start_checked(
+            chain,
+            &pipeline,
+            Arc::new(request),
+            &environment.new_install_id,
+        )
         .await
         .map_err(ApplyInstallError::Stopped)
 }

@@ -38,7 +38,7 @@ pub use pipeline::{
 pub use progress::{NoProgress, Progress};
 pub use recorded_run::RecordedRun;
 pub use retry::retry_delay;
-pub use runner::{RunError, Runner};
+pub use runner::{ChainCheck, RunError, Runner};
 pub use services::{
     Clock, FixedClock, HttpClient, KubernetesClientFactory, NoKubernetes, NoRandom, OsRandom,
     RandomSource, ServiceError, Services, SystemClock,

@@ -208,6 +208,31 @@ pub enum StartKind {
     Resumed,
 }
 
+/// A check of the whole log's hash chain and numbering ([`windlass_state::verify_chain`]) running
+/// on a thread of its own. Nothing is appended to a log that fails it; starting it before the
+/// work that precedes an install's first record (reading and digesting the release, folding the
+/// install an apply applies) lets the two overlap, and [`Runner::plan_start`] waits for it.
+#[derive(Debug)]
+pub struct ChainCheck(std::thread::JoinHandle<Result<(), ChainError>>);
+
+impl ChainCheck {
+    /// Starts checking `log`.
+    pub fn start(log: &EventLog) -> ChainCheck {
+        let log = log.clone();
+        ChainCheck(std::thread::spawn(move || {
+            windlass_state::verify_chain(log.store()).map(|_| ())
+        }))
+    }
+
+    /// Waits for the answer.
+    fn finish(self) -> Result<(), RunError> {
+        self.0
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .map_err(RunError::DamagedLog)
+    }
+}
+
 /// What [`Runner::plan_start`] found: whether a new install starts or an interrupted one resumes,
 /// under which id, and where it writes.
 #[derive(Debug)]
@@ -309,20 +334,39 @@ impl Runner {
         request: Arc<InstallRequest>,
         new_install_id: &str,
     ) -> Result<(InstallState, StartKind), RunError> {
-        let plan = self.plan_start(pipeline, &request, new_install_id)?;
+        self.start_checked(
+            ChainCheck::start(&self.log),
+            pipeline,
+            request,
+            new_install_id,
+        )
+        .await
+    }
+
+    /// [`Runner::start`] with the log's chain check `chain` started earlier, so that it ran while
+    /// the caller prepared the install.
+    pub async fn start_checked(
+        &self,
+        chain: ChainCheck,
+        pipeline: &Pipeline,
+        request: Arc<InstallRequest>,
+        new_install_id: &str,
+    ) -> Result<(InstallState, StartKind), RunError> {
+        let plan = self.plan_start(chain, pipeline, &request, new_install_id)?;
         self.start_planned(pipeline, request, plan).await
     }
 
     /// Decides what [`Runner::start`] would do, recording nothing: resume the interrupted install
-    /// of the same request (writing where it wrote before) or start `new_install_id`.
+    /// of the same request (writing where it wrote before) or start `new_install_id`. Waits for
+    /// `chain` first: appending to a damaged log would chain new records onto a break and bury it.
     pub fn plan_start(
         &self,
+        chain: ChainCheck,
         pipeline: &Pipeline,
         request: &InstallRequest,
         new_install_id: &str,
     ) -> Result<StartPlan, RunError> {
-        // Appending to a damaged log would chain new records onto a break and bury it.
-        windlass_state::verify_chain(self.log.store()).map_err(RunError::DamagedLog)?;
+        chain.finish()?;
         let install_key = request.install_key(pipeline.fingerprint());
         Ok(match self.find_resumable(&install_key)? {
             Some(previous) => StartPlan {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use windlass_engine::pipeline_file::{PipelineFileError, load_pipeline};
-use windlass_engine::runner::{RunError, StartKind, StartPlan};
+use windlass_engine::runner::{ChainCheck, RunError, StartKind, StartPlan};
 use windlass_engine::{
     InstallRequest, InstallState, Memo, Pipeline, PipelineErrors, Progress, Runner, Services,
     StageKind, StageRegistry, StageSpec,
@@ -437,6 +437,8 @@ pub async fn install(
     // install's memo for fetch_base, which then need not read them again.
     let memo = Arc::new(Memo::default());
     let snapshot = memo.get::<ReleaseSnapshot>();
+    // The log's chain is checked meanwhile (it is read whole).
+    let chain = ChainCheck::start(&state.log);
     let release_digest = digest_keeping(&options.release_dir, &Limits::default(), &snapshot)?;
     let pipeline = options.pipeline.build(&[])?;
     let out_dir = match &options.requested_out {
@@ -471,7 +473,7 @@ pub async fn install(
         services: environment.services,
     };
     let plan = runner
-        .plan_start(&pipeline, &request, &environment.new_install_id)
+        .plan_start(chain, &pipeline, &request, &environment.new_install_id)
         .map_err(InstallError::Stopped)?;
     let _output_claim = claim_output(
         state,
