@@ -225,6 +225,37 @@ pub fn comparable_fields<'a>(
         .collect()
 }
 
+/// Whether `value` is written (as `serde_json::to_string` writes it) exactly as `text`. The
+/// writing is checked as it goes, never kept (a big release's facts are megabytes of text), and
+/// stops at the first byte that differs.
+pub fn written_as(value: &Value, text: &str) -> bool {
+    let mut check = WrittenAs {
+        rest: text.as_bytes(),
+    };
+    serde_json::to_writer(&mut check, value).is_ok() && check.rest.is_empty()
+}
+
+/// What [`written_as`] writes into: the part of the expected text not yet written.
+struct WrittenAs<'a> {
+    rest: &'a [u8],
+}
+
+impl std::io::Write for WrittenAs<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match self.rest.strip_prefix(bytes) {
+            Some(rest) => {
+                self.rest = rest;
+                Ok(bytes.len())
+            }
+            None => Err(std::io::Error::other("written differently")),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Whether the recorded `BaseFetched` and the replayed one (`replayed`, its JSON) are equal in
 /// every field [`comparable_fields`] compares when only the license is unknown: equal but for the
 /// release's license files, which a replay without `--license` does not have. Compared decoded,
@@ -387,6 +418,23 @@ pub fn first_differing_line(recorded: &[u8], produced: &[u8]) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_value_is_written_as_the_text_serde_json_writes_for_it_only() {
+        let value = json!({"images": [{"image": "quay.io/a:1", "uses": 3}], "note": "a \"b\""});
+        let text = serde_json::to_string(&value).expect("serializes");
+        assert!(written_as(&value, &text));
+        // Shorter, longer, one byte changed, or the same JSON spaced otherwise: not written so.
+        assert!(!written_as(&value, &text[..text.len() - 1]));
+        assert!(!written_as(&value, &format!("{text} ")));
+        assert!(!written_as(&value, &text.replace("uses\":3", "uses\":4")));
+        assert!(!written_as(
+            &value,
+            &serde_json::to_string_pretty(&value).expect("serializes")
+        ));
+        assert!(written_as(&json!(null), "null"));
+        assert!(!written_as(&json!(null), ""));
+    }
 
     #[test]
     fn differences_name_the_field_path() {

@@ -34,7 +34,7 @@ use windlass_state::{
 use crate::ReplayError;
 use crate::compare::{
     Known, base_fetched_equal_but_for_license, comparable_fields, field_differences,
-    first_differing_line, output_files,
+    first_differing_line, output_files, written_as,
 };
 use crate::events::{Difference, ReplayDiffered, ReplayVerified};
 use crate::scratch::{Scratch, read_blobs, release_files};
@@ -842,9 +842,7 @@ fn compare_stages(
                 // taking the output file lists out of a big fact copies it). A fact read as text
                 // is equal when the replayed one is written the same.
                 let equal = match recorded_run.raw_payload(event) {
-                    Some(text) => {
-                        serde_json::to_string(&other.payload).is_ok_and(|written| written == text)
-                    }
+                    Some(text) => written_as(&other.payload, text),
                     None => event.payload == other.payload,
                 };
                 // Without `--license`, the release lacks its license file: BaseFetched is then
