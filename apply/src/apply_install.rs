@@ -89,21 +89,11 @@ pub async fn apply_install(
     if !installs.iter().any(|known| known == source) {
         return Err(ApplyInstallError::NoSuchInstall(source.to_string()));
     }
-    let mut texts = std::collections::HashMap::new();
-    let mut rendered = source_events(&state.log, source)
-        .and_then(|events| {
-            let events = events
-                .into_iter()
-                .map(|lazy| {
-                    if let Some(text) = lazy.payload_text {
-                        texts.insert(lazy.event.global_seq, text);
-                    }
-                    lazy.event
-                })
-                .collect();
-            Ok(windlass_engine::fold_owned(source, events)?)
-        })
-        .map_err(ApplyInstallError::Stopped)?;
+    let (events, mut texts) = LazyEvent::split_texts(
+        source_events(&state.log, source).map_err(ApplyInstallError::Stopped)?,
+    );
+    let mut rendered = windlass_engine::fold_owned(source, events)
+        .map_err(|error| ApplyInstallError::Stopped(error.into()))?;
     if rendered.status != InstallStatus::Completed {
         return Err(ApplyInstallError::NotCompleted {
             install: source.to_string(),

@@ -27,7 +27,7 @@ use windlass_stages::events::{
 };
 use windlass_stages::release::{Limits, ReleaseSnapshot, digest_keeping_files};
 use windlass_state::{
-    BlobId, EventPayload, NewEvent, SchemaRegistry, SecretString, StateDir, StoredEvent,
+    BlobId, EventPayload, LazyEvent, NewEvent, SchemaRegistry, SecretString, StateDir, StoredEvent,
     verify_chain,
 };
 
@@ -192,19 +192,12 @@ async fn replay_unchecked(
     let leave_raw = |event_type: &str| {
         event_type == BaseFetched::EVENT_TYPE || event_type == ImagesProbed::EVENT_TYPE
     };
-    let mut raw_payloads = HashMap::new();
-    let events: Vec<StoredEvent> = state
-        .log
-        .events_of_leaving_raw(install_id, &leave_raw)
-        .map_err(|error| ReplayError::Log(error.to_string()))?
-        .into_iter()
-        .map(|lazy| {
-            if let Some(text) = lazy.payload_text {
-                raw_payloads.insert(lazy.event.global_seq, text);
-            }
-            lazy.event
-        })
-        .collect();
+    let (events, raw_payloads) = LazyEvent::split_texts(
+        state
+            .log
+            .events_of_leaving_raw(install_id, &leave_raw)
+            .map_err(|error| ReplayError::Log(error.to_string()))?,
+    );
     if events.is_empty() {
         return Err(ReplayError::NotFound(install_id.to_string()));
     }

@@ -128,6 +128,28 @@ impl LazyEvent {
         }
     }
 
+    /// `events` with their payload texts set apart, by global sequence: the events for a fold
+    /// (which reads the lifecycle, never those payloads), the texts for the facts that come out
+    /// of it.
+    pub fn split_texts(
+        events: Vec<LazyEvent>,
+    ) -> (
+        Vec<StoredEvent>,
+        std::collections::HashMap<u64, std::sync::Arc<str>>,
+    ) {
+        let mut texts = std::collections::HashMap::new();
+        let events = events
+            .into_iter()
+            .map(|lazy| {
+                if let Some(text) = lazy.payload_text {
+                    texts.insert(lazy.event.global_seq, text);
+                }
+                lazy.event
+            })
+            .collect();
+        (events, texts)
+    }
+
     /// The event with its payload decoded as a JSON tree.
     pub fn into_event(self) -> Result<StoredEvent, serde_json::Error> {
         let LazyEvent {

@@ -256,11 +256,11 @@ fn failing_upcaster_is_reported_with_its_version() {
     }
 }
 
-#[test]
-fn event_log_upcasts_on_read_and_writes_only_current_versions() {
+/// A redb log (in a scratch directory) holding one `ReleasePlanned` record written by an older
+/// windlass at version 1, for install `web`, read through the registry.
+fn log_with_a_version_1_record() -> (tempfile::TempDir, Arc<RedbStore>, EventLog) {
     let dir = tempfile::tempdir().expect("scratch directory");
     let store = Arc::new(RedbStore::open(&dir.path().join("events.redb")).expect("open log"));
-    // A record written by an older windlass, at version 1.
     store
         .append(vec![NewEvent::new(
             "web",
@@ -270,8 +270,13 @@ fn event_log_upcasts_on_read_and_writes_only_current_versions() {
             json!({"name": "web", "trail": []}),
         )])
         .expect("raw append at version 1");
-
     let log = EventLog::new(store.clone(), Arc::new(registry()));
+    (dir, store, log)
+}
+
+#[test]
+fn event_log_upcasts_on_read_and_writes_only_current_versions() {
+    let (_dir, store, log) = log_with_a_version_1_record();
     let refused = log.append(vec![NewEvent::new(
         "web",
         "tester@test",
@@ -322,18 +327,7 @@ fn lazy_reads_keep_current_payloads_as_text_and_upcast_old_ones() {
         title: String,
         replicas: u32,
     }
-    let dir = tempfile::tempdir().expect("scratch directory");
-    let store = Arc::new(RedbStore::open(&dir.path().join("events.redb")).expect("open log"));
-    store
-        .append(vec![NewEvent::new(
-            "web",
-            "tester@test",
-            "ReleasePlanned",
-            1,
-            json!({"name": "web", "trail": []}),
-        )])
-        .expect("raw append at version 1");
-    let log = EventLog::new(store.clone(), Arc::new(registry()));
+    let (_dir, _store, log) = log_with_a_version_1_record();
     log.append(vec![NewEvent::new(
         "web",
         "tester@test",
