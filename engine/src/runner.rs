@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
-use windlass_state::log::LogError;
+use windlass_state::log::{LogError, envelope_of};
 use windlass_state::{
     BlobStore, ChainError, EventLog, EventPayload, FingerprintKey, LazyEvent, NewEvent, StoredEvent,
 };
@@ -69,12 +69,6 @@ pub fn events_reading(
     decode: &(dyn Fn(&str) -> bool + Sync),
     keep_text: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Vec<LazyEvent>, RunError> {
-    let corrupt = |global_seq: u64, error: serde_json::Error| {
-        RunError::from(LogError::from(windlass_state::StoreError::CorruptRecord {
-            global_seq,
-            reason: error.to_string(),
-        }))
-    };
     let raw = log
         .store()
         .raw_events_of(install_id)
@@ -82,33 +76,21 @@ pub fn events_reading(
     let read = |records: &[windlass_state::RawRecord]| -> Result<Vec<LazyEvent>, RunError> {
         let mut events = Vec::with_capacity(records.len());
         for record in records {
-            let envelope: windlass_state::StoredEnvelope = serde_json::from_slice(&record.bytes)
-                .map_err(|error| corrupt(record.global_seq, error))?;
+            let envelope = envelope_of(record)?;
             let event_type = envelope.event_type.as_str();
-            let whole = LIFECYCLE_EVENTS.contains(&event_type) || decode(event_type);
-            if !whole && keep_text(event_type) {
-                if log
-                    .schemas()
-                    .version_is_current(event_type, envelope.schema_version)
-                {
-                    let text: std::sync::Arc<str> = envelope.payload.get().into();
-                    events.push(LazyEvent {
-                        event: envelope.with_payload(serde_json::Value::Null),
-                        payload_text: Some(text),
-                    });
-                    continue;
-                }
-            } else if !whole {
-                events.push(LazyEvent::decoded(
+            let kept = if LIFECYCLE_EVENTS.contains(&event_type) || decode(event_type) {
+                None
+            } else if keep_text(event_type) {
+                log.text_if_current(envelope)
+            } else {
+                Some(LazyEvent::decoded(
                     envelope.with_payload(serde_json::Value::Null),
-                ));
-                continue;
-            }
-            let event: StoredEvent = serde_json::from_slice(&record.bytes)
-                .map_err(|error| corrupt(record.global_seq, error))?;
-            events.push(LazyEvent::decoded(
-                log.schemas().upcast(event).map_err(LogError::from)?,
-            ));
+                ))
+            };
+            events.push(match kept {
+                Some(lazy) => lazy,
+                None => LazyEvent::decoded(log.decode_upcast(record)?),
+            });
         }
         Ok(events)
     };

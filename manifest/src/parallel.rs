@@ -31,24 +31,10 @@ pub fn parallel_map_with<T: Sync, S, R: Send>(
     start: impl Fn() -> S + Sync,
     work: impl Fn(&mut S, &T) -> R + Sync,
 ) -> Vec<R> {
-    let Some(run) = run_length(items.len(), min_items) else {
-        let mut scratch = start();
-        return items.iter().map(|item| work(&mut scratch, item)).collect();
-    };
-    std::thread::scope(|scope| {
-        let (work, start) = (&work, &start);
-        let handles: Vec<_> = items
-            .chunks(run)
-            .map(|part| {
-                scope.spawn(move || {
-                    let mut scratch = start();
-                    part.iter()
-                        .map(|item| work(&mut scratch, item))
-                        .collect::<Vec<R>>()
-                })
-            })
-            .collect();
-        joined_in_order(handles)
+    // The items' references split into runs as the items themselves would be.
+    let mut borrowed: Vec<&T> = items.iter().collect();
+    parallel_map_mut(&mut borrowed, min_items, start, |scratch, item| {
+        work(scratch, item)
     })
 }
 

@@ -144,11 +144,9 @@ impl EventLog {
 
     /// The event at global sequence `global_seq`, upcast, if there is one.
     pub fn event_at(&self, global_seq: u64) -> Result<Option<StoredEvent>, LogError> {
-        let Some(raw) = self.raw_record_at(global_seq)? else {
-            return Ok(None);
-        };
-        let event = decode_record(raw.global_seq, &raw.bytes)?;
-        Ok(Some(self.schemas.upcast(event)?))
+        self.raw_record_at(global_seq)?
+            .map(|raw| self.decode_upcast(&raw))
+            .transpose()
     }
 
     /// [`EventLog::event_at`] with its payload left as text when it is stored at its type's
@@ -157,7 +155,10 @@ impl EventLog {
         let Some(raw) = self.raw_record_at(global_seq)? else {
             return Ok(None);
         };
-        Ok(Some(self.lazy_event(&raw, &|_| true)?))
+        match self.text_if_current(envelope_of(&raw)?) {
+            Some(lazy) => Ok(Some(lazy)),
+            None => Ok(Some(LazyEvent::decoded(self.decode_upcast(&raw)?))),
+        }
     }
 
     /// The record at `global_seq`, if there is one.
@@ -169,45 +170,27 @@ impl EventLog {
             .find(|raw| raw.global_seq == global_seq))
     }
 
-    /// `raw` decoded, its payload left as text when `leave_raw` names its type and it is stored
-    /// at the current version; `None` when it must be decoded whole (and upcast).
-    fn lazy_event_if(
-        &self,
-        raw: &RawRecord,
-        leave_raw: &dyn Fn(&str) -> bool,
-    ) -> Result<Option<LazyEvent>, LogError> {
-        let envelope: StoredEnvelope<'_> =
-            serde_json::from_slice(&raw.bytes).map_err(|error| StoreError::CorruptRecord {
-                global_seq: raw.global_seq,
-                reason: error.to_string(),
-            })?;
-        if !leave_raw(&envelope.event_type)
-            || !self
-                .schemas
-                .version_is_current(&envelope.event_type, envelope.schema_version)
-        {
-            return Ok(None);
-        }
-        let text: Arc<str> = Arc::from(envelope.payload.get());
-        Ok(Some(LazyEvent {
-            event: envelope.with_payload(serde_json::Value::Null),
-            payload_text: Some(text),
-        }))
+    /// `raw` decoded whole and upcast to its type's current version.
+    pub fn decode_upcast(&self, raw: &RawRecord) -> Result<StoredEvent, LogError> {
+        let event = decode_record(raw.global_seq, &raw.bytes)?;
+        Ok(self.schemas.upcast(event)?)
     }
 
-    /// `raw` as [`EventLog::lazy_event_if`] leaves it, or decoded whole and upcast.
-    fn lazy_event(
-        &self,
-        raw: &RawRecord,
-        leave_raw: &dyn Fn(&str) -> bool,
-    ) -> Result<LazyEvent, LogError> {
-        match self.lazy_event_if(raw, leave_raw)? {
-            Some(lazy) => Ok(lazy),
-            None => Ok(LazyEvent::decoded(
-                self.schemas
-                    .upcast(decode_record(raw.global_seq, &raw.bytes)?)?,
-            )),
+    /// The event of `envelope` with its payload kept as text (see [`LazyEvent`]), when it is
+    /// stored at its type's current version; `None` when it must be decoded whole and upcast
+    /// ([`EventLog::decode_upcast`]).
+    pub fn text_if_current(&self, envelope: StoredEnvelope<'_>) -> Option<LazyEvent> {
+        if !self
+            .schemas
+            .version_is_current(&envelope.event_type, envelope.schema_version)
+        {
+            return None;
         }
+        let text: Arc<str> = Arc::from(envelope.payload.get());
+        Some(LazyEvent {
+            event: envelope.with_payload(serde_json::Value::Null),
+            payload_text: Some(text),
+        })
     }
 
     /// The backend, for verification and raw access.
@@ -274,7 +257,12 @@ impl EventLog {
         let mut left_raw: Vec<Option<LazyEvent>> = Vec::with_capacity(raws.len());
         let mut to_decode = Vec::new();
         for raw in raws {
-            let lazy = self.lazy_event_if(&raw, leave_raw)?;
+            let envelope = envelope_of(&raw)?;
+            let lazy = if leave_raw(&envelope.event_type) {
+                self.text_if_current(envelope)
+            } else {
+                None
+            };
             if lazy.is_none() {
                 to_decode.push(raw);
             }
@@ -299,4 +287,14 @@ impl EventLog {
     pub fn install_ids(&self) -> Result<Vec<String>, LogError> {
         Ok(self.store.install_ids()?)
     }
+}
+
+/// The envelope of `raw`, its payload left as text.
+pub fn envelope_of(raw: &RawRecord) -> Result<StoredEnvelope<'_>, LogError> {
+    serde_json::from_slice(&raw.bytes).map_err(|error| {
+        LogError::from(StoreError::CorruptRecord {
+            global_seq: raw.global_seq,
+            reason: error.to_string(),
+        })
+    })
 }
