@@ -98,7 +98,7 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs) -> CliResult {
         Some(bars) => Arc::new(bars),
         None => Arc::new(NotesOnly),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|error| CliError::new(Code::Failure, error))?;

@@ -5,6 +5,7 @@
 //! resourceVersion), finalizers and deletion, dry runs, and the CRD lifecycle (a CRD's resources
 //! are served once it is Established).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
@@ -353,7 +354,7 @@ impl State {
         namespace: &str,
         mut body: Value,
         context: &WriteContext,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Arc<Value>, ApiError> {
         Self::check_body(t, namespace, &mut body)?;
         let metadata = metadata_mut(&mut body);
         let mut name = metadata
@@ -430,7 +431,7 @@ impl State {
         name: &str,
         mut body: Value,
         context: &WriteContext,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Arc<Value>, ApiError> {
         Self::check_body(t, namespace, &mut body)?;
         let body_name = text(&body, "/metadata/name").to_owned();
         if !body_name.is_empty() && body_name != name {
@@ -469,7 +470,7 @@ impl State {
         name: &str,
         patch: impl FnOnce(&Value) -> Result<Value, ApiError>,
         context: &WriteContext,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Arc<Value>, ApiError> {
         let key = Self::key(t, namespace, name);
         let live = self
             .store
@@ -503,7 +504,7 @@ impl State {
         live: Value,
         mut body: Value,
         context: &WriteContext,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Arc<Value>, ApiError> {
         let given = managed::decode(&body).map_err(ApiError::bad_request)?;
         strip_managed_fields(&mut body);
         let live_managers = managed::decode(&live).unwrap_or_default();
@@ -543,7 +544,7 @@ impl State {
         name: &str,
         mut config: Value,
         context: &WriteContext,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Arc<Value>, ApiError> {
         if text(&config, "/apiVersion").is_empty() || text(&config, "/kind").is_empty() {
             return Err(ApiError::bad_request(
                 "apiVersion and kind must be set in an apply configuration",
@@ -863,7 +864,7 @@ impl State {
         mut new: Value,
         managers: Vec<ManagedEntry>,
         context: &WriteContext,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Arc<Value>, ApiError> {
         if let Some(old) = &old {
             Self::check_immutable(t, old, &new)?;
         }
@@ -895,7 +896,7 @@ impl State {
                     metadata_mut(&mut new).insert("generation".into(), json!(bumped));
                 }
                 if without_server_fields(old) == without_server_fields(&new) {
-                    return Ok(Self::present(t, old));
+                    return Ok(Arc::new(Self::present(t, old)));
                 }
             }
         }
@@ -914,25 +915,28 @@ impl State {
             if old.is_none() {
                 metadata_mut(&mut new).shift_remove("resourceVersion");
             }
-            return Ok(Self::present(t, &new));
+            return Ok(Arc::new(Self::present(t, &new)));
         }
         let revision = self.store.next_revision();
         metadata_mut(&mut new).insert("resourceVersion".into(), json!(revision.to_string()));
         if deleting && finalizers_empty && old.is_some() {
             self.finish_delete(t, &key, new.clone(), revision);
-            return Ok(Self::present(t, &new));
+            return Ok(Arc::new(Self::present(t, &new)));
         }
-        let presented = Self::present(t, &new);
+        // Stored as it is presented, so that the answer is the stored object itself, not a copy.
+        new["apiVersion"] = json!(t.api_version());
+        new["kind"] = json!(t.kind);
+        let new = Arc::new(new);
         let new_crd = (t.group == "apiextensions.k8s.io"
             && t.kind == "CustomResourceDefinition"
             && old.is_none())
         .then(|| key.name.clone());
-        // Moved into the store (which copies it once more for the watch history).
-        self.store.put(key, new, revision);
+        // Shared by the store, its watch history and the answer.
+        self.store.put_shared(key, new.clone(), revision);
         if let Some(name) = new_crd {
             self.schedule_crd(&name);
         }
-        Ok(presented)
+        Ok(new)
     }
 
     fn finish_delete(&mut self, t: &ResourceType, key: &ObjectKey, last: Value, revision: u64) {

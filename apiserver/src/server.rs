@@ -312,7 +312,9 @@ impl TestApiServer {
             manager: manager.to_owned(),
             ..WriteContext::default()
         };
-        state.create(&t, &namespace, object, &context)
+        state
+            .create(&t, &namespace, object, &context)
+            .map(Arc::unwrap_or_clone)
     }
 
     /// Server-side applies `object` as `manager` (a second field manager in conflict tests).
@@ -329,7 +331,9 @@ impl TestApiServer {
             force,
             ..WriteContext::default()
         };
-        state.apply(&t, &namespace, &name, object, &context)
+        state
+            .apply(&t, &namespace, &name, object, &context)
+            .map(Arc::unwrap_or_clone)
     }
 
     /// Merge-patches the object as `manager` (Update operation), e.g. a controller or a user
@@ -360,6 +364,7 @@ impl TestApiServer {
             |live| Ok(crate::patch::merge_patch(live, &patch)),
             &context,
         )
+        .map(Arc::unwrap_or_clone)
     }
 
     /// Replaces `status` through the status subresource as manager `test-controller`, the way
@@ -394,6 +399,7 @@ impl TestApiServer {
             |live| Ok(crate::patch::merge_patch(live, &json!({"status": status}))),
             &context,
         )
+        .map(Arc::unwrap_or_clone)
     }
 
     /// Writes the status a healthy controller would for a Deployment, StatefulSet, DaemonSet,
@@ -512,6 +518,7 @@ impl TestApiServer {
             },
             &context,
         )
+        .map(Arc::unwrap_or_clone)
     }
 }
 

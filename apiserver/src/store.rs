@@ -53,13 +53,14 @@ pub struct Change {
     pub kind: ChangeType,
     /// Which object.
     pub key: ObjectKey,
-    /// The object after the change (before it, for deletions, with the new resourceVersion).
-    pub object: Value,
+    /// The object after the change (before it, for deletions, with the new resourceVersion),
+    /// shared with the store: a change costs no copy of its object.
+    pub object: Arc<Value>,
 }
 
 /// Objects, revisions and history.
 pub struct Store {
-    objects: BTreeMap<ObjectKey, Value>,
+    objects: BTreeMap<ObjectKey, Arc<Value>>,
     revision: u64,
     history: VecDeque<Arc<Change>>,
     history_limit: usize,
@@ -106,7 +107,7 @@ impl Store {
 
     /// The object at `key`.
     pub fn get(&self, key: &ObjectKey) -> Option<&Value> {
-        self.objects.get(key)
+        self.objects.get(key).map(|object| &**object)
     }
 
     /// Every object of a resource (in one namespace, or all when `namespace` is None), by
@@ -130,6 +131,7 @@ impl Store {
                     && key.resource == resource
                     && namespace.is_none_or(|namespace| key.namespace == namespace)
             })
+            .map(|(key, object)| (key, &**object))
             .collect()
     }
 
@@ -149,6 +151,11 @@ impl Store {
 
     /// Stores `object` (whose resourceVersion the caller set to `revision`) and records the change.
     pub fn put(&mut self, key: ObjectKey, object: Value, revision: u64) {
+        self.put_shared(key, Arc::new(object), revision);
+    }
+
+    /// [`Store::put`] of an object the caller keeps a reference to.
+    pub fn put_shared(&mut self, key: ObjectKey, object: Arc<Value>, revision: u64) {
         let kind = if self.objects.contains_key(&key) {
             ChangeType::Modified
         } else {
@@ -170,9 +177,9 @@ impl Store {
             revision,
             kind: ChangeType::Deleted,
             key: key.clone(),
-            object: last,
+            object: Arc::new(last),
         });
-        Some(removed)
+        Some(Arc::unwrap_or_clone(removed))
     }
 
     fn record(&mut self, change: Change) {

@@ -499,12 +499,12 @@ impl Cluster {
         }
     }
 
-    /// Server-side apply of `body` as [`FIELD_MANAGER`].
+    /// Server-side apply of `body` (a serialized object) as [`FIELD_MANAGER`].
     pub async fn apply(
         &self,
         key: &ObjectKey,
         info: &ResourceInfo,
-        body: &Value,
+        body: &[u8],
         force: bool,
         dry_run: bool,
     ) -> Result<Value, ApiFailure> {
@@ -516,7 +516,7 @@ impl Cluster {
         &self,
         key: &ObjectKey,
         info: &ResourceInfo,
-        body: &Value,
+        body: &[u8],
         force: bool,
         dry_run: bool,
     ) -> Result<T, ApiFailure> {
@@ -527,8 +527,12 @@ impl Cluster {
         if dry_run {
             path.push_str("&dryRun=All");
         }
-        let bytes = serde_json::to_vec(body).expect("a JSON value always serializes");
-        self.call_as(Method::PATCH, &path, Some(content_type::APPLY), Some(bytes))
+        self.call_as(
+            Method::PATCH,
+            &path,
+            Some(content_type::APPLY),
+            Some(body.to_vec()),
+        )
             .await
     }
 

@@ -33,7 +33,7 @@ use crate::events::{
     WaitKind, WaitOutcome,
 };
 use crate::health;
-use windlass_manifest::parallel::parallel_map;
+use windlass_manifest::parallel::parallel_map_mut;
 
 use crate::order::{
     DELETION_PHASE, InventoryEntry, ObjectKey, PlannedObject, PruneAction, Step, annotation_of,
@@ -120,6 +120,9 @@ struct Prepared {
     info: ResourceInfo,
     body: Value,
     digest: String,
+    /// `body` serialized, as every apply request of it sends it (made once, with the digest,
+    /// on every core, not on the thread that sends the requests).
+    wire: Vec<u8>,
 }
 
 /// An object ready to send but for its digest ([`KubeApply::body_for`] in two steps, so that
@@ -130,20 +133,23 @@ struct Undigested {
     body: Value,
 }
 
-impl Prepared {
-    /// `object` with its digest (and the digest annotation).
-    fn new(object: Undigested, digest: String) -> Prepared {
+impl Undigested {
+    /// The object with its digest, the digest annotation, and the bytes to send.
+    fn digested(self) -> Prepared {
         let Undigested {
             planned,
             info,
             mut body,
-        } = object;
+        } = self;
+        let digest = digest_of(&body);
         annotations_mut(&mut body).insert(DIGEST_ANNOTATION.into(), json!(digest));
+        let wire = serde_json::to_vec(&body).expect("a JSON value always serializes");
         Prepared {
             planned,
             info,
             body,
             digest,
+            wire,
         }
     }
 }
@@ -672,13 +678,15 @@ impl KubeApply<'_> {
                 }
             }
             recorder.flush().await?;
-            // The digests (a serialization and a hash of each body) on every core.
-            let digests = parallel_map(&bodies, 64, |object| digest_of(&object.body));
-            let prepared: Vec<Prepared> = bodies
-                .into_iter()
-                .zip(digests)
-                .map(|(object, digest)| Prepared::new(object, digest))
-                .collect();
+            // The digests and the bytes to send (two serializations and a hash of each body)
+            // on every core.
+            let mut owned: Vec<Option<Undigested>> = bodies.into_iter().map(Some).collect();
+            let prepared: Vec<Prepared> = parallel_map_mut(
+                &mut owned,
+                64,
+                || (),
+                |(), object| object.take().expect("each object once").digested(),
+            );
             let (skipped, to_send): (Vec<Prepared>, Vec<Prepared>) =
                 prepared.into_iter().partition(|object| {
                     done.get(&object.planned.key.inventory_id())
@@ -1002,9 +1010,7 @@ impl KubeApply<'_> {
     /// The body to send for `planned` (moved into it: `planned.object` is left `null`, nothing
     /// reads it after this).
     fn body_for(&self, planned: PlannedObject, info: ResourceInfo) -> Prepared {
-        let object = self.body_without_digest(planned, info);
-        let digest = digest_of(&object.body);
-        Prepared::new(object, digest)
+        self.body_without_digest(planned, info).digested()
     }
 
     /// [`KubeApply::body_for`] but for the digest: the object with the ownership annotation.
@@ -1176,7 +1182,7 @@ impl KubeApply<'_> {
             }
             match self
                 .cluster
-                .apply(key, &object.info, &object.body, false, true)
+                .apply(key, &object.info, &object.wire, false, true)
                 .await
             {
                 Ok(result) => {
@@ -1199,7 +1205,7 @@ impl KubeApply<'_> {
         // Only the uid and resourceVersion of the answer are read.
         match self
             .cluster
-            .apply_as::<LiveObject>(key, &object.info, &object.body, true, self.dry_run)
+            .apply_as::<LiveObject>(key, &object.info, &object.wire, true, self.dry_run)
             .await
         {
             Ok(result) => {
@@ -1232,7 +1238,7 @@ impl KubeApply<'_> {
                 }
                 match self
                     .cluster
-                    .apply(key, &object.info, &object.body, true, false)
+                    .apply(key, &object.info, &object.wire, true, false)
                     .await
                 {
                     Ok(result) => {
