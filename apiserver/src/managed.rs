@@ -263,9 +263,18 @@ pub fn apply(
             fields: applied,
         }),
     }
-    let pruned = prune(&merged, &managers, &last, schema);
-    let comparison = typed::compare(live_value, &pruned, schema).without(ignored);
-    let managers = take_over(managers, &comparison, identity, force, &before)?;
+    let pruned = prune(merged, &managers, &last, schema);
+    let managers = if managers.iter().all(|entry| entry.same_identity(identity)) {
+        // Nobody else manages a field: nothing to take over and nothing to conflict with, so
+        // the comparison `take_over` needs is skipped (all it would do is drop empty entries).
+        managers
+            .into_iter()
+            .filter(|entry| !entry.fields.is_empty())
+            .collect()
+    } else {
+        let comparison = typed::compare(live_value, &pruned, schema).without(ignored);
+        take_over(managers, &comparison, identity, force, &before)?
+    };
     let managers = stamp(managers, &before, now);
     Ok(Outcome {
         object: pruned,
@@ -317,10 +326,11 @@ pub fn update(
 
 /// Removes from `merged` the fields the applier owned last time, no longer applies, and no one
 /// else owns (structured-merge-diff's prune, add-back-owned and add-back-dangling steps).
-fn prune(merged: &Value, managers: &[ManagedEntry], last: &FieldSet, schema: &Schema) -> Value {
+fn prune(merged: Value, managers: &[ManagedEntry], last: &FieldSet, schema: &Schema) -> Value {
     if last.is_empty() {
-        return merged.clone();
+        return merged;
     }
+    let merged = &merged;
     let ensure = |set: &FieldSet| typed::ensure_named_fields_are_members(set, schema);
     let last_e = ensure(last);
     let pruned = typed::remove_fields(merged, &last_e, schema);

@@ -134,8 +134,11 @@ impl TestApiServer {
             bookmark_interval: options.bookmark_interval,
             body_limit: options.body_limit,
         });
+        // One worker: every request takes the state's lock, so a second worker only added
+        // lock contention and cross-thread wake-ups (measured: a first apply of 1,000 objects
+        // 8% slower with two).
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(1)
             .thread_name("test-apiserver")
             .enable_all()
             .build()
@@ -357,14 +360,15 @@ impl TestApiServer {
             manager: manager.to_owned(),
             ..WriteContext::default()
         };
-        state.patch_live(
-            &t,
-            namespace,
-            name,
-            |live| Ok(crate::patch::merge_patch(live, &patch)),
-            &context,
-        )
-        .map(Arc::unwrap_or_clone)
+        state
+            .patch_live(
+                &t,
+                namespace,
+                name,
+                |live| Ok(crate::patch::merge_patch(live, &patch)),
+                &context,
+            )
+            .map(Arc::unwrap_or_clone)
     }
 
     /// Replaces `status` through the status subresource as manager `test-controller`, the way
@@ -392,14 +396,15 @@ impl TestApiServer {
             },
             ..WriteContext::default()
         };
-        state.patch_live(
-            &t,
-            namespace,
-            name,
-            |live| Ok(crate::patch::merge_patch(live, &json!({"status": status}))),
-            &context,
-        )
-        .map(Arc::unwrap_or_clone)
+        state
+            .patch_live(
+                &t,
+                namespace,
+                name,
+                |live| Ok(crate::patch::merge_patch(live, &json!({"status": status}))),
+                &context,
+            )
+            .map(Arc::unwrap_or_clone)
     }
 
     /// Writes the status a healthy controller would for a Deployment, StatefulSet, DaemonSet,
@@ -505,20 +510,21 @@ impl TestApiServer {
             ..WriteContext::default()
         };
         let is_namespace = t.group.is_empty() && t.kind == "Namespace";
-        state.patch_live(
-            &t,
-            namespace,
-            name,
-            |live| {
-                let mut patch = json!({"metadata": {"finalizers": null}});
-                if is_namespace {
-                    patch["spec"] = json!({"finalizers": null});
-                }
-                Ok(crate::patch::merge_patch(live, &patch))
-            },
-            &context,
-        )
-        .map(Arc::unwrap_or_clone)
+        state
+            .patch_live(
+                &t,
+                namespace,
+                name,
+                |live| {
+                    let mut patch = json!({"metadata": {"finalizers": null}});
+                    if is_namespace {
+                        patch["spec"] = json!({"finalizers": null});
+                    }
+                    Ok(crate::patch::merge_patch(live, &patch))
+                },
+                &context,
+            )
+            .map(Arc::unwrap_or_clone)
     }
 }
 

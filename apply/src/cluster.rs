@@ -533,7 +533,7 @@ impl Cluster {
             Some(content_type::APPLY),
             Some(body.to_vec()),
         )
-            .await
+        .await
     }
 
     /// A JSON patch of one object, as [`FIELD_MANAGER`].
