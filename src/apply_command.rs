@@ -12,6 +12,7 @@ use windlass_apply::apply_install::{ApplyEnvironment, ApplyInstallError, apply_i
 use windlass_apply::cluster::KubeClients;
 use windlass_apply::events::{APPLY_COMPLETED, ApplyCounts, ApplyOutcome, OBJECT_PRUNED};
 use windlass_apply::{ApplyConfig, Target};
+use windlass_engine::runner::StartKind;
 use windlass_engine::{FailureClass, InstallState, InstallStatus, Progress, Services};
 use windlass_state::StoredEvent;
 
@@ -128,6 +129,12 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs) -> CliResult {
             CliError::new(code, error)
         })?;
     end_runtime(runtime);
+    report(global, outcome, start)
+}
+
+/// Prints a finished install or apply (`--json`, or the human summary and the objects it
+/// changed) and answers its exit code; `outcome` is then left to the process's exit.
+pub fn report(global: &GlobalArgs, outcome: InstallState, start: StartKind) -> CliResult {
     if global.json {
         print_json(&outcome)?;
     } else {

@@ -23,8 +23,8 @@ use windlass_stages::provision_secrets::ProvisionSecretsConfig;
 use windlass_stages::render_midstream::RenderMidstreamConfig;
 
 use crate::cli::{GlobalArgs, InstallArgs, InstallOptionArgs};
-use crate::exit::{CliError, CliResult, Code, end_runtime, leave_to_exit};
-use crate::read_commands::{format_duration, print_json};
+use crate::exit::{CliError, CliResult, Code, end_runtime};
+use crate::read_commands::format_duration;
 use crate::state_access::{actor, new_install_id, open_state};
 use crate::terminal_progress::{NotesOnly, TerminalProgress};
 
@@ -81,15 +81,7 @@ pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
         start: start_kind,
     } = outcome;
     end_runtime(runtime);
-    if global.json {
-        print_json(&outcome)?;
-    } else {
-        print_human(&outcome, start_kind);
-        crate::apply_command::print_changes(&outcome);
-    }
-    let code = crate::apply_command::exit_code(&outcome);
-    leave_to_exit(outcome);
-    Ok(code)
+    crate::apply_command::report(global, outcome, start_kind)
 }
 
 /// The install API's options for these command-line options (`install` and `watch`): the
