@@ -136,7 +136,7 @@ impl TestApiServer {
         });
         // One worker: every request takes the state's lock, so a second worker only added
         // lock contention and cross-thread wake-ups (measured: a first apply of 1,000 objects
-        // 8% slower with two).
+        // 9% slower with two).
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("test-apiserver")
