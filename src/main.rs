@@ -42,6 +42,7 @@ fn main() -> std::process::ExitCode {
     let huge_pages = disable_transparent_huge_pages();
     let cli = Cli::parse();
     init_logging();
+    tracing::debug!("windlass starts");
     if let Err(error) = huge_pages {
         tracing::debug!("transparent huge pages stay on: {error}");
     }

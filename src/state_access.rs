@@ -50,7 +50,7 @@ pub fn open_state(global: &GlobalArgs) -> Result<StateDir, CliError> {
                 "rebuilt the indexes of the state directory from its log"
             );
         }
-        Ok(_) => {}
+        Ok(_) => tracing::debug!("state directory open"),
         Err(error) => {
             return Err(CliError::new(
                 Code::State,

@@ -202,14 +202,19 @@ impl ChainCheck {
     pub fn start(log: &EventLog) -> ChainCheck {
         let log = log.clone();
         ChainCheck(std::thread::spawn(move || {
-            windlass_state::verify_chain(log.store()).map(|_| ())
+            let clock = std::time::Instant::now();
+            let report = windlass_state::verify_chain(log.store())?;
+            tracing::debug!(records = report.records, elapsed = ?clock.elapsed(), "chain checked");
+            Ok(())
         }))
     }
 
     /// Waits for the answer.
     fn finish(self) -> Result<(), RunError> {
-        self.0
-            .join()
+        let waited = std::time::Instant::now();
+        let answer = self.0.join();
+        tracing::debug!(waited = ?waited.elapsed(), "chain check finished");
+        answer
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             .map_err(RunError::DamagedLog)
     }
@@ -246,12 +251,15 @@ impl Runner {
 
     async fn append(&self, batch: Vec<NewEvent>) -> Result<Vec<StoredEvent>, RunError> {
         let log = self.log.clone();
+        let events = batch.len();
+        let clock = std::time::Instant::now();
         let result = tokio::task::spawn_blocking(move || log.append(batch))
             .await
             .map_err(|error| RunError::Panicked {
                 task: "event log append".into(),
                 message: error.to_string(),
             })?;
+        tracing::debug!(events, elapsed = ?clock.elapsed(), "events appended");
         Ok(result?)
     }
 
