@@ -231,7 +231,10 @@ fn is_windlass_apply(entry: &Value) -> bool {
 
 /// Whether an object whose digest annotation is `annotated` and whose field managers are
 /// `managers` is exactly what windlass applied last with `digest`, untouched by anyone else (the
-/// one rule, for a whole object and for [`LiveObject`]'s light read alike).
+/// one rule, for a whole object and for [`LiveObject`]'s light read alike). Only writers of the
+/// `status` subresource may share it: a controller reporting status changes nothing windlass
+/// applies, while any other subresource (`scale` above all: `kubectl scale`, an autoscaler) writes
+/// the object's own fields, which the full apply's dry run then finds changed.
 fn untouched_since_applied<'a>(
     annotated: Option<&str>,
     managers: impl Iterator<Item = ManagerEntry<'a>> + Clone,
@@ -241,7 +244,7 @@ fn untouched_since_applied<'a>(
         && managers.clone().any(is_windlass_apply_entry)
         && managers
             .into_iter()
-            .all(|entry| is_windlass_apply_entry(entry) || !entry.2.unwrap_or("").is_empty())
+            .all(|entry| is_windlass_apply_entry(entry) || entry.2 == Some("status"))
 }
 
 /// Whether `live` is exactly what windlass applied last with `digest`, untouched by anyone else.
@@ -453,9 +456,16 @@ fn takeover_patch(live: &Value, api_version: &str, now: &str) -> Value {
     Value::Array(patch)
 }
 
-/// `object` without what changes on every write (managedFields, resourceVersion).
+/// `object` without what changes on every write (managedFields, resourceVersion), and without
+/// `apiVersion` and `kind`, which name the resource asked for and cannot differ: a real API
+/// server leaves them off the items of a LIST of a built-in type, and puts them on the answer
+/// to a write.
 fn comparable(object: &Value) -> Value {
     let mut object = object.clone();
+    if let Some(fields) = object.as_object_mut() {
+        fields.remove("apiVersion");
+        fields.remove("kind");
+    }
     if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         metadata.remove("managedFields");
         metadata.remove("resourceVersion");
@@ -692,6 +702,7 @@ impl KubeApply<'_> {
                     done.get(&object.planned.key.inventory_id())
                         .is_some_and(|recorded| recorded.digest == object.digest)
                 });
+            let mut waits = Vec::new();
             for object in skipped {
                 let recorded = done[&object.planned.key.inventory_id()].clone();
                 count(&mut counts, recorded.outcome);
@@ -700,6 +711,11 @@ impl KubeApply<'_> {
                     (recorded.clone(), inventory_entry(&object, &recorded)),
                 );
                 finished += 1;
+                // Not sent again, but still waited for: the run that sent it may have stopped
+                // before (or because) its wait was met.
+                if recorded.waits {
+                    waits.push(object);
+                }
             }
             tracing::debug!(%kind, objects = to_send.len(), "apply: group prepared");
             let targets: Vec<(&ObjectKey, &ResourceInfo)> = to_send
@@ -709,7 +725,6 @@ impl KubeApply<'_> {
             let mut live = self.read_live(&targets, false).await?;
             drop(targets);
             tracing::debug!(%kind, found = live.len(), "apply: live objects read");
-            let mut waits = Vec::new();
             // Answers are recorded while the next requests go out: the requests never wait for
             // the log's durable writes (an object answered but not yet recorded when the process
             // dies is sent again by the resumed apply, as before).
@@ -793,9 +808,14 @@ impl KubeApply<'_> {
             applied.values().map(|(_, entry)| entry.clone()).collect();
         if let Some(previous) = &self.previous {
             let current: BTreeSet<String> = applied.keys().cloned().collect();
+            let release_objects = applied
+                .values()
+                .filter(|(record, _)| record.step != Step::PullSecrets)
+                .count();
             let actions = crate::order::plan_prune(
                 previous,
                 &current,
+                release_objects,
                 &self.additional_namespaces,
                 self.allow_empty_prune,
             )
@@ -1715,6 +1735,56 @@ fn inventory_entry(object: &Prepared, record: &AppliedObject) -> InventoryEntry 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_object_is_untouched_only_when_windlass_alone_writes_more_than_status() {
+        let live = |managers: Value| {
+            json!({"metadata": {
+                "annotations": {DIGEST_ANNOTATION: "d1"},
+                "managedFields": managers,
+            }})
+        };
+        let windlass = json!({"manager": "windlass", "operation": "Apply"});
+        let status = json!({"manager": "kube-controller-manager", "operation": "Update",
+                            "subresource": "status"});
+        let scale = json!({"manager": "kubectl", "operation": "Update", "subresource": "scale"});
+        let edit = json!({"manager": "kubectl-edit", "operation": "Update"});
+        assert!(unchanged_without_asking(&live(json!([windlass])), "d1"));
+        assert!(unchanged_without_asking(
+            &live(json!([windlass, status])),
+            "d1"
+        ));
+        assert!(
+            !unchanged_without_asking(&live(json!([windlass])), "d2"),
+            "another rendering"
+        );
+        assert!(
+            !unchanged_without_asking(&live(json!([windlass, scale])), "d1"),
+            "`kubectl scale` wrote spec.replicas"
+        );
+        assert!(!unchanged_without_asking(
+            &live(json!([windlass, edit])),
+            "d1"
+        ));
+        assert!(
+            !unchanged_without_asking(&live(json!([status])), "d1"),
+            "windlass no longer applies it"
+        );
+    }
+
+    #[test]
+    fn a_listed_object_compares_equal_to_the_write_answer_without_kind_and_api_version() {
+        // A real API server leaves apiVersion and kind off a LIST's items of a built-in type.
+        let listed = json!({"metadata": {"name": "a", "resourceVersion": "5",
+                            "managedFields": []}, "data": {"k": "v"}});
+        let answered = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                              "metadata": {"name": "a", "resourceVersion": "6"},
+                              "data": {"k": "v"}});
+        assert_eq!(comparable(&listed), comparable(&answered));
+        let changed = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                             "metadata": {"name": "a"}, "data": {"k": "w"}});
+        assert_ne!(comparable(&listed), comparable(&changed));
+    }
 
     #[test]
     fn takeover_folds_kubectl_entries_and_drops_the_annotation() {

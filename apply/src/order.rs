@@ -319,9 +319,13 @@ pub enum PruneRefusal {
 
 /// Plans the prune: every object of `previous` whose inventory id is not in `current`, in
 /// deletion order, kept when annotated `kots.io/keep` or a namespace in `additional_namespaces`.
+/// `release_objects` counts the objects of `current` the release itself rendered (not the pull
+/// secrets and namespaces windlass provides on its own, which every install applies): when it is
+/// 0, pruning is refused unless `allow_empty`.
 pub fn plan_prune(
     previous: &[InventoryEntry],
     current: &BTreeSet<String>,
+    release_objects: usize,
     additional_namespaces: &[String],
     allow_empty: bool,
 ) -> Result<Vec<PruneAction>, PruneRefusal> {
@@ -329,7 +333,7 @@ pub fn plan_prune(
         .iter()
         .filter(|entry| !current.contains(&entry.key.inventory_id()))
         .collect();
-    if current.is_empty() && !gone.is_empty() && !allow_empty {
+    if release_objects == 0 && !gone.is_empty() && !allow_empty {
         return Err(PruneRefusal::EmptySet(gone.len()));
     }
     gone.sort_by(|a, b| {
@@ -526,7 +530,8 @@ mod tests {
             .key
             .inventory_id()]
         .into();
-        let actions = plan_prune(&previous, &current, &["tools".into()], false).unwrap();
+        let actions =
+            plan_prune(&previous, &current, current.len(), &["tools".into()], false).unwrap();
         assert_eq!(
             pruned(&actions),
             [
@@ -551,10 +556,11 @@ mod tests {
             key.version = "v2".into();
             key.inventory_id()
         };
-        let actions = plan_prune(&previous, &[same_group_new_version].into(), &[], false).unwrap();
+        let actions =
+            plan_prune(&previous, &[same_group_new_version].into(), 1, &[], false).unwrap();
         assert!(actions.is_empty(), "a version bump is not a removal");
         let actions =
-            plan_prune(&previous, &[moved.key.inventory_id()].into(), &[], false).unwrap();
+            plan_prune(&previous, &[moved.key.inventory_id()].into(), 1, &[], false).unwrap();
         assert_eq!(pruned(&actions), ["delete Widget/w"]);
     }
 
@@ -562,17 +568,29 @@ mod tests {
     fn pruning_everything_needs_allow_empty() {
         let previous = vec![entry("", "ConfigMap", Some("default"), "a")];
         assert_eq!(
-            plan_prune(&previous, &BTreeSet::new(), &[], false).unwrap_err(),
+            plan_prune(&previous, &BTreeSet::new(), 0, &[], false).unwrap_err(),
             PruneRefusal::EmptySet(1)
         );
         assert_eq!(
-            pruned(&plan_prune(&previous, &BTreeSet::new(), &[], true).unwrap()),
+            pruned(&plan_prune(&previous, &BTreeSet::new(), 0, &[], true).unwrap()),
             ["delete ConfigMap/a"]
         );
         assert!(
-            plan_prune(&[], &BTreeSet::new(), &[], false)
+            plan_prune(&[], &BTreeSet::new(), 0, &[], false)
                 .unwrap()
                 .is_empty()
+        );
+        // The pull secret every install applies is not the release applying something.
+        let secret = entry("", "Secret", Some("default"), "app-registry");
+        let previous = vec![secret.clone(), entry("", "ConfigMap", Some("default"), "a")];
+        let only_the_secret: BTreeSet<String> = [secret.key.inventory_id()].into();
+        assert_eq!(
+            plan_prune(&previous, &only_the_secret, 0, &[], false).unwrap_err(),
+            PruneRefusal::EmptySet(1)
+        );
+        assert_eq!(
+            pruned(&plan_prune(&previous, &only_the_secret, 0, &[], true).unwrap()),
+            ["delete ConfigMap/a"]
         );
     }
 }

@@ -901,6 +901,36 @@ fn waits_have_deadlines_and_status_informers_give_the_app_state() {
         "{waits:?}"
     );
 
+    // The same command again resumes that install: the Deployment, recorded as applied, is not
+    // sent again, but it is still waited for (and still not ready).
+    let writes_of_web = || {
+        cluster
+            .server
+            .requests()
+            .iter()
+            .filter(|request| request.name == "web" && request.verb == "patch" && !request.dry_run)
+            .count()
+    };
+    let writes_before = writes_of_web();
+    let resumed = install_kube(
+        state.path(),
+        release.path(),
+        &cluster,
+        &["--wait-timeout", "2s"],
+    );
+    assert_eq!(resumed.status.code(), Some(1));
+    let resumed: Value = serde_json::from_slice(&resumed.stdout).unwrap();
+    assert_eq!(resumed["install_id"], failed["install_id"], "{resumed}");
+    assert_eq!(writes_of_web(), writes_before, "not sent again");
+    let timed_out_waits = payloads_of_type(
+        &events(state.path(), failed["install_id"].as_str().unwrap()),
+        "WaitFinished",
+    )
+    .iter()
+    .filter(|wait| wait["wait"] == "ready" && wait["outcome"] == "timed_out")
+    .count();
+    assert_eq!(timed_out_waits, 2, "waited for again");
+
     // Ready while windlass waits: the wait is met, and the app state follows the informers.
     rewrite(
         release.path(),
