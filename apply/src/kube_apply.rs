@@ -356,6 +356,14 @@ impl Live {
         }
     }
 
+    /// Its uid (decoding it when the light read failed).
+    fn uid(&self) -> Option<String> {
+        match &self.seen {
+            Some(seen) => seen.metadata.uid.clone(),
+            None => meta(&self.value().ok()?, "uid"),
+        }
+    }
+
     /// Whether it is exactly what windlass applied last with `digest` (see
     /// [`unchanged_without_asking`], which a light read that failed falls back to).
     fn unchanged(&self, digest: &str) -> bool {
@@ -697,10 +705,27 @@ impl KubeApply<'_> {
                 || (),
                 |(), object| object.take().expect("each object once").digested(),
             );
+            let targets: Vec<(&ObjectKey, &ResourceInfo)> = prepared
+                .iter()
+                .map(|object| (&object.planned.key, &object.info))
+                .collect();
+            let mut live = self.read_live(&targets, false).await?;
+            drop(targets);
+            tracing::debug!(%kind, found = live.len(), "apply: live objects read");
+            // What an earlier run of this stage recorded as applied is not sent again while the
+            // cluster still holds it: the same uid, so not deleted since nor another cluster
+            // (the install key does not name the kubeconfig, so a run resumed with another one
+            // finds the first one's records).
             let (skipped, to_send): (Vec<Prepared>, Vec<Prepared>) =
                 prepared.into_iter().partition(|object| {
-                    done.get(&object.planned.key.inventory_id())
-                        .is_some_and(|recorded| recorded.digest == object.digest)
+                    let id = object.planned.key.inventory_id();
+                    done.get(&id).is_some_and(|recorded| {
+                        recorded.digest == object.digest
+                            && recorded.uid.is_some()
+                            && live
+                                .get(&id)
+                                .is_some_and(|found| found.uid() == recorded.uid)
+                    })
                 });
             let mut waits = Vec::new();
             for object in skipped {
@@ -718,13 +743,6 @@ impl KubeApply<'_> {
                 }
             }
             tracing::debug!(%kind, objects = to_send.len(), "apply: group prepared");
-            let targets: Vec<(&ObjectKey, &ResourceInfo)> = to_send
-                .iter()
-                .map(|object| (&object.planned.key, &object.info))
-                .collect();
-            let mut live = self.read_live(&targets, false).await?;
-            drop(targets);
-            tracing::debug!(%kind, found = live.len(), "apply: live objects read");
             // Answers are recorded while the next requests go out: the requests never wait for
             // the log's durable writes (an object answered but not yet recorded when the process
             // dies is sent again by the resumed apply, as before).

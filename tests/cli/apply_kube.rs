@@ -738,16 +738,17 @@ fn a_killed_apply_resumes_without_sending_again_what_it_recorded() {
         "the same install resumed"
     );
     assert_eq!(resumed["resumed"], 1);
-    let touched: Vec<String> = cluster
+    // Read again (to see that the cluster still holds it), but not sent.
+    let sent: Vec<String> = cluster
         .server
         .requests()
         .into_iter()
-        .filter(|request| !request.name.is_empty())
+        .filter(|request| !request.name.is_empty() && request.verb != "get")
         .map(|request| request.name)
         .collect();
     for name in &recorded {
         assert!(
-            !touched.contains(name),
+            !sent.contains(name),
             "{name} was recorded as applied, yet sent again"
         );
     }
@@ -859,6 +860,61 @@ fn objects_kots_applied_client_side_are_taken_over() {
 }
 
 const WEB: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n{annotations}spec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n        - name: web\n          image: nginx:1.25\n";
+
+/// An install that stopped (here: a wait not met) and is run again with another kubeconfig
+/// resumes under the same install key, but what it recorded as applied is in the first cluster:
+/// the second gets every object, those already recorded included.
+#[test]
+fn a_run_resumed_against_another_cluster_sends_what_the_first_cluster_got() {
+    let first_cluster = fake_cluster(Options::default());
+    let second_cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let waited = WEB.replace(
+        "{annotations}",
+        "  annotations:\n    kots.io/wait-for-ready: \"true\"\n",
+    );
+    let release = release(
+        &[("web.yaml", &waited), ("a.yaml", &configmap("a", "1"))],
+        "",
+    );
+    let stopped = install_kube(
+        state.path(),
+        release.path(),
+        &first_cluster,
+        &["--wait-timeout", "1s"],
+    );
+    assert_eq!(stopped.status.code(), Some(1));
+    let stopped: Value = serde_json::from_slice(&stopped.stdout).unwrap();
+    assert!(
+        first_cluster
+            .server
+            .get("apps/v1", "Deployment", "default", "web")
+            .is_some()
+    );
+
+    let resumed = install_kube(
+        state.path(),
+        release.path(),
+        &second_cluster,
+        &["--wait-timeout", "1s"],
+    );
+    let resumed: Value = serde_json::from_slice(&resumed.stdout).unwrap();
+    assert_eq!(resumed["install_id"], stopped["install_id"], "{resumed}");
+    assert!(
+        second_cluster
+            .server
+            .get("apps/v1", "Deployment", "default", "web")
+            .is_some(),
+        "the Deployment recorded as applied to the first cluster is sent to the second"
+    );
+    assert!(
+        second_cluster
+            .server
+            .get("v1", "ConfigMap", "default", "a")
+            .is_some(),
+        "and so is the ConfigMap applied before it"
+    );
+}
 
 #[test]
 fn waits_have_deadlines_and_status_informers_give_the_app_state() {
