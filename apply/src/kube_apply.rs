@@ -909,6 +909,7 @@ impl KubeApply<'_> {
                             uid: recorded.uid.clone().unwrap_or_default(),
                             deletion_phase: 0,
                             keep: false,
+                            additional_namespace: true,
                         },
                     ),
                 );
@@ -942,7 +943,13 @@ impl KubeApply<'_> {
             count(counts, record.outcome);
             applied.insert(
                 key.inventory_id(),
-                (record.clone(), inventory_entry(&prepared, &record)),
+                (
+                    record.clone(),
+                    InventoryEntry {
+                        additional_namespace: true,
+                        ..inventory_entry(&prepared, &record)
+                    },
+                ),
             );
             recorder.push(record).await?;
         }
@@ -1747,6 +1754,7 @@ fn inventory_entry(object: &Prepared, record: &AppliedObject) -> InventoryEntry 
         uid: record.uid.clone().unwrap_or_default(),
         deletion_phase: phase(&object.body, DELETION_PHASE),
         keep: is_kept(&object.body),
+        additional_namespace: false,
     }
 }
 

@@ -286,6 +286,11 @@ pub struct InventoryEntry {
     /// Annotated `kots.io/keep: "true"` as applied.
     #[serde(default)]
     pub keep: bool,
+    /// A namespace windlass created because the release listed it in `additionalNamespaces`:
+    /// never pruned, even by a later release that no longer lists it (KOTS never deletes them;
+    /// deleting one would delete everything in it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub additional_namespace: bool,
 }
 
 /// Why an object of the previous inventory is not deleted.
@@ -318,7 +323,8 @@ pub enum PruneRefusal {
 }
 
 /// Plans the prune: every object of `previous` whose inventory id is not in `current`, in
-/// deletion order, kept when annotated `kots.io/keep` or a namespace in `additional_namespaces`.
+/// deletion order, kept when annotated `kots.io/keep`, or a namespace in `additional_namespaces`
+/// or created for an earlier release's.
 /// `release_objects` counts the objects of `current` the release itself rendered (not the pull
 /// secrets and namespaces windlass provides on its own, which every install applies): when it is
 /// 0, pruning is refused unless `allow_empty`.
@@ -350,7 +356,7 @@ pub fn plan_prune(
                 PruneAction::Keep(entry.clone(), KeepReason::KeepAnnotation)
             } else if entry.key.group.is_empty()
                 && entry.key.kind == "Namespace"
-                && additional_namespaces.contains(&entry.key.name)
+                && (entry.additional_namespace || additional_namespaces.contains(&entry.key.name))
             {
                 PruneAction::Keep(entry.clone(), KeepReason::AdditionalNamespace)
             } else {
@@ -493,6 +499,7 @@ mod tests {
             uid: format!("uid-{name}"),
             deletion_phase: 0,
             keep: false,
+            additional_namespace: false,
         }
     }
 

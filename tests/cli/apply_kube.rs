@@ -651,6 +651,27 @@ fn prune_deletes_dropped_objects_keeps_what_it_must_and_remembers_refusals() {
             .is_some(),
         "not windlass's any more"
     );
+
+    // A later release that no longer lists the additional namespace leaves it, with whatever is
+    // in it (KOTS never deletes them either).
+    std::fs::write(
+        release.path().join("kots-app.yaml"),
+        "apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: my-app\nspec:\n  title: Test\n",
+    )
+    .unwrap();
+    let fourth = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(fourth["status"], "completed", "{fourth}");
+    let pruned: Vec<Value> = payloads_of_type(
+        &events(state.path(), fourth["install_id"].as_str().unwrap()),
+        "ObjectPruned",
+    );
+    let extra = pruned
+        .iter()
+        .find(|pruned| pruned["key"]["kind"] == "Namespace" && pruned["key"]["name"] == "extra")
+        .unwrap_or_else(|| panic!("{pruned:?}"));
+    assert_eq!(extra["outcome"], "kept", "{extra}");
+    assert_eq!(extra["kept_because"], "additional_namespace", "{extra}");
+    assert!(cluster.server.get("v1", "Namespace", "", "extra").is_some());
 }
 
 #[test]

@@ -132,6 +132,7 @@ impl KubeApply<'_> {
                 uid: now.uid.clone().unwrap_or_default(),
                 deletion_phase: entry.deletion_phase,
                 keep: entry.keep,
+                additional_namespace: entry.additional_namespace,
             };
             applied.insert(id, (now.clone(), inventory_entry));
             found.push(now);
