@@ -681,9 +681,27 @@ impl KubeApply<'_> {
             let kind = first.key.kind.clone();
             let group = &mut planned[index..group_end];
             index = group_end;
+            // In a dry run, the namespaces it would create (the release's, the additional ones)
+            // do not exist: what goes into them can only be reported as to be created with them.
+            let new_namespaces: BTreeSet<&str> = if self.dry_run {
+                applied
+                    .values()
+                    .filter(|(record, _)| {
+                        record.key.group.is_empty()
+                            && record.key.kind == "Namespace"
+                            && record.outcome == ApplyOutcome::Created
+                    })
+                    .map(|(record, _)| record.key.name.as_str())
+                    .collect()
+            } else {
+                BTreeSet::new()
+            };
             let mut bodies = Vec::with_capacity(group.len());
             for object in group {
-                match self.prepare(object, &release_kinds).await? {
+                match self
+                    .prepare(object, &release_kinds, &new_namespaces)
+                    .await?
+                {
                     Ok(object) => bodies.push(object),
                     Err(record) => {
                         if record.outcome == ApplyOutcome::Failed {
@@ -997,13 +1015,15 @@ impl KubeApply<'_> {
     }
 
     /// The object's resource, namespace and body, or its record when it cannot be sent (a kind
-    /// the server does not serve: failed, or in a dry run to be created with its CRD).
+    /// the server does not serve: failed, or in a dry run to be created with its CRD; in a dry
+    /// run, an object of a namespace the dry run would create: to be created with it).
     /// (The object is moved out of `object`, which is left `null`: a thousand objects are not
     /// copied.)
     async fn prepare(
         &self,
         object: &mut PlannedObject,
         release_kinds: &BTreeSet<(String, String)>,
+        new_namespaces: &BTreeSet<&str>,
     ) -> Result<Result<Undigested, AppliedObject>, StageError> {
         let info = self
             .cluster
@@ -1048,6 +1068,14 @@ impl KubeApply<'_> {
             {
                 metadata.remove("namespace");
             }
+        }
+        if let Some(namespace) = &object.key.namespace
+            && new_namespaces.contains(namespace.as_str())
+        {
+            let mut record = self.failed(&object, String::new(), String::new());
+            record.outcome = ApplyOutcome::Created;
+            record.error = None;
+            return Ok(Err(record));
         }
         Ok(Ok(self.body_without_digest(object, info)))
     }

@@ -271,6 +271,46 @@ fn a_dry_run_writes_nothing_and_says_what_would_change() {
         "{text}"
     );
     assert_eq!(cluster.server.counts().writes, 0);
+
+    // Namespaces the dry run would create, the release's own and an additional one: what goes
+    // into them would be created with them (the server, which has no such namespace, is not
+    // asked about it).
+    let release = release(
+        &[
+            (
+                "tools.yaml",
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: tools\n",
+            ),
+            (
+                "settings.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: tools\ndata:\n  value: \"1\"\n",
+            ),
+        ],
+        "  additionalNamespaces:\n    - team-a\n",
+    );
+    let state = tempfile::tempdir().unwrap();
+    let output = run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg(release.path())
+        .args(["--target", "kube", "--dry-run", "--kubeconfig"])
+        .arg(&cluster.kubeconfig));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for line in [
+        "would create    Namespace tools",
+        "would create    ConfigMap tools/settings",
+        "would create    Namespace team-a",
+        "would create    Secret team-a/my-app-registry",
+    ] {
+        assert!(text.contains(line), "{line} in:\n{text}");
+    }
+    assert_eq!(cluster.server.counts().writes, 0);
+    assert!(cluster.server.get("v1", "Namespace", "", "tools").is_none());
 }
 
 const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
