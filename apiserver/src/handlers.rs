@@ -773,9 +773,12 @@ impl serde::Serialize for ListBody<'_> {
     }
 }
 
-/// A stored object served at its type's version, serialized in place: the same fields in the
-/// same order as [`crate::objects::State::present`]'s copy (apiVersion and kind replaced where
-/// they are, appended when missing).
+/// A stored object served as an item of a LIST at its type's version, serialized in place: the
+/// same fields in the same order as [`crate::objects::State::present`]'s copy (apiVersion and
+/// kind replaced where they are, appended when missing) for a custom resource; without
+/// apiVersion and kind for a built-in type, as the real API server lists them
+/// (kubernetes/kubernetes#3030: it leaves them off the items of a typed list, and clients must
+/// not count on them there).
 struct Presented<'a> {
     t: &'a ResourceType,
     object: &'a Value,
@@ -787,19 +790,21 @@ impl serde::Serialize for Presented<'_> {
         let Some(fields) = self.object.as_object() else {
             return crate::objects::State::present(self.t, self.object).serialize(serializer);
         };
+        let type_meta = self.t.crd.is_some();
         let api_version = self.t.api_version();
         let mut map = serializer.serialize_map(None)?;
         for (name, value) in fields {
             match name.as_str() {
-                "apiVersion" => map.serialize_entry(name, &api_version)?,
-                "kind" => map.serialize_entry(name, &self.t.kind)?,
+                "apiVersion" if type_meta => map.serialize_entry(name, &api_version)?,
+                "kind" if type_meta => map.serialize_entry(name, &self.t.kind)?,
+                "apiVersion" | "kind" => {}
                 _ => map.serialize_entry(name, value)?,
             }
         }
-        if !fields.contains_key("apiVersion") {
+        if type_meta && !fields.contains_key("apiVersion") {
             map.serialize_entry("apiVersion", &api_version)?;
         }
-        if !fields.contains_key("kind") {
+        if type_meta && !fields.contains_key("kind") {
             map.serialize_entry("kind", &self.t.kind)?;
         }
         map.end()
@@ -945,24 +950,42 @@ mod tests {
             json!({"metadata": {"name": "c"}, "kind": "Deployment"}),
         ];
         let metadata = json!({"resourceVersion": "7", "continue": "x"});
-        let written = serde_json::to_string(&ListBody {
-            t,
-            metadata: &metadata,
-            items: items.iter().collect(),
-            metadata_only: false,
-        })
-        .unwrap();
-        let presented: Vec<Value> = items
-            .iter()
-            .map(|object| crate::objects::State::present(t, object))
-            .collect();
-        let expected = json!({
-            "kind": "DeploymentList",
-            "apiVersion": "apps/v1",
-            "metadata": metadata,
-            "items": presented,
-        });
-        // Byte for byte: the same fields in the same order.
-        assert_eq!(written, expected.to_string());
+        let list = |t: &ResourceType| {
+            serde_json::to_string(&ListBody {
+                t,
+                metadata: &metadata,
+                items: items.iter().collect(),
+                metadata_only: false,
+            })
+            .unwrap()
+        };
+        let expected = |t: &ResourceType, type_meta: bool| {
+            let presented: Vec<Value> = items
+                .iter()
+                .map(|object| {
+                    let mut presented = crate::objects::State::present(t, object);
+                    if !type_meta {
+                        let fields = presented.as_object_mut().unwrap();
+                        fields.shift_remove("apiVersion");
+                        fields.shift_remove("kind");
+                    }
+                    presented
+                })
+                .collect();
+            json!({
+                "kind": "DeploymentList",
+                "apiVersion": "apps/v1",
+                "metadata": metadata,
+                "items": presented,
+            })
+            .to_string()
+        };
+        // Byte for byte: the same fields in the same order; a built-in type's items without
+        // apiVersion and kind, a custom resource's with them.
+        assert_eq!(list(t), expected(t, false));
+        assert!(!list(t).contains("apps/v1beta1") && !list(t).contains("\"Old\""));
+        let mut custom = t.clone();
+        custom.crd = Some("deployments.apps".into());
+        assert_eq!(list(&custom), expected(&custom, true));
     }
 }

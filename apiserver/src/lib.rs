@@ -15,7 +15,8 @@
 //!   409 AlreadyExists), update (409 on a stale resourceVersion), patch (apply, merge, JSON,
 //!   strategic merge for built-in types), delete (preconditions on uid and resourceVersion,
 //!   `propagationPolicy`, finalizers), deletecollection, `dryRun=All`, `/status`, `Table`
-//!   output for `kubectl get`, and the metadata-only form of get and list
+//!   output for `kubectl get` (a LIST's items of a built-in type come without apiVersion and
+//!   kind, as the real server sends them), and the metadata-only form of get and list
 //!   (`Accept: application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1`, the media
 //!   ranges taken in order) that controllers and `windlass apply` ask for.
 //! - Metadata: uid, one global monotonic resourceVersion, creationTimestamp, generation bumped

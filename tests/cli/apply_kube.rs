@@ -1518,6 +1518,35 @@ fn an_unchanged_apply_compares_recorded_digests_and_still_reapplies_what_drifted
     let fifth_id = fifth["install_id"].as_str().unwrap();
     assert!(apply_summary(state.path(), fifth_id).contains(&trusted(fourth_id)));
 
+    // Someone else adds a field windlass does not apply: the object has another manager, so it
+    // is compared by a dry run, whose result (read back from a LIST, whose items a real server
+    // sends without apiVersion and kind) equals the live object: unchanged, and not written.
+    cluster
+        .server
+        .merge_patch_as(
+            "someone-else",
+            "v1",
+            "ConfigMap",
+            "default",
+            "cm-6",
+            json!({"metadata": {"labels": {"team": "theirs"}}}),
+        )
+        .unwrap();
+    cluster.server.reset_requests();
+    let sixth = json(apply_kube(state.path(), install_id, &cluster, &[]));
+    assert_eq!(sixth["status"], "completed", "{sixth}");
+    let recorded = applied(&events(state.path(), sixth["install_id"].as_str().unwrap()));
+    assert_eq!(recorded["ConfigMap/cm-6"]["outcome"], "unchanged");
+    assert_eq!(cluster.server.counts().writes, 0, "nothing is written");
+    assert!(
+        cluster
+            .server
+            .requests()
+            .iter()
+            .any(|request| request.name == "cm-6" && request.dry_run),
+        "compared by a dry run"
+    );
+
     // A rendered file changed on disk is refused, fast path or not, and nothing is written.
     let out = PathBuf::from(install["out"].as_str().unwrap());
     let file = out.join(first["ConfigMap/cm-7"]["file"].as_str().unwrap());
