@@ -95,6 +95,32 @@ fn apply_kube(state: &Path, install_id: &str, cluster: &FakeCluster, extra: &[&s
     )
 }
 
+/// The JSON an install or apply that failed (exit code 1) printed.
+fn failed_json(output: &Output) -> Value {
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// An install with `--wait-timeout timeout` that fails (a wait not met): the JSON it printed.
+fn install_failing_wait(
+    state: &Path,
+    release: &Path,
+    cluster: &FakeCluster,
+    timeout: &str,
+) -> Value {
+    failed_json(&install_kube(
+        state,
+        release,
+        cluster,
+        &["--wait-timeout", timeout],
+    ))
+}
+
 fn output_within(command: &mut Command) -> Output {
     windlass_testkit::output_within(command, Duration::from_secs(60), "windlass")
 }
@@ -938,14 +964,7 @@ fn a_run_resumed_against_another_cluster_sends_what_the_first_cluster_got() {
         &[("web.yaml", &waited), ("a.yaml", &configmap("a", "1"))],
         "",
     );
-    let stopped = install_kube(
-        state.path(),
-        release.path(),
-        &first_cluster,
-        &["--wait-timeout", "1s"],
-    );
-    assert_eq!(stopped.status.code(), Some(1));
-    let stopped: Value = serde_json::from_slice(&stopped.stdout).unwrap();
+    let stopped = install_failing_wait(state.path(), release.path(), &first_cluster, "1s");
     assert!(
         first_cluster
             .server
@@ -953,13 +972,7 @@ fn a_run_resumed_against_another_cluster_sends_what_the_first_cluster_got() {
             .is_some()
     );
 
-    let resumed = install_kube(
-        state.path(),
-        release.path(),
-        &second_cluster,
-        &["--wait-timeout", "1s"],
-    );
-    let resumed: Value = serde_json::from_slice(&resumed.stdout).unwrap();
+    let resumed = install_failing_wait(state.path(), release.path(), &second_cluster, "1s");
     assert_eq!(resumed["install_id"], stopped["install_id"], "{resumed}");
     assert!(
         second_cluster
@@ -993,7 +1006,7 @@ fn waits_have_deadlines_and_status_informers_give_the_app_state() {
         &cluster,
         &["--wait-timeout", "2s"],
     );
-    assert_eq!(timed_out.status.code(), Some(1));
+    let failed = failed_json(&timed_out);
     assert!(started.elapsed() < Duration::from_secs(30));
     let progress = String::from_utf8_lossy(&timed_out.stderr);
     assert!(
@@ -1001,7 +1014,6 @@ fn waits_have_deadlines_and_status_informers_give_the_app_state() {
             .contains("apply: waiting up to 2s for Deployment default/web (ready; now updating)"),
         "{progress}"
     );
-    let failed: Value = serde_json::from_slice(&timed_out.stdout).unwrap();
     let message = failed["failure"]["message"].as_str().unwrap();
     assert!(
         message.contains("Deployment default/web (rendered/this-cluster/web-deployment.yaml): kots.io/wait-for-ready: not met after 2s"),
@@ -1029,14 +1041,7 @@ fn waits_have_deadlines_and_status_informers_give_the_app_state() {
             .count()
     };
     let writes_before = writes_of_web();
-    let resumed = install_kube(
-        state.path(),
-        release.path(),
-        &cluster,
-        &["--wait-timeout", "2s"],
-    );
-    assert_eq!(resumed.status.code(), Some(1));
-    let resumed: Value = serde_json::from_slice(&resumed.stdout).unwrap();
+    let resumed = install_failing_wait(state.path(), release.path(), &cluster, "2s");
     assert_eq!(resumed["install_id"], failed["install_id"], "{resumed}");
     assert_eq!(writes_of_web(), writes_before, "not sent again");
     let timed_out_waits = payloads_of_type(
@@ -1453,19 +1458,15 @@ fn an_unchanged_apply_compares_recorded_digests_and_still_reapplies_what_drifted
     );
     assert_eq!(completed[0]["counts"]["unchanged"], first.len());
 
+    let someone_else_patches = |name: &str, patch: Value| {
+        cluster
+            .server
+            .merge_patch_as("someone-else", "v1", "ConfigMap", "default", name, patch)
+            .unwrap()
+    };
     // Someone else changes one object: the next apply finds it and applies it again, exactly as
     // an apply that parses everything would.
-    cluster
-        .server
-        .merge_patch_as(
-            "someone-else",
-            "v1",
-            "ConfigMap",
-            "default",
-            "cm-3",
-            json!({"data": {"value": "theirs"}}),
-        )
-        .unwrap();
+    someone_else_patches("cm-3", json!({"data": {"value": "theirs"}}));
     cluster.server.reset_requests();
     let third = json(apply_kube(state.path(), install_id, &cluster, &[]));
     assert_eq!(third["status"], "completed", "{third}");
@@ -1521,17 +1522,7 @@ fn an_unchanged_apply_compares_recorded_digests_and_still_reapplies_what_drifted
     // Someone else adds a field windlass does not apply: the object has another manager, so it
     // is compared by a dry run, whose result (read back from a LIST, whose items a real server
     // sends without apiVersion and kind) equals the live object: unchanged, and not written.
-    cluster
-        .server
-        .merge_patch_as(
-            "someone-else",
-            "v1",
-            "ConfigMap",
-            "default",
-            "cm-6",
-            json!({"metadata": {"labels": {"team": "theirs"}}}),
-        )
-        .unwrap();
+    someone_else_patches("cm-6", json!({"metadata": {"labels": {"team": "theirs"}}}));
     cluster.server.reset_requests();
     let sixth = json(apply_kube(state.path(), install_id, &cluster, &[]));
     assert_eq!(sixth["status"], "completed", "{sixth}");
