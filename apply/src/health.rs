@@ -66,17 +66,24 @@ pub fn deployment_state(object: &Value) -> AppState {
     }
 }
 
-/// A StatefulSet's state (a rollout in progress shows as differing current and update revisions).
+/// Whether a workload's pods run two revisions at once, read from its status: some pods `updated`
+/// to the newest revision and some not. KOTS asks the same of the owned pods' revision labels
+/// (`controller-revision-hash`); the counts say it without listing the pods. Pods that all run one
+/// revision are not updating, even when that revision is not the newest (an `OnDelete` update
+/// strategy, a partition holding every pod back): no pod differs.
+fn pods_on_two_revisions(updated: Option<i64>, pods: i64) -> bool {
+    updated.is_some_and(|updated| updated > 0 && updated < pods)
+}
+
+/// A StatefulSet's state.
 pub fn statefulset_state(object: &Value) -> AppState {
     if !generation_observed(object) {
         return AppState::Updating;
     }
-    let revision = |field: &str| object.pointer(field).and_then(Value::as_str);
-    if let (Some(current), Some(update)) = (
-        revision("/status/currentRevision"),
-        revision("/status/updateRevision"),
-    ) && current != update
-    {
+    if pods_on_two_revisions(
+        int(object, "/status/updatedReplicas"),
+        int(object, "/status/replicas").unwrap_or(0),
+    ) {
         return AppState::Updating;
     }
     let desired = int(object, "/spec/replicas").unwrap_or(1);
@@ -98,18 +105,14 @@ pub fn daemonset_state(object: &Value) -> AppState {
     let desired = int(object, "/status/desiredNumberScheduled").unwrap_or(0);
     let scheduled = int(object, "/status/currentNumberScheduled").unwrap_or(0);
     let ready = int(object, "/status/numberReady").unwrap_or(0);
-    if int(object, "/status/updatedNumberScheduled").is_some_and(|updated| updated < desired) {
+    if pods_on_two_revisions(int(object, "/status/updatedNumberScheduled"), scheduled) {
         return AppState::Updating;
     }
     if int(object, "/status/numberUnavailable").unwrap_or(0) > 0
         || int(object, "/status/numberMisscheduled").unwrap_or(0) > 0
         || scheduled != desired
     {
-        return if ready > 0 {
-            AppState::Degraded
-        } else {
-            AppState::Unavailable
-        };
+        return AppState::Degraded;
     }
     if ready >= desired {
         AppState::Ready
@@ -145,8 +148,18 @@ fn load_balancer_pending(service: &Value) -> bool {
 /// A Service's state from its EndpointSlices (`kubernetes.io/service-name=<name>`): per port,
 /// no ready endpoint is unavailable and some not-ready ones degraded; a LoadBalancer without an
 /// address is unavailable. A Service without a selector (endpoints managed by hand) is ready when
-/// it has no slices either.
+/// it has no slices either. Terminating endpoints are left out, as the core `Endpoints` KOTS
+/// reads leaves out terminating pods (a slice lists them, not ready, during every rollout).
 pub fn service_state(service: &Value, slices: &[Value]) -> AppState {
+    endpoints_state(service, slices).min(if load_balancer_pending(service) {
+        AppState::Unavailable
+    } else {
+        AppState::Ready
+    })
+}
+
+/// [`service_state`] without the LoadBalancer check: what KOTS reads of an Ingress's backend.
+pub fn endpoints_state(service: &Value, slices: &[Value]) -> AppState {
     let mut state = AppState::Ready;
     if service.pointer("/spec/type").and_then(Value::as_str) == Some("ExternalName") {
         return AppState::Ready;
@@ -160,6 +173,12 @@ pub fn service_state(service: &Value, slices: &[Value]) -> AppState {
             .iter()
             .filter_map(|slice| slice.get("endpoints").and_then(Value::as_array))
             .flatten()
+            .filter(|endpoint| {
+                endpoint
+                    .pointer("/conditions/terminating")
+                    .and_then(Value::as_bool)
+                    != Some(true)
+            })
             .collect();
         let ready = |endpoint: &&Value| {
             endpoint
@@ -176,7 +195,27 @@ pub fn service_state(service: &Value, slices: &[Value]) -> AppState {
             AppState::Ready
         };
     }
-    if load_balancer_pending(service) {
+    state
+}
+
+/// An Ingress's state from its backend Services' endpoints (`backends`, each
+/// [`endpoints_state`]'s answer with the Service, or `None` when it does not exist) and, when a
+/// backend is a LoadBalancer, the Ingress's own address: KOTS asks the Ingress for the address,
+/// not the Service.
+pub fn ingress_state(ingress: &Value, backends: &[(AppState, Option<Value>)]) -> AppState {
+    let mut state = AppState::Ready;
+    let mut behind_a_balancer = false;
+    for (backend_state, service) in backends {
+        state = state.min(*backend_state);
+        behind_a_balancer |= service.as_ref().is_some_and(|service| {
+            service.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer")
+        });
+    }
+    let addressed = ingress
+        .pointer("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)
+        .is_some_and(|addresses| !addresses.is_empty());
+    if behind_a_balancer && !addressed {
         state = state.min(AppState::Unavailable);
     }
     state
@@ -333,6 +372,66 @@ mod tests {
     }
 
     #[test]
+    fn statefulsets_and_daemonsets_are_updating_only_while_their_pods_differ() {
+        let statefulset = |replicas: i64, updated: i64, ready: i64| {
+            json!({"metadata": {"generation": 2}, "spec": {"replicas": 3},
+                   "status": {"observedGeneration": 2, "replicas": replicas,
+                              "updatedReplicas": updated, "readyReplicas": ready,
+                              "currentRevision": "r1", "updateRevision": "r2"}})
+        };
+        // OnDelete (or a partition holding every pod back): all three pods on r1, none differs.
+        assert_eq!(statefulset_state(&statefulset(3, 0, 3)), AppState::Ready);
+        assert_eq!(statefulset_state(&statefulset(3, 1, 3)), AppState::Updating);
+        assert_eq!(statefulset_state(&statefulset(3, 3, 3)), AppState::Ready);
+        assert_eq!(statefulset_state(&statefulset(3, 3, 1)), AppState::Degraded);
+        assert_eq!(
+            statefulset_state(&statefulset(3, 3, 0)),
+            AppState::Unavailable
+        );
+
+        let daemonset = |scheduled: i64, updated: i64, ready: i64, unavailable: i64| {
+            json!({"metadata": {"generation": 1},
+                       "status": {"observedGeneration": 1, "desiredNumberScheduled": 3,
+                                  "currentNumberScheduled": scheduled,
+                                  "updatedNumberScheduled": updated, "numberReady": ready,
+                                  "numberUnavailable": unavailable}})
+        };
+        assert_eq!(daemonset_state(&daemonset(3, 3, 3, 0)), AppState::Ready);
+        // A template change not rolled out yet (OnDelete): every pod on the old revision, ready.
+        assert_eq!(daemonset_state(&daemonset(3, 0, 3, 0)), AppState::Ready);
+        assert_eq!(daemonset_state(&daemonset(3, 1, 3, 0)), AppState::Updating);
+        // Pods unavailable, not yet scheduled everywhere: degraded (KOTS), not updating.
+        assert_eq!(daemonset_state(&daemonset(3, 3, 0, 3)), AppState::Degraded);
+        assert_eq!(daemonset_state(&daemonset(2, 2, 2, 1)), AppState::Degraded);
+    }
+
+    #[test]
+    fn an_ingress_behind_a_load_balancer_needs_its_own_address() {
+        let balancer = json!({"spec": {"type": "LoadBalancer", "selector": {"app": "web"}}});
+        let addressed = json!({"status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.5"}]}}});
+        let unaddressed = json!({"status": {}});
+        // The Service has no address of its own (bare metal): the Ingress's is what counts.
+        let backends = [(AppState::Ready, Some(balancer.clone()))];
+        assert_eq!(ingress_state(&addressed, &backends), AppState::Ready);
+        assert_eq!(
+            ingress_state(&unaddressed, &backends),
+            AppState::Unavailable
+        );
+        let plain = json!({"spec": {"selector": {"app": "web"}}});
+        assert_eq!(
+            ingress_state(&unaddressed, &[(AppState::Ready, Some(plain))]),
+            AppState::Ready
+        );
+        assert_eq!(
+            ingress_state(
+                &addressed,
+                &[(AppState::Ready, Some(balancer)), (AppState::Missing, None)]
+            ),
+            AppState::Missing
+        );
+    }
+
+    #[test]
     fn services_read_their_endpoint_slices() {
         let service = json!({"spec": {"selector": {"app": "web"}}});
         let slice = |ready: &[bool]| json!({"endpoints": ready.iter().map(|ready| json!({"conditions": {"ready": ready}})).collect::<Vec<_>>()});
@@ -342,6 +441,12 @@ mod tests {
             AppState::Degraded
         );
         assert_eq!(service_state(&service, &[slice(&[true])]), AppState::Ready);
+        // A pod terminating in a rollout is listed, not ready: not a degraded Service.
+        let rolling = json!({"endpoints": [
+            {"conditions": {"ready": true}},
+            {"conditions": {"ready": false, "terminating": true}},
+        ]});
+        assert_eq!(service_state(&service, &[rolling]), AppState::Ready);
         let balancer = json!({"spec": {"type": "LoadBalancer", "selector": {"app": "web"}}});
         assert_eq!(
             service_state(&balancer, &[slice(&[true])]),

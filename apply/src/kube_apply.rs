@@ -1537,9 +1537,9 @@ impl KubeApply<'_> {
             "StatefulSet" => health::statefulset_state(&live),
             "DaemonSet" => health::daemonset_state(&live),
             "PersistentVolumeClaim" => health::pvc_state(&live),
-            "Service" => self.service_state(&live, key).await?,
+            "Service" => health::service_state(&live, &self.endpoint_slices(key).await?),
             "Ingress" => {
-                let mut state = AppState::Ready;
+                let mut backends = Vec::new();
                 for backend in health::ingress_backends(&live) {
                     let service_key = ObjectKey {
                         group: String::new(),
@@ -1552,29 +1552,33 @@ impl KubeApply<'_> {
                         plural: "services".into(),
                         namespaced: true,
                     };
-                    let backend_state = match self
-                        .cluster
-                        .get(&service_key, &service_info)
-                        .await
-                        .map_err(read)?
-                    {
-                        Some(service) => self.service_state(&service, &service_key).await?,
-                        None => AppState::Missing,
-                    };
-                    state = state.min(backend_state);
+                    backends.push(
+                        match self
+                            .cluster
+                            .get(&service_key, &service_info)
+                            .await
+                            .map_err(read)?
+                        {
+                            Some(service) => (
+                                health::endpoints_state(
+                                    &service,
+                                    &self.endpoint_slices(&service_key).await?,
+                                ),
+                                Some(service),
+                            ),
+                            None => (AppState::Missing, None),
+                        },
+                    );
                 }
-                state
+                health::ingress_state(&live, &backends)
             }
             _ => AppState::Ready,
         };
         Ok((state, resource_version))
     }
 
-    async fn service_state(
-        &self,
-        service: &Value,
-        key: &ObjectKey,
-    ) -> Result<AppState, StageError> {
+    /// The EndpointSlices of Service `key`.
+    async fn endpoint_slices(&self, key: &ObjectKey) -> Result<Vec<Value>, StageError> {
         let namespace = key.namespace.as_deref().unwrap_or(&self.app_namespace);
         let path = format!(
             "/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3D{}",
@@ -1598,7 +1602,7 @@ impl KubeApply<'_> {
                 ));
             }
         };
-        Ok(health::service_state(service, &slices))
+        Ok(slices)
     }
 
     /// The app state from the status informers, waited for until ready or the deadline (a
