@@ -272,8 +272,11 @@ pub fn parse_property_waits(text: &str) -> Vec<PropertyWait> {
         .collect()
 }
 
-/// The value at a jsonpath-style path (`.a.b[0].c`, with or without braces and a leading `$`), as
-/// text: strings as they are, other scalars and structures as JSON.
+/// The value at a jsonpath path, as KOTS compares it (client-go's jsonpath printing `{<path>}`):
+/// fields (`.a.b`, `['a.b']`), indexes (`[0]`, `[-1]` from the end) and wildcards (`[*]`, `.*`),
+/// with or without braces and a leading `$`. Strings print as they are, other values as JSON;
+/// several matches print separated by spaces. `None` when nothing matches or the path uses what
+/// this does not read (filters, slices, recursive descent).
 pub fn property(object: &Value, path: &str) -> Option<String> {
     let path = path
         .trim()
@@ -281,23 +284,91 @@ pub fn property(object: &Value, path: &str) -> Option<String> {
         .trim_end_matches('}')
         .trim()
         .trim_start_matches('$');
-    let mut current = object;
-    for segment in path.split('.').filter(|segment| !segment.is_empty()) {
-        let (name, indexes) = match segment.find('[') {
-            Some(at) => (&segment[..at], &segment[at..]),
-            None => (segment, ""),
-        };
-        if !name.is_empty() {
-            current = current.get(name)?;
-        }
-        for index in indexes.split(['[', ']']).filter(|index| !index.is_empty()) {
-            current = current.get(index.parse::<usize>().ok()?)?;
+    let mut matches = vec![object];
+    for step in path_steps(path)? {
+        matches = matches
+            .into_iter()
+            .flat_map(|value| -> Vec<&Value> {
+                match (&step, value) {
+                    (PathStep::Field(name), _) => value.get(name.as_str()).into_iter().collect(),
+                    (PathStep::Index(index), Value::Array(items)) => {
+                        let at = if *index < 0 {
+                            items.len().checked_sub(index.unsigned_abs() as usize)
+                        } else {
+                            Some(*index as usize)
+                        };
+                        at.and_then(|at| items.get(at)).into_iter().collect()
+                    }
+                    (PathStep::All, Value::Array(items)) => items.iter().collect(),
+                    (PathStep::All, Value::Object(fields)) => fields.values().collect(),
+                    _ => Vec::new(),
+                }
+            })
+            .collect();
+    }
+    if matches.is_empty() {
+        return None;
+    }
+    let printed: Vec<String> = matches
+        .into_iter()
+        .map(|value| match value {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    Some(printed.join(" "))
+}
+
+/// One step of a jsonpath path.
+enum PathStep {
+    Field(String),
+    Index(i64),
+    All,
+}
+
+/// The steps of `path` (without braces or `$`); `None` for a form [`property`] does not read.
+fn path_steps(path: &str) -> Option<Vec<PathStep>> {
+    let mut steps = Vec::new();
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('.') {
+            if after.starts_with('.') {
+                return None;
+            }
+            let end = after.find(['.', '[']).unwrap_or(after.len());
+            match &after[..end] {
+                "" => {}
+                "*" => steps.push(PathStep::All),
+                name => steps.push(PathStep::Field(name.to_string())),
+            }
+            rest = &after[end..];
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let (inside, after) = match after.chars().next() {
+                Some(quote @ ('\'' | '"')) => {
+                    let close = after[1..].find(quote)? + 1;
+                    let after_quote = after[close + 1..].strip_prefix(']')?;
+                    steps.push(PathStep::Field(after[1..close].to_string()));
+                    rest = after_quote;
+                    continue;
+                }
+                _ => {
+                    let close = after.find(']')?;
+                    (after[..close].trim(), &after[close + 1..])
+                }
+            };
+            steps.push(match inside {
+                "*" => PathStep::All,
+                index => PathStep::Index(index.parse().ok()?),
+            });
+            rest = after;
+        } else {
+            // A path that starts with a name (`status.phase`).
+            let end = rest.find(['.', '[']).unwrap_or(rest.len());
+            steps.push(PathStep::Field(rest[..end].to_string()));
+            rest = &rest[end..];
         }
     }
-    Some(match current {
-        Value::String(text) => text.clone(),
-        other => other.to_string(),
-    })
+    Some(steps)
 }
 
 /// A status informer: which object, and of which supported kind.
@@ -471,6 +542,36 @@ mod tests {
             Some("A")
         );
         assert_eq!(property(&object, ".status.missing"), None);
+        let pod = json!({"metadata": {"annotations": {"example.com/role": "db"}},
+                         "status": {"containerStatuses": [{"ready": true}, {"ready": false}]}});
+        assert_eq!(
+            property(&pod, ".status.containerStatuses[*].ready").as_deref(),
+            Some("true false")
+        );
+        assert_eq!(
+            property(&pod, "{$.status.containerStatuses[-1].ready}").as_deref(),
+            Some("false")
+        );
+        assert_eq!(
+            property(&pod, ".metadata.annotations['example.com/role']").as_deref(),
+            Some("db")
+        );
+        assert_eq!(
+            property(&pod, ".metadata.annotations.*").as_deref(),
+            Some("db")
+        );
+        assert_eq!(
+            property(&pod, "status.containerStatuses[0].ready").as_deref(),
+            Some("true")
+        );
+        for unread in [
+            ".status.containerStatuses[0:1]",
+            "..ready",
+            ".status.containerStatuses[?(@.ready==true)]",
+            ".status.containerStatuses[5].ready",
+        ] {
+            assert_eq!(property(&pod, unread), None, "{unread}");
+        }
         assert_eq!(
             parse_property_waits(".status.phase=Running,junk, .a = b"),
             vec![
