@@ -1,8 +1,9 @@
 //! Readiness, as pure functions over objects read from the server: CRDs `Established`, Namespaces
 //! `Active`, the KOTS resource states of `statusInformers` and `kots.io/wait-for-ready` (section
 //! 1.6 of the reference notes: Deployment, StatefulSet, DaemonSet, Service — from its
-//! EndpointSlices, not the deprecated Endpoints —, Ingress from its backend Services, PVC), the
-//! `kots.io/wait-for-properties` paths, and the informer syntax `[namespace/]kind/name`.
+//! EndpointSlices, not the deprecated Endpoints —, Ingress from its backend Services' endpoints
+//! and its own load-balancer address, PVC), the `kots.io/wait-for-properties` jsonpath values,
+//! and the informer syntax `[namespace/]kind/name`.
 
 use serde_json::Value;
 
@@ -272,40 +273,25 @@ pub fn parse_property_waits(text: &str) -> Vec<PropertyWait> {
         .collect()
 }
 
-/// The value at a jsonpath path, as KOTS compares it (client-go's jsonpath printing `{<path>}`):
-/// fields (`.a.b`, `['a.b']`), indexes (`[0]`, `[-1]` from the end) and wildcards (`[*]`, `.*`),
-/// with or without braces and a leading `$`. Strings print as they are, other values as JSON;
-/// several matches print separated by spaces. `None` when nothing matches or the path uses what
-/// this does not read (filters, slices, recursive descent).
+/// The value at a jsonpath path, as KOTS compares it (client-go's jsonpath printing `{<path>}`),
+/// read with `jsonpath-rust` (RFC 9535, whose syntax covers client-go's: fields, `['a.b']`,
+/// indexes, `[*]`, slices, `..`, filters such as `[?(@.type=="Ready")]`): the path is taken with
+/// or without braces and a leading `$`. Strings print as they are, other values as JSON; several
+/// matches print separated by spaces. `None` when nothing matches or the path does not parse.
 pub fn property(object: &Value, path: &str) -> Option<String> {
+    use jsonpath_rust::JsonPath;
     let path = path
         .trim()
         .trim_start_matches('{')
         .trim_end_matches('}')
         .trim()
         .trim_start_matches('$');
-    let mut matches = vec![object];
-    for step in path_steps(path)? {
-        matches = matches
-            .into_iter()
-            .flat_map(|value| -> Vec<&Value> {
-                match (&step, value) {
-                    (PathStep::Field(name), _) => value.get(name.as_str()).into_iter().collect(),
-                    (PathStep::Index(index), Value::Array(items)) => {
-                        let at = if *index < 0 {
-                            items.len().checked_sub(index.unsigned_abs() as usize)
-                        } else {
-                            Some(*index as usize)
-                        };
-                        at.and_then(|at| items.get(at)).into_iter().collect()
-                    }
-                    (PathStep::All, Value::Array(items)) => items.iter().collect(),
-                    (PathStep::All, Value::Object(fields)) => fields.values().collect(),
-                    _ => Vec::new(),
-                }
-            })
-            .collect();
-    }
+    let rooted = if path.starts_with(['.', '[']) {
+        format!("${path}")
+    } else {
+        format!("$.{path}")
+    };
+    let matches = object.query(&rooted).ok()?;
     if matches.is_empty() {
         return None;
     }
@@ -317,58 +303,6 @@ pub fn property(object: &Value, path: &str) -> Option<String> {
         })
         .collect();
     Some(printed.join(" "))
-}
-
-/// One step of a jsonpath path.
-enum PathStep {
-    Field(String),
-    Index(i64),
-    All,
-}
-
-/// The steps of `path` (without braces or `$`); `None` for a form [`property`] does not read.
-fn path_steps(path: &str) -> Option<Vec<PathStep>> {
-    let mut steps = Vec::new();
-    let mut rest = path;
-    while !rest.is_empty() {
-        if let Some(after) = rest.strip_prefix('.') {
-            if after.starts_with('.') {
-                return None;
-            }
-            let end = after.find(['.', '[']).unwrap_or(after.len());
-            match &after[..end] {
-                "" => {}
-                "*" => steps.push(PathStep::All),
-                name => steps.push(PathStep::Field(name.to_string())),
-            }
-            rest = &after[end..];
-        } else if let Some(after) = rest.strip_prefix('[') {
-            let (inside, after) = match after.chars().next() {
-                Some(quote @ ('\'' | '"')) => {
-                    let close = after[1..].find(quote)? + 1;
-                    let after_quote = after[close + 1..].strip_prefix(']')?;
-                    steps.push(PathStep::Field(after[1..close].to_string()));
-                    rest = after_quote;
-                    continue;
-                }
-                _ => {
-                    let close = after.find(']')?;
-                    (after[..close].trim(), &after[close + 1..])
-                }
-            };
-            steps.push(match inside {
-                "*" => PathStep::All,
-                index => PathStep::Index(index.parse().ok()?),
-            });
-            rest = after;
-        } else {
-            // A path that starts with a name (`status.phase`).
-            let end = rest.find(['.', '[']).unwrap_or(rest.len());
-            steps.push(PathStep::Field(rest[..end].to_string()));
-            rest = &rest[end..];
-        }
-    }
-    Some(steps)
 }
 
 /// A status informer: which object, and of which supported kind.
@@ -564,12 +498,16 @@ mod tests {
             property(&pod, "status.containerStatuses[0].ready").as_deref(),
             Some("true")
         );
-        for unread in [
-            ".status.containerStatuses[0:1]",
-            "..ready",
-            ".status.containerStatuses[?(@.ready==true)]",
-            ".status.containerStatuses[5].ready",
-        ] {
+        assert_eq!(
+            property(&pod, ".status.containerStatuses[0:1].ready").as_deref(),
+            Some("true")
+        );
+        assert_eq!(property(&pod, "{..ready}").as_deref(), Some("true false"));
+        assert_eq!(
+            property(&pod, ".status.containerStatuses[?(@.ready==false)].ready").as_deref(),
+            Some("false")
+        );
+        for unread in [".status.containerStatuses[5].ready", ".status[", "$$"] {
             assert_eq!(property(&pod, unread), None, "{unread}");
         }
         assert_eq!(
