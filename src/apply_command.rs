@@ -136,7 +136,7 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs) -> CliResult {
 /// changed) and answers its exit code; `outcome` is then left to the process's exit.
 pub fn report(global: &GlobalArgs, outcome: InstallState, start: StartKind) -> CliResult {
     if global.json {
-        print_json(&outcome)?;
+        print_json(&crate::read_commands::install_json(&outcome)?)?;
     } else {
         crate::install_command::print_human(&outcome, start);
         print_changes(&outcome);
@@ -180,6 +180,7 @@ fn write_changes(outcome: &InstallState, out: &mut impl std::io::Write) -> std::
     };
     for object in &view.objects {
         let verb = match (object.outcome, object.dry_run) {
+            (ApplyOutcome::Configured, true) if object.recreated => "would recreate",
             (ApplyOutcome::Created, true) => "would create",
             (ApplyOutcome::Configured, true) => "would configure",
             (ApplyOutcome::Created, false) => "created",
@@ -200,6 +201,9 @@ fn write_changes(outcome: &InstallState, out: &mut impl std::io::Write) -> std::
                 }
             )?;
         }
+    }
+    for deleted in &view.deleted_to_recreate {
+        writeln!(out, "  {:<15} {}", "deleted to recreate", deleted.key)?;
     }
     for pruned in &view.pruned {
         writeln!(

@@ -236,30 +236,40 @@ pub fn events(global: &GlobalArgs, install_id: &str) -> CliResult {
     Ok(Code::Success)
 }
 
-/// `windlass show <id>`.
-pub fn show(global: &GlobalArgs, install_id: &str) -> CliResult {
-    let state = open_state_read_only(global)?;
-    let (_, install) = load_install(&state.log, install_id)?;
-    let applied = windlass_apply::view::apply_view(
+/// What an install's apply stage recorded, folded (`None` when it has no apply facts).
+fn apply_view_of(install: &InstallState) -> Option<windlass_apply::view::ApplyView> {
+    windlass_apply::view::apply_view(
         install
             .stages
             .iter()
             .filter(|stage| stage.name == windlass_apply::stage::KIND)
             .flat_map(|stage| stage.fact_events.iter()),
-    );
+    )
+}
+
+/// An install as `--json` prints it: its state, and under `apply` what its apply stage did to
+/// each object (`show --json`, and `install`/`apply --json` once they finish).
+pub fn install_json(install: &InstallState) -> Result<serde_json::Value, CliError> {
+    let mut value =
+        serde_json::to_value(install).map_err(|error| CliError::new(Code::Failure, error))?;
+    if let (Some(applied), Some(object)) = (apply_view_of(install), value.as_object_mut()) {
+        object.insert(
+            "apply".into(),
+            serde_json::to_value(applied).map_err(|error| CliError::new(Code::Failure, error))?,
+        );
+    }
+    Ok(value)
+}
+
+/// `windlass show <id>`.
+pub fn show(global: &GlobalArgs, install_id: &str) -> CliResult {
+    let state = open_state_read_only(global)?;
+    let (_, install) = load_install(&state.log, install_id)?;
     if global.json {
-        let mut value =
-            serde_json::to_value(&install).map_err(|error| CliError::new(Code::Failure, error))?;
-        if let (Some(applied), Some(object)) = (&applied, value.as_object_mut()) {
-            object.insert(
-                "apply".into(),
-                serde_json::to_value(applied)
-                    .map_err(|error| CliError::new(Code::Failure, error))?,
-            );
-        }
-        print_json(&value)?;
+        print_json(&install_json(&install)?)?;
         return Ok(Code::Success);
     }
+    let applied = apply_view_of(&install);
     println!("install   {}", install.install_id);
     println!("status    {}", install.status.as_str());
     println!("app       {}", install.app_slug);
@@ -331,9 +341,17 @@ fn print_applied(applied: &windlass_apply::view::ApplyView) {
         }
     }
     for object in &applied.objects {
+        // A dry run's objects were only asked about: "would create", never "created".
+        let outcome = match (object.dry_run, object.outcome) {
+            (true, windlass_apply::events::ApplyOutcome::Created) => "would-create".to_string(),
+            (true, windlass_apply::events::ApplyOutcome::Configured) => {
+                "would-configure".to_string()
+            }
+            (_, outcome) => outcome_name(&outcome),
+        };
         println!(
             "applied   {:<11} {}{}{}",
-            outcome_name(&object.outcome),
+            outcome,
             object.key,
             object
                 .uid
@@ -384,10 +402,21 @@ fn print_applied(applied: &windlass_apply::view::ApplyView) {
             &release.error,
         );
     }
+    for deleted in &applied.deleted_to_recreate {
+        println!(
+            "deleted   to-recreate {} uid {}: {}",
+            deleted.key, deleted.uid, deleted.refusal
+        );
+    }
     for pruned in &applied.pruned {
+        let outcome = if pruned.dry_run {
+            format!("would-be-{}", outcome_name(&pruned.outcome))
+        } else {
+            outcome_name(&pruned.outcome)
+        };
         println!(
             "pruned    {:<11} {}{}",
-            outcome_name(&pruned.outcome),
+            outcome,
             pruned.key,
             pruned
                 .detail

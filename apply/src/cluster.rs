@@ -6,7 +6,9 @@
 //! Established). 429 and 5xx answers, and connections that fail, are retried with the engine's
 //! retry policy ([`windlass_engine::retry_delay`]), waiting at least what `Retry-After` asks (up to
 //! five seconds); any other refusal comes back as an [`ApiFailure`] with the server's status,
-//! reason and message.
+//! reason and message. What a server answers is bounded: each answer must come within
+//! [`REQUEST_DEADLINE`] and fit in [`MAX_ANSWER_BYTES`], a LIST stops at a repeated `continue`
+//! token, and a refusal's message and causes are shortened before they reach the event log.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -74,6 +76,10 @@ impl KubernetesClientFactory for KubeClients {
         let client = if plain_http(&config) {
             plain_http_client(config)
         } else {
+            // windlass retries with the engine's policy (a bounded `Retry-After`); kube's own
+            // retry layer under it would multiply the attempts and wait whatever the server asks.
+            let mut config = config;
+            config.default_retry = false;
             kube::Client::try_from(config)
         }
         .map_err(|error| ServiceError(format!("{shown}: cannot build a client: {error}")))?;
@@ -155,15 +161,26 @@ impl ApiFailure {
         self.status == 0 || self.status == 429 || self.status >= 500
     }
 
-    /// Whether the server refused an immutable field change.
+    /// Whether the server refused a change to a field that cannot change once set: "field is
+    /// immutable" (selectors, a Service's clusterIP, a Job's template, a Secret's type, an
+    /// `immutable: true` ConfigMap), "spec is immutable after creation" (a PVC), "cannot change
+    /// roleRef" (RoleBindings) and "updates to statefulset spec for fields other than ..."
+    /// (a StatefulSet's volumeClaimTemplates, selector, serviceName): the refusals that only
+    /// deleting and creating the object again gets past.
     pub fn is_immutable_field(&self) -> bool {
+        const SIGNS: [&str; 3] = [
+            "immutable",
+            "cannot change roleRef",
+            "updates to statefulset spec for fields other than",
+        ];
+        let says_so = |text: &str| SIGNS.iter().any(|sign| text.contains(sign));
         self.status == 422
-            && (self.message.contains("field is immutable")
+            && (says_so(&self.message)
                 || self.causes.iter().any(|cause| {
                     cause
                         .get("message")
                         .and_then(Value::as_str)
-                        .is_some_and(|message| message.contains("immutable"))
+                        .is_some_and(says_so)
                 }))
     }
 }
@@ -182,7 +199,29 @@ pub struct Cluster {
     connection: KubeConnection,
     /// Discovery per `apiVersion`: kind → resource.
     discovery: tokio::sync::Mutex<HashMap<String, Arc<HashMap<String, ResourceInfo>>>>,
+    /// How long one request may wait for its whole answer.
+    request_deadline: Duration,
 }
+
+/// How long one request may wait for its whole answer before the attempt counts as a failed
+/// connection (and is retried): a little more than the minute a real API server gives a
+/// request before it answers 504 itself (`--request-timeout`).
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(70);
+
+/// The largest answer read from the API server. A page of 500 large objects is a few tens of
+/// MiB; anything past this is refused rather than held in memory.
+pub const MAX_ANSWER_BYTES: usize = 256 << 20;
+
+/// The most pages one LIST may take (500 objects each), and so the most objects of one kind
+/// windlass reads: a server that hands out `continue` tokens forever is stopped here.
+const MAX_LIST_PAGES: usize = 10_000;
+
+/// The longest server message (and cause message) kept from a refusal: messages go into the
+/// event log and onto the terminal, and a webhook may answer with megabytes.
+const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// The most `details.causes` kept from a refusal.
+const MAX_CAUSES: usize = 50;
 
 /// `Accept` for whole objects.
 const JSON: &str = "application/json";
@@ -207,7 +246,14 @@ impl Cluster {
         Cluster {
             connection,
             discovery: tokio::sync::Mutex::new(HashMap::new()),
+            request_deadline: REQUEST_DEADLINE,
         }
+    }
+
+    /// This cluster with another deadline for each request's answer (tests use a short one).
+    pub fn with_request_deadline(mut self, deadline: Duration) -> Cluster {
+        self.request_deadline = deadline;
+        self
     }
 
     /// The API server's URL.
@@ -265,48 +311,16 @@ impl Cluster {
                     message: format!("cannot build the request for {path}: {error}"),
                     causes: Vec::new(),
                 })?;
-            let (failure, retry_after) = match self.connection.client.send(request).await {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let retry_after = response
-                        .headers()
-                        .get(http::header::RETRY_AFTER)
-                        .and_then(|value| value.to_str().ok())
-                        .and_then(|value| value.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    let bytes = response.into_body().collect_bytes().await;
-                    match bytes {
-                        Ok(bytes) if (200..300).contains(&status) => {
-                            return serde_json::from_slice(&bytes).map_err(|error| ApiFailure {
-                                status,
-                                reason: "BadResponse".into(),
-                                message: format!(
-                                    "{method} {path}: the answer is not JSON: {error}"
-                                ),
-                                causes: Vec::new(),
-                            });
-                        }
-                        Ok(bytes) => (failure_of(status, &bytes), retry_after),
-                        Err(error) => (
-                            ApiFailure {
-                                status: 0,
-                                reason: "ConnectionFailed".into(),
-                                message: format!("{method} {path}: {error}"),
-                                causes: Vec::new(),
-                            },
-                            None,
-                        ),
-                    }
-                }
-                Err(error) => (
-                    ApiFailure {
-                        status: 0,
-                        reason: "ConnectionFailed".into(),
-                        message: format!("{method} {path}: {error}"),
+            let (failure, retry_after) = match self.send_once(request, &method, path).await {
+                Ok(bytes) => {
+                    return serde_json::from_slice(&bytes).map_err(|error| ApiFailure {
+                        status: 200,
+                        reason: "BadResponse".into(),
+                        message: format!("{method} {path}: the answer is not JSON: {error}"),
                         causes: Vec::new(),
-                    },
-                    None,
-                ),
+                    });
+                }
+                Err(failed) => failed,
             };
             if !failure.is_transient() {
                 return Err(failure);
@@ -320,6 +334,78 @@ impl Cluster {
             tracing::debug!(%path, status = failure.status, ?delay, "retrying");
             tokio::time::sleep(delay).await;
             attempt += 1;
+        }
+    }
+
+    /// One request: the body of a 2xx answer, or the failure and the `Retry-After` it asked
+    /// for. The answer must come within [`Cluster::request_deadline`] and be at most
+    /// [`MAX_ANSWER_BYTES`] long: a server that hangs or floods fails the attempt (a hang as a
+    /// transient failure, retried; a flood as a permanent one).
+    async fn send_once(
+        &self,
+        request: Request<kube::client::Body>,
+        method: &Method,
+        path: &str,
+    ) -> Result<bytes::Bytes, (ApiFailure, Option<Duration>)> {
+        use http_body_util::BodyExt;
+        let connection_failed = |message: String| ApiFailure {
+            status: 0,
+            reason: "ConnectionFailed".into(),
+            message,
+            causes: Vec::new(),
+        };
+        let exchange = async {
+            let response = self
+                .connection
+                .client
+                .send(request)
+                .await
+                .map_err(|error| (connection_failed(format!("{method} {path}: {error}")), None))?;
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let limited = http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES);
+            let bytes = match limited.collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(error)
+                    if error
+                        .downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some() =>
+                {
+                    let failure = ApiFailure {
+                        status,
+                        reason: "AnswerTooLarge".into(),
+                        message: format!(
+                            "{method} {path}: the API server's answer is larger than {} MiB",
+                            MAX_ANSWER_BYTES >> 20
+                        ),
+                        causes: Vec::new(),
+                    };
+                    return Err((failure, None));
+                }
+                Err(error) => {
+                    return Err((connection_failed(format!("{method} {path}: {error}")), None));
+                }
+            };
+            if (200..300).contains(&status) {
+                Ok(bytes)
+            } else {
+                Err((failure_of(status, &bytes), retry_after))
+            }
+        };
+        match tokio::time::timeout(self.request_deadline, exchange).await {
+            Ok(answer) => answer,
+            Err(_) => Err((
+                connection_failed(format!(
+                    "{method} {path}: no answer within {}s",
+                    self.request_deadline.as_secs()
+                )),
+                None,
+            )),
         }
     }
 
@@ -457,6 +543,7 @@ impl Cluster {
         }
         let mut items = Vec::new();
         let mut next: Option<String> = None;
+        let (mut pages, mut previous) = (0, None);
         loop {
             let path = match &next {
                 Some(token) => format!("{collection}?limit=500&continue={}", encode(token)),
@@ -472,6 +559,9 @@ impl Cluster {
             if next.is_none() {
                 return Ok(items);
             }
+            pages += 1;
+            check_pages(collection, pages, &previous, &next)?;
+            previous = next.clone();
         }
     }
 
@@ -479,6 +569,7 @@ impl Cluster {
     pub async fn list(&self, collection: &str) -> Result<Vec<Value>, ApiFailure> {
         let mut items = Vec::new();
         let mut next: Option<String> = None;
+        let (mut pages, mut previous) = (0, None);
         loop {
             let path = match &next {
                 Some(token) => format!("{collection}?limit=500&continue={}", encode(token)),
@@ -496,6 +587,9 @@ impl Cluster {
             if next.is_none() {
                 return Ok(items);
             }
+            pages += 1;
+            check_pages(collection, pages, &previous, &next)?;
+            previous = next.clone();
         }
     }
 
@@ -575,14 +669,41 @@ impl Cluster {
             options["dryRun"] = serde_json::json!(["All"]);
         }
         let bytes = serde_json::to_vec(&options).expect("a JSON value always serializes");
-        self.call(
-            Method::DELETE,
-            &Self::object_path(key, info),
-            Some(content_type::JSON),
-            Some(bytes),
-        )
-        .await
+        let mut path = Self::object_path(key, info);
+        if dry_run {
+            // In the query as well as the body: some servers and proxies read only one of them.
+            path.push_str("?dryRun=All");
+        }
+        self.call(Method::DELETE, &path, Some(content_type::JSON), Some(bytes))
+            .await
     }
+}
+
+/// Stops a LIST whose server hands out the same `continue` token twice in a row, or more pages
+/// than [`MAX_LIST_PAGES`]: a server that never ends a list would otherwise be read forever.
+fn check_pages(
+    collection: &str,
+    pages: usize,
+    previous: &Option<String>,
+    next: &Option<String>,
+) -> Result<(), ApiFailure> {
+    let refusal = |message: String| ApiFailure {
+        status: 200,
+        reason: "BadResponse".into(),
+        message,
+        causes: Vec::new(),
+    };
+    if next.is_some() && previous == next {
+        return Err(refusal(format!(
+            "GET {collection}: the API server gave the same continue token twice; the list never ends"
+        )));
+    }
+    if pages >= MAX_LIST_PAGES {
+        return Err(refusal(format!(
+            "GET {collection}: more than {MAX_LIST_PAGES} pages of 500; stopped reading"
+        )));
+    }
+    Ok(())
 }
 
 /// Percent-encodes a continue token for a query string.
@@ -606,20 +727,28 @@ fn failure_of(status: u16, body: &[u8]) -> ApiFailure {
         {
             ApiFailure {
                 status,
-                reason: status_object
-                    .get("reason")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                message: status_object
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
+                reason: shortened(
+                    status_object
+                        .get("reason")
+                        .and_then(Value::as_str)
+                        .unwrap_or(""),
+                ),
+                message: shortened(
+                    status_object
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or(""),
+                ),
                 causes: status_object
                     .pointer("/details/causes")
                     .and_then(Value::as_array)
-                    .cloned()
+                    .map(|causes| {
+                        causes
+                            .iter()
+                            .take(MAX_CAUSES)
+                            .map(shortened_cause)
+                            .collect()
+                    })
                     .unwrap_or_default(),
             }
         }
@@ -633,5 +762,195 @@ fn failure_of(status: u16, body: &[u8]) -> ApiFailure {
             message: String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
             causes: Vec::new(),
         },
+    }
+}
+
+/// `text`, cut to [`MAX_MESSAGE_BYTES`] (at a character boundary) with a note of how much was
+/// left out.
+fn shortened(text: &str) -> String {
+    if text.len() <= MAX_MESSAGE_BYTES {
+        return text.to_string();
+    }
+    let mut end = MAX_MESSAGE_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}... ({} more bytes left out)",
+        &text[..end],
+        text.len() - end
+    )
+}
+
+/// One `details.causes` entry with its text fields shortened and nothing else kept.
+fn shortened_cause(cause: &Value) -> Value {
+    let mut kept = serde_json::Map::new();
+    for field in ["type", "message", "field", "reason"] {
+        if let Some(text) = cause.get(field).and_then(Value::as_str) {
+            kept.insert(field.to_string(), Value::String(shortened(text)));
+        }
+    }
+    Value::Object(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The limits put on what an API server answers, against a loopback socket that answers
+    //! badly on purpose (no API server misbehaves on request, so these speak raw HTTP/1.1).
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A loopback server answering every request with `answer(request line)` (nothing at all
+    /// for `None`, holding the connection open), and a cluster pointed at it.
+    async fn cluster_answering(answer: fn(&str) -> Option<String>) -> Cluster {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buffer = [0u8; 4096];
+                    while !request.windows(4).any(|window| window == b"\r\n\r\n") {
+                        match socket.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(read) => request.extend_from_slice(&buffer[..read]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&request);
+                    let line = text.lines().next().unwrap_or_default().to_string();
+                    match answer(&line) {
+                        Some(response) => {
+                            let _ = socket.write_all(response.as_bytes()).await;
+                        }
+                        None => tokio::time::sleep(Duration::from_secs(30)).await,
+                    }
+                });
+            }
+        });
+        let config = kube::Config::new(url.parse().unwrap());
+        let connection = KubeConnection {
+            client: plain_http_client(config).unwrap(),
+            server: url,
+            kubeconfig: Default::default(),
+            context: None,
+        };
+        Cluster::new(connection)
+    }
+
+    fn response(status: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_fails_each_attempt_at_the_deadline() {
+        let cluster = cluster_answering(|_| None)
+            .await
+            .with_request_deadline(Duration::from_millis(200));
+        let started = std::time::Instant::now();
+        let failure = cluster
+            .call(Method::GET, "/api/v1/namespaces/a", None, None)
+            .await
+            .unwrap_err();
+        assert_eq!(failure.status, 0, "{failure}");
+        assert!(failure.message.contains("no answer within"), "{failure}");
+        // Four attempts of 200 ms with the engine's backoff between them, not a hang.
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_list_whose_continue_token_repeats_is_stopped() {
+        let cluster = cluster_answering(|_| {
+            Some(response(
+                "200 OK",
+                r#"{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"continue":"again"},"items":[{"metadata":{"name":"a"}}]}"#,
+            ))
+        })
+        .await;
+        let failure = cluster
+            .list("/api/v1/namespaces/a/configmaps")
+            .await
+            .unwrap_err();
+        assert!(failure.message.contains("same continue token"), "{failure}");
+        let failure = cluster
+            .list_raw("/api/v1/namespaces/a/configmaps", true)
+            .await
+            .unwrap_err();
+        assert!(failure.message.contains("same continue token"), "{failure}");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_keeps_a_shortened_message_and_a_few_causes() {
+        let cluster = cluster_answering(|_| {
+            let long = "x".repeat(100_000);
+            let causes: Vec<Value> = (0..500)
+                .map(|index| {
+                    serde_json::json!({"type": "FieldValueInvalid", "field": format!("f{index}"), "message": long, "extra": long})
+                })
+                .collect();
+            let status = serde_json::json!({
+                "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Invalid",
+                "code": 422, "message": format!("ConfigMap \"a\" is invalid: {long}"),
+                "details": {"causes": causes},
+            });
+            Some(response("422 Unprocessable Entity", &status.to_string()))
+        })
+        .await;
+        let failure = cluster
+            .call(Method::GET, "/api/v1/namespaces/a/configmaps/a", None, None)
+            .await
+            .unwrap_err();
+        assert_eq!((failure.status, failure.reason.as_str()), (422, "Invalid"));
+        assert!(
+            failure
+                .message
+                .starts_with("ConfigMap \"a\" is invalid: xxx")
+        );
+        assert!(
+            failure.message.len() < MAX_MESSAGE_BYTES + 100,
+            "{}",
+            failure.message.len()
+        );
+        assert!(failure.message.ends_with("more bytes left out)"));
+        assert_eq!(failure.causes.len(), MAX_CAUSES);
+        assert!(failure.causes[0].get("extra").is_none());
+        assert!(failure.causes[0]["message"].as_str().unwrap().len() < MAX_MESSAGE_BYTES + 100);
+        assert_eq!(failure.causes[1]["field"], "f1");
+    }
+
+    #[test]
+    fn the_refusals_only_a_recreate_gets_past_are_recognised() {
+        let refusal = |message: &str| ApiFailure {
+            status: 422,
+            reason: "Invalid".into(),
+            message: message.into(),
+            causes: Vec::new(),
+        };
+        for message in [
+            "Deployment.apps \"api\" is invalid: spec.selector: Invalid value: {}: field is immutable",
+            "RoleBinding.rbac.authorization.k8s.io \"r\" is invalid: roleRef: Invalid value: {}: cannot change roleRef",
+            "StatefulSet.apps \"db\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+            "PersistentVolumeClaim \"data\" is invalid: spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims",
+        ] {
+            assert!(refusal(message).is_immutable_field(), "{message}");
+        }
+        assert!(
+            !refusal("ConfigMap \"a\" is invalid: metadata.name: Invalid value")
+                .is_immutable_field()
+        );
+        let conflict = ApiFailure {
+            status: 409,
+            ..refusal("field is immutable")
+        };
+        assert!(!conflict.is_immutable_field());
     }
 }

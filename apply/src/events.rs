@@ -25,6 +25,10 @@ pub const APP_STATE_OBSERVED: &str = "AppStateObserved";
 /// `ApplyCompleted`: the inventory of what this install applied.
 pub const APPLY_COMPLETED: &str = "ApplyCompleted";
 
+/// `ObjectDeletedToRecreate`: one object deleted because a field that cannot change did, and the
+/// object asked (`windlass.io/recreate-on-immutable`) to be created again.
+pub const OBJECT_DELETED_TO_RECREATE: &str = "ObjectDeletedToRecreate";
+
 /// `HelmReleaseInstalled`: one `useHelmInstall: true` chart installed (or written, or refused).
 pub const HELM_RELEASE_INSTALLED: &str = "HelmReleaseInstalled";
 
@@ -39,6 +43,7 @@ pub const SCHEMAS: &[EventSchema] = &[
     EventSchema::of::<ObjectsApplied>(&[]),
     EventSchema::of::<WaitFinished>(&[]),
     EventSchema::of::<ObjectPruned>(&[]),
+    EventSchema::of::<ObjectDeletedToRecreate>(&[]),
     EventSchema::of::<AppStateObserved>(&[]),
     EventSchema::of::<ApplyCompleted>(&[]),
 ];
@@ -221,6 +226,29 @@ pub struct ObjectPruned {
 
 impl EventPayload for ObjectPruned {
     const EVENT_TYPE: &'static str = OBJECT_PRUNED;
+    const VERSION: u32 = 1;
+}
+
+/// `ObjectDeletedToRecreate` version 1: recorded as soon as the delete is answered, before the
+/// object is created again, so that the log says the old object is gone even when creating it
+/// again fails or the process dies in between.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectDeletedToRecreate {
+    /// Which object.
+    pub key: ObjectKey,
+    /// The rendered file it comes from.
+    pub file: String,
+    /// The uid of the object deleted.
+    pub uid: String,
+    /// Its resourceVersion when it was last read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
+    /// The server's refusal that made the recreate necessary.
+    pub refusal: String,
+}
+
+impl EventPayload for ObjectDeletedToRecreate {
+    const EVENT_TYPE: &'static str = OBJECT_DELETED_TO_RECREATE;
     const VERSION: u32 = 1;
 }
 

@@ -29,8 +29,8 @@ use windlass_engine::{Fact, StageContext, StageError};
 use crate::cluster::{ApiFailure, Cluster, FIELD_MANAGER, ResourceInfo};
 use crate::events::{
     AppState, AppStateObserved, AppliedObject, ApplyCounts, ApplyOutcome, Conflict, OBJECT_PRUNED,
-    OBJECTS_APPLIED, ObjectPruned, ObjectsApplied, PruneOutcome, ResourceState, WaitFinished,
-    WaitKind, WaitOutcome,
+    OBJECTS_APPLIED, ObjectDeletedToRecreate, ObjectPruned, ObjectsApplied, PruneOutcome,
+    ResourceState, WaitFinished, WaitKind, WaitOutcome,
 };
 use crate::health;
 use windlass_manifest::parallel::parallel_map_mut;
@@ -162,6 +162,17 @@ fn transient(failure: &ApiFailure, what: &str) -> StageError {
     StageError::transient(format!("{what}: {failure} (after retries)"))
 }
 
+/// An immutable-field refusal, with how to let windlass get past it.
+fn with_recreate_hint(mut failure: ApiFailure) -> ApiFailure {
+    failure.message.push_str(&format!(
+        " (annotate the object {RECREATE_ANNOTATION}: \"true\" to let windlass delete and create it again)"
+    ));
+    failure
+}
+
+/// How many times a takeover reads the object again after its patch's resourceVersion test failed.
+const TAKEOVER_READS: u32 = 3;
+
 /// The digest of a configuration (without the digest annotation itself).
 fn digest_of(body: &Value) -> String {
     blake3::hash(&serde_json::to_vec(body).expect("a JSON value always serializes"))
@@ -189,8 +200,17 @@ fn annotations_mut(object: &mut Value) -> &mut serde_json::Map<String, Value> {
     annotations.as_object_mut().expect("just made an object")
 }
 
-/// Whether a managedFields entry is kubectl's client-side apply (or another kubectl Update),
-/// which windlass takes over.
+/// The managers whose Update entries are kubectl's client-side apply, the way KOTS applied:
+/// `kubectl-client-side-apply`, `kubectl` (what kubectl before 1.18 called itself) and
+/// `before-first-apply` (the entry the API server makes for fields set before the first
+/// server-side apply). Flux folds every manager starting with `kubectl`; windlass does not, on
+/// purpose: `kubectl-rollout` (a restart), `kubectl-label`, `kubectl-edit` and the like are a
+/// person's changes that KOTS's three-way merge would have kept, and folding them would make
+/// windlass remove them.
+const CLIENT_SIDE_APPLY_MANAGERS: [&str; 3] =
+    ["kubectl-client-side-apply", "kubectl", "before-first-apply"];
+
+/// Whether a managedFields entry is kubectl's client-side apply, which windlass takes over.
 fn is_kubectl_update(entry: &Value) -> bool {
     let manager = entry.get("manager").and_then(Value::as_str).unwrap_or("");
     let operation = entry.get("operation").and_then(Value::as_str).unwrap_or("");
@@ -198,9 +218,7 @@ fn is_kubectl_update(entry: &Value) -> bool {
         .get("subresource")
         .and_then(Value::as_str)
         .unwrap_or("");
-    subresource.is_empty()
-        && operation == "Update"
-        && (manager.starts_with("kubectl") || manager == "before-first-apply")
+    subresource.is_empty() && operation == "Update" && CLIENT_SIDE_APPLY_MANAGERS.contains(&manager)
 }
 
 fn managed_fields(object: &Value) -> &[Value] {
@@ -1214,7 +1232,8 @@ impl KubeApply<'_> {
                 return Err(failure.clone());
             }
             record.outcome = ApplyOutcome::Failed;
-            record.error = Some(api_error(key, file, failure));
+            let error = api_error(key, file, failure);
+            record.error = Some(crate::redact::redact_secret_values(&object.body, &error));
             Ok(record)
         };
         if let Some(live) = live {
@@ -1244,13 +1263,42 @@ impl KubeApply<'_> {
                     .now()
                     .format(&time::format_description::well_known::Rfc3339)
                     .unwrap_or_default();
-                let patch = takeover_patch(&live, &key.api_version(), &now);
-                match self.cluster.json_patch(key, &object.info, &patch).await {
-                    Ok(patched) => {
-                        live = patched;
-                        record.taken_over = true;
+                // The patch holds only if the object did not move since it was read: another
+                // writer in between (or this very patch answered too late and retried) fails
+                // its test, and the object is read again and the patch made anew.
+                let mut reads = 0;
+                loop {
+                    let patch = takeover_patch(&live, &key.api_version(), &now);
+                    match self.cluster.json_patch(key, &object.info, &patch).await {
+                        Ok(patched) => {
+                            live = patched;
+                            record.taken_over = true;
+                            break;
+                        }
+                        Err(failure)
+                            if matches!(failure.status, 409 | 422) && reads < TAKEOVER_READS =>
+                        {
+                            reads += 1;
+                            let Some(fresh) = self.cluster.get(key, &object.info).await? else {
+                                // Transient: the stage runs again and creates it.
+                                return Err(ApiFailure {
+                                    status: 0,
+                                    reason: "Gone".into(),
+                                    message: format!(
+                                        "{key} was deleted while windlass took it over ({failure})"
+                                    ),
+                                    causes: Vec::new(),
+                                });
+                            };
+                            live = fresh;
+                            record.uid = meta(&live, "uid");
+                            record.resource_version = meta(&live, "resourceVersion");
+                            if !needs_takeover(&live) {
+                                break;
+                            }
+                        }
+                        Err(failure) => return refused(record, &failure),
                     }
-                    Err(failure) => return refused(record, &failure),
                 }
             }
             match self
@@ -1267,6 +1315,15 @@ impl KubeApply<'_> {
                 }
                 Err(failure) if failure.status == 409 => {
                     record.conflicts = conflicts_of(&failure);
+                }
+                Err(failure) if failure.is_immutable_field() && self.dry_run => {
+                    // What the real apply would meet: a delete and a create when the object
+                    // allows it, else the refusal.
+                    if annotation_of(&object.body, RECREATE_ANNOTATION) == Some("true") {
+                        record.recreated = true;
+                        return Ok(record);
+                    }
+                    return refused(record, &with_recreate_hint(failure));
                 }
                 Err(failure) if failure.is_immutable_field() => {}
                 Err(failure) => return refused(record, &failure),
@@ -1297,6 +1354,36 @@ impl KubeApply<'_> {
                     Err(failure) if failure.status == 404 => {}
                     Err(failure) => return refused(record, &failure),
                 }
+                let deleted = ObjectDeletedToRecreate {
+                    key: key.clone(),
+                    file: file.clone(),
+                    uid: uid.clone(),
+                    resource_version: record.resource_version.clone(),
+                    refusal: crate::redact::redact_secret_values(
+                        &object.body,
+                        &failure.to_string(),
+                    ),
+                };
+                let recorded = match Fact::of(&deleted) {
+                    Ok(fact) => self
+                        .context
+                        .record_fact(fact)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(error) => Err(error.to_string()),
+                };
+                if let Err(error) = recorded {
+                    // Counted as transient: the stage runs again, finds the object gone and
+                    // creates it.
+                    return Err(ApiFailure {
+                        status: 0,
+                        reason: "NotRecorded".into(),
+                        message: format!(
+                            "{key}: deleted to recreate it, but recording that failed: {error}"
+                        ),
+                        causes: Vec::new(),
+                    });
+                }
                 let deadline = Instant::now() + self.wait_timeout;
                 while self.cluster.get(key, &object.info).await?.is_some() {
                     if Instant::now() >= deadline {
@@ -1320,15 +1407,19 @@ impl KubeApply<'_> {
                         record.resource_version = meta(&result, "resourceVersion");
                         Ok(record)
                     }
-                    Err(failure) => refused(record, &failure),
+                    Err(mut failure) => {
+                        failure.message = format!(
+                            "deleted (uid {uid}) to recreate it (immutable field changed), but creating it again failed: {}",
+                            failure.message
+                        );
+                        record.uid = None;
+                        record.resource_version = None;
+                        refused(record, &failure)
+                    }
                 }
             }
             Err(failure) if failure.is_immutable_field() => {
-                let mut failure = failure;
-                failure.message.push_str(&format!(
-                    " (annotate the object {RECREATE_ANNOTATION}: \"true\" to let windlass delete and create it again)"
-                ));
-                refused(record, &failure)
+                refused(record, &with_recreate_hint(failure))
             }
             Err(failure) => refused(record, &failure),
         }

@@ -19,6 +19,7 @@ pub mod helm_release;
 mod helm_step;
 pub mod kube_apply;
 pub mod order;
+mod redact;
 pub mod source;
 pub mod stage;
 pub mod target;

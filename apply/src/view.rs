@@ -1,5 +1,5 @@
 //! What `windlass show` says about an apply: every object applied (outcome, uid,
-//! resourceVersion), every object pruned, the waits, the app state, and the `useHelmInstall`
+//! resourceVersion), every object pruned or deleted to be created again, the waits, the app state, and the `useHelmInstall`
 //! charts handed to helm (installed or uninstalled), folded from the apply stage's facts. Part of `show --json` (a wire format: add fields only).
 
 use serde::{Deserialize, Serialize};
@@ -8,7 +8,8 @@ use windlass_state::StoredEvent;
 use crate::events::{
     APP_STATE_OBSERVED, APPLY_COMPLETED, AppState, AppStateObserved, AppliedObject, ApplyCompleted,
     HELM_RELEASE_INSTALLED, HELM_RELEASE_UNINSTALLED, HelmReleaseInstalled, HelmReleaseUninstalled,
-    OBJECT_PRUNED, OBJECTS_APPLIED, ObjectPruned, ObjectsApplied, WAIT_FINISHED, WaitFinished,
+    OBJECT_DELETED_TO_RECREATE, OBJECT_PRUNED, OBJECTS_APPLIED, ObjectDeletedToRecreate,
+    ObjectPruned, ObjectsApplied, WAIT_FINISHED, WaitFinished,
 };
 
 /// The apply of one install, as `show` prints it.
@@ -20,6 +21,9 @@ pub struct ApplyView {
     pub pruned: Vec<ObjectPruned>,
     /// Every wait.
     pub waits: Vec<WaitFinished>,
+    /// Every object deleted to be created again (a field that cannot change did), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted_to_recreate: Vec<ObjectDeletedToRecreate>,
     /// The latest app state observed.
     pub app_state: Option<AppStateObserved>,
     /// The completion record (absent while the apply has not completed).
@@ -65,6 +69,9 @@ pub fn apply_view<'a>(events: impl IntoIterator<Item = &'a StoredEvent>) -> Opti
             }
             OBJECT_PRUNED => view.pruned.extend(Deserialize::deserialize(payload).ok()),
             WAIT_FINISHED => view.waits.extend(Deserialize::deserialize(payload).ok()),
+            OBJECT_DELETED_TO_RECREATE => view
+                .deleted_to_recreate
+                .extend(Deserialize::deserialize(payload).ok()),
             APP_STATE_OBSERVED => view.app_state = Deserialize::deserialize(payload).ok(),
             APPLY_COMPLETED => view.completed = Deserialize::deserialize(payload).ok(),
             HELM_RELEASE_INSTALLED => view

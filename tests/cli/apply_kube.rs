@@ -337,6 +337,42 @@ fn a_dry_run_writes_nothing_and_says_what_would_change() {
     }
     assert_eq!(cluster.server.counts().writes, 0);
     assert!(cluster.server.get("v1", "Namespace", "", "tools").is_none());
+
+    // Pruning in a dry run asks the server to delete in dry-run mode: the object stays.
+    let state = tempfile::tempdir().unwrap();
+    let pruned_release = super::apply_kube::release(
+        &[
+            ("kept.yaml", &configmap("kept", "1")),
+            ("goner.yaml", &configmap("goner", "1")),
+        ],
+        "",
+    );
+    let first = json(install_kube(
+        state.path(),
+        pruned_release.path(),
+        &cluster,
+        &[],
+    ));
+    assert_eq!(first["status"], "completed", "{first}");
+    std::fs::remove_file(pruned_release.path().join("manifests/goner.yaml")).unwrap();
+    let writes = cluster.server.counts().writes;
+    let output = run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg(pruned_release.path())
+        .args(["--target", "kube", "--dry-run", "--kubeconfig"])
+        .arg(&cluster.kubeconfig));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("would be deleted ConfigMap default/goner"),
+        "{text}"
+    );
+    assert_eq!(cluster.server.counts().writes, writes, "{text}");
+    assert!(
+        cluster
+            .server
+            .get("v1", "ConfigMap", "default", "goner")
+            .is_some()
+    );
 }
 
 const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
@@ -514,6 +550,37 @@ fn conflicts_are_recorded_then_forced_and_refusals_name_object_and_file() {
         release.path(),
         &[("frozen.yaml", &allowed.replace("{value}", "two"))],
     );
+    // A dry run says the object would be deleted and created again, and touches nothing; its
+    // `--json` carries what it found for each object under `apply`.
+    let dry = json(install_kube(
+        state.path(),
+        release.path(),
+        &cluster,
+        &["--dry-run"],
+    ));
+    assert_eq!(dry["status"], "completed", "{dry}");
+    let objects = dry["apply"]["objects"].as_array().expect("apply.objects");
+    let frozen_dry = objects
+        .iter()
+        .find(|object| object["key"]["name"] == "frozen")
+        .expect("frozen in the dry run");
+    assert_eq!(
+        (
+            &frozen_dry["outcome"],
+            &frozen_dry["recreated"],
+            &frozen_dry["dry_run"]
+        ),
+        (&json!("configured"), &json!(true), &json!(true)),
+        "{frozen_dry}"
+    );
+    let still = cluster
+        .server
+        .get("v1", "ConfigMap", "default", "frozen")
+        .unwrap();
+    assert_eq!(
+        (&still["metadata"]["uid"], &still["data"]["value"]),
+        (&uid, &json!("one"))
+    );
     let recreated = json(install_kube(state.path(), release.path(), &cluster, &[]));
     assert_eq!(recreated["status"], "completed", "{recreated}");
     let recorded = applied(&events(
@@ -527,6 +594,74 @@ fn conflicts_are_recorded_then_forced_and_refusals_name_object_and_file() {
         .unwrap();
     assert_eq!(live["data"]["value"], "two");
     assert_ne!(live["metadata"]["uid"], uid);
+
+    // The delete goes through and creating it again is refused: the deletion is recorded on
+    // its own (with the old uid) and the failure says the object is gone.
+    let deleted_uid = live["metadata"]["uid"].as_str().unwrap().to_string();
+    let frozen_patch = || {
+        FaultMatch::verb("patch")
+            .resource("configmaps")
+            .name("frozen")
+    };
+    // The forced apply meets the real 422; the apply after the delete meets a webhook.
+    cluster.server.add_fault(Fault {
+        matcher: frozen_patch().dry_run(false),
+        action: FaultAction::Delay(Duration::ZERO),
+        remaining: Some(1),
+    });
+    cluster.server.add_fault(Fault {
+        matcher: frozen_patch().dry_run(false),
+        action: FaultAction::Refuse("admission webhook \"freeze\" denied the request".into()),
+        remaining: Some(1),
+    });
+    rewrite(
+        release.path(),
+        &[("frozen.yaml", &allowed.replace("{value}", "three"))],
+    );
+    let failed = install_kube(state.path(), release.path(), &cluster, &[]);
+    assert_eq!(
+        failed.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&failed.stdout)
+    );
+    let failed: Value = serde_json::from_slice(&failed.stdout).unwrap();
+    let message = failed["failure"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("deleted (uid {deleted_uid}) to recreate it"))
+            && message.contains("denied the request"),
+        "{message}"
+    );
+    let failed_id = failed["install_id"].as_str().unwrap();
+    let deletion = payloads_of_type(&events(state.path(), failed_id), "ObjectDeletedToRecreate");
+    assert_eq!(deletion.len(), 1, "{deletion:?}");
+    assert_eq!(deletion[0]["uid"], deleted_uid.as_str());
+    assert!(
+        cluster
+            .server
+            .get("v1", "ConfigMap", "default", "frozen")
+            .is_none()
+    );
+    let shown = windlass(state.path())
+        .args(["show", failed_id])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains(&format!(
+            "deleted   to-recreate ConfigMap default/frozen uid {deleted_uid}"
+        )),
+        "{shown}"
+    );
+    let again = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(again["status"], "completed", "{again}");
+    assert_eq!(
+        cluster
+            .server
+            .get("v1", "ConfigMap", "default", "frozen")
+            .unwrap()["data"]["value"],
+        "three"
+    );
 }
 
 #[test]
@@ -878,6 +1013,19 @@ fn objects_kots_applied_client_side_are_taken_over() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // A person's change after KOTS's apply (manager `kubectl-label`): not KOTS's, so not
+    // taken over, and it stays.
+    let output = Command::new(&kubectl)
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .args(["label", "configmap", "settings", "team=payments"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let before = cluster
         .server
         .get("v1", "ConfigMap", "default", "settings")
@@ -938,12 +1086,12 @@ fn objects_kots_applied_client_side_are_taken_over() {
         .map(|entry| entry["manager"].as_str().unwrap())
         .collect();
     assert!(
-        !managers
-            .iter()
-            .any(|manager| manager.starts_with("kubectl")),
+        !managers.contains(&"kubectl-client-side-apply") && !managers.contains(&"kubectl"),
         "{managers:?}"
     );
     assert!(managers.contains(&"windlass"));
+    assert!(managers.contains(&"kubectl-label"), "{managers:?}");
+    assert_eq!(after["metadata"]["labels"]["team"], "payments", "{after}");
 }
 
 const WEB: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n{annotations}spec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n        - name: web\n          image: nginx:1.25\n";

@@ -8,8 +8,9 @@ use std::path::Path;
 
 use windlass_apply::events::{
     APP_STATE_OBSERVED, APPLY_COMPLETED, AppStateObserved, ApplyCompleted, HELM_RELEASE_INSTALLED,
-    HELM_RELEASE_UNINSTALLED, HelmReleaseInstalled, HelmReleaseUninstalled, OBJECT_PRUNED,
-    OBJECTS_APPLIED, ObjectPruned, ObjectsApplied, WAIT_FINISHED, WaitFinished,
+    HELM_RELEASE_UNINSTALLED, HelmReleaseInstalled, HelmReleaseUninstalled,
+    OBJECT_DELETED_TO_RECREATE, OBJECT_PRUNED, OBJECTS_APPLIED, ObjectDeletedToRecreate,
+    ObjectPruned, ObjectsApplied, WAIT_FINISHED, WaitFinished,
 };
 use windlass_state::{SchemaRegistry, StoredEvent};
 
@@ -45,6 +46,9 @@ fn every_fixture_decodes_into_the_current_payload() {
             OBJECTS_APPLIED => decode_losslessly::<ObjectsApplied>(&name, &event),
             WAIT_FINISHED => decode_losslessly::<WaitFinished>(&name, &event),
             OBJECT_PRUNED => decode_losslessly::<ObjectPruned>(&name, &event),
+            OBJECT_DELETED_TO_RECREATE => {
+                decode_losslessly::<ObjectDeletedToRecreate>(&name, &event);
+            }
             APP_STATE_OBSERVED => decode_losslessly::<AppStateObserved>(&name, &event),
             APPLY_COMPLETED => decode_losslessly::<ApplyCompleted>(&name, &event),
             HELM_RELEASE_INSTALLED => decode_losslessly::<HelmReleaseInstalled>(&name, &event),
