@@ -14,7 +14,10 @@
 //!   field selectors on any dotted path; `limit`/`continue`), watch, create (`generateName`,
 //!   409 AlreadyExists), update (409 on a stale resourceVersion), patch (apply, merge, JSON,
 //!   strategic merge for built-in types), delete (preconditions on uid and resourceVersion,
-//!   `propagationPolicy`, finalizers), deletecollection, `dryRun=All`, `/status`, `Table`
+//!   `propagationPolicy`, finalizers; an object removed at once is answered with a `Status` of
+//!   `Success`, except pods, serviceaccounts and storageclasses, answered with the object as the
+//!   real registries do), deletecollection, `dryRun=All` (in the query, or `dryRun: ["All"]` in
+//!   a DELETE's `DeleteOptions`), `/status`, `Table`
 //!   output for `kubectl get` (a LIST's items of a built-in type come without apiVersion and
 //!   kind, as the real server sends them), and the metadata-only form of get and list
 //!   (`Accept: application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1`, the media

@@ -999,7 +999,9 @@ impl State {
             .cloned()
     }
 
-    /// DELETE.
+    /// DELETE: removes the object at once, or (finalizers, Namespaces) marks it with
+    /// `deletionTimestamp` (and, when it tracks one, a bumped `generation`). A dry run answers
+    /// the same without storing anything.
     ///
     /// # Errors
     ///
@@ -1011,7 +1013,7 @@ impl State {
         name: &str,
         options: &DeleteOptions,
         context: &WriteContext,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Deleted, ApiError> {
         let key = Self::key(t, namespace, name);
         let live = self
             .store
@@ -1052,7 +1054,10 @@ impl State {
             .unwrap_or_default();
         let is_namespace = t.group.is_empty() && t.kind == "Namespace";
         if live.pointer("/metadata/deletionTimestamp").is_some() {
-            return Ok(Self::present(t, &live));
+            return Ok(Deleted {
+                object: Self::present(t, &live),
+                removed: false,
+            });
         }
         match options.propagation_policy.as_deref() {
             Some("Foreground") => finalizers.push(json!("foregroundDeletion")),
@@ -1060,26 +1065,41 @@ impl State {
             _ => {}
         }
         let keeps = !finalizers.is_empty() || is_namespace;
-        if context.dry_run {
-            return Ok(Self::present(t, &live));
+        if !keeps {
+            if !context.dry_run {
+                let revision = self.store.next_revision();
+                metadata_mut(&mut object)
+                    .insert("resourceVersion".into(), json!(revision.to_string()));
+                self.finish_delete(t, &key, object.clone(), revision);
+            }
+            return Ok(Deleted {
+                object: Self::present(t, &object),
+                removed: true,
+            });
         }
-        let revision = self.store.next_revision();
         let metadata = metadata_mut(&mut object);
-        metadata.insert("resourceVersion".into(), json!(revision.to_string()));
-        if keeps {
-            metadata.insert("deletionTimestamp".into(), json!(now()));
-            metadata.insert("deletionGracePeriodSeconds".into(), json!(0));
-            if !finalizers.is_empty() {
-                metadata.insert("finalizers".into(), Value::Array(finalizers));
-            }
-            if is_namespace {
-                object["status"] = json!({"phase": "Terminating"});
-            }
-            self.store.put(key, object.clone(), revision);
-            return Ok(Self::present(t, &object));
+        metadata.insert("deletionTimestamp".into(), json!(now()));
+        metadata.insert("deletionGracePeriodSeconds".into(), json!(0));
+        if !finalizers.is_empty() {
+            metadata.insert("finalizers".into(), Value::Array(finalizers));
         }
-        self.finish_delete(t, &key, object.clone(), revision);
-        Ok(Self::present(t, &object))
+        if let Some(generation) = metadata.get("generation").and_then(Value::as_i64)
+            && generation > 0
+        {
+            metadata.insert("generation".into(), json!(generation + 1));
+        }
+        if is_namespace {
+            object["status"] = json!({"phase": "Terminating"});
+        }
+        if !context.dry_run {
+            let revision = self.store.next_revision();
+            metadata_mut(&mut object).insert("resourceVersion".into(), json!(revision.to_string()));
+            self.store.put(key, object.clone(), revision);
+        }
+        Ok(Deleted {
+            object: Self::present(t, &object),
+            removed: false,
+        })
     }
 
     /// Runs the optional controllers and promotes CRDs whose delay passed; returns whether
@@ -1272,6 +1292,44 @@ impl State {
                 self.store.put(key, object, revision);
             }
         }
+    }
+}
+
+/// What a DELETE did.
+#[derive(Clone, Debug)]
+pub struct Deleted {
+    /// The object as it was removed, or as it stays while finalizers keep it.
+    pub object: Value,
+    /// Whether it is gone (false: it stays with `deletionTimestamp` until its finalizers go).
+    pub removed: bool,
+}
+
+impl Deleted {
+    /// The answer of the real API server: the object while it stays, and once gone the object
+    /// itself only for the types whose registry returns it (pods, serviceaccounts,
+    /// storageclasses); other types answer a `Status` of `Success` naming what went.
+    pub fn answer(self, t: &ResourceType) -> Value {
+        let returns_object = matches!(
+            (t.group.as_str(), t.plural.as_str()),
+            ("", "pods" | "serviceaccounts") | ("storage.k8s.io", "storageclasses")
+        );
+        if !self.removed || returns_object {
+            return self.object;
+        }
+        let mut details = Map::new();
+        details.insert("name".into(), json!(text(&self.object, "/metadata/name")));
+        if !t.group.is_empty() {
+            details.insert("group".into(), json!(t.group));
+        }
+        details.insert("kind".into(), json!(t.plural));
+        details.insert("uid".into(), json!(text(&self.object, "/metadata/uid")));
+        json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": details,
+        })
     }
 }
 

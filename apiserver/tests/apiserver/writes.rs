@@ -1,0 +1,194 @@
+//! The write path's rules as the real API server applies them: what a DELETE answers and what a
+//! dry-run DELETE leaves alone, and the rules of later fixes. The server is a fake Kubernetes
+//! API server because no real one can run here; each test pins one rule of the real registry.
+
+use std::time::Duration;
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use windlass_test_apiserver::{Fault, FaultAction, FaultMatch, Options, TestApiServer};
+
+fn server() -> TestApiServer {
+    TestApiServer::start(Options::default()).expect("the test API server starts")
+}
+
+/// Sends `body` as JSON (when given) and returns the status and the parsed answer.
+async fn call(
+    server: &TestApiServer,
+    method: Method,
+    path: &str,
+    content_type: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = Client::new()
+        .request(method, format!("{}{path}", server.url()))
+        .header("User-Agent", "writes-test/1.0");
+    if let Some(body) = body {
+        request = request
+            .header("Content-Type", content_type)
+            .body(body.to_string());
+    }
+    let response = tokio::time::timeout(Duration::from_secs(15), request.send())
+        .await
+        .expect("answered in time")
+        .expect("request sent");
+    let status = response.status();
+    let text = response.text().await.expect("body read");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn create(server: &TestApiServer, path: &str, body: Value) -> Value {
+    let (status, created) = call(server, Method::POST, path, "application/json", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created
+}
+
+const CONFIGMAPS: &str = "/api/v1/namespaces/default/configmaps";
+
+/// `dryRun: ["All"]` in the DeleteOptions body (what kubectl `delete --dry-run=server` and
+/// kube-rs send) deletes nothing, counts as a dry run for the log and for faults, and answers
+/// as the real delete would.
+#[tokio::test]
+async fn a_dry_run_in_the_delete_body_deletes_nothing() {
+    let server = server();
+    create(
+        &server,
+        CONFIGMAPS,
+        json!({"metadata": {"name": "plain"}, "data": {"k": "v"}}),
+    )
+    .await;
+    let kept = create(
+        &server,
+        CONFIGMAPS,
+        json!({"metadata": {"name": "kept", "finalizers": ["example.com/keep"]}}),
+    )
+    .await;
+    let revision = server.resource_version();
+    let dry_run = json!({"kind": "DeleteOptions", "apiVersion": "v1", "dryRun": ["All"]});
+    let (status, answer) = call(
+        &server,
+        Method::DELETE,
+        &format!("{CONFIGMAPS}/plain"),
+        "application/json",
+        Some(dry_run.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["status"], "Success", "{answer}");
+    assert!(server.get("v1", "ConfigMap", "default", "plain").is_some());
+    let (status, answer) = call(
+        &server,
+        Method::DELETE,
+        &format!("{CONFIGMAPS}/kept"),
+        "application/json",
+        Some(dry_run.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(
+        answer["metadata"]["deletionTimestamp"].is_string(),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["metadata"]["resourceVersion"],
+        kept["metadata"]["resourceVersion"]
+    );
+    let stored = server.get("v1", "ConfigMap", "default", "kept").unwrap();
+    assert!(
+        stored["metadata"]["deletionTimestamp"].is_null(),
+        "{stored}"
+    );
+    assert_eq!(server.resource_version(), revision);
+    let deletes: Vec<bool> = server
+        .requests()
+        .iter()
+        .filter(|request| request.verb == "delete")
+        .map(|request| request.dry_run)
+        .collect();
+    assert_eq!(deletes, [true, true]);
+    // A fault for dry runs only matches the body's dry run.
+    server.add_fault(Fault {
+        matcher: FaultMatch::verb("delete").dry_run(true),
+        action: FaultAction::ServerError(503),
+        remaining: Some(1),
+    });
+    let (status, _) = call(
+        &server,
+        Method::DELETE,
+        &format!("{CONFIGMAPS}/plain"),
+        "application/json",
+        Some(dry_run),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+/// A DELETE that removes the object at once answers a `Status` of Success naming it, except for
+/// the types whose registry returns the deleted object (pods); an object finalizers keep is
+/// answered with its deletionTimestamp.
+#[tokio::test]
+async fn a_delete_answers_a_status_unless_the_object_stays() {
+    let server = server();
+    let created = create(&server, CONFIGMAPS, json!({"metadata": {"name": "a"}})).await;
+    let (status, answer) = call(
+        &server,
+        Method::DELETE,
+        &format!("{CONFIGMAPS}/a"),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        answer,
+        json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": {"name": "a", "kind": "configmaps", "uid": created["metadata"]["uid"]},
+        })
+    );
+    let deployments = "/apis/apps/v1/namespaces/default/deployments";
+    let deployment = json!({"metadata": {"name": "web"}, "spec": {
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}},
+                     "spec": {"containers": [{"name": "web", "image": "nginx:1"}]}}}});
+    create(&server, deployments, deployment).await;
+    let (_, answer) = call(
+        &server,
+        Method::DELETE,
+        &format!("{deployments}/web"),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(answer["details"]["group"], "apps", "{answer}");
+    assert_eq!(answer["details"]["kind"], "deployments", "{answer}");
+    let pods = "/api/v1/namespaces/default/pods";
+    create(
+        &server,
+        pods,
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+    )
+    .await;
+    let (_, answer) = call(&server, Method::DELETE, &format!("{pods}/p"), "", None).await;
+    assert_eq!(answer["kind"], "Pod", "{answer}");
+    // Kept by a finalizer: the object, now with deletionTimestamp and a bumped generation.
+    let kept = json!({"metadata": {"name": "kept", "finalizers": ["example.com/keep"]}, "spec": {
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}},
+                     "spec": {"containers": [{"name": "web", "image": "nginx:1"}]}}}});
+    create(&server, deployments, kept).await;
+    let (_, answer) = call(
+        &server,
+        Method::DELETE,
+        &format!("{deployments}/kept"),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(answer["kind"], "Deployment", "{answer}");
+    assert!(answer["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(answer["metadata"]["generation"], 2, "{answer}");
+}
