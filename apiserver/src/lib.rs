@@ -39,6 +39,10 @@
 //!   `spec.clusterIP`, workload `spec.selector`, Job `spec.selector` and `spec.template`, CRD
 //!   `spec.scope`. A few defaults of the real server (Service type/clusterIP/ports, Deployment
 //!   replicas/strategy, pod template defaults, Namespace phase) so objects read back look real.
+//!   A Secret's `stringData` is written into `data` (base64, overwriting the same keys) and
+//!   removed on every write, as the real conversion does; an apply's managedFields record the
+//!   applier's `f:stringData` (taken from the applied configuration, as the real server does),
+//!   any other write's record the `f:data` keys it changed.
 //! - Protobuf request bodies (`application/vnd.kubernetes.protobuf`, [`protobuf`]) for creates
 //!   and updates of core/v1 Secrets and ConfigMaps and for `DeleteOptions`: what client-go's
 //!   typed clients send for Helm 4's release storage. They are decoded into the JSON model;

@@ -767,6 +767,7 @@ impl State {
                     }
                 }
             }
+            ("", "Secret") => merge_string_data(object),
             ("apps", "Deployment") => {
                 if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
                     spec.entry("replicas").or_insert(json!(1));
@@ -1373,6 +1374,37 @@ fn carry_server_metadata(live: &Value, new: &mut Value) {
                 metadata.shift_remove(field);
             }
         }
+    }
+}
+
+/// A Secret's `stringData` written into `data` (each value base64-encoded, overwriting a key
+/// `data` has too) and removed, as the real Secret conversion does ("StringData overwrites
+/// Data"). A value that is not a string is left in `stringData` for the client to see.
+fn merge_string_data(secret: &mut Value) {
+    use base64::Engine as _;
+    let Some(fields) = secret.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(string_data)) = fields.shift_remove("stringData") else {
+        return;
+    };
+    if !fields.get("data").is_some_and(Value::is_object) {
+        fields.insert("data".into(), json!({}));
+    }
+    let mut kept = Map::new();
+    for (key, value) in string_data {
+        match value.as_str() {
+            Some(text) => {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+                fields["data"][key.as_str()] = json!(encoded);
+            }
+            None => {
+                kept.insert(key, value);
+            }
+        }
+    }
+    if !kept.is_empty() {
+        fields.insert("stringData".into(), Value::Object(kept));
     }
 }
 

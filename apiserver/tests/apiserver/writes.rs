@@ -192,3 +192,67 @@ async fn a_delete_answers_a_status_unless_the_object_stays() {
     assert!(answer["metadata"]["deletionTimestamp"].is_string());
     assert_eq!(answer["metadata"]["generation"], 2, "{answer}");
 }
+
+fn base64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// A Secret's `stringData` is written into `data` (base64, overwriting the same key) and
+/// removed, on create, update, patch and apply; an apply records the applier's `stringData`.
+#[tokio::test]
+async fn secret_string_data_is_merged_into_data() {
+    let server = server();
+    let secrets = "/api/v1/namespaces/default/secrets";
+    let created = create(
+        &server,
+        secrets,
+        json!({"metadata": {"name": "s"}, "data": {"a": base64("old"), "b": base64("b")},
+               "stringData": {"a": "new", "c": "c"}}),
+    )
+    .await;
+    assert_eq!(
+        created["data"],
+        json!({"a": base64("new"), "b": base64("b"), "c": base64("c")})
+    );
+    assert!(created.get("stringData").is_none(), "{created}");
+    let mut updated = created.clone();
+    updated["stringData"] = json!({"b": "put"});
+    let (status, updated) = call(
+        &server,
+        Method::PUT,
+        &format!("{secrets}/s"),
+        "application/json",
+        Some(updated),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["data"]["b"], base64("put"));
+    assert!(updated.get("stringData").is_none(), "{updated}");
+    let (_, patched) = call(
+        &server,
+        Method::PATCH,
+        &format!("{secrets}/s"),
+        "application/merge-patch+json",
+        Some(json!({"stringData": {"d": "patched"}})),
+    )
+    .await;
+    assert_eq!(patched["data"]["d"], base64("patched"), "{patched}");
+    assert!(patched.get("stringData").is_none(), "{patched}");
+    let (status, applied) = call(
+        &server,
+        Method::PATCH,
+        &format!("{secrets}/applied?fieldManager=tool"),
+        "application/apply-patch+yaml",
+        Some(
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "applied"},
+                    "stringData": {"k": "v"}}),
+        ),
+    )
+    .await;
+    assert!(status.is_success(), "{applied}");
+    assert_eq!(applied["data"], json!({"k": base64("v")}));
+    assert!(applied.get("stringData").is_none(), "{applied}");
+    let fields = &applied["metadata"]["managedFields"][0]["fieldsV1"];
+    assert_eq!(fields["f:stringData"], json!({"f:k": {}}), "{fields}");
+}
