@@ -23,7 +23,9 @@
 //!   (`Accept: application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1`, the media
 //!   ranges taken in order) that controllers and `windlass apply` ask for.
 //! - Metadata: uid, one global monotonic resourceVersion, creationTimestamp, generation bumped
-//!   only when something outside metadata and status changes, deletionTimestamp with
+//!   only when something outside metadata and status changes (a Deployment's annotations count
+//!   too; a custom resource's status counts unless its version has the status subresource), and
+//!   when deletionTimestamp is first set on an object with a generation, deletionTimestamp with
 //!   finalizers, namespaces Terminating with `spec.finalizers: [kubernetes]`; creating in a
 //!   missing namespace is 404, in a Terminating one 403.
 //! - Server-side apply with real `managedFields` (`FieldsV1`), following structured-merge-diff:

@@ -128,12 +128,26 @@ fn without_server_fields(object: &Value) -> Value {
     copy
 }
 
-/// Everything but `metadata` and `status`, to decide whether `generation` moves.
-fn spec_part(object: &Value) -> Value {
+/// What decides whether `generation` moves: everything but `metadata` and `status`, with the
+/// real strategies' exceptions — a Deployment's annotations count too (its `PrepareForUpdate`),
+/// and a custom resource whose version has no status subresource counts `status` as well.
+fn spec_part(t: &ResourceType, object: &Value) -> Value {
     let mut copy = object.clone();
+    let status_counts = t.crd.is_some() && !t.status_subresource;
+    let annotations_count = t.group == "apps" && t.kind == "Deployment";
     if let Some(map) = copy.as_object_mut() {
-        for field in ["metadata", "status", "apiVersion", "kind"] {
+        let annotations = map
+            .get("metadata")
+            .and_then(|metadata| metadata.get("annotations"))
+            .cloned();
+        for field in ["metadata", "apiVersion", "kind"] {
             map.shift_remove(field);
+        }
+        if !status_counts {
+            map.shift_remove("status");
+        }
+        if annotations_count {
+            map.insert("annotations".into(), annotations.unwrap_or(Value::Null));
         }
     }
     copy
@@ -889,7 +903,7 @@ impl State {
                         .pointer("/metadata/generation")
                         .and_then(Value::as_i64)
                         .unwrap_or(1);
-                    let bumped = if spec_part(old) != spec_part(&new) {
+                    let bumped = if spec_part(t, old) != spec_part(t, &new) {
                         generation + 1
                     } else {
                         generation

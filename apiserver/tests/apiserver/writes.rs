@@ -256,3 +256,123 @@ async fn secret_string_data_is_merged_into_data() {
     let fields = &applied["metadata"]["managedFields"][0]["fieldsV1"];
     assert_eq!(fields["f:stringData"], json!({"f:k": {}}), "{fields}");
 }
+
+/// A CRD of `gadgets.windlass.test` (namespaced, kind Gadget) with the given versions.
+fn gadget_crd(versions: Value) -> Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.windlass.test"},
+        "spec": {"group": "windlass.test", "scope": "Namespaced",
+                 "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+                 "versions": versions},
+    })
+}
+
+/// One CRD version serving an open schema, with or without the status subresource.
+fn gadget_version(name: &str, storage: bool, status_subresource: bool) -> Value {
+    let mut version = json!({"name": name, "served": true, "storage": storage,
+        "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+            "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}});
+    if status_subresource {
+        version["subresources"] = json!({"status": {}});
+    }
+    version
+}
+
+const CRDS: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+
+async fn merge_patch(server: &TestApiServer, path: &str, patch: Value) -> Value {
+    let (status, patched) = call(
+        server,
+        Method::PATCH,
+        path,
+        "application/merge-patch+json",
+        Some(patch),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    patched
+}
+
+/// Generation follows the real strategies: a Deployment's annotations count as its spec does,
+/// and a custom resource without the status subresource counts its status too.
+#[tokio::test]
+async fn generation_follows_the_real_strategies() {
+    let server = server();
+    let deployments = "/apis/apps/v1/namespaces/default/deployments";
+    create(
+        &server,
+        deployments,
+        json!({"metadata": {"name": "web"}, "spec": {
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}},
+                     "spec": {"containers": [{"name": "web", "image": "nginx:1"}]}}}}),
+    )
+    .await;
+    let web = format!("{deployments}/web");
+    let patched = merge_patch(
+        &server,
+        &web,
+        json!({"metadata": {"annotations": {"a": "1"}}}),
+    )
+    .await;
+    assert_eq!(patched["metadata"]["generation"], 2);
+    let patched = merge_patch(&server, &web, json!({"metadata": {"labels": {"l": "1"}}})).await;
+    assert_eq!(patched["metadata"]["generation"], 2);
+    create(
+        &server,
+        CRDS,
+        gadget_crd(json!([gadget_version("v1", true, false)])),
+    )
+    .await;
+    let gadgets = "/apis/windlass.test/v1/namespaces/default/gadgets";
+    create(
+        &server,
+        gadgets,
+        json!({"metadata": {"name": "g"}, "spec": {"size": 1}}),
+    )
+    .await;
+    let patched = merge_patch(
+        &server,
+        &format!("{gadgets}/g"),
+        json!({"status": {"ready": true}}),
+    )
+    .await;
+    assert_eq!(patched["metadata"]["generation"], 2, "{patched}");
+    let patched = merge_patch(
+        &server,
+        &format!("{gadgets}/g"),
+        json!({"metadata": {"annotations": {"a": "1"}}}),
+    )
+    .await;
+    assert_eq!(patched["metadata"]["generation"], 2, "{patched}");
+}
+
+/// With the status subresource, a custom resource's status (written through `/status`) does
+/// not move its generation.
+#[tokio::test]
+async fn generation_ignores_the_status_of_a_status_subresource() {
+    let server = server();
+    create(
+        &server,
+        CRDS,
+        gadget_crd(json!([gadget_version("v1", true, true)])),
+    )
+    .await;
+    let gadgets = "/apis/windlass.test/v1/namespaces/default/gadgets";
+    create(
+        &server,
+        gadgets,
+        json!({"metadata": {"name": "g"}, "spec": {"size": 1}}),
+    )
+    .await;
+    let patched = merge_patch(
+        &server,
+        &format!("{gadgets}/g/status"),
+        json!({"status": {"ready": true}}),
+    )
+    .await;
+    assert_eq!(patched["status"]["ready"], true, "{patched}");
+    assert_eq!(patched["metadata"]["generation"], 1, "{patched}");
+}
