@@ -37,9 +37,13 @@
 //!   directly by an update replace the recorded ones (kubectl's client-side to server-side
 //!   migration relies on it); `before-first-apply`; the last-applied annotation kept in sync
 //!   for manager `kubectl`.
-//! - Immutable fields (422): Secret and ConfigMap with `immutable: true`, Service
-//!   `spec.clusterIP`, workload `spec.selector`, Job `spec.selector` and `spec.template`, CRD
-//!   `spec.scope`. A few defaults of the real server (Service type/clusterIP/ports, Deployment
+//! - Immutable fields (422): Secret and ConfigMap with `immutable: true`, Secret `type`,
+//!   Service `spec.clusterIP`, workload `spec.selector`, StatefulSet `spec` other than
+//!   `replicas`, `ordinals`, `template`, `updateStrategy`,
+//!   `persistentVolumeClaimRetentionPolicy` and `minReadySeconds`, PersistentVolumeClaim `spec`
+//!   other than `resources.requests` and `volumeAttributesClassName` (and `volumeName` set once),
+//!   RoleBinding and ClusterRoleBinding `roleRef`, Job `spec.selector` and `spec.template`, CRD
+//!   `spec.scope`, and new finalizers on an object being deleted. A few defaults of the real server (Service type/clusterIP/ports, Deployment
 //!   replicas/strategy, pod template defaults, Namespace phase) so objects read back look real.
 //!   A Secret's `stringData` is written into `data` (base64, overwriting the same keys) and
 //!   removed on every write, as the real conversion does; an apply's managedFields record the

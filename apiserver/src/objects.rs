@@ -819,7 +819,121 @@ impl State {
                 "Forbidden: field is immutable when `immutable` is set".into(),
             )
         };
+        if old.pointer("/metadata/deletionTimestamp").is_some() {
+            let old_finalizers = old.pointer("/metadata/finalizers");
+            let added: Vec<&str> = new
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .filter(|finalizer| {
+                    !old_finalizers
+                        .and_then(Value::as_array)
+                        .is_some_and(|old| old.iter().any(|kept| kept == finalizer))
+                })
+                .collect();
+            if !added.is_empty() {
+                let mut added: Vec<String> = added.iter().map(|f| format!("{f:?}")).collect();
+                added.sort();
+                added.dedup();
+                return Err(invalid(
+                    t,
+                    name,
+                    "metadata.finalizers",
+                    "FieldValueForbidden",
+                    format!(
+                        "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                        added.join(", ")
+                    ),
+                ));
+            }
+        }
         match (t.group.as_str(), t.kind.as_str()) {
+            ("", "Secret")
+                if old.get("type").and_then(Value::as_str).unwrap_or("Opaque")
+                    != new.get("type").and_then(Value::as_str).unwrap_or("Opaque") =>
+            {
+                return Err(immutable(t, name, "type", &new_value("/type")));
+            }
+            ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding")
+                if changed("/roleRef") =>
+            {
+                let role_ref =
+                    |field: &str| format!("{:?}", text(new, &format!("/roleRef/{field}")));
+                return Err(invalid(
+                    t,
+                    name,
+                    "roleRef",
+                    "FieldValueInvalid",
+                    format!(
+                        "Invalid value: rbac.RoleRef{{APIGroup:{}, Kind:{}, Name:{}}}: cannot change roleRef",
+                        role_ref("apiGroup"),
+                        role_ref("kind"),
+                        role_ref("name")
+                    ),
+                ));
+            }
+            ("apps", "StatefulSet") => {
+                let fixed = |object: &Value| {
+                    let mut spec = object.get("spec").cloned().unwrap_or(Value::Null);
+                    if let Some(spec) = spec.as_object_mut() {
+                        for field in [
+                            "replicas",
+                            "ordinals",
+                            "template",
+                            "updateStrategy",
+                            "persistentVolumeClaimRetentionPolicy",
+                            "minReadySeconds",
+                        ] {
+                            spec.shift_remove(field);
+                        }
+                    }
+                    spec
+                };
+                if fixed(old) != fixed(new) {
+                    return Err(invalid(
+                        t,
+                        name,
+                        "spec",
+                        "FieldValueForbidden",
+                        "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden".into(),
+                    ));
+                }
+            }
+            ("", "PersistentVolumeClaim") => {
+                let fixed = |object: &Value, volume_name: Option<&Value>| {
+                    let mut spec = object.get("spec").cloned().unwrap_or(Value::Null);
+                    if let Some(spec) = spec.as_object_mut() {
+                        spec.shift_remove("volumeAttributesClassName");
+                        if let Some(resources) =
+                            spec.get_mut("resources").and_then(Value::as_object_mut)
+                        {
+                            resources.shift_remove("requests");
+                        }
+                        // Binding sets volumeName once (the real validation allows it).
+                        if let Some(volume_name) = volume_name {
+                            spec.insert("volumeName".into(), volume_name.clone());
+                        }
+                    }
+                    spec
+                };
+                let unbound = text(old, "/spec/volumeName").is_empty();
+                let old_name = old
+                    .pointer("/spec/volumeName")
+                    .cloned()
+                    .unwrap_or(json!(""));
+                let spec_without = |object: &Value| fixed(object, unbound.then_some(&old_name));
+                if spec_without(old) != spec_without(new) {
+                    return Err(invalid(
+                        t,
+                        name,
+                        "spec",
+                        "FieldValueForbidden",
+                        "Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims".into(),
+                    ));
+                }
+            }
             ("", "Secret" | "ConfigMap") if old.get("immutable") == Some(&json!(true)) => {
                 for field in ["data", "binaryData", "stringData"] {
                     if changed(&format!("/{field}")) {
@@ -842,9 +956,7 @@ impl State {
                     &new_value("/spec/clusterIP"),
                 ));
             }
-            ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet")
-                if changed("/spec/selector") =>
-            {
+            ("apps", "Deployment" | "DaemonSet" | "ReplicaSet") if changed("/spec/selector") => {
                 return Err(immutable(
                     t,
                     name,

@@ -376,3 +376,152 @@ async fn generation_ignores_the_status_of_a_status_subresource() {
     assert_eq!(patched["status"]["ready"], true, "{patched}");
     assert_eq!(patched["metadata"]["generation"], 1, "{patched}");
 }
+
+/// Asserts a 422 Invalid whose message is `<what> "<name>" is invalid: <field>: <detail>` and
+/// whose one cause has the given type (`reason` in JSON) and field.
+fn assert_invalid(answer: &(StatusCode, Value), message: &str, cause_type: &str, field: &str) {
+    let (status, error) = answer;
+    assert_eq!(*status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["status"], "Failure", "{error}");
+    assert_eq!(error["reason"], "Invalid", "{error}");
+    assert_eq!(error["message"], message, "{error}");
+    assert_eq!(
+        error["details"]["causes"][0]["reason"], cause_type,
+        "{error}"
+    );
+    assert_eq!(error["details"]["causes"][0]["field"], field, "{error}");
+}
+
+/// The updates the real validation refuses: a Secret's type, a binding's roleRef, StatefulSet
+/// spec fields other than the mutable ones, a bound claim's spec, and new finalizers on an
+/// object being deleted.
+#[tokio::test]
+async fn immutable_and_forbidden_updates_are_refused() {
+    let server = server();
+    let patch = |path: String, body: Value| {
+        let server = &server;
+        async move {
+            call(
+                server,
+                Method::PATCH,
+                &path,
+                "application/merge-patch+json",
+                Some(body),
+            )
+            .await
+        }
+    };
+    let secrets = "/api/v1/namespaces/default/secrets";
+    create(
+        &server,
+        secrets,
+        json!({"metadata": {"name": "s"}, "type": "Opaque"}),
+    )
+    .await;
+    let answer = patch(format!("{secrets}/s"), json!({"type": "kubernetes.io/tls"})).await;
+    assert_invalid(
+        &answer,
+        r#"Secret "s" is invalid: type: Invalid value: "kubernetes.io/tls": field is immutable"#,
+        "FieldValueInvalid",
+        "type",
+    );
+    let bindings = "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings";
+    create(
+        &server,
+        bindings,
+        json!({"metadata": {"name": "b"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "one"}}),
+    )
+    .await;
+    let answer = patch(format!("{bindings}/b"), json!({"roleRef": {"name": "two"}})).await;
+    assert_invalid(
+        &answer,
+        r#"RoleBinding.rbac.authorization.k8s.io "b" is invalid: roleRef: Invalid value: rbac.RoleRef{APIGroup:"rbac.authorization.k8s.io", Kind:"Role", Name:"two"}: cannot change roleRef"#,
+        "FieldValueInvalid",
+        "roleRef",
+    );
+    let statefulsets = "/apis/apps/v1/namespaces/default/statefulsets";
+    create(
+        &server,
+        statefulsets,
+        json!({"metadata": {"name": "db"}, "spec": {
+        "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+        "template": {"metadata": {"labels": {"app": "db"}},
+                     "spec": {"containers": [{"name": "db", "image": "db:1"}]}}}}),
+    )
+    .await;
+    let (status, _) = patch(
+        format!("{statefulsets}/db"),
+        json!({"spec": {"replicas": 3, "minReadySeconds": 5}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let answer = patch(
+        format!("{statefulsets}/db"),
+        json!({"spec": {"serviceName": "other"}}),
+    )
+    .await;
+    assert_invalid(
+        &answer,
+        "StatefulSet.apps \"db\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+        "FieldValueForbidden",
+        "spec",
+    );
+    let claims = "/api/v1/namespaces/default/persistentvolumeclaims";
+    create(
+        &server,
+        claims,
+        json!({"metadata": {"name": "data"}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+    )
+    .await;
+    let (status, _) = patch(
+        format!("{claims}/data"),
+        json!({"spec": {"resources": {"requests": {"storage": "2Gi"}}, "volumeName": "pv-1"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let answer = patch(
+        format!("{claims}/data"),
+        json!({"spec": {"accessModes": ["ReadWriteMany"]}}),
+    )
+    .await;
+    assert_invalid(
+        &answer,
+        r#"PersistentVolumeClaim "data" is invalid: spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"#,
+        "FieldValueForbidden",
+        "spec",
+    );
+    let configmaps = "/api/v1/namespaces/default/configmaps";
+    create(
+        &server,
+        configmaps,
+        json!({"metadata": {"name": "going", "finalizers": ["example.com/a"]}}),
+    )
+    .await;
+    call(
+        &server,
+        Method::DELETE,
+        &format!("{configmaps}/going"),
+        "",
+        None,
+    )
+    .await;
+    let answer = patch(
+        format!("{configmaps}/going"),
+        json!({"metadata": {"finalizers": ["example.com/a", "example.com/b"]}}),
+    )
+    .await;
+    assert_invalid(
+        &answer,
+        r#"ConfigMap "going" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{"example.com/b"}"#,
+        "FieldValueForbidden",
+        "metadata.finalizers",
+    );
+    let (status, _) = patch(
+        format!("{configmaps}/going"),
+        json!({"metadata": {"finalizers": null}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
