@@ -35,7 +35,8 @@
 //!   `FieldManagerConflict` causes); `force`; removal of fields no longer applied by their sole
 //!   owner; Update operations taking over the fields they change; managedFields written
 //!   directly by an update replace the recorded ones (kubectl's client-side to server-side
-//!   migration relies on it); `before-first-apply`; the last-applied annotation kept in sync
+//!   migration relies on it), `[{}]` resets them, a malformed list is ignored; only the
+//!   writer's entry gets a new `time`, and only when its write changed something; `before-first-apply`; the last-applied annotation kept in sync
 //!   for manager `kubectl`.
 //! - Immutable fields (422): Secret and ConfigMap with `immutable: true`, Secret `type`,
 //!   Service `spec.clusterIP`, workload `spec.selector`, StatefulSet `spec` other than

@@ -408,7 +408,10 @@ impl State {
         if self.store.get(&key).is_some() {
             return Err(ApiError::already_exists(&t.plural, &t.group, &name));
         }
-        let given = managed::decode(&body).map_err(ApiError::bad_request)?;
+        let given = match managed::requested(&body) {
+            managed::Requested::Replace(entries) => entries,
+            managed::Requested::Live | managed::Requested::Reset => Vec::new(),
+        };
         strip_managed_fields(&mut body);
         if t.status_subresource
             && let Some(map) = body.as_object_mut()
@@ -519,7 +522,7 @@ impl State {
         mut body: Value,
         context: &WriteContext,
     ) -> Result<Arc<Value>, ApiError> {
-        let given = managed::decode(&body).map_err(ApiError::bad_request)?;
+        let requested = managed::requested(&body);
         strip_managed_fields(&mut body);
         let live_managers = managed::decode(&live).unwrap_or_default();
         let mut live_bare = live.clone();
@@ -527,10 +530,12 @@ impl State {
         let mut new = self.reset_for_subresource(t, &live_bare, body, context);
         carry_server_metadata(&live_bare, &mut new);
         self.apply_defaults(t, Some(&live_bare), &mut new);
-        let base = if given.is_empty() || !context.subresource.is_empty() {
-            live_managers
-        } else {
-            given
+        // A subresource's writes never set managedFields (the real server ignores them there).
+        let base = match requested {
+            _ if !context.subresource.is_empty() => live_managers,
+            managed::Requested::Live => live_managers,
+            managed::Requested::Reset => Vec::new(),
+            managed::Requested::Replace(entries) => entries,
         };
         let ignored = Self::ignored(t, context, &new);
         let managers = managed::update(

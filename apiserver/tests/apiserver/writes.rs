@@ -525,3 +525,78 @@ async fn immutable_and_forbidden_updates_are_refused() {
     .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// The managers of an answer: `(manager, operation)` in order.
+fn managers_of(object: &Value) -> Vec<(String, String)> {
+    object["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|entry| {
+            (
+                entry["manager"].as_str().unwrap_or("").to_owned(),
+                entry["operation"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `managedFields: [{}]` in an update resets the managers (the writer's own entry is added as
+/// usual); a malformed list is ignored and the live managers stay, as the real server does.
+#[tokio::test]
+async fn managed_fields_reset_and_malformed_lists_in_updates() {
+    let server = server();
+    create(
+        &server,
+        &format!("{CONFIGMAPS}?fieldManager=first"),
+        json!({"metadata": {"name": "m"}, "data": {"a": "1"}}),
+    )
+    .await;
+    let (status, kept) = call(
+        &server,
+        Method::PATCH,
+        &format!("{CONFIGMAPS}/m?fieldManager=second"),
+        "application/merge-patch+json",
+        Some(
+            json!({"metadata": {"managedFields": [{"operation": "Bogus", "fieldsV1": 7}]},
+                    "data": {"b": "1"}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{kept}");
+    assert_eq!(
+        managers_of(&kept),
+        [
+            ("first".to_owned(), "Update".to_owned()),
+            ("second".to_owned(), "Update".to_owned())
+        ]
+    );
+    let (status, reset) = call(
+        &server,
+        Method::PATCH,
+        &format!("{CONFIGMAPS}/m?fieldManager=third"),
+        "application/merge-patch+json",
+        Some(json!({"metadata": {"managedFields": [{}]}, "data": {"c": "1"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{reset}");
+    assert_eq!(
+        managers_of(&reset),
+        [("third".to_owned(), "Update".to_owned())]
+    );
+    assert_eq!(
+        reset["metadata"]["managedFields"][0]["fieldsV1"],
+        json!({"f:data": {"f:c": {}}})
+    );
+    // An apply that sets managedFields is still refused, as the real server refuses it.
+    let (status, _) = call(
+        &server,
+        Method::PATCH,
+        &format!("{CONFIGMAPS}/m?fieldManager=applier"),
+        "application/apply-patch+yaml",
+        Some(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "m", "managedFields": [{"manager": "x"}]}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
