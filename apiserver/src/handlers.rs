@@ -555,7 +555,11 @@ async fn resource_request(
                 .get("limit")
                 .and_then(|limit| limit.parse::<usize>().ok())
                 .filter(|limit| *limit > 0);
-            let mut metadata = json!({"resourceVersion": revision.to_string()});
+            // A continued page reports the revision of its first page (the token's).
+            let mut metadata = json!({"resourceVersion": token_revision.to_string()});
+            let selected = ["labelSelector", "fieldSelector"]
+                .iter()
+                .any(|name| query.get(*name).is_some_and(|value| !value.is_empty()));
             if let Some(limit) = limit
                 && items.len() > limit
             {
@@ -563,7 +567,10 @@ async fn resource_request(
                 items.truncate(limit);
                 let last = items.last().map(|(key, _)| key.clone()).unwrap_or_default();
                 metadata["continue"] = json!(encode_continue(&last, token_revision));
-                metadata["remainingItemCount"] = json!(remaining);
+                // Not known exactly under a selector: the real server leaves it out.
+                if !selected {
+                    metadata["remainingItemCount"] = json!(remaining);
+                }
             }
             if wants_table {
                 let objects: Vec<Value> = items
@@ -577,7 +584,7 @@ async fn resource_request(
                     .map(str::to_owned);
                 return Ok(json_response(
                     200,
-                    &table::table(t, &objects, revision, continue_token),
+                    &table::table(t, &objects, token_revision, continue_token),
                 ));
             }
             // Serialized from the store as it is, without copying each object first (the copies

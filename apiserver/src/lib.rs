@@ -11,8 +11,10 @@
 //!   `fieldValidation` parameter (kubectl then validates on the server). A CRD's resources are
 //!   served once it is Established, after [`Options::crd_established_delay`].
 //! - Verbs: get, list (label selectors with `=`, `==`, `!=`, `in`, `notin`, exists, `!key`;
-//!   field selectors on any dotted path; `limit`/`continue`), watch, create (`generateName`,
-//!   409 AlreadyExists), update (409 on a stale resourceVersion), patch (apply, merge, JSON,
+//!   field selectors on any dotted path; `limit`/`continue`, a continued page reporting its
+//!   first page's resourceVersion, no `remainingItemCount` under a selector), watch, create
+//!   (`generateName`, 409 AlreadyExists), update (409 on a stale resourceVersion; a custom
+//!   resource's 422 without one, as custom resources allow no unconditional update), patch (apply, merge, JSON,
 //!   strategic merge for built-in types), delete (preconditions on uid and resourceVersion,
 //!   `propagationPolicy`, finalizers; an object removed at once is answered with a `Status` of
 //!   `Success`, except pods, serviceaccounts and storageclasses, answered with the object as the

@@ -463,6 +463,16 @@ impl State {
             .cloned()
             .ok_or_else(|| ApiError::not_found(&t.plural, &t.group, name))?;
         let wanted_version = text(&body, "/metadata/resourceVersion").to_owned();
+        // Custom resources do not allow an unconditional update (built-in types do).
+        if wanted_version.is_empty() && t.crd.is_some() {
+            return Err(invalid(
+                t,
+                name,
+                "metadata.resourceVersion",
+                "FieldValueInvalid",
+                "Invalid value: 0x0: must be specified for an update".into(),
+            ));
+        }
         if !wanted_version.is_empty() && wanted_version != text(&live, "/metadata/resourceVersion")
         {
             return Err(ApiError::conflict(

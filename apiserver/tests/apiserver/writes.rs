@@ -600,3 +600,100 @@ async fn managed_fields_reset_and_malformed_lists_in_updates() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// A PUT of a custom resource without `metadata.resourceVersion` is refused (custom resources
+/// do not allow an unconditional update); a built-in type's is accepted.
+#[tokio::test]
+async fn custom_resources_refuse_unconditional_updates() {
+    let server = server();
+    create(
+        &server,
+        CRDS,
+        gadget_crd(json!([gadget_version("v1", true, false)])),
+    )
+    .await;
+    let gadgets = "/apis/windlass.test/v1/namespaces/default/gadgets";
+    create(
+        &server,
+        gadgets,
+        json!({"metadata": {"name": "g"}, "spec": {"size": 1}}),
+    )
+    .await;
+    let body = json!({"apiVersion": "windlass.test/v1", "kind": "Gadget",
+                      "metadata": {"name": "g"}, "spec": {"size": 2}});
+    let answer = call(
+        &server,
+        Method::PUT,
+        &format!("{gadgets}/g"),
+        "application/json",
+        Some(body),
+    )
+    .await;
+    assert_invalid(
+        &answer,
+        r#"Gadget.windlass.test "g" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"#,
+        "FieldValueInvalid",
+        "metadata.resourceVersion",
+    );
+    create(&server, CONFIGMAPS, json!({"metadata": {"name": "c"}})).await;
+    let (status, _) = call(
+        &server,
+        Method::PUT,
+        &format!("{CONFIGMAPS}/c"),
+        "application/json",
+        Some(json!({"metadata": {"name": "c"}, "data": {"k": "v"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// A continued LIST page reports the revision of its token, and `remainingItemCount` is left
+/// out under a selector.
+#[tokio::test]
+async fn continued_pages_report_the_token_revision() {
+    let server = server();
+    for name in ["a", "b", "c"] {
+        create(
+            &server,
+            CONFIGMAPS,
+            json!({"metadata": {"name": name, "labels": {"x": "y"}}}),
+        )
+        .await;
+    }
+    let (_, first) = call(
+        &server,
+        Method::GET,
+        &format!("{CONFIGMAPS}?limit=1"),
+        "",
+        None,
+    )
+    .await;
+    let revision = first["metadata"]["resourceVersion"].clone();
+    assert_eq!(first["metadata"]["remainingItemCount"], 2, "{first}");
+    create(&server, CONFIGMAPS, json!({"metadata": {"name": "d"}})).await;
+    let token = first["metadata"]["continue"]
+        .as_str()
+        .expect("a continue token");
+    let (_, second) = call(
+        &server,
+        Method::GET,
+        &format!("{CONFIGMAPS}?limit=1&continue={token}"),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(second["metadata"]["resourceVersion"], revision, "{second}");
+    let (_, selected) = call(
+        &server,
+        Method::GET,
+        &format!("{CONFIGMAPS}?limit=1&labelSelector=x%3Dy"),
+        "",
+        None,
+    )
+    .await;
+    assert!(selected["metadata"]["continue"].is_string(), "{selected}");
+    assert!(
+        selected["metadata"].get("remainingItemCount").is_none(),
+        "{selected}"
+    );
+}
