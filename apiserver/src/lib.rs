@@ -58,7 +58,8 @@
 //!   responses are always JSON (clients list JSON after protobuf in `Accept`). A protobuf body of
 //!   any other kind is refused with 415 naming what is decoded.
 //! - Watch (ndjson, bookmarks, `timeoutSeconds`, `sendInitialEvents`, 410 Expired past the kept
-//!   history), `Status` errors as kube-rs and kubectl parse them, and fault injection
+//!   history, an ERROR event with 504 Timeout `Too large resource version` past the current
+//!   revision), `Status` errors as kube-rs and kubectl parse them, and fault injection
 //!   ([`Fault`]): delays, 429 with `Retry-After`, 5xx, refused requests (webhook-style).
 //!
 //! # What it does not implement

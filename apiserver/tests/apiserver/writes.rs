@@ -697,3 +697,28 @@ async fn continued_pages_report_the_token_revision() {
         "{selected}"
     );
 }
+
+/// A watch from a resourceVersion past the server's ends with an ERROR event carrying a 504
+/// Timeout Status, instead of silently waiting for revisions that may never carry its events.
+#[tokio::test]
+async fn a_watch_from_a_future_revision_ends_with_a_timeout_error() {
+    let server = server();
+    let current = server.resource_version();
+    let asked = current + 100;
+    let (status, event) = call(
+        &server,
+        Method::GET,
+        &format!("{CONFIGMAPS}?watch=true&resourceVersion={asked}&timeoutSeconds=2"),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(event["type"], "ERROR", "{event}");
+    assert_eq!(event["object"]["code"], 504, "{event}");
+    assert_eq!(event["object"]["reason"], "Timeout", "{event}");
+    assert_eq!(
+        event["object"]["message"],
+        format!("Too large resource version: {asked}, current: {current}")
+    );
+}
