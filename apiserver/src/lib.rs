@@ -9,7 +9,11 @@
 //! - Discovery: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/<g>`, `/apis/<g>/<v>`, aggregated
 //!   discovery (`apidiscovery.k8s.io` v2 and v2beta1), and OpenAPI v3 documents that declare the
 //!   `fieldValidation` parameter (kubectl then validates on the server). A CRD's resources are
-//!   served once it is Established, after [`Options::crd_established_delay`].
+//!   served once it is Established, after [`Options::crd_established_delay`]; an update of an
+//!   Established CRD (versions, schemas, `served`) is served at once, its storage version added
+//!   to `status.storedVersions`. A group's versions are listed, and its preferred version
+//!   chosen, by Kubernetes' version priority (GA, beta, alpha, higher numbers first; other
+//!   names last, alphabetically).
 //! - Verbs: get, list (label selectors with `=`, `==`, `!=`, `in`, `notin`, exists, `!key`;
 //!   field selectors on any dotted path; `limit`/`continue`, a continued page reporting its
 //!   first page's resourceVersion, no `remainingItemCount` under a selector), watch, create
@@ -69,7 +73,10 @@
 //! EndpointSlices are derived from Services. Garbage collection and the namespace controller are
 //! off unless enabled in [`Options`]. No authentication, authorization, admission webhooks
 //! (beyond injected refusals), validation of object contents beyond names and the immutable
-//! fields above, unknown-field detection (`fieldValidation` is accepted and ignored), version
+//! fields above, unknown-field detection (`fieldValidation` is accepted and ignored), the
+//! structural schema of custom resources (fields a CRD's schema does not declare are kept
+//! rather than pruned, even without `x-kubernetes-preserve-unknown-fields`, and schema
+//! `default`s are not applied, on any write), version
 //! conversion (every served version of a CRD stores the same object), protobuf beyond the kinds
 //! above, protobuf responses or CBOR, metadata-only watches,
 //! `resourceVersionMatch` semantics, or consistent snapshots for `continue` (later pages reflect

@@ -1073,6 +1073,20 @@ impl State {
             && t.kind == "CustomResourceDefinition"
             && old.is_none())
         .then(|| key.name.clone());
+        // An Established CRD's update is served at once: versions, schemas, `served` flags; its
+        // storage version joins `status.storedVersions`.
+        let updated_crd = t.group == "apiextensions.k8s.io"
+            && t.kind == "CustomResourceDefinition"
+            && old.is_some()
+            && is_established(&new);
+        let new = if updated_crd {
+            let mut crd = Arc::unwrap_or_clone(new);
+            record_storage_version(&mut crd);
+            self.catalog.add_crd(&crd);
+            Arc::new(crd)
+        } else {
+            new
+        };
         // Shared by the store, its watch history and the answer.
         self.store.put_shared(key, new.clone(), revision);
         if let Some(name) = new_crd {
@@ -1434,6 +1448,50 @@ impl State {
                 self.store.put(key, object, revision);
             }
         }
+    }
+}
+
+/// Whether a CRD's status says Established.
+fn is_established(crd: &Value) -> bool {
+    crd.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|conditions| {
+            conditions.iter().any(|condition| {
+                text(condition, "/type") == "Established" && text(condition, "/status") == "True"
+            })
+        })
+}
+
+/// Adds a CRD's storage version to `status.storedVersions` when it is not there yet.
+fn record_storage_version(crd: &mut Value) {
+    let Some(storage) = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .and_then(|versions| {
+            versions
+                .iter()
+                .find(|version| version.get("storage").and_then(Value::as_bool) == Some(true))
+        })
+        .and_then(|version| version.get("name"))
+        .cloned()
+    else {
+        return;
+    };
+    if !crd.get("status").is_some_and(Value::is_object) {
+        crd["status"] = json!({});
+    }
+    let status = crd["status"]
+        .as_object_mut()
+        .expect("status was just made an object");
+    let stored = status.entry("storedVersions").or_insert(json!([]));
+    if !stored.is_array() {
+        *stored = json!([]);
+    }
+    let stored = stored
+        .as_array_mut()
+        .expect("storedVersions was just made a list");
+    if !stored.contains(&storage) {
+        stored.push(storage);
     }
 }
 

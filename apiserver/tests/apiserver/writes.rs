@@ -722,3 +722,77 @@ async fn a_watch_from_a_future_revision_ends_with_a_timeout_error() {
         format!("Too large resource version: {asked}, current: {current}")
     );
 }
+
+/// An update of an Established CRD is served at once: a new version (the preferred one by
+/// Kubernetes' version priority), `served: false`, and the storage version recorded in
+/// `status.storedVersions`.
+#[tokio::test]
+async fn crd_updates_are_served() {
+    let server = server();
+    create(
+        &server,
+        CRDS,
+        gadget_crd(json!([gadget_version("v1", true, false)])),
+    )
+    .await;
+    let crd = server
+        .get(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            "",
+            "gadgets.windlass.test",
+        )
+        .expect("the CRD");
+    let mut updated = crd.clone();
+    updated["spec"]["versions"] = json!([
+        gadget_version("v1", false, false),
+        gadget_version("v2beta1", false, false),
+        gadget_version("v2", true, false),
+    ]);
+    let (status, answer) = call(
+        &server,
+        Method::PUT,
+        &format!("{CRDS}/gadgets.windlass.test"),
+        "application/json",
+        Some(updated),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer["status"]["storedVersions"],
+        json!(["v1", "v2"]),
+        "{answer}"
+    );
+    let (status, group) = call(&server, Method::GET, "/apis/windlass.test", "", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(group["preferredVersion"]["version"], "v2", "{group}");
+    let (status, _) = call(
+        &server,
+        Method::GET,
+        "/apis/windlass.test/v2/namespaces/default/gadgets",
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut unserved = answer.clone();
+    unserved["spec"]["versions"][0]["served"] = json!(false);
+    let (status, answer) = call(
+        &server,
+        Method::PUT,
+        &format!("{CRDS}/gadgets.windlass.test"),
+        "application/json",
+        Some(unserved),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, _) = call(
+        &server,
+        Method::GET,
+        "/apis/windlass.test/v1/namespaces/default/gadgets",
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
