@@ -387,6 +387,9 @@ impl Catalog {
                 None => groups.push((t.group.clone(), vec![t.version.clone()])),
             }
         }
+        for (_, versions) in &mut groups {
+            versions.sort_by(|a, b| compare_versions(a, b));
+        }
         groups
     }
 
@@ -468,10 +471,84 @@ impl Catalog {
     }
 }
 
+/// A Kubernetes-like version (`v2`, `v1beta1`, `v1alpha3`) as (stability, major, minor), the
+/// stability 2 for GA, 1 for beta, 0 for alpha; None for any other name.
+fn kube_version(name: &str) -> Option<(u8, u64, u64)> {
+    let rest = name.strip_prefix('v')?;
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    let major: u64 = rest[..digits].parse().ok().filter(|major| *major > 0)?;
+    let suffix = &rest[digits..];
+    if suffix.is_empty() {
+        return Some((2, major, 0));
+    }
+    let (stability, minor) = if let Some(minor) = suffix.strip_prefix("beta") {
+        (1, minor)
+    } else {
+        (0, suffix.strip_prefix("alpha")?)
+    };
+    if minor.is_empty() || !minor.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((stability, major, minor.parse().ok()?))
+}
+
+/// Kubernetes' version priority, highest first: GA, then beta, then alpha, a higher major and
+/// then a higher minor first; names that are not Kubernetes-like last, alphabetically (the
+/// order the real apiextensions server picks a CRD group's preferred version by).
+pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    match (kube_version(a), kube_version(b)) {
+        (Some(a), Some(b)) => b.cmp(&a),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.cmp(b),
+    }
+}
+
 /// `("apps", "v1")` from `apps/v1`, `("", "v1")` from `v1`.
 pub fn split_api_version(api_version: &str) -> (&str, &str) {
     match api_version.split_once('/') {
         Some((group, version)) => (group, version),
         None => ("", api_version),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_sort_by_kubernetes_priority() {
+        let mut versions = vec![
+            "v1alpha1",
+            "foo",
+            "v1",
+            "v2beta1",
+            "v11alpha2",
+            "v2",
+            "v1beta2",
+            "bar",
+            "v10",
+            "v12alpha1",
+            "v3beta1",
+        ];
+        versions.sort_by(|a, b| compare_versions(a, b));
+        assert_eq!(
+            versions,
+            [
+                "v10",
+                "v2",
+                "v1",
+                "v3beta1",
+                "v2beta1",
+                "v1beta2",
+                "v12alpha1",
+                "v11alpha2",
+                "v1alpha1",
+                "bar",
+                "foo"
+            ]
+        );
     }
 }

@@ -158,6 +158,22 @@ impl ApiError {
         Self::new(410, "Expired", message)
     }
 
+    /// 504 Timeout for a watch or read from a resourceVersion the server has not reached:
+    /// `Too large resource version: <asked>, current: <current>`, with the
+    /// `ResourceVersionTooLarge` cause client-go's reflector recognizes.
+    pub fn resource_version_too_large(asked: u64, current: u64) -> Self {
+        let mut error = Self::new(
+            504,
+            "Timeout",
+            format!("Too large resource version: {asked}, current: {current}"),
+        );
+        error.details = Some(Box::new(json!({
+            "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+            "retryAfterSeconds": 1,
+        })));
+        error
+    }
+
     /// 413 RequestEntityTooLarge.
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(413, "RequestEntityTooLarge", message)

@@ -233,6 +233,20 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         }
         .to_owned();
     }
+    // The body is read before faults are taken: a DELETE's `DeleteOptions` may ask for a dry
+    // run (`dryRun: ["All"]`), which the record (and fault matching) must see.
+    let bytes = axum::body::to_bytes(body, shared.body_limit).await;
+    let decoded = bytes
+        .as_ref()
+        .ok()
+        .filter(|_| !content_type.contains("cbor"))
+        .map(|bytes| decoded_body(&parts.method, &route, &content_type, bytes));
+    if parts.method == Method::DELETE
+        && let Some(Ok((body, _))) = &decoded
+        && body_asks_dry_run(body)
+    {
+        record.dry_run = true;
+    }
     let injected = {
         let mut faults = shared.faults.lock().expect("fault list lock");
         faults::take(&mut faults, &record)
@@ -243,39 +257,47 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
             if let Some(Injected::Delay(duration)) = other {
                 tokio::time::sleep(duration).await;
             }
-            match axum::body::to_bytes(body, shared.body_limit).await {
-                Err(_) => ApiError::too_large(format!(
+            match (bytes, decoded) {
+                (Err(_), _) => ApiError::too_large(format!(
                     "the request body is larger than {} bytes",
                     shared.body_limit
                 ))
                 .into_response(),
-                Ok(_) if content_type.contains("cbor") => {
-                    ApiError::unsupported_media_type(&content_type).into_response()
-                }
-                Ok(bytes) => match decoded_body(&parts.method, &route, &content_type, &bytes) {
-                    Err(error) => error.into_response(),
-                    Ok((body, content_type)) => {
-                        let request = Incoming {
-                            method: parts.method.clone(),
-                            route: route.clone(),
-                            query,
-                            accept,
-                            content_type,
-                            user_agent,
-                            body,
-                        };
-                        match dispatch(&shared, request, &record).await {
-                            Ok(response) => response,
-                            Err(error) => error.into_response(),
-                        }
+                (Ok(_), None) => ApiError::unsupported_media_type(&content_type).into_response(),
+                (Ok(_), Some(Err(error))) => error.into_response(),
+                (Ok(_), Some(Ok((body, content_type)))) => {
+                    let request = Incoming {
+                        method: parts.method.clone(),
+                        route: route.clone(),
+                        query,
+                        accept,
+                        content_type,
+                        user_agent,
+                        body,
+                    };
+                    match dispatch(&shared, request, &record).await {
+                        Ok(response) => response,
+                        Err(error) => error.into_response(),
                     }
-                },
+                }
             }
         }
     };
     record.status = response.status().as_u16();
     shared.log.lock().expect("request log lock").record(record);
     response
+}
+
+/// Whether a DELETE's body (`DeleteOptions`, JSON or YAML) asks for a dry run:
+/// `dryRun: ["All"]`, as kubectl `delete --dry-run=server` and kube-rs send it.
+fn body_asks_dry_run(body: &[u8]) -> bool {
+    !body.is_empty()
+        && parse_body(body).is_ok_and(|options| {
+            options
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|values| values.iter().any(|value| value == "All"))
+        })
 }
 
 /// The body and its media type as the handlers read them: a protobuf body of a kind
@@ -533,7 +555,11 @@ async fn resource_request(
                 .get("limit")
                 .and_then(|limit| limit.parse::<usize>().ok())
                 .filter(|limit| *limit > 0);
-            let mut metadata = json!({"resourceVersion": revision.to_string()});
+            // A continued page reports the revision of its first page (the token's).
+            let mut metadata = json!({"resourceVersion": token_revision.to_string()});
+            let selected = ["labelSelector", "fieldSelector"]
+                .iter()
+                .any(|name| query.get(*name).is_some_and(|value| !value.is_empty()));
             if let Some(limit) = limit
                 && items.len() > limit
             {
@@ -541,7 +567,10 @@ async fn resource_request(
                 items.truncate(limit);
                 let last = items.last().map(|(key, _)| key.clone()).unwrap_or_default();
                 metadata["continue"] = json!(encode_continue(&last, token_revision));
-                metadata["remainingItemCount"] = json!(remaining);
+                // Not known exactly under a selector: the real server leaves it out.
+                if !selected {
+                    metadata["remainingItemCount"] = json!(remaining);
+                }
             }
             if wants_table {
                 let objects: Vec<Value> = items
@@ -555,7 +584,7 @@ async fn resource_request(
                     .map(str::to_owned);
                 return Ok(json_response(
                     200,
-                    &table::table(t, &objects, revision, continue_token),
+                    &table::table(t, &objects, token_revision, continue_token),
                 ));
             }
             // Serialized from the store as it is, without copying each object first (the copies
@@ -644,7 +673,8 @@ async fn resource_request(
         (&Method::DELETE, Some(name)) => {
             let options = delete_options(&request.body, query)?;
             let deleted = state.delete(t, namespace, name, &options, &context)?;
-            Ok(json_response(200, &deleted))
+            drop(state);
+            Ok(json_response(200, &deleted.answer(t)))
         }
         (&Method::DELETE, None) => {
             let options = delete_options(&request.body, query)?;
@@ -663,7 +693,9 @@ async fn resource_request(
                 .collect();
             let mut items = Vec::new();
             for (object_namespace, object_name) in names {
-                items.push(state.delete(t, &object_namespace, &object_name, &options, &context)?);
+                let deleted =
+                    state.delete(t, &object_namespace, &object_name, &options, &context)?;
+                items.push(deleted.object);
             }
             Ok(json_response(
                 200,

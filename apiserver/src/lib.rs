@@ -9,18 +9,29 @@
 //! - Discovery: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/<g>`, `/apis/<g>/<v>`, aggregated
 //!   discovery (`apidiscovery.k8s.io` v2 and v2beta1), and OpenAPI v3 documents that declare the
 //!   `fieldValidation` parameter (kubectl then validates on the server). A CRD's resources are
-//!   served once it is Established, after [`Options::crd_established_delay`].
+//!   served once it is Established, after [`Options::crd_established_delay`]; an update of an
+//!   Established CRD (versions, schemas, `served`) is served at once, its storage version added
+//!   to `status.storedVersions`. A group's versions are listed, and its preferred version
+//!   chosen, by Kubernetes' version priority (GA, beta, alpha, higher numbers first; other
+//!   names last, alphabetically).
 //! - Verbs: get, list (label selectors with `=`, `==`, `!=`, `in`, `notin`, exists, `!key`;
-//!   field selectors on any dotted path; `limit`/`continue`), watch, create (`generateName`,
-//!   409 AlreadyExists), update (409 on a stale resourceVersion), patch (apply, merge, JSON,
+//!   field selectors on any dotted path; `limit`/`continue`, a continued page reporting its
+//!   first page's resourceVersion, no `remainingItemCount` under a selector), watch, create
+//!   (`generateName`, 409 AlreadyExists), update (409 on a stale resourceVersion; a custom
+//!   resource's 422 without one, as custom resources allow no unconditional update), patch (apply, merge, JSON,
 //!   strategic merge for built-in types), delete (preconditions on uid and resourceVersion,
-//!   `propagationPolicy`, finalizers), deletecollection, `dryRun=All`, `/status`, `Table`
+//!   `propagationPolicy`, finalizers; an object removed at once is answered with a `Status` of
+//!   `Success`, except pods, serviceaccounts and storageclasses, answered with the object as the
+//!   real registries do), deletecollection, `dryRun=All` (in the query, or `dryRun: ["All"]` in
+//!   a DELETE's `DeleteOptions`), `/status`, `Table`
 //!   output for `kubectl get` (a LIST's items of a built-in type come without apiVersion and
 //!   kind, as the real server sends them), and the metadata-only form of get and list
 //!   (`Accept: application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1`, the media
 //!   ranges taken in order) that controllers and `windlass apply` ask for.
 //! - Metadata: uid, one global monotonic resourceVersion, creationTimestamp, generation bumped
-//!   only when something outside metadata and status changes, deletionTimestamp with
+//!   only when something outside metadata and status changes (a Deployment's annotations count
+//!   too; a custom resource's status counts unless its version has the status subresource), and
+//!   when deletionTimestamp is first set on an object with a generation, deletionTimestamp with
 //!   finalizers, namespaces Terminating with `spec.finalizers: [kubernetes]`; creating in a
 //!   missing namespace is 404, in a Terminating one 403.
 //! - Server-side apply with real `managedFields` (`FieldsV1`), following structured-merge-diff:
@@ -30,19 +41,29 @@
 //!   `FieldManagerConflict` causes); `force`; removal of fields no longer applied by their sole
 //!   owner; Update operations taking over the fields they change; managedFields written
 //!   directly by an update replace the recorded ones (kubectl's client-side to server-side
-//!   migration relies on it); `before-first-apply`; the last-applied annotation kept in sync
+//!   migration relies on it), `[{}]` resets them, a malformed list is ignored; only the
+//!   writer's entry gets a new `time`, and only when its write changed something; `before-first-apply`; the last-applied annotation kept in sync
 //!   for manager `kubectl`.
-//! - Immutable fields (422): Secret and ConfigMap with `immutable: true`, Service
-//!   `spec.clusterIP`, workload `spec.selector`, Job `spec.selector` and `spec.template`, CRD
-//!   `spec.scope`. A few defaults of the real server (Service type/clusterIP/ports, Deployment
+//! - Immutable fields (422): Secret and ConfigMap with `immutable: true`, Secret `type`,
+//!   Service `spec.clusterIP`, workload `spec.selector`, StatefulSet `spec` other than
+//!   `replicas`, `ordinals`, `template`, `updateStrategy`,
+//!   `persistentVolumeClaimRetentionPolicy` and `minReadySeconds`, PersistentVolumeClaim `spec`
+//!   other than `resources.requests` and `volumeAttributesClassName` (and `volumeName` set once),
+//!   RoleBinding and ClusterRoleBinding `roleRef`, Job `spec.selector` and `spec.template`, CRD
+//!   `spec.scope`, and new finalizers on an object being deleted. A few defaults of the real server (Service type/clusterIP/ports, Deployment
 //!   replicas/strategy, pod template defaults, Namespace phase) so objects read back look real.
+//!   A Secret's `stringData` is written into `data` (base64, overwriting the same keys) and
+//!   removed on every write, as the real conversion does; an apply's managedFields record the
+//!   applier's `f:stringData` (taken from the applied configuration, as the real server does),
+//!   any other write's record the `f:data` keys it changed.
 //! - Protobuf request bodies (`application/vnd.kubernetes.protobuf`, [`protobuf`]) for creates
 //!   and updates of core/v1 Secrets and ConfigMaps and for `DeleteOptions`: what client-go's
 //!   typed clients send for Helm 4's release storage. They are decoded into the JSON model;
 //!   responses are always JSON (clients list JSON after protobuf in `Accept`). A protobuf body of
 //!   any other kind is refused with 415 naming what is decoded.
 //! - Watch (ndjson, bookmarks, `timeoutSeconds`, `sendInitialEvents`, 410 Expired past the kept
-//!   history), `Status` errors as kube-rs and kubectl parse them, and fault injection
+//!   history, an ERROR event with 504 Timeout `Too large resource version` past the current
+//!   revision), `Status` errors as kube-rs and kubectl parse them, and fault injection
 //!   ([`Fault`]): delays, 429 with `Retry-After`, 5xx, refused requests (webhook-style).
 //!
 //! # What it does not implement
@@ -52,7 +73,10 @@
 //! EndpointSlices are derived from Services. Garbage collection and the namespace controller are
 //! off unless enabled in [`Options`]. No authentication, authorization, admission webhooks
 //! (beyond injected refusals), validation of object contents beyond names and the immutable
-//! fields above, unknown-field detection (`fieldValidation` is accepted and ignored), version
+//! fields above, unknown-field detection (`fieldValidation` is accepted and ignored), the
+//! structural schema of custom resources (fields a CRD's schema does not declare are kept
+//! rather than pruned, even without `x-kubernetes-preserve-unknown-fields`, and schema
+//! `default`s are not applied, on any write), version
 //! conversion (every served version of a CRD stores the same object), protobuf beyond the kinds
 //! above, protobuf responses or CBOR, metadata-only watches,
 //! `resourceVersionMatch` semantics, or consistent snapshots for `continue` (later pages reflect

@@ -132,6 +132,40 @@ pub fn decode(object: &Value) -> Result<Vec<ManagedEntry>, String> {
     Ok(decoded)
 }
 
+/// What the managedFields of a create or update body ask for, as the real field manager reads
+/// them (`decodeLiveOrNew`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Requested {
+    /// None, an empty list or a malformed one: the live managers stay.
+    Live,
+    /// Only empty entries (`[{}]`): every manager is forgotten.
+    Reset,
+    /// Well-formed entries: they replace the live managers.
+    Replace(Vec<ManagedEntry>),
+}
+
+/// Reads the managedFields a create or update body sets; never fails (a malformed list is
+/// ignored, as the real server ignores it).
+pub fn requested(object: &Value) -> Requested {
+    let Some(Value::Array(entries)) = object.pointer("/metadata/managedFields") else {
+        return Requested::Live;
+    };
+    let is_empty_entry = |entry: &Value| {
+        entry.as_object().is_some_and(|fields| {
+            fields
+                .values()
+                .all(|value| value.is_null() || value.as_str() == Some(""))
+        })
+    };
+    if !entries.is_empty() && entries.iter().all(is_empty_entry) {
+        return Requested::Reset;
+    }
+    match decode(object) {
+        Ok(decoded) if !decoded.is_empty() => Requested::Replace(decoded),
+        _ => Requested::Live,
+    }
+}
+
 /// Writes entries as `metadata.managedFields`, in the API server's order (Apply before Update,
 /// then by time, manager, version and subresource).
 pub fn encode(entries: &[ManagedEntry]) -> Value {
@@ -275,7 +309,8 @@ pub fn apply(
         let comparison = typed::compare(live_value, &pruned, schema).without(ignored);
         take_over(managers, &comparison, identity, force, &before)?
     };
-    let managers = stamp(managers, &before, now);
+    let changed = pruned != *live_value;
+    let managers = stamp(managers, &before, identity, changed, now);
     Ok(Outcome {
         object: pruned,
         managers,
@@ -321,7 +356,7 @@ pub fn update(
         }),
     }
     managers.retain(|entry| !entry.fields.is_empty());
-    stamp(managers, &before, now)
+    stamp(managers, &before, identity, !comparison.is_same(), now)
 }
 
 /// Removes from `merged` the fields the applier owned last time, no longer applies, and no one
@@ -390,8 +425,17 @@ fn take_over(
     Ok(managers)
 }
 
-/// Keeps the time of entries whose fields did not change; new or changed entries get `now`.
-fn stamp(mut managers: Vec<ManagedEntry>, before: &[ManagedEntry], now: &str) -> Vec<ManagedEntry> {
+/// Times as the real field manager keeps them: only the writer's entry gets `now`, and only when
+/// its write `changed` something (an Update that changed a field, an Apply that changed the
+/// object) or the entry is new; every other entry keeps its time, even when the write took
+/// fields from it.
+fn stamp(
+    mut managers: Vec<ManagedEntry>,
+    before: &[ManagedEntry],
+    writer: &Identity,
+    changed: bool,
+    now: &str,
+) -> Vec<ManagedEntry> {
     for entry in managers.iter_mut() {
         let identity = Identity {
             manager: entry.manager.clone(),
@@ -399,12 +443,11 @@ fn stamp(mut managers: Vec<ManagedEntry>, before: &[ManagedEntry], now: &str) ->
             api_version: entry.api_version.clone(),
             subresource: entry.subresource.clone(),
         };
-        match before.iter().find(|old| old.same_identity(&identity)) {
-            Some(old) if old.fields == entry.fields && old.api_version == entry.api_version => {
-                entry.time = old.time.clone();
-            }
-            _ => entry.time = now.to_owned(),
-        }
+        let previous = before.iter().find(|old| old.same_identity(&identity));
+        entry.time = match previous {
+            Some(old) if !(changed && entry.same_identity(writer)) => old.time.clone(),
+            _ => now.to_owned(),
+        };
     }
     managers
 }
@@ -437,4 +480,121 @@ pub fn conflict_message(conflicts: &[Conflict]) -> String {
         conflicts.len(),
         lines.join("\n")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(manager: &str, operation: Operation, data: Value, schema: &Schema) -> ManagedEntry {
+        ManagedEntry {
+            manager: manager.to_owned(),
+            operation,
+            api_version: "v1".to_owned(),
+            time: "2020-01-01T00:00:00Z".to_owned(),
+            subresource: String::new(),
+            fields: typed::fields_of(&json!({ "data": data }), schema),
+        }
+    }
+
+    fn identity(manager: &str, operation: Operation) -> Identity {
+        Identity {
+            manager: manager.to_owned(),
+            operation,
+            api_version: "v1".to_owned(),
+            subresource: String::new(),
+        }
+    }
+
+    fn time_of<'a>(managers: &'a [ManagedEntry], manager: &str) -> &'a str {
+        &managers
+            .iter()
+            .find(|entry| entry.manager == manager)
+            .expect("the manager is there")
+            .time
+    }
+
+    #[test]
+    fn only_the_writer_that_changed_something_gets_a_new_time() {
+        let schema = crate::builtin_schemas::schema_for("", "ConfigMap");
+        let live = json!({"data": {"a": "1", "b": "1"}});
+        let managers = vec![
+            entry("writer", Operation::Update, json!({"a": "1"}), &schema),
+            entry("applier", Operation::Apply, json!({"b": "1"}), &schema),
+        ];
+        let ignored = ignored_fields("", false, &live);
+        let now = "2030-01-01T00:00:00Z";
+        // The writer takes data.b from the applier: only the writer's time moves.
+        let taken = update(
+            Some(&live),
+            &json!({"data": {"a": "1", "b": "2"}}),
+            &schema,
+            managers.clone(),
+            &identity("writer", Operation::Update),
+            &ignored,
+            now,
+        );
+        assert_eq!(time_of(&taken, "writer"), now);
+        assert!(taken.iter().all(|entry| entry.manager == "writer"));
+        // A write that changes nothing keeps every time.
+        let unchanged = update(
+            Some(&live),
+            &live,
+            &schema,
+            managers.clone(),
+            &identity("writer", Operation::Update),
+            &ignored,
+            now,
+        );
+        assert_eq!(time_of(&unchanged, "writer"), "2020-01-01T00:00:00Z");
+        assert_eq!(time_of(&unchanged, "applier"), "2020-01-01T00:00:00Z");
+        // A third writer takes only a part: the others' times stay although their sets shrink.
+        let three = vec![
+            entry(
+                "writer",
+                Operation::Update,
+                json!({"a": "1", "b": "1"}),
+                &schema,
+            ),
+            entry("applier", Operation::Apply, json!({"b": "1"}), &schema),
+        ];
+        let shrunk = update(
+            Some(&live),
+            &json!({"data": {"a": "2", "b": "1"}}),
+            &schema,
+            three,
+            &identity("third", Operation::Update),
+            &ignored,
+            now,
+        );
+        assert_eq!(time_of(&shrunk, "third"), now);
+        assert_eq!(time_of(&shrunk, "writer"), "2020-01-01T00:00:00Z");
+        assert_eq!(time_of(&shrunk, "applier"), "2020-01-01T00:00:00Z");
+        // An apply that leaves the object as it was keeps its time; one that changes it moves it.
+        let same = apply(
+            Some(&live),
+            &json!({"data": {"b": "1"}}),
+            &schema,
+            managers.clone(),
+            &identity("applier", Operation::Apply),
+            false,
+            &ignored,
+            now,
+        )
+        .expect("no conflict");
+        assert_eq!(time_of(&same.managers, "applier"), "2020-01-01T00:00:00Z");
+        let changed = apply(
+            Some(&live),
+            &json!({"data": {"b": "3"}}),
+            &schema,
+            managers,
+            &identity("applier", Operation::Apply),
+            false,
+            &ignored,
+            now,
+        )
+        .expect("no conflict");
+        assert_eq!(time_of(&changed.managers, "applier"), now);
+        assert_eq!(time_of(&changed.managers, "writer"), "2020-01-01T00:00:00Z");
+    }
 }

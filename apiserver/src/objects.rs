@@ -128,12 +128,26 @@ fn without_server_fields(object: &Value) -> Value {
     copy
 }
 
-/// Everything but `metadata` and `status`, to decide whether `generation` moves.
-fn spec_part(object: &Value) -> Value {
+/// What decides whether `generation` moves: everything but `metadata` and `status`, with the
+/// real strategies' exceptions — a Deployment's annotations count too (its `PrepareForUpdate`),
+/// and a custom resource whose version has no status subresource counts `status` as well.
+fn spec_part(t: &ResourceType, object: &Value) -> Value {
     let mut copy = object.clone();
+    let status_counts = t.crd.is_some() && !t.status_subresource;
+    let annotations_count = t.group == "apps" && t.kind == "Deployment";
     if let Some(map) = copy.as_object_mut() {
-        for field in ["metadata", "status", "apiVersion", "kind"] {
+        let annotations = map
+            .get("metadata")
+            .and_then(|metadata| metadata.get("annotations"))
+            .cloned();
+        for field in ["metadata", "apiVersion", "kind"] {
             map.shift_remove(field);
+        }
+        if !status_counts {
+            map.shift_remove("status");
+        }
+        if annotations_count {
+            map.insert("annotations".into(), annotations.unwrap_or(Value::Null));
         }
     }
     copy
@@ -394,7 +408,10 @@ impl State {
         if self.store.get(&key).is_some() {
             return Err(ApiError::already_exists(&t.plural, &t.group, &name));
         }
-        let given = managed::decode(&body).map_err(ApiError::bad_request)?;
+        let given = match managed::requested(&body) {
+            managed::Requested::Replace(entries) => entries,
+            managed::Requested::Live | managed::Requested::Reset => Vec::new(),
+        };
         strip_managed_fields(&mut body);
         if t.status_subresource
             && let Some(map) = body.as_object_mut()
@@ -446,6 +463,16 @@ impl State {
             .cloned()
             .ok_or_else(|| ApiError::not_found(&t.plural, &t.group, name))?;
         let wanted_version = text(&body, "/metadata/resourceVersion").to_owned();
+        // Custom resources do not allow an unconditional update (built-in types do).
+        if wanted_version.is_empty() && t.crd.is_some() {
+            return Err(invalid(
+                t,
+                name,
+                "metadata.resourceVersion",
+                "FieldValueInvalid",
+                "Invalid value: 0x0: must be specified for an update".into(),
+            ));
+        }
         if !wanted_version.is_empty() && wanted_version != text(&live, "/metadata/resourceVersion")
         {
             return Err(ApiError::conflict(
@@ -505,7 +532,7 @@ impl State {
         mut body: Value,
         context: &WriteContext,
     ) -> Result<Arc<Value>, ApiError> {
-        let given = managed::decode(&body).map_err(ApiError::bad_request)?;
+        let requested = managed::requested(&body);
         strip_managed_fields(&mut body);
         let live_managers = managed::decode(&live).unwrap_or_default();
         let mut live_bare = live.clone();
@@ -513,10 +540,12 @@ impl State {
         let mut new = self.reset_for_subresource(t, &live_bare, body, context);
         carry_server_metadata(&live_bare, &mut new);
         self.apply_defaults(t, Some(&live_bare), &mut new);
-        let base = if given.is_empty() || !context.subresource.is_empty() {
-            live_managers
-        } else {
-            given
+        // A subresource's writes never set managedFields (the real server ignores them there).
+        let base = match requested {
+            _ if !context.subresource.is_empty() => live_managers,
+            managed::Requested::Live => live_managers,
+            managed::Requested::Reset => Vec::new(),
+            managed::Requested::Replace(entries) => entries,
         };
         let ignored = Self::ignored(t, context, &new);
         let managers = managed::update(
@@ -767,6 +796,7 @@ impl State {
                     }
                 }
             }
+            ("", "Secret") => merge_string_data(object),
             ("apps", "Deployment") => {
                 if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
                     spec.entry("replicas").or_insert(json!(1));
@@ -804,7 +834,121 @@ impl State {
                 "Forbidden: field is immutable when `immutable` is set".into(),
             )
         };
+        if old.pointer("/metadata/deletionTimestamp").is_some() {
+            let old_finalizers = old.pointer("/metadata/finalizers");
+            let added: Vec<&str> = new
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .filter(|finalizer| {
+                    !old_finalizers
+                        .and_then(Value::as_array)
+                        .is_some_and(|old| old.iter().any(|kept| kept == finalizer))
+                })
+                .collect();
+            if !added.is_empty() {
+                let mut added: Vec<String> = added.iter().map(|f| format!("{f:?}")).collect();
+                added.sort();
+                added.dedup();
+                return Err(invalid(
+                    t,
+                    name,
+                    "metadata.finalizers",
+                    "FieldValueForbidden",
+                    format!(
+                        "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}",
+                        added.join(", ")
+                    ),
+                ));
+            }
+        }
         match (t.group.as_str(), t.kind.as_str()) {
+            ("", "Secret")
+                if old.get("type").and_then(Value::as_str).unwrap_or("Opaque")
+                    != new.get("type").and_then(Value::as_str).unwrap_or("Opaque") =>
+            {
+                return Err(immutable(t, name, "type", &new_value("/type")));
+            }
+            ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding")
+                if changed("/roleRef") =>
+            {
+                let role_ref =
+                    |field: &str| format!("{:?}", text(new, &format!("/roleRef/{field}")));
+                return Err(invalid(
+                    t,
+                    name,
+                    "roleRef",
+                    "FieldValueInvalid",
+                    format!(
+                        "Invalid value: rbac.RoleRef{{APIGroup:{}, Kind:{}, Name:{}}}: cannot change roleRef",
+                        role_ref("apiGroup"),
+                        role_ref("kind"),
+                        role_ref("name")
+                    ),
+                ));
+            }
+            ("apps", "StatefulSet") => {
+                let fixed = |object: &Value| {
+                    let mut spec = object.get("spec").cloned().unwrap_or(Value::Null);
+                    if let Some(spec) = spec.as_object_mut() {
+                        for field in [
+                            "replicas",
+                            "ordinals",
+                            "template",
+                            "updateStrategy",
+                            "persistentVolumeClaimRetentionPolicy",
+                            "minReadySeconds",
+                        ] {
+                            spec.shift_remove(field);
+                        }
+                    }
+                    spec
+                };
+                if fixed(old) != fixed(new) {
+                    return Err(invalid(
+                        t,
+                        name,
+                        "spec",
+                        "FieldValueForbidden",
+                        "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden".into(),
+                    ));
+                }
+            }
+            ("", "PersistentVolumeClaim") => {
+                let fixed = |object: &Value, volume_name: Option<&Value>| {
+                    let mut spec = object.get("spec").cloned().unwrap_or(Value::Null);
+                    if let Some(spec) = spec.as_object_mut() {
+                        spec.shift_remove("volumeAttributesClassName");
+                        if let Some(resources) =
+                            spec.get_mut("resources").and_then(Value::as_object_mut)
+                        {
+                            resources.shift_remove("requests");
+                        }
+                        // Binding sets volumeName once (the real validation allows it).
+                        if let Some(volume_name) = volume_name {
+                            spec.insert("volumeName".into(), volume_name.clone());
+                        }
+                    }
+                    spec
+                };
+                let unbound = text(old, "/spec/volumeName").is_empty();
+                let old_name = old
+                    .pointer("/spec/volumeName")
+                    .cloned()
+                    .unwrap_or(json!(""));
+                let spec_without = |object: &Value| fixed(object, unbound.then_some(&old_name));
+                if spec_without(old) != spec_without(new) {
+                    return Err(invalid(
+                        t,
+                        name,
+                        "spec",
+                        "FieldValueForbidden",
+                        "Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims".into(),
+                    ));
+                }
+            }
             ("", "Secret" | "ConfigMap") if old.get("immutable") == Some(&json!(true)) => {
                 for field in ["data", "binaryData", "stringData"] {
                     if changed(&format!("/{field}")) {
@@ -827,9 +971,7 @@ impl State {
                     &new_value("/spec/clusterIP"),
                 ));
             }
-            ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet")
-                if changed("/spec/selector") =>
-            {
+            ("apps", "Deployment" | "DaemonSet" | "ReplicaSet") if changed("/spec/selector") => {
                 return Err(immutable(
                     t,
                     name,
@@ -888,7 +1030,7 @@ impl State {
                         .pointer("/metadata/generation")
                         .and_then(Value::as_i64)
                         .unwrap_or(1);
-                    let bumped = if spec_part(old) != spec_part(&new) {
+                    let bumped = if spec_part(t, old) != spec_part(t, &new) {
                         generation + 1
                     } else {
                         generation
@@ -931,6 +1073,20 @@ impl State {
             && t.kind == "CustomResourceDefinition"
             && old.is_none())
         .then(|| key.name.clone());
+        // An Established CRD's update is served at once: versions, schemas, `served` flags; its
+        // storage version joins `status.storedVersions`.
+        let updated_crd = t.group == "apiextensions.k8s.io"
+            && t.kind == "CustomResourceDefinition"
+            && old.is_some()
+            && is_established(&new);
+        let new = if updated_crd {
+            let mut crd = Arc::unwrap_or_clone(new);
+            record_storage_version(&mut crd);
+            self.catalog.add_crd(&crd);
+            Arc::new(crd)
+        } else {
+            new
+        };
         // Shared by the store, its watch history and the answer.
         self.store.put_shared(key, new.clone(), revision);
         if let Some(name) = new_crd {
@@ -999,7 +1155,9 @@ impl State {
             .cloned()
     }
 
-    /// DELETE.
+    /// DELETE: removes the object at once, or (finalizers, Namespaces) marks it with
+    /// `deletionTimestamp` (and, when it tracks one, a bumped `generation`). A dry run answers
+    /// the same without storing anything.
     ///
     /// # Errors
     ///
@@ -1011,7 +1169,7 @@ impl State {
         name: &str,
         options: &DeleteOptions,
         context: &WriteContext,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Deleted, ApiError> {
         let key = Self::key(t, namespace, name);
         let live = self
             .store
@@ -1052,7 +1210,10 @@ impl State {
             .unwrap_or_default();
         let is_namespace = t.group.is_empty() && t.kind == "Namespace";
         if live.pointer("/metadata/deletionTimestamp").is_some() {
-            return Ok(Self::present(t, &live));
+            return Ok(Deleted {
+                object: Self::present(t, &live),
+                removed: false,
+            });
         }
         match options.propagation_policy.as_deref() {
             Some("Foreground") => finalizers.push(json!("foregroundDeletion")),
@@ -1060,26 +1221,41 @@ impl State {
             _ => {}
         }
         let keeps = !finalizers.is_empty() || is_namespace;
-        if context.dry_run {
-            return Ok(Self::present(t, &live));
+        if !keeps {
+            if !context.dry_run {
+                let revision = self.store.next_revision();
+                metadata_mut(&mut object)
+                    .insert("resourceVersion".into(), json!(revision.to_string()));
+                self.finish_delete(t, &key, object.clone(), revision);
+            }
+            return Ok(Deleted {
+                object: Self::present(t, &object),
+                removed: true,
+            });
         }
-        let revision = self.store.next_revision();
         let metadata = metadata_mut(&mut object);
-        metadata.insert("resourceVersion".into(), json!(revision.to_string()));
-        if keeps {
-            metadata.insert("deletionTimestamp".into(), json!(now()));
-            metadata.insert("deletionGracePeriodSeconds".into(), json!(0));
-            if !finalizers.is_empty() {
-                metadata.insert("finalizers".into(), Value::Array(finalizers));
-            }
-            if is_namespace {
-                object["status"] = json!({"phase": "Terminating"});
-            }
-            self.store.put(key, object.clone(), revision);
-            return Ok(Self::present(t, &object));
+        metadata.insert("deletionTimestamp".into(), json!(now()));
+        metadata.insert("deletionGracePeriodSeconds".into(), json!(0));
+        if !finalizers.is_empty() {
+            metadata.insert("finalizers".into(), Value::Array(finalizers));
         }
-        self.finish_delete(t, &key, object.clone(), revision);
-        Ok(Self::present(t, &object))
+        if let Some(generation) = metadata.get("generation").and_then(Value::as_i64)
+            && generation > 0
+        {
+            metadata.insert("generation".into(), json!(generation + 1));
+        }
+        if is_namespace {
+            object["status"] = json!({"phase": "Terminating"});
+        }
+        if !context.dry_run {
+            let revision = self.store.next_revision();
+            metadata_mut(&mut object).insert("resourceVersion".into(), json!(revision.to_string()));
+            self.store.put(key, object.clone(), revision);
+        }
+        Ok(Deleted {
+            object: Self::present(t, &object),
+            removed: false,
+        })
     }
 
     /// Runs the optional controllers and promotes CRDs whose delay passed; returns whether
@@ -1275,6 +1451,88 @@ impl State {
     }
 }
 
+/// Whether a CRD's status says Established.
+fn is_established(crd: &Value) -> bool {
+    crd.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|conditions| {
+            conditions.iter().any(|condition| {
+                text(condition, "/type") == "Established" && text(condition, "/status") == "True"
+            })
+        })
+}
+
+/// Adds a CRD's storage version to `status.storedVersions` when it is not there yet.
+fn record_storage_version(crd: &mut Value) {
+    let Some(storage) = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .and_then(|versions| {
+            versions
+                .iter()
+                .find(|version| version.get("storage").and_then(Value::as_bool) == Some(true))
+        })
+        .and_then(|version| version.get("name"))
+        .cloned()
+    else {
+        return;
+    };
+    if !crd.get("status").is_some_and(Value::is_object) {
+        crd["status"] = json!({});
+    }
+    let status = crd["status"]
+        .as_object_mut()
+        .expect("status was just made an object");
+    let stored = status.entry("storedVersions").or_insert(json!([]));
+    if !stored.is_array() {
+        *stored = json!([]);
+    }
+    let stored = stored
+        .as_array_mut()
+        .expect("storedVersions was just made a list");
+    if !stored.contains(&storage) {
+        stored.push(storage);
+    }
+}
+
+/// What a DELETE did.
+#[derive(Clone, Debug)]
+pub struct Deleted {
+    /// The object as it was removed, or as it stays while finalizers keep it.
+    pub object: Value,
+    /// Whether it is gone (false: it stays with `deletionTimestamp` until its finalizers go).
+    pub removed: bool,
+}
+
+impl Deleted {
+    /// The answer of the real API server: the object while it stays, and once gone the object
+    /// itself only for the types whose registry returns it (pods, serviceaccounts,
+    /// storageclasses); other types answer a `Status` of `Success` naming what went.
+    pub fn answer(self, t: &ResourceType) -> Value {
+        let returns_object = matches!(
+            (t.group.as_str(), t.plural.as_str()),
+            ("", "pods" | "serviceaccounts") | ("storage.k8s.io", "storageclasses")
+        );
+        if !self.removed || returns_object {
+            return self.object;
+        }
+        let mut details = Map::new();
+        details.insert("name".into(), json!(text(&self.object, "/metadata/name")));
+        if !t.group.is_empty() {
+            details.insert("group".into(), json!(t.group));
+        }
+        details.insert("kind".into(), json!(t.plural));
+        details.insert("uid".into(), json!(text(&self.object, "/metadata/uid")));
+        json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": details,
+        })
+    }
+}
+
 /// What a DELETE asks for.
 #[derive(Clone, Debug, Default)]
 pub struct DeleteOptions {
@@ -1315,6 +1573,37 @@ fn carry_server_metadata(live: &Value, new: &mut Value) {
                 metadata.shift_remove(field);
             }
         }
+    }
+}
+
+/// A Secret's `stringData` written into `data` (each value base64-encoded, overwriting a key
+/// `data` has too) and removed, as the real Secret conversion does ("StringData overwrites
+/// Data"). A value that is not a string is left in `stringData` for the client to see.
+fn merge_string_data(secret: &mut Value) {
+    use base64::Engine as _;
+    let Some(fields) = secret.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(string_data)) = fields.shift_remove("stringData") else {
+        return;
+    };
+    if !fields.get("data").is_some_and(Value::is_object) {
+        fields.insert("data".into(), json!({}));
+    }
+    let mut kept = Map::new();
+    for (key, value) in string_data {
+        match value.as_str() {
+            Some(text) => {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+                fields["data"][key.as_str()] = json!(encoded);
+            }
+            None => {
+                kept.insert(key, value);
+            }
+        }
+    }
+    if !kept.is_empty() {
+        fields.insert("stringData".into(), Value::Object(kept));
     }
 }
 

@@ -481,13 +481,15 @@ impl TestApiServer {
     ) -> Result<Value, ApiError> {
         let mut state = self.state();
         let t = Self::resource_type(&state, api_version, kind)?;
-        state.delete(
-            &t,
-            namespace,
-            name,
-            &DeleteOptions::default(),
-            &WriteContext::default(),
-        )
+        state
+            .delete(
+                &t,
+                namespace,
+                name,
+                &DeleteOptions::default(),
+                &WriteContext::default(),
+            )
+            .map(|deleted| deleted.object)
     }
 
     /// Removes every finalizer of an object (as the controller owning them would); an object

@@ -545,7 +545,9 @@ fn immutable_fields_are_refused() {
     let refused = cluster.kubectl(&["apply", "--server-side", "-f", manifest]);
     assert!(!refused.success);
     assert!(
-        refused.stderr.contains(r#"Secret "frozen" is invalid: stringData: Forbidden: field is immutable when `immutable` is set"#),
+        // stringData is written into data before validation, as the real server does, so the
+        // refusal names data.
+        refused.stderr.contains(r#"Secret "frozen" is invalid: data: Forbidden: field is immutable when `immutable` is set"#),
         "{}",
         refused.stderr
     );

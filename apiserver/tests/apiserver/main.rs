@@ -8,3 +8,4 @@ mod http;
 mod kubectl;
 mod merge_cases;
 mod protobuf;
+mod writes;

@@ -1,0 +1,798 @@
+//! The write path's rules as the real API server applies them: what a DELETE answers and what a
+//! dry-run DELETE leaves alone, and the rules of later fixes. The server is a fake Kubernetes
+//! API server because no real one can run here; each test pins one rule of the real registry.
+
+use std::time::Duration;
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use windlass_test_apiserver::{Fault, FaultAction, FaultMatch, Options, TestApiServer};
+
+fn server() -> TestApiServer {
+    TestApiServer::start(Options::default()).expect("the test API server starts")
+}
+
+/// Sends `body` as JSON (when given) and returns the status and the parsed answer.
+async fn call(
+    server: &TestApiServer,
+    method: Method,
+    path: &str,
+    content_type: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = Client::new()
+        .request(method, format!("{}{path}", server.url()))
+        .header("User-Agent", "writes-test/1.0");
+    if let Some(body) = body {
+        request = request
+            .header("Content-Type", content_type)
+            .body(body.to_string());
+    }
+    let response = tokio::time::timeout(Duration::from_secs(15), request.send())
+        .await
+        .expect("answered in time")
+        .expect("request sent");
+    let status = response.status();
+    let text = response.text().await.expect("body read");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn create(server: &TestApiServer, path: &str, body: Value) -> Value {
+    let (status, created) = call(server, Method::POST, path, "application/json", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created
+}
+
+const CONFIGMAPS: &str = "/api/v1/namespaces/default/configmaps";
+
+/// `dryRun: ["All"]` in the DeleteOptions body (what kubectl `delete --dry-run=server` and
+/// kube-rs send) deletes nothing, counts as a dry run for the log and for faults, and answers
+/// as the real delete would.
+#[tokio::test]
+async fn a_dry_run_in_the_delete_body_deletes_nothing() {
+    let server = server();
+    create(
+        &server,
+        CONFIGMAPS,
+        json!({"metadata": {"name": "plain"}, "data": {"k": "v"}}),
+    )
+    .await;
+    let kept = create(
+        &server,
+        CONFIGMAPS,
+        json!({"metadata": {"name": "kept", "finalizers": ["example.com/keep"]}}),
+    )
+    .await;
+    let revision = server.resource_version();
+    let dry_run = json!({"kind": "DeleteOptions", "apiVersion": "v1", "dryRun": ["All"]});
+    let (status, answer) = call(
+        &server,
+        Method::DELETE,
+        &format!("{CONFIGMAPS}/plain"),
+        "application/json",
+        Some(dry_run.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["status"], "Success", "{answer}");
+    assert!(server.get("v1", "ConfigMap", "default", "plain").is_some());
+    let (status, answer) = call(
+        &server,
+        Method::DELETE,
+        &format!("{CONFIGMAPS}/kept"),
+        "application/json",
+        Some(dry_run.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(
+        answer["metadata"]["deletionTimestamp"].is_string(),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["metadata"]["resourceVersion"],
+        kept["metadata"]["resourceVersion"]
+    );
+    let stored = server.get("v1", "ConfigMap", "default", "kept").unwrap();
+    assert!(
+        stored["metadata"]["deletionTimestamp"].is_null(),
+        "{stored}"
+    );
+    assert_eq!(server.resource_version(), revision);
+    let deletes: Vec<bool> = server
+        .requests()
+        .iter()
+        .filter(|request| request.verb == "delete")
+        .map(|request| request.dry_run)
+        .collect();
+    assert_eq!(deletes, [true, true]);
+    // A fault for dry runs only matches the body's dry run.
+    server.add_fault(Fault {
+        matcher: FaultMatch::verb("delete").dry_run(true),
+        action: FaultAction::ServerError(503),
+        remaining: Some(1),
+    });
+    let (status, _) = call(
+        &server,
+        Method::DELETE,
+        &format!("{CONFIGMAPS}/plain"),
+        "application/json",
+        Some(dry_run),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+/// A DELETE that removes the object at once answers a `Status` of Success naming it, except for
+/// the types whose registry returns the deleted object (pods); an object finalizers keep is
+/// answered with its deletionTimestamp.
+#[tokio::test]
+async fn a_delete_answers_a_status_unless_the_object_stays() {
+    let server = server();
+    let created = create(&server, CONFIGMAPS, json!({"metadata": {"name": "a"}})).await;
+    let (status, answer) = call(
+        &server,
+        Method::DELETE,
+        &format!("{CONFIGMAPS}/a"),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        answer,
+        json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": {"name": "a", "kind": "configmaps", "uid": created["metadata"]["uid"]},
+        })
+    );
+    let deployments = "/apis/apps/v1/namespaces/default/deployments";
+    let deployment = json!({"metadata": {"name": "web"}, "spec": {
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}},
+                     "spec": {"containers": [{"name": "web", "image": "nginx:1"}]}}}});
+    create(&server, deployments, deployment).await;
+    let (_, answer) = call(
+        &server,
+        Method::DELETE,
+        &format!("{deployments}/web"),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(answer["details"]["group"], "apps", "{answer}");
+    assert_eq!(answer["details"]["kind"], "deployments", "{answer}");
+    let pods = "/api/v1/namespaces/default/pods";
+    create(
+        &server,
+        pods,
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+    )
+    .await;
+    let (_, answer) = call(&server, Method::DELETE, &format!("{pods}/p"), "", None).await;
+    assert_eq!(answer["kind"], "Pod", "{answer}");
+    // Kept by a finalizer: the object, now with deletionTimestamp and a bumped generation.
+    let kept = json!({"metadata": {"name": "kept", "finalizers": ["example.com/keep"]}, "spec": {
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}},
+                     "spec": {"containers": [{"name": "web", "image": "nginx:1"}]}}}});
+    create(&server, deployments, kept).await;
+    let (_, answer) = call(
+        &server,
+        Method::DELETE,
+        &format!("{deployments}/kept"),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(answer["kind"], "Deployment", "{answer}");
+    assert!(answer["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(answer["metadata"]["generation"], 2, "{answer}");
+}
+
+fn base64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// A Secret's `stringData` is written into `data` (base64, overwriting the same key) and
+/// removed, on create, update, patch and apply; an apply records the applier's `stringData`.
+#[tokio::test]
+async fn secret_string_data_is_merged_into_data() {
+    let server = server();
+    let secrets = "/api/v1/namespaces/default/secrets";
+    let created = create(
+        &server,
+        secrets,
+        json!({"metadata": {"name": "s"}, "data": {"a": base64("old"), "b": base64("b")},
+               "stringData": {"a": "new", "c": "c"}}),
+    )
+    .await;
+    assert_eq!(
+        created["data"],
+        json!({"a": base64("new"), "b": base64("b"), "c": base64("c")})
+    );
+    assert!(created.get("stringData").is_none(), "{created}");
+    let mut updated = created.clone();
+    updated["stringData"] = json!({"b": "put"});
+    let (status, updated) = call(
+        &server,
+        Method::PUT,
+        &format!("{secrets}/s"),
+        "application/json",
+        Some(updated),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["data"]["b"], base64("put"));
+    assert!(updated.get("stringData").is_none(), "{updated}");
+    let (_, patched) = call(
+        &server,
+        Method::PATCH,
+        &format!("{secrets}/s"),
+        "application/merge-patch+json",
+        Some(json!({"stringData": {"d": "patched"}})),
+    )
+    .await;
+    assert_eq!(patched["data"]["d"], base64("patched"), "{patched}");
+    assert!(patched.get("stringData").is_none(), "{patched}");
+    let (status, applied) = call(
+        &server,
+        Method::PATCH,
+        &format!("{secrets}/applied?fieldManager=tool"),
+        "application/apply-patch+yaml",
+        Some(
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "applied"},
+                    "stringData": {"k": "v"}}),
+        ),
+    )
+    .await;
+    assert!(status.is_success(), "{applied}");
+    assert_eq!(applied["data"], json!({"k": base64("v")}));
+    assert!(applied.get("stringData").is_none(), "{applied}");
+    let fields = &applied["metadata"]["managedFields"][0]["fieldsV1"];
+    assert_eq!(fields["f:stringData"], json!({"f:k": {}}), "{fields}");
+}
+
+/// A CRD of `gadgets.windlass.test` (namespaced, kind Gadget) with the given versions.
+fn gadget_crd(versions: Value) -> Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.windlass.test"},
+        "spec": {"group": "windlass.test", "scope": "Namespaced",
+                 "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+                 "versions": versions},
+    })
+}
+
+/// One CRD version serving an open schema, with or without the status subresource.
+fn gadget_version(name: &str, storage: bool, status_subresource: bool) -> Value {
+    let mut version = json!({"name": name, "served": true, "storage": storage,
+        "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+            "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}});
+    if status_subresource {
+        version["subresources"] = json!({"status": {}});
+    }
+    version
+}
+
+const CRDS: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+
+async fn merge_patch(server: &TestApiServer, path: &str, patch: Value) -> Value {
+    let (status, patched) = call(
+        server,
+        Method::PATCH,
+        path,
+        "application/merge-patch+json",
+        Some(patch),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    patched
+}
+
+/// Generation follows the real strategies: a Deployment's annotations count as its spec does,
+/// and a custom resource without the status subresource counts its status too.
+#[tokio::test]
+async fn generation_follows_the_real_strategies() {
+    let server = server();
+    let deployments = "/apis/apps/v1/namespaces/default/deployments";
+    create(
+        &server,
+        deployments,
+        json!({"metadata": {"name": "web"}, "spec": {
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}},
+                     "spec": {"containers": [{"name": "web", "image": "nginx:1"}]}}}}),
+    )
+    .await;
+    let web = format!("{deployments}/web");
+    let patched = merge_patch(
+        &server,
+        &web,
+        json!({"metadata": {"annotations": {"a": "1"}}}),
+    )
+    .await;
+    assert_eq!(patched["metadata"]["generation"], 2);
+    let patched = merge_patch(&server, &web, json!({"metadata": {"labels": {"l": "1"}}})).await;
+    assert_eq!(patched["metadata"]["generation"], 2);
+    create(
+        &server,
+        CRDS,
+        gadget_crd(json!([gadget_version("v1", true, false)])),
+    )
+    .await;
+    let gadgets = "/apis/windlass.test/v1/namespaces/default/gadgets";
+    create(
+        &server,
+        gadgets,
+        json!({"metadata": {"name": "g"}, "spec": {"size": 1}}),
+    )
+    .await;
+    let patched = merge_patch(
+        &server,
+        &format!("{gadgets}/g"),
+        json!({"status": {"ready": true}}),
+    )
+    .await;
+    assert_eq!(patched["metadata"]["generation"], 2, "{patched}");
+    let patched = merge_patch(
+        &server,
+        &format!("{gadgets}/g"),
+        json!({"metadata": {"annotations": {"a": "1"}}}),
+    )
+    .await;
+    assert_eq!(patched["metadata"]["generation"], 2, "{patched}");
+}
+
+/// With the status subresource, a custom resource's status (written through `/status`) does
+/// not move its generation.
+#[tokio::test]
+async fn generation_ignores_the_status_of_a_status_subresource() {
+    let server = server();
+    create(
+        &server,
+        CRDS,
+        gadget_crd(json!([gadget_version("v1", true, true)])),
+    )
+    .await;
+    let gadgets = "/apis/windlass.test/v1/namespaces/default/gadgets";
+    create(
+        &server,
+        gadgets,
+        json!({"metadata": {"name": "g"}, "spec": {"size": 1}}),
+    )
+    .await;
+    let patched = merge_patch(
+        &server,
+        &format!("{gadgets}/g/status"),
+        json!({"status": {"ready": true}}),
+    )
+    .await;
+    assert_eq!(patched["status"]["ready"], true, "{patched}");
+    assert_eq!(patched["metadata"]["generation"], 1, "{patched}");
+}
+
+/// Asserts a 422 Invalid whose message is `<what> "<name>" is invalid: <field>: <detail>` and
+/// whose one cause has the given type (`reason` in JSON) and field.
+fn assert_invalid(answer: &(StatusCode, Value), message: &str, cause_type: &str, field: &str) {
+    let (status, error) = answer;
+    assert_eq!(*status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["status"], "Failure", "{error}");
+    assert_eq!(error["reason"], "Invalid", "{error}");
+    assert_eq!(error["message"], message, "{error}");
+    assert_eq!(
+        error["details"]["causes"][0]["reason"], cause_type,
+        "{error}"
+    );
+    assert_eq!(error["details"]["causes"][0]["field"], field, "{error}");
+}
+
+/// The updates the real validation refuses: a Secret's type, a binding's roleRef, StatefulSet
+/// spec fields other than the mutable ones, a bound claim's spec, and new finalizers on an
+/// object being deleted.
+#[tokio::test]
+async fn immutable_and_forbidden_updates_are_refused() {
+    let server = server();
+    let patch = |path: String, body: Value| {
+        let server = &server;
+        async move {
+            call(
+                server,
+                Method::PATCH,
+                &path,
+                "application/merge-patch+json",
+                Some(body),
+            )
+            .await
+        }
+    };
+    let secrets = "/api/v1/namespaces/default/secrets";
+    create(
+        &server,
+        secrets,
+        json!({"metadata": {"name": "s"}, "type": "Opaque"}),
+    )
+    .await;
+    let answer = patch(format!("{secrets}/s"), json!({"type": "kubernetes.io/tls"})).await;
+    assert_invalid(
+        &answer,
+        r#"Secret "s" is invalid: type: Invalid value: "kubernetes.io/tls": field is immutable"#,
+        "FieldValueInvalid",
+        "type",
+    );
+    let bindings = "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings";
+    create(
+        &server,
+        bindings,
+        json!({"metadata": {"name": "b"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "one"}}),
+    )
+    .await;
+    let answer = patch(format!("{bindings}/b"), json!({"roleRef": {"name": "two"}})).await;
+    assert_invalid(
+        &answer,
+        r#"RoleBinding.rbac.authorization.k8s.io "b" is invalid: roleRef: Invalid value: rbac.RoleRef{APIGroup:"rbac.authorization.k8s.io", Kind:"Role", Name:"two"}: cannot change roleRef"#,
+        "FieldValueInvalid",
+        "roleRef",
+    );
+    let statefulsets = "/apis/apps/v1/namespaces/default/statefulsets";
+    create(
+        &server,
+        statefulsets,
+        json!({"metadata": {"name": "db"}, "spec": {
+        "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+        "template": {"metadata": {"labels": {"app": "db"}},
+                     "spec": {"containers": [{"name": "db", "image": "db:1"}]}}}}),
+    )
+    .await;
+    let (status, _) = patch(
+        format!("{statefulsets}/db"),
+        json!({"spec": {"replicas": 3, "minReadySeconds": 5}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let answer = patch(
+        format!("{statefulsets}/db"),
+        json!({"spec": {"serviceName": "other"}}),
+    )
+    .await;
+    assert_invalid(
+        &answer,
+        "StatefulSet.apps \"db\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+        "FieldValueForbidden",
+        "spec",
+    );
+    let claims = "/api/v1/namespaces/default/persistentvolumeclaims";
+    create(
+        &server,
+        claims,
+        json!({"metadata": {"name": "data"}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+    )
+    .await;
+    let (status, _) = patch(
+        format!("{claims}/data"),
+        json!({"spec": {"resources": {"requests": {"storage": "2Gi"}}, "volumeName": "pv-1"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let answer = patch(
+        format!("{claims}/data"),
+        json!({"spec": {"accessModes": ["ReadWriteMany"]}}),
+    )
+    .await;
+    assert_invalid(
+        &answer,
+        r#"PersistentVolumeClaim "data" is invalid: spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"#,
+        "FieldValueForbidden",
+        "spec",
+    );
+    let configmaps = "/api/v1/namespaces/default/configmaps";
+    create(
+        &server,
+        configmaps,
+        json!({"metadata": {"name": "going", "finalizers": ["example.com/a"]}}),
+    )
+    .await;
+    call(
+        &server,
+        Method::DELETE,
+        &format!("{configmaps}/going"),
+        "",
+        None,
+    )
+    .await;
+    let answer = patch(
+        format!("{configmaps}/going"),
+        json!({"metadata": {"finalizers": ["example.com/a", "example.com/b"]}}),
+    )
+    .await;
+    assert_invalid(
+        &answer,
+        r#"ConfigMap "going" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{"example.com/b"}"#,
+        "FieldValueForbidden",
+        "metadata.finalizers",
+    );
+    let (status, _) = patch(
+        format!("{configmaps}/going"),
+        json!({"metadata": {"finalizers": null}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// The managers of an answer: `(manager, operation)` in order.
+fn managers_of(object: &Value) -> Vec<(String, String)> {
+    object["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|entry| {
+            (
+                entry["manager"].as_str().unwrap_or("").to_owned(),
+                entry["operation"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `managedFields: [{}]` in an update resets the managers (the writer's own entry is added as
+/// usual); a malformed list is ignored and the live managers stay, as the real server does.
+#[tokio::test]
+async fn managed_fields_reset_and_malformed_lists_in_updates() {
+    let server = server();
+    create(
+        &server,
+        &format!("{CONFIGMAPS}?fieldManager=first"),
+        json!({"metadata": {"name": "m"}, "data": {"a": "1"}}),
+    )
+    .await;
+    let (status, kept) = call(
+        &server,
+        Method::PATCH,
+        &format!("{CONFIGMAPS}/m?fieldManager=second"),
+        "application/merge-patch+json",
+        Some(
+            json!({"metadata": {"managedFields": [{"operation": "Bogus", "fieldsV1": 7}]},
+                    "data": {"b": "1"}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{kept}");
+    assert_eq!(
+        managers_of(&kept),
+        [
+            ("first".to_owned(), "Update".to_owned()),
+            ("second".to_owned(), "Update".to_owned())
+        ]
+    );
+    let (status, reset) = call(
+        &server,
+        Method::PATCH,
+        &format!("{CONFIGMAPS}/m?fieldManager=third"),
+        "application/merge-patch+json",
+        Some(json!({"metadata": {"managedFields": [{}]}, "data": {"c": "1"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{reset}");
+    assert_eq!(
+        managers_of(&reset),
+        [("third".to_owned(), "Update".to_owned())]
+    );
+    assert_eq!(
+        reset["metadata"]["managedFields"][0]["fieldsV1"],
+        json!({"f:data": {"f:c": {}}})
+    );
+    // An apply that sets managedFields is still refused, as the real server refuses it.
+    let (status, _) = call(
+        &server,
+        Method::PATCH,
+        &format!("{CONFIGMAPS}/m?fieldManager=applier"),
+        "application/apply-patch+yaml",
+        Some(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "m", "managedFields": [{"manager": "x"}]}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// A PUT of a custom resource without `metadata.resourceVersion` is refused (custom resources
+/// do not allow an unconditional update); a built-in type's is accepted.
+#[tokio::test]
+async fn custom_resources_refuse_unconditional_updates() {
+    let server = server();
+    create(
+        &server,
+        CRDS,
+        gadget_crd(json!([gadget_version("v1", true, false)])),
+    )
+    .await;
+    let gadgets = "/apis/windlass.test/v1/namespaces/default/gadgets";
+    create(
+        &server,
+        gadgets,
+        json!({"metadata": {"name": "g"}, "spec": {"size": 1}}),
+    )
+    .await;
+    let body = json!({"apiVersion": "windlass.test/v1", "kind": "Gadget",
+                      "metadata": {"name": "g"}, "spec": {"size": 2}});
+    let answer = call(
+        &server,
+        Method::PUT,
+        &format!("{gadgets}/g"),
+        "application/json",
+        Some(body),
+    )
+    .await;
+    assert_invalid(
+        &answer,
+        r#"Gadget.windlass.test "g" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"#,
+        "FieldValueInvalid",
+        "metadata.resourceVersion",
+    );
+    create(&server, CONFIGMAPS, json!({"metadata": {"name": "c"}})).await;
+    let (status, _) = call(
+        &server,
+        Method::PUT,
+        &format!("{CONFIGMAPS}/c"),
+        "application/json",
+        Some(json!({"metadata": {"name": "c"}, "data": {"k": "v"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// A continued LIST page reports the revision of its token, and `remainingItemCount` is left
+/// out under a selector.
+#[tokio::test]
+async fn continued_pages_report_the_token_revision() {
+    let server = server();
+    for name in ["a", "b", "c"] {
+        create(
+            &server,
+            CONFIGMAPS,
+            json!({"metadata": {"name": name, "labels": {"x": "y"}}}),
+        )
+        .await;
+    }
+    let (_, first) = call(
+        &server,
+        Method::GET,
+        &format!("{CONFIGMAPS}?limit=1"),
+        "",
+        None,
+    )
+    .await;
+    let revision = first["metadata"]["resourceVersion"].clone();
+    assert_eq!(first["metadata"]["remainingItemCount"], 2, "{first}");
+    create(&server, CONFIGMAPS, json!({"metadata": {"name": "d"}})).await;
+    let token = first["metadata"]["continue"]
+        .as_str()
+        .expect("a continue token");
+    let (_, second) = call(
+        &server,
+        Method::GET,
+        &format!("{CONFIGMAPS}?limit=1&continue={token}"),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(second["metadata"]["resourceVersion"], revision, "{second}");
+    let (_, selected) = call(
+        &server,
+        Method::GET,
+        &format!("{CONFIGMAPS}?limit=1&labelSelector=x%3Dy"),
+        "",
+        None,
+    )
+    .await;
+    assert!(selected["metadata"]["continue"].is_string(), "{selected}");
+    assert!(
+        selected["metadata"].get("remainingItemCount").is_none(),
+        "{selected}"
+    );
+}
+
+/// A watch from a resourceVersion past the server's ends with an ERROR event carrying a 504
+/// Timeout Status, instead of silently waiting for revisions that may never carry its events.
+#[tokio::test]
+async fn a_watch_from_a_future_revision_ends_with_a_timeout_error() {
+    let server = server();
+    let current = server.resource_version();
+    let asked = current + 100;
+    let (status, event) = call(
+        &server,
+        Method::GET,
+        &format!("{CONFIGMAPS}?watch=true&resourceVersion={asked}&timeoutSeconds=2"),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(event["type"], "ERROR", "{event}");
+    assert_eq!(event["object"]["code"], 504, "{event}");
+    assert_eq!(event["object"]["reason"], "Timeout", "{event}");
+    assert_eq!(
+        event["object"]["message"],
+        format!("Too large resource version: {asked}, current: {current}")
+    );
+}
+
+/// An update of an Established CRD is served at once: a new version (the preferred one by
+/// Kubernetes' version priority), `served: false`, and the storage version recorded in
+/// `status.storedVersions`.
+#[tokio::test]
+async fn crd_updates_are_served() {
+    let server = server();
+    create(
+        &server,
+        CRDS,
+        gadget_crd(json!([gadget_version("v1", true, false)])),
+    )
+    .await;
+    let crd = server
+        .get(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            "",
+            "gadgets.windlass.test",
+        )
+        .expect("the CRD");
+    let mut updated = crd.clone();
+    updated["spec"]["versions"] = json!([
+        gadget_version("v1", false, false),
+        gadget_version("v2beta1", false, false),
+        gadget_version("v2", true, false),
+    ]);
+    let (status, answer) = call(
+        &server,
+        Method::PUT,
+        &format!("{CRDS}/gadgets.windlass.test"),
+        "application/json",
+        Some(updated),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer["status"]["storedVersions"],
+        json!(["v1", "v2"]),
+        "{answer}"
+    );
+    let (status, group) = call(&server, Method::GET, "/apis/windlass.test", "", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(group["preferredVersion"]["version"], "v2", "{group}");
+    let (status, _) = call(
+        &server,
+        Method::GET,
+        "/apis/windlass.test/v2/namespaces/default/gadgets",
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut unserved = answer.clone();
+    unserved["spec"]["versions"][0]["served"] = json!(false);
+    let (status, answer) = call(
+        &server,
+        Method::PUT,
+        &format!("{CRDS}/gadgets.windlass.test"),
+        "application/json",
+        Some(unserved),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, _) = call(
+        &server,
+        Method::GET,
+        "/apis/windlass.test/v1/namespaces/default/gadgets",
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
