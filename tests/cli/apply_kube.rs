@@ -476,6 +476,68 @@ fn crds_and_namespaces_come_first_and_are_waited_for() {
     );
 }
 
+/// A CRD that gains a version and makes it the storage version, with its object moved to the
+/// new version: the same inventory entries (keyed by group, kind, namespace and name, not by
+/// version), so nothing is pruned. KOTS keys CRDs by their apiVersion and objects without their
+/// group, and would delete the CRD (and with it every Widget) on such a bump.
+#[test]
+fn a_crd_version_bump_prunes_nothing() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let widget = |version: &str| {
+        format!(
+            "apiVersion: example.com/{version}\nkind: Widget\nmetadata:\n  name: w\nspec:\n  size: 3\n"
+        )
+    };
+    let release = release(&[("crd.yaml", CRD), ("widget.yaml", &widget("v1"))], "");
+    let first = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(first["status"], "completed", "{first}");
+    let crd_uid = cluster
+        .server
+        .get(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            "",
+            "widgets.example.com",
+        )
+        .unwrap()["metadata"]["uid"]
+        .clone();
+    let widget_uid = cluster
+        .server
+        .get("example.com/v1", "Widget", "default", "w")
+        .unwrap()["metadata"]["uid"]
+        .clone();
+    let bumped = CRD.replace("      storage: true\n", "      storage: false\n")
+        + "    - name: v2\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema:\n          type: object\n          x-kubernetes-preserve-unknown-fields: true\n";
+    rewrite(
+        release.path(),
+        &[("crd.yaml", &bumped), ("widget.yaml", &widget("v2"))],
+    );
+    let second = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(second["status"], "completed", "{second}");
+    let second_id = second["install_id"].as_str().unwrap();
+    let recorded = events(state.path(), second_id);
+    let pruned = payloads_of_type(&recorded, "ObjectPruned");
+    assert!(pruned.is_empty(), "{pruned:?}");
+    let applied = applied(&recorded);
+    assert_eq!(applied["Widget/w"]["key"]["version"], "v2", "{applied:?}");
+    let crd = cluster
+        .server
+        .get(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            "",
+            "widgets.example.com",
+        )
+        .unwrap();
+    assert_eq!(crd["metadata"]["uid"], crd_uid);
+    let widget = cluster
+        .server
+        .get("example.com/v2", "Widget", "default", "w")
+        .expect("the Widget, served at v2");
+    assert_eq!(widget["metadata"]["uid"], widget_uid);
+}
+
 #[test]
 fn conflicts_are_recorded_then_forced_and_refusals_name_object_and_file() {
     let cluster = fake_cluster(Options::default());
