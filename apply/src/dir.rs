@@ -2,9 +2,10 @@
 //! sorts in apply order, for GitOps tools to pick up, and each `useHelmInstall: true` chart as
 //! rendered under `charts/<release>/` (a chart directory a GitOps tool installs with helm). The directory is written the way the output
 //! directory is ([`windlass_stages::output`]): into a staging directory beside it, swapped in
-//! whole, so it is always the whole old set or the whole new one; secrets are written 0600. It
-//! must be new, empty, or one windlass wrote before (it holds [`DIR_MARKER`]): a directory of
-//! someone else's files is never replaced.
+//! whole, so it is always the whole old set or the whole new one. A file holding a secret — a
+//! Secret, or any object whose rendered file holds a password value (recorded by fingerprint
+//! rather than as a blob) — is written 0600. It must be new, empty, or one windlass wrote before
+//! (it holds [`DIR_MARKER`]): a directory of someone else's files is never replaced.
 
 use std::path::Path;
 
@@ -46,6 +47,16 @@ pub enum DirTargetError {
     },
 }
 
+/// One object to write, with whether its rendered file holds a secret.
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectFile<'a> {
+    /// The object, in apply order among the others.
+    pub object: &'a PlannedObject,
+    /// Its rendered file holds a password value (it was recorded by fingerprint, not as a blob):
+    /// written 0600, as Secrets are.
+    pub holds_secret: bool,
+}
+
 /// The file name of the `position`-th object (from 1) among `count`.
 pub fn file_name(position: usize, count: usize, object: &PlannedObject) -> String {
     let width = count.to_string().len().max(4);
@@ -65,7 +76,7 @@ pub type ChartFiles<'a> = (String, &'a [(String, Vec<u8>, bool)]);
 /// directory; returns the objects' file names, in order.
 pub fn write_dir(
     path: &Path,
-    objects: &[PlannedObject],
+    objects: &[ObjectFile<'_>],
     charts: &[ChartFiles<'_>],
 ) -> Result<Vec<String>, DirTargetError> {
     let shown = path.display().to_string();
@@ -116,14 +127,15 @@ pub fn write_dir(
     .map_err(write_error)?;
     let mut names = Vec::with_capacity(objects.len());
     for (position, object) in objects.iter().enumerate() {
-        let file = file_name(position + 1, objects.len(), object);
-        let text =
-            serde_saphyr::to_string(&object.object).map_err(|error| DirTargetError::Yaml {
+        let file = file_name(position + 1, objects.len(), object.object);
+        let text = serde_saphyr::to_string(&object.object.object).map_err(|error| {
+            DirTargetError::Yaml {
                 path: shown.clone(),
-                object: object.key.to_string(),
+                object: object.object.key.to_string(),
                 message: error.to_string(),
-            })?;
-        let mode = if object.key.kind == "Secret" {
+            }
+        })?;
+        let mode = if object.holds_secret || object.object.key.kind == "Secret" {
             0o600
         } else {
             0o644
@@ -141,4 +153,75 @@ pub fn write_dir(
     }
     tree.commit().map_err(write_error)?;
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::order::plan_apply;
+
+    /// A directory of its own under the system's temporary directory, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(test: &str) -> Scratch {
+            let base = std::fs::canonicalize(std::env::temp_dir()).unwrap();
+            let path = base.join(format!("windlass-dir-{test}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).unwrap();
+            Scratch(path)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A Namespace, a ConfigMap and a Secret, planned.
+    fn planned() -> Vec<PlannedObject> {
+        let object = |kind: &str, name: &str| {
+            (
+                format!("rendered/this-cluster/{name}.yaml"),
+                json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name}}),
+            )
+        };
+        plan_apply(
+            vec![
+                object("ConfigMap", "settings"),
+                object("Secret", "registry"),
+                object("Namespace", "shop"),
+            ],
+            |_| false,
+        )
+        .unwrap()
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn objects_whose_rendered_file_holds_a_password_are_written_0600() {
+        let scratch = Scratch::new("modes");
+        let target = scratch.0.join("gitops");
+        let planned = planned();
+        let objects: Vec<ObjectFile<'_>> = planned
+            .iter()
+            .map(|object| ObjectFile {
+                object,
+                holds_secret: object.key.name == "settings",
+            })
+            .collect();
+        write_dir(&target, &objects, &[]).unwrap();
+        assert_eq!(mode(&target.join("0001-namespace-shop.yaml")), 0o644);
+        assert_eq!(mode(&target.join("0002-secret-registry.yaml")), 0o600);
+        assert_eq!(mode(&target.join("0003-configmap-settings.yaml")), 0o600);
+    }
 }

@@ -151,7 +151,14 @@ impl Stage for ApplyStage {
                         )
                     })
                     .collect();
-                let names = crate::dir::write_dir(path, &planned, &charts)
+                let files: Vec<crate::dir::ObjectFile<'_>> = planned
+                    .iter()
+                    .map(|object| crate::dir::ObjectFile {
+                        object,
+                        holds_secret: source.secret_files.contains(&object.file),
+                    })
+                    .collect();
+                let names = crate::dir::write_dir(path, &files, &charts)
                     .map_err(|error| StageError::invalid_input(error.to_string()))?;
                 let objects: Vec<AppliedObject> = planned
                     .iter()

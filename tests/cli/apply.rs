@@ -189,3 +189,83 @@ fn a_rendered_file_changed_after_rendering_is_not_applied() {
     );
     assert!(!target.exists(), "nothing was written");
 }
+
+/// `windlass apply ID --target dir:PATH`, its output.
+fn apply_to_dir(state: &Path, install_id: &str, target: &Path) -> Output {
+    run(windlass(state)
+        .args(["apply", install_id, "--json", "--target"])
+        .arg(format!("dir:{}", target.display())))
+}
+
+/// A ConfigMap templated with a password config item is recorded by fingerprint and written
+/// 0600 in `rendered/`; the directory target writes it 0600 too, by `install` and by `apply`.
+#[test]
+fn a_dir_target_writes_an_object_holding_a_password_value_0600() {
+    let release_parent = tempfile::tempdir().unwrap();
+    let release = release_parent.path().join("release");
+    for file in [
+        "kots-app.yaml",
+        "manifests/api.yaml",
+        "manifests/networking.yaml",
+        "manifests/nightly-report.yaml",
+        "userdata/license.yaml",
+    ] {
+        std::fs::create_dir_all(release.join(file).parent().unwrap()).unwrap();
+        std::fs::copy(quickstart().join(file), release.join(file)).unwrap();
+    }
+    std::fs::write(
+        release.join("config.yaml"),
+        "apiVersion: kots.io/v1beta1\nkind: Config\nmetadata:\n  name: config\nspec:\n  groups:\n    - name: auth\n      title: Auth\n      items:\n        - name: api_token\n          title: API token\n          type: password\n          required: true\n",
+    )
+    .unwrap();
+    std::fs::write(
+        release.join("manifests/token.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: token\ndata:\n  token: '{{repl ConfigOption \"api_token\" }}'\n",
+    )
+    .unwrap();
+    let values = release_parent.path().join("values.yaml");
+    std::fs::write(
+        &values,
+        "apiVersion: kots.io/v1beta1\nkind: ConfigValues\nspec:\n  values:\n    api_token:\n      valuePlaintext: tok-3Jd8Qw1ZpX\n",
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let gitops = tempfile::tempdir().unwrap();
+    let target = gitops.path().join("gitops");
+    let install = json(run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--json")
+        .arg("--config-values")
+        .arg(&values)
+        .arg(&release)
+        .arg("--target")
+        .arg(format!("dir:{}", target.display()))));
+    assert_eq!(install["status"], "completed", "{install}");
+    let install_id = install["install_id"].as_str().unwrap();
+    let second = gitops.path().join("second");
+    assert_eq!(
+        json(apply_to_dir(state.path(), install_id, &second))["status"],
+        "completed"
+    );
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    for dir in [&target, &second] {
+        let names = listing(dir);
+        let named = |suffix: &str| {
+            dir.join(
+                names
+                    .iter()
+                    .find(|name| name.ends_with(suffix))
+                    .unwrap_or_else(|| panic!("no *{suffix} in {names:?}")),
+            )
+        };
+        let token = named("-configmap-token.yaml");
+        assert!(
+            std::fs::read_to_string(&token)
+                .unwrap()
+                .contains("tok-3Jd8Qw1ZpX")
+        );
+        assert_eq!(mode(&token), 0o600, "{}", token.display());
+        assert_eq!(mode(&named("-secret-my-app-registry.yaml")), 0o600);
+        assert_eq!(mode(&named("-configmap-api-settings.yaml")), 0o644);
+    }
+}
