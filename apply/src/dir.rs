@@ -7,9 +7,10 @@
 //! value (recorded by fingerprint rather than as a blob) — is written 0600.
 //!
 //! Since the swap removes the old directory, windlass only writes a directory that holds nothing
-//! but what it wrote there: [`check_target`] refuses, before anything is written, a path that is
-//! not a directory; a path that is, lies inside or holds the state directory, the output directory
-//! or the release ([`ProtectedDir`]); and a directory holding entries windlass did not write. What windlass wrote is listed in the marker file [`DIR_MARKER`]; a marker of an older
+//! but what it wrote there: [`check_target`] refuses, before anything is written, a path that is a
+//! symbolic link or a file; a path that is, lies inside or holds the state directory, the output
+//! directory or the release ([`ProtectedDir`]); and a directory holding entries windlass did not
+//! write. What windlass wrote is listed in the marker file [`DIR_MARKER`]; a marker of an older
 //! windlass lists nothing, and then only files named like windlass's object files and `charts/`
 //! count as its own. The one entry kept although windlass did not write it is `.git` (a GitOps
 //! checkout): it is moved aside with one rename while the new directory is swapped in and moved
@@ -40,7 +41,7 @@ const ENTRIES_NAMED: usize = 10;
 /// Why the directory target cannot be written.
 #[derive(Debug, thiserror::Error)]
 pub enum DirTargetError {
-    /// The path is not a directory, lies inside or holds a directory windlass must not
+    /// The path is a symbolic link or a file, lies inside or holds a directory windlass must not
     /// write, or holds entries windlass did not write.
     #[error("target dir:{path}: {reason}")]
     Refused {
@@ -250,8 +251,8 @@ pub fn check_place(path: &Path, protected: &[ProtectedDir]) -> Result<(), DirTar
 }
 
 /// Checks, before anything is written, that `path` may be written as a directory target: see
-/// [`check_place`], then `path` must be missing, or a directory that holds nothing but what
-/// windlass wrote there (and `.git`).
+/// [`check_place`], then `path` must be missing, or a real directory (not a symbolic link) that
+/// holds nothing but what windlass wrote there (and `.git`).
 pub fn check_target(path: &Path, protected: &[ProtectedDir]) -> Result<(), DirTargetError> {
     let refused = |reason: String| DirTargetError::Refused {
         path: path.display().to_string(),
@@ -264,10 +265,23 @@ pub fn check_target(path: &Path, protected: &[ProtectedDir]) -> Result<(), DirTa
         }
         Err(error) => return Err(io_error(path, path, error)),
     };
-    if metadata.as_ref().is_some_and(|metadata| !metadata.is_dir()) {
-        return Err(refused(
-            "not a directory; name a new or empty directory".into(),
-        ));
+    if let Some(metadata) = &metadata {
+        if metadata.file_type().is_symlink() {
+            return Err(refused(match std::fs::canonicalize(path) {
+                Ok(real) => format!(
+                    "it is a symbolic link (to {}); windlass swaps a directory target whole and would replace the link, not what it points to: name the directory itself (--target dir:{})",
+                    real.display(),
+                    real.display()
+                ),
+                Err(_) => "it is a symbolic link to nothing; name a real directory, new or empty"
+                    .to_string(),
+            }));
+        }
+        if !metadata.is_dir() {
+            return Err(refused(
+                "it is a file, not a directory; name a new or empty directory".into(),
+            ));
+        }
     }
     check_place(path, protected)?;
     if metadata.is_none() {
@@ -789,6 +803,7 @@ mod tests {
         let planned = planned();
         for (target, expected) in [
             (scratch.0.join("g"), "it holds the state directory"),
+            (scratch.0.join("link"), "it is a symbolic link"),
             (state.clone(), "it is the state directory"),
             (state.join("gitops"), "it is inside the state directory"),
             // Through a symbolic link among the parents.
@@ -818,6 +833,27 @@ mod tests {
             &protected,
         )
         .unwrap();
+    }
+
+    #[test]
+    fn a_symbolic_link_or_a_file_is_refused_before_anything_is_written() {
+        let scratch = Scratch::new("link");
+        let real = scratch.0.join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = scratch.0.join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let planned = planned();
+        let message = refusal(write_dir(&link, &files(&planned), &[], &[]));
+        assert!(
+            message.contains(&format!("it is a symbolic link (to {}); ", real.display()))
+                && message.contains(&format!("--target dir:{}", real.display())),
+            "{message}"
+        );
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert!(listing(&real).is_empty());
+        let file = scratch.0.join("file");
+        std::fs::write(&file, "x").unwrap();
+        assert!(refusal(write_dir(&file, &files(&planned), &[], &[])).contains("it is a file"));
     }
 
     #[test]

@@ -418,3 +418,36 @@ fn a_dir_target_writes_an_object_holding_a_password_value_0600() {
         assert_eq!(mode(&named("-configmap-api-settings.yaml")), 0o644);
     }
 }
+
+/// `dir:` naming a symbolic link (to an empty directory) is refused on the command line, before
+/// anything is rendered or recorded, naming the directory to give instead.
+#[test]
+fn a_dir_target_that_is_a_symbolic_link_is_refused_on_the_command_line() {
+    let state = tempfile::tempdir().unwrap();
+    let gitops = tempfile::tempdir().unwrap();
+    let real = gitops.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let link = gitops.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let output = run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg(quickstart())
+        .arg("--target")
+        .arg(format!("dir:{}", link.display())));
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let real = std::fs::canonicalize(&real).unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "--target dir:{}: it is a symbolic link (to {})",
+            link.display(),
+            real.display()
+        )) && stderr.contains(&format!("--target dir:{})", real.display())),
+        "{stderr}"
+    );
+    assert!(listing(&real).is_empty());
+    assert!(
+        !state.path().join("installs").exists(),
+        "nothing was rendered"
+    );
+}
