@@ -48,22 +48,10 @@ pub fn apply_config(args: &TargetArgs) -> Result<Option<ApplyConfig>, CliError> 
         })?),
         other => other.clone(),
     };
-    if let Target::Dir(path) = &target
-        && let Ok(mut entries) = std::fs::read_dir(path)
-        && entries.next().is_some()
-        && !path.join(windlass_apply::dir::DIR_MARKER).is_file()
-    {
-        return refuse(format!(
-            "--target dir:{}: the directory is not empty and windlass did not write it (no {} file); name a new or empty directory",
-            path.display(),
-            windlass_apply::dir::DIR_MARKER
-        ));
-    }
-    if let Target::Dir(path) = &target
-        && path.exists()
-        && !path.is_dir()
-    {
-        return refuse(format!("--target dir:{}: not a directory", path.display()));
+    if let Target::Dir(path) = &target {
+        // The apply stage checks again, with the state, output and release directories, before
+        // it writes anything; refused here, nothing is recorded either.
+        windlass_apply::dir::check_target(path, &[]).map_err(dir_target_refused)?;
     }
     Ok(Some(ApplyConfig {
         target: target.to_string(),
@@ -73,6 +61,25 @@ pub fn apply_config(args: &TargetArgs) -> Result<Option<ApplyConfig>, CliError> 
         source_install: None,
         helm: None,
     }))
+}
+
+/// The command-line error for a refused `--target dir:` (the message names the target).
+fn dir_target_refused(error: windlass_apply::dir::DirTargetError) -> CliError {
+    CliError::new(Code::CommandLine, anyhow!("--{error}"))
+}
+
+/// Refuses a `--target dir:PATH` that is, lies inside or holds one of `protected` (the state
+/// directory, `--out`, the release): windlass replaces the directory target whole.
+pub fn refuse_protected_dir_target(
+    args: &TargetArgs,
+    protected: &[windlass_apply::dir::ProtectedDir],
+) -> Result<(), CliError> {
+    match &args.target {
+        Target::Dir(path) => {
+            windlass_apply::dir::check_place(path, protected).map_err(dir_target_refused)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The services for an install or apply with these options: the real world, with a Kubernetes
@@ -88,6 +95,13 @@ pub fn services(args: &TargetArgs) -> Services {
 
 /// Runs `windlass apply`.
 pub fn run(global: &GlobalArgs, args: &ApplyArgs) -> CliResult {
+    refuse_protected_dir_target(
+        &args.target,
+        &[windlass_apply::dir::ProtectedDir::new(
+            "state directory",
+            &global.state,
+        )],
+    )?;
     let Some(config) = apply_config(&args.target)? else {
         return Err(CliError::new(
             Code::CommandLine,

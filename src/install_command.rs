@@ -48,6 +48,17 @@ pub fn parse_policy(name: &str) -> Result<ProbePolicy, CliError> {
 /// with progress bars on a terminal, and reports the outcome for humans or as JSON.
 pub fn run(global: &GlobalArgs, args: &InstallArgs) -> CliResult {
     let release_dir = check_release_dir(&args.release_dir).map_err(install_error)?;
+    let mut protected = vec![
+        windlass_apply::dir::ProtectedDir::new("state directory", &global.state),
+        windlass_apply::dir::ProtectedDir::new("release directory", &release_dir),
+    ];
+    if let Some(out) = &args.out {
+        protected.push(windlass_apply::dir::ProtectedDir::new(
+            "output directory",
+            out,
+        ));
+    }
+    crate::apply_command::refuse_protected_dir_target(&args.install.target, &protected)?;
     let state = open_state(global)?;
     let options = install_options(
         &args.install,

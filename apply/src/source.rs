@@ -31,6 +31,10 @@ pub struct ApplySource {
     pub out_dir: PathBuf,
     /// The rendered files' paths (relative to the output directory), in file order.
     pub file_paths: Vec<String>,
+    /// The rendered files holding a secret or a password value: those recorded by fingerprint
+    /// rather than as a blob (`render_midstream` writes them 0600, and so does the directory
+    /// target).
+    pub secret_files: BTreeSet<String>,
     /// The rendered files with their bytes, read and checked against what was recorded: empty
     /// until [`ApplySource::read_files`]; parsed by [`ApplySource::parse_objects`].
     pub files: Vec<(String, Vec<u8>)>,
@@ -279,6 +283,12 @@ pub fn read_source(
         rendered_by: install.unwrap_or(&context.install_id).to_string(),
         out_dir,
         file_paths: reader.files.iter().map(|file| file.path.clone()).collect(),
+        secret_files: reader
+            .files
+            .iter()
+            .filter(|file| file.blob.is_none())
+            .map(|file| file.path.clone())
+            .collect(),
         files: Vec::new(),
         reader: Some(reader),
         objects: Vec::new(),

@@ -7,6 +7,7 @@
 //! with `ApplyCompleted`, the inventory the next install of the same app prunes against.
 
 use std::ops::ControlFlow;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -151,8 +152,16 @@ impl Stage for ApplyStage {
                         )
                     })
                     .collect();
-                let names = crate::dir::write_dir(path, &planned, &charts)
-                    .map_err(|error| StageError::invalid_input(error.to_string()))?;
+                let files: Vec<crate::dir::ObjectFile<'_>> = planned
+                    .iter()
+                    .map(|object| crate::dir::ObjectFile {
+                        object,
+                        holds_secret: source.secret_files.contains(&object.file),
+                    })
+                    .collect();
+                let names =
+                    crate::dir::write_dir(path, &files, &charts, &dir_target_protected(context))
+                        .map_err(|error| StageError::invalid_input(error.to_string()))?;
                 let objects: Vec<AppliedObject> = planned
                     .iter()
                     .zip(&names)
@@ -354,6 +363,31 @@ impl Stage for ApplyStage {
             }
         }
     }
+}
+
+/// The directories a directory target must not be, lie inside or hold: the state directory
+/// (where the blob store lives, `<state>/blobs/blobs.redb`; none when the blobs are kept in
+/// memory, as in a replay), the output directory and the release.
+fn dir_target_protected(context: &StageContext) -> Vec<crate::dir::ProtectedDir> {
+    let blobs = context.blobs.path();
+    let state = (blobs.file_name() == Some("blobs.redb".as_ref()))
+        .then(|| blobs.parent())
+        .flatten()
+        .filter(|directory| directory.file_name() == Some("blobs".as_ref()))
+        .and_then(Path::parent);
+    let mut protected = Vec::with_capacity(3);
+    if let Some(state) = state {
+        protected.push(crate::dir::ProtectedDir::new("state directory", state));
+    }
+    protected.push(crate::dir::ProtectedDir::new(
+        "output directory",
+        &context.request.out_dir,
+    ));
+    protected.push(crate::dir::ProtectedDir::new(
+        "release directory",
+        &context.request.release_dir,
+    ));
+    protected
 }
 
 /// The rendered files being read and checked on their own threads.
