@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use windlass_engine::{Fact, StageContext, StageError};
+use windlass_state::FingerprintKey;
 
 use crate::cluster::{ApiFailure, Cluster, FIELD_MANAGER, ResourceInfo};
 use crate::events::{
@@ -60,8 +61,9 @@ pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration
 /// How windlass builds the body it sends from a rendered object (the annotations it adds, the
 /// digest over the result). Recorded in `ApplyCompleted`; bump it with any change to
 /// [`KubeApply`]'s `body_for` or to what a rendered file turns into, so that an unchanged apply
-/// never trusts a digest built another way.
-pub const BODY_VERSION: u32 = 1;
+/// never trusts a digest built another way. Version 2: the digest of an object holding a secret
+/// is keyed ([`object_digest`]).
+pub const BODY_VERSION: u32 = 2;
 
 /// How many objects are in flight at once.
 const CONCURRENCY: usize = 16;
@@ -96,6 +98,8 @@ pub struct KubeApply<'a> {
     pub previous: Option<Vec<InventoryEntry>>,
     /// Prune even when the new set is empty.
     pub allow_empty_prune: bool,
+    /// The rendered files that hold a secret (recorded by fingerprint, not as a blob).
+    pub secret_files: BTreeSet<String>,
 }
 
 /// What the kube apply ended with.
@@ -131,6 +135,8 @@ struct Undigested {
     planned: PlannedObject,
     info: ResourceInfo,
     body: Value,
+    /// The state's key, when the object holds a secret (its digest is then keyed).
+    secret_key: Option<Arc<FingerprintKey>>,
 }
 
 impl Undigested {
@@ -140,8 +146,9 @@ impl Undigested {
             planned,
             info,
             mut body,
+            secret_key,
         } = self;
-        let digest = digest_of(&body);
+        let digest = object_digest(&body, secret_key.as_deref());
         annotations_mut(&mut body).insert(DIGEST_ANNOTATION.into(), json!(digest));
         let wire = serde_json::to_vec(&body).expect("a JSON value always serializes");
         Prepared {
@@ -173,11 +180,17 @@ fn with_recreate_hint(mut failure: ApiFailure) -> ApiFailure {
 /// How many times a takeover reads the object again after its patch's resourceVersion test failed.
 const TAKEOVER_READS: u32 = 3;
 
-/// The digest of a configuration (without the digest annotation itself).
-fn digest_of(body: &Value) -> String {
-    blake3::hash(&serde_json::to_vec(body).expect("a JSON value always serializes"))
-        .to_hex()
-        .to_string()
+/// The digest of a configuration (without the digest annotation itself). An object holding a
+/// secret (`secret_key` given: a Secret, or a file rendered from a password config item) gets a
+/// digest keyed with the state's fingerprint key (`fp1:...`), so that the event log, where the
+/// digest is recorded, cannot be used to check a guess of the secret; any other object gets the
+/// plain BLAKE3 hash.
+pub fn object_digest(body: &Value, secret_key: Option<&FingerprintKey>) -> String {
+    let bytes = serde_json::to_vec(body).expect("a JSON value always serializes");
+    match secret_key {
+        Some(key) => key.fingerprint_bytes("applied-object", &bytes),
+        None => blake3::hash(&bytes).to_hex().to_string(),
+    }
 }
 
 fn annotations_mut(object: &mut Value) -> &mut serde_json::Map<String, Value> {
@@ -1108,7 +1121,10 @@ impl KubeApply<'_> {
     fn body_without_digest(&self, mut planned: PlannedObject, info: ResourceInfo) -> Undigested {
         let mut body = std::mem::take(&mut planned.object);
         annotations_mut(&mut body).insert(OWNER_ANNOTATION.into(), json!(self.app_slug));
+        let holds_secret = planned.key.group.is_empty() && planned.key.kind == "Secret"
+            || self.secret_files.contains(&planned.file);
         Undigested {
+            secret_key: holds_secret.then(|| self.context.fingerprint_key.clone()),
             planned,
             info,
             body,

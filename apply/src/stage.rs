@@ -170,11 +170,12 @@ impl Stage for ApplyStage {
                         file: object.file.clone(),
                         step: object.step,
                         outcome: ApplyOutcome::Written,
-                        digest: blake3::hash(
-                            &serde_json::to_vec(&object.object).unwrap_or_default(),
-                        )
-                        .to_hex()
-                        .to_string(),
+                        digest: crate::kube_apply::object_digest(
+                            &object.object,
+                            (source.secret_files.contains(&object.file)
+                                || object.key.group.is_empty() && object.key.kind == "Secret")
+                                .then_some(context.fingerprint_key.as_ref()),
+                        ),
                         uid: None,
                         resource_version: None,
                         conflicts: Vec::new(),
@@ -293,6 +294,7 @@ impl Stage for ApplyStage {
                         .as_ref()
                         .map(|(_, completed)| completed.inventory.clone()),
                     allow_empty_prune: self.config.allow_empty_prune,
+                    secret_files: source.secret_files.clone(),
                 };
                 // The rendered files as the previous apply of the same rendering applied them,
                 // found unchanged in the cluster: nothing to parse or send.

@@ -180,6 +180,34 @@ fn kube_apply_creates_objects_then_an_unchanged_apply_writes_nothing() {
         assert!(object["uid"].as_str().is_some_and(|uid| !uid.is_empty()));
         assert!(object["resource_version"].is_string());
     }
+    // The pull secret's digest is keyed with the state's key (the log must not let anyone test
+    // a guess of the license ID against it); the others are plain hashes.
+    let secret_digest = recorded["Secret/my-app-registry"]["digest"]
+        .as_str()
+        .unwrap();
+    assert!(secret_digest.starts_with("fp1:"), "{secret_digest}");
+    assert!(
+        !recorded["Deployment/api"]["digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("fp1:")
+    );
+    let other_state = tempfile::tempdir().unwrap();
+    let other = json(install_kube(
+        other_state.path(),
+        &quickstart(),
+        &cluster,
+        &["--dry-run"],
+    ));
+    let other = applied(&events(
+        other_state.path(),
+        other["install_id"].as_str().unwrap(),
+    ));
+    assert_ne!(other["Secret/my-app-registry"]["digest"], secret_digest);
+    assert_eq!(
+        other["Deployment/api"]["digest"],
+        recorded["Deployment/api"]["digest"]
+    );
     let deployment = cluster
         .server
         .get("apps/v1", "Deployment", "default", "api")
