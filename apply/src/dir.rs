@@ -18,7 +18,7 @@
 
 use std::collections::BTreeSet;
 use std::io::ErrorKind;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use windlass_stages::output::{OutputDir, OutputError, fit_file_name};
@@ -191,22 +191,13 @@ fn io_error(path: &Path, file: &Path, source: std::io::Error) -> DirTargetError 
 fn resolve(path: &Path) -> PathBuf {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     for existing in absolute.ancestors() {
-        let Ok(mut resolved) = std::fs::canonicalize(existing) else {
+        let Ok(resolved) = std::fs::canonicalize(existing) else {
             continue;
         };
         let rest = absolute
             .strip_prefix(existing)
             .expect("an ancestor is a prefix");
-        for component in rest.components() {
-            match component {
-                Component::Normal(name) => resolved.push(name),
-                Component::ParentDir => {
-                    resolved.pop();
-                }
-                _ => {}
-            }
-        }
-        return resolved;
+        return windlass_stages::output_claim::append_by_name(resolved, rest);
     }
     absolute
 }

@@ -176,6 +176,21 @@ fn errno_error(path: &Path) -> impl FnOnce(Errno) -> ClaimError + '_ {
     }
 }
 
+/// `resolved` (a path whose symbolic links are resolved) with `rest` (parts that do not exist
+/// yet, so hold no links) appended, `.` and `..` applied by name.
+pub fn append_by_name(mut resolved: PathBuf, rest: &Path) -> PathBuf {
+    for component in rest.components() {
+        match component {
+            Component::Normal(name) => resolved.push(name),
+            Component::ParentDir => {
+                resolved.pop();
+            }
+            _ => {}
+        }
+    }
+    resolved
+}
+
 /// `path` (absolute) with symlinks and `..` resolved as far as it exists, and the rest appended
 /// with `.` and `..` applied by name (what does not exist holds no symlinks). Nothing is created.
 fn resolve(path: &Path) -> Result<PathBuf, ClaimError> {
@@ -192,20 +207,11 @@ fn resolve(path: &Path) -> Result<PathBuf, ClaimError> {
                 file: existing.to_path_buf(),
             });
         }
-        let mut resolved = fs::canonicalize(existing).map_err(io_error(existing))?;
+        let resolved = fs::canonicalize(existing).map_err(io_error(existing))?;
         let rest = path
             .strip_prefix(existing)
             .expect("an ancestor is a prefix");
-        for component in rest.components() {
-            match component {
-                Component::Normal(name) => resolved.push(name),
-                Component::ParentDir => {
-                    resolved.pop();
-                }
-                _ => {}
-            }
-        }
-        return Ok(resolved);
+        return Ok(append_by_name(resolved, rest));
     }
     Err(ClaimError::Io {
         path: path.to_path_buf(),
