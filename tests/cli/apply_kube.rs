@@ -95,6 +95,15 @@ fn apply_kube(state: &Path, install_id: &str, cluster: &FakeCluster, extra: &[&s
     )
 }
 
+/// `install --dry-run` of `release` to the fake cluster, printing what it would change.
+fn dry_run_install(state: &Path, release: &Path, cluster: &FakeCluster) -> Output {
+    run(windlass(state)
+        .args(OFFLINE_INSTALL)
+        .arg(release)
+        .args(["--target", "kube", "--dry-run", "--kubeconfig"])
+        .arg(&cluster.kubeconfig))
+}
+
 /// The JSON an install or apply that failed (exit code 1) printed.
 fn failed_json(output: &Output) -> Value {
     assert_eq!(
@@ -343,11 +352,7 @@ fn a_dry_run_writes_nothing_and_says_what_would_change() {
         "  additionalNamespaces:\n    - team-a\n",
     );
     let state = tempfile::tempdir().unwrap();
-    let output = run(windlass(state.path())
-        .args(OFFLINE_INSTALL)
-        .arg(release.path())
-        .args(["--target", "kube", "--dry-run", "--kubeconfig"])
-        .arg(&cluster.kubeconfig));
+    let output = dry_run_install(state.path(), release.path(), &cluster);
     let text = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
         output.status.code(),
@@ -384,11 +389,7 @@ fn a_dry_run_writes_nothing_and_says_what_would_change() {
     assert_eq!(first["status"], "completed", "{first}");
     std::fs::remove_file(pruned_release.path().join("manifests/goner.yaml")).unwrap();
     let writes = cluster.server.counts().writes;
-    let output = run(windlass(state.path())
-        .args(OFFLINE_INSTALL)
-        .arg(pruned_release.path())
-        .args(["--target", "kube", "--dry-run", "--kubeconfig"])
-        .arg(&cluster.kubeconfig));
+    let output = dry_run_install(state.path(), pruned_release.path(), &cluster);
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
         text.contains("would be deleted ConfigMap default/goner"),
@@ -1090,32 +1091,25 @@ fn objects_kots_applied_client_side_are_taken_over() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: default\ndata:\n  kept: \"1\"\n  dropped: \"1\"\n",
     )
     .unwrap();
-    let kubectl = windlass_testkit::kube_tools::kubectl();
-    let output = Command::new(&kubectl)
-        .arg("--kubeconfig")
-        .arg(&cluster.kubeconfig)
-        .args(["apply", "-f"])
-        .arg(&kots_version)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    // Real kubectl against the fake cluster; its standard output.
+    let kubectl = |args: &[&std::ffi::OsStr]| -> Vec<u8> {
+        let output = Command::new(windlass_testkit::kube_tools::kubectl())
+            .arg("--kubeconfig")
+            .arg(&cluster.kubeconfig)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output.stdout
+    };
+    kubectl(&["apply".as_ref(), "-f".as_ref(), kots_version.as_os_str()]);
     // A person's change after KOTS's apply (manager `kubectl-label`): not KOTS's, so not
     // taken over, and it stays.
-    let output = Command::new(&kubectl)
-        .arg("--kubeconfig")
-        .arg(&cluster.kubeconfig)
-        .args(["label", "configmap", "settings", "team=payments"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    kubectl(&["label", "configmap", "settings", "team=payments"].map(std::ffi::OsStr::new));
     let before = cluster
         .server
         .get("v1", "ConfigMap", "default", "settings")
@@ -1140,25 +1134,18 @@ fn objects_kots_applied_client_side_are_taken_over() {
         install["install_id"].as_str().unwrap(),
     ));
     assert_eq!(recorded["ConfigMap/settings"]["taken_over"], true);
-    let output = Command::new(&kubectl)
-        .arg("--kubeconfig")
-        .arg(&cluster.kubeconfig)
-        .args([
+    let shown = kubectl(
+        &[
             "get",
             "configmap",
             "settings",
             "-o",
             "json",
             "--show-managed-fields",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        ]
+        .map(std::ffi::OsStr::new),
     );
-    let after: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let after: Value = serde_json::from_slice(&shown).unwrap();
     assert_eq!(
         after["data"],
         json!({"kept": "1"}),
