@@ -625,6 +625,8 @@ async fn resource_request(
                 .trim()
                 .to_owned();
             let body = body.expect("parsed above");
+            // An apply that creates the object is answered 201 Created, as the real server does.
+            let mut code = 200;
             let result = match media.as_str() {
                 "application/apply-patch+yaml" | "application/apply-patch+json" => {
                     if context.manager.is_empty() || !query.contains_key("fieldManager") {
@@ -638,6 +640,10 @@ async fn resource_request(
                                 "Required value: is required for apply patch".to_owned(),
                             )],
                         ));
+                    }
+                    let key = crate::objects::State::key(t, namespace, name);
+                    if state.store.get(&key).is_none() {
+                        code = 201;
                     }
                     state.apply(t, namespace, name, body, &context)?
                 }
@@ -668,7 +674,7 @@ async fn resource_request(
                 _ => return Err(ApiError::unsupported_media_type(&request.content_type)),
             };
             drop(state);
-            Ok(json_response(200, &result))
+            Ok(json_response(code, &result))
         }
         (&Method::DELETE, Some(name)) => {
             let options = delete_options(&request.body, query)?;
