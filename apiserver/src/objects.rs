@@ -586,6 +586,24 @@ impl State {
                 "the name of the object ({config_name}) does not match the name on the URL ({name})"
             )));
         }
+        // Structured-merge-diff cannot type a configuration with fields the CRD's schema does
+        // not declare: the real server refuses it (a 500 without a reason) rather than prune.
+        if let Some(schema) = &t.openapi_schema {
+            let undeclared = crate::structural::undeclared_in_apply(&config, schema);
+            if !undeclared.is_empty() {
+                return Err(ApiError::custom(
+                    500,
+                    "",
+                    crate::structural::apply_refusal_message(
+                        text(&config, "/metadata/namespace"),
+                        name,
+                        &t.api_version(),
+                        &t.kind,
+                        &undeclared,
+                    ),
+                ));
+            }
+        }
         if config
             .pointer("/metadata/managedFields")
             .is_some_and(|fields| {
@@ -740,8 +758,14 @@ impl State {
         new
     }
 
-    /// Fills a few defaults the real API server sets, so objects read back look like real ones.
+    /// Fills a few defaults the real API server sets, so objects read back look like real ones;
+    /// a custom resource is pruned and defaulted by its version's schema
+    /// ([`crate::structural`]).
     fn apply_defaults(&mut self, t: &ResourceType, live: Option<&Value>, object: &mut Value) {
+        if let Some(schema) = &t.openapi_schema {
+            crate::structural::prune(object, schema);
+            crate::structural::default(object, schema);
+        }
         match (t.group.as_str(), t.kind.as_str()) {
             ("", "Namespace") => {
                 if object.pointer("/spec/finalizers").is_none() {
