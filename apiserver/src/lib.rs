@@ -71,7 +71,12 @@
 //!   defaults the merged object after its managedFields are computed, so the applier owns none
 //!   of the defaulted fields; a create or update defaults before, so its manager owns them. Only
 //!   written objects are defaulted: a default added to a CRD later shows on an object's next
-//!   write, not on reading it back.
+//!   write, not on reading it back. The fields a create, update or merge/JSON patch drops are
+//!   handled by `fieldValidation`: `Strict` refuses the write (400 `strict decoding error:
+//!   unknown field "spec.bogus"`, after `<Kind> in version "<v>" cannot be handled as a
+//!   <Kind>: ` for a create or update body; kubectl's default), `Warn` (the default, and any
+//!   other value) answers a `Warning: 299 - "unknown field \"spec.bogus\""` header each
+//!   (sorted by path), `Ignore` drops them silently.
 //! - Protobuf request bodies (`application/vnd.kubernetes.protobuf`, [`protobuf`]) for creates
 //!   and updates of core/v1 Secrets and ConfigMaps and for `DeleteOptions`: what client-go's
 //!   typed clients send for Helm 4's release storage. They are decoded into the JSON model;
@@ -89,8 +94,8 @@
 //! EndpointSlices are derived from Services. Garbage collection and the namespace controller are
 //! off unless enabled in [`Options`]. No authentication, authorization, admission webhooks
 //! (beyond injected refusals), validation of object contents beyond names and the immutable
-//! fields above, unknown-field detection (`fieldValidation` is accepted and ignored), a CRD
-//! schema's value validation (types, formats, enums, CEL rules), version
+//! fields above, unknown-field detection for built-in types (`fieldValidation` is ignored
+//! there) or duplicate fields, a CRD schema's value validation (types, formats, enums, CEL rules), version
 //! conversion (every served version of a CRD stores the same object), protobuf beyond the kinds
 //! above, protobuf responses or CBOR, metadata-only watches,
 //! `resourceVersionMatch` semantics, or consistent snapshots for `continue` (later pages reflect

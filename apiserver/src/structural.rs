@@ -31,10 +31,11 @@ fn additional_schema(node: &Value) -> Option<&Value> {
 
 /// Removes from `object` every field its `schema` (a CRD version's `openAPIV3Schema`) does not
 /// declare, and returns their paths in the form the real server's warnings use
-/// (`spec.bogus`, `spec.items[0].bogus`), in the order found.
+/// (`spec.bogus`, `spec.items[0].bogus`), sorted as the real server sorts them.
 pub fn prune(object: &mut Value, schema: &Value) -> Vec<String> {
     let mut pruned = Vec::new();
     prune_node(object, Some(schema), true, &mut String::new(), &mut pruned);
+    pruned.sort();
     pruned
 }
 
@@ -247,10 +248,10 @@ mod tests {
             [
                 "bogus",
                 "spec.bogus",
-                "spec.ports[0].bogus",
                 "spec.labels.a.bogus",
-                "spec.template.spec.kept",
+                "spec.ports[0].bogus",
                 "spec.template.bogus",
+                "spec.template.spec.kept",
                 "status.bogus"
             ]
         );

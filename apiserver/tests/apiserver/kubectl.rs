@@ -728,7 +728,8 @@ spec:
 /// Fake API server (no real one can run here): what kubectl reads back of a custom resource is
 /// pruned and defaulted by the CRD's schema, as from a real cluster: `apply --server-side`
 /// stores the schema's defaults (owned by no applier), refuses an undeclared field with
-/// structured-merge-diff's message, and `create` drops undeclared fields.
+/// structured-merge-diff's message, and `create` refuses undeclared fields (kubectl's default
+/// `--validate=strict`) or drops them with a warning (`--validate=warn`).
 #[test]
 fn custom_resources_are_pruned_and_defaulted_for_kubectl() {
     let cluster = cluster();
@@ -789,7 +790,22 @@ fn custom_resources_are_pruned_and_defaulted_for_kubectl() {
         "{}",
         refused.stderr
     );
-    cluster.kubectl_ok(&["create", "--validate=false", "-f", undeclared]);
+    // kubectl validates strictly by default (`fieldValidation=Strict`): the server refuses.
+    let refused = cluster.kubectl(&["create", "-f", undeclared]);
+    assert!(!refused.success, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains(
+            r#"Gizmo in version "v1" cannot be handled as a Gizmo: strict decoding error: unknown field "spec.bogus""#
+        ),
+        "{}",
+        refused.stderr
+    );
+    let warned = cluster.kubectl(&["create", "--validate=warn", "-f", undeclared]);
+    assert!(warned.success, "{}", warned.stderr);
+    assert_eq!(
+        warned.stderr.trim(),
+        r#"Warning: unknown field "spec.bogus""#
+    );
     let read: serde_json::Value =
         serde_json::from_str(&cluster.kubectl_ok(&["get", "gizmo", "b", "-o", "json"]))
             .expect("kubectl prints JSON");

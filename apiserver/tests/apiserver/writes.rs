@@ -934,3 +934,98 @@ async fn custom_resources_are_pruned_and_defaulted_by_their_schema() {
         "the applier owns what it applied, not the defaults"
     );
 }
+
+/// Sends `body` with `content_type` and returns the status, the `Warning` headers and the
+/// parsed answer.
+async fn call_with_warnings(
+    server: &TestApiServer,
+    method: Method,
+    path: &str,
+    content_type: &str,
+    body: Value,
+) -> (StatusCode, Vec<String>, Value) {
+    let request = Client::new()
+        .request(method, format!("{}{path}", server.url()))
+        .header("User-Agent", "writes-test/1.0")
+        .header("Content-Type", content_type)
+        .body(body.to_string());
+    let response = tokio::time::timeout(Duration::from_secs(15), request.send())
+        .await
+        .expect("answered in time")
+        .expect("request sent");
+    let status = response.status();
+    let warnings = response
+        .headers()
+        .get_all("Warning")
+        .iter()
+        .map(|value| value.to_str().expect("an ASCII warning").to_owned())
+        .collect();
+    let text = response.text().await.expect("body read");
+    (
+        status,
+        warnings,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// `fieldValidation` decides what an undeclared field of a custom resource costs: `Strict`
+/// refuses the write (400, the real server's strict decoding error, worded for a body or for
+/// a patched object), `Warn` (the default) drops it with a `Warning` header each, sorted by
+/// path, and `Ignore` drops it silently.
+#[tokio::test]
+async fn field_validation_refuses_warns_or_ignores_undeclared_fields() {
+    let server = server();
+    create(&server, CRDS, structural_gadget_crd()).await;
+    let gadgets = "/apis/windlass.test/v1/namespaces/default/gadgets";
+    let body =
+        json!({"metadata": {"name": "g"}, "spec": {"size": 1, "zeta": 1, "alpha": {"x": 1}}});
+    let (status, warnings, refused) = call_with_warnings(
+        &server,
+        Method::POST,
+        &format!("{gadgets}?fieldValidation=Strict"),
+        "application/json",
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(
+        refused["message"],
+        r#"Gadget in version "v1" cannot be handled as a Gadget: strict decoding error: unknown field "spec.alpha", unknown field "spec.zeta""#
+    );
+    assert_eq!(refused["reason"], "BadRequest");
+    assert!(warnings.is_empty());
+    let (status, warnings, created) =
+        call_with_warnings(&server, Method::POST, gadgets, "application/json", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(
+        warnings,
+        [
+            r#"299 - "unknown field \"spec.alpha\"""#,
+            r#"299 - "unknown field \"spec.zeta\"""#
+        ]
+    );
+    let (status, _, refused) = call_with_warnings(
+        &server,
+        Method::PATCH,
+        &format!("{gadgets}/g?fieldValidation=Strict"),
+        "application/merge-patch+json",
+        json!({"spec": {"other": 1}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(
+        refused["message"],
+        r#"strict decoding error: unknown field "spec.other""#
+    );
+    let (status, warnings, patched) = call_with_warnings(
+        &server,
+        Method::PATCH,
+        &format!("{gadgets}/g?fieldValidation=Ignore"),
+        "application/merge-patch+json",
+        json!({"spec": {"other": 1, "size": 2}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(patched["spec"], json!({"size": 2, "mode": "fast"}));
+}
