@@ -35,6 +35,10 @@ pub struct ResourceType {
     pub tracks_generation: bool,
     /// The merge schema.
     pub schema: Arc<Schema>,
+    /// The CRD version's `openAPIV3Schema`, which custom resources are pruned and defaulted by
+    /// ([`crate::structural`]); None for built-in types and for a CRD with
+    /// `preserveUnknownFields: true`.
+    pub openapi_schema: Option<Arc<Value>>,
     /// The CRD that defines it, for custom resources.
     pub crd: Option<String>,
 }
@@ -91,6 +95,7 @@ fn builtin(
         status_subresource,
         tracks_generation,
         schema: builtin_schemas::schema_for(group, kind),
+        openapi_schema: None,
         crd: None,
     }
 }
@@ -427,6 +432,8 @@ impl Catalog {
             singular = kind.to_lowercase();
         }
         let namespaced = text("/scope") != "Cluster";
+        let preserves_unknown =
+            spec.get("preserveUnknownFields").and_then(Value::as_bool) == Some(true);
         let versions = spec
             .get("versions")
             .and_then(Value::as_array)
@@ -460,6 +467,10 @@ impl Catalog {
                 status_subresource: version.pointer("/subresources/status").is_some(),
                 tracks_generation: true,
                 schema,
+                openapi_schema: version
+                    .pointer("/schema/openAPIV3Schema")
+                    .filter(|root| root.is_object() && !preserves_unknown)
+                    .map(|root| Arc::new(root.clone())),
                 crd: Some(name.clone()),
             });
         }

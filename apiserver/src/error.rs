@@ -233,6 +233,12 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        // An error the real server has no reason for (a plain Go error) is served without one.
+        if self.reason.is_empty()
+            && let Some(fields) = status.as_object_mut()
+        {
+            fields.shift_remove("reason");
+        }
         if let Some(details) = &self.details {
             status["details"] = (**details).clone();
         }

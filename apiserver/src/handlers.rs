@@ -16,7 +16,7 @@ use crate::catalog::ResourceType;
 use crate::discovery;
 use crate::error::ApiError;
 use crate::faults::{self, Injected};
-use crate::objects::{DeleteOptions, WriteContext};
+use crate::objects::{DeleteOptions, FieldValidation, WriteContext};
 use crate::patch;
 use crate::requests::RequestRecord;
 use crate::selectors::{FieldSelector, LabelSelector};
@@ -140,6 +140,18 @@ fn json_response(code: u16, value: &Value) -> Response {
     // times slower on a LIST of a thousand objects).
     let body = serde_json::to_vec(value).expect("a JSON value always serializes");
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `response` with a `Warning: 299 - "<text>"` header for each of the write's warnings, as the
+/// real server sends them (kubectl prints each as `Warning: <text>`).
+fn with_warnings(mut response: Response, context: &WriteContext) -> Response {
+    for warning in context.warnings.borrow().iter() {
+        let quoted = warning.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(value) = header::HeaderValue::from_str(&format!("299 - \"{quoted}\"")) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
 }
 
 /// The default field manager: the User-Agent up to its first `/` (as the API server does).
@@ -485,6 +497,8 @@ async fn resource_request(
         dry_run: record.dry_run,
         force: is_true(query, "force"),
         subresource: subresource.to_owned(),
+        field_validation: FieldValidation::parse(query.get("fieldValidation").map(String::as_str)),
+        warnings: Default::default(),
     };
     let wants_table = request.accept.contains("as=Table");
     let wants_metadata = metadata_only(&request.accept, name.is_none());
@@ -608,13 +622,13 @@ async fn resource_request(
             let body = body.expect("parsed above");
             let created = state.create(t, namespace, body, &context)?;
             drop(state);
-            Ok(json_response(201, &created))
+            Ok(with_warnings(json_response(201, &created), &context))
         }
         (&Method::PUT, Some(name)) => {
             let body = body.expect("parsed above");
             let updated = state.update(t, namespace, name, body, &context)?;
             drop(state);
-            Ok(json_response(200, &updated))
+            Ok(with_warnings(json_response(200, &updated), &context))
         }
         (&Method::PATCH, Some(name)) => {
             let media = request
@@ -625,6 +639,8 @@ async fn resource_request(
                 .trim()
                 .to_owned();
             let body = body.expect("parsed above");
+            // An apply that creates the object is answered 201 Created, as the real server does.
+            let mut code = 200;
             let result = match media.as_str() {
                 "application/apply-patch+yaml" | "application/apply-patch+json" => {
                     if context.manager.is_empty() || !query.contains_key("fieldManager") {
@@ -638,6 +654,10 @@ async fn resource_request(
                                 "Required value: is required for apply patch".to_owned(),
                             )],
                         ));
+                    }
+                    let key = crate::objects::State::key(t, namespace, name);
+                    if state.store.get(&key).is_none() {
+                        code = 201;
                     }
                     state.apply(t, namespace, name, body, &context)?
                 }
@@ -668,7 +688,7 @@ async fn resource_request(
                 _ => return Err(ApiError::unsupported_media_type(&request.content_type)),
             };
             drop(state);
-            Ok(json_response(200, &result))
+            Ok(with_warnings(json_response(code, &result), &context))
         }
         (&Method::DELETE, Some(name)) => {
             let options = delete_options(&request.body, query)?;

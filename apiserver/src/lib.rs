@@ -19,7 +19,8 @@
 //!   first page's resourceVersion, no `remainingItemCount` under a selector), watch, create
 //!   (`generateName`, 409 AlreadyExists), update (409 on a stale resourceVersion; a custom
 //!   resource's 422 without one, as custom resources allow no unconditional update), patch (apply, merge, JSON,
-//!   strategic merge for built-in types), delete (preconditions on uid and resourceVersion,
+//!   strategic merge for built-in types; an apply that creates the object is answered 201
+//!   Created, one that updates it 200), delete (preconditions on uid and resourceVersion,
 //!   `propagationPolicy`, finalizers; an object removed at once is answered with a `Status` of
 //!   `Success`, except pods, serviceaccounts and storageclasses, answered with the object as the
 //!   real registries do), deletecollection, `dryRun=All` (in the query, or `dryRun: ["All"]` in
@@ -56,6 +57,26 @@
 //!   removed on every write, as the real conversion does; an apply's managedFields record the
 //!   applier's `f:stringData` (taken from the applied configuration, as the real server does),
 //!   any other write's record the `f:data` keys it changed.
+//! - Custom resources pruned and defaulted by their version's `openAPIV3Schema` on create,
+//!   update, merge and JSON patch and server-side apply, dry runs included ([`structural`]
+//!   rules, as the apiextensions server's): fields the schema does not declare are dropped
+//!   unless `x-kubernetes-preserve-unknown-fields` or `additionalProperties` keeps them (the
+//!   root's and embedded resources' `apiVersion`, `kind` and `metadata` always stay; metadata
+//!   is not pruned), then absent declared properties with a `default` are set to it,
+//!   recursively (array items and `additionalProperties` values too); a declared `null` without
+//!   `nullable: true` is defaulted, or dropped when it has no default. Server-side apply
+//!   refuses a configuration with undeclared fields instead, as structured-merge-diff does
+//!   (500 without a reason, `failed to create typed patch object (<ns>/<name>; <group>/<version>,
+//!   Kind=<kind>): .spec.bogus: field not declared in schema`; list items named by index), and
+//!   defaults the merged object after its managedFields are computed, so the applier owns none
+//!   of the defaulted fields; a create or update defaults before, so its manager owns them. Only
+//!   written objects are defaulted: a default added to a CRD later shows on an object's next
+//!   write, not on reading it back. The fields a create, update or merge/JSON patch drops are
+//!   handled by `fieldValidation`: `Strict` refuses the write (400 `strict decoding error:
+//!   unknown field "spec.bogus"`, after `<Kind> in version "<v>" cannot be handled as a
+//!   <Kind>: ` for a create or update body; kubectl's default), `Warn` (the default, and any
+//!   other value) answers a `Warning: 299 - "unknown field \"spec.bogus\""` header each
+//!   (sorted by path), `Ignore` drops them silently.
 //! - Protobuf request bodies (`application/vnd.kubernetes.protobuf`, [`protobuf`]) for creates
 //!   and updates of core/v1 Secrets and ConfigMaps and for `DeleteOptions`: what client-go's
 //!   typed clients send for Helm 4's release storage. They are decoded into the JSON model;
@@ -73,10 +94,8 @@
 //! EndpointSlices are derived from Services. Garbage collection and the namespace controller are
 //! off unless enabled in [`Options`]. No authentication, authorization, admission webhooks
 //! (beyond injected refusals), validation of object contents beyond names and the immutable
-//! fields above, unknown-field detection (`fieldValidation` is accepted and ignored), the
-//! structural schema of custom resources (fields a CRD's schema does not declare are kept
-//! rather than pruned, even without `x-kubernetes-preserve-unknown-fields`, and schema
-//! `default`s are not applied, on any write), version
+//! fields above, unknown-field detection for built-in types (`fieldValidation` is ignored
+//! there) or duplicate fields, a CRD schema's value validation (types, formats, enums, CEL rules), version
 //! conversion (every served version of a CRD stores the same object), protobuf beyond the kinds
 //! above, protobuf responses or CBOR, metadata-only watches,
 //! `resourceVersionMatch` semantics, or consistent snapshots for `continue` (later pages reflect
@@ -102,6 +121,7 @@ pub mod schema;
 mod selectors;
 mod server;
 mod store;
+pub mod structural;
 mod table;
 pub mod typed;
 mod watch;

@@ -1,9 +1,10 @@
 //! The write path shared by every verb: namespace admission, validation of names, server-set
 //! metadata (`uid`, `resourceVersion`, `creationTimestamp`, `generation` bumped only when
 //! something outside `metadata` and `status` changes), defaulting of a few built-in fields,
-//! immutable fields (422), managedFields, no-op detection (an unchanged object keeps its
-//! resourceVersion), finalizers and deletion, dry runs, and the CRD lifecycle (a CRD's resources
-//! are served once it is Established).
+//! pruning and defaulting of custom resources by their schema (undeclared fields handled as
+//! `fieldValidation` says), immutable fields (422), managedFields, no-op detection (an unchanged
+//! object keeps its resourceVersion), finalizers and deletion, dry runs, and the CRD lifecycle
+//! (a CRD's resources are served once it is Established).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,6 +53,46 @@ pub struct WriteContext {
     pub force: bool,
     /// `""` or `status`.
     pub subresource: String,
+    /// What to do with fields a custom resource's schema does not declare (`fieldValidation`).
+    pub field_validation: FieldValidation,
+    /// The warnings the answer carries (`Warning` headers), such as the unknown fields dropped
+    /// under `fieldValidation=Warn`.
+    pub warnings: std::cell::RefCell<Vec<String>>,
+}
+
+/// The `fieldValidation` of a write: what happens to fields a custom resource's schema does not
+/// declare (they are pruned in any case).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Dropped silently.
+    Ignore,
+    /// Dropped with a warning each (the real server's default).
+    #[default]
+    Warn,
+    /// The write is refused (400).
+    Strict,
+}
+
+impl FieldValidation {
+    /// The directive a `fieldValidation` query value names; any other value is the default
+    /// (`Warn`).
+    pub fn parse(value: Option<&str>) -> Self {
+        match value {
+            Some("Ignore") => Self::Ignore,
+            Some("Strict") => Self::Strict,
+            _ => Self::Warn,
+        }
+    }
+}
+
+/// How the real server words a strict decoding error: a create or update body that fails to
+/// decode names the kind it cannot be handled as; a patched object does not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Decoded {
+    /// The body of a create or update.
+    Body,
+    /// The object a merge or JSON patch produced.
+    Patched,
 }
 
 /// The current time as the API server writes it.
@@ -370,6 +411,7 @@ impl State {
         context: &WriteContext,
     ) -> Result<Arc<Value>, ApiError> {
         Self::check_body(t, namespace, &mut body)?;
+        Self::conform_to_schema(t, &mut body, context, Decoded::Body)?;
         let metadata = metadata_mut(&mut body);
         let mut name = metadata
             .get("name")
@@ -450,6 +492,7 @@ impl State {
         context: &WriteContext,
     ) -> Result<Arc<Value>, ApiError> {
         Self::check_body(t, namespace, &mut body)?;
+        Self::conform_to_schema(t, &mut body, context, Decoded::Body)?;
         let body_name = text(&body, "/metadata/name").to_owned();
         if !body_name.is_empty() && body_name != name {
             return Err(ApiError::bad_request(format!(
@@ -506,6 +549,7 @@ impl State {
             .ok_or_else(|| ApiError::not_found(&t.plural, &t.group, name))?;
         let mut body = patch(&Self::present(t, &live))?;
         Self::check_body(t, namespace, &mut body)?;
+        Self::conform_to_schema(t, &mut body, context, Decoded::Patched)?;
         if text(&body, "/metadata/name") != name {
             return Err(ApiError::bad_request(
                 "metadata.name cannot be changed by a patch",
@@ -585,6 +629,24 @@ impl State {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({config_name}) does not match the name on the URL ({name})"
             )));
+        }
+        // Structured-merge-diff cannot type a configuration with fields the CRD's schema does
+        // not declare: the real server refuses it (a 500 without a reason) rather than prune.
+        if let Some(schema) = &t.openapi_schema {
+            let undeclared = crate::structural::undeclared_in_apply(&config, schema);
+            if !undeclared.is_empty() {
+                return Err(ApiError::custom(
+                    500,
+                    "",
+                    crate::structural::apply_refusal_message(
+                        text(&config, "/metadata/namespace"),
+                        name,
+                        &t.api_version(),
+                        &t.kind,
+                        &undeclared,
+                    ),
+                ));
+            }
         }
         if config
             .pointer("/metadata/managedFields")
@@ -740,8 +802,56 @@ impl State {
         new
     }
 
-    /// Fills a few defaults the real API server sets, so objects read back look like real ones.
+    /// Prunes and defaults a custom resource's decoded body by its version's schema, and
+    /// handles the undeclared fields it drops as the write's `fieldValidation` says: nothing
+    /// for `Ignore`, an `unknown field "<path>"` warning each for `Warn`, and for `Strict` the
+    /// real server's 400 (`strict decoding error: unknown field "<path>"`, after
+    /// `<Kind> in version "<v>" cannot be handled as a <Kind>: ` for a create or update body).
+    fn conform_to_schema(
+        t: &ResourceType,
+        body: &mut Value,
+        context: &WriteContext,
+        decoded: Decoded,
+    ) -> Result<(), ApiError> {
+        let Some(schema) = &t.openapi_schema else {
+            return Ok(());
+        };
+        let unknown: Vec<String> = crate::structural::prune(body, schema)
+            .into_iter()
+            .map(|path| format!("unknown field {path:?}"))
+            .collect();
+        crate::structural::default(body, schema);
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        match context.field_validation {
+            FieldValidation::Ignore => Ok(()),
+            FieldValidation::Warn => {
+                context.warnings.borrow_mut().extend(unknown);
+                Ok(())
+            }
+            FieldValidation::Strict => {
+                let error = format!("strict decoding error: {}", unknown.join(", "));
+                Err(ApiError::bad_request(match decoded {
+                    Decoded::Body => format!(
+                        "{kind} in version {version:?} cannot be handled as a {kind}: {error}",
+                        kind = t.kind,
+                        version = t.version,
+                    ),
+                    Decoded::Patched => error,
+                }))
+            }
+        }
+    }
+
+    /// Fills a few defaults the real API server sets, so objects read back look like real ones;
+    /// a custom resource is pruned and defaulted by its version's schema
+    /// ([`crate::structural`]).
     fn apply_defaults(&mut self, t: &ResourceType, live: Option<&Value>, object: &mut Value) {
+        if let Some(schema) = &t.openapi_schema {
+            crate::structural::prune(object, schema);
+            crate::structural::default(object, schema);
+        }
         match (t.group.as_str(), t.kind.as_str()) {
             ("", "Namespace") => {
                 if object.pointer("/spec/finalizers").is_none() {

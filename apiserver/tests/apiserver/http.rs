@@ -144,8 +144,9 @@ async fn stale_updates_and_failed_preconditions_conflict() {
 }
 
 /// Fake API server (no real one can run here): generation moves on spec changes only, not on
-/// labels or status; an identical apply keeps the resourceVersion; apply needs a field
-/// manager; a JSON patch `test` that fails is refused.
+/// labels or status; an apply that creates answers 201, one that updates 200; an identical
+/// apply keeps the resourceVersion; apply needs a field manager; a JSON patch `test` that
+/// fails is refused.
 #[tokio::test]
 async fn generation_no_op_applies_and_patch_types() {
     let server = server();
@@ -171,9 +172,10 @@ async fn generation_no_op_applies_and_patch_types() {
         Some(deployment.clone()),
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "{first}");
+    // An apply that creates answers 201 Created, one that updates (even a no-op) 200.
+    assert_eq!(status, StatusCode::CREATED, "{first}");
     assert_eq!(first["metadata"]["generation"], 1);
-    let (_, _, again) = call(
+    let (status, _, again) = call(
         &server,
         Method::PATCH,
         &apply,
@@ -181,6 +183,7 @@ async fn generation_no_op_applies_and_patch_types() {
         Some(deployment.clone()),
     )
     .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(
         again["metadata"]["resourceVersion"], first["metadata"]["resourceVersion"],
         "no-op apply"

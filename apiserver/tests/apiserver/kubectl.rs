@@ -692,3 +692,126 @@ fn server_dry_run_stores_nothing() {
     assert_eq!(counts.writes, 0);
     assert_eq!(counts.dry_runs, 1);
 }
+
+/// A CRD of `gizmos.windlass.test` whose schema declares `spec.size`, `spec.mode` (default
+/// `fast`) and `spec.ports[].port`/`protocol` (default `TCP`), and nothing else.
+const STRUCTURAL_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gizmos.windlass.test
+spec:
+  group: windlass.test
+  scope: Namespaced
+  names: {plural: gizmos, singular: gizmo, kind: Gizmo}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+              mode: {type: string, default: fast}
+              ports:
+                type: array
+                items:
+                  type: object
+                  properties:
+                    port: {type: integer}
+                    protocol: {type: string, default: TCP}
+";
+
+/// Fake API server (no real one can run here): what kubectl reads back of a custom resource is
+/// pruned and defaulted by the CRD's schema, as from a real cluster: `apply --server-side`
+/// stores the schema's defaults (owned by no applier), refuses an undeclared field with
+/// structured-merge-diff's message, and `create` refuses undeclared fields (kubectl's default
+/// `--validate=strict`) or drops them with a warning (`--validate=warn`).
+#[test]
+fn custom_resources_are_pruned_and_defaulted_for_kubectl() {
+    let cluster = cluster();
+    let crd = cluster.write("crd.yaml", STRUCTURAL_CRD);
+    cluster.kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        crd.to_str().expect("utf-8 path"),
+    ]);
+    cluster.kubectl_ok(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "crd/gizmos.windlass.test",
+        "--timeout=30s",
+    ]);
+    let applied = cluster.write(
+        "applied.yaml",
+        "apiVersion: windlass.test/v1\nkind: Gizmo\nmetadata: {name: a}\nspec:\n  size: 1\n  ports: [{port: 80}]\n",
+    );
+    cluster.kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        applied.to_str().expect("utf-8 path"),
+    ]);
+    let read: serde_json::Value = serde_json::from_str(&cluster.kubectl_ok(&[
+        "get",
+        "gizmo",
+        "a",
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]))
+    .expect("kubectl prints JSON");
+    assert_eq!(
+        read["spec"],
+        serde_json::json!({"size": 1, "ports": [{"port": 80, "protocol": "TCP"}], "mode": "fast"}),
+        "{read:#}"
+    );
+    assert_eq!(
+        read["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"],
+        serde_json::json!({"f:size": {}, "f:ports": {}}),
+        "{read:#}"
+    );
+    let undeclared = cluster.write(
+        "undeclared.yaml",
+        "apiVersion: windlass.test/v1\nkind: Gizmo\nmetadata: {name: b}\nspec:\n  size: 2\n  bogus: x\n",
+    );
+    let undeclared = undeclared.to_str().expect("utf-8 path");
+    let refused = cluster.kubectl(&["apply", "--server-side", "-f", undeclared]);
+    assert!(!refused.success, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains(
+            "failed to create typed patch object (default/b; windlass.test/v1, Kind=Gizmo): .spec.bogus: field not declared in schema"
+        ),
+        "{}",
+        refused.stderr
+    );
+    // kubectl validates strictly by default (`fieldValidation=Strict`): the server refuses.
+    let refused = cluster.kubectl(&["create", "-f", undeclared]);
+    assert!(!refused.success, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains(
+            r#"Gizmo in version "v1" cannot be handled as a Gizmo: strict decoding error: unknown field "spec.bogus""#
+        ),
+        "{}",
+        refused.stderr
+    );
+    let warned = cluster.kubectl(&["create", "--validate=warn", "-f", undeclared]);
+    assert!(warned.success, "{}", warned.stderr);
+    assert_eq!(
+        warned.stderr.trim(),
+        r#"Warning: unknown field "spec.bogus""#
+    );
+    let read: serde_json::Value =
+        serde_json::from_str(&cluster.kubectl_ok(&["get", "gizmo", "b", "-o", "json"]))
+            .expect("kubectl prints JSON");
+    assert_eq!(
+        read["spec"],
+        serde_json::json!({"size": 2, "mode": "fast"}),
+        "{read:#}"
+    );
+}

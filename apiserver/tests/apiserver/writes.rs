@@ -796,3 +796,236 @@ async fn crd_updates_are_served() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// A CRD of `gadgets.windlass.test` whose v1 schema declares `spec.size` (default 3),
+/// `spec.mode` (default `fast`), `spec.ports[].protocol` (default `TCP`) and an open
+/// `spec.extra`, and nothing else: any other field is pruned.
+fn structural_gadget_crd() -> Value {
+    gadget_crd(json!([{"name": "v1", "served": true, "storage": true,
+        "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+            "spec": {"type": "object", "properties": {
+                "size": {"type": "integer", "default": 3},
+                "mode": {"type": "string", "default": "fast"},
+                "ports": {"type": "array", "items": {"type": "object", "properties": {
+                    "port": {"type": "integer"},
+                    "protocol": {"type": "string", "default": "TCP"}}}},
+                "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}}}]))
+}
+
+/// A custom resource is pruned and defaulted by its version's schema on create (and in a dry
+/// run's answer), update, merge and JSON patch, as the real apiextensions server does; a
+/// server-side apply with an undeclared field is refused (500, structured-merge-diff's
+/// message), one without is defaulted, and the applier owns only what it applied.
+#[tokio::test]
+async fn custom_resources_are_pruned_and_defaulted_by_their_schema() {
+    let server = server();
+    create(&server, CRDS, structural_gadget_crd()).await;
+    let gadgets = "/apis/windlass.test/v1/namespaces/default/gadgets";
+    let created = create(
+        &server,
+        gadgets,
+        json!({"apiVersion": "windlass.test/v1", "kind": "Gadget", "metadata": {"name": "g"},
+               "bogus": 1,
+               "spec": {"bogus": "x", "mode": null, "ports": [{"port": 80, "bogus": true}],
+                        "extra": {"anything": {"kept": 1}}}}),
+    )
+    .await;
+    let expected_spec = json!({"mode": "fast", "ports": [{"port": 80, "protocol": "TCP"}],
+                               "extra": {"anything": {"kept": 1}}, "size": 3});
+    assert_eq!(created["spec"], expected_spec, "{created}");
+    assert!(created.get("bogus").is_none(), "{created}");
+    let (status, stored) = call(&server, Method::GET, &format!("{gadgets}/g"), "", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stored["spec"], expected_spec, "{stored}");
+    assert!(stored.get("bogus").is_none(), "{stored}");
+    // A dry run answers what would be stored, and stores nothing.
+    let (status, dry) = call(
+        &server,
+        Method::POST,
+        &format!("{gadgets}?dryRun=All"),
+        "application/json",
+        Some(json!({"metadata": {"name": "dry"}, "spec": {"bogus": 1}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{dry}");
+    assert_eq!(dry["spec"], json!({"size": 3, "mode": "fast"}), "{dry}");
+    let (status, _) = call(&server, Method::GET, &format!("{gadgets}/dry"), "", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Merge patch: the undeclared field goes, a removed defaulted field comes back.
+    let patched = merge_patch(
+        &server,
+        &format!("{gadgets}/g"),
+        json!({"spec": {"size": null, "other": 2}}),
+    )
+    .await;
+    assert_eq!(patched["spec"], expected_spec, "{patched}");
+    assert_eq!(
+        patched["metadata"]["resourceVersion"], stored["metadata"]["resourceVersion"],
+        "nothing changed once pruned and defaulted"
+    );
+    // JSON patch and update.
+    let (status, patched) = call(
+        &server,
+        Method::PATCH,
+        &format!("{gadgets}/g"),
+        "application/json-patch+json",
+        Some(json!([{"op": "add", "path": "/spec/ports/-", "value": {"port": 81, "x": 1}}])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(
+        patched["spec"]["ports"],
+        json!([{"port": 80, "protocol": "TCP"}, {"port": 81, "protocol": "TCP"}])
+    );
+    let mut replaced = patched.clone();
+    replaced["spec"] = json!({"size": 5, "bogus": 1});
+    let (status, updated) = call(
+        &server,
+        Method::PUT,
+        &format!("{gadgets}/g"),
+        "application/json",
+        Some(replaced),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(
+        updated["spec"],
+        json!({"size": 5, "mode": "fast"}),
+        "{updated}"
+    );
+    // Apply: an undeclared field is refused as structured-merge-diff refuses it.
+    let (status, refused) = call(
+        &server,
+        Method::PATCH,
+        &format!("{gadgets}/a?fieldManager=applier"),
+        "application/apply-patch+yaml",
+        Some(
+            json!({"apiVersion": "windlass.test/v1", "kind": "Gadget", "metadata": {"name": "a"},
+                    "spec": {"size": 1, "bogus": 1}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{refused}");
+    assert_eq!(
+        refused["message"],
+        "failed to create typed patch object (default/a; windlass.test/v1, Kind=Gadget): .spec.bogus: field not declared in schema"
+    );
+    assert!(refused.get("reason").is_none(), "{refused}");
+    let (status, applied) = call(
+        &server,
+        Method::PATCH,
+        &format!("{gadgets}/a?fieldManager=applier"),
+        "application/apply-patch+yaml",
+        Some(
+            json!({"apiVersion": "windlass.test/v1", "kind": "Gadget", "metadata": {"name": "a"},
+                    "spec": {"size": 1}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{applied}");
+    assert_eq!(
+        applied["spec"],
+        json!({"size": 1, "mode": "fast"}),
+        "{applied}"
+    );
+    assert_eq!(
+        applied["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"],
+        json!({"f:size": {}}),
+        "the applier owns what it applied, not the defaults"
+    );
+}
+
+/// Sends `body` with `content_type` and returns the status, the `Warning` headers and the
+/// parsed answer.
+async fn call_with_warnings(
+    server: &TestApiServer,
+    method: Method,
+    path: &str,
+    content_type: &str,
+    body: Value,
+) -> (StatusCode, Vec<String>, Value) {
+    let request = Client::new()
+        .request(method, format!("{}{path}", server.url()))
+        .header("User-Agent", "writes-test/1.0")
+        .header("Content-Type", content_type)
+        .body(body.to_string());
+    let response = tokio::time::timeout(Duration::from_secs(15), request.send())
+        .await
+        .expect("answered in time")
+        .expect("request sent");
+    let status = response.status();
+    let warnings = response
+        .headers()
+        .get_all("Warning")
+        .iter()
+        .map(|value| value.to_str().expect("an ASCII warning").to_owned())
+        .collect();
+    let text = response.text().await.expect("body read");
+    (
+        status,
+        warnings,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// `fieldValidation` decides what an undeclared field of a custom resource costs: `Strict`
+/// refuses the write (400, the real server's strict decoding error, worded for a body or for
+/// a patched object), `Warn` (the default) drops it with a `Warning` header each, sorted by
+/// path, and `Ignore` drops it silently.
+#[tokio::test]
+async fn field_validation_refuses_warns_or_ignores_undeclared_fields() {
+    let server = server();
+    create(&server, CRDS, structural_gadget_crd()).await;
+    let gadgets = "/apis/windlass.test/v1/namespaces/default/gadgets";
+    let body =
+        json!({"metadata": {"name": "g"}, "spec": {"size": 1, "zeta": 1, "alpha": {"x": 1}}});
+    let (status, warnings, refused) = call_with_warnings(
+        &server,
+        Method::POST,
+        &format!("{gadgets}?fieldValidation=Strict"),
+        "application/json",
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(
+        refused["message"],
+        r#"Gadget in version "v1" cannot be handled as a Gadget: strict decoding error: unknown field "spec.alpha", unknown field "spec.zeta""#
+    );
+    assert_eq!(refused["reason"], "BadRequest");
+    assert!(warnings.is_empty());
+    let (status, warnings, created) =
+        call_with_warnings(&server, Method::POST, gadgets, "application/json", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(
+        warnings,
+        [
+            r#"299 - "unknown field \"spec.alpha\"""#,
+            r#"299 - "unknown field \"spec.zeta\"""#
+        ]
+    );
+    let (status, _, refused) = call_with_warnings(
+        &server,
+        Method::PATCH,
+        &format!("{gadgets}/g?fieldValidation=Strict"),
+        "application/merge-patch+json",
+        json!({"spec": {"other": 1}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(
+        refused["message"],
+        r#"strict decoding error: unknown field "spec.other""#
+    );
+    let (status, warnings, patched) = call_with_warnings(
+        &server,
+        Method::PATCH,
+        &format!("{gadgets}/g?fieldValidation=Ignore"),
+        "application/merge-patch+json",
+        json!({"spec": {"other": 1, "size": 2}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(patched["spec"], json!({"size": 2, "mode": "fast"}));
+}
