@@ -10,11 +10,12 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use windlass_test_apiserver::{Fault, FaultAction, FaultMatch, Options, TestApiServer};
 
-fn server() -> TestApiServer {
+pub(crate) fn server() -> TestApiServer {
     TestApiServer::start(Options::default()).expect("the test API server starts")
 }
 
-async fn call(
+/// Sends `body` (when given) with `content_type`; the status, the headers and the parsed answer.
+pub(crate) async fn call(
     server: &TestApiServer,
     method: Method,
     path: &str,

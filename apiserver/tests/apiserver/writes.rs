@@ -2,17 +2,13 @@
 //! dry-run DELETE leaves alone, and the rules of later fixes. The server is a fake Kubernetes
 //! API server because no real one can run here; each test pins one rule of the real registry.
 
-use std::time::Duration;
-
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use windlass_test_apiserver::{Fault, FaultAction, FaultMatch, Options, TestApiServer};
+use windlass_test_apiserver::{Fault, FaultAction, FaultMatch, TestApiServer};
 
-fn server() -> TestApiServer {
-    TestApiServer::start(Options::default()).expect("the test API server starts")
-}
+use super::http::server;
 
-/// Sends `body` as JSON (when given) and returns the status and the parsed answer.
+/// [`super::http::call`] without the headers.
 async fn call(
     server: &TestApiServer,
     method: Method,
@@ -20,24 +16,8 @@ async fn call(
     content_type: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut request = Client::new()
-        .request(method, format!("{}{path}", server.url()))
-        .header("User-Agent", "writes-test/1.0");
-    if let Some(body) = body {
-        request = request
-            .header("Content-Type", content_type)
-            .body(body.to_string());
-    }
-    let response = tokio::time::timeout(Duration::from_secs(15), request.send())
-        .await
-        .expect("answered in time")
-        .expect("request sent");
-    let status = response.status();
-    let text = response.text().await.expect("body read");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    let (status, _, value) = super::http::call(server, method, path, content_type, body).await;
+    (status, value)
 }
 
 async fn create(server: &TestApiServer, path: &str, body: Value) -> Value {
@@ -944,28 +924,14 @@ async fn call_with_warnings(
     content_type: &str,
     body: Value,
 ) -> (StatusCode, Vec<String>, Value) {
-    let request = Client::new()
-        .request(method, format!("{}{path}", server.url()))
-        .header("User-Agent", "writes-test/1.0")
-        .header("Content-Type", content_type)
-        .body(body.to_string());
-    let response = tokio::time::timeout(Duration::from_secs(15), request.send())
-        .await
-        .expect("answered in time")
-        .expect("request sent");
-    let status = response.status();
-    let warnings = response
-        .headers()
+    let (status, headers, value) =
+        super::http::call(server, method, path, content_type, Some(body)).await;
+    let warnings = headers
         .get_all("Warning")
         .iter()
         .map(|value| value.to_str().expect("an ASCII warning").to_owned())
         .collect();
-    let text = response.text().await.expect("body read");
-    (
-        status,
-        warnings,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    (status, warnings, value)
 }
 
 /// `fieldValidation` decides what an undeclared field of a custom resource costs: `Strict`
