@@ -40,12 +40,12 @@ step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
 
 # Real tools the registry and end-to-end tests drive (CNCF distribution registry, htpasswd, skopeo,
-# headless Chromium and its WebDriver for the daemon's web console), and python3 for the example
-# exec plugin (plugins/audit-label) the plugin tests run.
+# headless Chromium and its WebDriver for the daemon's web console, tmux for what a terminal
+# shows), and python3 for the example exec plugin (plugins/audit-label) the plugin tests run.
 need_packages() {
     local missing=() tool package
     for pair in docker-registry:docker-registry htpasswd:apache2-utils skopeo:skopeo python3:python3 \
-        chromium:chromium chromedriver:chromium-driver; do
+        chromium:chromium chromedriver:chromium-driver tmux:tmux; do
         tool=${pair%%:*}
         package=${pair#*:}
         command -v "$tool" >/dev/null 2>&1 || missing+=("$package")

@@ -60,6 +60,10 @@ impl Progress for TerminalProgress {
         bar.set_position(done);
     }
 
+    fn stage_status(&self, stage: &str, message: &str) {
+        self.bar(stage).set_message(message.to_string());
+    }
+
     fn stage_finished(&self, stage: &str, succeeded: bool, outcome: &str) {
         let bar = self.bar(stage);
         let mark = if succeeded { "✓" } else { "✗" };

@@ -158,6 +158,9 @@ pub enum WaitOutcome {
     Met,
     /// The deadline passed first.
     TimedOut,
+    /// Reading the object failed for a reason that waiting does not cure (a refusal); the
+    /// detail says which. Absent from records of windlass versions before it.
+    Failed,
 }
 
 /// `WaitFinished` version 1.

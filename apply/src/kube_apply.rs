@@ -169,12 +169,77 @@ fn transient(failure: &ApiFailure, what: &str) -> StageError {
     StageError::transient(format!("{what}: {failure} (after retries)"))
 }
 
+/// A failed read: transient when the server may answer next time (429, 5xx, no answer), else
+/// permanent (a refusal, which waiting does not cure).
+fn read_failure(failure: &ApiFailure, what: &str) -> StageError {
+    if failure.is_transient() {
+        transient(failure, what)
+    } else {
+        StageError::permanent(format!("{what}: {failure}"))
+    }
+}
+
 /// An immutable-field refusal, with how to let windlass get past it.
 fn with_recreate_hint(mut failure: ApiFailure) -> ApiFailure {
     failure.message.push_str(&format!(
         " (annotate the object {RECREATE_ANNOTATION}: \"true\" to let windlass delete and create it again)"
     ));
     failure
+}
+
+/// What a CRD's or Namespace's wait saw: a Namespace's phase, or a CRD's conditions that are not
+/// true (`NamesAccepted=False: <message>`), else "ready".
+fn foundation_detail(live: &Value) -> String {
+    if live.get("kind").and_then(Value::as_str) == Some("Namespace") {
+        return live
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .map_or_else(
+                || "no phase yet".to_string(),
+                |phase| format!("phase {phase}"),
+            );
+    }
+    let conditions = live
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let pending: Vec<String> = conditions
+        .iter()
+        .filter(|condition| condition.get("status").and_then(Value::as_str) != Some("True"))
+        .map(|condition| {
+            let text = |field: &str| condition.get(field).and_then(Value::as_str).unwrap_or("");
+            let message = text("message");
+            format!(
+                "{}={}{}",
+                text("type"),
+                text("status"),
+                if message.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {message}")
+                }
+            )
+        })
+        .collect();
+    match (conditions.is_empty(), pending.is_empty()) {
+        (true, _) => "no conditions yet".to_string(),
+        (false, true) => "ready".to_string(),
+        (false, false) => pending.join("; "),
+    }
+}
+
+/// How long past its deadline a wait's last check may take to answer.
+const CHECK_GRACE: Duration = Duration::from_secs(2);
+
+/// What a wait waits for, in words ("the app to be ready").
+fn wait_words(wait: WaitKind) -> &'static str {
+    match wait {
+        WaitKind::Established => "established",
+        WaitKind::Active => "active",
+        WaitKind::Ready | WaitKind::AppReady => "ready",
+        WaitKind::Properties => "as its kots.io/wait-for-properties asks",
+    }
 }
 
 /// How many times a takeover reads the object again after its patch's resourceVersion test failed.
@@ -702,13 +767,20 @@ impl KubeApply<'_> {
                 self.wait_for_foundations(&applied).await?;
             }
             previous_step = Some(first.step);
-            let group_end = planned[index..]
-                .iter()
-                .position(|object| {
-                    (object.step, object.creation_phase, &object.key.kind)
-                        != (first.step, first.creation_phase, &first.key.kind)
-                })
-                .map_or(planned.len(), |length| index + length);
+            // A group is the objects of one step, creation phase and kind, applied together;
+            // an object that is waited for ends its group, so that nothing after it is applied
+            // before its wait is met (KOTS applies one object at a time and waits after each).
+            let same_group = |object: &PlannedObject| {
+                (object.step, object.creation_phase, &object.key.kind)
+                    == (first.step, first.creation_phase, &first.key.kind)
+            };
+            let mut group_end = index;
+            while group_end < planned.len() && same_group(&planned[group_end]) {
+                group_end += 1;
+                if !self.dry_run && has_waits(&planned[group_end - 1].object) {
+                    break;
+                }
+            }
             let kind = first.key.kind.clone();
             let group = &mut planned[index..group_end];
             index = group_end;
@@ -1459,25 +1531,66 @@ impl KubeApply<'_> {
         Fut: std::future::Future<Output = Result<(bool, String, Option<String>), StageError>>,
     {
         let started = Instant::now();
-        let deadline = started + self.wait_timeout;
+        let deadline = started
+            .checked_add(self.wait_timeout)
+            .unwrap_or_else(|| started + Duration::from_secs(365 * 24 * 3600));
         let mut delay = Duration::from_millis(50);
         let mut announced = false;
+        let what = key
+            .as_ref()
+            .map_or_else(|| "the app".to_string(), ToString::to_string);
+        let mut last_resource_version = None;
         loop {
-            let (met, detail, resource_version) = check().await?;
-            if !met && !announced {
-                // Said once, on the terminal, when a wait does not hold at once.
-                announced = true;
-                self.context.progress.note(&format!(
-                    "{}: waiting up to {}s for {} ({}; now {detail})",
-                    self.context.stage_name,
-                    self.wait_timeout.as_secs(),
-                    key.as_ref()
-                        .map_or_else(|| "the app".to_string(), ToString::to_string),
-                    serde_json::to_value(wait)
-                        .ok()
-                        .and_then(|value| value.as_str().map(str::to_string))
-                        .unwrap_or_default(),
-                ));
+            // Each check gets what is left of the deadline (and a moment more to answer): a
+            // server that does not answer, or answers 429 and 5xx, is "not yet" until then, so
+            // that no wait outlives its deadline by more than that moment.
+            let left = deadline.saturating_duration_since(Instant::now()) + CHECK_GRACE;
+            let (met, detail, resource_version) = match tokio::time::timeout(left, check()).await {
+                Ok(Ok(seen)) => seen,
+                Ok(Err(error)) if error.class == windlass_engine::FailureClass::Transient => {
+                    (false, format!("could not read it: {}", error.message), None)
+                }
+                Ok(Err(error)) => {
+                    let failed = WaitFinished {
+                        key,
+                        wait,
+                        outcome: WaitOutcome::Failed,
+                        elapsed_ms: started.elapsed().as_millis() as u64,
+                        detail: error.message.clone(),
+                        resource_version: last_resource_version,
+                    };
+                    self.record_wait(failed).await?;
+                    return Err(error);
+                }
+                Err(_) => (
+                    false,
+                    "the API server did not answer in time".to_string(),
+                    None,
+                ),
+            };
+            last_resource_version = resource_version.or(last_resource_version);
+            let elapsed = started.elapsed();
+            if !met {
+                // Said once, on the terminal, when a wait does not hold at once; then the
+                // stage's line shows what each check saw.
+                if !announced {
+                    announced = true;
+                    self.context.progress.note(&format!(
+                        "{}: waiting up to {}s for {what} to be {} (now {detail})",
+                        self.context.stage_name,
+                        self.wait_timeout.as_secs(),
+                        wait_words(wait),
+                    ));
+                }
+                self.context.progress.stage_status(
+                    &self.context.stage_name,
+                    &format!(
+                        "waiting for {what} to be {}: {detail} ({}s of {}s)",
+                        wait_words(wait),
+                        elapsed.as_secs(),
+                        self.wait_timeout.as_secs()
+                    ),
+                );
             }
             let timed_out = !met && Instant::now() >= deadline;
             if met || timed_out {
@@ -1489,10 +1602,26 @@ impl KubeApply<'_> {
                     } else {
                         WaitOutcome::TimedOut
                     },
-                    elapsed_ms: started.elapsed().as_millis() as u64,
+                    elapsed_ms: elapsed.as_millis() as u64,
                     detail,
-                    resource_version,
+                    resource_version: last_resource_version,
                 };
+                if announced {
+                    self.context.progress.note(&format!(
+                        "{}: {what} {} after {:.1}s ({})",
+                        self.context.stage_name,
+                        if met {
+                            format!("is {}", wait_words(wait))
+                        } else {
+                            format!("was not {} by the deadline", wait_words(wait))
+                        },
+                        elapsed.as_secs_f64(),
+                        finished.detail
+                    ));
+                    self.context
+                        .progress
+                        .stage_status(&self.context.stage_name, "");
+                }
                 self.record_wait(finished.clone()).await?;
                 return Ok(finished);
             }
@@ -1545,16 +1674,25 @@ impl KubeApply<'_> {
                     async move {
                         let live =
                             self.cluster.get(key, &info).await.map_err(|failure| {
-                                transient(&failure, &format!("reading {key}"))
+                                read_failure(&failure, &format!("reading {key}"))
                             })?;
-                        Ok(match live {
-                            Some(live) => (
-                                holds(&live),
-                                if holds(&live) { "ready" } else { "not yet" }.to_string(),
-                                meta(&live, "resourceVersion"),
-                            ),
-                            None => (false, "missing".into(), None),
-                        })
+                        let Some(live) = live else {
+                            return Ok((false, "missing".into(), None));
+                        };
+                        if wait == WaitKind::Active
+                            && live.pointer("/status/phase").and_then(Value::as_str)
+                                == Some("Terminating")
+                        {
+                            // It will never be Active again: it is being deleted.
+                            return Err(StageError::permanent(format!(
+                                "{key} is Terminating (being deleted): it cannot be used until it is gone and applied again"
+                            )));
+                        }
+                        Ok((
+                            holds(&live),
+                            foundation_detail(&live),
+                            meta(&live, "resourceVersion"),
+                        ))
                     }
                 })
                 .await?;
@@ -1599,7 +1737,7 @@ impl KubeApply<'_> {
                         .cluster
                         .get(key, &object.info)
                         .await
-                        .map_err(|failure| transient(&failure, &format!("reading {key}")))?;
+                        .map_err(|failure| read_failure(&failure, &format!("reading {key}")))?;
                     let Some(live) = live else {
                         return Ok((false, "missing".to_string(), None));
                     };
@@ -1634,7 +1772,7 @@ impl KubeApply<'_> {
         key: &ObjectKey,
         info: &ResourceInfo,
     ) -> Result<(AppState, Option<String>), StageError> {
-        let read = |failure: ApiFailure| transient(&failure, &format!("reading {key}"));
+        let read = |failure: ApiFailure| read_failure(&failure, &format!("reading {key}"));
         let Some(live) = self.cluster.get(key, info).await.map_err(read)? else {
             return Ok((AppState::Missing, None));
         };
@@ -1703,7 +1841,7 @@ impl KubeApply<'_> {
                 .unwrap_or_default(),
             Err(failure) if failure.status == 404 => Vec::new(),
             Err(failure) => {
-                return Err(transient(
+                return Err(read_failure(
                     &failure,
                     &format!("listing endpoint slices of {key}"),
                 ));
@@ -1715,18 +1853,42 @@ impl KubeApply<'_> {
     /// The app state from the status informers, waited for until ready or the deadline (a
     /// deadline passing is recorded and noted, not a failure: the app is installed, not ready).
     async fn observe_app_state(&self, notes: &mut Vec<String>) -> Result<AppState, StageError> {
-        let informers: Vec<health::Informer> = self
-            .status_informers
-            .iter()
-            .filter_map(|text| health::parse_informer(text, &self.app_namespace))
-            .collect();
+        let mut informers: Vec<health::Informer> = Vec::new();
+        // Entries that name nothing windlass can watch: counted as missing (KOTS sends no state
+        // for an app whose informers do not parse), and said why.
+        let mut unreadable: Vec<ResourceState> = Vec::new();
+        for text in self.status_informers.iter().map(|text| text.trim()) {
+            if text.is_empty() {
+                continue;
+            }
+            match health::parse_informer(text, &self.app_namespace) {
+                Some(informer) => {
+                    if informer.kind.is_none() {
+                        notes.push(format!(
+                            "statusInformers entry {text:?}: KOTS's status informers do not watch this kind (Deployment, StatefulSet, DaemonSet, Service, Ingress, PersistentVolumeClaim); it counts as missing"
+                        ));
+                    }
+                    informers.push(informer);
+                }
+                None => {
+                    notes.push(format!(
+                        "statusInformers entry {text:?} is not [namespace/]kind/name; it counts as missing"
+                    ));
+                    unreadable.push(ResourceState {
+                        informer: text.to_string(),
+                        state: AppState::Missing,
+                    });
+                }
+            }
+        }
         let last: Arc<tokio::sync::Mutex<Vec<ResourceState>>> = Arc::default();
         let finished = self
             .wait_until(None, WaitKind::AppReady, || {
                 let informers = informers.clone();
                 let last = last.clone();
+                let unreadable = unreadable.clone();
                 async move {
-                    let mut states = Vec::new();
+                    let mut states = unreadable;
                     for informer in &informers {
                         let state = match informer.kind {
                             None => AppState::Missing,
@@ -1750,7 +1912,19 @@ impl KubeApply<'_> {
                                     plural: plural.into(),
                                     namespaced: true,
                                 };
-                                self.object_state(&key, &info).await?.0
+                                match self.object_state(&key, &info).await {
+                                    Ok((state, _)) => state,
+                                    // A refused read (403, say) does not fail the install:
+                                    // the resource counts as unavailable, as KOTS counts it.
+                                    Err(error)
+                                        if error.class
+                                            != windlass_engine::FailureClass::Transient =>
+                                    {
+                                        tracing::debug!(%key, error = %error.message, "informer unreadable");
+                                        AppState::Unavailable
+                                    }
+                                    Err(error) => return Err(error),
+                                }
                             }
                         };
                         states.push(ResourceState {

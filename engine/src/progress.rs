@@ -7,6 +7,9 @@ pub trait Progress: Send + Sync {
     fn stage_started(&self, _stage: &str, _attempt: u32) {}
     /// A stage has done `done` of `total` units of work.
     fn stage_advanced(&self, _stage: &str, _done: u64, _total: u64) {}
+    /// What a stage is doing now, in a few words (e.g. what a wait saw last); empty: nothing
+    /// worth saying.
+    fn stage_status(&self, _stage: &str, _message: &str) {}
     /// A stage attempt ended; `outcome` is a short human summary.
     fn stage_finished(&self, _stage: &str, _succeeded: bool, _outcome: &str) {}
     /// Something the user should know that is not a stage's outcome (e.g. output written again

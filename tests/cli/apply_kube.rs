@@ -1215,6 +1215,279 @@ fn a_run_resumed_against_another_cluster_sends_what_the_first_cluster_got() {
     );
 }
 
+/// `web` (waited for with `annotations`) and eight more Deployments, enough that windlass
+/// reads them with a LIST before applying: a fault on GETs then meets only the waits.
+fn web_among_others(annotations: &str) -> Vec<(String, String)> {
+    let mut files = vec![(
+        "web.yaml".to_string(),
+        WEB.replace("{annotations}", annotations),
+    )];
+    for index in 0..8 {
+        files.push((
+            format!("other-{index}.yaml"),
+            WEB.replace("{annotations}", "")
+                .replace("web", &format!("other-{index}")),
+        ));
+    }
+    files
+}
+
+fn release_of(files: &[(String, String)]) -> tempfile::TempDir {
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(name, text)| (name.as_str(), text.as_str()))
+        .collect();
+    release(&files, "")
+}
+
+/// A server that does not answer the wait's reads: the wait still ends at its deadline (plus
+/// the moment its last check may take), recorded as timed out.
+#[test]
+fn a_wait_ends_at_its_deadline_when_the_server_does_not_answer() {
+    let cluster = fake_cluster(Options::default());
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("get").resource("deployments").name("web"),
+        action: FaultAction::Delay(Duration::from_secs(30)),
+        remaining: None,
+    });
+    let state = tempfile::tempdir().unwrap();
+    let release = release_of(&web_among_others(
+        "  annotations:\n    kots.io/wait-for-ready: \"true\"\n",
+    ));
+    let started = Instant::now();
+    let output = install_kube(
+        state.path(),
+        release.path(),
+        &cluster,
+        &["--wait-timeout", "1s"],
+    );
+    let took = started.elapsed();
+    let failed = failed_json(&output);
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    let waits = payloads_of_type(
+        &events(state.path(), failed["install_id"].as_str().unwrap()),
+        "WaitFinished",
+    );
+    assert_eq!(waits.len(), 1, "{waits:?}");
+    assert_eq!(waits[0]["outcome"], "timed_out", "{waits:?}");
+    assert_eq!(
+        waits[0]["detail"], "the API server did not answer in time",
+        "{waits:?}"
+    );
+}
+
+/// A read the server refuses ends the wait at once, recorded as failed with the refusal; the
+/// install fails naming it.
+#[test]
+fn a_refused_read_fails_the_wait_and_is_recorded() {
+    let cluster = fake_cluster(Options::default());
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("get").resource("deployments").name("web"),
+        action: FaultAction::Refuse("access denied by policy".into()),
+        remaining: None,
+    });
+    let state = tempfile::tempdir().unwrap();
+    let release = release_of(&web_among_others(
+        "  annotations:\n    kots.io/wait-for-ready: \"true\"\n",
+    ));
+    let started = Instant::now();
+    let output = install_kube(
+        state.path(),
+        release.path(),
+        &cluster,
+        &["--wait-timeout", "60s"],
+    );
+    let failed = failed_json(&output);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(
+        failed["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("access denied by policy"),
+        "{failed}"
+    );
+    let waits = payloads_of_type(
+        &events(state.path(), failed["install_id"].as_str().unwrap()),
+        "WaitFinished",
+    );
+    assert_eq!(waits.len(), 1, "{waits:?}");
+    assert_eq!(waits[0]["outcome"], "failed", "{waits:?}");
+    assert!(
+        waits[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("access denied by policy"),
+        "{waits:?}"
+    );
+}
+
+/// An object that is waited for holds back the rest of its kind: `seed` comes after `migrate`,
+/// whose property never holds, so it is never applied.
+#[test]
+fn a_waited_object_holds_back_the_rest_of_its_kind() {
+    let cluster = fake_cluster(Options::default());
+    let job = |name: &str, annotations: &str| {
+        format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\n{annotations}spec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: run\n          image: busybox:1.36\n"
+        )
+    };
+    let migrate = job(
+        "migrate",
+        "  annotations:\n    kots.io/wait-for-properties: \".status.succeeded=1\"\n",
+    );
+    let seed = job("seed", "");
+    let state = tempfile::tempdir().unwrap();
+    let release = release(&[("migrate.yaml", &migrate), ("seed.yaml", &seed)], "");
+    let output = install_kube(
+        state.path(),
+        release.path(),
+        &cluster,
+        &["--wait-timeout", "1s"],
+    );
+    failed_json(&output);
+    assert!(
+        cluster
+            .server
+            .get("batch/v1", "Job", "default", "migrate")
+            .is_some()
+    );
+    assert!(
+        cluster
+            .server
+            .get("batch/v1", "Job", "default", "seed")
+            .is_none(),
+        "seed must wait for migrate's property"
+    );
+}
+
+/// Status informers: one whose reads are refused counts as unavailable (the install still
+/// completes), entries that name nothing are missing and said so, and the app is not ready.
+#[test]
+fn status_informers_that_cannot_be_read_or_parsed_are_reported() {
+    let cluster = fake_cluster(Options::default());
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("list").resource("endpointslices"),
+        action: FaultAction::Refuse("endpoint slices are not for you".into()),
+        remaining: None,
+    });
+    let service = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n    - port: 80\n";
+    let state = tempfile::tempdir().unwrap();
+    let release = release(
+        &[("service.yaml", service)],
+        "  statusInformers:\n    - svc/web\n    - deployment-web\n",
+    );
+    let output = install_kube(
+        state.path(),
+        release.path(),
+        &cluster,
+        &["--wait-timeout", "1s"],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let install = json(output);
+    assert_eq!(install["status"], "completed", "{install}");
+    let observed = payloads_of_type(
+        &events(state.path(), install["install_id"].as_str().unwrap()),
+        "AppStateObserved",
+    );
+    let resources = &observed.last().expect("the app state is recorded")["resources"];
+    assert_eq!(
+        resources,
+        &json!([
+            {"informer": "deployment-web", "state": "missing"},
+            {"informer": "svc/web", "state": "unavailable"},
+        ]),
+        "{observed:?}"
+    );
+    assert!(
+        stderr.contains("statusInformers entry \"deployment-web\" is not [namespace/]kind/name"),
+        "{stderr}"
+    );
+}
+
+/// A wait as a user sees it on a terminal (tmux gives windlass a real one): the apply stage's
+/// line says what is waited for, what the last check saw and how long it has waited, then a
+/// line says how the wait ended.
+#[test]
+fn a_wait_shows_what_it_sees_on_a_terminal() {
+    let tmux = std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .unwrap_or_else(|error| {
+            panic!(
+                "tmux is needed ({error}): apt-get install -y tmux (scripts/test.sh installs it)"
+            )
+        });
+    assert!(tmux.status.success());
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let release = release(
+        &[(
+            "web.yaml",
+            &WEB.replace(
+                "{annotations}",
+                "  annotations:\n    kots.io/wait-for-ready: \"true\"\n",
+            ),
+        )],
+        "",
+    );
+    let socket = state.path().join("tmux.sock");
+    let command = format!(
+        "RUST_LOG=warn {} --state {} install --offline {} --target kube --kubeconfig {} --wait-timeout 6s; echo DONE-$?; sleep 60",
+        env!("CARGO_BIN_EXE_windlass"),
+        state.path().join("state").display(),
+        release.path().display(),
+        cluster.kubeconfig.display()
+    );
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux")
+            .arg("-S")
+            .arg(&socket)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "wait",
+        "-x",
+        "220",
+        "-y",
+        "40",
+        &command,
+    ]);
+    assert!(started.status.success(), "{started:?}");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut saw_status = None;
+    let screen = loop {
+        let screen = String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "wait"]).stdout)
+            .into_owned();
+        if saw_status.is_none()
+            && let Some(line) = screen.lines().find(|line| {
+                line.contains("waiting for Deployment default/web to be ready: updating (")
+                    && line.contains("s of 6s)")
+            })
+        {
+            saw_status = Some(line.to_string());
+        }
+        if screen.contains("DONE-") || Instant::now() > deadline {
+            break screen;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    tmux(&["kill-server"]);
+    assert!(
+        saw_status.is_some(),
+        "no status line during the wait; last screen:\n{screen}"
+    );
+    assert!(screen.contains("DONE-1"), "{screen}");
+    assert!(
+        screen.contains("Deployment default/web was not ready by the deadline after 6."),
+        "{screen}"
+    );
+}
+
 #[test]
 fn waits_have_deadlines_and_status_informers_give_the_app_state() {
     let cluster = fake_cluster(Options::default());
@@ -1235,8 +1508,10 @@ fn waits_have_deadlines_and_status_informers_give_the_app_state() {
     assert!(started.elapsed() < Duration::from_secs(30));
     let progress = String::from_utf8_lossy(&timed_out.stderr);
     assert!(
-        progress
-            .contains("apply: waiting up to 2s for Deployment default/web (ready; now updating)"),
+        progress.contains(
+            "apply: waiting up to 2s for Deployment default/web to be ready (now updating)"
+        ) && progress
+            .contains("apply: Deployment default/web was not ready by the deadline after 2."),
         "{progress}"
     );
     let message = failed["failure"]["message"].as_str().unwrap();
