@@ -951,9 +951,14 @@ impl KubeApply<'_> {
                 .values()
                 .filter(|(record, _)| record.step != Step::PullSecrets)
                 .count();
+            let current_namespaces: BTreeSet<String> = applied
+                .values()
+                .filter_map(|(record, _)| record.key.namespace.clone())
+                .collect();
             let actions = crate::order::plan_prune(
                 previous,
                 &current,
+                &current_namespaces,
                 release_objects,
                 &self.additional_namespaces,
                 self.allow_empty_prune,
@@ -966,7 +971,7 @@ impl KubeApply<'_> {
                 let pruned = match pruned_before.get(&entry.key.inventory_id()) {
                     Some(pruned) if !pruned.dry_run => pruned.clone(),
                     _ => {
-                        let pruned = self.prune_one(&action).await?;
+                        let pruned = self.prune_one(&action, &applied).await?;
                         self.context.record_fact(Fact::of(&pruned)?).await?;
                         pruned
                     }
@@ -1973,7 +1978,11 @@ impl KubeApply<'_> {
 
     /// Carries out one prune action: re-reads the object and deletes it only if it is still the
     /// one applied (same uid) and still carries the ownership annotation.
-    async fn prune_one(&self, action: &PruneAction) -> Result<ObjectPruned, StageError> {
+    async fn prune_one(
+        &self,
+        action: &PruneAction,
+        applied: &BTreeMap<String, (AppliedObject, InventoryEntry)>,
+    ) -> Result<ObjectPruned, StageError> {
         let (entry, kept_because) = match action {
             PruneAction::Delete(entry) => (entry, None),
             PruneAction::Keep(entry, reason) => (entry, Some(*reason)),
@@ -1991,15 +2000,35 @@ impl KubeApply<'_> {
             return Ok(pruned);
         }
         let key = &entry.key;
-        let read = |failure: ApiFailure| transient(&failure, &format!("reading {key}"));
-        let Some(info) = self.cluster.resource(key).await.map_err(read)? else {
-            pruned.outcome = PruneOutcome::Gone;
-            pruned.detail = Some(format!("the server no longer serves {}", key.api_version()));
-            return Ok(pruned);
+        // A read the server refuses leaves the object where it is, in the inventory, as a
+        // refused delete does: the next install tries again.
+        let refused_read = |mut pruned: ObjectPruned, failure: &ApiFailure| {
+            pruned.outcome = PruneOutcome::Refused;
+            pruned.detail = Some(format!("reading it before the delete: {failure}"));
+            pruned
         };
-        let Some(live) = self.cluster.get(key, &info).await.map_err(read)? else {
-            pruned.outcome = PruneOutcome::Gone;
-            return Ok(pruned);
+        let info = match self.cluster.resource(key).await {
+            Ok(Some(info)) => info,
+            Ok(None) => {
+                pruned.outcome = PruneOutcome::Gone;
+                pruned.detail = Some(format!("the server no longer serves {}", key.api_version()));
+                return Ok(pruned);
+            }
+            Err(failure) if failure.is_transient() => {
+                return Err(transient(&failure, &format!("reading {key}")));
+            }
+            Err(failure) => return Ok(refused_read(pruned, &failure)),
+        };
+        let live = match self.cluster.get(key, &info).await {
+            Ok(Some(live)) => live,
+            Ok(None) => {
+                pruned.outcome = PruneOutcome::Gone;
+                return Ok(pruned);
+            }
+            Err(failure) if failure.is_transient() => {
+                return Err(transient(&failure, &format!("reading {key}")));
+            }
+            Err(failure) => return Ok(refused_read(pruned, &failure)),
         };
         pruned.resource_version = meta(&live, "resourceVersion");
         let live_uid = meta(&live, "uid").unwrap_or_default();
@@ -2022,6 +2051,16 @@ impl KubeApply<'_> {
             pruned.kept_because = Some(crate::order::KeepReason::KeepAnnotation);
             return Ok(pruned);
         }
+        if key.group == "apiextensions.k8s.io" && key.kind == "CustomResourceDefinition" {
+            match self.crd_still_needed(&live, applied).await? {
+                Some((reason, detail)) => {
+                    pruned.kept_because = Some(reason);
+                    pruned.detail = Some(detail);
+                    return Ok(pruned);
+                }
+                None => {}
+            }
+        }
         match self
             .cluster
             .delete(key, &info, &entry.uid, self.dry_run)
@@ -2042,6 +2081,91 @@ impl KubeApply<'_> {
             }
         }
         Ok(pruned)
+    }
+}
+
+impl KubeApply<'_> {
+    /// Why a CRD the release dropped must stay, if it must: objects this install applied are of
+    /// its kind, or custom resources windlass did not apply for this app (another app's, made
+    /// by hand) are — deleting a CRD deletes every instance of it, in every namespace.
+    async fn crd_still_needed(
+        &self,
+        crd: &Value,
+        applied: &BTreeMap<String, (AppliedObject, InventoryEntry)>,
+    ) -> Result<Option<(crate::order::KeepReason, String)>, StageError> {
+        let text = |pointer: &str| crd.pointer(pointer).and_then(Value::as_str).unwrap_or("");
+        let (group, kind, plural) = (
+            text("/spec/group"),
+            text("/spec/names/kind"),
+            text("/spec/names/plural"),
+        );
+        if applied
+            .values()
+            .any(|(record, _)| record.key.group == group && record.key.kind == kind)
+        {
+            return Ok(Some((
+                crate::order::KeepReason::InUse,
+                format!("this install applied objects of its kind {kind}"),
+            )));
+        }
+        let version = crd
+            .pointer("/spec/versions")
+            .and_then(Value::as_array)
+            .and_then(|versions| {
+                versions
+                    .iter()
+                    .find(|version| version.get("served") == Some(&Value::Bool(true)))
+            })
+            .and_then(|version| version.get("name"))
+            .and_then(Value::as_str);
+        let Some(version) = version else {
+            return Ok(None);
+        };
+        let collection = format!("/apis/{group}/{version}/{plural}");
+        let instances = match self.cluster.list(&collection).await {
+            Ok(instances) => instances,
+            Err(failure) if failure.status == 404 => return Ok(None),
+            Err(failure) => {
+                return Err(read_failure(
+                    &failure,
+                    &format!("listing the {kind} objects before deleting their CRD"),
+                ));
+            }
+        };
+        let others: Vec<String> = instances
+            .iter()
+            .filter(|instance| annotation_of(instance, OWNER_ANNOTATION) != Some(&self.app_slug))
+            .map(|instance| {
+                let name = instance
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                match instance
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                {
+                    Some(namespace) => format!("{namespace}/{name}"),
+                    None => name.to_string(),
+                }
+            })
+            .collect();
+        if others.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some((
+            crate::order::KeepReason::HoldsOthers,
+            format!(
+                "{} {kind} object(s) windlass did not apply for this app would go with it: {}{}",
+                others.len(),
+                others
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if others.len() > 5 { ", ..." } else { "" }
+            ),
+        )))
     }
 }
 

@@ -301,6 +301,12 @@ pub enum KeepReason {
     KeepAnnotation,
     /// A namespace listed in `additionalNamespaces`.
     AdditionalNamespace,
+    /// Objects this install applied depend on it: a Namespace they live in, a CRD whose kind
+    /// they are. Deleting it would delete them.
+    InUse,
+    /// A CRD that custom resources windlass did not apply (of another app, or made by hand) are
+    /// instances of: deleting it would delete them, in every namespace.
+    HoldsOthers,
 }
 
 /// What to do with one object no longer in the release.
@@ -327,10 +333,12 @@ pub enum PruneRefusal {
 /// or created for an earlier release's.
 /// `release_objects` counts the objects of `current` the release itself rendered (not the pull
 /// secrets and namespaces windlass provides on its own, which every install applies): when it is
-/// 0, pruning is refused unless `allow_empty`.
+/// 0, pruning is refused unless `allow_empty`. A Namespace that an object of `current` lives in
+/// (`current_namespaces`) is kept, whatever the release says about the Namespace itself.
 pub fn plan_prune(
     previous: &[InventoryEntry],
     current: &BTreeSet<String>,
+    current_namespaces: &BTreeSet<String>,
     release_objects: usize,
     additional_namespaces: &[String],
     allow_empty: bool,
@@ -359,6 +367,11 @@ pub fn plan_prune(
                 && (entry.additional_namespace || additional_namespaces.contains(&entry.key.name))
             {
                 PruneAction::Keep(entry.clone(), KeepReason::AdditionalNamespace)
+            } else if entry.key.group.is_empty()
+                && entry.key.kind == "Namespace"
+                && current_namespaces.contains(&entry.key.name)
+            {
+                PruneAction::Keep(entry.clone(), KeepReason::InUse)
             } else {
                 PruneAction::Delete(entry.clone())
             }
@@ -537,8 +550,15 @@ mod tests {
             .key
             .inventory_id()]
         .into();
-        let actions =
-            plan_prune(&previous, &current, current.len(), &["tools".into()], false).unwrap();
+        let actions = plan_prune(
+            &previous,
+            &current,
+            &BTreeSet::new(),
+            current.len(),
+            &["tools".into()],
+            false,
+        )
+        .unwrap();
         assert_eq!(
             pruned(&actions),
             [
@@ -563,11 +583,25 @@ mod tests {
             key.version = "v2".into();
             key.inventory_id()
         };
-        let actions =
-            plan_prune(&previous, &[same_group_new_version].into(), 1, &[], false).unwrap();
+        let actions = plan_prune(
+            &previous,
+            &[same_group_new_version].into(),
+            &BTreeSet::new(),
+            1,
+            &[],
+            false,
+        )
+        .unwrap();
         assert!(actions.is_empty(), "a version bump is not a removal");
-        let actions =
-            plan_prune(&previous, &[moved.key.inventory_id()].into(), 1, &[], false).unwrap();
+        let actions = plan_prune(
+            &previous,
+            &[moved.key.inventory_id()].into(),
+            &BTreeSet::new(),
+            1,
+            &[],
+            false,
+        )
+        .unwrap();
         assert_eq!(pruned(&actions), ["delete Widget/w"]);
     }
 
@@ -575,15 +609,17 @@ mod tests {
     fn pruning_everything_needs_allow_empty() {
         let previous = vec![entry("", "ConfigMap", Some("default"), "a")];
         assert_eq!(
-            plan_prune(&previous, &BTreeSet::new(), 0, &[], false).unwrap_err(),
+            plan_prune(&previous, &BTreeSet::new(), &BTreeSet::new(), 0, &[], false).unwrap_err(),
             PruneRefusal::EmptySet(1)
         );
         assert_eq!(
-            pruned(&plan_prune(&previous, &BTreeSet::new(), 0, &[], true).unwrap()),
+            pruned(
+                &plan_prune(&previous, &BTreeSet::new(), &BTreeSet::new(), 0, &[], true).unwrap()
+            ),
             ["delete ConfigMap/a"]
         );
         assert!(
-            plan_prune(&[], &BTreeSet::new(), 0, &[], false)
+            plan_prune(&[], &BTreeSet::new(), &BTreeSet::new(), 0, &[], false)
                 .unwrap()
                 .is_empty()
         );
@@ -592,11 +628,13 @@ mod tests {
         let previous = vec![secret.clone(), entry("", "ConfigMap", Some("default"), "a")];
         let only_the_secret: BTreeSet<String> = [secret.key.inventory_id()].into();
         assert_eq!(
-            plan_prune(&previous, &only_the_secret, 0, &[], false).unwrap_err(),
+            plan_prune(&previous, &only_the_secret, &BTreeSet::new(), 0, &[], false).unwrap_err(),
             PruneRefusal::EmptySet(1)
         );
         assert_eq!(
-            pruned(&plan_prune(&previous, &only_the_secret, 0, &[], true).unwrap()),
+            pruned(
+                &plan_prune(&previous, &only_the_secret, &BTreeSet::new(), 0, &[], true).unwrap()
+            ),
             ["delete ConfigMap/a"]
         );
     }

@@ -672,6 +672,9 @@ fn applied_changes(
                 match pruned.kept_because {
                     Some(KeepReason::KeepAnnotation) => " (annotated kots.io/keep)",
                     Some(KeepReason::AdditionalNamespace) => " (an additionalNamespaces namespace)",
+                    Some(KeepReason::InUse) => " (objects this install applied depend on it)",
+                    Some(KeepReason::HoldsOthers) =>
+                        " (custom resources windlass did not apply are instances of it)",
                     None => "",
                 }
             ),
