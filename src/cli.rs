@@ -161,29 +161,40 @@ fn parse_target(value: &str) -> Result<windlass_apply::Target, String> {
     windlass_apply::Target::parse(value).map_err(|error| error.to_string())
 }
 
-/// `--wait-timeout`: seconds, or a number with `s`, `m` or `h`.
+/// The longest `--wait-timeout`: 7 days. Each wait's deadline is its start plus the timeout, and
+/// a far longer one would not fit the clock (the addition overflows) instead of never passing.
+const MAX_WAIT_TIMEOUT_SECONDS: u64 = 7 * 24 * 3600;
+
+/// `--wait-timeout`: seconds, or a number with `s`, `m` or `h`, from one second to
+/// [`MAX_WAIT_TIMEOUT_SECONDS`].
 fn parse_wait_timeout(value: &str) -> Result<u64, String> {
     let (number, unit) = match value.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((at, _)) => value.split_at(at),
         None => (value, "s"),
     };
     let factor = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => {
-            return Err(format!(
-                "{value:?} is not a duration: use seconds or 90s, 10m, 1h"
-            ));
-        }
+        "s" => Some(1),
+        "m" => Some(60),
+        "h" => Some(3600),
+        _ => None,
     };
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{value:?} is not a duration: use seconds or 90s, 10m, 1h"))?;
+    let Some(factor) = factor.filter(|_| !number.is_empty()) else {
+        return Err(format!(
+            "{value:?} is not a duration: use seconds or 90s, 10m, 1h"
+        ));
+    };
+    let too_long = || {
+        format!(
+            "{value:?} is too long: --wait-timeout is at most 168h (7 days, \
+             {MAX_WAIT_TIMEOUT_SECONDS} seconds)"
+        )
+    };
+    // Only digits: the number fails to parse only when it does not fit in 64 bits.
+    let number: u64 = number.parse().map_err(|_| too_long())?;
     match number.checked_mul(factor) {
         Some(0) => Err("the wait timeout must be at least one second".into()),
-        Some(seconds) => Ok(seconds),
-        None => Err(format!("{value:?} is too long")),
+        Some(seconds) if seconds <= MAX_WAIT_TIMEOUT_SECONDS => Ok(seconds),
+        _ => Err(too_long()),
     }
 }
 
@@ -537,4 +548,68 @@ pub enum LicenseCommand {
         #[arg(long)]
         config: PathBuf,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_timeouts_are_read_up_to_seven_days() {
+        for (value, seconds) in [
+            ("90", 90),
+            ("90s", 90),
+            ("10m", 600),
+            ("1h", 3600),
+            ("168h", 604_800),
+            ("10080m", 604_800),
+            ("604800", 604_800),
+        ] {
+            assert_eq!(parse_wait_timeout(value), Ok(seconds), "{value}");
+        }
+        let too_long = "is too long: --wait-timeout is at most 168h (7 days, 604800 seconds)";
+        for value in [
+            "604801",
+            "169h",
+            "10081m",
+            "18446744073709551615",
+            "18446744073709551616",
+            "5124095576030431h",
+        ] {
+            assert_eq!(
+                parse_wait_timeout(value),
+                Err(format!("{value:?} {too_long}")),
+                "{value}"
+            );
+        }
+        assert_eq!(
+            parse_wait_timeout("0m"),
+            Err("the wait timeout must be at least one second".to_string())
+        );
+        for value in ["", "5y", "h", "-1", "1.5h"] {
+            assert!(
+                parse_wait_timeout(value).is_err_and(|error| error.contains("is not a duration")),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_wait_timeout_too_long_is_a_command_line_error() {
+        let error = Cli::try_parse_from([
+            "windlass",
+            "install",
+            "release",
+            "--wait-timeout",
+            "5124095576030431h",
+        ])
+        .unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation);
+        assert_eq!(error.exit_code(), 2);
+        let message = error.to_string();
+        assert!(
+            message.contains("--wait-timeout") && message.contains("at most 168h"),
+            "{message}"
+        );
+    }
 }

@@ -326,7 +326,8 @@ pub fn show(global: &GlobalArgs, install_id: &str) -> CliResult {
     Ok(Code::Success)
 }
 
-/// `show`'s apply section: the app state, then every object applied and pruned.
+/// `show`'s apply section: the app state, then every object applied, every wait (one line
+/// each, [`wait_line`]), the helm releases, and every object pruned.
 fn print_applied(applied: &windlass_apply::view::ApplyView) {
     if let Some(state) = applied.state() {
         println!("app state {}", state.as_str());
@@ -364,6 +365,9 @@ fn print_applied(applied: &windlass_apply::view::ApplyView) {
                 .map(|version| format!(" rv {version}"))
                 .unwrap_or_default()
         );
+    }
+    for wait in &applied.waits {
+        println!("{}", wait_line(wait));
     }
     // `helm <outcome> <release> in <namespace> (<what>)<after>[: <error>]`
     let helm_line = |outcome: String,
@@ -425,6 +429,42 @@ fn print_applied(applied: &windlass_apply::view::ApplyView) {
                 .unwrap_or_default()
         );
     }
+}
+
+/// `show`'s line for one wait: `wait <outcome> <kind> <object> after <elapsed>, last seen:
+/// <detail>`, the outcome and kind (`met`/`timed_out`; `established`, `active`, `ready`,
+/// `properties`, `app_ready`) by their `--json` names in aligned columns, "the app" for the app
+/// state, the last thing seen on the same line.
+fn wait_line(wait: &windlass_apply::events::WaitFinished) -> String {
+    let waited_for = wait
+        .key
+        .as_ref()
+        .map_or_else(|| "the app".to_string(), ToString::to_string);
+    let last_seen = if wait.detail.is_empty() {
+        String::new()
+    } else {
+        format!(", last seen: {}", on_one_line(&wait.detail))
+    };
+    format!(
+        "wait      {:<11} {:<11} {waited_for} after {}{last_seen}",
+        outcome_name(&wait.outcome),
+        outcome_name(&wait.wait),
+        format_duration(wait.elapsed_ms)
+    )
+}
+
+/// `text` with its control characters (a property value's line breaks) escaped, so that it
+/// stays on one line.
+fn on_one_line(text: &str) -> String {
+    text.chars()
+        .map(|character| {
+            if character.is_control() {
+                character.escape_default().to_string()
+            } else {
+                character.to_string()
+            }
+        })
+        .collect()
 }
 
 /// The wire name of an outcome enum (`created`, `refused`, ...).
@@ -949,5 +989,82 @@ fn print_verify_report(report: &VerifyReport) {
                 install.install_id
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use windlass_apply::events::{WaitFinished, WaitKind, WaitOutcome};
+
+    fn wait(
+        key: Option<windlass_apply::order::ObjectKey>,
+        kind: WaitKind,
+        outcome: WaitOutcome,
+        elapsed_ms: u64,
+        detail: &str,
+    ) -> WaitFinished {
+        WaitFinished {
+            key,
+            wait: kind,
+            outcome,
+            elapsed_ms,
+            detail: detail.into(),
+            resource_version: None,
+        }
+    }
+
+    #[test]
+    fn a_wait_is_one_aligned_line() {
+        let web = windlass_apply::order::ObjectKey {
+            group: "apps".into(),
+            version: "v1".into(),
+            kind: "Deployment".into(),
+            namespace: Some("default".into()),
+            name: "web".into(),
+        };
+        let crd = windlass_apply::order::ObjectKey {
+            group: "apiextensions.k8s.io".into(),
+            version: "v1".into(),
+            kind: "CustomResourceDefinition".into(),
+            namespace: None,
+            name: "widgets.example.com".into(),
+        };
+        let lines = [
+            wait(
+                Some(crd),
+                WaitKind::Established,
+                WaitOutcome::Met,
+                87,
+                "ready",
+            ),
+            wait(
+                Some(web.clone()),
+                WaitKind::Ready,
+                WaitOutcome::TimedOut,
+                20_004,
+                "updating",
+            ),
+            wait(
+                Some(web),
+                WaitKind::Properties,
+                WaitOutcome::TimedOut,
+                2_000,
+                ".data.note=two\nlines",
+            ),
+            wait(None, WaitKind::AppReady, WaitOutcome::Met, 1_250, ""),
+        ]
+        .iter()
+        .map(wait_line)
+        .collect::<Vec<_>>();
+        assert_eq!(
+            lines,
+            [
+                "wait      met         established CustomResourceDefinition widgets.example.com after 87 ms, last seen: ready",
+                "wait      timed_out   ready       Deployment default/web after 20.00 s, last seen: updating",
+                "wait      timed_out   properties  Deployment default/web after 2.00 s, last seen: .data.note=two\\nlines",
+                "wait      met         app_ready   the app after 1.25 s",
+            ]
+        );
     }
 }

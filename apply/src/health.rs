@@ -2,8 +2,10 @@
 //! `Active`, the KOTS resource states of `statusInformers` and `kots.io/wait-for-ready` (section
 //! 1.6 of the reference notes: Deployment, StatefulSet, DaemonSet, Service — from its
 //! EndpointSlices, not the deprecated Endpoints —, Ingress from its backend Services' endpoints
-//! and its own load-balancer address, PVC), the `kots.io/wait-for-properties` jsonpath values,
-//! and the informer syntax `[namespace/]kind/name`.
+//! and its own load-balancer address, PVC), the `kots.io/wait-for-properties` jsonpath values
+//! (client-go's path syntax, rewritten into the RFC 9535 one `jsonpath-rust` reads, and checked so
+//! that a path that cannot be read is refused rather than waited for), and the informer syntax
+//! `[namespace/]kind/name`.
 
 use serde_json::Value;
 
@@ -262,7 +264,8 @@ pub struct PropertyWait {
     pub value: String,
 }
 
-/// Reads `<path>=<value>[,...]`; pairs without `=` are skipped, as KOTS does.
+/// Reads `<path>=<value>[,...]`; pairs without `=` are skipped, as KOTS does. Paths are not
+/// checked: [`read_property_waits`] also refuses a path that cannot be read.
 pub fn parse_property_waits(text: &str) -> Vec<PropertyWait> {
     text.split(',')
         .filter_map(|pair| pair.split_once('='))
@@ -273,25 +276,60 @@ pub fn parse_property_waits(text: &str) -> Vec<PropertyWait> {
         .collect()
 }
 
-/// The value at a jsonpath path, as KOTS compares it (client-go's jsonpath printing `{<path>}`),
-/// read with `jsonpath-rust` (RFC 9535, whose syntax covers client-go's: fields, `['a.b']`,
-/// indexes, `[*]`, slices, `..`, filters such as `[?(@.type=="Ready")]`): the path is taken with
-/// or without braces and a leading `$`. Strings print as they are, other values as JSON; several
-/// matches print separated by spaces. `None` when nothing matches or the path does not parse.
+/// [`parse_property_waits`], refusing the annotation when one of its paths cannot be read
+/// ([`check_property_path`]): such a wait could only time out. The error names the annotation,
+/// the path and what is wrong with it; the caller adds the object.
+pub fn read_property_waits(text: &str) -> Result<Vec<PropertyWait>, String> {
+    let waits = parse_property_waits(text);
+    for wait in &waits {
+        check_property_path(&wait.path).map_err(|problem| {
+            format!(
+                "{}: the path {:?} is not a jsonpath: {problem}",
+                crate::kube_apply::WAIT_FOR_PROPERTIES,
+                wait.path
+            )
+        })?;
+    }
+    Ok(waits)
+}
+
+/// Whether `path` (client-go's jsonpath syntax, as [`property`] reads it) can be read at all;
+/// the error says what is wrong and where.
+pub fn check_property_path(path: &str) -> Result<(), String> {
+    let query = rfc9535_query(path)?;
+    jsonpath_rust::parser::parse_json_path(&query)
+        .map(|_| ())
+        .map_err(|error| format!("read as {query:?}: {}", in_one_line(&error.to_string())))
+}
+
+/// A `jsonpath-rust` refusal in one line: pest's report (`--> 1:8`, the query, a caret,
+/// `= expected selector`) as `expected selector at character 8`, other refusals with their
+/// blanks collapsed.
+fn in_one_line(error: &str) -> String {
+    let column = error
+        .split_once("--> ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|line_and_column| line_and_column.split_once(':'))
+        .map(|(_, column)| column);
+    let expected = error
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("= "));
+    match (expected, column) {
+        (Some(expected), Some(column)) => format!("{expected} at character {column}"),
+        _ => error.split_whitespace().collect::<Vec<_>>().join(" "),
+    }
+}
+
+/// The value at a jsonpath path, as KOTS compares it (client-go's jsonpath printing `{<path>}`).
+/// The path is rewritten by [`rfc9535_query`] and read with `jsonpath-rust` (RFC 9535): fields,
+/// `['a.b']`, indexes, `[*]`, `.*`, slices, `..`, filters such as `[?(@.type=="Ready")]`; it is
+/// taken with or without braces and a leading `$`. Strings print as they are, other values as
+/// JSON; several matches print separated by spaces. `None` when nothing matches or the path does
+/// not parse ([`check_property_path`] says why).
 pub fn property(object: &Value, path: &str) -> Option<String> {
     use jsonpath_rust::JsonPath;
-    let path = path
-        .trim()
-        .trim_start_matches('{')
-        .trim_end_matches('}')
-        .trim()
-        .trim_start_matches('$');
-    let rooted = if path.starts_with(['.', '[']) {
-        format!("${path}")
-    } else {
-        format!("$.{path}")
-    };
-    let matches = object.query(&rooted).ok()?;
+    let query = rfc9535_query(path).ok()?;
+    let matches = object.query(&query).ok()?;
     if matches.is_empty() {
         return None;
     }
@@ -303,6 +341,202 @@ pub fn property(object: &Value, path: &str) -> Option<String> {
         })
         .collect();
     Some(printed.join(" "))
+}
+
+/// Whether client-go's jsonpath lexer ends a dotted field name at `character` (when it is not
+/// escaped with `\`). Everything else belongs to the name: `-`, `/`, `:`, `*`, `'`, `(`, digits
+/// first, as `kubectl get -o jsonpath='{.data.my-key}'` shows.
+fn ends_field_name(character: char) -> bool {
+    matches!(
+        character,
+        ' ' | '\t' | '\r' | '\n' | '.' | ',' | '[' | ']' | '$' | '@' | '{' | '}'
+    )
+}
+
+/// Whether RFC 9535 reads `name` after a dot (its `member-name-shorthand`): a letter, `_` or a
+/// character outside ASCII first, then those or digits.
+fn is_shorthand_name(name: &str) -> bool {
+    let starts_a_name = |character: char| {
+        character.is_ascii_alphabetic() || character == '_' || !character.is_ascii()
+    };
+    let mut characters = name.chars();
+    characters.next().is_some_and(starts_a_name)
+        && characters.all(|character| starts_a_name(character) || character.is_ascii_digit())
+}
+
+/// `name` as an RFC 9535 name selector, `['name']`, escaped for single quotes.
+fn name_selector(name: &str) -> String {
+    let mut selector = String::from("['");
+    for character in name.chars() {
+        match character {
+            '\'' => selector.push_str("\\'"),
+            '\\' => selector.push_str("\\\\"),
+            control if u32::from(control) < 0x20 => {
+                selector.push_str(&format!("\\u{:04x}", u32::from(control)));
+            }
+            other => selector.push(other),
+        }
+    }
+    selector.push_str("']");
+    selector
+}
+
+/// A dotted field name read from `characters` at `start`, as client-go reads it: up to a
+/// character that [`ends_field_name`] unless `\` escapes it, every `\` then dropped (`\.` is a
+/// dot of the name, `\\` nothing). Returns the name, whether it is the wildcard `*` (written
+/// without an escape), and where reading stopped.
+fn field_name(characters: &[char], start: usize) -> Result<(String, bool, usize), String> {
+    let mut name = String::new();
+    let mut at = start;
+    while let Some(&character) = characters.get(at) {
+        if character == '\\' {
+            match characters.get(at + 1) {
+                Some('\\') => {}
+                Some(&escaped) => name.push(escaped),
+                None => {
+                    return Err(format!("the '\\' at character {} escapes nothing", at + 1));
+                }
+            }
+            at += 2;
+            continue;
+        }
+        if ends_field_name(character) {
+            break;
+        }
+        name.push(character);
+        at += 1;
+    }
+    let wildcard = characters[start..at] == ['*'];
+    Ok((name, wildcard, at))
+}
+
+/// Where the bracket opened at `start` closes: the `]` that balances it, outside quoted strings
+/// (so `['a]b']` and filters such as `[?(@.a[0]=="x")]` are one bracket).
+fn bracket_end(characters: &[char], start: usize) -> Result<usize, String> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut at = start;
+    while let Some(&character) = characters.get(at) {
+        match (quote, character) {
+            (Some(_), '\\') => at += 1,
+            (Some(open), close) if close == open => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(character),
+            (None, '[') => depth += 1,
+            (None, ']') => {
+                depth -= 1;
+                if depth == 0 {
+                    return Ok(at);
+                }
+            }
+            (None, _) => {}
+        }
+        at += 1;
+    }
+    Err(format!(
+        "the '[' at character {} is never closed by ']'",
+        start + 1
+    ))
+}
+
+/// A `kots.io/wait-for-properties` path in client-go's jsonpath syntax rewritten as the RFC 9535
+/// query `jsonpath-rust` reads. KOTS prints client-go's `{<path>}`, whose dotted field names take
+/// characters RFC 9535's dot notation does not (`.data.my-key`, `.labels.app\.kubernetes\.io/name`,
+/// `.annotations.1st`): each dotted name that is not a plain identifier becomes `['name']`, with
+/// client-go's `\` escapes undone; an empty name (`.data.`) is the key `""`, as in client-go.
+/// Brackets (`[0]`, `[-1]`, `[*]`, slices, `['a.b']`, filters), `.*` and `..` are kept as they
+/// are. The path may be in braces, may start with `$`, and may leave out its first dot
+/// (`status.phase`). The error says what cannot be read and where (characters counted from 1).
+fn rfc9535_query(path: &str) -> Result<String, String> {
+    let characters: Vec<char> = path.trim().chars().collect();
+    let mut query = String::from("$");
+    let braced = characters.first() == Some(&'{');
+    let mut at = usize::from(braced);
+    while characters
+        .get(at)
+        .is_some_and(|character| character.is_whitespace())
+    {
+        at += 1;
+    }
+    let rooted = characters.get(at) == Some(&'$');
+    at += usize::from(rooted);
+    // A path without its first dot (`status.phase`) starts with a field name.
+    let mut expect_name = characters
+        .get(at)
+        .is_some_and(|&character| !ends_field_name(character));
+    let mut after_descent = false;
+    let mut closed = false;
+    while at < characters.len() || expect_name {
+        if expect_name {
+            let (name, wildcard, end) = field_name(&characters, at)?;
+            match (wildcard, is_shorthand_name(&name), after_descent) {
+                (true, _, true) => query.push('*'),
+                (true, _, false) => query.push_str(".*"),
+                (false, true, true) => query.push_str(&name),
+                (false, true, false) => {
+                    query.push('.');
+                    query.push_str(&name);
+                }
+                (false, false, _) => query.push_str(&name_selector(&name)),
+            }
+            expect_name = false;
+            after_descent = false;
+            at = end;
+            continue;
+        }
+        let character = characters[at];
+        if closed && !character.is_whitespace() {
+            return Err(format!(
+                "{character:?} at character {} follows the closing '}}'",
+                at + 1
+            ));
+        }
+        match character {
+            // client-go skips blanks between the steps of a path.
+            blank if blank.is_whitespace() => at += 1,
+            '.' if characters.get(at + 1) == Some(&'.') => {
+                if after_descent {
+                    return Err(format!("'..' follows '..' at character {}", at + 1));
+                }
+                query.push_str("..");
+                after_descent = true;
+                at += 2;
+                expect_name = characters
+                    .get(at)
+                    .is_some_and(|&next| !ends_field_name(next));
+            }
+            '.' => {
+                expect_name = true;
+                at += 1;
+            }
+            '[' => {
+                let end = bracket_end(&characters, at)?;
+                let inside: String = characters[at + 1..end].iter().collect();
+                query.push('[');
+                query.push_str(inside.trim());
+                query.push(']');
+                after_descent = false;
+                at = end + 1;
+            }
+            '}' if braced => {
+                closed = true;
+                at += 1;
+            }
+            other => {
+                return Err(format!("unexpected {other:?} at character {}", at + 1));
+            }
+        }
+    }
+    if braced && !closed {
+        return Err("the '{' is never closed by '}'".into());
+    }
+    if after_descent {
+        return Err("'..' at the end: a name, '*' or '[' must follow it".into());
+    }
+    if query == "$" && !rooted {
+        return Err("the path is empty".into());
+    }
+    Ok(query)
 }
 
 /// A status informer: which object, and of which supported kind.
@@ -534,5 +768,204 @@ mod tests {
         );
         assert_eq!(parse_informer("configmap/x", "app").unwrap().kind, None);
         assert_eq!(parse_informer("web", "app"), None);
+    }
+
+    /// A ConfigMap with keys client-go's dotted names reach and RFC 9535's dot notation does not;
+    /// the expected values are what `kubectl get cm x -o jsonpath='{ <path> }'` (kubectl 1.33)
+    /// printed for the same object.
+    fn config_map_with_awkward_keys() -> Value {
+        json!({
+            "metadata": {
+                "name": "x",
+                "labels": {"app.kubernetes.io/name": "x", "plain": "p"},
+                "annotations": {
+                    "example.com/role": "db", "a/b": "slash", "1st": "digit", "_u": "under",
+                    "we:rd": "colon", "sp ace": "space", "q'uote": "quote", "eq=ual": "equal",
+                    "star*": "star", "dollar$": "dollar", "at@": "at", "ü": "umlaut",
+                    "back\\slash": "backslash", "x-y.z": "dz"
+                }
+            },
+            "data": {
+                "my-key": "1", "k": "v", "-lead": "minus", "007": "bond", "a,b": "comma",
+                "br]ack": "bracket", "par(en)": "paren", "q\"d": "dq", "hash#": "hash",
+                "plus+": "plus", "*": "literal-star", "$": "literal-dollar", "": "empty"
+            }
+        })
+    }
+
+    #[test]
+    fn client_go_field_names_read_as_kubectl_prints_them() {
+        let object = config_map_with_awkward_keys();
+        for (path, printed) in [
+            (".data.my-key", "1"),
+            ("{.data.my-key}", "1"),
+            ("{ .data.my-key }", "1"),
+            (".data.-lead", "minus"),
+            (".data.007", "bond"),
+            (".data.a\\,b", "comma"),
+            (".data.br\\]ack", "bracket"),
+            (".data.par(en)", "paren"),
+            (".data.q\"d", "dq"),
+            (".data.hash#", "hash"),
+            (".data.plus+", "plus"),
+            (".metadata.labels.app\\.kubernetes\\.io/name", "x"),
+            (".metadata.annotations.example\\.com/role", "db"),
+            (".metadata.annotations.a/b", "slash"),
+            (".metadata.annotations.1st", "digit"),
+            (".metadata.annotations._u", "under"),
+            (".metadata.annotations.we:rd", "colon"),
+            (".metadata.annotations.sp\\ ace", "space"),
+            (".metadata.annotations.q'uote", "quote"),
+            (".metadata.annotations.eq=ual", "equal"),
+            (".metadata.annotations.star*", "star"),
+            (".metadata.annotations.dollar\\$", "dollar"),
+            (".metadata.annotations.at\\@", "at"),
+            (".metadata.annotations.ü", "umlaut"),
+            (".metadata.annotations.x-y\\.z", "dz"),
+            // Every backslash is dropped, escaping a character or not.
+            (".data.m\\y-key", "1"),
+            (".data.k\\\\", "v"),
+            // An escaped `*` is the key "*", a bare one every value.
+            (".data.\\*", "literal-star"),
+            (".metadata.labels.*", "x p"),
+            (".data.\\$", "literal-dollar"),
+            // A name left empty is the key "".
+            (".data.", "empty"),
+            ("..my-key", "1"),
+            ("..plain", "p"),
+            (".metadata..plain", "p"),
+            ("...plain", "p"),
+            (".data..k", "v"),
+            ("$.data.k", "v"),
+            (".metadata .name", "x"),
+        ] {
+            assert_eq!(property(&object, path).as_deref(), Some(printed), "{path}");
+            assert_eq!(check_property_path(path), Ok(()), "{path}");
+        }
+        // kubectl prints nothing: no key is named `backslash` (its `\\` is dropped), `name` is a
+        // string, `0` a name and not an index.
+        for path in [
+            ".metadata.annotations.back\\\\slash",
+            ".metadata.name.x",
+            ".metadata.name.",
+            ".data.0",
+        ] {
+            assert_eq!(property(&object, path), None, "{path}");
+            assert_eq!(check_property_path(path), Ok(()), "{path}");
+        }
+    }
+
+    #[test]
+    fn client_go_paths_become_rfc9535_queries() {
+        for (path, query) in [
+            (".status.phase", "$.status.phase"),
+            ("{$.status.phase}", "$.status.phase"),
+            ("status.phase", "$.status.phase"),
+            (".data.my-key", "$.data['my-key']"),
+            (
+                ".metadata.labels.app\\.kubernetes\\.io/name",
+                "$.metadata.labels['app.kubernetes.io/name']",
+            ),
+            (".data.q'uote", "$.data['q\\'uote']"),
+            (".data.\\*", "$.data['*']"),
+            (".data.*", "$.data.*"),
+            ("..my-key", "$..['my-key']"),
+            ("...plain", "$..plain"),
+            (
+                ".items[*].status.conditions[?(@.type==\"Ready\")].status",
+                "$.items[*].status.conditions[?(@.type==\"Ready\")].status",
+            ),
+            (
+                ".items[ -1 ].spec[0:2]['a.b']",
+                "$.items[-1].spec[0:2]['a.b']",
+            ),
+        ] {
+            assert_eq!(rfc9535_query(path).as_deref(), Ok(query), "{path}");
+        }
+    }
+
+    #[test]
+    fn unreadable_paths_are_refused_with_where_and_why() {
+        let object = config_map_with_awkward_keys();
+        for (path, problem) in [
+            // kubectl: "unterminated array", "unclosed action".
+            (
+                ".data.[x=1",
+                "the '[' at character 7 is never closed by ']'",
+            ),
+            ("{.a", "the '{' is never closed by '}'"),
+            // kubectl prints the `}` after the value: a value with a brace in it is not meant.
+            (".a}", "unexpected '}' at character 3"),
+            ("{.a}}", "'}' at character 5 follows the closing '}'"),
+            // kubectl: "unrecognized character in action: U+002C ','" and "... U+005D ']'".
+            (".data.a,b", "unexpected ',' at character 8"),
+            (".data.br]ack", "unexpected ']' at character 9"),
+            // kubectl: "unrecognized identifier extra".
+            (
+                ".metadata.labels.plain extra",
+                "unexpected 'e' at character 24",
+            ),
+            // kubectl: "invalid multiple recursive descent".
+            ("....k", "'..' follows '..' at character 3"),
+            // kubectl prints nothing for this one, and the whole object for the next four: no
+            // value compares equal to that, so they are refused rather than waited for.
+            (".data.k\\", "the '\\' at character 8 escapes nothing"),
+            ("..", "'..' at the end: a name, '*' or '[' must follow it"),
+            ("", "the path is empty"),
+            ("{ }", "the path is empty"),
+            ("$$", "unexpected '$' at character 2"),
+        ] {
+            assert_eq!(
+                check_property_path(path),
+                Err(problem.to_string()),
+                "{path}"
+            );
+            assert_eq!(property(&object, path), None, "{path}");
+        }
+        // kubectl: "invalid array index k"; jsonpath-rust refuses it too.
+        assert_eq!(
+            check_property_path(".data[k]"),
+            Err("read as \"$.data[k]\": expected selector at character 8".to_string())
+        );
+        assert_eq!(property(&object, ".data[k]"), None);
+        assert_eq!(
+            check_property_path(".items[?(@.ready==)]"),
+            Err(
+                "read as \"$.items[?(@.ready==)]\": expected comparable at character 20"
+                    .to_string()
+            )
+        );
+    }
+
+    #[test]
+    fn an_annotation_with_an_unreadable_path_is_refused() {
+        assert_eq!(
+            read_property_waits(".data.my-key=1, .status.phase = Running"),
+            Ok(vec![
+                PropertyWait {
+                    path: ".data.my-key".into(),
+                    value: "1".into()
+                },
+                PropertyWait {
+                    path: ".status.phase".into(),
+                    value: "Running".into()
+                },
+            ])
+        );
+        assert_eq!(
+            read_property_waits(".status.phase=Running,.data.[x=1"),
+            Err(
+                "kots.io/wait-for-properties: the path \".data.[x\" is not a jsonpath: the '[' \
+                 at character 7 is never closed by ']'"
+                    .to_string()
+            )
+        );
+        assert_eq!(
+            read_property_waits("=x"),
+            Err(
+                "kots.io/wait-for-properties: the path \"\" is not a jsonpath: the path is empty"
+                    .to_string()
+            )
+        );
     }
 }

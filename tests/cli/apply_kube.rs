@@ -2060,3 +2060,59 @@ fn an_unchanged_apply_compares_recorded_digests_and_still_reapplies_what_drifted
         "ours"
     );
 }
+
+/// `show` lists the waits: a `kots.io/wait-for-ready` Deployment the fake API server (no
+/// controllers) never makes ready times out, and its line says so, with the last state seen.
+#[test]
+fn show_lists_the_waits_with_their_outcome() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let waited = WEB.replace(
+        "{annotations}",
+        "  annotations:\n    kots.io/wait-for-ready: \"true\"\n",
+    );
+    let release = release(&[("web.yaml", &waited)], "");
+    let failed = install_failing_wait(state.path(), release.path(), &cluster, "1s");
+    let install_id = failed["install_id"].as_str().unwrap();
+    let shown = run(windlass(state.path()).args(["show", install_id]));
+    assert_eq!(shown.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&shown.stdout);
+    let waits: Vec<&str> = stdout
+        .lines()
+        .filter(|line| line.starts_with("wait "))
+        .collect();
+    assert_eq!(waits.len(), 1, "{stdout}");
+    assert!(
+        waits[0].starts_with("wait      timed_out   ready       Deployment default/web after ")
+            && waits[0].ends_with(" s, last seen: updating"),
+        "{stdout}"
+    );
+}
+
+/// `kots.io/wait-for-properties` paths with the field names client-go's jsonpath takes (a hyphen,
+/// escaped dots and a slash) are met, and `show` lists them met with the values seen.
+#[test]
+fn wait_for_properties_read_client_go_field_names() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let settings = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  labels:\n    app.kubernetes.io/name: web\n  annotations:\n    kots.io/wait-for-properties: '.data.my-key=1,.metadata.labels.app\\.kubernetes\\.io/name=web'\ndata:\n  my-key: \"1\"\n";
+    let release = release(&[("settings.yaml", settings)], "");
+    let install = json(install_kube(
+        state.path(),
+        release.path(),
+        &cluster,
+        &["--wait-timeout", "20s"],
+    ));
+    assert_eq!(install["status"], "completed", "{install}");
+    let install_id = install["install_id"].as_str().unwrap();
+    let shown = run(windlass(state.path()).args(["show", install_id]));
+    let stdout = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        stdout.lines().any(|line| line
+            .starts_with("wait      met         properties  ConfigMap default/settings after ")
+            && line.ends_with(
+                ", last seen: .data.my-key=1,.metadata.labels.app\\.kubernetes\\.io/name=web"
+            )),
+        "{stdout}"
+    );
+}
