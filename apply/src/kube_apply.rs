@@ -1735,7 +1735,9 @@ impl KubeApply<'_> {
             }
         }
         if let Some(text) = annotation_of(&object.body, WAIT_FOR_PROPERTIES) {
-            let wanted = health::parse_property_waits(text);
+            let wanted = health::read_property_waits(text).map_err(|problem| {
+                StageError::permanent(format!("{key} ({}): {problem}", object.planned.file))
+            })?;
             let finished = self
                 .wait_until(Some(key.clone()), WaitKind::Properties, || async {
                     let live = self

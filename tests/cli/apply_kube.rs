@@ -799,6 +799,129 @@ fn throttling_and_server_errors_are_retried() {
     );
 }
 
+/// What prune must not delete even when the release dropped it: a Namespace objects of the
+/// release still live in, a CRD whose kind the release still applies, a CRD with instances
+/// windlass did not apply for this app; and a read refused before a delete leaves the object
+/// where it is (recorded as refused) instead of failing the install.
+#[test]
+fn prune_keeps_what_remaining_objects_and_others_need() {
+    let cluster = fake_cluster(Options {
+        namespace_controller: true,
+        ..Options::default()
+    });
+    let state = tempfile::tempdir().unwrap();
+    let namespace = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: tools\n";
+    let inside = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: inside\n  namespace: tools\ndata:\n  value: \"1\"\n";
+    let gadget_crd = CRD
+        .replace("widgets", "gadgets")
+        .replace("widget", "gadget")
+        .replace("Widget", "Gadget");
+    let widget =
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  size: 1\n";
+    let release = release(
+        &[
+            ("namespace.yaml", namespace),
+            ("inside.yaml", inside),
+            ("widgets.yaml", CRD),
+            ("widget.yaml", widget),
+            ("gadgets.yaml", &gadget_crd),
+            ("guarded.yaml", &configmap("guarded", "1")),
+        ],
+        "",
+    );
+    let first = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(first["status"], "completed", "{first}");
+    // A Gadget someone made by hand.
+    cluster
+        .server
+        .apply_as(
+            "someone",
+            json!({"apiVersion": "example.com/v1", "kind": "Gadget",
+                   "metadata": {"name": "handmade", "namespace": "default"}}),
+            true,
+        )
+        .unwrap();
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("get")
+            .resource("configmaps")
+            .name("guarded"),
+        action: FaultAction::Refuse("reads of guarded are audited".into()),
+        remaining: None,
+    });
+    for dropped in [
+        "namespace.yaml",
+        "widgets.yaml",
+        "gadgets.yaml",
+        "guarded.yaml",
+    ] {
+        std::fs::remove_file(release.path().join("manifests").join(dropped)).unwrap();
+    }
+    let second = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(second["status"], "completed", "{second}");
+    let pruned: BTreeMap<String, Value> = payloads_of_type(
+        &events(state.path(), second["install_id"].as_str().unwrap()),
+        "ObjectPruned",
+    )
+    .into_iter()
+    .map(|pruned| (pruned["key"]["name"].as_str().unwrap().to_string(), pruned))
+    .collect();
+    let outcome = |name: &str| {
+        (
+            pruned[name]["outcome"].as_str().unwrap().to_string(),
+            pruned[name]["kept_because"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        )
+    };
+    assert_eq!(
+        outcome("tools"),
+        ("kept".into(), "in_use".into()),
+        "{pruned:?}"
+    );
+    assert_eq!(
+        outcome("widgets.example.com"),
+        ("kept".into(), "in_use".into()),
+        "{pruned:?}"
+    );
+    assert_eq!(
+        outcome("gadgets.example.com"),
+        ("kept".into(), "holds_others".into()),
+        "{pruned:?}"
+    );
+    assert!(
+        pruned["gadgets.example.com"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("default/handmade"),
+        "{pruned:?}"
+    );
+    assert_eq!(
+        outcome("guarded"),
+        ("refused".into(), String::new()),
+        "{pruned:?}"
+    );
+    assert!(cluster.server.get("v1", "Namespace", "", "tools").is_some());
+    assert!(
+        cluster
+            .server
+            .get("v1", "ConfigMap", "tools", "inside")
+            .is_some()
+    );
+    assert!(
+        cluster
+            .server
+            .get("example.com/v1", "Widget", "default", "w")
+            .is_some()
+    );
+    assert!(
+        cluster
+            .server
+            .get("example.com/v1", "Gadget", "default", "handmade")
+            .is_some()
+    );
+}
+
 #[test]
 fn prune_deletes_dropped_objects_keeps_what_it_must_and_remembers_refusals() {
     let cluster = fake_cluster(Options::default());
