@@ -372,6 +372,12 @@ pub struct ApplyCompleted {
     /// the same. Absent in records of windlass versions before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_version: Option<u32>,
+    /// The app namespace the install applied into: the next install prunes against this apply
+    /// only when it names the same one (two instances of an app in two namespaces of one
+    /// cluster are independent). Absent in records of windlass versions before it, which match
+    /// any namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_namespace: Option<String>,
 }
 
 impl EventPayload for ApplyCompleted {

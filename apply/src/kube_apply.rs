@@ -1344,6 +1344,18 @@ impl KubeApply<'_> {
             let mut live = live.into_value()?;
             record.uid = meta(&live, "uid");
             record.resource_version = meta(&live, "resourceVersion");
+            if let Some(owner) =
+                annotation_of(&live, OWNER_ANNOTATION).filter(|owner| *owner != self.app_slug)
+            {
+                // Every app applies as the same field manager, so the server would hand it
+                // over without a conflict, and this app's next release could prune it.
+                record.outcome = ApplyOutcome::Failed;
+                record.error = Some(format!(
+                    "{key} ({file}): it belongs to app {owner:?} (its {OWNER_ANNOTATION} annotation); windlass does not take another app's object over: delete it, or remove the annotation, to let {:?} own it",
+                    self.app_slug
+                ));
+                return Ok(record);
+            }
             if unchanged_without_asking(&live, &object.digest) {
                 record.outcome = ApplyOutcome::Unchanged;
                 return Ok(record);
@@ -2053,15 +2065,13 @@ impl KubeApply<'_> {
             pruned.kept_because = Some(crate::order::KeepReason::KeepAnnotation);
             return Ok(pruned);
         }
-        if key.group == "apiextensions.k8s.io" && key.kind == "CustomResourceDefinition" {
-            match self.crd_still_needed(&live, applied).await? {
-                Some((reason, detail)) => {
-                    pruned.kept_because = Some(reason);
-                    pruned.detail = Some(detail);
-                    return Ok(pruned);
-                }
-                None => {}
-            }
+        if key.group == "apiextensions.k8s.io"
+            && key.kind == "CustomResourceDefinition"
+            && let Some((reason, detail)) = self.crd_still_needed(&live, applied).await?
+        {
+            pruned.kept_because = Some(reason);
+            pruned.detail = Some(detail);
+            return Ok(pruned);
         }
         match self
             .cluster

@@ -216,6 +216,7 @@ impl Stage for ApplyStage {
                     app_state: None,
                     dry_run: false,
                     body_version: None,
+                    app_namespace: Some(app_namespace.clone()),
                 };
                 Ok(StageOutput {
                     facts: vec![Fact::of(&completed)?],
@@ -258,7 +259,7 @@ impl Stage for ApplyStage {
                 let kubeconfig = connection.kubeconfig.clone();
                 let cluster = Cluster::new((*connection).clone());
                 let previous_apply = after_files(
-                    previous_apply(context, &app_slug, cluster.server()),
+                    previous_apply(context, &app_slug, &app_namespace, cluster.server()),
                     &mut reading,
                     &mut source,
                 )
@@ -357,6 +358,7 @@ impl Stage for ApplyStage {
                     app_state: result.app_state,
                     dry_run: self.config.dry_run,
                     body_version: (!self.config.dry_run).then_some(BODY_VERSION),
+                    app_namespace: Some(app_namespace.clone()),
                 };
                 Ok(StageOutput {
                     facts: vec![Fact::of(&completed)?],
@@ -458,11 +460,12 @@ fn summary(
     )
 }
 
-/// The newest completed, real apply of `app_slug` to `server` by another install, if any: that
-/// install's id and what it completed with.
+/// The newest completed, real apply of `app_slug` into `app_namespace` of `server` by another
+/// install, if any: that install's id and what it completed with.
 fn previous_apply(
     context: &StageContext,
     app_slug: &str,
+    app_namespace: &str,
     server: &str,
 ) -> Result<Option<(String, ApplyCompleted)>, StageError> {
     let mut inventory = None;
@@ -477,7 +480,15 @@ fn previous_apply(
                     return ControlFlow::Continue(());
                 };
                 let same_cluster = matches!(&completed.target, TargetRecord::Kube { server: known, .. } if known == server);
-                if completed.app_slug == app_slug && same_cluster && !completed.dry_run {
+                let same_namespace = completed
+                    .app_namespace
+                    .as_deref()
+                    .is_none_or(|namespace| namespace == app_namespace);
+                if completed.app_slug == app_slug
+                    && same_cluster
+                    && same_namespace
+                    && !completed.dry_run
+                {
                     inventory = Some((event.event.install_id, completed));
                     return ControlFlow::Break(());
                 }

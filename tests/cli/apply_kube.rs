@@ -922,6 +922,94 @@ fn prune_keeps_what_remaining_objects_and_others_need() {
     );
 }
 
+/// Two apps, or one app in two namespaces, in one cluster: neither takes the other's objects
+/// over, nor prunes them.
+#[test]
+fn apps_and_instances_in_one_cluster_leave_each_other_alone() {
+    let cluster = fake_cluster(Options::default());
+    // One app in two namespaces: the second instance prunes nothing of the first.
+    let state = tempfile::tempdir().unwrap();
+    let release_a = release(&[("settings.yaml", &configmap("settings", "one"))], "");
+    for namespace in ["team1", "team2"] {
+        cluster
+            .server
+            .apply_as(
+                "setup",
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+                true,
+            )
+            .unwrap();
+        let install = json(install_kube(
+            state.path(),
+            release_a.path(),
+            &cluster,
+            &["--namespace", namespace],
+        ));
+        assert_eq!(install["status"], "completed", "{install}");
+        let pruned = payloads_of_type(
+            &events(state.path(), install["install_id"].as_str().unwrap()),
+            "ObjectPruned",
+        );
+        assert!(pruned.is_empty(), "{namespace}: {pruned:?}");
+    }
+    assert!(
+        cluster
+            .server
+            .get("v1", "ConfigMap", "team1", "settings")
+            .is_some()
+    );
+    assert!(
+        cluster
+            .server
+            .get("v1", "ConfigMap", "team2", "settings")
+            .is_some()
+    );
+
+    // Another app (another slug) with an object of the same name in the same namespace: not
+    // taken over.
+    let release_b = release(&[("settings.yaml", &configmap("settings", "two"))], "");
+    let license = release_b.path().join("userdata/license.yaml");
+    let text = std::fs::read_to_string(&license).unwrap();
+    assert!(text.contains("appSlug: my-app"), "{text}");
+    std::fs::write(
+        &license,
+        text.replace("appSlug: my-app", "appSlug: other-app"),
+    )
+    .unwrap();
+    let application = release_b.path().join("kots-app.yaml");
+    let text = std::fs::read_to_string(&application).unwrap();
+    std::fs::write(
+        &application,
+        text.replace("name: my-app", "name: other-app"),
+    )
+    .unwrap();
+    let refused = install_kube(
+        tempfile::tempdir().unwrap().path(),
+        release_b.path(),
+        &cluster,
+        &["--namespace", "team1"],
+    );
+    assert_eq!(
+        refused.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&refused.stdout)
+    );
+    let refused: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    let message = refused["failure"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("ConfigMap team1/settings")
+            && message.contains("it belongs to app \"my-app\""),
+        "{message}"
+    );
+    let live = cluster
+        .server
+        .get("v1", "ConfigMap", "team1", "settings")
+        .unwrap();
+    assert_eq!(live["data"]["value"], "one");
+    assert_eq!(live["metadata"]["annotations"]["windlass.io/app"], "my-app");
+}
+
 #[test]
 fn prune_deletes_dropped_objects_keeps_what_it_must_and_remembers_refusals() {
     let cluster = fake_cluster(Options::default());
