@@ -321,7 +321,7 @@ fn in_one_line(error: &str) -> String {
 }
 
 /// The value at a jsonpath path, as KOTS compares it (client-go's jsonpath printing `{<path>}`).
-/// The path is rewritten by [`rfc9535_query`] and read with `jsonpath-rust` (RFC 9535): fields,
+/// The path is rewritten by `rfc9535_query` and read with `jsonpath-rust` (RFC 9535): fields,
 /// `['a.b']`, indexes, `[*]`, `.*`, slices, `..`, filters such as `[?(@.type=="Ready")]`; it is
 /// taken with or without braces and a leading `$`. Strings print as they are, other values as
 /// JSON; several matches print separated by spaces. `None` when nothing matches or the path does
