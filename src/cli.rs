@@ -148,7 +148,8 @@ pub struct TargetArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Deadline of every wait (CRDs Established, Namespaces Active, kots.io/wait-for-ready and
-    /// wait-for-properties, the app state): seconds, or with a unit (`90s`, `10m`, `1h`).
+    /// wait-for-properties, the app state): seconds, or with a unit (`90s`, `10m`, `1h`); at
+    /// most `168h`.
     #[arg(long, default_value = "10m", value_parser = parse_wait_timeout)]
     pub wait_timeout: u64,
     /// Prune every object of the previous install even though the new release applies nothing.
@@ -161,9 +162,7 @@ fn parse_target(value: &str) -> Result<windlass_apply::Target, String> {
     windlass_apply::Target::parse(value).map_err(|error| error.to_string())
 }
 
-/// The longest `--wait-timeout`: 7 days. Each wait's deadline is its start plus the timeout, and
-/// a far longer one would not fit the clock (the addition overflows) instead of never passing.
-const MAX_WAIT_TIMEOUT_SECONDS: u64 = 7 * 24 * 3600;
+use windlass_apply::stage::MAX_WAIT_TIMEOUT_SECONDS;
 
 /// `--wait-timeout`: seconds, or a number with `s`, `m` or `h`, from one second to
 /// [`MAX_WAIT_TIMEOUT_SECONDS`].

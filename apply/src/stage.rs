@@ -91,6 +91,10 @@ impl ApplyConfig {
     }
 }
 
+/// The longest wait timeout: 7 days. Each wait's deadline is its start plus the timeout, and a
+/// far longer one would not fit the clock (the addition overflows) instead of never passing.
+pub const MAX_WAIT_TIMEOUT_SECONDS: u64 = 7 * 24 * 3600;
+
 #[async_trait::async_trait]
 impl StageConfig for ApplyConfig {
     fn validate(&self) -> Result<(), Vec<String>> {
@@ -100,6 +104,12 @@ impl StageConfig for ApplyConfig {
         }
         if self.wait_timeout_seconds == 0 {
             problems.push("wait_timeout_seconds must be at least 1".into());
+        }
+        if self.wait_timeout_seconds > MAX_WAIT_TIMEOUT_SECONDS {
+            problems.push(format!(
+                "wait_timeout_seconds must be at most {MAX_WAIT_TIMEOUT_SECONDS} (7 days), not {}",
+                self.wait_timeout_seconds
+            ));
         }
         if problems.is_empty() {
             Ok(())
@@ -510,4 +520,25 @@ pub fn pipeline_stage(config: &ApplyConfig) -> windlass_engine::StageSpec {
     );
     spec.config = serde_json::to_value(config).expect("stage configurations are plain data");
     spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_timeout_is_between_one_second_and_seven_days() {
+        let with = |seconds: u64| ApplyConfig {
+            target: "kube".into(),
+            wait_timeout_seconds: seconds,
+            ..ApplyConfig::default()
+        };
+        assert!(with(600).validate().is_ok());
+        assert!(with(MAX_WAIT_TIMEOUT_SECONDS).validate().is_ok());
+        let problems = with(MAX_WAIT_TIMEOUT_SECONDS + 1).validate().unwrap_err();
+        assert!(problems[0].contains("at most 604800"), "{problems:?}");
+        let problems = with(u64::MAX).validate().unwrap_err();
+        assert!(problems[0].contains("at most"), "{problems:?}");
+        assert!(with(0).validate().unwrap_err()[0].contains("at least 1"));
+    }
 }
