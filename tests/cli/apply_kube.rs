@@ -32,6 +32,20 @@ fn fake_cluster(options: Options) -> FakeCluster {
     }
 }
 
+/// Whether the fake cluster holds the object.
+fn exists(
+    cluster: &FakeCluster,
+    api_version: &str,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) -> bool {
+    cluster
+        .server
+        .get(api_version, kind, namespace, name)
+        .is_some()
+}
+
 /// A release directory: `files` under `manifests/`, the quickstart license, and a KOTS
 /// Application with `spec` (YAML lines indented two spaces).
 fn release(files: &[(&str, &str)], application_spec: &str) -> tempfile::TempDir {
@@ -311,12 +325,7 @@ fn a_dry_run_writes_nothing_and_says_what_would_change() {
     assert_eq!(install["status"], "completed", "{install}");
     assert_eq!(cluster.server.counts().writes, 0);
     assert!(cluster.server.counts().dry_runs >= 5);
-    assert!(
-        cluster
-            .server
-            .get("apps/v1", "Deployment", "default", "api")
-            .is_none()
-    );
+    assert!(!exists(&cluster, "apps/v1", "Deployment", "default", "api"));
     let install_id = install["install_id"].as_str().unwrap();
     let human = run(windlass(state.path())
         .args([
@@ -369,7 +378,7 @@ fn a_dry_run_writes_nothing_and_says_what_would_change() {
         assert!(text.contains(line), "{line} in:\n{text}");
     }
     assert_eq!(cluster.server.counts().writes, 0);
-    assert!(cluster.server.get("v1", "Namespace", "", "tools").is_none());
+    assert!(!exists(&cluster, "v1", "Namespace", "", "tools"));
 
     // Pruning in a dry run asks the server to delete in dry-run mode: the object stays.
     let state = tempfile::tempdir().unwrap();
@@ -396,12 +405,7 @@ fn a_dry_run_writes_nothing_and_says_what_would_change() {
         "{text}"
     );
     assert_eq!(cluster.server.counts().writes, writes, "{text}");
-    assert!(
-        cluster
-            .server
-            .get("v1", "ConfigMap", "default", "goner")
-            .is_some()
-    );
+    assert!(exists(&cluster, "v1", "ConfigMap", "default", "goner"));
 }
 
 const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
@@ -497,12 +501,7 @@ fn crds_and_namespaces_come_first_and_are_waited_for() {
             .iter()
             .any(|wait| wait["wait"] == "active" && wait["outcome"] == "met")
     );
-    assert!(
-        cluster
-            .server
-            .get("example.com/v1", "Widget", "tools", "w")
-            .is_some()
-    );
+    assert!(exists(&cluster, "example.com/v1", "Widget", "tools", "w"));
 }
 
 /// A CRD that gains a version and makes it the storage version, with its object moved to the
@@ -727,12 +726,7 @@ fn conflicts_are_recorded_then_forced_and_refusals_name_object_and_file() {
     let deletion = payloads_of_type(&events(state.path(), failed_id), "ObjectDeletedToRecreate");
     assert_eq!(deletion.len(), 1, "{deletion:?}");
     assert_eq!(deletion[0]["uid"], deleted_uid.as_str());
-    assert!(
-        cluster
-            .server
-            .get("v1", "ConfigMap", "default", "frozen")
-            .is_none()
-    );
+    assert!(!exists(&cluster, "v1", "ConfigMap", "default", "frozen"));
     let shown = windlass(state.path())
         .args(["show", failed_id])
         .output()
@@ -791,12 +785,7 @@ fn throttling_and_server_errors_are_retried() {
             .count(),
         2
     );
-    assert!(
-        cluster
-            .server
-            .get("v1", "Service", "default", "api")
-            .is_some()
-    );
+    assert!(exists(&cluster, "v1", "Service", "default", "api"));
 }
 
 /// What prune must not delete even when the release dropped it: a Namespace objects of the
@@ -901,25 +890,16 @@ fn prune_keeps_what_remaining_objects_and_others_need() {
         ("refused".into(), String::new()),
         "{pruned:?}"
     );
-    assert!(cluster.server.get("v1", "Namespace", "", "tools").is_some());
-    assert!(
-        cluster
-            .server
-            .get("v1", "ConfigMap", "tools", "inside")
-            .is_some()
-    );
-    assert!(
-        cluster
-            .server
-            .get("example.com/v1", "Widget", "default", "w")
-            .is_some()
-    );
-    assert!(
-        cluster
-            .server
-            .get("example.com/v1", "Gadget", "default", "handmade")
-            .is_some()
-    );
+    assert!(exists(&cluster, "v1", "Namespace", "", "tools"));
+    assert!(exists(&cluster, "v1", "ConfigMap", "tools", "inside"));
+    assert!(exists(&cluster, "example.com/v1", "Widget", "default", "w"));
+    assert!(exists(
+        &cluster,
+        "example.com/v1",
+        "Gadget",
+        "default",
+        "handmade"
+    ));
 }
 
 /// Two apps, or one app in two namespaces, in one cluster: neither takes the other's objects
@@ -952,18 +932,8 @@ fn apps_and_instances_in_one_cluster_leave_each_other_alone() {
         );
         assert!(pruned.is_empty(), "{namespace}: {pruned:?}");
     }
-    assert!(
-        cluster
-            .server
-            .get("v1", "ConfigMap", "team1", "settings")
-            .is_some()
-    );
-    assert!(
-        cluster
-            .server
-            .get("v1", "ConfigMap", "team2", "settings")
-            .is_some()
-    );
+    assert!(exists(&cluster, "v1", "ConfigMap", "team1", "settings"));
+    assert!(exists(&cluster, "v1", "ConfigMap", "team2", "settings"));
 
     // Another app (another slug) with an object of the same name in the same namespace: not
     // taken over.
@@ -1027,14 +997,11 @@ fn prune_deletes_dropped_objects_keeps_what_it_must_and_remembers_refusals() {
     let first = json(install_kube(state.path(), release.path(), &cluster, &[]));
     assert_eq!(first["status"], "completed", "{first}");
     assert!(
-        cluster.server.get("v1", "Namespace", "", "extra").is_some(),
+        exists(&cluster, "v1", "Namespace", "", "extra"),
         "additionalNamespaces are created"
     );
     assert!(
-        cluster
-            .server
-            .get("v1", "Secret", "extra", "my-app-registry")
-            .is_some(),
+        exists(&cluster, "v1", "Secret", "extra", "my-app-registry"),
         "with the pull secret"
     );
     // Someone else's object with a name windlass applied before, and a delete a webhook refuses.
@@ -1070,18 +1037,8 @@ fn prune_deletes_dropped_objects_keeps_what_it_must_and_remembers_refusals() {
         Some("kept"),
         "an additionalNamespaces namespace stays"
     );
-    assert!(
-        cluster
-            .server
-            .get("v1", "ConfigMap", "default", "b")
-            .is_none()
-    );
-    assert!(
-        cluster
-            .server
-            .get("v1", "ConfigMap", "default", "kept")
-            .is_some()
-    );
+    assert!(!exists(&cluster, "v1", "ConfigMap", "default", "b"));
+    assert!(exists(&cluster, "v1", "ConfigMap", "default", "kept"));
     let deletes: Vec<String> = cluster
         .server
         .requests()
@@ -1141,17 +1098,9 @@ fn prune_deletes_dropped_objects_keeps_what_it_must_and_remembers_refusals() {
         Some("deleted"),
         "{pruned:?}"
     );
+    assert!(!exists(&cluster, "v1", "ConfigMap", "default", "guarded"));
     assert!(
-        cluster
-            .server
-            .get("v1", "ConfigMap", "default", "guarded")
-            .is_none()
-    );
-    assert!(
-        cluster
-            .server
-            .get("v1", "ConfigMap", "default", "kept")
-            .is_some(),
+        exists(&cluster, "v1", "ConfigMap", "default", "kept"),
         "not windlass's any more"
     );
 
@@ -1174,7 +1123,7 @@ fn prune_deletes_dropped_objects_keeps_what_it_must_and_remembers_refusals() {
         .unwrap_or_else(|| panic!("{pruned:?}"));
     assert_eq!(extra["outcome"], "kept", "{extra}");
     assert_eq!(extra["kept_because"], "additional_namespace", "{extra}");
-    assert!(cluster.server.get("v1", "Namespace", "", "extra").is_some());
+    assert!(exists(&cluster, "v1", "Namespace", "", "extra"));
 }
 
 #[test]
@@ -1401,27 +1350,22 @@ fn a_run_resumed_against_another_cluster_sends_what_the_first_cluster_got() {
         "",
     );
     let stopped = install_failing_wait(state.path(), release.path(), &first_cluster, "1s");
-    assert!(
-        first_cluster
-            .server
-            .get("apps/v1", "Deployment", "default", "web")
-            .is_some()
-    );
+    assert!(exists(
+        &first_cluster,
+        "apps/v1",
+        "Deployment",
+        "default",
+        "web"
+    ));
 
     let resumed = install_failing_wait(state.path(), release.path(), &second_cluster, "1s");
     assert_eq!(resumed["install_id"], stopped["install_id"], "{resumed}");
     assert!(
-        second_cluster
-            .server
-            .get("apps/v1", "Deployment", "default", "web")
-            .is_some(),
+        exists(&second_cluster, "apps/v1", "Deployment", "default", "web"),
         "the Deployment recorded as applied to the first cluster is sent to the second"
     );
     assert!(
-        second_cluster
-            .server
-            .get("v1", "ConfigMap", "default", "a")
-            .is_some(),
+        exists(&second_cluster, "v1", "ConfigMap", "default", "a"),
         "and so is the ConfigMap applied before it"
     );
 }
@@ -1556,17 +1500,9 @@ fn a_waited_object_holds_back_the_rest_of_its_kind() {
         &["--wait-timeout", "1s"],
     );
     failed_json(&output);
+    assert!(exists(&cluster, "batch/v1", "Job", "default", "migrate"));
     assert!(
-        cluster
-            .server
-            .get("batch/v1", "Job", "default", "migrate")
-            .is_some()
-    );
-    assert!(
-        cluster
-            .server
-            .get("batch/v1", "Job", "default", "seed")
-            .is_none(),
+        !exists(&cluster, "batch/v1", "Job", "default", "seed"),
         "seed must wait for migrate's property"
     );
 }
@@ -1888,10 +1824,7 @@ fn every_namespace_gets_the_pull_secret_and_properties_are_waited_for() {
         "team-a",
     ] {
         assert!(
-            cluster
-                .server
-                .get("v1", "Secret", namespace, "my-app-registry")
-                .is_some(),
+            exists(&cluster, "v1", "Secret", namespace, "my-app-registry"),
             "no pull secret in {namespace}"
         );
     }
@@ -2217,12 +2150,7 @@ fn an_unchanged_apply_compares_recorded_digests_and_still_reapplies_what_drifted
     let fourth_id = fourth["install_id"].as_str().unwrap();
     let recorded = applied(&events(state.path(), fourth_id));
     assert_eq!(recorded["ConfigMap/cm-5"]["outcome"], "created");
-    assert!(
-        cluster
-            .server
-            .get("v1", "ConfigMap", "default", "cm-5")
-            .is_some()
-    );
+    assert!(exists(&cluster, "v1", "ConfigMap", "default", "cm-5"));
     assert!(!apply_summary(state.path(), fourth_id).contains("nothing parsed"));
 
     // Nothing changed since: the digests of that last apply are trusted.
