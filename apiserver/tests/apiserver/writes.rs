@@ -238,6 +238,25 @@ async fn secret_string_data_is_merged_into_data() {
 }
 
 /// A CRD of `gadgets.windlass.test` (namespaced, kind Gadget) with the given versions.
+/// The Gadget CRD served at `v1` (with the status subresource when `status_subresource`) and a
+/// Gadget `g` of size 1 in `default`; the Gadgets' collection path.
+async fn gadget_g(server: &TestApiServer, status_subresource: bool) -> &'static str {
+    create(
+        server,
+        CRDS,
+        gadget_crd(json!([gadget_version("v1", true, status_subresource)])),
+    )
+    .await;
+    let gadgets = "/apis/windlass.test/v1/namespaces/default/gadgets";
+    create(
+        server,
+        gadgets,
+        json!({"metadata": {"name": "g"}, "spec": {"size": 1}}),
+    )
+    .await;
+    gadgets
+}
+
 fn gadget_crd(versions: Value) -> Value {
     json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
@@ -300,19 +319,7 @@ async fn generation_follows_the_real_strategies() {
     assert_eq!(patched["metadata"]["generation"], 2);
     let patched = merge_patch(&server, &web, json!({"metadata": {"labels": {"l": "1"}}})).await;
     assert_eq!(patched["metadata"]["generation"], 2);
-    create(
-        &server,
-        CRDS,
-        gadget_crd(json!([gadget_version("v1", true, false)])),
-    )
-    .await;
-    let gadgets = "/apis/windlass.test/v1/namespaces/default/gadgets";
-    create(
-        &server,
-        gadgets,
-        json!({"metadata": {"name": "g"}, "spec": {"size": 1}}),
-    )
-    .await;
+    let gadgets = gadget_g(&server, false).await;
     let patched = merge_patch(
         &server,
         &format!("{gadgets}/g"),
@@ -334,19 +341,7 @@ async fn generation_follows_the_real_strategies() {
 #[tokio::test]
 async fn generation_ignores_the_status_of_a_status_subresource() {
     let server = server();
-    create(
-        &server,
-        CRDS,
-        gadget_crd(json!([gadget_version("v1", true, true)])),
-    )
-    .await;
-    let gadgets = "/apis/windlass.test/v1/namespaces/default/gadgets";
-    create(
-        &server,
-        gadgets,
-        json!({"metadata": {"name": "g"}, "spec": {"size": 1}}),
-    )
-    .await;
+    let gadgets = gadget_g(&server, true).await;
     let patched = merge_patch(
         &server,
         &format!("{gadgets}/g/status"),
@@ -586,19 +581,7 @@ async fn managed_fields_reset_and_malformed_lists_in_updates() {
 #[tokio::test]
 async fn custom_resources_refuse_unconditional_updates() {
     let server = server();
-    create(
-        &server,
-        CRDS,
-        gadget_crd(json!([gadget_version("v1", true, false)])),
-    )
-    .await;
-    let gadgets = "/apis/windlass.test/v1/namespaces/default/gadgets";
-    create(
-        &server,
-        gadgets,
-        json!({"metadata": {"name": "g"}, "spec": {"size": 1}}),
-    )
-    .await;
+    let gadgets = gadget_g(&server, false).await;
     let body = json!({"apiVersion": "windlass.test/v1", "kind": "Gadget",
                       "metadata": {"name": "g"}, "spec": {"size": 2}});
     let answer = call(
