@@ -951,8 +951,11 @@ impl KubeApply<'_> {
                 .values()
                 .filter(|(record, _)| record.step != Step::PullSecrets)
                 .count();
+            // The namespaces the release's objects live in (not windlass's pull-secret copies,
+            // which with `"*"` are in every namespace).
             let current_namespaces: BTreeSet<String> = applied
                 .values()
+                .filter(|(record, _)| record.step != Step::PullSecrets)
                 .filter_map(|(record, _)| record.key.namespace.clone())
                 .collect();
             let actions = crate::order::plan_prune(
@@ -1133,6 +1136,16 @@ impl KubeApply<'_> {
         release_kinds: &BTreeSet<(String, String)>,
         new_namespaces: &BTreeSet<&str>,
     ) -> Result<Result<Undigested, AppliedObject>, StageError> {
+        // An unreadable wait path fails the object before anything is sent, in a dry run too.
+        if let Some(text) = annotation_of(&object.object, WAIT_FOR_PROPERTIES)
+            && let Err(problem) = health::read_property_waits(text)
+        {
+            return Ok(Err(self.failed(
+                object,
+                String::new(),
+                format!("{} ({}): {problem}", object.key, object.file),
+            )));
+        }
         let info = self
             .cluster
             .resource(&object.key)
@@ -1188,6 +1201,12 @@ impl KubeApply<'_> {
         Ok(Ok(self.body_without_digest(object, info)))
     }
 
+    /// Whether `planned` holds a secret: a Secret, or a file rendered from a password item.
+    fn holds_secret(&self, planned: &PlannedObject) -> bool {
+        planned.key.group.is_empty() && planned.key.kind == "Secret"
+            || self.secret_files.contains(&planned.file)
+    }
+
     /// The body to send for `planned` (moved into it: `planned.object` is left `null`, nothing
     /// reads it after this).
     fn body_for(&self, planned: PlannedObject, info: ResourceInfo) -> Prepared {
@@ -1198,8 +1217,7 @@ impl KubeApply<'_> {
     fn body_without_digest(&self, mut planned: PlannedObject, info: ResourceInfo) -> Undigested {
         let mut body = std::mem::take(&mut planned.object);
         annotations_mut(&mut body).insert(OWNER_ANNOTATION.into(), json!(self.app_slug));
-        let holds_secret = planned.key.group.is_empty() && planned.key.kind == "Secret"
-            || self.secret_files.contains(&planned.file);
+        let holds_secret = self.holds_secret(&planned);
         Undigested {
             secret_key: holds_secret.then(|| self.context.fingerprint_key.clone()),
             planned,
@@ -1320,13 +1338,17 @@ impl KubeApply<'_> {
             dry_run: self.dry_run,
             waits: has_waits(&object.body),
         };
+        let holds_secret = self.holds_secret(&object.planned);
+        let redact =
+            |text: &str| crate::redact::redact_secret_values(&object.body, holds_secret, text);
         let refused = |mut record: AppliedObject, failure: &ApiFailure| {
             if failure.is_transient() {
-                return Err(failure.clone());
+                let mut failure = failure.clone();
+                failure.message = redact(&failure.message);
+                return Err(failure);
             }
             record.outcome = ApplyOutcome::Failed;
-            let error = api_error(key, file, failure);
-            record.error = Some(crate::redact::redact_secret_values(&object.body, &error));
+            record.error = Some(redact(&api_error(key, file, failure)));
             Ok(record)
         };
         if let Some(live) = live {
@@ -1344,8 +1366,10 @@ impl KubeApply<'_> {
             let mut live = live.into_value()?;
             record.uid = meta(&live, "uid");
             record.resource_version = meta(&live, "resourceVersion");
-            if let Some(owner) =
-                annotation_of(&live, OWNER_ANNOTATION).filter(|owner| *owner != self.app_slug)
+            // (The pull secrets windlass provides are exempt: with --kots-compat every app
+            // writes the same `kotsadm-replicated-registry`.)
+            if let Some(owner) = annotation_of(&live, OWNER_ANNOTATION)
+                .filter(|owner| *owner != self.app_slug && object.planned.step != Step::PullSecrets)
             {
                 // Every app applies as the same field manager, so the server would hand it
                 // over without a conflict, and this app's next release could prune it.
@@ -1419,7 +1443,13 @@ impl KubeApply<'_> {
                     }
                 }
                 Err(failure) if failure.status == 409 => {
-                    record.conflicts = conflicts_of(&failure);
+                    record.conflicts = conflicts_of(&failure)
+                        .into_iter()
+                        .map(|conflict| Conflict {
+                            manager: redact(&conflict.manager),
+                            field: redact(&conflict.field),
+                        })
+                        .collect();
                 }
                 Err(failure) if failure.is_immutable_field() && self.dry_run => {
                     // What the real apply would meet: a delete and a create when the object
@@ -1464,10 +1494,7 @@ impl KubeApply<'_> {
                     file: file.clone(),
                     uid: uid.clone(),
                     resource_version: record.resource_version.clone(),
-                    refusal: crate::redact::redact_secret_values(
-                        &object.body,
-                        &failure.to_string(),
-                    ),
+                    refusal: redact(&failure.to_string()),
                 };
                 let recorded = match Fact::of(&deleted) {
                     Ok(fact) => self
@@ -1933,16 +1960,14 @@ impl KubeApply<'_> {
                                 };
                                 match self.object_state(&key, &info).await {
                                     Ok((state, _)) => state,
-                                    // A refused read (403, say) does not fail the install:
-                                    // the resource counts as unavailable, as KOTS counts it.
-                                    Err(error)
-                                        if error.class
-                                            != windlass_engine::FailureClass::Transient =>
-                                    {
+                                    // A read that failed (a refusal, or a server that is not
+                                    // answering) does not fail the install, nor hide the other
+                                    // informers: this resource counts as unavailable, as KOTS
+                                    // counts it, and the next check asks again.
+                                    Err(error) => {
                                         tracing::debug!(%key, error = %error.message, "informer unreadable");
                                         AppState::Unavailable
                                     }
-                                    Err(error) => return Err(error),
                                 }
                             }
                         };
@@ -1970,7 +1995,19 @@ impl KubeApply<'_> {
                 }
             })
             .await?;
-        let resources = std::mem::take(&mut *last.lock().await);
+        let mut resources = std::mem::take(&mut *last.lock().await);
+        if resources.is_empty() {
+            // No check finished (the server never answered in time): every informer is
+            // unavailable, not the app ready.
+            resources = unreadable
+                .iter()
+                .cloned()
+                .chain(informers.iter().map(|informer| ResourceState {
+                    informer: informer.text.clone(),
+                    state: AppState::Unavailable,
+                }))
+                .collect();
+        }
         let state = resources
             .iter()
             .map(|state| state.state)
@@ -2065,13 +2102,20 @@ impl KubeApply<'_> {
             pruned.kept_because = Some(crate::order::KeepReason::KeepAnnotation);
             return Ok(pruned);
         }
-        if key.group == "apiextensions.k8s.io"
-            && key.kind == "CustomResourceDefinition"
-            && let Some((reason, detail)) = self.crd_still_needed(&live, applied).await?
-        {
-            pruned.kept_because = Some(reason);
-            pruned.detail = Some(detail);
-            return Ok(pruned);
+        if key.group == "apiextensions.k8s.io" && key.kind == "CustomResourceDefinition" {
+            match self.crd_still_needed(&live, applied).await? {
+                Some(CrdVerdict::Keep(reason, detail)) => {
+                    pruned.kept_because = Some(reason);
+                    pruned.detail = Some(detail);
+                    return Ok(pruned);
+                }
+                Some(CrdVerdict::Refused(detail)) => {
+                    pruned.outcome = PruneOutcome::Refused;
+                    pruned.detail = Some(detail);
+                    return Ok(pruned);
+                }
+                None => {}
+            }
         }
         match self
             .cluster
@@ -2096,15 +2140,25 @@ impl KubeApply<'_> {
     }
 }
 
+/// Why a CRD the release dropped is not deleted.
+enum CrdVerdict {
+    /// Kept, for this reason (with the objects that need it).
+    Keep(crate::order::KeepReason, String),
+    /// Its instances could not be listed: treated as a refused delete (it stays in the
+    /// inventory, and the next install tries again).
+    Refused(String),
+}
+
 impl KubeApply<'_> {
     /// Why a CRD the release dropped must stay, if it must: objects this install applied are of
-    /// its kind, or custom resources windlass did not apply for this app (another app's, made
-    /// by hand) are — deleting a CRD deletes every instance of it, in every namespace.
+    /// its kind, or custom resources the previous apply did not apply (another app's, this
+    /// app's in another namespace, made by hand) are — deleting a CRD deletes every instance of
+    /// it, in every namespace; or their list was refused, so that is not known.
     async fn crd_still_needed(
         &self,
         crd: &Value,
         applied: &BTreeMap<String, (AppliedObject, InventoryEntry)>,
-    ) -> Result<Option<(crate::order::KeepReason, String)>, StageError> {
+    ) -> Result<Option<CrdVerdict>, StageError> {
         let text = |pointer: &str| crd.pointer(pointer).and_then(Value::as_str).unwrap_or("");
         let (group, kind, plural) = (
             text("/spec/group"),
@@ -2115,7 +2169,7 @@ impl KubeApply<'_> {
             .values()
             .any(|(record, _)| record.key.group == group && record.key.kind == kind)
         {
-            return Ok(Some((
+            return Ok(Some(CrdVerdict::Keep(
                 crate::order::KeepReason::InUse,
                 format!("this install applied objects of its kind {kind}"),
             )));
@@ -2137,16 +2191,36 @@ impl KubeApply<'_> {
         let instances = match self.cluster.list(&collection).await {
             Ok(instances) => instances,
             Err(failure) if failure.status == 404 => return Ok(None),
-            Err(failure) => {
-                return Err(read_failure(
+            Err(failure) if failure.is_transient() => {
+                return Err(transient(
                     &failure,
                     &format!("listing the {kind} objects before deleting their CRD"),
                 ));
             }
+            Err(failure) => {
+                return Ok(Some(CrdVerdict::Refused(format!(
+                    "listing the {kind} objects before deleting their CRD: {failure}"
+                ))));
+            }
         };
+        // Ours are the instances the previous inventory names (by uid); any other, even one of
+        // this app in another namespace, would go with the CRD.
+        let ours: BTreeSet<&str> = self
+            .previous
+            .iter()
+            .flatten()
+            .map(|entry| entry.uid.as_str())
+            .collect();
         let others: Vec<String> = instances
             .iter()
-            .filter(|instance| annotation_of(instance, OWNER_ANNOTATION) != Some(&self.app_slug))
+            .filter(|instance| {
+                !ours.contains(
+                    instance
+                        .pointer("/metadata/uid")
+                        .and_then(Value::as_str)
+                        .unwrap_or(""),
+                )
+            })
             .map(|instance| {
                 let name = instance
                     .pointer("/metadata/name")
@@ -2164,10 +2238,10 @@ impl KubeApply<'_> {
         if others.is_empty() {
             return Ok(None);
         }
-        Ok(Some((
+        Ok(Some(CrdVerdict::Keep(
             crate::order::KeepReason::HoldsOthers,
             format!(
-                "{} {kind} object(s) windlass did not apply for this app would go with it: {}{}",
+                "{} {kind} object(s) this install did not apply would go with it: {}{}",
                 others.len(),
                 others
                     .iter()

@@ -12,10 +12,12 @@ use serde_json::Value;
 /// and replacing them would garble the message.
 const SHORTEST_REDACTED: usize = 4;
 
-/// `text` with every value of the Secret `body` replaced by `<redacted>`; `text` unchanged for
-/// any other kind.
-pub fn redact_secret_values(body: &Value, text: &str) -> String {
-    if body.get("kind").and_then(Value::as_str) != Some("Secret") {
+/// `text` with every value of `body` replaced by `<redacted>` when `body` is a Secret or
+/// `holds_secret` (an object rendered from a password item, whose `data` is plain text);
+/// `text` unchanged for any other object. A message cut short (`... (N more bytes left out)`)
+/// also loses the start of a value it was cut in.
+pub fn redact_secret_values(body: &Value, holds_secret: bool, text: &str) -> String {
+    if !holds_secret && body.get("kind").and_then(Value::as_str) != Some("Secret") {
         return text.to_string();
     }
     let mut values = Vec::new();
@@ -33,16 +35,37 @@ pub fn redact_secret_values(body: &Value, text: &str) -> String {
     // Longest first, so that a value containing another is replaced whole.
     values.sort_by_key(|value| std::cmp::Reverse(value.len()));
     values.dedup();
-    let mut redacted = text.to_string();
-    for value in values
+    let values: Vec<&String> = values
         .iter()
         .filter(|value| value.len() >= SHORTEST_REDACTED)
-    {
+        .collect();
+    let mut redacted = text.to_string();
+    for value in &values {
         if redacted.contains(value.as_str()) {
             redacted = redacted.replace(value.as_str(), "<redacted>");
         }
     }
-    redacted
+    redact_cut_tail(&redacted, &values)
+}
+
+/// `text` whose end was cut (`<head>... (N more bytes left out)`, as the apply stage shortens a
+/// server's message) with the start of a value at the end of its head replaced too.
+fn redact_cut_tail(text: &str, values: &[&String]) -> String {
+    let Some(cut) = text.rfind("... (") else {
+        return text.to_string();
+    };
+    if !text.ends_with("more bytes left out)") {
+        return text.to_string();
+    }
+    let head = &text[..cut];
+    for value in values {
+        for length in (SHORTEST_REDACTED..value.len()).rev() {
+            if value.is_char_boundary(length) && head.ends_with(&value[..length]) {
+                return format!("{}<redacted>{}", &head[..head.len() - length], &text[cut..]);
+            }
+        }
+    }
+    text.to_string()
 }
 
 /// The string entries of `body[field]`.
@@ -113,7 +136,7 @@ mod tests {
             "admission webhook \"audit\" denied the request: {} / {config} / {auth} / user {license}",
             secret
         );
-        let redacted = redact_secret_values(&secret, &message);
+        let redacted = redact_secret_values(&secret, false, &message);
         assert!(!redacted.contains(license), "{redacted}");
         assert!(!redacted.contains(&auth), "{redacted}");
         assert!(!redacted.contains(&encode(&config)), "{redacted}");
@@ -125,13 +148,40 @@ mod tests {
     fn string_data_is_redacted_and_other_kinds_are_untouched() {
         let secret = json!({"kind": "Secret", "stringData": {"password": "hunter22", "x": "no"}});
         assert_eq!(
-            redact_secret_values(&secret, "bad value hunter22 for x: no"),
+            redact_secret_values(&secret, false, "bad value hunter22 for x: no"),
             "bad value <redacted> for x: no"
         );
         let config_map = json!({"kind": "ConfigMap", "data": {"password": "hunter22"}});
         assert_eq!(
-            redact_secret_values(&config_map, "bad value hunter22"),
+            redact_secret_values(&config_map, false, "bad value hunter22"),
             "bad value hunter22"
+        );
+        // Rendered from a password item: its values are secret too.
+        assert_eq!(
+            redact_secret_values(&config_map, true, "bad value hunter22"),
+            "bad value <redacted>"
+        );
+    }
+
+    #[test]
+    fn a_value_cut_off_by_a_shortened_message_is_redacted_too() {
+        let secret =
+            json!({"kind": "Secret", "stringData": {"token": "qs-2Yw8xT4mK9pLr7VbN3cJ5hQ"}});
+        assert_eq!(
+            redact_secret_values(
+                &secret,
+                false,
+                "refused: token qs-2Yw8xT4mK9pLr7V... (13 more bytes left out)"
+            ),
+            "refused: token <redacted>... (13 more bytes left out)"
+        );
+        assert_eq!(
+            redact_secret_values(
+                &secret,
+                false,
+                "refused: nothing secret... (9 more bytes left out)"
+            ),
+            "refused: nothing secret... (9 more bytes left out)"
         );
     }
 }

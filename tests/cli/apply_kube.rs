@@ -902,6 +902,64 @@ fn prune_keeps_what_remaining_objects_and_others_need() {
     ));
 }
 
+/// One app in two namespaces shares its CRD (cluster-scoped): dropping the CRD from the release
+/// of one instance deletes that instance's custom resource, not the CRD, which the other
+/// instance's resource still needs.
+#[test]
+fn a_crd_shared_by_two_instances_of_an_app_is_kept() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let widget =
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  size: 1\n";
+    let release = release(&[("crd.yaml", CRD), ("widget.yaml", widget)], "");
+    for namespace in ["team1", "team2"] {
+        cluster
+            .server
+            .apply_as(
+                "setup",
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+                true,
+            )
+            .unwrap();
+        let install = json(install_kube(
+            state.path(),
+            release.path(),
+            &cluster,
+            &["--namespace", namespace],
+        ));
+        assert_eq!(install["status"], "completed", "{install}");
+    }
+    std::fs::remove_file(release.path().join("manifests/crd.yaml")).unwrap();
+    std::fs::remove_file(release.path().join("manifests/widget.yaml")).unwrap();
+    rewrite(
+        release.path(),
+        &[("settings.yaml", &configmap("settings", "one"))],
+    );
+    let install = json(install_kube(
+        state.path(),
+        release.path(),
+        &cluster,
+        &["--namespace", "team1"],
+    ));
+    assert_eq!(install["status"], "completed", "{install}");
+    let pruned = payloads_of_type(
+        &events(state.path(), install["install_id"].as_str().unwrap()),
+        "ObjectPruned",
+    );
+    let crd = pruned
+        .iter()
+        .find(|pruned| pruned["key"]["kind"] == "CustomResourceDefinition")
+        .expect("the CRD's prune decision");
+    assert_eq!(
+        (&crd["outcome"], &crd["kept_because"]),
+        (&json!("kept"), &json!("holds_others")),
+        "{crd}"
+    );
+    assert!(crd["detail"].as_str().unwrap().contains("team2/w"), "{crd}");
+    assert!(!exists(&cluster, "example.com/v1", "Widget", "team1", "w"));
+    assert!(exists(&cluster, "example.com/v1", "Widget", "team2", "w"));
+}
+
 /// Two apps, or one app in two namespaces, in one cluster: neither takes the other's objects
 /// over, nor prunes them.
 #[test]
@@ -1517,11 +1575,19 @@ fn status_informers_that_cannot_be_read_or_parsed_are_reported() {
         action: FaultAction::Refuse("endpoint slices are not for you".into()),
         remaining: None,
     });
+    // And a server that keeps failing the reads of another informer's Deployment.
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("get")
+            .resource("deployments")
+            .name("other"),
+        action: FaultAction::ServerError(503),
+        remaining: None,
+    });
     let service = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n    - port: 80\n";
     let state = tempfile::tempdir().unwrap();
     let release = release(
         &[("service.yaml", service)],
-        "  statusInformers:\n    - svc/web\n    - deployment-web\n",
+        "  statusInformers:\n    - svc/web\n    - deployment-web\n    - deployment/other\n",
     );
     let output = install_kube(
         state.path(),
@@ -1542,6 +1608,7 @@ fn status_informers_that_cannot_be_read_or_parsed_are_reported() {
         &json!([
             {"informer": "deployment-web", "state": "missing"},
             {"informer": "svc/web", "state": "unavailable"},
+            {"informer": "deployment/other", "state": "unavailable"},
         ]),
         "{observed:?}"
     );
@@ -1549,6 +1616,7 @@ fn status_informers_that_cannot_be_read_or_parsed_are_reported() {
         stderr.contains("statusInformers entry \"deployment-web\" is not [namespace/]kind/name"),
         "{stderr}"
     );
+    assert_eq!(observed.last().unwrap()["state"], "missing", "{observed:?}");
 }
 
 /// A wait as a user sees it on a terminal (tmux gives windlass a real one): the apply stage's
