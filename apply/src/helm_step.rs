@@ -20,6 +20,7 @@ impl ApplyStage {
         &self,
         context: &StageContext,
         charts: &[crate::source::HelmChartSource],
+        unmanaged: &[crate::source::UnmanagedChart],
         previous_apply: Option<&str>,
         kubeconfig: &std::ffi::OsStr,
         kube_context: Option<&str>,
@@ -32,16 +33,47 @@ impl ApplyStage {
                 .clone()
                 .unwrap_or_else(|| app_namespace.clone())
         };
-        let dropped = match previous_apply {
+        // A release a kots.io/v1beta2 chart of this release now names (KOTS's migration from
+        // v1beta1) is not "dropped": uninstalling it would remove what the new chart is.
+        let kept_by_v1beta2: std::collections::BTreeSet<(String, String)> = unmanaged
+            .iter()
+            .map(|chart| {
+                (
+                    chart.release_name.clone(),
+                    chart
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| app_namespace.clone()),
+                )
+            })
+            .collect();
+        let dropped: Vec<_> = match previous_apply {
             Some(previous_apply) => crate::helm_release::dropped(
                 crate::helm_release::installed_by(context, previous_apply)?,
                 charts,
                 namespace_of,
             ),
             None => Vec::new(),
+        }
+        .into_iter()
+        .filter(|release| {
+            !kept_by_v1beta2.contains(&(release.release_name.clone(), release.namespace.clone()))
+        })
+        .collect();
+        let unmanaged_note = if unmanaged.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; not installed by windlass (kots.io/v1beta2, install each with helm upgrade --install from helm/<directory>/: its archive and values.yaml): {}",
+                unmanaged
+                    .iter()
+                    .map(|chart| format!("{} (helm/{}/)", chart.name, chart.directory))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         };
         if charts.is_empty() && dropped.is_empty() {
-            return Ok(String::new());
+            return Ok(unmanaged_note);
         }
         if self.config.dry_run {
             for release in &dropped {
@@ -56,17 +88,22 @@ impl ApplyStage {
                 context.record_fact(Fact::of(&record)?).await?;
             }
             return Ok(format!(
-                "; dry run: {} chart(s) not handed to helm upgrade --install, {} not to helm uninstall",
+                "; dry run: {} chart(s) not handed to helm upgrade --install, {} not to helm uninstall{unmanaged_note}",
                 charts.len(),
                 dropped.len()
             ));
         }
-        let tool = windlass_helm::HelmTool::new(
+        let mut tool = windlass_helm::HelmTool::new(
             self.config
                 .helm
                 .clone()
                 .unwrap_or_else(windlass_helm::HelmTool::default_path),
         );
+        // helm gets `--timeout <wait timeout>`: the process is given that and a minute more, so
+        // that helm's own deadline ends it (and releases its lock on the release), not a kill.
+        tool.timeout = tool.timeout.max(std::time::Duration::from_secs(
+            self.config.wait_timeout_seconds + 60,
+        ));
         let version = {
             let tool = tool.clone();
             tokio::task::spawn_blocking(move || tool.version())
@@ -124,6 +161,7 @@ impl ApplyStage {
                 installed.join(", ")
             );
         }
+        summary.push_str(&unmanaged_note);
         Ok(summary)
     }
 }

@@ -54,6 +54,24 @@ pub struct ApplySource {
     pub status_informers: Vec<String>,
     /// The `useHelmInstall: true` charts, their files read and checked like the objects.
     pub helm_charts: Vec<HelmChartSource>,
+    /// The release's `kots.io/v1beta2` HelmCharts (not excluded), which windlass does not hand
+    /// to helm: reported, and never uninstalled as "dropped" when a v1beta1 chart of the same
+    /// release moves to v1beta2.
+    pub unmanaged_charts: Vec<UnmanagedChart>,
+}
+
+/// A `kots.io/v1beta2` HelmChart of the release: `helm/<directory>/` holds its archive and
+/// values for `helm upgrade --install`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnmanagedChart {
+    /// `metadata.name` of the HelmChart.
+    pub name: String,
+    /// Its directory under `helm/`.
+    pub directory: String,
+    /// The Helm release name.
+    pub release_name: String,
+    /// `spec.namespace`, if set.
+    pub namespace: Option<String>,
 }
 
 /// One rendered `useHelmInstall: true` chart.
@@ -268,6 +286,17 @@ pub fn read_source(
         });
     }
     drop(chart_reader);
+    let unmanaged_charts: Vec<UnmanagedChart> = fetched
+        .iter()
+        .flat_map(|fetched| &fetched.helm_charts)
+        .filter(|chart| chart.api_version == "kots.io/v1beta2" && !chart.excluded)
+        .map(|chart| UnmanagedChart {
+            name: chart.name.clone(),
+            directory: chart.directory.clone(),
+            release_name: chart.release_name.clone(),
+            namespace: chart.namespace.clone(),
+        })
+        .collect();
     let (additional_namespaces, status_informers) = match &fetched {
         Some(fetched) => application_lists(fetched, context)?,
         None => (Vec::new(), Vec::new()),
@@ -306,6 +335,7 @@ pub fn read_source(
         additional_namespaces,
         status_informers,
         helm_charts,
+        unmanaged_charts,
     })
 }
 
@@ -436,6 +466,22 @@ fn read_checked(
 struct FetchedDocuments {
     /// [`BaseFetched::documents`].
     documents: Vec<FetchedDocument>,
+    /// [`BaseFetched::helm_charts`], as far as the stage reads them.
+    #[serde(default)]
+    helm_charts: Vec<FetchedChart>,
+}
+
+/// What the stage reads of one rendered HelmChart: whether windlass hands it to helm.
+#[derive(Debug, serde::Deserialize)]
+struct FetchedChart {
+    api_version: String,
+    name: String,
+    directory: String,
+    release_name: String,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    excluded: bool,
 }
 
 /// `additionalNamespaces` and `statusInformers` of the release's KOTS `Application`.

@@ -334,6 +334,7 @@ impl Stage for ApplyStage {
                     .install_helm_charts(
                         context,
                         &source.helm_charts,
+                        &source.unmanaged_charts,
                         previous_installer.as_deref(),
                         &kubeconfig,
                         kube_context.as_deref(),

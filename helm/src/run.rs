@@ -480,9 +480,26 @@ fn failed(what: String, ran: &Ran) -> HelmError {
     }
 }
 
+/// helm's working directory for one run: readable by this user only (0700), since it holds the
+/// chart's rendered documents, the pull secret among them, and the values.
 fn scratch() -> Result<tempfile::TempDir, HelmError> {
+    use std::os::unix::fs::PermissionsExt;
     tempfile::Builder::new()
         .prefix("windlass-helm-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir()
         .map_err(|error| HelmError::Prepare(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scratch_directory_is_the_users_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch().unwrap();
+        let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+    }
 }

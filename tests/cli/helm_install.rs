@@ -811,3 +811,63 @@ fn a_chart_dropped_from_the_release_is_uninstalled_with_helm() {
         uninstalled[0]
     );
 }
+
+/// A chart moved from `kots.io/v1beta1` to `kots.io/v1beta2` under the same release name (KOTS's
+/// migration): windlass does not install v1beta2 charts, so it says so, and it does not
+/// uninstall the release as "dropped" either, which would remove what the v1beta2 chart is.
+#[test]
+fn a_chart_moved_to_v1beta2_is_reported_and_not_uninstalled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, kubeconfig) = fake_cluster(dir.path());
+    let state = tempfile::tempdir().unwrap();
+    let (_release_dir, release) = release_with_charts();
+    let first = install_with_helm(state.path(), &release, &kubeconfig, &[]);
+    assert_eq!(first["status"], "completed", "{first:#}");
+    std::fs::write(
+        release.join("kots/tiny.yaml"),
+        "apiVersion: kots.io/v1beta2\nkind: HelmChart\nmetadata:\n  name: tiny\nspec:\n  chart:\n    name: tiny\n    chartVersion: 1.0.0\n  releaseName: first\n  weight: -5\n",
+    )
+    .unwrap();
+    let second = install_with_helm(state.path(), &release, &kubeconfig, &[]);
+    assert_eq!(second["status"], "completed", "{second:#}");
+    let events = json(run(windlass(state.path()).args([
+        "events",
+        second["install_id"].as_str().unwrap(),
+        "--json",
+    ])));
+    let uninstalled = payloads_of_type(events.as_array().unwrap(), "HelmReleaseUninstalled");
+    assert!(uninstalled.is_empty(), "{uninstalled:#?}");
+    let apply = second["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|stage| stage["name"] == "apply")
+        .expect("the apply stage");
+    let summary = apply["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("not installed by windlass (kots.io/v1beta2")
+            && summary.contains("tiny (helm/"),
+        "{summary}"
+    );
+    let listed = std::process::Command::new(helm())
+        .args([
+            "list",
+            "--all-namespaces",
+            "--output",
+            "json",
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    let releases: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert!(
+        releases
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|release| release["name"] == "first"),
+        "{releases:#}"
+    );
+}
