@@ -565,32 +565,20 @@ impl Cluster {
         }
     }
 
-    /// Every object at a collection path, page by page.
+    /// Every object at a collection path, page by page ([`Cluster::list_raw`], decoded).
     pub async fn list(&self, collection: &str) -> Result<Vec<Value>, ApiFailure> {
-        let mut items = Vec::new();
-        let mut next: Option<String> = None;
-        let (mut pages, mut previous) = (0, None);
-        loop {
-            let path = match &next {
-                Some(token) => format!("{collection}?limit=500&continue={}", encode(token)),
-                None => format!("{collection}?limit=500"),
-            };
-            let mut page = self.call(Method::GET, &path, None, None).await?;
-            if let Some(Value::Array(found)) = page.get_mut("items").map(Value::take) {
-                items.extend(found);
-            }
-            next = page
-                .pointer("/metadata/continue")
-                .and_then(Value::as_str)
-                .filter(|token| !token.is_empty())
-                .map(str::to_string);
-            if next.is_none() {
-                return Ok(items);
-            }
-            pages += 1;
-            check_pages(collection, pages, &previous, &next)?;
-            previous = next.clone();
-        }
+        self.list_raw(collection, false)
+            .await?
+            .iter()
+            .map(|item| {
+                serde_json::from_str(item.get()).map_err(|error| ApiFailure {
+                    status: 200,
+                    reason: "BadResponse".into(),
+                    message: format!("GET {collection}: an item is not JSON: {error}"),
+                    causes: Vec::new(),
+                })
+            })
+            .collect()
     }
 
     /// Server-side apply of `body` (a serialized object) as [`FIELD_MANAGER`].
