@@ -1203,8 +1203,7 @@ impl KubeApply<'_> {
 
     /// Whether `planned` holds a secret: a Secret, or a file rendered from a password item.
     fn holds_secret(&self, planned: &PlannedObject) -> bool {
-        planned.key.group.is_empty() && planned.key.kind == "Secret"
-            || self.secret_files.contains(&planned.file)
+        crate::source::holds_secret(&planned.key, &planned.file, &self.secret_files)
     }
 
     /// The body to send for `planned` (moved into it: `planned.object` is left `null`, nothing

@@ -60,6 +60,16 @@ pub struct ApplySource {
     pub unmanaged_charts: Vec<UnmanagedChart>,
 }
 
+/// Whether the object `key` rendered to `file` holds a secret: a Secret, or a file rendered from
+/// a password item (one of `secret_files`). Such an object's digest is keyed and its file 0600.
+pub fn holds_secret(
+    key: &crate::order::ObjectKey,
+    file: &str,
+    secret_files: &BTreeSet<String>,
+) -> bool {
+    key.group.is_empty() && key.kind == "Secret" || secret_files.contains(file)
+}
+
 /// A `kots.io/v1beta2` HelmChart of the release: `helm/<directory>/` holds its archive and
 /// values for `helm upgrade --install`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -166,7 +166,11 @@ impl Stage for ApplyStage {
                     .iter()
                     .map(|object| crate::dir::ObjectFile {
                         object,
-                        holds_secret: source.secret_files.contains(&object.file),
+                        holds_secret: crate::source::holds_secret(
+                            &object.key,
+                            &object.file,
+                            &source.secret_files,
+                        ),
                     })
                     .collect();
                 let names =
@@ -182,9 +186,12 @@ impl Stage for ApplyStage {
                         outcome: ApplyOutcome::Written,
                         digest: crate::kube_apply::object_digest(
                             &object.object,
-                            (source.secret_files.contains(&object.file)
-                                || object.key.group.is_empty() && object.key.kind == "Secret")
-                                .then_some(context.fingerprint_key.as_ref()),
+                            crate::source::holds_secret(
+                                &object.key,
+                                &object.file,
+                                &source.secret_files,
+                            )
+                            .then_some(context.fingerprint_key.as_ref()),
                         ),
                         uid: None,
                         resource_version: None,
