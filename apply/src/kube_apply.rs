@@ -2187,7 +2187,8 @@ impl KubeApply<'_> {
             return Ok(None);
         };
         let collection = format!("/apis/{group}/{version}/{plural}");
-        let instances = match self.cluster.list(&collection).await {
+        // Their metadata is enough: which they are, not what they hold.
+        let instances = match self.cluster.list_raw(&collection, true).await {
             Ok(instances) => instances,
             Err(failure) if failure.status == 404 => return Ok(None),
             Err(failure) if failure.is_transient() => {
@@ -2202,6 +2203,21 @@ impl KubeApply<'_> {
                 ))));
             }
         };
+        /// What is read of each instance.
+        #[derive(serde::Deserialize, Default)]
+        struct Instance {
+            #[serde(default)]
+            metadata: InstanceMetadata,
+        }
+        #[derive(serde::Deserialize, Default)]
+        struct InstanceMetadata {
+            #[serde(default)]
+            name: String,
+            #[serde(default)]
+            namespace: Option<String>,
+            #[serde(default)]
+            uid: String,
+        }
         // Ours are the instances the previous inventory names (by uid); any other, even one of
         // this app in another namespace, would go with the CRD.
         let ours: BTreeSet<&str> = self
@@ -2212,26 +2228,15 @@ impl KubeApply<'_> {
             .collect();
         let others: Vec<String> = instances
             .iter()
-            .filter(|instance| {
-                !ours.contains(
-                    instance
-                        .pointer("/metadata/uid")
-                        .and_then(Value::as_str)
-                        .unwrap_or(""),
-                )
+            .map(|raw| {
+                serde_json::from_str::<Instance>(raw.get())
+                    .unwrap_or_default()
+                    .metadata
             })
-            .map(|instance| {
-                let name = instance
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                match instance
-                    .pointer("/metadata/namespace")
-                    .and_then(Value::as_str)
-                {
-                    Some(namespace) => format!("{namespace}/{name}"),
-                    None => name.to_string(),
-                }
+            .filter(|metadata| !ours.contains(metadata.uid.as_str()))
+            .map(|metadata| match metadata.namespace {
+                Some(namespace) => format!("{namespace}/{}", metadata.name),
+                None => metadata.name,
             })
             .collect();
         if others.is_empty() {
