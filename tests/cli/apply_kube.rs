@@ -902,6 +902,31 @@ fn prune_keeps_what_remaining_objects_and_others_need() {
     ));
 }
 
+/// Creates `namespace` in the fake cluster, then installs `release` into it (completed).
+fn install_into_new_namespace(
+    state: &Path,
+    release: &Path,
+    cluster: &FakeCluster,
+    namespace: &str,
+) -> Value {
+    cluster
+        .server
+        .apply_as(
+            "setup",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+            true,
+        )
+        .unwrap();
+    let install = json(install_kube(
+        state,
+        release,
+        cluster,
+        &["--namespace", namespace],
+    ));
+    assert_eq!(install["status"], "completed", "{install}");
+    install
+}
+
 /// One app in two namespaces shares its CRD (cluster-scoped): dropping the CRD from the release
 /// of one instance deletes that instance's custom resource, not the CRD, which the other
 /// instance's resource still needs.
@@ -913,21 +938,7 @@ fn a_crd_shared_by_two_instances_of_an_app_is_kept() {
         "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  size: 1\n";
     let release = release(&[("crd.yaml", CRD), ("widget.yaml", widget)], "");
     for namespace in ["team1", "team2"] {
-        cluster
-            .server
-            .apply_as(
-                "setup",
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
-                true,
-            )
-            .unwrap();
-        let install = json(install_kube(
-            state.path(),
-            release.path(),
-            &cluster,
-            &["--namespace", namespace],
-        ));
-        assert_eq!(install["status"], "completed", "{install}");
+        install_into_new_namespace(state.path(), release.path(), &cluster, namespace);
     }
     std::fs::remove_file(release.path().join("manifests/crd.yaml")).unwrap();
     std::fs::remove_file(release.path().join("manifests/widget.yaml")).unwrap();
@@ -969,21 +980,8 @@ fn apps_and_instances_in_one_cluster_leave_each_other_alone() {
     let state = tempfile::tempdir().unwrap();
     let release_a = release(&[("settings.yaml", &configmap("settings", "one"))], "");
     for namespace in ["team1", "team2"] {
-        cluster
-            .server
-            .apply_as(
-                "setup",
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
-                true,
-            )
-            .unwrap();
-        let install = json(install_kube(
-            state.path(),
-            release_a.path(),
-            &cluster,
-            &["--namespace", namespace],
-        ));
-        assert_eq!(install["status"], "completed", "{install}");
+        let install =
+            install_into_new_namespace(state.path(), release_a.path(), &cluster, namespace);
         let pruned = payloads_of_type(
             &events(state.path(), install["install_id"].as_str().unwrap()),
             "ObjectPruned",
