@@ -189,8 +189,8 @@ fn with_recreate_hint(mut failure: ApiFailure) -> ApiFailure {
 
 /// What a CRD's or Namespace's wait saw: a Namespace's phase, or a CRD's conditions that are not
 /// true (`NamesAccepted=False: <message>`), else "ready".
-fn foundation_detail(live: &Value) -> String {
-    if live.get("kind").and_then(Value::as_str) == Some("Namespace") {
+fn foundation_detail(wait: WaitKind, live: &Value) -> String {
+    if wait == WaitKind::Active {
         return live
             .pointer("/status/phase")
             .and_then(Value::as_str)
@@ -1733,7 +1733,7 @@ impl KubeApply<'_> {
                         }
                         Ok((
                             holds(&live),
-                            foundation_detail(&live),
+                            foundation_detail(wait, &live),
                             meta(&live, "resourceVersion"),
                         ))
                     }
