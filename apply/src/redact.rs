@@ -1,9 +1,10 @@
-//! Keeps a Secret's values out of what windlass records and prints about it. A server's refusal
-//! is copied into the event log and onto the terminal; the API server itself never echoes a
-//! Secret's data, but an admission webhook may put the whole request in its message. Before a
-//! refusal about a Secret is kept, every value the Secret carries (each `data` entry as sent and
-//! decoded, each `stringData` entry, and the credentials inside a `.dockerconfigjson`, which for
-//! the pull secret include the license ID) is replaced by `<redacted>`.
+//! Keeps the values of a Secret (or of an object rendered from a password item) out of what
+//! windlass records and prints about it. A server's refusal is copied into the event log and onto
+//! the terminal; the API server itself never echoes a Secret's data, but an admission webhook may
+//! put the whole request in its message. Before such a refusal is kept, every value the object
+//! carries (each `data` entry as sent and decoded, each `stringData` entry, and the credentials
+//! inside a `.dockerconfigjson`, which for the pull secret include the license ID) is replaced by
+//! `<redacted>`, as is the start of a value a shortened message was cut in.
 
 use base64::Engine;
 use serde_json::Value;
