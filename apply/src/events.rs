@@ -24,6 +24,9 @@ pub const OBJECT_PRUNED: &str = "ObjectPruned";
 pub const APP_STATE_OBSERVED: &str = "AppStateObserved";
 /// `ApplyCompleted`: the inventory of what this install applied.
 pub const APPLY_COMPLETED: &str = "ApplyCompleted";
+/// `ApplyStarted`: an apply to a cluster began (which app, cluster and namespace), recorded before
+/// anything is sent, so that an apply that never completes can be told apart.
+pub const APPLY_STARTED: &str = "ApplyStarted";
 
 /// `ObjectDeletedToRecreate`: one object deleted because a field that cannot change did, and the
 /// object asked (`windlass.io/recreate-on-immutable`) to be created again.
@@ -46,6 +49,7 @@ pub const SCHEMAS: &[EventSchema] = &[
     EventSchema::of::<ObjectDeletedToRecreate>(&[]),
     EventSchema::of::<AppStateObserved>(&[]),
     EventSchema::of::<ApplyCompleted>(&[]),
+    EventSchema::of::<ApplyStarted>(&[]),
 ];
 
 /// What happened to one object.
@@ -132,6 +136,14 @@ pub struct AppliedObject {
     /// by applies to a cluster with a `body_version` in their `ApplyCompleted`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub waits: bool,
+    /// `kots.io/deletion-phase` as applied (absent: 0, and in records of windlass versions before
+    /// it): the order in which a later install prunes the object when this apply never completed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deletion_phase: i64,
+}
+
+fn is_zero(phase: &i64) -> bool {
+    *phase == 0
 }
 
 /// What was waited for.
@@ -378,6 +390,28 @@ pub struct ApplyCompleted {
     /// any namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_namespace: Option<String>,
+}
+
+/// `ApplyStarted` version 1: an apply to a cluster began. Recorded once per install (a resumed
+/// apply does not record it again), before any object is sent. An install with this record and no
+/// `ApplyCompleted` applied objects that no inventory lists: the next completed apply of the same
+/// app to the same cluster and namespace prunes them as it prunes the previous inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyStarted {
+    /// The app.
+    pub app_slug: String,
+    /// The cluster (always [`TargetRecord::Kube`]).
+    pub target: TargetRecord,
+    /// The app namespace it applies into.
+    pub app_namespace: String,
+    /// A server-side dry run: nothing is written.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
+impl EventPayload for ApplyStarted {
+    const EVENT_TYPE: &'static str = APPLY_STARTED;
+    const VERSION: u32 = 1;
 }
 
 impl EventPayload for ApplyCompleted {

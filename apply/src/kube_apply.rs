@@ -1241,6 +1241,7 @@ impl KubeApply<'_> {
             error: Some(error),
             dry_run: self.dry_run,
             waits: false,
+            deletion_phase: 0,
         }
     }
 
@@ -1336,6 +1337,7 @@ impl KubeApply<'_> {
             error: None,
             dry_run: self.dry_run,
             waits: has_waits(&object.body),
+            deletion_phase: phase(&object.body, DELETION_PHASE),
         };
         let holds_secret = self.holds_secret(&object.planned);
         let redact =

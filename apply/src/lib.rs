@@ -4,7 +4,8 @@
 //! KOTS's kind order) and sends it to a [`target`]: a directory of one file per object in apply
 //! order ([`dir`]), or a cluster by server-side apply as field manager `windlass`
 //! ([`kube_apply`], over [`cluster`]), with waits and the app state ([`health`]) and a prune of what
-//! the previous install of the app applied and this one does not. What it does is recorded as it
+//! the previous install of the app (and any apply of it since that never completed) applied and this
+//! one does not ([`prune_candidates`]). What it does is recorded as it
 //! goes ([`events`]), so a killed apply resumes without sending again what was recorded. The
 //! engine knows nothing of this crate: the binary registers [`stage::kind`] and injects
 //! [`cluster::KubeClients`] as the Kubernetes client factory; [`apply_install`] applies an install
@@ -19,6 +20,7 @@ pub mod helm_release;
 mod helm_step;
 pub mod kube_apply;
 pub mod order;
+pub mod prune_candidates;
 mod redact;
 pub mod source;
 pub mod stage;

@@ -6,7 +6,6 @@
 //! `useHelmInstall: true` charts ([`crate::helm_release`]). The stage completes
 //! with `ApplyCompleted`, the inventory the next install of the same app prunes against.
 
-use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,11 +17,12 @@ use windlass_engine::{
 
 use crate::cluster::{Cluster, KubeConnection};
 use crate::events::{
-    APPLY_COMPLETED, AppliedObject, ApplyCompleted, ApplyCounts, ApplyOutcome, HelmReleaseOutcome,
+    AppliedObject, ApplyCompleted, ApplyCounts, ApplyOutcome, ApplyStarted, HelmReleaseOutcome,
     ObjectsApplied, TargetRecord,
 };
 use crate::kube_apply::{BODY_VERSION, KubeApply};
 use crate::order::{PlannedObject, plan_apply};
+use crate::prune_candidates::{previous_apply, prune_against, record_start, unfinished_objects};
 use crate::source::ApplySource;
 use crate::target::Target;
 
@@ -202,6 +202,7 @@ impl Stage for ApplyStage {
                         error: None,
                         dry_run: false,
                         waits: false,
+                        deletion_phase: 0,
                     })
                     .collect();
                 let written = objects.len() as u64;
@@ -275,16 +276,35 @@ impl Stage for ApplyStage {
                 let connection = after_files(connection, &mut reading, &mut source).await?;
                 let kubeconfig = connection.kubeconfig.clone();
                 let cluster = Cluster::new((*connection).clone());
+                let start = ApplyStarted {
+                    app_slug: app_slug.clone(),
+                    target: TargetRecord::Kube {
+                        context: kube_context.clone(),
+                        server: cluster.server().to_string(),
+                    },
+                    app_namespace: app_namespace.clone(),
+                    dry_run: self.config.dry_run,
+                };
+                let recorded = record_start(context, &start).await;
+                after_files(recorded, &mut reading, &mut source).await?;
                 let previous_apply = after_files(
                     previous_apply(context, &app_slug, &app_namespace, cluster.server()),
                     &mut reading,
                     &mut source,
                 )
                 .await?;
-                tracing::debug!(elapsed = ?started.elapsed(), "apply: previous apply read");
+                let unfinished = unfinished_objects(
+                    context,
+                    &app_slug,
+                    &app_namespace,
+                    cluster.server(),
+                    previous_apply.as_ref(),
+                );
+                let unfinished = after_files(unfinished, &mut reading, &mut source).await?;
+                tracing::debug!(elapsed = ?started.elapsed(), unfinished = unfinished.len(), "apply: previous apply read");
                 let previous_installer = previous_apply
                     .as_ref()
-                    .map(|(installer, _)| installer.clone());
+                    .map(|previous| previous.installer.clone());
                 let namespaces = source.secret_namespaces.clone();
                 let mut additional = source.additional_namespaces.clone();
                 if let Some(namespaces) = &namespaces {
@@ -308,19 +328,25 @@ impl Stage for ApplyStage {
                     additional_namespaces: additional,
                     every_namespace,
                     status_informers: source.status_informers.clone(),
-                    previous: previous_apply
-                        .as_ref()
-                        .map(|(_, completed)| completed.inventory.clone()),
+                    previous: prune_against(
+                        previous_apply
+                            .as_ref()
+                            .map(|previous| previous.completed.inventory.as_slice()),
+                        unfinished,
+                    ),
                     allow_empty_prune: self.config.allow_empty_prune,
                     secret_files: source.secret_files.clone(),
                 };
                 // The rendered files as the previous apply of the same rendering applied them,
                 // found unchanged in the cluster: nothing to parse or send.
                 let unchanged = match &previous_apply {
-                    Some((installer, completed))
-                        if completed.rendered_by == source.rendered_by && !self.config.dry_run =>
+                    Some(previous)
+                        if previous.completed.rendered_by == source.rendered_by
+                            && !self.config.dry_run =>
                     {
-                        let found = apply.find_unchanged(&source, installer, completed).await;
+                        let found = apply
+                            .find_unchanged(&source, &previous.installer, &previous.completed)
+                            .await;
                         after_files(found, &mut reading, &mut source).await?
                     }
                     _ => None,
@@ -476,45 +502,6 @@ fn summary(
         counts.refused,
         app_state.map_or("-", |state| state.as_str())
     )
-}
-
-/// The newest completed, real apply of `app_slug` into `app_namespace` of `server` by another
-/// install, if any: that install's id and what it completed with.
-fn previous_apply(
-    context: &StageContext,
-    app_slug: &str,
-    app_namespace: &str,
-    server: &str,
-) -> Result<Option<(String, ApplyCompleted)>, StageError> {
-    let mut inventory = None;
-    context
-        .history
-        .visit_recent_facts(
-            APPLY_COMPLETED,
-            time::OffsetDateTime::UNIX_EPOCH,
-            &context.install_id,
-            &mut |event| {
-                let Ok(completed) = event.decode::<ApplyCompleted>() else {
-                    return ControlFlow::Continue(());
-                };
-                let same_cluster = matches!(&completed.target, TargetRecord::Kube { server: known, .. } if known == server);
-                let same_namespace = completed
-                    .app_namespace
-                    .as_deref()
-                    .is_none_or(|namespace| namespace == app_namespace);
-                if completed.app_slug == app_slug
-                    && same_cluster
-                    && same_namespace
-                    && !completed.dry_run
-                {
-                    inventory = Some((event.event.install_id, completed));
-                    return ControlFlow::Break(());
-                }
-                ControlFlow::Continue(())
-            },
-        )
-        .map_err(StageError::permanent)?;
-    Ok(inventory)
 }
 
 /// The stage spec that appends apply to an install pipeline, reading the rendered output of

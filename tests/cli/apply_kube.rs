@@ -1036,6 +1036,140 @@ fn apps_and_instances_in_one_cluster_leave_each_other_alone() {
     assert_eq!(live["metadata"]["annotations"]["windlass.io/app"], "my-app");
 }
 
+/// Every object of every `ObjectPruned` of `install_id`, by name, with its outcome.
+fn prune_outcomes(state: &Path, install_id: &str) -> BTreeMap<String, String> {
+    payloads_of_type(&events(state, install_id), "ObjectPruned")
+        .iter()
+        .map(|pruned| {
+            (
+                pruned["key"]["name"].as_str().unwrap().to_string(),
+                pruned["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn objects_of_an_apply_that_never_completed_are_pruned_by_the_next_one() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let release = release(&[("a.yaml", &configmap("a", "1"))], "");
+    let first = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(first["status"], "completed", "{first}");
+
+    // The second release adds two objects and a namespace; the server refuses one of the
+    // objects, so that apply never completes, but it created the other and the namespace.
+    let phased = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n  annotations:\n    kots.io/deletion-phase: \"3\"\ndata:\n  value: b\n";
+    rewrite(
+        release.path(),
+        &[
+            ("a.yaml", &configmap("a", "1")),
+            ("b.yaml", phased),
+            ("refused.yaml", &configmap("refused", "1")),
+            ("c.yaml", &configmap("c", "1")),
+        ],
+    );
+    std::fs::write(
+        release.path().join("kots-app.yaml"),
+        "apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: my-app\nspec:\n  title: Test\n  additionalNamespaces:\n    - extra\n",
+    )
+    .unwrap();
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("patch").name("refused"),
+        action: FaultAction::Refuse("admission webhook \"guard\" denied the request".into()),
+        remaining: None,
+    });
+    let refused = install_kube(state.path(), release.path(), &cluster, &[]);
+    assert_eq!(
+        refused.status.code(),
+        Some(3),
+        "an object the server refused"
+    );
+    let second: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    let second_id = second["install_id"].as_str().unwrap();
+    let started = payloads_of_type(&events(state.path(), second_id), "ApplyStarted");
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(started[0]["app_namespace"], "default", "{started:?}");
+    assert!(exists(&cluster, "v1", "ConfigMap", "default", "b"));
+    assert!(exists(&cluster, "v1", "ConfigMap", "default", "c"));
+    assert!(exists(&cluster, "v1", "Namespace", "", "extra"));
+    cluster.server.clear_faults();
+
+    // A third release drops them all again: what the failed apply created goes (b after c: its
+    // deletion phase), the additional namespace it created stays, the refused object was never
+    // there, and the first install's object stays.
+    rewrite(release.path(), &[("a.yaml", &configmap("a", "1"))]);
+    std::fs::write(
+        release.path().join("kots-app.yaml"),
+        "apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: my-app\nspec:\n  title: Test\n",
+    )
+    .unwrap();
+    let third = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(third["status"], "completed", "{third}");
+    let third_id = third["install_id"].as_str().unwrap();
+    let pruned = prune_outcomes(state.path(), third_id);
+    assert_eq!(
+        pruned.get("b").map(String::as_str),
+        Some("deleted"),
+        "{pruned:?}"
+    );
+    assert_eq!(
+        pruned.get("c").map(String::as_str),
+        Some("deleted"),
+        "{pruned:?}"
+    );
+    assert_eq!(
+        pruned.get("extra").map(String::as_str),
+        Some("kept"),
+        "{pruned:?}"
+    );
+    assert!(
+        !pruned.contains_key("refused") && !pruned.contains_key("a"),
+        "{pruned:?}"
+    );
+    assert!(!exists(&cluster, "v1", "ConfigMap", "default", "b"));
+    assert!(!exists(&cluster, "v1", "ConfigMap", "default", "c"));
+    assert!(exists(&cluster, "v1", "ConfigMap", "default", "a"));
+    assert!(exists(&cluster, "v1", "Namespace", "", "extra"));
+    let deletes: Vec<String> = cluster
+        .server
+        .requests()
+        .into_iter()
+        .filter(|request| request.verb == "delete")
+        .map(|request| request.name)
+        .collect();
+    // The pull secret the failed apply put in the namespace goes as a completed apply's would.
+    assert_eq!(
+        deletes,
+        ["c", "my-app-registry", "b"],
+        "the deletion phase orders them"
+    );
+    assert!(!exists(
+        &cluster,
+        "v1",
+        "Secret",
+        "extra",
+        "my-app-registry"
+    ));
+    assert!(exists(
+        &cluster,
+        "v1",
+        "Secret",
+        "default",
+        "my-app-registry"
+    ));
+
+    // Once an apply completed after it, the failed apply is not pruned against again.
+    let fourth = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(fourth["status"], "completed", "{fourth}");
+    let pruned = prune_outcomes(state.path(), fourth["install_id"].as_str().unwrap());
+    assert_eq!(
+        pruned,
+        BTreeMap::from([("extra".to_string(), "kept".to_string())]),
+        "only the kept namespace, which stays in the inventory"
+    );
+}
+
 #[test]
 fn prune_deletes_dropped_objects_keeps_what_it_must_and_remembers_refusals() {
     let cluster = fake_cluster(Options::default());

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use super::*;
-use crate::events::ApplyCompleted;
+use crate::events::{APPLY_STARTED, ApplyCompleted};
 use crate::source::ApplySource;
 
 /// Objects recorded per `ObjectsApplied` batch at most by the unchanged apply.
@@ -38,7 +38,12 @@ impl KubeApply<'_> {
             || previous.rendered_by != source.rendered_by
             || !self.additional_namespaces.is_empty()
             || self.every_namespace
-            || !self.context.recorded_facts().await.is_empty()
+            || self
+                .context
+                .recorded_facts()
+                .await
+                .iter()
+                .any(|event| event.event_type != APPLY_STARTED)
         {
             return Ok(None);
         }

@@ -7,10 +7,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use windlass_apply::events::{
-    APP_STATE_OBSERVED, APPLY_COMPLETED, AppStateObserved, ApplyCompleted, HELM_RELEASE_INSTALLED,
-    HELM_RELEASE_UNINSTALLED, HelmReleaseInstalled, HelmReleaseUninstalled,
-    OBJECT_DELETED_TO_RECREATE, OBJECT_PRUNED, OBJECTS_APPLIED, ObjectDeletedToRecreate,
-    ObjectPruned, ObjectsApplied, WAIT_FINISHED, WaitFinished,
+    APP_STATE_OBSERVED, APPLY_COMPLETED, APPLY_STARTED, AppStateObserved, ApplyCompleted,
+    ApplyStarted, HELM_RELEASE_INSTALLED, HELM_RELEASE_UNINSTALLED, HelmReleaseInstalled,
+    HelmReleaseUninstalled, OBJECT_DELETED_TO_RECREATE, OBJECT_PRUNED, OBJECTS_APPLIED,
+    ObjectDeletedToRecreate, ObjectPruned, ObjectsApplied, WAIT_FINISHED, WaitFinished,
 };
 use windlass_state::{SchemaRegistry, StoredEvent};
 
@@ -51,6 +51,7 @@ fn every_fixture_decodes_into_the_current_payload() {
             }
             APP_STATE_OBSERVED => decode_losslessly::<AppStateObserved>(&name, &event),
             APPLY_COMPLETED => decode_losslessly::<ApplyCompleted>(&name, &event),
+            APPLY_STARTED => decode_losslessly::<ApplyStarted>(&name, &event),
             HELM_RELEASE_INSTALLED => decode_losslessly::<HelmReleaseInstalled>(&name, &event),
             HELM_RELEASE_UNINSTALLED => decode_losslessly::<HelmReleaseUninstalled>(&name, &event),
             other => panic!("{name}: unexpected event type {other}"),

@@ -1,0 +1,293 @@
+//! What an apply to a cluster prunes against: the inventory of the newest completed apply of the
+//! same app into the same namespace of the same cluster ([`previous_apply`]), plus the objects that
+//! applies which never completed (refused objects, a failed wait, a kill) applied since then
+//! ([`unfinished_objects`]). Without the second part, an object created by a failed apply and
+//! dropped by the next release would stay in the cluster for ever: no inventory lists it. Each
+//! apply to a cluster records `ApplyStarted` before it sends anything ([`record_start`]), which is
+//! how an apply that never completed is found. The delete itself is guarded as always (uid and
+//! ownership annotation read again, `kots.io/keep` honoured).
+
+use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
+
+use windlass_engine::{Fact, StageContext, StageError};
+
+use crate::events::{
+    APPLY_COMPLETED, APPLY_STARTED, ApplyCompleted, ApplyOutcome, ApplyStarted, OBJECTS_APPLIED,
+    ObjectsApplied, TargetRecord,
+};
+use crate::order::{InventoryEntry, Step};
+
+/// The newest completed apply found by [`previous_apply`].
+pub struct PreviousApply {
+    /// The install that applied.
+    pub installer: String,
+    /// What it completed with.
+    pub completed: ApplyCompleted,
+    /// Where its `ApplyCompleted` sits in the log.
+    global_seq: u64,
+}
+
+/// Whether `target` names the cluster at `server`.
+fn same_cluster(target: &TargetRecord, server: &str) -> bool {
+    matches!(target, TargetRecord::Kube { server: known, .. } if known == server)
+}
+
+/// The newest completed, real apply of `app_slug` into `app_namespace` of `server` by another
+/// install, if any.
+pub fn previous_apply(
+    context: &StageContext,
+    app_slug: &str,
+    app_namespace: &str,
+    server: &str,
+) -> Result<Option<PreviousApply>, StageError> {
+    let mut found = None;
+    context
+        .history
+        .visit_recent_facts(
+            APPLY_COMPLETED,
+            time::OffsetDateTime::UNIX_EPOCH,
+            &context.install_id,
+            &mut |event| {
+                let Ok(completed) = event.decode::<ApplyCompleted>() else {
+                    return ControlFlow::Continue(());
+                };
+                let same_namespace = completed
+                    .app_namespace
+                    .as_deref()
+                    .is_none_or(|namespace| namespace == app_namespace);
+                if completed.app_slug == app_slug
+                    && same_cluster(&completed.target, server)
+                    && same_namespace
+                    && !completed.dry_run
+                {
+                    found = Some(PreviousApply {
+                        installer: event.event.install_id,
+                        completed,
+                        global_seq: event.event.global_seq,
+                    });
+                    return ControlFlow::Break(());
+                }
+                ControlFlow::Continue(())
+            },
+        )
+        .map_err(StageError::permanent)?;
+    Ok(found)
+}
+
+/// Records `ApplyStarted` for this install, unless an earlier run of the stage (a resumed
+/// apply) already did.
+pub async fn record_start(
+    context: &StageContext,
+    started: &ApplyStarted,
+) -> Result<(), StageError> {
+    let recorded = context
+        .recorded_facts()
+        .await
+        .iter()
+        .any(|event| event.event_type == APPLY_STARTED);
+    if !recorded {
+        context.record_fact(Fact::of(started)?).await?;
+    }
+    Ok(())
+}
+
+/// The objects that real applies of `app_slug` into `app_namespace` of `server`, started after
+/// `previous` completed (any time, without one) and never completed, recorded as applied (not
+/// failed): newest record first wins, one entry per object. Applies recorded before windlass
+/// recorded `ApplyStarted` are not found.
+pub fn unfinished_objects(
+    context: &StageContext,
+    app_slug: &str,
+    app_namespace: &str,
+    server: &str,
+    previous: Option<&PreviousApply>,
+) -> Result<Vec<InventoryEntry>, StageError> {
+    let after = previous.map_or(0, |previous| previous.global_seq);
+    // Every apply started after the previous one completed never completed itself: a completed
+    // one would be the previous apply.
+    let mut unfinished: HashSet<String> = HashSet::new();
+    let mut oldest_start = u64::MAX;
+    context
+        .history
+        .visit_recent_facts(
+            APPLY_STARTED,
+            time::OffsetDateTime::UNIX_EPOCH,
+            &context.install_id,
+            &mut |event| {
+                if event.event.global_seq <= after {
+                    return ControlFlow::Break(());
+                }
+                let Ok(started) = event.decode::<ApplyStarted>() else {
+                    return ControlFlow::Continue(());
+                };
+                if started.app_slug == app_slug
+                    && started.app_namespace == app_namespace
+                    && same_cluster(&started.target, server)
+                    && !started.dry_run
+                {
+                    oldest_start = oldest_start.min(event.event.global_seq);
+                    unfinished.insert(event.event.install_id);
+                }
+                ControlFlow::Continue(())
+            },
+        )
+        .map_err(StageError::permanent)?;
+    if unfinished.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut entries: Vec<InventoryEntry> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut unreadable = None;
+    context
+        .history
+        .visit_recent_facts(
+            OBJECTS_APPLIED,
+            time::OffsetDateTime::UNIX_EPOCH,
+            &context.install_id,
+            &mut |event| {
+                if event.event.global_seq < oldest_start {
+                    return ControlFlow::Break(());
+                }
+                if !unfinished.contains(&event.event.install_id) {
+                    return ControlFlow::Continue(());
+                }
+                let batch = match event.decode::<ObjectsApplied>() {
+                    Ok(batch) => batch,
+                    Err(error) => {
+                        unreadable = Some(format!(
+                            "record {} of install {}: {error}",
+                            event.event.global_seq, event.event.install_id
+                        ));
+                        return ControlFlow::Break(());
+                    }
+                };
+                // Newest first across batches; within a batch, a later object is the newer.
+                for object in batch.objects.into_iter().rev() {
+                    let Some(uid) = object.uid.filter(|uid| !uid.is_empty()) else {
+                        continue;
+                    };
+                    if object.outcome == ApplyOutcome::Failed
+                        || object.dry_run
+                        || !seen.insert(object.key.inventory_id())
+                    {
+                        continue;
+                    }
+                    let additional_namespace = object.step == Step::PullSecrets
+                        && object.key.group.is_empty()
+                        && object.key.kind == "Namespace";
+                    entries.push(InventoryEntry {
+                        key: object.key,
+                        uid,
+                        deletion_phase: object.deletion_phase,
+                        keep: false,
+                        additional_namespace,
+                    });
+                }
+                ControlFlow::Continue(())
+            },
+        )
+        .map_err(StageError::permanent)?;
+    if let Some(problem) = unreadable {
+        return Err(StageError::permanent(format!(
+            "reading the objects an unfinished apply of {app_slug} applied: {problem}"
+        )));
+    }
+    entries.reverse();
+    Ok(entries)
+}
+
+/// The inventory to prune against: `previous`'s, with `unfinished` objects added (an object in
+/// both takes the unfinished apply's uid, the newer, and keeps the flags either recorded).
+/// `None` when there is nothing to prune against at all.
+pub fn prune_against(
+    previous: Option<&[InventoryEntry]>,
+    unfinished: Vec<InventoryEntry>,
+) -> Option<Vec<InventoryEntry>> {
+    if unfinished.is_empty() {
+        return previous.map(<[InventoryEntry]>::to_vec);
+    }
+    let mut merged: Vec<InventoryEntry> =
+        previous.map(<[InventoryEntry]>::to_vec).unwrap_or_default();
+    let mut position: HashMap<String, usize> = merged
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| (entry.key.inventory_id(), index))
+        .collect();
+    for entry in unfinished {
+        match position.get(&entry.key.inventory_id()) {
+            Some(&index) => {
+                let known = &mut merged[index];
+                known.uid = entry.uid;
+                known.additional_namespace |= entry.additional_namespace;
+                if entry.deletion_phase != 0 {
+                    known.deletion_phase = entry.deletion_phase;
+                }
+            }
+            None => {
+                position.insert(entry.key.inventory_id(), merged.len());
+                merged.push(entry);
+            }
+        }
+    }
+    Some(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::order::ObjectKey;
+
+    fn entry(name: &str, uid: &str) -> InventoryEntry {
+        InventoryEntry {
+            key: ObjectKey {
+                group: String::new(),
+                version: "v1".into(),
+                kind: "ConfigMap".into(),
+                namespace: Some("default".into()),
+                name: name.into(),
+            },
+            uid: uid.into(),
+            deletion_phase: 0,
+            keep: false,
+            additional_namespace: false,
+        }
+    }
+
+    #[test]
+    fn unfinished_objects_join_the_previous_inventory_with_their_newer_uid() {
+        let mut kept = entry("kept", "u-kept");
+        kept.keep = true;
+        let previous = vec![entry("a", "u-a-old"), kept.clone()];
+        let mut phased = entry("b", "u-b");
+        phased.deletion_phase = 2;
+        let merged = prune_against(
+            Some(&previous),
+            vec![
+                entry("a", "u-a-new"),
+                phased.clone(),
+                entry("kept", "u-kept"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(merged.len(), 3, "{merged:?}");
+        assert_eq!(merged[0].uid, "u-a-new", "the recreated object's newer uid");
+        assert!(merged[1].keep, "a flag the previous apply recorded stays");
+        assert_eq!(merged[2], phased);
+    }
+
+    #[test]
+    fn without_unfinished_objects_the_previous_inventory_is_used_as_it_is() {
+        assert_eq!(prune_against(None, Vec::new()), None);
+        let previous = vec![entry("a", "u-a")];
+        assert_eq!(
+            prune_against(Some(&previous), Vec::new()),
+            Some(previous.clone())
+        );
+        assert_eq!(
+            prune_against(None, vec![entry("b", "u-b")]),
+            Some(vec![entry("b", "u-b")]),
+            "objects of a failed first apply are pruned too"
+        );
+    }
+}
