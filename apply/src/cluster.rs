@@ -502,6 +502,29 @@ impl Cluster {
         )
     }
 
+    /// The cluster's identity: the uid of its `kube-system` namespace, which every cluster has
+    /// from its start to its end, whatever URL reaches it. `None` when the server does not let
+    /// it be read (a 401/403/404: the URL then names the cluster, as before).
+    pub async fn identity(&self) -> Result<Option<String>, ApiFailure> {
+        #[derive(serde::Deserialize)]
+        struct Namespace {
+            metadata: Metadata,
+        }
+        #[derive(serde::Deserialize)]
+        struct Metadata {
+            #[serde(default)]
+            uid: Option<String>,
+        }
+        match self
+            .call_as::<Namespace>(Method::GET, "/api/v1/namespaces/kube-system", None, None)
+            .await
+        {
+            Ok(namespace) => Ok(namespace.metadata.uid.filter(|uid| !uid.is_empty())),
+            Err(failure) if matches!(failure.status, 401 | 403 | 404) => Ok(None),
+            Err(failure) => Err(failure),
+        }
+    }
+
     /// The object, or `None` when it does not exist.
     pub async fn get(
         &self,

@@ -335,6 +335,11 @@ pub enum TargetRecord {
         context: Option<String>,
         /// The API server's URL.
         server: String,
+        /// The uid of the cluster's `kube-system` namespace: it names the cluster whatever URL
+        /// reaches it (absent when the server did not let it be read, and in records of windlass
+        /// versions before it; the URL names the cluster then).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cluster_uid: Option<String>,
     },
 }
 

@@ -28,18 +28,52 @@ pub struct PreviousApply {
     global_seq: u64,
 }
 
-/// Whether `target` names the cluster at `server`.
-fn same_cluster(target: &TargetRecord, server: &str) -> bool {
-    matches!(target, TargetRecord::Kube { server: known, .. } if known == server)
+/// Which cluster an apply goes to: its URL, and its uid when the server let it be read
+/// ([`crate::cluster::Cluster::identity`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterIdentity {
+    /// The API server's URL.
+    pub server: String,
+    /// The uid of its `kube-system` namespace.
+    pub uid: Option<String>,
 }
 
-/// The newest completed, real apply of `app_slug` into `app_namespace` of `server` by another
+impl ClusterIdentity {
+    /// The record of an apply to this cluster through kubeconfig context `context`.
+    pub fn record(&self, context: Option<String>) -> TargetRecord {
+        TargetRecord::Kube {
+            context,
+            server: self.server.clone(),
+            cluster_uid: self.uid.clone(),
+        }
+    }
+
+    /// Whether `target` is this cluster: the same uid when both are known (one cluster reached
+    /// through two URLs is one cluster; another cluster at a URL this one had is not), else the
+    /// same URL.
+    pub fn is(&self, target: &TargetRecord) -> bool {
+        let TargetRecord::Kube {
+            server,
+            cluster_uid,
+            ..
+        } = target
+        else {
+            return false;
+        };
+        match (&self.uid, cluster_uid) {
+            (Some(uid), Some(known)) => uid == known,
+            _ => *server == self.server,
+        }
+    }
+}
+
+/// The newest completed, real apply of `app_slug` into `app_namespace` of `cluster` by another
 /// install, if any.
 pub fn previous_apply(
     context: &StageContext,
     app_slug: &str,
     app_namespace: &str,
-    server: &str,
+    cluster: &ClusterIdentity,
 ) -> Result<Option<PreviousApply>, StageError> {
     let mut found = None;
     context
@@ -57,7 +91,7 @@ pub fn previous_apply(
                     .as_deref()
                     .is_none_or(|namespace| namespace == app_namespace);
                 if completed.app_slug == app_slug
-                    && same_cluster(&completed.target, server)
+                    && cluster.is(&completed.target)
                     && same_namespace
                     && !completed.dry_run
                 {
@@ -92,7 +126,7 @@ pub async fn record_start(
     Ok(())
 }
 
-/// The objects that real applies of `app_slug` into `app_namespace` of `server`, started after
+/// The objects that real applies of `app_slug` into `app_namespace` of `cluster`, started after
 /// `previous` completed (any time, without one) and never completed, recorded as applied (not
 /// failed): newest record first wins, one entry per object. Applies recorded before windlass
 /// recorded `ApplyStarted` are not found.
@@ -100,7 +134,7 @@ pub fn unfinished_objects(
     context: &StageContext,
     app_slug: &str,
     app_namespace: &str,
-    server: &str,
+    cluster: &ClusterIdentity,
     previous: Option<&PreviousApply>,
 ) -> Result<Vec<InventoryEntry>, StageError> {
     let after = previous.map_or(0, |previous| previous.global_seq);
@@ -123,7 +157,7 @@ pub fn unfinished_objects(
                 };
                 if started.app_slug == app_slug
                     && started.app_namespace == app_namespace
-                    && same_cluster(&started.target, server)
+                    && cluster.is(&started.target)
                     && !started.dry_run
                 {
                     oldest_start = oldest_start.min(event.event.global_seq);
@@ -274,6 +308,28 @@ mod tests {
         assert_eq!(merged[0].uid, "u-a-new", "the recreated object's newer uid");
         assert!(merged[1].keep, "a flag the previous apply recorded stays");
         assert_eq!(merged[2], phased);
+    }
+
+    #[test]
+    fn a_cluster_is_known_by_its_uid_when_both_records_have_one_else_by_its_url() {
+        let cluster = |server: &str, uid: Option<&str>| ClusterIdentity {
+            server: server.into(),
+            uid: uid.map(str::to_string),
+        };
+        let here = cluster("https://10.0.0.1:6443/", Some("u-1"));
+        let record = |server: &str, uid: Option<&str>| cluster(server, uid).record(None);
+        assert!(here.is(&record("https://api.example.test:6443/", Some("u-1"))));
+        assert!(!here.is(&record("https://10.0.0.1:6443/", Some("u-2"))));
+        assert!(
+            here.is(&record("https://10.0.0.1:6443/", None)),
+            "an older record"
+        );
+        assert!(!here.is(&record("https://10.0.0.2:6443/", None)));
+        let unknown = cluster("https://10.0.0.1:6443/", None);
+        assert!(unknown.is(&record("https://10.0.0.1:6443/", Some("u-1"))));
+        assert!(!unknown.is(&TargetRecord::Dir {
+            path: "/tmp/out".into()
+        }));
     }
 
     #[test]

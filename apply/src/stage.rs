@@ -22,7 +22,9 @@ use crate::events::{
 };
 use crate::kube_apply::{BODY_VERSION, KubeApply};
 use crate::order::{PlannedObject, plan_apply};
-use crate::prune_candidates::{previous_apply, prune_against, record_start, unfinished_objects};
+use crate::prune_candidates::{
+    ClusterIdentity, previous_apply, prune_against, record_start, unfinished_objects,
+};
 use crate::source::ApplySource;
 use crate::target::Target;
 
@@ -276,19 +278,25 @@ impl Stage for ApplyStage {
                 let connection = after_files(connection, &mut reading, &mut source).await?;
                 let kubeconfig = connection.kubeconfig.clone();
                 let cluster = Cluster::new((*connection).clone());
+                let identity = cluster.identity().await.map_err(|failure| {
+                    StageError::transient(format!(
+                        "reading the cluster's kube-system namespace (which names the cluster): {failure} (after retries)"
+                    ))
+                });
+                let identity = ClusterIdentity {
+                    server: cluster.server().to_string(),
+                    uid: after_files(identity, &mut reading, &mut source).await?,
+                };
                 let start = ApplyStarted {
                     app_slug: app_slug.clone(),
-                    target: TargetRecord::Kube {
-                        context: kube_context.clone(),
-                        server: cluster.server().to_string(),
-                    },
+                    target: identity.record(kube_context.clone()),
                     app_namespace: app_namespace.clone(),
                     dry_run: self.config.dry_run,
                 };
                 let recorded = record_start(context, &start).await;
                 after_files(recorded, &mut reading, &mut source).await?;
                 let previous_apply = after_files(
-                    previous_apply(context, &app_slug, &app_namespace, cluster.server()),
+                    previous_apply(context, &app_slug, &app_namespace, &identity),
                     &mut reading,
                     &mut source,
                 )
@@ -297,7 +305,7 @@ impl Stage for ApplyStage {
                     context,
                     &app_slug,
                     &app_namespace,
-                    cluster.server(),
+                    &identity,
                     previous_apply.as_ref(),
                 );
                 let unfinished = after_files(unfinished, &mut reading, &mut source).await?;
@@ -388,10 +396,7 @@ impl Stage for ApplyStage {
                 summary.push_str(&helm_summary);
                 let completed = ApplyCompleted {
                     app_slug,
-                    target: TargetRecord::Kube {
-                        context: kube_context.clone(),
-                        server: cluster.server().to_string(),
-                    },
+                    target: identity.record(kube_context.clone()),
                     rendered_by: source.rendered_by.clone(),
                     inventory: if self.config.dry_run {
                         Vec::new()

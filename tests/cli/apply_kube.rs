@@ -1050,6 +1050,67 @@ fn prune_outcomes(state: &Path, install_id: &str) -> BTreeMap<String, String> {
 }
 
 #[test]
+fn a_cluster_reached_through_another_url_is_the_same_cluster() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let release = release(
+        &[
+            ("a.yaml", &configmap("a", "1")),
+            ("b.yaml", &configmap("b", "1")),
+        ],
+        "",
+    );
+    let first = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(first["status"], "completed", "{first}");
+    let kube_system = cluster
+        .server
+        .get("v1", "Namespace", "", "kube-system")
+        .expect("the fake cluster has kube-system");
+    let completed = &payloads_of_type(
+        &events(state.path(), first["install_id"].as_str().unwrap()),
+        "ApplyCompleted",
+    )[0];
+    assert_eq!(
+        completed["target"]["cluster_uid"], kube_system["metadata"]["uid"],
+        "{completed}"
+    );
+
+    // The same server by name instead of by address: the same cluster, so b is pruned.
+    let url = cluster.server.url();
+    let by_name = url.replace("127.0.0.1", "localhost");
+    assert_ne!(url, by_name);
+    let kubeconfig = std::fs::read_to_string(&cluster.kubeconfig).unwrap();
+    assert!(
+        kubeconfig.contains(url.trim_end_matches('/')),
+        "{kubeconfig}"
+    );
+    std::fs::write(
+        &cluster.kubeconfig,
+        kubeconfig.replace(url.trim_end_matches('/'), by_name.trim_end_matches('/')),
+    )
+    .unwrap();
+    rewrite(release.path(), &[("a.yaml", &configmap("a", "1"))]);
+    let second = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(second["status"], "completed", "{second}");
+    let second_id = second["install_id"].as_str().unwrap();
+    let completed = &payloads_of_type(&events(state.path(), second_id), "ApplyCompleted")[0];
+    assert!(
+        completed["target"]["server"]
+            .as_str()
+            .unwrap()
+            .contains("localhost"),
+        "{completed}"
+    );
+    let pruned = prune_outcomes(state.path(), second_id);
+    assert_eq!(
+        pruned.get("b").map(String::as_str),
+        Some("deleted"),
+        "{pruned:?}"
+    );
+    assert!(!exists(&cluster, "v1", "ConfigMap", "default", "b"));
+}
+
+#[test]
 fn objects_of_an_apply_that_never_completed_are_pruned_by_the_next_one() {
     let cluster = fake_cluster(Options::default());
     let state = tempfile::tempdir().unwrap();
