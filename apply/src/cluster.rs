@@ -504,7 +504,8 @@ impl Cluster {
 
     /// The cluster's identity: the uid of its `kube-system` namespace, which every cluster has
     /// from its start to its end, whatever URL reaches it. `None` when the server does not let
-    /// it be read (a 401/403/404: the URL then names the cluster, as before).
+    /// it be read or answers something else (the URL then names the cluster, as before); `Err`
+    /// only for what retries did not cure (no answer, 429, 5xx).
     pub async fn identity(&self) -> Result<Option<String>, ApiFailure> {
         #[derive(serde::Deserialize)]
         struct Namespace {
@@ -520,8 +521,10 @@ impl Cluster {
             .await
         {
             Ok(namespace) => Ok(namespace.metadata.uid.filter(|uid| !uid.is_empty())),
-            Err(failure) if matches!(failure.status, 401 | 403 | 404) => Ok(None),
-            Err(failure) => Err(failure),
+            Err(failure) if failure.is_transient() => Err(failure),
+            // A refusal (401, 403, 404, a proxy's 400 or 405) or an answer that is not a
+            // Namespace: the URL names the cluster.
+            Err(_) => Ok(None),
         }
     }
 

@@ -4,8 +4,9 @@
 //! ([`unfinished_objects`]). Without the second part, an object created by a failed apply and
 //! dropped by the next release would stay in the cluster for ever: no inventory lists it. Each
 //! apply to a cluster records `ApplyStarted` before it sends anything ([`record_start`]), which is
-//! how an apply that never completed is found. The delete itself is guarded as always (uid and
-//! ownership annotation read again, `kots.io/keep` honoured).
+//! how an apply that never completed is found; the stage holds the app's apply lock meanwhile,
+//! so such an apply is not one still running in another process. The delete itself is guarded
+//! as always (uid and ownership annotation read again, `kots.io/keep` honoured).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
@@ -109,27 +110,32 @@ pub fn previous_apply(
     Ok(found)
 }
 
-/// Records `ApplyStarted` for this install, unless an earlier run of the stage (a resumed
-/// apply) already did.
+/// Records `ApplyStarted` for this install, unless the newest one an earlier run of the stage
+/// (a resumed apply) recorded says the same (a resumed apply may go to another cluster).
 pub async fn record_start(
     context: &StageContext,
     started: &ApplyStarted,
 ) -> Result<(), StageError> {
-    let recorded = context
+    let newest = context
         .recorded_facts()
         .await
         .iter()
-        .any(|event| event.event_type == APPLY_STARTED);
-    if !recorded {
+        .rev()
+        .find(|event| event.event_type == APPLY_STARTED)
+        .and_then(|event| serde_json::from_value::<ApplyStarted>(event.payload.clone()).ok());
+    if newest.as_ref() != Some(started) {
         context.record_fact(Fact::of(started)?).await?;
     }
     Ok(())
 }
 
-/// The objects that real applies of `app_slug` into `app_namespace` of `cluster`, started after
-/// `previous` completed (any time, without one) and never completed, recorded as applied (not
-/// failed): newest record first wins, one entry per object. Applies recorded before windlass
-/// recorded `ApplyStarted` are not found.
+/// The objects that other installs' real applies of `app_slug` into `app_namespace` of
+/// `cluster` recorded as applied (not failed) after `previous` completed (any time, without
+/// one): an install that recorded objects since then has not completed (it would be the
+/// previous apply), and the apply lock says it is not running. Each record belongs to the
+/// newest `ApplyStarted` of its install before it (a resumed apply may have gone elsewhere).
+/// Newest record first wins, one entry per object. Applies recorded before windlass recorded
+/// `ApplyStarted` are not found; a record that cannot be read is skipped, with a warning.
 pub fn unfinished_objects(
     context: &StageContext,
     app_slug: &str,
@@ -138,10 +144,9 @@ pub fn unfinished_objects(
     previous: Option<&PreviousApply>,
 ) -> Result<Vec<InventoryEntry>, StageError> {
     let after = previous.map_or(0, |previous| previous.global_seq);
-    // Every apply started after the previous one completed never completed itself: a completed
-    // one would be the previous apply.
-    let mut unfinished: HashSet<String> = HashSet::new();
-    let mut oldest_start = u64::MAX;
+    // Every start of every install that ever applied here, by install: (global_seq, here?).
+    let mut starts: HashMap<String, Vec<(u64, bool)>> = HashMap::new();
+    let mut starts_here = false;
     context
         .history
         .visit_recent_facts(
@@ -149,30 +154,36 @@ pub fn unfinished_objects(
             time::OffsetDateTime::UNIX_EPOCH,
             &context.install_id,
             &mut |event| {
-                if event.event.global_seq <= after {
-                    return ControlFlow::Break(());
-                }
-                let Ok(started) = event.decode::<ApplyStarted>() else {
-                    return ControlFlow::Continue(());
-                };
-                if started.app_slug == app_slug
-                    && started.app_namespace == app_namespace
-                    && cluster.is(&started.target)
-                    && !started.dry_run
-                {
-                    oldest_start = oldest_start.min(event.event.global_seq);
-                    unfinished.insert(event.event.install_id);
-                }
+                let here = event.decode::<ApplyStarted>().is_ok_and(|started| {
+                    started.app_slug == app_slug
+                        && started.app_namespace == app_namespace
+                        && cluster.is(&started.target)
+                        && !started.dry_run
+                });
+                starts_here |= here;
+                starts
+                    .entry(event.event.install_id)
+                    .or_default()
+                    .push((event.event.global_seq, here));
                 ControlFlow::Continue(())
             },
         )
         .map_err(StageError::permanent)?;
-    if unfinished.is_empty() {
+    if !starts_here {
         return Ok(Vec::new());
     }
+    starts.retain(|_, starts| starts.iter().any(|(_, here)| *here));
+    let belongs_here = |install: &str, seq: u64| {
+        starts.get(install).is_some_and(|starts| {
+            starts
+                .iter()
+                .filter(|(start, _)| *start < seq)
+                .max_by_key(|(start, _)| *start)
+                .is_some_and(|(_, here)| *here)
+        })
+    };
     let mut entries: Vec<InventoryEntry> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
-    let mut unreadable = None;
     context
         .history
         .visit_recent_facts(
@@ -180,20 +191,22 @@ pub fn unfinished_objects(
             time::OffsetDateTime::UNIX_EPOCH,
             &context.install_id,
             &mut |event| {
-                if event.event.global_seq < oldest_start {
+                if event.event.global_seq <= after {
                     return ControlFlow::Break(());
                 }
-                if !unfinished.contains(&event.event.install_id) {
+                if !belongs_here(&event.event.install_id, event.event.global_seq) {
                     return ControlFlow::Continue(());
                 }
                 let batch = match event.decode::<ObjectsApplied>() {
                     Ok(batch) => batch,
                     Err(error) => {
-                        unreadable = Some(format!(
-                            "record {} of install {}: {error}",
-                            event.event.global_seq, event.event.install_id
-                        ));
-                        return ControlFlow::Break(());
+                        tracing::warn!(
+                            record = event.event.global_seq,
+                            install = %event.event.install_id,
+                            %error,
+                            "apply: a record of an apply that never completed does not decode; its objects are not pruned"
+                        );
+                        return ControlFlow::Continue(());
                     }
                 };
                 // Newest first across batches; within a batch, a later object is the newer.
@@ -222,11 +235,6 @@ pub fn unfinished_objects(
             },
         )
         .map_err(StageError::permanent)?;
-    if let Some(problem) = unreadable {
-        return Err(StageError::permanent(format!(
-            "reading the objects an unfinished apply of {app_slug} applied: {problem}"
-        )));
-    }
     entries.reverse();
     Ok(entries)
 }

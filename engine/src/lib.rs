@@ -40,8 +40,8 @@ pub use recorded_run::RecordedRun;
 pub use retry::retry_delay;
 pub use runner::{ChainCheck, RunError, Runner};
 pub use services::{
-    Clock, FixedClock, HttpClient, KubernetesClientFactory, NoKubernetes, NoRandom, OsRandom,
-    RandomSource, ServiceError, Services, SystemClock,
+    Clock, FixedClock, HttpClient, KubernetesClientFactory, NamedLocks, NoKubernetes, NoRandom,
+    OsRandom, RandomSource, ServiceError, Services, StateDirLocks, SystemClock,
 };
 pub use stage::{
     BuildContext, Fact, FactHistory, FailureClass, Stage, StageConfig, StageContext, StageError,

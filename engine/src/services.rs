@@ -1,5 +1,6 @@
 //! The services a stage gets from whoever runs it, instead of reaching for the world itself: an
-//! HTTP client, a factory of Kubernetes clients, a clock and a random source. The binary supplies
+//! HTTP client, a factory of Kubernetes clients, a clock, a random source and named locks held
+//! across processes. The binary supplies
 //! the real ones ([`Services::default`]); a replay supplies a [`Clock`] and a [`RandomSource`] that
 //! hand back the values the original run recorded, and a test supplies whatever it needs to
 //! observe. The engine knows no Kubernetes types: [`KubernetesClientFactory`] hands out a client as
@@ -8,6 +9,27 @@
 use std::any::Any;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
+
+/// Exclusive locks by name, held across processes for as long as the answer lives (a real run:
+/// the state directory's `locks/`, [`StateDirLocks`]).
+pub trait NamedLocks: Send + Sync {
+    /// Takes lock `name`, or answers `Ok(None)` at once when another process holds it.
+    fn try_lock(&self, name: &str) -> Result<Option<Box<dyn Any + Send + Sync>>, ServiceError>;
+}
+
+/// [`NamedLocks`] in a state directory: `windlass_state::try_lock_in` under its root.
+#[derive(Debug, Clone)]
+pub struct StateDirLocks(pub std::path::PathBuf);
+
+impl NamedLocks for StateDirLocks {
+    fn try_lock(&self, name: &str) -> Result<Option<Box<dyn Any + Send + Sync>>, ServiceError> {
+        match windlass_state::try_lock_in(&self.0, name) {
+            Ok(Some(lock)) => Ok(Some(Box::new(lock))),
+            Ok(None) => Ok(None),
+            Err(error) => Err(ServiceError(error.to_string())),
+        }
+    }
+}
 
 /// A service could not provide what a stage asked for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -169,6 +191,19 @@ pub struct Services {
     /// Set by a replay: the stages' output directory is kept here instead of on the disk (see
     /// [`crate::memory_output`]).
     pub output_in_memory: Option<Arc<crate::memory_output::MemoryOutput>>,
+    /// Locks held across processes; `None` (a replay, a test) takes none.
+    pub locks: Option<Arc<dyn NamedLocks>>,
+}
+
+impl Services {
+    /// These services, with the locks of the state directory at `root` unless the caller
+    /// supplied others.
+    pub fn with_locks_in(mut self, root: &std::path::Path) -> Services {
+        if self.locks.is_none() {
+            self.locks = Some(Arc::new(StateDirLocks(root.to_path_buf())));
+        }
+        self
+    }
 }
 
 impl Default for Services {
@@ -182,6 +217,7 @@ impl Default for Services {
             random: Arc::new(OsRandom),
             recorded: None,
             output_in_memory: None,
+            locks: None,
         }
     }
 }

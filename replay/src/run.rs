@@ -408,6 +408,7 @@ async fn replay_unchecked(
             random: Arc::new(NoRandom),
             recorded: Some(recorded_run.clone()),
             output_in_memory: Some(scratch.output().clone()),
+            locks: None,
         },
     };
     let request = InstallRequest {

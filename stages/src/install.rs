@@ -470,7 +470,7 @@ pub async fn install(
         actor: environment.actor,
         progress: environment.progress,
         memo,
-        services: environment.services,
+        services: environment.services.with_locks_in(state.root()),
     };
     let plan = runner
         .plan_start(chain, &pipeline, &request, &environment.new_install_id)

@@ -33,5 +33,5 @@ pub use memory_store::MemoryStore;
 pub use projection::{Indexer, ProjectionHead, ProjectionRows, Projector};
 pub use schema::{EventPayload, EventSchema, SchemaError, SchemaRegistry, Upcaster};
 pub use secret::SecretString;
-pub use state_dir::{Backend, StateDir, StateDirError, StateLock, StateView};
+pub use state_dir::{Backend, StateDir, StateDirError, StateLock, StateView, try_lock_in};
 pub use store::{EventStore, RawRecord, StoreError};

@@ -187,39 +187,44 @@ impl StateDir {
     /// returns `Ok(None)` at once if another process holds it. The lock is released when the guard
     /// is dropped or the process dies.
     pub fn try_lock(&self, name: &str) -> Result<Option<StateLock>, StateDirError> {
-        let dir = self.root.join("locks");
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| StateDirError::Io { path, source }
-        };
-        fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let safe_name: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let path = dir.join(format!("{safe_name}.lock"));
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io(&path))?;
-        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(Some(StateLock { _file: file })),
-            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-            Err(errno) => Err(io(&path)(errno.into())),
-        }
+        try_lock_in(&self.root, name)
     }
 
     /// The default output directory of an install.
     pub fn default_out(&self, install_id: &str) -> PathBuf {
         self.root.join("installs").join(install_id)
+    }
+}
+
+/// [`StateDir::try_lock`] in the state directory at `root`.
+pub fn try_lock_in(root: &Path, name: &str) -> Result<Option<StateLock>, StateDirError> {
+    let dir = root.join("locks");
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StateDirError::Io { path, source }
+    };
+    fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let safe_name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let path = dir.join(format!("{safe_name}.lock"));
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(&path))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(StateLock { _file: file })),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(errno) => Err(io(&path)(errno.into())),
     }
 }
 

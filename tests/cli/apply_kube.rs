@@ -1111,6 +1111,72 @@ fn a_cluster_reached_through_another_url_is_the_same_cluster() {
 }
 
 #[test]
+fn a_cluster_whose_kube_system_cannot_be_read_is_known_by_its_url() {
+    let cluster = fake_cluster(Options::default());
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("get").name("kube-system"),
+        action: FaultAction::Refuse("namespaces \"kube-system\" is forbidden".into()),
+        remaining: None,
+    });
+    let state = tempfile::tempdir().unwrap();
+    let release = release(
+        &[
+            ("a.yaml", &configmap("a", "1")),
+            ("b.yaml", &configmap("b", "1")),
+        ],
+        "",
+    );
+    let first = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(first["status"], "completed", "{first}");
+    let completed = &payloads_of_type(
+        &events(state.path(), first["install_id"].as_str().unwrap()),
+        "ApplyCompleted",
+    )[0];
+    assert!(
+        completed["target"].get("cluster_uid").is_none(),
+        "{completed}"
+    );
+    rewrite(release.path(), &[("a.yaml", &configmap("a", "1"))]);
+    let second = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(second["status"], "completed", "{second}");
+    let pruned = prune_outcomes(state.path(), second["install_id"].as_str().unwrap());
+    assert_eq!(
+        pruned.get("b").map(String::as_str),
+        Some("deleted"),
+        "{pruned:?}"
+    );
+}
+
+#[test]
+fn one_apply_of_an_app_into_a_namespace_runs_at_a_time() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let release = release(&[("a.yaml", &configmap("a", "1"))], "");
+    // Another process applying the app: its lock, as windlass takes it.
+    let held = windlass_state::try_lock_in(state.path(), "apply-my-app-default")
+        .unwrap()
+        .expect("the lock is free");
+    let busy = install_kube(state.path(), release.path(), &cluster, &[]);
+    assert_eq!(busy.status.code(), Some(1), "{busy:?}");
+    let busy_json: Value = serde_json::from_slice(&busy.stdout).unwrap();
+    let shown = format!("{busy_json}{}", String::from_utf8_lossy(&busy.stderr));
+    assert!(
+        shown.contains("another windlass process is applying my-app into namespace default"),
+        "{shown}"
+    );
+    let busy_events = events(state.path(), busy_json["install_id"].as_str().unwrap());
+    assert!(payloads_of_type(&busy_events, "ApplyStarted").is_empty());
+    assert!(!exists(&cluster, "v1", "ConfigMap", "default", "a"));
+    // A dry run takes no lock.
+    let dry = dry_run_install(state.path(), release.path(), &cluster);
+    assert_eq!(dry.status.code(), Some(0), "{dry:?}");
+    drop(held);
+    let done = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(exists(&cluster, "v1", "ConfigMap", "default", "a"));
+}
+
+#[test]
 fn objects_of_an_apply_that_never_completed_are_pruned_by_the_next_one() {
     let cluster = fake_cluster(Options::default());
     let state = tempfile::tempdir().unwrap();
