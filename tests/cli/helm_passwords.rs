@@ -5,7 +5,8 @@
 //! `helm/<release>/values.yaml`) are written 0600; the events name the chart's values, helm's output
 //! and its flags by keyed fingerprint or redacted; `windlass show` names the chart, never the value;
 //! a replay runs helm again for such a chart and agrees; a resumed install in a new process renders
-//! the release again. The `useHelmInstall: true` chart goes to `windlass-test-apiserver`, a FAKE
+//! the release again; `windlass apply INSTALL_ID`, which has not the flags as written, is refused
+//! naming them. The `useHelmInstall: true` chart goes to `windlass-test-apiserver`, a FAKE
 //! Kubernetes API server (no real one can be installed on these machines).
 
 use std::path::{Path, PathBuf};
@@ -360,12 +361,9 @@ fn a_resume_in_a_new_process_renders_a_chart_holding_a_password_again() {
     assert_password_nowhere_in(state.path());
 }
 
-/// A `useHelmInstall: true` chart whose values and `helmUpgradeFlags` read the password: the
-/// chart's files holding it are 0600, helm gets the flags as written, and `HelmReleaseInstalled`
-/// (like every other event) records them redacted.
-#[test]
-fn a_helm_install_chart_reading_a_password_in_values_and_flags_records_them_redacted() {
-    let state = tempfile::tempdir().unwrap();
+/// The quickstart release plus the Config and the `useHelmInstall: true` chart `tiny`, whose
+/// values and `helmUpgradeFlags` read the password, and the ConfigValues file.
+fn release_with_a_helm_install_chart() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let release = dir.path().join("release");
     copy_quickstart(&release);
@@ -390,15 +388,48 @@ fn a_helm_install_chart_reading_a_password_in_values_and_flags_records_them_reda
     )
     .unwrap();
     let values = config_values(dir.path());
-    let out = dir.path().join("out");
+    (dir, release, values)
+}
+
+/// The FAKE API server, with a kubeconfig for it written in `dir`.
+fn fake_cluster(dir: &Path) -> (TestApiServer, PathBuf) {
     let server = TestApiServer::start(Options::default()).expect("the fake API server starts");
-    let kubeconfig = dir.path().join("kubeconfig");
+    let kubeconfig = dir.join("kubeconfig");
     server.write_kubeconfig(&kubeconfig).unwrap();
-    let output = output_within(
-        install_command(state.path(), &values, &out, &release)
-            .args(["--target", "kube", "--kubeconfig"])
-            .arg(&kubeconfig),
-    );
+    (server, kubeconfig)
+}
+
+/// [`install_command`] with `--target kube --kubeconfig KUBECONFIG`.
+fn install_to_cluster(
+    state: &Path,
+    values: &Path,
+    out: &Path,
+    release: &Path,
+    kubeconfig: &Path,
+) -> std::process::Command {
+    let mut command = install_command(state, values, out, release);
+    command
+        .args(["--target", "kube", "--kubeconfig"])
+        .arg(kubeconfig);
+    command
+}
+
+/// A `useHelmInstall: true` chart whose values and `helmUpgradeFlags` read the password: the
+/// chart's files holding it are 0600, helm gets the flags as written, and `HelmReleaseInstalled`
+/// (like every other event) records them redacted.
+#[test]
+fn a_helm_install_chart_reading_a_password_in_values_and_flags_records_them_redacted() {
+    let state = tempfile::tempdir().unwrap();
+    let (dir, release, values) = release_with_a_helm_install_chart();
+    let out = dir.path().join("out");
+    let (_server, kubeconfig) = fake_cluster(dir.path());
+    let output = output_within(&mut install_to_cluster(
+        state.path(),
+        &values,
+        &out,
+        &release,
+        &kubeconfig,
+    ));
     assert_password_not_printed(&output);
     let install = json(output);
     assert_eq!(install["status"], "completed", "{install:#}");
@@ -429,4 +460,66 @@ fn a_helm_install_chart_reading_a_password_in_values_and_flags_records_them_reda
         arguments.ends_with(&["--description", "<redacted>"]),
         "{arguments:?}"
     );
+    assert!(
+        installed["chart_digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("fp1:"),
+        "a keyed digest: {installed:#}"
+    );
+}
+
+/// `windlass apply INSTALL_ID` runs in a process that did not render the release, so it has not
+/// the chart's flags as written (never stored): it is refused saying so, and installing again
+/// (which renders the release again) installs the chart.
+#[test]
+fn applying_a_recorded_install_without_its_flags_in_memory_is_refused_naming_them() {
+    let state = tempfile::tempdir().unwrap();
+    let (dir, release, values) = release_with_a_helm_install_chart();
+    let out = dir.path().join("out");
+    let (_server, kubeconfig) = fake_cluster(dir.path());
+    let rendered = output_within(&mut install_command(state.path(), &values, &out, &release));
+    assert_password_not_printed(&rendered);
+    let rendered = json(rendered);
+    assert_eq!(rendered["status"], "completed", "{rendered:#}");
+    let install_id = rendered["install_id"].as_str().unwrap();
+
+    let applied = output_within(
+        windlass(state.path())
+            .args([
+                "apply",
+                install_id,
+                "--json",
+                "--target",
+                "kube",
+                "--kubeconfig",
+            ])
+            .arg(&kubeconfig),
+    );
+    assert_password_not_printed(&applied);
+    assert!(!applied.status.success());
+    let report: Value = serde_json::from_slice(&applied.stdout).unwrap();
+    assert!(
+        report.to_string().contains(
+            "spec.helmUpgradeFlags of HelmChart tiny holds a password value, which windlass never stores, and this process did not render it"
+        ),
+        "{report:#}"
+    );
+    // Nothing was handed to helm, so nothing recorded of it.
+    let apply_id = report["install_id"].as_str().unwrap();
+    assert!(
+        payloads_of_type(&events_of(state.path(), apply_id), "HelmReleaseInstalled").is_empty()
+    );
+
+    let installed = output_within(&mut install_to_cluster(
+        state.path(),
+        &values,
+        &out,
+        &release,
+        &kubeconfig,
+    ));
+    assert_password_not_printed(&installed);
+    let installed = json(installed);
+    assert_eq!(installed["status"], "completed", "{installed:#}");
+    assert_password_nowhere_in(state.path());
 }
