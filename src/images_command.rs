@@ -102,6 +102,7 @@ pub fn run(global: &GlobalArgs, args: &ImagesArgs) -> CliResult {
             namespace: &args.namespace,
             recorded: None,
             parsed_cache: None,
+            holds_password: &|file| templates.holds_password(file),
         },
     )
     .map_err(|error| invalid(anyhow!(error)))?;

@@ -456,7 +456,8 @@ pub struct HelmReleaseInstalled {
     pub chart: String,
     /// The rendered chart's directory, relative to the output directory.
     pub chart_dir: String,
-    /// blake3 over the chart's files (each path, a NUL, its bytes, a NUL, in path order).
+    /// blake3 over the chart's files (each path, a NUL, its bytes, a NUL, in path order); for a
+    /// chart holding a password value, a keyed fingerprint (`fp1:…`) of the same bytes.
     pub chart_digest: String,
     /// What happened.
     pub outcome: HelmReleaseOutcome,

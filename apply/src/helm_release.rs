@@ -8,7 +8,10 @@
 //! cluster gets is exactly what `render_midstream` recorded. helm runs bounded (`HelmTool`: a
 //! deadline, an output cap, its own temporary directory, a cleared environment with only the
 //! kubeconfig added) and without `--wait`. Each outcome is recorded as `HelmReleaseInstalled`,
-//! without helm's output (a chart's NOTES may print anything). The directory target writes
+//! without helm's output (a chart's NOTES may print anything). A chart whose HelmChart held a
+//! password value gets its `helmUpgradeFlags` from the install's memory (they are recorded
+//! redacted, and so are they among the recorded arguments) and its error is recorded without
+//! helm's words; the flags themselves are still on helm's command line, as the vendor wrote them. The directory target writes
 //! each chart under `charts/<release>/` instead.
 //!
 //! Before any chart is installed, each release the previous real apply of the app to the same
@@ -27,6 +30,7 @@ use crate::events::{
     HelmUninstallOutcome,
 };
 use crate::source::HelmChartSource;
+use windlass_stages::credential_texts::{CredentialTexts, fetched_by, text_not_in_memory};
 
 /// Most characters of helm's error kept in the record.
 const MAX_ERROR_CHARS: usize = 4000;
@@ -47,7 +51,7 @@ pub fn record_of(chart: &HelmChartSource, namespace: &str) -> HelmReleaseInstall
         weight: chart.chart.weight,
         chart: format!("{}-{}", chart.chart.chart_name, chart.chart.chart_version),
         chart_dir: chart.chart.chart_dir.clone(),
-        chart_digest: chart.digest(),
+        chart_digest: chart.digest.clone(),
         outcome: HelmReleaseOutcome::NotRunDryRun,
         helm_version: None,
         arguments: Vec::new(),
@@ -188,12 +192,69 @@ fn capped(message: String) -> String {
     }
 }
 
-/// Runs `helm upgrade --install` for `chart` in `namespace` (blocking: call it off the async
-/// runtime) and records how it went.
+/// The `helmUpgradeFlags` helm runs `chart` with: as recorded, or, for a chart holding a password
+/// value (its flags recorded redacted), as the vendor wrote them, from the install's memory where
+/// `fetch_base` kept them. A process that did not render the release (a resumed install, or
+/// `windlass apply INSTALL_ID`) does not have them: that fails, marking `fetch_base` stale when it
+/// is an input, so that the next `windlass install` of the same request renders them again.
+pub fn upgrade_flags(
+    context: &StageContext,
+    chart: &HelmChartSource,
+) -> Result<Vec<String>, StageError> {
+    let Some(fingerprint) = &chart.chart.helm_upgrade_flags_fingerprint else {
+        return Ok(chart.chart.helm_upgrade_flags.clone());
+    };
+    let texts = context.memo.get::<CredentialTexts>();
+    let written = texts.get(fingerprint).ok_or_else(|| {
+        text_not_in_memory(
+            fetched_by(context),
+            &format!("spec.helmUpgradeFlags of HelmChart {}", chart.chart.name),
+        )
+    })?;
+    serde_json::from_str(&written).map_err(|error| {
+        StageError::permanent(format!(
+            "the helmUpgradeFlags of HelmChart {} kept in memory: {error}",
+            chart.chart.name
+        ))
+    })
+}
+
+/// The arguments helm ran `chart` with, as recorded: for a chart whose flags are recorded
+/// redacted, the `upgrade_flags` at their end replaced by the redacted ones.
+fn recorded_arguments(
+    mut arguments: Vec<String>,
+    chart: &HelmChartSource,
+    upgrade_flags: &[String],
+) -> Vec<String> {
+    if chart.chart.helm_upgrade_flags_fingerprint.is_some() {
+        arguments.truncate(arguments.len().saturating_sub(upgrade_flags.len()));
+        arguments.extend(chart.chart.helm_upgrade_flags.iter().cloned());
+    }
+    arguments
+}
+
+/// helm's error as recorded: for a chart holding a password value, without helm's own output
+/// (an API server's or a hook's message may quote a value of the chart).
+fn recorded_error(error: windlass_helm::HelmError, chart: &HelmChartSource) -> String {
+    match error {
+        windlass_helm::HelmError::Failed { what, status, .. } if chart.chart.holds_password => {
+            format!(
+                "{what} failed ({status}); helm's error is not shown because the chart holds a password value (run helm upgrade --install on {} to see it)",
+                chart.chart.chart_dir
+            )
+        }
+        other => capped(other.to_string()),
+    }
+}
+
+/// Runs `helm upgrade --install` for `chart` in `namespace` with `upgrade_flags` (see
+/// [`upgrade_flags`]) after windlass's arguments (blocking: call it off the async runtime) and
+/// records how it went, the flags redacted when the chart's are.
 pub fn install_chart(
     tool: &HelmTool,
     helm_version: &str,
     chart: &HelmChartSource,
+    upgrade_flags: &[String],
     namespace: &str,
     cluster: &HelmCluster<'_>,
 ) -> HelmReleaseInstalled {
@@ -212,19 +273,19 @@ pub fn install_chart(
         kubeconfig: std::path::Path::new(cluster.kubeconfig),
         kube_context: cluster.context,
         timeout_seconds: cluster.timeout_seconds,
-        extra_arguments: &chart.chart.helm_upgrade_flags,
+        extra_arguments: upgrade_flags,
     });
     record.elapsed_ms = started.elapsed().as_millis() as u64;
     match result {
         Ok(output) => {
             record.outcome = HelmReleaseOutcome::Installed;
-            record.arguments = output.arguments;
+            record.arguments = recorded_arguments(output.arguments, chart, upgrade_flags);
             record.revision = output.revision;
             record.status = output.status;
         }
         Err(error) => {
             record.outcome = HelmReleaseOutcome::Failed;
-            record.error = Some(capped(error.to_string()));
+            record.error = Some(recorded_error(error, chart));
         }
     }
     record
@@ -252,13 +313,53 @@ mod tests {
                 chart_name: release.into(),
                 chart_version: "1.0.0".into(),
                 helm_upgrade_flags: Vec::new(),
+                helm_upgrade_flags_fingerprint: None,
+                holds_password: false,
                 chart_dir: format!("rendered/this-cluster/charts/{release}"),
                 pull_secrets: Vec::new(),
                 patched_workloads: Vec::new(),
                 files: Vec::new(),
             },
             files: Vec::new(),
+            digest: String::new(),
         }
+    }
+
+    #[test]
+    fn a_chart_holding_a_password_is_recorded_with_its_flags_redacted_and_without_helms_words() {
+        let mut holding = chart("db", None, 0);
+        holding.chart.holds_password = true;
+        holding.chart.helm_upgrade_flags = vec!["--description".into(), "<redacted>".into()];
+        holding.chart.helm_upgrade_flags_fingerprint = Some("fp1:0123".into());
+        let flags = ["--description".to_string(), "pw-s3cret".to_string()];
+        let ran: Vec<String> = ["upgrade", "--install", "db", "chart"]
+            .iter()
+            .map(|argument| argument.to_string())
+            .chain(flags.iter().cloned())
+            .collect();
+        assert_eq!(
+            recorded_arguments(ran.clone(), &holding, &flags),
+            [
+                "upgrade",
+                "--install",
+                "db",
+                "chart",
+                "--description",
+                "<redacted>"
+            ]
+        );
+        let failed = || windlass_helm::HelmError::Failed {
+            what: "helm upgrade --install db".into(),
+            status: "exit status: 1".into(),
+            stderr: "Error: bad value pw-s3cret".into(),
+        };
+        let error = recorded_error(failed(), &holding);
+        assert!(!error.contains("pw-s3cret"), "{error}");
+        assert!(error.starts_with("helm upgrade --install db failed (exit status: 1)"));
+        // Any other chart is recorded as helm ran it.
+        let plain = chart("web", None, 0);
+        assert_eq!(recorded_arguments(ran.clone(), &plain, &flags), ran);
+        assert!(recorded_error(failed(), &plain).contains("bad value"));
     }
 
     #[test]

@@ -127,10 +127,18 @@ impl ApplyStage {
         let mut installed = Vec::new();
         for chart in crate::helm_release::install_order(charts) {
             let namespace = namespace_of(chart);
+            let upgrade_flags = crate::helm_release::upgrade_flags(context, chart)?;
             let chart = chart.clone();
             let record = helm
                 .run(move |tool, version, cluster| {
-                    crate::helm_release::install_chart(tool, version, &chart, &namespace, cluster)
+                    crate::helm_release::install_chart(
+                        tool,
+                        version,
+                        &chart,
+                        &upgrade_flags,
+                        &namespace,
+                        cluster,
+                    )
                 })
                 .await?;
             context.record_fact(Fact::of(&record)?).await?;

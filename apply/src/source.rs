@@ -91,21 +91,35 @@ pub struct HelmChartSource {
     pub chart: RenderedHelmChart,
     /// Its files, paths relative to the chart's directory, with whether each holds a secret.
     pub files: Vec<(String, Vec<u8>, bool)>,
+    /// What `HelmReleaseInstalled.chart_digest` records of the files (see [`chart_digest`]).
+    pub digest: String,
 }
 
-impl HelmChartSource {
-    /// blake3 over the files (each path, a NUL, its bytes, a NUL, in path order).
-    pub fn digest(&self) -> String {
-        let mut files: Vec<&(String, Vec<u8>, bool)> = self.files.iter().collect();
-        files.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut hasher = blake3::Hasher::new();
-        for (path, bytes, _) in files {
-            hasher.update(path.as_bytes());
-            hasher.update(&[0]);
-            hasher.update(bytes);
-            hasher.update(&[0]);
-        }
-        hasher.finalize().to_hex().to_string()
+/// The fingerprint purpose of the digest of a chart holding a password value.
+pub const CHART_FILES_PURPOSE: &str = "helm-chart-files";
+
+/// blake3 over `files` (each path, a NUL, its bytes, a NUL, in path order); for a chart holding a
+/// password value (`holds_password`), a keyed fingerprint of the same bytes instead, so that no
+/// plain hash of a text holding the password is recorded (a weak password could be guessed from
+/// it).
+pub fn chart_digest(
+    files: &[(String, Vec<u8>, bool)],
+    holds_password: bool,
+    key: &windlass_state::FingerprintKey,
+) -> String {
+    let mut sorted: Vec<&(String, Vec<u8>, bool)> = files.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut hashed = Vec::new();
+    for (path, bytes, _) in sorted {
+        hashed.extend_from_slice(path.as_bytes());
+        hashed.push(0);
+        hashed.extend_from_slice(bytes);
+        hashed.push(0);
+    }
+    if holds_password {
+        key.fingerprint_bytes(CHART_FILES_PURPOSE, &hashed)
+    } else {
+        blake3::hash(&hashed).to_hex().to_string()
     }
 }
 
@@ -291,6 +305,7 @@ pub fn read_source(
             files.push((relative.to_string(), bytes, file.blob.is_none()));
         }
         helm_charts.push(HelmChartSource {
+            digest: chart_digest(&files, chart.holds_password, &context.fingerprint_key),
             chart: chart.clone(),
             files,
         });
@@ -553,6 +568,33 @@ mod tests {
             payload: serde_json::json!({"seq": seq}),
             ..windlass_state::StoredEvent::default()
         })
+    }
+
+    #[test]
+    fn a_chart_holding_a_password_gets_a_keyed_digest() {
+        let files = vec![
+            ("templates/b.yaml".to_string(), b"b".to_vec(), false),
+            ("Chart.yaml".to_string(), b"name: x".to_vec(), false),
+        ];
+        let key = windlass_state::FingerprintKey::from_bytes([7; 32]);
+        let plain = chart_digest(&files, false, &key);
+        assert_eq!(
+            plain,
+            blake3::hash(b"Chart.yaml\0name: x\0templates/b.yaml\0b\0")
+                .to_hex()
+                .to_string(),
+            "a plain hash over each path and its bytes, in path order"
+        );
+        let keyed = chart_digest(&files, true, &key);
+        assert!(keyed.starts_with("fp1:"), "{keyed}");
+        assert_ne!(
+            keyed,
+            chart_digest(
+                &files,
+                true,
+                &windlass_state::FingerprintKey::from_bytes([8; 32])
+            )
+        );
     }
 
     #[test]

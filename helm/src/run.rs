@@ -228,8 +228,9 @@ impl HelmTool {
         std::fs::write(work.path().join("chart.tgz"), request.archive).map_err(prepare)?;
         let values = serde_json::to_string(&Value::Object(request.values.clone()))
             .map_err(|error| HelmError::Prepare(error.to_string()))?;
-        // JSON is YAML: helm reads it as its values file.
-        std::fs::write(work.path().join("values.yaml"), values).map_err(prepare)?;
+        // JSON is YAML: helm reads it as its values file, readable by this user only (it may
+        // hold a password value), never passed on helm's command line.
+        write_private(&work.path().join("values.yaml"), values.as_bytes()).map_err(prepare)?;
         let arguments: Vec<String> = vec![
             "template".into(),
             request.release_name.into(),
@@ -478,6 +479,18 @@ fn failed(what: String, ran: &Ran) -> HelmError {
         status: ran.status.to_string(),
         stderr: String::from_utf8_lossy(&ran.stderr).trim().to_string(),
     }
+}
+
+/// Writes `bytes` to a new file at `path`, mode 0600.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(bytes)
 }
 
 /// helm's working directory for one run: readable by this user only (0700), since it holds the

@@ -99,7 +99,7 @@ pub fn output_files<'a>(event_type: &str, payload: &'a Value) -> Vec<OutputFile<
 /// derived again (no `--license`, or in local-registry mode no `--registry-password-file`),
 /// without the secrets' content fingerprints; when the password values the install's templates
 /// read are not known (no `--config-values`), without the fingerprints of the documents holding
-/// them. A payload that is not an object is one field named `""`.
+/// them and of the values, output and flags of the HelmCharts holding them. A payload that is not an object is one field named `""`.
 pub fn comparable_fields<'a>(
     event_type: &str,
     payload: &'a Value,
@@ -205,6 +205,24 @@ pub fn comparable_fields<'a>(
                         }
                     }
                     Some(objects)
+                }
+                // A HelmChart holding a password value: its values, helm's output and its
+                // flags are recorded by fingerprint, which a replay without the passwords does not
+                // reproduce.
+                ("BaseFetched", "helm_charts") if !passwords_known => {
+                    let mut charts = value.clone();
+                    for chart in charts.as_array_mut().into_iter().flatten() {
+                        if let Some(chart) = chart.as_object_mut() {
+                            for field in [
+                                "values_fingerprint",
+                                "output_fingerprint",
+                                "helm_upgrade_flags_fingerprint",
+                            ] {
+                                chart.remove(field);
+                            }
+                        }
+                    }
+                    Some(charts)
                 }
                 ("BaseFetched", "documents") if !passwords_known => {
                     let mut documents = value.clone();

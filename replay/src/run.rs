@@ -362,7 +362,8 @@ async fn replay_unchecked(
     // The replayed run's blobs are thrown away: held in memory, never written.
     let replay_blobs = Arc::new(windlass_state::BlobStore::in_memory());
     // helm's recorded output for each HelmChart: fetch_base takes it from the blob store instead
-    // of running helm.
+    // of running helm. A chart holding a password value has no blob (its output was never
+    // stored): fetch_base runs helm again for it.
     let chart_outputs: Vec<BlobId> = fetched
         .helm_charts
         .iter()

@@ -5,7 +5,9 @@
 //! (apiVersion, kind, namespace, name), blobs, the chart archives no `HelmChart` refers to and the
 //! `kots.io/v1beta1` HelmCharts a `kots.io/v1beta2` one supersedes.
 //! License files are recognised by content and never stored, and no file holding the license ID
-//! is. It writes nothing to the output directory; [`crate::write_base`] does that from the
+//! is. A document whose text holds a password value, and a HelmChart whose file does (its values,
+//! helm's output, its documents and its `helmUpgradeFlags`), are recorded by keyed fingerprint and
+//! kept in the install's memory only ([`CredentialTexts`]). It writes nothing to the output directory; [`crate::write_base`] does that from the
 //! recorded facts.
 
 use std::sync::Arc;
@@ -205,6 +207,7 @@ impl Stage for FetchBase {
                         .as_deref()
                         .map(|records| (records, &read_blob as &crate::helm_charts::ReadBlob)),
                     parsed_cache: Some(&parsed_cache),
+                    holds_password: &|file| templates.holds_password(file),
                 },
             )
             .map_err(StageError::invalid_input)?;
@@ -336,7 +339,10 @@ fn record(
     }
     let mut helm_charts = Vec::with_capacity(charts.len());
     for mut chart in charts {
-        if !chart.record.excluded {
+        let holds_password = chart.record.holds_password;
+        if holds_password {
+            withhold_chart_credentials(&mut chart, credentials)?;
+        } else if !chart.record.excluded {
             chart.record.output_blob = Some(
                 blobs
                     .put(chart.output.as_bytes())
@@ -346,7 +352,11 @@ fn record(
         }
         if crate::helm_charts::joins_common_base(&chart) {
             for document in &chart.documents {
-                documents.push(fetched_document(document, blobs, None)?);
+                documents.push(fetched_document(
+                    document,
+                    blobs,
+                    holds_password.then_some(credentials),
+                )?);
             }
         }
         helm_charts.push(chart.record);
@@ -398,6 +408,32 @@ fn record(
         facts: vec![fact],
         summary,
     })
+}
+
+/// For a HelmChart whose file held a password value: its values and helm's output kept in memory
+/// and named by keyed fingerprint, its `helmUpgradeFlags` recorded redacted and kept in memory
+/// under their fingerprint (as JSON), so that nothing of them is stored.
+fn withhold_chart_credentials(
+    chart: &mut crate::helm_charts::ChartRender,
+    credentials: &Credentials,
+) -> Result<(), StageError> {
+    let record = &mut chart.record;
+    let flags = std::mem::take(&mut record.helm_upgrade_flags);
+    if !flags.is_empty() {
+        let written = serde_json::to_string(&flags)
+            .map_err(|error| StageError::permanent(error.to_string()))?;
+        record.helm_upgrade_flags_fingerprint =
+            Some(credentials.texts.remember(&credentials.key, &written));
+        record.helm_upgrade_flags = crate::events::redacted_flags(&flags);
+    }
+    if record.excluded {
+        return Ok(());
+    }
+    let values = crate::helm_charts::values_yaml(record.values.take().as_ref())
+        .map_err(StageError::permanent)?;
+    record.values_fingerprint = Some(credentials.texts.remember(&credentials.key, &values));
+    record.output_fingerprint = Some(credentials.texts.remember(&credentials.key, &chart.output));
+    Ok(())
 }
 
 /// What templating did, for the summary `windlass show` prints: the files templated, the config

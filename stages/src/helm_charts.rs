@@ -15,7 +15,10 @@
 //!   must set.
 //!
 //! helm's whole stdout is stored as a blob and named in `BaseFetched.helm_charts`; a replay
-//! (`Services::recorded`) takes it from there and never runs helm.
+//! (`Services::recorded`) takes it from there and never runs helm. The exception is a HelmChart
+//! whose file held a password value when rendered (`holds_password`): its values and output are
+//! credentials, recorded by keyed fingerprint only (by `fetch_base`), so a replay runs helm again
+//! for it, and helm's error for it is reported without helm's own words (they may quote a value).
 
 use std::path::PathBuf;
 
@@ -27,6 +30,7 @@ use windlass_manifest::documents::{
     Document, DocumentClass, ParsedCache, Reuse, parse_documents_with,
 };
 
+use crate::credential_texts::CredentialTexts;
 use crate::events::HelmChartRendered;
 use crate::release::{FileContents, Release};
 
@@ -56,6 +60,10 @@ pub struct ChartRendering<'a> {
     pub recorded: Option<(&'a [HelmChartRendered], &'a ReadBlob<'a>)>,
     /// Where parsed documents are shared with later stages.
     pub parsed_cache: Option<&'a ParsedCache>,
+    /// Whether the rendered text of a release file holds a password value
+    /// ([`crate::templates::Templates::holds_password`]): a HelmChart in such a file is marked
+    /// `holds_password`.
+    pub holds_password: &'a dyn Fn(&str) -> bool,
 }
 
 /// The helm `fetch_base` uses when its configuration names none (see [`HelmTool::default_path`]).
@@ -111,11 +119,15 @@ pub fn render_release_charts(
             excluded: false,
             archive: None,
             values: None,
+            values_fingerprint: None,
             rendered_with: None,
             helm_version: None,
             helm_arguments: Vec::new(),
             output_blob: None,
+            output_fingerprint: None,
             helm_upgrade_flags: chart.helm_upgrade_flags.clone(),
+            helm_upgrade_flags_fingerprint: None,
+            holds_password: (rendering.holds_password)(&document.file),
         };
         if windlass_helm::is_excluded(&chart).map_err(|error| error.to_string())? {
             record.excluded = true;
@@ -142,19 +154,24 @@ pub fn render_release_charts(
                             chart.helm_chart
                         )
                     })?;
-                let stdout = before
-                    .output_blob
-                    .as_deref()
-                    .and_then(read_blob)
-                    .ok_or_else(|| {
-                        format!(
-                            "{}: the recorded helm output (blob {}) cannot be read",
-                            chart.helm_chart,
-                            before.output_blob.as_deref().unwrap_or("none")
-                        )
-                    })?;
-                helm_version = before.helm_version.clone();
-                Some((stdout, before.helm_arguments.clone()))
+                if before.output_blob.is_none() && before.output_fingerprint.is_some() {
+                    // Its output held a password value and was never stored: helm runs again.
+                    None
+                } else {
+                    let stdout = before
+                        .output_blob
+                        .as_deref()
+                        .and_then(read_blob)
+                        .ok_or_else(|| {
+                            format!(
+                                "{}: the recorded helm output (blob {}) cannot be read",
+                                chart.helm_chart,
+                                before.output_blob.as_deref().unwrap_or("none")
+                            )
+                        })?;
+                    helm_version = before.helm_version.clone();
+                    Some((stdout, before.helm_arguments.clone()))
+                }
             }
             None => None,
         };
@@ -181,7 +198,7 @@ pub fn render_release_charts(
                     rendering.tool,
                     &ArchiveLimits::default(),
                 )
-                .map_err(|error| error.to_string())?
+                .map_err(|error| render_failure(error, record.holds_password))?
             }
         };
         record.archive = Some(rendered.archive.path.clone());
@@ -211,8 +228,17 @@ pub fn render_release_charts(
                 Some(cache) => Reuse::Share(cache),
                 None => Reuse::Nothing,
             };
-            let parsed = parse_documents_with(&path, file.text.as_bytes(), reuse)
-                .map_err(|error| format!("{}: helm rendered {error}", chart.helm_chart))?;
+            let parsed =
+                parse_documents_with(&path, file.text.as_bytes(), reuse).map_err(|error| {
+                    if record.holds_password {
+                        format!(
+                            "{}: helm rendered {path}, which does not parse as YAML (the problem is not shown: the chart's values hold a password value)",
+                            chart.helm_chart
+                        )
+                    } else {
+                        format!("{}: helm rendered {error}", chart.helm_chart)
+                    }
+                })?;
             documents.extend(parsed);
         }
         renders.push(ChartRender {
@@ -222,6 +248,20 @@ pub fn render_release_charts(
         });
     }
     Ok(renders)
+}
+
+/// What a failed render of a chart says: for a chart holding a password value, helm's own error
+/// output is left out (a template's `fail` or a parse error may quote a value).
+fn render_failure(error: windlass_helm::RenderError, holds_password: bool) -> String {
+    match error {
+        windlass_helm::RenderError::Helm {
+            helm_chart,
+            error: windlass_helm::HelmError::Failed { what, status, .. },
+        } if holds_password => format!(
+            "{helm_chart}: {what} failed ({status}); helm's error is not shown because the chart's values hold a password value (run helm template on the chart with the same values to see it)"
+        ),
+        other => other.to_string(),
+    }
 }
 
 /// A HelmChart document as `windlass-helm` takes it.
@@ -276,6 +316,13 @@ fn replayed(
     })
 }
 
+/// A chart's values as `helm/<directory>/values.yaml` holds them (YAML); for a chart holding a
+/// password value, what `BaseFetched.helm_charts[].values_fingerprint` names.
+pub fn values_yaml(values: Option<&serde_json::Value>) -> Result<String, String> {
+    serde_saphyr::to_string(values.unwrap_or(&serde_json::json!({})))
+        .map_err(|error| error.to_string())
+}
+
 /// Whether `documents` (of a render) are recorded as base documents under `charts/<directory>/`:
 /// `kots.io/v1beta1` charts only (with `useHelmInstall: false` they join the common base; with
 /// `true`, `write_base` keeps their bases apart).
@@ -300,9 +347,14 @@ pub fn summary(
             continue;
         }
         let archive = record.archive.as_deref().unwrap_or("?");
+        let holding = if record.holds_password {
+            " (holding password values: its values, helm's output and its documents recorded by keyed fingerprint, never stored)"
+        } else {
+            ""
+        };
         if record.api_version == "kots.io/v1beta2" {
             summary.push_str(&format!(
-                "; {chart}: chart {} {} from {archive} templated with its builder values to list its images; not patched (kots.io/v1beta2 charts are installed as shipped)",
+                "; {chart}: chart {} {} from {archive} templated with its builder values to list its images{holding}; not patched (kots.io/v1beta2 charts are installed as shipped)",
                 record.chart_name, record.chart_version
             ));
             continue;
@@ -313,7 +365,7 @@ pub fn summary(
             .filter(|document| document.file.starts_with(&prefix))
             .count();
         summary.push_str(&format!(
-            "; {chart}: chart {} {} from {archive} rendered by helm into {count} document(s) under base/{prefix}",
+            "; {chart}: chart {} {} from {archive} rendered by helm into {count} document(s) under base/{prefix}{holding}",
             record.chart_name, record.chart_version
         ));
     }
@@ -365,10 +417,12 @@ pub fn not_patched_reason<'a>(
 }
 
 /// The documents of every `kots.io/v1beta2` HelmChart's builder render, read back from helm's
-/// recorded output, files named `helm/<directory>/<path>`.
+/// recorded output (or, for a chart holding a password value, from the `texts` this process
+/// kept), files named `helm/<directory>/<path>`.
 pub fn builder_documents(
     records: &[HelmChartRendered],
     read_blob: &ReadBlob<'_>,
+    texts: &CredentialTexts,
     parsed_cache: Option<&ParsedCache>,
 ) -> Result<Vec<Document>, String> {
     let mut documents = Vec::new();
@@ -376,13 +430,18 @@ pub fn builder_documents(
         .iter()
         .filter(|record| record.api_version == "kots.io/v1beta2" && !record.excluded)
     {
-        let Some(blob) = record.output_blob.as_deref() else {
-            continue;
-        };
         let chart = format!("HelmChart {} ({})", record.name, record.file);
-        let stdout = read_blob(blob).ok_or_else(|| {
-            format!("{chart}: the recorded helm output (blob {blob}) is missing or damaged")
-        })?;
+        let stdout = match (&record.output_blob, &record.output_fingerprint) {
+            (Some(blob), _) => read_blob(blob).ok_or_else(|| {
+                format!("{chart}: the recorded helm output (blob {blob}) is missing or damaged")
+            })?,
+            (None, Some(fingerprint)) => texts.get(fingerprint).map(|text| text.to_string()).ok_or_else(|| {
+                format!(
+                    "{chart}: helm's output holds a password value, which windlass never stores, and this process did not render it: run the same `windlass install` again (with the same --config-values) to render the release again"
+                )
+            })?,
+            (None, None) => continue,
+        };
         let files = split_output(&stdout).map_err(|error| format!("{chart}: {error}"))?;
         for file in files {
             let path = format!("helm/{}/{}", record.directory, file.path);

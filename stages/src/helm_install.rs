@@ -224,6 +224,8 @@ mod tests {
             chart_name: "app".into(),
             chart_version: "1.0.0".into(),
             helm_upgrade_flags: Vec::new(),
+            helm_upgrade_flags_fingerprint: None,
+            holds_password: false,
             bases: vec![
                 "charts/app".into(),
                 "charts/app/charts/database".into(),

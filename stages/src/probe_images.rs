@@ -528,14 +528,21 @@ pub(crate) fn documents_of(
     };
     let cache = context.memo.get::<ParsedCache>();
     documents.extend(
-        crate::helm_charts::builder_documents(&fetched.helm_charts, &read_blob, Some(&cache))
-            .map_err(|problem| {
-                let failure = StageError::permanent(problem);
-                match context.input_stage_recording(BaseFetched::EVENT_TYPE) {
-                    Some(stage) => failure.with_stale_input(stage),
-                    None => failure,
-                }
-            })?,
+        crate::helm_charts::builder_documents(
+            &fetched.helm_charts,
+            &read_blob,
+            &context
+                .memo
+                .get::<crate::credential_texts::CredentialTexts>(),
+            Some(&cache),
+        )
+        .map_err(|problem| {
+            let failure = StageError::permanent(problem);
+            match context.input_stage_recording(BaseFetched::EVENT_TYPE) {
+                Some(stage) => failure.with_stale_input(stage),
+                None => failure,
+            }
+        })?,
     );
     Ok(documents)
 }

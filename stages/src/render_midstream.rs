@@ -571,6 +571,8 @@ struct ChartInputs<'a> {
     planned_tree: &'a PlannedTree,
     /// `base/` as planned, when it is (see [`planned_base`]).
     base: Option<&'a Files>,
+    /// The objects of base documents holding a password value (see [`credential_objects`]).
+    credential_objects: &'a HashSet<(String, String)>,
 }
 
 /// A `useHelmInstall: true` chart rendered: its record (files still empty) and its files
@@ -662,7 +664,19 @@ impl RenderMidstream {
             };
             let directory = base.rendered_dir();
             for (object, name) in objects.iter().zip(rendered_names(&objects)) {
-                let is_secret = object.get("kind").and_then(Value::as_str) == Some("Secret");
+                let kind = object
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let object_name = object
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                // Secrets, and the objects of a chart's documents holding a password value.
+                let is_secret = kind == "Secret"
+                    || inputs
+                        .credential_objects
+                        .contains(&(kind.to_string(), object_name.to_string()));
                 files.push((
                     format!("{directory}/{name}"),
                     escape_braces(&yaml(object)?),
@@ -699,6 +713,8 @@ impl RenderMidstream {
                 chart_name: chart.chart_name.clone(),
                 chart_version: chart.chart_version.clone(),
                 helm_upgrade_flags: chart.helm_upgrade_flags.clone(),
+                helm_upgrade_flags_fingerprint: chart.helm_upgrade_flags_fingerprint.clone(),
+                holds_password: chart.holds_password,
                 chart_dir: format!("{RENDERED}/charts/{}", chart.directory),
                 pull_secrets,
                 patched_workloads,
@@ -818,6 +834,7 @@ impl Stage for RenderMidstream {
             )?;
         }
         out.remove_tree(CHART_MIDSTREAMS).map_err(write_failure)?;
+        let credential_objects = credential_objects(context, &out)?;
         let charts = if helm_install.is_empty() {
             Vec::new()
         } else {
@@ -847,6 +864,7 @@ impl Stage for RenderMidstream {
                         parsed_cache: &parsed_cache,
                         planned_tree: &planned_tree,
                         base: base.as_ref(),
+                        credential_objects: &credential_objects,
                     },
                     &mut write_recorded,
                 )?);
@@ -895,7 +913,6 @@ impl Stage for RenderMidstream {
             .iter()
             .flat_map(|chart| chart.files.iter().cloned())
             .collect();
-        let credential_objects = credential_objects(context, &out)?;
         let mut rendered_files =
             write_rendered(&objects, extra, rendered, context, &credential_objects)?;
         let mut chart_files = rendered_files.split_off(objects.len()).into_iter();

@@ -8,8 +8,9 @@
 //! install resumes, [`Stage::restore`] checks every recorded file against its blob and writes both
 //! directories again if any is missing or changed. A `base/` file name too long for a file system
 //! is shortened with a hash ([`fit_file_name`]). A document holding a password value (recorded by
-//! `fetch_base` by fingerprint) is written 0600 from the text `fetch_base` kept in memory
-//! ([`CredentialTexts`]) and listed by fingerprint.
+//! `fetch_base` by fingerprint, a HelmChart's documents when its values read one included), and a
+//! `kots.io/v1beta2` chart's `helm/<release>/values.yaml` when they do, is written 0600 from the
+//! text `fetch_base` kept in memory ([`CredentialTexts`]) and listed by fingerprint.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -515,6 +516,8 @@ pub(crate) fn helm_install_bases<'a>(
                 chart_name: chart.chart_name.clone(),
                 chart_version: chart.chart_version.clone(),
                 helm_upgrade_flags: chart.helm_upgrade_flags.clone(),
+                helm_upgrade_flags_fingerprint: chart.helm_upgrade_flags_fingerprint.clone(),
+                holds_password: chart.holds_password,
                 bases,
             }
         })
@@ -523,13 +526,17 @@ pub(crate) fn helm_install_bases<'a>(
 
 /// Writes `helm/<release>/` for every `kots.io/v1beta2` HelmChart, as KOTS does: the chart
 /// archive as shipped (`<chart>-<version>.tgz`) and the merged `values.yaml`, for `helm upgrade -i`.
-/// Nothing is written when the release has no such chart.
+/// Nothing is written when the release has no such chart. The values of a chart holding a
+/// password value come from the text `fetch_base` kept in memory (`texts`), are written 0600 and
+/// listed by fingerprint.
 fn write_helm_tree(
-    fetched: &BaseFetched,
+    source: &ReleaseBlobs,
     out: &OutputDir,
     blobs: &BlobStore,
     bodies: &Bodies,
+    texts: &CredentialTexts,
 ) -> Result<Vec<WrittenFile>, StageError> {
+    let fetched = source.fetched;
     let failure = |error: &dyn std::fmt::Display| StageError::permanent(error.to_string());
     let charts: Vec<_> = fetched
         .helm_charts
@@ -566,13 +573,25 @@ fn write_helm_tree(
             blob: Some(archive.to_string()),
             fingerprint: None,
         });
-        let values =
-            serde_saphyr::to_string(chart.values.as_ref().unwrap_or(&serde_json::json!({})))
-                .map_err(|error| failure(&error))?;
+        let values_name = format!("{}/values.yaml", chart.directory);
+        if let Some(fingerprint) = &chart.values_fingerprint {
+            let values = texts
+                .get(fingerprint)
+                .ok_or_else(|| text_not_in_memory(source.recorded_by, &chart.file))?;
+            tree.write(&values_name, values.as_bytes(), 0o600)
+                .map_err(output_failure)?;
+            written.push(WrittenFile {
+                path: format!("helm/{values_name}"),
+                blob: None,
+                fingerprint: Some(fingerprint.clone()),
+            });
+            continue;
+        }
+        let values = crate::helm_charts::values_yaml(chart.values.as_ref())
+            .map_err(|error| failure(&error))?;
         let values_blob = blobs
             .put(values.as_bytes())
             .map_err(|error| failure(&error))?;
-        let values_name = format!("{}/values.yaml", chart.directory);
         tree.write(&values_name, values.as_bytes(), 0o644)
             .map_err(output_failure)?;
         written.push(WrittenFile {
@@ -652,6 +671,14 @@ fn write(
             .0
             .insert(fingerprint.clone(), text.as_bytes().to_vec());
     }
+    // And the values of the kots.io/v1beta2 charts holding one, before anything is written.
+    for chart in &fetched.helm_charts {
+        if let Some(fingerprint) = &chart.values_fingerprint
+            && texts.get(fingerprint).is_none()
+        {
+            return Err(text_not_in_memory(source.recorded_by, &chart.file));
+        }
+    }
     // Each tree is written afresh beside the old one and swapped in whole on commit. Creating
     // files is most of this stage's time, so the two trees are written on two threads.
     let (upstream_written, base_written) = std::thread::scope(|scope| {
@@ -665,7 +692,7 @@ fn write(
     let mut written = upstream_written?;
     let (base_written, resource_count) = base_written?;
     written.extend(base_written);
-    written.extend(write_helm_tree(fetched, out, blobs, &bodies)?);
+    written.extend(write_helm_tree(source, out, blobs, &bodies, texts)?);
     blobs.sync().map_err(|error| failure(&error))?;
     written.sort_by(|a, b| a.path.cmp(&b.path));
     let summary = format!(

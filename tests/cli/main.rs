@@ -12,6 +12,7 @@ mod diff;
 mod files_and_credentials;
 mod helm;
 mod helm_install;
+mod helm_passwords;
 mod indexes;
 mod local_registry;
 mod output_dir;

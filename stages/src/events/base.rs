@@ -72,10 +72,13 @@ impl FetchedDocument {
     }
 }
 
-/// `BaseFetched` version 2. Version 1 always stored a document's text as a blob
+/// `BaseFetched` version 3. Version 1 always stored a document's text as a blob
 /// (`documents[].blob` was a string); version 2 records a document holding a password value by
-/// keyed fingerprint instead (`documents[].fingerprint`, no `blob`). A version 1 record decodes
-/// unchanged.
+/// keyed fingerprint instead (`documents[].fingerprint`, no `blob`); version 3 does the same for
+/// a HelmChart whose file holds a password value (`helm_charts[].holds_password`): its values
+/// and helm's output are named by keyed fingerprint (`values_fingerprint`,
+/// `output_fingerprint`), `values` and `output_blob` are null, and its `helm_upgrade_flags` are
+/// recorded redacted. Version 1 and 2 records decode unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BaseFetched {
     /// Digest of the release (license files excluded).
@@ -140,8 +143,13 @@ pub struct HelmChartRendered {
     pub archive: Option<String>,
     /// Its values and true `optionalValues`, merged: what it is installed with (for a
     /// `kots.io/v1beta2` chart, `helm/<directory>/values.yaml`; helm listed its images with
-    /// `builder` merged over these).
+    /// `builder` merged over these). Null (since version 3) when the chart holds a password
+    /// value: then `values_fingerprint` names them.
     pub values: Option<serde_json::Value>,
+    /// Keyed fingerprint of its values as `helm/<directory>/values.yaml` holds them (YAML), when
+    /// the chart holds a password value (since version 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values_fingerprint: Option<String>,
     /// `values` (its values and true optionalValues) or `builder` (those with `builder` over
     /// them: a `kots.io/v1beta2` chart, rendered only to list its images).
     pub rendered_with: Option<String>,
@@ -149,11 +157,62 @@ pub struct HelmChartRendered {
     pub helm_version: Option<String>,
     /// The arguments helm ran with.
     pub helm_arguments: Vec<String>,
-    /// Blob of helm's whole stdout.
+    /// Blob of helm's whole stdout. Null (since version 3) when the chart holds a password
+    /// value: then `output_fingerprint` names it.
     pub output_blob: Option<String>,
-    /// `spec.helmUpgradeFlags`, passed to `helm upgrade --install` (absent in older records).
+    /// Keyed fingerprint of helm's whole stdout when the chart holds a password value (since
+    /// version 3): the text is kept in the install's memory only, never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_fingerprint: Option<String>,
+    /// `spec.helmUpgradeFlags`, passed to `helm upgrade --install` (absent in older records);
+    /// when the chart holds a password value, redacted (see [`redacted_flags`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub helm_upgrade_flags: Vec<String>,
+    /// Keyed fingerprint of the flags as written, when they are recorded redacted (since
+    /// version 3): the flags themselves are kept in the install's memory only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helm_upgrade_flags_fingerprint: Option<String>,
+    /// The HelmChart's file held a password value when rendered (it read a password item with a
+    /// value): its values, helm's output, its documents and its flags are recorded by keyed
+    /// fingerprint or redacted, never stored (since version 3).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub holds_password: bool,
+}
+
+/// What a redacted flag value is recorded as.
+pub const REDACTED: &str = "<redacted>";
+
+/// `flags` as recorded for a HelmChart holding a password value: every value redacted, option
+/// names kept (`--set`, `<redacted>`; `--set=<redacted>`; `-f`, `<redacted>`), since any value
+/// may have been rendered from a password item. Only what is spelled as helm spells its options
+/// (`--` and lowercase letters, digits and dashes, or `-` and one letter) counts as a name.
+pub fn redacted_flags(flags: &[String]) -> Vec<String> {
+    flags
+        .iter()
+        .map(|flag| match flag.split_once('=') {
+            Some((name, _)) if is_option_name(name) => format!("{name}={REDACTED}"),
+            None if is_option_name(flag) => flag.clone(),
+            _ => REDACTED.to_string(),
+        })
+        .collect()
+}
+
+/// `--name` (lowercase letters, digits and dashes) or `-n`.
+fn is_option_name(text: &str) -> bool {
+    match text.strip_prefix("--") {
+        Some(name) => {
+            name.starts_with(|c: char| c.is_ascii_lowercase())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        }
+        None => {
+            let mut chars = text.chars();
+            chars.next() == Some('-')
+                && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+                && chars.next().is_none()
+        }
+    }
 }
 
 /// A `kots.io/v1beta1` HelmChart in `BaseFetched` that a `kots.io/v1beta2` HelmChart with the same
@@ -231,9 +290,17 @@ pub struct HelmInstallBase {
     pub chart_name: String,
     /// `spec.chart.chartVersion`.
     pub chart_version: String,
-    /// `spec.helmUpgradeFlags`.
+    /// `spec.helmUpgradeFlags` (redacted when the chart holds a password value).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub helm_upgrade_flags: Vec<String>,
+    /// Keyed fingerprint of the flags as written, when they are recorded redacted (absent
+    /// otherwise): the flags themselves are in the install's memory only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helm_upgrade_flags_fingerprint: Option<String>,
+    /// Its HelmChart's file held a password value (see [`HelmChartRendered::holds_password`]):
+    /// its documents are written 0600 and listed by fingerprint.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub holds_password: bool,
     /// Its kustomization directories relative to `base/`, parents first: `charts/<directory>`,
     /// `charts/<directory>/charts/<alias>`, `charts/<directory>/crds`, ...
     pub bases: Vec<String>,
@@ -241,10 +308,48 @@ pub struct HelmInstallBase {
 
 impl EventPayload for BaseFetched {
     const EVENT_TYPE: &'static str = "BaseFetched";
-    const VERSION: u32 = 2;
+    const VERSION: u32 = 3;
 }
 
 impl EventPayload for BaseWritten {
     const EVENT_TYPE: &'static str = "BaseWritten";
     const VERSION: u32 = 2;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacted_flags_keep_option_names_and_hide_every_value() {
+        let flags: Vec<String> = [
+            "--set",
+            "db.password=s3cret",
+            "--timeout=10m",
+            "-f",
+            "x",
+            "-dash-first",
+            "--Not-An=Option",
+        ]
+        .map(String::from)
+        .to_vec();
+        let redacted = redacted_flags(&flags);
+        assert_eq!(
+            redacted,
+            [
+                "--set",
+                "<redacted>",
+                "--timeout=<redacted>",
+                "-f",
+                "<redacted>",
+                "<redacted>",
+                "<redacted>"
+            ]
+        );
+        assert_eq!(
+            redacted_flags(&redacted),
+            redacted,
+            "redacting is idempotent"
+        );
+    }
 }

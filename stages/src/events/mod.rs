@@ -23,10 +23,16 @@ use windlass_state::{EventSchema, Upcaster};
 
 /// The built-in stages' event types.
 pub const SCHEMAS: &[EventSchema] = &[
-    EventSchema::of::<BaseFetched>(&[Upcaster {
-        from_version: 1,
-        upcast: upcast::unchanged,
-    }]),
+    EventSchema::of::<BaseFetched>(&[
+        Upcaster {
+            from_version: 1,
+            upcast: upcast::unchanged,
+        },
+        Upcaster {
+            from_version: 2,
+            upcast: upcast::unchanged,
+        },
+    ]),
     EventSchema::of::<BaseWritten>(&[Upcaster {
         from_version: 1,
         upcast: upcast::unchanged,

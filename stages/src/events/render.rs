@@ -39,9 +39,19 @@ pub struct RenderedHelmChart {
     pub chart_name: String,
     /// `spec.chart.chartVersion`.
     pub chart_version: String,
-    /// `spec.helmUpgradeFlags`, passed to `helm upgrade --install` after windlass's arguments.
+    /// `spec.helmUpgradeFlags`, passed to `helm upgrade --install` after windlass's arguments
+    /// (recorded redacted when the chart holds a password value).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub helm_upgrade_flags: Vec<String>,
+    /// Keyed fingerprint of the flags as written, when they are recorded redacted: apply takes
+    /// them from the install's memory, where `fetch_base` kept them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helm_upgrade_flags_fingerprint: Option<String>,
+    /// Its HelmChart's file held a password value: the chart's files rendered from its documents
+    /// are written 0600 and listed by fingerprint, and helm's error output for it is never
+    /// recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub holds_password: bool,
     /// The chart's directory relative to the output directory,
     /// `rendered/this-cluster/charts/<directory>`.
     pub chart_dir: String,

@@ -53,9 +53,11 @@ fn add_pod_spec(image_use: &mut Value) -> Result<(), String> {
     Ok(())
 }
 
-/// `BaseFetched` and `BaseWritten` version 1 → 2: the payload is unchanged. Version 2 lets a
-/// document or a written file be named by keyed fingerprint instead of a blob (when its text holds
-/// a password value); every version 1 record names a blob, which version 2 reads as it is.
+/// `BaseFetched` and `BaseWritten` version 1 → 2, and `BaseFetched` 2 → 3: the payload is
+/// unchanged. Version 2 lets a document or a written file be named by keyed fingerprint instead of
+/// a blob (when its text holds a password value); version 3 lets a HelmChart's values and helm's
+/// output be named so too (`values` and `output_blob` null on a chart not excluded). Every older
+/// record names blobs and values, which the newer version reads as they are.
 pub fn unchanged(payload: Value) -> Result<Value, String> {
     Ok(payload)
 }

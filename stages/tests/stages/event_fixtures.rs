@@ -69,6 +69,46 @@ fn every_fixture_decodes_into_the_current_payload() {
                     document.blob.as_ref().map(String::len) == Some(64)
                         || document.blob.is_none() && document.fingerprint.is_some()
                 }));
+                // Version 3: a HelmChart holding a password value names its values, helm's
+                // output and its flags by keyed fingerprint, and records the flags redacted.
+                for chart in fetched
+                    .helm_charts
+                    .iter()
+                    .filter(|chart| chart.holds_password)
+                {
+                    assert_eq!(chart.values, None, "{name}");
+                    assert_eq!(chart.output_blob, None, "{name}");
+                    for fingerprint in [&chart.values_fingerprint, &chart.output_fingerprint] {
+                        assert!(
+                            fingerprint
+                                .as_deref()
+                                .is_some_and(|fp| fp.starts_with("fp1:")),
+                            "{name}: {}",
+                            chart.name
+                        );
+                    }
+                    assert_eq!(
+                        chart.helm_upgrade_flags_fingerprint.is_some(),
+                        !chart.helm_upgrade_flags.is_empty(),
+                        "{name}: {}",
+                        chart.name
+                    );
+                    assert_eq!(
+                        chart.helm_upgrade_flags,
+                        windlass_stages::events::redacted_flags(&chart.helm_upgrade_flags),
+                        "{name}: recorded redacted"
+                    );
+                }
+                for chart in fetched
+                    .helm_charts
+                    .iter()
+                    .filter(|chart| !chart.holds_password && !chart.excluded)
+                {
+                    assert!(
+                        chart.output_blob.is_some() && chart.values.is_some(),
+                        "{name}"
+                    );
+                }
                 if let Some(templates) = &fetched.templates {
                     assert!(!templates.files.is_empty(), "{name}");
                     assert!(

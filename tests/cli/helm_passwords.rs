@@ -1,0 +1,525 @@
+//! KOTS HelmCharts whose `values` (and `helmUpgradeFlags`) read a password config item, end to end
+//! with the real helm 4 (`target/tools/bin/helm`): the password given in a ConfigValues file
+//! reaches no file of the state directory (events, blobs, indexes: every file scanned byte for
+//! byte) and nothing windlass prints; the files holding it (`base/charts/…`, `rendered/…`,
+//! `helm/<release>/values.yaml`) are written 0600; the events name the chart's values, helm's output
+//! and its flags by keyed fingerprint or redacted; `windlass show` names the chart, never the value;
+//! a replay runs helm again for such a chart and agrees; a resumed install in a new process renders
+//! the release again; `windlass apply INSTALL_ID`, which has not the flags as written, is refused
+//! naming them. The `useHelmInstall: true` chart goes to `windlass-test-apiserver`, a FAKE
+//! Kubernetes API server (no real one can be installed on these machines).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use windlass_test_apiserver::{Options, TestApiServer};
+use windlass_testkit::charts::{chart_archive, sample_chart};
+
+use super::{OFFLINE_INSTALL, files_under, json, payloads_of_type, quickstart, run, windlass};
+
+/// The password the ConfigValues file gives.
+const PASSWORD: &str = "pw-Zq81vLr3TxKeHelm";
+
+const CONFIG: &str = "apiVersion: kots.io/v1beta1
+kind: Config
+metadata:
+  name: db-config
+spec:
+  groups:
+    - name: database
+      title: Database
+      items:
+        - name: db_password
+          title: Database password
+          type: password
+          required: true
+";
+
+/// A `kots.io/v1beta1` HelmChart (joins the common base) whose values read the password.
+const V1BETA1: &str = "apiVersion: kots.io/v1beta1
+kind: HelmChart
+metadata:
+  name: app
+spec:
+  chart:
+    name: app
+    chartVersion: 1.2.0
+  values:
+    replicas: 2
+    db:
+      password: 'repl{{ ConfigOption \"db_password\" }}'
+";
+
+/// A `kots.io/v1beta2` HelmChart whose values read the password.
+const V1BETA2: &str = "apiVersion: kots.io/v1beta2
+kind: HelmChart
+metadata:
+  name: web
+spec:
+  releaseName: web
+  chart:
+    name: app
+    chartVersion: 1.0.0
+  values:
+    db:
+      password: '{{repl ConfigOption \"db_password\" }}'
+  builder:
+    image:
+      tag: builder
+  helmUpgradeFlags:
+    - --description
+    - 'database {{repl ConfigOption \"db_password\" }}'
+    - --timeout=10m
+";
+
+/// The sample chart at `version` with a template printing the password it is given.
+fn chart_printing_the_password(version: &str) -> Vec<u8> {
+    let mut files = sample_chart(version);
+    files.push((
+        "app/templates/db-settings.yaml".into(),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-db-settings\ndata:\n  password: {{ .Values.db.password | quote }}\n".into(),
+    ));
+    chart_archive(&files)
+}
+
+/// The quickstart release plus the Config, both charts and their archives, and a ConfigValues
+/// file giving the password (outside the release).
+fn release_with_password_charts() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let release = dir.path().join("release");
+    copy_quickstart(&release);
+    std::fs::write(release.join("config.yaml"), CONFIG).unwrap();
+    std::fs::write(
+        release.join("charts/app-1.2.0.tgz"),
+        chart_printing_the_password("1.2.0"),
+    )
+    .unwrap();
+    std::fs::write(
+        release.join("charts/app-1.0.0.tgz"),
+        chart_printing_the_password("1.0.0"),
+    )
+    .unwrap();
+    std::fs::write(release.join("kots/chart.yaml"), V1BETA1).unwrap();
+    std::fs::write(release.join("kots/web.yaml"), V1BETA2).unwrap();
+    let values = config_values(dir.path());
+    (dir, release, values)
+}
+
+fn copy_quickstart(release: &Path) {
+    for file in files_under(&quickstart()) {
+        let relative = file.strip_prefix(quickstart()).unwrap();
+        let target = release.join(relative);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &target).unwrap();
+    }
+    std::fs::create_dir_all(release.join("charts")).unwrap();
+    std::fs::create_dir_all(release.join("kots")).unwrap();
+}
+
+fn config_values(dir: &Path) -> PathBuf {
+    let path = dir.join("config-values.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: kots.io/v1beta1\nkind: ConfigValues\nspec:\n  values:\n    db_password:\n      valuePlaintext: {PASSWORD}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn helm() -> PathBuf {
+    windlass_testkit::helm()
+}
+
+/// `windlass install --offline --json --helm <helm> --config-values VALUES --out OUT RELEASE`.
+fn install_command(
+    state: &Path,
+    values: &Path,
+    out: &Path,
+    release: &Path,
+) -> std::process::Command {
+    let mut command = windlass(state);
+    command
+        .args(OFFLINE_INSTALL)
+        .args(["--json", "--helm"])
+        .arg(helm())
+        .arg("--config-values")
+        .arg(values)
+        .arg("--out")
+        .arg(out)
+        .arg(release);
+    command
+}
+
+fn output_within(command: &mut std::process::Command) -> std::process::Output {
+    windlass_testkit::output_within(command, Duration::from_secs(180), "windlass")
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+/// Fails naming the first file under `state` holding the password, byte for byte.
+fn assert_password_nowhere_in(state: &Path) {
+    let files = files_under(state);
+    assert!(
+        files
+            .iter()
+            .any(|file| file.file_name().is_some_and(|name| name == "events.redb")),
+        "the event log is among the files scanned: {files:?}"
+    );
+    for file in files {
+        assert!(
+            !contains(&std::fs::read(&file).unwrap(), PASSWORD),
+            "{} holds the password value",
+            file.display()
+        );
+    }
+}
+
+fn assert_password_not_printed(output: &std::process::Output) {
+    assert!(
+        !contains(&output.stdout, PASSWORD),
+        "stdout holds the password"
+    );
+    assert!(
+        !contains(&output.stderr, PASSWORD),
+        "stderr holds the password"
+    );
+}
+
+/// The mode bits of `path`'s permissions.
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Checks that `path` (under `out`) holds the password and is the user's alone.
+fn assert_holds_the_password_0600(out: &Path, path: &str) {
+    let file = out.join(path);
+    assert!(file.is_file(), "{path} missing: {:?}", files_under(out));
+    assert!(
+        contains(&std::fs::read(&file).unwrap(), PASSWORD),
+        "{path} holds the rendered password"
+    );
+    assert_eq!(mode_of(&file), 0o600, "{path}");
+}
+
+fn events_of(state: &Path, install_id: &str) -> Vec<Value> {
+    let events = json(run(windlass(state).args(["events", install_id, "--json"])));
+    events.as_array().unwrap().clone()
+}
+
+#[test]
+fn helm_chart_values_reading_a_password_stay_out_of_the_state_directory_and_replay() {
+    let state = tempfile::tempdir().unwrap();
+    let (dir, release, values) = release_with_password_charts();
+    let out = dir.path().join("out");
+    let output = output_within(&mut install_command(state.path(), &values, &out, &release));
+    assert_password_not_printed(&output);
+    let install = json(output);
+    assert_eq!(install["status"], "completed", "{install:#}");
+    let install_id = install["install_id"].as_str().unwrap().to_string();
+
+    // The files holding the rendered password: the v1beta1 chart's document in base/ and the
+    // object it renders to, and the v1beta2 chart's values.
+    assert_holds_the_password_0600(&out, "base/charts/app/templates/db-settings.yaml");
+    assert_holds_the_password_0600(&out, "rendered/this-cluster/app-db-settings-configmap.yaml");
+    assert_holds_the_password_0600(&out, "helm/web/values.yaml");
+    assert_eq!(mode_of(&out.join("helm/web/app-1.0.0.tgz")), 0o644);
+    assert_password_nowhere_in(state.path());
+
+    // The charts' values and helm's output are named by keyed fingerprint, never stored.
+    let events = events_of(state.path(), &install_id);
+    let fetched = &payloads_of_type(&events, "BaseFetched")[0];
+    let charts = fetched["helm_charts"].as_array().unwrap();
+    assert_eq!(charts.len(), 2, "{fetched:#}");
+    for chart in charts {
+        assert_eq!(chart["holds_password"], true, "{chart:#}");
+        assert!(chart["values"].is_null(), "{chart:#}");
+        assert!(chart["output_blob"].is_null(), "{chart:#}");
+        for field in ["values_fingerprint", "output_fingerprint"] {
+            assert!(
+                chart[field].as_str().unwrap().starts_with("fp1:"),
+                "{field}: {chart:#}"
+            );
+        }
+    }
+    // Its flags (recorded, never passed: windlass does not install a v1beta2 chart) redacted.
+    assert_eq!(
+        charts[1]["helm_upgrade_flags"],
+        serde_json::json!(["--description", "<redacted>", "--timeout=<redacted>"])
+    );
+    assert!(
+        charts[1]["helm_upgrade_flags_fingerprint"]
+            .as_str()
+            .unwrap()
+            .starts_with("fp1:")
+    );
+    let chart_document = fetched["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|document| document["file"] == "charts/app/templates/db-settings.yaml")
+        .unwrap();
+    assert!(chart_document.get("blob").is_none(), "{chart_document}");
+    let written = &payloads_of_type(&events, "BaseWritten")[0];
+    for path in [
+        "base/charts/app/templates/db-settings.yaml",
+        "helm/web/values.yaml",
+    ] {
+        let file = written["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|file| file["path"] == path)
+            .unwrap_or_else(|| panic!("{path} listed: {written:#}"));
+        assert!(file.get("blob").is_none(), "{file}");
+        assert!(file["fingerprint"].as_str().unwrap().starts_with("fp1:"));
+    }
+
+    // `windlass show` names the charts holding password values, never a value.
+    let shown = run(windlass(state.path()).args(["show", &install_id]));
+    assert_password_not_printed(&shown);
+    let shown_text = String::from_utf8_lossy(&shown.stdout).into_owned();
+    assert!(
+        shown_text.contains("HelmChart app (kots/chart.yaml kots.io/v1beta1): chart app 1.2.0")
+            && shown_text.contains("holding password values: its values, helm's output and its documents recorded by keyed fingerprint, never stored")
+            && shown_text.contains("kots/chart.yaml, kots/web.yaml"),
+        "{shown_text}"
+    );
+
+    // A replay runs helm again for these charts (their output was never stored): without the
+    // ConfigValues it agrees on everything it can check, and says what it could not.
+    let replayed = output_within(windlass(state.path()).args(["replay", &install_id, "--json"]));
+    assert_password_not_printed(&replayed);
+    let report = json(replayed);
+    assert_eq!(report["differences"], serde_json::json!([]), "{report:#}");
+    assert!(
+        report["unverified"]
+            .to_string()
+            .contains("kots/chart.yaml, kots/web.yaml held password values"),
+        "{report:#}"
+    );
+    // With it (and the license), every file holding the password is compared by fingerprint.
+    let replayed = output_within(
+        windlass(state.path())
+            .args(["replay", &install_id, "--json", "--config-values"])
+            .arg(&values)
+            .arg("--license")
+            .arg(release.join("userdata/license.yaml")),
+    );
+    assert_password_not_printed(&replayed);
+    let report = json(replayed);
+    assert_eq!(report["differences"], serde_json::json!([]), "{report:#}");
+    assert_eq!(report["secret_files_unchecked"], 0, "{report:#}");
+    assert_password_nowhere_in(state.path());
+}
+
+/// A resumed install in a new process has neither the charts' values nor helm's output (never
+/// stored): it fails once, marking `fetch_base` stale, and the next run of the same install
+/// renders the release (and the charts) again and completes.
+#[test]
+fn a_resume_in_a_new_process_renders_a_chart_holding_a_password_again() {
+    let state = tempfile::tempdir().unwrap();
+    let (dir, release, values) = release_with_password_charts();
+    let out = dir.path().join("out");
+    let mut child = install_command(state.path(), &values, &out, &release)
+        .env("WINDLASS_PAUSE_AFTER_STAGE", "fetch_base")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::wait_for_pause(&mut child, "fetch_base");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let resumed = output_within(&mut install_command(state.path(), &values, &out, &release));
+    assert_password_not_printed(&resumed);
+    let report: Value = serde_json::from_slice(&resumed.stdout).unwrap();
+    assert_eq!(report["status"], "failed", "{report:#}");
+    assert!(
+        report
+            .to_string()
+            .contains("holds a password value, which windlass never stores, and this process did not render it"),
+        "{report:#}"
+    );
+    let again = output_within(&mut install_command(state.path(), &values, &out, &release));
+    assert_password_not_printed(&again);
+    let again = json(again);
+    assert_eq!(again["status"], "completed", "{again:#}");
+    assert_eq!(
+        again["install_id"], report["install_id"],
+        "the same install"
+    );
+    assert_holds_the_password_0600(&out, "base/charts/app/templates/db-settings.yaml");
+    assert_holds_the_password_0600(&out, "helm/web/values.yaml");
+    assert_password_nowhere_in(state.path());
+}
+
+/// The quickstart release plus the Config and the `useHelmInstall: true` chart `tiny`, whose
+/// values and `helmUpgradeFlags` read the password, and the ConfigValues file.
+fn release_with_a_helm_install_chart() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let release = dir.path().join("release");
+    copy_quickstart(&release);
+    std::fs::write(release.join("config.yaml"), CONFIG).unwrap();
+    std::fs::write(
+        release.join("charts/tiny-1.0.0.tgz"),
+        chart_archive(&[
+            (
+                "tiny/Chart.yaml".into(),
+                "apiVersion: v2\nname: tiny\nversion: 1.0.0\n".into(),
+            ),
+            (
+                "tiny/templates/config.yaml".into(),
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-config\ndata:\n  password: {{ .Values.password | quote }}\n".into(),
+            ),
+        ]),
+    )
+    .unwrap();
+    std::fs::write(
+        release.join("kots/tiny.yaml"),
+        "apiVersion: kots.io/v1beta1\nkind: HelmChart\nmetadata:\n  name: tiny\nspec:\n  chart:\n    name: tiny\n    chartVersion: 1.0.0\n  useHelmInstall: true\n  values:\n    password: 'repl{{ ConfigOption \"db_password\" }}'\n  helmUpgradeFlags:\n    - --description\n    - 'repl{{ ConfigOption \"db_password\" }}'\n",
+    )
+    .unwrap();
+    let values = config_values(dir.path());
+    (dir, release, values)
+}
+
+/// The FAKE API server, with a kubeconfig for it written in `dir`.
+fn fake_cluster(dir: &Path) -> (TestApiServer, PathBuf) {
+    let server = TestApiServer::start(Options::default()).expect("the fake API server starts");
+    let kubeconfig = dir.join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    (server, kubeconfig)
+}
+
+/// [`install_command`] with `--target kube --kubeconfig KUBECONFIG`.
+fn install_to_cluster(
+    state: &Path,
+    values: &Path,
+    out: &Path,
+    release: &Path,
+    kubeconfig: &Path,
+) -> std::process::Command {
+    let mut command = install_command(state, values, out, release);
+    command
+        .args(["--target", "kube", "--kubeconfig"])
+        .arg(kubeconfig);
+    command
+}
+
+/// A `useHelmInstall: true` chart whose values and `helmUpgradeFlags` read the password: the
+/// chart's files holding it are 0600, helm gets the flags as written, and `HelmReleaseInstalled`
+/// (like every other event) records them redacted.
+#[test]
+fn a_helm_install_chart_reading_a_password_in_values_and_flags_records_them_redacted() {
+    let state = tempfile::tempdir().unwrap();
+    let (dir, release, values) = release_with_a_helm_install_chart();
+    let out = dir.path().join("out");
+    let (_server, kubeconfig) = fake_cluster(dir.path());
+    let output = output_within(&mut install_to_cluster(
+        state.path(),
+        &values,
+        &out,
+        &release,
+        &kubeconfig,
+    ));
+    assert_password_not_printed(&output);
+    let install = json(output);
+    assert_eq!(install["status"], "completed", "{install:#}");
+    let install_id = install["install_id"].as_str().unwrap().to_string();
+
+    assert_holds_the_password_0600(&out, "base/charts/tiny/templates/config.yaml");
+    assert_holds_the_password_0600(
+        &out,
+        "rendered/this-cluster/charts/tiny/templates/tiny-config-configmap.yaml",
+    );
+    assert_password_nowhere_in(state.path());
+
+    let events = events_of(state.path(), &install_id);
+    let redacted = serde_json::json!(["--description", "<redacted>"]);
+    let fetched = &payloads_of_type(&events, "BaseFetched")[0];
+    assert_eq!(fetched["helm_charts"][0]["helm_upgrade_flags"], redacted);
+    let rendered = &payloads_of_type(&events, "MidstreamRendered")[0];
+    assert_eq!(rendered["helm_charts"][0]["helm_upgrade_flags"], redacted);
+    let installed = &payloads_of_type(&events, "HelmReleaseInstalled")[0];
+    assert_eq!(installed["outcome"], "installed", "{installed:#}");
+    let arguments: Vec<&str> = installed["arguments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|argument| argument.as_str().unwrap())
+        .collect();
+    assert!(
+        arguments.ends_with(&["--description", "<redacted>"]),
+        "{arguments:?}"
+    );
+    assert!(
+        installed["chart_digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("fp1:"),
+        "a keyed digest: {installed:#}"
+    );
+}
+
+/// `windlass apply INSTALL_ID` runs in a process that did not render the release, so it has not
+/// the chart's flags as written (never stored): it is refused saying so, and installing again
+/// (which renders the release again) installs the chart.
+#[test]
+fn applying_a_recorded_install_without_its_flags_in_memory_is_refused_naming_them() {
+    let state = tempfile::tempdir().unwrap();
+    let (dir, release, values) = release_with_a_helm_install_chart();
+    let out = dir.path().join("out");
+    let (_server, kubeconfig) = fake_cluster(dir.path());
+    let rendered = output_within(&mut install_command(state.path(), &values, &out, &release));
+    assert_password_not_printed(&rendered);
+    let rendered = json(rendered);
+    assert_eq!(rendered["status"], "completed", "{rendered:#}");
+    let install_id = rendered["install_id"].as_str().unwrap();
+
+    let applied = output_within(
+        windlass(state.path())
+            .args([
+                "apply",
+                install_id,
+                "--json",
+                "--target",
+                "kube",
+                "--kubeconfig",
+            ])
+            .arg(&kubeconfig),
+    );
+    assert_password_not_printed(&applied);
+    assert!(!applied.status.success());
+    let report: Value = serde_json::from_slice(&applied.stdout).unwrap();
+    assert!(
+        report.to_string().contains(
+            "spec.helmUpgradeFlags of HelmChart tiny holds a password value, which windlass never stores, and this process did not render it"
+        ),
+        "{report:#}"
+    );
+    // Nothing was handed to helm, so nothing recorded of it.
+    let apply_id = report["install_id"].as_str().unwrap();
+    assert!(
+        payloads_of_type(&events_of(state.path(), apply_id), "HelmReleaseInstalled").is_empty()
+    );
+
+    let installed = output_within(&mut install_to_cluster(
+        state.path(),
+        &values,
+        &out,
+        &release,
+        &kubeconfig,
+    ));
+    assert_password_not_printed(&installed);
+    let installed = json(installed);
+    assert_eq!(installed["status"], "completed", "{installed:#}");
+    assert_password_nowhere_in(state.path());
+}
