@@ -24,8 +24,8 @@ pub const OBJECT_PRUNED: &str = "ObjectPruned";
 pub const APP_STATE_OBSERVED: &str = "AppStateObserved";
 /// `ApplyCompleted`: the inventory of what this install applied.
 pub const APPLY_COMPLETED: &str = "ApplyCompleted";
-/// `ApplyStarted`: an apply to a cluster began (which app, cluster and namespace), recorded before
-/// anything is sent, so that an apply that never completes can be told apart.
+/// `ApplyStarted`: an apply to a cluster began (which app, cluster and namespace), recorded with
+/// its first object record, so that an apply that never completes can be told apart.
 pub const APPLY_STARTED: &str = "ApplyStarted";
 
 /// `ObjectDeletedToRecreate`: one object deleted because a field that cannot change did, and the
@@ -397,8 +397,9 @@ pub struct ApplyCompleted {
     pub app_namespace: Option<String>,
 }
 
-/// `ApplyStarted` version 1: an apply to a cluster began. Recorded once per install (a resumed
-/// apply does not record it again), before any object is sent. An install with this record and no
+/// `ApplyStarted` version 1: an apply to a cluster began. Recorded once per install (again only
+/// when a resumed apply goes to another cluster or namespace), in the same commit as the first
+/// fact the apply records after it (its first object record). An install with this record and no
 /// `ApplyCompleted` applied objects that no inventory lists: the next completed apply of the same
 /// app to the same cluster and namespace prunes them as it prunes the previous inventory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

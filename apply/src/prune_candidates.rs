@@ -3,8 +3,8 @@
 //! applies which never completed (refused objects, a failed wait, a kill) applied since then
 //! ([`unfinished_objects`]). Without the second part, an object created by a failed apply and
 //! dropped by the next release would stay in the cluster for ever: no inventory lists it. Each
-//! apply to a cluster records `ApplyStarted` before it sends anything ([`record_start`]), which is
-//! how an apply that never completed is found; the stage holds the app's apply lock meanwhile,
+//! apply to a cluster records `ApplyStarted` ([`record_start`], in the same commit as its first
+//! object record), which is how an apply that never completed is found; the stage holds the app's apply lock meanwhile,
 //! so such an apply is not one still running in another process. The delete itself is guarded
 //! as always (uid and ownership annotation read again, `kots.io/keep` honoured).
 
@@ -110,8 +110,9 @@ pub fn previous_apply(
     Ok(found)
 }
 
-/// Records `ApplyStarted` for this install, unless the newest one an earlier run of the stage
-/// (a resumed apply) recorded says the same (a resumed apply may go to another cluster).
+/// Records `ApplyStarted` for this install (with the next fact the stage records), unless the
+/// newest one an earlier run of the stage (a resumed apply) recorded says the same (a resumed
+/// apply may go to another cluster).
 pub async fn record_start(
     context: &StageContext,
     started: &ApplyStarted,
@@ -124,7 +125,9 @@ pub async fn record_start(
         .find(|event| event.event_type == APPLY_STARTED)
         .and_then(|event| serde_json::from_value::<ApplyStarted>(event.payload.clone()).ok());
     if newest.as_ref() != Some(started) {
-        context.record_fact(Fact::of(started)?).await?;
+        // Recorded with the first object record (or the stage's end): without an object
+        // recorded after it, it names nothing to prune, so it needs no durable commit of its own.
+        context.defer_fact(Fact::of(started)?).await;
     }
     Ok(())
 }
@@ -146,7 +149,6 @@ pub fn unfinished_objects(
     let after = previous.map_or(0, |previous| previous.global_seq);
     // Every start of every install that ever applied here, by install: (global_seq, here?).
     let mut starts: HashMap<String, Vec<(u64, bool)>> = HashMap::new();
-    let mut starts_here = false;
     context
         .history
         .visit_recent_facts(
@@ -160,7 +162,6 @@ pub fn unfinished_objects(
                         && cluster.is(&started.target)
                         && !started.dry_run
                 });
-                starts_here |= here;
                 starts
                     .entry(event.event.install_id)
                     .or_default()
@@ -169,10 +170,14 @@ pub fn unfinished_objects(
             },
         )
         .map_err(StageError::permanent)?;
-    if !starts_here {
-        return Ok(Vec::new());
+    if let Some(previous) = previous {
+        // Its objects are in its inventory.
+        starts.remove(&previous.installer);
     }
     starts.retain(|_, starts| starts.iter().any(|(_, here)| *here));
+    if starts.is_empty() {
+        return Ok(Vec::new());
+    }
     let belongs_here = |install: &str, seq: u64| {
         starts.get(install).is_some_and(|starts| {
             starts

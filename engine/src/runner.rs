@@ -726,11 +726,14 @@ impl Runner {
             });
             let duration_ms = clock.elapsed().as_millis() as u64;
             tracing::debug!(stage = %stage.name, attempt, duration_ms, ok = result.is_ok(), "stage ran");
+            // Facts held back for the next recorded one go with the stage's own facts, or
+            // nowhere when it failed.
+            let deferred = std::mem::take(&mut recorded.events.lock().await.deferred);
             match result {
                 Ok(output) => {
-                    let fact_count = output.facts.len() as u32;
-                    let mut batch = Vec::with_capacity(output.facts.len() + 1);
-                    for fact in output.facts {
+                    let fact_count = (deferred.len() + output.facts.len()) as u32;
+                    let mut batch = Vec::with_capacity(deferred.len() + output.facts.len() + 1);
+                    for fact in deferred.into_iter().chain(output.facts) {
                         batch.push(NewEvent::new(
                             install_id.as_str(),
                             self.actor.clone(),

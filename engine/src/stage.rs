@@ -178,6 +178,9 @@ pub(crate) struct Recorded {
     pub(crate) facts: Vec<StoredEvent>,
     /// The `StageFactsRecorded` markers appended by this run.
     pub(crate) markers: Vec<StoredEvent>,
+    /// Facts [`StageContext::defer_fact`] holds back until the next recorded fact or the
+    /// stage's end, whichever comes first.
+    pub(crate) deferred: Vec<Fact>,
 }
 
 impl RecordedFacts {
@@ -189,6 +192,7 @@ impl RecordedFacts {
             events: tokio::sync::Mutex::new(Recorded {
                 facts: earlier,
                 markers: Vec::new(),
+                deferred: Vec::new(),
             }),
         }
     }
@@ -284,27 +288,35 @@ impl StageContext {
                 self.stage_name
             )));
         };
-        let batch = vec![
-            NewEvent::new(
-                self.install_id.as_str(),
-                self.recorded.actor.clone(),
-                fact.event_type.as_ref(),
-                fact.schema_version,
-                fact.payload,
-            ),
+        let mut recorded = self.recorded.events.lock().await;
+        let mut facts = std::mem::take(&mut recorded.deferred);
+        facts.push(fact);
+        let count = facts.len();
+        let mut batch: Vec<NewEvent> = facts
+            .into_iter()
+            .map(|fact| {
+                NewEvent::new(
+                    self.install_id.as_str(),
+                    self.recorded.actor.clone(),
+                    fact.event_type.as_ref(),
+                    fact.schema_version,
+                    fact.payload,
+                )
+            })
+            .collect();
+        batch.push(
             NewEvent::of(
                 self.install_id.as_str(),
                 self.recorded.actor.clone(),
                 &StageFactsRecorded {
                     stage: self.stage_name.clone(),
                     attempt: self.attempt,
-                    facts: 1,
+                    facts: count as u32,
                 },
             )
             .map_err(|error| StageError::permanent(error.to_string()))?,
-        ];
-        let mut recorded = self.recorded.events.lock().await;
-        let stored = tokio::task::spawn_blocking(move || log.append(batch))
+        );
+        let mut stored = tokio::task::spawn_blocking(move || log.append(batch))
             .await
             .map_err(|error| StageError::permanent(format!("recording a fact crashed: {error}")))?
             .map_err(|error| {
@@ -313,13 +325,21 @@ impl StageContext {
                     self.stage_name
                 ))
             })?;
-        let mut stored = stored.into_iter();
-        let (Some(fact), Some(marker)) = (stored.next(), stored.next()) else {
+        let (Some(marker), Some(fact)) = (stored.pop(), stored.last().cloned()) else {
             unreachable!("the log returns every event it appended");
         };
-        recorded.facts.push(fact.clone());
+        recorded.facts.extend(stored);
         recorded.markers.push(marker);
         Ok(fact)
+    }
+
+    /// Holds `fact` back and records it, in the same atomic batch, before the next fact
+    /// [`StageContext::record_fact`] records, or among the stage's facts when it completes
+    /// first; a stage that fails without recording anything after it loses it. For a fact that
+    /// matters only together with what follows it (the apply stage's `ApplyStarted`), without a
+    /// durable commit of its own.
+    pub async fn defer_fact(&self, fact: Fact) {
+        self.recorded.events.lock().await.deferred.push(fact);
     }
 
     /// The facts this stage recorded with [`StageContext::record_fact`] so far: in this attempt,

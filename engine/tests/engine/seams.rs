@@ -43,6 +43,9 @@ struct StepwiseSettings {
     items: u32,
     stop_after: u32,
     class: FailureClass,
+    /// Defer (`defer_fact`) an `ItemDone` for item 0 at the start of each run.
+    #[serde(default)]
+    defer_start: bool,
 }
 
 #[derive(Debug)]
@@ -60,6 +63,7 @@ impl StageConfig for StepwiseConfig {
 
     async fn build(&self, _context: &BuildContext) -> Result<Arc<dyn Stage>, StageError> {
         Ok(Arc::new(Stepwise {
+            defer_start: self.settings.defer_start,
             items: self.settings.items,
             stop_after: self.settings.stop_after,
             class: self.settings.class,
@@ -70,6 +74,7 @@ impl StageConfig for StepwiseConfig {
 }
 
 struct Stepwise {
+    defer_start: bool,
     items: u32,
     stop_after: u32,
     class: FailureClass,
@@ -91,6 +96,15 @@ impl Stage for Stepwise {
                     .item
             })
             .collect();
+        if self.defer_start {
+            let started = ItemDone {
+                item: 0,
+                attempt: context.attempt,
+            };
+            context
+                .defer_fact(Fact::new(ITEM_DONE.to_string(), 1, &started)?)
+                .await;
+        }
         let mut done_now = 0;
         for item in 1..=self.items {
             if done.contains(&item) {
@@ -166,6 +180,12 @@ fn registry_with_stepwise(crashes: u32) -> (windlass_engine::StageRegistry, Step
 fn stepwise(items: u32, stop_after: u32, class: FailureClass) -> StageSpec {
     let mut spec = StageSpec::new("long", "stepwise", &[]);
     spec.config = serde_json::json!({ "items": items, "stop_after": stop_after, "class": class });
+    spec
+}
+
+fn deferring(items: u32, stop_after: u32) -> StageSpec {
+    let mut spec = stepwise(items, stop_after, FailureClass::Permanent);
+    spec.config["defer_start"] = serde_json::json!(true);
     spec
 }
 
@@ -266,6 +286,79 @@ async fn a_resumed_stage_continues_from_the_facts_it_recorded_as_it_went() {
         1,
         "the downstream stage ran once, after the stage completed"
     );
+}
+
+#[tokio::test]
+async fn a_deferred_fact_goes_with_the_next_recorded_one_or_the_stage_end_or_nowhere() {
+    let env = TestEnv::new();
+    // Recorded with the first item, in its batch, and counted by its marker.
+    let (registry, _) = registry_with_stepwise(0);
+    let pipeline = Pipeline::build(&[deferring(2, 0)], &registry).expect("valid pipeline");
+    let (state, _) = env
+        .runner
+        .start(&pipeline, env.request(), "defer-1")
+        .await
+        .expect("the runner itself does not fail");
+    assert_eq!(state.status, InstallStatus::Completed);
+    assert_eq!(items_of(&state.stages[0].fact_events), [0, 1, 2]);
+    let events = env.events("defer-1");
+    let markers: Vec<StageFactsRecorded> = payloads(&events, STAGE_FACTS_RECORDED);
+    assert_eq!(
+        markers
+            .iter()
+            .map(|marker| marker.facts)
+            .collect::<Vec<_>>(),
+        [2, 1]
+    );
+    let first_marker = events
+        .iter()
+        .position(|event| event.event_type == STAGE_FACTS_RECORDED)
+        .unwrap();
+    assert_eq!(items_of(&events[..first_marker]), [0, 1], "one batch");
+    assert_eq!(state, env.runner.state_of("defer-1").unwrap());
+
+    // Nothing recorded after it: among the facts the stage completes with.
+    let env = TestEnv::new();
+    let (registry, _) = registry_with_stepwise(0);
+    let pipeline = Pipeline::build(&[deferring(0, 0)], &registry).expect("valid pipeline");
+    let (state, _) = env
+        .runner
+        .start(&pipeline, env.request(), "defer-2")
+        .await
+        .expect("the runner itself does not fail");
+    assert_eq!(state.status, InstallStatus::Completed);
+    assert_eq!(items_of(&state.stages[0].fact_events), [0]);
+    assert!(
+        payloads::<StageFactsRecorded>(&env.events("defer-2"), STAGE_FACTS_RECORDED).is_empty()
+    );
+
+    // A failure before anything else was recorded drops it; the resumed run defers it again.
+    let env = TestEnv::new();
+    let (registry, _) = registry_with_stepwise(1);
+    let pipeline = Pipeline::build(&[deferring(2, 0)], &registry).expect("valid pipeline");
+    let (failed, _) = env
+        .runner
+        .start(&pipeline, env.request(), "defer-3")
+        .await
+        .expect("the runner itself does not fail");
+    assert_eq!(failed.status, InstallStatus::Failed);
+    assert!(items_of(&env.events("defer-3")).is_empty());
+    let (resumed, _) = env
+        .runner
+        .start(&pipeline, env.request(), "defer-4")
+        .await
+        .expect("the runner itself does not fail");
+    assert_eq!(resumed.install_id, "defer-3");
+    assert_eq!(resumed.status, InstallStatus::Completed);
+    let attempts: Vec<(u32, u32)> = resumed.stages[0]
+        .fact_events
+        .iter()
+        .map(|event| {
+            let done: ItemDone = serde_json::from_value(event.payload.clone()).unwrap();
+            (done.item, done.attempt)
+        })
+        .collect();
+    assert_eq!(attempts, [(0, 2), (1, 2), (2, 2)]);
 }
 
 #[tokio::test(start_paused = true)]
