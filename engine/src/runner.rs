@@ -190,8 +190,9 @@ pub enum StartKind {
     Resumed,
 }
 
-/// A check of the whole log's hash chain and numbering ([`windlass_state::verify_chain`]) running
-/// on a thread of its own. Nothing is appended to a log that fails it; starting it before the
+/// A check of the log's hash chain and numbering running on a thread of its own: the records
+/// appended since the last check, from its checkpoint (the whole log without one;
+/// [`windlass_state::verify_chain_since_checkpoint`]). Nothing is appended to a log that fails it; starting it before the
 /// work that precedes an install's first record (reading and digesting the release, folding the
 /// install an apply applies) lets the two overlap, and [`Runner::plan_start`] waits for it.
 #[derive(Debug)]
@@ -203,8 +204,8 @@ impl ChainCheck {
         let log = log.clone();
         ChainCheck(std::thread::spawn(move || {
             let clock = std::time::Instant::now();
-            let report = windlass_state::verify_chain(log.store())?;
-            tracing::debug!(records = report.records, elapsed = ?clock.elapsed(), "chain checked");
+            let report = windlass_state::verify_chain_since_checkpoint(log.store())?;
+            tracing::debug!(records = report.records, from_checkpoint = report.from_checkpoint, elapsed = ?clock.elapsed(), "chain checked");
             Ok(())
         }))
     }

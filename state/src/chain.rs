@@ -161,16 +161,48 @@ impl<'a> RecordEnvelope<'a> {
 
 /// Walks the whole log and checks the hash chain and both sequence numberings.
 pub fn verify_chain(store: &dyn EventStore) -> Result<ChainReport, ChainError> {
+    let head = store.head()?.unwrap_or((0, RecordHash::GENESIS));
+    walk_chain(store, ChainPoint::genesis(), head).map(|(report, _)| report)
+}
+
+/// A point of the chain: the record at `global_seq` (0: before the first) hashes to `hash`, and
+/// each install's newest record up to it has the install sequence in `install_heads`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ChainPoint {
+    pub(crate) global_seq: u64,
+    pub(crate) hash: RecordHash,
+    pub(crate) install_heads: HashMap<String, u64>,
+}
+
+impl ChainPoint {
+    /// Before the first record.
+    pub(crate) fn genesis() -> ChainPoint {
+        ChainPoint {
+            global_seq: 0,
+            hash: RecordHash::GENESIS,
+            install_heads: HashMap::new(),
+        }
+    }
+}
+
+/// Checks the records after `from` up to `head` (the log's head, read before: records appended
+/// while verifying, by another process, lie beyond it and are left for the next verification);
+/// answers what it saw (`records` counts those checked) and the point it reached.
+pub(crate) fn walk_chain(
+    store: &dyn EventStore,
+    from: ChainPoint,
+    head: (u64, RecordHash),
+) -> Result<(ChainReport, ChainPoint), ChainError> {
     // Records are read a page at a time; a record can be up to `MAX_PAYLOAD_BYTES`, and the page
     // is kept small so that a log of large events is never held in memory whole.
     const PAGE: usize = 32;
-    let mut expected_prev = RecordHash::GENESIS;
-    let mut previous_global = 0u64;
-    let mut install_heads: HashMap<String, u64> = HashMap::new();
+    let ChainPoint {
+        global_seq: mut previous_global,
+        hash: mut expected_prev,
+        mut install_heads,
+    } = from;
     let mut records = 0u64;
-    // The head is read first: records appended while verifying (by another process) lie beyond it
-    // and are left for the next verification.
-    let (head_seq, head_hash) = store.head()?.unwrap_or((0, RecordHash::GENESIS));
+    let (head_seq, head_hash) = head;
     while previous_global < head_seq {
         let page = store.scan(previous_global + 1, PAGE)?;
         if page.is_empty() {
@@ -228,9 +260,16 @@ pub fn verify_chain(store: &dyn EventStore) -> Result<ChainReport, ChainError> {
             last_hash: expected_prev.to_hex(),
         });
     }
-    Ok(ChainReport {
-        records,
-        installs: install_heads.len(),
-        head: expected_prev.to_hex(),
-    })
+    Ok((
+        ChainReport {
+            records,
+            installs: install_heads.len(),
+            head: expected_prev.to_hex(),
+        },
+        ChainPoint {
+            global_seq: previous_global,
+            hash: expected_prev,
+            install_heads,
+        },
+    ))
 }

@@ -7,6 +7,7 @@
 
 pub mod blobs;
 pub mod chain;
+pub mod chain_checkpoint;
 pub mod event;
 pub mod export;
 pub mod fingerprint;
@@ -23,6 +24,7 @@ pub mod store;
 
 pub use blobs::{BlobCheck, BlobError, BlobId, BlobStore};
 pub use chain::{ChainError, ChainReport, RecordHash, verify_chain};
+pub use chain_checkpoint::{IncrementalCheck, verify_chain_since_checkpoint};
 pub use event::{LazyEvent, NewEvent, StoredEnvelope, StoredEvent};
 pub use export::{
     ExportCheck, ExportError, ExportFilter, ExportProblem, ExportSummary, export, verify_export,

@@ -22,6 +22,8 @@ struct Records {
     installs: Vec<String>,
     /// The last record's hash.
     head: Option<RecordHash>,
+    /// The chain checkpoint saved last.
+    chain_checkpoint: Option<Vec<u8>>,
 }
 
 /// An [`EventStore`] in memory (see the module documentation).
@@ -133,6 +135,15 @@ impl EventStore for MemoryStore {
 
     fn backend_name(&self) -> &'static str {
         "memory"
+    }
+
+    fn chain_checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock()?.chain_checkpoint.clone())
+    }
+
+    fn save_chain_checkpoint(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.lock()?.chain_checkpoint = Some(bytes.to_vec());
+        Ok(())
     }
 }
 

@@ -31,6 +31,8 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const PROJECTIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("projections");
 
 const HEAD_KEY: &str = "head";
+/// In `META`: the chain checkpoint, see [`crate::chain_checkpoint`].
+const CHAIN_CHECKPOINT_KEY: &str = "chain_checkpoint";
 /// In `META`: the [`ProjectionHead`] of the rows in `PROJECTIONS`.
 const PROJECTION_HEAD_KEY: &str = "projection_head";
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
@@ -509,5 +511,35 @@ impl EventStore for RedbStore {
 
     fn backend_name(&self) -> &'static str {
         "redb"
+    }
+
+    fn chain_checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(txn) = self.begin_read()? else {
+            return Ok(None);
+        };
+        let meta = match txn.open_table(META) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(error) => return Err(backend_error(error)),
+        };
+        Ok(meta
+            .get(CHAIN_CHECKPOINT_KEY)
+            .map_err(backend_error)?
+            .map(|value| value.value().to_vec()))
+    }
+
+    fn save_chain_checkpoint(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        let Opened::Writable(db) = &self.db else {
+            return Err(StoreError::ReadOnly {
+                path: self.path.display().to_string(),
+            });
+        };
+        let txn = db.begin_write().map_err(backend_error)?;
+        {
+            let mut meta = txn.open_table(META).map_err(backend_error)?;
+            meta.insert(CHAIN_CHECKPOINT_KEY, bytes)
+                .map_err(backend_error)?;
+        }
+        txn.commit().map_err(backend_error)
     }
 }

@@ -76,6 +76,17 @@ pub trait EventStore: Send + Sync {
     /// The backend's name, for messages.
     fn backend_name(&self) -> &'static str;
 
+    /// The chain checkpoint last saved ([`crate::verify_chain_since_checkpoint`]); `None` when
+    /// none was, or the backend keeps none (then every check walks the whole log).
+    fn chain_checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+    /// Saves a chain checkpoint in place of the last one.
+    fn save_chain_checkpoint(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        let _ = bytes;
+        Ok(())
+    }
+
     /// Whether this backend keeps projections. One that does not (sled) never has a current
     /// [`ProjectionHead`], so readers always fall back to the log.
     fn keeps_projections(&self) -> bool {

@@ -215,3 +215,62 @@ fn verify_log_names_the_first_bad_record_and_its_install() {
     assert_eq!(exported.status.code(), Some(4));
     assert!(text(&exported.stderr).contains(&format!("record {next} does not follow")));
 }
+
+/// Edits the `actor` of record `global_seq` in the log file in place (same length: the record
+/// still decodes, and the next record's previous hash no longer matches it).
+fn edit_actor_of_record(state: &Path, global_seq: u64) {
+    let log = state.join("events.redb");
+    let marker = format!("\"global_seq\":{global_seq},\"install_id\"");
+    let mut bytes = std::fs::read(&log).unwrap();
+    let found = offsets_of(&bytes, marker.as_bytes());
+    assert!(!found.is_empty(), "record {global_seq} is in the file");
+    for offset in found {
+        let actor = offsets_of(&bytes[offset..], b"\"actor\":\"")[0] + offset + 9;
+        bytes[actor] = if bytes[actor] == b'Z' { b'Y' } else { b'Z' };
+    }
+    std::fs::write(&log, &bytes).unwrap();
+}
+
+fn install_in_namespace(state: &Path, namespace: &str) -> std::process::Output {
+    run_within(
+        windlass(state)
+            .args(OFFLINE_INSTALL)
+            .args(["--json", "--namespace", namespace])
+            .arg(quickstart()),
+        120,
+    )
+}
+
+#[test]
+fn an_install_refuses_a_log_damaged_since_the_last_check_and_verify_log_finds_older_damage() {
+    // Damage among the records appended since the last check (the second install's).
+    let state = tempfile::tempdir().unwrap();
+    let (_, second) = two_installs(state.path());
+    let events = json(run_within(
+        windlass(state.path()).args(["events", &second, "--json"]),
+        60,
+    ));
+    edit_actor_of_record(state.path(), events[1]["global_seq"].as_u64().unwrap());
+    let refused = install_in_namespace(state.path(), "third");
+    assert_eq!(refused.status.code(), Some(4), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("refusing to append to the event log"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    // Damage to a record the second install's check already walked is not read again before
+    // the next append (the check costs what was appended since, not the whole log), but
+    // `verify-log`, which walks everything, finds it.
+    let state = tempfile::tempdir().unwrap();
+    let (first, _) = two_installs(state.path());
+    let events = json(run_within(
+        windlass(state.path()).args(["events", &first, "--json"]),
+        60,
+    ));
+    edit_actor_of_record(state.path(), events[1]["global_seq"].as_u64().unwrap());
+    let third = install_in_namespace(state.path(), "third");
+    assert_eq!(third.status.code(), Some(0), "{}", text(&third.stderr));
+    let verify = run_within(windlass(state.path()).arg("verify-log"), 60);
+    assert_eq!(verify.status.code(), Some(4), "{}", text(&verify.stdout));
+}
