@@ -74,11 +74,11 @@ pub struct HelmCluster<'a> {
 }
 
 /// The releases install `previous_apply` recorded as installed (the newest record of each
-/// release and namespace), read from the stage's fact history.
+/// release and namespace), read from the stage's fact history, each with that install.
 pub fn installed_by(
     context: &StageContext,
     previous_apply: &str,
-) -> Result<Vec<HelmReleaseInstalled>, StageError> {
+) -> Result<Vec<(String, HelmReleaseInstalled)>, StageError> {
     let mut seen = BTreeSet::new();
     let mut installed = Vec::new();
     context
@@ -97,7 +97,7 @@ pub fn installed_by(
                 if seen.insert((record.release_name.clone(), record.namespace.clone()))
                     && record.outcome == HelmReleaseOutcome::Installed
                 {
-                    installed.push(record);
+                    installed.push((previous_apply.to_string(), record));
                 }
                 ControlFlow::Continue(())
             },
@@ -106,25 +106,46 @@ pub fn installed_by(
     Ok(installed)
 }
 
-/// Of `previously_installed`, the releases none of `charts` installs now (a chart's release in
-/// its namespace, `namespace_of`), in uninstall order: descending `weight`, then release name
-/// descending (the reverse of the install order).
+/// The releases installed before this apply, each with the install that did: what the previous
+/// apply (install `previous_apply`) installed, and what applies since that never completed
+/// installed (`unfinished`; the newer record of a release and namespace wins).
+pub fn installed_before(
+    context: &StageContext,
+    previous_apply: Option<&str>,
+    unfinished: Vec<(String, HelmReleaseInstalled)>,
+) -> Result<Vec<(String, HelmReleaseInstalled)>, StageError> {
+    let mut installed = match previous_apply {
+        Some(previous_apply) => installed_by(context, previous_apply)?,
+        None => Vec::new(),
+    };
+    for (installer, release) in unfinished {
+        installed.retain(|(_, known)| {
+            (&known.release_name, &known.namespace) != (&release.release_name, &release.namespace)
+        });
+        installed.push((installer, release));
+    }
+    Ok(installed)
+}
+
+/// Of `previously_installed` (each with the install that installed it), the releases none of
+/// `charts` installs now (a chart's release in its namespace, `namespace_of`), in uninstall
+/// order: descending `weight`, then release name descending (the reverse of the install order).
 pub fn dropped(
-    previously_installed: Vec<HelmReleaseInstalled>,
+    previously_installed: Vec<(String, HelmReleaseInstalled)>,
     charts: &[HelmChartSource],
     namespace_of: impl Fn(&HelmChartSource) -> String,
-) -> Vec<HelmReleaseInstalled> {
+) -> Vec<(String, HelmReleaseInstalled)> {
     let current: BTreeSet<(String, String)> = charts
         .iter()
         .map(|chart| (chart.chart.release_name.clone(), namespace_of(chart)))
         .collect();
-    let mut dropped: Vec<HelmReleaseInstalled> = previously_installed
+    let mut dropped: Vec<(String, HelmReleaseInstalled)> = previously_installed
         .into_iter()
-        .filter(|record| {
+        .filter(|(_, record)| {
             !current.contains(&(record.release_name.clone(), record.namespace.clone()))
         })
         .collect();
-    dropped.sort_by(|a, b| (b.weight, &b.release_name).cmp(&(a.weight, &a.release_name)));
+    dropped.sort_by(|(_, a), (_, b)| (b.weight, &b.release_name).cmp(&(a.weight, &a.release_name)));
     dropped
 }
 
@@ -364,13 +385,16 @@ mod tests {
 
     #[test]
     fn releases_no_chart_installs_now_go_higher_weight_first() {
-        let previous = vec![
+        let previous: Vec<(String, HelmReleaseInstalled)> = [
             installed("low", "default", -5),
             installed("kept", "default", 0),
             installed("high", "default", 20),
             installed("moved", "old", 1),
             installed("also-high", "default", 20),
-        ];
+        ]
+        .into_iter()
+        .map(|record| ("install-1".to_string(), record))
+        .collect();
         // `moved` is now installed in another namespace: the old one is dropped.
         let current = [chart("kept", None, 0), chart("moved", Some("new"), 1)];
         let dropped = dropped(previous, &current, |chart| {
@@ -382,7 +406,7 @@ mod tests {
         });
         let order: Vec<(&str, &str)> = dropped
             .iter()
-            .map(|record| (record.release_name.as_str(), record.namespace.as_str()))
+            .map(|(_, record)| (record.release_name.as_str(), record.namespace.as_str()))
             .collect();
         assert_eq!(
             order,

@@ -1,6 +1,7 @@
 //! The apply stage's helm step, after the plain manifests on the kube target: each release the
-//! previous real apply of the app to the same cluster installed and no `useHelmInstall: true`
-//! chart installs now goes to `helm uninstall` (higher weight first), then each chart to
+//! previous real apply of the app to the same cluster installed (or an apply since that never
+//! completed did) and no `useHelmInstall: true` chart installs now goes to `helm uninstall`
+//! (higher weight first), then each chart to
 //! `helm upgrade --install` (in install order), every outcome recorded as it comes
 //! ([`crate::helm_release`] runs helm and makes the records).
 
@@ -11,8 +12,9 @@ use crate::helm_release::HelmCluster;
 use crate::stage::ApplyStage;
 
 impl ApplyStage {
-    /// After the plain manifests: each release the previous apply (install `previous_apply`)
-    /// installed that no chart installs now through `helm uninstall`, then each
+    /// After the plain manifests: each release installed before (`installed_before`, each with
+    /// the install that did: [`crate::helm_release::installed_before`]) that no chart installs
+    /// now through `helm uninstall`, then each
     /// `useHelmInstall: true` chart through `helm upgrade --install`, in install order, each
     /// outcome recorded as it comes. A failed chart fails the stage (after its record); a dry run
     /// runs no helm. Returns what the summary adds.
@@ -21,7 +23,7 @@ impl ApplyStage {
         context: &StageContext,
         charts: &[crate::source::HelmChartSource],
         unmanaged: &[crate::source::UnmanagedChart],
-        previous_apply: Option<&str>,
+        installed_before: Vec<(String, crate::events::HelmReleaseInstalled)>,
         kubeconfig: &std::ffi::OsStr,
         kube_context: Option<&str>,
     ) -> Result<String, StageError> {
@@ -47,19 +49,13 @@ impl ApplyStage {
                 )
             })
             .collect();
-        let dropped: Vec<_> = match previous_apply {
-            Some(previous_apply) => crate::helm_release::dropped(
-                crate::helm_release::installed_by(context, previous_apply)?,
-                charts,
-                namespace_of,
-            ),
-            None => Vec::new(),
-        }
-        .into_iter()
-        .filter(|release| {
-            !kept_by_v1beta2.contains(&(release.release_name.clone(), release.namespace.clone()))
-        })
-        .collect();
+        let dropped: Vec<_> = crate::helm_release::dropped(installed_before, charts, namespace_of)
+            .into_iter()
+            .filter(|(_, release)| {
+                !kept_by_v1beta2
+                    .contains(&(release.release_name.clone(), release.namespace.clone()))
+            })
+            .collect();
         let unmanaged_note = if unmanaged.is_empty() {
             String::new()
         } else {
@@ -76,11 +72,8 @@ impl ApplyStage {
             return Ok(unmanaged_note);
         }
         if self.config.dry_run {
-            for release in &dropped {
-                let record = crate::helm_release::uninstall_record_of(
-                    release,
-                    previous_apply.unwrap_or_default(),
-                );
+            for (installer, release) in &dropped {
+                let record = crate::helm_release::uninstall_record_of(release, installer);
                 context.record_fact(Fact::of(&record)?).await?;
             }
             for chart in crate::helm_release::install_order(charts) {
@@ -122,8 +115,7 @@ impl ApplyStage {
             context: kube_context.map(str::to_string),
             timeout_seconds: self.config.wait_timeout_seconds,
         };
-        let uninstalled =
-            uninstall_dropped(context, &helm, dropped, previous_apply.unwrap_or_default()).await?;
+        let uninstalled = uninstall_dropped(context, &helm, dropped).await?;
         let mut installed = Vec::new();
         for chart in crate::helm_release::install_order(charts) {
             let namespace = namespace_of(chart);
@@ -208,14 +200,13 @@ impl HelmOnCluster {
     }
 }
 
-/// `helm uninstall` of each of `dropped` (installed by install `installed_by`), in order, each
-/// outcome recorded; one this stage recorded as gone before it was interrupted is not asked
+/// `helm uninstall` of each of `dropped` (each with the install that installed it), in order,
+/// each outcome recorded; one this stage recorded as gone before it was interrupted is not asked
 /// again. A failure fails the stage (after its record). Returns the summary's words.
 async fn uninstall_dropped(
     context: &StageContext,
     helm: &HelmOnCluster,
-    dropped: Vec<crate::events::HelmReleaseInstalled>,
-    installed_by: &str,
+    dropped: Vec<(String, crate::events::HelmReleaseInstalled)>,
 ) -> Result<Vec<String>, StageError> {
     let mut gone_before = std::collections::BTreeSet::new();
     for event in context.recorded_facts().await {
@@ -227,11 +218,10 @@ async fn uninstall_dropped(
         }
     }
     let mut uninstalled = Vec::new();
-    for release in dropped {
+    for (installed_by, release) in dropped {
         if gone_before.contains(&(release.release_name.clone(), release.namespace.clone())) {
             continue;
         }
-        let installed_by = installed_by.to_string();
         let record = helm
             .run(move |tool, version, cluster| {
                 crate::helm_release::uninstall_release(

@@ -1,20 +1,24 @@
 //! What an apply to a cluster prunes against: the inventory of the newest completed apply of the
-//! same app into the same namespace of the same cluster ([`previous_apply`]), plus the objects that
-//! applies which never completed (refused objects, a failed wait, a kill) applied since then
-//! ([`unfinished_objects`]). Without the second part, an object created by a failed apply and
-//! dropped by the next release would stay in the cluster for ever: no inventory lists it. Each
-//! apply to a cluster records `ApplyStarted` ([`record_start`], in the same commit as its first
-//! object record), which is how an apply that never completed is found; the stage holds the app's apply lock meanwhile,
-//! so such an apply is not one still running in another process. The delete itself is guarded
-//! as always (uid and ownership annotation read again, `kots.io/keep` honoured).
+//! same app into the same namespace of the same cluster ([`previous_apply`]), plus the objects
+//! (and `useHelmInstall` releases) that applies which never completed (refused objects, a failed
+//! wait or chart, a kill) applied since then ([`unfinished_applies`]). Without the second part,
+//! an object created by a failed apply and dropped by the next release would stay in the cluster
+//! for ever: no inventory lists it. Each apply to a cluster records `ApplyStarted`
+//! ([`record_start`], in the same commit as its first record), which is how an apply that never
+//! completed is found; the stage holds the app's apply lock meanwhile, so such an apply is not
+//! one still running in another process. The delete itself is guarded as always (uid and
+//! ownership annotation read again, `kots.io/keep` honoured).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use windlass_engine::{Fact, StageContext, StageError};
 
+use windlass_state::LazyEvent;
+
 use crate::events::{
-    APPLY_COMPLETED, APPLY_STARTED, ApplyCompleted, ApplyOutcome, ApplyStarted, OBJECTS_APPLIED,
+    APPLY_COMPLETED, APPLY_STARTED, ApplyCompleted, ApplyOutcome, ApplyStarted,
+    HELM_RELEASE_INSTALLED, HelmReleaseInstalled, HelmReleaseOutcome, OBJECTS_APPLIED,
     ObjectsApplied, TargetRecord,
 };
 use crate::order::{InventoryEntry, Step};
@@ -132,20 +136,30 @@ pub async fn record_start(
     Ok(())
 }
 
-/// The objects that other installs' real applies of `app_slug` into `app_namespace` of
-/// `cluster` recorded as applied (not failed) after `previous` completed (any time, without
-/// one): an install that recorded objects since then has not completed (it would be the
-/// previous apply), and the apply lock says it is not running. Each record belongs to the
+/// What applies that never completed left in the cluster ([`unfinished_applies`]).
+#[derive(Debug, Default)]
+pub struct Unfinished {
+    /// The objects they recorded as applied (not failed), one entry per object, oldest first.
+    pub objects: Vec<InventoryEntry>,
+    /// The `useHelmInstall` releases they recorded as installed, with the install that did,
+    /// newest record per release and namespace.
+    pub helm_releases: Vec<(String, HelmReleaseInstalled)>,
+}
+
+/// What other installs' real applies of `app_slug` into `app_namespace` of `cluster` recorded
+/// as applied (objects) or installed (helm releases) after `previous` completed (any time,
+/// without one): an install that recorded anything since then has not completed (it would be
+/// the previous apply), and the apply lock says it is not running. Each record belongs to the
 /// newest `ApplyStarted` of its install before it (a resumed apply may have gone elsewhere).
-/// Newest record first wins, one entry per object. Applies recorded before windlass recorded
-/// `ApplyStarted` are not found; a record that cannot be read is skipped, with a warning.
-pub fn unfinished_objects(
+/// Newest record first wins. Applies recorded before windlass recorded `ApplyStarted` are not
+/// found; a record that cannot be read is skipped, with a warning.
+pub fn unfinished_applies(
     context: &StageContext,
     app_slug: &str,
     app_namespace: &str,
     cluster: &ClusterIdentity,
     previous: Option<&PreviousApply>,
-) -> Result<Vec<InventoryEntry>, StageError> {
+) -> Result<Unfinished, StageError> {
     let after = previous.map_or(0, |previous| previous.global_seq);
     // Every start of every install that ever applied here, by install: (global_seq, here?).
     let mut starts: HashMap<String, Vec<(u64, bool)>> = HashMap::new();
@@ -171,15 +185,16 @@ pub fn unfinished_objects(
         )
         .map_err(StageError::permanent)?;
     if let Some(previous) = previous {
-        // Its objects are in its inventory.
+        // What it applied and installed is in its own records.
         starts.remove(&previous.installer);
     }
     starts.retain(|_, starts| starts.iter().any(|(_, here)| *here));
     if starts.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Unfinished::default());
     }
-    let belongs_here = |install: &str, seq: u64| {
-        starts.get(install).is_some_and(|starts| {
+    let belongs_here = |event: &LazyEvent| {
+        let seq = event.event.global_seq;
+        starts.get(&event.event.install_id).is_some_and(|starts| {
             starts
                 .iter()
                 .filter(|(start, _)| *start < seq)
@@ -187,61 +202,104 @@ pub fn unfinished_objects(
                 .is_some_and(|(_, here)| *here)
         })
     };
-    let mut entries: Vec<InventoryEntry> = Vec::new();
+    let mut unfinished = Unfinished::default();
     let mut seen: HashSet<String> = HashSet::new();
+    visit_since(
+        context,
+        OBJECTS_APPLIED,
+        after,
+        &belongs_here,
+        &mut |event| {
+            let batch: ObjectsApplied = decode_or_warn(event)?;
+            // Newest first across batches; within a batch, a later object is the newer.
+            for object in batch.objects.into_iter().rev() {
+                let Some(uid) = object.uid.filter(|uid| !uid.is_empty()) else {
+                    continue;
+                };
+                if object.outcome == ApplyOutcome::Failed
+                    || object.dry_run
+                    || !seen.insert(object.key.inventory_id())
+                {
+                    continue;
+                }
+                let additional_namespace = object.step == Step::PullSecrets
+                    && object.key.group.is_empty()
+                    && object.key.kind == "Namespace";
+                unfinished.objects.push(InventoryEntry {
+                    key: object.key,
+                    uid,
+                    deletion_phase: object.deletion_phase,
+                    keep: false,
+                    additional_namespace,
+                });
+            }
+            Some(())
+        },
+    )?;
+    unfinished.objects.reverse();
+    let mut releases: HashSet<(String, String)> = HashSet::new();
+    visit_since(
+        context,
+        HELM_RELEASE_INSTALLED,
+        after,
+        &belongs_here,
+        &mut |event| {
+            let record: HelmReleaseInstalled = decode_or_warn(event)?;
+            if releases.insert((record.release_name.clone(), record.namespace.clone()))
+                && record.outcome == HelmReleaseOutcome::Installed
+            {
+                unfinished
+                    .helm_releases
+                    .push((event.event.install_id.clone(), record));
+            }
+            Some(())
+        },
+    )?;
+    Ok(unfinished)
+}
+
+/// Hands `visit` each fact of `event_type` recorded after global sequence `after` that
+/// `belongs_here`, newest first.
+fn visit_since(
+    context: &StageContext,
+    event_type: &str,
+    after: u64,
+    belongs_here: &dyn Fn(&LazyEvent) -> bool,
+    visit: &mut dyn FnMut(&LazyEvent) -> Option<()>,
+) -> Result<(), StageError> {
     context
         .history
         .visit_recent_facts(
-            OBJECTS_APPLIED,
+            event_type,
             time::OffsetDateTime::UNIX_EPOCH,
             &context.install_id,
             &mut |event| {
                 if event.event.global_seq <= after {
                     return ControlFlow::Break(());
                 }
-                if !belongs_here(&event.event.install_id, event.event.global_seq) {
-                    return ControlFlow::Continue(());
-                }
-                let batch = match event.decode::<ObjectsApplied>() {
-                    Ok(batch) => batch,
-                    Err(error) => {
-                        tracing::warn!(
-                            record = event.event.global_seq,
-                            install = %event.event.install_id,
-                            %error,
-                            "apply: a record of an apply that never completed does not decode; its objects are not pruned"
-                        );
-                        return ControlFlow::Continue(());
-                    }
-                };
-                // Newest first across batches; within a batch, a later object is the newer.
-                for object in batch.objects.into_iter().rev() {
-                    let Some(uid) = object.uid.filter(|uid| !uid.is_empty()) else {
-                        continue;
-                    };
-                    if object.outcome == ApplyOutcome::Failed
-                        || object.dry_run
-                        || !seen.insert(object.key.inventory_id())
-                    {
-                        continue;
-                    }
-                    let additional_namespace = object.step == Step::PullSecrets
-                        && object.key.group.is_empty()
-                        && object.key.kind == "Namespace";
-                    entries.push(InventoryEntry {
-                        key: object.key,
-                        uid,
-                        deletion_phase: object.deletion_phase,
-                        keep: false,
-                        additional_namespace,
-                    });
+                if belongs_here(&event) {
+                    visit(&event);
                 }
                 ControlFlow::Continue(())
             },
         )
-        .map_err(StageError::permanent)?;
-    entries.reverse();
-    Ok(entries)
+        .map_err(StageError::permanent)
+}
+
+/// `event`'s payload as `T`, or `None` with a warning (its content is then not pruned).
+fn decode_or_warn<T: serde::de::DeserializeOwned>(event: &LazyEvent) -> Option<T> {
+    match event.decode::<T>() {
+        Ok(decoded) => Some(decoded),
+        Err(error) => {
+            tracing::warn!(
+                record = event.event.global_seq,
+                install = %event.event.install_id,
+                %error,
+                "apply: a record of an apply that never completed does not decode; what it names is not pruned"
+            );
+            None
+        }
+    }
 }
 
 /// The inventory to prune against: `previous`'s, with `unfinished` objects added (an object in

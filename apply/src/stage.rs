@@ -23,7 +23,7 @@ use crate::events::{
 use crate::kube_apply::{BODY_VERSION, KubeApply};
 use crate::order::{PlannedObject, plan_apply};
 use crate::prune_candidates::{
-    ClusterIdentity, previous_apply, prune_against, record_start, unfinished_objects,
+    ClusterIdentity, Unfinished, previous_apply, prune_against, record_start, unfinished_applies,
 };
 use crate::source::ApplySource;
 use crate::target::Target;
@@ -330,15 +330,18 @@ impl Stage for ApplyStage {
                     &mut source,
                 )
                 .await?;
-                let unfinished = unfinished_objects(
+                let unfinished = unfinished_applies(
                     context,
                     &app_slug,
                     &app_namespace,
                     &identity,
                     previous_apply.as_ref(),
                 );
-                let unfinished = after_files(unfinished, &mut reading, &mut source).await?;
-                tracing::debug!(elapsed = ?started.elapsed(), unfinished = unfinished.len(), "apply: previous apply read");
+                let Unfinished {
+                    objects: unfinished_objects,
+                    helm_releases: unfinished_releases,
+                } = after_files(unfinished, &mut reading, &mut source).await?;
+                tracing::debug!(elapsed = ?started.elapsed(), unfinished = unfinished_objects.len(), "apply: previous apply read");
                 let previous_installer = previous_apply
                     .as_ref()
                     .map(|previous| previous.installer.clone());
@@ -369,7 +372,7 @@ impl Stage for ApplyStage {
                         previous_apply
                             .as_ref()
                             .map(|previous| previous.completed.inventory.as_slice()),
-                        unfinished,
+                        unfinished_objects,
                     ),
                     allow_empty_prune: self.config.allow_empty_prune,
                     secret_files: source.secret_files.clone(),
@@ -400,12 +403,17 @@ impl Stage for ApplyStage {
                 for note in &result.notes {
                     context.progress.note(note);
                 }
+                let installed_before = crate::helm_release::installed_before(
+                    context,
+                    previous_installer.as_deref(),
+                    unfinished_releases,
+                )?;
                 let helm_summary = self
                     .install_helm_charts(
                         context,
                         &source.helm_charts,
                         &source.unmanaged_charts,
-                        previous_installer.as_deref(),
+                        installed_before,
                         &kubeconfig,
                         kube_context.as_deref(),
                     )

@@ -812,6 +812,90 @@ fn a_chart_dropped_from_the_release_is_uninstalled_with_helm() {
     );
 }
 
+/// A chart installed by an apply that then failed (a later chart's helm failed) is not in any
+/// completed apply's records; the next release that drops it still has it uninstalled, recorded
+/// as installed by the failed install.
+#[test]
+fn a_chart_a_failed_apply_installed_is_uninstalled_when_a_later_release_drops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, kubeconfig) = fake_cluster(dir.path());
+    let state = tempfile::tempdir().unwrap();
+    let (_release_dir, release) = release_with_charts();
+    // `app` waits for a hook Job the fake cluster never runs: it fails after `first` and `shop`.
+    std::fs::write(
+        release.join("charts/app-1.2.0.tgz"),
+        chart_archive(&windlass_testkit::charts::sample_chart("1.2.0")),
+    )
+    .unwrap();
+    std::fs::write(
+        release.join("kots/app.yaml"),
+        "apiVersion: kots.io/v1beta1\nkind: HelmChart\nmetadata:\n  name: app\nspec:\n  chart:\n    name: app\n    chartVersion: 1.2.0\n  useHelmInstall: true\n  weight: 20\n",
+    )
+    .unwrap();
+    let failed = output_within(
+        windlass(state.path())
+            .args(OFFLINE_INSTALL)
+            .args(["--json", "--helm"])
+            .arg(helm())
+            .arg(&release)
+            .args(["--target", "kube", "--wait-timeout", "2", "--kubeconfig"])
+            .arg(&kubeconfig),
+    );
+    assert_eq!(
+        failed.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    let failed: Value = serde_json::from_slice(&failed.stdout).unwrap();
+    let failed_id = failed["install_id"].as_str().unwrap().to_string();
+    assert!(
+        server
+            .get("apps/v1", "Deployment", "default", "shop-web")
+            .is_some(),
+        "shop was installed before app failed"
+    );
+
+    for file in [
+        "kots/shop.yaml",
+        "charts/shop-0.3.0.tgz",
+        "kots/app.yaml",
+        "charts/app-1.2.0.tgz",
+    ] {
+        std::fs::remove_file(release.join(file)).unwrap();
+    }
+    let next = install_with_helm(state.path(), &release, &kubeconfig, &[]);
+    assert_eq!(next["status"], "completed", "{next:#}");
+    let events = json(run(windlass(state.path()).args([
+        "events",
+        next["install_id"].as_str().unwrap(),
+        "--json",
+    ])));
+    let uninstalled = payloads_of_type(events.as_array().unwrap(), "HelmReleaseUninstalled");
+    let names: Vec<&str> = uninstalled
+        .iter()
+        .map(|record| record["release_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["shop"], "{uninstalled:#?}");
+    assert_eq!(uninstalled[0]["installed_by"], failed_id.as_str());
+    assert_eq!(
+        uninstalled[0]["outcome"], "uninstalled",
+        "{:#}",
+        uninstalled[0]
+    );
+    assert!(
+        server
+            .get("apps/v1", "Deployment", "default", "shop-web")
+            .is_none()
+    );
+    assert!(
+        server
+            .get("v1", "ConfigMap", "default", "first-config")
+            .is_some(),
+        "the chart that stays"
+    );
+}
+
 /// A chart moved from `kots.io/v1beta1` to `kots.io/v1beta2` under the same release name (KOTS's
 /// migration): windlass does not install v1beta2 charts, so it says so, and it does not
 /// uninstall the release as "dropped" either, which would remove what the v1beta2 chart is.
