@@ -328,6 +328,9 @@ fn readable_tree<'a>(
     std::borrow::Cow::Owned(tree)
 }
 
+/// The mode of the files of the external build's scratch copy.
+const SCRATCH_MODE: u32 = 0o600;
+
 /// [`external_build`] of `overlay` (relative to the output directory, inside `overlays/`) when
 /// `base/` is only planned (`write_base` may still be writing it) or the output directory is kept
 /// in memory: runs the external kustomize on a copy of `overlays/` beside a `base/` written from
@@ -349,9 +352,16 @@ fn external_build_on_copy(
     };
     remove()?;
     let scratch = OutputDir::create(&scratch_root).map_err(|error| failure(&error))?;
+    // The copy holds every base/ file, those holding a password value or the pull secret's
+    // credential among them: only this user may read it, whatever each file's mode in out/.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&scratch_root, std::fs::Permissions::from_mode(0o700))
+            .map_err(|error| failure(&format!("{}: {error}", scratch_root.display())))?;
+    }
     for (path, bytes) in base.into_iter().flatten() {
         scratch
-            .write(&format!("base/{path}"), bytes, 0o644)
+            .write(&format!("base/{path}"), bytes, SCRATCH_MODE)
             .map_err(|error| failure(&error))?;
     }
     if out.is_in_memory() {
@@ -364,7 +374,7 @@ fn external_build_on_copy(
         for directory in copied {
             for (path, bytes) in out.memory_files_under(directory).into_iter().flatten() {
                 scratch
-                    .write(&format!("{directory}/{path}"), &bytes, 0o644)
+                    .write(&format!("{directory}/{path}"), &bytes, SCRATCH_MODE)
                     .map_err(|error| failure(&error))?;
             }
         }
@@ -382,7 +392,7 @@ fn external_build_on_copy(
                 windlass_files::read_regular_file(entry.path(), windlass_kustomize::MAX_FILE_BYTES)
                     .map_err(|error| failure(&error))?;
             scratch
-                .write(&relative.to_string_lossy(), &bytes, 0o644)
+                .write(&relative.to_string_lossy(), &bytes, SCRATCH_MODE)
                 .map_err(|error| failure(&error))?;
         }
     }

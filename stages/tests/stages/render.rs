@@ -1,7 +1,8 @@
 //! `provision_secrets` and `render_midstream` beyond what the oracle cases cover: an expired
 //! license stops the install, `--kots-compat` adds the legacy secret, secret files are 0600, a
 //! user-owned downstream overlay is never overwritten, and when it uses a kustomize feature the
-//! native build lacks, the real kustomize builds it and the install says so.
+//! native build lacks, the real kustomize builds it (on a copy only this user can read) and the
+//! install says so.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -210,6 +211,78 @@ async fn a_user_downstream_overlay_is_kept_and_built_by_kustomize_when_needed() 
         !out.path().join(".windlass-external-build").exists(),
         "the copy the external build ran on is removed"
     );
+}
+
+/// The copy the external kustomize builds (every base/ file, the pull secret's overlay with the
+/// license ID among them) is readable by this user alone while it exists: a directory 0700, files
+/// 0600. The external command here is a script that lists the copy's modes, then runs kustomize.
+#[tokio::test]
+async fn the_external_builds_copy_is_readable_by_its_user_alone() {
+    let release = release("");
+    let out = temp_dir();
+    let first = install(&options(), release.path(), out.path(), "first").await;
+    assert_eq!(
+        first.status,
+        InstallStatus::Completed,
+        "{:?}",
+        first.failure
+    );
+    std::fs::write(
+        out.path()
+            .join("overlays/downstreams/this-cluster/kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../midstream\ncommonLabels:\n  team: payments\n",
+    )
+    .unwrap();
+    let tools = temp_dir();
+    let modes = tools.path().join("modes");
+    let script = tools.path().join("kustomize-listing-modes");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nfor overlay; do :; done\nroot=\"$overlay/../../..\"\nfind \"$root\" -printf '%m %y %P\\n' > '{}'\nexec '{}' kustomize \"$overlay\"\n",
+            modes.display(),
+            kubectl().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut listing = options();
+    listing.render.external_kustomize = vec![script.display().to_string()];
+    let second = install(&listing, release.path(), out.path(), "second").await;
+    assert_eq!(
+        second.status,
+        InstallStatus::Completed,
+        "{:?}",
+        second.failure
+    );
+    let listed = std::fs::read_to_string(&modes).expect("the external build ran on the copy");
+    let entries: Vec<(&str, &str, &str)> = listed
+        .lines()
+        .map(|line| {
+            let mut parts = line.splitn(3, ' ');
+            (
+                parts.next().unwrap(),
+                parts.next().unwrap(),
+                parts.next().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(
+        entries
+            .iter()
+            .any(|(_, kind, path)| *kind == "f" && path.contains("secret.yaml")),
+        "{listed}"
+    );
+    let root = entries
+        .iter()
+        .find(|(_, _, path)| path.is_empty())
+        .expect("the copy's root");
+    assert_eq!(root.0, "700", "{listed}");
+    for (mode, kind, path) in &entries {
+        if *kind == "f" {
+            assert_eq!(*mode, "600", "{path} in\n{listed}");
+        }
+    }
 }
 
 /// `render_midstream` builds `base/` from the recorded release, never from the disk: without
