@@ -37,6 +37,23 @@ pub enum ValuesError {
     },
 }
 
+impl ValuesError {
+    /// The message without the value it quotes: for a chart whose values hold a password value,
+    /// the value may be the password.
+    pub fn message_without_value(&self) -> String {
+        match self {
+            ValuesError::BadWhen { index, .. } => format!(
+                "spec.optionalValues[{index}].when is not a boolean (true, false, 1, 0, t, f); its value is not shown"
+            ),
+            ValuesError::BadExclude { .. } => {
+                "spec.exclude is not a boolean (true, false, 1, 0, t, f); its value is not shown"
+                    .to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
 /// Go's `strconv.ParseBool`.
 pub fn parse_go_bool(text: &str) -> Option<bool> {
     match text {

@@ -103,7 +103,8 @@ pub fn render_release_charts(
     let mut renders = Vec::new();
     let mut helm_version: Option<String> = None;
     for document in helm_charts {
-        let chart = chart_to_render(document)?;
+        let holds_password = (rendering.holds_password)(&document.file);
+        let chart = chart_to_render(document, holds_password)?;
         let mut record = HelmChartRendered {
             file: document.file.clone(),
             index: document.index,
@@ -127,9 +128,11 @@ pub fn render_release_charts(
             output_fingerprint: None,
             helm_upgrade_flags: chart.helm_upgrade_flags.clone(),
             helm_upgrade_flags_fingerprint: None,
-            holds_password: (rendering.holds_password)(&document.file),
+            holds_password,
         };
-        if windlass_helm::is_excluded(&chart).map_err(|error| error.to_string())? {
+        if windlass_helm::is_excluded(&chart)
+            .map_err(|error| render_failure(error, holds_password))?
+        {
             record.excluded = true;
             renders.push(ChartRender {
                 record,
@@ -260,15 +263,28 @@ fn render_failure(error: windlass_helm::RenderError, holds_password: bool) -> St
         } if holds_password => format!(
             "{helm_chart}: {what} failed ({status}); helm's error is not shown because the chart's values hold a password value (run helm template on the chart with the same values to see it)"
         ),
+        windlass_helm::RenderError::Values { helm_chart, error } if holds_password => {
+            format!("{helm_chart}: {}", error.message_without_value())
+        }
         other => other.to_string(),
     }
 }
 
-/// A HelmChart document as `windlass-helm` takes it.
-fn chart_to_render(document: &Document) -> Result<ChartToRender, String> {
+/// A HelmChart document as `windlass-helm` takes it. For a document holding a password value,
+/// what is wrong is said without the values serde quotes (a field the password was rendered into
+/// would show it).
+fn chart_to_render(document: &Document, holds_password: bool) -> Result<ChartToRender, String> {
     let value = serde_json::Value::clone(&document.value);
     let problem = |error: &dyn std::fmt::Display| {
-        format!("{}: not a valid HelmChart: {error}", document.location())
+        if holds_password {
+            format!(
+                "{}: not a valid HelmChart: {} (values not shown: the document holds a password value)",
+                document.location(),
+                without_quoted(&error.to_string())
+            )
+        } else {
+            format!("{}: not a valid HelmChart: {error}", document.location())
+        }
     };
     if document.api_version == "kots.io/v1beta2" {
         let chart: HelmChartV1Beta2 =
@@ -279,6 +295,38 @@ fn chart_to_render(document: &Document) -> Result<ChartToRender, String> {
             serde_json::from_value(value).map_err(|error| problem(&error))?;
         ChartToRender::from_v1beta1(&chart, &document.file).map_err(|error| error.to_string())
     }
+}
+
+/// `message` with every quoted part (`"..."`, with its escapes, and `` `...` ``, as serde quotes
+/// the values it did not expect) replaced by `…`.
+fn without_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                let mut escaped = false;
+                for inner in chars.by_ref() {
+                    match inner {
+                        '\\' if !escaped => escaped = true,
+                        '"' if !escaped => break,
+                        _ => escaped = false,
+                    }
+                }
+                out.push('…');
+            }
+            '`' => {
+                for inner in chars.by_ref() {
+                    if inner == '`' {
+                        break;
+                    }
+                }
+                out.push('…');
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// The chart as a replay sees it: the archive and values found again (no helm), helm's recorded
@@ -456,4 +504,23 @@ pub fn builder_documents(
         }
     }
     Ok(documents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_quoted;
+
+    #[test]
+    fn quoted_values_are_left_out_of_a_message() {
+        assert_eq!(
+            without_quoted(r#"invalid type: string "pw\"x`y", expected i64"#),
+            "invalid type: string …, expected i64"
+        );
+        assert_eq!(
+            without_quoted("invalid type: integer `48151623429`, expected a string"),
+            "invalid type: integer …, expected a string"
+        );
+        assert_eq!(without_quoted("no quotes here"), "no quotes here");
+        assert_eq!(without_quoted("open \"never closed"), "open …");
+    }
 }

@@ -523,3 +523,53 @@ fn applying_a_recorded_install_without_its_flags_in_memory_is_refused_naming_the
     assert_eq!(installed["status"], "completed", "{installed:#}");
     assert_password_nowhere_in(state.path());
 }
+
+/// A HelmChart field the password was rendered into that does not take it (`weight`, an
+/// `optionalValues` entry's `when`, `exclude`) fails the install, and the error names the field
+/// without the value: the failure is recorded and printed, and would otherwise carry the password.
+#[test]
+fn a_helm_chart_field_that_refuses_the_password_fails_without_showing_it() {
+    let fields = [
+        (
+            "weight",
+            "  weight: 'repl{{ ConfigOption \"db_password\" }}'\n",
+            "not a valid HelmChart",
+        ),
+        (
+            "when",
+            "  optionalValues:\n    - when: 'repl{{ ConfigOption \"db_password\" }}'\n      values:\n        extra: true\n",
+            "spec.optionalValues[0].when is not a boolean",
+        ),
+        (
+            "exclude",
+            "  exclude: 'repl{{ ConfigOption \"db_password\" }}'\n",
+            "spec.exclude is not a boolean",
+        ),
+    ];
+    for (field, spec_lines, said) in fields {
+        let (dir, release, values) = release_with_password_charts();
+        std::fs::remove_file(release.join("kots/web.yaml")).unwrap();
+        std::fs::write(
+            release.join("kots/chart.yaml"),
+            format!("{V1BETA1}{spec_lines}"),
+        )
+        .unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let failed = output_within(&mut install_command(state.path(), &values, &out, &release));
+        assert_eq!(
+            failed.status.code(),
+            Some(3),
+            "{field}: {}",
+            String::from_utf8_lossy(&failed.stderr)
+        );
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&failed.stdout),
+            String::from_utf8_lossy(&failed.stderr)
+        );
+        assert!(shown.contains(said), "{field}: {shown}");
+        assert_password_not_printed(&failed);
+        assert_password_nowhere_in(state.path());
+    }
+}
