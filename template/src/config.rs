@@ -229,7 +229,7 @@ pub fn evaluate(
     let mut rendered =
         |name: &str, what: &str, text: &str, values: &BTreeMap<String, ItemValue>| {
             if !text.contains("{{repl") && !text.contains("repl{{") {
-                return text.to_string();
+                return (text.to_string(), false);
             }
             let context = TemplateContext {
                 config: Arc::new(values.clone()),
@@ -241,38 +241,41 @@ pub fn evaluate(
                 usage: Arc::new(Usage::default()),
             };
             match render(&format!("config item {name} {what}"), text, &scope) {
-                Ok(rendered) => rendered.text,
+                Ok(rendered) => (rendered.text, !scope.usage.password_items().is_empty()),
                 Err(error) => {
                     evaluated
                         .warnings
                         .push(format!("{error} (the {what} is empty, as in KOTS)"));
-                    String::new()
+                    (String::new(), false)
                 }
             }
         };
     for name in &order {
         let (item, _) = items[name];
-        let default = rendered(
+        let (default, default_read_password) = rendered(
             name,
             "default",
             &bool_or_string(item.default.as_ref()),
             &values,
         );
         let user = given.values.get(name).filter(|_| is_editable(item));
-        let (value, filename) = match user {
+        let (value, value_read_password, filename) = match user {
             Some(user) => (
                 user.value.clone().unwrap_or_default(),
+                false,
                 user.filename.clone().unwrap_or_default(),
             ),
-            None => (
-                rendered(name, "value", &bool_or_string(item.value.as_ref()), &values),
-                rendered(
+            None => {
+                let (value, read_password) =
+                    rendered(name, "value", &bool_or_string(item.value.as_ref()), &values);
+                let (filename, _) = rendered(
                     name,
                     "filename",
                     item.filename.as_deref().unwrap_or(""),
                     &values,
-                ),
-            ),
+                );
+                (value, read_password, filename)
+            }
         };
         values.insert(
             name.clone(),
@@ -281,6 +284,7 @@ pub fn evaluate(
                 value,
                 default,
                 filename,
+                derived_from_password: default_read_password || value_read_password,
             },
         );
     }

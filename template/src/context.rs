@@ -17,6 +17,9 @@ pub struct ItemValue {
     pub default: String,
     /// The file name of a `file` item.
     pub filename: String,
+    /// Its vendor `value` or `default` is a template that read a password item with a value (or
+    /// another item derived so): its value may hold the password, so it is one.
+    pub derived_from_password: bool,
 }
 
 impl ItemValue {
@@ -29,9 +32,10 @@ impl ItemValue {
         }
     }
 
-    /// Whether the item is a password (its value is a credential).
+    /// Whether the item is a password (its value is a credential): of type `password`, or
+    /// derived from one.
     pub fn is_password(&self) -> bool {
-        self.item_type == "password"
+        self.item_type == "password" || self.derived_from_password
     }
 }
 

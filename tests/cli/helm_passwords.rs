@@ -573,3 +573,45 @@ fn a_helm_chart_field_that_refuses_the_password_fails_without_showing_it() {
         assert_password_nowhere_in(state.path());
     }
 }
+
+/// A text item whose vendor `value` reads the password holds it too: a chart whose values read
+/// that item is recorded as holding a password, and the password stays out of the state.
+#[test]
+fn a_chart_reading_an_item_built_from_the_password_holds_it_too() {
+    let (dir, release, values) = release_with_password_charts();
+    std::fs::remove_file(release.join("kots/web.yaml")).unwrap();
+    std::fs::write(
+        release.join("config.yaml"),
+        format!(
+            "{CONFIG}        - name: db_url\n          title: Database URL\n          type: text\n          hidden: true\n          value: 'postgres://app:repl{{{{ ConfigOption \"db_password\" }}}}@db/app'\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        release.join("kots/chart.yaml"),
+        V1BETA1.replace("\"db_password\"", "\"db_url\""),
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let installed = output_within(&mut install_command(state.path(), &values, &out, &release));
+    assert_eq!(
+        installed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&installed.stderr)
+    );
+    assert_password_not_printed(&installed);
+    assert_password_nowhere_in(state.path());
+    let install: Value = serde_json::from_slice(&installed.stdout).unwrap();
+    let events = events_of(state.path(), install["install_id"].as_str().unwrap());
+    let fetched = events
+        .iter()
+        .find(|event| event["type"] == "BaseFetched")
+        .expect("BaseFetched");
+    assert_eq!(
+        fetched["payload"]["helm_charts"][0]["holds_password"], true,
+        "{:#}",
+        fetched["payload"]["helm_charts"][0]
+    );
+}

@@ -399,3 +399,62 @@ fn a_config_over_the_item_limit_is_refused() {
         "the Config has 2001 items, over the limit of 2000"
     );
 }
+
+#[test]
+fn an_item_built_from_a_password_is_a_password_too() {
+    let yaml = r#"
+apiVersion: kots.io/v1beta1
+kind: Config
+spec:
+  groups:
+    - name: db
+      title: Database
+      items:
+        - name: db_password
+          type: password
+        - name: db_url
+          type: text
+          hidden: true
+          value: 'postgres://app:repl{{ ConfigOption "db_password" }}@db/app'
+        - name: db_env
+          type: text
+          default: 'DATABASE_URL=repl{{ ConfigOption "db_url" }}'
+        - name: db_host
+          type: text
+          default: 'db'
+"#;
+    let given = values(
+        "apiVersion: kots.io/v1beta1\nkind: ConfigValues\nspec:\n  values:\n    db_password:\n      valuePlaintext: pw-9\n",
+    );
+    let evaluated =
+        evaluate(&config(yaml), &given, &context(&[]), FixedEntropy::new()).expect("evaluates");
+    let item = |name: &str| {
+        evaluated
+            .items
+            .iter()
+            .find(|item| item.name == name)
+            .map(|item| item.value.clone())
+            .unwrap_or_else(|| panic!("no item {name}"))
+    };
+    assert_eq!(item("db_url").effective(), "postgres://app:pw-9@db/app");
+    assert!(item("db_url").is_password(), "read the password");
+    assert!(item("db_env").is_password(), "read an item built from it");
+    assert!(!item("db_host").is_password());
+
+    // A file reading the derived item is marked as holding a password.
+    let (output, usage) = crate::support::render_in(
+        &context(
+            &evaluated
+                .items
+                .iter()
+                .map(|item| (item.name.as_str(), item.value.clone()))
+                .collect::<Vec<_>>(),
+        ),
+        r#"url: {{repl ConfigOption "db_url" }}"#,
+    );
+    assert_eq!(output.expect("renders"), "url: postgres://app:pw-9@db/app");
+    assert_eq!(
+        usage.password_items().into_iter().collect::<Vec<_>>(),
+        ["db_url"]
+    );
+}

@@ -40,6 +40,7 @@ pub fn text(value: &str, default: &str) -> ItemValue {
         value: value.into(),
         default: default.into(),
         filename: String::new(),
+        derived_from_password: false,
     }
 }
 
