@@ -114,6 +114,41 @@ pub fn previous_apply(
     Ok(found)
 }
 
+/// The name under which the stage holds its apply lock.
+const APPLY_LOCK: &str = "apply-lock";
+
+/// Takes the lock of applies of `app_slug` into `app_namespace` in this state directory (held
+/// until the stage's outcome is recorded, across retried attempts), or fails saying another
+/// process holds it: the prune counts an apply started earlier and not completed as one that
+/// never will, which holds only while no other process is still running it. Without locks (a
+/// test, a replay) there is nothing to take.
+pub async fn take_apply_lock(
+    context: &StageContext,
+    app_slug: &str,
+    app_namespace: &str,
+) -> Result<(), StageError> {
+    let Some(locks) = context.services.locks.as_ref() else {
+        return Ok(());
+    };
+    if context.holds(APPLY_LOCK).await {
+        return Ok(());
+    }
+    // The slug's length keeps `my-app` in `default` apart from `my` in `app-default`.
+    let name = format!("apply-{}-{app_slug}-{app_namespace}", app_slug.len());
+    match locks.try_lock(&name) {
+        Ok(Some(lock)) => {
+            context.hold_until_recorded(APPLY_LOCK, lock).await;
+            Ok(())
+        }
+        Ok(None) => Err(StageError::permanent(format!(
+            "another windlass process is applying {app_slug} into namespace {app_namespace} from this state directory; run this again once it has finished"
+        ))),
+        Err(error) => Err(StageError::permanent(format!(
+            "taking the apply lock of {app_slug} in namespace {app_namespace}: {error}"
+        ))),
+    }
+}
+
 /// Records `ApplyStarted` for this install (with the next fact the stage records), unless the
 /// newest one an earlier run of the stage (a resumed apply) recorded says the same (a resumed
 /// apply may go to another cluster).
@@ -210,7 +245,7 @@ pub fn unfinished_applies(
         after,
         &belongs_here,
         &mut |event| {
-            let batch: ObjectsApplied = decode_or_warn(event)?;
+            let batch: ObjectsApplied = decode_or_warn(&*context.progress, event)?;
             // Newest first across batches; within a batch, a later object is the newer.
             for object in batch.objects.into_iter().rev() {
                 let Some(uid) = object.uid.filter(|uid| !uid.is_empty()) else {
@@ -244,9 +279,15 @@ pub fn unfinished_applies(
         after,
         &belongs_here,
         &mut |event| {
-            let record: HelmReleaseInstalled = decode_or_warn(event)?;
+            let record: HelmReleaseInstalled = decode_or_warn(&*context.progress, event)?;
+            // A failed `helm upgrade --install` leaves the release in the cluster, failed
+            // (windlass does not pass --atomic): it goes when dropped as an installed one does
+            // (helm answers "not found" when there is none).
             if releases.insert((record.release_name.clone(), record.namespace.clone()))
-                && record.outcome == HelmReleaseOutcome::Installed
+                && matches!(
+                    record.outcome,
+                    HelmReleaseOutcome::Installed | HelmReleaseOutcome::Failed
+                )
             {
                 unfinished
                     .helm_releases
@@ -286,11 +327,19 @@ fn visit_since(
         .map_err(StageError::permanent)
 }
 
-/// `event`'s payload as `T`, or `None` with a warning (its content is then not pruned).
-fn decode_or_warn<T: serde::de::DeserializeOwned>(event: &LazyEvent) -> Option<T> {
+/// `event`'s payload as `T`, or `None` with a note on `progress` (its content is then not
+/// pruned).
+fn decode_or_warn<T: serde::de::DeserializeOwned>(
+    progress: &dyn windlass_engine::Progress,
+    event: &LazyEvent,
+) -> Option<T> {
     match event.decode::<T>() {
         Ok(decoded) => Some(decoded),
         Err(error) => {
+            progress.note(&format!(
+                "record {} of install {}, an apply that never completed, does not decode ({error}): what it names is not pruned",
+                event.event.global_seq, event.event.install_id
+            ));
             tracing::warn!(
                 record = event.event.global_seq,
                 install = %event.event.install_id,

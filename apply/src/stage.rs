@@ -23,7 +23,8 @@ use crate::events::{
 use crate::kube_apply::{BODY_VERSION, KubeApply};
 use crate::order::{PlannedObject, plan_apply};
 use crate::prune_candidates::{
-    ClusterIdentity, Unfinished, previous_apply, prune_against, record_start, unfinished_applies,
+    ClusterIdentity, Unfinished, previous_apply, prune_against, record_start, take_apply_lock,
+    unfinished_applies,
 };
 use crate::source::ApplySource;
 use crate::target::Target;
@@ -293,35 +294,10 @@ impl Stage for ApplyStage {
                     app_namespace: app_namespace.clone(),
                     dry_run: self.config.dry_run,
                 };
-                // One apply of an app into a namespace at a time in this state directory: the
-                // prune below counts an apply started earlier and not completed as one that
-                // never will, which holds only while no other process is still running it.
-                let _apply_lock = if self.config.dry_run {
-                    None
-                } else {
-                    let name = format!("apply-{app_slug}-{app_namespace}");
-                    match context
-                        .services
-                        .locks
-                        .as_ref()
-                        .map(|locks| locks.try_lock(&name))
-                    {
-                        Some(Ok(None)) => {
-                            let busy = Err(StageError::permanent(format!(
-                                "another windlass process is applying {app_slug} into namespace {app_namespace} from this state directory; run this again once it has finished"
-                            )));
-                            return after_files(busy, &mut reading, &mut source).await;
-                        }
-                        Some(Ok(Some(lock))) => Some(lock),
-                        Some(Err(error)) => {
-                            let failed = Err(StageError::permanent(format!(
-                                "taking the apply lock of {app_slug} in namespace {app_namespace}: {error}"
-                            )));
-                            return after_files(failed, &mut reading, &mut source).await;
-                        }
-                        None => None,
-                    }
-                };
+                if !self.config.dry_run {
+                    let locked = take_apply_lock(context, &app_slug, &app_namespace).await;
+                    after_files(locked, &mut reading, &mut source).await?;
+                }
                 let recorded = record_start(context, &start).await;
                 after_files(recorded, &mut reading, &mut source).await?;
                 let previous_apply = after_files(

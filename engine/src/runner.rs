@@ -757,6 +757,7 @@ impl Runner {
                     tracing::debug!(stage = %stage.name, recorded_ms = clock.elapsed().as_millis() as u64, "stage recorded");
                     lifecycle.extend(stored.pop());
                     // Facts recorded as the stage went come first; their markers are lifecycle.
+                    // What the stage held until now is let go with the rest.
                     let as_it_went = std::mem::take(&mut *recorded.events.lock().await);
                     lifecycle.extend(as_it_went.markers);
                     let mut facts = as_it_went.facts;

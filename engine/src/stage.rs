@@ -181,6 +181,9 @@ pub(crate) struct Recorded {
     /// Facts [`StageContext::defer_fact`] holds back until the next recorded fact or the
     /// stage's end, whichever comes first.
     pub(crate) deferred: Vec<Fact>,
+    /// What [`StageContext::hold_until_recorded`] keeps, by name, until the stage's outcome is
+    /// in the log (across its retried attempts).
+    pub(crate) held: Vec<(String, Box<dyn std::any::Any + Send + Sync>)>,
 }
 
 impl RecordedFacts {
@@ -193,6 +196,7 @@ impl RecordedFacts {
                 facts: earlier,
                 markers: Vec::new(),
                 deferred: Vec::new(),
+                held: Vec::new(),
             }),
         }
     }
@@ -316,21 +320,68 @@ impl StageContext {
             )
             .map_err(|error| StageError::permanent(error.to_string()))?,
         );
-        let mut stored = tokio::task::spawn_blocking(move || log.append(batch))
+        let deferred_count = count - 1;
+        let kept: Vec<Fact> = batch[..deferred_count]
+            .iter()
+            .map(|event| Fact {
+                event_type: event.event_type.clone().into(),
+                schema_version: event.schema_version,
+                payload: event.payload.clone(),
+            })
+            .collect();
+        let appended = tokio::task::spawn_blocking(move || log.append(batch))
             .await
-            .map_err(|error| StageError::permanent(format!("recording a fact crashed: {error}")))?
-            .map_err(|error| {
-                StageError::permanent(format!(
-                    "stage {} cannot record a fact: {error}",
-                    self.stage_name
-                ))
-            })?;
+            .map_err(|error| StageError::permanent(format!("recording a fact crashed: {error}")))
+            .and_then(|result| {
+                result.map_err(|error| {
+                    StageError::permanent(format!(
+                        "stage {} cannot record a fact: {error}",
+                        self.stage_name
+                    ))
+                })
+            });
+        let mut stored = match appended {
+            Ok(stored) => stored,
+            Err(error) => {
+                // Not recorded: the held-back facts wait for the next fact again.
+                recorded.deferred = kept;
+                return Err(error);
+            }
+        };
         let (Some(marker), Some(fact)) = (stored.pop(), stored.last().cloned()) else {
             unreachable!("the log returns every event it appended");
         };
         recorded.facts.extend(stored);
         recorded.markers.push(marker);
         Ok(fact)
+    }
+
+    /// Keeps `guard` (a lock, say) alive until this stage's outcome is in the log: its
+    /// completion, or its last failure; a failed attempt that will be retried keeps it. Under
+    /// `name`, which [`StageContext::holds`] answers for (a retried attempt finds its earlier
+    /// attempt's lock held instead of taking it again).
+    pub async fn hold_until_recorded(
+        &self,
+        name: &str,
+        guard: Box<dyn std::any::Any + Send + Sync>,
+    ) {
+        self.recorded
+            .events
+            .lock()
+            .await
+            .held
+            .push((name.to_string(), guard));
+    }
+
+    /// Whether something is held under `name` ([`StageContext::hold_until_recorded`]).
+    pub async fn holds(&self, name: &str) -> bool {
+        self.recorded
+            .events
+            .lock()
+            .await
+            .held
+            .iter()
+            .any(|(held, _)| held == name)
     }
 
     /// Holds `fact` back and records it, in the same atomic batch, before the next fact

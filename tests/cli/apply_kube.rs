@@ -1153,7 +1153,7 @@ fn one_apply_of_an_app_into_a_namespace_runs_at_a_time() {
     let state = tempfile::tempdir().unwrap();
     let release = release(&[("a.yaml", &configmap("a", "1"))], "");
     // Another process applying the app: its lock, as windlass takes it.
-    let held = windlass_state::try_lock_in(state.path(), "apply-my-app-default")
+    let held = windlass_state::try_lock_in(state.path(), "apply-6-my-app-default")
         .unwrap()
         .expect("the lock is free");
     let busy = install_kube(state.path(), release.path(), &cluster, &[]);

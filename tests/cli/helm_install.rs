@@ -813,8 +813,9 @@ fn a_chart_dropped_from_the_release_is_uninstalled_with_helm() {
 }
 
 /// A chart installed by an apply that then failed (a later chart's helm failed) is not in any
-/// completed apply's records; the next release that drops it still has it uninstalled, recorded
-/// as installed by the failed install.
+/// completed apply's records, nor is the failed chart's release helm left behind; the next
+/// release that drops them still has them uninstalled, recorded as installed by the failed
+/// install.
 #[test]
 fn a_chart_a_failed_apply_installed_is_uninstalled_when_a_later_release_drops_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -876,12 +877,18 @@ fn a_chart_a_failed_apply_installed_is_uninstalled_when_a_later_release_drops_it
         .iter()
         .map(|record| record["release_name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["shop"], "{uninstalled:#?}");
-    assert_eq!(uninstalled[0]["installed_by"], failed_id.as_str());
-    assert_eq!(
-        uninstalled[0]["outcome"], "uninstalled",
-        "{:#}",
-        uninstalled[0]
+    // Higher weight first: `app`, whose own install failed and left a failed release, then
+    // `shop`; both recorded as installed by the failed install.
+    assert_eq!(names, ["app", "shop"], "{uninstalled:#?}");
+    for record in &uninstalled {
+        assert_eq!(record["installed_by"], failed_id.as_str());
+        assert_eq!(record["outcome"], "uninstalled", "{record:#}");
+    }
+    assert!(
+        server
+            .get("v1", "Secret", "default", "sh.helm.release.v1.app.v1")
+            .is_none(),
+        "the failed release's record is gone"
     );
     assert!(
         server

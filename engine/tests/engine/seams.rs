@@ -46,6 +46,18 @@ struct StepwiseSettings {
     /// Defer (`defer_fact`) an `ItemDone` for item 0 at the start of each run.
     #[serde(default)]
     defer_start: bool,
+    /// Hold (`hold_until_recorded`) a guard counted by the handles, unless one is held already.
+    #[serde(default)]
+    hold: bool,
+}
+
+/// Counts how often it was made and dropped.
+struct CountedGuard(Arc<AtomicU32>);
+
+impl Drop for CountedGuard {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 #[derive(Debug)]
@@ -53,6 +65,8 @@ struct StepwiseConfig {
     settings: StepwiseSettings,
     crashes: Arc<AtomicU32>,
     runs: Arc<AtomicU32>,
+    taken: Arc<AtomicU32>,
+    dropped: Arc<AtomicU32>,
 }
 
 #[async_trait::async_trait]
@@ -63,6 +77,9 @@ impl StageConfig for StepwiseConfig {
 
     async fn build(&self, _context: &BuildContext) -> Result<Arc<dyn Stage>, StageError> {
         Ok(Arc::new(Stepwise {
+            hold: self.settings.hold,
+            taken: self.taken.clone(),
+            dropped: self.dropped.clone(),
             defer_start: self.settings.defer_start,
             items: self.settings.items,
             stop_after: self.settings.stop_after,
@@ -74,6 +91,9 @@ impl StageConfig for StepwiseConfig {
 }
 
 struct Stepwise {
+    hold: bool,
+    taken: Arc<AtomicU32>,
+    dropped: Arc<AtomicU32>,
     defer_start: bool,
     items: u32,
     stop_after: u32,
@@ -96,6 +116,12 @@ impl Stage for Stepwise {
                     .item
             })
             .collect();
+        if self.hold && !context.holds("guard").await {
+            self.taken.fetch_add(1, Ordering::SeqCst);
+            context
+                .hold_until_recorded("guard", Box::new(CountedGuard(self.dropped.clone())))
+                .await;
+        }
         if self.defer_start {
             let started = ItemDone {
                 item: 0,
@@ -146,6 +172,9 @@ impl Stage for Stepwise {
 struct StepwiseHandles {
     crashes: Arc<AtomicU32>,
     runs: Arc<AtomicU32>,
+    /// Guards held (`hold`), and guards let go.
+    taken: Arc<AtomicU32>,
+    dropped: Arc<AtomicU32>,
 }
 
 /// The registry of the tests plus `stepwise`, registered at run time under an owned name with a
@@ -154,8 +183,11 @@ fn registry_with_stepwise(crashes: u32) -> (windlass_engine::StageRegistry, Step
     let handles = StepwiseHandles {
         crashes: Arc::new(AtomicU32::new(crashes)),
         runs: Arc::new(AtomicU32::new(0)),
+        taken: Arc::new(AtomicU32::new(0)),
+        dropped: Arc::new(AtomicU32::new(0)),
     };
     let (crashes, runs) = (handles.crashes.clone(), handles.runs.clone());
+    let (taken, dropped) = (handles.taken.clone(), handles.dropped.clone());
     // An owned name, as a plugin loaded at run time would bring.
     let kind_name = String::from("stepwise");
     let mut registry = stage_registry();
@@ -170,6 +202,8 @@ fn registry_with_stepwise(crashes: u32) -> (windlass_engine::StageRegistry, Step
                     settings,
                     crashes: crashes.clone(),
                     runs: runs.clone(),
+                    taken: taken.clone(),
+                    dropped: dropped.clone(),
                 }) as Box<dyn StageConfig>)
             },
         ))
@@ -359,6 +393,50 @@ async fn a_deferred_fact_goes_with_the_next_recorded_one_or_the_stage_end_or_now
         })
         .collect();
     assert_eq!(attempts, [(0, 2), (1, 2), (2, 2)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn what_a_stage_holds_lasts_across_its_retries_until_its_outcome_is_recorded() {
+    let env = TestEnv::new();
+    let (registry, handles) = registry_with_stepwise(2);
+    let mut spec = stepwise(3, 1, FailureClass::Transient);
+    spec.config["hold"] = serde_json::json!(true);
+    let pipeline = Pipeline::build(&[spec], &registry).expect("valid pipeline");
+    let (state, _) = env
+        .runner
+        .start(&pipeline, env.request(), "hold-1")
+        .await
+        .expect("the runner itself does not fail");
+    assert_eq!(state.status, InstallStatus::Completed);
+    assert_eq!(
+        handles.runs.load(Ordering::SeqCst),
+        3,
+        "two retried attempts"
+    );
+    assert_eq!(
+        handles.taken.load(Ordering::SeqCst),
+        1,
+        "the retried attempts found it held"
+    );
+    assert_eq!(
+        handles.dropped.load(Ordering::SeqCst),
+        1,
+        "let go at the end"
+    );
+
+    // A stage that fails for good lets go too.
+    let env = TestEnv::new();
+    let (registry, handles) = registry_with_stepwise(1);
+    let mut spec = stepwise(3, 1, FailureClass::Permanent);
+    spec.config["hold"] = serde_json::json!(true);
+    let pipeline = Pipeline::build(&[spec], &registry).expect("valid pipeline");
+    let (state, _) = env
+        .runner
+        .start(&pipeline, env.request(), "hold-2")
+        .await
+        .expect("the runner itself does not fail");
+    assert_eq!(state.status, InstallStatus::Failed);
+    assert_eq!(handles.dropped.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test(start_paused = true)]
