@@ -19,7 +19,10 @@
 # discovery requests (its cache directory is the run's own, warmed by the untimed namespace
 # creation of each round, as a user's would be).
 #
-# Usage: benches/apply_vs_kubectl.sh [COUNT] [ROUNDS]
+# With GROW=N set, it then applies N more unchanged applies to a fresh state and server (the log
+# grows by each one's records) and times 5 more: what an unchanged apply costs in a grown log.
+#
+# Usage: [GROW=N] benches/apply_vs_kubectl.sh [COUNT] [ROUNDS]
 # Needs: cargo, python3, and target/tools/bin/kubectl from scripts/install-kube-tools.sh.
 set -euo pipefail
 shopt -s inherit_errexit
@@ -166,3 +169,22 @@ print(f"second apply: {second['writes']} write requests (goal 0), {second['total
       f"{windlass_first / windlass_second:.1f}x faster than windlass's first (goal >= 10x), "
       f"{kubectl_second / windlass_second:.1f}x faster than kubectl's second")
 PY
+
+grow=${GROW:-0}
+if ((grow > 0)); then
+    rm -rf "$work/state"
+    cp -a "$work/state-installed" "$work/state"
+    start_server
+    for _ in $(seq 0 "$grow"); do
+        "$windlass" --state "$work/state" apply "$install_id" --target kube --kubeconfig "$work/kubeconfig" >/dev/null
+    done
+    grown=()
+    for _ in 1 2 3 4 5; do
+        grown+=("$(seconds "unchanged apply in a grown log" \
+            "$windlass" --state "$work/state" apply "$install_id" --target kube --kubeconfig "$work/kubeconfig")")
+    done
+    stop_server
+    log_size=$(du -h "$work/state/events.redb" | cut -f1)
+    python3 -c 'import statistics, sys; runs = " ".join(sys.argv[3:]); print(f"after {sys.argv[1]} unchanged applies (log {sys.argv[2]}): unchanged apply median {statistics.median(map(float, sys.argv[3:])):.3f} s (runs {runs})")' \
+        "$grow" "$log_size" "${grown[@]}"
+fi
