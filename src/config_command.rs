@@ -51,8 +51,10 @@ struct ConfigView {
     warnings: Vec<String>,
 }
 
-fn masked(item_type: &str, value: &str) -> String {
-    if item_type == "password" && !value.is_empty() {
+/// `value`, or the mask for a password item (of type `password`, or built from one: its value
+/// may hold the password).
+fn masked(is_password: bool, value: &str) -> String {
+    if is_password && !value.is_empty() {
         MASK.to_string()
     } else {
         value.to_string()
@@ -154,9 +156,9 @@ pub fn run(global: &GlobalArgs, args: &ConfigArgs) -> CliResult {
                     title: item.title.clone(),
                     group: item.group.clone(),
                     group_title: item.group_title.clone(),
-                    value: masked(&item_type, &item.value.value),
-                    default: masked(&item_type, &item.value.default),
-                    effective: masked(&item_type, item.value.effective()),
+                    value: masked(item.value.is_password(), &item.value.value),
+                    default: masked(item.value.is_password(), &item.value.default),
+                    effective: masked(item.value.is_password(), item.value.effective()),
                     item_type,
                     given: item.given,
                     required: item.required,
@@ -210,7 +212,7 @@ pub fn run(global: &GlobalArgs, args: &ConfigArgs) -> CliResult {
             "  {} ({item_type}) {:?} = {:?}{notes}",
             item.name,
             item.title,
-            masked(item_type, item.value.effective())
+            masked(item.value.is_password(), item.value.effective())
         );
     }
     for name in &evaluated.unknown_values {

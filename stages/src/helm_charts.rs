@@ -209,9 +209,15 @@ pub fn render_release_charts(
         // `builder` over them only listed its images.
         let install_values = match values_for {
             ValuesFor::Install => rendered.values.clone(),
-            ValuesFor::Builder => chart
-                .merged_values()
-                .map_err(|error| format!("{}: {error}", chart.helm_chart))?,
+            ValuesFor::Builder => chart.merged_values().map_err(|error| {
+                render_failure(
+                    windlass_helm::RenderError::Values {
+                        helm_chart: chart.helm_chart.clone(),
+                        error,
+                    },
+                    holds_password,
+                )
+            })?,
         };
         record.values = Some(serde_json::Value::Object(install_values));
         record.rendered_with = Some(

@@ -891,6 +891,14 @@ fn leave_out_excluded(
             Ok(Some(excluded)) => {
                 templates.excluded(&document.file, document.index, excluded.annotation)
             }
+            // The value may be a password the file's templates rendered into it.
+            Err(error) if templates.holds_password(&document.file) => {
+                return Err(ReleaseError::Template(format!(
+                    "{}: annotation {} is not a bool (use true or false); its value is not shown: the file holds a password value",
+                    document.location(),
+                    error.annotation
+                )));
+            }
             Err(error) => {
                 return Err(ReleaseError::Template(format!(
                     "{}: {error}",

@@ -431,16 +431,16 @@ impl Templates {
                     recorded.draws.iter().map(|d| STANDARD.encode(d)).collect();
             }
             record.warnings = evaluated.warnings.clone();
-            // What a replay needs of the user's values: the values themselves, except passwords,
-            // which are fingerprinted.
-            let types: std::collections::HashMap<&str, &str> = evaluated
+            // What a replay needs of the user's values: the values themselves, except passwords
+            // (items of type password, and items built from one), which are fingerprinted.
+            let passwords: std::collections::HashMap<&str, bool> = evaluated
                 .items
                 .iter()
-                .map(|item| (item.name.as_str(), item.value.item_type.as_str()))
+                .map(|item| (item.name.as_str(), item.value.is_password()))
                 .collect();
             for (name, given) in &self.given.values {
-                match types.get(name.as_str()) {
-                    Some(&"password") => {
+                match passwords.get(name.as_str()) {
+                    Some(true) => {
                         if let Some(value) = &given.value {
                             record.given_password_fingerprints.insert(
                                 name.clone(),

@@ -241,7 +241,13 @@ pub fn evaluate(
                 usage: Arc::new(Usage::default()),
             };
             match render(&format!("config item {name} {what}"), text, &scope) {
-                Ok(rendered) => (rendered.text, !scope.usage.password_items().is_empty()),
+                // A password item read, or another credential put in (the local registry's
+                // pull secret): the item's value may hold it.
+                Ok(rendered) => (
+                    rendered.text,
+                    !scope.usage.password_items().is_empty()
+                        || !scope.usage.credentials().is_empty(),
+                ),
                 Err(error) => {
                     evaluated
                         .warnings
@@ -268,13 +274,13 @@ pub fn evaluate(
             None => {
                 let (value, read_password) =
                     rendered(name, "value", &bool_or_string(item.value.as_ref()), &values);
-                let (filename, _) = rendered(
+                let (filename, filename_read_password) = rendered(
                     name,
                     "filename",
                     item.filename.as_deref().unwrap_or(""),
                     &values,
                 );
-                (value, read_password, filename)
+                (value, read_password || filename_read_password, filename)
             }
         };
         values.insert(

@@ -615,3 +615,54 @@ fn a_chart_reading_an_item_built_from_the_password_holds_it_too() {
         fetched["payload"]["helm_charts"][0]
     );
 }
+
+/// An item built from the password is masked by `windlass config` as a password item is, and a
+/// value the user gives such an item is kept out of the state as a password's is (fingerprinted).
+#[test]
+fn an_item_built_from_the_password_is_masked_and_its_given_value_kept_out() {
+    let (dir, release, _) = release_with_password_charts();
+    std::fs::remove_file(release.join("kots/web.yaml")).unwrap();
+    std::fs::write(
+        release.join("config.yaml"),
+        format!(
+            "{CONFIG}        - name: db_url\n          title: Database URL\n          type: text\n          default: 'postgres://app:repl{{{{ ConfigOption \"db_password\" }}}}@db/app'\n"
+        ),
+    )
+    .unwrap();
+    let values = dir.path().join("values-with-url.yaml");
+    std::fs::write(
+        &values,
+        format!(
+            "apiVersion: kots.io/v1beta1\nkind: ConfigValues\nspec:\n  values:\n    db_password:\n      valuePlaintext: {PASSWORD}\n    db_url:\n      value: postgres://ops:{PASSWORD}@db-2/app\n"
+        ),
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let shown = output_within(
+        windlass(state.path())
+            .args(["config", "--json", "--config-values"])
+            .arg(&values)
+            .arg(&release),
+    );
+    assert_password_not_printed(&shown);
+    let report: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let db_url = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["name"] == "db_url")
+        .expect("db_url")
+        .clone();
+    assert_eq!(db_url["effective"], "********", "{db_url:#}");
+
+    let out = dir.path().join("out");
+    let installed = output_within(&mut install_command(state.path(), &values, &out, &release));
+    assert_eq!(
+        installed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&installed.stderr)
+    );
+    assert_password_not_printed(&installed);
+    assert_password_nowhere_in(state.path());
+}

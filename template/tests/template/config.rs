@@ -458,3 +458,54 @@ spec:
         ["db_url"]
     );
 }
+
+#[test]
+fn an_item_holding_the_local_registry_secret_or_a_filename_built_from_a_password_is_a_password() {
+    let yaml = r#"
+apiVersion: kots.io/v1beta1
+kind: Config
+spec:
+  groups:
+    - name: main
+      title: Main
+      items:
+        - name: db_password
+          type: password
+        - name: pull_secret
+          type: text
+          hidden: true
+          value: 'repl{{ LocalRegistryImagePullSecret }}'
+        - name: cert
+          type: file
+          filename: 'cert-repl{{ ConfigOption "db_password" }}.pem'
+"#;
+    let given = values(
+        "apiVersion: kots.io/v1beta1\nkind: ConfigValues\nspec:\n  values:\n    db_password:\n      valuePlaintext: pw-9\n",
+    );
+    let mut with_registry = context(&[]);
+    with_registry.local_registry = Some(windlass_template::LocalRegistry {
+        host: "registry.example.test".into(),
+        namespace: "acme".into(),
+        docker_config: windlass_template::Credential("{\"auths\":{}}".into()),
+    });
+    let evaluated =
+        evaluate(&config(yaml), &given, &with_registry, FixedEntropy::new()).expect("evaluates");
+    let item = |name: &str| {
+        evaluated
+            .items
+            .iter()
+            .find(|item| item.name == name)
+            .map(|item| item.value.clone())
+            .unwrap_or_else(|| panic!("no item {name}"))
+    };
+    assert!(!item("pull_secret").effective().is_empty());
+    assert!(
+        item("pull_secret").is_password(),
+        "holds the registry password"
+    );
+    assert_eq!(item("cert").filename, "cert-pw-9.pem");
+    assert!(
+        item("cert").is_password(),
+        "its file name holds the password"
+    );
+}
