@@ -328,6 +328,20 @@ fn readable_tree<'a>(
     std::borrow::Cow::Owned(tree)
 }
 
+/// Whether rendered `object` holds a credential: a Secret, or one of `credential_objects` (the
+/// (kind, name) of the objects of documents holding a password value).
+fn holds_credential(object: &Value, credential_objects: &HashSet<(String, String)>) -> bool {
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    kind == "Secret" || credential_objects.contains(&(kind.to_string(), name.to_string()))
+}
+
 /// The mode of the files of the external build's scratch copy.
 const SCRATCH_MODE: u32 = 0o600;
 
@@ -500,17 +514,8 @@ fn write_rendered(
     let mut files = Vec::with_capacity(objects.len() + extra.len());
     let mut all = Vec::with_capacity(objects.len() + extra.len());
     for ((object, name), text) in objects.iter().zip(rendered_names(objects)).zip(texts) {
-        let object_kind = object
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let object_name = object
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
         // Secrets, and the objects of base documents holding a password value.
-        let is_secret = object_kind == "Secret"
-            || credential_objects.contains(&(object_kind.to_string(), object_name.to_string()));
+        let is_secret = holds_credential(object, credential_objects);
         all.push((name, text?, is_secret));
     }
     all.extend(extra);
@@ -674,19 +679,8 @@ impl RenderMidstream {
             };
             let directory = base.rendered_dir();
             for (object, name) in objects.iter().zip(rendered_names(&objects)) {
-                let kind = object
-                    .get("kind")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let object_name = object
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
                 // Secrets, and the objects of a chart's documents holding a password value.
-                let is_secret = kind == "Secret"
-                    || inputs
-                        .credential_objects
-                        .contains(&(kind.to_string(), object_name.to_string()));
+                let is_secret = holds_credential(object, inputs.credential_objects);
                 files.push((
                     format!("{directory}/{name}"),
                     escape_braces(&yaml(object)?),

@@ -103,6 +103,23 @@ impl RedbStore {
             Opened::Absent => Ok(None),
         }
     }
+
+    /// `read` of the `META` table in a read transaction; `None` when there is no log yet.
+    fn read_meta<T>(
+        &self,
+        read: impl FnOnce(
+            &redb::ReadOnlyTable<&'static str, &'static [u8]>,
+        ) -> Result<Option<T>, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let Some(txn) = self.begin_read()? else {
+            return Ok(None);
+        };
+        match txn.open_table(META) {
+            Ok(meta) => read(&meta),
+            Err(TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(error) => Err(backend_error(error)),
+        }
+    }
 }
 
 /// Opens an existing redb file for reading only, in the multi-process mode windlass writes it in;
@@ -341,15 +358,7 @@ impl EventStore for RedbStore {
     }
 
     fn projection_head(&self) -> Result<Option<ProjectionHead>, StoreError> {
-        let Some(txn) = self.begin_read()? else {
-            return Ok(None);
-        };
-        let meta = match txn.open_table(META) {
-            Ok(table) => table,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(error) => return Err(backend_error(error)),
-        };
-        read_projection_head(&meta)
+        self.read_meta(read_projection_head)
     }
 
     fn projection_get(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -497,16 +506,10 @@ impl EventStore for RedbStore {
     }
 
     fn head(&self) -> Result<Option<(u64, RecordHash)>, StoreError> {
-        let Some(txn) = self.begin_read()? else {
-            return Ok(None);
-        };
-        let meta = match txn.open_table(META) {
-            Ok(table) => table,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(error) => return Err(backend_error(error)),
-        };
-        let (seq, hash) = read_head(&meta)?;
-        Ok((seq > 0).then_some((seq, hash)))
+        self.read_meta(|meta| {
+            let (seq, hash) = read_head(meta)?;
+            Ok((seq > 0).then_some((seq, hash)))
+        })
     }
 
     fn backend_name(&self) -> &'static str {
@@ -514,18 +517,12 @@ impl EventStore for RedbStore {
     }
 
     fn chain_checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(txn) = self.begin_read()? else {
-            return Ok(None);
-        };
-        let meta = match txn.open_table(META) {
-            Ok(table) => table,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(error) => return Err(backend_error(error)),
-        };
-        Ok(meta
-            .get(CHAIN_CHECKPOINT_KEY)
-            .map_err(backend_error)?
-            .map(|value| value.value().to_vec()))
+        self.read_meta(|meta| {
+            Ok(meta
+                .get(CHAIN_CHECKPOINT_KEY)
+                .map_err(backend_error)?
+                .map(|value| value.value().to_vec()))
+        })
     }
 
     fn save_chain_checkpoint(&self, bytes: &[u8]) -> Result<(), StoreError> {
