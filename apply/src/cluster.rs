@@ -201,6 +201,8 @@ pub struct Cluster {
     discovery: tokio::sync::Mutex<HashMap<String, Arc<HashMap<String, ResourceInfo>>>>,
     /// How long one request may wait for its whole answer.
     request_deadline: Duration,
+    /// How large an answer may be.
+    answer_limit: usize,
 }
 
 /// How long one request may wait for its whole answer before the attempt counts as a failed
@@ -222,6 +224,15 @@ const MAX_MESSAGE_BYTES: usize = 4096;
 
 /// The most `details.causes` kept from a refusal.
 const MAX_CAUSES: usize = 50;
+
+/// `bytes` as a message says it: in MiB when whole MiB, else in bytes.
+fn size_in_words(bytes: usize) -> String {
+    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
 
 /// `Accept` for whole objects.
 const JSON: &str = "application/json";
@@ -247,7 +258,14 @@ impl Cluster {
             connection,
             discovery: tokio::sync::Mutex::new(HashMap::new()),
             request_deadline: REQUEST_DEADLINE,
+            answer_limit: MAX_ANSWER_BYTES,
         }
+    }
+
+    /// This cluster with another cap on an answer's size (tests use a small one).
+    pub fn with_answer_limit(mut self, bytes: usize) -> Cluster {
+        self.answer_limit = bytes;
+        self
     }
 
     /// This cluster with another deadline for each request's answer (tests use a short one).
@@ -368,7 +386,7 @@ impl Cluster {
                 .and_then(|value| value.to_str().ok())
                 .and_then(|value| value.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            let limited = http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES);
+            let limited = http_body_util::Limited::new(response.into_body(), self.answer_limit);
             let bytes = match limited.collect().await {
                 Ok(collected) => collected.to_bytes(),
                 Err(error)
@@ -380,8 +398,8 @@ impl Cluster {
                         status,
                         reason: "AnswerTooLarge".into(),
                         message: format!(
-                            "{method} {path}: the API server's answer is larger than {} MiB",
-                            MAX_ANSWER_BYTES >> 20
+                            "{method} {path}: the API server's answer is larger than {}",
+                            size_in_words(self.answer_limit)
                         ),
                         causes: Vec::new(),
                     };
@@ -879,6 +897,32 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[tokio::test]
+    async fn an_answer_larger_than_the_cap_fails_naming_the_cap_and_is_not_retried() {
+        let cluster = cluster_answering(|_| {
+            let big = format!(
+                r#"{{"kind":"ConfigMap","apiVersion":"v1","metadata":{{"name":"a"}},"data":{{"x":"{}"}}}}"#,
+                "x".repeat(4096)
+            );
+            Some(response("200 OK", &big))
+        })
+        .await
+        .with_answer_limit(1024);
+        let failure = cluster
+            .call(Method::GET, "/api/v1/namespaces/a/configmaps/a", None, None)
+            .await
+            .unwrap_err();
+        assert_eq!(failure.reason, "AnswerTooLarge", "{failure}");
+        assert!(
+            failure
+                .message
+                .contains("the API server's answer is larger than 1024 bytes"),
+            "{failure}"
+        );
+        assert!(!failure.is_transient(), "a flood is not retried");
+        assert_eq!(size_in_words(MAX_ANSWER_BYTES), "256 MiB");
     }
 
     #[tokio::test]
