@@ -227,7 +227,7 @@ const MAX_CAUSES: usize = 50;
 
 /// `bytes` as a message says it: in MiB when whole MiB, else in bytes.
 fn size_in_words(bytes: usize) -> String {
-    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{bytes} bytes")
