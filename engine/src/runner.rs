@@ -735,13 +735,7 @@ impl Runner {
                     let fact_count = (deferred.len() + output.facts.len()) as u32;
                     let mut batch = Vec::with_capacity(deferred.len() + output.facts.len() + 1);
                     for fact in deferred.into_iter().chain(output.facts) {
-                        batch.push(NewEvent::new(
-                            install_id.as_str(),
-                            self.actor.clone(),
-                            fact.event_type,
-                            fact.schema_version,
-                            fact.payload,
-                        ));
+                        batch.push(fact.into_event(&install_id, self.actor.clone()));
                     }
                     batch.push(self.event(
                         &install_id,

@@ -99,6 +99,17 @@ pub struct Fact {
 }
 
 impl Fact {
+    /// The event recording this fact for install `install_id`, by `actor`.
+    pub(crate) fn into_event(self, install_id: &str, actor: String) -> NewEvent {
+        NewEvent::new(
+            install_id,
+            actor,
+            self.event_type,
+            self.schema_version,
+            self.payload,
+        )
+    }
+
     /// Builds a fact of `payload`'s own event type, at the version this binary writes.
     pub fn of<T: EventPayload>(payload: &T) -> Result<Fact, StageError> {
         Fact::new(T::EVENT_TYPE, T::VERSION, payload)
@@ -293,20 +304,14 @@ impl StageContext {
             )));
         };
         let mut recorded = self.recorded.events.lock().await;
-        let mut facts = std::mem::take(&mut recorded.deferred);
-        facts.push(fact);
-        let count = facts.len();
-        let mut batch: Vec<NewEvent> = facts
-            .into_iter()
-            .map(|fact| {
-                NewEvent::new(
-                    self.install_id.as_str(),
-                    self.recorded.actor.clone(),
-                    fact.event_type.as_ref(),
-                    fact.schema_version,
-                    fact.payload,
-                )
-            })
+        // The held-back facts go first; they leave `deferred` only once the batch is recorded.
+        let count = recorded.deferred.len() + 1;
+        let mut batch: Vec<NewEvent> = recorded
+            .deferred
+            .iter()
+            .cloned()
+            .chain(std::iter::once(fact))
+            .map(|fact| fact.into_event(&self.install_id, self.recorded.actor.clone()))
             .collect();
         batch.push(
             NewEvent::of(
@@ -320,34 +325,16 @@ impl StageContext {
             )
             .map_err(|error| StageError::permanent(error.to_string()))?,
         );
-        let deferred_count = count - 1;
-        let kept: Vec<Fact> = batch[..deferred_count]
-            .iter()
-            .map(|event| Fact {
-                event_type: event.event_type.clone().into(),
-                schema_version: event.schema_version,
-                payload: event.payload.clone(),
-            })
-            .collect();
-        let appended = tokio::task::spawn_blocking(move || log.append(batch))
+        let mut stored = tokio::task::spawn_blocking(move || log.append(batch))
             .await
-            .map_err(|error| StageError::permanent(format!("recording a fact crashed: {error}")))
-            .and_then(|result| {
-                result.map_err(|error| {
-                    StageError::permanent(format!(
-                        "stage {} cannot record a fact: {error}",
-                        self.stage_name
-                    ))
-                })
-            });
-        let mut stored = match appended {
-            Ok(stored) => stored,
-            Err(error) => {
-                // Not recorded: the held-back facts wait for the next fact again.
-                recorded.deferred = kept;
-                return Err(error);
-            }
-        };
+            .map_err(|error| StageError::permanent(format!("recording a fact crashed: {error}")))?
+            .map_err(|error| {
+                StageError::permanent(format!(
+                    "stage {} cannot record a fact: {error}",
+                    self.stage_name
+                ))
+            })?;
+        recorded.deferred.clear();
         let (Some(marker), Some(fact)) = (stored.pop(), stored.last().cloned()) else {
             unreachable!("the log returns every event it appended");
         };

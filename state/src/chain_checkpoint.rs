@@ -50,7 +50,7 @@ pub fn verify_chain_since_checkpoint(
     let from = start.unwrap_or_else(ChainPoint::genesis);
     let checked_before = from.global_seq;
     let (report, reached) = walk_chain(store, from, head)?;
-    if reached.global_seq > checked_before || !from_checkpoint {
+    if reached.global_seq > checked_before {
         let saved = ChainCheckpoint {
             version: CHECKPOINT_VERSION,
             global_seq: reached.global_seq,
