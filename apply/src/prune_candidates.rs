@@ -156,13 +156,11 @@ pub async fn record_start(
     context: &StageContext,
     started: &ApplyStarted,
 ) -> Result<(), StageError> {
-    let newest = context
-        .recorded_facts()
-        .await
-        .iter()
-        .rev()
-        .find(|event| event.event_type == APPLY_STARTED)
-        .and_then(|event| serde_json::from_value::<ApplyStarted>(event.payload.clone()).ok());
+    let newest = windlass_engine::recorded_payload::<ApplyStarted>(
+        &context.recorded_facts().await,
+        APPLY_STARTED,
+    )
+    .ok();
     if newest.as_ref() != Some(started) {
         // Recorded with the first object record (or the stage's end): without an object
         // recorded after it, it names nothing to prune, so it needs no durable commit of its own.

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use super::*;
-use crate::events::{APPLY_STARTED, ApplyCompleted};
+use crate::events::ApplyCompleted;
 use crate::source::ApplySource;
 
 /// Objects recorded per `ObjectsApplied` batch at most by the unchanged apply.
@@ -38,12 +38,7 @@ impl KubeApply<'_> {
             || previous.rendered_by != source.rendered_by
             || !self.additional_namespaces.is_empty()
             || self.every_namespace
-            || self
-                .context
-                .recorded_facts()
-                .await
-                .iter()
-                .any(|event| event.event_type != APPLY_STARTED)
+            || !self.context.recorded_facts().await.is_empty()
         {
             return Ok(None);
         }
