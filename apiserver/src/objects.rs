@@ -1414,16 +1414,8 @@ impl State {
             return;
         };
         let stamp = now();
-        let storage = crd
-            .pointer("/spec/versions")
-            .and_then(Value::as_array)
-            .and_then(|versions| {
-                versions
-                    .iter()
-                    .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
-                    .or(versions.first())
-            })
-            .and_then(|v| v.get("name"))
+        let storage = storage_version_name(&crd)
+            .or_else(|| crd.pointer("/spec/versions/0/name"))
             .cloned()
             .unwrap_or(json!("v1"));
         crd["status"] = json!({
@@ -1574,17 +1566,7 @@ fn is_established(crd: &Value) -> bool {
 
 /// Adds a CRD's storage version to `status.storedVersions` when it is not there yet.
 fn record_storage_version(crd: &mut Value) {
-    let Some(storage) = crd
-        .pointer("/spec/versions")
-        .and_then(Value::as_array)
-        .and_then(|versions| {
-            versions
-                .iter()
-                .find(|version| version.get("storage").and_then(Value::as_bool) == Some(true))
-        })
-        .and_then(|version| version.get("name"))
-        .cloned()
-    else {
+    let Some(storage) = storage_version_name(crd).cloned() else {
         return;
     };
     if !crd.get("status").is_some_and(Value::is_object) {
@@ -1603,6 +1585,15 @@ fn record_storage_version(crd: &mut Value) {
     if !stored.contains(&storage) {
         stored.push(storage);
     }
+}
+
+/// The `name` of the CRD's version marked `storage: true`, if any.
+fn storage_version_name(crd: &Value) -> Option<&Value> {
+    crd.pointer("/spec/versions")?
+        .as_array()?
+        .iter()
+        .find(|version| version.get("storage").and_then(Value::as_bool) == Some(true))?
+        .get("name")
 }
 
 /// What a DELETE did.
