@@ -148,7 +148,7 @@ fn output_within(command: &mut Command) -> Output {
     windlass_testkit::output_within(command, Duration::from_secs(60), "windlass")
 }
 
-fn events(state: &Path, install_id: &str) -> Vec<Value> {
+pub(crate) fn events(state: &Path, install_id: &str) -> Vec<Value> {
     json(run(windlass(state).args(["events", install_id, "--json"])))
         .as_array()
         .unwrap()

@@ -107,7 +107,7 @@ fn release_with_charts() -> (tempfile::TempDir, PathBuf) {
 }
 
 /// The FAKE API server, with a kubeconfig for it written in `dir`.
-fn fake_cluster(dir: &Path) -> (TestApiServer, PathBuf) {
+pub(crate) fn fake_cluster(dir: &Path) -> (TestApiServer, PathBuf) {
     let server = TestApiServer::start(Options::default()).expect("the fake API server starts");
     let kubeconfig = dir.join("kubeconfig");
     server.write_kubeconfig(&kubeconfig).unwrap();

@@ -13,10 +13,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use windlass_test_apiserver::{Options, TestApiServer};
 use windlass_testkit::charts::{chart_archive, sample_chart};
 
-use super::{OFFLINE_INSTALL, files_under, json, payloads_of_type, quickstart, run, windlass};
+use super::{
+    OFFLINE_INSTALL, contains, files_under, json, mode_of, payloads_of_type, quickstart, run,
+    windlass,
+};
 
 /// The password the ConfigValues file gives.
 const PASSWORD: &str = "pw-Zq81vLr3TxKeHelm";
@@ -107,12 +109,7 @@ fn release_with_password_charts() -> (tempfile::TempDir, PathBuf, PathBuf) {
 }
 
 fn copy_quickstart(release: &Path) {
-    for file in files_under(&quickstart()) {
-        let relative = file.strip_prefix(quickstart()).unwrap();
-        let target = release.join(relative);
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(&file, &target).unwrap();
-    }
+    crate::state_integrity::copy_dir(&quickstart(), release);
     std::fs::create_dir_all(release.join("charts")).unwrap();
     std::fs::create_dir_all(release.join("kots")).unwrap();
 }
@@ -157,12 +154,6 @@ fn output_within(command: &mut std::process::Command) -> std::process::Output {
     windlass_testkit::output_within(command, Duration::from_secs(180), "windlass")
 }
 
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle.as_bytes())
-}
-
 /// Fails naming the first file under `state` holding the password, byte for byte.
 fn assert_password_nowhere_in(state: &Path) {
     let files = files_under(state);
@@ -193,11 +184,6 @@ fn assert_password_not_printed(output: &std::process::Output) {
 }
 
 /// The mode bits of `path`'s permissions.
-fn mode_of(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
 /// Checks that `path` (under `out`) holds the password and is the user's alone.
 fn assert_holds_the_password_0600(out: &Path, path: &str) {
     let file = out.join(path);
@@ -207,11 +193,6 @@ fn assert_holds_the_password_0600(out: &Path, path: &str) {
         "{path} holds the rendered password"
     );
     assert_eq!(mode_of(&file), 0o600, "{path}");
-}
-
-fn events_of(state: &Path, install_id: &str) -> Vec<Value> {
-    let events = json(run(windlass(state).args(["events", install_id, "--json"])));
-    events.as_array().unwrap().clone()
 }
 
 #[test]
@@ -234,7 +215,7 @@ fn helm_chart_values_reading_a_password_stay_out_of_the_state_directory_and_repl
     assert_password_nowhere_in(state.path());
 
     // The charts' values and helm's output are named by keyed fingerprint, never stored.
-    let events = events_of(state.path(), &install_id);
+    let events = crate::apply_kube::events(state.path(), &install_id);
     let fetched = &payloads_of_type(&events, "BaseFetched")[0];
     let charts = fetched["helm_charts"].as_array().unwrap();
     assert_eq!(charts.len(), 2, "{fetched:#}");
@@ -392,13 +373,6 @@ fn release_with_a_helm_install_chart() -> (tempfile::TempDir, PathBuf, PathBuf) 
 }
 
 /// The FAKE API server, with a kubeconfig for it written in `dir`.
-fn fake_cluster(dir: &Path) -> (TestApiServer, PathBuf) {
-    let server = TestApiServer::start(Options::default()).expect("the fake API server starts");
-    let kubeconfig = dir.join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).unwrap();
-    (server, kubeconfig)
-}
-
 /// [`install_command`] with `--target kube --kubeconfig KUBECONFIG`.
 fn install_to_cluster(
     state: &Path,
@@ -422,7 +396,7 @@ fn a_helm_install_chart_reading_a_password_in_values_and_flags_records_them_reda
     let state = tempfile::tempdir().unwrap();
     let (dir, release, values) = release_with_a_helm_install_chart();
     let out = dir.path().join("out");
-    let (_server, kubeconfig) = fake_cluster(dir.path());
+    let (_server, kubeconfig) = crate::helm_install::fake_cluster(dir.path());
     let output = output_within(&mut install_to_cluster(
         state.path(),
         &values,
@@ -442,7 +416,7 @@ fn a_helm_install_chart_reading_a_password_in_values_and_flags_records_them_reda
     );
     assert_password_nowhere_in(state.path());
 
-    let events = events_of(state.path(), &install_id);
+    let events = crate::apply_kube::events(state.path(), &install_id);
     let redacted = serde_json::json!(["--description", "<redacted>"]);
     let fetched = &payloads_of_type(&events, "BaseFetched")[0];
     assert_eq!(fetched["helm_charts"][0]["helm_upgrade_flags"], redacted);
@@ -477,7 +451,7 @@ fn applying_a_recorded_install_without_its_flags_in_memory_is_refused_naming_the
     let state = tempfile::tempdir().unwrap();
     let (dir, release, values) = release_with_a_helm_install_chart();
     let out = dir.path().join("out");
-    let (_server, kubeconfig) = fake_cluster(dir.path());
+    let (_server, kubeconfig) = crate::helm_install::fake_cluster(dir.path());
     let rendered = output_within(&mut install_command(state.path(), &values, &out, &release));
     assert_password_not_printed(&rendered);
     let rendered = json(rendered);
@@ -508,7 +482,11 @@ fn applying_a_recorded_install_without_its_flags_in_memory_is_refused_naming_the
     // Nothing was handed to helm, so nothing recorded of it.
     let apply_id = report["install_id"].as_str().unwrap();
     assert!(
-        payloads_of_type(&events_of(state.path(), apply_id), "HelmReleaseInstalled").is_empty()
+        payloads_of_type(
+            &crate::apply_kube::events(state.path(), apply_id),
+            "HelmReleaseInstalled"
+        )
+        .is_empty()
     );
 
     let installed = output_within(&mut install_to_cluster(
@@ -604,7 +582,7 @@ fn a_chart_reading_an_item_built_from_the_password_holds_it_too() {
     assert_password_not_printed(&installed);
     assert_password_nowhere_in(state.path());
     let install: Value = serde_json::from_slice(&installed.stdout).unwrap();
-    let events = events_of(state.path(), install["install_id"].as_str().unwrap());
+    let events = crate::apply_kube::events(state.path(), install["install_id"].as_str().unwrap());
     let fetched = events
         .iter()
         .find(|event| event["type"] == "BaseFetched")

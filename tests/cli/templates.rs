@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{OFFLINE_INSTALL, files_under, json, quickstart, run, windlass};
+use super::{OFFLINE_INSTALL, contains, files_under, json, mode_of, quickstart, run, windlass};
 
 const CONFIG: &str = r#"apiVersion: kots.io/v1beta1
 kind: Config
@@ -170,12 +170,6 @@ fn all_values(dir: &Path) -> PathBuf {
 
 fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle.as_bytes())
 }
 
 #[test]
@@ -516,11 +510,6 @@ fn install_with_values(
 }
 
 /// The mode bits of `path`'s permissions.
-fn mode_of(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
 #[test]
 fn a_file_holding_a_password_value_is_recorded_by_fingerprint_written_0600_and_replays() {
     let (dir, release) = templated_release();
