@@ -78,7 +78,7 @@ pub async fn apply_install(
         actor: environment.actor,
         progress: environment.progress,
         memo: memo.clone(),
-        services: environment.services.with_locks_in(state.root()),
+        services: environment.services.with_state_dir(state.root()),
     };
     // The log's chain is checked while the source install is read (it is read whole).
     let chain = ChainCheck::start(&state.log);

@@ -6,7 +6,6 @@
 //! `useHelmInstall: true` charts ([`crate::helm_release`]). The stage completes
 //! with `ApplyCompleted`, the inventory the next install of the same app prunes against.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -432,17 +431,10 @@ impl Stage for ApplyStage {
 }
 
 /// The directories a directory target must not be, lie inside or hold: the state directory
-/// (where the blob store lives, `<state>/blobs/blobs.redb`; none when the blobs are kept in
-/// memory, as in a replay), the output directory and the release.
+/// (none in a replay), the output directory and the release.
 fn dir_target_protected(context: &StageContext) -> Vec<crate::dir::ProtectedDir> {
-    let blobs = context.blobs.path();
-    let state = (blobs.file_name() == Some("blobs.redb".as_ref()))
-        .then(|| blobs.parent())
-        .flatten()
-        .filter(|directory| directory.file_name() == Some("blobs".as_ref()))
-        .and_then(Path::parent);
     let mut protected = Vec::with_capacity(3);
-    if let Some(state) = state {
+    if let Some(state) = &context.services.state_dir {
         protected.push(crate::dir::ProtectedDir::new("state directory", state));
     }
     protected.push(crate::dir::ProtectedDir::new(

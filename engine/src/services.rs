@@ -193,15 +193,19 @@ pub struct Services {
     pub output_in_memory: Option<Arc<crate::memory_output::MemoryOutput>>,
     /// Locks held across processes; `None` (a replay, a test) takes none.
     pub locks: Option<Arc<dyn NamedLocks>>,
+    /// The state directory the install records into, when it is on the disk (what a stage
+    /// writing elsewhere must keep clear of); `None` in a replay or a test.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl Services {
-    /// These services, with the locks of the state directory at `root` unless the caller
-    /// supplied others.
-    pub fn with_locks_in(mut self, root: &std::path::Path) -> Services {
+    /// These services for an install recording into the state directory at `root`: its path,
+    /// and its locks unless the caller supplied others.
+    pub fn with_state_dir(mut self, root: &std::path::Path) -> Services {
         if self.locks.is_none() {
             self.locks = Some(Arc::new(StateDirLocks(root.to_path_buf())));
         }
+        self.state_dir = Some(root.to_path_buf());
         self
     }
 }
@@ -218,6 +222,7 @@ impl Default for Services {
             recorded: None,
             output_in_memory: None,
             locks: None,
+            state_dir: None,
         }
     }
 }

@@ -410,6 +410,7 @@ async fn replay_unchecked(
             recorded: Some(recorded_run.clone()),
             output_in_memory: Some(scratch.output().clone()),
             locks: None,
+            state_dir: None,
         },
     };
     let request = InstallRequest {

@@ -470,7 +470,7 @@ pub async fn install(
         actor: environment.actor,
         progress: environment.progress,
         memo,
-        services: environment.services.with_locks_in(state.root()),
+        services: environment.services.with_state_dir(state.root()),
     };
     let plan = runner
         .plan_start(chain, &pipeline, &request, &environment.new_install_id)
