@@ -527,16 +527,14 @@ pub(crate) fn helm_install_bases<'a>(
 /// Writes `helm/<release>/` for every `kots.io/v1beta2` HelmChart, as KOTS does: the chart
 /// archive as shipped (`<chart>-<version>.tgz`) and the merged `values.yaml`, for `helm upgrade -i`.
 /// Nothing is written when the release has no such chart. The values of a chart holding a
-/// password value come from the text `fetch_base` kept in memory (`texts`), are written 0600 and
-/// listed by fingerprint.
+/// password value (among `bodies` by fingerprint, from the text `fetch_base` kept in memory) are
+/// written 0600 and listed by fingerprint.
 fn write_helm_tree(
-    source: &ReleaseBlobs,
+    fetched: &BaseFetched,
     out: &OutputDir,
     blobs: &BlobStore,
     bodies: &Bodies,
-    texts: &CredentialTexts,
 ) -> Result<Vec<WrittenFile>, StageError> {
-    let fetched = source.fetched;
     let failure = |error: &dyn std::fmt::Display| StageError::permanent(error.to_string());
     let charts: Vec<_> = fetched
         .helm_charts
@@ -575,10 +573,7 @@ fn write_helm_tree(
         });
         let values_name = format!("{}/values.yaml", chart.directory);
         if let Some(fingerprint) = &chart.values_fingerprint {
-            let values = texts
-                .get(fingerprint)
-                .ok_or_else(|| text_not_in_memory(source.recorded_by, &chart.file))?;
-            tree.write(&values_name, values.as_bytes(), 0o600)
+            tree.write(&values_name, bodies.get(fingerprint)?, 0o600)
                 .map_err(output_failure)?;
             written.push(WrittenFile {
                 path: format!("helm/{values_name}"),
@@ -673,10 +668,13 @@ fn write(
     }
     // And the values of the kots.io/v1beta2 charts holding one, before anything is written.
     for chart in &fetched.helm_charts {
-        if let Some(fingerprint) = &chart.values_fingerprint
-            && texts.get(fingerprint).is_none()
-        {
-            return Err(text_not_in_memory(source.recorded_by, &chart.file));
+        if let Some(fingerprint) = &chart.values_fingerprint {
+            let values = texts
+                .get(fingerprint)
+                .ok_or_else(|| text_not_in_memory(source.recorded_by, &chart.file))?;
+            bodies
+                .0
+                .insert(fingerprint.clone(), values.as_bytes().to_vec());
         }
     }
     // Each tree is written afresh beside the old one and swapped in whole on commit. Creating
@@ -692,7 +690,7 @@ fn write(
     let mut written = upstream_written?;
     let (base_written, resource_count) = base_written?;
     written.extend(base_written);
-    written.extend(write_helm_tree(source, out, blobs, &bodies, texts)?);
+    written.extend(write_helm_tree(fetched, out, blobs, &bodies)?);
     blobs.sync().map_err(|error| failure(&error))?;
     written.sort_by(|a, b| a.path.cmp(&b.path));
     let summary = format!(
