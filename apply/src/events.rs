@@ -5,7 +5,9 @@
 //! again what was recorded), the app state once
 //! it is known (`AppStateObserved`), each `useHelmInstall: true` chart handed to helm
 //! (`HelmReleaseInstalled`) or uninstalled because the release dropped it
-//! (`HelmReleaseUninstalled`), and the inventory when the stage completes (`ApplyCompleted`), which
+//! (`HelmReleaseUninstalled`), each handing to `helm upgrade --install` announced first
+//! (`HelmUpgradeStarted`) and each release a killed run's helm left pending freed
+//! (`HelmReleaseFreed`), and the inventory when the stage completes (`ApplyCompleted`), which
 //! the next install of the same app prunes against. No event holds an
 //! object's content: secrets are applied, never recorded.
 
@@ -39,10 +41,20 @@ pub const HELM_RELEASE_INSTALLED: &str = "HelmReleaseInstalled";
 /// the release no longer has, handed to `helm uninstall`.
 pub const HELM_RELEASE_UNINSTALLED: &str = "HelmReleaseUninstalled";
 
+/// `HelmUpgradeStarted`: a chart about to be handed to `helm upgrade --install`, recorded
+/// durably before helm starts.
+pub const HELM_UPGRADE_STARTED: &str = "HelmUpgradeStarted";
+
+/// `HelmReleaseFreed`: a release a helm that windlass started and could not see finish left
+/// pending, rolled back or uninstalled so that the chart can be installed again.
+pub const HELM_RELEASE_FREED: &str = "HelmReleaseFreed";
+
 /// The apply stage's event types.
 pub const SCHEMAS: &[EventSchema] = &[
     EventSchema::of::<HelmReleaseInstalled>(&[]),
     EventSchema::of::<HelmReleaseUninstalled>(&[]),
+    EventSchema::of::<HelmUpgradeStarted>(&[]),
+    EventSchema::of::<HelmReleaseFreed>(&[]),
     EventSchema::of::<ObjectsApplied>(&[]),
     EventSchema::of::<WaitFinished>(&[]),
     EventSchema::of::<ObjectPruned>(&[]),
@@ -539,5 +551,84 @@ pub struct HelmReleaseUninstalled {
 
 impl EventPayload for HelmReleaseUninstalled {
     const EVENT_TYPE: &'static str = HELM_RELEASE_UNINSTALLED;
+    const VERSION: u32 = 1;
+}
+
+/// `HelmUpgradeStarted` version 1: windlass is about to run `helm upgrade --install` for a chart,
+/// recorded (durably) before helm starts. helm marks the release pending while it works and done
+/// when it finishes; a windlass stopped in between (a kill, a crash, a machine gone) leaves it
+/// pending, and every later `helm upgrade` of it refused. This record, with no
+/// `HelmReleaseInstalled` of the same install after it, is how a later apply knows that the
+/// pending revision is one of windlass's own and when that helm's deadline passed, so that it may
+/// free the release (`HelmReleaseFreed`) rather than interrupt someone else's helm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelmUpgradeStarted {
+    /// The HelmChart's `metadata.name`.
+    pub helm_chart: String,
+    /// The Helm release name.
+    pub release_name: String,
+    /// The namespace it goes into.
+    pub namespace: String,
+    /// The cluster (always [`TargetRecord::Kube`]).
+    pub target: TargetRecord,
+    /// helm's `--timeout`, in seconds; windlass stops helm at this and a minute more.
+    pub timeout_seconds: u64,
+}
+
+impl EventPayload for HelmUpgradeStarted {
+    const EVENT_TYPE: &'static str = HELM_UPGRADE_STARTED;
+    const VERSION: u32 = 1;
+}
+
+/// How a pending release was freed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HelmFreeAction {
+    /// `helm rollback` to the newest revision that was deployed.
+    RolledBack,
+    /// `helm uninstall`: no revision was ever deployed (a first install that never finished).
+    Uninstalled,
+}
+
+/// `HelmReleaseFreed` version 1: a release whose newest revision a helm that windlass started
+/// left pending (`HelmUpgradeStarted` of `interrupted_install`, with no outcome recorded after
+/// it) and whose deadline has passed, freed before its chart is handed to `helm upgrade
+/// --install` again. helm's output is not recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelmReleaseFreed {
+    /// The HelmChart's `metadata.name`.
+    pub helm_chart: String,
+    /// The Helm release name.
+    pub release_name: String,
+    /// The release's namespace.
+    pub namespace: String,
+    /// The install whose helm left it pending.
+    pub interrupted_install: String,
+    /// The pending revision.
+    pub pending_revision: u64,
+    /// Its status (`pending-install`, `pending-upgrade`, `pending-rollback`).
+    pub pending_status: String,
+    /// When its operation began, as helm recorded it.
+    pub pending_since: String,
+    /// How it was freed.
+    pub action: HelmFreeAction,
+    /// The revision rolled back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_revision: Option<u64>,
+    /// `helm version --short` of the helm that ran.
+    pub helm_version: String,
+    /// The arguments helm ran with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arguments: Vec<String>,
+    /// helm's error when freeing it failed (the apply then fails).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// How long helm ran, in milliseconds.
+    #[serde(default)]
+    pub elapsed_ms: u64,
+}
+
+impl EventPayload for HelmReleaseFreed {
+    const EVENT_TYPE: &'static str = HELM_RELEASE_FREED;
     const VERSION: u32 = 1;
 }

@@ -23,7 +23,7 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 use windlass_engine::{StageContext, StageError};
-use windlass_helm::{HelmTool, UninstallOutcome, UninstallRequest, UpgradeRequest};
+use windlass_helm::{HelmTool, ReleaseRequest, UninstallOutcome, UpgradeRequest};
 
 use crate::events::{
     HELM_RELEASE_INSTALLED, HelmReleaseInstalled, HelmReleaseOutcome, HelmReleaseUninstalled,
@@ -63,6 +63,20 @@ pub fn record_of(chart: &HelmChartSource, namespace: &str) -> HelmReleaseInstall
     }
 }
 
+impl HelmCluster<'_> {
+    /// A command on `release_name` in `namespace` of this cluster.
+    pub fn release<'a>(&'a self, release_name: &'a str, namespace: &'a str) -> ReleaseRequest<'a> {
+        ReleaseRequest {
+            release_name,
+            namespace,
+            kubeconfig: std::path::Path::new(self.kubeconfig),
+            kube_context: self.context,
+            timeout_seconds: self.timeout_seconds,
+            held_open: self.held_open,
+        }
+    }
+}
+
 /// Where a cluster is, for helm.
 pub struct HelmCluster<'a> {
     /// `KUBECONFIG` for helm.
@@ -71,6 +85,8 @@ pub struct HelmCluster<'a> {
     pub context: Option<&'a str>,
     /// helm's `--timeout`, in seconds.
     pub timeout_seconds: u64,
+    /// The helm lock's file, handed to helm (see [`crate::helm_pending`]).
+    pub held_open: Option<&'a std::fs::File>,
 }
 
 /// The releases install `previous_apply` recorded as installed (the newest record of each
@@ -180,13 +196,7 @@ pub fn uninstall_release(
     let mut record = uninstall_record_of(release, installed_by);
     record.helm_version = Some(helm_version.to_string());
     let started = Instant::now();
-    let result = tool.uninstall(&UninstallRequest {
-        release_name: &release.release_name,
-        namespace: &release.namespace,
-        kubeconfig: std::path::Path::new(cluster.kubeconfig),
-        kube_context: cluster.context,
-        timeout_seconds: cluster.timeout_seconds,
-    });
+    let result = tool.uninstall(&cluster.release(&release.release_name, &release.namespace));
     record.elapsed_ms = started.elapsed().as_millis() as u64;
     match result {
         Ok((outcome, arguments)) => {
@@ -205,7 +215,7 @@ pub fn uninstall_release(
 }
 
 /// `message`, cut to [`MAX_ERROR_CHARS`] characters.
-fn capped(message: String) -> String {
+pub(crate) fn capped(message: String) -> String {
     if message.chars().count() > MAX_ERROR_CHARS {
         message.chars().take(MAX_ERROR_CHARS).collect::<String>() + " …"
     } else {
@@ -270,7 +280,8 @@ fn recorded_error(error: windlass_helm::HelmError, chart: &HelmChartSource) -> S
 
 /// Runs `helm upgrade --install` for `chart` in `namespace` with `upgrade_flags` (see
 /// [`upgrade_flags`]) after windlass's arguments (blocking: call it off the async runtime) and
-/// records how it went, the flags redacted when the chart's are.
+/// records how it went, the flags redacted when the chart's are; with whether helm refused
+/// because a revision of the release is pending (see [`crate::helm_pending`]).
 pub fn install_chart(
     tool: &HelmTool,
     helm_version: &str,
@@ -278,7 +289,7 @@ pub fn install_chart(
     upgrade_flags: &[String],
     namespace: &str,
     cluster: &HelmCluster<'_>,
-) -> HelmReleaseInstalled {
+) -> (HelmReleaseInstalled, bool) {
     let mut record = record_of(chart, namespace);
     record.helm_version = Some(helm_version.to_string());
     let files: Vec<(String, Vec<u8>)> = chart
@@ -295,8 +306,10 @@ pub fn install_chart(
         kube_context: cluster.context,
         timeout_seconds: cluster.timeout_seconds,
         extra_arguments: upgrade_flags,
+        held_open: cluster.held_open,
     });
     record.elapsed_ms = started.elapsed().as_millis() as u64;
+    let mut pending = false;
     match result {
         Ok(output) => {
             record.outcome = HelmReleaseOutcome::Installed;
@@ -305,11 +318,12 @@ pub fn install_chart(
             record.status = output.status;
         }
         Err(error) => {
+            pending = error.is_pending_operation();
             record.outcome = HelmReleaseOutcome::Failed;
             record.error = Some(recorded_error(error, chart));
         }
     }
-    record
+    (record, pending)
 }
 
 #[cfg(test)]

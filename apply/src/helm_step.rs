@@ -3,12 +3,24 @@
 //! completed did) and no `useHelmInstall: true` chart installs now goes to `helm uninstall`
 //! (higher weight first), then each chart to
 //! `helm upgrade --install` (in install order), every outcome recorded as it comes
-//! ([`crate::helm_release`] runs helm and makes the records).
+//! ([`crate::helm_release`] runs helm and makes the records). Each upgrade holds the release's
+//! helm lock and is announced (`HelmUpgradeStarted`) before helm starts; a release a killed
+//! helm that windlass started left pending is freed first ([`crate::helm_pending`]).
+
+use std::time::Duration;
 
 use windlass_engine::{Fact, StageContext, StageError};
+use windlass_helm::Release;
+use windlass_state::StateLock;
 
-use crate::events::{HelmReleaseOutcome, HelmReleaseUninstalled, HelmUninstallOutcome};
+use crate::events::{
+    HelmFreeAction, HelmReleaseFreed, HelmReleaseInstalled, HelmReleaseOutcome,
+    HelmReleaseUninstalled, HelmUninstallOutcome, HelmUpgradeStarted,
+};
+use crate::helm_pending::{interrupted_upgrade, take_helm_lock};
 use crate::helm_release::HelmCluster;
+use crate::prune_candidates::ClusterIdentity;
+use crate::source::HelmChartSource;
 use crate::stage::ApplyStage;
 
 impl ApplyStage {
@@ -24,9 +36,13 @@ impl ApplyStage {
         charts: &[crate::source::HelmChartSource],
         unmanaged: &[crate::source::UnmanagedChart],
         installed_before: Vec<(String, crate::events::HelmReleaseInstalled)>,
-        kubeconfig: &std::ffi::OsStr,
-        kube_context: Option<&str>,
+        target: &HelmTarget<'_>,
     ) -> Result<String, StageError> {
+        let HelmTarget {
+            cluster,
+            kubeconfig,
+            kube_context,
+        } = *target;
         let app_namespace = context.request.namespace.clone();
         let namespace_of = |chart: &crate::source::HelmChartSource| {
             chart
@@ -117,23 +133,55 @@ impl ApplyStage {
         };
         let uninstalled = uninstall_dropped(context, &helm, dropped).await?;
         let mut installed = Vec::new();
+        let mut freed = Vec::new();
         for chart in crate::helm_release::install_order(charts) {
             let namespace = namespace_of(chart);
             let upgrade_flags = crate::helm_release::upgrade_flags(context, chart)?;
-            let chart = chart.clone();
-            let record = helm
-                .run(move |tool, version, cluster| {
-                    crate::helm_release::install_chart(
-                        tool,
-                        version,
-                        &chart,
-                        &upgrade_flags,
-                        &namespace,
-                        cluster,
-                    )
-                })
+            let release = &chart.chart.release_name;
+            let lock = take_helm_lock(
+                context,
+                release,
+                &namespace,
+                Duration::from_secs(self.config.wait_timeout_seconds),
+            )
+            .await?;
+            let started = HelmUpgradeStarted {
+                helm_chart: chart.chart.name.clone(),
+                release_name: release.clone(),
+                namespace: namespace.clone(),
+                target: cluster.record(kube_context.map(str::to_string)),
+                timeout_seconds: self.config.wait_timeout_seconds,
+            };
+            let started = context.record_fact(Fact::of(&started)?).await?;
+            let mut attempt = helm
+                .upgrade(chart, &upgrade_flags, &namespace, lock.as_ref())
                 .await?;
+            if attempt.1 {
+                let pending = PendingRelease {
+                    chart,
+                    namespace: &namespace,
+                    cluster,
+                    own_seq: started.global_seq,
+                    lock: lock.as_ref(),
+                };
+                match helm.free_pending(context, &pending).await? {
+                    Freeing::Freed(note) => {
+                        freed.push(note);
+                        attempt = helm
+                            .upgrade(chart, &upgrade_flags, &namespace, lock.as_ref())
+                            .await?;
+                    }
+                    Freeing::NoLongerPending => {
+                        attempt = helm
+                            .upgrade(chart, &upgrade_flags, &namespace, lock.as_ref())
+                            .await?;
+                    }
+                    Freeing::LeftAlone(why) => attempt.0.error = Some(why),
+                }
+            }
+            let record = attempt.0;
             context.record_fact(Fact::of(&record)?).await?;
+            drop(lock);
             if record.outcome == HelmReleaseOutcome::Failed {
                 return Err(StageError::permanent(format!(
                     "HelmChart {} (chart {}): {}",
@@ -152,6 +200,12 @@ impl ApplyStage {
             ));
         }
         let mut summary = String::new();
+        if !freed.is_empty() {
+            summary += &format!(
+                "; freed from a killed helm ({version}): {}",
+                freed.join(", ")
+            );
+        }
         if !uninstalled.is_empty() {
             summary += &format!("; helm uninstall ({version}): {}", uninstalled.join(", "));
         }
@@ -166,6 +220,17 @@ impl ApplyStage {
     }
 }
 
+/// The cluster the helm step installs into.
+#[derive(Clone, Copy)]
+pub(crate) struct HelmTarget<'a> {
+    /// Which cluster it is.
+    pub cluster: &'a ClusterIdentity,
+    /// The kubeconfig helm reads.
+    pub kubeconfig: &'a std::ffi::OsStr,
+    /// The kubeconfig context.
+    pub kube_context: Option<&'a str>,
+}
+
 /// helm as the step runs it, owned so that each run can move to a blocking thread (helm is a
 /// subprocess): the tool, its `version --short`, and the cluster.
 #[derive(Clone)]
@@ -178,12 +243,18 @@ struct HelmOnCluster {
 }
 
 impl HelmOnCluster {
-    /// Runs `job` with the tool, its version and the cluster on a blocking thread.
+    /// Runs `job` with the tool, its version and the cluster on a blocking thread, helm handed
+    /// the file of `lock` when there is one (see [`crate::helm_pending`]).
     async fn run<T: Send + 'static>(
         &self,
+        lock: Option<&StateLock>,
         job: impl FnOnce(&windlass_helm::HelmTool, &str, &HelmCluster<'_>) -> T + Send + 'static,
     ) -> Result<T, StageError> {
         let helm = self.clone();
+        let held_open = lock
+            .map(|lock| lock.file().try_clone())
+            .transpose()
+            .map_err(|error| StageError::permanent(format!("the helm lock's file: {error}")))?;
         tokio::task::spawn_blocking(move || {
             job(
                 &helm.tool,
@@ -192,12 +263,185 @@ impl HelmOnCluster {
                     kubeconfig: &helm.kubeconfig,
                     context: helm.context.as_deref(),
                     timeout_seconds: helm.timeout_seconds,
+                    held_open: held_open.as_ref(),
                 },
             )
         })
         .await
         .map_err(|error| StageError::permanent(format!("helm task failed: {error}")))
     }
+
+    /// `helm upgrade --install` of `chart` (see [`crate::helm_release::install_chart`]).
+    async fn upgrade(
+        &self,
+        chart: &HelmChartSource,
+        upgrade_flags: &[String],
+        namespace: &str,
+        lock: Option<&StateLock>,
+    ) -> Result<(HelmReleaseInstalled, bool), StageError> {
+        let (chart, upgrade_flags, namespace) =
+            (chart.clone(), upgrade_flags.to_vec(), namespace.to_string());
+        self.run(lock, move |tool, version, cluster| {
+            crate::helm_release::install_chart(
+                tool,
+                version,
+                &chart,
+                &upgrade_flags,
+                &namespace,
+                cluster,
+            )
+        })
+        .await
+    }
+
+    /// Frees the release of `pending.chart` when helm refused it because a revision is pending
+    /// and that revision is a killed helm's that windlass started (see [`crate::helm_pending`]):
+    /// rolled back to its newest deployed revision, or uninstalled when none was, recorded as
+    /// `HelmReleaseFreed`. A failure to free it fails the stage (after its record).
+    async fn free_pending(
+        &self,
+        context: &StageContext,
+        pending: &PendingRelease<'_>,
+    ) -> Result<Freeing, StageError> {
+        let release = pending.chart.chart.release_name.clone();
+        let namespace = pending.namespace.to_string();
+        let history = {
+            let (release, namespace) = (release.clone(), namespace.clone());
+            self.run(pending.lock, move |tool, _, cluster| {
+                tool.history(&cluster.release(&release, &namespace))
+            })
+            .await?
+        };
+        let history = match history {
+            Ok(history) => history,
+            Err(error) => {
+                return Ok(Freeing::LeftAlone(format!(
+                    "release {release} in namespace {namespace} has a pending revision, and its history could not be read: {error}"
+                )));
+            }
+        };
+        let Some((revision, how)) = windlass_helm::pending_release(&history) else {
+            return Ok(Freeing::NoLongerPending);
+        };
+        let manual = match how {
+            Release::RollBackTo(to) => {
+                format!("helm rollback {release} {to} --namespace {namespace}")
+            }
+            Release::Uninstall => format!("helm uninstall {release} --namespace {namespace}"),
+        };
+        let left_alone = |why: &str| {
+            Freeing::LeftAlone(format!(
+                "release {release} in namespace {namespace} is {} (revision {}, since {}): {why}; once no helm works on it, `{manual}` frees it; then apply again",
+                revision.status, revision.revision, revision.updated
+            ))
+        };
+        let Ok(since) = time::OffsetDateTime::parse(
+            &revision.updated,
+            &time::format_description::well_known::Rfc3339,
+        ) else {
+            return Ok(left_alone("helm's time of that revision cannot be read"));
+        };
+        if pending.lock.is_none() {
+            return Ok(left_alone(
+                "without a state directory windlass cannot tell whether the helm working on it is alive",
+            ));
+        }
+        let Some(interrupted) = interrupted_upgrade(
+            context,
+            &release,
+            &namespace,
+            pending.cluster,
+            pending.own_seq,
+            since,
+        )
+        .await?
+        else {
+            return Ok(left_alone(
+                "no windlass apply from this state directory started a helm on it that never finished, so windlass leaves it to whoever did",
+            ));
+        };
+        let started = std::time::Instant::now();
+        let (action, to_revision, result) = {
+            let (release, namespace) = (release.clone(), namespace.clone());
+            match how {
+                Release::RollBackTo(to) => (
+                    HelmFreeAction::RolledBack,
+                    Some(to),
+                    self.run(pending.lock, move |tool, _, cluster| {
+                        tool.rollback(&cluster.release(&release, &namespace), to)
+                    })
+                    .await?,
+                ),
+                Release::Uninstall => (
+                    HelmFreeAction::Uninstalled,
+                    None,
+                    self.run(pending.lock, move |tool, _, cluster| {
+                        tool.uninstall(&cluster.release(&release, &namespace))
+                            .map(|(_, arguments)| arguments)
+                    })
+                    .await?,
+                ),
+            }
+        };
+        let mut record = HelmReleaseFreed {
+            helm_chart: pending.chart.chart.name.clone(),
+            release_name: release.clone(),
+            namespace: namespace.clone(),
+            interrupted_install: interrupted.install_id.clone(),
+            pending_revision: revision.revision,
+            pending_status: revision.status.clone(),
+            pending_since: revision.updated.clone(),
+            action,
+            to_revision,
+            helm_version: self.version.clone(),
+            arguments: Vec::new(),
+            error: None,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        };
+        match result {
+            Ok(arguments) => record.arguments = arguments,
+            Err(error) => record.error = Some(crate::helm_release::capped(error.to_string())),
+        }
+        context.record_fact(Fact::of(&record)?).await?;
+        if let Some(error) = &record.error {
+            return Err(StageError::permanent(format!(
+                "release {release} in namespace {namespace} was left {} by a helm that install {} started and never saw finish; freeing it failed: {error}",
+                record.pending_status, record.interrupted_install
+            )));
+        }
+        let done = match to_revision {
+            Some(to) => format!("rolled back to revision {to}"),
+            None => "uninstalled".to_string(),
+        };
+        Ok(Freeing::Freed(format!(
+            "{release} in {namespace} ({} by install {}, {done})",
+            record.pending_status, record.interrupted_install
+        )))
+    }
+}
+
+/// A release helm refused because a revision of it is pending.
+struct PendingRelease<'a> {
+    /// Its chart.
+    chart: &'a HelmChartSource,
+    /// Its namespace.
+    namespace: &'a str,
+    /// The cluster.
+    cluster: &'a ClusterIdentity,
+    /// This run's `HelmUpgradeStarted` of it, where it sits in the log.
+    own_seq: u64,
+    /// The helm lock of the release, held.
+    lock: Option<&'a StateLock>,
+}
+
+/// What [`HelmOnCluster::free_pending`] did.
+enum Freeing {
+    /// The release was freed (the summary's words).
+    Freed(String),
+    /// No revision is pending any more: the helm working on it finished.
+    NoLongerPending,
+    /// The pending revision is not a killed helm's that windlass started: why, and what to run.
+    LeftAlone(String),
 }
 
 /// `helm uninstall` of each of `dropped` (each with the install that installed it), in order,
@@ -223,7 +467,7 @@ async fn uninstall_dropped(
             continue;
         }
         let record = helm
-            .run(move |tool, version, cluster| {
+            .run(None, move |tool, version, cluster| {
                 crate::helm_release::uninstall_release(
                     tool,
                     version,

@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod dir;
 pub mod events;
 pub mod health;
+pub mod helm_pending;
 pub mod helm_release;
 mod helm_step;
 pub mod kube_apply;

@@ -389,8 +389,11 @@ impl Stage for ApplyStage {
                         &source.helm_charts,
                         &source.unmanaged_charts,
                         installed_before,
-                        &kubeconfig,
-                        kube_context.as_deref(),
+                        &crate::helm_step::HelmTarget {
+                            cluster: &identity,
+                            kubeconfig: &kubeconfig,
+                            kube_context: kube_context.as_deref(),
+                        },
                     )
                     .await?;
                 let counts = result.counts.clone();

@@ -1,7 +1,8 @@
 //! KOTS HelmCharts for windlass: which archive of the release a HelmChart means
 //! ([`archive`]), the values KOTS hands helm ([`values`]), the real `helm template` run in a
 //! bounded subprocess ([`run`]) and its output laid out as KOTS lays out a rendered chart
-//! ([`layout`]). [`render_chart`] puts the four together for one HelmChart of either version.
+//! ([`layout`]); for installed charts, `helm upgrade --install`, `uninstall`, and freeing a
+//! release a killed helm left pending ([`pending`]). [`render_chart`] puts the four together for one HelmChart of either version.
 //!
 //! This crate knows nothing of stages, events or the state directory: a caller records what
 //! [`RenderedChart::output`] holds (helm's stdout, whole) as a blob, so that a replay never needs
@@ -9,6 +10,7 @@
 
 pub mod archive;
 pub mod layout;
+pub mod pending;
 pub mod run;
 pub mod values;
 
@@ -17,9 +19,10 @@ use windlass_kots::{HelmChartV1Beta1, HelmChartV1Beta2, OptionalValues};
 
 pub use archive::{ArchiveError, ArchiveLimits, ChartArchive, ChartWanted, ReleaseFile};
 pub use layout::{LayoutError, RenderedFile};
+pub use pending::{Release, ReleaseRevision, pending_release};
 pub use run::{
-    HELM_ENV, HelmError, HelmTool, TemplateOutput, UninstallOutcome, UninstallRequest,
-    UpgradeOutput, UpgradeRequest,
+    HELM_ENV, HelmError, HelmTool, ReleaseRequest, TemplateOutput, UninstallOutcome, UpgradeOutput,
+    UpgradeRequest,
 };
 pub use values::ValuesError;
 

@@ -157,11 +157,14 @@ pub struct UpgradeRequest<'a> {
     pub timeout_seconds: u64,
     /// More arguments, after windlass's (a HelmChart's `spec.helmUpgradeFlags`).
     pub extra_arguments: &'a [String],
+    /// A file helm gets as its stdin, which it never reads: a lock taken on it (`flock`) is held
+    /// as long as helm runs, even when the caller is killed first.
+    pub held_open: Option<&'a std::fs::File>,
 }
 
-/// One `helm uninstall` to run.
+/// One command on an installed release: `helm uninstall`, `helm history`, `helm rollback`.
 #[derive(Debug, Clone)]
-pub struct UninstallRequest<'a> {
+pub struct ReleaseRequest<'a> {
     /// The release name.
     pub release_name: &'a str,
     /// `--namespace`.
@@ -172,6 +175,9 @@ pub struct UninstallRequest<'a> {
     pub kube_context: Option<&'a str>,
     /// helm's own `--timeout` for hooks, in seconds.
     pub timeout_seconds: u64,
+    /// A file helm gets as its stdin, which it never reads: a lock taken on it (`flock`) is held
+    /// as long as helm runs, even when the caller is killed first.
+    pub held_open: Option<&'a std::fs::File>,
 }
 
 /// What `helm uninstall` did.
@@ -195,10 +201,10 @@ pub struct UpgradeOutput {
 }
 
 /// The result of running a command: its status and what it printed.
-struct Ran {
-    status: ExitStatus,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
+pub(crate) struct Ran {
+    pub(crate) status: ExitStatus,
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr: Vec<u8>,
 }
 
 impl HelmTool {
@@ -294,6 +300,7 @@ impl HelmTool {
             work.path(),
             &arguments,
             &kubeconfig_environment(request.kubeconfig),
+            request.held_open,
         )?;
         let what = format!("helm upgrade --install {}", request.release_name);
         if !ran.status.success() {
@@ -318,7 +325,7 @@ impl HelmTool {
     /// does not know is [`UninstallOutcome::NotFound`], not an error. Returns the arguments too.
     pub fn uninstall(
         &self,
-        request: &UninstallRequest<'_>,
+        request: &ReleaseRequest<'_>,
     ) -> Result<(UninstallOutcome, Vec<String>), HelmError> {
         let work = scratch()?;
         let mut arguments: Vec<String> = vec![
@@ -334,6 +341,7 @@ impl HelmTool {
             work.path(),
             &arguments,
             &kubeconfig_environment(request.kubeconfig),
+            request.held_open,
         )?;
         if ran.status.success() {
             return Ok((UninstallOutcome::Uninstalled, arguments));
@@ -350,17 +358,25 @@ impl HelmTool {
 
     /// Runs helm with `arguments` in `work`, bounded.
     fn run(&self, work: &Path, arguments: &[String]) -> Result<Ran, HelmError> {
-        self.run_with(work, arguments, &[])
+        self.run_with(work, arguments, &[], None)
     }
 
     /// Runs helm with `arguments` in `work` and `environment` beside helm's own directories,
-    /// bounded.
-    fn run_with(
+    /// bounded, with `held_open` as its stdin (else nothing).
+    pub(crate) fn run_with(
         &self,
         work: &Path,
         arguments: &[String],
         environment: &[(String, std::ffi::OsString)],
+        held_open: Option<&std::fs::File>,
     ) -> Result<Ran, HelmError> {
+        let stdin = match held_open {
+            Some(file) => Stdio::from(
+                file.try_clone()
+                    .map_err(|error| HelmError::Prepare(error.to_string()))?,
+            ),
+            None => Stdio::null(),
+        };
         let what = format!(
             "helm {}",
             arguments.first().map(String::as_str).unwrap_or("")
@@ -376,7 +392,7 @@ impl HelmTool {
             .current_dir(work)
             // Its own process group, so that a deadline stops whatever helm started too.
             .process_group(0)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -459,21 +475,21 @@ fn read_capped(reader: impl Read, cap: usize, over: &AtomicBool) -> Vec<u8> {
 }
 
 /// `--kube-context <context>` when a context is named.
-fn kube_context_arguments(context: Option<&str>) -> Vec<String> {
+pub(crate) fn kube_context_arguments(context: Option<&str>) -> Vec<String> {
     context
         .map(|context| vec!["--kube-context".to_string(), context.to_string()])
         .unwrap_or_default()
 }
 
 /// The environment helm gets beside its own directories: only `KUBECONFIG`.
-fn kubeconfig_environment(kubeconfig: &Path) -> [(String, std::ffi::OsString); 1] {
+pub(crate) fn kubeconfig_environment(kubeconfig: &Path) -> [(String, std::ffi::OsString); 1] {
     [(
         "KUBECONFIG".to_string(),
         kubeconfig.as_os_str().to_os_string(),
     )]
 }
 
-fn failed(what: String, ran: &Ran) -> HelmError {
+pub(crate) fn failed(what: String, ran: &Ran) -> HelmError {
     HelmError::Failed {
         what,
         status: ran.status.to_string(),
@@ -495,7 +511,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// helm's working directory for one run: readable by this user only (0700), since it holds the
 /// chart's rendered documents, the pull secret among them, and the values.
-fn scratch() -> Result<tempfile::TempDir, HelmError> {
+pub(crate) fn scratch() -> Result<tempfile::TempDir, HelmError> {
     use std::os::unix::fs::PermissionsExt;
     tempfile::Builder::new()
         .prefix("windlass-helm-")

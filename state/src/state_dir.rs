@@ -222,7 +222,7 @@ pub fn try_lock_in(root: &Path, name: &str) -> Result<Option<StateLock>, StateDi
         .open(&path)
         .map_err(io(&path))?;
     match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(Some(StateLock { _file: file })),
+        Ok(()) => Ok(Some(StateLock { file })),
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
         Err(errno) => Err(io(&path)(errno.into())),
     }
@@ -271,5 +271,13 @@ impl StateView {
 /// An exclusive lock in the state directory, held until dropped.
 #[derive(Debug)]
 pub struct StateLock {
-    _file: fs::File,
+    file: fs::File,
+}
+
+impl StateLock {
+    /// The locked file: a process handed a duplicate of it (as its stdin, say) shares the lock,
+    /// which then lasts until the last holder closes it or exits.
+    pub fn file(&self) -> &fs::File {
+        &self.file
+    }
 }

@@ -8,8 +8,9 @@ use std::path::Path;
 
 use windlass_apply::events::{
     APP_STATE_OBSERVED, APPLY_COMPLETED, APPLY_STARTED, AppStateObserved, ApplyCompleted,
-    ApplyStarted, HELM_RELEASE_INSTALLED, HELM_RELEASE_UNINSTALLED, HelmReleaseInstalled,
-    HelmReleaseUninstalled, OBJECT_DELETED_TO_RECREATE, OBJECT_PRUNED, OBJECTS_APPLIED,
+    ApplyStarted, HELM_RELEASE_FREED, HELM_RELEASE_INSTALLED, HELM_RELEASE_UNINSTALLED,
+    HELM_UPGRADE_STARTED, HelmReleaseFreed, HelmReleaseInstalled, HelmReleaseUninstalled,
+    HelmUpgradeStarted, OBJECT_DELETED_TO_RECREATE, OBJECT_PRUNED, OBJECTS_APPLIED,
     ObjectDeletedToRecreate, ObjectPruned, ObjectsApplied, WAIT_FINISHED, WaitFinished,
 };
 use windlass_state::{SchemaRegistry, StoredEvent};
@@ -54,6 +55,8 @@ fn every_fixture_decodes_into_the_current_payload() {
             APPLY_STARTED => decode_losslessly::<ApplyStarted>(&name, &event),
             HELM_RELEASE_INSTALLED => decode_losslessly::<HelmReleaseInstalled>(&name, &event),
             HELM_RELEASE_UNINSTALLED => decode_losslessly::<HelmReleaseUninstalled>(&name, &event),
+            HELM_UPGRADE_STARTED => decode_losslessly::<HelmUpgradeStarted>(&name, &event),
+            HELM_RELEASE_FREED => decode_losslessly::<HelmReleaseFreed>(&name, &event),
             other => panic!("{name}: unexpected event type {other}"),
         }
     }
