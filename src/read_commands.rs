@@ -392,6 +392,27 @@ fn print_applied(applied: &windlass_apply::view::ApplyView) {
             &release.error,
         );
     }
+    for freed in &applied.helm_freed {
+        let (outcome, done) = match freed.to_revision {
+            Some(to) => ("rolled-back", format!(" to revision {to}")),
+            None => ("uninstalled", String::new()),
+        };
+        helm_line(
+            if freed.error.is_some() {
+                "failed".to_string()
+            } else {
+                outcome.to_string()
+            },
+            &freed.release_name,
+            &freed.namespace,
+            format!("HelmChart {}", freed.helm_chart),
+            format!(
+                "{done}: revision {} was left {} by a killed helm of install {}",
+                freed.pending_revision, freed.pending_status, freed.interrupted_install
+            ),
+            &freed.error,
+        );
+    }
     for release in &applied.helm_releases {
         let revision = release
             .revision

@@ -1,15 +1,16 @@
 //! What `windlass show` says about an apply: every object applied (outcome, uid,
 //! resourceVersion), every object pruned or deleted to be created again, the waits, the app state, and the `useHelmInstall`
-//! charts handed to helm (installed or uninstalled), folded from the apply stage's facts. Part of `show --json` (a wire format: add fields only).
+//! charts handed to helm (installed, uninstalled, or freed from a killed helm), folded from the apply stage's facts. Part of `show --json` (a wire format: add fields only).
 
 use serde::{Deserialize, Serialize};
 use windlass_state::StoredEvent;
 
 use crate::events::{
     APP_STATE_OBSERVED, APPLY_COMPLETED, AppState, AppStateObserved, AppliedObject, ApplyCompleted,
-    HELM_RELEASE_INSTALLED, HELM_RELEASE_UNINSTALLED, HelmReleaseInstalled, HelmReleaseUninstalled,
-    OBJECT_DELETED_TO_RECREATE, OBJECT_PRUNED, OBJECTS_APPLIED, ObjectDeletedToRecreate,
-    ObjectPruned, ObjectsApplied, WAIT_FINISHED, WaitFinished,
+    HELM_RELEASE_FREED, HELM_RELEASE_INSTALLED, HELM_RELEASE_UNINSTALLED, HelmReleaseFreed,
+    HelmReleaseInstalled, HelmReleaseUninstalled, OBJECT_DELETED_TO_RECREATE, OBJECT_PRUNED,
+    OBJECTS_APPLIED, ObjectDeletedToRecreate, ObjectPruned, ObjectsApplied, WAIT_FINISHED,
+    WaitFinished,
 };
 
 /// The apply of one install, as `show` prints it.
@@ -31,6 +32,9 @@ pub struct ApplyView {
     /// Every `helm uninstall` of a release the release dropped, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub helm_uninstalled: Vec<HelmReleaseUninstalled>,
+    /// Every release a killed helm that windlass started left pending, freed, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub helm_freed: Vec<HelmReleaseFreed>,
     /// Every `useHelmInstall: true` chart handed to helm (or written), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub helm_releases: Vec<HelmReleaseInstalled>,
@@ -76,6 +80,9 @@ pub fn apply_view<'a>(events: impl IntoIterator<Item = &'a StoredEvent>) -> Opti
             APPLY_COMPLETED => view.completed = Deserialize::deserialize(payload).ok(),
             HELM_RELEASE_INSTALLED => view
                 .helm_releases
+                .extend(Deserialize::deserialize(payload).ok()),
+            HELM_RELEASE_FREED => view
+                .helm_freed
                 .extend(Deserialize::deserialize(payload).ok()),
             HELM_RELEASE_UNINSTALLED => {
                 view.helm_uninstalled

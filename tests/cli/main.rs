@@ -13,6 +13,7 @@ mod files_and_credentials;
 mod helm;
 mod helm_install;
 mod helm_passwords;
+mod helm_pending;
 mod indexes;
 mod local_registry;
 mod output_dir;
