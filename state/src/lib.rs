@@ -14,6 +14,7 @@ pub mod fingerprint;
 pub mod log;
 pub mod memory_store;
 pub mod projection;
+mod record_encoding;
 pub mod redb_store;
 pub mod schema;
 pub mod secret;

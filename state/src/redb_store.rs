@@ -16,6 +16,7 @@ use redb::{
 use crate::chain::RecordHash;
 use crate::event::{NewEvent, StoredEvent, now_rfc3339};
 use crate::projection::{Indexer, ProjectionHead, ProjectionRows, check_row};
+use crate::record_encoding::{record_of, stored_form};
 use crate::store::{EventStore, RawRecord, StoreError, build_record, decode_record, validate};
 
 /// global sequence → stored record bytes.
@@ -302,7 +303,7 @@ impl RedbStore {
                 let (stored, bytes, hash) =
                     build_record(event, global_seq, install_seq, &prev_hash, &recorded_at)?;
                 events
-                    .insert(global_seq, bytes.as_slice())
+                    .insert(global_seq, stored_form(&bytes).as_ref())
                     .map_err(backend_error)?;
                 by_install
                     .insert((install_id.as_str(), install_seq), global_seq)
@@ -418,7 +419,9 @@ impl EventStore for RedbStore {
             for entry in events.iter().map_err(backend_error)? {
                 let (key, value) = entry.map_err(backend_error)?;
                 records += 1;
-                let Ok(event) = decode_record(key.value(), value.value()) else {
+                let Ok(event) = record_of(key.value(), value.value())
+                    .and_then(|record| decode_record(key.value(), &record))
+                else {
                     continue;
                 };
                 (indexer.apply)(&event, &mut RedbRows { table: &mut table })?;
@@ -461,7 +464,7 @@ impl EventStore for RedbStore {
                 })?;
             out.push(RawRecord {
                 global_seq,
-                bytes: bytes.value().to_vec(),
+                bytes: record_of(global_seq, bytes.value())?,
             });
         }
         Ok(out)
@@ -499,7 +502,7 @@ impl EventStore for RedbStore {
             let (key, value) = entry.map_err(backend_error)?;
             out.push(RawRecord {
                 global_seq: key.value(),
-                bytes: value.value().to_vec(),
+                bytes: record_of(key.value(), value.value())?,
             });
         }
         Ok(out)

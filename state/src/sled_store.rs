@@ -9,6 +9,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 use crate::chain::RecordHash;
 use crate::event::{NewEvent, StoredEvent, now_rfc3339};
+use crate::record_encoding::{record_of, stored_form};
 use crate::store::{EventStore, RawRecord, StoreError, build_record, validate};
 
 const HEAD_KEY: &[u8] = b"head";
@@ -102,7 +103,7 @@ impl EventStore for SledStore {
                     let (stored, bytes, hash) =
                         build_record(event, global_seq, install_seq, &prev_hash, &recorded_at)
                             .map_err(ConflictableTransactionError::Abort)?;
-                    events.insert(&global_seq.to_be_bytes(), bytes)?;
+                    events.insert(&global_seq.to_be_bytes(), stored_form(&bytes).as_ref())?;
                     by_install.insert(
                         install_key(&install_id, install_seq),
                         &global_seq.to_be_bytes(),
@@ -149,7 +150,7 @@ impl EventStore for SledStore {
                 })?;
             out.push(RawRecord {
                 global_seq,
-                bytes: bytes.to_vec(),
+                bytes: record_of(global_seq, &bytes)?,
             });
         }
         Ok(out)
@@ -172,9 +173,10 @@ impl EventStore for SledStore {
         let mut out = Vec::new();
         for entry in self.events.range(from.to_be_bytes()..).take(limit) {
             let (key, value) = entry.map_err(backend_error)?;
+            let global_seq = be_u64(&key);
             out.push(RawRecord {
-                global_seq: be_u64(&key),
-                bytes: value.to_vec(),
+                global_seq,
+                bytes: record_of(global_seq, &value)?,
             });
         }
         Ok(out)

@@ -248,15 +248,10 @@ fn a_tampered_event_fails_the_replay_naming_the_record() {
         .unwrap();
     let seq = planned["global_seq"].as_u64().unwrap();
     let log = state.path().join("events.redb");
-    let mut bytes = std::fs::read(&log).unwrap();
-    let marker = format!("\"global_seq\":{seq},\"install_id\"");
-    let found = offsets_of(&bytes, marker.as_bytes());
-    assert!(!found.is_empty());
-    for offset in found {
-        let host = offsets_of(&bytes[offset..], b"proxy.replicated.com")[0] + offset;
-        bytes[host..host + 5].copy_from_slice(b"pwned");
-    }
-    std::fs::write(&log, &bytes).unwrap();
+    crate::state_integrity::edit_stored_record(&log, seq, |record| {
+        let host = offsets_of(record, b"proxy.replicated.com")[0];
+        record[host..host + 5].copy_from_slice(b"pwned");
+    });
     let replayed = run_within(windlass(state.path()).args(["replay", install_id]), 120);
     assert_eq!(replayed.status.code(), Some(4));
     let stderr = text(&replayed.stderr);

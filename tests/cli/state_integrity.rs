@@ -53,6 +53,31 @@ pub(crate) fn offsets_of(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
         .collect()
 }
 
+/// Edits record `global_seq` of the event log `log` with plain redb, as someone with a stock tool
+/// would: its record (decompressed when windlass stored it as a zstd frame) is handed to `edit`
+/// and stored back as plain JSON, as a windlass before compression stored every record.
+pub(crate) fn edit_stored_record(log: &Path, global_seq: u64, edit: impl FnOnce(&mut Vec<u8>)) {
+    const EVENTS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("events");
+    let db = redb::Database::create(log).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut events = txn.open_table(EVENTS).unwrap();
+        let stored = redb::ReadableTable::get(&events, global_seq)
+            .unwrap()
+            .unwrap()
+            .value()
+            .to_vec();
+        let mut record = if stored.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]) {
+            zstd::decode_all(stored.as_slice()).unwrap()
+        } else {
+            stored
+        };
+        edit(&mut record);
+        events.insert(global_seq, record.as_slice()).unwrap();
+    }
+    txn.commit().unwrap();
+}
+
 pub(crate) fn flip_byte(path: &Path, offset: usize, mask: u8) {
     let mut bytes = std::fs::read(path).unwrap();
     bytes[offset] ^= mask;
@@ -350,15 +375,12 @@ fn an_unreadable_event_record_is_named_by_show_and_history_json_and_install_refu
     let damaged_seq = events[2]["global_seq"].as_u64().unwrap();
     let log = state.path().join("events.redb");
     let marker = format!("\"global_seq\":{damaged_seq},\"install_id\"");
-    let found = offsets_of(&std::fs::read(&log).unwrap(), marker.as_bytes());
-    assert!(
-        !found.is_empty(),
-        "record {damaged_seq} found in events.redb"
-    );
-    for offset in found {
+    edit_stored_record(&log, damaged_seq, |record| {
+        let found = offsets_of(record, marker.as_bytes());
+        assert_eq!(found.len(), 1, "record {damaged_seq} names itself once");
         // `"global_seq":N` becomes `"global_seq";N`: the record no longer decodes.
-        flip_byte(&log, offset + "\"global_seq\"".len(), b':' ^ b';');
-    }
+        record[found[0] + "\"global_seq\"".len()] = b';';
+    });
 
     // The text listing reads the install summaries kept beside the log, not the damaged record
     // (that is what makes it O(installs)); the commands that read the install's events say it.

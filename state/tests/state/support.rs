@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use redb::ReadableDatabase;
+
 use windlass_state::redb_store::RedbStore;
 use windlass_state::{EventStore, NewEvent, StoredEvent};
 
@@ -22,6 +24,9 @@ pub trait LogBackend {
     /// With every store handle on `path` dropped, replaces the stored bytes of record
     /// `global_seq` (`Some`) or deletes the record (`None`), bypassing the store.
     fn rewrite_record(path: &Path, global_seq: u64, bytes: Option<&[u8]>);
+    /// With every store handle on `path` dropped, the bytes stored for record `global_seq`,
+    /// read past the store.
+    fn stored_bytes(path: &Path, global_seq: u64) -> Vec<u8>;
 }
 
 /// The default redb backend.
@@ -56,6 +61,15 @@ impl LogBackend for Redb {
             }
         }
         txn.commit().expect("commit the tampering");
+    }
+
+    fn stored_bytes(path: &Path, global_seq: u64) -> Vec<u8> {
+        const EVENTS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("events");
+        let db = redb::Database::create(path).expect("open the log file with plain redb");
+        let txn = db.begin_read().expect("begin a redb read transaction");
+        let events = txn.open_table(EVENTS).expect("open the events table");
+        let stored = events.get(global_seq).expect("read the record");
+        stored.expect("the record is stored").value().to_vec()
     }
 }
 
@@ -93,6 +107,17 @@ impl LogBackend for Sled {
             }
         }
         db.flush().expect("flush the tampering");
+    }
+
+    fn stored_bytes(path: &Path, global_seq: u64) -> Vec<u8> {
+        let db = wait_for_sled_lock("opening the log directory with plain sled", || {
+            sled::open(path)
+        });
+        let events = db.open_tree("events").expect("open the events tree");
+        let stored = events
+            .get(global_seq.to_be_bytes())
+            .expect("read the record");
+        stored.expect("the record is stored").to_vec()
     }
 }
 
