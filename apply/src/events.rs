@@ -495,6 +495,10 @@ pub struct HelmReleaseInstalled {
     /// How long helm ran, in milliseconds.
     #[serde(default)]
     pub elapsed_ms: u64,
+    /// windlass stopped helm (past its deadline, or printing past the cap), so helm may have left
+    /// the release pending for the next apply to free (see `HelmUpgradeStarted`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub helm_stopped: bool,
 }
 
 impl EventPayload for HelmReleaseInstalled {
@@ -555,12 +559,14 @@ impl EventPayload for HelmReleaseUninstalled {
 }
 
 /// `HelmUpgradeStarted` version 1: windlass is about to run `helm upgrade --install` for a chart,
-/// recorded (durably) before helm starts. helm marks the release pending while it works and done
-/// when it finishes; a windlass stopped in between (a kill, a crash, a machine gone) leaves it
-/// pending, and every later `helm upgrade` of it refused. This record, with no
-/// `HelmReleaseInstalled` of the same install after it, is how a later apply knows that the
-/// pending revision is one of windlass's own and when that helm's deadline passed, so that it may
-/// free the release (`HelmReleaseFreed`) rather than interrupt someone else's helm.
+/// recorded (durably) before helm starts. helm marks the release pending within moments of
+/// starting and done when it finishes; a helm killed in between (with windlass, a crash, a
+/// machine gone, or by windlass at its deadline) leaves it pending, and every later `helm
+/// upgrade` of it refused. This record, the newest start of the release before the pending
+/// revision began (and at most two minutes before), with no `HelmReleaseInstalled` of the same
+/// install after it (or one saying windlass stopped helm), is how a later apply knows the
+/// pending revision is one of windlass's own, so that it may free the release
+/// (`HelmReleaseFreed`) rather than interrupt someone else's helm.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HelmUpgradeStarted {
     /// The HelmChart's `metadata.name`.
@@ -592,8 +598,9 @@ pub enum HelmFreeAction {
 
 /// `HelmReleaseFreed` version 1: a release whose newest revision a helm that windlass started
 /// left pending (`HelmUpgradeStarted` of `interrupted_install`, with no outcome recorded after
-/// it) and whose deadline has passed, freed before its chart is handed to `helm upgrade
-/// --install` again. helm's output is not recorded.
+/// it) and that no helm windlass started holds any more (its helm lock was free), freed before
+/// its chart is handed to `helm upgrade --install` again. helm's output is not recorded (for a
+/// chart holding a password value, not in `error` either).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HelmReleaseFreed {
     /// The HelmChart's `metadata.name`.

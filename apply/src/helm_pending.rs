@@ -11,8 +11,11 @@
 //!   after windlass was killed keeps it: the next run waits for it (up to `--wait-timeout`)
 //!   instead of colliding with it. A lock taken means no helm windlass started from this state
 //!   directory is running on the release.
-//! - **`HelmUpgradeStarted`**, recorded before helm starts. A pending revision that began after
-//!   such a record whose install recorded no outcome of the release after it is that helm's.
+//! - **`HelmUpgradeStarted`**, recorded before helm starts. helm marks the revision pending within
+//!   moments of starting, before any hook. A pending revision is a windlass helm's when the newest
+//!   such record of the release on that cluster before the revision began lies at most
+//!   [`PENDING_WITHIN`] before it, and its install recorded no outcome of the release after it
+//!   (or one saying windlass itself stopped helm, at its deadline).
 //!
 //! Such a release is freed (`HelmReleaseFreed`) by a rollback to its newest revision that was
 //! deployed, or, when none was (a first install that never finished), an uninstall, and the chart
@@ -27,11 +30,17 @@ use windlass_state::StateLock;
 
 use crate::events::{
     HELM_RELEASE_INSTALLED, HELM_UPGRADE_STARTED, HelmReleaseInstalled, HelmUpgradeStarted,
+    TargetRecord,
 };
 use crate::prune_candidates::ClusterIdentity;
 
 /// How often a busy helm lock is tried again.
 const LOCK_POLL: Duration = Duration::from_millis(500);
+
+/// How long after windlass recorded `HelmUpgradeStarted` the revision that helm marks pending may
+/// have begun: helm does that first, within moments (reading the release's history and the
+/// cluster's capabilities); two minutes allow a slow API server.
+pub const PENDING_WITHIN: time::Duration = time::Duration::minutes(2);
 
 /// The name of the lock a helm run on `release_name` in `namespace` holds (the length keeps
 /// `my-app` in `default` apart from `my` in `app-default`).
@@ -39,9 +48,10 @@ fn lock_name(release_name: &str, namespace: &str) -> String {
     format!("helm-{}-{release_name}-{namespace}", release_name.len())
 }
 
-/// Takes the helm lock of `release_name` in `namespace`, waiting up to `wait` while a helm an
-/// earlier, interrupted windlass run started still holds it; `None` without a state directory
-/// (nothing to lock in).
+/// Takes the helm lock of `release_name` in `namespace`, waiting up to `wait` while a helm
+/// another windlass run started (a killed one's, still running, or one running now) holds it;
+/// `None` without a state directory (nothing to lock in). The lock is per release and
+/// namespace, not per cluster: applies of one release name to two clusters take turns.
 pub async fn take_helm_lock(
     context: &StageContext,
     release_name: &str,
@@ -60,7 +70,7 @@ pub async fn take_helm_lock(
                 context.progress.stage_status(
                     &context.stage_name,
                     &format!(
-                        "waiting for the helm an interrupted windlass run started on release {release_name} in {namespace} to finish ({}s of {}s)",
+                        "waiting for the helm another windlass run started on release {release_name} in {namespace} (one killed, its helm still running, or one running now) to finish ({}s of {}s)",
                         started.elapsed().as_secs(),
                         wait.as_secs()
                     ),
@@ -69,7 +79,7 @@ pub async fn take_helm_lock(
             }
             Ok(None) => {
                 return Err(StageError::permanent(format!(
-                    "a helm that an interrupted windlass run started on release {release_name} in namespace {namespace} (or another windlass process) still holds the lock {name} in this state directory after {}s; run this again once it has finished",
+                    "a helm another windlass run started on release {release_name} in namespace {namespace} (a killed run's helm still running, or another windlass process) still holds the lock {name} in this state directory after {}s; run this again once it has finished",
                     wait.as_secs()
                 )));
             }
@@ -94,13 +104,25 @@ struct Seen {
     install_id: String,
     global_seq: u64,
     recorded_at: time::OffsetDateTime,
-    started_on: Option<HelmUpgradeStarted>,
+    what: SeenAs,
 }
 
-/// The newest `HelmUpgradeStarted` of `release_name` in `namespace` of `cluster`, recorded
-/// before `own_seq` (this run's own record) and no later than `pending_since` (when the pending
-/// revision began), after which its install recorded no `HelmReleaseInstalled` of the release:
-/// the helm that left the revision pending, when windlass started it.
+/// What a [`Seen`] record says.
+enum SeenAs {
+    /// windlass started helm on the release (on the cluster this names).
+    Started(TargetRecord),
+    /// helm's outcome, which ends the start before it unless windlass stopped helm.
+    Outcome {
+        /// windlass stopped helm (see `HelmReleaseInstalled::helm_stopped`).
+        helm_stopped: bool,
+    },
+}
+
+/// The helm that left the release's newest revision pending, when windlass started it: the
+/// newest `HelmUpgradeStarted` of `release_name` in `namespace` on `cluster` recorded before
+/// `own_seq` (this run's own record) and no later than `pending_since` (when the revision began),
+/// at most [`PENDING_WITHIN`] before it, after which its install recorded no
+/// `HelmReleaseInstalled` of the release (but one saying windlass stopped helm).
 pub async fn interrupted_upgrade(
     context: &StageContext,
     release_name: &str,
@@ -125,16 +147,20 @@ pub async fn interrupted_upgrade(
             return;
         };
         let Ok(payload) = payload else { return };
-        let started_on = if event_type == HELM_UPGRADE_STARTED {
+        let what = if event_type == HELM_UPGRADE_STARTED {
             match serde_json::from_value::<HelmUpgradeStarted>(payload) {
                 Ok(started) if is_release(&started.release_name, &started.namespace) => {
-                    Some(started)
+                    SeenAs::Started(started.target)
                 }
                 _ => return,
             }
         } else {
             match serde_json::from_value::<HelmReleaseInstalled>(payload) {
-                Ok(outcome) if is_release(&outcome.release_name, &outcome.namespace) => None,
+                Ok(outcome) if is_release(&outcome.release_name, &outcome.namespace) => {
+                    SeenAs::Outcome {
+                        helm_stopped: outcome.helm_stopped,
+                    }
+                }
                 _ => return,
             }
         };
@@ -142,7 +168,7 @@ pub async fn interrupted_upgrade(
             install_id,
             global_seq,
             recorded_at,
-            started_on,
+            what,
         });
     };
     for event in context.recorded_facts().await {
@@ -182,40 +208,40 @@ pub async fn interrupted_upgrade(
     Ok(newest_interrupted(&seen, cluster, own_seq, pending_since))
 }
 
-/// Of `seen`, the newest start on `cluster` before `own_seq`, no later than `pending_since`,
-/// with no outcome of its install after it.
+/// Of `seen`, the newest start on `cluster` before `own_seq` and no later than `pending_since`,
+/// when it is at most [`PENDING_WITHIN`] before it and no outcome of its install that ends it
+/// follows it.
 fn newest_interrupted(
     seen: &[Seen],
     cluster: &ClusterIdentity,
     own_seq: u64,
     pending_since: time::OffsetDateTime,
 ) -> Option<Interrupted> {
-    seen.iter()
+    let start = seen
+        .iter()
         .filter(|start| {
             start.global_seq < own_seq
                 && start.recorded_at <= pending_since
-                && start
-                    .started_on
-                    .as_ref()
-                    .is_some_and(|started| cluster.is(&started.target))
+                && matches!(&start.what, SeenAs::Started(target) if cluster.is(target))
         })
-        .filter(|start| {
-            !seen.iter().any(|outcome| {
-                outcome.started_on.is_none()
-                    && outcome.install_id == start.install_id
-                    && outcome.global_seq > start.global_seq
-            })
-        })
-        .max_by_key(|start| start.global_seq)
-        .map(|start| Interrupted {
-            install_id: start.install_id.clone(),
-        })
+        .max_by_key(|start| start.global_seq)?;
+    let ended = seen.iter().any(|outcome| {
+        matches!(
+            outcome.what,
+            SeenAs::Outcome {
+                helm_stopped: false
+            }
+        ) && outcome.install_id == start.install_id
+            && outcome.global_seq > start.global_seq
+    });
+    (!ended && pending_since - start.recorded_at <= PENDING_WITHIN).then(|| Interrupted {
+        install_id: start.install_id.clone(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::TargetRecord;
 
     fn at(seconds: i64) -> time::OffsetDateTime {
         time::OffsetDateTime::from_unix_timestamp(1_800_000_000 + seconds).unwrap()
@@ -233,13 +259,7 @@ mod tests {
             install_id: install_id.into(),
             global_seq,
             recorded_at: at(seconds),
-            started_on: Some(HelmUpgradeStarted {
-                helm_chart: "app".into(),
-                release_name: "app".into(),
-                namespace: "default".into(),
-                target: cluster(uid).record(None),
-                timeout_seconds: 600,
-            }),
+            what: SeenAs::Started(cluster(uid).record(None)),
         }
     }
 
@@ -248,7 +268,9 @@ mod tests {
             install_id: install_id.into(),
             global_seq,
             recorded_at: at(0),
-            started_on: None,
+            what: SeenAs::Outcome {
+                helm_stopped: false,
+            },
         }
     }
 
@@ -279,8 +301,8 @@ mod tests {
             outcome("b", 12),
         ];
         assert!(newest_interrupted(&others, &here, 20, at(101)).is_some());
-        // Killed, then a later run refused by the pending revision (its outcome recorded):
-        // the first start is still the one that left it pending.
+        // Killed, then a later run refused by the pending revision (its outcome recorded, after
+        // the revision began): the first start is still the one that left it pending.
         let refused_since = vec![
             started("a", 10, 100, "c1"),
             started("b", 15, 200, "c1"),
@@ -292,6 +314,33 @@ mod tests {
                 install_id: "a".into()
             })
         );
+        // A start left open long ago (its helm finished after windlass died, say) does not
+        // explain a revision someone's helm began much later.
+        let long_before = vec![started("a", 10, 100, "c1")];
+        assert_eq!(
+            newest_interrupted(&long_before, &here, 20, at(100 + 121)),
+            None
+        );
+        assert!(newest_interrupted(&long_before, &here, 20, at(100 + 119)).is_some());
+        // Nor when a newer start, which finished, lies between: the open one is not the newest.
+        let finished_since = vec![
+            started("a", 10, 100, "c1"),
+            started("b", 15, 150, "c1"),
+            outcome("b", 16),
+        ];
+        assert_eq!(
+            newest_interrupted(&finished_since, &here, 20, at(160)),
+            None
+        );
+        // windlass stopped the helm itself (its deadline): that outcome does not end the start.
+        let stopped = vec![
+            started("a", 10, 100, "c1"),
+            Seen {
+                what: SeenAs::Outcome { helm_stopped: true },
+                ..outcome("a", 11)
+            },
+        ];
+        assert!(newest_interrupted(&stopped, &here, 20, at(101)).is_some());
     }
 
     #[test]
@@ -305,12 +354,12 @@ mod tests {
 
     #[test]
     fn a_record_of_a_directory_target_is_no_cluster() {
-        let mut start = started("a", 10, 100, "c1");
-        if let Some(started) = start.started_on.as_mut() {
-            started.target = TargetRecord::Dir {
+        let start = Seen {
+            what: SeenAs::Started(TargetRecord::Dir {
                 path: "/tmp/out".into(),
-            };
-        }
+            }),
+            ..started("a", 10, 100, "c1")
+        };
         assert_eq!(
             newest_interrupted(&[start], &cluster("c1"), 20, at(101)),
             None

@@ -60,6 +60,7 @@ pub fn record_of(chart: &HelmChartSource, namespace: &str) -> HelmReleaseInstall
         written_to: None,
         error: None,
         elapsed_ms: 0,
+        helm_stopped: false,
     }
 }
 
@@ -264,14 +265,18 @@ fn recorded_arguments(
     arguments
 }
 
-/// helm's error as recorded: for a chart holding a password value, without helm's own output
-/// (an API server's or a hook's message may quote a value of the chart).
-fn recorded_error(error: windlass_helm::HelmError, chart: &HelmChartSource) -> String {
+/// helm's error as recorded: for a chart holding a password value (`holds_password`), without
+/// helm's own output (an API server's or a hook's message may quote a value of the chart), with
+/// `run_by_hand` (e.g. `helm upgrade --install on <chart directory>`) as the way to see it.
+pub(crate) fn recorded_error(
+    error: windlass_helm::HelmError,
+    holds_password: bool,
+    run_by_hand: &str,
+) -> String {
     match error {
-        windlass_helm::HelmError::Failed { what, status, .. } if chart.chart.holds_password => {
+        windlass_helm::HelmError::Failed { what, status, .. } if holds_password => {
             format!(
-                "{what} failed ({status}); helm's error is not shown because the chart holds a password value (run helm upgrade --install on {} to see it)",
-                chart.chart.chart_dir
+                "{what} failed ({status}); helm's error is not shown because the chart holds a password value (run {run_by_hand} to see it)"
             )
         }
         other => capped(other.to_string()),
@@ -319,8 +324,17 @@ pub fn install_chart(
         }
         Err(error) => {
             pending = error.is_pending_operation();
+            record.helm_stopped = matches!(
+                error,
+                windlass_helm::HelmError::TimedOut { .. }
+                    | windlass_helm::HelmError::OutputTooLarge { .. }
+            );
             record.outcome = HelmReleaseOutcome::Failed;
-            record.error = Some(recorded_error(error, chart));
+            record.error = Some(recorded_error(
+                error,
+                chart.chart.holds_password,
+                &format!("helm upgrade --install on {}", chart.chart.chart_dir),
+            ));
         }
     }
     (record, pending)
@@ -388,13 +402,17 @@ mod tests {
             status: "exit status: 1".into(),
             stderr: "Error: bad value pw-s3cret".into(),
         };
-        let error = recorded_error(failed(), &holding);
+        let error = recorded_error(
+            failed(),
+            holding.chart.holds_password,
+            &format!("helm upgrade --install on {}", holding.chart.chart_dir),
+        );
         assert!(!error.contains("pw-s3cret"), "{error}");
         assert!(error.starts_with("helm upgrade --install db failed (exit status: 1)"));
         // Any other chart is recorded as helm ran it.
         let plain = chart("web", None, 0);
         assert_eq!(recorded_arguments(ran.clone(), &plain, &flags), ran);
-        assert!(recorded_error(failed(), &plain).contains("bad value"));
+        assert!(recorded_error(failed(), plain.chart.holds_password, "helm").contains("bad value"));
     }
 
     #[test]

@@ -164,19 +164,16 @@ impl ApplyStage {
                     own_seq: started.global_seq,
                     lock: lock.as_ref(),
                 };
-                match helm.free_pending(context, &pending).await? {
-                    Freeing::Freed(note) => {
+                let freeing = helm.free_pending(context, &pending).await?;
+                if let Freeing::LeftAlone(why) = freeing {
+                    attempt.0.error = Some(why);
+                } else {
+                    if let Freeing::Freed(note) = freeing {
                         freed.push(note);
-                        attempt = helm
-                            .upgrade(chart, &upgrade_flags, &namespace, lock.as_ref())
-                            .await?;
                     }
-                    Freeing::NoLongerPending => {
-                        attempt = helm
-                            .upgrade(chart, &upgrade_flags, &namespace, lock.as_ref())
-                            .await?;
-                    }
-                    Freeing::LeftAlone(why) => attempt.0.error = Some(why),
+                    attempt = helm
+                        .upgrade(chart, &upgrade_flags, &namespace, lock.as_ref())
+                        .await?;
                 }
             }
             let record = attempt.0;
@@ -312,9 +309,15 @@ impl HelmOnCluster {
             })
             .await?
         };
+        let holds_password = pending.chart.chart.holds_password;
         let history = match history {
             Ok(history) => history,
             Err(error) => {
+                let error = crate::helm_release::recorded_error(
+                    error,
+                    holds_password,
+                    &format!("helm history {release} --namespace {namespace}"),
+                );
                 return Ok(Freeing::LeftAlone(format!(
                     "release {release} in namespace {namespace} has a pending revision, and its history could not be read: {error}"
                 )));
@@ -400,7 +403,13 @@ impl HelmOnCluster {
         };
         match result {
             Ok(arguments) => record.arguments = arguments,
-            Err(error) => record.error = Some(crate::helm_release::capped(error.to_string())),
+            Err(error) => {
+                record.error = Some(crate::helm_release::recorded_error(
+                    error,
+                    holds_password,
+                    &manual,
+                ));
+            }
         }
         context.record_fact(Fact::of(&record)?).await?;
         if let Some(error) = &record.error {
@@ -466,8 +475,16 @@ async fn uninstall_dropped(
         if gone_before.contains(&(release.release_name.clone(), release.namespace.clone())) {
             continue;
         }
+        // Not while a helm a killed windlass run started still works on the release.
+        let lock = take_helm_lock(
+            context,
+            &release.release_name,
+            &release.namespace,
+            Duration::from_secs(helm.timeout_seconds),
+        )
+        .await?;
         let record = helm
-            .run(None, move |tool, version, cluster| {
+            .run(lock.as_ref(), move |tool, version, cluster| {
                 crate::helm_release::uninstall_release(
                     tool,
                     version,

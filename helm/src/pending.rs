@@ -1,12 +1,14 @@
 //! A release helm left pending. helm marks the revision it is working on `pending-install`,
-//! `pending-upgrade` or `pending-rollback` before it touches the cluster and marks it done after;
-//! while one is pending every `helm upgrade` of the release fails with "another operation
-//! (install/upgrade/rollback) is in progress", for ever if that helm was killed. This module
-//! reads a release's revisions (`helm history`), says how such a release is freed (a rollback to
-//! the newest revision that was deployed, or, for a first install that never finished, an
-//! uninstall: `helm rollback` is the one command that does not refuse a pending release) and runs
-//! the rollback. Whether the pending revision may be undone (its helm is dead, not merely busy)
-//! is for the caller to know.
+//! `pending-upgrade` or `pending-rollback` before it touches the cluster (before any hook) and
+//! marks it done after; while one is pending every `helm upgrade` of the release fails with
+//! "another operation (install/upgrade/rollback) is in progress", for ever if that helm was
+//! killed. An uninstall killed mid-way leaves `uninstalling`, which every upgrade refuses with
+//! "has no deployed releases". This module reads a release's revisions (`helm history`), says how
+//! such a release is freed (a rollback to the newest earlier revision that was deployed, else to
+//! the newest earlier one that failed — helm upgraded on top of it, so its objects may be live —,
+//! or, when there is none, an uninstall: `helm rollback` is the one command that does not refuse
+//! a pending release) and runs the rollback. Whether the revision may be undone (its helm is dead,
+//! not merely busy) is for the caller to know.
 
 use serde_json::Value;
 
@@ -20,6 +22,10 @@ const MAX_HISTORY: u32 = 256;
 
 /// What helm says when a revision of the release is pending.
 const PENDING_MESSAGE: &str = "another operation (install/upgrade/rollback) is in progress";
+
+/// What helm's upgrade says when the newest revision is `uninstalling` (or nothing it can upgrade
+/// from is left).
+const NOTHING_DEPLOYED_MESSAGE: &str = "has no deployed releases";
 
 /// One revision of a release, as `helm history -o json` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +42,7 @@ pub struct ReleaseRevision {
 impl ReleaseRevision {
     /// Whether an operation on this revision began and has not ended.
     pub fn is_pending(&self) -> bool {
-        self.status.starts_with("pending-")
+        self.status.starts_with("pending-") || self.status == "uninstalling"
     }
 
     /// Whether this revision was once the deployed one.
@@ -48,17 +54,20 @@ impl ReleaseRevision {
 /// How a release whose newest revision is pending is freed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Release {
-    /// `helm rollback <release> <revision>`: back to the newest revision that was deployed.
+    /// `helm rollback <release> <revision>`: back to the newest earlier revision that was
+    /// deployed, else to the newest earlier one that failed.
     RollBackTo(u64),
-    /// `helm uninstall <release>`: no revision was ever deployed (a first install that never
-    /// finished), so there is nothing to roll back to.
+    /// `helm uninstall <release>`: no earlier revision to roll back to (a first install that
+    /// never finished), or an uninstall that never finished.
     Uninstall,
 }
 
 impl HelmError {
-    /// Whether helm refused because a revision of the release is pending.
+    /// Whether helm refused because the newest revision of the release is pending (or
+    /// `uninstalling`): see [`pending_release`].
     pub fn is_pending_operation(&self) -> bool {
-        matches!(self, HelmError::Failed { stderr, .. } if stderr.contains(PENDING_MESSAGE))
+        matches!(self, HelmError::Failed { stderr, .. }
+            if stderr.contains(PENDING_MESSAGE) || stderr.contains(NOTHING_DEPLOYED_MESSAGE))
     }
 }
 
@@ -69,13 +78,19 @@ pub fn pending_release(history: &[ReleaseRevision]) -> Option<(&ReleaseRevision,
     if !pending.is_pending() {
         return None;
     }
-    let release = earlier
-        .iter()
-        .rev()
-        .find(|revision| revision.was_deployed())
-        .map_or(Release::Uninstall, |revision| {
-            Release::RollBackTo(revision.revision)
-        });
+    if pending.status == "uninstalling" {
+        return Some((pending, Release::Uninstall));
+    }
+    let newest = |wanted: &dyn Fn(&ReleaseRevision) -> bool| {
+        earlier
+            .iter()
+            .rev()
+            .find(|revision| wanted(revision))
+            .map(|revision| revision.revision)
+    };
+    let release = newest(&ReleaseRevision::was_deployed)
+        .or_else(|| newest(&|revision: &ReleaseRevision| revision.status == "failed"))
+        .map_or(Release::Uninstall, Release::RollBackTo);
     Some((pending, release))
 }
 
@@ -214,13 +229,34 @@ mod tests {
             pending_release(&rollback).unwrap().1,
             Release::RollBackTo(1)
         );
-        // Nothing was ever deployed: a first install, or an upgrade of a failed one.
+        // Nothing earlier to roll back to: a first install; an uninstall never finished.
         let first = [revision(1, "pending-install")];
         assert_eq!(pending_release(&first).unwrap().1, Release::Uninstall);
+        let uninstalling = [revision(1, "superseded"), revision(2, "uninstalling")];
+        assert_eq!(
+            pending_release(&uninstalling).unwrap().1,
+            Release::Uninstall
+        );
+        let after_uninstall = [revision(1, "uninstalled"), revision(2, "pending-install")];
+        assert_eq!(
+            pending_release(&after_uninstall).unwrap().1,
+            Release::Uninstall
+        );
+        // An upgrade of a failed release: helm upgraded on top of it, so its objects may be
+        // live; back to it, never an uninstall that would delete them.
         let after_failure = [revision(1, "failed"), revision(2, "pending-upgrade")];
         assert_eq!(
             pending_release(&after_failure).unwrap().1,
-            Release::Uninstall
+            Release::RollBackTo(1)
+        );
+        let failed_after_deployed = [
+            revision(1, "superseded"),
+            revision(2, "failed"),
+            revision(3, "pending-upgrade"),
+        ];
+        assert_eq!(
+            pending_release(&failed_after_deployed).unwrap().1,
+            Release::RollBackTo(1)
         );
         // Not pending: nothing to free.
         assert!(pending_release(&[revision(1, "deployed")]).is_none());
@@ -242,6 +278,10 @@ mod tests {
                 "Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress"
             )
             .is_pending_operation()
+        );
+        assert!(
+            refusal("Error: UPGRADE FAILED: \"app\" has no deployed releases")
+                .is_pending_operation()
         );
         assert!(!refusal("Error: UPGRADE FAILED: timed out").is_pending_operation());
         assert!(

@@ -65,13 +65,19 @@ fn release_with_hooky(dir: &Path, round: u32) -> PathBuf {
 
 /// `windlass install` of `release` to the fake cluster, helm's `--timeout` a minute.
 fn install_command(state: &Path, release: &Path, kubeconfig: &Path) -> Command {
+    install_waiting(state, release, kubeconfig, 60)
+}
+
+/// [`install_command`] with `--wait-timeout` `seconds`.
+fn install_waiting(state: &Path, release: &Path, kubeconfig: &Path, seconds: u32) -> Command {
     let mut command = windlass(state);
     command
         .args(OFFLINE_INSTALL)
         .args(["--json", "--helm"])
         .arg(windlass_testkit::helm())
         .arg(release)
-        .args(["--target", "kube", "--wait-timeout", "60", "--kubeconfig"])
+        .args(["--target", "kube", "--wait-timeout", &seconds.to_string()])
+        .arg("--kubeconfig")
         .arg(kubeconfig);
     command
 }
@@ -302,8 +308,10 @@ fn a_release_a_killed_helm_left_pending_is_freed_and_installed_when_the_apply_ru
 }
 
 /// windlass killed alone leaves its helm running, orphaned, holding the release's helm lock
-/// through its stdin. The same command again waits for that helm (instead of failing on, or
-/// rolling back, the operation it still runs), then upgrades: nothing is freed, no rollback.
+/// through its stdin. The same command again (with a short `--wait-timeout`) waits for that helm
+/// instead of failing on, or undoing, the operation it still runs, and gives up saying so: the
+/// revision is still the orphan's, pending, nothing freed. Once the hook completes, the orphan
+/// finishes its install, and the next run upgrades it.
 #[test]
 fn an_orphaned_helm_still_running_is_waited_for_not_undone() {
     let dir = tempfile::tempdir().unwrap();
@@ -314,25 +322,40 @@ fn an_orphaned_helm_still_running_is_waited_for_not_undone() {
         &server,
         &mut install_command(state.path(), &first, &kubeconfig),
     );
-    assert_eq!(children_named(child.id(), "helm").len(), 1);
+    let orphans = children_named(child.id(), "helm");
+    assert_eq!(orphans.len(), 1);
     kill_9(child.id());
     child.wait().unwrap();
     assert_eq!(history(&kubeconfig)[0].1, "pending-install");
-    let stop = AtomicBool::new(false);
-    let output = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            // The rerun starts while the orphan still waits for its hook; only then does the
-            // hook complete.
-            std::thread::sleep(Duration::from_secs(3));
-            complete_hooks(&server, &stop);
-        });
-        let output = install_command(state.path(), &first, &kubeconfig)
-            .output()
-            .unwrap();
-        stop.store(true, Ordering::Relaxed);
-        output
-    });
-    let install_id = completed(&output);
+
+    let waited = install_waiting(state.path(), &first, &kubeconfig, 3)
+        .output()
+        .unwrap();
+    let summary: Value = serde_json::from_slice(&waited.stdout).unwrap();
+    assert_eq!(waited.status.code(), Some(1), "{summary:#}");
+    assert!(
+        summary.to_string().contains(
+            "a helm another windlass run started on release hooky in namespace default (a killed run's helm still running, or another windlass process) still holds the lock helm-5-hooky-default in this state directory after 3s"
+        ),
+        "{summary:#}"
+    );
+    assert_eq!(
+        history(&kubeconfig)
+            .iter()
+            .map(|(revision, status, _)| (*revision, status.as_str()))
+            .collect::<Vec<_>>(),
+        [(1, "pending-install")],
+        "the orphan's operation is left to it"
+    );
+    assert!(
+        std::path::Path::new(&format!("/proc/{}", orphans[0])).exists(),
+        "the orphaned helm still runs"
+    );
+
+    let install_id = completed(&run_completing_hooks(
+        &server,
+        &mut install_command(state.path(), &first, &kubeconfig),
+    ));
     assert!(recorded(state.path(), &install_id, "HelmReleaseFreed").is_empty());
     let revisions = history(&kubeconfig);
     assert_eq!(
