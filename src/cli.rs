@@ -97,7 +97,7 @@ pub enum Command {
     /// prints what would differ instead and records nothing.
     Replay(ReplayArgs),
     /// Write the event log as JSON lines (one record a line, with its hash, the previous hash and
-    /// its exact stored bytes) on stdout, for an audit system.
+    /// its exact bytes, decompressed when stored compressed) on stdout, for an audit system.
     Export {
         /// Only records after this global sequence (the last one an earlier export held).
         #[arg(long, value_name = "SEQ", default_value_t = 0)]
