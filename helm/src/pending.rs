@@ -12,10 +12,7 @@
 
 use serde_json::Value;
 
-use crate::run::{
-    HelmError, HelmTool, ReleaseRequest, failed, kube_context_arguments, kubeconfig_environment,
-    scratch,
-};
+use crate::run::{HelmError, HelmTool, ReleaseRequest, failed};
 
 /// Most revisions `helm history` is asked for: more than helm keeps by default (10).
 const MAX_HISTORY: u32 = 256;
@@ -98,23 +95,17 @@ impl HelmTool {
     /// `helm history <release> --namespace <ns> --output json --max 256`: the release's
     /// revisions, oldest first; none when helm knows no such release.
     pub fn history(&self, request: &ReleaseRequest<'_>) -> Result<Vec<ReleaseRevision>, HelmError> {
-        let work = scratch()?;
-        let mut arguments: Vec<String> = vec![
-            "history".into(),
-            request.release_name.into(),
-            "--namespace".into(),
-            request.namespace.into(),
-            "--output".into(),
-            "json".into(),
-            "--max".into(),
-            MAX_HISTORY.to_string(),
-        ];
-        arguments.extend(kube_context_arguments(request.kube_context));
-        let ran = self.run_with(
-            work.path(),
-            &arguments,
-            &kubeconfig_environment(request.kubeconfig),
-            request.held_open,
+        let (ran, _) = self.run_on_release(
+            request,
+            vec![
+                "history".into(),
+                request.release_name.into(),
+                "--output".into(),
+                "json".into(),
+                "--max".into(),
+                MAX_HISTORY.to_string(),
+            ],
+            false,
         )?;
         let what = format!("helm history {}", request.release_name);
         if !ran.status.success() {
@@ -138,22 +129,14 @@ impl HelmTool {
         request: &ReleaseRequest<'_>,
         revision: u64,
     ) -> Result<Vec<String>, HelmError> {
-        let work = scratch()?;
-        let mut arguments: Vec<String> = vec![
-            "rollback".into(),
-            request.release_name.into(),
-            revision.to_string(),
-            "--namespace".into(),
-            request.namespace.into(),
-            "--timeout".into(),
-            format!("{}s", request.timeout_seconds.max(1)),
-        ];
-        arguments.extend(kube_context_arguments(request.kube_context));
-        let ran = self.run_with(
-            work.path(),
-            &arguments,
-            &kubeconfig_environment(request.kubeconfig),
-            request.held_open,
+        let (ran, arguments) = self.run_on_release(
+            request,
+            vec![
+                "rollback".into(),
+                request.release_name.into(),
+                revision.to_string(),
+            ],
+            true,
         )?;
         if !ran.status.success() {
             return Err(failed(

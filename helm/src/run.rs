@@ -327,21 +327,10 @@ impl HelmTool {
         &self,
         request: &ReleaseRequest<'_>,
     ) -> Result<(UninstallOutcome, Vec<String>), HelmError> {
-        let work = scratch()?;
-        let mut arguments: Vec<String> = vec![
-            "uninstall".into(),
-            request.release_name.into(),
-            "--namespace".into(),
-            request.namespace.into(),
-            "--timeout".into(),
-            format!("{}s", request.timeout_seconds.max(1)),
-        ];
-        arguments.extend(kube_context_arguments(request.kube_context));
-        let ran = self.run_with(
-            work.path(),
-            &arguments,
-            &kubeconfig_environment(request.kubeconfig),
-            request.held_open,
+        let (ran, arguments) = self.run_on_release(
+            request,
+            vec!["uninstall".into(), request.release_name.into()],
+            true,
         )?;
         if ran.status.success() {
             return Ok((UninstallOutcome::Uninstalled, arguments));
@@ -354,6 +343,34 @@ impl HelmTool {
             format!("helm uninstall {}", request.release_name),
             &ran,
         ))
+    }
+
+    /// Runs `helm <arguments> --namespace <ns> [--timeout <s>s] [--kube-context <context>]` on
+    /// `request`'s release (`with_timeout`: helm's `--timeout`) in a fresh working directory, with
+    /// the request's kubeconfig and held-open file and nothing else of the caller's environment.
+    /// Returns what helm did and the arguments it ran with.
+    pub(crate) fn run_on_release(
+        &self,
+        request: &ReleaseRequest<'_>,
+        mut arguments: Vec<String>,
+        with_timeout: bool,
+    ) -> Result<(Ran, Vec<String>), HelmError> {
+        let work = scratch()?;
+        arguments.extend(["--namespace".into(), request.namespace.into()]);
+        if with_timeout {
+            arguments.extend([
+                "--timeout".into(),
+                format!("{}s", request.timeout_seconds.max(1)),
+            ]);
+        }
+        arguments.extend(kube_context_arguments(request.kube_context));
+        let ran = self.run_with(
+            work.path(),
+            &arguments,
+            &kubeconfig_environment(request.kubeconfig),
+            request.held_open,
+        )?;
+        Ok((ran, arguments))
     }
 
     /// Runs helm with `arguments` in `work`, bounded.
