@@ -634,7 +634,30 @@ fn scan_log(state: &StateView) -> Result<LogScan, windlass_state::StoreError> {
     let mut scan = LogScan::default();
     let mut next = 1;
     loop {
-        let page = state.log.store().scan(next, PAGE)?;
+        let page = match state.log.store().scan(next, PAGE) {
+            Ok(page) => page,
+            // A record whose stored form cannot be read at all (a damaged compressed frame)
+            // fails its page: it is listed, and the scan goes on around it.
+            Err(windlass_state::StoreError::CorruptRecord { global_seq, .. })
+                if global_seq >= next =>
+            {
+                // The records before it (a page the byte budget cut short is taken as it is:
+                // the next scan starts where it ends), else the damaged record alone.
+                let mut page = if global_seq > next {
+                    state.log.store().scan(next, (global_seq - next) as usize)?
+                } else {
+                    Vec::new()
+                };
+                if page.is_empty() {
+                    page.push(windlass_state::RawRecord {
+                        global_seq,
+                        bytes: Vec::new(),
+                    });
+                }
+                page
+            }
+            Err(error) => return Err(error),
+        };
         let Some(last) = page.last() else { break };
         next = last.global_seq + 1;
         for raw in page {

@@ -48,7 +48,8 @@ pub struct StoredEvent {
     pub schema_version: u32,
     /// The payload.
     pub payload: serde_json::Value,
-    /// Hex blake3 hash of the previous record's stored bytes (all zeros for the first record).
+    /// Hex blake3 hash of the previous record's bytes, the JSON record (decompressed when the log
+    /// stores it as a zstd frame; all zeros for the first record).
     pub prev_hash: String,
 }
 
@@ -76,7 +77,7 @@ pub struct StoredEnvelope<'a> {
     /// The payload's JSON text, undecoded.
     #[serde(borrow)]
     pub payload: &'a serde_json::value::RawValue,
-    /// Hex blake3 hash of the previous record's stored bytes.
+    /// Hex blake3 hash of the previous record's bytes (see [`StoredEvent::prev_hash`]).
     pub prev_hash: String,
 }
 

@@ -1,6 +1,7 @@
 //! The log as JSON lines for an audit system ([`export`]) and the offline check of such a file
 //! ([`verify_export`]). Each line is one record: its envelope fields and payload for the reader,
-//! `prev_hash` and `hash`, and `record`, the record's exact stored bytes as a JSON string. The
+//! `prev_hash` and `hash`, and `record`, the record's exact bytes as a JSON string (decompressed
+//! when the log stores it as a zstd frame). The
 //! chain is over those bytes, so a file verifies without the state directory: `hash` is the blake3
 //! hash of `record`'s bytes, every other field equals the record's, and each line's `prev_hash` is
 //! the hash of the line before (for consecutive sequence numbers). A file exported with `--since`
@@ -56,7 +57,7 @@ pub struct ExportLine {
     pub prev_hash: String,
     /// The blake3 hash of `record`'s bytes.
     pub hash: String,
-    /// The record's exact stored bytes.
+    /// The record's exact bytes (decompressed when the log stores it as a zstd frame).
     pub record: String,
 }
 

@@ -7,6 +7,7 @@
 //! added reads as it always did, and nothing stored is ever rewritten.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use crate::event::MAX_PAYLOAD_BYTES;
 use crate::store::StoreError;
@@ -25,16 +26,28 @@ const MAX_RECORD_BYTES: u64 = MAX_PAYLOAD_BYTES as u64 + 64 * 1024;
 /// zstd's level for records: its fastest standard level.
 const LEVEL: i32 = 1;
 
+thread_local! {
+    /// This thread's compression context, made once: a fresh one per record costs five times
+    /// the compression of a 2 KiB record.
+    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    /// This thread's decompression context, likewise.
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
 /// What is stored for `record`: a zstd frame of it when it is big enough and the frame is
 /// smaller, else the record itself.
 pub(crate) fn stored_form(record: &[u8]) -> Cow<'_, [u8]> {
     if record.len() < COMPRESS_FROM_BYTES {
         return Cow::Borrowed(record);
     }
-    let frame = zstd::bulk::Compressor::new(LEVEL).and_then(|mut compressor| {
-        // A checksum of the content, so that a damaged frame fails as such when read.
-        compressor.include_checksum(true)?;
-        compressor.compress(record)
+    let frame = COMPRESSOR.with_borrow_mut(|held| {
+        if held.is_none() {
+            let mut compressor = zstd::bulk::Compressor::new(LEVEL)?;
+            // A checksum of the content, so that a damaged frame fails as such when read.
+            compressor.include_checksum(true)?;
+            *held = Some(compressor);
+        }
+        held.as_mut().expect("made above").compress(record)
     });
     match frame {
         Ok(frame) if frame.len() < record.len() => Cow::Owned(frame),
@@ -61,7 +74,15 @@ pub(crate) fn record_of(global_seq: u64, stored: &[u8]) -> Result<Vec<u8>, Store
             ));
         }
     };
-    let record = zstd::bulk::decompress(stored, size as usize)
+    let record = DECOMPRESSOR
+        .with_borrow_mut(|held| {
+            if held.is_none() {
+                *held = Some(zstd::bulk::Decompressor::new()?);
+            }
+            held.as_mut()
+                .expect("made above")
+                .decompress(stored, size as usize)
+        })
         .map_err(|error| corrupt(format!("its compressed frame does not decompress: {error}")))?;
     if record.len() as u64 != size {
         return Err(corrupt(format!(

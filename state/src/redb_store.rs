@@ -17,7 +17,9 @@ use crate::chain::RecordHash;
 use crate::event::{NewEvent, StoredEvent, now_rfc3339};
 use crate::projection::{Indexer, ProjectionHead, ProjectionRows, check_row};
 use crate::record_encoding::{record_of, stored_form};
-use crate::store::{EventStore, RawRecord, StoreError, build_record, decode_record, validate};
+use crate::store::{
+    EventStore, RawRecord, SCAN_PAGE_BYTES, StoreError, build_record, decode_record, validate,
+};
 
 /// global sequence → stored record bytes.
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
@@ -498,12 +500,18 @@ impl EventStore for RedbStore {
             Err(error) => return Err(backend_error(error)),
         };
         let mut out = Vec::new();
+        let mut held = 0;
         for entry in events.range(from..).map_err(backend_error)?.take(limit) {
             let (key, value) = entry.map_err(backend_error)?;
+            let bytes = record_of(key.value(), value.value())?;
+            held += bytes.len();
             out.push(RawRecord {
                 global_seq: key.value(),
-                bytes: record_of(key.value(), value.value())?,
+                bytes,
             });
+            if held >= SCAN_PAGE_BYTES {
+                break;
+            }
         }
         Ok(out)
     }

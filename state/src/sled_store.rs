@@ -10,7 +10,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use crate::chain::RecordHash;
 use crate::event::{NewEvent, StoredEvent, now_rfc3339};
 use crate::record_encoding::{record_of, stored_form};
-use crate::store::{EventStore, RawRecord, StoreError, build_record, validate};
+use crate::store::{EventStore, RawRecord, SCAN_PAGE_BYTES, StoreError, build_record, validate};
 
 const HEAD_KEY: &[u8] = b"head";
 
@@ -171,13 +171,16 @@ impl EventStore for SledStore {
 
     fn scan(&self, from: u64, limit: usize) -> Result<Vec<RawRecord>, StoreError> {
         let mut out = Vec::new();
+        let mut held = 0;
         for entry in self.events.range(from.to_be_bytes()..).take(limit) {
             let (key, value) = entry.map_err(backend_error)?;
             let global_seq = be_u64(&key);
-            out.push(RawRecord {
-                global_seq,
-                bytes: record_of(global_seq, &value)?,
-            });
+            let bytes = record_of(global_seq, &value)?;
+            held += bytes.len();
+            out.push(RawRecord { global_seq, bytes });
+            if held >= SCAN_PAGE_BYTES {
+                break;
+            }
         }
         Ok(out)
     }

@@ -49,9 +49,13 @@ pub enum StoreError {
 pub struct RawRecord {
     /// The record's global sequence (the storage key).
     pub global_seq: u64,
-    /// The exact stored bytes (a JSON [`StoredEvent`]).
+    /// The record's exact bytes, a JSON [`StoredEvent`] (decompressed when the log stores it as a
+    /// zstd frame): what the hash chain hashes.
     pub bytes: Vec<u8>,
 }
+
+/// Most record bytes one [`EventStore::scan`] page holds (past the first record).
+pub const SCAN_PAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// An append-only, hash-chained event log.
 ///
@@ -68,7 +72,9 @@ pub trait EventStore: Send + Sync {
     }
     /// Every install id, in the order of each install's first event.
     fn install_ids(&self) -> Result<Vec<String>, StoreError>;
-    /// Up to `limit` raw records starting at global sequence `from`.
+    /// Up to `limit` raw records starting at global sequence `from`; fewer (at least one) once
+    /// they hold [`SCAN_PAGE_BYTES`], so that a page of records that decompress to their largest
+    /// size stays bounded. Callers page on from the last record returned.
     fn scan(&self, from: u64, limit: usize) -> Result<Vec<RawRecord>, StoreError>;
     /// The last record's global sequence and hash as the backend keeps them beside the records
     /// (`None` for an empty log); chain verification checks the records against it.

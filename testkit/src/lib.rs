@@ -43,6 +43,8 @@ pub mod oci;
 mod process;
 pub use process::output_within;
 mod registry;
+mod scan;
+pub use scan::{file_holds, scannable_bytes};
 mod server_task;
 mod settings;
 mod stub_server;

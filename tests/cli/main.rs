@@ -53,25 +53,10 @@ fn windlass(state: &Path) -> Command {
     command
 }
 
-/// The bytes of `file` as a scan for a secret must see them: for the event log (`events.redb`),
-/// its bytes followed by each record it stores as a zstd frame, decompressed (windlass stores
-/// records of 2 KiB or more compressed, which a scan of the raw file would not see into).
+/// The bytes of `file` as a scan for a secret must see them, the event log's compressed records
+/// decompressed ([`windlass_testkit::scannable_bytes`]).
 pub(crate) fn scannable(file: &Path) -> Vec<u8> {
-    let mut bytes = std::fs::read(file).unwrap();
-    if file.file_name().is_some_and(|name| name == "events.redb") {
-        const EVENTS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("events");
-        let db = redb::Database::open(file).unwrap();
-        let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
-        let events = txn.open_table(EVENTS).unwrap();
-        for entry in redb::ReadableTable::iter(&events).unwrap() {
-            let stored = entry.unwrap().1.value().to_vec();
-            if stored.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]) {
-                bytes.push(b'\n');
-                bytes.extend(zstd::decode_all(stored.as_slice()).unwrap());
-            }
-        }
-    }
-    bytes
+    windlass_testkit::scannable_bytes(file)
 }
 
 fn run(command: &mut Command) -> Output {

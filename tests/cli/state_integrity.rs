@@ -356,6 +356,66 @@ fn fifty_random_byte_flips_in_the_blob_values_are_each_detected_or_harmless() {
     );
 }
 
+/// A record the log stores compressed whose frame is damaged (a byte of it flipped with plain
+/// redb) is listed by `verify-log` as unreadable, and the scan goes on past it: every other
+/// record is counted and checked, not the whole log given up.
+#[test]
+fn verify_log_lists_a_damaged_compressed_record_and_checks_the_rest() {
+    let state = tempfile::tempdir().unwrap();
+    let install = crate::install_quickstart(state.path());
+    let install_id = install["install_id"].as_str().unwrap();
+    let events = json(run_within(
+        windlass(state.path()).args(["events", install_id, "--json"]),
+        60,
+    ));
+    let events = events.as_array().unwrap();
+    let fetched = events
+        .iter()
+        .find(|event| event["type"] == "BaseFetched")
+        .unwrap()["global_seq"]
+        .as_u64()
+        .unwrap();
+    const EVENTS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("events");
+    let db = redb::Database::create(state.path().join("events.redb")).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut table = txn.open_table(EVENTS).unwrap();
+        let mut stored = redb::ReadableTable::get(&table, fetched)
+            .unwrap()
+            .unwrap()
+            .value()
+            .to_vec();
+        assert!(
+            stored.starts_with(&[0x28, 0xB5, 0x2F, 0xFD]),
+            "BaseFetched is stored compressed"
+        );
+        let middle = stored.len() / 2;
+        stored[middle] ^= 0x55;
+        table.insert(fetched, stored.as_slice()).unwrap();
+    }
+    txn.commit().unwrap();
+    drop(db);
+    let verify = run_within(windlass(state.path()).args(["verify-log", "--json"]), 60);
+    assert_eq!(verify.status.code(), Some(4), "{}", text(&verify.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(
+        report["unreadable_records"],
+        serde_json::json!([fetched]),
+        "{report:#}"
+    );
+    assert_eq!(report["records"], events.len() as u64, "{report:#}");
+    assert_eq!(report["installs"], 1, "{report:#}");
+    let shown = run_within(windlass(state.path()).args(["show", install_id]), 60);
+    assert_eq!(shown.status.code(), Some(4));
+    assert!(
+        text(&shown.stderr).contains(&format!(
+            "stored record {fetched} is unreadable: its compressed frame does not decompress"
+        )),
+        "{}",
+        text(&shown.stderr)
+    );
+}
+
 #[test]
 fn an_unreadable_event_record_is_named_by_show_and_history_json_and_install_refuses() {
     let state = tempfile::tempdir().unwrap();

@@ -247,6 +247,10 @@ async fn install_writes_base_and_upstream_and_never_records_the_license_id() {
         "the search must see into the event log"
     );
     assert!(!files_containing(installer.state_root(), b"tagged").is_empty());
+    // `BaseFetched` is big enough to be stored compressed: the search sees into it too.
+    assert!(
+        !files_containing(installer.state_root(), b"\"event_type\":\"BaseFetched\"").is_empty()
+    );
     assert_no_license_id(installer.state_root());
     assert_no_license_id(&out);
     assert_eq!(

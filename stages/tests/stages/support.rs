@@ -154,8 +154,9 @@ pub fn expect_tree(expected: &Path, actual: &Path) {
     }
 }
 
-/// Every regular file under `root` (recursively, symlinks not followed) whose raw bytes contain
-/// `needle`.
+/// Every regular file under `root` (recursively, symlinks not followed) whose bytes contain
+/// `needle`, the records the event log stores compressed included
+/// ([`windlass_testkit::file_holds`]).
 pub fn files_containing(root: &Path, needle: &[u8]) -> Vec<String> {
     let mut found = Vec::new();
     for entry in walkdir::WalkDir::new(root) {
@@ -163,15 +164,15 @@ pub fn files_containing(root: &Path, needle: &[u8]) -> Vec<String> {
         if !entry.file_type().is_file() {
             continue;
         }
-        let bytes = fs::read(entry.path()).expect("read a file");
-        if bytes.windows(needle.len()).any(|window| window == needle) {
+        if windlass_testkit::file_holds(entry.path(), needle) {
             found.push(entry.path().display().to_string());
         }
     }
     found
 }
 
-/// Panics naming every file under `root` whose raw bytes contain the license ID.
+/// Panics naming every file under `root` whose bytes contain the license ID (see
+/// [`files_containing`]).
 pub fn assert_no_license_id(root: &Path) {
     let leaks = files_containing(root, LICENSE_ID.as_bytes());
     assert!(leaks.is_empty(), "the license ID leaked into {leaks:?}");
