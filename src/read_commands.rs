@@ -1055,6 +1055,7 @@ mod tests {
             elapsed_ms,
             detail: detail.into(),
             resource_version: None,
+            uid: None,
         }
     }
 

@@ -204,6 +204,10 @@ pub struct WaitFinished {
     /// The object's resourceVersion when the wait ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_version: Option<String>,
+    /// The uid of the object seen (absent for the app state, an object never seen, and in
+    /// records of windlass versions before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
 }
 
 impl EventPayload for WaitFinished {

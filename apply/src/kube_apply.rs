@@ -616,6 +616,23 @@ fn meta(object: &Value, field: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Which object a wait saw, and at which version: what `WaitFinished` records.
+#[derive(Debug, Clone, Default)]
+struct SeenVersion {
+    /// `metadata.uid`.
+    uid: Option<String>,
+    /// `metadata.resourceVersion`.
+    resource_version: Option<String>,
+}
+
+/// The uid and resourceVersion of `live`.
+fn seen_version(live: &Value) -> Option<SeenVersion> {
+    Some(SeenVersion {
+        uid: meta(live, "uid"),
+        resource_version: meta(live, "resourceVersion"),
+    })
+}
+
 /// Collects applied objects and records them in batches.
 struct Recorder<'a> {
     context: &'a StageContext,
@@ -1573,7 +1590,7 @@ impl KubeApply<'_> {
     ) -> Result<WaitFinished, StageError>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<(bool, String, Option<String>), StageError>>,
+        Fut: std::future::Future<Output = Result<(bool, String, Option<SeenVersion>), StageError>>,
     {
         let started = Instant::now();
         let deadline = started
@@ -1584,25 +1601,27 @@ impl KubeApply<'_> {
         let what = key
             .as_ref()
             .map_or_else(|| "the app".to_string(), ToString::to_string);
-        let mut last_resource_version = None;
+        let mut last_seen: Option<SeenVersion> = None;
         loop {
             // Each check gets what is left of the deadline (and a moment more to answer): a
             // server that does not answer, or answers 429 and 5xx, is "not yet" until then, so
             // that no wait outlives its deadline by more than that moment.
             let left = deadline.saturating_duration_since(Instant::now()) + CHECK_GRACE;
-            let (met, detail, resource_version) = match tokio::time::timeout(left, check()).await {
+            let (met, detail, seen) = match tokio::time::timeout(left, check()).await {
                 Ok(Ok(seen)) => seen,
                 Ok(Err(error)) if error.class == windlass_engine::FailureClass::Transient => {
                     (false, format!("could not read it: {}", error.message), None)
                 }
                 Ok(Err(error)) => {
+                    let last_seen = last_seen.unwrap_or_default();
                     let failed = WaitFinished {
                         key,
                         wait,
                         outcome: WaitOutcome::Failed,
                         elapsed_ms: started.elapsed().as_millis() as u64,
                         detail: error.message.clone(),
-                        resource_version: last_resource_version,
+                        resource_version: last_seen.resource_version,
+                        uid: last_seen.uid,
                     };
                     self.record_wait(failed).await?;
                     return Err(error);
@@ -1613,7 +1632,7 @@ impl KubeApply<'_> {
                     None,
                 ),
             };
-            last_resource_version = resource_version.or(last_resource_version);
+            last_seen = seen.or(last_seen);
             let elapsed = started.elapsed();
             if !met {
                 // Said once, on the terminal, when a wait does not hold at once; then the
@@ -1649,7 +1668,10 @@ impl KubeApply<'_> {
                     },
                     elapsed_ms: elapsed.as_millis() as u64,
                     detail,
-                    resource_version: last_resource_version,
+                    resource_version: last_seen
+                        .as_ref()
+                        .and_then(|seen| seen.resource_version.clone()),
+                    uid: last_seen.as_ref().and_then(|seen| seen.uid.clone()),
                 };
                 if announced {
                     self.context.progress.note(&format!(
@@ -1736,7 +1758,7 @@ impl KubeApply<'_> {
                         Ok((
                             holds(&live),
                             foundation_detail(wait, &live),
-                            meta(&live, "resourceVersion"),
+                            seen_version(&live),
                         ))
                     }
                 })
@@ -1795,7 +1817,7 @@ impl KubeApply<'_> {
                         met &= value.as_deref() == Some(pair.value.as_str());
                         seen.push(format!("{}={}", pair.path, value.unwrap_or_default()));
                     }
-                    Ok((met, seen.join(","), meta(&live, "resourceVersion")))
+                    Ok((met, seen.join(","), seen_version(&live)))
                 })
                 .await?;
             if finished.outcome == WaitOutcome::TimedOut {
@@ -1812,18 +1834,18 @@ impl KubeApply<'_> {
         Ok(())
     }
 
-    /// The KOTS state of one object (and its resourceVersion); kinds without rules are ready
-    /// once they exist.
+    /// The KOTS state of one object (and its uid and resourceVersion); kinds without rules are
+    /// ready once they exist.
     async fn object_state(
         &self,
         key: &ObjectKey,
         info: &ResourceInfo,
-    ) -> Result<(AppState, Option<String>), StageError> {
+    ) -> Result<(AppState, Option<SeenVersion>), StageError> {
         let read = |failure: ApiFailure| read_failure(&failure, &format!("reading {key}"));
         let Some(live) = self.cluster.get(key, info).await.map_err(read)? else {
             return Ok((AppState::Missing, None));
         };
-        let resource_version = meta(&live, "resourceVersion");
+        let resource_version = seen_version(&live);
         let state = match key.kind.as_str() {
             "Deployment" => health::deployment_state(&live),
             "StatefulSet" => health::statefulset_state(&live),

@@ -14,13 +14,13 @@ use windlass_test_apiserver::{Fault, FaultAction, FaultMatch, Options, TestApiSe
 use super::*;
 
 /// A fake API server with a kubeconfig pointing at it.
-struct FakeCluster {
-    server: TestApiServer,
-    kubeconfig: PathBuf,
+pub(crate) struct FakeCluster {
+    pub(crate) server: TestApiServer,
+    pub(crate) kubeconfig: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-fn fake_cluster(options: Options) -> FakeCluster {
+pub(crate) fn fake_cluster(options: Options) -> FakeCluster {
     let dir = tempfile::tempdir().unwrap();
     let server = TestApiServer::start(options).expect("the fake API server starts");
     let kubeconfig = dir.path().join("kubeconfig");
@@ -33,7 +33,7 @@ fn fake_cluster(options: Options) -> FakeCluster {
 }
 
 /// Whether the fake cluster holds the object.
-fn exists(
+pub(crate) fn exists(
     cluster: &FakeCluster,
     api_version: &str,
     kind: &str,
@@ -48,7 +48,7 @@ fn exists(
 
 /// A release directory: `files` under `manifests/`, the quickstart license, and a KOTS
 /// Application with `spec` (YAML lines indented two spaces).
-fn release(files: &[(&str, &str)], application_spec: &str) -> tempfile::TempDir {
+pub(crate) fn release(files: &[(&str, &str)], application_spec: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("manifests")).unwrap();
     std::fs::create_dir_all(dir.path().join("userdata")).unwrap();
@@ -70,7 +70,7 @@ fn release(files: &[(&str, &str)], application_spec: &str) -> tempfile::TempDir 
     dir
 }
 
-fn rewrite(release: &Path, files: &[(&str, &str)]) {
+pub(crate) fn rewrite(release: &Path, files: &[(&str, &str)]) {
     let manifests = release.join("manifests");
     std::fs::remove_dir_all(&manifests).unwrap();
     std::fs::create_dir_all(&manifests).unwrap();
@@ -79,7 +79,12 @@ fn rewrite(release: &Path, files: &[(&str, &str)]) {
     }
 }
 
-fn install_kube(state: &Path, release: &Path, cluster: &FakeCluster, extra: &[&str]) -> Output {
+pub(crate) fn install_kube(
+    state: &Path,
+    release: &Path,
+    cluster: &FakeCluster,
+    extra: &[&str],
+) -> Output {
     output_within(
         windlass(state)
             .args(OFFLINE_INSTALL)
@@ -93,7 +98,12 @@ fn install_kube(state: &Path, release: &Path, cluster: &FakeCluster, extra: &[&s
     )
 }
 
-fn apply_kube(state: &Path, install_id: &str, cluster: &FakeCluster, extra: &[&str]) -> Output {
+pub(crate) fn apply_kube(
+    state: &Path,
+    install_id: &str,
+    cluster: &FakeCluster,
+    extra: &[&str],
+) -> Output {
     output_within(
         windlass(state)
             .args([
@@ -110,7 +120,7 @@ fn apply_kube(state: &Path, install_id: &str, cluster: &FakeCluster, extra: &[&s
 }
 
 /// `install --dry-run` of `release` to the fake cluster, printing what it would change.
-fn dry_run_install(state: &Path, release: &Path, cluster: &FakeCluster) -> Output {
+pub(crate) fn dry_run_install(state: &Path, release: &Path, cluster: &FakeCluster) -> Output {
     run(windlass(state)
         .args(OFFLINE_INSTALL)
         .arg(release)
@@ -119,7 +129,7 @@ fn dry_run_install(state: &Path, release: &Path, cluster: &FakeCluster) -> Outpu
 }
 
 /// The JSON an install or apply that failed (exit code 1) printed.
-fn failed_json(output: &Output) -> Value {
+pub(crate) fn failed_json(output: &Output) -> Value {
     assert_eq!(
         output.status.code(),
         Some(1),
@@ -130,7 +140,7 @@ fn failed_json(output: &Output) -> Value {
 }
 
 /// An install with `--wait-timeout timeout` that fails (a wait not met): the JSON it printed.
-fn install_failing_wait(
+pub(crate) fn install_failing_wait(
     state: &Path,
     release: &Path,
     cluster: &FakeCluster,
@@ -144,7 +154,7 @@ fn install_failing_wait(
     ))
 }
 
-fn output_within(command: &mut Command) -> Output {
+pub(crate) fn output_within(command: &mut Command) -> Output {
     windlass_testkit::output_within(command, Duration::from_secs(60), "windlass")
 }
 
@@ -156,7 +166,7 @@ pub(crate) fn events(state: &Path, install_id: &str) -> Vec<Value> {
 }
 
 /// Every object of every `ObjectsApplied`, by `Kind/name`.
-fn applied(events: &[Value]) -> BTreeMap<String, Value> {
+pub(crate) fn applied(events: &[Value]) -> BTreeMap<String, Value> {
     payloads_of_type(events, "ObjectsApplied")
         .iter()
         .flat_map(|batch| batch["objects"].as_array().unwrap().clone())
@@ -176,7 +186,7 @@ fn applied(events: &[Value]) -> BTreeMap<String, Value> {
 const CONFIGMAP: &str =
     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: {value}\n";
 
-fn configmap(name: &str, value: &str) -> String {
+pub(crate) fn configmap(name: &str, value: &str) -> String {
     CONFIGMAP.replace("{name}", name).replace("{value}", value)
 }
 
@@ -903,7 +913,7 @@ fn prune_keeps_what_remaining_objects_and_others_need() {
 }
 
 /// Creates `namespace` in the fake cluster, then installs `release` into it (completed).
-fn install_into_new_namespace(
+pub(crate) fn install_into_new_namespace(
     state: &Path,
     release: &Path,
     cluster: &FakeCluster,
@@ -1037,7 +1047,7 @@ fn apps_and_instances_in_one_cluster_leave_each_other_alone() {
 }
 
 /// Every object of every `ObjectPruned` of `install_id`, by name, with its outcome.
-fn prune_outcomes(state: &Path, install_id: &str) -> BTreeMap<String, String> {
+pub(crate) fn prune_outcomes(state: &Path, install_id: &str) -> BTreeMap<String, String> {
     payloads_of_type(&events(state, install_id), "ObjectPruned")
         .iter()
         .map(|pruned| {

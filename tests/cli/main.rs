@@ -4,7 +4,10 @@
 //! (SIGKILL) between stages.
 
 mod apply;
+mod apply_guards;
 mod apply_kube;
+mod apply_kubeconfig;
+mod apply_waits;
 mod audit;
 mod console;
 mod daemon;
