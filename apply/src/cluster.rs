@@ -58,20 +58,31 @@ impl KubernetesClientFactory for KubeClients {
             context: kube_context.map(str::to_string),
             ..KubeConfigOptions::default()
         };
-        let shown = self
-            .kubeconfig
-            .as_ref()
-            .map(|path| format!("kubeconfig {}", path.display()))
-            .unwrap_or_else(|| "the kubeconfig ($KUBECONFIG or ~/.kube/config)".to_string());
+        let shown = match (&self.kubeconfig, std::env::var_os("KUBECONFIG")) {
+            (Some(path), _) => format!("kubeconfig {}", path.display()),
+            (None, Some(list)) if !list.is_empty() => {
+                format!(
+                    "the kubeconfig $KUBECONFIG names ({})",
+                    list.to_string_lossy()
+                )
+            }
+            (None, _) => "the kubeconfig ~/.kube/config".to_string(),
+        };
+        // kube calls any context it cannot find "the current context", even one named here.
+        let failed = |error: kube::config::KubeconfigError| match (&error, kube_context) {
+            (kube::config::KubeconfigError::LoadContext(_), Some(context)) => {
+                ServiceError(format!("{shown} has no context {context:?}"))
+            }
+            _ => ServiceError(format!("{shown}: {error}")),
+        };
         let config = match &self.kubeconfig {
             Some(path) => {
-                let kubeconfig = Kubeconfig::read_from(path)
-                    .map_err(|error| ServiceError(format!("{shown}: {error}")))?;
+                let kubeconfig = Kubeconfig::read_from(path).map_err(failed)?;
                 kube::Config::from_custom_kubeconfig(kubeconfig, &options).await
             }
             None => kube::Config::from_kubeconfig(&options).await,
         }
-        .map_err(|error| ServiceError(format!("{shown}: {error}")))?;
+        .map_err(failed)?;
         let server = config.cluster_url.to_string();
         let client = if plain_http(&config) {
             plain_http_client(config)

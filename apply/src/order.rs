@@ -323,7 +323,7 @@ pub enum PruneAction {
 pub enum PruneRefusal {
     /// The new set is empty and the previous one is not.
     #[error(
-        "refusing to prune all {0} objects of the previous install: the new release applies nothing; pass --allow-empty-prune to delete them"
+        "refusing to prune all {0} objects of the previous install: the new release has no object windlass applies itself (the pull secrets and namespaces windlass provides, and charts helm installs, do not count); pass --allow-empty-prune to delete them"
     )]
     EmptySet(usize),
 }

@@ -1390,8 +1390,9 @@ fn prune_deletes_dropped_objects_keeps_what_it_must_and_remembers_refusals() {
     );
     assert!(inventory.contains(&"kept"));
 
-    // The refusal lifted, the next install prunes it; an object replaced by someone else (new uid,
-    // no ownership annotation) is not deleted.
+    // The refusal lifted, the next install prunes it; `kept` (replaced by someone else, and
+    // annotated kots.io/keep in the release before) stays. The uid and ownership guards of the
+    // prune are tested by apply_guards::prune_leaves_objects_whose_uid_changed_or_that_lost_the_ownership_annotation.
     cluster.server.clear_faults();
     cluster
         .server

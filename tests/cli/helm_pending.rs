@@ -205,6 +205,14 @@ fn history(kubeconfig: &Path) -> Vec<(u64, String, String)> {
         .collect()
 }
 
+/// Each revision of `hooky` with its status, oldest first.
+fn statuses(kubeconfig: &Path) -> Vec<(u64, String)> {
+    history(kubeconfig)
+        .into_iter()
+        .map(|(revision, status, _)| (revision, status))
+        .collect()
+}
+
 /// The payloads of `event_type` among install `install_id`'s events.
 fn recorded(state: &Path, install_id: &str, event_type: &str) -> Vec<Value> {
     let events = json(run(windlass(state).args(["events", install_id, "--json"])));
@@ -254,13 +262,7 @@ fn a_release_a_killed_helm_left_pending_is_freed_and_installed_when_the_apply_ru
     assert_eq!(freed[0]["interrupted_install"], install_id.as_str());
     let installed = recorded(state.path(), &install_id, "HelmReleaseInstalled");
     assert_eq!(installed.last().unwrap()["outcome"], "installed");
-    assert_eq!(
-        history(&kubeconfig)
-            .iter()
-            .map(|(revision, status, _)| (*revision, status.as_str()))
-            .collect::<Vec<_>>(),
-        [(1, "deployed")]
-    );
+    assert_eq!(statuses(&kubeconfig), [(1, "deployed".to_string())]);
 
     let second = release_with_hooky(dir.path(), 2);
     let child = start_until_hook_waits(
@@ -340,11 +342,8 @@ fn an_orphaned_helm_still_running_is_waited_for_not_undone() {
         "{summary:#}"
     );
     assert_eq!(
-        history(&kubeconfig)
-            .iter()
-            .map(|(revision, status, _)| (*revision, status.as_str()))
-            .collect::<Vec<_>>(),
-        [(1, "pending-install")],
+        statuses(&kubeconfig),
+        [(1, "pending-install".to_string())],
         "the orphan's operation is left to it"
     );
     assert!(
@@ -357,14 +356,10 @@ fn an_orphaned_helm_still_running_is_waited_for_not_undone() {
         &mut install_command(state.path(), &first, &kubeconfig),
     ));
     assert!(recorded(state.path(), &install_id, "HelmReleaseFreed").is_empty());
-    let revisions = history(&kubeconfig);
     assert_eq!(
-        revisions
-            .iter()
-            .map(|(revision, status, _)| (*revision, status.as_str()))
-            .collect::<Vec<_>>(),
-        [(1, "superseded"), (2, "deployed")],
-        "the orphan's install finished, then the rerun's upgrade: {revisions:?}"
+        statuses(&kubeconfig),
+        [(1, "superseded".to_string()), (2, "deployed".to_string())],
+        "the orphan's install finished, then the rerun's upgrade"
     );
 }
 
