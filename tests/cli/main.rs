@@ -7,6 +7,7 @@ mod apply;
 mod apply_guards;
 mod apply_kube;
 mod apply_kubeconfig;
+mod apply_order_retries;
 mod apply_waits;
 mod audit;
 mod console;

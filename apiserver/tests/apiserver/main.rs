@@ -4,6 +4,8 @@
 //! `tests/merge_cases.yaml`), against the real kubectl 1.33 driving it (`kubectl.rs`), and with
 //! protobuf bodies built with prost as client-go sends them (`protobuf.rs`).
 
+mod binary;
+mod deletes;
 mod http;
 mod kubectl;
 mod merge_cases;
