@@ -697,6 +697,14 @@ async fn resource_request(
             Ok(json_response(200, &deleted.answer(t)))
         }
         (&Method::DELETE, None) => {
+            // As a real server routes it: a namespaced collection is deleted one namespace at a
+            // time; across all namespaces only LIST and WATCH are served.
+            if t.namespaced && namespace.is_empty() {
+                return Err(ApiError::method_not_allowed(format!(
+                    "the server does not allow this method on the requested resource (delete {} across all namespaces)",
+                    t.plural
+                )));
+            }
             let options = delete_options(&request.body, query)?;
             let (labels, fields) = list_options(query)?;
             let scope = if t.namespaced && !namespace.is_empty() {

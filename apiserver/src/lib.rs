@@ -23,7 +23,10 @@
 //!   Created, one that updates it 200), delete (preconditions on uid and resourceVersion,
 //!   `propagationPolicy`, finalizers; an object removed at once is answered with a `Status` of
 //!   `Success`, except pods, serviceaccounts and storageclasses, answered with the object as the
-//!   real registries do), deletecollection, `dryRun=All` (in the query, or `dryRun: ["All"]` in
+//!   real registries do; with the garbage collector on, `Foreground` keeps the owner while a
+//!   dependent with `blockOwnerDeletion` is held by a finalizer of its own), deletecollection
+//!   (in one namespace: across all namespaces it is 405, as the real routes serve only LIST and
+//!   WATCH there), `dryRun=All` (in the query, or `dryRun: ["All"]` in
 //!   a DELETE's `DeleteOptions`), `/status`, `Table`
 //!   output for `kubectl get` (a LIST's items of a built-in type come without apiVersion and
 //!   kind, as the real server sends them), and the metadata-only form of get and list
@@ -39,7 +42,7 @@
 //!   schema-driven merge (atomic/set/map lists with keys, granular/atomic maps) with
 //!   hand-written schemas for the built-in types and CRD schemas read from
 //!   `x-kubernetes-list-type`/`-list-map-keys`/`-map-type`; conflicts (409 with
-//!   `FieldManagerConflict` causes); `force`; removal of fields no longer applied by their sole
+//!   `FieldManagerConflict` causes, under the key `reason` as `StatusCause` has it); `force`; removal of fields no longer applied by their sole
 //!   owner; Update operations taking over the fields they change; managedFields written
 //!   directly by an update replace the recorded ones (kubectl's client-side to server-side
 //!   migration relies on it), `[{}]` resets them, a malformed list is ignored; only the

@@ -1257,6 +1257,23 @@ impl State {
         }
     }
 
+    /// Whether an object naming `owner_uid` with `blockOwnerDeletion: true` is still stored.
+    fn blocking_dependents(&self, owner_uid: &str) -> bool {
+        self.store.keys().iter().any(|key| {
+            self.store.get(key).is_some_and(|object| {
+                object
+                    .pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .is_some_and(|owners| {
+                        owners.iter().any(|owner| {
+                            text(owner, "/uid") == owner_uid
+                                && owner.get("blockOwnerDeletion") == Some(&json!(true))
+                        })
+                    })
+            })
+        })
+    }
+
     fn type_of_key(&self, key: &ObjectKey) -> Option<ResourceType> {
         self.catalog
             .types()
@@ -1508,6 +1525,11 @@ impl State {
                 self.orphan_dependents(&uid);
             } else {
                 self.collect_dependents(&uid);
+                // The owner stays (foregroundDeletion) while a dependent that blocks its
+                // deletion is still there, held by a finalizer of its own.
+                if self.blocking_dependents(&uid) {
+                    continue;
+                }
             }
             let remaining: Vec<Value> = finalizers
                 .into_iter()
@@ -1753,8 +1775,9 @@ fn conflict_error(conflicts: Vec<managed::Conflict>) -> ApiError {
     let causes = conflicts
         .iter()
         .map(|conflict| {
+            // `StatusCause.Type` is `reason` on the wire.
             json!({
-                "type": "FieldManagerConflict",
+                "reason": "FieldManagerConflict",
                 "message": format!("conflict with {}", conflict.manager.describe()),
                 "field": conflict.field,
             })
