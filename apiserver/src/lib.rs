@@ -96,8 +96,10 @@
 //! [`TestApiServer::make_ready`] or [`TestApiServer::set_status`]), no Pods, no Endpoints or
 //! EndpointSlices are derived from Services. Garbage collection and the namespace controller are
 //! off unless enabled in [`Options`]. No authentication, authorization, admission webhooks
-//! (beyond injected refusals), validation of object contents beyond names and the immutable
-//! fields above, unknown-field detection for built-in types (`fieldValidation` is ignored
+//! (beyond injected refusals), validation of object contents beyond names, the immutable
+//! fields above and the string maps (labels, annotations, a ConfigMap's `data`/`binaryData`, a
+//! Secret's `data`/`stringData`: any other value than a string is a 400, as the real decoder
+//! answers it), unknown-field detection for built-in types (`fieldValidation` is ignored
 //! there) or duplicate fields, a CRD schema's value validation (types, formats, enums, CEL rules), version
 //! conversion (every served version of a CRD stores the same object), protobuf beyond the kinds
 //! above, protobuf responses or CBOR, metadata-only watches,

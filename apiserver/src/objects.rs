@@ -377,6 +377,51 @@ impl State {
         } else {
             metadata.shift_remove("namespace");
         }
+        Self::check_string_maps(t, body)
+    }
+
+    /// The maps a real server decodes into Go `map[string]string` (labels, annotations, a
+    /// ConfigMap's `data`/`binaryData`, a Secret's `data`/`stringData`): a value that is not a
+    /// string (or null) is a 400, as the real decoder answers it.
+    fn check_string_maps(t: &ResourceType, body: &Value) -> Result<(), ApiError> {
+        let mut maps = vec![
+            ("/metadata/labels", "ObjectMeta.metadata.labels"),
+            ("/metadata/annotations", "ObjectMeta.metadata.annotations"),
+        ];
+        match (t.group.as_str(), t.kind.as_str()) {
+            ("", "ConfigMap") => {
+                maps.extend([
+                    ("/data", "ConfigMap.data"),
+                    ("/binaryData", "ConfigMap.binaryData"),
+                ]);
+            }
+            ("", "Secret") => {
+                maps.extend([
+                    ("/data", "Secret.data"),
+                    ("/stringData", "Secret.stringData"),
+                ]);
+            }
+            _ => {}
+        }
+        for (pointer, field) in maps {
+            let Some(map) = body.pointer(pointer).and_then(Value::as_object) else {
+                continue;
+            };
+            let wrong = map.values().find_map(|value| match value {
+                Value::String(_) | Value::Null => None,
+                Value::Number(_) => Some("number"),
+                Value::Bool(_) => Some("bool"),
+                Value::Array(_) => Some("array"),
+                Value::Object(_) => Some("object"),
+            });
+            if let Some(wrong) = wrong {
+                return Err(ApiError::bad_request(format!(
+                    "{kind} in version \"{version}\" cannot be handled as a {kind}: json: cannot unmarshal {wrong} into Go struct field {field} of type string",
+                    kind = t.kind,
+                    version = t.version,
+                )));
+            }
+        }
         Ok(())
     }
 

@@ -184,7 +184,7 @@ pub(crate) fn applied(events: &[Value]) -> BTreeMap<String, Value> {
 }
 
 const CONFIGMAP: &str =
-    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: {value}\n";
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n";
 
 pub(crate) fn configmap(name: &str, value: &str) -> String {
     CONFIGMAP.replace("{name}", name).replace("{value}", value)

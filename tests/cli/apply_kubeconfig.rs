@@ -19,7 +19,7 @@ const OBJECT: &str = "settings";
 
 /// A release of one ConfigMap (`settings`, in the app namespace `default`).
 fn one_configmap() -> tempfile::TempDir {
-    release(&[("settings.yaml", &configmap(OBJECT, "\"1\""))], "")
+    release(&[("settings.yaml", &configmap(OBJECT, "1"))], "")
 }
 
 /// `install --offline --json RELEASE --target TARGET`, with `HOME` set to `home` and no
@@ -283,7 +283,7 @@ fn a_named_context_is_used_whatever_the_current_one_and_kube_alone_uses_the_curr
     let before = (alpha.server.counts().writes, beta.server.counts().writes);
     std::fs::write(
         release.path().join("manifests/settings.yaml"),
-        configmap(OBJECT, "\"2\""),
+        configmap(OBJECT, "2"),
     )
     .unwrap();
     let (state, output) = install("kube:beta");

@@ -978,3 +978,80 @@ async fn field_validation_refuses_warns_or_ignores_undeclared_fields() {
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(patched["spec"], json!({"size": 2, "mode": "fast"}));
 }
+
+/// The maps a real server decodes into `map[string]string` refuse any other value, as its
+/// decoder does (400, "cannot unmarshal number into Go struct field ..."), on every write path;
+/// strings (and null) are taken. windlass's tests against this fake would otherwise pass a
+/// release that a real cluster refuses.
+#[tokio::test]
+async fn string_maps_refuse_values_that_are_not_strings() {
+    let server = server();
+    let refused = [
+        (
+            json!({"metadata": {"name": "a"}, "data": {"port": 8080}}),
+            "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: json: cannot unmarshal number into Go struct field ConfigMap.data of type string",
+        ),
+        (
+            json!({"metadata": {"name": "b", "annotations": {"kots.io/creation-phase": 1}}}),
+            "cannot unmarshal number into Go struct field ObjectMeta.metadata.annotations of type string",
+        ),
+        (
+            json!({"metadata": {"name": "c", "labels": {"enabled": true}}}),
+            "cannot unmarshal bool into Go struct field ObjectMeta.metadata.labels of type string",
+        ),
+    ];
+    for (body, message) in refused {
+        let (status, answer) = call(
+            &server,
+            Method::POST,
+            CONFIGMAPS,
+            "application/json",
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains(message),
+            "{answer}"
+        );
+    }
+    let (status, answer) = call(
+        &server,
+        Method::PATCH,
+        &format!("{CONFIGMAPS}/d?fieldManager=me"),
+        "application/apply-patch+yaml",
+        Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "d"}, "data": {"n": 1}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot unmarshal number into Go struct field ConfigMap.data"),
+        "{answer}"
+    );
+    let (status, answer) = call(
+        &server,
+        Method::POST,
+        "/api/v1/namespaces/default/secrets",
+        "application/json",
+        Some(json!({"metadata": {"name": "s"}, "stringData": {"n": [1]}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("Secret.stringData"),
+        "{answer}"
+    );
+    create(
+        &server,
+        CONFIGMAPS,
+        json!({"metadata": {"name": "fine", "labels": {"a": "1"}}, "data": {"port": "8080", "none": null}}),
+    )
+    .await;
+    assert!(server.get("v1", "ConfigMap", "default", "c").is_none());
+}
