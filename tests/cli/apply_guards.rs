@@ -3,7 +3,7 @@
 //! refusal, and what the records of applied, failed, waited-for and pruned objects carry.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use windlass_test_apiserver::{Fault, FaultAction, FaultMatch, Options};
@@ -424,27 +424,13 @@ fn waits_and_prunes_record_the_uid_and_resource_version_they_saw() {
         ],
         "",
     );
-    let server = &cluster.server;
-    let install = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if server
-                    .make_ready("apps/v1", "Deployment", "default", "web")
-                    .is_ok()
-                {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        });
-        install_kube(
-            state.path(),
-            release.path(),
-            &cluster,
-            &["--wait-timeout", "20"],
-        )
-    });
+    let install = install_making_web_ready(
+        state.path(),
+        release.path(),
+        &cluster,
+        &["--wait-timeout", "20"],
+        Duration::ZERO,
+    );
     let install = json(install);
     assert_eq!(install["status"], "completed", "{install}");
     let install_id = install["install_id"].as_str().unwrap();

@@ -186,6 +186,35 @@ pub(crate) fn applied(events: &[Value]) -> BTreeMap<String, Value> {
 const CONFIGMAP: &str =
     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n";
 
+/// [`install_kube`] while a controller stand-in makes Deployment `default/web` ready once it
+/// exists, after `after` (within 20 s; the fake server runs no controllers).
+pub(crate) fn install_making_web_ready(
+    state: &Path,
+    release: &Path,
+    cluster: &FakeCluster,
+    extra: &[&str],
+    after: Duration,
+) -> Output {
+    let server = &cluster.server;
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while std::time::Instant::now() < deadline {
+                if server
+                    .get("apps/v1", "Deployment", "default", "web")
+                    .is_some()
+                {
+                    std::thread::sleep(after);
+                    let _ = server.make_ready("apps/v1", "Deployment", "default", "web");
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        install_kube(state, release, cluster, extra)
+    })
+}
+
 pub(crate) fn configmap(name: &str, value: &str) -> String {
     CONFIGMAP.replace("{name}", name).replace("{value}", value)
 }
@@ -418,7 +447,8 @@ fn a_dry_run_writes_nothing_and_says_what_would_change() {
     assert!(exists(&cluster, "v1", "ConfigMap", "default", "goner"));
 }
 
-const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+/// A CRD serving `widgets.example.com/v1` (Widget), namespaced.
+pub(crate) const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
   name: widgets.example.com
@@ -2054,27 +2084,13 @@ fn waits_have_deadlines_and_status_informers_give_the_app_state() {
         "apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: my-app\nspec:\n  statusInformers:\n    - deployment/web\n    - svc/web\n",
     )
     .unwrap();
-    let server = &cluster.server;
-    let install = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if server
-                    .make_ready("apps/v1", "Deployment", "default", "web")
-                    .is_ok()
-                {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        });
-        install_kube(
-            state.path(),
-            release.path(),
-            &cluster,
-            &["--wait-timeout", "2"],
-        )
-    });
+    let install = install_making_web_ready(
+        state.path(),
+        release.path(),
+        &cluster,
+        &["--wait-timeout", "2"],
+        Duration::ZERO,
+    );
     let install = json(install);
     assert_eq!(install["status"], "completed", "{install}");
     let install_id = install["install_id"].as_str().unwrap();
@@ -2089,7 +2105,8 @@ fn waits_have_deadlines_and_status_informers_give_the_app_state() {
     let shown = run(windlass(state.path()).args(["show", install_id]));
     assert!(String::from_utf8_lossy(&shown.stdout).contains("app state unavailable"));
 
-    server
+    cluster
+        .server
         .create_as("endpointslice-controller", json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": {"name": "web-abc", "namespace": "default", "labels": {"kubernetes.io/service-name": "web"}},
             "addressType": "IPv4", "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": true}}]}))

@@ -94,24 +94,6 @@ fn deployment(name: &str, annotations: &str) -> String {
     )
 }
 
-const WIDGET_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: widgets.example.com
-spec:
-  group: example.com
-  scope: Namespaced
-  names: {plural: widgets, singular: widget, kind: Widget}
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      schema:
-        openAPIV3Schema:
-          type: object
-          x-kubernetes-preserve-unknown-fields: true
-"#;
-
 /// Against the FAKE API server `windlass-test-apiserver`: the writes of a first install come in
 /// README's order. The `additionalNamespaces` namespace is created, then the pull secrets (the
 /// app namespace's and its copy in `extra`) go before any release object; then CRDs, Namespaces
@@ -136,7 +118,7 @@ fn writes_go_in_steps_then_creation_phase_order() {
                     annotated("-10")
                 ),
             ),
-            ("crd.yaml", WIDGET_CRD),
+            ("crd.yaml", CRD),
             (
                 "namespace.yaml",
                 "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: tools\n",
@@ -541,31 +523,13 @@ fn prune_comes_after_the_apply_and_the_waits() {
         ],
     );
     cluster.server.reset_requests();
-    let server = &cluster.server;
-    let second = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if server
-                    .get("apps/v1", "Deployment", "default", "web")
-                    .is_some()
-                {
-                    std::thread::sleep(Duration::from_millis(500));
-                    server
-                        .make_ready("apps/v1", "Deployment", "default", "web")
-                        .expect("the Deployment is made ready");
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        install_kube(
-            state.path(),
-            release.path(),
-            &cluster,
-            &["--wait-timeout", "20"],
-        )
-    });
+    let second = install_making_web_ready(
+        state.path(),
+        release.path(),
+        &cluster,
+        &["--wait-timeout", "20"],
+        Duration::from_millis(500),
+    );
     let second = json(second);
     assert_eq!(second["status"], "completed", "{second}");
     let second_id = second["install_id"].as_str().unwrap();

@@ -10,25 +10,6 @@ use windlass_test_apiserver::Options;
 use super::apply_kube::*;
 use super::*;
 
-/// A CRD serving `widgets.example.com/v1` (Widget), namespaced.
-const WIDGET_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: widgets.example.com
-spec:
-  group: example.com
-  scope: Namespaced
-  names: {plural: widgets, singular: widget, kind: Widget}
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      schema:
-        openAPIV3Schema:
-          type: object
-          x-kubernetes-preserve-unknown-fields: true
-"#;
-
 const WIDGET: &str =
     "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  size: 3\n";
 
@@ -48,7 +29,7 @@ fn a_crd_not_established_by_the_deadline_fails_the_install_before_its_resources(
         ..Options::default()
     });
     let state = tempfile::tempdir().unwrap();
-    let release = release(&[("crd.yaml", WIDGET_CRD), ("widget.yaml", WIDGET)], "");
+    let release = release(&[("crd.yaml", CRD), ("widget.yaml", WIDGET)], "");
     let started = Instant::now();
     let output = install_kube(
         state.path(),
