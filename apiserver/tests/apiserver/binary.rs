@@ -10,6 +10,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::kubectl::{Printed, run_kubectl};
+
 const BINARY: &str = env!("CARGO_BIN_EXE_windlass-test-apiserver");
 
 /// A running `windlass-test-apiserver` process, killed when dropped (also when a test panics).
@@ -75,13 +77,6 @@ fn serve(extra: &[&str]) -> Served {
     served
 }
 
-/// What kubectl printed.
-struct Printed {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
 impl Served {
     fn write(&self, name: &str, text: &str) -> PathBuf {
         let path = self.dir.path().join(name);
@@ -96,35 +91,11 @@ impl Served {
     /// Runs the real kubectl with `--kubeconfig <the binary's kubeconfig>` (and no other
     /// configuration: `KUBECONFIG` unset, `HOME` in the test's directory).
     fn kubectl(&self, arguments: &[&str]) -> Printed {
-        let mut command = Command::new(windlass_testkit::kube_tools::kubectl());
-        command
-            .env_remove("KUBECONFIG")
-            .env("HOME", self.dir.path())
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(arguments);
-        let output = windlass_testkit::output_within(
-            &mut command,
-            Duration::from_secs(20),
-            &format!("kubectl {}", arguments.join(" ")),
-        );
-        Printed {
-            success: output.status.success(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        run_kubectl(self.dir.path(), &self.kubeconfig, arguments)
     }
 
     fn kubectl_ok(&self, arguments: &[&str]) -> String {
-        let printed = self.kubectl(arguments);
-        assert!(
-            printed.success,
-            "kubectl {} failed:\nstdout:\n{}\nstderr:\n{}",
-            arguments.join(" "),
-            printed.stdout,
-            printed.stderr
-        );
-        printed.stdout
+        self.kubectl(arguments).ok(arguments)
     }
 
     /// Sends SIGTERM to the process (by its id) and waits at most 5 s for it to exit.

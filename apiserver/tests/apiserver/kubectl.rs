@@ -2,7 +2,7 @@
 //! Kubernetes API server can run here; these tests check that kubectl accepts it and that
 //! what kubectl prints matches what a real cluster would answer.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -34,10 +34,47 @@ fn cluster_with(options: Options) -> Cluster {
 }
 
 /// What kubectl printed.
-struct Printed {
-    success: bool,
-    stdout: String,
-    stderr: String,
+pub(super) struct Printed {
+    pub(super) success: bool,
+    pub(super) stdout: String,
+    pub(super) stderr: String,
+}
+
+impl Printed {
+    /// stdout, once kubectl `arguments` is asserted to have succeeded.
+    pub(super) fn ok(self, arguments: &[&str]) -> String {
+        assert!(
+            self.success,
+            "kubectl {} failed:\nstdout:\n{}\nstderr:\n{}",
+            arguments.join(" "),
+            self.stdout,
+            self.stderr
+        );
+        self.stdout
+    }
+}
+
+/// Runs the real kubectl `arguments` with `--kubeconfig kubeconfig` and no other configuration
+/// (`KUBECONFIG` unset, `HOME` at `home`), bounded to a minute.
+pub(super) fn run_kubectl(home: &Path, kubeconfig: &Path, arguments: &[&str]) -> Printed {
+    let mut command = Command::new(windlass_testkit::kube_tools::kubectl());
+    command
+        .env_remove("KUBECONFIG")
+        .env("HOME", home)
+        .env_remove("KUBECTL_EXTERNAL_DIFF")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(arguments);
+    let output = windlass_testkit::output_within(
+        &mut command,
+        Duration::from_secs(60),
+        &format!("kubectl {}", arguments.join(" ")),
+    );
+    Printed {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
 }
 
 impl Cluster {
@@ -48,34 +85,11 @@ impl Cluster {
     }
 
     fn kubectl(&self, arguments: &[&str]) -> Printed {
-        let mut command = Command::new(windlass_testkit::kube_tools::kubectl());
-        command
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("HOME", self.dir.path())
-            .env_remove("KUBECTL_EXTERNAL_DIFF")
-            .args(arguments);
-        let output = windlass_testkit::output_within(
-            &mut command,
-            Duration::from_secs(60),
-            &format!("kubectl {}", arguments.join(" ")),
-        );
-        Printed {
-            success: output.status.success(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        run_kubectl(self.dir.path(), &self.kubeconfig, arguments)
     }
 
     fn kubectl_ok(&self, arguments: &[&str]) -> String {
-        let printed = self.kubectl(arguments);
-        assert!(
-            printed.success,
-            "kubectl {} failed:\nstdout:\n{}\nstderr:\n{}",
-            arguments.join(" "),
-            printed.stdout,
-            printed.stderr
-        );
-        printed.stdout
+        self.kubectl(arguments).ok(arguments)
     }
 }
 
