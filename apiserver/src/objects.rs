@@ -303,12 +303,19 @@ impl State {
                     "{} {name:?} is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
                     crate::error::qualified(&t.plural, &t.group)
                 ));
-                error.details = Some(Box::new(json!({
+                let mut details = json!({
                     "name": name, "group": t.group, "kind": t.plural,
                     "causes": [{"reason": "NamespaceTerminating",
                                 "message": format!("namespace {namespace} is being terminated"),
                                 "field": "metadata.namespace"}]
-                })));
+                });
+                // The real server leaves an empty group out (`omitempty`).
+                if t.group.is_empty()
+                    && let Some(details) = details.as_object_mut()
+                {
+                    details.remove("group");
+                }
+                error.details = Some(Box::new(details));
                 Err(error)
             }
             Some(_) => Ok(()),
@@ -1611,9 +1618,14 @@ impl State {
             let before = owners.len();
             owners.retain(|owner| text(owner, "/uid") != owner_uid);
             if owners.len() != before {
+                let emptied = owners.is_empty();
                 let revision = self.store.next_revision();
-                metadata_mut(&mut object)
-                    .insert("resourceVersion".into(), json!(revision.to_string()));
+                let metadata = metadata_mut(&mut object);
+                // An empty list is left out, as the real server stores it (`omitempty`).
+                if emptied {
+                    metadata.shift_remove("ownerReferences");
+                }
+                metadata.insert("resourceVersion".into(), json!(revision.to_string()));
                 self.store.put(key, object, revision);
             }
         }

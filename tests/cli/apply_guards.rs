@@ -490,3 +490,113 @@ fn waits_and_prunes_record_the_uid_and_resource_version_they_saw() {
     assert!(!exists(&cluster, "v1", "ConfigMap", "default", "settings"));
     assert!(!exists(&cluster, "apps/v1", "Deployment", "default", "web"));
 }
+
+/// Against the FAKE API server `windlass-test-apiserver` (with its namespace controller on): a
+/// Namespace the next release drops is deleted with what it holds, objects the app never applied
+/// included, as KOTS deletes it (windlass does not list every kind of a namespace first).
+#[test]
+fn a_dropped_namespace_is_deleted_with_what_it_holds() {
+    let cluster = fake_cluster(Options {
+        namespace_controller: true,
+        ..Options::default()
+    });
+    let state = tempfile::tempdir().unwrap();
+    let release = release(
+        &[
+            (
+                "tools.yaml",
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: tools\n",
+            ),
+            ("stays.yaml", &configmap("stays", "1")),
+        ],
+        "",
+    );
+    let first = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(first["status"], "completed", "{first}");
+    cluster
+        .server
+        .create_as(
+            "someone-else",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "foreign", "namespace": "tools"}, "data": {"k": "v"}}),
+        )
+        .unwrap();
+    std::fs::remove_file(release.path().join("manifests/tools.yaml")).unwrap();
+    let second = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(second["status"], "completed", "{second}");
+    let pruned = prune_outcomes(state.path(), second["install_id"].as_str().unwrap());
+    assert_eq!(
+        pruned.get("tools").map(String::as_str),
+        Some("deleted"),
+        "{pruned:?}"
+    );
+    assert!(!exists(&cluster, "v1", "Namespace", "", "tools"));
+    assert!(
+        !exists(&cluster, "v1", "ConfigMap", "tools", "foreign"),
+        "what the namespace held went with it"
+    );
+    assert!(exists(&cluster, "v1", "ConfigMap", "default", "stays"));
+}
+
+/// Against the FAKE API server `windlass-test-apiserver`: a CRD the next release drops is
+/// deleted only once its instances are known to be the app's own; when the server refuses the
+/// list of its instances, the CRD stays, recorded `refused`, and stays in the inventory, so the
+/// next install tries again (and then deletes it).
+#[test]
+fn a_dropped_crd_whose_instances_cannot_be_listed_stays_as_a_refused_delete() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let release = release(
+        &[("crd.yaml", CRD), ("stays.yaml", &configmap("stays", "1"))],
+        "",
+    );
+    let first = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(first["status"], "completed", "{first}");
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("list").resource("widgets"),
+        action: FaultAction::Refuse("no listing widgets".into()),
+        remaining: None,
+    });
+    std::fs::remove_file(release.path().join("manifests/crd.yaml")).unwrap();
+    let second = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(second["status"], "completed", "{second}");
+    let second_id = second["install_id"].as_str().unwrap();
+    assert_eq!(
+        prune_outcomes(state.path(), second_id)
+            .get("widgets.example.com")
+            .map(String::as_str),
+        Some("refused")
+    );
+    assert!(exists(
+        &cluster,
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        "",
+        "widgets.example.com"
+    ));
+    let completed = &payloads_of_type(&events(state.path(), second_id), "ApplyCompleted")[0];
+    assert!(
+        completed["inventory"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|entry| entry["key"]["name"] == "widgets.example.com"),
+        "{completed}"
+    );
+    cluster.server.clear_faults();
+    let third = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(third["status"], "completed", "{third}");
+    assert_eq!(
+        prune_outcomes(state.path(), third["install_id"].as_str().unwrap())
+            .get("widgets.example.com")
+            .map(String::as_str),
+        Some("deleted")
+    );
+    assert!(!exists(
+        &cluster,
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        "",
+        "widgets.example.com"
+    ));
+}
