@@ -643,11 +643,27 @@ fn scan_log(state: &StateView) -> Result<LogScan, windlass_state::StoreError> {
             {
                 // The records before it (a page the byte budget cut short is taken as it is:
                 // the next scan starts where it ends), else the damaged record alone.
-                let mut page = if global_seq > next {
-                    state.log.store().scan(next, (global_seq - next) as usize)?
+                let before = if global_seq > next {
+                    state.log.store().scan(next, (global_seq - next) as usize)
                 } else {
-                    Vec::new()
+                    Ok(Vec::new())
                 };
+                let mut page = match before {
+                    Ok(page) => page,
+                    // A gap before it made that page reach it again: one record at a time.
+                    Err(windlass_state::StoreError::CorruptRecord {
+                        global_seq: again, ..
+                    }) if again == global_seq => match state.log.store().scan(next, 1) {
+                        Ok(page) => page,
+                        Err(windlass_state::StoreError::CorruptRecord {
+                            global_seq: again,
+                            ..
+                        }) if again == global_seq => Vec::new(),
+                        Err(error) => return Err(error),
+                    },
+                    Err(error) => return Err(error),
+                };
+                page.retain(|raw| raw.global_seq < global_seq);
                 if page.is_empty() {
                     page.push(windlass_state::RawRecord {
                         global_seq,

@@ -53,9 +53,9 @@ impl ResourceType {
         }
     }
 
-    /// The verbs discovery lists.
+    /// The verbs discovery lists (Namespaces serve no deletecollection, as on a real server).
     pub fn verbs(&self) -> Vec<&'static str> {
-        vec![
+        let mut verbs = vec![
             "create",
             "delete",
             "deletecollection",
@@ -64,7 +64,16 @@ impl ResourceType {
             "patch",
             "update",
             "watch",
-        ]
+        ];
+        if !self.serves_deletecollection() {
+            verbs.retain(|verb| *verb != "deletecollection");
+        }
+        verbs
+    }
+
+    /// Whether a DELETE of the collection is served: not for Namespaces.
+    pub fn serves_deletecollection(&self) -> bool {
+        !(self.group.is_empty() && self.plural == "namespaces")
     }
 }
 

@@ -699,9 +699,9 @@ async fn resource_request(
         (&Method::DELETE, None) => {
             // As a real server routes it: a namespaced collection is deleted one namespace at a
             // time; across all namespaces only LIST and WATCH are served.
-            if t.namespaced && namespace.is_empty() {
+            if (t.namespaced && namespace.is_empty()) || !t.serves_deletecollection() {
                 return Err(ApiError::method_not_allowed(format!(
-                    "the server does not allow this method on the requested resource (delete {} across all namespaces)",
+                    "the server does not allow this method on the requested resource (delete the collection of {})",
                     t.plural
                 )));
             }

@@ -26,7 +26,7 @@
 //!   real registries do; with the garbage collector on, `Foreground` keeps the owner while a
 //!   dependent with `blockOwnerDeletion` is held by a finalizer of its own), deletecollection
 //!   (in one namespace: across all namespaces it is 405, as the real routes serve only LIST and
-//!   WATCH there), `dryRun=All` (in the query, or `dryRun: ["All"]` in
+//!   WATCH there; Namespaces serve none), `dryRun=All` (in the query, or `dryRun: ["All"]` in
 //!   a DELETE's `DeleteOptions`), `/status`, `Table`
 //!   output for `kubectl get` (a LIST's items of a built-in type come without apiVersion and
 //!   kind, as the real server sends them), and the metadata-only form of get and list
@@ -98,8 +98,9 @@
 //! off unless enabled in [`Options`]. No authentication, authorization, admission webhooks
 //! (beyond injected refusals), validation of object contents beyond names, the immutable
 //! fields above and the string maps (labels, annotations, a ConfigMap's `data`/`binaryData`, a
-//! Secret's `data`/`stringData`: any other value than a string is a 400, as the real decoder
-//! answers it), unknown-field detection for built-in types (`fieldValidation` is ignored
+//! Secret's `data`/`stringData`: a value other than a string is a 400 as the real decoder
+//! answers it, or a 500 `failed to create typed patch object` for a server-side apply, and a
+//! null is stored as `""`; base64 is not checked), unknown-field detection for built-in types (`fieldValidation` is ignored
 //! there) or duplicate fields, a CRD schema's value validation (types, formats, enums, CEL rules), version
 //! conversion (every served version of a CRD stores the same object), protobuf beyond the kinds
 //! above, protobuf responses or CBOR, metadata-only watches,

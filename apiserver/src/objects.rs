@@ -93,6 +93,8 @@ enum Decoded {
     Body,
     /// The object a merge or JSON patch produced.
     Patched,
+    /// The configuration of a server-side apply.
+    Applied,
 }
 
 /// The current time as the API server writes it.
@@ -347,7 +349,12 @@ impl State {
     }
 
     /// Checks apiVersion, kind and namespace of a request body against the URL and fills them.
-    fn check_body(t: &ResourceType, namespace: &str, body: &mut Value) -> Result<(), ApiError> {
+    fn check_body(
+        t: &ResourceType,
+        namespace: &str,
+        body: &mut Value,
+        decoded: Decoded,
+    ) -> Result<(), ApiError> {
         if !body.is_object() {
             return Err(ApiError::bad_request(
                 "the request body is not a JSON or YAML object",
@@ -384,49 +391,74 @@ impl State {
         } else {
             metadata.shift_remove("namespace");
         }
-        Self::check_string_maps(t, body)
+        Self::check_string_maps(t, body, decoded)
     }
 
     /// The maps a real server decodes into Go `map[string]string` (labels, annotations, a
-    /// ConfigMap's `data`/`binaryData`, a Secret's `data`/`stringData`): a value that is not a
-    /// string (or null) is a 400, as the real decoder answers it.
-    fn check_string_maps(t: &ResourceType, body: &Value) -> Result<(), ApiError> {
+    /// ConfigMap's `data`, a Secret's `stringData`) or `map[string][]byte` (a ConfigMap's
+    /// `binaryData`, a Secret's `data`): a value that is not a string is refused as the real
+    /// server refuses it — a body or a patched object by its decoder (400), a server-side apply
+    /// by structured-merge-diff (500, `failed to create typed patch object`). A null in a body
+    /// or a patched object decodes as `""`, as Go's decoder leaves a map entry it cannot fill.
+    fn check_string_maps(
+        t: &ResourceType,
+        body: &mut Value,
+        decoded: Decoded,
+    ) -> Result<(), ApiError> {
+        let namespace = text(body, "/metadata/namespace").to_owned();
+        let name = text(body, "/metadata/name").to_owned();
         let mut maps = vec![
-            ("/metadata/labels", "ObjectMeta.metadata.labels"),
-            ("/metadata/annotations", "ObjectMeta.metadata.annotations"),
+            ("/metadata/labels", "ObjectMeta.metadata.labels", "string"),
+            (
+                "/metadata/annotations",
+                "ObjectMeta.metadata.annotations",
+                "string",
+            ),
         ];
         match (t.group.as_str(), t.kind.as_str()) {
-            ("", "ConfigMap") => {
-                maps.extend([
-                    ("/data", "ConfigMap.data"),
-                    ("/binaryData", "ConfigMap.binaryData"),
-                ]);
-            }
-            ("", "Secret") => {
-                maps.extend([
-                    ("/data", "Secret.data"),
-                    ("/stringData", "Secret.stringData"),
-                ]);
-            }
+            ("", "ConfigMap") => maps.extend([
+                ("/data", "ConfigMap.data", "string"),
+                ("/binaryData", "ConfigMap.binaryData", "[]uint8"),
+            ]),
+            ("", "Secret") => maps.extend([
+                ("/data", "Secret.data", "[]uint8"),
+                ("/stringData", "Secret.stringData", "string"),
+            ]),
             _ => {}
         }
-        for (pointer, field) in maps {
-            let Some(map) = body.pointer(pointer).and_then(Value::as_object) else {
+        for (pointer, field, go_type) in maps {
+            let Some(map) = body.pointer_mut(pointer).and_then(Value::as_object_mut) else {
                 continue;
             };
-            let wrong = map.values().find_map(|value| match value {
-                Value::String(_) | Value::Null => None,
-                Value::Number(_) => Some("number"),
-                Value::Bool(_) => Some("bool"),
-                Value::Array(_) => Some("array"),
-                Value::Object(_) => Some("object"),
-            });
-            if let Some(wrong) = wrong {
-                return Err(ApiError::bad_request(format!(
-                    "{kind} in version \"{version}\" cannot be handled as a {kind}: json: cannot unmarshal {wrong} into Go struct field {field} of type string",
-                    kind = t.kind,
-                    version = t.version,
-                )));
+            for (key, value) in map.iter_mut() {
+                let wrong = match value {
+                    Value::String(_) => continue,
+                    Value::Null if decoded == Decoded::Applied => continue,
+                    Value::Null => {
+                        *value = json!("");
+                        continue;
+                    }
+                    Value::Number(_) => "number",
+                    Value::Bool(_) => "bool",
+                    Value::Array(_) => "array",
+                    Value::Object(_) => "object",
+                };
+                return Err(match decoded {
+                    Decoded::Body | Decoded::Patched => ApiError::bad_request(format!(
+                        "{kind} in version \"{version}\" cannot be handled as a {kind}: json: cannot unmarshal {wrong} into Go struct field {field} of type {go_type}",
+                        kind = t.kind,
+                        version = t.version,
+                    )),
+                    Decoded::Applied => ApiError::server_error(
+                        500,
+                        format!(
+                            "failed to create typed patch object ({namespace}/{name}; {api_version}, Kind={kind}): {path}.{key}: expected string, got &value.valueUnstructured{{Value:{value}}}",
+                            api_version = t.api_version(),
+                            kind = t.kind,
+                            path = pointer.replace('/', "."),
+                        ),
+                    ),
+                });
             }
         }
         Ok(())
@@ -462,7 +494,7 @@ impl State {
         mut body: Value,
         context: &WriteContext,
     ) -> Result<Arc<Value>, ApiError> {
-        Self::check_body(t, namespace, &mut body)?;
+        Self::check_body(t, namespace, &mut body, Decoded::Body)?;
         Self::conform_to_schema(t, &mut body, context, Decoded::Body)?;
         let metadata = metadata_mut(&mut body);
         let mut name = metadata
@@ -543,7 +575,7 @@ impl State {
         mut body: Value,
         context: &WriteContext,
     ) -> Result<Arc<Value>, ApiError> {
-        Self::check_body(t, namespace, &mut body)?;
+        Self::check_body(t, namespace, &mut body, Decoded::Body)?;
         Self::conform_to_schema(t, &mut body, context, Decoded::Body)?;
         let body_name = text(&body, "/metadata/name").to_owned();
         if !body_name.is_empty() && body_name != name {
@@ -600,7 +632,7 @@ impl State {
             .cloned()
             .ok_or_else(|| ApiError::not_found(&t.plural, &t.group, name))?;
         let mut body = patch(&Self::present(t, &live))?;
-        Self::check_body(t, namespace, &mut body)?;
+        Self::check_body(t, namespace, &mut body, Decoded::Patched)?;
         Self::conform_to_schema(t, &mut body, context, Decoded::Patched)?;
         if text(&body, "/metadata/name") != name {
             return Err(ApiError::bad_request(
@@ -675,7 +707,7 @@ impl State {
                 "apiVersion and kind must be set in an apply configuration",
             ));
         }
-        Self::check_body(t, namespace, &mut config)?;
+        Self::check_body(t, namespace, &mut config, Decoded::Applied)?;
         let config_name = text(&config, "/metadata/name").to_owned();
         if config_name != name {
             return Err(ApiError::bad_request(format!(
@@ -890,7 +922,7 @@ impl State {
                         kind = t.kind,
                         version = t.version,
                     ),
-                    Decoded::Patched => error,
+                    Decoded::Patched | Decoded::Applied => error,
                 }))
             }
         }

@@ -58,15 +58,18 @@ impl KubernetesClientFactory for KubeClients {
             context: kube_context.map(str::to_string),
             ..KubeConfigOptions::default()
         };
-        let shown = match (&self.kubeconfig, std::env::var_os("KUBECONFIG")) {
+        // kube reads `$KUBECONFIG` when it names at least one file (empty entries are skipped).
+        let named = std::env::var_os("KUBECONFIG")
+            .filter(|list| std::env::split_paths(list).any(|path| !path.as_os_str().is_empty()));
+        let shown = match (&self.kubeconfig, named) {
             (Some(path), _) => format!("kubeconfig {}", path.display()),
-            (None, Some(list)) if !list.is_empty() => {
+            (None, Some(list)) => {
                 format!(
                     "the kubeconfig $KUBECONFIG names ({})",
                     list.to_string_lossy()
                 )
             }
-            (None, _) => "the kubeconfig ~/.kube/config".to_string(),
+            (None, None) => "the kubeconfig ~/.kube/config".to_string(),
         };
         // kube calls any context it cannot find "the current context", even one named here.
         let failed = |error: kube::config::KubeconfigError| match (&error, kube_context) {

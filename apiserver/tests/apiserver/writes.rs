@@ -979,10 +979,11 @@ async fn field_validation_refuses_warns_or_ignores_undeclared_fields() {
     assert_eq!(patched["spec"], json!({"size": 2, "mode": "fast"}));
 }
 
-/// The maps a real server decodes into `map[string]string` refuse any other value, as its
-/// decoder does (400, "cannot unmarshal number into Go struct field ..."), on every write path;
-/// strings (and null) are taken. windlass's tests against this fake would otherwise pass a
-/// release that a real cluster refuses.
+/// The maps a real server decodes into `map[string]string` (or `[]byte`) refuse any other
+/// value as the real server does: a create's body by its decoder (400, "cannot unmarshal number
+/// into Go struct field ..."), a server-side apply by structured-merge-diff (500, "failed to
+/// create typed patch object"). A null in a body is stored as `""`. windlass's tests against
+/// this fake would otherwise pass a release that a real cluster refuses.
 #[tokio::test]
 async fn string_maps_refuse_values_that_are_not_strings() {
     let server = server();
@@ -998,6 +999,10 @@ async fn string_maps_refuse_values_that_are_not_strings() {
         (
             json!({"metadata": {"name": "c", "labels": {"enabled": true}}}),
             "cannot unmarshal bool into Go struct field ObjectMeta.metadata.labels of type string",
+        ),
+        (
+            json!({"metadata": {"name": "e"}, "binaryData": {"blob": 1}}),
+            "cannot unmarshal number into Go struct field ConfigMap.binaryData of type []uint8",
         ),
     ];
     for (body, message) in refused {
@@ -1023,12 +1028,10 @@ async fn string_maps_refuse_values_that_are_not_strings() {
         Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "d"}, "data": {"n": 1}})),
     )
     .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-    assert!(
-        answer["message"]
-            .as_str()
-            .unwrap()
-            .contains("cannot unmarshal number into Go struct field ConfigMap.data"),
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{answer}");
+    assert_eq!(
+        answer["message"],
+        "failed to create typed patch object (default/d; v1, Kind=ConfigMap): .data.n: expected string, got &value.valueUnstructured{Value:1}",
         "{answer}"
     );
     let (status, answer) = call(
@@ -1044,14 +1047,69 @@ async fn string_maps_refuse_values_that_are_not_strings() {
         answer["message"]
             .as_str()
             .unwrap()
-            .contains("Secret.stringData"),
+            .contains("Secret.stringData of type string"),
         "{answer}"
     );
-    create(
+    for name in ["a", "b", "c", "d", "e", "s"] {
+        assert!(server.get("v1", "ConfigMap", "default", name).is_none());
+    }
+    let fine = create(
         &server,
         CONFIGMAPS,
-        json!({"metadata": {"name": "fine", "labels": {"a": "1"}}, "data": {"port": "8080", "none": null}}),
+        json!({"metadata": {"name": "fine", "labels": {"a": "1", "b": null}}, "data": {"port": "8080", "none": null}}),
     )
     .await;
-    assert!(server.get("v1", "ConfigMap", "default", "c").is_none());
+    assert_eq!(fine["data"], json!({"port": "8080", "none": ""}), "{fine}");
+    assert_eq!(
+        fine["metadata"]["labels"],
+        json!({"a": "1", "b": ""}),
+        "{fine}"
+    );
+}
+
+/// Namespaces serve no deletecollection (their verbs are create, delete, get, list, patch,
+/// update and watch on a real server): discovery leaves it out and a DELETE of the collection
+/// is 405, deleting nothing.
+#[tokio::test]
+async fn namespaces_serve_no_deletecollection() {
+    let server = server();
+    let (status, answer) = call(
+        &server,
+        Method::DELETE,
+        "/api/v1/namespaces",
+        "application/json",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{answer}");
+    assert!(server.get("v1", "Namespace", "", "default").is_some());
+    let (_, resources) = call(&server, Method::GET, "/api/v1", "application/json", None).await;
+    let namespaces = resources["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|resource| resource["name"] == "namespaces")
+        .unwrap()
+        .clone();
+    assert!(
+        !namespaces["verbs"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("deletecollection")),
+        "{namespaces}"
+    );
+    let configmaps = resources["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|resource| resource["name"] == "configmaps")
+        .unwrap()
+        .clone();
+    assert!(
+        configmaps["verbs"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("deletecollection")),
+        "{configmaps}"
+    );
 }
