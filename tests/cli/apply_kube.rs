@@ -1439,18 +1439,7 @@ fn prune_deletes_dropped_objects_keeps_what_it_must_and_remembers_refusals() {
         .unwrap();
     let third = json(install_kube(state.path(), release.path(), &cluster, &[]));
     assert_eq!(third["status"], "completed", "{third}");
-    let pruned: BTreeMap<String, String> = payloads_of_type(
-        &events(state.path(), third["install_id"].as_str().unwrap()),
-        "ObjectPruned",
-    )
-    .iter()
-    .map(|pruned| {
-        (
-            pruned["key"]["name"].as_str().unwrap().to_string(),
-            pruned["outcome"].as_str().unwrap().to_string(),
-        )
-    })
-    .collect();
+    let pruned = prune_outcomes(state.path(), third["install_id"].as_str().unwrap());
     assert_eq!(
         pruned.get("guarded").map(String::as_str),
         Some("deleted"),

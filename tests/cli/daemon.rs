@@ -152,7 +152,7 @@ impl Watcher {
 }
 
 /// Sends `signal` to `pid` through the `kill` command (the workspace forbids `unsafe`).
-fn send_signal(pid: u32, signal: libc::c_int) -> i32 {
+pub(crate) fn send_signal(pid: u32, signal: libc::c_int) -> i32 {
     let status = Command::new("kill")
         .arg(format!("-{signal}"))
         .arg(pid.to_string())

@@ -51,7 +51,7 @@ fn assert_nowhere(needle: &str, output: &Output, root: &Path) {
         return;
     }
     for file in files_under(root) {
-        let bytes = crate::scannable(&file);
+        let bytes = windlass_testkit::scannable_bytes(&file);
         assert!(
             !bytes
                 .windows(needle.len())

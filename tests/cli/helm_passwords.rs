@@ -165,7 +165,7 @@ fn assert_password_nowhere_in(state: &Path) {
     );
     for file in files {
         assert!(
-            !contains(&crate::scannable(&file), PASSWORD),
+            !contains(&windlass_testkit::scannable_bytes(&file), PASSWORD),
             "{} holds the password value",
             file.display()
         );
@@ -189,7 +189,7 @@ fn assert_holds_the_password_0600(out: &Path, path: &str) {
     let file = out.join(path);
     assert!(file.is_file(), "{path} missing: {:?}", files_under(out));
     assert!(
-        contains(&crate::scannable(&file), PASSWORD),
+        contains(&windlass_testkit::scannable_bytes(&file), PASSWORD),
         "{path} holds the rendered password"
     );
     assert_eq!(mode_of(&file), 0o600, "{path}");

@@ -17,7 +17,7 @@ use windlass_test_apiserver::TestApiServer;
 use windlass_testkit::charts::chart_archive;
 
 use super::helm_install::fake_cluster;
-use super::{OFFLINE_INSTALL, files_under, json, payloads_of_type, quickstart, run, windlass};
+use super::{OFFLINE_INSTALL, files_under, payloads_of_type, quickstart, run, windlass};
 
 /// The chart `hooky` 0.1.0: a ConfigMap holding `round`, and the Job `hooky-migrate`, a
 /// `pre-install,pre-upgrade` hook helm waits for.
@@ -154,13 +154,13 @@ fn children_named(parent: u32, name: &str) -> Vec<u32> {
     found
 }
 
-/// `kill -9 pid` (the workspace forbids `unsafe`).
+/// `kill -9 pid`.
 fn kill_9(pid: u32) {
-    let status = Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill -9 {pid}");
+    assert_eq!(
+        super::daemon::send_signal(pid, libc::SIGKILL),
+        0,
+        "kill -9 {pid}"
+    );
 }
 
 /// Kills windlass and then the helm it was running, as a machine going away would: nothing
@@ -215,8 +215,7 @@ fn statuses(kubeconfig: &Path) -> Vec<(u64, String)> {
 
 /// The payloads of `event_type` among install `install_id`'s events.
 fn recorded(state: &Path, install_id: &str, event_type: &str) -> Vec<Value> {
-    let events = json(run(windlass(state).args(["events", install_id, "--json"])));
-    payloads_of_type(events.as_array().unwrap(), event_type)
+    payloads_of_type(&super::apply_kube::events(state, install_id), event_type)
 }
 
 /// The install id of a completed `install --json` run.

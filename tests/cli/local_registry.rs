@@ -278,7 +278,7 @@ async fn every_image_is_rewritten_and_the_rendered_pull_secret_alone_pulls_each_
     // the state directory.
     let auth = STANDARD.encode(format!("{HTPASSWD_USERNAME}:{HTPASSWD_PASSWORD}"));
     for file in files_under(state.path()) {
-        let bytes = crate::scannable(&file);
+        let bytes = windlass_testkit::scannable_bytes(&file);
         for needle in [
             HTPASSWD_PASSWORD.as_bytes(),
             auth.as_bytes(),

@@ -57,12 +57,6 @@ fn windlass(state: &Path) -> Command {
     command
 }
 
-/// The bytes of `file` as a scan for a secret must see them, the event log's compressed records
-/// decompressed ([`windlass_testkit::scannable_bytes`]).
-pub(crate) fn scannable(file: &Path) -> Vec<u8> {
-    windlass_testkit::scannable_bytes(file)
-}
-
 fn run(command: &mut Command) -> Output {
     command.output().expect("windlass runs")
 }
@@ -291,12 +285,12 @@ fn the_license_id_never_reaches_the_state_directory() {
     };
     let log = state.path().join("events.redb");
     assert!(
-        scannable(&log).len() > std::fs::read(&log).unwrap().len(),
+        windlass_testkit::scannable_bytes(&log).len() > std::fs::read(&log).unwrap().len(),
         "the scan sees into the records the log stores compressed"
     );
     let mut secret_files = 0;
     for file in files {
-        let bytes = scannable(&file);
+        let bytes = windlass_testkit::scannable_bytes(&file);
         // The rendered pull secret necessarily carries the license, base64-encoded: it lives only
         // in the install's output, in files readable by their owner alone. Nothing else (log,
         // blobs, indexes, other output) may hold the license in any form.

@@ -347,7 +347,7 @@ fn a_templated_release_installs_end_to_end_with_config_values() {
             continue;
         }
         assert!(
-            !contains(&crate::scannable(&file), TOKEN),
+            !contains(&windlass_testkit::scannable_bytes(&file), TOKEN),
             "{}",
             file.display()
         );
@@ -479,7 +479,7 @@ fn config_values_in_the_release_are_read_and_never_stored() {
     assert!(!out.join("upstream/userdata/config.yaml").exists());
     for file in files_under(state.path()) {
         assert!(
-            !contains(&crate::scannable(&file), TOKEN),
+            !contains(&windlass_testkit::scannable_bytes(&file), TOKEN),
             "{}",
             file.display()
         );
@@ -537,7 +537,7 @@ fn a_file_holding_a_password_value_is_recorded_by_fingerprint_written_0600_and_r
         let file = out.join(path);
         assert!(file.exists(), "{path} missing: {:?}", files_under(&out));
         assert!(
-            contains(&crate::scannable(&file), TOKEN),
+            contains(&windlass_testkit::scannable_bytes(&file), TOKEN),
             "{path} holds the rendered password"
         );
         assert_eq!(mode_of(&file), 0o600, "{path}");
@@ -546,7 +546,7 @@ fn a_file_holding_a_password_value_is_recorded_by_fingerprint_written_0600_and_r
     // The password value is nowhere in the state directory.
     for file in files_under(state.path()) {
         assert!(
-            !contains(&crate::scannable(&file), TOKEN),
+            !contains(&windlass_testkit::scannable_bytes(&file), TOKEN),
             "{} holds the password value",
             file.display()
         );
@@ -916,7 +916,7 @@ fn an_install_reading_config_values_and_license_fields_replays_with_and_without_
     );
     for file in files_under(state.path()) {
         assert!(
-            !contains(&crate::scannable(&file), TOKEN),
+            !contains(&windlass_testkit::scannable_bytes(&file), TOKEN),
             "{} holds the password value",
             file.display()
         );
@@ -1097,7 +1097,7 @@ fn a_resume_in_a_new_process_renders_a_file_holding_a_password_again() {
     ));
     for file in files_under(state.path()) {
         assert!(
-            !contains(&crate::scannable(&file), TOKEN),
+            !contains(&windlass_testkit::scannable_bytes(&file), TOKEN),
             "{} holds the password value",
             file.display()
         );
@@ -1170,7 +1170,7 @@ fn a_file_holding_a_password_value_is_never_sent_to_a_plugin() {
         }
         for file in files_under(state.path()) {
             assert!(
-                !contains(&crate::scannable(&file), TOKEN),
+                !contains(&windlass_testkit::scannable_bytes(&file), TOKEN),
                 "{placement}: {} holds the password value",
                 file.display()
             );

@@ -12,18 +12,7 @@ use serde_json::{Value, json};
 use windlass_test_apiserver::{Options, TestApiServer};
 
 use super::http::server;
-
-/// [`super::http::call`] without the headers.
-async fn call(
-    server: &TestApiServer,
-    method: Method,
-    path: &str,
-    content_type: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let (status, _, value) = super::http::call(server, method, path, content_type, body).await;
-    (status, value)
-}
+use super::writes::{call, create};
 
 fn server_with(garbage_collector: bool, namespace_controller: bool) -> TestApiServer {
     TestApiServer::start(Options {
@@ -32,12 +21,6 @@ fn server_with(garbage_collector: bool, namespace_controller: bool) -> TestApiSe
         ..Options::default()
     })
     .expect("the test API server starts")
-}
-
-async fn create(server: &TestApiServer, path: &str, body: Value) -> Value {
-    let (status, created) = call(server, Method::POST, path, "application/json", Some(body)).await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    created
 }
 
 async fn delete(server: &TestApiServer, path: &str, options: Option<Value>) -> (StatusCode, Value) {
@@ -441,25 +424,18 @@ async fn an_unknown_propagation_policy_is_refused() {
     assert!(get(&server, "apps/v1", "ReplicaSet", "web-1").is_some());
 }
 
+/// The names of `items` (a JSON array), sorted.
 fn names_of(items: &Value) -> Vec<String> {
-    let mut names: Vec<String> = items
-        .as_array()
-        .expect("a list of items")
-        .iter()
-        .map(|item| {
-            item["metadata"]["name"]
-                .as_str()
-                .expect("a name")
-                .to_owned()
-        })
-        .collect();
-    names.sort();
-    names
+    sorted_names(items.as_array().expect("a list of items"))
 }
 
+/// The names of the ConfigMaps of `namespace`, sorted.
 fn config_map_names(server: &TestApiServer, namespace: &str) -> Vec<String> {
-    let mut names: Vec<String> = server
-        .list("v1", "ConfigMap", Some(namespace))
+    sorted_names(&server.list("v1", "ConfigMap", Some(namespace)))
+}
+
+fn sorted_names(items: &[Value]) -> Vec<String> {
+    let mut names: Vec<String> = items
         .iter()
         .map(|item| {
             item["metadata"]["name"]

@@ -9,7 +9,7 @@ use windlass_test_apiserver::{Fault, FaultAction, FaultMatch, TestApiServer};
 use super::http::server;
 
 /// [`super::http::call`] without the headers.
-async fn call(
+pub(super) async fn call(
     server: &TestApiServer,
     method: Method,
     path: &str,
@@ -20,7 +20,8 @@ async fn call(
     (status, value)
 }
 
-async fn create(server: &TestApiServer, path: &str, body: Value) -> Value {
+/// POST `body` to `path`, asserting 201 Created; the created object.
+pub(super) async fn create(server: &TestApiServer, path: &str, body: Value) -> Value {
     let (status, created) = call(server, Method::POST, path, "application/json", Some(body)).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     created
