@@ -76,6 +76,9 @@ impl FaultMatch {
 pub enum FaultAction {
     /// Waits this long, then serves the request normally.
     Delay(Duration),
+    /// Serves the request (what it writes is written), then holds the answer this long: a
+    /// client that dies or gives up meanwhile never hears what was done.
+    DelayAnswer(Duration),
     /// Answers 429 TooManyRequests with `Retry-After: <seconds>`.
     TooManyRequests {
         /// The `Retry-After` value.
@@ -102,6 +105,8 @@ pub struct Fault {
 pub enum Injected {
     /// Wait, then continue.
     Delay(Duration),
+    /// Continue, then wait before answering.
+    DelayAnswer(Duration),
     /// Answer with this error instead.
     Fail(ApiError),
 }
@@ -121,6 +126,7 @@ pub fn take(faults: &mut Vec<Fault>, record: &RequestRecord) -> Option<Injected>
     }
     Some(match action {
         FaultAction::Delay(duration) => Injected::Delay(duration),
+        FaultAction::DelayAnswer(duration) => Injected::DelayAnswer(duration),
         FaultAction::TooManyRequests {
             retry_after_seconds,
         } => Injected::Fail(ApiError::too_many_requests(retry_after_seconds)),

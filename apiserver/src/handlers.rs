@@ -263,6 +263,10 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         let mut faults = shared.faults.lock().expect("fault list lock");
         faults::take(&mut faults, &record)
     };
+    let (injected, injected_after) = match injected {
+        Some(Injected::DelayAnswer(duration)) => (None, Some(Injected::DelayAnswer(duration))),
+        other => (other, None),
+    };
     let response = match injected {
         Some(Injected::Fail(error)) => error.into_response(),
         other => {
@@ -297,6 +301,9 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
     };
     record.status = response.status().as_u16();
     shared.log.lock().expect("request log lock").record(record);
+    if let Some(Injected::DelayAnswer(duration)) = injected_after {
+        tokio::time::sleep(duration).await;
+    }
     response
 }
 

@@ -88,7 +88,8 @@
 //! - Watch (ndjson, bookmarks, `timeoutSeconds`, `sendInitialEvents`, 410 Expired past the kept
 //!   history, an ERROR event with 504 Timeout `Too large resource version` past the current
 //!   revision), `Status` errors as kube-rs and kubectl parse them, and fault injection
-//!   ([`Fault`]): delays, 429 with `Retry-After`, 5xx, refused requests (webhook-style).
+//!   ([`Fault`]): delays (before the request is served, or after it, holding an answer whose
+//!   write was made), 429 with `Retry-After`, 5xx, refused requests (webhook-style).
 //!
 //! # What it does not implement
 //!

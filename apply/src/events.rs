@@ -1,7 +1,7 @@
 //! The facts the apply stage records. These structs are wire formats stored for ever: add only
 //! optional fields; anything else bumps the version and adds an upcaster to [`SCHEMAS`]. Objects
-//! and waits are recorded as the stage goes (`ObjectsApplied` for each batch of objects the server
-//! answered, `WaitFinished`, `ObjectPruned`, each durable at once, so a resumed apply does not send
+//! and waits are recorded as the stage goes (`ObjectsSending` before each group of objects is
+//! sent, `ObjectsApplied` for each batch of objects the server answered, `WaitFinished`, `ObjectPruned`, each durable at once, so a resumed apply does not send
 //! again what was recorded), the app state once
 //! it is known (`AppStateObserved`), each `useHelmInstall: true` chart handed to helm
 //! (`HelmReleaseInstalled`) or uninstalled because the release dropped it
@@ -18,6 +18,9 @@ use crate::order::{InventoryEntry, KeepReason, ObjectKey, Step};
 
 /// `ObjectsApplied`: a batch of objects applied (or written, or found unchanged, or refused).
 pub const OBJECTS_APPLIED: &str = "ObjectsApplied";
+/// `ObjectsSending`: a group of objects about to be sent to the cluster, recorded durably before
+/// the first of them is.
+pub const OBJECTS_SENDING: &str = "ObjectsSending";
 /// `WaitFinished`: one wait ended (met, timed out or failed).
 pub const WAIT_FINISHED: &str = "WaitFinished";
 /// `ObjectPruned`: one object of the previous install deleted, kept or left.
@@ -56,6 +59,7 @@ pub const SCHEMAS: &[EventSchema] = &[
     EventSchema::of::<HelmUpgradeStarted>(&[]),
     EventSchema::of::<HelmReleaseFreed>(&[]),
     EventSchema::of::<ObjectsApplied>(&[]),
+    EventSchema::of::<ObjectsSending>(&[]),
     EventSchema::of::<WaitFinished>(&[]),
     EventSchema::of::<ObjectPruned>(&[]),
     EventSchema::of::<ObjectDeletedToRecreate>(&[]),
@@ -101,6 +105,38 @@ pub struct ObjectsApplied {
 impl EventPayload for ObjectsApplied {
     const EVENT_TYPE: &'static str = OBJECTS_APPLIED;
     const VERSION: u32 = 1;
+}
+
+/// `ObjectsSending` version 1: the objects of one group, recorded durably before the first of
+/// their apply requests goes out. The server may make an object and the answer never reach
+/// windlass (windlass killed, the connection lost): no `ObjectsApplied` names it then, and
+/// without this record a later install that drops it would never find it to prune. A later
+/// install prunes such an object only while it still carries the digest sent
+/// (`windlass.io/applied-digest`) and the app's ownership annotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectsSending {
+    /// The objects, in the order the group sends them.
+    pub objects: Vec<SentObject>,
+}
+
+impl EventPayload for ObjectsSending {
+    const EVENT_TYPE: &'static str = OBJECTS_SENDING;
+    const VERSION: u32 = 1;
+}
+
+/// One object in `ObjectsSending`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentObject {
+    /// Which object.
+    pub key: ObjectKey,
+    /// The apply step.
+    pub step: Step,
+    /// The digest it is sent with (as [`AppliedObject::digest`]; also its
+    /// `windlass.io/applied-digest` annotation).
+    pub digest: String,
+    /// `kots.io/deletion-phase` as sent (absent: 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deletion_phase: i64,
 }
 
 /// One object in `ObjectsApplied`.
@@ -237,7 +273,9 @@ pub enum PruneOutcome {
 pub struct ObjectPruned {
     /// Which object.
     pub key: ObjectKey,
-    /// The uid the inventory recorded.
+    /// The uid the inventory recorded; for an object an apply sent and never heard back about
+    /// (the inventory knows its sent digest, not its uid), the uid read before the delete, or
+    /// empty when it could not be read.
     pub uid: String,
     /// What happened.
     pub outcome: PruneOutcome,

@@ -15,7 +15,9 @@
 //!
 //! Every object carries [`OWNER_ANNOTATION`] naming the app and [`DIGEST_ANNOTATION`]. Results are
 //! recorded in batches as the server answers ([`crate::events::ObjectsApplied`]); a resumed apply
-//! skips what was recorded with the same digest. Objects of one kind are applied concurrently,
+//! skips what was recorded with the same digest. Before a group's first request goes out, its
+//! keys and digests are recorded durably ([`crate::events::ObjectsSending`]): an object the server
+//! made whose answer never reached windlass is still found by a later install's prune. Objects of one kind are applied concurrently,
 //! kinds one after another.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -30,8 +32,8 @@ use windlass_state::FingerprintKey;
 use crate::cluster::{ApiFailure, Cluster, FIELD_MANAGER, ResourceInfo};
 use crate::events::{
     AppState, AppStateObserved, AppliedObject, ApplyCounts, ApplyOutcome, Conflict, OBJECT_PRUNED,
-    OBJECTS_APPLIED, ObjectDeletedToRecreate, ObjectPruned, ObjectsApplied, PruneOutcome,
-    ResourceState, WaitFinished, WaitKind, WaitOutcome,
+    OBJECTS_APPLIED, ObjectDeletedToRecreate, ObjectPruned, ObjectsApplied, ObjectsSending,
+    PruneOutcome, ResourceState, SentObject, WaitFinished, WaitKind, WaitOutcome,
 };
 use crate::health;
 use windlass_manifest::parallel::parallel_map_mut;
@@ -881,6 +883,11 @@ impl KubeApply<'_> {
                 }
             }
             tracing::debug!(%kind, objects = to_send.len(), "apply: group prepared");
+            if !self.dry_run && !to_send.is_empty() {
+                self.context
+                    .record_fact(Fact::of(&sending(&to_send))?)
+                    .await?;
+            }
             // Answers are recorded while the next requests go out: the requests never wait for
             // the log's durable writes (an object answered but not yet recorded when the process
             // dies is sent again by the resumed apply, as before).
@@ -996,6 +1003,12 @@ impl KubeApply<'_> {
                         pruned
                     }
                 };
+                // An object sent without its answer heard is known by its uid once read.
+                let mut entry = entry;
+                if entry.uid.is_empty() && !pruned.uid.is_empty() {
+                    entry.uid.clone_from(&pruned.uid);
+                    entry.sent_digest = None;
+                }
                 match pruned.outcome {
                     PruneOutcome::Deleted => counts.pruned += 1,
                     PruneOutcome::Kept => {
@@ -1056,6 +1069,7 @@ impl KubeApply<'_> {
                             deletion_phase: 0,
                             keep: false,
                             additional_namespace: true,
+                            sent_digest: None,
                         },
                     ),
                 );
@@ -2106,12 +2120,26 @@ impl KubeApply<'_> {
         };
         pruned.resource_version = meta(&live, "resourceVersion");
         let live_uid = meta(&live, "uid").unwrap_or_default();
-        if live_uid != entry.uid {
-            pruned.outcome = PruneOutcome::NotOwned;
-            pruned.detail = Some(format!(
-                "its uid is now {live_uid}: another object of the same name"
-            ));
-            return Ok(pruned);
+        match &entry.sent_digest {
+            // Sent by an apply that never heard back: the object it made carries what it sent.
+            Some(digest) if entry.uid.is_empty() => {
+                pruned.uid.clone_from(&live_uid);
+                if annotation_of(&live, DIGEST_ANNOTATION) != Some(digest.as_str()) {
+                    pruned.outcome = PruneOutcome::NotOwned;
+                    pruned.detail = Some(format!(
+                        "it does not carry {DIGEST_ANNOTATION}: {digest}, which an apply that never heard back sent: not the object it made"
+                    ));
+                    return Ok(pruned);
+                }
+            }
+            _ if live_uid != entry.uid => {
+                pruned.outcome = PruneOutcome::NotOwned;
+                pruned.detail = Some(format!(
+                    "its uid is now {live_uid}: another object of the same name"
+                ));
+                return Ok(pruned);
+            }
+            _ => {}
         }
         if annotation_of(&live, OWNER_ANNOTATION) != Some(self.app_slug.as_str()) {
             pruned.outcome = PruneOutcome::NotOwned;
@@ -2142,7 +2170,7 @@ impl KubeApply<'_> {
         }
         match self
             .cluster
-            .delete(key, &info, &entry.uid, self.dry_run)
+            .delete(key, &info, &live_uid, self.dry_run)
             .await
         {
             Ok(_) => pruned.outcome = PruneOutcome::Deleted,
@@ -2299,6 +2327,21 @@ fn count(counts: &mut ApplyCounts, outcome: ApplyOutcome) {
     }
 }
 
+/// The record of `objects` about to be sent (durable before the first request goes out).
+fn sending(objects: &[Prepared]) -> ObjectsSending {
+    ObjectsSending {
+        objects: objects
+            .iter()
+            .map(|object| SentObject {
+                key: object.planned.key.clone(),
+                step: object.planned.step,
+                digest: object.digest.clone(),
+                deletion_phase: phase(&object.body, DELETION_PHASE),
+            })
+            .collect(),
+    }
+}
+
 fn inventory_entry(object: &Prepared, record: &AppliedObject) -> InventoryEntry {
     InventoryEntry {
         key: record.key.clone(),
@@ -2306,6 +2349,7 @@ fn inventory_entry(object: &Prepared, record: &AppliedObject) -> InventoryEntry 
         deletion_phase: phase(&object.body, DELETION_PHASE),
         keep: is_kept(&object.body),
         additional_namespace: false,
+        sent_digest: None,
     }
 }
 

@@ -278,8 +278,13 @@ fn sort_key(object: &PlannedObject) -> SortKey<'_> {
 pub struct InventoryEntry {
     /// Which object.
     pub key: ObjectKey,
-    /// The server's uid when it was applied.
+    /// The server's uid when it was applied; empty for an object sent by an apply that never
+    /// heard the answer (then `sent_digest` says what it sent).
     pub uid: String,
+    /// For an object an apply sent and never heard back about (so its uid is not known): the
+    /// digest it was sent with. The prune deletes it only while it carries that digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_digest: Option<String>,
     /// `kots.io/deletion-phase` as applied.
     #[serde(default)]
     pub deletion_phase: i64,
@@ -513,6 +518,7 @@ mod tests {
             deletion_phase: 0,
             keep: false,
             additional_namespace: false,
+            sent_digest: None,
         }
     }
 

@@ -3,7 +3,9 @@
 //! (and `useHelmInstall` releases) that applies which never completed (refused objects, a failed
 //! wait or chart, a kill) applied since then ([`unfinished_applies`]). Without the second part,
 //! an object created by a failed apply and dropped by the next release would stay in the cluster
-//! for ever: no inventory lists it. Each apply to a cluster records `ApplyStarted`
+//! for ever: no inventory lists it. That includes objects such an apply sent and never heard
+//! back about (killed while the server answered): each group is recorded as `ObjectsSending`
+//! before it is sent, and those objects are pruned only while they carry the digest sent. Each apply to a cluster records `ApplyStarted`
 //! ([`record_start`], in the same commit as its first record), which is how an apply that never
 //! completed is found; the stage holds the app's apply lock meanwhile, so such an apply is not
 //! one still running in another process. The delete itself is guarded as always (uid and
@@ -19,7 +21,7 @@ use windlass_state::LazyEvent;
 use crate::events::{
     APPLY_COMPLETED, APPLY_STARTED, ApplyCompleted, ApplyOutcome, ApplyStarted,
     HELM_RELEASE_INSTALLED, HelmReleaseInstalled, HelmReleaseOutcome, OBJECTS_APPLIED,
-    ObjectsApplied, TargetRecord,
+    OBJECTS_SENDING, ObjectsApplied, ObjectsSending, TargetRecord,
 };
 use crate::order::{InventoryEntry, Step};
 
@@ -172,7 +174,9 @@ pub async fn record_start(
 /// What applies that never completed left in the cluster ([`unfinished_applies`]).
 #[derive(Debug, Default)]
 pub struct Unfinished {
-    /// The objects they recorded as applied (not failed), one entry per object, oldest first.
+    /// The objects they recorded as applied (not failed), one entry per object, oldest first;
+    /// then the objects they sent and recorded no answer for (`ObjectsSending`), known by the
+    /// digest sent rather than a uid.
     pub objects: Vec<InventoryEntry>,
     /// The `useHelmInstall` releases they recorded as installed, with the install that did,
     /// newest record per release and namespace.
@@ -184,8 +188,9 @@ pub struct Unfinished {
 /// without one): an install that recorded anything since then has not completed (it would be
 /// the previous apply), and the apply lock says it is not running. Each record belongs to the
 /// newest `ApplyStarted` of its install before it (a resumed apply may have gone elsewhere).
-/// Newest record first wins. Applies recorded before windlass recorded `ApplyStarted` are not
-/// found; a record that cannot be read is skipped, with a warning.
+/// Newest record first wins; an object they sent (`ObjectsSending`) and recorded no answer for
+/// comes with its sent digest instead of a uid. Applies recorded before windlass recorded
+/// `ApplyStarted` are not found; a record that cannot be read is skipped, with a warning.
 pub fn unfinished_applies(
     context: &StageContext,
     app_slug: &str,
@@ -237,6 +242,8 @@ pub fn unfinished_applies(
     };
     let mut unfinished = Unfinished::default();
     let mut seen: HashSet<String> = HashSet::new();
+    // Every object an answer was recorded for, whatever it said.
+    let mut heard: HashSet<String> = HashSet::new();
     visit_since(
         context,
         OBJECTS_APPLIED,
@@ -246,6 +253,7 @@ pub fn unfinished_applies(
             let batch: ObjectsApplied = decode_or_warn(&*context.progress, event)?;
             // Newest first across batches; within a batch, a later object is the newer.
             for object in batch.objects.into_iter().rev() {
+                heard.insert(object.key.inventory_id());
                 let Some(uid) = object.uid.filter(|uid| !uid.is_empty()) else {
                     continue;
                 };
@@ -264,12 +272,40 @@ pub fn unfinished_applies(
                     deletion_phase: object.deletion_phase,
                     keep: false,
                     additional_namespace,
+                    sent_digest: None,
                 });
             }
             Some(())
         },
     )?;
     unfinished.objects.reverse();
+    // Objects sent whose answer was never recorded: the server may have made them.
+    let mut unheard: Vec<InventoryEntry> = Vec::new();
+    visit_since(
+        context,
+        OBJECTS_SENDING,
+        after,
+        &belongs_here,
+        &mut |event| {
+            let sending: ObjectsSending = decode_or_warn(&*context.progress, event)?;
+            for object in sending.objects {
+                let id = object.key.inventory_id();
+                if !heard.contains(&id) && seen.insert(id) {
+                    unheard.push(InventoryEntry {
+                        key: object.key,
+                        uid: String::new(),
+                        deletion_phase: object.deletion_phase,
+                        keep: false,
+                        additional_namespace: false,
+                        sent_digest: Some(object.digest),
+                    });
+                }
+            }
+            Some(())
+        },
+    )?;
+    unheard.reverse();
+    unfinished.objects.extend(unheard);
     let mut releases: HashSet<(String, String)> = HashSet::new();
     visit_since(
         context,
@@ -368,6 +404,8 @@ pub fn prune_against(
         .collect();
     for entry in unfinished {
         match position.get(&entry.key.inventory_id()) {
+            // Sent without an answer heard: the known uid says more than the sent digest.
+            Some(_) if entry.uid.is_empty() => {}
             Some(&index) => {
                 let known = &mut merged[index];
                 known.uid = entry.uid;
@@ -403,6 +441,7 @@ mod tests {
             deletion_phase: 0,
             keep: false,
             additional_namespace: false,
+            sent_digest: None,
         }
     }
 
@@ -448,6 +487,24 @@ mod tests {
         assert!(!unknown.is(&TargetRecord::Dir {
             path: "/tmp/out".into()
         }));
+    }
+
+    #[test]
+    fn an_object_sent_without_an_answer_joins_by_its_digest_unless_its_uid_is_known() {
+        let unheard = |name: &str| InventoryEntry {
+            sent_digest: Some(format!("digest-{name}")),
+            ..entry(name, "")
+        };
+        let merged = prune_against(
+            Some(&[entry("a", "u-a")]),
+            vec![entry("b", "u-b"), unheard("a"), unheard("c")],
+        )
+        .unwrap();
+        assert_eq!(
+            merged,
+            [entry("a", "u-a"), entry("b", "u-b"), unheard("c")],
+            "a known uid is kept over a digest sent; an unknown object joins by its digest"
+        );
     }
 
     #[test]

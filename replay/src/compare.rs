@@ -190,7 +190,9 @@ pub fn comparable_fields<'a>(
                 // The digest of an applied Secret covers its content: a pull secret's derives
                 // from the license ID (or the registry password), and any Secret may hold a
                 // password value the templates read.
-                ("ObjectsApplied", "objects") if !secrets_known || !passwords_known => {
+                ("ObjectsApplied" | "ObjectsSending", "objects")
+                    if !secrets_known || !passwords_known =>
+                {
                     let mut objects = value.clone();
                     for object in objects.as_array_mut().into_iter().flatten() {
                         let pull_secret =

@@ -49,7 +49,7 @@ fn pruned_records(state: &Path, install_id: &str) -> BTreeMap<String, Value> {
 }
 
 /// The names of the DELETE requests the fake server received for `resource` (dry runs included).
-fn deletes_of(cluster: &FakeCluster, resource: &str) -> Vec<String> {
+pub(crate) fn deletes_of(cluster: &FakeCluster, resource: &str) -> Vec<String> {
     cluster
         .server
         .requests()

@@ -8,6 +8,7 @@ mod apply_guards;
 mod apply_kube;
 mod apply_kubeconfig;
 mod apply_order_retries;
+mod apply_unheard;
 mod apply_waits;
 mod audit;
 mod console;

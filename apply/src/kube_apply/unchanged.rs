@@ -133,6 +133,7 @@ impl KubeApply<'_> {
                 deletion_phase: entry.deletion_phase,
                 keep: entry.keep,
                 additional_namespace: entry.additional_namespace,
+                sent_digest: None,
             };
             applied.insert(id, (now.clone(), inventory_entry));
             found.push(now);

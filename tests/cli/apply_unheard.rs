@@ -1,0 +1,227 @@
+//! `--target kube` against `windlass-test-apiserver` (a FAKE Kubernetes API server: no real one can
+//! be installed on these machines): objects the server made whose answer windlass never heard.
+//! The fake holds the answers of some writes after making them (`FaultAction::DelayAnswer`, as a
+//! connection lost after the server committed would), windlass is killed with SIGKILL meanwhile,
+//! and a later install of a release without those objects must still find and prune them, from
+//! the `ObjectsSending` record written before they were sent, but only while each still carries
+//! the digest sent.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use windlass_test_apiserver::{Fault, FaultAction, FaultMatch, Options};
+
+use super::apply_guards::deletes_of;
+use super::apply_kube::*;
+use super::*;
+
+/// The `ObjectPruned` payloads of `install_id`, by object name.
+fn pruned_by_name(state: &Path, install_id: &str) -> BTreeMap<String, Value> {
+    payloads_of_type(&events(state, install_id), "ObjectPruned")
+        .into_iter()
+        .map(|pruned| (pruned["key"]["name"].as_str().unwrap().to_string(), pruned))
+        .collect()
+}
+
+/// The names in `install_id`'s records of `event_type` (`ObjectsSending` or `ObjectsApplied`).
+fn names_recorded(state: &Path, install_id: &str, event_type: &str) -> Vec<String> {
+    payloads_of_type(&events(state, install_id), event_type)
+        .iter()
+        .flat_map(|batch| batch["objects"].as_array().unwrap().clone())
+        .map(|object| object["key"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The live object's uid (it must exist).
+fn uid_of(cluster: &FakeCluster, name: &str) -> String {
+    let live = cluster
+        .server
+        .get("v1", "ConfigMap", "default", name)
+        .unwrap_or_else(|| panic!("ConfigMap {name} exists"));
+    live["metadata"]["uid"].as_str().unwrap().to_string()
+}
+
+/// Starts `install --target kube` of `release`, waits until the cluster holds every map of
+/// `made` (their answers held by the fake), and kills windlass with SIGKILL. Returns the
+/// install's id.
+fn install_killed_once_made(
+    state: &Path,
+    release: &Path,
+    cluster: &FakeCluster,
+    made: &[&str],
+) -> String {
+    let mut child = windlass(state)
+        .args(OFFLINE_INSTALL)
+        .arg(release)
+        .args(["--target", "kube", "--kubeconfig"])
+        .arg(&cluster.kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !made
+        .iter()
+        .all(|name| exists(cluster, "v1", "ConfigMap", "default", name))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the server did not make {made:?} in time"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "windlass ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let history = json(run(windlass(state).args(["history", "--json"])));
+    history[0]["install_id"].as_str().unwrap().to_string()
+}
+
+/// A kill while the server held the answers of three writes it had made: the next install,
+/// of a release without them, deletes the one still as sent, leaves the one someone replaced
+/// with another of the same name (ownership annotation copied, not the digest), and records
+/// the one whose delete the server refuses in its inventory by the uid it then read, so that
+/// the install after it deletes it through the usual uid guard.
+#[test]
+fn objects_sent_whose_answer_never_came_are_pruned_while_they_carry_the_digest_sent() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    for name in ["held", "replaced", "stuck"] {
+        cluster.server.add_fault(Fault {
+            matcher: FaultMatch::verb("patch")
+                .resource("configmaps")
+                .name(name)
+                .dry_run(false),
+            action: FaultAction::DelayAnswer(Duration::from_secs(600)),
+            remaining: Some(1),
+        });
+    }
+    let release = release(
+        &[
+            ("a.yaml", &configmap("a", "1")),
+            ("held.yaml", &configmap("held", "1")),
+            ("replaced.yaml", &configmap("replaced", "1")),
+            ("stuck.yaml", &configmap("stuck", "1")),
+        ],
+        "",
+    );
+    let killed = install_killed_once_made(
+        state.path(),
+        release.path(),
+        &cluster,
+        &["held", "replaced", "stuck"],
+    );
+    let killed_events = events(state.path(), &killed);
+    assert!(
+        payloads_of_type(&killed_events, "ApplyCompleted").is_empty(),
+        "the kill landed mid-apply"
+    );
+    let sending = names_recorded(state.path(), &killed, "ObjectsSending");
+    for name in ["held", "replaced", "stuck"] {
+        assert!(
+            sending.contains(&name.to_string()),
+            "{name} was recorded as being sent before it was: {sending:?}"
+        );
+    }
+    let answered = names_recorded(state.path(), &killed, "ObjectsApplied");
+    assert!(
+        !answered
+            .iter()
+            .any(|name| ["held", "replaced", "stuck"].contains(&name.as_str())),
+        "no answer was heard for the held writes: {answered:?}"
+    );
+    cluster.server.clear_faults();
+    let held_uid = uid_of(&cluster, "held");
+    let stuck_uid = uid_of(&cluster, "stuck");
+
+    // Outside windlass, `replaced` is deleted and made again by someone else, who copied the
+    // ownership annotation but not the digest: not the object windlass sent.
+    cluster
+        .server
+        .delete("v1", "ConfigMap", "default", "replaced")
+        .unwrap();
+    cluster
+        .server
+        .create_as(
+            "someone-else",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "replaced", "namespace": "default",
+                                "annotations": {"windlass.io/app": "my-app"}},
+                   "data": {"value": "theirs"}}),
+        )
+        .unwrap();
+    let replaced_uid = uid_of(&cluster, "replaced");
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("delete")
+            .resource("configmaps")
+            .name("stuck"),
+        action: FaultAction::Refuse("stuck stays".into()),
+        remaining: None,
+    });
+    cluster.server.reset_requests();
+
+    // A release without them: a new install, which prunes against the killed one.
+    rewrite(release.path(), &[("a.yaml", &configmap("a", "2"))]);
+    let second = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(second["status"], "completed", "{second}");
+    let second_id = second["install_id"].as_str().unwrap();
+    assert_ne!(second_id, killed, "a new install");
+    let pruned = pruned_by_name(state.path(), second_id);
+    let held = pruned
+        .get("held")
+        .unwrap_or_else(|| panic!("the object made without an answer is pruned: {pruned:?}"));
+    assert_eq!(held["outcome"], "deleted", "{pruned:?}");
+    assert_eq!(
+        held["uid"],
+        held_uid.as_str(),
+        "the uid read before the delete"
+    );
+    assert!(!exists(&cluster, "v1", "ConfigMap", "default", "held"));
+    let replaced = &pruned["replaced"];
+    assert_eq!(replaced["outcome"], "not_owned", "{pruned:?}");
+    assert!(
+        replaced["detail"]
+            .as_str()
+            .unwrap()
+            .contains("does not carry windlass.io/applied-digest"),
+        "{replaced}"
+    );
+    let live = cluster
+        .server
+        .get("v1", "ConfigMap", "default", "replaced")
+        .expect("the other `replaced` is left alone");
+    assert_eq!(live["metadata"]["uid"], replaced_uid.as_str());
+    assert_eq!(live["data"]["value"], "theirs");
+    assert_eq!(pruned["stuck"]["outcome"], "refused", "{pruned:?}");
+    assert!(exists(&cluster, "v1", "ConfigMap", "default", "stuck"));
+    assert_eq!(
+        deletes_of(&cluster, "configmaps"),
+        ["held", "stuck"],
+        "no DELETE for the replaced map: the re-read decided"
+    );
+    // The refused one stays in the inventory, now by the uid the prune read.
+    let completed = &payloads_of_type(&events(state.path(), second_id), "ApplyCompleted")[0];
+    let stuck_entry = completed["inventory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["key"]["name"] == "stuck")
+        .unwrap_or_else(|| panic!("stuck stays in the inventory: {completed}"));
+    assert_eq!(stuck_entry["uid"], stuck_uid.as_str(), "{stuck_entry}");
+    assert!(stuck_entry.get("sent_digest").is_none(), "{stuck_entry}");
+
+    // The next install deletes it once the server allows, by that uid.
+    cluster.server.clear_faults();
+    rewrite(release.path(), &[("a.yaml", &configmap("a", "3"))]);
+    let third = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(third["status"], "completed", "{third}");
+    let pruned = pruned_by_name(state.path(), third["install_id"].as_str().unwrap());
+    assert_eq!(pruned["stuck"]["outcome"], "deleted", "{pruned:?}");
+    assert_eq!(pruned["stuck"]["uid"], stuck_uid.as_str());
+    assert!(!exists(&cluster, "v1", "ConfigMap", "default", "stuck"));
+    assert!(exists(&cluster, "v1", "ConfigMap", "default", "a"));
+}
