@@ -20,7 +20,7 @@
 //! made whose answer never reached windlass is still found by a later install's prune. Objects of one kind are applied concurrently,
 //! kinds one after another.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,7 @@ use crate::order::{
     DELETION_PHASE, InventoryEntry, ObjectKey, PlannedObject, PruneAction, Step, annotation_of,
     is_kept, phase,
 };
+use crate::prune_candidates::{ClusterIdentity, OtherInstance, held_by_other_instances};
 
 mod unchanged;
 
@@ -98,6 +99,8 @@ pub struct KubeApply<'a> {
     pub status_informers: Vec<String>,
     /// The previous inventory of this app on this cluster, to prune against (`None`: no prune).
     pub previous: Option<Vec<InventoryEntry>>,
+    /// Which cluster this is (how other instances' applies to it are told apart).
+    pub cluster_identity: ClusterIdentity,
     /// Prune even when the new set is empty.
     pub allow_empty_prune: bool,
     /// The rendered files that hold a secret (recorded by fingerprint, not as a blob).
@@ -991,6 +994,7 @@ impl KubeApply<'_> {
                 self.allow_empty_prune,
             )
             .map_err(|refusal| StageError::invalid_input(refusal.to_string()))?;
+            let others = self.other_instances_holding(&actions)?;
             for action in actions {
                 let entry = match &action {
                     PruneAction::Delete(entry) | PruneAction::Keep(entry, _) => entry.clone(),
@@ -998,7 +1002,10 @@ impl KubeApply<'_> {
                 let pruned = match pruned_before.get(&entry.key.inventory_id()) {
                     Some(pruned) if !pruned.dry_run => pruned.clone(),
                     _ => {
-                        let pruned = self.prune_one(&action, &applied).await?;
+                        let pruned = match others.get(&entry.key.inventory_id()) {
+                            Some(holder) => self.left_to(&entry, holder),
+                            None => self.prune_one(&action, &applied).await?,
+                        };
                         self.context.record_fact(Fact::of(&pruned)?).await?;
                         pruned
                     }
@@ -1011,6 +1018,12 @@ impl KubeApply<'_> {
                 }
                 match pruned.outcome {
                     PruneOutcome::Deleted => counts.pruned += 1,
+                    // The other instance's inventory holds it: not this one's any more.
+                    PruneOutcome::Kept
+                        if pruned.kept_because == Some(crate::order::KeepReason::OtherInstance) =>
+                    {
+                        counts.kept += 1;
+                    }
                     PruneOutcome::Kept => {
                         counts.kept += 1;
                         inventory.push(entry);
@@ -1030,6 +1043,49 @@ impl KubeApply<'_> {
             notes,
             unchanged_since: None,
         })
+    }
+
+    /// The cluster-scoped objects `actions` would delete that another instance of the app (in
+    /// another app namespace of this cluster) still applies, by inventory id.
+    fn other_instances_holding(
+        &self,
+        actions: &[PruneAction],
+    ) -> Result<HashMap<String, OtherInstance>, StageError> {
+        let cluster_scoped: HashSet<String> = actions
+            .iter()
+            .filter_map(|action| match action {
+                PruneAction::Delete(entry) if entry.key.namespace.is_none() => {
+                    Some(entry.key.inventory_id())
+                }
+                _ => None,
+            })
+            .collect();
+        if cluster_scoped.is_empty() {
+            return Ok(HashMap::new());
+        }
+        held_by_other_instances(
+            self.context,
+            &self.app_slug,
+            &self.app_namespace,
+            &self.cluster_identity,
+            &cluster_scoped,
+        )
+    }
+
+    /// The record of `entry` left to the other instance that still applies it.
+    fn left_to(&self, entry: &InventoryEntry, holder: &OtherInstance) -> ObjectPruned {
+        ObjectPruned {
+            key: entry.key.clone(),
+            uid: entry.uid.clone(),
+            outcome: PruneOutcome::Kept,
+            kept_because: Some(crate::order::KeepReason::OtherInstance),
+            detail: Some(format!(
+                "the instance of {} in namespace {} applies it too (install {}): left to it",
+                self.app_slug, holder.namespace, holder.install_id
+            )),
+            resource_version: None,
+            dry_run: self.dry_run,
+        }
     }
 
     /// Creates the named additional namespaces that are missing and, for `"*"`, adds a copy of

@@ -312,6 +312,10 @@ pub enum KeepReason {
     /// A CRD that custom resources windlass did not apply (of another app, or made by hand) are
     /// instances of: deleting it would delete them, in every namespace.
     HoldsOthers,
+    /// A cluster-scoped object the newest completed apply of another instance of the app (in
+    /// another app namespace of the same cluster) applied as well: left to that instance, and
+    /// out of this one's inventory. (A variant added later: records before it never hold it.)
+    OtherInstance,
 }
 
 /// What to do with one object no longer in the release.

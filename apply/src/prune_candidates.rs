@@ -333,6 +333,83 @@ pub fn unfinished_applies(
     Ok(unfinished)
 }
 
+/// Which of `keys` (inventory ids of cluster-scoped objects) other instances of `app_slug` on
+/// `cluster` still apply: those in the inventory of the newest completed, real apply into each
+/// other app namespace (records that name no app namespace are not counted), by id, with that
+/// namespace and the install that applied. Read only when a dropped cluster-scoped object is about
+/// to be deleted: deleting it would take it from them too.
+pub fn held_by_other_instances(
+    context: &StageContext,
+    app_slug: &str,
+    app_namespace: &str,
+    cluster: &ClusterIdentity,
+    keys: &HashSet<String>,
+) -> Result<HashMap<String, OtherInstance>, StageError> {
+    /// What tells whose apply an `ApplyCompleted` is, read without its inventory.
+    #[derive(serde::Deserialize)]
+    struct Whose {
+        app_slug: String,
+        target: TargetRecord,
+        #[serde(default)]
+        app_namespace: Option<String>,
+        #[serde(default)]
+        dry_run: bool,
+    }
+    let mut namespaces_seen: HashSet<String> = HashSet::new();
+    let mut held: HashMap<String, OtherInstance> = HashMap::new();
+    context
+        .history
+        .visit_recent_facts(
+            APPLY_COMPLETED,
+            time::OffsetDateTime::UNIX_EPOCH,
+            &context.install_id,
+            &mut |event| {
+                let Ok(whose) = event.decode::<Whose>() else {
+                    return ControlFlow::Continue(());
+                };
+                let Some(namespace) = whose.app_namespace else {
+                    return ControlFlow::Continue(());
+                };
+                if whose.app_slug != app_slug
+                    || namespace == app_namespace
+                    || whose.dry_run
+                    || !cluster.is(&whose.target)
+                    || !namespaces_seen.insert(namespace.clone())
+                {
+                    return ControlFlow::Continue(());
+                }
+                let Some(completed) = decode_or_warn::<ApplyCompleted>(&*context.progress, &event)
+                else {
+                    return ControlFlow::Continue(());
+                };
+                for entry in completed.inventory {
+                    let id = entry.key.inventory_id();
+                    if keys.contains(&id) && !held.contains_key(&id) {
+                        held.insert(
+                            id,
+                            OtherInstance {
+                                namespace: namespace.clone(),
+                                install_id: event.event.install_id.clone(),
+                            },
+                        );
+                    }
+                }
+                ControlFlow::Continue(())
+            },
+        )
+        .map_err(StageError::permanent)?;
+    Ok(held)
+}
+
+/// Another instance of the app that still applies an object ([`held_by_other_instances`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherInstance {
+    /// Its app namespace.
+    pub namespace: String,
+    /// The install whose completed apply holds the object.
+    pub install_id: String,
+}
+
 /// Hands `visit` each fact of `event_type` recorded after global sequence `after` that
 /// `belongs_here`, newest first.
 fn visit_since(

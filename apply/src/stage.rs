@@ -351,6 +351,7 @@ impl Stage for ApplyStage {
                     ),
                     allow_empty_prune: self.config.allow_empty_prune,
                     secret_files: source.secret_files.clone(),
+                    cluster_identity: identity.clone(),
                 };
                 // The rendered files as the previous apply of the same rendering applied them,
                 // found unchanged in the cluster: nothing to parse or send.

@@ -673,6 +673,9 @@ fn applied_changes(
                     Some(KeepReason::KeepAnnotation) => " (annotated kots.io/keep)",
                     Some(KeepReason::AdditionalNamespace) => " (an additionalNamespaces namespace)",
                     Some(KeepReason::InUse) => " (objects this install applied depend on it)",
+                    Some(KeepReason::OtherInstance) => {
+                        " (another instance of the app, in another namespace, applies it)"
+                    }
                     Some(KeepReason::HoldsOthers) =>
                         " (custom resources windlass did not apply are instances of it)",
                     None => "",

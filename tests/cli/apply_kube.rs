@@ -969,7 +969,7 @@ pub(crate) fn install_into_new_namespace(
 
 /// One app in two namespaces shares its CRD (cluster-scoped): dropping the CRD from the release
 /// of one instance deletes that instance's custom resource, not the CRD, which the other
-/// instance's resource still needs.
+/// instance still applies (and its resource still needs).
 #[test]
 fn a_crd_shared_by_two_instances_of_an_app_is_kept() {
     let cluster = fake_cluster(Options::default());
@@ -1003,10 +1003,13 @@ fn a_crd_shared_by_two_instances_of_an_app_is_kept() {
         .expect("the CRD's prune decision");
     assert_eq!(
         (&crd["outcome"], &crd["kept_because"]),
-        (&json!("kept"), &json!("holds_others")),
+        (&json!("kept"), &json!("other_instance")),
         "{crd}"
     );
-    assert!(crd["detail"].as_str().unwrap().contains("team2/w"), "{crd}");
+    assert!(
+        crd["detail"].as_str().unwrap().contains("namespace team2"),
+        "{crd}"
+    );
     assert!(!exists(&cluster, "example.com/v1", "Widget", "team1", "w"));
     assert!(exists(&cluster, "example.com/v1", "Widget", "team2", "w"));
 }

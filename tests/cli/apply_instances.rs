@@ -1,0 +1,128 @@
+//! `--target kube` against `windlass-test-apiserver` (a FAKE Kubernetes API server: no real one can
+//! be installed on these machines): one app installed into two namespaces of one cluster (two
+//! instances) sharing a cluster-scoped object. The instance whose release drops it leaves it to
+//! the other, which still applies it; once no instance applies it, it is deleted.
+
+use serde_json::Value;
+use windlass_test_apiserver::Options;
+
+use super::apply_kube::*;
+use super::*;
+
+fn cluster_role(name: &str) -> String {
+    format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {name}\nrules:\n  - apiGroups: [\"\"]\n    resources: [\"configmaps\"]\n    verbs: [\"get\"]\n"
+    )
+}
+
+fn role_exists(cluster: &FakeCluster, name: &str) -> bool {
+    exists(
+        cluster,
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRole",
+        "",
+        name,
+    )
+}
+
+/// The `ObjectPruned` payload of `name` in `install`, if any.
+fn pruned_of(state: &Path, install: &Value, name: &str) -> Option<Value> {
+    payloads_of_type(
+        &events(state, install["install_id"].as_str().unwrap()),
+        "ObjectPruned",
+    )
+    .into_iter()
+    .find(|pruned| pruned["key"]["name"] == name)
+}
+
+fn inventory_names(state: &Path, install: &Value) -> Vec<String> {
+    let completed = &payloads_of_type(
+        &events(state, install["install_id"].as_str().unwrap()),
+        "ApplyCompleted",
+    )[0];
+    completed["inventory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["key"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// team1 and team2 both apply ClusterRole `shared`; team1 alone applies `solo`. team1's next
+/// release drops both: `solo` is deleted, `shared` is kept (`other_instance`, naming team2) and
+/// leaves team1's inventory. team2's next release drops `shared`: no other instance applies it
+/// now, so it is deleted.
+#[test]
+fn a_cluster_scoped_object_another_instance_applies_is_left_to_it() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let settings = configmap("settings", "one");
+    let shared = cluster_role("shared");
+    let team1 = release(
+        &[
+            ("settings.yaml", &settings),
+            ("shared.yaml", &shared),
+            ("solo.yaml", &cluster_role("solo")),
+        ],
+        "",
+    );
+    let team2 = release(
+        &[("settings.yaml", &settings), ("shared.yaml", &shared)],
+        "",
+    );
+    install_into_new_namespace(state.path(), team1.path(), &cluster, "team1");
+    install_into_new_namespace(state.path(), team2.path(), &cluster, "team2");
+    assert!(role_exists(&cluster, "shared") && role_exists(&cluster, "solo"));
+
+    rewrite(team1.path(), &[("settings.yaml", &settings)]);
+    let dropped = install_kube(
+        state.path(),
+        team1.path(),
+        &cluster,
+        &["--namespace", "team1"],
+    );
+    let dropped = json(dropped);
+    assert_eq!(dropped["status"], "completed", "{dropped}");
+    let solo = pruned_of(state.path(), &dropped, "solo").expect("solo's prune decision");
+    assert_eq!(solo["outcome"], "deleted", "{solo}");
+    assert!(!role_exists(&cluster, "solo"));
+    let kept = pruned_of(state.path(), &dropped, "shared").expect("shared's prune decision");
+    assert_eq!(
+        (&kept["outcome"], &kept["kept_because"]),
+        (&Value::from("kept"), &Value::from("other_instance")),
+        "{kept}"
+    );
+    assert!(
+        kept["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the instance of my-app in namespace team2 applies it too"),
+        "{kept}"
+    );
+    assert!(role_exists(&cluster, "shared"));
+    let inventory = inventory_names(state.path(), &dropped);
+    assert!(
+        !inventory.contains(&"shared".to_string()),
+        "left to team2, out of team1's inventory: {inventory:?}"
+    );
+    let shown = run(windlass(state.path()).args(["show", dropped["install_id"].as_str().unwrap()]));
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains("namespace team2 applies it too"),
+        "{}",
+        String::from_utf8_lossy(&shown.stdout)
+    );
+
+    rewrite(team2.path(), &[("settings.yaml", &settings)]);
+    let last = json(install_kube(
+        state.path(),
+        team2.path(),
+        &cluster,
+        &["--namespace", "team2"],
+    ));
+    assert_eq!(last["status"], "completed", "{last}");
+    let deleted = pruned_of(state.path(), &last, "shared").expect("shared's prune decision");
+    assert_eq!(deleted["outcome"], "deleted", "{deleted}");
+    assert!(!role_exists(&cluster, "shared"));
+    assert!(exists(&cluster, "v1", "ConfigMap", "team1", "settings"));
+    assert!(exists(&cluster, "v1", "ConfigMap", "team2", "settings"));
+}
