@@ -40,7 +40,9 @@ fn details(name: &str, group: &str, kind: &str) -> Value {
     if !group.is_empty() {
         map.insert("group".into(), json!(group));
     }
-    map.insert("kind".into(), json!(kind));
+    if !kind.is_empty() {
+        map.insert("kind".into(), json!(kind));
+    }
     Value::Object(map)
 }
 

@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::faults::{self, Injected};
 use crate::objects::{DeleteOptions, FieldValidation, WriteContext};
 use crate::patch;
+use crate::patch_refusal::PatchMechanism;
 use crate::requests::RequestRecord;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::server::Shared;
@@ -672,6 +673,7 @@ async fn resource_request(
                     t,
                     namespace,
                     name,
+                    PatchMechanism::Document,
                     |live| Ok(patch::merge_patch(live, &body)),
                     &context,
                 )?,
@@ -679,6 +681,7 @@ async fn resource_request(
                     t,
                     namespace,
                     name,
+                    PatchMechanism::Document,
                     |live| patch::json_patch(live, &body),
                     &context,
                 )?,
@@ -688,6 +691,7 @@ async fn resource_request(
                         t,
                         namespace,
                         name,
+                        PatchMechanism::Strategic(&body),
                         |live| Ok(patch::strategic_merge_patch(live, &body, &schema)),
                         &context,
                     )?

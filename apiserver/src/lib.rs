@@ -75,9 +75,10 @@
 //!   of the defaulted fields; a create or update defaults before, so its manager owns them. Only
 //!   written objects are defaulted: a default added to a CRD later shows on an object's next
 //!   write, not on reading it back. The fields a create, update or merge/JSON patch drops are
-//!   handled by `fieldValidation`: `Strict` refuses the write (400 `strict decoding error:
-//!   unknown field "spec.bogus"`, after `<Kind> in version "<v>" cannot be handled as a
-//!   <Kind>: ` for a create or update body; kubectl's default), `Warn` (the default, and any
+//!   handled by `fieldValidation`: `Strict` refuses the write (kubectl's default: for a create
+//!   or update body 400 `<Kind> in version "<v>" cannot be handled as a <Kind>: strict decoding
+//!   error: unknown field "spec.bogus"`; for a patch 422 `Invalid` on field `patch`, valued
+//!   with the object the patch made, as the API server's patch handler answers), `Warn` (the default, and any
 //!   other value) answers a `Warning: 299 - "unknown field \"spec.bogus\""` header each
 //!   (sorted by path), `Ignore` drops them silently.
 //! - Protobuf request bodies (`application/vnd.kubernetes.protobuf`, [`protobuf`]) for creates
@@ -100,8 +101,9 @@
 //! (beyond injected refusals), validation of object contents beyond names, the immutable
 //! fields above and the string maps (labels, annotations, a ConfigMap's `data`/`binaryData`, a
 //! Secret's `data`/`stringData`: a value other than a string is a 400 as the real decoder
-//! answers it, or a 500 `failed to create typed patch object` for a server-side apply, and a
-//! null is stored as `""`; base64 is not checked), unknown-field detection for built-in types (`fieldValidation` is ignored
+//! answers it for a body, a 422 `Invalid` on field `patch` for a merge, JSON or strategic
+//! patch (worded per kind of patch, `patch_refusal.rs`), or a 500 `failed to create typed patch
+//! object` for a server-side apply, and a null is stored as `""`; base64 is not checked), unknown-field detection for built-in types (`fieldValidation` is ignored
 //! there) or duplicate fields, a CRD schema's value validation (types, formats, enums, CEL rules), version
 //! conversion (every served version of a CRD stores the same object), protobuf beyond the kinds
 //! above, protobuf responses or CBOR, metadata-only watches,
@@ -122,6 +124,7 @@ mod handlers;
 pub mod managed;
 mod objects;
 mod patch;
+mod patch_refusal;
 pub mod protobuf;
 mod requests;
 pub mod schema;

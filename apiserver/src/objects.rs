@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::catalog::{Catalog, ResourceType};
 use crate::error::ApiError;
 use crate::managed::{self, Identity, ManagedEntry, Operation};
+use crate::patch_refusal::{PatchMechanism, invalid_patch, json_kind, wrong_type};
 use crate::store::{ObjectKey, Store};
 
 /// Server behaviour that tests choose.
@@ -85,14 +86,16 @@ impl FieldValidation {
     }
 }
 
-/// How the real server words a strict decoding error: a create or update body that fails to
-/// decode names the kind it cannot be handled as; a patched object does not.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Decoded {
+/// Where the object being decoded came from, which decides how the real server words its
+/// refusal: a create or update body that fails to decode names the kind it cannot be handled as
+/// (400); a patched object is refused as an invalid `patch` (422, [`crate::patch_refusal`]); a
+/// server-side apply's configuration by structured-merge-diff.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Decoded<'a> {
     /// The body of a create or update.
     Body,
-    /// The object a merge or JSON patch produced.
-    Patched,
+    /// The object a merge, JSON or strategic merge patch produced.
+    Patched(PatchMechanism<'a>),
     /// The configuration of a server-side apply.
     Applied,
 }
@@ -430,36 +433,41 @@ impl State {
             let Some(map) = body.pointer_mut(pointer).and_then(Value::as_object_mut) else {
                 continue;
             };
+            let mut wrong = None;
             for (key, value) in map.iter_mut() {
-                let wrong = match value {
-                    Value::String(_) => continue,
-                    Value::Null if decoded == Decoded::Applied => continue,
-                    Value::Null => {
-                        *value = json!("");
-                        continue;
+                match value {
+                    Value::String(_) => {}
+                    Value::Null if decoded == Decoded::Applied => {}
+                    Value::Null => *value = json!(""),
+                    _ => {
+                        wrong = Some((key.clone(), value.clone()));
+                        break;
                     }
-                    Value::Number(_) => "number",
-                    Value::Bool(_) => "bool",
-                    Value::Array(_) => "array",
-                    Value::Object(_) => "object",
-                };
-                return Err(match decoded {
-                    Decoded::Body | Decoded::Patched => ApiError::bad_request(format!(
-                        "{kind} in version \"{version}\" cannot be handled as a {kind}: json: cannot unmarshal {wrong} into Go struct field {field} of type {go_type}",
-                        kind = t.kind,
-                        version = t.version,
-                    )),
-                    Decoded::Applied => ApiError::server_error(
-                        500,
-                        format!(
-                            "failed to create typed patch object ({namespace}/{name}; {api_version}, Kind={kind}): {path}.{key}: expected string, got &value.valueUnstructured{{Value:{value}}}",
-                            api_version = t.api_version(),
-                            kind = t.kind,
-                            path = pointer.replace('/', "."),
-                        ),
-                    ),
-                });
+                }
             }
+            let Some((key, value)) = wrong else {
+                continue;
+            };
+            return Err(match decoded {
+                Decoded::Body => ApiError::bad_request(format!(
+                    "{kind} in version \"{version}\" cannot be handled as a {kind}: json: cannot unmarshal {wrong} into Go struct field {field} of type {go_type}",
+                    kind = t.kind,
+                    version = t.version,
+                    wrong = json_kind(&value),
+                )),
+                Decoded::Patched(how) => {
+                    invalid_patch(how, body, &wrong_type(how, &value, field, go_type))
+                }
+                Decoded::Applied => ApiError::server_error(
+                    500,
+                    format!(
+                        "failed to create typed patch object ({namespace}/{name}; {api_version}, Kind={kind}): {path}.{key}: expected string, got &value.valueUnstructured{{Value:{value}}}",
+                        api_version = t.api_version(),
+                        kind = t.kind,
+                        path = pointer.replace('/', "."),
+                    ),
+                ),
+            });
         }
         Ok(())
     }
@@ -622,6 +630,7 @@ impl State {
         t: &ResourceType,
         namespace: &str,
         name: &str,
+        how: PatchMechanism<'_>,
         patch: impl FnOnce(&Value) -> Result<Value, ApiError>,
         context: &WriteContext,
     ) -> Result<Arc<Value>, ApiError> {
@@ -632,8 +641,8 @@ impl State {
             .cloned()
             .ok_or_else(|| ApiError::not_found(&t.plural, &t.group, name))?;
         let mut body = patch(&Self::present(t, &live))?;
-        Self::check_body(t, namespace, &mut body, Decoded::Patched)?;
-        Self::conform_to_schema(t, &mut body, context, Decoded::Patched)?;
+        Self::check_body(t, namespace, &mut body, Decoded::Patched(how))?;
+        Self::conform_to_schema(t, &mut body, context, Decoded::Patched(how))?;
         if text(&body, "/metadata/name") != name {
             return Err(ApiError::bad_request(
                 "metadata.name cannot be changed by a patch",
@@ -900,6 +909,13 @@ impl State {
         let Some(schema) = &t.openapi_schema else {
             return Ok(());
         };
+        // A patch is refused with the object it produced, undeclared fields included.
+        let patched = match decoded {
+            Decoded::Patched(_) if context.field_validation == FieldValidation::Strict => {
+                Some(body.clone())
+            }
+            _ => None,
+        };
         let unknown: Vec<String> = crate::structural::prune(body, schema)
             .into_iter()
             .map(|path| format!("unknown field {path:?}"))
@@ -916,14 +932,17 @@ impl State {
             }
             FieldValidation::Strict => {
                 let error = format!("strict decoding error: {}", unknown.join(", "));
-                Err(ApiError::bad_request(match decoded {
-                    Decoded::Body => format!(
+                Err(match decoded {
+                    Decoded::Body => ApiError::bad_request(format!(
                         "{kind} in version {version:?} cannot be handled as a {kind}: {error}",
                         kind = t.kind,
                         version = t.version,
-                    ),
-                    Decoded::Patched | Decoded::Applied => error,
-                }))
+                    )),
+                    Decoded::Patched(how) => {
+                        invalid_patch(how, patched.as_ref().unwrap_or(body), &error)
+                    }
+                    Decoded::Applied => ApiError::bad_request(error),
+                })
             }
         }
     }

@@ -17,6 +17,7 @@ use crate::error::ApiError;
 use crate::faults::Fault;
 use crate::handlers;
 use crate::objects::{Behaviour, DeleteOptions, State, WriteContext};
+use crate::patch_refusal::PatchMechanism;
 use crate::requests::{RequestCounts, RequestLog, RequestRecord};
 
 /// How to start a server.
@@ -365,6 +366,7 @@ impl TestApiServer {
                 &t,
                 namespace,
                 name,
+                PatchMechanism::Document,
                 |live| Ok(crate::patch::merge_patch(live, &patch)),
                 &context,
             )
@@ -401,6 +403,7 @@ impl TestApiServer {
                 &t,
                 namespace,
                 name,
+                PatchMechanism::Document,
                 |live| Ok(crate::patch::merge_patch(live, &json!({"status": status}))),
                 &context,
             )
@@ -517,6 +520,7 @@ impl TestApiServer {
                 &t,
                 namespace,
                 name,
+                PatchMechanism::Document,
                 |live| {
                     let mut patch = json!({"metadata": {"finalizers": null}});
                     if is_namespace {

@@ -962,10 +962,19 @@ async fn field_validation_refuses_warns_or_ignores_undeclared_fields() {
         json!({"spec": {"other": 1}}),
     )
     .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    // A patched object is refused as an invalid `patch` (422), with the object the patch made.
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["reason"], "Invalid");
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(r#" "" is invalid: patch: Invalid value: "{"#)
+            && message.contains(r#"\"other\":1"#)
+            && message.ends_with(r#"": strict decoding error: unknown field "spec.other""#),
+        "{refused}"
+    );
     assert_eq!(
-        refused["message"],
-        r#"strict decoding error: unknown field "spec.other""#
+        refused["details"]["causes"][0]["field"], "patch",
+        "{refused}"
     );
     let (status, warnings, patched) = call_with_warnings(
         &server,
@@ -1054,6 +1063,62 @@ async fn string_maps_refuse_values_that_are_not_strings() {
     for name in ["a", "b", "c", "d", "e", "s"] {
         assert!(server.get("v1", "ConfigMap", "default", name).is_none());
     }
+    // A patch whose result holds such a value is refused as an invalid `patch` (422), worded
+    // as the API server's patch handler words it for each kind of patch.
+    create(
+        &server,
+        CONFIGMAPS,
+        json!({"metadata": {"name": "p"}, "data": {"n": "1"}}),
+    )
+    .await;
+    let patches = [
+        (
+            "application/merge-patch+json",
+            json!({"data": {"n": 2}}),
+            r#"json: cannot unmarshal number into Go struct field ConfigMap.data of type string"#,
+        ),
+        (
+            "application/json-patch+json",
+            json!([{"op": "add", "path": "/metadata/labels", "value": {"on": true}}]),
+            r#"json: cannot unmarshal bool into Go struct field ObjectMeta.metadata.labels of type string"#,
+        ),
+        (
+            "application/strategic-merge-patch+json",
+            json!({"data": {"n": 2}}),
+            r#" "" is invalid: patch: Invalid value: "map[data:map[n:2]]": cannot convert int64 to string"#,
+        ),
+    ];
+    for (media, patch, wording) in patches {
+        let (status, answer) = call(
+            &server,
+            Method::PATCH,
+            &format!("{CONFIGMAPS}/p"),
+            media,
+            Some(patch),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{media}: {answer}"
+        );
+        assert_eq!(answer["reason"], "Invalid", "{answer}");
+        let message = answer["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(r#" "" is invalid: patch: Invalid value: ""#)
+                && message.ends_with(wording),
+            "{media}: {answer}"
+        );
+        assert_eq!(
+            answer["details"],
+            json!({"causes": [{"reason": "FieldValueInvalid", "field": "patch",
+                               "message": message.trim_start_matches(r#" "" is invalid: patch: "#)}]}),
+            "{media}"
+        );
+    }
+    let kept = server.get("v1", "ConfigMap", "default", "p").unwrap();
+    assert_eq!(kept["data"], json!({"n": "1"}), "nothing was written");
+    assert!(kept["metadata"].get("labels").is_none(), "{kept}");
     let fine = create(
         &server,
         CONFIGMAPS,
