@@ -257,12 +257,14 @@ impl EventPayload for WaitFinished {
 pub enum PruneOutcome {
     /// Deleted.
     Deleted,
-    /// Left in place on purpose (see the reason); it stays in the inventory.
+    /// Left in place on purpose (see the reason); it stays in the inventory (left to another
+    /// instance: marked so).
     Kept,
     /// Already gone.
     Gone,
-    /// Not deleted: its uid changed or it no longer carries the ownership annotation, so it is
-    /// not the object windlass applied. Dropped from the inventory.
+    /// Not deleted: its uid changed (and it carries no digest an apply that never heard back
+    /// sent) or it no longer carries the ownership annotation, so it is not the object windlass
+    /// applied. Dropped from the inventory.
     NotOwned,
     /// The server refused the delete; it stays in the inventory.
     Refused,
@@ -273,9 +275,9 @@ pub enum PruneOutcome {
 pub struct ObjectPruned {
     /// Which object.
     pub key: ObjectKey,
-    /// The uid the inventory recorded; for an object an apply sent and never heard back about
-    /// (the inventory knows its sent digest, not its uid), the uid read before the delete, or
-    /// empty when it could not be read.
+    /// The uid the inventory recorded; for an object found to carry a digest an apply sent and
+    /// never heard back about (the inventory's `sent_digests`), the uid read before the delete;
+    /// empty for an object known by such digests alone when it could not be read.
     pub uid: String,
     /// What happened.
     pub outcome: PruneOutcome,

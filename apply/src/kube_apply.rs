@@ -886,9 +886,19 @@ impl KubeApply<'_> {
                 }
             }
             tracing::debug!(%kind, objects = to_send.len(), "apply: group prepared");
-            if !self.dry_run && !to_send.is_empty() {
+            // What may be written is recorded before it is sent (an object the cluster holds
+            // as this apply would leave it is not written).
+            let may_write: Vec<&Prepared> = to_send
+                .iter()
+                .filter(|object| {
+                    !live
+                        .get(&object.planned.key.inventory_id())
+                        .is_some_and(|found| found.unchanged(&object.digest))
+                })
+                .collect();
+            if !self.dry_run && !may_write.is_empty() {
                 self.context
-                    .record_fact(Fact::of(&sending(&to_send))?)
+                    .record_fact(Fact::of(&sending(&may_write))?)
                     .await?;
             }
             // Answers are recorded while the next requests go out: the requests never wait for
@@ -1010,19 +1020,26 @@ impl KubeApply<'_> {
                         pruned
                     }
                 };
-                // An object sent without its answer heard is known by its uid once read.
+                // An object known by a digest sent without an answer is known by its uid once
+                // read (the read found it is the object that apply made).
                 let mut entry = entry;
-                if entry.uid.is_empty() && !pruned.uid.is_empty() {
+                if !entry.sent_digests.is_empty()
+                    && !pruned.uid.is_empty()
+                    && pruned.uid != entry.uid
+                {
                     entry.uid.clone_from(&pruned.uid);
-                    entry.sent_digest = None;
+                    entry.sent_digests.clear();
                 }
                 match pruned.outcome {
                     PruneOutcome::Deleted => counts.pruned += 1,
-                    // The other instance's inventory holds it: not this one's any more.
+                    // Listed, marked, so that the next install looks at it again, and the
+                    // other instance does not count it as this one's.
                     PruneOutcome::Kept
                         if pruned.kept_because == Some(crate::order::KeepReason::OtherInstance) =>
                     {
                         counts.kept += 1;
+                        entry.left_to_other_instance = true;
+                        inventory.push(entry);
                     }
                     PruneOutcome::Kept => {
                         counts.kept += 1;
@@ -1125,7 +1142,8 @@ impl KubeApply<'_> {
                             deletion_phase: 0,
                             keep: false,
                             additional_namespace: true,
-                            sent_digest: None,
+                            sent_digests: Vec::new(),
+                            left_to_other_instance: false,
                         },
                     ),
                 );
@@ -2121,7 +2139,8 @@ impl KubeApply<'_> {
     }
 
     /// Carries out one prune action: re-reads the object and deletes it only if it is still the
-    /// one applied (same uid) and still carries the ownership annotation.
+    /// one applied (same uid, or a digest an apply that never heard back sent) and still carries
+    /// the ownership annotation.
     async fn prune_one(
         &self,
         action: &PruneAction,
@@ -2176,27 +2195,23 @@ impl KubeApply<'_> {
         };
         pruned.resource_version = meta(&live, "resourceVersion");
         let live_uid = meta(&live, "uid").unwrap_or_default();
-        match &entry.sent_digest {
-            // Sent by an apply that never heard back: the object it made carries what it sent.
-            Some(digest) if entry.uid.is_empty() => {
-                pruned.uid.clone_from(&live_uid);
-                if annotation_of(&live, DIGEST_ANNOTATION) != Some(digest.as_str()) {
-                    pruned.outcome = PruneOutcome::NotOwned;
-                    pruned.detail = Some(format!(
-                        "it does not carry {DIGEST_ANNOTATION}: {digest}, which an apply that never heard back sent: not the object it made"
-                    ));
-                    return Ok(pruned);
-                }
-            }
-            _ if live_uid != entry.uid => {
-                pruned.outcome = PruneOutcome::NotOwned;
-                pruned.detail = Some(format!(
-                    "its uid is now {live_uid}: another object of the same name"
-                ));
-                return Ok(pruned);
-            }
-            _ => {}
+        // The object recorded, or one an apply that never heard back made: it carries what
+        // that apply sent.
+        let recorded = !entry.uid.is_empty() && live_uid == entry.uid;
+        let sent_unanswered = annotation_of(&live, DIGEST_ANNOTATION)
+            .is_some_and(|digest| entry.sent_digests.iter().any(|sent| sent == digest));
+        if !recorded && !sent_unanswered {
+            pruned.outcome = PruneOutcome::NotOwned;
+            pruned.detail = Some(if entry.uid.is_empty() {
+                format!(
+                    "its {DIGEST_ANNOTATION} is none that an apply which never heard back sent: not the object it made"
+                )
+            } else {
+                format!("its uid is now {live_uid}: another object of the same name")
+            });
+            return Ok(pruned);
         }
+        pruned.uid.clone_from(&live_uid);
         if annotation_of(&live, OWNER_ANNOTATION) != Some(self.app_slug.as_str()) {
             pruned.outcome = PruneOutcome::NotOwned;
             pruned.detail = Some(format!(
@@ -2333,6 +2348,7 @@ impl KubeApply<'_> {
             .iter()
             .flatten()
             .map(|entry| entry.uid.as_str())
+            .filter(|uid| !uid.is_empty())
             .collect();
         let others: Vec<String> = instances
             .iter()
@@ -2384,7 +2400,7 @@ fn count(counts: &mut ApplyCounts, outcome: ApplyOutcome) {
 }
 
 /// The record of `objects` about to be sent (durable before the first request goes out).
-fn sending(objects: &[Prepared]) -> ObjectsSending {
+fn sending(objects: &[&Prepared]) -> ObjectsSending {
     ObjectsSending {
         objects: objects
             .iter()
@@ -2405,7 +2421,8 @@ fn inventory_entry(object: &Prepared, record: &AppliedObject) -> InventoryEntry 
         deletion_phase: phase(&object.body, DELETION_PHASE),
         keep: is_kept(&object.body),
         additional_namespace: false,
-        sent_digest: None,
+        sent_digests: Vec::new(),
+        left_to_other_instance: false,
     }
 }
 

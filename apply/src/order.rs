@@ -278,13 +278,19 @@ fn sort_key(object: &PlannedObject) -> SortKey<'_> {
 pub struct InventoryEntry {
     /// Which object.
     pub key: ObjectKey,
-    /// The server's uid when it was applied; empty for an object sent by an apply that never
-    /// heard the answer (then `sent_digest` says what it sent).
+    /// The server's uid when it was applied; empty for an object known only from sends whose
+    /// answer was never heard (`sent_digests`).
     pub uid: String,
-    /// For an object an apply sent and never heard back about (so its uid is not known): the
-    /// digest it was sent with. The prune deletes it only while it carries that digest.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sent_digest: Option<String>,
+    /// The digests applies that never heard the answer sent it with, after its last recorded
+    /// answer (the server may have made or remade it): the prune deletes it while it carries
+    /// one of them in `windlass.io/applied-digest`, whatever its uid.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sent_digests: Vec<String>,
+    /// A cluster-scoped object this install dropped and left to another instance of the app
+    /// that still applied it (`kept`, `other_instance`): listed so that the next install looks
+    /// at it again, and not counted as applied by this instance when another one asks.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub left_to_other_instance: bool,
     /// `kots.io/deletion-phase` as applied.
     #[serde(default)]
     pub deletion_phase: i64,
@@ -522,7 +528,8 @@ mod tests {
             deletion_phase: 0,
             keep: false,
             additional_namespace: false,
-            sent_digest: None,
+            sent_digests: Vec::new(),
+            left_to_other_instance: false,
         }
     }
 

@@ -5,7 +5,8 @@
 //! an object created by a failed apply and dropped by the next release would stay in the cluster
 //! for ever: no inventory lists it. That includes objects such an apply sent and never heard
 //! back about (killed while the server answered): each group is recorded as `ObjectsSending`
-//! before it is sent, and those objects are pruned only while they carry the digest sent. Each apply to a cluster records `ApplyStarted`
+//! before it is sent, and those objects are pruned when they carry a digest sent that no
+//! recorded answer followed. Each apply to a cluster records `ApplyStarted`
 //! ([`record_start`], in the same commit as its first record), which is how an apply that never
 //! completed is found; the stage holds the app's apply lock meanwhile, so such an apply is not
 //! one still running in another process. The delete itself is guarded as always (uid and
@@ -21,7 +22,7 @@ use windlass_state::LazyEvent;
 use crate::events::{
     APPLY_COMPLETED, APPLY_STARTED, ApplyCompleted, ApplyOutcome, ApplyStarted,
     HELM_RELEASE_INSTALLED, HelmReleaseInstalled, HelmReleaseOutcome, OBJECTS_APPLIED,
-    OBJECTS_SENDING, ObjectsApplied, ObjectsSending, TargetRecord,
+    OBJECTS_SENDING, ObjectsApplied, ObjectsSending, SentObject, TargetRecord,
 };
 use crate::order::{InventoryEntry, Step};
 
@@ -188,8 +189,9 @@ pub struct Unfinished {
 /// without one): an install that recorded anything since then has not completed (it would be
 /// the previous apply), and the apply lock says it is not running. Each record belongs to the
 /// newest `ApplyStarted` of its install before it (a resumed apply may have gone elsewhere).
-/// Newest record first wins; an object they sent (`ObjectsSending`) and recorded no answer for
-/// comes with its sent digest instead of a uid. Applies recorded before windlass recorded
+/// Newest record first wins; the digests of objects they sent (`ObjectsSending`) that no answer
+/// recorded after the send covers are added to each object's entry (`sent_digests`; an object
+/// never answered has no uid). Applies recorded before windlass recorded
 /// `ApplyStarted` are not found; a record that cannot be read is skipped, with a warning.
 pub fn unfinished_applies(
     context: &StageContext,
@@ -242,8 +244,7 @@ pub fn unfinished_applies(
     };
     let mut unfinished = Unfinished::default();
     let mut seen: HashSet<String> = HashSet::new();
-    // Every object an answer was recorded for, whatever it said.
-    let mut heard: HashSet<String> = HashSet::new();
+    let mut answers = Answers::default();
     visit_since(
         context,
         OBJECTS_APPLIED,
@@ -251,9 +252,15 @@ pub fn unfinished_applies(
         &belongs_here,
         &mut |event| {
             let batch: ObjectsApplied = decode_or_warn(&*context.progress, event)?;
+            let seq = event.event.global_seq;
             // Newest first across batches; within a batch, a later object is the newer.
             for object in batch.objects.into_iter().rev() {
-                heard.insert(object.key.inventory_id());
+                if object.outcome == ApplyOutcome::Failed && !object.dry_run {
+                    answers
+                        .refused
+                        .entry((object.key.inventory_id(), object.digest.clone()))
+                        .or_insert(seq);
+                }
                 let Some(uid) = object.uid.filter(|uid| !uid.is_empty()) else {
                     continue;
                 };
@@ -263,24 +270,24 @@ pub fn unfinished_applies(
                 {
                     continue;
                 }
-                let additional_namespace = object.step == Step::PullSecrets
-                    && object.key.group.is_empty()
-                    && object.key.kind == "Namespace";
+                answers.applied.insert(object.key.inventory_id(), seq);
                 unfinished.objects.push(InventoryEntry {
+                    additional_namespace: is_additional_namespace(object.step, &object.key),
                     key: object.key,
                     uid,
                     deletion_phase: object.deletion_phase,
                     keep: false,
-                    additional_namespace,
-                    sent_digest: None,
+                    sent_digests: Vec::new(),
+                    left_to_other_instance: false,
                 });
             }
             Some(())
         },
     )?;
     unfinished.objects.reverse();
-    // Objects sent whose answer was never recorded: the server may have made them.
-    let mut unheard: Vec<InventoryEntry> = Vec::new();
+    // Objects sent with no answer recorded after the send: the server may have made (or
+    // remade) them.
+    let mut sends: Vec<(u64, SentObject)> = Vec::new();
     visit_since(
         context,
         OBJECTS_SENDING,
@@ -288,24 +295,12 @@ pub fn unfinished_applies(
         &belongs_here,
         &mut |event| {
             let sending: ObjectsSending = decode_or_warn(&*context.progress, event)?;
-            for object in sending.objects {
-                let id = object.key.inventory_id();
-                if !heard.contains(&id) && seen.insert(id) {
-                    unheard.push(InventoryEntry {
-                        key: object.key,
-                        uid: String::new(),
-                        deletion_phase: object.deletion_phase,
-                        keep: false,
-                        additional_namespace: false,
-                        sent_digest: Some(object.digest),
-                    });
-                }
-            }
+            let seq = event.event.global_seq;
+            sends.extend(sending.objects.into_iter().map(|object| (seq, object)));
             Some(())
         },
     )?;
-    unheard.reverse();
-    unfinished.objects.extend(unheard);
+    add_unanswered_sends(&mut unfinished.objects, &answers, sends);
     let mut releases: HashSet<(String, String)> = HashSet::new();
     visit_since(
         context,
@@ -384,6 +379,10 @@ pub fn held_by_other_instances(
                 };
                 for entry in completed.inventory {
                     let id = entry.key.inventory_id();
+                    // Left to yet another instance: not one this instance still applies.
+                    if entry.left_to_other_instance {
+                        continue;
+                    }
                     if keys.contains(&id) && !held.contains_key(&id) {
                         held.insert(
                             id,
@@ -408,6 +407,82 @@ pub struct OtherInstance {
     pub namespace: String,
     /// The install whose completed apply holds the object.
     pub install_id: String,
+}
+
+/// Whether an object applied at `step` is a namespace windlass created for
+/// `additionalNamespaces` (never pruned).
+fn is_additional_namespace(step: Step, key: &crate::order::ObjectKey) -> bool {
+    step == Step::PullSecrets && key.group.is_empty() && key.kind == "Namespace"
+}
+
+/// Where the newest recorded answers of unfinished applies sit in the log.
+#[derive(Default)]
+struct Answers {
+    /// By inventory id: the newest answer that gave the object a uid.
+    applied: HashMap<String, u64>,
+    /// By inventory id and digest: the newest refusal of a write of that digest (which made
+    /// nothing).
+    refused: HashMap<(String, String), u64>,
+}
+
+impl Answers {
+    /// Whether an answer recorded after `seq` covers `sent`, sent at `seq`: the object got a
+    /// uid since, or the server refused that same write since.
+    fn cover(&self, seq: u64, sent: &SentObject) -> bool {
+        let id = sent.key.inventory_id();
+        self.applied.get(&id).is_some_and(|answer| *answer > seq)
+            || self
+                .refused
+                .get(&(id, sent.digest.clone()))
+                .is_some_and(|answer| *answer > seq)
+    }
+}
+
+/// Adds to `objects` (one entry per object) the digests of `sends` (newest first, each with
+/// where its `ObjectsSending` sits in the log) that no answer recorded after them covers: to
+/// the object's entry when an earlier answer gave it a uid, else as a new entry known by those
+/// digests alone.
+fn add_unanswered_sends(
+    objects: &mut Vec<InventoryEntry>,
+    answers: &Answers,
+    sends: Vec<(u64, SentObject)>,
+) {
+    let mut position: HashMap<String, usize> = objects
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| (entry.key.inventory_id(), index))
+        .collect();
+    let mut added: Vec<InventoryEntry> = Vec::new();
+    for (seq, object) in sends {
+        if answers.cover(seq, &object) {
+            continue;
+        }
+        let id = object.key.inventory_id();
+        let entry = match position.get(&id) {
+            Some(&index) if index < objects.len() => &mut objects[index],
+            Some(&index) => &mut added[index - objects.len()],
+            None => {
+                position.insert(id, objects.len() + added.len());
+                added.push(InventoryEntry {
+                    additional_namespace: is_additional_namespace(object.step, &object.key),
+                    key: object.key,
+                    uid: String::new(),
+                    // The newest send's phase (sends come newest first).
+                    deletion_phase: object.deletion_phase,
+                    keep: false,
+                    sent_digests: Vec::new(),
+                    left_to_other_instance: false,
+                });
+                added.last_mut().expect("just added")
+            }
+        };
+        if !entry.sent_digests.contains(&object.digest) {
+            entry.sent_digests.push(object.digest);
+        }
+    }
+    // Oldest first, as the answered objects are.
+    added.reverse();
+    objects.extend(added);
 }
 
 /// Hands `visit` each fact of `event_type` recorded after global sequence `after` that
@@ -463,7 +538,8 @@ fn decode_or_warn<T: serde::de::DeserializeOwned>(
 }
 
 /// The inventory to prune against: `previous`'s, with `unfinished` objects added (an object in
-/// both takes the unfinished apply's uid, the newer, and keeps the flags either recorded).
+/// both takes the unfinished apply's uid when it recorded one, the newer, gains the digests
+/// sent without an answer, and keeps the flags either recorded).
 /// `None` when there is nothing to prune against at all.
 pub fn prune_against(
     previous: Option<&[InventoryEntry]>,
@@ -481,11 +557,16 @@ pub fn prune_against(
         .collect();
     for entry in unfinished {
         match position.get(&entry.key.inventory_id()) {
-            // Sent without an answer heard: the known uid says more than the sent digest.
-            Some(_) if entry.uid.is_empty() => {}
             Some(&index) => {
                 let known = &mut merged[index];
-                known.uid = entry.uid;
+                if !entry.uid.is_empty() {
+                    known.uid = entry.uid;
+                }
+                for digest in entry.sent_digests {
+                    if !known.sent_digests.contains(&digest) {
+                        known.sent_digests.push(digest);
+                    }
+                }
                 known.additional_namespace |= entry.additional_namespace;
                 if entry.deletion_phase != 0 {
                     known.deletion_phase = entry.deletion_phase;
@@ -518,7 +599,8 @@ mod tests {
             deletion_phase: 0,
             keep: false,
             additional_namespace: false,
-            sent_digest: None,
+            sent_digests: Vec::new(),
+            left_to_other_instance: false,
         }
     }
 
@@ -566,12 +648,55 @@ mod tests {
         }));
     }
 
+    fn sent(name: &str, digest: &str) -> SentObject {
+        SentObject {
+            key: entry(name, "").key,
+            step: Step::Rest,
+            digest: digest.into(),
+            deletion_phase: 0,
+        }
+    }
+
+    fn with_digests(mut entry: InventoryEntry, digests: &[&str]) -> InventoryEntry {
+        entry.sent_digests = digests.iter().map(|digest| digest.to_string()).collect();
+        entry
+    }
+
     #[test]
-    fn an_object_sent_without_an_answer_joins_by_its_digest_unless_its_uid_is_known() {
-        let unheard = |name: &str| InventoryEntry {
-            sent_digest: Some(format!("digest-{name}")),
-            ..entry(name, "")
+    fn sends_no_later_answer_covers_join_the_objects_by_their_digests() {
+        // `a` answered (at 10) after its send at 5; `b` answered at 10, sent again at 20 and
+        // 30 (remade, perhaps, by a recreate) with no answer since; `c` never given a uid: its
+        // write of c3 was refused at 40 (which made nothing), that of c1 at 10, before c1 was
+        // sent again at 20.
+        let mut objects = vec![entry("a", "u-a"), entry("b", "u-b")];
+        let id = |name: &str| entry(name, "").key.inventory_id();
+        let answers = Answers {
+            applied: HashMap::from([(id("a"), 10), (id("b"), 10)]),
+            refused: HashMap::from([((id("c"), "c3".into()), 40), ((id("c"), "c1".into()), 10)]),
         };
+        let sends = vec![
+            (35, sent("c", "c3")),
+            (30, sent("b", "b2")),
+            (30, sent("c", "c2")),
+            (20, sent("b", "b1")),
+            (20, sent("c", "c1")),
+            (20, sent("c", "c2")),
+            (5, sent("a", "a0")),
+        ];
+        add_unanswered_sends(&mut objects, &answers, sends);
+        assert_eq!(
+            objects,
+            [
+                entry("a", "u-a"),
+                with_digests(entry("b", "u-b"), &["b2", "b1"]),
+                with_digests(entry("c", ""), &["c2", "c1"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn unfinished_uids_and_sent_digests_join_the_previous_inventory() {
+        let unheard = |name: &str| with_digests(entry(name, ""), &[&format!("digest-{name}")]);
         let merged = prune_against(
             Some(&[entry("a", "u-a")]),
             vec![entry("b", "u-b"), unheard("a"), unheard("c")],
@@ -579,8 +704,12 @@ mod tests {
         .unwrap();
         assert_eq!(
             merged,
-            [entry("a", "u-a"), entry("b", "u-b"), unheard("c")],
-            "a known uid is kept over a digest sent; an unknown object joins by its digest"
+            [
+                with_digests(entry("a", "u-a"), &["digest-a"]),
+                entry("b", "u-b"),
+                unheard("c")
+            ],
+            "a known uid stays, with the digest sent since; an unknown object joins by its digest"
         );
     }
 

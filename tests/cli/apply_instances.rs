@@ -35,7 +35,8 @@ fn pruned_of(state: &Path, install: &Value, name: &str) -> Option<Value> {
     .find(|pruned| pruned["key"]["name"] == name)
 }
 
-fn inventory_names(state: &Path, install: &Value) -> Vec<String> {
+/// The inventory entry of `name` in `install`'s `ApplyCompleted`, if any.
+fn inventory_entry(state: &Path, install: &Value, name: &str) -> Option<Value> {
     let completed = &payloads_of_type(
         &events(state, install["install_id"].as_str().unwrap()),
         "ApplyCompleted",
@@ -44,8 +45,8 @@ fn inventory_names(state: &Path, install: &Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|entry| entry["key"]["name"].as_str().unwrap().to_string())
-        .collect()
+        .find(|entry| entry["key"]["name"] == name)
+        .cloned()
 }
 
 /// team1 and team2 both apply ClusterRole `shared`; team1 alone applies `solo`. team1's next
@@ -100,11 +101,10 @@ fn a_cluster_scoped_object_another_instance_applies_is_left_to_it() {
         "{kept}"
     );
     assert!(role_exists(&cluster, "shared"));
-    let inventory = inventory_names(state.path(), &dropped);
-    assert!(
-        !inventory.contains(&"shared".to_string()),
-        "left to team2, out of team1's inventory: {inventory:?}"
-    );
+    // Still listed by team1, marked as left to another instance: team1's next install looks
+    // at it again, and team2 does not count it as team1's.
+    let left = inventory_entry(state.path(), &dropped, "shared").expect("shared stays listed");
+    assert_eq!(left["left_to_other_instance"], true, "{left}");
     let shown = run(windlass(state.path()).args(["show", dropped["install_id"].as_str().unwrap()]));
     assert!(
         String::from_utf8_lossy(&shown.stdout).contains("namespace team2 applies it too"),
@@ -125,4 +125,39 @@ fn a_cluster_scoped_object_another_instance_applies_is_left_to_it() {
     assert!(!role_exists(&cluster, "shared"));
     assert!(exists(&cluster, "v1", "ConfigMap", "team1", "settings"));
     assert!(exists(&cluster, "v1", "ConfigMap", "team2", "settings"));
+}
+
+/// The same app in another namespace of another cluster is another cluster's business: an
+/// instance whose release drops a cluster-scoped object deletes it from its own cluster even
+/// though the other instance applied one of the same name to its own.
+#[test]
+fn an_instance_on_another_cluster_does_not_keep_the_object() {
+    let here = fake_cluster(Options::default());
+    let there = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let settings = configmap("settings", "one");
+    let release = release(
+        &[
+            ("settings.yaml", &settings),
+            ("shared.yaml", &cluster_role("shared")),
+        ],
+        "",
+    );
+    install_into_new_namespace(state.path(), release.path(), &here, "team1");
+    install_into_new_namespace(state.path(), release.path(), &there, "team2");
+    rewrite(release.path(), &[("settings.yaml", &settings)]);
+    let dropped = json(install_kube(
+        state.path(),
+        release.path(),
+        &here,
+        &["--namespace", "team1"],
+    ));
+    assert_eq!(dropped["status"], "completed", "{dropped}");
+    let pruned = pruned_of(state.path(), &dropped, "shared").expect("shared's prune decision");
+    assert_eq!(pruned["outcome"], "deleted", "{pruned}");
+    assert!(!role_exists(&here, "shared"));
+    assert!(
+        role_exists(&there, "shared"),
+        "the other cluster's is untouched"
+    );
 }

@@ -139,7 +139,7 @@ fn objects_sent_whose_answer_never_came_are_pruned_while_they_carry_the_digest_s
     let stuck_uid = uid_of(&cluster, "stuck");
 
     // Outside windlass, `replaced` is deleted and made again by someone else, who copied the
-    // ownership annotation but not the digest: not the object windlass sent.
+    // ownership annotation and wrote another digest: not the object windlass sent.
     cluster
         .server
         .delete("v1", "ConfigMap", "default", "replaced")
@@ -150,7 +150,8 @@ fn objects_sent_whose_answer_never_came_are_pruned_while_they_carry_the_digest_s
             "someone-else",
             json!({"apiVersion": "v1", "kind": "ConfigMap",
                    "metadata": {"name": "replaced", "namespace": "default",
-                                "annotations": {"windlass.io/app": "my-app"}},
+                                "annotations": {"windlass.io/app": "my-app",
+                                                "windlass.io/applied-digest": "0000"}},
                    "data": {"value": "theirs"}}),
         )
         .unwrap();
@@ -184,10 +185,9 @@ fn objects_sent_whose_answer_never_came_are_pruned_while_they_carry_the_digest_s
     let replaced = &pruned["replaced"];
     assert_eq!(replaced["outcome"], "not_owned", "{pruned:?}");
     assert!(
-        replaced["detail"]
-            .as_str()
-            .unwrap()
-            .contains("does not carry windlass.io/applied-digest"),
+        replaced["detail"].as_str().unwrap().contains(
+            "its windlass.io/applied-digest is none that an apply which never heard back sent"
+        ),
         "{replaced}"
     );
     let live = cluster
@@ -212,7 +212,7 @@ fn objects_sent_whose_answer_never_came_are_pruned_while_they_carry_the_digest_s
         .find(|entry| entry["key"]["name"] == "stuck")
         .unwrap_or_else(|| panic!("stuck stays in the inventory: {completed}"));
     assert_eq!(stuck_entry["uid"], stuck_uid.as_str(), "{stuck_entry}");
-    assert!(stuck_entry.get("sent_digest").is_none(), "{stuck_entry}");
+    assert!(stuck_entry.get("sent_digests").is_none(), "{stuck_entry}");
 
     // The next install deletes it once the server allows, by that uid.
     cluster.server.clear_faults();
@@ -224,4 +224,70 @@ fn objects_sent_whose_answer_never_came_are_pruned_while_they_carry_the_digest_s
     assert_eq!(pruned["stuck"]["uid"], stuck_uid.as_str());
     assert!(!exists(&cluster, "v1", "ConfigMap", "default", "stuck"));
     assert!(exists(&cluster, "v1", "ConfigMap", "default", "a"));
+}
+
+/// An object the server made for a killed apply that never heard back, then refused to a later
+/// apply (its record says `failed`, with no uid): the refusal says nothing about the object the
+/// first send made, so the install that drops it still deletes it.
+#[test]
+fn an_object_made_unanswered_then_refused_to_a_later_apply_is_still_pruned() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("patch")
+            .resource("configmaps")
+            .name("made")
+            .dry_run(false),
+        action: FaultAction::DelayAnswer(Duration::from_secs(600)),
+        remaining: Some(1),
+    });
+    let release = release(
+        &[
+            ("a.yaml", &configmap("a", "1")),
+            ("made.yaml", &configmap("made", "1")),
+        ],
+        "",
+    );
+    let killed = install_killed_once_made(state.path(), release.path(), &cluster, &["made"]);
+    cluster.server.clear_faults();
+    let made_uid = uid_of(&cluster, "made");
+
+    // The next release changes it, and the server refuses that write: failed, recorded.
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("patch").name("made"),
+        action: FaultAction::Refuse("not now".into()),
+        remaining: None,
+    });
+    rewrite(
+        release.path(),
+        &[
+            ("a.yaml", &configmap("a", "2")),
+            ("made.yaml", &configmap("made", "2")),
+        ],
+    );
+    let refused = install_kube(state.path(), release.path(), &cluster, &[]);
+    assert_eq!(refused.status.code(), Some(3), "the write was refused");
+    let refused: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    let refused_id = refused["install_id"].as_str().unwrap();
+    assert_ne!(refused_id, killed);
+    let outcomes: Vec<String> =
+        payloads_of_type(&events(state.path(), refused_id), "ObjectsApplied")
+            .iter()
+            .flat_map(|batch| batch["objects"].as_array().unwrap().clone())
+            .filter(|object| object["key"]["name"] == "made")
+            .map(|object| object["outcome"].as_str().unwrap().to_string())
+            .collect();
+    assert_eq!(outcomes, ["failed"], "the refusal is recorded");
+    cluster.server.clear_faults();
+
+    rewrite(release.path(), &[("a.yaml", &configmap("a", "3"))]);
+    let last = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(last["status"], "completed", "{last}");
+    let pruned = pruned_by_name(state.path(), last["install_id"].as_str().unwrap());
+    let made = pruned
+        .get("made")
+        .unwrap_or_else(|| panic!("the object made without an answer is pruned: {pruned:?}"));
+    assert_eq!(made["outcome"], "deleted", "{made}");
+    assert_eq!(made["uid"], made_uid.as_str());
+    assert!(!exists(&cluster, "v1", "ConfigMap", "default", "made"));
 }

@@ -133,7 +133,8 @@ impl KubeApply<'_> {
                 deletion_phase: entry.deletion_phase,
                 keep: entry.keep,
                 additional_namespace: entry.additional_namespace,
-                sent_digest: None,
+                sent_digests: Vec::new(),
+                left_to_other_instance: false,
             };
             applied.insert(id, (now.clone(), inventory_entry));
             found.push(now);
