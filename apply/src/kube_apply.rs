@@ -1039,6 +1039,11 @@ impl KubeApply<'_> {
                     {
                         counts.kept += 1;
                         entry.left_to_other_instance = true;
+                        // Known by its uid, it needs no digest (which another instance's write
+                        // of the same object would carry as well).
+                        if !entry.uid.is_empty() {
+                            entry.sent_digests.clear();
+                        }
                         inventory.push(entry);
                     }
                     PruneOutcome::Kept => {
@@ -2347,6 +2352,7 @@ impl KubeApply<'_> {
             .previous
             .iter()
             .flatten()
+            .filter(|entry| !entry.left_to_other_instance)
             .map(|entry| entry.uid.as_str())
             .filter(|uid| !uid.is_empty())
             .collect();

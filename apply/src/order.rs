@@ -320,7 +320,8 @@ pub enum KeepReason {
     HoldsOthers,
     /// A cluster-scoped object the newest completed apply of another instance of the app (in
     /// another app namespace of the same cluster) applied as well: left to that instance, and
-    /// out of this one's inventory. (A variant added later: records before it never hold it.)
+    /// marked so in this one's inventory (`left_to_other_instance`). (A variant added later:
+    /// records before it never hold it.)
     OtherInstance,
 }
 

@@ -175,9 +175,9 @@ pub async fn record_start(
 /// What applies that never completed left in the cluster ([`unfinished_applies`]).
 #[derive(Debug, Default)]
 pub struct Unfinished {
-    /// The objects they recorded as applied (not failed), one entry per object, oldest first;
-    /// then the objects they sent and recorded no answer for (`ObjectsSending`), known by the
-    /// digest sent rather than a uid.
+    /// The objects they recorded as applied (not failed), one entry per object, oldest first,
+    /// then the objects they only sent; each with the digests of its sends (`ObjectsSending`)
+    /// that no recorded answer covers (`sent_digests`; an object never answered has no uid).
     pub objects: Vec<InventoryEntry>,
     /// The `useHelmInstall` releases they recorded as installed, with the install that did,
     /// newest record per release and namespace.
@@ -256,10 +256,12 @@ pub fn unfinished_applies(
             // Newest first across batches; within a batch, a later object is the newer.
             for object in batch.objects.into_iter().rev() {
                 if object.outcome == ApplyOutcome::Failed && !object.dry_run {
-                    answers
-                        .refused
-                        .entry((object.key.inventory_id(), object.digest.clone()))
-                        .or_insert(seq);
+                    answers.refused.push(Refusal {
+                        seq,
+                        install: event.event.install_id.clone(),
+                        id: object.key.inventory_id(),
+                        digest: object.digest.clone(),
+                    });
                 }
                 let Some(uid) = object.uid.filter(|uid| !uid.is_empty()) else {
                     continue;
@@ -287,7 +289,7 @@ pub fn unfinished_applies(
     unfinished.objects.reverse();
     // Objects sent with no answer recorded after the send: the server may have made (or
     // remade) them.
-    let mut sends: Vec<(u64, SentObject)> = Vec::new();
+    let mut sends: Vec<Send> = Vec::new();
     visit_since(
         context,
         OBJECTS_SENDING,
@@ -295,8 +297,11 @@ pub fn unfinished_applies(
         &belongs_here,
         &mut |event| {
             let sending: ObjectsSending = decode_or_warn(&*context.progress, event)?;
-            let seq = event.event.global_seq;
-            sends.extend(sending.objects.into_iter().map(|object| (seq, object)));
+            sends.extend(sending.objects.into_iter().map(|object| Send {
+                seq: event.event.global_seq,
+                install: event.event.install_id.clone(),
+                object,
+            }));
             Some(())
         },
     )?;
@@ -415,46 +420,83 @@ fn is_additional_namespace(step: Step, key: &crate::order::ObjectKey) -> bool {
     step == Step::PullSecrets && key.group.is_empty() && key.kind == "Namespace"
 }
 
-/// Where the newest recorded answers of unfinished applies sit in the log.
+/// The answers unfinished applies recorded, as [`add_unanswered_sends`] reads them.
 #[derive(Default)]
 struct Answers {
-    /// By inventory id: the newest answer that gave the object a uid.
+    /// By inventory id: where the newest answer that gave the object a uid sits in the log.
     applied: HashMap<String, u64>,
-    /// By inventory id and digest: the newest refusal of a write of that digest (which made
-    /// nothing).
-    refused: HashMap<(String, String), u64>,
+    /// The writes the server refused.
+    refused: Vec<Refusal>,
+}
+
+/// A write the server refused (which made nothing): the answer to the newest send of the same
+/// object by the same install before it.
+struct Refusal {
+    /// Where its record sits in the log.
+    seq: u64,
+    /// The install whose write it answers.
+    install: String,
+    /// The object's inventory id.
+    id: String,
+    /// The digest of the refused write.
+    digest: String,
+}
+
+/// One object of an `ObjectsSending`.
+struct Send {
+    /// Where the record sits in the log.
+    seq: u64,
+    /// The install that sent it.
+    install: String,
+    /// What was sent.
+    object: SentObject,
 }
 
 impl Answers {
-    /// Whether an answer recorded after `seq` covers `sent`, sent at `seq`: the object got a
-    /// uid since, or the server refused that same write since.
-    fn cover(&self, seq: u64, sent: &SentObject) -> bool {
-        let id = sent.key.inventory_id();
-        self.applied.get(&id).is_some_and(|answer| *answer > seq)
-            || self
-                .refused
-                .get(&(id, sent.digest.clone()))
-                .is_some_and(|answer| *answer > seq)
+    /// The sends (by position in `sends`, newest first) that a recorded answer covers: one
+    /// that gave the object a uid after the send (whoever sent it: one name, one object), or
+    /// the refusal of that very send (the same install's newest send of the object before the
+    /// refusal, with the refused digest).
+    fn covered(&self, sends: &[Send]) -> HashSet<usize> {
+        let mut covered: HashSet<usize> = sends
+            .iter()
+            .enumerate()
+            .filter(|(_, send)| {
+                self.applied
+                    .get(&send.object.key.inventory_id())
+                    .is_some_and(|answer| *answer > send.seq)
+            })
+            .map(|(index, _)| index)
+            .collect();
+        for refusal in &self.refused {
+            let answered = sends.iter().position(|send| {
+                send.install == refusal.install
+                    && send.seq < refusal.seq
+                    && send.object.key.inventory_id() == refusal.id
+            });
+            if let Some(index) = answered
+                && sends[index].object.digest == refusal.digest
+            {
+                covered.insert(index);
+            }
+        }
+        covered
     }
 }
 
-/// Adds to `objects` (one entry per object) the digests of `sends` (newest first, each with
-/// where its `ObjectsSending` sits in the log) that no answer recorded after them covers: to
-/// the object's entry when an earlier answer gave it a uid, else as a new entry known by those
-/// digests alone.
-fn add_unanswered_sends(
-    objects: &mut Vec<InventoryEntry>,
-    answers: &Answers,
-    sends: Vec<(u64, SentObject)>,
-) {
+/// Adds to `objects` (one entry per object) the digests of `sends` (newest first) that no
+/// answer recorded after them covers: to the object's entry when an earlier answer gave it a
+/// uid, else as a new entry known by those digests alone.
+fn add_unanswered_sends(objects: &mut Vec<InventoryEntry>, answers: &Answers, sends: Vec<Send>) {
+    let covered = answers.covered(&sends);
     let mut position: HashMap<String, usize> = objects
         .iter()
         .enumerate()
         .map(|(index, entry)| (entry.key.inventory_id(), index))
         .collect();
     let mut added: Vec<InventoryEntry> = Vec::new();
-    for (seq, object) in sends {
-        if answers.cover(seq, &object) {
+    for (index, Send { object, .. }) in sends.into_iter().enumerate() {
+        if covered.contains(&index) {
             continue;
         }
         let id = object.key.inventory_id();
@@ -662,26 +704,41 @@ mod tests {
         entry
     }
 
+    fn send(seq: u64, install: &str, name: &str, digest: &str) -> Send {
+        Send {
+            seq,
+            install: install.into(),
+            object: sent(name, digest),
+        }
+    }
+
     #[test]
     fn sends_no_later_answer_covers_join_the_objects_by_their_digests() {
         // `a` answered (at 10) after its send at 5; `b` answered at 10, sent again at 20 and
-        // 30 (remade, perhaps, by a recreate) with no answer since; `c` never given a uid: its
-        // write of c3 was refused at 40 (which made nothing), that of c1 at 10, before c1 was
-        // sent again at 20.
+        // 30 (remade, perhaps, by a recreate) with no answer since; `c` never given a uid:
+        // install i3's write of c3 was refused at 40 (which made nothing); i1's c1 at 20 went
+        // unanswered, and i2 sent c1 again at 25, refused at 26 (that refusal answers i2's
+        // send, not i1's); i1's c0 at 15 is answered by no refusal of i1's.
         let mut objects = vec![entry("a", "u-a"), entry("b", "u-b")];
         let id = |name: &str| entry(name, "").key.inventory_id();
+        let refusal = |seq: u64, install: &str, digest: &str| Refusal {
+            seq,
+            install: install.into(),
+            id: id("c"),
+            digest: digest.into(),
+        };
         let answers = Answers {
             applied: HashMap::from([(id("a"), 10), (id("b"), 10)]),
-            refused: HashMap::from([((id("c"), "c3".into()), 40), ((id("c"), "c1".into()), 10)]),
+            refused: vec![refusal(40, "i3", "c3"), refusal(26, "i2", "c1")],
         };
         let sends = vec![
-            (35, sent("c", "c3")),
-            (30, sent("b", "b2")),
-            (30, sent("c", "c2")),
-            (20, sent("b", "b1")),
-            (20, sent("c", "c1")),
-            (20, sent("c", "c2")),
-            (5, sent("a", "a0")),
+            send(35, "i3", "c", "c3"),
+            send(30, "i2", "b", "b2"),
+            send(25, "i2", "c", "c1"),
+            send(20, "i1", "b", "b1"),
+            send(20, "i1", "c", "c1"),
+            send(15, "i1", "c", "c0"),
+            send(5, "i1", "a", "a0"),
         ];
         add_unanswered_sends(&mut objects, &answers, sends);
         assert_eq!(
@@ -689,9 +746,31 @@ mod tests {
             [
                 entry("a", "u-a"),
                 with_digests(entry("b", "u-b"), &["b2", "b1"]),
-                with_digests(entry("c", ""), &["c2", "c1"]),
+                with_digests(entry("c", ""), &["c1", "c0"]),
             ]
         );
+    }
+
+    #[test]
+    fn a_refusal_answers_only_the_newest_send_of_its_install_before_it() {
+        // i1 sent D at 10 and again at 20; the refusal at 30 answers the send at 20 only.
+        let id = entry("c", "").key.inventory_id();
+        let answers = Answers {
+            applied: HashMap::new(),
+            refused: vec![Refusal {
+                seq: 30,
+                install: "i1".into(),
+                id,
+                digest: "D".into(),
+            }],
+        };
+        let mut objects = Vec::new();
+        add_unanswered_sends(
+            &mut objects,
+            &answers,
+            vec![send(20, "i1", "c", "D"), send(10, "i1", "c", "D")],
+        );
+        assert_eq!(objects, [with_digests(entry("c", ""), &["D"])]);
     }
 
     #[test]

@@ -51,8 +51,9 @@ fn inventory_entry(state: &Path, install: &Value, name: &str) -> Option<Value> {
 
 /// team1 and team2 both apply ClusterRole `shared`; team1 alone applies `solo`. team1's next
 /// release drops both: `solo` is deleted, `shared` is kept (`other_instance`, naming team2) and
-/// leaves team1's inventory. team2's next release drops `shared`: no other instance applies it
-/// now, so it is deleted.
+/// marked in team1's inventory as left to another instance. team2's next release drops
+/// `shared`: no other instance applies it now (team1's marked entry does not count), so it is
+/// deleted.
 #[test]
 fn a_cluster_scoped_object_another_instance_applies_is_left_to_it() {
     let cluster = fake_cluster(Options::default());

@@ -291,3 +291,65 @@ fn an_object_made_unanswered_then_refused_to_a_later_apply_is_still_pruned() {
     assert_eq!(made["uid"], made_uid.as_str());
     assert!(!exists(&cluster, "v1", "ConfigMap", "default", "made"));
 }
+
+/// Only what may be written is announced: an install finds `a` as the cluster holds it and
+/// lists only the changed `b` as being sent; an install that changes nothing lists nothing.
+#[test]
+fn only_objects_that_may_be_written_are_recorded_as_being_sent() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let release = release(
+        &[
+            ("a.yaml", &configmap("a", "1")),
+            ("b.yaml", &configmap("b", "1")),
+        ],
+        "",
+    );
+    let first = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    let first_id = first["install_id"].as_str().unwrap();
+    let mut sent = names_recorded(state.path(), first_id, "ObjectsSending");
+    sent.sort();
+    assert_eq!(sent, ["a", "b", "my-app-registry"], "everything is new");
+
+    rewrite(
+        release.path(),
+        &[
+            ("a.yaml", &configmap("a", "1")),
+            ("b.yaml", &configmap("b", "2")),
+        ],
+    );
+    let second = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    let second_id = second["install_id"].as_str().unwrap();
+    assert_ne!(second_id, first_id);
+    assert_eq!(
+        names_recorded(state.path(), second_id, "ObjectsSending"),
+        ["b"],
+        "a and the pull secret are as the cluster holds them"
+    );
+
+    rewrite(
+        release.path(),
+        &[
+            ("a.yaml", &configmap("a", "1")),
+            ("b.yaml", &configmap("b", "2")),
+            ("c.yaml", &configmap("c", "1")),
+        ],
+    );
+    let third = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(
+        names_recorded(
+            state.path(),
+            third["install_id"].as_str().unwrap(),
+            "ObjectsSending"
+        ),
+        ["c"]
+    );
+    let again = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    let again_id = again["install_id"].as_str().unwrap();
+    assert!(
+        names_recorded(state.path(), again_id, "ObjectsSending").is_empty(),
+        "nothing to write, nothing announced"
+    );
+    let applied = names_recorded(state.path(), again_id, "ObjectsApplied");
+    assert!(applied.contains(&"c".to_string()), "{applied:?}");
+}
