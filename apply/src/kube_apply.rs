@@ -896,10 +896,8 @@ impl KubeApply<'_> {
                         .is_some_and(|found| found.unchanged(&object.digest))
                 })
                 .collect();
-            if !self.dry_run && !may_write.is_empty() {
-                self.context
-                    .record_fact(Fact::of(&sending(&may_write))?)
-                    .await?;
+            if !self.dry_run {
+                self.record_sending(&may_write).await?;
             }
             // Answers are recorded while the next requests go out: the requests never wait for
             // the log's durable writes (an object answered but not yet recorded when the process
@@ -2405,19 +2403,51 @@ fn count(counts: &mut ApplyCounts, outcome: ApplyOutcome) {
     }
 }
 
-/// The record of `objects` about to be sent (durable before the first request goes out).
-fn sending(objects: &[&Prepared]) -> ObjectsSending {
-    ObjectsSending {
-        objects: objects
-            .iter()
-            .map(|object| SentObject {
-                key: object.planned.key.clone(),
-                step: object.planned.step,
-                digest: object.digest.clone(),
-                deletion_phase: phase(&object.body, DELETION_PHASE),
-            })
-            .collect(),
+/// Objects per `ObjectsSending` record at most (about 150 bytes each: far below the largest
+/// record).
+const SENDING_BATCH: usize = 5000;
+
+impl KubeApply<'_> {
+    /// Records `objects` as about to be sent, in one durable commit (a record per
+    /// [`SENDING_BATCH`] objects), before the first of them is.
+    async fn record_sending(&self, objects: &[&Prepared]) -> Result<(), StageError> {
+        let mut batches = sending_records(objects).into_iter().peekable();
+        while let Some(batch) = batches.next() {
+            let fact = Fact::of(&batch)?;
+            if batches.peek().is_some() {
+                self.context.defer_fact(fact).await;
+            } else {
+                self.context.record_fact(fact).await?;
+            }
+        }
+        Ok(())
     }
+}
+
+/// The records of `objects` about to be sent, [`SENDING_BATCH`] objects each at most, in order.
+fn sending_records(objects: &[&Prepared]) -> Vec<ObjectsSending> {
+    let sent: Vec<SentObject> = objects
+        .iter()
+        .map(|object| SentObject {
+            key: object.planned.key.clone(),
+            step: object.planned.step,
+            digest: object.digest.clone(),
+            deletion_phase: phase(&object.body, DELETION_PHASE),
+        })
+        .collect();
+    in_sending_batches(sent)
+}
+
+/// `objects` in [`ObjectsSending`] records of [`SENDING_BATCH`] objects at most, in order.
+fn in_sending_batches(objects: Vec<SentObject>) -> Vec<ObjectsSending> {
+    let mut records = Vec::with_capacity(objects.len().div_ceil(SENDING_BATCH));
+    let mut objects = objects.into_iter().peekable();
+    while objects.peek().is_some() {
+        records.push(ObjectsSending {
+            objects: objects.by_ref().take(SENDING_BATCH).collect(),
+        });
+    }
+    records
 }
 
 fn inventory_entry(object: &Prepared, record: &AppliedObject) -> InventoryEntry {
@@ -2435,6 +2465,30 @@ fn inventory_entry(object: &Prepared, record: &AppliedObject) -> InventoryEntry 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_is_announced_in_records_of_at_most_five_thousand_objects() {
+        let objects: Vec<SentObject> = (0..12_001)
+            .map(|index| SentObject {
+                key: ObjectKey {
+                    group: String::new(),
+                    version: "v1".into(),
+                    kind: "ConfigMap".into(),
+                    namespace: Some("default".into()),
+                    name: format!("cm-{index}"),
+                },
+                step: Step::Rest,
+                digest: format!("d{index}"),
+                deletion_phase: 0,
+            })
+            .collect();
+        let records = in_sending_batches(objects);
+        let sizes: Vec<usize> = records.iter().map(|record| record.objects.len()).collect();
+        assert_eq!(sizes, [5000, 5000, 2001]);
+        assert_eq!(records[1].objects[0].key.name, "cm-5000");
+        assert_eq!(records[2].objects[2000].digest, "d12000");
+        assert!(in_sending_batches(Vec::new()).is_empty());
+    }
 
     #[test]
     fn an_object_is_untouched_only_when_windlass_alone_writes_more_than_status() {
