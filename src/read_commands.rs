@@ -366,6 +366,12 @@ fn print_applied(applied: &windlass_apply::view::ApplyView) {
                 .unwrap_or_default()
         );
     }
+    for object in &applied.unanswered {
+        println!(
+            "sent      no-answer   {}: the process stopped before the server's answer was recorded; the cluster may hold it (a later install that drops it prunes it)",
+            object.key
+        );
+    }
     for wait in &applied.waits {
         println!("{}", wait_line(wait));
     }

@@ -1,5 +1,6 @@
 //! What `windlass show` says about an apply: every object applied (outcome, uid,
-//! resourceVersion), every object pruned or deleted to be created again, the waits, the app state, and the `useHelmInstall`
+//! resourceVersion), every object sent whose answer was never recorded, every object pruned or
+//! deleted to be created again, the waits, the app state, and the `useHelmInstall`
 //! charts handed to helm (installed, uninstalled, or freed from a killed helm), folded from the apply stage's facts. Part of `show --json` (a wire format: add fields only).
 
 use serde::{Deserialize, Serialize};
@@ -9,8 +10,8 @@ use crate::events::{
     APP_STATE_OBSERVED, APPLY_COMPLETED, AppState, AppStateObserved, AppliedObject, ApplyCompleted,
     HELM_RELEASE_FREED, HELM_RELEASE_INSTALLED, HELM_RELEASE_UNINSTALLED, HelmReleaseFreed,
     HelmReleaseInstalled, HelmReleaseUninstalled, OBJECT_DELETED_TO_RECREATE, OBJECT_PRUNED,
-    OBJECTS_APPLIED, ObjectDeletedToRecreate, ObjectPruned, ObjectsApplied, WAIT_FINISHED,
-    WaitFinished,
+    OBJECTS_APPLIED, OBJECTS_SENDING, ObjectDeletedToRecreate, ObjectPruned, ObjectsApplied,
+    ObjectsSending, SentObject, WAIT_FINISHED, WaitFinished,
 };
 
 /// The apply of one install, as `show` prints it.
@@ -18,6 +19,10 @@ use crate::events::{
 pub struct ApplyView {
     /// Every object, latest record per object, in the order first recorded.
     pub objects: Vec<AppliedObject>,
+    /// Every object sent (`ObjectsSending`) with no answer recorded after it, in the order sent:
+    /// the process stopped while the server answered, so the cluster may hold it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unanswered: Vec<SentObject>,
     /// Every prune decision.
     pub pruned: Vec<ObjectPruned>,
     /// Every wait.
@@ -52,6 +57,9 @@ pub fn apply_view<'a>(events: impl IntoIterator<Item = &'a StoredEvent>) -> Opti
     let mut view = ApplyView::default();
     let mut seen = false;
     let mut position: std::collections::HashMap<String, usize> = Default::default();
+    // Sent and not answered since, by inventory id, with the order sent.
+    let mut unanswered: std::collections::HashMap<String, (usize, SentObject)> = Default::default();
+    let mut sent = 0usize;
     for event in events {
         // Decoded where it lies: an ObjectsApplied of a thousand objects is big.
         let payload = &event.payload;
@@ -62,6 +70,7 @@ pub fn apply_view<'a>(events: impl IntoIterator<Item = &'a StoredEvent>) -> Opti
                 };
                 for object in batch.objects {
                     let id = object.key.inventory_id();
+                    unanswered.remove(&id);
                     match position.get(&id) {
                         Some(at) => view.objects[*at] = object,
                         None => {
@@ -69,6 +78,15 @@ pub fn apply_view<'a>(events: impl IntoIterator<Item = &'a StoredEvent>) -> Opti
                             view.objects.push(object);
                         }
                     }
+                }
+            }
+            OBJECTS_SENDING => {
+                let Ok(sending) = ObjectsSending::deserialize(payload) else {
+                    continue;
+                };
+                for object in sending.objects {
+                    sent += 1;
+                    unanswered.insert(object.key.inventory_id(), (sent, object));
                 }
             }
             OBJECT_PRUNED => view.pruned.extend(Deserialize::deserialize(payload).ok()),
@@ -92,5 +110,8 @@ pub fn apply_view<'a>(events: impl IntoIterator<Item = &'a StoredEvent>) -> Opti
         }
         seen = true;
     }
+    let mut unanswered: Vec<(usize, SentObject)> = unanswered.into_values().collect();
+    unanswered.sort_by_key(|(order, _)| *order);
+    view.unanswered = unanswered.into_iter().map(|(_, object)| object).collect();
     seen.then_some(view)
 }

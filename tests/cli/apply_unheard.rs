@@ -134,6 +134,30 @@ fn objects_sent_whose_answer_never_came_are_pruned_while_they_carry_the_digest_s
             .any(|name| ["held", "replaced", "stuck"].contains(&name.as_str())),
         "no answer was heard for the held writes: {answered:?}"
     );
+    let shown = run(windlass(state.path()).args(["show", &killed]));
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    for name in ["held", "replaced", "stuck"] {
+        assert!(
+            shown.contains(&format!("sent      no-answer   ConfigMap default/{name}: ")),
+            "{shown}"
+        );
+    }
+    let shown_json = json(run(windlass(state.path()).args(["show", &killed, "--json"])));
+    let mut unanswered: Vec<&str> = shown_json["apply"]["unanswered"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{shown_json}"))
+        .iter()
+        .map(|object| object["key"]["name"].as_str().unwrap())
+        .collect();
+    unanswered.sort_unstable();
+    // `a`'s answer came, but may not have been recorded before the kill (answers are recorded
+    // in batches).
+    unanswered.retain(|name| *name != "a");
+    assert_eq!(
+        unanswered,
+        ["held", "replaced", "stuck"],
+        "the held answers"
+    );
     cluster.server.clear_faults();
     let held_uid = uid_of(&cluster, "held");
     let stuck_uid = uid_of(&cluster, "stuck");
