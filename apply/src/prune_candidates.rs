@@ -75,6 +75,45 @@ impl ClusterIdentity {
     }
 }
 
+/// Hands `visit` each completed, real (not dry-run) apply of `app_slug` to `cluster` by another
+/// install, newest first, with the app namespace it recorded (none in records of versions
+/// before that field), until it breaks. Only what says whose apply it is gets decoded here, not
+/// the inventory.
+fn visit_completed_applies(
+    context: &StageContext,
+    app_slug: &str,
+    cluster: &ClusterIdentity,
+    visit: &mut dyn FnMut(Option<String>, LazyEvent) -> ControlFlow<()>,
+) -> Result<(), StageError> {
+    /// What tells whose apply an `ApplyCompleted` is.
+    #[derive(serde::Deserialize)]
+    struct Whose {
+        app_slug: String,
+        target: TargetRecord,
+        #[serde(default)]
+        app_namespace: Option<String>,
+        #[serde(default)]
+        dry_run: bool,
+    }
+    context
+        .history
+        .visit_recent_facts(
+            APPLY_COMPLETED,
+            time::OffsetDateTime::UNIX_EPOCH,
+            &context.install_id,
+            &mut |event| {
+                let Ok(whose) = event.decode::<Whose>() else {
+                    return ControlFlow::Continue(());
+                };
+                if whose.app_slug != app_slug || whose.dry_run || !cluster.is(&whose.target) {
+                    return ControlFlow::Continue(());
+                }
+                visit(whose.app_namespace, event)
+            },
+        )
+        .map_err(StageError::permanent)
+}
+
 /// The newest completed, real apply of `app_slug` into `app_namespace` of `cluster` by another
 /// install, if any.
 pub fn previous_apply(
@@ -84,36 +123,20 @@ pub fn previous_apply(
     cluster: &ClusterIdentity,
 ) -> Result<Option<PreviousApply>, StageError> {
     let mut found = None;
-    context
-        .history
-        .visit_recent_facts(
-            APPLY_COMPLETED,
-            time::OffsetDateTime::UNIX_EPOCH,
-            &context.install_id,
-            &mut |event| {
-                let Ok(completed) = event.decode::<ApplyCompleted>() else {
-                    return ControlFlow::Continue(());
-                };
-                let same_namespace = completed
-                    .app_namespace
-                    .as_deref()
-                    .is_none_or(|namespace| namespace == app_namespace);
-                if completed.app_slug == app_slug
-                    && cluster.is(&completed.target)
-                    && same_namespace
-                    && !completed.dry_run
-                {
-                    found = Some(PreviousApply {
-                        installer: event.event.install_id,
-                        completed,
-                        global_seq: event.event.global_seq,
-                    });
-                    return ControlFlow::Break(());
-                }
-                ControlFlow::Continue(())
-            },
-        )
-        .map_err(StageError::permanent)?;
+    visit_completed_applies(context, app_slug, cluster, &mut |namespace, event| {
+        if namespace.is_some_and(|namespace| namespace != app_namespace) {
+            return ControlFlow::Continue(());
+        }
+        let Ok(completed) = event.decode::<ApplyCompleted>() else {
+            return ControlFlow::Continue(());
+        };
+        found = Some(PreviousApply {
+            installer: event.event.install_id,
+            completed,
+            global_seq: event.event.global_seq,
+        });
+        ControlFlow::Break(())
+    })?;
     Ok(found)
 }
 
@@ -345,63 +368,36 @@ pub fn held_by_other_instances(
     cluster: &ClusterIdentity,
     keys: &HashSet<String>,
 ) -> Result<HashMap<String, OtherInstance>, StageError> {
-    /// What tells whose apply an `ApplyCompleted` is, read without its inventory.
-    #[derive(serde::Deserialize)]
-    struct Whose {
-        app_slug: String,
-        target: TargetRecord,
-        #[serde(default)]
-        app_namespace: Option<String>,
-        #[serde(default)]
-        dry_run: bool,
-    }
     let mut namespaces_seen: HashSet<String> = HashSet::new();
     let mut held: HashMap<String, OtherInstance> = HashMap::new();
-    context
-        .history
-        .visit_recent_facts(
-            APPLY_COMPLETED,
-            time::OffsetDateTime::UNIX_EPOCH,
-            &context.install_id,
-            &mut |event| {
-                let Ok(whose) = event.decode::<Whose>() else {
-                    return ControlFlow::Continue(());
-                };
-                let Some(namespace) = whose.app_namespace else {
-                    return ControlFlow::Continue(());
-                };
-                if whose.app_slug != app_slug
-                    || namespace == app_namespace
-                    || whose.dry_run
-                    || !cluster.is(&whose.target)
-                    || !namespaces_seen.insert(namespace.clone())
-                {
-                    return ControlFlow::Continue(());
-                }
-                let Some(completed) = decode_or_warn::<ApplyCompleted>(&*context.progress, &event)
-                else {
-                    return ControlFlow::Continue(());
-                };
-                for entry in completed.inventory {
-                    let id = entry.key.inventory_id();
-                    // Left to yet another instance: not one this instance still applies.
-                    if entry.left_to_other_instance {
-                        continue;
-                    }
-                    if keys.contains(&id) && !held.contains_key(&id) {
-                        held.insert(
-                            id,
-                            OtherInstance {
-                                namespace: namespace.clone(),
-                                install_id: event.event.install_id.clone(),
-                            },
-                        );
-                    }
-                }
-                ControlFlow::Continue(())
-            },
-        )
-        .map_err(StageError::permanent)?;
+    visit_completed_applies(context, app_slug, cluster, &mut |namespace, event| {
+        let Some(namespace) = namespace else {
+            return ControlFlow::Continue(());
+        };
+        if namespace == app_namespace || !namespaces_seen.insert(namespace.clone()) {
+            return ControlFlow::Continue(());
+        }
+        let Some(completed) = decode_or_warn::<ApplyCompleted>(&*context.progress, &event) else {
+            return ControlFlow::Continue(());
+        };
+        for entry in completed.inventory {
+            // Left to yet another instance: not one this instance still applies.
+            if entry.left_to_other_instance {
+                continue;
+            }
+            let id = entry.key.inventory_id();
+            if keys.contains(&id) && !held.contains_key(&id) {
+                held.insert(
+                    id,
+                    OtherInstance {
+                        namespace: namespace.clone(),
+                        install_id: event.event.install_id.clone(),
+                    },
+                );
+            }
+        }
+        ControlFlow::Continue(())
+    })?;
     Ok(held)
 }
 
