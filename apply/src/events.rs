@@ -1,15 +1,15 @@
 //! The facts the apply stage records. These structs are wire formats stored for ever: add only
 //! optional fields; anything else bumps the version and adds an upcaster to [`SCHEMAS`]. Objects
-//! and waits are recorded as the stage goes (`ObjectsSending` before each group of objects is
-//! sent, `ObjectsApplied` for each batch of objects the server answered, `WaitFinished`, `ObjectPruned`, each durable at once, so a resumed apply does not send
-//! again what was recorded), the app state once
-//! it is known (`AppStateObserved`), each `useHelmInstall: true` chart handed to helm
+//! and waits are recorded as the stage goes (`ObjectsSending` before each group of objects is sent,
+//! `ObjectsApplied` for each batch of objects the server answered, `WaitFinished`, `ObjectPruned`,
+//! each durable at once, so a resumed apply does not send again what was recorded), the app state
+//! once it is known (`AppStateObserved`), each `useHelmInstall: true` chart handed to helm
 //! (`HelmReleaseInstalled`) or uninstalled because the release dropped it
 //! (`HelmReleaseUninstalled`), each handing to `helm upgrade --install` announced first
 //! (`HelmUpgradeStarted`) and each release a killed run's helm left pending freed
-//! (`HelmReleaseFreed`), and the inventory when the stage completes (`ApplyCompleted`), which
-//! the next install of the same app prunes against. No event holds an
-//! object's content: secrets are applied, never recorded.
+//! (`HelmReleaseFreed`), and the inventory when the stage completes (`ApplyCompleted`), which the
+//! next install of the same app prunes against. No event holds an object's content: secrets are
+//! applied, never recorded.
 
 use serde::{Deserialize, Serialize};
 use windlass_state::{EventPayload, EventSchema};

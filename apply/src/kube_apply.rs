@@ -15,10 +15,10 @@
 //!
 //! Every object carries [`OWNER_ANNOTATION`] naming the app and [`DIGEST_ANNOTATION`]. Results are
 //! recorded in batches as the server answers ([`crate::events::ObjectsApplied`]); a resumed apply
-//! skips what was recorded with the same digest. Before a group's first request goes out, its
-//! keys and digests are recorded durably ([`crate::events::ObjectsSending`]): an object the server
-//! made whose answer never reached windlass is still found by a later install's prune. Objects of one kind are applied concurrently,
-//! kinds one after another.
+//! skips what was recorded with the same digest. Before a group's first request goes out, the
+//! keys and digests of what it may write are recorded durably ([`crate::events::ObjectsSending`]):
+//! an object the server made whose answer never reached windlass is still found by a later
+//! install's prune. Objects of one kind are applied concurrently, kinds one after another.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;

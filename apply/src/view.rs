@@ -1,7 +1,8 @@
-//! What `windlass show` says about an apply: every object applied (outcome, uid,
-//! resourceVersion), every object sent whose answer was never recorded, every object pruned or
-//! deleted to be created again, the waits, the app state, and the `useHelmInstall`
-//! charts handed to helm (installed, uninstalled, or freed from a killed helm), folded from the apply stage's facts. Part of `show --json` (a wire format: add fields only).
+//! What `windlass show` says about an apply: every object applied (outcome, uid, resourceVersion),
+//! every object sent whose answer was never recorded, every object pruned or deleted to be created
+//! again, the waits, the app state, and the `useHelmInstall` charts handed to helm (installed,
+//! uninstalled, or freed from a killed helm), folded from the apply stage's facts. Part of
+//! `show --json` (a wire format: add fields only).
 
 use serde::{Deserialize, Serialize};
 use windlass_state::StoredEvent;
