@@ -1100,8 +1100,13 @@ impl KubeApply<'_> {
             outcome: PruneOutcome::Kept,
             kept_because: Some(crate::order::KeepReason::OtherInstance),
             detail: Some(format!(
-                "the instance of {} in namespace {} applies it too (install {}): left to it",
-                self.app_slug, holder.namespace, holder.install_id
+                "the instance of {} in namespace {} applies it too ({}): left to it",
+                self.app_slug,
+                holder.namespace,
+                match &holder.install_id {
+                    Some(install_id) => format!("install {install_id}"),
+                    None => "an apply there that never completed".to_string(),
+                }
             )),
             resource_version: None,
             dry_run: self.dry_run,

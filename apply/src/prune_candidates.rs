@@ -12,7 +12,7 @@
 //! one still running in another process. The delete itself is guarded as always (uid and
 //! ownership annotation read again, `kots.io/keep` honoured).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use windlass_engine::{Fact, StageContext, StageError};
@@ -357,10 +357,12 @@ pub fn unfinished_applies(
 }
 
 /// Which of `keys` (inventory ids of cluster-scoped objects) other instances of `app_slug` on
-/// `cluster` still apply: those in the inventory of the newest completed, real apply into each
-/// other app namespace (records that name no app namespace are not counted), by id, with that
-/// namespace and the install that applied. Read only when a dropped cluster-scoped object is about
-/// to be deleted: deleting it would take it from them too.
+/// `cluster` still apply, by id, with that instance's namespace and the install that applied:
+/// those in the inventory of the newest completed, real apply into each other app namespace
+/// (records that name no app namespace are not counted), and those that applies into another
+/// app namespace which never completed recorded since (a failed or killed apply there will be
+/// resumed or followed, and may be running now under its own lock). Read only when a dropped
+/// cluster-scoped object is about to be deleted: deleting it would take it from them too.
 pub fn held_by_other_instances(
     context: &StageContext,
     app_slug: &str,
@@ -368,19 +370,19 @@ pub fn held_by_other_instances(
     cluster: &ClusterIdentity,
     keys: &HashSet<String>,
 ) -> Result<HashMap<String, OtherInstance>, StageError> {
-    let mut namespaces_seen: HashSet<String> = HashSet::new();
+    let mut completed_in: HashMap<String, PreviousApply> = HashMap::new();
     let mut held: HashMap<String, OtherInstance> = HashMap::new();
     visit_completed_applies(context, app_slug, cluster, &mut |namespace, event| {
         let Some(namespace) = namespace else {
             return ControlFlow::Continue(());
         };
-        if namespace == app_namespace || !namespaces_seen.insert(namespace.clone()) {
+        if namespace == app_namespace || completed_in.contains_key(&namespace) {
             return ControlFlow::Continue(());
         }
         let Some(completed) = decode_or_warn::<ApplyCompleted>(&*context.progress, &event) else {
             return ControlFlow::Continue(());
         };
-        for entry in completed.inventory {
+        for entry in &completed.inventory {
             // Left to yet another instance: not one this instance still applies.
             if entry.left_to_other_instance {
                 continue;
@@ -391,13 +393,63 @@ pub fn held_by_other_instances(
                     id,
                     OtherInstance {
                         namespace: namespace.clone(),
-                        install_id: event.event.install_id.clone(),
+                        install_id: Some(event.event.install_id.clone()),
                     },
                 );
             }
         }
+        completed_in.insert(
+            namespace,
+            PreviousApply {
+                installer: event.event.install_id.clone(),
+                completed,
+                global_seq: event.event.global_seq,
+            },
+        );
         ControlFlow::Continue(())
     })?;
+    // The other app namespaces applies started in (whether or not one completed since).
+    let mut started_in: BTreeSet<String> = BTreeSet::new();
+    context
+        .history
+        .visit_recent_facts(
+            APPLY_STARTED,
+            time::OffsetDateTime::UNIX_EPOCH,
+            &context.install_id,
+            &mut |event| {
+                if let Ok(started) = event.decode::<ApplyStarted>()
+                    && started.app_slug == app_slug
+                    && started.app_namespace != app_namespace
+                    && !started.dry_run
+                    && cluster.is(&started.target)
+                {
+                    started_in.insert(started.app_namespace);
+                }
+                ControlFlow::Continue(())
+            },
+        )
+        .map_err(StageError::permanent)?;
+    for namespace in started_in {
+        let unfinished = unfinished_applies(
+            context,
+            app_slug,
+            &namespace,
+            cluster,
+            completed_in.get(&namespace),
+        )?;
+        for entry in unfinished.objects {
+            let id = entry.key.inventory_id();
+            if keys.contains(&id) && !held.contains_key(&id) {
+                held.insert(
+                    id,
+                    OtherInstance {
+                        namespace: namespace.clone(),
+                        install_id: None,
+                    },
+                );
+            }
+        }
+    }
     Ok(held)
 }
 
@@ -406,8 +458,9 @@ pub fn held_by_other_instances(
 pub struct OtherInstance {
     /// Its app namespace.
     pub namespace: String,
-    /// The install whose completed apply holds the object.
-    pub install_id: String,
+    /// The install whose completed apply holds the object; `None` for an apply there that
+    /// never completed.
+    pub install_id: Option<String>,
 }
 
 /// Whether an object applied at `step` is a namespace windlass created for

@@ -4,7 +4,7 @@
 //! the other, which still applies it; once no instance applies it, it is deleted.
 
 use serde_json::Value;
-use windlass_test_apiserver::Options;
+use windlass_test_apiserver::{Fault, FaultAction, FaultMatch, Options};
 
 use super::apply_kube::*;
 use super::*;
@@ -161,4 +161,62 @@ fn an_instance_on_another_cluster_does_not_keep_the_object() {
         role_exists(&there, "shared"),
         "the other cluster's is untouched"
     );
+}
+
+/// An instance whose apply never completed still counts: team2's completed apply has no
+/// `shared`, but its next apply created `shared` and then failed (another object refused). team1
+/// dropping `shared` leaves it to team2, whose resumed or next apply still wants it.
+#[test]
+fn an_object_an_unfinished_apply_of_another_instance_applied_is_left_to_it() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let settings = configmap("settings", "one");
+    let shared = cluster_role("shared");
+    let team1 = release(
+        &[("settings.yaml", &settings), ("shared.yaml", &shared)],
+        "",
+    );
+    let team2 = release(&[("settings.yaml", &settings)], "");
+    install_into_new_namespace(state.path(), team1.path(), &cluster, "team1");
+    install_into_new_namespace(state.path(), team2.path(), &cluster, "team2");
+    rewrite(
+        team2.path(),
+        &[
+            ("settings.yaml", &settings),
+            ("shared.yaml", &shared),
+            ("refused.yaml", &configmap("refused", "1")),
+        ],
+    );
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("patch").name("refused"),
+        action: FaultAction::Refuse("not now".into()),
+        remaining: None,
+    });
+    let failed = install_kube(
+        state.path(),
+        team2.path(),
+        &cluster,
+        &["--namespace", "team2"],
+    );
+    assert_eq!(failed.status.code(), Some(3), "team2's apply fails");
+    cluster.server.clear_faults();
+
+    rewrite(team1.path(), &[("settings.yaml", &settings)]);
+    let dropped = json(install_kube(
+        state.path(),
+        team1.path(),
+        &cluster,
+        &["--namespace", "team1"],
+    ));
+    assert_eq!(dropped["status"], "completed", "{dropped}");
+    let kept = pruned_of(state.path(), &dropped, "shared").expect("shared's prune decision");
+    assert_eq!(kept["kept_because"], "other_instance", "{kept}");
+    assert!(
+        kept["detail"]
+            .as_str()
+            .unwrap()
+            .contains("namespace team2 applies it too (an apply there that never completed)"),
+        "{kept}"
+    );
+    assert!(role_exists(&cluster, "shared"));
 }
