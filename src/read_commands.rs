@@ -368,7 +368,7 @@ fn print_applied(applied: &windlass_apply::view::ApplyView) {
     }
     for object in &applied.unanswered {
         println!(
-            "sent      no-answer   {}: the process stopped before the server's answer was recorded; the cluster may hold it (a later install that drops it prunes it)",
+            "sent      no-answer   {}: announced before its group's requests (it may have been sent); no answer was recorded, so the cluster may hold it",
             object.key
         );
     }

@@ -115,7 +115,8 @@ impl EventPayload for ObjectsApplied {
 /// (`windlass.io/applied-digest`) and the app's ownership annotation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectsSending {
-    /// The objects, in the order the group sends them.
+    /// The objects (up to 5,000 of one group's; a group's records share one durable commit), in
+    /// the order the group sends them.
     pub objects: Vec<SentObject>,
 }
 

@@ -42,7 +42,7 @@ use crate::order::{
     DELETION_PHASE, InventoryEntry, ObjectKey, PlannedObject, PruneAction, Step, annotation_of,
     is_kept, phase,
 };
-use crate::prune_candidates::{ClusterIdentity, OtherInstance, held_by_other_instances};
+use crate::prune_candidates::{ClusterIdentity, Holder, OtherInstance, held_by_other_instances};
 
 mod unchanged;
 
@@ -1065,22 +1065,25 @@ impl KubeApply<'_> {
         })
     }
 
-    /// The cluster-scoped objects `actions` would delete that another instance of the app (in
-    /// another app namespace of this cluster) still applies, by inventory id.
+    /// The objects outside this instance's app namespace (cluster-scoped, or in a namespace the
+    /// release names) that `actions` would delete and another instance of the app (in another
+    /// app namespace of this cluster) still applies, by inventory id.
     fn other_instances_holding(
         &self,
         actions: &[PruneAction],
     ) -> Result<HashMap<String, OtherInstance>, StageError> {
-        let cluster_scoped: HashSet<String> = actions
+        let shareable: HashSet<String> = actions
             .iter()
             .filter_map(|action| match action {
-                PruneAction::Delete(entry) if entry.key.namespace.is_none() => {
+                PruneAction::Delete(entry)
+                    if entry.key.namespace.as_deref() != Some(self.app_namespace.as_str()) =>
+                {
                     Some(entry.key.inventory_id())
                 }
                 _ => None,
             })
             .collect();
-        if cluster_scoped.is_empty() {
+        if shareable.is_empty() {
             return Ok(HashMap::new());
         }
         held_by_other_instances(
@@ -1088,7 +1091,7 @@ impl KubeApply<'_> {
             &self.app_slug,
             &self.app_namespace,
             &self.cluster_identity,
-            &cluster_scoped,
+            &shareable,
         )
     }
 
@@ -1099,15 +1102,20 @@ impl KubeApply<'_> {
             uid: entry.uid.clone(),
             outcome: PruneOutcome::Kept,
             kept_because: Some(crate::order::KeepReason::OtherInstance),
-            detail: Some(format!(
-                "the instance of {} in namespace {} applies it too ({}): left to it",
-                self.app_slug,
-                holder.namespace,
-                match &holder.install_id {
-                    Some(install_id) => format!("install {install_id}"),
-                    None => "an apply there that never completed".to_string(),
-                }
-            )),
+            detail: Some(match &holder.by {
+                Holder::Completed(install_id) => format!(
+                    "the instance of {} in namespace {} applies it too (install {install_id}): left to it",
+                    self.app_slug, holder.namespace
+                ),
+                Holder::Unfinished => format!(
+                    "the instance of {} in namespace {} applies it too (an apply there that never completed): left to it",
+                    self.app_slug, holder.namespace
+                ),
+                Holder::Unreadable(record) => format!(
+                    "the instance of {} in namespace {} may apply it (record {record} of its applies cannot be read): left to it",
+                    self.app_slug, holder.namespace
+                ),
+            }),
             resource_version: None,
             dry_run: self.dry_run,
         }

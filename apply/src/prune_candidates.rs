@@ -12,7 +12,7 @@
 //! one still running in another process. The delete itself is guarded as always (uid and
 //! ownership annotation read again, `kots.io/keep` honoured).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use windlass_engine::{Fact, StageContext, StageError};
@@ -205,6 +205,8 @@ pub struct Unfinished {
     /// The `useHelmInstall` releases they recorded as installed, with the install that did,
     /// newest record per release and namespace.
     pub helm_releases: Vec<(String, HelmReleaseInstalled)>,
+    /// Where the records that did not decode sit in the log (what they name is not known).
+    pub unreadable: Vec<u64>,
 }
 
 /// What other installs' real applies of `app_slug` into `app_namespace` of `cluster` recorded
@@ -274,7 +276,8 @@ pub fn unfinished_applies(
         after,
         &belongs_here,
         &mut |event| {
-            let batch: ObjectsApplied = decode_or_warn(&*context.progress, event)?;
+            let batch: ObjectsApplied =
+                decode_or_warn(&*context.progress, event, &mut unfinished.unreadable)?;
             let seq = event.event.global_seq;
             // Newest first across batches; within a batch, a later object is the newer.
             for object in batch.objects.into_iter().rev() {
@@ -319,7 +322,8 @@ pub fn unfinished_applies(
         after,
         &belongs_here,
         &mut |event| {
-            let sending: ObjectsSending = decode_or_warn(&*context.progress, event)?;
+            let sending: ObjectsSending =
+                decode_or_warn(&*context.progress, event, &mut unfinished.unreadable)?;
             sends.extend(sending.objects.into_iter().map(|object| Send {
                 seq: event.event.global_seq,
                 install: event.event.install_id.clone(),
@@ -336,7 +340,8 @@ pub fn unfinished_applies(
         after,
         &belongs_here,
         &mut |event| {
-            let record: HelmReleaseInstalled = decode_or_warn(&*context.progress, event)?;
+            let record: HelmReleaseInstalled =
+                decode_or_warn(&*context.progress, event, &mut unfinished.unreadable)?;
             // A failed `helm upgrade --install` leaves the release in the cluster, failed
             // (windlass does not pass --atomic): it goes when dropped as an installed one does
             // (helm answers "not found" when there is none).
@@ -356,13 +361,15 @@ pub fn unfinished_applies(
     Ok(unfinished)
 }
 
-/// Which of `keys` (inventory ids of cluster-scoped objects) other instances of `app_slug` on
+/// Which of `keys` (inventory ids of objects outside this instance's app namespace) other
+/// instances of `app_slug` on
 /// `cluster` still apply, by id, with that instance's namespace and the install that applied:
 /// those in the inventory of the newest completed, real apply into each other app namespace
 /// (records that name no app namespace are not counted), and those that applies into another
 /// app namespace which never completed recorded since (a failed or killed apply there will be
-/// resumed or followed, and may be running now under its own lock). Read only when a dropped
-/// cluster-scoped object is about to be deleted: deleting it would take it from them too.
+/// resumed or followed, and may be running now under its own lock); every one of `keys` when a
+/// record of theirs cannot be read. Read only when such a dropped object is about to be
+/// deleted: deleting it would take it from them too.
 pub fn held_by_other_instances(
     context: &StageContext,
     app_slug: &str,
@@ -371,6 +378,7 @@ pub fn held_by_other_instances(
     keys: &HashSet<String>,
 ) -> Result<HashMap<String, OtherInstance>, StageError> {
     let mut completed_in: HashMap<String, PreviousApply> = HashMap::new();
+    let mut unreadable_in: BTreeMap<String, u64> = BTreeMap::new();
     let mut held: HashMap<String, OtherInstance> = HashMap::new();
     visit_completed_applies(context, app_slug, cluster, &mut |namespace, event| {
         let Some(namespace) = namespace else {
@@ -379,8 +387,20 @@ pub fn held_by_other_instances(
         if namespace == app_namespace || completed_in.contains_key(&namespace) {
             return ControlFlow::Continue(());
         }
-        let Some(completed) = decode_or_warn::<ApplyCompleted>(&*context.progress, &event) else {
-            return ControlFlow::Continue(());
+        let completed = match event.decode::<ApplyCompleted>() {
+            Ok(completed) => completed,
+            Err(error) => {
+                // What it holds is not known: whatever is asked about is left to it, and an older
+                // completed apply there is the baseline of its unfinished applies.
+                context.progress.note(&format!(
+                    "record {} of install {}, the completed apply of the instance of {app_slug} in namespace {namespace}, does not decode ({error}): what this install drops outside its namespace is left to that instance",
+                    event.event.global_seq, event.event.install_id
+                ));
+                unreadable_in
+                    .entry(namespace)
+                    .or_insert(event.event.global_seq);
+                return ControlFlow::Continue(());
+            }
         };
         for entry in &completed.inventory {
             // Left to yet another instance: not one this instance still applies.
@@ -393,7 +413,7 @@ pub fn held_by_other_instances(
                     id,
                     OtherInstance {
                         namespace: namespace.clone(),
-                        install_id: Some(event.event.install_id.clone()),
+                        by: Holder::Completed(event.event.install_id.clone()),
                     },
                 );
             }
@@ -444,10 +464,23 @@ pub fn held_by_other_instances(
                     id,
                     OtherInstance {
                         namespace: namespace.clone(),
-                        install_id: None,
+                        by: Holder::Unfinished,
                     },
                 );
             }
+        }
+        if let Some(&record) = unfinished.unreadable.first() {
+            unreadable_in.entry(namespace).or_insert(record);
+        }
+    }
+    // Where a record cannot be read, what it names is not known: nothing asked about is taken
+    // from that instance.
+    for (namespace, record) in unreadable_in {
+        for id in keys {
+            held.entry(id.clone()).or_insert_with(|| OtherInstance {
+                namespace: namespace.clone(),
+                by: Holder::Unreadable(record),
+            });
         }
     }
     Ok(held)
@@ -458,9 +491,20 @@ pub fn held_by_other_instances(
 pub struct OtherInstance {
     /// Its app namespace.
     pub namespace: String,
-    /// The install whose completed apply holds the object; `None` for an apply there that
-    /// never completed.
-    pub install_id: Option<String>,
+    /// What says so.
+    pub by: Holder,
+}
+
+/// What says another instance still applies an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// The inventory of its newest completed apply (by this install).
+    Completed(String),
+    /// An apply there that never completed recorded it.
+    Unfinished,
+    /// A record of its applies (at this place in the log) cannot be read: what it names is not
+    /// known.
+    Unreadable(u64),
 }
 
 /// Whether an object applied at `step` is a namespace windlass created for
@@ -605,14 +649,16 @@ fn visit_since(
 }
 
 /// `event`'s payload as `T`, or `None` with a note on `progress` (its content is then not
-/// pruned).
+/// pruned) and its place in the log added to `unreadable`.
 fn decode_or_warn<T: serde::de::DeserializeOwned>(
     progress: &dyn windlass_engine::Progress,
     event: &LazyEvent,
+    unreadable: &mut Vec<u64>,
 ) -> Option<T> {
     match event.decode::<T>() {
         Ok(decoded) => Some(decoded),
         Err(error) => {
+            unreadable.push(event.event.global_seq);
             progress.note(&format!(
                 "record {} of install {}, an apply that never completed, does not decode ({error}): what it names is not pruned",
                 event.event.global_seq, event.event.install_id

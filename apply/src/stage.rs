@@ -312,9 +312,11 @@ impl Stage for ApplyStage {
                     &identity,
                     previous_apply.as_ref(),
                 );
+                // (A record that does not read was noted; what it names is not pruned.)
                 let Unfinished {
                     objects: unfinished_objects,
                     helm_releases: unfinished_releases,
+                    unreadable: _,
                 } = after_files(unfinished, &mut reading, &mut source).await?;
                 tracing::debug!(elapsed = ?started.elapsed(), unfinished = unfinished_objects.len(), "apply: previous apply read");
                 let previous_installer = previous_apply

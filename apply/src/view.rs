@@ -20,8 +20,8 @@ use crate::events::{
 pub struct ApplyView {
     /// Every object, latest record per object, in the order first recorded.
     pub objects: Vec<AppliedObject>,
-    /// Every object sent (`ObjectsSending`) with no answer recorded after it, in the order sent:
-    /// the process stopped while the server answered, so the cluster may hold it.
+    /// Every object announced as being sent (`ObjectsSending`) with no answer recorded after it,
+    /// in the order announced: it may have been sent, so the cluster may hold it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unanswered: Vec<SentObject>,
     /// Every prune decision.
@@ -115,4 +115,93 @@ pub fn apply_view<'a>(events: impl IntoIterator<Item = &'a StoredEvent>) -> Opti
     unanswered.sort_by_key(|(order, _)| *order);
     view.unanswered = unanswered.into_iter().map(|(_, object)| object).collect();
     seen.then_some(view)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{ApplyOutcome, OBJECTS_APPLIED, OBJECTS_SENDING};
+    use crate::order::{ObjectKey, Step};
+    use serde_json::json;
+
+    fn event(event_type: &str, payload: serde_json::Value) -> StoredEvent {
+        StoredEvent {
+            envelope_version: 1,
+            global_seq: 1,
+            install_id: "i".into(),
+            install_seq: 1,
+            recorded_at: "2026-11-28T00:00:00Z".into(),
+            actor: "test".into(),
+            event_type: event_type.into(),
+            schema_version: 1,
+            payload,
+            prev_hash: String::new(),
+        }
+    }
+
+    fn key(name: &str) -> ObjectKey {
+        ObjectKey {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: Some("default".into()),
+            name: name.into(),
+        }
+    }
+
+    fn sending(names: &[&str]) -> StoredEvent {
+        let objects: Vec<SentObject> = names
+            .iter()
+            .map(|name| SentObject {
+                key: key(name),
+                step: Step::Rest,
+                digest: format!("d-{name}"),
+                deletion_phase: 0,
+            })
+            .collect();
+        event(
+            OBJECTS_SENDING,
+            serde_json::to_value(ObjectsSending { objects }).unwrap(),
+        )
+    }
+
+    fn answered(names: &[&str]) -> StoredEvent {
+        let objects: Vec<serde_json::Value> = names
+            .iter()
+            .map(|name| {
+                json!({"key": key(name), "file": format!("{name}.yaml"), "step": "rest",
+                       "outcome": "created", "digest": format!("d-{name}"), "uid": format!("u-{name}")})
+            })
+            .collect();
+        event(OBJECTS_APPLIED, json!({ "objects": objects }))
+    }
+
+    fn unanswered(events: &[StoredEvent]) -> Vec<String> {
+        apply_view(events)
+            .unwrap()
+            .unanswered
+            .into_iter()
+            .map(|object| object.key.name)
+            .collect()
+    }
+
+    #[test]
+    fn an_object_is_unanswered_from_its_announcement_until_an_answer_is_recorded() {
+        // The first run announced a, b, c and recorded the answers of a and c before it stopped.
+        let first = [sending(&["a", "b", "c"]), answered(&["a", "c"])];
+        assert_eq!(unanswered(&first), ["b"]);
+        // The resumed run announced b and c again (c changed since) and was answered for b only.
+        let resumed: Vec<StoredEvent> = first
+            .into_iter()
+            .chain([sending(&["b", "c"]), answered(&["b"])])
+            .collect();
+        assert_eq!(unanswered(&resumed), ["c"]);
+        let view = apply_view(&resumed).unwrap();
+        assert_eq!(view.objects.len(), 3);
+        assert!(
+            view.objects
+                .iter()
+                .all(|object| object.outcome == ApplyOutcome::Created)
+        );
+    }
 }

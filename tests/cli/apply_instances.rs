@@ -1,7 +1,8 @@
 //! `--target kube` against `windlass-test-apiserver` (a FAKE Kubernetes API server: no real one can
 //! be installed on these machines): one app installed into two namespaces of one cluster (two
-//! instances) sharing a cluster-scoped object. The instance whose release drops it leaves it to
-//! the other, which still applies it; once no instance applies it, it is deleted.
+//! instances) sharing an object outside their app namespaces (cluster-scoped, or in a namespace the
+//! release names). The instance whose release drops it leaves it to the other, which still
+//! applies it; once no instance applies it, it is deleted.
 
 use serde_json::Value;
 use windlass_test_apiserver::{Fault, FaultAction, FaultMatch, Options};
@@ -219,4 +220,56 @@ fn an_object_an_unfinished_apply_of_another_instance_applied_is_left_to_it() {
         "{kept}"
     );
     assert!(role_exists(&cluster, "shared"));
+}
+
+/// A namespaced object in a namespace the release names (not the app namespace) is shared by
+/// two instances as a cluster-scoped one is: team1 dropping it leaves it to team2.
+#[test]
+fn an_object_in_a_namespace_the_release_names_is_left_to_the_other_instance() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    cluster
+        .server
+        .apply_as(
+            "setup",
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "common"}}),
+            true,
+        )
+        .unwrap();
+    let settings = configmap("settings", "one");
+    let common = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: common-settings\n  namespace: common\ndata:\n  value: \"1\"\n";
+    let release = release(&[("settings.yaml", &settings), ("common.yaml", common)], "");
+    install_into_new_namespace(state.path(), release.path(), &cluster, "team1");
+    install_into_new_namespace(state.path(), release.path(), &cluster, "team2");
+    rewrite(release.path(), &[("settings.yaml", &settings)]);
+    let dropped = json(install_kube(
+        state.path(),
+        release.path(),
+        &cluster,
+        &["--namespace", "team1"],
+    ));
+    let kept = pruned_of(state.path(), &dropped, "common-settings").expect("its prune decision");
+    assert_eq!(kept["kept_because"], "other_instance", "{kept}");
+    assert!(exists(
+        &cluster,
+        "v1",
+        "ConfigMap",
+        "common",
+        "common-settings"
+    ));
+    let last = json(install_kube(
+        state.path(),
+        release.path(),
+        &cluster,
+        &["--namespace", "team2"],
+    ));
+    let deleted = pruned_of(state.path(), &last, "common-settings").expect("its prune decision");
+    assert_eq!(deleted["outcome"], "deleted", "{deleted}");
+    assert!(!exists(
+        &cluster,
+        "v1",
+        "ConfigMap",
+        "common",
+        "common-settings"
+    ));
 }
