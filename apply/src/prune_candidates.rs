@@ -225,9 +225,55 @@ pub fn unfinished_applies(
     cluster: &ClusterIdentity,
     previous: Option<&PreviousApply>,
 ) -> Result<Unfinished, StageError> {
-    let after = previous.map_or(0, |previous| previous.global_seq);
-    // Every start of every install that ever applied here, by install: (global_seq, here?).
-    let mut starts: HashMap<String, Vec<(u64, bool)>> = HashMap::new();
+    let since = HashMap::from([(app_namespace.to_string(), Since::of(previous))]);
+    Ok(
+        unfinished_by_namespace(context, app_slug, cluster, &since, true)?
+            .remove(app_namespace)
+            .unwrap_or_default(),
+    )
+}
+
+/// Where the unfinished applies of one app namespace are looked for: after its newest completed
+/// apply, whose install's own records are not looked at.
+struct Since {
+    /// Where that `ApplyCompleted` sits in the log (0: none).
+    after: u64,
+    /// The install that completed.
+    installer: Option<String>,
+}
+
+impl Since {
+    fn of(previous: Option<&PreviousApply>) -> Since {
+        Since {
+            after: previous.map_or(0, |previous| previous.global_seq),
+            installer: previous.map(|previous| previous.installer.clone()),
+        }
+    }
+}
+
+/// What [`unfinished_by_namespace`] gathers for one app namespace as it reads.
+#[derive(Default)]
+struct Gathered {
+    unfinished: Unfinished,
+    seen: HashSet<String>,
+    answers: Answers,
+    sends: Vec<Send>,
+    releases: HashSet<(String, String)>,
+}
+
+/// [`unfinished_applies`] for each app namespace of `since` at once, each kind of record read in
+/// one pass back to the oldest of their completions (the helm releases only `with_helm`); a
+/// namespace without one is absent.
+fn unfinished_by_namespace(
+    context: &StageContext,
+    app_slug: &str,
+    cluster: &ClusterIdentity,
+    since: &HashMap<String, Since>,
+    with_helm: bool,
+) -> Result<HashMap<String, Unfinished>, StageError> {
+    // Every start of every install that ever applied, by install: (global_seq, the app
+    // namespace of `since` it started in, if any).
+    let mut starts: HashMap<String, Vec<(u64, Option<String>)>> = HashMap::new();
     context
         .history
         .visit_recent_facts(
@@ -235,11 +281,12 @@ pub fn unfinished_applies(
             time::OffsetDateTime::UNIX_EPOCH,
             &context.install_id,
             &mut |event| {
-                let here = event.decode::<ApplyStarted>().is_ok_and(|started| {
-                    started.app_slug == app_slug
-                        && started.app_namespace == app_namespace
+                let here = event.decode::<ApplyStarted>().ok().and_then(|started| {
+                    (started.app_slug == app_slug
+                        && since.contains_key(&started.app_namespace)
                         && cluster.is(&started.target)
-                        && !started.dry_run
+                        && !started.dry_run)
+                        .then_some(started.app_namespace)
                 });
                 starts
                     .entry(event.event.install_id)
@@ -249,116 +296,120 @@ pub fn unfinished_applies(
             },
         )
         .map_err(StageError::permanent)?;
-    if let Some(previous) = previous {
-        // What it applied and installed is in its own records.
-        starts.remove(&previous.installer);
-    }
-    starts.retain(|_, starts| starts.iter().any(|(_, here)| *here));
-    if starts.is_empty() {
-        return Ok(Unfinished::default());
-    }
-    let belongs_here = |event: &LazyEvent| {
-        let seq = event.event.global_seq;
-        starts.get(&event.event.install_id).is_some_and(|starts| {
-            starts
-                .iter()
-                .filter(|(start, _)| *start < seq)
-                .max_by_key(|(start, _)| *start)
-                .is_some_and(|(_, here)| *here)
+    // An install that completed in a namespace: what it applied there is in its own records.
+    starts.retain(|install, starts| {
+        starts.iter().any(|(_, here)| {
+            here.as_ref().is_some_and(|namespace| {
+                since[namespace].installer.as_deref() != Some(install.as_str())
+            })
         })
+    });
+    if starts.is_empty() {
+        return Ok(HashMap::new());
+    }
+    // The namespace a record belongs to: that of the newest start of its install before it,
+    // when the record is newer than that namespace's completion.
+    let belongs_to = |event: &LazyEvent| -> Option<String> {
+        let seq = event.event.global_seq;
+        let install = &event.event.install_id;
+        let namespace = starts
+            .get(install)?
+            .iter()
+            .filter(|(start, _)| *start < seq)
+            .max_by_key(|(start, _)| *start)?
+            .1
+            .clone()?;
+        let since = &since[&namespace];
+        (seq > since.after && since.installer.as_deref() != Some(install.as_str()))
+            .then_some(namespace)
     };
-    let mut unfinished = Unfinished::default();
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut answers = Answers::default();
-    visit_since(
-        context,
-        OBJECTS_APPLIED,
-        after,
-        &belongs_here,
-        &mut |event| {
-            let batch: ObjectsApplied =
-                decode_or_warn(&*context.progress, event, &mut unfinished.unreadable)?;
-            let seq = event.event.global_seq;
-            // Newest first across batches; within a batch, a later object is the newer.
-            for object in batch.objects.into_iter().rev() {
-                if object.outcome == ApplyOutcome::Failed && !object.dry_run {
-                    answers.refused.push(Refusal {
-                        seq,
-                        install: event.event.install_id.clone(),
-                        id: object.key.inventory_id(),
-                        digest: object.digest.clone(),
-                    });
-                }
-                let Some(uid) = object.uid.filter(|uid| !uid.is_empty()) else {
-                    continue;
-                };
-                if object.outcome == ApplyOutcome::Failed
-                    || object.dry_run
-                    || !seen.insert(object.key.inventory_id())
-                {
-                    continue;
-                }
-                answers.applied.insert(object.key.inventory_id(), seq);
-                unfinished.objects.push(InventoryEntry {
-                    additional_namespace: is_additional_namespace(object.step, &object.key),
-                    key: object.key,
-                    uid,
-                    deletion_phase: object.deletion_phase,
-                    keep: false,
-                    sent_digests: Vec::new(),
-                    left_to_other_instance: false,
+    let oldest = since.values().map(|since| since.after).min().unwrap_or(0);
+    let mut gathered: HashMap<String, Gathered> = HashMap::new();
+    visit_since(context, OBJECTS_APPLIED, oldest, &mut |event| {
+        let namespace = belongs_to(event)?;
+        let here = gathered.entry(namespace).or_default();
+        let batch: ObjectsApplied =
+            decode_or_warn(&*context.progress, event, &mut here.unfinished.unreadable)?;
+        let seq = event.event.global_seq;
+        // Newest first across batches; within a batch, a later object is the newer.
+        for object in batch.objects.into_iter().rev() {
+            if object.outcome == ApplyOutcome::Failed && !object.dry_run {
+                here.answers.refused.push(Refusal {
+                    seq,
+                    install: event.event.install_id.clone(),
+                    id: object.key.inventory_id(),
+                    digest: object.digest.clone(),
                 });
             }
-            Some(())
-        },
-    )?;
-    unfinished.objects.reverse();
+            let Some(uid) = object.uid.filter(|uid| !uid.is_empty()) else {
+                continue;
+            };
+            if object.outcome == ApplyOutcome::Failed
+                || object.dry_run
+                || !here.seen.insert(object.key.inventory_id())
+            {
+                continue;
+            }
+            here.answers.applied.insert(object.key.inventory_id(), seq);
+            here.unfinished.objects.push(InventoryEntry {
+                additional_namespace: is_additional_namespace(object.step, &object.key),
+                key: object.key,
+                uid,
+                deletion_phase: object.deletion_phase,
+                keep: false,
+                sent_digests: Vec::new(),
+                left_to_other_instance: false,
+            });
+        }
+        Some(())
+    })?;
     // Objects sent with no answer recorded after the send: the server may have made (or
     // remade) them.
-    let mut sends: Vec<Send> = Vec::new();
-    visit_since(
-        context,
-        OBJECTS_SENDING,
-        after,
-        &belongs_here,
-        &mut |event| {
-            let sending: ObjectsSending =
-                decode_or_warn(&*context.progress, event, &mut unfinished.unreadable)?;
-            sends.extend(sending.objects.into_iter().map(|object| Send {
+    visit_since(context, OBJECTS_SENDING, oldest, &mut |event| {
+        let namespace = belongs_to(event)?;
+        let here = gathered.entry(namespace).or_default();
+        let sending: ObjectsSending =
+            decode_or_warn(&*context.progress, event, &mut here.unfinished.unreadable)?;
+        here.sends
+            .extend(sending.objects.into_iter().map(|object| Send {
                 seq: event.event.global_seq,
                 install: event.event.install_id.clone(),
                 object,
             }));
-            Some(())
-        },
-    )?;
-    add_unanswered_sends(&mut unfinished.objects, &answers, sends);
-    let mut releases: HashSet<(String, String)> = HashSet::new();
-    visit_since(
-        context,
-        HELM_RELEASE_INSTALLED,
-        after,
-        &belongs_here,
-        &mut |event| {
+        Some(())
+    })?;
+    if with_helm {
+        visit_since(context, HELM_RELEASE_INSTALLED, oldest, &mut |event| {
+            let namespace = belongs_to(event)?;
+            let here = gathered.entry(namespace).or_default();
             let record: HelmReleaseInstalled =
-                decode_or_warn(&*context.progress, event, &mut unfinished.unreadable)?;
+                decode_or_warn(&*context.progress, event, &mut here.unfinished.unreadable)?;
             // A failed `helm upgrade --install` leaves the release in the cluster, failed
             // (windlass does not pass --atomic): it goes when dropped as an installed one does
             // (helm answers "not found" when there is none).
-            if releases.insert((record.release_name.clone(), record.namespace.clone()))
+            if here
+                .releases
+                .insert((record.release_name.clone(), record.namespace.clone()))
                 && matches!(
                     record.outcome,
                     HelmReleaseOutcome::Installed | HelmReleaseOutcome::Failed
                 )
             {
-                unfinished
+                here.unfinished
                     .helm_releases
                     .push((event.event.install_id.clone(), record));
             }
             Some(())
-        },
-    )?;
-    Ok(unfinished)
+        })?;
+    }
+    Ok(gathered
+        .into_iter()
+        .map(|(namespace, mut here)| {
+            here.unfinished.objects.reverse();
+            add_unanswered_sends(&mut here.unfinished.objects, &here.answers, here.sends);
+            (namespace, here.unfinished)
+        })
+        .collect())
 }
 
 /// Which of `keys` (inventory ids of objects outside this instance's app namespace) other
@@ -449,14 +500,16 @@ pub fn held_by_other_instances(
             },
         )
         .map_err(StageError::permanent)?;
-    for namespace in started_in {
-        let unfinished = unfinished_applies(
-            context,
-            app_slug,
-            &namespace,
-            cluster,
-            completed_in.get(&namespace),
-        )?;
+    let since: HashMap<String, Since> = started_in
+        .into_iter()
+        .map(|namespace| {
+            let since = Since::of(completed_in.get(&namespace));
+            (namespace, since)
+        })
+        .collect();
+    for (namespace, unfinished) in
+        unfinished_by_namespace(context, app_slug, cluster, &since, false)?
+    {
         for entry in unfinished.objects {
             let id = entry.key.inventory_id();
             if keys.contains(&id) && !held.contains_key(&id) {
@@ -620,13 +673,12 @@ fn add_unanswered_sends(objects: &mut Vec<InventoryEntry>, answers: &Answers, se
     objects.extend(added);
 }
 
-/// Hands `visit` each fact of `event_type` recorded after global sequence `after` that
-/// `belongs_here`, newest first.
+/// Hands `visit` each fact of `event_type` recorded after global sequence `after`, newest
+/// first.
 fn visit_since(
     context: &StageContext,
     event_type: &str,
     after: u64,
-    belongs_here: &dyn Fn(&LazyEvent) -> bool,
     visit: &mut dyn FnMut(&LazyEvent) -> Option<()>,
 ) -> Result<(), StageError> {
     context
@@ -639,9 +691,7 @@ fn visit_since(
                 if event.event.global_seq <= after {
                     return ControlFlow::Break(());
                 }
-                if belongs_here(&event) {
-                    visit(&event);
-                }
+                visit(&event);
                 ControlFlow::Continue(())
             },
         )
