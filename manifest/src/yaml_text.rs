@@ -192,7 +192,13 @@ mod tests {
     /// Documents inside the direct writer's shape (so that it is exercised, not just declined).
     fn common_value() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
-            4 => "[a-mp-xz][a-z0-9.-]{0,10}".prop_map(Value::String),
+            // Not `n`, `o`, `y` first, nor the words left with another first letter: YAML
+            // reads each of those as something other than a string, so they are quoted.
+            4 => "[a-mp-xz][a-z0-9.-]{0,10}"
+                .prop_filter("a word YAML gives a meaning", |text| {
+                    !matches!(text.as_str(), "inf" | "true" | "false")
+                })
+                .prop_map(Value::String),
             1 => (0u32..1000).prop_map(Value::from),
             1 => any::<bool>().prop_map(Value::Bool),
         ];
