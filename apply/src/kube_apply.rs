@@ -1002,7 +1002,7 @@ impl KubeApply<'_> {
                 self.allow_empty_prune,
             )
             .map_err(|refusal| StageError::invalid_input(refusal.to_string()))?;
-            let others = self.other_instances_holding(&actions)?;
+            let others = self.other_instances_holding(&actions).await?;
             for action in actions {
                 let entry = match &action {
                     PruneAction::Delete(entry) | PruneAction::Keep(entry, _) => entry.clone(),
@@ -1037,11 +1037,7 @@ impl KubeApply<'_> {
                     {
                         counts.kept += 1;
                         entry.left_to_other_instance = true;
-                        // Known by its uid, it needs no digest (which another instance's write
-                        // of the same object would carry as well).
-                        if !entry.uid.is_empty() {
-                            entry.sent_digests.clear();
-                        }
+                        // With its digests: an object a lost answer remade has another uid.
                         inventory.push(entry);
                     }
                     PruneOutcome::Kept => {
@@ -1065,34 +1061,69 @@ impl KubeApply<'_> {
         })
     }
 
-    /// The objects outside this instance's app namespace (cluster-scoped, or in a namespace the
-    /// release names) that `actions` would delete and another instance of the app (in another
-    /// app namespace of this cluster) still applies, by inventory id.
-    fn other_instances_holding(
+    /// The objects `actions` would delete that another instance of the app (in another app
+    /// namespace of this cluster) still applies, by inventory id: cluster-scoped ones, ones in
+    /// a namespace a release names, and ones in this app namespace that the other instance's
+    /// release names. An instance whose app namespace is gone (or Terminating) is gone with
+    /// it: what it applied is not left to it.
+    async fn other_instances_holding(
         &self,
         actions: &[PruneAction],
-    ) -> Result<HashMap<String, OtherInstance>, StageError> {
-        let shareable: HashSet<String> = actions
+    ) -> Result<BTreeMap<String, OtherInstance>, StageError> {
+        let deletes: HashSet<String> = actions
             .iter()
             .filter_map(|action| match action {
-                PruneAction::Delete(entry)
-                    if entry.key.namespace.as_deref() != Some(self.app_namespace.as_str()) =>
-                {
-                    Some(entry.key.inventory_id())
-                }
-                _ => None,
+                PruneAction::Delete(entry) => Some(entry.key.inventory_id()),
+                PruneAction::Keep(..) => None,
             })
             .collect();
-        if shareable.is_empty() {
-            return Ok(HashMap::new());
-        }
-        held_by_other_instances(
+        let mut held = held_by_other_instances(
             self.context,
             &self.app_slug,
             &self.app_namespace,
             &self.cluster_identity,
-            &shareable,
-        )
+            &deletes,
+        )?;
+        let namespaces: BTreeSet<String> = held
+            .values()
+            .map(|holder| holder.namespace.clone())
+            .collect();
+        for namespace in namespaces {
+            if self.instance_gone(&namespace).await? {
+                self.context.progress.note(&format!(
+                    "namespace {namespace}, where another instance of {} was applied, is gone: what it applied is not left to it",
+                    self.app_slug
+                ));
+                held.retain(|_, holder| holder.namespace != namespace);
+            }
+        }
+        Ok(held)
+    }
+
+    /// Whether the app namespace of another instance is gone: absent, or Terminating. A
+    /// server that does not let it be read leaves the instance in place.
+    async fn instance_gone(&self, namespace: &str) -> Result<bool, StageError> {
+        let key = ObjectKey {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "Namespace".into(),
+            namespace: None,
+            name: namespace.to_string(),
+        };
+        let info = ResourceInfo {
+            plural: "namespaces".into(),
+            namespaced: false,
+        };
+        match self.cluster.get(&key, &info).await {
+            Ok(None) => Ok(true),
+            Ok(Some(live)) => {
+                Ok(live.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating"))
+            }
+            Err(failure) if failure.is_transient() => {
+                Err(read_failure(&failure, &format!("reading {key}")))
+            }
+            Err(_) => Ok(false),
+        }
     }
 
     /// The record of `entry` left to the other instance that still applies it.

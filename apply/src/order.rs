@@ -286,9 +286,9 @@ pub struct InventoryEntry {
     /// one of them in `windlass.io/applied-digest`, whatever its uid.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sent_digests: Vec<String>,
-    /// A cluster-scoped object this install dropped and left to another instance of the app
-    /// that still applied it (`kept`, `other_instance`): listed so that the next install looks
-    /// at it again, and not counted as applied by this instance when another one asks.
+    /// An object this install dropped and left to another instance of the app that still
+    /// applied it (`kept`, `other_instance`): listed so that the next install looks at it
+    /// again, and not counted as applied by this instance when another one asks.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub left_to_other_instance: bool,
     /// `kots.io/deletion-phase` as applied.

@@ -9,8 +9,10 @@
 //! recorded answer followed. Each apply to a cluster records `ApplyStarted`
 //! ([`record_start`], in the same commit as its first record), which is how an apply that never
 //! completed is found; the stage holds the app's apply lock meanwhile, so such an apply is not
-//! one still running in another process. The delete itself is guarded as always (uid and
-//! ownership annotation read again, `kots.io/keep` honoured).
+//! one still running in another process. The delete itself is guarded as always (uid, or a
+//! digest sent, and the ownership annotation read again; `kots.io/keep` honoured). Objects
+//! another instance of the app (another app namespace) still applies are found by
+//! [`held_by_other_instances`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::ControlFlow;
@@ -261,16 +263,16 @@ struct Gathered {
     releases: HashSet<(String, String)>,
 }
 
-/// [`unfinished_applies`] for each app namespace of `since` at once, each kind of record read in
-/// one pass back to the oldest of their completions (the helm releases only `with_helm`); a
-/// namespace without one is absent.
+/// [`unfinished_applies`] for each app namespace of `since` at once, by namespace, each kind of
+/// record read in one pass back to the oldest of their completions (the helm releases only
+/// `with_helm`); a namespace without one is absent.
 fn unfinished_by_namespace(
     context: &StageContext,
     app_slug: &str,
     cluster: &ClusterIdentity,
     since: &HashMap<String, Since>,
     with_helm: bool,
-) -> Result<HashMap<String, Unfinished>, StageError> {
+) -> Result<BTreeMap<String, Unfinished>, StageError> {
     // Every start of every install that ever applied, by install: (global_seq, the app
     // namespace of `since` it started in, if any).
     let mut starts: HashMap<String, Vec<(u64, Option<String>)>> = HashMap::new();
@@ -305,7 +307,7 @@ fn unfinished_by_namespace(
         })
     });
     if starts.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(BTreeMap::new());
     }
     // The namespace a record belongs to: that of the newest start of its install before it,
     // when the record is newer than that namespace's completion.
@@ -412,45 +414,74 @@ fn unfinished_by_namespace(
         .collect())
 }
 
-/// Which of `keys` (inventory ids of objects outside this instance's app namespace) other
-/// instances of `app_slug` on
-/// `cluster` still apply, by id, with that instance's namespace and the install that applied:
-/// those in the inventory of the newest completed, real apply into each other app namespace
-/// (records that name no app namespace are not counted), and those that applies into another
-/// app namespace which never completed recorded since (a failed or killed apply there will be
-/// resumed or followed, and may be running now under its own lock); every one of `keys` when a
-/// record of theirs cannot be read. Read only when such a dropped object is about to be
-/// deleted: deleting it would take it from them too.
+/// Which of `keys` (inventory ids of objects this instance is about to delete) other instances
+/// of `app_slug` on `cluster` still apply, by id, with that instance's namespace and what says
+/// so. The other instances are the other app namespaces a real apply of the app to `cluster`
+/// started in (`ApplyStarted`; an instance whose applies all predate that record is not seen).
+/// Each holds what the inventory of its newest completed, real apply lists (not entries it
+/// left to yet another instance) and what its applies that never completed recorded since (a
+/// failed or killed apply there will be resumed or followed, and may be running now under its
+/// own lock); where one of those records of objects cannot be read, it holds every one of
+/// `keys`. Read only when objects are about to be deleted: deleting one would take it from
+/// them too. Instances are looked at in namespace order, so the one named is the same every
+/// time.
 pub fn held_by_other_instances(
     context: &StageContext,
     app_slug: &str,
     app_namespace: &str,
     cluster: &ClusterIdentity,
     keys: &HashSet<String>,
-) -> Result<HashMap<String, OtherInstance>, StageError> {
-    let mut completed_in: HashMap<String, PreviousApply> = HashMap::new();
-    let mut unreadable_in: BTreeMap<String, u64> = BTreeMap::new();
-    let mut held: HashMap<String, OtherInstance> = HashMap::new();
+) -> Result<BTreeMap<String, OtherInstance>, StageError> {
+    let started_in = other_app_namespaces(context, app_slug, app_namespace, cluster)?;
+    if started_in.is_empty() || keys.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    // The newest completed apply of each, newest first: the log is read back only until each
+    // has been found.
+    type Decoded = Result<ApplyCompleted, serde_json::Error>;
+    let mut completed_in: BTreeMap<String, (LazyEvent, Decoded)> = BTreeMap::new();
     visit_completed_applies(context, app_slug, cluster, &mut |namespace, event| {
-        let Some(namespace) = namespace else {
-            return ControlFlow::Continue(());
-        };
-        if namespace == app_namespace || completed_in.contains_key(&namespace) {
-            return ControlFlow::Continue(());
+        if let Some(namespace) = namespace
+            && started_in.contains(&namespace)
+            && !completed_in.contains_key(&namespace)
+        {
+            let completed = event.decode::<ApplyCompleted>();
+            completed_in.insert(namespace, (event, completed));
         }
-        let completed = match event.decode::<ApplyCompleted>() {
+        if completed_in.len() == started_in.len() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })?;
+    let mut held: BTreeMap<String, OtherInstance> = BTreeMap::new();
+    let mut unreadable_in: BTreeMap<String, u64> = BTreeMap::new();
+    let mut since: HashMap<String, Since> = HashMap::new();
+    for namespace in &started_in {
+        let Some((event, completed)) = completed_in.get(namespace) else {
+            since.insert(namespace.clone(), Since::of(None));
+            continue;
+        };
+        let seq = event.event.global_seq;
+        let installer = &event.event.install_id;
+        // An older completed apply there would be the baseline of its unfinished applies;
+        // this one's own records are not looked at either way.
+        since.insert(
+            namespace.clone(),
+            Since {
+                after: seq,
+                installer: Some(installer.clone()),
+            },
+        );
+        let completed = match completed {
             Ok(completed) => completed,
             Err(error) => {
-                // What it holds is not known: whatever is asked about is left to it, and an older
-                // completed apply there is the baseline of its unfinished applies.
+                // What it holds is not known: whatever is asked about is left to it.
                 context.progress.note(&format!(
-                    "record {} of install {}, the completed apply of the instance of {app_slug} in namespace {namespace}, does not decode ({error}): what this install drops outside its namespace is left to that instance",
-                    event.event.global_seq, event.event.install_id
+                    "record {seq} of install {installer}, the completed apply of the instance of {app_slug} in namespace {namespace}, does not decode ({error}): what this install drops is left to that instance"
                 ));
-                unreadable_in
-                    .entry(namespace)
-                    .or_insert(event.event.global_seq);
-                return ControlFlow::Continue(());
+                unreadable_in.insert(namespace.clone(), seq);
+                continue;
             }
         };
         for entry in &completed.inventory {
@@ -459,27 +490,51 @@ pub fn held_by_other_instances(
                 continue;
             }
             let id = entry.key.inventory_id();
-            if keys.contains(&id) && !held.contains_key(&id) {
-                held.insert(
-                    id,
-                    OtherInstance {
-                        namespace: namespace.clone(),
-                        by: Holder::Completed(event.event.install_id.clone()),
-                    },
-                );
+            if keys.contains(&id) {
+                held.entry(id).or_insert_with(|| OtherInstance {
+                    namespace: namespace.clone(),
+                    by: Holder::Completed(installer.clone()),
+                });
             }
         }
-        completed_in.insert(
-            namespace,
-            PreviousApply {
-                installer: event.event.install_id.clone(),
-                completed,
-                global_seq: event.event.global_seq,
-            },
-        );
-        ControlFlow::Continue(())
-    })?;
-    // The other app namespaces applies started in (whether or not one completed since).
+    }
+    for (namespace, unfinished) in
+        unfinished_by_namespace(context, app_slug, cluster, &since, false)?
+    {
+        for entry in unfinished.objects {
+            let id = entry.key.inventory_id();
+            if keys.contains(&id) {
+                held.entry(id).or_insert_with(|| OtherInstance {
+                    namespace: namespace.clone(),
+                    by: Holder::Unfinished,
+                });
+            }
+        }
+        if let Some(&record) = unfinished.unreadable.first() {
+            unreadable_in.entry(namespace).or_insert(record);
+        }
+    }
+    // Where a record cannot be read, what it names is not known: nothing asked about is taken
+    // from that instance.
+    for (namespace, record) in unreadable_in {
+        for id in keys {
+            held.entry(id.clone()).or_insert_with(|| OtherInstance {
+                namespace: namespace.clone(),
+                by: Holder::Unreadable(record),
+            });
+        }
+    }
+    Ok(held)
+}
+
+/// The app namespaces other than `app_namespace` that a real apply of `app_slug` to `cluster`
+/// started in.
+fn other_app_namespaces(
+    context: &StageContext,
+    app_slug: &str,
+    app_namespace: &str,
+    cluster: &ClusterIdentity,
+) -> Result<BTreeSet<String>, StageError> {
     let mut started_in: BTreeSet<String> = BTreeSet::new();
     context
         .history
@@ -500,43 +555,7 @@ pub fn held_by_other_instances(
             },
         )
         .map_err(StageError::permanent)?;
-    let since: HashMap<String, Since> = started_in
-        .into_iter()
-        .map(|namespace| {
-            let since = Since::of(completed_in.get(&namespace));
-            (namespace, since)
-        })
-        .collect();
-    for (namespace, unfinished) in
-        unfinished_by_namespace(context, app_slug, cluster, &since, false)?
-    {
-        for entry in unfinished.objects {
-            let id = entry.key.inventory_id();
-            if keys.contains(&id) && !held.contains_key(&id) {
-                held.insert(
-                    id,
-                    OtherInstance {
-                        namespace: namespace.clone(),
-                        by: Holder::Unfinished,
-                    },
-                );
-            }
-        }
-        if let Some(&record) = unfinished.unreadable.first() {
-            unreadable_in.entry(namespace).or_insert(record);
-        }
-    }
-    // Where a record cannot be read, what it names is not known: nothing asked about is taken
-    // from that instance.
-    for (namespace, record) in unreadable_in {
-        for id in keys {
-            held.entry(id.clone()).or_insert_with(|| OtherInstance {
-                namespace: namespace.clone(),
-                by: Holder::Unreadable(record),
-            });
-        }
-    }
-    Ok(held)
+    Ok(started_in)
 }
 
 /// Another instance of the app that still applies an object ([`held_by_other_instances`]).
@@ -614,13 +633,26 @@ impl Answers {
             })
             .map(|(index, _)| index)
             .collect();
+        if self.refused.is_empty() {
+            return covered;
+        }
+        // Each install's sends of each object, newest first (as `sends` comes).
+        let mut by_object: HashMap<(&str, String), Vec<usize>> = HashMap::new();
+        for (index, send) in sends.iter().enumerate() {
+            by_object
+                .entry((send.install.as_str(), send.object.key.inventory_id()))
+                .or_default()
+                .push(index);
+        }
         for refusal in &self.refused {
-            let answered = sends.iter().position(|send| {
-                send.install == refusal.install
-                    && send.seq < refusal.seq
-                    && send.object.key.inventory_id() == refusal.id
-            });
-            if let Some(index) = answered
+            let answered = by_object
+                .get(&(refusal.install.as_str(), refusal.id.clone()))
+                .and_then(|indexes| {
+                    indexes
+                        .iter()
+                        .find(|&&index| sends[index].seq < refusal.seq)
+                });
+            if let Some(&index) = answered
                 && sends[index].object.digest == refusal.digest
             {
                 covered.insert(index);

@@ -273,3 +273,190 @@ fn an_object_in_a_namespace_the_release_names_is_left_to_the_other_instance() {
         "common-settings"
     ));
 }
+
+/// An instance whose app namespace is gone went with it: team2 applied `shared`, then its
+/// namespace was deleted (still Terminating, or gone once the namespace controller emptied
+/// it); team1 dropping `shared` deletes it, saying why team2 no longer counts.
+#[test]
+fn an_instance_whose_namespace_is_gone_does_not_keep_the_object() {
+    for namespace_controller in [false, true] {
+        an_instance_whose_namespace_is_deleted_does_not_keep_the_object(namespace_controller);
+    }
+}
+
+fn an_instance_whose_namespace_is_deleted_does_not_keep_the_object(namespace_controller: bool) {
+    let cluster = fake_cluster(Options {
+        namespace_controller,
+        ..Options::default()
+    });
+    let state = tempfile::tempdir().unwrap();
+    let settings = configmap("settings", "one");
+    let shared = cluster_role("shared");
+    let both = release(
+        &[("settings.yaml", &settings), ("shared.yaml", &shared)],
+        "",
+    );
+    install_into_new_namespace(state.path(), both.path(), &cluster, "team1");
+    install_into_new_namespace(state.path(), both.path(), &cluster, "team2");
+    cluster
+        .server
+        .delete("v1", "Namespace", "", "team2")
+        .unwrap();
+    // The namespace controller empties and removes it in the background.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut left = cluster.server.get("v1", "Namespace", "", "team2");
+    while namespace_controller && left.is_some() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        left = cluster.server.get("v1", "Namespace", "", "team2");
+    }
+    assert_eq!(
+        left.as_ref()
+            .and_then(|namespace| namespace.pointer("/status/phase"))
+            .and_then(Value::as_str),
+        if namespace_controller {
+            None
+        } else {
+            Some("Terminating")
+        },
+        "{left:?}"
+    );
+
+    rewrite(both.path(), &[("settings.yaml", &settings)]);
+    let dropped = install_kube(
+        state.path(),
+        both.path(),
+        &cluster,
+        &["--namespace", "team1"],
+    );
+    let stderr = String::from_utf8_lossy(&dropped.stderr).to_string();
+    let dropped = json(dropped);
+    assert_eq!(dropped["status"], "completed", "{dropped}");
+    let deleted = pruned_of(state.path(), &dropped, "shared").expect("shared's prune decision");
+    assert_eq!(deleted["outcome"], "deleted", "{deleted}");
+    assert!(!role_exists(&cluster, "shared"));
+    assert!(
+        stderr.contains(
+            "namespace team2, where another instance of my-app was applied, is gone: what it applied is not left to it"
+        ),
+        "{stderr}"
+    );
+}
+
+/// The other instance's release may name this instance's app namespace: team1's release puts
+/// ConfigMap `common-settings` into `common`, which is team2's app namespace, and team2's
+/// release has it too. team2 dropping it leaves it to team1 (an object in one's own app
+/// namespace is not one's alone).
+#[test]
+fn an_object_in_this_app_namespace_another_instances_release_names_is_left_to_it() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let settings = configmap("settings", "one");
+    let common = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: common-settings\n  namespace: common\ndata:\n  value: \"1\"\n";
+    let team1 = release(&[("settings.yaml", &settings), ("common.yaml", common)], "");
+    let team2 = release(&[("settings.yaml", &settings), ("common.yaml", common)], "");
+    install_into_new_namespace(state.path(), team2.path(), &cluster, "common");
+    install_into_new_namespace(state.path(), team1.path(), &cluster, "team1");
+
+    rewrite(team2.path(), &[("settings.yaml", &settings)]);
+    let dropped = json(install_kube(
+        state.path(),
+        team2.path(),
+        &cluster,
+        &["--namespace", "common"],
+    ));
+    assert_eq!(dropped["status"], "completed", "{dropped}");
+    let kept = pruned_of(state.path(), &dropped, "common-settings").expect("its prune decision");
+    assert_eq!(kept["kept_because"], "other_instance", "{kept}");
+    assert!(
+        kept["detail"]
+            .as_str()
+            .unwrap()
+            .contains("namespace team1 applies it too"),
+        "{kept}"
+    );
+    assert!(exists(
+        &cluster,
+        "v1",
+        "ConfigMap",
+        "common",
+        "common-settings"
+    ));
+}
+
+/// Each other instance is judged by its own records since its own newest completion, though
+/// all are read in one pass: team3's apply that never completed created `shared`; team2's
+/// failed apply created it too, but team2's later completed apply dropped it (leaving it to
+/// the others). team1 dropping `shared` leaves it to team3, not to team2.
+#[test]
+fn each_other_instance_is_judged_by_its_records_since_its_own_completion() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let settings = configmap("settings", "one");
+    let shared = cluster_role("shared");
+    let refused = configmap("refused", "1");
+    let team1 = release(
+        &[("settings.yaml", &settings), ("shared.yaml", &shared)],
+        "",
+    );
+    install_into_new_namespace(state.path(), team1.path(), &cluster, "team1");
+
+    let failing = release(
+        &[
+            ("settings.yaml", &settings),
+            ("shared.yaml", &shared),
+            ("refused.yaml", &refused),
+        ],
+        "",
+    );
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("patch").name("refused"),
+        action: FaultAction::Refuse("not now".into()),
+        remaining: None,
+    });
+    for namespace in ["team3", "team2"] {
+        cluster
+            .server
+            .apply_as(
+                "setup",
+                serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+                true,
+            )
+            .unwrap();
+        let failed = install_kube(
+            state.path(),
+            failing.path(),
+            &cluster,
+            &["--namespace", namespace],
+        );
+        assert_eq!(failed.status.code(), Some(3), "{namespace}'s apply fails");
+    }
+    cluster.server.clear_faults();
+    let team2 = release(&[("settings.yaml", &settings)], "");
+    let completed = json(install_kube(
+        state.path(),
+        team2.path(),
+        &cluster,
+        &["--namespace", "team2"],
+    ));
+    assert_eq!(completed["status"], "completed", "{completed}");
+    let left = pruned_of(state.path(), &completed, "shared").expect("team2's decision on shared");
+    assert_eq!(left["kept_because"], "other_instance", "{left}");
+
+    rewrite(team1.path(), &[("settings.yaml", &settings)]);
+    let dropped = json(install_kube(
+        state.path(),
+        team1.path(),
+        &cluster,
+        &["--namespace", "team1"],
+    ));
+    let kept = pruned_of(state.path(), &dropped, "shared").expect("team1's decision on shared");
+    assert_eq!(kept["kept_because"], "other_instance", "{kept}");
+    assert!(
+        kept["detail"]
+            .as_str()
+            .unwrap()
+            .contains("namespace team3 applies it too (an apply there that never completed)"),
+        "{kept}"
+    );
+    assert!(role_exists(&cluster, "shared"));
+}
