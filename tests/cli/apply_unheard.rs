@@ -4,7 +4,8 @@
 //! connection lost after the server committed would), windlass is killed with SIGKILL meanwhile,
 //! and a later install of a release without those objects must still find and prune them, from
 //! the `ObjectsSending` record written before they were sent, but only while each still carries
-//! the digest sent.
+//! the digest sent; another instance's unheard write holds the object for that instance, and a
+//! refused write, answered, leaves nothing to prune.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -51,23 +52,38 @@ fn install_killed_once_made(
     cluster: &FakeCluster,
     made: &[&str],
 ) -> String {
+    install_killed_once(state, release, cluster, &[], &|| {
+        made.iter()
+            .all(|name| exists(cluster, "v1", "ConfigMap", "default", name))
+    })
+}
+
+/// Starts `install --target kube` of `release` with `args`, waits until `made` says the
+/// cluster holds what the held answers are for, and kills windlass with SIGKILL. Returns the
+/// install's id.
+fn install_killed_once(
+    state: &Path,
+    release: &Path,
+    cluster: &FakeCluster,
+    args: &[&str],
+    made: &dyn Fn() -> bool,
+) -> String {
+    let before = install_ids(state);
     let mut child = windlass(state)
         .args(OFFLINE_INSTALL)
         .arg(release)
         .args(["--target", "kube", "--kubeconfig"])
         .arg(&cluster.kubeconfig)
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !made
-        .iter()
-        .all(|name| exists(cluster, "v1", "ConfigMap", "default", name))
-    {
+    while !made() {
         assert!(
             Instant::now() < deadline,
-            "the server did not make {made:?} in time"
+            "the server did not make what was awaited in time"
         );
         assert!(
             child.try_wait().unwrap().is_none(),
@@ -77,8 +93,26 @@ fn install_killed_once_made(
     }
     child.kill().unwrap();
     child.wait().unwrap();
+    let mut started: Vec<String> = install_ids(state)
+        .into_iter()
+        .filter(|id| !before.contains(id))
+        .collect();
+    assert_eq!(started.len(), 1, "one install started: {started:?}");
+    started.remove(0)
+}
+
+/// The ids of the installs `state` holds.
+fn install_ids(state: &Path) -> Vec<String> {
+    if !state.join("events.redb").exists() {
+        return Vec::new();
+    }
     let history = json(run(windlass(state).args(["history", "--json"])));
-    history[0]["install_id"].as_str().unwrap().to_string()
+    history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|install| install["install_id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// A kill while the server held the answers of three writes it had made: the next install,
@@ -382,4 +416,139 @@ fn only_objects_that_may_be_written_are_recorded_as_being_sent() {
     );
     let applied = names_recorded(state.path(), again_id, "ObjectsApplied");
     assert!(applied.contains(&"c".to_string()), "{applied:?}");
+}
+
+/// Another instance's write whose answer it never heard still counts as that instance's:
+/// team1 and team2 both apply ConfigMap `common-settings` in namespace `common`; team2's
+/// changed version is made by the server while team2 is killed before the answer. team1's
+/// release then drops it: it is left to team2 (whose apply never completed), not deleted.
+#[test]
+fn an_object_another_instance_sent_without_hearing_back_is_left_to_it() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    cluster
+        .server
+        .apply_as(
+            "setup",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "common"}}),
+            true,
+        )
+        .unwrap();
+    let common = |value: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: common-settings\n  namespace: common\ndata:\n  value: \"{value}\"\n"
+        )
+    };
+    let settings = configmap("settings", "1");
+    let team1 = release(
+        &[("settings.yaml", &settings), ("common.yaml", &common("1"))],
+        "",
+    );
+    install_into_new_namespace(state.path(), team1.path(), &cluster, "team1");
+
+    cluster
+        .server
+        .apply_as(
+            "setup",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team2"}}),
+            true,
+        )
+        .unwrap();
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("patch")
+            .resource("configmaps")
+            .name("common-settings")
+            .dry_run(false),
+        action: FaultAction::DelayAnswer(Duration::from_secs(600)),
+        remaining: Some(1),
+    });
+    let team2 = release(
+        &[("settings.yaml", &settings), ("common.yaml", &common("2"))],
+        "",
+    );
+    let value_made = || {
+        cluster
+            .server
+            .get("v1", "ConfigMap", "common", "common-settings")
+            .is_some_and(|live| live["data"]["value"] == "2")
+    };
+    let killed = install_killed_once(
+        state.path(),
+        team2.path(),
+        &cluster,
+        &["--namespace", "team2"],
+        &value_made,
+    );
+    cluster.server.clear_faults();
+    assert!(
+        !names_recorded(state.path(), &killed, "ObjectsApplied")
+            .contains(&"common-settings".to_string()),
+        "team2 heard no answer for it"
+    );
+
+    rewrite(team1.path(), &[("settings.yaml", &settings)]);
+    let dropped = json(install_kube(
+        state.path(),
+        team1.path(),
+        &cluster,
+        &["--namespace", "team1"],
+    ));
+    assert_eq!(dropped["status"], "completed", "{dropped}");
+    let pruned = pruned_by_name(state.path(), dropped["install_id"].as_str().unwrap());
+    let kept = &pruned["common-settings"];
+    assert_eq!(kept["kept_because"], "other_instance", "{kept}");
+    assert!(
+        kept["detail"]
+            .as_str()
+            .unwrap()
+            .contains("namespace team2 applies it too (an apply there that never completed)"),
+        "{kept}"
+    );
+    assert!(value_made(), "team2's object stays");
+}
+
+/// A refused write made nothing, and its refusal is its answer: an install whose write of the
+/// new `x` the server refuses (after a dry run it allowed) announced `x`, but the install that
+/// drops `x` has nothing to prune for it and asks the server nothing about it.
+#[test]
+fn a_refused_write_is_answered_and_leaves_nothing_to_prune() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let release = release(
+        &[
+            ("a.yaml", &configmap("a", "1")),
+            ("x.yaml", &configmap("x", "1")),
+        ],
+        "",
+    );
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("patch").name("x").dry_run(false),
+        action: FaultAction::Refuse("not now".into()),
+        remaining: None,
+    });
+    let refused = install_kube(state.path(), release.path(), &cluster, &[]);
+    assert_eq!(refused.status.code(), Some(3), "the write was refused");
+    let refused: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    let refused_id = refused["install_id"].as_str().unwrap();
+    assert!(
+        names_recorded(state.path(), refused_id, "ObjectsSending").contains(&"x".to_string()),
+        "x was announced"
+    );
+    cluster.server.clear_faults();
+    assert!(!exists(&cluster, "v1", "ConfigMap", "default", "x"));
+
+    rewrite(release.path(), &[("a.yaml", &configmap("a", "2"))]);
+    cluster.server.reset_requests();
+    let last = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(last["status"], "completed", "{last}");
+    let pruned = pruned_by_name(state.path(), last["install_id"].as_str().unwrap());
+    assert!(!pruned.contains_key("x"), "{pruned:?}");
+    let asked: Vec<String> = cluster
+        .server
+        .requests()
+        .into_iter()
+        .filter(|request| request.resource == "configmaps" && request.name == "x")
+        .map(|request| format!("{} {}", request.method, request.uri))
+        .collect();
+    assert!(asked.is_empty(), "{asked:?}");
 }
