@@ -20,7 +20,7 @@
 //! an object the server made whose answer never reached windlass is still found by a later
 //! install's prune. Objects of one kind are applied concurrently, kinds one after another.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,7 +42,9 @@ use crate::order::{
     DELETION_PHASE, InventoryEntry, ObjectKey, PlannedObject, PruneAction, Step, annotation_of,
     is_kept, phase,
 };
-use crate::prune_candidates::{ClusterIdentity, Holder, OtherInstance, held_by_other_instances};
+use crate::prune_candidates::{
+    ClusterIdentity, Holder, OtherInstance, held_by_other_instances, other_app_namespaces,
+};
 
 mod unchanged;
 
@@ -1062,42 +1064,64 @@ impl KubeApply<'_> {
     }
 
     /// The objects `actions` would delete that another instance of the app (in another app
-    /// namespace of this cluster) still applies, by inventory id: cluster-scoped ones, ones in
-    /// a namespace a release names, and ones in this app namespace that the other instance's
-    /// release names. An instance whose app namespace is gone (or Terminating) is gone with
-    /// it: what it applied is not left to it.
+    /// namespace of this cluster) still applies, by inventory id: its app namespace itself,
+    /// cluster-scoped objects, objects in a namespace a release names, and objects in this app
+    /// namespace that the other instance's release names. An instance whose app namespace is
+    /// gone (or Terminating) is gone with it: what it applied is not left to it (the app
+    /// namespaces of the instances that would hold something are read to know).
     async fn other_instances_holding(
         &self,
         actions: &[PruneAction],
     ) -> Result<BTreeMap<String, OtherInstance>, StageError> {
-        let deletes: HashSet<String> = actions
+        let deletes: HashMap<String, ObjectKey> = actions
             .iter()
             .filter_map(|action| match action {
-                PruneAction::Delete(entry) => Some(entry.key.inventory_id()),
+                PruneAction::Delete(entry) => Some((entry.key.inventory_id(), entry.key.clone())),
                 PruneAction::Keep(..) => None,
             })
             .collect();
-        let mut held = held_by_other_instances(
+        if deletes.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let mut instances = other_app_namespaces(
             self.context,
             &self.app_slug,
             &self.app_namespace,
             &self.cluster_identity,
-            &deletes,
         )?;
-        let namespaces: BTreeSet<String> = held
-            .values()
-            .map(|holder| holder.namespace.clone())
-            .collect();
-        for namespace in namespaces {
-            if self.instance_gone(&namespace).await? {
-                self.context.progress.note(&format!(
-                    "namespace {namespace}, where another instance of {} was applied, is gone: what it applied is not left to it",
-                    self.app_slug
-                ));
-                held.retain(|_, holder| holder.namespace != namespace);
+        let mut alive: BTreeSet<String> = BTreeSet::new();
+        loop {
+            let held = held_by_other_instances(
+                self.context,
+                &self.app_slug,
+                &self.app_namespace,
+                &self.cluster_identity,
+                &instances,
+                &deletes,
+            )?;
+            let holders: BTreeSet<String> = held
+                .values()
+                .map(|holder| holder.namespace.clone())
+                .filter(|namespace| !alive.contains(namespace))
+                .collect();
+            let mut gone = false;
+            for namespace in holders {
+                if self.instance_gone(&namespace).await? {
+                    self.context.progress.note(&format!(
+                        "namespace {namespace}, where another instance of {} was applied, is gone: what it applied is not left to it",
+                        self.app_slug
+                    ));
+                    instances.remove(&namespace);
+                    gone = true;
+                } else {
+                    alive.insert(namespace);
+                }
+            }
+            // Without the gone ones, what they held may be held by another instance still.
+            if !gone {
+                return Ok(held);
             }
         }
-        Ok(held)
     }
 
     /// Whether the app namespace of another instance is gone: absent, or Terminating. A
@@ -1134,6 +1158,10 @@ impl KubeApply<'_> {
             outcome: PruneOutcome::Kept,
             kept_because: Some(crate::order::KeepReason::OtherInstance),
             detail: Some(match &holder.by {
+                Holder::AppNamespace => format!(
+                    "it is the app namespace of the instance of {} in namespace {}: left to it",
+                    self.app_slug, holder.namespace
+                ),
                 Holder::Completed(install_id) => format!(
                     "the instance of {} in namespace {} applies it too (install {install_id}): left to it",
                     self.app_slug, holder.namespace

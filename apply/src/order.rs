@@ -318,12 +318,11 @@ pub enum KeepReason {
     /// A CRD that custom resources windlass did not apply (of another app, or made by hand) are
     /// instances of: deleting it would delete them, in every namespace.
     HoldsOthers,
-    /// An object outside this instance's app namespace (cluster-scoped, or in a namespace the
-    /// release names) that another instance of the app (in another app namespace of the same
-    /// cluster) applies as well, by its newest completed apply or an apply there that
-    /// never completed: left to that instance, and
-    /// marked so in this one's inventory (`left_to_other_instance`). (A variant added later:
-    /// records before it never hold it.)
+    /// An object that another instance of the app (in another app namespace of the same
+    /// cluster) applies as well, by its newest completed apply or an apply there that never
+    /// completed, or that is that instance's app namespace: left to that instance, and marked
+    /// so in this one's inventory (`left_to_other_instance`). (A variant added later: records
+    /// before it never hold it.)
     OtherInstance,
 }
 

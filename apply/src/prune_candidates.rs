@@ -14,7 +14,7 @@
 //! another instance of the app (another app namespace) still applies are found by
 //! [`held_by_other_instances`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use windlass_engine::{Fact, StageContext, StageError};
@@ -26,7 +26,7 @@ use crate::events::{
     HELM_RELEASE_INSTALLED, HelmReleaseInstalled, HelmReleaseOutcome, OBJECTS_APPLIED,
     OBJECTS_SENDING, ObjectsApplied, ObjectsSending, SentObject, TargetRecord,
 };
-use crate::order::{InventoryEntry, Step};
+use crate::order::{InventoryEntry, ObjectKey, Step};
 
 /// The newest completed apply found by [`previous_apply`].
 pub struct PreviousApply {
@@ -325,7 +325,20 @@ fn unfinished_by_namespace(
         (seq > since.after && since.installer.as_deref() != Some(install.as_str()))
             .then_some(namespace)
     };
-    let oldest = since.values().map(|since| since.after).min().unwrap_or(0);
+    // A record belongs to a namespace only after its completion and after an apply there
+    // started: the log is read back to the oldest such point.
+    let mut first_start: HashMap<&str, u64> = HashMap::new();
+    for (seq, here) in starts.values().flatten() {
+        if let Some(namespace) = here {
+            let first = first_start.entry(namespace.as_str()).or_insert(*seq);
+            *first = (*first).min(*seq);
+        }
+    }
+    let oldest = first_start
+        .iter()
+        .map(|(namespace, first)| since[*namespace].after.max(*first))
+        .min()
+        .unwrap_or(0);
     let mut gathered: HashMap<String, Gathered> = HashMap::new();
     visit_since(context, OBJECTS_APPLIED, oldest, &mut |event| {
         let namespace = belongs_to(event)?;
@@ -414,15 +427,16 @@ fn unfinished_by_namespace(
         .collect())
 }
 
-/// Which of `keys` (inventory ids of objects this instance is about to delete) other instances
-/// of `app_slug` on `cluster` still apply, by id, with that instance's namespace and what says
-/// so. The other instances are the other app namespaces a real apply of the app to `cluster`
-/// started in (`ApplyStarted`; an instance whose applies all predate that record is not seen).
-/// Each holds what the inventory of its newest completed, real apply lists (not entries it
-/// left to yet another instance) and what its applies that never completed recorded since (a
-/// failed or killed apply there will be resumed or followed, and may be running now under its
-/// own lock); where one of those records of objects cannot be read, it holds every one of
-/// `keys`. Read only when objects are about to be deleted: deleting one would take it from
+/// Which of `keys` (objects this instance is about to delete, by inventory id) the other
+/// instances of `app_slug` on `cluster` named by `instances` (their app namespaces, each with
+/// where its first `ApplyStarted` sits: [`other_app_namespaces`]) still apply, by id, with
+/// that instance's namespace and what says so. Each holds its app namespace itself, what the
+/// inventory of its newest completed, real apply lists (not entries it left to yet another
+/// instance) and what its applies that never completed recorded since (a failed or killed
+/// apply there will be resumed or followed, and may be running now under its own lock); where
+/// one of those records of objects cannot be read, it holds every one of `keys` outside
+/// `app_namespace` (what this instance applies in its own app namespace stays its own to
+/// prune). Read only when objects are about to be deleted: deleting one would take it from
 /// them too. Instances are looked at in namespace order, so the one named is the same every
 /// time.
 pub fn held_by_other_instances(
@@ -430,34 +444,57 @@ pub fn held_by_other_instances(
     app_slug: &str,
     app_namespace: &str,
     cluster: &ClusterIdentity,
-    keys: &HashSet<String>,
+    instances: &BTreeMap<String, u64>,
+    keys: &HashMap<String, ObjectKey>,
 ) -> Result<BTreeMap<String, OtherInstance>, StageError> {
-    let started_in = other_app_namespaces(context, app_slug, app_namespace, cluster)?;
-    if started_in.is_empty() || keys.is_empty() {
-        return Ok(BTreeMap::new());
+    let mut held: BTreeMap<String, OtherInstance> = BTreeMap::new();
+    if instances.is_empty() || keys.is_empty() {
+        return Ok(held);
     }
-    // The newest completed apply of each, newest first: the log is read back only until each
-    // has been found.
+    for namespace in instances.keys() {
+        let own = ObjectKey {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "Namespace".into(),
+            namespace: None,
+            name: namespace.clone(),
+        };
+        if keys.contains_key(&own.inventory_id()) {
+            held.insert(
+                own.inventory_id(),
+                OtherInstance {
+                    namespace: namespace.clone(),
+                    by: Holder::AppNamespace,
+                },
+            );
+        }
+    }
+    // The newest completed apply of each, newest first: the log is read back until each has
+    // been found, or to the first start of those not found (none completed before it).
     type Decoded = Result<ApplyCompleted, serde_json::Error>;
     let mut completed_in: BTreeMap<String, (LazyEvent, Decoded)> = BTreeMap::new();
     visit_completed_applies(context, app_slug, cluster, &mut |namespace, event| {
+        let seq = event.event.global_seq;
         if let Some(namespace) = namespace
-            && started_in.contains(&namespace)
+            && instances.contains_key(&namespace)
             && !completed_in.contains_key(&namespace)
         {
             let completed = event.decode::<ApplyCompleted>();
             completed_in.insert(namespace, (event, completed));
         }
-        if completed_in.len() == started_in.len() {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
+        let sought_since = instances
+            .iter()
+            .filter(|(namespace, _)| !completed_in.contains_key(*namespace))
+            .map(|(_, first_start)| *first_start)
+            .min();
+        match sought_since {
+            Some(first_start) if seq > first_start => ControlFlow::Continue(()),
+            _ => ControlFlow::Break(()),
         }
     })?;
-    let mut held: BTreeMap<String, OtherInstance> = BTreeMap::new();
     let mut unreadable_in: BTreeMap<String, u64> = BTreeMap::new();
     let mut since: HashMap<String, Since> = HashMap::new();
-    for namespace in &started_in {
+    for namespace in instances.keys() {
         let Some((event, completed)) = completed_in.get(namespace) else {
             since.insert(namespace.clone(), Since::of(None));
             continue;
@@ -478,7 +515,7 @@ pub fn held_by_other_instances(
             Err(error) => {
                 // What it holds is not known: whatever is asked about is left to it.
                 context.progress.note(&format!(
-                    "record {seq} of install {installer}, the completed apply of the instance of {app_slug} in namespace {namespace}, does not decode ({error}): what this install drops is left to that instance"
+                    "record {seq} of install {installer}, the completed apply of the instance of {app_slug} in namespace {namespace}, does not decode ({error}): what this install drops outside its namespace is left to that instance"
                 ));
                 unreadable_in.insert(namespace.clone(), seq);
                 continue;
@@ -490,7 +527,7 @@ pub fn held_by_other_instances(
                 continue;
             }
             let id = entry.key.inventory_id();
-            if keys.contains(&id) {
+            if keys.contains_key(&id) {
                 held.entry(id).or_insert_with(|| OtherInstance {
                     namespace: namespace.clone(),
                     by: Holder::Completed(installer.clone()),
@@ -503,7 +540,7 @@ pub fn held_by_other_instances(
     {
         for entry in unfinished.objects {
             let id = entry.key.inventory_id();
-            if keys.contains(&id) {
+            if keys.contains_key(&id) {
                 held.entry(id).or_insert_with(|| OtherInstance {
                     namespace: namespace.clone(),
                     by: Holder::Unfinished,
@@ -514,28 +551,31 @@ pub fn held_by_other_instances(
             unreadable_in.entry(namespace).or_insert(record);
         }
     }
-    // Where a record cannot be read, what it names is not known: nothing asked about is taken
-    // from that instance.
+    // Where a record cannot be read, what it names is not known: nothing asked about outside
+    // this app namespace is taken from that instance.
     for (namespace, record) in unreadable_in {
-        for id in keys {
-            held.entry(id.clone()).or_insert_with(|| OtherInstance {
-                namespace: namespace.clone(),
-                by: Holder::Unreadable(record),
-            });
+        for (id, key) in keys {
+            if key.namespace.as_deref() != Some(app_namespace) {
+                held.entry(id.clone()).or_insert_with(|| OtherInstance {
+                    namespace: namespace.clone(),
+                    by: Holder::Unreadable(record),
+                });
+            }
         }
     }
     Ok(held)
 }
 
 /// The app namespaces other than `app_namespace` that a real apply of `app_slug` to `cluster`
-/// started in.
-fn other_app_namespaces(
+/// started in (the other instances of the app; one whose applies all predate `ApplyStarted`
+/// is not seen), each with where its first start sits in the log.
+pub fn other_app_namespaces(
     context: &StageContext,
     app_slug: &str,
     app_namespace: &str,
     cluster: &ClusterIdentity,
-) -> Result<BTreeSet<String>, StageError> {
-    let mut started_in: BTreeSet<String> = BTreeSet::new();
+) -> Result<BTreeMap<String, u64>, StageError> {
+    let mut started_in: BTreeMap<String, u64> = BTreeMap::new();
     context
         .history
         .visit_recent_facts(
@@ -549,7 +589,8 @@ fn other_app_namespaces(
                     && !started.dry_run
                     && cluster.is(&started.target)
                 {
-                    started_in.insert(started.app_namespace);
+                    // Newest first: the last one seen is the first.
+                    started_in.insert(started.app_namespace, event.event.global_seq);
                 }
                 ControlFlow::Continue(())
             },
@@ -570,6 +611,8 @@ pub struct OtherInstance {
 /// What says another instance still applies an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Holder {
+    /// It is that instance's app namespace.
+    AppNamespace,
     /// The inventory of its newest completed apply (by this install).
     Completed(String),
     /// An apply there that never completed recorded it.
@@ -581,7 +624,7 @@ pub enum Holder {
 
 /// Whether an object applied at `step` is a namespace windlass created for
 /// `additionalNamespaces` (never pruned).
-fn is_additional_namespace(step: Step, key: &crate::order::ObjectKey) -> bool {
+fn is_additional_namespace(step: Step, key: &ObjectKey) -> bool {
     step == Step::PullSecrets && key.group.is_empty() && key.kind == "Namespace"
 }
 

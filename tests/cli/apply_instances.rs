@@ -1,8 +1,9 @@
 //! `--target kube` against `windlass-test-apiserver` (a FAKE Kubernetes API server: no real one can
-//! be installed on these machines): one app installed into two namespaces of one cluster (two
-//! instances) sharing an object outside their app namespaces (cluster-scoped, or in a namespace the
-//! release names). The instance whose release drops it leaves it to the other, which still
-//! applies it; once no instance applies it, it is deleted.
+//! be installed on these machines): one app installed into two or three namespaces of one cluster
+//! (instances) sharing an object (cluster-scoped, in a namespace a release names, or another
+//! instance's app namespace). The instance whose release drops it leaves it to another which
+//! still applies it; once no instance applies it, or the one that does is gone with its
+//! namespace, it is deleted.
 
 use serde_json::Value;
 use windlass_test_apiserver::{Fault, FaultAction, FaultMatch, Options};
@@ -459,4 +460,92 @@ fn each_other_instance_is_judged_by_its_records_since_its_own_completion() {
         "{kept}"
     );
     assert!(role_exists(&cluster, "shared"));
+}
+
+/// A gone instance takes nothing from a live one: team1, team2 and team3 all apply `shared`;
+/// team1's namespace is deleted; team3 dropping `shared` leaves it to team2 (team1, first in
+/// namespace order, is passed over as gone).
+#[test]
+fn a_gone_instance_leaves_what_a_live_one_holds_to_it() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let settings = configmap("settings", "one");
+    let shared = cluster_role("shared");
+    let both = release(
+        &[("settings.yaml", &settings), ("shared.yaml", &shared)],
+        "",
+    );
+    for namespace in ["team1", "team2", "team3"] {
+        install_into_new_namespace(state.path(), both.path(), &cluster, namespace);
+    }
+    cluster
+        .server
+        .delete("v1", "Namespace", "", "team1")
+        .unwrap();
+
+    rewrite(both.path(), &[("settings.yaml", &settings)]);
+    let dropped = install_kube(
+        state.path(),
+        both.path(),
+        &cluster,
+        &["--namespace", "team3"],
+    );
+    let stderr = String::from_utf8_lossy(&dropped.stderr).to_string();
+    let dropped = json(dropped);
+    assert_eq!(dropped["status"], "completed", "{dropped}");
+    let kept = pruned_of(state.path(), &dropped, "shared").expect("shared's prune decision");
+    assert_eq!(kept["kept_because"], "other_instance", "{kept}");
+    assert!(
+        kept["detail"]
+            .as_str()
+            .unwrap()
+            .contains("in namespace team2 applies it too"),
+        "{kept}"
+    );
+    assert!(role_exists(&cluster, "shared"));
+    assert!(
+        stderr.contains("namespace team1, where another instance of my-app was applied, is gone"),
+        "{stderr}"
+    );
+}
+
+/// Another instance's app namespace is that instance's, whatever a release says: team1's
+/// release ships Namespace `common`, which is team2's app namespace. team1's next release
+/// drops it: it is kept (left to team2), and team2's objects in it stay.
+#[test]
+fn the_app_namespace_of_another_instance_is_left_to_it() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let settings = configmap("settings", "one");
+    let common = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: common\n";
+    let team2 = release(&[("settings.yaml", &settings)], "");
+    install_into_new_namespace(state.path(), team2.path(), &cluster, "common");
+    let team1 = release(&[("settings.yaml", &settings), ("common.yaml", common)], "");
+    install_into_new_namespace(state.path(), team1.path(), &cluster, "team1");
+
+    rewrite(team1.path(), &[("settings.yaml", &settings)]);
+    let dropped = json(install_kube(
+        state.path(),
+        team1.path(),
+        &cluster,
+        &["--namespace", "team1"],
+    ));
+    assert_eq!(dropped["status"], "completed", "{dropped}");
+    let kept = pruned_of(state.path(), &dropped, "common").expect("the namespace's decision");
+    assert_eq!(kept["kept_because"], "other_instance", "{kept}");
+    assert!(
+        kept["detail"]
+            .as_str()
+            .unwrap()
+            .contains("it is the app namespace of the instance of my-app in namespace common"),
+        "{kept}"
+    );
+    let namespace = cluster.server.get("v1", "Namespace", "", "common");
+    assert!(
+        namespace
+            .as_ref()
+            .is_some_and(|namespace| namespace.pointer("/metadata/deletionTimestamp").is_none()),
+        "{namespace:?}"
+    );
+    assert!(exists(&cluster, "v1", "ConfigMap", "common", "settings"));
 }
