@@ -1004,7 +1004,9 @@ impl KubeApply<'_> {
                 self.allow_empty_prune,
             )
             .map_err(|refusal| StageError::invalid_input(refusal.to_string()))?;
-            let others = self.other_instances_holding(&actions).await?;
+            let others = self
+                .other_instances_holding(&actions, pruned_before)
+                .await?;
             for action in actions {
                 let entry = match &action {
                     PruneAction::Delete(entry) | PruneAction::Keep(entry, _) => entry.clone(),
@@ -1063,65 +1065,68 @@ impl KubeApply<'_> {
         })
     }
 
-    /// The objects `actions` would delete that another instance of the app (in another app
-    /// namespace of this cluster) still applies, by inventory id: its app namespace itself,
-    /// cluster-scoped objects, objects in a namespace a release names, and objects in this app
-    /// namespace that the other instance's release names. An instance whose app namespace is
-    /// gone (or Terminating) is gone with it: what it applied is not left to it (the app
-    /// namespaces of the instances that would hold something are read to know).
+    /// The objects `actions` would delete (but for those `done` already) that another instance
+    /// of the app (in another app namespace of this cluster) still applies, by inventory id,
+    /// with the first such instance: its app namespace itself, cluster-scoped objects, objects
+    /// in a namespace a release names, and objects in this app namespace that the other
+    /// instance's release names. An instance whose app namespace is gone (or Terminating) is
+    /// gone with it: what it applied is not left to it (the app namespace of each instance that
+    /// would hold something is read to know, once).
     async fn other_instances_holding(
         &self,
         actions: &[PruneAction],
-    ) -> Result<BTreeMap<String, OtherInstance>, StageError> {
+        done: &HashMap<String, ObjectPruned>,
+    ) -> Result<HashMap<String, OtherInstance>, StageError> {
         let deletes: HashMap<String, ObjectKey> = actions
             .iter()
             .filter_map(|action| match action {
                 PruneAction::Delete(entry) => Some((entry.key.inventory_id(), entry.key.clone())),
                 PruneAction::Keep(..) => None,
             })
+            .filter(|(id, _)| done.get(id).is_none_or(|pruned| pruned.dry_run))
             .collect();
         if deletes.is_empty() {
-            return Ok(BTreeMap::new());
+            return Ok(HashMap::new());
         }
-        let mut instances = other_app_namespaces(
+        let instances = other_app_namespaces(
             self.context,
             &self.app_slug,
             &self.app_namespace,
             &self.cluster_identity,
         )?;
-        let mut alive: BTreeSet<String> = BTreeSet::new();
-        loop {
-            let held = held_by_other_instances(
-                self.context,
-                &self.app_slug,
-                &self.app_namespace,
-                &self.cluster_identity,
-                &instances,
-                &deletes,
-            )?;
-            let holders: BTreeSet<String> = held
-                .values()
-                .map(|holder| holder.namespace.clone())
-                .filter(|namespace| !alive.contains(namespace))
-                .collect();
-            let mut gone = false;
-            for namespace in holders {
-                if self.instance_gone(&namespace).await? {
-                    self.context.progress.note(&format!(
-                        "namespace {namespace}, where another instance of {} was applied, is gone: what it applied is not left to it",
-                        self.app_slug
-                    ));
-                    instances.remove(&namespace);
-                    gone = true;
-                } else {
-                    alive.insert(namespace);
+        let held = held_by_other_instances(
+            self.context,
+            &self.app_slug,
+            &self.app_namespace,
+            &self.cluster_identity,
+            &instances,
+            &deletes,
+        )?;
+        let mut gone: HashMap<String, bool> = HashMap::new();
+        let mut first_holders: HashMap<String, OtherInstance> = HashMap::new();
+        for (id, holders) in held {
+            for holder in holders {
+                let is_gone = match gone.get(&holder.namespace) {
+                    Some(is_gone) => *is_gone,
+                    None => {
+                        let is_gone = self.instance_gone(&holder.namespace).await?;
+                        if is_gone {
+                            self.context.progress.note(&format!(
+                                "namespace {}, where another instance of {} was applied, is gone: what it applied is not left to it",
+                                holder.namespace, self.app_slug
+                            ));
+                        }
+                        gone.insert(holder.namespace.clone(), is_gone);
+                        is_gone
+                    }
+                };
+                if !is_gone {
+                    first_holders.insert(id, holder);
+                    break;
                 }
             }
-            // Without the gone ones, what they held may be held by another instance still.
-            if !gone {
-                return Ok(held);
-            }
         }
+        Ok(first_holders)
     }
 
     /// Whether the app namespace of another instance is gone: absent, or Terminating. A

@@ -320,7 +320,8 @@ pub enum KeepReason {
     HoldsOthers,
     /// An object that another instance of the app (in another app namespace of the same
     /// cluster) applies as well, by its newest completed apply or an apply there that never
-    /// completed, or that is that instance's app namespace: left to that instance, and marked
+    /// completed, or may apply (a record of its applies cannot be read), or that is that
+    /// instance's app namespace: left to that instance, and marked
     /// so in this one's inventory (`left_to_other_instance`). (A variant added later: records
     /// before it never hold it.)
     OtherInstance,

@@ -14,7 +14,7 @@
 //! another instance of the app (another app namespace) still applies are found by
 //! [`held_by_other_instances`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use windlass_engine::{Fact, StageContext, StageError};
@@ -97,23 +97,15 @@ fn visit_completed_applies(
         #[serde(default)]
         dry_run: bool,
     }
-    context
-        .history
-        .visit_recent_facts(
-            APPLY_COMPLETED,
-            time::OffsetDateTime::UNIX_EPOCH,
-            &context.install_id,
-            &mut |event| {
-                let Ok(whose) = event.decode::<Whose>() else {
-                    return ControlFlow::Continue(());
-                };
-                if whose.app_slug != app_slug || whose.dry_run || !cluster.is(&whose.target) {
-                    return ControlFlow::Continue(());
-                }
-                visit(whose.app_namespace, event)
-            },
-        )
-        .map_err(StageError::permanent)
+    visit_others_facts(context, APPLY_COMPLETED, &mut |event| {
+        let Ok(whose) = event.decode::<Whose>() else {
+            return ControlFlow::Continue(());
+        };
+        if whose.app_slug != app_slug || whose.dry_run || !cluster.is(&whose.target) {
+            return ControlFlow::Continue(());
+        }
+        visit(whose.app_namespace, event)
+    })
 }
 
 /// The newest completed, real apply of `app_slug` into `app_namespace` of `cluster` by another
@@ -264,8 +256,9 @@ struct Gathered {
 }
 
 /// [`unfinished_applies`] for each app namespace of `since` at once, by namespace, each kind of
-/// record read in one pass back to the oldest of their completions (the helm releases only
-/// `with_helm`); a namespace without one is absent.
+/// record read in one pass back to the oldest point where one may start (a namespace's
+/// completion, or its first `ApplyStarted` when later; the helm releases only `with_helm`); a
+/// namespace without any is absent.
 fn unfinished_by_namespace(
     context: &StageContext,
     app_slug: &str,
@@ -276,28 +269,20 @@ fn unfinished_by_namespace(
     // Every start of every install that ever applied, by install: (global_seq, the app
     // namespace of `since` it started in, if any).
     let mut starts: HashMap<String, Vec<(u64, Option<String>)>> = HashMap::new();
-    context
-        .history
-        .visit_recent_facts(
-            APPLY_STARTED,
-            time::OffsetDateTime::UNIX_EPOCH,
-            &context.install_id,
-            &mut |event| {
-                let here = event.decode::<ApplyStarted>().ok().and_then(|started| {
-                    (started.app_slug == app_slug
-                        && since.contains_key(&started.app_namespace)
-                        && cluster.is(&started.target)
-                        && !started.dry_run)
-                        .then_some(started.app_namespace)
-                });
-                starts
-                    .entry(event.event.install_id)
-                    .or_default()
-                    .push((event.event.global_seq, here));
-                ControlFlow::Continue(())
-            },
-        )
-        .map_err(StageError::permanent)?;
+    visit_others_facts(context, APPLY_STARTED, &mut |event| {
+        let here = event.decode::<ApplyStarted>().ok().and_then(|started| {
+            (started.app_slug == app_slug
+                && since.contains_key(&started.app_namespace)
+                && cluster.is(&started.target)
+                && !started.dry_run)
+                .then_some(started.app_namespace)
+        });
+        starts
+            .entry(event.event.install_id)
+            .or_default()
+            .push((event.event.global_seq, here));
+        ControlFlow::Continue(())
+    })?;
     // An install that completed in a namespace: what it applied there is in its own records.
     starts.retain(|install, starts| {
         starts.iter().any(|(_, here)| {
@@ -428,30 +413,35 @@ fn unfinished_by_namespace(
 }
 
 /// Which of `keys` (objects this instance is about to delete, by inventory id) the other
-/// instances of `app_slug` on `cluster` named by `instances` (their app namespaces, each with
-/// where its first `ApplyStarted` sits: [`other_app_namespaces`]) still apply, by id, with
-/// that instance's namespace and what says so. Each holds its app namespace itself, what the
-/// inventory of its newest completed, real apply lists (not entries it left to yet another
-/// instance) and what its applies that never completed recorded since (a failed or killed
-/// apply there will be resumed or followed, and may be running now under its own lock); where
-/// one of those records of objects cannot be read, it holds every one of `keys` outside
-/// `app_namespace` (what this instance applies in its own app namespace stays its own to
-/// prune). Read only when objects are about to be deleted: deleting one would take it from
-/// them too. Instances are looked at in namespace order, so the one named is the same every
-/// time.
+/// instances of `app_slug` on `cluster` named by `instances` (their app namespaces:
+/// [`other_app_namespaces`]) still apply, by id, each with every instance that does and what
+/// says so, strongest first: an instance's app namespace itself, then what the inventory of
+/// its newest completed, real apply lists (not entries it left to yet another instance), then
+/// what its applies that never completed recorded since (a failed or killed apply there will be
+/// resumed or followed, and may be running now under its own lock), then, where one of those
+/// records of objects cannot be read, every one of `keys` outside `app_namespace` (what this
+/// instance applies in its own app namespace stays its own to prune); instances in namespace
+/// order within each, so the one named first is the same every time. Read only when objects
+/// are about to be deleted: deleting one would take it from them too.
 pub fn held_by_other_instances(
     context: &StageContext,
     app_slug: &str,
     app_namespace: &str,
     cluster: &ClusterIdentity,
-    instances: &BTreeMap<String, u64>,
+    instances: &BTreeSet<String>,
     keys: &HashMap<String, ObjectKey>,
-) -> Result<BTreeMap<String, OtherInstance>, StageError> {
-    let mut held: BTreeMap<String, OtherInstance> = BTreeMap::new();
+) -> Result<BTreeMap<String, Vec<OtherInstance>>, StageError> {
+    let mut held: BTreeMap<String, Vec<OtherInstance>> = BTreeMap::new();
     if instances.is_empty() || keys.is_empty() {
         return Ok(held);
     }
-    for namespace in instances.keys() {
+    let mut hold = |id: String, namespace: &str, by: Holder| {
+        held.entry(id).or_default().push(OtherInstance {
+            namespace: namespace.to_string(),
+            by,
+        });
+    };
+    for namespace in instances {
         let own = ObjectKey {
             group: String::new(),
             version: "v1".into(),
@@ -460,41 +450,30 @@ pub fn held_by_other_instances(
             name: namespace.clone(),
         };
         if keys.contains_key(&own.inventory_id()) {
-            held.insert(
-                own.inventory_id(),
-                OtherInstance {
-                    namespace: namespace.clone(),
-                    by: Holder::AppNamespace,
-                },
-            );
+            hold(own.inventory_id(), namespace, Holder::AppNamespace);
         }
     }
-    // The newest completed apply of each, newest first: the log is read back until each has
-    // been found, or to the first start of those not found (none completed before it).
+    // The newest completed apply of each, newest first, until each has been found (only whose
+    // apply each is gets decoded on the way; a completion may predate every `ApplyStarted`).
     type Decoded = Result<ApplyCompleted, serde_json::Error>;
     let mut completed_in: BTreeMap<String, (LazyEvent, Decoded)> = BTreeMap::new();
     visit_completed_applies(context, app_slug, cluster, &mut |namespace, event| {
-        let seq = event.event.global_seq;
         if let Some(namespace) = namespace
-            && instances.contains_key(&namespace)
+            && instances.contains(&namespace)
             && !completed_in.contains_key(&namespace)
         {
             let completed = event.decode::<ApplyCompleted>();
             completed_in.insert(namespace, (event, completed));
         }
-        let sought_since = instances
-            .iter()
-            .filter(|(namespace, _)| !completed_in.contains_key(*namespace))
-            .map(|(_, first_start)| *first_start)
-            .min();
-        match sought_since {
-            Some(first_start) if seq > first_start => ControlFlow::Continue(()),
-            _ => ControlFlow::Break(()),
+        if completed_in.len() == instances.len() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
         }
     })?;
     let mut unreadable_in: BTreeMap<String, u64> = BTreeMap::new();
     let mut since: HashMap<String, Since> = HashMap::new();
-    for namespace in instances.keys() {
+    for namespace in instances {
         let Some((event, completed)) = completed_in.get(namespace) else {
             since.insert(namespace.clone(), Since::of(None));
             continue;
@@ -528,23 +507,18 @@ pub fn held_by_other_instances(
             }
             let id = entry.key.inventory_id();
             if keys.contains_key(&id) {
-                held.entry(id).or_insert_with(|| OtherInstance {
-                    namespace: namespace.clone(),
-                    by: Holder::Completed(installer.clone()),
-                });
+                hold(id, namespace, Holder::Completed(installer.clone()));
             }
         }
     }
     for (namespace, unfinished) in
         unfinished_by_namespace(context, app_slug, cluster, &since, false)?
     {
+        let mut seen: HashSet<String> = HashSet::new();
         for entry in unfinished.objects {
             let id = entry.key.inventory_id();
-            if keys.contains_key(&id) {
-                held.entry(id).or_insert_with(|| OtherInstance {
-                    namespace: namespace.clone(),
-                    by: Holder::Unfinished,
-                });
+            if keys.contains_key(&id) && seen.insert(id.clone()) {
+                hold(id, &namespace, Holder::Unfinished);
             }
         }
         if let Some(&record) = unfinished.unreadable.first() {
@@ -556,10 +530,7 @@ pub fn held_by_other_instances(
     for (namespace, record) in unreadable_in {
         for (id, key) in keys {
             if key.namespace.as_deref() != Some(app_namespace) {
-                held.entry(id.clone()).or_insert_with(|| OtherInstance {
-                    namespace: namespace.clone(),
-                    by: Holder::Unreadable(record),
-                });
+                hold(id.clone(), &namespace, Holder::Unreadable(record));
             }
         }
     }
@@ -567,35 +538,26 @@ pub fn held_by_other_instances(
 }
 
 /// The app namespaces other than `app_namespace` that a real apply of `app_slug` to `cluster`
-/// started in (the other instances of the app; one whose applies all predate `ApplyStarted`
-/// is not seen), each with where its first start sits in the log.
+/// started in: the other instances of the app (one whose applies all predate `ApplyStarted` is
+/// not seen).
 pub fn other_app_namespaces(
     context: &StageContext,
     app_slug: &str,
     app_namespace: &str,
     cluster: &ClusterIdentity,
-) -> Result<BTreeMap<String, u64>, StageError> {
-    let mut started_in: BTreeMap<String, u64> = BTreeMap::new();
-    context
-        .history
-        .visit_recent_facts(
-            APPLY_STARTED,
-            time::OffsetDateTime::UNIX_EPOCH,
-            &context.install_id,
-            &mut |event| {
-                if let Ok(started) = event.decode::<ApplyStarted>()
-                    && started.app_slug == app_slug
-                    && started.app_namespace != app_namespace
-                    && !started.dry_run
-                    && cluster.is(&started.target)
-                {
-                    // Newest first: the last one seen is the first.
-                    started_in.insert(started.app_namespace, event.event.global_seq);
-                }
-                ControlFlow::Continue(())
-            },
-        )
-        .map_err(StageError::permanent)?;
+) -> Result<BTreeSet<String>, StageError> {
+    let mut started_in: BTreeSet<String> = BTreeSet::new();
+    visit_others_facts(context, APPLY_STARTED, &mut |event| {
+        if let Ok(started) = event.decode::<ApplyStarted>()
+            && started.app_slug == app_slug
+            && started.app_namespace != app_namespace
+            && !started.dry_run
+            && cluster.is(&started.target)
+        {
+            started_in.insert(started.app_namespace);
+        }
+        ControlFlow::Continue(())
+    })?;
     Ok(started_in)
 }
 
@@ -748,6 +710,24 @@ fn add_unanswered_sends(objects: &mut Vec<InventoryEntry>, answers: &Answers, se
     objects.extend(added);
 }
 
+/// Hands `visit` each fact of `event_type` other installs recorded, newest first, until it
+/// breaks.
+fn visit_others_facts(
+    context: &StageContext,
+    event_type: &str,
+    visit: &mut dyn FnMut(LazyEvent) -> ControlFlow<()>,
+) -> Result<(), StageError> {
+    context
+        .history
+        .visit_recent_facts(
+            event_type,
+            time::OffsetDateTime::UNIX_EPOCH,
+            &context.install_id,
+            visit,
+        )
+        .map_err(StageError::permanent)
+}
+
 /// Hands `visit` each fact of `event_type` recorded after global sequence `after`, newest
 /// first.
 fn visit_since(
@@ -756,21 +736,13 @@ fn visit_since(
     after: u64,
     visit: &mut dyn FnMut(&LazyEvent) -> Option<()>,
 ) -> Result<(), StageError> {
-    context
-        .history
-        .visit_recent_facts(
-            event_type,
-            time::OffsetDateTime::UNIX_EPOCH,
-            &context.install_id,
-            &mut |event| {
-                if event.event.global_seq <= after {
-                    return ControlFlow::Break(());
-                }
-                visit(&event);
-                ControlFlow::Continue(())
-            },
-        )
-        .map_err(StageError::permanent)
+    visit_others_facts(context, event_type, &mut |event| {
+        if event.event.global_seq <= after {
+            return ControlFlow::Break(());
+        }
+        visit(&event);
+        ControlFlow::Continue(())
+    })
 }
 
 /// `event`'s payload as `T`, or `None` with a note on `progress` (its content is then not

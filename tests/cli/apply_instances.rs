@@ -51,6 +51,16 @@ fn inventory_entry(state: &Path, install: &Value, name: &str) -> Option<Value> {
         .cloned()
 }
 
+/// Asserts that `install` kept `name` as left to another instance, with `detail` in what it
+/// says.
+pub(crate) fn assert_left_to(state: &Path, install: &Value, name: &str, detail: &str) {
+    let kept = pruned_of(state, install, name)
+        .unwrap_or_else(|| panic!("no prune decision on {name}: {install}"));
+    assert_eq!(kept["outcome"], "kept", "{kept}");
+    assert_eq!(kept["kept_because"], "other_instance", "{kept}");
+    assert!(kept["detail"].as_str().unwrap().contains(detail), "{kept}");
+}
+
 /// team1 and team2 both apply ClusterRole `shared`; team1 alone applies `solo`. team1's next
 /// release drops both: `solo` is deleted, `shared` is kept (`other_instance`, naming team2) and
 /// marked in team1's inventory as left to another instance. team2's next release drops
@@ -90,18 +100,11 @@ fn a_cluster_scoped_object_another_instance_applies_is_left_to_it() {
     let solo = pruned_of(state.path(), &dropped, "solo").expect("solo's prune decision");
     assert_eq!(solo["outcome"], "deleted", "{solo}");
     assert!(!role_exists(&cluster, "solo"));
-    let kept = pruned_of(state.path(), &dropped, "shared").expect("shared's prune decision");
-    assert_eq!(
-        (&kept["outcome"], &kept["kept_because"]),
-        (&Value::from("kept"), &Value::from("other_instance")),
-        "{kept}"
-    );
-    assert!(
-        kept["detail"]
-            .as_str()
-            .unwrap()
-            .contains("the instance of my-app in namespace team2 applies it too"),
-        "{kept}"
+    assert_left_to(
+        state.path(),
+        &dropped,
+        "shared",
+        "the instance of my-app in namespace team2 applies it too",
     );
     assert!(role_exists(&cluster, "shared"));
     // Still listed by team1, marked as left to another instance: team1's next install looks
@@ -211,14 +214,11 @@ fn an_object_an_unfinished_apply_of_another_instance_applied_is_left_to_it() {
         &["--namespace", "team1"],
     ));
     assert_eq!(dropped["status"], "completed", "{dropped}");
-    let kept = pruned_of(state.path(), &dropped, "shared").expect("shared's prune decision");
-    assert_eq!(kept["kept_because"], "other_instance", "{kept}");
-    assert!(
-        kept["detail"]
-            .as_str()
-            .unwrap()
-            .contains("namespace team2 applies it too (an apply there that never completed)"),
-        "{kept}"
+    assert_left_to(
+        state.path(),
+        &dropped,
+        "shared",
+        "namespace team2 applies it too (an apply there that never completed)",
     );
     assert!(role_exists(&cluster, "shared"));
 }
@@ -249,8 +249,7 @@ fn an_object_in_a_namespace_the_release_names_is_left_to_the_other_instance() {
         &cluster,
         &["--namespace", "team1"],
     ));
-    let kept = pruned_of(state.path(), &dropped, "common-settings").expect("its prune decision");
-    assert_eq!(kept["kept_because"], "other_instance", "{kept}");
+    assert_left_to(state.path(), &dropped, "common-settings", "namespace team2");
     assert!(exists(
         &cluster,
         "v1",
@@ -366,14 +365,11 @@ fn an_object_in_this_app_namespace_another_instances_release_names_is_left_to_it
         &["--namespace", "common"],
     ));
     assert_eq!(dropped["status"], "completed", "{dropped}");
-    let kept = pruned_of(state.path(), &dropped, "common-settings").expect("its prune decision");
-    assert_eq!(kept["kept_because"], "other_instance", "{kept}");
-    assert!(
-        kept["detail"]
-            .as_str()
-            .unwrap()
-            .contains("namespace team1 applies it too"),
-        "{kept}"
+    assert_left_to(
+        state.path(),
+        &dropped,
+        "common-settings",
+        "namespace team1 applies it too",
     );
     assert!(exists(
         &cluster,
@@ -440,8 +436,7 @@ fn each_other_instance_is_judged_by_its_records_since_its_own_completion() {
         &["--namespace", "team2"],
     ));
     assert_eq!(completed["status"], "completed", "{completed}");
-    let left = pruned_of(state.path(), &completed, "shared").expect("team2's decision on shared");
-    assert_eq!(left["kept_because"], "other_instance", "{left}");
+    assert_left_to(state.path(), &completed, "shared", "namespace team1");
 
     rewrite(team1.path(), &[("settings.yaml", &settings)]);
     let dropped = json(install_kube(
@@ -450,14 +445,11 @@ fn each_other_instance_is_judged_by_its_records_since_its_own_completion() {
         &cluster,
         &["--namespace", "team1"],
     ));
-    let kept = pruned_of(state.path(), &dropped, "shared").expect("team1's decision on shared");
-    assert_eq!(kept["kept_because"], "other_instance", "{kept}");
-    assert!(
-        kept["detail"]
-            .as_str()
-            .unwrap()
-            .contains("namespace team3 applies it too (an apply there that never completed)"),
-        "{kept}"
+    assert_left_to(
+        state.path(),
+        &dropped,
+        "shared",
+        "namespace team3 applies it too (an apply there that never completed)",
     );
     assert!(role_exists(&cluster, "shared"));
 }
@@ -493,14 +485,11 @@ fn a_gone_instance_leaves_what_a_live_one_holds_to_it() {
     let stderr = String::from_utf8_lossy(&dropped.stderr).to_string();
     let dropped = json(dropped);
     assert_eq!(dropped["status"], "completed", "{dropped}");
-    let kept = pruned_of(state.path(), &dropped, "shared").expect("shared's prune decision");
-    assert_eq!(kept["kept_because"], "other_instance", "{kept}");
-    assert!(
-        kept["detail"]
-            .as_str()
-            .unwrap()
-            .contains("in namespace team2 applies it too"),
-        "{kept}"
+    assert_left_to(
+        state.path(),
+        &dropped,
+        "shared",
+        "in namespace team2 applies it too",
     );
     assert!(role_exists(&cluster, "shared"));
     assert!(
@@ -531,14 +520,11 @@ fn the_app_namespace_of_another_instance_is_left_to_it() {
         &["--namespace", "team1"],
     ));
     assert_eq!(dropped["status"], "completed", "{dropped}");
-    let kept = pruned_of(state.path(), &dropped, "common").expect("the namespace's decision");
-    assert_eq!(kept["kept_because"], "other_instance", "{kept}");
-    assert!(
-        kept["detail"]
-            .as_str()
-            .unwrap()
-            .contains("it is the app namespace of the instance of my-app in namespace common"),
-        "{kept}"
+    assert_left_to(
+        state.path(),
+        &dropped,
+        "common",
+        "it is the app namespace of the instance of my-app in namespace common",
     );
     let namespace = cluster.server.get("v1", "Namespace", "", "common");
     assert!(

@@ -494,15 +494,11 @@ fn an_object_another_instance_sent_without_hearing_back_is_left_to_it() {
         &["--namespace", "team1"],
     ));
     assert_eq!(dropped["status"], "completed", "{dropped}");
-    let pruned = pruned_by_name(state.path(), dropped["install_id"].as_str().unwrap());
-    let kept = &pruned["common-settings"];
-    assert_eq!(kept["kept_because"], "other_instance", "{kept}");
-    assert!(
-        kept["detail"]
-            .as_str()
-            .unwrap()
-            .contains("namespace team2 applies it too (an apply there that never completed)"),
-        "{kept}"
+    super::apply_instances::assert_left_to(
+        state.path(),
+        &dropped,
+        "common-settings",
+        "namespace team2 applies it too (an apply there that never completed)",
     );
     assert!(value_made(), "team2's object stays");
 }
