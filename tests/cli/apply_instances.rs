@@ -535,3 +535,70 @@ fn the_app_namespace_of_another_instance_is_left_to_it() {
     );
     assert!(exists(&cluster, "v1", "ConfigMap", "common", "settings"));
 }
+
+/// The read of another instance's app namespace decides only when the server answers it: team2
+/// applied `shared`, then its namespace was deleted (Terminating). A 403 on that read keeps
+/// team2 as the holder (`shared` kept); at the next install a 503 outlasting the retries fails
+/// the apply stage as transient, and the stage, tried again once the server answers, finds the
+/// namespace Terminating and deletes `shared`.
+#[test]
+fn another_instances_namespace_counts_as_gone_only_when_read_as_gone() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let settings = configmap("settings", "one");
+    let shared = cluster_role("shared");
+    let both = release(
+        &[("settings.yaml", &settings), ("shared.yaml", &shared)],
+        "",
+    );
+    install_into_new_namespace(state.path(), both.path(), &cluster, "team1");
+    install_into_new_namespace(state.path(), both.path(), &cluster, "team2");
+    cluster
+        .server
+        .delete("v1", "Namespace", "", "team2")
+        .unwrap();
+    let read_of_team2 = || FaultMatch::verb("get").resource("namespaces").name("team2");
+
+    cluster.server.add_fault(Fault {
+        matcher: read_of_team2(),
+        action: FaultAction::Refuse("not for you".into()),
+        remaining: None,
+    });
+    rewrite(both.path(), &[("settings.yaml", &settings)]);
+    let refused = json(install_kube(
+        state.path(),
+        both.path(),
+        &cluster,
+        &["--namespace", "team1"],
+    ));
+    assert_eq!(refused["status"], "completed", "{refused}");
+    assert_left_to(state.path(), &refused, "shared", "namespace team2");
+    assert!(role_exists(&cluster, "shared"));
+    cluster.server.clear_faults();
+
+    // Four failed answers fail the first attempt's read; two more, then the server answers.
+    cluster.server.add_fault(Fault {
+        matcher: read_of_team2(),
+        action: FaultAction::ServerError(503),
+        remaining: Some(6),
+    });
+    let retried = json(install_kube(
+        state.path(),
+        both.path(),
+        &cluster,
+        &["--namespace", "team1"],
+    ));
+    assert_eq!(retried["status"], "completed", "{retried}");
+    let runs = super::apply_order_retries::apply_stage_runs(&events(
+        state.path(),
+        retried["install_id"].as_str().unwrap(),
+    ));
+    assert!(
+        runs.iter()
+            .any(|(kind, _, class)| kind == "StageFailed" && class == "transient"),
+        "{runs:?}"
+    );
+    let deleted = pruned_of(state.path(), &retried, "shared").expect("shared's prune decision");
+    assert_eq!(deleted["outcome"], "deleted", "{deleted}");
+    assert!(!role_exists(&cluster, "shared"));
+}

@@ -328,7 +328,7 @@ fn write_count(cluster: &FakeCluster, wanted: &str) -> usize {
 }
 
 /// The `StageFailed` and `StageCompleted` of the apply stage: (type, attempt, class).
-fn apply_stage_runs(events: &[Value]) -> Vec<(String, u64, String)> {
+pub(crate) fn apply_stage_runs(events: &[Value]) -> Vec<(String, u64, String)> {
     events
         .iter()
         .filter(|event| {
