@@ -42,9 +42,7 @@ use crate::order::{
     DELETION_PHASE, InventoryEntry, ObjectKey, PlannedObject, PruneAction, Step, annotation_of,
     is_kept, phase,
 };
-use crate::prune_candidates::{
-    ClusterIdentity, Holder, OtherInstance, held_by_other_instances, other_app_namespaces,
-};
+use crate::prune_candidates::{ClusterIdentity, Holder, OtherInstance, held_by_other_instances};
 
 mod unchanged;
 
@@ -1088,18 +1086,11 @@ impl KubeApply<'_> {
         if deletes.is_empty() {
             return Ok(HashMap::new());
         }
-        let instances = other_app_namespaces(
-            self.context,
-            &self.app_slug,
-            &self.app_namespace,
-            &self.cluster_identity,
-        )?;
         let held = held_by_other_instances(
             self.context,
             &self.app_slug,
             &self.app_namespace,
             &self.cluster_identity,
-            &instances,
             &deletes,
         )?;
         let mut gone: HashMap<String, bool> = HashMap::new();

@@ -220,11 +220,49 @@ pub fn unfinished_applies(
     previous: Option<&PreviousApply>,
 ) -> Result<Unfinished, StageError> {
     let since = HashMap::from([(app_namespace.to_string(), Since::of(previous))]);
-    Ok(
-        unfinished_by_namespace(context, app_slug, cluster, &since, true)?
-            .remove(app_namespace)
-            .unwrap_or_default(),
-    )
+    let starts = AppliesStarted::read(context, app_slug, cluster)?;
+    Ok(unfinished_by_namespace(context, &starts, &since, true)?
+        .remove(app_namespace)
+        .unwrap_or_default())
+}
+
+/// Every start other installs recorded, by install: where it sits in the log, and the app
+/// namespace when it was a real apply of the app asked about to the cluster asked about (a
+/// resumed apply may have gone elsewhere, so the others count too).
+struct AppliesStarted(HashMap<String, Vec<(u64, Option<String>)>>);
+
+impl AppliesStarted {
+    /// Reads every `ApplyStarted` of other installs, judged for `app_slug` on `cluster`.
+    fn read(
+        context: &StageContext,
+        app_slug: &str,
+        cluster: &ClusterIdentity,
+    ) -> Result<AppliesStarted, StageError> {
+        let mut starts: HashMap<String, Vec<(u64, Option<String>)>> = HashMap::new();
+        visit_others_facts(context, APPLY_STARTED, &mut |event| {
+            let namespace = event.decode::<ApplyStarted>().ok().and_then(|started| {
+                (started.app_slug == app_slug && cluster.is(&started.target) && !started.dry_run)
+                    .then_some(started.app_namespace)
+            });
+            starts
+                .entry(event.event.install_id)
+                .or_default()
+                .push((event.event.global_seq, namespace));
+            ControlFlow::Continue(())
+        })?;
+        Ok(AppliesStarted(starts))
+    }
+
+    /// The app namespaces other than `app_namespace` applies of the app started in: the other
+    /// instances of the app (one whose applies all predate `ApplyStarted` is not seen).
+    fn other_namespaces(&self, app_namespace: &str) -> BTreeSet<String> {
+        self.0
+            .values()
+            .flatten()
+            .filter_map(|(_, namespace)| namespace.clone())
+            .filter(|namespace| namespace != app_namespace)
+            .collect()
+    }
 }
 
 /// Where the unfinished applies of one app namespace are looked for: after its newest completed
@@ -261,34 +299,32 @@ struct Gathered {
 /// namespace without any is absent.
 fn unfinished_by_namespace(
     context: &StageContext,
-    app_slug: &str,
-    cluster: &ClusterIdentity,
+    starts: &AppliesStarted,
     since: &HashMap<String, Since>,
     with_helm: bool,
 ) -> Result<BTreeMap<String, Unfinished>, StageError> {
-    // Every start of every install that ever applied, by install: (global_seq, the app
-    // namespace of `since` it started in, if any).
-    let mut starts: HashMap<String, Vec<(u64, Option<String>)>> = HashMap::new();
-    visit_others_facts(context, APPLY_STARTED, &mut |event| {
-        let here = event.decode::<ApplyStarted>().ok().and_then(|started| {
-            (started.app_slug == app_slug
-                && since.contains_key(&started.app_namespace)
-                && cluster.is(&started.target)
-                && !started.dry_run)
-                .then_some(started.app_namespace)
-        });
-        starts
-            .entry(event.event.install_id)
-            .or_default()
-            .push((event.event.global_seq, here));
-        ControlFlow::Continue(())
-    })?;
+    // Every start of every install, by install: (global_seq, the app namespace of `since` it
+    // started in, if any).
+    let mut starts: HashMap<&str, Vec<(u64, Option<&String>)>> = starts
+        .0
+        .iter()
+        .map(|(install, starts)| {
+            let starts = starts
+                .iter()
+                .map(|(seq, namespace)| {
+                    let here = namespace
+                        .as_ref()
+                        .filter(|namespace| since.contains_key(*namespace));
+                    (*seq, here)
+                })
+                .collect();
+            (install.as_str(), starts)
+        })
+        .collect();
     // An install that completed in a namespace: what it applied there is in its own records.
     starts.retain(|install, starts| {
         starts.iter().any(|(_, here)| {
-            here.as_ref().is_some_and(|namespace| {
-                since[namespace].installer.as_deref() != Some(install.as_str())
-            })
+            here.is_some_and(|namespace| since[namespace].installer.as_deref() != Some(*install))
         })
     });
     if starts.is_empty() {
@@ -300,28 +336,28 @@ fn unfinished_by_namespace(
         let seq = event.event.global_seq;
         let install = &event.event.install_id;
         let namespace = starts
-            .get(install)?
+            .get(install.as_str())?
             .iter()
             .filter(|(start, _)| *start < seq)
             .max_by_key(|(start, _)| *start)?
-            .1
-            .clone()?;
+            .1?
+            .clone();
         let since = &since[&namespace];
         (seq > since.after && since.installer.as_deref() != Some(install.as_str()))
             .then_some(namespace)
     };
     // A record belongs to a namespace only after its completion and after an apply there
     // started: the log is read back to the oldest such point.
-    let mut first_start: HashMap<&str, u64> = HashMap::new();
+    let mut first_start: HashMap<&String, u64> = HashMap::new();
     for (seq, here) in starts.values().flatten() {
         if let Some(namespace) = here {
-            let first = first_start.entry(namespace.as_str()).or_insert(*seq);
+            let first = first_start.entry(namespace).or_insert(*seq);
             *first = (*first).min(*seq);
         }
     }
     let oldest = first_start
         .iter()
-        .map(|(namespace, first)| since[*namespace].after.max(*first))
+        .map(|(namespace, first)| since[namespace.as_str()].after.max(*first))
         .min()
         .unwrap_or(0);
     let mut gathered: HashMap<String, Gathered> = HashMap::new();
@@ -413,9 +449,9 @@ fn unfinished_by_namespace(
 }
 
 /// Which of `keys` (objects this instance is about to delete, by inventory id) the other
-/// instances of `app_slug` on `cluster` named by `instances` (their app namespaces:
-/// [`other_app_namespaces`]) still apply, by id, each with every instance that does and what
-/// says so, strongest first: an instance's app namespace itself, then what the inventory of
+/// instances of `app_slug` on `cluster` (the other app namespaces an apply of the app started
+/// in; one whose applies all predate `ApplyStarted` is not seen) still apply, by id, each with
+/// every instance that does and what says so, strongest first: an instance's app namespace itself, then what the inventory of
 /// its newest completed, real apply lists (not entries it left to yet another instance), then
 /// what its applies that never completed recorded since (a failed or killed apply there will be
 /// resumed or followed, and may be running now under its own lock), then, where one of those
@@ -428,11 +464,15 @@ pub fn held_by_other_instances(
     app_slug: &str,
     app_namespace: &str,
     cluster: &ClusterIdentity,
-    instances: &BTreeSet<String>,
     keys: &HashMap<String, ObjectKey>,
 ) -> Result<BTreeMap<String, Vec<OtherInstance>>, StageError> {
     let mut held: BTreeMap<String, Vec<OtherInstance>> = BTreeMap::new();
-    if instances.is_empty() || keys.is_empty() {
+    if keys.is_empty() {
+        return Ok(held);
+    }
+    let starts = AppliesStarted::read(context, app_slug, cluster)?;
+    let instances = &starts.other_namespaces(app_namespace);
+    if instances.is_empty() {
         return Ok(held);
     }
     let mut hold = |id: String, namespace: &str, by: Holder| {
@@ -511,9 +551,7 @@ pub fn held_by_other_instances(
             }
         }
     }
-    for (namespace, unfinished) in
-        unfinished_by_namespace(context, app_slug, cluster, &since, false)?
-    {
+    for (namespace, unfinished) in unfinished_by_namespace(context, &starts, &since, false)? {
         let mut seen: HashSet<String> = HashSet::new();
         for entry in unfinished.objects {
             let id = entry.key.inventory_id();
@@ -535,30 +573,6 @@ pub fn held_by_other_instances(
         }
     }
     Ok(held)
-}
-
-/// The app namespaces other than `app_namespace` that a real apply of `app_slug` to `cluster`
-/// started in: the other instances of the app (one whose applies all predate `ApplyStarted` is
-/// not seen).
-pub fn other_app_namespaces(
-    context: &StageContext,
-    app_slug: &str,
-    app_namespace: &str,
-    cluster: &ClusterIdentity,
-) -> Result<BTreeSet<String>, StageError> {
-    let mut started_in: BTreeSet<String> = BTreeSet::new();
-    visit_others_facts(context, APPLY_STARTED, &mut |event| {
-        if let Ok(started) = event.decode::<ApplyStarted>()
-            && started.app_slug == app_slug
-            && started.app_namespace != app_namespace
-            && !started.dry_run
-            && cluster.is(&started.target)
-        {
-            started_in.insert(started.app_namespace);
-        }
-        ControlFlow::Continue(())
-    })?;
-    Ok(started_in)
 }
 
 /// Another instance of the app that still applies an object ([`held_by_other_instances`]).
