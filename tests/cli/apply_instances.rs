@@ -17,6 +17,29 @@ fn cluster_role(name: &str) -> String {
     )
 }
 
+/// ConfigMap `common-settings` in namespace `common` (which a release names), holding `value`.
+pub(crate) fn common_settings(value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: common-settings\n  namespace: common\ndata:\n  value: \"{value}\"\n"
+    )
+}
+
+/// A release of ConfigMap `settings` and ClusterRole `shared`.
+fn settings_and_shared() -> tempfile::TempDir {
+    release(
+        &[
+            ("settings.yaml", &configmap("settings", "one")),
+            ("shared.yaml", &cluster_role("shared")),
+        ],
+        "",
+    )
+}
+
+/// Makes `release` hold ConfigMap `settings` alone (dropping whatever else it had).
+fn keep_only_settings(release: &Path) {
+    rewrite(release, &[("settings.yaml", &configmap("settings", "one"))]);
+}
+
 fn role_exists(cluster: &FakeCluster, name: &str) -> bool {
     exists(
         cluster,
@@ -80,21 +103,13 @@ fn a_cluster_scoped_object_another_instance_applies_is_left_to_it() {
         ],
         "",
     );
-    let team2 = release(
-        &[("settings.yaml", &settings), ("shared.yaml", &shared)],
-        "",
-    );
+    let team2 = settings_and_shared();
     install_into_new_namespace(state.path(), team1.path(), &cluster, "team1");
     install_into_new_namespace(state.path(), team2.path(), &cluster, "team2");
     assert!(role_exists(&cluster, "shared") && role_exists(&cluster, "solo"));
 
-    rewrite(team1.path(), &[("settings.yaml", &settings)]);
-    let dropped = install_kube(
-        state.path(),
-        team1.path(),
-        &cluster,
-        &["--namespace", "team1"],
-    );
+    keep_only_settings(team1.path());
+    let dropped = install_in(state.path(), team1.path(), &cluster, "team1");
     let dropped = json(dropped);
     assert_eq!(dropped["status"], "completed", "{dropped}");
     let solo = pruned_of(state.path(), &dropped, "solo").expect("solo's prune decision");
@@ -118,13 +133,8 @@ fn a_cluster_scoped_object_another_instance_applies_is_left_to_it() {
         String::from_utf8_lossy(&shown.stdout)
     );
 
-    rewrite(team2.path(), &[("settings.yaml", &settings)]);
-    let last = json(install_kube(
-        state.path(),
-        team2.path(),
-        &cluster,
-        &["--namespace", "team2"],
-    ));
+    keep_only_settings(team2.path());
+    let last = json(install_in(state.path(), team2.path(), &cluster, "team2"));
     assert_eq!(last["status"], "completed", "{last}");
     let deleted = pruned_of(state.path(), &last, "shared").expect("shared's prune decision");
     assert_eq!(deleted["outcome"], "deleted", "{deleted}");
@@ -151,7 +161,7 @@ fn an_instance_on_another_cluster_does_not_keep_the_object() {
     );
     install_into_new_namespace(state.path(), release.path(), &here, "team1");
     install_into_new_namespace(state.path(), release.path(), &there, "team2");
-    rewrite(release.path(), &[("settings.yaml", &settings)]);
+    keep_only_settings(release.path());
     let dropped = json(install_kube(
         state.path(),
         release.path(),
@@ -177,10 +187,7 @@ fn an_object_an_unfinished_apply_of_another_instance_applied_is_left_to_it() {
     let state = tempfile::tempdir().unwrap();
     let settings = configmap("settings", "one");
     let shared = cluster_role("shared");
-    let team1 = release(
-        &[("settings.yaml", &settings), ("shared.yaml", &shared)],
-        "",
-    );
+    let team1 = settings_and_shared();
     let team2 = release(&[("settings.yaml", &settings)], "");
     install_into_new_namespace(state.path(), team1.path(), &cluster, "team1");
     install_into_new_namespace(state.path(), team2.path(), &cluster, "team2");
@@ -197,22 +204,12 @@ fn an_object_an_unfinished_apply_of_another_instance_applied_is_left_to_it() {
         action: FaultAction::Refuse("not now".into()),
         remaining: None,
     });
-    let failed = install_kube(
-        state.path(),
-        team2.path(),
-        &cluster,
-        &["--namespace", "team2"],
-    );
+    let failed = install_in(state.path(), team2.path(), &cluster, "team2");
     assert_eq!(failed.status.code(), Some(3), "team2's apply fails");
     cluster.server.clear_faults();
 
-    rewrite(team1.path(), &[("settings.yaml", &settings)]);
-    let dropped = json(install_kube(
-        state.path(),
-        team1.path(),
-        &cluster,
-        &["--namespace", "team1"],
-    ));
+    keep_only_settings(team1.path());
+    let dropped = json(install_in(state.path(), team1.path(), &cluster, "team1"));
     assert_eq!(dropped["status"], "completed", "{dropped}");
     assert_left_to(
         state.path(),
@@ -229,26 +226,14 @@ fn an_object_an_unfinished_apply_of_another_instance_applied_is_left_to_it() {
 fn an_object_in_a_namespace_the_release_names_is_left_to_the_other_instance() {
     let cluster = fake_cluster(Options::default());
     let state = tempfile::tempdir().unwrap();
-    cluster
-        .server
-        .apply_as(
-            "setup",
-            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "common"}}),
-            true,
-        )
-        .unwrap();
+    create_namespace(&cluster, "common");
     let settings = configmap("settings", "one");
-    let common = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: common-settings\n  namespace: common\ndata:\n  value: \"1\"\n";
+    let common = &common_settings("1");
     let release = release(&[("settings.yaml", &settings), ("common.yaml", common)], "");
     install_into_new_namespace(state.path(), release.path(), &cluster, "team1");
     install_into_new_namespace(state.path(), release.path(), &cluster, "team2");
-    rewrite(release.path(), &[("settings.yaml", &settings)]);
-    let dropped = json(install_kube(
-        state.path(),
-        release.path(),
-        &cluster,
-        &["--namespace", "team1"],
-    ));
+    keep_only_settings(release.path());
+    let dropped = json(install_in(state.path(), release.path(), &cluster, "team1"));
     assert_left_to(state.path(), &dropped, "common-settings", "namespace team2");
     assert!(exists(
         &cluster,
@@ -257,12 +242,7 @@ fn an_object_in_a_namespace_the_release_names_is_left_to_the_other_instance() {
         "common",
         "common-settings"
     ));
-    let last = json(install_kube(
-        state.path(),
-        release.path(),
-        &cluster,
-        &["--namespace", "team2"],
-    ));
+    let last = json(install_in(state.path(), release.path(), &cluster, "team2"));
     let deleted = pruned_of(state.path(), &last, "common-settings").expect("its prune decision");
     assert_eq!(deleted["outcome"], "deleted", "{deleted}");
     assert!(!exists(
@@ -290,12 +270,7 @@ fn an_instance_whose_namespace_is_deleted_does_not_keep_the_object(namespace_con
         ..Options::default()
     });
     let state = tempfile::tempdir().unwrap();
-    let settings = configmap("settings", "one");
-    let shared = cluster_role("shared");
-    let both = release(
-        &[("settings.yaml", &settings), ("shared.yaml", &shared)],
-        "",
-    );
+    let both = settings_and_shared();
     install_into_new_namespace(state.path(), both.path(), &cluster, "team1");
     install_into_new_namespace(state.path(), both.path(), &cluster, "team2");
     cluster
@@ -321,13 +296,8 @@ fn an_instance_whose_namespace_is_deleted_does_not_keep_the_object(namespace_con
         "{left:?}"
     );
 
-    rewrite(both.path(), &[("settings.yaml", &settings)]);
-    let dropped = install_kube(
-        state.path(),
-        both.path(),
-        &cluster,
-        &["--namespace", "team1"],
-    );
+    keep_only_settings(both.path());
+    let dropped = install_in(state.path(), both.path(), &cluster, "team1");
     let stderr = String::from_utf8_lossy(&dropped.stderr).to_string();
     let dropped = json(dropped);
     assert_eq!(dropped["status"], "completed", "{dropped}");
@@ -351,19 +321,14 @@ fn an_object_in_this_app_namespace_another_instances_release_names_is_left_to_it
     let cluster = fake_cluster(Options::default());
     let state = tempfile::tempdir().unwrap();
     let settings = configmap("settings", "one");
-    let common = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: common-settings\n  namespace: common\ndata:\n  value: \"1\"\n";
+    let common = &common_settings("1");
     let team1 = release(&[("settings.yaml", &settings), ("common.yaml", common)], "");
     let team2 = release(&[("settings.yaml", &settings), ("common.yaml", common)], "");
     install_into_new_namespace(state.path(), team2.path(), &cluster, "common");
     install_into_new_namespace(state.path(), team1.path(), &cluster, "team1");
 
-    rewrite(team2.path(), &[("settings.yaml", &settings)]);
-    let dropped = json(install_kube(
-        state.path(),
-        team2.path(),
-        &cluster,
-        &["--namespace", "common"],
-    ));
+    keep_only_settings(team2.path());
+    let dropped = json(install_in(state.path(), team2.path(), &cluster, "common"));
     assert_eq!(dropped["status"], "completed", "{dropped}");
     assert_left_to(
         state.path(),
@@ -391,10 +356,7 @@ fn each_other_instance_is_judged_by_its_records_since_its_own_completion() {
     let settings = configmap("settings", "one");
     let shared = cluster_role("shared");
     let refused = configmap("refused", "1");
-    let team1 = release(
-        &[("settings.yaml", &settings), ("shared.yaml", &shared)],
-        "",
-    );
+    let team1 = settings_and_shared();
     install_into_new_namespace(state.path(), team1.path(), &cluster, "team1");
 
     let failing = release(
@@ -411,40 +373,18 @@ fn each_other_instance_is_judged_by_its_records_since_its_own_completion() {
         remaining: None,
     });
     for namespace in ["team3", "team2"] {
-        cluster
-            .server
-            .apply_as(
-                "setup",
-                serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
-                true,
-            )
-            .unwrap();
-        let failed = install_kube(
-            state.path(),
-            failing.path(),
-            &cluster,
-            &["--namespace", namespace],
-        );
+        create_namespace(&cluster, namespace);
+        let failed = install_in(state.path(), failing.path(), &cluster, namespace);
         assert_eq!(failed.status.code(), Some(3), "{namespace}'s apply fails");
     }
     cluster.server.clear_faults();
     let team2 = release(&[("settings.yaml", &settings)], "");
-    let completed = json(install_kube(
-        state.path(),
-        team2.path(),
-        &cluster,
-        &["--namespace", "team2"],
-    ));
+    let completed = json(install_in(state.path(), team2.path(), &cluster, "team2"));
     assert_eq!(completed["status"], "completed", "{completed}");
     assert_left_to(state.path(), &completed, "shared", "namespace team1");
 
-    rewrite(team1.path(), &[("settings.yaml", &settings)]);
-    let dropped = json(install_kube(
-        state.path(),
-        team1.path(),
-        &cluster,
-        &["--namespace", "team1"],
-    ));
+    keep_only_settings(team1.path());
+    let dropped = json(install_in(state.path(), team1.path(), &cluster, "team1"));
     assert_left_to(
         state.path(),
         &dropped,
@@ -461,12 +401,7 @@ fn each_other_instance_is_judged_by_its_records_since_its_own_completion() {
 fn a_gone_instance_leaves_what_a_live_one_holds_to_it() {
     let cluster = fake_cluster(Options::default());
     let state = tempfile::tempdir().unwrap();
-    let settings = configmap("settings", "one");
-    let shared = cluster_role("shared");
-    let both = release(
-        &[("settings.yaml", &settings), ("shared.yaml", &shared)],
-        "",
-    );
+    let both = settings_and_shared();
     for namespace in ["team1", "team2", "team3"] {
         install_into_new_namespace(state.path(), both.path(), &cluster, namespace);
     }
@@ -475,13 +410,8 @@ fn a_gone_instance_leaves_what_a_live_one_holds_to_it() {
         .delete("v1", "Namespace", "", "team1")
         .unwrap();
 
-    rewrite(both.path(), &[("settings.yaml", &settings)]);
-    let dropped = install_kube(
-        state.path(),
-        both.path(),
-        &cluster,
-        &["--namespace", "team3"],
-    );
+    keep_only_settings(both.path());
+    let dropped = install_in(state.path(), both.path(), &cluster, "team3");
     let stderr = String::from_utf8_lossy(&dropped.stderr).to_string();
     let dropped = json(dropped);
     assert_eq!(dropped["status"], "completed", "{dropped}");
@@ -512,13 +442,8 @@ fn the_app_namespace_of_another_instance_is_left_to_it() {
     let team1 = release(&[("settings.yaml", &settings), ("common.yaml", common)], "");
     install_into_new_namespace(state.path(), team1.path(), &cluster, "team1");
 
-    rewrite(team1.path(), &[("settings.yaml", &settings)]);
-    let dropped = json(install_kube(
-        state.path(),
-        team1.path(),
-        &cluster,
-        &["--namespace", "team1"],
-    ));
+    keep_only_settings(team1.path());
+    let dropped = json(install_in(state.path(), team1.path(), &cluster, "team1"));
     assert_eq!(dropped["status"], "completed", "{dropped}");
     assert_left_to(
         state.path(),
@@ -545,12 +470,7 @@ fn the_app_namespace_of_another_instance_is_left_to_it() {
 fn another_instances_namespace_counts_as_gone_only_when_read_as_gone() {
     let cluster = fake_cluster(Options::default());
     let state = tempfile::tempdir().unwrap();
-    let settings = configmap("settings", "one");
-    let shared = cluster_role("shared");
-    let both = release(
-        &[("settings.yaml", &settings), ("shared.yaml", &shared)],
-        "",
-    );
+    let both = settings_and_shared();
     install_into_new_namespace(state.path(), both.path(), &cluster, "team1");
     install_into_new_namespace(state.path(), both.path(), &cluster, "team2");
     cluster
@@ -564,13 +484,8 @@ fn another_instances_namespace_counts_as_gone_only_when_read_as_gone() {
         action: FaultAction::Refuse("not for you".into()),
         remaining: None,
     });
-    rewrite(both.path(), &[("settings.yaml", &settings)]);
-    let refused = json(install_kube(
-        state.path(),
-        both.path(),
-        &cluster,
-        &["--namespace", "team1"],
-    ));
+    keep_only_settings(both.path());
+    let refused = json(install_in(state.path(), both.path(), &cluster, "team1"));
     assert_eq!(refused["status"], "completed", "{refused}");
     assert_left_to(state.path(), &refused, "shared", "namespace team2");
     assert!(role_exists(&cluster, "shared"));
@@ -582,12 +497,7 @@ fn another_instances_namespace_counts_as_gone_only_when_read_as_gone() {
         action: FaultAction::ServerError(503),
         remaining: Some(6),
     });
-    let retried = json(install_kube(
-        state.path(),
-        both.path(),
-        &cluster,
-        &["--namespace", "team1"],
-    ));
+    let retried = json(install_in(state.path(), both.path(), &cluster, "team1"));
     assert_eq!(retried["status"], "completed", "{retried}");
     let runs = super::apply_order_retries::apply_stage_runs(&events(
         state.path(),

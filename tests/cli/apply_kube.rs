@@ -942,13 +942,8 @@ fn prune_keeps_what_remaining_objects_and_others_need() {
     ));
 }
 
-/// Creates `namespace` in the fake cluster, then installs `release` into it (completed).
-pub(crate) fn install_into_new_namespace(
-    state: &Path,
-    release: &Path,
-    cluster: &FakeCluster,
-    namespace: &str,
-) -> Value {
+/// Creates `namespace` in the fake cluster (as a test's setup would, not windlass).
+pub(crate) fn create_namespace(cluster: &FakeCluster, namespace: &str) {
     cluster
         .server
         .apply_as(
@@ -957,12 +952,27 @@ pub(crate) fn install_into_new_namespace(
             true,
         )
         .unwrap();
-    let install = json(install_kube(
-        state,
-        release,
-        cluster,
-        &["--namespace", namespace],
-    ));
+}
+
+/// `install --target kube` of `release` into app namespace `namespace`.
+pub(crate) fn install_in(
+    state: &Path,
+    release: &Path,
+    cluster: &FakeCluster,
+    namespace: &str,
+) -> Output {
+    install_kube(state, release, cluster, &["--namespace", namespace])
+}
+
+/// Creates `namespace` in the fake cluster, then installs `release` into it (completed).
+pub(crate) fn install_into_new_namespace(
+    state: &Path,
+    release: &Path,
+    cluster: &FakeCluster,
+    namespace: &str,
+) -> Value {
+    create_namespace(cluster, namespace);
+    let install = json(install_in(state, release, cluster, namespace));
     assert_eq!(install["status"], "completed", "{install}");
     install
 }

@@ -426,19 +426,8 @@ fn only_objects_that_may_be_written_are_recorded_as_being_sent() {
 fn an_object_another_instance_sent_without_hearing_back_is_left_to_it() {
     let cluster = fake_cluster(Options::default());
     let state = tempfile::tempdir().unwrap();
-    cluster
-        .server
-        .apply_as(
-            "setup",
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "common"}}),
-            true,
-        )
-        .unwrap();
-    let common = |value: &str| {
-        format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: common-settings\n  namespace: common\ndata:\n  value: \"{value}\"\n"
-        )
-    };
+    create_namespace(&cluster, "common");
+    let common = super::apply_instances::common_settings;
     let settings = configmap("settings", "1");
     let team1 = release(
         &[("settings.yaml", &settings), ("common.yaml", &common("1"))],
@@ -446,14 +435,7 @@ fn an_object_another_instance_sent_without_hearing_back_is_left_to_it() {
     );
     install_into_new_namespace(state.path(), team1.path(), &cluster, "team1");
 
-    cluster
-        .server
-        .apply_as(
-            "setup",
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team2"}}),
-            true,
-        )
-        .unwrap();
+    create_namespace(&cluster, "team2");
     cluster.server.add_fault(Fault {
         matcher: FaultMatch::verb("patch")
             .resource("configmaps")
@@ -487,12 +469,7 @@ fn an_object_another_instance_sent_without_hearing_back_is_left_to_it() {
     );
 
     rewrite(team1.path(), &[("settings.yaml", &settings)]);
-    let dropped = json(install_kube(
-        state.path(),
-        team1.path(),
-        &cluster,
-        &["--namespace", "team1"],
-    ));
+    let dropped = json(install_in(state.path(), team1.path(), &cluster, "team1"));
     assert_eq!(dropped["status"], "completed", "{dropped}");
     super::apply_instances::assert_left_to(
         state.path(),
