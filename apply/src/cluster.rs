@@ -208,6 +208,16 @@ pub struct ResourceInfo {
     pub namespaced: bool,
 }
 
+impl ResourceInfo {
+    /// Namespaces' resource (core `v1`, cluster-scoped), known without discovery.
+    pub fn namespaces() -> ResourceInfo {
+        ResourceInfo {
+            plural: "namespaces".into(),
+            namespaced: false,
+        }
+    }
+}
+
 /// The API server, as the apply stage uses it.
 pub struct Cluster {
     connection: KubeConnection,

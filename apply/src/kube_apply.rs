@@ -1123,18 +1123,8 @@ impl KubeApply<'_> {
     /// Whether the app namespace of another instance is gone: absent, or Terminating. A
     /// server that does not let it be read leaves the instance in place.
     async fn instance_gone(&self, namespace: &str) -> Result<bool, StageError> {
-        let key = ObjectKey {
-            group: String::new(),
-            version: "v1".into(),
-            kind: "Namespace".into(),
-            namespace: None,
-            name: namespace.to_string(),
-        };
-        let info = ResourceInfo {
-            plural: "namespaces".into(),
-            namespaced: false,
-        };
-        match self.cluster.get(&key, &info).await {
+        let key = ObjectKey::namespace(namespace);
+        match self.cluster.get(&key, &ResourceInfo::namespaces()).await {
             Ok(None) => Ok(true),
             Ok(Some(live)) => {
                 Ok(live.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating"))
@@ -1186,22 +1176,12 @@ impl KubeApply<'_> {
         done: &HashMap<String, AppliedObject>,
         counts: &mut ApplyCounts,
     ) -> Result<(), StageError> {
-        let namespace_key = |name: &str| ObjectKey {
-            group: String::new(),
-            version: "v1".into(),
-            kind: "Namespace".into(),
-            namespace: None,
-            name: name.to_string(),
-        };
-        let info = ResourceInfo {
-            plural: "namespaces".into(),
-            namespaced: false,
-        };
+        let info = ResourceInfo::namespaces();
         for name in &self.additional_namespaces {
             if name == "*" || name == &self.app_namespace {
                 continue;
             }
-            let key = namespace_key(name);
+            let key = ObjectKey::namespace(name);
             if let Some(recorded) = done.get(&key.inventory_id()) {
                 applied.insert(
                     key.inventory_id(),
@@ -1886,10 +1866,7 @@ impl KubeApply<'_> {
                     ),
                     ("", "Namespace") => (
                         WaitKind::Active,
-                        ResourceInfo {
-                            plural: "namespaces".into(),
-                            namespaced: false,
-                        },
+                        ResourceInfo::namespaces(),
                         health::namespace_active,
                     ),
                     _ => continue,

@@ -94,6 +94,17 @@ pub struct ObjectKey {
 }
 
 impl ObjectKey {
+    /// The key of Namespace `name`.
+    pub fn namespace(name: &str) -> ObjectKey {
+        ObjectKey {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "Namespace".into(),
+            namespace: None,
+            name: name.to_string(),
+        }
+    }
+
     /// The key of a rendered object, or what is missing.
     pub fn of(object: &Value) -> Result<ObjectKey, String> {
         let api_version = object

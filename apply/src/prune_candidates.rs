@@ -482,13 +482,7 @@ pub fn held_by_other_instances(
         });
     };
     for namespace in instances {
-        let own = ObjectKey {
-            group: String::new(),
-            version: "v1".into(),
-            kind: "Namespace".into(),
-            namespace: None,
-            name: namespace.clone(),
-        };
+        let own = ObjectKey::namespace(namespace);
         if keys.contains_key(&own.inventory_id()) {
             hold(own.inventory_id(), namespace, Holder::AppNamespace);
         }
