@@ -102,12 +102,17 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs) -> CliResult {
             &global.state,
         )],
     )?;
-    let Some(config) = apply_config(&args.target)? else {
+    let Some(mut config) = apply_config(&args.target)? else {
         return Err(CliError::new(
             Code::CommandLine,
             anyhow!("windlass apply needs --target dir:PATH, kube or kube:CONTEXT"),
         ));
     };
+    config.helm = args
+        .helm
+        .as_deref()
+        .map(crate::install_command::absolute)
+        .transpose()?;
     let state = open_state(global)?;
     let progress: Arc<dyn Progress> = match TerminalProgress::for_stderr(global.json) {
         Some(bars) => Arc::new(bars),

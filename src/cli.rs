@@ -130,6 +130,11 @@ pub struct ApplyArgs {
     /// Where and how to apply.
     #[command(flatten)]
     pub target: TargetArgs,
+    /// The helm (Helm 4) that installs the release's HelmCharts with `--target kube` (the
+    /// `useHelmInstall: true` and `kots.io/v1beta2` ones); default: `tools/bin/helm` beside the
+    /// binary's directory, else `helm` on PATH.
+    #[arg(long, value_name = "PATH", env = "WINDLASS_HELM")]
+    pub helm: Option<PathBuf>,
 }
 
 /// Where and how to apply (`install` and `apply`).

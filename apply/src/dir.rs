@@ -1,6 +1,8 @@
 //! The directory target: one file per object, named `NNNN-<kind>-<name>.yaml` so that a listing
-//! sorts in apply order, for GitOps tools to pick up, and each `useHelmInstall: true` chart as
-//! rendered under `charts/<release>/` (a chart directory a GitOps tool installs with helm). The
+//! sorts in apply order, for GitOps tools to pick up, and each chart windlass hands to helm under
+//! `charts/<release>/` (a `useHelmInstall: true` chart as rendered, a chart directory; a
+//! `kots.io/v1beta2` chart as its archive as shipped and its `values.yaml`), which a GitOps tool
+//! installs with helm. The
 //! directory is written the way the output directory is ([`windlass_stages::output`]): into a
 //! staging directory beside it, swapped in whole, so it is always the whole old set or the whole
 //! new one. A file holding a secret — a Secret, or any object whose rendered file holds a password

@@ -3,7 +3,7 @@
 //! and waits are recorded as the stage goes (`ObjectsSending` before each group of objects is sent,
 //! `ObjectsApplied` for each batch of objects the server answered, `WaitFinished`, `ObjectPruned`,
 //! each durable at once, so a resumed apply does not send again what was recorded), the app state
-//! once it is known (`AppStateObserved`), each `useHelmInstall: true` chart handed to helm
+//! once it is known (`AppStateObserved`), each chart handed to helm (`useHelmInstall: true`, `kots.io/v1beta2`)
 //! (`HelmReleaseInstalled`) or uninstalled because the release dropped it
 //! (`HelmReleaseUninstalled`), each handing to `helm upgrade --install` announced first
 //! (`HelmUpgradeStarted`) and each release a killed run's helm left pending freed
@@ -37,10 +37,11 @@ pub const APPLY_STARTED: &str = "ApplyStarted";
 /// object asked (`windlass.io/recreate-on-immutable`) to be created again.
 pub const OBJECT_DELETED_TO_RECREATE: &str = "ObjectDeletedToRecreate";
 
-/// `HelmReleaseInstalled`: one `useHelmInstall: true` chart installed (or written, or refused).
+/// `HelmReleaseInstalled`: one chart handed to helm (`useHelmInstall: true`, `kots.io/v1beta2`)
+/// installed (or written, or refused).
 pub const HELM_RELEASE_INSTALLED: &str = "HelmReleaseInstalled";
 
-/// `HelmReleaseUninstalled`: one `useHelmInstall: true` chart the previous apply installed and
+/// `HelmReleaseUninstalled`: one chart handed to helm that the previous apply installed and
 /// the release no longer has, handed to `helm uninstall`.
 pub const HELM_RELEASE_UNINSTALLED: &str = "HelmReleaseUninstalled";
 
@@ -482,7 +483,7 @@ impl EventPayload for ApplyCompleted {
     const VERSION: u32 = 1;
 }
 
-/// What became of one `useHelmInstall: true` chart.
+/// What became of one chart handed to helm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HelmReleaseOutcome {
@@ -497,8 +498,9 @@ pub enum HelmReleaseOutcome {
 }
 
 /// `HelmReleaseInstalled` version 1: one `useHelmInstall: true` HelmChart's chart, as rendered
-/// under `rendered/this-cluster/charts/<directory>/`, handed to `helm upgrade --install` after
-/// the plain manifests (or written to the directory target). Neither the chart's contents nor
+/// under `rendered/this-cluster/charts/<directory>/`, or one `kots.io/v1beta2` HelmChart's
+/// archive and values as `write_base` wrote them to `helm/<directory>/`, handed to `helm upgrade
+/// --install` after the plain manifests (or written to the directory target). Neither the chart's contents nor
 /// helm's output are recorded (they may hold secrets): its digest is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HelmReleaseInstalled {
@@ -512,7 +514,8 @@ pub struct HelmReleaseInstalled {
     pub weight: i64,
     /// `spec.chart.name` and `spec.chart.chartVersion`, as `name-version`.
     pub chart: String,
-    /// The rendered chart's directory, relative to the output directory.
+    /// The chart's directory, relative to the output directory: `rendered/this-cluster/charts/…`
+    /// (rendered) or `helm/…` (a `kots.io/v1beta2` chart's archive and values).
     pub chart_dir: String,
     /// blake3 over the chart's files (each path, a NUL, its bytes, a NUL, in path order); for a
     /// chart holding a password value, a keyed fingerprint (`fp1:…`) of the same bytes.
@@ -566,7 +569,7 @@ pub enum HelmUninstallOutcome {
     NotRunDryRun,
 }
 
-/// `HelmReleaseUninstalled` version 1: a `useHelmInstall: true` chart that the previous real
+/// `HelmReleaseUninstalled` version 1: a chart handed to helm that the previous real
 /// apply of the app to the same cluster installed and the release applied now no longer has,
 /// handed to `helm uninstall` before any chart is installed, higher `weight` first (as KOTS does).
 /// helm's output is not recorded.

@@ -1,11 +1,14 @@
-//! The `useHelmInstall: true` HelmCharts: after the plain manifests, each rendered chart
-//! (`rendered/this-cluster/charts/<directory>/`, see `windlass_stages::helm_install`) is handed to
-//! the real `helm upgrade --install <release> <chart> --namespace <ns>`, in ascending `weight`
-//! and then by HelmChart name, as KOTS installs them. The chart helm gets is already rendered:
-//! its images rewritten by its midstream's `images:`, its workloads patched with
-//! `imagePullSecrets: [<slug>-<chart>-registry]` and that secret among its templates as a
+//! The HelmCharts windlass hands to helm: after the plain manifests, each `useHelmInstall: true`
+//! chart rendered to `rendered/this-cluster/charts/<directory>/` (see
+//! `windlass_stages::helm_install`) and each `kots.io/v1beta2` chart as `write_base` wrote it to
+//! `helm/<directory>/` go to the real `helm upgrade --install <release> <chart> --namespace <ns>`,
+//! in ascending `weight` and then by HelmChart name, as KOTS installs them. A rendered chart is
+//! handed over as it is: its images rewritten by its midstream's `images:`, its workloads patched
+//! with `imagePullSecrets: [<slug>-<chart>-registry]` and that secret among its templates as a
 //! `pre-install,pre-upgrade` hook, so no values and no post-renderer are passed and what the
-//! cluster gets is exactly what `render_midstream` recorded. helm runs bounded (`HelmTool`: a
+//! cluster gets is exactly what `render_midstream` recorded. A `kots.io/v1beta2` chart is handed
+//! over as KOTS hands it: the archive as shipped with `--values values.yaml` (its values and true
+//! `optionalValues`, merged), nothing patched (its values name the proxy and the pull secret). helm runs bounded (`HelmTool`: a
 //! deadline, an output cap, its own temporary directory, a cleared environment with only the
 //! kubeconfig added) and without `--wait`. Each outcome is recorded as `HelmReleaseInstalled`,
 //! without helm's output (a chart's NOTES may print anything). A chart whose HelmChart held a
@@ -302,11 +305,18 @@ pub fn install_chart(
         .iter()
         .map(|(path, bytes, _)| (path.clone(), bytes.clone()))
         .collect();
+    let values_files: &[&str] = if chart.shipped_archive.is_some() {
+        &[crate::source::SHIPPED_VALUES]
+    } else {
+        &[]
+    };
     let started = Instant::now();
     let result = tool.upgrade_install(&UpgradeRequest {
         release_name: &chart.chart.release_name,
         namespace,
         files: &files,
+        archive: chart.shipped_archive.as_deref(),
+        values_files,
         kubeconfig: std::path::Path::new(cluster.kubeconfig),
         kube_context: cluster.context,
         timeout_seconds: cluster.timeout_seconds,
@@ -371,6 +381,7 @@ mod tests {
             },
             files: Vec::new(),
             digest: String::new(),
+            shipped_archive: None,
         }
     }
 

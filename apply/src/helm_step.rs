@@ -1,7 +1,7 @@
 //! The apply stage's helm step, after the plain manifests on the kube target: each release the
 //! previous real apply of the app to the same cluster installed (or an apply since that never
-//! completed did) and no `useHelmInstall: true` chart installs now goes to `helm uninstall`
-//! (higher weight first), then each chart to
+//! completed did) and no chart installs now (a `useHelmInstall: true` chart, or a
+//! `kots.io/v1beta2` one) goes to `helm uninstall` (higher weight first), then each chart to
 //! `helm upgrade --install` (in install order), every outcome recorded as it comes
 //! ([`crate::helm_release`] runs helm and makes the records). Each upgrade holds the release's
 //! helm lock and is announced (`HelmUpgradeStarted`) before helm starts; a release a killed
@@ -26,15 +26,14 @@ use crate::stage::ApplyStage;
 impl ApplyStage {
     /// After the plain manifests: each release installed before (`installed_before`, each with
     /// the install that did: [`crate::helm_release::installed_before`]) that no chart installs
-    /// now through `helm uninstall`, then each
-    /// `useHelmInstall: true` chart through `helm upgrade --install`, in install order, each
+    /// now through `helm uninstall`, then each chart (`useHelmInstall: true`, or
+    /// `kots.io/v1beta2`) through `helm upgrade --install`, in install order, each
     /// outcome recorded as it comes. A failed chart fails the stage (after its record); a dry run
     /// runs no helm. Returns what the summary adds.
     pub(crate) async fn install_helm_charts(
         &self,
         context: &StageContext,
         charts: &[crate::source::HelmChartSource],
-        unmanaged: &[crate::source::UnmanagedChart],
         installed_before: Vec<(String, crate::events::HelmReleaseInstalled)>,
         target: &HelmTarget<'_>,
     ) -> Result<String, StageError> {
@@ -51,41 +50,9 @@ impl ApplyStage {
                 .clone()
                 .unwrap_or_else(|| app_namespace.clone())
         };
-        // A release a kots.io/v1beta2 chart of this release now names (KOTS's migration from
-        // v1beta1) is not "dropped": uninstalling it would remove what the new chart is.
-        let kept_by_v1beta2: std::collections::BTreeSet<(String, String)> = unmanaged
-            .iter()
-            .map(|chart| {
-                (
-                    chart.release_name.clone(),
-                    chart
-                        .namespace
-                        .clone()
-                        .unwrap_or_else(|| app_namespace.clone()),
-                )
-            })
-            .collect();
-        let dropped: Vec<_> = crate::helm_release::dropped(installed_before, charts, namespace_of)
-            .into_iter()
-            .filter(|(_, release)| {
-                !kept_by_v1beta2
-                    .contains(&(release.release_name.clone(), release.namespace.clone()))
-            })
-            .collect();
-        let unmanaged_note = if unmanaged.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; not installed by windlass (kots.io/v1beta2, install each with helm upgrade --install from helm/<directory>/: its archive and values.yaml): {}",
-                unmanaged
-                    .iter()
-                    .map(|chart| format!("{} (helm/{}/)", chart.name, chart.directory))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
+        let dropped = crate::helm_release::dropped(installed_before, charts, namespace_of);
         if charts.is_empty() && dropped.is_empty() {
-            return Ok(unmanaged_note);
+            return Ok(String::new());
         }
         if self.config.dry_run {
             for (installer, release) in &dropped {
@@ -97,7 +64,7 @@ impl ApplyStage {
                 context.record_fact(Fact::of(&record)?).await?;
             }
             return Ok(format!(
-                "; dry run: {} chart(s) not handed to helm upgrade --install, {} not to helm uninstall{unmanaged_note}",
+                "; dry run: {} chart(s) not handed to helm upgrade --install, {} not to helm uninstall",
                 charts.len(),
                 dropped.len()
             ));
@@ -120,7 +87,7 @@ impl ApplyStage {
                 .map_err(|error| StageError::permanent(format!("helm task failed: {error}")))?
                 .map_err(|error| {
                     StageError::invalid_input(format!(
-                        "the useHelmInstall charts are installed with helm: {error}"
+                        "the HelmCharts windlass installs (kots.io/v1beta1 with useHelmInstall: true, and kots.io/v1beta2) are installed with helm: {error}"
                     ))
                 })?
         };
@@ -212,7 +179,6 @@ impl ApplyStage {
                 installed.join(", ")
             );
         }
-        summary.push_str(&unmanaged_note);
         Ok(summary)
     }
 }

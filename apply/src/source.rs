@@ -2,7 +2,8 @@
 //! back from the output directory and checked against the recorded blob hashes and secret
 //! fingerprints, so a changed or missing file is refused rather than applied), which of them are
 //! the pull secrets and where those go (`provision_secrets`), the `useHelmInstall: true` charts
-//! rendered under `rendered/this-cluster/charts/` (checked the same way), and the app's
+//! rendered under `rendered/this-cluster/charts/` (checked the same way), the `kots.io/v1beta2`
+//! charts as `write_base` wrote them to `helm/<directory>/` (checked against `BaseWritten`), and the app's
 //! `Application.spec.statusInformers` (`fetch_base`). They come from the apply stage's input stages
 //! in an install, or — for `windlass apply INSTALL_ID` — from the facts the named install
 //! recorded, read through the stage's fact history.
@@ -15,8 +16,8 @@ use serde_json::Value;
 use windlass_engine::{StageContext, StageError};
 use windlass_manifest::parallel::{parallel_map, parallel_map_with};
 use windlass_stages::events::{
-    BaseFetched, DocumentClass, FetchedDocument, MidstreamRendered, RenderedFile,
-    RenderedHelmChart, SecretNamespaces, SecretsProvisioned,
+    BaseFetched, BaseWritten, DocumentClass, FetchedDocument, MidstreamRendered, RenderedFile,
+    RenderedHelmChart, SecretNamespaces, SecretsProvisioned, WrittenFile,
 };
 use windlass_stages::output::OutputDir;
 use windlass_stages::render_midstream::RENDERED_SECRET_PURPOSE;
@@ -52,12 +53,10 @@ pub struct ApplySource {
     pub additional_namespaces: Vec<String>,
     /// `Application.spec.statusInformers`.
     pub status_informers: Vec<String>,
-    /// The `useHelmInstall: true` charts, their files read and checked like the objects.
+    /// The charts windlass hands to helm, their files read and checked like the objects: the
+    /// `kots.io/v1beta1` charts with `useHelmInstall: true` (rendered) and the `kots.io/v1beta2`
+    /// ones (as shipped, with their values).
     pub helm_charts: Vec<HelmChartSource>,
-    /// The release's `kots.io/v1beta2` HelmCharts (not excluded), which windlass does not hand
-    /// to helm: reported, and never uninstalled as "dropped" when a v1beta1 chart of the same
-    /// release moves to v1beta2.
-    pub unmanaged_charts: Vec<UnmanagedChart>,
 }
 
 /// Whether the object `key` rendered to `file` holds a secret: a Secret, or a file rendered from
@@ -70,30 +69,25 @@ pub fn holds_secret(
     key.group.is_empty() && key.kind == "Secret" || secret_files.contains(file)
 }
 
-/// A `kots.io/v1beta2` HelmChart of the release: `helm/<directory>/` holds its archive and
-/// values for `helm upgrade --install`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnmanagedChart {
-    /// `metadata.name` of the HelmChart.
-    pub name: String,
-    /// Its directory under `helm/`.
-    pub directory: String,
-    /// The Helm release name.
-    pub release_name: String,
-    /// `spec.namespace`, if set.
-    pub namespace: Option<String>,
-}
-
-/// One rendered `useHelmInstall: true` chart.
+/// One chart windlass hands to helm: a rendered `useHelmInstall: true` chart, or a
+/// `kots.io/v1beta2` chart as shipped.
 #[derive(Debug, Clone)]
 pub struct HelmChartSource {
-    /// What `render_midstream` recorded of it.
+    /// What `render_midstream` recorded of it; for a `kots.io/v1beta2` chart, the same facts
+    /// from `fetch_base` (its directory `helm/<directory>`, no pull secrets, no patched
+    /// workloads, its files the archive and `values.yaml`).
     pub chart: RenderedHelmChart,
     /// Its files, paths relative to the chart's directory, with whether each holds a secret.
     pub files: Vec<(String, Vec<u8>, bool)>,
     /// What `HelmReleaseInstalled.chart_digest` records of the files (see [`chart_digest`]).
     pub digest: String,
+    /// For a `kots.io/v1beta2` chart, its archive among `files` (`<chart>-<version>.tgz`), which
+    /// helm installs as shipped with [`SHIPPED_VALUES`]; `None` for a rendered chart directory.
+    pub shipped_archive: Option<String>,
 }
+
+/// The values file of a `kots.io/v1beta2` chart, beside its archive in `helm/<directory>/`.
+pub const SHIPPED_VALUES: &str = "values.yaml";
 
 /// The fingerprint purpose of the digest of a chart holding a password value.
 pub const CHART_FILES_PURPOSE: &str = "helm-chart-files";
@@ -132,10 +126,11 @@ pub struct SourceFacts(std::sync::Mutex<Option<(String, Vec<LazyEvent>)>>);
 
 impl SourceFacts {
     /// The event types the stage reads from the source install.
-    pub const TYPES: [&'static str; 3] = [
+    pub const TYPES: [&'static str; 4] = [
         MidstreamRendered::EVENT_TYPE,
         SecretsProvisioned::EVENT_TYPE,
         BaseFetched::EVENT_TYPE,
+        BaseWritten::EVENT_TYPE,
     ];
 
     /// Keeps `facts` (of install `install`, in install order).
@@ -308,20 +303,46 @@ pub fn read_source(
             digest: chart_digest(&files, chart.holds_password, &context.fingerprint_key),
             chart: chart.clone(),
             files,
+            shipped_archive: None,
         });
     }
-    drop(chart_reader);
-    let unmanaged_charts: Vec<UnmanagedChart> = fetched
+    let shipped: Vec<&FetchedChart> = fetched
         .iter()
         .flat_map(|fetched| &fetched.helm_charts)
         .filter(|chart| chart.api_version == "kots.io/v1beta2" && !chart.excluded)
-        .map(|chart| UnmanagedChart {
-            name: chart.name.clone(),
-            directory: chart.directory.clone(),
-            release_name: chart.release_name.clone(),
-            namespace: chart.namespace.clone(),
-        })
         .collect();
+    if !shipped.is_empty() {
+        let helm_tree_stale = |message: String| {
+            stale_error(
+                stale_input.as_ref().map(|_| {
+                    context
+                        .input_stage_recording(BaseWritten::EVENT_TYPE)
+                        .unwrap_or("write_base")
+                }),
+                message,
+            )
+        };
+        let written: WrittenTree = facts.newest(BaseWritten::EVENT_TYPE)?.ok_or_else(|| {
+            StageError::invalid_input(format!(
+                "the kots.io/v1beta2 HelmChart {} is installed from helm/{}/, which write_base writes, and no {} of {} is found (stage {} needs write_base among its inputs)",
+                shipped[0].name,
+                shipped[0].directory,
+                BaseWritten::EVENT_TYPE,
+                install.unwrap_or("this install"),
+                context.stage_name
+            ))
+        })?;
+        for chart in shipped {
+            helm_charts.push(shipped_chart(
+                chart,
+                &written,
+                &mut chart_reader,
+                (&out_dir, &context.fingerprint_key),
+                &helm_tree_stale,
+            )?);
+        }
+    }
+    drop(chart_reader);
     let (additional_namespaces, status_informers) = match &fetched {
         Some(fetched) => application_lists(fetched, context)?,
         None => (Vec::new(), Vec::new()),
@@ -360,7 +381,6 @@ pub fn read_source(
         additional_namespaces,
         status_informers,
         helm_charts,
-        unmanaged_charts,
     })
 }
 
@@ -496,7 +516,9 @@ struct FetchedDocuments {
     helm_charts: Vec<FetchedChart>,
 }
 
-/// What the stage reads of one rendered HelmChart: whether windlass hands it to helm.
+/// What the stage reads of one HelmChart as `fetch_base` recorded it
+/// ([`windlass_stages::events::HelmChartRendered`]): enough to hand a `kots.io/v1beta2` chart to
+/// helm.
 #[derive(Debug, serde::Deserialize)]
 struct FetchedChart {
     api_version: String,
@@ -507,6 +529,83 @@ struct FetchedChart {
     namespace: Option<String>,
     #[serde(default)]
     excluded: bool,
+    #[serde(default)]
+    weight: i64,
+    #[serde(default)]
+    chart_name: String,
+    #[serde(default)]
+    chart_version: String,
+    #[serde(default)]
+    helm_upgrade_flags: Vec<String>,
+    #[serde(default)]
+    helm_upgrade_flags_fingerprint: Option<String>,
+    #[serde(default)]
+    holds_password: bool,
+}
+
+/// The part of [`BaseWritten`] the stage reads for `kots.io/v1beta2` charts: every file written
+/// (their blobs or fingerprints check `helm/<directory>/`).
+#[derive(Debug, serde::Deserialize)]
+struct WrittenTree {
+    files: Vec<WrittenFile>,
+}
+
+/// The `kots.io/v1beta2` HelmChart `chart` as helm gets it: `helm/<directory>/<chart>-<version>.tgz`
+/// and `helm/<directory>/values.yaml`, as `write_base` wrote them (`written`), read back from the
+/// output directory and checked against their recorded blobs or fingerprints (a changed or
+/// missing file is `stale`).
+fn shipped_chart(
+    chart: &FetchedChart,
+    written: &WrittenTree,
+    reader: &mut windlass_stages::output::OutputReader<'_>,
+    (out_dir, key): (&std::path::Path, &windlass_state::FingerprintKey),
+    stale: &(dyn Fn(String) -> StageError + Sync),
+) -> Result<HelmChartSource, StageError> {
+    let chart_dir = format!("helm/{}", chart.directory);
+    let archive = format!("{}-{}.tgz", chart.chart_name, chart.chart_version);
+    let mut rendered_files = Vec::new();
+    let mut files = Vec::new();
+    for name in [archive.as_str(), SHIPPED_VALUES] {
+        let path = format!("{chart_dir}/{name}");
+        let recorded = written
+            .files
+            .iter()
+            .find(|file| file.path == path)
+            .ok_or_else(|| {
+                stale(format!(
+                    "{path} (kots.io/v1beta2 HelmChart {}) is not among the files write_base recorded: render the install again",
+                    chart.name
+                ))
+            })?;
+        let file = RenderedFile {
+            path,
+            blob: recorded.blob.clone(),
+            fingerprint: recorded.fingerprint.clone(),
+        };
+        let bytes = read_checked(reader, out_dir, &file, key, stale)?;
+        files.push((name.to_string(), bytes, file.blob.is_none()));
+        rendered_files.push(file);
+    }
+    Ok(HelmChartSource {
+        digest: chart_digest(&files, chart.holds_password, key),
+        chart: RenderedHelmChart {
+            name: chart.name.clone(),
+            release_name: chart.release_name.clone(),
+            namespace: chart.namespace.clone(),
+            weight: chart.weight,
+            chart_name: chart.chart_name.clone(),
+            chart_version: chart.chart_version.clone(),
+            helm_upgrade_flags: chart.helm_upgrade_flags.clone(),
+            helm_upgrade_flags_fingerprint: chart.helm_upgrade_flags_fingerprint.clone(),
+            holds_password: chart.holds_password,
+            chart_dir,
+            pull_secrets: Vec::new(),
+            patched_workloads: Vec::new(),
+            files: rendered_files,
+        },
+        files,
+        shipped_archive: Some(archive),
+    })
 }
 
 /// `additionalNamespaces` and `statusInformers` of the release's KOTS `Application`.

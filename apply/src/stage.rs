@@ -3,7 +3,7 @@
 //! rendered output to apply), validated without I/O, and the runtime stage that reads the
 //! rendered objects ([`crate::source`]), orders them ([`crate::order`]) and hands them to the
 //! directory target ([`crate::dir`]) or the cluster ([`crate::kube_apply`]), then the
-//! `useHelmInstall: true` charts ([`crate::helm_release`]). The stage completes
+//! charts handed to helm, `useHelmInstall: true` and `kots.io/v1beta2` ([`crate::helm_release`]). The stage completes
 //! with `ApplyCompleted`, the inventory the next install of the same app prunes against.
 
 use std::sync::Arc;
@@ -390,7 +390,6 @@ impl Stage for ApplyStage {
                     .install_helm_charts(
                         context,
                         &source.helm_charts,
-                        &source.unmanaged_charts,
                         installed_before,
                         &crate::helm_step::HelmTarget {
                             cluster: &identity,
@@ -521,13 +520,18 @@ fn summary(
 }
 
 /// The stage spec that appends apply to an install pipeline, reading the rendered output of
-/// `render_midstream`, the pull secrets of `provision_secrets` and the Application of
-/// `fetch_base`.
+/// `render_midstream`, the pull secrets of `provision_secrets`, the Application and HelmCharts of
+/// `fetch_base`, and `write_base`'s `helm/<directory>/` of each `kots.io/v1beta2` chart.
 pub fn pipeline_stage(config: &ApplyConfig) -> windlass_engine::StageSpec {
     let mut spec = windlass_engine::StageSpec::new(
         KIND,
         KIND,
-        &["fetch_base", "provision_secrets", "render_midstream"],
+        &[
+            "fetch_base",
+            "write_base",
+            "provision_secrets",
+            "render_midstream",
+        ],
     );
     spec.config = serde_json::to_value(config).expect("stage configurations are plain data");
     spec

@@ -1,6 +1,6 @@
 //! What `windlass show` says about an apply: every object applied (outcome, uid, resourceVersion),
 //! every object sent whose answer was never recorded, every object pruned or deleted to be created
-//! again, the waits, the app state, and the `useHelmInstall` charts handed to helm (installed,
+//! again, the waits, the app state, and the charts handed to helm (installed,
 //! uninstalled, or freed from a killed helm), folded from the apply stage's facts. Part of
 //! `show --json` (a wire format: add fields only).
 
@@ -41,7 +41,7 @@ pub struct ApplyView {
     /// Every release a killed helm that windlass started left pending, freed, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub helm_freed: Vec<HelmReleaseFreed>,
-    /// Every `useHelmInstall: true` chart handed to helm (or written), in order.
+    /// Every chart handed to helm (`useHelmInstall: true`, `kots.io/v1beta2`; or written), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub helm_releases: Vec<HelmReleaseInstalled>,
 }

@@ -147,8 +147,14 @@ pub struct UpgradeRequest<'a> {
     pub release_name: &'a str,
     /// `--namespace`.
     pub namespace: &'a str,
-    /// The chart's files, paths relative to the chart's directory (`Chart.yaml`, `templates/…`).
+    /// The chart's files, paths relative to the chart's directory (`Chart.yaml`, `templates/…`),
+    /// or an archive and its values file (see `archive`).
     pub files: &'a [(String, Vec<u8>)],
+    /// `None`: helm installs the directory `files` make up (a rendered chart). `Some`: the path
+    /// of a chart archive among `files` (`<chart>-<version>.tgz`), which helm installs as it is.
+    pub archive: Option<&'a str>,
+    /// Paths among `files` handed to helm with `--values`, in order.
+    pub values_files: &'a [&'a str],
     /// The kubeconfig (or `:`-separated list) helm reads, as `KUBECONFIG`.
     pub kubeconfig: &'a Path,
     /// `--kube-context`, when one is named.
@@ -256,10 +262,11 @@ impl HelmTool {
         Ok(TemplateOutput { stdout, arguments })
     }
 
-    /// `helm upgrade --install <release> chart --namespace <ns> --kubeconfig <file>
-    /// [--kube-context <context>] --timeout <s>s`, with the chart's files written under
-    /// `chart/` in helm's temporary directory. helm sees the kubeconfig named here and nothing
-    /// else of the caller's environment; it does not `--wait`.
+    /// `helm upgrade --install <release> chart --namespace <ns> --timeout <s>s [--values
+    /// chart/<values>]... [--kube-context <context>]`, with the chart's files written under
+    /// `chart/` in helm's temporary directory (an archive among them is installed as
+    /// `chart/<archive>` instead of the directory). helm sees the kubeconfig named here and
+    /// nothing else of the caller's environment; it does not `--wait`.
     pub fn upgrade_install(
         &self,
         request: &UpgradeRequest<'_>,
@@ -284,16 +291,32 @@ impl HelmTool {
             }
             std::fs::write(&target, bytes).map_err(prepare)?;
         }
+        let in_chart = |path: &str| format!("chart/{path}");
         let mut arguments: Vec<String> = vec![
             "upgrade".into(),
             "--install".into(),
             request.release_name.into(),
-            "chart".into(),
+            request.archive.map_or_else(|| "chart".into(), in_chart),
             "--namespace".into(),
             request.namespace.into(),
             "--timeout".into(),
             format!("{}s", request.timeout_seconds.max(1)),
         ];
+        for values in request.values_files {
+            if !request.files.iter().any(|(path, _)| path == values) {
+                return Err(HelmError::Prepare(format!(
+                    "the values file {values:?} is not among the chart's files"
+                )));
+            }
+            arguments.extend(["--values".to_string(), in_chart(values)]);
+        }
+        if let Some(archive) = request.archive
+            && !request.files.iter().any(|(path, _)| path == archive)
+        {
+            return Err(HelmError::Prepare(format!(
+                "the chart archive {archive:?} is not among the chart's files"
+            )));
+        }
         arguments.extend(kube_context_arguments(request.kube_context));
         arguments.extend(request.extra_arguments.iter().cloned());
         let ran = self.run_with(

@@ -1,4 +1,4 @@
-//! The `useHelmInstall: true` charts in a diff of two installs: `helm_release_added` (installed
+//! The charts handed to helm (`useHelmInstall: true`, `kots.io/v1beta2`) in a diff of two installs: `helm_release_added` (installed
 //! by the newer install's apply only), `helm_release_removed` (installed by the older one's only
 //! and not uninstalled by the newer one), `helm_release_changed` (the chart's digest differs) and
 //! `helm_release_uninstalled` (the newer apply's `helm uninstall` of a release the release

@@ -57,7 +57,7 @@ fn shop_chart() -> Vec<(String, String)> {
 }
 
 /// The chart `tiny` 1.0.0: one ConfigMap.
-fn tiny_chart() -> Vec<(String, String)> {
+pub(crate) fn tiny_chart() -> Vec<(String, String)> {
     vec![
         (
             "tiny/Chart.yaml".into(),
@@ -72,7 +72,7 @@ fn tiny_chart() -> Vec<(String, String)> {
 
 /// The quickstart release plus `shop` (weight 10) and `tiny` (weight -5, release `first`), both
 /// `useHelmInstall: true`.
-fn release_with_charts() -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn release_with_charts() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let release = dir.path().join("release");
     for file in files_under(&quickstart()) {
@@ -116,7 +116,12 @@ pub(crate) fn fake_cluster(dir: &Path) -> (TestApiServer, PathBuf) {
 
 /// `windlass install --offline --json --helm <helm> RELEASE --target kube --kubeconfig FILE
 /// EXTRA...`.
-fn install_with_helm(state: &Path, release: &Path, kubeconfig: &Path, extra: &[&str]) -> Value {
+pub(crate) fn install_with_helm(
+    state: &Path,
+    release: &Path,
+    kubeconfig: &Path,
+    extra: &[&str],
+) -> Value {
     json(output_within(
         windlass(state)
             .args(OFFLINE_INSTALL)
@@ -129,11 +134,11 @@ fn install_with_helm(state: &Path, release: &Path, kubeconfig: &Path, extra: &[&
     ))
 }
 
-fn helm() -> PathBuf {
+pub(crate) fn helm() -> PathBuf {
     windlass_testkit::helm()
 }
 
-fn output_within(command: &mut std::process::Command) -> std::process::Output {
+pub(crate) fn output_within(command: &mut std::process::Command) -> std::process::Output {
     windlass_testkit::output_within(command, Duration::from_secs(120), "windlass")
 }
 
@@ -904,10 +909,10 @@ fn a_chart_a_failed_apply_installed_is_uninstalled_when_a_later_release_drops_it
 }
 
 /// A chart moved from `kots.io/v1beta1` to `kots.io/v1beta2` under the same release name (KOTS's
-/// migration): windlass does not install v1beta2 charts, so it says so, and it does not
-/// uninstall the release as "dropped" either, which would remove what the v1beta2 chart is.
+/// migration): the release is not uninstalled as "dropped" (that would remove what the v1beta2
+/// chart is); the v1beta2 chart upgrades it, from `helm/first/`.
 #[test]
-fn a_chart_moved_to_v1beta2_is_reported_and_not_uninstalled() {
+fn a_chart_moved_to_v1beta2_is_upgraded_by_helm_and_not_uninstalled() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, kubeconfig) = fake_cluster(dir.path());
     let state = tempfile::tempdir().unwrap();
@@ -928,18 +933,14 @@ fn a_chart_moved_to_v1beta2_is_reported_and_not_uninstalled() {
     ])));
     let uninstalled = payloads_of_type(events.as_array().unwrap(), "HelmReleaseUninstalled");
     assert!(uninstalled.is_empty(), "{uninstalled:#?}");
-    let apply = second["stages"]
-        .as_array()
-        .unwrap()
+    let installed = payloads_of_type(events.as_array().unwrap(), "HelmReleaseInstalled");
+    let tiny = installed
         .iter()
-        .find(|stage| stage["name"] == "apply")
-        .expect("the apply stage");
-    let summary = apply["summary"].as_str().unwrap();
-    assert!(
-        summary.contains("not installed by windlass (kots.io/v1beta2")
-            && summary.contains("tiny (helm/"),
-        "{summary}"
-    );
+        .find(|record| record["release_name"] == "first")
+        .expect("the v1beta2 chart was handed to helm");
+    assert_eq!(tiny["chart_dir"], "helm/first", "{tiny:#}");
+    assert_eq!(tiny["outcome"], "installed", "{tiny:#}");
+    assert_eq!(tiny["revision"], 2, "an upgrade of the release: {tiny:#}");
     let listed = std::process::Command::new(helm())
         .args([
             "list",
@@ -953,12 +954,12 @@ fn a_chart_moved_to_v1beta2_is_reported_and_not_uninstalled() {
         .unwrap();
     assert!(listed.status.success(), "{listed:?}");
     let releases: Value = serde_json::from_slice(&listed.stdout).unwrap();
-    assert!(
-        releases
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|release| release["name"] == "first"),
-        "{releases:#}"
-    );
+    let first_release = releases
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|release| release["name"] == "first")
+        .unwrap_or_else(|| panic!("{releases:#}"));
+    assert_eq!(first_release["revision"], "2", "{first_release:#}");
+    assert_eq!(first_release["status"], "deployed", "{first_release:#}");
 }

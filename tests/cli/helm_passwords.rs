@@ -230,7 +230,7 @@ fn helm_chart_values_reading_a_password_stay_out_of_the_state_directory_and_repl
             );
         }
     }
-    // Its flags (recorded, never passed: windlass does not install a v1beta2 chart) redacted.
+    // Its flags redacted (helm gets them as written only from the install's memory).
     assert_eq!(
         charts[1]["helm_upgrade_flags"],
         serde_json::json!(["--description", "<redacted>", "--timeout=<redacted>"])
@@ -440,6 +440,78 @@ fn a_helm_install_chart_reading_a_password_in_values_and_flags_records_them_reda
             .unwrap()
             .starts_with("fp1:"),
         "a keyed digest: {installed:#}"
+    );
+}
+
+/// A `kots.io/v1beta2` chart whose values and `helmUpgradeFlags` read the password goes to helm
+/// with its `values.yaml` (0600) and the flags as written: the object it makes holds the password,
+/// while `HelmReleaseInstalled` records the flags redacted and a keyed digest, and no file of the
+/// state directory holds the password.
+#[test]
+fn a_v1beta2_chart_reading_a_password_is_installed_with_it_and_recorded_redacted() {
+    let state = tempfile::tempdir().unwrap();
+    let (dir, release, values) = release_with_password_charts();
+    // The v1beta2 chart without the sample chart's pre-install hook Job: the FAKE API server
+    // runs no Job, so helm would wait for it until its timeout.
+    let mut files = sample_chart("1.0.0");
+    files.retain(|(path, _)| !path.ends_with("templates/hook-job.yaml"));
+    files.push((
+        "app/templates/db-settings.yaml".into(),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-db-settings\ndata:\n  password: {{ .Values.db.password | quote }}\n".into(),
+    ));
+    std::fs::write(release.join("charts/app-1.0.0.tgz"), chart_archive(&files)).unwrap();
+    let out = dir.path().join("out");
+    let (server, kubeconfig) = crate::helm_install::fake_cluster(dir.path());
+    let output = output_within(&mut install_to_cluster(
+        state.path(),
+        &values,
+        &out,
+        &release,
+        &kubeconfig,
+    ));
+    assert_password_not_printed(&output);
+    let install = json(output);
+    assert_eq!(install["status"], "completed", "{install:#}");
+    let install_id = install["install_id"].as_str().unwrap().to_string();
+    assert_holds_the_password_0600(&out, "helm/web/values.yaml");
+    let settings = server
+        .get("v1", "ConfigMap", "default", "web-db-settings")
+        .expect("helm made the v1beta2 chart's ConfigMap");
+    assert_eq!(settings["data"]["password"], PASSWORD);
+    assert_password_nowhere_in(state.path());
+
+    let events = crate::apply_kube::events(state.path(), &install_id);
+    let installed = payloads_of_type(&events, "HelmReleaseInstalled");
+    assert_eq!(installed.len(), 1, "{installed:#?}");
+    let web = &installed[0];
+    assert_eq!(web["release_name"], "web");
+    assert_eq!(web["outcome"], "installed", "{web:#}");
+    let arguments: Vec<&str> = web["arguments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|argument| argument.as_str().unwrap())
+        .collect();
+    assert!(
+        arguments.ends_with(&["--description", "<redacted>", "--timeout=<redacted>"]),
+        "{arguments:?}"
+    );
+    assert!(
+        web["chart_digest"].as_str().unwrap().starts_with("fp1:"),
+        "a keyed digest: {web:#}"
+    );
+    // helm took the flags as written.
+    let history = std::process::Command::new(crate::helm_install::helm())
+        .args(["history", "web", "--output", "json", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .output()
+        .unwrap();
+    assert!(history.status.success(), "{history:?}");
+    let history: Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(
+        history[0]["description"],
+        format!("database {PASSWORD}"),
+        "{history:#}"
     );
 }
 

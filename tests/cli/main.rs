@@ -20,6 +20,7 @@ mod helm;
 mod helm_install;
 mod helm_passwords;
 mod helm_pending;
+mod helm_v1beta2;
 mod indexes;
 mod local_registry;
 mod output_dir;

@@ -1,0 +1,351 @@
+//! `kots.io/v1beta2` HelmCharts installed as KOTS installs them, end to end with the real helm 4
+//! (`target/tools/bin/helm`) against `windlass-test-apiserver`, a FAKE Kubernetes API server (no
+//! real one can be installed on these machines): after the plain manifests, each goes to
+//! `helm upgrade --install <release> <chart>-<version>.tgz --values values.yaml` from
+//! `helm/<directory>/` (the archive as shipped, its values and true `optionalValues` merged), in
+//! weight order with the `useHelmInstall: true` charts; installing again upgrades it, a release
+//! that drops it uninstalls it; `--target dir:` writes the archive and its values for a GitOps
+//! tool; a values file changed on disk is refused before anything is applied.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use windlass_testkit::charts::chart_archive;
+
+use super::{json, payloads_of_type, run, windlass};
+use crate::helm_install::{fake_cluster, helm, install_with_helm, release_with_charts};
+
+/// The chart `web` 1.2.0: a Deployment whose image and pull secret come from the values, and a
+/// ConfigMap printing `greeting`. Its own defaults name the vendor's registry and no pull secret.
+fn web_chart() -> Vec<(String, String)> {
+    let file = |path: &str, contents: &str| (format!("web/{path}"), contents.to_string());
+    vec![
+        file("Chart.yaml", "apiVersion: v2\nname: web\nversion: 1.2.0\n"),
+        file(
+            "values.yaml",
+            "image: registry.vendor.example/team/web:3.1\npullSecret: \"\"\ngreeting: from the chart\n",
+        ),
+        file(
+            "templates/deployment.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}-web\nspec:\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      {{- if .Values.pullSecret }}\n      imagePullSecrets:\n        - name: {{ .Values.pullSecret }}\n      {{- end }}\n      containers:\n        - name: web\n          image: {{ .Values.image }}\n",
+        ),
+        file(
+            "templates/greeting.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-greeting\ndata:\n  greeting: {{ .Values.greeting | quote }}\n",
+        ),
+    ]
+}
+
+/// The `kots.io/v1beta2` HelmChart of `web` (release `storefront`, weight 0): its values name the
+/// proxied image and the pull secret as a vendor's must, and an `optionalValues` entry sets
+/// `greeting`.
+fn web_helm_chart(greeting: &str) -> String {
+    format!(
+        "apiVersion: kots.io/v1beta2\nkind: HelmChart\nmetadata:\n  name: web\nspec:\n  chart:\n    name: web\n    chartVersion: 1.2.0\n  releaseName: storefront\n  weight: 0\n  values:\n    image: proxy.replicated.com/proxy/my-app/registry.vendor.example/team/web:3.1\n    pullSecret: repl{{{{ ImagePullSecretName }}}}\n  optionalValues:\n    - when: \"true\"\n      values:\n        greeting: {greeting}\n  helmUpgradeFlags: [--description, web by windlass]\n"
+    )
+}
+
+/// [`release_with_charts`] (the quickstart release, `useHelmInstall: true` charts `tiny` as
+/// release `first` at weight -5 and `shop` at weight 10) plus `web` as a `kots.io/v1beta2` chart.
+fn release_with_a_v1beta2_chart() -> (tempfile::TempDir, PathBuf) {
+    let (dir, release) = release_with_charts();
+    std::fs::write(
+        release.join("charts/web-1.2.0.tgz"),
+        chart_archive(&web_chart()),
+    )
+    .unwrap();
+    std::fs::write(
+        release.join("kots/web.yaml"),
+        web_helm_chart("from the HelmChart"),
+    )
+    .unwrap();
+    (dir, release)
+}
+
+/// The HelmReleaseInstalled records of `install`, in order.
+fn helm_records(state: &Path, install: &Value, event_type: &str) -> Vec<Value> {
+    let events = json(run(windlass(state).args([
+        "events",
+        install["install_id"].as_str().unwrap(),
+        "--json",
+    ])));
+    payloads_of_type(events.as_array().unwrap(), event_type)
+}
+
+/// The releases helm lists in every namespace, by name, as helm's JSON prints them.
+fn helm_releases(kubeconfig: &Path) -> Vec<Value> {
+    let listed = std::process::Command::new(helm())
+        .args([
+            "list",
+            "--all-namespaces",
+            "--output",
+            "json",
+            "--kubeconfig",
+        ])
+        .arg(kubeconfig)
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    serde_json::from_slice::<Value>(&listed.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn apply_summary(install: &Value) -> String {
+    install["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|stage| stage["name"] == "apply")
+        .expect("the apply stage")["summary"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_v1beta2_chart_is_installed_from_its_archive_and_values_in_weight_order_with_the_other_charts()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let (server, kubeconfig) = fake_cluster(dir.path());
+    let state = tempfile::tempdir().unwrap();
+    let (_release_dir, release) = release_with_a_v1beta2_chart();
+    let install = install_with_helm(state.path(), &release, &kubeconfig, &[]);
+    assert_eq!(install["status"], "completed", "{install:#}");
+
+    // What helm made of the archive with the HelmChart's values: the proxied image and the pull
+    // secret the values name (provisioned by windlass in the app namespace), and the greeting
+    // of the true optionalValues entry over the chart's default.
+    let deployment = server
+        .get("apps/v1", "Deployment", "default", "storefront-web")
+        .expect("helm made the chart's Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["containers"][0]["image"],
+        "proxy.replicated.com/proxy/my-app/registry.vendor.example/team/web:3.1"
+    );
+    assert_eq!(
+        pod["imagePullSecrets"],
+        serde_json::json!([{"name": "my-app-registry"}])
+    );
+    assert!(
+        server
+            .get("v1", "Secret", "default", "my-app-registry")
+            .is_some()
+    );
+    let greeting = server
+        .get("v1", "ConfigMap", "default", "storefront-greeting")
+        .expect("helm made the chart's ConfigMap");
+    assert_eq!(greeting["data"]["greeting"], "from the HelmChart");
+    let releases = helm_releases(&kubeconfig);
+    let storefront = releases
+        .iter()
+        .find(|release| release["name"] == "storefront")
+        .unwrap_or_else(|| panic!("helm lists storefront: {releases:#?}"));
+    assert_eq!(storefront["chart"], "web-1.2.0");
+    assert_eq!(storefront["status"], "deployed");
+    assert_eq!(storefront["namespace"], "default");
+
+    // One order for every chart handed to helm: weight -5, 0, 10.
+    let installed = helm_records(state.path(), &install, "HelmReleaseInstalled");
+    let order: Vec<&str> = installed
+        .iter()
+        .map(|record| record["release_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["first", "storefront", "shop"]);
+    let web = &installed[1];
+    assert_eq!(web["helm_chart"], "web");
+    assert_eq!(web["chart"], "web-1.2.0");
+    assert_eq!(web["chart_dir"], "helm/storefront");
+    assert_eq!(web["outcome"], "installed", "{web:#}");
+    assert_eq!(web["revision"], 1);
+    let arguments: Vec<&str> = web["arguments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|argument| argument.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        arguments[..4],
+        ["upgrade", "--install", "storefront", "chart/web-1.2.0.tgz"]
+    );
+    assert!(
+        arguments
+            .windows(2)
+            .any(|pair| pair == ["--values", "chart/values.yaml"]),
+        "{arguments:?}"
+    );
+    assert!(
+        arguments.ends_with(&["--description", "web by windlass"]),
+        "{arguments:?}"
+    );
+    let summary = apply_summary(&install);
+    assert!(
+        summary.contains("storefront revision 1 in default") && !summary.contains("not installed"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn installing_again_upgrades_the_v1beta2_release_and_a_release_without_it_uninstalls_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, kubeconfig) = fake_cluster(dir.path());
+    let state = tempfile::tempdir().unwrap();
+    let (_release_dir, release) = release_with_a_v1beta2_chart();
+    let first = install_with_helm(state.path(), &release, &kubeconfig, &[]);
+    assert_eq!(first["status"], "completed", "{first:#}");
+
+    std::fs::write(
+        release.join("kots/web.yaml"),
+        web_helm_chart("from the next release"),
+    )
+    .unwrap();
+    let second = install_with_helm(state.path(), &release, &kubeconfig, &[]);
+    assert_eq!(second["status"], "completed", "{second:#}");
+    let greeting = server
+        .get("v1", "ConfigMap", "default", "storefront-greeting")
+        .unwrap();
+    assert_eq!(greeting["data"]["greeting"], "from the next release");
+    let installed = helm_records(state.path(), &second, "HelmReleaseInstalled");
+    let web = installed
+        .iter()
+        .find(|record| record["release_name"] == "storefront")
+        .unwrap();
+    assert_eq!(web["revision"], 2, "{web:#}");
+    let digests: Vec<Value> = [&first, &second]
+        .iter()
+        .map(|install| {
+            helm_records(state.path(), install, "HelmReleaseInstalled")
+                .into_iter()
+                .find(|record| record["release_name"] == "storefront")
+                .unwrap()["chart_digest"]
+                .clone()
+        })
+        .collect();
+    assert_ne!(digests[0], digests[1], "the values changed, so the digest");
+
+    std::fs::remove_file(release.join("kots/web.yaml")).unwrap();
+    std::fs::remove_file(release.join("charts/web-1.2.0.tgz")).unwrap();
+    let third = install_with_helm(state.path(), &release, &kubeconfig, &[]);
+    assert_eq!(third["status"], "completed", "{third:#}");
+    let uninstalled = helm_records(state.path(), &third, "HelmReleaseUninstalled");
+    assert_eq!(uninstalled.len(), 1, "{uninstalled:#?}");
+    assert_eq!(uninstalled[0]["release_name"], "storefront");
+    assert_eq!(uninstalled[0]["outcome"], "uninstalled");
+    assert_eq!(uninstalled[0]["installed_by"], second["install_id"]);
+    assert!(
+        !helm_releases(&kubeconfig)
+            .iter()
+            .any(|release| release["name"] == "storefront")
+    );
+    assert!(
+        server
+            .get("v1", "ConfigMap", "default", "storefront-greeting")
+            .is_none(),
+        "helm uninstall removed what the chart made"
+    );
+    // The useHelmInstall charts stay.
+    assert!(
+        helm_releases(&kubeconfig)
+            .iter()
+            .any(|release| release["name"] == "shop")
+    );
+}
+
+#[test]
+fn the_directory_target_writes_a_v1beta2_chart_as_shipped_with_its_values() {
+    let state = tempfile::tempdir().unwrap();
+    let (release_dir, release) = release_with_a_v1beta2_chart();
+    let target = release_dir.path().join("gitops");
+    let install = json(crate::helm_install::output_within(
+        windlass(state.path())
+            .args(super::OFFLINE_INSTALL)
+            .args(["--json", "--helm"])
+            .arg(helm())
+            .arg(&release)
+            .arg("--target")
+            .arg(format!("dir:{}", target.display())),
+    ));
+    assert_eq!(install["status"], "completed", "{install:#}");
+    let out = PathBuf::from(install["out"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read(target.join("charts/storefront/web-1.2.0.tgz")).unwrap(),
+        std::fs::read(release.join("charts/web-1.2.0.tgz")).unwrap(),
+        "the archive as shipped"
+    );
+    assert_eq!(
+        std::fs::read(target.join("charts/storefront/values.yaml")).unwrap(),
+        std::fs::read(out.join("helm/storefront/values.yaml")).unwrap()
+    );
+    let values: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(target.join("charts/storefront/values.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(values["greeting"], "from the HelmChart");
+    assert_eq!(values["pullSecret"], "my-app-registry");
+    let installed = helm_records(state.path(), &install, "HelmReleaseInstalled");
+    let web = installed
+        .iter()
+        .find(|record| record["release_name"] == "storefront")
+        .unwrap();
+    assert_eq!(web["outcome"], "written", "{web:#}");
+    assert_eq!(web["written_to"], "charts/storefront");
+}
+
+#[test]
+fn a_v1beta2_values_file_changed_on_disk_is_refused_before_anything_is_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, kubeconfig) = fake_cluster(dir.path());
+    let state = tempfile::tempdir().unwrap();
+    let (_release_dir, release) = release_with_a_v1beta2_chart();
+    let rendered = json(crate::helm_install::output_within(
+        windlass(state.path())
+            .args(super::OFFLINE_INSTALL)
+            .args(["--json", "--helm"])
+            .arg(helm())
+            .arg(&release),
+    ));
+    assert_eq!(rendered["status"], "completed", "{rendered:#}");
+    let out = PathBuf::from(rendered["out"].as_str().unwrap());
+    let values = out.join("helm/storefront/values.yaml");
+    let text = std::fs::read_to_string(&values).unwrap();
+    std::fs::write(
+        &values,
+        text.replace("from the HelmChart", "edited by hand"),
+    )
+    .unwrap();
+
+    let applied = crate::helm_install::output_within(
+        windlass(state.path())
+            .args([
+                "apply",
+                rendered["install_id"].as_str().unwrap(),
+                "--json",
+                "--helm",
+            ])
+            .arg(helm())
+            .args(["--target", "kube", "--kubeconfig"])
+            .arg(&kubeconfig),
+    );
+    assert!(!applied.status.success(), "{applied:?}");
+    let report: Value = serde_json::from_slice(&applied.stdout).unwrap();
+    assert!(
+        report
+            .to_string()
+            .contains("helm/storefront/values.yaml in ")
+            && report
+                .to_string()
+                .contains("changed since it was rendered: render the install again"),
+        "{report:#}"
+    );
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|request| request.method == "GET"),
+        "nothing was written before the check"
+    );
+    assert!(helm_releases(&kubeconfig).is_empty());
+}
