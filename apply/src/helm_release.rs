@@ -254,6 +254,34 @@ pub fn upgrade_flags(
     })
 }
 
+/// What KOTS adds to `helmUpgradeFlags` holding `--take-ownership`, `--force` or
+/// `--force-replace`: helm 4 applies server-side by default, refuses `--force-replace` with it
+/// ("cannot use server-side apply and force replace together") and meets a field manager conflict
+/// where `--take-ownership` adopts an object another manager applied (KOTS's documented migration
+/// from a `useHelmInstall: false` chart to `kots.io/v1beta2`). windlass passes it before the
+/// flags, and not when the flags choose `--server-side` themselves.
+pub const CLIENT_SIDE_APPLY: &str = "--server-side=false";
+
+/// [`CLIENT_SIDE_APPLY`] when `flags` need it.
+pub fn client_side_apply_for(flags: &[String]) -> Option<&'static str> {
+    let named = |flag: &str, name: &str| {
+        flag == name
+            || flag
+                .strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('='))
+                == Some("true")
+    };
+    let needs = flags.iter().any(|flag| {
+        ["--take-ownership", "--force", "--force-replace"]
+            .iter()
+            .any(|name| named(flag, name))
+    });
+    let chosen = flags
+        .iter()
+        .any(|flag| flag == "--server-side" || flag.starts_with("--server-side="));
+    (needs && !chosen).then_some(CLIENT_SIDE_APPLY)
+}
+
 /// The arguments helm ran `chart` with, as recorded: for a chart whose flags are recorded
 /// redacted, the `upgrade_flags` at their end replaced by the redacted ones.
 fn recorded_arguments(
@@ -305,6 +333,11 @@ pub fn install_chart(
         .iter()
         .map(|(path, bytes, _)| (path.clone(), bytes.clone()))
         .collect();
+    let extra_arguments: Vec<String> = client_side_apply_for(upgrade_flags)
+        .map(str::to_string)
+        .into_iter()
+        .chain(upgrade_flags.iter().cloned())
+        .collect();
     let values_files: &[&str] = if chart.shipped_archive.is_some() {
         &[crate::source::SHIPPED_VALUES]
     } else {
@@ -320,7 +353,7 @@ pub fn install_chart(
         kubeconfig: std::path::Path::new(cluster.kubeconfig),
         kube_context: cluster.context,
         timeout_seconds: cluster.timeout_seconds,
-        extra_arguments: upgrade_flags,
+        extra_arguments: &extra_arguments,
         held_open: cluster.held_open,
     });
     record.elapsed_ms = started.elapsed().as_millis() as u64;
@@ -424,6 +457,37 @@ mod tests {
         let plain = chart("web", None, 0);
         assert_eq!(recorded_arguments(ran.clone(), &plain, &flags), ran);
         assert!(recorded_error(failed(), plain.chart.holds_password, "helm").contains("bad value"));
+    }
+
+    #[test]
+    fn flags_that_need_client_side_apply_get_it_unless_they_choose() {
+        let flags = |list: &[&str]| list.iter().map(|flag| flag.to_string()).collect::<Vec<_>>();
+        for needing in [
+            &["--take-ownership"][..],
+            &["--description", "x", "--force"],
+            &["--force-replace"],
+            &["--force=true"],
+        ] {
+            assert_eq!(
+                client_side_apply_for(&flags(needing)),
+                Some(CLIENT_SIDE_APPLY),
+                "{needing:?}"
+            );
+        }
+        for not_needing in [
+            &[][..],
+            &["--description", "x"],
+            &["--force-conflicts"],
+            &["--force=false"],
+            &["--take-ownership", "--server-side=true"],
+            &["--server-side", "false", "--force-replace"],
+        ] {
+            assert_eq!(
+                client_side_apply_for(&flags(not_needing)),
+                None,
+                "{not_needing:?}"
+            );
+        }
     }
 
     #[test]

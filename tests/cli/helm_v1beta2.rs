@@ -62,8 +62,8 @@ fn release_with_a_v1beta2_chart() -> (tempfile::TempDir, PathBuf) {
     (dir, release)
 }
 
-/// The HelmReleaseInstalled records of `install`, in order.
-fn helm_records(state: &Path, install: &Value, event_type: &str) -> Vec<Value> {
+/// The payloads of the `event_type` facts of `install`, in order.
+fn facts_of(state: &Path, install: &Value, event_type: &str) -> Vec<Value> {
     let events = json(run(windlass(state).args([
         "events",
         install["install_id"].as_str().unwrap(),
@@ -149,7 +149,7 @@ fn a_v1beta2_chart_is_installed_from_its_archive_and_values_in_weight_order_with
     assert_eq!(storefront["namespace"], "default");
 
     // One order for every chart handed to helm: weight -5, 0, 10.
-    let installed = helm_records(state.path(), &install, "HelmReleaseInstalled");
+    let installed = facts_of(state.path(), &install, "HelmReleaseInstalled");
     let order: Vec<&str> = installed
         .iter()
         .map(|record| record["release_name"].as_str().unwrap())
@@ -208,7 +208,7 @@ fn installing_again_upgrades_the_v1beta2_release_and_a_release_without_it_uninst
         .get("v1", "ConfigMap", "default", "storefront-greeting")
         .unwrap();
     assert_eq!(greeting["data"]["greeting"], "from the next release");
-    let installed = helm_records(state.path(), &second, "HelmReleaseInstalled");
+    let installed = facts_of(state.path(), &second, "HelmReleaseInstalled");
     let web = installed
         .iter()
         .find(|record| record["release_name"] == "storefront")
@@ -217,7 +217,7 @@ fn installing_again_upgrades_the_v1beta2_release_and_a_release_without_it_uninst
     let digests: Vec<Value> = [&first, &second]
         .iter()
         .map(|install| {
-            helm_records(state.path(), install, "HelmReleaseInstalled")
+            facts_of(state.path(), install, "HelmReleaseInstalled")
                 .into_iter()
                 .find(|record| record["release_name"] == "storefront")
                 .unwrap()["chart_digest"]
@@ -230,7 +230,7 @@ fn installing_again_upgrades_the_v1beta2_release_and_a_release_without_it_uninst
     std::fs::remove_file(release.join("charts/web-1.2.0.tgz")).unwrap();
     let third = install_with_helm(state.path(), &release, &kubeconfig, &[]);
     assert_eq!(third["status"], "completed", "{third:#}");
-    let uninstalled = helm_records(state.path(), &third, "HelmReleaseUninstalled");
+    let uninstalled = facts_of(state.path(), &third, "HelmReleaseUninstalled");
     assert_eq!(uninstalled.len(), 1, "{uninstalled:#?}");
     assert_eq!(uninstalled[0]["release_name"], "storefront");
     assert_eq!(uninstalled[0]["outcome"], "uninstalled");
@@ -285,7 +285,7 @@ fn the_directory_target_writes_a_v1beta2_chart_as_shipped_with_its_values() {
     .unwrap();
     assert_eq!(values["greeting"], "from the HelmChart");
     assert_eq!(values["pullSecret"], "my-app-registry");
-    let installed = helm_records(state.path(), &install, "HelmReleaseInstalled");
+    let installed = facts_of(state.path(), &install, "HelmReleaseInstalled");
     let web = installed
         .iter()
         .find(|record| record["release_name"] == "storefront")
@@ -348,4 +348,89 @@ fn a_v1beta2_values_file_changed_on_disk_is_refused_before_anything_is_applied()
         "nothing was written before the check"
     );
     assert!(helm_releases(&kubeconfig).is_empty());
+}
+
+/// The chart `tiny` 1.0.0 of the migration: one ConfigMap, annotated `kots.io/keep: "true"` as
+/// KOTS asks of the objects a chart moving to `kots.io/v1beta2` takes over.
+fn kept_tiny_chart() -> Vec<(String, String)> {
+    vec![
+        (
+            "tiny/Chart.yaml".into(),
+            "apiVersion: v2\nname: tiny\nversion: 1.0.0\n".into(),
+        ),
+        ("tiny/values.yaml".into(), "size: small\n".into()),
+        (
+            "tiny/templates/config.yaml".into(),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-config\n  annotations:\n    kots.io/keep: \"true\"\ndata:\n  size: {{ .Values.size }}\n".into(),
+        ),
+    ]
+}
+
+/// KOTS's documented migration of a `useHelmInstall: false` chart (its objects applied by windlass
+/// with the plain manifests) to `kots.io/v1beta2`: `--take-ownership` in `helmUpgradeFlags` and
+/// `kots.io/keep` on the old objects. helm 4 applies server-side by default and then meets a
+/// conflict with windlass's fields; windlass adds `--server-side=false` before such flags, as
+/// KOTS does, so helm adopts the ConfigMap, and the prune keeps it.
+#[test]
+fn a_chart_moving_to_v1beta2_with_take_ownership_adopts_what_windlass_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, kubeconfig) = fake_cluster(dir.path());
+    let state = tempfile::tempdir().unwrap();
+    let (_release_dir, release) = release_with_charts();
+    for dropped in ["kots/shop.yaml", "kots/tiny.yaml", "charts/shop-0.3.0.tgz"] {
+        std::fs::remove_file(release.join(dropped)).unwrap();
+    }
+    std::fs::write(
+        release.join("charts/tiny-1.0.0.tgz"),
+        chart_archive(&kept_tiny_chart()),
+    )
+    .unwrap();
+    std::fs::write(
+        release.join("kots/tiny.yaml"),
+        "apiVersion: kots.io/v1beta1\nkind: HelmChart\nmetadata:\n  name: tiny\nspec:\n  chart:\n    name: tiny\n    chartVersion: 1.0.0\n",
+    )
+    .unwrap();
+    let first = install_with_helm(state.path(), &release, &kubeconfig, &[]);
+    assert_eq!(first["status"], "completed", "{first:#}");
+    let applied = server
+        .get("v1", "ConfigMap", "default", "tiny-config")
+        .expect("windlass applied the chart's ConfigMap with the manifests");
+    assert_eq!(applied["data"]["size"], "small");
+    assert!(helm_releases(&kubeconfig).is_empty());
+
+    std::fs::write(
+        release.join("kots/tiny.yaml"),
+        "apiVersion: kots.io/v1beta2\nkind: HelmChart\nmetadata:\n  name: tiny\nspec:\n  chart:\n    name: tiny\n    chartVersion: 1.0.0\n  values:\n    size: large\n  helmUpgradeFlags: [--take-ownership]\n",
+    )
+    .unwrap();
+    let second = install_with_helm(state.path(), &release, &kubeconfig, &[]);
+    assert_eq!(second["status"], "completed", "{second:#}");
+    let adopted = server
+        .get("v1", "ConfigMap", "default", "tiny-config")
+        .expect("the ConfigMap stays");
+    assert_eq!(adopted["data"]["size"], "large");
+    assert_eq!(adopted["metadata"]["uid"], applied["metadata"]["uid"]);
+    assert_eq!(
+        adopted["metadata"]["annotations"]["meta.helm.sh/release-name"],
+        "tiny"
+    );
+    let installed = facts_of(state.path(), &second, "HelmReleaseInstalled");
+    assert_eq!(installed.len(), 1, "{installed:#?}");
+    let arguments: Vec<&str> = installed[0]["arguments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|argument| argument.as_str().unwrap())
+        .collect();
+    assert!(
+        arguments.ends_with(&["--server-side=false", "--take-ownership"]),
+        "{arguments:?}"
+    );
+    let pruned = facts_of(state.path(), &second, "ObjectPruned");
+    let kept = pruned
+        .iter()
+        .find(|record| record["key"]["name"] == "tiny-config")
+        .unwrap_or_else(|| panic!("{pruned:#?}"));
+    assert_eq!(kept["outcome"], "kept", "{kept:#}");
+    assert_eq!(kept["kept_because"], "keep_annotation", "{kept:#}");
 }
