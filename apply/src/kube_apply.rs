@@ -113,9 +113,9 @@ pub struct KubeApplied {
     pub inventory: Vec<InventoryEntry>,
     /// Counts.
     pub counts: ApplyCounts,
-    /// The app state.
+    /// The app state ([`KubeApply::app_state`], observed after the helm step; `None` until then).
     pub app_state: Option<AppState>,
-    /// Waits that timed out without failing the apply (the app state).
+    /// Notes to show (the app state's waits that timed out, added with it).
     pub notes: Vec<String>,
     /// Every object was found as this install (the previous apply of the same rendering) left
     /// it, compared by the digests it recorded: no rendered file was parsed.
@@ -964,20 +964,17 @@ impl KubeApply<'_> {
         self.finish(applied, counts, &pruned_before).await
     }
 
-    /// What follows the objects: the app state, then the prune against the previous inventory
-    /// (prunes `pruned_before`, recorded by an earlier run of this stage, are not done again).
+    /// What follows the objects: the prune against the previous inventory (prunes
+    /// `pruned_before`, recorded by an earlier run of this stage, are not done again). The app
+    /// state is observed later, once the charts are handed to helm ([`KubeApply::app_state`]).
     async fn finish(
         &self,
         applied: BTreeMap<String, (AppliedObject, InventoryEntry)>,
         mut counts: ApplyCounts,
         pruned_before: &HashMap<String, ObjectPruned>,
     ) -> Result<KubeApplied, StageError> {
-        let mut notes = Vec::new();
-        let app_state = if self.dry_run {
-            None
-        } else {
-            Some(self.observe_app_state(&mut notes).await?)
-        };
+        let notes = Vec::new();
+        let app_state = None;
         let mut inventory: Vec<InventoryEntry> =
             applied.values().map(|(_, entry)| entry.clone()).collect();
         if let Some(previous) = &self.previous {
@@ -2057,6 +2054,19 @@ impl KubeApply<'_> {
 
     /// The app state from the status informers, waited for until ready or the deadline (a
     /// deadline passing is recorded and noted, not a failure: the app is installed, not ready).
+    /// The app state from the status informers, waited for up to the wait deadline (`None` for a
+    /// dry run), with notes on what timed out or could not be watched: the last thing the apply
+    /// does, after the objects, the prune and the charts handed to helm, whose workloads the
+    /// informers often name.
+    pub async fn app_state(&self) -> Result<(Option<AppState>, Vec<String>), StageError> {
+        let mut notes = Vec::new();
+        if self.dry_run {
+            return Ok((None, notes));
+        }
+        let state = self.observe_app_state(&mut notes).await?;
+        Ok((Some(state), notes))
+    }
+
     async fn observe_app_state(&self, notes: &mut Vec<String>) -> Result<AppState, StageError> {
         let mut informers: Vec<health::Informer> = Vec::new();
         // Entries that name nothing windlass can watch: counted as missing (KOTS sends no state

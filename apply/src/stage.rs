@@ -378,9 +378,6 @@ impl Stage for ApplyStage {
                     }
                 };
                 tracing::debug!(elapsed = ?started.elapsed(), "apply: objects applied");
-                for note in &result.notes {
-                    context.progress.note(note);
-                }
                 let installed_before = crate::helm_release::installed_before(
                     context,
                     previous_installer.as_deref(),
@@ -398,12 +395,17 @@ impl Stage for ApplyStage {
                         },
                     )
                     .await?;
+                // Last, once the charts' workloads exist too: the app state.
+                let (app_state, state_notes) = apply.app_state().await?;
+                for note in result.notes.iter().chain(&state_notes) {
+                    context.progress.note(note);
+                }
                 let counts = result.counts.clone();
                 let mut summary = summary(
                     &counts,
                     cluster.server(),
                     self.config.dry_run,
-                    result.app_state,
+                    app_state,
                 );
                 if let Some(installer) = &result.unchanged_since {
                     summary.push_str(&format!(
@@ -421,7 +423,7 @@ impl Stage for ApplyStage {
                         result.inventory
                     },
                     counts,
-                    app_state: result.app_state,
+                    app_state,
                     dry_run: self.config.dry_run,
                     body_version: (!self.config.dry_run).then_some(BODY_VERSION),
                     app_namespace: Some(app_namespace.clone()),

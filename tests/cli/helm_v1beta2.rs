@@ -434,3 +434,49 @@ fn a_chart_moving_to_v1beta2_with_take_ownership_adopts_what_windlass_applied() 
     assert_eq!(kept["outcome"], "kept", "{kept:#}");
     assert_eq!(kept["kept_because"], "keep_annotation", "{kept:#}");
 }
+
+/// The app state is observed once the charts are installed: a status informer naming the
+/// Deployment of the v1beta2 chart finds it (the FAKE API server runs no controller, so it is
+/// `updating` rather than `ready`, and the short deadline passes), where an app state observed
+/// before helm ran would have found it `missing`. The state is the last fact before the stage
+/// completes.
+#[test]
+fn the_app_state_is_observed_after_the_charts_are_installed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, kubeconfig) = fake_cluster(dir.path());
+    let state = tempfile::tempdir().unwrap();
+    let (_release_dir, release) = release_with_a_v1beta2_chart();
+    std::fs::write(
+        release.join("kots-app.yaml"),
+        "apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: my-app\nspec:\n  title: My App\n  statusInformers:\n    - deployment/storefront-web\n",
+    )
+    .unwrap();
+    let install = install_with_helm(
+        state.path(),
+        &release,
+        &kubeconfig,
+        &["--wait-timeout", "2s"],
+    );
+    assert_eq!(install["status"], "completed", "{install:#}");
+    let observed = facts_of(state.path(), &install, "AppStateObserved");
+    assert_eq!(observed.len(), 1, "{observed:#?}");
+    assert_eq!(
+        observed[0]["resources"],
+        serde_json::json!([{"informer": "deployment/storefront-web", "state": "updating"}]),
+        "{observed:#?}"
+    );
+    let events = json(run(windlass(state.path()).args([
+        "events",
+        install["install_id"].as_str().unwrap(),
+        "--json",
+    ])));
+    let types: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["type"].as_str().unwrap())
+        .collect();
+    let state_at = types.iter().position(|kind| *kind == "AppStateObserved");
+    let last_helm = types.iter().rposition(|kind| *kind == "HelmReleaseInstalled");
+    assert!(state_at > last_helm, "{types:?}");
+}

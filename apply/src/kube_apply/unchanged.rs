@@ -148,8 +148,7 @@ impl KubeApply<'_> {
     }
 
     /// Records what [`KubeApply::find_unchanged`] found (the rendered files read and checked
-    /// since), then the waits for CRDs and namespaces, the app state and the prune as
-    /// [`KubeApply::run`] ends.
+    /// since), then the waits for CRDs and namespaces and the prune as [`KubeApply::run`] ends.
     pub async fn record_unchanged(&self, unchanged: Unchanged) -> Result<KubeApplied, StageError> {
         let Unchanged {
             installer,
