@@ -352,7 +352,7 @@ pub enum PruneAction {
 pub enum PruneRefusal {
     /// The new set is empty and the previous one is not.
     #[error(
-        "refusing to prune all {0} objects of the previous install: the new release has no object windlass applies itself (the pull secrets and namespaces windlass provides, and charts helm installs, do not count); pass --allow-empty-prune to delete them"
+        "refusing to prune all {0} objects of the previous install not annotated kots.io/keep: the new release has no object windlass applies itself (the pull secrets and namespaces windlass provides, and charts helm installs, do not count); pass --allow-empty-prune to delete them"
     )]
     EmptySet(usize),
 }
@@ -362,7 +362,8 @@ pub enum PruneRefusal {
 /// or created for an earlier release's.
 /// `release_objects` counts the objects of `current` the release itself rendered (not the pull
 /// secrets and namespaces windlass provides on its own, which every install applies): when it is
-/// 0, pruning is refused unless `allow_empty`. A Namespace that an object of `current` lives in
+/// 0 and something not annotated `kots.io/keep` would be deleted, pruning is refused unless
+/// `allow_empty`. A Namespace that an object of `current` lives in
 /// (`current_namespaces`) is kept, whatever the release says about the Namespace itself.
 pub fn plan_prune(
     previous: &[InventoryEntry],
@@ -376,8 +377,11 @@ pub fn plan_prune(
         .iter()
         .filter(|entry| !current.contains(&entry.key.inventory_id()))
         .collect();
-    if release_objects == 0 && !gone.is_empty() && !allow_empty {
-        return Err(PruneRefusal::EmptySet(gone.len()));
+    // Objects annotated `kots.io/keep` are not deleted, so they alone are no reason to refuse:
+    // KOTS's migration of every manifest into a `kots.io/v1beta2` chart keeps them so.
+    let deleted = gone.iter().filter(|entry| !entry.keep).count();
+    if release_objects == 0 && deleted > 0 && !allow_empty {
+        return Err(PruneRefusal::EmptySet(deleted));
     }
     gone.sort_by(|a, b| {
         (a.deletion_phase, deletion_rank(&a.key.kind), &a.key).cmp(&(
@@ -667,6 +671,25 @@ mod tests {
                 &plan_prune(&previous, &only_the_secret, &BTreeSet::new(), 0, &[], true).unwrap()
             ),
             ["delete ConfigMap/a"]
+        );
+        // Objects annotated kots.io/keep are not deleted: no reason to refuse (KOTS's migration
+        // of every manifest into a kots.io/v1beta2 chart); one that would be deleted still is.
+        let mut kept = entry("", "ConfigMap", Some("default"), "kept");
+        kept.keep = true;
+        let only_kept = plan_prune(
+            std::slice::from_ref(&kept),
+            &BTreeSet::new(),
+            &BTreeSet::new(),
+            0,
+            &[],
+            false,
+        )
+        .unwrap();
+        assert_eq!(pruned(&only_kept), ["keep ConfigMap/kept KeepAnnotation"]);
+        let previous = vec![kept, entry("", "ConfigMap", Some("default"), "a")];
+        assert_eq!(
+            plan_prune(&previous, &BTreeSet::new(), &BTreeSet::new(), 0, &[], false).unwrap_err(),
+            PruneRefusal::EmptySet(1)
         );
     }
 }
