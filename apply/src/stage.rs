@@ -401,12 +401,8 @@ impl Stage for ApplyStage {
                     context.progress.note(note);
                 }
                 let counts = result.counts.clone();
-                let mut summary = summary(
-                    &counts,
-                    cluster.server(),
-                    self.config.dry_run,
-                    app_state,
-                );
+                let mut summary =
+                    summary(&counts, cluster.server(), self.config.dry_run, app_state);
                 if let Some(installer) = &result.unchanged_since {
                     summary.push_str(&format!(
                         "; every rendered file as install {installer} applied it and every object as it left it: compared by recorded digest, nothing parsed"

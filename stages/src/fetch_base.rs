@@ -212,12 +212,15 @@ impl Stage for FetchBase {
             )
             .map_err(StageError::invalid_input)?;
             tracing::debug!(charts = charts.len(), elapsed = ?clock.elapsed(), "rendered the HelmCharts");
+            // Something to install: a v1beta1 chart's objects, or a v1beta2 chart (installed
+            // as shipped by helm: a release of nothing else is a KOTS app too).
             let chart_objects = charts.iter().any(|chart| {
                 crate::helm_charts::joins_common_base(chart)
                     && chart
                         .documents
                         .iter()
                         .any(|document| document.class == DocumentClass::KubernetesObject)
+                    || crate::helm_charts::installed_as_shipped(chart)
             });
             if !chart_objects {
                 check_has_kubernetes_objects(&release)?;

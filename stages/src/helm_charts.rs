@@ -384,6 +384,12 @@ pub fn joins_common_base(render: &ChartRender) -> bool {
     render.record.api_version == "kots.io/v1beta1" && !render.record.excluded
 }
 
+/// Whether `render` is a `kots.io/v1beta2` chart that is not excluded: one the apply stage
+/// installs as shipped, with helm.
+pub fn installed_as_shipped(render: &ChartRender) -> bool {
+    render.record.api_version == "kots.io/v1beta2" && !render.record.excluded
+}
+
 /// What `fetch_base`'s summary says of the HelmCharts: each one rendered (or excluded), with the
 /// documents it added to the base.
 pub fn summary(
