@@ -264,12 +264,13 @@ pub const CLIENT_SIDE_APPLY: &str = "--server-side=false";
 
 /// [`CLIENT_SIDE_APPLY`] when `flags` need it.
 pub fn client_side_apply_for(flags: &[String]) -> Option<&'static str> {
+    // helm reads a boolean flag's value as Go's strconv.ParseBool does.
     let named = |flag: &str, name: &str| {
         flag == name
             || flag
                 .strip_prefix(name)
                 .and_then(|rest| rest.strip_prefix('='))
-                == Some("true")
+                .is_some_and(|value| ["1", "t", "T", "true", "TRUE", "True"].contains(&value))
     };
     let needs = flags.iter().any(|flag| {
         ["--take-ownership", "--force", "--force-replace"]
@@ -280,6 +281,16 @@ pub fn client_side_apply_for(flags: &[String]) -> Option<&'static str> {
         .iter()
         .any(|flag| flag == "--server-side" || flag.starts_with("--server-side="));
     (needs && !chosen).then_some(CLIENT_SIDE_APPLY)
+}
+
+/// What helm gets after windlass's own arguments: [`client_side_apply_for`] the flags, then
+/// the flags.
+fn after_windlass_arguments(upgrade_flags: &[String]) -> Vec<String> {
+    client_side_apply_for(upgrade_flags)
+        .map(str::to_string)
+        .into_iter()
+        .chain(upgrade_flags.iter().cloned())
+        .collect()
 }
 
 /// The arguments helm ran `chart` with, as recorded: for a chart whose flags are recorded
@@ -333,11 +344,7 @@ pub fn install_chart(
         .iter()
         .map(|(path, bytes, _)| (path.clone(), bytes.clone()))
         .collect();
-    let extra_arguments: Vec<String> = client_side_apply_for(upgrade_flags)
-        .map(str::to_string)
-        .into_iter()
-        .chain(upgrade_flags.iter().cloned())
-        .collect();
+    let extra_arguments = after_windlass_arguments(upgrade_flags);
     let values_files: &[&str] = if chart.shipped_archive.is_some() {
         &[crate::source::SHIPPED_VALUES]
     } else {
@@ -460,6 +467,41 @@ mod tests {
     }
 
     #[test]
+    fn the_client_side_flag_is_recorded_as_passed_before_the_redacted_flags() {
+        let mut holding = chart("db", None, 0);
+        holding.chart.holds_password = true;
+        holding.chart.helm_upgrade_flags = vec![
+            "--take-ownership".into(),
+            "--description".into(),
+            "<redacted>".into(),
+        ];
+        holding.chart.helm_upgrade_flags_fingerprint = Some("fp1:0123".into());
+        let flags = [
+            "--take-ownership".to_string(),
+            "--description".to_string(),
+            "pw-s3cret".to_string(),
+        ];
+        let ran: Vec<String> = ["upgrade", "--install", "db", "chart"]
+            .iter()
+            .map(|argument| argument.to_string())
+            .chain(after_windlass_arguments(&flags))
+            .collect();
+        assert_eq!(
+            recorded_arguments(ran, &holding, &flags),
+            [
+                "upgrade",
+                "--install",
+                "db",
+                "chart",
+                "--server-side=false",
+                "--take-ownership",
+                "--description",
+                "<redacted>"
+            ]
+        );
+    }
+
+    #[test]
     fn flags_that_need_client_side_apply_get_it_unless_they_choose() {
         let flags = |list: &[&str]| list.iter().map(|flag| flag.to_string()).collect::<Vec<_>>();
         for needing in [
@@ -467,6 +509,8 @@ mod tests {
             &["--description", "x", "--force"],
             &["--force-replace"],
             &["--force=true"],
+            &["--take-ownership=1"],
+            &["--take-ownership=T"],
         ] {
             assert_eq!(
                 client_side_apply_for(&flags(needing)),
@@ -479,6 +523,7 @@ mod tests {
             &["--description", "x"],
             &["--force-conflicts"],
             &["--force=false"],
+            &["--take-ownership=0"],
             &["--take-ownership", "--server-side=true"],
             &["--server-side", "false", "--force-replace"],
         ] {

@@ -271,6 +271,21 @@ impl HelmTool {
         &self,
         request: &UpgradeRequest<'_>,
     ) -> Result<UpgradeOutput, HelmError> {
+        let among_files = |what: &str, named: &str| {
+            if request.files.iter().any(|(path, _)| path == named) {
+                Ok(())
+            } else {
+                Err(HelmError::Prepare(format!(
+                    "the {what} {named:?} is not among the chart's files"
+                )))
+            }
+        };
+        if let Some(archive) = request.archive {
+            among_files("chart archive", archive)?;
+        }
+        for values in request.values_files {
+            among_files("values file", values)?;
+        }
         let work = scratch()?;
         let prepare = |error: std::io::Error| HelmError::Prepare(error.to_string());
         let chart = work.path().join("chart");
@@ -303,19 +318,7 @@ impl HelmTool {
             format!("{}s", request.timeout_seconds.max(1)),
         ];
         for values in request.values_files {
-            if !request.files.iter().any(|(path, _)| path == values) {
-                return Err(HelmError::Prepare(format!(
-                    "the values file {values:?} is not among the chart's files"
-                )));
-            }
             arguments.extend(["--values".to_string(), in_chart(values)]);
-        }
-        if let Some(archive) = request.archive
-            && !request.files.iter().any(|(path, _)| path == archive)
-        {
-            return Err(HelmError::Prepare(format!(
-                "the chart archive {archive:?} is not among the chart's files"
-            )));
         }
         arguments.extend(kube_context_arguments(request.kube_context));
         arguments.extend(request.extra_arguments.iter().cloned());
@@ -570,5 +573,46 @@ mod tests {
         let dir = scratch().unwrap();
         let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+    }
+
+    #[test]
+    fn an_archive_or_values_file_not_among_the_files_is_refused_before_helm_runs() {
+        // No helm exists at this path: a refusal comes before it would be started.
+        let tool = HelmTool::new(PathBuf::from("/nonexistent/helm"));
+        let files = vec![("web-1.0.0.tgz".to_string(), b"archive".to_vec())];
+        let request = |archive: Option<&'static str>, values_files: &'static [&'static str]| {
+            let files = files.clone();
+            move |tool: &HelmTool| {
+                tool.upgrade_install(&UpgradeRequest {
+                    release_name: "web",
+                    namespace: "default",
+                    files: &files,
+                    archive,
+                    values_files,
+                    kubeconfig: Path::new("/nonexistent/kubeconfig"),
+                    kube_context: None,
+                    timeout_seconds: 60,
+                    extra_arguments: &[],
+                    held_open: None,
+                })
+            }
+        };
+        let refused = |result: Result<UpgradeOutput, HelmError>| match result {
+            Err(HelmError::Prepare(message)) => message,
+            other => panic!("not refused: {other:?}"),
+        };
+        assert!(
+            refused(request(Some("web-2.0.0.tgz"), &[])(&tool))
+                .contains("the chart archive \"web-2.0.0.tgz\" is not among the chart's files")
+        );
+        assert!(
+            refused(request(Some("web-1.0.0.tgz"), &["values.yaml"])(&tool))
+                .contains("the values file \"values.yaml\" is not among the chart's files")
+        );
+        // Both present: it goes on, to the helm that is not there.
+        assert!(!matches!(
+            request(Some("web-1.0.0.tgz"), &[])(&tool),
+            Err(HelmError::Prepare(_))
+        ));
     }
 }

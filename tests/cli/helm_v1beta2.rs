@@ -486,3 +486,143 @@ fn the_app_state_is_observed_after_the_charts_are_installed() {
         .rposition(|kind| *kind == "HelmReleaseInstalled");
     assert!(state_at > last_helm, "{types:?}");
 }
+
+/// `windlass apply INSTALL_ID` installs the v1beta2 chart of an install rendered earlier, with the
+/// helm `--helm` names (a helm that is not there fails naming it; the real one installs).
+#[test]
+fn windlass_apply_installs_a_rendered_v1beta2_chart_with_the_helm_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, kubeconfig) = fake_cluster(dir.path());
+    let state = tempfile::tempdir().unwrap();
+    let (_release_dir, release) = release_with_a_v1beta2_chart();
+    let rendered = json(crate::helm_install::output_within(
+        windlass(state.path())
+            .args(super::OFFLINE_INSTALL)
+            .args(["--json", "--helm"])
+            .arg(helm())
+            .arg(&release),
+    ));
+    assert_eq!(rendered["status"], "completed", "{rendered:#}");
+    let apply = |helm: &Path| {
+        crate::helm_install::output_within(
+            windlass(state.path())
+                .args([
+                    "apply",
+                    rendered["install_id"].as_str().unwrap(),
+                    "--json",
+                    "--helm",
+                ])
+                .arg(helm)
+                .args(["--target", "kube", "--kubeconfig"])
+                .arg(&kubeconfig),
+        )
+    };
+    let missing = apply(Path::new("/nonexistent/helm"));
+    assert!(!missing.status.success(), "{missing:?}");
+    let report = String::from_utf8_lossy(&missing.stdout);
+    assert!(report.contains("/nonexistent/helm"), "{report}");
+    assert!(helm_releases(&kubeconfig).is_empty());
+
+    let applied = json(apply(&helm()));
+    assert_eq!(applied["status"], "completed", "{applied:#}");
+    assert!(
+        server
+            .get("apps/v1", "Deployment", "default", "storefront-web")
+            .is_some()
+    );
+    let installed = facts_of(state.path(), &applied, "HelmReleaseInstalled");
+    let storefront = installed
+        .iter()
+        .find(|record| record["release_name"] == "storefront")
+        .unwrap_or_else(|| panic!("{installed:#?}"));
+    assert_eq!(storefront["outcome"], "installed", "{storefront:#}");
+}
+
+/// A release holding both a `useHelmInstall: true` chart and a `kots.io/v1beta2` chart of the
+/// same release name: the v1beta1 one is set aside (KOTS's `FilterV1Beta1ChartsWithV1Beta2Charts`),
+/// so helm gets the release once, from `helm/first/`.
+#[test]
+fn a_v1beta1_chart_a_v1beta2_chart_supersedes_is_not_installed_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, kubeconfig) = fake_cluster(dir.path());
+    let state = tempfile::tempdir().unwrap();
+    let (_release_dir, release) = release_with_charts();
+    std::fs::write(
+        release.join("kots/tiny-v2.yaml"),
+        "apiVersion: kots.io/v1beta2\nkind: HelmChart\nmetadata:\n  name: tiny-v2\nspec:\n  chart:\n    name: tiny\n    chartVersion: 1.0.0\n  releaseName: first\n  weight: -5\n",
+    )
+    .unwrap();
+    let install = install_with_helm(state.path(), &release, &kubeconfig, &[]);
+    assert_eq!(install["status"], "completed", "{install:#}");
+    let installed = facts_of(state.path(), &install, "HelmReleaseInstalled");
+    let first: Vec<&Value> = installed
+        .iter()
+        .filter(|record| record["release_name"] == "first")
+        .collect();
+    assert_eq!(first.len(), 1, "{installed:#?}");
+    assert_eq!(first[0]["helm_chart"], "tiny-v2");
+    assert_eq!(first[0]["chart_dir"], "helm/first");
+}
+
+/// A v1beta2 chart with `spec.namespace` is installed there; `--dry-run` hands nothing to helm
+/// and records the chart `not_run_dry_run`; a later release that excludes it
+/// (`spec.exclude: true`) uninstalls it.
+#[test]
+fn a_v1beta2_chart_goes_to_its_namespace_is_not_run_in_a_dry_run_and_is_uninstalled_once_excluded()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let (server, kubeconfig) = fake_cluster(dir.path());
+    server
+        .apply_as(
+            "setup",
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shopfront"}}),
+            true,
+        )
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let (_release_dir, release) = release_with_a_v1beta2_chart();
+    let in_namespace = |exclude: &str| {
+        web_helm_chart("from the HelmChart").replace(
+            "  releaseName: storefront\n",
+            &format!("  releaseName: storefront\n  namespace: shopfront\n  exclude: {exclude}\n"),
+        )
+    };
+    std::fs::write(release.join("kots/web.yaml"), in_namespace("false")).unwrap();
+
+    let dry = install_with_helm(state.path(), &release, &kubeconfig, &["--dry-run"]);
+    assert_eq!(dry["status"], "completed", "{dry:#}");
+    let recorded = facts_of(state.path(), &dry, "HelmReleaseInstalled");
+    let storefront = recorded
+        .iter()
+        .find(|record| record["release_name"] == "storefront")
+        .unwrap_or_else(|| panic!("{recorded:#?}"));
+    assert_eq!(storefront["outcome"], "not_run_dry_run", "{storefront:#}");
+    assert_eq!(storefront["namespace"], "shopfront");
+    assert!(helm_releases(&kubeconfig).is_empty());
+
+    let install = install_with_helm(state.path(), &release, &kubeconfig, &[]);
+    assert_eq!(install["status"], "completed", "{install:#}");
+    assert!(
+        server
+            .get("apps/v1", "Deployment", "shopfront", "storefront-web")
+            .is_some()
+    );
+    assert!(
+        helm_releases(&kubeconfig)
+            .iter()
+            .any(|release| release["name"] == "storefront" && release["namespace"] == "shopfront")
+    );
+
+    std::fs::write(release.join("kots/web.yaml"), in_namespace("true")).unwrap();
+    let excluded = install_with_helm(state.path(), &release, &kubeconfig, &[]);
+    assert_eq!(excluded["status"], "completed", "{excluded:#}");
+    let uninstalled = facts_of(state.path(), &excluded, "HelmReleaseUninstalled");
+    assert_eq!(uninstalled.len(), 1, "{uninstalled:#?}");
+    assert_eq!(uninstalled[0]["release_name"], "storefront");
+    assert_eq!(uninstalled[0]["namespace"], "shopfront");
+    assert!(
+        server
+            .get("apps/v1", "Deployment", "shopfront", "storefront-web")
+            .is_none()
+    );
+}
