@@ -34,7 +34,8 @@ pub const DIR_MARKER: &str = ".windlass-target";
 /// of a checkout the target is (a directory, or the file of a worktree or submodule).
 pub const KEPT_GIT: &str = ".git";
 
-/// The directory the `useHelmInstall: true` charts are written under.
+/// The directory the charts handed to helm (`useHelmInstall: true`, `kots.io/v1beta2`) are
+/// written under.
 const CHARTS: &str = "charts";
 
 /// How many unexpected entries a refusal names before it only counts the rest.

@@ -23,7 +23,7 @@
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use windlass_engine::{StageContext, StageError};
 use windlass_helm::{HelmTool, ReleaseRequest, UninstallOutcome, UpgradeRequest};
@@ -283,6 +283,55 @@ pub fn client_side_apply_for(flags: &[String]) -> Option<&'static str> {
     (needs && !chosen).then_some(CLIENT_SIDE_APPLY)
 }
 
+/// The deadline the last `--timeout` of `flags` gives helm (`--timeout 30m`, `--timeout=1h30m`),
+/// read as Go's `time.ParseDuration` reads it; `None` when there is none or it does not read.
+pub fn flags_timeout(flags: &[String]) -> Option<Duration> {
+    let mut last = None;
+    let mut flags = flags.iter();
+    while let Some(flag) = flags.next() {
+        let value = match flag.strip_prefix("--timeout") {
+            Some("") => flags.next().map(String::as_str),
+            Some(rest) => rest.strip_prefix('='),
+            None => None,
+        };
+        if let Some(value) = value {
+            last = go_duration(value);
+        }
+    }
+    last
+}
+
+/// A Go duration (`90s`, `10m`, `1h30m`, `1.5h`, `500ms`): numbers, each with a unit.
+fn go_duration(text: &str) -> Option<Duration> {
+    let mut total = 0f64;
+    let mut rest = text;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|end| *end > 0)?;
+        let number: f64 = rest[..number_end].parse().ok()?;
+        rest = &rest[number_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_end] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        total += number * seconds;
+        rest = &rest[unit_end..];
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
 /// What helm gets after windlass's own arguments: [`client_side_apply_for`] the flags, then
 /// the flags.
 fn after_windlass_arguments(upgrade_flags: &[String]) -> Vec<String> {
@@ -499,6 +548,32 @@ mod tests {
                 "<redacted>"
             ]
         );
+    }
+
+    #[test]
+    fn the_last_timeout_of_the_flags_reads_as_go_reads_a_duration() {
+        let flags = |list: &[&str]| list.iter().map(|flag| flag.to_string()).collect::<Vec<_>>();
+        let minutes = |m: u64| Some(Duration::from_secs(m * 60));
+        assert_eq!(flags_timeout(&flags(&["--timeout", "30m"])), minutes(30));
+        assert_eq!(flags_timeout(&flags(&["--timeout=1h30m"])), minutes(90));
+        assert_eq!(flags_timeout(&flags(&["--timeout=1.5h"])), minutes(90));
+        assert_eq!(
+            flags_timeout(&flags(&["--timeout=10m", "--wait", "--timeout", "2h"])),
+            minutes(120)
+        );
+        assert_eq!(
+            flags_timeout(&flags(&["--timeout=90s"])),
+            Some(Duration::from_secs(90))
+        );
+        for none in [
+            &["--description", "x"][..],
+            &["--timeout"],
+            &["--timeout=soon"],
+            &["--timeout=10"],
+            &["--timeouts=10m"],
+        ] {
+            assert_eq!(flags_timeout(&flags(none)), None, "{none:?}");
+        }
     }
 
     #[test]

@@ -244,7 +244,16 @@ impl HelmOnCluster {
     ) -> Result<(HelmReleaseInstalled, bool), StageError> {
         let (chart, upgrade_flags, namespace) =
             (chart.clone(), upgrade_flags.to_vec(), namespace.to_string());
-        self.run(lock, move |tool, version, cluster| {
+        // A `--timeout` of the chart's own flags longer than the wait deadline is helm's deadline
+        // then (the last one given wins): the process gets it and a minute more, as above.
+        let mut helm = self.clone();
+        if let Some(flagged) = crate::helm_release::flags_timeout(&upgrade_flags) {
+            helm.tool.timeout = helm
+                .tool
+                .timeout
+                .max(flagged.saturating_add(Duration::from_secs(60)));
+        }
+        helm.run(lock, move |tool, version, cluster| {
             crate::helm_release::install_chart(
                 tool,
                 version,

@@ -1,6 +1,6 @@
 //! What an apply to a cluster prunes against: the inventory of the newest completed apply of the
 //! same app into the same namespace of the same cluster ([`previous_apply`]), plus the objects
-//! (and `useHelmInstall` releases) that applies which never completed (refused objects, a failed
+//! (and releases of charts handed to helm) that applies which never completed (refused objects, a failed
 //! wait or chart, a kill) applied since then ([`unfinished_applies`]). Without the second part,
 //! an object created by a failed apply and dropped by the next release would stay in the cluster
 //! for ever: no inventory lists it. That includes objects such an apply sent and never heard
@@ -196,7 +196,7 @@ pub struct Unfinished {
     /// then the objects they only sent; each with the digests of its sends (`ObjectsSending`)
     /// that no recorded answer covers (`sent_digests`; an object never answered has no uid).
     pub objects: Vec<InventoryEntry>,
-    /// The `useHelmInstall` releases they recorded as installed, with the install that did,
+    /// The releases of charts handed to helm (`useHelmInstall: true`, `kots.io/v1beta2`) they recorded as installed, with the install that did,
     /// newest record per release and namespace.
     pub helm_releases: Vec<(String, HelmReleaseInstalled)>,
     /// Where the records that did not decode sit in the log (what they name is not known).

@@ -58,7 +58,7 @@ pub struct ApplyConfig {
     pub allow_empty_prune: bool,
     /// Apply the rendered output of this (completed) install instead of the input stages'.
     pub source_install: Option<String>,
-    /// The helm (Helm 4) that installs `useHelmInstall: true` charts; default: `$WINDLASS_HELM`,
+    /// The helm (Helm 4) that installs `useHelmInstall: true` and `kots.io/v1beta2` charts; default: `$WINDLASS_HELM`,
     /// else `tools/bin/helm` beside the binary's directory, else `helm` on PATH.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub helm: Option<std::path::PathBuf>,

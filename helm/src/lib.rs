@@ -153,7 +153,8 @@ impl ChartToRender {
         })
     }
 
-    /// Whether this is a `kots.io/v1beta2` HelmChart (never patched, only reported).
+    /// Whether this is a `kots.io/v1beta2` HelmChart (never patched: its images are reported, and
+    /// the apply stage installs it as shipped).
     pub fn is_v1beta2(&self) -> bool {
         self.api_version == "kots.io/v1beta2"
     }
