@@ -34,7 +34,8 @@ pub const APPLY_COMPLETED: &str = "ApplyCompleted";
 pub const APPLY_STARTED: &str = "ApplyStarted";
 
 /// `ObjectDeletedToRecreate`: one object deleted because a field that cannot change did, and the
-/// object asked (`windlass.io/recreate-on-immutable`) to be created again.
+/// object asked (`windlass.io/recreate-on-immutable`) to be created again, or is a Job finished as
+/// its hook delete policy says (see `hook_jobs`).
 pub const OBJECT_DELETED_TO_RECREATE: &str = "ObjectDeletedToRecreate";
 
 /// `HelmReleaseInstalled`: one chart handed to helm (`useHelmInstall: true`, `kots.io/v1beta2`)
@@ -316,7 +317,8 @@ pub struct ObjectDeletedToRecreate {
     /// Its resourceVersion when it was last read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_version: Option<String>,
-    /// The server's refusal that made the recreate necessary.
+    /// The server's refusal that made the recreate necessary (for a finished hook Job, followed
+    /// by `(a finished hook Job: <how it finished and its policy>)`).
     pub refusal: String,
 }
 

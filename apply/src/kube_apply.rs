@@ -11,7 +11,8 @@
 //! evidence (the other manager, the field), a result equal to the live object means unchanged;
 //! otherwise the object is applied with `force`. A missing object is applied at once (nothing can
 //! conflict). Immutable-field refusals recreate the object only when it is annotated
-//! [`RECREATE_ANNOTATION`]`: "true"`; other refusals fail that object, naming it and its file.
+//! [`RECREATE_ANNOTATION`]`: "true"`, or is a Job finished as its hook delete policy says
+//! ([`crate::hook_jobs`]); other refusals fail that object, naming it and its file.
 //!
 //! Every object carries [`OWNER_ANNOTATION`] naming the app and [`DIGEST_ANNOTATION`]. Results are
 //! recorded in batches as the server answers ([`crate::events::ObjectsApplied`]); a resumed apply
@@ -1505,6 +1506,9 @@ impl KubeApply<'_> {
             record.error = Some(redact(&api_error(key, file, failure)));
             Ok(record)
         };
+        // Besides its own annotation, why an object may be deleted and created again when a
+        // field of it that cannot change did: a Job finished as its hook delete policy says.
+        let mut finished_hook: Option<String> = None;
         if let Some(live) = live {
             record.outcome = ApplyOutcome::Configured;
             if let Some(seen) = live
@@ -1518,6 +1522,7 @@ impl KubeApply<'_> {
                 return Ok(record);
             }
             let mut live = live.into_value()?;
+            finished_hook = crate::hook_jobs::finished_as_its_policy_says(&object.body, &live);
             record.uid = meta(&live, "uid");
             record.resource_version = meta(&live, "resourceVersion");
             // (The pull secrets windlass provides are exempt: with --kots-compat every app
@@ -1608,7 +1613,9 @@ impl KubeApply<'_> {
                 Err(failure) if failure.is_immutable_field() && self.dry_run => {
                     // What the real apply would meet: a delete and a create when the object
                     // allows it, else the refusal.
-                    if annotation_of(&object.body, RECREATE_ANNOTATION) == Some("true") {
+                    if annotation_of(&object.body, RECREATE_ANNOTATION) == Some("true")
+                        || finished_hook.is_some()
+                    {
                         record.recreated = true;
                         return Ok(record);
                     }
@@ -1634,7 +1641,8 @@ impl KubeApply<'_> {
             }
             Err(failure)
                 if failure.is_immutable_field()
-                    && annotation_of(&object.body, RECREATE_ANNOTATION) == Some("true")
+                    && (annotation_of(&object.body, RECREATE_ANNOTATION) == Some("true")
+                        || finished_hook.is_some())
                     && !self.dry_run =>
             {
                 let uid = record.uid.clone().unwrap_or_default();
@@ -1648,7 +1656,10 @@ impl KubeApply<'_> {
                     file: file.clone(),
                     uid: uid.clone(),
                     resource_version: record.resource_version.clone(),
-                    refusal: redact(&failure.to_string()),
+                    refusal: redact(&match &finished_hook {
+                        Some(why) => format!("{failure} (a finished hook Job: {why})"),
+                        None => failure.to_string(),
+                    }),
                 };
                 let recorded = match Fact::of(&deleted) {
                     Ok(fact) => self

@@ -5,6 +5,7 @@
 
 mod apply;
 mod apply_guards;
+mod apply_hook_jobs;
 mod apply_instances;
 mod apply_kube;
 mod apply_kubeconfig;
