@@ -19,7 +19,7 @@ pub mod health;
 pub mod helm_pending;
 pub mod helm_release;
 mod helm_step;
-mod hook_jobs;
+pub mod hook_jobs;
 pub mod kube_apply;
 pub mod order;
 pub mod prune_candidates;
