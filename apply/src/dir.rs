@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use windlass_stages::output::{OutputDir, OutputError, fit_file_name};
 
-use crate::order::PlannedObject;
+use crate::order::{ObjectKey, PlannedObject, Step};
 
 /// The marker file in every directory target windlass wrote: it lists what windlass wrote there.
 pub const DIR_MARKER: &str = ".windlass-target";
@@ -375,6 +375,51 @@ fn unexpected_entries(path: &Path, owned: &Owned) -> Result<Vec<String>, DirTarg
     }
     unexpected.sort();
     Ok(unexpected)
+}
+
+/// Annotations on a Namespace the directory target writes for `additionalNamespaces`, so that a
+/// GitOps tool creates it but never deletes it (Flux, Argo CD, kapp), as windlass's own prune
+/// never deletes a namespace listed there: it may hold what others put in it.
+pub const NEVER_PRUNED: [(&str, &str); 3] = [
+    ("kustomize.toolkit.fluxcd.io/prune", "disabled"),
+    ("argocd.argoproj.io/sync-options", "Prune=false"),
+    ("kapp.k14s.io/delete-strategy", "orphan"),
+];
+
+/// Puts first in `planned` (the objects in apply order) the Namespace of each of `names` (the
+/// app's `additionalNamespaces`; `"*"` names none), in name order: the release's own Namespace of
+/// that name, moved ahead, else one windlass writes, annotated [`NEVER_PRUNED`]. The pull secrets
+/// the directory target writes into them need them to exist (the kube target creates them, when
+/// missing, before anything else).
+pub fn additional_namespaces_first(names: &[String], planned: &mut Vec<PlannedObject>) {
+    let mut names: Vec<&String> = names.iter().filter(|name| *name != "*").collect();
+    names.sort();
+    names.dedup();
+    let mut first = Vec::with_capacity(names.len());
+    for name in names {
+        let key = ObjectKey::namespace(name);
+        if let Some(at) = planned.iter().position(|object| object.key == key) {
+            first.push(planned.remove(at));
+            continue;
+        }
+        let annotations: serde_json::Map<String, serde_json::Value> = NEVER_PRUNED
+            .iter()
+            .map(|(name, value)| (name.to_string(), serde_json::Value::from(*value)))
+            .collect();
+        first.push(PlannedObject {
+            file: "additionalNamespaces".into(),
+            object: serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": key.name, "annotations": annotations},
+            }),
+            key,
+            step: Step::PullSecrets,
+            creation_phase: i64::MIN,
+            index: 0,
+        });
+    }
+    planned.splice(0..0, first);
 }
 
 /// Writes `objects` (already in apply order) into `path`, and each of `charts` under its

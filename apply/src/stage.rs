@@ -153,7 +153,11 @@ impl Stage for ApplyStage {
         match &self.target {
             Target::None => unreachable!("handled above"),
             Target::Dir(path) => {
-                let planned = plan(&mut source, &app_namespace)?;
+                let mut planned = plan(&mut source, &app_namespace)?;
+                crate::dir::additional_namespaces_first(
+                    &additional_namespaces(&source),
+                    &mut planned,
+                );
                 let charts: Vec<crate::dir::ChartFiles<'_>> = source
                     .helm_charts
                     .iter()
@@ -323,14 +327,7 @@ impl Stage for ApplyStage {
                     .as_ref()
                     .map(|previous| previous.installer.clone());
                 let namespaces = source.secret_namespaces.clone();
-                let mut additional = source.additional_namespaces.clone();
-                if let Some(namespaces) = &namespaces {
-                    for name in &namespaces.additional {
-                        if !additional.contains(name) {
-                            additional.push(name.clone());
-                        }
-                    }
-                }
+                let additional = additional_namespaces(&source);
                 let every_namespace = namespaces
                     .as_ref()
                     .is_some_and(|namespaces| namespaces.every_namespace)
@@ -479,6 +476,20 @@ async fn after_files<T>(
 
 /// The rendered objects of `source`, parsed and in apply order (moved out of `source`, not
 /// copied: a thousand objects).
+/// The namespaces the pull secrets go to besides the app namespace: the Application's
+/// `additionalNamespaces` as written (`"*"` included), then those `provision_secrets` recorded.
+fn additional_namespaces(source: &ApplySource) -> Vec<String> {
+    let mut additional = source.additional_namespaces.clone();
+    if let Some(namespaces) = &source.secret_namespaces {
+        for name in &namespaces.additional {
+            if !additional.contains(name) {
+                additional.push(name.clone());
+            }
+        }
+    }
+    additional
+}
+
 fn plan(source: &mut ApplySource, app_namespace: &str) -> Result<Vec<PlannedObject>, StageError> {
     source.parse_objects()?;
     let pull_secrets = &source.pull_secrets;

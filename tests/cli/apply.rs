@@ -451,3 +451,76 @@ fn a_dir_target_that_is_a_symbolic_link_is_refused_on_the_command_line() {
         "nothing was rendered"
     );
 }
+
+/// With `additionalNamespaces`, the directory target writes each listed namespace first, before the
+/// pull secrets windlass writes into them (`"*"` names none): the release's own Namespace moved
+/// ahead, else one annotated so that Flux, Argo CD and kapp create it but never prune it.
+#[test]
+fn target_dir_writes_the_additional_namespaces_first_never_to_be_pruned() {
+    let state = tempfile::tempdir().unwrap();
+    let gitops = tempfile::tempdir().unwrap();
+    let target = gitops.path().join("gitops");
+    let release = crate::apply_kube::release(
+        &[
+            ("web.yaml", &crate::apply_kube::configmap("web", "1")),
+            (
+                "tools.yaml",
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: tools\n",
+            ),
+        ],
+        "  additionalNamespaces:\n    - reports\n    - tools\n    - \"*\"\n",
+    );
+    let install = json(run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--json")
+        .arg(release.path())
+        .arg("--target")
+        .arg(format!("dir:{}", target.display()))));
+    assert_eq!(install["status"], "completed", "{install:#}");
+    let files = listing(&target);
+    assert_eq!(
+        files[1..4],
+        [
+            "0001-namespace-reports.yaml",
+            "0002-namespace-tools.yaml",
+            "0003-secret-my-app-registry.yaml"
+        ],
+        "{files:?}"
+    );
+    assert_eq!(
+        files
+            .iter()
+            .filter(|file| file.contains("-namespace-"))
+            .count(),
+        2,
+        "the release's own tools once: {files:?}"
+    );
+    let tools = std::fs::read_to_string(target.join("0002-namespace-tools.yaml")).unwrap();
+    assert!(
+        !tools.contains("annotations"),
+        "the release's object: {tools}"
+    );
+    let reports: serde_json::Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(target.join("0001-namespace-reports.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        reports["metadata"]["annotations"],
+        serde_json::json!({
+            "kustomize.toolkit.fluxcd.io/prune": "disabled",
+            "argocd.argoproj.io/sync-options": "Prune=false",
+            "kapp.k14s.io/delete-strategy": "orphan",
+        }),
+        "{reports:#}"
+    );
+    let secret_in_reports = files
+        .iter()
+        .position(|file| {
+            file.contains("-secret-")
+                && std::fs::read_to_string(target.join(file))
+                    .unwrap()
+                    .contains("namespace: reports")
+        })
+        .expect("the pull secret is written into reports");
+    assert!(secret_in_reports > 1, "{files:?}");
+}
