@@ -103,6 +103,7 @@ pub fn run(global: &GlobalArgs, args: &ImagesArgs) -> CliResult {
             recorded: None,
             parsed_cache: None,
             holds_password: &|file| templates.holds_password(file),
+            excluded: &|_, _, _| {},
         },
     )
     .map_err(|error| invalid(anyhow!(error)))?;

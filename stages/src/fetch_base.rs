@@ -208,6 +208,9 @@ impl Stage for FetchBase {
                         .map(|records| (records, &read_blob as &crate::helm_charts::ReadBlob)),
                     parsed_cache: Some(&parsed_cache),
                     holds_password: &|file| templates.holds_password(file),
+                    excluded: &|file, index, annotation| {
+                        templates.excluded(file, index, annotation);
+                    },
                 },
             )
             .map_err(StageError::invalid_input)?;

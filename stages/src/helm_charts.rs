@@ -64,6 +64,9 @@ pub struct ChartRendering<'a> {
     /// ([`crate::templates::Templates::holds_password`]): a HelmChart in such a file is marked
     /// `holds_password`.
     pub holds_password: &'a dyn Fn(&str) -> bool,
+    /// Told each document of a `kots.io/v1beta1` chart that `kots.io/exclude` or `kots.io/when`
+    /// leaves out (its file, its index in the file, the annotation that decided).
+    pub excluded: &'a dyn Fn(&str, usize, &str),
 }
 
 /// The helm `fetch_base` uses when its configuration names none (see [`HelmTool::default_path`]).
@@ -250,6 +253,14 @@ pub fn render_release_charts(
                 })?;
             documents.extend(parsed);
         }
+        if !chart.is_v1beta2() {
+            documents = kept_by_annotations(
+                &chart.helm_chart,
+                record.holds_password,
+                documents,
+                rendering.excluded,
+            )?;
+        }
         renders.push(ChartRender {
             record,
             output: rendered.output.stdout,
@@ -375,6 +386,42 @@ fn replayed(
 pub fn values_yaml(values: Option<&serde_json::Value>) -> Result<String, String> {
     serde_saphyr::to_string(values.unwrap_or(&serde_json::json!({})))
         .map_err(|error| error.to_string())
+}
+
+/// The documents of a `kots.io/v1beta1` chart (`chart`, holding a password value when
+/// `holds_password`) that `kots.io/exclude` and `kots.io/when` keep, the others told to `excluded`:
+/// KOTS judges every file a chart renders, as it judges the release's. KOTS templates those files
+/// first and windlass does not (see the README), so a value must be a boolean as helm printed it;
+/// anything else is refused naming the document (its value left out when the chart holds a
+/// password value).
+fn kept_by_annotations(
+    chart: &str,
+    holds_password: bool,
+    documents: Vec<Document>,
+    excluded: &dyn Fn(&str, usize, &str),
+) -> Result<Vec<Document>, String> {
+    let mut kept = Vec::with_capacity(documents.len());
+    for document in documents {
+        match windlass_template::annotations::excluded(&document.value) {
+            Ok(None) => kept.push(document),
+            Ok(Some(left_out)) => excluded(&document.file, document.index, left_out.annotation),
+            Err(error) => {
+                let problem = if holds_password {
+                    format!(
+                        "annotation {} is not a bool (use true or false); its value is not shown: the chart's values hold a password value",
+                        error.annotation
+                    )
+                } else {
+                    error.to_string()
+                };
+                return Err(format!(
+                    "{chart}: helm rendered {}: {problem} (windlass does not template a chart's rendered documents again, as KOTS does: the chart must print true or false)",
+                    document.location()
+                ));
+            }
+        }
+    }
+    Ok(kept)
 }
 
 /// Whether `documents` (of a render) are recorded as base documents under `charts/<directory>/`:

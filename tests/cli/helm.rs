@@ -544,3 +544,103 @@ fn helm_with_a_pipeline_file_is_refused_naming_fetch_base() {
         stderr(&output)
     );
 }
+
+/// The chart `toggles` 1.0.0: three ConfigMaps, one whose `kots.io/exclude` and one whose
+/// `kots.io/when` the values decide, and one always there.
+fn toggles_chart(when_value: &str) -> Vec<(String, String)> {
+    let config_map = |name: &str, annotation: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  annotations:\n{annotation}data:\n  a: b\n"
+        )
+    };
+    vec![
+        (
+            "toggles/Chart.yaml".into(),
+            "apiVersion: v2\nname: toggles\nversion: 1.0.0\n".into(),
+        ),
+        (
+            "toggles/values.yaml".into(),
+            format!("skipDebug: true\nwithExtras: {when_value}\n"),
+        ),
+        (
+            "toggles/templates/debug.yaml".into(),
+            config_map(
+                "debug",
+                "    kots.io/exclude: {{ .Values.skipDebug | quote }}\n",
+            ),
+        ),
+        (
+            "toggles/templates/extras.yaml".into(),
+            config_map("extras", "    kots.io/when: {{ .Values.withExtras | quote }}\n"),
+        ),
+        (
+            "toggles/templates/always.yaml".into(),
+            config_map("always", "    note: kept\n"),
+        ),
+    ]
+}
+
+/// `kots.io/exclude` and `kots.io/when` on the documents a `kots.io/v1beta1` chart renders leave
+/// them out, as KOTS judges every file a chart renders (recorded with the release's own); a value
+/// helm printed that is not a bool is refused naming the chart and the document.
+#[test]
+fn kots_exclude_and_when_leave_out_a_charts_rendered_documents() {
+    let state = tempfile::tempdir().unwrap();
+    let (_dir, release) = release_with_chart(
+        "apiVersion: kots.io/v1beta1\nkind: HelmChart\nmetadata:\n  name: toggles\nspec:\n  chart:\n    name: toggles\n    chartVersion: 1.0.0\n",
+    );
+    std::fs::write(
+        release.join("charts/toggles-1.0.0.tgz"),
+        chart_archive(&toggles_chart("false")),
+    )
+    .unwrap();
+    let install = json(install(state.path(), &release, &helm()));
+    assert_eq!(install["status"], "completed", "{install:#}");
+    let out = PathBuf::from(install["out"].as_str().unwrap());
+    let rendered = objects_in(&out.join("rendered/this-cluster"));
+    let names: Vec<&str> = rendered
+        .iter()
+        .filter(|object| object["kind"] == "ConfigMap")
+        .map(|object| object["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"always"), "{names:?}");
+    assert!(
+        !names.contains(&"debug") && !names.contains(&"extras"),
+        "{names:?}"
+    );
+    assert!(!out.join("base/charts/toggles/templates/debug.yaml").exists());
+    let events = crate::apply_kube::events(state.path(), install["install_id"].as_str().unwrap());
+    let fetched = &crate::payloads_of_type(&events, "BaseFetched")[0];
+    let excluded: Vec<(&str, &str)> = fetched["templates"]["excluded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            (
+                entry["file"].as_str().unwrap(),
+                entry["annotation"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        excluded,
+        [
+            ("charts/toggles/templates/debug.yaml", "kots.io/exclude"),
+            ("charts/toggles/templates/extras.yaml", "kots.io/when"),
+        ]
+    );
+
+    std::fs::write(
+        release.join("charts/toggles-1.0.0.tgz"),
+        chart_archive(&toggles_chart("maybe")),
+    )
+    .unwrap();
+    let refused = install_text(state.path(), &release, &helm());
+    assert_eq!(refused.status.code(), Some(3), "{refused:?}");
+    let message = stderr(&refused);
+    assert!(
+        message.contains("HelmChart toggles (kots/chart.yaml): helm rendered charts/toggles/templates/extras.yaml")
+            && message.contains("annotation kots.io/when is \"maybe\", not a bool"),
+        "{message}"
+    );
+}
