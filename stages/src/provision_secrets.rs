@@ -154,11 +154,27 @@ impl ProvisionSecrets {
                 )
             }
         };
+        let chart_secrets: Vec<(String, String)> = fetched
+            .helm_charts
+            .iter()
+            .filter(|chart| {
+                chart.api_version == "kots.io/v1beta1" && chart.use_helm_install && !chart.excluded
+            })
+            .map(|chart| {
+                (
+                    format!("{app_slug}-{}-registry", chart.directory),
+                    chart
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| context.request.namespace.clone()),
+                )
+            })
+            .collect();
         let (objects, records) = pull_secrets(
             app_slug,
             credentials,
             &namespaces,
-            self.config.kots_compat,
+            (self.config.kots_compat, &chart_secrets),
             &context.fingerprint_key,
         );
         let mut text = String::new();

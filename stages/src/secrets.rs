@@ -109,12 +109,17 @@ pub enum PullSecretCredentials<'a> {
     LocalRegistry(&'a windlass_engine::LocalRegistryInput),
 }
 
-/// Every secret object to render, and what may be recorded about each.
+/// Every secret object to render, and what may be recorded about each: `<slug>-registry` (and
+/// with `kots_compat`, `kotsadm-replicated-registry`) in the app namespace and each additional
+/// one, and in each additional namespace the pull secret of each `useHelmInstall: true` chart
+/// (`chart_secrets`: its name, `<slug>-<directory>-registry`, and the namespace the chart installs
+/// it into itself, as a hook, where it is not copied), as KOTS copies every
+/// `overlays/midstream/charts/<directory>/secret.yaml` there.
 pub fn pull_secrets(
     app_slug: &str,
     credentials: PullSecretCredentials<'_>,
     namespaces: &SecretNamespaces,
-    kots_compat: bool,
+    (kots_compat, chart_secrets): (bool, &[(String, String)]),
     key: &FingerprintKey,
 ) -> (Vec<serde_json::Value>, Vec<SecretRecord>) {
     let (hosts, docker_config) = match credentials {
@@ -143,7 +148,13 @@ pub fn pull_secrets(
     let mut objects = Vec::new();
     let mut records = Vec::new();
     for namespace in std::iter::once(&namespaces.app).chain(&namespaces.additional) {
-        for name in &names {
+        let charts = chart_secrets
+            .iter()
+            .filter(|(_, hook_namespace)| {
+                *namespace != namespaces.app && hook_namespace != namespace
+            })
+            .map(|(name, _)| name);
+        for name in names.iter().chain(charts) {
             objects.push(pull_secret(name, namespace, &docker_config));
             records.push(SecretRecord {
                 name: name.clone(),

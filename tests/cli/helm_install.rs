@@ -963,3 +963,67 @@ fn a_chart_moved_to_v1beta2_is_upgraded_by_helm_and_not_uninstalled() {
     assert_eq!(first_release["revision"], "2", "{first_release:#}");
     assert_eq!(first_release["status"], "deployed", "{first_release:#}");
 }
+
+/// With `additionalNamespaces`, each namespace listed gets the pull secret of each
+/// `useHelmInstall: true` chart besides `<slug>-registry`, as KOTS copies every
+/// `overlays/midstream/charts/<directory>/secret.yaml` there (a chart's workloads in that namespace
+/// name it); not the app namespace, where the chart installs it itself as a hook.
+#[test]
+fn the_additional_namespaces_get_each_helm_install_charts_pull_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, kubeconfig) = fake_cluster(dir.path());
+    let state = tempfile::tempdir().unwrap();
+    let (_release_dir, release) = release_with_charts();
+    let application = std::fs::read_to_string(release.join("kots-app.yaml")).unwrap();
+    std::fs::write(
+        release.join("kots-app.yaml"),
+        format!("{application}  additionalNamespaces:\n    - extra\n"),
+    )
+    .unwrap();
+    let install = install_with_helm(state.path(), &release, &kubeconfig, &[]);
+    assert_eq!(install["status"], "completed", "{install:#}");
+    for secret in ["my-app-registry", "my-app-shop-registry", "my-app-first-registry"] {
+        let copy = server
+            .get("v1", "Secret", "extra", secret)
+            .unwrap_or_else(|| panic!("{secret} is in namespace extra"));
+        assert_eq!(copy["type"], "kubernetes.io/dockerconfigjson", "{secret}");
+    }
+    // In the app namespace the chart's own hook made it (helm's, not windlass's).
+    let hook = server
+        .get("v1", "Secret", "default", "my-app-shop-registry")
+        .unwrap();
+    assert!(
+        hook["metadata"]["annotations"]
+            .get("windlass.io/app")
+            .is_none(),
+        "{hook:#}"
+    );
+    let events = json(run(windlass(state.path()).args([
+        "events",
+        install["install_id"].as_str().unwrap(),
+        "--json",
+    ])));
+    let provisioned = &payloads_of_type(events.as_array().unwrap(), "SecretsProvisioned")[0];
+    let mut names: Vec<String> = provisioned["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|secret| {
+            format!(
+                "{}/{}",
+                secret["namespace"].as_str().unwrap(),
+                secret["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "default/my-app-registry",
+            "extra/my-app-first-registry",
+            "extra/my-app-registry",
+            "extra/my-app-shop-registry"
+        ]
+    );
+}
