@@ -373,7 +373,8 @@ impl TestApiServer {
             .map(Arc::unwrap_or_clone)
     }
 
-    /// Replaces `status` through the status subresource as manager `test-controller`, the way
+    /// Merges `status` into the object's status (a JSON merge patch: a null removes a field)
+    /// through the status subresource as manager `test-controller`, the way
     /// a controller reports readiness (types without a status subresource get it written too).
     ///
     /// # Errors

@@ -387,12 +387,20 @@ pub const NEVER_PRUNED: [(&str, &str); 3] = [
 ];
 
 /// Puts first in `planned` (the objects in apply order) the Namespace of each of `names` (the
-/// app's `additionalNamespaces`; `"*"` names none), in name order: the release's own Namespace of
+/// app's `additionalNamespaces`; `"*"` names none, nor does the app namespace, which the kube
+/// target does not create either), in name order: the release's own Namespace of
 /// that name, moved ahead, else one windlass writes, annotated [`NEVER_PRUNED`]. The pull secrets
 /// the directory target writes into them need them to exist (the kube target creates them, when
 /// missing, before anything else).
-pub fn additional_namespaces_first(names: &[String], planned: &mut Vec<PlannedObject>) {
-    let mut names: Vec<&String> = names.iter().filter(|name| *name != "*").collect();
+pub fn additional_namespaces_first(
+    names: &[String],
+    app_namespace: &str,
+    planned: &mut Vec<PlannedObject>,
+) {
+    let mut names: Vec<&String> = names
+        .iter()
+        .filter(|name| *name != "*" && *name != app_namespace)
+        .collect();
     names.sort();
     names.dedup();
     let mut first = Vec::with_capacity(names.len());

@@ -627,7 +627,8 @@ pub struct HelmUpgradeStarted {
     pub namespace: String,
     /// The cluster (always [`TargetRecord::Kube`]).
     pub target: TargetRecord,
-    /// helm's `--timeout`, in seconds; windlass stops helm at this and a minute more.
+    /// helm's deadline, in seconds: its `--timeout` (the wait deadline), or a longer `--timeout`
+    /// among the chart's `helmUpgradeFlags`; windlass stops helm at this and a minute more.
     pub timeout_seconds: u64,
 }
 

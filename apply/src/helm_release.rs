@@ -301,6 +301,17 @@ pub fn flags_timeout(flags: &[String]) -> Option<Duration> {
     last
 }
 
+/// helm's deadline for a chart, in seconds: `wait_timeout_seconds`, or the longer `--timeout` of
+/// its `upgrade_flags` ([`flags_timeout`], at most a week, as `--wait-timeout` is).
+pub fn helm_timeout_seconds(wait_timeout_seconds: u64, upgrade_flags: &[String]) -> u64 {
+    let flagged = flags_timeout(upgrade_flags).map_or(0, |flagged| {
+        flagged
+            .as_secs()
+            .min(crate::stage::MAX_WAIT_TIMEOUT_SECONDS)
+    });
+    wait_timeout_seconds.max(flagged)
+}
+
 /// A Go duration (`90s`, `10m`, `1h30m`, `1.5h`, `500ms`): numbers, each with a unit.
 fn go_duration(text: &str) -> Option<Duration> {
     let mut total = 0f64;
@@ -564,6 +575,14 @@ mod tests {
         assert_eq!(
             flags_timeout(&flags(&["--timeout=90s"])),
             Some(Duration::from_secs(90))
+        );
+        // The deadline helm gets: the longer, at most a week.
+        assert_eq!(helm_timeout_seconds(600, &flags(&["--timeout=30m"])), 1800);
+        assert_eq!(helm_timeout_seconds(600, &flags(&["--timeout=1m"])), 600);
+        assert_eq!(helm_timeout_seconds(600, &[]), 600);
+        assert_eq!(
+            helm_timeout_seconds(600, &flags(&["--timeout=10000h"])),
+            crate::stage::MAX_WAIT_TIMEOUT_SECONDS
         );
         for none in [
             &["--description", "x"][..],

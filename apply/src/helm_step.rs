@@ -105,11 +105,16 @@ impl ApplyStage {
             let namespace = namespace_of(chart);
             let upgrade_flags = crate::helm_release::upgrade_flags(context, chart)?;
             let release = &chart.chart.release_name;
+            // helm's deadline: the wait deadline, or a longer `--timeout` of the chart's flags.
+            let helm_seconds = crate::helm_release::helm_timeout_seconds(
+                self.config.wait_timeout_seconds,
+                &upgrade_flags,
+            );
             let lock = take_helm_lock(
                 context,
                 release,
                 &namespace,
-                Duration::from_secs(self.config.wait_timeout_seconds),
+                Duration::from_secs(helm_seconds),
             )
             .await?;
             let started = HelmUpgradeStarted {
@@ -117,7 +122,7 @@ impl ApplyStage {
                 release_name: release.clone(),
                 namespace: namespace.clone(),
                 target: cluster.record(kube_context.map(str::to_string)),
-                timeout_seconds: self.config.wait_timeout_seconds,
+                timeout_seconds: helm_seconds,
             };
             let started = context.record_fact(Fact::of(&started)?).await?;
             let mut attempt = helm
@@ -247,12 +252,12 @@ impl HelmOnCluster {
         // A `--timeout` of the chart's own flags longer than the wait deadline is helm's deadline
         // then (the last one given wins): the process gets it and a minute more, as above.
         let mut helm = self.clone();
-        if let Some(flagged) = crate::helm_release::flags_timeout(&upgrade_flags) {
-            helm.tool.timeout = helm
-                .tool
-                .timeout
-                .max(flagged.saturating_add(Duration::from_secs(60)));
-        }
+        let helm_seconds =
+            crate::helm_release::helm_timeout_seconds(self.timeout_seconds, &upgrade_flags);
+        helm.tool.timeout = helm
+            .tool
+            .timeout
+            .max(Duration::from_secs(helm_seconds.saturating_add(60)));
         helm.run(lock, move |tool, version, cluster| {
             crate::helm_release::install_chart(
                 tool,

@@ -21,9 +21,13 @@ pub const HELM_HOOK_DELETE_POLICY: &str = "helm.sh/hook-delete-policy";
 /// Why the live Job `live` may be deleted and created again, as KOTS would have deleted it: the
 /// release's object `object` (a Job) names a hook delete policy (KOTS's annotation, else helm's)
 /// that holds for how `live` finished (`hook-succeeded` and `status.succeeded` > 0, or
-/// `hook-failed` and `status.failed` > 0). `None` when it does not.
+/// `hook-failed` and `status.failed` > 0, no pod of it active), as KOTS's informer judges it. `None`
+/// when it does not, or when the object is not a `batch/v1` Job. (KOTS copies helm's annotation
+/// over its own on a chart's Job; windlass reads its own first, so a vendor may set it.)
 pub fn finished_as_its_policy_says(object: &Value, live: &Value) -> Option<String> {
-    if object.get("kind").and_then(Value::as_str) != Some("Job") {
+    if object.get("kind").and_then(Value::as_str) != Some("Job")
+        || object.get("apiVersion").and_then(Value::as_str) != Some("batch/v1")
+    {
         return None;
     }
     let (annotation, policy) = [KOTS_HOOK_DELETE_POLICY, HELM_HOOK_DELETE_POLICY]
@@ -36,15 +40,15 @@ pub fn finished_as_its_policy_says(object: &Value, live: &Value) -> Option<Strin
             .and_then(Value::as_u64)
             .unwrap_or(0)
     };
-    policy
-        .split(',')
-        .map(str::trim)
-        .find_map(|hook| match hook {
-            "hook-succeeded" if count("succeeded") > 0 => Some("succeeded"),
-            "hook-failed" if count("failed") > 0 => Some("failed"),
-            _ => None,
-        })
-        .map(|finished| format!("it {finished}, and its {annotation} is {policy:?}"))
+    // As KOTS's informer: never while a pod of it still runs (a retry after a failure, the rest
+    // of a parallel Job), and the policy read as KOTS reads it (it holds the word).
+    if count("active") > 0 {
+        return None;
+    }
+    [("hook-succeeded", "succeeded"), ("hook-failed", "failed")]
+        .into_iter()
+        .find(|(hook, field)| policy.contains(hook) && count(field) > 0)
+        .map(|(_, finished)| format!("it {finished}, and its {annotation} is {policy:?}"))
 }
 
 #[cfg(test)]
@@ -85,7 +89,12 @@ mod tests {
             json!({KOTS_HOOK_DELETE_POLICY: "hook-failed", HELM_HOOK_DELETE_POLICY: "hook-succeeded"}),
         );
         assert_eq!(finished_as_its_policy_says(&both, &finished(1, 0)), None);
-        // Only the deleting policies count, and only on a Job.
+        // Never while a pod of it is active (a retry after a failure).
+        assert_eq!(
+            finished_as_its_policy_says(&either, &json!({"status": {"failed": 1, "active": 1}})),
+            None
+        );
+        // Only the deleting policies count, and only on a batch/v1 Job.
         let before = job(json!({HELM_HOOK_DELETE_POLICY: "before-hook-creation"}));
         assert_eq!(finished_as_its_policy_says(&before, &finished(1, 1)), None);
         let mut config_map = succeeded.clone();

@@ -114,10 +114,6 @@ pub struct KubeApplied {
     pub inventory: Vec<InventoryEntry>,
     /// Counts.
     pub counts: ApplyCounts,
-    /// The app state ([`KubeApply::app_state`], observed after the helm step; `None` until then).
-    pub app_state: Option<AppState>,
-    /// Notes to show (the app state's waits that timed out, added with it).
-    pub notes: Vec<String>,
     /// Every object was found as this install (the previous apply of the same rendering) left
     /// it, compared by the digests it recorded: no rendered file was parsed.
     pub unchanged_since: Option<String>,
@@ -974,8 +970,6 @@ impl KubeApply<'_> {
         mut counts: ApplyCounts,
         pruned_before: &HashMap<String, ObjectPruned>,
     ) -> Result<KubeApplied, StageError> {
-        let notes = Vec::new();
-        let app_state = None;
         let mut inventory: Vec<InventoryEntry> =
             applied.values().map(|(_, entry)| entry.clone()).collect();
         if let Some(previous) = &self.previous {
@@ -1055,8 +1049,6 @@ impl KubeApply<'_> {
         Ok(KubeApplied {
             inventory,
             counts,
-            app_state,
-            notes,
             unchanged_since: None,
         })
     }
@@ -2063,12 +2055,11 @@ impl KubeApply<'_> {
         Ok(slices)
     }
 
-    /// The app state from the status informers, waited for until ready or the deadline (a
-    /// deadline passing is recorded and noted, not a failure: the app is installed, not ready).
-    /// The app state from the status informers, waited for up to the wait deadline (`None` for a
-    /// dry run), with notes on what timed out or could not be watched: the last thing the apply
-    /// does, after the objects, the prune and the charts handed to helm, whose workloads the
-    /// informers often name.
+    /// The app state from the status informers, waited for until ready or the wait deadline (a
+    /// deadline passing is recorded and noted, not a failure: the app is installed, not ready;
+    /// `None` for a dry run), with notes on what timed out or could not be watched: the last
+    /// thing the apply does, after the objects, the prune and the charts handed to helm, whose
+    /// workloads the informers often name.
     pub async fn app_state(&self) -> Result<(Option<AppState>, Vec<String>), StageError> {
         let mut notes = Vec::new();
         if self.dry_run {

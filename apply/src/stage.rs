@@ -156,6 +156,7 @@ impl Stage for ApplyStage {
                 let mut planned = plan(&mut source, &app_namespace)?;
                 crate::dir::additional_namespaces_first(
                     &additional_namespaces(&source),
+                    &app_namespace,
                     &mut planned,
                 );
                 let charts: Vec<crate::dir::ChartFiles<'_>> = source
@@ -394,7 +395,7 @@ impl Stage for ApplyStage {
                     .await?;
                 // Last, once the charts' workloads exist too: the app state.
                 let (app_state, state_notes) = apply.app_state().await?;
-                for note in result.notes.iter().chain(&state_notes) {
+                for note in &state_notes {
                     context.progress.note(note);
                 }
                 let counts = result.counts.clone();
@@ -474,8 +475,6 @@ async fn after_files<T>(
     result
 }
 
-/// The rendered objects of `source`, parsed and in apply order (moved out of `source`, not
-/// copied: a thousand objects).
 /// The namespaces the pull secrets go to besides the app namespace: the Application's
 /// `additionalNamespaces` as written (`"*"` included), then those `provision_secrets` recorded.
 fn additional_namespaces(source: &ApplySource) -> Vec<String> {
@@ -490,6 +489,8 @@ fn additional_namespaces(source: &ApplySource) -> Vec<String> {
     additional
 }
 
+/// The rendered objects of `source`, parsed and in apply order (moved out of `source`, not
+/// copied: a thousand objects).
 fn plan(source: &mut ApplySource, app_namespace: &str) -> Result<Vec<PlannedObject>, StageError> {
     source.parse_objects()?;
     let pull_secrets = &source.pull_secrets;

@@ -154,7 +154,9 @@ pub fn pull_secrets(
                 *namespace != namespaces.app && hook_namespace != namespace
             })
             .map(|(name, _)| name);
-        for name in names.iter().chain(charts) {
+        let mut seen = std::collections::BTreeSet::new();
+        // (Once each: a chart's directory could spell another secret's name.)
+        for name in names.iter().chain(charts).filter(|name| seen.insert(*name)) {
             objects.push(pull_secret(name, namespace, &docker_config));
             records.push(SecretRecord {
                 name: name.clone(),

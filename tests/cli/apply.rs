@@ -148,7 +148,7 @@ fn a_pipeline_file_may_use_the_apply_stage_kind() {
     .unwrap()
     .replace("offline: false", "offline: true");
     pipeline.push_str(&format!(
-        "  - name: apply\n    kind: apply\n    inputs: [fetch_base, provision_secrets, render_midstream]\n    config:\n      target: dir:{}\n",
+        "  - name: apply\n    kind: apply\n    inputs: [fetch_base, write_base, provision_secrets, render_midstream]\n    config:\n      target: dir:{}\n",
         target.display()
     ));
     let file = state.path().join("pipeline.yaml");
@@ -277,7 +277,7 @@ fn a_dir_target_holding_or_inside_the_state_directory_is_refused_and_nothing_del
     .unwrap()
     .replace("offline: false", "offline: true")
         + &format!(
-            "  - name: apply\n    kind: apply\n    inputs: [fetch_base, provision_secrets, render_midstream]\n    config:\n      target: dir:{}\n",
+            "  - name: apply\n    kind: apply\n    inputs: [fetch_base, write_base, provision_secrets, render_midstream]\n    config:\n      target: dir:{}\n",
             inside.display()
         );
     let file = gitops.path().join("pipeline.yaml");
@@ -468,7 +468,7 @@ fn target_dir_writes_the_additional_namespaces_first_never_to_be_pruned() {
                 "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: tools\n",
             ),
         ],
-        "  additionalNamespaces:\n    - reports\n    - tools\n    - \"*\"\n",
+        "  additionalNamespaces:\n    - reports\n    - tools\n    - default\n    - \"*\"\n",
     );
     let install = json(run(windlass(state.path())
         .args(OFFLINE_INSTALL)
@@ -493,7 +493,7 @@ fn target_dir_writes_the_additional_namespaces_first_never_to_be_pruned() {
             .filter(|file| file.contains("-namespace-"))
             .count(),
         2,
-        "the release's own tools once: {files:?}"
+        "the release's own tools once, and not the app namespace: {files:?}"
     );
     let tools = std::fs::read_to_string(target.join("0002-namespace-tools.yaml")).unwrap();
     assert!(

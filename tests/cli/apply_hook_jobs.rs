@@ -76,7 +76,8 @@ fn a_finished_job_whose_hook_delete_policy_says_so_is_created_again_when_it_chan
     let failed = refused(install_kube(state.path(), release.path(), &cluster, &[]));
     assert!(failed.contains("immutable"), "{failed}");
 
-    // Succeeded: deleted and created again with the new template.
+    // Succeeded once, with a pod still active (a parallel Job): refused still, as KOTS's informer
+    // would not have deleted it yet.
     cluster
         .server
         .set_status(
@@ -84,9 +85,45 @@ fn a_finished_job_whose_hook_delete_policy_says_so_is_created_again_when_it_chan
             "Job",
             "default",
             "migrate",
-            json!({"succeeded": 1}),
+            json!({"succeeded": 1, "active": 1}),
         )
         .unwrap();
+    let active = refused(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert!(active.contains("immutable"), "{active}");
+    // None of the refused installs deleted anything.
+    for id in crate::apply_unheard::install_ids(state.path()) {
+        assert!(
+            payloads_of_type(&events(state.path(), &id), "ObjectDeletedToRecreate").is_empty(),
+            "{id}"
+        );
+    }
+    assert_eq!(uid(&cluster), first_uid);
+
+    // Succeeded, no pod active any more (a merge: null removes it): a dry run says it would be
+    // created again, and leaves it.
+    cluster
+        .server
+        .set_status(
+            "batch/v1",
+            "Job",
+            "default",
+            "migrate",
+            json!({"succeeded": 1, "active": null}),
+        )
+        .unwrap();
+    let dry = install_kube(state.path(), release.path(), &cluster, &["--dry-run"]);
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stdout)
+    );
+    let dry = json(dry);
+    assert_eq!(dry["status"], "completed", "{dry:#}");
+    let dry_events = events(state.path(), dry["install_id"].as_str().unwrap());
+    assert_eq!(applied(&dry_events)["Job/migrate"]["recreated"], true);
+    assert_eq!(uid(&cluster), first_uid);
+
+    // Then deleted and created again with the new template.
     let again = json(install_kube(state.path(), release.path(), &cluster, &[]));
     assert_eq!(again["status"], "completed", "{again:#}");
     let live = cluster

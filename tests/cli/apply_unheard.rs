@@ -102,7 +102,7 @@ fn install_killed_once(
 }
 
 /// The ids of the installs `state` holds.
-fn install_ids(state: &Path) -> Vec<String> {
+pub(crate) fn install_ids(state: &Path) -> Vec<String> {
     if !state.join("events.redb").exists() {
         return Vec::new();
     }

@@ -571,7 +571,10 @@ fn toggles_chart(when_value: &str) -> Vec<(String, String)> {
         ),
         (
             "toggles/templates/extras.yaml".into(),
-            config_map("extras", "    kots.io/when: {{ .Values.withExtras | quote }}\n"),
+            config_map(
+                "extras",
+                "    kots.io/when: {{ .Values.withExtras | quote }}\n",
+            ),
         ),
         (
             "toggles/templates/always.yaml".into(),
@@ -608,7 +611,10 @@ fn kots_exclude_and_when_leave_out_a_charts_rendered_documents() {
         !names.contains(&"debug") && !names.contains(&"extras"),
         "{names:?}"
     );
-    assert!(!out.join("base/charts/toggles/templates/debug.yaml").exists());
+    assert!(
+        !out.join("base/charts/toggles/templates/debug.yaml")
+            .exists()
+    );
     let events = crate::apply_kube::events(state.path(), install["install_id"].as_str().unwrap());
     let fetched = &crate::payloads_of_type(&events, "BaseFetched")[0];
     let excluded: Vec<(&str, &str)> = fetched["templates"]["excluded"]

@@ -967,7 +967,8 @@ fn a_chart_moved_to_v1beta2_is_upgraded_by_helm_and_not_uninstalled() {
 /// With `additionalNamespaces`, each namespace listed gets the pull secret of each
 /// `useHelmInstall: true` chart besides `<slug>-registry`, as KOTS copies every
 /// `overlays/midstream/charts/<directory>/secret.yaml` there (a chart's workloads in that namespace
-/// name it); not the app namespace, where the chart installs it itself as a hook.
+/// name it); not the namespace the chart installs it into itself, as a hook (`shop` goes into
+/// `extra` here: a copy of windlass's there would make helm's hook fail, "already exists").
 #[test]
 fn the_additional_namespaces_get_each_helm_install_charts_pull_secret() {
     let dir = tempfile::tempdir().unwrap();
@@ -980,23 +981,39 @@ fn the_additional_namespaces_get_each_helm_install_charts_pull_secret() {
         format!("{application}  additionalNamespaces:\n    - extra\n"),
     )
     .unwrap();
+    let shop = std::fs::read_to_string(release.join("kots/shop.yaml")).unwrap();
+    std::fs::write(
+        release.join("kots/shop.yaml"),
+        shop.replace(
+            "  useHelmInstall: true\n",
+            "  useHelmInstall: true\n  namespace: extra\n",
+        ),
+    )
+    .unwrap();
     let install = install_with_helm(state.path(), &release, &kubeconfig, &[]);
     assert_eq!(install["status"], "completed", "{install:#}");
-    for secret in ["my-app-registry", "my-app-shop-registry", "my-app-first-registry"] {
+    for secret in [
+        "my-app-registry",
+        "my-app-shop-registry",
+        "my-app-first-registry",
+    ] {
         let copy = server
             .get("v1", "Secret", "extra", secret)
             .unwrap_or_else(|| panic!("{secret} is in namespace extra"));
         assert_eq!(copy["type"], "kubernetes.io/dockerconfigjson", "{secret}");
     }
-    // In the app namespace the chart's own hook made it (helm's, not windlass's).
+    // shop's own, made by its hook in its namespace: helm's, not a copy of windlass's.
     let hook = server
-        .get("v1", "Secret", "default", "my-app-shop-registry")
+        .get("v1", "Secret", "extra", "my-app-shop-registry")
         .unwrap();
-    assert!(
-        hook["metadata"]["annotations"]
-            .get("windlass.io/app")
-            .is_none(),
+    assert_eq!(
+        hook["metadata"]["annotations"]["helm.sh/hook"], "pre-install,pre-upgrade",
         "{hook:#}"
+    );
+    assert!(
+        server
+            .get("apps/v1", "Deployment", "extra", "shop-web")
+            .is_some()
     );
     let events = json(run(windlass(state.path()).args([
         "events",
@@ -1022,8 +1039,7 @@ fn the_additional_namespaces_get_each_helm_install_charts_pull_secret() {
         [
             "default/my-app-registry",
             "extra/my-app-first-registry",
-            "extra/my-app-registry",
-            "extra/my-app-shop-registry"
+            "extra/my-app-registry"
         ]
     );
 }

@@ -484,7 +484,7 @@ fn the_app_state_is_observed_after_the_charts_are_installed() {
     let last_helm = types
         .iter()
         .rposition(|kind| *kind == "HelmReleaseInstalled");
-    assert!(state_at > last_helm, "{types:?}");
+    assert!(last_helm.is_some() && state_at > last_helm, "{types:?}");
 }
 
 /// `windlass apply INSTALL_ID` installs the v1beta2 chart of an install rendered earlier, with the
