@@ -597,9 +597,9 @@ fn kots_exclude_and_when_leave_out_a_charts_rendered_documents() {
         chart_archive(&toggles_chart("false")),
     )
     .unwrap();
-    let install = json(install(state.path(), &release, &helm()));
-    assert_eq!(install["status"], "completed", "{install:#}");
-    let out = PathBuf::from(install["out"].as_str().unwrap());
+    let installed = json(install(state.path(), &release, &helm()));
+    assert_eq!(installed["status"], "completed", "{installed:#}");
+    let out = PathBuf::from(installed["out"].as_str().unwrap());
     let rendered = objects_in(&out.join("rendered/this-cluster"));
     let names: Vec<&str> = rendered
         .iter()
@@ -615,7 +615,7 @@ fn kots_exclude_and_when_leave_out_a_charts_rendered_documents() {
         !out.join("base/charts/toggles/templates/debug.yaml")
             .exists()
     );
-    let events = crate::apply_kube::events(state.path(), install["install_id"].as_str().unwrap());
+    let events = crate::apply_kube::events(state.path(), installed["install_id"].as_str().unwrap());
     let fetched = &crate::payloads_of_type(&events, "BaseFetched")[0];
     let excluded: Vec<(&str, &str)> = fetched["templates"]["excluded"]
         .as_array()
@@ -634,6 +634,28 @@ fn kots_exclude_and_when_leave_out_a_charts_rendered_documents() {
             ("charts/toggles/templates/debug.yaml", "kots.io/exclude"),
             ("charts/toggles/templates/extras.yaml", "kots.io/when"),
         ]
+    );
+
+    // A useHelmInstall: true chart's documents alike: what helm gets leaves them out.
+    std::fs::write(
+        release.join("kots/chart.yaml"),
+        "apiVersion: kots.io/v1beta1\nkind: HelmChart\nmetadata:\n  name: toggles\nspec:\n  chart:\n    name: toggles\n    chartVersion: 1.0.0\n  useHelmInstall: true\n",
+    )
+    .unwrap();
+    let helm_install = json(install(state.path(), &release, &helm()));
+    assert_eq!(helm_install["status"], "completed", "{helm_install:#}");
+    let chart_dir = PathBuf::from(helm_install["out"].as_str().unwrap())
+        .join("rendered/this-cluster/charts/toggles/templates");
+    let handed: Vec<String> = objects_in(&chart_dir)
+        .iter()
+        .filter_map(|object| object["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    assert!(handed.iter().any(|name| name == "always"), "{handed:?}");
+    assert!(
+        !handed
+            .iter()
+            .any(|name| name == "debug" || name == "extras"),
+        "{handed:?}"
     );
 
     std::fs::write(
