@@ -941,25 +941,11 @@ fn a_chart_moved_to_v1beta2_is_upgraded_by_helm_and_not_uninstalled() {
     assert_eq!(tiny["chart_dir"], "helm/first", "{tiny:#}");
     assert_eq!(tiny["outcome"], "installed", "{tiny:#}");
     assert_eq!(tiny["revision"], 2, "an upgrade of the release: {tiny:#}");
-    let listed = std::process::Command::new(helm())
-        .args([
-            "list",
-            "--all-namespaces",
-            "--output",
-            "json",
-            "--kubeconfig",
-        ])
-        .arg(&kubeconfig)
-        .output()
-        .unwrap();
-    assert!(listed.status.success(), "{listed:?}");
-    let releases: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let releases = crate::helm_v1beta2::helm_releases(&kubeconfig);
     let first_release = releases
-        .as_array()
-        .unwrap()
         .iter()
         .find(|release| release["name"] == "first")
-        .unwrap_or_else(|| panic!("{releases:#}"));
+        .unwrap_or_else(|| panic!("{releases:#?}"));
     assert_eq!(first_release["revision"], "2", "{first_release:#}");
     assert_eq!(first_release["status"], "deployed", "{first_release:#}");
 }

@@ -14,6 +14,7 @@ use windlass_testkit::charts::chart_archive;
 
 use super::{json, payloads_of_type, run, windlass};
 use crate::helm_install::{fake_cluster, helm, install_with_helm, release_with_charts};
+use windlass_test_apiserver::TestApiServer;
 
 /// The chart `web` 1.2.0: a Deployment whose image and pull secret come from the values, and a
 /// ConfigMap printing `greeting`. Its own defaults name the vendor's registry and no pull secret.
@@ -62,6 +63,40 @@ fn release_with_a_v1beta2_chart() -> (tempfile::TempDir, PathBuf) {
     (dir, release)
 }
 
+/// A FAKE API server with a kubeconfig for it, an empty state directory, and a release (with
+/// the directory that holds it).
+struct Scene {
+    server: TestApiServer,
+    kubeconfig: PathBuf,
+    state: tempfile::TempDir,
+    release: PathBuf,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+fn scene((release_dir, release): (tempfile::TempDir, PathBuf)) -> Scene {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, kubeconfig) = fake_cluster(dir.path());
+    Scene {
+        server,
+        kubeconfig,
+        state: tempfile::tempdir().unwrap(),
+        release,
+        _dirs: (dir, release_dir),
+    }
+}
+
+/// `windlass install --offline --json --helm <helm> RELEASE EXTRA...` (no cluster): what it printed.
+fn render(state: &Path, release: &Path, extra: &[&str]) -> Value {
+    json(crate::helm_install::output_within(
+        windlass(state)
+            .args(super::OFFLINE_INSTALL)
+            .args(["--json", "--helm"])
+            .arg(helm())
+            .arg(release)
+            .args(extra),
+    ))
+}
+
 /// The payloads of the `event_type` facts of `install`, in order.
 fn facts_of(state: &Path, install: &Value, event_type: &str) -> Vec<Value> {
     let events = json(run(windlass(state).args([
@@ -73,7 +108,7 @@ fn facts_of(state: &Path, install: &Value, event_type: &str) -> Vec<Value> {
 }
 
 /// The releases helm lists in every namespace, by name, as helm's JSON prints them.
-fn helm_releases(kubeconfig: &Path) -> Vec<Value> {
+pub(crate) fn helm_releases(kubeconfig: &Path) -> Vec<Value> {
     let listed = std::process::Command::new(helm())
         .args([
             "list",
@@ -108,10 +143,14 @@ fn apply_summary(install: &Value) -> String {
 #[test]
 fn a_v1beta2_chart_is_installed_from_its_archive_and_values_in_weight_order_with_the_other_charts()
 {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, kubeconfig) = fake_cluster(dir.path());
-    let state = tempfile::tempdir().unwrap();
-    let (_release_dir, release) = release_with_a_v1beta2_chart();
+    let scene = scene(release_with_a_v1beta2_chart());
+    let Scene {
+        server,
+        kubeconfig,
+        state,
+        release,
+        ..
+    } = &scene;
     let install = install_with_helm(state.path(), &release, &kubeconfig, &[]);
     assert_eq!(install["status"], "completed", "{install:#}");
 
@@ -190,10 +229,14 @@ fn a_v1beta2_chart_is_installed_from_its_archive_and_values_in_weight_order_with
 
 #[test]
 fn installing_again_upgrades_the_v1beta2_release_and_a_release_without_it_uninstalls_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, kubeconfig) = fake_cluster(dir.path());
-    let state = tempfile::tempdir().unwrap();
-    let (_release_dir, release) = release_with_a_v1beta2_chart();
+    let scene = scene(release_with_a_v1beta2_chart());
+    let Scene {
+        server,
+        kubeconfig,
+        state,
+        release,
+        ..
+    } = &scene;
     let first = install_with_helm(state.path(), &release, &kubeconfig, &[]);
     assert_eq!(first["status"], "completed", "{first:#}");
 
@@ -259,15 +302,11 @@ fn the_directory_target_writes_a_v1beta2_chart_as_shipped_with_its_values() {
     let state = tempfile::tempdir().unwrap();
     let (release_dir, release) = release_with_a_v1beta2_chart();
     let target = release_dir.path().join("gitops");
-    let install = json(crate::helm_install::output_within(
-        windlass(state.path())
-            .args(super::OFFLINE_INSTALL)
-            .args(["--json", "--helm"])
-            .arg(helm())
-            .arg(&release)
-            .arg("--target")
-            .arg(format!("dir:{}", target.display())),
-    ));
+    let install = render(
+        state.path(),
+        &release,
+        &["--target", &format!("dir:{}", target.display())],
+    );
     assert_eq!(install["status"], "completed", "{install:#}");
     let out = PathBuf::from(install["out"].as_str().unwrap());
     assert_eq!(
@@ -296,17 +335,15 @@ fn the_directory_target_writes_a_v1beta2_chart_as_shipped_with_its_values() {
 
 #[test]
 fn a_v1beta2_values_file_changed_on_disk_is_refused_before_anything_is_applied() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, kubeconfig) = fake_cluster(dir.path());
-    let state = tempfile::tempdir().unwrap();
-    let (_release_dir, release) = release_with_a_v1beta2_chart();
-    let rendered = json(crate::helm_install::output_within(
-        windlass(state.path())
-            .args(super::OFFLINE_INSTALL)
-            .args(["--json", "--helm"])
-            .arg(helm())
-            .arg(&release),
-    ));
+    let scene = scene(release_with_a_v1beta2_chart());
+    let Scene {
+        server,
+        kubeconfig,
+        state,
+        release,
+        ..
+    } = &scene;
+    let rendered = render(state.path(), release, &[]);
     assert_eq!(rendered["status"], "completed", "{rendered:#}");
     let out = PathBuf::from(rendered["out"].as_str().unwrap());
     let values = out.join("helm/storefront/values.yaml");
@@ -375,10 +412,14 @@ fn kept_tiny_chart() -> Vec<(String, String)> {
 /// not refused as an empty prune.
 #[test]
 fn a_chart_moving_to_v1beta2_with_take_ownership_adopts_what_windlass_applied() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, kubeconfig) = fake_cluster(dir.path());
-    let state = tempfile::tempdir().unwrap();
-    let (_release_dir, release) = release_with_charts();
+    let scene = scene(release_with_charts());
+    let Scene {
+        server,
+        kubeconfig,
+        state,
+        release,
+        ..
+    } = &scene;
     // Nothing but the chart: once it moves, the release applies no object of its own.
     for dropped in ["kots/shop.yaml", "kots/tiny.yaml", "charts/shop-0.3.0.tgz"] {
         std::fs::remove_file(release.join(dropped)).unwrap();
@@ -446,10 +487,13 @@ fn a_chart_moving_to_v1beta2_with_take_ownership_adopts_what_windlass_applied() 
 /// completes.
 #[test]
 fn the_app_state_is_observed_after_the_charts_are_installed() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_server, kubeconfig) = fake_cluster(dir.path());
-    let state = tempfile::tempdir().unwrap();
-    let (_release_dir, release) = release_with_a_v1beta2_chart();
+    let scene = scene(release_with_a_v1beta2_chart());
+    let Scene {
+        kubeconfig,
+        state,
+        release,
+        ..
+    } = &scene;
     std::fs::write(
         release.join("kots-app.yaml"),
         "apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: my-app\nspec:\n  title: My App\n  statusInformers:\n    - deployment/storefront-web\n",
@@ -491,17 +535,15 @@ fn the_app_state_is_observed_after_the_charts_are_installed() {
 /// helm `--helm` names (a helm that is not there fails naming it; the real one installs).
 #[test]
 fn windlass_apply_installs_a_rendered_v1beta2_chart_with_the_helm_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, kubeconfig) = fake_cluster(dir.path());
-    let state = tempfile::tempdir().unwrap();
-    let (_release_dir, release) = release_with_a_v1beta2_chart();
-    let rendered = json(crate::helm_install::output_within(
-        windlass(state.path())
-            .args(super::OFFLINE_INSTALL)
-            .args(["--json", "--helm"])
-            .arg(helm())
-            .arg(&release),
-    ));
+    let scene = scene(release_with_a_v1beta2_chart());
+    let Scene {
+        server,
+        kubeconfig,
+        state,
+        release,
+        ..
+    } = &scene;
+    let rendered = render(state.path(), release, &[]);
     assert_eq!(rendered["status"], "completed", "{rendered:#}");
     let apply = |helm: &Path| {
         crate::helm_install::output_within(
@@ -543,10 +585,13 @@ fn windlass_apply_installs_a_rendered_v1beta2_chart_with_the_helm_named() {
 /// so helm gets the release once, from `helm/first/`.
 #[test]
 fn a_v1beta1_chart_a_v1beta2_chart_supersedes_is_not_installed_beside_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_server, kubeconfig) = fake_cluster(dir.path());
-    let state = tempfile::tempdir().unwrap();
-    let (_release_dir, release) = release_with_charts();
+    let scene = scene(release_with_charts());
+    let Scene {
+        kubeconfig,
+        state,
+        release,
+        ..
+    } = &scene;
     std::fs::write(
         release.join("kots/tiny-v2.yaml"),
         "apiVersion: kots.io/v1beta2\nkind: HelmChart\nmetadata:\n  name: tiny-v2\nspec:\n  chart:\n    name: tiny\n    chartVersion: 1.0.0\n  releaseName: first\n  weight: -5\n",
