@@ -151,7 +151,7 @@ fn a_v1beta2_chart_is_installed_from_its_archive_and_values_in_weight_order_with
         release,
         ..
     } = &scene;
-    let install = install_with_helm(state.path(), &release, &kubeconfig, &[]);
+    let install = install_with_helm(state.path(), release, kubeconfig, &[]);
     assert_eq!(install["status"], "completed", "{install:#}");
 
     // What helm made of the archive with the HelmChart's values: the proxied image and the pull
@@ -178,7 +178,7 @@ fn a_v1beta2_chart_is_installed_from_its_archive_and_values_in_weight_order_with
         .get("v1", "ConfigMap", "default", "storefront-greeting")
         .expect("helm made the chart's ConfigMap");
     assert_eq!(greeting["data"]["greeting"], "from the HelmChart");
-    let releases = helm_releases(&kubeconfig);
+    let releases = helm_releases(kubeconfig);
     let storefront = releases
         .iter()
         .find(|release| release["name"] == "storefront")
@@ -237,7 +237,7 @@ fn installing_again_upgrades_the_v1beta2_release_and_a_release_without_it_uninst
         release,
         ..
     } = &scene;
-    let first = install_with_helm(state.path(), &release, &kubeconfig, &[]);
+    let first = install_with_helm(state.path(), release, kubeconfig, &[]);
     assert_eq!(first["status"], "completed", "{first:#}");
 
     std::fs::write(
@@ -245,7 +245,7 @@ fn installing_again_upgrades_the_v1beta2_release_and_a_release_without_it_uninst
         web_helm_chart("from the next release"),
     )
     .unwrap();
-    let second = install_with_helm(state.path(), &release, &kubeconfig, &[]);
+    let second = install_with_helm(state.path(), release, kubeconfig, &[]);
     assert_eq!(second["status"], "completed", "{second:#}");
     let greeting = server
         .get("v1", "ConfigMap", "default", "storefront-greeting")
@@ -271,7 +271,7 @@ fn installing_again_upgrades_the_v1beta2_release_and_a_release_without_it_uninst
 
     std::fs::remove_file(release.join("kots/web.yaml")).unwrap();
     std::fs::remove_file(release.join("charts/web-1.2.0.tgz")).unwrap();
-    let third = install_with_helm(state.path(), &release, &kubeconfig, &[]);
+    let third = install_with_helm(state.path(), release, kubeconfig, &[]);
     assert_eq!(third["status"], "completed", "{third:#}");
     let uninstalled = facts_of(state.path(), &third, "HelmReleaseUninstalled");
     assert_eq!(uninstalled.len(), 1, "{uninstalled:#?}");
@@ -279,7 +279,7 @@ fn installing_again_upgrades_the_v1beta2_release_and_a_release_without_it_uninst
     assert_eq!(uninstalled[0]["outcome"], "uninstalled");
     assert_eq!(uninstalled[0]["installed_by"], second["install_id"]);
     assert!(
-        !helm_releases(&kubeconfig)
+        !helm_releases(kubeconfig)
             .iter()
             .any(|release| release["name"] == "storefront")
     );
@@ -291,7 +291,7 @@ fn installing_again_upgrades_the_v1beta2_release_and_a_release_without_it_uninst
     );
     // The useHelmInstall charts stay.
     assert!(
-        helm_releases(&kubeconfig)
+        helm_releases(kubeconfig)
             .iter()
             .any(|release| release["name"] == "shop")
     );
@@ -364,7 +364,7 @@ fn a_v1beta2_values_file_changed_on_disk_is_refused_before_anything_is_applied()
             ])
             .arg(helm())
             .args(["--target", "kube", "--kubeconfig"])
-            .arg(&kubeconfig),
+            .arg(kubeconfig),
     );
     assert!(!applied.status.success(), "{applied:?}");
     let report: Value = serde_json::from_slice(&applied.stdout).unwrap();
@@ -384,7 +384,7 @@ fn a_v1beta2_values_file_changed_on_disk_is_refused_before_anything_is_applied()
             .all(|request| request.method == "GET"),
         "nothing was written before the check"
     );
-    assert!(helm_releases(&kubeconfig).is_empty());
+    assert!(helm_releases(kubeconfig).is_empty());
 }
 
 /// The chart `tiny` 1.0.0 of the migration: one ConfigMap, annotated `kots.io/keep: "true"` as
@@ -435,20 +435,20 @@ fn a_chart_moving_to_v1beta2_with_take_ownership_adopts_what_windlass_applied() 
         "apiVersion: kots.io/v1beta1\nkind: HelmChart\nmetadata:\n  name: tiny\nspec:\n  chart:\n    name: tiny\n    chartVersion: 1.0.0\n",
     )
     .unwrap();
-    let first = install_with_helm(state.path(), &release, &kubeconfig, &[]);
+    let first = install_with_helm(state.path(), release, kubeconfig, &[]);
     assert_eq!(first["status"], "completed", "{first:#}");
     let applied = server
         .get("v1", "ConfigMap", "default", "tiny-config")
         .expect("windlass applied the chart's ConfigMap with the manifests");
     assert_eq!(applied["data"]["size"], "small");
-    assert!(helm_releases(&kubeconfig).is_empty());
+    assert!(helm_releases(kubeconfig).is_empty());
 
     std::fs::write(
         release.join("kots/tiny.yaml"),
         "apiVersion: kots.io/v1beta2\nkind: HelmChart\nmetadata:\n  name: tiny\nspec:\n  chart:\n    name: tiny\n    chartVersion: 1.0.0\n  values:\n    size: large\n  helmUpgradeFlags: [--take-ownership]\n",
     )
     .unwrap();
-    let second = install_with_helm(state.path(), &release, &kubeconfig, &[]);
+    let second = install_with_helm(state.path(), release, kubeconfig, &[]);
     assert_eq!(second["status"], "completed", "{second:#}");
     let adopted = server
         .get("v1", "ConfigMap", "default", "tiny-config")
@@ -499,12 +499,7 @@ fn the_app_state_is_observed_after_the_charts_are_installed() {
         "apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: my-app\nspec:\n  title: My App\n  statusInformers:\n    - deployment/storefront-web\n",
     )
     .unwrap();
-    let install = install_with_helm(
-        state.path(),
-        &release,
-        &kubeconfig,
-        &["--wait-timeout", "2s"],
-    );
+    let install = install_with_helm(state.path(), release, kubeconfig, &["--wait-timeout", "2s"]);
     assert_eq!(install["status"], "completed", "{install:#}");
     let observed = facts_of(state.path(), &install, "AppStateObserved");
     assert_eq!(observed.len(), 1, "{observed:#?}");
@@ -556,14 +551,14 @@ fn windlass_apply_installs_a_rendered_v1beta2_chart_with_the_helm_named() {
                 ])
                 .arg(helm)
                 .args(["--target", "kube", "--kubeconfig"])
-                .arg(&kubeconfig),
+                .arg(kubeconfig),
         )
     };
     let missing = apply(Path::new("/nonexistent/helm"));
     assert!(!missing.status.success(), "{missing:?}");
     let report = String::from_utf8_lossy(&missing.stdout);
     assert!(report.contains("/nonexistent/helm"), "{report}");
-    assert!(helm_releases(&kubeconfig).is_empty());
+    assert!(helm_releases(kubeconfig).is_empty());
 
     let applied = json(apply(&helm()));
     assert_eq!(applied["status"], "completed", "{applied:#}");
@@ -597,7 +592,7 @@ fn a_v1beta1_chart_a_v1beta2_chart_supersedes_is_not_installed_beside_it() {
         "apiVersion: kots.io/v1beta2\nkind: HelmChart\nmetadata:\n  name: tiny-v2\nspec:\n  chart:\n    name: tiny\n    chartVersion: 1.0.0\n  releaseName: first\n  weight: -5\n",
     )
     .unwrap();
-    let install = install_with_helm(state.path(), &release, &kubeconfig, &[]);
+    let install = install_with_helm(state.path(), release, kubeconfig, &[]);
     assert_eq!(install["status"], "completed", "{install:#}");
     let installed = facts_of(state.path(), &install, "HelmReleaseInstalled");
     let first: Vec<&Value> = installed
