@@ -126,7 +126,13 @@ impl ApplyStage {
             };
             let started = context.record_fact(Fact::of(&started)?).await?;
             let mut attempt = helm
-                .upgrade(chart, &upgrade_flags, &namespace, lock.as_ref())
+                .upgrade(
+                    chart,
+                    &upgrade_flags,
+                    &namespace,
+                    lock.as_ref(),
+                    helm_seconds,
+                )
                 .await?;
             if attempt.1 {
                 let pending = PendingRelease {
@@ -144,7 +150,13 @@ impl ApplyStage {
                         freed.push(note);
                     }
                     attempt = helm
-                        .upgrade(chart, &upgrade_flags, &namespace, lock.as_ref())
+                        .upgrade(
+                            chart,
+                            &upgrade_flags,
+                            &namespace,
+                            lock.as_ref(),
+                            helm_seconds,
+                        )
                         .await?;
                 }
             }
@@ -239,21 +251,21 @@ impl HelmOnCluster {
         .map_err(|error| StageError::permanent(format!("helm task failed: {error}")))
     }
 
-    /// `helm upgrade --install` of `chart` (see [`crate::helm_release::install_chart`]).
+    /// `helm upgrade --install` of `chart` (see [`crate::helm_release::install_chart`]), the
+    /// process given `helm_seconds` (helm's deadline) and a minute more.
     async fn upgrade(
         &self,
         chart: &HelmChartSource,
         upgrade_flags: &[String],
         namespace: &str,
         lock: Option<&StateLock>,
+        helm_seconds: u64,
     ) -> Result<(HelmReleaseInstalled, bool), StageError> {
         let (chart, upgrade_flags, namespace) =
             (chart.clone(), upgrade_flags.to_vec(), namespace.to_string());
-        // A `--timeout` of the chart's own flags longer than the wait deadline is helm's deadline
-        // then (the last one given wins): the process gets it and a minute more, as above.
+        // helm's deadline (a `--timeout` of the chart's own flags may be longer than the wait
+        // deadline: the last one given wins): the process gets it and a minute more, as above.
         let mut helm = self.clone();
-        let helm_seconds =
-            crate::helm_release::helm_timeout_seconds(self.timeout_seconds, &upgrade_flags);
         helm.tool.timeout = helm
             .tool
             .timeout

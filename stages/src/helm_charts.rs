@@ -389,39 +389,26 @@ pub fn values_yaml(values: Option<&serde_json::Value>) -> Result<String, String>
 }
 
 /// The documents of a `kots.io/v1beta1` chart (`chart`, holding a password value when
-/// `holds_password`) that `kots.io/exclude` and `kots.io/when` keep, the others told to `excluded`:
-/// KOTS judges every file a chart renders, as it judges the release's. KOTS templates those files
-/// first and windlass does not (see the README), so a value must be a boolean as helm printed it;
-/// anything else is refused naming the document (its value left out when the chart holds a
-/// password value).
+/// `holds_password`) that `kots.io/exclude` and `kots.io/when` keep, the others told to `excluded`
+/// ([`crate::release::kept_by_annotations`]): KOTS judges every file a chart renders, as it judges
+/// the release's. KOTS templates those files first and windlass does not (see the README), so a
+/// value must be a boolean as helm printed it; anything else is refused naming the document.
 fn kept_by_annotations(
     chart: &str,
     holds_password: bool,
     documents: Vec<Document>,
     excluded: &dyn Fn(&str, usize, &str),
 ) -> Result<Vec<Document>, String> {
-    let mut kept = Vec::with_capacity(documents.len());
-    for document in documents {
-        match windlass_template::annotations::excluded(&document.value) {
-            Ok(None) => kept.push(document),
-            Ok(Some(left_out)) => excluded(&document.file, document.index, left_out.annotation),
-            Err(error) => {
-                let problem = if holds_password {
-                    format!(
-                        "annotation {} is not a bool (use true or false); its value is not shown: the chart's values hold a password value",
-                        error.annotation
-                    )
-                } else {
-                    error.to_string()
-                };
-                return Err(format!(
-                    "{chart}: helm rendered {}: {problem} (windlass does not template a chart's rendered documents again, as KOTS does: the chart must print true or false)",
-                    document.location()
-                ));
-            }
-        }
-    }
-    Ok(kept)
+    crate::release::kept_by_annotations(
+        documents,
+        &|_| holds_password.then_some("the chart's values hold a password value"),
+        &|document, annotation| excluded(&document.file, document.index, annotation),
+    )
+    .map_err(|problem| {
+        format!(
+            "{chart}: helm rendered {problem} (windlass does not template a chart's rendered documents again, as KOTS does: the chart must print true or false)"
+        )
+    })
 }
 
 /// Whether `documents` (of a render) are recorded as base documents under `charts/<directory>/`:
@@ -434,7 +421,7 @@ pub fn joins_common_base(render: &ChartRender) -> bool {
 /// Whether `render` is a `kots.io/v1beta2` chart that is not excluded: one the apply stage
 /// installs as shipped, with helm.
 pub fn installed_as_shipped(render: &ChartRender) -> bool {
-    render.record.api_version == "kots.io/v1beta2" && !render.record.excluded
+    render.record.installed_as_shipped()
 }
 
 /// What `fetch_base`'s summary says of the HelmCharts: each one rendered (or excluded), with the
@@ -535,7 +522,7 @@ pub fn builder_documents(
     let mut documents = Vec::new();
     for record in records
         .iter()
-        .filter(|record| record.api_version == "kots.io/v1beta2" && !record.excluded)
+        .filter(|record| record.installed_as_shipped())
     {
         let chart = format!("HelmChart {} ({})", record.name, record.file);
         let stdout = match (&record.output_blob, &record.output_fingerprint) {

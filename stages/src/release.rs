@@ -880,6 +880,27 @@ fn leave_out_excluded(
     templates: &Templates,
     documents: Vec<Document>,
 ) -> Result<Vec<Document>, ReleaseError> {
+    kept_by_annotations(
+        documents,
+        &|document| {
+            templates
+                .holds_password(&document.file)
+                .then_some("the file holds a password value")
+        },
+        &|document, annotation| templates.excluded(&document.file, document.index, annotation),
+    )
+    .map_err(ReleaseError::Template)
+}
+
+/// The documents `kots.io/exclude` and `kots.io/when` keep (KOTS's own kinds are not judged), each
+/// one left out told to `excluded` with the annotation that decided. A value that is not a bool
+/// is the error `<document>: <problem>`; when `holds_password` gives a reason (the document may
+/// hold a password value), the value is left out of it and the reason said instead.
+pub(crate) fn kept_by_annotations(
+    documents: Vec<Document>,
+    holds_password: &dyn Fn(&Document) -> Option<&'static str>,
+    excluded: &dyn Fn(&Document, &'static str),
+) -> Result<Vec<Document>, String> {
     let mut kept = Vec::with_capacity(documents.len());
     for document in documents {
         if document.class == DocumentClass::KotsKind {
@@ -888,22 +909,16 @@ fn leave_out_excluded(
         }
         match windlass_template::annotations::excluded(&document.value) {
             Ok(None) => kept.push(document),
-            Ok(Some(excluded)) => {
-                templates.excluded(&document.file, document.index, excluded.annotation)
-            }
-            // The value may be a password the file's templates rendered into it.
-            Err(error) if templates.holds_password(&document.file) => {
-                return Err(ReleaseError::Template(format!(
-                    "{}: annotation {} is not a bool (use true or false); its value is not shown: the file holds a password value",
-                    document.location(),
-                    error.annotation
-                )));
-            }
+            Ok(Some(left_out)) => excluded(&document, left_out.annotation),
             Err(error) => {
-                return Err(ReleaseError::Template(format!(
-                    "{}: {error}",
-                    document.location()
-                )));
+                let problem = match holds_password(&document) {
+                    Some(reason) => format!(
+                        "annotation {} is not a bool (use true or false); its value is not shown: {reason}",
+                        error.annotation
+                    ),
+                    None => error.to_string(),
+                };
+                return Err(format!("{}: {problem}", document.location()));
             }
         }
     }

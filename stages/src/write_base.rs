@@ -539,7 +539,7 @@ fn write_helm_tree(
     let charts: Vec<_> = fetched
         .helm_charts
         .iter()
-        .filter(|chart| chart.api_version == "kots.io/v1beta2" && !chart.excluded)
+        .filter(|chart| chart.installed_as_shipped())
         .collect();
     if charts.is_empty() {
         return Ok(Vec::new());

@@ -179,6 +179,14 @@ pub struct HelmChartRendered {
     pub holds_password: bool,
 }
 
+impl HelmChartRendered {
+    /// A `kots.io/v1beta2` chart that is not excluded: `write_base` writes it to
+    /// `helm/<directory>/` and the apply stage installs it from there, as shipped.
+    pub fn installed_as_shipped(&self) -> bool {
+        self.api_version == "kots.io/v1beta2" && !self.excluded
+    }
+}
+
 /// What a redacted flag value is recorded as.
 pub const REDACTED: &str = "<redacted>";
 
