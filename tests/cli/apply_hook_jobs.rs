@@ -38,6 +38,14 @@ fn uid(cluster: &crate::apply_kube::FakeCluster) -> Value {
         .clone()
 }
 
+/// Reports `status` for Job `default/migrate` as its controller would (merged: null removes).
+fn report_status(cluster: &crate::apply_kube::FakeCluster, status: Value) {
+    cluster
+        .server
+        .set_status("batch/v1", "Job", "default", "migrate", status)
+        .unwrap();
+}
+
 #[test]
 fn a_finished_job_whose_hook_delete_policy_says_so_is_created_again_when_it_changes() {
     let cluster = fake_cluster(Options::default());
@@ -63,31 +71,13 @@ fn a_finished_job_whose_hook_delete_policy_says_so_is_created_again_when_it_chan
     assert_eq!(uid(&cluster), first_uid);
 
     // Failed, where the policy asks only for success: refused still.
-    cluster
-        .server
-        .set_status(
-            "batch/v1",
-            "Job",
-            "default",
-            "migrate",
-            json!({"failed": 1}),
-        )
-        .unwrap();
+    report_status(&cluster, json!({"failed": 1}));
     let failed = refused(install_kube(state.path(), release.path(), &cluster, &[]));
     assert!(failed.contains("immutable"), "{failed}");
 
     // Succeeded once, with a pod still active (a parallel Job): refused still, as KOTS's informer
     // would not have deleted it yet.
-    cluster
-        .server
-        .set_status(
-            "batch/v1",
-            "Job",
-            "default",
-            "migrate",
-            json!({"succeeded": 1, "active": 1}),
-        )
-        .unwrap();
+    report_status(&cluster, json!({"succeeded": 1, "active": 1}));
     let active = refused(install_kube(state.path(), release.path(), &cluster, &[]));
     assert!(active.contains("immutable"), "{active}");
     // None of the refused installs deleted anything.
@@ -101,16 +91,7 @@ fn a_finished_job_whose_hook_delete_policy_says_so_is_created_again_when_it_chan
 
     // Succeeded, no pod active any more (a merge: null removes it): a dry run says it would be
     // created again, and leaves it.
-    cluster
-        .server
-        .set_status(
-            "batch/v1",
-            "Job",
-            "default",
-            "migrate",
-            json!({"succeeded": 1, "active": null}),
-        )
-        .unwrap();
+    report_status(&cluster, json!({"succeeded": 1, "active": null}));
     let dry = install_kube(state.path(), release.path(), &cluster, &["--dry-run"]);
     assert!(
         dry.status.success(),
@@ -199,16 +180,7 @@ fn a_charts_hook_job_with_helms_delete_policy_is_created_again_once_it_succeeded
     let first = json(install(state.path()));
     assert_eq!(first["status"], "completed", "{first:#}");
     let first_uid = uid(&cluster);
-    cluster
-        .server
-        .set_status(
-            "batch/v1",
-            "Job",
-            "default",
-            "migrate",
-            json!({"succeeded": 1}),
-        )
-        .unwrap();
+    report_status(&cluster, json!({"succeeded": 1}));
 
     std::fs::write(release.path().join("kots/jobs.yaml"), helm_chart("1.37")).unwrap();
     let second = json(install(state.path()));

@@ -424,12 +424,7 @@ fn a_helm_install_chart_reading_a_password_in_values_and_flags_records_them_reda
     assert_eq!(rendered["helm_charts"][0]["helm_upgrade_flags"], redacted);
     let installed = &payloads_of_type(&events, "HelmReleaseInstalled")[0];
     assert_eq!(installed["outcome"], "installed", "{installed:#}");
-    let arguments: Vec<&str> = installed["arguments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|argument| argument.as_str().unwrap())
-        .collect();
+    let arguments = crate::helm_v1beta2::arguments_of(installed);
     assert!(
         arguments.ends_with(&["--description", "<redacted>"]),
         "{arguments:?}"
@@ -486,12 +481,7 @@ fn a_v1beta2_chart_reading_a_password_is_installed_with_it_and_recorded_redacted
     let web = &installed[0];
     assert_eq!(web["release_name"], "web");
     assert_eq!(web["outcome"], "installed", "{web:#}");
-    let arguments: Vec<&str> = web["arguments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|argument| argument.as_str().unwrap())
-        .collect();
+    let arguments = crate::helm_v1beta2::arguments_of(web);
     assert!(
         arguments.ends_with(&["--description", "<redacted>", "--timeout=<redacted>"]),
         "{arguments:?}"

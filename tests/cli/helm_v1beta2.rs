@@ -107,6 +107,24 @@ fn facts_of(state: &Path, install: &Value, event_type: &str) -> Vec<Value> {
     payloads_of_type(events.as_array().unwrap(), event_type)
 }
 
+/// The arguments helm ran with, as a `HelmReleaseInstalled` record holds them.
+pub(crate) fn arguments_of(record: &Value) -> Vec<&str> {
+    record["arguments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|argument| argument.as_str().unwrap())
+        .collect()
+}
+
+/// The record of release `name` among `records`.
+fn release_record<'a>(records: &'a [Value], name: &str) -> &'a Value {
+    records
+        .iter()
+        .find(|record| record["release_name"] == name)
+        .unwrap_or_else(|| panic!("no record of release {name}: {records:#?}"))
+}
+
 /// The releases helm lists in every namespace, by name, as helm's JSON prints them.
 pub(crate) fn helm_releases(kubeconfig: &Path) -> Vec<Value> {
     let listed = std::process::Command::new(helm())
@@ -200,12 +218,7 @@ fn a_v1beta2_chart_is_installed_from_its_archive_and_values_in_weight_order_with
     assert_eq!(web["chart_dir"], "helm/storefront");
     assert_eq!(web["outcome"], "installed", "{web:#}");
     assert_eq!(web["revision"], 1);
-    let arguments: Vec<&str> = web["arguments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|argument| argument.as_str().unwrap())
-        .collect();
+    let arguments = arguments_of(web);
     assert_eq!(
         arguments[..4],
         ["upgrade", "--install", "storefront", "chart/web-1.2.0.tgz"]
@@ -252,18 +265,15 @@ fn installing_again_upgrades_the_v1beta2_release_and_a_release_without_it_uninst
         .unwrap();
     assert_eq!(greeting["data"]["greeting"], "from the next release");
     let installed = facts_of(state.path(), &second, "HelmReleaseInstalled");
-    let web = installed
-        .iter()
-        .find(|record| record["release_name"] == "storefront")
-        .unwrap();
+    let web = release_record(&installed, "storefront");
     assert_eq!(web["revision"], 2, "{web:#}");
     let digests: Vec<Value> = [&first, &second]
         .iter()
         .map(|install| {
-            facts_of(state.path(), install, "HelmReleaseInstalled")
-                .into_iter()
-                .find(|record| record["release_name"] == "storefront")
-                .unwrap()["chart_digest"]
+            release_record(
+                &facts_of(state.path(), install, "HelmReleaseInstalled"),
+                "storefront",
+            )["chart_digest"]
                 .clone()
         })
         .collect();
@@ -325,10 +335,7 @@ fn the_directory_target_writes_a_v1beta2_chart_as_shipped_with_its_values() {
     assert_eq!(values["greeting"], "from the HelmChart");
     assert_eq!(values["pullSecret"], "my-app-registry");
     let installed = facts_of(state.path(), &install, "HelmReleaseInstalled");
-    let web = installed
-        .iter()
-        .find(|record| record["release_name"] == "storefront")
-        .unwrap();
+    let web = release_record(&installed, "storefront");
     assert_eq!(web["outcome"], "written", "{web:#}");
     assert_eq!(web["written_to"], "charts/storefront");
 }
@@ -461,12 +468,7 @@ fn a_chart_moving_to_v1beta2_with_take_ownership_adopts_what_windlass_applied() 
     );
     let installed = facts_of(state.path(), &second, "HelmReleaseInstalled");
     assert_eq!(installed.len(), 1, "{installed:#?}");
-    let arguments: Vec<&str> = installed[0]["arguments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|argument| argument.as_str().unwrap())
-        .collect();
+    let arguments = arguments_of(&installed[0]);
     assert!(
         arguments.ends_with(&["--server-side=false", "--take-ownership"]),
         "{arguments:?}"
@@ -568,10 +570,7 @@ fn windlass_apply_installs_a_rendered_v1beta2_chart_with_the_helm_named() {
             .is_some()
     );
     let installed = facts_of(state.path(), &applied, "HelmReleaseInstalled");
-    let storefront = installed
-        .iter()
-        .find(|record| record["release_name"] == "storefront")
-        .unwrap_or_else(|| panic!("{installed:#?}"));
+    let storefront = release_record(&installed, "storefront");
     assert_eq!(storefront["outcome"], "installed", "{storefront:#}");
 }
 
@@ -632,10 +631,7 @@ fn a_v1beta2_chart_goes_to_its_namespace_is_not_run_in_a_dry_run_and_is_uninstal
     let dry = install_with_helm(state.path(), &release, &kubeconfig, &["--dry-run"]);
     assert_eq!(dry["status"], "completed", "{dry:#}");
     let recorded = facts_of(state.path(), &dry, "HelmReleaseInstalled");
-    let storefront = recorded
-        .iter()
-        .find(|record| record["release_name"] == "storefront")
-        .unwrap_or_else(|| panic!("{recorded:#?}"));
+    let storefront = release_record(&recorded, "storefront");
     assert_eq!(storefront["outcome"], "not_run_dry_run", "{storefront:#}");
     assert_eq!(storefront["namespace"], "shopfront");
     assert!(helm_releases(&kubeconfig).is_empty());
