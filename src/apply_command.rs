@@ -1,7 +1,8 @@
-//! `windlass apply INSTALL_ID` and the apply options of `windlass install` (`--target`,
-//! `--kubeconfig`, `--dry-run`, `--wait-timeout`, `--allow-empty-prune`): turns them into the
-//! apply stage's configuration and the Kubernetes client factory the stage is given, runs
-//! [`windlass_apply::apply_install::apply_install`] for an install rendered earlier, and prints
+//! `windlass apply INSTALL_ID`, `windlass undeploy INSTALL_ID` and the apply options of
+//! `windlass install` (`--target`, `--kubeconfig`, `--dry-run`, `--wait-timeout`,
+//! `--allow-empty-prune`): turns them into the apply stage's configuration and the Kubernetes
+//! client factory the stage is given, runs [`windlass_apply::apply_install::apply_install`] for
+//! an install rendered earlier (an undeploy is that apply stage applying nothing), and prints
 //! what was (or, for a dry run, would be) changed, for humans or as JSON.
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use windlass_engine::runner::StartKind;
 use windlass_engine::{FailureClass, InstallState, InstallStatus, Progress, Services};
 use windlass_state::StoredEvent;
 
-use crate::cli::{ApplyArgs, GlobalArgs, TargetArgs};
+use crate::cli::{ApplyArgs, GlobalArgs, TargetArgs, UndeployArgs};
 use crate::exit::{CliError, CliResult, Code, end_runtime, leave_to_exit};
 use crate::read_commands::print_json;
 use crate::state_access::{actor, new_install_id, open_state};
@@ -60,6 +61,7 @@ pub fn apply_config(args: &TargetArgs) -> Result<Option<ApplyConfig>, CliError> 
         allow_empty_prune: args.allow_empty_prune,
         source_install: None,
         helm: None,
+        undeploy: false,
     }))
 }
 
@@ -85,10 +87,14 @@ pub fn refuse_protected_dir_target(
 /// The services for an install or apply with these options: the real world, with a Kubernetes
 /// client factory reading `--kubeconfig` (else `$KUBECONFIG`, else `~/.kube/config`).
 pub fn services(args: &TargetArgs) -> Services {
+    services_reading(args.kubeconfig.clone())
+}
+
+/// The services with a Kubernetes client factory reading `kubeconfig` (else `$KUBECONFIG`, else
+/// `~/.kube/config`).
+fn services_reading(kubeconfig: Option<std::path::PathBuf>) -> Services {
     Services {
-        kubernetes: Arc::new(KubeClients {
-            kubeconfig: args.kubeconfig.clone(),
-        }),
+        kubernetes: Arc::new(KubeClients { kubeconfig }),
         ..Services::default()
     }
 }
@@ -113,6 +119,49 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs) -> CliResult {
         .as_deref()
         .map(crate::install_command::absolute)
         .transpose()?;
+    run_apply_install(global, &args.install_id, &config, services(&args.target))
+}
+
+/// Runs `windlass undeploy`: the apply stage of an install of its own, applying nothing.
+pub fn undeploy(global: &GlobalArgs, args: &UndeployArgs) -> CliResult {
+    if !matches!(args.target, Target::Kube { .. }) {
+        return Err(CliError::new(
+            Code::CommandLine,
+            anyhow!(
+                "windlass undeploy needs --target kube or kube:CONTEXT, not {} (a GitOps directory is undeployed by removing it from the repository)",
+                args.target
+            ),
+        ));
+    }
+    let config = ApplyConfig {
+        target: args.target.to_string(),
+        dry_run: args.dry_run,
+        wait_timeout_seconds: args.wait_timeout,
+        allow_empty_prune: false,
+        source_install: None,
+        helm: args
+            .helm
+            .as_deref()
+            .map(crate::install_command::absolute)
+            .transpose()?,
+        undeploy: true,
+    };
+    run_apply_install(
+        global,
+        &args.install_id,
+        &config,
+        services_reading(args.kubeconfig.clone()),
+    )
+}
+
+/// Runs the apply stage of `config` on what install `install_id` rendered, as an install of its
+/// own, and reports it.
+fn run_apply_install(
+    global: &GlobalArgs,
+    install_id: &str,
+    config: &ApplyConfig,
+    services: Services,
+) -> CliResult {
     let state = open_state(global)?;
     let progress: Arc<dyn Progress> = match TerminalProgress::for_stderr(global.json) {
         Some(bars) => Arc::new(bars),
@@ -127,14 +176,14 @@ pub fn run(global: &GlobalArgs, args: &ApplyArgs) -> CliResult {
         .map_err(|error| CliError::new(Code::Failure, error))?;
     let (outcome, start) = runtime
         .block_on(apply_install(
-            &args.install_id,
-            &config,
+            install_id,
+            config,
             ApplyEnvironment {
                 state: &state,
                 actor: actor(),
                 new_install_id: new_install_id(),
                 progress,
-                services: services(&args.target),
+                services,
             },
         ))
         .map_err(|error| {

@@ -116,6 +116,10 @@ pub enum Command {
     Proxy(ProxyArgs),
     /// Apply what a completed install rendered (`--target dir:PATH` or `kube[:CONTEXT]`).
     Apply(ApplyArgs),
+    /// Remove an app from a cluster: delete what windlass's newest apply of it there left
+    /// (namespaces, `kots.io/keep` objects and refused deletes stay, and are listed) and
+    /// `helm uninstall` the charts it installed.
+    Undeploy(UndeployArgs),
     /// Watch a directory and install each release dropped into it (a subdirectory or a `.tar.gz`
     /// bundle) exactly once per release digest, one at a time in version order; with `--listen`,
     /// serve status, metrics and a read-only web console.
@@ -133,6 +137,31 @@ pub struct ApplyArgs {
     /// The helm (Helm 4) that installs the release's HelmCharts with `--target kube` (the
     /// `useHelmInstall: true` and `kots.io/v1beta2` ones); default: `tools/bin/helm` beside the
     /// binary's directory, else `helm` on PATH.
+    #[arg(long, value_name = "PATH", env = "WINDLASS_HELM")]
+    pub helm: Option<PathBuf>,
+}
+
+/// Arguments of `windlass undeploy`.
+#[derive(Debug, Args)]
+pub struct UndeployArgs {
+    /// An install of the app (see `windlass history`): its app and namespace say what to
+    /// remove. Its rendered output is not read.
+    pub install_id: String,
+    /// The cluster: `kube` (the kubeconfig's current context) or `kube:CONTEXT`.
+    #[arg(long, value_parser = parse_target)]
+    pub target: windlass_apply::Target,
+    /// Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Report what would be deleted (the server is asked with a dry run) and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Deadline of each helm uninstall: seconds, or with a unit (`90s`, `10m`, `1h`); at most
+    /// `168h`.
+    #[arg(long, default_value = "10m", value_parser = parse_wait_timeout)]
+    pub wait_timeout: u64,
+    /// The helm (Helm 4) that uninstalls the charts windlass installed; default: `tools/bin/helm`
+    /// beside the binary's directory, else `helm` on PATH.
     #[arg(long, value_name = "PATH", env = "WINDLASS_HELM")]
     pub helm: Option<PathBuf>,
 }

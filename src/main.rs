@@ -69,6 +69,7 @@ fn main() -> std::process::ExitCode {
         Command::VerifyExport { file } => audit_commands::verify_export_file(&cli.global, file),
         Command::Proxy(args) => proxy_command::run(&cli.global, args),
         Command::Apply(args) => apply_command::run(&cli.global, args),
+        Command::Undeploy(args) => apply_command::undeploy(&cli.global, args),
         Command::Watch(args) => watch_command::run_watch(&cli.global, args),
     };
     match result {

@@ -94,7 +94,9 @@ pub async fn apply_install(
     );
     let mut rendered = windlass_engine::fold_owned(source, events)
         .map_err(|error| ApplyInstallError::Stopped(error.into()))?;
-    if rendered.status != InstallStatus::Completed {
+    // An undeploy reads only who the install is (app, namespace): any install of the app names
+    // it, a failed one too (an apply that failed half-way is undeployed so).
+    if rendered.status != InstallStatus::Completed && !config.undeploy {
         return Err(ApplyInstallError::NotCompleted {
             install: source.to_string(),
             status: rendered.status.as_str().to_string(),

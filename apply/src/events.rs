@@ -455,6 +455,11 @@ pub struct ApplyCompleted {
     /// any namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_namespace: Option<String>,
+    /// `windlass undeploy`: nothing was applied and everything of the previous inventory was
+    /// deleted but what must stay (the inventory lists it). Absent (false) in records of
+    /// windlass versions before it, which never undeployed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub undeployed: bool,
 }
 
 /// `ApplyStarted` version 1: an apply to a cluster began. Recorded once per install (again only

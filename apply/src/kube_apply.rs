@@ -106,6 +106,9 @@ pub struct KubeApply<'a> {
     pub allow_empty_prune: bool,
     /// The rendered files that hold a secret (recorded by fingerprint, not as a blob).
     pub secret_files: BTreeSet<String>,
+    /// `windlass undeploy` (nothing planned): Namespaces are left, not deleted
+    /// ([`crate::order::leave_namespaces`]).
+    pub undeploy: bool,
 }
 
 /// What the kube apply ended with.
@@ -994,6 +997,11 @@ impl KubeApply<'_> {
                 self.allow_empty_prune,
             )
             .map_err(|refusal| StageError::invalid_input(refusal.to_string()))?;
+            let actions = if self.undeploy {
+                crate::order::leave_namespaces(actions)
+            } else {
+                actions
+            };
             let others = self
                 .other_instances_holding(&actions, pruned_before)
                 .await?;

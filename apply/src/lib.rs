@@ -27,6 +27,7 @@ mod redact;
 pub mod source;
 pub mod stage;
 pub mod target;
+mod undeploy;
 pub mod view;
 
 pub use events::SCHEMAS;

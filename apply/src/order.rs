@@ -336,6 +336,10 @@ pub enum KeepReason {
     /// so in this one's inventory (`left_to_other_instance`). (A variant added later: records
     /// before it never hold it.)
     OtherInstance,
+    /// A Namespace, on `windlass undeploy`: deleting it would delete everything in it, what
+    /// windlass did not apply as well, so an undeploy leaves namespaces (as KOTS's does). (A
+    /// variant added later: records before it never hold it.)
+    NamespaceOnUndeploy,
 }
 
 /// What to do with one object no longer in the release.
@@ -410,6 +414,22 @@ pub fn plan_prune(
             }
         })
         .collect())
+}
+
+/// `actions` as `windlass undeploy` takes them: every Namespace it would delete is left instead
+/// ([`KeepReason::NamespaceOnUndeploy`]); what is in it and windlass applied is still deleted.
+pub fn leave_namespaces(actions: Vec<PruneAction>) -> Vec<PruneAction> {
+    actions
+        .into_iter()
+        .map(|action| match action {
+            PruneAction::Delete(entry)
+                if entry.key.group.is_empty() && entry.key.kind == "Namespace" =>
+            {
+                PruneAction::Keep(entry, KeepReason::NamespaceOnUndeploy)
+            }
+            other => other,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -690,6 +710,25 @@ mod tests {
         assert_eq!(
             plan_prune(&previous, &BTreeSet::new(), &BTreeSet::new(), 0, &[], false).unwrap_err(),
             PruneRefusal::EmptySet(1)
+        );
+    }
+
+    #[test]
+    fn an_undeploy_leaves_namespaces_and_deletes_what_is_in_them() {
+        let previous = vec![
+            entry("", "Namespace", None, "tools"),
+            entry("", "ConfigMap", Some("tools"), "c"),
+            entry("example.com", "Namespace", None, "not-core"),
+        ];
+        let actions =
+            plan_prune(&previous, &BTreeSet::new(), &BTreeSet::new(), 0, &[], true).unwrap();
+        assert_eq!(
+            pruned(&leave_namespaces(actions)),
+            [
+                "delete ConfigMap/c",
+                "keep Namespace/tools NamespaceOnUndeploy",
+                "delete Namespace/not-core"
+            ]
         );
     }
 }

@@ -62,6 +62,10 @@ pub struct ApplyConfig {
     /// else `tools/bin/helm` beside the binary's directory, else `helm` on PATH.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub helm: Option<std::path::PathBuf>,
+    /// `windlass undeploy`: apply nothing, and delete what the previous apply of the app to the
+    /// cluster left there ([`crate::undeploy`]); needs a cluster target and `source_install`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub undeploy: bool,
 }
 
 impl Default for ApplyConfig {
@@ -73,6 +77,7 @@ impl Default for ApplyConfig {
             allow_empty_prune: false,
             source_install: None,
             helm: None,
+            undeploy: false,
         }
     }
 }
@@ -101,8 +106,20 @@ pub const MAX_WAIT_TIMEOUT_SECONDS: u64 = 7 * 24 * 3600;
 impl StageConfig for ApplyConfig {
     fn validate(&self) -> Result<(), Vec<String>> {
         let mut problems = Vec::new();
-        if let Err(problem) = self.parsed_target() {
-            problems.push(problem);
+        match self.parsed_target() {
+            Err(problem) => problems.push(problem),
+            Ok(Target::Kube { .. }) => {}
+            Ok(_) if self.undeploy => {
+                problems.push(format!(
+                    "undeploy needs a cluster target (kube or kube:CONTEXT), not {}",
+                    self.target
+                ));
+            }
+            Ok(_) => {}
+        }
+        if self.undeploy && self.source_install.is_none() {
+            problems
+                .push("undeploy needs source_install: the install of the app to undeploy".into());
         }
         if self.wait_timeout_seconds == 0 {
             problems.push("wait_timeout_seconds must be at least 1".into());
@@ -138,6 +155,17 @@ pub struct ApplyStage {
 #[async_trait::async_trait]
 impl Stage for ApplyStage {
     async fn run(&self, context: &StageContext) -> Result<StageOutput, StageError> {
+        if self.config.undeploy {
+            let Target::Kube {
+                context: kube_context,
+            } = &self.target
+            else {
+                return Err(StageError::invalid_input(
+                    "undeploy needs a cluster target (kube or kube:CONTEXT)",
+                ));
+            };
+            return self.undeploy(context, kube_context.as_deref()).await;
+        }
         if self.target.is_none() {
             return Ok(StageOutput {
                 facts: Vec::new(),
@@ -242,6 +270,7 @@ impl Stage for ApplyStage {
                     dry_run: false,
                     body_version: None,
                     app_namespace: Some(app_namespace.clone()),
+                    undeployed: false,
                 };
                 Ok(StageOutput {
                     facts: vec![Fact::of(&completed)?],
@@ -268,30 +297,9 @@ impl Stage for ApplyStage {
                     .reader
                     .take()
                     .map(|reader| tokio::task::spawn_blocking(move || reader.read()));
-                let client = context
-                    .services
-                    .kubernetes
-                    .client(kube_context.as_deref())
-                    .await
-                    .map_err(|error| StageError::invalid_input(error.0));
-                let client = after_files(client, &mut reading, &mut source).await?;
-                let connection = client.downcast::<KubeConnection>().map_err(|_| {
-                    StageError::permanent(
-                        "the injected kubernetes client factory does not hand out windlass-apply connections",
-                    )
-                });
-                let connection = after_files(connection, &mut reading, &mut source).await?;
-                let kubeconfig = connection.kubeconfig.clone();
-                let cluster = Cluster::new((*connection).clone());
-                let identity = cluster.identity().await.map_err(|failure| {
-                    StageError::transient(format!(
-                        "reading the cluster's kube-system namespace (which names the cluster): {failure} (after retries)"
-                    ))
-                });
-                let identity = ClusterIdentity {
-                    server: cluster.server().to_string(),
-                    uid: after_files(identity, &mut reading, &mut source).await?,
-                };
+                let connected = connect(context, kube_context.as_deref()).await;
+                let (cluster, kubeconfig, identity) =
+                    after_files(connected, &mut reading, &mut source).await?;
                 let start = ApplyStarted {
                     app_slug: app_slug.clone(),
                     target: identity.record(kube_context.clone()),
@@ -352,6 +360,7 @@ impl Stage for ApplyStage {
                     allow_empty_prune: self.config.allow_empty_prune,
                     secret_files: source.secret_files.clone(),
                     cluster_identity: identity.clone(),
+                    undeploy: false,
                 };
                 // The rendered files as the previous apply of the same rendering applied them,
                 // found unchanged in the cluster: nothing to parse or send.
@@ -421,6 +430,7 @@ impl Stage for ApplyStage {
                     dry_run: self.config.dry_run,
                     body_version: (!self.config.dry_run).then_some(BODY_VERSION),
                     app_namespace: Some(app_namespace.clone()),
+                    undeployed: false,
                 };
                 Ok(StageOutput {
                     facts: vec![Fact::of(&completed)?],
@@ -429,6 +439,37 @@ impl Stage for ApplyStage {
             }
         }
     }
+}
+
+/// The cluster `kube_context` names (the current one when `None`), through the injected client
+/// factory: the client, the kubeconfig that reaches it (for helm), and which cluster it is.
+pub(crate) async fn connect(
+    context: &StageContext,
+    kube_context: Option<&str>,
+) -> Result<(Cluster, std::ffi::OsString, ClusterIdentity), StageError> {
+    let client = context
+        .services
+        .kubernetes
+        .client(kube_context)
+        .await
+        .map_err(|error| StageError::invalid_input(error.0))?;
+    let connection = client.downcast::<KubeConnection>().map_err(|_| {
+        StageError::permanent(
+            "the injected kubernetes client factory does not hand out windlass-apply connections",
+        )
+    })?;
+    let kubeconfig = connection.kubeconfig.clone();
+    let cluster = Cluster::new((*connection).clone());
+    let uid = cluster.identity().await.map_err(|failure| {
+        StageError::transient(format!(
+            "reading the cluster's kube-system namespace (which names the cluster): {failure} (after retries)"
+        ))
+    })?;
+    let identity = ClusterIdentity {
+        server: cluster.server().to_string(),
+        uid,
+    };
+    Ok((cluster, kubeconfig, identity))
 }
 
 /// The directories a directory target must not be, lie inside or hold: the state directory
@@ -565,5 +606,29 @@ mod tests {
         let problems = with(u64::MAX).validate().unwrap_err();
         assert!(problems[0].contains("at most"), "{problems:?}");
         assert!(with(0).validate().unwrap_err()[0].contains("at least 1"));
+    }
+
+    #[test]
+    fn an_undeploy_needs_a_cluster_and_the_install_to_undeploy() {
+        let undeploy = |target: &str, source: Option<&str>| ApplyConfig {
+            target: target.into(),
+            undeploy: true,
+            source_install: source.map(str::to_string),
+            ..ApplyConfig::default()
+        };
+        assert!(undeploy("kube:staging", Some("i-1")).validate().is_ok());
+        let problems = undeploy("dir:/srv/gitops", Some("i-1"))
+            .validate()
+            .unwrap_err();
+        assert!(
+            problems[0].contains("needs a cluster target"),
+            "{problems:?}"
+        );
+        let problems = undeploy("kube", None).validate().unwrap_err();
+        assert!(problems[0].contains("needs source_install"), "{problems:?}");
+        // Not written when false: the configurations of pipelines before it keep their
+        // fingerprints.
+        let written = serde_json::to_value(ApplyConfig::default()).unwrap();
+        assert!(written.get("undeploy").is_none(), "{written}");
     }
 }

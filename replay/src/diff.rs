@@ -678,6 +678,7 @@ fn applied_changes(
                     }
                     Some(KeepReason::HoldsOthers) =>
                         " (custom resources windlass did not apply are instances of it)",
+                    Some(KeepReason::NamespaceOnUndeploy) => " (a namespace: undeploy leaves them)",
                     None => "",
                 }
             ),

@@ -48,7 +48,7 @@ fn web_helm_chart(greeting: &str) -> String {
 
 /// [`release_with_charts`] (the quickstart release, `useHelmInstall: true` charts `tiny` as
 /// release `first` at weight -5 and `shop` at weight 10) plus `web` as a `kots.io/v1beta2` chart.
-fn release_with_a_v1beta2_chart() -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn release_with_a_v1beta2_chart() -> (tempfile::TempDir, PathBuf) {
     let (dir, release) = release_with_charts();
     std::fs::write(
         release.join("charts/web-1.2.0.tgz"),
@@ -65,15 +65,15 @@ fn release_with_a_v1beta2_chart() -> (tempfile::TempDir, PathBuf) {
 
 /// A FAKE API server with a kubeconfig for it, an empty state directory, and a release (with
 /// the directory that holds it).
-struct Scene {
-    server: TestApiServer,
-    kubeconfig: PathBuf,
-    state: tempfile::TempDir,
-    release: PathBuf,
+pub(crate) struct Scene {
+    pub(crate) server: TestApiServer,
+    pub(crate) kubeconfig: PathBuf,
+    pub(crate) state: tempfile::TempDir,
+    pub(crate) release: PathBuf,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
-fn scene((release_dir, release): (tempfile::TempDir, PathBuf)) -> Scene {
+pub(crate) fn scene((release_dir, release): (tempfile::TempDir, PathBuf)) -> Scene {
     let dir = tempfile::tempdir().unwrap();
     let (server, kubeconfig) = fake_cluster(dir.path());
     Scene {
@@ -98,7 +98,7 @@ fn render(state: &Path, release: &Path, extra: &[&str]) -> Value {
 }
 
 /// The payloads of the `event_type` facts of `install`, in order.
-fn facts_of(state: &Path, install: &Value, event_type: &str) -> Vec<Value> {
+pub(crate) fn facts_of(state: &Path, install: &Value, event_type: &str) -> Vec<Value> {
     let events = json(run(windlass(state).args([
         "events",
         install["install_id"].as_str().unwrap(),

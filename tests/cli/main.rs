@@ -33,6 +33,7 @@ mod release_input;
 mod replay;
 mod state_integrity;
 mod templates;
+mod undeploy;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

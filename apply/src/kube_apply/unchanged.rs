@@ -34,6 +34,7 @@ impl KubeApply<'_> {
     ) -> Result<Option<Unchanged>, StageError> {
         if self.dry_run
             || previous.dry_run
+            || previous.undeployed
             || previous.body_version != Some(BODY_VERSION)
             || previous.rendered_by != source.rendered_by
             || !self.additional_namespaces.is_empty()

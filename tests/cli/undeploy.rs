@@ -1,0 +1,353 @@
+//! `windlass undeploy INSTALL_ID --target kube`, end to end: the real `windlass` binary against
+//! `windlass-test-apiserver`, a FAKE Kubernetes API server (no real one can be installed on
+//! these machines), and the real helm 4 for the charts. What the newest apply of the app left is
+//! deleted, as a prune of everything would delete it; Namespaces, `kots.io/keep` objects and
+//! refused deletes stay and are listed; a dry run deletes nothing; the charts windlass
+//! installed are uninstalled, higher weight first; an app never applied there is refused.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json as json_value};
+use windlass_test_apiserver::{Fault, FaultAction, FaultMatch, Options};
+
+use super::apply_kube::{
+    FakeCluster, apply_kube, configmap, events, exists, fake_cluster, install_kube, output_within,
+    release,
+};
+use super::*;
+
+/// `windlass undeploy INSTALL_ID --json --target kube --kubeconfig <the fake's> EXTRA...`.
+fn undeploy(state: &Path, install_id: &str, kubeconfig: &Path, extra: &[&str]) -> Output {
+    output_within(
+        windlass(state)
+            .args(["undeploy", install_id, "--json", "--target", "kube"])
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(extra),
+    )
+}
+
+/// Each `ObjectPruned` of `install`, by `Kind/namespace/name`: its outcome, and why kept.
+fn prune_decisions(state: &Path, install: &Value) -> BTreeMap<String, (String, Value)> {
+    payloads_of_type(
+        &events(state, install["install_id"].as_str().unwrap()),
+        "ObjectPruned",
+    )
+    .into_iter()
+    .map(|pruned| {
+        let key = &pruned["key"];
+        (
+            format!(
+                "{}/{}/{}",
+                key["kind"].as_str().unwrap(),
+                key["namespace"].as_str().unwrap_or(""),
+                key["name"].as_str().unwrap()
+            ),
+            (
+                pruned["outcome"].as_str().unwrap().to_string(),
+                pruned["kept_because"].clone(),
+            ),
+        )
+    })
+    .collect()
+}
+
+/// The `ApplyCompleted` of `install`.
+fn completed(state: &Path, install: &Value) -> Value {
+    payloads_of_type(
+        &events(state, install["install_id"].as_str().unwrap()),
+        "ApplyCompleted",
+    )
+    .pop()
+    .expect("an ApplyCompleted")
+}
+
+/// The names an `ApplyCompleted` lists in its inventory.
+fn inventory_names(completed: &Value) -> Vec<String> {
+    completed["inventory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["key"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The release: ConfigMaps `a` and `b`, `kept` annotated `kots.io/keep`, a Namespace `tools` of
+/// its own with ConfigMap `c` in it, and `additionalNamespaces: [extra]`.
+fn app_release() -> tempfile::TempDir {
+    let kept = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  annotations:\n    kots.io/keep: \"true\"\ndata:\n  value: k\n";
+    let tools = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: tools\n";
+    let in_tools = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: tools\ndata:\n  value: \"1\"\n";
+    release(
+        &[
+            ("a.yaml", &configmap("a", "1")),
+            ("b.yaml", &configmap("b", "1")),
+            ("kept.yaml", kept),
+            ("tools.yaml", tools),
+            ("c.yaml", in_tools),
+        ],
+        "  additionalNamespaces:\n    - extra\n",
+    )
+}
+
+/// The deletes the server was asked for that were not dry runs, by object name.
+fn real_deletes(cluster: &FakeCluster) -> Vec<String> {
+    cluster
+        .server
+        .requests()
+        .into_iter()
+        .filter(|request| request.verb == "delete" && !request.dry_run)
+        .map(|request| request.name)
+        .collect()
+}
+
+#[test]
+fn undeploy_deletes_what_the_app_applied_and_leaves_namespaces_kept_objects_and_refusals() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let release = app_release();
+    let installed = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(installed["status"], "completed", "{installed}");
+    let install_id = installed["install_id"].as_str().unwrap();
+    for (namespace, name) in [("default", "my-app-registry"), ("extra", "my-app-registry")] {
+        assert!(exists(&cluster, "v1", "Secret", namespace, name));
+    }
+    // Someone else's object in the release's namespace `tools`, and a delete a webhook refuses.
+    cluster
+        .server
+        .apply_as(
+            "someone-else",
+            json_value!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "theirs", "namespace": "tools"}, "data": {"value": "x"}}),
+            true,
+        )
+        .unwrap();
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("delete").name("b"),
+        action: FaultAction::Refuse("admission webhook \"guard\" denied the request".into()),
+        remaining: None,
+    });
+
+    // A dry run: every decision reported, nothing deleted.
+    let dry = undeploy(
+        state.path(),
+        install_id,
+        &cluster.kubeconfig,
+        &["--dry-run"],
+    );
+    let dry = json(dry);
+    assert_eq!(dry["status"], "completed", "{dry:#}");
+    let decisions = prune_decisions(state.path(), &dry);
+    assert_eq!(
+        decisions["ConfigMap/default/a"].0, "deleted",
+        "{decisions:#?}"
+    );
+    assert!(
+        real_deletes(&cluster).is_empty(),
+        "a dry run deletes nothing"
+    );
+    assert!(exists(&cluster, "v1", "ConfigMap", "default", "a"));
+    assert!(
+        !completed(state.path(), &dry)["undeployed"]
+            .as_bool()
+            .unwrap_or(false)
+    );
+
+    let undeployed = json(undeploy(state.path(), install_id, &cluster.kubeconfig, &[]));
+    assert_eq!(undeployed["status"], "completed", "{undeployed:#}");
+    for (kind, namespace, name) in [
+        ("ConfigMap", "default", "a"),
+        ("ConfigMap", "tools", "c"),
+        ("Secret", "default", "my-app-registry"),
+        ("Secret", "extra", "my-app-registry"),
+    ] {
+        assert!(
+            !exists(&cluster, "v1", kind, namespace, name),
+            "{kind} {namespace}/{name} deleted"
+        );
+    }
+    for (kind, namespace, name) in [
+        ("ConfigMap", "default", "kept"),
+        ("ConfigMap", "default", "b"),
+        ("Namespace", "", "tools"),
+        ("ConfigMap", "tools", "theirs"),
+        ("Namespace", "", "extra"),
+    ] {
+        assert!(
+            exists(&cluster, "v1", kind, namespace, name),
+            "{kind} {namespace}/{name} stays"
+        );
+    }
+    let decisions = prune_decisions(state.path(), &undeployed);
+    let decision = |key: &str| {
+        decisions
+            .get(key)
+            .unwrap_or_else(|| panic!("no decision about {key}: {decisions:#?}"))
+            .clone()
+    };
+    assert_eq!(
+        decision("Namespace//tools"),
+        ("kept".into(), json_value!("namespace_on_undeploy"))
+    );
+    assert_eq!(
+        decision("Namespace//extra"),
+        ("kept".into(), json_value!("additional_namespace"))
+    );
+    assert_eq!(
+        decision("ConfigMap/default/kept"),
+        ("kept".into(), json_value!("keep_annotation"))
+    );
+    assert_eq!(decision("ConfigMap/default/b").0, "refused");
+    let record = completed(state.path(), &undeployed);
+    assert_eq!(record["undeployed"], true, "{record:#}");
+    assert_eq!(record["counts"]["created"], 0);
+    let mut left = inventory_names(&record);
+    left.sort();
+    assert_eq!(left, ["b", "extra", "kept", "tools"], "{record:#}");
+    let summary = undeployed["stages"][0]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("undeployed from") && summary.contains("1 deletes refused"),
+        "{summary}"
+    );
+
+    // Once the webhook lets it go, undeploying again deletes the refused one, and only it.
+    cluster.server.clear_faults();
+    let again = json(undeploy(state.path(), install_id, &cluster.kubeconfig, &[]));
+    assert_eq!(again["status"], "completed", "{again:#}");
+    assert!(!exists(&cluster, "v1", "ConfigMap", "default", "b"));
+    let decisions = prune_decisions(state.path(), &again);
+    assert_eq!(
+        decisions["ConfigMap/default/b"].0, "deleted",
+        "{decisions:#?}"
+    );
+    assert!(
+        !decisions.contains_key("ConfigMap/default/a"),
+        "{decisions:#?}"
+    );
+
+    // Applying the install again after an undeploy creates everything anew (the undeploy is
+    // no rendering to find unchanged).
+    let applied = json(apply_kube(state.path(), install_id, &cluster, &[]));
+    assert_eq!(applied["status"], "completed", "{applied:#}");
+    assert!(exists(&cluster, "v1", "ConfigMap", "default", "a"));
+    assert!(exists(
+        &cluster,
+        "v1",
+        "Secret",
+        "default",
+        "my-app-registry"
+    ));
+    let counts = &completed(state.path(), &applied)["counts"];
+    assert!(counts["created"].as_u64().unwrap() >= 4, "{counts}");
+}
+
+#[test]
+fn undeploy_refuses_an_app_never_applied_there_and_a_target_that_is_no_cluster() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let release = app_release();
+    // Rendered only (`--target none`): nothing was applied to the cluster.
+    let rendered = json(run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--json")
+        .arg(release.path())));
+    let install_id = rendered["install_id"].as_str().unwrap();
+    let refused = undeploy(state.path(), install_id, &cluster.kubeconfig, &[]);
+    assert_eq!(refused.status.code(), Some(3), "{refused:?}");
+    let report: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    let error = report["failure"]["message"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("nothing to undeploy") && error.contains("namespace default"),
+        "{report:#}"
+    );
+    assert!(real_deletes(&cluster).is_empty());
+
+    let directory = tempfile::tempdir().unwrap();
+    let target = format!("dir:{}", directory.path().display());
+    let refused = run(windlass(state.path()).args(["undeploy", install_id, "--target", &target]));
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("needs --target kube"),
+        "{refused:?}"
+    );
+    let unknown =
+        run(windlass(state.path()).args(["undeploy", "no-such-install", "--target", "kube"]));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("no install no-such-install"),
+        "{unknown:?}"
+    );
+}
+
+#[test]
+fn undeploy_uninstalls_the_charts_windlass_installed_higher_weight_first() {
+    use super::helm_install::{helm, install_with_helm};
+    use super::helm_v1beta2::{
+        Scene, facts_of, helm_releases, release_with_a_v1beta2_chart, scene,
+    };
+    let scene = scene(release_with_a_v1beta2_chart());
+    let Scene {
+        server,
+        kubeconfig,
+        state,
+        release,
+        ..
+    } = &scene;
+    let installed = install_with_helm(state.path(), release, kubeconfig, &[]);
+    assert_eq!(installed["status"], "completed", "{installed:#}");
+    assert_eq!(helm_releases(kubeconfig).len(), 3);
+    let install_id = installed["install_id"].as_str().unwrap();
+    let helm_path = helm();
+    let with_helm = ["--helm", helm_path.to_str().unwrap()];
+
+    // A dry run hands nothing to helm and says so.
+    let dry = json(undeploy(
+        state.path(),
+        install_id,
+        kubeconfig,
+        &[&with_helm[..], &["--dry-run"]].concat(),
+    ));
+    assert_eq!(dry["status"], "completed", "{dry:#}");
+    let not_run = facts_of(state.path(), &dry, "HelmReleaseUninstalled");
+    assert!(
+        not_run.len() == 3
+            && not_run
+                .iter()
+                .all(|record| record["outcome"] == "not_run_dry_run"),
+        "{not_run:#?}"
+    );
+    assert_eq!(helm_releases(kubeconfig).len(), 3);
+
+    let undeployed = json(undeploy(state.path(), install_id, kubeconfig, &with_helm));
+    assert_eq!(undeployed["status"], "completed", "{undeployed:#}");
+    let uninstalled = facts_of(state.path(), &undeployed, "HelmReleaseUninstalled");
+    let order: Vec<(&str, &str)> = uninstalled
+        .iter()
+        .map(|record| {
+            (
+                record["release_name"].as_str().unwrap(),
+                record["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("shop", "uninstalled"),
+            ("storefront", "uninstalled"),
+            ("first", "uninstalled")
+        ],
+        "weight 10, 0, -5"
+    );
+    assert!(helm_releases(kubeconfig).is_empty());
+    for (api_version, kind, name) in [
+        ("apps/v1", "Deployment", "storefront-web"),
+        ("apps/v1", "Deployment", "api"),
+        ("v1", "Service", "api"),
+        ("v1", "Secret", "my-app-registry"),
+    ] {
+        assert!(
+            server.get(api_version, kind, "default", name).is_none(),
+            "{kind} {name} removed"
+        );
+    }
+}
