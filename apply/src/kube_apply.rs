@@ -111,6 +111,24 @@ pub struct KubeApply<'a> {
     pub undeploy: bool,
 }
 
+/// `actions` (in prune order) cut where the deletion phase or the kind changes: the objects of a
+/// group are deleted together, groups one after another.
+fn prune_groups(actions: Vec<PruneAction>) -> Vec<Vec<PruneAction>> {
+    let mut groups: Vec<Vec<PruneAction>> = Vec::new();
+    let group_of = |action: &PruneAction| match action {
+        PruneAction::Delete(entry) | PruneAction::Keep(entry, _) => {
+            (entry.deletion_phase, entry.key.kind.clone())
+        }
+    };
+    for action in actions {
+        match groups.last_mut() {
+            Some(group) if group_of(&group[0]) == group_of(&action) => group.push(action),
+            _ => groups.push(vec![action]),
+        }
+    }
+    groups
+}
+
 /// What the kube apply ended with.
 pub struct KubeApplied {
     /// What the cluster holds for the app now.
@@ -1005,21 +1023,14 @@ impl KubeApply<'_> {
             let others = self
                 .other_instances_holding(&actions, pruned_before)
                 .await?;
-            for action in actions {
-                let entry = match &action {
-                    PruneAction::Delete(entry) | PruneAction::Keep(entry, _) => entry.clone(),
-                };
-                let pruned = match pruned_before.get(&entry.key.inventory_id()) {
-                    Some(pruned) if !pruned.dry_run => pruned.clone(),
-                    _ => {
-                        let pruned = match others.get(&entry.key.inventory_id()) {
-                            Some(holder) => self.left_to(&entry, holder),
-                            None => self.prune_one(&action, &applied).await?,
-                        };
-                        self.context.record_fact(Fact::of(&pruned)?).await?;
-                        pruned
-                    }
-                };
+            let mut decided = Vec::with_capacity(actions.len());
+            for group in prune_groups(actions) {
+                decided.extend(
+                    self.prune_group(group, pruned_before, &others, &applied)
+                        .await?,
+                );
+            }
+            for (entry, pruned) in decided {
                 // An object known by a digest sent without an answer is known by its uid once
                 // read (the read found it is the object that apply made).
                 let mut entry = entry;
@@ -2206,6 +2217,69 @@ impl KubeApply<'_> {
         Ok(state)
     }
 
+    /// Carries out the prune actions of one group (one deletion phase and kind) concurrently,
+    /// then records the decisions made now in one durable commit: those an earlier run of this
+    /// stage recorded (`pruned_before`) are taken as recorded, an object another instance holds
+    /// (`others`) is left to it. Answers each action's entry with its decision, in order. When
+    /// an action fails (a server that kept failing), the decisions made are recorded before the
+    /// error is returned; a process killed before that commit leaves objects deleted but not
+    /// recorded, which the resumed run finds gone.
+    async fn prune_group(
+        &self,
+        group: Vec<PruneAction>,
+        pruned_before: &HashMap<String, ObjectPruned>,
+        others: &HashMap<String, OtherInstance>,
+        applied: &BTreeMap<String, (AppliedObject, InventoryEntry)>,
+    ) -> Result<Vec<(InventoryEntry, ObjectPruned)>, StageError> {
+        let results: Vec<Result<(InventoryEntry, ObjectPruned, bool), StageError>> =
+            futures_util::stream::iter(group.into_iter().map(|action| async move {
+                let entry = match &action {
+                    PruneAction::Delete(entry) | PruneAction::Keep(entry, _) => entry.clone(),
+                };
+                let id = entry.key.inventory_id();
+                if let Some(pruned) = pruned_before.get(&id).filter(|pruned| !pruned.dry_run) {
+                    return Ok((entry, pruned.clone(), false));
+                }
+                let pruned = match others.get(&id) {
+                    Some(holder) => self.left_to(&entry, holder),
+                    None => self.prune_one(&action, applied).await?,
+                };
+                Ok((entry, pruned, true))
+            }))
+            .buffered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut decided = Vec::with_capacity(results.len());
+        let mut failure = None;
+        for result in results {
+            match result {
+                Ok(decision) => decided.push(decision),
+                Err(error) => {
+                    failure.get_or_insert(error);
+                }
+            }
+        }
+        let mut new_facts = Vec::new();
+        for (_, pruned, new) in &decided {
+            if *new {
+                new_facts.push(Fact::of(pruned)?);
+            }
+        }
+        if let Some(last) = new_facts.pop() {
+            for fact in new_facts {
+                self.context.defer_fact(fact).await;
+            }
+            self.context.record_fact(last).await?;
+        }
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        Ok(decided
+            .into_iter()
+            .map(|(entry, pruned, _)| (entry, pruned))
+            .collect())
+    }
+
     /// Carries out one prune action: re-reads the object and deletes it only if it is still the
     /// one applied (same uid, or a digest an apply that never heard back sent) and still carries
     /// the ownership annotation.
@@ -2530,6 +2604,51 @@ fn inventory_entry(object: &Prepared, record: &AppliedObject) -> InventoryEntry 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prune_groups_cut_where_the_deletion_phase_or_the_kind_changes() {
+        let delete = |phase: i64, kind: &str, name: &str| {
+            PruneAction::Delete(InventoryEntry {
+                key: ObjectKey {
+                    group: String::new(),
+                    version: "v1".into(),
+                    kind: kind.into(),
+                    namespace: Some("default".into()),
+                    name: name.into(),
+                },
+                uid: String::new(),
+                deletion_phase: phase,
+                keep: false,
+                additional_namespace: false,
+                sent_digests: Vec::new(),
+                left_to_other_instance: false,
+            })
+        };
+        let names = |group: &[PruneAction]| -> Vec<String> {
+            group
+                .iter()
+                .map(|action| match action {
+                    PruneAction::Delete(entry) | PruneAction::Keep(entry, _) => {
+                        entry.key.name.clone()
+                    }
+                })
+                .collect()
+        };
+        let groups = prune_groups(vec![
+            delete(0, "ConfigMap", "a"),
+            delete(0, "ConfigMap", "b"),
+            delete(0, "Secret", "c"),
+            delete(1, "Secret", "d"),
+            delete(1, "Secret", "e"),
+            delete(1, "ConfigMap", "f"),
+        ]);
+        let groups: Vec<Vec<String>> = groups.iter().map(|group| names(group)).collect();
+        assert_eq!(
+            groups,
+            [vec!["a", "b"], vec!["c"], vec!["d", "e"], vec!["f"]]
+        );
+        assert!(prune_groups(Vec::new()).is_empty());
+    }
 
     #[test]
     fn a_group_is_announced_in_records_of_at_most_five_thousand_objects() {
