@@ -351,3 +351,142 @@ fn undeploy_uninstalls_the_charts_windlass_installed_higher_weight_first() {
         );
     }
 }
+
+#[test]
+fn a_killed_undeploy_resumes_and_does_not_delete_again_what_it_recorded() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let service = |index: usize| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-{index}\nspec:\n  ports:\n    - port: 80\n"
+        )
+    };
+    let texts: Vec<(String, String)> = (0..3)
+        .map(|index| (format!("svc-{index}.yaml"), service(index)))
+        .chain((0..20).map(|index| {
+            (
+                format!("cm-{index:02}.yaml"),
+                configmap(&format!("cm-{index:02}"), "v"),
+            )
+        }))
+        .collect();
+    let files: Vec<(&str, &str)> = texts
+        .iter()
+        .map(|(name, text)| (name.as_str(), text.as_str()))
+        .collect();
+    let release = release(&files, "");
+    let installed = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(installed["status"], "completed", "{installed}");
+    let install_id = installed["install_id"].as_str().unwrap();
+    // Services are deleted before ConfigMaps (KOTS's deletion order), each kind as one group
+    // recorded in one commit: the Services' group is recorded, then one ConfigMap's delete is
+    // held for ten minutes, so that the kill lands mid-undeploy however slow the machine.
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("delete")
+            .resource("configmaps")
+            .name("cm-19"),
+        action: FaultAction::Delay(Duration::from_secs(600)),
+        remaining: Some(1),
+    });
+    let mut child = windlass(state.path())
+        .args(["undeploy", install_id, "--target", "kube", "--kubeconfig"])
+        .arg(&cluster.kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let undeploy_id = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no ObjectPruned was recorded in time"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "windlass ended before it was killed"
+        );
+        let history = run(windlass(state.path()).args(["history", "--json"]));
+        if let Ok(history) = serde_json::from_slice::<Value>(&history.stdout)
+            && let Some(newest) = history.as_array().and_then(|all| all.last())
+            && newest["install_id"] != install_id
+        {
+            let undeploy_id = newest["install_id"].as_str().unwrap().to_string();
+            let recorded = payloads_of_type(&events(state.path(), &undeploy_id), "ObjectPruned");
+            if !recorded.is_empty() {
+                break undeploy_id;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed_events = events(state.path(), &undeploy_id);
+    assert!(
+        payloads_of_type(&killed_events, "ApplyCompleted").is_empty(),
+        "the kill landed mid-undeploy"
+    );
+    let recorded: Vec<String> = payloads_of_type(&killed_events, "ObjectPruned")
+        .iter()
+        .map(|pruned| pruned["key"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        recorded,
+        ["svc-0", "svc-1", "svc-2"],
+        "one group, one commit"
+    );
+    assert!(exists(&cluster, "v1", "ConfigMap", "default", "cm-19"));
+    cluster.server.reset_requests();
+    cluster.server.clear_faults();
+
+    let resumed = json(undeploy(state.path(), install_id, &cluster.kubeconfig, &[]));
+    assert_eq!(resumed["status"], "completed", "{resumed:#}");
+    assert_eq!(
+        resumed["install_id"],
+        undeploy_id.as_str(),
+        "the same install, resumed"
+    );
+    let asked: Vec<String> = cluster
+        .server
+        .requests()
+        .into_iter()
+        .filter(|request| matches!(request.verb.as_str(), "get" | "delete"))
+        .map(|request| request.name)
+        .collect();
+    assert!(
+        !asked.iter().any(|name| name.starts_with("svc-")),
+        "what was recorded is not read or deleted again: {asked:?}"
+    );
+    for index in 0..20 {
+        let name = format!("cm-{index:02}");
+        assert!(
+            !exists(&cluster, "v1", "ConfigMap", "default", &name),
+            "{name}"
+        );
+    }
+    // Deleted by the killed run but not recorded by it: found gone by the resumed one.
+    let decisions = prune_decisions(state.path(), &resumed);
+    assert_eq!(
+        decisions["ConfigMap/default/cm-19"].0, "deleted",
+        "{decisions:#?}"
+    );
+    let configmaps = decisions
+        .iter()
+        .filter(|(key, (outcome, _))| {
+            key.starts_with("ConfigMap/") && matches!(outcome.as_str(), "deleted" | "gone")
+        })
+        .count();
+    assert_eq!(configmaps, 20, "{decisions:#?}");
+    let completed = completed(state.path(), &resumed);
+    assert_eq!(completed["undeployed"], true);
+    // Every deletion recorded counts, the killed run's Services too (the pull secret as well).
+    let deleted = decisions
+        .values()
+        .filter(|(outcome, _)| outcome == "deleted")
+        .count() as u64;
+    assert!(deleted >= 5, "{decisions:#?}");
+    assert_eq!(
+        completed["counts"]["pruned"].as_u64(),
+        Some(deleted),
+        "{completed:#}"
+    );
+}
