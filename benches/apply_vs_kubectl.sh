@@ -10,7 +10,9 @@
 #     unchanged apply: checked to have taken the recorded-digest path and written nothing);
 #   - `windlass install` of the same release again with `--target kube` (it renders again, so the
 #     unchanged check parses every file and compares it with the cluster: the other way a user
-#     applies an unchanged release).
+#     applies an unchanged release);
+#   - removing it all: `kubectl delete --wait=false -f <the same files>` against
+#     `windlass undeploy <install> --target kube` (both checked to leave no Deployment).
 # The two tools take turns going first. Both apply the same objects: the Deployments and the
 # pull secret, kubectl into namespace kubectl-bench (the secret's copy renamed into it), windlass
 # into windlass-bench (the install's --namespace). Prints each round's wall times and request
@@ -115,6 +117,14 @@ kubectl_runs() {
         "$kubectl" --kubeconfig "$work/kubeconfig" apply --server-side -n kubectl-bench -f "$work/kubectl-input/"
     run kubectl_second "kubectl apply --server-side (again)" \
         "$kubectl" --kubeconfig "$work/kubeconfig" apply --server-side -n kubectl-bench -f "$work/kubectl-input/"
+    run kubectl_delete "kubectl delete" \
+        "$kubectl" --kubeconfig "$work/kubeconfig" delete --wait=false -n kubectl-bench -f "$work/kubectl-input/"
+    no_deployments_left kubectl-bench
+}
+no_deployments_left() { # namespace
+    local left
+    left=$("$kubectl" --kubeconfig "$work/kubeconfig" get deployments -n "$1" -o name | wc -l)
+    ((left == 0)) || { echo "error: $left Deployments left in $1 after the delete" >&2; exit 1; }
 }
 windlass_runs() { # round
     run windlass_first "windlass apply --target kube" \
@@ -138,6 +148,14 @@ windlass_runs() { # round
         cat "$work/stdout" >&2
         exit 1
     }
+    run windlass_undeploy "windlass undeploy" \
+        "$windlass" --state "$work/state" undeploy "$install_id" --target kube --kubeconfig "$work/kubeconfig"
+    grep -q "$objects deleted, 0 left" "$work/stdout" || {
+        echo "error: the undeploy did not delete every object:" >&2
+        cat "$work/stdout" >&2
+        exit 1
+    }
+    no_deployments_left windlass-bench
 }
 
 echo "$count Deployments and a pull secret ($objects objects), rendered by windlass (install $install_id); $rounds rounds"
@@ -157,17 +175,20 @@ for round in $(seq 1 "$rounds"); do
 done
 
 python3 - "${times[kubectl_first]}" "${times[kubectl_second]}" "${times[windlass_first]}" \
-    "${times[windlass_second]}" "${times[windlass_install_again]}" "${counts_of[windlass_second]}" <<'PY'
+    "${times[windlass_second]}" "${times[windlass_install_again]}" "${times[kubectl_delete]}" \
+    "${times[windlass_undeploy]}" "${counts_of[windlass_second]}" <<'PY'
 import json, statistics, sys
-kubectl_first, kubectl_second, windlass_first, windlass_second, install_again = (
-    statistics.median(map(float, runs.split())) for runs in sys.argv[1:6])
-second = json.loads(sys.argv[6])
+(kubectl_first, kubectl_second, windlass_first, windlass_second, install_again, kubectl_delete,
+ undeploy) = (statistics.median(map(float, runs.split())) for runs in sys.argv[1:8])
+second = json.loads(sys.argv[8])
 print(f"medians: kubectl {kubectl_first:.3f} s, again {kubectl_second:.3f} s; windlass "
       f"{windlass_first:.3f} s, again {windlass_second:.3f} s, install again {install_again:.3f} s")
 print(f"first apply: windlass {kubectl_first / windlass_first:.1f}x faster than kubectl (goal >= 5x)")
 print(f"second apply: {second['writes']} write requests (goal 0), {second['total']} requests, "
       f"{windlass_first / windlass_second:.1f}x faster than windlass's first (goal >= 10x), "
       f"{kubectl_second / windlass_second:.1f}x faster than kubectl's second")
+print(f"removing it all: windlass undeploy {undeploy:.3f} s, kubectl delete {kubectl_delete:.3f} s: "
+      f"{kubectl_delete / undeploy:.1f}x")
 PY
 
 grow=${GROW:-0}

@@ -63,7 +63,7 @@ pub struct ApplyConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub helm: Option<std::path::PathBuf>,
     /// `windlass undeploy`: apply nothing, and delete what the previous apply of the app to the
-    /// cluster left there ([`crate::undeploy`]); needs a cluster target and `source_install`.
+    /// cluster left there (`undeploy.rs`); needs a cluster target and `source_install`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub undeploy: bool,
 }
