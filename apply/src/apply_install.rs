@@ -1,6 +1,8 @@
 //! `windlass apply INSTALL_ID`: applies what a completed install rendered, as an install of its
 //! own whose pipeline is the apply stage alone (configured with the source install), so that it
-//! is recorded, resumable and listed like any other install. The new install carries the source
+//! is recorded, resumable and listed like any other install. `windlass undeploy INSTALL_ID` is
+//! the same with `ApplyConfig::undeploy` set, from any install that recorded its license (a
+//! failed one too): the stage then reads nothing the install rendered. The new install carries the source
 //! install's release, namespace, output directory and license record (app slug, sequence and
 //! fingerprint — the license ID itself is neither known nor needed here), so running the same
 //! command again after an interruption finds and resumes it.
@@ -26,7 +28,7 @@ pub enum ApplyInstallError {
     NoSuchInstall(String),
     /// The install did not complete, so its rendered output is not whole.
     #[error(
-        "install {install} is {status}, not completed: only a completed install's rendered output can be applied"
+        "install {install} is {status}, not completed: only a completed install's rendered output can be applied (an undeploy takes any install that recorded its license)"
     )]
     NotCompleted {
         /// The install.
@@ -96,7 +98,8 @@ pub async fn apply_install(
         .map_err(|error| ApplyInstallError::Stopped(error.into()))?;
     // An undeploy reads only who the install is (app, namespace): any install of the app names
     // it, a failed one too (an apply that failed half-way is undeployed so).
-    if rendered.status != InstallStatus::Completed && !config.undeploy {
+    let names_the_app = config.undeploy && rendered.license.is_some();
+    if rendered.status != InstallStatus::Completed && !names_the_app {
         return Err(ApplyInstallError::NotCompleted {
             install: source.to_string(),
             status: rendered.status.as_str().to_string(),

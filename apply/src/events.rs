@@ -1,11 +1,12 @@
 //! The facts the apply stage records. These structs are wire formats stored for ever: add only
 //! optional fields; anything else bumps the version and adds an upcaster to [`SCHEMAS`]. Objects
 //! and waits are recorded as the stage goes (`ObjectsSending` before each group of objects is sent,
-//! `ObjectsApplied` for each batch of objects the server answered, `WaitFinished`, `ObjectPruned`,
-//! each durable at once, so a resumed apply does not send again what was recorded), the app state
+//! `ObjectsApplied` for each batch of objects the server answered, `WaitFinished` durable at once,
+//! `ObjectPruned` in one commit per group of objects pruned together, so a resumed apply does not
+//! send or prune again what was recorded), the app state
 //! once it is known (`AppStateObserved`), each chart handed to helm (`useHelmInstall: true`, `kots.io/v1beta2`)
-//! (`HelmReleaseInstalled`) or uninstalled because the release dropped it
-//! (`HelmReleaseUninstalled`), each handing to `helm upgrade --install` announced first
+//! (`HelmReleaseInstalled`) or uninstalled because the release dropped it, or an undeploy
+//! removes the app (`HelmReleaseUninstalled`), each handing to `helm upgrade --install` announced first
 //! (`HelmUpgradeStarted`) and each release a killed run's helm left pending freed
 //! (`HelmReleaseFreed`), and the inventory when the stage completes (`ApplyCompleted`), which the
 //! next install of the same app prunes against. No event holds an object's content: secrets are
@@ -430,7 +431,7 @@ pub struct ApplyCompleted {
     /// Where it went.
     pub target: TargetRecord,
     /// The install whose rendered output was applied (this one, or the one `windlass apply`
-    /// named).
+    /// named); for `windlass undeploy`, which applies nothing, the install that named the app.
     pub rendered_by: String,
     /// What the cluster now holds for this app: every object applied, plus pruned objects that
     /// were kept or whose delete was refused. Empty for the directory target and a dry run.
@@ -455,8 +456,9 @@ pub struct ApplyCompleted {
     /// any namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_namespace: Option<String>,
-    /// `windlass undeploy`: nothing was applied and everything of the previous inventory was
-    /// deleted but what must stay (the inventory lists it). Absent (false) in records of
+    /// `windlass undeploy`: nothing was applied, and the previous inventory was pruned; the
+    /// inventory lists what is still there (kept, a refused delete, left to another instance;
+    /// not the Namespaces an undeploy leaves, which it forgets). Absent (false) in records of
     /// windlass versions before it, which never undeployed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub undeployed: bool,

@@ -459,12 +459,18 @@ async fn uninstall_dropped(
             && let Ok(record) = serde_json::from_value::<HelmReleaseUninstalled>(event.payload)
             && record.outcome != HelmUninstallOutcome::Failed
         {
-            gone_before.insert((record.release_name, record.namespace));
+            gone_before.insert((record.release_name, record.namespace, record.installed_by));
         }
     }
     let mut uninstalled = Vec::new();
     for (installed_by, release) in dropped {
-        if gone_before.contains(&(release.release_name.clone(), release.namespace.clone())) {
+        // (What the same install installed: an install since, that installed the release
+        // again, makes it one to uninstall again.)
+        if gone_before.contains(&(
+            release.release_name.clone(),
+            release.namespace.clone(),
+            installed_by.clone(),
+        )) {
             continue;
         }
         // Not while a helm a killed windlass run started still works on the release.

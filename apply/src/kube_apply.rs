@@ -111,6 +111,9 @@ pub struct KubeApply<'a> {
     pub undeploy: bool,
 }
 
+/// Prune decisions recorded per durable commit at most.
+const PRUNE_BATCH: usize = 1000;
+
 /// `actions` (in prune order) cut where the deletion phase or the kind changes: the objects of a
 /// group are deleted together, groups one after another.
 fn prune_groups(actions: Vec<PruneAction>) -> Vec<Vec<PruneAction>> {
@@ -1025,10 +1028,15 @@ impl KubeApply<'_> {
                 .await?;
             let mut decided = Vec::with_capacity(actions.len());
             for group in prune_groups(actions) {
-                decided.extend(
-                    self.prune_group(group, pruned_before, &others, &applied)
-                        .await?,
-                );
+                // Recorded every `PRUNE_BATCH` decisions at most: a kill loses no more.
+                let mut group = group.into_iter().peekable();
+                while group.peek().is_some() {
+                    let batch: Vec<PruneAction> = group.by_ref().take(PRUNE_BATCH).collect();
+                    decided.extend(
+                        self.prune_group(batch, pruned_before, &others, &applied)
+                            .await?,
+                    );
+                }
             }
             for (entry, pruned) in decided {
                 // An object known by a digest sent without an answer is known by its uid once
@@ -1045,6 +1053,14 @@ impl KubeApply<'_> {
                     PruneOutcome::Deleted => counts.pruned += 1,
                     // Listed, marked, so that the next install looks at it again, and the
                     // other instance does not count it as this one's.
+                    // Left by an undeploy and forgotten: no later apply deletes it on the
+                    // strength of this record (the undeploy leaves it to the user).
+                    PruneOutcome::Kept
+                        if pruned.kept_because
+                            == Some(crate::order::KeepReason::NamespaceOnUndeploy) =>
+                    {
+                        counts.kept += 1;
+                    }
                     PruneOutcome::Kept
                         if pruned.kept_because == Some(crate::order::KeepReason::OtherInstance) =>
                     {
@@ -2217,12 +2233,13 @@ impl KubeApply<'_> {
         Ok(state)
     }
 
-    /// Carries out the prune actions of one group (one deletion phase and kind) concurrently,
-    /// then records the decisions made now in one durable commit: those an earlier run of this
-    /// stage recorded (`pruned_before`) are taken as recorded, an object another instance holds
-    /// (`others`) is left to it. Answers each action's entry with its decision, in order. When
-    /// an action fails (a server that kept failing), the decisions made are recorded before the
-    /// error is returned; a process killed before that commit leaves objects deleted but not
+    /// Carries out prune actions of one group (one deletion phase and kind) concurrently, then
+    /// records the decisions made now in one durable commit: a decision an earlier run of this
+    /// stage recorded (`pruned_before`) about the same object (the same uid: not one an apply
+    /// since made again) is taken as recorded, an object another instance holds (`others`) is
+    /// left to it. Answers each action's entry with its decision, in order. Once an action fails
+    /// (a server that kept failing), no other starts, and the decisions made are recorded before
+    /// the error is returned; a process killed before that commit leaves objects deleted but not
     /// recorded, which the resumed run finds gone.
     async fn prune_group(
         &self,
@@ -2231,20 +2248,33 @@ impl KubeApply<'_> {
         others: &HashMap<String, OtherInstance>,
         applied: &BTreeMap<String, (AppliedObject, InventoryEntry)>,
     ) -> Result<Vec<(InventoryEntry, ObjectPruned)>, StageError> {
-        let results: Vec<Result<(InventoryEntry, ObjectPruned, bool), StageError>> =
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let failed = &failed;
+        let results: Vec<Result<Option<(InventoryEntry, ObjectPruned, bool)>, StageError>> =
             futures_util::stream::iter(group.into_iter().map(|action| async move {
+                if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Ok(None);
+                }
                 let entry = match &action {
                     PruneAction::Delete(entry) | PruneAction::Keep(entry, _) => entry.clone(),
                 };
                 let id = entry.key.inventory_id();
-                if let Some(pruned) = pruned_before.get(&id).filter(|pruned| !pruned.dry_run) {
-                    return Ok((entry, pruned.clone(), false));
+                if let Some(pruned) = pruned_before.get(&id).filter(|pruned| {
+                    !pruned.dry_run && (entry.uid.is_empty() || pruned.uid == entry.uid)
+                }) {
+                    return Ok(Some((entry, pruned.clone(), false)));
                 }
                 let pruned = match others.get(&id) {
                     Some(holder) => self.left_to(&entry, holder),
-                    None => self.prune_one(&action, applied).await?,
+                    None => match self.prune_one(&action, applied).await {
+                        Ok(pruned) => pruned,
+                        Err(error) => {
+                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                            return Err(error);
+                        }
+                    },
                 };
-                Ok((entry, pruned, true))
+                Ok(Some((entry, pruned, true)))
             }))
             .buffered(CONCURRENCY)
             .collect()
@@ -2253,7 +2283,8 @@ impl KubeApply<'_> {
         let mut failure = None;
         for result in results {
             match result {
-                Ok(decision) => decided.push(decision),
+                Ok(Some(decision)) => decided.push(decision),
+                Ok(None) => {}
                 Err(error) => {
                     failure.get_or_insert(error);
                 }

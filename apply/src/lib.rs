@@ -9,7 +9,8 @@
 //! goes ([`events`]), so a killed apply resumes without sending again what was recorded. The
 //! engine knows nothing of this crate: the binary registers [`stage::kind`] and injects
 //! [`cluster::KubeClients`] as the Kubernetes client factory; [`apply_install`] applies an install
-//! rendered earlier (`windlass apply INSTALL_ID`).
+//! rendered earlier (`windlass apply INSTALL_ID`), or removes its app from a cluster
+//! (`windlass undeploy INSTALL_ID`: the same stage applying nothing and pruning everything).
 
 pub mod apply_install;
 pub mod cluster;

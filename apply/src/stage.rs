@@ -4,7 +4,9 @@
 //! rendered objects ([`crate::source`]), orders them ([`crate::order`]) and hands them to the
 //! directory target ([`crate::dir`]) or the cluster ([`crate::kube_apply`]), then the
 //! charts handed to helm, `useHelmInstall: true` and `kots.io/v1beta2` ([`crate::helm_release`]). The stage completes
-//! with `ApplyCompleted`, the inventory the next install of the same app prunes against.
+//! with `ApplyCompleted`, the inventory the next install of the same app prunes against. With
+//! `undeploy` set (`windlass undeploy`) it reads no rendered output and runs `undeploy.rs`
+//! instead.
 
 use std::sync::Arc;
 use std::time::Duration;

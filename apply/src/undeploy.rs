@@ -3,9 +3,9 @@
 //! what applies since that never completed recorded) is pruned as a later release without it
 //! would prune it (deletion phases, re-read before each delete, `kots.io/keep` and the
 //! `additionalNamespaces` left, a refused delete kept in the inventory), except that no
-//! Namespace is deleted ([`crate::order::leave_namespaces`]); each chart release windlass
-//! installed goes to `helm uninstall`, higher weight first. The rendered output is not read:
-//! an undeploy works after `--out` is gone.
+//! Namespace is deleted ([`crate::order::leave_namespaces`]; nor is it kept in the inventory);
+//! before that, each chart release windlass installed goes to `helm uninstall`, higher weight
+//! first. The rendered output is not read: an undeploy works after `--out` is gone.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -67,6 +67,21 @@ impl ApplyStage {
             },
         )
         .await?;
+        // The charts first, the reverse of an install: their uninstall hooks may need what the
+        // plain manifests provide (the pull secret, a ServiceAccount), and a helm that cannot
+        // run stops the undeploy before anything is deleted.
+        let helm_summary = self
+            .install_helm_charts(
+                context,
+                &[],
+                installed_before,
+                &crate::helm_step::HelmTarget {
+                    cluster: &identity,
+                    kubeconfig: &kubeconfig,
+                    kube_context,
+                },
+            )
+            .await?;
         let apply = KubeApply {
             cluster: &cluster,
             context,
@@ -89,18 +104,6 @@ impl ApplyStage {
             undeploy: true,
         };
         let result = apply.run(Vec::new()).await?;
-        let helm_summary = self
-            .install_helm_charts(
-                context,
-                &[],
-                installed_before,
-                &crate::helm_step::HelmTarget {
-                    cluster: &identity,
-                    kubeconfig: &kubeconfig,
-                    kube_context,
-                },
-            )
-            .await?;
         let counts = &result.counts;
         let mut summary = if dry_run {
             format!(

@@ -234,14 +234,24 @@ async fn replay_unchecked(
 
     tracing::debug!(elapsed = ?began.elapsed(), "folded the install");
     let scratch = Scratch::new()?;
-    if let Some(source) = started.pipeline.iter().find_map(|stage| {
+    if let Some((source, undeploy)) = started.pipeline.iter().find_map(|stage| {
         (stage.kind == windlass_apply::stage::KIND)
-            .then(|| stage.config.get("source_install")?.as_str())
+            .then(|| {
+                let source = stage.config.get("source_install")?.as_str()?;
+                let undeploy = stage.config.get("undeploy") == Some(&serde_json::Value::Bool(true));
+                Some((source, undeploy))
+            })
             .flatten()
     }) {
-        return Err(ReplayError::Recorded(format!(
-            "install {install_id} is a `windlass apply` of what install {source} rendered: it renders nothing to replay (replay {source})"
-        )));
+        return Err(ReplayError::Recorded(if undeploy {
+            format!(
+                "install {install_id} is a `windlass undeploy` of the app install {source} names: it renders nothing to replay"
+            )
+        } else {
+            format!(
+                "install {install_id} is a `windlass apply` of what install {source} rendered: it renders nothing to replay (replay {source})"
+            )
+        }));
     }
     let (fetch_stage, fetched) = recorded_install
         .stages

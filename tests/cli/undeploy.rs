@@ -203,7 +203,8 @@ fn undeploy_deletes_what_the_app_applied_and_leaves_namespaces_kept_objects_and_
     assert_eq!(record["counts"]["created"], 0);
     let mut left = inventory_names(&record);
     left.sort();
-    assert_eq!(left, ["b", "extra", "kept", "tools"], "{record:#}");
+    // The Namespace left is forgotten: no later apply deletes it on the strength of this record.
+    assert_eq!(left, ["b", "extra", "kept"], "{record:#}");
     let summary = undeployed["stages"][0]["summary"].as_str().unwrap();
     assert!(
         summary.contains("undeployed from") && summary.contains("1 deletes refused"),
@@ -225,8 +226,8 @@ fn undeploy_deletes_what_the_app_applied_and_leaves_namespaces_kept_objects_and_
         "{decisions:#?}"
     );
 
-    // Applying the install again after an undeploy creates everything anew (the undeploy is
-    // no rendering to find unchanged).
+    // Applying the install again after an undeploy creates what was deleted (the undeploy is no
+    // rendering to find unchanged) and prunes nothing: what the undeploy left is in the release.
     let applied = json(apply_kube(state.path(), install_id, &cluster, &[]));
     assert_eq!(applied["status"], "completed", "{applied:#}");
     assert!(exists(&cluster, "v1", "ConfigMap", "default", "a"));
@@ -238,7 +239,67 @@ fn undeploy_deletes_what_the_app_applied_and_leaves_namespaces_kept_objects_and_
         "my-app-registry"
     ));
     let counts = &completed(state.path(), &applied)["counts"];
-    assert!(counts["created"].as_u64().unwrap() >= 4, "{counts}");
+    // a, b, c and the two pull secrets; `kept`, `tools` and `extra` were there.
+    assert_eq!(counts["created"], 5, "{counts}");
+    assert_eq!(counts["pruned"], 0, "{counts}");
+    // (`extra`, which existed, is not applied again: the apply's prune keeps it, as ever.)
+    let decisions = prune_decisions(state.path(), &applied);
+    assert_eq!(
+        decisions,
+        BTreeMap::from([(
+            "Namespace//extra".to_string(),
+            ("kept".to_string(), json_value!("additional_namespace"))
+        )])
+    );
+}
+
+#[test]
+fn an_install_that_failed_half_way_is_undeployed_with_what_it_applied() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let service =
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n    - port: 80\n";
+    let release = release(
+        &[("a.yaml", &configmap("a", "1")), ("web.yaml", service)],
+        "",
+    );
+    // ConfigMaps go before Services: the Service is refused, the ConfigMap stays applied.
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("patch").resource("services"),
+        action: FaultAction::Refuse("admission webhook \"guard\" denied the request".into()),
+        remaining: None,
+    });
+    let failed: Value =
+        serde_json::from_slice(&install_kube(state.path(), release.path(), &cluster, &[]).stdout)
+            .unwrap();
+    assert_eq!(failed["status"], "failed", "{failed:#}");
+    assert!(exists(&cluster, "v1", "ConfigMap", "default", "a"));
+    cluster.server.clear_faults();
+
+    let undeployed = json(undeploy(
+        state.path(),
+        failed["install_id"].as_str().unwrap(),
+        &cluster.kubeconfig,
+        &[],
+    ));
+    assert_eq!(undeployed["status"], "completed", "{undeployed:#}");
+    assert!(!exists(&cluster, "v1", "ConfigMap", "default", "a"));
+    assert!(!exists(
+        &cluster,
+        "v1",
+        "Secret",
+        "default",
+        "my-app-registry"
+    ));
+    let decisions = prune_decisions(state.path(), &undeployed);
+    assert_eq!(
+        decisions["ConfigMap/default/a"].0, "deleted",
+        "{decisions:#?}"
+    );
+    assert!(
+        !decisions.contains_key("Service/default/web"),
+        "{decisions:#?}"
+    );
 }
 
 #[test]
@@ -270,8 +331,8 @@ fn undeploy_refuses_an_app_never_applied_there_and_a_target_that_is_no_cluster()
         String::from_utf8_lossy(&refused.stderr).contains("needs --target kube"),
         "{refused:?}"
     );
-    let unknown =
-        run(windlass(state.path()).args(["undeploy", "no-such-install", "--target", "kube"]));
+    let unknown = undeploy(state.path(), "no-such-install", &cluster.kubeconfig, &[]);
+    assert_eq!(unknown.status.code(), Some(5), "{unknown:?}");
     assert!(
         String::from_utf8_lossy(&unknown.stderr).contains("no install no-such-install"),
         "{unknown:?}"
@@ -298,6 +359,30 @@ fn undeploy_uninstalls_the_charts_windlass_installed_higher_weight_first() {
     let install_id = installed["install_id"].as_str().unwrap();
     let helm_path = helm();
     let with_helm = ["--helm", helm_path.to_str().unwrap()];
+
+    // A helm that cannot run stops the undeploy before anything is deleted.
+    let no_helm = undeploy(
+        state.path(),
+        install_id,
+        kubeconfig,
+        &["--helm", "/nonexistent/helm"],
+    );
+    assert_eq!(no_helm.status.code(), Some(3), "{no_helm:?}");
+    assert!(
+        String::from_utf8_lossy(&no_helm.stdout).contains("/nonexistent/helm"),
+        "{no_helm:?}"
+    );
+    assert!(
+        server
+            .get("apps/v1", "Deployment", "default", "api")
+            .is_some()
+    );
+    assert!(
+        server
+            .get("v1", "Secret", "default", "my-app-registry")
+            .is_some()
+    );
+    assert_eq!(helm_releases(kubeconfig).len(), 3);
 
     // A dry run hands nothing to helm and says so.
     let dry = json(undeploy(
@@ -352,8 +437,18 @@ fn undeploy_uninstalls_the_charts_windlass_installed_higher_weight_first() {
     }
 }
 
-#[test]
-fn a_killed_undeploy_resumes_and_does_not_delete_again_what_it_recorded() {
+/// An undeploy killed mid-way: three Services and twenty ConfigMaps installed, then the undeploy
+/// killed once it recorded the Services' group and the server answered 19 ConfigMap deletes
+/// (the 20th, `cm-19`, held); the faults are cleared.
+struct KilledUndeploy {
+    cluster: FakeCluster,
+    state: tempfile::TempDir,
+    install_id: String,
+    undeploy_id: String,
+    _release: tempfile::TempDir,
+}
+
+fn killed_undeploy() -> KilledUndeploy {
     let cluster = fake_cluster(Options::default());
     let state = tempfile::tempdir().unwrap();
     let service = |index: usize| {
@@ -377,7 +472,7 @@ fn a_killed_undeploy_resumes_and_does_not_delete_again_what_it_recorded() {
     let release = release(&files, "");
     let installed = json(install_kube(state.path(), release.path(), &cluster, &[]));
     assert_eq!(installed["status"], "completed", "{installed}");
-    let install_id = installed["install_id"].as_str().unwrap();
+    let install_id = installed["install_id"].as_str().unwrap().to_string();
     // Services are deleted before ConfigMaps (KOTS's deletion order), each kind as one group
     // recorded in one commit: the Services' group is recorded, then one ConfigMap's delete is
     // held for ten minutes, so that the kill lands mid-undeploy however slow the machine.
@@ -389,17 +484,25 @@ fn a_killed_undeploy_resumes_and_does_not_delete_again_what_it_recorded() {
         remaining: Some(1),
     });
     let mut child = windlass(state.path())
-        .args(["undeploy", install_id, "--target", "kube", "--kubeconfig"])
+        .args(["undeploy", &install_id, "--target", "kube", "--kubeconfig"])
         .arg(&cluster.kubeconfig)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let configmap_deletes = || {
+        cluster
+            .server
+            .requests()
+            .iter()
+            .filter(|request| request.verb == "delete" && request.resource == "configmaps")
+            .count()
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     let undeploy_id = loop {
         assert!(
             Instant::now() < deadline,
-            "no ObjectPruned was recorded in time"
+            "the Services' group was not recorded and the other 19 ConfigMaps not deleted in time"
         );
         assert!(
             child.try_wait().unwrap().is_none(),
@@ -412,7 +515,9 @@ fn a_killed_undeploy_resumes_and_does_not_delete_again_what_it_recorded() {
         {
             let undeploy_id = newest["install_id"].as_str().unwrap().to_string();
             let recorded = payloads_of_type(&events(state.path(), &undeploy_id), "ObjectPruned");
-            if !recorded.is_empty() {
+            // cm-19's delete is held (and counted once served): the other 19 are answered.
+            if !recorded.is_empty() && configmap_deletes() >= 19 {
+                std::thread::sleep(Duration::from_millis(200));
                 break undeploy_id;
             }
         }
@@ -435,8 +540,27 @@ fn a_killed_undeploy_resumes_and_does_not_delete_again_what_it_recorded() {
         "one group, one commit"
     );
     assert!(exists(&cluster, "v1", "ConfigMap", "default", "cm-19"));
-    cluster.server.reset_requests();
     cluster.server.clear_faults();
+    KilledUndeploy {
+        cluster,
+        state,
+        install_id,
+        undeploy_id,
+        _release: release,
+    }
+}
+
+#[test]
+fn a_killed_undeploy_resumes_and_does_not_delete_again_what_it_recorded() {
+    let KilledUndeploy {
+        cluster,
+        state,
+        install_id,
+        undeploy_id,
+        ..
+    } = killed_undeploy();
+    let install_id = install_id.as_str();
+    cluster.server.reset_requests();
 
     let resumed = json(undeploy(state.path(), install_id, &cluster.kubeconfig, &[]));
     assert_eq!(resumed["status"], "completed", "{resumed:#}");
@@ -463,30 +587,76 @@ fn a_killed_undeploy_resumes_and_does_not_delete_again_what_it_recorded() {
             "{name}"
         );
     }
-    // Deleted by the killed run but not recorded by it: found gone by the resumed one.
+    // cm-19's delete was held, so the resumed run deleted it; the other 19 were deleted by the
+    // killed run but not recorded by it: the resumed run finds them gone.
     let decisions = prune_decisions(state.path(), &resumed);
+    let outcomes_of = |prefix: &str| -> BTreeMap<String, usize> {
+        let mut outcomes = BTreeMap::new();
+        for (key, (outcome, _)) in &decisions {
+            if key.starts_with(prefix) {
+                *outcomes.entry(outcome.clone()).or_default() += 1;
+            }
+        }
+        outcomes
+    };
     assert_eq!(
         decisions["ConfigMap/default/cm-19"].0, "deleted",
         "{decisions:#?}"
     );
-    let configmaps = decisions
-        .iter()
-        .filter(|(key, (outcome, _))| {
-            key.starts_with("ConfigMap/") && matches!(outcome.as_str(), "deleted" | "gone")
-        })
-        .count();
-    assert_eq!(configmaps, 20, "{decisions:#?}");
+    assert_eq!(
+        outcomes_of("ConfigMap/"),
+        BTreeMap::from([("deleted".to_string(), 1), ("gone".to_string(), 19)])
+    );
+    assert_eq!(
+        outcomes_of("Service/"),
+        BTreeMap::from([("deleted".to_string(), 3)])
+    );
     let completed = completed(state.path(), &resumed);
     assert_eq!(completed["undeployed"], true);
-    // Every deletion recorded counts, the killed run's Services too (the pull secret as well).
-    let deleted = decisions
-        .values()
-        .filter(|(outcome, _)| outcome == "deleted")
-        .count() as u64;
-    assert!(deleted >= 5, "{decisions:#?}");
-    assert_eq!(
-        completed["counts"]["pruned"].as_u64(),
-        Some(deleted),
-        "{completed:#}"
-    );
+    // Every deletion recorded counts: the killed run's 3 Services, cm-19 and the pull secret.
+    assert_eq!(completed["counts"]["pruned"], 5, "{completed:#}");
+}
+
+#[test]
+fn an_undeploy_resumed_after_an_apply_deletes_again_what_that_apply_made_again() {
+    let KilledUndeploy {
+        cluster,
+        state,
+        install_id,
+        undeploy_id,
+        ..
+    } = killed_undeploy();
+    // The app is applied again before the killed undeploy is run again: the Services it
+    // recorded as deleted are made anew (other uids).
+    let applied = json(apply_kube(state.path(), &install_id, &cluster, &[]));
+    assert_eq!(applied["status"], "completed", "{applied:#}");
+    assert!(exists(&cluster, "v1", "Service", "default", "svc-0"));
+
+    let resumed = json(undeploy(
+        state.path(),
+        &install_id,
+        &cluster.kubeconfig,
+        &[],
+    ));
+    assert_eq!(resumed["install_id"], undeploy_id.as_str(), "{resumed:#}");
+    assert_eq!(resumed["status"], "completed", "{resumed:#}");
+    for index in 0..3 {
+        assert!(
+            !exists(
+                &cluster,
+                "v1",
+                "Service",
+                "default",
+                &format!("svc-{index}")
+            ),
+            "svc-{index}: the record of the earlier deletion is of another object"
+        );
+    }
+    for index in 0..20 {
+        let name = format!("cm-{index:02}");
+        assert!(
+            !exists(&cluster, "v1", "ConfigMap", "default", &name),
+            "{name}"
+        );
+    }
 }
