@@ -111,6 +111,10 @@ pub struct KubeApply<'a> {
     pub undeploy: bool,
 }
 
+/// What the prune did about one object: its entry, the decision, and whether it was made now
+/// (to be recorded) rather than taken from an earlier run's record.
+type PruneDecision = (InventoryEntry, ObjectPruned, bool);
+
 /// Prune decisions recorded per durable commit at most.
 const PRUNE_BATCH: usize = 1000;
 
@@ -2250,7 +2254,7 @@ impl KubeApply<'_> {
     ) -> Result<Vec<(InventoryEntry, ObjectPruned)>, StageError> {
         let failed = std::sync::atomic::AtomicBool::new(false);
         let failed = &failed;
-        let results: Vec<Result<Option<(InventoryEntry, ObjectPruned, bool)>, StageError>> =
+        let results: Vec<Result<Option<PruneDecision>, StageError>> =
             futures_util::stream::iter(group.into_iter().map(|action| async move {
                 if failed.load(std::sync::atomic::Ordering::Relaxed) {
                     return Ok(None);
