@@ -223,6 +223,9 @@ pub struct Cluster {
     connection: KubeConnection,
     /// Discovery per `apiVersion`: kind → resource.
     discovery: tokio::sync::Mutex<HashMap<String, Arc<HashMap<String, ResourceInfo>>>>,
+    /// Held while discovery is asked: objects handled concurrently that all miss the cache ask
+    /// once, not once each.
+    discovering: tokio::sync::Mutex<()>,
     /// How long one request may wait for its whole answer.
     request_deadline: Duration,
     /// How large an answer may be.
@@ -281,6 +284,7 @@ impl Cluster {
         Cluster {
             connection,
             discovery: tokio::sync::Mutex::new(HashMap::new()),
+            discovering: tokio::sync::Mutex::new(()),
             request_deadline: REQUEST_DEADLINE,
             answer_limit: MAX_ANSWER_BYTES,
         }
@@ -457,6 +461,11 @@ impl Cluster {
         api_version: &str,
         refresh: bool,
     ) -> Result<Arc<HashMap<String, ResourceInfo>>, ApiFailure> {
+        if !refresh && let Some(found) = self.discovery.lock().await.get(api_version) {
+            return Ok(found.clone());
+        }
+        let _discovering = self.discovering.lock().await;
+        // Asked meanwhile by whoever held the lock.
         if !refresh && let Some(found) = self.discovery.lock().await.get(api_version) {
             return Ok(found.clone());
         }

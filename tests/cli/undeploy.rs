@@ -153,8 +153,18 @@ fn undeploy_deletes_what_the_app_applied_and_leaves_namespaces_kept_objects_and_
             .unwrap_or(false)
     );
 
+    cluster.server.reset_requests();
     let undeployed = json(undeploy(state.path(), install_id, &cluster.kubeconfig, &[]));
     assert_eq!(undeployed["status"], "completed", "{undeployed:#}");
+    // Every object is core `v1`: discovery is asked once, though 16 objects go at a time.
+    let discovery: Vec<String> = cluster
+        .server
+        .requests()
+        .into_iter()
+        .filter(|request| request.verb == "discovery")
+        .map(|request| request.uri)
+        .collect();
+    assert_eq!(discovery, ["/api/v1"], "{discovery:?}");
     for (kind, namespace, name) in [
         ("ConfigMap", "default", "a"),
         ("ConfigMap", "tools", "c"),
