@@ -96,6 +96,11 @@ pub struct KubeApply<'a> {
     pub additional_namespaces: Vec<String>,
     /// `additionalNamespaces` holds `"*"`: pull secrets go to every existing namespace.
     pub every_namespace: bool,
+    /// With `every_namespace`: the pull secret of each `useHelmInstall: true` chart
+    /// (`<slug>-<directory>-registry`) and the namespace its own hook makes it in, where no copy
+    /// goes; each other namespace gets a copy of `<slug>-registry` under that name, as KOTS
+    /// copies every `overlays/midstream/charts/<directory>/secret.yaml`.
+    pub chart_pull_secrets: Vec<(String, String)>,
     /// `statusInformers`.
     pub status_informers: Vec<String>,
     /// The previous inventory of this app on this cluster, to prune against (`None`: no prune).
@@ -1287,16 +1292,32 @@ impl KubeApply<'_> {
                 })
                 .cloned()
                 .collect();
-            let mut copies = Vec::new();
+            let app_secret = format!("{}-registry", self.app_slug);
+            let base = secrets.iter().find(|secret| secret.key.name == app_secret);
+            let mut copies: Vec<PlannedObject> = Vec::new();
             for namespace in namespaces.iter().filter_map(|object| meta(object, "name")) {
                 if namespace == self.app_namespace {
                     continue;
                 }
-                for secret in &secrets {
+                let charts = base.into_iter().flat_map(|base| {
+                    self.chart_pull_secrets
+                        .iter()
+                        .filter(|(_, hook_namespace)| *hook_namespace != namespace)
+                        .map(move |(name, _)| (base, name.as_str()))
+                });
+                let each = secrets
+                    .iter()
+                    .map(|secret| (secret, secret.key.name.as_str()))
+                    .chain(charts);
+                for (secret, name) in each {
                     let mut copy = secret.clone();
                     copy.object["metadata"]["namespace"] = json!(namespace);
+                    copy.object["metadata"]["name"] = json!(name);
                     copy.key.namespace = Some(namespace.clone());
-                    if !planned.iter().any(|object| object.key == copy.key) {
+                    copy.key.name = name.to_string();
+                    if !planned.iter().any(|object| object.key == copy.key)
+                        && !copies.iter().any(|object| object.key == copy.key)
+                    {
                         copies.push(copy);
                     }
                 }

@@ -352,6 +352,11 @@ impl Stage for ApplyStage {
                     wait_timeout: Duration::from_secs(self.config.wait_timeout_seconds),
                     additional_namespaces: additional,
                     every_namespace,
+                    chart_pull_secrets: chart_pull_secrets(
+                        &source.helm_charts,
+                        &app_slug,
+                        &app_namespace,
+                    ),
                     status_informers: source.status_informers.clone(),
                     previous: prune_against(
                         previous_apply
@@ -530,6 +535,31 @@ fn additional_namespaces(source: &ApplySource) -> Vec<String> {
         }
     }
     additional
+}
+
+/// The pull secret of each `useHelmInstall: true` chart, `<slug>-<directory>-registry`, with
+/// the namespace the chart makes it in itself (a hook): what `"*"` copies into every other
+/// namespace ([`KubeApply::chart_pull_secrets`]).
+fn chart_pull_secrets(
+    charts: &[crate::source::HelmChartSource],
+    app_slug: &str,
+    app_namespace: &str,
+) -> Vec<(String, String)> {
+    charts
+        .iter()
+        .filter(|chart| chart.shipped_archive.is_none())
+        .filter_map(|chart| {
+            let directory = chart.chart.chart_dir.rsplit('/').next()?;
+            Some((
+                format!("{app_slug}-{directory}-registry"),
+                chart
+                    .chart
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| app_namespace.to_string()),
+            ))
+        })
+        .collect()
 }
 
 /// The rendered objects of `source`, parsed and in apply order (moved out of `source`, not

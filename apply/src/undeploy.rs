@@ -91,6 +91,7 @@ impl ApplyStage {
             wait_timeout: Duration::from_secs(self.config.wait_timeout_seconds),
             additional_namespaces: Vec::new(),
             every_namespace: false,
+            chart_pull_secrets: Vec::new(),
             status_informers: Vec::new(),
             previous: prune_against(
                 previous

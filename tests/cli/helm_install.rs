@@ -955,6 +955,78 @@ fn a_chart_moved_to_v1beta2_is_upgraded_by_helm_and_not_uninstalled() {
 /// `overlays/midstream/charts/<directory>/secret.yaml` there (a chart's workloads in that namespace
 /// name it); not the namespace the chart installs it into itself, as a hook (`shop` goes into
 /// `extra` here: a copy of windlass's there would make helm's hook fail, "already exists").
+/// With `"*"`, every namespace but the app namespace gets `<slug>-registry` and each
+/// `useHelmInstall: true` chart's `<slug>-<directory>-registry` (KOTS copies every
+/// `overlays/midstream/charts/<directory>/secret.yaml`), except the namespace a chart makes its
+/// own in (a hook: a copy there would make helm fail "already exists").
+#[test]
+fn every_namespace_gets_each_helm_install_charts_pull_secret_but_where_its_hook_makes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, kubeconfig) = fake_cluster(dir.path());
+    for namespace in ["team-a", "extra"] {
+        server
+            .create_as(
+                "someone",
+                serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+            )
+            .unwrap();
+    }
+    let state = tempfile::tempdir().unwrap();
+    let (_release_dir, release) = release_with_charts();
+    let application = std::fs::read_to_string(release.join("kots-app.yaml")).unwrap();
+    std::fs::write(
+        release.join("kots-app.yaml"),
+        format!("{application}  additionalNamespaces:\n    - \"*\"\n"),
+    )
+    .unwrap();
+    let shop = std::fs::read_to_string(release.join("kots/shop.yaml")).unwrap();
+    std::fs::write(
+        release.join("kots/shop.yaml"),
+        shop.replace(
+            "  useHelmInstall: true\n",
+            "  useHelmInstall: true\n  namespace: extra\n",
+        ),
+    )
+    .unwrap();
+    let install = install_with_helm(state.path(), &release, &kubeconfig, &[]);
+    assert_eq!(install["status"], "completed", "{install:#}");
+    let copy_of_windlass = |namespace: &str, name: &str| {
+        let secret = server
+            .get("v1", "Secret", namespace, name)
+            .unwrap_or_else(|| panic!("{name} is in namespace {namespace}"));
+        assert_eq!(
+            secret["type"], "kubernetes.io/dockerconfigjson",
+            "{secret:#}"
+        );
+        assert_eq!(
+            secret["metadata"]["annotations"]["windlass.io/app"], "my-app",
+            "{secret:#}"
+        );
+    };
+    for name in [
+        "my-app-registry",
+        "my-app-shop-registry",
+        "my-app-first-registry",
+    ] {
+        copy_of_windlass("team-a", name);
+    }
+    copy_of_windlass("extra", "my-app-registry");
+    copy_of_windlass("extra", "my-app-first-registry");
+    // shop's own in its namespace: helm's, made by its hook, not a copy of windlass's.
+    let hook = server
+        .get("v1", "Secret", "extra", "my-app-shop-registry")
+        .unwrap();
+    assert_eq!(
+        hook["metadata"]["annotations"]["helm.sh/hook"], "pre-install,pre-upgrade",
+        "{hook:#}"
+    );
+    assert!(
+        server
+            .get("apps/v1", "Deployment", "extra", "shop-web")
+            .is_some()
+    );
+}
+
 #[test]
 fn the_additional_namespaces_get_each_helm_install_charts_pull_secret() {
     let dir = tempfile::tempdir().unwrap();
