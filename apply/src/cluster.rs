@@ -223,9 +223,9 @@ pub struct Cluster {
     connection: KubeConnection,
     /// Discovery per `apiVersion`: kind → resource.
     discovery: tokio::sync::Mutex<HashMap<String, Arc<HashMap<String, ResourceInfo>>>>,
-    /// Held while discovery is asked: objects handled concurrently that all miss the cache ask
-    /// once, not once each.
-    discovering: tokio::sync::Mutex<()>,
+    /// Per `apiVersion`, held while its discovery is asked: objects handled concurrently that
+    /// all miss the cache (or all refresh it) ask once, not once each.
+    discovering: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// How long one request may wait for its whole answer.
     request_deadline: Duration,
     /// How large an answer may be.
@@ -284,7 +284,7 @@ impl Cluster {
         Cluster {
             connection,
             discovery: tokio::sync::Mutex::new(HashMap::new()),
-            discovering: tokio::sync::Mutex::new(()),
+            discovering: tokio::sync::Mutex::new(HashMap::new()),
             request_deadline: REQUEST_DEADLINE,
             answer_limit: MAX_ANSWER_BYTES,
         }
@@ -461,13 +461,23 @@ impl Cluster {
         api_version: &str,
         refresh: bool,
     ) -> Result<Arc<HashMap<String, ResourceInfo>>, ApiFailure> {
-        if !refresh && let Some(found) = self.discovery.lock().await.get(api_version) {
-            return Ok(found.clone());
+        let cached = self.discovery.lock().await.get(api_version).cloned();
+        if !refresh && let Some(found) = cached {
+            return Ok(found);
         }
-        let _discovering = self.discovering.lock().await;
-        // Asked meanwhile by whoever held the lock.
-        if !refresh && let Some(found) = self.discovery.lock().await.get(api_version) {
-            return Ok(found.clone());
+        let gate = self
+            .discovering
+            .lock()
+            .await
+            .entry(api_version.to_string())
+            .or_default()
+            .clone();
+        let _asking = gate.lock().await;
+        // Asked meanwhile by whoever held the gate: what it found is as new as asking again.
+        if let Some(now) = self.discovery.lock().await.get(api_version).cloned()
+            && (!refresh || cached.is_none_or(|before| !Arc::ptr_eq(&before, &now)))
+        {
+            return Ok(now);
         }
         let path = if api_version.contains('/') {
             format!("/apis/{api_version}")

@@ -21,7 +21,7 @@
 //! an object the server made whose answer never reached windlass is still found by a later
 //! install's prune. Objects of one kind are applied concurrently, kinds one after another.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -1294,17 +1294,36 @@ impl KubeApply<'_> {
                 .collect();
             let app_secret = format!("{}-registry", self.app_slug);
             let base = secrets.iter().find(|secret| secret.key.name == app_secret);
+            // Another instance of the app makes its charts' pull secrets in its own app
+            // namespace with its hooks: a copy there would take helm's Secret over.
+            let other_instances = if self.chart_pull_secrets.is_empty() {
+                BTreeSet::new()
+            } else {
+                crate::prune_candidates::other_instance_namespaces(
+                    self.context,
+                    &self.app_slug,
+                    &self.app_namespace,
+                    &self.cluster_identity,
+                )?
+            };
+            let mut taken: HashSet<String> = planned
+                .iter()
+                .map(|object| object.key.inventory_id())
+                .collect();
             let mut copies: Vec<PlannedObject> = Vec::new();
             for namespace in namespaces.iter().filter_map(|object| meta(object, "name")) {
                 if namespace == self.app_namespace {
                     continue;
                 }
-                let charts = base.into_iter().flat_map(|base| {
-                    self.chart_pull_secrets
-                        .iter()
-                        .filter(|(_, hook_namespace)| *hook_namespace != namespace)
-                        .map(move |(name, _)| (base, name.as_str()))
-                });
+                let charts = base
+                    .filter(|_| !other_instances.contains(&namespace))
+                    .into_iter()
+                    .flat_map(|base| {
+                        self.chart_pull_secrets
+                            .iter()
+                            .filter(|(_, hook_namespace)| *hook_namespace != namespace)
+                            .map(move |(name, _)| (base, name.as_str()))
+                    });
                 let each = secrets
                     .iter()
                     .map(|secret| (secret, secret.key.name.as_str()))
@@ -1315,9 +1334,7 @@ impl KubeApply<'_> {
                     copy.object["metadata"]["name"] = json!(name);
                     copy.key.namespace = Some(namespace.clone());
                     copy.key.name = name.to_string();
-                    if !planned.iter().any(|object| object.key == copy.key)
-                        && !copies.iter().any(|object| object.key == copy.key)
-                    {
+                    if taken.insert(copy.key.inventory_id()) {
                         copies.push(copy);
                     }
                 }
@@ -1577,11 +1594,13 @@ impl KubeApply<'_> {
             finished_hook = crate::hook_jobs::finished_as_its_policy_says(&object.body, &live);
             record.uid = meta(&live, "uid");
             record.resource_version = meta(&live, "resourceVersion");
-            // (The pull secrets windlass provides are exempt: with --kots-compat every app
-            // writes the same `kotsadm-replicated-registry`.)
-            if let Some(owner) = annotation_of(&live, OWNER_ANNOTATION)
-                .filter(|owner| *owner != self.app_slug && object.planned.step != Step::PullSecrets)
-            {
+            // (`kotsadm-replicated-registry` is exempt: with --kots-compat every app writes the
+            // same one.)
+            if let Some(owner) = annotation_of(&live, OWNER_ANNOTATION).filter(|owner| {
+                *owner != self.app_slug
+                    && !(object.planned.step == Step::PullSecrets
+                        && key.name == windlass_stages::secrets::KOTS_COMPAT_PULL_SECRET)
+            }) {
                 // Every app applies as the same field manager, so the server would hand it
                 // over without a conflict, and this app's next release could prune it.
                 record.outcome = ApplyOutcome::Failed;

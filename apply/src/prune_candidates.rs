@@ -265,6 +265,17 @@ impl AppliesStarted {
     }
 }
 
+/// The app namespaces of the app's other instances on `cluster` (not `app_namespace`), as the
+/// `ApplyStarted` records of this state directory name them.
+pub fn other_instance_namespaces(
+    context: &StageContext,
+    app_slug: &str,
+    app_namespace: &str,
+    cluster: &ClusterIdentity,
+) -> Result<BTreeSet<String>, StageError> {
+    Ok(AppliesStarted::read(context, app_slug, cluster)?.other_namespaces(app_namespace))
+}
+
 /// Where the unfinished applies of one app namespace are looked for: after its newest completed
 /// apply, whose install's own records are not looked at.
 struct Since {

@@ -109,6 +109,10 @@ pub enum PullSecretCredentials<'a> {
     LocalRegistry(&'a windlass_engine::LocalRegistryInput),
 }
 
+/// The legacy pull secret `--kots-compat` adds beside `<slug>-registry`: every app writes the
+/// same one.
+pub const KOTS_COMPAT_PULL_SECRET: &str = "kotsadm-replicated-registry";
+
 /// Every secret object to render, and what may be recorded about each: `<slug>-registry` (and
 /// with `kots_compat`, `kotsadm-replicated-registry`) in the app namespace and each additional
 /// one, and in each additional namespace the pull secret of each `useHelmInstall: true` chart
@@ -143,7 +147,7 @@ pub fn pull_secrets(
     let fingerprint = key.fingerprint_bytes(SECRET_CONTENT_PURPOSE, docker_config.as_bytes());
     let mut names = vec![format!("{app_slug}-registry")];
     if kots_compat {
-        names.push("kotsadm-replicated-registry".to_string());
+        names.push(KOTS_COMPAT_PULL_SECRET.to_string());
     }
     let mut objects = Vec::new();
     let mut records = Vec::new();

@@ -1027,6 +1027,46 @@ fn every_namespace_gets_each_helm_install_charts_pull_secret_but_where_its_hook_
     );
 }
 
+/// With `"*"`, a chart's pull secret is not copied into the app namespace of another instance of
+/// the app, where that instance's own hook made it: the copy would take helm's Secret over (and
+/// this instance's prune could then delete it).
+#[test]
+fn every_namespace_leaves_another_instances_chart_pull_secrets_to_its_hooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, kubeconfig) = fake_cluster(dir.path());
+    server
+        .create_as(
+            "someone",
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "inst-b"}}),
+        )
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let (_release_dir, release) = release_with_charts();
+    let application = std::fs::read_to_string(release.join("kots-app.yaml")).unwrap();
+    std::fs::write(
+        release.join("kots-app.yaml"),
+        format!("{application}  additionalNamespaces:\n    - \"*\"\n"),
+    )
+    .unwrap();
+    let other = install_with_helm(
+        state.path(),
+        &release,
+        &kubeconfig,
+        &["--namespace", "inst-b"],
+    );
+    assert_eq!(other["status"], "completed", "{other:#}");
+    let install = install_with_helm(state.path(), &release, &kubeconfig, &[]);
+    assert_eq!(install["status"], "completed", "{install:#}");
+    for name in ["my-app-shop-registry", "my-app-first-registry"] {
+        let hooks = server.get("v1", "Secret", "inst-b", name).unwrap();
+        assert!(
+            hooks["metadata"]["annotations"]["helm.sh/hook"].is_string()
+                && hooks["metadata"]["annotations"]["windlass.io/app"].is_null(),
+            "{name} in inst-b is still helm's: {hooks:#}"
+        );
+    }
+}
+
 #[test]
 fn the_additional_namespaces_get_each_helm_install_charts_pull_secret() {
     let dir = tempfile::tempdir().unwrap();
