@@ -4,8 +4,10 @@
 //! existed then; the daemon keeps doing so for namespaces created later, for as long as it runs:
 //! it watches namespaces (kube's `watcher`, which re-lists after a lost watch) and applies a copy
 //! of each pull secret (server-side apply as `windlass`) into every namespace other than the app's
-//! that it has not copied into yet. The secrets are read from the install's rendered secret file
-//! (mode 0600); their content is never logged.
+//! that it has not copied into yet, with each `useHelmInstall: true` chart's
+//! `<slug>-<directory>-registry` (a copy of `<slug>-registry` under that name, as the apply stage
+//! and KOTS copy them; not into the namespace the chart makes its own in). The secrets are read
+//! from the install's rendered secret file (mode 0600); their content is never logged.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -35,6 +37,11 @@ pub struct PullSecretCopies {
     pub app_namespace: String,
     /// The pull secrets, as rendered (their namespace is replaced in each copy).
     secrets: Vec<Value>,
+    /// The pull secret of each `useHelmInstall: true` chart, with the namespace the chart makes
+    /// it in itself (where no copy goes): copies of `<slug>-registry` under that name.
+    chart_secrets: Vec<(String, String)>,
+    /// `<slug>-registry`, what the charts' copies are copies of.
+    app_secret: String,
 }
 
 impl std::fmt::Debug for PullSecretCopies {
@@ -95,18 +102,88 @@ pub fn copies_for(
                     .is_some_and(|name| names.contains(name))
         })
         .collect();
+    // (Copied from `<slug>-registry`: without it, there is nothing to copy them from.)
+    let app_secret = format!("{}-registry", install.app_slug);
+    let chart_secrets = if secrets
+        .iter()
+        .any(|secret| secret["metadata"]["name"] == app_secret.as_str())
+    {
+        chart_pull_secrets(install, &app_namespace)
+    } else {
+        Vec::new()
+    };
     Ok((!secrets.is_empty()).then(|| PullSecretCopies {
         install_id: install.install_id.clone(),
         digest: digest.to_string(),
         app_namespace,
         secrets,
+        chart_secrets,
+        app_secret,
     }))
+}
+
+/// The pull secret of each chart of `install` rendered for `helm upgrade --install`
+/// (`MidstreamRendered.helm_charts`: `useHelmInstall: true`), `<slug>-<directory>-registry`,
+/// with the namespace the chart makes it in itself.
+fn chart_pull_secrets(install: &InstallState, app_namespace: &str) -> Vec<(String, String)> {
+    let Some(rendered) = install
+        .stages
+        .iter()
+        .flat_map(|stage| stage.fact_events.iter())
+        .find(|event| event.event_type == "MidstreamRendered")
+    else {
+        return Vec::new();
+    };
+    rendered.payload["helm_charts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|chart| {
+            let directory = chart["chart_dir"].as_str()?.rsplit('/').next()?;
+            let namespace = chart["namespace"].as_str().unwrap_or(app_namespace);
+            Some((
+                format!("{}-{directory}-registry", install.app_slug),
+                namespace.to_string(),
+            ))
+        })
+        .collect()
+}
+
+impl PullSecretCopies {
+    /// The copies namespace `namespace` gets: each pull secret, then each chart's (but the one
+    /// the chart makes there itself), each name once.
+    fn for_namespace(&self, namespace: &str) -> Vec<Value> {
+        let mut copies: Vec<Value> = self.secrets.clone();
+        let base = self
+            .secrets
+            .iter()
+            .find(|secret| secret["metadata"]["name"] == self.app_secret.as_str())
+            .cloned();
+        if let Some(base) = base {
+            for (name, hook_namespace) in &self.chart_secrets {
+                if hook_namespace == namespace
+                    || copies
+                        .iter()
+                        .any(|copy| copy["metadata"]["name"] == name.as_str())
+                {
+                    continue;
+                }
+                let mut copy = base.clone();
+                copy["metadata"]["name"] = Value::String(name.clone());
+                copies.push(copy);
+            }
+        }
+        for copy in &mut copies {
+            copy["metadata"]["namespace"] = Value::String(namespace.to_string());
+        }
+        copies
+    }
 }
 
 /// Whether every pull secret of `copies` is in namespace `namespace` already.
 async fn already_there(client: &kube::Client, namespace: &str, copies: &PullSecretCopies) -> bool {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    for secret in &copies.secrets {
+    for secret in &copies.for_namespace(namespace) {
         let name = secret["metadata"]["name"].as_str().unwrap_or_default();
         match api.get_opt(name).await {
             Ok(Some(_)) => {}
@@ -178,9 +255,8 @@ pub async fn follow(
             continue;
         }
         let mut all_copied = true;
-        for secret in &copies.secrets {
-            let mut copy = secret.clone();
-            copy["metadata"]["namespace"] = Value::String(name.clone());
+        let copies_here = copies.for_namespace(&name);
+        for copy in &copies_here {
             let secret_name = copy["metadata"]["name"]
                 .as_str()
                 .unwrap_or_default()
@@ -190,7 +266,7 @@ pub async fn follow(
                 .patch(
                     &secret_name,
                     &PatchParams::apply(windlass_apply::cluster::FIELD_MANAGER).force(),
-                    &Patch::Apply(&copy),
+                    &Patch::Apply(copy),
                 )
                 .await
             {
@@ -208,8 +284,7 @@ pub async fn follow(
                 digest: copies.digest.clone(),
                 install_id: copies.install_id.clone(),
                 namespace: name.clone(),
-                secrets: copies
-                    .secrets
+                secrets: copies_here
                     .iter()
                     .filter_map(|secret| secret["metadata"]["name"].as_str())
                     .map(str::to_string)
@@ -220,10 +295,74 @@ pub async fn follow(
             }
             eprintln!(
                 "windlass watch: copied {} pull secret(s) of install {} into new namespace {name}",
-                copies.secrets.len(),
+                copies_here.len(),
                 copies.install_id
             );
             copied.insert(name);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(name: &str) -> Value {
+        serde_json::json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+            "metadata": {"name": name, "namespace": "default"}, "data": {".dockerconfigjson": "e30="}})
+    }
+
+    #[test]
+    fn a_namespace_gets_each_pull_secret_and_each_charts_but_where_its_hook_makes_it() {
+        let copies = PullSecretCopies {
+            install_id: "i-1".into(),
+            digest: "blake3:1".into(),
+            app_namespace: "default".into(),
+            secrets: vec![
+                secret("my-app-registry"),
+                secret("kotsadm-replicated-registry"),
+            ],
+            chart_secrets: vec![
+                ("my-app-shop-registry".into(), "shop-ns".into()),
+                ("my-app-first-registry".into(), "default".into()),
+                // A chart directory spelling another secret's name: once.
+                ("kotsadm-replicated-registry".into(), "default".into()),
+            ],
+            app_secret: "my-app-registry".into(),
+        };
+        let names = |namespace: &str| -> Vec<(String, String)> {
+            copies
+                .for_namespace(namespace)
+                .iter()
+                .map(|copy| {
+                    (
+                        copy["metadata"]["name"].as_str().unwrap().to_string(),
+                        copy["metadata"]["namespace"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        };
+        let pair = |name: &str, namespace: &str| (name.to_string(), namespace.to_string());
+        assert_eq!(
+            names("late"),
+            [
+                pair("my-app-registry", "late"),
+                pair("kotsadm-replicated-registry", "late"),
+                pair("my-app-shop-registry", "late"),
+                pair("my-app-first-registry", "late"),
+            ]
+        );
+        assert_eq!(
+            names("shop-ns"),
+            [
+                pair("my-app-registry", "shop-ns"),
+                pair("kotsadm-replicated-registry", "shop-ns"),
+                pair("my-app-first-registry", "shop-ns"),
+            ]
+        );
+        // The charts' copies are copies of `<slug>-registry`, not of the legacy secret.
+        let late = copies.for_namespace("late");
+        assert_eq!(late[2]["data"], late[0]["data"]);
+        assert_eq!(late[2]["type"], "kubernetes.io/dockerconfigjson");
     }
 }

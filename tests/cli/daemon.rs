@@ -746,9 +746,10 @@ fn without_a_token_file_the_api_is_read_only() {
     assert!(body.contains("--api-token-file"), "{body}");
 }
 
-/// With `additionalNamespaces: ["*"]` and `--target kube`, the pull secret reaches namespaces
-/// that existed at the install (the apply stage copies it) and, while the daemon runs, namespaces
-/// created afterwards. The cluster is `windlass-test-apiserver`, a FAKE Kubernetes API server
+/// With `additionalNamespaces: ["*"]` and `--target kube`, the pull secret, and the
+/// `useHelmInstall: true` chart's (`tiny` as release `first`, installed by the real helm 4),
+/// reach namespaces that existed at the install (the apply stage copies them) and, while the
+/// daemon runs, namespaces created afterwards. The cluster is `windlass-test-apiserver`, a FAKE Kubernetes API server
 /// from this workspace (no real kube-apiserver can be installed here); it serves watches.
 #[test]
 fn pull_secrets_follow_namespaces_created_while_the_daemon_runs() {
@@ -778,7 +779,19 @@ fn pull_secrets_follow_namespaces_created_while_the_daemon_runs() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: fast\n",
     )
     .unwrap();
+    std::fs::create_dir_all(release.join("charts")).unwrap();
+    std::fs::write(
+        release.join("charts/tiny-1.0.0.tgz"),
+        windlass_testkit::charts::chart_archive(&crate::helm_install::tiny_chart()),
+    )
+    .unwrap();
+    std::fs::write(
+        release.join("manifests/tiny.yaml"),
+        "apiVersion: kots.io/v1beta1\nkind: HelmChart\nmetadata:\n  name: tiny\nspec:\n  chart:\n    name: tiny\n    chartVersion: 1.0.0\n    releaseName: first\n  useHelmInstall: true\n",
+    )
+    .unwrap();
     std::fs::write(release.join(".ready"), "").unwrap();
+    let helm = crate::helm_install::helm();
     let watcher = Watcher::start(
         state.path(),
         dir.path(),
@@ -789,25 +802,33 @@ fn pull_secrets_follow_namespaces_created_while_the_daemon_runs() {
             kubeconfig.to_str().unwrap(),
             "--wait-timeout",
             "30s",
+            "--helm",
+            helm.to_str().unwrap(),
         ],
         &[],
     );
     watcher.wait_for_releases(60, |releases| status_of(releases, "app") == "completed");
+    for name in ["my-app-registry", "my-app-first-registry"] {
+        assert!(
+            server.get("v1", "Secret", "before", name).is_some(),
+            "the apply stage copied {name} into the namespace that existed"
+        );
+    }
     assert!(
         server
-            .get("v1", "Secret", "before", "my-app-registry")
+            .get("v1", "ConfigMap", "default", "first-config")
             .is_some(),
-        "the apply stage copied the pull secret into the namespace that existed"
+        "helm installed the chart"
     );
     server.create_as("test", namespace("late")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while server
-        .get("v1", "Secret", "late", "my-app-registry")
-        .is_none()
+    while ["my-app-registry", "my-app-first-registry"]
+        .iter()
+        .any(|name| server.get("v1", "Secret", "late", name).is_none())
     {
         assert!(
             Instant::now() < deadline,
-            "the pull secret did not reach the namespace created later within 30 s"
+            "the pull secrets did not reach the namespace created later within 30 s"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -819,6 +840,10 @@ fn pull_secrets_follow_namespaces_created_while_the_daemon_runs() {
         .unwrap();
     assert_eq!(copied["type"], original["type"]);
     assert_eq!(copied["data"], original["data"], "the same pull secret");
+    let chart_copy = server
+        .get("v1", "Secret", "late", "my-app-first-registry")
+        .unwrap();
+    assert_eq!(chart_copy["data"], original["data"], "a copy of the same");
     // The copy is on the record; the namespace that had its copy already is not.
     let deadline = Instant::now() + Duration::from_secs(30);
     let copies = loop {
@@ -830,7 +855,10 @@ fn pull_secrets_follow_namespaces_created_while_the_daemon_runs() {
     };
     assert_eq!(copies.len(), 1, "{copies:#?}");
     assert_eq!(copies[0]["namespace"], "late");
-    assert_eq!(copies[0]["secrets"], serde_json::json!(["my-app-registry"]));
+    assert_eq!(
+        copies[0]["secrets"],
+        serde_json::json!(["my-app-registry", "my-app-first-registry"])
+    );
     let (_, metrics) = watcher.get("/metrics");
     assert!(
         metrics.lines().any(
