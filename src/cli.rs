@@ -156,8 +156,8 @@ pub struct UndeployArgs {
     /// Report what would be deleted (the server is asked with a dry run) and delete nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Deadline of each helm uninstall: seconds, or with a unit (`90s`, `10m`, `1h`); at most
-    /// `168h`.
+    /// Deadline of each helm uninstall, and of the wait until what was deleted is gone:
+    /// seconds, or with a unit (`90s`, `10m`, `1h`); at most `168h`.
     #[arg(long, default_value = "10m", value_parser = parse_wait_timeout)]
     pub wait_timeout: u64,
     /// The helm (Helm 4) that uninstalls the charts windlass installed; default: `tools/bin/helm`

@@ -212,6 +212,9 @@ pub enum WaitKind {
     Properties,
     /// The app state from `statusInformers` reaching `ready`.
     AppReady,
+    /// `windlass undeploy`: every object it deleted gone from the cluster (for the app as a
+    /// whole: no key). (A variant added later: records before it never hold it.)
+    Gone,
 }
 
 /// How a wait ended.

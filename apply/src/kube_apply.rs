@@ -274,6 +274,7 @@ fn wait_words(wait: WaitKind) -> &'static str {
         WaitKind::Active => "active",
         WaitKind::Ready | WaitKind::AppReady => "ready",
         WaitKind::Properties => "as its kots.io/wait-for-properties asks",
+        WaitKind::Gone => "gone",
     }
 }
 
@@ -1921,6 +1922,75 @@ impl KubeApply<'_> {
             wait_timeout.as_secs(),
             finished.detail
         ))
+    }
+
+    /// After an undeploy's prune: waits until every object it recorded as deleted (in this run
+    /// or an earlier one of the stage) is gone — not found, or found under another uid — and
+    /// records the wait (`gone`, for the app as a whole), failing the stage at the deadline.
+    /// PersistentVolumeClaims are not waited for: one a pod still mounts stays until the pod
+    /// goes (KOTS never waits on them either).
+    pub async fn wait_until_gone(&self) -> Result<(), StageError> {
+        let mut deleted: BTreeMap<String, (ObjectKey, String)> = BTreeMap::new();
+        for event in self.context.recorded_facts().await {
+            if event.event_type != OBJECT_PRUNED {
+                continue;
+            }
+            let pruned: ObjectPruned = serde_json::from_value(event.payload)
+                .map_err(|error| StageError::permanent(error.to_string()))?;
+            let claim = pruned.key.group.is_empty() && pruned.key.kind == "PersistentVolumeClaim";
+            if pruned.outcome == PruneOutcome::Deleted && !pruned.dry_run && !claim {
+                deleted.insert(pruned.key.inventory_id(), (pruned.key, pruned.uid));
+            }
+        }
+        let mut targets: Vec<(ObjectKey, ResourceInfo, String)> = Vec::new();
+        for (key, uid) in deleted.into_values() {
+            // A kind the server no longer serves has no objects left.
+            if let Some(info) = self
+                .cluster
+                .resource(&key)
+                .await
+                .map_err(|failure| transient(&failure, &format!("discovery for {key}")))?
+            {
+                targets.push((key, info, uid));
+            }
+        }
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let targets = &targets;
+        let finished = self
+            .wait_until(None, WaitKind::Gone, || async move {
+                let keys: Vec<(&ObjectKey, &ResourceInfo)> =
+                    targets.iter().map(|(key, info, _)| (key, info)).collect();
+                let live = self.read_live(&keys, true).await?;
+                let left: Vec<&ObjectKey> = targets
+                    .iter()
+                    .filter(|(key, _, uid)| {
+                        live.get(&key.inventory_id()).is_some_and(|found| {
+                            uid.is_empty() || found.uid().as_ref() == Some(uid)
+                        })
+                    })
+                    .map(|(key, _, _)| key)
+                    .collect();
+                let detail = match left.first() {
+                    None => format!("all {} deleted objects gone", targets.len()),
+                    Some(first) => format!(
+                        "{} of {} deleted objects still there, {first} first",
+                        left.len(),
+                        targets.len()
+                    ),
+                };
+                Ok((left.is_empty(), detail, None))
+            })
+            .await?;
+        if finished.outcome != WaitOutcome::Met {
+            return Err(Self::timed_out(
+                &finished,
+                "the objects the undeploy deleted to be gone",
+                self.wait_timeout,
+            ));
+        }
+        Ok(())
     }
 
     /// Waits for the CRDs applied to be Established and the Namespaces Active.

@@ -5,7 +5,9 @@
 //! `additionalNamespaces` left, a refused delete kept in the inventory), except that no
 //! Namespace is deleted ([`crate::order::leave_namespaces`]; nor is it kept in the inventory);
 //! before that, each chart release windlass installed goes to `helm uninstall`, higher weight
-//! first. The rendered output is not read: an undeploy works after `--out` is gone.
+//! first; after it, the stage waits until what it deleted is gone
+//! ([`KubeApply::wait_until_gone`]). The rendered output is not read: an undeploy works after
+//! `--out` is gone.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -105,6 +107,9 @@ impl ApplyStage {
             undeploy: true,
         };
         let result = apply.run(Vec::new()).await?;
+        if !dry_run {
+            apply.wait_until_gone().await?;
+        }
         let counts = &result.counts;
         let mut summary = if dry_run {
             format!(

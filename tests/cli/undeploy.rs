@@ -579,16 +579,17 @@ fn a_killed_undeploy_resumes_and_does_not_delete_again_what_it_recorded() {
         undeploy_id.as_str(),
         "the same install, resumed"
     );
-    let asked: Vec<String> = cluster
+    // (Read again only to see them gone.)
+    let deleted: Vec<String> = cluster
         .server
         .requests()
         .into_iter()
-        .filter(|request| matches!(request.verb.as_str(), "get" | "delete"))
+        .filter(|request| request.verb == "delete")
         .map(|request| request.name)
         .collect();
     assert!(
-        !asked.iter().any(|name| name.starts_with("svc-")),
-        "what was recorded is not read or deleted again: {asked:?}"
+        !deleted.iter().any(|name| name.starts_with("svc-")),
+        "what was recorded is not deleted again: {deleted:?}"
     );
     for index in 0..20 {
         let name = format!("cm-{index:02}");
@@ -669,4 +670,80 @@ fn an_undeploy_resumed_after_an_apply_deletes_again_what_that_apply_made_again()
             "{name}"
         );
     }
+}
+
+#[test]
+fn undeploy_waits_until_what_it_deleted_is_gone_and_fails_at_the_deadline() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let held = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  finalizers:\n    - example.com/hold\ndata:\n  value: h\n";
+    let release = release(&[("a.yaml", &configmap("a", "1")), ("held.yaml", held)], "");
+    let installed = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(installed["status"], "completed", "{installed}");
+    let install_id = installed["install_id"].as_str().unwrap();
+
+    // A finalizer nobody removes: deleted, but not gone by the deadline.
+    let started = Instant::now();
+    let stuck = undeploy(
+        state.path(),
+        install_id,
+        &cluster.kubeconfig,
+        &["--wait-timeout", "2s"],
+    );
+    let report: Value = serde_json::from_slice(&stuck.stdout).unwrap();
+    assert_eq!(stuck.status.code(), Some(1), "{report:#}");
+    let message = report["failure"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("not met after 2s")
+            && message.contains("1 of 3 deleted objects still there, ConfigMap default/held first"),
+        "{message}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let held_now = cluster
+        .server
+        .get("v1", "ConfigMap", "default", "held")
+        .expect("held back by its finalizer");
+    assert!(held_now["metadata"]["deletionTimestamp"].is_string());
+    assert!(!exists(&cluster, "v1", "ConfigMap", "default", "a"));
+
+    // Once the finalizer goes, the same command resumes and finishes: nothing deleted again.
+    cluster
+        .server
+        .remove_finalizers("v1", "ConfigMap", "default", "held")
+        .unwrap();
+    cluster.server.reset_requests();
+    let finished = json(undeploy(
+        state.path(),
+        install_id,
+        &cluster.kubeconfig,
+        &["--wait-timeout", "2s"],
+    ));
+    assert_eq!(finished["status"], "completed", "{finished:#}");
+    assert_eq!(finished["install_id"], report["install_id"], "resumed");
+    assert!(
+        !cluster
+            .server
+            .requests()
+            .iter()
+            .any(|request| request.verb == "delete"),
+        "the deletions are recorded: not sent again"
+    );
+    let waits = payloads_of_type(
+        &events(state.path(), finished["install_id"].as_str().unwrap()),
+        "WaitFinished",
+    );
+    let outcomes: Vec<(&str, &str)> = waits
+        .iter()
+        .map(|wait| {
+            (
+                wait["wait"].as_str().unwrap(),
+                wait["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [("gone", "timed_out"), ("gone", "met")],
+        "{waits:#?}"
+    );
 }
