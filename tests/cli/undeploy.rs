@@ -3,7 +3,10 @@
 //! these machines), and the real helm 4 for the charts. What the newest apply of the app left is
 //! deleted, as a prune of everything would delete it; Namespaces, `kots.io/keep` objects and
 //! refused deletes stay and are listed; a dry run deletes nothing; the charts windlass
-//! installed are uninstalled, higher weight first; an app never applied there is refused.
+//! installed are uninstalled, higher weight first, before anything else is deleted; the undeploy
+//! waits until what it deleted is gone; a killed or failed undeploy resumes without deleting
+//! again what it recorded (but what an apply since made again); an app never applied there is
+//! refused.
 
 use std::collections::BTreeMap;
 
