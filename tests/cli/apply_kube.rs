@@ -1747,7 +1747,8 @@ fn web_among_others(annotations: &str) -> Vec<(String, String)> {
     files
 }
 
-fn release_of(files: &[(String, String)]) -> tempfile::TempDir {
+/// A release of `files` under `manifests/` (the Application without a spec of its own).
+pub(crate) fn release_of(files: &[(String, String)]) -> tempfile::TempDir {
     let files: Vec<(&str, &str)> = files
         .iter()
         .map(|(name, text)| (name.as_str(), text.as_str()))

@@ -955,6 +955,33 @@ fn a_chart_moved_to_v1beta2_is_upgraded_by_helm_and_not_uninstalled() {
 /// `overlays/midstream/charts/<directory>/secret.yaml` there (a chart's workloads in that namespace
 /// name it); not the namespace the chart installs it into itself, as a hook (`shop` goes into
 /// `extra` here: a copy of windlass's there would make helm's hook fail, "already exists").
+/// [`release_with_charts`] whose Application lists `additional` (as written) in
+/// `additionalNamespaces`, with `shop` installed into `shop_namespace` when given.
+fn release_with_charts_listing(
+    additional: &str,
+    shop_namespace: Option<&str>,
+) -> (tempfile::TempDir, PathBuf) {
+    let (dir, release) = release_with_charts();
+    let application = std::fs::read_to_string(release.join("kots-app.yaml")).unwrap();
+    std::fs::write(
+        release.join("kots-app.yaml"),
+        format!("{application}  additionalNamespaces:\n    - {additional}\n"),
+    )
+    .unwrap();
+    if let Some(namespace) = shop_namespace {
+        let shop = std::fs::read_to_string(release.join("kots/shop.yaml")).unwrap();
+        std::fs::write(
+            release.join("kots/shop.yaml"),
+            shop.replace(
+                "  useHelmInstall: true\n",
+                &format!("  useHelmInstall: true\n  namespace: {namespace}\n"),
+            ),
+        )
+        .unwrap();
+    }
+    (dir, release)
+}
+
 /// With `"*"`, every namespace but the app namespace gets `<slug>-registry` and each
 /// `useHelmInstall: true` chart's `<slug>-<directory>-registry` (KOTS copies every
 /// `overlays/midstream/charts/<directory>/secret.yaml`), except the namespace a chart makes its
@@ -972,22 +999,7 @@ fn every_namespace_gets_each_helm_install_charts_pull_secret_but_where_its_hook_
             .unwrap();
     }
     let state = tempfile::tempdir().unwrap();
-    let (_release_dir, release) = release_with_charts();
-    let application = std::fs::read_to_string(release.join("kots-app.yaml")).unwrap();
-    std::fs::write(
-        release.join("kots-app.yaml"),
-        format!("{application}  additionalNamespaces:\n    - \"*\"\n"),
-    )
-    .unwrap();
-    let shop = std::fs::read_to_string(release.join("kots/shop.yaml")).unwrap();
-    std::fs::write(
-        release.join("kots/shop.yaml"),
-        shop.replace(
-            "  useHelmInstall: true\n",
-            "  useHelmInstall: true\n  namespace: extra\n",
-        ),
-    )
-    .unwrap();
+    let (_release_dir, release) = release_with_charts_listing("\"*\"", Some("extra"));
     let install = install_with_helm(state.path(), &release, &kubeconfig, &[]);
     assert_eq!(install["status"], "completed", "{install:#}");
     let copy_of_windlass = |namespace: &str, name: &str| {
@@ -1041,13 +1053,7 @@ fn every_namespace_leaves_another_instances_chart_pull_secrets_to_its_hooks() {
         )
         .unwrap();
     let state = tempfile::tempdir().unwrap();
-    let (_release_dir, release) = release_with_charts();
-    let application = std::fs::read_to_string(release.join("kots-app.yaml")).unwrap();
-    std::fs::write(
-        release.join("kots-app.yaml"),
-        format!("{application}  additionalNamespaces:\n    - \"*\"\n"),
-    )
-    .unwrap();
+    let (_release_dir, release) = release_with_charts_listing("\"*\"", None);
     let other = install_with_helm(
         state.path(),
         &release,
@@ -1072,22 +1078,7 @@ fn the_additional_namespaces_get_each_helm_install_charts_pull_secret() {
     let dir = tempfile::tempdir().unwrap();
     let (server, kubeconfig) = fake_cluster(dir.path());
     let state = tempfile::tempdir().unwrap();
-    let (_release_dir, release) = release_with_charts();
-    let application = std::fs::read_to_string(release.join("kots-app.yaml")).unwrap();
-    std::fs::write(
-        release.join("kots-app.yaml"),
-        format!("{application}  additionalNamespaces:\n    - extra\n"),
-    )
-    .unwrap();
-    let shop = std::fs::read_to_string(release.join("kots/shop.yaml")).unwrap();
-    std::fs::write(
-        release.join("kots/shop.yaml"),
-        shop.replace(
-            "  useHelmInstall: true\n",
-            "  useHelmInstall: true\n  namespace: extra\n",
-        ),
-    )
-    .unwrap();
+    let (_release_dir, release) = release_with_charts_listing("extra", Some("extra"));
     let install = install_with_helm(state.path(), &release, &kubeconfig, &[]);
     assert_eq!(install["status"], "completed", "{install:#}");
     for secret in [

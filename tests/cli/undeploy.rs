@@ -15,7 +15,7 @@ use windlass_test_apiserver::{Fault, FaultAction, FaultMatch, Options};
 
 use super::apply_kube::{
     FakeCluster, apply_kube, configmap, events, exists, fake_cluster, install_kube, output_within,
-    release,
+    release, release_of,
 };
 use super::*;
 
@@ -63,6 +63,19 @@ fn completed(state: &Path, install: &Value) -> Value {
     )
     .pop()
     .expect("an ApplyCompleted")
+}
+
+/// Two string fields of each of `records`, as pairs.
+fn field_pairs<'a>(records: &'a [Value], first: &str, second: &str) -> Vec<(&'a str, &'a str)> {
+    records
+        .iter()
+        .map(|record| {
+            (
+                record[first].as_str().unwrap(),
+                record[second].as_str().unwrap(),
+            )
+        })
+        .collect()
 }
 
 /// The names an `ApplyCompleted` lists in its inventory.
@@ -418,17 +431,8 @@ fn undeploy_uninstalls_the_charts_windlass_installed_higher_weight_first() {
     let undeployed = json(undeploy(state.path(), install_id, kubeconfig, &with_helm));
     assert_eq!(undeployed["status"], "completed", "{undeployed:#}");
     let uninstalled = facts_of(state.path(), &undeployed, "HelmReleaseUninstalled");
-    let order: Vec<(&str, &str)> = uninstalled
-        .iter()
-        .map(|record| {
-            (
-                record["release_name"].as_str().unwrap(),
-                record["outcome"].as_str().unwrap(),
-            )
-        })
-        .collect();
     assert_eq!(
-        order,
+        field_pairs(&uninstalled, "release_name", "outcome"),
         [
             ("shop", "uninstalled"),
             ("storefront", "uninstalled"),
@@ -478,11 +482,7 @@ fn killed_undeploy() -> KilledUndeploy {
             )
         }))
         .collect();
-    let files: Vec<(&str, &str)> = texts
-        .iter()
-        .map(|(name, text)| (name.as_str(), text.as_str()))
-        .collect();
-    let release = release(&files, "");
+    let release = release_of(&texts);
     let installed = json(install_kube(state.path(), release.path(), &cluster, &[]));
     assert_eq!(installed["status"], "completed", "{installed}");
     let install_id = installed["install_id"].as_str().unwrap().to_string();
@@ -735,17 +735,8 @@ fn undeploy_waits_until_what_it_deleted_is_gone_and_fails_at_the_deadline() {
         &events(state.path(), finished["install_id"].as_str().unwrap()),
         "WaitFinished",
     );
-    let outcomes: Vec<(&str, &str)> = waits
-        .iter()
-        .map(|wait| {
-            (
-                wait["wait"].as_str().unwrap(),
-                wait["outcome"].as_str().unwrap(),
-            )
-        })
-        .collect();
     assert_eq!(
-        outcomes,
+        field_pairs(&waits, "wait", "outcome"),
         [("gone", "timed_out"), ("gone", "met")],
         "{waits:#?}"
     );
