@@ -1293,7 +1293,7 @@ impl KubeApply<'_> {
                 })
                 .cloned()
                 .collect();
-            let app_secret = format!("{}-registry", self.app_slug);
+            let app_secret = windlass_stages::secrets::app_pull_secret_name(&self.app_slug);
             let base = secrets.iter().find(|secret| secret.key.name == app_secret);
             // Another instance of the app makes its charts' pull secrets in its own app
             // namespace with its hooks: a copy there would take helm's Secret over.

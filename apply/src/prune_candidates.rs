@@ -134,6 +134,21 @@ pub fn previous_apply(
     Ok(found)
 }
 
+/// What an apply of `app_slug` into `app_namespace` of `cluster` prunes against and uninstalls
+/// from: the newest completed apply there ([`previous_apply`]) and what applies since that never
+/// completed left ([`unfinished_applies`]).
+pub fn applied_before(
+    context: &StageContext,
+    app_slug: &str,
+    app_namespace: &str,
+    cluster: &ClusterIdentity,
+) -> Result<(Option<PreviousApply>, Unfinished), StageError> {
+    let previous = previous_apply(context, app_slug, app_namespace, cluster)?;
+    let unfinished =
+        unfinished_applies(context, app_slug, app_namespace, cluster, previous.as_ref())?;
+    Ok((previous, unfinished))
+}
+
 /// The name under which the stage holds its apply lock.
 const APPLY_LOCK: &str = "apply-lock";
 

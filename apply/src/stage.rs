@@ -24,8 +24,7 @@ use crate::events::{
 use crate::kube_apply::{BODY_VERSION, KubeApply};
 use crate::order::{PlannedObject, plan_apply};
 use crate::prune_candidates::{
-    ClusterIdentity, Unfinished, previous_apply, prune_against, record_start, take_apply_lock,
-    unfinished_applies,
+    ClusterIdentity, Unfinished, applied_before, prune_against, record_start, take_apply_lock,
 };
 use crate::source::ApplySource;
 use crate::target::Target;
@@ -314,25 +313,16 @@ impl Stage for ApplyStage {
                 }
                 let recorded = record_start(context, &start).await;
                 after_files(recorded, &mut reading, &mut source).await?;
-                let previous_apply = after_files(
-                    previous_apply(context, &app_slug, &app_namespace, &identity),
-                    &mut reading,
-                    &mut source,
-                )
-                .await?;
-                let unfinished = unfinished_applies(
-                    context,
-                    &app_slug,
-                    &app_namespace,
-                    &identity,
-                    previous_apply.as_ref(),
-                );
+                let applied = applied_before(context, &app_slug, &app_namespace, &identity);
                 // (A record that does not read was noted; what it names is not pruned.)
-                let Unfinished {
-                    objects: unfinished_objects,
-                    helm_releases: unfinished_releases,
-                    unreadable: _,
-                } = after_files(unfinished, &mut reading, &mut source).await?;
+                let (
+                    previous_apply,
+                    Unfinished {
+                        objects: unfinished_objects,
+                        helm_releases: unfinished_releases,
+                        unreadable: _,
+                    },
+                ) = after_files(applied, &mut reading, &mut source).await?;
                 tracing::debug!(elapsed = ?started.elapsed(), unfinished = unfinished_objects.len(), "apply: previous apply read");
                 let previous_installer = previous_apply
                     .as_ref()
@@ -352,8 +342,12 @@ impl Stage for ApplyStage {
                     wait_timeout: Duration::from_secs(self.config.wait_timeout_seconds),
                     additional_namespaces: additional,
                     every_namespace,
-                    chart_pull_secrets: chart_pull_secrets(
-                        &source.helm_charts,
+                    chart_pull_secrets: windlass_stages::secrets::chart_pull_secrets(
+                        source
+                            .helm_charts
+                            .iter()
+                            .filter(|chart| chart.shipped_archive.is_none())
+                            .map(|chart| &chart.chart),
                         &app_slug,
                         &app_namespace,
                     ),
@@ -535,31 +529,6 @@ fn additional_namespaces(source: &ApplySource) -> Vec<String> {
         }
     }
     additional
-}
-
-/// The pull secret of each `useHelmInstall: true` chart, `<slug>-<directory>-registry`, with
-/// the namespace the chart makes it in itself (a hook): what `"*"` copies into every other
-/// namespace ([`KubeApply::chart_pull_secrets`]).
-fn chart_pull_secrets(
-    charts: &[crate::source::HelmChartSource],
-    app_slug: &str,
-    app_namespace: &str,
-) -> Vec<(String, String)> {
-    charts
-        .iter()
-        .filter(|chart| chart.shipped_archive.is_none())
-        .filter_map(|chart| {
-            let directory = chart.chart.chart_dir.rsplit('/').next()?;
-            Some((
-                format!("{app_slug}-{directory}-registry"),
-                chart
-                    .chart
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| app_namespace.to_string()),
-            ))
-        })
-        .collect()
 }
 
 /// The rendered objects of `source`, parsed and in apply order (moved out of `source`, not

@@ -17,7 +17,7 @@ use windlass_engine::{Fact, StageContext, StageError, StageOutput};
 use crate::events::{ApplyCompleted, ApplyStarted};
 use crate::kube_apply::KubeApply;
 use crate::prune_candidates::{
-    Unfinished, previous_apply, prune_against, record_start, take_apply_lock, unfinished_applies,
+    Unfinished, applied_before, prune_against, record_start, take_apply_lock,
 };
 use crate::stage::{ApplyStage, connect};
 
@@ -35,18 +35,14 @@ impl ApplyStage {
         if !dry_run {
             take_apply_lock(context, &app_slug, &app_namespace).await?;
         }
-        let previous = previous_apply(context, &app_slug, &app_namespace, &identity)?;
-        let Unfinished {
-            objects: unfinished_objects,
-            helm_releases: unfinished_releases,
-            unreadable: _,
-        } = unfinished_applies(
-            context,
-            &app_slug,
-            &app_namespace,
-            &identity,
-            previous.as_ref(),
-        )?;
+        let (
+            previous,
+            Unfinished {
+                objects: unfinished_objects,
+                helm_releases: unfinished_releases,
+                unreadable: _,
+            },
+        ) = applied_before(context, &app_slug, &app_namespace, &identity)?;
         let installer = previous.as_ref().map(|previous| previous.installer.clone());
         let installed_before = crate::helm_release::installed_before(
             context,

@@ -18,8 +18,10 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
+use serde::Deserialize;
 use serde_json::Value;
 use windlass_engine::{InstallState, Services};
+use windlass_stages::events::RenderedHelmChart;
 
 use crate::daemon::Shared;
 
@@ -103,7 +105,7 @@ pub fn copies_for(
         })
         .collect();
     // (Copied from `<slug>-registry`: without it, there is nothing to copy them from.)
-    let app_secret = format!("{}-registry", install.app_slug);
+    let app_secret = windlass_stages::secrets::app_pull_secret_name(&install.app_slug);
     let chart_secrets = if secrets
         .iter()
         .any(|secret| secret["metadata"]["name"] == app_secret.as_str())
@@ -123,30 +125,19 @@ pub fn copies_for(
 }
 
 /// The pull secret of each chart of `install` rendered for `helm upgrade --install`
-/// (`MidstreamRendered.helm_charts`: `useHelmInstall: true`), `<slug>-<directory>-registry`,
-/// with the namespace the chart makes it in itself.
+/// (`MidstreamRendered.helm_charts`: `useHelmInstall: true`), with the namespace the chart makes
+/// it in itself ([`windlass_stages::secrets::chart_pull_secrets`]).
 fn chart_pull_secrets(install: &InstallState, app_namespace: &str) -> Vec<(String, String)> {
-    let Some(rendered) = install
+    let charts: Vec<RenderedHelmChart> = install
         .stages
         .iter()
         .flat_map(|stage| stage.fact_events.iter())
         .find(|event| event.event_type == "MidstreamRendered")
-    else {
-        return Vec::new();
-    };
-    rendered.payload["helm_charts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|chart| {
-            let directory = chart["chart_dir"].as_str()?.rsplit('/').next()?;
-            let namespace = chart["namespace"].as_str().unwrap_or(app_namespace);
-            Some((
-                format!("{}-{directory}-registry", install.app_slug),
-                namespace.to_string(),
-            ))
+        .and_then(|rendered| {
+            Vec::<RenderedHelmChart>::deserialize(&rendered.payload["helm_charts"]).ok()
         })
-        .collect()
+        .unwrap_or_default();
+    windlass_stages::secrets::chart_pull_secrets(&charts, &install.app_slug, app_namespace)
 }
 
 impl PullSecretCopies {

@@ -63,7 +63,7 @@ pub fn chart_bases(chart: &HelmInstallBase, app_slug: &str) -> Vec<ChartBase> {
             ChartBase {
                 base: base.clone(),
                 is_crds,
-                secret: (!is_crds).then(|| format!("{app_slug}-{last}-registry")),
+                secret: (!is_crds).then(|| crate::secrets::chart_pull_secret_name(app_slug, last)),
             }
         })
         .collect()

@@ -162,7 +162,7 @@ impl ProvisionSecrets {
             })
             .map(|chart| {
                 (
-                    format!("{app_slug}-{}-registry", chart.directory),
+                    crate::secrets::chart_pull_secret_name(app_slug, &chart.directory),
                     chart
                         .namespace
                         .clone()

@@ -735,7 +735,7 @@ impl Stage for RenderMidstream {
         let clock = std::time::Instant::now();
         let probed: ImagesProbed = context.input::<ImagesProbed>()?;
         let planned: OverridesPlanned = context.input::<OverridesPlanned>()?;
-        let secret_name = format!("{}-registry", planned.app_slug);
+        let secret_name = crate::secrets::app_pull_secret_name(&planned.app_slug);
         let out = OutputDir::for_stage(context)
             .map_err(|error| StageError::permanent(error.to_string()))?;
         let write_failure =

@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use windlass_state::{FingerprintKey, SecretString};
 
-use crate::events::{Domains, SecretNamespaces, SecretRecord};
+use crate::events::{Domains, RenderedHelmChart, SecretNamespaces, SecretRecord};
 
 /// The fingerprint purpose for rendered secret contents.
 pub const SECRET_CONTENT_PURPOSE: &str = "pull-secret-content";
@@ -109,6 +109,42 @@ pub enum PullSecretCredentials<'a> {
     LocalRegistry(&'a windlass_engine::LocalRegistryInput),
 }
 
+/// The pull secret windlass provisions for the app, in the app namespace and each additional
+/// one: `<slug>-registry`.
+pub fn app_pull_secret_name(app_slug: &str) -> String {
+    format!("{app_slug}-registry")
+}
+
+/// The pull secret of a chart (or subchart) directory: `<slug>-<directory>-registry`, which the
+/// chart makes itself as a hook and `additionalNamespaces` get copies of.
+pub fn chart_pull_secret_name(app_slug: &str, directory: &str) -> String {
+    format!("{app_slug}-{directory}-registry")
+}
+
+/// The pull secret of each of `charts` (charts rendered for `helm upgrade --install`:
+/// `MidstreamRendered.helm_charts`) with the namespace the chart makes it in itself (its hook,
+/// where no copy goes): what `additionalNamespaces: ["*"]` copies into every other namespace,
+/// as copies of `<slug>-registry` under those names.
+pub fn chart_pull_secrets<'a>(
+    charts: impl IntoIterator<Item = &'a RenderedHelmChart>,
+    app_slug: &str,
+    app_namespace: &str,
+) -> Vec<(String, String)> {
+    charts
+        .into_iter()
+        .filter_map(|chart| {
+            let directory = chart.chart_dir.rsplit('/').next()?;
+            Some((
+                chart_pull_secret_name(app_slug, directory),
+                chart
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| app_namespace.to_string()),
+            ))
+        })
+        .collect()
+}
+
 /// The legacy pull secret `--kots-compat` adds beside `<slug>-registry`: every app writes the
 /// same one.
 pub const KOTS_COMPAT_PULL_SECRET: &str = "kotsadm-replicated-registry";
@@ -145,7 +181,7 @@ pub fn pull_secrets(
         ),
     };
     let fingerprint = key.fingerprint_bytes(SECRET_CONTENT_PURPOSE, docker_config.as_bytes());
-    let mut names = vec![format!("{app_slug}-registry")];
+    let mut names = vec![app_pull_secret_name(app_slug)];
     if kots_compat {
         names.push(KOTS_COMPAT_PULL_SECRET.to_string());
     }
