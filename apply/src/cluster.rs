@@ -21,6 +21,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
 use windlass_engine::{FailureClass, KubernetesClientFactory, ServiceError, retry_delay};
 
+use crate::credentials_in_text::redact_credentials;
 use crate::order::ObjectKey;
 
 /// The field manager windlass applies as.
@@ -808,12 +809,12 @@ fn failure_of(status: u16, body: &[u8]) -> ApiFailure {
                         .and_then(Value::as_str)
                         .unwrap_or(""),
                 ),
-                message: shortened(
+                message: shortened(&redact_credentials(
                     status_object
                         .get("message")
                         .and_then(Value::as_str)
                         .unwrap_or(""),
-                ),
+                )),
                 causes: status_object
                     .pointer("/details/causes")
                     .and_then(Value::as_array)
@@ -834,7 +835,8 @@ fn failure_of(status: u16, body: &[u8]) -> ApiFailure {
                 .and_then(|code| code.canonical_reason())
                 .unwrap_or("")
                 .to_string(),
-            message: String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
+            message: redact_credentials(&String::from_utf8_lossy(&body[..body.len().min(512)]))
+                .into_owned(),
             causes: Vec::new(),
         },
     }
@@ -862,7 +864,10 @@ fn shortened_cause(cause: &Value) -> Value {
     let mut kept = serde_json::Map::new();
     for field in ["type", "message", "field", "reason"] {
         if let Some(text) = cause.get(field).and_then(Value::as_str) {
-            kept.insert(field.to_string(), Value::String(shortened(text)));
+            kept.insert(
+                field.to_string(),
+                Value::String(shortened(&redact_credentials(text))),
+            );
         }
     }
     Value::Object(kept)

@@ -212,14 +212,17 @@ pub fn uninstall_release(
         }
         Err(error) => {
             record.outcome = HelmUninstallOutcome::Failed;
-            record.error = Some(capped(error.to_string()));
+            record.error = Some(recorded_message(error.to_string()));
         }
     }
     record
 }
 
-/// `message`, cut to [`MAX_ERROR_CHARS`] characters.
-pub(crate) fn capped(message: String) -> String {
+/// helm's `message` as recorded and printed: without the credentials it may quote (a chart's
+/// hook pull secret, an API server's or a webhook's echo of a Secret; see
+/// [`crate::credentials_in_text`]), cut to [`MAX_ERROR_CHARS`] characters.
+pub(crate) fn recorded_message(message: String) -> String {
+    let message = crate::credentials_in_text::redact_credentials(&message).into_owned();
     if message.chars().count() > MAX_ERROR_CHARS {
         message.chars().take(MAX_ERROR_CHARS).collect::<String>() + " …"
     } else {
@@ -381,7 +384,7 @@ pub(crate) fn recorded_error(
                 "{what} failed ({status}); helm's error is not shown because the chart holds a password value (run {run_by_hand} to see it)"
             )
         }
-        other => capped(other.to_string()),
+        other => recorded_message(other.to_string()),
     }
 }
 

@@ -14,6 +14,7 @@
 
 pub mod apply_install;
 pub mod cluster;
+pub mod credentials_in_text;
 pub mod dir;
 pub mod events;
 pub mod health;

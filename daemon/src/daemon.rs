@@ -405,7 +405,8 @@ fn resume_followers(shared: &Arc<Shared>, template: &Arc<InstallTemplate>) {
 }
 
 /// With a Kubernetes target: when `install` wants its pull secrets in every namespace, starts
-/// copying them into new ones (replacing the app's earlier follower).
+/// copying them into new ones (replacing the app's earlier follower); when it does not, stops
+/// the earlier follower.
 fn start_follower(
     shared: &Arc<Shared>,
     template: &Arc<InstallTemplate>,
@@ -418,12 +419,21 @@ fn start_follower(
     if install.status != InstallStatus::Completed {
         return;
     }
+    // A newer install that no longer puts its pull secrets everywhere (or whose own cannot be
+    // read) stops the copies of the app's earlier one: they hold that install's license.
+    let stop_earlier = || {
+        if let Ok(mut followers) = shared.followers.lock()
+            && let Some(earlier) = followers.remove(&install.app_slug)
+        {
+            earlier.abort();
+        }
+    };
     let copies = match crate::namespaces::copies_for(install, digest) {
         Ok(Some(copies)) => copies,
-        Ok(None) => return,
+        Ok(None) => return stop_earlier(),
         Err(error) => {
             eprintln!("windlass watch: pull secrets will not follow new namespaces: {error}");
-            return;
+            return stop_earlier();
         }
     };
     let task = tokio::spawn(crate::namespaces::follow(

@@ -20,6 +20,9 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use serde::Deserialize;
 use serde_json::Value;
+
+/// How much of a refused copy's error is printed at most.
+const MAX_PRINTED_ERROR_CHARS: usize = 2000;
 use windlass_engine::{InstallState, Services};
 use windlass_stages::events::RenderedHelmChart;
 
@@ -264,6 +267,12 @@ pub async fn follow(
                 Ok(_) => shared.metrics.pull_secret_copied(),
                 Err(error) => {
                     all_copied = false;
+                    // The server's or a webhook's words may quote the Secret.
+                    let error =
+                        windlass_apply::credentials_in_text::redact_credentials(&error.to_string())
+                            .chars()
+                            .take(MAX_PRINTED_ERROR_CHARS)
+                            .collect::<String>();
                     eprintln!(
                         "windlass watch: cannot copy pull secret {secret_name} into namespace {name}: {error}"
                     );

@@ -304,7 +304,9 @@ impl HelmTool {
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(prepare)?;
             }
-            std::fs::write(&target, bytes).map_err(prepare)?;
+            // Readable by this user only, as a file the kill of this process would leave
+            // behind: the chart's documents include its pull secret.
+            write_private(&target, bytes).map_err(prepare)?;
         }
         let in_chart = |path: &str| format!("chart/{path}");
         let mut arguments: Vec<String> = vec![

@@ -741,3 +741,89 @@ fn undeploy_waits_until_what_it_deleted_is_gone_and_fails_at_the_deadline() {
         "{waits:#?}"
     );
 }
+
+/// A webhook that refuses the pull secret's delete and quotes the Secret it was sent (as an
+/// audit webhook quoting `oldObject` does): the refusal is recorded and printed, its words kept,
+/// the Secret's credentials (license ID, `auth`, the `.dockerconfigjson`) not, in any file of the
+/// state directory nor on the terminal. The Secret is one windlass no longer holds the values
+/// of (an undeploy reads no rendered file), so they are recognised by their shape.
+#[test]
+fn a_webhooks_echo_of_the_pull_secret_reaches_neither_the_log_nor_the_terminal() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let release = release(&[("a.yaml", &configmap("a", "1"))], "");
+    let installed = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(installed["status"], "completed", "{installed}");
+    let secret = cluster
+        .server
+        .get("v1", "Secret", "default", "my-app-registry")
+        .expect("the pull secret was applied");
+    let docker_config = secret["data"][".dockerconfigjson"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("delete").name("my-app-registry"),
+        action: FaultAction::Refuse(format!(
+            "admission webhook \"audit\" denied the request: oldObject {secret}"
+        )),
+        remaining: None,
+    });
+
+    let output = undeploy(
+        state.path(),
+        installed["install_id"].as_str().unwrap(),
+        &cluster.kubeconfig,
+        &[],
+    );
+    let printed = [output.stdout.as_slice(), output.stderr.as_slice()].concat();
+    let undeployed = json(output);
+    assert_eq!(undeployed["status"], "completed", "{undeployed:#}");
+    let decisions = prune_decisions(state.path(), &undeployed);
+    let (outcome, _) = &decisions["Secret/default/my-app-registry"];
+    assert_eq!(outcome, "refused", "{decisions:#?}");
+    let details = payloads_of_type(
+        &events(state.path(), undeployed["install_id"].as_str().unwrap()),
+        "ObjectPruned",
+    )
+    .into_iter()
+    .filter_map(|pruned| pruned["detail"].as_str().map(str::to_string))
+    .collect::<Vec<_>>()
+    .join("\n");
+    assert!(
+        details.contains("denied the request: oldObject")
+            && details.contains("my-app-registry")
+            && details.contains("<redacted>"),
+        "{details}"
+    );
+    assert!(exists(
+        &cluster,
+        "v1",
+        "Secret",
+        "default",
+        "my-app-registry"
+    ));
+
+    let needles = [
+        QUICKSTART_LICENSE_ID,
+        QUICKSTART_LICENSE_AUTH,
+        docker_config.as_str(),
+    ];
+    for needle in needles {
+        assert!(
+            !contains(&printed, needle),
+            "{needle} printed: {}",
+            String::from_utf8_lossy(&printed)
+        );
+    }
+    for file in files_under(state.path()) {
+        // The rendered pull secret itself lives in the install's output, 0600.
+        if file.starts_with(state.path().join("installs")) {
+            continue;
+        }
+        let bytes = windlass_testkit::scannable_bytes(&file);
+        for needle in needles {
+            assert!(!contains(&bytes, needle), "{needle} in {}", file.display());
+        }
+    }
+}
