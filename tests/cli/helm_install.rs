@@ -1132,3 +1132,80 @@ fn the_additional_namespaces_get_each_helm_install_charts_pull_secret() {
         ]
     );
 }
+
+/// helm's error quoting a chart's hook pull secret (a webhook refusing the Secrets helm creates,
+/// echoing one it was sent) is recorded and printed with its words and without the Secret's credentials: the
+/// chart holds no password value, so helm's words are kept, and the docker config in them is
+/// recognised by its shape.
+#[test]
+fn helms_error_quoting_the_charts_pull_secret_is_kept_without_its_credentials() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let (server, kubeconfig) = fake_cluster(dir.path());
+    let state = tempfile::tempdir().unwrap();
+    let (_release_dir, release) = release_with_charts();
+    std::fs::remove_file(release.join("kots/shop.yaml")).unwrap();
+    let docker_config = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{{\"auths\":{{\"proxy.example\":{{\"auth\":\"{}\"}}}}}}",
+        super::QUICKSTART_LICENSE_AUTH
+    ));
+    server.add_fault(windlass_test_apiserver::Fault {
+        matcher: windlass_test_apiserver::FaultMatch::verb("create").resource("secrets"),
+        action: windlass_test_apiserver::FaultAction::Refuse(format!(
+            "admission webhook \"audit\" denied the request: object {{\"kind\":\"Secret\",\"type\":\"kubernetes.io/dockerconfigjson\",\"data\":{{\".dockerconfigjson\":\"{docker_config}\"}}}}"
+        )),
+        remaining: None,
+    });
+    let output = output_within(
+        windlass(state.path())
+            .args(OFFLINE_INSTALL)
+            .args(["--json", "--helm"])
+            .arg(helm())
+            .arg(&release)
+            .args(["--target", "kube", "--wait-timeout", "2", "--kubeconfig"])
+            .arg(&kubeconfig),
+    );
+    let printed = [output.stdout.as_slice(), output.stderr.as_slice()].concat();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&printed)
+    );
+    let failed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let install_id = failed["install_id"].as_str().unwrap();
+    let events = json(run(
+        windlass(state.path()).args(["events", install_id, "--json"])
+    ));
+    let helm_records = payloads_of_type(events.as_array().unwrap(), "HelmReleaseInstalled");
+    let error = helm_records[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("denied the request") && error.contains("<redacted>"),
+        "{error}"
+    );
+    let needles = [
+        super::QUICKSTART_LICENSE_ID,
+        super::QUICKSTART_LICENSE_AUTH,
+        docker_config.as_str(),
+    ];
+    for needle in needles {
+        assert!(
+            !super::contains(&printed, needle),
+            "{needle} printed: {}",
+            String::from_utf8_lossy(&printed)
+        );
+    }
+    for file in files_under(state.path()) {
+        if file.starts_with(state.path().join("installs")) {
+            continue;
+        }
+        let bytes = windlass_testkit::scannable_bytes(&file);
+        for needle in needles {
+            assert!(
+                !super::contains(&bytes, needle),
+                "{needle} in {}",
+                file.display()
+            );
+        }
+    }
+}
