@@ -959,10 +959,14 @@ impl KubeApply<'_> {
                         if record.waits {
                             waits.push(object.clone());
                         }
-                        applied.insert(
-                            object.planned.key.inventory_id(),
-                            (record.clone(), inventory_entry(&object, &record)),
-                        );
+                        let id = object.planned.key.inventory_id();
+                        let mut entry = inventory_entry(&object, &record);
+                        // A Namespace the release ships that windlass also created for
+                        // `additionalNamespaces` stays marked so: it is never pruned.
+                        entry.additional_namespace |= applied
+                            .get(&id)
+                            .is_some_and(|(_, earlier)| earlier.additional_namespace);
+                        applied.insert(id, (record.clone(), entry));
                     }
                     // The recorder stops only on an error, which `try_join!` reports.
                     let _ = answered.send(record);
@@ -1042,10 +1046,10 @@ impl KubeApply<'_> {
                 let mut group = group.into_iter().peekable();
                 while group.peek().is_some() {
                     let batch: Vec<PruneAction> = group.by_ref().take(PRUNE_BATCH).collect();
-                    decided.extend(
-                        self.prune_group(batch, pruned_before, &others, &applied)
-                            .await?,
-                    );
+                    let now = self
+                        .prune_group(batch, pruned_before, &others, &applied, &decided)
+                        .await?;
+                    decided.extend(now);
                 }
             }
             for (entry, pruned) in decided {
@@ -1668,7 +1672,12 @@ impl KubeApply<'_> {
             {
                 Ok(result) => {
                     if comparable(&result) == comparable(&live) {
-                        record.outcome = ApplyOutcome::Unchanged;
+                        // A takeover already wrote the object (its resourceVersion moved).
+                        record.outcome = if record.taken_over {
+                            ApplyOutcome::Configured
+                        } else {
+                            ApplyOutcome::Unchanged
+                        };
                         record.resource_version = meta(&live, "resourceVersion");
                         return Ok(record);
                     }
@@ -2361,6 +2370,7 @@ impl KubeApply<'_> {
         pruned_before: &HashMap<String, ObjectPruned>,
         others: &HashMap<String, OtherInstance>,
         applied: &BTreeMap<String, (AppliedObject, InventoryEntry)>,
+        settled: &[(InventoryEntry, ObjectPruned)],
     ) -> Result<Vec<(InventoryEntry, ObjectPruned)>, StageError> {
         let failed = std::sync::atomic::AtomicBool::new(false);
         let failed = &failed;
@@ -2380,7 +2390,7 @@ impl KubeApply<'_> {
                 }
                 let pruned = match others.get(&id) {
                     Some(holder) => self.left_to(&entry, holder),
-                    None => match self.prune_one(&action, applied).await {
+                    None => match self.prune_one(&action, applied, settled).await {
                         Ok(pruned) => pruned,
                         Err(error) => {
                             failed.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -2432,6 +2442,7 @@ impl KubeApply<'_> {
         &self,
         action: &PruneAction,
         applied: &BTreeMap<String, (AppliedObject, InventoryEntry)>,
+        settled: &[(InventoryEntry, ObjectPruned)],
     ) -> Result<ObjectPruned, StageError> {
         let (entry, kept_because) = match action {
             PruneAction::Delete(entry) => (entry, None),
@@ -2511,8 +2522,16 @@ impl KubeApply<'_> {
             pruned.kept_because = Some(crate::order::KeepReason::KeepAnnotation);
             return Ok(pruned);
         }
+        if key.group.is_empty()
+            && key.kind == "Namespace"
+            && let Some(detail) = self.namespace_still_holds(&key.name, applied, settled)
+        {
+            pruned.kept_because = Some(crate::order::KeepReason::InUse);
+            pruned.detail = Some(detail);
+            return Ok(pruned);
+        }
         if key.group == "apiextensions.k8s.io" && key.kind == "CustomResourceDefinition" {
-            match self.crd_still_needed(&live, applied).await? {
+            match self.crd_still_needed(&live, applied, settled).await? {
                 Some(CrdVerdict::Keep(reason, detail)) => {
                     pruned.kept_because = Some(reason);
                     pruned.detail = Some(detail);
@@ -2549,6 +2568,48 @@ impl KubeApply<'_> {
     }
 }
 
+impl KubeApply<'_> {
+    /// Why the Namespace `name` the release dropped must stay: objects of the previous apply
+    /// in it that this prune did not delete (kept, refused, not found to be ours, left to
+    /// another instance, or not come to yet), which its delete would delete with it; `None`
+    /// when there are none. (Objects this apply applied there are only pull-secret copies:
+    /// any other would have kept it in use. They go with it.)
+    fn namespace_still_holds(
+        &self,
+        name: &str,
+        applied: &BTreeMap<String, (AppliedObject, InventoryEntry)>,
+        settled: &[(InventoryEntry, ObjectPruned)],
+    ) -> Option<String> {
+        let removed: BTreeSet<String> = settled
+            .iter()
+            .filter(|(_, pruned)| {
+                matches!(pruned.outcome, PruneOutcome::Deleted | PruneOutcome::Gone)
+            })
+            .map(|(entry, _)| entry.key.inventory_id())
+            .collect();
+        let held: Vec<String> = self
+            .previous
+            .iter()
+            .flatten()
+            .filter(|entry| entry.key.namespace.as_deref() == Some(name))
+            .filter(|entry| {
+                let id = entry.key.inventory_id();
+                !removed.contains(&id) && !applied.contains_key(&id)
+            })
+            .map(|entry| format!("{} {}", entry.key.kind, entry.key.name))
+            .collect();
+        if held.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "{} object(s) of the previous apply in it were not deleted and would go with it: {}{}",
+            held.len(),
+            held.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+            if held.len() > 5 { ", ..." } else { "" }
+        ))
+    }
+}
+
 /// Why a CRD the release dropped is not deleted.
 enum CrdVerdict {
     /// Kept, for this reason (with the objects that need it).
@@ -2567,6 +2628,7 @@ impl KubeApply<'_> {
         &self,
         crd: &Value,
         applied: &BTreeMap<String, (AppliedObject, InventoryEntry)>,
+        settled: &[(InventoryEntry, ObjectPruned)],
     ) -> Result<Option<CrdVerdict>, StageError> {
         let text = |pointer: &str| crd.pointer(pointer).and_then(Value::as_str).unwrap_or("");
         let (group, kind, plural) = (
@@ -2628,14 +2690,17 @@ impl KubeApply<'_> {
             #[serde(default)]
             uid: String,
         }
-        // Ours are the instances the previous inventory names (by uid); any other, even one of
-        // this app in another namespace, would go with the CRD.
-        let ours: BTreeSet<&str> = self
-            .previous
+        // Ours are the instances of the previous inventory this prune deleted or found gone
+        // (by uid); any other would go with the CRD: one of another app, of this app in
+        // another namespace, and one of ours the prune kept, could not delete, or has not come
+        // to yet (a later deletion phase).
+        let ours: BTreeSet<&str> = settled
             .iter()
-            .flatten()
-            .filter(|entry| !entry.left_to_other_instance)
-            .map(|entry| entry.uid.as_str())
+            .filter(|(entry, pruned)| {
+                !entry.left_to_other_instance
+                    && matches!(pruned.outcome, PruneOutcome::Deleted | PruneOutcome::Gone)
+            })
+            .map(|(_, pruned)| pruned.uid.as_str())
             .filter(|uid| !uid.is_empty())
             .collect();
         let others: Vec<String> = instances
@@ -2657,7 +2722,7 @@ impl KubeApply<'_> {
         Ok(Some(CrdVerdict::Keep(
             crate::order::KeepReason::HoldsOthers,
             format!(
-                "{} {kind} object(s) this install did not apply would go with it: {}{}",
+                "{} {kind} object(s) this prune does not delete would go with it: {}{}",
                 others.len(),
                 others
                     .iter()

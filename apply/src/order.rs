@@ -324,10 +324,12 @@ pub enum KeepReason {
     /// A namespace listed in `additionalNamespaces`.
     AdditionalNamespace,
     /// Objects this install applied depend on it: a Namespace they live in, a CRD whose kind
-    /// they are. Deleting it would delete them.
+    /// they are; or, for a Namespace, objects of the previous apply in it that the prune did
+    /// not delete. Deleting it would delete them.
     InUse,
-    /// A CRD that custom resources windlass did not apply (of another app, or made by hand) are
-    /// instances of: deleting it would delete them, in every namespace.
+    /// A CRD that custom resources the prune does not delete are instances of (another app's,
+    /// made by hand, or this app's that it kept or could not delete): deleting it would delete
+    /// them, in every namespace.
     HoldsOthers,
     /// An object that another instance of the app (in another app namespace of the same
     /// cluster) applies as well, by its newest completed apply or an apply there that never

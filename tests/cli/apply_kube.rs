@@ -942,6 +942,124 @@ fn prune_keeps_what_remaining_objects_and_others_need() {
     ));
 }
 
+/// Deleting a CRD deletes its instances, deleting a Namespace what is in it: neither is deleted
+/// while it holds something of the previous apply that the prune left (kept by its
+/// `kots.io/keep` as applied or as found, refused by a webhook). A Namespace the release ships
+/// and windlass also created for `additionalNamespaces` is never pruned.
+#[test]
+fn a_dropped_crd_or_namespace_stays_while_it_holds_what_the_prune_left() {
+    let cluster = fake_cluster(Options {
+        namespace_controller: true,
+        ..Options::default()
+    });
+    let state = tempfile::tempdir().unwrap();
+    let namespace =
+        |name: &str| format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n");
+    let kept_in = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  namespace: tools\n  annotations:\n    kots.io/keep: \"true\"\ndata:\n  value: \"1\"\n";
+    let guarded_in = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: guarded\n  namespace: jobs\ndata:\n  value: \"1\"\n";
+    let gadget_crd = CRD
+        .replace("widgets", "gadgets")
+        .replace("widget", "gadget")
+        .replace("Widget", "Gadget");
+    let kept_gadget = "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: g\n  annotations:\n    kots.io/keep: \"true\"\nspec:\n  size: 1\n";
+    let widget =
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  size: 1\n";
+    let release = release(
+        &[
+            ("tools.yaml", &namespace("tools")),
+            ("kept.yaml", kept_in),
+            ("jobs.yaml", &namespace("jobs")),
+            ("guarded.yaml", guarded_in),
+            ("monitoring.yaml", &namespace("monitoring")),
+            ("gadgets.yaml", &gadget_crd),
+            ("gadget.yaml", kept_gadget),
+            ("widgets.yaml", CRD),
+            ("widget.yaml", widget),
+            ("stays.yaml", &configmap("stays", "1")),
+        ],
+        "  additionalNamespaces:\n    - monitoring\n",
+    );
+    let first = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(first["status"], "completed", "{first}");
+    // Someone marks the Widget to keep after the apply; a webhook refuses guarded's delete.
+    cluster
+        .server
+        .apply_as(
+            "someone",
+            json!({"apiVersion": "example.com/v1", "kind": "Widget",
+                   "metadata": {"name": "w", "namespace": "default",
+                                "annotations": {"kots.io/keep": "true"}}}),
+            false,
+        )
+        .unwrap();
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("delete").name("guarded"),
+        action: FaultAction::Refuse("admission webhook \"guard\" denied the request".into()),
+        remaining: None,
+    });
+    let second_release =
+        super::apply_kube::release(&[("stays.yaml", &configmap("stays", "1"))], "");
+    let second = json(install_kube(
+        state.path(),
+        second_release.path(),
+        &cluster,
+        &[],
+    ));
+    assert_eq!(second["status"], "completed", "{second}");
+    let pruned: BTreeMap<String, Value> = payloads_of_type(
+        &events(state.path(), second["install_id"].as_str().unwrap()),
+        "ObjectPruned",
+    )
+    .into_iter()
+    .map(|pruned| (pruned["key"]["name"].as_str().unwrap().to_string(), pruned))
+    .collect();
+    let outcome = |name: &str| {
+        (
+            pruned[name]["outcome"].as_str().unwrap().to_string(),
+            pruned[name]["kept_because"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        )
+    };
+    for (name, expected) in [
+        ("kept", ("kept", "keep_annotation")),
+        ("tools", ("kept", "in_use")),
+        ("guarded", ("refused", "")),
+        ("jobs", ("kept", "in_use")),
+        ("g", ("kept", "keep_annotation")),
+        ("gadgets.example.com", ("kept", "holds_others")),
+        ("w", ("kept", "keep_annotation")),
+        ("widgets.example.com", ("kept", "holds_others")),
+        ("monitoring", ("kept", "additional_namespace")),
+    ] {
+        assert_eq!(
+            outcome(name),
+            (expected.0.to_string(), expected.1.to_string()),
+            "{name}: {pruned:#?}"
+        );
+    }
+    assert!(
+        pruned["tools"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ConfigMap kept"),
+        "{pruned:#?}"
+    );
+    for (api_version, kind, namespace, name) in [
+        ("v1", "ConfigMap", "tools", "kept"),
+        ("v1", "ConfigMap", "jobs", "guarded"),
+        ("example.com/v1", "Gadget", "default", "g"),
+        ("example.com/v1", "Widget", "default", "w"),
+        ("v1", "Namespace", "", "monitoring"),
+    ] {
+        assert!(
+            exists(&cluster, api_version, kind, namespace, name),
+            "{kind} {namespace}/{name} was deleted"
+        );
+    }
+}
+
 /// Creates `namespace` in the fake cluster (as a test's setup would, not windlass).
 pub(crate) fn create_namespace(cluster: &FakeCluster, namespace: &str) {
     cluster
@@ -1608,7 +1726,7 @@ fn objects_kots_applied_client_side_are_taken_over() {
     let kots_version = scratch.path().join("settings.yaml");
     std::fs::write(
         &kots_version,
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: default\ndata:\n  kept: \"1\"\n  dropped: \"1\"\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: default\ndata:\n  kept: \"1\"\n  dropped: \"1\"\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: same\n  namespace: default\ndata:\n  kept: \"1\"\n",
     )
     .unwrap();
     // Real kubectl against the fake cluster; its standard output.
@@ -1641,10 +1759,16 @@ fn objects_kots_applied_client_side_are_taken_over() {
 
     let state = tempfile::tempdir().unwrap();
     let release = release(
-        &[(
-            "settings.yaml",
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  kept: \"1\"\n",
-        )],
+        &[
+            (
+                "settings.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  kept: \"1\"\n",
+            ),
+            (
+                "same.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: same\ndata:\n  kept: \"1\"\n",
+            ),
+        ],
         "",
     );
     let install = json(install_kube(state.path(), release.path(), &cluster, &[]));
@@ -1654,6 +1778,12 @@ fn objects_kots_applied_client_side_are_taken_over() {
         install["install_id"].as_str().unwrap(),
     ));
     assert_eq!(recorded["ConfigMap/settings"]["taken_over"], true);
+    // Taken over with nothing else to change: still written (the takeover moved it).
+    assert_eq!(recorded["ConfigMap/same"]["taken_over"], true);
+    assert_eq!(
+        recorded["ConfigMap/same"]["outcome"], "configured",
+        "{recorded:#?}"
+    );
     let shown = kubectl(
         &[
             "get",
