@@ -1316,7 +1316,12 @@ impl KubeApply<'_> {
                 .map(|object| object.key.inventory_id())
                 .collect();
             let mut copies: Vec<PlannedObject> = Vec::new();
-            for namespace in namespaces.iter().filter_map(|object| meta(object, "name")) {
+            // A namespace being deleted takes no new object (the server answers 403): it gets
+            // no copy, and does not fail the apply.
+            let live_namespaces = namespaces.iter().filter(|namespace| {
+                namespace.pointer("/status/phase").and_then(Value::as_str) != Some("Terminating")
+            });
+            for namespace in live_namespaces.filter_map(|object| meta(object, "name")) {
                 if namespace == self.app_namespace {
                     continue;
                 }

@@ -2258,6 +2258,55 @@ fn waits_have_deadlines_and_status_informers_give_the_app_state() {
     assert_eq!(observed["state"], "ready", "{observed}");
 }
 
+/// With `additionalNamespaces: ["*"]`, a namespace being deleted (held Terminating by a
+/// finalizer on an object in it) gets no copy of the pull secret, and does not fail the install.
+#[test]
+fn every_namespace_leaves_out_a_namespace_being_deleted() {
+    let cluster = fake_cluster(Options {
+        namespace_controller: true,
+        ..Options::default()
+    });
+    create_namespace(&cluster, "doomed");
+    cluster
+        .server
+        .create_as(
+            "someone",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "held", "namespace": "doomed",
+                                "finalizers": ["example.com/hold"]}}),
+        )
+        .unwrap();
+    create_namespace(&cluster, "team-a");
+    cluster
+        .server
+        .delete("v1", "Namespace", "", "doomed")
+        .unwrap();
+    let doomed = cluster.server.get("v1", "Namespace", "", "doomed").unwrap();
+    assert_eq!(doomed["status"]["phase"], "Terminating", "{doomed}");
+
+    let state = tempfile::tempdir().unwrap();
+    let release = release(
+        &[("a.yaml", &configmap("a", "1"))],
+        "  additionalNamespaces:\n    - \"*\"\n",
+    );
+    let install = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(install["status"], "completed", "{install}");
+    assert!(exists(
+        &cluster,
+        "v1",
+        "Secret",
+        "team-a",
+        "my-app-registry"
+    ));
+    assert!(!exists(
+        &cluster,
+        "v1",
+        "Secret",
+        "doomed",
+        "my-app-registry"
+    ));
+}
+
 #[test]
 fn every_namespace_gets_the_pull_secret_and_properties_are_waited_for() {
     let cluster = fake_cluster(Options::default());
