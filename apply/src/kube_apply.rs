@@ -120,6 +120,9 @@ pub struct KubeApply<'a> {
 /// (to be recorded) rather than taken from an earlier run's record.
 type PruneDecision = (InventoryEntry, ObjectPruned, bool);
 
+/// The `file` recorded for the app namespace when the apply creates it (it is in no file).
+pub const APP_NAMESPACE_FILE: &str = "--namespace";
+
 /// Prune decisions recorded per durable commit at most.
 const PRUNE_BATCH: usize = 1000;
 
@@ -1205,8 +1208,9 @@ impl KubeApply<'_> {
         }
     }
 
-    /// Creates the named additional namespaces that are missing and, for `"*"`, adds a copy of
-    /// each app-namespace pull secret for every other existing namespace.
+    /// Creates the app namespace and the named additional namespaces that are missing (as
+    /// `kubectl kots install` creates its namespace; never pruned) and, for `"*"`, adds a copy
+    /// of each app-namespace pull secret for every other existing namespace.
     async fn prepare_namespaces(
         &self,
         planned: &mut Vec<PlannedObject>,
@@ -1216,10 +1220,12 @@ impl KubeApply<'_> {
         counts: &mut ApplyCounts,
     ) -> Result<(), StageError> {
         let info = ResourceInfo::namespaces();
-        for name in &self.additional_namespaces {
-            if name == "*" || name == &self.app_namespace {
-                continue;
-            }
+        let named = std::iter::once(&self.app_namespace).chain(
+            self.additional_namespaces
+                .iter()
+                .filter(|name| *name != "*" && **name != self.app_namespace),
+        );
+        for name in named {
             let key = ObjectKey::namespace(name);
             if let Some(recorded) = done.get(&key.inventory_id()) {
                 applied.insert(
@@ -1249,7 +1255,12 @@ impl KubeApply<'_> {
                 continue;
             }
             let object = PlannedObject {
-                file: "additionalNamespaces".into(),
+                file: if *name == self.app_namespace {
+                    APP_NAMESPACE_FILE
+                } else {
+                    "additionalNamespaces"
+                }
+                .into(),
                 object: json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
                 key: key.clone(),
                 step: Step::PullSecrets,

@@ -1060,6 +1060,56 @@ fn a_dropped_crd_or_namespace_stays_while_it_holds_what_the_prune_left() {
     }
 }
 
+/// An app namespace the cluster does not have is created first (as `kubectl kots install`
+/// creates its namespace), recorded as made for `--namespace`, and never pruned; the next
+/// apply of the same rendering still compares recorded digests.
+#[test]
+fn a_missing_app_namespace_is_created_and_never_pruned() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let release = release(&[("a.yaml", &configmap("a", "1"))], "");
+    assert!(!exists(&cluster, "v1", "Namespace", "", "shop"));
+    let first = json(install_in(state.path(), release.path(), &cluster, "shop"));
+    assert_eq!(first["status"], "completed", "{first}");
+    let first_id = first["install_id"].as_str().unwrap();
+    assert!(exists(&cluster, "v1", "Namespace", "", "shop"));
+    assert!(exists(&cluster, "v1", "ConfigMap", "shop", "a"));
+    let recorded = applied(&events(state.path(), first_id));
+    assert_eq!(
+        recorded["Namespace/shop"]["file"], "--namespace",
+        "{recorded:#?}"
+    );
+    assert_eq!(
+        recorded["Namespace/shop"]["outcome"], "created",
+        "{recorded:#?}"
+    );
+
+    // The same rendering again: nothing parsed, nothing written.
+    let writes = cluster.server.counts().writes;
+    let again = json(apply_kube(state.path(), first_id, &cluster, &[]));
+    assert_eq!(again["status"], "completed", "{again}");
+    let summary = apply_summary(state.path(), again["install_id"].as_str().unwrap());
+    assert!(summary.contains("compared by recorded digest"), "{summary}");
+    assert_eq!(cluster.server.counts().writes, writes, "{summary}");
+
+    // A release that drops the ConfigMap: pruned, the namespace it was in is not.
+    rewrite(release.path(), &[("b.yaml", &configmap("b", "1"))]);
+    let second = json(install_in(state.path(), release.path(), &cluster, "shop"));
+    assert_eq!(second["status"], "completed", "{second}");
+    let outcomes = prune_outcomes(state.path(), second["install_id"].as_str().unwrap());
+    assert_eq!(
+        outcomes.get("a").map(String::as_str),
+        Some("deleted"),
+        "{outcomes:?}"
+    );
+    assert_ne!(
+        outcomes.get("shop").map(String::as_str),
+        Some("deleted"),
+        "{outcomes:?}"
+    );
+    assert!(exists(&cluster, "v1", "Namespace", "", "shop"));
+}
+
 /// Creates `namespace` in the fake cluster (as a test's setup would, not windlass).
 pub(crate) fn create_namespace(cluster: &FakeCluster, namespace: &str) {
     cluster

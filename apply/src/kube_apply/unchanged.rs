@@ -53,7 +53,12 @@ impl KubeApply<'_> {
             "apply: the previous apply's records read"
         );
         let files: HashSet<&str> = source.file_paths.iter().map(String::as_str).collect();
-        let covered: HashSet<&str> = records.iter().map(|record| record.file.as_str()).collect();
+        // (The app namespace, when the previous apply created it, is in no file.)
+        let covered: HashSet<&str> = records
+            .iter()
+            .map(|record| record.file.as_str())
+            .filter(|file| *file != APP_NAMESPACE_FILE)
+            .collect();
         if files != covered || records.iter().any(|record| record.waits) {
             return Ok(None);
         }
