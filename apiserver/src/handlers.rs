@@ -555,12 +555,15 @@ async fn resource_request(
             }
             let revision = state.store.revision();
             // Only the page served is copied out of the store.
-            let mut items: Vec<(String, &Value)> = state
+            // Keyed (namespace, name), the store's order: a continue token names the last
+            // served as `namespace/name`, compared as that pair (as a string, namespace `app-2`
+            // would sort before `app/...` and a page would skip it).
+            let mut items: Vec<((&str, &str), &Value)> = state
                 .store
                 .list(&t.group, &t.plural, scope)
                 .into_iter()
                 .filter(|(_, object)| labels.matches(object) && fields.matches(object))
-                .map(|(key, object)| (format!("{}/{}", key.namespace, key.name), object))
+                .map(|(key, object)| ((key.namespace.as_str(), key.name.as_str()), object))
                 .collect();
             let mut token_revision = revision;
             if let Some(token) = query.get("continue").filter(|token| !token.is_empty()) {
@@ -571,6 +574,7 @@ async fn resource_request(
                     ));
                 }
                 token_revision = from_revision;
+                let after = after.split_once('/').unwrap_or(("", after.as_str()));
                 items.retain(|(key, _)| *key > after);
             }
             let limit = query
@@ -587,7 +591,10 @@ async fn resource_request(
             {
                 let remaining = items.len() - limit;
                 items.truncate(limit);
-                let last = items.last().map(|(key, _)| key.clone()).unwrap_or_default();
+                let last = items
+                    .last()
+                    .map(|((namespace, name), _)| format!("{namespace}/{name}"))
+                    .unwrap_or_default();
                 metadata["continue"] = json!(encode_continue(&last, token_revision));
                 // Not known exactly under a selector: the real server leaves it out.
                 if !selected {

@@ -388,8 +388,8 @@ pub const NEVER_PRUNED: [(&str, &str); 3] = [
 
 /// Puts first in `planned` (the objects in apply order) the Namespace of each of `names` (the
 /// app's `additionalNamespaces`; `"*"` names none, nor does the app namespace, which a GitOps
-/// tool's own option creates, as Argo CD's `CreateNamespace=true`), in name order: the release's own Namespace of
-/// that name, moved ahead, else one windlass writes, annotated [`NEVER_PRUNED`]. The pull secrets
+/// tool's own option creates, as Argo CD's `CreateNamespace=true`), in name order: the
+/// release's own Namespace of that name, moved ahead, else one windlass writes, annotated [`NEVER_PRUNED`]. The pull secrets
 /// the directory target writes into them need them to exist (the kube target creates them, when
 /// missing, before anything else).
 pub fn additional_namespaces_first(

@@ -347,9 +347,6 @@ async fn watch_streams_changes_and_expires_old_versions() {
     assert_eq!(initial[1]["object"]["metadata"]["name"], "two");
 }
 
-/// Fake API server (no real one can run here): injected faults answer 429 with Retry-After,
-/// 5xx, and webhook-style refusals of DELETE, for as many requests as asked; the request
-/// counts tell writes from reads and dry runs.
 /// Fake API server (no real one can run here): a client that asks in `Accept` for
 /// `PartialObjectMetadataList` (as controllers and `windlass apply` do) gets each object's
 /// metadata only, paged like a full LIST; `PartialObjectMetadata` does the same for a GET; a
@@ -426,6 +423,66 @@ async fn metadata_only_lists_and_gets() {
     assert_eq!(whole["items"].as_array().map(Vec::len), Some(1));
 }
 
+/// Fake API server (no real one can run here): a LIST across namespaces, one object a page,
+/// serves every object once, in the store's (namespace, name) order, though namespace `app-2`
+/// sorts before `app/...` as text.
+#[tokio::test]
+async fn a_paged_list_across_namespaces_serves_every_object_once() {
+    let server = server();
+    let expected = [("app", "s-app"), ("app-2", "s-app-2"), ("b", "s-b")];
+    for (namespace, name) in expected {
+        let (status, _, _) = call(
+            &server,
+            Method::POST,
+            "/api/v1/namespaces",
+            "application/json",
+            Some(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let (status, _, _) = call(
+            &server,
+            Method::POST,
+            &format!("/api/v1/namespaces/{namespace}/secrets"),
+            "application/json",
+            Some(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let mut served = Vec::new();
+    let mut token = String::new();
+    for _ in 0..10 {
+        let (status, _, page) = call(
+            &server,
+            Method::GET,
+            &format!("/api/v1/secrets?limit=1&continue={token}"),
+            "",
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        for item in page["items"].as_array().expect("items") {
+            served.push((
+                item["metadata"]["namespace"].as_str().unwrap().to_string(),
+                item["metadata"]["name"].as_str().unwrap().to_string(),
+            ));
+        }
+        match page["metadata"]["continue"].as_str() {
+            Some(next) if !next.is_empty() => token = next.to_string(),
+            _ => break,
+        }
+    }
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(namespace, name)| (namespace.to_string(), name.to_string()))
+        .collect();
+    assert_eq!(served, expected);
+}
+
+/// Fake API server (no real one can run here): injected faults answer 429 with Retry-After,
+/// 5xx, and webhook-style refusals of DELETE, for as many requests as asked; the request
+/// counts tell writes from reads and dry runs.
 #[tokio::test]
 async fn faults_and_request_counts() {
     let server = server();
