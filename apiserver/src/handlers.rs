@@ -254,11 +254,13 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         .ok()
         .filter(|_| !content_type.contains("cbor"))
         .map(|bytes| decoded_body(&parts.method, &route, &content_type, bytes));
+    // A DELETE with a body takes its options from the body alone (the query's are not read),
+    // as a real server does.
     if parts.method == Method::DELETE
         && let Some(Ok((body, _))) = &decoded
-        && body_asks_dry_run(body)
+        && !body.is_empty()
     {
-        record.dry_run = true;
+        record.dry_run = body_asks_dry_run(body);
     }
     let injected = {
         let mut faults = shared.faults.lock().expect("fault list lock");
@@ -309,6 +311,41 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
 }
 
 /// Whether a DELETE's body (`DeleteOptions`, JSON or YAML) asks for a dry run:
+/// 422 for a `dryRun` value other than `All` (the only one Kubernetes knows; `?dryRun=true`
+/// is not a dry run, and a real server refuses it rather than writing): in the query, or for
+/// a DELETE with a body, in its `DeleteOptions`.
+fn refuse_unsupported_dry_run(request: &Incoming) -> Result<(), ApiError> {
+    let options_kind = match request.method {
+        Method::POST => "CreateOptions",
+        Method::PUT => "UpdateOptions",
+        Method::PATCH => "PatchOptions",
+        Method::DELETE => "DeleteOptions",
+        _ => return Ok(()),
+    };
+    let values: Vec<String> = if request.method == Method::DELETE && !request.body.is_empty() {
+        parse_body(&request.body)
+            .ok()
+            .and_then(|options| options.get("dryRun").cloned())
+            .and_then(|values| serde_json::from_value(values).ok())
+            .unwrap_or_default()
+    } else {
+        request.query.get("dryRun").cloned().into_iter().collect()
+    };
+    if values.iter().all(|value| value == "All") {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        options_kind,
+        "meta.k8s.io",
+        "",
+        &[(
+            "dryRun".to_owned(),
+            "FieldValueNotSupported".to_owned(),
+            format!("Unsupported value: {values:?}: supported values: \"All\""),
+        )],
+    ))
+}
+
 /// `dryRun: ["All"]`, as kubectl `delete --dry-run=server` and kube-rs send it.
 fn body_asks_dry_run(body: &[u8]) -> bool {
     !body.is_empty()
@@ -397,6 +434,7 @@ async fn dispatch(
     record: &RequestRecord,
 ) -> Result<Response, ApiError> {
     let path_text = record.uri.clone();
+    refuse_unsupported_dry_run(&request)?;
     let state_lock = || shared.state.lock().expect("server state lock");
     let route = request.route.clone();
     match &route {
@@ -890,8 +928,13 @@ impl serde::Serialize for Presented<'_> {
 }
 
 fn delete_options(body: &[u8], query: &HashMap<String, String>) -> Result<DeleteOptions, ApiError> {
+    // From the body when there is one, else from the query (never both, as a real server).
     let mut options = DeleteOptions {
-        propagation_policy: query.get("propagationPolicy").cloned(),
+        propagation_policy: if body.is_empty() {
+            query.get("propagationPolicy").cloned()
+        } else {
+            None
+        },
         ..DeleteOptions::default()
     };
     if !body.is_empty() {

@@ -480,6 +480,78 @@ async fn a_paged_list_across_namespaces_serves_every_object_once() {
     assert_eq!(served, expected);
 }
 
+/// Fake API server (no real one can run here): `dryRun` knows only `All`; any other value is
+/// refused 422 (a real server neither writes nor dry-runs it), and a DELETE with a body reads
+/// its options from the body alone, so a `?dryRun=All` beside a body without one deletes.
+#[tokio::test]
+async fn dry_run_values_and_where_a_delete_reads_its_options() {
+    let server = server();
+    let configmap =
+        |name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}});
+    let (status, _, refused) = call(
+        &server,
+        Method::POST,
+        &format!("{CONFIGMAPS}?dryRun=true"),
+        "application/json",
+        Some(configmap("c1")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["reason"], "Invalid", "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("CreateOptions.meta.k8s.io \"\" is invalid: dryRun: Unsupported value"),
+        "{refused}"
+    );
+    let (status, _, _) = call(&server, Method::GET, &format!("{CONFIGMAPS}/c1"), "", None).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a refused dry run stores nothing"
+    );
+
+    let (status, _, _) = call(
+        &server,
+        Method::POST,
+        CONFIGMAPS,
+        "application/json",
+        Some(configmap("c1")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _, refused) = call(
+        &server,
+        Method::DELETE,
+        &format!("{CONFIGMAPS}/c1"),
+        "application/json",
+        Some(json!({"kind": "DeleteOptions", "apiVersion": "v1", "dryRun": ["true"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    let (status, _, _) = call(&server, Method::GET, &format!("{CONFIGMAPS}/c1"), "", None).await;
+    assert_eq!(status, StatusCode::OK, "a refused delete deletes nothing");
+
+    let (status, _, deleted) = call(
+        &server,
+        Method::DELETE,
+        &format!("{CONFIGMAPS}/c1?dryRun=All"),
+        "application/json",
+        Some(
+            json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    let (status, _, _) = call(&server, Method::GET, &format!("{CONFIGMAPS}/c1"), "", None).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the body's options, not the query's, were read"
+    );
+}
+
 /// Fake API server (no real one can run here): injected faults answer 429 with Retry-After,
 /// 5xx, and webhook-style refusals of DELETE, for as many requests as asked; the request
 /// counts tell writes from reads and dry runs.
