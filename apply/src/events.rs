@@ -192,6 +192,16 @@ pub struct AppliedObject {
     /// it): the order in which a later install prunes the object when this apply never completed.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub deletion_phase: i64,
+    /// The digest of the fields windlass owns in the object (the `fieldsV1` of its
+    /// `managedFields` entry with manager `windlass` and operation `Apply`) as the server
+    /// answered this apply, or as a dry run found it would answer, keys sorted
+    /// (`kube_apply::owned_fields_digest`; keyed like `digest` for an object holding a secret).
+    /// A later apply counts the object unchanged without a dry run only while its live entry
+    /// still has this digest: another writer that only removes fields windlass applied leaves no
+    /// entry of its own, but takes the fields out of windlass's. Absent in records of windlass
+    /// versions before it, of dry runs and of failures: the next apply then asks the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owned_fields_digest: Option<String>,
 }
 
 fn is_zero(phase: &i64) -> bool {

@@ -3,8 +3,10 @@
 //!
 //! Per object: the live object is read (one LIST per collection when a kind has many objects,
 //! else a GET). An object that carries windlass's digest annotation with the digest of what would
-//! be sent now, whose only manager of the main resource is windlass, is unchanged: no request
-//! writes it (any other writer of a field windlass owns would show as a manager). An object last
+//! be sent now, whose only manager of the main resource is windlass, and whose windlass Apply
+//! entry owns exactly the fields the newest record of that body names ([`owned_fields_digest`]),
+//! is unchanged: no request writes it (a writer that adds or changes a field shows as a manager;
+//! one that only removes fields windlass applied shows only in windlass's entry). An object last
 //! applied client-side by kubectl (KOTS's way) is taken over first: its `kubectl` Update entries
 //! are folded into windlass's Apply entry and `last-applied-configuration` is dropped, so fields a
 //! later release removes are removed. Then a non-forced dry run: a conflict is recorded as
@@ -364,31 +366,146 @@ fn is_windlass_apply(entry: &Value) -> bool {
     is_windlass_apply_entry(manager_entry(entry))
 }
 
-/// Whether an object whose digest annotation is `annotated` and whose field managers are
-/// `managers` is exactly what windlass applied last with `digest`, untouched by anyone else (the
-/// one rule, for a whole object and for [`LiveObject`]'s light read alike). Only writers of the
-/// `status` subresource may share it: a controller reporting status changes nothing windlass
-/// applies, while any other subresource (`scale` above all: `kubectl scale`, an autoscaler) writes
-/// the object's own fields, which the full apply's dry run then finds changed.
+/// What an object windlass applied and nobody touched since looks like, as the newest record of
+/// its apply ([`AppliedObject`]) says: the digest of the body (its [`DIGEST_ANNOTATION`]) and the
+/// digest of the fields windlass's Apply entry owned once the server answered
+/// ([`owned_fields_digest`]).
+#[derive(Debug, Clone, Copy)]
+struct AsApplied<'a> {
+    /// The digest of the body sent now, which the record applied too.
+    digest: &'a str,
+    /// [`AppliedObject::owned_fields_digest`] of the record.
+    owned_fields_digest: &'a str,
+    /// The key the owned fields digest is keyed with (an object holding a secret).
+    secret_key: Option<&'a FingerprintKey>,
+}
+
+impl<'a> AsApplied<'a> {
+    /// What an object sent now with `digest` looks like untouched, when `recorded` (the newest
+    /// record of its apply) applied the same body and holds the digest of windlass's owned
+    /// fields; `None` otherwise (no record, another body, or a record of a windlass version
+    /// before that digest): only the server can say then whether it is unchanged.
+    fn of(
+        digest: &'a str,
+        recorded: Option<&'a AppliedObject>,
+        secret_key: Option<&'a FingerprintKey>,
+    ) -> Option<AsApplied<'a>> {
+        let recorded = recorded.filter(|recorded| recorded.digest == digest)?;
+        Some(AsApplied {
+            digest,
+            owned_fields_digest: recorded.owned_fields_digest.as_deref()?,
+            secret_key,
+        })
+    }
+}
+
+/// Whether an object whose digest annotation is `annotated`, whose field managers are `managers`
+/// and whose windlass Apply entry owns the fields `expected` names (`owns_as_applied` says) is
+/// exactly what windlass applied last, untouched by anyone else, as `expected` says it was left
+/// (the one rule, for a whole object and for [`LiveObject`]'s light read alike). Anyone who adds
+/// or changes a field shows as a manager; anyone who only removes fields (`kubectl label ... app-`, an edit
+/// deleting an env entry) leaves no entry of their own (the server drops an empty one), but takes
+/// the fields out of windlass's entry, whose digest then differs from the recorded one. Only
+/// writers of the `status` subresource may share the object: a controller reporting status
+/// changes nothing windlass applies, while any other subresource (`scale` above all: `kubectl
+/// scale`, an autoscaler) writes the object's own fields, which the full apply's dry run then
+/// finds changed. `owns_as_applied` is asked last, once everything else holds.
 fn untouched_since_applied<'a>(
     annotated: Option<&str>,
     managers: impl Iterator<Item = ManagerEntry<'a>> + Clone,
-    digest: &str,
+    owns_as_applied: impl FnOnce(&AsApplied<'_>) -> bool,
+    expected: &AsApplied<'_>,
 ) -> bool {
-    annotated == Some(digest)
+    annotated == Some(expected.digest)
         && managers.clone().any(is_windlass_apply_entry)
         && managers
             .into_iter()
             .all(|entry| is_windlass_apply_entry(entry) || entry.2 == Some("status"))
+        && owns_as_applied(expected)
 }
 
-/// Whether `live` is exactly what windlass applied last with `digest`, untouched by anyone else.
-fn unchanged_without_asking(live: &Value, digest: &str) -> bool {
+/// Whether `live` is exactly what windlass applied last, untouched by anyone else, as `expected`
+/// says it was left.
+fn unchanged_without_asking(live: &Value, expected: &AsApplied<'_>) -> bool {
     untouched_since_applied(
         annotation_of(live, DIGEST_ANNOTATION),
         managed_fields(live).iter().map(manager_entry),
-        digest,
+        |expected| {
+            owned_fields_of(live, expected.secret_key).as_deref()
+                == Some(expected.owned_fields_digest)
+        },
+        expected,
     )
+}
+
+/// The digest of a field set (a `managedFields` entry's `fieldsV1`) that does not depend on the
+/// order the server wrote its keys in, nor on its spacing: the set written again as JSON with
+/// every object's keys sorted, hashed with BLAKE3, or keyed like [`object_digest`] for an object
+/// holding a secret (a field set names the keys of a Secret's data, and the values of a set
+/// list's items).
+pub fn owned_fields_digest(fields_v1: &Value, secret_key: Option<&FingerprintKey>) -> String {
+    let mut canonical = Vec::with_capacity(256);
+    write_sorted(fields_v1, &mut canonical);
+    digest_of_sorted_fields(&canonical, secret_key)
+}
+
+/// The hash [`owned_fields_digest`] makes of a field set written with its keys sorted.
+fn digest_of_sorted_fields(canonical: &[u8], secret_key: Option<&FingerprintKey>) -> String {
+    match secret_key {
+        Some(key) => key.fingerprint_bytes("owned-fields", canonical),
+        None => blake3::hash(canonical).to_hex().to_string(),
+    }
+}
+
+/// Whether the field set `text` (a `fieldsV1` as the server wrote it) has the
+/// [`owned_fields_digest`] `expected`. A server that writes it compact with its keys sorted (the
+/// usual case) already wrote the bytes that digest hashes: they are hashed as they are, and only
+/// text that does not match that way is decoded and sorted (an unchanged apply reads a
+/// thousand field sets).
+fn fields_text_has_digest(text: &str, expected: &str, secret_key: Option<&FingerprintKey>) -> bool {
+    digest_of_sorted_fields(text.as_bytes(), secret_key) == expected
+        || serde_json::from_str::<Value>(text)
+            .is_ok_and(|fields_v1| owned_fields_digest(&fields_v1, secret_key) == expected)
+}
+
+/// `value` as compact JSON with every object's keys in byte order.
+fn write_sorted(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(fields) => {
+            let mut sorted: Vec<(&String, &Value)> = fields.iter().collect();
+            sorted.sort_unstable_by(|left, right| left.0.cmp(right.0));
+            out.push(b'{');
+            for (index, (key, child)) in sorted.into_iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, key).expect("a string always serializes");
+                out.push(b':');
+                write_sorted(child, out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                write_sorted(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => serde_json::to_writer(&mut *out, scalar).expect("a JSON value always serializes"),
+    }
+}
+
+/// [`owned_fields_digest`] of windlass's Apply entry in `object` (a whole object read, a write's
+/// answer); `None` when it has no such entry.
+fn owned_fields_of(object: &Value, secret_key: Option<&FingerprintKey>) -> Option<String> {
+    managed_fields(object)
+        .iter()
+        .find(|entry| is_windlass_apply(entry))
+        .map(|entry| owned_fields_digest(entry.get("fieldsV1").unwrap_or(&Value::Null), secret_key))
 }
 
 /// What the unchanged check reads of a live object: its metadata without the field sets
@@ -422,6 +539,10 @@ struct LiveManager {
     operation: Option<String>,
     #[serde(default)]
     subresource: Option<String>,
+    /// The field set as sent, decoded only for windlass's Apply entry
+    /// ([`LiveObject::owned_fields_digest`]).
+    #[serde(default, rename = "fieldsV1")]
+    fields_v1: Option<Box<serde_json::value::RawValue>>,
 }
 
 impl LiveManager {
@@ -436,7 +557,7 @@ impl LiveManager {
 
 impl LiveObject {
     /// [`unchanged_without_asking`] on what was read.
-    fn unchanged(&self, digest: &str) -> bool {
+    fn unchanged(&self, expected: &AsApplied<'_>) -> bool {
         let metadata = &self.metadata;
         untouched_since_applied(
             metadata
@@ -450,8 +571,48 @@ impl LiveObject {
                 .unwrap_or(&[])
                 .iter()
                 .map(LiveManager::entry),
-            digest,
+            |expected| self.owns_as_applied(expected),
+            expected,
         )
+    }
+
+    /// Whether windlass's Apply entry owns the fields `expected` names by digest (the only field
+    /// set looked at; see [`fields_text_has_digest`]).
+    fn owns_as_applied(&self, expected: &AsApplied<'_>) -> bool {
+        let Some(entry) = self.windlass_entry() else {
+            return false;
+        };
+        match &entry.fields_v1 {
+            Some(text) => fields_text_has_digest(
+                text.get(),
+                expected.owned_fields_digest,
+                expected.secret_key,
+            ),
+            None => {
+                owned_fields_digest(&Value::Null, expected.secret_key)
+                    == expected.owned_fields_digest
+            }
+        }
+    }
+
+    /// windlass's Apply entry.
+    fn windlass_entry(&self) -> Option<&LiveManager> {
+        self.metadata
+            .managed_fields
+            .as_deref()?
+            .iter()
+            .find(|entry| is_windlass_apply_entry(entry.entry()))
+    }
+
+    /// [`owned_fields_digest`] of windlass's Apply entry (the only field set decoded); `None`
+    /// when there is no such entry or its field set does not read as JSON.
+    fn owned_fields_digest(&self, secret_key: Option<&FingerprintKey>) -> Option<String> {
+        let entry = self.windlass_entry()?;
+        let fields_v1: Value = match &entry.fields_v1 {
+            Some(text) => serde_json::from_str(text.get()).ok()?,
+            None => Value::Null,
+        };
+        Some(owned_fields_digest(&fields_v1, secret_key))
     }
 }
 
@@ -499,14 +660,14 @@ impl Live {
         }
     }
 
-    /// Whether it is exactly what windlass applied last with `digest` (see
-    /// [`unchanged_without_asking`], which a light read that failed falls back to).
-    fn unchanged(&self, digest: &str) -> bool {
+    /// Whether it is exactly what windlass applied last, untouched, as `expected` says it was
+    /// left (see [`unchanged_without_asking`], which a light read that failed falls back to).
+    fn unchanged(&self, expected: &AsApplied<'_>) -> bool {
         match &self.seen {
-            Some(seen) => seen.unchanged(digest),
+            Some(seen) => seen.unchanged(expected),
             None => self
                 .value()
-                .is_ok_and(|value| unchanged_without_asking(&value, digest)),
+                .is_ok_and(|value| unchanged_without_asking(&value, expected)),
         }
     }
 
@@ -753,8 +914,15 @@ async fn record_batch(
 }
 
 impl KubeApply<'_> {
-    /// Runs the apply, waits and prune over `planned` (in apply order).
-    pub async fn run(&self, mut planned: Vec<PlannedObject>) -> Result<KubeApplied, StageError> {
+    /// Runs the apply, waits and prune over `planned` (in apply order). `recorded_before` holds
+    /// the previous apply's records by inventory id ([`KubeApply::records_of`]; empty when there
+    /// is none): an object found exactly as its record says that apply left it is unchanged
+    /// without a dry run.
+    pub async fn run(
+        &self,
+        mut planned: Vec<PlannedObject>,
+        recorded_before: HashMap<String, AppliedObject>,
+    ) -> Result<KubeApplied, StageError> {
         // What earlier runs of this stage recorded: objects applied, prunes done.
         let mut done: HashMap<String, AppliedObject> = HashMap::new();
         let mut pruned_before: HashMap<String, ObjectPruned> = HashMap::new();
@@ -777,6 +945,11 @@ impl KubeApply<'_> {
                 _ => {}
             }
         }
+        // The newest record of each object: this install's earlier runs', else the previous
+        // apply's.
+        let mut newest_records = recorded_before;
+        newest_records.extend(done.iter().map(|(id, record)| (id.clone(), record.clone())));
+        let newest_records = &newest_records;
         let mut counts = ApplyCounts::default();
         let mut recorder = Recorder {
             context: self.context,
@@ -925,9 +1098,11 @@ impl KubeApply<'_> {
             let may_write: Vec<&Prepared> = to_send
                 .iter()
                 .filter(|object| {
-                    !live
-                        .get(&object.planned.key.inventory_id())
-                        .is_some_and(|found| found.unchanged(&object.digest))
+                    let id = object.planned.key.inventory_id();
+                    let expected = self.as_applied(object, newest_records.get(&id));
+                    !live.get(&id).is_some_and(|found| {
+                        expected.is_some_and(|expected| found.unchanged(&expected))
+                    })
                 })
                 .collect();
             if !self.dry_run {
@@ -941,9 +1116,11 @@ impl KubeApply<'_> {
                 let answered = answered;
                 let mut results = futures_util::stream::iter(to_send.into_iter().map(|object| {
                     // Moved out, not copied: each is a whole live object.
-                    let live = live.remove(&object.planned.key.inventory_id());
+                    let id = object.planned.key.inventory_id();
+                    let live = live.remove(&id);
+                    let recorded = newest_records.get(&id);
                     async move {
-                        let result = self.apply_one(&object, live).await;
+                        let result = self.apply_one(&object, live, recorded).await;
                         (object, result)
                     }
                 }))
@@ -1269,7 +1446,7 @@ impl KubeApply<'_> {
             };
             let prepared = self.body_for(object, info.clone());
             let record = self
-                .apply_one(&prepared, None)
+                .apply_one(&prepared, None, None)
                 .await
                 .map_err(|failure| transient(&failure, &format!("creating {key}")))?;
             if record.outcome == ApplyOutcome::Failed {
@@ -1486,6 +1663,7 @@ impl KubeApply<'_> {
             dry_run: self.dry_run,
             waits: false,
             deletion_phase: 0,
+            owned_fields_digest: None,
         }
     }
 
@@ -1558,11 +1736,26 @@ impl KubeApply<'_> {
         Ok(live)
     }
 
-    /// Applies one object; `Err` only for transient failures that outlasted the retries.
+    /// What `object` looks like when nobody touched it since `recorded` (its newest record)
+    /// applied it (see [`AsApplied::of`]).
+    fn as_applied<'a>(
+        &'a self,
+        object: &'a Prepared,
+        recorded: Option<&'a AppliedObject>,
+    ) -> Option<AsApplied<'a>> {
+        let secret_key = self
+            .holds_secret(&object.planned)
+            .then_some(&*self.context.fingerprint_key);
+        AsApplied::of(&object.digest, recorded, secret_key)
+    }
+
+    /// Applies one object (`recorded`: its newest record, of the previous apply or of an earlier
+    /// run of this one); `Err` only for transient failures that outlasted the retries.
     async fn apply_one(
         &self,
         object: &Prepared,
         live: Option<Live>,
+        recorded: Option<&AppliedObject>,
     ) -> Result<AppliedObject, ApiFailure> {
         let key = &object.planned.key;
         let file = &object.planned.file;
@@ -1582,8 +1775,11 @@ impl KubeApply<'_> {
             dry_run: self.dry_run,
             waits: has_waits(&object.body),
             deletion_phase: phase(&object.body, DELETION_PHASE),
+            owned_fields_digest: None,
         };
         let holds_secret = self.holds_secret(&object.planned);
+        let secret_key = holds_secret.then_some(&*self.context.fingerprint_key);
+        let expected = self.as_applied(object, recorded);
         let redact =
             |text: &str| crate::redact::redact_secret_values(&object.body, holds_secret, text);
         let refused = |mut record: AppliedObject, failure: &ApiFailure| {
@@ -1601,14 +1797,13 @@ impl KubeApply<'_> {
         let mut finished_hook: Option<String> = None;
         if let Some(live) = live {
             record.outcome = ApplyOutcome::Configured;
-            if let Some(seen) = live
-                .seen
-                .as_ref()
-                .filter(|seen| seen.unchanged(&object.digest))
+            if let Some(expected) = &expected
+                && let Some(seen) = live.seen.as_ref().filter(|seen| seen.unchanged(expected))
             {
                 record.outcome = ApplyOutcome::Unchanged;
                 record.uid = seen.metadata.uid.clone();
                 record.resource_version = seen.metadata.resource_version.clone();
+                record.owned_fields_digest = Some(expected.owned_fields_digest.to_string());
                 return Ok(record);
             }
             let mut live = live.into_value()?;
@@ -1631,8 +1826,11 @@ impl KubeApply<'_> {
                 ));
                 return Ok(record);
             }
-            if unchanged_without_asking(&live, &object.digest) {
+            if let Some(expected) = &expected
+                && unchanged_without_asking(&live, expected)
+            {
                 record.outcome = ApplyOutcome::Unchanged;
+                record.owned_fields_digest = Some(expected.owned_fields_digest.to_string());
                 return Ok(record);
             }
             if !self.dry_run && needs_takeover(&live) {
@@ -1695,6 +1893,11 @@ impl KubeApply<'_> {
                             ApplyOutcome::Unchanged
                         };
                         record.resource_version = meta(&live, "resourceVersion");
+                        // The fields an apply would leave windlass owning, not those its live
+                        // entry owns: fields windlass applies that another manager owns alone
+                        // now (set back after someone removed them) would otherwise pass for
+                        // windlass's once that manager removes them again.
+                        record.owned_fields_digest = owned_fields_of(&result, secret_key);
                         return Ok(record);
                     }
                 }
@@ -1725,13 +1928,14 @@ impl KubeApply<'_> {
                 return Ok(record);
             }
         }
-        // Only the uid and resourceVersion of the answer are read.
+        // Only the uid, the resourceVersion and windlass's owned fields of the answer are read.
         match self
             .cluster
             .apply_as::<LiveObject>(key, &object.info, &object.wire, true, self.dry_run)
             .await
         {
             Ok(result) => {
+                record.owned_fields_digest = result.owned_fields_digest(secret_key);
                 record.uid = result.metadata.uid;
                 record.resource_version = result.metadata.resource_version;
                 Ok(record)
@@ -1797,6 +2001,7 @@ impl KubeApply<'_> {
                 {
                     Ok(result) => {
                         record.recreated = true;
+                        record.owned_fields_digest = owned_fields_of(&result, secret_key);
                         record.uid = meta(&result, "uid");
                         record.resource_version = meta(&result, "resourceVersion");
                         Ok(record)
@@ -2900,6 +3105,26 @@ mod tests {
         assert!(in_sending_batches(Vec::new()).is_empty());
     }
 
+    /// The field set windlass's Apply entry owns in these tests' objects.
+    fn owned_fields() -> Value {
+        json!({"f:data": {".": {}, "f:value": {}},
+               "f:metadata": {"f:labels": {".": {}, "f:app": {}}}})
+    }
+
+    /// windlass's Apply entry owning [`owned_fields`].
+    fn windlass_entry() -> Value {
+        json!({"manager": "windlass", "operation": "Apply", "fieldsV1": owned_fields()})
+    }
+
+    /// What an apply of a body with `digest` left, owning fields with `owned_fields_digest`.
+    fn as_applied<'a>(digest: &'a str, owned_fields_digest: &'a str) -> AsApplied<'a> {
+        AsApplied {
+            digest,
+            owned_fields_digest,
+            secret_key: None,
+        }
+    }
+
     #[test]
     fn an_object_is_untouched_only_when_windlass_alone_writes_more_than_status() {
         let live = |managers: Value| {
@@ -2908,31 +3133,124 @@ mod tests {
                 "managedFields": managers,
             }})
         };
-        let windlass = json!({"manager": "windlass", "operation": "Apply"});
+        let owned = owned_fields_digest(&owned_fields(), None);
+        let left = as_applied("d1", &owned);
+        let windlass = windlass_entry();
         let status = json!({"manager": "kube-controller-manager", "operation": "Update",
                             "subresource": "status"});
         let scale = json!({"manager": "kubectl", "operation": "Update", "subresource": "scale"});
         let edit = json!({"manager": "kubectl-edit", "operation": "Update"});
-        assert!(unchanged_without_asking(&live(json!([windlass])), "d1"));
+        assert!(unchanged_without_asking(&live(json!([windlass])), &left));
         assert!(unchanged_without_asking(
             &live(json!([windlass, status])),
-            "d1"
+            &left
         ));
         assert!(
-            !unchanged_without_asking(&live(json!([windlass])), "d2"),
+            !unchanged_without_asking(&live(json!([windlass])), &as_applied("d2", &owned)),
             "another rendering"
         );
         assert!(
-            !unchanged_without_asking(&live(json!([windlass, scale])), "d1"),
+            !unchanged_without_asking(&live(json!([windlass, scale])), &left),
             "`kubectl scale` wrote spec.replicas"
         );
         assert!(!unchanged_without_asking(
             &live(json!([windlass, edit])),
-            "d1"
+            &left
         ));
         assert!(
-            !unchanged_without_asking(&live(json!([status])), "d1"),
+            !unchanged_without_asking(&live(json!([status])), &left),
             "windlass no longer applies it"
+        );
+    }
+
+    #[test]
+    fn an_object_whose_owned_fields_shrank_is_not_unchanged_without_asking() {
+        let recorded = owned_fields_digest(&owned_fields(), None);
+        let left = as_applied("d", &recorded);
+        let live = |fields_v1: &str| {
+            format!(
+                r#"{{"metadata": {{"name": "web", "annotations": {{"{DIGEST_ANNOTATION}": "d"}},
+                   "managedFields": [{{"manager": "windlass", "operation": "Apply",
+                                       "fieldsType": "FieldsV1", "fieldsV1": {fields_v1}}}]}}}}"#
+            )
+        };
+        // Read from a LIST page (the light read), from a GET (whole), and as a Value: the same
+        // answer each way.
+        let unchanged = |text: &str| {
+            let listed =
+                Live::from_text(serde_json::value::RawValue::from_string(text.into()).unwrap());
+            assert!(listed.seen.is_some(), "{text}");
+            let whole: Value = serde_json::from_str(text).unwrap();
+            let answers = [
+                listed.unchanged(&left),
+                Live::from_value(whole.clone()).unchanged(&left),
+                unchanged_without_asking(&whole, &left),
+            ];
+            assert!(
+                answers.iter().all(|answer| *answer == answers[0]),
+                "{text}: {answers:?}"
+            );
+            answers[0]
+        };
+        // The same set compact with its keys sorted is hashed as it is, without decoding.
+        let sorted = owned_fields().to_string();
+        assert_eq!(digest_of_sorted_fields(sorted.as_bytes(), None), recorded);
+        assert!(unchanged(&live(&sorted)));
+        // The same set with its keys in another order and spaced out (a real server writes
+        // them in its own order): unchanged.
+        assert!(unchanged(&live(
+            r#"{"f:metadata": {"f:labels": {"f:app": {}, ".": {}}}, "f:data": {"f:value": {}, ".": {}}}"#
+        )));
+        // `kubectl label ... app-`: the label left windlass's set, and the editor left no entry.
+        assert!(!unchanged(&live(
+            r#"{"f:data": {".": {}, "f:value": {}}, "f:metadata": {"f:labels": {".": {}}}}"#
+        )));
+        assert!(!unchanged(&live(r#"{"f:data": {".": {}, "f:value": {}}}"#)));
+        assert!(!unchanged(&live("null")));
+        // The digest is keyed for an object holding a secret, and compared keyed.
+        let key = FingerprintKey::from_bytes([7; 32]);
+        let keyed = owned_fields_digest(&owned_fields(), Some(&key));
+        assert!(keyed.starts_with("fp1:") && keyed != recorded, "{keyed}");
+        let secret = AsApplied {
+            secret_key: Some(&key),
+            ..as_applied("d", &keyed)
+        };
+        let whole: Value = serde_json::from_str(&live(&owned_fields().to_string())).unwrap();
+        assert!(unchanged_without_asking(&whole, &secret));
+        assert!(!unchanged_without_asking(&whole, &as_applied("d", &keyed)));
+    }
+
+    #[test]
+    fn only_a_record_of_the_same_body_with_owned_fields_says_what_untouched_looks_like() {
+        // A record of a windlass version before the owned fields digest reads, and says nothing.
+        let old: AppliedObject = serde_json::from_value(json!({
+            "key": {"group": "", "version": "v1", "kind": "ConfigMap",
+                    "namespace": "default", "name": "web"},
+            "file": "manifests/web.yaml", "step": "rest", "outcome": "created", "digest": "d",
+            "uid": "u1", "resource_version": "5"
+        }))
+        .unwrap();
+        assert_eq!(old.owned_fields_digest, None);
+        assert!(AsApplied::of("d", Some(&old), None).is_none());
+        let recorded = AppliedObject {
+            owned_fields_digest: Some("fields".into()),
+            ..old.clone()
+        };
+        let found = AsApplied::of("d", Some(&recorded), None).expect("the same body");
+        assert_eq!((found.digest, found.owned_fields_digest), ("d", "fields"));
+        assert!(
+            AsApplied::of("d2", Some(&recorded), None).is_none(),
+            "recorded for another body"
+        );
+        assert!(AsApplied::of("d", None, None).is_none());
+        // Written back, it reads the same; without it, the record is written as before.
+        let written = serde_json::to_value(&recorded).unwrap();
+        assert_eq!(written["owned_fields_digest"], "fields");
+        assert!(
+            serde_json::to_value(&old)
+                .unwrap()
+                .get("owned_fields_digest")
+                .is_none()
         );
     }
 
@@ -2982,52 +3300,67 @@ mod tests {
     #[test]
     fn only_an_object_nobody_else_touched_is_unchanged_without_asking() {
         let live = |managers: Value| json!({"metadata": {"annotations": {DIGEST_ANNOTATION: "d"}, "managedFields": managers}});
-        let windlass = json!({"manager": "windlass", "operation": "Apply"});
+        let owned = owned_fields_digest(&owned_fields(), None);
+        let left = as_applied("d", &owned);
+        let elsewhere = as_applied("other", &owned);
+        let windlass = windlass_entry();
         let status =
             json!({"manager": "controller", "operation": "Update", "subresource": "status"});
         let editor = json!({"manager": "kubectl-edit", "operation": "Update"});
         assert!(unchanged_without_asking(
             &live(json!([windlass, status])),
-            "d"
+            &left
         ));
         assert!(!unchanged_without_asking(
             &live(json!([windlass, editor])),
-            "d"
+            &left
         ));
-        assert!(!unchanged_without_asking(&live(json!([windlass])), "other"));
-        assert!(!unchanged_without_asking(&live(json!([])), "d"));
+        assert!(!unchanged_without_asking(
+            &live(json!([windlass])),
+            &elsewhere
+        ));
+        assert!(!unchanged_without_asking(&live(json!([])), &left));
         // The light read of a listed object answers as the whole object does.
         let cases = [
-            (live(json!([windlass, status])), "d"),
-            (live(json!([windlass, editor])), "d"),
-            (live(json!([windlass])), "other"),
-            (live(json!([])), "d"),
+            (live(json!([windlass, status])), left),
+            (live(json!([windlass, editor])), left),
+            (live(json!([windlass])), elsewhere),
+            (live(json!([])), left),
             (
-                live(json!([{"manager": "windlass", "operation": "Apply", "subresource": ""}])),
-                "d",
+                live(
+                    json!([{"manager": "windlass", "operation": "Apply", "subresource": "",
+                             "fieldsV1": owned_fields()}]),
+                ),
+                left,
             ),
             (
-                live(json!([{"manager": "windlass", "operation": "Update"}])),
-                "d",
+                live(
+                    json!([{"manager": "windlass", "operation": "Update", "fieldsV1": owned_fields()}]),
+                ),
+                left,
             ),
-            (json!({"metadata": {"managedFields": [windlass]}}), "d"),
+            (
+                live(json!([{"manager": "windlass", "operation": "Apply"}])),
+                left,
+            ),
+            (json!({"metadata": {"managedFields": [windlass]}}), left),
             (
                 json!({"metadata": {"annotations": {DIGEST_ANNOTATION: 7}, "managedFields": [windlass]}}),
-                "d",
+                left,
             ),
         ];
-        for (object, digest) in cases {
+        for (object, expected) in cases {
             let text = serde_json::value::to_raw_value(&object).unwrap();
             let listed = Live::from_text(text);
             assert!(listed.seen.is_some(), "{object}");
             assert_eq!(
-                listed.unchanged(digest),
-                unchanged_without_asking(&object, digest),
+                listed.unchanged(&expected),
+                unchanged_without_asking(&object, &expected),
                 "{object}"
             );
             assert_eq!(
-                Live::from_value(object.clone()).unchanged(digest),
-                unchanged_without_asking(&object, digest),
+                Live::from_value(object.clone()).unchanged(&expected),
+                unchanged_without_asking(&object, &expected),
                 "{object}"
             );
         }
@@ -3035,6 +3368,6 @@ mod tests {
         let odd = json!({"metadata": {"name": 3, "annotations": {DIGEST_ANNOTATION: "d"}, "managedFields": [windlass]}});
         let listed = Live::from_text(serde_json::value::to_raw_value(&odd).unwrap());
         assert!(listed.seen.is_none());
-        assert!(listed.unchanged("d"));
+        assert!(listed.unchanged(&left));
     }
 }

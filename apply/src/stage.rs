@@ -8,6 +8,7 @@
 //! `undeploy` set (`windlass undeploy`) it reads no rendered output and runs `undeploy.rs`
 //! instead.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -239,6 +240,7 @@ impl Stage for ApplyStage {
                         dry_run: false,
                         waits: false,
                         deletion_phase: 0,
+                        owned_fields_digest: None,
                     })
                     .collect();
                 let written = objects.len() as u64;
@@ -382,7 +384,14 @@ impl Stage for ApplyStage {
                     Some(unchanged) => apply.record_unchanged(unchanged).await?,
                     None => {
                         let planned = plan(&mut source, &app_namespace)?;
-                        apply.run(planned).await?
+                        // What the previous apply left, to find unchanged without asking.
+                        let recorded_before = match &previous_apply {
+                            Some(previous) => {
+                                apply.records_of(&previous.installer, &previous.completed)?
+                            }
+                            None => HashMap::new(),
+                        };
+                        apply.run(planned, recorded_before).await?
                     }
                 };
                 tracing::debug!(elapsed = ?started.elapsed(), "apply: objects applied");

@@ -9,7 +9,7 @@
 //! ([`KubeApply::wait_until_gone`]). The rendered output is not read: an undeploy works after
 //! `--out` is gone.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use windlass_engine::{Fact, StageContext, StageError, StageOutput};
@@ -102,7 +102,7 @@ impl ApplyStage {
             cluster_identity: identity.clone(),
             undeploy: true,
         };
-        let result = apply.run(Vec::new()).await?;
+        let result = apply.run(Vec::new(), HashMap::new()).await?;
         if !dry_run {
             apply.wait_until_gone().await?;
         }

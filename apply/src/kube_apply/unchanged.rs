@@ -5,9 +5,11 @@
 //! namespace). Instead of parsing the files and building every body again, the live objects are
 //! read (a LIST per collection) and compared with those digests as [`KubeApply::run`] compares
 //! them. Only when every object is as that apply left it (its digest annotation, windlass the
-//! only manager of its main resource) is the result `unchanged` for all, with no write; at the
+//! only manager of its main resource, the fields windlass's entry owns those the record of that
+//! apply names by digest) is the result `unchanged` for all, with no write; at the
 //! first object that differs, is missing, or anything this path does not cover (waits, additional
-//! namespaces, a resumed run, a dry run, a resource discovery no longer matches), it answers
+//! namespaces, a resumed run, a dry run, a resource discovery no longer matches, a record of a
+//! windlass that did not record the owned fields' digest), it answers
 //! `None` and the stage does the full apply, which finds and re-applies what drifted.
 
 use std::collections::HashSet;
@@ -92,7 +94,7 @@ impl KubeApply<'_> {
             .collect();
         tracing::debug!("apply: resources found");
         // The metadata alone: whether each object is as the previous apply left it is read from
-        // its digest annotation and its managers.
+        // its digest annotation and its managers (with the field set of windlass's entry).
         let live = self.read_live(&targets, true).await?;
         drop(targets);
         tracing::debug!(found = live.len(), "apply: live objects read");
@@ -103,7 +105,11 @@ impl KubeApply<'_> {
             let Some(object) = live.get(&id) else {
                 return Ok(None);
             };
-            if !object.unchanged(&record.digest) {
+            let secret_key =
+                crate::source::holds_secret(&record.key, &record.file, &self.secret_files)
+                    .then_some(&*self.context.fingerprint_key);
+            let as_applied = AsApplied::of(&record.digest, Some(&record), secret_key);
+            if !as_applied.is_some_and(|expected| object.unchanged(&expected)) {
                 tracing::debug!(object = %record.key, "apply: changed in the cluster since the previous apply: applying everything");
                 return Ok(None);
             }
@@ -151,6 +157,23 @@ impl KubeApply<'_> {
             found,
             applied,
         }))
+    }
+
+    /// The records of the objects install `installer` applied (which completed with
+    /// `previous`), by inventory id, for [`KubeApply::run`] to know what it left; empty when
+    /// they are not all found (every object is then compared by a dry run).
+    pub fn records_of(
+        &self,
+        installer: &str,
+        previous: &ApplyCompleted,
+    ) -> Result<HashMap<String, AppliedObject>, StageError> {
+        let expected =
+            previous.counts.created + previous.counts.configured + previous.counts.unchanged;
+        let records = recorded_objects(self.context, installer, expected)?.unwrap_or_default();
+        Ok(records
+            .into_iter()
+            .map(|record| (record.key.inventory_id(), record))
+            .collect())
     }
 
     /// Records what [`KubeApply::find_unchanged`] found (the rendered files read and checked
