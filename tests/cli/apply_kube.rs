@@ -1780,20 +1780,7 @@ fn objects_kots_applied_client_side_are_taken_over() {
     )
     .unwrap();
     // Real kubectl against the fake cluster; its standard output.
-    let kubectl = |args: &[&std::ffi::OsStr]| -> Vec<u8> {
-        let output = Command::new(windlass_testkit::kube_tools::kubectl())
-            .arg("--kubeconfig")
-            .arg(&cluster.kubeconfig)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output.stdout
-    };
+    let kubectl = |args: &[&std::ffi::OsStr]| kubectl_on(&cluster, args);
     kubectl(&["apply".as_ref(), "-f".as_ref(), kots_version.as_os_str()]);
     // A person's change after KOTS's apply (manager `kubectl-label`): not KOTS's, so not
     // taken over, and it stays.
@@ -2785,6 +2772,242 @@ fn an_unchanged_apply_compares_recorded_digests_and_still_reapplies_what_drifted
             .unwrap()["data"]["value"],
         "ours"
     );
+}
+
+/// Runs the real `kubectl` against `cluster`; its standard output.
+pub(crate) fn kubectl_on<S: AsRef<std::ffi::OsStr>>(cluster: &FakeCluster, args: &[S]) -> Vec<u8> {
+    let output = Command::new(windlass_testkit::kube_tools::kubectl())
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+/// The `(manager, operation)` of each `managedFields` entry of `object`.
+fn managers_of(object: &Value) -> Vec<(String, String)> {
+    object["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            (
+                entry["manager"].as_str().unwrap().to_string(),
+                entry["operation"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Asserts that `object`, changed by another manager's update that only removed fields, still
+/// looks as windlass left it but for those fields: windlass its only manager (the API server
+/// drops the editor's entry, empty once the fields are gone; the fake server does as
+/// structured-merge-diff does) and the digest annotation unchanged.
+fn assert_only_windlass_manages(object: &Value, digest: &Value) {
+    assert_eq!(
+        managers_of(object),
+        [("windlass".to_string(), "Apply".to_string())],
+        "{object}"
+    );
+    assert_eq!(
+        object["metadata"]["annotations"]["windlass.io/applied-digest"], *digest,
+        "{object}"
+    );
+}
+
+/// A ConfigMap labelled `app: web`.
+fn labelled_configmap(name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  labels:\n    app: web\ndata:\n  value: \"ours\"\n"
+    )
+}
+
+/// `kubectl label configmap cm-2 app-` removes a label windlass applied: the label leaves
+/// windlass's fields and `kubectl-label` keeps no entry, so windlass is still the only manager
+/// and the digest annotation is the same. The next unchanged apply (the same rendering) must
+/// not trust the digests it recorded: the fields windlass owns are not those the server answered
+/// its apply with, so it applies that object again (the label is back) and records it
+/// `configured`; every other object stays `unchanged` without a dry run.
+#[test]
+fn an_unchanged_apply_reapplies_a_label_another_manager_only_removed() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    // Nine ConfigMaps: read with a LIST, as a big release's objects are.
+    let files: Vec<(String, String)> = (0..9)
+        .map(|index| {
+            (
+                format!("cm-{index}.yaml"),
+                labelled_configmap(&format!("cm-{index}")),
+            )
+        })
+        .collect();
+    let release = release_of(&files);
+    let install = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(install["status"], "completed", "{install}");
+    let install_id = install["install_id"].as_str().unwrap();
+    let first = applied(&events(state.path(), install_id));
+    for (name, object) in &first {
+        assert!(
+            object["owned_fields_digest"]
+                .as_str()
+                .is_some_and(|digest| !digest.is_empty()),
+            "{name}: {object}"
+        );
+    }
+    // Applied again unchanged: trusted from the records, nothing parsed.
+    let again = json(apply_kube(state.path(), install_id, &cluster, &[]));
+    let again_id = again["install_id"].as_str().unwrap();
+    assert!(
+        apply_summary(state.path(), again_id).contains("nothing parsed"),
+        "{again}"
+    );
+
+    kubectl_on(&cluster, &["label", "configmap", "cm-2", "app-"]);
+    let edited = cluster
+        .server
+        .get("v1", "ConfigMap", "default", "cm-2")
+        .unwrap();
+    assert!(
+        edited["metadata"]
+            .get("labels")
+            .is_none_or(|labels| labels.get("app").is_none())
+    );
+    assert_only_windlass_manages(&edited, &first["ConfigMap/cm-2"]["digest"]);
+
+    cluster.server.reset_requests();
+    let third = json(apply_kube(state.path(), install_id, &cluster, &[]));
+    assert_eq!(third["status"], "completed", "{third}");
+    let third_id = third["install_id"].as_str().unwrap();
+    let recorded = applied(&events(state.path(), third_id));
+    assert_eq!(
+        recorded["ConfigMap/cm-2"]["outcome"], "configured",
+        "{recorded:?}"
+    );
+    for (name, object) in recorded
+        .iter()
+        .filter(|(name, _)| *name != "ConfigMap/cm-2")
+    {
+        assert_eq!(object["outcome"], "unchanged", "{name}");
+    }
+    assert!(!apply_summary(state.path(), third_id).contains("nothing parsed"));
+    let repaired = cluster
+        .server
+        .get("v1", "ConfigMap", "default", "cm-2")
+        .unwrap();
+    assert_eq!(repaired["metadata"]["labels"]["app"], "web", "{repaired}");
+    // Only the drifted object was asked about; the others were known unchanged from the records
+    // of the apply before (the full apply reads them too).
+    let dry_runs: Vec<String> = cluster
+        .server
+        .requests()
+        .into_iter()
+        .filter(|request| request.dry_run)
+        .map(|request| request.name)
+        .collect();
+    assert_eq!(dry_runs, ["cm-2"]);
+    assert_eq!(
+        recorded["ConfigMap/cm-2"]["owned_fields_digest"],
+        first["ConfigMap/cm-2"]["owned_fields_digest"],
+        "the same body applied again: windlass owns the same fields"
+    );
+
+    // Repaired: the next apply trusts its records again.
+    let fourth = json(apply_kube(state.path(), install_id, &cluster, &[]));
+    let fourth_id = fourth["install_id"].as_str().unwrap();
+    assert!(
+        apply_summary(state.path(), fourth_id)
+            .contains(&format!("as install {third_id} applied it")),
+        "{fourth}"
+    );
+}
+
+/// `kubectl patch` removing an env entry of a Deployment windlass applied leaves windlass the
+/// only manager with the same digest annotation. `windlass install` of the release again (a new
+/// rendering: the full apply, every object parsed) must apply that Deployment again (the entry
+/// is back) and record it `configured`, while the objects nobody touched are still `unchanged`
+/// without a dry run, as the records of the previous apply say.
+#[test]
+fn an_install_reapplies_an_env_entry_another_manager_only_removed() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let web = WEB.replace("{annotations}", "").replace(
+        "          image: nginx:1.25\n",
+        "          image: nginx:1.25\n          env:\n            - name: MODE\n              value: production\n            - name: REGION\n              value: north\n",
+    );
+    let mut files = vec![("web.yaml".to_string(), web)];
+    files.extend((0..3).map(|index| {
+        (
+            format!("cm-{index}.yaml"),
+            configmap(&format!("cm-{index}"), "ours"),
+        )
+    }));
+    let release = release_of(&files);
+    let install = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(install["status"], "completed", "{install}");
+    let first = applied(&events(
+        state.path(),
+        install["install_id"].as_str().unwrap(),
+    ));
+
+    kubectl_on(
+        &cluster,
+        &[
+            "patch",
+            "deployment",
+            "web",
+            "--type=json",
+            "-p",
+            r#"[{"op": "remove", "path": "/spec/template/spec/containers/0/env/1"}]"#,
+        ],
+    );
+    let edited = cluster
+        .server
+        .get("apps/v1", "Deployment", "default", "web")
+        .unwrap();
+    assert_eq!(
+        edited["spec"]["template"]["spec"]["containers"][0]["env"],
+        json!([{"name": "MODE", "value": "production"}])
+    );
+    assert_only_windlass_manages(&edited, &first["Deployment/web"]["digest"]);
+
+    cluster.server.reset_requests();
+    let again = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(again["status"], "completed", "{again}");
+    let again_id = again["install_id"].as_str().unwrap();
+    let recorded = applied(&events(state.path(), again_id));
+    assert_eq!(
+        recorded["Deployment/web"]["outcome"], "configured",
+        "{recorded:?}"
+    );
+    for (name, object) in recorded
+        .iter()
+        .filter(|(name, _)| *name != "Deployment/web")
+    {
+        assert_eq!(object["outcome"], "unchanged", "{name}");
+    }
+    let repaired = cluster
+        .server
+        .get("apps/v1", "Deployment", "default", "web")
+        .unwrap();
+    assert_eq!(
+        repaired["spec"]["template"]["spec"]["containers"][0]["env"],
+        json!([{"name": "MODE", "value": "production"}, {"name": "REGION", "value": "north"}]),
+        "{repaired}"
+    );
+    let dry_runs: Vec<String> = cluster
+        .server
+        .requests()
+        .into_iter()
+        .filter(|request| request.dry_run)
+        .map(|request| request.name)
+        .collect();
+    assert_eq!(dry_runs, ["web"]);
 }
 
 /// `show` lists the waits: a `kots.io/wait-for-ready` Deployment the fake API server (no
