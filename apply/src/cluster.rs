@@ -538,6 +538,64 @@ impl Cluster {
             .cloned())
     }
 
+    /// The resource of `key`'s kind in the version `key` names or, when the server no longer
+    /// serves that version (a cluster upgraded past `policy/v1beta1`, a CRD that stopped
+    /// serving `v1alpha1`), in another version of its group the server serves (the group's
+    /// preferred one first), with `key` in that version; `None` when no version of the group
+    /// serves the kind. Objects outlive the versions they were written in: what was applied in
+    /// one is read and deleted in another.
+    pub async fn resource_served(
+        &self,
+        key: &ObjectKey,
+    ) -> Result<Option<(ObjectKey, ResourceInfo)>, ApiFailure> {
+        if let Some(info) = self.resource(key).await? {
+            return Ok(Some((key.clone(), info)));
+        }
+        if key.group.is_empty() {
+            return Ok(None);
+        }
+        let group = match self
+            .call(Method::GET, &format!("/apis/{}", key.group), None, None)
+            .await
+        {
+            Ok(group) => group,
+            Err(failure) if failure.status == 404 => return Ok(None),
+            Err(failure) => return Err(failure),
+        };
+        let version_of = |entry: &Value| {
+            entry
+                .get("version")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let preferred = group.get("preferredVersion").and_then(version_of);
+        let mut versions: Vec<String> = preferred.into_iter().collect();
+        for version in group
+            .get("versions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(version_of)
+        {
+            if !versions.contains(&version) {
+                versions.push(version);
+            }
+        }
+        for version in versions
+            .into_iter()
+            .filter(|version| *version != key.version)
+        {
+            let served = ObjectKey {
+                version,
+                ..key.clone()
+            };
+            if let Some(info) = self.resource(&served).await? {
+                return Ok(Some((served, info)));
+            }
+        }
+        Ok(None)
+    }
+
     /// The collection path of a resource (in `namespace` when given).
     pub fn collection_path(
         key: &ObjectKey,

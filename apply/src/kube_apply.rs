@@ -2174,14 +2174,14 @@ impl KubeApply<'_> {
         }
         let mut targets: Vec<(ObjectKey, ResourceInfo, String)> = Vec::new();
         for (key, uid) in deleted.into_values() {
-            // A kind the server no longer serves has no objects left.
-            if let Some(info) = self
+            // A kind the server no longer serves in any version has no objects left.
+            if let Some((served, info)) = self
                 .cluster
-                .resource(&key)
+                .resource_served(&key)
                 .await
                 .map_err(|failure| transient(&failure, &format!("discovery for {key}")))?
             {
-                targets.push((key, info, uid));
+                targets.push((served, info, uid));
             }
         }
         if targets.is_empty() {
@@ -2681,7 +2681,7 @@ impl KubeApply<'_> {
         if kept_because.is_some() {
             return Ok(pruned);
         }
-        let key = &entry.key;
+        let recorded_key = &entry.key;
         // A read the server refuses leaves the object where it is, in the inventory, as a
         // refused delete does: the next install tries again.
         let refused_read = |mut pruned: ObjectPruned, failure: &ApiFailure| {
@@ -2689,18 +2689,24 @@ impl KubeApply<'_> {
             pruned.detail = Some(format!("reading it before the delete: {failure}"));
             pruned
         };
-        let info = match self.cluster.resource(key).await {
-            Ok(Some(info)) => info,
+        // Read and deleted in the version the server serves now, if not the one applied.
+        let (served_key, info) = match self.cluster.resource_served(recorded_key).await {
+            Ok(Some(served)) => served,
             Ok(None) => {
                 pruned.outcome = PruneOutcome::Gone;
-                pruned.detail = Some(format!("the server no longer serves {}", key.api_version()));
+                pruned.detail = Some(format!(
+                    "the server no longer serves {} in any version of {}",
+                    recorded_key.kind,
+                    recorded_key.api_version()
+                ));
                 return Ok(pruned);
             }
             Err(failure) if failure.is_transient() => {
-                return Err(transient(&failure, &format!("reading {key}")));
+                return Err(transient(&failure, &format!("reading {recorded_key}")));
             }
             Err(failure) => return Ok(refused_read(pruned, &failure)),
         };
+        let key = &served_key;
         let live = match self.cluster.get(key, &info).await {
             Ok(Some(live)) => live,
             Ok(None) => {

@@ -1110,6 +1110,43 @@ fn a_missing_app_namespace_is_created_and_never_pruned() {
     assert!(exists(&cluster, "v1", "Namespace", "", "shop"));
 }
 
+/// An object applied in a version the server no longer serves (here a CRD's `v1alpha1`, turned
+/// off by the next release, which drops the object) is still pruned: read and deleted in the
+/// version of its group the server serves now, not forgotten as gone.
+#[test]
+fn an_object_of_a_version_no_longer_served_is_pruned_in_the_served_one() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let crd = |alpha_served: bool| {
+        format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n  names: {{plural: widgets, singular: widget, kind: Widget}}\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema:\n          type: object\n          x-kubernetes-preserve-unknown-fields: true\n    - name: v1alpha1\n      served: {alpha_served}\n      storage: false\n      schema:\n        openAPIV3Schema:\n          type: object\n          x-kubernetes-preserve-unknown-fields: true\n"
+        )
+    };
+    let old_widget =
+        "apiVersion: example.com/v1alpha1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  size: 1\n";
+    let release = release(&[("crd.yaml", &crd(true)), ("widget.yaml", old_widget)], "");
+    let first = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(first["status"], "completed", "{first}");
+    assert!(exists(&cluster, "example.com/v1", "Widget", "default", "w"));
+
+    rewrite(release.path(), &[("crd.yaml", &crd(false))]);
+    let second = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(second["status"], "completed", "{second}");
+    let outcomes = prune_outcomes(state.path(), second["install_id"].as_str().unwrap());
+    assert_eq!(
+        outcomes.get("w").map(String::as_str),
+        Some("deleted"),
+        "{outcomes:?}"
+    );
+    assert!(!exists(
+        &cluster,
+        "example.com/v1",
+        "Widget",
+        "default",
+        "w"
+    ));
+}
+
 /// Creates `namespace` in the fake cluster (as a test's setup would, not windlass).
 pub(crate) fn create_namespace(cluster: &FakeCluster, namespace: &str) {
     cluster
