@@ -90,6 +90,15 @@ fn additional_namespaces(
                         document.location()
                     ))
                 })?;
+            if namespace != "*"
+                && let Err(problem) = crate::names::check_dns_label(namespace)
+            {
+                return Err(StageError::invalid_input(format!(
+                    "{}: spec.additionalNamespaces[{index}] {}: {problem} (or \"*\" for every namespace)",
+                    document.location(),
+                    crate::names::shown(namespace)
+                )));
+            }
             namespaces.push(namespace.to_string());
         }
     }

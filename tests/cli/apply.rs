@@ -524,3 +524,32 @@ fn target_dir_writes_the_additional_namespaces_first_never_to_be_pruned() {
         .expect("the pull secret is written into reports");
     assert!(secret_in_reports > 1, "{files:?}");
 }
+
+/// An `additionalNamespaces` entry that is no namespace name (here one that would reach another
+/// resource's path) is refused before anything is written or applied, exit 3, naming the file,
+/// the document and the entry.
+#[test]
+fn an_additional_namespace_that_is_no_namespace_name_is_refused() {
+    let state = tempfile::tempdir().unwrap();
+    let gitops = tempfile::tempdir().unwrap();
+    let target = gitops.path().join("gitops");
+    let release = crate::apply_kube::release(
+        &[("web.yaml", &crate::apply_kube::configmap("web", "1"))],
+        "  additionalNamespaces:\n    - reports\n    - \"kube-system/configmaps/x?dryRun=All&\"\n",
+    );
+    let output = run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg(release.path())
+        .arg("--target")
+        .arg(format!("dir:{}", target.display())));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("kots-app.yaml")
+            && stderr
+                .contains("spec.additionalNamespaces[1] \"kube-system/configmaps/x?dryRun=All&\"")
+            && stderr.contains("DNS-1123 label"),
+        "{stderr}"
+    );
+    assert!(!target.exists(), "nothing written");
+}
