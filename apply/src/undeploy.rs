@@ -65,6 +65,19 @@ impl ApplyStage {
             },
         )
         .await?;
+        // Each chart's pull secret is a hook of its own (`helm.sh/hook: pre-install,pre-upgrade`),
+        // which `helm uninstall` leaves, as it is left after KOTS's: named in the summary.
+        let hook_secrets: Vec<String> = installed_before
+            .iter()
+            .map(|(_, release)| {
+                let directory = release.chart_dir.rsplit('/').next().unwrap_or_default();
+                format!(
+                    "Secret {}/{}",
+                    release.namespace,
+                    windlass_stages::secrets::chart_pull_secret_name(&app_slug, directory)
+                )
+            })
+            .collect();
         // The charts first, the reverse of an install: their uninstall hooks may need what the
         // plain manifests provide (the pull secret, a ServiceAccount), and a helm that cannot
         // run stops the undeploy before anything is deleted.
@@ -127,6 +140,12 @@ impl ApplyStage {
             summary.push_str(&format!(" (of what install {installer} applied)"));
         }
         summary.push_str(&helm_summary);
+        if !hook_secrets.is_empty() && !dry_run {
+            summary.push_str(&format!(
+                "; left by helm uninstall, as the charts' hooks made them: {}",
+                hook_secrets.join(", ")
+            ));
+        }
         let completed = ApplyCompleted {
             app_slug,
             target: identity.record(kube_context.map(str::to_string)),

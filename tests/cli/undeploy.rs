@@ -441,6 +441,22 @@ fn undeploy_uninstalls_the_charts_windlass_installed_higher_weight_first() {
         "weight 10, 0, -5"
     );
     assert!(helm_releases(kubeconfig).is_empty());
+    // helm uninstall leaves each chart's hook pull secret: named, not counted as deleted.
+    let summary = undeployed["stages"][0]["summary"].as_str().unwrap();
+    for left in [
+        "default/my-app-shop-registry",
+        "default/my-app-first-registry",
+    ] {
+        assert!(
+            summary.contains("left by helm uninstall") && summary.contains(left),
+            "{summary}"
+        );
+        let name = left.split('/').nth(1).unwrap();
+        assert!(
+            server.get("v1", "Secret", "default", name).is_some(),
+            "{name}"
+        );
+    }
     for (api_version, kind, name) in [
         ("apps/v1", "Deployment", "storefront-web"),
         ("apps/v1", "Deployment", "api"),
