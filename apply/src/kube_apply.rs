@@ -209,9 +209,10 @@ fn transient(failure: &ApiFailure, what: &str) -> StageError {
     StageError::transient(format!("{what}: {failure} (after retries)"))
 }
 
-/// A failed read: transient when the server may answer next time (429, 5xx, no answer), else
-/// permanent (a refusal, which waiting does not cure).
-fn read_failure(failure: &ApiFailure, what: &str) -> StageError {
+/// A failed request (a read, a discovery, a list): transient when the server may answer next
+/// time (429, 5xx, no answer), else permanent (a refusal such as RBAC's 403, which retrying
+/// does not cure).
+fn request_failure(failure: &ApiFailure, what: &str) -> StageError {
     if failure.is_transient() {
         transient(failure, what)
     } else {
@@ -1127,7 +1128,7 @@ impl KubeApply<'_> {
                 .buffer_unordered(CONCURRENCY);
                 while let Some((object, result)) = results.next().await {
                     let record = result.map_err(|failure| {
-                        transient(
+                        request_failure(
                             &failure,
                             &format!("{} ({})", object.planned.key, object.planned.file),
                         )
@@ -1349,7 +1350,7 @@ impl KubeApply<'_> {
                 Ok(live.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating"))
             }
             Err(failure) if failure.is_transient() => {
-                Err(read_failure(&failure, &format!("reading {key}")))
+                Err(request_failure(&failure, &format!("reading {key}")))
             }
             Err(_) => Ok(false),
         }
@@ -1426,7 +1427,7 @@ impl KubeApply<'_> {
                 .cluster
                 .get(&key, &info)
                 .await
-                .map_err(|failure| transient(&failure, &format!("reading {key}")))?
+                .map_err(|failure| request_failure(&failure, &format!("reading {key}")))?
                 .is_some()
             {
                 continue;
@@ -1471,7 +1472,7 @@ impl KubeApply<'_> {
                 .cluster
                 .list("/api/v1/namespaces")
                 .await
-                .map_err(|failure| transient(&failure, "listing namespaces"))?;
+                .map_err(|failure| request_failure(&failure, "listing namespaces"))?;
             let secrets: Vec<PlannedObject> = planned
                 .iter()
                 .filter(|object| {
@@ -1571,7 +1572,9 @@ impl KubeApply<'_> {
             .cluster
             .resource(&object.key)
             .await
-            .map_err(|failure| transient(&failure, &format!("discovery for {}", object.key)))?;
+            .map_err(|failure| {
+                request_failure(&failure, &format!("discovery for {}", object.key))
+            })?;
         let Some(info) = info else {
             if self.dry_run
                 && release_kinds.contains(&(object.key.group.clone(), object.key.kind.clone()))
@@ -1698,7 +1701,7 @@ impl KubeApply<'_> {
                 .cluster
                 .list_raw(&collection, metadata_only)
                 .await
-                .map_err(|failure| transient(&failure, &format!("listing {collection}")))?;
+                .map_err(|failure| request_failure(&failure, &format!("listing {collection}")))?;
             let wanted: HashMap<&str, &ObjectKey> = members
                 .iter()
                 .map(|(key, _)| (key.name.as_str(), *key))
@@ -1723,7 +1726,7 @@ impl KubeApply<'_> {
                     .get(&key, &info)
                     .await
                     .map(|found| found.map(|found| (key.inventory_id(), found)))
-                    .map_err(|failure| transient(&failure, &format!("reading {key}")))
+                    .map_err(|failure| request_failure(&failure, &format!("reading {key}")))
             }))
             .buffer_unordered(CONCURRENCY)
             .collect()
@@ -2179,7 +2182,7 @@ impl KubeApply<'_> {
                 .cluster
                 .resource_served(&key)
                 .await
-                .map_err(|failure| transient(&failure, &format!("discovery for {key}")))?
+                .map_err(|failure| request_failure(&failure, &format!("discovery for {key}")))?
             {
                 targets.push((served, info, uid));
             }
@@ -2256,7 +2259,7 @@ impl KubeApply<'_> {
                     async move {
                         let live =
                             self.cluster.get(key, &info).await.map_err(|failure| {
-                                read_failure(&failure, &format!("reading {key}"))
+                                request_failure(&failure, &format!("reading {key}"))
                             })?;
                         let Some(live) = live else {
                             return Ok((false, "missing".into(), None));
@@ -2321,7 +2324,7 @@ impl KubeApply<'_> {
                         .cluster
                         .get(key, &object.info)
                         .await
-                        .map_err(|failure| read_failure(&failure, &format!("reading {key}")))?;
+                        .map_err(|failure| request_failure(&failure, &format!("reading {key}")))?;
                     let Some(live) = live else {
                         return Ok((false, "missing".to_string(), None));
                     };
@@ -2356,7 +2359,7 @@ impl KubeApply<'_> {
         key: &ObjectKey,
         info: &ResourceInfo,
     ) -> Result<(AppState, Option<SeenVersion>), StageError> {
-        let read = |failure: ApiFailure| read_failure(&failure, &format!("reading {key}"));
+        let read = |failure: ApiFailure| request_failure(&failure, &format!("reading {key}"));
         let Some(live) = self.cluster.get(key, info).await.map_err(read)? else {
             return Ok((AppState::Missing, None));
         };
@@ -2425,7 +2428,7 @@ impl KubeApply<'_> {
                 .unwrap_or_default(),
             Err(failure) if failure.status == 404 => Vec::new(),
             Err(failure) => {
-                return Err(read_failure(
+                return Err(request_failure(
                     &failure,
                     &format!("listing endpoint slices of {key}"),
                 ));

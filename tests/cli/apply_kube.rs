@@ -2041,6 +2041,43 @@ fn a_refused_read_fails_the_wait_and_is_recorded() {
     );
 }
 
+/// A LIST the server refuses (RBAC allowing get but not list: windlass lists a kind it applies
+/// eight or more objects of) fails the apply at once, with the server's words: a refusal is
+/// not retried as a 429 or a 5xx is.
+#[test]
+fn a_refused_list_fails_the_apply_without_retrying() {
+    let cluster = fake_cluster(Options::default());
+    cluster.server.add_fault(Fault {
+        matcher: FaultMatch::verb("list").resource("configmaps"),
+        action: FaultAction::Refuse("configmaps is forbidden: cannot list".into()),
+        remaining: None,
+    });
+    let state = tempfile::tempdir().unwrap();
+    let files: Vec<(String, String)> = (0..10)
+        .map(|index| {
+            (
+                format!("cm-{index}.yaml"),
+                configmap(&format!("cm-{index}"), "1"),
+            )
+        })
+        .collect();
+    let release = release_of(&files);
+    let output = install_kube(state.path(), release.path(), &cluster, &[]);
+    let failed = failed_json(&output);
+    let message = failed["failure"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("cannot list") && !message.contains("after retries"),
+        "{failed}"
+    );
+    let lists = cluster
+        .server
+        .requests()
+        .into_iter()
+        .filter(|request| request.verb == "list" && request.resource == "configmaps")
+        .count();
+    assert_eq!(lists, 1, "asked once, not retried");
+}
+
 /// An object that is waited for holds back the rest of its kind: `seed` comes after `migrate`,
 /// whose property never holds, so it is never applied.
 #[test]
