@@ -105,6 +105,20 @@ pub struct ObjectsApplied {
     pub objects: Vec<AppliedObject>,
 }
 
+/// The type of the daemon's record of the pull secrets it copied into a namespace created after
+/// an install (`windlass watch`, `additionalNamespaces: ["*"]`; the event is the daemon's). The
+/// prune reads it: those copies are the app's too.
+pub const PULL_SECRETS_COPIED: &str = "PullSecretsCopied";
+
+/// One pull secret the daemon copied, and the uid the server gave the copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopiedPullSecret {
+    /// The Secret's name.
+    pub name: String,
+    /// Its uid (empty when the server's answer had none).
+    pub uid: String,
+}
+
 impl EventPayload for ObjectsApplied {
     const EVENT_TYPE: &'static str = OBJECTS_APPLIED;
     const VERSION: u32 = 1;

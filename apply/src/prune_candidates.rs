@@ -144,9 +144,63 @@ pub fn applied_before(
     cluster: &ClusterIdentity,
 ) -> Result<(Option<PreviousApply>, Unfinished), StageError> {
     let previous = previous_apply(context, app_slug, app_namespace, cluster)?;
-    let unfinished =
+    let mut unfinished =
         unfinished_applies(context, app_slug, app_namespace, cluster, previous.as_ref())?;
+    if let Some(previous) = &previous {
+        unfinished
+            .objects
+            .extend(copies_the_daemon_made(context, &previous.installer)?);
+    }
     Ok((previous, unfinished))
+}
+
+/// The pull secrets `windlass watch` copied, for install `installer`, into namespaces created
+/// after its apply (`additionalNamespaces: ["*"]`), as inventory entries: they are the app's as
+/// much as the copies the apply made, and go when a later release drops `"*"` or the app is
+/// undeployed. A copy recorded without its uid (by a daemon before uids were recorded) is left
+/// out: nothing proves the Secret found is the one the daemon made.
+fn copies_the_daemon_made(
+    context: &StageContext,
+    installer: &str,
+) -> Result<Vec<InventoryEntry>, StageError> {
+    /// What is read of the daemon's record.
+    #[derive(serde::Deserialize)]
+    struct CopiesRecorded {
+        install_id: String,
+        namespace: String,
+        #[serde(default)]
+        copied: Vec<crate::events::CopiedPullSecret>,
+    }
+    let mut entries = Vec::new();
+    visit_others_facts(context, crate::events::PULL_SECRETS_COPIED, &mut |event| {
+        if let Ok(recorded) = event.decode::<CopiesRecorded>()
+            && recorded.install_id == installer
+        {
+            for copy in recorded
+                .copied
+                .into_iter()
+                .filter(|copy| !copy.uid.is_empty())
+            {
+                entries.push(InventoryEntry {
+                    key: ObjectKey {
+                        group: String::new(),
+                        version: "v1".into(),
+                        kind: "Secret".into(),
+                        namespace: Some(recorded.namespace.clone()),
+                        name: copy.name,
+                    },
+                    uid: copy.uid,
+                    deletion_phase: 0,
+                    keep: false,
+                    additional_namespace: false,
+                    sent_digests: Vec::new(),
+                    left_to_other_instance: false,
+                });
+            }
+        }
+        ControlFlow::Continue(())
+    })?;
+    Ok(entries)
 }
 
 /// The name under which the stage holds its apply lock.

@@ -115,10 +115,15 @@ pub struct PullSecretsCopied {
     pub namespace: String,
     /// The secrets' names.
     pub secrets: Vec<String>,
+    /// Each copy made, with the uid the server gave it, for the prune of a later apply and an
+    /// undeploy (an optional field added later: records before it have none, and their copies
+    /// are left where they are).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copied: Vec<windlass_apply::events::CopiedPullSecret>,
 }
 
 impl EventPayload for PullSecretsCopied {
-    const EVENT_TYPE: &'static str = "PullSecretsCopied";
+    const EVENT_TYPE: &'static str = windlass_apply::events::PULL_SECRETS_COPIED;
     const VERSION: u32 = 1;
 }
 

@@ -23,6 +23,7 @@ use serde_json::Value;
 
 /// How much of a refused copy's error is printed at most.
 const MAX_PRINTED_ERROR_CHARS: usize = 2000;
+use windlass_apply::events::CopiedPullSecret;
 use windlass_engine::{InstallState, Services};
 use windlass_stages::events::RenderedHelmChart;
 
@@ -47,6 +48,9 @@ pub struct PullSecretCopies {
     chart_secrets: Vec<(String, String)>,
     /// `<slug>-registry`, what the charts' copies are copies of.
     app_secret: String,
+    /// The app's slug: each copy carries it as its owner (`windlass.io/app`), so that a later
+    /// apply's prune, or an undeploy, may delete it.
+    app_slug: String,
 }
 
 impl std::fmt::Debug for PullSecretCopies {
@@ -124,6 +128,7 @@ pub fn copies_for(
         secrets,
         chart_secrets,
         app_secret,
+        app_slug: install.app_slug.clone(),
     }))
 }
 
@@ -169,6 +174,8 @@ impl PullSecretCopies {
         }
         for copy in &mut copies {
             copy["metadata"]["namespace"] = Value::String(namespace.to_string());
+            copy["metadata"]["annotations"][windlass_apply::kube_apply::OWNER_ANNOTATION] =
+                Value::String(self.app_slug.clone());
         }
         copies
     }
@@ -249,6 +256,7 @@ pub async fn follow(
             continue;
         }
         let mut all_copied = true;
+        let mut made: Vec<CopiedPullSecret> = Vec::new();
         let copies_here = copies.for_namespace(&name);
         for copy in &copies_here {
             let secret_name = copy["metadata"]["name"]
@@ -264,7 +272,13 @@ pub async fn follow(
                 )
                 .await
             {
-                Ok(_) => shared.metrics.pull_secret_copied(),
+                Ok(secret) => {
+                    shared.metrics.pull_secret_copied();
+                    made.push(CopiedPullSecret {
+                        name: secret_name.clone(),
+                        uid: secret.metadata.uid.unwrap_or_default(),
+                    });
+                }
                 Err(error) => {
                     all_copied = false;
                     // The server's or a webhook's words may quote the Secret.
@@ -279,20 +293,21 @@ pub async fn follow(
                 }
             }
         }
-        if all_copied {
+        // Each copy made is recorded, with its uid, whether or not all were: the prune of a
+        // later apply, and an undeploy, delete what the record names.
+        if !made.is_empty() {
             let copied_event = crate::events::PullSecretsCopied {
                 digest: copies.digest.clone(),
                 install_id: copies.install_id.clone(),
                 namespace: name.clone(),
-                secrets: copies_here
-                    .iter()
-                    .filter_map(|secret| secret["metadata"]["name"].as_str())
-                    .map(str::to_string)
-                    .collect(),
+                secrets: made.iter().map(|secret| secret.name.clone()).collect(),
+                copied: made,
             };
             if let Err(error) = crate::daemon::record(&shared, &copies.digest, &copied_event) {
                 eprintln!("windlass watch: {error}");
             }
+        }
+        if all_copied {
             eprintln!(
                 "windlass watch: copied {} pull secret(s) of install {} into new namespace {name}",
                 copies_here.len(),
@@ -329,7 +344,15 @@ mod tests {
                 ("kotsadm-replicated-registry".into(), "default".into()),
             ],
             app_secret: "my-app-registry".into(),
+            app_slug: "my-app".into(),
         };
+        assert!(
+            copies
+                .for_namespace("late")
+                .iter()
+                .all(|copy| copy["metadata"]["annotations"]["windlass.io/app"] == "my-app"),
+            "each copy names its owner"
+        );
         let names = |namespace: &str| -> Vec<(String, String)> {
             copies
                 .for_namespace(namespace)

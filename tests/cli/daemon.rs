@@ -859,6 +859,23 @@ fn pull_secrets_follow_namespaces_created_while_the_daemon_runs() {
         copies[0]["secrets"],
         serde_json::json!(["my-app-registry", "my-app-first-registry"])
     );
+    let uids: Vec<&str> = copies[0]["copied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|copy| copy["uid"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        uids,
+        [
+            copied["metadata"]["uid"].as_str().unwrap(),
+            chart_copy["metadata"]["uid"].as_str().unwrap()
+        ]
+    );
+    assert_eq!(
+        copied["metadata"]["annotations"]["windlass.io/app"],
+        "my-app"
+    );
     let (_, metrics) = watcher.get("/metrics");
     assert!(
         metrics.lines().any(
@@ -866,6 +883,39 @@ fn pull_secrets_follow_namespaces_created_while_the_daemon_runs() {
                 && line != "windlass_pull_secret_copies_total 0"
         ),
         "{metrics}"
+    );
+
+    // The next release no longer lists "*": its apply deletes the copies, the daemon's as well
+    // as the apply's, and the daemon copies nothing into a namespace created after it.
+    let next = dir.path().join("app-2");
+    for file in crate::files_under(&release) {
+        let target = next.join(file.strip_prefix(&release).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &target).unwrap();
+    }
+    std::fs::remove_file(next.join(".ready")).unwrap();
+    std::fs::write(
+        next.join("kots-app.yaml"),
+        "apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: my-app\nspec:\n  title: Test\n",
+    )
+    .unwrap();
+    std::fs::write(next.join(".ready"), "").unwrap();
+    watcher.wait_for_releases(60, |releases| status_of(releases, "app-2") == "completed");
+    for namespace in ["before", "late"] {
+        for name in ["my-app-registry", "my-app-first-registry"] {
+            assert!(
+                server.get("v1", "Secret", namespace, name).is_none(),
+                "{namespace}/{name} was left"
+            );
+        }
+    }
+    server.create_as("test", namespace("after-drop")).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        server
+            .get("v1", "Secret", "after-drop", "my-app-registry")
+            .is_none(),
+        "the earlier install's follower stopped"
     );
 }
 
