@@ -24,10 +24,13 @@
 //!   `propagationPolicy`, finalizers; an object removed at once is answered with a `Status` of
 //!   `Success`, except pods, serviceaccounts and storageclasses, answered with the object as the
 //!   real registries do; with the garbage collector on, `Foreground` keeps the owner while a
-//!   dependent with `blockOwnerDeletion` is held by a finalizer of its own), deletecollection
+//!   dependent with `blockOwnerDeletion` is held by a finalizer of its own; a CRD's delete
+//!   deletes its custom resources and leaves it Terminating, held by
+//!   `customresourcecleanup.apiextensions.k8s.io`, until the last is gone), deletecollection
 //!   (in one namespace: across all namespaces it is 405, as the real routes serve only LIST and
 //!   WATCH there; Namespaces serve none), `dryRun=All` (in the query, or `dryRun: ["All"]` in
-//!   a DELETE's `DeleteOptions`), `/status`, `Table`
+//!   a DELETE's `DeleteOptions`; any other value is 422; a DELETE with a body reads its options
+//!   from the body alone), `/status`, `Table`
 //!   output for `kubectl get` (a LIST's items of a built-in type come without apiVersion and
 //!   kind, as the real server sends them), and the metadata-only form of get and list
 //!   (`Accept: application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1`, the media

@@ -161,6 +161,9 @@ fn is_dns_subdomain(name: &str) -> bool {
         && name.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
+/// The finalizer that holds a CRD being deleted until its custom resources are gone.
+pub const CRD_CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
+
 fn is_dns_label(name: &str) -> bool {
     is_dns_subdomain(name) && name.len() <= 63 && !name.contains('.')
 }
@@ -1450,6 +1453,13 @@ impl State {
             Some("Orphan") => finalizers.push(json!("orphan")),
             _ => {}
         }
+        // A CRD goes once its custom resources have: they are deleted (each as its own
+        // finalizers allow), and the CRD stays Terminating, held by this finalizer, until the
+        // last is gone ([`State::finalize_crds`]).
+        let is_crd = t.group == "apiextensions.k8s.io" && t.kind == "CustomResourceDefinition";
+        if is_crd && !context.dry_run && !self.custom_resources_of(&live).is_empty() {
+            finalizers.push(json!(CRD_CLEANUP_FINALIZER));
+        }
         let keeps = !finalizers.is_empty() || is_namespace;
         if !keeps {
             if !context.dry_run {
@@ -1477,10 +1487,21 @@ impl State {
         if is_namespace {
             object["status"] = json!({"phase": "Terminating"});
         }
+        if is_crd && let Some(conditions) = object.pointer_mut("/status/conditions") {
+            if let Some(conditions) = conditions.as_array_mut() {
+                conditions.push(json!({"type": "Terminating", "status": "True",
+                    "reason": "InstanceDeletionInProgress",
+                    "message": "CustomResource deletion is in progress",
+                    "lastTransitionTime": now()}));
+            }
+        }
         if !context.dry_run {
             let revision = self.store.next_revision();
             metadata_mut(&mut object).insert("resourceVersion".into(), json!(revision.to_string()));
             self.store.put(key, object.clone(), revision);
+            if is_crd {
+                self.delete_custom_resources(&live);
+            }
         }
         Ok(Deleted {
             object: Self::present(t, &object),
@@ -1503,6 +1524,7 @@ impl State {
             self.establish_crd(&name);
             changed = true;
         }
+        changed |= self.finalize_crds();
         if self.behaviour.namespace_controller {
             changed |= self.finalize_namespaces();
         }
@@ -1552,6 +1574,90 @@ impl State {
         let revision = self.store.next_revision();
         metadata_mut(&mut crd).insert("resourceVersion".into(), json!(revision.to_string()));
         self.store.put(key, crd, revision);
+    }
+
+    /// The custom resources of the CRD `crd`, in every namespace.
+    fn custom_resources_of(&self, crd: &Value) -> Vec<ObjectKey> {
+        let group = text(crd, "/spec/group");
+        let plural = text(crd, "/spec/names/plural");
+        self.store
+            .keys()
+            .into_iter()
+            .filter(|key| key.group == group && key.resource == plural)
+            .collect()
+    }
+
+    /// Deletes each custom resource of the CRD `crd` not being deleted yet (at once, or marked
+    /// as its finalizers ask).
+    fn delete_custom_resources(&mut self, crd: &Value) {
+        for custom in self.custom_resources_of(crd) {
+            let Some(t) = self.type_of_key(&custom) else {
+                continue;
+            };
+            if self
+                .store
+                .get(&custom)
+                .is_some_and(|object| object.pointer("/metadata/deletionTimestamp").is_none())
+            {
+                let _ = self.delete(
+                    &t,
+                    &custom.namespace,
+                    &custom.name,
+                    &DeleteOptions::default(),
+                    &WriteContext::default(),
+                );
+            }
+        }
+    }
+
+    /// The CRD controller's cleanup: a CRD being deleted whose custom resources are all gone
+    /// loses [`CRD_CLEANUP_FINALIZER`], and goes when no other finalizer holds it. Returns
+    /// whether anything changed.
+    fn finalize_crds(&mut self) -> bool {
+        let terminating: Vec<(ObjectKey, Value)> = self
+            .store
+            .list("apiextensions.k8s.io", "customresourcedefinitions", None)
+            .into_iter()
+            .filter(|(_, crd)| crd.pointer("/metadata/deletionTimestamp").is_some())
+            .map(|(key, crd)| (key.clone(), crd.clone()))
+            .collect();
+        let Some(crd_type) = self
+            .catalog
+            .find("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+            .cloned()
+        else {
+            return false;
+        };
+        let mut changed = false;
+        for (key, mut crd) in terminating {
+            let held = crd
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|finalizers| finalizers.contains(&json!(CRD_CLEANUP_FINALIZER)));
+            if !held || !self.custom_resources_of(&crd).is_empty() {
+                continue;
+            }
+            let metadata = metadata_mut(&mut crd);
+            let left: Vec<Value> = metadata
+                .get("finalizers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|finalizer| **finalizer != json!(CRD_CLEANUP_FINALIZER))
+                .cloned()
+                .collect();
+            let revision = self.store.next_revision();
+            metadata.insert("resourceVersion".into(), json!(revision.to_string()));
+            if left.is_empty() {
+                metadata.remove("finalizers");
+                self.finish_delete(&crd_type, &key, crd, revision);
+            } else {
+                metadata.insert("finalizers".into(), Value::Array(left));
+                self.store.put(key, crd, revision);
+            }
+            changed = true;
+        }
+        changed
     }
 
     fn finalize_namespaces(&mut self) -> bool {

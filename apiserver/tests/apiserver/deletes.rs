@@ -944,3 +944,78 @@ async fn apply_conflict_causes_carry_their_type_as_reason() {
         "{error}"
     );
 }
+
+/// Fake API server (no real one can run here): deleting a CRD deletes its custom resources, and
+/// the CRD stays, Terminating (held by `customresourcecleanup.apiextensions.k8s.io`), until the
+/// last is gone: a finalizer on a custom resource holds both back.
+#[tokio::test]
+async fn a_crd_goes_once_its_custom_resources_have() {
+    let server = server_with(false, false);
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                 "versions": [{"name": "v1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object",
+                                          "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    server.create_as("test", crd).unwrap();
+    eventually("the CRD is served", || {
+        server
+            .create_as(
+                "test",
+                json!({"apiVersion": "example.com/v1", "kind": "Widget",
+                       "metadata": {"name": "held", "namespace": "default",
+                                    "finalizers": ["example.com/hold"]}}),
+            )
+            .is_ok()
+    })
+    .await;
+    server
+        .create_as(
+            "test",
+            json!({"apiVersion": "example.com/v1", "kind": "Widget",
+                   "metadata": {"name": "free", "namespace": "default"}}),
+        )
+        .unwrap();
+
+    let (status, answer) = delete(
+        &server,
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(
+        answer["metadata"]["deletionTimestamp"].is_string(),
+        "{answer}"
+    );
+    let_controllers_run().await;
+    let crd = get(
+        &server,
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        "widgets.example.com",
+    )
+    .expect("held by the custom resource's finalizer");
+    assert_eq!(
+        crd["metadata"]["finalizers"],
+        json!(["customresourcecleanup.apiextensions.k8s.io"])
+    );
+    assert!(gone(&server, "example.com/v1", "Widget", "free"));
+    let held = get(&server, "example.com/v1", "Widget", "held").expect("held by its finalizer");
+    assert!(held["metadata"]["deletionTimestamp"].is_string(), "{held}");
+
+    server
+        .remove_finalizers("example.com/v1", "Widget", "default", "held")
+        .unwrap();
+    eventually("the CRD is gone", || {
+        gone(
+            &server,
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            "widgets.example.com",
+        )
+    })
+    .await;
+    assert!(gone(&server, "example.com/v1", "Widget", "held"));
+}
