@@ -728,21 +728,29 @@ impl State {
         }
         // Structured-merge-diff cannot type a configuration with fields the CRD's schema does
         // not declare: the real server refuses it (a 500 without a reason) rather than prune.
-        if let Some(schema) = &t.openapi_schema {
-            let undeclared = crate::structural::undeclared_in_apply(&config, schema);
-            if !undeclared.is_empty() {
-                return Err(ApiError::custom(
-                    500,
-                    "",
-                    crate::structural::apply_refusal_message(
-                        text(&config, "/metadata/namespace"),
-                        name,
-                        &t.api_version(),
-                        &t.kind,
-                        &undeclared,
-                    ),
-                ));
-            }
+        // Nor one whose associative lists hold two items of one key, or an item without its
+        // key (a duplicate env name, a container port without its key): 500 as well.
+        let mut problems: Vec<String> = t
+            .openapi_schema
+            .as_ref()
+            .map(|schema| crate::structural::undeclared_in_apply(&config, schema))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|path| format!("{path}: field not declared in schema"))
+            .collect();
+        problems.extend(crate::typed::config_problems(&config, &t.schema));
+        if !problems.is_empty() {
+            return Err(ApiError::custom(
+                500,
+                "",
+                crate::structural::apply_refusal_message(
+                    text(&config, "/metadata/namespace"),
+                    name,
+                    &t.api_version(),
+                    &t.kind,
+                    &problems,
+                ),
+            ));
         }
         if config
             .pointer("/metadata/managedFields")

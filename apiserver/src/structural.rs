@@ -170,29 +170,25 @@ pub fn undeclared_in_apply(config: &Value, schema: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The message of the real server's refusal of an apply configuration with undeclared fields
-/// (an error structured-merge-diff returns, served as a 500 without a reason): `failed to create
-/// typed patch object (<namespace>/<name>; <group>/<version>, Kind=<kind>): <path>: field not
-/// declared in schema`, several paths listed under `errors:`.
+/// The message of the real server's refusal of an apply configuration it cannot type (an
+/// error structured-merge-diff returns, served as a 500 without a reason): `failed to create
+/// typed patch object (<namespace>/<name>; <group>/<version>, Kind=<kind>): <problem>` (e.g.
+/// `<path>: field not declared in schema`), several problems listed under `errors:`.
 pub fn apply_refusal_message(
     namespace: &str,
     name: &str,
     api_version: &str,
     kind: &str,
-    paths: &[String],
+    problems: &[String],
 ) -> String {
     let group_version = if api_version.contains('/') {
         api_version.to_owned()
     } else {
         format!("/{api_version}")
     };
-    let errors: Vec<String> = paths
-        .iter()
-        .map(|path| format!("{path}: field not declared in schema"))
-        .collect();
-    let errors = match errors.as_slice() {
+    let errors = match problems {
         [one] => one.clone(),
-        _ => format!("errors:\n  {}", errors.join("\n  ")),
+        _ => format!("errors:\n  {}", problems.join("\n  ")),
     };
     format!(
         "failed to create typed patch object ({namespace}/{name}; {group_version}, Kind={kind}): {errors}"
@@ -310,12 +306,25 @@ mod tests {
                             "metadata": {"name": "w"}, "spec": {"size": 1, "bogus": 1}});
         let paths = undeclared_in_apply(&config, &widget_schema());
         assert_eq!(paths, [".spec.bogus"]);
+        let problems: Vec<String> = paths
+            .iter()
+            .map(|path| format!("{path}: field not declared in schema"))
+            .collect();
         assert_eq!(
-            apply_refusal_message("default", "w", "windlass.test/v1", "Widget", &paths),
+            apply_refusal_message("default", "w", "windlass.test/v1", "Widget", &problems),
             "failed to create typed patch object (default/w; windlass.test/v1, Kind=Widget): .spec.bogus: field not declared in schema"
         );
         assert_eq!(
-            apply_refusal_message("", "w", "v1", "Thing", &[".a".into(), ".b".into()]),
+            apply_refusal_message(
+                "",
+                "w",
+                "v1",
+                "Thing",
+                &[
+                    ".a: field not declared in schema".into(),
+                    ".b: field not declared in schema".into()
+                ]
+            ),
             "failed to create typed patch object (/w; /v1, Kind=Thing): errors:\n  .a: field not declared in schema\n  .b: field not declared in schema"
         );
     }

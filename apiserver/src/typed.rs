@@ -39,6 +39,74 @@ pub fn item_element(
     }
 }
 
+/// What structured-merge-diff refuses to type in an applied configuration, each as
+/// `<path>: <problem>` in its words: an associative-list item without one of its key fields
+/// (and no default for it), and two items with the same key (or two equal values of a set).
+pub fn config_problems(config: &Value, schema: &Schema) -> Vec<String> {
+    let mut problems = Vec::new();
+    collect_problems(config, schema, &mut String::new(), &mut problems);
+    problems
+}
+
+fn collect_problems(value: &Value, schema: &Schema, path: &mut String, problems: &mut Vec<String>) {
+    match value {
+        Value::Object(map) if !schema.as_map().atomic => {
+            for (name, child) in map {
+                let at = path.len();
+                path.push('.');
+                path.push_str(name);
+                collect_problems(child, schema.field(name), path, problems);
+                path.truncate(at);
+            }
+        }
+        Value::Array(items) => {
+            let (kind, item_schema) = schema.as_list();
+            if kind == ListKind::Atomic {
+                return;
+            }
+            let mut seen = HashSet::new();
+            for (position, item) in items.iter().enumerate() {
+                let shown = match &kind {
+                    ListKind::Map(keys) if !keys.is_empty() => {
+                        let missing = keys.iter().find(|key| {
+                            item.get(key.as_str()).is_none()
+                                && item_schema.field(key).default_value().is_none()
+                        });
+                        if let Some(missing) = missing {
+                            problems.push(format!(
+                                "{path}: element {position}: associative list with keys has an element that omits key field {missing:?}"
+                            ));
+                            continue;
+                        }
+                        let pairs: Vec<String> = keys
+                            .iter()
+                            .map(|key| {
+                                let value = item
+                                    .get(key.as_str())
+                                    .or_else(|| item_schema.field(key).default_value())
+                                    .map(Value::to_string)
+                                    .unwrap_or_default();
+                                format!("{key}={value}")
+                            })
+                            .collect();
+                        format!("[{}]", pairs.join(","))
+                    }
+                    _ => format!("[={item}]"),
+                };
+                if !seen.insert(item_element(item, &kind, item_schema, position)) {
+                    problems.push(format!("{path}: duplicate entries for key {shown}"));
+                    continue;
+                }
+                let at = path.len();
+                path.push_str(&shown);
+                collect_problems(item, item_schema, path, problems);
+                path.truncate(at);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn is_leaf(value: &Value, schema: &Schema) -> bool {
     match value {
         Value::Object(_) => schema.as_map().atomic,

@@ -1179,3 +1179,53 @@ async fn namespaces_serve_no_deletecollection() {
         "{configmaps}"
     );
 }
+
+/// An apply configuration structured-merge-diff cannot type is refused as the real server
+/// refuses it, a 500 `failed to create typed patch object` naming each problem, and nothing is
+/// stored: two env entries of one name, a container without its key `name`.
+#[tokio::test]
+async fn an_apply_with_duplicate_or_keyless_list_items_is_refused_untyped() {
+    let server = server();
+    let deployment = |containers: Value| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "web", "namespace": "default"},
+               "spec": {"selector": {"matchLabels": {"app": "web"}},
+                        "template": {"metadata": {"labels": {"app": "web"}},
+                                     "spec": {"containers": containers}}}})
+    };
+    let path = "/apis/apps/v1/namespaces/default/deployments/web?fieldManager=applier";
+    let (status, refused) = call(
+        &server,
+        Method::PATCH,
+        path,
+        "application/apply-patch+yaml",
+        Some(deployment(json!([{"name": "app", "image": "nginx",
+            "env": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]}]))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{refused}");
+    assert_eq!(
+        refused["message"],
+        "failed to create typed patch object (default/web; apps/v1, Kind=Deployment): .spec.template.spec.containers[name=\"app\"].env: duplicate entries for key [name=\"A\"]"
+    );
+    let (status, refused) = call(
+        &server,
+        Method::PATCH,
+        path,
+        "application/apply-patch+yaml",
+        Some(deployment(json!([{"image": "nginx"}]))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().ends_with(
+            ".spec.template.spec.containers: element 0: associative list with keys has an element that omits key field \"name\""
+        ),
+        "{refused}"
+    );
+    assert!(
+        server
+            .get("apps/v1", "Deployment", "default", "web")
+            .is_none()
+    );
+}
