@@ -158,7 +158,7 @@ fn plain_http_client(config: kube::Config) -> Result<kube::Client, kube::Error> 
 
 /// A refusal by the API server (or a request that could not be made).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{status} {reason}: {message}")]
+#[error("{status}{}{reason}: {message}", if reason.is_empty() { "" } else { " " })]
 pub struct ApiFailure {
     /// The HTTP status (0 when no answer came).
     pub status: u16,
@@ -171,9 +171,20 @@ pub struct ApiFailure {
 }
 
 impl ApiFailure {
-    /// Whether retrying may help (429, 5xx, no answer) — after the retries ran out.
+    /// Whether retrying may help (429, 5xx, no answer) — after the retries ran out. Not the 500
+    /// of a body the server cannot type ([`ApiFailure::is_untypable`]): sent again, it is
+    /// refused again.
     pub fn is_transient(&self) -> bool {
-        self.status == 0 || self.status == 429 || self.status >= 500
+        (self.status == 0 || self.status == 429 || self.status >= 500) && !self.is_untypable()
+    }
+
+    /// Whether the server could not type the object sent against its schema:
+    /// structured-merge-diff's `failed to create typed patch object` (two list items of one key
+    /// such as a repeated env name, an item without its key, a field the schema does not
+    /// declare), which a real server answers with a 500 that no retry changes. (Clients that
+    /// retry every 500 retry this for ever.)
+    pub fn is_untypable(&self) -> bool {
+        self.status == 500 && self.message.contains("failed to create typed patch object")
     }
 
     /// Whether the server refused a change to a field that cannot change once set: "field is

@@ -2078,6 +2078,38 @@ fn a_refused_list_fails_the_apply_without_retrying() {
     assert_eq!(lists, 1, "asked once, not retried");
 }
 
+/// A Deployment the server cannot type (a container port without its key `containerPort`: a
+/// real server answers 500 `failed to create typed patch object`) fails the apply at once, exit
+/// 3, naming the object, its file and the server's words: that 500 is not retried as others are.
+/// (Two env entries of one name never reach the server: the render merges them, as kustomize.)
+#[test]
+fn an_object_the_server_cannot_type_fails_naming_its_file_without_retrying() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let web = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n        - name: web\n          image: nginx:1.25\n          ports:\n            - {name: http}\n";
+    let release = release(&[("web.yaml", web)], "");
+    let output = install_kube(state.path(), release.path(), &cluster, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    let failed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let message = failed["failure"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("Deployment")
+            && message.contains("web-deployment.yaml")
+            && message.contains("500: failed to create typed patch object")
+            && message.contains("omits key field \"containerPort\"")
+            && !message.contains("after retries"),
+        "{message}"
+    );
+    let patches = cluster
+        .server
+        .requests()
+        .into_iter()
+        .filter(|request| request.verb == "patch" && request.resource == "deployments")
+        .count();
+    assert_eq!(patches, 1, "sent once, not retried");
+}
+
 /// An object that is waited for holds back the rest of its kind: `seed` comes after `migrate`,
 /// whose property never holds, so it is never applied.
 #[test]
