@@ -1495,13 +1495,15 @@ impl State {
         if is_namespace {
             object["status"] = json!({"phase": "Terminating"});
         }
-        if is_crd && let Some(conditions) = object.pointer_mut("/status/conditions") {
-            if let Some(conditions) = conditions.as_array_mut() {
-                conditions.push(json!({"type": "Terminating", "status": "True",
-                    "reason": "InstanceDeletionInProgress",
-                    "message": "CustomResource deletion is in progress",
-                    "lastTransitionTime": now()}));
-            }
+        if is_crd
+            && let Some(conditions) = object
+                .pointer_mut("/status/conditions")
+                .and_then(Value::as_array_mut)
+        {
+            conditions.push(json!({"type": "Terminating", "status": "True",
+                "reason": "InstanceDeletionInProgress",
+                "message": "CustomResource deletion is in progress",
+                "lastTransitionTime": now()}));
         }
         if !context.dry_run {
             let revision = self.store.next_revision();

@@ -1,5 +1,5 @@
 //! Keeps credentials out of a text windlass did not write: an API server's or admission
-//! webhook's refusal, helm's error output. Unlike [`crate::redact`], which knows the values of
+//! webhook's refusal, helm's error output. Unlike `redact.rs`, which knows the values of
 //! the object a message is about, this knows no value: it recognises credentials by their
 //! shape, so a message quoting a Secret windlass no longer holds (the pull secret of an earlier
 //! license, deleted by a prune or an undeploy), or a chart's hook Secret helm quotes, loses its
