@@ -958,6 +958,16 @@ impl KubeApply<'_> {
             oldest: Instant::now(),
         };
         let mut applied: BTreeMap<String, (AppliedObject, InventoryEntry)> = BTreeMap::new();
+        // Namespaces an earlier apply created for `additionalNamespaces` or `--namespace`: the
+        // release's own Namespace of that name keeps the mark (never pruned), apply after apply.
+        let marked_made_for_namespaces: HashSet<String> = self
+            .previous
+            .iter()
+            .flatten()
+            .filter(|entry| entry.additional_namespace)
+            .map(|entry| entry.key.inventory_id())
+            .collect();
+        let marked_made_for_namespaces = &marked_made_for_namespaces;
 
         self.prepare_namespaces(
             &mut planned,
@@ -1146,7 +1156,8 @@ impl KubeApply<'_> {
                         // `additionalNamespaces` stays marked so: it is never pruned.
                         entry.additional_namespace |= applied
                             .get(&id)
-                            .is_some_and(|(_, earlier)| earlier.additional_namespace);
+                            .is_some_and(|(_, earlier)| earlier.additional_namespace)
+                            || marked_made_for_namespaces.contains(&id);
                         applied.insert(id, (record.clone(), entry));
                     }
                     // The recorder stops only on an error, which `try_join!` reports.
@@ -1398,7 +1409,9 @@ impl KubeApply<'_> {
         counts: &mut ApplyCounts,
     ) -> Result<(), StageError> {
         let info = ResourceInfo::namespaces();
-        let named = std::iter::once(&self.app_namespace).chain(
+        // (Not on an undeploy: it would make the namespace it is removing the app from.)
+        let app_namespace = (!self.undeploy).then_some(&self.app_namespace);
+        let named = app_namespace.into_iter().chain(
             self.additional_namespaces
                 .iter()
                 .filter(|name| *name != "*" && **name != self.app_namespace),

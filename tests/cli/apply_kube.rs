@@ -945,7 +945,8 @@ fn prune_keeps_what_remaining_objects_and_others_need() {
 /// Deleting a CRD deletes its instances, deleting a Namespace what is in it: neither is deleted
 /// while it holds something of the previous apply that the prune left (kept by its
 /// `kots.io/keep` as applied or as found, refused by a webhook). A Namespace the release ships
-/// and windlass also created for `additionalNamespaces` is never pruned.
+/// and windlass also created for `additionalNamespaces` is never pruned, however many applies
+/// later the release drops it.
 #[test]
 fn a_dropped_crd_or_namespace_stays_while_it_holds_what_the_prune_left() {
     let cluster = fake_cluster(Options {
@@ -981,6 +982,9 @@ fn a_dropped_crd_or_namespace_stays_while_it_holds_what_the_prune_left() {
     );
     let first = json(install_kube(state.path(), release.path(), &cluster, &[]));
     assert_eq!(first["status"], "completed", "{first}");
+    // The same release again (the namespaces exist now): the marks carry over.
+    let again = json(install_kube(state.path(), release.path(), &cluster, &[]));
+    assert_eq!(again["status"], "completed", "{again}");
     // Someone marks the Widget to keep after the apply; a webhook refuses guarded's delete.
     cluster
         .server

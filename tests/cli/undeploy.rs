@@ -843,3 +843,55 @@ fn a_webhooks_echo_of_the_pull_secret_reaches_neither_the_log_nor_the_terminal()
         }
     }
 }
+
+/// An undeploy of an app whose namespace is gone already (deleted by hand, with what was in it)
+/// deletes what is left elsewhere (here a ClusterRole) and does not make the namespace again.
+#[test]
+fn an_undeploy_never_creates_the_app_namespace() {
+    let cluster = fake_cluster(Options {
+        namespace_controller: true,
+        ..Options::default()
+    });
+    let state = tempfile::tempdir().unwrap();
+    let role = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: shop-reader\nrules: []\n";
+    let release = release(&[("a.yaml", &configmap("a", "1")), ("role.yaml", role)], "");
+    let installed = json(super::apply_kube::install_in(
+        state.path(),
+        release.path(),
+        &cluster,
+        "shop",
+    ));
+    assert_eq!(installed["status"], "completed", "{installed}");
+    assert!(exists(&cluster, "v1", "Namespace", "", "shop"));
+    cluster
+        .server
+        .delete("v1", "Namespace", "", "shop")
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while exists(&cluster, "v1", "Namespace", "", "shop") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the namespace controller removed shop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let undeployed = json(undeploy(
+        state.path(),
+        installed["install_id"].as_str().unwrap(),
+        &cluster.kubeconfig,
+        &[],
+    ));
+    assert_eq!(undeployed["status"], "completed", "{undeployed:#}");
+    assert!(!exists(
+        &cluster,
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRole",
+        "",
+        "shop-reader"
+    ));
+    assert!(
+        !exists(&cluster, "v1", "Namespace", "", "shop"),
+        "the undeploy made the namespace again"
+    );
+}
