@@ -147,21 +147,34 @@ pub fn applied_before(
     let mut unfinished =
         unfinished_applies(context, app_slug, app_namespace, cluster, previous.as_ref())?;
     if let Some(previous) = &previous {
-        unfinished
-            .objects
-            .extend(copies_the_daemon_made(context, &previous.installer)?);
+        let starts = AppliesStarted::read(context, app_slug, cluster)?;
+        let earlier_installs = starts.installs_into(app_namespace);
+        // The daemon copies for the newest completed install it knows of: the previous one,
+        // and, while that one was still applying, an earlier one of the app.
+        let previous_started = starts
+            .first_start(&previous.installer, app_namespace)
+            .unwrap_or(previous.global_seq);
+        unfinished.objects.extend(copies_the_daemon_made(
+            context,
+            &|install_id, global_seq| {
+                install_id == previous.installer
+                    || (global_seq > previous_started && earlier_installs.contains(install_id))
+            },
+        )?);
     }
     Ok((previous, unfinished))
 }
 
-/// The pull secrets `windlass watch` copied, for install `installer`, into namespaces created
-/// after its apply (`additionalNamespaces: ["*"]`), as inventory entries: they are the app's as
-/// much as the copies the apply made, and go when a later release drops `"*"` or the app is
-/// undeployed. A copy recorded without its uid (by a daemon before uids were recorded) is left
-/// out: nothing proves the Secret found is the one the daemon made.
+/// The pull secrets `windlass watch` copied into namespaces created after an apply
+/// (`additionalNamespaces: ["*"]`), recorded by the installs `counted` accepts (by install id
+/// and where the record sits in the log), as inventory entries, oldest first (a later copy of
+/// the same name is the one to find): they are the app's as much as the copies the apply made,
+/// and go when a later release drops `"*"` or the app is undeployed. A copy recorded without
+/// its uid (by a daemon before uids were recorded) is left out: nothing proves the Secret found
+/// is the one the daemon made.
 fn copies_the_daemon_made(
     context: &StageContext,
-    installer: &str,
+    counted: &dyn Fn(&str, u64) -> bool,
 ) -> Result<Vec<InventoryEntry>, StageError> {
     /// What is read of the daemon's record.
     #[derive(serde::Deserialize)]
@@ -174,7 +187,7 @@ fn copies_the_daemon_made(
     let mut entries = Vec::new();
     visit_others_facts(context, crate::events::PULL_SECRETS_COPIED, &mut |event| {
         if let Ok(recorded) = event.decode::<CopiesRecorded>()
-            && recorded.install_id == installer
+            && counted(&recorded.install_id, event.event.global_seq)
         {
             for copy in recorded
                 .copied
@@ -200,6 +213,8 @@ fn copies_the_daemon_made(
         }
         ControlFlow::Continue(())
     })?;
+    // Visited newest first.
+    entries.reverse();
     Ok(entries)
 }
 
@@ -320,6 +335,30 @@ impl AppliesStarted {
             ControlFlow::Continue(())
         })?;
         Ok(AppliesStarted(starts))
+    }
+
+    /// The installs that started an apply of the app into `app_namespace`.
+    fn installs_into(&self, app_namespace: &str) -> HashSet<String> {
+        self.0
+            .iter()
+            .filter(|(_, starts)| {
+                starts
+                    .iter()
+                    .any(|(_, namespace)| namespace.as_deref() == Some(app_namespace))
+            })
+            .map(|(install_id, _)| install_id.clone())
+            .collect()
+    }
+
+    /// Where install `install_id` first started an apply of the app into `app_namespace` in
+    /// the log.
+    fn first_start(&self, install_id: &str, app_namespace: &str) -> Option<u64> {
+        self.0
+            .get(install_id)?
+            .iter()
+            .filter(|(_, namespace)| namespace.as_deref() == Some(app_namespace))
+            .map(|(global_seq, _)| *global_seq)
+            .min()
     }
 
     /// The app namespaces other than `app_namespace` applies of the app started in: the other

@@ -67,8 +67,10 @@ impl ApplyStage {
         .await?;
         // Each chart's pull secret is a hook of its own (`helm.sh/hook: pre-install,pre-upgrade`),
         // which `helm uninstall` leaves, as it is left after KOTS's: named in the summary.
+        // (A `kots.io/v1beta2` chart, installed as shipped from `helm/<directory>`, has none.)
         let hook_secrets: Vec<String> = installed_before
             .iter()
+            .filter(|(_, release)| !release.chart_dir.starts_with("helm/"))
             .map(|(_, release)| {
                 let directory = release.chart_dir.rsplit('/').next().unwrap_or_default();
                 format!(
