@@ -878,12 +878,12 @@ fn failure_of(status: u16, body: &[u8]) -> ApiFailure {
                         .and_then(Value::as_str)
                         .unwrap_or(""),
                 ),
-                message: shortened(&redact_credentials(
+                message: redacted_and_shortened(
                     status_object
                         .get("message")
                         .and_then(Value::as_str)
                         .unwrap_or(""),
-                )),
+                ),
                 causes: status_object
                     .pointer("/details/causes")
                     .and_then(Value::as_array)
@@ -917,15 +917,38 @@ fn shortened(text: &str) -> String {
     if text.len() <= MAX_MESSAGE_BYTES {
         return text.to_string();
     }
-    let mut end = MAX_MESSAGE_BYTES;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = char_boundary_at_most(text, MAX_MESSAGE_BYTES);
     format!(
         "{}... ({} more bytes left out)",
         &text[..end],
         text.len() - end
     )
+}
+
+/// A server's `text` without the credentials it may quote ([`redact_credentials`]), cut as
+/// [`shortened`] cuts it. Only a head a few times the kept length is looked at for credentials,
+/// so a huge answer is not scanned whole (the note of what was left out counts the whole text).
+fn redacted_and_shortened(text: &str) -> String {
+    let head = char_boundary_at_most(text, 4 * MAX_MESSAGE_BYTES);
+    let redacted = redact_credentials(&text[..head]);
+    if head == text.len() {
+        return shortened(&redacted);
+    }
+    let end = char_boundary_at_most(&redacted, MAX_MESSAGE_BYTES);
+    format!(
+        "{}... ({} more bytes left out)",
+        &redacted[..end],
+        text.len().saturating_sub(end)
+    )
+}
+
+/// The largest character boundary of `text` at or below `at`.
+fn char_boundary_at_most(text: &str, at: usize) -> usize {
+    let mut end = at.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
 }
 
 /// One `details.causes` entry with its text fields shortened and nothing else kept.
@@ -935,7 +958,7 @@ fn shortened_cause(cause: &Value) -> Value {
         if let Some(text) = cause.get(field).and_then(Value::as_str) {
             kept.insert(
                 field.to_string(),
-                Value::String(shortened(&redact_credentials(text))),
+                Value::String(redacted_and_shortened(text)),
             );
         }
     }
@@ -1100,6 +1123,33 @@ mod tests {
         assert!(failure.causes[0].get("extra").is_none());
         assert!(failure.causes[0]["message"].as_str().unwrap().len() < MAX_MESSAGE_BYTES + 100);
         assert_eq!(failure.causes[1]["field"], "f1");
+    }
+
+    /// A webhook's refusal quoting a pull secret, then a megabyte more: kept short, its
+    /// credentials out, the whole length counted, and only its head scanned.
+    #[test]
+    fn a_huge_refusal_is_redacted_in_its_head_and_cut() {
+        use base64::Engine;
+        let docker_config = base64::engine::general_purpose::STANDARD
+            .encode(r#"{"auths":{"proxy.example":{"auth":"TElDRU5TRV9JRDpzM2NyZXQ="}}}"#);
+        let message = format!(
+            "admission webhook \"audit\" denied the request: {{\"data\":{{\".dockerconfigjson\":\"{docker_config}\"}}}} {}",
+            "x".repeat(1 << 20)
+        );
+        let body = serde_json::json!({"kind": "Status", "message": message, "reason": "Forbidden"});
+        let failure = failure_of(403, body.to_string().as_bytes());
+        assert!(
+            !failure.message.contains(&docker_config),
+            "{}",
+            failure.message
+        );
+        assert!(
+            failure.message.contains("denied the request"),
+            "{}",
+            failure.message
+        );
+        assert!(failure.message.len() < MAX_MESSAGE_BYTES + 100);
+        assert!(failure.message.ends_with("more bytes left out)"));
     }
 
     #[test]

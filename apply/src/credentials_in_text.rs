@@ -19,17 +19,26 @@ use regex::Regex;
 /// The placeholder of a value left out.
 const REDACTED: &str = "<redacted>";
 
-/// A quoted credential key and its quoted value, in JSON (`"auth":"…"`) or in JSON quoted inside
-/// a string (`\"auth\":\"…\"`): group 1 keeps the key and the opening quote of the value.
+/// A credential key and its value as JSON has them (`"auth":"…"`, escapes included): group 1
+/// keeps the key and the opening quote of the value.
 static CREDENTIAL_VALUE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(\\?"(?:auth|password|identitytoken|registrytoken)\\?"\s*:\s*\\?")[^"\\]*"#)
+    Regex::new(r#"("(?:auth|password|identitytoken|registrytoken)"\s*:\s*")(?:[^"\\]|\\.)*"#)
         .expect("a valid pattern")
 });
 
-/// A Secret's `data` or `stringData` object (flat, as a Secret's are): group 1 keeps the key and
-/// the opening brace, group 2 the closing one.
+/// The same in JSON quoted inside a string (`\"auth\":\"…\"`), the value ending at the first
+/// `\"` (an escaped quote inside it ends it early: what follows stays).
+static QUOTED_CREDENTIAL_VALUE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(\\"(?:auth|password|identitytoken|registrytoken)\\"\s*:\s*\\")(?:[^"\\]|\\[^"])*"#,
+    )
+    .expect("a valid pattern")
+});
+
+/// The start of a Secret's `data` or `stringData` object (`"data":{`): what follows, to the
+/// object's end ([`end_of_object`]), is left out.
 static SECRET_DATA: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(\\?"(?:data|stringData)\\?"\s*:\s*\{)[^{}]*(\})"#).expect("a valid pattern")
+    Regex::new(r#"\\?"(?:data|stringData)\\?"\s*:\s*\{"#).expect("a valid pattern")
 });
 
 /// A run that may be base64 (standard or URL-safe alphabet), long enough to hold a credential.
@@ -37,11 +46,12 @@ static BASE64_RUN: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"[A-Za-z0-9+/_-]{16,}={0,2}").expect("a valid pattern"));
 
 /// What, found in a decoded base64 run, makes it a credential.
-const CREDENTIAL_MARKERS: [&[u8]; 4] = [
+const CREDENTIAL_MARKERS: [&[u8]; 5] = [
     b"\"auths\"",
     b"\"auth\"",
     b"\"password\"",
     b"\"identitytoken\"",
+    b"\"registrytoken\"",
 ];
 
 /// `text` with every credential of a shape this module knows replaced by `<redacted>`
@@ -54,27 +64,65 @@ pub fn redact_credentials(text: &str) -> Cow<'_, str> {
         .map(|run| (run.start(), run.end()))
         .collect();
     if !credential_runs.is_empty() {
-        let mut changed = String::with_capacity(text.len());
-        let mut from = 0;
-        for (start, end) in credential_runs {
-            changed.push_str(&text[from..start]);
-            changed.push_str(REDACTED);
-            from = end;
+        redacted = Cow::Owned(replaced(text, &credential_runs));
+    }
+    for pattern in [&CREDENTIAL_VALUE, &QUOTED_CREDENTIAL_VALUE] {
+        if let Cow::Owned(changed) = pattern.replace_all(&redacted, format!("${{1}}{REDACTED}")) {
+            redacted = Cow::Owned(changed);
         }
-        changed.push_str(&text[from..]);
-        redacted = Cow::Owned(changed);
     }
-    if let Cow::Owned(changed) =
-        CREDENTIAL_VALUE.replace_all(&redacted, format!("${{1}}{REDACTED}"))
-    {
-        redacted = Cow::Owned(changed);
+    let mut contents = Vec::new();
+    for opening in SECRET_DATA.find_iter(&redacted) {
+        if contents
+            .last()
+            .is_some_and(|(_, end): &(usize, usize)| opening.start() < *end)
+        {
+            continue;
+        }
+        contents.push((opening.end(), end_of_object(&redacted, opening.end())));
     }
-    if let Cow::Owned(changed) =
-        SECRET_DATA.replace_all(&redacted, format!("${{1}}{REDACTED}${{2}}"))
-    {
-        redacted = Cow::Owned(changed);
+    if !contents.is_empty() {
+        redacted = Cow::Owned(replaced(&redacted, &contents));
     }
     redacted
+}
+
+/// `text` with each of `spans` (start and end offsets, in order, apart) replaced by
+/// `<redacted>`.
+fn replaced(text: &str, spans: &[(usize, usize)]) -> String {
+    let mut changed = String::with_capacity(text.len());
+    let mut from = 0;
+    for (start, end) in spans {
+        changed.push_str(&text[from..*start]);
+        changed.push_str(REDACTED);
+        from = *end;
+    }
+    changed.push_str(&text[from..]);
+    changed
+}
+
+/// Where the object whose contents start at `start` of `text` ends (its closing brace), or the
+/// text's end when it was cut: braces inside its strings (escaped or not) do not count.
+fn end_of_object(text: &str, start: usize) -> usize {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (offset, character) in text[start..].char_indices() {
+        match character {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => in_string = !in_string,
+            '{' if !in_string => depth += 1,
+            '}' if !in_string => {
+                if depth == 0 {
+                    return start + offset;
+                }
+                depth -= 1;
+            }
+            _ => {}
+        }
+    }
+    text.len()
 }
 
 /// Whether `run` decodes (in either alphabet, padded or not, or from any of its first four
@@ -205,6 +253,18 @@ mod tests {
         for secret in [encode("s3cret-token").as_str(), "c2Vj", "s3cret-plain"] {
             assert!(!redacted.contains(secret), "{secret} left in {redacted}");
         }
+    }
+
+    #[test]
+    fn escaped_quotes_braces_in_values_and_every_token_key_are_left_out() {
+        let message = r#"webhook: {"kind":"Secret","stringData":{"config.json":"{\"token\":\"t0p-s3cret\"}","other":"x}y"},"metadata":{"name":"kept-name"}} {"auths":{"r":{"password":"p\"ss-rest","registrytoken":"rt-s3cret"}}}"#;
+        let redacted = redact_credentials(message);
+        for secret in ["t0p-s3cret", "x}y", "ss-rest", "rt-s3cret"] {
+            assert!(!redacted.contains(secret), "{secret} left in {redacted}");
+        }
+        assert!(redacted.contains("kept-name"), "{redacted}");
+        let encoded = encode(r#"{"x":{"registrytoken":"rt-s3cret"}}"#);
+        assert!(!redact_credentials(&format!("value {encoded} end")).contains(&encoded));
     }
 
     #[test]

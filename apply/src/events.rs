@@ -213,7 +213,8 @@ pub struct AppliedObject {
     /// A later apply counts the object unchanged without a dry run only while its live entry
     /// still has this digest: another writer that only removes fields windlass applied leaves no
     /// entry of its own, but takes the fields out of windlass's. Absent in records of windlass
-    /// versions before it, of dry runs and of failures: the next apply then asks the server.
+    /// versions before it and of failures (the next apply then asks the server); a dry run's
+    /// record may hold one, which no later apply reads (dry-run records are never trusted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owned_fields_digest: Option<String>,
 }

@@ -210,10 +210,12 @@ fn transient(failure: &ApiFailure, what: &str) -> StageError {
 }
 
 /// A failed request (a read, a discovery, a list): transient when the server may answer next
-/// time (429, 5xx, no answer), else permanent (a refusal such as RBAC's 403, which retrying
-/// does not cure).
+/// time (429, 5xx, no answer, an expired `continue`, an answer that did not read), else
+/// permanent (a refusal such as RBAC's 403, which retrying does not cure).
 fn request_failure(failure: &ApiFailure, what: &str) -> StageError {
-    if failure.is_transient() {
+    // Also a LIST whose `continue` expired (410 Gone: compacted meanwhile) and an answer that
+    // did not read as one (a 2xx): asked again from the start, they may well go through.
+    if failure.is_transient() || failure.status == 410 || (200..300).contains(&failure.status) {
         transient(failure, what)
     } else {
         StageError::permanent(format!("{what}: {failure}"))
@@ -2813,9 +2815,8 @@ impl KubeApply<'_> {
 
 impl KubeApply<'_> {
     /// Why the Namespace `name` the release dropped must stay: objects of the previous apply
-    /// in it that this prune did not delete (kept, refused, not found to be ours, left to
-    /// another instance, or not come to yet), which its delete would delete with it; `None`
-    /// when there are none. (Objects this apply applied there are only pull-secret copies:
+    /// in it that this prune did not delete (kept, refused, left to another instance, or not
+    /// come to yet), which its delete would delete with it; `None` when there are none. (Objects this apply applied there are only pull-secret copies:
     /// any other would have kept it in use. They go with it.)
     fn namespace_still_holds(
         &self,
@@ -2823,10 +2824,16 @@ impl KubeApply<'_> {
         applied: &BTreeMap<String, (AppliedObject, InventoryEntry)>,
         settled: &[(InventoryEntry, ObjectPruned)],
     ) -> Option<String> {
+        // (An object found not to be the one applied, `not_owned`, is no longer the app's: it
+        // holds the namespace no more than anything else in it does, as the inventory forgets
+        // it.)
         let removed: BTreeSet<String> = settled
             .iter()
             .filter(|(_, pruned)| {
-                matches!(pruned.outcome, PruneOutcome::Deleted | PruneOutcome::Gone)
+                matches!(
+                    pruned.outcome,
+                    PruneOutcome::Deleted | PruneOutcome::Gone | PruneOutcome::NotOwned
+                )
             })
             .map(|(entry, _)| entry.key.inventory_id())
             .collect();
@@ -3057,6 +3064,41 @@ fn inventory_entry(object: &Prepared, record: &AppliedObject) -> InventoryEntry 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_request_is_permanent_and_an_expired_list_or_a_busy_server_is_not() {
+        use windlass_engine::FailureClass;
+        let failure = |status: u16, message: &str| ApiFailure {
+            status,
+            reason: String::new(),
+            message: message.into(),
+            causes: Vec::new(),
+        };
+        for (status, message, class) in [
+            (403, "configmaps is forbidden", FailureClass::Permanent),
+            (404, "not found", FailureClass::Permanent),
+            (
+                410,
+                "The provided continue parameter is too old",
+                FailureClass::Transient,
+            ),
+            (200, "the answer did not read", FailureClass::Transient),
+            (429, "slow down", FailureClass::Transient),
+            (503, "unavailable", FailureClass::Transient),
+            (0, "connection refused", FailureClass::Transient),
+            (
+                500,
+                "failed to create typed patch object (a/b; v1, Kind=X): .x: field not declared in schema",
+                FailureClass::Permanent,
+            ),
+        ] {
+            assert_eq!(
+                request_failure(&failure(status, message), "listing").class,
+                class,
+                "{status} {message}"
+            );
+        }
+    }
 
     #[test]
     fn prune_groups_cut_where_the_deletion_phase_or_the_kind_changes() {
