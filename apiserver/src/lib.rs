@@ -19,8 +19,9 @@
 //!   first page's resourceVersion, no `remainingItemCount` under a selector), watch, create
 //!   (`generateName`, 409 AlreadyExists), update (409 on a stale resourceVersion; a custom
 //!   resource's 422 without one, as custom resources allow no unconditional update), patch (apply, merge, JSON,
-//!   strategic merge for built-in types; an apply that creates the object is answered 201
-//!   Created, one that updates it 200), delete (preconditions on uid and resourceVersion,
+//!   strategic merge for built-in types, whose maps merge key by key, a `null` deleting the key,
+//!   even where apply treats the map as atomic (a Service's `spec.selector`); an apply that
+//!   creates the object is answered 201 Created, one that updates it 200), delete (preconditions on uid and resourceVersion,
 //!   `propagationPolicy`, finalizers; an object removed at once is answered with a `Status` of
 //!   `Success`, except pods, serviceaccounts and storageclasses, answered with the object as the
 //!   real registries do; with the garbage collector on, `Foreground` keeps the owner while a

@@ -1,9 +1,10 @@
 //! The non-apply patch types: JSON merge patch (RFC 7386), JSON patch (RFC 6902, including
 //! `test`, which kubectl's managedFields migration relies on), and strategic merge patch for
-//! built-in types, driven by the merge schemas: keyed lists merge by their first key, sets
-//! merge as sets, `$patch: delete|replace`, `$retainKeys` and `$deleteFromPrimitiveList/`
+//! built-in types, driven by the merge schemas' lists: keyed lists merge by their first key,
+//! sets merge as sets, `$patch: delete|replace`, `$retainKeys` and `$deleteFromPrimitiveList/`
 //! are honoured, `$setElementOrder/` is accepted and ignored (items keep the live order, new
-//! ones are appended).
+//! ones are appended). Maps and structs always merge key by key, a `null` deleting its key, even
+//! those server-side apply treats as atomic.
 
 use serde_json::{Map, Value};
 
@@ -212,9 +213,12 @@ fn smp_value(target: Option<&Value>, patch: &Value, schema: &Schema) -> Option<V
                 }
                 _ => {}
             }
+            // Every struct and map merges key by key (a `null` deletes its key), whatever its
+            // apply schema says: a strategic merge patch knows maps only through Go struct tags,
+            // and none of them makes a map atomic (a Service's `spec.selector`, atomic for
+            // server-side apply, still merges here).
             let mut out = match target {
-                Some(Value::Object(map)) if !schema.as_map().atomic => map.clone(),
-                _ if schema.as_map().atomic => return Some(patch.clone()),
+                Some(Value::Object(map)) => map.clone(),
                 _ => Map::new(),
             };
             for (key, value) in patch_map {

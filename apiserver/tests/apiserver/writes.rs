@@ -1229,3 +1229,78 @@ async fn an_apply_with_duplicate_or_keyless_list_items_is_refused_untyped() {
             .is_none()
     );
 }
+
+/// Fake API server (no real one can run here): a strategic merge patch merges maps key by key,
+/// as the real server's `strategicpatch` does for every map and struct (no Go struct tag makes
+/// one atomic), even those server-side apply treats as atomic such as a Service's
+/// `spec.selector`: a new key joins the live ones, a `null` deletes its key and is never
+/// stored, and the same holds for a Deployment's `matchLabels` and for labels.
+#[tokio::test]
+async fn a_strategic_merge_patch_merges_maps_key_by_key() {
+    let server = server();
+    let services = "/api/v1/namespaces/default/services";
+    create(
+        &server,
+        services,
+        json!({"metadata": {"name": "web", "labels": {"app": "a"}},
+               "spec": {"selector": {"app": "a", "tier": "web"}, "ports": [{"port": 80}]}}),
+    )
+    .await;
+    let strategic = |body: Value| {
+        let server = &server;
+        async move {
+            let (status, patched) = call(
+                server,
+                Method::PATCH,
+                &format!("{services}/web"),
+                "application/strategic-merge-patch+json",
+                Some(body),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{patched}");
+            patched
+        }
+    };
+    let widened = strategic(json!({"spec": {"selector": {"extra": "x"}}})).await;
+    assert_eq!(
+        widened["spec"]["selector"],
+        json!({"app": "a", "tier": "web", "extra": "x"})
+    );
+    let narrowed = strategic(json!({"spec": {"selector": {"extra": null}},
+                                    "metadata": {"labels": {"app": null, "new": "n"}}}))
+    .await;
+    assert_eq!(
+        narrowed["spec"]["selector"],
+        json!({"app": "a", "tier": "web"})
+    );
+    assert_eq!(narrowed["metadata"]["labels"], json!({"new": "n"}));
+    let stored = server.get("v1", "Service", "default", "web").unwrap();
+    assert_eq!(
+        stored["spec"]["selector"],
+        json!({"app": "a", "tier": "web"})
+    );
+    assert_eq!(stored["spec"]["ports"][0]["port"], 80);
+    let deployments = "/apis/apps/v1/namespaces/default/deployments";
+    create(
+        &server,
+        deployments,
+        json!({"metadata": {"name": "api"}, "spec": {
+            "selector": {"matchLabels": {"app": "api"}},
+            "template": {"metadata": {"labels": {"app": "api"}},
+                         "spec": {"containers": [{"name": "api", "image": "api:1"}]}}}}),
+    )
+    .await;
+    let (status, patched) = call(
+        &server,
+        Method::PATCH,
+        &format!("{deployments}/api"),
+        "application/strategic-merge-patch+json",
+        Some(json!({"spec": {"template": {"metadata": {"labels": {"tier": "back"}}}}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(
+        patched["spec"]["template"]["metadata"]["labels"],
+        json!({"app": "api", "tier": "back"})
+    );
+}
