@@ -17,11 +17,14 @@
 //! - Verbs: get, list (label selectors with `=`, `==`, `!=`, `in`, `notin`, exists, `!key`;
 //!   field selectors on any dotted path; `limit`/`continue`, a continued page reporting its
 //!   first page's resourceVersion, no `remainingItemCount` under a selector), watch, create
-//!   (`generateName`, 409 AlreadyExists), update (409 on a stale resourceVersion; a custom
-//!   resource's 422 without one, as custom resources allow no unconditional update), patch (apply, merge, JSON,
+//!   (`generateName`, 409 AlreadyExists), update (409 on a stale resourceVersion, and on a
+//!   uid in the body other than the stored one's, which the registry takes as a precondition; a
+//!   custom resource's 422 without one, as custom resources allow no unconditional update), patch (apply, merge, JSON,
 //!   strategic merge for built-in types, whose maps merge key by key, a `null` deleting the key,
-//!   even where apply treats the map as atomic (a Service's `spec.selector`); an apply that
-//!   creates the object is answered 201 Created, one that updates it 200), delete (preconditions on uid and resourceVersion,
+//!   even where apply treats the map as atomic (a Service's `spec.selector`); a patch or apply
+//!   that changes the uid is 422 `metadata.uid: ... field is immutable`, an apply that creates
+//!   with a uid 409 `uid mismatch`; an apply that creates the object is answered 201 Created,
+//!   one that updates it 200), delete (preconditions on uid and resourceVersion,
 //!   `propagationPolicy`, finalizers; an object removed at once is answered with a `Status` of
 //!   `Success`, except pods, serviceaccounts and storageclasses, answered with the object as the
 //!   real registries do; with the garbage collector on, `Foreground` keeps the owner while a

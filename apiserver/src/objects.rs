@@ -221,6 +221,53 @@ fn immutable(t: &ResourceType, name: &str, field: &str, value: &Value) -> ApiErr
     )
 }
 
+/// 422 for a patch or apply whose object names another uid than the stored one: nothing makes
+/// the uid a precondition there, so the registry's metadata validation refuses the change.
+fn refuse_changed_uid(
+    t: &ResourceType,
+    name: &str,
+    patched: &Value,
+    live: &Value,
+) -> Result<(), ApiError> {
+    let uid = text(patched, "/metadata/uid");
+    if uid.is_empty() || uid == text(live, "/metadata/uid") {
+        return Ok(());
+    }
+    Err(immutable(t, name, "metadata.uid", &json!(uid)))
+}
+
+/// 409 for an update whose body names another uid than the stored object's, worded as etcd
+/// storage's failed precondition (`StorageError: invalid object`) under its key
+/// (`/registry/<resource>/<namespace>/<name>`; a custom resource's under its group).
+fn uid_precondition_failed(
+    t: &ResourceType,
+    namespace: &str,
+    name: &str,
+    wanted: &str,
+    live: &Value,
+) -> ApiError {
+    let resource = match (t.group.as_str(), t.plural.as_str()) {
+        ("", "services") => "services/specs".to_owned(),
+        ("", "nodes") => "minions".to_owned(),
+        (group, plural) if t.crd.is_some() => format!("{group}/{plural}"),
+        (_, plural) => plural.to_owned(),
+    };
+    let key = if namespace.is_empty() {
+        format!("/registry/{resource}/{name}")
+    } else {
+        format!("/registry/{resource}/{namespace}/{name}")
+    };
+    ApiError::conflict(
+        &t.plural,
+        &t.group,
+        name,
+        &format!(
+            "StorageError: invalid object, Code: 4, Key: {key}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: {wanted}, UID in object meta: {}",
+            text(live, "/metadata/uid")
+        ),
+    )
+}
+
 impl State {
     /// An empty server with the built-in types and the usual namespaces.
     pub fn new(behaviour: Behaviour, history_limit: usize, namespaces: &[String]) -> Self {
@@ -577,7 +624,8 @@ impl State {
     ///
     /// # Errors
     ///
-    /// 404 when missing, 409 on a stale resourceVersion, 422 for immutable fields.
+    /// 404 when missing, 409 on a stale resourceVersion or a uid other than the stored one's,
+    /// 422 for immutable fields.
     pub fn update(
         &mut self,
         t: &ResourceType,
@@ -600,6 +648,12 @@ impl State {
             .get(&key)
             .cloned()
             .ok_or_else(|| ApiError::not_found(&t.plural, &t.group, name))?;
+        // A uid in the body is a precondition of the update (the registry's
+        // `UpdatedObjectInfo.Preconditions`), checked against the stored object first.
+        let body_uid = text(&body, "/metadata/uid");
+        if !body_uid.is_empty() && body_uid != text(&live, "/metadata/uid") {
+            return Err(uid_precondition_failed(t, namespace, name, body_uid, &live));
+        }
         let wanted_version = text(&body, "/metadata/resourceVersion").to_owned();
         // Custom resources do not allow an unconditional update (built-in types do).
         if wanted_version.is_empty() && t.crd.is_some() {
@@ -627,7 +681,7 @@ impl State {
     ///
     /// # Errors
     ///
-    /// As for `update`.
+    /// As for `update`, except that a changed uid is a 422 (immutable field), not a 409.
     pub fn patch_live(
         &mut self,
         t: &ResourceType,
@@ -661,6 +715,8 @@ impl State {
                 "the object has been modified; please apply your changes to the latest version and try again",
             ));
         }
+        // A patch carries no precondition: a uid it changes fails validation as immutable.
+        refuse_changed_uid(t, name, &body, &live)?;
         self.write_update(t, key, live, body, context)
     }
 
@@ -704,7 +760,8 @@ impl State {
     ///
     /// # Errors
     ///
-    /// 409 with `FieldManagerConflict` causes, 400 for managedFields in the config, plus the
+    /// 409 with `FieldManagerConflict` causes, 400 for managedFields in the config, 409 for a
+    /// uid in a configuration that creates the object, 422 for one that changes it, plus the
     /// errors of `create` and `update`.
     pub fn apply(
         &mut self,
@@ -773,6 +830,21 @@ impl State {
                 name,
                 "the object has been modified; please apply your changes to the latest version and try again",
             ));
+        }
+        match &live {
+            Some(live) => refuse_changed_uid(t, name, &config, live)?,
+            None if !text(&config, "/metadata/uid").is_empty() => {
+                return Err(ApiError::conflict(
+                    &t.plural,
+                    &t.group,
+                    name,
+                    &format!(
+                        "uid mismatch: the provided object specified uid {}, and no existing object was found",
+                        text(&config, "/metadata/uid")
+                    ),
+                ));
+            }
+            None => {}
         }
         strip_managed_fields(&mut config);
         if let Some(metadata) = config.get_mut("metadata").and_then(Value::as_object_mut) {

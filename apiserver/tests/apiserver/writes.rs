@@ -1304,3 +1304,117 @@ async fn a_strategic_merge_patch_merges_maps_key_by_key() {
         json!({"app": "api", "tier": "back"})
     );
 }
+
+/// Fake API server (no real one can run here): a uid in a write's object that is not the
+/// stored object's is refused as the real registry refuses it, and nothing is written. A PUT's
+/// uid is a precondition (`rest.DefaultUpdatedObjectInfo` hands the body's uid to storage),
+/// so it is a 409 Conflict `Precondition failed: UID in precondition: X, UID in object meta:
+/// Y` from etcd storage. A merge, JSON or strategic patch or an apply carries no precondition
+/// (the patch handler builds its `UpdatedObjectInfo` without an object), so the changed uid
+/// reaches metadata validation: 422 `metadata.uid: Invalid value: "X": field is immutable`.
+/// An apply that would create the object with a uid is the patch handler's 409 `uid
+/// mismatch: the provided object specified uid X, and no existing object was found`.
+#[tokio::test]
+async fn a_write_naming_another_uid_is_refused() {
+    let server = server();
+    let created = create(
+        &server,
+        CONFIGMAPS,
+        json!({"metadata": {"name": "u"}, "data": {"k": "1"}}),
+    )
+    .await;
+    let uid = created["metadata"]["uid"].as_str().unwrap().to_owned();
+    let other = "00000000-0000-0000-0000-000000000000";
+    let path = format!("{CONFIGMAPS}/u");
+    let mut replaced = created.clone();
+    replaced["metadata"]["uid"] = json!(other);
+    replaced["data"] = json!({"k": "2"});
+    let (status, refused) = call(
+        &server,
+        Method::PUT,
+        &path,
+        "application/json",
+        Some(replaced.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["reason"], "Conflict");
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Operation cannot be fulfilled on configmaps \"u\": StorageError: invalid object")
+            && message.ends_with(&format!(
+                "Precondition failed: UID in precondition: {other}, UID in object meta: {uid}"
+            )),
+        "{message}"
+    );
+    // Without a resourceVersion (an unconditional update) the uid still holds.
+    replaced["metadata"].as_object_mut().unwrap().remove("resourceVersion");
+    let (status, _) = call(&server, Method::PUT, &path, "application/json", Some(replaced)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let immutable = format!(
+        "ConfigMap \"u\" is invalid: metadata.uid: Invalid value: \"{other}\": field is immutable"
+    );
+    for (media, body) in [
+        (
+            "application/merge-patch+json",
+            json!({"metadata": {"uid": other}, "data": {"k": "3"}}),
+        ),
+        (
+            "application/strategic-merge-patch+json",
+            json!({"metadata": {"uid": other}, "data": {"k": "3"}}),
+        ),
+        (
+            "application/json-patch+json",
+            json!([{"op": "replace", "path": "/metadata/uid", "value": other}]),
+        ),
+    ] {
+        let (status, refused) = call(&server, Method::PATCH, &path, media, Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{media}: {refused}");
+        assert_eq!(refused["reason"], "Invalid", "{media}");
+        assert_eq!(refused["message"], immutable, "{media}");
+    }
+    let apply = |name: &str, uid: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": name, "namespace": "default", "uid": uid},
+               "data": {"k": "4"}})
+    };
+    let (status, refused) = call(
+        &server,
+        Method::PATCH,
+        &format!("{path}?fieldManager=applier"),
+        "application/apply-patch+yaml",
+        Some(apply("u", other)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["message"], immutable);
+    let stored = server.get("v1", "ConfigMap", "default", "u").unwrap();
+    assert_eq!(stored["data"], json!({"k": "1"}), "nothing was written");
+    assert_eq!(stored["metadata"]["uid"], uid.as_str());
+    // The stored uid itself is no change.
+    let (status, same) = call(
+        &server,
+        Method::PATCH,
+        &format!("{path}?fieldManager=applier&force=true"),
+        "application/apply-patch+yaml",
+        Some(apply("u", &uid)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{same}");
+    let (status, refused) = call(
+        &server,
+        Method::PATCH,
+        &format!("{CONFIGMAPS}/new?fieldManager=applier"),
+        "application/apply-patch+yaml",
+        Some(apply("new", other)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(
+        refused["message"],
+        format!(
+            "Operation cannot be fulfilled on configmaps \"new\": uid mismatch: the provided object specified uid {other}, and no existing object was found"
+        )
+    );
+    assert!(server.get("v1", "ConfigMap", "default", "new").is_none());
+}
