@@ -17,7 +17,9 @@
 //! - Verbs: get, list (label selectors with `=`, `==`, `!=`, `in`, `notin`, exists, `!key`;
 //!   field selectors on any dotted path; `limit`/`continue`, a continued page reporting its
 //!   first page's resourceVersion, no `remainingItemCount` under a selector), watch, create
-//!   (`generateName`, 409 AlreadyExists), update (409 on a stale resourceVersion, and on a
+//!   (`generateName`, 409 AlreadyExists, 500 `resourceVersion should not be set on objects to
+//!   be created` for a resourceVersion above 0 outside a dry run, as etcd storage refuses it),
+//!   update (409 on a stale resourceVersion, and on a
 //!   uid in the body other than the stored one's, which the registry takes as a precondition; a
 //!   custom resource's 422 without one, as custom resources allow no unconditional update), patch (apply, merge, JSON,
 //!   strategic merge for built-in types, whose maps merge key by key, a `null` deleting the key,

@@ -1418,3 +1418,52 @@ async fn a_write_naming_another_uid_is_refused() {
     );
     assert!(server.get("v1", "ConfigMap", "default", "new").is_none());
 }
+
+/// Fake API server (no real one can run here): a POST whose object carries a resourceVersion
+/// is refused as the real server refuses it. etcd storage's `Create` returns
+/// `storage.ErrResourceVersionSetOnCreate`, a plain error, which the handler answers 500 with
+/// no reason and the message `resourceVersion should not be set on objects to be created`
+/// (what client issues quote, e.g. fabric8io/kubernetes-client#734), not a 400. Only a value
+/// the versioner reads as a revision counts (`"0"` and non-numbers are dropped, as
+/// kubernetes/kubernetes#113847 shows for `"-1"`), and a dry run, which stops short of
+/// storage, succeeds.
+#[tokio::test]
+async fn a_create_with_a_resource_version_is_refused() {
+    let server = server();
+    let (status, refused) = call(
+        &server,
+        Method::POST,
+        CONFIGMAPS,
+        "application/json",
+        Some(json!({"metadata": {"name": "rv", "resourceVersion": "42"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{refused}");
+    assert_eq!(
+        refused,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+               "message": "resourceVersion should not be set on objects to be created",
+               "code": 500})
+    );
+    assert!(server.get("v1", "ConfigMap", "default", "rv").is_none());
+    let (status, dry) = call(
+        &server,
+        Method::POST,
+        &format!("{CONFIGMAPS}?dryRun=All"),
+        "application/json",
+        Some(json!({"metadata": {"name": "rv", "resourceVersion": "42"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{dry}");
+    assert!(server.get("v1", "ConfigMap", "default", "rv").is_none());
+    for ignored in ["0", "-1", "abc", ""] {
+        let name = format!("rv{}", ignored.len());
+        let created = create(
+            &server,
+            CONFIGMAPS,
+            json!({"metadata": {"name": name, "resourceVersion": ignored}}),
+        )
+        .await;
+        assert_ne!(created["metadata"]["resourceVersion"], ignored, "{created}");
+    }
+}
