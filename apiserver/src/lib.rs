@@ -46,7 +46,9 @@
 //!   too; a custom resource's status counts unless its version has the status subresource), and
 //!   when deletionTimestamp is first set on an object with a generation, deletionTimestamp with
 //!   finalizers, namespaces Terminating with `spec.finalizers: [kubernetes]`; creating in a
-//!   missing namespace is 404, in a Terminating one 403.
+//!   missing namespace is 404, in a Terminating one 403; deleting `default`, `kube-system` or
+//!   `kube-public` is 403 `this namespace may not be deleted`, dry runs included, as the
+//!   NamespaceLifecycle admission plugin answers.
 //! - Server-side apply with real `managedFields` (`FieldsV1`), following structured-merge-diff:
 //!   schema-driven merge (atomic/set/map lists with keys, granular/atomic maps) with
 //!   hand-written schemas for the built-in types and CRD schemas read from

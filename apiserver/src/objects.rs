@@ -202,6 +202,9 @@ fn spec_part(t: &ResourceType, object: &Value) -> Value {
     copy
 }
 
+/// The namespaces the NamespaceLifecycle admission plugin refuses to delete.
+const IMMORTAL_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
+
 fn invalid(t: &ResourceType, name: &str, field: &str, reason: &str, detail: String) -> ApiError {
     ApiError::invalid(
         &t.kind,
@@ -1490,7 +1493,8 @@ impl State {
     ///
     /// # Errors
     ///
-    /// 404 when missing, 409 when a precondition fails.
+    /// 404 when missing, 409 when a precondition fails, 403 for the namespaces `default`,
+    /// `kube-system` and `kube-public`.
     pub fn delete(
         &mut self,
         t: &ResourceType,
@@ -1530,6 +1534,14 @@ impl State {
                     text(&live, "/metadata/resourceVersion")
                 ),
             ));
+        }
+        // The NamespaceLifecycle admission plugin keeps its immortal namespaces, dry run or not.
+        if t.group.is_empty() && t.kind == "Namespace" && IMMORTAL_NAMESPACES.contains(&name) {
+            let mut error = ApiError::forbidden(format!(
+                "namespaces {name:?} is forbidden: this namespace may not be deleted"
+            ));
+            error.details = Some(Box::new(json!({"name": name, "kind": "namespaces"})));
+            return Err(error);
         }
         let mut object = live.clone();
         let mut finalizers: Vec<Value> = object

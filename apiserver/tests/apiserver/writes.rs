@@ -1467,3 +1467,57 @@ async fn a_create_with_a_resource_version_is_refused() {
         assert_ne!(created["metadata"]["resourceVersion"], ignored, "{created}");
     }
 }
+
+/// Fake API server (no real one can run here): the namespaces `default`, `kube-system` and
+/// `kube-public` cannot be deleted, as the NamespaceLifecycle admission plugin refuses them:
+/// 403 Forbidden `namespaces "default" is forbidden: this namespace may not be deleted`,
+/// also for a dry run (admission runs for dry runs too), after the 404 of a missing
+/// namespace; any other namespace is deleted as before.
+#[tokio::test]
+async fn the_immortal_namespaces_cannot_be_deleted() {
+    let server = server();
+    for (name, query) in [
+        ("default", ""),
+        ("kube-system", ""),
+        ("kube-public", "?dryRun=All"),
+    ] {
+        let (status, refused) = call(
+            &server,
+            Method::DELETE,
+            &format!("/api/v1/namespaces/{name}{query}"),
+            "application/json",
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+        assert_eq!(refused["reason"], "Forbidden");
+        assert_eq!(
+            refused["message"],
+            format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted")
+        );
+        assert_eq!(
+            refused["details"],
+            json!({"name": name, "kind": "namespaces"})
+        );
+        let kept = server.get("v1", "Namespace", "", name).unwrap();
+        assert!(kept["metadata"]["deletionTimestamp"].is_null(), "{kept}");
+    }
+    let (status, _) = call(
+        &server,
+        Method::DELETE,
+        "/api/v1/namespaces/kube-node-lease",
+        "application/json",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(
+        &server,
+        Method::DELETE,
+        "/api/v1/namespaces/missing",
+        "application/json",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
