@@ -692,6 +692,24 @@ async fn resource_request(
                 .trim()
                 .to_owned();
             let body = body.expect("parsed above");
+            // PatchOptions are validated before the object is read, once the patch type is
+            // known to be served: `force` belongs to apply alone, whatever its value.
+            let served_non_apply = matches!(
+                media.as_str(),
+                "application/merge-patch+json" | "application/json-patch+json"
+            ) || (media == "application/strategic-merge-patch+json" && t.crd.is_none());
+            if served_non_apply && query.contains_key("force") {
+                return Err(ApiError::invalid(
+                    "PatchOptions",
+                    "meta.k8s.io",
+                    "",
+                    &[(
+                        "force".to_owned(),
+                        "FieldValueForbidden".to_owned(),
+                        "Forbidden: may not be specified for non-apply patch".to_owned(),
+                    )],
+                ));
+            }
             // An apply that creates the object is answered 201 Created, as the real server does.
             let mut code = 200;
             let result = match media.as_str() {

@@ -25,8 +25,11 @@
 //!   strategic merge for built-in types, whose maps merge key by key, a `null` deleting the key,
 //!   even where apply treats the map as atomic (a Service's `spec.selector`); a patch or apply
 //!   that changes the uid is 422 `metadata.uid: ... field is immutable`, an apply that creates
-//!   with a uid 409 `uid mismatch`; an apply that creates the object is answered 201 Created,
-//!   one that updates it 200), delete (preconditions on uid and resourceVersion,
+//!   with a uid 409 `uid mismatch`; a JSON patch operation that cannot be applied, a missing
+//!   path or a failed `test`, is the bare 422 `the server rejected our request due to an error
+//!   in our request`; `force` on any patch but apply is 422 `PatchOptions.meta.k8s.io "" is
+//!   invalid: force: Forbidden: may not be specified for non-apply patch`; an apply that creates
+//!   the object is answered 201 Created, one that updates it 200), delete (preconditions on uid and resourceVersion,
 //!   `propagationPolicy`, finalizers; an object removed at once is answered with a `Status` of
 //!   `Success`, except pods, serviceaccounts and storageclasses, answered with the object as the
 //!   real registries do; with the garbage collector on, `Foreground` keeps the owner while a

@@ -1,5 +1,6 @@
 //! The non-apply patch types: JSON merge patch (RFC 7386), JSON patch (RFC 6902, including
-//! `test`, which kubectl's managedFields migration relies on), and strategic merge patch for
+//! `test`, which kubectl's managedFields migration relies on; an operation that cannot be
+//! applied is the real server's bare 422), and strategic merge patch for
 //! built-in types, driven by the merge schemas' lists: keyed lists merge by their first key,
 //! sets merge as sets, `$patch: delete|replace`, `$retainKeys` and `$deleteFromPrimitiveList/`
 //! are honoured, `$setElementOrder/` is accepted and ignored (items keep the live order, new
@@ -37,13 +38,17 @@ fn unescape(token: &str) -> String {
     token.replace("~1", "/").replace("~0", "~")
 }
 
-fn tokens(pointer: &str) -> Result<Vec<String>, ApiError> {
+/// Why one operation of a JSON patch could not be applied (the JSON patch library's error, which
+/// the real server does not show).
+type OperationFailure = String;
+
+fn tokens(pointer: &str) -> Result<Vec<String>, OperationFailure> {
     if pointer.is_empty() {
         return Ok(Vec::new());
     }
-    let rest = pointer.strip_prefix('/').ok_or_else(|| {
-        ApiError::bad_request(format!("json patch path {pointer:?} does not start with /"))
-    })?;
+    let rest = pointer
+        .strip_prefix('/')
+        .ok_or_else(|| format!("json patch path {pointer:?} does not start with /"))?;
     Ok(rest.split('/').map(unescape).collect())
 }
 
@@ -51,7 +56,7 @@ fn parent_mut<'a>(
     document: &'a mut Value,
     path: &[String],
     whole: &str,
-) -> Result<&'a mut Value, ApiError> {
+) -> Result<&'a mut Value, OperationFailure> {
     let mut current = document;
     for token in path {
         current = match current {
@@ -59,14 +64,12 @@ fn parent_mut<'a>(
             Value::Array(items) => token.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
             _ => None,
         }
-        .ok_or_else(|| {
-            ApiError::bad_request(format!("json patch path {whole:?} does not exist"))
-        })?;
+        .ok_or_else(|| format!("doc is missing path: {whole:?}"))?;
     }
     Ok(current)
 }
 
-fn add(document: &mut Value, pointer: &str, value: Value) -> Result<(), ApiError> {
+fn add(document: &mut Value, pointer: &str, value: Value) -> Result<(), OperationFailure> {
     let path = tokens(pointer)?;
     let Some((last, parent)) = path.split_last() else {
         *document = value;
@@ -83,31 +86,21 @@ fn add(document: &mut Value, pointer: &str, value: Value) -> Result<(), ApiError
                 last.parse::<usize>()
                     .ok()
                     .filter(|index| *index <= items.len())
-                    .ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "json patch index in {pointer:?} is out of range"
-                        ))
-                    })?
+                    .ok_or_else(|| format!("json patch index in {pointer:?} is out of range"))?
             };
             items.insert(index, value);
         }
-        _ => {
-            return Err(ApiError::bad_request(format!(
-                "json patch path {pointer:?} does not name a container"
-            )));
-        }
+        _ => return Err(format!("json patch path {pointer:?} does not name a container")),
     }
     Ok(())
 }
 
-fn remove(document: &mut Value, pointer: &str) -> Result<Value, ApiError> {
+fn remove(document: &mut Value, pointer: &str) -> Result<Value, OperationFailure> {
     let path = tokens(pointer)?;
     let Some((last, parent)) = path.split_last() else {
-        return Err(ApiError::bad_request(
-            "json patch cannot remove the whole document",
-        ));
+        return Err("json patch cannot remove the whole document".to_owned());
     };
-    let missing = || ApiError::bad_request(format!("json patch path {pointer:?} does not exist"));
+    let missing = || format!("doc is missing path: {pointer:?}");
     match parent_mut(document, parent, pointer)? {
         Value::Object(map) => map.shift_remove(last).ok_or_else(missing),
         Value::Array(items) => {
@@ -126,74 +119,98 @@ fn remove(document: &mut Value, pointer: &str) -> Result<Value, ApiError> {
 ///
 /// # Errors
 ///
-/// 400 for a malformed patch or a missing path; 422 for a failed `test`.
+/// 400 when the patch is not a list of operations (it does not decode); 422 `Invalid` when an
+/// operation cannot be applied (a missing path, an index out of range, a failed `test`, an
+/// unknown `op`), with the message the real server gives every such failure: its patch handler
+/// wraps the JSON patch library's error in `NewGenericServerResponse(422, ...)`, which keeps
+/// only "the server rejected our request due to an error in our request".
 pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, ApiError> {
+    let undecodable = |value: &Value, go_type: &str| {
+        ApiError::bad_request(format!(
+            "json: cannot unmarshal {} into Go value of type {go_type}",
+            json_type_name(value)
+        ))
+    };
     let operations = patch
         .as_array()
-        .ok_or_else(|| ApiError::bad_request("json patch is not a list of operations"))?;
+        .ok_or_else(|| undecodable(patch, "jsonpatch.Patch"))?;
+    if let Some(not_an_object) = operations.iter().find(|operation| !operation.is_object()) {
+        return Err(undecodable(not_an_object, "jsonpatch.Operation"));
+    }
     let mut document = target.clone();
     for operation in operations {
-        let op = operation.get("op").and_then(Value::as_str).unwrap_or("");
-        let path = operation
-            .get("path")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("json patch operation {operation} has no path"))
-            })?;
-        let value = || {
-            operation.get("value").cloned().ok_or_else(|| {
-                ApiError::bad_request(format!("json patch operation {operation} has no value"))
-            })
-        };
-        let from = || {
-            operation
-                .get("from")
-                .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!("json patch operation {operation} has no from"))
-                })
-        };
-        match op {
-            "add" => add(&mut document, path, value()?)?,
-            "remove" => {
-                remove(&mut document, path)?;
-            }
-            "replace" => {
-                remove(&mut document, path)?;
-                add(&mut document, path, value()?)?;
-            }
-            "move" => {
-                let moved = remove(&mut document, from()?)?;
-                add(&mut document, path, moved)?;
-            }
-            "copy" => {
-                let copied = document.pointer(from()?).cloned().ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "json patch from {:?} does not exist",
-                        from().unwrap_or("")
-                    ))
-                })?;
-                add(&mut document, path, copied)?;
-            }
-            "test" => {
-                if document.pointer(path) != Some(&value()?) {
-                    return Err(ApiError::custom(
-                        422,
-                        "Invalid",
-                        format!(
-                            "the server rejected our request due to an error in our request: testing value {path} failed"
-                        ),
-                    ));
-                }
-            }
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "json patch operation {other:?} is not supported"
-                )));
-            }
-        }
+        apply_operation(&mut document, operation).map_err(|_failure| {
+            let mut error = ApiError::custom(
+                422,
+                "Invalid",
+                "the server rejected our request due to an error in our request",
+            );
+            error.details = Some(Box::new(Value::Object(Map::new())));
+            error
+        })?;
     }
     Ok(document)
+}
+
+/// The name Go's JSON decoder gives a value's type in its errors.
+fn json_type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn apply_operation(document: &mut Value, operation: &Value) -> Result<(), OperationFailure> {
+    let op = operation.get("op").and_then(Value::as_str).unwrap_or("");
+    let path = operation
+        .get("path")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("json patch operation {operation} has no path"))?;
+    let value = || {
+        operation
+            .get("value")
+            .cloned()
+            .ok_or_else(|| format!("json patch operation {operation} has no value"))
+    };
+    let from = || {
+        operation
+            .get("from")
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("json patch operation {operation} has no from"))
+    };
+    match op {
+        "add" => add(document, path, value()?)?,
+        "remove" => {
+            remove(document, path)?;
+        }
+        "replace" => {
+            remove(document, path)?;
+            add(document, path, value()?)?;
+        }
+        "move" => {
+            let moved = remove(document, from()?)?;
+            add(document, path, moved)?;
+        }
+        "copy" => {
+            let from = from()?;
+            let copied = document
+                .pointer(from)
+                .cloned()
+                .ok_or_else(|| format!("doc is missing from path: {from:?}"))?;
+            add(document, path, copied)?;
+        }
+        "test" => {
+            if document.pointer(path) != Some(&value()?) {
+                return Err(format!("testing value {path} failed"));
+            }
+        }
+        other => return Err(format!("Unexpected kind: {other}")),
+    }
+    Ok(())
 }
 
 /// Applies a strategic merge patch under `schema`.

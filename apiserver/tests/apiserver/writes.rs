@@ -1521,3 +1521,111 @@ async fn the_immortal_namespaces_cannot_be_deleted() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// Fake API server (no real one can run here), following the real patch handler
+/// (`staging/src/k8s.io/apiserver/pkg/endpoints/handlers/patch.go`): a JSON patch operation
+/// that cannot be applied (a missing path, a failed `test`) is wrapped in
+/// `NewGenericServerResponse(http.StatusUnprocessableEntity, ...)`, a 422 `Invalid` whose message
+/// is only "the server rejected our request due to an error in our request"; a body that is not
+/// a list of operations does not decode and stays a 400. And `force` on a merge, JSON or
+/// strategic patch, even `force=false`, fails `ValidatePatchOptions` (`options.Force != nil` for
+/// a non-apply patch type) before the object is read: 422 `PatchOptions.meta.k8s.io "" is
+/// invalid: force: Forbidden: may not be specified for non-apply patch`. Nothing is written.
+#[tokio::test]
+async fn json_patch_failures_and_force_on_other_patches_are_invalid() {
+    let server = server();
+    create(
+        &server,
+        CONFIGMAPS,
+        json!({"metadata": {"name": "p"}, "data": {"k": "1"}}),
+    )
+    .await;
+    let path = format!("{CONFIGMAPS}/p");
+    let generic = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure",
+        "message": "the server rejected our request due to an error in our request",
+        "reason": "Invalid", "details": {}, "code": 422});
+    for operations in [
+        json!([{"op": "remove", "path": "/data/missing"}]),
+        json!([{"op": "replace", "path": "/spec/replicas", "value": 3}]),
+        json!([{"op": "add", "path": "/no/such/parent", "value": 1}]),
+        json!([{"op": "test", "path": "/data/k", "value": "2"}]),
+    ] {
+        let (status, refused) = call(
+            &server,
+            Method::PATCH,
+            &path,
+            "application/json-patch+json",
+            Some(operations.clone()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{operations}");
+        assert_eq!(refused, generic, "{operations}");
+    }
+    let (status, refused) = call(
+        &server,
+        Method::PATCH,
+        &path,
+        "application/json-patch+json",
+        Some(json!({"op": "remove", "path": "/data/k"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    for (media, body) in [
+        ("application/merge-patch+json", json!({"data": {"k": "2"}})),
+        (
+            "application/strategic-merge-patch+json",
+            json!({"data": {"k": "2"}}),
+        ),
+        (
+            "application/json-patch+json",
+            json!([{"op": "replace", "path": "/data/k", "value": "2"}]),
+        ),
+    ] {
+        for force in ["true", "false"] {
+            let (status, refused) = call(
+                &server,
+                Method::PATCH,
+                &format!("{path}?force={force}"),
+                media,
+                Some(body.clone()),
+            )
+            .await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{media}: {refused}");
+            assert_eq!(
+                refused["message"],
+                "PatchOptions.meta.k8s.io \"\" is invalid: force: Forbidden: may not be specified for non-apply patch",
+                "{media}"
+            );
+            assert_eq!(
+                refused["details"],
+                json!({"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [
+                    {"reason": "FieldValueForbidden", "field": "force",
+                     "message": "Forbidden: may not be specified for non-apply patch"}]})
+            );
+        }
+    }
+    // Validated before the object is read: a missing object is not reached.
+    let (status, _) = call(
+        &server,
+        Method::PATCH,
+        &format!("{CONFIGMAPS}/missing?force=true"),
+        "application/merge-patch+json",
+        Some(json!({"data": {"k": "2"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let stored = server.get("v1", "ConfigMap", "default", "p").unwrap();
+    assert_eq!(stored["data"], json!({"k": "1"}), "nothing was written");
+    // Apply takes force.
+    let (status, applied) = call(
+        &server,
+        Method::PATCH,
+        &format!("{path}?fieldManager=applier&force=true"),
+        "application/apply-patch+yaml",
+        Some(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "p", "namespace": "default"}, "data": {"k": "3"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{applied}");
+}
