@@ -41,6 +41,10 @@ pub struct ResourceType {
     pub openapi_schema: Option<Arc<Value>>,
     /// The CRD that defines it, for custom resources.
     pub crd: Option<String>,
+    /// The field labels a field selector may name beyond `metadata.name` and
+    /// `metadata.namespace`: a CRD version's `selectableFields` (their `jsonPath` without the
+    /// leading dot); empty for built-in types, whose labels `selectors.rs` lists.
+    pub selectable_fields: Vec<String>,
 }
 
 impl ResourceType {
@@ -106,6 +110,7 @@ fn builtin(
         schema: builtin_schemas::schema_for(group, kind),
         openapi_schema: None,
         crd: None,
+        selectable_fields: Vec::new(),
     }
 }
 
@@ -481,6 +486,14 @@ impl Catalog {
                     .filter(|root| root.is_object() && !preserves_unknown)
                     .map(|root| Arc::new(root.clone())),
                 crd: Some(name.clone()),
+                selectable_fields: version
+                    .get("selectableFields")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|field| field.get("jsonPath").and_then(Value::as_str))
+                    .map(|path| path.trim_start_matches('.').to_owned())
+                    .collect(),
             });
         }
     }

@@ -522,9 +522,10 @@ async fn dispatch(
 
 fn list_options(
     query: &HashMap<String, String>,
+    t: &ResourceType,
 ) -> Result<(LabelSelector, FieldSelector), ApiError> {
     let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
-    let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+    let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str), t)?;
     Ok((labels, fields))
 }
 
@@ -581,7 +582,7 @@ async fn resource_request(
             Ok(json_response(200, &object))
         }
         (&Method::GET, None) => {
-            let (labels, fields) = list_options(query)?;
+            let (labels, fields) = list_options(query, t)?;
             let scope = if t.namespaced && !namespace.is_empty() {
                 Some(namespace)
             } else {
@@ -780,7 +781,7 @@ async fn resource_request(
                 )));
             }
             let options = delete_options(&request.body, query)?;
-            let (labels, fields) = list_options(query)?;
+            let (labels, fields) = list_options(query, t)?;
             let scope = if t.namespaced && !namespace.is_empty() {
                 Some(namespace)
             } else {

@@ -14,8 +14,13 @@
 //!   to `status.storedVersions`. A group's versions are listed, and its preferred version
 //!   chosen, by Kubernetes' version priority (GA, beta, alpha, higher numbers first; other
 //!   names last, alphabetically).
-//! - Verbs: get, list (label selectors with `=`, `==`, `!=`, `in`, `notin`, exists, `!key`;
-//!   field selectors on any dotted path; `limit`/`continue`, a continued page reporting its
+//! - Verbs: get, list (label selectors with `=`, `==`, `!=`, `in`, `notin`, exists, `!key`,
+//!   `>`, `<`, one that does not parse a 400 with the real parser's message; field selectors on
+//!   the labels the real server supports per kind, any other a 400 `field label not supported`
+//!   worded as the kind's conversion words it, `metadata.name` and `metadata.namespace` for
+//!   most kinds, the few more of Pods, Nodes, Namespaces, Secrets, Services, Events,
+//!   ReplicationControllers, ReplicaSets, Jobs and StatefulSets, and a CRD version's
+//!   `selectableFields`; `limit`/`continue`, a continued page reporting its
 //!   first page's resourceVersion, no `remainingItemCount` under a selector), watch, create
 //!   (`generateName`, 409 AlreadyExists, 500 `resourceVersion should not be set on objects to
 //!   be created` for a resourceVersion above 0 outside a dry run, as etcd storage refuses it),
@@ -122,7 +127,7 @@
 //! conversion (every served version of a CRD stores the same object), protobuf beyond the kinds
 //! above, protobuf responses or CBOR, metadata-only watches,
 //! `resourceVersionMatch` semantics, or consistent snapshots for `continue` (later pages reflect
-//! current state). Strategic merge patch ignores `$setElementOrder`. Apply does not resolve
+//! current state). Strategic merge patch ignores `$setElementOrder`. A label selector's keys and values are not checked against the label syntax, and a field selector's values are compared as the fields' JSON text (a Pod's `status.podIPs` is not read as the real server reads it). Apply does not resolve
 //! conflicts with `kubectl-client-side-apply` through the last-applied annotation as the real
 //! server's `lastAppliedManager` does. Watches filtered by a selector do not report an object
 //! leaving the selector as DELETED. Schemas of built-in types describe only the fields that

@@ -729,3 +729,144 @@ async fn discovery_aggregated_and_legacy() {
     assert_eq!(list["resources"][0]["name"], "gadgets");
     assert_eq!(list["resources"][0]["namespaced"], false);
 }
+
+/// Fake API server (no real one can run here): a list, watch or deletecollection honours only
+/// the field labels the real server supports for the kind, refusing any other with a 400
+/// BadRequest worded as the kind's field label conversion words it (`"data.k1" is not a known
+/// field selector: only "metadata.name", "metadata.namespace"` for a kind with none of its
+/// own, `field label not supported: spec.containers` for a Pod, a custom resource's
+/// `selectableFields` honoured), and a label selector that does not parse is a 400 with the
+/// real parser's message (`found '=', expected: ',' or 'end of string'` for `a=b=c`), not an
+/// empty list.
+#[tokio::test]
+async fn selectors_are_limited_to_what_the_real_server_parses_and_supports() {
+    let server = server();
+    for (name, node) in [("a", "n1"), ("b", "n2")] {
+        let (status, _, _) = call(
+            &server,
+            Method::POST,
+            "/api/v1/namespaces/default/pods",
+            "application/json",
+            Some(json!({"metadata": {"name": name, "labels": {"app": "web"}},
+                        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i"}]}})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    call(
+        &server,
+        Method::POST,
+        CONFIGMAPS,
+        "application/json",
+        Some(json!({"metadata": {"name": "c"}, "data": {"k1": "v"}})),
+    )
+    .await;
+    let list = |path: String| {
+        let server = &server;
+        async move {
+            let (status, _, answer) = call(server, Method::GET, &path, "", None).await;
+            (status, answer)
+        }
+    };
+    let names = |answer: &Value| -> Vec<String> {
+        answer["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, pods) =
+        list("/api/v1/namespaces/default/pods?fieldSelector=spec.nodeName%3Dn2".into()).await;
+    assert_eq!(status, StatusCode::OK, "{pods}");
+    assert_eq!(names(&pods), ["b"]);
+    let (status, refused) =
+        list("/api/v1/namespaces/default/pods?fieldSelector=spec.containers%3Dx".into()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(refused["reason"], "BadRequest");
+    assert_eq!(
+        refused["message"],
+        "field label not supported: spec.containers"
+    );
+    let (status, refused) = list(format!("{CONFIGMAPS}?fieldSelector=data.k1%3Dv")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(
+        refused["message"],
+        "\"data.k1\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+    );
+    let (status, refused) = list(format!("{CONFIGMAPS}?watch=true&fieldSelector=data.k1%3Dv")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    let (status, refused, _) = call(
+        &server,
+        Method::DELETE,
+        &format!("{CONFIGMAPS}?fieldSelector=data.k1%3Dv"),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused:?}");
+    assert!(server.get("v1", "ConfigMap", "default", "c").is_some());
+    let (status, kept) = list(format!("{CONFIGMAPS}?fieldSelector=metadata.name%3Dc")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(names(&kept), ["c"]);
+    let (status, refused) = list(format!("{CONFIGMAPS}?labelSelector=a%3Db%3Dc")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(
+        refused["message"],
+        "found '=', expected: ',' or 'end of string'"
+    );
+    let (status, refused) =
+        list("/api/v1/namespaces/default/pods?labelSelector=app%20in%20web".into()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(
+        refused["message"],
+        "unable to parse requirement: found 'web' expected: '('"
+    );
+    // A custom resource: metadata.name and namespace, and its version's selectableFields.
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                 "versions": [{"name": "v1", "served": true, "storage": true,
+                     "selectableFields": [{"jsonPath": ".spec.color"}],
+                     "schema": {"openAPIV3Schema": {"type": "object",
+                         "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    let (status, _, _) = call(
+        &server,
+        Method::POST,
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        "application/json",
+        Some(crd),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let widgets = "/apis/example.com/v1/namespaces/default/widgets";
+    let mut served = false;
+    for _ in 0..100 {
+        let (status, _) = list(widgets.to_owned()).await;
+        if status == StatusCode::OK {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(served, "the CRD is established");
+    for (name, color) in [("red", "red"), ("blue", "blue")] {
+        let (status, _, created) = call(
+            &server,
+            Method::POST,
+            widgets,
+            "application/json",
+            Some(json!({"apiVersion": "example.com/v1", "kind": "Widget",
+                        "metadata": {"name": name}, "spec": {"color": color, "size": 1}})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+    }
+    let (status, red) = list(format!("{widgets}?fieldSelector=spec.color%3Dred")).await;
+    assert_eq!(status, StatusCode::OK, "{red}");
+    assert_eq!(names(&red), ["red"]);
+    let (status, refused) = list(format!("{widgets}?fieldSelector=spec.size%3D1")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(refused["message"], "field label not supported: spec.size");
+}
