@@ -698,7 +698,8 @@ async fn resource_request(
             let served_non_apply = matches!(
                 media.as_str(),
                 "application/merge-patch+json" | "application/json-patch+json"
-            ) || (media == "application/strategic-merge-patch+json" && t.crd.is_none());
+            ) || (media == "application/strategic-merge-patch+json"
+                && t.crd.is_none());
             if served_non_apply && query.contains_key("force") {
                 return Err(ApiError::invalid(
                     "PatchOptions",

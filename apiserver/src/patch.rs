@@ -90,7 +90,11 @@ fn add(document: &mut Value, pointer: &str, value: Value) -> Result<(), Operatio
             };
             items.insert(index, value);
         }
-        _ => return Err(format!("json patch path {pointer:?} does not name a container")),
+        _ => {
+            return Err(format!(
+                "json patch path {pointer:?} does not name a container"
+            ));
+        }
     }
     Ok(())
 }

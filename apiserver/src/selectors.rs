@@ -338,10 +338,7 @@ impl LabelSelector {
             tokens: lex(text),
             position: 0,
         };
-        parser
-            .parse()
-            .map(Self)
-            .map_err(ApiError::bad_request)
+        parser.parse().map(Self).map_err(ApiError::bad_request)
     }
 
     /// Whether the object's labels satisfy the selector.
@@ -428,10 +425,9 @@ fn field_labels(t: &ResourceType) -> FieldLabels {
             "metadata.name".to_owned(),
             "spec.unschedulable".to_owned(),
         ]),
-        ("", "Namespace") => FieldLabels::Listed(vec![
-            "metadata.name".to_owned(),
-            "status.phase".to_owned(),
-        ]),
+        ("", "Namespace") => {
+            FieldLabels::Listed(vec!["metadata.name".to_owned(), "status.phase".to_owned()])
+        }
         ("", "ReplicationController") => listed(&["status.replicas"]),
         // Not verified against apps/v1's registered conversions; accepted as the extensions
         // group's ReplicaSet accepted it.
@@ -468,7 +464,9 @@ fn check_field_label(t: &ResourceType, label: &str) -> Result<(), String> {
         FieldLabels::Listed(labels) if labels.iter().any(|known| known == label) => Ok(()),
         FieldLabels::Listed(_) => Err(format!("field label not supported: {label}")),
         FieldLabels::Job if metadata || label == "status.successful" => Ok(()),
-        FieldLabels::Job => Err(format!("field label {label:?} not supported for batchv1.Job")),
+        FieldLabels::Job => Err(format!(
+            "field label {label:?} not supported for batchv1.Job"
+        )),
         FieldLabels::StatefulSet if metadata || label == "status.successful" => Ok(()),
         FieldLabels::StatefulSet => Err(format!(
             "field label not supported for appsv1.StatefulSet: {label}"
@@ -603,12 +601,25 @@ mod tests {
         for (selector, message) in [
             ("a=b=c", "found '=', expected: ',' or 'end of string'"),
             ("a=b,", "found '', expected: identifier after ','"),
-            ("=b", "found '=', expected: !, identifier, or 'end of string'"),
-            ("a in (b", "unable to parse requirement: found '', expected: ',' or ')'"),
-            ("a=!b", "unable to parse requirement: found '!', expected: identifier"),
+            (
+                "=b",
+                "found '=', expected: !, identifier, or 'end of string'",
+            ),
+            (
+                "a in (b",
+                "unable to parse requirement: found '', expected: ',' or ')'",
+            ),
+            (
+                "a=!b",
+                "unable to parse requirement: found '!', expected: identifier",
+            ),
         ] {
             let error = LabelSelector::parse(selector).unwrap_err();
-            assert_eq!((error.code, error.message.as_str()), (400, message), "{selector}");
+            assert_eq!(
+                (error.code, error.message.as_str()),
+                (400, message),
+                "{selector}"
+            );
         }
         let object = json!({"metadata": {"labels": {"replicas": "3", "in": "notin"}}});
         for (selector, expected) in [
@@ -656,7 +667,9 @@ mod tests {
             ("status.phase!=Running", false),
         ] {
             assert_eq!(
-                FieldSelector::parse(selector, &pod).unwrap().matches(&scheduled),
+                FieldSelector::parse(selector, &pod)
+                    .unwrap()
+                    .matches(&scheduled),
                 expected,
                 "{selector}"
             );

@@ -794,7 +794,8 @@ async fn selectors_are_limited_to_what_the_real_server_parses_and_supports() {
         refused["message"],
         "\"data.k1\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
     );
-    let (status, refused) = list(format!("{CONFIGMAPS}?watch=true&fieldSelector=data.k1%3Dv")).await;
+    let (status, refused) =
+        list(format!("{CONFIGMAPS}?watch=true&fieldSelector=data.k1%3Dv")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
     let (status, refused, _) = call(
         &server,

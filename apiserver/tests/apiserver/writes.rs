@@ -1341,15 +1341,26 @@ async fn a_write_naming_another_uid_is_refused() {
     assert_eq!(refused["reason"], "Conflict");
     let message = refused["message"].as_str().unwrap();
     assert!(
-        message.starts_with("Operation cannot be fulfilled on configmaps \"u\": StorageError: invalid object")
-            && message.ends_with(&format!(
-                "Precondition failed: UID in precondition: {other}, UID in object meta: {uid}"
-            )),
+        message.starts_with(
+            "Operation cannot be fulfilled on configmaps \"u\": StorageError: invalid object"
+        ) && message.ends_with(&format!(
+            "Precondition failed: UID in precondition: {other}, UID in object meta: {uid}"
+        )),
         "{message}"
     );
     // Without a resourceVersion (an unconditional update) the uid still holds.
-    replaced["metadata"].as_object_mut().unwrap().remove("resourceVersion");
-    let (status, _) = call(&server, Method::PUT, &path, "application/json", Some(replaced)).await;
+    replaced["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceVersion");
+    let (status, _) = call(
+        &server,
+        Method::PUT,
+        &path,
+        "application/json",
+        Some(replaced),
+    )
+    .await;
     assert_eq!(status, StatusCode::CONFLICT);
     let immutable = format!(
         "ConfigMap \"u\" is invalid: metadata.uid: Invalid value: \"{other}\": field is immutable"
@@ -1369,7 +1380,11 @@ async fn a_write_naming_another_uid_is_refused() {
         ),
     ] {
         let (status, refused) = call(&server, Method::PATCH, &path, media, Some(body)).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{media}: {refused}");
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{media}: {refused}"
+        );
         assert_eq!(refused["reason"], "Invalid", "{media}");
         assert_eq!(refused["message"], immutable, "{media}");
     }
@@ -1591,7 +1606,11 @@ async fn json_patch_failures_and_force_on_other_patches_are_invalid() {
                 Some(body.clone()),
             )
             .await;
-            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{media}: {refused}");
+            assert_eq!(
+                status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{media}: {refused}"
+            );
             assert_eq!(
                 refused["message"],
                 "PatchOptions.meta.k8s.io \"\" is invalid: force: Forbidden: may not be specified for non-apply patch",
