@@ -33,6 +33,16 @@ pub(crate) fn fake_cluster(options: Options) -> FakeCluster {
 }
 
 /// Whether the fake cluster holds the object.
+/// How many `verb` requests of `resource` (plural) the fake cluster served.
+pub(crate) fn requests_of(cluster: &FakeCluster, verb: &str, resource: &str) -> usize {
+    cluster
+        .server
+        .requests()
+        .iter()
+        .filter(|request| request.verb == verb && request.resource == resource)
+        .count()
+}
+
 pub(crate) fn exists(
     cluster: &FakeCluster,
     api_version: &str,
@@ -887,22 +897,8 @@ fn prune_keeps_what_remaining_objects_and_others_need() {
     }
     let second = json(install_kube(state.path(), release.path(), &cluster, &[]));
     assert_eq!(second["status"], "completed", "{second}");
-    let pruned: BTreeMap<String, Value> = payloads_of_type(
-        &events(state.path(), second["install_id"].as_str().unwrap()),
-        "ObjectPruned",
-    )
-    .into_iter()
-    .map(|pruned| (pruned["key"]["name"].as_str().unwrap().to_string(), pruned))
-    .collect();
-    let outcome = |name: &str| {
-        (
-            pruned[name]["outcome"].as_str().unwrap().to_string(),
-            pruned[name]["kept_because"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-        )
-    };
+    let pruned = pruned_by_name(state.path(), &second);
+    let outcome = |name: &str| outcome_and_reason(&pruned, name);
     assert_eq!(
         outcome("tools"),
         ("kept".into(), "in_use".into()),
@@ -1010,22 +1006,8 @@ fn a_dropped_crd_or_namespace_stays_while_it_holds_what_the_prune_left() {
         &[],
     ));
     assert_eq!(second["status"], "completed", "{second}");
-    let pruned: BTreeMap<String, Value> = payloads_of_type(
-        &events(state.path(), second["install_id"].as_str().unwrap()),
-        "ObjectPruned",
-    )
-    .into_iter()
-    .map(|pruned| (pruned["key"]["name"].as_str().unwrap().to_string(), pruned))
-    .collect();
-    let outcome = |name: &str| {
-        (
-            pruned[name]["outcome"].as_str().unwrap().to_string(),
-            pruned[name]["kept_because"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-        )
-    };
+    let pruned = pruned_by_name(state.path(), &second);
+    let outcome = |name: &str| outcome_and_reason(&pruned, name);
     for (name, expected) in [
         ("kept", ("kept", "keep_annotation")),
         ("tools", ("kept", "in_use")),
@@ -1149,6 +1131,28 @@ fn an_object_of_a_version_no_longer_served_is_pruned_in_the_served_one() {
         "default",
         "w"
     ));
+}
+
+/// Each `ObjectPruned` of `install`, by object name.
+fn pruned_by_name(state: &Path, install: &Value) -> BTreeMap<String, Value> {
+    payloads_of_type(
+        &events(state, install["install_id"].as_str().unwrap()),
+        "ObjectPruned",
+    )
+    .into_iter()
+    .map(|pruned| (pruned["key"]["name"].as_str().unwrap().to_string(), pruned))
+    .collect()
+}
+
+/// The outcome of the prune decision about `name`, and why it was kept (`""`: not kept).
+fn outcome_and_reason(pruned: &BTreeMap<String, Value>, name: &str) -> (String, String) {
+    (
+        pruned[name]["outcome"].as_str().unwrap().to_string(),
+        pruned[name]["kept_because"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+    )
 }
 
 /// Creates `namespace` in the fake cluster (as a test's setup would, not windlass).
@@ -2073,13 +2077,11 @@ fn a_refused_list_fails_the_apply_without_retrying() {
         message.contains("cannot list") && !message.contains("after retries"),
         "{failed}"
     );
-    let lists = cluster
-        .server
-        .requests()
-        .into_iter()
-        .filter(|request| request.verb == "list" && request.resource == "configmaps")
-        .count();
-    assert_eq!(lists, 1, "asked once, not retried");
+    assert_eq!(
+        requests_of(&cluster, "list", "configmaps"),
+        1,
+        "asked once, not retried"
+    );
 }
 
 /// A Deployment the server cannot type (a container port without its key `containerPort`: a
@@ -2105,13 +2107,11 @@ fn an_object_the_server_cannot_type_fails_naming_its_file_without_retrying() {
             && !message.contains("after retries"),
         "{message}"
     );
-    let patches = cluster
-        .server
-        .requests()
-        .into_iter()
-        .filter(|request| request.verb == "patch" && request.resource == "deployments")
-        .count();
-    assert_eq!(patches, 1, "sent once, not retried");
+    assert_eq!(
+        requests_of(&cluster, "patch", "deployments"),
+        1,
+        "sent once, not retried"
+    );
 }
 
 /// An object that is waited for holds back the rest of its kind: `seed` comes after `migrate`,

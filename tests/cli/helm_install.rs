@@ -1183,29 +1183,13 @@ fn helms_error_quoting_the_charts_pull_secret_is_kept_without_its_credentials() 
         error.contains("denied the request") && error.contains("<redacted>"),
         "{error}"
     );
-    let needles = [
-        super::QUICKSTART_LICENSE_ID,
-        super::QUICKSTART_LICENSE_AUTH,
-        docker_config.as_str(),
-    ];
-    for needle in needles {
-        assert!(
-            !super::contains(&printed, needle),
-            "{needle} printed: {}",
-            String::from_utf8_lossy(&printed)
-        );
-    }
-    for file in files_under(state.path()) {
-        if file.starts_with(state.path().join("installs")) {
-            continue;
-        }
-        let bytes = windlass_testkit::scannable_bytes(&file);
-        for needle in needles {
-            assert!(
-                !super::contains(&bytes, needle),
-                "{needle} in {}",
-                file.display()
-            );
-        }
-    }
+    super::assert_no_credential_outside_the_output(
+        state.path(),
+        &printed,
+        &[
+            super::QUICKSTART_LICENSE_ID,
+            super::QUICKSTART_LICENSE_AUTH,
+            &docker_config,
+        ],
+    );
 }

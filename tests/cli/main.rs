@@ -104,6 +104,28 @@ fn mode_of(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
+/// Asserts that none of `needles` (credentials) is in `printed` (what windlass wrote to its
+/// streams) or in any file of the state directory `state` but the installs' output, where the
+/// rendered pull secret lives, 0600.
+fn assert_no_credential_outside_the_output(state: &Path, printed: &[u8], needles: &[&str]) {
+    for needle in needles {
+        assert!(
+            !contains(printed, needle),
+            "{needle} printed: {}",
+            String::from_utf8_lossy(printed)
+        );
+    }
+    for file in files_under(state) {
+        if file.starts_with(state.join("installs")) {
+            continue;
+        }
+        let bytes = windlass_testkit::scannable_bytes(&file);
+        for needle in needles {
+            assert!(!contains(&bytes, needle), "{needle} in {}", file.display());
+        }
+    }
+}
+
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
