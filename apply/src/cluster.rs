@@ -911,44 +911,14 @@ fn failure_of(status: u16, body: &[u8]) -> ApiFailure {
     }
 }
 
-/// `text`, cut to [`MAX_MESSAGE_BYTES`] (at a character boundary) with a note of how much was
-/// left out.
+/// `text`, cut to [`MAX_MESSAGE_BYTES`] with a note of how much was left out.
 fn shortened(text: &str) -> String {
-    if text.len() <= MAX_MESSAGE_BYTES {
-        return text.to_string();
-    }
-    let end = char_boundary_at_most(text, MAX_MESSAGE_BYTES);
-    format!(
-        "{}... ({} more bytes left out)",
-        &text[..end],
-        text.len() - end
-    )
+    crate::credentials_in_text::shortened(text, MAX_MESSAGE_BYTES)
 }
 
-/// A server's `text` without the credentials it may quote ([`redact_credentials`]), cut as
-/// [`shortened`] cuts it. Only a head a few times the kept length is looked at for credentials,
-/// so a huge answer is not scanned whole (the note of what was left out counts the whole text).
+/// A server's `text` without the credentials it may quote, cut as [`shortened`] cuts it.
 fn redacted_and_shortened(text: &str) -> String {
-    let head = char_boundary_at_most(text, 4 * MAX_MESSAGE_BYTES);
-    let redacted = redact_credentials(&text[..head]);
-    if head == text.len() {
-        return shortened(&redacted);
-    }
-    let end = char_boundary_at_most(&redacted, MAX_MESSAGE_BYTES);
-    format!(
-        "{}... ({} more bytes left out)",
-        &redacted[..end],
-        text.len().saturating_sub(end)
-    )
-}
-
-/// The largest character boundary of `text` at or below `at`.
-fn char_boundary_at_most(text: &str, at: usize) -> usize {
-    let mut end = at.min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    end
+    crate::credentials_in_text::redacted_and_shortened(text, MAX_MESSAGE_BYTES)
 }
 
 /// One `details.causes` entry with its text fields shortened and nothing else kept.

@@ -87,6 +87,47 @@ pub fn redact_credentials(text: &str) -> Cow<'_, str> {
     redacted
 }
 
+/// `text`, cut to `max_bytes` (at a character boundary) with a note of how much was left out
+/// (`... (N more bytes left out)`).
+pub fn shortened(text: &str, max_bytes: usize) -> String {
+    if text.len() <= max_bytes {
+        return text.to_string();
+    }
+    let end = char_boundary_at_most(text, max_bytes);
+    format!(
+        "{}... ({} more bytes left out)",
+        &text[..end],
+        text.len() - end
+    )
+}
+
+/// A `text` someone else wrote, without the credentials it may quote ([`redact_credentials`]),
+/// cut as [`shortened`] cuts it. Only a head a few times the kept length is looked at for
+/// credentials, so a huge text is not scanned whole (the note of what was left out counts the
+/// whole text).
+pub fn redacted_and_shortened(text: &str, max_bytes: usize) -> String {
+    let head = char_boundary_at_most(text, max_bytes.saturating_mul(4));
+    let redacted = redact_credentials(&text[..head]);
+    if head == text.len() {
+        return shortened(&redacted, max_bytes);
+    }
+    let end = char_boundary_at_most(&redacted, max_bytes);
+    format!(
+        "{}... ({} more bytes left out)",
+        &redacted[..end],
+        text.len().saturating_sub(end)
+    )
+}
+
+/// The largest character boundary of `text` at or below `at`.
+fn char_boundary_at_most(text: &str, at: usize) -> usize {
+    let mut end = at.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
+}
+
 /// `text` with each of `spans` (start and end offsets, in order, apart) replaced by
 /// `<redacted>`.
 fn replaced(text: &str, spans: &[(usize, usize)]) -> String {

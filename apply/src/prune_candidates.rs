@@ -1,7 +1,7 @@
 //! What an apply to a cluster prunes against: the inventory of the newest completed apply of the
 //! same app into the same namespace of the same cluster ([`previous_apply`]), plus the objects
 //! (and releases of charts handed to helm) that applies which never completed (refused objects, a failed
-//! wait or chart, a kill) applied since then ([`unfinished_applies`]). Without the second part,
+//! wait or chart, a kill) applied since then (`unfinished_applies`). Without the second part,
 //! an object created by a failed apply and dropped by the next release would stay in the cluster
 //! for ever: no inventory lists it. That includes objects such an apply sent and never heard
 //! back about (killed while the server answered): each group is recorded as `ObjectsSending`
@@ -136,7 +136,7 @@ pub fn previous_apply(
 
 /// What an apply of `app_slug` into `app_namespace` of `cluster` prunes against and uninstalls
 /// from: the newest completed apply there ([`previous_apply`]) and what applies since that never
-/// completed left ([`unfinished_applies`]).
+/// completed left (`unfinished_applies`).
 pub fn applied_before(
     context: &StageContext,
     app_slug: &str,
@@ -144,10 +144,10 @@ pub fn applied_before(
     cluster: &ClusterIdentity,
 ) -> Result<(Option<PreviousApply>, Unfinished), StageError> {
     let previous = previous_apply(context, app_slug, app_namespace, cluster)?;
-    let mut unfinished =
-        unfinished_applies(context, app_slug, app_namespace, cluster, previous.as_ref())?;
+    // Read once, for the unfinished applies and the daemon's copies.
+    let starts = AppliesStarted::read(context, app_slug, cluster)?;
+    let mut unfinished = unfinished_applies(context, &starts, app_namespace, previous.as_ref())?;
     if let Some(previous) = &previous {
-        let starts = AppliesStarted::read(context, app_slug, cluster)?;
         let earlier_installs = starts.installs_into(app_namespace);
         // The daemon copies for the newest completed install it knows of: the previous one,
         // and, while that one was still applying, an earlier one of the app.
@@ -273,7 +273,7 @@ pub async fn record_start(
     Ok(())
 }
 
-/// What applies that never completed left in the cluster ([`unfinished_applies`]).
+/// What applies that never completed left in the cluster (`unfinished_applies`).
 #[derive(Debug, Default)]
 pub struct Unfinished {
     /// The objects they recorded as applied (not failed), one entry per object, oldest first,
@@ -296,16 +296,15 @@ pub struct Unfinished {
 /// recorded after the send covers are added to each object's entry (`sent_digests`; an object
 /// never answered has no uid). Applies recorded before windlass recorded
 /// `ApplyStarted` are not found; a record that cannot be read is skipped, with a warning.
-pub fn unfinished_applies(
+/// (`starts`: every other install's `ApplyStarted`, judged for the app and the cluster.)
+fn unfinished_applies(
     context: &StageContext,
-    app_slug: &str,
+    starts: &AppliesStarted,
     app_namespace: &str,
-    cluster: &ClusterIdentity,
     previous: Option<&PreviousApply>,
 ) -> Result<Unfinished, StageError> {
     let since = HashMap::from([(app_namespace.to_string(), Since::of(previous))]);
-    let starts = AppliesStarted::read(context, app_slug, cluster)?;
-    Ok(unfinished_by_namespace(context, &starts, &since, true)?
+    Ok(unfinished_by_namespace(context, starts, &since, true)?
         .remove(app_namespace)
         .unwrap_or_default())
 }

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// How much of a refused copy's error is printed at most.
-const MAX_PRINTED_ERROR_CHARS: usize = 2000;
+const MAX_PRINTED_ERROR_BYTES: usize = 2000;
 use windlass_apply::events::CopiedPullSecret;
 use windlass_engine::{InstallState, Services};
 use windlass_stages::events::RenderedHelmChart;
@@ -282,11 +282,10 @@ pub async fn follow(
                 Err(error) => {
                     all_copied = false;
                     // The server's or a webhook's words may quote the Secret.
-                    let error =
-                        windlass_apply::credentials_in_text::redact_credentials(&error.to_string())
-                            .chars()
-                            .take(MAX_PRINTED_ERROR_CHARS)
-                            .collect::<String>();
+                    let error = windlass_apply::credentials_in_text::redacted_and_shortened(
+                        &error.to_string(),
+                        MAX_PRINTED_ERROR_BYTES,
+                    );
                     eprintln!(
                         "windlass watch: cannot copy pull secret {secret_name} into namespace {name}: {error}"
                     );
