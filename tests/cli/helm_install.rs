@@ -950,6 +950,23 @@ fn a_chart_moved_to_v1beta2_is_upgraded_by_helm_and_not_uninstalled() {
     assert_eq!(first_release["status"], "deployed", "{first_release:#}");
 }
 
+/// Asserts that chart `shop` is installed in `namespace` with its own pull secret there: helm's,
+/// made by the chart's hook, not a copy of windlass's.
+fn assert_shop_installed_with_its_own_pull_secret(server: &TestApiServer, namespace: &str) {
+    let hook = server
+        .get("v1", "Secret", namespace, "my-app-shop-registry")
+        .unwrap();
+    assert_eq!(
+        hook["metadata"]["annotations"]["helm.sh/hook"], "pre-install,pre-upgrade",
+        "{hook:#}"
+    );
+    assert!(
+        server
+            .get("apps/v1", "Deployment", namespace, "shop-web")
+            .is_some()
+    );
+}
+
 /// With `additionalNamespaces`, each namespace listed gets the pull secret of each
 /// `useHelmInstall: true` chart besides `<slug>-registry`, as KOTS copies every
 /// `overlays/midstream/charts/<directory>/secret.yaml` there (a chart's workloads in that namespace
@@ -1024,19 +1041,7 @@ fn every_namespace_gets_each_helm_install_charts_pull_secret_but_where_its_hook_
     }
     copy_of_windlass("extra", "my-app-registry");
     copy_of_windlass("extra", "my-app-first-registry");
-    // shop's own in its namespace: helm's, made by its hook, not a copy of windlass's.
-    let hook = server
-        .get("v1", "Secret", "extra", "my-app-shop-registry")
-        .unwrap();
-    assert_eq!(
-        hook["metadata"]["annotations"]["helm.sh/hook"], "pre-install,pre-upgrade",
-        "{hook:#}"
-    );
-    assert!(
-        server
-            .get("apps/v1", "Deployment", "extra", "shop-web")
-            .is_some()
-    );
+    assert_shop_installed_with_its_own_pull_secret(&server, "extra");
 }
 
 /// With `"*"`, a chart's pull secret is not copied into the app namespace of another instance of
@@ -1091,19 +1096,7 @@ fn the_additional_namespaces_get_each_helm_install_charts_pull_secret() {
             .unwrap_or_else(|| panic!("{secret} is in namespace extra"));
         assert_eq!(copy["type"], "kubernetes.io/dockerconfigjson", "{secret}");
     }
-    // shop's own, made by its hook in its namespace: helm's, not a copy of windlass's.
-    let hook = server
-        .get("v1", "Secret", "extra", "my-app-shop-registry")
-        .unwrap();
-    assert_eq!(
-        hook["metadata"]["annotations"]["helm.sh/hook"], "pre-install,pre-upgrade",
-        "{hook:#}"
-    );
-    assert!(
-        server
-            .get("apps/v1", "Deployment", "extra", "shop-web")
-            .is_some()
-    );
+    assert_shop_installed_with_its_own_pull_secret(&server, "extra");
     let events = json(run(windlass(state.path()).args([
         "events",
         install["install_id"].as_str().unwrap(),
