@@ -85,6 +85,7 @@ fn install_events(install: &str, count: usize) -> Vec<NewEvent> {
         out_dir: "/tmp/out".into(),
         pipeline,
         upgrades: None,
+        kind: Some(windlass_engine::InstallKind::Install),
     };
     let event = |event_type: &str, version: u32, payload: serde_json::Value| {
         NewEvent::new(install, "bench@localhost", event_type, version, payload)

@@ -81,6 +81,7 @@ pub fn diff(
 #[derive(Serialize)]
 struct AppInstall {
     install_id: String,
+    kind: windlass_engine::InstallKind,
     release_digest: String,
     status: &'static str,
     started_at: String,
@@ -107,6 +108,7 @@ pub fn app_history(global: &GlobalArgs, app_slug: &str) -> CliResult {
         if install.app_slug == app_slug {
             installs.push(AppInstall {
                 install_id: install.install_id,
+                kind: install.kind,
                 release_digest: install.release_digest,
                 status: install.status.as_str(),
                 started_at: install.started_at,
@@ -140,8 +142,9 @@ pub fn app_history(global: &GlobalArgs, app_slug: &str) -> CliResult {
     for install in &installs {
         let _ = writeln!(
             out,
-            "  {:width$}  {}  {:9}  {}  {}",
+            "  {:width$}  {:8}  {}  {:9}  {}  {}",
             install.install_id,
+            install.kind.as_str(),
             install.release_digest.chars().take(19).collect::<String>(),
             install.status,
             install.started_at,

@@ -127,9 +127,10 @@ pub fn history(global: &GlobalArgs) -> CliResult {
 }
 
 /// The `history` row of a folded install.
-fn state_row(install: &InstallState) -> [String; 6] {
+fn state_row(install: &InstallState) -> [String; 7] {
     [
         install.install_id.clone(),
+        install.kind.as_str().to_string(),
         install.app_slug.clone(),
         install.release_digest.chars().take(19).collect(),
         install.status.as_str().to_string(),
@@ -142,9 +143,10 @@ fn state_row(install: &InstallState) -> [String; 6] {
 }
 
 /// The `history` row of an install summary: the same cells as [`state_row`] of its fold.
-fn summary_row(summary: &InstallSummary) -> [String; 6] {
+fn summary_row(summary: &InstallSummary) -> [String; 7] {
     [
         summary.install_id.clone(),
+        summary.kind.as_str().to_string(),
         summary.app_slug.clone(),
         summary.release_digest.chars().take(19).collect(),
         InstallStatus::from(summary.status).as_str().to_string(),
@@ -158,15 +160,17 @@ fn summary_row(summary: &InstallSummary) -> [String; 6] {
 
 /// One line per install, every column as wide as its widest value (app slugs and install ids
 /// vary in length, and timestamps carry up to nine digits of fraction).
-fn print_history(rows: &[[String; 6]]) {
-    let header = ["INSTALL", "APP", "RELEASE", "STATUS", "STARTED", "DURATION"];
+fn print_history(rows: &[[String; 7]]) {
+    let header = [
+        "INSTALL", "KIND", "APP", "RELEASE", "STATUS", "STARTED", "DURATION",
+    ];
     let mut widths = header.map(str::len);
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    let line = |cells: [&str; 6]| {
+    let line = |cells: [&str; 7]| {
         let mut line = String::new();
         for (index, (cell, width)) in cells.iter().zip(widths).enumerate() {
             if index + 1 == cells.len() {
@@ -271,6 +275,7 @@ pub fn show(global: &GlobalArgs, install_id: &str) -> CliResult {
     }
     let applied = apply_view_of(&install);
     println!("install   {}", install.install_id);
+    println!("kind      {}", install.kind.as_str());
     println!("status    {}", install.status.as_str());
     println!("app       {}", install.app_slug);
     if let Some(license) = &install.license {

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use windlass_engine::runner::{ChainCheck, RunError, StartKind};
 use windlass_engine::{
-    InstallRequest, InstallState, InstallStatus, License, Pipeline, PipelineErrors, Progress,
-    Runner, Services, StageRegistry,
+    InstallKind, InstallRequest, InstallState, InstallStatus, License, Pipeline, PipelineErrors,
+    Progress, Runner, Services, StageRegistry,
 };
 use windlass_state::{EventLog, LazyEvent, SecretString, StateDir, StateDirError};
 
@@ -143,6 +143,11 @@ pub async fn apply_install(
         // Templates are rendered by fetch_base, which this pipeline does not run.
         config_values: None,
         local_registry: None,
+        kind: if config.undeploy {
+            InstallKind::Undeploy
+        } else {
+            InstallKind::Apply
+        },
     };
     let key = request.install_key(pipeline.fingerprint());
     let _lock = state

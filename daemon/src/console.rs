@@ -100,12 +100,13 @@ async fn index(State(state): State<ApiState>) -> Response {
         .map(|releases| releases.clone())
         .unwrap_or_default();
     let mut body = String::from("<h1>Installs</h1>");
-    body.push_str("<table id=\"installs\"><thead><tr><th>install</th><th>app</th><th>status</th><th>release</th><th>started</th><th>duration</th></tr></thead><tbody>");
+    body.push_str("<table id=\"installs\"><thead><tr><th>install</th><th>kind</th><th>app</th><th>status</th><th>release</th><th>started</th><th>duration</th></tr></thead><tbody>");
     for row in installs.iter().rev() {
         let _ = write!(
             body,
-            "<tr><td><a href=\"/installs/{id}\">{id}</a></td><td>{app}</td><td class=\"{status}\">{status}</td><td><code>{release}</code></td><td>{started}</td><td>{duration}</td></tr>",
+            "<tr><td><a href=\"/installs/{id}\">{id}</a></td><td class=\"kind\">{kind}</td><td>{app}</td><td class=\"{status}\">{status}</td><td><code>{release}</code></td><td>{started}</td><td>{duration}</td></tr>",
             id = escape(&row.install_id),
+            kind = row.kind.as_str(),
             app = escape(&row.app_slug),
             status = escape(&row.status),
             release = escape(&row.release_dir),
@@ -191,12 +192,13 @@ async fn install_page(State(state): State<ApiState>, Path(id): Path<String>) -> 
     let _ = write!(
         body,
         "<h1>Install <code id=\"install-id\">{id}</code> of {app}: <span id=\"install-status\" class=\"{status}\">{status}</span></h1>\
-<dl><dt>release</dt><dd><code>{release}</code></dd><dt>release digest</dt><dd><code>{digest}</code></dd>\
+<dl><dt>kind</dt><dd id=\"install-kind\">{kind}</dd><dt>release</dt><dd><code>{release}</code></dd><dt>release digest</dt><dd><code>{digest}</code></dd>\
 <dt>namespace</dt><dd>{namespace}</dd><dt>output</dt><dd><code>{out}</code></dd><dt>started</dt><dd>{started}</dd>\
 <dt>duration</dt><dd>{duration}</dd><dt>resumed</dt><dd>{resumed} time(s)</dd><dt>upgrades</dt><dd>{upgrades}</dd></dl>\
 <p><a href=\"/api/installs/{id}/events\">events (JSON)</a></p>",
         id = escape(&install.install_id),
         app = escape(&install.app_slug),
+        kind = install.kind.as_str(),
         status = install.status.as_str(),
         release = escape(&install.release_dir),
         digest = escape(&install.release_digest),

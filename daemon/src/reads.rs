@@ -13,6 +13,8 @@ use crate::events::is_release_stream;
 pub struct InstallRow {
     /// The install id.
     pub install_id: String,
+    /// Which command began it: `install`, `apply` or `undeploy`.
+    pub kind: windlass_engine::InstallKind,
     /// The app.
     pub app_slug: String,
     /// `incomplete`, `completed` or `failed`.
@@ -57,6 +59,7 @@ pub fn installs(state: &StateDir) -> Result<Vec<InstallRow>, ReadError> {
             .into_iter()
             .map(|summary| InstallRow {
                 duration_ms: summary.duration_ms(),
+                kind: summary.kind,
                 status: InstallStatus::from(summary.status).as_str().to_string(),
                 install_id: summary.install_id,
                 app_slug: summary.app_slug,
@@ -75,6 +78,7 @@ pub fn installs(state: &StateDir) -> Result<Vec<InstallRow>, ReadError> {
         };
         rows.push(InstallRow {
             install_id: state.install_id,
+            kind: state.kind,
             app_slug: state.app_slug,
             status: state.status.as_str().to_string(),
             release_dir: state.release_dir,

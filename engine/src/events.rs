@@ -89,6 +89,67 @@ pub struct InstallStarted {
     /// none, and in events recorded before windlass looked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrades: Option<String>,
+    /// Which command began it (an optional field: absent in events recorded before 2026-11-28,
+    /// whose kind [`InstallStarted::kind`] tells from the pipeline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<InstallKind>,
+}
+
+impl InstallStarted {
+    /// Which command began the install: as recorded, or told from the pipeline of an install
+    /// recorded before the kind was (see [`InstallKind::told_from_pipeline`]).
+    pub fn kind(&self) -> InstallKind {
+        self.kind
+            .unwrap_or_else(|| InstallKind::told_from_pipeline(&self.pipeline))
+    }
+}
+
+/// Which command began an install: its runs are all installs in the log (each has its own id,
+/// stages and outcome), and this tells them apart in `history`, `show` and the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstallKind {
+    /// `windlass install` (and the daemon's installs): a release rendered, and applied when a
+    /// target was given.
+    #[default]
+    Install,
+    /// `windlass apply INSTALL_ID`: an install rendered earlier, applied.
+    Apply,
+    /// `windlass undeploy INSTALL_ID`: the app removed from a cluster.
+    Undeploy,
+}
+
+impl InstallKind {
+    /// The kind of an install recorded before the kind was: `windlass apply` and `windlass
+    /// undeploy` ran a pipeline of one stage whose configuration names the install it applies
+    /// (`source_install`), with `undeploy: true` for an undeploy; anything else was an install.
+    /// (The engine reads these two keys of the apply stage's configuration here only.)
+    pub fn told_from_pipeline(pipeline: &[PipelineStageRecord]) -> InstallKind {
+        let [only] = pipeline else {
+            return InstallKind::Install;
+        };
+        if !only
+            .config
+            .get("source_install")
+            .is_some_and(serde_json::Value::is_string)
+        {
+            return InstallKind::Install;
+        }
+        if only.config.get("undeploy") == Some(&serde_json::Value::Bool(true)) {
+            InstallKind::Undeploy
+        } else {
+            InstallKind::Apply
+        }
+    }
+
+    /// The kind as `history` prints it: `install`, `apply` or `undeploy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstallKind::Install => "install",
+            InstallKind::Apply => "apply",
+            InstallKind::Undeploy => "undeploy",
+        }
+    }
 }
 
 impl EventPayload for InstallStarted {

@@ -99,6 +99,9 @@ pub struct InstallRequest {
     /// The customer's own registry, in local-registry mode: every image is rewritten to it and
     /// the pull secret carries its credentials only.
     pub local_registry: Option<LocalRegistryInput>,
+    /// Which command this install is (recorded in `InstallStarted`; not part of the install key:
+    /// the pipeline already tells an apply from an install).
+    pub kind: crate::InstallKind,
 }
 
 impl InstallRequest {

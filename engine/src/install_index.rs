@@ -3,7 +3,7 @@
 //! the rows opaque) how each event changes them, in the same write transaction as the append:
 //!
 //! ```text
-//! install      install id            → InstallSummary (JSON): key, app, release, status, times
+//! install      install id            → InstallSummary (JSON): key, kind, app, release, status, times
 //! install_key  install key           → id of the newest install with that key
 //! app_latest   app slug              → id of the newest install of that app
 //! fact_type    event type \n seq(20) → FactEntry (JSON): install id and time of each fact
@@ -20,8 +20,8 @@ use windlass_state::log::LogError;
 use windlass_state::{EventLog, LazyEvent, ProjectionRows, Projector, StoreError, StoredEvent};
 
 use crate::events::{
-    INSTALL_COMPLETED, INSTALL_FAILED, INSTALL_RESUMED, INSTALL_STARTED, STAGE_COMPLETED,
-    STAGE_FAILED, STAGE_STARTED,
+    INSTALL_COMPLETED, INSTALL_FAILED, INSTALL_RESUMED, INSTALL_STARTED, InstallKind,
+    PipelineStageRecord, STAGE_COMPLETED, STAGE_FAILED, STAGE_STARTED,
 };
 use crate::install_state::InstallStatus;
 
@@ -62,6 +62,9 @@ pub struct InstallSummary {
     /// The install it upgrades, if any.
     #[serde(default)]
     pub upgrades: Option<String>,
+    /// Which command began it.
+    #[serde(default)]
+    pub kind: InstallKind,
 }
 
 /// [`InstallStatus`] as stored in a summary.
@@ -111,6 +114,10 @@ struct StartedFields {
     release_digest: String,
     #[serde(default)]
     upgrades: Option<String>,
+    #[serde(default)]
+    kind: Option<InstallKind>,
+    /// Only to tell the kind of an install recorded before it was.
+    pipeline: Vec<PipelineStageRecord>,
 }
 
 /// Keeps the engine's projections (see the module documentation).
@@ -119,7 +126,7 @@ pub struct InstallProjector;
 
 impl InstallProjector {
     /// The rows' format version; bump it when a table or [`InstallSummary`] changes shape.
-    pub const VERSION: u32 = 2;
+    pub const VERSION: u32 = 3;
 }
 
 fn encode(value: &impl Serialize) -> Result<Vec<u8>, StoreError> {
@@ -168,6 +175,9 @@ impl Projector for InstallProjector {
                 resumed: 0,
                 events: 1,
                 upgrades: started.upgrades,
+                kind: started
+                    .kind
+                    .unwrap_or_else(|| InstallKind::told_from_pipeline(&started.pipeline)),
             };
             rows.put(INSTALL_KEY_TABLE, &summary.install_key, id.as_bytes())?;
             rows.put(APP_LATEST_TABLE, &summary.app_slug, id.as_bytes())?;
@@ -238,30 +248,34 @@ pub fn summaries(
 }
 
 /// The install a new install of `release_digest` for app `app_slug` upgrades: the newest
-/// completed install of that app, when it installed another release. Reads the summaries when
-/// the projections are current, else folds installs newest first.
+/// completed install of that app, when it installed another release and was no undeploy (after
+/// an undeploy, the next install upgrades nothing). Reads the summaries when the projections are
+/// current, else folds installs newest first.
 pub fn upgraded_install(
     log: &EventLog,
     app_slug: &str,
     release_digest: &str,
 ) -> Result<Option<String>, LogError> {
     let ids = log.install_ids()?;
-    let newest = match summaries(log, &ids)? {
-        Some(summaries) => summaries
-            .into_iter()
-            .rev()
-            .find(|summary| {
-                summary.app_slug == app_slug && summary.status == SummaryStatus::Completed
-            })
-            .map(|summary| (summary.install_id, summary.release_digest)),
-        None => ids.iter().rev().find_map(|id| {
-            let events = log.events_of(id).ok()?;
-            let state = crate::install_state::fold(id, &events).ok()?;
-            (state.app_slug == app_slug && state.status == InstallStatus::Completed)
-                .then_some((state.install_id, state.release_digest))
-        }),
-    };
-    Ok(newest.and_then(|(id, digest)| (digest != release_digest).then_some(id)))
+    let newest =
+        match summaries(log, &ids)? {
+            Some(summaries) => summaries
+                .into_iter()
+                .rev()
+                .find(|summary| {
+                    summary.app_slug == app_slug && summary.status == SummaryStatus::Completed
+                })
+                .map(|summary| (summary.install_id, summary.release_digest, summary.kind)),
+            None => ids.iter().rev().find_map(|id| {
+                let events = log.events_of(id).ok()?;
+                let state = crate::install_state::fold(id, &events).ok()?;
+                (state.app_slug == app_slug && state.status == InstallStatus::Completed)
+                    .then_some((state.install_id, state.release_digest, state.kind))
+            }),
+        };
+    Ok(newest.and_then(|(id, digest, kind)| {
+        (digest != release_digest && kind != InstallKind::Undeploy).then_some(id)
+    }))
 }
 
 /// The id of the newest install with `install_key` (`Some(None)`: there is none), or `None` when

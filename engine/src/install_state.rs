@@ -6,8 +6,8 @@ use windlass_state::StoredEvent;
 
 use crate::events::{
     INSTALL_COMPLETED, INSTALL_FAILED, INSTALL_RESUMED, INSTALL_STARTED, InstallFailed,
-    InstallStarted, STAGE_COMPLETED, STAGE_FACTS_RECORDED, STAGE_FAILED, STAGE_STARTED,
-    StageCompleted, StageFactsRecorded, StageFailed, StageStarted,
+    InstallKind, InstallStarted, STAGE_COMPLETED, STAGE_FACTS_RECORDED, STAGE_FAILED,
+    STAGE_STARTED, StageCompleted, StageFactsRecorded, StageFailed, StageStarted,
 };
 use crate::install::LicenseRecord;
 use crate::stage::FailureClass;
@@ -133,6 +133,8 @@ pub struct InstallState {
     pub events: u64,
     /// The install it upgrades, if any.
     pub upgrades: Option<String>,
+    /// Which command began it.
+    pub kind: InstallKind,
 }
 
 /// Why an install failed.
@@ -241,7 +243,9 @@ fn fold_lifecycle(install_id: &str, events: &[StoredEvent]) -> Result<Folded, Fo
         });
     }
     let started: InstallStarted = decode(first)?;
+    let kind = started.kind();
     let mut state = InstallState {
+        kind,
         install_id: install_id.to_string(),
         status: InstallStatus::Incomplete,
         app_slug: started.app_slug,

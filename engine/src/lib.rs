@@ -24,6 +24,7 @@ pub mod runner;
 pub mod services;
 pub mod stage;
 
+pub use events::InstallKind;
 pub use install::{ConfigValuesInput, InstallRequest, License, LicenseRecord, LocalRegistryInput};
 pub use install_index::{InstallProjector, InstallSummary};
 pub use install_state::{

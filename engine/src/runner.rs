@@ -438,6 +438,7 @@ impl Runner {
                 request.app_slug(),
                 &request.release_digest,
             )?,
+            kind: Some(request.kind),
         };
         let event = self.event(&install_id, &started)?;
         self.append(vec![event]).await?;

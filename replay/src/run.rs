@@ -437,6 +437,7 @@ async fn replay_unchecked(
         // Without the file, fetch_base renders with the values the install recorded.
         config_values: options.config_values.clone(),
         local_registry,
+        kind: started.kind(),
     };
     let (replayed, _) = runner
         // Under the recorded install's id, so that facts naming the install (an apply's

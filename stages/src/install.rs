@@ -454,6 +454,7 @@ pub async fn install(
         license,
         config_values,
         local_registry,
+        kind: windlass_engine::InstallKind::Install,
     };
     // One process at a time per install: a second install of the same request while the first
     // is still running must not resume it underneath.

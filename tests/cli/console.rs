@@ -246,8 +246,8 @@ fn the_web_console_shows_installs_timeline_images_and_diff_in_headless_chromium(
         (&failed, "failed"),
     ] {
         let row = rows.iter().find(|row| &row[0] == id).unwrap();
-        assert_eq!(row[1], "my-app");
-        assert_eq!(row[2], status);
+        assert_eq!(row[1..3], ["install", "my-app"]);
+        assert_eq!(row[3], status);
     }
     assert_eq!(browser.table("releases").len(), 3);
     browser.assert_no_console_errors("/");

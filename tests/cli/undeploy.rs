@@ -884,3 +884,79 @@ fn an_undeploy_never_creates_the_app_namespace() {
         "the undeploy made the namespace again"
     );
 }
+
+/// `history` (from the summaries and, with `--json`, from the folds), `history --app` and `show`
+/// tell an install, a `windlass apply` and a `windlass undeploy` apart, and the next install
+/// after an undeploy upgrades nothing: the app was no longer there.
+#[test]
+fn history_and_show_tell_installs_applies_and_undeploys_apart() {
+    let cluster = fake_cluster(Options::default());
+    let state = tempfile::tempdir().unwrap();
+    let first = release(&[("a.yaml", &configmap("a", "1"))], "");
+    let installed = json(install_kube(state.path(), first.path(), &cluster, &[]));
+    let install_id = installed["install_id"].as_str().unwrap().to_string();
+    let applied = json(apply_kube(state.path(), &install_id, &cluster, &[]));
+    assert_eq!(applied["status"], "completed", "{applied:#}");
+    let undeployed = json(undeploy(
+        state.path(),
+        &install_id,
+        &cluster.kubeconfig,
+        &[],
+    ));
+    assert_eq!(undeployed["status"], "completed", "{undeployed:#}");
+    let second = release(&[("a.yaml", &configmap("a", "2"))], "");
+    let reinstalled = json(install_kube(state.path(), second.path(), &cluster, &[]));
+    assert_eq!(reinstalled["status"], "completed", "{reinstalled:#}");
+    assert_eq!(
+        reinstalled["upgrades"],
+        Value::Null,
+        "an install after an undeploy upgrades nothing"
+    );
+
+    let expected = [
+        (install_id.as_str(), "install"),
+        (applied["install_id"].as_str().unwrap(), "apply"),
+        (undeployed["install_id"].as_str().unwrap(), "undeploy"),
+        (reinstalled["install_id"].as_str().unwrap(), "install"),
+    ];
+    let stdout = |args: &[&str]| {
+        let output = run(windlass(state.path()).args(args));
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let history = json(run(windlass(state.path()).args(["history", "--json"])));
+    let kinds: Vec<(&str, &str)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|install| {
+            (
+                install["install_id"].as_str().unwrap(),
+                install["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(kinds, expected, "{history:#}");
+    let listing = stdout(&["history"]);
+    let rows: Vec<Vec<&str>> = listing
+        .lines()
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0][..3], ["INSTALL", "KIND", "APP"], "{listing}");
+    let listed: Vec<(&str, &str)> = rows[1..].iter().map(|row| (row[0], row[1])).collect();
+    assert_eq!(listed, expected, "{listing}");
+    let by_app = stdout(&["history", "--app", "my-app"]);
+    for (id, kind) in expected {
+        assert!(
+            by_app
+                .lines()
+                .any(|line| line.split_whitespace().take(2).eq([id, kind])),
+            "{id} {kind} in\n{by_app}"
+        );
+    }
+    let shown = stdout(&["show", expected[2].0]);
+    assert!(
+        shown.lines().any(|line| line == "kind      undeploy"),
+        "{shown}"
+    );
+}

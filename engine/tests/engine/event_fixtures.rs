@@ -13,9 +13,9 @@ use serde_json::Value;
 use windlass_engine::LicenseRecord;
 use windlass_engine::events::{
     INSTALL_COMPLETED, INSTALL_FAILED, INSTALL_RESUMED, INSTALL_STARTED, InstallCompleted,
-    InstallFailed, InstallResumed, InstallStarted, PipelineStageRecord, SCHEMAS, STAGE_COMPLETED,
-    STAGE_FACTS_RECORDED, STAGE_FAILED, STAGE_STARTED, StageCompleted, StageFactsRecorded,
-    StageFailed, StageStarted,
+    InstallFailed, InstallKind, InstallResumed, InstallStarted, PipelineStageRecord, SCHEMAS,
+    STAGE_COMPLETED, STAGE_FACTS_RECORDED, STAGE_FAILED, STAGE_STARTED, StageCompleted,
+    StageFactsRecorded, StageFailed, StageStarted,
 };
 use windlass_state::{SchemaRegistry, StoredEvent};
 
@@ -255,6 +255,7 @@ fn install_started_v1_with_a_license_upcasts_to_a_license_record() {
             out_dir: "/var/lib/windlass/installs/01HZX5Q9K3T7VW2B8C4D6F0GJM".into(),
             pipeline: fetch_then_write_pipeline(),
             upgrades: None,
+            kind: None,
         }
     );
 }
@@ -320,6 +321,21 @@ fn install_started_v3_names_the_install_it_upgrades_when_there_is_one() {
     );
     let first: InstallStarted = upcast_into("InstallStarted.v3.json");
     assert_eq!(first.upgrades, None, "absent in installs recorded before");
+}
+
+#[test]
+fn install_started_v3_tells_an_apply_or_undeploy_recorded_before_its_kind_from_its_pipeline() {
+    let install: InstallStarted = upcast_into("InstallStarted.v3.json");
+    assert_eq!((install.kind, install.kind()), (None, InstallKind::Install));
+    let apply: InstallStarted = upcast_into("InstallStarted.v3.apply.json");
+    assert_eq!((apply.kind, apply.kind()), (None, InstallKind::Apply));
+    let undeploy: InstallStarted = upcast_into("InstallStarted.v3.undeploy.json");
+    assert_eq!(
+        (undeploy.kind, undeploy.kind()),
+        (None, InstallKind::Undeploy)
+    );
+    let recorded: InstallStarted = upcast_into("InstallStarted.v3.kind.json");
+    assert_eq!(recorded.kind, Some(InstallKind::Undeploy));
 }
 
 #[test]

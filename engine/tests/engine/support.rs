@@ -371,6 +371,7 @@ impl TestEnv {
             license: None,
             config_values: None,
             local_registry: None,
+            kind: windlass_engine::InstallKind::Install,
         }
     }
 

@@ -263,6 +263,7 @@ impl Installer {
             license,
             config_values: None,
             local_registry: None,
+            kind: windlass_engine::InstallKind::Install,
         }
     }
 
