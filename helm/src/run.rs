@@ -554,20 +554,86 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .write_all(bytes)
 }
 
+/// The start of the name of helm's working directories in the system's temporary directory;
+/// the process id that made one and a random part follow.
+const SCRATCH_PREFIX: &str = "windlass-helm-";
+
 /// helm's working directory for one run: readable by this user only (0700), since it holds the
-/// chart's rendered documents, the pull secret among them, and the values.
+/// chart's rendered documents, the pull secret among them, and the values. Named
+/// `windlass-helm-<pid>-<random>`; the first call in a process removes such directories a
+/// windlass killed before it could remove them left behind ([`sweep_stale_scratch`]).
 pub(crate) fn scratch() -> Result<tempfile::TempDir, HelmError> {
     use std::os::unix::fs::PermissionsExt;
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| sweep_stale_scratch(&std::env::temp_dir()));
     tempfile::Builder::new()
-        .prefix("windlass-helm-")
+        .prefix(&format!("{SCRATCH_PREFIX}{}-", std::process::id()))
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir()
         .map_err(|error| HelmError::Prepare(error.to_string()))
 }
 
+/// Removes each `windlass-helm-<pid>-*` directory in `temp` that this user owns and whose process
+/// is no longer running: a killed windlass's, which may hold a chart's pull secret. Best effort:
+/// what cannot be read or removed stays. Directories named before the process id was part of the
+/// name (`windlass-helm-<random>`) are not recognised and stay.
+pub(crate) fn sweep_stale_scratch(temp: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return;
+    };
+    let this_user = rustix::process::getuid().as_raw();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(SCRATCH_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<i32>().ok())
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            continue;
+        };
+        let Ok(metadata) = entry.path().symlink_metadata() else {
+            continue;
+        };
+        // Another user's process, or a live one, answers anything but "no such process".
+        let gone = rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH);
+        if metadata.is_dir() && metadata.uid() == this_user && gone {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A directory of a process that has exited goes; a running process's, and anything not
+    /// named as a scratch directory, stay.
+    #[test]
+    fn only_the_scratch_directories_of_exited_processes_are_swept() {
+        let temp = tempfile::tempdir().unwrap();
+        let mut exited = std::process::Command::new("true").spawn().unwrap();
+        let exited_pid = exited.id();
+        exited.wait().unwrap();
+        let names = [
+            format!("{SCRATCH_PREFIX}{exited_pid}-a1B2c3"),
+            format!("{SCRATCH_PREFIX}{}-d4E5f6", std::process::id()),
+            format!("{SCRATCH_PREFIX}g7H8i9"),
+            format!("other-{exited_pid}-j0K1l2"),
+        ];
+        for name in &names {
+            std::fs::create_dir(temp.path().join(name)).unwrap();
+            std::fs::write(temp.path().join(name).join("secret.yaml"), "x").unwrap();
+        }
+        sweep_stale_scratch(temp.path());
+        let left: Vec<bool> = names
+            .iter()
+            .map(|name| temp.path().join(name).exists())
+            .collect();
+        assert_eq!(left, [false, true, true, true], "{names:?}");
+    }
 
     #[test]
     fn the_scratch_directory_is_the_users_alone() {
