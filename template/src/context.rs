@@ -95,14 +95,20 @@ struct UsageSets {
 }
 
 impl Usage {
-    /// Notes that the render read the Config item `name` (`item` when it exists).
+    /// Notes that the render read the Config item `name` (`item` when it exists). A name the
+    /// Config does not have is not noted: it is whatever text the template passed, which may be
+    /// a value (`ConfigOption (ConfigOption "password")` passes a password as a name), and the
+    /// names noted are recorded.
     pub fn read_item(&self, name: &str, item: Option<&ItemValue>) {
+        let Some(item) = item else {
+            return;
+        };
         let mut sets = self
             .inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         sets.config_items.insert(name.to_string());
-        if item.is_some_and(|item| item.is_password() && !item.effective().is_empty()) {
+        if item.is_password() && !item.effective().is_empty() {
             sets.password_items.insert(name.to_string());
         }
     }
