@@ -143,6 +143,7 @@ pub async fn apply_install(
         // Templates are rendered by fetch_base, which this pipeline does not run.
         config_values: None,
         local_registry: None,
+        carried_config_values: None,
         kind: if config.undeploy {
             InstallKind::Undeploy
         } else {

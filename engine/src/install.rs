@@ -38,6 +38,18 @@ pub struct ConfigValuesInput {
     pub fingerprint: String,
 }
 
+/// The effective ConfigValues the newest completed install of the app wrote
+/// (`upstream/userdata/config.yaml` in its output), which a new install starts from, as KOTS
+/// starts from the previous version's: a value generated once (`RandomString` in an editable
+/// item's `value`) stays the same from then on.
+#[derive(Debug, Clone)]
+pub struct CarriedConfigValues {
+    /// The install that wrote them.
+    pub install_id: String,
+    /// The file and its text.
+    pub values: ConfigValuesInput,
+}
+
 /// A customer's own registry (local-registry mode: `--registry-host` and friends), held in
 /// memory: its password is a credential, so only a keyed fingerprint of it is ever recorded.
 #[derive(Clone)]
@@ -99,6 +111,9 @@ pub struct InstallRequest {
     /// The customer's own registry, in local-registry mode: every image is rewritten to it and
     /// the pull secret carries its credentials only.
     pub local_registry: Option<LocalRegistryInput>,
+    /// The values the previous install of the app left ([`CarriedConfigValues`]), if any; the
+    /// user's ConfigValues win over them item by item.
+    pub carried_config_values: Option<CarriedConfigValues>,
     /// Which command this install is (recorded in `InstallStarted`; not part of the install key:
     /// the pipeline already tells an apply from an install).
     pub kind: crate::InstallKind,

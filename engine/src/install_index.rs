@@ -65,6 +65,9 @@ pub struct InstallSummary {
     /// Which command began it.
     #[serde(default)]
     pub kind: InstallKind,
+    /// Its output directory.
+    #[serde(default)]
+    pub out_dir: String,
 }
 
 /// [`InstallStatus`] as stored in a summary.
@@ -112,6 +115,7 @@ struct StartedFields {
     app_slug: String,
     release_dir: String,
     release_digest: String,
+    out_dir: String,
     #[serde(default)]
     upgrades: Option<String>,
     #[serde(default)]
@@ -178,6 +182,7 @@ impl Projector for InstallProjector {
                 kind: started
                     .kind
                     .unwrap_or_else(|| InstallKind::told_from_pipeline(&started.pipeline)),
+                out_dir: started.out_dir,
             };
             rows.put(INSTALL_KEY_TABLE, &summary.install_key, id.as_bytes())?;
             rows.put(APP_LATEST_TABLE, &summary.app_slug, id.as_bytes())?;
@@ -247,34 +252,71 @@ pub fn summaries(
     Ok(Some(out))
 }
 
+/// The newest completed install of app `app_slug` that `wanted` accepts (by its kind), or
+/// `None`. Reads the summaries when the projections are current, else folds installs newest
+/// first.
+pub fn newest_completed_install(
+    log: &EventLog,
+    app_slug: &str,
+    wanted: &dyn Fn(InstallKind) -> bool,
+) -> Result<Option<CompletedInstall>, LogError> {
+    let ids = log.install_ids()?;
+    Ok(match summaries(log, &ids)? {
+        Some(summaries) => summaries
+            .into_iter()
+            .rev()
+            .find(|summary| {
+                summary.app_slug == app_slug
+                    && summary.status == SummaryStatus::Completed
+                    && wanted(summary.kind)
+            })
+            .map(|summary| CompletedInstall {
+                install_id: summary.install_id,
+                release_digest: summary.release_digest,
+                kind: summary.kind,
+                out_dir: summary.out_dir,
+            }),
+        None => ids.iter().rev().find_map(|id| {
+            let events = log.events_of(id).ok()?;
+            let state = crate::install_state::fold(id, &events).ok()?;
+            (state.app_slug == app_slug
+                && state.status == InstallStatus::Completed
+                && wanted(state.kind))
+            .then_some(CompletedInstall {
+                install_id: state.install_id,
+                release_digest: state.release_digest,
+                kind: state.kind,
+                out_dir: state.out,
+            })
+        }),
+    })
+}
+
+/// What [`newest_completed_install`] tells of the install it finds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedInstall {
+    /// Its id.
+    pub install_id: String,
+    /// The release digest it recorded.
+    pub release_digest: String,
+    /// Which command began it.
+    pub kind: InstallKind,
+    /// Its output directory.
+    pub out_dir: String,
+}
+
 /// The install a new install of `release_digest` for app `app_slug` upgrades: the newest
 /// completed install of that app, when it installed another release and was no undeploy (after
-/// an undeploy, the next install upgrades nothing). Reads the summaries when the projections are
-/// current, else folds installs newest first.
+/// an undeploy, the next install upgrades nothing).
 pub fn upgraded_install(
     log: &EventLog,
     app_slug: &str,
     release_digest: &str,
 ) -> Result<Option<String>, LogError> {
-    let ids = log.install_ids()?;
-    let newest =
-        match summaries(log, &ids)? {
-            Some(summaries) => summaries
-                .into_iter()
-                .rev()
-                .find(|summary| {
-                    summary.app_slug == app_slug && summary.status == SummaryStatus::Completed
-                })
-                .map(|summary| (summary.install_id, summary.release_digest, summary.kind)),
-            None => ids.iter().rev().find_map(|id| {
-                let events = log.events_of(id).ok()?;
-                let state = crate::install_state::fold(id, &events).ok()?;
-                (state.app_slug == app_slug && state.status == InstallStatus::Completed)
-                    .then_some((state.install_id, state.release_digest, state.kind))
-            }),
-        };
-    Ok(newest.and_then(|(id, digest, kind)| {
-        (digest != release_digest && kind != InstallKind::Undeploy).then_some(id)
+    let newest = newest_completed_install(log, app_slug, &|_| true)?;
+    Ok(newest.and_then(|newest| {
+        (newest.release_digest != release_digest && newest.kind != InstallKind::Undeploy)
+            .then_some(newest.install_id)
     }))
 }
 

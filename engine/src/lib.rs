@@ -25,7 +25,10 @@ pub mod services;
 pub mod stage;
 
 pub use events::InstallKind;
-pub use install::{ConfigValuesInput, InstallRequest, License, LicenseRecord, LocalRegistryInput};
+pub use install::{
+    CarriedConfigValues, ConfigValuesInput, InstallRequest, License, LicenseRecord,
+    LocalRegistryInput,
+};
 pub use install_index::{InstallProjector, InstallSummary};
 pub use install_state::{
     FoldError, InstallState, InstallStatus, StageState, StageStatus, fold, fold_owned,

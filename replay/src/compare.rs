@@ -99,7 +99,8 @@ pub fn output_files<'a>(event_type: &str, payload: &'a Value) -> Vec<OutputFile<
 /// derived again (no `--license`, or in local-registry mode no `--registry-password-file`),
 /// without the secrets' content fingerprints; when the password values the install's templates
 /// read are not known (no `--config-values`), without the fingerprints of the documents holding
-/// them and of the values, output and flags of the HelmCharts holding them. A payload that is not an object is one field named `""`.
+/// them, of the effective ConfigValues holding them, and of the values, output and flags of the
+/// HelmCharts holding them. A payload that is not an object is one field named `""`.
 pub fn comparable_fields<'a>(
     event_type: &str,
     payload: &'a Value,
@@ -188,7 +189,8 @@ pub fn comparable_fields<'a>(
                         })
                 }
                 // The digest of an applied Secret covers its content: a pull secret's derives
-                // from the license ID (or the registry password), and any Secret may hold a
+                // from the license ID (or the registry password), and any Secret, or any object
+                // rendered from a file holding one (digested with the state's key), may hold a
                 // password value the templates read.
                 ("ObjectsApplied" | "ObjectsSending", "objects")
                     if !secrets_known || !passwords_known =>
@@ -197,9 +199,15 @@ pub fn comparable_fields<'a>(
                     for object in objects.as_array_mut().into_iter().flatten() {
                         let pull_secret =
                             object.get("step").and_then(Value::as_str) == Some("pull_secrets");
+                        // Any object rendered from a password item is digested with the
+                        // state's key too (`fp1:…`), a ConfigMap as much as a Secret.
                         let secret = object.pointer("/key/kind").and_then(Value::as_str)
                             == Some("Secret")
-                            && object.pointer("/key/group").and_then(Value::as_str) == Some("");
+                            && object.pointer("/key/group").and_then(Value::as_str) == Some("")
+                            || object
+                                .get("digest")
+                                .and_then(Value::as_str)
+                                .is_some_and(|digest| digest.starts_with("fp1:"));
                         if ((pull_secret && !secrets_known) || (secret && !passwords_known))
                             && let Some(object) = object.as_object_mut()
                         {
@@ -225,6 +233,17 @@ pub fn comparable_fields<'a>(
                         }
                     }
                     Some(charts)
+                }
+                // The effective ConfigValues holding a password value, by fingerprint.
+                ("BaseFetched", "templates") if !passwords_known => {
+                    let mut templates = value.clone();
+                    if let Some(effective) = templates
+                        .get_mut("effective_values")
+                        .and_then(Value::as_object_mut)
+                    {
+                        effective.remove("fingerprint");
+                    }
+                    Some(templates)
                 }
                 ("BaseFetched", "documents") if !passwords_known => {
                     let mut documents = value.clone();

@@ -307,12 +307,20 @@ async fn replay_unchecked(
     // password they may hold is known: the user's (--config-values), a generated one (its draws
     // are withheld: only the user's file, which wins over them, helps) and, in local-registry
     // mode, the registry's (--registry-password-file).
-    let password_files: Vec<&str> = templates
+    let mut password_files: Vec<&str> = templates
         .files
         .iter()
         .filter(|file| file.holds_password)
         .map(|file| file.path.as_str())
         .collect();
+    // The effective ConfigValues, when they hold a password value.
+    if templates
+        .effective_values
+        .as_ref()
+        .is_some_and(|effective| effective.fingerprint.is_some())
+    {
+        password_files.push(windlass_stages::install::EFFECTIVE_CONFIG_VALUES_FILE);
+    }
     let config_given = options.config_values.is_some();
     let mut missing = Vec::new();
     if !config_given
@@ -437,6 +445,7 @@ async fn replay_unchecked(
         // Without the file, fetch_base renders with the values the install recorded.
         config_values: options.config_values.clone(),
         local_registry,
+        carried_config_values: None,
         kind: started.kind(),
     };
     let (replayed, _) = runner

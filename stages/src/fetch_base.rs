@@ -234,11 +234,16 @@ impl Stage for FetchBase {
                 .filter(|file| templates.holds_password(&file.path))
                 .map(|file| file.path.clone())
                 .collect();
+            let mut templates_record = templates.record();
+            if let Some(effective) = templates.effective_values() {
+                templates_record.effective_values =
+                    Some(record_effective_values(&effective, &blobs, &credentials)?);
+            }
             let recorded = record(
                 &release,
                 &blobs,
                 digest,
-                templates.record(),
+                templates_record,
                 charts,
                 &password_files,
                 &credentials,
@@ -413,6 +418,35 @@ fn record(
     Ok(StageOutput {
         facts: vec![fact],
         summary,
+    })
+}
+
+/// Where the effective ConfigValues are kept until `write_base` writes them: a blob, or when
+/// they hold a password value, this process's memory under their keyed fingerprint.
+fn record_effective_values(
+    effective: &crate::effective_values::EffectiveValues,
+    blobs: &windlass_state::BlobStore,
+    credentials: &Credentials,
+) -> Result<crate::events::EffectiveValuesRecord, StageError> {
+    Ok(if effective.holds_password {
+        crate::events::EffectiveValuesRecord {
+            blob: None,
+            fingerprint: Some(
+                credentials
+                    .texts
+                    .remember(&credentials.key, &effective.text),
+            ),
+        }
+    } else {
+        crate::events::EffectiveValuesRecord {
+            blob: Some(
+                blobs
+                    .put(effective.text.as_bytes())
+                    .map_err(|error| StageError::permanent(error.to_string()))?
+                    .to_string(),
+            ),
+            fingerprint: None,
+        }
     })
 }
 

@@ -424,6 +424,17 @@ pub async fn install(
         .map(|path| read_license(&path, &state.fingerprint_key))
         .transpose()?;
     let config_values = read_config_values(options, state)?;
+    let carried_config_values = carried_config_values(
+        state,
+        license
+            .as_ref()
+            .map_or("app", |license| license.app_slug.as_str()),
+    )?;
+    if let Some(license) = &license {
+        let given = config_values.iter();
+        let carried = carried_config_values.iter().map(|carried| &carried.values);
+        refuse_license_id_in(given.chain(carried), license)?;
+    }
     let local_registry = options
         .local_registry
         .as_ref()
@@ -454,6 +465,7 @@ pub async fn install(
         license,
         config_values,
         local_registry,
+        carried_config_values,
         kind: windlass_engine::InstallKind::Install,
     };
     // One process at a time per install: a second install of the same request while the first
@@ -511,6 +523,62 @@ fn read_config_values(
         }
     };
     config_values_input(&path, &state.fingerprint_key).map(Some)
+}
+
+/// Refuses ConfigValues holding the license ID: their values that are not passwords are
+/// recorded and rendered into files that are not secrets, and windlass never stores or copies a
+/// license ID (a release file holding one is refused the same way).
+fn refuse_license_id_in<'a>(
+    files: impl Iterator<Item = &'a windlass_engine::ConfigValuesInput>,
+    license: &windlass_engine::License,
+) -> Result<(), InstallError> {
+    let id = license.license_id.expose();
+    for file in files {
+        if !id.is_empty() && file.text.expose().contains(id) {
+            return Err(InstallError::ConfigValues(format!(
+                "config values file {}: holds the license ID of the license in use; windlass never stores or copies a license ID: remove it",
+                file.path
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Where an install writes the effective ConfigValues in its output (KOTS's upstream layout).
+pub const EFFECTIVE_CONFIG_VALUES_FILE: &str = "upstream/userdata/config.yaml";
+
+/// The effective ConfigValues the newest completed `windlass install` of app `app_slug` wrote in
+/// its output, if that output still holds them. A file there that cannot be read or is no valid
+/// ConfigValues stops the install, naming it: starting without it would generate anew what it
+/// generated once.
+fn carried_config_values(
+    state: &StateDir,
+    app_slug: &str,
+) -> Result<Option<windlass_engine::CarriedConfigValues>, InstallError> {
+    let newest =
+        windlass_engine::install_index::newest_completed_install(&state.log, app_slug, &|kind| {
+            kind == windlass_engine::InstallKind::Install
+        })
+        .map_err(|error| {
+            InstallError::ConfigValues(format!("reading the previous installs: {error}"))
+        })?;
+    let Some(newest) = newest else {
+        return Ok(None);
+    };
+    let path = Path::new(&newest.out_dir).join(EFFECTIVE_CONFIG_VALUES_FILE);
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Ok(None);
+    }
+    let values = config_values_input(&path, &state.fingerprint_key).map_err(|error| {
+        InstallError::ConfigValues(format!(
+            "the values install {} left: {error}; remove the file to start from the release's values alone",
+            newest.install_id
+        ))
+    })?;
+    Ok(Some(windlass_engine::CarriedConfigValues {
+        install_id: newest.install_id,
+        values,
+    }))
 }
 
 /// Reads the ConfigValues file `path`, checks it is a valid KOTS ConfigValues, and fingerprints

@@ -14,6 +14,7 @@
 
 pub mod charts;
 pub mod credential_texts;
+pub mod effective_values;
 pub mod events;
 pub mod fetch_base;
 pub mod helm_charts;

@@ -204,6 +204,12 @@ pub struct Templates {
     now_used: Mutex<bool>,
     /// The files whose rendered text holds a password value.
     password_files: Mutex<std::collections::HashSet<String>>,
+    /// The install whose effective values were carried, and the items taken from them.
+    carried: (Option<String>, std::collections::BTreeSet<String>),
+    /// The app's slug, named in the effective values.
+    app_slug: String,
+    /// The effective ConfigValues, once the Config is evaluated (none without a Config).
+    effective: Mutex<Option<crate::effective_values::EffectiveValues>>,
 }
 
 impl Templates {
@@ -289,6 +295,39 @@ impl Templates {
             ),
             (None, None) => (GivenValues::default(), None),
         };
+        let mut given = given;
+        // A password the install was given (by the user or carried) that a replay without the
+        // file does not know: given, empty, so that the item's vendor `value` is not rendered in
+        // its place (which would draw random bytes the install never drew).
+        if let Some(replayed) = &replayed {
+            for name in replayed.carried_password_fingerprints.keys() {
+                given.values.entry(name.clone()).or_default();
+            }
+        }
+        let carried = match (recorded, &request.carried_config_values) {
+            (Some(recorded), _) => {
+                if request.config_values.is_some() {
+                    crate::effective_values::carry_recorded_under(
+                        &mut given,
+                        &recorded.carried_items,
+                        &recorded.given_values,
+                    );
+                }
+                (
+                    recorded.carried_from.clone(),
+                    recorded.carried_items.clone(),
+                )
+            }
+            (None, Some(carried)) => {
+                let taken = crate::effective_values::carry_under(
+                    &mut given,
+                    &carried.values.path,
+                    carried.values.text.expose(),
+                )?;
+                (Some(carried.install_id.clone()), taken)
+            }
+            (None, None) => (None, Default::default()),
+        };
         let mut base = base_context(request.license.as_ref(), &request.namespace);
         base.local_registry = request.local_registry.as_ref().map(local_registry_context);
         Ok(Templates {
@@ -305,6 +344,9 @@ impl Templates {
             record: Mutex::new(TemplatesRecord::default()),
             now_used: Mutex::new(false),
             password_files: Mutex::default(),
+            carried,
+            app_slug: request.app_slug().to_string(),
+            effective: Mutex::default(),
         })
     }
 
@@ -331,6 +373,11 @@ impl Templates {
             record: Mutex::new(TemplatesRecord::default()),
             now_used: Mutex::new(false),
             password_files: Mutex::default(),
+            carried: Default::default(),
+            app_slug: license
+                .map_or("app", |license| license.app_slug.as_str())
+                .to_string(),
+            effective: Mutex::default(),
         }
     }
 
@@ -392,6 +439,8 @@ impl Templates {
         {
             let mut record = self.lock_record();
             record.config_values_fingerprint = self.config_values_fingerprint.clone();
+            record.carried_from = self.carried.0.clone();
+            record.carried_items = self.carried.1.clone();
             record.config_items = evaluated
                 .items
                 .iter()
@@ -409,6 +458,8 @@ impl Templates {
                 .collect();
             // A password item whose default or value is a template may be made of these draws
             // (`RandomString` for a generated password): then they are credentials, and withheld.
+            // (A value given, or carried from the previous install, is not rendered: only its
+            // default could be.)
             let password_generated = config.as_ref().is_some_and(|config| {
                 config
                     .spec
@@ -416,12 +467,16 @@ impl Templates {
                     .iter()
                     .flat_map(|group| &group.items)
                     .any(|item| {
+                        let given = self.given.values.contains_key(&item.name);
                         item.item_type.as_deref() == Some("password")
-                            && [&item.default, &item.value].into_iter().any(|field| {
-                                let text =
-                                    windlass_template::config::bool_or_string(field.as_ref());
-                                text.contains("{{repl") || text.contains("repl{{")
-                            })
+                            && [Some(&item.default), (!given).then_some(&item.value)]
+                                .into_iter()
+                                .flatten()
+                                .any(|field| {
+                                    let text =
+                                        windlass_template::config::bool_or_string(field.as_ref());
+                                    text.contains("{{repl") || text.contains("repl{{")
+                                })
                     })
             });
             if password_generated && !recorded.draws.is_empty() {
@@ -471,6 +526,11 @@ impl Templates {
         }
         if recorded.now.is_some() {
             *self.now_used.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        }
+        if config.is_some() {
+            *self.effective.lock().unwrap_or_else(|p| p.into_inner()) = Some(
+                crate::effective_values::effective_values(&evaluated, &self.app_slug)?,
+            );
         }
         *self.context.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(TemplateContext {
             config: Arc::new(evaluated.values()),
@@ -575,6 +635,15 @@ impl Templates {
             record.license_fields = self.base.license.as_deref().cloned().unwrap_or_default();
         }
         record
+    }
+
+    /// The effective ConfigValues the evaluated Config gave (none without a Config, or before
+    /// [`Templates::prepare`]), to be written to `upstream/userdata/config.yaml`.
+    pub fn effective_values(&self) -> Option<crate::effective_values::EffectiveValues> {
+        self.effective
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn lock_record(&self) -> std::sync::MutexGuard<'_, TemplatesRecord> {

@@ -26,6 +26,7 @@ use crate::credential_texts::{CredentialTexts, PASSWORD_TEXT_PURPOSE, text_not_i
 use crate::events::{
     BaseFetched, BaseWritten, DocumentClass, FetchedDocument, HelmInstallBase, WrittenFile,
 };
+use crate::install::EFFECTIVE_CONFIG_VALUES_FILE;
 use crate::output::{OutputDir, OutputError, fit_file_name};
 use crate::recorded_blobs::ReleaseBlobs;
 
@@ -284,16 +285,51 @@ impl Bodies {
     }
 }
 
-/// Writes `upstream/`: every stored release file, as fetched.
+/// The effective ConfigValues `fetch_base` recorded, if the release has a Config.
+fn effective_values(fetched: &BaseFetched) -> Option<&crate::events::EffectiveValuesRecord> {
+    fetched.templates.as_ref()?.effective_values.as_ref()
+}
+
+/// Writes `upstream/`: every stored release file, as fetched, and the effective ConfigValues
+/// (`userdata/config.yaml`, 0600: they may hold generated values that are secrets), which the
+/// next install of the app starts from.
 fn write_upstream(
     fetched: &BaseFetched,
     out: &OutputDir,
     bodies: &Bodies,
 ) -> Result<Vec<WrittenFile>, StageError> {
     let upstream = out.replace_tree("upstream").map_err(output_failure)?;
-    let mut written = Vec::with_capacity(fetched.files.len());
+    let mut written = Vec::with_capacity(fetched.files.len() + 1);
+    let effective = effective_values(fetched);
+    let effective_path = EFFECTIVE_CONFIG_VALUES_FILE
+        .strip_prefix("upstream/")
+        .unwrap_or(EFFECTIVE_CONFIG_VALUES_FILE);
+    if let Some(record) = effective {
+        let key = record
+            .fingerprint
+            .as_ref()
+            .or(record.blob.as_ref())
+            .ok_or_else(|| {
+                StageError::permanent(
+                    "the effective config values record names neither a blob nor a fingerprint",
+                )
+            })?;
+        upstream
+            .write(effective_path, bodies.get(key)?, 0o600)
+            .map_err(output_failure)?;
+        written.push(WrittenFile {
+            path: EFFECTIVE_CONFIG_VALUES_FILE.to_string(),
+            blob: record.blob.clone(),
+            fingerprint: record.fingerprint.clone(),
+        });
+    }
     for file in &fetched.files {
         let Some(hex) = &file.blob else { continue };
+        if effective.is_some() && file.path == effective_path {
+            // The release's own file of that name is no ConfigValues (those are never stored):
+            // the effective values take its place.
+            continue;
+        }
         upstream
             .write(&file.path, bodies.get(hex)?, 0o644)
             .map_err(output_failure)?;
@@ -640,6 +676,7 @@ fn write(
                 .iter()
                 .filter_map(|document| document.blob.as_deref()),
         )
+        .chain(effective_values(fetched).and_then(|record| record.blob.as_deref()))
         .filter(|hex| seen.insert(*hex))
         .collect();
     let ids = wanted
@@ -662,6 +699,17 @@ fn write(
         let text = texts
             .get(fingerprint)
             .ok_or_else(|| text_not_in_memory(source.recorded_by, &document.file))?;
+        bodies
+            .0
+            .insert(fingerprint.clone(), text.as_bytes().to_vec());
+    }
+    // The effective ConfigValues, when they hold a password value.
+    if let Some(fingerprint) =
+        effective_values(fetched).and_then(|record| record.fingerprint.as_ref())
+    {
+        let text = texts
+            .get(fingerprint)
+            .ok_or_else(|| text_not_in_memory(source.recorded_by, EFFECTIVE_CONFIG_VALUES_FILE))?;
         bodies
             .0
             .insert(fingerprint.clone(), text.as_bytes().to_vec());

@@ -281,9 +281,9 @@ fn helm_chart_values_reading_a_password_stay_out_of_the_state_directory_and_repl
     let report = json(replayed);
     assert_eq!(report["differences"], serde_json::json!([]), "{report:#}");
     assert!(
-        report["unverified"]
-            .to_string()
-            .contains("kots/chart.yaml, kots/web.yaml held password values"),
+        report["unverified"].to_string().contains(
+            "kots/chart.yaml, kots/web.yaml, upstream/userdata/config.yaml held password values"
+        ),
         "{report:#}"
     );
     // With it (and the license), every file holding the password is compared by fingerprint.

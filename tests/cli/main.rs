@@ -13,6 +13,7 @@ mod apply_order_retries;
 mod apply_unheard;
 mod apply_waits;
 mod audit;
+mod carried_values;
 mod console;
 mod daemon;
 mod diff;

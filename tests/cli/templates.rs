@@ -458,6 +458,38 @@ fn a_config_values_file_that_does_not_exist_is_refused() {
     );
 }
 
+/// Values that are not passwords are recorded and rendered into files that are not secrets, so
+/// a ConfigValues file holding the license ID is refused before anything is recorded, as a
+/// release file holding it is.
+#[test]
+fn a_config_values_file_holding_the_license_id_is_refused() {
+    let (dir, release) = templated_release();
+    let state = tempfile::tempdir().unwrap();
+    let values = values(
+        dir.path(),
+        &format!(
+            "    hostname:\n      value: {}\n",
+            super::QUICKSTART_LICENSE_ID
+        ),
+    );
+    let output = run(&mut install_with_values(state.path(), &values, &release));
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "config values file {}: holds the license ID of the license in use",
+            values.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(super::QUICKSTART_LICENSE_ID), "{stderr}");
+    super::assert_no_credential_outside_the_output(
+        state.path(),
+        &output.stdout,
+        &[super::QUICKSTART_LICENSE_ID],
+    );
+}
+
 #[test]
 fn config_values_in_the_release_are_read_and_never_stored() {
     let (_dir, release) = templated_release();
@@ -476,14 +508,18 @@ fn config_values_in_the_release_are_read_and_never_stored() {
     let out = PathBuf::from(install["out"].as_str().unwrap());
     let web = std::fs::read_to_string(out.join("base/manifests/web.yaml")).unwrap();
     assert!(web.contains("from-userdata.example.test"), "{web}");
-    assert!(!out.join("upstream/userdata/config.yaml").exists());
-    for file in files_under(state.path()) {
-        assert!(
-            !contains(&windlass_testkit::scannable_bytes(&file), TOKEN),
-            "{}",
-            file.display()
-        );
-    }
+    // What upstream/userdata/config.yaml holds is the effective values, not the file as given.
+    let effective = std::fs::read_to_string(out.join("upstream/userdata/config.yaml")).unwrap();
+    let effective: serde_json::Value = serde_saphyr::from_str(&effective).unwrap();
+    assert_eq!(
+        effective["spec"]["values"]["hostname"]["value"], "from-userdata.example.test",
+        "{effective:#}"
+    );
+    assert_eq!(
+        effective["spec"]["values"]["replicas"]["default"], "2",
+        "{effective:#}"
+    );
+    assert_password_only_in_the_effective_values(state.path(), TOKEN);
     // Like a license file, it is not part of the release digest: the same values given with
     // --config-values instead give the same digest.
     let values = release.join("../values.yaml");
@@ -492,6 +528,26 @@ fn config_values_in_the_release_are_read_and_never_stored() {
         install_with_values(state.path(), &values, &release).arg("--json")
     ));
     assert_eq!(again["release_digest"], install["release_digest"]);
+}
+
+/// Asserts that `password` is in no file under `state` but the effective ConfigValues the
+/// installs wrote to their output (`upstream/userdata/config.yaml`, which the next install of
+/// the app starts from), and that those are the user's alone (0600).
+fn assert_password_only_in_the_effective_values(state: &Path, password: &str) {
+    let mut written = 0;
+    for file in files_under(state) {
+        if file.ends_with("upstream/userdata/config.yaml") {
+            assert_eq!(mode_of(&file), 0o600, "{}", file.display());
+            written += 1;
+            continue;
+        }
+        assert!(
+            !contains(&windlass_testkit::scannable_bytes(&file), password),
+            "{} holds the password value",
+            file.display()
+        );
+    }
+    assert!(written > 0, "no effective values under {}", state.display());
 }
 
 /// `windlass install --offline --config-values VALUES RELEASE`, for more options to be added.
@@ -629,7 +685,7 @@ fn a_file_holding_a_password_value_is_recorded_by_fingerprint_written_0600_and_r
     assert!(
         report["unverified"]
             .to_string()
-            .contains("manifests/token.yaml held password values"),
+            .contains("manifests/token.yaml, upstream/userdata/config.yaml held password values"),
         "{report:#}"
     );
     // With it (and the license): every file holding secrets compared by keyed fingerprint,
@@ -914,13 +970,7 @@ fn an_install_reading_config_values_and_license_fields_replays_with_and_without_
         templates["license_fields"]["customerName"], "Quickstart Customer",
         "{templates}"
     );
-    for file in files_under(state.path()) {
-        assert!(
-            !contains(&windlass_testkit::scannable_bytes(&file), TOKEN),
-            "{} holds the password value",
-            file.display()
-        );
-    }
+    assert_password_only_in_the_effective_values(state.path(), TOKEN);
 
     // Without the files: rendered with what was recorded; what cannot be checked is said.
     let output = windlass(state.path())

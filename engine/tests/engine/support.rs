@@ -371,6 +371,7 @@ impl TestEnv {
             license: None,
             config_values: None,
             local_registry: None,
+            carried_config_values: None,
             kind: windlass_engine::InstallKind::Install,
         }
     }

@@ -2,7 +2,7 @@
 //! templated and the Config items each read, the documents `kots.io/exclude` / `kots.io/when` left
 //! out, and the time and random draws the renders used, so a replay renders the same bytes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -44,8 +44,21 @@ pub struct ConfigItemRecord {
     pub group: String,
     /// Its type.
     pub item_type: String,
-    /// Whether the user's ConfigValues gave its value.
+    /// Whether the user's ConfigValues gave its value, or the values the previous install left
+    /// did ([`TemplatesRecord::carried_items`]).
     pub given: bool,
+}
+
+/// The effective ConfigValues an install wrote to `upstream/userdata/config.yaml` (in
+/// [`TemplatesRecord`]): one of the two is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EffectiveValuesRecord {
+    /// Its blob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob: Option<String>,
+    /// Its keyed fingerprint, when it holds a password value (the text is never stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 /// What templating did in `BaseFetched` (an optional field: absent when nothing was templated).
@@ -88,6 +101,19 @@ pub struct TemplatesRecord {
     /// without the license file renders the same.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub license_fields: BTreeMap<String, String>,
+    /// The install whose effective ConfigValues this one started from: the newest completed
+    /// install of the app in this state directory whose output still held them (added
+    /// 2026-11-28: absent when none did, and in installs recorded before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried_from: Option<String>,
+    /// The items whose value came from there because the user's ConfigValues gave none; their
+    /// values are among `given_values`, or by fingerprint among `given_password_fingerprints`.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub carried_items: BTreeSet<String>,
+    /// The effective ConfigValues this install wrote (every Config item's value and default),
+    /// which the next install of the app starts from (absent without a Config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_values: Option<EffectiveValuesRecord>,
 }
 
 /// One value of the user's ConfigValues in [`TemplatesRecord::given_values`].

@@ -263,6 +263,7 @@ impl Installer {
             license,
             config_values: None,
             local_registry: None,
+            carried_config_values: None,
             kind: windlass_engine::InstallKind::Install,
         }
     }
