@@ -34,6 +34,7 @@ pub mod release;
 pub mod render_midstream;
 pub mod secrets;
 pub mod templates;
+pub mod unrendered_documents;
 pub mod write_base;
 
 use windlass_engine::{StageKind, StageSpec};

@@ -8,8 +8,9 @@
 //! password) is marked `holds_password`, and `fetch_base` records its documents by keyed
 //! fingerprint instead of storing them ([`crate::credential_texts`]).
 //!
-//! Files holding a KOTS `Config`, `ConfigValues`, `Installation` or `License` are not rendered
-//! (KOTS renders a Config with its values applied, and the others not at all).
+//! The documents of a KOTS `Config`, `ConfigValues`, `Installation` or `License` are not rendered
+//! with the file that holds them (KOTS renders a Config with its values applied, and the others
+//! not at all); the file's other documents are.
 
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -30,11 +31,6 @@ use windlass_manifest::documents::parse_documents;
 /// The default proxy and registry hosts (`ReplicatedProxyDomain`, `ReplicatedRegistryDomain`).
 const PROXY_DOMAIN: &str = "proxy.replicated.com";
 const REGISTRY_DOMAIN: &str = "registry.replicated.com";
-
-static KIND_NOT_RENDERED: LazyLock<regex::Regex> = LazyLock::new(|| {
-    regex::Regex::new(r"(?m)^kind:\s*(Config|ConfigValues|Installation|License)\s*$")
-        .unwrap_or_else(|error| unreachable!("the pattern is valid: {error}"))
-});
 
 static HOLDS_CONFIG: LazyLock<regex::Regex> = LazyLock::new(|| {
     regex::Regex::new(r#"(?m)^kind:\s*["']?Config["']?\s*$"#)
@@ -549,7 +545,13 @@ impl Templates {
         let Ok(text) = std::str::from_utf8(bytes) else {
             return Ok(None);
         };
-        if KIND_NOT_RENDERED.is_match(text) {
+        let (blanked, unrendered) =
+            match crate::unrendered_documents::without_unrendered_kinds(text) {
+                Some((blanked, unrendered)) => (Some(blanked), unrendered),
+                None => (None, Vec::new()),
+            };
+        let text = blanked.as_deref().unwrap_or(text);
+        if !text.contains("{{repl") && !text.contains("repl{{") {
             return Ok(None);
         }
         let context = self
@@ -598,7 +600,15 @@ impl Templates {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(path.to_string());
         }
-        Ok(Some(rendered.text.into_bytes()))
+        let mut rendered = rendered.text;
+        for document in unrendered {
+            if !rendered.is_empty() && !rendered.ends_with('\n') {
+                rendered.push('\n');
+            }
+            rendered.push_str("---\n");
+            rendered.push_str(document);
+        }
+        Ok(Some(rendered.into_bytes()))
     }
 
     /// Whether the rendered text of `path` holds a password value (see [`TemplatedFile`]).

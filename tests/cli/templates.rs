@@ -458,6 +458,55 @@ fn a_config_values_file_that_does_not_exist_is_refused() {
     );
 }
 
+/// KOTS drops a file's own kinds (a `kots.io` Config, ConfigValues, Installation, License)
+/// before it renders the rest of the file: the other documents of the file holding the Config
+/// are rendered, and an `Installation` of another group (an operator's) is an ordinary
+/// document, rendered too.
+#[test]
+fn the_documents_beside_a_kots_config_and_another_groups_installation_are_rendered() {
+    let (dir, release) = templated_release();
+    let config = std::fs::read_to_string(release.join("config.yaml")).unwrap();
+    std::fs::write(
+        release.join("config.yaml"),
+        format!(
+            "{config}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: beside-config\ndata:\n  host: 'repl{{{{ ConfigOption \"hostname\" }}}}'\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        release.join("manifests/operator.yaml"),
+        "apiVersion: operator.tigera.io/v1\nkind: Installation\nmetadata:\n  name: default\nspec:\n  registry: 'repl{{ ConfigOption \"web_repository\" }}'\n",
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let install = json(run(install_with_values(
+        state.path(),
+        all_values(dir.path()),
+        &release,
+    )
+    .arg("--json")));
+    assert_eq!(install["status"], "completed", "{install}");
+    let out = PathBuf::from(install["out"].as_str().unwrap());
+    let base = |name: &str| std::fs::read_to_string(out.join("base").join(name)).unwrap();
+    let beside = files_under(&out.join("base"))
+        .into_iter()
+        .map(|file| std::fs::read_to_string(file).unwrap())
+        .find(|text| text.contains("beside-config"))
+        .expect("the ConfigMap beside the Config is in base/");
+    assert!(beside.contains("host: 'shop.example.test'"), "{beside}");
+    let operator = base("manifests/operator.yaml");
+    assert!(
+        operator.contains("registry: 'quay.io/my-org/web'"),
+        "{operator}"
+    );
+    // The Config itself is still read as written, with its values applied.
+    assert!(!files_under(&out.join("base")).iter().any(|file| {
+        std::fs::read_to_string(file)
+            .unwrap()
+            .contains("kind: Config\n")
+    }));
+}
+
 /// Values that are not passwords are recorded and rendered into files that are not secrets, so
 /// a ConfigValues file holding the license ID is refused before anything is recorded, as a
 /// release file holding it is.
