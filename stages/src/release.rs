@@ -552,8 +552,10 @@ pub fn scan_templated(
                     Some(templates) => leave_out_excluded(templates, documents)?,
                     None => documents,
                 };
+                let holds_password =
+                    templates.is_some_and(|templates| templates.holds_password(&relative));
                 for document in &documents {
-                    check_names(document)?;
+                    check_names(document, holds_password)?;
                     check_unique(&mut objects, document)?;
                     check_single_instance(&mut single_instances, document)?;
                 }
@@ -693,14 +695,20 @@ fn license_id_of(document: &Document) -> Option<SecretString> {
 }
 
 /// A Kubernetes object's name and namespace are ones Kubernetes accepts (see [`crate::names`]).
-fn check_names(document: &Document) -> Result<(), ReleaseError> {
+/// When the document's file `holds_password` (its render read a password value), the refused
+/// value is not quoted: it may be the password.
+fn check_names(document: &Document, holds_password: bool) -> Result<(), ReleaseError> {
     if document.class != DocumentClass::KubernetesObject {
         return Ok(());
     }
     let invalid = |field, value: &str, what: String, problem| ReleaseError::InvalidName {
         location: document.location(),
         field,
-        value: shown(value),
+        value: if holds_password {
+            "(not shown: the file holds a password value)".to_string()
+        } else {
+            shown(value)
+        },
         what,
         problem,
     };

@@ -507,6 +507,33 @@ fn the_documents_beside_a_kots_config_and_another_groups_installation_are_render
     }));
 }
 
+/// A name Kubernetes would refuse is refused naming file, document and field; when the file read a
+/// password, the name is not quoted (it may be the password), and the install's failure, recorded,
+/// holds no password.
+#[test]
+fn a_refused_name_rendered_from_a_password_is_not_quoted() {
+    let (dir, release) = templated_release();
+    std::fs::write(
+        release.join("manifests/named.yaml"),
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: 'repl{{ ConfigOption \"api_token\" }}'\nstringData:\n  a: b\n",
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let output = run(&mut install_with_values(
+        state.path(),
+        all_values(dir.path()),
+        &release,
+    ));
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("manifests/named.yaml (document 1")
+            && stderr.contains("`metadata.name` (not shown: the file holds a password value) is not a valid Secret name"),
+        "{stderr}"
+    );
+    super::assert_no_credential_outside_the_output(state.path(), stderr.as_bytes(), &[TOKEN]);
+}
+
 /// Values that are not passwords are recorded and rendered into files that are not secrets, so
 /// a ConfigValues file holding the license ID is refused before anything is recorded, as a
 /// release file holding it is.
