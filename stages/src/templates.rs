@@ -148,7 +148,11 @@ pub fn base_context(
     TemplateContext {
         config: Arc::default(),
         license: license.map(|license| Arc::new(license.fields.clone())),
-        app_slug: license.map(|license| license.app_slug.clone()),
+        // Without a license the app is `app`, and so is its pull secret's name (see
+        // `InstallRequest::app_slug`).
+        app_slug: Some(
+            license.map_or_else(|| "app".to_string(), |license| license.app_slug.clone()),
+        ),
         namespace: namespace.to_string(),
         proxy_domain: PROXY_DOMAIN.into(),
         registry_domain: REGISTRY_DOMAIN.into(),

@@ -352,6 +352,30 @@ async fn template_functions_answer_for_the_local_registry() {
         "{}",
         said(&proxied)
     );
+
+    // Without a license the app is `app`: ImagePullSecretName names the secret windlass writes.
+    std::fs::remove_file(release.path().join("userdata/license.yaml")).unwrap();
+    let unlicensed_out = work.path().join("unlicensed");
+    let unlicensed = install_local(
+        state.path(),
+        release.path(),
+        &unlicensed_out,
+        &["--registry-host", "registry.internal:5000"],
+    );
+    assert_eq!(unlicensed.status.code(), Some(0), "{}", said(&unlicensed));
+    let info: serde_json::Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(
+            unlicensed_out.join("rendered/this-cluster/registry-info-configmap.yaml"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(info["data"]["secret"], "app-registry", "{info:#}");
+    assert!(
+        unlicensed_out
+            .join("rendered/this-cluster/app-registry-secret.yaml")
+            .exists()
+    );
 }
 
 #[test]
