@@ -151,9 +151,7 @@ fn add_static(map: &mut FuncMap) {
     });
     insert(map, "Base64Decode", |args| {
         count("Base64Decode", args, 1, 1)?;
-        let decoded = STANDARD
-            .decode(string("Base64Decode", args, 0)?)
-            .ok()
+        let decoded = super::go_base64::decode(string("Base64Decode", args, 0)?)
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
             .unwrap_or_default();
         Ok(string_value(decoded))
@@ -339,7 +337,7 @@ fn add_config(map: &mut FuncMap) {
         count("ConfigOptionData", args, 1, 1)?;
         let item = lookup(string("ConfigOptionData", args, 0)?)?;
         let decoded = item
-            .and_then(|item| STANDARD.decode(item.effective()).ok())
+            .and_then(|item| super::go_base64::decode(item.effective()).ok())
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
             .unwrap_or_default();
         Ok(string_value(decoded))

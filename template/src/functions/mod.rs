@@ -5,6 +5,7 @@
 //! [`Usage`] it notes what it read in — which [`crate::engine::render`] sets for the render.
 
 pub mod args;
+mod go_base64;
 mod go_time;
 pub mod kots;
 mod random;

@@ -348,10 +348,13 @@ fn add_strings(map: &mut FuncMap) {
     });
     insert(map, "b64dec", |args| {
         count("b64dec", args, 1, 1)?;
-        Ok(string_value(match STANDARD.decode(text_of(&args[0])) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(error) => error.to_string(),
-        }))
+        // sprig prints Go's error in place of the text.
+        Ok(string_value(
+            match super::go_base64::decode(&text_of(&args[0])) {
+                Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                Err(error) => error.to_string(),
+            },
+        ))
     });
     insert(map, "sha256sum", |args| {
         count("sha256sum", args, 1, 1)?;

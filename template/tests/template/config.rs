@@ -509,3 +509,37 @@ spec:
         "its file name holds the password"
     );
 }
+
+/// A file item's value given as a YAML block (`value: |`) ends in a line break, and one wrapped
+/// as `base64` wraps it has several: Go's decoder skips them, so `ConfigOptionData` still answers
+/// the file's content.
+#[test]
+fn a_file_value_with_line_breaks_is_decoded() {
+    let yaml = r#"
+apiVersion: kots.io/v1beta1
+kind: Config
+spec:
+  groups:
+    - name: g
+      items:
+        - name: block
+          type: file
+        - name: wrapped
+          type: file
+        - name: contents
+          type: label
+          value: '{{repl ConfigOptionData "block" }}+{{repl ConfigOptionData "wrapped" }}'
+"#;
+    let given = values(
+        "apiVersion: kots.io/v1beta1\nkind: ConfigValues\nspec:\n  values:\n    block:\n      value: |\n        aGVsbG8=\n    wrapped:\n      value: \"d29y\\r\\nbGQ=\\r\\n\"\n",
+    );
+    let evaluated =
+        evaluate(&config(yaml), &given, &context(&[]), FixedEntropy::new()).expect("evaluates");
+    let contents = evaluated
+        .items
+        .iter()
+        .find(|item| item.name == "contents")
+        .expect("contents");
+    assert_eq!(contents.value.effective(), "hello+world");
+    assert!(evaluated.warnings.is_empty(), "{:?}", evaluated.warnings);
+}

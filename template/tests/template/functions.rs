@@ -68,6 +68,11 @@ const CASES: &[(&str, &str)] = &[
         r#"{{repl Base64Encode "hello" }} {{repl Base64Decode "aGVsbG8=" }} [{{repl Base64Decode "!!" }}]"#,
         "aGVsbG8= hello []",
     ),
+    // Go's decoder skips line breaks and ignores the unused bits of the last character
+    (
+        r#"[{{repl Base64Decode "aGVs\nbG8=\n" }}] [{{repl Base64Decode "aGk\r\n=" }}] [{{repl Base64Decode "YR==" }}] [{{repl Base64Decode "aGVs bG8=" }}]"#,
+        "[hello] [hi] [a] []",
+    ),
     (r#"{{repl Split "a,b,c" "," }}"#, "[a b c]"),
     (r#"{{repl index (Split "a,b,c" ",") 1 }}"#, "b"),
     (
@@ -168,6 +173,11 @@ const CASES: &[(&str, &str)] = &[
     (
         r#"{{repl b64enc "hi" }} {{repl b64dec "aGk=" }}"#,
         "aGk= hi",
+    ),
+    // b64dec skips line breaks too, and prints Go's error in place of the text
+    (
+        r#"{{repl b64dec "aGk=\n" }} {{repl b64dec "aGVs\r\nbG8=" }}|{{repl b64dec "!!" }}|{{repl b64dec "aGVsbG8" }}|{{repl b64dec "YQ==YQ==" }}"#,
+        "hi hello|illegal base64 data at input byte 0|illegal base64 data at input byte 4|illegal base64 data at input byte 4",
     ),
     (
         r#"{{repl toJson (dict "b" 1 "a" (list "x" true)) }}"#,
