@@ -12,9 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use gotmpl::{FuncMap, TemplateError, Value};
 
-use super::args::{
-    count, failure, go_type, int, parse_go_bool, parse_go_int, string, string_value, uint,
-};
+use super::args::{count, failure, int, parse_go_bool, parse_go_int, string, string_value, uint};
 use super::with_scope;
 
 /// KOTS functions windlass refuses, with the reason.
@@ -537,8 +535,12 @@ enum Operation {
     Div,
 }
 
-/// KOTS's `Add`/`Sub`/`Mult`/`Div`: float if either operand is a float, else an integer of the
-/// first operand's kind; non-numbers count as 0; an integer division by zero is an error.
+/// KOTS's `Add`/`Sub`/`Mult`/`Div` (`static_context.go`): float if either operand is a float
+/// (a non-number counting as 0); else an integer of the first operand's kind, int64 or uint64,
+/// wrapping on overflow; else (the first operand is not a number) `0`. A second operand that is
+/// not a number counts as 0; one of the other integer kind makes KOTS call `reflect.Value.Int` on
+/// a uint64 (or `Uint` on an int64), which panics: an error here too, with Go's message. An
+/// integer division by zero is an error.
 fn arithmetic(name: &str, args: &[Value], operation: Operation) -> Result<Value, TemplateError> {
     count(name, args, 2, 2)?;
     let (left, right) = (&args[0], &args[1]);
@@ -558,33 +560,44 @@ fn arithmetic(name: &str, args: &[Value], operation: Operation) -> Result<Value,
             Operation::Div => a / b,
         }));
     }
-    let as_int = |value: &Value| match value {
-        Value::Int(number) => *number as i128,
-        Value::Uint(number) => *number as i128,
-        _ => 0,
+    let reflect_panic = |method: &str, kind: &str| {
+        failure(
+            name,
+            format!("reflect: call of reflect.Value.{method} on {kind} Value"),
+        )
     };
-    let (a, b) = (as_int(left), as_int(right));
-    let result = match operation {
-        Operation::Add => a + b,
-        Operation::Sub => a - b,
-        Operation::Mult => a.wrapping_mul(b),
-        Operation::Div => {
-            if b == 0 {
-                return Err(failure(name, "integer divide by zero"));
-            }
-            a / b
+    let divide_by_zero = || failure(name, "integer divide by zero");
+    match left {
+        Value::Int(a) => {
+            let b = match right {
+                Value::Int(b) => *b,
+                Value::Uint(_) => return Err(reflect_panic("Int", "uint64")),
+                _ => 0,
+            };
+            Ok(Value::Int(match operation {
+                Operation::Add => a.wrapping_add(b),
+                Operation::Sub => a.wrapping_sub(b),
+                Operation::Mult => a.wrapping_mul(b),
+                Operation::Div if b == 0 => return Err(divide_by_zero()),
+                Operation::Div => a.wrapping_div(b),
+            }))
         }
-    };
-    Ok(match left {
-        Value::Uint(_) => Value::Uint(result as u64),
-        Value::Int(_) => Value::Int(result as i64),
-        other => {
-            return Err(TemplateError::Exec(format!(
-                "error calling {name}: {} is not a number",
-                go_type(other)
-            )));
+        Value::Uint(a) => {
+            let b = match right {
+                Value::Uint(b) => *b,
+                Value::Int(_) => return Err(reflect_panic("Uint", "int")),
+                _ => 0,
+            };
+            Ok(Value::Uint(match operation {
+                Operation::Add => a.wrapping_add(b),
+                Operation::Sub => a.wrapping_sub(b),
+                Operation::Mult => a.wrapping_mul(b),
+                Operation::Div if b == 0 => return Err(divide_by_zero()),
+                Operation::Div => a / b,
+            }))
         }
-    })
+        _ => Ok(Value::Int(0)),
+    }
 }
 
 /// docker/go-units `HumanSize`: decimal units, four significant digits (`387.3GB`).

@@ -81,6 +81,16 @@ const CASES: &[(&str, &str)] = &[
     ),
     (r#"{{repl Add 2.5 5 }} {{repl Div 15 2.0 }}"#, "7.5 7.5"),
     (r#"{{repl Mult 1000.0 1000 }}"#, "1e+06"),
+    // a first operand that is not a number gives 0; a second one counts as 0
+    (
+        r#"{{repl Add "3" 4 }} {{repl Sub true 1 }} {{repl Mult "x" 2.5 }} {{repl Div "9" 3 }} {{repl Add 3 "4" }} {{repl Div 2.0 "x" }}"#,
+        "0 0 0 0 3 +Inf",
+    ),
+    // uint64 operands stay uint64, and both kinds wrap as Go's integers do
+    (
+        r#"{{repl Add (ParseUint "5") (ParseUint "2") }} {{repl Sub (ParseUint "1") (ParseUint "2") }} {{repl Add 9223372036854775807 1 }}"#,
+        "7 18446744073709551615 -9223372036854775808",
+    ),
     (
         r#"{{repl ParseFloat "1234567.5" }} {{repl ParseFloat "0.00001" }} {{repl list 1.5 "a" 3 }}"#,
         "1.2345675e+06 1e-05 [1.5 a 3]",
@@ -235,6 +245,15 @@ fn functions_render_as_kots_renders_them() {
 /// (template, phrase the error must contain)
 const ERRORS: &[(&str, &str)] = &[
     (r#"{{repl Div 1 0 }}"#, "integer divide by zero"),
+    // KOTS reads a uint64 second operand with reflect's Int (and the reverse), which panics
+    (
+        r#"{{repl Add 1 (ParseUint "5") }}"#,
+        "error calling Add: reflect: call of reflect.Value.Int on uint64 Value",
+    ),
+    (
+        r#"{{repl Mult (ParseUint "5") 2 }}"#,
+        "error calling Mult: reflect: call of reflect.Value.Uint on int Value",
+    ),
     (r#"{{repl eq "1" 1 }}"#, "incompatible"),
     (
         r#"{{repl genCA "x" 3 }}"#,
