@@ -152,7 +152,9 @@ pub fn bool_or_string(value: Option<&serde_json::Value>) -> String {
 }
 
 /// A `QuotedBool` field (`when`) as KOTS reads it: YAML booleans and `0`/`1` become
-/// `"true"`/`"false"`, strings stay as written.
+/// `"true"`/`"false"`, strings stay as written. KOTS decodes its kinds as YAML 1.1, so the words
+/// [`yaml_1_1_bool`] knows are booleans too; windlass's YAML reader keeps them as strings and
+/// cannot tell whether they were quoted, so a quoted `'no'` counts as `false` here.
 fn quoted_bool(value: Option<&serde_json::Value>) -> String {
     match value {
         None | Some(serde_json::Value::Null) => String::new(),
@@ -162,8 +164,26 @@ fn quoted_bool(value: Option<&serde_json::Value>) -> String {
             Some(1) => "true".into(),
             _ => number.to_string(),
         },
-        Some(serde_json::Value::String(text)) => text.clone(),
+        Some(serde_json::Value::String(text)) => match yaml_1_1_bool(text) {
+            Some(value) => value.to_string(),
+            None => text.clone(),
+        },
         Some(other) => other.to_string(),
+    }
+}
+
+/// The YAML 1.1 boolean words as go-yaml v2 (which KOTS decodes its kinds with) resolves them:
+/// `y`, `yes`, `on`, `true` and `n`, `no`, `off`, `false`, each in lower, Title or UPPER case
+/// (`Y`/`N` for the one-letter ones); `yEs` is a string.
+fn yaml_1_1_bool(word: &str) -> Option<bool> {
+    match word {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => {
+            Some(true)
+        }
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False" | "FALSE" => {
+            Some(false)
+        }
+        _ => None,
     }
 }
 

@@ -9,8 +9,13 @@ use windlass_template::config_values::parse_config_values;
 
 use crate::support::{FixedEntropy, context};
 
+/// The Config in `yaml`, read as windlass reads release files: only `true`/`false` spellings are
+/// YAML booleans (`yes`, `no`, `on`, `off` stay strings).
 fn config(yaml: &str) -> Config {
-    let value: serde_json::Value = serde_saphyr::from_str(yaml).expect("test Config parses");
+    let mut options = serde_saphyr::Options::default();
+    options.strict_booleans = true;
+    let value: serde_json::Value =
+        serde_saphyr::from_str_with_options(yaml, options).expect("test Config parses");
     windlass_kots::resources::from_value(&value).expect("test Config decodes")
 }
 
@@ -542,4 +547,74 @@ spec:
         .expect("contents");
     assert_eq!(contents.value.effective(), "hello+world");
     assert!(evaluated.warnings.is_empty(), "{:?}", evaluated.warnings);
+}
+
+/// `when` is a QuotedBool: KOTS reads its kinds as YAML 1.1, where an unquoted `no`, `off`, `n`
+/// (and `yes`, `on`, `y`, in lower, Title or UPPER case) is a boolean, so `when: no` hides the
+/// item or group. Other spellings stay strings, and only `false` hides.
+#[test]
+fn yaml_1_1_booleans_in_when_are_booleans() {
+    let yaml = r#"
+apiVersion: kots.io/v1beta1
+kind: Config
+spec:
+  groups:
+    - name: hidden_group
+      when: Off
+      items:
+        - name: in_hidden_group
+          type: text
+    - name: g
+      items:
+        - name: when_no
+          type: text
+          when: no
+        - name: when_upper_n
+          type: text
+          when: N
+        - name: when_off
+          type: text
+          when: OFF
+        - name: when_yes
+          type: text
+          when: Yes
+        - name: when_on
+          type: text
+          when: on
+        - name: when_y
+          type: text
+          when: y
+        - name: when_mixed_case
+          type: text
+          when: nO
+        - name: when_zero
+          type: text
+          when: 0
+"#;
+    let evaluated = evaluate(
+        &config(yaml),
+        &values(NO_VALUES),
+        &context(&[]),
+        FixedEntropy::new(),
+    )
+    .expect("evaluates");
+    let shown: Vec<(&str, bool)> = evaluated
+        .items
+        .iter()
+        .map(|item| (item.name.as_str(), item.shown))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("in_hidden_group", false),
+            ("when_no", false),
+            ("when_upper_n", false),
+            ("when_off", false),
+            ("when_yes", true),
+            ("when_on", true),
+            ("when_y", true),
+            ("when_mixed_case", true),
+            ("when_zero", false),
+        ]
+    );
 }
