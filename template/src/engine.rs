@@ -181,8 +181,9 @@ fn run_pass(file: &str, text: &str, left: &str, blank: &Template) -> Result<Stri
 /// The most bytes one pass may produce (a release file is at most 16 MiB too).
 pub const MAX_RENDERED_BYTES: usize = 16 * 1024 * 1024;
 
-/// Most `range` iterations one pass may run (over all its loops).
-const MAX_RANGE_ITERATIONS: u64 = 1_000_000;
+/// Most `range` iterations one pass may run (over all its loops); also the most elements sprig's
+/// `until` and `untilStep` may make.
+pub const MAX_RANGE_ITERATIONS: u64 = 1_000_000;
 
 /// Output that refuses to grow past [`MAX_RENDERED_BYTES`].
 #[derive(Default)]

@@ -47,7 +47,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "env",
     "expandenv",
     "first",
-    "float64s",
     "floor",
     "fromJson",
     "genCA",
@@ -78,6 +77,7 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "mustChunk",
     "mustCompact",
     "mustDateModify",
+    "must_date_modify",
     "mustDeepCopy",
     "mustFirst",
     "mustFromJson",
@@ -584,6 +584,20 @@ fn add_numbers(map: &mut FuncMap) {
         }
         Ok(Value::Int(to_int64(&args[0]).wrapping_rem(divisor)))
     });
+    insert(map, "until", |args| {
+        count("until", args, 1, 1)?;
+        let stop = int("until", args, 0)?;
+        until_step("until", 0, stop, if stop < 0 { -1 } else { 1 })
+    });
+    insert(map, "untilStep", |args| {
+        count("untilStep", args, 3, 3)?;
+        until_step(
+            "untilStep",
+            int("untilStep", args, 0)?,
+            int("untilStep", args, 1)?,
+            int("untilStep", args, 2)?,
+        )
+    });
     insert(map, "max", |args| {
         count("max", args, 1, usize::MAX)?;
         Ok(Value::Int(args.iter().map(to_int64).max().unwrap_or(0)))
@@ -592,4 +606,30 @@ fn add_numbers(map: &mut FuncMap) {
         count("min", args, 1, usize::MAX)?;
         Ok(Value::Int(args.iter().map(to_int64).min().unwrap_or(0)))
     });
+}
+
+/// sprig's `untilStep`: the integers from `start` by `step` while they stay below `stop` (above
+/// it, when `stop` is below `start`); empty when `step` does not go towards `stop`. Go's integers
+/// wrap, so a step past the largest integer goes on from the smallest, as in sprig. At most
+/// [`crate::engine::MAX_RANGE_ITERATIONS`] elements: more is an error (a `range` could not go
+/// through them anyway).
+fn until_step(name: &str, start: i64, stop: i64, step: i64) -> Result<Value, TemplateError> {
+    let downwards = stop < start;
+    if (downwards && step >= 0) || (!downwards && step <= 0) {
+        return Ok(Value::List(Vec::new().into()));
+    }
+    let limit = crate::engine::MAX_RANGE_ITERATIONS;
+    let mut numbers = Vec::new();
+    let mut next = start;
+    while (downwards && next > stop) || (!downwards && next < stop) {
+        if numbers.len() as u64 >= limit {
+            return Err(failure(
+                name,
+                format!("the list would have more than {limit} elements"),
+            ));
+        }
+        numbers.push(Value::Int(next));
+        next = next.wrapping_add(step);
+    }
+    Ok(Value::List(numbers.into()))
 }

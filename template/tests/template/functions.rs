@@ -218,6 +218,15 @@ const CASES: &[(&str, &str)] = &[
         r#"{{repl len (randAlphaNum 12) }} {{repl len uuidv4 }}"#,
         "12 36",
     ),
+    // until and untilStep: up to the stop, never past it, by the step's direction
+    (
+        r#"{{repl until 5 }} {{repl until -3 }} {{repl until 0 }} {{repl range $i := until 3 }}{{repl $i }},{{repl end }}"#,
+        "[0 1 2 3 4] [0 -1 -2] [] 0,1,2,",
+    ),
+    (
+        r#"{{repl untilStep 3 10 3 }} {{repl untilStep 10 3 -3 }} {{repl untilStep 0 5 -1 }} {{repl untilStep 5 0 1 }} {{repl untilStep 2 2 1 }} {{repl untilStep 0 5 0 }}"#,
+        "[3 6 9] [10 7 4] [] [] [] []",
+    ),
 ];
 
 #[test]
@@ -271,6 +280,25 @@ const ERRORS: &[(&str, &str)] = &[
     (
         r#"{{repl TLSCert "a" "b" }}"#,
         "TLSCert is not supported by windlass",
+    ),
+    (
+        r#"{{repl until 1000001 }}"#,
+        "error calling until: the list would have more than 1000000 elements",
+    ),
+    // Go's integers wrap: from 2^63 the steps start again at the smallest, below the stop forever
+    (
+        r#"{{repl untilStep 0 9223372036854775807 4611686018427387904 }}"#,
+        "error calling untilStep: the list would have more than 1000000 elements",
+    ),
+    (r#"{{repl until "3" }}"#, "expected int"),
+    // not a sprig v3.3.0 function: not defined, as in KOTS
+    (
+        r#"{{repl if false }}{{repl float64s }}{{repl end }}"#,
+        r#"function "float64s" not defined"#,
+    ),
+    (
+        r#"{{repl must_date_modify "1h" "x" }}"#,
+        "sprig function must_date_modify is not supported by windlass",
     ),
     (r#"{{repl ToLower 5 }}"#, "expected string"),
     (r#"{{repl RandomString "x" }}"#, "expected uint64"),
@@ -381,4 +409,46 @@ fn registry_functions_follow_a_local_registry() {
             "{function}: {error}"
         );
     }
+}
+
+/// Every function of sprig v3.3.0 (the version KOTS links), by the names its `genericMap` gives
+/// them (`gt`, `gte`, `lt`, `lte` are commented out there; Go's builtins answer to those).
+const SPRIG_FUNCTIONS: &str = "
+abbrev abbrevboth add add1 add1f addf adler32sum ago all any append atoi b32dec b32enc
+b64dec b64enc base bcrypt biggest buildCustomCert camelcase cat ceil chunk clean
+coalesce compact concat contains date dateInZone dateModify date_in_zone date_modify
+decryptAES deepCopy deepEqual default derivePassword dict dig dir div divf duration
+durationRound empty encryptAES env expandenv ext fail first float64 floor fromJson genCA
+genCAWithKey genPrivateKey genSelfSignedCert genSelfSignedCertWithKey genSignedCert
+genSignedCertWithKey get getHostByName has hasKey hasPrefix hasSuffix hello htmlDate
+htmlDateInZone htpasswd indent initial initials int int64 isAbs join kebabcase keys
+kindIs kindOf last list lower max maxf merge mergeOverwrite min minf mod mul mulf
+mustAppend mustChunk mustCompact mustDateModify mustDeepCopy mustFirst mustFromJson
+mustHas mustInitial mustLast mustMerge mustMergeOverwrite mustPrepend mustPush
+mustRegexFind mustRegexFindAll mustRegexMatch mustRegexReplaceAll
+mustRegexReplaceAllLiteral mustRegexSplit mustRest mustReverse mustSlice mustToDate
+mustToJson mustToPrettyJson mustToRawJson mustUniq mustWithout must_date_modify nindent
+nospace now omit osBase osClean osDir osExt osIsAbs pick pluck plural prepend push quote
+randAlpha randAlphaNum randAscii randBytes randInt randNumeric regexFind regexFindAll
+regexMatch regexQuoteMeta regexReplaceAll regexReplaceAllLiteral regexSplit repeat
+replace rest reverse round semver semverCompare seq set sha1sum sha256sum sha512sum
+shuffle slice snakecase sortAlpha split splitList splitn squote sub subf substr swapcase
+ternary title toDate toDecimal toJson toPrettyJson toRawJson toString toStrings trim
+trimAll trimPrefix trimSuffix trimall trunc tuple typeIs typeIsLike typeOf uniq
+unixEpoch unset until untilStep untitle upper urlJoin urlParse uuidv4 values without
+wrap wrapWith
+";
+
+/// KOTS registers all of sprig, so a template naming any sprig function parses (a function
+/// windlass does not implement fails only when called).
+#[test]
+fn every_sprig_function_name_parses() {
+    let mut failures = Vec::new();
+    for name in SPRIG_FUNCTIONS.split_whitespace() {
+        let template = format!("{{{{repl if false }}}}{{{{repl {name} }}}}{{{{repl end }}}}");
+        if let Err(error) = rendered(&template) {
+            failures.push(format!("{name}: {error}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
