@@ -312,17 +312,7 @@ fn add_strings(map: &mut FuncMap) {
     });
     insert(map, "title", |args| {
         count("title", args, 1, 1)?;
-        let mut titled = String::new();
-        let mut at_word_start = true;
-        for character in string("title", args, 0)?.chars() {
-            if at_word_start {
-                titled.extend(character.to_uppercase());
-            } else {
-                titled.push(character);
-            }
-            at_word_start = character.is_whitespace();
-        }
-        Ok(string_value(titled))
+        Ok(string_value(go_title(string("title", args, 0)?)))
     });
     insert(map, "contains", |args| {
         count("contains", args, 2, 2)?;
@@ -444,6 +434,57 @@ fn add_strings(map: &mut FuncMap) {
                 .replace('&', "\\u0026"),
         ))
     });
+}
+
+/// Go's `strings.Title` (sprig's `title`): the first letter of every word in title case, a word
+/// starting after a separator — in ASCII anything but a letter, a digit or `_` (so `-`, `.`, `/`
+/// separate, `_` does not), beyond ASCII white space.
+fn go_title(text: &str) -> String {
+    let is_separator = |character: char| {
+        if character.is_ascii() {
+            !(character.is_ascii_alphanumeric() || character == '_')
+        } else {
+            character.is_whitespace()
+        }
+    };
+    let mut previous = ' ';
+    text.chars()
+        .map(|character| {
+            let titled = if is_separator(previous) {
+                go_to_title(character)
+            } else {
+                character
+            };
+            previous = character;
+            titled
+        })
+        .collect()
+}
+
+/// Go's `unicode.ToTitle` of one character: its simple title-case mapping. That is its upper case
+/// except for the Latin digraphs (`ǆ` → `ǅ`), the Greek letters with iota below (`ᾳ` → `ᾼ`) and
+/// Georgian Mkhedruli (its own title case); a character whose upper case is several characters
+/// (`ß`, `ﬁ`) stays as it is.
+fn go_to_title(character: char) -> char {
+    match character {
+        'Ǆ' | 'ǅ' | 'ǆ' => 'ǅ',
+        'Ǉ' | 'ǈ' | 'ǉ' => 'ǈ',
+        'Ǌ' | 'ǋ' | 'ǌ' => 'ǋ',
+        'Ǳ' | 'ǲ' | 'ǳ' => 'ǲ',
+        // ᾀ–ᾇ → ᾈ–ᾏ, ᾐ–ᾗ → ᾘ–ᾟ, ᾠ–ᾧ → ᾨ–ᾯ; the title-case forms map to themselves.
+        '\u{1F80}'..='\u{1FAF}' => char::from_u32(u32::from(character) | 0x8).unwrap_or(character),
+        'ᾳ' => 'ᾼ',
+        'ῃ' => 'ῌ',
+        'ῳ' => 'ῼ',
+        '\u{10D0}'..='\u{10FA}' | '\u{10FD}'..='\u{10FF}' => character,
+        _ => {
+            let mut upper = character.to_uppercase();
+            match (upper.next(), upper.next()) {
+                (Some(single), None) => single,
+                _ => character,
+            }
+        }
+    }
 }
 
 /// Go's `strings.Replace(text, "", new, -1)`: `new` before every character and at the end.

@@ -176,6 +176,11 @@ const CASES: &[(&str, &str)] = &[
         r#"{{repl upper "a" }}{{repl lower "B" }}{{repl title "hello world" }}"#,
         "AbHello World",
     ),
+    // Go's strings.Title: ASCII punctuation separates words, `_` and digits do not
+    (
+        r#"{{repl title "hello-world foo_bar" }}|{{repl title "a.b/c:d 9lives x2y \tz" }}|{{repl title "élan ǆungla straße ᾳ" }}"#,
+        "Hello-World Foo_bar|A.B/C:D 9lives X2y \tZ|Élan ǅungla Straße ᾼ",
+    ),
     (
         r#"{{repl contains "an" "banana" }} {{repl hasPrefix "ba" "banana" }} {{repl hasSuffix "x" "banana" }}"#,
         "true true false",
