@@ -426,13 +426,12 @@ fn add_strings(map: &mut FuncMap) {
     });
     insert(map, "toJson", |args| {
         count("toJson", args, 1, 1)?;
-        let json = serde_json::to_string(&to_json(&args[0])).unwrap_or_default();
-        // Go's encoding/json escapes <, > and & for HTML.
-        Ok(string_value(
-            json.replace('<', "\\u003c")
-                .replace('>', "\\u003e")
-                .replace('&', "\\u0026"),
-        ))
+        // sprig ignores Go's error and prints "" instead.
+        let mut json = String::new();
+        Ok(string_value(match go_json(&args[0], &mut json) {
+            Some(()) => json,
+            None => String::new(),
+        }))
     });
 }
 
@@ -497,23 +496,87 @@ fn go_replace_empty(text: &str, new: &str) -> String {
     replaced
 }
 
-fn to_json(value: &Value) -> serde_json::Value {
+/// Go's `encoding/json.Marshal` of a template value (sprig's `toJson`) into `json`: map keys in
+/// order, floats as Go writes them (`1`, `0.5`, `1e+21`, `1e-7`), strings escaped as Go escapes
+/// them. `None` where Go fails: a NaN or infinite float, a function.
+fn go_json(value: &Value, json: &mut String) -> Option<()> {
     match value {
-        Value::Nil | Value::Function(_) => serde_json::Value::Null,
-        Value::Bool(value) => serde_json::Value::Bool(*value),
-        Value::Int(number) => serde_json::Value::from(*number),
-        Value::Uint(number) => serde_json::Value::from(*number),
-        Value::Float(number) => serde_json::Number::from_f64(*number)
-            .map_or(serde_json::Value::Null, serde_json::Value::Number),
-        Value::String(text) => serde_json::Value::String(text.to_string()),
-        Value::List(items) => serde_json::Value::Array(items.iter().map(to_json).collect()),
-        Value::Map(entries) => serde_json::Value::Object(
-            entries
-                .iter()
-                .map(|(key, value)| (key.to_string(), to_json(value)))
-                .collect(),
-        ),
+        Value::Nil => json.push_str("null"),
+        Value::Bool(value) => json.push_str(if *value { "true" } else { "false" }),
+        Value::Int(number) => json.push_str(&number.to_string()),
+        Value::Uint(number) => json.push_str(&number.to_string()),
+        Value::Float(number) => json.push_str(&go_json_float(*number)?),
+        Value::String(text) => go_json_string(text, json),
+        Value::List(items) => {
+            json.push('[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    json.push(',');
+                }
+                go_json(item, json)?;
+            }
+            json.push(']');
+        }
+        Value::Map(entries) => {
+            json.push('{');
+            for (index, (key, item)) in entries.iter().enumerate() {
+                if index > 0 {
+                    json.push(',');
+                }
+                go_json_string(key, json);
+                json.push(':');
+                go_json(item, json)?;
+            }
+            json.push('}');
+        }
+        Value::Function(_) => return None,
     }
+    Some(())
+}
+
+/// A float as Go's `encoding/json` writes it: the shortest text that reads back the same, without
+/// an exponent from 1e-6 up to 1e21 (`1` for 1.0), else with one (`1e+21`, `1.5e-7`).
+fn go_json_float(number: f64) -> Option<String> {
+    if !number.is_finite() {
+        return None;
+    }
+    let magnitude = number.abs();
+    if magnitude != 0.0 && !(1e-6..1e21).contains(&magnitude) {
+        let text = format!("{number:e}");
+        let (mantissa, exponent) = text.split_once('e')?;
+        Some(if exponent.starts_with('-') {
+            format!("{mantissa}e{exponent}")
+        } else {
+            format!("{mantissa}e+{exponent}")
+        })
+    } else {
+        Some(number.to_string())
+    }
+}
+
+/// A JSON string as Go's `encoding/json` writes it: `"`, `\` and control characters escaped
+/// (`\n`, `\u001f`), and `<`, `>`, `&`, U+2028 and U+2029 as `\u` escapes for HTML.
+fn go_json_string(text: &str, json: &mut String) {
+    json.push('"');
+    for character in text.chars() {
+        match character {
+            '"' => json.push_str("\\\""),
+            '\\' => json.push_str("\\\\"),
+            '\n' => json.push_str("\\n"),
+            '\r' => json.push_str("\\r"),
+            '\t' => json.push_str("\\t"),
+            '\u{8}' => json.push_str("\\b"),
+            '\u{c}' => json.push_str("\\f"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                json.push_str(&format!("\\u{:04x}", u32::from(character)));
+            }
+            control if u32::from(control) < 0x20 => {
+                json.push_str(&format!("\\u{:04x}", u32::from(control)));
+            }
+            other => json.push(other),
+        }
+    }
+    json.push('"');
 }
 
 fn add_values(map: &mut FuncMap) {

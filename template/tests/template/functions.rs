@@ -198,6 +198,17 @@ const CASES: &[(&str, &str)] = &[
         r#"{{repl toJson (dict "b" 1 "a" (list "x" true)) }}"#,
         r#"{"a":["x",true],"b":1}"#,
     ),
+    // toJson writes numbers and strings as Go's encoding/json does
+    (
+        r#"{{repl toJson 1.0 }} {{repl toJson 2.5 }} {{repl toJson (list 1e21 1e20 0.000001 0.0000001 -0.00000000015 (ParseUint "42") true "x" (dict "k" 1.0)) }}"#,
+        r#"1 2.5 [1e+21,100000000000000000000,0.000001,1e-7,-1.5e-10,42,true,"x",{"k":1}]"#,
+    ),
+    (
+        r#"{{repl toJson "<a href=\"x\">&\u2028\t\b\x01\x7f\\" }}"#,
+        "\"\\u003ca href=\\\"x\\\"\\u003e\\u0026\\u2028\\t\\b\\u0001\u{7f}\\\\\"",
+    ),
+    // Go cannot encode NaN: sprig ignores the error and prints nothing
+    (r#"[{{repl toJson (list (Div 0.0 0.0)) }}]"#, "[]"),
     (
         r#"{{repl get (dict "k" "v") "k" }} {{repl hasKey (dict "k" "v") "z" }}"#,
         "v false",
