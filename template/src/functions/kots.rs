@@ -12,7 +12,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use gotmpl::{FuncMap, TemplateError, Value};
 
-use super::args::{count, failure, int, parse_go_bool, parse_go_int, string, string_value, uint};
+use super::args::{
+    GoParseError, count, failure, go_parse_int, go_parse_uint, int, parse_go_bool, string,
+    string_value, uint,
+};
 use super::with_scope;
 
 /// KOTS functions windlass refuses, with the reason.
@@ -221,7 +224,10 @@ fn add_static(map: &mut FuncMap) {
         } else {
             10
         };
-        Ok(Value::Int(parse_with_base(text, base).unwrap_or(0)))
+        // KOTS prints what strconv returns beside an error: 0, or the bound a number passed.
+        Ok(Value::Int(
+            go_parse_int(text, base).unwrap_or_else(GoParseError::value),
+        ))
     });
     insert(map, "ParseUint", |args| {
         count("ParseUint", args, 1, 2)?;
@@ -231,12 +237,9 @@ fn add_static(map: &mut FuncMap) {
         } else {
             10
         };
-        let parsed = if text.starts_with('-') {
-            None
-        } else {
-            parse_with_base(text, base)
-        };
-        Ok(Value::Uint(parsed.map_or(0, |value| value as u64)))
+        Ok(Value::Uint(
+            go_parse_uint(text, base).unwrap_or_else(GoParseError::value),
+        ))
     });
     insert(map, "HumanSize", |args| {
         count("HumanSize", args, 1, 1)?;
@@ -515,16 +518,6 @@ fn character_class(pattern: &str) -> Option<Vec<char>> {
         .filter(|character| regex.is_match(&character.to_string()))
         .collect();
     (!characters.is_empty()).then_some(characters)
-}
-
-fn parse_with_base(text: &str, base: i64) -> Option<i64> {
-    if base == 0 {
-        return parse_go_int(text);
-    }
-    let radix = u32::try_from(base)
-        .ok()
-        .filter(|radix| (2..=36).contains(radix))?;
-    i64::from_str_radix(text, radix).ok()
 }
 
 #[derive(Clone, Copy)]

@@ -12,7 +12,8 @@ use gotmpl::{FuncMap, TemplateError, Value};
 use sha2::Digest;
 
 use super::args::{
-    boolean, count, failure, go_quote, int, string, string_value, text_of, to_float64, to_int64,
+    GoParseError, boolean, count, failure, go_parse_int, go_quote, int, string, string_value,
+    text_of, to_float64, to_int64,
 };
 use super::with_scope;
 
@@ -636,8 +637,9 @@ fn add_values(map: &mut FuncMap) {
 fn add_numbers(map: &mut FuncMap) {
     insert(map, "atoi", |args| {
         count("atoi", args, 1, 1)?;
+        // Go's strconv.Atoi: 0 when it is not a number, the bound it passed when too large.
         Ok(Value::Int(
-            string("atoi", args, 0)?.parse::<i64>().unwrap_or(0),
+            go_parse_int(string("atoi", args, 0)?, 10).unwrap_or_else(GoParseError::value),
         ))
     });
     insert(map, "int", |args| {

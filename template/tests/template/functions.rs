@@ -107,6 +107,15 @@ const CASES: &[(&str, &str)] = &[
         r#"{{repl ParseFloat "2.5" }} {{repl ParseUint "7" }}"#,
         "2.5 7",
     ),
+    // ParseInt and ParseUint answer what strconv returns beside an error: 0, or the bound passed
+    (
+        r#"{{repl ParseUint "18446744073709551615" }} {{repl ParseUint "18446744073709551616" }} {{repl ParseUint "+5" }} {{repl ParseUint "-1" }} {{repl ParseUint "ff" 16 }} {{repl ParseUint "0x_ff" 0 }} {{repl ParseUint "1_000" 0 }} {{repl ParseUint "1_000" }} {{repl ParseUint "7" 37 }}"#,
+        "18446744073709551615 18446744073709551615 0 0 255 255 1000 0 0",
+    ),
+    (
+        r#"{{repl ParseInt "99999999999999999999" }} {{repl ParseInt "-99999999999999999999" }} {{repl ParseInt "-9223372036854775808" }} {{repl ParseInt "+0x10" 0 }} {{repl ParseInt "__1" 0 }} {{repl ParseInt "1__0" 0 }} {{repl ParseInt "0_7" 0 }}"#,
+        "9223372036854775807 -9223372036854775808 -9223372036854775808 16 0 0 7",
+    ),
     (
         r#"{{repl HumanSize 387300000000 }} {{repl HumanSize 1000 }} {{repl HumanSize 12 }}"#,
         "387.3GB 1kB 12B",
@@ -216,6 +225,20 @@ const CASES: &[(&str, &str)] = &[
     (
         r#"{{repl atoi "12" }} {{repl int "7" }} {{repl add 1 2 3 }} {{repl sub 5 2 }} {{repl mul 2 3 }} {{repl div 7 2 }} {{repl mod 7 2 }}"#,
         "12 7 6 3 6 3 1",
+    ),
+    // sprig's int, int64 and arithmetic read strings as cast does: a decimal fraction is cut,
+    // Go's integer literals are read, nothing is trimmed
+    (
+        r#"{{repl int "3.0" }} {{repl int "-3.9" }} {{repl int ".5" }} {{repl int "1.2.3" }} {{repl int " 3" }} {{repl int "0x1F" }} {{repl int "010" }} {{repl int "1_000" }} {{repl int64 "7.25" }} {{repl add "1.5" "2.5" }}"#,
+        "3 -3 0 0 0 31 8 1000 7 3",
+    ),
+    (
+        r#"{{repl atoi "+12" }} {{repl atoi "3.0" }} {{repl atoi "0x10" }} {{repl atoi "99999999999999999999" }}"#,
+        "12 0 0 9223372036854775807",
+    ),
+    (
+        r#"{{repl float64 "2.5" }} {{repl float64 " 2.5" }}"#,
+        "2.5 0",
     ),
     (
         r#"{{repl sha256sum "abc" }}"#,
