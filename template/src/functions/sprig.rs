@@ -372,7 +372,8 @@ fn add_strings(map: &mut FuncMap) {
         let text = string("trunc", args, 1)?;
         let characters: Vec<char> = text.chars().collect();
         let size = characters.len() as i64;
-        let kept: String = if length < 0 && -length < size {
+        // sprig's conditions, which cannot overflow (`trunc` of the smallest int keeps all).
+        let kept: String = if length < 0 && size + length > 0 {
             characters[(size + length) as usize..].iter().collect()
         } else if length >= 0 && size > length {
             characters[..length as usize].iter().collect()

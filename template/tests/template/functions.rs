@@ -254,6 +254,10 @@ const CASES: &[(&str, &str)] = &[
         "abc ababab bc ab",
     ),
     (
+        r#"{{repl trunc -2 "abcdef" }} {{repl trunc -6 "abcdef" }} {{repl trunc (ParseInt "-9223372036854775808") "abc" }} {{repl trunc 9223372036854775807 "abc" }} [{{repl trunc 0 "abc" }}]"#,
+        "ef abcdef abc abc []",
+    ),
+    (
         r#"{{repl len (randAlphaNum 12) }} {{repl len uuidv4 }}"#,
         "12 36",
     ),
