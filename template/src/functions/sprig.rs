@@ -404,13 +404,13 @@ fn add_strings(map: &mut FuncMap) {
     });
     insert(map, "regexMatch", |args| {
         count("regexMatch", args, 2, 2)?;
-        let pattern = regex::Regex::new(string("regexMatch", args, 0)?)
-            .map_err(|error| failure("regexMatch", error))?;
-        Ok(Value::Bool(pattern.is_match(string(
-            "regexMatch",
-            args,
-            1,
-        )?)))
+        let text = string("regexMatch", args, 1)?;
+        // sprig ignores a pattern that does not compile: nothing matches it (mustRegexMatch
+        // would fail).
+        Ok(Value::Bool(
+            regex::Regex::new(string("regexMatch", args, 0)?)
+                .is_ok_and(|pattern| pattern.is_match(text)),
+        ))
     });
     insert(map, "regexReplaceAll", |args| {
         count("regexReplaceAll", args, 3, 3)?;

@@ -249,6 +249,11 @@ const CASES: &[(&str, &str)] = &[
         r#"{{repl regexMatch "^[a-z]+$" "abc" }} {{repl regexReplaceAll "[0-9]" "a1b2" "X" }}"#,
         "true aXbX",
     ),
+    // a pattern that does not compile matches nothing
+    (
+        r#"{{repl regexMatch "[" "x" }} {{repl regexMatch "(" "(" }}"#,
+        "false false",
+    ),
     (
         r#"{{repl trunc 3 "abcdef" }} {{repl repeat 3 "ab" }} {{repl trimPrefix "a" "abc" }} {{repl trimSuffix "c" "abc" }}"#,
         "abc ababab bc ab",
@@ -342,6 +347,11 @@ const ERRORS: &[(&str, &str)] = &[
     (
         r#"{{repl must_date_modify "1h" "x" }}"#,
         "sprig function must_date_modify is not supported by windlass",
+    ),
+    // regexReplaceAll compiles with MustCompile: sprig panics, text/template reports it
+    (
+        r#"{{repl regexReplaceAll "[" "x" "y" }}"#,
+        "error calling regexReplaceAll",
     ),
     (r#"{{repl ToLower 5 }}"#, "expected string"),
     (r#"{{repl RandomString "x" }}"#, "expected uint64"),
