@@ -164,16 +164,15 @@ impl ChartToRender {
         values::merge_values(&self.values, &self.optional_values)
     }
 
-    /// The merged values with `builder` merged over them recursively (what KOTS templates a
-    /// chart with to list the images of an air-gap bundle).
-    pub fn builder_values(&self) -> Result<Map<String, Value>, ValuesError> {
-        let mut optional = self.optional_values.clone();
-        optional.push(OptionalValues {
-            when: Some(Value::Bool(true)),
-            recursive_merge: true,
-            values: self.builder.clone(),
-        });
-        values::merge_values(&self.values, &optional)
+    /// The `builder` values alone, as kotskinds' `GetBuilderValues` gives them: what KOTS
+    /// templates a chart with to list its images (for an air-gap bundle, or to copy them to a
+    /// local registry). Neither `values` nor `optionalValues` take part; the chart's own
+    /// `values.yaml` fills in the rest.
+    pub fn builder_values(&self) -> Map<String, Value> {
+        self.builder
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect()
     }
 }
 
@@ -182,7 +181,7 @@ impl ChartToRender {
 pub enum ValuesFor {
     /// `values` and `optionalValues`: what is installed.
     Install,
-    /// The same with `builder` over them: what lists a v1beta2 chart's images.
+    /// `builder` alone: what lists a v1beta2 chart's images.
     Builder,
 }
 
@@ -255,10 +254,9 @@ pub fn render_chart<'a>(
         error,
     };
     let values = match values_for {
-        ValuesFor::Install => chart.merged_values(),
+        ValuesFor::Install => chart.merged_values().map_err(values_error)?,
         ValuesFor::Builder => chart.builder_values(),
-    }
-    .map_err(values_error)?;
+    };
     let archive = archive::find_chart_archive(
         files,
         &ChartWanted {

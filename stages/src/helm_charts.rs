@@ -10,9 +10,9 @@
 //!   `charts/<directory>/<path>`, but `write_base` keeps its bases apart from the common one:
 //!   `render_midstream` gives each chart, subchart and `crds/` its own midstream and builds the
 //!   chart that apply installs with `helm upgrade -i`.
-//! - `kots.io/v1beta2`: never patched (as in KOTS). It is rendered with its `builder` values over
-//!   its values only to list its images; the install reports each one with the values the vendor
-//!   must set.
+//! - `kots.io/v1beta2`: never patched (as in KOTS). It is rendered with its `builder` values alone
+//!   (as KOTS's `GetBuilderValues`; the chart's own defaults fill in the rest) only to list its
+//!   images; the install reports each one with the values the vendor must set.
 //!
 //! helm's whole stdout is stored as a blob and named in `BaseFetched.helm_charts`; a replay
 //! (`Services::recorded`) takes it from there and never runs helm. The exception is a HelmChart
@@ -209,7 +209,7 @@ pub fn render_release_charts(
         };
         record.archive = Some(rendered.archive.path.clone());
         // The values it is installed with (for a v1beta2 chart, helm/<release>/values.yaml);
-        // `builder` over them only listed its images.
+        // `builder` alone only listed its images.
         let install_values = match values_for {
             ValuesFor::Install => rendered.values.clone(),
             ValuesFor::Builder => chart.merged_values().map_err(|error| {
@@ -356,10 +356,11 @@ fn replayed(
     arguments: Vec<String>,
 ) -> Result<RenderedChart, String> {
     let values = match values_for {
-        ValuesFor::Install => chart.merged_values(),
+        ValuesFor::Install => chart
+            .merged_values()
+            .map_err(|error| format!("{}: {error}", chart.helm_chart))?,
         ValuesFor::Builder => chart.builder_values(),
-    }
-    .map_err(|error| format!("{}: {error}", chart.helm_chart))?;
+    };
     let archive = windlass_helm::archive::find_chart_archive(
         archives
             .iter()

@@ -53,7 +53,8 @@ spec:
       password: 'repl{{ ConfigOption \"db_password\" }}'
 ";
 
-/// A `kots.io/v1beta2` HelmChart whose values read the password.
+/// A `kots.io/v1beta2` HelmChart whose values read the password. Its images are listed by
+/// templating it with `builder` alone, so `builder` gives the chart a placeholder password too.
 const V1BETA2: &str = "apiVersion: kots.io/v1beta2
 kind: HelmChart
 metadata:
@@ -69,6 +70,8 @@ spec:
   builder:
     image:
       tag: builder
+    db:
+      password: placeholder
   helmUpgradeFlags:
     - --description
     - 'database {{repl ConfigOption \"db_password\" }}'

@@ -262,11 +262,14 @@ fn a_v1beta1_chart_renders_with_merged_values_and_the_kots_layout() {
     }
 }
 
+/// KOTS lists a v1beta2 chart's images by templating it with `builder` alone (kotskinds'
+/// `GetBuilderValues`): its `values` and `optionalValues` take no part, the chart's own defaults
+/// fill in what `builder` does not set.
 #[test]
-fn a_v1beta2_chart_renders_with_builder_values_over_its_values() {
+fn a_v1beta2_chart_renders_with_its_builder_values_alone() {
     let files = release_files();
     let chart = v1beta2(
-        "apiVersion: kots.io/v1beta2\nkind: HelmChart\nmetadata:\n  name: app\nspec:\n  releaseName: web-release\n  chart:\n    name: app\n    chartVersion: 1.1.0\n  values:\n    image:\n      repository: proxy.example/proxy/app/team/web\n  builder:\n    image:\n      tag: \"builder\"\n",
+        "apiVersion: kots.io/v1beta2\nkind: HelmChart\nmetadata:\n  name: app\nspec:\n  releaseName: web-release\n  chart:\n    name: app\n    chartVersion: 1.1.0\n  values:\n    replicas: 3\n    image:\n      repository: proxy.example/proxy/app/team/web\n  optionalValues:\n    - when: \"true\"\n      recursiveMerge: true\n      values:\n        image:\n          repository: proxy.example/proxy/app/optional/web\n  builder:\n    image:\n      tag: \"builder\"\n",
     );
     assert_eq!(chart.release_name, "web-release");
     let rendered = render_chart(
@@ -279,6 +282,10 @@ fn a_v1beta2_chart_renders_with_builder_values_over_its_values() {
     )
     .unwrap();
     assert_eq!(rendered.archive.path, "charts/app-1.1.0.tgz");
+    assert_eq!(
+        Value::Object(rendered.values.clone()),
+        json!({"image": {"tag": "builder"}})
+    );
     let objects = objects(&rendered.files);
     let web = objects
         .iter()
@@ -286,7 +293,15 @@ fn a_v1beta2_chart_renders_with_builder_values_over_its_values() {
         .unwrap();
     assert_eq!(
         web["spec"]["template"]["spec"]["containers"][0]["image"],
-        "proxy.example/proxy/app/team/web:builder"
+        "registry.vendor.example/team/web:builder"
+    );
+    assert_eq!(web["spec"]["replicas"], 1);
+    // Installed, it gets its values and true optionalValues.
+    let installed = chart.merged_values().unwrap();
+    assert_eq!(installed["replicas"], 3);
+    assert_eq!(
+        installed["image"]["repository"],
+        "proxy.example/proxy/app/optional/web"
     );
 }
 
