@@ -143,15 +143,17 @@ pub struct HelmChartRendered {
     pub archive: Option<String>,
     /// Its values and true `optionalValues`, merged: what it is installed with (for a
     /// `kots.io/v1beta2` chart, `helm/<directory>/values.yaml`; helm listed its images with
-    /// `builder` merged over these). Null (since version 3) when the chart holds a password
+    /// `builder` alone; installs recorded by earlier builds, with `builder` merged over these).
+    /// Null (since version 3) when the chart holds a password
     /// value: then `values_fingerprint` names them.
     pub values: Option<serde_json::Value>,
     /// Keyed fingerprint of its values as `helm/<directory>/values.yaml` holds them (YAML), when
     /// the chart holds a password value (since version 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values_fingerprint: Option<String>,
-    /// `values` (its values and true optionalValues) or `builder` (those with `builder` over
-    /// them: a `kots.io/v1beta2` chart, rendered only to list its images).
+    /// `values` (its values and true optionalValues) or `builder` (its `builder` values alone, or
+    /// in installs recorded by earlier builds those values with `builder` over them: a
+    /// `kots.io/v1beta2` chart, rendered only to list its images).
     pub rendered_with: Option<String>,
     /// `helm version --short` of the helm that rendered it.
     pub helm_version: Option<String>,
