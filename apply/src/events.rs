@@ -22,6 +22,9 @@ pub const OBJECTS_APPLIED: &str = "ObjectsApplied";
 /// `ObjectsSending`: a group of objects about to be sent to the cluster, recorded durably before
 /// the first of them is.
 pub const OBJECTS_SENDING: &str = "ObjectsSending";
+/// `ObjectsDeleting`: a group of objects of the previous inventory about to be deleted by a
+/// prune, recorded durably before the first delete.
+pub const OBJECTS_DELETING: &str = "ObjectsDeleting";
 /// `WaitFinished`: one wait ended (met, timed out or failed).
 pub const WAIT_FINISHED: &str = "WaitFinished";
 /// `ObjectPruned`: one object of the previous install deleted, kept or left.
@@ -63,6 +66,7 @@ pub const SCHEMAS: &[EventSchema] = &[
     EventSchema::of::<HelmReleaseFreed>(&[]),
     EventSchema::of::<ObjectsApplied>(&[]),
     EventSchema::of::<ObjectsSending>(&[]),
+    EventSchema::of::<ObjectsDeleting>(&[]),
     EventSchema::of::<WaitFinished>(&[]),
     EventSchema::of::<ObjectPruned>(&[]),
     EventSchema::of::<ObjectDeletedToRecreate>(&[]),
@@ -140,6 +144,33 @@ pub struct ObjectsSending {
 impl EventPayload for ObjectsSending {
     const EVENT_TYPE: &'static str = OBJECTS_SENDING;
     const VERSION: u32 = 1;
+}
+
+/// `ObjectsDeleting` version 1: the objects of one prune group that are about to be read and,
+/// if they are still the ones applied, deleted. Their outcomes follow as `ObjectPruned` in one
+/// commit once the group is done; a run killed in between is resumed knowing that an object of
+/// the group found gone was most likely deleted by it (recorded `deleted`, said so), not by
+/// someone else (`gone`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectsDeleting {
+    /// The objects (at most one prune group's), in the order the group takes them.
+    pub objects: Vec<DeletingObject>,
+}
+
+impl EventPayload for ObjectsDeleting {
+    const EVENT_TYPE: &'static str = OBJECTS_DELETING;
+    const VERSION: u32 = 1;
+}
+
+/// One object in `ObjectsDeleting`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletingObject {
+    /// Which object.
+    pub key: ObjectKey,
+    /// The uid the inventory recorded (empty for an object known only by digests an apply that
+    /// never heard back sent).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uid: String,
 }
 
 /// One object in `ObjectsSending`.

@@ -34,9 +34,10 @@ use windlass_state::FingerprintKey;
 
 use crate::cluster::{ApiFailure, Cluster, FIELD_MANAGER, ResourceInfo};
 use crate::events::{
-    AppState, AppStateObserved, AppliedObject, ApplyCounts, ApplyOutcome, Conflict, OBJECT_PRUNED,
-    OBJECTS_APPLIED, ObjectDeletedToRecreate, ObjectPruned, ObjectsApplied, ObjectsSending,
-    PruneOutcome, ResourceState, SentObject, WaitFinished, WaitKind, WaitOutcome,
+    AppState, AppStateObserved, AppliedObject, ApplyCounts, ApplyOutcome, Conflict, DeletingObject,
+    OBJECT_PRUNED, OBJECTS_APPLIED, OBJECTS_DELETING, ObjectDeletedToRecreate, ObjectPruned,
+    ObjectsApplied, ObjectsDeleting, ObjectsSending, PruneOutcome, ResourceState, SentObject,
+    WaitFinished, WaitKind, WaitOutcome,
 };
 use crate::health;
 use windlass_manifest::parallel::parallel_map_mut;
@@ -284,6 +285,14 @@ fn wait_words(wait: WaitKind) -> &'static str {
         WaitKind::Properties => "as its kots.io/wait-for-properties asks",
         WaitKind::Gone => "gone",
     }
+}
+
+/// What earlier runs of this apply stage recorded about the prune: the decisions (by inventory
+/// id), and the objects they recorded about to be deleted (inventory id → uid recorded).
+#[derive(Debug, Default)]
+struct EarlierPrunes {
+    decided: HashMap<String, ObjectPruned>,
+    deleting: HashMap<String, String>,
 }
 
 /// How many times a takeover reads the object again after its patch's resourceVersion test failed.
@@ -928,7 +937,7 @@ impl KubeApply<'_> {
     ) -> Result<KubeApplied, StageError> {
         // What earlier runs of this stage recorded: objects applied, prunes done.
         let mut done: HashMap<String, AppliedObject> = HashMap::new();
-        let mut pruned_before: HashMap<String, ObjectPruned> = HashMap::new();
+        let mut pruned_before = EarlierPrunes::default();
         for event in self.context.recorded_facts().await {
             match event.event_type.as_str() {
                 OBJECTS_APPLIED => {
@@ -943,7 +952,18 @@ impl KubeApply<'_> {
                 OBJECT_PRUNED => {
                     let pruned: ObjectPruned = serde_json::from_value(event.payload)
                         .map_err(|error| StageError::permanent(error.to_string()))?;
-                    pruned_before.insert(pruned.key.inventory_id(), pruned);
+                    pruned_before
+                        .decided
+                        .insert(pruned.key.inventory_id(), pruned);
+                }
+                OBJECTS_DELETING => {
+                    let group: ObjectsDeleting = serde_json::from_value(event.payload)
+                        .map_err(|error| StageError::permanent(error.to_string()))?;
+                    for object in group.objects {
+                        pruned_before
+                            .deleting
+                            .insert(object.key.inventory_id(), object.uid);
+                    }
                 }
                 _ => {}
             }
@@ -1200,7 +1220,7 @@ impl KubeApply<'_> {
         &self,
         applied: BTreeMap<String, (AppliedObject, InventoryEntry)>,
         mut counts: ApplyCounts,
-        pruned_before: &HashMap<String, ObjectPruned>,
+        pruned_before: &EarlierPrunes,
     ) -> Result<KubeApplied, StageError> {
         let mut inventory: Vec<InventoryEntry> =
             applied.values().map(|(_, entry)| entry.clone()).collect();
@@ -1232,7 +1252,7 @@ impl KubeApply<'_> {
                 actions
             };
             let others = self
-                .other_instances_holding(&actions, pruned_before)
+                .other_instances_holding(&actions, &pruned_before.decided)
                 .await?;
             let mut decided = Vec::with_capacity(actions.len());
             for group in prune_groups(actions) {
@@ -2601,16 +2621,51 @@ impl KubeApply<'_> {
     /// since made again) is taken as recorded, an object another instance holds (`others`) is
     /// left to it. Answers each action's entry with its decision, in order. Once an action fails
     /// (a server that kept failing), no other starts, and the decisions made are recorded before
-    /// the error is returned; a process killed before that commit leaves objects deleted but not
-    /// recorded, which the resumed run finds gone.
+    /// the error is returned. Before the first delete, the objects about to be deleted are
+    /// recorded (`ObjectsDeleting`), so that a process killed before the decisions' commit,
+    /// having deleted objects without recording it, is resumed knowing: the resumed run records
+    /// such an object, found gone, as deleted.
     async fn prune_group(
         &self,
         group: Vec<PruneAction>,
-        pruned_before: &HashMap<String, ObjectPruned>,
+        earlier: &EarlierPrunes,
         others: &HashMap<String, OtherInstance>,
         applied: &BTreeMap<String, (AppliedObject, InventoryEntry)>,
         settled: &[(InventoryEntry, ObjectPruned)],
     ) -> Result<Vec<(InventoryEntry, ObjectPruned)>, StageError> {
+        let pruned_before = &earlier.decided;
+        let decided_before = |entry: &InventoryEntry| {
+            pruned_before
+                .get(&entry.key.inventory_id())
+                .filter(|pruned| {
+                    !pruned.dry_run && (entry.uid.is_empty() || pruned.uid == entry.uid)
+                })
+                .cloned()
+        };
+        // The deletes about to be tried, recorded durably first.
+        if !self.dry_run {
+            let deleting: Vec<DeletingObject> = group
+                .iter()
+                .filter_map(|action| match action {
+                    PruneAction::Delete(entry) => Some(entry),
+                    PruneAction::Keep(..) => None,
+                })
+                .filter(|entry| {
+                    decided_before(entry).is_none()
+                        && !others.contains_key(&entry.key.inventory_id())
+                })
+                .map(|entry| DeletingObject {
+                    key: entry.key.clone(),
+                    uid: entry.uid.clone(),
+                })
+                .collect();
+            if !deleting.is_empty() {
+                self.context
+                    .record_fact(Fact::of(&ObjectsDeleting { objects: deleting })?)
+                    .await?;
+            }
+        }
+        let decided_before = &decided_before;
         let failed = std::sync::atomic::AtomicBool::new(false);
         let failed = &failed;
         let results: Vec<Result<Option<PruneDecision>, StageError>> =
@@ -2622,14 +2677,19 @@ impl KubeApply<'_> {
                     PruneAction::Delete(entry) | PruneAction::Keep(entry, _) => entry.clone(),
                 };
                 let id = entry.key.inventory_id();
-                if let Some(pruned) = pruned_before.get(&id).filter(|pruned| {
-                    !pruned.dry_run && (entry.uid.is_empty() || pruned.uid == entry.uid)
-                }) {
-                    return Ok(Some((entry, pruned.clone(), false)));
+                if let Some(pruned) = decided_before(&entry) {
+                    return Ok(Some((entry, pruned, false)));
                 }
+                let deleting_before = earlier
+                    .deleting
+                    .get(&id)
+                    .is_some_and(|uid| *uid == entry.uid);
                 let pruned = match others.get(&id) {
                     Some(holder) => self.left_to(&entry, holder),
-                    None => match self.prune_one(&action, applied, settled).await {
+                    None => match self
+                        .prune_one(&action, applied, settled, deleting_before)
+                        .await
+                    {
                         Ok(pruned) => pruned,
                         Err(error) => {
                             failed.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -2682,6 +2742,7 @@ impl KubeApply<'_> {
         action: &PruneAction,
         applied: &BTreeMap<String, (AppliedObject, InventoryEntry)>,
         settled: &[(InventoryEntry, ObjectPruned)],
+        deleting_before: bool,
     ) -> Result<ObjectPruned, StageError> {
         let (entry, kept_because) = match action {
             PruneAction::Delete(entry) => (entry, None),
@@ -2727,6 +2788,15 @@ impl KubeApply<'_> {
         let key = &served_key;
         let live = match self.cluster.get(key, &info).await {
             Ok(Some(live)) => live,
+            // An earlier run of this stage recorded it about to be deleted and was stopped before
+            // it recorded the outcome: most likely its own delete.
+            Ok(None) if deleting_before => {
+                pruned.outcome = PruneOutcome::Deleted;
+                pruned.detail = Some(
+                    "found gone: an earlier run of this apply was deleting it and stopped before it recorded the delete".into(),
+                );
+                return Ok(pruned);
+            }
             Ok(None) => {
                 pruned.outcome = PruneOutcome::Gone;
                 return Ok(pruned);

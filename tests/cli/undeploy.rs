@@ -620,7 +620,8 @@ fn a_killed_undeploy_resumes_and_does_not_delete_again_what_it_recorded() {
         );
     }
     // cm-19's delete was held, so the resumed run deleted it; the other 19 were deleted by the
-    // killed run but not recorded by it: the resumed run finds them gone.
+    // killed run but not recorded by it: the resumed run finds them gone, and since the killed
+    // run recorded them about to be deleted (`ObjectsDeleting`), records them deleted.
     let decisions = prune_decisions(state.path(), &resumed);
     let outcomes_of = |prefix: &str| -> BTreeMap<String, usize> {
         let mut outcomes = BTreeMap::new();
@@ -637,7 +638,17 @@ fn a_killed_undeploy_resumes_and_does_not_delete_again_what_it_recorded() {
     );
     assert_eq!(
         outcomes_of("ConfigMap/"),
-        BTreeMap::from([("deleted".to_string(), 1), ("gone".to_string(), 19)])
+        BTreeMap::from([("deleted".to_string(), 20)])
+    );
+    let cm_00 = payloads_of_type(&events(state.path(), &undeploy_id), "ObjectPruned")
+        .into_iter()
+        .find(|pruned| pruned["key"]["name"] == "cm-00")
+        .unwrap();
+    assert!(
+        cm_00["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("an earlier run of this apply was deleting it")),
+        "{cm_00:#}"
     );
     assert_eq!(
         outcomes_of("Service/"),
@@ -645,8 +656,9 @@ fn a_killed_undeploy_resumes_and_does_not_delete_again_what_it_recorded() {
     );
     let completed = completed(state.path(), &resumed);
     assert_eq!(completed["undeployed"], true);
-    // Every deletion recorded counts: the killed run's 3 Services, cm-19 and the pull secret.
-    assert_eq!(completed["counts"]["pruned"], 5, "{completed:#}");
+    // Every deletion recorded counts: the killed run's 3 Services, the 20 ConfigMaps and the
+    // pull secret.
+    assert_eq!(completed["counts"]["pruned"], 24, "{completed:#}");
 }
 
 #[test]

@@ -203,7 +203,9 @@ impl KubeApply<'_> {
             unchanged: total,
             ..ApplyCounts::default()
         };
-        let mut result = self.finish(applied, counts, &HashMap::new()).await?;
+        let mut result = self
+            .finish(applied, counts, &EarlierPrunes::default())
+            .await?;
         result.unchanged_since = Some(installer);
         Ok(result)
     }

@@ -11,8 +11,8 @@ use windlass_apply::events::{
     ApplyStarted, HELM_RELEASE_FREED, HELM_RELEASE_INSTALLED, HELM_RELEASE_UNINSTALLED,
     HELM_UPGRADE_STARTED, HelmReleaseFreed, HelmReleaseInstalled, HelmReleaseUninstalled,
     HelmUpgradeStarted, OBJECT_DELETED_TO_RECREATE, OBJECT_PRUNED, OBJECTS_APPLIED,
-    OBJECTS_SENDING, ObjectDeletedToRecreate, ObjectPruned, ObjectsApplied, ObjectsSending,
-    WAIT_FINISHED, WaitFinished,
+    OBJECTS_DELETING, OBJECTS_SENDING, ObjectDeletedToRecreate, ObjectPruned, ObjectsApplied,
+    ObjectsDeleting, ObjectsSending, WAIT_FINISHED, WaitFinished,
 };
 use windlass_state::{SchemaRegistry, StoredEvent};
 
@@ -47,6 +47,7 @@ fn every_fixture_decodes_into_the_current_payload() {
         match event.event_type.as_str() {
             OBJECTS_APPLIED => decode_losslessly::<ObjectsApplied>(&name, &event),
             OBJECTS_SENDING => decode_losslessly::<ObjectsSending>(&name, &event),
+            OBJECTS_DELETING => decode_losslessly::<ObjectsDeleting>(&name, &event),
             WAIT_FINISHED => decode_losslessly::<WaitFinished>(&name, &event),
             OBJECT_PRUNED => decode_losslessly::<ObjectPruned>(&name, &event),
             OBJECT_DELETED_TO_RECREATE => {
