@@ -23,6 +23,18 @@ fn values(yaml: &str) -> windlass_template::config_values::GivenValues {
     parse_config_values("values.yaml", yaml).expect("test ConfigValues parse")
 }
 
+/// The evaluated item `name`.
+fn item<'a>(
+    evaluated: &'a windlass_template::config::EvaluatedConfig,
+    name: &str,
+) -> &'a windlass_template::config::EvaluatedItem {
+    evaluated
+        .items
+        .iter()
+        .find(|item| item.name == name)
+        .unwrap_or_else(|| panic!("no item {name}"))
+}
+
 const NO_VALUES: &str = "apiVersion: kots.io/v1beta1\nkind: ConfigValues\nspec:\n  values: {}\n";
 
 const EVERY_TYPE: &str = r#"
@@ -113,11 +125,7 @@ fn every_item_type_gets_its_effective_value() {
     assert_eq!(effective("cert"), "Y2VydA==");
     assert_eq!(effective("heading"), "");
     assert_eq!(effective("info"), "host is shop.test");
-    let cert = evaluated
-        .items
-        .iter()
-        .find(|item| item.name == "cert")
-        .expect("cert");
+    let cert = item(&evaluated, "cert");
     assert_eq!(cert.value.filename, "mine.pem");
     // References first: url after host and port, info after host.
     let position = |name: &str| {
@@ -144,11 +152,7 @@ fn a_user_value_of_empty_falls_back_to_the_default() {
         FixedEntropy::new(),
     )
     .expect("evaluates");
-    let host = evaluated
-        .items
-        .iter()
-        .find(|item| item.name == "host")
-        .expect("host");
+    let host = item(&evaluated, "host");
     assert_eq!(host.value.effective(), "example.test");
 }
 
@@ -277,11 +281,7 @@ spec:
         FixedEntropy::new(),
     )
     .expect("evaluates");
-    let uses = evaluated
-        .items
-        .iter()
-        .find(|item| item.name == "uses")
-        .expect("uses");
+    let uses = item(&evaluated, "uses");
     assert_eq!(uses.value.effective(), "off-d");
 }
 
@@ -307,16 +307,8 @@ spec:
     );
     let evaluated =
         evaluate(&config(yaml), &given, &context(&[]), FixedEntropy::new()).expect("evaluates");
-    let generated = evaluated
-        .items
-        .iter()
-        .find(|item| item.name == "generated")
-        .expect("item");
-    let kept = evaluated
-        .items
-        .iter()
-        .find(|item| item.name == "kept")
-        .expect("item");
+    let generated = item(&evaluated, "generated");
+    let kept = item(&evaluated, "kept");
     assert_eq!(generated.value.effective().len(), 8);
     assert_ne!(generated.value.effective(), "from-file");
     assert_eq!(kept.value.effective(), "from-file");
@@ -540,11 +532,7 @@ spec:
     );
     let evaluated =
         evaluate(&config(yaml), &given, &context(&[]), FixedEntropy::new()).expect("evaluates");
-    let contents = evaluated
-        .items
-        .iter()
-        .find(|item| item.name == "contents")
-        .expect("contents");
+    let contents = item(&evaluated, "contents");
     assert_eq!(contents.value.effective(), "hello+world");
     assert!(evaluated.warnings.is_empty(), "{:?}", evaluated.warnings);
 }
