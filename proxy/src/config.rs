@@ -236,6 +236,12 @@ impl ProxyConfig {
                     "not a registry host (letters, digits, `.`, `-`, optional `:port`)".into(),
                 ));
             }
+            if host == crate::path::DOCKER_HUB_LEGACY {
+                return Err(invalid(
+                    &format!("upstreams.{host}"),
+                    "Docker Hub is named docker.io here (images written index.docker.io/... are pulled through it)".into(),
+                ));
+            }
             let endpoint_text = upstream
                 .endpoint
                 .ok_or_else(|| invalid(&key("endpoint"), "missing".into()))?;
@@ -706,6 +712,30 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    /// Paths under `index.docker.io/` are served by the `docker.io` upstream, so an upstream of
+    /// that name could never be reached.
+    #[test]
+    fn docker_hub_is_configured_as_docker_io_only() {
+        let directory = tempfile::tempdir().unwrap();
+        let parse = |host: &str| {
+            ProxyConfig::parse(
+                "proxy.yaml",
+                &format!(
+                    "listen: 127.0.0.1:1\nplain_http: true\nstate: s\nupstreams:\n  {host}:\n    endpoint: http://127.0.0.1:2\n    apps: [my-app]\n"
+                ),
+                directory.path(),
+            )
+        };
+        assert!(parse("docker.io").is_ok());
+        let error = parse("index.docker.io").unwrap_err().to_string();
+        assert!(
+            error.starts_with(
+                "proxy.yaml: upstreams.index.docker.io: Docker Hub is named docker.io here"
+            ),
+            "{error}"
+        );
     }
 
     #[test]

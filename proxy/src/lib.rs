@@ -1,5 +1,6 @@
 //! windlass-proxy: the license-authenticated pull-through registry proxy that the images windlass
-//! renders point at (`<proxy host>/proxy/<app slug>/<upstream host>/<repository>`).
+//! renders point at (`<proxy host>/proxy/<app slug>/<image as written>`, the upstream and
+//! repository read from the image as Docker reads a reference).
 //!
 //! - [`ProxyConfig`] reads the proxy's YAML configuration (listen address, plain HTTP or TLS, state
 //!   directory, upstream registries with read-only credentials and the apps each one serves,

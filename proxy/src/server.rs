@@ -373,7 +373,7 @@ async fn answer(shared: Arc<Shared>, request: Request) -> Response {
             "this registry serves pulls only",
         );
     }
-    let parsed = parse_pull_path(&path);
+    let parsed = parse_pull_path(&path, |name| shared.upstreams.knows(name));
     let license = match check_license(&shared, &headers).await {
         Access::Granted(license) => license,
         Access::Denied {

@@ -4,7 +4,8 @@
 //! license add`; `windlass install` renders a release that uses the image with the proxy domain set
 //! to the proxy's address; then `skopeo inspect`, authenticated only by the `.dockerconfigjson` of
 //! the rendered pull secret, reaches the image **through the proxy** and sees the upstream's
-//! digest. Revoking the license (named by its file) stops the next pull. Also: the start-up
+//! digest. Revoking the license (named by its file) stops the next pull. The same for Docker Hub
+//! images written without a registry host, through an upstream named `docker.io`. Also: the start-up
 //! warning about an upstream that serves no app, and `proxy license add|revoke|list` as a user
 //! runs them: revoke without the ID on the command line, no silent reinstatement, expired status,
 //! `file:line` errors.
@@ -142,15 +143,7 @@ async fn a_rendered_pull_secret_pulls_through_the_proxy() {
     let image = format!("{proxy_host}/proxy/my-app/vendor.example/team/app:1.0");
     assert!(deployment.contains(&image), "{deployment}");
 
-    let secret = std::fs::read_to_string(out.join("my-app-registry-secret.yaml")).unwrap();
-    let parsed =
-        windlass_manifest::documents::parse_documents("secret", secret.as_bytes()).unwrap();
-    let encoded = parsed[0].value["data"][".dockerconfigjson"]
-        .as_str()
-        .expect("the rendered secret has .dockerconfigjson")
-        .to_string();
-    let authfile = work.path().join("auth.json");
-    std::fs::write(&authfile, decode_base64(&encoded)).unwrap();
+    let authfile = authfile_of_rendered_secret(&out, work.path());
 
     let inspected = skopeo_inspect(&image, &authfile);
     assert!(
@@ -173,6 +166,105 @@ async fn a_rendered_pull_secret_pulls_through_the_proxy() {
     assert!(revoked.status.success());
     let refused = skopeo_inspect(&image, &authfile);
     assert!(!refused.status.success(), "a revoked license pulls nothing");
+}
+
+/// The `.dockerconfigjson` of the pull secret in `rendered` (a `rendered/this-cluster`
+/// directory), written to `<work>/auth.json` for `skopeo --authfile`.
+fn authfile_of_rendered_secret(rendered: &Path, work: &Path) -> std::path::PathBuf {
+    let secret = std::fs::read_to_string(rendered.join("my-app-registry-secret.yaml")).unwrap();
+    let parsed =
+        windlass_manifest::documents::parse_documents("secret", secret.as_bytes()).unwrap();
+    let encoded = parsed[0].value["data"][".dockerconfigjson"]
+        .as_str()
+        .expect("the rendered secret has .dockerconfigjson")
+        .to_string();
+    let authfile = work.join("auth.json");
+    std::fs::write(&authfile, decode_base64(&encoded)).unwrap();
+    authfile
+}
+
+/// Docker Hub images written as vendors write them (`myorg/private:2.0`, `redis:7`,
+/// `docker.io/nginx:1`, `index.docker.io/library/busybox:1`): `windlass install` renders each as
+/// `<proxy>/proxy/my-app/<image as written>`, and `windlass proxy serve`, with Docker Hub
+/// configured as the upstream `docker.io` (a real registry on loopback standing in for it),
+/// serves every one of those references to the rendered pull secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_hub_images_the_install_renders_pull_through_the_proxy() {
+    let upstream = TestRegistry::htpasswd().await;
+    let private = upstream.push_image("myorg/private:2.0", "an organisation's layer");
+    let redis = upstream.push_image("library/redis:7", "an official layer");
+    let nginx = upstream.push_image("library/nginx:1", "another official layer");
+    let busybox = upstream.push_image("library/busybox:1", "a third official layer");
+    let credentials = upstream.credentials().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write(&work.path().join("reader.password"), &credentials.password);
+    let config = work.path().join("proxy.yaml");
+    write(
+        &config,
+        &format!(
+            "listen: 127.0.0.1:{port}\nplain_http: true\nstate: ./proxy-state\nupstreams:\n  docker.io:\n    endpoint: {}\n    username: {}\n    password_file: ./reader.password\n    apps: [my-app]\n",
+            upstream.endpoint(),
+            credentials.username
+        ),
+    );
+    let release = work.path().join("release");
+    let license = release.join("userdata/license.yaml");
+    write(
+        &license,
+        &format!(
+            "apiVersion: kots.io/v1beta1\nkind: License\nmetadata:\n  name: l\nspec:\n  appSlug: my-app\n  licenseID: {LICENSE_ID}\n  licenseSequence: 1\n"
+        ),
+    );
+    let state = work.path().join("state");
+    let added = run(windlass(&state)
+        .args(["proxy", "license", "add", "--config"])
+        .arg(&config)
+        .arg(&license));
+    assert!(added.status.success(), "{}", stderr_of(&added));
+    let (_serving, _printed) = serve(&state, &config);
+
+    // One repository per spelling: spellings of one repository share its first image's entry.
+    let images = [
+        ("myorg/private:2.0", &private),
+        ("redis:7", &redis),
+        ("docker.io/nginx:1", &nginx),
+        ("index.docker.io/library/busybox:1", &busybox),
+    ];
+    for (index, (image, _)) in images.iter().enumerate() {
+        write(
+            &release.join(format!("pod-{index}.yaml")),
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: pod-{index}\nspec:\n  containers:\n    - name: c\n      image: {image}\n"
+            ),
+        );
+    }
+    let proxy_host = format!("127.0.0.1:{port}");
+    let install = json(run(windlass(&state)
+        .args([
+            "install",
+            "--json",
+            "--offline",
+            "--proxy-domain",
+            &proxy_host,
+        ])
+        .arg(&release)));
+    assert_eq!(install["status"], "completed", "{install:#}");
+    let rendered = Path::new(install["out"].as_str().unwrap()).join("rendered/this-cluster");
+    let authfile = authfile_of_rendered_secret(&rendered, work.path());
+    for (index, (written, digest)) in images.iter().enumerate() {
+        let pod = std::fs::read_to_string(rendered.join(format!("pod-{index}-pod.yaml"))).unwrap();
+        let image = format!("{proxy_host}/proxy/my-app/{written}");
+        assert!(pod.contains(&format!("image: {image}\n")), "{pod}");
+        let inspected = skopeo_inspect(&image, &authfile);
+        assert!(
+            inspected.status.success(),
+            "{image}: {}",
+            stderr_of(&inspected)
+        );
+        let inspected: serde_json::Value = serde_json::from_slice(&inspected.stdout).unwrap();
+        assert_eq!(inspected["Digest"], digest.as_str(), "{image}");
+    }
 }
 
 /// Starts `windlass proxy serve --config <config>` and returns it with every stderr line it printed

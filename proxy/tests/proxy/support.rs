@@ -58,6 +58,9 @@ pub struct Options {
     pub limits: Option<String>,
     /// More entries under `upstreams:` (each indented by two spaces).
     pub more_upstreams: Option<String>,
+    /// More upstream names for the harness's own registry, each with its credentials and
+    /// binding (e.g. `docker.io`, or a host alias such as `vendor-5000`).
+    pub same_registry_as: Vec<&'static str>,
     /// The proxy's deadline for an upstream's answer, when not the default 30 s.
     pub upstream_request_timeout: Option<std::time::Duration>,
 }
@@ -134,11 +137,23 @@ impl Harness {
         } else {
             ("plain_http: true\n".to_string(), None)
         };
+        let binding = options.upstream_binding.unwrap_or(DEFAULT_BINDING);
+        let same_registry: String = options
+            .same_registry_as
+            .iter()
+            .map(|name| {
+                format!(
+                    "  {name}:\n    endpoint: {}\n    username: {}\n    password_file: ./reader.password\n{binding}",
+                    registry.endpoint(),
+                    credentials.username
+                )
+            })
+            .collect();
         let config_path = directory.path().join("proxy.yaml");
         std::fs::write(
             &config_path,
             format!(
-                "listen: 127.0.0.1:0\n{transport}{}{}state: ./proxy-state\nupstreams:\n  vendor.example:\n    endpoint: {}\n    username: {}\n    password_file: ./reader.password\n{}{}{}",
+                "listen: 127.0.0.1:0\n{transport}{}{}state: ./proxy-state\nupstreams:\n  vendor.example:\n    endpoint: {}\n    username: {}\n    password_file: ./reader.password\n{}{binding}{}{same_registry}",
                 options
                     .limits
                     .as_ref()
@@ -154,7 +169,6 @@ impl Harness {
                     "    ca_file: {}\n",
                     certificates.ca_certificate.display()
                 )),
-                options.upstream_binding.unwrap_or(DEFAULT_BINDING),
                 options.more_upstreams.as_deref().unwrap_or_default(),
             ),
         )
