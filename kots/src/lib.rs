@@ -16,5 +16,5 @@ pub use license::{LicenseError, LicenseFile, MAX_LICENSE_BYTES, parse_license, r
 pub use license_fields::license_fields;
 pub use resources::{
     Application, ChartIdentifier, Config, ConfigValues, HelmChartV1Beta1, HelmChartV1Beta2,
-    Installation, LicenseResource, ObjectMeta, OptionalValues,
+    Installation, LicenseResource, ObjectMeta, OptionalValues, yaml_1_1_bool,
 };

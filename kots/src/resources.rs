@@ -2,6 +2,7 @@
 //! obvious spec fields, every one optional or defaulted, and unknown fields ignored (KOTS adds
 //! fields; a release written for a newer KOTS must still read). Read one from a parsed document
 //! with [`from_value`]; only deserialisation is offered, these are not wire formats of windlass.
+//! [`yaml_1_1_bool`] reads a boolean field the way KOTS does when windlass's parser left it a word.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,18 @@ pub fn from_value<T: for<'de> Deserialize<'de>>(
     value: &serde_json::Value,
 ) -> Result<T, serde_json::Error> {
     T::deserialize(value)
+}
+
+/// A boolean field of a KOTS kind written as a string: the YAML 1.1 boolean words (`yes`, `no`,
+/// `on`, `off`, `y`, `n`, `true`, `false`, any case). windlass reads YAML as kustomize does, where
+/// these words are strings; KOTS reads its own kinds as YAML 1.1, where they are booleans, so a KOTS
+/// file written that way still means what it meant to KOTS. Any other word is `None`.
+pub fn yaml_1_1_bool(word: &str) -> Option<bool> {
+    match word.to_ascii_lowercase().as_str() {
+        "yes" | "on" | "y" | "true" => Some(true),
+        "no" | "off" | "n" | "false" => Some(false),
+        _ => None,
+    }
 }
 
 /// The `metadata` fields windlass reads.

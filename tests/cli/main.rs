@@ -552,28 +552,31 @@ fn images_probe_offline_follows_the_policy_without_touching_the_network() {
     assert!(String::from_utf8_lossy(&strict.stderr).contains("strict probe policy refuses"));
 }
 
+/// `true`, and the YAML 1.1 words KOTS reads as true (`yes`, `On`).
 #[test]
 fn proxy_public_images_makes_every_image_private_without_probing() {
-    let state = tempfile::tempdir().unwrap();
-    let release = tempfile::tempdir().unwrap();
-    std::fs::write(
-        release.path().join("app.yaml"),
-        "apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: app\nspec:\n  proxyPublicImages: true\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n    - name: c\n      image: redis:7\n",
-    )
-    .unwrap();
-    // No --offline: if windlass tried the network, the outcome would be `unreachable`.
-    let probed = json(run(windlass(state.path())
-        .args(["images", "--probe", "--json"])
-        .arg(release.path())));
-    assert_eq!(probed[0]["image"], "redis:7");
-    assert_eq!(probed[0]["outcome"], "not_probed");
-    assert_eq!(probed[0]["private"], true);
-    assert!(
-        probed[0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("proxyPublicImages")
-    );
+    for value in ["true", "yes", "On"] {
+        let state = tempfile::tempdir().unwrap();
+        let release = tempfile::tempdir().unwrap();
+        std::fs::write(
+            release.path().join("app.yaml"),
+            format!("apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: app\nspec:\n  proxyPublicImages: {value}\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n    - name: c\n      image: redis:7\n"),
+        )
+        .unwrap();
+        // No --offline: if windlass tried the network, the outcome would be `unreachable`.
+        let probed = json(run(windlass(state.path())
+            .args(["images", "--probe", "--json"])
+            .arg(release.path())));
+        assert_eq!(probed[0]["image"], "redis:7");
+        assert_eq!(probed[0]["outcome"], "not_probed", "{value}");
+        assert_eq!(probed[0]["private"], true, "{value}");
+        assert!(
+            probed[0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("proxyPublicImages")
+        );
+    }
 }
 
 /// A reader that stops early (`windlass events ID --json | head -1`) closes the pipe: windlass

@@ -408,13 +408,19 @@ pub fn discover<'a>(
 const DOCUMENTS_PER_RUN: usize = 256;
 
 /// Whether a KOTS `Application` among `documents` sets `spec.proxyPublicImages: true`, which makes
-/// every image private without probing.
+/// every image private without probing. KOTS reads the field as YAML 1.1, so `yes`, `on` and `y`
+/// (any case) are true as well.
 pub fn proxies_public_images<'a>(documents: impl IntoIterator<Item = SourceDocument<'a>>) -> bool {
     documents.into_iter().any(|document| {
         document.kind == "Application"
             && document.api_version.starts_with("kots.io/")
-            && at(document.value, &["spec", "proxyPublicImages"])
-                == Some(&serde_json::Value::Bool(true))
+            && match at(document.value, &["spec", "proxyPublicImages"]) {
+                Some(serde_json::Value::Bool(value)) => *value,
+                Some(serde_json::Value::String(word)) => {
+                    windlass_kots::yaml_1_1_bool(word) == Some(true)
+                }
+                _ => false,
+            }
     })
 }
 
@@ -438,5 +444,25 @@ mod tests {
         );
         assert_eq!(pod_spec_of_field("spec.image"), None);
         assert_eq!(pod_spec_of_field("spec.sidecars[0].image"), None);
+    }
+
+    #[test]
+    fn proxy_public_images_takes_the_boolean_words_kots_takes() {
+        let proxies = |value: &str| {
+            let documents = crate::documents::parse_documents(
+                "kots.yaml",
+                format!("apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: a\nspec:\n  proxyPublicImages: {value}\n").as_bytes(),
+            )
+            .unwrap();
+            proxies_public_images(documents.iter().map(crate::documents::Document::as_source))
+        };
+        for word in ["true", "True", "yes", "Yes", "YES", "on", "On", "y", "Y"] {
+            assert!(proxies(word), "{word}");
+        }
+        for word in [
+            "false", "no", "No", "off", "OFF", "n", "N", "maybe", "1", "\"\"",
+        ] {
+            assert!(!proxies(word), "{word}");
+        }
     }
 }

@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use windlass_kots::yaml_1_1_bool;
+
 use crate::documents::parse_documents;
 
 /// Largest known-images file accepted.
@@ -87,17 +89,6 @@ pub fn read_known_images(path: &Path) -> Result<HashMap<String, bool>, KnownImag
         known.insert(image.to_string(), is_private);
     }
     Ok(known)
-}
-
-/// The YAML 1.1 boolean words (`yes`, `no`, `on`, `off`, `y`, `n`, any case). windlass reads YAML
-/// as kustomize does, where they are strings; KOTS reads its own kinds as YAML 1.1, where they
-/// are booleans, so a KOTS file written that way still means what it meant to KOTS.
-fn yaml_1_1_bool(word: &str) -> Option<bool> {
-    match word.to_ascii_lowercase().as_str() {
-        "yes" | "on" | "y" | "true" => Some(true),
-        "no" | "off" | "n" | "false" => Some(false),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
