@@ -4,7 +4,10 @@
 //! `Application`, and records them, each with the evidence that caused it, as `OverridesPlanned` —
 //! so `windlass show` can answer "why was this image proxied?". In local-registry mode (the
 //! request's `local_registry`) every image is renamed to the customer's registry instead
-//! ([`crate::plan::plan_local_registry`]) and the mode is recorded in the fact.
+//! ([`crate::plan::plan_local_registry`]) and the mode is recorded in the fact. Images windlass
+//! cannot patch (a `kots.io/v1beta2` chart's, one found only outside `containers` and
+//! `initContainers`) are reported in the summary, each judged by its own uses and given its own
+//! proxied reference, whichever image claimed a shared `images:` entry first.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,7 +18,10 @@ use windlass_engine::{
     BuildContext, Fact, Stage, StageConfig, StageContext, StageError, StageKind, StageOutput,
 };
 
-use crate::events::{BaseFetched, Domains, ImagesProbed, LocalRegistryRecord, OverridesPlanned};
+use crate::events::{
+    BaseFetched, Domains, ImagesProbed, LocalRegistryRecord, OverridePlan, OverridesPlanned,
+    ProbedImage, SkippedImage,
+};
 use crate::plan::{PlanError, plan_local_registry, plan_overrides};
 use crate::probe_images::kots_documents_of;
 use windlass_manifest::images::rules::WindlassConfig;
@@ -132,22 +138,28 @@ impl Stage for PlanOverrides {
             }
             None => context.request.app_slug().to_string(),
         };
-        let planned = match local_registry {
-            Some(registry) => {
-                plan_local_registry(&probed.images, &registry.host, &registry.namespace)
-            }
-            None => plan_overrides(&probed.images, &app_slug, &domains, &host_aliases),
+        let planner = match local_registry {
+            Some(registry) => Planner::LocalRegistry {
+                host: &registry.host,
+                namespace: &registry.namespace,
+            },
+            None => Planner::Proxy {
+                app_slug: &app_slug,
+                domains: &domains,
+                host_aliases: &host_aliases,
+            },
         };
-        let mut plan = planned.map_err(|errors: Vec<PlanError>| {
-            StageError::invalid_input(
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
-        set_aside_helm_v1beta2_images(&mut plan, &probed, &fetched, &app_slug);
+        let plan = plan_release_images(&planner, &probed, &fetched, &app_slug).map_err(
+            |errors: Vec<PlanError>| {
+                StageError::invalid_input(
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
+            },
+        )?;
         let mut summary = match local_registry {
             Some(registry) => format!(
                 "{} kustomize image entries: local-registry mode, every image ({}) pulled from {}, {} images left alone",
@@ -178,16 +190,20 @@ impl Stage for PlanOverrides {
                 skipped.image, skipped.reason
             ));
         }
+        // Each image on its own uses: another image sharing its `images:` entry may be patched
+        // while this one is not.
         for image in &probed.images {
-            let Some(new_name) = plan
-                .entries
-                .iter()
-                .find(|entry| entry.image == image.image)
-                .map(|entry| entry.new_name.as_str())
-            else {
+            let Some(reason) = outside_containers_reason(&image.uses) else {
                 continue;
             };
-            if let Some(reason) = outside_containers_reason(&image.uses) {
+            let reported = plan
+                .skipped
+                .iter()
+                .any(|skipped| skipped.image == image.image);
+            if reported {
+                continue; // a v1beta2 chart's image, reported above
+            }
+            if let Some(new_name) = planner.own_new_name(image) {
                 summary.push_str(&format!(
                     "; not patched: {} ({reason}; it must name {new_name} instead)",
                     image.image
@@ -219,53 +235,94 @@ pub fn is_not_patched(skipped: &crate::events::SkippedImage) -> bool {
     skipped.reason.contains("not patched")
 }
 
-/// Takes the `images:` entries of every image found only in `kots.io/v1beta2` HelmCharts out of
-/// the plan (KOTS never patches those charts) and lists the image as skipped, with the exact
-/// reference the vendor's values must give it and the pull secret to name.
-fn set_aside_helm_v1beta2_images(
-    plan: &mut crate::events::OverridePlan,
+/// How this install renames images: through the proxy, or to the customer's local registry.
+enum Planner<'a> {
+    /// [`plan_overrides`].
+    Proxy {
+        app_slug: &'a str,
+        domains: &'a Domains,
+        host_aliases: &'a BTreeMap<String, String>,
+    },
+    /// [`plan_local_registry`].
+    LocalRegistry { host: &'a str, namespace: &'a str },
+}
+
+impl Planner<'_> {
+    fn plan(&self, images: &[ProbedImage]) -> Result<OverridePlan, Vec<PlanError>> {
+        match self {
+            Planner::Proxy {
+                app_slug,
+                domains,
+                host_aliases,
+            } => plan_overrides(images, app_slug, domains, host_aliases),
+            Planner::LocalRegistry { host, namespace } => {
+                plan_local_registry(images, host, namespace)
+            }
+        }
+    }
+
+    /// The `newName` `image` gets when planned on its own, whichever image claimed the names it
+    /// shares with others first (kustomize's `images:` holds one entry per name); `None` when it
+    /// needs no entry (public, on the registry host, started at run time) or cannot be planned.
+    fn own_new_name(&self, image: &ProbedImage) -> Option<String> {
+        let own = self.plan(std::slice::from_ref(image)).ok()?;
+        own.entries.into_iter().next().map(|entry| entry.new_name)
+    }
+}
+
+/// Plans every image, then takes out of the plan each image found only in `kots.io/v1beta2`
+/// HelmCharts (KOTS never patches those charts) and lists it as skipped, with the exact reference
+/// the vendor's values must give it and the pull secret to name. Such an image is judged on its
+/// own: it never claims a name another image's entry needs, nor loses its report to one.
+fn plan_release_images(
+    planner: &Planner<'_>,
     probed: &ImagesProbed,
     fetched: &BaseFetched,
     app_slug: &str,
-) {
+) -> Result<OverridePlan, Vec<PlanError>> {
+    // Every image is checked (a host with a port, a local-registry collision), chart images too.
+    let everything = planner.plan(&probed.images)?;
     if fetched.helm_charts.is_empty() {
-        return;
+        return Ok(everything);
     }
+    let mut deployed = Vec::new();
+    let mut in_charts = Vec::new();
     for image in &probed.images {
-        let Some(reason) = crate::helm_charts::not_patched_reason(
+        match crate::helm_charts::not_patched_reason(
             image.uses.iter().map(|image_use| image_use.file.as_str()),
             &fetched.helm_charts,
             app_slug,
-        ) else {
+        ) {
+            Some(reason) => in_charts.push((image, reason)),
+            None => deployed.push(image.clone()),
+        }
+    }
+    if in_charts.is_empty() {
+        return Ok(everything);
+    }
+    let mut plan = planner.plan(&deployed)?;
+    for (image, reason) in in_charts {
+        let own = planner.plan(std::slice::from_ref(image))?;
+        let Some(entry) = own.entries.first() else {
+            // Public, additionalImages, or on the registry host: skipped for its own reason.
+            plan.skipped.extend(own.skipped);
             continue;
         };
-        let new_name = plan
-            .entries
-            .iter()
-            .find(|entry| entry.image == image.image)
-            .map(|entry| entry.new_name.clone());
-        let before = plan.entries.len();
-        plan.entries.retain(|entry| entry.image != image.image);
-        if plan.entries.len() == before {
-            continue; // public, additionalImages, or already skipped for its own reason
-        }
         let suffix = match (&image.pinned_digest, &image.tag) {
             (Some(digest), _) => format!("@{digest}"),
             (None, Some(tag)) => format!(":{tag}"),
             (None, None) => String::new(),
         };
-        let reference = new_name
-            .map(|name| format!("{name}{suffix}"))
-            .unwrap_or_default();
-        plan.skipped.push(crate::events::SkippedImage {
+        plan.skipped.push(SkippedImage {
             image: image.image.clone(),
             reason: reason.replacen(
                 "this image to its proxied reference",
-                &format!("this image to {reference}"),
+                &format!("this image to {}{suffix}", entry.new_name),
                 1,
             ),
         });
     }
+    Ok(plan)
 }
 
 /// Why kustomize's `images:` cannot rewrite an image, when none of its uses (besides

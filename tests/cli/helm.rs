@@ -442,6 +442,46 @@ fn a_v1beta2_chart_is_written_as_shipped_and_each_image_reported_with_the_values
     }
 }
 
+/// A `kots.io/v1beta2` chart's image beside a manifest using another tag of the same repository
+/// (`registry.vendor.example/team/postgres:16` in the chart, `:15` in a Deployment): the chart's
+/// image is reported with its own proxied reference, and the manifest's image keeps the
+/// repository's `images:` entry, whichever of the two was found first.
+#[test]
+fn a_v1beta2_chart_image_sharing_a_repository_with_a_manifest_is_reported_and_the_manifest_patched()
+{
+    let state = tempfile::tempdir().unwrap();
+    let (_dir, release) = release_with_chart(V1BETA2);
+    std::fs::write(
+        release.join("manifests/postgres.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: postgres\nspec:\n  selector:\n    matchLabels:\n      app: postgres\n  template:\n    metadata:\n      labels:\n        app: postgres\n    spec:\n      containers:\n        - name: postgres\n          image: registry.vendor.example/team/postgres:15\n",
+    )
+    .unwrap();
+    let install = json(install(state.path(), &release, &helm()));
+    assert_eq!(install["status"], "completed", "{install:#}");
+    let plan = install["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|stage| stage["name"] == "plan_overrides")
+        .unwrap()["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let expected = "not patched: registry.vendor.example/team/postgres:16 (in kots.io/v1beta2 HelmChart web: installed as shipped, not patched; the vendor's values must set this image to proxy.replicated.com/proxy/my-app/registry.vendor.example/team/postgres:16 and";
+    assert!(plan.contains(expected), "{plan}");
+    assert!(
+        !plan.contains("not patched: registry.vendor.example/team/postgres:15"),
+        "{plan}"
+    );
+    let out = PathBuf::from(install["out"].as_str().unwrap());
+    let rendered = objects_in(&out.join("rendered/this-cluster"));
+    let postgres = named(&rendered, "Deployment", "postgres");
+    assert_eq!(
+        postgres["spec"]["template"]["spec"]["containers"][0]["image"],
+        "proxy.replicated.com/proxy/my-app/registry.vendor.example/team/postgres:15"
+    );
+}
+
 /// `windlass images` lists the images of a `useHelmInstall: true` chart like any other (the
 /// install itself is covered in `helm_install.rs`).
 #[test]

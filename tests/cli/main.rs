@@ -579,6 +579,53 @@ fn proxy_public_images_makes_every_image_private_without_probing() {
     }
 }
 
+/// An image whose only use is an ephemeral container, beside a Deployment using another tag of
+/// the same repository: the Deployment's image claims the repository's `images:` entry first,
+/// yet the ephemeral one is still reported as not patched (kustomize rewrites only `containers`
+/// and `initContainers`), with the reference it must name.
+#[test]
+fn an_image_only_in_an_ephemeral_container_is_reported_though_another_tag_claims_its_entry() {
+    let (_dir, release) = release_input::quickstart_copy();
+    std::fs::write(
+        release.join("manifests/debug-a-deployment.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: debug\nspec:\n  selector:\n    matchLabels:\n      app: debug\n  template:\n    metadata:\n      labels:\n        app: debug\n    spec:\n      containers:\n        - name: debug\n          image: quay.io/my-org/debug:2\n",
+    )
+    .unwrap();
+    std::fs::write(
+        release.join("manifests/debug-b-pod.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: debugger\nspec:\n  containers:\n    - name: main\n      image: quay.io/my-org/api:v1.0.1\n  ephemeralContainers:\n    - name: debug\n      image: quay.io/my-org/debug:1\n",
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let install = json(run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--json")
+        .arg(&release)));
+    assert_eq!(install["status"], "completed", "{install:#}");
+    let plan = install["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|stage| stage["name"] == "plan_overrides")
+        .unwrap()["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let expected = "not patched: quay.io/my-org/debug:1 (found only outside containers and initContainers, first at manifests/debug-b-pod.yaml (document 1) Pod debugger: spec.ephemeralContainers[0].image, which kustomize's images: does not rewrite; it must name proxy.replicated.com/proxy/my-app/quay.io/my-org/debug instead)";
+    assert!(plan.contains(expected), "{plan}");
+    assert!(
+        !plan.contains("not patched: quay.io/my-org/debug:2"),
+        "{plan}"
+    );
+    let out = Path::new(install["out"].as_str().unwrap());
+    let deployment =
+        std::fs::read_to_string(out.join("rendered/this-cluster/debug-deployment.yaml")).unwrap();
+    assert!(
+        deployment.contains("image: proxy.replicated.com/proxy/my-app/quay.io/my-org/debug:2"),
+        "{deployment}"
+    );
+}
+
 /// A reader that stops early (`windlass events ID --json | head -1`) closes the pipe: windlass
 /// exits 0 without a panic about the broken pipe.
 #[test]

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::{OFFLINE_INSTALL, QUICKSTART_LICENSE_ID, files_under, json, quickstart, run, windlass};
 
 /// A copy of the quickstart release that a test may change.
-fn quickstart_copy() -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn quickstart_copy() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let release = dir.path().join("release");
     for file in files_under(&quickstart()) {
