@@ -51,15 +51,6 @@ pub struct PlanOverridesConfig {
     pub config_file: Option<PathBuf>,
 }
 
-fn valid_host(host: &str) -> bool {
-    !host.is_empty()
-        && !host.contains("://")
-        && !host.contains('/')
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
-}
-
 #[async_trait::async_trait]
 impl StageConfig for PlanOverridesConfig {
     fn validate(&self) -> Result<(), Vec<String>> {
@@ -71,8 +62,12 @@ impl StageConfig for PlanOverridesConfig {
         .filter_map(|(name, value)| {
             value
                 .as_deref()
-                .filter(|host| !valid_host(host))
-                .map(|host| format!("{name} {host:?} is not a host name (no scheme, no path)"))
+                .filter(|host| !crate::plan::domains::is_host_name(host))
+                .map(|host| {
+                    format!(
+                        "{name} {host:?} is not a host name (a host with an optional :port, no scheme, no path)"
+                    )
+                })
         })
         .collect();
         if problems.is_empty() {
@@ -104,7 +99,8 @@ impl Stage for PlanOverrides {
             self.config.proxy_domain.as_deref(),
             self.config.registry_domain.as_deref(),
             &documents,
-        );
+        )
+        .map_err(|error| StageError::invalid_input(error.to_string()))?;
         // A replay takes the host aliases the original run read from its config file.
         let recorded = context
             .services

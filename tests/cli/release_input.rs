@@ -4,7 +4,7 @@
 //! archives (garbage refused, an archive no HelmChart refers to reported), documents KOTS never
 //! deploys (kept out of `base/` and `rendered/`, a second Application refused), names and namespaces
 //! Kubernetes refuses, an empty release, a license for another app, contradictory known images,
-//! and a release over a limit — each refused with the exit code the README documents, and the
+//! a custom domain that is not a host, and a release over a limit — each refused with the exit code the README documents, and the
 //! failed `fetch_base` recorded with its error where an install started.
 
 use std::path::{Path, PathBuf};
@@ -352,6 +352,27 @@ fn a_license_for_another_app_exits_3_naming_both_apps() {
         &install(state.path(), &release, &[]),
         &["the license is for app \"my-app\", but this release is app \"other-app\""],
     );
+}
+
+/// A custom domain in the release is written into every proxied image and the pull secret, so a
+/// URL there (scheme, path) is refused with exit 3 naming the file, document and field, before
+/// anything is rendered.
+#[test]
+fn a_release_domain_with_a_scheme_exits_3_naming_the_file_document_and_field() {
+    let (_dir, release) = quickstart_copy();
+    std::fs::write(
+        release.join("kots-installation.yaml"),
+        "apiVersion: kots.io/v1beta1\nkind: Installation\nmetadata:\n  name: my-app\nspec:\n  replicatedProxyDomain: https://Images.Example.com/\n",
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    assert_refused(
+        &install(state.path(), &release, &[]),
+        &[
+            "kots-installation.yaml (document 1) Installation spec.replicatedProxyDomain: \"https://Images.Example.com\" is not a host name",
+        ],
+    );
+    assert_eq!(only_install(state.path())["status"], "failed");
 }
 
 #[test]

@@ -62,7 +62,7 @@ fn probed(image: &str, private: bool) -> ProbedImage {
 }
 
 fn domains(proxy: Option<&str>, registry: Option<&str>) -> Domains {
-    Domains::resolve(proxy, registry, &[])
+    Domains::resolve(proxy, registry, &[]).expect("no release domains")
 }
 
 fn entries(images: &[ProbedImage], domains: &Domains) -> Vec<(String, String)> {
@@ -332,7 +332,7 @@ fn domain_precedence_is_flag_then_installation_then_application() {
         b"apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: a\nspec:\n  proxyRegistryDomain: app-proxy.example.com\n  replicatedRegistryDomain: app-registry.example.com\n---\napiVersion: kots.io/v1beta1\nkind: Installation\nmetadata:\n  name: i\nspec:\n  replicatedProxyDomain: inst-proxy.example.com\n",
     )
     .unwrap();
-    let resolved = Domains::resolve(None, None, &documents);
+    let resolved = Domains::resolve(None, None, &documents).unwrap();
     assert_eq!(
         (resolved.proxy_host.as_str(), resolved.proxy_source),
         ("inst-proxy.example.com", DomainSource::Installation)
@@ -341,16 +341,56 @@ fn domain_precedence_is_flag_then_installation_then_application() {
         (resolved.registry_host.as_str(), resolved.registry_source),
         ("app-registry.example.com", DomainSource::Application)
     );
-    let flagged = Domains::resolve(Some("flag-proxy.example.com"), None, &documents);
+    let flagged = Domains::resolve(Some("flag-proxy.example.com"), None, &documents).unwrap();
     assert_eq!(
         (flagged.proxy_host.as_str(), flagged.proxy_source),
         ("flag-proxy.example.com", DomainSource::CommandLine)
     );
-    let none = Domains::resolve(None, None, &[]);
+    let none = Domains::resolve(None, None, &[]).unwrap();
     assert_eq!(
         (none.proxy_host.as_str(), none.proxy_source),
         ("proxy.replicated.com", DomainSource::Default)
     );
+}
+
+/// A domain read from the release is written into image references and the pull secret's
+/// `auths`, so one that is not a bare host (a scheme, a path) is refused, naming the file,
+/// document, kind and field; a trailing `/` alone is dropped; a value a higher source overrides
+/// is not read.
+#[test]
+fn a_release_domain_that_is_not_a_host_is_refused_naming_where_it_is_written() {
+    let parse = |text: &str| {
+        windlass_manifest::documents::parse_documents("kots/kots.yaml", text.as_bytes()).unwrap()
+    };
+    let documents = parse(
+        "apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: a\n---\napiVersion: kots.io/v1beta1\nkind: Installation\nmetadata:\n  name: i\nspec:\n  replicatedProxyDomain: https://Images.Example.com/\n",
+    );
+    let refused = Domains::resolve(None, None, &documents).unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "kots/kots.yaml (document 2) Installation spec.replicatedProxyDomain: \"https://Images.Example.com\" is not a host name (a host with an optional :port, no scheme, no path)"
+    );
+    let flagged = Domains::resolve(Some("images.example.com"), None, &documents).unwrap();
+    assert_eq!(flagged.proxy_host, "images.example.com");
+
+    let documents = parse(
+        "apiVersion: kots.io/v1beta1\nkind: Application\nmetadata:\n  name: a\nspec:\n  replicatedRegistryDomain: registry.example.com/vendor\n",
+    );
+    let refused = Domains::resolve(None, None, &documents).unwrap_err();
+    assert_eq!(
+        (
+            refused.kind.as_str(),
+            refused.field.as_str(),
+            refused.document
+        ),
+        ("Application", "replicatedRegistryDomain", 1)
+    );
+
+    let documents = parse(
+        "apiVersion: kots.io/v1beta1\nkind: Installation\nmetadata:\n  name: i\nspec:\n  replicatedProxyDomain: \" images.example.com:8443/ \"\n",
+    );
+    let resolved = Domains::resolve(None, None, &documents).unwrap();
+    assert_eq!(resolved.proxy_host, "images.example.com:8443");
 }
 
 /// Local-registry mode (section 4.2 of the templating notes, KOTS's `taganddigest-rewrite` and
