@@ -527,6 +527,34 @@ fn images_with_a_bad_reference_exits_3_naming_the_field() {
     );
 }
 
+/// A host alias stands in a proxied image's path, so one that is not a repository path component
+/// (a port, uppercase) is refused when the config file is read, by `install` before anything runs.
+#[test]
+fn a_host_alias_that_is_not_a_path_component_exits_3_naming_the_file_and_key() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("windlass.yaml");
+    std::fs::write(
+        &config,
+        "images:\n  host_aliases:\n    registry.example.com:5000: Local_5000\n",
+    )
+    .unwrap();
+    let output = run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg("--config")
+        .arg(&config)
+        .arg(quickstart()));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "config file {}: images.host_aliases.registry.example.com:5000: \"Local_5000\" is not one repository path component",
+            config.display()
+        )),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn images_probe_offline_follows_the_policy_without_touching_the_network() {
     let state = tempfile::tempdir().unwrap();

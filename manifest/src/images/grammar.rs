@@ -128,7 +128,8 @@ fn is_lower_alphanumeric(byte: u8) -> bool {
     byte.is_ascii_lowercase() || byte.is_ascii_digit()
 }
 
-fn is_path_component(component: &str) -> bool {
+/// `[a-z0-9]+ { separator [a-z0-9]+ }`: one component of a repository path.
+pub(crate) fn is_path_component(component: &str) -> bool {
     let bytes = component.as_bytes();
     let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
         return false;

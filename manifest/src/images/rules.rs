@@ -100,7 +100,8 @@ pub struct ImageSettings {
     #[serde(default)]
     pub rules: Vec<ImageRule>,
     /// Registry hosts that cannot appear in a proxy path as written (a host with a port), mapped to
-    /// the upstream name the proxy knows them by, e.g. `registry.example.com:5000: vendor-5000`.
+    /// the upstream name the proxy knows them by, e.g. `registry.example.com:5000: vendor-5000`;
+    /// [`WindlassConfig::load`] refuses an alias that is not one repository path component.
     #[serde(default)]
     pub host_aliases: std::collections::BTreeMap<String, String>,
 }
@@ -178,6 +179,14 @@ impl WindlassConfig {
                 return Err(invalid(format!("images.rules[{index}].kind is empty")));
             }
         }
+        // An alias stands where a proxied image's host would: `<proxy>/proxy/<slug>/<alias>/...`.
+        for (host, alias) in &config.images.host_aliases {
+            if !crate::images::grammar::is_path_component(alias) {
+                return Err(invalid(format!(
+                    "images.host_aliases.{host}: {alias:?} is not one repository path component (lowercase letters and digits, with `.`, `_`, `__` or `-` between them, e.g. vendor-5000), which a proxied image's path needs"
+                )));
+            }
+        }
         Ok(config)
     }
 }
@@ -207,4 +216,58 @@ pub fn parse_path(path: &str) -> Result<Vec<PathStep>, String> {
             None => Ok(PathStep::Key(segment.to_string())),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<WindlassConfig, ConfigError> {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("windlass.yaml");
+        std::fs::write(&path, text).unwrap();
+        WindlassConfig::load(&path)
+    }
+
+    #[test]
+    fn host_aliases_must_be_one_repository_path_component() {
+        for alias in [
+            "vendor-5000",
+            "vendor.5000",
+            "vendor_5000",
+            "v__5000",
+            "v---5000",
+        ] {
+            let config = load_text(&format!(
+                "images:\n  host_aliases:\n    registry.example.com:5000: {alias}\n"
+            ))
+            .unwrap_or_else(|error| panic!("{alias}: {error}"));
+            assert_eq!(
+                config.images.host_aliases["registry.example.com:5000"],
+                alias
+            );
+        }
+        for alias in [
+            "vendor:5000",
+            "Local_5000",
+            "vendor/5000",
+            "-vendor",
+            "vendor-",
+            "vendor___5000",
+            "\"\"",
+        ] {
+            let refused = load_text(&format!(
+                "images:\n  host_aliases:\n    registry.example.com:5000: {alias}\n"
+            ))
+            .expect_err(alias)
+            .to_string();
+            assert!(
+                refused.starts_with("config file ")
+                    && refused
+                        .contains("windlass.yaml: images.host_aliases.registry.example.com:5000: ")
+                    && refused.contains("is not one repository path component"),
+                "{alias}: {refused}"
+            );
+        }
+    }
 }
