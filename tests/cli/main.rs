@@ -527,6 +527,62 @@ fn images_with_a_bad_reference_exits_3_naming_the_field() {
     );
 }
 
+/// Uppercase in a repository path or in a digest's hex is an invalid reference (exit 3 naming the
+/// field); an uppercase first segment is a registry host, as Docker reads it, which `install`
+/// refuses to put in a proxied path (exit 3 naming the image and the ways out).
+#[test]
+fn uppercase_in_a_reference_is_refused_or_read_as_a_registry_host() {
+    let pod = |image: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: ns\nspec:\n  containers:\n    - name: c\n      image: {image}\n"
+        )
+    };
+    let upper_digest = format!("quay.io/my-org/api@sha256:{}", "AB".repeat(32));
+    for (image, reason) in [
+        ("myorg/App:1", "invalid reference format"),
+        ("quay.io/MyOrg/app:1", "invalid reference format"),
+        (upper_digest.as_str(), "invalid checksum digest format"),
+    ] {
+        let state = tempfile::tempdir().unwrap();
+        let release = tempfile::tempdir().unwrap();
+        std::fs::write(release.path().join("pod.yaml"), pod(image)).unwrap();
+        let output = run(windlass(state.path()).arg("images").arg(release.path()));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{image}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "pod.yaml (document 1) Pod ns/p: field spec.containers[0].image: {image:?} is not a valid image reference: {reason}"
+            )),
+            "{stderr}"
+        );
+    }
+
+    let (_dir, release) = release_input::quickstart_copy();
+    std::fs::write(release.join("manifests/pod.yaml"), pod("MyOrg/app:1")).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let listed = json(run(windlass(state.path())
+        .args(["images", "--json"])
+        .arg(&release)));
+    let listed = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|image| image["image"] == "MyOrg/app:1")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&listed["registry"], &listed["repository"]),
+        (&serde_json::json!("MyOrg"), &serde_json::json!("app"))
+    );
+    let output = run(windlass(state.path()).args(OFFLINE_INSTALL).arg(&release));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("MyOrg/app:1 (found at manifests/pod.yaml (document 1) Pod p: spec.containers[0].image): Docker reads MyOrg as its registry host"),
+        "{stderr}"
+    );
+}
+
 /// A host alias stands in a proxied image's path, so one that is not a repository path component
 /// (a port, uppercase) is refused when the config file is read, by `install` before anything runs.
 #[test]

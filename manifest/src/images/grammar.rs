@@ -11,6 +11,11 @@
 //! digest          := algorithm ":" hex{32,}   algorithm := [A-Za-z][A-Za-z0-9]* { [-_+.] [A-Za-z][A-Za-z0-9]* }
 //! ```
 //!
+//! Two rules of Docker's that `oci-spec` leaves out are kept: a first segment with an uppercase
+//! letter is a registry host (`MyOrg/app` is the repository `app` on the host `MyOrg`, never a
+//! Docker Hub repository with an uppercase letter), and the hex of a sha256, sha384 or sha512
+//! digest is lowercase (`go-digest` refuses `sha256:AB…` as an invalid checksum digest format).
+//!
 //! Written out by hand because compiling that expression (its `\w{0,127}` is Unicode-aware) costs
 //! 40 to 140 ms in every process, more than a whole install of a thousand manifests. Tags are
 //! ASCII here, as in Docker; `oci-spec` also accepts Unicode letters in tags. The tests compare
@@ -53,6 +58,9 @@ pub enum GrammarError {
     /// The digest's algorithm is not sha256, sha384 or sha512.
     #[error("unsupported digest algorithm")]
     DigestAlgorithm,
+    /// The digest's hex part has an uppercase letter (Docker's `go-digest` message).
+    #[error("invalid checksum digest format")]
+    DigestFormat,
 }
 
 /// Cuts `reference` into name, tag and digest, checking each against the grammar.
@@ -90,11 +98,17 @@ pub fn parse(reference: &str) -> Result<Parts<'_>, GrammarError> {
     })
 }
 
-/// Docker's `splitDomain`: the first path segment is a registry only if it has a `.` or a `:` or
-/// is `localhost`; `index.docker.io` is `docker.io`; a one-segment Docker Hub path is in `library/`.
+/// Docker's `splitDockerDomain`: the first path segment is a registry only if it has a `.` or a
+/// `:`, is `localhost`, or has an uppercase letter; `index.docker.io` is `docker.io`; a
+/// one-segment Docker Hub path is in `library/`.
 fn split_domain(name: &str) -> (String, String) {
+    let is_registry = |first: &str| {
+        first.contains(['.', ':'])
+            || first == "localhost"
+            || first.bytes().any(|byte| byte.is_ascii_uppercase())
+    };
     let (registry, repository) = match name.split_once('/') {
-        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => (first, rest),
+        Some((first, rest)) if is_registry(first) => (first, rest),
         _ => (DOCKER_HUB, name),
     };
     let registry = if registry == "index.docker.io" {
@@ -218,11 +232,13 @@ fn check_digest_length(digest: &str) -> Result<(), GrammarError> {
         "sha512" => 128,
         _ => return Err(GrammarError::DigestAlgorithm),
     };
-    if hex.len() == expected {
-        Ok(())
-    } else {
-        Err(GrammarError::DigestLength)
+    if hex.len() != expected {
+        return Err(GrammarError::DigestLength);
     }
+    if hex.bytes().any(|byte| byte.is_ascii_uppercase()) {
+        return Err(GrammarError::DigestFormat);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -243,6 +259,10 @@ mod tests {
             ("a.b:80/c/d__e--f", "a.b:80", "c/d__e--f", None),
             ("index.docker.io/redis", "docker.io", "library/redis", None),
             ("my-org/api:v1", "docker.io", "my-org/api", Some("v1")),
+            // Docker reads a first segment with an uppercase letter as a registry host.
+            ("MyOrg/app:1", "MyOrg", "app", Some("1")),
+            ("Registry/team/app", "Registry", "team/app", None),
+            ("myOrg/app", "myOrg", "app", None),
         ];
         for (reference, registry, repository, tag) in cases {
             let parts = parse(reference).unwrap_or_else(|error| panic!("{reference}: {error}"));
@@ -287,6 +307,12 @@ mod tests {
                 "a@sha256:0123456789abcdef0123456789abcdef",
                 GrammarError::DigestLength,
             ),
+            // Uppercase in a repository path, wherever it is not read as a registry host.
+            ("MyOrg/App:1", GrammarError::Format),
+            ("myorg/App:1", GrammarError::Format),
+            ("quay.io/MyOrg/app:1", GrammarError::Format),
+            ("docker.io/MyOrg/app:1", GrammarError::Format),
+            ("MyApp:1", GrammarError::Format),
         ];
         for (reference, expected) in cases {
             assert_eq!(parse(reference), Err(expected), "{reference:?}");
@@ -296,5 +322,14 @@ mod tests {
         assert!(parse(&format!("a:{}", "t".repeat(128))).is_ok());
         let long_name = format!("quay.io/{}", "n".repeat(256));
         assert_eq!(parse(&long_name), Err(GrammarError::NameTooLong));
+        // A digest's hex is lowercase, whatever the algorithm.
+        for (algorithm, length) in [("sha256", 64), ("sha384", 96), ("sha512", 128)] {
+            let upper = format!("quay.io/a/b@{algorithm}:{}", "A".repeat(length));
+            assert_eq!(parse(&upper), Err(GrammarError::DigestFormat), "{upper}");
+            let mixed = format!("a:1@{algorithm}:{}F", "a".repeat(length - 1));
+            assert_eq!(parse(&mixed), Err(GrammarError::DigestFormat), "{mixed}");
+            let lower = format!("quay.io/a/b@{algorithm}:{}", "a".repeat(length));
+            assert!(parse(&lower).is_ok(), "{lower}");
+        }
     }
 }

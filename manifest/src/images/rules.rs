@@ -9,7 +9,7 @@
 //!     - kind: MyDB
 //!       apiVersion: db.example.com/v1   # optional: any version of the kind when absent
 //!       path: spec.image                 # `[]` walks every element of a list: spec.sidecars[].image
-//!   host_aliases:                        # for hosts with a port, which cannot sit in a proxy path
+//!   host_aliases:                        # for hosts with a port or an uppercase letter, which cannot sit in a proxy path
 //!     registry.example.com:5000: vendor-5000
 //! ```
 
@@ -99,7 +99,7 @@ pub struct ImageSettings {
     /// Extra image-field rules.
     #[serde(default)]
     pub rules: Vec<ImageRule>,
-    /// Registry hosts that cannot appear in a proxy path as written (a host with a port), mapped to
+    /// Registry hosts that cannot appear in a proxy path as written (a host with a port or an uppercase letter), mapped to
     /// the upstream name the proxy knows them by, e.g. `registry.example.com:5000: vendor-5000`;
     /// [`WindlassConfig::load`] refuses an alias that is not one repository path component.
     #[serde(default)]

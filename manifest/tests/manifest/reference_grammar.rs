@@ -1,7 +1,9 @@
 //! `images::grammar` against `oci-spec`, whose regular expression it replaces: on generated
 //! references (valid ones built from the grammar, and mutations of them with stray characters,
 //! doubled separators, uppercase, ports, tags and digests) both accept and refuse the same strings,
-//! cut them into the same registry, repository, tag and digest, and give the same reason.
+//! cut them into the same registry, repository, tag and digest, and give the same reason — except
+//! where windlass keeps two rules of Docker's that oci-spec leaves out: a first segment with an
+//! uppercase letter is a registry host, and a digest's hex is lowercase.
 
 use oci_spec::distribution::Reference;
 use proptest::prelude::*;
@@ -54,11 +56,40 @@ fn reference() -> impl Strategy<Value = String> {
         })
 }
 
+/// Docker's `splitDockerDomain` reads a first segment with an uppercase letter (and no `.` or `:`)
+/// as a registry host; oci-spec reads it as the start of a Docker Hub repository.
+fn uppercase_registry(written: &str) -> Option<&str> {
+    let (first, _) = written.split_once('/')?;
+    (!first.contains(['.', ':', '@']) && first.bytes().any(|byte| byte.is_ascii_uppercase()))
+        .then_some(first)
+}
+
+/// Docker's `go-digest` refuses uppercase hex in a digest of a known algorithm; oci-spec takes it.
+fn uppercase_digest(theirs: &Reference) -> bool {
+    theirs
+        .digest()
+        .and_then(|digest| digest.split_once(':'))
+        .is_some_and(|(_, hex)| hex.bytes().any(|byte| byte.is_ascii_uppercase()))
+}
+
 fn check(written: &str) {
     let ours = grammar::parse(written);
     let theirs = Reference::try_from(written);
     match (&ours, &theirs) {
+        (Err(grammar::GrammarError::DigestFormat), Ok(theirs)) => {
+            assert!(uppercase_digest(theirs), "{written:?}: {theirs:?}");
+        }
+        (Ok(ours), Ok(theirs)) if uppercase_registry(written).is_some() => {
+            assert_eq!(Some(ours.registry.as_str()), uppercase_registry(written));
+            assert_eq!(
+                format!("{}/{}", ours.registry, ours.repository),
+                theirs.repository(),
+                "{written:?}"
+            );
+            assert_eq!(theirs.registry(), "docker.io", "{written:?}");
+        }
         (Ok(ours), Ok(theirs)) => {
+            assert!(!uppercase_digest(theirs), "{written:?}: {ours:?}");
             assert_eq!(ours.registry, theirs.registry(), "{written:?}");
             assert_eq!(ours.repository, theirs.repository(), "{written:?}");
             assert_eq!(ours.digest, theirs.digest(), "{written:?}");
@@ -104,6 +135,9 @@ fn the_grammar_agrees_with_oci_spec_on_edge_cases() {
         "a/b/c/d/e/f/g:h",
         "a-b.io:443/x--y__z.w",
         "[::1]:5000/a",
+        "MyOrg/app:1",
+        "MyOrg/App:1",
+        "quay.io/a@sha256:ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789",
     ] {
         check(written);
     }

@@ -74,7 +74,8 @@ pub struct Domains {
 pub enum EntryRule {
     /// A private image, sent through the proxy.
     Proxy,
-    /// A private image on a host with a port, sent through the proxy under its configured alias.
+    /// A private image on a host with a port or an uppercase letter, sent through the proxy under
+    /// its configured alias.
     ProxyByHostAlias,
     /// An image already on the proxy host: kept as it is.
     AlreadyProxied,

@@ -1,8 +1,8 @@
 //! The override plan: the kustomize `images:` entries that send private images through the proxy,
 //! exactly as KOTS plans them (section 4 of the behaviour notes), with the places where windlass
 //! does better: an `index.docker.io/...` alias, no double prefix when a custom proxy domain is set,
-//! and no invalid reference for a registry host with a port (refused, or mapped through a
-//! configured host alias). [`plan_overrides`] is pure: images and domains in, entries out.
+//! and no invalid reference for a registry host with a port or an uppercase letter (refused, or
+//! mapped through a configured host alias). [`plan_overrides`] is pure: images and domains in, entries out.
 //! [`plan_local_registry`] plans local-registry mode instead (section 4 of the templating notes):
 //! every image renamed to the customer's registry, collisions refused.
 
@@ -23,6 +23,22 @@ pub enum PlanError {
         "{image} (found at {found_at}): its registry host {host} has a port, so `{proxy_path}/{host}/...` would not be a valid image reference; map the host to the upstream name the proxy knows it by with `images.host_aliases` in the windlass config file"
     )]
     HostWithPort {
+        /// The image.
+        image: String,
+        /// Where it was found.
+        found_at: String,
+        /// The host.
+        host: String,
+        /// The proxy path prefix.
+        proxy_path: String,
+    },
+    /// Docker reads the image's first segment as a registry host because it has an uppercase
+    /// letter, and a proxied path holds the host as a repository path component, which is
+    /// lowercase.
+    #[error(
+        "{image} (found at {found_at}): Docker reads {host} as its registry host (a first segment with an uppercase letter), so `{proxy_path}/{host}/...` would not be a valid image reference; if the image is on Docker Hub, write its repository in lowercase, else map the host to the upstream name the proxy knows it by with `images.host_aliases` in the windlass config file"
+    )]
+    UppercaseHost {
         /// The image.
         image: String,
         /// Where it was found.
@@ -244,18 +260,35 @@ pub fn plan_overrides(
             );
             continue;
         }
-        let (written_name, rule) = if host.contains(':') {
+        let has_port = host.contains(':');
+        let has_uppercase = host.bytes().any(|byte| byte.is_ascii_uppercase());
+        let (written_name, rule) = if has_port || has_uppercase {
             match host_aliases.get(host) {
                 Some(alias) => (
                     format!("{alias}/{}", reference.repository()),
                     EntryRule::ProxyByHostAlias,
                 ),
                 None => {
-                    errors.push(PlanError::HostWithPort {
-                        image: image.image.clone(),
-                        found_at: found_at(image),
-                        host: host.to_string(),
-                        proxy_path: proxy_path.clone(),
+                    let (image, found_at, host, proxy_path) = (
+                        image.image.clone(),
+                        found_at(image),
+                        host.to_string(),
+                        proxy_path.clone(),
+                    );
+                    errors.push(if has_port {
+                        PlanError::HostWithPort {
+                            image,
+                            found_at,
+                            host,
+                            proxy_path,
+                        }
+                    } else {
+                        PlanError::UppercaseHost {
+                            image,
+                            found_at,
+                            host,
+                            proxy_path,
+                        }
                     });
                     continue;
                 }

@@ -304,6 +304,60 @@ fn windlass_fixes_for_kots_bugs() {
     assert_eq!(plan.entries[0].rule, EntryRule::ProxyByHostAlias);
 }
 
+/// Docker reads `MyOrg/app` as the repository `app` on the registry host `MyOrg`; a proxied path
+/// holds the host as a lowercase path component, so the plan refuses it, naming the image, where
+/// it is and both ways out, unless `images.host_aliases` maps the host.
+#[test]
+fn a_registry_host_with_an_uppercase_letter_is_refused_or_mapped_through_an_alias() {
+    let errors = plan_overrides(
+        &[probed("MyOrg/app:1", true)],
+        "my-app",
+        &domains(None, None),
+        &BTreeMap::new(),
+    )
+    .expect_err("an uppercase host cannot sit in a proxy path");
+    assert!(
+        matches!(&errors[..], [PlanError::UppercaseHost { host, .. }] if host == "MyOrg"),
+        "{errors:?}"
+    );
+    let message = errors[0].to_string();
+    assert!(
+        message.starts_with("MyOrg/app:1 (found at app.yaml (document 1) Deployment api: spec.template.spec.containers[0].image): Docker reads MyOrg as its registry host"),
+        "{message}"
+    );
+    assert!(
+        message.contains("write its repository in lowercase"),
+        "{message}"
+    );
+    assert!(message.contains("images.host_aliases"), "{message}");
+
+    let aliases = BTreeMap::from([("MyOrg".to_string(), "myorg-registry".to_string())]);
+    let plan = plan_overrides(
+        &[probed("MyOrg/app:1", true)],
+        "my-app",
+        &domains(None, None),
+        &aliases,
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            plan.entries[0].name.as_str(),
+            plan.entries[0].new_name.as_str()
+        ),
+        ("MyOrg/app", &*format!("{P}/myorg-registry/app"))
+    );
+
+    // A public image on such a host is left alone, as written.
+    let plan = plan_overrides(
+        &[probed("MyOrg/app:1", false)],
+        "my-app",
+        &domains(None, None),
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    assert!(plan.entries.is_empty());
+}
+
 #[test]
 fn every_entry_carries_the_evidence_that_caused_it() {
     let plan = plan_overrides(
