@@ -266,10 +266,10 @@ impl Planner<'_> {
     }
 }
 
-/// Plans every image, then takes out of the plan each image found only in `kots.io/v1beta2`
-/// HelmCharts (KOTS never patches those charts) and lists it as skipped, with the exact reference
-/// the vendor's values must give it and the pull secret to name. Such an image is judged on its
-/// own: it never claims a name another image's entry needs, nor loses its report to one.
+/// Plans the images kustomize patches. Each image found only in `kots.io/v1beta2` HelmCharts
+/// (KOTS never patches those charts) is left out of that plan, planned on its own, and listed as
+/// skipped with the exact reference the vendor's values must give it and the pull secret to name:
+/// it never claims a name another image's entry needs, nor loses its report to one.
 fn plan_release_images(
     planner: &Planner<'_>,
     probed: &ImagesProbed,
