@@ -3,7 +3,7 @@
 # Usage: scripts/test.sh            (from anywhere; CI runs it through .ci/run)
 #
 # What the tests need: cargo with rustfmt and clippy; docker-registry, htpasswd (apache2-utils),
-# skopeo and python3 from apt; chromium and chromium-driver from apt (the daemon's web console is
+# skopeo, strace and python3 from apt; chromium and chromium-driver from apt (the daemon's web console is
 # tested in headless Chromium); kubectl 1.33 (kustomize v5.6) and helm, installed under target/tools/bin by
 # scripts/install-kube-tools.sh. All are installed by this script, never assumed.
 set -euo pipefail
@@ -41,11 +41,12 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --lock
 
 # Real tools the registry and end-to-end tests drive (CNCF distribution registry, htpasswd, skopeo,
 # headless Chromium and its WebDriver for the daemon's web console, tmux for what a terminal
-# shows), and python3 for the example exec plugin (plugins/audit-label) the plugin tests run.
+# shows, strace for the fsyncs a new state directory's creation makes), and python3 for the
+# example exec plugin (plugins/audit-label) the plugin tests run.
 need_packages() {
     local missing=() tool package
     for pair in docker-registry:docker-registry htpasswd:apache2-utils skopeo:skopeo python3:python3 \
-        chromium:chromium chromedriver:chromium-driver tmux:tmux; do
+        chromium:chromium chromedriver:chromium-driver tmux:tmux strace:strace; do
         tool=${pair%%:*}
         package=${pair#*:}
         command -v "$tool" >/dev/null 2>&1 || missing+=("$package")

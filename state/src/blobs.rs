@@ -151,19 +151,19 @@ impl fmt::Debug for BlobStore {
 }
 
 impl BlobStore {
-    /// Opens (creating if needed) the store in directory `root`.
+    /// Opens (creating if needed) the store in directory `root`. A new database is created whole
+    /// under a temporary name and renamed into place (see [`crate::durable`]).
     pub fn open(root: &Path) -> Result<BlobStore, BlobError> {
         let path = root.join("blobs.redb");
         let storage = |detail: String| BlobError::Storage {
             path: path.clone(),
             detail,
         };
-        std::fs::create_dir_all(root).map_err(|error| storage(error.to_string()))?;
+        crate::durable::create_directories(root).map_err(|error| storage(error.to_string()))?;
         let mut builder = Database::builder();
         builder.set_cache_size(CACHE_BYTES);
         builder.set_concurrency_mode(ConcurrencyMode::MultiWriter);
-        let db = builder
-            .create(&path)
+        let db = crate::durable::create_or_open_database(&path, &builder)
             .map_err(|error| storage(error.to_string()))?;
         Ok(BlobStore {
             db: Opened::Writable(db),

@@ -8,6 +8,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
+use crate::durable;
 use crate::secret::SecretString;
 
 /// The 32-byte key behind every fingerprint in one state directory.
@@ -21,55 +22,65 @@ impl std::fmt::Debug for FingerprintKey {
 
 impl FingerprintKey {
     /// Reads the key at `path`, creating it (mode 0600) from the OS random source if absent.
+    ///
+    /// A new key is written to
+    /// `<path>.creating`, fsynced, linked into place and the directory fsynced, all under the
+    /// directory's lock ([`crate::durable::DirectoryLock`]): a process killed meanwhile leaves no
+    /// key file at all, or a whole one, and the `.creating` file it left is removed by the next
+    /// creator.
     pub fn load_or_create(path: &Path) -> std::io::Result<FingerprintKey> {
-        match fs::read(path) {
-            Ok(bytes) => {
-                let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("{} is not a 32-byte fingerprint key", path.display()),
-                    )
-                })?;
-                Ok(FingerprintKey(key))
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = [0u8; 32];
-                getrandom::fill(&mut key)
-                    .map_err(|error| std::io::Error::other(error.to_string()))?;
-                // A temporary name of our own, so racing creators never share (and clobber) one.
-                let mut nonce = [0u8; 8];
-                getrandom::fill(&mut nonce)
-                    .map_err(|error| std::io::Error::other(error.to_string()))?;
-                let tmp = path.with_extension(format!(
-                    "tmp-{}-{}",
-                    std::process::id(),
-                    u64::from_le_bytes(nonce)
-                ));
-                let mut file = fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o600)
-                    .open(&tmp)?;
-                file.set_permissions(fs::Permissions::from_mode(0o600))?;
-                file.write_all(&key)?;
-                file.sync_all()?;
-                // Two processes may race to create the key: linking never replaces an existing key,
-                // and the loser reads the winner's.
-                match fs::hard_link(&tmp, path) {
-                    Ok(()) => {
-                        let _ = fs::remove_file(&tmp);
-                        Ok(FingerprintKey(key))
-                    }
-                    Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                        let _ = fs::remove_file(&tmp);
-                        FingerprintKey::load_or_create(path)
-                    }
-                    Err(error) => Err(error),
-                }
+        if let Some(key) = FingerprintKey::load(path)? {
+            return Ok(key);
+        }
+        let directory = durable::parent_directory(path);
+        let _lock = durable::DirectoryLock::acquire(directory)?;
+        // Another process may have created it while this one waited for the lock.
+        if let Some(key) = FingerprintKey::load(path)? {
+            return Ok(key);
+        }
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|error| std::io::Error::other(error.to_string()))?;
+        let creating = durable::creating_name(path);
+        // A creator holds the lock: one found now was left by a killed one.
+        match fs::remove_file(&creating) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+            _ => {}
+        }
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&creating)?;
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        file.write_all(&key)?;
+        file.sync_all()?;
+        // Linking never replaces a key, whatever made one meanwhile (a windlass that took no lock).
+        let linked = fs::hard_link(&creating, path);
+        fs::remove_file(&creating)?;
+        durable::sync_directory(directory)?;
+        match linked {
+            Ok(()) => Ok(FingerprintKey(key)),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                FingerprintKey::load(path)?.ok_or(error)
             }
             Err(error) => Err(error),
         }
+    }
+
+    /// The key at `path`, or `None` when there is no file there.
+    fn load(path: &Path) -> std::io::Result<Option<FingerprintKey>> {
+        let bytes = match fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} is not a 32-byte fingerprint key", path.display()),
+            )
+        })?;
+        Ok(Some(FingerprintKey(key)))
     }
 
     /// A key for tests and benchmarks.

@@ -2,12 +2,14 @@
 //! [`EventStore`] trait, with a redb backend, an optional sled backend, and an in-memory one for
 //! runs whose events are thrown away), the content-addressed
 //! [`BlobStore`] for file bodies, the schema table that upcasts old event versions on read, and the
-//! keyed fingerprints that stand in for credentials. It knows nothing about Kubernetes, stages or
+//! keyed fingerprints that stand in for credentials, all created so that a killed process never
+//! leaves a half-made file behind ([`durable`]). It knows nothing about Kubernetes, stages or
 //! the command line; it stores opaque JSON payloads under an event type and a schema version.
 
 pub mod blobs;
 pub mod chain;
 pub mod chain_checkpoint;
+pub mod durable;
 pub mod event;
 pub mod export;
 pub mod fingerprint;

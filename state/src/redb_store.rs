@@ -14,6 +14,7 @@ use redb::{
 };
 
 use crate::chain::RecordHash;
+use crate::durable::{CreateError, create_or_open_database};
 use crate::event::{NewEvent, StoredEvent, now_rfc3339};
 use crate::projection::{Indexer, ProjectionHead, ProjectionRows, check_row};
 use crate::record_encoding::{record_of, stored_form};
@@ -61,14 +62,17 @@ fn backend_error(error: impl std::fmt::Display) -> StoreError {
 }
 
 impl RedbStore {
-    /// Opens (creating if needed) the log file at `path`.
+    /// Opens (creating if needed) the log file at `path`. A new log file is created whole under
+    /// a temporary name and renamed into place, so a process killed while creating it never
+    /// leaves a file the next open refuses (see [`crate::durable`]).
     pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
         let mut builder = Database::builder();
         builder.set_cache_size(CACHE_BYTES);
         builder.set_concurrency_mode(ConcurrencyMode::MultiWriter);
-        let db = builder
-            .create(path)
-            .map_err(|error| open_error(path, error))?;
+        let db = create_or_open_database(path, &builder).map_err(|error| match error {
+            CreateError::Database(error) => open_error(path, error),
+            other => backend_error(other),
+        })?;
         Ok(RedbStore {
             db: Opened::Writable(db),
             path: path.to_path_buf(),
@@ -126,17 +130,18 @@ impl RedbStore {
 }
 
 /// Opens an existing redb file for reading only, in the multi-process mode windlass writes it in;
-/// `None` when there is no file. A file left unclean by a writer that died (killed mid-write) can
+/// `None` when there is no file, or only the zero-length file a windlass from before atomic
+/// creation left when killed as it created the file (see [`crate::durable`]). A file left unclean by a writer that died (killed mid-write) can
 /// only be read after redb's repair, which writes: it is then opened for writing once (never
 /// created) so that redb repairs it, and opened read-only again.
 pub(crate) fn open_read_only(
     path: &Path,
     cache_bytes: usize,
 ) -> Result<Option<ReadOnlyDatabase>, ReadOnlyOpenError> {
-    if let Err(error) = std::fs::symlink_metadata(path)
-        && error.kind() == std::io::ErrorKind::NotFound
-    {
-        return Ok(None);
+    match std::fs::symlink_metadata(path) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Ok(metadata) if metadata.is_file() && metadata.len() == 0 => return Ok(None),
+        _ => {}
     }
     let mut builder = Database::builder();
     builder.set_cache_size(cache_bytes);

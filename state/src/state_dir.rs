@@ -9,7 +9,9 @@
 //! <state>/locks/             lock files of running installs
 //! ```
 //!
-//! [`StateDir::open`] creates what is missing; [`StateDir::open_read_only`] (the read-only
+//! [`StateDir::open`] creates what is missing, durably and never half ([`crate::durable`]: a new
+//! directory or file is fsynced into its parent, a new database renamed into place whole);
+//! [`StateDir::open_read_only`] (the read-only
 //! commands) creates nothing, writes nothing and opens every file read-only, so it works on a
 //! state directory the user may not write and never leaves one behind.
 
@@ -112,7 +114,8 @@ impl StateDir {
         if fs::metadata(root).is_ok_and(|metadata| !metadata.is_dir()) {
             return Err(StateDirError::NotADirectory(root.to_path_buf()));
         }
-        fs::create_dir_all(root).map_err(|source| StateDirError::Io {
+        // Durably: a directory first created here is fsynced into its parent.
+        crate::durable::create_directories(root).map_err(|source| StateDirError::Io {
             path: root.to_path_buf(),
             source,
         })?;

@@ -2,7 +2,8 @@
 //! next to this test binary, spawns it on a log, collects the `acked <seq>` lines it prints after
 //! each durable append, and SIGKILLs it. Used by the crash tests and by the test that reads a redb
 //! log while another process writes it. A child is always killed when its handle is dropped, so a
-//! failing test leaves no writer behind.
+//! failing test leaves no writer behind. [`example_binary`] also finds the other examples (the
+//! interrupted-creation test's `open_state_dir`).
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -11,8 +12,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// The example binary, `target/<profile>/examples/acked_writer`.
-fn example_binary() -> PathBuf {
+/// The example binary `name`, `target/<profile>/examples/<name>`.
+pub fn example_binary(name: &str) -> PathBuf {
     let test_binary = std::env::current_exe().expect("locate the test binary");
     // target/<profile>/deps/state-<hash> → target/<profile>
     let profile_dir = test_binary
@@ -21,10 +22,10 @@ fn example_binary() -> PathBuf {
         .expect("the test binary lives in target/<profile>/deps");
     let binary = profile_dir
         .join("examples")
-        .join(format!("acked_writer{}", std::env::consts::EXE_SUFFIX));
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         binary.is_file(),
-        "the acked_writer example is not built at {}; a plain `cargo test -p windlass-state` \
+        "the {name} example is not built at {}; a plain `cargo test -p windlass-state` \
          builds it, but cargo skips examples when given a test-name filter: run \
          `cargo build -p windlass-state --examples` (with the same --features) first",
         binary.display()
@@ -44,7 +45,7 @@ pub struct AckedWriter {
 impl AckedWriter {
     /// Starts a writer appending to `log` with `backend` (`redb` or `sled`).
     pub fn spawn(log: &Path, backend: &str) -> AckedWriter {
-        let mut child = Command::new(example_binary())
+        let mut child = Command::new(example_binary("acked_writer"))
             .arg(log)
             .arg(backend)
             .stdin(Stdio::null())
