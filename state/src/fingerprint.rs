@@ -8,8 +8,13 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
+use windlass_files::ReadError;
+
 use crate::durable;
 use crate::secret::SecretString;
+
+/// The size of a fingerprint key, and so the most that is read of `fingerprint.key`.
+const KEY_BYTES: u64 = 32;
 
 /// The 32-byte key behind every fingerprint in one state directory.
 pub struct FingerprintKey([u8; 32]);
@@ -23,7 +28,8 @@ impl std::fmt::Debug for FingerprintKey {
 impl FingerprintKey {
     /// Reads the key at `path`, creating it (mode 0600) from the OS random source if absent.
     ///
-    /// A new key is written to
+    /// The key is read as a regular file of at most its 32 bytes, so a FIFO or a device planted
+    /// there is refused at once instead of blocking or filling memory. A new key is written to
     /// `<path>.creating`, fsynced, linked into place and the directory fsynced, all under the
     /// directory's lock ([`crate::durable::DirectoryLock`]): a process killed meanwhile leaves no
     /// key file at all, or a whole one, and the `.creating` file it left is removed by the next
@@ -69,17 +75,29 @@ impl FingerprintKey {
 
     /// The key at `path`, or `None` when there is no file there.
     fn load(path: &Path) -> std::io::Result<Option<FingerprintKey>> {
-        let bytes = match fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(error),
-        };
-        let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+        let invalid = |problem: String| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("{} is not a 32-byte fingerprint key", path.display()),
+                format!("fingerprint key {}: {problem}", path.display()),
             )
-        })?;
+        };
+        let bytes = match windlass_files::read_regular_file(path, KEY_BYTES) {
+            Ok(bytes) => bytes,
+            Err(ReadError::Io { error }) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(None);
+            }
+            Err(ReadError::Io { error }) => {
+                return Err(std::io::Error::new(
+                    error.kind(),
+                    format!("fingerprint key {}: {error}", path.display()),
+                ));
+            }
+            Err(problem) => return Err(invalid(problem.to_string())),
+        };
+        let key: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| invalid(format!("{} bytes, not 32", bytes.len())))?;
         Ok(Some(FingerprintKey(key)))
     }
 

@@ -2,7 +2,8 @@
 //! (0600), survives reloads so one credential keeps one fingerprint per state directory, distinct
 //! keys give unrelated fingerprints, a fingerprint never contains the credential, and neither the
 //! key nor a [`SecretString`] reveals its contents through `Debug`. These are the guarantees behind
-//! "secrets never enter an event".
+//! "secrets never enter an event". The key file is read as a regular file of at most 32 bytes: a
+//! FIFO or an oversized file there is refused at once, naming it.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -193,4 +194,48 @@ fn racing_creators_agree_on_one_key() {
             .collect();
         assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     }
+}
+
+/// A FIFO where the key belongs is refused at once, naming the file (reading it would wait for a
+/// writer for ever).
+#[test]
+fn a_fifo_as_key_file_is_refused_at_once() {
+    let dir = tempfile::tempdir().expect("scratch directory");
+    let path = dir.path().join("fingerprint.key");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .expect("mkfifo");
+    let (sender, answer) = std::sync::mpsc::channel();
+    let read_from = path.clone();
+    std::thread::spawn(move || {
+        let _ = sender.send(FingerprintKey::load_or_create(&read_from).map(|_| ()));
+    });
+    let error = answer
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("load_or_create returns within five seconds")
+        .expect_err("a FIFO is not a key");
+    let message = error.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("not a regular file (FIFO)"), "{message}");
+}
+
+/// A key file larger than a key is refused without reading more than a key's worth past it.
+#[test]
+fn a_key_file_larger_than_a_key_is_refused_naming_it() {
+    let dir = tempfile::tempdir().expect("scratch directory");
+    let path = dir.path().join("fingerprint.key");
+    // Sparse: its size says 64 MiB, and the read stops at the cap.
+    fs::File::create(&path)
+        .and_then(|file| file.set_len(64 * 1024 * 1024))
+        .expect("sparse key file");
+    let error = FingerprintKey::load_or_create(&path).expect_err("not a key");
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+    let message = error.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("larger than 32 bytes"), "{message}");
 }
