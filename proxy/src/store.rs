@@ -207,17 +207,20 @@ impl ProxyStore {
             let path = path.display().to_string();
             move |source| StoreError::Io { path, source }
         };
-        std::fs::create_dir_all(state).map_err(io(state))?;
+        windlass_state::durable::create_directories(state).map_err(io(state))?;
         let key_path = state.join("fingerprint.key");
         let key = FingerprintKey::load_or_create(&key_path).map_err(io(&key_path))?;
         let path = state.join("proxy.redb");
         let mut builder = redb::Database::builder();
         builder.set_concurrency_mode(redb::ConcurrencyMode::MultiWriter);
-        let db = builder
-            .create(&path)
-            .map_err(|error| StoreError::Database {
-                path: path.display().to_string(),
-                detail: error.to_string(),
+        // Created whole under a temporary name and renamed into place, as the state directory's
+        // databases are, so a proxy killed while creating it never leaves a file it cannot open.
+        let db =
+            windlass_state::durable::create_or_open_database(&path, &builder).map_err(|error| {
+                StoreError::Database {
+                    path: path.display().to_string(),
+                    detail: error.to_string(),
+                }
             })?;
         let store = ProxyStore {
             db,
@@ -537,5 +540,27 @@ mod tests {
             error.contains("broken.yaml") && !error.contains(ID),
             "{error}"
         );
+    }
+
+    /// What a proxy killed while redb was initialising a new store leaves (the file sized, no
+    /// header yet) is under the temporary name, never `proxy.redb`: the next open creates the
+    /// store and removes it.
+    #[test]
+    fn a_store_killed_while_first_created_opens_again() {
+        let directory = tempfile::tempdir().unwrap();
+        let state = directory.path().join("proxy-state");
+        std::fs::create_dir(&state).unwrap();
+        std::fs::File::create(state.join("proxy.redb.creating"))
+            .and_then(|file| file.set_len(1024 * 1024))
+            .unwrap();
+        let store = ProxyStore::open(&state).expect("open after an interrupted creation");
+        assert!(store.list().unwrap().is_empty());
+        drop(store);
+        let mut names: Vec<String> = std::fs::read_dir(&state)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["fingerprint.key", "proxy.redb"]);
     }
 }
