@@ -5,12 +5,13 @@
 //! A probe is `GET <base>/v2/` → read the `WWW-Authenticate` challenge → for `Bearer`, fetch one
 //! pull token per (registry, repository) from the realm → `HEAD <base>/v2/<repository>/manifests/<reference>`.
 //! The answer is a [`ProbeOutcome`] with its [`ProbeEvidence`]. Every request has a deadline,
-//! transient failures are retried a bounded number of times, and concurrency is bounded globally
-//! and per registry endpoint.
+//! transient failures are retried a bounded number of times, every body read is capped
+//! ([`read_capped_body`]), and concurrency is bounded globally and per registry endpoint.
 //!
 //! This crate knows nothing about Kubernetes, stages or the event log: the caller parses image
 //! references into [`ProbeTarget`]s and decides what each outcome means for an install.
 
+mod body;
 mod challenge;
 mod config;
 mod outcome;
@@ -18,6 +19,7 @@ mod prober;
 mod settings;
 mod transport;
 
+pub use body::{BodyError, read_capped_body};
 pub use challenge::{Challenge, parse_challenges};
 pub use config::ProbeConfig;
 pub use outcome::{ProbeEvidence, ProbeOutcome, ProbeResult, ProbeTarget};

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use tokio::sync::{Mutex as AsyncMutex, OnceCell, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::body::read_capped_body;
 use crate::challenge::{self, Challenge};
 use crate::settings::{CaBundle, Credentials, Secret, normalise_host};
 use crate::transport::Transport;
@@ -27,6 +28,21 @@ const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
 
 /// Where Docker Hub (`docker.io`) serves the registry API.
 const DOCKER_HUB_ENDPOINT: &str = "https://registry-1.docker.io";
+
+/// The most of a token endpoint's answer that is read: a token is a few KiB (a JWT with its
+/// certificate chain); an answer larger than this is refused as unreadable.
+const MAX_TOKEN_ANSWER_BYTES: usize = 64 * 1024;
+
+/// The most of the body of `/v2/` that is read (to hand the connection back to the pool); a larger
+/// one is left unread and its connection closed.
+const MAX_PING_BODY_BYTES: usize = 64 * 1024;
+
+/// The lifetime a token's `expires_in` may give it at most (a prober serves one batch of probes):
+/// anything longer counts as this, so no registry's number can overflow the clock's arithmetic.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// The lifetime of a token whose answer gives no `expires_in`, as the token specification says.
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 
 /// Why a [`Prober`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +114,7 @@ enum Ping {
 enum TokenStep {
     /// A token, or `None` when the endpoint answered 200 without one (the manifest request then
     /// goes without and the registry decides). It is reused until 90% of its `expires_in`
-    /// (default 60 s, as the token specification says) has passed.
+    /// (default 60 s, as the token specification says; at most an hour) has passed.
     Granted {
         statuses: Vec<u16>,
         token: Option<Secret>,
@@ -501,8 +517,9 @@ impl Inner {
             } else {
                 None
             };
-            // Read the (small) body so the connection goes back to the pool.
-            let _ = response.bytes().await;
+            // Read the (small) body so the connection goes back to the pool; a large one is left
+            // unread, and its connection closed.
+            let _ = read_capped_body(response, MAX_PING_BODY_BYTES).await;
             Ping::Answered {
                 statuses: exchange.statuses,
                 challenge,
@@ -617,29 +634,43 @@ impl Inner {
                 format!("token endpoint {realm} answered {status}"),
             );
         }
-        let (token, lifetime) = match response.json::<TokenAnswer>().await {
-            Ok(answer) => (
-                answer
-                    .token
-                    .or(answer.access_token)
-                    .filter(|t| !t.is_empty()),
-                Duration::from_secs(answer.expires_in.unwrap_or(60)),
-            ),
-            Err(error) => {
+        let answer = match read_capped_body(response, MAX_TOKEN_ANSWER_BYTES).await {
+            Ok(body) => serde_json::from_slice::<TokenAnswer>(&body)
+                .map_err(|error| format!("its answer is not a token answer: {error}")),
+            Err(error) => Err(error.to_string()),
+        };
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(problem) => {
                 return refused(
                     ProbeOutcome::ServerError,
                     format!(
-                        "token endpoint {realm} answered {status} without a readable token: {error}"
+                        "token endpoint {realm} answered {status} without a readable token: {problem}"
                     ),
                 );
             }
         };
+        let token = answer
+            .token
+            .or(answer.access_token)
+            .filter(|t| !t.is_empty());
         TokenStep::Granted {
             statuses: exchange.statuses.clone(),
             token: token.map(Secret::new),
-            reuse_until: requested_at + lifetime.mul_f64(0.9),
+            reuse_until: reuse_until(requested_at, answer.expires_in),
         }
     }
+}
+
+/// When a token fetched at `requested_at` stops being reused: after 90% of its lifetime, which
+/// is `expires_in` seconds within [`MAX_TOKEN_LIFETIME`] ([`DEFAULT_TOKEN_LIFETIME`] without one).
+fn reuse_until(requested_at: Instant, expires_in: Option<u64>) -> Instant {
+    let lifetime = expires_in
+        .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs)
+        .min(MAX_TOKEN_LIFETIME);
+    requested_at
+        .checked_add(lifetime.mul_f64(0.9))
+        .unwrap_or(requested_at)
 }
 
 /// The outcome a final status means. 2xx is public; statuses a registry should not answer with
@@ -677,6 +708,16 @@ mod tests {
         assert_eq!(endpoint("Index.Docker.io"), "https://registry-1.docker.io");
         assert_eq!(endpoint("quay.io"), "https://quay.io");
         assert_eq!(endpoint("localhost:5000"), "https://localhost:5000");
+    }
+
+    #[test]
+    fn a_token_is_reused_for_90_percent_of_its_lifetime_within_the_hour() {
+        let now = Instant::now();
+        let reuse = |expires_in| reuse_until(now, expires_in).duration_since(now);
+        assert_eq!(reuse(None), Duration::from_secs(54));
+        assert_eq!(reuse(Some(300)), Duration::from_secs(270));
+        assert_eq!(reuse(Some(0)), Duration::ZERO);
+        assert_eq!(reuse(Some(u64::MAX)), Duration::from_secs(3240));
     }
 
     #[test]

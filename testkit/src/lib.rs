@@ -59,7 +59,7 @@ pub use registry::{
     free_port,
 };
 pub use settings::{HostSettings, RegistriesFile};
-pub use stub_server::{Answer, ClosingServer, SilentServer, StubRegistry};
+pub use stub_server::{Answer, ClosingServer, PaddedTokenRegistry, SilentServer, StubRegistry};
 pub use token_server::{
     TOKEN_ADMIN_PASSWORD, TOKEN_ADMIN_USERNAME, TOKEN_ISSUER, TOKEN_SERVICE, TokenServer,
 };

@@ -1,7 +1,8 @@
 //! Stand-ins for registries misbehaving in ways the real registry cannot be made to: a stub HTTP
 //! registry whose manifest answers are scripted (403, 429 with `Retry-After`, 500, slow answers),
 //! a socket that accepts connections and never answers, and one that closes every connection
-//! without answering. `/v2/` of the stub answers 200 without a challenge. Each listens on
+//! without answering. `/v2/` of the stub answers 200 without a challenge. A bearer-token stub
+//! ([`PaddedTokenRegistry`]) answers its token requests with bodies of any size. Each listens on
 //! 127.0.0.1 and stops when dropped.
 
 use std::sync::Arc;
@@ -219,4 +220,126 @@ impl ClosingServer {
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
     }
+}
+
+/// A stub registry behind bearer tokens whose token endpoint answers with a body padded to a
+/// given size, for the cap on token answers: `/v2/` answers 401 with a `Bearer` challenge whose
+/// realm is `/token` on the same address; `/token` answers 200 with
+/// `{"token":"stub-token",<padding spaces>"expires_in":60}` (valid JSON however long), written a
+/// piece at a time so neither side need hold it; any other request answers 200. The token
+/// answer's length is announced in `Content-Length` or not at all (the body then ends when the
+/// connection closes). Every answer closes its connection.
+#[derive(Debug)]
+pub struct PaddedTokenRegistry {
+    host: String,
+    token_bytes_written: Arc<std::sync::atomic::AtomicU64>,
+    _task: ServerTask,
+}
+
+impl PaddedTokenRegistry {
+    /// Starts the stub on 127.0.0.1 with `padding` bytes of padding in the token answer.
+    ///
+    /// # Panics
+    ///
+    /// When 127.0.0.1 has no free port.
+    pub async fn start(padding: u64, announce_length: bool) -> PaddedTokenRegistry {
+        use tokio::io::AsyncWriteExt as _;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind padded token registry");
+        let host = listener.local_addr().expect("address").to_string();
+        let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = Arc::clone(&written);
+        let realm = format!("http://{host}/token");
+        let task = ServerTask::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let counter = Arc::clone(&counter);
+                let realm = realm.clone();
+                tokio::spawn(async move {
+                    let Some(path) = read_request_path(&mut stream).await else {
+                        return;
+                    };
+                    if path == "/v2/" {
+                        let answer = format!(
+                            "HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Bearer realm=\"{realm}\",service=\"stub\"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        );
+                        let _ = stream.write_all(answer.as_bytes()).await;
+                    } else if path.starts_with("/token") {
+                        let head = br#"{"token":"stub-token","#;
+                        let tail = br#""expires_in":60}"#;
+                        let length = if announce_length {
+                            format!(
+                                "content-length: {}\r\n",
+                                head.len() as u64 + padding + tail.len() as u64
+                            )
+                        } else {
+                            String::new()
+                        };
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{length}connection: close\r\n\r\n"
+                        );
+                        if stream.write_all(answer.as_bytes()).await.is_err()
+                            || stream.write_all(head).await.is_err()
+                        {
+                            return;
+                        }
+                        let piece = vec![b' '; 64 * 1024];
+                        let mut left = padding;
+                        while left > 0 {
+                            let size = left.min(piece.len() as u64) as usize;
+                            if stream.write_all(&piece[..size]).await.is_err() {
+                                return;
+                            }
+                            counter.fetch_add(size as u64, Ordering::SeqCst);
+                            left -= size as u64;
+                        }
+                        let _ = stream.write_all(tail).await;
+                    } else {
+                        let answer = "HTTP/1.1 200 OK\r\ndocker-content-digest: sha256:0000000000000000000000000000000000000000000000000000000000000000\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                        let _ = stream.write_all(answer.as_bytes()).await;
+                    }
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        PaddedTokenRegistry {
+            host,
+            token_bytes_written: written,
+            _task: task,
+        }
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn host(&self) -> String {
+        self.host.clone()
+    }
+
+    /// Padding bytes of token answers the stub managed to write so far: what a client that
+    /// stopped reading left unread is missing from it (up to what the sockets buffer).
+    pub fn token_bytes_written(&self) -> u64 {
+        self.token_bytes_written.load(Ordering::SeqCst)
+    }
+}
+
+/// Reads an HTTP request's head (at most 16 KiB, for at most 5 s) and returns its path.
+async fn read_request_path(stream: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let reading = async {
+        while !head.windows(4).any(|window| window == b"\r\n\r\n") && head.len() < 16 * 1024 {
+            let read = stream.read(&mut buffer).await.ok()?;
+            if read == 0 {
+                return None;
+            }
+            head.extend_from_slice(&buffer[..read]);
+        }
+        Some(())
+    };
+    tokio::time::timeout(Duration::from_secs(5), reading)
+        .await
+        .ok()??;
+    let line = head.split(|byte| *byte == b'\r').next()?;
+    let line = std::str::from_utf8(line).ok()?;
+    line.split(' ').nth(1).map(str::to_owned)
 }

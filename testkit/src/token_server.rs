@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Query, State};
@@ -35,6 +35,7 @@ pub struct TokenServer {
     realm: String,
     root_certificate: PathBuf,
     requests: Arc<AtomicUsize>,
+    expires_in: Arc<AtomicU64>,
     _task: ServerTask,
     _directory: tempfile::TempDir,
 }
@@ -45,7 +46,7 @@ struct Issuing {
     certificate_der_base64: String,
     requests: Arc<AtomicUsize>,
     next_id: AtomicUsize,
-    expires_in: u64,
+    expires_in: Arc<AtomicU64>,
 }
 
 #[derive(Serialize)]
@@ -88,6 +89,7 @@ impl TokenServer {
         let address: SocketAddr = listener.local_addr().expect("token server address");
         let realm = format!("http://{address}/token");
         let requests = Arc::new(AtomicUsize::new(0));
+        let expires_in = Arc::new(AtomicU64::new(expires_in));
         let issuing = Arc::new(Issuing {
             realm: realm.clone(),
             encoding_key: jsonwebtoken::EncodingKey::from_ec_pem(identity.key_pem.as_bytes())
@@ -95,7 +97,7 @@ impl TokenServer {
             certificate_der_base64: STANDARD.encode(&identity.certificate_der),
             requests: Arc::clone(&requests),
             next_id: AtomicUsize::new(0),
-            expires_in,
+            expires_in: Arc::clone(&expires_in),
         });
         let app = axum::Router::new()
             .route("/token", axum::routing::get(issue))
@@ -107,6 +109,7 @@ impl TokenServer {
             realm,
             root_certificate,
             requests,
+            expires_in,
             _task: task,
             _directory: directory,
         }
@@ -135,6 +138,13 @@ impl TokenServer {
     /// The admin's credentials ([`TOKEN_ADMIN_USERNAME`], [`TOKEN_ADMIN_PASSWORD`]).
     pub fn admin_credentials(&self) -> Credentials {
         Credentials::new(TOKEN_ADMIN_USERNAME, TOKEN_ADMIN_PASSWORD)
+    }
+
+    /// Makes the tokens issued from now on announce `expires_in` seconds (`skopeo`, which pushes
+    /// the test images, refuses lifetimes beyond Go's `int`, so a test of such a lifetime sets it
+    /// after pushing).
+    pub fn set_expires_in(&self, expires_in: u64) {
+        self.expires_in.store(expires_in, Ordering::SeqCst);
     }
 
     /// Token requests answered so far (granted or refused).
@@ -225,7 +235,7 @@ async fn issue(
     let token =
         jsonwebtoken::encode(&jwt_header, &claims, &issuing.encoding_key).expect("sign token");
     axum::Json(
-        serde_json::json!({"token": token, "access_token": token, "expires_in": issuing.expires_in}),
+        serde_json::json!({"token": token, "access_token": token, "expires_in": issuing.expires_in.load(Ordering::SeqCst)}),
     )
         .into_response()
 }

@@ -1,6 +1,7 @@
 //! Probes of real registries that require authentication: htpasswd (401 Basic) without and with
 //! credentials from the settings file, and token auth like Docker Hub — the real registry with
-//! `auth: token` trusting the test token server, which grants anonymous pulls of `public/*` only.
+//! `auth: token` trusting the test token server, which grants anonymous pulls of `public/*` only,
+//! including tokens whose announced lifetime is absurdly long.
 
 use windlass_registry::{ProbeOutcome, Prober};
 
@@ -211,4 +212,35 @@ async fn a_token_is_reused_until_it_nears_expiry_then_fetched_again() {
     let second = prober.probe_all(vec![probe_target], |_, _| {}).await;
     assert_eq!(second[0].outcome, ProbeOutcome::Public, "{second:?}");
     assert_eq!(tokens.requests() - before, 2);
+}
+
+/// A token endpoint announcing the largest `expires_in` there is (`u64::MAX` seconds): the token
+/// is used, and reused within the hour, instead of the clock's arithmetic overflowing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_announcing_an_endless_lifetime_is_used() {
+    let tokens = TokenServer::start().await;
+    let registry = TestRegistry::token(&tokens).await;
+    let host = registry.host();
+    registry.push_image("public/app:v1", "endless-token");
+    tokens.set_expires_in(u64::MAX);
+    let settings_dir = tempfile::tempdir().unwrap();
+    let settings = load_settings(
+        settings_dir.path(),
+        &RegistriesFile::new().plain_http(&host),
+    );
+    let before = tokens.requests();
+    let probe_target = target(&format!("{host}/public/app:v1"), &host, "public/app", "v1");
+    let (results, _) = probe(
+        settings,
+        quick_config(),
+        vec![probe_target.clone(), probe_target],
+    )
+    .await;
+    assert!(
+        results
+            .iter()
+            .all(|result| result.outcome == ProbeOutcome::Public),
+        "{results:?}"
+    );
+    assert_eq!(tokens.requests() - before, 1, "one token for both probes");
 }

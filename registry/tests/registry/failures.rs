@@ -1,10 +1,13 @@
 //! Outcomes a real registry cannot be made to produce on demand, from the testkit's stubs: 403, 429 with `Retry-After`, 500, a refused connection, a socket that never
-//! answers, connections closed without an answer — plus the per-endpoint concurrency bound.
+//! answers, connections closed without an answer, a token endpoint answering far too much — plus
+//! the per-endpoint concurrency bound.
 
 use std::time::{Duration, Instant};
 
 use windlass_registry::{ProbeConfig, ProbeOutcome, ProbeResult};
-use windlass_testkit::{Answer, ClosingServer, SilentServer, StubRegistry, free_port};
+use windlass_testkit::{
+    Answer, ClosingServer, PaddedTokenRegistry, SilentServer, StubRegistry, free_port,
+};
 
 use crate::support::{plain_http, probe, quick_config, target};
 
@@ -202,4 +205,39 @@ async fn concurrency_per_endpoint_is_bounded() {
         (2..=3).contains(&most),
         "at most three at once, and more than one: {most}"
     );
+}
+
+/// A token endpoint whose answer is huge (64 MiB of JSON whitespace, valid JSON however long):
+/// the probe reads at most 64 KiB of it — nothing when the length is announced, up to the cap
+/// when it is not — and fails, saying why, instead of holding the whole answer in memory.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_token_answer_is_refused_at_the_cap() {
+    const PADDING: u64 = 64 * 1024 * 1024;
+    for announce_length in [true, false] {
+        let stub = PaddedTokenRegistry::start(PADDING, announce_length).await;
+        let (result, _) = probe_one(&stub.host(), quick_config()).await;
+        assert_eq!(result.outcome, ProbeOutcome::ServerError, "{result:?}");
+        assert!(
+            result
+                .evidence
+                .reason
+                .contains("without a readable token: its answer is larger than 64 KiB"),
+            "{}",
+            result.evidence.reason
+        );
+        // The sockets' buffers hold a few MiB; the rest was never sent.
+        let written = stub.token_bytes_written();
+        assert!(
+            written < PADDING / 2,
+            "the client read {written} bytes of the token answer (announced length: {announce_length})"
+        );
+    }
+}
+
+/// The stub's token answer, small enough, is read: the cap is not in the way of a real token.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_answer_under_the_cap_is_read() {
+    let stub = PaddedTokenRegistry::start(32 * 1024, false).await;
+    let (result, _) = probe_one(&stub.host(), quick_config()).await;
+    assert_eq!(result.outcome, ProbeOutcome::Public, "{result:?}");
 }
