@@ -1,6 +1,7 @@
 //! [`UpstreamClient`]: fetching manifests and blobs from the configured upstream registries with
 //! their read-only credentials — HTTP Basic, or the Bearer token flow when the upstream challenges
-//! with `Bearer` (tokens cached per upstream and repository until they expire). Every request has
+//! with `Bearer` (tokens cached per upstream and repository until they expire, an hour at most;
+//! a token answer is read through a 64 KiB cap). Every request has
 //! a deadline, requests in flight are capped per upstream ([`crate::upstream_slots`]), and errors
 //! never carry credentials or upstream URLs, because they may reach clients.
 
@@ -71,6 +72,13 @@ pub struct UpstreamResponse {
     /// Held until the body has been consumed.
     pub permit: OwnedSemaphorePermit,
 }
+
+/// The most of an upstream's token answer that is read (a token is a few KiB).
+const MAX_TOKEN_ANSWER_BYTES: usize = 64 * 1024;
+
+/// The longest a token is cached, whatever its `expires_in` says (so no upstream's number can
+/// overflow the clock's arithmetic).
+const MAX_TOKEN_LIFETIME_SECONDS: u64 = 3600;
 
 struct CachedToken {
     token: String,
@@ -284,7 +292,11 @@ impl UpstreamClient {
         if !response.status().is_success() {
             return Err(UpstreamError::Token);
         }
-        let body: serde_json::Value = response.json().await.map_err(|_| UpstreamError::Token)?;
+        let body = windlass_registry::read_capped_body(response, MAX_TOKEN_ANSWER_BYTES)
+            .await
+            .map_err(|_| UpstreamError::Token)?;
+        let body: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|_| UpstreamError::Token)?;
         let token = body
             .get("token")
             .or_else(|| body.get("access_token"))
@@ -295,12 +307,14 @@ impl UpstreamClient {
         let lifetime = body
             .get("expires_in")
             .and_then(|seconds| seconds.as_u64())
-            .unwrap_or(60);
+            .unwrap_or(60)
+            .min(MAX_TOKEN_LIFETIME_SECONDS);
         // Renew a little early, so a token never expires between the check and its use.
         let usable = Duration::from_secs(lifetime.saturating_sub(5).max(1));
+        let now = Instant::now();
         Ok(CachedToken {
             token,
-            expires: Instant::now() + usable,
+            expires: now.checked_add(usable).unwrap_or(now),
         })
     }
 }

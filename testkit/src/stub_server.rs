@@ -226,7 +226,8 @@ impl ClosingServer {
 /// given size, for the cap on token answers: `/v2/` answers 401 with a `Bearer` challenge whose
 /// realm is `/token` on the same address; `/token` answers 200 with
 /// `{"token":"stub-token",<padding spaces>"expires_in":60}` (valid JSON however long), written a
-/// piece at a time so neither side need hold it; any other request answers 200. The token
+/// piece at a time so neither side need hold it; any other request answers 200 when it carries a
+/// bearer token, else 401 with the challenge (as a registry's manifests do). The token
 /// answer's length is announced in `Content-Length` or not at all (the body then ends when the
 /// connection closes). Every answer closes its connection.
 #[derive(Debug)]
@@ -257,10 +258,10 @@ impl PaddedTokenRegistry {
                 let counter = Arc::clone(&counter);
                 let realm = realm.clone();
                 tokio::spawn(async move {
-                    let Some(path) = read_request_path(&mut stream).await else {
+                    let Some((path, has_bearer)) = read_request(&mut stream).await else {
                         return;
                     };
-                    if path == "/v2/" {
+                    if path == "/v2/" || (!path.starts_with("/token") && !has_bearer) {
                         let answer = format!(
                             "HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Bearer realm=\"{realm}\",service=\"stub\"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
                         );
@@ -322,8 +323,9 @@ impl PaddedTokenRegistry {
     }
 }
 
-/// Reads an HTTP request's head (at most 16 KiB, for at most 5 s) and returns its path.
-async fn read_request_path(stream: &mut tokio::net::TcpStream) -> Option<String> {
+/// Reads an HTTP request's head (at most 16 KiB, for at most 5 s) and returns its path and
+/// whether it carries a bearer token.
+async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<(String, bool)> {
     let mut head = Vec::new();
     let mut buffer = [0u8; 4096];
     let reading = async {
@@ -339,7 +341,10 @@ async fn read_request_path(stream: &mut tokio::net::TcpStream) -> Option<String>
     tokio::time::timeout(Duration::from_secs(5), reading)
         .await
         .ok()??;
-    let line = head.split(|byte| *byte == b'\r').next()?;
-    let line = std::str::from_utf8(line).ok()?;
-    line.split(' ').nth(1).map(str::to_owned)
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let path = head.lines().next()?.split(' ').nth(1)?.to_owned();
+    let has_bearer = head
+        .lines()
+        .any(|line| line.starts_with("authorization: bearer "));
+    Some((path, has_bearer))
 }

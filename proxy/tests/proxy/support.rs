@@ -35,7 +35,7 @@ pub struct Harness {
     /// The CA that signed the proxy's certificate, when it serves TLS.
     pub ca_certificate: Option<PathBuf>,
     server: tokio::task::JoinHandle<()>,
-    _tokens: Option<TokenServer>,
+    tokens: Option<TokenServer>,
 }
 
 /// How the harness's upstream and proxy are set up.
@@ -194,11 +194,18 @@ impl Harness {
             directory,
             ca_certificate,
             server,
-            _tokens: tokens,
+            tokens,
         };
         let license = harness.write_license("license.yaml", APP, LICENSE_ID, None);
         harness.store.add_license(&license).expect("add license");
         harness
+    }
+
+    /// The upstream's token server ([`Options::token_auth`]).
+    pub fn tokens(&self) -> &TokenServer {
+        self.tokens
+            .as_ref()
+            .expect("a harness started with token_auth")
     }
 
     /// Writes a KOTS License file and returns its path.
