@@ -128,10 +128,12 @@ fn refuse_a_file_as_state(global: &GlobalArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The `--backend` (or `WINDLASS_BACKEND`) asked for; an unknown one, or `sled` in a build
+/// without it, is a bad command line.
 fn backend(global: &GlobalArgs) -> Result<Backend, CliError> {
     Backend::parse(&global.backend).ok_or_else(|| {
         CliError::new(
-            Code::InvalidInput,
+            Code::CommandLine,
             anyhow!(
                 "unknown backend {:?}: use redb{}",
                 global.backend,

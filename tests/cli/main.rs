@@ -732,6 +732,31 @@ fn json_output_into_a_closed_pipe_exits_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+/// `--backend` naming a backend this build does not have is a bad command line (exit 2).
+#[test]
+fn an_unknown_backend_is_a_bad_command_line() {
+    let state = tempfile::tempdir().unwrap();
+    let mut backends = vec!["foo"];
+    if !cfg!(feature = "sled") {
+        backends.push("sled");
+    }
+    for backend in backends {
+        let output = run(windlass(state.path())
+            .args(["--backend", backend, "history"])
+            .env_remove("WINDLASS_BACKEND"));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "--backend {backend}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("unknown backend \"{backend}\"")),
+            "--backend {backend}: {stderr}"
+        );
+    }
+}
+
 /// Waits (at most 60 s) until `child`, started with `WINDLASS_PAUSE_AFTER_STAGE=<stage>` and a
 /// piped stderr, announces that it paused after `stage`.
 fn wait_for_pause(child: &mut std::process::Child, stage: &str) {
