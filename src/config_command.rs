@@ -18,6 +18,8 @@ use windlass_template::config_values::GivenValues;
 use crate::cli::{ConfigArgs, GlobalArgs};
 use crate::exit::{CliError, CliResult, Code};
 use crate::read_commands::print_json;
+// Ends quietly when the reader closes the pipe (`windlass config ... | head`).
+use crate::stdout::println;
 
 /// What a password value is printed as.
 const MASK: &str = "********";

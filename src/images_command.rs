@@ -24,6 +24,8 @@ use crate::cli::{GlobalArgs, ImagesArgs};
 use crate::exit::{CliError, CliResult, Code};
 use crate::install_command::parse_policy;
 use crate::read_commands::print_json;
+// Ends quietly when the reader closes the pipe (`windlass images ... | head`).
+use crate::stdout::println;
 
 /// One image as printed by `windlass images --json`.
 #[derive(Serialize)]

@@ -15,6 +15,7 @@ mod proxy_command;
 mod read_commands;
 mod replay_command;
 mod state_access;
+mod stdout;
 mod terminal_progress;
 mod watch_command;
 

@@ -18,6 +18,8 @@ use windlass_state::{BlobId, EventLog, ProjectionStatus, StateView, StoredEvent,
 use crate::cli::GlobalArgs;
 use crate::exit::{CliError, CliResult, Code};
 use crate::state_access::{open_state, open_state_read_only};
+// Ends quietly when the reader closes the pipe (`windlass events ID | head -1`).
+use crate::stdout::println;
 
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json(value: &impl Serialize) -> Result<(), CliError> {

@@ -732,6 +732,39 @@ fn json_output_into_a_closed_pipe_exits_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+/// The text output of the commands that print what they read into a pipe the reader closed
+/// (`windlass events ID | head -1`): each exits 0, without the standard library's panic about the
+/// broken pipe.
+#[test]
+fn text_output_into_a_closed_pipe_exits_quietly() {
+    let state = tempfile::tempdir().unwrap();
+    let installed = install_quickstart(state.path());
+    let install_id = installed["install_id"].as_str().unwrap().to_string();
+    let release = quickstart();
+    let release = release.to_str().unwrap();
+    let commands: [&[&str]; 6] = [
+        &["events", &install_id],
+        &["show", &install_id],
+        &["history"],
+        &["verify-log"],
+        &["images", release],
+        &["config", release],
+    ];
+    for arguments in commands {
+        let mut child = windlass(state.path())
+            .args(arguments)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader goes away before windlass writes
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{arguments:?}: {stderr}");
+        assert!(stderr.is_empty(), "{arguments:?}: {stderr}");
+    }
+}
+
 /// `--backend` naming a backend this build does not have is a bad command line (exit 2).
 #[test]
 fn an_unknown_backend_is_a_bad_command_line() {
