@@ -19,7 +19,7 @@ use windlass_stages::events::{
     BaseFetched, BaseWritten, DocumentClass, FetchedDocument, MidstreamRendered, RenderedFile,
     RenderedHelmChart, SecretNamespaces, SecretsProvisioned, WrittenFile,
 };
-use windlass_stages::output::OutputDir;
+use windlass_stages::output::{FileRead, OutputDir};
 use windlass_stages::render_midstream::RENDERED_SECRET_PURPOSE;
 use windlass_state::{BlobId, EventPayload, LazyEvent};
 
@@ -294,7 +294,7 @@ pub fn read_source(
                 &mut chart_reader,
                 &out_dir,
                 file,
-                &context.fingerprint_key,
+                (&context.fingerprint_key, &context.blobs),
                 &stale,
             )?;
             files.push((relative.to_string(), bytes, file.blob.is_none()));
@@ -337,7 +337,7 @@ pub fn read_source(
                 chart,
                 &written,
                 &mut chart_reader,
-                (&out_dir, &context.fingerprint_key),
+                (&out_dir, &context.fingerprint_key, &context.blobs),
                 &helm_tree_stale,
             )?);
         }
@@ -352,6 +352,7 @@ pub fn read_source(
         out_dir: out_dir.clone(),
         files: rendered.rendered_files,
         key: context.fingerprint_key.clone(),
+        blobs: context.blobs.clone(),
         stale_input,
     };
     Ok(ApplySource {
@@ -391,6 +392,8 @@ pub struct FileReader {
     out_dir: PathBuf,
     files: Vec<RenderedFile>,
     key: std::sync::Arc<windlass_state::FingerprintKey>,
+    /// The blob store, for the recorded sizes of large files.
+    blobs: std::sync::Arc<windlass_state::BlobStore>,
     /// The input stage to mark stale when a file is damaged (an install's own apply).
     stale_input: Option<String>,
 }
@@ -418,8 +421,14 @@ impl FileReader {
             2,
             || self.out.reader(),
             |reader, file| {
-                read_checked(reader, &self.out_dir, file, &self.key, &stale)
-                    .map(|bytes| (file.path.clone(), bytes))
+                read_checked(
+                    reader,
+                    &self.out_dir,
+                    file,
+                    (&self.key, &self.blobs),
+                    &stale,
+                )
+                .map(|bytes| (file.path.clone(), bytes))
             },
         )
         .into_iter()
@@ -470,24 +479,37 @@ impl ApplySource {
     }
 }
 
-/// One rendered file's bytes, checked against its recorded blob id or secret fingerprint.
+/// One rendered file's bytes, read up to its recorded size and checked against its recorded
+/// blob id or secret fingerprint.
 fn read_checked(
     out: &mut windlass_stages::output::OutputReader<'_>,
     out_dir: &std::path::Path,
     file: &RenderedFile,
-    key: &windlass_state::FingerprintKey,
+    (key, blobs): (&windlass_state::FingerprintKey, &windlass_state::BlobStore),
     stale: &(dyn Fn(String) -> StageError + Sync),
 ) -> Result<Vec<u8>, StageError> {
-    let bytes = out
-        .read_file(&file.path)
+    let changed = || {
+        stale(format!(
+            "{} in {} changed since it was rendered: render the install again",
+            file.path,
+            out_dir.display()
+        ))
+    };
+    // Read up to its recorded size: a larger file has changed.
+    let bytes = match out
+        .read_recorded(&file.path, file.blob.as_deref(), blobs)
         .map_err(|error| StageError::permanent(error.to_string()))?
-        .ok_or_else(|| {
-            stale(format!(
+    {
+        FileRead::Bytes(bytes) => bytes,
+        FileRead::Larger => return Err(changed()),
+        FileRead::Missing => {
+            return Err(stale(format!(
                 "{} is missing from {}: render the install again",
                 file.path,
                 out_dir.display()
-            ))
-        })?;
+            )));
+        }
+    };
     let intact = match (&file.blob, &file.fingerprint) {
         (Some(blob), _) => BlobId::of(&bytes).to_string() == *blob,
         (None, Some(fingerprint)) => {
@@ -496,11 +518,7 @@ fn read_checked(
         (None, None) => false,
     };
     if !intact {
-        return Err(stale(format!(
-            "{} in {} changed since it was rendered: render the install again",
-            file.path,
-            out_dir.display()
-        )));
+        return Err(changed());
     }
     Ok(bytes)
 }
@@ -558,7 +576,11 @@ fn shipped_chart(
     chart: &FetchedChart,
     written: &WrittenTree,
     reader: &mut windlass_stages::output::OutputReader<'_>,
-    (out_dir, key): (&std::path::Path, &windlass_state::FingerprintKey),
+    (out_dir, key, blobs): (
+        &std::path::Path,
+        &windlass_state::FingerprintKey,
+        &windlass_state::BlobStore,
+    ),
     stale: &(dyn Fn(String) -> StageError + Sync),
 ) -> Result<HelmChartSource, StageError> {
     let chart_dir = format!("helm/{}", chart.directory);
@@ -582,7 +604,7 @@ fn shipped_chart(
             blob: recorded.blob.clone(),
             fingerprint: recorded.fingerprint.clone(),
         };
-        let bytes = read_checked(reader, out_dir, &file, key, stale)?;
+        let bytes = read_checked(reader, out_dir, &file, (key, blobs), stale)?;
         files.push((name.to_string(), bytes, file.blob.is_none()));
         rendered_files.push(file);
     }

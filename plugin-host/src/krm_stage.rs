@@ -162,8 +162,9 @@ impl Stage for KrmFunction {
         let mut damaged = 0;
         for file in &rendered.rendered_files {
             let bytes = out
-                .read_file(&file.path)
-                .map_err(|error| StageError::permanent(error.to_string()))?;
+                .read_recorded(&file.path, file.blob.as_deref(), &context.blobs)
+                .map_err(|error| StageError::permanent(error.to_string()))?
+                .into_bytes();
             let intact = match (bytes, &file.blob, &file.fingerprint) {
                 (Some(bytes), Some(blob), _) => BlobId::of(&bytes).to_string() == *blob,
                 (Some(bytes), None, Some(fingerprint)) => {
@@ -635,7 +636,10 @@ fn write_rendered(
         .collect();
     let mut secret_bodies = Vec::with_capacity(secrets.len());
     for file in &secrets {
-        let bytes = out.read_file(&file.path).map_err(failure)?;
+        let bytes = out
+            .read_recorded(&file.path, file.blob.as_deref(), &context.blobs)
+            .map_err(failure)?
+            .into_bytes();
         let intact = bytes.as_ref().is_some_and(|bytes| {
             Some(
                 context

@@ -17,6 +17,10 @@
 //! removed by the next `replace_tree` or `write` of the same target (the output directory's lock,
 //! [`crate::output_claim`], makes sure no other process is writing there).
 //!
+//! Reading back is capped: [`OutputDir::read_file`] reads at most the cap it is given (64 KiB for
+//! the marker), and [`OutputDir::read_recorded`] a recorded file up to its recorded size, so
+//! a file planted in the output directory (a sparse one of any size) costs no more than that.
+//!
 //! Output file names derived from object names go through [`fit_file_name`], which shortens a name
 //! too long for a file system deterministically, with a hash suffix.
 //!
@@ -36,6 +40,7 @@ use std::sync::{Arc, Mutex};
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 use windlass_engine::{MemoryFile, MemoryOutput, StageContext};
+use windlass_state::{BlobId, BlobStore};
 
 /// A problem writing output.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +69,59 @@ pub enum OutputError {
         /// The OS error.
         source: std::io::Error,
     },
+}
+
+/// What [`OutputDir::read_file`] found at a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileRead {
+    /// No regular file to read there: it is missing, it is something else (a symlink is never
+    /// followed), or one of its parents is not a real directory.
+    Missing,
+    /// A regular file holding more than the cap; nothing past the cap was read.
+    Larger,
+    /// The whole file.
+    Bytes(Vec<u8>),
+}
+
+impl FileRead {
+    /// The bytes; `None` for a missing file or one larger than the cap, which a caller checking
+    /// a file against its record treats as damaged.
+    pub fn into_bytes(self) -> Option<Vec<u8>> {
+        match self {
+            FileRead::Bytes(bytes) => Some(bytes),
+            FileRead::Missing | FileRead::Larger => None,
+        }
+    }
+}
+
+/// A recorded file up to this size is read whole when checked against its record; only a larger
+/// one has its recorded size looked up ([`OutputDir::read_recorded`]).
+const READ_WITHOUT_LOOKUP_BYTES: u64 = 1024 * 1024;
+
+/// The most read of a recorded file whose record gives no size: one recorded by keyed fingerprint
+/// (a file holding a credential: a document, a chart's values, the pull secrets), or by a blob
+/// the store no longer has. A larger file reads as [`FileRead::Larger`], that is as changed.
+pub const MAX_UNSIZED_RECORDED_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// [`OutputDir::read_recorded`] through `read` (one cap in, what was found out).
+fn read_recorded_with(
+    mut read: impl FnMut(u64) -> Result<FileRead, OutputError>,
+    blob: Option<&str>,
+    blobs: &BlobStore,
+) -> Result<FileRead, OutputError> {
+    let found = read(READ_WITHOUT_LOOKUP_BYTES)?;
+    if !matches!(found, FileRead::Larger) {
+        return Ok(found);
+    }
+    // A store that cannot say (a damaged one) leaves the size unknown, as for a fingerprint.
+    let recorded = blob
+        .and_then(|hex| BlobId::parse(hex).ok())
+        .and_then(|id| blobs.size_of(&id).ok().flatten());
+    let cap = recorded.unwrap_or(MAX_UNSIZED_RECORDED_FILE_BYTES);
+    if cap <= READ_WITHOUT_LOOKUP_BYTES {
+        return Ok(FileRead::Larger);
+    }
+    read(cap)
 }
 
 /// An output directory.
@@ -407,22 +465,41 @@ impl OutputDir {
         Ok(final_path)
     }
 
-    /// The bytes of the regular file `relative`, or `None` when there is no regular file there to
-    /// read: it is missing, it is something else (a symlink is never followed), or one of its
-    /// parents is not a real directory. Callers checking output against what was recorded treat
-    /// all of these as damaged.
-    pub fn read_file(&self, relative: &str) -> Result<Option<Vec<u8>>, OutputError> {
+    /// The bytes of the regular file `relative` if it holds at most `cap` bytes (nothing past the
+    /// cap is read: a file whose size says more is not read at all), [`FileRead::Larger`] if it
+    /// holds more, or [`FileRead::Missing`] when there is no regular file there to read: it is
+    /// missing, it is something else (a symlink is never followed), or one of its parents is not
+    /// a real directory. Callers checking output against what was recorded treat all but the
+    /// bytes as damaged.
+    pub fn read_file(&self, relative: &str, cap: u64) -> Result<FileRead, OutputError> {
         let components = Self::checked(relative)?;
         if let Some(memory) = &self.memory {
-            return Ok(memory
-                .get(&components.join("/"))
-                .map(|file| file.bytes.to_vec()));
+            return Ok(match memory.get(&components.join("/")) {
+                None => FileRead::Missing,
+                Some(file) if file.bytes.len() as u64 > cap => FileRead::Larger,
+                Some(file) => FileRead::Bytes(file.bytes.to_vec()),
+            });
         }
         let name = components.last().expect("never empty");
         match self.parent_to_read(relative)? {
-            Some(parent) => self.read_at(&parent, name, relative),
-            None => Ok(None),
+            Some(parent) => self.read_at(&parent, name, relative, cap),
+            None => Ok(FileRead::Missing),
         }
+    }
+
+    /// [`OutputDir::read_file`] of a file a stage recorded, by `blob` (its blob id) or by keyed
+    /// fingerprint (`blob` is `None`), to check it against that record: it is read up to its
+    /// recorded size, so a file grown larger (a sparse file of any size planted in its place) is
+    /// [`FileRead::Larger`], that is changed, with no more than that size and a byte read. A file
+    /// of up to 1 MiB is read whole, without looking the size up; for a larger one it is the
+    /// blob's size in `blobs`, or [`MAX_UNSIZED_RECORDED_FILE_BYTES`] where the record gives none.
+    pub fn read_recorded(
+        &self,
+        relative: &str,
+        blob: Option<&str>,
+        blobs: &BlobStore,
+    ) -> Result<FileRead, OutputError> {
+        read_recorded_with(|cap| self.read_file(relative, cap), blob, blobs)
     }
 
     /// The parent directory of `relative`, opened to read the file in it; `None` when one of the
@@ -451,23 +528,35 @@ impl OutputDir {
         parent: &OwnedFd,
         name: &str,
         relative: &str,
-    ) -> Result<Option<Vec<u8>>, OutputError> {
+        cap: u64,
+    ) -> Result<FileRead, OutputError> {
         let path = self.root.join(relative);
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
         let file = match rustix::fs::openat(parent, name, flags, Mode::empty()) {
             Ok(file) => file,
-            Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR | Errno::NXIO) => return Ok(None),
+            Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR | Errno::NXIO) => {
+                return Ok(FileRead::Missing);
+            }
             Err(error) => return Err(errno(&path)(error)),
         };
         let metadata = rustix::fs::fstat(&file).map_err(errno(&path))?;
         if FileType::from_raw_mode(metadata.st_mode) != FileType::RegularFile {
-            return Ok(None);
+            return Ok(FileRead::Missing);
         }
-        let mut bytes = Vec::with_capacity(usize::try_from(metadata.st_size).unwrap_or(0) + 1);
+        let size = u64::try_from(metadata.st_size).unwrap_or(0);
+        if size > cap {
+            return Ok(FileRead::Larger);
+        }
+        // One byte past the cap tells a file that grew since the `fstat` from one that did not.
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0) + 1);
         fs::File::from(file)
+            .take(cap.saturating_add(1))
             .read_to_end(&mut bytes)
             .map_err(io(&path))?;
-        Ok(Some(bytes))
+        if bytes.len() as u64 > cap {
+            return Ok(FileRead::Larger);
+        }
+        Ok(FileRead::Bytes(bytes))
     }
 
     /// Removes `relative` and everything under it, if it exists (symlinks are removed, not
@@ -791,11 +880,21 @@ pub struct OutputReader<'a> {
 }
 
 impl OutputReader<'_> {
+    /// [`OutputDir::read_recorded`].
+    pub fn read_recorded(
+        &mut self,
+        relative: &str,
+        blob: Option<&str>,
+        blobs: &BlobStore,
+    ) -> Result<FileRead, OutputError> {
+        read_recorded_with(|cap| self.read_file(relative, cap), blob, blobs)
+    }
+
     /// [`OutputDir::read_file`].
-    pub fn read_file(&mut self, relative: &str) -> Result<Option<Vec<u8>>, OutputError> {
+    pub fn read_file(&mut self, relative: &str, cap: u64) -> Result<FileRead, OutputError> {
         let out = self.out;
         if out.memory.is_some() {
-            return out.read_file(relative);
+            return out.read_file(relative, cap);
         }
         let components = OutputDir::checked(relative)?;
         let (name, parents) = components.split_last().expect("never empty");
@@ -804,8 +903,8 @@ impl OutputReader<'_> {
             self.parent = Some((parent_path, out.parent_to_read(relative)?));
         }
         match &self.parent {
-            Some((_, Some(directory))) => out.read_at(directory, name, relative),
-            _ => Ok(None),
+            Some((_, Some(directory))) => out.read_at(directory, name, relative, cap),
+            _ => Ok(FileRead::Missing),
         }
     }
 }

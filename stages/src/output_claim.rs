@@ -6,7 +6,8 @@
 //! that is a file, and a non-empty directory without windlass's marker file ([`MARKER_FILE`])
 //! unless forced — all before touching anything. It then takes an advisory lock
 //! ([`LOCK_FILE`], `flock`) held for the whole install, so that two installs never write one
-//! directory at once, and records the install in the marker.
+//! directory at once, and records the install in the marker (the newest [`MARKER_INSTALLS`]; a
+//! marker is read up to [`MAX_MARKER_BYTES`], and a larger one refused unread).
 
 use std::fs;
 use std::io::{Read, Write};
@@ -16,11 +17,19 @@ use std::path::{Component, Path, PathBuf};
 use rustix::fs::{Dir, FileType, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::output::OutputDir;
+use crate::output::{FileRead, OutputDir};
 
 /// The marker file windlass writes into every output directory it uses. It lists the installs
-/// that wrote there (`install <id>` lines) and holds nothing secret.
+/// that wrote there (the newest [`MARKER_INSTALLS`]) (`install <id>` lines) and holds nothing secret.
 pub const MARKER_FILE: &str = ".windlass-output";
+
+/// The most of a marker file that is read: a marker windlass writes lists at most
+/// [`MARKER_INSTALLS`] installs, a few KiB; older versions listed every install, so the cap leaves
+/// room for theirs. A larger file is refused ([`ClaimError::MarkerTooLarge`]) without being read.
+pub const MAX_MARKER_BYTES: u64 = 64 * 1024;
+
+/// How many installs a marker lists: the newest ones.
+pub const MARKER_INSTALLS: usize = 100;
 
 /// The lock file in the output directory: `flock`ed by the install writing there, and holding
 /// that process's id and install id for a second install to report.
@@ -94,6 +103,15 @@ pub enum ClaimError {
         path: PathBuf,
         /// Who holds the lock, as recorded in the lock file.
         holder: String,
+    },
+    /// The marker file is larger than any marker windlass writes ([`MAX_MARKER_BYTES`]).
+    #[error(
+        "{path}: its {MARKER_FILE} is larger than {}, which no marker windlass writes is; remove it and try again",
+        windlass_files::describe_size(MAX_MARKER_BYTES)
+    )]
+    MarkerTooLarge {
+        /// The directory.
+        path: PathBuf,
     },
     /// Writing the marker failed.
     #[error("{path}: {source}")]
@@ -328,7 +346,7 @@ fn lock(directory: &OwnedFd, path: &Path, install_id: &str) -> Result<fs::File, 
 }
 
 /// The marker's text: a header and one `install <id>` line per install that wrote here, the
-/// earlier ones read from `previous`.
+/// earlier ones read from `previous`, the newest [`MARKER_INSTALLS`] of them.
 fn marker_text(previous: Option<&[u8]>, install_id: &str) -> String {
     let mut installs: Vec<String> = previous
         .map(String::from_utf8_lossy)
@@ -341,6 +359,8 @@ fn marker_text(previous: Option<&[u8]>, install_id: &str) -> String {
     if !installs.iter().any(|id| id == install_id) {
         installs.push(install_id.to_string());
     }
+    let dropped = installs.len().saturating_sub(MARKER_INSTALLS);
+    installs.drain(..dropped);
     let mut text = String::from(
         "# windlass output directory: windlass replaces upstream/, base/ and rendered/this-cluster/ here.\n\
          # Installs that wrote here:\n",
@@ -387,7 +407,18 @@ pub fn claim(request: &ClaimRequest<'_>) -> Result<OutputClaim, ClaimError> {
         source,
     };
     let out = OutputDir::create(&target).map_err(marker_error)?;
-    let previous = out.read_file(MARKER_FILE).map_err(marker_error)?;
+    let previous = match out
+        .read_file(MARKER_FILE, MAX_MARKER_BYTES)
+        .map_err(marker_error)?
+    {
+        FileRead::Bytes(bytes) => Some(bytes),
+        FileRead::Missing => None,
+        FileRead::Larger => {
+            return Err(ClaimError::MarkerTooLarge {
+                path: path.to_path_buf(),
+            });
+        }
+    };
     let text = marker_text(previous.as_deref(), request.install_id);
     if previous.as_deref() != Some(text.as_bytes()) {
         out.write(MARKER_FILE, text.as_bytes(), 0o644)
@@ -413,6 +444,24 @@ mod tests {
         let second = marker_text(Some(first.as_bytes()), "two");
         assert!(second.ends_with("install one\ninstall two\n"), "{second}");
         assert_eq!(marker_text(Some(second.as_bytes()), "one"), second);
+    }
+
+    /// However many installs wrote into a directory, the marker keeps the newest
+    /// [`MARKER_INSTALLS`], well within what is read of a marker.
+    #[test]
+    fn the_marker_keeps_the_newest_installs_within_its_cap() {
+        let mut text = marker_text(None, "20261128-000000-000000");
+        for n in 1..=250 {
+            text = marker_text(Some(text.as_bytes()), &format!("20261128-000000-{n:06}"));
+        }
+        let installs: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("install "))
+            .collect();
+        assert_eq!(installs.len(), MARKER_INSTALLS);
+        assert_eq!(installs[0], "20261128-000000-000151");
+        assert_eq!(installs[MARKER_INSTALLS - 1], "20261128-000000-000250");
+        assert!((text.len() as u64) < MAX_MARKER_BYTES / 8, "{}", text.len());
     }
 
     #[test]

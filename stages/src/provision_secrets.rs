@@ -17,7 +17,7 @@ use windlass_state::StoredEvent;
 use crate::events::{
     BaseFetched, OverridesPlanned, SecretNamespaces, SecretRecord, SecretsProvisioned,
 };
-use crate::output::OutputDir;
+use crate::output::{FileRead, OutputDir};
 use crate::probe_images::kots_documents_of;
 use crate::secrets::{PullSecretCredentials, pull_secrets};
 
@@ -253,13 +253,14 @@ impl Stage for ProvisionSecrets {
         }
         let out = OutputDir::for_stage(context)
             .map_err(|error| StageError::permanent(error.to_string()))?;
+        // Read up to the size of what it must hold: a larger file is changed.
         let on_disk = out
-            .read_file(&recorded.file)
+            .read_file(&recorded.file, text.len() as u64)
             .map_err(|error| StageError::permanent(error.to_string()))?;
         let problem = match on_disk {
-            Some(bytes) if bytes == text.as_bytes() => return Ok(None),
-            Some(_) => "was changed",
-            None => "was missing",
+            FileRead::Bytes(bytes) if bytes == text.as_bytes() => return Ok(None),
+            FileRead::Bytes(_) | FileRead::Larger => "was changed",
+            FileRead::Missing => "was missing",
         };
         out.write(&recorded.file, text.as_bytes(), 0o600)
             .map_err(|error| StageError::permanent(error.to_string()))?;

@@ -35,7 +35,7 @@ use crate::helm_install::{
     CHART_MIDSTREAMS, base_of_file, chart_bases, chart_yaml, check_release_names, escape_braces,
     images_of,
 };
-use crate::output::{OutputDir, TreeWriter, fit_file_name};
+use crate::output::{FileRead, OutputDir, TreeWriter, fit_file_name};
 use crate::recorded_blobs::ReleaseBlobs;
 use crate::write_base::{BaseSource, base_layout, helm_install_bases};
 use windlass_kustomize::{BuildError, PlannedTree, build_cached};
@@ -475,15 +475,24 @@ fn credential_objects(
         .iter()
         .filter(|file| file.fingerprint.is_some())
     {
-        let bytes = out
-            .read_file(&file.path)
+        let bytes = match out
+            .read_recorded(&file.path, file.blob.as_deref(), &context.blobs)
             .map_err(|error| StageError::permanent(error.to_string()))?
-            .ok_or_else(|| {
-                StageError::permanent(format!(
+        {
+            FileRead::Bytes(bytes) => bytes,
+            FileRead::Missing => {
+                return Err(StageError::permanent(format!(
                     "{} is missing from the output directory",
                     file.path
-                ))
-            })?;
+                )));
+            }
+            FileRead::Larger => {
+                return Err(StageError::permanent(format!(
+                    "{} in the output directory is larger than write_base recorded it",
+                    file.path
+                )));
+            }
+        };
         let documents = windlass_manifest::documents::parse_documents(&file.path, &bytes)
             .map_err(|error| StageError::permanent(error.to_string()))?;
         for document in documents {
@@ -1001,7 +1010,9 @@ impl Stage for RenderMidstream {
             .chain(recorded.helm_charts.iter().flat_map(|chart| &chart.files))
             .collect();
         let checked = windlass_manifest::parallel::parallel_map(&files, 64, |file| {
-            let bytes = out.read_file(&file.path)?;
+            let bytes = out
+                .read_recorded(&file.path, file.blob.as_deref(), &context.blobs)?
+                .into_bytes();
             Ok::<bool, crate::output::OutputError>(match (bytes, &file.blob, &file.fingerprint) {
                 (Some(bytes), Some(blob), _) => BlobId::of(&bytes).to_string() == *blob,
                 (Some(bytes), None, Some(fingerprint)) => {

@@ -144,22 +144,26 @@ impl WriteInputs {
 }
 
 /// The recorded files of `written` that are missing from `out` or differ from their blob (or,
-/// for a file holding a password value, their keyed fingerprint).
+/// for a file holding a password value, their keyed fingerprint); each is read up to its recorded
+/// size, so a larger one is changed ([`OutputDir::read_recorded`]).
 fn damaged_files<'a>(
     written: &'a BaseWritten,
     out: &OutputDir,
+    blobs: &BlobStore,
     key: &FingerprintKey,
 ) -> Result<Vec<&'a str>, StageError> {
     let checked = windlass_manifest::parallel::parallel_map(&written.files, 64, |file| {
-        out.read_file(&file.path).map(|bytes| {
-            bytes.is_some_and(|bytes| match (&file.blob, &file.fingerprint) {
-                (Some(blob), _) => BlobId::of(&bytes).to_string() == *blob,
-                (None, Some(fingerprint)) => {
-                    key.fingerprint_bytes(PASSWORD_TEXT_PURPOSE, &bytes) == *fingerprint
-                }
-                (None, None) => false,
+        out.read_recorded(&file.path, file.blob.as_deref(), blobs)
+            .map(|read| {
+                read.into_bytes()
+                    .is_some_and(|bytes| match (&file.blob, &file.fingerprint) {
+                        (Some(blob), _) => BlobId::of(&bytes).to_string() == *blob,
+                        (None, Some(fingerprint)) => {
+                            key.fingerprint_bytes(PASSWORD_TEXT_PURPOSE, &bytes) == *fingerprint
+                        }
+                        (None, None) => false,
+                    })
             })
-        })
     });
     let mut damaged = Vec::new();
     for (file, intact) in written.files.iter().zip(checked) {
@@ -180,7 +184,7 @@ fn restore(
     texts: &CredentialTexts,
     key: &FingerprintKey,
 ) -> Result<Option<String>, StageError> {
-    let damaged = damaged_files(recorded, out, key)?;
+    let damaged = damaged_files(recorded, out, blobs, key)?;
     let Some(first) = damaged.first() else {
         return Ok(None);
     };

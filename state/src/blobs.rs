@@ -396,6 +396,30 @@ impl BlobStore {
             .collect()
     }
 
+    /// The size of a blob (staged or stored) in bytes, or `None` when the store does not have it,
+    /// without reading it through or checking its hash: what a file recorded by this blob must
+    /// hold, so that a reader of the file need not read more.
+    pub fn size_of(&self, id: &BlobId) -> Result<Option<u64>, BlobError> {
+        if let Some(bytes) = self.staged().get(id) {
+            return Ok(Some(bytes.len() as u64));
+        }
+        if let Some(bytes) = self.recent().blobs.get(id) {
+            return Ok(Some(bytes.len() as u64));
+        }
+        let Some(txn) = self.begin_read()? else {
+            return Ok(None);
+        };
+        let table = match txn.open_table(BLOBS) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(error) => return Err(self.storage_error(error)),
+        };
+        let stored = table
+            .get(id.as_str())
+            .map_err(|error| self.storage_error(error))?;
+        Ok(stored.map(|bytes| bytes.value().len() as u64))
+    }
+
     /// Whether the store has a blob (staged or stored).
     pub fn contains(&self, id: &BlobId) -> bool {
         self.get(id).is_ok()

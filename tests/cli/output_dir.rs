@@ -2,8 +2,8 @@
 //! directory or one it wrote (marked by `.windlass-output`), unless `--force`, and never into `/`,
 //! the release directory (or inside it) or the state directory; a second install into a directory
 //! another install is writing is refused, naming the holder; `--out` or `--state` naming a file
-//! says so; and a resumed install whose output was lost after a kill -9 writes it again from the
-//! log and says so.
+//! says so; a resumed install whose output was lost after a kill -9, or replaced by huge sparse
+//! files, writes it again from the log and says so; and a huge marker is refused unread.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -516,6 +516,79 @@ fn a_truncated_or_removed_base_file_after_kill_9_is_rederived_on_resume() {
             "2 of 9 recorded files in upstream/ and base/ were missing or changed (first: base/manifests/api.yaml)",
         )],
     );
+}
+
+/// Recorded files replaced by sparse files of 64 MiB (a rendered Secret, recorded by fingerprint,
+/// by one byte past the most such a file is read): each is read only up to its recorded size,
+/// found changed, and re-derived on resume.
+#[test]
+fn recorded_files_replaced_by_huge_sparse_files_are_rederived_on_resume() {
+    check_rederived_after_kill(
+        "render_midstream",
+        |out| {
+            for (file, size) in [
+                ("base/manifests/api.yaml", 64 << 20),
+                ("rendered/this-cluster/api-deployment.yaml", 64 << 20),
+                (
+                    "rendered/this-cluster/my-app-registry-secret.yaml",
+                    (64 << 20) + 1,
+                ),
+                ("overlays/midstream/secret.yaml", 64 << 20),
+            ] {
+                let path = out.join(file);
+                assert!(path.is_file(), "{file} is among the recorded files");
+                std::fs::remove_file(&path).unwrap();
+                std::fs::File::create(&path)
+                    .and_then(|sparse| sparse.set_len(size))
+                    .unwrap();
+            }
+        },
+        &[
+            (
+                "write_base",
+                "1 of 9 recorded files in upstream/ and base/ were missing or changed (first: base/manifests/api.yaml)",
+            ),
+            (
+                "provision_secrets",
+                "overlays/midstream/secret.yaml was changed; re-derived it",
+            ),
+            (
+                "render_midstream",
+                "in overlays/midstream/ and rendered/this-cluster/ were missing or changed",
+            ),
+        ],
+    );
+}
+
+/// A `.windlass-output` far larger than any marker windlass writes (a sparse 64 MiB file) is
+/// refused without being read, naming it; nothing is touched or recorded.
+#[test]
+fn a_huge_marker_file_is_refused_unread() {
+    let state = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let marker = out.join(".windlass-output");
+    std::fs::File::create(&marker)
+        .and_then(|file| file.set_len(64 << 20))
+        .unwrap();
+    let refused = run(windlass(state.path())
+        .args(OFFLINE_INSTALL)
+        .arg(quickstart())
+        .arg("--out")
+        .arg(&out));
+    let message = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{message}");
+    assert!(
+        message.contains(&format!(
+            "--out {}: its .windlass-output is larger than 64 KiB, which no marker windlass writes is; remove it and try again",
+            out.display()
+        )),
+        "{message}"
+    );
+    assert_eq!(std::fs::metadata(&marker).unwrap().len(), 64 << 20);
+    let history = json(run(windlass(state.path()).args(["history", "--json"])));
+    assert_eq!(history.as_array().unwrap().len(), 0, "nothing recorded");
 }
 
 /// Killed after the last stage completed but before the install was recorded as completed: the

@@ -2,8 +2,9 @@
 //! planted in the output directory that point outside it must all be refused, with nothing
 //! written outside; symlinks that stay inside are fine; `remove_tree` removes a symlink rather than
 //! what it points to. `replace_tree` writes whole trees that appear only on commit, replacing
-//! (never following) whatever is at the target or staging name. Each test lays out `out/` and a
-//! sibling `outside/` in a temporary directory.
+//! (never following) whatever is at the target or staging name. Reads stop at their cap: a
+//! recorded file at its recorded size, so a sparse file planted in its place costs nothing. Each
+//! test lays out `out/` and a sibling `outside/` in a temporary directory.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -11,7 +12,11 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::PathBuf;
 
 use tempfile::TempDir;
-use windlass_stages::output::{OutputDir, OutputError};
+use windlass_stages::output::{FileRead, MAX_UNSIZED_RECORDED_FILE_BYTES, OutputDir, OutputError};
+use windlass_state::BlobStore;
+
+/// A cap well above every file these tests write.
+const CAP: u64 = 1024;
 
 use crate::support::{files_under, temp_dir};
 
@@ -707,8 +712,8 @@ fn read_file_reads_regular_files_only_and_never_follows_a_symlink() {
     )
     .expect("symlink");
     assert_eq!(
-        output.read_file("base/a.yaml").expect("read"),
-        Some(b"a\n".to_vec())
+        output.read_file("base/a.yaml", CAP).expect("read"),
+        FileRead::Bytes(b"a\n".to_vec())
     );
     for missing in [
         "base/none.yaml",
@@ -717,12 +722,94 @@ fn read_file_reads_regular_files_only_and_never_follows_a_symlink() {
         "escape/sentinel",
         "base",
     ] {
-        assert_eq!(output.read_file(missing).expect("read"), None, "{missing}");
+        assert_eq!(
+            output.read_file(missing, CAP).expect("read"),
+            FileRead::Missing,
+            "{missing}"
+        );
     }
     assert!(matches!(
-        output.read_file("../outside/sentinel"),
+        output.read_file("../outside/sentinel", CAP),
         Err(OutputError::UnsafePath { .. })
     ));
+}
+
+/// A file holding more than the cap is `Larger`, and is not read past it: a sparse file claiming
+/// 64 MiB costs nothing (its size alone refuses it).
+#[test]
+fn read_file_reads_no_further_than_its_cap() {
+    let layout = layout();
+    let output = OutputDir::create(&layout.out).expect("open");
+    output
+        .write("base/a.yaml", b"0123456789", 0o644)
+        .expect("write");
+    assert_eq!(
+        output.read_file("base/a.yaml", 10).expect("read"),
+        FileRead::Bytes(b"0123456789".to_vec())
+    );
+    assert_eq!(
+        output.read_file("base/a.yaml", 9).expect("read"),
+        FileRead::Larger
+    );
+    fs::File::create(layout.out.join("base/sparse.yaml"))
+        .and_then(|file| file.set_len(64 * 1024 * 1024))
+        .expect("sparse file");
+    assert_eq!(
+        output.read_file("base/sparse.yaml", 4096).expect("read"),
+        FileRead::Larger
+    );
+    assert_eq!(
+        output
+            .reader()
+            .read_file("base/sparse.yaml", 4096)
+            .expect("read"),
+        FileRead::Larger
+    );
+}
+
+/// A recorded file is read up to its recorded size: the size of its blob for a file over 1 MiB
+/// (smaller ones are read whole without asking), [`MAX_UNSIZED_RECORDED_FILE_BYTES`] for one
+/// recorded by fingerprint. Anything larger — a sparse file planted in its place — is `Larger`,
+/// that is changed, without being read.
+#[test]
+fn a_recorded_file_is_read_up_to_its_recorded_size() {
+    let layout = layout();
+    let output = OutputDir::create(&layout.out).expect("open");
+    let blobs = BlobStore::in_memory();
+    let large = vec![b'x'; 2 * 1024 * 1024];
+    let large_blob = blobs.put(&large).expect("put").to_string();
+    let small_blob = blobs.put(b"small\n").expect("put").to_string();
+    blobs.sync().expect("sync");
+    let sparse = |name: &str, size: u64| {
+        fs::File::create(layout.out.join(name))
+            .and_then(|file| file.set_len(size))
+            .expect("sparse file");
+    };
+    let read = |name: &str, blob: Option<&str>| {
+        let by_dir = output.read_recorded(name, blob, &blobs).expect("read");
+        let by_reader = output
+            .reader()
+            .read_recorded(name, blob, &blobs)
+            .expect("read");
+        assert_eq!(by_dir, by_reader, "{name}");
+        by_dir
+    };
+
+    output.write("large.yaml", &large, 0o644).expect("write");
+    assert_eq!(
+        read("large.yaml", Some(&large_blob)),
+        FileRead::Bytes(large.clone())
+    );
+    output
+        .write("longer.yaml", &[large.as_slice(), b"!"].concat(), 0o644)
+        .expect("write");
+    assert_eq!(read("longer.yaml", Some(&large_blob)), FileRead::Larger);
+    sparse("planted.yaml", 64 * 1024 * 1024);
+    assert_eq!(read("planted.yaml", Some(&large_blob)), FileRead::Larger);
+    assert_eq!(read("planted.yaml", Some(&small_blob)), FileRead::Larger);
+    sparse("secret.yaml", MAX_UNSIZED_RECORDED_FILE_BYTES + 1);
+    assert_eq!(read("secret.yaml", None), FileRead::Larger);
+    assert_eq!(read("missing.yaml", Some(&small_blob)), FileRead::Missing);
 }
 
 #[test]
@@ -756,17 +843,17 @@ fn a_reader_reads_many_files_as_read_file_does_keeping_their_directory_open() {
     let mut reader = output.reader();
     for path in paths {
         assert_eq!(
-            reader.read_file(path).expect("read"),
-            output.read_file(path).expect("read"),
+            reader.read_file(path, CAP).expect("read"),
+            output.read_file(path, CAP).expect("read"),
             "{path}"
         );
     }
     assert_eq!(
-        reader.read_file("base/b.yaml").expect("read"),
-        Some(b"b\n".to_vec())
+        reader.read_file("base/b.yaml", CAP).expect("read"),
+        FileRead::Bytes(b"b\n".to_vec())
     );
     assert!(matches!(
-        reader.read_file("../outside/sentinel"),
+        reader.read_file("../outside/sentinel", CAP),
         Err(OutputError::UnsafePath { .. })
     ));
 }
@@ -842,9 +929,15 @@ fn an_output_directory_in_memory_touches_no_file() {
     );
     assert_eq!(
         output
-            .read_file("rendered/this-cluster/a.yaml")
+            .read_file("rendered/this-cluster/a.yaml", CAP)
             .expect("read"),
-        Some(b"a\n".to_vec())
+        FileRead::Bytes(b"a\n".to_vec())
+    );
+    assert_eq!(
+        output
+            .read_file("rendered/this-cluster/a.yaml", 1)
+            .expect("read"),
+        FileRead::Larger
     );
     assert!(output.exists("overlays/midstream").unwrap());
     let refused = output

@@ -2,7 +2,7 @@
 //! blobs become durable together on `sync` (and survive reopening), reads check the hash so a blob
 //! corrupted in storage is reported (`Corrupted`) rather than served, an absent blob is `Missing`,
 //! and `BlobId::parse` accepts only what `BlobId::of` produces (64 lowercase hex digits), since ids
-//! come back out of events.
+//! come back out of events. `size_of` gives a blob's size without reading it through.
 
 use redb::{Database, TableDefinition};
 use windlass_state::{BlobError, BlobId, BlobStore};
@@ -212,4 +212,33 @@ fn parse_accepts_only_lowercase_hex_ids() {
         }
         other => panic!("expected BadId, got {other:?}"),
     }
+}
+
+/// `size_of` gives a blob's size, staged, stored (after reopening) or in memory only, and `None`
+/// for a blob the store does not have.
+#[test]
+fn size_of_gives_the_size_of_a_staged_or_stored_blob() {
+    let dir = tempfile::tempdir().expect("scratch directory");
+    let root = dir.path().join("blobs");
+    let bytes = b"kind: ConfigMap\n";
+    let absent = BlobId::of(b"never stored");
+    {
+        let blobs = BlobStore::open(&root).expect("open blob store");
+        assert_eq!(blobs.size_of(&absent).expect("size"), None);
+        let id = blobs.put(bytes).expect("put");
+        assert_eq!(blobs.size_of(&id).expect("size of a staged blob"), Some(16));
+        blobs.sync().expect("sync");
+    }
+    let reopened = BlobStore::open_read_only(&root).expect("reopen");
+    assert_eq!(
+        reopened
+            .size_of(&BlobId::of(bytes))
+            .expect("size of a stored blob"),
+        Some(16)
+    );
+    assert_eq!(reopened.size_of(&absent).expect("size"), None);
+    let memory = BlobStore::in_memory();
+    let id = memory.put(bytes).expect("put");
+    memory.sync().expect("sync");
+    assert_eq!(memory.size_of(&id).expect("size in memory"), Some(16));
 }
