@@ -422,15 +422,7 @@ fn a_v1beta2_chart_is_written_as_shipped_and_each_image_reported_with_the_values
 
     // The install summary names every image windlass could not patch, and why; for a v1beta2
     // chart's image, the exact reference and pull secret its values must give it.
-    let plan = install["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|stage| stage["name"] == "plan_overrides")
-        .unwrap()["summary"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let plan = super::stage_summary(&install, "plan_overrides");
     for expected in [
         "not patched: registry.vendor.example/team/web:builder (in kots.io/v1beta2 HelmChart web: installed as shipped, not patched; the vendor's values must set this image to proxy.replicated.com/proxy/my-app/registry.vendor.example/team/web:builder and imagePullSecrets to [{name: my-app-registry}] (ImagePullSecretName))",
         "not patched: registry.vendor.example/team/postgres:16 (in kots.io/v1beta2 HelmChart web: installed as shipped, not patched; the vendor's values must set this image to proxy.replicated.com/proxy/my-app/registry.vendor.example/team/postgres:16 and",
@@ -458,15 +450,7 @@ fn a_v1beta2_chart_image_sharing_a_repository_with_a_manifest_is_reported_and_th
     .unwrap();
     let install = json(install(state.path(), &release, &helm()));
     assert_eq!(install["status"], "completed", "{install:#}");
-    let plan = install["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|stage| stage["name"] == "plan_overrides")
-        .unwrap()["summary"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let plan = super::stage_summary(&install, "plan_overrides");
     let expected = "not patched: registry.vendor.example/team/postgres:16 (in kots.io/v1beta2 HelmChart web: installed as shipped, not patched; the vendor's values must set this image to proxy.replicated.com/proxy/my-app/registry.vendor.example/team/postgres:16 and";
     assert!(plan.contains(expected), "{plan}");
     assert!(
@@ -529,15 +513,7 @@ fn an_operator_image_in_a_custom_resource_field_is_reported_as_not_patched() {
         .arg(&config)
         .arg(&release)));
     assert_eq!(install["status"], "completed", "{install:#}");
-    let plan = install["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|stage| stage["name"] == "plan_overrides")
-        .unwrap()["summary"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let plan = super::stage_summary(&install, "plan_overrides");
     let expected = "not patched: registry.vendor.example/team/db:5 (found only outside containers and initContainers, first at manifests/database.yaml (document 1) MyDB main: spec.image, which kustomize's images: does not rewrite; it must name proxy.replicated.com/proxy/my-app/registry.vendor.example/team/db instead)";
     assert!(plan.contains(expected), "{plan}");
     // The chart's own images are patched, so they are not in that list.

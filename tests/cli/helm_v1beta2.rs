@@ -147,15 +147,7 @@ pub(crate) fn helm_releases(kubeconfig: &Path) -> Vec<Value> {
 }
 
 fn apply_summary(install: &Value) -> String {
-    install["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|stage| stage["name"] == "apply")
-        .expect("the apply stage")["summary"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    super::stage_summary(install, "apply")
 }
 
 #[test]

@@ -92,6 +92,19 @@ fn payloads_of_type(events: &[serde_json::Value], event_type: &str) -> Vec<serde
         .collect()
 }
 
+/// The summary of stage `stage` in an install's JSON report.
+fn stage_summary(install: &serde_json::Value, stage: &str) -> String {
+    install["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|candidate| candidate["name"] == stage)
+        .unwrap_or_else(|| panic!("no stage {stage} in {install:#}"))["summary"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// Whether `haystack` holds `needle`, byte for byte.
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
@@ -686,15 +699,7 @@ fn an_image_only_in_an_ephemeral_container_is_reported_though_another_tag_claims
         .arg("--json")
         .arg(&release)));
     assert_eq!(install["status"], "completed", "{install:#}");
-    let plan = install["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|stage| stage["name"] == "plan_overrides")
-        .unwrap()["summary"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let plan = stage_summary(&install, "plan_overrides");
     let expected = "not patched: quay.io/my-org/debug:1 (found only outside containers and initContainers, first at manifests/debug-b-pod.yaml (document 1) Pod debugger: spec.ephemeralContainers[0].image, which kustomize's images: does not rewrite; it must name proxy.replicated.com/proxy/my-app/quay.io/my-org/debug instead)";
     assert!(plan.contains(expected), "{plan}");
     assert!(
