@@ -105,13 +105,10 @@ pub fn carry_recorded_under(
 ) {
     for name in carried {
         if let Some(value) = recorded.get(name) {
-            given.values.entry(name.clone()).or_insert_with(|| {
-                windlass_template::config_values::GivenValue {
-                    value: value.value.clone(),
-                    plaintext: false,
-                    filename: value.filename.clone(),
-                }
-            });
+            given
+                .values
+                .entry(name.clone())
+                .or_insert_with(|| value.given_value());
         }
     }
 }

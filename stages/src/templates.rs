@@ -279,16 +279,7 @@ impl Templates {
                     values: recorded
                         .given_values
                         .iter()
-                        .map(|(name, given)| {
-                            (
-                                name.clone(),
-                                windlass_template::config_values::GivenValue {
-                                    value: given.value.clone(),
-                                    plaintext: false,
-                                    filename: given.filename.clone(),
-                                },
-                            )
-                        })
+                        .map(|(name, given)| (name.clone(), given.given_value()))
                         .collect(),
                 },
                 recorded.config_values_fingerprint.clone(),
@@ -549,15 +540,19 @@ impl Templates {
         let Ok(text) = std::str::from_utf8(bytes) else {
             return Ok(None);
         };
+        // The file's KOTS documents set aside; the templates may all have been in them.
         let (blanked, unrendered) =
             match crate::unrendered_documents::without_unrendered_kinds(text) {
                 Some((blanked, unrendered)) => (Some(blanked), unrendered),
                 None => (None, Vec::new()),
             };
-        let text = blanked.as_deref().unwrap_or(text);
-        if !text.contains("{{repl") && !text.contains("repl{{") {
+        if let Some(rest) = &blanked
+            && !rest.contains("{{repl")
+            && !rest.contains("repl{{")
+        {
             return Ok(None);
         }
+        let text = blanked.as_deref().unwrap_or(text);
         let context = self
             .context
             .lock()

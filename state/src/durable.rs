@@ -101,7 +101,7 @@ pub fn creating_name(path: &Path) -> PathBuf {
 }
 
 /// Removes `path` if it exists.
-fn remove_if_present(path: &Path) -> io::Result<()> {
+pub(crate) fn remove_if_present(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
         _ => Ok(()),

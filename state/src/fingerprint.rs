@@ -48,10 +48,7 @@ impl FingerprintKey {
         getrandom::fill(&mut key).map_err(|error| std::io::Error::other(error.to_string()))?;
         let creating = durable::creating_name(path);
         // A creator holds the lock: one found now was left by a killed one.
-        match fs::remove_file(&creating) {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
-            _ => {}
-        }
+        durable::remove_if_present(&creating)?;
         let mut file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)

@@ -127,6 +127,18 @@ pub struct GivenValueRecord {
     pub filename: Option<String>,
 }
 
+impl GivenValueRecord {
+    /// The value as a replay gives it to the templates again (never a `valuePlaintext`: only
+    /// values that are not passwords are recorded).
+    pub fn given_value(&self) -> windlass_template::config_values::GivenValue {
+        windlass_template::config_values::GivenValue {
+            value: self.value.clone(),
+            plaintext: false,
+            filename: self.filename.clone(),
+        }
+    }
+}
+
 impl TemplatesRecord {
     /// Whether there is anything to record.
     pub fn is_empty(&self) -> bool {
